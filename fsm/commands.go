@@ -1,0 +1,95 @@
+package fsm
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+// handler applies one command type. Handlers validate everything against the state in
+// the transaction and return an *Error for bad input; Apply discards the transaction on
+// any error, so a handler may fail after partial writes without harm.
+type handler struct {
+	name    string
+	newBody func() proto.Message
+	apply   func(*applyCtx, proto.Message) (proto.Message, error)
+}
+
+// handlers is the one place where command types meet their code.
+var (
+	handlers    = map[fsmpb.CommandType]handler{}
+	typesByName = map[string]fsmpb.CommandType{}
+)
+
+func register[T proto.Message](t fsmpb.CommandType, fn func(*applyCtx, T) (proto.Message, error)) {
+	if _, dup := handlers[t]; dup {
+		panic(fmt.Sprintf("fsm: command type %v registered twice", t))
+	}
+	var zero T
+	name := string(zero.ProtoReflect().Descriptor().Name())
+	typesByName[name] = t
+	handlers[t] = handler{
+		name:    name,
+		newBody: func() proto.Message { return zero.ProtoReflect().New().Interface() },
+		apply:   func(c *applyCtx, m proto.Message) (proto.Message, error) { return fn(c, m.(T)) },
+	}
+}
+
+func init() {
+	register(fsmpb.CommandType_COMMAND_TYPE_CREATE_DATABASE, applyCreateDatabase)
+	register(fsmpb.CommandType_COMMAND_TYPE_DROP_DATABASE, applyDropDatabase)
+	register(fsmpb.CommandType_COMMAND_TYPE_CREATE_COLLECTION, applyCreateCollection)
+	register(fsmpb.CommandType_COMMAND_TYPE_DROP_COLLECTION, applyDropCollection)
+	register(fsmpb.CommandType_COMMAND_TYPE_ALTER_COLLECTION, applyAlterCollection)
+	register(fsmpb.CommandType_COMMAND_TYPE_CREATE_PARTITION, applyCreatePartition)
+	register(fsmpb.CommandType_COMMAND_TYPE_DROP_PARTITION, applyDropPartition)
+	register(fsmpb.CommandType_COMMAND_TYPE_CREATE_INDEX, applyCreateIndex)
+	register(fsmpb.CommandType_COMMAND_TYPE_DROP_INDEX, applyDropIndex)
+	register(fsmpb.CommandType_COMMAND_TYPE_ALLOCATE_SEGMENT, applyAllocateSegment)
+	register(fsmpb.CommandType_COMMAND_TYPE_FLUSH_SEGMENT, applyFlushSegment)
+	register(fsmpb.CommandType_COMMAND_TYPE_ALLOCATE_INDEX_BUILD, applyAllocateIndexBuild)
+	register(fsmpb.CommandType_COMMAND_TYPE_ADD_INDEX_BUILD, applyAddIndexBuild)
+	register(fsmpb.CommandType_COMMAND_TYPE_COMPACT, applyCompact)
+	register(fsmpb.CommandType_COMMAND_TYPE_DROP_SEGMENTS, applyDropSegments)
+	register(fsmpb.CommandType_COMMAND_TYPE_EXPIRE_ALLOCATIONS, applyExpireAllocations)
+	register(fsmpb.CommandType_COMMAND_TYPE_REGISTER_NODE, applyRegisterNode)
+}
+
+// CommandTypeOf returns the command type of a command message, for building envelopes.
+func CommandTypeOf(m proto.Message) (fsmpb.CommandType, error) {
+	name := string(m.ProtoReflect().Descriptor().Name())
+	if t, ok := typesByName[name]; ok {
+		return t, nil
+	}
+	return 0, fmt.Errorf("%s is not a command", name)
+}
+
+// EncodeCommand builds the log entry data for a command. The leader stamps now.
+func EncodeCommand(requestID string, now int64, cmd proto.Message) ([]byte, error) {
+	t, err := CommandTypeOf(cmd)
+	if err != nil {
+		return nil, err
+	}
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Marshal(&fsmpb.Envelope{Version: EnvelopeVersion, Type: t, RequestId: requestID, Now: now, Body: body})
+}
+
+// applyCtx is a handler's view of the write transaction.
+type applyCtx struct {
+	reader
+	now   int64
+	index uint64
+}
+
+// nextID hands out the next id of the one id space.
+func (c *applyCtx) nextID() uint64 {
+	meta := proto.CloneOf(c.t.meta)
+	meta.LastId++
+	c.t.meta = meta
+	return meta.LastId
+}

@@ -1,0 +1,220 @@
+package fsm
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+var (
+	determinismSteps = flag.Int("fsm.steps", 3000, "commands in the determinism test's random log")
+	determinismSeed  = flag.Uint64("fsm.seed", 1, "seed of the determinism test's random log")
+)
+
+// randomLog builds a log of mostly valid, sometimes invalid commands, steered by a
+// reference FSM so that ids and names refer to real objects often enough.
+func randomLog(t testing.TB, seed uint64, steps int) (entries [][]byte, ref *harness) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ref = newHarness(t)
+	collections := []string{"c0", "c1", "c2", "c3"}
+	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+	segmentsOf := func(state fsmpb.SegmentState) []*fsmpb.Segment {
+		var out []*fsmpb.Segment
+		v := ref.f.View()
+		for _, name := range collections {
+			c, _, err := v.Collection("", name)
+			if err != nil {
+				continue
+			}
+			v.EachSegment(c.Id, 0, func(s *fsmpb.Segment) bool {
+				if s.State == state {
+					out = append(out, s)
+				}
+				return true
+			})
+		}
+		return out
+	}
+	someSegment := func(state fsmpb.SegmentState) *fsmpb.Segment {
+		segs := segmentsOf(state)
+		if len(segs) == 0 {
+			return &fsmpb.Segment{Id: uint64(rng.IntN(500) + 1), CollectionId: 2}
+		}
+		return segs[rng.IntN(len(segs))]
+	}
+	for i := 0; i < steps; i++ {
+		ref.now += int64(rng.IntN(5)) * second
+		var cmd proto.Message
+		switch r := rng.IntN(100); {
+		case r < 8:
+			cmd = &fsmpb.CreateCollection{Name: pick(collections), Partitions: []string{"p1"}, Properties: map[string]string{"k": fmt.Sprint(i)}}
+		case r < 10:
+			cmd = &fsmpb.DropCollection{Name: pick(collections)}
+		case r < 12:
+			cmd = &fsmpb.AlterCollection{Name: pick(collections), SetProperties: map[string]string{"a": fmt.Sprint(i), "b": "x"}, DeleteProperties: []string{"k"}}
+		case r < 14:
+			cmd = &fsmpb.CreatePartition{Collection: pick(collections), Name: pick([]string{"p1", "p2", "p3"})}
+		case r < 15:
+			cmd = &fsmpb.DropPartition{Collection: pick(collections), Name: pick([]string{"p1", "p2", "p3"})}
+		case r < 17:
+			cmd = &fsmpb.CreateIndex{Collection: pick(collections), Name: pick([]string{"vec", "txt"}), FieldId: 101}
+		case r < 18:
+			cmd = &fsmpb.DropIndex{Collection: pick(collections), Name: pick([]string{"vec", "txt"})}
+		case r < 40:
+			cmd = &fsmpb.AllocateSegment{Collection: pick(collections), Partition: pick([]string{"", "p1", "p2"}), Lease: int64(rng.IntN(120)+1) * second}
+		case r < 60:
+			s := someSegment(fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED)
+			cmd = &fsmpb.FlushSegment{SegmentId: s.Id, RowCount: int64(rng.IntN(1000)), Files: files(s, rng.IntN(10))}
+		case r < 68:
+			in1, in2 := someSegment(fsmpb.SegmentState_SEGMENT_STATE_FLUSHED), someSegment(fsmpb.SegmentState_SEGMENT_STATE_FLUSHED)
+			out := someSegment(fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED)
+			cmd = &fsmpb.Compact{Inputs: []uint64{in1.Id, in2.Id}, Outputs: []*fsmpb.CompactOutput{{SegmentId: out.Id, RowCount: 5, Files: files(out, 3)}}}
+		case r < 74:
+			cmd = &fsmpb.DropSegments{SegmentIds: []uint64{someSegment(fsmpb.SegmentState(rng.IntN(3) + 1)).Id}}
+		case r < 80:
+			cmd = &fsmpb.AllocateIndexBuild{SegmentId: someSegment(fsmpb.SegmentState_SEGMENT_STATE_FLUSHED).Id, Index: pick([]string{"vec", "txt"}), Lease: 30 * second}
+		case r < 86:
+			s := someSegment(fsmpb.SegmentState_SEGMENT_STATE_FLUSHED)
+			var bid uint64
+			if n := len(s.IndexBuilds); n > 0 {
+				bid = s.IndexBuilds[rng.IntN(n)].BuildId
+			}
+			cmd = &fsmpb.AddIndexBuild{SegmentId: s.Id, BuildId: bid, Files: []*fsmpb.File{{Key: BuildPrefix(s.CollectionId, s.Id, bid) + "f", Kind: fsmpb.FileKind_FILE_KIND_INDEX, Size: 3}}}
+		case r < 92:
+			cmd = &fsmpb.ExpireAllocations{}
+		case r < 94:
+			cmd = &fsmpb.RegisterNode{Node: &fsmpb.Node{Id: pick([]string{"n1", "n2", "n3"}), GrpcAddr: fmt.Sprint(i)}}
+		default:
+			cmd = &fsmpb.CreateDatabase{Name: pick([]string{"db1", "db2"})}
+		}
+		reqID := ""
+		if rng.IntN(3) == 0 {
+			reqID = fmt.Sprintf("req-%d", rng.IntN(steps))
+		}
+		data, err := EncodeCommand(reqID, ref.now, cmd)
+		require.NoError(t, err)
+		if rng.IntN(50) == 0 {
+			data = data[:rng.IntN(len(data))] // a torn entry must be rejected the same way everywhere
+		}
+		entries = append(entries, data)
+		ref.applyRaw(data)
+	}
+	return entries, ref
+}
+
+func applyAll(f *FSM, entries [][]byte, from uint64) {
+	for i, data := range entries {
+		f.Apply(&raft.Log{Index: from + uint64(i), Type: raft.LogCommand, Data: data})
+	}
+}
+
+func TestDeterminism(t *testing.T) {
+	entries, ref := randomLog(t, *determinismSeed, *determinismSteps)
+	want := ref.f.Hash()
+
+	// Three fresh FSMs given the same log end in the same state.
+	for i := 0; i < 3; i++ {
+		f := New(nil)
+		applyAll(f, entries, 1)
+		require.Equal(t, want, f.Hash(), "FSM %d diverged", i)
+	}
+
+	// A raft snapshot taken half-way, restored into a fresh FSM, then the rest of the
+	// log: the same state again.
+	half := len(entries) / 2
+	f := New(nil)
+	applyAll(f, entries[:half], 1)
+	var buf bytes.Buffer
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	require.NoError(t, snap.Persist(&memorySink{Buffer: &buf}))
+	restored := New(nil)
+	require.NoError(t, restored.Restore(nopCloser{bytes.NewReader(buf.Bytes())}))
+	require.Equal(t, f.Hash(), restored.Hash())
+	require.EqualValues(t, half, restored.AppliedIndex())
+	applyAll(restored, entries[half:], uint64(half)+1)
+	require.Equal(t, want, restored.Hash())
+}
+
+func TestSnapshotWhileApplying(t *testing.T) {
+	entries, _ := randomLog(t, 7, 1500)
+	f := New(nil)
+	applyAll(f, entries[:500], 1)
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	atSnapshot := f.Hash()
+
+	var buf bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		require.NoError(t, snap.Persist(&memorySink{Buffer: &buf}))
+	}()
+	applyAll(f, entries[500:], 501) // Apply goes on while the snapshot is written
+	wg.Wait()
+
+	restored := New(nil)
+	require.NoError(t, restored.Restore(nopCloser{bytes.NewReader(buf.Bytes())}))
+	require.Equal(t, atSnapshot, restored.Hash())
+	require.NotEqual(t, atSnapshot, f.Hash())
+}
+
+func TestRestoreDiscardsPriorState(t *testing.T) {
+	empty := New(nil)
+	var buf bytes.Buffer
+	snap, err := empty.Snapshot()
+	require.NoError(t, err)
+	require.NoError(t, snap.Persist(&memorySink{Buffer: &buf}))
+
+	h := newHarness(t)
+	h.ok(&fsmpb.CreateCollection{Name: "docs"}, nil)
+	require.NoError(t, h.f.Restore(nopCloser{bytes.NewReader(buf.Bytes())}))
+	require.Equal(t, empty.Hash(), h.f.Hash())
+	_, _, err = h.f.View().Collection("", "docs")
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+func TestCorruptSnapshotIsRefused(t *testing.T) {
+	entries, ref := randomLog(t, 3, 300)
+	_ = entries
+	var buf bytes.Buffer
+	_, err := writeSnapshot(&buf, ref.f.current())
+	require.NoError(t, err)
+	good := buf.Bytes()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 300; i++ {
+		bad := bytes.Clone(good)
+		pos := rng.IntN(len(bad))
+		bad[pos] ^= byte(1 + rng.IntN(255))
+		f := New(nil)
+		before := f.Hash()
+		err := f.Restore(nopCloser{bytes.NewReader(bad)})
+		require.Error(t, err, "flipped byte %d", pos)
+		require.Equal(t, before, f.Hash(), "a failed restore must keep the old state")
+	}
+	for _, n := range []int{0, 5, 9, len(good) / 2, len(good) - 1} {
+		require.Error(t, New(nil).Restore(nopCloser{bytes.NewReader(good[:n])}), "truncated to %d", n)
+	}
+}
+
+type memorySink struct {
+	*bytes.Buffer
+}
+
+func (s *memorySink) ID() string    { return "test" }
+func (s *memorySink) Cancel() error { return nil }
+func (s *memorySink) Close() error  { return nil }
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,250 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+// A file list is kept as one compact blob per segment (and per index build) rather than
+// one record per file: the catalog must hold millions of segments in memory, and a
+// string plus a struct per file costs three times as much.
+//
+// Layout (version 1):
+//
+//	version byte (1) | count uvarint | count × entry
+//	entry: kind byte | field id zigzag varint | size uvarint | crc32c uint32 LE |
+//	       dir: shared-prefix length uvarint | suffix length uvarint | suffix bytes |
+//	       name: 0 | length uvarint | bytes          (any name)
+//	          or 1 | zigzag varint delta             (a decimal number, such as a log id)
+//
+// A key is split at its last '/' into dir and name. Keys are relative to the owner's
+// prefix and sorted, so each dir shares most of the one before it, and numeric names
+// (Milvus's 18-digit log ids) are stored as small differences from the previous one.
+
+const fileListVersion = 1
+
+// FileEntry is one file of a file list; Key is relative to its owner's prefix.
+type FileEntry struct {
+	Key     string
+	Kind    fsmpb.FileKind
+	FieldID int64
+	Size    uint64
+	CRC32C  uint32
+}
+
+var errBadFileList = errors.New("corrupt file list")
+
+// minEntryBytes is the smallest encoded entry: kind, field id, size, crc32c, shared
+// length, suffix length, name tag, name.
+const minEntryBytes = 1 + 1 + 1 + 4 + 1 + 1 + 1 + 1
+
+// encodeFileList encodes entries, which must be sorted by key without duplicates.
+func encodeFileList(entries []FileEntry) []byte {
+	if len(entries) == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, 16+24*len(entries))
+	buf = append(buf, fileListVersion)
+	buf = binary.AppendUvarint(buf, uint64(len(entries)))
+	prevDir, prevNum := "", uint64(0)
+	for _, e := range entries {
+		dir, name := splitKey(e.Key)
+		shared := commonPrefixLen(prevDir, dir)
+		buf = append(buf, byte(e.Kind))
+		buf = binary.AppendVarint(buf, e.FieldID)
+		buf = binary.AppendUvarint(buf, e.Size)
+		buf = binary.LittleEndian.AppendUint32(buf, e.CRC32C)
+		buf = binary.AppendUvarint(buf, uint64(shared))
+		buf = binary.AppendUvarint(buf, uint64(len(dir)-shared))
+		buf = append(buf, dir[shared:]...)
+		if num, ok := decimalName(name); ok {
+			buf = append(buf, nameNumeric)
+			buf = binary.AppendVarint(buf, int64(num-prevNum))
+			prevNum = num
+		} else {
+			buf = append(buf, nameString)
+			buf = binary.AppendUvarint(buf, uint64(len(name)))
+			buf = append(buf, name...)
+		}
+		prevDir = dir
+	}
+	// Trim the capacity estimate: these blobs live as long as the catalog.
+	return append([]byte(nil), buf...)
+}
+
+const (
+	nameString  = 0
+	nameNumeric = 1
+)
+
+// splitKey splits a key after its last '/'.
+func splitKey(key string) (dir, name string) {
+	i := strings.LastIndexByte(key, '/')
+	return key[:i+1], key[i+1:]
+}
+
+// decimalName parses a name that is exactly the canonical decimal form of a uint64.
+func decimalName(name string) (uint64, bool) {
+	if name == "" || len(name) > 19 || (name[0] == '0' && len(name) > 1) {
+		return 0, false
+	}
+	var v uint64
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
+
+func commonPrefixLen(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// FileCount returns how many entries a file list holds without decoding it.
+func FileCount(blob []byte) (int, error) {
+	if len(blob) == 0 {
+		return 0, nil
+	}
+	if blob[0] != fileListVersion {
+		return 0, fmt.Errorf("%w: version %d", errBadFileList, blob[0])
+	}
+	n, k := binary.Uvarint(blob[1:])
+	// Every entry takes at least minEntryBytes, which bounds a sane count.
+	if k <= 0 || n > uint64(len(blob))/minEntryBytes {
+		return 0, errBadFileList
+	}
+	return int(n), nil
+}
+
+// ForEachFile calls fn for every entry of an encoded file list, in key order, until fn
+// returns false. It never panics on bad input: a malformed blob gives an error.
+func ForEachFile(blob []byte, fn func(FileEntry) bool) error {
+	count, err := FileCount(blob)
+	if err != nil || count == 0 {
+		return err
+	}
+	p := blob[1:]
+	_, k := binary.Uvarint(p)
+	p = p[k:]
+	dir := make([]byte, 0, 64)
+	key := make([]byte, 0, 96)
+	prevNum := uint64(0)
+	for i := 0; i < count; i++ {
+		if len(p) < 1 {
+			return errBadFileList
+		}
+		var e FileEntry
+		e.Kind = fsmpb.FileKind(p[0])
+		p = p[1:]
+		var ok bool
+		if e.FieldID, p, ok = readVarint(p); !ok {
+			return errBadFileList
+		}
+		if e.Size, p, ok = readUvarint(p); !ok {
+			return errBadFileList
+		}
+		if len(p) < 4 {
+			return errBadFileList
+		}
+		e.CRC32C = binary.LittleEndian.Uint32(p)
+		p = p[4:]
+		var shared, suffix uint64
+		if shared, p, ok = readUvarint(p); !ok || shared > uint64(len(dir)) {
+			return errBadFileList
+		}
+		if suffix, p, ok = readUvarint(p); !ok || suffix > uint64(len(p)) {
+			return errBadFileList
+		}
+		dir = append(dir[:shared], p[:suffix]...)
+		p = p[suffix:]
+		key = append(key[:0], dir...)
+		if len(p) < 1 {
+			return errBadFileList
+		}
+		tag := p[0]
+		p = p[1:]
+		switch tag {
+		case nameNumeric:
+			var delta int64
+			if delta, p, ok = readVarint(p); !ok {
+				return errBadFileList
+			}
+			prevNum += uint64(delta)
+			key = strconv.AppendUint(key, prevNum, 10)
+		case nameString:
+			var n uint64
+			if n, p, ok = readUvarint(p); !ok || n > uint64(len(p)) {
+				return errBadFileList
+			}
+			key = append(key, p[:n]...)
+			p = p[n:]
+		default:
+			return errBadFileList
+		}
+		e.Key = string(key)
+		if !fn(e) {
+			return nil
+		}
+	}
+	if len(p) != 0 {
+		return errBadFileList
+	}
+	return nil
+}
+
+// DecodeFileList decodes a whole file list.
+func DecodeFileList(blob []byte) ([]FileEntry, error) {
+	n, err := FileCount(blob)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FileEntry, 0, min(n, MaxFilesPerSegment))
+	err = ForEachFile(blob, func(e FileEntry) bool {
+		out = append(out, e)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FileListTotals sums the sizes of a file list.
+func FileListTotals(blob []byte) (files int, bytes uint64, err error) {
+	err = ForEachFile(blob, func(e FileEntry) bool {
+		files++
+		bytes += e.Size
+		return true
+	})
+	return files, bytes, err
+}
+
+func readUvarint(p []byte) (uint64, []byte, bool) {
+	v, k := binary.Uvarint(p)
+	if k <= 0 {
+		return 0, p, false
+	}
+	return v, p[k:], true
+}
+
+func readVarint(p []byte) (int64, []byte, bool) {
+	v, k := binary.Varint(p)
+	if k <= 0 {
+		return 0, p, false
+	}
+	return v, p[k:], true
+}

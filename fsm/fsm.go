@@ -1,0 +1,236 @@
+// Package fsm is snapkeep's replicated state machine: the command types, Apply, the
+// indexed state store (hashicorp/go-memdb) and the raft snapshot of the whole state.
+//
+// It is pure: Apply reads no clock, draws no random number and does no I/O. Every time
+// it records comes from the leader's clock, carried in the log entry's envelope; every
+// id comes from a counter in the state. The same log therefore gives the same state on
+// every node, which Hash checks.
+//
+// Concurrency: Apply, Snapshot and Restore are called by Raft from one goroutine. Read
+// views (View) may be taken from any goroutine at any time; each is a consistent
+// point-in-time view that never blocks Apply.
+package fsm
+
+import (
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+// EnvelopeVersion is the envelope encoding this code writes and the newest it reads.
+const EnvelopeVersion = 1
+
+// ApplyResult is what Apply returns for a command entry (raft.ApplyFuture.Response()).
+type ApplyResult struct {
+	Index  uint64
+	Result *fsmpb.Result
+}
+
+// Err is the command's rejection, or nil when it succeeded.
+func (r *ApplyResult) Err() error { return ResultError(r.Result) }
+
+// FSM is the state machine. Create it with New.
+type FSM struct {
+	logger *slog.Logger
+
+	// mu guards committed (every clone of it is taken under mu, as the B-trees require)
+	// and the applied index with its change channel.
+	mu        sync.Mutex
+	committed *tables
+	applied   uint64
+	appliedCh chan struct{}
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// New returns an FSM holding the initial state: the "default" database.
+func New(logger *slog.Logger) *FSM {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &FSM{logger: logger, committed: initialTables(), appliedCh: make(chan struct{})}
+}
+
+// initialTables is the state before any log entry: the default database, id 1.
+func initialTables() *tables {
+	t := newTables()
+	t.meta = &fsmpb.Meta{LastId: 1}
+	t.databases.put(&fsmpb.Database{Id: 1, Name: DefaultDatabase})
+	return t
+}
+
+// current returns a private copy-on-write clone of the committed state.
+func (f *FSM) current() *tables {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.committed.clone()
+}
+
+// Apply applies one Raft log entry. Command entries return *ApplyResult; a malformed
+// or rejected command changes nothing but the applied index and is answered with its
+// error inside the result.
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	tx := f.current()
+	result := f.execute(&tx, l.Index, l.Data)
+	meta := proto.CloneOf(tx.meta)
+	meta.AppliedIndex = l.Index
+	tx.meta = meta
+
+	f.mu.Lock()
+	f.committed = tx
+	f.applied = l.Index
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.mu.Unlock()
+	return &ApplyResult{Index: l.Index, Result: result}
+}
+
+// execute runs one command against *tx. When the command is rejected it replaces *tx
+// by a fresh clone of the committed state: nothing the handler changed survives.
+func (f *FSM) execute(tx **tables, index uint64, data []byte) *fsmpb.Result {
+	var env fsmpb.Envelope
+	if err := proto.Unmarshal(data, &env); err != nil {
+		return errorResult(invalidf("malformed command entry at index %d: %v", index, err))
+	}
+	if env.Version == 0 || env.Version > EnvelopeVersion {
+		return errorResult(invalidf("command entry version %d is not supported (this node reads up to %d); upgrade the node", env.Version, EnvelopeVersion))
+	}
+	h, ok := handlers[env.Type]
+	if !ok {
+		return errorResult(invalidf("unknown command type %d", env.Type))
+	}
+
+	var bodyHash uint64
+	if env.RequestId != "" {
+		bodyHash = hashBody(env.Type, env.Body)
+		if rec := (reader{*tx}).request(env.RequestId); rec != nil {
+			if rec.BodyHash != bodyHash {
+				return errorResult(invalidf("request id %q was already used for a different request", env.RequestId))
+			}
+			return rec.Result
+		}
+	}
+
+	result := run(h, *tx, &env, index)
+	if result.Code != fsmpb.ErrorCode_ERROR_CODE_OK {
+		*tx = f.current()
+		f.logger.Debug("command rejected", "index", index, "type", h.name, "err", result.Message)
+	}
+	if env.RequestId != "" {
+		rememberRequest(*tx, env.RequestId, env.Type, bodyHash, result)
+	}
+	return result
+}
+
+// run decodes the command body and calls its handler.
+func run(h handler, tx *tables, env *fsmpb.Envelope, index uint64) *fsmpb.Result {
+	msg := h.newBody()
+	if err := proto.Unmarshal(env.Body, msg); err != nil {
+		return errorResult(invalidf("malformed %s command: %v", h.name, err))
+	}
+	ctx := &applyCtx{reader: reader{tx}, now: env.Now, index: index}
+	resp, err := safeHandle(h, ctx, msg)
+	if err != nil {
+		return errorResult(err)
+	}
+	result := &fsmpb.Result{}
+	if resp != nil {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
+		if err != nil {
+			return errorResult(err)
+		}
+		result.Response = b
+	}
+	return result
+}
+
+func errorResult(err error) *fsmpb.Result {
+	if err == nil {
+		return &fsmpb.Result{}
+	}
+	e := asError(err)
+	return &fsmpb.Result{Code: e.Code, Message: e.Message}
+}
+
+func safeHandle(h handler, ctx *applyCtx, msg proto.Message) (resp proto.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug, not bad input: reject the command on every node alike rather than
+			// crash the cluster.
+			resp, err = nil, newError(fsmpb.ErrorCode_ERROR_CODE_INTERNAL, "internal error applying %s: %v", h.name, r)
+		}
+	}()
+	return h.apply(ctx, msg)
+}
+
+func hashBody(t fsmpb.CommandType, body []byte) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d:", t)
+	h.Write(body)
+	return h.Sum64()
+}
+
+// rememberRequest adds a request to the deduplication window, dropping the oldest
+// record beyond RequestWindow.
+func rememberRequest(tx *tables, id string, t fsmpb.CommandType, bodyHash uint64, result *fsmpb.Result) {
+	meta := proto.CloneOf(tx.meta)
+	meta.LastRequestSeq++
+	tx.meta = meta
+	tx.requests.put(&fsmpb.RequestRecord{RequestId: id, Seq: meta.LastRequestSeq, Type: t, BodyHash: bodyHash, Result: result})
+	if oldest, ok := tx.requests.secondary[requestsBySeq].tree.Min(); ok && tx.requests.len() > RequestWindow {
+		tx.requests.remove(oldest)
+	}
+}
+
+// AppliedIndex is the index of the last entry applied (or restored).
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// AppliedCh returns the applied index and a channel closed at the next change of it.
+func (f *FSM) AppliedCh() (uint64, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied, f.appliedCh
+}
+
+// View returns a consistent read view of the current state. It is O(1), holds no lock
+// after it returns, and never blocks Apply for longer than a clone takes.
+func (f *FSM) View() *View {
+	return &View{reader{f.current()}}
+}
+
+// Snapshot returns a point-in-time raft snapshot of the state (O(1); the encoding
+// happens in Persist, concurrently with further Applies).
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{t: f.current(), logger: f.logger}, nil
+}
+
+// Restore replaces the whole state by the one read from r. On error the old state is
+// kept.
+func (f *FSM) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	t, err := readSnapshot(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.committed = t
+	f.applied = t.meta.AppliedIndex
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,392 @@
+package fsm
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+// Segments: allocate → flush → drop, index builds, compaction, lease expiry.
+
+func applyAllocateSegment(c *applyCtx, cmd *fsmpb.AllocateSegment) (proto.Message, error) {
+	if err := ValidateLease(cmd.Lease); err != nil {
+		return nil, err
+	}
+	coll, _, err := c.collection(cmd.Database, cmd.Collection)
+	if err != nil {
+		return nil, err
+	}
+	if coll.State != fsmpb.CollectionState_COLLECTION_STATE_ACTIVE {
+		return nil, preconditionf("collection %q is %s; segments can only be allocated in an active collection", coll.Name, stateName(coll.State))
+	}
+	partName := cmd.Partition
+	if partName == "" {
+		partName = DefaultPartition
+	}
+	p := partitionByName(coll, partName)
+	if p == nil {
+		return nil, notFoundf("partition %q not found in collection %q", partName, coll.Name)
+	}
+	seg := &fsmpb.Segment{
+		Id:            c.nextID(),
+		CollectionId:  coll.Id,
+		PartitionId:   p.Id,
+		State:         fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED,
+		LeaseDeadline: c.now + cmd.Lease,
+		AllocatedAt:   c.now,
+	}
+	c.t.segments.put(seg)
+	return &fsmpb.SegmentResponse{Segment: seg}, nil
+}
+
+// liveSegment returns a segment that is not dropped, in a collection that is not
+// dropped.
+func (c *applyCtx) liveSegment(id uint64) (*fsmpb.Segment, *fsmpb.Collection, error) {
+	seg, err := c.segment(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if seg.State == fsmpb.SegmentState_SEGMENT_STATE_DROPPED {
+		return nil, nil, preconditionf("segment %d is dropped (%s)", id, dropReasonText(seg))
+	}
+	coll, err := c.collectionByID(seg.CollectionId)
+	if err != nil {
+		return nil, nil, err
+	}
+	return seg, coll, nil
+}
+
+func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, error) {
+	seg, _, err := c.liveSegment(cmd.SegmentId)
+	if err != nil {
+		return nil, err
+	}
+	if seg.State != fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED {
+		return nil, preconditionf("segment %d is already flushed; a segment is flushed once", seg.Id)
+	}
+	next, err := flushed(seg, cmd.RowCount, cmd.Files, c.now)
+	if err != nil {
+		return nil, err
+	}
+	c.t.segments.put(next)
+	return &fsmpb.SegmentResponse{Segment: next}, nil
+}
+
+// flushed returns the flushed copy of an allocated segment with its file list.
+func flushed(seg *fsmpb.Segment, rows int64, files []*fsmpb.File, now int64) (*fsmpb.Segment, error) {
+	if rows < 0 || rows > maxRowCount {
+		return nil, invalidf("segment %d: row count %d is out of range", seg.Id, rows)
+	}
+	blob, err := encodeFiles(files, SegmentPrefix(seg.CollectionId, seg.Id), "segment "+u64(seg.Id), segmentFileKind)
+	if err != nil {
+		return nil, err
+	}
+	next := proto.CloneOf(seg)
+	next.State = fsmpb.SegmentState_SEGMENT_STATE_FLUSHED
+	next.RowCount = rows
+	next.Files = blob
+	next.FlushedAt = now
+	next.LeaseDeadline = 0
+	return next, nil
+}
+
+// segmentFileKind checks a segment file: a data kind, in the directory of its kind.
+func segmentFileKind(f *fsmpb.File, rel string) error {
+	switch f.Kind {
+	case fsmpb.FileKind_FILE_KIND_INSERT, fsmpb.FileKind_FILE_KIND_DELTA, fsmpb.FileKind_FILE_KIND_STATS, fsmpb.FileKind_FILE_KIND_BM25:
+	case fsmpb.FileKind_FILE_KIND_INDEX:
+		return invalidf("file %q: index files belong to index builds (AllocateIndexBuild, AddIndexBuild), not to FlushSegment", f.Key)
+	default:
+		return invalidf("file %q: unknown file kind %d", f.Key, f.Kind)
+	}
+	dir := KindDir(f.Kind)
+	if !strings.HasPrefix(rel, dir+"/") {
+		return invalidf("file %q of kind %s must sit under the segment prefix's %q directory", f.Key, dir, dir+"/")
+	}
+	return nil
+}
+
+func indexFileKind(f *fsmpb.File, _ string) error {
+	if f.Kind != fsmpb.FileKind_FILE_KIND_INDEX {
+		return invalidf("file %q: index builds hold only files of kind index, not %s", f.Key, kindName(f.Kind))
+	}
+	return nil
+}
+
+// encodeFiles validates a command's files against their owner's prefix and encodes
+// them, sorted by key, into a file list blob.
+func encodeFiles(files []*fsmpb.File, prefix, owner string, checkKind func(*fsmpb.File, string) error) ([]byte, error) {
+	if len(files) > MaxFilesPerSegment {
+		return nil, exhaustedf("%s: %d files given; the limit is %d", owner, len(files), MaxFilesPerSegment)
+	}
+	entries := make([]FileEntry, 0, len(files))
+	for _, f := range files {
+		if f == nil {
+			return nil, invalidf("%s: empty file entry", owner)
+		}
+		rel, err := validateKeyUnder(f.Key, prefix, owner)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkKind(f, rel); err != nil {
+			return nil, err
+		}
+		if f.FieldId < 0 || f.FieldId > maxFieldID {
+			return nil, invalidf("file %q: field id %d is out of range", f.Key, f.FieldId)
+		}
+		if f.Size > maxSegmentFileSizeByte {
+			return nil, invalidf("file %q: size %d is larger than an object can be", f.Key, f.Size)
+		}
+		entries = append(entries, FileEntry{Key: rel, Kind: f.Kind, FieldID: f.FieldId, Size: f.Size, CRC32C: f.Crc32C})
+	}
+	slices.SortFunc(entries, func(a, b FileEntry) int { return cmp.Compare(a.Key, b.Key) })
+	for i := 1; i < len(entries); i++ {
+		if entries[i].Key == entries[i-1].Key {
+			return nil, invalidf("%s: file %q is listed twice", owner, prefix+entries[i].Key)
+		}
+	}
+	return encodeFileList(entries), nil
+}
+
+func applyAllocateIndexBuild(c *applyCtx, cmd *fsmpb.AllocateIndexBuild) (proto.Message, error) {
+	if err := ValidateLease(cmd.Lease); err != nil {
+		return nil, err
+	}
+	seg, coll, err := c.liveSegment(cmd.SegmentId)
+	if err != nil {
+		return nil, err
+	}
+	if seg.State != fsmpb.SegmentState_SEGMENT_STATE_FLUSHED {
+		return nil, preconditionf("segment %d is not flushed yet; indexes are built on flushed segments", seg.Id)
+	}
+	ix := indexByName(coll, cmd.Index)
+	if ix == nil {
+		return nil, notFoundf("index %q not found on collection %q", cmd.Index, coll.Name)
+	}
+	next := proto.CloneOf(seg)
+	build := &fsmpb.IndexBuild{
+		BuildId:       c.nextID(),
+		IndexId:       ix.Id,
+		State:         fsmpb.BuildState_BUILD_STATE_ALLOCATED,
+		LeaseDeadline: c.now + cmd.Lease,
+		CreatedAt:     c.now,
+	}
+	next.IndexBuilds = append(next.IndexBuilds, build)
+	c.t.segments.put(next)
+	return &fsmpb.IndexBuildResponse{Segment: next, BuildId: build.BuildId}, nil
+}
+
+func applyAddIndexBuild(c *applyCtx, cmd *fsmpb.AddIndexBuild) (proto.Message, error) {
+	seg, _, err := c.liveSegment(cmd.SegmentId)
+	if err != nil {
+		return nil, err
+	}
+	next := proto.CloneOf(seg)
+	i := slices.IndexFunc(next.IndexBuilds, func(b *fsmpb.IndexBuild) bool { return b.BuildId == cmd.BuildId })
+	if i < 0 {
+		return nil, notFoundf("index build %d not found in segment %d", cmd.BuildId, seg.Id)
+	}
+	build := next.IndexBuilds[i]
+	if build.State != fsmpb.BuildState_BUILD_STATE_ALLOCATED {
+		return nil, preconditionf("index build %d of segment %d is %s; only an allocated build takes files", build.BuildId, seg.Id, buildStateName(build.State))
+	}
+	prefix := BuildPrefix(seg.CollectionId, seg.Id, build.BuildId)
+	blob, err := encodeFiles(cmd.Files, prefix, "index build "+u64(build.BuildId), indexFileKind)
+	if err != nil {
+		return nil, err
+	}
+	build.Files = blob
+	build.State = fsmpb.BuildState_BUILD_STATE_READY
+	build.ReadyAt = c.now
+	build.LeaseDeadline = 0
+	// A newer build of the same index replaces the older one.
+	for _, b := range next.IndexBuilds {
+		if b != build && b.IndexId == build.IndexId && b.State == fsmpb.BuildState_BUILD_STATE_READY {
+			dropBuild(b, c.now, fsmpb.DropReason_DROP_REASON_SUPERSEDED)
+		}
+	}
+	c.t.segments.put(next)
+	return &fsmpb.SegmentResponse{Segment: next}, nil
+}
+
+func applyCompact(c *applyCtx, cmd *fsmpb.Compact) (proto.Message, error) {
+	if len(cmd.Inputs) == 0 {
+		return nil, invalidf("compaction needs at least one input segment")
+	}
+	if len(cmd.Inputs) > MaxSegmentsPerCommand || len(cmd.Outputs) > MaxCompactionOutputs {
+		return nil, exhaustedf("compaction of %d inputs into %d outputs exceeds the limits (%d inputs, %d outputs)", len(cmd.Inputs), len(cmd.Outputs), MaxSegmentsPerCommand, MaxCompactionOutputs)
+	}
+	seen := map[uint64]bool{}
+	var collectionID, partitionID uint64
+	sameOwner := func(s *fsmpb.Segment) error {
+		if collectionID == 0 {
+			collectionID, partitionID = s.CollectionId, s.PartitionId
+			return nil
+		}
+		if s.CollectionId != collectionID {
+			return invalidf("compaction mixes collections: segment %d is in collection %d, segment %d in collection %d", s.Id, s.CollectionId, cmd.Inputs[0], collectionID)
+		}
+		if s.PartitionId != partitionID {
+			return invalidf("compaction mixes partitions: segment %d is in partition %d, segment %d in partition %d", s.Id, s.PartitionId, cmd.Inputs[0], partitionID)
+		}
+		return nil
+	}
+
+	var out []*fsmpb.Segment
+	outputIDs := make([]uint64, 0, len(cmd.Outputs))
+	for _, o := range cmd.Outputs {
+		if o == nil {
+			return nil, invalidf("empty compaction output")
+		}
+		outputIDs = append(outputIDs, o.SegmentId)
+	}
+	inputIDs := slices.Clone(cmd.Inputs)
+
+	for _, id := range cmd.Inputs {
+		if seen[id] {
+			return nil, invalidf("segment %d is named twice in the compaction", id)
+		}
+		seen[id] = true
+		s, err := c.segment(id)
+		if err != nil {
+			return nil, err
+		}
+		if s.State != fsmpb.SegmentState_SEGMENT_STATE_FLUSHED {
+			if s.State == fsmpb.SegmentState_SEGMENT_STATE_DROPPED {
+				return nil, preconditionf("compaction input segment %d is already dropped (%s)", id, dropReasonText(s))
+			}
+			return nil, preconditionf("compaction input segment %d is %s; inputs must be flushed", id, segmentStateName(s.State))
+		}
+		if err := sameOwner(s); err != nil {
+			return nil, err
+		}
+		n := proto.CloneOf(s)
+		n.State = fsmpb.SegmentState_SEGMENT_STATE_DROPPED
+		n.DroppedAt = c.now
+		n.DropReason = fsmpb.DropReason_DROP_REASON_COMPACTED
+		n.CompactedTo = outputIDs
+		out = append(out, n)
+	}
+	for _, o := range cmd.Outputs {
+		if seen[o.SegmentId] {
+			return nil, invalidf("segment %d is named twice in the compaction", o.SegmentId)
+		}
+		seen[o.SegmentId] = true
+		s, err := c.segment(o.SegmentId)
+		if err != nil {
+			return nil, err
+		}
+		if s.State != fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED {
+			return nil, preconditionf("compaction output segment %d is %s; outputs must be freshly allocated segments", o.SegmentId, segmentStateName(s.State))
+		}
+		if err := sameOwner(s); err != nil {
+			return nil, err
+		}
+		n, err := flushed(s, o.RowCount, o.Files, c.now)
+		if err != nil {
+			return nil, err
+		}
+		n.CompactedFrom = inputIDs
+		out = append(out, n)
+	}
+	if coll, err := c.collectionByID(collectionID); err != nil {
+		return nil, err
+	} else if coll.State != fsmpb.CollectionState_COLLECTION_STATE_ACTIVE {
+		return nil, preconditionf("collection %q is %s; only an active collection is compacted", coll.Name, stateName(coll.State))
+	}
+	for _, s := range out {
+		c.t.segments.put(s)
+	}
+	return &fsmpb.SegmentsResponse{Segments: out}, nil
+}
+
+func applyDropSegments(c *applyCtx, cmd *fsmpb.DropSegments) (proto.Message, error) {
+	if len(cmd.SegmentIds) == 0 {
+		return nil, invalidf("no segment ids given")
+	}
+	if len(cmd.SegmentIds) > MaxSegmentsPerCommand {
+		return nil, exhaustedf("%d segments given; at most %d per call", len(cmd.SegmentIds), MaxSegmentsPerCommand)
+	}
+	seen := map[uint64]bool{}
+	out := make([]*fsmpb.Segment, 0, len(cmd.SegmentIds))
+	for _, id := range cmd.SegmentIds {
+		if seen[id] {
+			return nil, invalidf("segment %d is named twice", id)
+		}
+		seen[id] = true
+		s, err := c.segment(id)
+		if err != nil {
+			return nil, err
+		}
+		if s.State != fsmpb.SegmentState_SEGMENT_STATE_DROPPED {
+			s = dropped(s, c.now, fsmpb.DropReason_DROP_REASON_USER)
+			c.t.segments.put(s)
+		}
+		out = append(out, s)
+	}
+	return &fsmpb.SegmentsResponse{Segments: out}, nil
+}
+
+// dropped returns the dropped copy of a segment; its builds go with it.
+func dropped(s *fsmpb.Segment, now int64, reason fsmpb.DropReason) *fsmpb.Segment {
+	n := proto.CloneOf(s)
+	n.State = fsmpb.SegmentState_SEGMENT_STATE_DROPPED
+	n.DroppedAt = now
+	n.DropReason = reason
+	for _, b := range n.IndexBuilds {
+		if b.State == fsmpb.BuildState_BUILD_STATE_ALLOCATED {
+			dropBuild(b, now, reason)
+		}
+	}
+	return n
+}
+
+// dropSegmentsWhere drops the collection's live segments that match.
+func (c *applyCtx) dropSegmentsWhere(collectionID uint64, reason fsmpb.DropReason, match func(*fsmpb.Segment) bool) {
+	var victims []*fsmpb.Segment
+	c.eachSegment(collectionID, 0, func(s *fsmpb.Segment) bool {
+		if s.State != fsmpb.SegmentState_SEGMENT_STATE_DROPPED && match(s) {
+			victims = append(victims, s)
+		}
+		return true
+	})
+	for _, s := range victims {
+		c.t.segments.put(dropped(s, c.now, reason))
+	}
+}
+
+func applyExpireAllocations(c *applyCtx, _ *fsmpb.ExpireAllocations) (proto.Message, error) {
+	var due []*fsmpb.Segment
+	c.eachLeased(func(s *fsmpb.Segment) bool {
+		d, _ := earliestLease(s)
+		if d >= c.now {
+			return false
+		}
+		due = append(due, s)
+		return true
+	})
+	resp := &fsmpb.ExpireAllocationsResponse{}
+	for _, s := range due {
+		var n *fsmpb.Segment
+		if s.State == fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED && s.LeaseDeadline < c.now {
+			n = dropped(s, c.now, fsmpb.DropReason_DROP_REASON_LEASE_EXPIRED)
+			resp.SegmentIds = append(resp.SegmentIds, s.Id)
+		} else {
+			n = proto.CloneOf(s)
+		}
+		for i, b := range n.IndexBuilds {
+			if b.State == fsmpb.BuildState_BUILD_STATE_ALLOCATED && b.LeaseDeadline < c.now {
+				dropBuild(b, c.now, fsmpb.DropReason_DROP_REASON_LEASE_EXPIRED)
+				resp.BuildIds = append(resp.BuildIds, n.IndexBuilds[i].BuildId)
+			}
+		}
+		c.t.segments.put(n)
+	}
+	return resp, nil
+}
+
+func u64(v uint64) string { return formatUint(v) }

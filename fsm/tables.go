@@ -1,0 +1,178 @@
+package fsm
+
+import (
+	"github.com/google/btree"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+// The state store: each table is a copy-on-write B-tree (google/btree) of records,
+// ordered by its primary key, plus secondary B-trees over the same records. A B-tree
+// costs about 10 bytes per row and index, where an immutable radix tree (go-memdb)
+// costs about 400: the catalog must hold millions of segments in memory.
+//
+// Transactions and read views are clones: Clone is O(1) and marks every node shared,
+// so a clone and its original never see each other's writes. Apply writes into a clone
+// of the committed tables and publishes it on success (or drops it on error, which is
+// the whole rollback); a read view is a clone that nobody writes.
+
+const btreeDegree = 16
+
+// index is one ordering of a table's records; include, when set, limits it to the
+// records it returns true for.
+type index[T any] struct {
+	tree    *btree.BTreeG[T]
+	include func(T) bool
+}
+
+// table is a set of records with a primary ordering (unique) and secondary ones.
+type table[T any] struct {
+	primary   *btree.BTreeG[T]
+	secondary []index[T]
+}
+
+func newTable[T any](less btree.LessFunc[T], secondary ...index[T]) *table[T] {
+	return &table[T]{primary: btree.NewG(btreeDegree, less), secondary: secondary}
+}
+
+func secondaryIndex[T any](less btree.LessFunc[T], include func(T) bool) index[T] {
+	return index[T]{tree: btree.NewG(btreeDegree, less), include: include}
+}
+
+func (t *table[T]) clone() *table[T] {
+	c := &table[T]{primary: t.primary.Clone(), secondary: make([]index[T], len(t.secondary))}
+	for i, ix := range t.secondary {
+		c.secondary[i] = index[T]{tree: ix.tree.Clone(), include: ix.include}
+	}
+	return c
+}
+
+// put inserts or replaces the record with the same primary key, keeping every
+// secondary index in step.
+func (t *table[T]) put(rec T) {
+	old, replaced := t.primary.ReplaceOrInsert(rec)
+	for _, ix := range t.secondary {
+		if replaced && (ix.include == nil || ix.include(old)) {
+			ix.tree.Delete(old)
+		}
+		if ix.include == nil || ix.include(rec) {
+			ix.tree.ReplaceOrInsert(rec)
+		}
+	}
+}
+
+// remove deletes the record with rec's primary key.
+func (t *table[T]) remove(rec T) {
+	old, found := t.primary.Delete(rec)
+	if !found {
+		return
+	}
+	for _, ix := range t.secondary {
+		if ix.include == nil || ix.include(old) {
+			ix.tree.Delete(old)
+		}
+	}
+}
+
+func (t *table[T]) get(probe T) (T, bool) { return t.primary.Get(probe) }
+
+func (t *table[T]) len() int { return t.primary.Len() }
+
+// each visits every record in primary order until fn returns false.
+func (t *table[T]) each(fn func(T) bool) { t.primary.Ascend(fn) }
+
+// tables is the whole replicated state.
+type tables struct {
+	meta        *fsmpb.Meta
+	databases   *table[*fsmpb.Database]      // by name; [0] by id
+	collections *table[*fsmpb.Collection]    // by id; [0] live ones by (database id, name)
+	segments    *table[*fsmpb.Segment]       // by id; [0] by (collection id, id); [1] leased by (deadline, id)
+	nodes       *table[*fsmpb.Node]          // by id
+	requests    *table[*fsmpb.RequestRecord] // by request id; [0] by seq
+}
+
+// Secondary index positions.
+const (
+	databasesByID          = 0
+	collectionsLiveByName  = 0
+	segmentsByCollection   = 0
+	segmentsLeasedDeadline = 1
+	requestsBySeq          = 0
+)
+
+func newTables() *tables {
+	return &tables{
+		meta: &fsmpb.Meta{},
+		databases: newTable(func(a, b *fsmpb.Database) bool { return a.Name < b.Name },
+			secondaryIndex(func(a, b *fsmpb.Database) bool { return a.Id < b.Id }, nil)),
+		collections: newTable(func(a, b *fsmpb.Collection) bool { return a.Id < b.Id },
+			secondaryIndex(lessLiveName, isLiveCollection)),
+		segments: newTable(func(a, b *fsmpb.Segment) bool { return a.Id < b.Id },
+			secondaryIndex(lessCollectionSegment, nil),
+			secondaryIndex(lessLeased, holdsLease)),
+		nodes: newTable(func(a, b *fsmpb.Node) bool { return a.Id < b.Id }),
+		requests: newTable(func(a, b *fsmpb.RequestRecord) bool { return a.RequestId < b.RequestId },
+			secondaryIndex(func(a, b *fsmpb.RequestRecord) bool { return a.Seq < b.Seq }, nil)),
+	}
+}
+
+// clone returns an independent copy-on-write copy. Not safe to call concurrently with
+// other clones of the same tables; the copies may be used concurrently afterwards.
+func (t *tables) clone() *tables {
+	return &tables{
+		meta:        t.meta,
+		databases:   t.databases.clone(),
+		collections: t.collections.clone(),
+		segments:    t.segments.clone(),
+		nodes:       t.nodes.clone(),
+		requests:    t.requests.clone(),
+	}
+}
+
+func isLiveCollection(c *fsmpb.Collection) bool {
+	return c.State != fsmpb.CollectionState_COLLECTION_STATE_DROPPED
+}
+
+func lessLiveName(a, b *fsmpb.Collection) bool {
+	if a.DatabaseId != b.DatabaseId {
+		return a.DatabaseId < b.DatabaseId
+	}
+	return a.Name < b.Name
+}
+
+func lessCollectionSegment(a, b *fsmpb.Segment) bool {
+	if a.CollectionId != b.CollectionId {
+		return a.CollectionId < b.CollectionId
+	}
+	return a.Id < b.Id
+}
+
+func holdsLease(s *fsmpb.Segment) bool {
+	_, ok := earliestLease(s)
+	return ok
+}
+
+func lessLeased(a, b *fsmpb.Segment) bool {
+	da, _ := earliestLease(a)
+	db, _ := earliestLease(b)
+	if da != db {
+		return da < db
+	}
+	return a.Id < b.Id
+}
+
+// earliestLease is the soonest lease deadline a segment holds: its own while allocated,
+// or that of an allocated index build.
+func earliestLease(s *fsmpb.Segment) (int64, bool) {
+	var deadline int64
+	found := false
+	if s.State == fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED {
+		deadline, found = s.LeaseDeadline, true
+	}
+	for _, b := range s.IndexBuilds {
+		if b.State == fsmpb.BuildState_BUILD_STATE_ALLOCATED && (!found || b.LeaseDeadline < deadline) {
+			deadline, found = b.LeaseDeadline, true
+		}
+	}
+	return deadline, found
+}

@@ -1,0 +1,380 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// catalogService implements the public Catalog API: it validates what it can without
+// the state, turns requests into FSM commands (writes) or view queries (reads), and
+// converts the results back.
+type catalogService struct {
+	pb.UnimplementedCatalogServer
+	n *Node
+}
+
+func (s *catalogService) keys() keyspace { return keyspace{root: s.n.cfg.Root} }
+
+// lease converts a request's lease (ms, 0 = default) to nanoseconds.
+func (s *catalogService) lease(ms int64) (int64, error) {
+	if ms == 0 {
+		return int64(s.n.cfg.DefaultLease), nil
+	}
+	if ms < 0 || ms > int64(7*24*time.Hour/time.Millisecond) {
+		return 0, status.Errorf(codes.InvalidArgument, "lease_ms %d is out of range: give 1000 to 604800000 (7 days), or 0 for the default", ms)
+	}
+	ns := ms * int64(time.Millisecond)
+	return ns, fsm.ValidateLease(ns)
+}
+
+func (s *catalogService) CreateDatabase(ctx context.Context, req *pb.CreateDatabaseRequest) (*pb.CreateDatabaseResponse, error) {
+	if err := fsm.ValidateName("database", req.Name); err != nil {
+		return nil, err
+	}
+	var out fsmpb.DatabaseResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.CreateDatabase{Name: req.Name, Properties: req.Properties}, &out); err != nil {
+		return nil, err
+	}
+	return &pb.CreateDatabaseResponse{Database: toDatabase(out.Database)}, nil
+}
+
+func (s *catalogService) DropDatabase(ctx context.Context, req *pb.DropDatabaseRequest) (*pb.DropDatabaseResponse, error) {
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropDatabase{Name: req.Name}, nil); err != nil {
+		return nil, err
+	}
+	return &pb.DropDatabaseResponse{}, nil
+}
+
+func (s *catalogService) ListDatabases(ctx context.Context, req *pb.ListDatabasesRequest) (*pb.ListDatabasesResponse, error) {
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListDatabasesResponse{}
+	for _, d := range v.Databases() {
+		out.Databases = append(out.Databases, toDatabase(d))
+	}
+	return out, nil
+}
+
+func (s *catalogService) CreateCollection(ctx context.Context, req *pb.CreateCollectionRequest) (*pb.CreateCollectionResponse, error) {
+	cmd := &fsmpb.CreateCollection{
+		Database:    req.Database,
+		Name:        req.Name,
+		Schema:      req.Schema,
+		Properties:  req.Properties,
+		Partitions:  req.Partitions,
+		Description: req.Description,
+	}
+	if err := fsm.ValidateCreateCollection(cmd); err != nil {
+		return nil, err
+	}
+	var out fsmpb.CollectionResponse
+	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	return &pb.CreateCollectionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
+}
+
+func (s *catalogService) DropCollection(ctx context.Context, req *pb.DropCollectionRequest) (*pb.DropCollectionResponse, error) {
+	var out fsmpb.CollectionResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropCollection{Database: req.Database, Name: req.Name}, &out); err != nil {
+		return nil, err
+	}
+	return &pb.DropCollectionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
+}
+
+func (s *catalogService) AlterCollection(ctx context.Context, req *pb.AlterCollectionRequest) (*pb.AlterCollectionResponse, error) {
+	if len(req.SetProperties) == 0 && len(req.DeleteProperties) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "nothing to alter: give properties to set or to delete")
+	}
+	var out fsmpb.CollectionResponse
+	cmd := &fsmpb.AlterCollection{Database: req.Database, Name: req.Name, SetProperties: req.SetProperties, DeleteProperties: req.DeleteProperties}
+	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	return &pb.AlterCollectionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
+}
+
+func (s *catalogService) DescribeCollection(ctx context.Context, req *pb.DescribeCollectionRequest) (*pb.DescribeCollectionResponse, error) {
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	c, db, err := v.Collection(req.Database, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := v.SummarizeSegments(c.Id)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "summarize segments of %q: %v", c.Name, err)
+	}
+	return &pb.DescribeCollectionResponse{
+		Collection: toCollection(c, db.Name),
+		Segments: &pb.SegmentSummary{
+			Allocated: sum.Allocated, Flushed: sum.Flushed, Dropped: sum.Dropped,
+			FlushedRows: sum.FlushedRows, FlushedFiles: sum.FlushedFiles, FlushedBytes: sum.FlushedBytes,
+		},
+	}, nil
+}
+
+func (s *catalogService) ListCollections(ctx context.Context, req *pb.ListCollectionsRequest) (*pb.ListCollectionsResponse, error) {
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	db, err := v.Database(req.Database)
+	if err != nil {
+		return nil, err
+	}
+	colls, err := v.Collections(db.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListCollectionsResponse{}
+	for _, c := range colls {
+		out.Collections = append(out.Collections, toCollection(c, db.Name))
+	}
+	return out, nil
+}
+
+func (s *catalogService) CreatePartition(ctx context.Context, req *pb.CreatePartitionRequest) (*pb.CreatePartitionResponse, error) {
+	if err := fsm.ValidateName("partition", req.Name); err != nil {
+		return nil, err
+	}
+	var out fsmpb.CollectionResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.CreatePartition{Database: req.Database, Collection: req.Collection, Name: req.Name}, &out); err != nil {
+		return nil, err
+	}
+	return &pb.CreatePartitionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
+}
+
+func (s *catalogService) DropPartition(ctx context.Context, req *pb.DropPartitionRequest) (*pb.DropPartitionResponse, error) {
+	var out fsmpb.CollectionResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropPartition{Database: req.Database, Collection: req.Collection, Name: req.Name}, &out); err != nil {
+		return nil, err
+	}
+	return &pb.DropPartitionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
+}
+
+func (s *catalogService) CreateIndex(ctx context.Context, req *pb.CreateIndexRequest) (*pb.CreateIndexResponse, error) {
+	if err := fsm.ValidateName("index", req.Name); err != nil {
+		return nil, err
+	}
+	var out fsmpb.CollectionResponse
+	cmd := &fsmpb.CreateIndex{Database: req.Database, Collection: req.Collection, Name: req.Name, FieldId: req.FieldId, Params: req.Params}
+	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	return &pb.CreateIndexResponse{Collection: toCollection(out.Collection, out.Database)}, nil
+}
+
+func (s *catalogService) DropIndex(ctx context.Context, req *pb.DropIndexRequest) (*pb.DropIndexResponse, error) {
+	var out fsmpb.CollectionResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropIndex{Database: req.Database, Collection: req.Collection, Name: req.Name}, &out); err != nil {
+		return nil, err
+	}
+	return &pb.DropIndexResponse{Collection: toCollection(out.Collection, out.Database)}, nil
+}
+
+func (s *catalogService) AllocateSegment(ctx context.Context, req *pb.AllocateSegmentRequest) (*pb.AllocateSegmentResponse, error) {
+	lease, err := s.lease(req.LeaseMs)
+	if err != nil {
+		return nil, err
+	}
+	var out fsmpb.SegmentResponse
+	cmd := &fsmpb.AllocateSegment{Database: req.Database, Collection: req.Collection, Partition: req.Partition, Lease: lease}
+	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	seg, err := s.keys().segment(out.Segment, true)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.AllocateSegmentResponse{Segment: seg}, nil
+}
+
+func (s *catalogService) FlushSegment(ctx context.Context, req *pb.FlushSegmentRequest) (*pb.FlushSegmentResponse, error) {
+	files, err := s.keys().files(req.Files)
+	if err != nil {
+		return nil, err
+	}
+	var out fsmpb.SegmentResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.FlushSegment{SegmentId: req.SegmentId, RowCount: req.RowCount, Files: files}, &out); err != nil {
+		return nil, err
+	}
+	seg, err := s.keys().segment(out.Segment, true)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.FlushSegmentResponse{Segment: seg}, nil
+}
+
+func (s *catalogService) AllocateIndexBuild(ctx context.Context, req *pb.AllocateIndexBuildRequest) (*pb.AllocateIndexBuildResponse, error) {
+	lease, err := s.lease(req.LeaseMs)
+	if err != nil {
+		return nil, err
+	}
+	var out fsmpb.IndexBuildResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.AllocateIndexBuild{SegmentId: req.SegmentId, Index: req.Index, Lease: lease}, &out); err != nil {
+		return nil, err
+	}
+	seg, err := s.keys().segment(out.Segment, true)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.AllocateIndexBuildResponse{Segment: seg}
+	for _, b := range seg.IndexBuilds {
+		if b.BuildId == out.BuildId {
+			resp.Build = b
+		}
+	}
+	return resp, nil
+}
+
+func (s *catalogService) AddIndexBuild(ctx context.Context, req *pb.AddIndexBuildRequest) (*pb.AddIndexBuildResponse, error) {
+	files, err := s.keys().files(req.Files)
+	if err != nil {
+		return nil, err
+	}
+	var out fsmpb.SegmentResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.AddIndexBuild{SegmentId: req.SegmentId, BuildId: req.BuildId, Files: files}, &out); err != nil {
+		return nil, err
+	}
+	seg, err := s.keys().segment(out.Segment, true)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.AddIndexBuildResponse{Segment: seg}, nil
+}
+
+func (s *catalogService) CompactSegments(ctx context.Context, req *pb.CompactSegmentsRequest) (*pb.CompactSegmentsResponse, error) {
+	cmd := &fsmpb.Compact{Inputs: req.Inputs}
+	for _, o := range req.Outputs {
+		if o == nil {
+			return nil, status.Error(codes.InvalidArgument, "empty compaction output")
+		}
+		files, err := s.keys().files(o.Files)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Outputs = append(cmd.Outputs, &fsmpb.CompactOutput{SegmentId: o.SegmentId, RowCount: o.RowCount, Files: files})
+	}
+	var out fsmpb.SegmentsResponse
+	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	segs, err := s.keys().segments(out.Segments)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CompactSegmentsResponse{Segments: segs}, nil
+}
+
+func (s *catalogService) DropSegments(ctx context.Context, req *pb.DropSegmentsRequest) (*pb.DropSegmentsResponse, error) {
+	var out fsmpb.SegmentsResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropSegments{SegmentIds: req.SegmentIds}, &out); err != nil {
+		return nil, err
+	}
+	segs, err := s.keys().segments(out.Segments)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DropSegmentsResponse{Segments: segs}, nil
+}
+
+func (s *catalogService) GetSegment(ctx context.Context, req *pb.GetSegmentRequest) (*pb.GetSegmentResponse, error) {
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	seg, err := v.Segment(req.SegmentId)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.keys().segment(seg, true)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetSegmentResponse{Segment: out}, nil
+}
+
+// Page sizes of ListSegments.
+const (
+	defaultSegmentPage = 1000
+	maxSegmentPage     = 10000
+)
+
+func (s *catalogService) ListSegments(ctx context.Context, req *pb.ListSegmentsRequest) (*pb.ListSegmentsResponse, error) {
+	pageSize := int(req.PageSize)
+	switch {
+	case pageSize == 0:
+		pageSize = defaultSegmentPage
+	case pageSize > maxSegmentPage:
+		return nil, status.Errorf(codes.InvalidArgument, "page_size %d is over the limit of %d", pageSize, maxSegmentPage)
+	}
+	after := uint64(0)
+	if req.PageToken != "" {
+		var err error
+		if after, err = strconv.ParseUint(req.PageToken, 10, 64); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "page_token %q is not one this server returned", req.PageToken)
+		}
+	}
+	for _, st := range req.States {
+		if _, ok := pb.SegmentState_name[int32(st)]; !ok || st == pb.SegmentState_SEGMENT_STATE_UNSPECIFIED {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown segment state %d in the filter", st)
+		}
+	}
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := v.Collection(req.Database, req.Collection)
+	if err != nil {
+		return nil, err
+	}
+	var partitionID uint64
+	if req.Partition != "" {
+		i := slices.IndexFunc(c.Partitions, func(p *fsmpb.Partition) bool { return p.Name == req.Partition })
+		if i < 0 {
+			return nil, status.Errorf(codes.NotFound, "partition %q not found in collection %q", req.Partition, c.Name)
+		}
+		partitionID = c.Partitions[i].Id
+	}
+	out := &pb.ListSegmentsResponse{}
+	var convErr error
+	last := uint64(0)
+	v.EachSegment(c.Id, after, func(seg *fsmpb.Segment) bool {
+		if len(out.Segments) == pageSize {
+			out.NextPageToken = strconv.FormatUint(last, 10)
+			return false
+		}
+		last = seg.Id
+		if partitionID != 0 && seg.PartitionId != partitionID {
+			return true
+		}
+		if len(req.States) > 0 && !slices.Contains(req.States, pb.SegmentState(seg.State)) {
+			return true
+		}
+		conv, err := s.keys().segment(seg, !req.WithoutFiles)
+		if err != nil {
+			convErr = err
+			return false
+		}
+		out.Segments = append(out.Segments, conv)
+		return true
+	})
+	if convErr != nil {
+		return nil, convErr
+	}
+	return out, nil
+}

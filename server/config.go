@@ -1,0 +1,150 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/snapkeep/snapkeep/objstore"
+)
+
+// Config configures one node. Zero values take the documented defaults.
+type Config struct {
+	// NodeID names the node in the Raft configuration; it must stay the same across
+	// restarts (the data dir remembers it and refuses another).
+	NodeID string
+	// DataDir holds the Raft log, stable store and raft snapshots (see docs/DESIGN.md).
+	DataDir string
+
+	// RaftAddr is where the Raft transport listens ("host:port"); RaftAdvertise, when
+	// set, is the address peers dial instead. RaftListener, when set, is used as is
+	// (tests bind port 0 first).
+	RaftAddr      string
+	RaftAdvertise string
+	RaftListener  net.Listener
+
+	// GRPCAddr is where the API listens; GRPCAdvertise is the address other nodes and
+	// clients are told about. GRPCListener, when set, is used as is.
+	GRPCAddr      string
+	GRPCAdvertise string
+	GRPCListener  net.Listener
+
+	// Peers is the static initial cluster, node id → Raft address, this node included.
+	// It is used once, to bootstrap a node with no Raft state.
+	Peers map[string]string
+
+	// Storage is where the cluster keeps its objects; Root is the key prefix every
+	// object snapkeep writes or registers sits under (no leading or trailing '/').
+	Storage objstore.S3Config
+	Root    string
+
+	// DefaultLease is the allocation lease when a request gives none (default 1h).
+	DefaultLease time.Duration
+	// ExpiryInterval is how often the leader looks for expired allocations (default 1s).
+	ExpiryInterval time.Duration
+
+	// Raft tuning. Defaults are hashicorp/raft's (1s heartbeat and election timeouts).
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// SnapshotInterval and SnapshotThreshold control raft snapshots (defaults: raft's).
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	// NoSync skips fsync in the Raft log store. Only for tests: a crash may lose
+	// acknowledged writes.
+	NoSync bool
+
+	// Version is reported in cluster status.
+	Version string
+	Logger  *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultLease          = time.Hour
+	defaultExpiryInterval = time.Second
+	defaultRoot           = "snapkeep"
+)
+
+func (c *Config) applyDefaults() {
+	if c.DefaultLease == 0 {
+		c.DefaultLease = DefaultLease
+	}
+	if c.ExpiryInterval == 0 {
+		c.ExpiryInterval = defaultExpiryInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	c.Root = strings.Trim(c.Root, "/")
+}
+
+// validate reports every bad field at once, each with what to do about it.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID == "" {
+		bad("--node-id is required")
+	} else if strings.ContainsAny(c.NodeID, ",= \t\n") || len(c.NodeID) > 128 {
+		bad("--node-id %q must be 1–128 characters without ',', '=' or spaces", c.NodeID)
+	}
+	if c.DataDir == "" {
+		bad("--data-dir is required")
+	}
+	if c.RaftListener == nil {
+		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+			bad("--raft-addr %q is not host:port: %v", c.RaftAddr, err)
+		}
+	}
+	if c.GRPCListener == nil {
+		if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+			bad("--grpc-addr %q is not host:port: %v", c.GRPCAddr, err)
+		}
+	}
+	if len(c.Peers) == 0 {
+		bad("--peers is required (ID=RAFTADDR,... including this node)")
+	} else if _, ok := c.Peers[c.NodeID]; !ok && c.NodeID != "" {
+		bad("--peers does not include this node %q", c.NodeID)
+	}
+	for id, addr := range c.Peers {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("--peers: %s=%q is not host:port", id, addr)
+		}
+	}
+	if strings.Contains(c.Root, "..") || strings.Contains(c.Root, "//") {
+		bad("--root %q must not contain '..' or '//'", c.Root)
+	}
+	if c.DefaultLease < time.Second || c.DefaultLease > 7*24*time.Hour {
+		bad("default lease %v must be between 1s and 168h", c.DefaultLease)
+	}
+	return errors.Join(errs...)
+}
+
+// ParsePeers parses "id=host:port,id=host:port".
+func ParsePeers(s string) (map[string]string, error) {
+	peers := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("peer %q is not ID=HOST:PORT", part)
+		}
+		if _, dup := peers[id]; dup {
+			return nil, fmt.Errorf("peer %q is named twice", id)
+		}
+		peers[id] = addr
+	}
+	if len(peers) == 0 {
+		return nil, errors.New("no peers given")
+	}
+	return peers, nil
+}

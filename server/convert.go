@@ -1,0 +1,160 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// keyspace converts between the API's full object keys and the FSM's keys, which are
+// relative to the storage root.
+type keyspace struct {
+	root string // without slashes at either end; "" means the bucket's top
+}
+
+func (k keyspace) full(rel string) string {
+	if k.root == "" {
+		return rel
+	}
+	return k.root + "/" + rel
+}
+
+// relative strips the root from a full key; keys outside the root are refused.
+func (k keyspace) relative(key string) (string, error) {
+	if k.root == "" {
+		return key, nil
+	}
+	rel, ok := strings.CutPrefix(key, k.root+"/")
+	if !ok {
+		return "", status.Errorf(codes.InvalidArgument, "key %q is outside the storage root %q", key, k.root+"/")
+	}
+	return rel, nil
+}
+
+// files converts API files to FSM files with root-relative keys.
+func (k keyspace) files(in []*pb.File) ([]*fsmpb.File, error) {
+	out := make([]*fsmpb.File, len(in))
+	for i, f := range in {
+		if f == nil {
+			return nil, status.Error(codes.InvalidArgument, "empty file entry")
+		}
+		rel, err := k.relative(f.Key)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = &fsmpb.File{Key: rel, Kind: fsmpb.FileKind(f.Kind), FieldId: f.FieldId, Size: f.Size, Crc32C: f.Crc32C}
+	}
+	return out, nil
+}
+
+func unixMS(ns int64) int64 {
+	if ns == 0 {
+		return 0
+	}
+	return ns / 1e6
+}
+
+func toDatabase(d *fsmpb.Database) *pb.Database {
+	return &pb.Database{Id: d.Id, Name: d.Name, Properties: d.Properties, CreatedAtUnixMs: unixMS(d.CreatedAt)}
+}
+
+func toCollection(c *fsmpb.Collection, database string) *pb.Collection {
+	out := &pb.Collection{
+		Id:              c.Id,
+		Database:        database,
+		Name:            c.Name,
+		State:           pb.CollectionState(c.State),
+		Schema:          c.Schema,
+		Properties:      c.Properties,
+		Description:     c.Description,
+		CreatedAtUnixMs: unixMS(c.CreatedAt),
+		DroppedAtUnixMs: unixMS(c.DroppedAt),
+	}
+	for _, p := range c.Partitions {
+		out.Partitions = append(out.Partitions, &pb.Partition{Id: p.Id, Name: p.Name, CreatedAtUnixMs: unixMS(p.CreatedAt)})
+	}
+	for _, ix := range c.Indexes {
+		out.Indexes = append(out.Indexes, &pb.Index{Id: ix.Id, Name: ix.Name, FieldId: ix.FieldId, Params: ix.Params, CreatedAtUnixMs: unixMS(ix.CreatedAt)})
+	}
+	return out
+}
+
+// segment converts a segment; withFiles false leaves out files and builds.
+func (k keyspace) segment(s *fsmpb.Segment, withFiles bool) (*pb.Segment, error) {
+	prefix := fsm.SegmentPrefix(s.CollectionId, s.Id)
+	out := &pb.Segment{
+		Id:                  s.Id,
+		CollectionId:        s.CollectionId,
+		PartitionId:         s.PartitionId,
+		State:               pb.SegmentState(s.State),
+		RowCount:            s.RowCount,
+		Prefix:              k.full(prefix),
+		CompactedFrom:       s.CompactedFrom,
+		CompactedTo:         s.CompactedTo,
+		LeaseDeadlineUnixMs: unixMS(s.LeaseDeadline),
+		AllocatedAtUnixMs:   unixMS(s.AllocatedAt),
+		FlushedAtUnixMs:     unixMS(s.FlushedAt),
+		DroppedAtUnixMs:     unixMS(s.DroppedAt),
+		DropReason:          pb.DropReason(s.DropReason),
+	}
+	if !withFiles {
+		return out, nil
+	}
+	var err error
+	if out.Files, err = k.fileList(s.Files, prefix); err != nil {
+		return nil, status.Errorf(codes.Internal, "segment %d: %v", s.Id, err)
+	}
+	for _, b := range s.IndexBuilds {
+		bp := fsm.BuildPrefix(s.CollectionId, s.Id, b.BuildId)
+		files, err := k.fileList(b.Files, bp)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "segment %d build %d: %v", s.Id, b.BuildId, err)
+		}
+		out.IndexBuilds = append(out.IndexBuilds, &pb.IndexBuild{
+			BuildId:             b.BuildId,
+			IndexId:             b.IndexId,
+			State:               pb.IndexBuildState(b.State),
+			Prefix:              k.full(bp),
+			Files:               files,
+			LeaseDeadlineUnixMs: unixMS(b.LeaseDeadline),
+			CreatedAtUnixMs:     unixMS(b.CreatedAt),
+			ReadyAtUnixMs:       unixMS(b.ReadyAt),
+			DroppedAtUnixMs:     unixMS(b.DroppedAt),
+			DropReason:          pb.DropReason(b.DropReason),
+		})
+	}
+	return out, nil
+}
+
+func (k keyspace) fileList(blob []byte, prefix string) ([]*pb.File, error) {
+	n, err := fsm.FileCount(blob)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*pb.File, 0, n)
+	err = fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
+		out = append(out, &pb.File{Key: k.full(prefix + e.Key), Kind: pb.FileKind(e.Kind), FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C})
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file list: %w", err)
+	}
+	return out, nil
+}
+
+func (k keyspace) segments(in []*fsmpb.Segment) ([]*pb.Segment, error) {
+	out := make([]*pb.Segment, len(in))
+	for i, s := range in {
+		var err error
+		if out[i], err = k.segment(s, true); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,318 @@
+// Package server runs one snapkeep node: Raft (hashicorp/raft with raft-boltdb/v2 and
+// a file snapshot store) over TCP, the FSM, the gRPC API, forwarding of writes to the
+// leader, linearizable reads, and the leader's duties.
+//
+// Data dir layout:
+//
+//	<data-dir>/node-id            the node id, checked at every start
+//	<data-dir>/raft/raft.db       Raft log and stable store (bbolt)
+//	<data-dir>/raft/snapshots/    raft snapshots of the FSM (the two newest are kept)
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+	"google.golang.org/grpc"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/rpc/internalv1"
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// Node is one running cluster member. Start it with Start and stop it with Close.
+// Its methods are safe for concurrent use.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	store     *raftboltdb.BoltStore
+
+	grpcServer *grpc.Server
+	grpcLn     net.Listener
+	grpcAddr   string
+	peers      *peerConns
+
+	// readyTerm is the term in which this node, as leader, applied every entry of
+	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
+	mu        sync.Mutex
+	readyTerm uint64
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	closeErr error
+}
+
+// Start opens the node's stores, joins or bootstraps the Raft cluster and serves the
+// gRPC API. It returns once the node is serving; electing a leader takes a moment more.
+func Start(cfg Config) (n *Node, err error) {
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	n = &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{})}
+	n.fsm = fsm.New(n.logger.With("component", "fsm"))
+
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	if err := n.checkDataDir(); err != nil {
+		return nil, err
+	}
+
+	// gRPC first: its address is what this node announces.
+	n.grpcLn = cfg.GRPCListener
+	if n.grpcLn == nil {
+		if n.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			return nil, fmt.Errorf("listen on --grpc-addr %s: %w", cfg.GRPCAddr, err)
+		}
+	}
+	cleanup = append(cleanup, func() { n.grpcLn.Close() })
+	n.grpcAddr = cfg.GRPCAdvertise
+	if n.grpcAddr == "" {
+		n.grpcAddr = n.grpcLn.Addr().String()
+	}
+
+	if err := n.startRaft(); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() {
+		_ = n.raft.Shutdown().Error()
+		n.transport.Close()
+		n.store.Close()
+	})
+
+	n.peers = newPeerConns()
+	n.grpcServer = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(n.leaderHeaderInterceptor, recoverInterceptor(n.logger)),
+		grpc.MaxRecvMsgSize(maxMessageBytes),
+		grpc.MaxSendMsgSize(maxMessageBytes),
+	)
+	snapkeepv1.RegisterCatalogServer(n.grpcServer, &catalogService{n: n})
+	snapkeepv1.RegisterClusterServer(n.grpcServer, &clusterService{n: n})
+	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.grpcServer.Serve(n.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.logger.Error("gRPC server stopped", "err", err)
+		}
+	}()
+
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.runDuties()
+	}()
+	n.logger.Info("node started", "grpc", n.grpcAddr, "raft", string(n.transport.LocalAddr()))
+	return n, nil
+}
+
+// maxMessageBytes bounds gRPC messages: a 1 MiB schema or a 10,000-file segment fits
+// with room to spare.
+const maxMessageBytes = 16 << 20
+
+// checkDataDir creates the data dir, or checks that it belongs to this node id.
+func (n *Node) checkDataDir() error {
+	if err := os.MkdirAll(filepath.Join(n.cfg.DataDir, "raft", "snapshots"), 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	idFile := filepath.Join(n.cfg.DataDir, "node-id")
+	data, err := os.ReadFile(idFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return os.WriteFile(idFile, []byte(n.cfg.NodeID+"\n"), 0o644)
+	case err != nil:
+		return fmt.Errorf("read %s: %w", idFile, err)
+	}
+	if got := strings.TrimSpace(string(data)); got != n.cfg.NodeID {
+		return fmt.Errorf("data dir %s belongs to node %q, not %q: use that node id or another data dir", n.cfg.DataDir, got, n.cfg.NodeID)
+	}
+	return nil
+}
+
+func (n *Node) startRaft() error {
+	cfg := n.cfg
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = newHCLog(n.logger, "raft")
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fmt.Errorf("raft configuration: %w", err)
+	}
+
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(raftDir, "raft.db"),
+		NoSync:      cfg.NoSync,
+		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second, NoSync: cfg.NoSync},
+	})
+	if err != nil {
+		return fmt.Errorf("open raft log %s: %w (is another node using this data dir?)", raftDir, err)
+	}
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(raftDir, "snapshots"), 2, newHCLog(n.logger, "raft-snapshots"))
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+
+	ln := cfg.RaftListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.RaftAddr); err != nil {
+			store.Close()
+			return fmt.Errorf("listen on --raft-addr %s: %w", cfg.RaftAddr, err)
+		}
+	}
+	stream, err := newTCPStreamLayer(ln, cfg.RaftAdvertise)
+	if err != nil {
+		ln.Close()
+		store.Close()
+		return err
+	}
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  newHCLog(n.logger, "raft-net"),
+	})
+
+	hasState, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		transport.Close()
+		store.Close()
+		return err
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, transport)
+	if err != nil {
+		transport.Close()
+		store.Close()
+		return fmt.Errorf("start raft: %w", err)
+	}
+	if !hasState {
+		// Every node bootstraps with the same static configuration; Raft accepts that.
+		var servers []raft.Server
+		for id, addr := range cfg.Peers {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			_ = r.Shutdown().Error()
+			transport.Close()
+			store.Close()
+			return fmt.Errorf("bootstrap cluster: %w", err)
+		}
+		n.logger.Info("bootstrapped a new cluster", "peers", len(servers))
+	}
+	n.raft, n.transport, n.store = r, transport, store
+	return nil
+}
+
+// Close stops the node gracefully: no new requests, in-flight ones finish (up to a few
+// seconds), Raft shuts down and the stores are closed. Safe to call more than once.
+func (n *Node) Close() error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed {
+		return n.closeErr
+	}
+	n.closed = true
+	close(n.stop)
+
+	done := make(chan struct{})
+	go func() {
+		n.grpcServer.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		n.grpcServer.Stop()
+		<-done
+	}
+	n.peers.close()
+	var errs []error
+	if err := n.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	}
+	if err := n.transport.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("raft transport: %w", err))
+	}
+	if err := n.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("raft store: %w", err))
+	}
+	n.wg.Wait()
+	n.closeErr = errors.Join(errs...)
+	n.logger.Info("node stopped")
+	return n.closeErr
+}
+
+// ID is the node id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// GRPCAddr is the address the API is served on.
+func (n *Node) GRPCAddr() string { return n.grpcAddr }
+
+// RaftAddr is the Raft transport's address.
+func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
+
+// IsLeader reports whether this node is the Raft leader right now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// FSM gives read access to the node's state machine (tests, tools).
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// Raft exposes the Raft instance to tests and admin tools (leadership transfer).
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// stopping returns a context cancelled when the node closes.
+func (n *Node) stopping() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

@@ -1,0 +1,224 @@
+// Package servertest runs in-process snapkeep clusters for tests: real nodes, real Raft
+// over TCP and real gRPC, all on 127.0.0.1, with fast timeouts and unsynced logs.
+// Every node is stopped when the test ends.
+package servertest
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/server"
+)
+
+// Cluster is a set of in-process nodes.
+type Cluster struct {
+	t       testing.TB
+	configs []server.Config
+	Nodes   []*server.Node // nil for a stopped node
+}
+
+// Options tune a test cluster.
+type Options struct {
+	// Configure, when set, edits each node's configuration before it starts.
+	Configure func(i int, cfg *server.Config)
+}
+
+// Start starts n nodes that bootstrap one cluster, and waits for a leader that has
+// registered every node's address.
+func Start(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t}
+	dir := t.TempDir()
+	raftAddrs := make([]string, n)
+	grpcAddrs := make([]string, n)
+	peers := map[string]string{}
+	for i := 0; i < n; i++ {
+		raftAddrs[i] = freeAddr(t)
+		grpcAddrs[i] = freeAddr(t)
+		peers[nodeID(i)] = raftAddrs[i]
+	}
+	logger := testLogger(t)
+	for i := 0; i < n; i++ {
+		cfg := server.Config{
+			NodeID:             nodeID(i),
+			DataDir:            filepath.Join(dir, nodeID(i)),
+			RaftAddr:           raftAddrs[i],
+			GRPCAddr:           grpcAddrs[i],
+			Peers:              peers,
+			Root:               "snapkeep",
+			HeartbeatTimeout:   500 * time.Millisecond,
+			ElectionTimeout:    500 * time.Millisecond,
+			LeaderLeaseTimeout: 250 * time.Millisecond,
+			ExpiryInterval:     100 * time.Millisecond,
+			NoSync:             true,
+			Logger:             logger.With("test_node", i),
+		}
+		if opts.Configure != nil {
+			opts.Configure(i, &cfg)
+		}
+		c.configs = append(c.configs, cfg)
+	}
+	c.Nodes = make([]*server.Node, n)
+	for i := range c.configs {
+		c.Restart(i)
+	}
+	t.Cleanup(c.StopAll)
+	c.WaitReady()
+	return c
+}
+
+func nodeID(i int) string { return fmt.Sprintf("n%d", i+1) }
+
+// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// testLogger logs warnings and errors to the test log; SNAPKEEP_TEST_LOG=debug shows all.
+func testLogger(t testing.TB) *slog.Logger {
+	level := slog.LevelWarn
+	if strings.EqualFold(os.Getenv("SNAPKEEP_TEST_LOG"), "debug") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Restart starts node i (again), with its data dir and addresses.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	require.Nil(c.t, c.Nodes[i], "node %d is running", i)
+	var node *server.Node
+	var err error
+	// The port was released by a stopped node or by freeAddr; retry briefly if the
+	// kernel has not let go of it yet.
+	for attempt := 0; attempt < 50; attempt++ {
+		node, err = server.Start(c.configs[i])
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.NoError(c.t, err, "start node %d", i)
+	c.Nodes[i] = node
+}
+
+// Stop stops node i gracefully.
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	if c.Nodes[i] == nil {
+		return
+	}
+	require.NoError(c.t, c.Nodes[i].Close())
+	c.Nodes[i] = nil
+}
+
+// StopAll stops every running node.
+func (c *Cluster) StopAll() {
+	for i := range c.Nodes {
+		if c.Nodes[i] != nil {
+			_ = c.Nodes[i].Close()
+			c.Nodes[i] = nil
+		}
+	}
+}
+
+// Leader waits for a leader among the running nodes and returns its index.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	var leader int
+	require.Eventually(c.t, func() bool {
+		leader = -1
+		for i, n := range c.Nodes {
+			if n != nil && n.IsLeader() {
+				leader = i
+			}
+		}
+		return leader >= 0
+	}, 20*time.Second, 20*time.Millisecond, "no leader elected")
+	return leader
+}
+
+// WaitReady waits for a leader and for every running node to be registered in the
+// catalog, so any node can forward to the leader.
+func (c *Cluster) WaitReady() {
+	c.t.Helper()
+	leader := c.Leader()
+	require.Eventually(c.t, func() bool {
+		registered := map[string]bool{}
+		for _, n := range c.Nodes[leader].FSM().View().Nodes() {
+			registered[n.Id] = n.GrpcAddr != ""
+		}
+		for _, n := range c.Nodes {
+			if n != nil && !registered[n.ID()] {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "nodes did not register")
+}
+
+// Endpoints lists the gRPC addresses of every configured node (running or not).
+func (c *Cluster) Endpoints() []string {
+	out := make([]string, len(c.configs))
+	for i, cfg := range c.configs {
+		out[i] = cfg.GRPCAddr
+	}
+	return out
+}
+
+// Follower returns the index of a running node that is not the leader.
+func (c *Cluster) Follower() int {
+	c.t.Helper()
+	leader := c.Leader()
+	for i, n := range c.Nodes {
+		if n != nil && i != leader {
+			return i
+		}
+	}
+	c.t.Fatal("no running follower")
+	return -1
+}
+
+// WaitConverged waits until every running node has applied the same index and has
+// the same FSM hash, and returns the hash.
+func (c *Cluster) WaitConverged() string {
+	c.t.Helper()
+	var hash string
+	require.Eventually(c.t, func() bool {
+		hash = ""
+		var index uint64
+		for _, n := range c.Nodes {
+			if n == nil {
+				continue
+			}
+			h, i := n.FSM().Hash(), n.FSM().AppliedIndex()
+			if hash == "" {
+				hash, index = h, i
+			} else if h != hash || i != index {
+				return false
+			}
+		}
+		return hash != ""
+	}, 20*time.Second, 50*time.Millisecond, "nodes did not converge")
+	return hash
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// tcpStreamLayer is the Raft transport's stream layer: plain TCP on a listener the node
+// owns. Keeping it ours (rather than raft.NewTCPTransport) lets tests hand in a
+// listener bound to port 0, and lets Close end every connection: raft's transport
+// leaves pooled and accepted connections open, which would keep goroutines (and peers'
+// goroutines) alive after an in-process node stops.
+type tcpStreamLayer struct {
+	net.Listener
+	advertise net.Addr
+
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+func newTCPStreamLayer(ln net.Listener, advertise string) (*tcpStreamLayer, error) {
+	addr := ln.Addr()
+	if advertise != "" {
+		resolved, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			return nil, fmt.Errorf("raft advertise address %q: %w", advertise, err)
+		}
+		addr = resolved
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		return nil, errors.New("the Raft address to advertise is unspecified (0.0.0.0); set --raft-advertise")
+	}
+	return &tcpStreamLayer{Listener: ln, advertise: addr, conns: map[*trackedConn]struct{}{}}, nil
+}
+
+// Addr is the address peers dial.
+func (t *tcpStreamLayer) Addr() net.Addr { return t.advertise }
+
+// Accept waits for a peer's connection.
+func (t *tcpStreamLayer) Accept() (net.Conn, error) {
+	c, err := t.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return t.track(c)
+}
+
+// Dial opens a connection to a peer.
+func (t *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", string(address), timeout)
+	if err != nil {
+		return nil, err
+	}
+	return t.track(c)
+}
+
+func (t *tcpStreamLayer) track(c net.Conn) (net.Conn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		c.Close()
+		return nil, errors.New("raft stream layer closed")
+	}
+	tc := &trackedConn{Conn: c, layer: t}
+	t.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+// Close stops listening and closes every open connection.
+func (t *tcpStreamLayer) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	conns := t.conns
+	t.conns = map[*trackedConn]struct{}{}
+	t.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
+	return t.Listener.Close()
+}
+
+type trackedConn struct {
+	net.Conn
+	layer *tcpStreamLayer
+	once  sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.layer.mu.Lock()
+		delete(c.layer.conns, c)
+		c.layer.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
