@@ -140,6 +140,10 @@ func writeSnapshot(w io.Writer, t *tables) (int, error) {
 
 // writeRecords writes the record stream, ending with its checksum.
 func writeRecords(w io.Writer, t *tables) (n int, err error) {
+	return writeSections(w, t, sections)
+}
+
+func writeSections(w io.Writer, t *tables, sections []section) (n int, err error) {
 	digest := xxhash.New()
 	out := io.MultiWriter(w, digest)
 	var buf []byte
@@ -266,6 +270,19 @@ func (d *digestReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	d.d.Write(p[:n])
 	return n, err
+}
+
+// CatalogHash is like Hash but covers only the catalog (databases, collections,
+// segments and the id counter): what a rejected command must never change. Node
+// registrations, the request window and the applied index are left out.
+func (f *FSM) CatalogHash() string {
+	t := f.current()
+	h := sha256.New()
+	fmt.Fprintf(h, "last_id=%d\n", t.meta.LastId)
+	if _, err := writeSections(h, t, sections[1:4]); err != nil {
+		return "error: " + err.Error()
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Hash returns a SHA-256 over the canonical record stream of the current state: equal

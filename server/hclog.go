@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"net"
 	"io"
 	"log"
 	"log/slog"
@@ -37,11 +39,25 @@ func (h *hclogAdapter) level(l hclog.Level) slog.Level {
 
 func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	lvl := h.level(level)
+	if lvl > slog.LevelDebug && benign(msg, args) {
+		lvl = slog.LevelDebug
+	}
 	if !h.logger.Enabled(context.Background(), lvl) {
 		return
 	}
 	all := append([]any{"component", h.name}, h.args...)
 	h.logger.Log(context.Background(), lvl, msg, append(all, args...)...)
+}
+
+// benign reports raft warnings and errors that are expected in normal operation: a
+// connection closed because a peer (or this node) is shutting down.
+func benign(msg string, args []any) bool {
+	for _, a := range args {
+		if err, ok := a.(error); ok && (errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *hclogAdapter) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }

@@ -61,7 +61,7 @@ func execute(ctx context.Context, root *cobra.Command, args []string, stderr io.
 // newRootCmd builds the whole command tree.
 func newRootCmd() *cobra.Command {
 	root := newApp().rootCmd()
-	// server and dev commands: see server.go, dev.go
+	root.AddCommand(newServerCmd(), newDevCmd())
 	return root
 }
 

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/snapkeep/snapkeep/objstore"
+	"github.com/snapkeep/snapkeep/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// serverFlags are the flags of `snapkeep server`.
+type serverFlags struct {
+	nodeID, dataDir                string
+	raftAddr, raftAdvertise        string
+	grpcAddr, grpcAdvertise, peers string
+	s3                             objstore.S3Config
+	root                           string
+	logLevel, logFormat            string
+}
+
+func newServerCmd() *cobra.Command {
+	f := &serverFlags{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run one node of a cluster",
+		Long: `Run one node of a snapkeep cluster until interrupted (SIGINT or SIGTERM stop it
+gracefully). The first start of each node bootstraps the cluster from --peers;
+later starts rejoin it from the node's data dir.
+
+Example, three nodes on one machine:
+
+  snapkeep server --node-id n1 --data-dir /var/lib/snapkeep/n1 \
+    --raft-addr 127.0.0.1:7011 --grpc-addr 127.0.0.1:7001 \
+    --peers n1=127.0.0.1:7011,n2=127.0.0.1:7012,n3=127.0.0.1:7013 \
+    --s3-endpoint http://127.0.0.1:9000 --s3-bucket snapkeep --s3-path-style`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			peers, err := server.ParsePeers(f.peers)
+			if err != nil {
+				return usageErrorf("--peers: %v", err)
+			}
+			logger, err := newLogger(f.logLevel, f.logFormat)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			fillS3Credentials(&f.s3)
+			node, err := server.Start(server.Config{
+				NodeID:        f.nodeID,
+				DataDir:       f.dataDir,
+				RaftAddr:      f.raftAddr,
+				RaftAdvertise: f.raftAdvertise,
+				GRPCAddr:      f.grpcAddr,
+				GRPCAdvertise: f.grpcAdvertise,
+				Peers:         peers,
+				Storage:       f.s3,
+				Root:          f.root,
+				Version:       version,
+				Logger:        logger,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s serving on %s (raft %s)\n", node.ID(), node.GRPCAddr(), node.RaftAddr())
+			<-cmd.Context().Done()
+			logger.Info("shutting down")
+			return node.Close()
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.nodeID, "node-id", "", "this node's id in the cluster (required; never change it)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log and snapshots (required)")
+	fl.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7011", "address the Raft transport listens on")
+	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address peers dial, when not --raft-addr")
+	fl.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:7001", "address the gRPC API listens on")
+	fl.StringVar(&f.grpcAdvertise, "grpc-advertise", "", "gRPC address other nodes and clients are told, when not --grpc-addr")
+	fl.StringVar(&f.peers, "peers", "", "the initial cluster: ID=RAFTADDR,... including this node (required)")
+	addS3Flags(cmd, &f.s3)
+	fl.StringVar(&f.root, "root", "snapkeep", "key prefix every object snapkeep writes or registers sits under")
+	addLogFlags(cmd, &f.logLevel, &f.logFormat)
+	return cmd
+}
+
+func addS3Flags(cmd *cobra.Command, cfg *objstore.S3Config) {
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.Endpoint, "s3-endpoint", "", "S3 endpoint URL (empty: AWS)")
+	fl.StringVar(&cfg.Region, "s3-region", "us-east-1", "S3 region")
+	fl.StringVar(&cfg.Bucket, "s3-bucket", "snapkeep", "bucket holding the collections' files")
+	fl.BoolVar(&cfg.PathStyle, "s3-path-style", false, "use path-style addressing (most self-hosted S3 servers need it)")
+	fl.StringVar(&cfg.AccessKey, "s3-access-key", "", "S3 access key (default: env AWS_ACCESS_KEY_ID, then the AWS default chain)")
+	fl.StringVar(&cfg.SecretKey, "s3-secret-key", "", "S3 secret key (default: env AWS_SECRET_ACCESS_KEY)")
+}
+
+// fillS3Credentials takes credentials from the environment when no flag gave them;
+// with neither, the AWS default chain applies.
+func fillS3Credentials(cfg *objstore.S3Config) {
+	if cfg.AccessKey == "" && cfg.SecretKey == "" {
+		cfg.AccessKey = os.Getenv("AWS_ACCESS_KEY_ID")
+		cfg.SecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
+		cfg.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
+	}
+}
+
+func addLogFlags(cmd *cobra.Command, level, format *string) {
+	cmd.Flags().StringVar(level, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(format, "log-format", "text", "log format: text or json")
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
