@@ -180,4 +180,3 @@ func (s *internalService) ReadIndex(ctx context.Context, _ *internalv1.ReadIndex
 func (s *internalService) NodeStatus(context.Context, *internalv1.NodeStatusRequest) (*internalv1.NodeStatusResponse, error) {
 	return s.n.localStatus(), nil
 }
-

@@ -3,10 +3,10 @@ package server
 import (
 	"context"
 	"errors"
-	"net"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 
 	"github.com/hashicorp/go-hclog"
 )
