@@ -8,7 +8,10 @@ VERSITYGW_VERSION := v1.8.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: run test build proto tools bench fuzz vet fmt clean
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzApply FuzzFileList FuzzReadSnapshot
+
+.PHONY: run test unit build proto tools bench fuzz vet fmt clean
 
 ## run: a three-node dev cluster plus an embedded S3 on loopback, with the demo.
 run:
@@ -17,10 +20,20 @@ run:
 build:
 	$(GO) build -o $(BIN)/snapkeep ./cmd/snapkeep
 
-## test: every test, with the race detector. Installs what it needs into ./bin.
-test: tools
+## test: every test, with the race detector, then each fuzz target for $(FUZZTIME).
+## Installs what it needs into ./bin.
+test: unit fuzz
+
+unit: tools
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 14m ./...
+
+## fuzz: run each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run).
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzz $$target for $(FUZZTIME)"; \
+		$(GO) test ./fsm -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 tools: $(BIN)/versitygw
 
@@ -40,9 +53,11 @@ proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 		--go-grpc_out=module=github.com/snapkeep/snapkeep:. \
 		rpc/proto/snapkeep/v1/snapkeep.proto rpc/proto/snapkeep/internal/v1/internal.proto
 
-## bench: Go benchmarks (results go in docs/BENCHMARKS.md by hand for now).
+## bench: the Go benchmarks (results are recorded in docs/BENCHMARKS.md).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkApply$$' -benchmem
+	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkCatalogMemory$$' -benchtime 1x
+	$(GO) test ./server -run '^$$' -bench '^BenchmarkCatalogWrites$$' -benchtime 3s
 
 vet:
 	$(GO) vet ./...

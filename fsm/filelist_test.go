@@ -1,0 +1,53 @@
+package fsm
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+func TestFileListRoundTrip(t *testing.T) {
+	entries := []FileEntry{
+		{Key: "bm25/7", Kind: fsmpb.FileKind_FILE_KIND_BM25, FieldID: 7, Size: 1},
+		{Key: "delta/0", Kind: fsmpb.FileKind_FILE_KIND_DELTA, Size: 0},
+		{Key: "delta/007", Kind: fsmpb.FileKind_FILE_KIND_DELTA, Size: 9},           // leading zero: kept as text
+		{Key: "insert/1/18446744073709551615", Kind: fsmpb.FileKind_FILE_KIND_INSERT}, // max uint64
+		{Key: "insert/1/2", Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldID: -3, Size: 1 << 40, CRC32C: 0xffffffff},
+		{Key: "insert/100/449000000000000001", Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldID: 100, Size: 4096, CRC32C: 1},
+		{Key: "insert/100/99999999999999999999", Kind: fsmpb.FileKind_FILE_KIND_INSERT}, // too long for a number
+		{Key: "stats/ünïcödé name+%.bin", Kind: fsmpb.FileKind_FILE_KIND_STATS},
+		{Key: "top-level-name", Kind: fsmpb.FileKind_FILE_KIND_STATS},
+	}
+	blob := encodeFileList(entries)
+	got, err := DecodeFileList(blob)
+	require.NoError(t, err)
+	require.Equal(t, entries, got)
+	n, err := FileCount(blob)
+	require.NoError(t, err)
+	require.Equal(t, len(entries), n)
+
+	// Stopping early is honoured.
+	seen := 0
+	require.NoError(t, ForEachFile(blob, func(FileEntry) bool { seen++; return seen < 3 }))
+	require.Equal(t, 3, seen)
+
+	// Every truncation is an error, never a panic.
+	for i := 0; i < len(blob); i++ {
+		_, err := DecodeFileList(blob[:i])
+		if i == 0 {
+			require.NoError(t, err, "an empty blob is an empty list")
+			continue
+		}
+		require.Error(t, err, "truncated to %d bytes", i)
+	}
+}
+
+// TestFileListIsCompact pins the size of a realistic segment's file list: eight files
+// with Milvus's 18-digit log ids take 153 bytes, under 20 per file.
+func TestFileListIsCompact(t *testing.T) {
+	blob, err := encodeFiles(realisticFiles(12, 3456789), SegmentPrefix(12, 3456789), "segment", segmentFileKind)
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(blob), 160)
+}
