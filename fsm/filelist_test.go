@@ -12,7 +12,7 @@ func TestFileListRoundTrip(t *testing.T) {
 	entries := []FileEntry{
 		{Key: "bm25/7", Kind: fsmpb.FileKind_FILE_KIND_BM25, FieldID: 7, Size: 1},
 		{Key: "delta/0", Kind: fsmpb.FileKind_FILE_KIND_DELTA, Size: 0},
-		{Key: "delta/007", Kind: fsmpb.FileKind_FILE_KIND_DELTA, Size: 9},           // leading zero: kept as text
+		{Key: "delta/007", Kind: fsmpb.FileKind_FILE_KIND_DELTA, Size: 9},             // leading zero: kept as text
 		{Key: "insert/1/18446744073709551615", Kind: fsmpb.FileKind_FILE_KIND_INSERT}, // max uint64
 		{Key: "insert/1/2", Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldID: -3, Size: 1 << 40, CRC32C: 0xffffffff},
 		{Key: "insert/100/449000000000000001", Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldID: 100, Size: 4096, CRC32C: 1},
