@@ -54,10 +54,15 @@ type DeleteResult struct {
 // Store is the object-store interface. See the package comment for the contract.
 type Store interface {
 	// Put uploads body (exactly size bytes) under key, replacing any object there.
+	// A body of another length fails the call and stores nothing. The result's
+	// LastModified may be zero (S3 does not report it on upload); use Head.
 	Put(ctx context.Context, key string, body io.Reader, size int64, opts PutOptions) (ObjectInfo, error)
 	// Get opens the whole object. The caller closes the reader.
 	Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error)
-	// GetRange opens length bytes from offset (length < 0: to the end).
+	// GetRange opens length bytes from offset (length < 0: to the end). A range
+	// running past the end is cut short there; an offset at or past the end of a
+	// non-empty object is an error other than ErrNotFound. An empty object reads
+	// as empty from offset 0.
 	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 	// Head returns the object's metadata.
 	Head(ctx context.Context, key string) (ObjectInfo, error)

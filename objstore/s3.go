@@ -1,0 +1,700 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// DefaultRegion is used when S3Config.Region is empty.
+const DefaultRegion = "us-east-1"
+
+// multipartCopyConcurrency bounds the UploadPartCopy requests in flight for one
+// MultipartCopy: enough to overlap server-side copies without flooding the server.
+const multipartCopyConcurrency = 4
+
+// maxMultipartParts is the S3 limit on parts in one multipart upload.
+const maxMultipartParts = 10000
+
+// maxListKeys is the most keys S3 returns in one ListObjectsV2 page.
+const maxListKeys = 1000
+
+// S3Config locates a bucket on an S3-compatible server.
+type S3Config struct {
+	// Endpoint overrides the AWS endpoint, e.g. "http://127.0.0.1:7070". Empty: AWS S3.
+	Endpoint string
+	// Region defaults to DefaultRegion.
+	Region string
+	Bucket string
+	// PathStyle addresses the bucket as http://host/bucket/key, which most
+	// S3-compatible servers (and loopback endpoints) need.
+	PathStyle bool
+	// AccessKey and SecretKey (and optionally SessionToken) select static
+	// credentials; without AccessKey the default AWS credential chain is used.
+	AccessKey    string
+	SecretKey    string
+	SessionToken string
+}
+
+// S3 is a Store backed by one bucket of an S3-compatible server.
+type S3 struct {
+	client     *s3.Client
+	httpClient *http.Client
+	bucket     string
+	region     string
+}
+
+var _ Store = (*S3)(nil)
+
+// NewS3 returns a Store for cfg.Bucket. It makes no request: a wrong endpoint or
+// missing bucket shows up on first use.
+func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("objstore: S3Config.Bucket is empty")
+	}
+	region := cfg.Region
+	if region == "" {
+		region = DefaultRegion
+	}
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithRegion(region),
+		config.WithHTTPClient(tunedHTTPClient()),
+	}
+	if cfg.AccessKey != "" {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: load AWS config: %w", err)
+	}
+	httpClient := newHTTPClient(awsCfg.HTTPClient)
+	awsCfg.HTTPClient = httpClient
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+		// The SDK's default (WhenSupported) adds CRC32 trailers with aws-chunked
+		// encoding to every upload and validates every download; many
+		// S3-compatible servers reject or mangle that. We send a checksum only
+		// when the caller supplies one (PutOptions.CRC32C) or the API requires it.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	return &S3{client: client, httpClient: httpClient, bucket: cfg.Bucket, region: region}, nil
+}
+
+// tunedHTTPClient is the starting point for the SDK's HTTP client. Its
+// transport keeps many idle connections per host: snapkeep sends many
+// concurrent requests to one endpoint, and the SDK's default of 10 idle
+// connections per host would make most of them reconnect. It is a
+// BuildableClient so that loading the config can still add AWS_CA_BUNDLE's roots.
+func tunedHTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = 1024
+		tr.MaxIdleConnsPerHost = 256
+		tr.IdleConnTimeout = 90 * time.Second
+	})
+}
+
+// newHTTPClient turns the loaded config's client into a plain *http.Client
+// over the same transport. The SDK's own client wraps its transport in a type
+// without CloseIdleConnections, so Close could not release connections.
+func newHTTPClient(loaded aws.HTTPClient) *http.Client {
+	var transport *http.Transport
+	if buildable, ok := loaded.(*awshttp.BuildableClient); ok {
+		transport = buildable.GetTransport()
+	} else {
+		transport = tunedHTTPClient().GetTransport()
+	}
+	return &http.Client{
+		Transport: transport,
+		// Like the SDK: follow only redirects that keep the method and body
+		// (307, 308); hand the others back as responses for the SDK to report.
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			code := req.Response.StatusCode
+			if (code == http.StatusTemporaryRedirect || code == http.StatusPermanentRedirect) && len(via) < 10 {
+				return nil
+			}
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// Bucket is the bucket this store reads and writes.
+func (s *S3) Bucket() string { return s.bucket }
+
+// Close releases idle connections. The store stays usable (new requests dial
+// again); call it when done so no connection goroutines linger.
+func (s *S3) Close() error {
+	s.httpClient.CloseIdleConnections()
+	return nil
+}
+
+// CreateBucket creates the bucket; an existing bucket is not an error.
+func (s *S3) CreateBucket(ctx context.Context) error {
+	in := &s3.CreateBucketInput{Bucket: aws.String(s.bucket)}
+	if s.region != DefaultRegion {
+		// Only us-east-1 may (and must) omit the location.
+		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{
+			LocationConstraint: types.BucketLocationConstraint(s.region),
+		}
+	}
+	_, err := s.client.CreateBucket(ctx, in)
+	if err == nil {
+		return nil
+	}
+	var owned *types.BucketAlreadyOwnedByYou
+	var exists *types.BucketAlreadyExists
+	if errors.As(err, &owned) || errors.As(err, &exists) {
+		return nil
+	}
+	if code := apiErrorCode(err); code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" {
+		return nil
+	}
+	return fmt.Errorf("create bucket %q: %w", s.bucket, err)
+}
+
+// Put uploads body. A body that is not an io.ReadSeeker is sent with an unsigned
+// payload (the SDK cannot hash it without reading it twice) and cannot be
+// retried by the SDK. The returned ObjectInfo has Key, Size, ETag and, when the
+// server echoes one, CRC32C; LastModified is left zero (PutObject does not
+// report it; use Head).
+func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, opts PutOptions) (ObjectInfo, error) {
+	if size < 0 {
+		return ObjectInfo{}, fmt.Errorf("put %q: negative size %d", key, size)
+	}
+	if body == nil {
+		if size != 0 {
+			return ObjectInfo{}, fmt.Errorf("put %q: nil body with size %d", key, size)
+		}
+		body = bytes.NewReader(nil)
+	}
+	contentType := opts.ContentType
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(key),
+		Body:          body,
+		ContentLength: aws.Int64(size),
+		ContentType:   aws.String(contentType),
+	}
+	if opts.HasCRC32C {
+		in.ChecksumCRC32C = aws.String(encodeCRC32C(opts.CRC32C))
+	}
+	var optFns []func(*s3.Options)
+	if seeker, ok := body.(io.ReadSeeker); ok {
+		// The transport sends size bytes and only then notices extra ones, when
+		// the server has already stored a truncated object: check up front.
+		remaining, err := remainingBytes(seeker)
+		if err != nil {
+			return ObjectInfo{}, fmt.Errorf("put %q: %w", key, err)
+		}
+		if remaining != size {
+			return ObjectInfo{}, fmt.Errorf("put %q: body has %d bytes, size says %d", key, remaining, size)
+		}
+	} else {
+		in.Body = &exactReader{r: body, remaining: size}
+		// Signing the payload needs a SHA-256 of the body before sending it,
+		// which means rewinding; a plain reader can only be read once.
+		optFns = append(optFns, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
+	}
+	out, err := s.client.PutObject(ctx, in, optFns...)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %q: %w", key, mapError(err, false))
+	}
+	info := ObjectInfo{Key: key, Size: size, ETag: trimETag(out.ETag)}
+	info.CRC32C, info.HasCRC32C = decodeCRC32C(out.ChecksumCRC32C, out.ChecksumType)
+	return info, nil
+}
+
+// remainingBytes is how many bytes r holds from its current position.
+func remainingBytes(r io.Seeker) (int64, error) {
+	cur, err := r.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("seek body: %w", err)
+	}
+	end, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, fmt.Errorf("seek body: %w", err)
+	}
+	if _, err := r.Seek(cur, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("seek body: %w", err)
+	}
+	return end - cur, nil
+}
+
+// errBodyTooLong reports a Put body with more bytes than its declared size.
+var errBodyTooLong = errors.New("body is longer than the declared size")
+
+// exactReader passes on exactly remaining bytes of r and fails unless r ends
+// right there. It withholds the final bytes until it has seen r's EOF, so a
+// body of the wrong length aborts the request before the server has all of
+// it, instead of storing a truncated object.
+type exactReader struct {
+	r         io.Reader
+	remaining int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.remaining == 0 {
+		return 0, e.checkEOF()
+	}
+	if int64(len(p)) > e.remaining {
+		p = p[:e.remaining]
+	}
+	n, err := e.r.Read(p)
+	e.remaining -= int64(n)
+	if e.remaining == 0 {
+		if eofErr := e.checkEOF(); eofErr != io.EOF {
+			return 0, eofErr
+		}
+		return n, nil
+	}
+	if err == io.EOF {
+		return n, fmt.Errorf("body ended %d bytes short of the declared size: %w", e.remaining, io.ErrUnexpectedEOF)
+	}
+	return n, err
+}
+
+// checkEOF returns io.EOF if r has nothing more, else an error.
+func (e *exactReader) checkEOF() error {
+	var one [1]byte
+	for range 100 { // a reader may return (0, nil) a few times; not forever
+		n, err := e.r.Read(one[:])
+		if n > 0 {
+			return errBodyTooLong
+		}
+		if err == io.EOF {
+			return io.EOF
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// Get opens the whole object.
+func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(key),
+	})
+	if err != nil {
+		return nil, ObjectInfo{}, fmt.Errorf("get %q: %w", key, mapError(err, false))
+	}
+	info := ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         trimETag(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+	}
+	info.CRC32C, info.HasCRC32C = decodeCRC32C(out.ChecksumCRC32C, out.ChecksumType)
+	return out.Body, info, nil
+}
+
+// GetRange opens length bytes from offset; length < 0 reads to the end. As in
+// S3, a range reaching past the end is cut short at the end, and an offset at
+// or past the end of a non-empty object is an error (InvalidRange). Reading an
+// empty object from offset 0, or any length 0 range, gives an empty reader once
+// the object is known to exist.
+func (s *S3) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if offset < 0 {
+		return nil, fmt.Errorf("get range %q: negative offset %d", key, offset)
+	}
+	if length == 0 {
+		if _, err := s.Head(ctx, key); err != nil {
+			return nil, fmt.Errorf("get range %q: %w", key, err)
+		}
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	rangeHeader := fmt.Sprintf("bytes=%d-", offset)
+	if length > 0 {
+		rangeHeader = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(key),
+		Range:  aws.String(rangeHeader),
+	})
+	if err != nil {
+		if offset == 0 && isInvalidRange(err) {
+			// S3 refuses every range of an empty object, even "bytes=0-".
+			if info, headErr := s.Head(ctx, key); headErr == nil && info.Size == 0 {
+				return io.NopCloser(bytes.NewReader(nil)), nil
+			}
+		}
+		return nil, fmt.Errorf("get range %q %s: %w", key, rangeHeader, mapError(err, false))
+	}
+	// A server that ignores Range answers 200 with the whole object; hand that
+	// back and the caller reads the wrong bytes.
+	if start, ok := contentRangeStart(aws.ToString(out.ContentRange)); !ok || start != offset {
+		_ = out.Body.Close()
+		return nil, fmt.Errorf("get range %q %s: server answered with Content-Range %q",
+			key, rangeHeader, aws.ToString(out.ContentRange))
+	}
+	return out.Body, nil
+}
+
+func isInvalidRange(err error) bool {
+	var respErr *smithyhttp.ResponseError
+	return apiErrorCode(err) == "InvalidRange" ||
+		errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
+}
+
+// contentRangeStart parses the first byte position of "bytes a-b/total".
+func contentRangeStart(contentRange string) (int64, bool) {
+	rest, ok := strings.CutPrefix(contentRange, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	first, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	start, err := strconv.ParseInt(first, 10, 64)
+	return start, err == nil
+}
+
+// Head returns the object's metadata, including its CRC32C when the server
+// stores full-object checksums.
+func (s *S3) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket:       aws.String(s.bucket),
+		Key:          aws.String(key),
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("head %q: %w", key, mapError(err, true))
+	}
+	info := ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         trimETag(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+	}
+	info.CRC32C, info.HasCRC32C = decodeCRC32C(out.ChecksumCRC32C, out.ChecksumType)
+	return info, nil
+}
+
+// Copy copies src to dst with one CopyObject request and returns dst's metadata
+// (read back with a HEAD, since CopyObject does not report the size).
+func (s *S3) Copy(ctx context.Context, src, dst string) (ObjectInfo, error) {
+	_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket:     aws.String(s.bucket),
+		Key:        aws.String(dst),
+		CopySource: aws.String(s.copySource(src)),
+	})
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("copy %q to %q: %w", src, dst, mapError(err, false))
+	}
+	info, err := s.Head(ctx, dst)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("copy %q to %q: %w", src, dst, err)
+	}
+	return info, nil
+}
+
+// MultipartCopy copies src to dst with UploadPartCopy, at most
+// multipartCopyConcurrency parts at a time, and aborts the upload on any
+// failure. An empty source is copied with CopyObject (an empty byte range is
+// not expressible).
+func (s *S3) MultipartCopy(ctx context.Context, src, dst string, srcSize, partSize int64) (ObjectInfo, error) {
+	if srcSize < 0 || partSize <= 0 {
+		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: invalid size %d or part size %d", src, dst, srcSize, partSize)
+	}
+	if srcSize == 0 {
+		return s.Copy(ctx, src, dst)
+	}
+	partCount := (srcSize + partSize - 1) / partSize
+	if partCount > maxMultipartParts {
+		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: %d parts of %d bytes exceed the limit of %d parts",
+			src, dst, partCount, partSize, maxMultipartParts)
+	}
+
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(dst),
+	})
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: create upload: %w", src, dst, mapError(err, false))
+	}
+	uploadID := created.UploadId
+
+	parts, err := s.copyParts(ctx, src, dst, uploadID, srcSize, partSize, int(partCount))
+	if err == nil {
+		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket:          aws.String(s.bucket),
+			Key:             aws.String(dst),
+			UploadId:        uploadID,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		})
+		if err != nil {
+			err = fmt.Errorf("complete upload: %w", mapError(err, false))
+		}
+	}
+	if err != nil {
+		// Abort even when ctx is done, or the parts linger (and are billed) on the server.
+		abortCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, abortErr := s.client.AbortMultipartUpload(abortCtx, &s3.AbortMultipartUploadInput{
+			Bucket:   aws.String(s.bucket),
+			Key:      aws.String(dst),
+			UploadId: uploadID,
+		}); abortErr != nil {
+			err = errors.Join(err, fmt.Errorf("abort upload %s: %w", aws.ToString(uploadID), abortErr))
+		}
+		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: %w", src, dst, err)
+	}
+
+	info, err := s.Head(ctx, dst)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: %w", src, dst, err)
+	}
+	return info, nil
+}
+
+// copyParts runs the UploadPartCopy requests with bounded concurrency and
+// returns the completed parts in order. The first failure cancels the rest.
+func (s *S3) copyParts(ctx context.Context, src, dst string, uploadID *string, srcSize, partSize int64, partCount int) ([]types.CompletedPart, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	parts := make([]types.CompletedPart, partCount)
+	copySource := s.copySource(src)
+	sem := make(chan struct{}, multipartCopyConcurrency)
+	var wg sync.WaitGroup
+	for i := range partCount {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			first := int64(i) * partSize
+			last := min(first+partSize, srcSize) - 1
+			partNumber := int32(i + 1)
+			out, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+				Bucket:          aws.String(s.bucket),
+				Key:             aws.String(dst),
+				UploadId:        uploadID,
+				PartNumber:      aws.Int32(partNumber),
+				CopySource:      aws.String(copySource),
+				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+			})
+			if err != nil {
+				cancel(fmt.Errorf("part %d: %w", partNumber, mapError(err, false)))
+				return
+			}
+			var etag *string
+			if out.CopyPartResult != nil {
+				etag = out.CopyPartResult.ETag
+			}
+			parts[i] = types.CompletedPart{ETag: etag, PartNumber: aws.Int32(partNumber)}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return parts, nil
+}
+
+// copySource is the x-amz-copy-source value for key: "bucket/key", URL-encoded
+// except for "/". "+" must be encoded too, or servers decode it as a space.
+func (s *S3) copySource(key string) string {
+	return uriEncode(s.bucket + "/" + key)
+}
+
+// uriEncode percent-encodes everything but RFC 3986 unreserved characters and "/".
+func uriEncode(path string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(path))
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '~', c == '/':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
+
+// List returns one page of keys under prefix, in lexical order.
+func (s *S3) List(ctx context.Context, prefix, token string, maxKeys int) (ListPage, error) {
+	in := &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(prefix),
+	}
+	if token != "" {
+		in.ContinuationToken = aws.String(token)
+	}
+	if maxKeys > 0 {
+		in.MaxKeys = aws.Int32(int32(min(maxKeys, maxListKeys)))
+	}
+	out, err := s.client.ListObjectsV2(ctx, in)
+	if err != nil {
+		return ListPage{}, fmt.Errorf("list %q: %w", prefix, mapError(err, false))
+	}
+	page := ListPage{Objects: make([]ObjectInfo, 0, len(out.Contents))}
+	for _, obj := range out.Contents {
+		page.Objects = append(page.Objects, ObjectInfo{
+			Key:          aws.ToString(obj.Key),
+			Size:         aws.ToInt64(obj.Size),
+			ETag:         trimETag(obj.ETag),
+			LastModified: aws.ToTime(obj.LastModified),
+		})
+	}
+	if aws.ToBool(out.IsTruncated) {
+		page.NextToken = aws.ToString(out.NextContinuationToken)
+		if page.NextToken == "" {
+			return ListPage{}, fmt.Errorf("list %q: truncated listing without a continuation token", prefix)
+		}
+	}
+	return page, nil
+}
+
+// Delete removes keys with one DeleteObjects request. A key the server reports
+// as missing counts as deleted; other per-key errors land in Failed.
+func (s *S3) Delete(ctx context.Context, keys []string) (DeleteResult, error) {
+	result := DeleteResult{Failed: map[string]error{}}
+	if len(keys) == 0 {
+		return result, nil
+	}
+	if len(keys) > MaxDeleteBatch {
+		return DeleteResult{}, fmt.Errorf("delete: %d keys exceed the batch limit of %d", len(keys), MaxDeleteBatch)
+	}
+	ids := make([]types.ObjectIdentifier, len(keys))
+	for i, key := range keys {
+		ids[i] = types.ObjectIdentifier{Key: aws.String(key)}
+	}
+	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: aws.String(s.bucket),
+		Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(false)},
+	})
+	if err != nil {
+		return DeleteResult{}, fmt.Errorf("delete %d keys (first %q): %w", len(keys), keys[0], mapError(err, false))
+	}
+
+	reported := make(map[string]bool, len(keys))
+	for _, d := range out.Deleted {
+		key := aws.ToString(d.Key)
+		if !reported[key] {
+			reported[key] = true
+			result.Deleted = append(result.Deleted, key)
+		}
+	}
+	for _, e := range out.Errors {
+		key, code := aws.ToString(e.Key), aws.ToString(e.Code)
+		if reported[key] {
+			continue
+		}
+		reported[key] = true
+		if code == "NoSuchKey" || code == "NotFound" {
+			result.Deleted = append(result.Deleted, key)
+			continue
+		}
+		result.Failed[key] = fmt.Errorf("delete %q: %s: %s", key, code, aws.ToString(e.Message))
+	}
+	// With Quiet=false every key should be in the response; one that is not was
+	// not confirmed deleted, so the caller must retry it.
+	for _, key := range keys {
+		if !reported[key] {
+			reported[key] = true
+			result.Failed[key] = fmt.Errorf("delete %q: not reported in the DeleteObjects response", key)
+		}
+	}
+	return result, nil
+}
+
+// mapError turns the backend's "no such object" into ErrNotFound (keeping the
+// original error in the chain). isHead: HEAD responses have no body, so a bare
+// 404 is all there is to go on.
+func mapError(err error, isHead bool) error {
+	var noSuchKey *types.NoSuchKey
+	var notFound *types.NotFound
+	switch code := apiErrorCode(err); {
+	case errors.As(err, &noSuchKey), errors.As(err, &notFound),
+		code == "NoSuchKey", code == "NotFound":
+		return notFoundError{err}
+	}
+	var respErr *smithyhttp.ResponseError
+	if isHead && errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusNotFound {
+		return notFoundError{err}
+	}
+	return err
+}
+
+// notFoundError is ErrNotFound for errors.Is while keeping the backend error in
+// the message and in the chain.
+type notFoundError struct{ cause error }
+
+func (e notFoundError) Error() string   { return ErrNotFound.Error() + ": " + e.cause.Error() }
+func (e notFoundError) Unwrap() []error { return []error{ErrNotFound, e.cause} }
+
+func apiErrorCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
+}
+
+func trimETag(etag *string) string {
+	return strings.Trim(aws.ToString(etag), `"`)
+}
+
+// encodeCRC32C renders a CRC-32C the way S3 expects it: base64 of the 4
+// big-endian bytes.
+func encodeCRC32C(crc uint32) string {
+	var buf [4]byte
+	binary.BigEndian.PutUint32(buf[:], crc)
+	return base64.StdEncoding.EncodeToString(buf[:])
+}
+
+// decodeCRC32C parses a full-object CRC-32C. A composite checksum (a multipart
+// upload's checksum of part checksums, rendered "xxxx==-N") is not the
+// object's CRC and is ignored.
+func decodeCRC32C(value *string, checksumType types.ChecksumType) (uint32, bool) {
+	s := aws.ToString(value)
+	if s == "" || checksumType == types.ChecksumTypeComposite || strings.Contains(s, "-") {
+		return 0, false
+	}
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) != 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(raw), true
+}
