@@ -32,7 +32,7 @@ unit: tools
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
 		echo "fuzz $$target for $(FUZZTIME)"; \
-		$(GO) test ./fsm -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) || exit 1; \
+		$(GO) test ./fsm -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s || exit 1; \
 	done
 
 tools: $(BIN)/versitygw
