@@ -53,6 +53,9 @@ type Config struct {
 	// SnapshotInterval and SnapshotThreshold control raft snapshots (defaults: raft's).
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
+	// TrailingLogs is how many entries stay in the log after a raft snapshot (default:
+	// raft's 10240); a follower further behind is sent the snapshot instead.
+	TrailingLogs uint64
 	// NoSync skips fsync in the Raft log store. Only for tests: a crash may lose
 	// acknowledged writes.
 	NoSync bool

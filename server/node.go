@@ -136,7 +136,7 @@ const maxMessageBytes = 16 << 20
 
 // checkDataDir creates the data dir, or checks that it belongs to this node id.
 func (n *Node) checkDataDir() error {
-	if err := os.MkdirAll(filepath.Join(n.cfg.DataDir, "raft", "snapshots"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(n.cfg.DataDir, "raft"), 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	idFile := filepath.Join(n.cfg.DataDir, "node-id")
@@ -173,6 +173,9 @@ func (n *Node) startRaft() error {
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("raft configuration: %w", err)
 	}
@@ -191,7 +194,8 @@ func (n *Node) startRaft() error {
 		store.Close()
 		return err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(raftDir, "snapshots"), 2, newHCLog(n.logger, "raft-snapshots"))
+	// The store keeps its files under raftDir/snapshots.
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, newHCLog(n.logger, "raft-snapshots"))
 	if err != nil {
 		store.Close()
 		return fmt.Errorf("open snapshot store: %w", err)
@@ -297,6 +301,9 @@ func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
 
 // IsLeader reports whether this node is the Raft leader right now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// DataDir is the node's data directory.
+func (n *Node) DataDir() string { return n.cfg.DataDir }
 
 // FSM gives read access to the node's state machine (tests, tools).
 func (n *Node) FSM() *fsm.FSM { return n.fsm }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"path/filepath"
+
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -13,7 +15,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server"
 	"github.com/snapkeep/snapkeep/server/servertest"
 )
 
@@ -104,4 +108,44 @@ func TestWriteThroughFollowerSurvivesLeaderLoss(t *testing.T) {
 		return cat3.ListCollections(ctx, &pb.ListCollectionsRequest{Consistency: pb.ReadConsistency_READ_CONSISTENCY_STALE})
 	})
 	require.Len(t, list.Collections, 30)
+}
+
+// TestLaggingNodeCatchesUpFromRaftSnapshot stops a follower, writes enough for the
+// leader to take raft snapshots and compact its log, and restarts the follower: it must
+// be sent the FSM snapshot (Persist on the leader, Restore on the follower) and end in
+// the same state.
+func TestLaggingNodeCatchesUpFromRaftSnapshot(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.SnapshotThreshold = 64
+		cfg.SnapshotInterval = 200 * time.Millisecond
+		cfg.TrailingLogs = 16
+	}})
+	ctx := context.Background()
+	lagging := c.Follower()
+	c.Stop(lagging)
+	cat, _ := dial(t, c.Nodes[c.Leader()].GRPCAddr())
+	_, err := cat.CreateCollection(ctx, &pb.CreateCollectionRequest{Name: "docs"})
+	require.NoError(t, err)
+	for i := 0; i < 300; i++ {
+		retry(t, func() (*pb.AllocateSegmentResponse, error) {
+			return cat.AllocateSegment(ctx, &pb.AllocateSegmentRequest{RequestId: fmt.Sprint("a", i), Collection: "docs"})
+		})
+	}
+	leader := c.Nodes[c.Leader()]
+	require.Eventually(t, func() bool {
+		snaps, err := filepath.Glob(filepath.Join(leader.DataDir(), "raft", "snapshots", "*", "state.bin"))
+		return err == nil && len(snaps) > 0
+	}, 20*time.Second, 50*time.Millisecond, "the leader took no raft snapshot")
+
+	c.Restart(lagging)
+	hash := c.WaitConverged()
+	installed, err := filepath.Glob(filepath.Join(c.Nodes[lagging].DataDir(), "raft", "snapshots", "*", "state.bin"))
+	require.NoError(t, err)
+	require.NotEmpty(t, installed, "the lagging node caught up without being sent a snapshot")
+	require.Equal(t, hash, c.Nodes[lagging].FSM().Hash())
+	d, _, err := c.Nodes[lagging].FSM().View().Collection("", "docs")
+	require.NoError(t, err)
+	var n int
+	c.Nodes[lagging].FSM().View().EachSegment(d.Id, 0, func(*fsmpb.Segment) bool { n++; return true })
+	require.Equal(t, 300, n)
 }
