@@ -55,6 +55,10 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_DROP_SEGMENTS, applyDropSegments)
 	register(fsmpb.CommandType_COMMAND_TYPE_EXPIRE_ALLOCATIONS, applyExpireAllocations)
 	register(fsmpb.CommandType_COMMAND_TYPE_REGISTER_NODE, applyRegisterNode)
+	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_BEGIN, applySnapshotBegin)
+	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_COMMIT, applySnapshotCommit)
+	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_MARK_DELETING, applySnapshotMarkDeleting)
+	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_REMOVE, applySnapshotRemove)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

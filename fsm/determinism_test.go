@@ -93,6 +93,22 @@ func randomLog(t testing.TB, seed uint64, steps int) (entries [][]byte, ref *har
 			cmd = &fsmpb.ExpireAllocations{}
 		case r < 94:
 			cmd = &fsmpb.RegisterNode{Node: &fsmpb.Node{Id: pick([]string{"n1", "n2", "n3"}), GrpcAddr: fmt.Sprint(i)}}
+		case r < 96:
+			cmd = &fsmpb.SnapshotBegin{Collection: pick(collections), Name: pick([]string{"s1", "s2", "s3"}), MaxPerCollection: 4, PendingTimeout: 60 * second}
+		case r < 98:
+			snaps := ref.f.View().UnfinishedSnapshots()
+			s := &fsmpb.Snapshot{Id: uint64(rng.IntN(500) + 1)}
+			if len(snaps) > 0 {
+				s = snaps[rng.IntN(len(snaps))]
+			}
+			switch rng.IntN(3) {
+			case 0:
+				cmd = &fsmpb.SnapshotCommit{SnapshotId: s.Id, ManifestSize: 10, Summary: &fsmpb.SnapshotSummary{Segments: uint64(len(s.SegmentIds)), IndexBuilds: uint64(len(s.BuildIds))}}
+			case 1:
+				cmd = &fsmpb.SnapshotMarkDeleting{SnapshotId: s.Id, Reason: "test"}
+			default:
+				cmd = &fsmpb.SnapshotRemove{SnapshotId: s.Id}
+			}
 		default:
 			cmd = &fsmpb.CreateDatabase{Name: pick([]string{"db1", "db2"})}
 		}

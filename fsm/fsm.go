@@ -181,15 +181,26 @@ func hashBody(t fsmpb.CommandType, body []byte) uint64 {
 }
 
 // rememberRequest adds a request to the deduplication window, dropping the oldest
-// record beyond RequestWindow.
+// records while the window holds more than RequestWindow records or RequestWindowBytes
+// of results.
 func rememberRequest(tx *tables, id string, t fsmpb.CommandType, bodyHash uint64, result *fsmpb.Result) {
 	meta := proto.CloneOf(tx.meta)
 	meta.LastRequestSeq++
-	tx.meta = meta
+	meta.RequestBytes += resultBytes(result)
 	tx.requests.put(&fsmpb.RequestRecord{RequestId: id, Seq: meta.LastRequestSeq, Type: t, BodyHash: bodyHash, Result: result})
-	if oldest, ok := tx.requests.secondary[requestsBySeq].tree.Min(); ok && tx.requests.len() > RequestWindow {
+	for tx.requests.len() > RequestWindow || meta.RequestBytes > RequestWindowBytes {
+		oldest, ok := tx.requests.secondary[requestsBySeq].tree.Min()
+		if !ok {
+			break
+		}
 		tx.requests.remove(oldest)
+		meta.RequestBytes -= resultBytes(oldest.Result)
 	}
+	tx.meta = meta
+}
+
+func resultBytes(r *fsmpb.Result) uint64 {
+	return uint64(len(r.GetResponse()) + len(r.GetMessage()))
 }
 
 // AppliedIndex is the index of the last entry applied (or restored).

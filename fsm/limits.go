@@ -9,35 +9,37 @@ import (
 // Limits enforced on every command, before it is proposed and again in Apply. They are
 // constants, not configuration: every node must apply the same log the same way.
 const (
-	MaxNameLength          = 255
-	MaxSchemaBytes         = 1 << 20
-	MaxDescriptionBytes    = 4 << 10
-	MaxProperties          = 64
-	MaxPropertyKeyBytes    = 255
-	MaxPropertyValueBytes  = 4 << 10
-	MaxDatabases           = 256
-	MaxCollectionsPerDB    = 65536
-	MaxPartitions          = 1024
-	MaxIndexes             = 64
-	MaxFilesPerSegment     = 10000
-	MaxSegmentsPerCommand  = 10000
-	MaxCompactionOutputs   = 1024
-	MaxKeyBytes            = 1024
-	MaxRequestIDBytes      = 128
-	MaxNodeIDBytes         = 128
-	MaxLease               = int64(7 * 24 * 3600 * 1e9)
-	DefaultPartition       = "_default"
-	DefaultDatabase        = "default"
-	RequestWindow          = 20000 // request ids remembered for deduplication
-	maxAddressBytes        = 255
-	maxVersionBytes        = 64
-	maxIndexParamKeyBytes  = MaxPropertyKeyBytes
-	maxIndexParamValBytes  = MaxPropertyValueBytes
-	maxIndexParams         = MaxProperties
-	minLease               = int64(1e9)
-	maxFieldID             = int64(1) << 40
-	maxRowCount            = int64(1) << 48
-	maxSegmentFileSizeByte = uint64(5) << 40 // the S3 object size limit
+	MaxNameLength             = 255
+	MaxSchemaBytes            = 1 << 20
+	MaxDescriptionBytes       = 4 << 10
+	MaxProperties             = 64
+	MaxPropertyKeyBytes       = 255
+	MaxPropertyValueBytes     = 4 << 10
+	MaxDatabases              = 256
+	MaxCollectionsPerDB       = 65536
+	MaxPartitions             = 1024
+	MaxIndexes                = 64
+	MaxFilesPerSegment        = 10000
+	MaxSegmentsPerCommand     = 10000
+	MaxCompactionOutputs      = 1024
+	MaxKeyBytes               = 1024
+	MaxRequestIDBytes         = 128
+	MaxNodeIDBytes            = 128
+	MaxLease                  = int64(7 * 24 * 3600 * 1e9)
+	DefaultPartition          = "_default"
+	DefaultDatabase           = "default"
+	RequestWindow             = 20000    // request ids remembered for deduplication
+	RequestWindowBytes        = 64 << 20 // and at most this much of their results
+	MaxSnapshotsPerCollection = 100000   // the highest per-collection limit a server may configure
+	maxAddressBytes           = 255
+	maxVersionBytes           = 64
+	maxIndexParamKeyBytes     = MaxPropertyKeyBytes
+	maxIndexParamValBytes     = MaxPropertyValueBytes
+	maxIndexParams            = MaxProperties
+	minLease                  = int64(1e9)
+	maxFieldID                = int64(1) << 40
+	maxRowCount               = int64(1) << 48
+	maxSegmentFileSizeByte    = uint64(5) << 40 // the S3 object size limit
 )
 
 // ValidateName checks a database, collection, partition or index name: 1–255

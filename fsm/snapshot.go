@@ -92,6 +92,7 @@ var sections = []section{
 	tableSection(4, "segments", func(t *tables) *table[*fsmpb.Segment] { return t.segments }),
 	tableSection(5, "nodes", func(t *tables) *table[*fsmpb.Node] { return t.nodes }),
 	tableSection(6, "requests", func(t *tables) *table[*fsmpb.RequestRecord] { return t.requests }),
+	tableSection(7, "snapshots", func(t *tables) *table[*fsmpb.Snapshot] { return t.snapshots }),
 }
 
 type fsmSnapshot struct {
@@ -234,6 +235,7 @@ func readSnapshot(r io.Reader) (*tables, error) {
 	if _, err := in.r.ReadByte(); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data after the checksum", ErrCorruptSnapshot)
 	}
+	t.rebuildPins()
 	return t, nil
 }
 
@@ -273,13 +275,14 @@ func (d *digestReader) Read(p []byte) (int, error) {
 }
 
 // CatalogHash is like Hash but covers only the catalog (databases, collections,
-// segments and the id counter): what a rejected command must never change. Node
+// segments, snapshots and the id counter): what a rejected command must never change. Node
 // registrations, the request window and the applied index are left out.
 func (f *FSM) CatalogHash() string {
 	t := f.current()
 	h := sha256.New()
 	fmt.Fprintf(h, "last_id=%d\n", t.meta.LastId)
-	if _, err := writeSections(h, t, sections[1:4]); err != nil {
+	catalog := append(append([]section{}, sections[1:4]...), sections[6])
+	if _, err := writeSections(h, t, catalog); err != nil {
 		return "error: " + err.Error()
 	}
 	return hex.EncodeToString(h.Sum(nil))

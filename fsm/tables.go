@@ -89,6 +89,22 @@ type tables struct {
 	segments    *table[*fsmpb.Segment]       // by id; [0] by (collection id, id); [1] leased by (deadline, id)
 	nodes       *table[*fsmpb.Node]          // by id
 	requests    *table[*fsmpb.RequestRecord] // by request id; [0] by seq
+	snapshots   *table[*fsmpb.Snapshot]      // by id; see snapshotsBy* for the secondary orders
+
+	// The reference index, derived from the snapshots table (rebuilt on restore, never
+	// stored): which live snapshots pin which segments and index builds.
+	segmentPins *btree.BTreeG[pin]
+	buildPins   *btree.BTreeG[pin]
+}
+
+// pin says that snapshot (PENDING or COMMITTED) needs object id (a segment or a build).
+type pin struct{ id, snapshot uint64 }
+
+func lessPin(a, b pin) bool {
+	if a.id != b.id {
+		return a.id < b.id
+	}
+	return a.snapshot < b.snapshot
 }
 
 // Secondary index positions.
@@ -98,6 +114,14 @@ const (
 	segmentsByCollection   = 0
 	segmentsLeasedDeadline = 1
 	requestsBySeq          = 0
+	// Live snapshots (pending or committed) by (database id, collection name, name,
+	// collection id): lookups by name, for live and dropped collections alike.
+	snapshotsLiveByName = 0
+	// Every snapshot by (database id, collection name, id): a collection's snapshots in
+	// creation order.
+	snapshotsByCollection = 1
+	// Pending and deleting snapshots by id: the leader's work list.
+	snapshotsUnfinished = 2
 )
 
 func newTables() *tables {
@@ -113,6 +137,12 @@ func newTables() *tables {
 		nodes: newTable(func(a, b *fsmpb.Node) bool { return a.Id < b.Id }),
 		requests: newTable(func(a, b *fsmpb.RequestRecord) bool { return a.RequestId < b.RequestId },
 			secondaryIndex(func(a, b *fsmpb.RequestRecord) bool { return a.Seq < b.Seq }, nil)),
+		snapshots: newTable(func(a, b *fsmpb.Snapshot) bool { return a.Id < b.Id },
+			secondaryIndex(lessSnapshotName, isLiveSnapshot),
+			secondaryIndex(lessSnapshotCollection, nil),
+			secondaryIndex(func(a, b *fsmpb.Snapshot) bool { return a.Id < b.Id }, isUnfinishedSnapshot)),
+		segmentPins: btree.NewG(btreeDegree, lessPin),
+		buildPins:   btree.NewG(btreeDegree, lessPin),
 	}
 }
 
@@ -126,6 +156,9 @@ func (t *tables) clone() *tables {
 		segments:    t.segments.clone(),
 		nodes:       t.nodes.clone(),
 		requests:    t.requests.clone(),
+		snapshots:   t.snapshots.clone(),
+		segmentPins: t.segmentPins.Clone(),
+		buildPins:   t.buildPins.Clone(),
 	}
 }
 
@@ -175,4 +208,63 @@ func earliestLease(s *fsmpb.Segment) (int64, bool) {
 		}
 	}
 	return deadline, found
+}
+
+func isLiveSnapshot(s *fsmpb.Snapshot) bool {
+	return s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_PENDING || s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED
+}
+
+func isUnfinishedSnapshot(s *fsmpb.Snapshot) bool {
+	return s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_PENDING || s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING
+}
+
+func lessSnapshotName(a, b *fsmpb.Snapshot) bool {
+	if a.DatabaseId != b.DatabaseId {
+		return a.DatabaseId < b.DatabaseId
+	}
+	if a.CollectionName != b.CollectionName {
+		return a.CollectionName < b.CollectionName
+	}
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	return a.CollectionId < b.CollectionId
+}
+
+func lessSnapshotCollection(a, b *fsmpb.Snapshot) bool {
+	if a.DatabaseId != b.DatabaseId {
+		return a.DatabaseId < b.DatabaseId
+	}
+	if a.CollectionName != b.CollectionName {
+		return a.CollectionName < b.CollectionName
+	}
+	return a.Id < b.Id
+}
+
+// setPins adds (or, with add false, removes) a snapshot's pins.
+func (t *tables) setPins(s *fsmpb.Snapshot, add bool) {
+	for _, trees := range []struct {
+		tree *btree.BTreeG[pin]
+		ids  []uint64
+	}{{t.segmentPins, s.SegmentIds}, {t.buildPins, s.BuildIds}} {
+		for _, id := range trees.ids {
+			if add {
+				trees.tree.ReplaceOrInsert(pin{id: id, snapshot: s.Id})
+			} else {
+				trees.tree.Delete(pin{id: id, snapshot: s.Id})
+			}
+		}
+	}
+}
+
+// rebuildPins derives the reference index from the snapshots table.
+func (t *tables) rebuildPins() {
+	t.segmentPins = btree.NewG(btreeDegree, lessPin)
+	t.buildPins = btree.NewG(btreeDegree, lessPin)
+	t.snapshots.each(func(s *fsmpb.Snapshot) bool {
+		if isLiveSnapshot(s) {
+			t.setPins(s, true)
+		}
+		return true
+	})
 }

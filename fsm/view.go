@@ -1,6 +1,10 @@
 package fsm
 
 import (
+	"slices"
+
+	"github.com/google/btree"
+
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
 
@@ -96,4 +100,119 @@ func (v *View) SummarizeSegments(collectionID uint64) (SegmentSummary, error) {
 		return true
 	})
 	return sum, err
+}
+
+// Snapshot finds a snapshot by id, in any state.
+func (v *View) Snapshot(id uint64) (*fsmpb.Snapshot, error) {
+	s, ok := v.r.t.snapshots.get(&fsmpb.Snapshot{Id: id})
+	if !ok {
+		return nil, notFoundf("snapshot %d not found", id)
+	}
+	return s, nil
+}
+
+// SnapshotByName finds a pending or committed snapshot by database, collection and
+// snapshot name. The live collection of that name is searched first; when it has no
+// such snapshot (or the collection was dropped), the newest dropped collection of that
+// name that has one.
+func (v *View) SnapshotByName(database, collection, name string) (*fsmpb.Snapshot, error) {
+	db, err := v.r.database(database)
+	if err != nil {
+		return nil, err
+	}
+	if coll, _, err := v.r.collection(db.Name, collection); err == nil {
+		if s := v.r.liveSnapshot(db.Id, collection, name, coll.Id); s != nil {
+			return s, nil
+		}
+	}
+	var found *fsmpb.Snapshot
+	v.r.t.snapshots.secondary[snapshotsLiveByName].tree.AscendGreaterOrEqual(
+		&fsmpb.Snapshot{DatabaseId: db.Id, CollectionName: collection, Name: name},
+		func(s *fsmpb.Snapshot) bool {
+			if s.DatabaseId != db.Id || s.CollectionName != collection || s.Name != name {
+				return false
+			}
+			found = s // ascending collection id: the last is the newest
+			return true
+		})
+	if found == nil {
+		return nil, notFoundf("snapshot %q not found on collection %q in database %q", name, collection, db.Name)
+	}
+	return found, nil
+}
+
+// SnapshotFilter selects snapshots for EachSnapshot.
+type SnapshotFilter struct {
+	Database   string // "" means "default"
+	Collection string // "" means every collection of the database
+	States     []fsmpb.SnapshotState
+	Labels     map[string]string // every label must match
+}
+
+func (f SnapshotFilter) match(s *fsmpb.Snapshot) bool {
+	if len(f.States) > 0 && !slices.Contains(f.States, s.State) {
+		return false
+	}
+	for k, want := range f.Labels {
+		if got, ok := s.Labels[k]; !ok || got != want {
+			return false
+		}
+	}
+	return true
+}
+
+// EachSnapshot visits the snapshots that match the filter with id > after, in
+// creation order, until fn returns false. Snapshots of dropped collections are
+// included (they outlive their collection).
+func (v *View) EachSnapshot(f SnapshotFilter, after uint64, fn func(*fsmpb.Snapshot) bool) error {
+	db, err := v.r.database(f.Database)
+	if err != nil {
+		return err
+	}
+	visit := func(s *fsmpb.Snapshot) bool {
+		if !f.match(s) {
+			return true
+		}
+		return fn(s)
+	}
+	if f.Collection != "" {
+		v.r.eachSnapshotOf(db.Id, f.Collection, after, visit)
+		return nil
+	}
+	v.r.t.snapshots.primary.AscendGreaterOrEqual(&fsmpb.Snapshot{Id: after + 1}, func(s *fsmpb.Snapshot) bool {
+		if s.DatabaseId != db.Id {
+			return true
+		}
+		return visit(s)
+	})
+	return nil
+}
+
+// UnfinishedSnapshots lists pending and deleting snapshots, oldest first: the leader's
+// work.
+func (v *View) UnfinishedSnapshots() []*fsmpb.Snapshot {
+	var out []*fsmpb.Snapshot
+	v.r.t.snapshots.secondary[snapshotsUnfinished].tree.Ascend(func(s *fsmpb.Snapshot) bool {
+		out = append(out, s)
+		return true
+	})
+	return out
+}
+
+// SegmentPinnedBy lists the live snapshots that pin a segment.
+func (v *View) SegmentPinnedBy(segmentID uint64) []uint64 { return pinnedBy(v.r.t.segmentPins, segmentID) }
+
+// BuildPinnedBy lists the live snapshots that pin an index build.
+func (v *View) BuildPinnedBy(buildID uint64) []uint64 { return pinnedBy(v.r.t.buildPins, buildID) }
+
+func pinnedBy(tree *btree.BTreeG[pin], id uint64) []uint64 {
+	var out []uint64
+	tree.AscendGreaterOrEqual(pin{id: id}, func(p pin) bool {
+		if p.id != id {
+			return false
+		}
+		out = append(out, p.snapshot)
+		return true
+	})
+	return out
 }

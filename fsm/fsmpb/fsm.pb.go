@@ -310,6 +310,61 @@ func (BuildState) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_proto_rawDescGZIP(), []int{4}
 }
 
+type SnapshotState int32
+
+const (
+	SnapshotState_SNAPSHOT_STATE_UNSPECIFIED SnapshotState = 0
+	// Captured and pinned; the leader is writing the manifest.
+	SnapshotState_SNAPSHOT_STATE_PENDING SnapshotState = 1
+	// The manifest is written; the snapshot can be described and restored.
+	SnapshotState_SNAPSHOT_STATE_COMMITTED SnapshotState = 2
+	// Dropped (or never finished): pins released, the manifest is being deleted.
+	SnapshotState_SNAPSHOT_STATE_DELETING SnapshotState = 3
+)
+
+// Enum value maps for SnapshotState.
+var (
+	SnapshotState_name = map[int32]string{
+		0: "SNAPSHOT_STATE_UNSPECIFIED",
+		1: "SNAPSHOT_STATE_PENDING",
+		2: "SNAPSHOT_STATE_COMMITTED",
+		3: "SNAPSHOT_STATE_DELETING",
+	}
+	SnapshotState_value = map[string]int32{
+		"SNAPSHOT_STATE_UNSPECIFIED": 0,
+		"SNAPSHOT_STATE_PENDING":     1,
+		"SNAPSHOT_STATE_COMMITTED":   2,
+		"SNAPSHOT_STATE_DELETING":    3,
+	}
+)
+
+func (x SnapshotState) Enum() *SnapshotState {
+	p := new(SnapshotState)
+	*p = x
+	return p
+}
+
+func (x SnapshotState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SnapshotState) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_proto_enumTypes[5].Descriptor()
+}
+
+func (SnapshotState) Type() protoreflect.EnumType {
+	return &file_fsm_proto_enumTypes[5]
+}
+
+func (x SnapshotState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SnapshotState.Descriptor instead.
+func (SnapshotState) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{5}
+}
+
 type ErrorCode int32
 
 const (
@@ -355,11 +410,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[5].Descriptor()
+	return file_fsm_proto_enumTypes[6].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[5]
+	return &file_fsm_proto_enumTypes[6]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -368,30 +423,34 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{5}
+	return file_fsm_proto_rawDescGZIP(), []int{6}
 }
 
 type CommandType int32
 
 const (
-	CommandType_COMMAND_TYPE_UNSPECIFIED          CommandType = 0
-	CommandType_COMMAND_TYPE_CREATE_DATABASE      CommandType = 1
-	CommandType_COMMAND_TYPE_DROP_DATABASE        CommandType = 2
-	CommandType_COMMAND_TYPE_CREATE_COLLECTION    CommandType = 3
-	CommandType_COMMAND_TYPE_DROP_COLLECTION      CommandType = 4
-	CommandType_COMMAND_TYPE_ALTER_COLLECTION     CommandType = 5
-	CommandType_COMMAND_TYPE_CREATE_PARTITION     CommandType = 6
-	CommandType_COMMAND_TYPE_DROP_PARTITION       CommandType = 7
-	CommandType_COMMAND_TYPE_CREATE_INDEX         CommandType = 8
-	CommandType_COMMAND_TYPE_DROP_INDEX           CommandType = 9
-	CommandType_COMMAND_TYPE_ALLOCATE_SEGMENT     CommandType = 10
-	CommandType_COMMAND_TYPE_FLUSH_SEGMENT        CommandType = 11
-	CommandType_COMMAND_TYPE_ALLOCATE_INDEX_BUILD CommandType = 12
-	CommandType_COMMAND_TYPE_ADD_INDEX_BUILD      CommandType = 13
-	CommandType_COMMAND_TYPE_COMPACT              CommandType = 14
-	CommandType_COMMAND_TYPE_DROP_SEGMENTS        CommandType = 15
-	CommandType_COMMAND_TYPE_EXPIRE_ALLOCATIONS   CommandType = 16
-	CommandType_COMMAND_TYPE_REGISTER_NODE        CommandType = 17
+	CommandType_COMMAND_TYPE_UNSPECIFIED            CommandType = 0
+	CommandType_COMMAND_TYPE_CREATE_DATABASE        CommandType = 1
+	CommandType_COMMAND_TYPE_DROP_DATABASE          CommandType = 2
+	CommandType_COMMAND_TYPE_CREATE_COLLECTION      CommandType = 3
+	CommandType_COMMAND_TYPE_DROP_COLLECTION        CommandType = 4
+	CommandType_COMMAND_TYPE_ALTER_COLLECTION       CommandType = 5
+	CommandType_COMMAND_TYPE_CREATE_PARTITION       CommandType = 6
+	CommandType_COMMAND_TYPE_DROP_PARTITION         CommandType = 7
+	CommandType_COMMAND_TYPE_CREATE_INDEX           CommandType = 8
+	CommandType_COMMAND_TYPE_DROP_INDEX             CommandType = 9
+	CommandType_COMMAND_TYPE_ALLOCATE_SEGMENT       CommandType = 10
+	CommandType_COMMAND_TYPE_FLUSH_SEGMENT          CommandType = 11
+	CommandType_COMMAND_TYPE_ALLOCATE_INDEX_BUILD   CommandType = 12
+	CommandType_COMMAND_TYPE_ADD_INDEX_BUILD        CommandType = 13
+	CommandType_COMMAND_TYPE_COMPACT                CommandType = 14
+	CommandType_COMMAND_TYPE_DROP_SEGMENTS          CommandType = 15
+	CommandType_COMMAND_TYPE_EXPIRE_ALLOCATIONS     CommandType = 16
+	CommandType_COMMAND_TYPE_REGISTER_NODE          CommandType = 17
+	CommandType_COMMAND_TYPE_SNAPSHOT_BEGIN         CommandType = 18
+	CommandType_COMMAND_TYPE_SNAPSHOT_COMMIT        CommandType = 19
+	CommandType_COMMAND_TYPE_SNAPSHOT_MARK_DELETING CommandType = 20
+	CommandType_COMMAND_TYPE_SNAPSHOT_REMOVE        CommandType = 21
 )
 
 // Enum value maps for CommandType.
@@ -415,26 +474,34 @@ var (
 		15: "COMMAND_TYPE_DROP_SEGMENTS",
 		16: "COMMAND_TYPE_EXPIRE_ALLOCATIONS",
 		17: "COMMAND_TYPE_REGISTER_NODE",
+		18: "COMMAND_TYPE_SNAPSHOT_BEGIN",
+		19: "COMMAND_TYPE_SNAPSHOT_COMMIT",
+		20: "COMMAND_TYPE_SNAPSHOT_MARK_DELETING",
+		21: "COMMAND_TYPE_SNAPSHOT_REMOVE",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_TYPE_UNSPECIFIED":          0,
-		"COMMAND_TYPE_CREATE_DATABASE":      1,
-		"COMMAND_TYPE_DROP_DATABASE":        2,
-		"COMMAND_TYPE_CREATE_COLLECTION":    3,
-		"COMMAND_TYPE_DROP_COLLECTION":      4,
-		"COMMAND_TYPE_ALTER_COLLECTION":     5,
-		"COMMAND_TYPE_CREATE_PARTITION":     6,
-		"COMMAND_TYPE_DROP_PARTITION":       7,
-		"COMMAND_TYPE_CREATE_INDEX":         8,
-		"COMMAND_TYPE_DROP_INDEX":           9,
-		"COMMAND_TYPE_ALLOCATE_SEGMENT":     10,
-		"COMMAND_TYPE_FLUSH_SEGMENT":        11,
-		"COMMAND_TYPE_ALLOCATE_INDEX_BUILD": 12,
-		"COMMAND_TYPE_ADD_INDEX_BUILD":      13,
-		"COMMAND_TYPE_COMPACT":              14,
-		"COMMAND_TYPE_DROP_SEGMENTS":        15,
-		"COMMAND_TYPE_EXPIRE_ALLOCATIONS":   16,
-		"COMMAND_TYPE_REGISTER_NODE":        17,
+		"COMMAND_TYPE_UNSPECIFIED":            0,
+		"COMMAND_TYPE_CREATE_DATABASE":        1,
+		"COMMAND_TYPE_DROP_DATABASE":          2,
+		"COMMAND_TYPE_CREATE_COLLECTION":      3,
+		"COMMAND_TYPE_DROP_COLLECTION":        4,
+		"COMMAND_TYPE_ALTER_COLLECTION":       5,
+		"COMMAND_TYPE_CREATE_PARTITION":       6,
+		"COMMAND_TYPE_DROP_PARTITION":         7,
+		"COMMAND_TYPE_CREATE_INDEX":           8,
+		"COMMAND_TYPE_DROP_INDEX":             9,
+		"COMMAND_TYPE_ALLOCATE_SEGMENT":       10,
+		"COMMAND_TYPE_FLUSH_SEGMENT":          11,
+		"COMMAND_TYPE_ALLOCATE_INDEX_BUILD":   12,
+		"COMMAND_TYPE_ADD_INDEX_BUILD":        13,
+		"COMMAND_TYPE_COMPACT":                14,
+		"COMMAND_TYPE_DROP_SEGMENTS":          15,
+		"COMMAND_TYPE_EXPIRE_ALLOCATIONS":     16,
+		"COMMAND_TYPE_REGISTER_NODE":          17,
+		"COMMAND_TYPE_SNAPSHOT_BEGIN":         18,
+		"COMMAND_TYPE_SNAPSHOT_COMMIT":        19,
+		"COMMAND_TYPE_SNAPSHOT_MARK_DELETING": 20,
+		"COMMAND_TYPE_SNAPSHOT_REMOVE":        21,
 	}
 )
 
@@ -449,11 +516,11 @@ func (x CommandType) String() string {
 }
 
 func (CommandType) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[6].Descriptor()
+	return file_fsm_proto_enumTypes[7].Descriptor()
 }
 
 func (CommandType) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[6]
+	return &file_fsm_proto_enumTypes[7]
 }
 
 func (x CommandType) Number() protoreflect.EnumNumber {
@@ -462,7 +529,7 @@ func (x CommandType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CommandType.Descriptor instead.
 func (CommandType) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 // Meta is the single row of FSM-wide counters.
@@ -474,7 +541,9 @@ type Meta struct {
 	// Sequence of the last request recorded in the deduplication window.
 	LastRequestSeq uint64 `protobuf:"varint,2,opt,name=last_request_seq,json=lastRequestSeq,proto3" json:"last_request_seq,omitempty"`
 	// Index of the last Raft log entry applied.
-	AppliedIndex  uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Total size of the results held in the deduplication window.
+	RequestBytes  uint64 `protobuf:"varint,4,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,6 +595,13 @@ func (x *Meta) GetLastRequestSeq() uint64 {
 func (x *Meta) GetAppliedIndex() uint64 {
 	if x != nil {
 		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *Meta) GetRequestBytes() uint64 {
+	if x != nil {
+		return x.RequestBytes
 	}
 	return 0
 }
@@ -1201,6 +1277,399 @@ func (x *Segment) GetDropReason() DropReason {
 	return DropReason_DROP_REASON_UNSPECIFIED
 }
 
+// KindTotals counts the files and bytes of one file kind.
+type KindTotals struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          FileKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=snapkeep.fsm.v1.FileKind" json:"kind,omitempty"`
+	Files         uint64                 `protobuf:"varint,2,opt,name=files,proto3" json:"files,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KindTotals) Reset() {
+	*x = KindTotals{}
+	mi := &file_fsm_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KindTotals) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KindTotals) ProtoMessage() {}
+
+func (x *KindTotals) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KindTotals.ProtoReflect.Descriptor instead.
+func (*KindTotals) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *KindTotals) GetKind() FileKind {
+	if x != nil {
+		return x.Kind
+	}
+	return FileKind_FILE_KIND_UNSPECIFIED
+}
+
+func (x *KindTotals) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *KindTotals) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+type SnapshotSummary struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Segments uint64                 `protobuf:"varint,1,opt,name=segments,proto3" json:"segments,omitempty"`
+	Rows     int64                  `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	Files    uint64                 `protobuf:"varint,3,opt,name=files,proto3" json:"files,omitempty"`
+	Bytes    uint64                 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Index build files are counted under FILE_KIND_INDEX.
+	ByKind        []*KindTotals `protobuf:"bytes,5,rep,name=by_kind,json=byKind,proto3" json:"by_kind,omitempty"`
+	IndexBuilds   uint64        `protobuf:"varint,6,opt,name=index_builds,json=indexBuilds,proto3" json:"index_builds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSummary) Reset() {
+	*x = SnapshotSummary{}
+	mi := &file_fsm_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSummary) ProtoMessage() {}
+
+func (x *SnapshotSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSummary.ProtoReflect.Descriptor instead.
+func (*SnapshotSummary) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SnapshotSummary) GetSegments() uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetByKind() []*KindTotals {
+	if x != nil {
+		return x.ByKind
+	}
+	return nil
+}
+
+func (x *SnapshotSummary) GetIndexBuilds() uint64 {
+	if x != nil {
+		return x.IndexBuilds
+	}
+	return 0
+}
+
+// Snapshot is a named point-in-time capture of a collection. What it captured is fixed
+// at SnapshotBegin: the flushed segments (whose records stay while pinned, and whose
+// file lists never change) and their ready index builds; the manifest written from
+// them is therefore a pure function of the state.
+type Snapshot struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	CollectionId uint64                 `protobuf:"varint,2,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
+	DatabaseId   uint64                 `protobuf:"varint,3,opt,name=database_id,json=databaseId,proto3" json:"database_id,omitempty"`
+	Name         string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	State        SnapshotState          `protobuf:"varint,5,opt,name=state,proto3,enum=snapkeep.fsm.v1.SnapshotState" json:"state,omitempty"`
+	Description  string                 `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
+	Labels       map[string]string      `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Log index of SnapshotBegin: the exact point in time captured.
+	CapturedIndex uint64 `protobuf:"varint,8,opt,name=captured_index,json=capturedIndex,proto3" json:"captured_index,omitempty"`
+	CreatedAt     int64  `protobuf:"varint,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CommittedAt   int64  `protobuf:"varint,10,opt,name=committed_at,json=committedAt,proto3" json:"committed_at,omitempty"`
+	DeletingAt    int64  `protobuf:"varint,11,opt,name=deleting_at,json=deletingAt,proto3" json:"deleting_at,omitempty"`
+	// The leader gives up finishing a PENDING snapshot after this time and marks it
+	// DELETING.
+	PendingDeadline int64 `protobuf:"varint,12,opt,name=pending_deadline,json=pendingDeadline,proto3" json:"pending_deadline,omitempty"`
+	// Names as captured (a collection may be dropped and its name reused later).
+	DatabaseName   string            `protobuf:"bytes,13,opt,name=database_name,json=databaseName,proto3" json:"database_name,omitempty"`
+	CollectionName string            `protobuf:"bytes,14,opt,name=collection_name,json=collectionName,proto3" json:"collection_name,omitempty"`
+	Schema         []byte            `protobuf:"bytes,15,opt,name=schema,proto3" json:"schema,omitempty"`
+	Properties     map[string]string `protobuf:"bytes,16,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Partitions     []*Partition      `protobuf:"bytes,17,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Indexes        []*IndexDef       `protobuf:"bytes,18,rep,name=indexes,proto3" json:"indexes,omitempty"`
+	// Pinned: the captured segments and index builds, sorted by id.
+	SegmentIds []uint64 `protobuf:"varint,19,rep,packed,name=segment_ids,json=segmentIds,proto3" json:"segment_ids,omitempty"`
+	BuildIds   []uint64 `protobuf:"varint,20,rep,packed,name=build_ids,json=buildIds,proto3" json:"build_ids,omitempty"`
+	// Manifest object key relative to the storage root; size and xxhash64 set at commit.
+	ManifestKey      string           `protobuf:"bytes,21,opt,name=manifest_key,json=manifestKey,proto3" json:"manifest_key,omitempty"`
+	ManifestSize     uint64           `protobuf:"varint,22,opt,name=manifest_size,json=manifestSize,proto3" json:"manifest_size,omitempty"`
+	ManifestChecksum uint64           `protobuf:"varint,23,opt,name=manifest_checksum,json=manifestChecksum,proto3" json:"manifest_checksum,omitempty"`
+	Summary          *SnapshotSummary `protobuf:"bytes,24,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Why the snapshot is DELETING.
+	DeleteReason  string `protobuf:"bytes,25,opt,name=delete_reason,json=deleteReason,proto3" json:"delete_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Snapshot) Reset() {
+	*x = Snapshot{}
+	mi := &file_fsm_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Snapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Snapshot) ProtoMessage() {}
+
+func (x *Snapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
+func (*Snapshot) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Snapshot) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCollectionId() uint64 {
+	if x != nil {
+		return x.CollectionId
+	}
+	return 0
+}
+
+func (x *Snapshot) GetDatabaseId() uint64 {
+	if x != nil {
+		return x.DatabaseId
+	}
+	return 0
+}
+
+func (x *Snapshot) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Snapshot) GetState() SnapshotState {
+	if x != nil {
+		return x.State
+	}
+	return SnapshotState_SNAPSHOT_STATE_UNSPECIFIED
+}
+
+func (x *Snapshot) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Snapshot) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Snapshot) GetCapturedIndex() uint64 {
+	if x != nil {
+		return x.CapturedIndex
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCommittedAt() int64 {
+	if x != nil {
+		return x.CommittedAt
+	}
+	return 0
+}
+
+func (x *Snapshot) GetDeletingAt() int64 {
+	if x != nil {
+		return x.DeletingAt
+	}
+	return 0
+}
+
+func (x *Snapshot) GetPendingDeadline() int64 {
+	if x != nil {
+		return x.PendingDeadline
+	}
+	return 0
+}
+
+func (x *Snapshot) GetDatabaseName() string {
+	if x != nil {
+		return x.DatabaseName
+	}
+	return ""
+}
+
+func (x *Snapshot) GetCollectionName() string {
+	if x != nil {
+		return x.CollectionName
+	}
+	return ""
+}
+
+func (x *Snapshot) GetSchema() []byte {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *Snapshot) GetProperties() map[string]string {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
+}
+
+func (x *Snapshot) GetPartitions() []*Partition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *Snapshot) GetIndexes() []*IndexDef {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+func (x *Snapshot) GetSegmentIds() []uint64 {
+	if x != nil {
+		return x.SegmentIds
+	}
+	return nil
+}
+
+func (x *Snapshot) GetBuildIds() []uint64 {
+	if x != nil {
+		return x.BuildIds
+	}
+	return nil
+}
+
+func (x *Snapshot) GetManifestKey() string {
+	if x != nil {
+		return x.ManifestKey
+	}
+	return ""
+}
+
+func (x *Snapshot) GetManifestSize() uint64 {
+	if x != nil {
+		return x.ManifestSize
+	}
+	return 0
+}
+
+func (x *Snapshot) GetManifestChecksum() uint64 {
+	if x != nil {
+		return x.ManifestChecksum
+	}
+	return 0
+}
+
+func (x *Snapshot) GetSummary() *SnapshotSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+func (x *Snapshot) GetDeleteReason() string {
+	if x != nil {
+		return x.DeleteReason
+	}
+	return ""
+}
+
 // Node is a cluster member's addresses, registered by the node itself.
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1215,7 +1684,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_proto_msgTypes[8]
+	mi := &file_fsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1696,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[8]
+	mi := &file_fsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1709,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Node) GetId() string {
@@ -1291,7 +1760,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_fsm_proto_msgTypes[9]
+	mi := &file_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1772,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[9]
+	mi := &file_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1785,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -1356,7 +1825,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_fsm_proto_msgTypes[10]
+	mi := &file_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1837,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[10]
+	mi := &file_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1850,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RequestRecord) GetRequestId() string {
@@ -1438,7 +1907,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_fsm_proto_msgTypes[11]
+	mi := &file_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1919,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[11]
+	mi := &file_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1932,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Envelope) GetVersion() uint32 {
@@ -1511,7 +1980,7 @@ type CreateDatabase struct {
 
 func (x *CreateDatabase) Reset() {
 	*x = CreateDatabase{}
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1992,7 @@ func (x *CreateDatabase) String() string {
 func (*CreateDatabase) ProtoMessage() {}
 
 func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +2005,7 @@ func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabase.ProtoReflect.Descriptor instead.
 func (*CreateDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateDatabase) GetName() string {
@@ -1562,7 +2031,7 @@ type DropDatabase struct {
 
 func (x *DropDatabase) Reset() {
 	*x = DropDatabase{}
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +2043,7 @@ func (x *DropDatabase) String() string {
 func (*DropDatabase) ProtoMessage() {}
 
 func (x *DropDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +2056,7 @@ func (x *DropDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDatabase.ProtoReflect.Descriptor instead.
 func (*DropDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DropDatabase) GetName() string {
@@ -1612,7 +2081,7 @@ type CreateCollection struct {
 
 func (x *CreateCollection) Reset() {
 	*x = CreateCollection{}
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +2093,7 @@ func (x *CreateCollection) String() string {
 func (*CreateCollection) ProtoMessage() {}
 
 func (x *CreateCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +2106,7 @@ func (x *CreateCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollection.ProtoReflect.Descriptor instead.
 func (*CreateCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateCollection) GetDatabase() string {
@@ -1692,7 +2161,7 @@ type DropCollection struct {
 
 func (x *DropCollection) Reset() {
 	*x = DropCollection{}
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +2173,7 @@ func (x *DropCollection) String() string {
 func (*DropCollection) ProtoMessage() {}
 
 func (x *DropCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +2186,7 @@ func (x *DropCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCollection.ProtoReflect.Descriptor instead.
 func (*DropCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DropCollection) GetDatabase() string {
@@ -1746,7 +2215,7 @@ type AlterCollection struct {
 
 func (x *AlterCollection) Reset() {
 	*x = AlterCollection{}
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2227,7 @@ func (x *AlterCollection) String() string {
 func (*AlterCollection) ProtoMessage() {}
 
 func (x *AlterCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2240,7 @@ func (x *AlterCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterCollection.ProtoReflect.Descriptor instead.
 func (*AlterCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AlterCollection) GetDatabase() string {
@@ -1813,7 +2282,7 @@ type CreatePartition struct {
 
 func (x *CreatePartition) Reset() {
 	*x = CreatePartition{}
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +2294,7 @@ func (x *CreatePartition) String() string {
 func (*CreatePartition) ProtoMessage() {}
 
 func (x *CreatePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +2307,7 @@ func (x *CreatePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartition.ProtoReflect.Descriptor instead.
 func (*CreatePartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreatePartition) GetDatabase() string {
@@ -1873,7 +2342,7 @@ type DropPartition struct {
 
 func (x *DropPartition) Reset() {
 	*x = DropPartition{}
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +2354,7 @@ func (x *DropPartition) String() string {
 func (*DropPartition) ProtoMessage() {}
 
 func (x *DropPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +2367,7 @@ func (x *DropPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropPartition.ProtoReflect.Descriptor instead.
 func (*DropPartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DropPartition) GetDatabase() string {
@@ -1935,7 +2404,7 @@ type CreateIndex struct {
 
 func (x *CreateIndex) Reset() {
 	*x = CreateIndex{}
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2416,7 @@ func (x *CreateIndex) String() string {
 func (*CreateIndex) ProtoMessage() {}
 
 func (x *CreateIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2429,7 @@ func (x *CreateIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndex.ProtoReflect.Descriptor instead.
 func (*CreateIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateIndex) GetDatabase() string {
@@ -2009,7 +2478,7 @@ type DropIndex struct {
 
 func (x *DropIndex) Reset() {
 	*x = DropIndex{}
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2490,7 @@ func (x *DropIndex) String() string {
 func (*DropIndex) ProtoMessage() {}
 
 func (x *DropIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2503,7 @@ func (x *DropIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndex.ProtoReflect.Descriptor instead.
 func (*DropIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DropIndex) GetDatabase() string {
@@ -2071,7 +2540,7 @@ type AllocateSegment struct {
 
 func (x *AllocateSegment) Reset() {
 	*x = AllocateSegment{}
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2552,7 @@ func (x *AllocateSegment) String() string {
 func (*AllocateSegment) ProtoMessage() {}
 
 func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2565,7 @@ func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateSegment.ProtoReflect.Descriptor instead.
 func (*AllocateSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AllocateSegment) GetDatabase() string {
@@ -2138,7 +2607,7 @@ type FlushSegment struct {
 
 func (x *FlushSegment) Reset() {
 	*x = FlushSegment{}
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2619,7 @@ func (x *FlushSegment) String() string {
 func (*FlushSegment) ProtoMessage() {}
 
 func (x *FlushSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2632,7 @@ func (x *FlushSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushSegment.ProtoReflect.Descriptor instead.
 func (*FlushSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FlushSegment) GetSegmentId() uint64 {
@@ -2198,7 +2667,7 @@ type AllocateIndexBuild struct {
 
 func (x *AllocateIndexBuild) Reset() {
 	*x = AllocateIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2679,7 @@ func (x *AllocateIndexBuild) String() string {
 func (*AllocateIndexBuild) ProtoMessage() {}
 
 func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2692,7 @@ func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateIndexBuild.ProtoReflect.Descriptor instead.
 func (*AllocateIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AllocateIndexBuild) GetSegmentId() uint64 {
@@ -2258,7 +2727,7 @@ type AddIndexBuild struct {
 
 func (x *AddIndexBuild) Reset() {
 	*x = AddIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2739,7 @@ func (x *AddIndexBuild) String() string {
 func (*AddIndexBuild) ProtoMessage() {}
 
 func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2752,7 @@ func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddIndexBuild.ProtoReflect.Descriptor instead.
 func (*AddIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AddIndexBuild) GetSegmentId() uint64 {
@@ -2318,7 +2787,7 @@ type CompactOutput struct {
 
 func (x *CompactOutput) Reset() {
 	*x = CompactOutput{}
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2799,7 @@ func (x *CompactOutput) String() string {
 func (*CompactOutput) ProtoMessage() {}
 
 func (x *CompactOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2812,7 @@ func (x *CompactOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactOutput.ProtoReflect.Descriptor instead.
 func (*CompactOutput) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CompactOutput) GetSegmentId() uint64 {
@@ -2377,7 +2846,7 @@ type Compact struct {
 
 func (x *Compact) Reset() {
 	*x = Compact{}
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2858,7 @@ func (x *Compact) String() string {
 func (*Compact) ProtoMessage() {}
 
 func (x *Compact) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2871,7 @@ func (x *Compact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compact.ProtoReflect.Descriptor instead.
 func (*Compact) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Compact) GetInputs() []uint64 {
@@ -2428,7 +2897,7 @@ type DropSegments struct {
 
 func (x *DropSegments) Reset() {
 	*x = DropSegments{}
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2909,7 @@ func (x *DropSegments) String() string {
 func (*DropSegments) ProtoMessage() {}
 
 func (x *DropSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2922,7 @@ func (x *DropSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSegments.ProtoReflect.Descriptor instead.
 func (*DropSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DropSegments) GetSegmentIds() []uint64 {
@@ -2473,7 +2942,7 @@ type ExpireAllocations struct {
 
 func (x *ExpireAllocations) Reset() {
 	*x = ExpireAllocations{}
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2954,7 @@ func (x *ExpireAllocations) String() string {
 func (*ExpireAllocations) ProtoMessage() {}
 
 func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2967,7 @@ func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocations.ProtoReflect.Descriptor instead.
 func (*ExpireAllocations) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 type RegisterNode struct {
@@ -2510,7 +2979,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2991,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +3004,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -2543,6 +3012,268 @@ func (x *RegisterNode) GetNode() *Node {
 		return x.Node
 	}
 	return nil
+}
+
+// SnapshotBegin captures a collection's flushed segments and ready index builds at
+// this log index and pins them.
+type SnapshotBegin struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Database    string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection  string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name        string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Labels      map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The per-collection limit of snapshots (server configuration, carried in the
+	// command so every node applies the same limit).
+	MaxPerCollection uint32 `protobuf:"varint,6,opt,name=max_per_collection,json=maxPerCollection,proto3" json:"max_per_collection,omitempty"`
+	// How long the leader may take to finish it (ns); the deadline is envelope.now + this.
+	PendingTimeout int64 `protobuf:"varint,7,opt,name=pending_timeout,json=pendingTimeout,proto3" json:"pending_timeout,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SnapshotBegin) Reset() {
+	*x = SnapshotBegin{}
+	mi := &file_fsm_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotBegin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotBegin) ProtoMessage() {}
+
+func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotBegin.ProtoReflect.Descriptor instead.
+func (*SnapshotBegin) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SnapshotBegin) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *SnapshotBegin) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *SnapshotBegin) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SnapshotBegin) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *SnapshotBegin) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *SnapshotBegin) GetMaxPerCollection() uint32 {
+	if x != nil {
+		return x.MaxPerCollection
+	}
+	return 0
+}
+
+func (x *SnapshotBegin) GetPendingTimeout() int64 {
+	if x != nil {
+		return x.PendingTimeout
+	}
+	return 0
+}
+
+type SnapshotCommit struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId       uint64                 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	ManifestSize     uint64                 `protobuf:"varint,2,opt,name=manifest_size,json=manifestSize,proto3" json:"manifest_size,omitempty"`
+	ManifestChecksum uint64                 `protobuf:"varint,3,opt,name=manifest_checksum,json=manifestChecksum,proto3" json:"manifest_checksum,omitempty"`
+	Summary          *SnapshotSummary       `protobuf:"bytes,4,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SnapshotCommit) Reset() {
+	*x = SnapshotCommit{}
+	mi := &file_fsm_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotCommit) ProtoMessage() {}
+
+func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotCommit.ProtoReflect.Descriptor instead.
+func (*SnapshotCommit) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SnapshotCommit) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotCommit) GetManifestSize() uint64 {
+	if x != nil {
+		return x.ManifestSize
+	}
+	return 0
+}
+
+func (x *SnapshotCommit) GetManifestChecksum() uint64 {
+	if x != nil {
+		return x.ManifestChecksum
+	}
+	return 0
+}
+
+func (x *SnapshotCommit) GetSummary() *SnapshotSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+type SnapshotMarkDeleting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    uint64                 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotMarkDeleting) Reset() {
+	*x = SnapshotMarkDeleting{}
+	mi := &file_fsm_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotMarkDeleting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotMarkDeleting) ProtoMessage() {}
+
+func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotMarkDeleting.ProtoReflect.Descriptor instead.
+func (*SnapshotMarkDeleting) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SnapshotMarkDeleting) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotMarkDeleting) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SnapshotRemove deletes the record of a DELETING snapshot once its manifest is gone.
+type SnapshotRemove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    uint64                 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRemove) Reset() {
+	*x = SnapshotRemove{}
+	mi := &file_fsm_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRemove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRemove) ProtoMessage() {}
+
+func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRemove.ProtoReflect.Descriptor instead.
+func (*SnapshotRemove) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SnapshotRemove) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
 }
 
 type DatabaseResponse struct {
@@ -2554,7 +3285,7 @@ type DatabaseResponse struct {
 
 func (x *DatabaseResponse) Reset() {
 	*x = DatabaseResponse{}
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +3297,7 @@ func (x *DatabaseResponse) String() string {
 func (*DatabaseResponse) ProtoMessage() {}
 
 func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +3310,7 @@ func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DatabaseResponse) GetDatabase() *Database {
@@ -2600,7 +3331,7 @@ type CollectionResponse struct {
 
 func (x *CollectionResponse) Reset() {
 	*x = CollectionResponse{}
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +3343,7 @@ func (x *CollectionResponse) String() string {
 func (*CollectionResponse) ProtoMessage() {}
 
 func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +3356,7 @@ func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectionResponse.ProtoReflect.Descriptor instead.
 func (*CollectionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CollectionResponse) GetCollection() *Collection {
@@ -2651,7 +3382,7 @@ type SegmentResponse struct {
 
 func (x *SegmentResponse) Reset() {
 	*x = SegmentResponse{}
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +3394,7 @@ func (x *SegmentResponse) String() string {
 func (*SegmentResponse) ProtoMessage() {}
 
 func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +3407,7 @@ func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentResponse.ProtoReflect.Descriptor instead.
 func (*SegmentResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SegmentResponse) GetSegment() *Segment {
@@ -2696,7 +3427,7 @@ type IndexBuildResponse struct {
 
 func (x *IndexBuildResponse) Reset() {
 	*x = IndexBuildResponse{}
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +3439,7 @@ func (x *IndexBuildResponse) String() string {
 func (*IndexBuildResponse) ProtoMessage() {}
 
 func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +3452,7 @@ func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*IndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *IndexBuildResponse) GetSegment() *Segment {
@@ -2747,7 +3478,7 @@ type SegmentsResponse struct {
 
 func (x *SegmentsResponse) Reset() {
 	*x = SegmentsResponse{}
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +3490,7 @@ func (x *SegmentsResponse) String() string {
 func (*SegmentsResponse) ProtoMessage() {}
 
 func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,12 +3503,57 @@ func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentsResponse.ProtoReflect.Descriptor instead.
 func (*SegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SegmentsResponse) GetSegments() []*Segment {
 	if x != nil {
 		return x.Segments
+	}
+	return nil
+}
+
+// SnapshotResponse carries a snapshot without its pinned id lists (they can be large).
+type SnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot      *Snapshot              `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotResponse) Reset() {
+	*x = SnapshotResponse{}
+	mi := &file_fsm_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotResponse) ProtoMessage() {}
+
+func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SnapshotResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
 	}
 	return nil
 }
@@ -2792,7 +3568,7 @@ type ExpireAllocationsResponse struct {
 
 func (x *ExpireAllocationsResponse) Reset() {
 	*x = ExpireAllocationsResponse{}
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +3580,7 @@ func (x *ExpireAllocationsResponse) String() string {
 func (*ExpireAllocationsResponse) ProtoMessage() {}
 
 func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +3593,7 @@ func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocationsResponse.ProtoReflect.Descriptor instead.
 func (*ExpireAllocationsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ExpireAllocationsResponse) GetSegmentIds() []uint64 {
@@ -2842,7 +3618,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2854,7 +3630,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2867,18 +3643,19 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 var File_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\tfsm.proto\x12\x0fsnapkeep.fsm.v1\"n\n" +
+	"\tfsm.proto\x12\x0fsnapkeep.fsm.v1\"\x93\x01\n" +
 	"\x04Meta\x12\x17\n" +
 	"\alast_id\x18\x01 \x01(\x04R\x06lastId\x12(\n" +
 	"\x10last_request_seq\x18\x02 \x01(\x04R\x0elastRequestSeq\x12#\n" +
-	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\"\xd7\x01\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12#\n" +
+	"\rrequest_bytes\x18\x04 \x01(\x04R\frequestBytes\"\xd7\x01\n" +
 	"\bDatabase\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12I\n" +
@@ -2967,7 +3744,60 @@ const file_fsm_proto_rawDesc = "" +
 	"\n" +
 	"dropped_at\x18\r \x01(\x03R\tdroppedAt\x12<\n" +
 	"\vdrop_reason\x18\x0e \x01(\x0e2\x1b.snapkeep.fsm.v1.DropReasonR\n" +
-	"dropReason\"\x89\x01\n" +
+	"dropReason\"g\n" +
+	"\n" +
+	"KindTotals\x12-\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x19.snapkeep.fsm.v1.FileKindR\x04kind\x12\x14\n" +
+	"\x05files\x18\x02 \x01(\x04R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"\xc6\x01\n" +
+	"\x0fSnapshotSummary\x12\x1a\n" +
+	"\bsegments\x18\x01 \x01(\x04R\bsegments\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x14\n" +
+	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x124\n" +
+	"\aby_kind\x18\x05 \x03(\v2\x1b.snapkeep.fsm.v1.KindTotalsR\x06byKind\x12!\n" +
+	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xf0\b\n" +
+	"\bSnapshot\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
+	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12\x1f\n" +
+	"\vdatabase_id\x18\x03 \x01(\x04R\n" +
+	"databaseId\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x124\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x1e.snapkeep.fsm.v1.SnapshotStateR\x05state\x12 \n" +
+	"\vdescription\x18\x06 \x01(\tR\vdescription\x12=\n" +
+	"\x06labels\x18\a \x03(\v2%.snapkeep.fsm.v1.Snapshot.LabelsEntryR\x06labels\x12%\n" +
+	"\x0ecaptured_index\x18\b \x01(\x04R\rcapturedIndex\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\t \x01(\x03R\tcreatedAt\x12!\n" +
+	"\fcommitted_at\x18\n" +
+	" \x01(\x03R\vcommittedAt\x12\x1f\n" +
+	"\vdeleting_at\x18\v \x01(\x03R\n" +
+	"deletingAt\x12)\n" +
+	"\x10pending_deadline\x18\f \x01(\x03R\x0fpendingDeadline\x12#\n" +
+	"\rdatabase_name\x18\r \x01(\tR\fdatabaseName\x12'\n" +
+	"\x0fcollection_name\x18\x0e \x01(\tR\x0ecollectionName\x12\x16\n" +
+	"\x06schema\x18\x0f \x01(\fR\x06schema\x12I\n" +
+	"\n" +
+	"properties\x18\x10 \x03(\v2).snapkeep.fsm.v1.Snapshot.PropertiesEntryR\n" +
+	"properties\x12:\n" +
+	"\n" +
+	"partitions\x18\x11 \x03(\v2\x1a.snapkeep.fsm.v1.PartitionR\n" +
+	"partitions\x123\n" +
+	"\aindexes\x18\x12 \x03(\v2\x19.snapkeep.fsm.v1.IndexDefR\aindexes\x12\x1f\n" +
+	"\vsegment_ids\x18\x13 \x03(\x04R\n" +
+	"segmentIds\x12\x1b\n" +
+	"\tbuild_ids\x18\x14 \x03(\x04R\bbuildIds\x12!\n" +
+	"\fmanifest_key\x18\x15 \x01(\tR\vmanifestKey\x12#\n" +
+	"\rmanifest_size\x18\x16 \x01(\x04R\fmanifestSize\x12+\n" +
+	"\x11manifest_checksum\x18\x17 \x01(\x04R\x10manifestChecksum\x12:\n" +
+	"\asummary\x18\x18 \x01(\v2 .snapkeep.fsm.v1.SnapshotSummaryR\asummary\x12#\n" +
+	"\rdelete_reason\x18\x19 \x01(\tR\fdeleteReason\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
+	"\x0fPropertiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -3092,7 +3922,33 @@ const file_fsm_proto_rawDesc = "" +
 	"segmentIds\"\x13\n" +
 	"\x11ExpireAllocations\"9\n" +
 	"\fRegisterNode\x12)\n" +
-	"\x04node\x18\x01 \x01(\v2\x15.snapkeep.fsm.v1.NodeR\x04node\"I\n" +
+	"\x04node\x18\x01 \x01(\v2\x15.snapkeep.fsm.v1.NodeR\x04node\"\xd7\x02\n" +
+	"\rSnapshotBegin\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12B\n" +
+	"\x06labels\x18\x05 \x03(\v2*.snapkeep.fsm.v1.SnapshotBegin.LabelsEntryR\x06labels\x12,\n" +
+	"\x12max_per_collection\x18\x06 \x01(\rR\x10maxPerCollection\x12'\n" +
+	"\x0fpending_timeout\x18\a \x01(\x03R\x0ependingTimeout\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x01\n" +
+	"\x0eSnapshotCommit\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\x12#\n" +
+	"\rmanifest_size\x18\x02 \x01(\x04R\fmanifestSize\x12+\n" +
+	"\x11manifest_checksum\x18\x03 \x01(\x04R\x10manifestChecksum\x12:\n" +
+	"\asummary\x18\x04 \x01(\v2 .snapkeep.fsm.v1.SnapshotSummaryR\asummary\"O\n" +
+	"\x14SnapshotMarkDeleting\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"1\n" +
+	"\x0eSnapshotRemove\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\"I\n" +
 	"\x10DatabaseResponse\x125\n" +
 	"\bdatabase\x18\x01 \x01(\v2\x19.snapkeep.fsm.v1.DatabaseR\bdatabase\"m\n" +
 	"\x12CollectionResponse\x12;\n" +
@@ -3106,7 +3962,9 @@ const file_fsm_proto_rawDesc = "" +
 	"\asegment\x18\x01 \x01(\v2\x18.snapkeep.fsm.v1.SegmentR\asegment\x12\x19\n" +
 	"\bbuild_id\x18\x02 \x01(\x04R\abuildId\"H\n" +
 	"\x10SegmentsResponse\x124\n" +
-	"\bsegments\x18\x01 \x03(\v2\x18.snapkeep.fsm.v1.SegmentR\bsegments\"Y\n" +
+	"\bsegments\x18\x01 \x03(\v2\x18.snapkeep.fsm.v1.SegmentR\bsegments\"I\n" +
+	"\x10SnapshotResponse\x125\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x19.snapkeep.fsm.v1.SnapshotR\bsnapshot\"Y\n" +
 	"\x19ExpireAllocationsResponse\x12\x1f\n" +
 	"\vsegment_ids\x18\x01 \x03(\x04R\n" +
 	"segmentIds\x12\x1b\n" +
@@ -3144,7 +4002,12 @@ const file_fsm_proto_rawDesc = "" +
 	"\x17BUILD_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15BUILD_STATE_ALLOCATED\x10\x01\x12\x15\n" +
 	"\x11BUILD_STATE_READY\x10\x02\x12\x17\n" +
-	"\x13BUILD_STATE_DROPPED\x10\x03*\xd8\x01\n" +
+	"\x13BUILD_STATE_DROPPED\x10\x03*\x86\x01\n" +
+	"\rSnapshotState\x12\x1e\n" +
+	"\x1aSNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SNAPSHOT_STATE_PENDING\x10\x01\x12\x1c\n" +
+	"\x18SNAPSHOT_STATE_COMMITTED\x10\x02\x12\x1b\n" +
+	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xd8\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
@@ -3152,7 +4015,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\xe1\x04\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\xef\x05\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -3172,7 +4035,11 @@ const file_fsm_proto_rawDesc = "" +
 	"\x14COMMAND_TYPE_COMPACT\x10\x0e\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_DROP_SEGMENTS\x10\x0f\x12#\n" +
 	"\x1fCOMMAND_TYPE_EXPIRE_ALLOCATIONS\x10\x10\x12\x1e\n" +
-	"\x1aCOMMAND_TYPE_REGISTER_NODE\x10\x11B(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
+	"\x1aCOMMAND_TYPE_REGISTER_NODE\x10\x11\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_SNAPSHOT_BEGIN\x10\x12\x12 \n" +
+	"\x1cCOMMAND_TYPE_SNAPSHOT_COMMIT\x10\x13\x12'\n" +
+	"#COMMAND_TYPE_SNAPSHOT_MARK_DELETING\x10\x14\x12 \n" +
+	"\x1cCOMMAND_TYPE_SNAPSHOT_REMOVE\x10\x15B(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_proto_rawDescOnce sync.Once
@@ -3186,97 +4053,120 @@ func file_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_proto_rawDescData
 }
 
-var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),              // 0: snapkeep.fsm.v1.CollectionState
 	(SegmentState)(0),                 // 1: snapkeep.fsm.v1.SegmentState
 	(DropReason)(0),                   // 2: snapkeep.fsm.v1.DropReason
 	(FileKind)(0),                     // 3: snapkeep.fsm.v1.FileKind
 	(BuildState)(0),                   // 4: snapkeep.fsm.v1.BuildState
-	(ErrorCode)(0),                    // 5: snapkeep.fsm.v1.ErrorCode
-	(CommandType)(0),                  // 6: snapkeep.fsm.v1.CommandType
-	(*Meta)(nil),                      // 7: snapkeep.fsm.v1.Meta
-	(*Database)(nil),                  // 8: snapkeep.fsm.v1.Database
-	(*Partition)(nil),                 // 9: snapkeep.fsm.v1.Partition
-	(*IndexDef)(nil),                  // 10: snapkeep.fsm.v1.IndexDef
-	(*Collection)(nil),                // 11: snapkeep.fsm.v1.Collection
-	(*File)(nil),                      // 12: snapkeep.fsm.v1.File
-	(*IndexBuild)(nil),                // 13: snapkeep.fsm.v1.IndexBuild
-	(*Segment)(nil),                   // 14: snapkeep.fsm.v1.Segment
-	(*Node)(nil),                      // 15: snapkeep.fsm.v1.Node
-	(*Result)(nil),                    // 16: snapkeep.fsm.v1.Result
-	(*RequestRecord)(nil),             // 17: snapkeep.fsm.v1.RequestRecord
-	(*Envelope)(nil),                  // 18: snapkeep.fsm.v1.Envelope
-	(*CreateDatabase)(nil),            // 19: snapkeep.fsm.v1.CreateDatabase
-	(*DropDatabase)(nil),              // 20: snapkeep.fsm.v1.DropDatabase
-	(*CreateCollection)(nil),          // 21: snapkeep.fsm.v1.CreateCollection
-	(*DropCollection)(nil),            // 22: snapkeep.fsm.v1.DropCollection
-	(*AlterCollection)(nil),           // 23: snapkeep.fsm.v1.AlterCollection
-	(*CreatePartition)(nil),           // 24: snapkeep.fsm.v1.CreatePartition
-	(*DropPartition)(nil),             // 25: snapkeep.fsm.v1.DropPartition
-	(*CreateIndex)(nil),               // 26: snapkeep.fsm.v1.CreateIndex
-	(*DropIndex)(nil),                 // 27: snapkeep.fsm.v1.DropIndex
-	(*AllocateSegment)(nil),           // 28: snapkeep.fsm.v1.AllocateSegment
-	(*FlushSegment)(nil),              // 29: snapkeep.fsm.v1.FlushSegment
-	(*AllocateIndexBuild)(nil),        // 30: snapkeep.fsm.v1.AllocateIndexBuild
-	(*AddIndexBuild)(nil),             // 31: snapkeep.fsm.v1.AddIndexBuild
-	(*CompactOutput)(nil),             // 32: snapkeep.fsm.v1.CompactOutput
-	(*Compact)(nil),                   // 33: snapkeep.fsm.v1.Compact
-	(*DropSegments)(nil),              // 34: snapkeep.fsm.v1.DropSegments
-	(*ExpireAllocations)(nil),         // 35: snapkeep.fsm.v1.ExpireAllocations
-	(*RegisterNode)(nil),              // 36: snapkeep.fsm.v1.RegisterNode
-	(*DatabaseResponse)(nil),          // 37: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),        // 38: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),           // 39: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),        // 40: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),          // 41: snapkeep.fsm.v1.SegmentsResponse
-	(*ExpireAllocationsResponse)(nil), // 42: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                     // 43: snapkeep.fsm.v1.Empty
-	nil,                               // 44: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                               // 45: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                               // 46: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                               // 47: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                               // 48: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                               // 49: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                               // 50: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	(SnapshotState)(0),                // 5: snapkeep.fsm.v1.SnapshotState
+	(ErrorCode)(0),                    // 6: snapkeep.fsm.v1.ErrorCode
+	(CommandType)(0),                  // 7: snapkeep.fsm.v1.CommandType
+	(*Meta)(nil),                      // 8: snapkeep.fsm.v1.Meta
+	(*Database)(nil),                  // 9: snapkeep.fsm.v1.Database
+	(*Partition)(nil),                 // 10: snapkeep.fsm.v1.Partition
+	(*IndexDef)(nil),                  // 11: snapkeep.fsm.v1.IndexDef
+	(*Collection)(nil),                // 12: snapkeep.fsm.v1.Collection
+	(*File)(nil),                      // 13: snapkeep.fsm.v1.File
+	(*IndexBuild)(nil),                // 14: snapkeep.fsm.v1.IndexBuild
+	(*Segment)(nil),                   // 15: snapkeep.fsm.v1.Segment
+	(*KindTotals)(nil),                // 16: snapkeep.fsm.v1.KindTotals
+	(*SnapshotSummary)(nil),           // 17: snapkeep.fsm.v1.SnapshotSummary
+	(*Snapshot)(nil),                  // 18: snapkeep.fsm.v1.Snapshot
+	(*Node)(nil),                      // 19: snapkeep.fsm.v1.Node
+	(*Result)(nil),                    // 20: snapkeep.fsm.v1.Result
+	(*RequestRecord)(nil),             // 21: snapkeep.fsm.v1.RequestRecord
+	(*Envelope)(nil),                  // 22: snapkeep.fsm.v1.Envelope
+	(*CreateDatabase)(nil),            // 23: snapkeep.fsm.v1.CreateDatabase
+	(*DropDatabase)(nil),              // 24: snapkeep.fsm.v1.DropDatabase
+	(*CreateCollection)(nil),          // 25: snapkeep.fsm.v1.CreateCollection
+	(*DropCollection)(nil),            // 26: snapkeep.fsm.v1.DropCollection
+	(*AlterCollection)(nil),           // 27: snapkeep.fsm.v1.AlterCollection
+	(*CreatePartition)(nil),           // 28: snapkeep.fsm.v1.CreatePartition
+	(*DropPartition)(nil),             // 29: snapkeep.fsm.v1.DropPartition
+	(*CreateIndex)(nil),               // 30: snapkeep.fsm.v1.CreateIndex
+	(*DropIndex)(nil),                 // 31: snapkeep.fsm.v1.DropIndex
+	(*AllocateSegment)(nil),           // 32: snapkeep.fsm.v1.AllocateSegment
+	(*FlushSegment)(nil),              // 33: snapkeep.fsm.v1.FlushSegment
+	(*AllocateIndexBuild)(nil),        // 34: snapkeep.fsm.v1.AllocateIndexBuild
+	(*AddIndexBuild)(nil),             // 35: snapkeep.fsm.v1.AddIndexBuild
+	(*CompactOutput)(nil),             // 36: snapkeep.fsm.v1.CompactOutput
+	(*Compact)(nil),                   // 37: snapkeep.fsm.v1.Compact
+	(*DropSegments)(nil),              // 38: snapkeep.fsm.v1.DropSegments
+	(*ExpireAllocations)(nil),         // 39: snapkeep.fsm.v1.ExpireAllocations
+	(*RegisterNode)(nil),              // 40: snapkeep.fsm.v1.RegisterNode
+	(*SnapshotBegin)(nil),             // 41: snapkeep.fsm.v1.SnapshotBegin
+	(*SnapshotCommit)(nil),            // 42: snapkeep.fsm.v1.SnapshotCommit
+	(*SnapshotMarkDeleting)(nil),      // 43: snapkeep.fsm.v1.SnapshotMarkDeleting
+	(*SnapshotRemove)(nil),            // 44: snapkeep.fsm.v1.SnapshotRemove
+	(*DatabaseResponse)(nil),          // 45: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),        // 46: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),           // 47: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),        // 48: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),          // 49: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),          // 50: snapkeep.fsm.v1.SnapshotResponse
+	(*ExpireAllocationsResponse)(nil), // 51: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                     // 52: snapkeep.fsm.v1.Empty
+	nil,                               // 53: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                               // 54: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                               // 55: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                               // 56: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                               // 57: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                               // 58: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                               // 59: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                               // 60: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                               // 61: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                               // 62: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	44, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	45, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	53, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	54, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,  // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	46, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
-	9,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
-	10, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	55, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	10, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
+	11, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	3,  // 6: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
 	4,  // 7: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
 	2,  // 8: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	1,  // 9: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
-	13, // 10: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
+	14, // 10: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
 	2,  // 11: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
-	5,  // 12: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	6,  // 13: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	16, // 14: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	6,  // 15: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	47, // 16: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	48, // 17: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	49, // 18: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	50, // 19: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	12, // 20: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	12, // 21: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	12, // 22: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	32, // 23: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	15, // 24: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	8,  // 25: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	11, // 26: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	14, // 27: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	14, // 28: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	14, // 29: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	3,  // 12: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
+	16, // 13: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
+	5,  // 14: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
+	56, // 15: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	57, // 16: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	10, // 17: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	11, // 18: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	17, // 19: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	6,  // 20: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	7,  // 21: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	20, // 22: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	7,  // 23: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	58, // 24: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	59, // 25: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	60, // 26: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	61, // 27: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	13, // 28: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	13, // 29: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	13, // 30: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	36, // 31: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	19, // 32: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	62, // 33: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	17, // 34: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	9,  // 35: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	12, // 36: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	15, // 37: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	15, // 38: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	15, // 39: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	18, // 40: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -3289,8 +4179,8 @@ func file_fsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   44,
+			NumEnums:      8,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

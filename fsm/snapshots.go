@@ -1,0 +1,213 @@
+package fsm
+
+import (
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+// Collection snapshots: Begin captures and pins, Commit records the manifest,
+// MarkDeleting releases the pins, Remove forgets the record.
+
+// ManifestKey is where a snapshot's manifest lives, relative to the storage root.
+func ManifestKey(snapshotID uint64) string {
+	return "snapshots/" + formatUint(snapshotID) + ".skm"
+}
+
+// ValidateSnapshotBegin checks what can be checked without the state.
+func ValidateSnapshotBegin(cmd *fsmpb.SnapshotBegin) error {
+	if cmd.Database != "" {
+		if err := ValidateName("database", cmd.Database); err != nil {
+			return err
+		}
+	}
+	if err := ValidateName("collection", cmd.Collection); err != nil {
+		return err
+	}
+	if err := ValidateName("snapshot", cmd.Name); err != nil {
+		return err
+	}
+	if len(cmd.Description) > MaxDescriptionBytes {
+		return invalidf("description of snapshot %q is %d bytes; the limit is %d", cmd.Name, len(cmd.Description), MaxDescriptionBytes)
+	}
+	if err := ValidateProperties("snapshot label", cmd.Labels); err != nil {
+		return err
+	}
+	if cmd.MaxPerCollection == 0 || cmd.MaxPerCollection > MaxSnapshotsPerCollection {
+		return invalidf("the per-collection snapshot limit must be 1–%d, not %d", MaxSnapshotsPerCollection, cmd.MaxPerCollection)
+	}
+	if cmd.PendingTimeout < minLease || cmd.PendingTimeout > MaxLease {
+		return invalidf("the snapshot pending timeout must be between 1s and 168h")
+	}
+	return nil
+}
+
+func applySnapshotBegin(c *applyCtx, cmd *fsmpb.SnapshotBegin) (proto.Message, error) {
+	if err := ValidateSnapshotBegin(cmd); err != nil {
+		return nil, err
+	}
+	coll, db, err := c.collection(cmd.Database, cmd.Collection)
+	if err != nil {
+		return nil, err
+	}
+	if coll.State != fsmpb.CollectionState_COLLECTION_STATE_ACTIVE {
+		return nil, preconditionf("collection %q is %s; only an active collection can be snapshotted", coll.Name, stateName(coll.State))
+	}
+	if s := c.liveSnapshot(db.Id, coll.Name, cmd.Name, coll.Id); s != nil {
+		return nil, existsf("snapshot %q already exists on collection %q (id %d, %s)", cmd.Name, coll.Name, s.Id, snapshotStateName(s.State))
+	}
+	if n := c.countSnapshots(coll); n >= int(cmd.MaxPerCollection) {
+		return nil, exhaustedf("collection %q already has %d snapshots, the limit; drop some first", coll.Name, n)
+	}
+
+	id := c.nextID()
+	snap := &fsmpb.Snapshot{
+		Id:              id,
+		CollectionId:    coll.Id,
+		DatabaseId:      db.Id,
+		Name:            cmd.Name,
+		State:           fsmpb.SnapshotState_SNAPSHOT_STATE_PENDING,
+		Description:     cmd.Description,
+		Labels:          cmd.Labels,
+		CapturedIndex:   c.index,
+		CreatedAt:       c.now,
+		PendingDeadline: c.now + cmd.PendingTimeout,
+		DatabaseName:    db.Name,
+		CollectionName:  coll.Name,
+		Schema:          coll.Schema,
+		Properties:      coll.Properties,
+		Partitions:      coll.Partitions,
+		Indexes:         coll.Indexes,
+		ManifestKey:     ManifestKey(id),
+		Summary:         &fsmpb.SnapshotSummary{},
+	}
+	// Capture: the flushed segments and their ready builds, at this log index.
+	c.eachSegment(coll.Id, 0, func(s *fsmpb.Segment) bool {
+		if s.State != fsmpb.SegmentState_SEGMENT_STATE_FLUSHED {
+			return true
+		}
+		snap.SegmentIds = append(snap.SegmentIds, s.Id)
+		snap.Summary.Segments++
+		snap.Summary.Rows += s.RowCount
+		for _, b := range s.IndexBuilds {
+			if b.State == fsmpb.BuildState_BUILD_STATE_READY {
+				snap.BuildIds = append(snap.BuildIds, b.BuildId)
+			}
+		}
+		return true
+	})
+	slices.Sort(snap.BuildIds)
+	snap.Summary.IndexBuilds = uint64(len(snap.BuildIds))
+	c.t.snapshots.put(snap)
+	c.t.setPins(snap, true)
+	return snapshotResponse(snap), nil
+}
+
+// snapshotResponse strips the pinned id lists, which can be large, from a response.
+func snapshotResponse(s *fsmpb.Snapshot) *fsmpb.SnapshotResponse {
+	out := proto.CloneOf(s)
+	out.SegmentIds, out.BuildIds = nil, nil
+	return &fsmpb.SnapshotResponse{Snapshot: out}
+}
+
+func (c *applyCtx) snapshotByID(id uint64) (*fsmpb.Snapshot, error) {
+	s, ok := c.t.snapshots.get(&fsmpb.Snapshot{Id: id})
+	if !ok {
+		return nil, notFoundf("snapshot %d not found", id)
+	}
+	return s, nil
+}
+
+func applySnapshotCommit(c *applyCtx, cmd *fsmpb.SnapshotCommit) (proto.Message, error) {
+	s, err := c.snapshotByID(cmd.SnapshotId)
+	if err != nil {
+		return nil, err
+	}
+	if s.State != fsmpb.SnapshotState_SNAPSHOT_STATE_PENDING {
+		return nil, preconditionf("snapshot %d is %s; only a pending snapshot is committed", s.Id, snapshotStateName(s.State))
+	}
+	if cmd.ManifestSize == 0 || cmd.Summary == nil {
+		return nil, invalidf("snapshot %d: a commit needs the manifest's size, checksum and summary", s.Id)
+	}
+	if cmd.Summary.Segments != uint64(len(s.SegmentIds)) || cmd.Summary.IndexBuilds != uint64(len(s.BuildIds)) {
+		return nil, invalidf("snapshot %d: the manifest holds %d segments and %d index builds, but %d and %d were captured",
+			s.Id, cmd.Summary.Segments, cmd.Summary.IndexBuilds, len(s.SegmentIds), len(s.BuildIds))
+	}
+	next := proto.CloneOf(s)
+	next.State = fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED
+	next.CommittedAt = c.now
+	next.ManifestSize = cmd.ManifestSize
+	next.ManifestChecksum = cmd.ManifestChecksum
+	next.Summary = cmd.Summary
+	c.t.snapshots.put(next)
+	return snapshotResponse(next), nil
+}
+
+func applySnapshotMarkDeleting(c *applyCtx, cmd *fsmpb.SnapshotMarkDeleting) (proto.Message, error) {
+	s, err := c.snapshotByID(cmd.SnapshotId)
+	if err != nil {
+		return nil, err
+	}
+	if s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING {
+		return snapshotResponse(s), nil
+	}
+	if len(cmd.Reason) > MaxDescriptionBytes {
+		return nil, invalidf("reason is %d bytes; the limit is %d", len(cmd.Reason), MaxDescriptionBytes)
+	}
+	next := proto.CloneOf(s)
+	next.State = fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING
+	next.DeletingAt = c.now
+	next.DeleteReason = cmd.Reason
+	c.t.setPins(s, false)
+	c.t.snapshots.put(next)
+	return snapshotResponse(next), nil
+}
+
+func applySnapshotRemove(c *applyCtx, cmd *fsmpb.SnapshotRemove) (proto.Message, error) {
+	s, err := c.snapshotByID(cmd.SnapshotId)
+	if err != nil {
+		return nil, err
+	}
+	if s.State != fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING {
+		return nil, preconditionf("snapshot %d is %s; only a deleting snapshot is removed", s.Id, snapshotStateName(s.State))
+	}
+	c.t.snapshots.remove(s)
+	return snapshotResponse(s), nil
+}
+
+// liveSnapshot finds a pending or committed snapshot by names and collection id.
+func (r reader) liveSnapshot(dbID uint64, collection, name string, collectionID uint64) *fsmpb.Snapshot {
+	s, ok := r.t.snapshots.secondary[snapshotsLiveByName].tree.Get(&fsmpb.Snapshot{DatabaseId: dbID, CollectionName: collection, Name: name, CollectionId: collectionID})
+	if !ok {
+		return nil
+	}
+	return s
+}
+
+// countSnapshots counts a collection's snapshots in any state.
+func (r reader) countSnapshots(coll *fsmpb.Collection) int {
+	n := 0
+	r.eachSnapshotOf(coll.DatabaseId, coll.Name, 0, func(s *fsmpb.Snapshot) bool {
+		if s.CollectionId == coll.Id {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+// eachSnapshotOf visits the snapshots taken of collections with this name in this
+// database (dropped predecessors included) with id > after, in creation order.
+func (r reader) eachSnapshotOf(dbID uint64, collection string, after uint64, fn func(*fsmpb.Snapshot) bool) {
+	r.t.snapshots.secondary[snapshotsByCollection].tree.AscendGreaterOrEqual(
+		&fsmpb.Snapshot{DatabaseId: dbID, CollectionName: collection, Id: after + 1},
+		func(s *fsmpb.Snapshot) bool {
+			return s.DatabaseId == dbID && s.CollectionName == collection && fn(s)
+		})
+}
+
+func snapshotStateName(s fsmpb.SnapshotState) string {
+	return trimEnum(s.String(), "SNAPSHOT_STATE_")
+}
