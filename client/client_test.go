@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/snapkeep/snapkeep/client/clienttest"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
@@ -47,181 +46,174 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// failFirst answers the first n calls of method with err.
-func failFirst(method string, n int32, err error) clienttest.Interceptor {
+// failFirst answers the first n calls of method with err, and later ones with resp.
+func failFirst(method string, n int32, err error, resp proto.Message) script {
 	var seen atomic.Int32
-	return func(_ context.Context, m string, _ proto.Message) error {
-		if m == method && seen.Add(1) <= n {
-			return err
+	return func(_ context.Context, m string, _ proto.Message) (proto.Message, error) {
+		if m != method {
+			return nil, nil
 		}
-		return nil
+		if seen.Add(1) <= n {
+			return nil, err
+		}
+		return resp, nil
 	}
 }
 
-func always(err error) clienttest.Interceptor {
-	return func(context.Context, string, proto.Message) error { return err }
-}
-
-// callsOf returns the calls of method a server received.
-func callsOf(s *clienttest.Server, method string) []clienttest.Call {
-	var out []clienttest.Call
-	for _, c := range s.Calls() {
-		if c.Method == method {
-			out = append(out, c)
-		}
-	}
-	return out
+// always answers every call with err.
+func always(err error) script {
+	return func(context.Context, string, proto.Message) (proto.Message, error) { return nil, err }
 }
 
 var requestIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestRequestIDStaysTheSameAcrossRetries(t *testing.T) {
 	ctx := testContext(t)
-	srv := clienttest.Start(t, clienttest.Options{})
-	srv.SetInterceptor(failFirst("CreateCollection", 2, status.Error(codes.Unavailable, "no leader")))
-	cl := newTestClient(t, Config{}, srv.Addr())
+	srv := startFake(t)
+	srv.setScript(failFirst("CreateCollection", 2, status.Error(codes.Unavailable, "no leader"),
+		&snapkeepv1.CreateCollectionResponse{Collection: &snapkeepv1.Collection{Id: 7, Name: "docs"}}))
+	cl := newTestClient(t, Config{}, srv.addr)
 
 	opt := NewCreateCollectionOption("docs")
 	coll, err := cl.CreateCollection(ctx, opt)
 	require.NoError(t, err)
 	require.Equal(t, "docs", coll.GetName())
+	require.EqualValues(t, 7, coll.GetId())
 
-	calls := callsOf(srv, "CreateCollection")
+	calls := srv.received("CreateCollection")
 	require.Len(t, calls, 3)
 	require.Regexp(t, requestIDPattern, calls[0].RequestID)
 	for _, c := range calls {
 		require.Equal(t, calls[0].RequestID, c.RequestID, "a retry must reuse the request id")
 	}
 
-	// The same builder used again is a new logical call: new id (and here a name clash).
+	// The same builder used again is a new logical call: new id.
 	_, err = cl.CreateCollection(ctx, opt)
-	require.ErrorIs(t, err, ErrAlreadyExists)
-	calls = callsOf(srv, "CreateCollection")
+	require.NoError(t, err)
+	calls = srv.received("CreateCollection")
 	require.Len(t, calls, 4)
+	require.Regexp(t, requestIDPattern, calls[3].RequestID)
 	require.NotEqual(t, calls[0].RequestID, calls[3].RequestID)
 }
 
 func TestEveryWriteSetsARequestID(t *testing.T) {
 	ctx := testContext(t)
-	srv := clienttest.Start(t, clienttest.Options{})
-	cl := newTestClient(t, Config{}, srv.Addr())
+	srv := startFake(t)
+	cl := newTestClient(t, Config{}, srv.addr)
 
-	_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("db1").WithProperty("owner", "me"))
-	require.NoError(t, err)
-	_, err = cl.CreateCollection(ctx, NewCreateCollectionOption("docs").WithDatabase("db1").WithPartitions("p1"))
-	require.NoError(t, err)
-	_, err = cl.AlterCollection(ctx, NewAlterCollectionOption("docs").WithDatabase("db1").WithProperty("k", "v"))
-	require.NoError(t, err)
-	_, err = cl.CreatePartition(ctx, NewCreatePartitionOption("docs", "p2").WithDatabase("db1"))
-	require.NoError(t, err)
-	_, err = cl.DropPartition(ctx, NewDropPartitionOption("docs", "p2").WithDatabase("db1"))
-	require.NoError(t, err)
-	_, err = cl.CreateIndex(ctx, NewCreateIndexOption("docs", "vec", 101).WithDatabase("db1").WithParam("index_type", "HNSW"))
-	require.NoError(t, err)
-	seg, err := cl.AllocateSegment(ctx, NewAllocateSegmentOption("docs").WithDatabase("db1").WithPartition("p1").WithLease(time.Minute))
-	require.NoError(t, err)
-	file := &snapkeepv1.File{Key: seg.GetPrefix() + "insert/100/1", Kind: snapkeepv1.FileKind_FILE_KIND_INSERT, FieldId: 100, Size: 1}
-	_, err = cl.FlushSegment(ctx, NewFlushSegmentOption(seg.GetId()).WithRowCount(1).WithFiles(file))
-	require.NoError(t, err)
-	build, err := cl.AllocateIndexBuild(ctx, NewAllocateIndexBuildOption(seg.GetId(), "vec").WithLease(time.Minute))
-	require.NoError(t, err)
-	indexFile := &snapkeepv1.File{Key: build.GetBuild().GetPrefix() + "hnsw.bin", Kind: snapkeepv1.FileKind_FILE_KIND_INDEX, Size: 1}
-	_, err = cl.AddIndexBuild(ctx, NewAddIndexBuildOption(seg.GetId(), build.GetBuild().GetBuildId()).WithFiles(indexFile))
-	require.NoError(t, err)
-	out, err := cl.AllocateSegment(ctx, NewAllocateSegmentOption("docs").WithDatabase("db1"))
-	require.NoError(t, err)
-	_, err = cl.CompactSegments(ctx, NewCompactSegmentsOption(seg.GetId()).WithOutput(out.GetId(), 1))
-	require.NoError(t, err)
-	_, err = cl.DropSegments(ctx, NewDropSegmentsOption(out.GetId()))
-	require.NoError(t, err)
-	_, err = cl.DropIndex(ctx, NewDropIndexOption("docs", "vec").WithDatabase("db1"))
-	require.NoError(t, err)
-	_, err = cl.DropCollection(ctx, NewDropCollectionOption("docs").WithDatabase("db1"))
-	require.NoError(t, err)
-	require.NoError(t, cl.DropDatabase(ctx, NewDropDatabaseOption("db1")))
+	discard := func(_ any, err error) error { return err }
+	writes := []struct {
+		method string
+		call   func() error
+	}{
+		{"CreateDatabase", func() error { return discard(cl.CreateDatabase(ctx, NewCreateDatabaseOption("db1"))) }},
+		{"CreateCollection", func() error { return discard(cl.CreateCollection(ctx, NewCreateCollectionOption("docs"))) }},
+		{"AlterCollection", func() error {
+			return discard(cl.AlterCollection(ctx, NewAlterCollectionOption("docs").WithProperty("k", "v")))
+		}},
+		{"CreatePartition", func() error { return discard(cl.CreatePartition(ctx, NewCreatePartitionOption("docs", "p2"))) }},
+		{"DropPartition", func() error { return discard(cl.DropPartition(ctx, NewDropPartitionOption("docs", "p2"))) }},
+		{"CreateIndex", func() error { return discard(cl.CreateIndex(ctx, NewCreateIndexOption("docs", "vec", 101))) }},
+		{"AllocateSegment", func() error { return discard(cl.AllocateSegment(ctx, NewAllocateSegmentOption("docs"))) }},
+		{"FlushSegment", func() error { return discard(cl.FlushSegment(ctx, NewFlushSegmentOption(1))) }},
+		{"AllocateIndexBuild", func() error { return discard(cl.AllocateIndexBuild(ctx, NewAllocateIndexBuildOption(1, "vec"))) }},
+		{"AddIndexBuild", func() error { return discard(cl.AddIndexBuild(ctx, NewAddIndexBuildOption(1, 2))) }},
+		{"CompactSegments", func() error {
+			return discard(cl.CompactSegments(ctx, NewCompactSegmentsOption(1).WithOutput(3, 1)))
+		}},
+		{"DropSegments", func() error { return discard(cl.DropSegments(ctx, NewDropSegmentsOption(3))) }},
+		{"DropIndex", func() error { return discard(cl.DropIndex(ctx, NewDropIndexOption("docs", "vec"))) }},
+		{"DropCollection", func() error { return discard(cl.DropCollection(ctx, NewDropCollectionOption("docs"))) }},
+		{"DropDatabase", func() error { return cl.DropDatabase(ctx, NewDropDatabaseOption("db1")) }},
+	}
+	for _, w := range writes {
+		require.NoError(t, w.call(), w.method)
+	}
 
+	calls := srv.received()
+	require.Len(t, calls, len(writes))
 	seen := make(map[string]bool)
-	for _, c := range srv.Calls() {
+	for i, c := range calls {
+		require.Equal(t, writes[i].method, c.Method)
 		require.Regexp(t, requestIDPattern, c.RequestID, "%s has no request id", c.Method)
 		require.False(t, seen[c.RequestID], "%s reuses a request id", c.Method)
 		seen[c.RequestID] = true
 	}
-	require.Len(t, seen, 16)
 }
 
 func TestRetriableErrorsMoveToTheNextEndpoint(t *testing.T) {
 	tests := []struct {
 		name   string
-		breakA func(a *clienttest.Server)
+		breakA func(a *fakeNode)
 	}{
-		{"unavailable", func(a *clienttest.Server) {
-			a.SetInterceptor(always(status.Error(codes.Unavailable, "node is shutting down")))
+		{"unavailable", func(a *fakeNode) {
+			a.setScript(always(status.Error(codes.Unavailable, "node is shutting down")))
 		}},
-		{"aborted", func(a *clienttest.Server) { a.SetInterceptor(always(status.Error(codes.Aborted, "leadership lost"))) }},
-		{"connection refused", func(a *clienttest.Server) { a.Stop() }},
+		{"aborted", func(a *fakeNode) { a.setScript(always(status.Error(codes.Aborted, "leadership lost"))) }},
+		{"connection refused", func(a *fakeNode) { a.stop() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t)
-			a := clienttest.Start(t, clienttest.Options{NodeID: "a"})
-			b := clienttest.Start(t, clienttest.Options{NodeID: "b"})
-			a.SetLeader("") // a does not know the leader, so the client must search
+			a := startFake(t)
+			b := startFake(t)
+			a.setLeader("") // a does not know the leader, so the client must search
 			tt.breakA(a)
-			cl := newTestClient(t, Config{}, a.Addr(), b.Addr())
+			cl := newTestClient(t, Config{}, a.addr, b.addr)
 
 			_, err := cl.CreateCollection(ctx, NewCreateCollectionOption("docs"))
 			require.NoError(t, err)
-			require.Len(t, callsOf(b, "CreateCollection"), 1)
-			require.Equal(t, b.Addr(), cl.PreferredEndpoint())
+			require.Len(t, b.received("CreateCollection"), 1)
+			require.Equal(t, b.addr, cl.PreferredEndpoint())
 
 			// Reads that are not stale follow the preference too.
 			_, err = cl.DescribeCollection(ctx, NewDescribeCollectionOption("docs"))
 			require.NoError(t, err)
-			require.Empty(t, callsOf(a, "DescribeCollection"))
+			require.Empty(t, a.received("DescribeCollection"))
 		})
 	}
 }
 
 func TestLeaderMetadataMovesWritesToTheLeader(t *testing.T) {
 	ctx := testContext(t)
-	follower := clienttest.Start(t, clienttest.Options{NodeID: "follower"})
-	leader := clienttest.Start(t, clienttest.Options{NodeID: "leader"})
-	follower.SetLeader(leader.Addr())
-	cl := newTestClient(t, Config{}, follower.Addr(), leader.Addr())
+	follower := startFake(t)
+	leader := startFake(t)
+	follower.setLeader(leader.addr)
+	cl := newTestClient(t, Config{}, follower.addr, leader.addr)
 
 	// The follower serves the first call (the server forwards it) and names the leader.
 	_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("one"))
 	require.NoError(t, err)
-	require.Equal(t, leader.Addr(), cl.PreferredEndpoint())
+	require.Equal(t, leader.addr, cl.PreferredEndpoint())
 
 	_, err = cl.CreateDatabase(ctx, NewCreateDatabaseOption("two"))
 	require.NoError(t, err)
-	require.Len(t, callsOf(follower, "CreateDatabase"), 1)
-	require.Len(t, callsOf(leader, "CreateDatabase"), 1)
+	require.Len(t, follower.received("CreateDatabase"), 1)
+	require.Len(t, leader.received("CreateDatabase"), 1)
 }
 
 func TestLeaderInErrorMetadataRedirectsAtOnce(t *testing.T) {
 	for _, where := range []string{"header", "trailer"} {
 		t.Run(where, func(t *testing.T) {
 			ctx := testContext(t)
-			follower := clienttest.Start(t, clienttest.Options{NodeID: "follower"})
-			leader := clienttest.Start(t, clienttest.Options{NodeID: "leader"})
-			follower.SetLeader("")
-			follower.SetInterceptor(func(ctx context.Context, _ string, _ proto.Message) error {
-				md := metadata.Pairs(LeaderMetadataKey, leader.Addr())
+			follower := startFake(t)
+			leader := startFake(t)
+			follower.setLeader("")
+			follower.setScript(func(ctx context.Context, _ string, _ proto.Message) (proto.Message, error) {
+				md := metadata.Pairs(LeaderMetadataKey, leader.addr)
 				if where == "header" {
 					_ = grpc.SetHeader(ctx, md)
 				} else {
 					_ = grpc.SetTrailer(ctx, md)
 				}
-				return status.Error(codes.Unavailable, "not the leader")
+				return nil, status.Error(codes.Unavailable, "not the leader")
 			})
 			// A long backoff shows that the redirect does not wait for it.
-			cl := newTestClient(t, Config{RetryBackoff: time.Minute, MaxRetryBackoff: time.Minute}, follower.Addr(), leader.Addr())
+			cl := newTestClient(t, Config{RetryBackoff: time.Minute, MaxRetryBackoff: time.Minute}, follower.addr, leader.addr)
 
 			_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("db"))
 			require.NoError(t, err)
-			fc, lc := callsOf(follower, "CreateDatabase"), callsOf(leader, "CreateDatabase")
+			fc, lc := follower.received("CreateDatabase"), leader.received("CreateDatabase")
 			require.Len(t, fc, 1)
 			require.Len(t, lc, 1)
 			require.Equal(t, fc[0].RequestID, lc[0].RequestID)
@@ -231,24 +223,24 @@ func TestLeaderInErrorMetadataRedirectsAtOnce(t *testing.T) {
 
 func TestLeaderOutsideTheEndpointsIsDialled(t *testing.T) {
 	ctx := testContext(t)
-	follower := clienttest.Start(t, clienttest.Options{NodeID: "follower"})
-	leader := clienttest.Start(t, clienttest.Options{NodeID: "leader"})
-	follower.SetLeader(leader.Addr())
-	cl := newTestClient(t, Config{}, follower.Addr())
+	follower := startFake(t)
+	leader := startFake(t)
+	follower.setLeader(leader.addr)
+	cl := newTestClient(t, Config{}, follower.addr)
 
 	_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("one"))
 	require.NoError(t, err)
-	require.Equal(t, []string{follower.Addr(), leader.Addr()}, cl.Endpoints())
+	require.Equal(t, []string{follower.addr, leader.addr}, cl.Endpoints())
 	_, err = cl.CreateDatabase(ctx, NewCreateDatabaseOption("two"))
 	require.NoError(t, err)
-	require.Len(t, callsOf(leader, "CreateDatabase"), 1)
+	require.Len(t, leader.received("CreateDatabase"), 1)
 }
 
 func TestUnreachableLeaderIsNotChased(t *testing.T) {
 	ctx := testContext(t)
-	follower := clienttest.Start(t, clienttest.Options{NodeID: "follower"})
-	follower.SetLeader("127.0.0.1:1") // an advertised address this client cannot reach
-	cl := newTestClient(t, Config{}, follower.Addr())
+	follower := startFake(t)
+	follower.setLeader("127.0.0.1:1") // an advertised address this client cannot reach
+	cl := newTestClient(t, Config{}, follower.addr)
 
 	_, err := cl.ListDatabases(ctx)
 	require.NoError(t, err)
@@ -257,10 +249,10 @@ func TestUnreachableLeaderIsNotChased(t *testing.T) {
 	// The leader refuses the connection; the follower serves the call instead.
 	_, err = cl.ListDatabases(ctx)
 	require.NoError(t, err)
-	require.Equal(t, follower.Addr(), cl.PreferredEndpoint(), "the failed leader is not followed again at once")
+	require.Equal(t, follower.addr, cl.PreferredEndpoint(), "the failed leader is not followed again at once")
 	_, err = cl.ListDatabases(ctx)
 	require.NoError(t, err)
-	require.Len(t, follower.Calls(), 3)
+	require.Len(t, follower.received(), 3)
 }
 
 func TestErrorsMapFromStatusCodesAndAreNotRetried(t *testing.T) {
@@ -282,10 +274,10 @@ func TestErrorsMapFromStatusCodesAndAreNotRetried(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.code.String(), func(t *testing.T) {
 			ctx := testContext(t)
-			srv := clienttest.Start(t, clienttest.Options{})
+			srv := startFake(t)
 			const msg = `collection "docs" not found in database "default"`
-			srv.SetInterceptor(always(status.Error(tt.code, msg)))
-			cl := newTestClient(t, Config{}, srv.Addr())
+			srv.setScript(always(status.Error(tt.code, msg)))
+			cl := newTestClient(t, Config{}, srv.addr)
 
 			_, err := cl.DescribeCollection(ctx, NewDescribeCollectionOption("docs"))
 			require.ErrorIs(t, err, tt.sentinel)
@@ -302,15 +294,15 @@ func TestErrorsMapFromStatusCodesAndAreNotRetried(t *testing.T) {
 					require.NotErrorIs(t, err, other)
 				}
 			}
-			require.Len(t, srv.Calls(), 1, "non-retriable errors must not be retried")
+			require.Len(t, srv.received(), 1, "non-retriable errors must not be retried")
 		})
 	}
 }
 
 func TestRetriesStopAtTheContextDeadline(t *testing.T) {
-	srv := clienttest.Start(t, clienttest.Options{})
-	srv.SetInterceptor(always(status.Error(codes.Unavailable, "no leader")))
-	cl := newTestClient(t, Config{MaxRetries: 1000, RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond}, srv.Addr())
+	srv := startFake(t)
+	srv.setScript(always(status.Error(codes.Unavailable, "no leader")))
+	cl := newTestClient(t, Config{MaxRetries: 1000, RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond}, srv.addr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -322,41 +314,41 @@ func TestRetriesStopAtTheContextDeadline(t *testing.T) {
 	require.ErrorIs(t, err, ErrDeadlineExceeded)
 	require.Contains(t, err.Error(), "last error: unavailable: no leader")
 	require.Less(t, elapsed, 2*time.Second)
-	require.Greater(t, len(srv.Calls()), 1)
+	require.Greater(t, len(srv.received()), 1)
 }
 
 func TestASlowCallEndsAtTheContextDeadline(t *testing.T) {
-	srv := clienttest.Start(t, clienttest.Options{})
-	srv.SetInterceptor(func(ctx context.Context, _ string, _ proto.Message) error {
+	srv := startFake(t)
+	srv.setScript(func(ctx context.Context, _ string, _ proto.Message) (proto.Message, error) {
 		<-ctx.Done() // the server never answers in time
-		return status.FromContextError(ctx.Err()).Err()
+		return nil, status.FromContextError(ctx.Err()).Err()
 	})
-	cl := newTestClient(t, Config{}, srv.Addr())
+	cl := newTestClient(t, Config{}, srv.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := cl.DropSegments(ctx, NewDropSegmentsOption(1))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorIs(t, err, ErrDeadlineExceeded)
-	require.Len(t, srv.Calls(), 1)
+	require.Len(t, srv.received(), 1)
 }
 
 func TestCancelStopsRetries(t *testing.T) {
-	srv := clienttest.Start(t, clienttest.Options{})
-	cl := newTestClient(t, Config{RetryBackoff: time.Hour, MaxRetryBackoff: time.Hour}, srv.Addr())
+	srv := startFake(t)
+	cl := newTestClient(t, Config{RetryBackoff: time.Hour, MaxRetryBackoff: time.Hour}, srv.addr)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv.SetInterceptor(func(context.Context, string, proto.Message) error {
+	srv.setScript(func(context.Context, string, proto.Message) (proto.Message, error) {
 		cancel() // the caller gives up while the first attempt is in flight
-		return status.Error(codes.Unavailable, "no leader")
+		return nil, status.Error(codes.Unavailable, "no leader")
 	})
 	_, err := cl.ListDatabases(ctx)
 	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorIs(t, err, ErrCanceled)
-	require.Len(t, srv.Calls(), 1)
+	require.Len(t, srv.received(), 1)
 
 	// A context that is already done makes no call at all.
 	_, err = cl.ListDatabases(ctx)
 	require.ErrorIs(t, err, context.Canceled)
-	require.Len(t, srv.Calls(), 1)
+	require.Len(t, srv.received(), 1)
 }
 
 func TestMaxRetries(t *testing.T) {
@@ -370,43 +362,48 @@ func TestMaxRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		ctx := testContext(t)
-		srv := clienttest.Start(t, clienttest.Options{})
-		srv.SetInterceptor(always(status.Error(codes.Unavailable, "no leader")))
-		cl := newTestClient(t, Config{MaxRetries: tt.maxRetries, RetryBackoff: time.Microsecond, MaxRetryBackoff: time.Microsecond}, srv.Addr())
+		srv := startFake(t)
+		srv.setScript(always(status.Error(codes.Unavailable, "no leader")))
+		cl := newTestClient(t, Config{MaxRetries: tt.maxRetries, RetryBackoff: time.Microsecond, MaxRetryBackoff: time.Microsecond}, srv.addr)
 		_, err := cl.ListDatabases(ctx)
 		require.ErrorIs(t, err, ErrUnavailable)
 		require.Equal(t, "unavailable: no leader", err.Error())
-		require.Len(t, srv.Calls(), tt.wantCalls, "MaxRetries %d", tt.maxRetries)
+		require.Len(t, srv.received(), tt.wantCalls, "MaxRetries %d", tt.maxRetries)
 	}
 }
 
 func TestStaleReadsSpreadOverEndpoints(t *testing.T) {
 	ctx := testContext(t)
-	a := clienttest.Start(t, clienttest.Options{NodeID: "a"})
-	b := clienttest.Start(t, clienttest.Options{NodeID: "b"})
-	cl := newTestClient(t, Config{}, a.Addr(), b.Addr())
+	a := startFake(t)
+	b := startFake(t)
+	cl := newTestClient(t, Config{}, a.addr, b.addr)
 	for range 4 {
 		_, err := cl.ListDatabases(ctx, WithStale())
 		require.NoError(t, err)
 	}
-	require.Len(t, a.Calls(), 2)
-	require.Len(t, b.Calls(), 2)
-	req := a.Calls()[0].Request.(*snapkeepv1.ListDatabasesRequest)
+	require.Len(t, a.received(), 2)
+	require.Len(t, b.received(), 2)
+	req := a.received()[0].Request.(*snapkeepv1.ListDatabasesRequest)
 	require.Equal(t, snapkeepv1.ReadConsistency_READ_CONSISTENCY_STALE, req.GetConsistency())
 }
 
 func TestListAllSegmentsPagesThroughEverything(t *testing.T) {
 	ctx := testContext(t)
-	srv := clienttest.Start(t, clienttest.Options{})
-	cl := newTestClient(t, Config{}, srv.Addr())
-	_, err := cl.CreateCollection(ctx, NewCreateCollectionOption("docs"))
-	require.NoError(t, err)
-	var want []uint64
-	for range 5 {
-		seg, err := cl.AllocateSegment(ctx, NewAllocateSegmentOption("docs"))
-		require.NoError(t, err)
-		want = append(want, seg.GetId())
+	srv := startFake(t)
+	// Three pages of segments 1..5, keyed by the token that asks for them.
+	pages := map[string]*snapkeepv1.ListSegmentsResponse{
+		"":   {Segments: []*snapkeepv1.Segment{{Id: 1}, {Id: 2}}, NextPageToken: "t2"},
+		"t2": {Segments: []*snapkeepv1.Segment{{Id: 3}, {Id: 4}}, NextPageToken: "t4"},
+		"t4": {Segments: []*snapkeepv1.Segment{{Id: 5}}},
 	}
+	srv.setScript(func(_ context.Context, _ string, req proto.Message) (proto.Message, error) {
+		r := req.(*snapkeepv1.ListSegmentsRequest)
+		if r.GetCollection() != "docs" {
+			return nil, status.Errorf(codes.NotFound, "collection %q not found in database %q", r.GetCollection(), "default")
+		}
+		return pages[r.GetPageToken()], nil
+	})
+	cl := newTestClient(t, Config{}, srv.addr)
 
 	opt := NewListSegmentsOption("docs").WithPageSize(2).WithoutFiles().
 		WithStates(snapkeepv1.SegmentState_SEGMENT_STATE_ALLOCATED)
@@ -415,14 +412,28 @@ func TestListAllSegmentsPagesThroughEverything(t *testing.T) {
 		require.NoError(t, err)
 		got = append(got, seg.GetId())
 	}
-	require.Equal(t, want, got)
-	require.Len(t, callsOf(srv, "ListSegments"), 3)
+	require.Equal(t, []uint64{1, 2, 3, 4, 5}, got)
+	calls := srv.received("ListSegments")
+	require.Len(t, calls, 3)
+	for i, token := range []string{"", "t2", "t4"} {
+		want := &snapkeepv1.ListSegmentsRequest{Collection: "docs", PageSize: 2, WithoutFiles: true, PageToken: token,
+			States: []snapkeepv1.SegmentState{snapkeepv1.SegmentState_SEGMENT_STATE_ALLOCATED}}
+		require.True(t, proto.Equal(want, calls[i].Request), "page %d: %v", i, calls[i].Request)
+	}
 
 	// Breaking out of the loop fetches no more pages.
 	for range cl.ListAllSegments(ctx, opt) {
 		break
 	}
-	require.Len(t, callsOf(srv, "ListSegments"), 4)
+	require.Len(t, srv.received("ListSegments"), 4)
+
+	// A later page can be the first one asked for.
+	got = nil
+	for seg, err := range cl.ListAllSegments(ctx, opt.WithPageToken("t4")) {
+		require.NoError(t, err)
+		got = append(got, seg.GetId())
+	}
+	require.Equal(t, []uint64{5}, got)
 
 	// An error ends the iteration with that error.
 	var errs []error
@@ -432,6 +443,7 @@ func TestListAllSegmentsPagesThroughEverything(t *testing.T) {
 	}
 	require.Len(t, errs, 1)
 	require.ErrorIs(t, errs[0], ErrNotFound)
+	require.Equal(t, `not found: collection "nope" not found in database "default"`, errs[0].Error())
 }
 
 func TestBuildersFillTheirRequests(t *testing.T) {
@@ -496,11 +508,11 @@ func TestBuildersFillTheirRequests(t *testing.T) {
 }
 
 func TestNilOptionIsAnInvalidArgument(t *testing.T) {
-	srv := clienttest.Start(t, clienttest.Options{})
-	cl := newTestClient(t, Config{}, srv.Addr())
+	srv := startFake(t)
+	cl := newTestClient(t, Config{}, srv.addr)
 	_, err := cl.CreateCollection(testContext(t), nil)
 	require.ErrorIs(t, err, ErrInvalidArgument)
-	require.Empty(t, srv.Calls())
+	require.Empty(t, srv.received())
 }
 
 func TestNewRejectsBadEndpoints(t *testing.T) {

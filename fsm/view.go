@@ -200,7 +200,9 @@ func (v *View) UnfinishedSnapshots() []*fsmpb.Snapshot {
 }
 
 // SegmentPinnedBy lists the live snapshots that pin a segment.
-func (v *View) SegmentPinnedBy(segmentID uint64) []uint64 { return pinnedBy(v.r.t.segmentPins, segmentID) }
+func (v *View) SegmentPinnedBy(segmentID uint64) []uint64 {
+	return pinnedBy(v.r.t.segmentPins, segmentID)
+}
 
 // BuildPinnedBy lists the live snapshots that pin an index build.
 func (v *View) BuildPinnedBy(buildID uint64) []uint64 { return pinnedBy(v.r.t.buildPins, buildID) }
