@@ -3,24 +3,23 @@ package datagen_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/client"
-	"github.com/snapkeep/snapkeep/client/clienttest"
 	"github.com/snapkeep/snapkeep/client/datagen"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server"
+	"github.com/snapkeep/snapkeep/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -98,20 +97,31 @@ func TestContentIsDeterministicAndSeekable(t *testing.T) {
 	}
 }
 
-// fixture is a fake cluster, a client and an in-memory bucket.
+// fixture is a one-node cluster, a client for it and a bucket on the embedded S3
+// server.
 type fixture struct {
-	srv   *clienttest.Server
 	cl    *client.Client
-	store *clienttest.MemStore
+	store *objstore.S3
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	srv := clienttest.Start(t, clienttest.Options{})
-	cl, err := client.NewWithConfig(context.Background(), client.Config{Endpoints: []string{srv.Addr()}, RetryBackoff: time.Millisecond})
+	ctx := context.Background()
+	// A lone voter has no peer to lose: short Raft timeouts only make it elect itself
+	// sooner.
+	cluster := servertest.Start(t, 1, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	}})
+	cl, err := client.NewWithConfig(ctx, client.Config{Endpoints: cluster.Endpoints(), RetryBackoff: time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cl.Close() })
-	return &fixture{srv: srv, cl: cl, store: clienttest.NewMemStore()}
+	emb, err := objstore.StartEmbedded(ctx, objstore.EmbeddedOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, emb.Close()) })
+	store, err := objstore.NewS3(ctx, emb.Config())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	return &fixture{cl: cl, store: store}
 }
 
 func (f *fixture) createCollection(t *testing.T, ctx context.Context, name string) {
@@ -120,7 +130,41 @@ func (f *fixture) createCollection(t *testing.T, ctx context.Context, name strin
 	require.NoError(t, err)
 }
 
+// keys lists every key in the bucket.
+func (f *fixture) keys(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	var keys []string
+	token := ""
+	for {
+		page, err := f.store.List(ctx, "", token, 1000)
+		require.NoError(t, err)
+		for _, o := range page.Objects {
+			keys = append(keys, o.Key)
+		}
+		if page.NextToken == "" {
+			return keys
+		}
+		token = page.NextToken
+	}
+}
+
+// corrupt overwrites the object at key with its bytes, one of them flipped. The store
+// keeps the new bytes' own checksum: only the catalog's record tells them apart.
+func (f *fixture) corrupt(t *testing.T, ctx context.Context, key string) {
+	t.Helper()
+	body, _, err := f.store.Get(ctx, key)
+	require.NoError(t, err)
+	data := readAll(t, body)
+	require.NoError(t, body.Close())
+	require.NotEmpty(t, data)
+	data[len(data)/2] ^= 0xff
+	sum := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
+	_, err = f.store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{CRC32C: sum, HasCRC32C: true})
+	require.NoError(t, err)
+}
+
 func TestGenerateWritesFlushedSegments(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	f := newFixture(t)
@@ -142,7 +186,7 @@ func TestGenerateWritesFlushedSegments(t *testing.T) {
 	require.EqualValues(t, 30_000, res.Bytes)
 	require.Positive(t, res.Elapsed)
 	require.Equal(t, []int{1, 2, 3, 4, 5}, progress)
-	require.Len(t, f.store.Keys(), 30)
+	require.Len(t, f.keys(t, ctx), 30)
 
 	layout := datagen.Layout(6)
 	var first []*snapkeepv1.Segment
@@ -151,13 +195,18 @@ func TestGenerateWritesFlushedSegments(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, snapkeepv1.SegmentState_SEGMENT_STATE_FLUSHED, seg.GetState())
 		require.EqualValues(t, 250, seg.GetRowCount())
-		require.Len(t, seg.GetFiles(), 6)
-		for j, file := range seg.GetFiles() {
-			require.Equal(t, datagen.Key(seg.GetPrefix(), layout[j]), file.GetKey())
-			require.Equal(t, layout[j].Kind, file.GetKind())
-			require.Equal(t, layout[j].FieldID, file.GetFieldId())
+		require.Equal(t, fmt.Sprintf("snapkeep/collections/%d/segments/%d/", seg.GetCollectionId(), id), seg.GetPrefix())
+		// The catalog lists a segment's files in key order, not in upload order.
+		files := filesByKey(seg)
+		require.Len(t, files, 6)
+		for _, spec := range layout {
+			file := files[datagen.Key(seg.GetPrefix(), spec)]
+			require.NotNil(t, file, "segment %d has no file %+v", id, spec)
+			require.Equal(t, spec.Kind, file.GetKind())
+			require.Equal(t, spec.FieldID, file.GetFieldId())
 			require.EqualValues(t, 1000, file.GetSize())
 		}
+		require.True(t, slices.IsSortedFunc(seg.GetFiles(), func(a, b *snapkeepv1.File) int { return strings.Compare(a.GetKey(), b.GetKey()) }))
 		require.NoError(t, datagen.Verify(ctx, f.store, seg))
 		first = append(first, seg)
 	}
@@ -171,13 +220,15 @@ func TestGenerateWritesFlushedSegments(t *testing.T) {
 		seg, err := f.cl.GetSegment(ctx, client.NewGetSegmentOption(id))
 		require.NoError(t, err)
 		require.NotEqual(t, first[i].GetPrefix(), seg.GetPrefix())
-		for j, file := range seg.GetFiles() {
-			require.Equal(t, first[i].GetFiles()[j].GetCrc32C(), file.GetCrc32C())
+		before := filesByKey(first[i])
+		for _, spec := range layout {
+			require.Equal(t, before[datagen.Key(first[i].GetPrefix(), spec)].GetCrc32C(), filesByKey(seg)[datagen.Key(seg.GetPrefix(), spec)].GetCrc32C())
 		}
 	}
 }
 
 func TestVerifyReportsCorruptAndMissingFiles(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	f := newFixture(t)
@@ -187,7 +238,7 @@ func TestVerifyReportsCorruptAndMissingFiles(t *testing.T) {
 	seg, err := f.cl.GetSegment(ctx, client.NewGetSegmentOption(res.SegmentIDs[0]))
 	require.NoError(t, err)
 
-	require.True(t, f.store.Corrupt(seg.GetFiles()[0].GetKey()))
+	f.corrupt(t, ctx, seg.GetFiles()[0].GetKey())
 	_, err = f.store.Delete(ctx, []string{seg.GetFiles()[2].GetKey()})
 	require.NoError(t, err)
 
@@ -199,23 +250,42 @@ func TestVerifyReportsCorruptAndMissingFiles(t *testing.T) {
 	require.NotContains(t, err.Error(), seg.GetFiles()[1].GetKey())
 }
 
+// TestGenerateStopsAtTheFirstError drops the partition under a running generation:
+// the next allocation fails, and generation stops with that error and the segments
+// flushed until then. One segment at a time makes the point of failure exact.
 func TestGenerateStopsAtTheFirstError(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	f := newFixture(t)
 	f.createCollection(t, ctx, "docs")
-	var flushes atomic.Int32
-	f.srv.SetInterceptor(func(_ context.Context, method string, _ proto.Message) error {
-		if method == "FlushSegment" && flushes.Add(1) > 3 {
-			return status.Error(codes.ResourceExhausted, "collection \"docs\" has too many segments")
-		}
-		return nil
+	var dropErr error
+	res, err := datagen.Generate(ctx, f.cl, f.store, datagen.Options{
+		Collection: "docs", Partition: "p1", Segments: 50, FilesPerSegment: 2, FileSize: 10, Concurrency: 1,
+		Progress: func(done, _ int) {
+			if done == 3 {
+				_, dropErr = f.cl.DropPartition(ctx, client.NewDropPartitionOption("docs", "p1"))
+			}
+		},
 	})
-	res, err := datagen.Generate(ctx, f.cl, f.store, datagen.Options{Collection: "docs", Segments: 50, FilesPerSegment: 2, FileSize: 10, Concurrency: 2})
-	require.ErrorIs(t, err, client.ErrResourceExhausted)
-	require.Contains(t, err.Error(), `too many segments`)
+	require.NoError(t, dropErr)
+	require.ErrorIs(t, err, client.ErrNotFound)
+	require.Equal(t, `datagen: allocate segment 4 of 50: not found: partition "p1" not found in collection "docs"`, err.Error())
 	require.Len(t, res.SegmentIDs, 3)
-	require.Less(t, int(flushes.Load()), 50, "generation must stop early")
+	require.Equal(t, 6, res.Files)
+
+	// Generation stopped early: nothing was allocated after the failure, and the
+	// three flushed segments went with their partition.
+	resp, err := f.cl.ListSegments(ctx, client.NewListSegmentsOption("docs"))
+	require.NoError(t, err)
+	var ids []uint64
+	for _, seg := range resp.GetSegments() {
+		ids = append(ids, seg.GetId())
+		require.Equal(t, snapkeepv1.SegmentState_SEGMENT_STATE_DROPPED, seg.GetState())
+		require.Equal(t, snapkeepv1.DropReason_DROP_REASON_PARTITION_DROPPED, seg.GetDropReason())
+	}
+	require.Equal(t, res.SegmentIDs, ids)
+	require.Len(t, f.keys(t, ctx), 6)
 }
 
 func TestGenerateRejectsBadOptions(t *testing.T) {
@@ -230,38 +300,44 @@ func TestGenerateRejectsBadOptions(t *testing.T) {
 	}
 }
 
-// TestGenerateAgainstEmbeddedS3 runs the real S3 client against the embedded server.
-func TestGenerateAgainstEmbeddedS3(t *testing.T) {
+// TestGenerateWritesTheSeededContent reads an object back through the S3 client and
+// compares it with the content its seed and ordinals make.
+func TestGenerateWritesTheSeededContent(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	f := newFixture(t)
 	f.createCollection(t, ctx, "docs")
 
-	emb, err := objstore.StartEmbedded(ctx, objstore.EmbeddedOptions{})
-	require.NoError(t, err)
-	defer emb.Close()
-	store, err := objstore.NewS3(ctx, emb.Config())
-	require.NoError(t, err)
-	defer store.Close()
-
-	res, err := datagen.Generate(ctx, f.cl, store, datagen.Options{Collection: "docs", Segments: 3, FilesPerSegment: 4, FileSize: 64 << 10, Seed: 1})
+	res, err := datagen.Generate(ctx, f.cl, f.store, datagen.Options{Collection: "docs", Segments: 3, FilesPerSegment: 4, FileSize: 64 << 10, Seed: 1})
 	require.NoError(t, err)
 	require.Len(t, res.SegmentIDs, 3)
 	for _, id := range res.SegmentIDs {
 		seg, err := f.cl.GetSegment(ctx, client.NewGetSegmentOption(id))
 		require.NoError(t, err)
 		require.True(t, strings.HasPrefix(seg.GetFiles()[0].GetKey(), "snapkeep/collections/"))
-		require.NoError(t, datagen.Verify(ctx, store, seg))
+		require.NoError(t, datagen.Verify(ctx, f.store, seg))
 	}
-	body, _, err := store.Get(ctx, Key0(t, ctx, f, res.SegmentIDs[1]))
+	body, _, err := f.store.Get(ctx, Key0(t, ctx, f, res.SegmentIDs[1], 4))
 	require.NoError(t, err)
 	defer body.Close()
 	require.True(t, bytes.Equal(readAll(t, datagen.NewContent(1, 1, 0, 64<<10)), readAll(t, body)))
 }
 
-// Key0 is the key of the first file of segment id.
-func Key0(t *testing.T, ctx context.Context, f *fixture, id uint64) string {
+// Key0 is the key of the first file of segment id's layout of n files.
+func Key0(t *testing.T, ctx context.Context, f *fixture, id uint64, n int) string {
 	seg, err := f.cl.GetSegment(ctx, client.NewGetSegmentOption(id))
 	require.NoError(t, err)
-	return seg.GetFiles()[0].GetKey()
+	key := datagen.Key(seg.GetPrefix(), datagen.Layout(n)[0])
+	require.Contains(t, filesByKey(seg), key)
+	return key
+}
+
+// filesByKey indexes a segment's files by key.
+func filesByKey(seg *snapkeepv1.Segment) map[string]*snapkeepv1.File {
+	out := make(map[string]*snapkeepv1.File)
+	for _, f := range seg.GetFiles() {
+		out[f.GetKey()] = f
+	}
+	return out
 }

@@ -5,40 +5,99 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/snapkeep/snapkeep/client"
-	"github.com/snapkeep/snapkeep/client/clienttest"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server"
+	"github.com/snapkeep/snapkeep/server/servertest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// cli runs snapkeep commands in-process against a fake cluster and an in-memory bucket.
+// cli runs snapkeep commands in-process against a one-node cluster whose storage is
+// an embedded S3 server.
 type cli struct {
-	t     *testing.T
-	srv   *clienttest.Server
-	store *clienttest.MemStore
+	t       *testing.T
+	cluster *servertest.Cluster
+	emb     *objstore.Embedded
+	// store reads the cluster's bucket, to check what commands wrote.
+	store *objstore.S3
+
+	mu sync.Mutex
 	// opened records the S3 configuration generate asked for.
 	opened []objstore.S3Config
+	// rpcs records the methods of the calls commands sent to the cluster.
+	rpcs []string
 }
 
 func newCLI(t *testing.T) *cli {
-	return &cli{t: t, srv: clienttest.Start(t, clienttest.Options{}), store: clienttest.NewMemStore()}
+	t.Helper()
+	ctx := context.Background()
+	emb, err := objstore.StartEmbedded(ctx, objstore.EmbeddedOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, emb.Close()) })
+	cluster := startNode(t, emb.Config())
+	store, err := objstore.NewS3(ctx, emb.Config())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	return &cli{t: t, cluster: cluster, emb: emb, store: store}
 }
 
-type nopCloser struct{ *clienttest.MemStore }
+// startNode starts a one-node cluster that reports storage as its bucket. A lone voter
+// has no peer to lose, so short Raft timeouts only make it elect itself sooner.
+func startNode(t *testing.T, storage objstore.S3Config) *servertest.Cluster {
+	t.Helper()
+	return servertest.Start(t, 1, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.Storage = storage
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	}})
+}
 
-func (nopCloser) Close() error { return nil }
+// keys lists every key in the cluster's bucket.
+func (c *cli) keys() []string {
+	c.t.Helper()
+	var keys []string
+	token := ""
+	for {
+		page, err := c.store.List(context.Background(), "", token, 1000)
+		require.NoError(c.t, err)
+		for _, o := range page.Objects {
+			keys = append(keys, o.Key)
+		}
+		if page.NextToken == "" {
+			return keys
+		}
+		token = page.NextToken
+	}
+}
+
+// sent returns the methods of the calls commands sent so far.
+func (c *cli) sent() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.rpcs)
+}
+
+func (c *cli) record(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	c.mu.Lock()
+	c.rpcs = append(c.rpcs, method[strings.LastIndexByte(method, '/')+1:])
+	c.mu.Unlock()
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
 
 type result struct {
 	stdout, stderr string
@@ -50,10 +109,13 @@ func (c *cli) run(args ...string) result {
 	a := newApp()
 	a.clientConfig = func(cfg *client.Config) {
 		cfg.RetryBackoff, cfg.MaxRetryBackoff, cfg.MaxRetries = time.Millisecond, time.Millisecond, 2
+		cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(c.record))
 	}
-	a.openStore = func(_ context.Context, cfg objstore.S3Config) (closableStore, error) {
+	a.openStore = func(ctx context.Context, cfg objstore.S3Config) (closableStore, error) {
+		c.mu.Lock()
 		c.opened = append(c.opened, cfg)
-		return nopCloser{c.store}, nil
+		c.mu.Unlock()
+		return openS3Store(ctx, cfg)
 	}
 	a.isTerminal = func(io.Writer) bool { return false }
 	root := a.rootCmd()
@@ -62,7 +124,8 @@ func (c *cli) run(args ...string) result {
 	root.SetErr(&stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	code := execute(ctx, root, append([]string{"--endpoints", c.srv.Addr()}, args...), &stderr)
+	endpoints := strings.Join(c.cluster.Endpoints(), ",")
+	code := execute(ctx, root, append([]string{"--endpoints", endpoints}, args...), &stderr)
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
 
@@ -75,12 +138,13 @@ func (c *cli) ok(args ...string) string {
 }
 
 func TestCollectionCreateThenListAsJSON(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
-	out := c.ok("collection", "create", "docs", "--partition", "2024", "--partition", "2025",
+	out := c.ok("collection", "create", "docs", "--partition", "y2024", "--partition", "y2025",
 		"--property", "ttl=86400", "--property", "note=a=b", "--description", "support articles")
 	require.Contains(t, out, "Collection:   docs (id")
 	require.Contains(t, out, "Properties:   note=a=b, ttl=86400")
-	require.Regexp(t, `(?m)^2025\s+\d+\s+`, out)
+	require.Regexp(t, `(?m)^y2025\s+\d+\s+`, out)
 	c.ok("collection", "create", "alpha")
 
 	out = c.ok("collection", "list", "-o", "json")
@@ -94,7 +158,7 @@ func TestCollectionCreateThenListAsJSON(t *testing.T) {
 	for _, p := range docs.GetPartitions() {
 		names = append(names, p.GetName())
 	}
-	require.Equal(t, []string{"_default", "2024", "2025"}, names)
+	require.Equal(t, []string{"_default", "y2024", "y2025"}, names)
 
 	// The JSON is indented, uses the .proto names and shows unset fields.
 	require.Contains(t, out, "\n      \"name\": \"alpha\",\n")
@@ -109,6 +173,7 @@ func TestCollectionCreateThenListAsJSON(t *testing.T) {
 }
 
 func TestCollectionLifecycle(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	c.ok("database", "create", "shop", "--property", "owner=team-a")
 	out := c.ok("database", "list")
@@ -143,13 +208,15 @@ func TestCollectionLifecycle(t *testing.T) {
 }
 
 func TestGenerateThenListAndDescribeSegments(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	out := c.ok("generate", "--collection", "docs", "--create", "--partition", "hot",
 		"--segments", "3", "--files-per-segment", "3", "--file-size", "4KiB", "--seed", "9")
 	require.Regexp(t, `Generated 3 segments in collection "docs": 9 files, 36.0 KiB in \S+ \(\d+\.\d MB/s\)`, out)
-	require.Len(t, c.store.Keys(), 9)
+	require.Len(t, c.keys(), 9)
 	require.Len(t, c.opened, 1)
 	require.Equal(t, "snapkeep", c.opened[0].Bucket)
+	require.Equal(t, c.emb.Endpoint(), c.opened[0].Endpoint)
 	require.Equal(t, objstore.EmbeddedAccessKey, c.opened[0].AccessKey, "a loopback endpoint without credentials gets the dev keys")
 
 	out = c.ok("generate", "--collection", "docs", "--segments", "1", "--files-per-segment", "1", "--file-size", "100", "-o", "json")
@@ -182,12 +249,24 @@ func TestGenerateThenListAndDescribeSegments(t *testing.T) {
 	require.Len(t, seg.GetSegment().GetFiles(), 3)
 }
 
+// TestGenerateNeedsTheClustersBucket: generate writes where the cluster says it keeps
+// objects, and a cluster started without storage says nothing.
+func TestGenerateNeedsTheClustersBucket(t *testing.T) {
+	t.Parallel()
+	cluster := startNode(t, objstore.S3Config{})
+	out, errOut, code := runAgainst(t, cluster.Endpoints(), "generate", "--collection", "docs", "--create", "--segments", "1")
+	require.Equal(t, exitError, code)
+	require.Empty(t, out)
+	require.Equal(t, "Error: the cluster reports no storage bucket; is it configured with one?\n", errOut)
+}
+
 func TestClusterStatus(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	out := c.ok("cluster", "status")
-	require.Contains(t, out, "Leader: node1")
-	require.Regexp(t, `(?m)^node1\s+leader\s+yes\s+1\s+\d+\s+\d+\s+-\s+127\.0\.0\.1:\d+$`, out)
-	require.Contains(t, out, "Storage: s3://snapkeep/snapkeep at http://127.0.0.1:9000 (region us-east-1)")
+	require.Contains(t, out, "Leader: n1\n")
+	require.Regexp(t, `(?m)^n1\s+leader\s+yes\s+\d+\s+\d+\s+\d+\s+-\s+`+regexp.QuoteMeta(c.cluster.Endpoints()[0])+`$`, out)
+	require.Contains(t, out, "Storage: s3://snapkeep/snapkeep at "+c.emb.Endpoint()+" (region us-east-1)")
 
 	out = c.ok("cluster", "status", "-o", "json")
 	var st snapkeepv1.ClusterStatusResponse
@@ -196,6 +275,7 @@ func TestClusterStatus(t *testing.T) {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	tests := []struct {
 		args []string
@@ -226,10 +306,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 		require.Contains(t, r.stderr, tt.msg, "%q", tt.args)
 		require.Contains(t, r.stderr, "--help' for usage.")
 	}
-	require.Empty(t, c.srv.Calls(), "a bad command line must not reach the server")
+	require.Empty(t, c.sent(), "a bad command line must not reach the server")
 }
 
 func TestServerErrorsExit1WithTheServersMessage(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	r := c.run("collection", "describe", "nope")
 	require.Equal(t, exitError, r.code)
@@ -240,20 +321,27 @@ func TestServerErrorsExit1WithTheServersMessage(t *testing.T) {
 	require.Equal(t, exitError, r.code)
 	require.Equal(t, "Error: already exists: collection \"docs\" already exists in database \"default\"\n", r.stderr)
 
+	// Names are checked before anything is proposed.
+	r = c.run("partition", "create", "docs", "2025")
+	require.Equal(t, exitError, r.code)
+	require.Equal(t, "Error: invalid argument: partition name \"2025\" must start with a letter or an underscore\n", r.stderr)
+
 	r = c.run("collection", "create", "docs2", "--schema-file", "/nonexistent/schema.json")
 	require.Equal(t, exitError, r.code)
 	require.Contains(t, r.stderr, "read the schema: open /nonexistent/schema.json")
 }
 
 func TestUnreachableClusterExits1(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
-	c.srv.Stop()
+	c.cluster.Stop(0)
 	r := c.run("--timeout", "2s", "database", "list")
 	require.Equal(t, exitError, r.code)
 	require.Contains(t, r.stderr, "Error: unavailable:")
 }
 
 func TestHelpExits0(t *testing.T) {
+	t.Parallel()
 	c := newCLI(t)
 	for _, args := range [][]string{{}, {"collection"}, {"--help"}, {"segment", "list", "--help"}} {
 		r := c.run(args...)
