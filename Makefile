@@ -49,6 +49,7 @@ $(BIN)/protoc-gen-go-grpc:
 ## proto: regenerate the committed protobuf code (needs protoc: apt install protobuf-compiler).
 proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 	protoc -I fsm/fsmpb --go_out=paths=source_relative:fsm/fsmpb fsm/fsmpb/fsm.proto
+	protoc -I manifest/manifestpb --go_out=paths=source_relative:manifest/manifestpb manifest/manifestpb/manifest.proto
 	protoc -I rpc/proto --go_out=module=github.com/snapkeep/snapkeep:. \
 		--go-grpc_out=module=github.com/snapkeep/snapkeep:. \
 		rpc/proto/snapkeep/v1/snapkeep.proto rpc/proto/snapkeep/internal/v1/internal.proto
