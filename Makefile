@@ -9,7 +9,8 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzApply FuzzFileList FuzzReadSnapshot
+# package:target pairs run by `make fuzz`.
+FUZZ_TARGETS := fsm:FuzzApply fsm:FuzzFileList fsm:FuzzReadSnapshot manifest:FuzzDecode
 
 .PHONY: run test unit build proto tools bench fuzz vet fmt clean
 
@@ -30,9 +31,10 @@ unit: tools
 
 ## fuzz: run each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run).
 fuzz:
-	@for target in $(FUZZ_TARGETS); do \
-		echo "fuzz $$target for $(FUZZTIME)"; \
-		$(GO) test ./fsm -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s || exit 1; \
+	@for pt in $(FUZZ_TARGETS); do \
+		pkg=$${pt%%:*}; target=$${pt##*:}; \
+		echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s || exit 1; \
 	done
 
 tools: $(BIN)/versitygw

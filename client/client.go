@@ -100,8 +100,9 @@ type Client struct {
 type endpoint struct {
 	addr    string
 	conn    *grpc.ClientConn
-	catalog snapkeepv1.CatalogClient
-	cluster snapkeepv1.ClusterClient
+	catalog   snapkeepv1.CatalogClient
+	cluster   snapkeepv1.ClusterClient
+	snapshots snapkeepv1.SnapshotsClient
 
 	failedAt time.Time // last retriable failure; guarded by Client.mu
 }
@@ -187,8 +188,9 @@ func (c *Client) dial(addr string) (*endpoint, error) {
 	return &endpoint{
 		addr:    addr,
 		conn:    conn,
-		catalog: snapkeepv1.NewCatalogClient(conn),
-		cluster: snapkeepv1.NewClusterClient(conn),
+		catalog:   snapkeepv1.NewCatalogClient(conn),
+		cluster:   snapkeepv1.NewClusterClient(conn),
+		snapshots: snapkeepv1.NewSnapshotsClient(conn),
 	}, nil
 }
 
@@ -340,10 +342,15 @@ func invoke[Resp any](ctx context.Context, c *Client, method string, r route, ca
 		if err == nil {
 			return resp, nil
 		}
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			// gRPC fails a call as soon as its deadline passes, a moment before the
+			// context's own timer fires: wait for it, so the error is the context's.
+			<-ctx.Done()
+		}
 		if ctx.Err() != nil {
 			// The caller's deadline or cancellation ended the call, whatever status
 			// gRPC made of it.
-			return zero, contextError(ctx, attempt, lastErr)
+			return zero, contextError(ctx, attempt, errOrNil(lastErr))
 		}
 		lastErr = fromStatusError(err)
 		if !retriable(lastErr.Code) {
@@ -365,9 +372,17 @@ func invoke[Resp any](ctx context.Context, c *Client, method string, r route, ca
 		}
 		c.log.Debug("snapkeep client: retrying", "method", method, "endpoint", ep.addr, "attempt", attempt, "delay", delay, "err", lastErr)
 		if !sleep(ctx, delay) {
-			return zero, contextError(ctx, attempt, lastErr)
+			return zero, contextError(ctx, attempt, errOrNil(lastErr))
 		}
 	}
+}
+
+// errOrNil turns a nil *Error into a nil error (not a non-nil interface holding nil).
+func errOrNil(e *Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
 }
 
 func leaderFrom(mds ...metadata.MD) string {

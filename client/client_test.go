@@ -313,7 +313,7 @@ func TestRetriesStopAtTheContextDeadline(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorIs(t, err, ErrDeadlineExceeded)
 	require.Contains(t, err.Error(), "last error: unavailable: no leader")
-	require.Less(t, elapsed, 2*time.Second)
+	require.Less(t, elapsed, 10*time.Second, "retries must stop at the deadline, not run on")
 	require.Greater(t, len(srv.received()), 1)
 }
 

@@ -24,7 +24,7 @@ func Example() {
 	defer cl.Close()
 
 	_, err = cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs").
-		WithPartitions("2025").
+		WithPartitions("y2025").
 		WithProperty("collection.ttl.seconds", "86400").
 		WithDescription("support articles"))
 	if err != nil && !errors.Is(err, client.ErrAlreadyExists) {
@@ -33,7 +33,7 @@ func Example() {
 
 	// Reserve a segment, upload its files under seg.Prefix (not shown), then flush it.
 	seg, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("docs").
-		WithPartition("2025").
+		WithPartition("y2025").
 		WithLease(10*time.Minute))
 	if err != nil {
 		log.Fatal(err)

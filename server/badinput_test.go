@@ -158,7 +158,7 @@ func TestBadInputThroughClient(t *testing.T) {
 			_, err := cl.FlushSegment(ctx, client.NewFlushSegmentOption(dropped.Id))
 			return err
 		}},
-		{"file key outside the segment prefix", client.ErrInvalidArgument, "is outside segment", func() error {
+		{"file key outside the segment prefix", client.ErrInvalidArgument, fmt.Sprintf("key %q is outside segment %d's prefix %q", flushed.Prefix+"insert/101/9", allocated.Id, allocated.Prefix), func() error {
 			_, err := cl.FlushSegment(ctx, client.NewFlushSegmentOption(allocated.Id).WithFiles(insertFile(flushed.Prefix, "insert/101/9")))
 			return err
 		}},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/objstore"
 )
 
@@ -38,8 +40,19 @@ type Config struct {
 
 	// Storage is where the cluster keeps its objects; Root is the key prefix every
 	// object snapkeep writes or registers sits under (no leading or trailing '/').
+	// Store, when set, is used instead of an S3 client built from Storage (tests).
 	Storage objstore.S3Config
 	Root    string
+	Store   objstore.Store
+
+	// SnapshotsPerCollection limits a collection's snapshots (default 1024).
+	SnapshotsPerCollection int
+	// SnapshotPendingTimeout is how long the leader may take to finish a snapshot
+	// before giving it up (default 10m).
+	SnapshotPendingTimeout time.Duration
+
+	// Failpoints inject faults for tests; nil in production.
+	Failpoints *Failpoints
 
 	// DefaultLease is the allocation lease when a request gives none (default 1h).
 	DefaultLease time.Duration
@@ -69,6 +82,9 @@ type Config struct {
 const (
 	DefaultLease          = time.Hour
 	defaultExpiryInterval = time.Second
+
+	defaultSnapshotsPerCollection = 1024
+	defaultSnapshotPendingTimeout = 10 * time.Minute
 	defaultRoot           = "snapkeep"
 )
 
@@ -78,6 +94,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ExpiryInterval == 0 {
 		c.ExpiryInterval = defaultExpiryInterval
+	}
+	if c.SnapshotsPerCollection == 0 {
+		c.SnapshotsPerCollection = defaultSnapshotsPerCollection
+	}
+	if c.SnapshotPendingTimeout == 0 {
+		c.SnapshotPendingTimeout = defaultSnapshotPendingTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -126,6 +148,12 @@ func (c *Config) validate() error {
 	if c.DefaultLease < time.Second || c.DefaultLease > 7*24*time.Hour {
 		bad("default lease %v must be between 1s and 168h", c.DefaultLease)
 	}
+	if c.SnapshotsPerCollection < 1 || c.SnapshotsPerCollection > fsm.MaxSnapshotsPerCollection {
+		bad("--snapshots-per-collection %d must be between 1 and %d", c.SnapshotsPerCollection, fsm.MaxSnapshotsPerCollection)
+	}
+	if c.SnapshotPendingTimeout < time.Second || c.SnapshotPendingTimeout > 7*24*time.Hour {
+		bad("--snapshot-timeout %v must be between 1s and 168h", c.SnapshotPendingTimeout)
+	}
 	return errors.Join(errs...)
 }
 
@@ -150,4 +178,15 @@ func ParsePeers(s string) (map[string]string, error) {
 		return nil, errors.New("no peers given")
 	}
 	return peers, nil
+}
+
+// Failpoints let tests stop a node at chosen points of its background work. Each hook
+// runs on the leader; returning an error abandons that attempt (the work is retried
+// later, by this leader or the next). A hook must return when ctx is done.
+type Failpoints struct {
+	// BeforeManifestWrite runs before the leader writes a snapshot's manifest.
+	BeforeManifestWrite func(ctx context.Context, snapshotID uint64) error
+	// BeforeSnapshotCommit runs after the manifest is written, before SnapshotCommit is
+	// proposed.
+	BeforeSnapshotCommit func(ctx context.Context, snapshotID uint64) error
 }

@@ -25,6 +25,18 @@ func (k keyspace) full(rel string) string {
 	return k.root + "/" + rel
 }
 
+// fullQuoted puts the root back in front of the root-relative keys an FSM message
+// quotes ("collections/..." and "snapshots/...").
+func (k keyspace) fullQuoted(msg string) string {
+	if k.root == "" {
+		return msg
+	}
+	for _, top := range []string{"collections/", "snapshots/"} {
+		msg = strings.ReplaceAll(msg, `"`+top, `"`+k.root+"/"+top)
+	}
+	return msg
+}
+
 // relative strips the root from a full key; keys outside the root are refused.
 func (k keyspace) relative(key string) (string, error) {
 	if k.root == "" {

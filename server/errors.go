@@ -29,8 +29,10 @@ var fsmCodes = map[fsmpb.ErrorCode]codes.Code{
 	fsmpb.ErrorCode_ERROR_CODE_INTERNAL:            codes.Internal,
 }
 
-// toStatus turns any error into a gRPC status error.
-func toStatus(err error) error {
+// toStatus turns any error into a gRPC status error. The FSM keeps object keys
+// relative to the storage root and quotes them so in its messages; keys quotes gets
+// the root back in front, so a person sees the keys they sent.
+func toStatus(err error, keys keyspace) error {
 	if err == nil {
 		return nil
 	}
@@ -40,7 +42,7 @@ func toStatus(err error) error {
 		if !ok {
 			code = codes.Unknown
 		}
-		return status.Error(code, fe.Message)
+		return status.Error(code, keys.fullQuoted(fe.Message))
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
@@ -58,7 +60,7 @@ func (n *Node) leaderHeaderInterceptor(ctx context.Context, req any, info *grpc.
 		_ = grpc.SetHeader(ctx, metadata.Pairs(LeaderMetadataKey, addr))
 	}
 	resp, err := handler(ctx, req)
-	return resp, toStatus(err)
+	return resp, toStatus(err, keyspace{root: n.cfg.Root})
 }
 
 // recoverInterceptor turns a handler panic into an Internal error instead of a crash.

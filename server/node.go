@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -40,7 +41,12 @@ type Node struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
-	store     *raftboltdb.BoltStore
+	raftStore *raftboltdb.BoltStore
+
+	// objects is the bucket; ownObjects is set when the node made the client itself.
+	objects    objstore.Store
+	ownObjects *objstore.S3
+	fin        *finisher
 
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
@@ -66,7 +72,7 @@ func Start(cfg Config) (n *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	n = &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{})}
+	n = &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher()}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
 
 	var cleanup []func()
@@ -81,6 +87,14 @@ func Start(cfg Config) (n *Node, err error) {
 	if err := n.checkDataDir(); err != nil {
 		return nil, err
 	}
+	if err := n.openObjectStore(); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() {
+		if n.ownObjects != nil {
+			n.ownObjects.Close()
+		}
+	})
 
 	// gRPC first: its address is what this node announces.
 	n.grpcLn = cfg.GRPCListener
@@ -101,7 +115,7 @@ func Start(cfg Config) (n *Node, err error) {
 	cleanup = append(cleanup, func() {
 		_ = n.raft.Shutdown().Error()
 		n.transport.Close()
-		n.store.Close()
+		n.raftStore.Close()
 	})
 
 	n.peers = newPeerConns()
@@ -112,6 +126,7 @@ func Start(cfg Config) (n *Node, err error) {
 	)
 	snapkeepv1.RegisterCatalogServer(n.grpcServer, &catalogService{n: n})
 	snapkeepv1.RegisterClusterServer(n.grpcServer, &clusterService{n: n})
+	snapkeepv1.RegisterSnapshotsServer(n.grpcServer, &snapshotsService{n: n})
 	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
 	n.wg.Add(1)
 	go func() {
@@ -121,13 +136,45 @@ func Start(cfg Config) (n *Node, err error) {
 		}
 	}()
 
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.runDuties()
 	}()
+	go func() {
+		defer n.wg.Done()
+		n.runFinisher()
+	}()
 	n.logger.Info("node started", "grpc", n.grpcAddr, "raft", string(n.transport.LocalAddr()))
 	return n, nil
+}
+
+// openObjectStore sets up the bucket client: the configured Store, or an S3 client
+// built from the storage settings. A node without either serves the catalog but
+// cannot finish snapshots.
+func (n *Node) openObjectStore() error {
+	if n.cfg.Store != nil {
+		n.objects = n.cfg.Store
+		return nil
+	}
+	if n.cfg.Storage.Bucket == "" {
+		n.logger.Warn("no object storage configured (--s3-bucket): snapshots cannot be finished")
+		return nil
+	}
+	s3, err := objstore.NewS3(context.Background(), n.cfg.Storage)
+	if err != nil {
+		return fmt.Errorf("object storage: %w", err)
+	}
+	n.objects, n.ownObjects = s3, s3
+	return nil
+}
+
+// objectStore returns the bucket, or an error naming the missing setting.
+func (n *Node) objectStore() (objstore.Store, error) {
+	if n.objects == nil {
+		return nil, errors.New("no object storage configured: start the node with --s3-bucket (and --s3-endpoint)")
+	}
+	return n.objects, nil
 }
 
 // maxMessageBytes bounds gRPC messages: a 1 MiB schema or a 10,000-file segment fits
@@ -247,7 +294,7 @@ func (n *Node) startRaft() error {
 		}
 		n.logger.Info("bootstrapped a new cluster", "peers", len(servers))
 	}
-	n.raft, n.transport, n.store = r, transport, store
+	n.raft, n.transport, n.raftStore = r, transport, store
 	return nil
 }
 
@@ -281,10 +328,13 @@ func (n *Node) Close() error {
 	if err := n.transport.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("raft transport: %w", err))
 	}
-	if err := n.store.Close(); err != nil {
+	if err := n.raftStore.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("raft store: %w", err))
 	}
 	n.wg.Wait()
+	if n.ownObjects != nil {
+		n.ownObjects.Close()
+	}
 	n.closeErr = errors.Join(errs...)
 	n.logger.Info("node stopped")
 	return n.closeErr

@@ -115,13 +115,7 @@ func newFixture(t *testing.T) *fixture {
 	cl, err := client.NewWithConfig(ctx, client.Config{Endpoints: cluster.Endpoints(), RetryBackoff: time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cl.Close() })
-	emb, err := objstore.StartEmbedded(ctx, objstore.EmbeddedOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, emb.Close()) })
-	store, err := objstore.NewS3(ctx, emb.Config())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	return &fixture{cl: cl, store: store}
+	return &fixture{cl: cl, store: cluster.Bucket.Store}
 }
 
 func (f *fixture) createCollection(t *testing.T, ctx context.Context, name string) {

@@ -83,6 +83,40 @@ type s3Credentials struct {
 	accessKey, secretKey, sessionToken string
 }
 
+// resolveCredentials takes S3 credentials from the flags, else from the environment;
+// none at all leaves the AWS default chain to find them.
+func resolveCredentials(accessKey, secretKey string) (s3Credentials, error) {
+	creds := s3Credentials{accessKey: accessKey, secretKey: secretKey}
+	if creds.accessKey == "" {
+		creds = s3Credentials{
+			accessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
+			secretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
+			sessionToken: os.Getenv("AWS_SESSION_TOKEN"),
+		}
+	}
+	if (creds.accessKey == "") != (creds.secretKey == "") {
+		return s3Credentials{}, usageErrorf("give both an S3 access key and a secret key, or neither")
+	}
+	return creds, nil
+}
+
+// openClusterStore opens the bucket the cluster reports in its status.
+func (a *app) openClusterStore(ctx context.Context, cl *client.Client, creds s3Credentials) (closableStore, error) {
+	status, err := cl.ClusterStatus(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ask the cluster where it stores objects: %w", err)
+	}
+	cfg, err := storeConfig(status.GetStorage(), creds)
+	if err != nil {
+		return nil, err
+	}
+	store, err := a.openStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %q: %w", cfg.Bucket, err)
+	}
+	return store, nil
+}
+
 // storeConfig turns the cluster's storage description and the credentials into an
 // S3 configuration. Without credentials it leaves the SDK's default chain to find
 // them, except for a loopback endpoint with no AWS profile configured: that is the
@@ -201,32 +235,17 @@ func (a *app) runGenerate(cmd *cobra.Command, f generateFlags) error {
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--file-size: %w", err)}
 	}
-	creds := s3Credentials{accessKey: f.accessKey, secretKey: f.secretKey}
-	if creds.accessKey == "" {
-		creds = s3Credentials{
-			accessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
-			secretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
-			sessionToken: os.Getenv("AWS_SESSION_TOKEN"),
-		}
-	}
-	if (creds.accessKey == "") != (creds.secretKey == "") {
-		return usageErrorf("give both an S3 access key and a secret key, or neither")
+	creds, err := resolveCredentials(f.accessKey, f.secretKey)
+	if err != nil {
+		return err
 	}
 
 	// The run time grows with the data: only an explicit --timeout bounds it.
 	limit := flagChanged(cmd.Flags(), "timeout")
 	return a.withClient(cmd, limit, func(ctx context.Context, cl *client.Client) error {
-		status, err := cl.ClusterStatus(ctx)
-		if err != nil {
-			return fmt.Errorf("ask the cluster where it stores objects: %w", err)
-		}
-		cfg, err := storeConfig(status.GetStorage(), creds)
+		store, err := a.openClusterStore(ctx, cl, creds)
 		if err != nil {
 			return err
-		}
-		store, err := a.openStore(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("open bucket %q: %w", cfg.Bucket, err)
 		}
 		defer store.Close()
 

@@ -110,6 +110,8 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.partitionCmd(),
 		a.indexCmd(),
 		a.segmentCmd(),
+		a.snapshotCmd(),
+		a.manifestCmd(),
 		a.generateCmd(),
 	)
 	return root

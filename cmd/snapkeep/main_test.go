@@ -63,6 +63,7 @@ func startNode(t *testing.T, storage objstore.S3Config) *servertest.Cluster {
 	t.Helper()
 	return servertest.Start(t, 1, servertest.Options{Configure: func(_ int, cfg *server.Config) {
 		cfg.Storage = storage
+		cfg.Store = nil // the node opens storage itself (none when storage is empty)
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	}})
 }

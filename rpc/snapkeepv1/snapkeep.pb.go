@@ -379,6 +379,62 @@ func (ReadConsistency) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{5}
 }
 
+type SnapshotState int32
+
+const (
+	SnapshotState_SNAPSHOT_STATE_UNSPECIFIED SnapshotState = 0
+	// Captured; the leader is writing the manifest.
+	SnapshotState_SNAPSHOT_STATE_PENDING SnapshotState = 1
+	// The manifest is written: the snapshot is complete.
+	SnapshotState_SNAPSHOT_STATE_COMMITTED SnapshotState = 2
+	// Dropped, or not finished in time: its files are no longer protected and the
+	// manifest is being deleted.
+	SnapshotState_SNAPSHOT_STATE_DELETING SnapshotState = 3
+)
+
+// Enum value maps for SnapshotState.
+var (
+	SnapshotState_name = map[int32]string{
+		0: "SNAPSHOT_STATE_UNSPECIFIED",
+		1: "SNAPSHOT_STATE_PENDING",
+		2: "SNAPSHOT_STATE_COMMITTED",
+		3: "SNAPSHOT_STATE_DELETING",
+	}
+	SnapshotState_value = map[string]int32{
+		"SNAPSHOT_STATE_UNSPECIFIED": 0,
+		"SNAPSHOT_STATE_PENDING":     1,
+		"SNAPSHOT_STATE_COMMITTED":   2,
+		"SNAPSHOT_STATE_DELETING":    3,
+	}
+)
+
+func (x SnapshotState) Enum() *SnapshotState {
+	p := new(SnapshotState)
+	*p = x
+	return p
+}
+
+func (x SnapshotState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SnapshotState) Descriptor() protoreflect.EnumDescriptor {
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[6].Descriptor()
+}
+
+func (SnapshotState) Type() protoreflect.EnumType {
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[6]
+}
+
+func (x SnapshotState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SnapshotState.Descriptor instead.
+func (SnapshotState) EnumDescriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
+}
+
 type NodeRole int32
 
 const (
@@ -422,11 +478,11 @@ func (x NodeRole) String() string {
 }
 
 func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[6].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[7].Descriptor()
 }
 
 func (NodeRole) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[6]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[7]
 }
 
 func (x NodeRole) Number() protoreflect.EnumNumber {
@@ -435,7 +491,7 @@ func (x NodeRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeRole.Descriptor instead.
 func (NodeRole) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
 }
 
 type Database struct {
@@ -947,7 +1003,8 @@ type IndexBuild struct {
 	IndexId uint64                 `protobuf:"varint,2,opt,name=index_id,json=indexId,proto3" json:"index_id,omitempty"`
 	State   IndexBuildState        `protobuf:"varint,3,opt,name=state,proto3,enum=snapkeep.v1.IndexBuildState" json:"state,omitempty"`
 	// Key prefix the build's files sit under.
-	Prefix              string     `protobuf:"bytes,4,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Prefix string `protobuf:"bytes,4,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// The build's files, sorted by key.
 	Files               []*File    `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
 	LeaseDeadlineUnixMs int64      `protobuf:"varint,6,opt,name=lease_deadline_unix_ms,json=leaseDeadlineUnixMs,proto3" json:"lease_deadline_unix_ms,omitempty"`
 	CreatedAtUnixMs     int64      `protobuf:"varint,7,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
@@ -1067,7 +1124,8 @@ type Segment struct {
 	RowCount     int64                  `protobuf:"varint,5,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
 	// Key prefix every file of the segment sits under:
 	// "<root>/collections/<collection id>/segments/<segment id>/".
-	Prefix      string        `protobuf:"bytes,6,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Prefix string `protobuf:"bytes,6,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// The segment's files, sorted by key.
 	Files       []*File       `protobuf:"bytes,7,rep,name=files,proto3" json:"files,omitempty"`
 	IndexBuilds []*IndexBuild `protobuf:"bytes,8,rep,name=index_builds,json=indexBuilds,proto3" json:"index_builds,omitempty"`
 	// Lineage: the segments this one was compacted from, and into.
@@ -3533,6 +3591,919 @@ func (x *ListSegmentsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// FileKindTotals counts one kind of file.
+type FileKindTotals struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          FileKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=snapkeep.v1.FileKind" json:"kind,omitempty"`
+	Files         uint64                 `protobuf:"varint,2,opt,name=files,proto3" json:"files,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileKindTotals) Reset() {
+	*x = FileKindTotals{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileKindTotals) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileKindTotals) ProtoMessage() {}
+
+func (x *FileKindTotals) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileKindTotals.ProtoReflect.Descriptor instead.
+func (*FileKindTotals) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *FileKindTotals) GetKind() FileKind {
+	if x != nil {
+		return x.Kind
+	}
+	return FileKind_FILE_KIND_UNSPECIFIED
+}
+
+func (x *FileKindTotals) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *FileKindTotals) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+// SnapshotSummary counts what a snapshot captured. Files and bytes are known once it is
+// COMMITTED.
+type SnapshotSummary struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Segments uint64                 `protobuf:"varint,1,opt,name=segments,proto3" json:"segments,omitempty"`
+	Rows     int64                  `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	// Every file: the segments' files and their index builds' files.
+	Files         uint64            `protobuf:"varint,3,opt,name=files,proto3" json:"files,omitempty"`
+	Bytes         uint64            `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	IndexBuilds   uint64            `protobuf:"varint,5,opt,name=index_builds,json=indexBuilds,proto3" json:"index_builds,omitempty"`
+	ByKind        []*FileKindTotals `protobuf:"bytes,6,rep,name=by_kind,json=byKind,proto3" json:"by_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSummary) Reset() {
+	*x = SnapshotSummary{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSummary) ProtoMessage() {}
+
+func (x *SnapshotSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSummary.ProtoReflect.Descriptor instead.
+func (*SnapshotSummary) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *SnapshotSummary) GetSegments() uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetIndexBuilds() uint64 {
+	if x != nil {
+		return x.IndexBuilds
+	}
+	return 0
+}
+
+func (x *SnapshotSummary) GetByKind() []*FileKindTotals {
+	if x != nil {
+		return x.ByKind
+	}
+	return nil
+}
+
+type Snapshot struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Database string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	// The collection's name when the snapshot was taken.
+	Collection   string `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	CollectionId uint64 `protobuf:"varint,4,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
+	// True when that collection has since been dropped (its name may be in use by
+	// another collection).
+	CollectionDropped bool `protobuf:"varint,5,opt,name=collection_dropped,json=collectionDropped,proto3" json:"collection_dropped,omitempty"`
+	// Name: 1–255 characters [A-Za-z0-9_-], starting with a letter or "_"; unique among
+	// the collection's pending and committed snapshots.
+	Name        string            `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	State       SnapshotState     `protobuf:"varint,7,opt,name=state,proto3,enum=snapkeep.v1.SnapshotState" json:"state,omitempty"`
+	Description string            `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	Labels      map[string]string `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The Raft log index at which the collection was captured: the exact point in time.
+	CapturedIndex     uint64 `protobuf:"varint,10,opt,name=captured_index,json=capturedIndex,proto3" json:"captured_index,omitempty"`
+	CreatedAtUnixMs   int64  `protobuf:"varint,11,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	CommittedAtUnixMs int64  `protobuf:"varint,12,opt,name=committed_at_unix_ms,json=committedAtUnixMs,proto3" json:"committed_at_unix_ms,omitempty"`
+	DeletingAtUnixMs  int64  `protobuf:"varint,13,opt,name=deleting_at_unix_ms,json=deletingAtUnixMs,proto3" json:"deleting_at_unix_ms,omitempty"`
+	// A pending snapshot not committed by then is given up (DELETING).
+	PendingDeadlineUnixMs int64 `protobuf:"varint,14,opt,name=pending_deadline_unix_ms,json=pendingDeadlineUnixMs,proto3" json:"pending_deadline_unix_ms,omitempty"`
+	// As captured (DescribeSnapshot only; empty in ListSnapshots).
+	Schema     []byte            `protobuf:"bytes,15,opt,name=schema,proto3" json:"schema,omitempty"`
+	Properties map[string]string `protobuf:"bytes,16,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Partitions []*Partition      `protobuf:"bytes,17,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Indexes    []*Index          `protobuf:"bytes,18,rep,name=indexes,proto3" json:"indexes,omitempty"`
+	// The manifest object: full key, size in bytes and xxhash64 of its bytes.
+	ManifestKey      string           `protobuf:"bytes,19,opt,name=manifest_key,json=manifestKey,proto3" json:"manifest_key,omitempty"`
+	ManifestSize     uint64           `protobuf:"varint,20,opt,name=manifest_size,json=manifestSize,proto3" json:"manifest_size,omitempty"`
+	ManifestXxhash64 uint64           `protobuf:"varint,21,opt,name=manifest_xxhash64,json=manifestXxhash64,proto3" json:"manifest_xxhash64,omitempty"`
+	Summary          *SnapshotSummary `protobuf:"bytes,22,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Why the snapshot is DELETING.
+	DeleteReason  string `protobuf:"bytes,23,opt,name=delete_reason,json=deleteReason,proto3" json:"delete_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Snapshot) Reset() {
+	*x = Snapshot{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Snapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Snapshot) ProtoMessage() {}
+
+func (x *Snapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
+func (*Snapshot) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *Snapshot) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Snapshot) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *Snapshot) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *Snapshot) GetCollectionId() uint64 {
+	if x != nil {
+		return x.CollectionId
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCollectionDropped() bool {
+	if x != nil {
+		return x.CollectionDropped
+	}
+	return false
+}
+
+func (x *Snapshot) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Snapshot) GetState() SnapshotState {
+	if x != nil {
+		return x.State
+	}
+	return SnapshotState_SNAPSHOT_STATE_UNSPECIFIED
+}
+
+func (x *Snapshot) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Snapshot) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Snapshot) GetCapturedIndex() uint64 {
+	if x != nil {
+		return x.CapturedIndex
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCommittedAtUnixMs() int64 {
+	if x != nil {
+		return x.CommittedAtUnixMs
+	}
+	return 0
+}
+
+func (x *Snapshot) GetDeletingAtUnixMs() int64 {
+	if x != nil {
+		return x.DeletingAtUnixMs
+	}
+	return 0
+}
+
+func (x *Snapshot) GetPendingDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.PendingDeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *Snapshot) GetSchema() []byte {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *Snapshot) GetProperties() map[string]string {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
+}
+
+func (x *Snapshot) GetPartitions() []*Partition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *Snapshot) GetIndexes() []*Index {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+func (x *Snapshot) GetManifestKey() string {
+	if x != nil {
+		return x.ManifestKey
+	}
+	return ""
+}
+
+func (x *Snapshot) GetManifestSize() uint64 {
+	if x != nil {
+		return x.ManifestSize
+	}
+	return 0
+}
+
+func (x *Snapshot) GetManifestXxhash64() uint64 {
+	if x != nil {
+		return x.ManifestXxhash64
+	}
+	return 0
+}
+
+func (x *Snapshot) GetSummary() *SnapshotSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+func (x *Snapshot) GetDeleteReason() string {
+	if x != nil {
+		return x.DeleteReason
+	}
+	return ""
+}
+
+type CreateSnapshotRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Database name; empty means "default".
+	Database   string `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name       string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// Free text up to 4 KiB.
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// Up to 64 labels (keys ≤ 255 bytes, values ≤ 4 KiB), for filtering lists.
+	Labels map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Return as soon as the snapshot is captured (PENDING) instead of when COMMITTED.
+	Async         bool `protobuf:"varint,7,opt,name=async,proto3" json:"async,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSnapshotRequest) Reset() {
+	*x = CreateSnapshotRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSnapshotRequest) ProtoMessage() {}
+
+func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*CreateSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CreateSnapshotRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateSnapshotRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *CreateSnapshotRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *CreateSnapshotRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateSnapshotRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateSnapshotRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *CreateSnapshotRequest) GetAsync() bool {
+	if x != nil {
+		return x.Async
+	}
+	return false
+}
+
+type CreateSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot      *Snapshot              `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSnapshotResponse) Reset() {
+	*x = CreateSnapshotResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSnapshotResponse) ProtoMessage() {}
+
+func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*CreateSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CreateSnapshotResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+type DropSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Database      string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Collection    string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropSnapshotRequest) Reset() {
+	*x = DropSnapshotRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropSnapshotRequest) ProtoMessage() {}
+
+func (x *DropSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*DropSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DropSnapshotRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DropSnapshotRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *DropSnapshotRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *DropSnapshotRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DropSnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when no such snapshot existed (the drop still succeeds).
+	Existed bool `protobuf:"varint,1,opt,name=existed,proto3" json:"existed,omitempty"`
+	// The dropped snapshot, now DELETING.
+	Snapshot      *Snapshot `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropSnapshotResponse) Reset() {
+	*x = DropSnapshotResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropSnapshotResponse) ProtoMessage() {}
+
+func (x *DropSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*DropSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *DropSnapshotResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+func (x *DropSnapshotResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+type ListSnapshotsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Database name; empty means "default".
+	Database string `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	// Only snapshots of collections of this name (dropped ones included); empty: all.
+	Collection string `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	// Only snapshots in these states; empty means all.
+	States []SnapshotState `protobuf:"varint,3,rep,packed,name=states,proto3,enum=snapkeep.v1.SnapshotState" json:"states,omitempty"`
+	// Only snapshots carrying every one of these labels with these values.
+	Labels map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Page size: 0 means 100; at most 1,000.
+	PageSize uint32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token; empty for the first page.
+	PageToken     string          `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Consistency   ReadConsistency `protobuf:"varint,7,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsRequest) Reset() {
+	*x = ListSnapshotsRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsRequest) ProtoMessage() {}
+
+func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListSnapshotsRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *ListSnapshotsRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *ListSnapshotsRequest) GetStates() []SnapshotState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *ListSnapshotsRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ListSnapshotsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSnapshotsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListSnapshotsRequest) GetConsistency() ReadConsistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
+}
+
+type ListSnapshotsResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots []*Snapshot            `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsResponse) Reset() {
+	*x = ListSnapshotsResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsResponse) ProtoMessage() {}
+
+func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListSnapshotsResponse) GetSnapshots() []*Snapshot {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+func (x *ListSnapshotsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DescribeSnapshotRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Database   string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Alternatively the snapshot's id (then the names are ignored); finds DELETING
+	// snapshots too.
+	Id            uint64          `protobuf:"varint,4,opt,name=id,proto3" json:"id,omitempty"`
+	Consistency   ReadConsistency `protobuf:"varint,5,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSnapshotRequest) Reset() {
+	*x = DescribeSnapshotRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSnapshotRequest) ProtoMessage() {}
+
+func (x *DescribeSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*DescribeSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *DescribeSnapshotRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *DescribeSnapshotRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *DescribeSnapshotRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DescribeSnapshotRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DescribeSnapshotRequest) GetConsistency() ReadConsistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
+}
+
+type DescribeSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot      *Snapshot              `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSnapshotResponse) Reset() {
+	*x = DescribeSnapshotResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSnapshotResponse) ProtoMessage() {}
+
+func (x *DescribeSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*DescribeSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *DescribeSnapshotResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3541,7 +4512,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[49]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3553,7 +4524,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[49]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3566,7 +4537,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{49}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{60}
 }
 
 type NodeStatus struct {
@@ -3593,7 +4564,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[50]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3605,7 +4576,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[50]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3618,7 +4589,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{50}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -3720,7 +4691,7 @@ type StorageInfo struct {
 
 func (x *StorageInfo) Reset() {
 	*x = StorageInfo{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[51]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3732,7 +4703,7 @@ func (x *StorageInfo) String() string {
 func (*StorageInfo) ProtoMessage() {}
 
 func (x *StorageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[51]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3745,7 +4716,7 @@ func (x *StorageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageInfo.ProtoReflect.Descriptor instead.
 func (*StorageInfo) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{51}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *StorageInfo) GetEndpoint() string {
@@ -3795,7 +4766,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[52]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +4778,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[52]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +4791,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{52}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ClusterStatusResponse) GetLeaderId() string {
@@ -4147,7 +5118,109 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\vconsistency\x18\b \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"p\n" +
 	"\x14ListSegmentsResponse\x120\n" +
 	"\bsegments\x18\x01 \x03(\v2\x14.snapkeep.v1.SegmentR\bsegments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x16\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"g\n" +
+	"\x0eFileKindTotals\x12)\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x15.snapkeep.v1.FileKindR\x04kind\x12\x14\n" +
+	"\x05files\x18\x02 \x01(\x04R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"\xc6\x01\n" +
+	"\x0fSnapshotSummary\x12\x1a\n" +
+	"\bsegments\x18\x01 \x01(\x04R\bsegments\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x14\n" +
+	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12!\n" +
+	"\findex_builds\x18\x05 \x01(\x04R\vindexBuilds\x124\n" +
+	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xcb\b\n" +
+	"\bSnapshot\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x03 \x01(\tR\n" +
+	"collection\x12#\n" +
+	"\rcollection_id\x18\x04 \x01(\x04R\fcollectionId\x12-\n" +
+	"\x12collection_dropped\x18\x05 \x01(\bR\x11collectionDropped\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\x120\n" +
+	"\x05state\x18\a \x01(\x0e2\x1a.snapkeep.v1.SnapshotStateR\x05state\x12 \n" +
+	"\vdescription\x18\b \x01(\tR\vdescription\x129\n" +
+	"\x06labels\x18\t \x03(\v2!.snapkeep.v1.Snapshot.LabelsEntryR\x06labels\x12%\n" +
+	"\x0ecaptured_index\x18\n" +
+	" \x01(\x04R\rcapturedIndex\x12+\n" +
+	"\x12created_at_unix_ms\x18\v \x01(\x03R\x0fcreatedAtUnixMs\x12/\n" +
+	"\x14committed_at_unix_ms\x18\f \x01(\x03R\x11committedAtUnixMs\x12-\n" +
+	"\x13deleting_at_unix_ms\x18\r \x01(\x03R\x10deletingAtUnixMs\x127\n" +
+	"\x18pending_deadline_unix_ms\x18\x0e \x01(\x03R\x15pendingDeadlineUnixMs\x12\x16\n" +
+	"\x06schema\x18\x0f \x01(\fR\x06schema\x12E\n" +
+	"\n" +
+	"properties\x18\x10 \x03(\v2%.snapkeep.v1.Snapshot.PropertiesEntryR\n" +
+	"properties\x126\n" +
+	"\n" +
+	"partitions\x18\x11 \x03(\v2\x16.snapkeep.v1.PartitionR\n" +
+	"partitions\x12,\n" +
+	"\aindexes\x18\x12 \x03(\v2\x12.snapkeep.v1.IndexR\aindexes\x12!\n" +
+	"\fmanifest_key\x18\x13 \x01(\tR\vmanifestKey\x12#\n" +
+	"\rmanifest_size\x18\x14 \x01(\x04R\fmanifestSize\x12+\n" +
+	"\x11manifest_xxhash64\x18\x15 \x01(\x04R\x10manifestXxhash64\x126\n" +
+	"\asummary\x18\x16 \x01(\v2\x1c.snapkeep.v1.SnapshotSummaryR\asummary\x12#\n" +
+	"\rdelete_reason\x18\x17 \x01(\tR\fdeleteReason\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
+	"\x0fPropertiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc1\x02\n" +
+	"\x15CreateSnapshotRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x03 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12F\n" +
+	"\x06labels\x18\x06 \x03(\v2..snapkeep.v1.CreateSnapshotRequest.LabelsEntryR\x06labels\x12\x14\n" +
+	"\x05async\x18\a \x01(\bR\x05async\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
+	"\x16CreateSnapshotResponse\x121\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x84\x01\n" +
+	"\x13DropSnapshotRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x03 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"c\n" +
+	"\x14DropSnapshotResponse\x12\x18\n" +
+	"\aexisted\x18\x01 \x01(\bR\aexisted\x121\n" +
+	"\bsnapshot\x18\x02 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x84\x03\n" +
+	"\x14ListSnapshotsRequest\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x122\n" +
+	"\x06states\x18\x03 \x03(\x0e2\x1a.snapkeep.v1.SnapshotStateR\x06states\x12E\n" +
+	"\x06labels\x18\x04 \x03(\v2-.snapkeep.v1.ListSnapshotsRequest.LabelsEntryR\x06labels\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12>\n" +
+	"\vconsistency\x18\a \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"t\n" +
+	"\x15ListSnapshotsResponse\x123\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x15.snapkeep.v1.SnapshotR\tsnapshots\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb9\x01\n" +
+	"\x17DescribeSnapshotRequest\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\x04R\x02id\x12>\n" +
+	"\vconsistency\x18\x05 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"M\n" +
+	"\x18DescribeSnapshotResponse\x121\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xf1\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
@@ -4209,7 +5282,12 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x19INDEX_BUILD_STATE_DROPPED\x10\x03*O\n" +
 	"\x0fReadConsistency\x12 \n" +
 	"\x1cREAD_CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16READ_CONSISTENCY_STALE\x10\x01*\x9f\x01\n" +
+	"\x16READ_CONSISTENCY_STALE\x10\x01*\x86\x01\n" +
+	"\rSnapshotState\x12\x1e\n" +
+	"\x1aSNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SNAPSHOT_STATE_PENDING\x10\x01\x12\x1c\n" +
+	"\x18SNAPSHOT_STATE_COMMITTED\x10\x02\x12\x1b\n" +
+	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\x9f\x01\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_LEADER\x10\x01\x12\x16\n" +
@@ -4238,7 +5316,12 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\fDropSegments\x12 .snapkeep.v1.DropSegmentsRequest\x1a!.snapkeep.v1.DropSegmentsResponse\x12M\n" +
 	"\n" +
 	"GetSegment\x12\x1e.snapkeep.v1.GetSegmentRequest\x1a\x1f.snapkeep.v1.GetSegmentResponse\x12S\n" +
-	"\fListSegments\x12 .snapkeep.v1.ListSegmentsRequest\x1a!.snapkeep.v1.ListSegmentsResponse2a\n" +
+	"\fListSegments\x12 .snapkeep.v1.ListSegmentsRequest\x1a!.snapkeep.v1.ListSegmentsResponse2\xf4\x02\n" +
+	"\tSnapshots\x12Y\n" +
+	"\x0eCreateSnapshot\x12\".snapkeep.v1.CreateSnapshotRequest\x1a#.snapkeep.v1.CreateSnapshotResponse\x12S\n" +
+	"\fDropSnapshot\x12 .snapkeep.v1.DropSnapshotRequest\x1a!.snapkeep.v1.DropSnapshotResponse\x12V\n" +
+	"\rListSnapshots\x12!.snapkeep.v1.ListSnapshotsRequest\x1a\".snapkeep.v1.ListSnapshotsResponse\x12_\n" +
+	"\x10DescribeSnapshot\x12$.snapkeep.v1.DescribeSnapshotRequest\x1a%.snapkeep.v1.DescribeSnapshotResponse2a\n" +
 	"\aCluster\x12V\n" +
 	"\rClusterStatus\x12!.snapkeep.v1.ClusterStatusRequest\x1a\".snapkeep.v1.ClusterStatusResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
 
@@ -4254,8 +5337,8 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 	return file_snapkeep_v1_snapkeep_proto_rawDescData
 }
 
-var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
 	(FileKind)(0),                      // 1: snapkeep.v1.FileKind
@@ -4263,168 +5346,209 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(DropReason)(0),                    // 3: snapkeep.v1.DropReason
 	(IndexBuildState)(0),               // 4: snapkeep.v1.IndexBuildState
 	(ReadConsistency)(0),               // 5: snapkeep.v1.ReadConsistency
-	(NodeRole)(0),                      // 6: snapkeep.v1.NodeRole
-	(*Database)(nil),                   // 7: snapkeep.v1.Database
-	(*Partition)(nil),                  // 8: snapkeep.v1.Partition
-	(*Index)(nil),                      // 9: snapkeep.v1.Index
-	(*Collection)(nil),                 // 10: snapkeep.v1.Collection
-	(*SegmentSummary)(nil),             // 11: snapkeep.v1.SegmentSummary
-	(*File)(nil),                       // 12: snapkeep.v1.File
-	(*IndexBuild)(nil),                 // 13: snapkeep.v1.IndexBuild
-	(*Segment)(nil),                    // 14: snapkeep.v1.Segment
-	(*CreateDatabaseRequest)(nil),      // 15: snapkeep.v1.CreateDatabaseRequest
-	(*CreateDatabaseResponse)(nil),     // 16: snapkeep.v1.CreateDatabaseResponse
-	(*DropDatabaseRequest)(nil),        // 17: snapkeep.v1.DropDatabaseRequest
-	(*DropDatabaseResponse)(nil),       // 18: snapkeep.v1.DropDatabaseResponse
-	(*ListDatabasesRequest)(nil),       // 19: snapkeep.v1.ListDatabasesRequest
-	(*ListDatabasesResponse)(nil),      // 20: snapkeep.v1.ListDatabasesResponse
-	(*CreateCollectionRequest)(nil),    // 21: snapkeep.v1.CreateCollectionRequest
-	(*CreateCollectionResponse)(nil),   // 22: snapkeep.v1.CreateCollectionResponse
-	(*DropCollectionRequest)(nil),      // 23: snapkeep.v1.DropCollectionRequest
-	(*DropCollectionResponse)(nil),     // 24: snapkeep.v1.DropCollectionResponse
-	(*AlterCollectionRequest)(nil),     // 25: snapkeep.v1.AlterCollectionRequest
-	(*AlterCollectionResponse)(nil),    // 26: snapkeep.v1.AlterCollectionResponse
-	(*DescribeCollectionRequest)(nil),  // 27: snapkeep.v1.DescribeCollectionRequest
-	(*DescribeCollectionResponse)(nil), // 28: snapkeep.v1.DescribeCollectionResponse
-	(*ListCollectionsRequest)(nil),     // 29: snapkeep.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),    // 30: snapkeep.v1.ListCollectionsResponse
-	(*CreatePartitionRequest)(nil),     // 31: snapkeep.v1.CreatePartitionRequest
-	(*CreatePartitionResponse)(nil),    // 32: snapkeep.v1.CreatePartitionResponse
-	(*DropPartitionRequest)(nil),       // 33: snapkeep.v1.DropPartitionRequest
-	(*DropPartitionResponse)(nil),      // 34: snapkeep.v1.DropPartitionResponse
-	(*CreateIndexRequest)(nil),         // 35: snapkeep.v1.CreateIndexRequest
-	(*CreateIndexResponse)(nil),        // 36: snapkeep.v1.CreateIndexResponse
-	(*DropIndexRequest)(nil),           // 37: snapkeep.v1.DropIndexRequest
-	(*DropIndexResponse)(nil),          // 38: snapkeep.v1.DropIndexResponse
-	(*AllocateSegmentRequest)(nil),     // 39: snapkeep.v1.AllocateSegmentRequest
-	(*AllocateSegmentResponse)(nil),    // 40: snapkeep.v1.AllocateSegmentResponse
-	(*FlushSegmentRequest)(nil),        // 41: snapkeep.v1.FlushSegmentRequest
-	(*FlushSegmentResponse)(nil),       // 42: snapkeep.v1.FlushSegmentResponse
-	(*AllocateIndexBuildRequest)(nil),  // 43: snapkeep.v1.AllocateIndexBuildRequest
-	(*AllocateIndexBuildResponse)(nil), // 44: snapkeep.v1.AllocateIndexBuildResponse
-	(*AddIndexBuildRequest)(nil),       // 45: snapkeep.v1.AddIndexBuildRequest
-	(*AddIndexBuildResponse)(nil),      // 46: snapkeep.v1.AddIndexBuildResponse
-	(*CompactOutput)(nil),              // 47: snapkeep.v1.CompactOutput
-	(*CompactSegmentsRequest)(nil),     // 48: snapkeep.v1.CompactSegmentsRequest
-	(*CompactSegmentsResponse)(nil),    // 49: snapkeep.v1.CompactSegmentsResponse
-	(*DropSegmentsRequest)(nil),        // 50: snapkeep.v1.DropSegmentsRequest
-	(*DropSegmentsResponse)(nil),       // 51: snapkeep.v1.DropSegmentsResponse
-	(*GetSegmentRequest)(nil),          // 52: snapkeep.v1.GetSegmentRequest
-	(*GetSegmentResponse)(nil),         // 53: snapkeep.v1.GetSegmentResponse
-	(*ListSegmentsRequest)(nil),        // 54: snapkeep.v1.ListSegmentsRequest
-	(*ListSegmentsResponse)(nil),       // 55: snapkeep.v1.ListSegmentsResponse
-	(*ClusterStatusRequest)(nil),       // 56: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                 // 57: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                // 58: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),      // 59: snapkeep.v1.ClusterStatusResponse
-	nil,                                // 60: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 61: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 62: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 63: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 64: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 65: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 66: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	(SnapshotState)(0),                 // 6: snapkeep.v1.SnapshotState
+	(NodeRole)(0),                      // 7: snapkeep.v1.NodeRole
+	(*Database)(nil),                   // 8: snapkeep.v1.Database
+	(*Partition)(nil),                  // 9: snapkeep.v1.Partition
+	(*Index)(nil),                      // 10: snapkeep.v1.Index
+	(*Collection)(nil),                 // 11: snapkeep.v1.Collection
+	(*SegmentSummary)(nil),             // 12: snapkeep.v1.SegmentSummary
+	(*File)(nil),                       // 13: snapkeep.v1.File
+	(*IndexBuild)(nil),                 // 14: snapkeep.v1.IndexBuild
+	(*Segment)(nil),                    // 15: snapkeep.v1.Segment
+	(*CreateDatabaseRequest)(nil),      // 16: snapkeep.v1.CreateDatabaseRequest
+	(*CreateDatabaseResponse)(nil),     // 17: snapkeep.v1.CreateDatabaseResponse
+	(*DropDatabaseRequest)(nil),        // 18: snapkeep.v1.DropDatabaseRequest
+	(*DropDatabaseResponse)(nil),       // 19: snapkeep.v1.DropDatabaseResponse
+	(*ListDatabasesRequest)(nil),       // 20: snapkeep.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),      // 21: snapkeep.v1.ListDatabasesResponse
+	(*CreateCollectionRequest)(nil),    // 22: snapkeep.v1.CreateCollectionRequest
+	(*CreateCollectionResponse)(nil),   // 23: snapkeep.v1.CreateCollectionResponse
+	(*DropCollectionRequest)(nil),      // 24: snapkeep.v1.DropCollectionRequest
+	(*DropCollectionResponse)(nil),     // 25: snapkeep.v1.DropCollectionResponse
+	(*AlterCollectionRequest)(nil),     // 26: snapkeep.v1.AlterCollectionRequest
+	(*AlterCollectionResponse)(nil),    // 27: snapkeep.v1.AlterCollectionResponse
+	(*DescribeCollectionRequest)(nil),  // 28: snapkeep.v1.DescribeCollectionRequest
+	(*DescribeCollectionResponse)(nil), // 29: snapkeep.v1.DescribeCollectionResponse
+	(*ListCollectionsRequest)(nil),     // 30: snapkeep.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),    // 31: snapkeep.v1.ListCollectionsResponse
+	(*CreatePartitionRequest)(nil),     // 32: snapkeep.v1.CreatePartitionRequest
+	(*CreatePartitionResponse)(nil),    // 33: snapkeep.v1.CreatePartitionResponse
+	(*DropPartitionRequest)(nil),       // 34: snapkeep.v1.DropPartitionRequest
+	(*DropPartitionResponse)(nil),      // 35: snapkeep.v1.DropPartitionResponse
+	(*CreateIndexRequest)(nil),         // 36: snapkeep.v1.CreateIndexRequest
+	(*CreateIndexResponse)(nil),        // 37: snapkeep.v1.CreateIndexResponse
+	(*DropIndexRequest)(nil),           // 38: snapkeep.v1.DropIndexRequest
+	(*DropIndexResponse)(nil),          // 39: snapkeep.v1.DropIndexResponse
+	(*AllocateSegmentRequest)(nil),     // 40: snapkeep.v1.AllocateSegmentRequest
+	(*AllocateSegmentResponse)(nil),    // 41: snapkeep.v1.AllocateSegmentResponse
+	(*FlushSegmentRequest)(nil),        // 42: snapkeep.v1.FlushSegmentRequest
+	(*FlushSegmentResponse)(nil),       // 43: snapkeep.v1.FlushSegmentResponse
+	(*AllocateIndexBuildRequest)(nil),  // 44: snapkeep.v1.AllocateIndexBuildRequest
+	(*AllocateIndexBuildResponse)(nil), // 45: snapkeep.v1.AllocateIndexBuildResponse
+	(*AddIndexBuildRequest)(nil),       // 46: snapkeep.v1.AddIndexBuildRequest
+	(*AddIndexBuildResponse)(nil),      // 47: snapkeep.v1.AddIndexBuildResponse
+	(*CompactOutput)(nil),              // 48: snapkeep.v1.CompactOutput
+	(*CompactSegmentsRequest)(nil),     // 49: snapkeep.v1.CompactSegmentsRequest
+	(*CompactSegmentsResponse)(nil),    // 50: snapkeep.v1.CompactSegmentsResponse
+	(*DropSegmentsRequest)(nil),        // 51: snapkeep.v1.DropSegmentsRequest
+	(*DropSegmentsResponse)(nil),       // 52: snapkeep.v1.DropSegmentsResponse
+	(*GetSegmentRequest)(nil),          // 53: snapkeep.v1.GetSegmentRequest
+	(*GetSegmentResponse)(nil),         // 54: snapkeep.v1.GetSegmentResponse
+	(*ListSegmentsRequest)(nil),        // 55: snapkeep.v1.ListSegmentsRequest
+	(*ListSegmentsResponse)(nil),       // 56: snapkeep.v1.ListSegmentsResponse
+	(*FileKindTotals)(nil),             // 57: snapkeep.v1.FileKindTotals
+	(*SnapshotSummary)(nil),            // 58: snapkeep.v1.SnapshotSummary
+	(*Snapshot)(nil),                   // 59: snapkeep.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),      // 60: snapkeep.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),     // 61: snapkeep.v1.CreateSnapshotResponse
+	(*DropSnapshotRequest)(nil),        // 62: snapkeep.v1.DropSnapshotRequest
+	(*DropSnapshotResponse)(nil),       // 63: snapkeep.v1.DropSnapshotResponse
+	(*ListSnapshotsRequest)(nil),       // 64: snapkeep.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),      // 65: snapkeep.v1.ListSnapshotsResponse
+	(*DescribeSnapshotRequest)(nil),    // 66: snapkeep.v1.DescribeSnapshotRequest
+	(*DescribeSnapshotResponse)(nil),   // 67: snapkeep.v1.DescribeSnapshotResponse
+	(*ClusterStatusRequest)(nil),       // 68: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                 // 69: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                // 70: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),      // 71: snapkeep.v1.ClusterStatusResponse
+	nil,                                // 72: snapkeep.v1.Database.PropertiesEntry
+	nil,                                // 73: snapkeep.v1.Index.ParamsEntry
+	nil,                                // 74: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                // 75: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                // 76: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                // 77: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                // 78: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                // 79: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                // 80: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                // 81: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                // 82: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	60, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	61, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	72, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	73, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,  // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	62, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
-	8,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
-	9,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
+	74, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	9,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
+	10, // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,  // 6: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
 	4,  // 7: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
-	12, // 8: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
+	13, // 8: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
 	3,  // 9: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
 	2,  // 10: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
-	12, // 11: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
-	13, // 12: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
+	13, // 11: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
+	14, // 12: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	3,  // 13: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	63, // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	7,  // 15: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
+	75, // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	8,  // 15: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	5,  // 16: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	7,  // 17: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	64, // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	10, // 19: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	10, // 20: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	65, // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	10, // 22: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	8,  // 17: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
+	76, // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	11, // 19: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	11, // 20: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	77, // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	11, // 22: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	5,  // 23: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	10, // 24: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	11, // 25: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
+	11, // 24: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	12, // 25: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
 	5,  // 26: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	10, // 27: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
-	10, // 28: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	10, // 29: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	66, // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
-	10, // 31: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	10, // 32: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	14, // 33: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	12, // 34: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
-	14, // 35: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	14, // 36: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	13, // 37: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
-	12, // 38: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
-	14, // 39: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	12, // 40: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
-	47, // 41: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
-	14, // 42: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	14, // 43: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	11, // 27: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
+	11, // 28: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	11, // 29: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	78, // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	11, // 31: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	11, // 32: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	15, // 33: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	13, // 34: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
+	15, // 35: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	15, // 36: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	14, // 37: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
+	13, // 38: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
+	15, // 39: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	13, // 40: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
+	48, // 41: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
+	15, // 42: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	15, // 43: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
 	5,  // 44: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	14, // 45: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	15, // 45: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
 	2,  // 46: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
 	5,  // 47: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	14, // 48: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	6,  // 49: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	57, // 50: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	58, // 51: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	15, // 52: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	17, // 53: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	19, // 54: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	21, // 55: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	23, // 56: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	25, // 57: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	27, // 58: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	29, // 59: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	31, // 60: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	33, // 61: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	35, // 62: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	37, // 63: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	39, // 64: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	41, // 65: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	43, // 66: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	45, // 67: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	48, // 68: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	50, // 69: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	52, // 70: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	54, // 71: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	56, // 72: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	16, // 73: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	18, // 74: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	20, // 75: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	22, // 76: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	24, // 77: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	26, // 78: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	28, // 79: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	30, // 80: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	32, // 81: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	34, // 82: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	36, // 83: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	38, // 84: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	40, // 85: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	42, // 86: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	44, // 87: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	46, // 88: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	49, // 89: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	51, // 90: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	53, // 91: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	55, // 92: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	59, // 93: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	73, // [73:94] is the sub-list for method output_type
-	52, // [52:73] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	15, // 48: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	1,  // 49: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
+	57, // 50: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
+	6,  // 51: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
+	79, // 52: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	80, // 53: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	9,  // 54: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
+	10, // 55: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
+	58, // 56: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
+	81, // 57: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	59, // 58: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	59, // 59: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	6,  // 60: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	82, // 61: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	5,  // 62: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	59, // 63: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	5,  // 64: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	59, // 65: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	7,  // 66: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	69, // 67: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	70, // 68: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	16, // 69: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	18, // 70: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	20, // 71: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	22, // 72: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	24, // 73: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	26, // 74: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	28, // 75: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	30, // 76: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	32, // 77: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	34, // 78: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	36, // 79: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	38, // 80: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	40, // 81: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	42, // 82: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	44, // 83: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	46, // 84: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	49, // 85: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	51, // 86: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	53, // 87: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	55, // 88: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	60, // 89: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	62, // 90: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	64, // 91: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	66, // 92: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	68, // 93: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	17, // 94: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	19, // 95: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	21, // 96: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	23, // 97: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	25, // 98: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	27, // 99: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	29, // 100: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	31, // 101: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	33, // 102: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	35, // 103: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	37, // 104: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	39, // 105: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	41, // 106: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	43, // 107: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	45, // 108: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	47, // 109: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	50, // 110: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	52, // 111: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	54, // 112: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	56, // 113: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	61, // 114: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	63, // 115: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	65, // 116: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	67, // 117: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	71, // 118: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	94, // [94:119] is the sub-list for method output_type
+	69, // [69:94] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -4437,10 +5561,10 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   60,
+			NumEnums:      8,
+			NumMessages:   75,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_snapkeep_v1_snapkeep_proto_goTypes,
 		DependencyIndexes: file_snapkeep_v1_snapkeep_proto_depIdxs,

@@ -926,6 +926,250 @@ var Catalog_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	Snapshots_CreateSnapshot_FullMethodName   = "/snapkeep.v1.Snapshots/CreateSnapshot"
+	Snapshots_DropSnapshot_FullMethodName     = "/snapkeep.v1.Snapshots/DropSnapshot"
+	Snapshots_ListSnapshots_FullMethodName    = "/snapkeep.v1.Snapshots/ListSnapshots"
+	Snapshots_DescribeSnapshot_FullMethodName = "/snapkeep.v1.Snapshots/DescribeSnapshot"
+)
+
+// SnapshotsClient is the client API for Snapshots service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Snapshots manages collection snapshots: named, immutable, point-in-time captures of
+// a collection's flushed segments (and their index builds), each backed by one manifest
+// object in the bucket. A snapshot outlives its collection: dropping the collection
+// keeps its snapshots and every file they need.
+type SnapshotsClient interface {
+	// CreateSnapshot captures a collection now. Synchronous by default: it returns once
+	// the manifest is written and the snapshot is COMMITTED (or fails with the reason);
+	// with `async` it returns at once with the PENDING snapshot, which the leader then
+	// finishes (even across leader changes).
+	CreateSnapshot(ctx context.Context, in *CreateSnapshotRequest, opts ...grpc.CallOption) (*CreateSnapshotResponse, error)
+	// DropSnapshot drops a snapshot: its files are no longer protected and its manifest is
+	// deleted. Dropping a snapshot that does not exist succeeds and says so.
+	DropSnapshot(ctx context.Context, in *DropSnapshotRequest, opts ...grpc.CallOption) (*DropSnapshotResponse, error)
+	// ListSnapshots lists snapshots in creation order, a page at a time, without their
+	// schemas (DescribeSnapshot has everything).
+	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
+	// DescribeSnapshot returns one snapshot with everything it captured.
+	DescribeSnapshot(ctx context.Context, in *DescribeSnapshotRequest, opts ...grpc.CallOption) (*DescribeSnapshotResponse, error)
+}
+
+type snapshotsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSnapshotsClient(cc grpc.ClientConnInterface) SnapshotsClient {
+	return &snapshotsClient{cc}
+}
+
+func (c *snapshotsClient) CreateSnapshot(ctx context.Context, in *CreateSnapshotRequest, opts ...grpc.CallOption) (*CreateSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSnapshotResponse)
+	err := c.cc.Invoke(ctx, Snapshots_CreateSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *snapshotsClient) DropSnapshot(ctx context.Context, in *DropSnapshotRequest, opts ...grpc.CallOption) (*DropSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DropSnapshotResponse)
+	err := c.cc.Invoke(ctx, Snapshots_DropSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *snapshotsClient) ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSnapshotsResponse)
+	err := c.cc.Invoke(ctx, Snapshots_ListSnapshots_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *snapshotsClient) DescribeSnapshot(ctx context.Context, in *DescribeSnapshotRequest, opts ...grpc.CallOption) (*DescribeSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeSnapshotResponse)
+	err := c.cc.Invoke(ctx, Snapshots_DescribeSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SnapshotsServer is the server API for Snapshots service.
+// All implementations must embed UnimplementedSnapshotsServer
+// for forward compatibility.
+//
+// Snapshots manages collection snapshots: named, immutable, point-in-time captures of
+// a collection's flushed segments (and their index builds), each backed by one manifest
+// object in the bucket. A snapshot outlives its collection: dropping the collection
+// keeps its snapshots and every file they need.
+type SnapshotsServer interface {
+	// CreateSnapshot captures a collection now. Synchronous by default: it returns once
+	// the manifest is written and the snapshot is COMMITTED (or fails with the reason);
+	// with `async` it returns at once with the PENDING snapshot, which the leader then
+	// finishes (even across leader changes).
+	CreateSnapshot(context.Context, *CreateSnapshotRequest) (*CreateSnapshotResponse, error)
+	// DropSnapshot drops a snapshot: its files are no longer protected and its manifest is
+	// deleted. Dropping a snapshot that does not exist succeeds and says so.
+	DropSnapshot(context.Context, *DropSnapshotRequest) (*DropSnapshotResponse, error)
+	// ListSnapshots lists snapshots in creation order, a page at a time, without their
+	// schemas (DescribeSnapshot has everything).
+	ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error)
+	// DescribeSnapshot returns one snapshot with everything it captured.
+	DescribeSnapshot(context.Context, *DescribeSnapshotRequest) (*DescribeSnapshotResponse, error)
+	mustEmbedUnimplementedSnapshotsServer()
+}
+
+// UnimplementedSnapshotsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSnapshotsServer struct{}
+
+func (UnimplementedSnapshotsServer) CreateSnapshot(context.Context, *CreateSnapshotRequest) (*CreateSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSnapshot not implemented")
+}
+func (UnimplementedSnapshotsServer) DropSnapshot(context.Context, *DropSnapshotRequest) (*DropSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DropSnapshot not implemented")
+}
+func (UnimplementedSnapshotsServer) ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSnapshots not implemented")
+}
+func (UnimplementedSnapshotsServer) DescribeSnapshot(context.Context, *DescribeSnapshotRequest) (*DescribeSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeSnapshot not implemented")
+}
+func (UnimplementedSnapshotsServer) mustEmbedUnimplementedSnapshotsServer() {}
+func (UnimplementedSnapshotsServer) testEmbeddedByValue()                   {}
+
+// UnsafeSnapshotsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SnapshotsServer will
+// result in compilation errors.
+type UnsafeSnapshotsServer interface {
+	mustEmbedUnimplementedSnapshotsServer()
+}
+
+func RegisterSnapshotsServer(s grpc.ServiceRegistrar, srv SnapshotsServer) {
+	// If the following call panics, it indicates UnimplementedSnapshotsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Snapshots_ServiceDesc, srv)
+}
+
+func _Snapshots_CreateSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SnapshotsServer).CreateSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Snapshots_CreateSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SnapshotsServer).CreateSnapshot(ctx, req.(*CreateSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Snapshots_DropSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DropSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SnapshotsServer).DropSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Snapshots_DropSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SnapshotsServer).DropSnapshot(ctx, req.(*DropSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Snapshots_ListSnapshots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSnapshotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SnapshotsServer).ListSnapshots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Snapshots_ListSnapshots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SnapshotsServer).ListSnapshots(ctx, req.(*ListSnapshotsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Snapshots_DescribeSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SnapshotsServer).DescribeSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Snapshots_DescribeSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SnapshotsServer).DescribeSnapshot(ctx, req.(*DescribeSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Snapshots_ServiceDesc is the grpc.ServiceDesc for Snapshots service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Snapshots_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "snapkeep.v1.Snapshots",
+	HandlerType: (*SnapshotsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateSnapshot",
+			Handler:    _Snapshots_CreateSnapshot_Handler,
+		},
+		{
+			MethodName: "DropSnapshot",
+			Handler:    _Snapshots_DropSnapshot_Handler,
+		},
+		{
+			MethodName: "ListSnapshots",
+			Handler:    _Snapshots_ListSnapshots_Handler,
+		},
+		{
+			MethodName: "DescribeSnapshot",
+			Handler:    _Snapshots_DescribeSnapshot_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "snapkeep/v1/snapkeep.proto",
+}
+
+const (
 	Cluster_ClusterStatus_FullMethodName = "/snapkeep.v1.Cluster/ClusterStatus"
 )
 

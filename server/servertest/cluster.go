@@ -4,6 +4,7 @@
 package servertest
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/server"
 )
 
@@ -23,12 +25,20 @@ type Cluster struct {
 	t       testing.TB
 	configs []server.Config
 	Nodes   []*server.Node // nil for a stopped node
+	Bucket  Bucket
 }
 
 // Options tune a test cluster.
 type Options struct {
 	// Configure, when set, edits each node's configuration before it starts.
 	Configure func(i int, cfg *server.Config)
+}
+
+// Bucket is the cluster's object store: an in-memory embedded S3 server on
+// 127.0.0.1 shared by every node, and a client for it.
+type Bucket struct {
+	Server *objstore.Embedded
+	Store  *objstore.S3
 }
 
 // Start starts n nodes that bootstrap one cluster, and waits for a leader that has
@@ -46,6 +56,7 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 		peers[nodeID(i)] = raftAddrs[i]
 	}
 	logger := testLogger(t)
+	c.Bucket = startBucket(t)
 	for i := 0; i < n; i++ {
 		cfg := server.Config{
 			NodeID:             nodeID(i),
@@ -54,6 +65,8 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 			GRPCAddr:           grpcAddrs[i],
 			Peers:              peers,
 			Root:               "snapkeep",
+			Storage:            c.Bucket.Server.Config(),
+			Store:              c.Bucket.Store,
 			HeartbeatTimeout:   500 * time.Millisecond,
 			ElectionTimeout:    500 * time.Millisecond,
 			LeaderLeaseTimeout: 250 * time.Millisecond,
@@ -67,12 +80,24 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 		c.configs = append(c.configs, cfg)
 	}
 	c.Nodes = make([]*server.Node, n)
+	t.Cleanup(c.StopAll) // registered after the bucket's cleanup, so it runs first
 	for i := range c.configs {
 		c.Restart(i)
 	}
-	t.Cleanup(c.StopAll)
 	c.WaitReady()
 	return c
+}
+
+func startBucket(t testing.TB) Bucket {
+	t.Helper()
+	ctx := context.Background()
+	emb, err := objstore.StartEmbedded(ctx, objstore.EmbeddedOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { emb.Close() })
+	store, err := objstore.NewS3(ctx, emb.Config())
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	return Bucket{Server: emb, Store: store}
 }
 
 func nodeID(i int) string { return fmt.Sprintf("n%d", i+1) }

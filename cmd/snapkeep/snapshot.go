@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// snapshotStates maps the --state values to states.
+var snapshotStates = map[string]snapkeepv1.SnapshotState{
+	"pending":   snapkeepv1.SnapshotState_SNAPSHOT_STATE_PENDING,
+	"committed": snapkeepv1.SnapshotState_SNAPSHOT_STATE_COMMITTED,
+	"deleting":  snapkeepv1.SnapshotState_SNAPSHOT_STATE_DELETING,
+}
+
+func (a *app) snapshotCmd() *cobra.Command {
+	cmd := groupCmd("snapshot", "Create, list, describe and drop collection snapshots")
+	var database string
+
+	var description string
+	var labels []string
+	var async bool
+	create := &cobra.Command{
+		Use:   "create COLLECTION NAME",
+		Short: "Snapshot a collection (waits until the snapshot is committed unless --async)",
+		Long: `Capture a collection's flushed segments and index builds now, under NAME. The
+snapshot keeps every file it captured alive, even after compaction, segment drops,
+index drops or the collection's own drop. Names follow the collection name rules:
+1–255 characters from [A-Za-z0-9_-], starting with a letter or '_', unique among the
+collection's pending and committed snapshots.`,
+		Args: exactArgs("COLLECTION", "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			lbls, err := keyValues("label", labels)
+			if err != nil {
+				return err
+			}
+			opt := client.NewCreateSnapshotOption(args[0], args[1]).WithDatabase(database).WithDescription(description).WithLabels(lbls)
+			if async {
+				opt.WithAsync()
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				snap, err := cl.CreateSnapshot(ctx, opt)
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), &snapkeepv1.CreateSnapshotResponse{Snapshot: snap})
+				}
+				return printSnapshot(cmd.OutOrStdout(), snap)
+			})
+		},
+	}
+	create.Flags().StringVar(&description, "description", "", "free text describing the snapshot")
+	create.Flags().StringArrayVar(&labels, "label", nil, "a label `key=value` (repeatable)")
+	create.Flags().BoolVar(&async, "async", false, "return once captured (pending), without waiting for the commit")
+
+	var collection string
+	var states, labelFilter []string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List snapshots in creation order (every page)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt := client.NewListSnapshotsOption().WithDatabase(database).WithCollection(collection)
+			for _, s := range states {
+				st, ok := snapshotStates[strings.ToLower(strings.TrimSpace(s))]
+				if !ok {
+					return usageErrorf("--state %q: want pending, committed or deleting", s)
+				}
+				opt.WithStates(st)
+			}
+			lbls, err := keyValues("label", labelFilter)
+			if err != nil {
+				return err
+			}
+			for k, v := range lbls {
+				opt.WithLabel(k, v)
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				var snaps []*snapkeepv1.Snapshot
+				for s, err := range cl.ListAllSnapshots(ctx, opt) {
+					if err != nil {
+						return err
+					}
+					snaps = append(snaps, s)
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), &snapkeepv1.ListSnapshotsResponse{Snapshots: snaps})
+				}
+				return printSnapshots(cmd.OutOrStdout(), snaps)
+			})
+		},
+	}
+	list.Flags().StringVar(&collection, "collection", "", "only snapshots of this collection")
+	list.Flags().StringArrayVar(&states, "state", nil, "only snapshots in this state: pending, committed or deleting (repeatable)")
+	list.Flags().StringArrayVar(&labelFilter, "label", nil, "only snapshots with label `key=value` (repeatable; all must match)")
+
+	var id uint64
+	describe := &cobra.Command{
+		Use:   "describe COLLECTION NAME",
+		Short: "Show a snapshot with everything it captured (or --id ID)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if id != 0 {
+				return exactArgs()(cmd, args)
+			}
+			return exactArgs("COLLECTION", "NAME")(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opt := client.NewDescribeSnapshotByIDOption(id)
+			if id == 0 {
+				opt = client.NewDescribeSnapshotOption(args[0], args[1]).WithDatabase(database)
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				snap, err := cl.DescribeSnapshot(ctx, opt)
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), &snapkeepv1.DescribeSnapshotResponse{Snapshot: snap})
+				}
+				return printSnapshot(cmd.OutOrStdout(), snap)
+			})
+		},
+	}
+	describe.Flags().Uint64Var(&id, "id", 0, "describe the snapshot with this id instead (any state)")
+
+	drop := &cobra.Command{
+		Use:   "drop COLLECTION NAME",
+		Short: "Drop a snapshot (succeeds if it does not exist)",
+		Args:  exactArgs("COLLECTION", "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				resp, err := cl.DropSnapshot(ctx, client.NewDropSnapshotOption(args[0], args[1]).WithDatabase(database))
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), resp)
+				}
+				if !resp.GetExisted() {
+					_, err = fmt.Fprintf(cmd.OutOrStdout(), "No snapshot %q on collection %q: nothing to drop.\n", args[1], args[0])
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "Dropped snapshot %q (id %d) of collection %q; its manifest is being deleted.\n",
+					args[1], resp.GetSnapshot().GetId(), args[0])
+				return err
+			})
+		},
+	}
+	for _, c := range []*cobra.Command{create, list, describe, drop} {
+		c.Flags().StringVar(&database, "database", "", "the collection's database (default \"default\")")
+	}
+	cmd.AddCommand(create, list, describe, drop)
+	return cmd
+}
+
+// printSnapshots writes a table of snapshots.
+func printSnapshots(w io.Writer, snaps []*snapkeepv1.Snapshot) error {
+	t := newTable(w, "ID", "COLLECTION", "NAME", "STATE", "CREATED", "SEGMENTS", "FILES", "SIZE", "LABELS")
+	for _, s := range snaps {
+		coll := s.GetCollection()
+		if s.GetCollectionDropped() {
+			coll += " (dropped)"
+		}
+		sum := s.GetSummary()
+		t.row(s.GetId(), coll, s.GetName(), enumName(s.GetState()), timestamp(s.GetCreatedAtUnixMs()),
+			sum.GetSegments(), sum.GetFiles(), humanBytes(sum.GetBytes()), orDash(keyValueList(s.GetLabels())))
+	}
+	return t.flush()
+}
+
+// printSnapshot writes one snapshot in detail.
+func printSnapshot(w io.Writer, s *snapkeepv1.Snapshot) error {
+	t := newTable(w)
+	t.row("Snapshot:", fmt.Sprintf("%s (id %d)", s.GetName(), s.GetId()))
+	coll := fmt.Sprintf("%s (id %d)", s.GetCollection(), s.GetCollectionId())
+	if s.GetCollectionDropped() {
+		coll += ", dropped since"
+	}
+	t.row("Collection:", coll)
+	t.row("Database:", s.GetDatabase())
+	t.row("State:", enumName(s.GetState()))
+	if s.GetDeleteReason() != "" {
+		t.row("Reason:", s.GetDeleteReason())
+	}
+	t.row("Description:", orDash(s.GetDescription()))
+	t.row("Labels:", orDash(keyValueList(s.GetLabels())))
+	t.row("Captured at:", fmt.Sprintf("log index %d, %s", s.GetCapturedIndex(), timestamp(s.GetCreatedAtUnixMs())))
+	if s.GetCommittedAtUnixMs() != 0 {
+		t.row("Committed:", timestamp(s.GetCommittedAtUnixMs()))
+	}
+	sum := s.GetSummary()
+	t.row("Segments:", fmt.Sprintf("%d (%d rows, %d index builds)", sum.GetSegments(), sum.GetRows(), sum.GetIndexBuilds()))
+	if s.GetState() == snapkeepv1.SnapshotState_SNAPSHOT_STATE_COMMITTED {
+		t.row("Files:", fmt.Sprintf("%d, %s", sum.GetFiles(), humanBytes(sum.GetBytes())))
+		for _, k := range sum.GetByKind() {
+			t.row("", fmt.Sprintf("%-6s %d files, %s", enumName(k.GetKind()), k.GetFiles(), humanBytes(k.GetBytes())))
+		}
+		t.row("Manifest:", fmt.Sprintf("%s (%s, xxhash64 %016x)", s.GetManifestKey(), humanBytes(s.GetManifestSize()), s.GetManifestXxhash64()))
+	}
+	t.row("Schema:", humanBytes(uint64(len(s.GetSchema()))))
+	t.row("Properties:", orDash(keyValueList(s.GetProperties())))
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if len(s.GetPartitions()) > 0 {
+		fmt.Fprintln(w)
+		t = newTable(w, "PARTITION", "ID")
+		for _, p := range s.GetPartitions() {
+			t.row(p.GetName(), p.GetId())
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(s.GetIndexes()) > 0 {
+		fmt.Fprintln(w)
+		t = newTable(w, "INDEX", "ID", "FIELD", "PARAMS")
+		for _, idx := range s.GetIndexes() {
+			t.row(idx.GetName(), idx.GetId(), idx.GetFieldId(), keyValueList(idx.GetParams()))
+		}
+		return t.flush()
+	}
+	return nil
+}
+

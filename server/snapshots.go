@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// snapshotsService implements the public Snapshots API. Creating a snapshot is one
+// command (SnapshotBegin, which captures and pins); the leader's finisher then writes
+// the manifest and commits it (see finisher.go), so a snapshot started under one
+// leader is finished by the next.
+type snapshotsService struct {
+	pb.UnimplementedSnapshotsServer
+	n *Node
+}
+
+// Page sizes of ListSnapshots.
+const (
+	defaultSnapshotPage = 100
+	maxSnapshotPage     = 1000
+)
+
+func (s *snapshotsService) CreateSnapshot(ctx context.Context, req *pb.CreateSnapshotRequest) (*pb.CreateSnapshotResponse, error) {
+	n := s.n
+	cmd := &fsmpb.SnapshotBegin{
+		Database:         req.Database,
+		Collection:       req.Collection,
+		Name:             req.Name,
+		Description:      req.Description,
+		Labels:           req.Labels,
+		MaxPerCollection: uint32(n.cfg.SnapshotsPerCollection),
+		PendingTimeout:   int64(n.cfg.SnapshotPendingTimeout),
+	}
+	if err := fsm.ValidateSnapshotBegin(cmd); err != nil {
+		return nil, err
+	}
+	var out fsmpb.SnapshotResponse
+	if err := n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	n.kickFinisher()
+	snap := out.Snapshot
+	if !req.Async {
+		var err error
+		if snap, err = n.waitSnapshotSettled(ctx, snap.Id); err != nil {
+			return nil, err
+		}
+	}
+	return &pb.CreateSnapshotResponse{Snapshot: s.convert(n.fsm.View(), snap, true)}, nil
+}
+
+// waitSnapshotSettled waits until a snapshot is committed (returned) or given up (an
+// error with the reason), watching this node's state.
+func (n *Node) waitSnapshotSettled(ctx context.Context, id uint64) (*fsmpb.Snapshot, error) {
+	for {
+		_, changed := n.fsm.AppliedCh()
+		snap, err := n.fsm.View().Snapshot(id)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "snapshot %d was removed before it was committed", id)
+		}
+		switch snap.State {
+		case fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED:
+			return snap, nil
+		case fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING:
+			return nil, status.Errorf(codes.Internal, "snapshot %q (id %d) was not committed: %s", snap.Name, id, snap.DeleteReason)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, status.Errorf(status.FromContextError(ctx.Err()).Code(),
+				"snapshot %q (id %d) is still pending; the leader goes on finishing it: describe it to follow up", snap.Name, id)
+		case <-n.stop:
+			return nil, status.Error(codes.Unavailable, "the node is shutting down; describe the snapshot on another node")
+		}
+	}
+}
+
+func (s *snapshotsService) DropSnapshot(ctx context.Context, req *pb.DropSnapshotRequest) (*pb.DropSnapshotResponse, error) {
+	v, err := s.n.readView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := v.SnapshotByName(req.Database, req.Collection, req.Name)
+	if err != nil {
+		if errors.Is(err, fsm.ErrNotFound) {
+			return &pb.DropSnapshotResponse{Existed: false}, nil
+		}
+		return nil, err
+	}
+	var out fsmpb.SnapshotResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.SnapshotMarkDeleting{SnapshotId: snap.Id, Reason: "dropped on request"}, &out); err != nil {
+		return nil, err
+	}
+	s.n.kickFinisher()
+	return &pb.DropSnapshotResponse{Existed: true, Snapshot: s.convert(s.n.fsm.View(), out.Snapshot, false)}, nil
+}
+
+func (s *snapshotsService) ListSnapshots(ctx context.Context, req *pb.ListSnapshotsRequest) (*pb.ListSnapshotsResponse, error) {
+	pageSize := int(req.PageSize)
+	switch {
+	case pageSize == 0:
+		pageSize = defaultSnapshotPage
+	case pageSize > maxSnapshotPage:
+		return nil, status.Errorf(codes.InvalidArgument, "page_size %d is over the limit of %d", pageSize, maxSnapshotPage)
+	}
+	after := uint64(0)
+	if req.PageToken != "" {
+		var err error
+		if after, err = strconv.ParseUint(req.PageToken, 10, 64); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "page_token %q is not one this server returned", req.PageToken)
+		}
+	}
+	filter := fsm.SnapshotFilter{Database: req.Database, Collection: req.Collection, Labels: req.Labels}
+	for _, st := range req.States {
+		if _, ok := pb.SnapshotState_name[int32(st)]; !ok || st == pb.SnapshotState_SNAPSHOT_STATE_UNSPECIFIED {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown snapshot state %d in the filter", st)
+		}
+		filter.States = append(filter.States, fsmpb.SnapshotState(st))
+	}
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListSnapshotsResponse{}
+	err = v.EachSnapshot(filter, after, func(snap *fsmpb.Snapshot) bool {
+		if len(out.Snapshots) == pageSize {
+			out.NextPageToken = strconv.FormatUint(out.Snapshots[len(out.Snapshots)-1].Id, 10)
+			return false
+		}
+		out.Snapshots = append(out.Snapshots, s.convert(v, snap, false))
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *snapshotsService) DescribeSnapshot(ctx context.Context, req *pb.DescribeSnapshotRequest) (*pb.DescribeSnapshotResponse, error) {
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	var snap *fsmpb.Snapshot
+	if req.Id != 0 {
+		snap, err = v.Snapshot(req.Id)
+	} else {
+		snap, err = v.SnapshotByName(req.Database, req.Collection, req.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DescribeSnapshotResponse{Snapshot: s.convert(v, snap, true)}, nil
+}
+
+// convert turns a snapshot record into the API's form; full adds the schema,
+// properties, partitions and index definitions.
+func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool) *pb.Snapshot {
+	out := &pb.Snapshot{
+		Id:                    snap.Id,
+		Database:              snap.DatabaseName,
+		Collection:            snap.CollectionName,
+		CollectionId:          snap.CollectionId,
+		Name:                  snap.Name,
+		State:                 pb.SnapshotState(snap.State),
+		Description:           snap.Description,
+		Labels:                snap.Labels,
+		CapturedIndex:         snap.CapturedIndex,
+		CreatedAtUnixMs:       unixMS(snap.CreatedAt),
+		CommittedAtUnixMs:     unixMS(snap.CommittedAt),
+		DeletingAtUnixMs:      unixMS(snap.DeletingAt),
+		PendingDeadlineUnixMs: unixMS(snap.PendingDeadline),
+		ManifestKey:           keyspace{root: s.n.cfg.Root}.full(snap.ManifestKey),
+		ManifestSize:          snap.ManifestSize,
+		ManifestXxhash64:      snap.ManifestChecksum,
+		DeleteReason:          snap.DeleteReason,
+	}
+	if coll, err := v.CollectionByID(snap.CollectionId); err != nil || coll.State == fsmpb.CollectionState_COLLECTION_STATE_DROPPED {
+		out.CollectionDropped = true
+	}
+	if sum := snap.Summary; sum != nil {
+		out.Summary = &pb.SnapshotSummary{Segments: sum.Segments, Rows: sum.Rows, Files: sum.Files, Bytes: sum.Bytes, IndexBuilds: sum.IndexBuilds}
+		for _, k := range sum.ByKind {
+			out.Summary.ByKind = append(out.Summary.ByKind, &pb.FileKindTotals{Kind: pb.FileKind(k.Kind), Files: k.Files, Bytes: k.Bytes})
+		}
+	}
+	if full {
+		c := toCollection(&fsmpb.Collection{Schema: snap.Schema, Properties: snap.Properties, Partitions: snap.Partitions, Indexes: snap.Indexes}, snap.DatabaseName)
+		out.Schema, out.Properties, out.Partitions, out.Indexes = c.Schema, c.Properties, c.Partitions, c.Indexes
+	}
+	return out
+}
+
+// snapshotRetry is how long the finisher waits before retrying a failed attempt.
+var snapshotRetry = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second}
