@@ -98,8 +98,8 @@ type Client struct {
 
 // endpoint is one dialled node.
 type endpoint struct {
-	addr    string
-	conn    *grpc.ClientConn
+	addr      string
+	conn      *grpc.ClientConn
 	catalog   snapkeepv1.CatalogClient
 	cluster   snapkeepv1.ClusterClient
 	snapshots snapkeepv1.SnapshotsClient
@@ -186,8 +186,8 @@ func (c *Client) dial(addr string) (*endpoint, error) {
 		return nil, fmt.Errorf("snapkeep client: endpoint %q: %w", addr, err)
 	}
 	return &endpoint{
-		addr:    addr,
-		conn:    conn,
+		addr:      addr,
+		conn:      conn,
 		catalog:   snapkeepv1.NewCatalogClient(conn),
 		cluster:   snapkeepv1.NewClusterClient(conn),
 		snapshots: snapkeepv1.NewSnapshotsClient(conn),

@@ -85,7 +85,7 @@ const (
 
 	defaultSnapshotsPerCollection = 1024
 	defaultSnapshotPendingTimeout = 10 * time.Minute
-	defaultRoot           = "snapkeep"
+	defaultRoot                   = "snapkeep"
 )
 
 func (c *Config) applyDefaults() {

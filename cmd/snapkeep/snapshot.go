@@ -229,4 +229,3 @@ func printSnapshot(w io.Writer, s *snapkeepv1.Snapshot) error {
 	}
 	return nil
 }
-
