@@ -61,6 +61,8 @@ bench:
 	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkApply$$' -benchmem
 	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkCatalogMemory$$' -benchtime 1x
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkCatalogWrites$$' -benchtime 3s
+	$(GO) test ./manifest -run '^$$' -bench '^Benchmark(Encode|Decode|Verify)$$' -benchtime 10x -benchmem
+	$(GO) test ./server -run '^$$' -bench '^BenchmarkCreateSnapshot$$' -benchtime 3x
 
 vet:
 	$(GO) vet ./...

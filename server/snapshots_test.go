@@ -309,3 +309,31 @@ func mustDecodeFiles(t *testing.T, blob []byte) []string {
 	}
 	return keys
 }
+
+// TestPendingSnapshotIsGivenUp: a snapshot the leader cannot finish before its deadline
+// (here every manifest write fails) is marked DELETING with the reason, and the
+// synchronous CreateSnapshot says why.
+func TestPendingSnapshotIsGivenUp(t *testing.T) {
+	c := servertest.Start(t, 1, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.SnapshotPendingTimeout = 2 * time.Second
+		cfg.Failpoints = &server.Failpoints{BeforeManifestWrite: func(context.Context, uint64) error {
+			return errors.New("bucket unreachable (failpoint)")
+		}}
+	}})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs"))
+	require.NoError(t, err)
+	seg := flushSegment(t, ctx, cl, "docs", 1)
+	_, err = cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "doomed"))
+	require.True(t, errors.Is(err, client.ErrInternal), "%v", err)
+	require.Contains(t, err.Error(), `snapshot "doomed"`)
+	require.Contains(t, err.Error(), "not committed within 2s; last error: bucket unreachable (failpoint)")
+
+	// Its pins are gone, and so is its record once the (absent) manifest is deleted.
+	require.Empty(t, c.Nodes[0].FSM().View().SegmentPinnedBy(seg.Id))
+	require.Eventually(t, func() bool {
+		_, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotOption("docs", "doomed"))
+		return errors.Is(err, client.ErrNotFound)
+	}, 10*time.Second, 50*time.Millisecond)
+}

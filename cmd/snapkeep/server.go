@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,8 @@ type serverFlags struct {
 	grpcAddr, grpcAdvertise, peers string
 	s3                             objstore.S3Config
 	root                           string
+	snapshotsPerCollection         int
+	snapshotTimeout                time.Duration
 	logLevel, logFormat            string
 }
 
@@ -62,7 +65,10 @@ Example, three nodes on one machine:
 				Storage:       f.s3,
 				Root:          f.root,
 				Version:       version,
-				Logger:        logger,
+
+				SnapshotsPerCollection: f.snapshotsPerCollection,
+				SnapshotPendingTimeout: f.snapshotTimeout,
+				Logger:                 logger,
 			})
 			if err != nil {
 				return err
@@ -75,7 +81,7 @@ Example, three nodes on one machine:
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.nodeID, "node-id", "", "this node's id in the cluster (required; never change it)")
-	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log and snapshots (required)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the Raft log and raft snapshots (required)")
 	fl.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7011", "address the Raft transport listens on")
 	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address peers dial, when not --raft-addr")
 	fl.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:7001", "address the gRPC API listens on")
@@ -83,6 +89,8 @@ Example, three nodes on one machine:
 	fl.StringVar(&f.peers, "peers", "", "the initial cluster: ID=RAFTADDR,... including this node (required)")
 	addS3Flags(cmd, &f.s3)
 	fl.StringVar(&f.root, "root", "snapkeep", "key prefix every object snapkeep writes or registers sits under")
+	fl.IntVar(&f.snapshotsPerCollection, "snapshots-per-collection", 1024, "the most snapshots one collection may have")
+	fl.DurationVar(&f.snapshotTimeout, "snapshot-timeout", 10*time.Minute, "how long the leader may take to finish a snapshot before giving it up")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
 	return cmd
 }
