@@ -354,28 +354,13 @@ func (c *Client) listSegmentsPage(ctx context.Context, req *snapkeepv1.ListSegme
 // A failed page yields (nil, err) once and ends the iteration. Stopping the loop early
 // fetches no further pages.
 func (c *Client) ListAllSegments(ctx context.Context, opt *ListSegmentsOption) iter.Seq2[*snapkeepv1.Segment, error] {
-	return func(yield func(*snapkeepv1.Segment, error) bool) {
-		if opt == nil {
-			yield(nil, nilOption("ListAllSegments"))
-			return
-		}
-		req := clone(opt.req)
-		for {
-			page, err := c.listSegmentsPage(ctx, req)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			for _, seg := range page.GetSegments() {
-				if !yield(seg, nil) {
-					return
-				}
-			}
-			if page.GetNextPageToken() == "" {
-				return
-			}
-			req = clone(req)
-			req.PageToken = page.GetNextPageToken()
-		}
+	if opt == nil {
+		return failedIteration[*snapkeepv1.Segment](nilOption("ListAllSegments"))
 	}
+	return allPages(clone(opt.req),
+		func(req *snapkeepv1.ListSegmentsRequest) (*snapkeepv1.ListSegmentsResponse, error) {
+			return c.listSegmentsPage(ctx, req)
+		},
+		(*snapkeepv1.ListSegmentsResponse).GetSegments,
+		func(req *snapkeepv1.ListSegmentsRequest, token string) { req.PageToken = token })
 }

@@ -219,28 +219,13 @@ func (c *Client) listSnapshotsPage(ctx context.Context, req *snapkeepv1.ListSnap
 // ListAllSnapshots iterates over every snapshot the listing selects, a page at a time;
 // see ListAllSegments for the error and early-stop behaviour.
 func (c *Client) ListAllSnapshots(ctx context.Context, opt *ListSnapshotsOption) iter.Seq2[*snapkeepv1.Snapshot, error] {
-	return func(yield func(*snapkeepv1.Snapshot, error) bool) {
-		if opt == nil {
-			yield(nil, nilOption("ListAllSnapshots"))
-			return
-		}
-		req := clone(opt.req)
-		for {
-			page, err := c.listSnapshotsPage(ctx, req)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			for _, s := range page.GetSnapshots() {
-				if !yield(s, nil) {
-					return
-				}
-			}
-			if page.GetNextPageToken() == "" {
-				return
-			}
-			req = clone(req)
-			req.PageToken = page.GetNextPageToken()
-		}
+	if opt == nil {
+		return failedIteration[*snapkeepv1.Snapshot](nilOption("ListAllSnapshots"))
 	}
+	return allPages(clone(opt.req),
+		func(req *snapkeepv1.ListSnapshotsRequest) (*snapkeepv1.ListSnapshotsResponse, error) {
+			return c.listSnapshotsPage(ctx, req)
+		},
+		(*snapkeepv1.ListSnapshotsResponse).GetSnapshots,
+		func(req *snapkeepv1.ListSnapshotsRequest, token string) { req.PageToken = token })
 }

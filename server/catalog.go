@@ -314,20 +314,28 @@ const (
 	maxSegmentPage     = 10000
 )
 
-func (s *catalogService) ListSegments(ctx context.Context, req *pb.ListSegmentsRequest) (*pb.ListSegmentsResponse, error) {
-	pageSize := int(req.PageSize)
+// parsePage reads a listing's page size (0 means def) and page token: the id of the
+// last item of the previous page, as the server wrote it.
+func parsePage(size uint32, token string, def, limit int) (pageSize int, after uint64, err error) {
+	pageSize = int(size)
 	switch {
 	case pageSize == 0:
-		pageSize = defaultSegmentPage
-	case pageSize > maxSegmentPage:
-		return nil, status.Errorf(codes.InvalidArgument, "page_size %d is over the limit of %d", pageSize, maxSegmentPage)
+		pageSize = def
+	case pageSize > limit:
+		return 0, 0, status.Errorf(codes.InvalidArgument, "page_size %d is over the limit of %d", pageSize, limit)
 	}
-	after := uint64(0)
-	if req.PageToken != "" {
-		var err error
-		if after, err = strconv.ParseUint(req.PageToken, 10, 64); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "page_token %q is not one this server returned", req.PageToken)
+	if token != "" {
+		if after, err = strconv.ParseUint(token, 10, 64); err != nil {
+			return 0, 0, status.Errorf(codes.InvalidArgument, "page_token %q is not one this server returned", token)
 		}
+	}
+	return pageSize, after, nil
+}
+
+func (s *catalogService) ListSegments(ctx context.Context, req *pb.ListSegmentsRequest) (*pb.ListSegmentsResponse, error) {
+	pageSize, after, err := parsePage(req.PageSize, req.PageToken, defaultSegmentPage, maxSegmentPage)
+	if err != nil {
+		return nil, err
 	}
 	for _, st := range req.States {
 		if _, ok := pb.SegmentState_name[int32(st)]; !ok || st == pb.SegmentState_SEGMENT_STATE_UNSPECIFIED {

@@ -67,12 +67,14 @@ type Node struct {
 
 // Start opens the node's stores, joins or bootstraps the Raft cluster and serves the
 // gRPC API. It returns once the node is serving; electing a leader takes a moment more.
-func Start(cfg Config) (n *Node, err error) {
+func Start(cfg Config) (_ *Node, err error) {
 	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	n = &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher()}
+	// n is not the named result: a failed start returns nil, and the cleanup below must
+	// still see the node.
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher()}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
 
 	var cleanup []func()

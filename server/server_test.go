@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -148,4 +149,25 @@ func TestLaggingNodeCatchesUpFromRaftSnapshot(t *testing.T) {
 	var n int
 	c.Nodes[lagging].FSM().View().EachSegment(d.Id, 0, func(*fsmpb.Segment) bool { n++; return true })
 	require.Equal(t, 300, n)
+}
+
+// TestStartFailsCleanly: a node that cannot start (its gRPC port is taken) returns an
+// error naming the problem, and leaves nothing running or open.
+func TestStartFailsCleanly(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	_, err = server.Start(server.Config{
+		NodeID:   "n1",
+		DataDir:  t.TempDir(),
+		RaftAddr: "127.0.0.1:0",
+		GRPCAddr: taken.Addr().String(),
+		Peers:    map[string]string{"n1": "127.0.0.1:1"},
+	})
+	require.ErrorContains(t, err, "listen on --grpc-addr "+taken.Addr().String())
+
+	_, err = server.Start(server.Config{NodeID: "n1", Peers: map[string]string{"n2": "x"}})
+	require.ErrorContains(t, err, "--data-dir is required")
+	require.ErrorContains(t, err, `--peers does not include this node "n1"`)
+	require.ErrorContains(t, err, `--peers: n2="x" is not host:port`)
 }

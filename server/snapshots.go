@@ -105,19 +105,9 @@ func (s *snapshotsService) DropSnapshot(ctx context.Context, req *pb.DropSnapsho
 }
 
 func (s *snapshotsService) ListSnapshots(ctx context.Context, req *pb.ListSnapshotsRequest) (*pb.ListSnapshotsResponse, error) {
-	pageSize := int(req.PageSize)
-	switch {
-	case pageSize == 0:
-		pageSize = defaultSnapshotPage
-	case pageSize > maxSnapshotPage:
-		return nil, status.Errorf(codes.InvalidArgument, "page_size %d is over the limit of %d", pageSize, maxSnapshotPage)
-	}
-	after := uint64(0)
-	if req.PageToken != "" {
-		var err error
-		if after, err = strconv.ParseUint(req.PageToken, 10, 64); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "page_token %q is not one this server returned", req.PageToken)
-		}
+	pageSize, after, err := parsePage(req.PageSize, req.PageToken, defaultSnapshotPage, maxSnapshotPage)
+	if err != nil {
+		return nil, err
 	}
 	filter := fsm.SnapshotFilter{Database: req.Database, Collection: req.Collection, Labels: req.Labels}
 	for _, st := range req.States {
