@@ -59,6 +59,14 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_COMMIT, applySnapshotCommit)
 	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_MARK_DELETING, applySnapshotMarkDeleting)
 	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_REMOVE, applySnapshotRemove)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_BEGIN, applyRestoreBegin)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_START, applyRestoreStart)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_GRANT, applyRestoreGrant)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_REPORT, applyRestoreReport)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_FAIL, applyRestoreFail)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_CANCEL, applyRestoreCancel)
+	register(fsmpb.CommandType_COMMAND_TYPE_EXPIRE_RESTORE_LEASES, applyExpireRestoreLeases)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_REMOVE, applyRestoreRemove)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

@@ -58,7 +58,7 @@ func randomLog(t testing.TB, seed uint64, steps int) (entries [][]byte, ref *har
 		case r < 8:
 			cmd = &fsmpb.CreateCollection{Name: pick(collections), Partitions: []string{"p1"}, Properties: map[string]string{"k": fmt.Sprint(i)}}
 		case r < 10:
-			cmd = &fsmpb.DropCollection{Name: pick(collections)}
+			cmd = &fsmpb.DropCollection{Name: pick(append([]string{"t1", "t2", "t3"}, collections...))}
 		case r < 12:
 			cmd = &fsmpb.AlterCollection{Name: pick(collections), SetProperties: map[string]string{"a": fmt.Sprint(i), "b": "x"}, DeleteProperties: []string{"k"}}
 		case r < 14:
@@ -89,13 +89,43 @@ func randomLog(t testing.TB, seed uint64, steps int) (entries [][]byte, ref *har
 				bid = s.IndexBuilds[rng.IntN(n)].BuildId
 			}
 			cmd = &fsmpb.AddIndexBuild{SegmentId: s.Id, BuildId: bid, Files: []*fsmpb.File{{Key: BuildPrefix(s.CollectionId, s.Id, bid) + "f", Kind: fsmpb.FileKind_FILE_KIND_INDEX, Size: 3}}}
-		case r < 92:
+		case r < 89:
 			cmd = &fsmpb.ExpireAllocations{}
-		case r < 94:
+		case r < 90:
 			cmd = &fsmpb.RegisterNode{Node: &fsmpb.Node{Id: pick([]string{"n1", "n2", "n3"}), GrpcAddr: fmt.Sprint(i)}}
-		case r < 96:
+		case r < 92:
 			cmd = &fsmpb.SnapshotBegin{Collection: pick(collections), Name: pick([]string{"s1", "s2", "s3"}), MaxPerCollection: 4, PendingTimeout: 60 * second}
 		case r < 98:
+			v := ref.f.View()
+			jobs := v.RunningRestoreJobs()
+			if len(jobs) == 0 || rng.IntN(6) == 0 {
+				cmd = &fsmpb.RestoreBegin{Collection: pick(collections), Snapshot: pick([]string{"s1", "s2", "s3"}), TargetCollection: pick([]string{"t1", "t2", "t3"}), MaxAttempts: 2}
+				break
+			}
+			j := jobs[rng.IntN(len(jobs))]
+			leases := v.RestoreLeases()
+			switch k := rng.IntN(10); {
+			case k < 2:
+				cmd = &fsmpb.RestoreStart{JobId: j.Id}
+			case k < 5:
+				cmd = &fsmpb.RestoreGrant{JobId: j.Id, Node: "n1", MaxTasks: uint32(rng.IntN(5) + 1), Lease: int64(rng.IntN(20)+1) * second}
+			case k < 8 && len(leases) > 0:
+				l := leases[rng.IntN(len(leases))]
+				rep := &fsmpb.RestoreReport{JobId: l.JobId, LeaseId: l.Id, Attempts: uint64(len(l.Tasks))}
+				for _, task := range l.Tasks {
+					if rng.IntN(4) == 0 {
+						rep.Failed = append(rep.Failed, &fsmpb.TaskFailed{Task: task, Key: "k", Error: "e", Permanent: rng.IntN(10) == 0})
+					} else {
+						rep.Done = append(rep.Done, &fsmpb.TaskDone{Task: task, Bytes: 3})
+					}
+				}
+				cmd = rep
+			case k < 9:
+				cmd = &fsmpb.ExpireRestoreLeases{}
+			default:
+				cmd = &fsmpb.RestoreCancel{JobId: j.Id}
+			}
+		case r < 99:
 			snaps := ref.f.View().UnfinishedSnapshots()
 			s := &fsmpb.Snapshot{Id: uint64(rng.IntN(500) + 1)}
 			if len(snaps) > 0 {

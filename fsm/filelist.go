@@ -133,6 +133,16 @@ func FileCount(blob []byte) (int, error) {
 // ForEachFile calls fn for every entry of an encoded file list, in key order, until fn
 // returns false. It never panics on bad input: a malformed blob gives an error.
 func ForEachFile(blob []byte, fn func(FileEntry) bool) error {
+	return walkFileList(blob, true, fn)
+}
+
+// ForEachFileMeta is ForEachFile without the keys (Key is empty): it allocates
+// nothing per file, for totals and counts.
+func ForEachFileMeta(blob []byte, fn func(FileEntry) bool) error {
+	return walkFileList(blob, false, fn)
+}
+
+func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 	count, err := FileCount(blob)
 	if err != nil || count == 0 {
 		return err
@@ -195,7 +205,9 @@ func ForEachFile(blob []byte, fn func(FileEntry) bool) error {
 		default:
 			return errBadFileList
 		}
-		e.Key = string(key)
+		if withKeys {
+			e.Key = string(key)
+		}
 		if !fn(e) {
 			return nil
 		}
@@ -225,7 +237,7 @@ func DecodeFileList(blob []byte) ([]FileEntry, error) {
 
 // FileListTotals sums the sizes of a file list.
 func FileListTotals(blob []byte) (files int, bytes uint64, err error) {
-	err = ForEachFile(blob, func(e FileEntry) bool {
+	err = ForEachFileMeta(blob, func(e FileEntry) bool {
 		files++
 		bytes += e.Size
 		return true

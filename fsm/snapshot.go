@@ -93,6 +93,92 @@ var sections = []section{
 	tableSection(5, "nodes", func(t *tables) *table[*fsmpb.Node] { return t.nodes }),
 	tableSection(6, "requests", func(t *tables) *table[*fsmpb.RequestRecord] { return t.requests }),
 	tableSection(7, "snapshots", func(t *tables) *table[*fsmpb.Snapshot] { return t.snapshots }),
+	tableSection(8, "restore jobs", func(t *tables) *table[*fsmpb.RestoreJob] { return t.restoreJobs }),
+	tableSection(9, "restore plans", func(t *tables) *table[*fsmpb.RestorePlan] { return t.restorePlans }),
+	tableSection(10, "restore leases", func(t *tables) *table[*fsmpb.RestoreLease] { return t.restoreLeases }),
+	{
+		tag:  11,
+		name: "restore pools",
+		each: eachRestorePool,
+		load: loadRestorePool,
+	},
+}
+
+// poolChunk bounds a RestorePool record (ranges and attempted tasks).
+const poolChunk = 1 << 16
+
+// eachRestorePool writes the task pools as RestorePool records, one job at a time in
+// chunks: the ranges, then the attempts of pooled tasks that failed before.
+func eachRestorePool(t *tables, fn func(proto.Message) bool) {
+	var cur *fsmpb.RestorePool
+	flush := func() bool {
+		if cur == nil {
+			return true
+		}
+		ok := fn(cur)
+		cur = nil
+		return ok
+	}
+	at := func(job uint64) *fsmpb.RestorePool {
+		if cur != nil && (cur.JobId != job || len(cur.Starts)+len(cur.AttemptedTasks) >= poolChunk) {
+			if !flush() {
+				return nil
+			}
+		}
+		if cur == nil {
+			cur = &fsmpb.RestorePool{JobId: job}
+		}
+		return cur
+	}
+	stopped := false
+	t.restorePool.Ascend(func(r taskRange) bool {
+		p := at(r.job)
+		if p == nil {
+			stopped = true
+			return false
+		}
+		p.Starts = append(p.Starts, r.start)
+		p.Ends = append(p.Ends, r.end)
+		return true
+	})
+	if stopped || !flush() {
+		return
+	}
+	t.restoreAttempts.Ascend(func(a taskAttempts) bool {
+		p := at(a.job)
+		if p == nil {
+			stopped = true
+			return false
+		}
+		p.AttemptedTasks = append(p.AttemptedTasks, a.task)
+		p.Attempts = append(p.Attempts, a.attempts)
+		return true
+	})
+	if !stopped {
+		flush()
+	}
+}
+
+func loadRestorePool(t *tables, data []byte) error {
+	var p fsmpb.RestorePool
+	if err := proto.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	if len(p.Starts) != len(p.Ends) || len(p.AttemptedTasks) != len(p.Attempts) {
+		return fmt.Errorf("restore pool of job %d: mismatched lists", p.JobId)
+	}
+	for i := range p.Starts {
+		if p.Starts[i] >= p.Ends[i] {
+			return fmt.Errorf("restore pool of job %d: empty range", p.JobId)
+		}
+		if _, dup := t.restorePool.ReplaceOrInsert(taskRange{job: p.JobId, start: p.Starts[i], end: p.Ends[i]}); dup {
+			return fmt.Errorf("restore pool of job %d: duplicate range", p.JobId)
+		}
+	}
+	for i, task := range p.AttemptedTasks {
+		t.restoreAttempts.ReplaceOrInsert(taskAttempts{job: p.JobId, task: task, attempts: p.Attempts[i]})
+	}
+	return nil
 }
 
 type fsmSnapshot struct {
@@ -236,6 +322,7 @@ func readSnapshot(r io.Reader) (*tables, error) {
 		return nil, fmt.Errorf("%w: trailing data after the checksum", ErrCorruptSnapshot)
 	}
 	t.rebuildPins()
+	t.rebuildLeasedTasks()
 	return t, nil
 }
 

@@ -153,6 +153,9 @@ func applySnapshotMarkDeleting(c *applyCtx, cmd *fsmpb.SnapshotMarkDeleting) (pr
 	if s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING {
 		return snapshotResponse(s), nil
 	}
+	if job := c.restoreReading(s.Id); job != nil {
+		return nil, preconditionf("snapshot %q is being restored by job %d into collection %q; wait for the job to end or cancel it", s.Name, job.Id, job.TargetCollection)
+	}
 	if len(cmd.Reason) > MaxDescriptionBytes {
 		return nil, invalidf("reason is %d bytes; the limit is %d", len(cmd.Reason), MaxDescriptionBytes)
 	}
@@ -210,4 +213,43 @@ func (r reader) eachSnapshotOf(dbID uint64, collection string, after uint64, fn 
 
 func snapshotStateName(s fsmpb.SnapshotState) string {
 	return trimEnum(s.String(), "SNAPSHOT_STATE_")
+}
+
+func (r reader) snapshotByName(database, collection, name string) (*fsmpb.Snapshot, error) {
+	db, err := r.database(database)
+	if err != nil {
+		return nil, err
+	}
+	if coll, _, err := r.collection(db.Name, collection); err == nil {
+		if s := r.liveSnapshot(db.Id, collection, name, coll.Id); s != nil {
+			return s, nil
+		}
+	}
+	var found *fsmpb.Snapshot
+	r.t.snapshots.secondary[snapshotsLiveByName].tree.AscendGreaterOrEqual(
+		&fsmpb.Snapshot{DatabaseId: db.Id, CollectionName: collection, Name: name},
+		func(s *fsmpb.Snapshot) bool {
+			if s.DatabaseId != db.Id || s.CollectionName != collection || s.Name != name {
+				return false
+			}
+			found = s // ascending collection id: the last is the newest
+			return true
+		})
+	if found == nil {
+		return nil, notFoundf("snapshot %q not found on collection %q in database %q", name, collection, db.Name)
+	}
+	return found, nil
+}
+
+// restoreReading is a running restore job of the snapshot, if any.
+func (r reader) restoreReading(snapshotID uint64) *fsmpb.RestoreJob {
+	var found *fsmpb.RestoreJob
+	r.t.restoreJobs.secondary[restoreJobsRunning].tree.Ascend(func(j *fsmpb.RestoreJob) bool {
+		if j.SnapshotId == snapshotID {
+			found = j
+			return false
+		}
+		return true
+	})
+	return found
 }

@@ -95,6 +95,57 @@ type tables struct {
 	// stored): which live snapshots pin which segments and index builds.
 	segmentPins *btree.BTreeG[pin]
 	buildPins   *btree.BTreeG[pin]
+
+	// Restores: jobs, their plans and leases, and each job's pool of tasks waiting for
+	// a lease (as ranges), with the failed attempts of pooled tasks that have some.
+	restoreJobs     *table[*fsmpb.RestoreJob]   // by id; see restoreJobs* for the secondary orders
+	restorePlans    *table[*fsmpb.RestorePlan]  // by job id
+	restoreLeases   *table[*fsmpb.RestoreLease] // by id; [0] by (deadline, id)
+	restorePool     *btree.BTreeG[taskRange]
+	restoreAttempts *btree.BTreeG[taskAttempts]
+	// Derived from restoreLeases (rebuilt on restore): which lease holds a task.
+	leasedTasks *btree.BTreeG[leasedTask]
+}
+
+// taskRange is the tasks [start, end) of a job waiting in its pool.
+type taskRange struct {
+	job        uint64
+	start, end uint32
+}
+
+func lessTaskRange(a, b taskRange) bool {
+	if a.job != b.job {
+		return a.job < b.job
+	}
+	return a.start < b.start
+}
+
+// taskAttempts is the failed attempts of a pooled task.
+type taskAttempts struct {
+	job      uint64
+	task     uint32
+	attempts uint8
+}
+
+func lessTaskAttempts(a, b taskAttempts) bool {
+	if a.job != b.job {
+		return a.job < b.job
+	}
+	return a.task < b.task
+}
+
+// leasedTask says that a task is in a lease.
+type leasedTask struct {
+	job   uint64
+	task  uint32
+	lease uint64
+}
+
+func lessLeasedTask(a, b leasedTask) bool {
+	if a.job != b.job {
+		return a.job < b.job
+	}
+	return a.task < b.task
 }
 
 // pin says that snapshot (PENDING or COMMITTED) needs object id (a segment or a build).
@@ -122,6 +173,12 @@ const (
 	snapshotsByCollection = 1
 	// Pending and deleting snapshots by id: the leader's work list.
 	snapshotsUnfinished = 2
+	// Pending and copying restore jobs by id.
+	restoreJobsRunning = 0
+	// Restore jobs by (target collection id, id).
+	restoreJobsByTarget = 1
+	// Restore leases by (deadline, id).
+	restoreLeasesByDeadline = 0
 )
 
 func newTables() *tables {
@@ -143,7 +200,30 @@ func newTables() *tables {
 			secondaryIndex(func(a, b *fsmpb.Snapshot) bool { return a.Id < b.Id }, isUnfinishedSnapshot)),
 		segmentPins: btree.NewG(btreeDegree, lessPin),
 		buildPins:   btree.NewG(btreeDegree, lessPin),
+		restoreJobs: newTable(func(a, b *fsmpb.RestoreJob) bool { return a.Id < b.Id },
+			secondaryIndex(func(a, b *fsmpb.RestoreJob) bool { return a.Id < b.Id }, isRunningRestore),
+			secondaryIndex(func(a, b *fsmpb.RestoreJob) bool {
+				if a.TargetCollectionId != b.TargetCollectionId {
+					return a.TargetCollectionId < b.TargetCollectionId
+				}
+				return a.Id < b.Id
+			}, nil)),
+		restorePlans: newTable(func(a, b *fsmpb.RestorePlan) bool { return a.JobId < b.JobId }),
+		restoreLeases: newTable(func(a, b *fsmpb.RestoreLease) bool { return a.Id < b.Id },
+			secondaryIndex(func(a, b *fsmpb.RestoreLease) bool {
+				if a.Deadline != b.Deadline {
+					return a.Deadline < b.Deadline
+				}
+				return a.Id < b.Id
+			}, nil)),
+		restorePool:     btree.NewG(btreeDegree, lessTaskRange),
+		restoreAttempts: btree.NewG(btreeDegree, lessTaskAttempts),
+		leasedTasks:     btree.NewG(btreeDegree, lessLeasedTask),
 	}
+}
+
+func isRunningRestore(j *fsmpb.RestoreJob) bool {
+	return j.State == fsmpb.RestoreState_RESTORE_STATE_PENDING || j.State == fsmpb.RestoreState_RESTORE_STATE_COPYING
 }
 
 // clone returns an independent copy-on-write copy. Not safe to call concurrently with
@@ -159,6 +239,13 @@ func (t *tables) clone() *tables {
 		snapshots:   t.snapshots.clone(),
 		segmentPins: t.segmentPins.Clone(),
 		buildPins:   t.buildPins.Clone(),
+
+		restoreJobs:     t.restoreJobs.clone(),
+		restorePlans:    t.restorePlans.clone(),
+		restoreLeases:   t.restoreLeases.clone(),
+		restorePool:     t.restorePool.Clone(),
+		restoreAttempts: t.restoreAttempts.Clone(),
+		leasedTasks:     t.leasedTasks.Clone(),
 	}
 }
 
@@ -197,6 +284,9 @@ func lessLeased(a, b *fsmpb.Segment) bool {
 // earliestLease is the soonest lease deadline a segment holds: its own while allocated,
 // or that of an allocated index build.
 func earliestLease(s *fsmpb.Segment) (int64, bool) {
+	if s.RestoreJobId != 0 {
+		return 0, false // a restore's target: its job protects it
+	}
 	var deadline int64
 	found := false
 	if s.State == fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED {
@@ -264,6 +354,17 @@ func (t *tables) rebuildPins() {
 	t.snapshots.each(func(s *fsmpb.Snapshot) bool {
 		if isLiveSnapshot(s) {
 			t.setPins(s, true)
+		}
+		return true
+	})
+}
+
+// rebuildLeasedTasks derives which lease holds each task from the leases table.
+func (t *tables) rebuildLeasedTasks() {
+	t.leasedTasks = btree.NewG(btreeDegree, lessLeasedTask)
+	t.restoreLeases.each(func(l *fsmpb.RestoreLease) bool {
+		for _, task := range l.Tasks {
+			t.leasedTasks.ReplaceOrInsert(leasedTask{job: l.JobId, task: task, lease: l.Id})
 		}
 		return true
 	})

@@ -116,29 +116,7 @@ func (v *View) Snapshot(id uint64) (*fsmpb.Snapshot, error) {
 // such snapshot (or the collection was dropped), the newest dropped collection of that
 // name that has one.
 func (v *View) SnapshotByName(database, collection, name string) (*fsmpb.Snapshot, error) {
-	db, err := v.r.database(database)
-	if err != nil {
-		return nil, err
-	}
-	if coll, _, err := v.r.collection(db.Name, collection); err == nil {
-		if s := v.r.liveSnapshot(db.Id, collection, name, coll.Id); s != nil {
-			return s, nil
-		}
-	}
-	var found *fsmpb.Snapshot
-	v.r.t.snapshots.secondary[snapshotsLiveByName].tree.AscendGreaterOrEqual(
-		&fsmpb.Snapshot{DatabaseId: db.Id, CollectionName: collection, Name: name},
-		func(s *fsmpb.Snapshot) bool {
-			if s.DatabaseId != db.Id || s.CollectionName != collection || s.Name != name {
-				return false
-			}
-			found = s // ascending collection id: the last is the newest
-			return true
-		})
-	if found == nil {
-		return nil, notFoundf("snapshot %q not found on collection %q in database %q", name, collection, db.Name)
-	}
-	return found, nil
+	return v.r.snapshotByName(database, collection, name)
 }
 
 // SnapshotFilter selects snapshots for EachSnapshot.
@@ -214,6 +192,57 @@ func pinnedBy(tree *btree.BTreeG[pin], id uint64) []uint64 {
 			return false
 		}
 		out = append(out, p.snapshot)
+		return true
+	})
+	return out
+}
+
+// RestoreJob finds a restore job by id.
+func (v *View) RestoreJob(id uint64) (*fsmpb.RestoreJob, error) { return v.r.restoreJob(id) }
+
+// RestorePlan is a job's plan.
+func (v *View) RestorePlan(jobID uint64) (*fsmpb.RestorePlan, error) {
+	p, ok := v.r.t.restorePlans.get(&fsmpb.RestorePlan{JobId: jobID})
+	if !ok {
+		return nil, notFoundf("restore job %d has no plan", jobID)
+	}
+	return p, nil
+}
+
+// EachRestoreJob visits restore jobs with id > after, in creation order, until fn
+// returns false.
+func (v *View) EachRestoreJob(after uint64, fn func(*fsmpb.RestoreJob) bool) {
+	v.r.t.restoreJobs.primary.AscendGreaterOrEqual(&fsmpb.RestoreJob{Id: after + 1}, fn)
+}
+
+// RunningRestoreJobs lists the pending and copying jobs, oldest first.
+func (v *View) RunningRestoreJobs() []*fsmpb.RestoreJob {
+	var out []*fsmpb.RestoreJob
+	v.r.t.restoreJobs.secondary[restoreJobsRunning].tree.Ascend(func(j *fsmpb.RestoreJob) bool {
+		out = append(out, j)
+		return true
+	})
+	return out
+}
+
+// PooledTasks counts a job's tasks waiting for a lease.
+func (v *View) PooledTasks(jobID uint64) int {
+	n := 0
+	v.r.t.restorePool.AscendGreaterOrEqual(taskRange{job: jobID}, func(r taskRange) bool {
+		if r.job != jobID {
+			return false
+		}
+		n += int(r.end - r.start)
+		return true
+	})
+	return n
+}
+
+// RestoreLeases lists the leases, earliest deadline first.
+func (v *View) RestoreLeases() []*fsmpb.RestoreLease {
+	var out []*fsmpb.RestoreLease
+	v.r.t.restoreLeases.secondary[restoreLeasesByDeadline].tree.Ascend(func(l *fsmpb.RestoreLease) bool {
+		out = append(out, l)
 		return true
 	})
 	return out

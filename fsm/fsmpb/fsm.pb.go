@@ -147,6 +147,8 @@ const (
 	DropReason_DROP_REASON_INDEX_DROPPED      DropReason = 6
 	// An index build replaced by a newer build of the same index.
 	DropReason_DROP_REASON_SUPERSEDED DropReason = 7
+	// The target of a restore that failed or was cancelled.
+	DropReason_DROP_REASON_RESTORE_ABORTED DropReason = 8
 )
 
 // Enum value maps for DropReason.
@@ -160,6 +162,7 @@ var (
 		5: "DROP_REASON_COLLECTION_DROPPED",
 		6: "DROP_REASON_INDEX_DROPPED",
 		7: "DROP_REASON_SUPERSEDED",
+		8: "DROP_REASON_RESTORE_ABORTED",
 	}
 	DropReason_value = map[string]int32{
 		"DROP_REASON_UNSPECIFIED":        0,
@@ -170,6 +173,7 @@ var (
 		"DROP_REASON_COLLECTION_DROPPED": 5,
 		"DROP_REASON_INDEX_DROPPED":      6,
 		"DROP_REASON_SUPERSEDED":         7,
+		"DROP_REASON_RESTORE_ABORTED":    8,
 	}
 )
 
@@ -365,6 +369,69 @@ func (SnapshotState) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_proto_rawDescGZIP(), []int{5}
 }
 
+type RestoreState int32
+
+const (
+	RestoreState_RESTORE_STATE_UNSPECIFIED RestoreState = 0
+	// Created; the leader checks that every source object exists.
+	RestoreState_RESTORE_STATE_PENDING RestoreState = 1
+	// Tasks are being leased to nodes and copied.
+	RestoreState_RESTORE_STATE_COPYING RestoreState = 2
+	// Every file copied and verified; the target collection is active.
+	RestoreState_RESTORE_STATE_COMPLETED RestoreState = 3
+	// Given up (a source missing, a task out of retries, ...): the target was dropped.
+	RestoreState_RESTORE_STATE_FAILED RestoreState = 4
+	// Cancelled on request: the target was dropped.
+	RestoreState_RESTORE_STATE_CANCELLED RestoreState = 5
+)
+
+// Enum value maps for RestoreState.
+var (
+	RestoreState_name = map[int32]string{
+		0: "RESTORE_STATE_UNSPECIFIED",
+		1: "RESTORE_STATE_PENDING",
+		2: "RESTORE_STATE_COPYING",
+		3: "RESTORE_STATE_COMPLETED",
+		4: "RESTORE_STATE_FAILED",
+		5: "RESTORE_STATE_CANCELLED",
+	}
+	RestoreState_value = map[string]int32{
+		"RESTORE_STATE_UNSPECIFIED": 0,
+		"RESTORE_STATE_PENDING":     1,
+		"RESTORE_STATE_COPYING":     2,
+		"RESTORE_STATE_COMPLETED":   3,
+		"RESTORE_STATE_FAILED":      4,
+		"RESTORE_STATE_CANCELLED":   5,
+	}
+)
+
+func (x RestoreState) Enum() *RestoreState {
+	p := new(RestoreState)
+	*p = x
+	return p
+}
+
+func (x RestoreState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RestoreState) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_proto_enumTypes[6].Descriptor()
+}
+
+func (RestoreState) Type() protoreflect.EnumType {
+	return &file_fsm_proto_enumTypes[6]
+}
+
+func (x RestoreState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RestoreState.Descriptor instead.
+func (RestoreState) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{6}
+}
+
 type ErrorCode int32
 
 const (
@@ -410,11 +477,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[6].Descriptor()
+	return file_fsm_proto_enumTypes[7].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[6]
+	return &file_fsm_proto_enumTypes[7]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -423,7 +490,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 type CommandType int32
@@ -451,6 +518,14 @@ const (
 	CommandType_COMMAND_TYPE_SNAPSHOT_COMMIT        CommandType = 19
 	CommandType_COMMAND_TYPE_SNAPSHOT_MARK_DELETING CommandType = 20
 	CommandType_COMMAND_TYPE_SNAPSHOT_REMOVE        CommandType = 21
+	CommandType_COMMAND_TYPE_RESTORE_BEGIN          CommandType = 22
+	CommandType_COMMAND_TYPE_RESTORE_START          CommandType = 23
+	CommandType_COMMAND_TYPE_RESTORE_GRANT          CommandType = 24
+	CommandType_COMMAND_TYPE_RESTORE_REPORT         CommandType = 25
+	CommandType_COMMAND_TYPE_RESTORE_FAIL           CommandType = 26
+	CommandType_COMMAND_TYPE_RESTORE_CANCEL         CommandType = 27
+	CommandType_COMMAND_TYPE_EXPIRE_RESTORE_LEASES  CommandType = 28
+	CommandType_COMMAND_TYPE_RESTORE_REMOVE         CommandType = 29
 )
 
 // Enum value maps for CommandType.
@@ -478,6 +553,14 @@ var (
 		19: "COMMAND_TYPE_SNAPSHOT_COMMIT",
 		20: "COMMAND_TYPE_SNAPSHOT_MARK_DELETING",
 		21: "COMMAND_TYPE_SNAPSHOT_REMOVE",
+		22: "COMMAND_TYPE_RESTORE_BEGIN",
+		23: "COMMAND_TYPE_RESTORE_START",
+		24: "COMMAND_TYPE_RESTORE_GRANT",
+		25: "COMMAND_TYPE_RESTORE_REPORT",
+		26: "COMMAND_TYPE_RESTORE_FAIL",
+		27: "COMMAND_TYPE_RESTORE_CANCEL",
+		28: "COMMAND_TYPE_EXPIRE_RESTORE_LEASES",
+		29: "COMMAND_TYPE_RESTORE_REMOVE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":            0,
@@ -502,6 +585,14 @@ var (
 		"COMMAND_TYPE_SNAPSHOT_COMMIT":        19,
 		"COMMAND_TYPE_SNAPSHOT_MARK_DELETING": 20,
 		"COMMAND_TYPE_SNAPSHOT_REMOVE":        21,
+		"COMMAND_TYPE_RESTORE_BEGIN":          22,
+		"COMMAND_TYPE_RESTORE_START":          23,
+		"COMMAND_TYPE_RESTORE_GRANT":          24,
+		"COMMAND_TYPE_RESTORE_REPORT":         25,
+		"COMMAND_TYPE_RESTORE_FAIL":           26,
+		"COMMAND_TYPE_RESTORE_CANCEL":         27,
+		"COMMAND_TYPE_EXPIRE_RESTORE_LEASES":  28,
+		"COMMAND_TYPE_RESTORE_REMOVE":         29,
 	}
 )
 
@@ -516,11 +607,11 @@ func (x CommandType) String() string {
 }
 
 func (CommandType) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[7].Descriptor()
+	return file_fsm_proto_enumTypes[8].Descriptor()
 }
 
 func (CommandType) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[7]
+	return &file_fsm_proto_enumTypes[8]
 }
 
 func (x CommandType) Number() protoreflect.EnumNumber {
@@ -529,7 +620,7 @@ func (x CommandType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CommandType.Descriptor instead.
 func (CommandType) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 // Meta is the single row of FSM-wide counters.
@@ -1145,6 +1236,9 @@ type Segment struct {
 	FlushedAt     int64      `protobuf:"varint,12,opt,name=flushed_at,json=flushedAt,proto3" json:"flushed_at,omitempty"`
 	DroppedAt     int64      `protobuf:"varint,13,opt,name=dropped_at,json=droppedAt,proto3" json:"dropped_at,omitempty"`
 	DropReason    DropReason `protobuf:"varint,14,opt,name=drop_reason,json=dropReason,proto3,enum=snapkeep.fsm.v1.DropReason" json:"drop_reason,omitempty"`
+	// Set on the target segments of a restore while it copies: the job, not a lease,
+	// protects them.
+	RestoreJobId  uint64 `protobuf:"varint,15,opt,name=restore_job_id,json=restoreJobId,proto3" json:"restore_job_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1275,6 +1369,13 @@ func (x *Segment) GetDropReason() DropReason {
 		return x.DropReason
 	}
 	return DropReason_DROP_REASON_UNSPECIFIED
+}
+
+func (x *Segment) GetRestoreJobId() uint64 {
+	if x != nil {
+		return x.RestoreJobId
+	}
+	return 0
 }
 
 // KindTotals counts the files and bytes of one file kind.
@@ -1670,6 +1771,620 @@ func (x *Snapshot) GetDeleteReason() string {
 	return ""
 }
 
+// RestoreJob restores a committed snapshot into a new collection by copying its files.
+// It pins the snapshot until it ends.
+type RestoreJob struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Id                 uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	SnapshotId         uint64                 `protobuf:"varint,2,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	SnapshotName       string                 `protobuf:"bytes,3,opt,name=snapshot_name,json=snapshotName,proto3" json:"snapshot_name,omitempty"`
+	SourceCollectionId uint64                 `protobuf:"varint,4,opt,name=source_collection_id,json=sourceCollectionId,proto3" json:"source_collection_id,omitempty"`
+	SourceCollection   string                 `protobuf:"bytes,5,opt,name=source_collection,json=sourceCollection,proto3" json:"source_collection,omitempty"`
+	TargetDatabaseId   uint64                 `protobuf:"varint,6,opt,name=target_database_id,json=targetDatabaseId,proto3" json:"target_database_id,omitempty"`
+	TargetDatabase     string                 `protobuf:"bytes,7,opt,name=target_database,json=targetDatabase,proto3" json:"target_database,omitempty"`
+	TargetCollection   string                 `protobuf:"bytes,8,opt,name=target_collection,json=targetCollection,proto3" json:"target_collection,omitempty"`
+	TargetCollectionId uint64                 `protobuf:"varint,9,opt,name=target_collection_id,json=targetCollectionId,proto3" json:"target_collection_id,omitempty"`
+	// The partitions restored (names); empty means all of the snapshot's.
+	Partitions []string     `protobuf:"bytes,10,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	State      RestoreState `protobuf:"varint,11,opt,name=state,proto3,enum=snapkeep.fsm.v1.RestoreState" json:"state,omitempty"`
+	Verify     bool         `protobuf:"varint,12,opt,name=verify,proto3" json:"verify,omitempty"`
+	// Copies of this job one node runs at once (0: the node's default).
+	MaxConcurrency uint32 `protobuf:"varint,13,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	// Failed attempts a task may take (across leases) before the job fails.
+	MaxAttempts uint32 `protobuf:"varint,14,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	CreatedAt   int64  `protobuf:"varint,15,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	StartedAt   int64  `protobuf:"varint,16,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt  int64  `protobuf:"varint,17,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	FilesTotal  uint64 `protobuf:"varint,18,opt,name=files_total,json=filesTotal,proto3" json:"files_total,omitempty"`
+	BytesTotal  uint64 `protobuf:"varint,19,opt,name=bytes_total,json=bytesTotal,proto3" json:"bytes_total,omitempty"`
+	FilesDone   uint64 `protobuf:"varint,20,opt,name=files_done,json=filesDone,proto3" json:"files_done,omitempty"`
+	BytesDone   uint64 `protobuf:"varint,21,opt,name=bytes_done,json=bytesDone,proto3" json:"bytes_done,omitempty"`
+	// Copy attempts reported, and how many of them failed.
+	Attempts       uint64   `protobuf:"varint,22,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	FailedAttempts uint64   `protobuf:"varint,23,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
+	Error          string   `protobuf:"bytes,24,opt,name=error,proto3" json:"error,omitempty"`
+	FailingKeys    []string `protobuf:"bytes,25,rep,name=failing_keys,json=failingKeys,proto3" json:"failing_keys,omitempty"`
+	// Leases granted so far.
+	Leases        uint64 `protobuf:"varint,26,opt,name=leases,proto3" json:"leases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreJob) Reset() {
+	*x = RestoreJob{}
+	mi := &file_fsm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreJob) ProtoMessage() {}
+
+func (x *RestoreJob) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreJob.ProtoReflect.Descriptor instead.
+func (*RestoreJob) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RestoreJob) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetSnapshotName() string {
+	if x != nil {
+		return x.SnapshotName
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetSourceCollectionId() uint64 {
+	if x != nil {
+		return x.SourceCollectionId
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetSourceCollection() string {
+	if x != nil {
+		return x.SourceCollection
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetTargetDatabaseId() uint64 {
+	if x != nil {
+		return x.TargetDatabaseId
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetTargetDatabase() string {
+	if x != nil {
+		return x.TargetDatabase
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetTargetCollection() string {
+	if x != nil {
+		return x.TargetCollection
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetTargetCollectionId() uint64 {
+	if x != nil {
+		return x.TargetCollectionId
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetPartitions() []string {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *RestoreJob) GetState() RestoreState {
+	if x != nil {
+		return x.State
+	}
+	return RestoreState_RESTORE_STATE_UNSPECIFIED
+}
+
+func (x *RestoreJob) GetVerify() bool {
+	if x != nil {
+		return x.Verify
+	}
+	return false
+}
+
+func (x *RestoreJob) GetMaxConcurrency() uint32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetMaxAttempts() uint32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetStartedAt() int64 {
+	if x != nil {
+		return x.StartedAt
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetFinishedAt() int64 {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetFilesTotal() uint64 {
+	if x != nil {
+		return x.FilesTotal
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetBytesTotal() uint64 {
+	if x != nil {
+		return x.BytesTotal
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetFilesDone() uint64 {
+	if x != nil {
+		return x.FilesDone
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetBytesDone() uint64 {
+	if x != nil {
+		return x.BytesDone
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetAttempts() uint64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetFailedAttempts() uint64 {
+	if x != nil {
+		return x.FailedAttempts
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetFailingKeys() []string {
+	if x != nil {
+		return x.FailingKeys
+	}
+	return nil
+}
+
+func (x *RestoreJob) GetLeases() uint64 {
+	if x != nil {
+		return x.Leases
+	}
+	return 0
+}
+
+// RestorePlan maps a job's source segments and index builds to its targets and numbers
+// its tasks: a segment's files are tasks first_task .. first_task+files-1 (in file-list
+// order), then each build's files likewise. Written once, at RestoreBegin.
+type RestorePlan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Segments      []*PlannedSegment      `protobuf:"bytes,2,rep,name=segments,proto3" json:"segments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestorePlan) Reset() {
+	*x = RestorePlan{}
+	mi := &file_fsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestorePlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestorePlan) ProtoMessage() {}
+
+func (x *RestorePlan) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestorePlan.ProtoReflect.Descriptor instead.
+func (*RestorePlan) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RestorePlan) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestorePlan) GetSegments() []*PlannedSegment {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+type PlannedSegment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SourceId      uint64                 `protobuf:"varint,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	TargetId      uint64                 `protobuf:"varint,2,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	FirstTask     uint32                 `protobuf:"varint,3,opt,name=first_task,json=firstTask,proto3" json:"first_task,omitempty"`
+	Files         uint32                 `protobuf:"varint,4,opt,name=files,proto3" json:"files,omitempty"`
+	Builds        []*PlannedBuild        `protobuf:"bytes,5,rep,name=builds,proto3" json:"builds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedSegment) Reset() {
+	*x = PlannedSegment{}
+	mi := &file_fsm_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedSegment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedSegment) ProtoMessage() {}
+
+func (x *PlannedSegment) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedSegment.ProtoReflect.Descriptor instead.
+func (*PlannedSegment) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PlannedSegment) GetSourceId() uint64 {
+	if x != nil {
+		return x.SourceId
+	}
+	return 0
+}
+
+func (x *PlannedSegment) GetTargetId() uint64 {
+	if x != nil {
+		return x.TargetId
+	}
+	return 0
+}
+
+func (x *PlannedSegment) GetFirstTask() uint32 {
+	if x != nil {
+		return x.FirstTask
+	}
+	return 0
+}
+
+func (x *PlannedSegment) GetFiles() uint32 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *PlannedSegment) GetBuilds() []*PlannedBuild {
+	if x != nil {
+		return x.Builds
+	}
+	return nil
+}
+
+type PlannedBuild struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SourceBuildId uint64                 `protobuf:"varint,1,opt,name=source_build_id,json=sourceBuildId,proto3" json:"source_build_id,omitempty"`
+	TargetBuildId uint64                 `protobuf:"varint,2,opt,name=target_build_id,json=targetBuildId,proto3" json:"target_build_id,omitempty"`
+	FirstTask     uint32                 `protobuf:"varint,3,opt,name=first_task,json=firstTask,proto3" json:"first_task,omitempty"`
+	Files         uint32                 `protobuf:"varint,4,opt,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedBuild) Reset() {
+	*x = PlannedBuild{}
+	mi := &file_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedBuild) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedBuild) ProtoMessage() {}
+
+func (x *PlannedBuild) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedBuild.ProtoReflect.Descriptor instead.
+func (*PlannedBuild) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PlannedBuild) GetSourceBuildId() uint64 {
+	if x != nil {
+		return x.SourceBuildId
+	}
+	return 0
+}
+
+func (x *PlannedBuild) GetTargetBuildId() uint64 {
+	if x != nil {
+		return x.TargetBuildId
+	}
+	return 0
+}
+
+func (x *PlannedBuild) GetFirstTask() uint32 {
+	if x != nil {
+		return x.FirstTask
+	}
+	return 0
+}
+
+func (x *PlannedBuild) GetFiles() uint32 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+// RestoreLease is a batch of a job's tasks granted to one node until a deadline.
+type RestoreLease struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	JobId    uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Node     string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Deadline int64                  `protobuf:"varint,4,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Tasks    []uint32               `protobuf:"varint,5,rep,packed,name=tasks,proto3" json:"tasks,omitempty"`
+	// Failed attempts so far of each task (same order as tasks).
+	Attempts      []byte `protobuf:"bytes,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreLease) Reset() {
+	*x = RestoreLease{}
+	mi := &file_fsm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreLease) ProtoMessage() {}
+
+func (x *RestoreLease) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreLease.ProtoReflect.Descriptor instead.
+func (*RestoreLease) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RestoreLease) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RestoreLease) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreLease) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RestoreLease) GetDeadline() int64 {
+	if x != nil {
+		return x.Deadline
+	}
+	return 0
+}
+
+func (x *RestoreLease) GetTasks() []uint32 {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *RestoreLease) GetAttempts() []byte {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+// RestorePool is part of a job's pool of tasks waiting for a lease, as ranges
+// [start, end); attempts lists the failed attempts of tasks that have some.
+type RestorePool struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Starts         []uint32               `protobuf:"varint,2,rep,packed,name=starts,proto3" json:"starts,omitempty"`
+	Ends           []uint32               `protobuf:"varint,3,rep,packed,name=ends,proto3" json:"ends,omitempty"`
+	AttemptedTasks []uint32               `protobuf:"varint,4,rep,packed,name=attempted_tasks,json=attemptedTasks,proto3" json:"attempted_tasks,omitempty"`
+	Attempts       []byte                 `protobuf:"bytes,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RestorePool) Reset() {
+	*x = RestorePool{}
+	mi := &file_fsm_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestorePool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestorePool) ProtoMessage() {}
+
+func (x *RestorePool) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestorePool.ProtoReflect.Descriptor instead.
+func (*RestorePool) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RestorePool) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestorePool) GetStarts() []uint32 {
+	if x != nil {
+		return x.Starts
+	}
+	return nil
+}
+
+func (x *RestorePool) GetEnds() []uint32 {
+	if x != nil {
+		return x.Ends
+	}
+	return nil
+}
+
+func (x *RestorePool) GetAttemptedTasks() []uint32 {
+	if x != nil {
+		return x.AttemptedTasks
+	}
+	return nil
+}
+
+func (x *RestorePool) GetAttempts() []byte {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
 // Node is a cluster member's addresses, registered by the node itself.
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1684,7 +2399,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_proto_msgTypes[11]
+	mi := &file_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +2411,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[11]
+	mi := &file_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +2424,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Node) GetId() string {
@@ -1760,7 +2475,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2487,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2500,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -1825,7 +2540,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2552,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2565,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RequestRecord) GetRequestId() string {
@@ -1907,7 +2622,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2634,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2647,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Envelope) GetVersion() uint32 {
@@ -1980,7 +2695,7 @@ type CreateDatabase struct {
 
 func (x *CreateDatabase) Reset() {
 	*x = CreateDatabase{}
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2707,7 @@ func (x *CreateDatabase) String() string {
 func (*CreateDatabase) ProtoMessage() {}
 
 func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2720,7 @@ func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabase.ProtoReflect.Descriptor instead.
 func (*CreateDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateDatabase) GetName() string {
@@ -2031,7 +2746,7 @@ type DropDatabase struct {
 
 func (x *DropDatabase) Reset() {
 	*x = DropDatabase{}
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2758,7 @@ func (x *DropDatabase) String() string {
 func (*DropDatabase) ProtoMessage() {}
 
 func (x *DropDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2771,7 @@ func (x *DropDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDatabase.ProtoReflect.Descriptor instead.
 func (*DropDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DropDatabase) GetName() string {
@@ -2081,7 +2796,7 @@ type CreateCollection struct {
 
 func (x *CreateCollection) Reset() {
 	*x = CreateCollection{}
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2093,7 +2808,7 @@ func (x *CreateCollection) String() string {
 func (*CreateCollection) ProtoMessage() {}
 
 func (x *CreateCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2106,7 +2821,7 @@ func (x *CreateCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollection.ProtoReflect.Descriptor instead.
 func (*CreateCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateCollection) GetDatabase() string {
@@ -2161,7 +2876,7 @@ type DropCollection struct {
 
 func (x *DropCollection) Reset() {
 	*x = DropCollection{}
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2888,7 @@ func (x *DropCollection) String() string {
 func (*DropCollection) ProtoMessage() {}
 
 func (x *DropCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2901,7 @@ func (x *DropCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCollection.ProtoReflect.Descriptor instead.
 func (*DropCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DropCollection) GetDatabase() string {
@@ -2215,7 +2930,7 @@ type AlterCollection struct {
 
 func (x *AlterCollection) Reset() {
 	*x = AlterCollection{}
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2942,7 @@ func (x *AlterCollection) String() string {
 func (*AlterCollection) ProtoMessage() {}
 
 func (x *AlterCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2955,7 @@ func (x *AlterCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterCollection.ProtoReflect.Descriptor instead.
 func (*AlterCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AlterCollection) GetDatabase() string {
@@ -2282,7 +2997,7 @@ type CreatePartition struct {
 
 func (x *CreatePartition) Reset() {
 	*x = CreatePartition{}
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +3009,7 @@ func (x *CreatePartition) String() string {
 func (*CreatePartition) ProtoMessage() {}
 
 func (x *CreatePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +3022,7 @@ func (x *CreatePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartition.ProtoReflect.Descriptor instead.
 func (*CreatePartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreatePartition) GetDatabase() string {
@@ -2342,7 +3057,7 @@ type DropPartition struct {
 
 func (x *DropPartition) Reset() {
 	*x = DropPartition{}
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +3069,7 @@ func (x *DropPartition) String() string {
 func (*DropPartition) ProtoMessage() {}
 
 func (x *DropPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +3082,7 @@ func (x *DropPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropPartition.ProtoReflect.Descriptor instead.
 func (*DropPartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DropPartition) GetDatabase() string {
@@ -2404,7 +3119,7 @@ type CreateIndex struct {
 
 func (x *CreateIndex) Reset() {
 	*x = CreateIndex{}
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +3131,7 @@ func (x *CreateIndex) String() string {
 func (*CreateIndex) ProtoMessage() {}
 
 func (x *CreateIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +3144,7 @@ func (x *CreateIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndex.ProtoReflect.Descriptor instead.
 func (*CreateIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateIndex) GetDatabase() string {
@@ -2478,7 +3193,7 @@ type DropIndex struct {
 
 func (x *DropIndex) Reset() {
 	*x = DropIndex{}
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +3205,7 @@ func (x *DropIndex) String() string {
 func (*DropIndex) ProtoMessage() {}
 
 func (x *DropIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +3218,7 @@ func (x *DropIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndex.ProtoReflect.Descriptor instead.
 func (*DropIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DropIndex) GetDatabase() string {
@@ -2540,7 +3255,7 @@ type AllocateSegment struct {
 
 func (x *AllocateSegment) Reset() {
 	*x = AllocateSegment{}
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +3267,7 @@ func (x *AllocateSegment) String() string {
 func (*AllocateSegment) ProtoMessage() {}
 
 func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +3280,7 @@ func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateSegment.ProtoReflect.Descriptor instead.
 func (*AllocateSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AllocateSegment) GetDatabase() string {
@@ -2607,7 +3322,7 @@ type FlushSegment struct {
 
 func (x *FlushSegment) Reset() {
 	*x = FlushSegment{}
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2619,7 +3334,7 @@ func (x *FlushSegment) String() string {
 func (*FlushSegment) ProtoMessage() {}
 
 func (x *FlushSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2632,7 +3347,7 @@ func (x *FlushSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushSegment.ProtoReflect.Descriptor instead.
 func (*FlushSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FlushSegment) GetSegmentId() uint64 {
@@ -2667,7 +3382,7 @@ type AllocateIndexBuild struct {
 
 func (x *AllocateIndexBuild) Reset() {
 	*x = AllocateIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +3394,7 @@ func (x *AllocateIndexBuild) String() string {
 func (*AllocateIndexBuild) ProtoMessage() {}
 
 func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +3407,7 @@ func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateIndexBuild.ProtoReflect.Descriptor instead.
 func (*AllocateIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AllocateIndexBuild) GetSegmentId() uint64 {
@@ -2727,7 +3442,7 @@ type AddIndexBuild struct {
 
 func (x *AddIndexBuild) Reset() {
 	*x = AddIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2739,7 +3454,7 @@ func (x *AddIndexBuild) String() string {
 func (*AddIndexBuild) ProtoMessage() {}
 
 func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2752,7 +3467,7 @@ func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddIndexBuild.ProtoReflect.Descriptor instead.
 func (*AddIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AddIndexBuild) GetSegmentId() uint64 {
@@ -2787,7 +3502,7 @@ type CompactOutput struct {
 
 func (x *CompactOutput) Reset() {
 	*x = CompactOutput{}
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2799,7 +3514,7 @@ func (x *CompactOutput) String() string {
 func (*CompactOutput) ProtoMessage() {}
 
 func (x *CompactOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +3527,7 @@ func (x *CompactOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactOutput.ProtoReflect.Descriptor instead.
 func (*CompactOutput) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CompactOutput) GetSegmentId() uint64 {
@@ -2846,7 +3561,7 @@ type Compact struct {
 
 func (x *Compact) Reset() {
 	*x = Compact{}
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +3573,7 @@ func (x *Compact) String() string {
 func (*Compact) ProtoMessage() {}
 
 func (x *Compact) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +3586,7 @@ func (x *Compact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compact.ProtoReflect.Descriptor instead.
 func (*Compact) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Compact) GetInputs() []uint64 {
@@ -2897,7 +3612,7 @@ type DropSegments struct {
 
 func (x *DropSegments) Reset() {
 	*x = DropSegments{}
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +3624,7 @@ func (x *DropSegments) String() string {
 func (*DropSegments) ProtoMessage() {}
 
 func (x *DropSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2922,7 +3637,7 @@ func (x *DropSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSegments.ProtoReflect.Descriptor instead.
 func (*DropSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DropSegments) GetSegmentIds() []uint64 {
@@ -2942,7 +3657,7 @@ type ExpireAllocations struct {
 
 func (x *ExpireAllocations) Reset() {
 	*x = ExpireAllocations{}
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3669,7 @@ func (x *ExpireAllocations) String() string {
 func (*ExpireAllocations) ProtoMessage() {}
 
 func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3682,7 @@ func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocations.ProtoReflect.Descriptor instead.
 func (*ExpireAllocations) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 type RegisterNode struct {
@@ -2979,7 +3694,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2991,7 +3706,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3004,7 +3719,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -3034,7 +3749,7 @@ type SnapshotBegin struct {
 
 func (x *SnapshotBegin) Reset() {
 	*x = SnapshotBegin{}
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3761,7 @@ func (x *SnapshotBegin) String() string {
 func (*SnapshotBegin) ProtoMessage() {}
 
 func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3774,7 @@ func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotBegin.ProtoReflect.Descriptor instead.
 func (*SnapshotBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SnapshotBegin) GetDatabase() string {
@@ -3123,7 +3838,7 @@ type SnapshotCommit struct {
 
 func (x *SnapshotCommit) Reset() {
 	*x = SnapshotCommit{}
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +3850,7 @@ func (x *SnapshotCommit) String() string {
 func (*SnapshotCommit) ProtoMessage() {}
 
 func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +3863,7 @@ func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotCommit.ProtoReflect.Descriptor instead.
 func (*SnapshotCommit) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SnapshotCommit) GetSnapshotId() uint64 {
@@ -3189,7 +3904,7 @@ type SnapshotMarkDeleting struct {
 
 func (x *SnapshotMarkDeleting) Reset() {
 	*x = SnapshotMarkDeleting{}
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3916,7 @@ func (x *SnapshotMarkDeleting) String() string {
 func (*SnapshotMarkDeleting) ProtoMessage() {}
 
 func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3929,7 @@ func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMarkDeleting.ProtoReflect.Descriptor instead.
 func (*SnapshotMarkDeleting) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SnapshotMarkDeleting) GetSnapshotId() uint64 {
@@ -3241,7 +3956,7 @@ type SnapshotRemove struct {
 
 func (x *SnapshotRemove) Reset() {
 	*x = SnapshotRemove{}
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3968,7 @@ func (x *SnapshotRemove) String() string {
 func (*SnapshotRemove) ProtoMessage() {}
 
 func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,12 +3981,636 @@ func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRemove.ProtoReflect.Descriptor instead.
 func (*SnapshotRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SnapshotRemove) GetSnapshotId() uint64 {
 	if x != nil {
 		return x.SnapshotId
+	}
+	return 0
+}
+
+// RestoreBegin creates the target collection (state RESTORING) with the snapshot's
+// schema, properties, partitions (or a subset) and index definitions under new ids,
+// allocates new target segments and index builds, plans one task per file and pins
+// the snapshot. The same request while its job runs returns that job.
+type RestoreBegin struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Database         string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection       string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Snapshot         string                 `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	TargetDatabase   string                 `protobuf:"bytes,4,opt,name=target_database,json=targetDatabase,proto3" json:"target_database,omitempty"`
+	TargetCollection string                 `protobuf:"bytes,5,opt,name=target_collection,json=targetCollection,proto3" json:"target_collection,omitempty"`
+	Partitions       []string               `protobuf:"bytes,6,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Verify           bool                   `protobuf:"varint,7,opt,name=verify,proto3" json:"verify,omitempty"`
+	MaxConcurrency   uint32                 `protobuf:"varint,8,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	MaxAttempts      uint32                 `protobuf:"varint,9,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RestoreBegin) Reset() {
+	*x = RestoreBegin{}
+	mi := &file_fsm_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBegin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBegin) ProtoMessage() {}
+
+func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBegin.ProtoReflect.Descriptor instead.
+func (*RestoreBegin) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *RestoreBegin) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *RestoreBegin) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *RestoreBegin) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *RestoreBegin) GetTargetDatabase() string {
+	if x != nil {
+		return x.TargetDatabase
+	}
+	return ""
+}
+
+func (x *RestoreBegin) GetTargetCollection() string {
+	if x != nil {
+		return x.TargetCollection
+	}
+	return ""
+}
+
+func (x *RestoreBegin) GetPartitions() []string {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *RestoreBegin) GetVerify() bool {
+	if x != nil {
+		return x.Verify
+	}
+	return false
+}
+
+func (x *RestoreBegin) GetMaxConcurrency() uint32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *RestoreBegin) GetMaxAttempts() uint32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+// RestoreStart moves a PENDING job to COPYING once its sources are checked.
+type RestoreStart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreStart) Reset() {
+	*x = RestoreStart{}
+	mi := &file_fsm_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreStart) ProtoMessage() {}
+
+func (x *RestoreStart) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreStart.ProtoReflect.Descriptor instead.
+func (*RestoreStart) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RestoreStart) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+// RestoreGrant leases up to max_tasks pooled tasks of a copying job to a node until
+// envelope.now + lease.
+type RestoreGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	MaxTasks      uint32                 `protobuf:"varint,3,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
+	Lease         int64                  `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreGrant) Reset() {
+	*x = RestoreGrant{}
+	mi := &file_fsm_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreGrant) ProtoMessage() {}
+
+func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreGrant.ProtoReflect.Descriptor instead.
+func (*RestoreGrant) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *RestoreGrant) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreGrant) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RestoreGrant) GetMaxTasks() uint32 {
+	if x != nil {
+		return x.MaxTasks
+	}
+	return 0
+}
+
+func (x *RestoreGrant) GetLease() int64 {
+	if x != nil {
+		return x.Lease
+	}
+	return 0
+}
+
+type TaskDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          uint32                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskDone) Reset() {
+	*x = TaskDone{}
+	mi := &file_fsm_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskDone) ProtoMessage() {}
+
+func (x *TaskDone) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskDone.ProtoReflect.Descriptor instead.
+func (*TaskDone) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *TaskDone) GetTask() uint32 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+func (x *TaskDone) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+type TaskFailed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Task  uint32                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
+	Key   string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Error string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The job cannot succeed (source missing, checksum mismatch, access denied).
+	Permanent     bool `protobuf:"varint,4,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskFailed) Reset() {
+	*x = TaskFailed{}
+	mi := &file_fsm_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskFailed) ProtoMessage() {}
+
+func (x *TaskFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskFailed.ProtoReflect.Descriptor instead.
+func (*TaskFailed) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *TaskFailed) GetTask() uint32 {
+	if x != nil {
+		return x.Task
+	}
+	return 0
+}
+
+func (x *TaskFailed) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *TaskFailed) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TaskFailed) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
+}
+
+// RestoreReport records a lease's outcomes. Done tasks are done wherever they are
+// (a late report after the lease expired still counts); failed tasks go back to the
+// pool, or fail the job when permanent or out of attempts. The job completes, in the
+// same entry, when its last task is done.
+type RestoreReport struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	JobId   uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	LeaseId uint64                 `protobuf:"varint,2,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Done    []*TaskDone            `protobuf:"bytes,3,rep,name=done,proto3" json:"done,omitempty"`
+	Failed  []*TaskFailed          `protobuf:"bytes,4,rep,name=failed,proto3" json:"failed,omitempty"`
+	// Copy attempts the executor made for these tasks (retries within the lease).
+	Attempts      uint64 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreReport) Reset() {
+	*x = RestoreReport{}
+	mi := &file_fsm_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreReport) ProtoMessage() {}
+
+func (x *RestoreReport) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
+func (*RestoreReport) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RestoreReport) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreReport) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *RestoreReport) GetDone() []*TaskDone {
+	if x != nil {
+		return x.Done
+	}
+	return nil
+}
+
+func (x *RestoreReport) GetFailed() []*TaskFailed {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
+func (x *RestoreReport) GetAttempts() uint64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+type RestoreFail struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	FailingKeys   []string               `protobuf:"bytes,3,rep,name=failing_keys,json=failingKeys,proto3" json:"failing_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreFail) Reset() {
+	*x = RestoreFail{}
+	mi := &file_fsm_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreFail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreFail) ProtoMessage() {}
+
+func (x *RestoreFail) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreFail.ProtoReflect.Descriptor instead.
+func (*RestoreFail) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *RestoreFail) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreFail) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RestoreFail) GetFailingKeys() []string {
+	if x != nil {
+		return x.FailingKeys
+	}
+	return nil
+}
+
+type RestoreCancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreCancel) Reset() {
+	*x = RestoreCancel{}
+	mi := &file_fsm_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreCancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreCancel) ProtoMessage() {}
+
+func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreCancel.ProtoReflect.Descriptor instead.
+func (*RestoreCancel) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RestoreCancel) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreCancel) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ExpireRestoreLeases returns the tasks of leases whose deadline is before
+// envelope.now to their pools.
+type ExpireRestoreLeases struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireRestoreLeases) Reset() {
+	*x = ExpireRestoreLeases{}
+	mi := &file_fsm_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireRestoreLeases) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireRestoreLeases) ProtoMessage() {}
+
+func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireRestoreLeases.ProtoReflect.Descriptor instead.
+func (*ExpireRestoreLeases) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{51}
+}
+
+// RestoreRemove forgets a finished job (after its retention).
+type RestoreRemove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreRemove) Reset() {
+	*x = RestoreRemove{}
+	mi := &file_fsm_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreRemove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreRemove) ProtoMessage() {}
+
+func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreRemove.ProtoReflect.Descriptor instead.
+func (*RestoreRemove) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RestoreRemove) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
 	}
 	return 0
 }
@@ -3285,7 +4624,7 @@ type DatabaseResponse struct {
 
 func (x *DatabaseResponse) Reset() {
 	*x = DatabaseResponse{}
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3297,7 +4636,7 @@ func (x *DatabaseResponse) String() string {
 func (*DatabaseResponse) ProtoMessage() {}
 
 func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3310,7 +4649,7 @@ func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DatabaseResponse) GetDatabase() *Database {
@@ -3331,7 +4670,7 @@ type CollectionResponse struct {
 
 func (x *CollectionResponse) Reset() {
 	*x = CollectionResponse{}
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +4682,7 @@ func (x *CollectionResponse) String() string {
 func (*CollectionResponse) ProtoMessage() {}
 
 func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +4695,7 @@ func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectionResponse.ProtoReflect.Descriptor instead.
 func (*CollectionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CollectionResponse) GetCollection() *Collection {
@@ -3382,7 +4721,7 @@ type SegmentResponse struct {
 
 func (x *SegmentResponse) Reset() {
 	*x = SegmentResponse{}
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3394,7 +4733,7 @@ func (x *SegmentResponse) String() string {
 func (*SegmentResponse) ProtoMessage() {}
 
 func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3407,7 +4746,7 @@ func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentResponse.ProtoReflect.Descriptor instead.
 func (*SegmentResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SegmentResponse) GetSegment() *Segment {
@@ -3427,7 +4766,7 @@ type IndexBuildResponse struct {
 
 func (x *IndexBuildResponse) Reset() {
 	*x = IndexBuildResponse{}
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +4778,7 @@ func (x *IndexBuildResponse) String() string {
 func (*IndexBuildResponse) ProtoMessage() {}
 
 func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +4791,7 @@ func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*IndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *IndexBuildResponse) GetSegment() *Segment {
@@ -3478,7 +4817,7 @@ type SegmentsResponse struct {
 
 func (x *SegmentsResponse) Reset() {
 	*x = SegmentsResponse{}
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3490,7 +4829,7 @@ func (x *SegmentsResponse) String() string {
 func (*SegmentsResponse) ProtoMessage() {}
 
 func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3503,7 +4842,7 @@ func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentsResponse.ProtoReflect.Descriptor instead.
 func (*SegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SegmentsResponse) GetSegments() []*Segment {
@@ -3523,7 +4862,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +4874,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,12 +4887,153 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SnapshotResponse) GetSnapshot() *Snapshot {
 	if x != nil {
 		return x.Snapshot
+	}
+	return nil
+}
+
+type RestoreJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *RestoreJob            `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// RestoreBegin: true when an identical request's running job was returned.
+	Existing      bool `protobuf:"varint,2,opt,name=existing,proto3" json:"existing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreJobResponse) Reset() {
+	*x = RestoreJobResponse{}
+	mi := &file_fsm_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreJobResponse) ProtoMessage() {}
+
+func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreJobResponse.ProtoReflect.Descriptor instead.
+func (*RestoreJobResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RestoreJobResponse) GetJob() *RestoreJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *RestoreJobResponse) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
+type RestoreGrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lease         *RestoreLease          `protobuf:"bytes,1,opt,name=lease,proto3" json:"lease,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreGrantResponse) Reset() {
+	*x = RestoreGrantResponse{}
+	mi := &file_fsm_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreGrantResponse) ProtoMessage() {}
+
+func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreGrantResponse.ProtoReflect.Descriptor instead.
+func (*RestoreGrantResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RestoreGrantResponse) GetLease() *RestoreLease {
+	if x != nil {
+		return x.Lease
+	}
+	return nil
+}
+
+type ExpireRestoreLeasesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LeaseIds      []uint64               `protobuf:"varint,1,rep,packed,name=lease_ids,json=leaseIds,proto3" json:"lease_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireRestoreLeasesResponse) Reset() {
+	*x = ExpireRestoreLeasesResponse{}
+	mi := &file_fsm_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireRestoreLeasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireRestoreLeasesResponse) ProtoMessage() {}
+
+func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireRestoreLeasesResponse.ProtoReflect.Descriptor instead.
+func (*ExpireRestoreLeasesResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ExpireRestoreLeasesResponse) GetLeaseIds() []uint64 {
+	if x != nil {
+		return x.LeaseIds
 	}
 	return nil
 }
@@ -3568,7 +5048,7 @@ type ExpireAllocationsResponse struct {
 
 func (x *ExpireAllocationsResponse) Reset() {
 	*x = ExpireAllocationsResponse{}
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +5060,7 @@ func (x *ExpireAllocationsResponse) String() string {
 func (*ExpireAllocationsResponse) ProtoMessage() {}
 
 func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +5073,7 @@ func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocationsResponse.ProtoReflect.Descriptor instead.
 func (*ExpireAllocationsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ExpireAllocationsResponse) GetSegmentIds() []uint64 {
@@ -3618,7 +5098,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3630,7 +5110,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3643,7 +5123,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 var File_fsm_proto protoreflect.FileDescriptor
@@ -3725,7 +5205,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\n" +
 	"dropped_at\x18\b \x01(\x03R\tdroppedAt\x12<\n" +
 	"\vdrop_reason\x18\t \x01(\x0e2\x1b.snapkeep.fsm.v1.DropReasonR\n" +
-	"dropReason\"\x99\x04\n" +
+	"dropReason\"\xbf\x04\n" +
 	"\aSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12!\n" +
@@ -3744,7 +5224,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\n" +
 	"dropped_at\x18\r \x01(\x03R\tdroppedAt\x12<\n" +
 	"\vdrop_reason\x18\x0e \x01(\x0e2\x1b.snapkeep.fsm.v1.DropReasonR\n" +
-	"dropReason\"g\n" +
+	"dropReason\x12$\n" +
+	"\x0erestore_job_id\x18\x0f \x01(\x04R\frestoreJobId\"g\n" +
 	"\n" +
 	"KindTotals\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.snapkeep.fsm.v1.FileKindR\x04kind\x12\x14\n" +
@@ -3797,7 +5278,75 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\a\n" +
+	"\n" +
+	"RestoreJob\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
+	"\vsnapshot_id\x18\x02 \x01(\x04R\n" +
+	"snapshotId\x12#\n" +
+	"\rsnapshot_name\x18\x03 \x01(\tR\fsnapshotName\x120\n" +
+	"\x14source_collection_id\x18\x04 \x01(\x04R\x12sourceCollectionId\x12+\n" +
+	"\x11source_collection\x18\x05 \x01(\tR\x10sourceCollection\x12,\n" +
+	"\x12target_database_id\x18\x06 \x01(\x04R\x10targetDatabaseId\x12'\n" +
+	"\x0ftarget_database\x18\a \x01(\tR\x0etargetDatabase\x12+\n" +
+	"\x11target_collection\x18\b \x01(\tR\x10targetCollection\x120\n" +
+	"\x14target_collection_id\x18\t \x01(\x04R\x12targetCollectionId\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\n" +
+	" \x03(\tR\n" +
+	"partitions\x123\n" +
+	"\x05state\x18\v \x01(\x0e2\x1d.snapkeep.fsm.v1.RestoreStateR\x05state\x12\x16\n" +
+	"\x06verify\x18\f \x01(\bR\x06verify\x12'\n" +
+	"\x0fmax_concurrency\x18\r \x01(\rR\x0emaxConcurrency\x12!\n" +
+	"\fmax_attempts\x18\x0e \x01(\rR\vmaxAttempts\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x0f \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"started_at\x18\x10 \x01(\x03R\tstartedAt\x12\x1f\n" +
+	"\vfinished_at\x18\x11 \x01(\x03R\n" +
+	"finishedAt\x12\x1f\n" +
+	"\vfiles_total\x18\x12 \x01(\x04R\n" +
+	"filesTotal\x12\x1f\n" +
+	"\vbytes_total\x18\x13 \x01(\x04R\n" +
+	"bytesTotal\x12\x1d\n" +
+	"\n" +
+	"files_done\x18\x14 \x01(\x04R\tfilesDone\x12\x1d\n" +
+	"\n" +
+	"bytes_done\x18\x15 \x01(\x04R\tbytesDone\x12\x1a\n" +
+	"\battempts\x18\x16 \x01(\x04R\battempts\x12'\n" +
+	"\x0ffailed_attempts\x18\x17 \x01(\x04R\x0efailedAttempts\x12\x14\n" +
+	"\x05error\x18\x18 \x01(\tR\x05error\x12!\n" +
+	"\ffailing_keys\x18\x19 \x03(\tR\vfailingKeys\x12\x16\n" +
+	"\x06leases\x18\x1a \x01(\x04R\x06leases\"a\n" +
+	"\vRestorePlan\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12;\n" +
+	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\"\xb6\x01\n" +
+	"\x0ePlannedSegment\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\x04R\bsourceId\x12\x1b\n" +
+	"\ttarget_id\x18\x02 \x01(\x04R\btargetId\x12\x1d\n" +
+	"\n" +
+	"first_task\x18\x03 \x01(\rR\tfirstTask\x12\x14\n" +
+	"\x05files\x18\x04 \x01(\rR\x05files\x125\n" +
+	"\x06builds\x18\x05 \x03(\v2\x1d.snapkeep.fsm.v1.PlannedBuildR\x06builds\"\x93\x01\n" +
+	"\fPlannedBuild\x12&\n" +
+	"\x0fsource_build_id\x18\x01 \x01(\x04R\rsourceBuildId\x12&\n" +
+	"\x0ftarget_build_id\x18\x02 \x01(\x04R\rtargetBuildId\x12\x1d\n" +
+	"\n" +
+	"first_task\x18\x03 \x01(\rR\tfirstTask\x12\x14\n" +
+	"\x05files\x18\x04 \x01(\rR\x05files\"\x97\x01\n" +
+	"\fRestoreLease\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
+	"\bdeadline\x18\x04 \x01(\x03R\bdeadline\x12\x14\n" +
+	"\x05tasks\x18\x05 \x03(\rR\x05tasks\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\fR\battempts\"\x95\x01\n" +
+	"\vRestorePool\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06starts\x18\x02 \x03(\rR\x06starts\x12\x12\n" +
+	"\x04ends\x18\x03 \x03(\rR\x04ends\x12'\n" +
+	"\x0fattempted_tasks\x18\x04 \x03(\rR\x0eattemptedTasks\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\fR\battempts\"\x89\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -3948,7 +5497,53 @@ const file_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"1\n" +
 	"\x0eSnapshotRemove\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
-	"snapshotId\"I\n" +
+	"snapshotId\"\xc0\x02\n" +
+	"\fRestoreBegin\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x1a\n" +
+	"\bsnapshot\x18\x03 \x01(\tR\bsnapshot\x12'\n" +
+	"\x0ftarget_database\x18\x04 \x01(\tR\x0etargetDatabase\x12+\n" +
+	"\x11target_collection\x18\x05 \x01(\tR\x10targetCollection\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x06 \x03(\tR\n" +
+	"partitions\x12\x16\n" +
+	"\x06verify\x18\a \x01(\bR\x06verify\x12'\n" +
+	"\x0fmax_concurrency\x18\b \x01(\rR\x0emaxConcurrency\x12!\n" +
+	"\fmax_attempts\x18\t \x01(\rR\vmaxAttempts\"%\n" +
+	"\fRestoreStart\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"l\n" +
+	"\fRestoreGrant\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1b\n" +
+	"\tmax_tasks\x18\x03 \x01(\rR\bmaxTasks\x12\x14\n" +
+	"\x05lease\x18\x04 \x01(\x03R\x05lease\"4\n" +
+	"\bTaskDone\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\rR\x04task\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\"f\n" +
+	"\n" +
+	"TaskFailed\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\rR\x04task\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1c\n" +
+	"\tpermanent\x18\x04 \x01(\bR\tpermanent\"\xc1\x01\n" +
+	"\rRestoreReport\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x19\n" +
+	"\blease_id\x18\x02 \x01(\x04R\aleaseId\x12-\n" +
+	"\x04done\x18\x03 \x03(\v2\x19.snapkeep.fsm.v1.TaskDoneR\x04done\x123\n" +
+	"\x06failed\x18\x04 \x03(\v2\x1b.snapkeep.fsm.v1.TaskFailedR\x06failed\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x04R\battempts\"]\n" +
+	"\vRestoreFail\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12!\n" +
+	"\ffailing_keys\x18\x03 \x03(\tR\vfailingKeys\">\n" +
+	"\rRestoreCancel\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x15\n" +
+	"\x13ExpireRestoreLeases\"&\n" +
+	"\rRestoreRemove\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"I\n" +
 	"\x10DatabaseResponse\x125\n" +
 	"\bdatabase\x18\x01 \x01(\v2\x19.snapkeep.fsm.v1.DatabaseR\bdatabase\"m\n" +
 	"\x12CollectionResponse\x12;\n" +
@@ -3964,7 +5559,14 @@ const file_fsm_proto_rawDesc = "" +
 	"\x10SegmentsResponse\x124\n" +
 	"\bsegments\x18\x01 \x03(\v2\x18.snapkeep.fsm.v1.SegmentR\bsegments\"I\n" +
 	"\x10SnapshotResponse\x125\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x19.snapkeep.fsm.v1.SnapshotR\bsnapshot\"Y\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x19.snapkeep.fsm.v1.SnapshotR\bsnapshot\"_\n" +
+	"\x12RestoreJobResponse\x12-\n" +
+	"\x03job\x18\x01 \x01(\v2\x1b.snapkeep.fsm.v1.RestoreJobR\x03job\x12\x1a\n" +
+	"\bexisting\x18\x02 \x01(\bR\bexisting\"K\n" +
+	"\x14RestoreGrantResponse\x123\n" +
+	"\x05lease\x18\x01 \x01(\v2\x1d.snapkeep.fsm.v1.RestoreLeaseR\x05lease\":\n" +
+	"\x1bExpireRestoreLeasesResponse\x12\x1b\n" +
+	"\tlease_ids\x18\x01 \x03(\x04R\bleaseIds\"Y\n" +
 	"\x19ExpireAllocationsResponse\x12\x1f\n" +
 	"\vsegment_ids\x18\x01 \x03(\x04R\n" +
 	"segmentIds\x12\x1b\n" +
@@ -3979,7 +5581,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SEGMENT_STATE_ALLOCATED\x10\x01\x12\x19\n" +
 	"\x15SEGMENT_STATE_FLUSHED\x10\x02\x12\x19\n" +
-	"\x15SEGMENT_STATE_DROPPED\x10\x03*\xfb\x01\n" +
+	"\x15SEGMENT_STATE_DROPPED\x10\x03*\x9c\x02\n" +
 	"\n" +
 	"DropReason\x12\x1b\n" +
 	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -3989,7 +5591,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1dDROP_REASON_PARTITION_DROPPED\x10\x04\x12\"\n" +
 	"\x1eDROP_REASON_COLLECTION_DROPPED\x10\x05\x12\x1d\n" +
 	"\x19DROP_REASON_INDEX_DROPPED\x10\x06\x12\x1a\n" +
-	"\x16DROP_REASON_SUPERSEDED\x10\a*\x8e\x01\n" +
+	"\x16DROP_REASON_SUPERSEDED\x10\a\x12\x1f\n" +
+	"\x1bDROP_REASON_RESTORE_ABORTED\x10\b*\x8e\x01\n" +
 	"\bFileKind\x12\x19\n" +
 	"\x15FILE_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FILE_KIND_INSERT\x10\x01\x12\x13\n" +
@@ -4007,7 +5610,14 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1aSNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SNAPSHOT_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18SNAPSHOT_STATE_COMMITTED\x10\x02\x12\x1b\n" +
-	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xd8\x01\n" +
+	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xb7\x01\n" +
+	"\fRestoreState\x12\x1d\n" +
+	"\x19RESTORE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15RESTORE_STATE_PENDING\x10\x01\x12\x19\n" +
+	"\x15RESTORE_STATE_COPYING\x10\x02\x12\x1b\n" +
+	"\x17RESTORE_STATE_COMPLETED\x10\x03\x12\x18\n" +
+	"\x14RESTORE_STATE_FAILED\x10\x04\x12\x1b\n" +
+	"\x17RESTORE_STATE_CANCELLED\x10\x05*\xd8\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
@@ -4015,7 +5625,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\xef\x05\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\xf9\a\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -4039,7 +5649,15 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1bCOMMAND_TYPE_SNAPSHOT_BEGIN\x10\x12\x12 \n" +
 	"\x1cCOMMAND_TYPE_SNAPSHOT_COMMIT\x10\x13\x12'\n" +
 	"#COMMAND_TYPE_SNAPSHOT_MARK_DELETING\x10\x14\x12 \n" +
-	"\x1cCOMMAND_TYPE_SNAPSHOT_REMOVE\x10\x15B(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
+	"\x1cCOMMAND_TYPE_SNAPSHOT_REMOVE\x10\x15\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_RESTORE_BEGIN\x10\x16\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_RESTORE_START\x10\x17\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_RESTORE_GRANT\x10\x18\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_RESTORE_REPORT\x10\x19\x12\x1d\n" +
+	"\x19COMMAND_TYPE_RESTORE_FAIL\x10\x1a\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_RESTORE_CANCEL\x10\x1b\x12&\n" +
+	"\"COMMAND_TYPE_EXPIRE_RESTORE_LEASES\x10\x1c\x12\x1f\n" +
+	"\x1bCOMMAND_TYPE_RESTORE_REMOVE\x10\x1dB(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_proto_rawDescOnce sync.Once
@@ -4053,120 +5671,147 @@ func file_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_proto_rawDescData
 }
 
-var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_fsm_proto_goTypes = []any{
-	(CollectionState)(0),              // 0: snapkeep.fsm.v1.CollectionState
-	(SegmentState)(0),                 // 1: snapkeep.fsm.v1.SegmentState
-	(DropReason)(0),                   // 2: snapkeep.fsm.v1.DropReason
-	(FileKind)(0),                     // 3: snapkeep.fsm.v1.FileKind
-	(BuildState)(0),                   // 4: snapkeep.fsm.v1.BuildState
-	(SnapshotState)(0),                // 5: snapkeep.fsm.v1.SnapshotState
-	(ErrorCode)(0),                    // 6: snapkeep.fsm.v1.ErrorCode
-	(CommandType)(0),                  // 7: snapkeep.fsm.v1.CommandType
-	(*Meta)(nil),                      // 8: snapkeep.fsm.v1.Meta
-	(*Database)(nil),                  // 9: snapkeep.fsm.v1.Database
-	(*Partition)(nil),                 // 10: snapkeep.fsm.v1.Partition
-	(*IndexDef)(nil),                  // 11: snapkeep.fsm.v1.IndexDef
-	(*Collection)(nil),                // 12: snapkeep.fsm.v1.Collection
-	(*File)(nil),                      // 13: snapkeep.fsm.v1.File
-	(*IndexBuild)(nil),                // 14: snapkeep.fsm.v1.IndexBuild
-	(*Segment)(nil),                   // 15: snapkeep.fsm.v1.Segment
-	(*KindTotals)(nil),                // 16: snapkeep.fsm.v1.KindTotals
-	(*SnapshotSummary)(nil),           // 17: snapkeep.fsm.v1.SnapshotSummary
-	(*Snapshot)(nil),                  // 18: snapkeep.fsm.v1.Snapshot
-	(*Node)(nil),                      // 19: snapkeep.fsm.v1.Node
-	(*Result)(nil),                    // 20: snapkeep.fsm.v1.Result
-	(*RequestRecord)(nil),             // 21: snapkeep.fsm.v1.RequestRecord
-	(*Envelope)(nil),                  // 22: snapkeep.fsm.v1.Envelope
-	(*CreateDatabase)(nil),            // 23: snapkeep.fsm.v1.CreateDatabase
-	(*DropDatabase)(nil),              // 24: snapkeep.fsm.v1.DropDatabase
-	(*CreateCollection)(nil),          // 25: snapkeep.fsm.v1.CreateCollection
-	(*DropCollection)(nil),            // 26: snapkeep.fsm.v1.DropCollection
-	(*AlterCollection)(nil),           // 27: snapkeep.fsm.v1.AlterCollection
-	(*CreatePartition)(nil),           // 28: snapkeep.fsm.v1.CreatePartition
-	(*DropPartition)(nil),             // 29: snapkeep.fsm.v1.DropPartition
-	(*CreateIndex)(nil),               // 30: snapkeep.fsm.v1.CreateIndex
-	(*DropIndex)(nil),                 // 31: snapkeep.fsm.v1.DropIndex
-	(*AllocateSegment)(nil),           // 32: snapkeep.fsm.v1.AllocateSegment
-	(*FlushSegment)(nil),              // 33: snapkeep.fsm.v1.FlushSegment
-	(*AllocateIndexBuild)(nil),        // 34: snapkeep.fsm.v1.AllocateIndexBuild
-	(*AddIndexBuild)(nil),             // 35: snapkeep.fsm.v1.AddIndexBuild
-	(*CompactOutput)(nil),             // 36: snapkeep.fsm.v1.CompactOutput
-	(*Compact)(nil),                   // 37: snapkeep.fsm.v1.Compact
-	(*DropSegments)(nil),              // 38: snapkeep.fsm.v1.DropSegments
-	(*ExpireAllocations)(nil),         // 39: snapkeep.fsm.v1.ExpireAllocations
-	(*RegisterNode)(nil),              // 40: snapkeep.fsm.v1.RegisterNode
-	(*SnapshotBegin)(nil),             // 41: snapkeep.fsm.v1.SnapshotBegin
-	(*SnapshotCommit)(nil),            // 42: snapkeep.fsm.v1.SnapshotCommit
-	(*SnapshotMarkDeleting)(nil),      // 43: snapkeep.fsm.v1.SnapshotMarkDeleting
-	(*SnapshotRemove)(nil),            // 44: snapkeep.fsm.v1.SnapshotRemove
-	(*DatabaseResponse)(nil),          // 45: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),        // 46: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),           // 47: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),        // 48: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),          // 49: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),          // 50: snapkeep.fsm.v1.SnapshotResponse
-	(*ExpireAllocationsResponse)(nil), // 51: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                     // 52: snapkeep.fsm.v1.Empty
-	nil,                               // 53: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                               // 54: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                               // 55: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                               // 56: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                               // 57: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                               // 58: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                               // 59: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                               // 60: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                               // 61: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                               // 62: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
+	(SegmentState)(0),                   // 1: snapkeep.fsm.v1.SegmentState
+	(DropReason)(0),                     // 2: snapkeep.fsm.v1.DropReason
+	(FileKind)(0),                       // 3: snapkeep.fsm.v1.FileKind
+	(BuildState)(0),                     // 4: snapkeep.fsm.v1.BuildState
+	(SnapshotState)(0),                  // 5: snapkeep.fsm.v1.SnapshotState
+	(RestoreState)(0),                   // 6: snapkeep.fsm.v1.RestoreState
+	(ErrorCode)(0),                      // 7: snapkeep.fsm.v1.ErrorCode
+	(CommandType)(0),                    // 8: snapkeep.fsm.v1.CommandType
+	(*Meta)(nil),                        // 9: snapkeep.fsm.v1.Meta
+	(*Database)(nil),                    // 10: snapkeep.fsm.v1.Database
+	(*Partition)(nil),                   // 11: snapkeep.fsm.v1.Partition
+	(*IndexDef)(nil),                    // 12: snapkeep.fsm.v1.IndexDef
+	(*Collection)(nil),                  // 13: snapkeep.fsm.v1.Collection
+	(*File)(nil),                        // 14: snapkeep.fsm.v1.File
+	(*IndexBuild)(nil),                  // 15: snapkeep.fsm.v1.IndexBuild
+	(*Segment)(nil),                     // 16: snapkeep.fsm.v1.Segment
+	(*KindTotals)(nil),                  // 17: snapkeep.fsm.v1.KindTotals
+	(*SnapshotSummary)(nil),             // 18: snapkeep.fsm.v1.SnapshotSummary
+	(*Snapshot)(nil),                    // 19: snapkeep.fsm.v1.Snapshot
+	(*RestoreJob)(nil),                  // 20: snapkeep.fsm.v1.RestoreJob
+	(*RestorePlan)(nil),                 // 21: snapkeep.fsm.v1.RestorePlan
+	(*PlannedSegment)(nil),              // 22: snapkeep.fsm.v1.PlannedSegment
+	(*PlannedBuild)(nil),                // 23: snapkeep.fsm.v1.PlannedBuild
+	(*RestoreLease)(nil),                // 24: snapkeep.fsm.v1.RestoreLease
+	(*RestorePool)(nil),                 // 25: snapkeep.fsm.v1.RestorePool
+	(*Node)(nil),                        // 26: snapkeep.fsm.v1.Node
+	(*Result)(nil),                      // 27: snapkeep.fsm.v1.Result
+	(*RequestRecord)(nil),               // 28: snapkeep.fsm.v1.RequestRecord
+	(*Envelope)(nil),                    // 29: snapkeep.fsm.v1.Envelope
+	(*CreateDatabase)(nil),              // 30: snapkeep.fsm.v1.CreateDatabase
+	(*DropDatabase)(nil),                // 31: snapkeep.fsm.v1.DropDatabase
+	(*CreateCollection)(nil),            // 32: snapkeep.fsm.v1.CreateCollection
+	(*DropCollection)(nil),              // 33: snapkeep.fsm.v1.DropCollection
+	(*AlterCollection)(nil),             // 34: snapkeep.fsm.v1.AlterCollection
+	(*CreatePartition)(nil),             // 35: snapkeep.fsm.v1.CreatePartition
+	(*DropPartition)(nil),               // 36: snapkeep.fsm.v1.DropPartition
+	(*CreateIndex)(nil),                 // 37: snapkeep.fsm.v1.CreateIndex
+	(*DropIndex)(nil),                   // 38: snapkeep.fsm.v1.DropIndex
+	(*AllocateSegment)(nil),             // 39: snapkeep.fsm.v1.AllocateSegment
+	(*FlushSegment)(nil),                // 40: snapkeep.fsm.v1.FlushSegment
+	(*AllocateIndexBuild)(nil),          // 41: snapkeep.fsm.v1.AllocateIndexBuild
+	(*AddIndexBuild)(nil),               // 42: snapkeep.fsm.v1.AddIndexBuild
+	(*CompactOutput)(nil),               // 43: snapkeep.fsm.v1.CompactOutput
+	(*Compact)(nil),                     // 44: snapkeep.fsm.v1.Compact
+	(*DropSegments)(nil),                // 45: snapkeep.fsm.v1.DropSegments
+	(*ExpireAllocations)(nil),           // 46: snapkeep.fsm.v1.ExpireAllocations
+	(*RegisterNode)(nil),                // 47: snapkeep.fsm.v1.RegisterNode
+	(*SnapshotBegin)(nil),               // 48: snapkeep.fsm.v1.SnapshotBegin
+	(*SnapshotCommit)(nil),              // 49: snapkeep.fsm.v1.SnapshotCommit
+	(*SnapshotMarkDeleting)(nil),        // 50: snapkeep.fsm.v1.SnapshotMarkDeleting
+	(*SnapshotRemove)(nil),              // 51: snapkeep.fsm.v1.SnapshotRemove
+	(*RestoreBegin)(nil),                // 52: snapkeep.fsm.v1.RestoreBegin
+	(*RestoreStart)(nil),                // 53: snapkeep.fsm.v1.RestoreStart
+	(*RestoreGrant)(nil),                // 54: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 55: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 56: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 57: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 58: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 59: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 60: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 61: snapkeep.fsm.v1.RestoreRemove
+	(*DatabaseResponse)(nil),            // 62: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 63: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 64: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 65: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 66: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 67: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 68: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 69: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 70: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*ExpireAllocationsResponse)(nil),   // 71: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 72: snapkeep.fsm.v1.Empty
+	nil,                                 // 73: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 74: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 75: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 76: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 77: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 78: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 79: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 80: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 81: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 82: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	53, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	54, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	73, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	74, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,  // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	55, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
-	10, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
-	11, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	75, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	11, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
+	12, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	3,  // 6: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
 	4,  // 7: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
 	2,  // 8: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	1,  // 9: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
-	14, // 10: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
+	15, // 10: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
 	2,  // 11: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	3,  // 12: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
-	16, // 13: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
+	17, // 13: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	5,  // 14: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	56, // 15: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	57, // 16: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	10, // 17: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	11, // 18: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	17, // 19: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	6,  // 20: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	7,  // 21: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	20, // 22: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	7,  // 23: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	58, // 24: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	59, // 25: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	60, // 26: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	61, // 27: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	13, // 28: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	13, // 29: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	13, // 30: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	36, // 31: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	19, // 32: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	62, // 33: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	17, // 34: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	9,  // 35: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	12, // 36: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	15, // 37: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	15, // 38: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	15, // 39: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	18, // 40: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	76, // 15: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	77, // 16: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	11, // 17: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	12, // 18: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	18, // 19: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	6,  // 20: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
+	22, // 21: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	23, // 22: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	7,  // 23: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	8,  // 24: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	27, // 25: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	8,  // 26: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	78, // 27: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	79, // 28: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	80, // 29: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	81, // 30: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	14, // 31: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	14, // 32: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	14, // 33: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	43, // 34: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	26, // 35: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	82, // 36: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	18, // 37: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	55, // 38: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	56, // 39: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	10, // 40: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	13, // 41: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	16, // 42: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	16, // 43: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	16, // 44: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	19, // 45: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	20, // 46: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	24, // 47: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -4179,8 +5824,8 @@ func file_fsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   55,
+			NumEnums:      9,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

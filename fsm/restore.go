@@ -1,0 +1,671 @@
+package fsm
+
+import (
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+// Restores: RestoreBegin plans the job (target collection, segments, builds, one task
+// per file) and pins the snapshot; RestoreStart opens it for copying once the leader
+// has checked the sources; RestoreGrant leases pooled tasks to a node; RestoreReport
+// records outcomes (and completes the job with its last task); ExpireRestoreLeases
+// returns the tasks of lapsed leases to the pool; RestoreFail and RestoreCancel roll
+// the job back (the target is dropped, its copies become garbage); RestoreRemove
+// forgets a finished job.
+
+// Restore limits.
+const (
+	DefaultRestoreAttempts = 10
+	MaxRestoreAttempts     = 100
+	MaxRestoreConcurrency  = 1024
+	MaxGrantTasks          = 10000
+	maxFailingKeys         = 100
+)
+
+// ValidateRestoreBegin checks what can be checked without the state.
+func ValidateRestoreBegin(cmd *fsmpb.RestoreBegin) error {
+	for _, n := range []struct{ what, name string }{{"database", cmd.Database}, {"database", cmd.TargetDatabase}} {
+		if n.name != "" {
+			if err := ValidateName(n.what, n.name); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ValidateName("collection", cmd.Collection); err != nil {
+		return err
+	}
+	if err := ValidateName("snapshot", cmd.Snapshot); err != nil {
+		return err
+	}
+	if err := ValidateName("target collection", cmd.TargetCollection); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, p := range cmd.Partitions {
+		if err := ValidateName("partition", p); err != nil {
+			return err
+		}
+		if seen[p] {
+			return invalidf("partition %q is named twice", p)
+		}
+		seen[p] = true
+	}
+	if cmd.MaxAttempts > MaxRestoreAttempts {
+		return invalidf("max attempts %d is over the limit of %d", cmd.MaxAttempts, MaxRestoreAttempts)
+	}
+	if cmd.MaxConcurrency > MaxRestoreConcurrency {
+		return invalidf("max concurrency %d is over the limit of %d", cmd.MaxConcurrency, MaxRestoreConcurrency)
+	}
+	return nil
+}
+
+func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, error) {
+	if err := ValidateRestoreBegin(cmd); err != nil {
+		return nil, err
+	}
+	snap, err := c.snapshotByName(cmd.Database, cmd.Collection, cmd.Snapshot)
+	if err != nil {
+		return nil, err
+	}
+	if snap.State != fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED {
+		return nil, preconditionf("snapshot %q of collection %q is %s; only a committed snapshot can be restored", snap.Name, snap.CollectionName, snapshotStateName(snap.State))
+	}
+	targetDB, err := c.database(cmd.TargetDatabase)
+	if err != nil {
+		return nil, err
+	}
+	if existing, _, err := c.collection(targetDB.Name, cmd.TargetCollection); err == nil {
+		if job := c.restoreJobOfTarget(existing.Id); job != nil && isRunningRestore(job) {
+			if job.SnapshotId == snap.Id && samePartitions(job.Partitions, cmd.Partitions) && job.Verify == cmd.Verify {
+				return &fsmpb.RestoreJobResponse{Job: job, Existing: true}, nil
+			}
+			return nil, existsf("collection %q in database %q is being restored by job %d from snapshot %q; a different restore cannot take its name",
+				cmd.TargetCollection, targetDB.Name, job.Id, job.SnapshotName)
+		}
+		return nil, existsf("collection %q already exists in database %q; restore into a new name", cmd.TargetCollection, targetDB.Name)
+	}
+
+	// The partitions to restore, by source id.
+	selected := map[uint64]bool{}
+	for _, name := range cmd.Partitions {
+		i := slices.IndexFunc(snap.Partitions, func(p *fsmpb.Partition) bool { return p.Name == name })
+		if i < 0 {
+			return nil, notFoundf("partition %q is not in snapshot %q (it has %s)", name, snap.Name, partitionList(snap.Partitions))
+		}
+		selected[snap.Partitions[i].Id] = true
+	}
+	restored := func(partitionID uint64) bool { return len(cmd.Partitions) == 0 || selected[partitionID] }
+
+	jobID := c.nextID()
+	target := &fsmpb.Collection{
+		Id:          c.nextID(),
+		DatabaseId:  targetDB.Id,
+		Name:        cmd.TargetCollection,
+		State:       fsmpb.CollectionState_COLLECTION_STATE_RESTORING,
+		Schema:      snap.Schema,
+		Properties:  snap.Properties,
+		Description: snap.Description,
+		CreatedAt:   c.now,
+	}
+	partitionMap := map[uint64]uint64{}
+	for _, p := range snap.Partitions {
+		if p.Name == DefaultPartition || restored(p.Id) {
+			np := &fsmpb.Partition{Id: c.nextID(), Name: p.Name, CreatedAt: c.now}
+			partitionMap[p.Id] = np.Id
+			target.Partitions = append(target.Partitions, np)
+		}
+	}
+	indexMap := map[uint64]uint64{}
+	for _, ix := range snap.Indexes {
+		nix := proto.CloneOf(ix)
+		nix.Id, nix.CreatedAt = c.nextID(), c.now
+		indexMap[ix.Id] = nix.Id
+		target.Indexes = append(target.Indexes, nix)
+	}
+
+	job := &fsmpb.RestoreJob{
+		Id:                 jobID,
+		SnapshotId:         snap.Id,
+		SnapshotName:       snap.Name,
+		SourceCollectionId: snap.CollectionId,
+		SourceCollection:   snap.CollectionName,
+		TargetDatabaseId:   targetDB.Id,
+		TargetDatabase:     targetDB.Name,
+		TargetCollection:   target.Name,
+		TargetCollectionId: target.Id,
+		Partitions:         cmd.Partitions,
+		State:              fsmpb.RestoreState_RESTORE_STATE_PENDING,
+		Verify:             cmd.Verify,
+		MaxConcurrency:     cmd.MaxConcurrency,
+		MaxAttempts:        cmd.MaxAttempts,
+		CreatedAt:          c.now,
+	}
+	if job.MaxAttempts == 0 {
+		job.MaxAttempts = DefaultRestoreAttempts
+	}
+	plan := &fsmpb.RestorePlan{JobId: jobID}
+	var tasks uint64
+	addFiles := func(blob []byte) (uint32, error) {
+		files, bytes, err := FileListTotals(blob)
+		if err != nil {
+			return 0, err
+		}
+		job.BytesTotal += bytes
+		tasks += uint64(files)
+		return uint32(files), nil
+	}
+	for _, id := range snap.SegmentIds {
+		src, err := c.segment(id)
+		if err != nil {
+			return nil, err
+		}
+		if !restored(src.PartitionId) {
+			continue
+		}
+		dst := &fsmpb.Segment{
+			Id:           c.nextID(),
+			CollectionId: target.Id,
+			PartitionId:  partitionMap[src.PartitionId],
+			State:        fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED,
+			RowCount:     src.RowCount,
+			AllocatedAt:  c.now,
+			RestoreJobId: jobID,
+		}
+		ps := &fsmpb.PlannedSegment{SourceId: src.Id, TargetId: dst.Id, FirstTask: uint32(tasks)}
+		if ps.Files, err = addFiles(src.Files); err != nil {
+			return nil, err
+		}
+		for _, b := range src.IndexBuilds {
+			if _, pinned := slices.BinarySearch(snap.BuildIds, b.BuildId); !pinned {
+				continue
+			}
+			nb := &fsmpb.IndexBuild{BuildId: c.nextID(), IndexId: indexMap[b.IndexId], State: fsmpb.BuildState_BUILD_STATE_ALLOCATED, CreatedAt: c.now}
+			pb := &fsmpb.PlannedBuild{SourceBuildId: b.BuildId, TargetBuildId: nb.BuildId, FirstTask: uint32(tasks)}
+			if pb.Files, err = addFiles(b.Files); err != nil {
+				return nil, err
+			}
+			dst.IndexBuilds = append(dst.IndexBuilds, nb)
+			ps.Builds = append(ps.Builds, pb)
+		}
+		if tasks > 1<<32-1 {
+			return nil, exhaustedf("snapshot %q has more than %d files; a restore copies at most that many", snap.Name, uint32(1<<32-1))
+		}
+		c.t.segments.put(dst)
+		plan.Segments = append(plan.Segments, ps)
+	}
+	job.FilesTotal = tasks
+	c.t.collections.put(target)
+	c.t.restoreJobs.put(job)
+	c.t.restorePlans.put(plan)
+	if tasks > 0 {
+		c.t.restorePool.ReplaceOrInsert(taskRange{job: jobID, start: 0, end: uint32(tasks)})
+	}
+	return &fsmpb.RestoreJobResponse{Job: job}, nil
+}
+
+func samePartitions(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func partitionList(ps []*fsmpb.Partition) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = `"` + p.Name + `"`
+	}
+	return strings.Join(names, ", ")
+}
+
+// restoreJobOfTarget is the newest job restoring into a collection, if any.
+func (r reader) restoreJobOfTarget(collectionID uint64) *fsmpb.RestoreJob {
+	var found *fsmpb.RestoreJob
+	r.t.restoreJobs.secondary[restoreJobsByTarget].tree.AscendGreaterOrEqual(&fsmpb.RestoreJob{TargetCollectionId: collectionID},
+		func(j *fsmpb.RestoreJob) bool {
+			if j.TargetCollectionId != collectionID {
+				return false
+			}
+			found = j
+			return true
+		})
+	return found
+}
+
+func (r reader) restoreJob(id uint64) (*fsmpb.RestoreJob, error) {
+	j, ok := r.t.restoreJobs.get(&fsmpb.RestoreJob{Id: id})
+	if !ok {
+		return nil, notFoundf("restore job %d not found", id)
+	}
+	return j, nil
+}
+
+// runningJob returns a job that must be pending or copying.
+func (c *applyCtx) runningJob(id uint64) (*fsmpb.RestoreJob, error) {
+	j, err := c.restoreJob(id)
+	if err != nil {
+		return nil, err
+	}
+	if !isRunningRestore(j) {
+		return nil, preconditionf("restore job %d is already %s", id, restoreStateName(j.State))
+	}
+	return j, nil
+}
+
+func applyRestoreStart(c *applyCtx, cmd *fsmpb.RestoreStart) (proto.Message, error) {
+	j, err := c.runningJob(cmd.JobId)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != fsmpb.RestoreState_RESTORE_STATE_PENDING {
+		return nil, preconditionf("restore job %d is already %s", j.Id, restoreStateName(j.State))
+	}
+	next := proto.CloneOf(j)
+	next.State = fsmpb.RestoreState_RESTORE_STATE_COPYING
+	next.StartedAt = c.now
+	if next.FilesTotal == 0 {
+		if err := c.completeRestore(next); err != nil {
+			return nil, err
+		}
+	}
+	c.t.restoreJobs.put(next)
+	return &fsmpb.RestoreJobResponse{Job: next}, nil
+}
+
+func applyRestoreGrant(c *applyCtx, cmd *fsmpb.RestoreGrant) (proto.Message, error) {
+	if cmd.Node == "" || len(cmd.Node) > MaxNodeIDBytes {
+		return nil, invalidf("a grant names the node (1–%d bytes)", MaxNodeIDBytes)
+	}
+	if cmd.MaxTasks == 0 || cmd.MaxTasks > MaxGrantTasks {
+		return nil, invalidf("a grant takes 1–%d tasks, not %d", MaxGrantTasks, cmd.MaxTasks)
+	}
+	if err := ValidateLease(cmd.Lease); err != nil {
+		return nil, err
+	}
+	j, err := c.runningJob(cmd.JobId)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != fsmpb.RestoreState_RESTORE_STATE_COPYING {
+		return nil, preconditionf("restore job %d is %s; tasks are granted while copying", j.Id, restoreStateName(j.State))
+	}
+	tasks := c.takeFromPool(j.Id, int(cmd.MaxTasks))
+	if len(tasks) == 0 {
+		return &fsmpb.RestoreGrantResponse{}, nil
+	}
+	lease := &fsmpb.RestoreLease{Id: c.nextID(), JobId: j.Id, Node: cmd.Node, Deadline: c.now + cmd.Lease, Tasks: tasks, Attempts: make([]byte, len(tasks))}
+	for i, t := range tasks {
+		if a, ok := c.t.restoreAttempts.Delete(taskAttempts{job: j.Id, task: t}); ok {
+			lease.Attempts[i] = a.attempts
+		}
+		c.t.leasedTasks.ReplaceOrInsert(leasedTask{job: j.Id, task: t, lease: lease.Id})
+	}
+	c.t.restoreLeases.put(lease)
+	next := proto.CloneOf(j)
+	next.Leases++
+	c.t.restoreJobs.put(next)
+	return &fsmpb.RestoreGrantResponse{Lease: lease}, nil
+}
+
+// takeFromPool removes up to n of a job's pooled tasks, lowest first.
+func (c *applyCtx) takeFromPool(job uint64, n int) []uint32 {
+	var ranges []taskRange
+	have := 0
+	c.t.restorePool.AscendGreaterOrEqual(taskRange{job: job}, func(r taskRange) bool {
+		if r.job != job {
+			return false
+		}
+		ranges = append(ranges, r)
+		have += int(r.end - r.start)
+		return have < n
+	})
+	var out []uint32
+	for _, r := range ranges {
+		c.t.restorePool.Delete(r)
+		take := min(uint32(n-len(out)), r.end-r.start)
+		for t := r.start; t < r.start+take; t++ {
+			out = append(out, t)
+		}
+		if r.start+take < r.end {
+			c.t.restorePool.ReplaceOrInsert(taskRange{job: job, start: r.start + take, end: r.end})
+		}
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
+
+// returnToPool puts a task back in its job's pool, merging with neighbouring ranges.
+func (c *applyCtx) returnToPool(job uint64, task uint32, attempts uint8) {
+	r := taskRange{job: job, start: task, end: task + 1}
+	if prev, ok := c.poolRangeBefore(job, task); ok && prev.end == task {
+		c.t.restorePool.Delete(prev)
+		r.start = prev.start
+	}
+	if next, ok := c.t.restorePool.Get(taskRange{job: job, start: task + 1}); ok {
+		c.t.restorePool.Delete(next)
+		r.end = next.end
+	}
+	c.t.restorePool.ReplaceOrInsert(r)
+	if attempts > 0 {
+		c.t.restoreAttempts.ReplaceOrInsert(taskAttempts{job: job, task: task, attempts: attempts})
+	}
+}
+
+// poolRangeBefore is the job's range with the greatest start <= task.
+func (r reader) poolRangeBefore(job uint64, task uint32) (taskRange, bool) {
+	var found taskRange
+	ok := false
+	r.t.restorePool.DescendLessOrEqual(taskRange{job: job, start: task}, func(tr taskRange) bool {
+		if tr.job == job {
+			found, ok = tr, true
+		}
+		return false
+	})
+	return found, ok
+}
+
+// removeFromPool takes one task out of the pool, if it is there.
+func (c *applyCtx) removeFromPool(job uint64, task uint32) (attempts uint8, ok bool) {
+	r, found := c.poolRangeBefore(job, task)
+	if !found || task >= r.end {
+		return 0, false
+	}
+	c.t.restorePool.Delete(r)
+	if r.start < task {
+		c.t.restorePool.ReplaceOrInsert(taskRange{job: job, start: r.start, end: task})
+	}
+	if task+1 < r.end {
+		c.t.restorePool.ReplaceOrInsert(taskRange{job: job, start: task + 1, end: r.end})
+	}
+	if a, had := c.t.restoreAttempts.Delete(taskAttempts{job: job, task: task}); had {
+		attempts = a.attempts
+	}
+	return attempts, true
+}
+
+func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, error) {
+	j, err := c.restoreJob(cmd.JobId)
+	if err != nil {
+		return nil, err
+	}
+	if !isRunningRestore(j) {
+		return &fsmpb.RestoreJobResponse{Job: j}, nil // a late report for a finished job
+	}
+	next := proto.CloneOf(j)
+	next.Attempts += cmd.Attempts
+	leases := map[uint64]*fsmpb.RestoreLease{} // modified copies
+	// take removes a task from wherever it waits (its lease or the pool) and returns its
+	// failed attempts; ok is false when it is done already.
+	take := func(task uint32) (attempts uint8, ok bool) {
+		if lt, held := c.t.leasedTasks.Get(leasedTask{job: j.Id, task: task}); held {
+			l := leases[lt.lease]
+			if l == nil {
+				orig, _ := c.t.restoreLeases.get(&fsmpb.RestoreLease{Id: lt.lease})
+				l = proto.CloneOf(orig)
+				leases[lt.lease] = l
+			}
+			i := slices.Index(l.Tasks, task)
+			attempts = l.Attempts[i]
+			l.Tasks = slices.Delete(l.Tasks, i, i+1)
+			l.Attempts = slices.Delete(l.Attempts, i, i+1)
+			c.t.leasedTasks.Delete(lt)
+			return attempts, true
+		}
+		return c.removeFromPool(j.Id, task)
+	}
+	for _, d := range cmd.Done {
+		if d.Task >= uint32(j.FilesTotal) {
+			return nil, invalidf("restore job %d has no task %d", j.Id, d.Task)
+		}
+		if _, ok := take(d.Task); ok {
+			next.FilesDone++
+			next.BytesDone += d.Bytes
+		}
+	}
+	var fatal *fsmpb.TaskFailed
+	for _, f := range cmd.Failed {
+		if f.Task >= uint32(j.FilesTotal) {
+			return nil, invalidf("restore job %d has no task %d", j.Id, f.Task)
+		}
+		attempts, ok := take(f.Task)
+		if !ok {
+			continue
+		}
+		next.FailedAttempts++
+		if attempts < 255 {
+			attempts++
+		}
+		if f.Permanent || uint32(attempts) >= j.MaxAttempts {
+			if fatal == nil {
+				fatal = f
+			}
+			continue
+		}
+		c.returnToPool(j.Id, f.Task, attempts)
+	}
+	for _, l := range leases {
+		if len(l.Tasks) == 0 {
+			c.t.restoreLeases.remove(l)
+		} else {
+			c.t.restoreLeases.put(l)
+		}
+	}
+	switch {
+	case fatal != nil:
+		why := fatal.Error
+		if !fatal.Permanent {
+			why = "out of attempts (" + formatUint(uint64(j.MaxAttempts)) + "): " + why
+		}
+		keys := []string{}
+		for _, f := range cmd.Failed {
+			if (f.Permanent || f == fatal) && len(keys) < maxFailingKeys && f.Key != "" {
+				keys = append(keys, f.Key)
+			}
+		}
+		c.abortRestore(next, fsmpb.RestoreState_RESTORE_STATE_FAILED, "copying "+fatal.Key+" failed: "+why, keys)
+	case next.FilesDone == next.FilesTotal && next.State == fsmpb.RestoreState_RESTORE_STATE_COPYING:
+		if err := c.completeRestore(next); err != nil {
+			return nil, err
+		}
+	}
+	c.t.restoreJobs.put(next)
+	return &fsmpb.RestoreJobResponse{Job: next}, nil
+}
+
+// completeRestore makes the target real: its segments flushed with the source
+// segments' file lists (the same keys under the new prefixes), its builds ready, the
+// collection active. job is the caller's modifiable copy.
+func (c *applyCtx) completeRestore(job *fsmpb.RestoreJob) error {
+	plan, ok := c.t.restorePlans.get(&fsmpb.RestorePlan{JobId: job.Id})
+	if !ok {
+		return newError(fsmpb.ErrorCode_ERROR_CODE_INTERNAL, "restore job %d has no plan", job.Id)
+	}
+	for _, ps := range plan.Segments {
+		src, err := c.segment(ps.SourceId)
+		if err != nil {
+			return err
+		}
+		dst, err := c.segment(ps.TargetId)
+		if err != nil {
+			return err
+		}
+		n := proto.CloneOf(dst)
+		n.State = fsmpb.SegmentState_SEGMENT_STATE_FLUSHED
+		n.Files = src.Files
+		n.FlushedAt = c.now
+		n.RestoreJobId = 0
+		for _, pb := range ps.Builds {
+			i := slices.IndexFunc(src.IndexBuilds, func(b *fsmpb.IndexBuild) bool { return b.BuildId == pb.SourceBuildId })
+			k := slices.IndexFunc(n.IndexBuilds, func(b *fsmpb.IndexBuild) bool { return b.BuildId == pb.TargetBuildId })
+			if i < 0 || k < 0 {
+				return newError(fsmpb.ErrorCode_ERROR_CODE_INTERNAL, "restore job %d: build %d or %d is missing", job.Id, pb.SourceBuildId, pb.TargetBuildId)
+			}
+			n.IndexBuilds[k].Files = src.IndexBuilds[i].Files
+			n.IndexBuilds[k].State = fsmpb.BuildState_BUILD_STATE_READY
+			n.IndexBuilds[k].ReadyAt = c.now
+		}
+		c.t.segments.put(n)
+	}
+	coll, err := c.collectionByID(job.TargetCollectionId)
+	if err != nil {
+		return err
+	}
+	if _, err := c.updateCollection(coll, func(n *fsmpb.Collection) error {
+		n.State = fsmpb.CollectionState_COLLECTION_STATE_ACTIVE
+		return nil
+	}); err != nil {
+		return err
+	}
+	job.State = fsmpb.RestoreState_RESTORE_STATE_COMPLETED
+	job.FinishedAt = c.now
+	c.clearRestoreTasks(job.Id)
+	return nil
+}
+
+// abortRestore rolls a job back: the target collection and its segments are dropped
+// (their copies are garbage for GC), the tasks forgotten, the reason kept.
+func (c *applyCtx) abortRestore(job *fsmpb.RestoreJob, state fsmpb.RestoreState, reason string, keys []string) {
+	if coll, err := c.collectionByID(job.TargetCollectionId); err == nil && coll.State != fsmpb.CollectionState_COLLECTION_STATE_DROPPED {
+		_, _ = c.updateCollection(coll, func(n *fsmpb.Collection) error {
+			n.State = fsmpb.CollectionState_COLLECTION_STATE_DROPPED
+			n.DroppedAt = c.now
+			return nil
+		})
+		var victims []*fsmpb.Segment
+		c.eachSegment(coll.Id, 0, func(s *fsmpb.Segment) bool {
+			victims = append(victims, s)
+			return true
+		})
+		for _, s := range victims {
+			n := dropped(s, c.now, fsmpb.DropReason_DROP_REASON_RESTORE_ABORTED)
+			n.RestoreJobId = 0
+			for _, b := range n.IndexBuilds {
+				if b.State != fsmpb.BuildState_BUILD_STATE_DROPPED {
+					dropBuild(b, c.now, fsmpb.DropReason_DROP_REASON_RESTORE_ABORTED)
+				}
+			}
+			c.t.segments.put(n)
+		}
+	}
+	job.State = state
+	job.FinishedAt = c.now
+	job.Error = reason
+	job.FailingKeys = keys
+	c.clearRestoreTasks(job.Id)
+}
+
+// clearRestoreTasks forgets a job's pool, attempts and leases.
+func (c *applyCtx) clearRestoreTasks(job uint64) {
+	var ranges []taskRange
+	c.t.restorePool.AscendGreaterOrEqual(taskRange{job: job}, func(r taskRange) bool {
+		if r.job != job {
+			return false
+		}
+		ranges = append(ranges, r)
+		return true
+	})
+	for _, r := range ranges {
+		c.t.restorePool.Delete(r)
+	}
+	var attempts []taskAttempts
+	c.t.restoreAttempts.AscendGreaterOrEqual(taskAttempts{job: job}, func(a taskAttempts) bool {
+		if a.job != job {
+			return false
+		}
+		attempts = append(attempts, a)
+		return true
+	})
+	for _, a := range attempts {
+		c.t.restoreAttempts.Delete(a)
+	}
+	var held []leasedTask
+	leaseIDs := map[uint64]bool{}
+	c.t.leasedTasks.AscendGreaterOrEqual(leasedTask{job: job}, func(lt leasedTask) bool {
+		if lt.job != job {
+			return false
+		}
+		held = append(held, lt)
+		leaseIDs[lt.lease] = true
+		return true
+	})
+	for _, lt := range held {
+		c.t.leasedTasks.Delete(lt)
+	}
+	for id := range leaseIDs {
+		c.t.restoreLeases.remove(&fsmpb.RestoreLease{Id: id})
+	}
+}
+
+func applyRestoreFail(c *applyCtx, cmd *fsmpb.RestoreFail) (proto.Message, error) {
+	j, err := c.runningJob(cmd.JobId)
+	if err != nil {
+		return nil, err
+	}
+	next := proto.CloneOf(j)
+	keys := cmd.FailingKeys
+	if len(keys) > maxFailingKeys {
+		keys = keys[:maxFailingKeys]
+	}
+	c.abortRestore(next, fsmpb.RestoreState_RESTORE_STATE_FAILED, cmd.Error, keys)
+	c.t.restoreJobs.put(next)
+	return &fsmpb.RestoreJobResponse{Job: next}, nil
+}
+
+func applyRestoreCancel(c *applyCtx, cmd *fsmpb.RestoreCancel) (proto.Message, error) {
+	j, err := c.runningJob(cmd.JobId)
+	if err != nil {
+		return nil, err
+	}
+	next := proto.CloneOf(j)
+	reason := cmd.Reason
+	if reason == "" {
+		reason = "cancelled on request"
+	}
+	c.abortRestore(next, fsmpb.RestoreState_RESTORE_STATE_CANCELLED, reason, nil)
+	c.t.restoreJobs.put(next)
+	return &fsmpb.RestoreJobResponse{Job: next}, nil
+}
+
+func applyExpireRestoreLeases(c *applyCtx, _ *fsmpb.ExpireRestoreLeases) (proto.Message, error) {
+	var due []*fsmpb.RestoreLease
+	c.t.restoreLeases.secondary[restoreLeasesByDeadline].tree.Ascend(func(l *fsmpb.RestoreLease) bool {
+		if l.Deadline >= c.now {
+			return false
+		}
+		due = append(due, l)
+		return true
+	})
+	resp := &fsmpb.ExpireRestoreLeasesResponse{}
+	for _, l := range due {
+		for i, t := range l.Tasks {
+			c.t.leasedTasks.Delete(leasedTask{job: l.JobId, task: t})
+			c.returnToPool(l.JobId, t, l.Attempts[i])
+		}
+		c.t.restoreLeases.remove(l)
+		resp.LeaseIds = append(resp.LeaseIds, l.Id)
+	}
+	return resp, nil
+}
+
+func applyRestoreRemove(c *applyCtx, cmd *fsmpb.RestoreRemove) (proto.Message, error) {
+	j, err := c.restoreJob(cmd.JobId)
+	if err != nil {
+		return nil, err
+	}
+	if isRunningRestore(j) {
+		return nil, preconditionf("restore job %d is %s; only a finished job is removed", j.Id, restoreStateName(j.State))
+	}
+	c.t.restoreJobs.remove(j)
+	c.t.restorePlans.remove(&fsmpb.RestorePlan{JobId: j.Id})
+	return &fsmpb.RestoreJobResponse{Job: j}, nil
+}
+
+func restoreStateName(s fsmpb.RestoreState) string {
+	return trimEnum(s.String(), "RESTORE_STATE_")
+}
