@@ -139,6 +139,27 @@ func TestEmbeddedLimitations(t *testing.T) {
 		require.True(t, info.HasCRC32C)
 		require.Equal(t, uint32(12345), info.CRC32C, "the header sent is echoed back")
 	})
+	t.Run("copy-reports-no-crc32c-but-keeps-the-source-header", func(t *testing.T) {
+		// CopyObject answers with the ETag only, whatever checksum is asked
+		// for; the copy inherits the source's metadata, so HEAD on it echoes
+		// the CRC-32C header the source was uploaded with, even a wrong one.
+		copied, err := store.Copy(ctx, "bad-crc", "bad-crc-copy")
+		require.NoError(t, err)
+		require.False(t, copied.HasCRC32C)
+		require.NotEmpty(t, copied.ETag)
+		info, err := store.Head(ctx, "bad-crc-copy")
+		require.NoError(t, err)
+		require.True(t, info.HasCRC32C)
+		require.Equal(t, uint32(12345), info.CRC32C, "not the content's CRC: the source's header")
+		require.NotEqual(t, crc32cOf(data), info.CRC32C)
+
+		copied, err = store.Copy(ctx, "src", "src-copy")
+		require.NoError(t, err)
+		require.False(t, copied.HasCRC32C)
+		info, err = store.Head(ctx, "src-copy")
+		require.NoError(t, err)
+		require.False(t, info.HasCRC32C, "a source without a checksum header gives a copy without one")
+	})
 }
 
 // TestEmbeddedLogger checks that a passed logger receives gofakes3's messages.

@@ -3,7 +3,8 @@
 //
 // Keys are full object keys within one bucket. Implementations are safe for concurrent
 // use. Every method honours its context; a missing object is reported as ErrNotFound
-// (test with errors.Is), whatever the backend's own error looks like.
+// and a refused request as ErrAccessDenied (test with errors.Is), whatever the
+// backend's own error looks like. IsTransient tells the failures worth retrying.
 package objstore
 
 import (
@@ -16,6 +17,11 @@ import (
 // ErrNotFound means the object (or, for Copy, the source) does not exist.
 var ErrNotFound = errors.New("object not found")
 
+// ErrAccessDenied means the server refused the request for lack of permission
+// (S3 AccessDenied, or any other 403 but RequestTimeTooSkewed). Like
+// ErrNotFound it is matched with errors.Is; the backend's error stays in the chain.
+var ErrAccessDenied = errors.New("access denied")
+
 // ObjectInfo describes one stored object.
 type ObjectInfo struct {
 	Key          string
@@ -23,6 +29,19 @@ type ObjectInfo struct {
 	ETag         string // as the server returned it, without quotes
 	LastModified time.Time
 	// CRC32C is the object's CRC-32C when the server reported one (HasCRC32C).
+	CRC32C    uint32
+	HasCRC32C bool
+}
+
+// CopyInfo is what a server-side copy reports in its own response(s), without
+// a further request: the destination's ETag and, when the server computed one,
+// its full-object CRC-32C. The size is not reported by CopyObject; HEAD the
+// destination when it is needed.
+type CopyInfo struct {
+	ETag string // without quotes; for a multipart copy, the multipart ETag ("…-N")
+	// CRC32C is the destination's full-object CRC-32C (Castagnoli) as the server
+	// computed it while copying; set only when HasCRC32C. A composite (checksum of
+	// part checksums) value is never reported here.
 	CRC32C    uint32
 	HasCRC32C bool
 }
@@ -66,11 +85,15 @@ type Store interface {
 	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 	// Head returns the object's metadata.
 	Head(ctx context.Context, key string) (ObjectInfo, error)
-	// Copy copies src to dst server-side in one request (objects up to 5 GiB).
-	Copy(ctx context.Context, src, dst string) (ObjectInfo, error)
-	// MultipartCopy copies src (of srcSize bytes) to dst server-side with
-	// UploadPartCopy in parts of partSize bytes; the upload is aborted on failure.
-	MultipartCopy(ctx context.Context, src, dst string, srcSize, partSize int64) (ObjectInfo, error)
+	// Copy copies src to dst server-side in one request (objects up to 5 GiB),
+	// asking the server for the copy's CRC-32C. It makes no other request: the
+	// result holds what the copy response carried. A missing src is ErrNotFound.
+	Copy(ctx context.Context, src, dst string) (CopyInfo, error)
+	// MultipartCopy copies the first srcSize bytes of src to dst server-side with
+	// UploadPartCopy in parts of partSize bytes (the last one shorter), asking
+	// for a full-object CRC-32C where the server can compute one; the upload is
+	// aborted on failure. The result holds what the responses carried.
+	MultipartCopy(ctx context.Context, src, dst string, srcSize, partSize int64) (CopyInfo, error)
 	// List returns up to maxKeys objects whose keys start with prefix, continuing after
 	// token (empty for the first page). maxKeys <= 0 means the server's default (1000).
 	List(ctx context.Context, prefix, token string, maxKeys int) (ListPage, error)

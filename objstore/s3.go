@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,6 +54,10 @@ type S3Config struct {
 	AccessKey    string
 	SecretKey    string
 	SessionToken string
+	// RetryMaxAttempts is how many times the SDK tries one request (its own
+	// retries of throttling, 5xx and connection errors); 0 keeps the SDK's
+	// default (3), 1 disables its retries.
+	RetryMaxAttempts int
 }
 
 // S3 is a Store backed by one bucket of an S3-compatible server.
@@ -61,6 +66,9 @@ type S3 struct {
 	httpClient *http.Client
 	bucket     string
 	region     string
+	// noMultipartChecksum is set once the server has shown that its multipart
+	// part checksums cannot be trusted (see MultipartCopy).
+	noMultipartChecksum atomic.Bool
 }
 
 var _ Store = (*S3)(nil)
@@ -94,6 +102,9 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.PathStyle
+		if cfg.RetryMaxAttempts > 0 {
+			o.RetryMaxAttempts = cfg.RetryMaxAttempts
+		}
 		// The SDK's default (WhenSupported) adds CRC32 trailers with aws-chunked
 		// encoding to every upload and validates every download; many
 		// S3-compatible servers reject or mangle that. We send a checksum only
@@ -247,7 +258,22 @@ func remainingBytes(r io.Seeker) (int64, error) {
 }
 
 // errBodyTooLong reports a Put body with more bytes than its declared size.
-var errBodyTooLong = errors.New("body is longer than the declared size")
+var errBodyTooLong error = bodyLongError{}
+
+// bodyLongError and bodyShortError report a Put body whose length is not the
+// declared size: the caller's mistake, never transient (the transport hands
+// them back inside network-looking errors).
+type bodyLongError struct{}
+
+func (bodyLongError) Error() string   { return "body is longer than the declared size" }
+func (bodyLongError) permanentLocal() {}
+
+type bodyShortError struct{ remaining int64 }
+
+func (e bodyShortError) Error() string {
+	return fmt.Sprintf("body ended %d bytes short of the declared size", e.remaining)
+}
+func (bodyShortError) permanentLocal() {}
 
 // exactReader passes on exactly remaining bytes of r and fails unless r ends
 // right there. It withholds the final bytes until it has seen r's EOF, so a
@@ -274,7 +300,7 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if err == io.EOF {
-		return n, fmt.Errorf("body ended %d bytes short of the declared size: %w", e.remaining, io.ErrUnexpectedEOF)
+		return n, bodyShortError{remaining: e.remaining}
 	}
 	return n, err
 }
@@ -400,58 +426,103 @@ func (s *S3) Head(ctx context.Context, key string) (ObjectInfo, error) {
 	return info, nil
 }
 
-// Copy copies src to dst with one CopyObject request and returns dst's metadata
-// (read back with a HEAD, since CopyObject does not report the size).
-func (s *S3) Copy(ctx context.Context, src, dst string) (ObjectInfo, error) {
-	_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
-		Bucket:     aws.String(s.bucket),
-		Key:        aws.String(dst),
-		CopySource: aws.String(s.copySource(src)),
+// Copy copies src to dst with one CopyObject request, asking the server to
+// compute the destination's CRC-32C (x-amz-checksum-algorithm: CRC32C), and
+// returns what the response carries: the ETag and, from a server with checksum
+// support, the CRC-32C of the bytes it wrote. No HEAD follows.
+func (s *S3) Copy(ctx context.Context, src, dst string) (CopyInfo, error) {
+	out, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket:            aws.String(s.bucket),
+		Key:               aws.String(dst),
+		CopySource:        aws.String(s.copySource(src)),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 	})
 	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("copy %q to %q: %w", src, dst, mapError(err, false))
+		return CopyInfo{}, fmt.Errorf("copy %q to %q: %w", src, dst, mapError(err, false))
 	}
-	info, err := s.Head(ctx, dst)
-	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("copy %q to %q: %w", src, dst, err)
+	var info CopyInfo
+	if r := out.CopyObjectResult; r != nil {
+		info.ETag = trimETag(r.ETag)
+		info.CRC32C, info.HasCRC32C = decodeCRC32C(r.ChecksumCRC32C, r.ChecksumType)
 	}
 	return info, nil
 }
 
-// MultipartCopy copies src to dst with UploadPartCopy, at most
-// multipartCopyConcurrency parts at a time, and aborts the upload on any
-// failure. An empty source is copied with CopyObject (an empty byte range is
-// not expressible).
-func (s *S3) MultipartCopy(ctx context.Context, src, dst string, srcSize, partSize int64) (ObjectInfo, error) {
+// MultipartCopy copies the first srcSize bytes of src to dst with
+// UploadPartCopy, at most multipartCopyConcurrency parts at a time, and aborts
+// the upload on any failure. An empty source is copied with CopyObject (an
+// empty byte range is not expressible).
+//
+// The upload asks for a full-object CRC-32C (CreateMultipartUpload with
+// ChecksumAlgorithm CRC32C and ChecksumType FULL_OBJECT; every part's CRC-32C
+// handed back on completion), which the server combines from the parts' CRCs
+// and returns. Part checksums that cannot be right — missing, or every part of
+// a multi-part copy reporting the same value, which is what versitygw v1.8 does
+// when the source already has a CRC-32C (it reports the source's whole-object
+// checksum for each range) — would leave a wrong checksum stored on the
+// object: the upload is then aborted and redone without checksums, and the
+// result has HasCRC32C false. A definite fault (a value repeated over parts
+// of different lengths, or a missing one) turns checksums off for this store's
+// later multipart copies, so the redo is paid once.
+func (s *S3) MultipartCopy(ctx context.Context, src, dst string, srcSize, partSize int64) (CopyInfo, error) {
 	if srcSize < 0 || partSize <= 0 {
-		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: invalid size %d or part size %d", src, dst, srcSize, partSize)
+		return CopyInfo{}, fmt.Errorf("multipart copy %q to %q: invalid size %d or part size %d", src, dst, srcSize, partSize)
 	}
 	if srcSize == 0 {
 		return s.Copy(ctx, src, dst)
 	}
 	partCount := (srcSize + partSize - 1) / partSize
 	if partCount > maxMultipartParts {
-		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: %d parts of %d bytes exceed the limit of %d parts",
+		return CopyInfo{}, fmt.Errorf("multipart copy %q to %q: %d parts of %d bytes exceed the limit of %d parts",
 			src, dst, partCount, partSize, maxMultipartParts)
 	}
+	withChecksum := !s.noMultipartChecksum.Load()
+	info, err := s.multipartCopy(ctx, src, dst, srcSize, partSize, int(partCount), withChecksum)
+	if errors.Is(err, errUntrustedPartChecksums) {
+		info, err = s.multipartCopy(ctx, src, dst, srcSize, partSize, int(partCount), false)
+	}
+	if err != nil {
+		return CopyInfo{}, fmt.Errorf("multipart copy %q to %q: %w", src, dst, err)
+	}
+	return info, nil
+}
 
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+// errUntrustedPartChecksums aborts a checksummed multipart copy whose part
+// checksums cannot be right, so that it is redone without.
+var errUntrustedPartChecksums = errors.New("the server's part checksums cannot be right")
+
+func (s *S3) multipartCopy(ctx context.Context, src, dst string, srcSize, partSize int64, partCount int, withChecksum bool) (CopyInfo, error) {
+	createIn := &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(s.bucket),
 		Key:    aws.String(dst),
-	})
+	}
+	if withChecksum {
+		createIn.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+		createIn.ChecksumType = types.ChecksumTypeFullObject
+	}
+	created, err := s.client.CreateMultipartUpload(ctx, createIn)
 	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: create upload: %w", src, dst, mapError(err, false))
+		return CopyInfo{}, fmt.Errorf("create upload: %w", mapError(err, false))
 	}
 	uploadID := created.UploadId
 
-	parts, err := s.copyParts(ctx, src, dst, uploadID, srcSize, partSize, int(partCount))
+	var out *s3.CompleteMultipartUploadOutput
+	parts, err := s.copyParts(ctx, src, dst, uploadID, srcSize, partSize, partCount)
+	if err == nil && withChecksum {
+		err = s.checkPartChecksums(parts, srcSize, partSize)
+	}
 	if err == nil {
-		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		completeIn := &s3.CompleteMultipartUploadInput{
 			Bucket:          aws.String(s.bucket),
 			Key:             aws.String(dst),
 			UploadId:        uploadID,
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
+			MpuObjectSize:   aws.Int64(srcSize),
+		}
+		if withChecksum {
+			completeIn.ChecksumType = types.ChecksumTypeFullObject
+		}
+		out, err = s.client.CompleteMultipartUpload(ctx, completeIn)
 		if err != nil {
 			err = fmt.Errorf("complete upload: %w", mapError(err, false))
 		}
@@ -467,14 +538,41 @@ func (s *S3) MultipartCopy(ctx context.Context, src, dst string, srcSize, partSi
 		}); abortErr != nil {
 			err = errors.Join(err, fmt.Errorf("abort upload %s: %w", aws.ToString(uploadID), abortErr))
 		}
-		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: %w", src, dst, err)
+		return CopyInfo{}, err
 	}
-
-	info, err := s.Head(ctx, dst)
-	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("multipart copy %q to %q: %w", src, dst, err)
+	info := CopyInfo{ETag: trimETag(out.ETag)}
+	if withChecksum {
+		info.CRC32C, info.HasCRC32C = decodeCRC32C(out.ChecksumCRC32C, out.ChecksumType)
 	}
 	return info, nil
+}
+
+// checkPartChecksums refuses part checksums that cannot be the parts' own
+// (see MultipartCopy), turning checksummed multipart copies off for this store
+// when the fault is certain.
+func (s *S3) checkPartChecksums(parts []types.CompletedPart, srcSize, partSize int64) error {
+	for _, p := range parts {
+		if aws.ToString(p.ChecksumCRC32C) == "" {
+			s.noMultipartChecksum.Store(true)
+			return fmt.Errorf("part %d has no CRC-32C: %w", aws.ToInt32(p.PartNumber), errUntrustedPartChecksums)
+		}
+	}
+	if len(parts) < 2 {
+		return nil
+	}
+	first := aws.ToString(parts[0].ChecksumCRC32C)
+	for _, p := range parts[1:] {
+		if aws.ToString(p.ChecksumCRC32C) != first {
+			return nil
+		}
+	}
+	// Every part reports the same CRC. Parts of equal length and content may
+	// legitimately do that; over parts of different lengths it is the
+	// server's fault (short of a 1 in 2^32 coincidence).
+	if srcSize%partSize != 0 {
+		s.noMultipartChecksum.Store(true)
+	}
+	return fmt.Errorf("all %d parts report CRC-32C %s: %w", len(parts), first, errUntrustedPartChecksums)
 }
 
 // copyParts runs the UploadPartCopy requests with bounded concurrency and
@@ -512,11 +610,12 @@ func (s *S3) copyParts(ctx context.Context, src, dst string, uploadID *string, s
 				cancel(fmt.Errorf("part %d: %w", partNumber, mapError(err, false)))
 				return
 			}
-			var etag *string
-			if out.CopyPartResult != nil {
-				etag = out.CopyPartResult.ETag
+			part := types.CompletedPart{PartNumber: aws.Int32(partNumber)}
+			if r := out.CopyPartResult; r != nil {
+				part.ETag = r.ETag
+				part.ChecksumCRC32C = r.ChecksumCRC32C
 			}
-			parts[i] = types.CompletedPart{ETag: etag, PartNumber: aws.Int32(partNumber)}
+			parts[i] = part
 		})
 	}
 	wg.Wait()
@@ -639,8 +738,8 @@ func (s *S3) Delete(ctx context.Context, keys []string) (DeleteResult, error) {
 	return result, nil
 }
 
-// mapError turns the backend's "no such object" into ErrNotFound (keeping the
-// original error in the chain). isHead: HEAD responses have no body, so a bare
+// mapError turns the backend's "no such object" into ErrNotFound and its
+// refusals into ErrAccessDenied (keeping the original error in the chain). isHead: HEAD responses have no body, so a bare
 // 404 is all there is to go on.
 func mapError(err error, isHead bool) error {
 	var noSuchKey *types.NoSuchKey
@@ -653,6 +752,17 @@ func mapError(err error, isHead bool) error {
 	var respErr *smithyhttp.ResponseError
 	if isHead && errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusNotFound {
 		return notFoundError{err}
+	}
+	// Every 403 but a skewed clock (which the SDK corrects on the next
+	// attempt) means this request will not be allowed: AccessDenied, a bad
+	// signature or key, an archived object (InvalidObjectState), a disabled
+	// account. HEAD's 403 has no body and no code.
+	if errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusForbidden &&
+		apiErrorCode(err) != "RequestTimeTooSkewed" {
+		return accessDeniedError{err}
+	}
+	if apiErrorCode(err) == "AccessDenied" {
+		return accessDeniedError{err}
 	}
 	return err
 }

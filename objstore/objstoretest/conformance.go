@@ -31,6 +31,12 @@ type Capabilities struct {
 	// CRC32C: the server verifies an uploaded x-amz-checksum-crc32c (refusing a
 	// wrong one) and reports it back on HEAD.
 	CRC32C bool
+	// CopyCRC32C: CopyObject with x-amz-checksum-algorithm CRC32C returns the
+	// copy's CRC-32C in its response.
+	CopyCRC32C bool
+	// MultipartCopyCRC32C: a multipart copy (FULL_OBJECT CRC32C) of a source
+	// uploaded without a checksum returns the full-object CRC-32C.
+	MultipartCopyCRC32C bool
 }
 
 // minPartSize is the smallest part S3 accepts, except for the last one.
@@ -156,6 +162,29 @@ func (s *suite) listAll(t *testing.T, prefix string, pageSize int) []string {
 			return keys
 		}
 		token = page.NextToken
+	}
+}
+
+// requireCopyCRC checks a copy's reported CRC-32C against the content: it
+// must be there when required, and right whenever it is there.
+func requireCopyCRC(t *testing.T, info objstore.CopyInfo, data []byte, required bool) {
+	t.Helper()
+	if required {
+		require.True(t, info.HasCRC32C, "the copy response carries a CRC-32C")
+	}
+	if info.HasCRC32C {
+		require.Equal(t, crc32c(data), info.CRC32C, "the copy response's CRC-32C is the content's")
+	}
+}
+
+// requireHeadCRC checks that a CRC-32C that HEAD reports for key is the content's.
+func requireHeadCRC(t *testing.T, s *suite, key string, data []byte) {
+	t.Helper()
+	head, err := s.store.Head(t.Context(), key)
+	require.NoError(t, err)
+	require.Equal(t, int64(len(data)), head.Size)
+	if head.HasCRC32C {
+		require.Equal(t, crc32c(data), head.CRC32C, "HEAD's CRC-32C of %q is the content's", key)
 	}
 }
 
@@ -301,8 +330,8 @@ func testCopy(t *testing.T, s *suite) {
 
 	info, err := s.store.Copy(t.Context(), src, dst)
 	require.NoError(t, err)
-	require.Equal(t, dst, info.Key)
-	require.Equal(t, int64(len(data)), info.Size)
+	require.NotEmpty(t, info.ETag)
+	requireCopyCRC(t, info, data, s.caps.CopyCRC32C)
 
 	got, _ := s.get(t, dst)
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got), "copy differs from source")
@@ -314,6 +343,28 @@ func testCopy(t *testing.T, s *suite) {
 	got, _ = s.get(t, src)
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
 
+	t.Run("source-with-crc32c", func(t *testing.T) {
+		// The copy's checksum is the content's, whatever the source carries.
+		data := randomBytes(70000)
+		_, err := s.store.Put(t.Context(), s.key("crc-src"), bytes.NewReader(data), int64(len(data)),
+			objstore.PutOptions{CRC32C: crc32c(data), HasCRC32C: true})
+		require.NoError(t, err)
+		info, err := s.store.Copy(t.Context(), s.key("crc-src"), s.key("crc-dst"))
+		require.NoError(t, err)
+		requireCopyCRC(t, info, data, s.caps.CopyCRC32C)
+		got, _ := s.get(t, s.key("crc-dst"))
+		require.Equal(t, data, got)
+		requireHeadCRC(t, s, s.key("crc-dst"), data)
+	})
+	t.Run("empty", func(t *testing.T) {
+		s.put(t, s.key("empty"), nil)
+		info, err := s.store.Copy(t.Context(), s.key("empty"), s.key("empty-copy"))
+		require.NoError(t, err)
+		requireCopyCRC(t, info, nil, s.caps.CopyCRC32C)
+		head, err := s.store.Head(t.Context(), s.key("empty-copy"))
+		require.NoError(t, err)
+		require.Zero(t, head.Size)
+	})
 	t.Run("missing-source", func(t *testing.T) {
 		_, err := s.store.Copy(t.Context(), s.key("no-such-src"), s.key("dst2"))
 		requireNotFound(t, err)
@@ -332,12 +383,30 @@ func testMultipartCopy(t *testing.T, s *suite) {
 
 	info, err := s.store.MultipartCopy(t.Context(), src, dst, int64(len(data)), minPartSize)
 	require.NoError(t, err)
-	require.Equal(t, dst, info.Key)
-	require.Equal(t, int64(len(data)), info.Size)
+	require.NotEmpty(t, info.ETag)
+	requireCopyCRC(t, info, data, s.caps.MultipartCopyCRC32C)
 
 	got, _ := s.get(t, dst)
 	require.Equal(t, len(data), len(got))
 	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got), "multipart copy differs from source")
+	requireHeadCRC(t, s, dst, data)
+
+	t.Run("source-with-crc32c", func(t *testing.T) {
+		// A source that carries a CRC-32C of its own: whatever checksum the
+		// copy reports, and the destination keeps, must be the content's.
+		data := randomBytes(2*minPartSize + 777)
+		_, err := s.store.Put(t.Context(), s.key("crc-src"), bytes.NewReader(data), int64(len(data)),
+			objstore.PutOptions{CRC32C: crc32c(data), HasCRC32C: true})
+		require.NoError(t, err)
+		for _, dst := range []string{s.key("crc-dst1"), s.key("crc-dst2")} {
+			info, err := s.store.MultipartCopy(t.Context(), s.key("crc-src"), dst, int64(len(data)), minPartSize)
+			require.NoError(t, err)
+			requireCopyCRC(t, info, data, false)
+			got, _ := s.get(t, dst)
+			require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
+			requireHeadCRC(t, s, dst, data)
+		}
+	})
 
 	t.Run("single-part", func(t *testing.T) {
 		small := randomBytes(1000)
