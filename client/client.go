@@ -103,6 +103,7 @@ type endpoint struct {
 	catalog   snapkeepv1.CatalogClient
 	cluster   snapkeepv1.ClusterClient
 	snapshots snapkeepv1.SnapshotsClient
+	restores  snapkeepv1.RestoresClient
 
 	failedAt time.Time // last retriable failure; guarded by Client.mu
 }
@@ -191,6 +192,7 @@ func (c *Client) dial(addr string) (*endpoint, error) {
 		catalog:   snapkeepv1.NewCatalogClient(conn),
 		cluster:   snapkeepv1.NewClusterClient(conn),
 		snapshots: snapkeepv1.NewSnapshotsClient(conn),
+		restores:  snapkeepv1.NewRestoresClient(conn),
 	}, nil
 }
 

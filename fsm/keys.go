@@ -12,9 +12,14 @@ import (
 // strips "<root>/" at the API boundary. Every segment owns one prefix, so the owner of
 // any object is a parse of its key and a lookup.
 
+// SegmentsPrefix is the prefix every segment of a collection sits under.
+func SegmentsPrefix(collectionID uint64) string {
+	return "collections/" + strconv.FormatUint(collectionID, 10) + "/segments/"
+}
+
 // SegmentPrefix is the prefix every file of a segment sits under.
 func SegmentPrefix(collectionID, segmentID uint64) string {
-	return "collections/" + strconv.FormatUint(collectionID, 10) + "/segments/" + strconv.FormatUint(segmentID, 10) + "/"
+	return SegmentsPrefix(collectionID) + strconv.FormatUint(segmentID, 10) + "/"
 }
 
 // BuildPrefix is the prefix every file of an index build sits under.

@@ -133,6 +133,7 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		SnapshotName:       snap.Name,
 		SourceCollectionId: snap.CollectionId,
 		SourceCollection:   snap.CollectionName,
+		SourceDatabase:     snap.DatabaseName,
 		TargetDatabaseId:   targetDB.Id,
 		TargetDatabase:     targetDB.Name,
 		TargetCollection:   target.Name,

@@ -147,7 +147,7 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 // sorts before "a/b/x" in S3) and cannot hold both "a" and "a/b".
 func openEmbeddedBackend(dir string) (gofakes3.Backend, func() error, error) {
 	if dir == "" {
-		return s3mem.New(), nil, nil
+		return withoutChecksums{s3mem.New()}, nil, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("objstore: embedded S3 dir: %w", err)
@@ -159,7 +159,36 @@ func openEmbeddedBackend(dir string) (gofakes3.Backend, func() error, error) {
 		return nil, nil, fmt.Errorf("objstore: embedded S3 open %s: %w", path, err)
 	}
 	backend := &boltBackend{Backend: s3bolt.New(db), db: db}
-	return backend, backend.close, nil
+	return withoutChecksums{backend}, backend.close, nil
+}
+
+// withoutChecksums keeps no checksum headers with the objects. gofakes3 stores every
+// x-amz-* header a PUT sent and answers HEAD (and copies) with it, unchecked — even
+// a stale one after the object was overwritten without checksum — so a checksum it
+// reported would vouch for nothing. Without them, a restore's verification reads the
+// copy back.
+type withoutChecksums struct {
+	gofakes3.Backend
+}
+
+func stripChecksums(meta map[string]string) map[string]string {
+	out := make(map[string]string, len(meta))
+	for k, v := range meta {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "x-amz-checksum") || strings.HasPrefix(lk, "x-amz-sdk-checksum") {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func (w withoutChecksums) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, conditions *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	return w.Backend.PutObject(bucket, key, stripChecksums(meta), input, size, conditions)
+}
+
+func (w withoutChecksums) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta map[string]string) (gofakes3.CopyObjectResult, error) {
+	return w.Backend.CopyObject(srcBucket, srcKey, dstBucket, dstKey, stripChecksums(meta))
 }
 
 // boltBackend works around a use-after-unmap in s3bolt: it decodes objects

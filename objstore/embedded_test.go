@@ -130,35 +130,24 @@ func TestEmbeddedLimitations(t *testing.T) {
 		_, err = store.Head(ctx, "dst")
 		require.ErrorIs(t, err, objstore.ErrNotFound, "the failed upload was aborted, nothing completed")
 	})
-	t.Run("crc32c-echoed-not-verified", func(t *testing.T) {
+	t.Run("no-checksums-kept", func(t *testing.T) {
+		// gofakes3 would store a checksum header unchecked and echo it (even a stale
+		// one after an overwrite, and on copies); the embedded server keeps none, so
+		// nothing it reports can vouch for the wrong content.
 		_, err := store.Put(ctx, "bad-crc", bytes.NewReader(data), int64(len(data)),
 			objstore.PutOptions{CRC32C: 12345, HasCRC32C: true})
-		require.NoError(t, err, "a wrong checksum is accepted")
+		require.NoError(t, err, "a wrong checksum is accepted: gofakes3 verifies none")
 		info, err := store.Head(ctx, "bad-crc")
 		require.NoError(t, err)
-		require.True(t, info.HasCRC32C)
-		require.Equal(t, uint32(12345), info.CRC32C, "the header sent is echoed back")
-	})
-	t.Run("copy-reports-no-crc32c-but-keeps-the-source-header", func(t *testing.T) {
-		// CopyObject answers with the ETag only, whatever checksum is asked
-		// for; the copy inherits the source's metadata, so HEAD on it echoes
-		// the CRC-32C header the source was uploaded with, even a wrong one.
+		require.False(t, info.HasCRC32C)
+
 		copied, err := store.Copy(ctx, "bad-crc", "bad-crc-copy")
 		require.NoError(t, err)
-		require.False(t, copied.HasCRC32C)
+		require.False(t, copied.HasCRC32C, "CopyObject answers with the ETag only")
 		require.NotEmpty(t, copied.ETag)
-		info, err := store.Head(ctx, "bad-crc-copy")
+		info, err = store.Head(ctx, "bad-crc-copy")
 		require.NoError(t, err)
-		require.True(t, info.HasCRC32C)
-		require.Equal(t, uint32(12345), info.CRC32C, "not the content's CRC: the source's header")
-		require.NotEqual(t, crc32cOf(data), info.CRC32C)
-
-		copied, err = store.Copy(ctx, "src", "src-copy")
-		require.NoError(t, err)
-		require.False(t, copied.HasCRC32C)
-		info, err = store.Head(ctx, "src-copy")
-		require.NoError(t, err)
-		require.False(t, info.HasCRC32C, "a source without a checksum header gives a copy without one")
+		require.False(t, info.HasCRC32C)
 	})
 }
 

@@ -51,6 +51,23 @@ type Config struct {
 	// before giving it up (default 10m).
 	SnapshotPendingTimeout time.Duration
 
+	// RestoreConcurrency is how many copies this node's executor runs at once (default
+	// 16); a job's own max_concurrency lowers it.
+	RestoreConcurrency int
+	// RestoreBatch is the most tasks one lease holds (default 256).
+	RestoreBatch int
+	// RestoreLease is how long a node holds leased tasks before they return to the pool
+	// (default 5m).
+	RestoreLease time.Duration
+	// RestoreMaxAttempts is how many failed attempts a task may take before its job
+	// fails (default 10).
+	RestoreMaxAttempts int
+	// RestoreRetention is how long finished jobs are kept (default 168h).
+	RestoreRetention time.Duration
+	// MultipartThreshold is the size from which files are copied with UploadPartCopy
+	// (default 5 GiB, the CopyObject limit).
+	MultipartThreshold int64
+
 	// Failpoints inject faults for tests; nil in production.
 	Failpoints *Failpoints
 
@@ -100,6 +117,24 @@ func (c *Config) applyDefaults() {
 	}
 	if c.SnapshotPendingTimeout == 0 {
 		c.SnapshotPendingTimeout = defaultSnapshotPendingTimeout
+	}
+	if c.RestoreConcurrency == 0 {
+		c.RestoreConcurrency = 16
+	}
+	if c.RestoreBatch == 0 {
+		c.RestoreBatch = 256
+	}
+	if c.RestoreLease == 0 {
+		c.RestoreLease = 5 * time.Minute
+	}
+	if c.RestoreMaxAttempts == 0 {
+		c.RestoreMaxAttempts = fsm.DefaultRestoreAttempts
+	}
+	if c.RestoreRetention == 0 {
+		c.RestoreRetention = 7 * 24 * time.Hour
+	}
+	if c.MultipartThreshold == 0 {
+		c.MultipartThreshold = 5 << 30
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -154,6 +189,24 @@ func (c *Config) validate() error {
 	if c.SnapshotPendingTimeout < time.Second || c.SnapshotPendingTimeout > 7*24*time.Hour {
 		bad("--snapshot-timeout %v must be between 1s and 168h", c.SnapshotPendingTimeout)
 	}
+	if c.RestoreConcurrency < 1 || c.RestoreConcurrency > fsm.MaxRestoreConcurrency {
+		bad("--restore-concurrency %d must be between 1 and %d", c.RestoreConcurrency, fsm.MaxRestoreConcurrency)
+	}
+	if c.RestoreBatch < 1 || c.RestoreBatch > fsm.MaxGrantTasks {
+		bad("restore batch %d must be between 1 and %d", c.RestoreBatch, fsm.MaxGrantTasks)
+	}
+	if c.RestoreLease < time.Second || c.RestoreLease > 7*24*time.Hour {
+		bad("--restore-lease %v must be between 1s and 168h", c.RestoreLease)
+	}
+	if c.RestoreMaxAttempts < 1 || c.RestoreMaxAttempts > fsm.MaxRestoreAttempts {
+		bad("--restore-attempts %d must be between 1 and %d", c.RestoreMaxAttempts, fsm.MaxRestoreAttempts)
+	}
+	if c.RestoreRetention < time.Minute {
+		bad("--restore-retention %v must be at least 1m", c.RestoreRetention)
+	}
+	if c.MultipartThreshold < 5<<20 || c.MultipartThreshold > 5<<30 {
+		bad("multipart threshold %d must be between 5 MiB and 5 GiB", c.MultipartThreshold)
+	}
 	return errors.Join(errs...)
 }
 
@@ -189,4 +242,7 @@ type Failpoints struct {
 	// BeforeSnapshotCommit runs after the manifest is written, before SnapshotCommit is
 	// proposed.
 	BeforeSnapshotCommit func(ctx context.Context, snapshotID uint64) error
+	// BeforeRestoreReport runs on the executing node after it copied a leased batch,
+	// before it reports it.
+	BeforeRestoreReport func(ctx context.Context, jobID, leaseID uint64) error
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -170,3 +171,5 @@ func (k keyspace) segments(in []*fsmpb.Segment) ([]*pb.Segment, error) {
 	}
 	return out, nil
 }
+
+func formatID(id uint64) string { return strconv.FormatUint(id, 10) }

@@ -47,6 +47,8 @@ type Node struct {
 	objects    objstore.Store
 	ownObjects *objstore.S3
 	fin        *finisher
+	coord      *restoreCoordinator
+	execKick   chan struct{}
 
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
@@ -74,7 +76,8 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	// n is not the named result: a failed start returns nil, and the cleanup below must
 	// still see the node.
-	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher()}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher(),
+		coord: newRestoreCoordinator(), execKick: make(chan struct{}, 1)}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
 
 	var cleanup []func()
@@ -129,6 +132,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	snapkeepv1.RegisterCatalogServer(n.grpcServer, &catalogService{n: n})
 	snapkeepv1.RegisterClusterServer(n.grpcServer, &clusterService{n: n})
 	snapkeepv1.RegisterSnapshotsServer(n.grpcServer, &snapshotsService{n: n})
+	snapkeepv1.RegisterRestoresServer(n.grpcServer, &restoresService{n: n})
 	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
 	n.wg.Add(1)
 	go func() {
@@ -147,6 +151,12 @@ func Start(cfg Config) (_ *Node, err error) {
 		defer n.wg.Done()
 		n.runFinisher()
 	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.runRestoreCoordinator()
+	}()
+	n.runExecutors()
 	n.logger.Info("node started", "grpc", n.grpcAddr, "raft", string(n.transport.LocalAddr()))
 	return n, nil
 }

@@ -112,6 +112,7 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.segmentCmd(),
 		a.snapshotCmd(),
 		a.manifestCmd(),
+		a.restoreCmd(),
 		a.generateCmd(),
 	)
 	return root

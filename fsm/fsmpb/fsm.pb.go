@@ -1805,9 +1805,11 @@ type RestoreJob struct {
 	Error          string   `protobuf:"bytes,24,opt,name=error,proto3" json:"error,omitempty"`
 	FailingKeys    []string `protobuf:"bytes,25,rep,name=failing_keys,json=failingKeys,proto3" json:"failing_keys,omitempty"`
 	// Leases granted so far.
-	Leases        uint64 `protobuf:"varint,26,opt,name=leases,proto3" json:"leases,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Leases uint64 `protobuf:"varint,26,opt,name=leases,proto3" json:"leases,omitempty"`
+	// The snapshot's database.
+	SourceDatabase string `protobuf:"bytes,27,opt,name=source_database,json=sourceDatabase,proto3" json:"source_database,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RestoreJob) Reset() {
@@ -2020,6 +2022,13 @@ func (x *RestoreJob) GetLeases() uint64 {
 		return x.Leases
 	}
 	return 0
+}
+
+func (x *RestoreJob) GetSourceDatabase() string {
+	if x != nil {
+		return x.SourceDatabase
+	}
+	return ""
 }
 
 // RestorePlan maps a job's source segments and index builds to its targets and numbers
@@ -5278,7 +5287,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\a\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
@@ -5317,7 +5326,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x0ffailed_attempts\x18\x17 \x01(\x04R\x0efailedAttempts\x12\x14\n" +
 	"\x05error\x18\x18 \x01(\tR\x05error\x12!\n" +
 	"\ffailing_keys\x18\x19 \x03(\tR\vfailingKeys\x12\x16\n" +
-	"\x06leases\x18\x1a \x01(\x04R\x06leases\"a\n" +
+	"\x06leases\x18\x1a \x01(\x04R\x06leases\x12'\n" +
+	"\x0fsource_database\x18\x1b \x01(\tR\x0esourceDatabase\"a\n" +
 	"\vRestorePlan\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12;\n" +
 	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\"\xb6\x01\n" +

@@ -25,6 +25,428 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type LeaseRestoreTasksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The most tasks the node takes.
+	MaxTasks      uint32 `protobuf:"varint,2,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseRestoreTasksRequest) Reset() {
+	*x = LeaseRestoreTasksRequest{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRestoreTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRestoreTasksRequest) ProtoMessage() {}
+
+func (x *LeaseRestoreTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRestoreTasksRequest.ProtoReflect.Descriptor instead.
+func (*LeaseRestoreTasksRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LeaseRestoreTasksRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *LeaseRestoreTasksRequest) GetMaxTasks() uint32 {
+	if x != nil {
+		return x.MaxTasks
+	}
+	return 0
+}
+
+type RestoreTask struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's number in its job.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Full object keys.
+	Src           string `protobuf:"bytes,2,opt,name=src,proto3" json:"src,omitempty"`
+	Dst           string `protobuf:"bytes,3,opt,name=dst,proto3" json:"dst,omitempty"`
+	Size          uint64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Crc32C        uint32 `protobuf:"varint,5,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreTask) Reset() {
+	*x = RestoreTask{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreTask) ProtoMessage() {}
+
+func (x *RestoreTask) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreTask.ProtoReflect.Descriptor instead.
+func (*RestoreTask) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RestoreTask) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RestoreTask) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *RestoreTask) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *RestoreTask) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *RestoreTask) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
+type LeaseRestoreTasksResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	LeaseId        uint64                 `protobuf:"varint,2,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	DeadlineUnixMs int64                  `protobuf:"varint,3,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	Verify         bool                   `protobuf:"varint,4,opt,name=verify,proto3" json:"verify,omitempty"`
+	// Copies the node may run at once for this job (0: its default).
+	MaxConcurrency uint32         `protobuf:"varint,5,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	Tasks          []*RestoreTask `protobuf:"bytes,6,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	RetryAfterMs   int64          `protobuf:"varint,7,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LeaseRestoreTasksResponse) Reset() {
+	*x = LeaseRestoreTasksResponse{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRestoreTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRestoreTasksResponse) ProtoMessage() {}
+
+func (x *LeaseRestoreTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRestoreTasksResponse.ProtoReflect.Descriptor instead.
+func (*LeaseRestoreTasksResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LeaseRestoreTasksResponse) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *LeaseRestoreTasksResponse) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *LeaseRestoreTasksResponse) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *LeaseRestoreTasksResponse) GetVerify() bool {
+	if x != nil {
+		return x.Verify
+	}
+	return false
+}
+
+func (x *LeaseRestoreTasksResponse) GetMaxConcurrency() uint32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *LeaseRestoreTasksResponse) GetTasks() []*RestoreTask {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *LeaseRestoreTasksResponse) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
+type TaskOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Ok    bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	Bytes uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// The source key, and why it failed.
+	Key           string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Permanent     bool   `protobuf:"varint,6,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskOutcome) Reset() {
+	*x = TaskOutcome{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskOutcome) ProtoMessage() {}
+
+func (x *TaskOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskOutcome.ProtoReflect.Descriptor instead.
+func (*TaskOutcome) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TaskOutcome) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *TaskOutcome) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *TaskOutcome) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *TaskOutcome) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *TaskOutcome) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TaskOutcome) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
+}
+
+type ReportRestoreTasksRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Node     string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	JobId    uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	LeaseId  uint64                 `protobuf:"varint,3,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Outcomes []*TaskOutcome         `protobuf:"bytes,4,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	// Copy attempts made for these tasks, retries included.
+	Attempts      uint64 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRestoreTasksRequest) Reset() {
+	*x = ReportRestoreTasksRequest{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRestoreTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRestoreTasksRequest) ProtoMessage() {}
+
+func (x *ReportRestoreTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRestoreTasksRequest.ProtoReflect.Descriptor instead.
+func (*ReportRestoreTasksRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReportRestoreTasksRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ReportRestoreTasksRequest) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *ReportRestoreTasksRequest) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *ReportRestoreTasksRequest) GetOutcomes() []*TaskOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+func (x *ReportRestoreTasksRequest) GetAttempts() uint64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+type ReportRestoreTasksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRestoreTasksResponse) Reset() {
+	*x = ReportRestoreTasksResponse{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRestoreTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRestoreTasksResponse) ProtoMessage() {}
+
+func (x *ReportRestoreTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRestoreTasksResponse.ProtoReflect.Descriptor instead.
+func (*ReportRestoreTasksResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{5}
+}
+
 type ProposeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// An fsm Envelope (snapkeep.fsm.v1.Envelope), encoded, without `now`: the leader
@@ -38,7 +460,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +472,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +485,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProposeRequest) GetEnvelope() []byte {
@@ -92,7 +514,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +526,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +539,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{1}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProposeResponse) GetResult() []byte {
@@ -142,7 +564,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -154,7 +576,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -167,7 +589,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{2}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{8}
 }
 
 type ReadIndexResponse struct {
@@ -179,7 +601,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +613,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +626,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{3}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -222,7 +644,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +656,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +669,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{4}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{10}
 }
 
 type NodeStatusResponse struct {
@@ -269,7 +691,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +703,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +716,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{5}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NodeStatusResponse) GetId() string {
@@ -378,7 +800,38 @@ var File_snapkeep_internal_v1_internal_proto protoreflect.FileDescriptor
 
 const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\"I\n" +
+	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\"K\n" +
+	"\x18LeaseRestoreTasksRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1b\n" +
+	"\tmax_tasks\x18\x02 \x01(\rR\bmaxTasks\"s\n" +
+	"\vRestoreTask\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x10\n" +
+	"\x03src\x18\x02 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x03 \x01(\tR\x03dst\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\x97\x02\n" +
+	"\x19LeaseRestoreTasksResponse\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x19\n" +
+	"\blease_id\x18\x02 \x01(\x04R\aleaseId\x12(\n" +
+	"\x10deadline_unix_ms\x18\x03 \x01(\x03R\x0edeadlineUnixMs\x12\x16\n" +
+	"\x06verify\x18\x04 \x01(\bR\x06verify\x12'\n" +
+	"\x0fmax_concurrency\x18\x05 \x01(\rR\x0emaxConcurrency\x127\n" +
+	"\x05tasks\x18\x06 \x03(\v2!.snapkeep.internal.v1.RestoreTaskR\x05tasks\x12$\n" +
+	"\x0eretry_after_ms\x18\a \x01(\x03R\fretryAfterMs\"\x8f\x01\n" +
+	"\vTaskOutcome\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1c\n" +
+	"\tpermanent\x18\x06 \x01(\bR\tpermanent\"\xbc\x01\n" +
+	"\x19ReportRestoreTasksRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x19\n" +
+	"\blease_id\x18\x03 \x01(\x04R\aleaseId\x12=\n" +
+	"\boutcomes\x18\x04 \x03(\v2!.snapkeep.internal.v1.TaskOutcomeR\boutcomes\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x04R\battempts\"\x1c\n" +
+	"\x1aReportRestoreTasksResponse\"I\n" +
 	"\x0eProposeRequest\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelope\x12\x1b\n" +
 	"\tfrom_node\x18\x02 \x01(\tR\bfromNode\"?\n" +
@@ -401,12 +854,14 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x0flast_contact_ms\x18\t \x01(\x03R\rlastContactMs\x12\x18\n" +
 	"\aversion\x18\n" +
 	" \x01(\tR\aversion\x12\x1b\n" +
-	"\tleader_id\x18\v \x01(\tR\bleaderId2\xa1\x02\n" +
+	"\tleader_id\x18\v \x01(\tR\bleaderId2\x90\x04\n" +
 	"\bInternal\x12V\n" +
 	"\aPropose\x12$.snapkeep.internal.v1.ProposeRequest\x1a%.snapkeep.internal.v1.ProposeResponse\x12\\\n" +
 	"\tReadIndex\x12&.snapkeep.internal.v1.ReadIndexRequest\x1a'.snapkeep.internal.v1.ReadIndexResponse\x12_\n" +
 	"\n" +
-	"NodeStatus\x12'.snapkeep.internal.v1.NodeStatusRequest\x1a(.snapkeep.internal.v1.NodeStatusResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
+	"NodeStatus\x12'.snapkeep.internal.v1.NodeStatusRequest\x1a(.snapkeep.internal.v1.NodeStatusResponse\x12t\n" +
+	"\x11LeaseRestoreTasks\x12..snapkeep.internal.v1.LeaseRestoreTasksRequest\x1a/.snapkeep.internal.v1.LeaseRestoreTasksResponse\x12w\n" +
+	"\x12ReportRestoreTasks\x12/.snapkeep.internal.v1.ReportRestoreTasksRequest\x1a0.snapkeep.internal.v1.ReportRestoreTasksResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
 
 var (
 	file_snapkeep_internal_v1_internal_proto_rawDescOnce sync.Once
@@ -420,27 +875,39 @@ func file_snapkeep_internal_v1_internal_proto_rawDescGZIP() []byte {
 	return file_snapkeep_internal_v1_internal_proto_rawDescData
 }
 
-var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_snapkeep_internal_v1_internal_proto_goTypes = []any{
-	(*ProposeRequest)(nil),     // 0: snapkeep.internal.v1.ProposeRequest
-	(*ProposeResponse)(nil),    // 1: snapkeep.internal.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),   // 2: snapkeep.internal.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),  // 3: snapkeep.internal.v1.ReadIndexResponse
-	(*NodeStatusRequest)(nil),  // 4: snapkeep.internal.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil), // 5: snapkeep.internal.v1.NodeStatusResponse
+	(*LeaseRestoreTasksRequest)(nil),   // 0: snapkeep.internal.v1.LeaseRestoreTasksRequest
+	(*RestoreTask)(nil),                // 1: snapkeep.internal.v1.RestoreTask
+	(*LeaseRestoreTasksResponse)(nil),  // 2: snapkeep.internal.v1.LeaseRestoreTasksResponse
+	(*TaskOutcome)(nil),                // 3: snapkeep.internal.v1.TaskOutcome
+	(*ReportRestoreTasksRequest)(nil),  // 4: snapkeep.internal.v1.ReportRestoreTasksRequest
+	(*ReportRestoreTasksResponse)(nil), // 5: snapkeep.internal.v1.ReportRestoreTasksResponse
+	(*ProposeRequest)(nil),             // 6: snapkeep.internal.v1.ProposeRequest
+	(*ProposeResponse)(nil),            // 7: snapkeep.internal.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),           // 8: snapkeep.internal.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 9: snapkeep.internal.v1.ReadIndexResponse
+	(*NodeStatusRequest)(nil),          // 10: snapkeep.internal.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),         // 11: snapkeep.internal.v1.NodeStatusResponse
 }
 var file_snapkeep_internal_v1_internal_proto_depIdxs = []int32{
-	0, // 0: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
-	2, // 1: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
-	4, // 2: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
-	1, // 3: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
-	3, // 4: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
-	5, // 5: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1,  // 0: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
+	3,  // 1: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
+	6,  // 2: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
+	8,  // 3: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
+	10, // 4: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
+	0,  // 5: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
+	4,  // 6: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
+	7,  // 7: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
+	9,  // 8: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
+	11, // 9: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
+	2,  // 10: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
+	5,  // 11: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
+	7,  // [7:12] is the sub-list for method output_type
+	2,  // [2:7] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_internal_v1_internal_proto_init() }
@@ -454,7 +921,7 @@ func file_snapkeep_internal_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_internal_v1_internal_proto_rawDesc), len(file_snapkeep_internal_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,9 +23,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Internal_Propose_FullMethodName    = "/snapkeep.internal.v1.Internal/Propose"
-	Internal_ReadIndex_FullMethodName  = "/snapkeep.internal.v1.Internal/ReadIndex"
-	Internal_NodeStatus_FullMethodName = "/snapkeep.internal.v1.Internal/NodeStatus"
+	Internal_Propose_FullMethodName            = "/snapkeep.internal.v1.Internal/Propose"
+	Internal_ReadIndex_FullMethodName          = "/snapkeep.internal.v1.Internal/ReadIndex"
+	Internal_NodeStatus_FullMethodName         = "/snapkeep.internal.v1.Internal/NodeStatus"
+	Internal_LeaseRestoreTasks_FullMethodName  = "/snapkeep.internal.v1.Internal/LeaseRestoreTasks"
+	Internal_ReportRestoreTasks_FullMethodName = "/snapkeep.internal.v1.Internal/ReportRestoreTasks"
 )
 
 // InternalClient is the client API for Internal service.
@@ -40,6 +42,11 @@ type InternalClient interface {
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 	// NodeStatus reports the answering node's own Raft state.
 	NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error)
+	// LeaseRestoreTasks asks the leader for a batch of restore tasks to copy. An empty
+	// answer means none for this node now (retry_after_ms says when to ask again).
+	LeaseRestoreTasks(ctx context.Context, in *LeaseRestoreTasksRequest, opts ...grpc.CallOption) (*LeaseRestoreTasksResponse, error)
+	// ReportRestoreTasks tells the leader how a leased batch went.
+	ReportRestoreTasks(ctx context.Context, in *ReportRestoreTasksRequest, opts ...grpc.CallOption) (*ReportRestoreTasksResponse, error)
 }
 
 type internalClient struct {
@@ -80,6 +87,26 @@ func (c *internalClient) NodeStatus(ctx context.Context, in *NodeStatusRequest, 
 	return out, nil
 }
 
+func (c *internalClient) LeaseRestoreTasks(ctx context.Context, in *LeaseRestoreTasksRequest, opts ...grpc.CallOption) (*LeaseRestoreTasksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaseRestoreTasksResponse)
+	err := c.cc.Invoke(ctx, Internal_LeaseRestoreTasks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) ReportRestoreTasks(ctx context.Context, in *ReportRestoreTasksRequest, opts ...grpc.CallOption) (*ReportRestoreTasksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportRestoreTasksResponse)
+	err := c.cc.Invoke(ctx, Internal_ReportRestoreTasks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -92,6 +119,11 @@ type InternalServer interface {
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	// NodeStatus reports the answering node's own Raft state.
 	NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error)
+	// LeaseRestoreTasks asks the leader for a batch of restore tasks to copy. An empty
+	// answer means none for this node now (retry_after_ms says when to ask again).
+	LeaseRestoreTasks(context.Context, *LeaseRestoreTasksRequest) (*LeaseRestoreTasksResponse, error)
+	// ReportRestoreTasks tells the leader how a leased batch went.
+	ReportRestoreTasks(context.Context, *ReportRestoreTasksRequest) (*ReportRestoreTasksResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -110,6 +142,12 @@ func (UnimplementedInternalServer) ReadIndex(context.Context, *ReadIndexRequest)
 }
 func (UnimplementedInternalServer) NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method NodeStatus not implemented")
+}
+func (UnimplementedInternalServer) LeaseRestoreTasks(context.Context, *LeaseRestoreTasksRequest) (*LeaseRestoreTasksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaseRestoreTasks not implemented")
+}
+func (UnimplementedInternalServer) ReportRestoreTasks(context.Context, *ReportRestoreTasksRequest) (*ReportRestoreTasksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportRestoreTasks not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -186,6 +224,42 @@ func _Internal_NodeStatus_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_LeaseRestoreTasks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaseRestoreTasksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).LeaseRestoreTasks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_LeaseRestoreTasks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).LeaseRestoreTasks(ctx, req.(*LeaseRestoreTasksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_ReportRestoreTasks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportRestoreTasksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ReportRestoreTasks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ReportRestoreTasks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ReportRestoreTasks(ctx, req.(*ReportRestoreTasksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -204,6 +278,14 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NodeStatus",
 			Handler:    _Internal_NodeStatus_Handler,
+		},
+		{
+			MethodName: "LeaseRestoreTasks",
+			Handler:    _Internal_LeaseRestoreTasks_Handler,
+		},
+		{
+			MethodName: "ReportRestoreTasks",
+			Handler:    _Internal_ReportRestoreTasks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -435,6 +435,69 @@ func (SnapshotState) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
 }
 
+type RestoreState int32
+
+const (
+	RestoreState_RESTORE_STATE_UNSPECIFIED RestoreState = 0
+	// Created; the leader checks that every source object exists with its size.
+	RestoreState_RESTORE_STATE_PENDING RestoreState = 1
+	// Files are being copied by the nodes.
+	RestoreState_RESTORE_STATE_COPYING RestoreState = 2
+	// Every file copied (and verified); the target collection is active.
+	RestoreState_RESTORE_STATE_COMPLETED RestoreState = 3
+	// Given up; error and failing_keys say why. The target collection was dropped.
+	RestoreState_RESTORE_STATE_FAILED RestoreState = 4
+	// Cancelled on request. The target collection was dropped.
+	RestoreState_RESTORE_STATE_CANCELLED RestoreState = 5
+)
+
+// Enum value maps for RestoreState.
+var (
+	RestoreState_name = map[int32]string{
+		0: "RESTORE_STATE_UNSPECIFIED",
+		1: "RESTORE_STATE_PENDING",
+		2: "RESTORE_STATE_COPYING",
+		3: "RESTORE_STATE_COMPLETED",
+		4: "RESTORE_STATE_FAILED",
+		5: "RESTORE_STATE_CANCELLED",
+	}
+	RestoreState_value = map[string]int32{
+		"RESTORE_STATE_UNSPECIFIED": 0,
+		"RESTORE_STATE_PENDING":     1,
+		"RESTORE_STATE_COPYING":     2,
+		"RESTORE_STATE_COMPLETED":   3,
+		"RESTORE_STATE_FAILED":      4,
+		"RESTORE_STATE_CANCELLED":   5,
+	}
+)
+
+func (x RestoreState) Enum() *RestoreState {
+	p := new(RestoreState)
+	*p = x
+	return p
+}
+
+func (x RestoreState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RestoreState) Descriptor() protoreflect.EnumDescriptor {
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[7].Descriptor()
+}
+
+func (RestoreState) Type() protoreflect.EnumType {
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[7]
+}
+
+func (x RestoreState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RestoreState.Descriptor instead.
+func (RestoreState) EnumDescriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
+}
+
 type NodeRole int32
 
 const (
@@ -478,11 +541,11 @@ func (x NodeRole) String() string {
 }
 
 func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[7].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[8].Descriptor()
 }
 
 func (NodeRole) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[7]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[8]
 }
 
 func (x NodeRole) Number() protoreflect.EnumNumber {
@@ -491,7 +554,7 @@ func (x NodeRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeRole.Descriptor instead.
 func (NodeRole) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{8}
 }
 
 type Database struct {
@@ -4504,6 +4567,790 @@ func (x *DescribeSnapshotResponse) GetSnapshot() *Snapshot {
 	return nil
 }
 
+type RestoreJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	State RestoreState           `protobuf:"varint,2,opt,name=state,proto3,enum=snapkeep.v1.RestoreState" json:"state,omitempty"`
+	// The snapshot restored: its database, collection and name, and its id.
+	Database   string `protobuf:"bytes,3,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string `protobuf:"bytes,4,opt,name=collection,proto3" json:"collection,omitempty"`
+	Snapshot   string `protobuf:"bytes,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	SnapshotId uint64 `protobuf:"varint,6,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// The new collection.
+	TargetDatabase     string `protobuf:"bytes,7,opt,name=target_database,json=targetDatabase,proto3" json:"target_database,omitempty"`
+	TargetCollection   string `protobuf:"bytes,8,opt,name=target_collection,json=targetCollection,proto3" json:"target_collection,omitempty"`
+	TargetCollectionId uint64 `protobuf:"varint,9,opt,name=target_collection_id,json=targetCollectionId,proto3" json:"target_collection_id,omitempty"`
+	// Partitions restored; empty means all.
+	Partitions     []string `protobuf:"bytes,10,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Verify         bool     `protobuf:"varint,11,opt,name=verify,proto3" json:"verify,omitempty"`
+	MaxConcurrency uint32   `protobuf:"varint,12,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	// Progress: 0–100 by bytes (by files when there are no bytes).
+	ProgressPercent float64 `protobuf:"fixed64,13,opt,name=progress_percent,json=progressPercent,proto3" json:"progress_percent,omitempty"`
+	FilesDone       uint64  `protobuf:"varint,14,opt,name=files_done,json=filesDone,proto3" json:"files_done,omitempty"`
+	FilesTotal      uint64  `protobuf:"varint,15,opt,name=files_total,json=filesTotal,proto3" json:"files_total,omitempty"`
+	BytesDone       uint64  `protobuf:"varint,16,opt,name=bytes_done,json=bytesDone,proto3" json:"bytes_done,omitempty"`
+	BytesTotal      uint64  `protobuf:"varint,17,opt,name=bytes_total,json=bytesTotal,proto3" json:"bytes_total,omitempty"`
+	// Average copy rate since the job started copying, and the time left at that rate
+	// (-1 when unknown).
+	BytesPerSecond   float64 `protobuf:"fixed64,18,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"`
+	EtaMs            int64   `protobuf:"varint,19,opt,name=eta_ms,json=etaMs,proto3" json:"eta_ms,omitempty"`
+	CreatedAtUnixMs  int64   `protobuf:"varint,20,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	StartedAtUnixMs  int64   `protobuf:"varint,21,opt,name=started_at_unix_ms,json=startedAtUnixMs,proto3" json:"started_at_unix_ms,omitempty"`
+	FinishedAtUnixMs int64   `protobuf:"varint,22,opt,name=finished_at_unix_ms,json=finishedAtUnixMs,proto3" json:"finished_at_unix_ms,omitempty"`
+	// Copy attempts made, failed attempts, and task batches leased to nodes.
+	Attempts       uint64 `protobuf:"varint,23,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	FailedAttempts uint64 `protobuf:"varint,24,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
+	Leases         uint64 `protobuf:"varint,25,opt,name=leases,proto3" json:"leases,omitempty"`
+	// Why the job failed or was cancelled, and the source keys that failed (at most 100).
+	Error         string   `protobuf:"bytes,26,opt,name=error,proto3" json:"error,omitempty"`
+	FailingKeys   []string `protobuf:"bytes,27,rep,name=failing_keys,json=failingKeys,proto3" json:"failing_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreJob) Reset() {
+	*x = RestoreJob{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreJob) ProtoMessage() {}
+
+func (x *RestoreJob) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreJob.ProtoReflect.Descriptor instead.
+func (*RestoreJob) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RestoreJob) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetState() RestoreState {
+	if x != nil {
+		return x.State
+	}
+	return RestoreState_RESTORE_STATE_UNSPECIFIED
+}
+
+func (x *RestoreJob) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetTargetDatabase() string {
+	if x != nil {
+		return x.TargetDatabase
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetTargetCollection() string {
+	if x != nil {
+		return x.TargetCollection
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetTargetCollectionId() uint64 {
+	if x != nil {
+		return x.TargetCollectionId
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetPartitions() []string {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *RestoreJob) GetVerify() bool {
+	if x != nil {
+		return x.Verify
+	}
+	return false
+}
+
+func (x *RestoreJob) GetMaxConcurrency() uint32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetProgressPercent() float64 {
+	if x != nil {
+		return x.ProgressPercent
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetFilesDone() uint64 {
+	if x != nil {
+		return x.FilesDone
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetFilesTotal() uint64 {
+	if x != nil {
+		return x.FilesTotal
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetBytesDone() uint64 {
+	if x != nil {
+		return x.BytesDone
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetBytesTotal() uint64 {
+	if x != nil {
+		return x.BytesTotal
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetBytesPerSecond() float64 {
+	if x != nil {
+		return x.BytesPerSecond
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetEtaMs() int64 {
+	if x != nil {
+		return x.EtaMs
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetStartedAtUnixMs() int64 {
+	if x != nil {
+		return x.StartedAtUnixMs
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetFinishedAtUnixMs() int64 {
+	if x != nil {
+		return x.FinishedAtUnixMs
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetAttempts() uint64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetFailedAttempts() uint64 {
+	if x != nil {
+		return x.FailedAttempts
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetLeases() uint64 {
+	if x != nil {
+		return x.Leases
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetFailingKeys() []string {
+	if x != nil {
+		return x.FailingKeys
+	}
+	return nil
+}
+
+type RestoreSnapshotRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The snapshot: its collection's database (empty: "default"), collection and name.
+	Database   string `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	Snapshot   string `protobuf:"bytes,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// The new collection's database (empty: "default") and name; the name must be free.
+	TargetDatabase   string `protobuf:"bytes,5,opt,name=target_database,json=targetDatabase,proto3" json:"target_database,omitempty"`
+	TargetCollection string `protobuf:"bytes,6,opt,name=target_collection,json=targetCollection,proto3" json:"target_collection,omitempty"`
+	// Restore only these partitions (a "_default" partition is always created); empty
+	// means all.
+	Partitions []string `protobuf:"bytes,7,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// Verify every copy's size and CRC-32C (default true).
+	Verify *bool `protobuf:"varint,8,opt,name=verify,proto3,oneof" json:"verify,omitempty"`
+	// Copies one node runs at once for this job (0: the node's default, 16).
+	MaxConcurrency uint32 `protobuf:"varint,9,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RestoreSnapshotRequest) Reset() {
+	*x = RestoreSnapshotRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSnapshotRequest) ProtoMessage() {}
+
+func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*RestoreSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RestoreSnapshotRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RestoreSnapshotRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *RestoreSnapshotRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *RestoreSnapshotRequest) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *RestoreSnapshotRequest) GetTargetDatabase() string {
+	if x != nil {
+		return x.TargetDatabase
+	}
+	return ""
+}
+
+func (x *RestoreSnapshotRequest) GetTargetCollection() string {
+	if x != nil {
+		return x.TargetCollection
+	}
+	return ""
+}
+
+func (x *RestoreSnapshotRequest) GetPartitions() []string {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *RestoreSnapshotRequest) GetVerify() bool {
+	if x != nil && x.Verify != nil {
+		return *x.Verify
+	}
+	return false
+}
+
+func (x *RestoreSnapshotRequest) GetMaxConcurrency() uint32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+type RestoreSnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Job   *RestoreJob            `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	// True when an identical request's running job was returned.
+	Existing      bool `protobuf:"varint,3,opt,name=existing,proto3" json:"existing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreSnapshotResponse) Reset() {
+	*x = RestoreSnapshotResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSnapshotResponse) ProtoMessage() {}
+
+func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RestoreSnapshotResponse) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreSnapshotResponse) GetJob() *RestoreJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *RestoreSnapshotResponse) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
+type GetRestoreStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Consistency   ReadConsistency        `protobuf:"varint,2,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRestoreStateRequest) Reset() {
+	*x = GetRestoreStateRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRestoreStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRestoreStateRequest) ProtoMessage() {}
+
+func (x *GetRestoreStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRestoreStateRequest.ProtoReflect.Descriptor instead.
+func (*GetRestoreStateRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *GetRestoreStateRequest) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *GetRestoreStateRequest) GetConsistency() ReadConsistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
+}
+
+type GetRestoreStateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *RestoreJob            `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRestoreStateResponse) Reset() {
+	*x = GetRestoreStateResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRestoreStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRestoreStateResponse) ProtoMessage() {}
+
+func (x *GetRestoreStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRestoreStateResponse.ProtoReflect.Descriptor instead.
+func (*GetRestoreStateResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *GetRestoreStateResponse) GetJob() *RestoreJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+type ListRestoreJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only jobs in these states; empty means all.
+	States []RestoreState `protobuf:"varint,1,rep,packed,name=states,proto3,enum=snapkeep.v1.RestoreState" json:"states,omitempty"`
+	// Only jobs restoring into this collection name (of target_database).
+	TargetDatabase   string `protobuf:"bytes,2,opt,name=target_database,json=targetDatabase,proto3" json:"target_database,omitempty"`
+	TargetCollection string `protobuf:"bytes,3,opt,name=target_collection,json=targetCollection,proto3" json:"target_collection,omitempty"`
+	// Only jobs restoring this snapshot (by name, of any collection).
+	Snapshot string `protobuf:"bytes,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// Page size: 0 means 100; at most 1,000.
+	PageSize      uint32          `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string          `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Consistency   ReadConsistency `protobuf:"varint,7,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRestoreJobsRequest) Reset() {
+	*x = ListRestoreJobsRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRestoreJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRestoreJobsRequest) ProtoMessage() {}
+
+func (x *ListRestoreJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRestoreJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListRestoreJobsRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ListRestoreJobsRequest) GetStates() []RestoreState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *ListRestoreJobsRequest) GetTargetDatabase() string {
+	if x != nil {
+		return x.TargetDatabase
+	}
+	return ""
+}
+
+func (x *ListRestoreJobsRequest) GetTargetCollection() string {
+	if x != nil {
+		return x.TargetCollection
+	}
+	return ""
+}
+
+func (x *ListRestoreJobsRequest) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *ListRestoreJobsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRestoreJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRestoreJobsRequest) GetConsistency() ReadConsistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
+}
+
+type ListRestoreJobsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jobs          []*RestoreJob          `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRestoreJobsResponse) Reset() {
+	*x = ListRestoreJobsResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRestoreJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRestoreJobsResponse) ProtoMessage() {}
+
+func (x *ListRestoreJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRestoreJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListRestoreJobsResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListRestoreJobsResponse) GetJobs() []*RestoreJob {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *ListRestoreJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type CancelRestoreRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	JobId     uint64                 `protobuf:"varint,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Kept as the job's error (default "cancelled on request").
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRestoreRequest) Reset() {
+	*x = CancelRestoreRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRestoreRequest) ProtoMessage() {}
+
+func (x *CancelRestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRestoreRequest.ProtoReflect.Descriptor instead.
+func (*CancelRestoreRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *CancelRestoreRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CancelRestoreRequest) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *CancelRestoreRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CancelRestoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *RestoreJob            `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRestoreResponse) Reset() {
+	*x = CancelRestoreResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRestoreResponse) ProtoMessage() {}
+
+func (x *CancelRestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRestoreResponse.ProtoReflect.Descriptor instead.
+func (*CancelRestoreResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *CancelRestoreResponse) GetJob() *RestoreJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4512,7 +5359,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4524,7 +5371,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4537,7 +5384,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{60}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
 }
 
 type NodeStatus struct {
@@ -4564,7 +5411,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4576,7 +5423,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4589,7 +5436,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{61}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -4691,7 +5538,7 @@ type StorageInfo struct {
 
 func (x *StorageInfo) Reset() {
 	*x = StorageInfo{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4703,7 +5550,7 @@ func (x *StorageInfo) String() string {
 func (*StorageInfo) ProtoMessage() {}
 
 func (x *StorageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4716,7 +5563,7 @@ func (x *StorageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageInfo.ProtoReflect.Descriptor instead.
 func (*StorageInfo) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *StorageInfo) GetEndpoint() string {
@@ -4766,7 +5613,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4778,7 +5625,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4791,7 +5638,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ClusterStatusResponse) GetLeaderId() string {
@@ -5220,7 +6067,90 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\x04R\x02id\x12>\n" +
 	"\vconsistency\x18\x05 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"M\n" +
 	"\x18DescribeSnapshotResponse\x121\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x16\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\xba\a\n" +
+	"\n" +
+	"RestoreJob\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x19.snapkeep.v1.RestoreStateR\x05state\x12\x1a\n" +
+	"\bdatabase\x18\x03 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x04 \x01(\tR\n" +
+	"collection\x12\x1a\n" +
+	"\bsnapshot\x18\x05 \x01(\tR\bsnapshot\x12\x1f\n" +
+	"\vsnapshot_id\x18\x06 \x01(\x04R\n" +
+	"snapshotId\x12'\n" +
+	"\x0ftarget_database\x18\a \x01(\tR\x0etargetDatabase\x12+\n" +
+	"\x11target_collection\x18\b \x01(\tR\x10targetCollection\x120\n" +
+	"\x14target_collection_id\x18\t \x01(\x04R\x12targetCollectionId\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\n" +
+	" \x03(\tR\n" +
+	"partitions\x12\x16\n" +
+	"\x06verify\x18\v \x01(\bR\x06verify\x12'\n" +
+	"\x0fmax_concurrency\x18\f \x01(\rR\x0emaxConcurrency\x12)\n" +
+	"\x10progress_percent\x18\r \x01(\x01R\x0fprogressPercent\x12\x1d\n" +
+	"\n" +
+	"files_done\x18\x0e \x01(\x04R\tfilesDone\x12\x1f\n" +
+	"\vfiles_total\x18\x0f \x01(\x04R\n" +
+	"filesTotal\x12\x1d\n" +
+	"\n" +
+	"bytes_done\x18\x10 \x01(\x04R\tbytesDone\x12\x1f\n" +
+	"\vbytes_total\x18\x11 \x01(\x04R\n" +
+	"bytesTotal\x12(\n" +
+	"\x10bytes_per_second\x18\x12 \x01(\x01R\x0ebytesPerSecond\x12\x15\n" +
+	"\x06eta_ms\x18\x13 \x01(\x03R\x05etaMs\x12+\n" +
+	"\x12created_at_unix_ms\x18\x14 \x01(\x03R\x0fcreatedAtUnixMs\x12+\n" +
+	"\x12started_at_unix_ms\x18\x15 \x01(\x03R\x0fstartedAtUnixMs\x12-\n" +
+	"\x13finished_at_unix_ms\x18\x16 \x01(\x03R\x10finishedAtUnixMs\x12\x1a\n" +
+	"\battempts\x18\x17 \x01(\x04R\battempts\x12'\n" +
+	"\x0ffailed_attempts\x18\x18 \x01(\x04R\x0efailedAttempts\x12\x16\n" +
+	"\x06leases\x18\x19 \x01(\x04R\x06leases\x12\x14\n" +
+	"\x05error\x18\x1a \x01(\tR\x05error\x12!\n" +
+	"\ffailing_keys\x18\x1b \x03(\tR\vfailingKeys\"\xd6\x02\n" +
+	"\x16RestoreSnapshotRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x03 \x01(\tR\n" +
+	"collection\x12\x1a\n" +
+	"\bsnapshot\x18\x04 \x01(\tR\bsnapshot\x12'\n" +
+	"\x0ftarget_database\x18\x05 \x01(\tR\x0etargetDatabase\x12+\n" +
+	"\x11target_collection\x18\x06 \x01(\tR\x10targetCollection\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\a \x03(\tR\n" +
+	"partitions\x12\x1b\n" +
+	"\x06verify\x18\b \x01(\bH\x00R\x06verify\x88\x01\x01\x12'\n" +
+	"\x0fmax_concurrency\x18\t \x01(\rR\x0emaxConcurrencyB\t\n" +
+	"\a_verify\"w\n" +
+	"\x17RestoreSnapshotResponse\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12)\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\x12\x1a\n" +
+	"\bexisting\x18\x03 \x01(\bR\bexisting\"o\n" +
+	"\x16GetRestoreStateRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12>\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"D\n" +
+	"\x17GetRestoreStateResponse\x12)\n" +
+	"\x03job\x18\x01 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\"\xb9\x02\n" +
+	"\x16ListRestoreJobsRequest\x121\n" +
+	"\x06states\x18\x01 \x03(\x0e2\x19.snapkeep.v1.RestoreStateR\x06states\x12'\n" +
+	"\x0ftarget_database\x18\x02 \x01(\tR\x0etargetDatabase\x12+\n" +
+	"\x11target_collection\x18\x03 \x01(\tR\x10targetCollection\x12\x1a\n" +
+	"\bsnapshot\x18\x04 \x01(\tR\bsnapshot\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12>\n" +
+	"\vconsistency\x18\a \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"n\n" +
+	"\x17ListRestoreJobsResponse\x12+\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x17.snapkeep.v1.RestoreJobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"d\n" +
+	"\x14CancelRestoreRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"B\n" +
+	"\x15CancelRestoreResponse\x12)\n" +
+	"\x03job\x18\x01 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xf1\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
@@ -5287,7 +6217,14 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x1aSNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SNAPSHOT_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18SNAPSHOT_STATE_COMMITTED\x10\x02\x12\x1b\n" +
-	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\x9f\x01\n" +
+	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xb7\x01\n" +
+	"\fRestoreState\x12\x1d\n" +
+	"\x19RESTORE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15RESTORE_STATE_PENDING\x10\x01\x12\x19\n" +
+	"\x15RESTORE_STATE_COPYING\x10\x02\x12\x1b\n" +
+	"\x17RESTORE_STATE_COMPLETED\x10\x03\x12\x18\n" +
+	"\x14RESTORE_STATE_FAILED\x10\x04\x12\x1b\n" +
+	"\x17RESTORE_STATE_CANCELLED\x10\x05*\x9f\x01\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_LEADER\x10\x01\x12\x16\n" +
@@ -5321,7 +6258,12 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x0eCreateSnapshot\x12\".snapkeep.v1.CreateSnapshotRequest\x1a#.snapkeep.v1.CreateSnapshotResponse\x12S\n" +
 	"\fDropSnapshot\x12 .snapkeep.v1.DropSnapshotRequest\x1a!.snapkeep.v1.DropSnapshotResponse\x12V\n" +
 	"\rListSnapshots\x12!.snapkeep.v1.ListSnapshotsRequest\x1a\".snapkeep.v1.ListSnapshotsResponse\x12_\n" +
-	"\x10DescribeSnapshot\x12$.snapkeep.v1.DescribeSnapshotRequest\x1a%.snapkeep.v1.DescribeSnapshotResponse2a\n" +
+	"\x10DescribeSnapshot\x12$.snapkeep.v1.DescribeSnapshotRequest\x1a%.snapkeep.v1.DescribeSnapshotResponse2\xfc\x02\n" +
+	"\bRestores\x12\\\n" +
+	"\x0fRestoreSnapshot\x12#.snapkeep.v1.RestoreSnapshotRequest\x1a$.snapkeep.v1.RestoreSnapshotResponse\x12\\\n" +
+	"\x0fGetRestoreState\x12#.snapkeep.v1.GetRestoreStateRequest\x1a$.snapkeep.v1.GetRestoreStateResponse\x12\\\n" +
+	"\x0fListRestoreJobs\x12#.snapkeep.v1.ListRestoreJobsRequest\x1a$.snapkeep.v1.ListRestoreJobsResponse\x12V\n" +
+	"\rCancelRestore\x12!.snapkeep.v1.CancelRestoreRequest\x1a\".snapkeep.v1.CancelRestoreResponse2a\n" +
 	"\aCluster\x12V\n" +
 	"\rClusterStatus\x12!.snapkeep.v1.ClusterStatusRequest\x1a\".snapkeep.v1.ClusterStatusResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
 
@@ -5337,8 +6279,8 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 	return file_snapkeep_v1_snapkeep_proto_rawDescData
 }
 
-var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
+var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
 	(FileKind)(0),                      // 1: snapkeep.v1.FileKind
@@ -5347,208 +6289,234 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(IndexBuildState)(0),               // 4: snapkeep.v1.IndexBuildState
 	(ReadConsistency)(0),               // 5: snapkeep.v1.ReadConsistency
 	(SnapshotState)(0),                 // 6: snapkeep.v1.SnapshotState
-	(NodeRole)(0),                      // 7: snapkeep.v1.NodeRole
-	(*Database)(nil),                   // 8: snapkeep.v1.Database
-	(*Partition)(nil),                  // 9: snapkeep.v1.Partition
-	(*Index)(nil),                      // 10: snapkeep.v1.Index
-	(*Collection)(nil),                 // 11: snapkeep.v1.Collection
-	(*SegmentSummary)(nil),             // 12: snapkeep.v1.SegmentSummary
-	(*File)(nil),                       // 13: snapkeep.v1.File
-	(*IndexBuild)(nil),                 // 14: snapkeep.v1.IndexBuild
-	(*Segment)(nil),                    // 15: snapkeep.v1.Segment
-	(*CreateDatabaseRequest)(nil),      // 16: snapkeep.v1.CreateDatabaseRequest
-	(*CreateDatabaseResponse)(nil),     // 17: snapkeep.v1.CreateDatabaseResponse
-	(*DropDatabaseRequest)(nil),        // 18: snapkeep.v1.DropDatabaseRequest
-	(*DropDatabaseResponse)(nil),       // 19: snapkeep.v1.DropDatabaseResponse
-	(*ListDatabasesRequest)(nil),       // 20: snapkeep.v1.ListDatabasesRequest
-	(*ListDatabasesResponse)(nil),      // 21: snapkeep.v1.ListDatabasesResponse
-	(*CreateCollectionRequest)(nil),    // 22: snapkeep.v1.CreateCollectionRequest
-	(*CreateCollectionResponse)(nil),   // 23: snapkeep.v1.CreateCollectionResponse
-	(*DropCollectionRequest)(nil),      // 24: snapkeep.v1.DropCollectionRequest
-	(*DropCollectionResponse)(nil),     // 25: snapkeep.v1.DropCollectionResponse
-	(*AlterCollectionRequest)(nil),     // 26: snapkeep.v1.AlterCollectionRequest
-	(*AlterCollectionResponse)(nil),    // 27: snapkeep.v1.AlterCollectionResponse
-	(*DescribeCollectionRequest)(nil),  // 28: snapkeep.v1.DescribeCollectionRequest
-	(*DescribeCollectionResponse)(nil), // 29: snapkeep.v1.DescribeCollectionResponse
-	(*ListCollectionsRequest)(nil),     // 30: snapkeep.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),    // 31: snapkeep.v1.ListCollectionsResponse
-	(*CreatePartitionRequest)(nil),     // 32: snapkeep.v1.CreatePartitionRequest
-	(*CreatePartitionResponse)(nil),    // 33: snapkeep.v1.CreatePartitionResponse
-	(*DropPartitionRequest)(nil),       // 34: snapkeep.v1.DropPartitionRequest
-	(*DropPartitionResponse)(nil),      // 35: snapkeep.v1.DropPartitionResponse
-	(*CreateIndexRequest)(nil),         // 36: snapkeep.v1.CreateIndexRequest
-	(*CreateIndexResponse)(nil),        // 37: snapkeep.v1.CreateIndexResponse
-	(*DropIndexRequest)(nil),           // 38: snapkeep.v1.DropIndexRequest
-	(*DropIndexResponse)(nil),          // 39: snapkeep.v1.DropIndexResponse
-	(*AllocateSegmentRequest)(nil),     // 40: snapkeep.v1.AllocateSegmentRequest
-	(*AllocateSegmentResponse)(nil),    // 41: snapkeep.v1.AllocateSegmentResponse
-	(*FlushSegmentRequest)(nil),        // 42: snapkeep.v1.FlushSegmentRequest
-	(*FlushSegmentResponse)(nil),       // 43: snapkeep.v1.FlushSegmentResponse
-	(*AllocateIndexBuildRequest)(nil),  // 44: snapkeep.v1.AllocateIndexBuildRequest
-	(*AllocateIndexBuildResponse)(nil), // 45: snapkeep.v1.AllocateIndexBuildResponse
-	(*AddIndexBuildRequest)(nil),       // 46: snapkeep.v1.AddIndexBuildRequest
-	(*AddIndexBuildResponse)(nil),      // 47: snapkeep.v1.AddIndexBuildResponse
-	(*CompactOutput)(nil),              // 48: snapkeep.v1.CompactOutput
-	(*CompactSegmentsRequest)(nil),     // 49: snapkeep.v1.CompactSegmentsRequest
-	(*CompactSegmentsResponse)(nil),    // 50: snapkeep.v1.CompactSegmentsResponse
-	(*DropSegmentsRequest)(nil),        // 51: snapkeep.v1.DropSegmentsRequest
-	(*DropSegmentsResponse)(nil),       // 52: snapkeep.v1.DropSegmentsResponse
-	(*GetSegmentRequest)(nil),          // 53: snapkeep.v1.GetSegmentRequest
-	(*GetSegmentResponse)(nil),         // 54: snapkeep.v1.GetSegmentResponse
-	(*ListSegmentsRequest)(nil),        // 55: snapkeep.v1.ListSegmentsRequest
-	(*ListSegmentsResponse)(nil),       // 56: snapkeep.v1.ListSegmentsResponse
-	(*FileKindTotals)(nil),             // 57: snapkeep.v1.FileKindTotals
-	(*SnapshotSummary)(nil),            // 58: snapkeep.v1.SnapshotSummary
-	(*Snapshot)(nil),                   // 59: snapkeep.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),      // 60: snapkeep.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),     // 61: snapkeep.v1.CreateSnapshotResponse
-	(*DropSnapshotRequest)(nil),        // 62: snapkeep.v1.DropSnapshotRequest
-	(*DropSnapshotResponse)(nil),       // 63: snapkeep.v1.DropSnapshotResponse
-	(*ListSnapshotsRequest)(nil),       // 64: snapkeep.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),      // 65: snapkeep.v1.ListSnapshotsResponse
-	(*DescribeSnapshotRequest)(nil),    // 66: snapkeep.v1.DescribeSnapshotRequest
-	(*DescribeSnapshotResponse)(nil),   // 67: snapkeep.v1.DescribeSnapshotResponse
-	(*ClusterStatusRequest)(nil),       // 68: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                 // 69: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                // 70: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),      // 71: snapkeep.v1.ClusterStatusResponse
-	nil,                                // 72: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 73: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 74: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 75: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 76: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 77: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 78: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                // 79: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                // 80: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                // 81: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                // 82: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	(RestoreState)(0),                  // 7: snapkeep.v1.RestoreState
+	(NodeRole)(0),                      // 8: snapkeep.v1.NodeRole
+	(*Database)(nil),                   // 9: snapkeep.v1.Database
+	(*Partition)(nil),                  // 10: snapkeep.v1.Partition
+	(*Index)(nil),                      // 11: snapkeep.v1.Index
+	(*Collection)(nil),                 // 12: snapkeep.v1.Collection
+	(*SegmentSummary)(nil),             // 13: snapkeep.v1.SegmentSummary
+	(*File)(nil),                       // 14: snapkeep.v1.File
+	(*IndexBuild)(nil),                 // 15: snapkeep.v1.IndexBuild
+	(*Segment)(nil),                    // 16: snapkeep.v1.Segment
+	(*CreateDatabaseRequest)(nil),      // 17: snapkeep.v1.CreateDatabaseRequest
+	(*CreateDatabaseResponse)(nil),     // 18: snapkeep.v1.CreateDatabaseResponse
+	(*DropDatabaseRequest)(nil),        // 19: snapkeep.v1.DropDatabaseRequest
+	(*DropDatabaseResponse)(nil),       // 20: snapkeep.v1.DropDatabaseResponse
+	(*ListDatabasesRequest)(nil),       // 21: snapkeep.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),      // 22: snapkeep.v1.ListDatabasesResponse
+	(*CreateCollectionRequest)(nil),    // 23: snapkeep.v1.CreateCollectionRequest
+	(*CreateCollectionResponse)(nil),   // 24: snapkeep.v1.CreateCollectionResponse
+	(*DropCollectionRequest)(nil),      // 25: snapkeep.v1.DropCollectionRequest
+	(*DropCollectionResponse)(nil),     // 26: snapkeep.v1.DropCollectionResponse
+	(*AlterCollectionRequest)(nil),     // 27: snapkeep.v1.AlterCollectionRequest
+	(*AlterCollectionResponse)(nil),    // 28: snapkeep.v1.AlterCollectionResponse
+	(*DescribeCollectionRequest)(nil),  // 29: snapkeep.v1.DescribeCollectionRequest
+	(*DescribeCollectionResponse)(nil), // 30: snapkeep.v1.DescribeCollectionResponse
+	(*ListCollectionsRequest)(nil),     // 31: snapkeep.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),    // 32: snapkeep.v1.ListCollectionsResponse
+	(*CreatePartitionRequest)(nil),     // 33: snapkeep.v1.CreatePartitionRequest
+	(*CreatePartitionResponse)(nil),    // 34: snapkeep.v1.CreatePartitionResponse
+	(*DropPartitionRequest)(nil),       // 35: snapkeep.v1.DropPartitionRequest
+	(*DropPartitionResponse)(nil),      // 36: snapkeep.v1.DropPartitionResponse
+	(*CreateIndexRequest)(nil),         // 37: snapkeep.v1.CreateIndexRequest
+	(*CreateIndexResponse)(nil),        // 38: snapkeep.v1.CreateIndexResponse
+	(*DropIndexRequest)(nil),           // 39: snapkeep.v1.DropIndexRequest
+	(*DropIndexResponse)(nil),          // 40: snapkeep.v1.DropIndexResponse
+	(*AllocateSegmentRequest)(nil),     // 41: snapkeep.v1.AllocateSegmentRequest
+	(*AllocateSegmentResponse)(nil),    // 42: snapkeep.v1.AllocateSegmentResponse
+	(*FlushSegmentRequest)(nil),        // 43: snapkeep.v1.FlushSegmentRequest
+	(*FlushSegmentResponse)(nil),       // 44: snapkeep.v1.FlushSegmentResponse
+	(*AllocateIndexBuildRequest)(nil),  // 45: snapkeep.v1.AllocateIndexBuildRequest
+	(*AllocateIndexBuildResponse)(nil), // 46: snapkeep.v1.AllocateIndexBuildResponse
+	(*AddIndexBuildRequest)(nil),       // 47: snapkeep.v1.AddIndexBuildRequest
+	(*AddIndexBuildResponse)(nil),      // 48: snapkeep.v1.AddIndexBuildResponse
+	(*CompactOutput)(nil),              // 49: snapkeep.v1.CompactOutput
+	(*CompactSegmentsRequest)(nil),     // 50: snapkeep.v1.CompactSegmentsRequest
+	(*CompactSegmentsResponse)(nil),    // 51: snapkeep.v1.CompactSegmentsResponse
+	(*DropSegmentsRequest)(nil),        // 52: snapkeep.v1.DropSegmentsRequest
+	(*DropSegmentsResponse)(nil),       // 53: snapkeep.v1.DropSegmentsResponse
+	(*GetSegmentRequest)(nil),          // 54: snapkeep.v1.GetSegmentRequest
+	(*GetSegmentResponse)(nil),         // 55: snapkeep.v1.GetSegmentResponse
+	(*ListSegmentsRequest)(nil),        // 56: snapkeep.v1.ListSegmentsRequest
+	(*ListSegmentsResponse)(nil),       // 57: snapkeep.v1.ListSegmentsResponse
+	(*FileKindTotals)(nil),             // 58: snapkeep.v1.FileKindTotals
+	(*SnapshotSummary)(nil),            // 59: snapkeep.v1.SnapshotSummary
+	(*Snapshot)(nil),                   // 60: snapkeep.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),      // 61: snapkeep.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),     // 62: snapkeep.v1.CreateSnapshotResponse
+	(*DropSnapshotRequest)(nil),        // 63: snapkeep.v1.DropSnapshotRequest
+	(*DropSnapshotResponse)(nil),       // 64: snapkeep.v1.DropSnapshotResponse
+	(*ListSnapshotsRequest)(nil),       // 65: snapkeep.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),      // 66: snapkeep.v1.ListSnapshotsResponse
+	(*DescribeSnapshotRequest)(nil),    // 67: snapkeep.v1.DescribeSnapshotRequest
+	(*DescribeSnapshotResponse)(nil),   // 68: snapkeep.v1.DescribeSnapshotResponse
+	(*RestoreJob)(nil),                 // 69: snapkeep.v1.RestoreJob
+	(*RestoreSnapshotRequest)(nil),     // 70: snapkeep.v1.RestoreSnapshotRequest
+	(*RestoreSnapshotResponse)(nil),    // 71: snapkeep.v1.RestoreSnapshotResponse
+	(*GetRestoreStateRequest)(nil),     // 72: snapkeep.v1.GetRestoreStateRequest
+	(*GetRestoreStateResponse)(nil),    // 73: snapkeep.v1.GetRestoreStateResponse
+	(*ListRestoreJobsRequest)(nil),     // 74: snapkeep.v1.ListRestoreJobsRequest
+	(*ListRestoreJobsResponse)(nil),    // 75: snapkeep.v1.ListRestoreJobsResponse
+	(*CancelRestoreRequest)(nil),       // 76: snapkeep.v1.CancelRestoreRequest
+	(*CancelRestoreResponse)(nil),      // 77: snapkeep.v1.CancelRestoreResponse
+	(*ClusterStatusRequest)(nil),       // 78: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                 // 79: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                // 80: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),      // 81: snapkeep.v1.ClusterStatusResponse
+	nil,                                // 82: snapkeep.v1.Database.PropertiesEntry
+	nil,                                // 83: snapkeep.v1.Index.ParamsEntry
+	nil,                                // 84: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                // 85: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                // 86: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                // 87: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                // 88: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                // 89: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                // 90: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                // 91: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                // 92: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	72, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	73, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
-	0,  // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	74, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
-	9,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
-	10, // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
-	1,  // 6: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
-	4,  // 7: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
-	13, // 8: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
-	3,  // 9: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
-	2,  // 10: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
-	13, // 11: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
-	14, // 12: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
-	3,  // 13: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	75, // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	8,  // 15: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
-	5,  // 16: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	8,  // 17: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	76, // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	11, // 19: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	11, // 20: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	77, // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	11, // 22: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	5,  // 23: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	11, // 24: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	12, // 25: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
-	5,  // 26: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	11, // 27: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
-	11, // 28: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	11, // 29: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	78, // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
-	11, // 31: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	11, // 32: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	15, // 33: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	13, // 34: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
-	15, // 35: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	15, // 36: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	14, // 37: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
-	13, // 38: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
-	15, // 39: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	13, // 40: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
-	48, // 41: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
-	15, // 42: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	15, // 43: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	5,  // 44: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	15, // 45: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	2,  // 46: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
-	5,  // 47: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	15, // 48: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	1,  // 49: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
-	57, // 50: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
-	6,  // 51: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	79, // 52: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	80, // 53: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
-	9,  // 54: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
-	10, // 55: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
-	58, // 56: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
-	81, // 57: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	59, // 58: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	59, // 59: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	6,  // 60: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	82, // 61: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	5,  // 62: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	59, // 63: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
-	5,  // 64: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	59, // 65: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	7,  // 66: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	69, // 67: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	70, // 68: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	16, // 69: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	18, // 70: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	20, // 71: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	22, // 72: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	24, // 73: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	26, // 74: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	28, // 75: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	30, // 76: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	32, // 77: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	34, // 78: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	36, // 79: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	38, // 80: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	40, // 81: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	42, // 82: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	44, // 83: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	46, // 84: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	49, // 85: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	51, // 86: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	53, // 87: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	55, // 88: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	60, // 89: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	62, // 90: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	64, // 91: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	66, // 92: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	68, // 93: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	17, // 94: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	19, // 95: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	21, // 96: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	23, // 97: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	25, // 98: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	27, // 99: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	29, // 100: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	31, // 101: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	33, // 102: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	35, // 103: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	37, // 104: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	39, // 105: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	41, // 106: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	43, // 107: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	45, // 108: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	47, // 109: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	50, // 110: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	52, // 111: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	54, // 112: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	56, // 113: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	61, // 114: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	63, // 115: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	65, // 116: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	67, // 117: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	71, // 118: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	94, // [94:119] is the sub-list for method output_type
-	69, // [69:94] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	82,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	83,  // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
+	84,  // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	10,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
+	11,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
+	1,   // 6: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
+	4,   // 7: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
+	14,  // 8: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
+	3,   // 9: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
+	2,   // 10: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
+	14,  // 11: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
+	15,  // 12: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
+	3,   // 13: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
+	85,  // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	9,   // 15: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
+	5,   // 16: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	9,   // 17: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
+	86,  // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	12,  // 19: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	12,  // 20: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	87,  // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	12,  // 22: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	5,   // 23: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	12,  // 24: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	13,  // 25: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
+	5,   // 26: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	12,  // 27: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
+	12,  // 28: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	12,  // 29: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	88,  // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	12,  // 31: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	12,  // 32: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	16,  // 33: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	14,  // 34: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
+	16,  // 35: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	16,  // 36: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	15,  // 37: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
+	14,  // 38: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
+	16,  // 39: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	14,  // 40: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
+	49,  // 41: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
+	16,  // 42: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	16,  // 43: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	5,   // 44: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	16,  // 45: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	2,   // 46: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
+	5,   // 47: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	16,  // 48: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	1,   // 49: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
+	58,  // 50: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
+	6,   // 51: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
+	89,  // 52: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	90,  // 53: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	10,  // 54: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
+	11,  // 55: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
+	59,  // 56: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
+	91,  // 57: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	60,  // 58: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	60,  // 59: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	6,   // 60: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	92,  // 61: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	5,   // 62: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	60,  // 63: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	5,   // 64: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	60,  // 65: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	7,   // 66: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
+	69,  // 67: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	5,   // 68: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	69,  // 69: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	7,   // 70: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	5,   // 71: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	69,  // 72: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	69,  // 73: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	8,   // 74: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	79,  // 75: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	80,  // 76: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	17,  // 77: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	19,  // 78: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	21,  // 79: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	23,  // 80: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	25,  // 81: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	27,  // 82: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	29,  // 83: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	31,  // 84: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	33,  // 85: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	35,  // 86: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	37,  // 87: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	39,  // 88: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	41,  // 89: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	43,  // 90: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	45,  // 91: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	47,  // 92: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	50,  // 93: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	52,  // 94: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	54,  // 95: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	56,  // 96: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	61,  // 97: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	63,  // 98: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	65,  // 99: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	67,  // 100: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	70,  // 101: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	72,  // 102: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	74,  // 103: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	76,  // 104: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	78,  // 105: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	18,  // 106: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	20,  // 107: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	22,  // 108: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	24,  // 109: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	26,  // 110: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	28,  // 111: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	30,  // 112: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	32,  // 113: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	34,  // 114: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	36,  // 115: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	38,  // 116: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	40,  // 117: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	42,  // 118: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	44,  // 119: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	46,  // 120: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	48,  // 121: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	51,  // 122: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	53,  // 123: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	55,  // 124: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	57,  // 125: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	62,  // 126: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	64,  // 127: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	66,  // 128: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	68,  // 129: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	71,  // 130: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	73,  // 131: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	75,  // 132: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	77,  // 133: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	81,  // 134: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	106, // [106:135] is the sub-list for method output_type
+	77,  // [77:106] is the sub-list for method input_type
+	77,  // [77:77] is the sub-list for extension type_name
+	77,  // [77:77] is the sub-list for extension extendee
+	0,   // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -5556,15 +6524,16 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 	if File_snapkeep_v1_snapkeep_proto != nil {
 		return
 	}
+	file_snapkeep_v1_snapkeep_proto_msgTypes[61].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   75,
+			NumEnums:      9,
+			NumMessages:   84,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_snapkeep_v1_snapkeep_proto_goTypes,
 		DependencyIndexes: file_snapkeep_v1_snapkeep_proto_depIdxs,

@@ -1170,6 +1170,246 @@ var Snapshots_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	Restores_RestoreSnapshot_FullMethodName = "/snapkeep.v1.Restores/RestoreSnapshot"
+	Restores_GetRestoreState_FullMethodName = "/snapkeep.v1.Restores/GetRestoreState"
+	Restores_ListRestoreJobs_FullMethodName = "/snapkeep.v1.Restores/ListRestoreJobs"
+	Restores_CancelRestore_FullMethodName   = "/snapkeep.v1.Restores/CancelRestore"
+)
+
+// RestoresClient is the client API for Restores service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Restores copies a committed snapshot into a new collection, server-side in the
+// bucket. The job lives in the replicated state: it survives node and leader failures,
+// and it reports COMPLETED only when every file is copied (and, by default, verified
+// against its recorded size and CRC-32C). A failed or cancelled job rolls back: the
+// target collection is dropped.
+type RestoresClient interface {
+	// RestoreSnapshot starts a restore job and returns its id (never the collection's).
+	// The same request while its job runs returns that job; another request for a
+	// target name that is taken is refused.
+	RestoreSnapshot(ctx context.Context, in *RestoreSnapshotRequest, opts ...grpc.CallOption) (*RestoreSnapshotResponse, error)
+	// GetRestoreState reports a job's state and progress.
+	GetRestoreState(ctx context.Context, in *GetRestoreStateRequest, opts ...grpc.CallOption) (*GetRestoreStateResponse, error)
+	// ListRestoreJobs lists jobs in creation order, a page at a time.
+	ListRestoreJobs(ctx context.Context, in *ListRestoreJobsRequest, opts ...grpc.CallOption) (*ListRestoreJobsResponse, error)
+	// CancelRestore stops a running job and rolls it back.
+	CancelRestore(ctx context.Context, in *CancelRestoreRequest, opts ...grpc.CallOption) (*CancelRestoreResponse, error)
+}
+
+type restoresClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewRestoresClient(cc grpc.ClientConnInterface) RestoresClient {
+	return &restoresClient{cc}
+}
+
+func (c *restoresClient) RestoreSnapshot(ctx context.Context, in *RestoreSnapshotRequest, opts ...grpc.CallOption) (*RestoreSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreSnapshotResponse)
+	err := c.cc.Invoke(ctx, Restores_RestoreSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restoresClient) GetRestoreState(ctx context.Context, in *GetRestoreStateRequest, opts ...grpc.CallOption) (*GetRestoreStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRestoreStateResponse)
+	err := c.cc.Invoke(ctx, Restores_GetRestoreState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restoresClient) ListRestoreJobs(ctx context.Context, in *ListRestoreJobsRequest, opts ...grpc.CallOption) (*ListRestoreJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRestoreJobsResponse)
+	err := c.cc.Invoke(ctx, Restores_ListRestoreJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restoresClient) CancelRestore(ctx context.Context, in *CancelRestoreRequest, opts ...grpc.CallOption) (*CancelRestoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelRestoreResponse)
+	err := c.cc.Invoke(ctx, Restores_CancelRestore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RestoresServer is the server API for Restores service.
+// All implementations must embed UnimplementedRestoresServer
+// for forward compatibility.
+//
+// Restores copies a committed snapshot into a new collection, server-side in the
+// bucket. The job lives in the replicated state: it survives node and leader failures,
+// and it reports COMPLETED only when every file is copied (and, by default, verified
+// against its recorded size and CRC-32C). A failed or cancelled job rolls back: the
+// target collection is dropped.
+type RestoresServer interface {
+	// RestoreSnapshot starts a restore job and returns its id (never the collection's).
+	// The same request while its job runs returns that job; another request for a
+	// target name that is taken is refused.
+	RestoreSnapshot(context.Context, *RestoreSnapshotRequest) (*RestoreSnapshotResponse, error)
+	// GetRestoreState reports a job's state and progress.
+	GetRestoreState(context.Context, *GetRestoreStateRequest) (*GetRestoreStateResponse, error)
+	// ListRestoreJobs lists jobs in creation order, a page at a time.
+	ListRestoreJobs(context.Context, *ListRestoreJobsRequest) (*ListRestoreJobsResponse, error)
+	// CancelRestore stops a running job and rolls it back.
+	CancelRestore(context.Context, *CancelRestoreRequest) (*CancelRestoreResponse, error)
+	mustEmbedUnimplementedRestoresServer()
+}
+
+// UnimplementedRestoresServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedRestoresServer struct{}
+
+func (UnimplementedRestoresServer) RestoreSnapshot(context.Context, *RestoreSnapshotRequest) (*RestoreSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreSnapshot not implemented")
+}
+func (UnimplementedRestoresServer) GetRestoreState(context.Context, *GetRestoreStateRequest) (*GetRestoreStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRestoreState not implemented")
+}
+func (UnimplementedRestoresServer) ListRestoreJobs(context.Context, *ListRestoreJobsRequest) (*ListRestoreJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRestoreJobs not implemented")
+}
+func (UnimplementedRestoresServer) CancelRestore(context.Context, *CancelRestoreRequest) (*CancelRestoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelRestore not implemented")
+}
+func (UnimplementedRestoresServer) mustEmbedUnimplementedRestoresServer() {}
+func (UnimplementedRestoresServer) testEmbeddedByValue()                  {}
+
+// UnsafeRestoresServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to RestoresServer will
+// result in compilation errors.
+type UnsafeRestoresServer interface {
+	mustEmbedUnimplementedRestoresServer()
+}
+
+func RegisterRestoresServer(s grpc.ServiceRegistrar, srv RestoresServer) {
+	// If the following call panics, it indicates UnimplementedRestoresServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Restores_ServiceDesc, srv)
+}
+
+func _Restores_RestoreSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoresServer).RestoreSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Restores_RestoreSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoresServer).RestoreSnapshot(ctx, req.(*RestoreSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Restores_GetRestoreState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRestoreStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoresServer).GetRestoreState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Restores_GetRestoreState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoresServer).GetRestoreState(ctx, req.(*GetRestoreStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Restores_ListRestoreJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRestoreJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoresServer).ListRestoreJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Restores_ListRestoreJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoresServer).ListRestoreJobs(ctx, req.(*ListRestoreJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Restores_CancelRestore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRestoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RestoresServer).CancelRestore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Restores_CancelRestore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RestoresServer).CancelRestore(ctx, req.(*CancelRestoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Restores_ServiceDesc is the grpc.ServiceDesc for Restores service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Restores_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "snapkeep.v1.Restores",
+	HandlerType: (*RestoresServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RestoreSnapshot",
+			Handler:    _Restores_RestoreSnapshot_Handler,
+		},
+		{
+			MethodName: "GetRestoreState",
+			Handler:    _Restores_GetRestoreState_Handler,
+		},
+		{
+			MethodName: "ListRestoreJobs",
+			Handler:    _Restores_ListRestoreJobs_Handler,
+		},
+		{
+			MethodName: "CancelRestore",
+			Handler:    _Restores_CancelRestore_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "snapkeep/v1/snapkeep.proto",
+}
+
+const (
 	Cluster_ClusterStatus_FullMethodName = "/snapkeep.v1.Cluster/ClusterStatus"
 )
 

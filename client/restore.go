@@ -1,0 +1,189 @@
+package client
+
+import (
+	"context"
+	"iter"
+	"math"
+
+	"google.golang.org/grpc"
+
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// RestoreSnapshotOption builds a RestoreSnapshot call.
+type RestoreSnapshotOption struct {
+	req *snapkeepv1.RestoreSnapshotRequest
+}
+
+// NewRestoreSnapshotOption restores snapshot of collection (of the "default"
+// database) into a new collection named target (in the "default" database).
+func NewRestoreSnapshotOption(collection, snapshot, target string) *RestoreSnapshotOption {
+	return &RestoreSnapshotOption{req: &snapkeepv1.RestoreSnapshotRequest{Collection: collection, Snapshot: snapshot, TargetCollection: target}}
+}
+
+// WithDatabase names the snapshot's database (default "default").
+func (o *RestoreSnapshotOption) WithDatabase(db string) *RestoreSnapshotOption {
+	o.req.Database = db
+	return o
+}
+
+// WithTargetDatabase puts the new collection in database db (default "default").
+func (o *RestoreSnapshotOption) WithTargetDatabase(db string) *RestoreSnapshotOption {
+	o.req.TargetDatabase = db
+	return o
+}
+
+// WithPartitions restores only these partitions (added to earlier ones).
+func (o *RestoreSnapshotOption) WithPartitions(names ...string) *RestoreSnapshotOption {
+	o.req.Partitions = append(o.req.Partitions, names...)
+	return o
+}
+
+// WithoutVerify skips checking each copy's size and CRC-32C (on by default).
+func (o *RestoreSnapshotOption) WithoutVerify() *RestoreSnapshotOption {
+	verify := false
+	o.req.Verify = &verify
+	return o
+}
+
+// WithMaxConcurrency bounds the copies one node runs at once for this job.
+func (o *RestoreSnapshotOption) WithMaxConcurrency(n int) *RestoreSnapshotOption {
+	o.req.MaxConcurrency = uint32(min(max(n, 0), math.MaxUint32))
+	return o
+}
+
+// RestoreSnapshot starts a restore job; the response carries its id. The same request
+// while that job runs returns it again (Existing).
+func (c *Client) RestoreSnapshot(ctx context.Context, opt *RestoreSnapshotOption) (*snapkeepv1.RestoreSnapshotResponse, error) {
+	if opt == nil {
+		return nil, nilOption("RestoreSnapshot")
+	}
+	req := clone(opt.req)
+	req.RequestId = newRequestID()
+	return invoke(ctx, c, "RestoreSnapshot", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.RestoreSnapshotResponse, error) {
+			return ep.restores.RestoreSnapshot(ctx, req, o...)
+		})
+}
+
+// GetRestoreState returns a restore job's state and progress.
+func (c *Client) GetRestoreState(ctx context.Context, jobID uint64, opts ...ReadOption) (*snapkeepv1.RestoreJob, error) {
+	var rs readSettings
+	for _, o := range opts {
+		o(&rs)
+	}
+	cons, route := consistency(rs.stale)
+	req := &snapkeepv1.GetRestoreStateRequest{JobId: jobID, Consistency: cons}
+	resp, err := invoke(ctx, c, "GetRestoreState", route,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.GetRestoreStateResponse, error) {
+			return ep.restores.GetRestoreState(ctx, req, o...)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetJob(), nil
+}
+
+// CancelRestoreOption builds a CancelRestore call.
+type CancelRestoreOption struct {
+	req *snapkeepv1.CancelRestoreRequest
+}
+
+// NewCancelRestoreOption cancels restore job jobID.
+func NewCancelRestoreOption(jobID uint64) *CancelRestoreOption {
+	return &CancelRestoreOption{req: &snapkeepv1.CancelRestoreRequest{JobId: jobID}}
+}
+
+// WithReason records why (kept as the job's error).
+func (o *CancelRestoreOption) WithReason(reason string) *CancelRestoreOption {
+	o.req.Reason = reason
+	return o
+}
+
+// CancelRestore stops a running job and rolls it back (its target collection is
+// dropped).
+func (c *Client) CancelRestore(ctx context.Context, opt *CancelRestoreOption) (*snapkeepv1.RestoreJob, error) {
+	if opt == nil {
+		return nil, nilOption("CancelRestore")
+	}
+	req := clone(opt.req)
+	req.RequestId = newRequestID()
+	resp, err := invoke(ctx, c, "CancelRestore", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CancelRestoreResponse, error) {
+			return ep.restores.CancelRestore(ctx, req, o...)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetJob(), nil
+}
+
+// ListRestoreJobsOption builds a ListRestoreJobs or ListAllRestoreJobs call.
+type ListRestoreJobsOption struct {
+	req *snapkeepv1.ListRestoreJobsRequest
+}
+
+// NewListRestoreJobsOption lists every restore job in creation order.
+func NewListRestoreJobsOption() *ListRestoreJobsOption {
+	return &ListRestoreJobsOption{req: &snapkeepv1.ListRestoreJobsRequest{}}
+}
+
+// WithStates lists only jobs in one of states (adding to earlier WithStates).
+func (o *ListRestoreJobsOption) WithStates(states ...snapkeepv1.RestoreState) *ListRestoreJobsOption {
+	o.req.States = append(o.req.States, states...)
+	return o
+}
+
+// WithTarget lists only jobs restoring into collection (of database db; "" for
+// "default").
+func (o *ListRestoreJobsOption) WithTarget(db, collection string) *ListRestoreJobsOption {
+	o.req.TargetDatabase, o.req.TargetCollection = db, collection
+	return o
+}
+
+// WithSnapshot lists only jobs restoring a snapshot of this name.
+func (o *ListRestoreJobsOption) WithSnapshot(name string) *ListRestoreJobsOption {
+	o.req.Snapshot = name
+	return o
+}
+
+// WithPageSize sets how many jobs one page holds (0: 100; at most 1,000).
+func (o *ListRestoreJobsOption) WithPageSize(n int) *ListRestoreJobsOption {
+	o.req.PageSize = uint32(min(max(n, 0), math.MaxUint32))
+	return o
+}
+
+// WithPageToken continues a listing from a previous page's NextPageToken.
+func (o *ListRestoreJobsOption) WithPageToken(token string) *ListRestoreJobsOption {
+	o.req.PageToken = token
+	return o
+}
+
+// ListRestoreJobs returns one page of restore jobs.
+func (c *Client) ListRestoreJobs(ctx context.Context, opt *ListRestoreJobsOption) (*snapkeepv1.ListRestoreJobsResponse, error) {
+	if opt == nil {
+		return nil, nilOption("ListRestoreJobs")
+	}
+	return c.listRestoreJobsPage(ctx, clone(opt.req))
+}
+
+func (c *Client) listRestoreJobsPage(ctx context.Context, req *snapkeepv1.ListRestoreJobsRequest) (*snapkeepv1.ListRestoreJobsResponse, error) {
+	return invoke(ctx, c, "ListRestoreJobs", readRoute(req.Consistency),
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ListRestoreJobsResponse, error) {
+			return ep.restores.ListRestoreJobs(ctx, req, o...)
+		})
+}
+
+// ListAllRestoreJobs iterates over every job the listing selects, a page at a time;
+// see ListAllSegments for the error and early-stop behaviour.
+func (c *Client) ListAllRestoreJobs(ctx context.Context, opt *ListRestoreJobsOption) iter.Seq2[*snapkeepv1.RestoreJob, error] {
+	if opt == nil {
+		return failedIteration[*snapkeepv1.RestoreJob](nilOption("ListAllRestoreJobs"))
+	}
+	return allPages(clone(opt.req),
+		func(req *snapkeepv1.ListRestoreJobsRequest) (*snapkeepv1.ListRestoreJobsResponse, error) {
+			return c.listRestoreJobsPage(ctx, req)
+		},
+		(*snapkeepv1.ListRestoreJobsResponse).GetJobs,
+		func(req *snapkeepv1.ListRestoreJobsRequest, token string) { req.PageToken = token })
+}

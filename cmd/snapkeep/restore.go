@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// restoreStates maps the --state values to states.
+var restoreStates = map[string]snapkeepv1.RestoreState{
+	"pending":   snapkeepv1.RestoreState_RESTORE_STATE_PENDING,
+	"copying":   snapkeepv1.RestoreState_RESTORE_STATE_COPYING,
+	"completed": snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED,
+	"failed":    snapkeepv1.RestoreState_RESTORE_STATE_FAILED,
+	"cancelled": snapkeepv1.RestoreState_RESTORE_STATE_CANCELLED,
+}
+
+// restorePoll is how often --wait asks for progress.
+var restorePoll = 500 * time.Millisecond
+
+func (a *app) restoreCmd() *cobra.Command {
+	cmd := groupCmd("restore", "Restore snapshots into new collections, and follow or cancel the jobs")
+
+	var database, targetDatabase, target, partitions string
+	var wait, noVerify bool
+	var concurrency int
+	start := &cobra.Command{
+		Use:   "start COLLECTION SNAPSHOT --target NAME",
+		Short: "Restore a snapshot into a new collection (prints the job id; --wait follows it)",
+		Long: `Start a job that copies the snapshot's files server-side into a new collection
+NAME, with the snapshot's schema, properties, partitions and index definitions under
+new ids. The job survives node and leader failures and completes only when every
+file is copied and (unless --no-verify) checked against its size and CRC-32C; a
+failed or cancelled job drops the new collection. With --wait the command follows
+the job (a progress bar on a terminal, progress lines otherwise) and exits non-zero
+unless it completes.`,
+		Args: exactArgs("COLLECTION", "SNAPSHOT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if target == "" {
+				return usageErrorf("--target is required: the name of the new collection")
+			}
+			if concurrency < 0 {
+				return usageErrorf("--concurrency %d cannot be negative", concurrency)
+			}
+			opt := client.NewRestoreSnapshotOption(args[0], args[1], target).
+				WithDatabase(database).WithTargetDatabase(targetDatabase).WithMaxConcurrency(concurrency)
+			for _, p := range strings.Split(partitions, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					opt.WithPartitions(p)
+				}
+			}
+			if noVerify {
+				opt.WithoutVerify()
+			}
+			return a.withClient(cmd, !wait, func(ctx context.Context, cl *client.Client) error {
+				resp, err := cl.RestoreSnapshot(ctx, opt)
+				if err != nil {
+					return err
+				}
+				if !wait {
+					if a.json() {
+						return writeJSON(cmd.OutOrStdout(), resp)
+					}
+					verb := "Started"
+					if resp.GetExisting() {
+						verb = "Already running:"
+					}
+					_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s restore job %d: snapshot %q of %q into %q. Follow it with: snapkeep restore status %d\n",
+						verb, resp.GetJobId(), args[1], args[0], target, resp.GetJobId())
+					return err
+				}
+				return a.waitRestore(ctx, cmd, cl, resp.GetJobId())
+			})
+		},
+	}
+	start.Flags().StringVar(&target, "target", "", "name of the new collection (required)")
+	start.Flags().StringVar(&targetDatabase, "target-database", "", "the new collection's database (default \"default\")")
+	start.Flags().StringVar(&partitions, "partitions", "", "restore only these partitions (comma-separated)")
+	start.Flags().BoolVar(&wait, "wait", false, "follow the job until it ends; exit non-zero unless it completes")
+	start.Flags().BoolVar(&noVerify, "no-verify", false, "do not check each copy's size and CRC-32C")
+	start.Flags().IntVar(&concurrency, "concurrency", 0, "copies one node runs at once for this job (0: the node's default)")
+	start.Flags().StringVar(&database, "database", "", "the snapshot's database (default \"default\")")
+
+	status := &cobra.Command{
+		Use:   "status JOB",
+		Short: "Show a restore job's state, progress, rate and ETA",
+		Args:  exactArgs("JOB"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobID(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				job, err := cl.GetRestoreState(ctx, id)
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), &snapkeepv1.GetRestoreStateResponse{Job: job})
+				}
+				return printRestoreJob(cmd.OutOrStdout(), job)
+			})
+		},
+	}
+
+	var states []string
+	var snapshot, listTarget string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List restore jobs in creation order (every page)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt := client.NewListRestoreJobsOption().WithSnapshot(snapshot).WithTarget(targetDatabase, listTarget)
+			for _, s := range states {
+				st, ok := restoreStates[strings.ToLower(strings.TrimSpace(s))]
+				if !ok {
+					return usageErrorf("--state %q: want pending, copying, completed, failed or cancelled", s)
+				}
+				opt.WithStates(st)
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				var jobs []*snapkeepv1.RestoreJob
+				for j, err := range cl.ListAllRestoreJobs(ctx, opt) {
+					if err != nil {
+						return err
+					}
+					jobs = append(jobs, j)
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), &snapkeepv1.ListRestoreJobsResponse{Jobs: jobs})
+				}
+				t := newTable(cmd.OutOrStdout(), "JOB", "STATE", "SNAPSHOT", "TARGET", "PROGRESS", "FILES", "BYTES", "CREATED")
+				for _, j := range jobs {
+					t.row(j.GetId(), enumName(j.GetState()), j.GetCollection()+"/"+j.GetSnapshot(), j.GetTargetCollection(),
+						fmt.Sprintf("%.0f%%", j.GetProgressPercent()), fmt.Sprintf("%d/%d", j.GetFilesDone(), j.GetFilesTotal()),
+						humanBytes(j.GetBytesTotal()), timestamp(j.GetCreatedAtUnixMs()))
+				}
+				return t.flush()
+			})
+		},
+	}
+	list.Flags().StringArrayVar(&states, "state", nil, "only jobs in this state (repeatable)")
+	list.Flags().StringVar(&listTarget, "target", "", "only jobs restoring into this collection")
+	list.Flags().StringVar(&targetDatabase, "target-database", "", "the target's database (default \"default\")")
+	list.Flags().StringVar(&snapshot, "snapshot", "", "only jobs restoring a snapshot of this name")
+
+	var reason string
+	cancel := &cobra.Command{
+		Use:   "cancel JOB",
+		Short: "Cancel a running restore job and roll it back",
+		Args:  exactArgs("JOB"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobID(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				job, err := cl.CancelRestore(ctx, client.NewCancelRestoreOption(id).WithReason(reason))
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), &snapkeepv1.CancelRestoreResponse{Job: job})
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "Cancelled restore job %d; collection %q is dropped.\n", id, job.GetTargetCollection())
+				return err
+			})
+		},
+	}
+	cancel.Flags().StringVar(&reason, "reason", "", "why (kept as the job's error)")
+
+	cmd.AddCommand(start, status, list, cancel)
+	return cmd
+}
+
+func parseJobID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, usageErrorf("JOB %q is not a job id (a positive number)", s)
+	}
+	return id, nil
+}
+
+// waitRestore follows a job until it ends, with a progress bar on a terminal and a
+// line every few seconds otherwise; it fails unless the job completes.
+func (a *app) waitRestore(ctx context.Context, cmd *cobra.Command, cl *client.Client, id uint64) error {
+	out := cmd.OutOrStdout()
+	var bar *progressbar.ProgressBar
+	lastLine := time.Time{}
+	for {
+		job, err := cl.GetRestoreState(ctx, id)
+		if err != nil {
+			return err
+		}
+		finished := job.GetState() != snapkeepv1.RestoreState_RESTORE_STATE_PENDING && job.GetState() != snapkeepv1.RestoreState_RESTORE_STATE_COPYING
+		switch {
+		case a.json():
+		case a.isTerminal(out):
+			if bar == nil {
+				bar = progressbar.NewOptions64(int64(max(job.GetBytesTotal(), 1)),
+					progressbar.OptionSetWriter(out),
+					progressbar.OptionShowBytes(true),
+					progressbar.OptionSetPredictTime(true),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionFullWidth())
+			}
+			bar.Describe(fmt.Sprintf("job %d %s: %d/%d files", id, enumName(job.GetState()), job.GetFilesDone(), job.GetFilesTotal()))
+			_ = bar.Set64(int64(job.GetBytesDone()))
+		case finished || time.Since(lastLine) >= 3*time.Second:
+			lastLine = time.Now()
+			fmt.Fprintln(out, progressLine(job))
+		}
+		if finished {
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(out)
+			}
+			if a.json() {
+				if err := writeJSON(out, &snapkeepv1.GetRestoreStateResponse{Job: job}); err != nil {
+					return err
+				}
+			} else if err := printRestoreJob(out, job); err != nil {
+				return err
+			}
+			if job.GetState() != snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED {
+				return fmt.Errorf("restore job %d %s: %s", id, enumName(job.GetState()), job.GetError())
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(restorePoll):
+		}
+	}
+}
+
+// progressLine is one line of progress: state, files, bytes, rate and ETA.
+func progressLine(j *snapkeepv1.RestoreJob) string {
+	eta := "-"
+	if j.GetEtaMs() >= 0 {
+		eta = (time.Duration(j.GetEtaMs()) * time.Millisecond).Round(time.Second).String()
+	}
+	return fmt.Sprintf("restore job %d %s: %.1f%%, %d/%d files, %s/%s, %s/s, ETA %s",
+		j.GetId(), enumName(j.GetState()), j.GetProgressPercent(), j.GetFilesDone(), j.GetFilesTotal(),
+		humanBytes(j.GetBytesDone()), humanBytes(j.GetBytesTotal()), humanBytes(uint64(j.GetBytesPerSecond())), eta)
+}
+
+// printRestoreJob writes one job in detail.
+func printRestoreJob(w io.Writer, j *snapkeepv1.RestoreJob) error {
+	t := newTable(w)
+	t.row("Job:", j.GetId())
+	t.row("State:", enumName(j.GetState()))
+	t.row("Snapshot:", fmt.Sprintf("%s (id %d) of %s.%s", j.GetSnapshot(), j.GetSnapshotId(), orDash(j.GetDatabase()), j.GetCollection()))
+	t.row("Target:", fmt.Sprintf("%s.%s (id %d)", j.GetTargetDatabase(), j.GetTargetCollection(), j.GetTargetCollectionId()))
+	if len(j.GetPartitions()) > 0 {
+		t.row("Partitions:", strings.Join(j.GetPartitions(), ", "))
+	}
+	t.row("Progress:", fmt.Sprintf("%.1f%%: %d/%d files, %s of %s", j.GetProgressPercent(), j.GetFilesDone(), j.GetFilesTotal(),
+		humanBytes(j.GetBytesDone()), humanBytes(j.GetBytesTotal())))
+	rate := humanBytes(uint64(j.GetBytesPerSecond())) + "/s"
+	if j.GetEtaMs() > 0 {
+		rate += ", ETA " + (time.Duration(j.GetEtaMs()) * time.Millisecond).Round(time.Second).String()
+	}
+	t.row("Rate:", rate)
+	t.row("Verify:", yesNo(j.GetVerify()))
+	t.row("Attempts:", fmt.Sprintf("%d copies, %d failed, %d leases", j.GetAttempts(), j.GetFailedAttempts(), j.GetLeases()))
+	t.row("Created:", timestamp(j.GetCreatedAtUnixMs()))
+	if j.GetStartedAtUnixMs() != 0 {
+		t.row("Started:", timestamp(j.GetStartedAtUnixMs()))
+	}
+	if j.GetFinishedAtUnixMs() != 0 {
+		t.row("Finished:", timestamp(j.GetFinishedAtUnixMs()))
+	}
+	if j.GetError() != "" {
+		t.row("Error:", j.GetError())
+	}
+	for i, k := range j.GetFailingKeys() {
+		label := ""
+		if i == 0 {
+			label = "Failing keys:"
+		}
+		t.row(label, k)
+	}
+	return t.flush()
+}

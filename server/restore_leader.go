@@ -1,0 +1,286 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/restore"
+	"github.com/snapkeep/snapkeep/rpc/internalv1"
+)
+
+// The restore coordinator is a leader duty. For a PENDING job it checks, in bulk, that
+// every source object exists with its recorded size (one paginated listing of the
+// source collection, never a HEAD per file) and then opens the job for copying
+// (RestoreStart) or fails it naming the missing keys (RestoreFail). It returns the
+// tasks of lapsed leases to the pool and removes finished jobs after their retention.
+// The scheduler half answers the executors' lease requests (LeaseRestoreTasks).
+
+// executorHealthy is how recently a node must have asked for work to count as a
+// healthy executor.
+const executorHealthy = 10 * time.Second
+
+// maxLeasesPerNode bounds a node's outstanding leases: work spreads over the nodes.
+const maxLeasesPerNode = 2
+
+type restoreCoordinator struct {
+	kick chan struct{}
+
+	mu        sync.Mutex
+	checking  map[uint64]bool
+	retryAt   map[uint64]time.Time
+	executors map[string]time.Time // node → last lease request
+}
+
+func newRestoreCoordinator() *restoreCoordinator {
+	return &restoreCoordinator{kick: make(chan struct{}, 1), checking: map[uint64]bool{}, retryAt: map[uint64]time.Time{}, executors: map[string]time.Time{}}
+}
+
+// kickRestores wakes the coordinator and this node's executors.
+func (n *Node) kickRestores() {
+	for _, ch := range []chan struct{}{n.coord.kick, n.execKick} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (n *Node) runRestoreCoordinator() {
+	ctx, cancel := n.stopping()
+	defer cancel()
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	for {
+		_, changed := n.fsm.AppliedCh()
+		select {
+		case <-n.stop:
+			return
+		case <-n.coord.kick:
+		case <-changed:
+		case <-ticker.C:
+		}
+		if n.isLeaderReady() {
+			n.coordinateRestores(ctx)
+		}
+	}
+}
+
+func (n *Node) coordinateRestores(ctx context.Context) {
+	v := n.fsm.View()
+	now := time.Now()
+	for _, job := range v.RunningRestoreJobs() {
+		if job.State != fsmpb.RestoreState_RESTORE_STATE_PENDING {
+			continue
+		}
+		c := n.coord
+		c.mu.Lock()
+		start := !c.checking[job.Id] && !now.Before(c.retryAt[job.Id])
+		if start {
+			c.checking[job.Id] = true
+		}
+		c.mu.Unlock()
+		if !start {
+			continue
+		}
+		n.wg.Add(1)
+		go func(job *fsmpb.RestoreJob) {
+			defer n.wg.Done()
+			err := n.precheckRestore(ctx, job)
+			c.mu.Lock()
+			delete(c.checking, job.Id)
+			if err != nil {
+				c.retryAt[job.Id] = time.Now().Add(5 * time.Second)
+			} else {
+				delete(c.retryAt, job.Id)
+			}
+			c.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				n.logger.Warn("restore pre-check failed; will retry", "job", job.Id, "err", err)
+			}
+		}(job)
+	}
+	if leases := v.RestoreLeases(); len(leases) > 0 && leases[0].Deadline < now.UnixNano() {
+		var resp fsmpb.ExpireRestoreLeasesResponse
+		if err := n.propose(ctx, "", &fsmpb.ExpireRestoreLeases{}, &resp); err != nil {
+			n.logger.Warn("expire restore leases", "err", err)
+		} else if len(resp.LeaseIds) > 0 {
+			n.logger.Info("restore leases expired; their tasks return to the pool", "leases", resp.LeaseIds)
+		}
+	}
+	removed := 0
+	v.EachRestoreJob(0, func(j *fsmpb.RestoreJob) bool {
+		if j.FinishedAt != 0 && now.Sub(time.Unix(0, j.FinishedAt)) > n.cfg.RestoreRetention {
+			if err := n.propose(ctx, "", &fsmpb.RestoreRemove{JobId: j.Id}, nil); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+				n.logger.Warn("remove finished restore job", "job", j.Id, "err", err)
+			}
+			removed++
+		}
+		return removed < 16
+	})
+}
+
+// precheckRestore lists the source collection and checks every task's source. It
+// returns an error only when the check could not be made (it is retried).
+func (n *Node) precheckRestore(ctx context.Context, job *fsmpb.RestoreJob) error {
+	objects, err := n.objectStore()
+	if err != nil {
+		return err
+	}
+	keys := keyspace{root: n.cfg.Root}
+	resolver, err := newTaskResolver(n.fsm.View(), keys, job)
+	if err != nil {
+		return err
+	}
+	prefix := keys.full(fsm.SegmentsPrefix(job.SourceCollectionId))
+	start := time.Now()
+	report, err := restore.Precheck(ctx, objects, prefix, newSourceIndex(resolver))
+	if err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
+	if report.MissingCount > 0 || report.WrongSizeCount > 0 {
+		msg := fmt.Sprintf("%d of %d source objects are missing and %d have the wrong size; nothing was copied", report.MissingCount, report.Expected, report.WrongSizeCount)
+		failing := append(append([]string{}, report.Missing...), report.WrongSize...)
+		if len(report.WrongSize) > 0 {
+			msg += " (" + strings.Join(report.WrongSize[:min(3, len(report.WrongSize))], "; ") + ")"
+		}
+		n.logger.Warn("restore sources missing", "job", job.Id, "missing", report.MissingCount, "wrong_size", report.WrongSizeCount)
+		return ignoreDone(n.propose(ctx, "", &fsmpb.RestoreFail{JobId: job.Id, Error: msg, FailingKeys: failing}, nil))
+	}
+	n.logger.Info("restore sources checked", "job", job.Id, "files", report.Expected, "listed", report.Listed, "took", time.Since(start))
+	err = ignoreDone(n.propose(ctx, "", &fsmpb.RestoreStart{JobId: job.Id}, nil))
+	n.kickRestores()
+	return err
+}
+
+// ignoreDone treats "the job is already past that" as success: another leader (or a
+// cancel) got there first.
+func ignoreDone(err error) error {
+	if errors.Is(err, fsm.ErrFailedPrecondition) || errors.Is(err, fsm.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (c *restoreCoordinator) noteExecutor(node string) {
+	c.mu.Lock()
+	c.executors[node] = time.Now()
+	c.mu.Unlock()
+}
+
+// healthyExecutors lists the nodes that asked for work recently.
+func (c *restoreCoordinator) healthyExecutors() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for node, at := range c.executors {
+		if time.Since(at) < executorHealthy {
+			out = append(out, node)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LeaseRestoreTasks is the scheduler: it grants a node a batch of a copying job's
+// pooled tasks. It prefers followers (the leader gets work only when no other node is
+// a healthy executor), bounds each node's outstanding leases, and splits the remaining
+// pool over the healthy executors so the tail of a job spreads too.
+func (s *internalService) LeaseRestoreTasks(ctx context.Context, req *internalv1.LeaseRestoreTasksRequest) (*internalv1.LeaseRestoreTasksResponse, error) {
+	n := s.n
+	if n.raft.State() != raft.Leader {
+		return nil, status.Error(codes.FailedPrecondition, "not leader")
+	}
+	if req.Node == "" || req.MaxTasks == 0 {
+		return nil, status.Error(codes.InvalidArgument, "a lease request names the node and the most tasks it takes")
+	}
+	n.coord.noteExecutor(req.Node)
+	wait := &internalv1.LeaseRestoreTasksResponse{RetryAfterMs: 500}
+	healthy := n.coord.healthyExecutors()
+	if req.Node == n.cfg.NodeID && len(healthy) > 1 {
+		return wait, nil // followers do the copying while they are there
+	}
+	v := n.fsm.View()
+	held := 0
+	for _, l := range v.RestoreLeases() {
+		if l.Node == req.Node {
+			held++
+		}
+	}
+	if held >= maxLeasesPerNode {
+		return wait, nil
+	}
+	for _, job := range v.RunningRestoreJobs() {
+		if job.State != fsmpb.RestoreState_RESTORE_STATE_COPYING {
+			continue
+		}
+		pooled := v.PooledTasks(job.Id)
+		if pooled == 0 {
+			continue
+		}
+		executors := max(1, len(healthy))
+		size := min(int(req.MaxTasks), n.cfg.RestoreBatch, (pooled+executors-1)/executors)
+		var grant fsmpb.RestoreGrantResponse
+		cmd := &fsmpb.RestoreGrant{JobId: job.Id, Node: req.Node, MaxTasks: uint32(max(size, 1)), Lease: int64(n.cfg.RestoreLease)}
+		if err := n.propose(ctx, "", cmd, &grant); err != nil {
+			if ignoreDone(err) == nil {
+				continue
+			}
+			return nil, err
+		}
+		if grant.Lease == nil {
+			continue
+		}
+		resolver, err := newTaskResolver(n.fsm.View(), keyspace{root: n.cfg.Root}, job)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "resolve tasks of job %d: %v", job.Id, err)
+		}
+		out := &internalv1.LeaseRestoreTasksResponse{
+			JobId:          job.Id,
+			LeaseId:        grant.Lease.Id,
+			DeadlineUnixMs: unixMS(grant.Lease.Deadline),
+			Verify:         job.Verify,
+			MaxConcurrency: job.MaxConcurrency,
+		}
+		for _, t := range grant.Lease.Tasks {
+			task, err := resolver.task(t)
+			if err != nil {
+				return nil, status.Errorf(codes.Internal, "resolve task %d of job %d: %v", t, job.Id, err)
+			}
+			out.Tasks = append(out.Tasks, task)
+		}
+		return out, nil
+	}
+	return wait, nil
+}
+
+// ReportRestoreTasks records a batch's outcomes in one entry.
+func (s *internalService) ReportRestoreTasks(ctx context.Context, req *internalv1.ReportRestoreTasksRequest) (*internalv1.ReportRestoreTasksResponse, error) {
+	n := s.n
+	if n.raft.State() != raft.Leader {
+		return nil, status.Error(codes.FailedPrecondition, "not leader")
+	}
+	n.coord.noteExecutor(req.Node)
+	cmd := &fsmpb.RestoreReport{JobId: req.JobId, LeaseId: req.LeaseId, Attempts: req.Attempts}
+	for _, o := range req.Outcomes {
+		if o.Ok {
+			cmd.Done = append(cmd.Done, &fsmpb.TaskDone{Task: o.Index, Bytes: o.Bytes})
+		} else {
+			cmd.Failed = append(cmd.Failed, &fsmpb.TaskFailed{Task: o.Index, Key: o.Key, Error: o.Error, Permanent: o.Permanent})
+		}
+	}
+	if err := n.propose(ctx, "", cmd, nil); err != nil {
+		return nil, err
+	}
+	return &internalv1.ReportRestoreTasksResponse{}, nil
+}

@@ -1,0 +1,502 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/client/datagen"
+	"github.com/snapkeep/snapkeep/objstore"
+	"github.com/snapkeep/snapkeep/objstore/faults"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server"
+	"github.com/snapkeep/snapkeep/server/servertest"
+)
+
+// restoreSource builds collection "docs" (partitions p1 and p2, an index with a built
+// segment) with real objects in the cluster's bucket, and a committed snapshot "snap".
+func restoreSource(t *testing.T, c *servertest.Cluster, cl *client.Client, segmentsPerPartition int) *pb.Snapshot {
+	t.Helper()
+	ctx := context.Background()
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs").WithPartitions("p1", "p2").
+		WithSchema([]byte(`{"fields":[101]}`)).WithProperty("ttl", "60").WithDescription("source"))
+	require.NoError(t, err)
+	_, err = cl.CreateIndex(ctx, client.NewCreateIndexOption("docs", "vec", 101).WithParam("index_type", "HNSW"))
+	require.NoError(t, err)
+	var first uint64
+	for i, p := range []string{"p1", "p2"} {
+		res, err := datagen.Generate(ctx, cl, c.Bucket.Store, datagen.Options{Collection: "docs", Partition: p,
+			Segments: segmentsPerPartition, FilesPerSegment: 4, FileSize: 4096, Seed: int64(i), RowsPerSegment: 100})
+		require.NoError(t, err)
+		if first == 0 {
+			first = slices.Min(res.SegmentIDs)
+		}
+	}
+	// One index build, with one real file.
+	build, err := cl.AllocateIndexBuild(ctx, client.NewAllocateIndexBuildOption(first, "vec"))
+	require.NoError(t, err)
+	body := []byte("hnsw graph bytes")
+	key := build.Build.Prefix + "HNSW_0"
+	sum := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))
+	_, err = c.Bucket.Store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{CRC32C: sum, HasCRC32C: true})
+	require.NoError(t, err)
+	_, err = cl.AddIndexBuild(ctx, client.NewAddIndexBuildOption(first, build.Build.BuildId).
+		WithFiles(&pb.File{Key: key, Kind: pb.FileKind_FILE_KIND_INDEX, Size: uint64(len(body)), Crc32C: sum}))
+	require.NoError(t, err)
+	snap, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "snap"))
+	require.NoError(t, err)
+	return snap
+}
+
+// waitJob waits until a restore job ends and returns it.
+func waitJob(t *testing.T, cl *client.Client, id uint64) *pb.RestoreJob {
+	t.Helper()
+	var job *pb.RestoreJob
+	require.Eventually(t, func() bool {
+		j, err := cl.GetRestoreState(context.Background(), id)
+		if err != nil {
+			return false
+		}
+		job = j
+		return j.State != pb.RestoreState_RESTORE_STATE_PENDING && j.State != pb.RestoreState_RESTORE_STATE_COPYING
+	}, 60*time.Second, 50*time.Millisecond, "restore job %d did not end", id)
+	return job
+}
+
+func readObject(t *testing.T, store objstore.Store, key string) []byte {
+	t.Helper()
+	rc, _, err := store.Get(context.Background(), key)
+	require.NoError(t, err, key)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	return b
+}
+
+// segmentsOf lists a collection's segments with their files.
+func segmentsOf(t *testing.T, cl *client.Client, coll string) []*pb.Segment {
+	t.Helper()
+	var out []*pb.Segment
+	for s, err := range cl.ListAllSegments(context.Background(), client.NewListSegmentsOption(coll)) {
+		require.NoError(t, err)
+		out = append(out, s)
+	}
+	return out
+}
+
+// requireSameContent checks that the restored collection holds byte-identical copies
+// of the source segments (and builds) captured by the snapshot, under new ids.
+func requireSameContent(t *testing.T, c *servertest.Cluster, cl *client.Client, source, target string, partitions ...string) {
+	t.Helper()
+	src := map[string]*pb.Segment{} // by partition name + rows + first key suffix
+	srcColl, err := cl.DescribeCollection(context.Background(), client.NewDescribeCollectionOption(source).WithStale())
+	require.NoError(t, err)
+	partName := func(coll *pb.Collection, id uint64) string {
+		for _, p := range coll.Partitions {
+			if p.Id == id {
+				return p.Name
+			}
+		}
+		return "?"
+	}
+	for _, s := range segmentsOf(t, cl, source) {
+		if s.State != pb.SegmentState_SEGMENT_STATE_FLUSHED {
+			continue
+		}
+		p := partName(srcColl.Collection, s.PartitionId)
+		if len(partitions) > 0 && !slices.Contains(partitions, p) {
+			continue
+		}
+		src[signature(s, p)] = s
+	}
+	dstColl, err := cl.DescribeCollection(context.Background(), client.NewDescribeCollectionOption(target))
+	require.NoError(t, err)
+	dst := segmentsOf(t, cl, target)
+	require.Len(t, dst, len(src))
+	for _, d := range dst {
+		require.Equal(t, pb.SegmentState_SEGMENT_STATE_FLUSHED, d.State)
+		s, ok := src[signature(d, partName(dstColl.Collection, d.PartitionId))]
+		require.True(t, ok, "restored segment %d matches no source segment", d.Id)
+		require.NotEqual(t, s.Id, d.Id)
+		require.Equal(t, s.RowCount, d.RowCount)
+		require.Len(t, d.Files, len(s.Files))
+		for i := range d.Files {
+			require.Equal(t, strings.TrimPrefix(s.Files[i].Key, s.Prefix), strings.TrimPrefix(d.Files[i].Key, d.Prefix))
+			require.Equal(t, readObject(t, c.Bucket.Store, s.Files[i].Key), readObject(t, c.Bucket.Store, d.Files[i].Key), d.Files[i].Key)
+		}
+		require.Len(t, d.IndexBuilds, len(readyBuilds(s)))
+		for i, b := range d.IndexBuilds {
+			sb := readyBuilds(s)[i]
+			require.NotEqual(t, sb.BuildId, b.BuildId, "new build ids")
+			require.Equal(t, pb.IndexBuildState_INDEX_BUILD_STATE_READY, b.State)
+			for k := range b.Files {
+				require.Equal(t, readObject(t, c.Bucket.Store, sb.Files[k].Key), readObject(t, c.Bucket.Store, b.Files[k].Key))
+			}
+		}
+	}
+}
+
+func readyBuilds(s *pb.Segment) []*pb.IndexBuild {
+	var out []*pb.IndexBuild
+	for _, b := range s.IndexBuilds {
+		if b.State == pb.IndexBuildState_INDEX_BUILD_STATE_READY {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// signature identifies a segment's content across the copy: partition and file
+// checksums.
+func signature(s *pb.Segment, partition string) string {
+	var b strings.Builder
+	b.WriteString(partition)
+	for _, f := range s.Files {
+		fmt.Fprintf(&b, "/%x", f.Crc32C)
+	}
+	return b.String()
+}
+
+func TestRestoreCopiesEverything(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 3)
+
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+	require.NotZero(t, resp.JobId)
+	coll, err := cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("copy"))
+	require.NoError(t, err)
+	require.NotEqual(t, resp.JobId, coll.Collection.Id, "the job id is not the collection id")
+
+	job := waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	require.EqualValues(t, 6*4+1, job.FilesTotal)
+	require.Equal(t, job.FilesTotal, job.FilesDone)
+	require.EqualValues(t, 100, job.ProgressPercent)
+
+	restored, err := cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("copy"))
+	require.NoError(t, err)
+	source, err := cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("docs"))
+	require.NoError(t, err)
+	require.Equal(t, pb.CollectionState_COLLECTION_STATE_ACTIVE, restored.Collection.State)
+	require.Equal(t, source.Collection.Schema, restored.Collection.Schema)
+	require.Equal(t, source.Collection.Properties, restored.Collection.Properties)
+	require.Equal(t, []string{"_default", "p1", "p2"}, names(restored.Collection.Partitions))
+	require.Equal(t, "vec", restored.Collection.Indexes[0].Name)
+	require.NotEqual(t, source.Collection.Indexes[0].Id, restored.Collection.Indexes[0].Id)
+	requireSameContent(t, c, cl, "docs", "copy")
+
+	// A partition subset.
+	resp, err = cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "only_p2").WithPartitions("p2"))
+	require.NoError(t, err)
+	job = waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	restored, err = cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("only_p2"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"_default", "p2"}, names(restored.Collection.Partitions))
+	requireSameContent(t, c, cl, "docs", "only_p2", "p2")
+}
+
+func names(ps []*pb.Partition) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// slowReports holds every executor a while before it reports a batch, so a test can
+// act in the middle of a restore.
+func slowReports(delay time.Duration) servertest.Options {
+	return servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.RestoreBatch = 4
+		cfg.RestoreLease = 10 * time.Second
+		cfg.Failpoints = &server.Failpoints{BeforeRestoreReport: func(ctx context.Context, _, _ uint64) error {
+			select {
+			case <-time.After(delay):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+	}}
+}
+
+// countingStore counts copies per destination key.
+type countingStore struct {
+	objstore.Store
+	mu     sync.Mutex
+	copies map[string]int
+}
+
+func (s *countingStore) Copy(ctx context.Context, src, dst string) (objstore.CopyInfo, error) {
+	s.mu.Lock()
+	s.copies[dst]++
+	s.mu.Unlock()
+	return s.Store.Copy(ctx, src, dst)
+}
+
+func (s *countingStore) counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.copies {
+		out[k] = v
+	}
+	return out
+}
+
+func TestRestoreSurvivesLeaderLoss(t *testing.T) {
+	var counter *countingStore
+	opts := slowReports(150 * time.Millisecond)
+	configure := opts.Configure
+	opts.Configure = func(i int, cfg *server.Config) {
+		configure(i, cfg)
+		if counter == nil {
+			counter = &countingStore{Store: cfg.Store, copies: map[string]int{}}
+		}
+		cfg.Store = counter
+	}
+	c := servertest.Start(t, 3, opts)
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 10)
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+
+	var doneAtKill uint64
+	require.Eventually(t, func() bool {
+		j, err := cl.GetRestoreState(ctx, resp.JobId)
+		if err == nil && j.FilesDone > 0 && j.FilesDone < j.FilesTotal/2 {
+			doneAtKill = j.FilesDone
+			return true
+		}
+		return false
+	}, 30*time.Second, 10*time.Millisecond)
+	copiedBefore := counter.counts()
+	c.Stop(c.Leader())
+
+	job := waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	requireSameContent(t, c, cl, "docs", "copy")
+	// No file done before the leader's loss was copied again: a second copy can only
+	// be of a task in flight then (its report lost with the leader).
+	again := 0
+	for key, n := range counter.counts() {
+		if n > 1 {
+			again++
+			require.Equal(t, 1, copiedBefore[key], "%s copied %d times", key, n)
+		}
+	}
+	require.LessOrEqual(t, again, len(copiedBefore)-int(doneAtKill), "only tasks in flight at the loss are copied twice")
+	t.Logf("%d files, %d done when the leader stopped, %d copied twice", job.FilesTotal, doneAtKill, again)
+}
+
+func TestRestoreSurvivesExecutorLoss(t *testing.T) {
+	opts := slowReports(200 * time.Millisecond)
+	configure := opts.Configure
+	opts.Configure = func(i int, cfg *server.Config) {
+		configure(i, cfg)
+		cfg.RestoreLease = 2 * time.Second // a stopped executor's tasks come back soon
+	}
+	c := servertest.Start(t, 3, opts)
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 8)
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := cl.GetRestoreState(ctx, resp.JobId)
+		return err == nil && j.FilesDone > 0
+	}, 30*time.Second, 10*time.Millisecond)
+	c.Stop(c.Follower()) // an executor goes, with its leases
+
+	job := waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	requireSameContent(t, c, cl, "docs", "copy")
+}
+
+func TestRestoreWithTransientFailures(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.Store = faults.Wrap(cfg.Store, faults.Options{Seed: 1, TransientRate: 0.2})
+		cfg.RestoreBatch = 8
+	}})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 4)
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+	job := waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	require.Greater(t, job.Attempts, job.FilesTotal, "some copies were retried")
+	requireSameContent(t, c, cl, "docs", "copy")
+}
+
+func TestRestoreOfAMissingSourceFailsBeforeCopying(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 2)
+	victim := segmentsOf(t, cl, "docs")[1].Files[2].Key
+	res, err := c.Bucket.Store.Delete(ctx, []string{victim}) // behind snapkeep's back
+	require.NoError(t, err)
+	require.Empty(t, res.Failed)
+
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+	job := waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_FAILED, job.State)
+	require.Contains(t, job.Error, "1 of 17 source objects are missing")
+	require.Equal(t, []string{victim}, job.FailingKeys)
+	require.Zero(t, job.FilesDone, "nothing was copied")
+	_, err = cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("copy"))
+	require.True(t, errors.Is(err, client.ErrNotFound), "the target collection is gone: %v", err)
+}
+
+func TestRestoreOfACorruptSourceFails(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 2)
+	victim := segmentsOf(t, cl, "docs")[0].Files[1]
+	// Same size, other bytes: only the checksum can tell.
+	body := bytes.Repeat([]byte{'x'}, int(victim.Size))
+	_, err := c.Bucket.Store.Put(ctx, victim.Key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{})
+	require.NoError(t, err)
+
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+	job := waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_FAILED, job.State)
+	require.Contains(t, job.Error, victim.Key)
+	require.Contains(t, job.FailingKeys, victim.Key)
+	_, err = cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("copy"))
+	require.True(t, errors.Is(err, client.ErrNotFound), "the target collection is gone: %v", err)
+}
+
+func TestRestoreCancelAndSnapshotDrop(t *testing.T) {
+	c := servertest.Start(t, 3, slowReports(300*time.Millisecond))
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 5)
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+
+	// The snapshot cannot be dropped while the job reads it.
+	_, err = cl.DropSnapshot(ctx, client.NewDropSnapshotOption("docs", "snap"))
+	require.True(t, errors.Is(err, client.ErrFailedPrecondition), "%v", err)
+	require.Contains(t, err.Error(), fmt.Sprintf("is being restored by job %d", resp.JobId))
+
+	require.Eventually(t, func() bool {
+		j, err := cl.GetRestoreState(ctx, resp.JobId)
+		return err == nil && j.FilesDone > 0
+	}, 30*time.Second, 10*time.Millisecond)
+	job, err := cl.CancelRestore(ctx, client.NewCancelRestoreOption(resp.JobId).WithReason("wrong snapshot"))
+	require.NoError(t, err)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_CANCELLED, job.State)
+	require.Equal(t, "wrong snapshot", job.Error)
+	_, err = cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("copy"))
+	require.True(t, errors.Is(err, client.ErrNotFound), "%v", err)
+	_, err = cl.CancelRestore(ctx, client.NewCancelRestoreOption(resp.JobId))
+	require.True(t, errors.Is(err, client.ErrFailedPrecondition), "%v", err)
+	require.Contains(t, err.Error(), "is already cancelled")
+
+	_, err = cl.DropSnapshot(ctx, client.NewDropSnapshotOption("docs", "snap"))
+	require.NoError(t, err, "the snapshot is free once the job ended")
+}
+
+func TestRestoreBadInput(t *testing.T) {
+	held := make(chan struct{})
+	c := servertest.Start(t, 1, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.Failpoints = &server.Failpoints{BeforeManifestWrite: func(ctx context.Context, id uint64) error {
+			select {
+			case <-held: // snapshots stay pending until the test lets go
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+	}})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs").WithPartitions("p1"))
+	require.NoError(t, err)
+	_, err = cl.CreateCollection(ctx, client.NewCreateCollectionOption("taken"))
+	require.NoError(t, err)
+	_, err = cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "pending").WithAsync())
+	require.NoError(t, err)
+
+	cases := []struct {
+		name string
+		want error
+		msg  string
+		call func() error
+	}{
+		{"unknown snapshot", client.ErrNotFound, `snapshot "nope" not found on collection "docs"`, func() error {
+			_, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "nope", "x"))
+			return err
+		}},
+		{"snapshot not committed", client.ErrFailedPrecondition, `snapshot "pending" of collection "docs" is pending; only a committed snapshot can be restored`, func() error {
+			_, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "pending", "x"))
+			return err
+		}},
+		{"bad target name", client.ErrInvalidArgument, "target collection name", func() error {
+			_, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "pending", "a b"))
+			return err
+		}},
+		{"unknown job", client.ErrNotFound, "restore job 424242 not found", func() error {
+			_, err := cl.GetRestoreState(ctx, 424242)
+			return err
+		}},
+		{"cancel an unknown job", client.ErrNotFound, "restore job 424242 not found", func() error {
+			_, err := cl.CancelRestore(ctx, client.NewCancelRestoreOption(424242))
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			require.True(t, errors.Is(err, tc.want), "want %v, got %v", tc.want, err)
+			require.Contains(t, err.Error(), tc.msg)
+		})
+	}
+
+	close(held)
+	_, err = cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "ready"))
+	require.NoError(t, err)
+	_, err = cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "ready", "taken"))
+	require.True(t, errors.Is(err, client.ErrAlreadyExists), "%v", err)
+	require.Contains(t, err.Error(), `collection "taken" already exists in database "default"`)
+	_, err = cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "ready", "x").WithPartitions("zz"))
+	require.True(t, errors.Is(err, client.ErrNotFound), "%v", err)
+	require.Contains(t, err.Error(), `partition "zz" is not in snapshot "ready"`)
+
+	// An empty snapshot restores at once; cancelling the finished job is refused.
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "ready", "x"))
+	require.NoError(t, err)
+	again, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "ready", "x"))
+	if err == nil {
+		require.True(t, again.Existing)
+		require.Equal(t, resp.JobId, again.JobId)
+	} else {
+		require.True(t, errors.Is(err, client.ErrAlreadyExists), "%v", err) // it finished already
+	}
+	job := waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State)
+	_, err = cl.CancelRestore(ctx, client.NewCancelRestoreOption(resp.JobId))
+	require.True(t, errors.Is(err, client.ErrFailedPrecondition), "%v", err)
+	require.Contains(t, err.Error(), fmt.Sprintf("restore job %d is already completed", resp.JobId))
+}

@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// restoresService implements the public Restores API: RestoreSnapshot is one command
+// (RestoreBegin); the leader's coordinator checks the sources and opens the job for
+// copying, and every node's executor copies leased tasks (restore_leader.go,
+// executor.go).
+type restoresService struct {
+	pb.UnimplementedRestoresServer
+	n *Node
+}
+
+// Page sizes of ListRestoreJobs.
+const (
+	defaultRestorePage = 100
+	maxRestorePage     = 1000
+)
+
+func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSnapshotRequest) (*pb.RestoreSnapshotResponse, error) {
+	cmd := &fsmpb.RestoreBegin{
+		Database:         req.Database,
+		Collection:       req.Collection,
+		Snapshot:         req.Snapshot,
+		TargetDatabase:   req.TargetDatabase,
+		TargetCollection: req.TargetCollection,
+		Partitions:       req.Partitions,
+		Verify:           req.Verify == nil || *req.Verify,
+		MaxConcurrency:   req.MaxConcurrency,
+		MaxAttempts:      uint32(s.n.cfg.RestoreMaxAttempts),
+	}
+	if err := fsm.ValidateRestoreBegin(cmd); err != nil {
+		return nil, err
+	}
+	var out fsmpb.RestoreJobResponse
+	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	s.n.kickRestores()
+	return &pb.RestoreSnapshotResponse{JobId: out.Job.Id, Job: toRestoreJob(out.Job, time.Now()), Existing: out.Existing}, nil
+}
+
+func (s *restoresService) GetRestoreState(ctx context.Context, req *pb.GetRestoreStateRequest) (*pb.GetRestoreStateResponse, error) {
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	job, err := v.RestoreJob(req.JobId)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetRestoreStateResponse{Job: toRestoreJob(job, time.Now())}, nil
+}
+
+func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListRestoreJobsRequest) (*pb.ListRestoreJobsResponse, error) {
+	pageSize, after, err := parsePage(req.PageSize, req.PageToken, defaultRestorePage, maxRestorePage)
+	if err != nil {
+		return nil, err
+	}
+	states := map[fsmpb.RestoreState]bool{}
+	for _, st := range req.States {
+		if _, ok := pb.RestoreState_name[int32(st)]; !ok || st == pb.RestoreState_RESTORE_STATE_UNSPECIFIED {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown restore state %d in the filter", st)
+		}
+		states[fsmpb.RestoreState(st)] = true
+	}
+	v, err := s.n.readView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	targetDB := ""
+	if req.TargetCollection != "" || req.TargetDatabase != "" {
+		db, err := v.Database(req.TargetDatabase)
+		if err != nil {
+			return nil, err
+		}
+		targetDB = db.Name
+	}
+	now := time.Now()
+	out := &pb.ListRestoreJobsResponse{}
+	v.EachRestoreJob(after, func(j *fsmpb.RestoreJob) bool {
+		switch {
+		case len(states) > 0 && !states[j.State],
+			targetDB != "" && j.TargetDatabase != targetDB,
+			req.TargetCollection != "" && j.TargetCollection != req.TargetCollection,
+			req.Snapshot != "" && j.SnapshotName != req.Snapshot:
+			return true
+		}
+		if len(out.Jobs) == pageSize {
+			out.NextPageToken = formatID(out.Jobs[len(out.Jobs)-1].Id)
+			return false
+		}
+		out.Jobs = append(out.Jobs, toRestoreJob(j, now))
+		return true
+	})
+	return out, nil
+}
+
+func (s *restoresService) CancelRestore(ctx context.Context, req *pb.CancelRestoreRequest) (*pb.CancelRestoreResponse, error) {
+	var out fsmpb.RestoreJobResponse
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.RestoreCancel{JobId: req.JobId, Reason: req.Reason}, &out); err != nil {
+		return nil, err
+	}
+	return &pb.CancelRestoreResponse{Job: toRestoreJob(out.Job, time.Now())}, nil
+}
+
+// toRestoreJob converts a job, computing progress, rate and ETA at now.
+func toRestoreJob(j *fsmpb.RestoreJob, now time.Time) *pb.RestoreJob {
+	out := &pb.RestoreJob{
+		Id:                 j.Id,
+		State:              pb.RestoreState(j.State),
+		Database:           j.SourceDatabase,
+		Collection:         j.SourceCollection,
+		Snapshot:           j.SnapshotName,
+		SnapshotId:         j.SnapshotId,
+		TargetDatabase:     j.TargetDatabase,
+		TargetCollection:   j.TargetCollection,
+		TargetCollectionId: j.TargetCollectionId,
+		Partitions:         j.Partitions,
+		Verify:             j.Verify,
+		MaxConcurrency:     j.MaxConcurrency,
+		FilesDone:          j.FilesDone,
+		FilesTotal:         j.FilesTotal,
+		BytesDone:          j.BytesDone,
+		BytesTotal:         j.BytesTotal,
+		EtaMs:              -1,
+		CreatedAtUnixMs:    unixMS(j.CreatedAt),
+		StartedAtUnixMs:    unixMS(j.StartedAt),
+		FinishedAtUnixMs:   unixMS(j.FinishedAt),
+		Attempts:           j.Attempts,
+		FailedAttempts:     j.FailedAttempts,
+		Leases:             j.Leases,
+		Error:              j.Error,
+		FailingKeys:        j.FailingKeys,
+	}
+	switch {
+	case j.State == fsmpb.RestoreState_RESTORE_STATE_COMPLETED:
+		out.ProgressPercent = 100
+	case j.BytesTotal > 0:
+		out.ProgressPercent = 100 * float64(j.BytesDone) / float64(j.BytesTotal)
+	case j.FilesTotal > 0:
+		out.ProgressPercent = 100 * float64(j.FilesDone) / float64(j.FilesTotal)
+	}
+	if j.StartedAt != 0 {
+		end := now
+		if j.FinishedAt != 0 {
+			end = time.Unix(0, j.FinishedAt)
+		}
+		if elapsed := end.Sub(time.Unix(0, j.StartedAt)).Seconds(); elapsed > 0 {
+			out.BytesPerSecond = float64(j.BytesDone) / elapsed
+		}
+	}
+	switch {
+	case j.State != fsmpb.RestoreState_RESTORE_STATE_COPYING && j.State != fsmpb.RestoreState_RESTORE_STATE_PENDING:
+		out.EtaMs = 0
+	case out.BytesPerSecond > 0:
+		out.EtaMs = int64(float64(j.BytesTotal-j.BytesDone) / out.BytesPerSecond * 1000)
+	}
+	return out
+}
