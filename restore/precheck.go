@@ -7,7 +7,10 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/snapkeep/snapkeep/objstore"
 )
@@ -64,6 +67,12 @@ type PrecheckOptions struct {
 	BackoffMax  time.Duration
 	// Logger receives retries (debug); nil discards.
 	Logger *slog.Logger
+	// Shards, when set, splits the listing: prefix+shard is listed for every shard,
+	// up to Parallelism (default 8) at a time, feeding one report. The shards must
+	// cover every expected key (for decimal segment ids under ".../segments/": "1"
+	// to "9"). Listings are sequential by nature; shards make a large one parallel.
+	Shards      []string
+	Parallelism int
 }
 
 // Precheck checks that every object want expects exists under prefix with its
@@ -101,17 +110,11 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 	seen := make([]uint64, (total+63)/64)
 	wrong := newSmallest(opts.MaxReported)
 
-	token := ""
-	for {
-		var page objstore.ListPage
-		err := retryLoop(ctx, policy, func() error {
-			var err error
-			page, err = store.List(ctx, prefix, token, opts.PageSize)
-			return err
-		}, "step", "precheck list", "prefix", prefix)
-		if err != nil {
-			return PrecheckReport{}, fmt.Errorf("precheck %q after %d objects listed: %w", prefix, report.Listed, err)
-		}
+	var mu sync.Mutex // guards report, seen and wrong; Lookup runs under it too
+	// record takes one listed page into the report.
+	record := func(page objstore.ListPage) error {
+		mu.Lock()
+		defer mu.Unlock()
 		report.Pages++
 		report.Listed += len(page.Objects)
 		for _, obj := range page.Objects {
@@ -120,7 +123,7 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 				continue
 			}
 			if i < 0 || i >= total {
-				return PrecheckReport{}, fmt.Errorf("precheck %q: Lookup(%q) returned index %d, outside 0..%d", prefix, obj.Key, i, total-1)
+				return fmt.Errorf("precheck %q: Lookup(%q) returned index %d, outside 0..%d", prefix, obj.Key, i, total-1)
 			}
 			word, bit := i/64, uint64(1)<<(i%64)
 			if seen[word]&bit != 0 {
@@ -133,15 +136,52 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 				wrong.add(obj.Key, fmt.Sprintf("%s: want %d, got %d", obj.Key, size, obj.Size))
 			}
 		}
-		if page.NextToken == "" {
-			break
+		return nil
+	}
+	// list walks one prefix page by page.
+	list := func(ctx context.Context, prefix string) error {
+		token := ""
+		for {
+			var page objstore.ListPage
+			err := retryLoop(ctx, policy, func() error {
+				var err error
+				page, err = store.List(ctx, prefix, token, opts.PageSize)
+				return err
+			}, "step", "precheck list", "prefix", prefix)
+			if err != nil {
+				return fmt.Errorf("precheck %q: %w", prefix, err)
+			}
+			if err := record(page); err != nil {
+				return err
+			}
+			if page.NextToken == "" {
+				return nil
+			}
+			if page.NextToken == token {
+				return fmt.Errorf("precheck %q: the listing repeats continuation token %q", prefix, token)
+			}
+			token = page.NextToken
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("precheck %q: %w", prefix, err)
+			}
 		}
-		if page.NextToken == token {
-			return PrecheckReport{}, fmt.Errorf("precheck %q: the listing repeats continuation token %q", prefix, token)
+	}
+	if len(opts.Shards) == 0 {
+		if err := list(ctx, prefix); err != nil {
+			return PrecheckReport{}, fmt.Errorf("%w (after %d objects listed)", err, report.Listed)
 		}
-		token = page.NextToken
-		if err := ctx.Err(); err != nil {
-			return PrecheckReport{}, fmt.Errorf("precheck %q: %w", prefix, err)
+	} else {
+		par := opts.Parallelism
+		if par <= 0 {
+			par = 8
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(par)
+		for _, shard := range opts.Shards {
+			g.Go(func() error { return list(gctx, prefix+shard) })
+		}
+		if err := g.Wait(); err != nil {
+			return PrecheckReport{}, fmt.Errorf("%w (after %d objects listed)", err, report.Listed)
 		}
 	}
 

@@ -184,3 +184,24 @@ func TestPrecheckPagination(t *testing.T) {
 		require.Equal(t, []string{"many/01500: want 1, got 0"}, report.WrongSize)
 	})
 }
+
+// TestPrecheckShards: a listing split into shards (prefix+"0" ... prefix+"2") finds
+// the same objects as one listing, in parallel.
+func TestPrecheckShards(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		inner := newStore(t, b.cfg)
+		tasks := putMany(t, inner, "shards/", 2345) // keys shards/00000 ... shards/02344
+		missing := restore.Task{Src: "shards/19999", Size: 1}
+		want := append(slices.Clone(tasks), missing)
+		want[7].Size++
+		store := faults.Wrap(inner, faults.Options{})
+		report, err := restore.PrecheckWithOptions(t.Context(), store, "shards/", sources(t, want),
+			restore.PrecheckOptions{Shards: []string{"0", "1"}, Parallelism: 2})
+		require.NoError(t, err)
+		require.Equal(t, 2345, report.Listed)
+		require.Equal(t, 2345, report.Found)
+		require.Equal(t, []string{missing.Src}, report.Missing)
+		require.Equal(t, []string{"shards/00007: want 8, got 7"}, report.WrongSize)
+		require.Equal(t, 4, store.Calls(faults.OpList), "shard 0: three pages of 1000, 1000 and 345; shard 1: one empty page")
+	})
+}

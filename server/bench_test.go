@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/crc32"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -158,9 +160,10 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 	store, err := objstore.NewS3(ctx, gw.Config())
 	require.NoError(b, err)
 	defer store.Close()
+	inflight := &inflightStore{Store: store}
 	c := servertest.Start(b, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
-		cfg.Store, cfg.Storage = store, gw.Config()
-		cfg.NoSync = false
+		cfg.Store, cfg.Storage = inflight, gw.Config()
+		cfg.NoSync = os.Getenv("SNAPKEEP_BENCH_NOSYNC") != ""
 	}})
 	cl, err := client.New(ctx, c.Endpoints()...)
 	require.NoError(b, err)
@@ -185,6 +188,12 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		// A: the restore.
+		if path := os.Getenv("SNAPKEEP_RESTORE_PROFILE"); path != "" && i == 0 {
+			f, err := os.Create(path)
+			require.NoError(b, err)
+			require.NoError(b, pprof.StartCPUProfile(f))
+			defer f.Close()
+		}
 		cpu0 := processCPU()
 		start := time.Now()
 		resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("src", "snap", fmt.Sprintf("copy%d", i)))
@@ -199,7 +208,9 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		restoreTook := time.Since(start)
+		b.Logf("in flight: avg %.1f max %d", float64(inflight.sum.Load())/float64(restoreTook.Nanoseconds()), inflight.max.Load())
 		cpu := processCPU() - cpu0
+		pprof.StopCPUProfile()
 		if job, err := cl.GetRestoreState(ctx, resp.JobId); err == nil {
 			b.Logf("restore: pre-check %v, copy %v, %d leases, %d attempts",
 				time.Duration(job.StartedAtUnixMs-job.CreatedAtUnixMs)*time.Millisecond,
@@ -207,6 +218,7 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 		}
 
 		// B: the plain loop.
+		cpu0 = processCPU()
 		start = time.Now()
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -228,11 +240,13 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 		}
 		wg.Wait()
 		plainTook := time.Since(start)
+		plainCPU := processCPU() - cpu0
 
 		b.ReportMetric(float64(len(srcKeys))/restoreTook.Seconds(), "restore-files/s")
 		b.ReportMetric(float64(len(srcKeys))/plainTook.Seconds(), "plain-files/s")
 		b.ReportMetric(plainTook.Seconds()/restoreTook.Seconds(), "restore/plain")
 		b.ReportMetric(float64(cpu.Microseconds())/float64(len(srcKeys)), "cpu-µs/file")
+		b.ReportMetric(float64(plainCPU.Microseconds())/float64(len(srcKeys)), "plain-cpu-µs/file")
 	}
 }
 

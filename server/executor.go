@@ -24,9 +24,9 @@ import (
 type leasedBatch struct {
 	jobID, leaseID uint64
 	deadline       time.Time
-	verify         bool
 	sem            chan struct{} // the job's own concurrency bound, if any
 	tasks          []restore.Task
+	exec           *restore.Executor // copies one task per Run
 
 	mu      sync.Mutex
 	pending int
@@ -39,7 +39,7 @@ type queuedTask struct {
 }
 
 func (n *Node) runExecutors() {
-	queue := make(chan queuedTask, 4*n.cfg.RestoreConcurrency)
+	queue := make(chan queuedTask, n.cfg.RestoreBatch)
 	reports := make(chan *internalv1.ReportRestoreTasksRequest, 16)
 	var workers sync.WaitGroup
 	for i := 0; i < n.cfg.RestoreConcurrency; i++ {
@@ -68,7 +68,9 @@ func (n *Node) runLeaser(queue chan<- queuedTask) {
 	ctx, cancel := n.stopping()
 	defer cancel()
 	sems := map[uint64]chan struct{}{}
-	low := 2 * n.cfg.RestoreConcurrency
+	// Ask for more while a batch's worth is not yet queued: a lease and a report each
+	// cost a Raft commit, and the workers must not wait for them.
+	low := n.cfg.RestoreBatch
 	wait := time.Duration(0)
 	for {
 		if wait > 0 || !n.restoreCopying() || len(queue) >= low {
@@ -124,7 +126,7 @@ func (n *Node) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) (*
 		return nil, 0, err
 	}
 	lease, err := internalv1.NewInternalClient(conn).LeaseRestoreTasks(ctx, &internalv1.LeaseRestoreTasksRequest{
-		Node: n.cfg.NodeID, MaxTasks: uint32(4 * n.cfg.RestoreConcurrency)})
+		Node: n.cfg.NodeID, MaxTasks: uint32(n.cfg.RestoreBatch)})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -135,7 +137,6 @@ func (n *Node) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) (*
 		jobID:    lease.JobId,
 		leaseID:  lease.LeaseId,
 		deadline: time.UnixMilli(lease.DeadlineUnixMs),
-		verify:   lease.Verify,
 		pending:  len(lease.Tasks),
 		report:   &internalv1.ReportRestoreTasksRequest{Node: n.cfg.NodeID, JobId: lease.JobId, LeaseId: lease.LeaseId},
 	}
@@ -145,6 +146,12 @@ func (n *Node) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) (*
 		}
 		b.sem = sems[lease.JobId]
 	}
+	objects, err := n.objectStore()
+	if err != nil {
+		return nil, 0, err
+	}
+	b.exec = &restore.Executor{Store: objects, Concurrency: 1, Verify: lease.Verify,
+		MultipartThreshold: n.cfg.MultipartThreshold, Logger: n.logger.With("component", "restore", "job", lease.JobId)}
 	for _, t := range lease.Tasks {
 		b.tasks = append(b.tasks, restore.Task{Index: t.Index, Src: t.Src, Dst: t.Dst, Size: t.Size, CRC32C: t.Crc32C})
 	}
@@ -158,9 +165,7 @@ func (n *Node) runRestoreWorker(queue <-chan queuedTask, reports chan<- *interna
 	for q := range queue {
 		b := q.batch
 		var res restore.Result
-		switch objects, err := n.objectStore(); {
-		case err != nil:
-			res = restore.Result{Index: q.task.Index, Err: err}
+		switch {
 		case !time.Now().Before(b.deadline):
 			res = restore.Result{Index: q.task.Index, Err: errLeaseOver}
 		default:
@@ -169,9 +174,7 @@ func (n *Node) runRestoreWorker(queue <-chan queuedTask, reports chan<- *interna
 			}
 			// Copy until the lease ends: past it the task belongs to the pool again.
 			copyCtx, cancelCopy := context.WithDeadline(ctx, b.deadline)
-			exec := &restore.Executor{Store: objects, Concurrency: 1, Verify: b.verify,
-				MultipartThreshold: n.cfg.MultipartThreshold, Logger: n.logger.With("component", "restore", "job", b.jobID)}
-			res = exec.Run(copyCtx, []restore.Task{q.task})[0]
+			res = b.exec.Run(copyCtx, []restore.Task{q.task})[0]
 			if res.Err != nil && copyCtx.Err() != nil && !res.Permanent {
 				res.Err = errLeaseOver
 			}

@@ -30,8 +30,10 @@ import (
 // healthy executor.
 const executorHealthy = 10 * time.Second
 
-// maxLeasesPerNode bounds a node's outstanding leases: work spreads over the nodes.
-const maxLeasesPerNode = 2
+// maxLeasesPerNode bounds a node's outstanding leases: work spreads over the nodes,
+// while a node still holds enough to keep copying across a report's and a grant's
+// Raft commits.
+const maxLeasesPerNode = 3
 
 type restoreCoordinator struct {
 	kick chan struct{}
@@ -144,7 +146,9 @@ func (n *Node) precheckRestore(ctx context.Context, job *fsmpb.RestoreJob) error
 	}
 	prefix := keys.full(fsm.SegmentsPrefix(job.SourceCollectionId))
 	start := time.Now()
-	report, err := restore.Precheck(ctx, objects, prefix, newSourceIndex(resolver))
+	// Segment ids are decimal without leading zeros: "1" to "9" shard the listing.
+	report, err := restore.PrecheckWithOptions(ctx, objects, prefix, newSourceIndex(resolver), restore.PrecheckOptions{
+		Shards: []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, Parallelism: 9})
 	if err != nil {
 		return fmt.Errorf("list %s: %w", prefix, err)
 	}
