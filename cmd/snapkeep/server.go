@@ -25,6 +25,9 @@ type serverFlags struct {
 	root                           string
 	snapshotsPerCollection         int
 	snapshotTimeout                time.Duration
+	restoreConcurrency             int
+	restoreLease, restoreRetention time.Duration
+	restoreAttempts                int
 	logLevel, logFormat            string
 }
 
@@ -68,6 +71,10 @@ Example, three nodes on one machine:
 
 				SnapshotsPerCollection: f.snapshotsPerCollection,
 				SnapshotPendingTimeout: f.snapshotTimeout,
+				RestoreConcurrency:     f.restoreConcurrency,
+				RestoreLease:           f.restoreLease,
+				RestoreMaxAttempts:     f.restoreAttempts,
+				RestoreRetention:       f.restoreRetention,
 				Logger:                 logger,
 			})
 			if err != nil {
@@ -91,6 +98,10 @@ Example, three nodes on one machine:
 	fl.StringVar(&f.root, "root", "snapkeep", "key prefix every object snapkeep writes or registers sits under")
 	fl.IntVar(&f.snapshotsPerCollection, "snapshots-per-collection", 1024, "the most snapshots one collection may have")
 	fl.DurationVar(&f.snapshotTimeout, "snapshot-timeout", 10*time.Minute, "how long the leader may take to finish a snapshot before giving it up")
+	fl.IntVar(&f.restoreConcurrency, "restore-concurrency", 16, "copies this node runs at once for restores")
+	fl.DurationVar(&f.restoreLease, "restore-lease", 5*time.Minute, "how long a node holds a batch of restore tasks before they return to the pool")
+	fl.IntVar(&f.restoreAttempts, "restore-attempts", 10, "failed attempts a restore task may take before its job fails")
+	fl.DurationVar(&f.restoreRetention, "restore-retention", 7*24*time.Hour, "how long finished restore jobs are kept")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
 	return cmd
 }
