@@ -67,6 +67,9 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_CANCEL, applyRestoreCancel)
 	register(fsmpb.CommandType_COMMAND_TYPE_EXPIRE_RESTORE_LEASES, applyExpireRestoreLeases)
 	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_REMOVE, applyRestoreRemove)
+	register(fsmpb.CommandType_COMMAND_TYPE_GC_CHECK, applyGCCheck)
+	register(fsmpb.CommandType_COMMAND_TYPE_GC_REMOVE, applyGCRemove)
+	register(fsmpb.CommandType_COMMAND_TYPE_GC_RECORD_REPORT, applyGCRecordReport)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

@@ -89,8 +89,28 @@ func randomLog(t testing.TB, seed uint64, steps int) (entries [][]byte, ref *har
 				bid = s.IndexBuilds[rng.IntN(n)].BuildId
 			}
 			cmd = &fsmpb.AddIndexBuild{SegmentId: s.Id, BuildId: bid, Files: []*fsmpb.File{{Key: BuildPrefix(s.CollectionId, s.Id, bid) + "f", Kind: fsmpb.FileKind_FILE_KIND_INDEX, Size: 3}}}
-		case r < 89:
+		case r < 87:
 			cmd = &fsmpb.ExpireAllocations{}
+		case r < 89:
+			var dropped []uint64
+			ref.f.View().EachDroppedSegment(func(s *fsmpb.Segment) bool {
+				dropped = append(dropped, s.Id)
+				return len(dropped) < 5
+			})
+			var colls []uint64
+			ref.f.View().EachCollection(func(c *fsmpb.Collection) bool {
+				colls = append(colls, c.Id)
+				return true
+			})
+			switch rng.IntN(3) {
+			case 0:
+				cmd = &fsmpb.GCCheck{Segments: dropped, Collections: colls, Grace: int64(rng.IntN(30)) * second,
+					Orphans: []*fsmpb.OrphanCandidate{{Key: "junk", LastModified: ref.now - 100*second}}}
+			case 1:
+				cmd = &fsmpb.GCRemove{Segments: dropped, Collections: colls, Grace: int64(rng.IntN(30)) * second}
+			default:
+				cmd = &fsmpb.GCRecordReport{Report: &fsmpb.GCReport{ObjectsDeleted: uint64(i)}}
+			}
 		case r < 90:
 			cmd = &fsmpb.RegisterNode{Node: &fsmpb.Node{Id: pick([]string{"n1", "n2", "n3"}), GrpcAddr: fmt.Sprint(i)}}
 		case r < 92:

@@ -102,6 +102,7 @@ var sections = []section{
 		each: eachRestorePool,
 		load: loadRestorePool,
 	},
+	tableSection(12, "gc reports", func(t *tables) *table[*fsmpb.GCReport] { return t.gcReports }),
 }
 
 // poolChunk bounds a RestorePool record (ranges and attempted tasks).

@@ -105,6 +105,9 @@ type tables struct {
 	restoreAttempts *btree.BTreeG[taskAttempts]
 	// Derived from restoreLeases (rebuilt on restore): which lease holds a task.
 	leasedTasks *btree.BTreeG[leasedTask]
+
+	// The last GC reports, by id.
+	gcReports *table[*fsmpb.GCReport]
 }
 
 // taskRange is the tasks [start, end) of a job waiting in its pool.
@@ -179,6 +182,10 @@ const (
 	restoreJobsByTarget = 1
 	// Restore leases by (deadline, id).
 	restoreLeasesByDeadline = 0
+	// Dropped segments by (dropped at, id): what GC reclaims, oldest first.
+	segmentsDropped = 2
+	// Live segments holding a dropped index build, by id.
+	segmentsWithDroppedBuilds = 3
 )
 
 func newTables() *tables {
@@ -190,7 +197,9 @@ func newTables() *tables {
 			secondaryIndex(lessLiveName, isLiveCollection)),
 		segments: newTable(func(a, b *fsmpb.Segment) bool { return a.Id < b.Id },
 			secondaryIndex(lessCollectionSegment, nil),
-			secondaryIndex(lessLeased, holdsLease)),
+			secondaryIndex(lessLeased, holdsLease),
+			secondaryIndex(lessDropped, isDropped),
+			secondaryIndex(func(a, b *fsmpb.Segment) bool { return a.Id < b.Id }, hasDroppedBuild)),
 		nodes: newTable(func(a, b *fsmpb.Node) bool { return a.Id < b.Id }),
 		requests: newTable(func(a, b *fsmpb.RequestRecord) bool { return a.RequestId < b.RequestId },
 			secondaryIndex(func(a, b *fsmpb.RequestRecord) bool { return a.Seq < b.Seq }, nil)),
@@ -219,7 +228,30 @@ func newTables() *tables {
 		restorePool:     btree.NewG(btreeDegree, lessTaskRange),
 		restoreAttempts: btree.NewG(btreeDegree, lessTaskAttempts),
 		leasedTasks:     btree.NewG(btreeDegree, lessLeasedTask),
+		gcReports:       newTable(func(a, b *fsmpb.GCReport) bool { return a.Id < b.Id }),
 	}
+}
+
+func isDropped(s *fsmpb.Segment) bool { return s.State == fsmpb.SegmentState_SEGMENT_STATE_DROPPED }
+
+func lessDropped(a, b *fsmpb.Segment) bool {
+	if a.DroppedAt != b.DroppedAt {
+		return a.DroppedAt < b.DroppedAt
+	}
+	return a.Id < b.Id
+}
+
+// hasDroppedBuild: a segment that is not dropped but holds a dropped index build.
+func hasDroppedBuild(s *fsmpb.Segment) bool {
+	if isDropped(s) {
+		return false
+	}
+	for _, b := range s.IndexBuilds {
+		if b.State == fsmpb.BuildState_BUILD_STATE_DROPPED {
+			return true
+		}
+	}
+	return false
 }
 
 func isRunningRestore(j *fsmpb.RestoreJob) bool {
@@ -246,6 +278,7 @@ func (t *tables) clone() *tables {
 		restorePool:     t.restorePool.Clone(),
 		restoreAttempts: t.restoreAttempts.Clone(),
 		leasedTasks:     t.leasedTasks.Clone(),
+		gcReports:       t.gcReports.clone(),
 	}
 }
 

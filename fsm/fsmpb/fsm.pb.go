@@ -526,6 +526,9 @@ const (
 	CommandType_COMMAND_TYPE_RESTORE_CANCEL         CommandType = 27
 	CommandType_COMMAND_TYPE_EXPIRE_RESTORE_LEASES  CommandType = 28
 	CommandType_COMMAND_TYPE_RESTORE_REMOVE         CommandType = 29
+	CommandType_COMMAND_TYPE_GC_CHECK               CommandType = 30
+	CommandType_COMMAND_TYPE_GC_REMOVE              CommandType = 31
+	CommandType_COMMAND_TYPE_GC_RECORD_REPORT       CommandType = 32
 )
 
 // Enum value maps for CommandType.
@@ -561,6 +564,9 @@ var (
 		27: "COMMAND_TYPE_RESTORE_CANCEL",
 		28: "COMMAND_TYPE_EXPIRE_RESTORE_LEASES",
 		29: "COMMAND_TYPE_RESTORE_REMOVE",
+		30: "COMMAND_TYPE_GC_CHECK",
+		31: "COMMAND_TYPE_GC_REMOVE",
+		32: "COMMAND_TYPE_GC_RECORD_REPORT",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":            0,
@@ -593,6 +599,9 @@ var (
 		"COMMAND_TYPE_RESTORE_CANCEL":         27,
 		"COMMAND_TYPE_EXPIRE_RESTORE_LEASES":  28,
 		"COMMAND_TYPE_RESTORE_REMOVE":         29,
+		"COMMAND_TYPE_GC_CHECK":               30,
+		"COMMAND_TYPE_GC_REMOVE":              31,
+		"COMMAND_TYPE_GC_RECORD_REPORT":       32,
 	}
 )
 
@@ -2394,6 +2403,229 @@ func (x *RestorePool) GetAttempts() []byte {
 	return nil
 }
 
+// GCCount counts what one GC run deleted (or kept) for one reason.
+type GCCount struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Reason  string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Objects uint64                 `protobuf:"varint,2,opt,name=objects,proto3" json:"objects,omitempty"`
+	Bytes   uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Catalog records (segments, index builds, snapshots, collections).
+	Records       uint64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCCount) Reset() {
+	*x = GCCount{}
+	mi := &file_fsm_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCCount) ProtoMessage() {}
+
+func (x *GCCount) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCCount.ProtoReflect.Descriptor instead.
+func (*GCCount) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GCCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *GCCount) GetObjects() uint64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *GCCount) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *GCCount) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+// GCReport describes one garbage collection run.
+type GCReport struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	DryRun bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The node that ran it (the leader then).
+	Node       string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	StartedAt  int64  `protobuf:"varint,4,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt int64  `protobuf:"varint,5,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// Objects listed by the orphan scan (0 when it did not run).
+	ObjectsScanned uint64 `protobuf:"varint,6,opt,name=objects_scanned,json=objectsScanned,proto3" json:"objects_scanned,omitempty"`
+	OrphanScan     bool   `protobuf:"varint,7,opt,name=orphan_scan,json=orphanScan,proto3" json:"orphan_scan,omitempty"`
+	// What was deleted (or, in a dry run, would be), and kept, by reason.
+	Deleted        []*GCCount `protobuf:"bytes,8,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	Kept           []*GCCount `protobuf:"bytes,9,rep,name=kept,proto3" json:"kept,omitempty"`
+	ObjectsDeleted uint64     `protobuf:"varint,10,opt,name=objects_deleted,json=objectsDeleted,proto3" json:"objects_deleted,omitempty"`
+	BytesFreed     uint64     `protobuf:"varint,11,opt,name=bytes_freed,json=bytesFreed,proto3" json:"bytes_freed,omitempty"`
+	RecordsRemoved uint64     `protobuf:"varint,12,opt,name=records_removed,json=recordsRemoved,proto3" json:"records_removed,omitempty"`
+	// Errors (the first few); their objects are retried next run.
+	Errors        []string `protobuf:"bytes,13,rep,name=errors,proto3" json:"errors,omitempty"`
+	ErrorCount    uint64   `protobuf:"varint,14,opt,name=error_count,json=errorCount,proto3" json:"error_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCReport) Reset() {
+	*x = GCReport{}
+	mi := &file_fsm_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCReport) ProtoMessage() {}
+
+func (x *GCReport) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCReport.ProtoReflect.Descriptor instead.
+func (*GCReport) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GCReport) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *GCReport) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *GCReport) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *GCReport) GetStartedAt() int64 {
+	if x != nil {
+		return x.StartedAt
+	}
+	return 0
+}
+
+func (x *GCReport) GetFinishedAt() int64 {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return 0
+}
+
+func (x *GCReport) GetObjectsScanned() uint64 {
+	if x != nil {
+		return x.ObjectsScanned
+	}
+	return 0
+}
+
+func (x *GCReport) GetOrphanScan() bool {
+	if x != nil {
+		return x.OrphanScan
+	}
+	return false
+}
+
+func (x *GCReport) GetDeleted() []*GCCount {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+func (x *GCReport) GetKept() []*GCCount {
+	if x != nil {
+		return x.Kept
+	}
+	return nil
+}
+
+func (x *GCReport) GetObjectsDeleted() uint64 {
+	if x != nil {
+		return x.ObjectsDeleted
+	}
+	return 0
+}
+
+func (x *GCReport) GetBytesFreed() uint64 {
+	if x != nil {
+		return x.BytesFreed
+	}
+	return 0
+}
+
+func (x *GCReport) GetRecordsRemoved() uint64 {
+	if x != nil {
+		return x.RecordsRemoved
+	}
+	return 0
+}
+
+func (x *GCReport) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *GCReport) GetErrorCount() uint64 {
+	if x != nil {
+		return x.ErrorCount
+	}
+	return 0
+}
+
 // Node is a cluster member's addresses, registered by the node itself.
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2408,7 +2640,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +2652,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +2665,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Node) GetId() string {
@@ -2484,7 +2716,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2728,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2509,7 +2741,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -2549,7 +2781,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2561,7 +2793,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2574,7 +2806,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RequestRecord) GetRequestId() string {
@@ -2631,7 +2863,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2875,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2888,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Envelope) GetVersion() uint32 {
@@ -2704,7 +2936,7 @@ type CreateDatabase struct {
 
 func (x *CreateDatabase) Reset() {
 	*x = CreateDatabase{}
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +2948,7 @@ func (x *CreateDatabase) String() string {
 func (*CreateDatabase) ProtoMessage() {}
 
 func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +2961,7 @@ func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabase.ProtoReflect.Descriptor instead.
 func (*CreateDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateDatabase) GetName() string {
@@ -2755,7 +2987,7 @@ type DropDatabase struct {
 
 func (x *DropDatabase) Reset() {
 	*x = DropDatabase{}
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +2999,7 @@ func (x *DropDatabase) String() string {
 func (*DropDatabase) ProtoMessage() {}
 
 func (x *DropDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +3012,7 @@ func (x *DropDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDatabase.ProtoReflect.Descriptor instead.
 func (*DropDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DropDatabase) GetName() string {
@@ -2805,7 +3037,7 @@ type CreateCollection struct {
 
 func (x *CreateCollection) Reset() {
 	*x = CreateCollection{}
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +3049,7 @@ func (x *CreateCollection) String() string {
 func (*CreateCollection) ProtoMessage() {}
 
 func (x *CreateCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,7 +3062,7 @@ func (x *CreateCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollection.ProtoReflect.Descriptor instead.
 func (*CreateCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateCollection) GetDatabase() string {
@@ -2885,7 +3117,7 @@ type DropCollection struct {
 
 func (x *DropCollection) Reset() {
 	*x = DropCollection{}
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +3129,7 @@ func (x *DropCollection) String() string {
 func (*DropCollection) ProtoMessage() {}
 
 func (x *DropCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +3142,7 @@ func (x *DropCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCollection.ProtoReflect.Descriptor instead.
 func (*DropCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DropCollection) GetDatabase() string {
@@ -2939,7 +3171,7 @@ type AlterCollection struct {
 
 func (x *AlterCollection) Reset() {
 	*x = AlterCollection{}
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2951,7 +3183,7 @@ func (x *AlterCollection) String() string {
 func (*AlterCollection) ProtoMessage() {}
 
 func (x *AlterCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2964,7 +3196,7 @@ func (x *AlterCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterCollection.ProtoReflect.Descriptor instead.
 func (*AlterCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AlterCollection) GetDatabase() string {
@@ -3006,7 +3238,7 @@ type CreatePartition struct {
 
 func (x *CreatePartition) Reset() {
 	*x = CreatePartition{}
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3018,7 +3250,7 @@ func (x *CreatePartition) String() string {
 func (*CreatePartition) ProtoMessage() {}
 
 func (x *CreatePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3031,7 +3263,7 @@ func (x *CreatePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartition.ProtoReflect.Descriptor instead.
 func (*CreatePartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreatePartition) GetDatabase() string {
@@ -3066,7 +3298,7 @@ type DropPartition struct {
 
 func (x *DropPartition) Reset() {
 	*x = DropPartition{}
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3310,7 @@ func (x *DropPartition) String() string {
 func (*DropPartition) ProtoMessage() {}
 
 func (x *DropPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3323,7 @@ func (x *DropPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropPartition.ProtoReflect.Descriptor instead.
 func (*DropPartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DropPartition) GetDatabase() string {
@@ -3128,7 +3360,7 @@ type CreateIndex struct {
 
 func (x *CreateIndex) Reset() {
 	*x = CreateIndex{}
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3372,7 @@ func (x *CreateIndex) String() string {
 func (*CreateIndex) ProtoMessage() {}
 
 func (x *CreateIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3385,7 @@ func (x *CreateIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndex.ProtoReflect.Descriptor instead.
 func (*CreateIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateIndex) GetDatabase() string {
@@ -3202,7 +3434,7 @@ type DropIndex struct {
 
 func (x *DropIndex) Reset() {
 	*x = DropIndex{}
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3214,7 +3446,7 @@ func (x *DropIndex) String() string {
 func (*DropIndex) ProtoMessage() {}
 
 func (x *DropIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3227,7 +3459,7 @@ func (x *DropIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndex.ProtoReflect.Descriptor instead.
 func (*DropIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DropIndex) GetDatabase() string {
@@ -3264,7 +3496,7 @@ type AllocateSegment struct {
 
 func (x *AllocateSegment) Reset() {
 	*x = AllocateSegment{}
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3508,7 @@ func (x *AllocateSegment) String() string {
 func (*AllocateSegment) ProtoMessage() {}
 
 func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3521,7 @@ func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateSegment.ProtoReflect.Descriptor instead.
 func (*AllocateSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AllocateSegment) GetDatabase() string {
@@ -3331,7 +3563,7 @@ type FlushSegment struct {
 
 func (x *FlushSegment) Reset() {
 	*x = FlushSegment{}
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3575,7 @@ func (x *FlushSegment) String() string {
 func (*FlushSegment) ProtoMessage() {}
 
 func (x *FlushSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3588,7 @@ func (x *FlushSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushSegment.ProtoReflect.Descriptor instead.
 func (*FlushSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FlushSegment) GetSegmentId() uint64 {
@@ -3391,7 +3623,7 @@ type AllocateIndexBuild struct {
 
 func (x *AllocateIndexBuild) Reset() {
 	*x = AllocateIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3403,7 +3635,7 @@ func (x *AllocateIndexBuild) String() string {
 func (*AllocateIndexBuild) ProtoMessage() {}
 
 func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3416,7 +3648,7 @@ func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateIndexBuild.ProtoReflect.Descriptor instead.
 func (*AllocateIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AllocateIndexBuild) GetSegmentId() uint64 {
@@ -3451,7 +3683,7 @@ type AddIndexBuild struct {
 
 func (x *AddIndexBuild) Reset() {
 	*x = AddIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3695,7 @@ func (x *AddIndexBuild) String() string {
 func (*AddIndexBuild) ProtoMessage() {}
 
 func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3708,7 @@ func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddIndexBuild.ProtoReflect.Descriptor instead.
 func (*AddIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AddIndexBuild) GetSegmentId() uint64 {
@@ -3511,7 +3743,7 @@ type CompactOutput struct {
 
 func (x *CompactOutput) Reset() {
 	*x = CompactOutput{}
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3523,7 +3755,7 @@ func (x *CompactOutput) String() string {
 func (*CompactOutput) ProtoMessage() {}
 
 func (x *CompactOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3536,7 +3768,7 @@ func (x *CompactOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactOutput.ProtoReflect.Descriptor instead.
 func (*CompactOutput) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CompactOutput) GetSegmentId() uint64 {
@@ -3570,7 +3802,7 @@ type Compact struct {
 
 func (x *Compact) Reset() {
 	*x = Compact{}
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3582,7 +3814,7 @@ func (x *Compact) String() string {
 func (*Compact) ProtoMessage() {}
 
 func (x *Compact) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3595,7 +3827,7 @@ func (x *Compact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compact.ProtoReflect.Descriptor instead.
 func (*Compact) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Compact) GetInputs() []uint64 {
@@ -3621,7 +3853,7 @@ type DropSegments struct {
 
 func (x *DropSegments) Reset() {
 	*x = DropSegments{}
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3633,7 +3865,7 @@ func (x *DropSegments) String() string {
 func (*DropSegments) ProtoMessage() {}
 
 func (x *DropSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3646,7 +3878,7 @@ func (x *DropSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSegments.ProtoReflect.Descriptor instead.
 func (*DropSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DropSegments) GetSegmentIds() []uint64 {
@@ -3666,7 +3898,7 @@ type ExpireAllocations struct {
 
 func (x *ExpireAllocations) Reset() {
 	*x = ExpireAllocations{}
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3678,7 +3910,7 @@ func (x *ExpireAllocations) String() string {
 func (*ExpireAllocations) ProtoMessage() {}
 
 func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3691,7 +3923,7 @@ func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocations.ProtoReflect.Descriptor instead.
 func (*ExpireAllocations) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 type RegisterNode struct {
@@ -3703,7 +3935,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +3947,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +3960,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -3758,7 +3990,7 @@ type SnapshotBegin struct {
 
 func (x *SnapshotBegin) Reset() {
 	*x = SnapshotBegin{}
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3770,7 +4002,7 @@ func (x *SnapshotBegin) String() string {
 func (*SnapshotBegin) ProtoMessage() {}
 
 func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3783,7 +4015,7 @@ func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotBegin.ProtoReflect.Descriptor instead.
 func (*SnapshotBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SnapshotBegin) GetDatabase() string {
@@ -3847,7 +4079,7 @@ type SnapshotCommit struct {
 
 func (x *SnapshotCommit) Reset() {
 	*x = SnapshotCommit{}
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3859,7 +4091,7 @@ func (x *SnapshotCommit) String() string {
 func (*SnapshotCommit) ProtoMessage() {}
 
 func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3872,7 +4104,7 @@ func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotCommit.ProtoReflect.Descriptor instead.
 func (*SnapshotCommit) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SnapshotCommit) GetSnapshotId() uint64 {
@@ -3913,7 +4145,7 @@ type SnapshotMarkDeleting struct {
 
 func (x *SnapshotMarkDeleting) Reset() {
 	*x = SnapshotMarkDeleting{}
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3925,7 +4157,7 @@ func (x *SnapshotMarkDeleting) String() string {
 func (*SnapshotMarkDeleting) ProtoMessage() {}
 
 func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3938,7 +4170,7 @@ func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMarkDeleting.ProtoReflect.Descriptor instead.
 func (*SnapshotMarkDeleting) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SnapshotMarkDeleting) GetSnapshotId() uint64 {
@@ -3965,7 +4197,7 @@ type SnapshotRemove struct {
 
 func (x *SnapshotRemove) Reset() {
 	*x = SnapshotRemove{}
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3977,7 +4209,7 @@ func (x *SnapshotRemove) String() string {
 func (*SnapshotRemove) ProtoMessage() {}
 
 func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3990,7 +4222,7 @@ func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRemove.ProtoReflect.Descriptor instead.
 func (*SnapshotRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SnapshotRemove) GetSnapshotId() uint64 {
@@ -4021,7 +4253,7 @@ type RestoreBegin struct {
 
 func (x *RestoreBegin) Reset() {
 	*x = RestoreBegin{}
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4033,7 +4265,7 @@ func (x *RestoreBegin) String() string {
 func (*RestoreBegin) ProtoMessage() {}
 
 func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4046,7 +4278,7 @@ func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBegin.ProtoReflect.Descriptor instead.
 func (*RestoreBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RestoreBegin) GetDatabase() string {
@@ -4122,7 +4354,7 @@ type RestoreStart struct {
 
 func (x *RestoreStart) Reset() {
 	*x = RestoreStart{}
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4134,7 +4366,7 @@ func (x *RestoreStart) String() string {
 func (*RestoreStart) ProtoMessage() {}
 
 func (x *RestoreStart) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4147,7 +4379,7 @@ func (x *RestoreStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStart.ProtoReflect.Descriptor instead.
 func (*RestoreStart) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RestoreStart) GetJobId() uint64 {
@@ -4171,7 +4403,7 @@ type RestoreGrant struct {
 
 func (x *RestoreGrant) Reset() {
 	*x = RestoreGrant{}
-	mi := &file_fsm_proto_msgTypes[45]
+	mi := &file_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4183,7 +4415,7 @@ func (x *RestoreGrant) String() string {
 func (*RestoreGrant) ProtoMessage() {}
 
 func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[45]
+	mi := &file_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4196,7 +4428,7 @@ func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrant.ProtoReflect.Descriptor instead.
 func (*RestoreGrant) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RestoreGrant) GetJobId() uint64 {
@@ -4237,7 +4469,7 @@ type TaskDone struct {
 
 func (x *TaskDone) Reset() {
 	*x = TaskDone{}
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4249,7 +4481,7 @@ func (x *TaskDone) String() string {
 func (*TaskDone) ProtoMessage() {}
 
 func (x *TaskDone) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4262,7 +4494,7 @@ func (x *TaskDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDone.ProtoReflect.Descriptor instead.
 func (*TaskDone) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TaskDone) GetTask() uint32 {
@@ -4292,7 +4524,7 @@ type TaskFailed struct {
 
 func (x *TaskFailed) Reset() {
 	*x = TaskFailed{}
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4304,7 +4536,7 @@ func (x *TaskFailed) String() string {
 func (*TaskFailed) ProtoMessage() {}
 
 func (x *TaskFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4317,7 +4549,7 @@ func (x *TaskFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailed.ProtoReflect.Descriptor instead.
 func (*TaskFailed) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TaskFailed) GetTask() uint32 {
@@ -4366,7 +4598,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4378,7 +4610,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4391,7 +4623,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RestoreReport) GetJobId() uint64 {
@@ -4440,7 +4672,7 @@ type RestoreFail struct {
 
 func (x *RestoreFail) Reset() {
 	*x = RestoreFail{}
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4452,7 +4684,7 @@ func (x *RestoreFail) String() string {
 func (*RestoreFail) ProtoMessage() {}
 
 func (x *RestoreFail) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4465,7 +4697,7 @@ func (x *RestoreFail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFail.ProtoReflect.Descriptor instead.
 func (*RestoreFail) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RestoreFail) GetJobId() uint64 {
@@ -4499,7 +4731,7 @@ type RestoreCancel struct {
 
 func (x *RestoreCancel) Reset() {
 	*x = RestoreCancel{}
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4511,7 +4743,7 @@ func (x *RestoreCancel) String() string {
 func (*RestoreCancel) ProtoMessage() {}
 
 func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4524,7 +4756,7 @@ func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreCancel.ProtoReflect.Descriptor instead.
 func (*RestoreCancel) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RestoreCancel) GetJobId() uint64 {
@@ -4551,7 +4783,7 @@ type ExpireRestoreLeases struct {
 
 func (x *ExpireRestoreLeases) Reset() {
 	*x = ExpireRestoreLeases{}
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4563,7 +4795,7 @@ func (x *ExpireRestoreLeases) String() string {
 func (*ExpireRestoreLeases) ProtoMessage() {}
 
 func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4576,7 +4808,7 @@ func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeases.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeases) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 // RestoreRemove forgets a finished job (after its retention).
@@ -4589,7 +4821,7 @@ type RestoreRemove struct {
 
 func (x *RestoreRemove) Reset() {
 	*x = RestoreRemove{}
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4601,7 +4833,7 @@ func (x *RestoreRemove) String() string {
 func (*RestoreRemove) ProtoMessage() {}
 
 func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4614,7 +4846,7 @@ func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRemove.ProtoReflect.Descriptor instead.
 func (*RestoreRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RestoreRemove) GetJobId() uint64 {
@@ -4622,6 +4854,317 @@ func (x *RestoreRemove) GetJobId() uint64 {
 		return x.JobId
 	}
 	return 0
+}
+
+// BuildRef names an index build of a segment.
+type BuildRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SegmentId     uint64                 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	BuildId       uint64                 `protobuf:"varint,2,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildRef) Reset() {
+	*x = BuildRef{}
+	mi := &file_fsm_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildRef) ProtoMessage() {}
+
+func (x *BuildRef) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildRef.ProtoReflect.Descriptor instead.
+func (*BuildRef) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *BuildRef) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *BuildRef) GetBuildId() uint64 {
+	if x != nil {
+		return x.BuildId
+	}
+	return 0
+}
+
+// OrphanCandidate is an object the orphan scan found, with its age (from the
+// listing, by the leader's clock at planning).
+type OrphanCandidate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Relative to the storage root.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	LastModified  int64  `protobuf:"varint,2,opt,name=last_modified,json=lastModified,proto3" json:"last_modified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrphanCandidate) Reset() {
+	*x = OrphanCandidate{}
+	mi := &file_fsm_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrphanCandidate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrphanCandidate) ProtoMessage() {}
+
+func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrphanCandidate.ProtoReflect.Descriptor instead.
+func (*OrphanCandidate) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *OrphanCandidate) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *OrphanCandidate) GetLastModified() int64 {
+	if x != nil {
+		return x.LastModified
+	}
+	return 0
+}
+
+// GCCheck re-checks, at its place in the log, what a GC run planned from a read view:
+// its answer lists what may be deleted now. It changes no state.
+type GCCheck struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Segments    []uint64               `protobuf:"varint,1,rep,packed,name=segments,proto3" json:"segments,omitempty"`
+	Builds      []*BuildRef            `protobuf:"bytes,2,rep,name=builds,proto3" json:"builds,omitempty"`
+	Collections []uint64               `protobuf:"varint,3,rep,packed,name=collections,proto3" json:"collections,omitempty"`
+	Orphans     []*OrphanCandidate     `protobuf:"bytes,4,rep,name=orphans,proto3" json:"orphans,omitempty"`
+	// How long a dropped segment or build must have been dropped (ns), and how old an
+	// orphan must be, by envelope.now.
+	Grace         int64 `protobuf:"varint,5,opt,name=grace,proto3" json:"grace,omitempty"`
+	OrphanGrace   int64 `protobuf:"varint,6,opt,name=orphan_grace,json=orphanGrace,proto3" json:"orphan_grace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCCheck) Reset() {
+	*x = GCCheck{}
+	mi := &file_fsm_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCCheck) ProtoMessage() {}
+
+func (x *GCCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCCheck.ProtoReflect.Descriptor instead.
+func (*GCCheck) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *GCCheck) GetSegments() []uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+func (x *GCCheck) GetBuilds() []*BuildRef {
+	if x != nil {
+		return x.Builds
+	}
+	return nil
+}
+
+func (x *GCCheck) GetCollections() []uint64 {
+	if x != nil {
+		return x.Collections
+	}
+	return nil
+}
+
+func (x *GCCheck) GetOrphans() []*OrphanCandidate {
+	if x != nil {
+		return x.Orphans
+	}
+	return nil
+}
+
+func (x *GCCheck) GetGrace() int64 {
+	if x != nil {
+		return x.Grace
+	}
+	return 0
+}
+
+func (x *GCCheck) GetOrphanGrace() int64 {
+	if x != nil {
+		return x.OrphanGrace
+	}
+	return 0
+}
+
+// GCRemove removes the records of dropped segments and builds whose objects are gone,
+// and of dropped collections nothing refers to any more (each re-checked).
+type GCRemove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Segments      []uint64               `protobuf:"varint,1,rep,packed,name=segments,proto3" json:"segments,omitempty"`
+	Builds        []*BuildRef            `protobuf:"bytes,2,rep,name=builds,proto3" json:"builds,omitempty"`
+	Collections   []uint64               `protobuf:"varint,3,rep,packed,name=collections,proto3" json:"collections,omitempty"`
+	Grace         int64                  `protobuf:"varint,4,opt,name=grace,proto3" json:"grace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCRemove) Reset() {
+	*x = GCRemove{}
+	mi := &file_fsm_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCRemove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCRemove) ProtoMessage() {}
+
+func (x *GCRemove) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCRemove.ProtoReflect.Descriptor instead.
+func (*GCRemove) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *GCRemove) GetSegments() []uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+func (x *GCRemove) GetBuilds() []*BuildRef {
+	if x != nil {
+		return x.Builds
+	}
+	return nil
+}
+
+func (x *GCRemove) GetCollections() []uint64 {
+	if x != nil {
+		return x.Collections
+	}
+	return nil
+}
+
+func (x *GCRemove) GetGrace() int64 {
+	if x != nil {
+		return x.Grace
+	}
+	return 0
+}
+
+// GCRecordReport keeps a run's report (the last GCReportsKept are kept).
+type GCRecordReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Report        *GCReport              `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCRecordReport) Reset() {
+	*x = GCRecordReport{}
+	mi := &file_fsm_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCRecordReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCRecordReport) ProtoMessage() {}
+
+func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCRecordReport.ProtoReflect.Descriptor instead.
+func (*GCRecordReport) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *GCRecordReport) GetReport() *GCReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
 }
 
 type DatabaseResponse struct {
@@ -4633,7 +5176,7 @@ type DatabaseResponse struct {
 
 func (x *DatabaseResponse) Reset() {
 	*x = DatabaseResponse{}
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4645,7 +5188,7 @@ func (x *DatabaseResponse) String() string {
 func (*DatabaseResponse) ProtoMessage() {}
 
 func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4658,7 +5201,7 @@ func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DatabaseResponse) GetDatabase() *Database {
@@ -4679,7 +5222,7 @@ type CollectionResponse struct {
 
 func (x *CollectionResponse) Reset() {
 	*x = CollectionResponse{}
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4691,7 +5234,7 @@ func (x *CollectionResponse) String() string {
 func (*CollectionResponse) ProtoMessage() {}
 
 func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4704,7 +5247,7 @@ func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectionResponse.ProtoReflect.Descriptor instead.
 func (*CollectionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CollectionResponse) GetCollection() *Collection {
@@ -4730,7 +5273,7 @@ type SegmentResponse struct {
 
 func (x *SegmentResponse) Reset() {
 	*x = SegmentResponse{}
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4742,7 +5285,7 @@ func (x *SegmentResponse) String() string {
 func (*SegmentResponse) ProtoMessage() {}
 
 func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4755,7 +5298,7 @@ func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentResponse.ProtoReflect.Descriptor instead.
 func (*SegmentResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SegmentResponse) GetSegment() *Segment {
@@ -4775,7 +5318,7 @@ type IndexBuildResponse struct {
 
 func (x *IndexBuildResponse) Reset() {
 	*x = IndexBuildResponse{}
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4787,7 +5330,7 @@ func (x *IndexBuildResponse) String() string {
 func (*IndexBuildResponse) ProtoMessage() {}
 
 func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4800,7 +5343,7 @@ func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*IndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *IndexBuildResponse) GetSegment() *Segment {
@@ -4826,7 +5369,7 @@ type SegmentsResponse struct {
 
 func (x *SegmentsResponse) Reset() {
 	*x = SegmentsResponse{}
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4838,7 +5381,7 @@ func (x *SegmentsResponse) String() string {
 func (*SegmentsResponse) ProtoMessage() {}
 
 func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4851,7 +5394,7 @@ func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentsResponse.ProtoReflect.Descriptor instead.
 func (*SegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SegmentsResponse) GetSegments() []*Segment {
@@ -4871,7 +5414,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4883,7 +5426,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4896,7 +5439,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SnapshotResponse) GetSnapshot() *Snapshot {
@@ -4917,7 +5460,7 @@ type RestoreJobResponse struct {
 
 func (x *RestoreJobResponse) Reset() {
 	*x = RestoreJobResponse{}
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4929,7 +5472,7 @@ func (x *RestoreJobResponse) String() string {
 func (*RestoreJobResponse) ProtoMessage() {}
 
 func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4942,7 +5485,7 @@ func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJobResponse.ProtoReflect.Descriptor instead.
 func (*RestoreJobResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RestoreJobResponse) GetJob() *RestoreJob {
@@ -4968,7 +5511,7 @@ type RestoreGrantResponse struct {
 
 func (x *RestoreGrantResponse) Reset() {
 	*x = RestoreGrantResponse{}
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4980,7 +5523,7 @@ func (x *RestoreGrantResponse) String() string {
 func (*RestoreGrantResponse) ProtoMessage() {}
 
 func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4993,7 +5536,7 @@ func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrantResponse.ProtoReflect.Descriptor instead.
 func (*RestoreGrantResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RestoreGrantResponse) GetLease() *RestoreLease {
@@ -5012,7 +5555,7 @@ type ExpireRestoreLeasesResponse struct {
 
 func (x *ExpireRestoreLeasesResponse) Reset() {
 	*x = ExpireRestoreLeasesResponse{}
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5024,7 +5567,7 @@ func (x *ExpireRestoreLeasesResponse) String() string {
 func (*ExpireRestoreLeasesResponse) ProtoMessage() {}
 
 func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5037,7 +5580,7 @@ func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ExpireRestoreLeasesResponse) GetLeaseIds() []uint64 {
@@ -5045,6 +5588,135 @@ func (x *ExpireRestoreLeasesResponse) GetLeaseIds() []uint64 {
 		return x.LeaseIds
 	}
 	return nil
+}
+
+type GCCheckResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Segments    []uint64               `protobuf:"varint,1,rep,packed,name=segments,proto3" json:"segments,omitempty"`
+	Builds      []*BuildRef            `protobuf:"bytes,2,rep,name=builds,proto3" json:"builds,omitempty"`
+	Collections []uint64               `protobuf:"varint,3,rep,packed,name=collections,proto3" json:"collections,omitempty"`
+	// Indexes into GCCheck.orphans of the keys that may go.
+	Orphans       []uint32 `protobuf:"varint,4,rep,packed,name=orphans,proto3" json:"orphans,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCCheckResponse) Reset() {
+	*x = GCCheckResponse{}
+	mi := &file_fsm_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCCheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCCheckResponse) ProtoMessage() {}
+
+func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCCheckResponse.ProtoReflect.Descriptor instead.
+func (*GCCheckResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *GCCheckResponse) GetSegments() []uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+func (x *GCCheckResponse) GetBuilds() []*BuildRef {
+	if x != nil {
+		return x.Builds
+	}
+	return nil
+}
+
+func (x *GCCheckResponse) GetCollections() []uint64 {
+	if x != nil {
+		return x.Collections
+	}
+	return nil
+}
+
+func (x *GCCheckResponse) GetOrphans() []uint32 {
+	if x != nil {
+		return x.Orphans
+	}
+	return nil
+}
+
+type GCRemoveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Segments      uint64                 `protobuf:"varint,1,opt,name=segments,proto3" json:"segments,omitempty"`
+	Builds        uint64                 `protobuf:"varint,2,opt,name=builds,proto3" json:"builds,omitempty"`
+	Collections   uint64                 `protobuf:"varint,3,opt,name=collections,proto3" json:"collections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCRemoveResponse) Reset() {
+	*x = GCRemoveResponse{}
+	mi := &file_fsm_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCRemoveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCRemoveResponse) ProtoMessage() {}
+
+func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCRemoveResponse.ProtoReflect.Descriptor instead.
+func (*GCRemoveResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GCRemoveResponse) GetSegments() uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *GCRemoveResponse) GetBuilds() uint64 {
+	if x != nil {
+		return x.Builds
+	}
+	return 0
+}
+
+func (x *GCRemoveResponse) GetCollections() uint64 {
+	if x != nil {
+		return x.Collections
+	}
+	return 0
 }
 
 type ExpireAllocationsResponse struct {
@@ -5057,7 +5729,7 @@ type ExpireAllocationsResponse struct {
 
 func (x *ExpireAllocationsResponse) Reset() {
 	*x = ExpireAllocationsResponse{}
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5069,7 +5741,7 @@ func (x *ExpireAllocationsResponse) String() string {
 func (*ExpireAllocationsResponse) ProtoMessage() {}
 
 func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5082,7 +5754,7 @@ func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocationsResponse.ProtoReflect.Descriptor instead.
 func (*ExpireAllocationsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ExpireAllocationsResponse) GetSegmentIds() []uint64 {
@@ -5107,7 +5779,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5119,7 +5791,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5132,7 +5804,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 var File_fsm_proto protoreflect.FileDescriptor
@@ -5356,7 +6028,33 @@ const file_fsm_proto_rawDesc = "" +
 	"\x06starts\x18\x02 \x03(\rR\x06starts\x12\x12\n" +
 	"\x04ends\x18\x03 \x03(\rR\x04ends\x12'\n" +
 	"\x0fattempted_tasks\x18\x04 \x03(\rR\x0eattemptedTasks\x12\x1a\n" +
-	"\battempts\x18\x05 \x01(\fR\battempts\"\x89\x01\n" +
+	"\battempts\x18\x05 \x01(\fR\battempts\"k\n" +
+	"\aGCCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x18\n" +
+	"\aobjects\x18\x02 \x01(\x04R\aobjects\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\"\xdf\x03\n" +
+	"\bGCReport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1d\n" +
+	"\n" +
+	"started_at\x18\x04 \x01(\x03R\tstartedAt\x12\x1f\n" +
+	"\vfinished_at\x18\x05 \x01(\x03R\n" +
+	"finishedAt\x12'\n" +
+	"\x0fobjects_scanned\x18\x06 \x01(\x04R\x0eobjectsScanned\x12\x1f\n" +
+	"\vorphan_scan\x18\a \x01(\bR\n" +
+	"orphanScan\x122\n" +
+	"\adeleted\x18\b \x03(\v2\x18.snapkeep.fsm.v1.GCCountR\adeleted\x12,\n" +
+	"\x04kept\x18\t \x03(\v2\x18.snapkeep.fsm.v1.GCCountR\x04kept\x12'\n" +
+	"\x0fobjects_deleted\x18\n" +
+	" \x01(\x04R\x0eobjectsDeleted\x12\x1f\n" +
+	"\vbytes_freed\x18\v \x01(\x04R\n" +
+	"bytesFreed\x12'\n" +
+	"\x0frecords_removed\x18\f \x01(\x04R\x0erecordsRemoved\x12\x16\n" +
+	"\x06errors\x18\r \x03(\tR\x06errors\x12\x1f\n" +
+	"\verror_count\x18\x0e \x01(\x04R\n" +
+	"errorCount\"\x89\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -5553,7 +6251,28 @@ const file_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x15\n" +
 	"\x13ExpireRestoreLeases\"&\n" +
 	"\rRestoreRemove\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"I\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"D\n" +
+	"\bBuildRef\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x19\n" +
+	"\bbuild_id\x18\x02 \x01(\x04R\abuildId\"H\n" +
+	"\x0fOrphanCandidate\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12#\n" +
+	"\rlast_modified\x18\x02 \x01(\x03R\flastModified\"\xef\x01\n" +
+	"\aGCCheck\x12\x1a\n" +
+	"\bsegments\x18\x01 \x03(\x04R\bsegments\x121\n" +
+	"\x06builds\x18\x02 \x03(\v2\x19.snapkeep.fsm.v1.BuildRefR\x06builds\x12 \n" +
+	"\vcollections\x18\x03 \x03(\x04R\vcollections\x12:\n" +
+	"\aorphans\x18\x04 \x03(\v2 .snapkeep.fsm.v1.OrphanCandidateR\aorphans\x12\x14\n" +
+	"\x05grace\x18\x05 \x01(\x03R\x05grace\x12!\n" +
+	"\forphan_grace\x18\x06 \x01(\x03R\vorphanGrace\"\x91\x01\n" +
+	"\bGCRemove\x12\x1a\n" +
+	"\bsegments\x18\x01 \x03(\x04R\bsegments\x121\n" +
+	"\x06builds\x18\x02 \x03(\v2\x19.snapkeep.fsm.v1.BuildRefR\x06builds\x12 \n" +
+	"\vcollections\x18\x03 \x03(\x04R\vcollections\x12\x14\n" +
+	"\x05grace\x18\x04 \x01(\x03R\x05grace\"C\n" +
+	"\x0eGCRecordReport\x121\n" +
+	"\x06report\x18\x01 \x01(\v2\x19.snapkeep.fsm.v1.GCReportR\x06report\"I\n" +
 	"\x10DatabaseResponse\x125\n" +
 	"\bdatabase\x18\x01 \x01(\v2\x19.snapkeep.fsm.v1.DatabaseR\bdatabase\"m\n" +
 	"\x12CollectionResponse\x12;\n" +
@@ -5576,7 +6295,16 @@ const file_fsm_proto_rawDesc = "" +
 	"\x14RestoreGrantResponse\x123\n" +
 	"\x05lease\x18\x01 \x01(\v2\x1d.snapkeep.fsm.v1.RestoreLeaseR\x05lease\":\n" +
 	"\x1bExpireRestoreLeasesResponse\x12\x1b\n" +
-	"\tlease_ids\x18\x01 \x03(\x04R\bleaseIds\"Y\n" +
+	"\tlease_ids\x18\x01 \x03(\x04R\bleaseIds\"\x9c\x01\n" +
+	"\x0fGCCheckResponse\x12\x1a\n" +
+	"\bsegments\x18\x01 \x03(\x04R\bsegments\x121\n" +
+	"\x06builds\x18\x02 \x03(\v2\x19.snapkeep.fsm.v1.BuildRefR\x06builds\x12 \n" +
+	"\vcollections\x18\x03 \x03(\x04R\vcollections\x12\x18\n" +
+	"\aorphans\x18\x04 \x03(\rR\aorphans\"h\n" +
+	"\x10GCRemoveResponse\x12\x1a\n" +
+	"\bsegments\x18\x01 \x01(\x04R\bsegments\x12\x16\n" +
+	"\x06builds\x18\x02 \x01(\x04R\x06builds\x12 \n" +
+	"\vcollections\x18\x03 \x01(\x04R\vcollections\"Y\n" +
 	"\x19ExpireAllocationsResponse\x12\x1f\n" +
 	"\vsegment_ids\x18\x01 \x03(\x04R\n" +
 	"segmentIds\x12\x1b\n" +
@@ -5635,7 +6363,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\xf9\a\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\xd3\b\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -5667,7 +6395,10 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19COMMAND_TYPE_RESTORE_FAIL\x10\x1a\x12\x1f\n" +
 	"\x1bCOMMAND_TYPE_RESTORE_CANCEL\x10\x1b\x12&\n" +
 	"\"COMMAND_TYPE_EXPIRE_RESTORE_LEASES\x10\x1c\x12\x1f\n" +
-	"\x1bCOMMAND_TYPE_RESTORE_REMOVE\x10\x1dB(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
+	"\x1bCOMMAND_TYPE_RESTORE_REMOVE\x10\x1d\x12\x19\n" +
+	"\x15COMMAND_TYPE_GC_CHECK\x10\x1e\x12\x1a\n" +
+	"\x16COMMAND_TYPE_GC_REMOVE\x10\x1f\x12!\n" +
+	"\x1dCOMMAND_TYPE_GC_RECORD_REPORT\x10 B(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_proto_rawDescOnce sync.Once
@@ -5682,7 +6413,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(SegmentState)(0),                   // 1: snapkeep.fsm.v1.SegmentState
@@ -5710,69 +6441,78 @@ var file_fsm_proto_goTypes = []any{
 	(*PlannedBuild)(nil),                // 23: snapkeep.fsm.v1.PlannedBuild
 	(*RestoreLease)(nil),                // 24: snapkeep.fsm.v1.RestoreLease
 	(*RestorePool)(nil),                 // 25: snapkeep.fsm.v1.RestorePool
-	(*Node)(nil),                        // 26: snapkeep.fsm.v1.Node
-	(*Result)(nil),                      // 27: snapkeep.fsm.v1.Result
-	(*RequestRecord)(nil),               // 28: snapkeep.fsm.v1.RequestRecord
-	(*Envelope)(nil),                    // 29: snapkeep.fsm.v1.Envelope
-	(*CreateDatabase)(nil),              // 30: snapkeep.fsm.v1.CreateDatabase
-	(*DropDatabase)(nil),                // 31: snapkeep.fsm.v1.DropDatabase
-	(*CreateCollection)(nil),            // 32: snapkeep.fsm.v1.CreateCollection
-	(*DropCollection)(nil),              // 33: snapkeep.fsm.v1.DropCollection
-	(*AlterCollection)(nil),             // 34: snapkeep.fsm.v1.AlterCollection
-	(*CreatePartition)(nil),             // 35: snapkeep.fsm.v1.CreatePartition
-	(*DropPartition)(nil),               // 36: snapkeep.fsm.v1.DropPartition
-	(*CreateIndex)(nil),                 // 37: snapkeep.fsm.v1.CreateIndex
-	(*DropIndex)(nil),                   // 38: snapkeep.fsm.v1.DropIndex
-	(*AllocateSegment)(nil),             // 39: snapkeep.fsm.v1.AllocateSegment
-	(*FlushSegment)(nil),                // 40: snapkeep.fsm.v1.FlushSegment
-	(*AllocateIndexBuild)(nil),          // 41: snapkeep.fsm.v1.AllocateIndexBuild
-	(*AddIndexBuild)(nil),               // 42: snapkeep.fsm.v1.AddIndexBuild
-	(*CompactOutput)(nil),               // 43: snapkeep.fsm.v1.CompactOutput
-	(*Compact)(nil),                     // 44: snapkeep.fsm.v1.Compact
-	(*DropSegments)(nil),                // 45: snapkeep.fsm.v1.DropSegments
-	(*ExpireAllocations)(nil),           // 46: snapkeep.fsm.v1.ExpireAllocations
-	(*RegisterNode)(nil),                // 47: snapkeep.fsm.v1.RegisterNode
-	(*SnapshotBegin)(nil),               // 48: snapkeep.fsm.v1.SnapshotBegin
-	(*SnapshotCommit)(nil),              // 49: snapkeep.fsm.v1.SnapshotCommit
-	(*SnapshotMarkDeleting)(nil),        // 50: snapkeep.fsm.v1.SnapshotMarkDeleting
-	(*SnapshotRemove)(nil),              // 51: snapkeep.fsm.v1.SnapshotRemove
-	(*RestoreBegin)(nil),                // 52: snapkeep.fsm.v1.RestoreBegin
-	(*RestoreStart)(nil),                // 53: snapkeep.fsm.v1.RestoreStart
-	(*RestoreGrant)(nil),                // 54: snapkeep.fsm.v1.RestoreGrant
-	(*TaskDone)(nil),                    // 55: snapkeep.fsm.v1.TaskDone
-	(*TaskFailed)(nil),                  // 56: snapkeep.fsm.v1.TaskFailed
-	(*RestoreReport)(nil),               // 57: snapkeep.fsm.v1.RestoreReport
-	(*RestoreFail)(nil),                 // 58: snapkeep.fsm.v1.RestoreFail
-	(*RestoreCancel)(nil),               // 59: snapkeep.fsm.v1.RestoreCancel
-	(*ExpireRestoreLeases)(nil),         // 60: snapkeep.fsm.v1.ExpireRestoreLeases
-	(*RestoreRemove)(nil),               // 61: snapkeep.fsm.v1.RestoreRemove
-	(*DatabaseResponse)(nil),            // 62: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),          // 63: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),             // 64: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),          // 65: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),            // 66: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),            // 67: snapkeep.fsm.v1.SnapshotResponse
-	(*RestoreJobResponse)(nil),          // 68: snapkeep.fsm.v1.RestoreJobResponse
-	(*RestoreGrantResponse)(nil),        // 69: snapkeep.fsm.v1.RestoreGrantResponse
-	(*ExpireRestoreLeasesResponse)(nil), // 70: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
-	(*ExpireAllocationsResponse)(nil),   // 71: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                       // 72: snapkeep.fsm.v1.Empty
-	nil,                                 // 73: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 74: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 75: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 76: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 77: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 78: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 79: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 80: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 81: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 82: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(*GCCount)(nil),                     // 26: snapkeep.fsm.v1.GCCount
+	(*GCReport)(nil),                    // 27: snapkeep.fsm.v1.GCReport
+	(*Node)(nil),                        // 28: snapkeep.fsm.v1.Node
+	(*Result)(nil),                      // 29: snapkeep.fsm.v1.Result
+	(*RequestRecord)(nil),               // 30: snapkeep.fsm.v1.RequestRecord
+	(*Envelope)(nil),                    // 31: snapkeep.fsm.v1.Envelope
+	(*CreateDatabase)(nil),              // 32: snapkeep.fsm.v1.CreateDatabase
+	(*DropDatabase)(nil),                // 33: snapkeep.fsm.v1.DropDatabase
+	(*CreateCollection)(nil),            // 34: snapkeep.fsm.v1.CreateCollection
+	(*DropCollection)(nil),              // 35: snapkeep.fsm.v1.DropCollection
+	(*AlterCollection)(nil),             // 36: snapkeep.fsm.v1.AlterCollection
+	(*CreatePartition)(nil),             // 37: snapkeep.fsm.v1.CreatePartition
+	(*DropPartition)(nil),               // 38: snapkeep.fsm.v1.DropPartition
+	(*CreateIndex)(nil),                 // 39: snapkeep.fsm.v1.CreateIndex
+	(*DropIndex)(nil),                   // 40: snapkeep.fsm.v1.DropIndex
+	(*AllocateSegment)(nil),             // 41: snapkeep.fsm.v1.AllocateSegment
+	(*FlushSegment)(nil),                // 42: snapkeep.fsm.v1.FlushSegment
+	(*AllocateIndexBuild)(nil),          // 43: snapkeep.fsm.v1.AllocateIndexBuild
+	(*AddIndexBuild)(nil),               // 44: snapkeep.fsm.v1.AddIndexBuild
+	(*CompactOutput)(nil),               // 45: snapkeep.fsm.v1.CompactOutput
+	(*Compact)(nil),                     // 46: snapkeep.fsm.v1.Compact
+	(*DropSegments)(nil),                // 47: snapkeep.fsm.v1.DropSegments
+	(*ExpireAllocations)(nil),           // 48: snapkeep.fsm.v1.ExpireAllocations
+	(*RegisterNode)(nil),                // 49: snapkeep.fsm.v1.RegisterNode
+	(*SnapshotBegin)(nil),               // 50: snapkeep.fsm.v1.SnapshotBegin
+	(*SnapshotCommit)(nil),              // 51: snapkeep.fsm.v1.SnapshotCommit
+	(*SnapshotMarkDeleting)(nil),        // 52: snapkeep.fsm.v1.SnapshotMarkDeleting
+	(*SnapshotRemove)(nil),              // 53: snapkeep.fsm.v1.SnapshotRemove
+	(*RestoreBegin)(nil),                // 54: snapkeep.fsm.v1.RestoreBegin
+	(*RestoreStart)(nil),                // 55: snapkeep.fsm.v1.RestoreStart
+	(*RestoreGrant)(nil),                // 56: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 57: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 58: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 59: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 60: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 61: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 62: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 63: snapkeep.fsm.v1.RestoreRemove
+	(*BuildRef)(nil),                    // 64: snapkeep.fsm.v1.BuildRef
+	(*OrphanCandidate)(nil),             // 65: snapkeep.fsm.v1.OrphanCandidate
+	(*GCCheck)(nil),                     // 66: snapkeep.fsm.v1.GCCheck
+	(*GCRemove)(nil),                    // 67: snapkeep.fsm.v1.GCRemove
+	(*GCRecordReport)(nil),              // 68: snapkeep.fsm.v1.GCRecordReport
+	(*DatabaseResponse)(nil),            // 69: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 70: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 71: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 72: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 73: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 74: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 75: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 76: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 77: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*GCCheckResponse)(nil),             // 78: snapkeep.fsm.v1.GCCheckResponse
+	(*GCRemoveResponse)(nil),            // 79: snapkeep.fsm.v1.GCRemoveResponse
+	(*ExpireAllocationsResponse)(nil),   // 80: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 81: snapkeep.fsm.v1.Empty
+	nil,                                 // 82: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 83: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 84: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 85: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 86: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 87: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 88: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 89: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 90: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 91: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	73, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	74, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	82, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	83, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,  // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	75, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	84, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
 	11, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
 	12, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	3,  // 6: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
@@ -5784,44 +6524,51 @@ var file_fsm_proto_depIdxs = []int32{
 	3,  // 12: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
 	17, // 13: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	5,  // 14: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	76, // 15: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	77, // 16: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	85, // 15: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	86, // 16: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
 	11, // 17: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
 	12, // 18: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	18, // 19: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	6,  // 20: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
 	22, // 21: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
 	23, // 22: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	7,  // 23: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	8,  // 24: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	27, // 25: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	8,  // 26: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	78, // 27: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	79, // 28: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	80, // 29: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	81, // 30: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	14, // 31: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	14, // 32: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	14, // 33: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	43, // 34: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	26, // 35: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	82, // 36: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	18, // 37: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	55, // 38: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	56, // 39: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	10, // 40: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	13, // 41: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	16, // 42: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	16, // 43: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	16, // 44: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	19, // 45: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	20, // 46: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	24, // 47: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	48, // [48:48] is the sub-list for method output_type
-	48, // [48:48] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	26, // 23: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	26, // 24: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	7,  // 25: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	8,  // 26: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	29, // 27: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	8,  // 28: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	87, // 29: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	88, // 30: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	89, // 31: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	90, // 32: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	14, // 33: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	14, // 34: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	14, // 35: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	45, // 36: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	28, // 37: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	91, // 38: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	18, // 39: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	57, // 40: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	58, // 41: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	64, // 42: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	65, // 43: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	64, // 44: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	27, // 45: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	10, // 46: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	13, // 47: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	16, // 48: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	16, // 49: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	16, // 50: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	19, // 51: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	20, // 52: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	24, // 53: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	64, // 54: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -5835,7 +6582,7 @@ func file_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   74,
+			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
