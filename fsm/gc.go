@@ -278,7 +278,10 @@ func applyGCRecordReport(c *applyCtx, cmd *fsmpb.GCRecordReport) (proto.Message,
 		return nil, invalidf("no report given")
 	}
 	rep := proto.CloneOf(cmd.Report)
-	rep.Id = c.nextID()
+	meta := proto.CloneOf(c.t.meta)
+	meta.LastGcReport++
+	c.t.meta = meta
+	rep.Id = meta.LastGcReport
 	if len(rep.Errors) > 20 {
 		rep.Errors = rep.Errors[:20]
 	}

@@ -68,6 +68,21 @@ type Config struct {
 	// (default 5 GiB, the CopyObject limit).
 	MultipartThreshold int64
 
+	// GCDisabled turns periodic garbage collection off (GCRun works either way).
+	// GCInterval is how often the leader collects (default 1m) and GCOrphanInterval
+	// how often a collection also scans for orphans (default 1h).
+	GCDisabled       bool
+	GCInterval       time.Duration
+	GCOrphanInterval time.Duration
+	// GCGrace is how long dropped segments and builds stay (default 1h); an orphan
+	// must be GCOrphanGrace old to go (default 24h).
+	GCGrace       time.Duration
+	GCOrphanGrace time.Duration
+	// GCDeleteRate bounds deletions in objects per second (default 5000).
+	// GCConcurrency bounds delete requests in flight (default 4).
+	GCDeleteRate  float64
+	GCConcurrency int
+
 	// Failpoints inject faults for tests; nil in production.
 	Failpoints *Failpoints
 
@@ -136,6 +151,24 @@ func (c *Config) applyDefaults() {
 	if c.MultipartThreshold == 0 {
 		c.MultipartThreshold = 5 << 30
 	}
+	if c.GCInterval == 0 {
+		c.GCInterval = time.Minute
+	}
+	if c.GCOrphanInterval == 0 {
+		c.GCOrphanInterval = time.Hour
+	}
+	if c.GCGrace == 0 {
+		c.GCGrace = time.Hour
+	}
+	if c.GCOrphanGrace == 0 {
+		c.GCOrphanGrace = 24 * time.Hour
+	}
+	if c.GCDeleteRate == 0 {
+		c.GCDeleteRate = 5000
+	}
+	if c.GCConcurrency == 0 {
+		c.GCConcurrency = 4
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -203,6 +236,15 @@ func (c *Config) validate() error {
 	}
 	if c.RestoreRetention < time.Minute {
 		bad("--restore-retention %v must be at least 1m", c.RestoreRetention)
+	}
+	if c.GCInterval < 10*time.Millisecond || c.GCOrphanInterval < c.GCInterval {
+		bad("--gc-interval %v must be at least 10ms and --gc-orphan-interval %v at least as long", c.GCInterval, c.GCOrphanInterval)
+	}
+	if c.GCGrace < 0 || c.GCOrphanGrace < 0 {
+		bad("GC grace periods cannot be negative")
+	}
+	if c.GCDeleteRate < 0 || c.GCConcurrency < 1 {
+		bad("--gc-delete-rate must be positive and GC concurrency at least 1")
 	}
 	if c.MultipartThreshold < 5<<20 || c.MultipartThreshold > 5<<30 {
 		bad("multipart threshold %d must be between 5 MiB and 5 GiB", c.MultipartThreshold)

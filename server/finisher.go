@@ -12,11 +12,12 @@ import (
 )
 
 // The snapshot finisher is a leader duty: it completes PENDING snapshots (writes the
-// manifest, proposes SnapshotCommit), gives up on those past their deadline (marks them
-// DELETING with the reason), and finalizes DELETING ones (deletes the manifest object,
-// proposes SnapshotRemove). It works only from the replicated state, so a new leader
-// finishes whatever the old one left: the manifest is a pure function of the state, so
-// writing it twice is harmless.
+// manifest, proposes SnapshotCommit) and gives up on those past their deadline (marks
+// them DELETING with the reason). DELETING snapshots are the garbage collector's: it
+// deletes their manifests and removes their records, with every other deletion (one
+// mechanism). The finisher works only from the replicated state, so a new leader
+// finishes whatever the old one left: the manifest is a pure function of the state,
+// so writing it twice is harmless.
 
 // maxFinisherWorkers bounds concurrent snapshot work on the leader.
 const maxFinisherWorkers = 4
@@ -75,6 +76,9 @@ func (n *Node) runFinisher() {
 func (n *Node) finishRound(ctx context.Context) {
 	now := time.Now()
 	for _, snap := range n.fsm.View().UnfinishedSnapshots() {
+		if snap.State != fsmpb.SnapshotState_SNAPSHOT_STATE_PENDING {
+			continue // DELETING: the garbage collector's
+		}
 		f := n.fin
 		f.mu.Lock()
 		a := f.attempts[snap.Id]
@@ -92,8 +96,6 @@ func (n *Node) finishRound(ctx context.Context) {
 			lastErr = a.lastErr
 		}
 		switch {
-		case snap.State == fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING:
-			work = n.finalizeDeleting
 		case now.UnixNano() > snap.PendingDeadline:
 			work = n.giveUpSnapshot
 		default:
@@ -176,25 +178,4 @@ func (n *Node) giveUpSnapshot(ctx context.Context, snap *fsmpb.Snapshot, lastErr
 	}
 	n.logger.Warn("giving up a snapshot", "snapshot", snap.Id, "name", snap.Name, "reason", reason)
 	return n.propose(ctx, "", &fsmpb.SnapshotMarkDeleting{SnapshotId: snap.Id, Reason: reason}, nil)
-}
-
-// finalizeDeleting deletes a DELETING snapshot's manifest, then its record.
-func (n *Node) finalizeDeleting(ctx context.Context, snap *fsmpb.Snapshot, _ string) error {
-	objects, err := n.objectStore()
-	if err != nil {
-		return err
-	}
-	key := keyspace{root: n.cfg.Root}.full(snap.ManifestKey)
-	res, err := objects.Delete(ctx, []string{key})
-	if err != nil {
-		return fmt.Errorf("delete manifest %s: %w", key, err)
-	}
-	if err := res.Failed[key]; err != nil {
-		return fmt.Errorf("delete manifest %s: %w", key, err)
-	}
-	err = n.propose(ctx, "", &fsmpb.SnapshotRemove{SnapshotId: snap.Id}, nil)
-	if errors.Is(err, fsm.ErrNotFound) {
-		return nil
-	}
-	return err
 }

@@ -49,6 +49,7 @@ type Node struct {
 	fin        *finisher
 	coord      *restoreCoordinator
 	execKick   chan struct{}
+	gc         *gcState
 
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
@@ -77,7 +78,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	// n is not the named result: a failed start returns nil, and the cleanup below must
 	// still see the node.
 	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher(),
-		coord: newRestoreCoordinator(), execKick: make(chan struct{}, 1)}
+		coord: newRestoreCoordinator(), execKick: make(chan struct{}, 1), gc: newGCState()}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
 
 	var cleanup []func()
@@ -133,6 +134,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	snapkeepv1.RegisterClusterServer(n.grpcServer, &clusterService{n: n})
 	snapkeepv1.RegisterSnapshotsServer(n.grpcServer, &snapshotsService{n: n})
 	snapkeepv1.RegisterRestoresServer(n.grpcServer, &restoresService{n: n})
+	snapkeepv1.RegisterGCServer(n.grpcServer, &gcService{n: n})
 	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
 	n.wg.Add(1)
 	go func() {
@@ -157,6 +159,11 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.runRestoreCoordinator()
 	}()
 	n.runExecutors()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.runGCLoop()
+	}()
 	n.logger.Info("node started", "grpc", n.grpcAddr, "raft", string(n.transport.LocalAddr()))
 	return n, nil
 }

@@ -100,7 +100,7 @@ func (s *snapshotsService) DropSnapshot(ctx context.Context, req *pb.DropSnapsho
 	if err := s.n.propose(ctx, req.RequestId, &fsmpb.SnapshotMarkDeleting{SnapshotId: snap.Id, Reason: "dropped on request"}, &out); err != nil {
 		return nil, err
 	}
-	s.n.kickFinisher()
+	s.n.kickGC()
 	return &pb.DropSnapshotResponse{Existed: true, Snapshot: s.convert(s.n.fsm.View(), out.Snapshot, false)}, nil
 }
 

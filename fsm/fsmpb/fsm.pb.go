@@ -643,7 +643,9 @@ type Meta struct {
 	// Index of the last Raft log entry applied.
 	AppliedIndex uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// Total size of the results held in the deduplication window.
-	RequestBytes  uint64 `protobuf:"varint,4,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
+	RequestBytes uint64 `protobuf:"varint,4,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
+	// The last GC report id (reports are numbered apart from the catalog's ids).
+	LastGcReport  uint64 `protobuf:"varint,5,opt,name=last_gc_report,json=lastGcReport,proto3" json:"last_gc_report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -702,6 +704,13 @@ func (x *Meta) GetAppliedIndex() uint64 {
 func (x *Meta) GetRequestBytes() uint64 {
 	if x != nil {
 		return x.RequestBytes
+	}
+	return 0
+}
+
+func (x *Meta) GetLastGcReport() uint64 {
+	if x != nil {
+		return x.LastGcReport
 	}
 	return 0
 }
@@ -5811,12 +5820,13 @@ var File_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\tfsm.proto\x12\x0fsnapkeep.fsm.v1\"\x93\x01\n" +
+	"\tfsm.proto\x12\x0fsnapkeep.fsm.v1\"\xb9\x01\n" +
 	"\x04Meta\x12\x17\n" +
 	"\alast_id\x18\x01 \x01(\x04R\x06lastId\x12(\n" +
 	"\x10last_request_seq\x18\x02 \x01(\x04R\x0elastRequestSeq\x12#\n" +
 	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12#\n" +
-	"\rrequest_bytes\x18\x04 \x01(\x04R\frequestBytes\"\xd7\x01\n" +
+	"\rrequest_bytes\x18\x04 \x01(\x04R\frequestBytes\x12$\n" +
+	"\x0elast_gc_report\x18\x05 \x01(\x04R\flastGcReport\"\xd7\x01\n" +
 	"\bDatabase\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12I\n" +

@@ -11,6 +11,7 @@
 package internalv1
 
 import (
+	snapkeepv1 "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -25,6 +26,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GCScheduleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCScheduleRequest) Reset() {
+	*x = GCScheduleRequest{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCScheduleRequest) ProtoMessage() {}
+
+func (x *GCScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCScheduleRequest.ProtoReflect.Descriptor instead.
+func (*GCScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+}
+
+type GCScheduleResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Enabled           bool                   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	NextRunUnixMs     int64                  `protobuf:"varint,2,opt,name=next_run_unix_ms,json=nextRunUnixMs,proto3" json:"next_run_unix_ms,omitempty"`
+	NextRunOrphanScan bool                   `protobuf:"varint,3,opt,name=next_run_orphan_scan,json=nextRunOrphanScan,proto3" json:"next_run_orphan_scan,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GCScheduleResponse) Reset() {
+	*x = GCScheduleResponse{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCScheduleResponse) ProtoMessage() {}
+
+func (x *GCScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCScheduleResponse.ProtoReflect.Descriptor instead.
+func (*GCScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GCScheduleResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *GCScheduleResponse) GetNextRunUnixMs() int64 {
+	if x != nil {
+		return x.NextRunUnixMs
+	}
+	return 0
+}
+
+func (x *GCScheduleResponse) GetNextRunOrphanScan() bool {
+	if x != nil {
+		return x.NextRunOrphanScan
+	}
+	return false
+}
+
 type LeaseRestoreTasksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -36,7 +133,7 @@ type LeaseRestoreTasksRequest struct {
 
 func (x *LeaseRestoreTasksRequest) Reset() {
 	*x = LeaseRestoreTasksRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +145,7 @@ func (x *LeaseRestoreTasksRequest) String() string {
 func (*LeaseRestoreTasksRequest) ProtoMessage() {}
 
 func (x *LeaseRestoreTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +158,7 @@ func (x *LeaseRestoreTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRestoreTasksRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRestoreTasksRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LeaseRestoreTasksRequest) GetNode() string {
@@ -93,7 +190,7 @@ type RestoreTask struct {
 
 func (x *RestoreTask) Reset() {
 	*x = RestoreTask{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -105,7 +202,7 @@ func (x *RestoreTask) String() string {
 func (*RestoreTask) ProtoMessage() {}
 
 func (x *RestoreTask) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -118,7 +215,7 @@ func (x *RestoreTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreTask.ProtoReflect.Descriptor instead.
 func (*RestoreTask) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{1}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RestoreTask) GetIndex() uint32 {
@@ -172,7 +269,7 @@ type LeaseRestoreTasksResponse struct {
 
 func (x *LeaseRestoreTasksResponse) Reset() {
 	*x = LeaseRestoreTasksResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +281,7 @@ func (x *LeaseRestoreTasksResponse) String() string {
 func (*LeaseRestoreTasksResponse) ProtoMessage() {}
 
 func (x *LeaseRestoreTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +294,7 @@ func (x *LeaseRestoreTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRestoreTasksResponse.ProtoReflect.Descriptor instead.
 func (*LeaseRestoreTasksResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{2}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LeaseRestoreTasksResponse) GetJobId() uint64 {
@@ -264,7 +361,7 @@ type TaskOutcome struct {
 
 func (x *TaskOutcome) Reset() {
 	*x = TaskOutcome{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +373,7 @@ func (x *TaskOutcome) String() string {
 func (*TaskOutcome) ProtoMessage() {}
 
 func (x *TaskOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +386,7 @@ func (x *TaskOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOutcome.ProtoReflect.Descriptor instead.
 func (*TaskOutcome) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{3}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TaskOutcome) GetIndex() uint32 {
@@ -348,7 +445,7 @@ type ReportRestoreTasksRequest struct {
 
 func (x *ReportRestoreTasksRequest) Reset() {
 	*x = ReportRestoreTasksRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +457,7 @@ func (x *ReportRestoreTasksRequest) String() string {
 func (*ReportRestoreTasksRequest) ProtoMessage() {}
 
 func (x *ReportRestoreTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +470,7 @@ func (x *ReportRestoreTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreTasksRequest.ProtoReflect.Descriptor instead.
 func (*ReportRestoreTasksRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{4}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReportRestoreTasksRequest) GetNode() string {
@@ -419,7 +516,7 @@ type ReportRestoreTasksResponse struct {
 
 func (x *ReportRestoreTasksResponse) Reset() {
 	*x = ReportRestoreTasksResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +528,7 @@ func (x *ReportRestoreTasksResponse) String() string {
 func (*ReportRestoreTasksResponse) ProtoMessage() {}
 
 func (x *ReportRestoreTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +541,7 @@ func (x *ReportRestoreTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreTasksResponse.ProtoReflect.Descriptor instead.
 func (*ReportRestoreTasksResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{5}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{7}
 }
 
 type ProposeRequest struct {
@@ -460,7 +557,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +569,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +582,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{6}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProposeRequest) GetEnvelope() []byte {
@@ -514,7 +611,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +623,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +636,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{7}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProposeResponse) GetResult() []byte {
@@ -564,7 +661,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +673,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +686,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{8}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{10}
 }
 
 type ReadIndexResponse struct {
@@ -601,7 +698,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +710,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +723,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{9}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -644,7 +741,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +753,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +766,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{10}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{12}
 }
 
 type NodeStatusResponse struct {
@@ -691,7 +788,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +800,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +813,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{11}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeStatusResponse) GetId() string {
@@ -800,7 +897,12 @@ var File_snapkeep_internal_v1_internal_proto protoreflect.FileDescriptor
 
 const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\"K\n" +
+	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\x1a\x1asnapkeep/v1/snapkeep.proto\"\x13\n" +
+	"\x11GCScheduleRequest\"\x88\x01\n" +
+	"\x12GCScheduleResponse\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
+	"\x10next_run_unix_ms\x18\x02 \x01(\x03R\rnextRunUnixMs\x12/\n" +
+	"\x14next_run_orphan_scan\x18\x03 \x01(\bR\x11nextRunOrphanScan\"K\n" +
 	"\x18LeaseRestoreTasksRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1b\n" +
 	"\tmax_tasks\x18\x02 \x01(\rR\bmaxTasks\"s\n" +
@@ -854,14 +956,17 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x0flast_contact_ms\x18\t \x01(\x03R\rlastContactMs\x12\x18\n" +
 	"\aversion\x18\n" +
 	" \x01(\tR\aversion\x12\x1b\n" +
-	"\tleader_id\x18\v \x01(\tR\bleaderId2\x90\x04\n" +
+	"\tleader_id\x18\v \x01(\tR\bleaderId2\xb1\x05\n" +
 	"\bInternal\x12V\n" +
 	"\aPropose\x12$.snapkeep.internal.v1.ProposeRequest\x1a%.snapkeep.internal.v1.ProposeResponse\x12\\\n" +
 	"\tReadIndex\x12&.snapkeep.internal.v1.ReadIndexRequest\x1a'.snapkeep.internal.v1.ReadIndexResponse\x12_\n" +
 	"\n" +
 	"NodeStatus\x12'.snapkeep.internal.v1.NodeStatusRequest\x1a(.snapkeep.internal.v1.NodeStatusResponse\x12t\n" +
 	"\x11LeaseRestoreTasks\x12..snapkeep.internal.v1.LeaseRestoreTasksRequest\x1a/.snapkeep.internal.v1.LeaseRestoreTasksResponse\x12w\n" +
-	"\x12ReportRestoreTasks\x12/.snapkeep.internal.v1.ReportRestoreTasksRequest\x1a0.snapkeep.internal.v1.ReportRestoreTasksResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
+	"\x12ReportRestoreTasks\x12/.snapkeep.internal.v1.ReportRestoreTasksRequest\x1a0.snapkeep.internal.v1.ReportRestoreTasksResponse\x12>\n" +
+	"\x05RunGC\x12\x19.snapkeep.v1.GCRunRequest\x1a\x1a.snapkeep.v1.GCRunResponse\x12_\n" +
+	"\n" +
+	"GCSchedule\x12'.snapkeep.internal.v1.GCScheduleRequest\x1a(.snapkeep.internal.v1.GCScheduleResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
 
 var (
 	file_snapkeep_internal_v1_internal_proto_rawDescOnce sync.Once
@@ -875,36 +980,44 @@ func file_snapkeep_internal_v1_internal_proto_rawDescGZIP() []byte {
 	return file_snapkeep_internal_v1_internal_proto_rawDescData
 }
 
-var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_snapkeep_internal_v1_internal_proto_goTypes = []any{
-	(*LeaseRestoreTasksRequest)(nil),   // 0: snapkeep.internal.v1.LeaseRestoreTasksRequest
-	(*RestoreTask)(nil),                // 1: snapkeep.internal.v1.RestoreTask
-	(*LeaseRestoreTasksResponse)(nil),  // 2: snapkeep.internal.v1.LeaseRestoreTasksResponse
-	(*TaskOutcome)(nil),                // 3: snapkeep.internal.v1.TaskOutcome
-	(*ReportRestoreTasksRequest)(nil),  // 4: snapkeep.internal.v1.ReportRestoreTasksRequest
-	(*ReportRestoreTasksResponse)(nil), // 5: snapkeep.internal.v1.ReportRestoreTasksResponse
-	(*ProposeRequest)(nil),             // 6: snapkeep.internal.v1.ProposeRequest
-	(*ProposeResponse)(nil),            // 7: snapkeep.internal.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),           // 8: snapkeep.internal.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 9: snapkeep.internal.v1.ReadIndexResponse
-	(*NodeStatusRequest)(nil),          // 10: snapkeep.internal.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),         // 11: snapkeep.internal.v1.NodeStatusResponse
+	(*GCScheduleRequest)(nil),          // 0: snapkeep.internal.v1.GCScheduleRequest
+	(*GCScheduleResponse)(nil),         // 1: snapkeep.internal.v1.GCScheduleResponse
+	(*LeaseRestoreTasksRequest)(nil),   // 2: snapkeep.internal.v1.LeaseRestoreTasksRequest
+	(*RestoreTask)(nil),                // 3: snapkeep.internal.v1.RestoreTask
+	(*LeaseRestoreTasksResponse)(nil),  // 4: snapkeep.internal.v1.LeaseRestoreTasksResponse
+	(*TaskOutcome)(nil),                // 5: snapkeep.internal.v1.TaskOutcome
+	(*ReportRestoreTasksRequest)(nil),  // 6: snapkeep.internal.v1.ReportRestoreTasksRequest
+	(*ReportRestoreTasksResponse)(nil), // 7: snapkeep.internal.v1.ReportRestoreTasksResponse
+	(*ProposeRequest)(nil),             // 8: snapkeep.internal.v1.ProposeRequest
+	(*ProposeResponse)(nil),            // 9: snapkeep.internal.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),           // 10: snapkeep.internal.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 11: snapkeep.internal.v1.ReadIndexResponse
+	(*NodeStatusRequest)(nil),          // 12: snapkeep.internal.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),         // 13: snapkeep.internal.v1.NodeStatusResponse
+	(*snapkeepv1.GCRunRequest)(nil),    // 14: snapkeep.v1.GCRunRequest
+	(*snapkeepv1.GCRunResponse)(nil),   // 15: snapkeep.v1.GCRunResponse
 }
 var file_snapkeep_internal_v1_internal_proto_depIdxs = []int32{
-	1,  // 0: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
-	3,  // 1: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
-	6,  // 2: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
-	8,  // 3: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
-	10, // 4: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
-	0,  // 5: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
-	4,  // 6: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
-	7,  // 7: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
-	9,  // 8: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
-	11, // 9: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
-	2,  // 10: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
-	5,  // 11: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
-	7,  // [7:12] is the sub-list for method output_type
-	2,  // [2:7] is the sub-list for method input_type
+	3,  // 0: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
+	5,  // 1: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
+	8,  // 2: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
+	10, // 3: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
+	12, // 4: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
+	2,  // 5: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
+	6,  // 6: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
+	14, // 7: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
+	0,  // 8: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
+	9,  // 9: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
+	11, // 10: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
+	13, // 11: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
+	4,  // 12: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
+	7,  // 13: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
+	15, // 14: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
+	1,  // 15: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
+	9,  // [9:16] is the sub-list for method output_type
+	2,  // [2:9] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -921,7 +1034,7 @@ func file_snapkeep_internal_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_internal_v1_internal_proto_rawDesc), len(file_snapkeep_internal_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

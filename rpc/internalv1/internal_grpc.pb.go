@@ -12,6 +12,7 @@ package internalv1
 
 import (
 	context "context"
+	snapkeepv1 "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -28,6 +29,8 @@ const (
 	Internal_NodeStatus_FullMethodName         = "/snapkeep.internal.v1.Internal/NodeStatus"
 	Internal_LeaseRestoreTasks_FullMethodName  = "/snapkeep.internal.v1.Internal/LeaseRestoreTasks"
 	Internal_ReportRestoreTasks_FullMethodName = "/snapkeep.internal.v1.Internal/ReportRestoreTasks"
+	Internal_RunGC_FullMethodName              = "/snapkeep.internal.v1.Internal/RunGC"
+	Internal_GCSchedule_FullMethodName         = "/snapkeep.internal.v1.Internal/GCSchedule"
 )
 
 // InternalClient is the client API for Internal service.
@@ -47,6 +50,10 @@ type InternalClient interface {
 	LeaseRestoreTasks(ctx context.Context, in *LeaseRestoreTasksRequest, opts ...grpc.CallOption) (*LeaseRestoreTasksResponse, error)
 	// ReportRestoreTasks tells the leader how a leased batch went.
 	ReportRestoreTasks(ctx context.Context, in *ReportRestoreTasksRequest, opts ...grpc.CallOption) (*ReportRestoreTasksResponse, error)
+	// RunGC runs a garbage collection on the leader (GCRun forwarded), and GCSchedule
+	// tells when the leader's next periodic run is due.
+	RunGC(ctx context.Context, in *snapkeepv1.GCRunRequest, opts ...grpc.CallOption) (*snapkeepv1.GCRunResponse, error)
+	GCSchedule(ctx context.Context, in *GCScheduleRequest, opts ...grpc.CallOption) (*GCScheduleResponse, error)
 }
 
 type internalClient struct {
@@ -107,6 +114,26 @@ func (c *internalClient) ReportRestoreTasks(ctx context.Context, in *ReportResto
 	return out, nil
 }
 
+func (c *internalClient) RunGC(ctx context.Context, in *snapkeepv1.GCRunRequest, opts ...grpc.CallOption) (*snapkeepv1.GCRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(snapkeepv1.GCRunResponse)
+	err := c.cc.Invoke(ctx, Internal_RunGC_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *internalClient) GCSchedule(ctx context.Context, in *GCScheduleRequest, opts ...grpc.CallOption) (*GCScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GCScheduleResponse)
+	err := c.cc.Invoke(ctx, Internal_GCSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -124,6 +151,10 @@ type InternalServer interface {
 	LeaseRestoreTasks(context.Context, *LeaseRestoreTasksRequest) (*LeaseRestoreTasksResponse, error)
 	// ReportRestoreTasks tells the leader how a leased batch went.
 	ReportRestoreTasks(context.Context, *ReportRestoreTasksRequest) (*ReportRestoreTasksResponse, error)
+	// RunGC runs a garbage collection on the leader (GCRun forwarded), and GCSchedule
+	// tells when the leader's next periodic run is due.
+	RunGC(context.Context, *snapkeepv1.GCRunRequest) (*snapkeepv1.GCRunResponse, error)
+	GCSchedule(context.Context, *GCScheduleRequest) (*GCScheduleResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -148,6 +179,12 @@ func (UnimplementedInternalServer) LeaseRestoreTasks(context.Context, *LeaseRest
 }
 func (UnimplementedInternalServer) ReportRestoreTasks(context.Context, *ReportRestoreTasksRequest) (*ReportRestoreTasksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportRestoreTasks not implemented")
+}
+func (UnimplementedInternalServer) RunGC(context.Context, *snapkeepv1.GCRunRequest) (*snapkeepv1.GCRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunGC not implemented")
+}
+func (UnimplementedInternalServer) GCSchedule(context.Context, *GCScheduleRequest) (*GCScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GCSchedule not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -260,6 +297,42 @@ func _Internal_ReportRestoreTasks_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_RunGC_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(snapkeepv1.GCRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).RunGC(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_RunGC_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).RunGC(ctx, req.(*snapkeepv1.GCRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Internal_GCSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GCScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).GCSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_GCSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).GCSchedule(ctx, req.(*GCScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -286,6 +359,14 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportRestoreTasks",
 			Handler:    _Internal_ReportRestoreTasks_Handler,
+		},
+		{
+			MethodName: "RunGC",
+			Handler:    _Internal_RunGC_Handler,
+		},
+		{
+			MethodName: "GCSchedule",
+			Handler:    _Internal_GCSchedule_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -5351,6 +5351,537 @@ func (x *CancelRestoreResponse) GetJob() *RestoreJob {
 	return nil
 }
 
+type GCCount struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Reason  string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Objects uint64                 `protobuf:"varint,2,opt,name=objects,proto3" json:"objects,omitempty"`
+	Bytes   uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Catalog records (segments, index builds, snapshots, collections).
+	Records       uint64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCCount) Reset() {
+	*x = GCCount{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCCount) ProtoMessage() {}
+
+func (x *GCCount) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCCount.ProtoReflect.Descriptor instead.
+func (*GCCount) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *GCCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *GCCount) GetObjects() uint64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *GCCount) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *GCCount) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+type GCReport struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	DryRun bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The node (the leader then) that ran it.
+	Node             string `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	StartedAtUnixMs  int64  `protobuf:"varint,4,opt,name=started_at_unix_ms,json=startedAtUnixMs,proto3" json:"started_at_unix_ms,omitempty"`
+	FinishedAtUnixMs int64  `protobuf:"varint,5,opt,name=finished_at_unix_ms,json=finishedAtUnixMs,proto3" json:"finished_at_unix_ms,omitempty"`
+	// Whether the orphan scan ran, and how many objects it listed.
+	OrphanScan     bool   `protobuf:"varint,6,opt,name=orphan_scan,json=orphanScan,proto3" json:"orphan_scan,omitempty"`
+	ObjectsScanned uint64 `protobuf:"varint,7,opt,name=objects_scanned,json=objectsScanned,proto3" json:"objects_scanned,omitempty"`
+	// Deleted (in a dry run: would be) and kept, by reason.
+	Deleted        []*GCCount `protobuf:"bytes,8,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	Kept           []*GCCount `protobuf:"bytes,9,rep,name=kept,proto3" json:"kept,omitempty"`
+	ObjectsDeleted uint64     `protobuf:"varint,10,opt,name=objects_deleted,json=objectsDeleted,proto3" json:"objects_deleted,omitempty"`
+	BytesFreed     uint64     `protobuf:"varint,11,opt,name=bytes_freed,json=bytesFreed,proto3" json:"bytes_freed,omitempty"`
+	RecordsRemoved uint64     `protobuf:"varint,12,opt,name=records_removed,json=recordsRemoved,proto3" json:"records_removed,omitempty"`
+	// The first errors; their objects and records are retried next run.
+	Errors        []string `protobuf:"bytes,13,rep,name=errors,proto3" json:"errors,omitempty"`
+	ErrorCount    uint64   `protobuf:"varint,14,opt,name=error_count,json=errorCount,proto3" json:"error_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCReport) Reset() {
+	*x = GCReport{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCReport) ProtoMessage() {}
+
+func (x *GCReport) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCReport.ProtoReflect.Descriptor instead.
+func (*GCReport) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GCReport) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *GCReport) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *GCReport) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *GCReport) GetStartedAtUnixMs() int64 {
+	if x != nil {
+		return x.StartedAtUnixMs
+	}
+	return 0
+}
+
+func (x *GCReport) GetFinishedAtUnixMs() int64 {
+	if x != nil {
+		return x.FinishedAtUnixMs
+	}
+	return 0
+}
+
+func (x *GCReport) GetOrphanScan() bool {
+	if x != nil {
+		return x.OrphanScan
+	}
+	return false
+}
+
+func (x *GCReport) GetObjectsScanned() uint64 {
+	if x != nil {
+		return x.ObjectsScanned
+	}
+	return 0
+}
+
+func (x *GCReport) GetDeleted() []*GCCount {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+func (x *GCReport) GetKept() []*GCCount {
+	if x != nil {
+		return x.Kept
+	}
+	return nil
+}
+
+func (x *GCReport) GetObjectsDeleted() uint64 {
+	if x != nil {
+		return x.ObjectsDeleted
+	}
+	return 0
+}
+
+func (x *GCReport) GetBytesFreed() uint64 {
+	if x != nil {
+		return x.BytesFreed
+	}
+	return 0
+}
+
+func (x *GCReport) GetRecordsRemoved() uint64 {
+	if x != nil {
+		return x.RecordsRemoved
+	}
+	return 0
+}
+
+func (x *GCReport) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *GCReport) GetErrorCount() uint64 {
+	if x != nil {
+		return x.ErrorCount
+	}
+	return 0
+}
+
+// GCCandidate is one object a run deleted or, dry, would delete.
+type GCCandidate struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Key    string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Size   uint64                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Reason string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The record it belongs to, or why none owns it (orphans).
+	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCCandidate) Reset() {
+	*x = GCCandidate{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCCandidate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCCandidate) ProtoMessage() {}
+
+func (x *GCCandidate) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCCandidate.ProtoReflect.Descriptor instead.
+func (*GCCandidate) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *GCCandidate) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *GCCandidate) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *GCCandidate) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *GCCandidate) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+type GCRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plan only: delete nothing, list every candidate.
+	DryRun bool `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Skip the orphan scan (a listing of the whole root), which on-demand runs do by
+	// default.
+	SkipOrphanScan bool `protobuf:"varint,2,opt,name=skip_orphan_scan,json=skipOrphanScan,proto3" json:"skip_orphan_scan,omitempty"`
+	// Override the grace periods for this run (milliseconds; absent: the configured).
+	GraceMs       *int64 `protobuf:"varint,3,opt,name=grace_ms,json=graceMs,proto3,oneof" json:"grace_ms,omitempty"`
+	OrphanGraceMs *int64 `protobuf:"varint,4,opt,name=orphan_grace_ms,json=orphanGraceMs,proto3,oneof" json:"orphan_grace_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCRunRequest) Reset() {
+	*x = GCRunRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCRunRequest) ProtoMessage() {}
+
+func (x *GCRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCRunRequest.ProtoReflect.Descriptor instead.
+func (*GCRunRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *GCRunRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *GCRunRequest) GetSkipOrphanScan() bool {
+	if x != nil {
+		return x.SkipOrphanScan
+	}
+	return false
+}
+
+func (x *GCRunRequest) GetGraceMs() int64 {
+	if x != nil && x.GraceMs != nil {
+		return *x.GraceMs
+	}
+	return 0
+}
+
+func (x *GCRunRequest) GetOrphanGraceMs() int64 {
+	if x != nil && x.OrphanGraceMs != nil {
+		return *x.OrphanGraceMs
+	}
+	return 0
+}
+
+type GCRunResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Report *GCReport              `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	// What was (dry: would be) deleted, sorted by key, at most 10,000.
+	Candidates    []*GCCandidate `protobuf:"bytes,2,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	CandidatesCut bool           `protobuf:"varint,3,opt,name=candidates_cut,json=candidatesCut,proto3" json:"candidates_cut,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCRunResponse) Reset() {
+	*x = GCRunResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCRunResponse) ProtoMessage() {}
+
+func (x *GCRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCRunResponse.ProtoReflect.Descriptor instead.
+func (*GCRunResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *GCRunResponse) GetReport() *GCReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *GCRunResponse) GetCandidates() []*GCCandidate {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+func (x *GCRunResponse) GetCandidatesCut() bool {
+	if x != nil {
+		return x.CandidatesCut
+	}
+	return false
+}
+
+type GCStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GCStatusRequest) Reset() {
+	*x = GCStatusRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCStatusRequest) ProtoMessage() {}
+
+func (x *GCStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCStatusRequest.ProtoReflect.Descriptor instead.
+func (*GCStatusRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{74}
+}
+
+type GCStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kept reports, newest first.
+	Reports []*GCReport `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	// Whether periodic runs are on, when the next is due, and whether it scans for
+	// orphans.
+	Enabled           bool  `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	NextRunUnixMs     int64 `protobuf:"varint,3,opt,name=next_run_unix_ms,json=nextRunUnixMs,proto3" json:"next_run_unix_ms,omitempty"`
+	NextRunOrphanScan bool  `protobuf:"varint,4,opt,name=next_run_orphan_scan,json=nextRunOrphanScan,proto3" json:"next_run_orphan_scan,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GCStatusResponse) Reset() {
+	*x = GCStatusResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GCStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GCStatusResponse) ProtoMessage() {}
+
+func (x *GCStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GCStatusResponse.ProtoReflect.Descriptor instead.
+func (*GCStatusResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *GCStatusResponse) GetReports() []*GCReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+func (x *GCStatusResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *GCStatusResponse) GetNextRunUnixMs() int64 {
+	if x != nil {
+		return x.NextRunUnixMs
+	}
+	return 0
+}
+
+func (x *GCStatusResponse) GetNextRunOrphanScan() bool {
+	if x != nil {
+		return x.NextRunOrphanScan
+	}
+	return false
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -5359,7 +5890,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5371,7 +5902,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5384,7 +5915,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
 }
 
 type NodeStatus struct {
@@ -5411,7 +5942,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5423,7 +5954,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5436,7 +5967,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -5538,7 +6069,7 @@ type StorageInfo struct {
 
 func (x *StorageInfo) Reset() {
 	*x = StorageInfo{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5550,7 +6081,7 @@ func (x *StorageInfo) String() string {
 func (*StorageInfo) ProtoMessage() {}
 
 func (x *StorageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5563,7 +6094,7 @@ func (x *StorageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageInfo.ProtoReflect.Descriptor instead.
 func (*StorageInfo) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *StorageInfo) GetEndpoint() string {
@@ -5613,7 +6144,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5625,7 +6156,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5638,7 +6169,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ClusterStatusResponse) GetLeaderId() string {
@@ -6150,7 +6681,55 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"B\n" +
 	"\x15CancelRestoreResponse\x12)\n" +
-	"\x03job\x18\x01 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\"\x16\n" +
+	"\x03job\x18\x01 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\"k\n" +
+	"\aGCCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x18\n" +
+	"\aobjects\x18\x02 \x01(\x04R\aobjects\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\"\xf3\x03\n" +
+	"\bGCReport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12+\n" +
+	"\x12started_at_unix_ms\x18\x04 \x01(\x03R\x0fstartedAtUnixMs\x12-\n" +
+	"\x13finished_at_unix_ms\x18\x05 \x01(\x03R\x10finishedAtUnixMs\x12\x1f\n" +
+	"\vorphan_scan\x18\x06 \x01(\bR\n" +
+	"orphanScan\x12'\n" +
+	"\x0fobjects_scanned\x18\a \x01(\x04R\x0eobjectsScanned\x12.\n" +
+	"\adeleted\x18\b \x03(\v2\x14.snapkeep.v1.GCCountR\adeleted\x12(\n" +
+	"\x04kept\x18\t \x03(\v2\x14.snapkeep.v1.GCCountR\x04kept\x12'\n" +
+	"\x0fobjects_deleted\x18\n" +
+	" \x01(\x04R\x0eobjectsDeleted\x12\x1f\n" +
+	"\vbytes_freed\x18\v \x01(\x04R\n" +
+	"bytesFreed\x12'\n" +
+	"\x0frecords_removed\x18\f \x01(\x04R\x0erecordsRemoved\x12\x16\n" +
+	"\x06errors\x18\r \x03(\tR\x06errors\x12\x1f\n" +
+	"\verror_count\x18\x0e \x01(\x04R\n" +
+	"errorCount\"a\n" +
+	"\vGCCandidate\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\"\xbf\x01\n" +
+	"\fGCRunRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\x12(\n" +
+	"\x10skip_orphan_scan\x18\x02 \x01(\bR\x0eskipOrphanScan\x12\x1e\n" +
+	"\bgrace_ms\x18\x03 \x01(\x03H\x00R\agraceMs\x88\x01\x01\x12+\n" +
+	"\x0forphan_grace_ms\x18\x04 \x01(\x03H\x01R\rorphanGraceMs\x88\x01\x01B\v\n" +
+	"\t_grace_msB\x12\n" +
+	"\x10_orphan_grace_ms\"\x9f\x01\n" +
+	"\rGCRunResponse\x12-\n" +
+	"\x06report\x18\x01 \x01(\v2\x15.snapkeep.v1.GCReportR\x06report\x128\n" +
+	"\n" +
+	"candidates\x18\x02 \x03(\v2\x18.snapkeep.v1.GCCandidateR\n" +
+	"candidates\x12%\n" +
+	"\x0ecandidates_cut\x18\x03 \x01(\bR\rcandidatesCut\"\x11\n" +
+	"\x0fGCStatusRequest\"\xb7\x01\n" +
+	"\x10GCStatusResponse\x12/\n" +
+	"\areports\x18\x01 \x03(\v2\x15.snapkeep.v1.GCReportR\areports\x12\x18\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\x12'\n" +
+	"\x10next_run_unix_ms\x18\x03 \x01(\x03R\rnextRunUnixMs\x12/\n" +
+	"\x14next_run_orphan_scan\x18\x04 \x01(\bR\x11nextRunOrphanScan\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xf1\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
@@ -6263,7 +6842,10 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x0fRestoreSnapshot\x12#.snapkeep.v1.RestoreSnapshotRequest\x1a$.snapkeep.v1.RestoreSnapshotResponse\x12\\\n" +
 	"\x0fGetRestoreState\x12#.snapkeep.v1.GetRestoreStateRequest\x1a$.snapkeep.v1.GetRestoreStateResponse\x12\\\n" +
 	"\x0fListRestoreJobs\x12#.snapkeep.v1.ListRestoreJobsRequest\x1a$.snapkeep.v1.ListRestoreJobsResponse\x12V\n" +
-	"\rCancelRestore\x12!.snapkeep.v1.CancelRestoreRequest\x1a\".snapkeep.v1.CancelRestoreResponse2a\n" +
+	"\rCancelRestore\x12!.snapkeep.v1.CancelRestoreRequest\x1a\".snapkeep.v1.CancelRestoreResponse2\x8d\x01\n" +
+	"\x02GC\x12>\n" +
+	"\x05GCRun\x12\x19.snapkeep.v1.GCRunRequest\x1a\x1a.snapkeep.v1.GCRunResponse\x12G\n" +
+	"\bGCStatus\x12\x1c.snapkeep.v1.GCStatusRequest\x1a\x1d.snapkeep.v1.GCStatusResponse2a\n" +
 	"\aCluster\x12V\n" +
 	"\rClusterStatus\x12!.snapkeep.v1.ClusterStatusRequest\x1a\".snapkeep.v1.ClusterStatusResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
 
@@ -6280,7 +6862,7 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
 	(FileKind)(0),                      // 1: snapkeep.v1.FileKind
@@ -6360,27 +6942,34 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(*ListRestoreJobsResponse)(nil),    // 75: snapkeep.v1.ListRestoreJobsResponse
 	(*CancelRestoreRequest)(nil),       // 76: snapkeep.v1.CancelRestoreRequest
 	(*CancelRestoreResponse)(nil),      // 77: snapkeep.v1.CancelRestoreResponse
-	(*ClusterStatusRequest)(nil),       // 78: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                 // 79: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                // 80: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),      // 81: snapkeep.v1.ClusterStatusResponse
-	nil,                                // 82: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 83: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 84: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 85: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 86: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 87: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 88: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                // 89: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                // 90: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                // 91: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                // 92: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	(*GCCount)(nil),                    // 78: snapkeep.v1.GCCount
+	(*GCReport)(nil),                   // 79: snapkeep.v1.GCReport
+	(*GCCandidate)(nil),                // 80: snapkeep.v1.GCCandidate
+	(*GCRunRequest)(nil),               // 81: snapkeep.v1.GCRunRequest
+	(*GCRunResponse)(nil),              // 82: snapkeep.v1.GCRunResponse
+	(*GCStatusRequest)(nil),            // 83: snapkeep.v1.GCStatusRequest
+	(*GCStatusResponse)(nil),           // 84: snapkeep.v1.GCStatusResponse
+	(*ClusterStatusRequest)(nil),       // 85: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                 // 86: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                // 87: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),      // 88: snapkeep.v1.ClusterStatusResponse
+	nil,                                // 89: snapkeep.v1.Database.PropertiesEntry
+	nil,                                // 90: snapkeep.v1.Index.ParamsEntry
+	nil,                                // 91: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                // 92: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                // 93: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                // 94: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                // 95: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                // 96: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                // 97: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                // 98: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                // 99: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	82,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	83,  // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	89,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	90,  // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	84,  // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	91,  // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
 	10,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
 	11,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
@@ -6391,14 +6980,14 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	14,  // 11: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
 	15,  // 12: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	3,   // 13: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	85,  // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	92,  // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
 	9,   // 15: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	5,   // 16: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	9,   // 17: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	86,  // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	93,  // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	12,  // 19: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	12,  // 20: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	87,  // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	94,  // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
 	12,  // 22: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	5,   // 23: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	12,  // 24: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
@@ -6407,7 +6996,7 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	12,  // 27: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
 	12,  // 28: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
 	12,  // 29: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	88,  // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	95,  // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
 	12,  // 31: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	12,  // 32: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	16,  // 33: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
@@ -6429,16 +7018,16 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	1,   // 49: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
 	58,  // 50: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	6,   // 51: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	89,  // 52: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	90,  // 53: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	96,  // 52: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	97,  // 53: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
 	10,  // 54: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
 	11,  // 55: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
 	59,  // 56: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
-	91,  // 57: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	98,  // 57: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
 	60,  // 58: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	60,  // 59: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	6,   // 60: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	92,  // 61: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	99,  // 61: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 	5,   // 62: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	60,  // 63: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
 	5,   // 64: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
@@ -6451,72 +7040,81 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	5,   // 71: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	69,  // 72: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
 	69,  // 73: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	8,   // 74: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	79,  // 75: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	80,  // 76: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	17,  // 77: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	19,  // 78: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	21,  // 79: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	23,  // 80: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	25,  // 81: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	27,  // 82: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	29,  // 83: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	31,  // 84: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	33,  // 85: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	35,  // 86: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	37,  // 87: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	39,  // 88: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	41,  // 89: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	43,  // 90: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	45,  // 91: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	47,  // 92: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	50,  // 93: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	52,  // 94: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	54,  // 95: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	56,  // 96: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	61,  // 97: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	63,  // 98: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	65,  // 99: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	67,  // 100: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	70,  // 101: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	72,  // 102: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	74,  // 103: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	76,  // 104: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	78,  // 105: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	18,  // 106: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	20,  // 107: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	22,  // 108: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	24,  // 109: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	26,  // 110: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	28,  // 111: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	30,  // 112: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	32,  // 113: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	34,  // 114: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	36,  // 115: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	38,  // 116: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	40,  // 117: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	42,  // 118: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	44,  // 119: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	46,  // 120: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	48,  // 121: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	51,  // 122: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	53,  // 123: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	55,  // 124: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	57,  // 125: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	62,  // 126: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	64,  // 127: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	66,  // 128: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	68,  // 129: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	71,  // 130: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	73,  // 131: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	75,  // 132: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	77,  // 133: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	81,  // 134: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	106, // [106:135] is the sub-list for method output_type
-	77,  // [77:106] is the sub-list for method input_type
-	77,  // [77:77] is the sub-list for extension type_name
-	77,  // [77:77] is the sub-list for extension extendee
-	0,   // [0:77] is the sub-list for field type_name
+	78,  // 74: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	78,  // 75: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	79,  // 76: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	80,  // 77: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	79,  // 78: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	8,   // 79: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	86,  // 80: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	87,  // 81: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	17,  // 82: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	19,  // 83: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	21,  // 84: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	23,  // 85: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	25,  // 86: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	27,  // 87: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	29,  // 88: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	31,  // 89: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	33,  // 90: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	35,  // 91: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	37,  // 92: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	39,  // 93: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	41,  // 94: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	43,  // 95: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	45,  // 96: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	47,  // 97: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	50,  // 98: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	52,  // 99: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	54,  // 100: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	56,  // 101: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	61,  // 102: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	63,  // 103: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	65,  // 104: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	67,  // 105: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	70,  // 106: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	72,  // 107: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	74,  // 108: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	76,  // 109: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	81,  // 110: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	83,  // 111: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	85,  // 112: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	18,  // 113: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	20,  // 114: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	22,  // 115: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	24,  // 116: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	26,  // 117: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	28,  // 118: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	30,  // 119: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	32,  // 120: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	34,  // 121: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	36,  // 122: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	38,  // 123: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	40,  // 124: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	42,  // 125: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	44,  // 126: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	46,  // 127: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	48,  // 128: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	51,  // 129: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	53,  // 130: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	55,  // 131: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	57,  // 132: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	62,  // 133: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	64,  // 134: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	66,  // 135: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	68,  // 136: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	71,  // 137: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	73,  // 138: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	75,  // 139: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	77,  // 140: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	82,  // 141: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	84,  // 142: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	88,  // 143: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	113, // [113:144] is the sub-list for method output_type
+	82,  // [82:113] is the sub-list for method input_type
+	82,  // [82:82] is the sub-list for extension type_name
+	82,  // [82:82] is the sub-list for extension extendee
+	0,   // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -6525,15 +7123,16 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 		return
 	}
 	file_snapkeep_v1_snapkeep_proto_msgTypes[61].OneofWrappers = []any{}
+	file_snapkeep_v1_snapkeep_proto_msgTypes[72].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   84,
+			NumMessages:   91,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_snapkeep_v1_snapkeep_proto_goTypes,
 		DependencyIndexes: file_snapkeep_v1_snapkeep_proto_depIdxs,

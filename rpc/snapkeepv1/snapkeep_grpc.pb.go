@@ -1410,6 +1410,164 @@ var Restores_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	GC_GCRun_FullMethodName    = "/snapkeep.v1.GC/GCRun"
+	GC_GCStatus_FullMethodName = "/snapkeep.v1.GC/GCStatus"
+)
+
+// GCClient is the client API for GC service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// GC reclaims what nothing needs any more: dropped segments and index builds (after a
+// grace period), the manifests of dropped snapshots, the targets of failed restores,
+// expired allocations, records of dropped collections, and orphan objects under the
+// storage root. A file a live segment, a pending or committed snapshot, or a running
+// restore can still read is never deleted.
+type GCClient interface {
+	// GCRun runs a collection now on the leader and returns its report; with dry_run it
+	// deletes nothing and lists every candidate with its reason.
+	GCRun(ctx context.Context, in *GCRunRequest, opts ...grpc.CallOption) (*GCRunResponse, error)
+	// GCStatus returns the last reports and when the next run is due.
+	GCStatus(ctx context.Context, in *GCStatusRequest, opts ...grpc.CallOption) (*GCStatusResponse, error)
+}
+
+type gCClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewGCClient(cc grpc.ClientConnInterface) GCClient {
+	return &gCClient{cc}
+}
+
+func (c *gCClient) GCRun(ctx context.Context, in *GCRunRequest, opts ...grpc.CallOption) (*GCRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GCRunResponse)
+	err := c.cc.Invoke(ctx, GC_GCRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gCClient) GCStatus(ctx context.Context, in *GCStatusRequest, opts ...grpc.CallOption) (*GCStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GCStatusResponse)
+	err := c.cc.Invoke(ctx, GC_GCStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GCServer is the server API for GC service.
+// All implementations must embed UnimplementedGCServer
+// for forward compatibility.
+//
+// GC reclaims what nothing needs any more: dropped segments and index builds (after a
+// grace period), the manifests of dropped snapshots, the targets of failed restores,
+// expired allocations, records of dropped collections, and orphan objects under the
+// storage root. A file a live segment, a pending or committed snapshot, or a running
+// restore can still read is never deleted.
+type GCServer interface {
+	// GCRun runs a collection now on the leader and returns its report; with dry_run it
+	// deletes nothing and lists every candidate with its reason.
+	GCRun(context.Context, *GCRunRequest) (*GCRunResponse, error)
+	// GCStatus returns the last reports and when the next run is due.
+	GCStatus(context.Context, *GCStatusRequest) (*GCStatusResponse, error)
+	mustEmbedUnimplementedGCServer()
+}
+
+// UnimplementedGCServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedGCServer struct{}
+
+func (UnimplementedGCServer) GCRun(context.Context, *GCRunRequest) (*GCRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GCRun not implemented")
+}
+func (UnimplementedGCServer) GCStatus(context.Context, *GCStatusRequest) (*GCStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GCStatus not implemented")
+}
+func (UnimplementedGCServer) mustEmbedUnimplementedGCServer() {}
+func (UnimplementedGCServer) testEmbeddedByValue()            {}
+
+// UnsafeGCServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to GCServer will
+// result in compilation errors.
+type UnsafeGCServer interface {
+	mustEmbedUnimplementedGCServer()
+}
+
+func RegisterGCServer(s grpc.ServiceRegistrar, srv GCServer) {
+	// If the following call panics, it indicates UnimplementedGCServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&GC_ServiceDesc, srv)
+}
+
+func _GC_GCRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GCRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GCServer).GCRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GC_GCRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GCServer).GCRun(ctx, req.(*GCRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GC_GCStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GCStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GCServer).GCStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GC_GCStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GCServer).GCStatus(ctx, req.(*GCStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// GC_ServiceDesc is the grpc.ServiceDesc for GC service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var GC_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "snapkeep.v1.GC",
+	HandlerType: (*GCServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GCRun",
+			Handler:    _GC_GCRun_Handler,
+		},
+		{
+			MethodName: "GCStatus",
+			Handler:    _GC_GCStatus_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "snapkeep/v1/snapkeep.proto",
+}
+
+const (
 	Cluster_ClusterStatus_FullMethodName = "/snapkeep.v1.Cluster/ClusterStatus"
 )
 

@@ -71,6 +71,7 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 			ElectionTimeout:    500 * time.Millisecond,
 			LeaderLeaseTimeout: 250 * time.Millisecond,
 			ExpiryInterval:     100 * time.Millisecond,
+			GCInterval:         200 * time.Millisecond,
 			NoSync:             true,
 			Logger:             logger.With("test_node", i),
 		}

@@ -1,0 +1,243 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/gc"
+	"github.com/snapkeep/snapkeep/rpc/internalv1"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// Garbage collection is a leader duty (package gc): every GCInterval the leader runs a
+// collection of the records-based kind, and every GCOrphanInterval one with the
+// orphan scan; GCRun runs one on demand (forwarded to the leader). One run at a time.
+
+type gcState struct {
+	kick chan struct{}
+
+	run        sync.Mutex // one collection at a time
+	mu         sync.Mutex
+	nextRun    time.Time
+	lastOrphan time.Time
+}
+
+func newGCState() *gcState { return &gcState{kick: make(chan struct{}, 1)} }
+
+// kickGC asks for a collection now (a snapshot was dropped: its manifest can go).
+func (n *Node) kickGC() {
+	select {
+	case n.gc.kick <- struct{}{}:
+	default:
+	}
+}
+
+// gcCluster is the node as package gc sees it.
+type gcCluster struct{ n *Node }
+
+func (c gcCluster) View() *fsm.View { return c.n.fsm.View() }
+func (c gcCluster) Propose(ctx context.Context, cmd, resp proto.Message) error {
+	return c.n.propose(ctx, "", cmd, resp)
+}
+
+func (n *Node) gcConfig() gc.Config {
+	return gc.Config{
+		Root:        n.cfg.Root,
+		Grace:       n.cfg.GCGrace,
+		OrphanGrace: n.cfg.GCOrphanGrace,
+		DeleteRate:  n.cfg.GCDeleteRate,
+		Concurrency: n.cfg.GCConcurrency,
+		Node:        n.cfg.NodeID,
+		Logger:      n.logger.With("component", "gc"),
+	}
+}
+
+// runGC runs one collection on this node (the leader).
+func (n *Node) runGC(ctx context.Context, opts gc.Options) (*gc.Result, error) {
+	objects, err := n.objectStore()
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "garbage collection needs object storage: %v", err)
+	}
+	n.gc.run.Lock()
+	defer n.gc.run.Unlock()
+	start := time.Now()
+	res, err := gc.Run(ctx, gcCluster{n}, objects, n.gcConfig(), opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.OrphanScan && !opts.DryRun {
+		n.gc.mu.Lock()
+		n.gc.lastOrphan = start
+		n.gc.mu.Unlock()
+	}
+	rep := res.Report
+	if rep.ObjectsDeleted > 0 || rep.RecordsRemoved > 0 || rep.ErrorCount > 0 || opts.DryRun {
+		n.logger.Info("garbage collected", "dry_run", opts.DryRun, "orphan_scan", opts.OrphanScan, "objects", rep.ObjectsDeleted,
+			"bytes", rep.BytesFreed, "records", rep.RecordsRemoved, "errors", rep.ErrorCount, "took", time.Since(start))
+	}
+	return res, nil
+}
+
+// runGCLoop runs periodic collections while this node leads.
+func (n *Node) runGCLoop() {
+	if n.cfg.GCDisabled {
+		return
+	}
+	ctx, cancel := n.stopping()
+	defer cancel()
+	n.scheduleGC(time.Now().Add(n.cfg.GCInterval))
+	ticker := time.NewTicker(min(n.cfg.GCInterval, time.Second))
+	defer ticker.Stop()
+	for {
+		kicked := false
+		select {
+		case <-n.stop:
+			return
+		case <-n.gc.kick:
+			kicked = true
+		case <-ticker.C:
+		}
+		if !n.isLeaderReady() {
+			continue
+		}
+		n.gc.mu.Lock()
+		due := !time.Now().Before(n.gc.nextRun)
+		orphans := time.Since(n.gc.lastOrphan) >= n.cfg.GCOrphanInterval
+		n.gc.mu.Unlock()
+		if !due && !kicked {
+			continue
+		}
+		// A kick (a dropped snapshot) runs without the orphan scan: it is cheap.
+		if _, err := n.runGC(ctx, gc.Options{OrphanScan: orphans && due, SkipQuietReport: true}); err != nil && ctx.Err() == nil {
+			n.logger.Warn("garbage collection failed; will retry", "err", err)
+		}
+		if due {
+			n.scheduleGC(time.Now().Add(n.cfg.GCInterval))
+		}
+	}
+}
+
+func (n *Node) scheduleGC(at time.Time) {
+	n.gc.mu.Lock()
+	n.gc.nextRun = at
+	n.gc.mu.Unlock()
+}
+
+func (n *Node) gcSchedule() *internalv1.GCScheduleResponse {
+	n.gc.mu.Lock()
+	defer n.gc.mu.Unlock()
+	return &internalv1.GCScheduleResponse{
+		Enabled:           !n.cfg.GCDisabled,
+		NextRunUnixMs:     n.gc.nextRun.UnixMilli(),
+		NextRunOrphanScan: n.gc.nextRun.Sub(n.gc.lastOrphan) >= n.cfg.GCOrphanInterval,
+	}
+}
+
+// gcService implements the public GC API.
+type gcService struct {
+	pb.UnimplementedGCServer
+	n *Node
+}
+
+func (s *gcService) GCRun(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
+	if s.n.raft.State() == raft.Leader {
+		return s.n.gcRunLocal(ctx, req)
+	}
+	conn, leaderID, err := s.n.leaderConn()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := internalv1.NewInternalClient(conn).RunGC(ctx, req)
+	if status.Code(err) == codes.FailedPrecondition && status.Convert(err).Message() == "not leader" {
+		return nil, status.Errorf(codes.Unavailable, "leader %s changed while starting the collection; retry", leaderID)
+	}
+	return resp, err
+}
+
+func (n *Node) gcRunLocal(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
+	if !n.isLeaderReady() {
+		return nil, status.Error(codes.Unavailable, "the leader is not ready yet; retry")
+	}
+	opts := gc.Options{DryRun: req.DryRun, OrphanScan: !req.SkipOrphanScan}
+	if req.GraceMs != nil {
+		if *req.GraceMs < 0 {
+			return nil, status.Error(codes.InvalidArgument, "grace_ms cannot be negative")
+		}
+		g := time.Duration(*req.GraceMs) * time.Millisecond
+		opts.Grace = &g
+	}
+	if req.OrphanGraceMs != nil {
+		if *req.OrphanGraceMs < 0 {
+			return nil, status.Error(codes.InvalidArgument, "orphan_grace_ms cannot be negative")
+		}
+		g := time.Duration(*req.OrphanGraceMs) * time.Millisecond
+		opts.OrphanGrace = &g
+	}
+	res, err := n.runGC(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.GCRunResponse{Report: toGCReport(res.Report), CandidatesCut: res.CandidatesCut}
+	for _, c := range res.Candidates {
+		out.Candidates = append(out.Candidates, &pb.GCCandidate{Key: c.Key, Size: c.Size, Reason: c.Reason, Owner: c.Owner})
+	}
+	return out, nil
+}
+
+func (s *gcService) GCStatus(ctx context.Context, _ *pb.GCStatusRequest) (*pb.GCStatusResponse, error) {
+	v, err := s.n.readView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.GCStatusResponse{}
+	for _, r := range v.GCReports() {
+		out.Reports = append(out.Reports, toGCReport(r))
+	}
+	sched := s.n.gcSchedule()
+	if s.n.raft.State() != raft.Leader {
+		if conn, _, err := s.n.leaderConn(); err == nil {
+			if remote, err := internalv1.NewInternalClient(conn).GCSchedule(ctx, &internalv1.GCScheduleRequest{}); err == nil {
+				sched = remote
+			}
+		}
+	}
+	out.Enabled, out.NextRunUnixMs, out.NextRunOrphanScan = sched.Enabled, sched.NextRunUnixMs, sched.NextRunOrphanScan
+	return out, nil
+}
+
+func toGCReport(r *fsmpb.GCReport) *pb.GCReport {
+	out := &pb.GCReport{
+		Id: r.Id, DryRun: r.DryRun, Node: r.Node,
+		StartedAtUnixMs: unixMS(r.StartedAt), FinishedAtUnixMs: unixMS(r.FinishedAt),
+		OrphanScan: r.OrphanScan, ObjectsScanned: r.ObjectsScanned,
+		ObjectsDeleted: r.ObjectsDeleted, BytesFreed: r.BytesFreed, RecordsRemoved: r.RecordsRemoved,
+		Errors: r.Errors, ErrorCount: r.ErrorCount,
+	}
+	for _, c := range r.Deleted {
+		out.Deleted = append(out.Deleted, &pb.GCCount{Reason: c.Reason, Objects: c.Objects, Bytes: c.Bytes, Records: c.Records})
+	}
+	for _, c := range r.Kept {
+		out.Kept = append(out.Kept, &pb.GCCount{Reason: c.Reason, Objects: c.Objects, Bytes: c.Bytes, Records: c.Records})
+	}
+	return out
+}
+
+// RunGC runs a collection on the leader for another node's GCRun.
+func (s *internalService) RunGC(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
+	if s.n.raft.State() != raft.Leader {
+		return nil, status.Error(codes.FailedPrecondition, "not leader")
+	}
+	return s.n.gcRunLocal(ctx, req)
+}
+
+func (s *internalService) GCSchedule(context.Context, *internalv1.GCScheduleRequest) (*internalv1.GCScheduleResponse, error) {
+	return s.n.gcSchedule(), nil
+}
