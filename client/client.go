@@ -104,6 +104,7 @@ type endpoint struct {
 	cluster   snapkeepv1.ClusterClient
 	snapshots snapkeepv1.SnapshotsClient
 	restores  snapkeepv1.RestoresClient
+	gc        snapkeepv1.GCClient
 
 	failedAt time.Time // last retriable failure; guarded by Client.mu
 }
@@ -193,6 +194,7 @@ func (c *Client) dial(addr string) (*endpoint, error) {
 		cluster:   snapkeepv1.NewClusterClient(conn),
 		snapshots: snapkeepv1.NewSnapshotsClient(conn),
 		restores:  snapkeepv1.NewRestoresClient(conn),
+		gc:        snapkeepv1.NewGCClient(conn),
 	}, nil
 }
 

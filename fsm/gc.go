@@ -247,6 +247,7 @@ func applyGCRemove(c *applyCtx, cmd *fsmpb.GCRemove) (proto.Message, error) {
 			if ok, _ := c.segmentReclaim(s, c.now, cmd.Grace); ok {
 				c.t.segments.remove(s)
 				resp.Segments++
+				resp.SegmentIds = append(resp.SegmentIds, id)
 			}
 		}
 	}
@@ -260,6 +261,7 @@ func applyGCRemove(c *applyCtx, cmd *fsmpb.GCRemove) (proto.Message, error) {
 			n.IndexBuilds = slices.DeleteFunc(n.IndexBuilds, func(x *fsmpb.IndexBuild) bool { return x.BuildId == ref.BuildId })
 			c.t.segments.put(n)
 			resp.Builds++
+			resp.RemovedBuilds = append(resp.RemovedBuilds, ref)
 		}
 	}
 	for _, id := range cmd.Collections {

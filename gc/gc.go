@@ -580,6 +580,7 @@ func (r *run) removeRecords(ctx context.Context, jobs []*job) error {
 	var segs []uint64
 	var builds []*fsmpb.BuildRef
 	var errs []error
+	reasonOf := map[[2]uint64]string{} // (segment, build) → the job's reason
 	for _, j := range jobs {
 		if j.failed {
 			continue
@@ -587,8 +588,10 @@ func (r *run) removeRecords(ctx context.Context, jobs []*job) error {
 		switch j.kind {
 		case "segment":
 			segs = append(segs, j.segment.Id)
+			reasonOf[[2]uint64{j.segment.Id, 0}] = j.reason
 		case "build":
 			builds = append(builds, &fsmpb.BuildRef{SegmentId: j.segment.Id, BuildId: j.build.BuildId})
+			reasonOf[[2]uint64{j.segment.Id, j.build.BuildId}] = j.reason
 		case "snapshot":
 			err := r.cluster.Propose(ctx, &fsmpb.SnapshotRemove{SnapshotId: j.snap.Id}, nil)
 			switch {
@@ -613,8 +616,12 @@ func (r *run) removeRecords(ctx context.Context, jobs []*job) error {
 			errs = append(errs, fmt.Errorf("remove records: %w", err))
 			continue
 		}
-		r.count(r.deleted, "records of segments", 0, 0, resp.Segments)
-		r.count(r.deleted, "records of index builds", 0, 0, resp.Builds)
+		for _, id := range resp.SegmentIds {
+			r.count(r.deleted, reasonOf[[2]uint64{id, 0}], 0, 0, 1)
+		}
+		for _, b := range resp.RemovedBuilds {
+			r.count(r.deleted, reasonOf[[2]uint64{b.SegmentId, b.BuildId}], 0, 0, 1)
+		}
 		r.rep.RecordsRemoved += resp.Segments + resp.Builds
 	}
 	return errors.Join(errs...)

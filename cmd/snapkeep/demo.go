@@ -54,7 +54,8 @@ const demoSchema = `{"fields":[` +
 // generates segments, verifies them by reading them back, snapshots the collection,
 // compacts two segments into a new one, drops another, prints the resulting catalog,
 // shows that the snapshot still describes (and protects) the original files, and
-// restores it into a new collection whose files it checks against the originals. It returns the first
+// restores it into a new collection whose files it checks against the originals;
+// then it makes garbage the snapshot does not need and collects it. It returns the first
 // failure. `snapkeep dev --demo` calls it.
 func runDemo(ctx context.Context, cl *client.Client, store objstore.Store, out io.Writer) error {
 	d := &demo{cl: cl, store: store, out: out}
@@ -72,6 +73,8 @@ func runDemo(ctx context.Context, cl *client.Client, store objstore.Store, out i
 		{"show the catalog", d.showCatalog},
 		{"check that the snapshot still describes the original files", d.checkSnapshot},
 		{"restore the snapshot into " + demoRestored, d.restore},
+		{"more churn after the snapshot", d.churn},
+		{"collect garbage", d.collectGarbage},
 	}
 	start := time.Now()
 	for _, step := range steps {
@@ -96,6 +99,7 @@ type demo struct {
 
 	snap     *snapkeepv1.Snapshot           // the snapshot taken before compacting
 	captured map[uint64]*snapkeepv1.Segment // the segments as the snapshot captured them
+	garbage  []*snapkeepv1.Segment          // segments dropped after the snapshot: GC reclaims them
 }
 
 func (d *demo) createCollection(ctx context.Context) error {
@@ -341,6 +345,66 @@ func (d *demo) restore(ctx context.Context) error {
 	return nil
 }
 
+// churn writes segments after the snapshot, compacts two of them and drops the third:
+// garbage that, unlike the snapshot's compacted and dropped segments, nothing needs.
+func (d *demo) churn(ctx context.Context) error {
+	res, err := datagen.Generate(ctx, d.cl, d.store, datagen.Options{
+		Collection: demoCollection, Partition: demoPartitions[1].name,
+		Segments: 3, FilesPerSegment: demoFilesPerSegment, FileSize: demoFileSize,
+		Seed: demoSeed + 100, RowsPerSegment: demoRowsPerSegment, Concurrency: 8,
+	})
+	if err != nil {
+		return err
+	}
+	ids := slices.Sorted(slices.Values(res.SegmentIDs))
+	fmt.Fprintf(d.out, "wrote segments %s after the snapshot\n", idList(ids))
+	for _, id := range ids {
+		seg, err := d.cl.GetSegment(ctx, client.NewGetSegmentOption(id))
+		if err != nil {
+			return err
+		}
+		d.garbage = append(d.garbage, seg)
+	}
+	if _, err := d.compactInto(ctx, ids[:2], demoPartitions[1].name); err != nil {
+		return err
+	}
+	if _, err := d.cl.DropSegments(ctx, client.NewDropSegmentsOption(ids[2])); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "segment %d is now dropped (user)\n", ids[2])
+	return nil
+}
+
+// collectGarbage runs a collection with no grace period: the segments compacted and
+// dropped after the snapshot go, those the snapshot captured (compacted and dropped
+// too) stay, and every file the snapshot lists is still there.
+func (d *demo) collectGarbage(ctx context.Context) error {
+	resp, err := d.cl.GCRun(ctx, client.NewGCRunOption().WithGrace(0).WithOrphanGrace(time.Hour))
+	if err != nil {
+		return err
+	}
+	if err := printGCReport(d.out, resp.GetReport()); err != nil {
+		return err
+	}
+	for _, seg := range d.garbage {
+		for _, f := range seg.GetFiles() {
+			if _, err := d.store.Head(ctx, f.GetKey()); !errors.Is(err, objstore.ErrNotFound) {
+				return fmt.Errorf("segment %d's file %s should have been reclaimed (head: %v)", seg.GetId(), f.GetKey(), err)
+			}
+		}
+	}
+	files := 0
+	for _, seg := range d.captured {
+		if err := datagen.Verify(ctx, d.store, seg); err != nil {
+			return fmt.Errorf("a file of snapshot %s is gone or damaged: %w", demoSnapshot, err)
+		}
+		files += len(seg.GetFiles())
+	}
+	fmt.Fprintf(d.out, "\nthe %d segments written after the snapshot are reclaimed; the snapshot's %d files — of segments since compacted or dropped too — all read back intact\n",
+		len(d.garbage), files)
+	return nil
+}
+
 // relativeFiles describes a segment's files relative to its prefix.
 func relativeFiles(seg *snapkeepv1.Segment) string {
 	var b strings.Builder
@@ -376,29 +440,38 @@ func sameFiles(a, b []*snapkeepv1.File) bool {
 	return true
 }
 
-// compact merges the first two segments of the first partition into a new segment
-// the way a compactor would: allocate the output, write its files (each insert field's
-// binlogs concatenated, the stats logs likewise; delete logs are applied and vanish),
-// then swap inputs for output in one CompactSegments call.
+// compact merges the first two segments of the first partition into a new segment.
 func (d *demo) compact(ctx context.Context) error {
 	if len(d.byPartition[0]) < 2 {
 		return fmt.Errorf("partition %s has %d segments; the compaction needs two", demoPartitions[0].name, len(d.byPartition[0]))
 	}
-	inputIDs := d.byPartition[0][:2]
+	out, err := d.compactInto(ctx, d.byPartition[0][:2], demoPartitions[0].name)
+	if err != nil {
+		return err
+	}
+	d.compacted = out
+	return nil
+}
+
+// compactInto merges segments into a new one the way a compactor would: allocate the
+// output, write its files (each insert field's binlogs concatenated, the stats logs
+// likewise; delete logs are applied and vanish), then swap inputs for output in one
+// CompactSegments call. It returns the output's id.
+func (d *demo) compactInto(ctx context.Context, inputIDs []uint64, partition string) (uint64, error) {
 	var inputs []*snapkeepv1.Segment
 	var rows int64
 	for _, id := range inputIDs {
 		seg, err := d.cl.GetSegment(ctx, client.NewGetSegmentOption(id))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		inputs = append(inputs, seg)
 		rows += seg.GetRowCount()
 	}
 	out, err := d.cl.AllocateSegment(ctx, client.NewAllocateSegmentOption(demoCollection).
-		WithPartition(demoPartitions[0].name).WithLease(10*time.Minute))
+		WithPartition(partition).WithLease(10*time.Minute))
 	if err != nil {
-		return err
+		return 0, err
 	}
 
 	// Group the inputs' files by (kind, field), in input order.
@@ -425,7 +498,7 @@ func (d *demo) compact(ctx context.Context) error {
 		key := datagen.Key(out.GetPrefix(), datagen.FileSpec{Kind: g.kind, FieldID: g.field, LogID: int64(i + 1)})
 		file, err := d.concatenate(ctx, sources[g], key)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		file.Kind, file.FieldId = g.kind, g.field
 		files = append(files, file)
@@ -433,18 +506,17 @@ func (d *demo) compact(ctx context.Context) error {
 
 	segs, err := d.cl.CompactSegments(ctx, client.NewCompactSegmentsOption(inputIDs...).WithOutput(out.GetId(), rows, files...))
 	if err != nil {
-		return err
+		return 0, err
 	}
-	d.compacted = out.GetId()
-	if _, err := d.verifySegments(ctx, []uint64{d.compacted}); err != nil {
-		return fmt.Errorf("verify the compacted segment: %w", err)
+	if _, err := d.verifySegments(ctx, []uint64{out.GetId()}); err != nil {
+		return 0, fmt.Errorf("verify the compacted segment: %w", err)
 	}
 	fmt.Fprintf(d.out, "compacted segments %s into segment %d: %d files, %d rows (verified)\n",
-		idList(inputIDs), d.compacted, len(files), rows)
+		idList(inputIDs), out.GetId(), len(files), rows)
 	for _, s := range segs {
 		fmt.Fprintf(d.out, "  segment %d: %s, %s\n", s.GetId(), segmentState(s), lineage(s))
 	}
-	return nil
+	return out.GetId(), nil
 }
 
 // concatenate writes the objects srcs, one after the other, as a new object key.

@@ -113,6 +113,7 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.snapshotCmd(),
 		a.manifestCmd(),
 		a.restoreCmd(),
+		a.gcCmd(),
 		a.generateCmd(),
 	)
 	return root

@@ -28,6 +28,10 @@ type serverFlags struct {
 	restoreConcurrency             int
 	restoreLease, restoreRetention time.Duration
 	restoreAttempts                int
+	gcDisabled                     bool
+	gcInterval, gcOrphanInterval   time.Duration
+	gcGrace, gcOrphanGrace         time.Duration
+	gcDeleteRate                   float64
 	logLevel, logFormat            string
 }
 
@@ -75,6 +79,12 @@ Example, three nodes on one machine:
 				RestoreLease:           f.restoreLease,
 				RestoreMaxAttempts:     f.restoreAttempts,
 				RestoreRetention:       f.restoreRetention,
+				GCDisabled:             f.gcDisabled,
+				GCInterval:             f.gcInterval,
+				GCOrphanInterval:       f.gcOrphanInterval,
+				GCGrace:                f.gcGrace,
+				GCOrphanGrace:          f.gcOrphanGrace,
+				GCDeleteRate:           f.gcDeleteRate,
 				Logger:                 logger,
 			})
 			if err != nil {
@@ -102,6 +112,12 @@ Example, three nodes on one machine:
 	fl.DurationVar(&f.restoreLease, "restore-lease", 5*time.Minute, "how long a node holds a batch of restore tasks before they return to the pool")
 	fl.IntVar(&f.restoreAttempts, "restore-attempts", 10, "failed attempts a restore task may take before its job fails")
 	fl.DurationVar(&f.restoreRetention, "restore-retention", 7*24*time.Hour, "how long finished restore jobs are kept")
+	fl.BoolVar(&f.gcDisabled, "gc-disabled", false, "no periodic garbage collection (gc run still works)")
+	fl.DurationVar(&f.gcInterval, "gc-interval", time.Minute, "how often the leader collects garbage")
+	fl.DurationVar(&f.gcOrphanInterval, "gc-orphan-interval", time.Hour, "how often a collection also lists the root for orphans")
+	fl.DurationVar(&f.gcGrace, "gc-grace", time.Hour, "how long dropped segments and index builds are kept")
+	fl.DurationVar(&f.gcOrphanGrace, "gc-orphan-grace", 24*time.Hour, "how old an object no record owns must be to be deleted")
+	fl.Float64Var(&f.gcDeleteRate, "gc-delete-rate", 5000, "the most objects GC deletes per second")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
 	return cmd
 }

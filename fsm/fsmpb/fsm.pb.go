@@ -5669,10 +5669,13 @@ func (x *GCCheckResponse) GetOrphans() []uint32 {
 }
 
 type GCRemoveResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Segments      uint64                 `protobuf:"varint,1,opt,name=segments,proto3" json:"segments,omitempty"`
-	Builds        uint64                 `protobuf:"varint,2,opt,name=builds,proto3" json:"builds,omitempty"`
-	Collections   uint64                 `protobuf:"varint,3,opt,name=collections,proto3" json:"collections,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Segments    uint64                 `protobuf:"varint,1,opt,name=segments,proto3" json:"segments,omitempty"`
+	Builds      uint64                 `protobuf:"varint,2,opt,name=builds,proto3" json:"builds,omitempty"`
+	Collections uint64                 `protobuf:"varint,3,opt,name=collections,proto3" json:"collections,omitempty"`
+	// The records removed.
+	SegmentIds    []uint64    `protobuf:"varint,4,rep,packed,name=segment_ids,json=segmentIds,proto3" json:"segment_ids,omitempty"`
+	RemovedBuilds []*BuildRef `protobuf:"bytes,5,rep,name=removed_builds,json=removedBuilds,proto3" json:"removed_builds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5726,6 +5729,20 @@ func (x *GCRemoveResponse) GetCollections() uint64 {
 		return x.Collections
 	}
 	return 0
+}
+
+func (x *GCRemoveResponse) GetSegmentIds() []uint64 {
+	if x != nil {
+		return x.SegmentIds
+	}
+	return nil
+}
+
+func (x *GCRemoveResponse) GetRemovedBuilds() []*BuildRef {
+	if x != nil {
+		return x.RemovedBuilds
+	}
+	return nil
 }
 
 type ExpireAllocationsResponse struct {
@@ -6310,11 +6327,14 @@ const file_fsm_proto_rawDesc = "" +
 	"\bsegments\x18\x01 \x03(\x04R\bsegments\x121\n" +
 	"\x06builds\x18\x02 \x03(\v2\x19.snapkeep.fsm.v1.BuildRefR\x06builds\x12 \n" +
 	"\vcollections\x18\x03 \x03(\x04R\vcollections\x12\x18\n" +
-	"\aorphans\x18\x04 \x03(\rR\aorphans\"h\n" +
+	"\aorphans\x18\x04 \x03(\rR\aorphans\"\xcb\x01\n" +
 	"\x10GCRemoveResponse\x12\x1a\n" +
 	"\bsegments\x18\x01 \x01(\x04R\bsegments\x12\x16\n" +
 	"\x06builds\x18\x02 \x01(\x04R\x06builds\x12 \n" +
-	"\vcollections\x18\x03 \x01(\x04R\vcollections\"Y\n" +
+	"\vcollections\x18\x03 \x01(\x04R\vcollections\x12\x1f\n" +
+	"\vsegment_ids\x18\x04 \x03(\x04R\n" +
+	"segmentIds\x12@\n" +
+	"\x0eremoved_builds\x18\x05 \x03(\v2\x19.snapkeep.fsm.v1.BuildRefR\rremovedBuilds\"Y\n" +
 	"\x19ExpireAllocationsResponse\x12\x1f\n" +
 	"\vsegment_ids\x18\x01 \x03(\x04R\n" +
 	"segmentIds\x12\x1b\n" +
@@ -6574,11 +6594,12 @@ var file_fsm_proto_depIdxs = []int32{
 	20, // 52: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
 	24, // 53: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
 	64, // 54: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	64, // 55: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }

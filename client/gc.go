@@ -1,0 +1,66 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// GCRunOption builds a GCRun call.
+type GCRunOption struct {
+	req *snapkeepv1.GCRunRequest
+}
+
+// NewGCRunOption runs a garbage collection now, with the orphan scan.
+func NewGCRunOption() *GCRunOption { return &GCRunOption{req: &snapkeepv1.GCRunRequest{}} }
+
+// WithDryRun plans only: nothing is deleted, every candidate is listed with its reason.
+func (o *GCRunOption) WithDryRun() *GCRunOption {
+	o.req.DryRun = true
+	return o
+}
+
+// WithoutOrphanScan skips listing the whole storage root.
+func (o *GCRunOption) WithoutOrphanScan() *GCRunOption {
+	o.req.SkipOrphanScan = true
+	return o
+}
+
+// WithGrace replaces, for this run, how long dropped segments and builds are kept.
+func (o *GCRunOption) WithGrace(d time.Duration) *GCRunOption {
+	ms := d.Milliseconds()
+	o.req.GraceMs = &ms
+	return o
+}
+
+// WithOrphanGrace replaces, for this run, how old an orphan must be to go.
+func (o *GCRunOption) WithOrphanGrace(d time.Duration) *GCRunOption {
+	ms := d.Milliseconds()
+	o.req.OrphanGraceMs = &ms
+	return o
+}
+
+// GCRun runs a collection on the leader and returns its report and candidates. It is
+// not retried on another node once started: a collection is not a write with a
+// request id, though running it twice is harmless.
+func (c *Client) GCRun(ctx context.Context, opt *GCRunOption) (*snapkeepv1.GCRunResponse, error) {
+	if opt == nil {
+		return nil, nilOption("GCRun")
+	}
+	req := clone(opt.req)
+	return invoke(ctx, c, "GCRun", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.GCRunResponse, error) {
+			return ep.gc.GCRun(ctx, req, o...)
+		})
+}
+
+// GCStatus returns the last collection reports and when the next is due.
+func (c *Client) GCStatus(ctx context.Context) (*snapkeepv1.GCStatusResponse, error) {
+	return invoke(ctx, c, "GCStatus", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.GCStatusResponse, error) {
+			return ep.gc.GCStatus(ctx, &snapkeepv1.GCStatusRequest{}, o...)
+		})
+}
