@@ -163,13 +163,19 @@ func Run(ctx context.Context, cluster Cluster, store objstore.Store, cfg Config,
 		}
 	}
 	if opts.DryRun {
+		// The report says what the run would delete and remove.
 		for _, j := range jobs {
 			r.count(r.deleted, j.reason, uint64(len(j.keys)), sumSizes(j.keys), 1)
 			r.candidates(j.keys...)
+			r.rep.ObjectsDeleted += uint64(len(j.keys))
+			r.rep.BytesFreed += sumSizes(j.keys)
+			r.rep.RecordsRemoved++
 		}
 		for _, o := range orphans {
 			r.count(r.deleted, fsm.ReasonOrphan, 1, o.Size, 0)
 			r.candidates(o)
+			r.rep.ObjectsDeleted++
+			r.rep.BytesFreed += o.Size
 		}
 		if err := r.planCollections(ctx, view, true); err != nil {
 			return nil, err
@@ -645,6 +651,7 @@ func (r *run) planCollections(ctx context.Context, view *fsm.View, dry bool) err
 	}
 	if dry {
 		r.count(r.deleted, fsm.ReasonDroppedColl, 0, 0, uint64(len(ids)))
+		r.rep.RecordsRemoved += uint64(len(ids))
 		return nil
 	}
 	var resp fsmpb.GCRemoveResponse

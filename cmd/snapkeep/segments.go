@@ -32,7 +32,7 @@ func parseSegmentStates(values []string) ([]snapkeepv1.SegmentState, error) {
 }
 
 func (a *app) segmentCmd() *cobra.Command {
-	cmd := groupCmd("segment", "List and describe segments")
+	cmd := groupCmd("segment", "List, describe and drop segments")
 
 	var database, partition string
 	var states []string
@@ -103,7 +103,40 @@ func (a *app) segmentCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(list, describe)
+	drop := &cobra.Command{
+		Use:   "drop ID...",
+		Short: "Drop segments (their files are reclaimed by GC unless a snapshot needs them)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("%q takes one or more segment ids", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ids := make([]uint64, len(args))
+			for i, arg := range args {
+				id, err := strconv.ParseUint(arg, 10, 64)
+				if err != nil || id == 0 {
+					return usageErrorf("segment id %q: want a positive integer", arg)
+				}
+				ids[i] = id
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				segs, err := cl.DropSegments(ctx, client.NewDropSegmentsOption(ids...))
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), &snapkeepv1.DropSegmentsResponse{Segments: segs})
+				}
+				for _, s := range segs {
+					fmt.Fprintf(cmd.OutOrStdout(), "Segment %d is %s.\n", s.GetId(), segmentState(s))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(list, describe, drop)
 	return cmd
 }
 

@@ -5431,7 +5431,8 @@ type GCReport struct {
 	// Whether the orphan scan ran, and how many objects it listed.
 	OrphanScan     bool   `protobuf:"varint,6,opt,name=orphan_scan,json=orphanScan,proto3" json:"orphan_scan,omitempty"`
 	ObjectsScanned uint64 `protobuf:"varint,7,opt,name=objects_scanned,json=objectsScanned,proto3" json:"objects_scanned,omitempty"`
-	// Deleted (in a dry run: would be) and kept, by reason.
+	// Deleted and kept, by reason; in a dry run these and the totals below say what
+	// the run would delete and remove.
 	Deleted        []*GCCount `protobuf:"bytes,8,rep,name=deleted,proto3" json:"deleted,omitempty"`
 	Kept           []*GCCount `protobuf:"bytes,9,rep,name=kept,proto3" json:"kept,omitempty"`
 	ObjectsDeleted uint64     `protobuf:"varint,10,opt,name=objects_deleted,json=objectsDeleted,proto3" json:"objects_deleted,omitempty"`
