@@ -63,6 +63,9 @@ bench:
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkCatalogWrites$$' -benchtime 3s
 	$(GO) test ./manifest -run '^$$' -bench '^Benchmark(Encode|Decode|Verify)$$' -benchtime 10x -benchmem
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkCreateSnapshot$$' -benchtime 3x
+	$(GO) test ./server -run '^$$' -bench '^BenchmarkRestoreVsPlainCopy$$' -benchtime 4x -timeout 30m
+	$(GO) test ./server -run '^$$' -bench '^BenchmarkOrphanScanVsListWalk$$' -benchtime 1x -timeout 60m
+	$(GO) test ./server -run '^$$' -bench '^BenchmarkReclaim100kSegments$$' -benchtime 1x -timeout 60m
 
 vet:
 	$(GO) vet ./...

@@ -110,6 +110,27 @@ func ValidateCreateCollection(cmd *fsmpb.CreateCollection) error {
 	return nil
 }
 
+// editableCollection returns a live collection that user commands may change: a
+// collection being restored belongs to its restore job until the job ends, so
+// changing its partitions, indexes or segments underneath the job is refused.
+func (c *applyCtx) editableCollection(dbName, name string) (*fsmpb.Collection, *fsmpb.Database, error) {
+	coll, db, err := c.collection(dbName, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := notRestoring(coll); err != nil {
+		return nil, nil, err
+	}
+	return coll, db, nil
+}
+
+func notRestoring(coll *fsmpb.Collection) error {
+	if coll.State == fsmpb.CollectionState_COLLECTION_STATE_RESTORING {
+		return preconditionf("collection %q is being restored; wait for the restore to finish or cancel it", coll.Name)
+	}
+	return nil
+}
+
 // updateCollection stores a modified copy of a collection.
 func (c *applyCtx) updateCollection(coll *fsmpb.Collection, edit func(*fsmpb.Collection) error) (*fsmpb.Collection, error) {
 	next := proto.CloneOf(coll)
@@ -152,7 +173,7 @@ func applyAlterCollection(c *applyCtx, cmd *fsmpb.AlterCollection) (proto.Messag
 			return nil, invalidf("property %q is both set and deleted", k)
 		}
 	}
-	coll, db, err := c.collection(cmd.Database, cmd.Name)
+	coll, db, err := c.editableCollection(cmd.Database, cmd.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +200,7 @@ func applyCreatePartition(c *applyCtx, cmd *fsmpb.CreatePartition) (proto.Messag
 	if err := ValidateName("partition", cmd.Name); err != nil {
 		return nil, err
 	}
-	coll, db, err := c.collection(cmd.Database, cmd.Collection)
+	coll, db, err := c.editableCollection(cmd.Database, cmd.Collection)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +224,7 @@ func applyDropPartition(c *applyCtx, cmd *fsmpb.DropPartition) (proto.Message, e
 	if cmd.Name == DefaultPartition {
 		return nil, invalidf("the %q partition cannot be dropped", DefaultPartition)
 	}
-	coll, db, err := c.collection(cmd.Database, cmd.Collection)
+	coll, db, err := c.editableCollection(cmd.Database, cmd.Collection)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +253,7 @@ func applyCreateIndex(c *applyCtx, cmd *fsmpb.CreateIndex) (proto.Message, error
 	if err := ValidateProperties("index parameter", cmd.Params); err != nil {
 		return nil, err
 	}
-	coll, db, err := c.collection(cmd.Database, cmd.Collection)
+	coll, db, err := c.editableCollection(cmd.Database, cmd.Collection)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +274,7 @@ func applyCreateIndex(c *applyCtx, cmd *fsmpb.CreateIndex) (proto.Message, error
 }
 
 func applyDropIndex(c *applyCtx, cmd *fsmpb.DropIndex) (proto.Message, error) {
-	coll, db, err := c.collection(cmd.Database, cmd.Collection)
+	coll, db, err := c.editableCollection(cmd.Database, cmd.Collection)
 	if err != nil {
 		return nil, err
 	}

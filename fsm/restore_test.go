@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
@@ -80,6 +81,22 @@ func TestRestoreCompletes(t *testing.T) {
 	require.Contains(t, msg, "is being restored by job")
 	// Nor can the target be dropped as a collection, nor its name taken.
 	h.fails(codePrecondition, &fsmpb.DropCollection{Name: "copy"})
+	// Nor changed underneath the job in any other way.
+	plan, err := h.f.View().RestorePlan(job.Id)
+	require.NoError(t, err)
+	targetSeg := plan.Segments[0].TargetId
+	for _, cmd := range []proto.Message{
+		&fsmpb.AlterCollection{Name: "copy", SetProperties: map[string]string{"k": "w"}},
+		&fsmpb.CreatePartition{Collection: "copy", Name: "p3"},
+		&fsmpb.DropPartition{Collection: "copy", Name: "p1"},
+		&fsmpb.CreateIndex{Collection: "copy", Name: "vec2", FieldId: 102},
+		&fsmpb.DropIndex{Collection: "copy", Name: "vec"},
+		&fsmpb.DropSegments{SegmentIds: []uint64{targetSeg}},
+		&fsmpb.FlushSegment{SegmentId: targetSeg, RowCount: 1},
+		&fsmpb.AllocateIndexBuild{SegmentId: targetSeg, Index: "vec", Lease: 60 * second},
+	} {
+		require.Contains(t, h.fails(codePrecondition, cmd), "is being restored", "%T", cmd)
+	}
 
 	// The same request returns the same job; a different one for the name is refused.
 	var again fsmpb.RestoreJobResponse
@@ -104,7 +121,7 @@ func TestRestoreCompletes(t *testing.T) {
 	require.EqualValues(t, 9, done.FilesDone)
 	target = h.collection("copy")
 	require.Equal(t, fsmpb.CollectionState_COLLECTION_STATE_ACTIVE, target.State)
-	plan, err := h.f.View().RestorePlan(job.Id)
+	plan, err = h.f.View().RestorePlan(job.Id)
 	require.NoError(t, err)
 	builds := 0
 	for _, ps := range plan.Segments {

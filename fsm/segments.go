@@ -44,7 +44,7 @@ func applyAllocateSegment(c *applyCtx, cmd *fsmpb.AllocateSegment) (proto.Messag
 }
 
 // liveSegment returns a segment that is not dropped, in a collection that is not
-// dropped.
+// dropped and not being restored.
 func (c *applyCtx) liveSegment(id uint64) (*fsmpb.Segment, *fsmpb.Collection, error) {
 	seg, err := c.segment(id)
 	if err != nil {
@@ -55,6 +55,9 @@ func (c *applyCtx) liveSegment(id uint64) (*fsmpb.Segment, *fsmpb.Collection, er
 	}
 	coll, err := c.collectionByID(seg.CollectionId)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := notRestoring(coll); err != nil {
 		return nil, nil, err
 	}
 	return seg, coll, nil
@@ -321,6 +324,11 @@ func applyDropSegments(c *applyCtx, cmd *fsmpb.DropSegments) (proto.Message, err
 		s, err := c.segment(id)
 		if err != nil {
 			return nil, err
+		}
+		if coll, err := c.collectionByID(s.CollectionId); err == nil {
+			if err := notRestoring(coll); err != nil {
+				return nil, err
+			}
 		}
 		if s.State != fsmpb.SegmentState_SEGMENT_STATE_DROPPED {
 			s = dropped(s, c.now, fsmpb.DropReason_DROP_REASON_USER)

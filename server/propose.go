@@ -50,7 +50,7 @@ func (n *Node) propose(ctx context.Context, requestID string, cmd proto.Message,
 }
 
 // proposeEnvelope applies an encoded envelope: locally when leader, else on the
-// leader through the internal API.
+// leader through the internal API, and returns once this node has applied it.
 func (n *Node) proposeEnvelope(ctx context.Context, envelope []byte) (*fsmpb.Result, error) {
 	if n.raft.State() == raft.Leader {
 		res, _, err := n.applyLocal(ctx, envelope)
@@ -70,6 +70,12 @@ func (n *Node) proposeEnvelope(ctx context.Context, envelope []byte) (*fsmpb.Res
 	var res fsmpb.Result
 	if err := proto.Unmarshal(out.Result, &res); err != nil {
 		return nil, status.Errorf(codes.Internal, "decode result from leader: %v", err)
+	}
+	// Read your writes: what the caller does next on this node (a read, a wait for
+	// the entry's effects) must see the write. If this node cannot catch up, the
+	// error says retry; the retry with the same request id is deduplicated.
+	if err := n.waitApplied(ctx, out.Index); err != nil {
+		return nil, err
 	}
 	return &res, nil
 }
