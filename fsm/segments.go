@@ -301,10 +301,15 @@ func applyCompact(c *applyCtx, cmd *fsmpb.Compact) (proto.Message, error) {
 	} else if coll.State != fsmpb.CollectionState_COLLECTION_STATE_ACTIVE {
 		return nil, preconditionf("collection %q is %s; only an active collection is compacted", coll.Name, stateName(coll.State))
 	}
-	for _, s := range out {
+	resp := make([]*fsmpb.Segment, len(out))
+	for i, s := range out {
 		c.t.segments.put(s)
+		resp[i] = s
+		if i < len(cmd.Inputs) {
+			resp[i] = withoutFiles(s)
+		}
 	}
-	return &fsmpb.SegmentsResponse{Segments: out}, nil
+	return &fsmpb.SegmentsResponse{Segments: resp}, nil
 }
 
 func applyDropSegments(c *applyCtx, cmd *fsmpb.DropSegments) (proto.Message, error) {
@@ -334,9 +339,21 @@ func applyDropSegments(c *applyCtx, cmd *fsmpb.DropSegments) (proto.Message, err
 			s = dropped(s, c.now, fsmpb.DropReason_DROP_REASON_USER)
 			c.t.segments.put(s)
 		}
-		out = append(out, s)
+		out = append(out, withoutFiles(s))
 	}
 	return &fsmpb.SegmentsResponse{Segments: out}, nil
+}
+
+// withoutFiles returns a copy of a segment without its and its builds' file lists:
+// a response about many segments stays small (it is also kept in the deduplication
+// window).
+func withoutFiles(s *fsmpb.Segment) *fsmpb.Segment {
+	n := proto.CloneOf(s)
+	n.Files = nil
+	for _, b := range n.IndexBuilds {
+		b.Files = nil
+	}
+	return n
 }
 
 // dropped returns the dropped copy of a segment; its builds go with it.

@@ -285,9 +285,9 @@ func (s *catalogService) DropSegments(ctx context.Context, req *pb.DropSegmentsR
 	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropSegments{SegmentIds: req.SegmentIds}, &out); err != nil {
 		return nil, err
 	}
-	segs, err := s.keys().segments(out.Segments)
-	if err != nil {
-		return nil, err
+	segs := make([]*pb.Segment, len(out.Segments))
+	for i, seg := range out.Segments {
+		segs[i], _ = s.keys().segment(seg, false) // without files, it cannot fail
 	}
 	return &pb.DropSegmentsResponse{Segments: segs}, nil
 }

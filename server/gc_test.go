@@ -536,8 +536,16 @@ func TestGCLeaderKilledMidRun(t *testing.T) {
 				}
 			}
 		}
-		_, ok := listing[snap.ManifestKey]
-		return !ok
+		if _, ok := listing[snap.ManifestKey]; ok {
+			return false
+		}
+		// Records go after their objects, in the same run.
+		for _, s := range pinned {
+			if _, err := cl.GetSegment(ctx, client.NewGetSegmentOption(s.Id)); !errors.Is(err, client.ErrNotFound) {
+				return false
+			}
+		}
+		return true
 	}, 30*time.Second, 100*time.Millisecond, "the unpinned segments were not reclaimed")
 	gcRequireSegmentGone(t, cl, gcIDs(pinned)...)
 	listing = gcListAll(t, store, gcRoot)

@@ -3261,7 +3261,8 @@ func (x *CompactSegmentsRequest) GetOutputs() []*CompactOutput {
 
 type CompactSegmentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The inputs (now dropped) followed by the outputs (now flushed).
+	// The inputs (now dropped, without their file lists: GetSegment has them) followed
+	// by the outputs (now flushed, with their files).
 	Segments      []*Segment `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3357,8 +3358,10 @@ func (x *DropSegmentsRequest) GetSegmentIds() []uint64 {
 }
 
 type DropSegmentsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Segments      []*Segment             `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The segments, now dropped, without their file lists (up to 10,000 segments of
+	// thousands of files each would not fit a response; GetSegment has them).
+	Segments      []*Segment `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
