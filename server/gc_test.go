@@ -563,14 +563,7 @@ func TestGCDryRunListsExactlyWhatTheRunDeletes(t *testing.T) {
 		cfg.GCDisabled = true // only the test's runs delete (a dropped snapshot's manifest would go at once)
 		cfg.RestoreBatch = 4
 		cfg.RestoreLease = 10 * time.Second
-		cfg.Failpoints = &server.Failpoints{BeforeRestoreReport: func(ctx context.Context, _, _ uint64) error {
-			select {
-			case <-time.After(200 * time.Millisecond):
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}}
+		cfg.Failpoints = slowReportFailpoints(200 * time.Millisecond)
 	}})
 	cl := gcClient(t, c)
 	ctx := context.Background()
@@ -763,14 +756,7 @@ func TestGCRestoreTargetCannotBeDroppedMidRestore(t *testing.T) {
 	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
 		cfg.RestoreBatch = 2
 		cfg.RestoreLease = 2 * time.Second
-		cfg.Failpoints = &server.Failpoints{BeforeRestoreReport: func(ctx context.Context, _, _ uint64) error {
-			select {
-			case <-time.After(300 * time.Millisecond):
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}}
+		cfg.Failpoints = slowReportFailpoints(300 * time.Millisecond)
 	}})
 	cl := gcClient(t, c)
 	ctx := context.Background()

@@ -224,14 +224,19 @@ func slowReports(delay time.Duration) servertest.Options {
 	return servertest.Options{Configure: func(_ int, cfg *server.Config) {
 		cfg.RestoreBatch = 4
 		cfg.RestoreLease = 10 * time.Second
-		cfg.Failpoints = &server.Failpoints{BeforeRestoreReport: func(ctx context.Context, _, _ uint64) error {
-			select {
-			case <-time.After(delay):
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}}
+		cfg.Failpoints = slowReportFailpoints(delay)
+	}}
+}
+
+// slowReportFailpoints delay every executor's report by delay.
+func slowReportFailpoints(delay time.Duration) *server.Failpoints {
+	return &server.Failpoints{BeforeRestoreReport: func(ctx context.Context, _, _ uint64) error {
+		select {
+		case <-time.After(delay):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}}
 }
 
