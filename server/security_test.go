@@ -324,6 +324,7 @@ func TestSecurityConfigErrors(t *testing.T) {
 		"bad token line":        {server.Config{Auth: server.AuthConfig{Tokens: []string{"admin:md5:00"}, InternalToken: internalSecret}}, "ROLE:sha256:HEX"},
 		"bad role":              {server.Config{Auth: server.AuthConfig{Tokens: []string{"root" + good[len("admin"):]}, InternalToken: internalSecret}}, "want reader, writer or admin"},
 		"short secret":          {server.Config{Auth: server.AuthConfig{InternalToken: "short"}}, "at least 16"},
+		"mtls without tls":      {server.Config{TLS: server.TLSConfig{VerifyIncoming: true}}, "--tls-verify-clients needs TLS"},
 		"tls missing key":       {server.Config{TLS: server.TLSConfig{CAFile: "ca.pem", CertFile: "n1.pem"}}, "missing --tls-key"},
 		"tls missing ca file":   {server.Config{TLS: server.TLSConfig{CAFile: filepath.Join(t.TempDir(), "none.pem"), CertFile: "a", KeyFile: "b"}}, "read --tls-ca"},
 	} {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -54,6 +55,9 @@ func (c TLSConfig) Enabled() bool {
 // build returns the server and client tls.Configs, or nil, nil when TLS is off.
 func (c TLSConfig) build() (serverTLS, clientTLS *tls.Config, err error) {
 	if !c.Enabled() {
+		if c.VerifyIncoming {
+			return nil, nil, errors.New("--tls-verify-clients needs TLS: give --tls-ca, --tls-cert and --tls-key")
+		}
 		return nil, nil, nil
 	}
 	if c.ServerTLS != nil || c.ClientTLS != nil {
@@ -83,25 +87,93 @@ func (c TLSConfig) build() (serverTLS, clientTLS *tls.Config, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	cert, err := newCertReloader(c.CertFile, c.KeyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("TLS: load --tls-cert %s and --tls-key %s: %w", c.CertFile, c.KeyFile, err)
+		return nil, nil, err
 	}
 	serverTLS = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.VerifyClientCertIfGiven,
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return cert.get(), nil
+		},
+		ClientCAs:  pool,
+		ClientAuth: tls.VerifyClientCertIfGiven,
 	}
 	if c.VerifyIncoming {
 		serverTLS.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	clientTLS = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
+		MinVersion: tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert.get(), nil
+		},
+		RootCAs: pool,
 	}
 	return serverTLS, clientTLS, nil
+}
+
+// certReloader serves the node's certificate and reloads it when its files change,
+// so a renewed certificate is used for new connections without a restart. A pair
+// that fails to load (say, the key written before the certificate) is ignored until
+// it loads; the previous certificate stays in use meanwhile.
+type certReloader struct {
+	certFile, keyFile string
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	stamp   string // the files' sizes and modification times when cert was loaded
+	checked time.Time
+}
+
+// certCheckInterval bounds how often the files are looked at (handshakes are rare:
+// connections are long-lived, but a burst of clients should not stat the files each).
+const certCheckInterval = time.Second
+
+func newCertReloader(certFile, keyFile string) (*certReloader, error) {
+	r := &certReloader{certFile: certFile, keyFile: keyFile}
+	stamp, err := r.fileStamp()
+	if err == nil {
+		err = r.load(stamp)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("TLS: load --tls-cert %s and --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return r, nil
+}
+
+func (r *certReloader) fileStamp() (string, error) {
+	var b strings.Builder
+	for _, f := range []string{r.certFile, r.keyFile} {
+		st, err := os.Stat(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%d/%d;", st.Size(), st.ModTime().UnixNano())
+	}
+	return b.String(), nil
+}
+
+func (r *certReloader) load(stamp string) error {
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return err
+	}
+	r.cert, r.stamp = &cert, stamp
+	return nil
+}
+
+// get returns the current certificate, reloading it first if the files changed.
+func (r *certReloader) get() *tls.Certificate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.checked) < certCheckInterval {
+		return r.cert
+	}
+	r.checked = time.Now()
+	if stamp, err := r.fileStamp(); err == nil && stamp != r.stamp {
+		_ = r.load(stamp) // on failure: keep the old one, try again next time
+	}
+	return r.cert
 }
 
 // loadCAPool reads a PEM bundle of CA certificates.
@@ -136,6 +208,8 @@ func newSecurity(cfg Config, logger *slog.Logger) (*security, error) {
 	}
 	if s.serverTLS != nil {
 		logger.Info("TLS on", "verify_clients", s.serverTLS.ClientAuth == tls.RequireAndVerifyClientCert)
+	} else if s.auth.enabled() {
+		logger.Warn("tokens are on but TLS is off: tokens and the cluster secret cross the network in the clear; turn TLS on (--tls-ca, --tls-cert, --tls-key) unless the network is trusted")
 	}
 	return s, nil
 }
