@@ -27,8 +27,10 @@ type AuthConfig struct {
 	Tokens []string
 	// InternalToken is the secret every node sends on its calls to the Internal
 	// service and the only credential that service accepts; InternalTokenFile reads it
-	// from a file (surrounding whitespace trimmed). Required when Tokens are set:
-	// otherwise the Internal service would let anyone past the roles.
+	// from a file. Several secrets (comma-separated, or one per line of the file): the
+	// first is sent, every one is accepted — how the secret is rotated without
+	// downtime. Required when Tokens are set: otherwise the Internal service would let
+	// anyone past the roles.
 	InternalToken     string
 	InternalTokenFile string
 }
@@ -167,9 +169,10 @@ func ruleFor(method string) methodRule {
 
 // authenticator checks tokens and writes the audit log.
 type authenticator struct {
-	tokens        map[string]tokenEntry // by hex SHA-256
-	internalToken string
-	audit         *slog.Logger
+	tokens          map[string]tokenEntry // by hex SHA-256
+	internalToken   string                // sent on this node's internal calls
+	internalSecrets []string              // accepted on internal calls (internalToken first)
+	audit           *slog.Logger
 }
 
 type tokenEntry struct {
@@ -193,6 +196,7 @@ func newAuthenticator(cfg AuthConfig, audit *slog.Logger) (*authenticator, error
 		}
 		a.tokens[hash] = tokenEntry{role: role, hash: hash}
 	}
+	var secrets string
 	switch {
 	case cfg.InternalToken != "" && cfg.InternalTokenFile != "":
 		errs = append(errs, errors.New("give --internal-token or --internal-token-file, not both"))
@@ -200,16 +204,26 @@ func newAuthenticator(cfg AuthConfig, audit *slog.Logger) (*authenticator, error
 		data, err := os.ReadFile(cfg.InternalTokenFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--internal-token-file: %w", err))
-		}
-		a.internalToken = strings.TrimSpace(string(data))
-		if err == nil && a.internalToken == "" {
+		} else if strings.TrimSpace(string(data)) == "" {
 			errs = append(errs, fmt.Errorf("--internal-token-file %s is empty", cfg.InternalTokenFile))
 		}
+		secrets = string(data)
 	default:
-		a.internalToken = strings.TrimSpace(cfg.InternalToken)
+		secrets = cfg.InternalToken
 	}
-	if a.internalToken != "" && len(a.internalToken) < 16 {
-		errs = append(errs, errors.New("the internal token must be at least 16 characters (snapkeep token create makes one)"))
+	// Several secrets (lines of the file, or comma-separated): the first is sent, all
+	// are accepted, so the secret can be rotated node by node.
+	for s := range strings.FieldsFuncSeq(secrets, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if len(s) < 16 {
+			errs = append(errs, errors.New("an internal token must be at least 16 characters (snapkeep token create --role internal makes one)"))
+		}
+		a.internalSecrets = append(a.internalSecrets, s)
+	}
+	if len(a.internalSecrets) > 0 {
+		a.internalToken = a.internalSecrets[0]
 	}
 	if len(a.tokens) > 0 && a.internalToken == "" {
 		errs = append(errs, errors.New("--tokens needs --internal-token or --internal-token-file (the same secret on every node): without it the node-to-node service would be open"))
@@ -257,7 +271,11 @@ func (a *authenticator) authorize(ctx context.Context, method string, rule metho
 		if got == "" {
 			return caller{}, status.Errorf(codes.Unauthenticated, "%s is the node-to-node service: only cluster nodes may call it, with the cluster secret (--internal-token)", method)
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(a.internalToken)) != 1 {
+		match := 0
+		for _, secret := range a.internalSecrets {
+			match |= subtle.ConstantTimeCompare([]byte(got), []byte(secret))
+		}
+		if match != 1 {
 			return caller{}, status.Errorf(codes.Unauthenticated, "%s: the cluster secret does not match this node's; give every node the same --internal-token", method)
 		}
 		return caller{role: roleInternal, token: "internal"}, nil

@@ -339,3 +339,35 @@ func TestSecurityConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSecurityInternalSecretRotation is the middle step of a rotation: one node sends
+// the new secret, the others still send the old one, and all accept both.
+func TestSecurityInternalSecretRotation(t *testing.T) {
+	const oldSecret, newSecret = "old-secret-0123456789", "new-secret-0123456789"
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(newSecret+"\n"+oldSecret+"\n"), 0o600))
+	c := servertest.Start(t, 3, servertest.Options{Configure: func(i int, cfg *server.Config) {
+		if i == 0 {
+			cfg.Auth.InternalTokenFile = secretFile
+		} else {
+			cfg.Auth.InternalToken = oldSecret + "," + newSecret
+		}
+	}})
+	for i, n := range c.Nodes {
+		conn := dialWith(t, n.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		_, err := pb.NewCatalogClient(conn).CreateCollection(shortCtx(t), &pb.CreateCollectionRequest{RequestId: "r" + n.ID(), Name: "c_" + n.ID()})
+		require.NoError(t, err, "write through node %d", i)
+		st, err := pb.NewClusterClient(conn).ClusterStatus(shortCtx(t), &pb.ClusterStatusRequest{})
+		require.NoError(t, err)
+		for _, s := range st.Nodes {
+			require.Empty(t, s.Error, "node %d asking %s", i, s.Id)
+		}
+		in := internalv1.NewInternalClient(conn)
+		for _, secret := range []string{oldSecret, newSecret} {
+			_, err = in.NodeStatus(metadata.AppendToOutgoingContext(shortCtx(t), "snapkeep-internal-token", secret), &internalv1.NodeStatusRequest{})
+			require.NoError(t, err)
+		}
+	}
+	c.WaitConverged()
+}

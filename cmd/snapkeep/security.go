@@ -31,8 +31,8 @@ func addSecurityFlags(cmd *cobra.Command, cfg *server.Config) {
 	fl.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "this node's private key, PEM")
 	fl.BoolVar(&cfg.TLS.VerifyIncoming, "tls-verify-clients", false, "mTLS: require every gRPC client to present a certificate signed by --tls-ca")
 	fl.StringArrayVar(&cfg.Auth.Tokens, "tokens", nil, "an API token as ROLE:sha256:HEX (role reader, writer or admin; repeat the flag; snapkeep token create prints one); none: no authentication")
-	fl.StringVar(&cfg.Auth.InternalToken, "internal-token", "", "the cluster secret nodes send each other (the same on every node; required with --tokens)")
-	fl.StringVar(&cfg.Auth.InternalTokenFile, "internal-token-file", "", "file holding the cluster secret (instead of --internal-token, which shows in ps)")
+	fl.StringVar(&cfg.Auth.InternalToken, "internal-token", "", "the cluster secret nodes send each other (the same on every node; required with --tokens); comma-separated: the first is sent, all are accepted (rotation)")
+	fl.StringVar(&cfg.Auth.InternalTokenFile, "internal-token-file", "", "file holding the cluster secret, or several one per line (instead of --internal-token, which shows in ps)")
 }
 
 // clientSecurity holds the global client flags --token and --tls-*.
