@@ -298,7 +298,7 @@ func (a *authenticator) authorize(ctx context.Context, method string, rule metho
 	}
 	c := caller{role: entry.role, token: hash[:12]}
 	if entry.role < rule.role {
-		return c, status.Errorf(codes.PermissionDenied, "%s needs role %s; this token has role %s: use a %s token", method, rule.role, entry.role, rule.role)
+		return c, status.Errorf(codes.PermissionDenied, "%s needs role %s; this token has role %s: use a token with role %s", method, rule.role, entry.role, rule.role)
 	}
 	return c, nil
 }
