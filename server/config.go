@@ -83,6 +83,11 @@ type Config struct {
 	GCDeleteRate  float64
 	GCConcurrency int
 
+	// TLS secures the API, peer connections and Raft; Auth turns on tokens with roles
+	// and the cluster secret (server/tls.go, server/auth.go). Zero values: off.
+	TLS  TLSConfig
+	Auth AuthConfig
+
 	// Failpoints inject faults for tests; nil in production.
 	Failpoints *Failpoints
 

@@ -55,6 +55,7 @@ type Node struct {
 	grpcLn     net.Listener
 	grpcAddr   string
 	peers      *peerConns
+	sec        *security // TLS and tokens (server/tls.go, server/auth.go)
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
@@ -80,6 +81,9 @@ func Start(cfg Config) (_ *Node, err error) {
 	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher(),
 		coord: newRestoreCoordinator(), execKick: make(chan struct{}, 1), gc: newGCState()}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
+	if n.sec, err = newSecurity(cfg, n.logger); err != nil {
+		return nil, err
+	}
 
 	var cleanup []func()
 	defer func() {
@@ -124,11 +128,12 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.raftStore.Close()
 	})
 
-	n.peers = newPeerConns()
+	n.peers = newPeerConns(n.sec.peerDialOptions()...)
 	n.grpcServer = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(n.leaderHeaderInterceptor, recoverInterceptor(n.logger)),
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.MaxSendMsgSize(maxMessageBytes),
+		n.sec.serverCreds(), n.sec.unaryAuth(), n.sec.streamAuth(), // server/tls.go, server/auth.go
 	)
 	snapkeepv1.RegisterCatalogServer(n.grpcServer, &catalogService{n: n})
 	snapkeepv1.RegisterClusterServer(n.grpcServer, &clusterService{n: n})
@@ -281,7 +286,7 @@ func (n *Node) startRaft() error {
 		return err
 	}
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
+		Stream:  n.sec.streamLayer(stream), // TLS when on (server/tls.go)
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  newHCLog(n.logger, "raft-net"),

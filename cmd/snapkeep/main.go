@@ -62,6 +62,7 @@ func execute(ctx context.Context, root *cobra.Command, args []string, stderr io.
 func newRootCmd() *cobra.Command {
 	root := newApp().rootCmd()
 	root.AddCommand(newServerCmd(), newDevCmd())
+	root.AddCommand(newTLSCmd(), newTokenCmd()) // cmd/snapkeep/tls.go, security.go
 	return root
 }
 
@@ -70,6 +71,7 @@ type app struct {
 	endpoints string
 	output    string
 	timeout   time.Duration
+	security  clientSecurity // --token, --tls-* (cmd/snapkeep/security.go)
 
 	// openStore opens the object store generate writes to; tests replace it.
 	openStore func(ctx context.Context, cfg objstore.S3Config) (closableStore, error)
@@ -102,6 +104,7 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 	pf.StringVar(&a.endpoints, "endpoints", endpoints, "comma-separated gRPC addresses of the cluster's nodes (env "+endpointsEnv+")")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (protojson with the .proto field names)")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long a command may take, retries included (0: no limit)")
+	a.security.addFlags(pf)
 
 	root.AddCommand(
 		a.clusterCmd(),
@@ -185,7 +188,11 @@ func (a *app) withClient(cmd *cobra.Command, limit bool, fn func(ctx context.Con
 		ctx, cancel = context.WithTimeout(ctx, a.timeout)
 		defer cancel()
 	}
-	cfg := client.Config{Endpoints: endpoints, Logger: slog.New(slog.DiscardHandler)}
+	secOpts, err := a.security.dialOptions()
+	if err != nil {
+		return err
+	}
+	cfg := client.Config{Endpoints: endpoints, Logger: slog.New(slog.DiscardHandler), DialOptions: secOpts}
 	if a.clientConfig != nil {
 		a.clientConfig(&cfg)
 	}

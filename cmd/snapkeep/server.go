@@ -33,6 +33,7 @@ type serverFlags struct {
 	gcGrace, gcOrphanGrace         time.Duration
 	gcDeleteRate                   float64
 	logLevel, logFormat            string
+	security                       server.Config // TLS and Auth only (addSecurityFlags)
 }
 
 func newServerCmd() *cobra.Command {
@@ -86,6 +87,8 @@ Example, three nodes on one machine:
 				GCOrphanGrace:          f.gcOrphanGrace,
 				GCDeleteRate:           f.gcDeleteRate,
 				Logger:                 logger,
+				TLS:                    f.security.TLS,
+				Auth:                   f.security.Auth,
 			})
 			if err != nil {
 				return err
@@ -119,6 +122,7 @@ Example, three nodes on one machine:
 	fl.DurationVar(&f.gcOrphanGrace, "gc-orphan-grace", 24*time.Hour, "how old an object no record owns must be to be deleted")
 	fl.Float64Var(&f.gcDeleteRate, "gc-delete-rate", 5000, "the most objects GC deletes per second")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
+	addSecurityFlags(cmd, &f.security)
 	return cmd
 }
 
