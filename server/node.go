@@ -55,6 +55,8 @@ type Node struct {
 	grpcLn     net.Listener
 	grpcAddr   string
 	peers      *peerConns
+	metrics    *nodeMetrics // metrics.go
+	ops        *opsServer   // http.go: gRPC health, metrics, health and pprof over HTTP
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
@@ -80,6 +82,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher(),
 		coord: newRestoreCoordinator(), execKick: make(chan struct{}, 1), gc: newGCState()}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
+	n.metrics = newNodeMetrics(n)
 
 	var cleanup []func()
 	defer func() {
@@ -129,6 +132,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		grpc.ChainUnaryInterceptor(n.leaderHeaderInterceptor, recoverInterceptor(n.logger)),
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.MaxSendMsgSize(maxMessageBytes),
+		grpc.ChainUnaryInterceptor(n.metricsUnaryInterceptor), grpc.ChainStreamInterceptor(n.metricsStreamInterceptor),
 	)
 	snapkeepv1.RegisterCatalogServer(n.grpcServer, &catalogService{n: n})
 	snapkeepv1.RegisterClusterServer(n.grpcServer, &clusterService{n: n})
@@ -136,6 +140,9 @@ func Start(cfg Config) (_ *Node, err error) {
 	snapkeepv1.RegisterRestoresServer(n.grpcServer, &restoresService{n: n})
 	snapkeepv1.RegisterGCServer(n.grpcServer, &gcService{n: n})
 	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
+	if err := n.startOps(); err != nil {
+		return nil, err
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -293,7 +300,7 @@ func (n *Node) startRaft() error {
 		store.Close()
 		return err
 	}
-	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, transport)
+	r, err := raft.NewRaft(rc, n.raftFSM(), logs, store, snaps, transport)
 	if err != nil {
 		transport.Close()
 		store.Close()
@@ -327,6 +334,7 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	close(n.stop)
+	n.stopOps()
 
 	done := make(chan struct{})
 	go func() {

@@ -33,6 +33,7 @@ type serverFlags struct {
 	gcGrace, gcOrphanGrace         time.Duration
 	gcDeleteRate                   float64
 	logLevel, logFormat            string
+	cfg                            server.Config // fields bound to flags directly (addHTTPFlags)
 }
 
 func newServerCmd() *cobra.Command {
@@ -86,11 +87,13 @@ Example, three nodes on one machine:
 				GCOrphanGrace:          f.gcOrphanGrace,
 				GCDeleteRate:           f.gcDeleteRate,
 				Logger:                 logger,
+				HTTP:                   f.cfg.HTTP,
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "node %s serving on %s (raft %s)\n", node.ID(), node.GRPCAddr(), node.RaftAddr())
+			printHTTPAddr(cmd.OutOrStdout(), node)
 			<-cmd.Context().Done()
 			logger.Info("shutting down")
 			return node.Close()
@@ -119,6 +122,7 @@ Example, three nodes on one machine:
 	fl.DurationVar(&f.gcOrphanGrace, "gc-orphan-grace", 24*time.Hour, "how old an object no record owns must be to be deleted")
 	fl.Float64Var(&f.gcDeleteRate, "gc-delete-rate", 5000, "the most objects GC deletes per second")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
+	addHTTPFlags(cmd, &f.cfg)
 	return cmd
 }
 
