@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -285,4 +286,21 @@ func TestHTTPEndpointIsOptional(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return grpcHealth(t, c.Nodes[0].GRPCAddr(), "") == healthpb.HealthCheckResponse_SERVING
 	}, 10*time.Second, 50*time.Millisecond)
+}
+
+// A node whose HTTP port is taken fails to start, naming the flag, and leaves nothing
+// running (goleak checks at the end of the package).
+func TestStartFailsCleanlyWhenTheHTTPPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	_, err = server.Start(server.Config{
+		NodeID:   "n1",
+		DataDir:  t.TempDir(),
+		RaftAddr: "127.0.0.1:0",
+		GRPCAddr: "127.0.0.1:0",
+		Peers:    map[string]string{"n1": "127.0.0.1:1"},
+		HTTP:     server.HTTPConfig{Addr: taken.Addr().String()},
+	})
+	require.ErrorContains(t, err, "listen on --http-addr "+taken.Addr().String())
 }
