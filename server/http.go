@@ -56,7 +56,7 @@ type Health struct {
 	AppliedIndex    uint64 `json:"applied_index"`
 	FSMAppliedIndex uint64 `json:"fsm_applied_index"`
 	// LastContactMS is the time since the leader was last heard from (0 on the
-	// leader, -1 when never).
+	// leader, -1 when never since the node started).
 	LastContactMS int64 `json:"last_contact_ms"`
 	// Problems says why the node is not healthy.
 	Problems []string `json:"problems,omitempty"`
@@ -81,24 +81,26 @@ func (n *Node) health() Health {
 		h.LeaderAddr, _ = n.leaderGRPCAddr()
 	}
 	problem := func(format string, args ...any) { h.Problems = append(h.Problems, fmt.Sprintf(format, args...)) }
+	var sinceContact time.Duration
+	if state != raft.Leader {
+		h.LastContactMS = -1
+		if last := n.raft.LastContact(); !last.IsZero() {
+			sinceContact = time.Since(last)
+			h.LastContactMS = sinceContact.Milliseconds()
+		}
+	}
 	switch state {
 	case raft.Leader:
 		if !n.isLeaderReady() {
 			problem("leader of term %d has not yet applied the entries of earlier terms", h.Term)
 		}
 	case raft.Follower:
-		last := n.raft.LastContact()
-		if last.IsZero() {
-			h.LastContactMS = -1
+		if h.LastContactMS < 0 {
 			problem("has never heard from a leader")
-		} else {
-			h.LastContactMS = time.Since(last).Milliseconds()
-			if since := time.Since(last); since > healthMaxContact {
-				problem("last heard from the leader %v ago", since.Round(time.Millisecond))
-			}
+		} else if sinceContact > healthMaxContact {
+			problem("last heard from the leader %v ago", sinceContact.Round(time.Millisecond))
 		}
 	default:
-		h.LastContactMS = -1
 		problem("raft state is %s", h.Role)
 	}
 	if h.Leader == "" {

@@ -254,7 +254,7 @@ var (
 	descLastLog = prometheus.NewDesc("snapkeep_raft_last_log_index",
 		"Highest index in this node's Raft log.", nil, nil)
 	descLastContact = prometheus.NewDesc("snapkeep_raft_last_contact_seconds",
-		"Seconds since a follower last heard from the leader; 0 on the leader, -1 when never.", nil, nil)
+		"Seconds since this node last heard from a leader; 0 on the leader, -1 when never since it started.", nil, nil)
 	descFSMApplied = prometheus.NewDesc("snapkeep_fsm_applied_index",
 		"Log index of the last command the state machine applied.", nil, nil)
 	descDatabases = prometheus.NewDesc("snapkeep_fsm_databases",
