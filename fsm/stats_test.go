@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,7 +46,13 @@ func walkStats(t *testing.T, v *View) Stats {
 // The running totals equal a walk of the tables after a random log (rejected commands
 // included), at every step of it, and after a raft snapshot restore.
 func TestStatsMatchAWalkOfTheState(t *testing.T) {
-	entries, ref := randomLog(t, 11, 1500)
+	for seed := uint64(11); seed < 14; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { testStatsMatchAWalk(t, seed) })
+	}
+}
+
+func testStatsMatchAWalk(t *testing.T, seed uint64) {
+	entries, ref := randomLog(t, seed, 3000)
 	final := ref.f.View().Stats()
 	require.Equal(t, walkStats(t, ref.f.View()), final)
 	require.Positive(t, final.Segments[fsmpb.SegmentState_SEGMENT_STATE_FLUSHED])
