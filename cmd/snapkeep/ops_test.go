@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/objstore"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a command writes to it.
@@ -129,5 +133,64 @@ func TestDevServesMetrics(t *testing.T) {
 		require.Equal(t, exitOK, code, stderr.String())
 	case <-time.After(30 * time.Second):
 		t.Fatal("dev did not stop")
+	}
+}
+
+// `snapkeep server --http-addr ... --enable-pprof` serves metrics, health and pprof, and
+// says where.
+func TestServerServesMetricsWithHTTPAddr(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	emb, err := objstore.StartEmbedded(ctx, objstore.EmbeddedOptions{})
+	require.NoError(t, err)
+	defer emb.Close()
+	s3 := emb.Config()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	raftAddr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	root := newRootCmd()
+	var stdout, stderr syncBuffer
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	done := make(chan int, 1)
+	go func() {
+		done <- execute(ctx, root, []string{"server", "--node-id", "n1", "--data-dir", t.TempDir(),
+			"--raft-addr", raftAddr, "--grpc-addr", "127.0.0.1:0", "--peers", "n1=" + raftAddr,
+			"--s3-endpoint", s3.Endpoint, "--s3-bucket", s3.Bucket, "--s3-path-style",
+			"--s3-access-key", s3.AccessKey, "--s3-secret-key", s3.SecretKey,
+			"--http-addr", "127.0.0.1:0", "--enable-pprof", "--log-level", "error"}, &stderr)
+	}()
+	line := regexp.MustCompile(`node n1 serves metrics on http://(127\.0\.0\.1:\d+)/metrics and health on http://127\.0\.0\.1:\d+/health\n`)
+	require.Eventually(t, func() bool { return line.MatchString(stdout.String()) }, 30*time.Second, 20*time.Millisecond,
+		"stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	addr := line.FindStringSubmatch(stdout.String())[1]
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	require.Eventually(t, func() bool {
+		code, body := get("/health")
+		return code == http.StatusOK && strings.Contains(body, `"role": "leader"`)
+	}, 30*time.Second, 20*time.Millisecond, "the lone node did not become a healthy leader")
+	code, body := get("/metrics")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `snapkeep_raft_state{state="leader"} 1`)
+	require.Contains(t, body, `snapkeep_node_info{node="n1",version="`+version+`"} 1`)
+	code, _ = get("/debug/pprof/goroutine?debug=1")
+	require.Equal(t, http.StatusOK, code)
+
+	cancel()
+	select {
+	case code := <-done:
+		require.Equal(t, exitOK, code, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not stop")
 	}
 }
