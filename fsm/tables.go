@@ -29,6 +29,10 @@ type index[T any] struct {
 type table[T any] struct {
 	primary   *btree.BTreeG[T]
 	secondary []index[T]
+	// tally, when set, weighs each record; totals is the sum over the table, kept by
+	// put and remove (derived, never stored: see stats.go).
+	tally  func(T) counts
+	totals counts
 }
 
 func newTable[T any](less btree.LessFunc[T], secondary ...index[T]) *table[T] {
@@ -40,7 +44,7 @@ func secondaryIndex[T any](less btree.LessFunc[T], include func(T) bool) index[T
 }
 
 func (t *table[T]) clone() *table[T] {
-	c := &table[T]{primary: t.primary.Clone(), secondary: make([]index[T], len(t.secondary))}
+	c := &table[T]{primary: t.primary.Clone(), secondary: make([]index[T], len(t.secondary)), tally: t.tally, totals: t.totals}
 	for i, ix := range t.secondary {
 		c.secondary[i] = index[T]{tree: ix.tree.Clone(), include: ix.include}
 	}
@@ -51,6 +55,7 @@ func (t *table[T]) clone() *table[T] {
 // secondary index in step.
 func (t *table[T]) put(rec T) {
 	old, replaced := t.primary.ReplaceOrInsert(rec)
+	t.count(old, replaced, rec, true)
 	for _, ix := range t.secondary {
 		if replaced && (ix.include == nil || ix.include(old)) {
 			ix.tree.Delete(old)
@@ -67,6 +72,7 @@ func (t *table[T]) remove(rec T) {
 	if !found {
 		return
 	}
+	t.count(old, true, rec, false)
 	for _, ix := range t.secondary {
 		if ix.include == nil || ix.include(old) {
 			ix.tree.Delete(old)
@@ -189,7 +195,7 @@ const (
 )
 
 func newTables() *tables {
-	return &tables{
+	t := &tables{
 		meta: &fsmpb.Meta{},
 		databases: newTable(func(a, b *fsmpb.Database) bool { return a.Name < b.Name },
 			secondaryIndex(func(a, b *fsmpb.Database) bool { return a.Id < b.Id }, nil)),
@@ -230,6 +236,8 @@ func newTables() *tables {
 		leasedTasks:     btree.NewG(btreeDegree, lessLeasedTask),
 		gcReports:       newTable(func(a, b *fsmpb.GCReport) bool { return a.Id < b.Id }),
 	}
+	t.setTallies()
+	return t
 }
 
 func isDropped(s *fsmpb.Segment) bool { return s.State == fsmpb.SegmentState_SEGMENT_STATE_DROPPED }

@@ -142,6 +142,12 @@ var methodRoles = map[string]methodRule{
 
 	"/snapkeep.v1.Cluster/ClusterStatus": {RoleReader, false},
 
+	// The gRPC health service answers probes (load balancers, orchestrators) with no
+	// token: it tells only whether the node serves.
+	"/grpc.health.v1.Health/Check": {roleNone, false},
+	"/grpc.health.v1.Health/List":  {roleNone, false},
+	"/grpc.health.v1.Health/Watch": {roleNone, false},
+
 	// Node to node: the cluster secret only, never a user token.
 	"/snapkeep.internal.v1.Internal/Propose":            {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/ReadIndex":          {roleInternal, false},
@@ -280,7 +286,7 @@ func (a *authenticator) authorize(ctx context.Context, method string, rule metho
 		}
 		return caller{role: roleInternal, token: "internal"}, nil
 	}
-	if !a.enabled() {
+	if !a.enabled() || rule.role == roleNone {
 		return caller{}, nil
 	}
 	auth := first(md, authorizationKey)

@@ -34,6 +34,9 @@ type Config struct {
 	GRPCAdvertise string
 	GRPCListener  net.Listener
 
+	// HTTP serves metrics, health and pprof (server/http.go); off when Addr is empty.
+	HTTP HTTPConfig
+
 	// Peers is the static initial cluster, node id → Raft address, this node included.
 	// It is used once, to bootstrap a node with no Raft state.
 	Peers map[string]string

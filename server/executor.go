@@ -183,6 +183,7 @@ func (n *Node) runRestoreWorker(queue <-chan queuedTask, reports chan<- *interna
 				<-b.sem
 			}
 		}
+		n.metrics.restoreCopied(res)
 		if r := b.add(q.task, res); r != nil {
 			reports <- r
 		}

@@ -70,6 +70,7 @@ func (n *Node) runGC(ctx context.Context, opts gc.Options) (*gc.Result, error) {
 	defer n.gc.run.Unlock()
 	start := time.Now()
 	res, err := gc.Run(ctx, gcCluster{n}, objects, n.gcConfig(), opts)
+	n.metrics.gcRan(opts, start, res, err)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,9 @@ type Node struct {
 	grpcLn     net.Listener
 	grpcAddr   string
 	peers      *peerConns
-	sec        *security // TLS and tokens (server/tls.go, server/auth.go)
+	sec        *security    // TLS and tokens (server/tls.go, server/auth.go)
+	metrics    *nodeMetrics // metrics.go
+	ops        *opsServer   // http.go: gRPC health, metrics, health and pprof over HTTP
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
@@ -84,6 +86,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if n.sec, err = newSecurity(cfg, n.logger); err != nil {
 		return nil, err
 	}
+	n.metrics = newNodeMetrics(n)
 
 	var cleanup []func()
 	defer func() {
@@ -133,6 +136,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		grpc.ChainUnaryInterceptor(n.leaderHeaderInterceptor, recoverInterceptor(n.logger)),
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.MaxSendMsgSize(maxMessageBytes),
+		grpc.ChainUnaryInterceptor(n.metricsUnaryInterceptor), grpc.ChainStreamInterceptor(n.metricsStreamInterceptor),
 		n.sec.serverCreds(), n.sec.unaryAuth(), n.sec.streamAuth(), // server/tls.go, server/auth.go
 	)
 	snapkeepv1.RegisterCatalogServer(n.grpcServer, &catalogService{n: n})
@@ -141,6 +145,9 @@ func Start(cfg Config) (_ *Node, err error) {
 	snapkeepv1.RegisterRestoresServer(n.grpcServer, &restoresService{n: n})
 	snapkeepv1.RegisterGCServer(n.grpcServer, &gcService{n: n})
 	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
+	if err := n.startOps(); err != nil {
+		return nil, err
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -298,7 +305,7 @@ func (n *Node) startRaft() error {
 		store.Close()
 		return err
 	}
-	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, transport)
+	r, err := raft.NewRaft(rc, n.raftFSM(), logs, store, snaps, transport)
 	if err != nil {
 		transport.Close()
 		store.Close()
@@ -332,6 +339,7 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	close(n.stop)
+	n.stopOps()
 
 	done := make(chan struct{})
 	go func() {

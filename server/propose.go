@@ -91,6 +91,7 @@ func (n *Node) applyLocal(ctx context.Context, envelope []byte) (*fsmpb.Result, 
 	if err != nil {
 		return nil, 0, status.Errorf(codes.Internal, "encode envelope: %v", err)
 	}
+	defer observeSince(n.metrics.raftApply, time.Now())
 	future := n.raft.Apply(data, applyTimeout)
 	done := make(chan error, 1)
 	go func() { done <- future.Error() }()

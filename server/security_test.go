@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -232,6 +233,13 @@ func TestSecurityTokens(t *testing.T) {
 	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
 	_, err = cat.ListCollections(metadata.AppendToOutgoingContext(shortCtx(t), "authorization", tokens["admin"]), &pb.ListCollectionsRequest{})
 	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+
+	// Health probes need no token.
+	require.Eventually(t, func() bool {
+		hc, err := healthpb.NewHealthClient(conn).Check(shortCtx(t), &healthpb.HealthCheckRequest{})
+		require.NoError(t, err)
+		return hc.Status == healthpb.HealthCheckResponse_SERVING
+	}, 10*time.Second, 50*time.Millisecond)
 
 	// A reader lists but cannot write.
 	_, err = cat.ListCollections(as("reader"), &pb.ListCollectionsRequest{})

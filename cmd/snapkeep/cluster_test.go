@@ -71,11 +71,12 @@ func freeBasePort(t *testing.T) int {
 		require.NoError(t, err)
 		base := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		if base+devS3Offset > 65535 {
+		if base+devHTTPOffset+devNodes-1 > 65535 {
 			continue
 		}
 		free := true
-		for _, off := range []int{devGRPCOffset, devGRPCOffset + 1, devGRPCOffset + 2, devRaftOffset, devRaftOffset + 1, devRaftOffset + 2, devS3Offset} {
+		for _, off := range []int{devGRPCOffset, devGRPCOffset + 1, devGRPCOffset + 2, devRaftOffset, devRaftOffset + 1, devRaftOffset + 2, devS3Offset,
+			devHTTPOffset, devHTTPOffset + 1, devHTTPOffset + 2} {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
 			if err != nil {
 				free = false
@@ -105,6 +106,7 @@ func TestDevDemoOnce(t *testing.T) {
 	out := stdout.String()
 	require.Contains(t, out, fmt.Sprintf("endpoints: 127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", base+1, base+2, base+3))
 	require.Contains(t, out, fmt.Sprintf("s3: http://127.0.0.1:%d bucket=", base+devS3Offset))
+	require.Contains(t, out, fmt.Sprintf("http: 127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d\n", base+31, base+32, base+33))
 	require.Contains(t, out, "\nready\n")
 	require.Contains(t, out, "Demo finished")
 }

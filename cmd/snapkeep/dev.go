@@ -19,7 +19,7 @@ import (
 )
 
 // Dev cluster ports, relative to --base-port: gRPC on +1..+3, Raft on +11..+13, the
-// embedded S3 on +20.
+// embedded S3 on +20, HTTP (metrics, health) on +31..+33 (devHTTPOffset, ops.go).
 const (
 	devNodes      = 3
 	devGRPCOffset = 1
@@ -44,7 +44,10 @@ and an embedded S3 server, in one process. For scripts it prints
 
   endpoints: 127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
   s3: http://127.0.0.1:P bucket=B
+  http: 127.0.0.1:H1,127.0.0.1:H2,127.0.0.1:H3
   ready
+
+(the http addresses serve Prometheus /metrics and /health: curl 127.0.0.1:H1/metrics)
 
 once a leader is elected. With --demo it then runs the demo scenario; with --once
 it exits after the demo (non-zero if anything failed). Otherwise it serves until
@@ -54,7 +57,7 @@ interrupted.`,
 			if f.once && !f.demo {
 				return usageErrorf("--once needs --demo")
 			}
-			if f.basePort < 1 || f.basePort+devS3Offset > 65535 {
+			if f.basePort < 1 || f.basePort+devHTTPOffset+devNodes-1 > 65535 {
 				return usageErrorf("--base-port %d is out of range", f.basePort)
 			}
 			logger, err := newLogger(f.logLevel, f.logFormat)
@@ -66,7 +69,7 @@ interrupted.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the nodes' data and the embedded S3's objects (default: a new temporary directory, removed at exit)")
-	fl.IntVar(&f.basePort, "base-port", 7000, "ports: gRPC on base+1..3, Raft on base+11..13, S3 on base+20")
+	fl.IntVar(&f.basePort, "base-port", 7000, "ports: gRPC on base+1..3, Raft on base+11..13, S3 on base+20, HTTP (metrics, health) on base+31..33")
 	fl.BoolVar(&f.demo, "demo", false, "run the demo scenario once the cluster is ready")
 	fl.BoolVar(&f.once, "once", false, "exit after the demo: 0 if it succeeded, 1 if not")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "log level of the nodes: debug, info, warn or error")
@@ -120,6 +123,7 @@ func runDev(cmd *cobra.Command, f *devFlags, logger *slog.Logger) (err error) {
 			Root:     "snapkeep",
 			Version:  version,
 			Logger:   logger,
+			HTTP:     devHTTP(f.basePort, i),
 		})
 		if err != nil {
 			return fmt.Errorf("start node %s: %w", devNodeID(i), err)
@@ -129,6 +133,7 @@ func runDev(cmd *cobra.Command, f *devFlags, logger *slog.Logger) (err error) {
 	}
 	fmt.Fprintf(out, "endpoints: %s\n", strings.Join(endpoints, ","))
 	fmt.Fprintf(out, "s3: %s bucket=%s\n", s3.Endpoint(), s3.Bucket())
+	fmt.Fprintf(out, "http: %s\n", devHTTPAddrs(nodes))
 	fmt.Fprintf(out, "data: %s\n", dir)
 
 	cl, err := client.New(ctx, endpoints...)

@@ -34,6 +34,7 @@ type serverFlags struct {
 	gcDeleteRate                   float64
 	logLevel, logFormat            string
 	security                       server.Config // TLS and Auth only (addSecurityFlags)
+	cfg                            server.Config // fields bound to flags directly (addHTTPFlags)
 }
 
 func newServerCmd() *cobra.Command {
@@ -89,11 +90,13 @@ Example, three nodes on one machine:
 				Logger:                 logger,
 				TLS:                    f.security.TLS,
 				Auth:                   f.security.Auth,
+				HTTP:                   f.cfg.HTTP,
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "node %s serving on %s (raft %s)\n", node.ID(), node.GRPCAddr(), node.RaftAddr())
+			printHTTPAddr(cmd.OutOrStdout(), node)
 			<-cmd.Context().Done()
 			logger.Info("shutting down")
 			return node.Close()
@@ -123,6 +126,7 @@ Example, three nodes on one machine:
 	fl.Float64Var(&f.gcDeleteRate, "gc-delete-rate", 5000, "the most objects GC deletes per second")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
 	addSecurityFlags(cmd, &f.security)
+	addHTTPFlags(cmd, &f.cfg)
 	return cmd
 }
 

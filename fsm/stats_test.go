@@ -1,0 +1,81 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+)
+
+// walkStats computes Stats the slow way, by walking every table.
+func walkStats(t *testing.T, v *View) Stats {
+	t.Helper()
+	tb := v.r.t
+	s := Stats{AppliedIndex: tb.meta.AppliedIndex, Databases: tb.databases.len(), Nodes: tb.nodes.len(),
+		Requests: tb.requests.len(), GCReports: tb.gcReports.len()}
+	tb.collections.each(func(c *fsmpb.Collection) bool {
+		s.Collections[c.State]++
+		return true
+	})
+	tb.segments.each(func(seg *fsmpb.Segment) bool {
+		s.Segments[seg.State]++
+		files, err := DecodeFileList(seg.Files)
+		require.NoError(t, err)
+		s.SegmentFiles[seg.State] += int64(len(files))
+		for _, b := range seg.IndexBuilds {
+			files, err := DecodeFileList(b.Files)
+			require.NoError(t, err)
+			s.SegmentFiles[seg.State] += int64(len(files))
+		}
+		return true
+	})
+	tb.snapshots.each(func(sn *fsmpb.Snapshot) bool {
+		s.Snapshots[sn.State]++
+		return true
+	})
+	tb.restoreJobs.each(func(j *fsmpb.RestoreJob) bool {
+		s.RestoreJobs[j.State]++
+		return true
+	})
+	return s
+}
+
+// The running totals equal a walk of the tables after a random log (rejected commands
+// included), at every step of it, and after a raft snapshot restore.
+func TestStatsMatchAWalkOfTheState(t *testing.T) {
+	for seed := uint64(11); seed < 14; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { testStatsMatchAWalk(t, seed) })
+	}
+}
+
+func testStatsMatchAWalk(t *testing.T, seed uint64) {
+	entries, ref := randomLog(t, seed, 3000)
+	final := ref.f.View().Stats()
+	require.Equal(t, walkStats(t, ref.f.View()), final)
+	require.Positive(t, final.Segments[fsmpb.SegmentState_SEGMENT_STATE_FLUSHED])
+	require.Positive(t, final.SegmentFiles[fsmpb.SegmentState_SEGMENT_STATE_FLUSHED])
+	require.Positive(t, final.Collections[fsmpb.CollectionState_COLLECTION_STATE_ACTIVE])
+	require.Positive(t, final.Snapshots[fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED])
+	require.Positive(t, final.RestoreJobs[fsmpb.RestoreState_RESTORE_STATE_CANCELLED])
+
+	f := New(nil)
+	for i, data := range entries {
+		applyAll(f, [][]byte{data}, uint64(i)+1)
+		if i%50 == 0 || i == len(entries)-1 {
+			v := f.View()
+			require.Equal(t, walkStats(t, v), v.Stats(), "after entry %d", i+1)
+		}
+	}
+	require.Equal(t, final, f.View().Stats())
+
+	var buf bytes.Buffer
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	require.NoError(t, snap.Persist(&memorySink{Buffer: &buf}))
+	restored := New(nil)
+	require.NoError(t, restored.Restore(nopCloser{bytes.NewReader(buf.Bytes())}))
+	require.Equal(t, final, restored.View().Stats())
+}

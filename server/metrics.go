@@ -1,0 +1,338 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/gc"
+	"github.com/snapkeep/snapkeep/restore"
+)
+
+// Metrics: every node has its own prometheus.Registry (tests and `snapkeep dev` run
+// three nodes in one process, so the global default registry is never used), served
+// on /metrics by the node's HTTP server (http.go). docs/ops/metrics.md describes every
+// metric.
+//
+// Raft and FSM gauges are read at scrape time by a Collector (the FSM keeps O(1)
+// running totals: see fsm/stats.go); latencies and the counters of work this node did
+// (gRPC requests, restore copies, GC runs) are updated as the work happens.
+
+// latencyBuckets span 100µs to ~30s.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0001, 2.5, 14)
+
+type nodeMetrics struct {
+	reg *prometheus.Registry
+
+	fsmApply  prometheus.Histogram
+	raftApply prometheus.Histogram
+
+	grpcHandled *prometheus.CounterVec
+	grpcSeconds *prometheus.HistogramVec
+
+	restoreFiles    prometheus.Counter
+	restoreBytes    prometheus.Counter
+	restoreFailures prometheus.Counter
+
+	gcRuns          *prometheus.CounterVec
+	gcSeconds       prometheus.Histogram
+	gcDeleted       *prometheus.CounterVec
+	gcBytes         *prometheus.CounterVec
+	gcRecords       prometheus.Counter
+	gcErrors        prometheus.Counter
+	gcScanned       prometheus.Counter
+	gcLastCompleted prometheus.Gauge
+}
+
+func newNodeMetrics(n *Node) *nodeMetrics {
+	m := &nodeMetrics{reg: prometheus.NewRegistry()}
+	m.fsmApply = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "snapkeep_fsm_apply_seconds",
+		Help:    "Time the state machine takes to apply one Raft log entry on this node.",
+		Buckets: prometheus.ExponentialBuckets(0.00001, 2.5, 14),
+	})
+	m.raftApply = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "snapkeep_raft_apply_seconds",
+		Help:    "On the leader, time from proposing a command to Raft until it is committed and applied (or the caller gave up).",
+		Buckets: latencyBuckets,
+	})
+	m.grpcHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "snapkeep_grpc_server_handled_total",
+		Help: "gRPC requests this node completed, by service, method and status code.",
+	}, []string{"service", "method", "code"})
+	m.grpcSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "snapkeep_grpc_server_handling_seconds",
+		Help:    "Time this node took to answer gRPC requests (streams: until the stream ended), by service and method.",
+		Buckets: latencyBuckets,
+	}, []string{"service", "method"})
+	m.restoreFiles = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "snapkeep_restore_copied_files_total",
+		Help: "Files this node's restore executor copied (and verified, when the job verifies).",
+	})
+	m.restoreBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "snapkeep_restore_copied_bytes_total",
+		Help: "Bytes this node's restore executor copied.",
+	})
+	m.restoreFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "snapkeep_restore_failed_tasks_total",
+		Help: "Restore copies that failed on this node after their retries (the task goes back to the pool, or fails the job when permanent).",
+	})
+	m.gcRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "snapkeep_gc_runs_total",
+		Help: "Garbage collections this node ran as leader, by result: ok, dry_run or failed.",
+	}, []string{"result"})
+	m.gcSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "snapkeep_gc_run_seconds",
+		Help:    "Duration of the garbage collections this node ran (dry runs included).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 3, 14),
+	})
+	m.gcDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "snapkeep_gc_deleted_objects_total",
+		Help: "Objects garbage collection deleted on this node's runs, by reason.",
+	}, []string{"reason"})
+	m.gcBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "snapkeep_gc_freed_bytes_total",
+		Help: "Bytes garbage collection freed on this node's runs, by reason.",
+	}, []string{"reason"})
+	m.gcRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "snapkeep_gc_removed_records_total",
+		Help: "Catalog records (segments, index builds, snapshots, collections) garbage collection removed on this node's runs.",
+	})
+	m.gcErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "snapkeep_gc_errors_total",
+		Help: "Errors garbage collection met on this node's runs (their objects are retried next run).",
+	})
+	m.gcScanned = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "snapkeep_gc_scanned_objects_total",
+		Help: "Objects the orphan scan listed on this node's runs.",
+	})
+	m.gcLastCompleted = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "snapkeep_gc_last_completed_timestamp_seconds",
+		Help: "Unix time at which the last garbage collection (not a dry run) this node ran finished without error; 0 if none.",
+	})
+	for _, r := range []string{"ok", "dry_run", "failed"} {
+		m.gcRuns.WithLabelValues(r)
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&stateCollector{n: n},
+		m.fsmApply, m.raftApply, m.grpcHandled, m.grpcSeconds,
+		m.restoreFiles, m.restoreBytes, m.restoreFailures,
+		m.gcRuns, m.gcSeconds, m.gcDeleted, m.gcBytes, m.gcRecords, m.gcErrors, m.gcScanned, m.gcLastCompleted,
+	)
+	return m
+}
+
+// Registry is the node's Prometheus registry (what /metrics serves).
+func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
+
+// metricsUnaryInterceptor and metricsStreamInterceptor count and time requests. They
+// are chained after the node's own interceptors, so they see handler errors before
+// those are converted to statuses (and convert them the same way), and a handler's
+// panic as no return (counted as Internal, as recoverInterceptor answers it).
+func (n *Node) metricsUnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	returned := false
+	defer func() { n.observeRPC(info.FullMethod, start, returned, err) }()
+	resp, err = handler(ctx, req)
+	returned = true
+	return resp, err
+}
+
+func (n *Node) metricsStreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	returned := false
+	defer func() { n.observeRPC(info.FullMethod, start, returned, err) }()
+	err = handler(srv, ss)
+	returned = true
+	return err
+}
+
+func (n *Node) observeRPC(fullMethod string, start time.Time, returned bool, err error) {
+	code := codes.Internal // a panic, answered as Internal by recoverInterceptor
+	if returned {
+		code = status.Code(toStatus(err, keyspace{root: n.cfg.Root}))
+	}
+	service, method := splitMethod(fullMethod)
+	m := n.metrics
+	m.grpcHandled.WithLabelValues(service, method, code.String()).Inc()
+	m.grpcSeconds.WithLabelValues(service, method).Observe(time.Since(start).Seconds())
+}
+
+// splitMethod splits "/package.Service/Method".
+func splitMethod(full string) (service, method string) {
+	full = strings.TrimPrefix(full, "/")
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[:i], full[i+1:]
+	}
+	return "unknown", full
+}
+
+// observeSince records the time since start in h.
+func observeSince(h prometheus.Observer, start time.Time) { h.Observe(time.Since(start).Seconds()) }
+
+// raftFSM is the state machine as Raft sees it: the node's FSM, with each Apply timed.
+func (n *Node) raftFSM() raft.FSM { return timedFSM{FSM: n.fsm, apply: n.metrics.fsmApply} }
+
+type timedFSM struct {
+	*fsm.FSM
+	apply prometheus.Histogram
+}
+
+func (f timedFSM) Apply(l *raft.Log) any {
+	defer observeSince(f.apply, time.Now())
+	return f.FSM.Apply(l)
+}
+
+// restoreCopied counts one task's outcome on this node's executor.
+func (m *nodeMetrics) restoreCopied(res restore.Result) {
+	switch {
+	case res.Err == nil:
+		m.restoreFiles.Inc()
+		m.restoreBytes.Add(float64(res.Bytes))
+	case !errors.Is(res.Err, errLeaseOver):
+		m.restoreFailures.Inc()
+	}
+}
+
+// gcRan counts one garbage collection this node ran.
+func (m *nodeMetrics) gcRan(opts gc.Options, start time.Time, res *gc.Result, err error) {
+	m.gcSeconds.Observe(time.Since(start).Seconds())
+	switch {
+	case err != nil:
+		m.gcRuns.WithLabelValues("failed").Inc()
+		return
+	case opts.DryRun:
+		m.gcRuns.WithLabelValues("dry_run").Inc()
+		return
+	}
+	m.gcRuns.WithLabelValues("ok").Inc()
+	rep := res.Report
+	for _, c := range rep.Deleted {
+		if c.Objects > 0 || c.Bytes > 0 {
+			m.gcDeleted.WithLabelValues(c.Reason).Add(float64(c.Objects))
+			m.gcBytes.WithLabelValues(c.Reason).Add(float64(c.Bytes))
+		}
+	}
+	m.gcRecords.Add(float64(rep.RecordsRemoved))
+	m.gcErrors.Add(float64(rep.ErrorCount))
+	m.gcScanned.Add(float64(rep.ObjectsScanned))
+	if rep.ErrorCount == 0 {
+		m.gcLastCompleted.SetToCurrentTime()
+	}
+}
+
+// stateCollector reads Raft's state and the FSM's sizes at scrape time.
+type stateCollector struct{ n *Node }
+
+var (
+	descNodeInfo = prometheus.NewDesc("snapkeep_node_info",
+		"Always 1; labels name this node and its version.", []string{"node", "version"}, nil)
+	descHealthy = prometheus.NewDesc("snapkeep_node_healthy",
+		"1 when this node's health check passes (see /health), else 0.", nil, nil)
+	descRaftState = prometheus.NewDesc("snapkeep_raft_state",
+		"1 for this node's current Raft state, 0 for the others.", []string{"state"}, nil)
+	descRaftLeader = prometheus.NewDesc("snapkeep_raft_has_leader",
+		"1 when this node knows a leader, else 0.", nil, nil)
+	descTerm = prometheus.NewDesc("snapkeep_raft_term",
+		"Current Raft term.", nil, nil)
+	descCommit = prometheus.NewDesc("snapkeep_raft_commit_index",
+		"Highest Raft log index known to be committed.", nil, nil)
+	descApplied = prometheus.NewDesc("snapkeep_raft_applied_index",
+		"Highest Raft log index applied (no-op and configuration entries included).", nil, nil)
+	descLastLog = prometheus.NewDesc("snapkeep_raft_last_log_index",
+		"Highest index in this node's Raft log.", nil, nil)
+	descLastContact = prometheus.NewDesc("snapkeep_raft_last_contact_seconds",
+		"Seconds since this node last heard from a leader; 0 on the leader, -1 when never since it started.", nil, nil)
+	descFSMApplied = prometheus.NewDesc("snapkeep_fsm_applied_index",
+		"Log index of the last command the state machine applied.", nil, nil)
+	descDatabases = prometheus.NewDesc("snapkeep_fsm_databases",
+		"Databases in the catalog.", nil, nil)
+	descCollections = prometheus.NewDesc("snapkeep_fsm_collections",
+		"Collections in the catalog by state (dropped ones stay while snapshots or segments refer to them).", []string{"state"}, nil)
+	descSegments = prometheus.NewDesc("snapkeep_fsm_segments",
+		"Segment records by state.", []string{"state"}, nil)
+	descFiles = prometheus.NewDesc("snapkeep_fsm_segment_files",
+		"Files listed by segment records (their index builds' included), by the segment's state.", []string{"state"}, nil)
+	descSnapshots = prometheus.NewDesc("snapkeep_fsm_snapshots",
+		"Collection snapshots by state.", []string{"state"}, nil)
+	descRestoreJobs = prometheus.NewDesc("snapkeep_fsm_restore_jobs",
+		"Restore jobs by state (finished ones are kept for the restore retention).", []string{"state"}, nil)
+	descNodes = prometheus.NewDesc("snapkeep_fsm_registered_nodes",
+		"Nodes registered in the catalog.", nil, nil)
+	descRequests = prometheus.NewDesc("snapkeep_fsm_dedup_requests",
+		"Request ids held by the deduplication window.", nil, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descNodeInfo, descHealthy, descRaftState, descRaftLeader, descTerm, descCommit,
+		descApplied, descLastLog, descLastContact, descFSMApplied, descDatabases, descCollections, descSegments, descFiles,
+		descSnapshots, descRestoreJobs, descNodes, descRequests} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	h := n.health()
+	gauge(descNodeInfo, 1, n.cfg.NodeID, n.cfg.Version)
+	gauge(descHealthy, boolValue(h.Healthy))
+	state := n.raft.State()
+	for _, s := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
+		gauge(descRaftState, boolValue(s == state), strings.ToLower(s.String()))
+	}
+	gauge(descRaftLeader, boolValue(h.Leader != ""))
+	gauge(descTerm, float64(h.Term))
+	gauge(descCommit, float64(h.CommitIndex))
+	gauge(descApplied, float64(h.AppliedIndex))
+	gauge(descLastLog, float64(n.raft.LastIndex()))
+	contact := -1.0
+	if h.LastContactMS >= 0 {
+		contact = float64(h.LastContactMS) / 1000
+	}
+	gauge(descLastContact, contact)
+
+	st := n.fsm.View().Stats()
+	gauge(descFSMApplied, float64(st.AppliedIndex))
+	gauge(descDatabases, float64(st.Databases))
+	gauge(descNodes, float64(st.Nodes))
+	gauge(descRequests, float64(st.Requests))
+	byState := func(d *prometheus.Desc, values []int64, names map[int32]string, prefix string) {
+		for i, v := range values {
+			name, known := names[int32(i)]
+			if i == 0 || !known {
+				if v != 0 {
+					gauge(d, float64(v), "unknown")
+				}
+				continue
+			}
+			gauge(d, float64(v), strings.ToLower(strings.TrimPrefix(name, prefix)))
+		}
+	}
+	byState(descCollections, st.Collections[:], fsmpb.CollectionState_name, "COLLECTION_STATE_")
+	byState(descSegments, st.Segments[:], fsmpb.SegmentState_name, "SEGMENT_STATE_")
+	byState(descFiles, st.SegmentFiles[:], fsmpb.SegmentState_name, "SEGMENT_STATE_")
+	byState(descSnapshots, st.Snapshots[:], fsmpb.SnapshotState_name, "SNAPSHOT_STATE_")
+	byState(descRestoreJobs, st.RestoreJobs[:], fsmpb.RestoreState_name, "RESTORE_STATE_")
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
