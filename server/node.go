@@ -136,6 +136,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	snapkeepv1.RegisterRestoresServer(n.grpcServer, &restoresService{n: n})
 	snapkeepv1.RegisterGCServer(n.grpcServer, &gcService{n: n})
 	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
+	n.registerBackup()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

@@ -33,6 +33,7 @@ type serverFlags struct {
 	gcGrace, gcOrphanGrace         time.Duration
 	gcDeleteRate                   float64
 	logLevel, logFormat            string
+	backup                         server.BackupConfig
 }
 
 func newServerCmd() *cobra.Command {
@@ -85,6 +86,7 @@ Example, three nodes on one machine:
 				GCGrace:                f.gcGrace,
 				GCOrphanGrace:          f.gcOrphanGrace,
 				GCDeleteRate:           f.gcDeleteRate,
+				Backup:                 f.backup,
 				Logger:                 logger,
 			})
 			if err != nil {
@@ -119,6 +121,8 @@ Example, three nodes on one machine:
 	fl.DurationVar(&f.gcOrphanGrace, "gc-orphan-grace", 24*time.Hour, "how old an object no record owns must be to be deleted")
 	fl.Float64Var(&f.gcDeleteRate, "gc-delete-rate", 5000, "the most objects GC deletes per second")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
+	addBackupFlags(cmd, &f.backup)
+	addConfigFlags(cmd)
 	return cmd
 }
 
