@@ -279,7 +279,8 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 	if err != nil {
 		return status.Errorf(codes.Internal, "restore: %v", err)
 	}
-	if err := fsm.New(nil).Restore(io.NopCloser(r)); err != nil {
+	scratch := fsm.New(nil)
+	if err := scratch.Restore(io.NopCloser(r)); err != nil {
 		return status.Errorf(codes.InvalidArgument, "backup refused, nothing was changed: %v", err)
 	}
 	// 3. Only into an empty cluster, unless forced.
@@ -290,17 +291,34 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 	if !view.CatalogEmpty() && !force {
 		return status.Error(codes.FailedPrecondition, "the cluster's catalog is not empty: restoring would replace all of it; restore into a fresh cluster, or pass --force to replace it")
 	}
-	if r, err = body(); err != nil {
+	// Raft installs the snapshot at max(its last index, meta.Index)+1. The state is
+	// re-encoded with that index as its applied index, so the FSM's applied index
+	// matches Raft's on every node (reads wait on it); the catalog is unchanged.
+	target := max(n.raft.LastIndex(), h.Index) + 1
+	install, err := os.CreateTemp(n.cfg.DataDir, "restore-*.tmp")
+	if err != nil {
+		return status.Errorf(codes.Internal, "restore: temporary file: %v", err)
+	}
+	defer func() {
+		install.Close()
+		os.Remove(install.Name())
+	}()
+	cw := &countingWriter{w: install}
+	if _, err := scratch.View().WriteSnapshotAt(cw, target); err != nil {
+		return status.Errorf(codes.Internal, "restore: re-encode the state: %v", err)
+	}
+	if _, err := install.Seek(0, io.SeekStart); err != nil {
 		return status.Errorf(codes.Internal, "restore: %v", err)
 	}
 	n.logger.Warn("restoring a metadata backup: the whole catalog is replaced", "backup_index", h.Index,
-		"backup_node", h.Node, "backup_created", h.CreatedAt, "force", force)
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: h.Index, Term: h.Term, Size: int64(h.BodySize)}
-	if err := n.raft.Restore(meta, r, backupRestoreTimeout); err != nil {
+		"backup_node", h.Node, "backup_created", h.CreatedAt, "force", force, "install_index", target)
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: target - 1, Term: h.Term, Size: int64(cw.n)}
+	if err := n.raft.Restore(meta, install, backupRestoreTimeout); err != nil {
 		return status.Errorf(codes.Unavailable, "raft restore: %v", err)
 	}
-	n.logger.Warn("metadata backup restored", "backup_index", h.Index, "raft_index", n.raft.AppliedIndex())
-	return stream.SendAndClose(&pb.RestoreBackupResponse{Restored: backupInfo(h, uint64(headLen)+h.BodySize), InstalledIndex: n.raft.AppliedIndex()})
+	installed := n.fsm.AppliedIndex()
+	n.logger.Warn("metadata backup restored", "backup_index", h.Index, "installed_index", installed)
+	return stream.SendAndClose(&pb.RestoreBackupResponse{Restored: backupInfo(h, uint64(headLen)+h.BodySize), InstalledIndex: installed})
 }
 
 // BackupToStore writes a backup to the bucket now (on the leader).

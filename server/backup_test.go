@@ -138,6 +138,11 @@ func TestBackupRestoreIntoFreshCluster(t *testing.T) {
 		}
 		return len(hs) == 3
 	}, 30*time.Second, 50*time.Millisecond, "the restored catalogs differ: %v, want %s", catalogHashes(dst), want)
+	// Each node's applied index is the index the state was installed at (or later), not
+	// the source cluster's: reads wait on it.
+	for _, node := range dst.Nodes {
+		require.GreaterOrEqual(t, node.FSM().AppliedIndex(), resp.InstalledIndex)
+	}
 
 	// The restored cluster serves the catalog and takes writes; nodes re-register.
 	dst.WaitReady()
