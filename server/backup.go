@@ -293,7 +293,9 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 	}
 	// Raft installs the snapshot at max(its last index, meta.Index)+1. The state is
 	// re-encoded with that index as its applied index, so the FSM's applied index
-	// matches Raft's on every node (reads wait on it); the catalog is unchanged.
+	// matches Raft's on every node (reads wait on it), and with this cluster's node
+	// registrations, not the backed-up cluster's (nodes forward to the registered
+	// addresses). The catalog is unchanged.
 	target := max(n.raft.LastIndex(), h.Index) + 1
 	install, err := os.CreateTemp(n.cfg.DataDir, "restore-*.tmp")
 	if err != nil {
@@ -304,7 +306,7 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 		os.Remove(install.Name())
 	}()
 	cw := &countingWriter{w: install}
-	if _, err := scratch.View().WriteSnapshotAt(cw, target); err != nil {
+	if _, err := scratch.View().WriteSnapshotAt(cw, target, view.Nodes()); err != nil {
 		return status.Errorf(codes.Internal, "restore: re-encode the state: %v", err)
 	}
 	if _, err := install.Seek(0, io.SeekStart); err != nil {

@@ -12,6 +12,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/snapkeep/snapkeep/backup"
 	"github.com/snapkeep/snapkeep/client"
@@ -89,6 +94,14 @@ func TestBackupRestoreIntoFreshCluster(t *testing.T) {
 	require.EqualValues(t, info.FileSize, st.Size())
 	want := backupCatalogHash(t, path)
 	require.Equal(t, src.Nodes[src.Leader()].FSM().CatalogHash(), want)
+	// A follower serves a backup too (a linearizable read): the same catalog.
+	scl, err := client.New(ctx, src.Nodes[src.Follower()].GRPCAddr())
+	require.NoError(t, err)
+	defer scl.Close()
+	_, err = scl.BackupToFile(ctx, filepath.Join(dir, "from-follower.skb"))
+	require.NoError(t, err)
+	require.Equal(t, want, backupCatalogHash(t, filepath.Join(dir, "from-follower.skb")))
+	require.NoError(t, os.Remove(filepath.Join(dir, "from-follower.skb")))
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no temporary file is left behind")
@@ -140,8 +153,13 @@ func TestBackupRestoreIntoFreshCluster(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "the restored catalogs differ: %v, want %s", catalogHashes(dst), want)
 	// Each node's applied index is the index the state was installed at (or later), not
 	// the source cluster's: reads wait on it.
+	// And its node registrations are its own, never the source cluster's addresses
+	// (nodes forward writes to them).
 	for _, node := range dst.Nodes {
 		require.GreaterOrEqual(t, node.FSM().AppliedIndex(), resp.InstalledIndex)
+		for _, reg := range node.FSM().View().Nodes() {
+			require.Contains(t, dst.Endpoints(), reg.GrpcAddr, "node %s registered at %s", reg.Id, reg.GrpcAddr)
+		}
 	}
 
 	// The restored cluster serves the catalog and takes writes; nodes re-register.
@@ -161,8 +179,25 @@ func TestBackupRestoreIntoFreshCluster(t *testing.T) {
 	_, err = dcl.RestoreBackupFile(ctx, path, false)
 	require.ErrorIs(t, err, client.ErrFailedPrecondition)
 	require.Contains(t, err.Error(), "--force")
-	_, err = dcl.RestoreBackupFile(ctx, path, true)
+	// Through a client that knows only a follower: the follower names the leader and
+	// the client sends the restore there.
+	fcl, err := client.New(ctx, dst.Nodes[dst.Follower()].GRPCAddr())
 	require.NoError(t, err)
+	defer fcl.Close()
+	_, err = fcl.RestoreBackupFile(ctx, path, true)
+	require.NoError(t, err)
+	// A follower answers a restore with Unavailable, naming the leader in the trailer.
+	conn, err := grpc.NewClient(dst.Nodes[dst.Follower()].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	var trailer metadata.MD
+	stream, err := pb.NewBackupClient(conn).RestoreBackup(ctx, grpc.Trailer(&trailer))
+	require.NoError(t, err)
+	_ = stream.Send(&pb.RestoreBackupChunk{Data: data})
+	_, err = stream.CloseAndRecv()
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	require.Contains(t, err.Error(), "not the leader")
+	require.Equal(t, []string{dst.Nodes[dst.Leader()].GRPCAddr()}, trailer.Get(client.LeaderMetadataKey))
 	require.Eventually(t, func() bool {
 		for _, h := range catalogHashes(dst) {
 			if h != want {
