@@ -318,6 +318,10 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 	if err := n.raft.Restore(meta, install, backupRestoreTimeout); err != nil {
 		return status.Errorf(codes.Unavailable, "raft restore: %v", err)
 	}
+	// The leader's duties pick up what the restored state holds: PENDING snapshots to
+	// finish, restore jobs to pre-check or lease, expired leases and allocations.
+	n.kickFinisher()
+	n.kickRestores()
 	installed := n.fsm.AppliedIndex()
 	n.logger.Warn("metadata backup restored", "backup_index", h.Index, "installed_index", installed)
 	return stream.SendAndClose(&pb.RestoreBackupResponse{Restored: backupInfo(h, uint64(headLen)+h.BodySize), InstalledIndex: installed})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,4 +287,52 @@ func TestBackupConfigValidation(t *testing.T) {
 	for _, want := range []string{"--backup-interval -1s", "--backup-retain -1", `--backup-prefix "collections/x/"`} {
 		require.Contains(t, err.Error(), want)
 	}
+}
+
+// TestBackupRestoreResumesInFlightRestoreJob is the disaster-recovery case: a backup
+// taken while a restore job is copying is restored into a fresh cluster on the same
+// bucket after the old cluster is gone; the new leader expires the old cluster's
+// leases, and the new nodes finish the job with byte-identical copies.
+func TestBackupRestoreResumesInFlightRestoreJob(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var reports atomic.Int32
+	src := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.RestoreBatch = 4
+		cfg.RestoreLease = 2 * time.Second
+		// The first batch is reported; then the old cluster's executors stall.
+		cfg.Failpoints = &server.Failpoints{BeforeRestoreReport: func(ctx context.Context, _, _ uint64) error {
+			if reports.Add(1) == 1 {
+				return nil
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}}
+	}})
+	cl := newClient(t, src)
+	restoreSource(t, src, cl, 2)
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := cl.GetRestoreState(ctx, resp.JobId)
+		return err == nil && j.FilesDone > 0 && j.State == pb.RestoreState_RESTORE_STATE_COPYING
+	}, 30*time.Second, 20*time.Millisecond)
+	path := filepath.Join(t.TempDir(), "meta.skb")
+	_, err = cl.BackupToFile(ctx, path)
+	require.NoError(t, err)
+	src.StopAll() // the old cluster is lost; its bucket is not
+
+	dst := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.Store = src.Bucket.Store
+		cfg.Storage = src.Bucket.Server.Config()
+		cfg.RestoreBatch = 4
+		cfg.RestoreLease = 2 * time.Second
+	}})
+	dcl := newClient(t, dst)
+	_, err = dcl.RestoreBackupFile(ctx, path, false)
+	require.NoError(t, err)
+	job := waitJob(t, dcl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	require.Equal(t, job.FilesTotal, job.FilesDone)
+	requireSameContent(t, src, dcl, "docs", "copy")
 }

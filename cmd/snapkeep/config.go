@@ -314,18 +314,15 @@ func checkFlagValues(fs *pflag.FlagSet, sources flagSources) []error {
 			return
 		}
 		v := f.Value.String()
+		if v == "" {
+			return // required settings are server.Config.validate's business
+		}
 		switch {
 		case strings.HasSuffix(f.Name, "-addr") || strings.HasSuffix(f.Name, "-advertise"):
-			if v == "" && strings.HasSuffix(f.Name, "-advertise") {
-				return
-			}
 			if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
 				bad(f, "a host:port address")
 			}
 		case f.Name == "peers":
-			if v == "" {
-				return // required: validate says so
-			}
 			if _, err := server.ParsePeers(v); err != nil {
 				bad(f, "ID=HOST:PORT,... ("+err.Error()+")")
 			}
