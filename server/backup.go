@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -122,7 +123,7 @@ func (s *spooledBackup) reader() (io.Reader, error) {
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return io.MultiReader(strings.NewReader(string(s.head)), io.LimitReader(s.file, int64(s.header.BodySize))), nil
+	return io.MultiReader(bytes.NewReader(s.head), io.LimitReader(s.file, int64(s.header.BodySize))), nil
 }
 
 func (s *spooledBackup) info() *pb.BackupInfo { return backupInfo(s.header, s.size()) }
@@ -316,7 +317,11 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 		"backup_node", h.Node, "backup_created", h.CreatedAt, "force", force, "install_index", target)
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: target - 1, Term: h.Term, Size: int64(cw.n)}
 	if err := n.raft.Restore(meta, install, backupRestoreTimeout); err != nil {
-		return status.Errorf(codes.Unavailable, "raft restore: %v", err)
+		if errors.Is(err, raft.ErrNotLeader) {
+			return status.Errorf(codes.Unavailable, "leadership changed before the restore started (%v); retry", err)
+		}
+		// Not retried by clients: the restore may or may not have been installed.
+		return status.Errorf(codes.Internal, "raft restore: %v; check the catalog (snapkeep collection list) before restoring again with --force", err)
 	}
 	// The leader's duties pick up what the restored state holds: PENDING snapshots to
 	// finish, restore jobs to pre-check or lease, expired leases and allocations.
