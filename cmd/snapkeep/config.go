@@ -210,6 +210,10 @@ func readConfigFile(path string, fs *pflag.FlagSet) (map[string]fileValue, error
 		k, v := root.Content[i], root.Content[i+1]
 		at := fmt.Sprintf("%s:%d", path, k.Line)
 		f := fs.Lookup(k.Value)
+		if f != nil && (f.Name == configFlag || f.Name == printConfigFlag) {
+			errs = append(errs, fmt.Errorf("%s: %q cannot be set in a config file", at, k.Value))
+			continue
+		}
 		if f == nil || !configurable(f) {
 			msg := fmt.Sprintf("%s: unknown key %q", at, k.Value)
 			if s := suggestFlag(fs, k.Value); s != "" {
@@ -244,7 +248,8 @@ func readConfigFile(path string, fs *pflag.FlagSet) (map[string]fileValue, error
 				fv.values = append(fv.values, item.Value)
 			}
 		case yaml.MappingNode:
-			if t := f.Value.Type(); t != "string" && t != "stringToString" {
+			// Only for a flag that takes k=v,... (a string whose usage shows the form).
+			if t := f.Value.Type(); t != "stringToString" && (t != "string" || !strings.Contains(f.Usage, "=")) {
 				errs = append(errs, fmt.Errorf("%s: %s takes %s, not a map", at, k.Value, expected(f)))
 				continue
 			}

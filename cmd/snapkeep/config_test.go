@@ -97,6 +97,9 @@ tags:
 	bad := writeConfig(t, "grpc-addr:\n  - 127.0.0.1:1\n")
 	_, _, err := loadServerConfig(t, nil, "--config", bad)
 	require.ErrorContains(t, err, bad+":1: grpc-addr takes one value")
+	bad = writeConfig(t, "grpc-addr: {a: b}\n")
+	_, _, err = loadServerConfig(t, nil, "--config", bad)
+	require.ErrorContains(t, err, bad+":1: grpc-addr takes a string, not a map")
 }
 
 // TestConfigUnknownKey names the key, the file and the line, and suggests a flag.
