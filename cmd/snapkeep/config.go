@@ -398,18 +398,26 @@ func printConfig(w io.Writer, fs *pflag.FlagSet, sources flagSources) error {
 	var buf bytes.Buffer
 	for _, name := range names {
 		f := fs.Lookup(name)
-		var val any = flagYAMLValue(f)
-		if secretFlag(name) && f.Value.String() != "" {
-			val = "********"
+		key := &yaml.Node{Kind: yaml.ScalarNode, Value: name, LineComment: sources[name]}
+		var val *yaml.Node
+		switch t := f.Value.Type(); {
+		case secretFlag(name) && f.Value.String() != "":
+			val = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "********", Style: yaml.DoubleQuotedStyle}
+		case isList(f):
+			val = &yaml.Node{}
+			if err := val.Encode(flagYAMLValue(f)); err != nil {
+				return err
+			}
+		case t == "bool":
+			val = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: f.Value.String()}
+		case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+			val = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: f.Value.String()}
+		case strings.HasPrefix(t, "float"):
+			val = &yaml.Node{Kind: yaml.ScalarNode, Value: f.Value.String()} // plain: 5000 or 0.5
+		default: // strings stay strings ("" and "on" included); durations too
+			val = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: f.Value.String(), Style: yaml.DoubleQuotedStyle}
 		}
-		node := &yaml.Node{}
-		if err := node.Encode(map[string]any{name: val}); err != nil {
-			return err
-		}
-		node.Content[0].LineComment = sources[name]
-		if node.Content[1].Kind == yaml.ScalarNode && node.Content[1].Tag == "!!str" {
-			node.Content[1].Style = yaml.DoubleQuotedStyle
-		}
+		node := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{key, val}}
 		out, err := yaml.Marshal(node)
 		if err != nil {
 			return err

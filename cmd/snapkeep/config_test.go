@@ -177,6 +177,8 @@ func TestPrintConfig(t *testing.T) {
 	require.Contains(t, out, `node-id: "n7" # `+path+":1")
 	require.Contains(t, out, `gc-interval: "3m0s" # env SNAPKEEP_GC_INTERVAL`)
 	require.Contains(t, out, `grpc-addr: "127.0.0.1:9" # flag --grpc-addr`)
+	require.Contains(t, out, `backup-retain: 7 # default`)
+	require.Contains(t, out, `gc-disabled: false # default`)
 	// The output is itself a valid configuration file.
 	var m map[string]any
 	require.NoError(t, yaml.Unmarshal(stdout.Bytes(), &m))
