@@ -50,6 +50,9 @@ type Config struct {
 	DeleteRate float64
 	// Concurrency bounds the delete (and list) requests in flight (default 4).
 	Concurrency int
+	// SkipPrefixes are root-relative key prefixes the orphan scan leaves alone (the
+	// metadata backups): objects under them are never orphans.
+	SkipPrefixes []string
 	// Node names the node in reports.
 	Node   string
 	Logger *slog.Logger
@@ -344,6 +347,9 @@ func (r *run) planOrphans(ctx context.Context, view *fsm.View) ([]Candidate, err
 		r.rep.ObjectsScanned += uint64(len(page.Objects))
 		for _, obj := range page.Objects {
 			rel := strings.TrimPrefix(obj.Key, prefix)
+			if r.skipped(rel) {
+				continue
+			}
 			owned, why := view.KeyOwned(rel)
 			switch {
 			case owned:
@@ -359,6 +365,16 @@ func (r *run) planOrphans(ctx context.Context, view *fsm.View) ([]Candidate, err
 		}
 		token = page.NextToken
 	}
+}
+
+// skipped reports whether a root-relative key is under one of Config.SkipPrefixes.
+func (r *run) skipped(rel string) bool {
+	for _, p := range r.cfg.SkipPrefixes {
+		if p != "" && strings.HasPrefix(rel, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *run) listWithRetry(ctx context.Context, prefix, token string) (objstore.ListPage, error) {

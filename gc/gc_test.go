@@ -351,3 +351,17 @@ func TestCancelledRunRemovesNoRecord(t *testing.T) {
 	require.EqualValues(t, 3, res.Report.ObjectsDeleted)
 	require.False(t, e.hasSegment(seg.Id))
 }
+
+// The orphan scan leaves keys under Config.SkipPrefixes (the metadata backups) alone,
+// however old, and still deletes true orphans beside them.
+func TestOrphanScanSkipsSkipPrefixes(t *testing.T) {
+	e := newEnv(t)
+	e.config.SkipPrefixes = []string{"backups/"}
+	backupKey := root + "/backups/backup-00000000000000000042-20261125T000000.000Z.skb"
+	e.put(backupKey, "backup")
+	e.put(root+"/backupsx/stray", "x") // a sibling, not under the prefix
+	res := e.run(gc.Options{OrphanScan: true, OrphanGrace: dur(0)})
+	require.Equal(t, []string{root + "/backupsx/stray"}, keysOf(res.Candidates))
+	require.True(t, e.exists(backupKey))
+	require.False(t, e.exists(root+"/backupsx/stray"))
+}

@@ -142,6 +142,11 @@ var methodRoles = map[string]methodRule{
 
 	"/snapkeep.v1.Cluster/ClusterStatus": {RoleReader, false},
 
+	// Metadata backups hold the whole catalog; restoring one replaces it.
+	"/snapkeep.v1.Backup/Backup":        {RoleAdmin, true},
+	"/snapkeep.v1.Backup/BackupToStore": {RoleAdmin, true},
+	"/snapkeep.v1.Backup/RestoreBackup": {RoleAdmin, true},
+
 	// The gRPC health service answers probes (load balancers, orchestrators) with no
 	// token: it tells only whether the node serves.
 	"/grpc.health.v1.Health/Check": {roleNone, false},

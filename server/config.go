@@ -90,6 +90,8 @@ type Config struct {
 	// and the cluster secret (server/tls.go, server/auth.go). Zero values: off.
 	TLS  TLSConfig
 	Auth AuthConfig
+	// Backup configures scheduled metadata backups to the bucket (server/backup.go).
+	Backup BackupConfig
 
 	// Failpoints inject faults for tests; nil in production.
 	Failpoints *Failpoints
@@ -177,6 +179,7 @@ func (c *Config) applyDefaults() {
 	if c.GCConcurrency == 0 {
 		c.GCConcurrency = 4
 	}
+	c.Backup.applyDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -222,7 +225,7 @@ func (c *Config) validate() error {
 		bad("--root %q must not contain '..' or '//'", c.Root)
 	}
 	if c.DefaultLease < time.Second || c.DefaultLease > 7*24*time.Hour {
-		bad("default lease %v must be between 1s and 168h", c.DefaultLease)
+		bad("default lease (DefaultLease) %v must be between 1s and 168h", c.DefaultLease)
 	}
 	if c.SnapshotsPerCollection < 1 || c.SnapshotsPerCollection > fsm.MaxSnapshotsPerCollection {
 		bad("--snapshots-per-collection %d must be between 1 and %d", c.SnapshotsPerCollection, fsm.MaxSnapshotsPerCollection)
@@ -234,7 +237,7 @@ func (c *Config) validate() error {
 		bad("--restore-concurrency %d must be between 1 and %d", c.RestoreConcurrency, fsm.MaxRestoreConcurrency)
 	}
 	if c.RestoreBatch < 1 || c.RestoreBatch > fsm.MaxGrantTasks {
-		bad("restore batch %d must be between 1 and %d", c.RestoreBatch, fsm.MaxGrantTasks)
+		bad("restore batch (RestoreBatch) %d must be between 1 and %d", c.RestoreBatch, fsm.MaxGrantTasks)
 	}
 	if c.RestoreLease < time.Second || c.RestoreLease > 7*24*time.Hour {
 		bad("--restore-lease %v must be between 1s and 168h", c.RestoreLease)
@@ -245,18 +248,31 @@ func (c *Config) validate() error {
 	if c.RestoreRetention < time.Minute {
 		bad("--restore-retention %v must be at least 1m", c.RestoreRetention)
 	}
-	if c.GCInterval < 10*time.Millisecond || c.GCOrphanInterval < c.GCInterval {
-		bad("--gc-interval %v must be at least 10ms and --gc-orphan-interval %v at least as long", c.GCInterval, c.GCOrphanInterval)
+	if c.GCInterval < 10*time.Millisecond {
+		bad("--gc-interval %v must be at least 10ms", c.GCInterval)
 	}
-	if c.GCGrace < 0 || c.GCOrphanGrace < 0 {
-		bad("GC grace periods cannot be negative")
+	if c.GCOrphanInterval < c.GCInterval {
+		bad("--gc-orphan-interval %v must be at least --gc-interval (%v)", c.GCOrphanInterval, c.GCInterval)
 	}
-	if c.GCDeleteRate < 0 || c.GCConcurrency < 1 {
-		bad("--gc-delete-rate must be positive and GC concurrency at least 1")
+	if c.GCGrace < 0 {
+		bad("--gc-grace %v cannot be negative", c.GCGrace)
+	}
+	if c.GCOrphanGrace < 0 {
+		bad("--gc-orphan-grace %v cannot be negative", c.GCOrphanGrace)
+	}
+	if c.GCDeleteRate < 0 {
+		bad("--gc-delete-rate %v must be positive", c.GCDeleteRate)
+	}
+	if c.GCConcurrency < 1 {
+		bad("GC concurrency (GCConcurrency) %d must be at least 1", c.GCConcurrency)
 	}
 	if c.MultipartThreshold < 5<<20 || c.MultipartThreshold > 5<<30 {
-		bad("multipart threshold %d must be between 5 MiB and 5 GiB", c.MultipartThreshold)
+		bad("multipart threshold (MultipartThreshold) %d must be between 5 MiB and 5 GiB", c.MultipartThreshold)
 	}
+	if c.Storage.Bucket == "" && c.Store == nil && c.Storage.Endpoint != "" {
+		bad("--s3-bucket is empty but --s3-endpoint %q is set: name the bucket", c.Storage.Endpoint)
+	}
+	errs = append(errs, c.Backup.validate()...)
 	return errors.Join(errs...)
 }
 

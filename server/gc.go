@@ -57,6 +57,8 @@ func (n *Node) gcConfig() gc.Config {
 		Concurrency: n.cfg.GCConcurrency,
 		Node:        n.cfg.NodeID,
 		Logger:      n.logger.With("component", "gc"),
+		// Metadata backups are not catalog objects: never orphans.
+		SkipPrefixes: []string{n.cfg.Backup.Prefix},
 	}
 }
 

@@ -148,6 +148,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := n.startOps(); err != nil {
 		return nil, err
 	}
+	n.registerBackup()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

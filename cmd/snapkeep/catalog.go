@@ -13,7 +13,8 @@ import (
 )
 
 func (a *app) clusterCmd() *cobra.Command {
-	cmd := groupCmd("cluster", "Inspect the cluster's nodes")
+	cmd := groupCmd("cluster", "Inspect the cluster's nodes; back up and restore its metadata")
+	cmd.AddCommand(a.backupCmds()...)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
 		Short: "Show every node's role, term and log indexes, and where objects are stored",

@@ -35,6 +35,7 @@ type serverFlags struct {
 	logLevel, logFormat            string
 	security                       server.Config // TLS and Auth only (addSecurityFlags)
 	cfg                            server.Config // fields bound to flags directly (addHTTPFlags)
+	backup                         server.BackupConfig
 }
 
 func newServerCmd() *cobra.Command {
@@ -87,6 +88,7 @@ Example, three nodes on one machine:
 				GCGrace:                f.gcGrace,
 				GCOrphanGrace:          f.gcOrphanGrace,
 				GCDeleteRate:           f.gcDeleteRate,
+				Backup:                 f.backup,
 				Logger:                 logger,
 				TLS:                    f.security.TLS,
 				Auth:                   f.security.Auth,
@@ -127,6 +129,8 @@ Example, three nodes on one machine:
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
 	addSecurityFlags(cmd, &f.security)
 	addHTTPFlags(cmd, &f.cfg)
+	addBackupFlags(cmd, &f.backup)
+	addConfigFlags(cmd)
 	return cmd
 }
 
