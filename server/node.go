@@ -55,6 +55,7 @@ type Node struct {
 	grpcLn     net.Listener
 	grpcAddr   string
 	peers      *peerConns
+	members    *membership // nil when gossip is off
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
@@ -123,6 +124,10 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.transport.Close()
 		n.raftStore.Close()
 	})
+	if err := n.startGossip(); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, n.stopGossip)
 
 	n.peers = newPeerConns()
 	n.grpcServer = grpc.NewServer(
@@ -159,6 +164,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.runRestoreCoordinator()
 	}()
 	n.runExecutors()
+	n.runMembership()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -299,7 +305,7 @@ func (n *Node) startRaft() error {
 		store.Close()
 		return fmt.Errorf("start raft: %w", err)
 	}
-	if !hasState {
+	if !hasState && len(cfg.Peers) > 0 {
 		// Every node bootstraps with the same static configuration; Raft accepts that.
 		var servers []raft.Server
 		for id, addr := range cfg.Peers {
@@ -327,6 +333,7 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	close(n.stop)
+	n.stopGossip()
 
 	done := make(chan struct{})
 	go func() {

@@ -31,6 +31,7 @@ func (a *app) clusterCmd() *cobra.Command {
 			})
 		},
 	})
+	a.addClusterMembershipCmds(cmd)
 	return cmd
 }
 

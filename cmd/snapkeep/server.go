@@ -33,6 +33,8 @@ type serverFlags struct {
 	gcGrace, gcOrphanGrace         time.Duration
 	gcDeleteRate                   float64
 	logLevel, logFormat            string
+	// cfg holds the settings whose flags fill the configuration directly (gossip).
+	cfg server.Config
 }
 
 func newServerCmd() *cobra.Command {
@@ -49,12 +51,22 @@ Example, three nodes on one machine:
   snapkeep server --node-id n1 --data-dir /var/lib/snapkeep/n1 \
     --raft-addr 127.0.0.1:7011 --grpc-addr 127.0.0.1:7001 \
     --peers n1=127.0.0.1:7011,n2=127.0.0.1:7012,n3=127.0.0.1:7013 \
-    --s3-endpoint http://127.0.0.1:9000 --s3-bucket snapkeep --s3-path-style`,
+    --s3-endpoint http://127.0.0.1:9000 --s3-bucket snapkeep --s3-path-style
+
+With gossip instead of --peers, each node joins the others and the three bootstrap
+together once they see each other (see docs/ops/cluster.md):
+
+  snapkeep server --node-id n1 --data-dir /var/lib/snapkeep/n1 \
+    --raft-addr 10.0.0.1:7011 --grpc-addr 10.0.0.1:7001 --gossip-addr 10.0.0.1:7021 \
+    --join 10.0.0.2:7021 --join 10.0.0.3:7021 --bootstrap-expect 3`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			peers, err := server.ParsePeers(f.peers)
-			if err != nil {
-				return usageErrorf("--peers: %v", err)
+			var peers map[string]string
+			var err error
+			if f.peers != "" || f.cfg.Gossip.Addr == "" {
+				if peers, err = server.ParsePeers(f.peers); err != nil {
+					return usageErrorf("--peers: %v", err)
+				}
 			}
 			logger, err := newLogger(f.logLevel, f.logFormat)
 			if err != nil {
@@ -69,6 +81,7 @@ Example, three nodes on one machine:
 				GRPCAddr:      f.grpcAddr,
 				GRPCAdvertise: f.grpcAdvertise,
 				Peers:         peers,
+				Gossip:        f.cfg.Gossip,
 				Storage:       f.s3,
 				Root:          f.root,
 				Version:       version,
@@ -119,6 +132,7 @@ Example, three nodes on one machine:
 	fl.DurationVar(&f.gcOrphanGrace, "gc-orphan-grace", 24*time.Hour, "how old an object no record owns must be to be deleted")
 	fl.Float64Var(&f.gcDeleteRate, "gc-delete-rate", 5000, "the most objects GC deletes per second")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
+	addGossipFlags(cmd, &f.cfg)
 	return cmd
 }
 
