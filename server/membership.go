@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -174,6 +175,8 @@ type membership struct {
 	ml     *memberlist.Memberlist
 	kick   chan struct{}
 	logger *slog.Logger
+	// halted is set once memberlist is shut down (memberlist panics on Leave after).
+	halted atomic.Bool
 
 	mu           sync.Mutex
 	hasState     bool // as last advertised
@@ -250,7 +253,7 @@ func splitHostPort(addr string) (string, int, error) {
 // memberlist. Safe to call when gossip is off.
 func (n *Node) stopGossip() {
 	m := n.members
-	if m == nil {
+	if m == nil || m.halted.Load() {
 		return
 	}
 	m.mu.Lock()
@@ -261,6 +264,14 @@ func (n *Node) stopGossip() {
 	}
 	if err := m.ml.Leave(time.Second); err != nil {
 		m.logger.Debug("leave gossip", "err", err)
+	}
+	m.halt()
+}
+
+// halt stops memberlist without leaving.
+func (m *membership) halt() {
+	if m.halted.Swap(true) {
+		return
 	}
 	if err := m.ml.Shutdown(); err != nil {
 		m.logger.Warn("stop gossip", "err", err)
@@ -296,7 +307,7 @@ func (m *membership) run() {
 	joined := len(n.cfg.Gossip.Join) == 0
 	var lastJoin time.Time
 	for {
-		if !joined && time.Since(lastJoin) >= 2*interval {
+		if !joined && !m.halted.Load() && time.Since(lastJoin) >= 2*interval {
 			lastJoin = time.Now()
 			if k, err := m.ml.Join(n.cfg.Gossip.Join); err != nil {
 				m.warnOnce("join", fmt.Sprintf("join gossip: %v; retrying", err))
@@ -339,7 +350,7 @@ func (m *membership) updateState() {
 	changed := has != m.hasState
 	m.hasState = has
 	m.mu.Unlock()
-	if changed {
+	if changed && !m.halted.Load() {
 		if err := m.ml.UpdateNode(time.Second); err != nil {
 			m.logger.Debug("update gossip meta", "err", err)
 		}

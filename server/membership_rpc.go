@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -169,8 +168,8 @@ func (s *clusterService) TransferLeadership(ctx context.Context, req *pb.Transfe
 		if target.Suffrage != raft.Voter {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %s is not a voter and cannot lead", req.Id)
 		}
-		if !n.memberHealthy(req.Id) {
-			return nil, status.Errorf(codes.FailedPrecondition, "node %s is not alive in gossip (%s)", req.Id, strings.ToLower(strings.TrimPrefix(n.gossipStatus(req.Id).String(), "MEMBER_STATUS_")))
+		if st := n.gossipStatus(req.Id); st == pb.MemberStatus_MEMBER_STATUS_DEAD || st == pb.MemberStatus_MEMBER_STATUS_LEFT {
+			return nil, status.Errorf(codes.FailedPrecondition, "node %s is %s in gossip and cannot lead", req.Id, strings.ToLower(strings.TrimPrefix(st.String(), "MEMBER_STATUS_")))
 		}
 		f = n.raft.LeadershipTransferToServer(target.ID, target.Address)
 	}
@@ -190,7 +189,7 @@ func (s *clusterService) TransferLeadership(ctx context.Context, req *pb.Transfe
 			return &pb.TransferLeadershipResponse{LeaderId: string(id)}, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, status.Error(codes.Unavailable, fmt.Sprintf("leadership was handed over but no new leader is known yet; check cluster status"))
+			return nil, status.Error(codes.Unavailable, "leadership was handed over but no new leader is known yet; check cluster status")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
