@@ -18,9 +18,9 @@ package server
 //     a non-voter, or one at another Raft address) is added as a voter with AddVoter,
 //     compare-and-set on the configuration index. A member gossip reports suspect, dead
 //     or left, or does not know, is logged and shown in members/status but stays in the
-//     configuration. Only with DeadServerTimeout > 0, a dead, left or unknown voter
-//     that has been failed that long by this leader's clock is removed, and only when
-//     the healthy voters still make a quorum of the smaller configuration.
+//     configuration. Only with DeadServerTimeout > 0, a server gossip reports dead or
+//     left that has been failed that long by this leader's clock is removed, and only
+//     when the healthy voters still make a quorum of the smaller configuration.
 
 import (
 	"context"
@@ -61,8 +61,9 @@ type GossipConfig struct {
 	BootstrapExpect int
 	// Key encrypts gossip (AES, 16, 24 or 32 bytes); every node needs the same key.
 	Key []byte
-	// DeadServerTimeout is how long a voter must have been failed (dead, left or not in
-	// gossip) before the leader removes it from the Raft configuration. 0: never.
+	// DeadServerTimeout is how long a server must have been dead or left in gossip
+	// before the leader removes it from the Raft configuration, if the healthy voters
+	// still make a quorum without it. 0: never.
 	DeadServerTimeout time.Duration
 	// Interval is how often bootstrap, join and reconcile are checked (default 500ms).
 	Interval time.Duration
@@ -597,7 +598,9 @@ func (m *membership) reconcile(ctx context.Context) {
 			continue
 		}
 		m.mu.Unlock()
-		if !known || mem.State != memberlist.StateSuspect {
+		// Only what gossip confirms: a server gossip does not know (say, one running
+		// without gossip) is reported but never removed.
+		if known && (mem.State == memberlist.StateDead || mem.State == memberlist.StateLeft) {
 			failed = append(failed, id)
 		}
 	}

@@ -193,7 +193,8 @@ func TestMembershipReplaceWipedNode(t *testing.T) {
 // TestTransferLeadershipToNamedNode hands leadership to a named follower and back to
 // whichever follower Raft picks.
 func TestTransferLeadershipToNamedNode(t *testing.T) {
-	c := startGossipCluster(t, nil)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	c := startGossipCluster(t, func(_ int, cfg *server.Config) { cfg.Gossip.Key = key }) // encrypted gossip
 	cl := gossipClient(t, c)
 	ctx := context.Background()
 	waitMembers(t, cl, allAliveVoters(3))
@@ -261,4 +262,31 @@ func TestRestoreSchedulerSkipsFailedMember(t *testing.T) {
 		total += n
 	}
 	require.Positive(t, total)
+}
+
+// TestDeadServerTimeoutRemovesAFailedVoter: with --dead-server-timeout set, the leader
+// removes a voter gossip has reported dead for that long, and only that one.
+func TestDeadServerTimeoutRemovesAFailedVoter(t *testing.T) {
+	c := startGossipCluster(t, func(_ int, cfg *server.Config) { cfg.Gossip.DeadServerTimeout = time.Second })
+	cl := gossipClient(t, c)
+	waitMembers(t, cl, allAliveVoters(3))
+	victim := c.Follower()
+	victimID := c.Nodes[victim].ID()
+	c.Nodes[victim].StopGossipForTest()
+	waitMembers(t, cl, func(ms []*pb.Member) bool {
+		return member(ms, victimID).Status == pb.MemberStatus_MEMBER_STATUS_DEAD && !member(ms, victimID).InRaftConfiguration
+	})
+	c.Stop(victim)
+	ms := waitMembers(t, cl, func(ms []*pb.Member) bool { return true })
+	voters := 0
+	for _, m := range ms {
+		if m.Voter {
+			voters++
+			require.Equal(t, pb.MemberStatus_MEMBER_STATUS_ALIVE, m.Status, m.Id)
+		}
+	}
+	require.Equal(t, 2, voters)
+	// Two voters left, both needed for a quorum: nothing more is removed.
+	_, err := cl.CreateCollection(context.Background(), client.NewCreateCollectionOption("still_writable"))
+	require.NoError(t, err)
 }
