@@ -332,8 +332,7 @@ func (m *membership) run() {
 		case <-n.stop:
 			return
 		case <-m.kick:
-		case <-n.raft.LeaderCh():
-		case <-ticker.C:
+		case <-ticker.C: // not raft.LeaderCh: runDuties consumes it
 		}
 	}
 }
