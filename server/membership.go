@@ -554,8 +554,13 @@ func (m *membership) reconcile(ctx context.Context) {
 		}
 		err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(mem.RaftAddr), index, 10*time.Second).Error()
 		if err != nil {
-			m.warnOnce("add:"+id, "could not add member as a voter; will retry", "member", id, "raft_addr", mem.RaftAddr, "err", err)
-			return
+			// For example its Raft address is still held by a removed-to-be server:
+			// Raft refuses duplicate addresses. Others may still be added.
+			m.warnOnce("add:"+id, fmt.Sprintf("could not add member as a voter; will retry: %v", err), "member", id, "raft_addr", mem.RaftAddr)
+			if refreshed := n.raft.GetConfiguration(); refreshed.Error() == nil {
+				index = refreshed.Index()
+			}
+			continue
 		}
 		m.logger.Info("added member as a voter", "member", id, "raft_addr", mem.RaftAddr, "was_in_configuration", ok)
 		return // the configuration index changed: the next round sees the new one

@@ -290,3 +290,41 @@ func TestDeadServerTimeoutRemovesAFailedVoter(t *testing.T) {
 	_, err := cl.CreateCollection(context.Background(), client.NewCreateCollectionOption("still_writable"))
 	require.NoError(t, err)
 }
+
+// TestStartFailsWhenGossipPortTaken: a node whose gossip port is taken does not start,
+// and releases everything it opened (goleak checks the goroutines).
+func TestStartFailsWhenGossipPortTaken(t *testing.T) {
+	addr := freeGossipAddr(t)
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	defer ln.Close()
+	_, err = server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		Gossip: server.GossipConfig{Addr: addr, BootstrapExpect: 1}, NoSync: true})
+	require.ErrorContains(t, err, "start gossip on --gossip-addr")
+
+	_, err = server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
+	require.ErrorContains(t, err, "--peers is required")
+}
+
+// TestSingleNodeBootstrapExpectOne: --bootstrap-expect 1 with no peers bootstraps a
+// lone node by gossip, and a restart does not bootstrap again.
+func TestSingleNodeBootstrapExpectOne(t *testing.T) {
+	dir := t.TempDir()
+	cfg := server.Config{NodeID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", NoSync: true,
+		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, LeaderLeaseTimeout: 50 * time.Millisecond,
+		Gossip: server.GossipConfig{Addr: freeGossipAddr(t), BootstrapExpect: 1, Interval: 50 * time.Millisecond, Tune: fastGossip}}
+	n, err := server.Start(cfg)
+	require.NoError(t, err)
+	require.Eventually(t, n.IsLeader, 10*time.Second, 20*time.Millisecond)
+	last := n.Raft().LastIndex()
+	require.NoError(t, n.Close())
+
+	cfg.Gossip.Addr = freeGossipAddr(t)
+	n, err = server.Start(cfg)
+	require.NoError(t, err)
+	defer n.Close()
+	require.Eventually(t, n.IsLeader, 10*time.Second, 20*time.Millisecond)
+	require.GreaterOrEqual(t, n.Raft().LastIndex(), last)
+	servers := n.Raft().GetConfiguration().Configuration().Servers
+	require.Len(t, servers, 1)
+}

@@ -212,3 +212,19 @@ func TestGossipBootstrapThreeProcesses(t *testing.T) {
 	require.Equal(t, exitError, code)
 	require.Contains(t, errOut, "transfer leadership first")
 }
+
+// TestClusterMembersWithoutGossip: a static cluster lists its Raft configuration, says
+// gossip is off, and refuses to remove its only voter.
+func TestClusterMembersWithoutGossip(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("cluster", "members")
+	require.Contains(t, out, "Gossip is off")
+	require.Regexp(t, `(?m)^n1\s+-\s+yes\s+yes\s`, out)
+	r := c.run("cluster", "remove", "n1")
+	require.Equal(t, exitError, r.code)
+	require.Contains(t, r.stderr, "node n1 is the leader: transfer leadership first")
+	r = c.run("cluster", "transfer-leader", "a", "b")
+	require.Equal(t, exitUsage, r.code)
+	out = c.ok("cluster", "status")
+	require.Contains(t, out, "GOSSIP")
+}
