@@ -317,6 +317,9 @@ func (m *membership) run() {
 				m.logger.Info("joined gossip", "contacted", k)
 			}
 		}
+		if joined && len(n.cfg.Gossip.Join) > 0 && m.aliveOthers() == 0 {
+			joined = false // alone (everyone restarted, or a long partition): join again
+		}
 		m.updateState()
 		if n.cfg.Gossip.BootstrapExpect > 0 && !m.hasStateNow() {
 			m.maybeBootstrap(ctx)
@@ -335,6 +338,17 @@ func (m *membership) run() {
 		case <-ticker.C: // not raft.LeaderCh: runDuties consumes it
 		}
 	}
+}
+
+// aliveOthers counts the other members gossip reports alive.
+func (m *membership) aliveOthers() int {
+	k := 0
+	for id, mem := range m.memberStates() {
+		if id != m.n.cfg.NodeID && mem.State == memberlist.StateAlive {
+			k++
+		}
+	}
+	return k
 }
 
 func (m *membership) hasStateNow() bool {
