@@ -207,9 +207,7 @@ func (c *Config) validate() error {
 	c.Gossip.validate(bad)
 	if len(c.Peers) == 0 && !c.Gossip.enabled() {
 		bad("--peers is required (ID=RAFTADDR,... including this node), or --gossip-addr with --join/--bootstrap-expect")
-	} else if len(c.Peers) == 0 {
-		// gossip: bootstrap from --bootstrap-expect, or wait to be added
-	} else if _, ok := c.Peers[c.NodeID]; !ok && c.NodeID != "" {
+	} else if _, ok := c.Peers[c.NodeID]; len(c.Peers) > 0 && !ok && c.NodeID != "" {
 		bad("--peers does not include this node %q", c.NodeID)
 	}
 	for id, addr := range c.Peers {
