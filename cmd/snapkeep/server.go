@@ -116,7 +116,7 @@ together once they see each other (see docs/ops/cluster.md):
 	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address peers dial, when not --raft-addr")
 	fl.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:7001", "address the gRPC API listens on")
 	fl.StringVar(&f.grpcAdvertise, "grpc-advertise", "", "gRPC address other nodes and clients are told, when not --grpc-addr")
-	fl.StringVar(&f.peers, "peers", "", "the initial cluster: ID=RAFTADDR,... including this node (required)")
+	fl.StringVar(&f.peers, "peers", "", "the initial cluster: ID=RAFTADDR,... including this node (required without --gossip-addr)")
 	addS3Flags(cmd, &f.s3)
 	fl.StringVar(&f.root, "root", "snapkeep", "key prefix every object snapkeep writes or registers sits under")
 	fl.IntVar(&f.snapshotsPerCollection, "snapshots-per-collection", 1024, "the most snapshots one collection may have")
