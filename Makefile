@@ -10,7 +10,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 FUZZTIME ?= 10s
 # package:target pairs run by `make fuzz`.
-FUZZ_TARGETS := fsm:FuzzApply fsm:FuzzFileList fsm:FuzzReadSnapshot manifest:FuzzDecode
+FUZZ_TARGETS := fsm:FuzzApply fsm:FuzzFileList fsm:FuzzReadSnapshot manifest:FuzzDecode fsm/backupfile:FuzzBackupHeader
 
 .PHONY: run test unit build proto tools bench fuzz vet fmt clean
 

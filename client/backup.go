@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
-	"github.com/snapkeep/snapkeep/backup"
+	"github.com/snapkeep/snapkeep/fsm/backupfile"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
@@ -36,7 +36,7 @@ func (c *Client) BackupToFile(ctx context.Context, path string) (*snapkeepv1.Bac
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	if _, err := backup.VerifyFile(tmp); err != nil {
+	if _, err := backupfile.VerifyFile(tmp); err != nil {
 		return nil, fmt.Errorf("backup received damaged, not written to %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -116,7 +116,7 @@ func (c *Client) RestoreBackupFile(ctx context.Context, path string, force bool)
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	if _, err := backup.VerifyFile(f); err != nil {
+	if _, err := backupfile.VerifyFile(f); err != nil {
 		return nil, fmt.Errorf("restore refused: %s: %w", path, err)
 	}
 	return c.RestoreBackup(ctx, f, force)

@@ -18,3 +18,66 @@ func (c *Client) ClusterStatus(ctx context.Context) (*snapkeepv1.ClusterStatusRe
 			return ep.cluster.ClusterStatus(ctx, req, o...)
 		})
 }
+
+// ClusterMembers lists the gossip members as the answering node sees them: id,
+// addresses, health (alive, suspect, dead, left), version, and whether each is a voter
+// in the Raft configuration.
+func (c *Client) ClusterMembers(ctx context.Context) (*snapkeepv1.ClusterMembersResponse, error) {
+	req := &snapkeepv1.ClusterMembersRequest{}
+	return invoke(ctx, c, "ClusterMembers", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ClusterMembersResponse, error) {
+			return ep.cluster.ClusterMembers(ctx, req, o...)
+		})
+}
+
+// RemoveNodeOption builds a RemoveNode call.
+type RemoveNodeOption struct {
+	req *snapkeepv1.RemoveNodeRequest
+}
+
+// NewRemoveNodeOption removes the node with this id from the Raft configuration.
+func NewRemoveNodeOption(id string) *RemoveNodeOption {
+	return &RemoveNodeOption{req: &snapkeepv1.RemoveNodeRequest{Id: id}}
+}
+
+// RemoveNode removes a server from the Raft configuration. The leader refuses to remove
+// itself (transfer leadership first), the last voter, a node gossip reports alive (stop
+// it first) and a removal that would leave the healthy voters short of a quorum.
+func (c *Client) RemoveNode(ctx context.Context, opt *RemoveNodeOption) (*snapkeepv1.RemoveNodeResponse, error) {
+	if opt == nil {
+		return nil, nilOption("RemoveNode")
+	}
+	req := clone(opt.req)
+	return invoke(ctx, c, "RemoveNode", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.RemoveNodeResponse, error) {
+			return ep.cluster.RemoveNode(ctx, req, o...)
+		})
+}
+
+// TransferLeadershipOption builds a TransferLeadership call.
+type TransferLeadershipOption struct {
+	req *snapkeepv1.TransferLeadershipRequest
+}
+
+// NewTransferLeadershipOption hands leadership to the most up to date follower.
+func NewTransferLeadershipOption() *TransferLeadershipOption {
+	return &TransferLeadershipOption{req: &snapkeepv1.TransferLeadershipRequest{}}
+}
+
+// WithTarget names the voter that should lead.
+func (o *TransferLeadershipOption) WithTarget(id string) *TransferLeadershipOption {
+	o.req.Id = id
+	return o
+}
+
+// TransferLeadership hands leadership over and returns the new leader's id.
+func (c *Client) TransferLeadership(ctx context.Context, opt *TransferLeadershipOption) (*snapkeepv1.TransferLeadershipResponse, error) {
+	if opt == nil {
+		return nil, nilOption("TransferLeadership")
+	}
+	req := clone(opt.req)
+	return invoke(ctx, c, "TransferLeadership", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.TransferLeadershipResponse, error) {
+			return ep.cluster.TransferLeadership(ctx, req, o...)
+		})
+}

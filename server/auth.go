@@ -140,7 +140,10 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.v1.GC/GCRun":    {RoleAdmin, true},
 	"/snapkeep.v1.GC/GCStatus": {RoleReader, false},
 
-	"/snapkeep.v1.Cluster/ClusterStatus": {RoleReader, false},
+	"/snapkeep.v1.Cluster/ClusterStatus":      {RoleReader, false},
+	"/snapkeep.v1.Cluster/ClusterMembers":     {RoleReader, false},
+	"/snapkeep.v1.Cluster/RemoveNode":         {RoleAdmin, true},
+	"/snapkeep.v1.Cluster/TransferLeadership": {RoleAdmin, true},
 
 	// Metadata backups hold the whole catalog; restoring one replaces it.
 	"/snapkeep.v1.Backup/Backup":        {RoleAdmin, true},

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/snapkeep/snapkeep/backup"
+	"github.com/snapkeep/snapkeep/fsm/backupfile"
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -107,7 +107,7 @@ type backupService struct {
 // spooledBackup is a backup written to a temporary file in the data dir.
 type spooledBackup struct {
 	file   *os.File
-	header *backup.Header
+	header *backupfile.Header
 	head   []byte
 }
 
@@ -128,7 +128,7 @@ func (s *spooledBackup) reader() (io.Reader, error) {
 
 func (s *spooledBackup) info() *pb.BackupInfo { return backupInfo(s.header, s.size()) }
 
-func backupInfo(h *backup.Header, fileSize uint64) *pb.BackupInfo {
+func backupInfo(h *backupfile.Header, fileSize uint64) *pb.BackupInfo {
 	return &pb.BackupInfo{
 		RaftIndex: h.Index, RaftTerm: h.Term, CreatedAt: h.CreatedAt.UnixNano(), NodeId: h.Node,
 		FileSize: fileSize, BodySize: h.BodySize, Sha256: hex.EncodeToString(h.SHA256[:]),
@@ -152,7 +152,7 @@ func (n *Node) takeBackup(ctx context.Context) (*spooledBackup, error) {
 		sp.close()
 		return nil, status.Errorf(codes.Internal, "backup: write the snapshot: %v", err)
 	}
-	sp.header = &backup.Header{BodySize: cw.n, Index: view.AppliedIndex(), Term: n.raft.CurrentTerm(),
+	sp.header = &backupfile.Header{BodySize: cw.n, Index: view.AppliedIndex(), Term: n.raft.CurrentTerm(),
 		CreatedAt: time.Now().UTC(), Node: n.cfg.NodeID}
 	copy(sp.header.SHA256[:], digest.Sum(nil))
 	if sp.head, err = sp.header.Encode(); err != nil {
@@ -260,7 +260,7 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return status.Errorf(codes.Internal, "restore: %v", err)
 	}
-	h, err := backup.VerifyFile(f)
+	h, err := backupfile.VerifyFile(f)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "backup refused, nothing was changed: %v", err)
 	}
@@ -336,15 +336,9 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 func (s *backupService) BackupToStore(ctx context.Context, req *pb.BackupToStoreRequest) (*pb.BackupToStoreResponse, error) {
 	n := s.n
 	if n.raft.State() != raft.Leader {
-		if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("snapkeep-forwarded")) > 0 {
-			return nil, status.Error(codes.Unavailable, "leadership changed while forwarding the backup; retry")
-		}
-		conn, _, err := n.leaderConn()
-		if err != nil {
-			return nil, err
-		}
-		ctx = metadata.AppendToOutgoingContext(ctx, "snapkeep-forwarded", n.cfg.NodeID)
-		return pb.NewBackupClient(conn).BackupToStore(ctx, req)
+		// Not forwarded: the caller's token must reach the leader, so the client
+		// retries there (it follows the leader named in the error and header).
+		return nil, n.notLeader("a backup to the bucket")
 	}
 	return s.backupToStore(ctx)
 }

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/snapkeep/snapkeep/backup"
+	"github.com/snapkeep/snapkeep/fsm/backupfile"
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -35,7 +35,7 @@ func backupCatalogHash(t *testing.T, path string) string {
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	_, err = backup.ReadHeader(f)
+	_, err = backupfile.ReadHeader(f)
 	require.NoError(t, err)
 	scratch := fsm.New(nil)
 	require.NoError(t, scratch.Restore(io.NopCloser(f)))
@@ -124,7 +124,7 @@ func TestBackupRestoreIntoFreshCluster(t *testing.T) {
 		require.NoError(t, os.WriteFile(badPath, bad, 0o644))
 		_, err := dcl.RestoreBackupFile(ctx, badPath, false)
 		require.Error(t, err, "flipped byte %d", at)
-		require.True(t, errors.Is(err, backup.ErrCorrupt), "flipped byte %d: %v", at, err)
+		require.True(t, errors.Is(err, backupfile.ErrCorrupt), "flipped byte %d: %v", at, err)
 		require.Contains(t, err.Error(), "restore refused")
 		_, err = dcl.RestoreBackup(ctx, bytes.NewReader(bad), true)
 		require.ErrorIs(t, err, client.ErrInvalidArgument, "flipped byte %d: %v", at, err)
@@ -244,7 +244,7 @@ func TestScheduledBackups(t *testing.T) {
 		require.True(t, strings.HasPrefix(k, "snapkeep/backups/backup-") && strings.HasSuffix(k, ".skb"), k)
 		rc, _, err := store.Get(ctx, k)
 		require.NoError(t, err)
-		_, err = backup.VerifyFile(rc)
+		_, err = backupfile.VerifyFile(rc)
 		rc.Close()
 		require.NoError(t, err, k)
 	}

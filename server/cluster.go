@@ -59,6 +59,7 @@ func (s *clusterService) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusR
 	for i, srv := range servers {
 		st := &pb.NodeStatus{Id: string(srv.ID), RaftAddr: string(srv.Address), Voter: srv.Suffrage == raft.Voter, GrpcAddr: registered[string(srv.ID)]}
 		out.Nodes[i] = st
+		st.GossipStatus = n.gossipStatus(st.Id)
 		if string(srv.ID) == n.cfg.NodeID {
 			fillStatus(st, n.localStatus())
 			continue

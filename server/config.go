@@ -41,6 +41,10 @@ type Config struct {
 	// It is used once, to bootstrap a node with no Raft state.
 	Peers map[string]string
 
+	// Gossip configures discovery and membership (memberlist); off when Gossip.Addr is
+	// empty. See membership.go.
+	Gossip GossipConfig
+
 	// Storage is where the cluster keeps its objects; Root is the key prefix every
 	// object snapkeep writes or registers sits under (no leading or trailing '/').
 	// Store, when set, is used instead of an S3 client built from Storage (tests).
@@ -211,9 +215,10 @@ func (c *Config) validate() error {
 			bad("--grpc-addr %q is not host:port: %v", c.GRPCAddr, err)
 		}
 	}
-	if len(c.Peers) == 0 {
-		bad("--peers is required (ID=RAFTADDR,... including this node)")
-	} else if _, ok := c.Peers[c.NodeID]; !ok && c.NodeID != "" {
+	c.Gossip.validate(bad)
+	if len(c.Peers) == 0 && !c.Gossip.enabled() {
+		bad("--peers is required (ID=RAFTADDR,... including this node), or --gossip-addr with --join/--bootstrap-expect")
+	} else if _, ok := c.Peers[c.NodeID]; len(c.Peers) > 0 && !ok && c.NodeID != "" {
 		bad("--peers does not include this node %q", c.NodeID)
 	}
 	for id, addr := range c.Peers {

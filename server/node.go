@@ -58,6 +58,7 @@ type Node struct {
 	sec        *security    // TLS and tokens (server/tls.go, server/auth.go)
 	metrics    *nodeMetrics // metrics.go
 	ops        *opsServer   // http.go: gRPC health, metrics, health and pprof over HTTP
+	members    *membership  // nil when gossip is off
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
@@ -130,6 +131,10 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.transport.Close()
 		n.raftStore.Close()
 	})
+	if err := n.startGossip(); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, n.stopGossip)
 
 	n.peers = newPeerConns(n.sec.peerDialOptions()...)
 	n.grpcServer = grpc.NewServer(
@@ -172,6 +177,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.runRestoreCoordinator()
 	}()
 	n.runExecutors()
+	n.runMembership()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -312,7 +318,7 @@ func (n *Node) startRaft() error {
 		store.Close()
 		return fmt.Errorf("start raft: %w", err)
 	}
-	if !hasState {
+	if !hasState && len(cfg.Peers) > 0 {
 		// Every node bootstraps with the same static configuration; Raft accepts that.
 		var servers []raft.Server
 		for id, addr := range cfg.Peers {
@@ -341,6 +347,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	close(n.stop)
 	n.stopOps()
+	n.stopGossip()
 
 	done := make(chan struct{})
 	go func() {

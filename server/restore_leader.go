@@ -42,6 +42,9 @@ type restoreCoordinator struct {
 	checking  map[uint64]bool
 	retryAt   map[uint64]time.Time
 	executors map[string]time.Time // node → last lease request
+	// healthy, when set, reports whether gossip considers a node alive: a suspect,
+	// dead or left node gets no new leases.
+	healthy func(node string) bool
 }
 
 func newRestoreCoordinator() *restoreCoordinator {
@@ -188,7 +191,7 @@ func (c *restoreCoordinator) healthyExecutors() []string {
 	defer c.mu.Unlock()
 	var out []string
 	for node, at := range c.executors {
-		if time.Since(at) < executorHealthy {
+		if time.Since(at) < executorHealthy && (c.healthy == nil || c.healthy(node)) {
 			out = append(out, node)
 		}
 	}
@@ -210,6 +213,9 @@ func (s *internalService) LeaseRestoreTasks(ctx context.Context, req *internalv1
 	}
 	n.coord.noteExecutor(req.Node)
 	wait := &internalv1.LeaseRestoreTasksResponse{RetryAfterMs: 500}
+	if !n.memberHealthy(req.Node) {
+		return wait, nil // gossip reports it suspect, dead or left
+	}
 	healthy := n.coord.healthyExecutors()
 	if req.Node == n.cfg.NodeID && len(healthy) > 1 {
 		return wait, nil // followers do the copying while they are there

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/snapkeep/snapkeep/client"
-	"github.com/snapkeep/snapkeep/internal/devca"
+	"github.com/snapkeep/snapkeep/server/devca"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server"

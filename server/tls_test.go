@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/snapkeep/snapkeep/internal/devca"
+	"github.com/snapkeep/snapkeep/server/devca"
 )
 
 // TestCertReloaderPicksUpRenewedCertificate: replacing the certificate files changes

@@ -32,6 +32,7 @@ func (a *app) clusterCmd() *cobra.Command {
 			})
 		},
 	})
+	a.addClusterMembershipCmds(cmd)
 	return cmd
 }
 

@@ -337,7 +337,7 @@ func printSegment(w io.Writer, s *snapkeepv1.Segment) error {
 // printClusterStatus writes the nodes' table and where the cluster stores objects.
 func printClusterStatus(w io.Writer, st *snapkeepv1.ClusterStatusResponse) error {
 	fmt.Fprintf(w, "Leader: %s\n\n", orDash(st.GetLeaderId()))
-	t := newTable(w, "NODE", "ROLE", "VOTER", "TERM", "COMMIT", "APPLIED", "LAST CONTACT", "GRPC ADDR")
+	t := newTable(w, "NODE", "ROLE", "VOTER", "TERM", "COMMIT", "APPLIED", "LAST CONTACT", "GOSSIP", "GRPC ADDR")
 	var problems []string
 	for _, n := range st.GetNodes() {
 		contact := "-"
@@ -345,7 +345,7 @@ func printClusterStatus(w io.Writer, st *snapkeepv1.ClusterStatusResponse) error
 			contact = (time.Duration(n.GetLastContactMs()) * time.Millisecond).String()
 		}
 		t.row(n.GetId(), enumName(n.GetRole()), yesNo(n.GetVoter()), n.GetTerm(), n.GetCommitIndex(), n.GetAppliedIndex(),
-			contact, orDash(n.GetGrpcAddr()))
+			contact, memberStatusName(n.GetGossipStatus()), orDash(n.GetGrpcAddr()))
 		if n.GetError() != "" {
 			problems = append(problems, fmt.Sprintf("%s: %s", n.GetId(), n.GetError()))
 		}

@@ -52,12 +52,22 @@ Example, three nodes on one machine:
   snapkeep server --node-id n1 --data-dir /var/lib/snapkeep/n1 \
     --raft-addr 127.0.0.1:7011 --grpc-addr 127.0.0.1:7001 \
     --peers n1=127.0.0.1:7011,n2=127.0.0.1:7012,n3=127.0.0.1:7013 \
-    --s3-endpoint http://127.0.0.1:9000 --s3-bucket snapkeep --s3-path-style`,
+    --s3-endpoint http://127.0.0.1:9000 --s3-bucket snapkeep --s3-path-style
+
+With gossip instead of --peers, each node joins the others and the three bootstrap
+together once they see each other (see docs/ops/cluster.md):
+
+  snapkeep server --node-id n1 --data-dir /var/lib/snapkeep/n1 \
+    --raft-addr 10.0.0.1:7011 --grpc-addr 10.0.0.1:7001 --gossip-addr 10.0.0.1:7021 \
+    --join 10.0.0.2:7021 --join 10.0.0.3:7021 --bootstrap-expect 3`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			peers, err := server.ParsePeers(f.peers)
-			if err != nil {
-				return usageErrorf("--peers: %v", err)
+			var peers map[string]string
+			var err error
+			if f.peers != "" || f.cfg.Gossip.Addr == "" {
+				if peers, err = server.ParsePeers(f.peers); err != nil {
+					return usageErrorf("--peers: %v", err)
+				}
 			}
 			logger, err := newLogger(f.logLevel, f.logFormat)
 			if err != nil {
@@ -72,6 +82,7 @@ Example, three nodes on one machine:
 				GRPCAddr:      f.grpcAddr,
 				GRPCAdvertise: f.grpcAdvertise,
 				Peers:         peers,
+				Gossip:        f.cfg.Gossip,
 				Storage:       f.s3,
 				Root:          f.root,
 				Version:       version,
@@ -111,7 +122,7 @@ Example, three nodes on one machine:
 	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address peers dial, when not --raft-addr")
 	fl.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:7001", "address the gRPC API listens on")
 	fl.StringVar(&f.grpcAdvertise, "grpc-advertise", "", "gRPC address other nodes and clients are told, when not --grpc-addr")
-	fl.StringVar(&f.peers, "peers", "", "the initial cluster: ID=RAFTADDR,... including this node (required)")
+	fl.StringVar(&f.peers, "peers", "", "the initial cluster: ID=RAFTADDR,... including this node (required without --gossip-addr)")
 	addS3Flags(cmd, &f.s3)
 	fl.StringVar(&f.root, "root", "snapkeep", "key prefix every object snapkeep writes or registers sits under")
 	fl.IntVar(&f.snapshotsPerCollection, "snapshots-per-collection", 1024, "the most snapshots one collection may have")
@@ -130,6 +141,7 @@ Example, three nodes on one machine:
 	addSecurityFlags(cmd, &f.security)
 	addHTTPFlags(cmd, &f.cfg)
 	addBackupFlags(cmd, &f.backup)
+	addGossipFlags(cmd, &f.cfg)
 	addConfigFlags(cmd)
 	return cmd
 }

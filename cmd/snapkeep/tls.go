@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/snapkeep/snapkeep/internal/devca"
+	"github.com/snapkeep/snapkeep/server/devca"
 )
 
 type tlsInitFlags struct {

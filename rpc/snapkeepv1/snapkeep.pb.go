@@ -557,6 +557,70 @@ func (NodeRole) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{8}
 }
 
+type MemberStatus int32
+
+const (
+	// Gossip is off.
+	MemberStatus_MEMBER_STATUS_UNSPECIFIED MemberStatus = 0
+	MemberStatus_MEMBER_STATUS_ALIVE       MemberStatus = 1
+	// Missed probes; other members are checking it. It gets no new restore leases.
+	MemberStatus_MEMBER_STATUS_SUSPECT MemberStatus = 2
+	// Failed: confirmed unreachable. Never removed from Raft automatically unless the
+	// leader's --dead-server-timeout is set and has passed.
+	MemberStatus_MEMBER_STATUS_DEAD MemberStatus = 3
+	// Left gracefully (the node was stopped).
+	MemberStatus_MEMBER_STATUS_LEFT MemberStatus = 4
+	// In the Raft configuration but unknown to gossip.
+	MemberStatus_MEMBER_STATUS_UNKNOWN MemberStatus = 5
+)
+
+// Enum value maps for MemberStatus.
+var (
+	MemberStatus_name = map[int32]string{
+		0: "MEMBER_STATUS_UNSPECIFIED",
+		1: "MEMBER_STATUS_ALIVE",
+		2: "MEMBER_STATUS_SUSPECT",
+		3: "MEMBER_STATUS_DEAD",
+		4: "MEMBER_STATUS_LEFT",
+		5: "MEMBER_STATUS_UNKNOWN",
+	}
+	MemberStatus_value = map[string]int32{
+		"MEMBER_STATUS_UNSPECIFIED": 0,
+		"MEMBER_STATUS_ALIVE":       1,
+		"MEMBER_STATUS_SUSPECT":     2,
+		"MEMBER_STATUS_DEAD":        3,
+		"MEMBER_STATUS_LEFT":        4,
+		"MEMBER_STATUS_UNKNOWN":     5,
+	}
+)
+
+func (x MemberStatus) Enum() *MemberStatus {
+	p := new(MemberStatus)
+	*p = x
+	return p
+}
+
+func (x MemberStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MemberStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[9].Descriptor()
+}
+
+func (MemberStatus) Type() protoreflect.EnumType {
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[9]
+}
+
+func (x MemberStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MemberStatus.Descriptor instead.
+func (MemberStatus) EnumDescriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{9}
+}
+
 type Database struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique id; ids of all objects come from one sequence.
@@ -5939,7 +6003,10 @@ type NodeStatus struct {
 	LastContactMs int64  `protobuf:"varint,10,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
 	Version       string `protobuf:"bytes,11,opt,name=version,proto3" json:"version,omitempty"`
 	// Why the node could not be asked, when role is UNREACHABLE.
-	Error         string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	// The node's health as gossip on the answering node sees it (UNSPECIFIED when
+	// gossip is off).
+	GossipStatus  MemberStatus `protobuf:"varint,13,opt,name=gossip_status,json=gossipStatus,proto3,enum=snapkeep.v1.MemberStatus" json:"gossip_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6056,6 +6123,13 @@ func (x *NodeStatus) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *NodeStatus) GetGossipStatus() MemberStatus {
+	if x != nil {
+		return x.GossipStatus
+	}
+	return MemberStatus_MEMBER_STATUS_UNSPECIFIED
 }
 
 // StorageInfo says where the cluster keeps its objects (never credentials).
@@ -6195,6 +6269,402 @@ func (x *ClusterStatusResponse) GetStorage() *StorageInfo {
 		return x.Storage
 	}
 	return nil
+}
+
+type ClusterMembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterMembersRequest) Reset() {
+	*x = ClusterMembersRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMembersRequest) ProtoMessage() {}
+
+func (x *ClusterMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMembersRequest.ProtoReflect.Descriptor instead.
+func (*ClusterMembersRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{80}
+}
+
+type Member struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Empty for MEMBER_STATUS_UNKNOWN.
+	GossipAddr string       `protobuf:"bytes,2,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	RaftAddr   string       `protobuf:"bytes,3,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	GrpcAddr   string       `protobuf:"bytes,4,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	Status     MemberStatus `protobuf:"varint,5,opt,name=status,proto3,enum=snapkeep.v1.MemberStatus" json:"status,omitempty"`
+	Version    string       `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	// In the Raft configuration, and with a vote.
+	InRaftConfiguration bool `protobuf:"varint,7,opt,name=in_raft_configuration,json=inRaftConfiguration,proto3" json:"in_raft_configuration,omitempty"`
+	Voter               bool `protobuf:"varint,8,opt,name=voter,proto3" json:"voter,omitempty"`
+	Leader              bool `protobuf:"varint,9,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *Member) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Member) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
+func (x *Member) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *Member) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *Member) GetStatus() MemberStatus {
+	if x != nil {
+		return x.Status
+	}
+	return MemberStatus_MEMBER_STATUS_UNSPECIFIED
+}
+
+func (x *Member) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Member) GetInRaftConfiguration() bool {
+	if x != nil {
+		return x.InRaftConfiguration
+	}
+	return false
+}
+
+func (x *Member) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *Member) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+type ClusterMembersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by id.
+	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	// The node that answered.
+	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	GossipEnabled bool   `protobuf:"varint,3,opt,name=gossip_enabled,json=gossipEnabled,proto3" json:"gossip_enabled,omitempty"`
+	// The Raft configuration index the voter flags come from.
+	ConfigurationIndex uint64 `protobuf:"varint,4,opt,name=configuration_index,json=configurationIndex,proto3" json:"configuration_index,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ClusterMembersResponse) Reset() {
+	*x = ClusterMembersResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMembersResponse) ProtoMessage() {}
+
+func (x *ClusterMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMembersResponse.ProtoReflect.Descriptor instead.
+func (*ClusterMembersResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *ClusterMembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ClusterMembersResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ClusterMembersResponse) GetGossipEnabled() bool {
+	if x != nil {
+		return x.GossipEnabled
+	}
+	return false
+}
+
+func (x *ClusterMembersResponse) GetConfigurationIndex() uint64 {
+	if x != nil {
+		return x.ConfigurationIndex
+	}
+	return 0
+}
+
+type RemoveNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *RemoveNodeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index of the new Raft configuration.
+	ConfigurationIndex uint64 `protobuf:"varint,1,opt,name=configuration_index,json=configurationIndex,proto3" json:"configuration_index,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *RemoveNodeResponse) GetConfigurationIndex() uint64 {
+	if x != nil {
+		return x.ConfigurationIndex
+	}
+	return 0
+}
+
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The voter to hand leadership to; empty: the most up to date follower.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *TransferLeadershipRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type TransferLeadershipResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader once the transfer finished.
+	LeaderId      string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *TransferLeadershipResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
 }
 
 var File_snapkeep_v1_snapkeep_proto protoreflect.FileDescriptor
@@ -6734,7 +7204,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12'\n" +
 	"\x10next_run_unix_ms\x18\x03 \x01(\x03R\rnextRunUnixMs\x12/\n" +
 	"\x14next_run_orphan_scan\x18\x04 \x01(\bR\x11nextRunOrphanScan\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xf1\x02\n" +
+	"\x14ClusterStatusRequest\"\xb1\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
@@ -6749,7 +7219,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x0flast_contact_ms\x18\n" +
 	" \x01(\x03R\rlastContactMs\x12\x18\n" +
 	"\aversion\x18\v \x01(\tR\aversion\x12\x14\n" +
-	"\x05error\x18\f \x01(\tR\x05error\"\x8c\x01\n" +
+	"\x05error\x18\f \x01(\tR\x05error\x12>\n" +
+	"\rgossip_status\x18\r \x01(\x0e2\x19.snapkeep.v1.MemberStatusR\fgossipStatus\"\x8c\x01\n" +
 	"\vStorageInfo\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x16\n" +
@@ -6760,7 +7231,32 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x15ClusterStatusResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12-\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x17.snapkeep.v1.NodeStatusR\x05nodes\x122\n" +
-	"\astorage\x18\x03 \x01(\v2\x18.snapkeep.v1.StorageInfoR\astorage*\x8e\x01\n" +
+	"\astorage\x18\x03 \x01(\v2\x18.snapkeep.v1.StorageInfoR\astorage\"\x17\n" +
+	"\x15ClusterMembersRequest\"\xa2\x02\n" +
+	"\x06Member\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vgossip_addr\x18\x02 \x01(\tR\n" +
+	"gossipAddr\x12\x1b\n" +
+	"\traft_addr\x18\x03 \x01(\tR\braftAddr\x12\x1b\n" +
+	"\tgrpc_addr\x18\x04 \x01(\tR\bgrpcAddr\x121\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x19.snapkeep.v1.MemberStatusR\x06status\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion\x122\n" +
+	"\x15in_raft_configuration\x18\a \x01(\bR\x13inRaftConfiguration\x12\x14\n" +
+	"\x05voter\x18\b \x01(\bR\x05voter\x12\x16\n" +
+	"\x06leader\x18\t \x01(\bR\x06leader\"\xb8\x01\n" +
+	"\x16ClusterMembersResponse\x12-\n" +
+	"\amembers\x18\x01 \x03(\v2\x13.snapkeep.v1.MemberR\amembers\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12%\n" +
+	"\x0egossip_enabled\x18\x03 \x01(\bR\rgossipEnabled\x12/\n" +
+	"\x13configuration_index\x18\x04 \x01(\x04R\x12configurationIndex\"#\n" +
+	"\x11RemoveNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"E\n" +
+	"\x12RemoveNodeResponse\x12/\n" +
+	"\x13configuration_index\x18\x01 \x01(\x04R\x12configurationIndex\"+\n" +
+	"\x19TransferLeadershipRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
+	"\x1aTransferLeadershipResponse\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -6814,7 +7310,14 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x12NODE_ROLE_FOLLOWER\x10\x02\x12\x17\n" +
 	"\x13NODE_ROLE_CANDIDATE\x10\x03\x12\x19\n" +
 	"\x15NODE_ROLE_UNREACHABLE\x10\x04\x12\x16\n" +
-	"\x12NODE_ROLE_SHUTDOWN\x10\x052\x8d\x0e\n" +
+	"\x12NODE_ROLE_SHUTDOWN\x10\x05*\xac\x01\n" +
+	"\fMemberStatus\x12\x1d\n" +
+	"\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13MEMBER_STATUS_ALIVE\x10\x01\x12\x19\n" +
+	"\x15MEMBER_STATUS_SUSPECT\x10\x02\x12\x16\n" +
+	"\x12MEMBER_STATUS_DEAD\x10\x03\x12\x16\n" +
+	"\x12MEMBER_STATUS_LEFT\x10\x04\x12\x19\n" +
+	"\x15MEMBER_STATUS_UNKNOWN\x10\x052\x8d\x0e\n" +
 	"\aCatalog\x12Y\n" +
 	"\x0eCreateDatabase\x12\".snapkeep.v1.CreateDatabaseRequest\x1a#.snapkeep.v1.CreateDatabaseResponse\x12S\n" +
 	"\fDropDatabase\x12 .snapkeep.v1.DropDatabaseRequest\x1a!.snapkeep.v1.DropDatabaseResponse\x12V\n" +
@@ -6849,9 +7352,13 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\rCancelRestore\x12!.snapkeep.v1.CancelRestoreRequest\x1a\".snapkeep.v1.CancelRestoreResponse2\x8d\x01\n" +
 	"\x02GC\x12>\n" +
 	"\x05GCRun\x12\x19.snapkeep.v1.GCRunRequest\x1a\x1a.snapkeep.v1.GCRunResponse\x12G\n" +
-	"\bGCStatus\x12\x1c.snapkeep.v1.GCStatusRequest\x1a\x1d.snapkeep.v1.GCStatusResponse2a\n" +
+	"\bGCStatus\x12\x1c.snapkeep.v1.GCStatusRequest\x1a\x1d.snapkeep.v1.GCStatusResponse2\xf2\x02\n" +
 	"\aCluster\x12V\n" +
-	"\rClusterStatus\x12!.snapkeep.v1.ClusterStatusRequest\x1a\".snapkeep.v1.ClusterStatusResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
+	"\rClusterStatus\x12!.snapkeep.v1.ClusterStatusRequest\x1a\".snapkeep.v1.ClusterStatusResponse\x12Y\n" +
+	"\x0eClusterMembers\x12\".snapkeep.v1.ClusterMembersRequest\x1a#.snapkeep.v1.ClusterMembersResponse\x12M\n" +
+	"\n" +
+	"RemoveNode\x12\x1e.snapkeep.v1.RemoveNodeRequest\x1a\x1f.snapkeep.v1.RemoveNodeResponse\x12e\n" +
+	"\x12TransferLeadership\x12&.snapkeep.v1.TransferLeadershipRequest\x1a'.snapkeep.v1.TransferLeadershipResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
 
 var (
 	file_snapkeep_v1_snapkeep_proto_rawDescOnce sync.Once
@@ -6865,8 +7372,8 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 	return file_snapkeep_v1_snapkeep_proto_rawDescData
 }
 
-var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
+var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
 	(FileKind)(0),                      // 1: snapkeep.v1.FileKind
@@ -6877,248 +7384,265 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(SnapshotState)(0),                 // 6: snapkeep.v1.SnapshotState
 	(RestoreState)(0),                  // 7: snapkeep.v1.RestoreState
 	(NodeRole)(0),                      // 8: snapkeep.v1.NodeRole
-	(*Database)(nil),                   // 9: snapkeep.v1.Database
-	(*Partition)(nil),                  // 10: snapkeep.v1.Partition
-	(*Index)(nil),                      // 11: snapkeep.v1.Index
-	(*Collection)(nil),                 // 12: snapkeep.v1.Collection
-	(*SegmentSummary)(nil),             // 13: snapkeep.v1.SegmentSummary
-	(*File)(nil),                       // 14: snapkeep.v1.File
-	(*IndexBuild)(nil),                 // 15: snapkeep.v1.IndexBuild
-	(*Segment)(nil),                    // 16: snapkeep.v1.Segment
-	(*CreateDatabaseRequest)(nil),      // 17: snapkeep.v1.CreateDatabaseRequest
-	(*CreateDatabaseResponse)(nil),     // 18: snapkeep.v1.CreateDatabaseResponse
-	(*DropDatabaseRequest)(nil),        // 19: snapkeep.v1.DropDatabaseRequest
-	(*DropDatabaseResponse)(nil),       // 20: snapkeep.v1.DropDatabaseResponse
-	(*ListDatabasesRequest)(nil),       // 21: snapkeep.v1.ListDatabasesRequest
-	(*ListDatabasesResponse)(nil),      // 22: snapkeep.v1.ListDatabasesResponse
-	(*CreateCollectionRequest)(nil),    // 23: snapkeep.v1.CreateCollectionRequest
-	(*CreateCollectionResponse)(nil),   // 24: snapkeep.v1.CreateCollectionResponse
-	(*DropCollectionRequest)(nil),      // 25: snapkeep.v1.DropCollectionRequest
-	(*DropCollectionResponse)(nil),     // 26: snapkeep.v1.DropCollectionResponse
-	(*AlterCollectionRequest)(nil),     // 27: snapkeep.v1.AlterCollectionRequest
-	(*AlterCollectionResponse)(nil),    // 28: snapkeep.v1.AlterCollectionResponse
-	(*DescribeCollectionRequest)(nil),  // 29: snapkeep.v1.DescribeCollectionRequest
-	(*DescribeCollectionResponse)(nil), // 30: snapkeep.v1.DescribeCollectionResponse
-	(*ListCollectionsRequest)(nil),     // 31: snapkeep.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),    // 32: snapkeep.v1.ListCollectionsResponse
-	(*CreatePartitionRequest)(nil),     // 33: snapkeep.v1.CreatePartitionRequest
-	(*CreatePartitionResponse)(nil),    // 34: snapkeep.v1.CreatePartitionResponse
-	(*DropPartitionRequest)(nil),       // 35: snapkeep.v1.DropPartitionRequest
-	(*DropPartitionResponse)(nil),      // 36: snapkeep.v1.DropPartitionResponse
-	(*CreateIndexRequest)(nil),         // 37: snapkeep.v1.CreateIndexRequest
-	(*CreateIndexResponse)(nil),        // 38: snapkeep.v1.CreateIndexResponse
-	(*DropIndexRequest)(nil),           // 39: snapkeep.v1.DropIndexRequest
-	(*DropIndexResponse)(nil),          // 40: snapkeep.v1.DropIndexResponse
-	(*AllocateSegmentRequest)(nil),     // 41: snapkeep.v1.AllocateSegmentRequest
-	(*AllocateSegmentResponse)(nil),    // 42: snapkeep.v1.AllocateSegmentResponse
-	(*FlushSegmentRequest)(nil),        // 43: snapkeep.v1.FlushSegmentRequest
-	(*FlushSegmentResponse)(nil),       // 44: snapkeep.v1.FlushSegmentResponse
-	(*AllocateIndexBuildRequest)(nil),  // 45: snapkeep.v1.AllocateIndexBuildRequest
-	(*AllocateIndexBuildResponse)(nil), // 46: snapkeep.v1.AllocateIndexBuildResponse
-	(*AddIndexBuildRequest)(nil),       // 47: snapkeep.v1.AddIndexBuildRequest
-	(*AddIndexBuildResponse)(nil),      // 48: snapkeep.v1.AddIndexBuildResponse
-	(*CompactOutput)(nil),              // 49: snapkeep.v1.CompactOutput
-	(*CompactSegmentsRequest)(nil),     // 50: snapkeep.v1.CompactSegmentsRequest
-	(*CompactSegmentsResponse)(nil),    // 51: snapkeep.v1.CompactSegmentsResponse
-	(*DropSegmentsRequest)(nil),        // 52: snapkeep.v1.DropSegmentsRequest
-	(*DropSegmentsResponse)(nil),       // 53: snapkeep.v1.DropSegmentsResponse
-	(*GetSegmentRequest)(nil),          // 54: snapkeep.v1.GetSegmentRequest
-	(*GetSegmentResponse)(nil),         // 55: snapkeep.v1.GetSegmentResponse
-	(*ListSegmentsRequest)(nil),        // 56: snapkeep.v1.ListSegmentsRequest
-	(*ListSegmentsResponse)(nil),       // 57: snapkeep.v1.ListSegmentsResponse
-	(*FileKindTotals)(nil),             // 58: snapkeep.v1.FileKindTotals
-	(*SnapshotSummary)(nil),            // 59: snapkeep.v1.SnapshotSummary
-	(*Snapshot)(nil),                   // 60: snapkeep.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),      // 61: snapkeep.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),     // 62: snapkeep.v1.CreateSnapshotResponse
-	(*DropSnapshotRequest)(nil),        // 63: snapkeep.v1.DropSnapshotRequest
-	(*DropSnapshotResponse)(nil),       // 64: snapkeep.v1.DropSnapshotResponse
-	(*ListSnapshotsRequest)(nil),       // 65: snapkeep.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),      // 66: snapkeep.v1.ListSnapshotsResponse
-	(*DescribeSnapshotRequest)(nil),    // 67: snapkeep.v1.DescribeSnapshotRequest
-	(*DescribeSnapshotResponse)(nil),   // 68: snapkeep.v1.DescribeSnapshotResponse
-	(*RestoreJob)(nil),                 // 69: snapkeep.v1.RestoreJob
-	(*RestoreSnapshotRequest)(nil),     // 70: snapkeep.v1.RestoreSnapshotRequest
-	(*RestoreSnapshotResponse)(nil),    // 71: snapkeep.v1.RestoreSnapshotResponse
-	(*GetRestoreStateRequest)(nil),     // 72: snapkeep.v1.GetRestoreStateRequest
-	(*GetRestoreStateResponse)(nil),    // 73: snapkeep.v1.GetRestoreStateResponse
-	(*ListRestoreJobsRequest)(nil),     // 74: snapkeep.v1.ListRestoreJobsRequest
-	(*ListRestoreJobsResponse)(nil),    // 75: snapkeep.v1.ListRestoreJobsResponse
-	(*CancelRestoreRequest)(nil),       // 76: snapkeep.v1.CancelRestoreRequest
-	(*CancelRestoreResponse)(nil),      // 77: snapkeep.v1.CancelRestoreResponse
-	(*GCCount)(nil),                    // 78: snapkeep.v1.GCCount
-	(*GCReport)(nil),                   // 79: snapkeep.v1.GCReport
-	(*GCCandidate)(nil),                // 80: snapkeep.v1.GCCandidate
-	(*GCRunRequest)(nil),               // 81: snapkeep.v1.GCRunRequest
-	(*GCRunResponse)(nil),              // 82: snapkeep.v1.GCRunResponse
-	(*GCStatusRequest)(nil),            // 83: snapkeep.v1.GCStatusRequest
-	(*GCStatusResponse)(nil),           // 84: snapkeep.v1.GCStatusResponse
-	(*ClusterStatusRequest)(nil),       // 85: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                 // 86: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                // 87: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),      // 88: snapkeep.v1.ClusterStatusResponse
-	nil,                                // 89: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 90: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 91: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 92: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 93: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 94: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 95: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                // 96: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                // 97: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                // 98: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                // 99: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	(MemberStatus)(0),                  // 9: snapkeep.v1.MemberStatus
+	(*Database)(nil),                   // 10: snapkeep.v1.Database
+	(*Partition)(nil),                  // 11: snapkeep.v1.Partition
+	(*Index)(nil),                      // 12: snapkeep.v1.Index
+	(*Collection)(nil),                 // 13: snapkeep.v1.Collection
+	(*SegmentSummary)(nil),             // 14: snapkeep.v1.SegmentSummary
+	(*File)(nil),                       // 15: snapkeep.v1.File
+	(*IndexBuild)(nil),                 // 16: snapkeep.v1.IndexBuild
+	(*Segment)(nil),                    // 17: snapkeep.v1.Segment
+	(*CreateDatabaseRequest)(nil),      // 18: snapkeep.v1.CreateDatabaseRequest
+	(*CreateDatabaseResponse)(nil),     // 19: snapkeep.v1.CreateDatabaseResponse
+	(*DropDatabaseRequest)(nil),        // 20: snapkeep.v1.DropDatabaseRequest
+	(*DropDatabaseResponse)(nil),       // 21: snapkeep.v1.DropDatabaseResponse
+	(*ListDatabasesRequest)(nil),       // 22: snapkeep.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),      // 23: snapkeep.v1.ListDatabasesResponse
+	(*CreateCollectionRequest)(nil),    // 24: snapkeep.v1.CreateCollectionRequest
+	(*CreateCollectionResponse)(nil),   // 25: snapkeep.v1.CreateCollectionResponse
+	(*DropCollectionRequest)(nil),      // 26: snapkeep.v1.DropCollectionRequest
+	(*DropCollectionResponse)(nil),     // 27: snapkeep.v1.DropCollectionResponse
+	(*AlterCollectionRequest)(nil),     // 28: snapkeep.v1.AlterCollectionRequest
+	(*AlterCollectionResponse)(nil),    // 29: snapkeep.v1.AlterCollectionResponse
+	(*DescribeCollectionRequest)(nil),  // 30: snapkeep.v1.DescribeCollectionRequest
+	(*DescribeCollectionResponse)(nil), // 31: snapkeep.v1.DescribeCollectionResponse
+	(*ListCollectionsRequest)(nil),     // 32: snapkeep.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),    // 33: snapkeep.v1.ListCollectionsResponse
+	(*CreatePartitionRequest)(nil),     // 34: snapkeep.v1.CreatePartitionRequest
+	(*CreatePartitionResponse)(nil),    // 35: snapkeep.v1.CreatePartitionResponse
+	(*DropPartitionRequest)(nil),       // 36: snapkeep.v1.DropPartitionRequest
+	(*DropPartitionResponse)(nil),      // 37: snapkeep.v1.DropPartitionResponse
+	(*CreateIndexRequest)(nil),         // 38: snapkeep.v1.CreateIndexRequest
+	(*CreateIndexResponse)(nil),        // 39: snapkeep.v1.CreateIndexResponse
+	(*DropIndexRequest)(nil),           // 40: snapkeep.v1.DropIndexRequest
+	(*DropIndexResponse)(nil),          // 41: snapkeep.v1.DropIndexResponse
+	(*AllocateSegmentRequest)(nil),     // 42: snapkeep.v1.AllocateSegmentRequest
+	(*AllocateSegmentResponse)(nil),    // 43: snapkeep.v1.AllocateSegmentResponse
+	(*FlushSegmentRequest)(nil),        // 44: snapkeep.v1.FlushSegmentRequest
+	(*FlushSegmentResponse)(nil),       // 45: snapkeep.v1.FlushSegmentResponse
+	(*AllocateIndexBuildRequest)(nil),  // 46: snapkeep.v1.AllocateIndexBuildRequest
+	(*AllocateIndexBuildResponse)(nil), // 47: snapkeep.v1.AllocateIndexBuildResponse
+	(*AddIndexBuildRequest)(nil),       // 48: snapkeep.v1.AddIndexBuildRequest
+	(*AddIndexBuildResponse)(nil),      // 49: snapkeep.v1.AddIndexBuildResponse
+	(*CompactOutput)(nil),              // 50: snapkeep.v1.CompactOutput
+	(*CompactSegmentsRequest)(nil),     // 51: snapkeep.v1.CompactSegmentsRequest
+	(*CompactSegmentsResponse)(nil),    // 52: snapkeep.v1.CompactSegmentsResponse
+	(*DropSegmentsRequest)(nil),        // 53: snapkeep.v1.DropSegmentsRequest
+	(*DropSegmentsResponse)(nil),       // 54: snapkeep.v1.DropSegmentsResponse
+	(*GetSegmentRequest)(nil),          // 55: snapkeep.v1.GetSegmentRequest
+	(*GetSegmentResponse)(nil),         // 56: snapkeep.v1.GetSegmentResponse
+	(*ListSegmentsRequest)(nil),        // 57: snapkeep.v1.ListSegmentsRequest
+	(*ListSegmentsResponse)(nil),       // 58: snapkeep.v1.ListSegmentsResponse
+	(*FileKindTotals)(nil),             // 59: snapkeep.v1.FileKindTotals
+	(*SnapshotSummary)(nil),            // 60: snapkeep.v1.SnapshotSummary
+	(*Snapshot)(nil),                   // 61: snapkeep.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),      // 62: snapkeep.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),     // 63: snapkeep.v1.CreateSnapshotResponse
+	(*DropSnapshotRequest)(nil),        // 64: snapkeep.v1.DropSnapshotRequest
+	(*DropSnapshotResponse)(nil),       // 65: snapkeep.v1.DropSnapshotResponse
+	(*ListSnapshotsRequest)(nil),       // 66: snapkeep.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),      // 67: snapkeep.v1.ListSnapshotsResponse
+	(*DescribeSnapshotRequest)(nil),    // 68: snapkeep.v1.DescribeSnapshotRequest
+	(*DescribeSnapshotResponse)(nil),   // 69: snapkeep.v1.DescribeSnapshotResponse
+	(*RestoreJob)(nil),                 // 70: snapkeep.v1.RestoreJob
+	(*RestoreSnapshotRequest)(nil),     // 71: snapkeep.v1.RestoreSnapshotRequest
+	(*RestoreSnapshotResponse)(nil),    // 72: snapkeep.v1.RestoreSnapshotResponse
+	(*GetRestoreStateRequest)(nil),     // 73: snapkeep.v1.GetRestoreStateRequest
+	(*GetRestoreStateResponse)(nil),    // 74: snapkeep.v1.GetRestoreStateResponse
+	(*ListRestoreJobsRequest)(nil),     // 75: snapkeep.v1.ListRestoreJobsRequest
+	(*ListRestoreJobsResponse)(nil),    // 76: snapkeep.v1.ListRestoreJobsResponse
+	(*CancelRestoreRequest)(nil),       // 77: snapkeep.v1.CancelRestoreRequest
+	(*CancelRestoreResponse)(nil),      // 78: snapkeep.v1.CancelRestoreResponse
+	(*GCCount)(nil),                    // 79: snapkeep.v1.GCCount
+	(*GCReport)(nil),                   // 80: snapkeep.v1.GCReport
+	(*GCCandidate)(nil),                // 81: snapkeep.v1.GCCandidate
+	(*GCRunRequest)(nil),               // 82: snapkeep.v1.GCRunRequest
+	(*GCRunResponse)(nil),              // 83: snapkeep.v1.GCRunResponse
+	(*GCStatusRequest)(nil),            // 84: snapkeep.v1.GCStatusRequest
+	(*GCStatusResponse)(nil),           // 85: snapkeep.v1.GCStatusResponse
+	(*ClusterStatusRequest)(nil),       // 86: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                 // 87: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                // 88: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),      // 89: snapkeep.v1.ClusterStatusResponse
+	(*ClusterMembersRequest)(nil),      // 90: snapkeep.v1.ClusterMembersRequest
+	(*Member)(nil),                     // 91: snapkeep.v1.Member
+	(*ClusterMembersResponse)(nil),     // 92: snapkeep.v1.ClusterMembersResponse
+	(*RemoveNodeRequest)(nil),          // 93: snapkeep.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),         // 94: snapkeep.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),  // 95: snapkeep.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 96: snapkeep.v1.TransferLeadershipResponse
+	nil,                                // 97: snapkeep.v1.Database.PropertiesEntry
+	nil,                                // 98: snapkeep.v1.Index.ParamsEntry
+	nil,                                // 99: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                // 100: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                // 101: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                // 102: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                // 103: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                // 104: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                // 105: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                // 106: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                // 107: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	89,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	90,  // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	97,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	98,  // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	91,  // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
-	10,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
-	11,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
+	99,  // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	11,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
+	12,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
 	4,   // 7: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
-	14,  // 8: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
+	15,  // 8: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
 	3,   // 9: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
 	2,   // 10: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
-	14,  // 11: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
-	15,  // 12: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
+	15,  // 11: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
+	16,  // 12: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	3,   // 13: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	92,  // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	9,   // 15: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
+	100, // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	10,  // 15: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	5,   // 16: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	9,   // 17: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	93,  // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	12,  // 19: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	12,  // 20: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	94,  // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	12,  // 22: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	10,  // 17: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
+	101, // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	13,  // 19: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	13,  // 20: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	102, // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	13,  // 22: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	5,   // 23: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	12,  // 24: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	13,  // 25: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
+	13,  // 24: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	14,  // 25: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
 	5,   // 26: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	12,  // 27: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
-	12,  // 28: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	12,  // 29: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	95,  // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
-	12,  // 31: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	12,  // 32: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	16,  // 33: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	14,  // 34: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
-	16,  // 35: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	16,  // 36: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	15,  // 37: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
-	14,  // 38: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
-	16,  // 39: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	14,  // 40: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
-	49,  // 41: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
-	16,  // 42: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	16,  // 43: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	13,  // 27: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
+	13,  // 28: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	13,  // 29: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	103, // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	13,  // 31: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	13,  // 32: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	17,  // 33: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	15,  // 34: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
+	17,  // 35: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	17,  // 36: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	16,  // 37: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
+	15,  // 38: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
+	17,  // 39: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	15,  // 40: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
+	50,  // 41: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
+	17,  // 42: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	17,  // 43: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
 	5,   // 44: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	16,  // 45: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	17,  // 45: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
 	2,   // 46: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
 	5,   // 47: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	16,  // 48: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	17,  // 48: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
 	1,   // 49: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
-	58,  // 50: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
+	59,  // 50: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	6,   // 51: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	96,  // 52: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	97,  // 53: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
-	10,  // 54: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
-	11,  // 55: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
-	59,  // 56: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
-	98,  // 57: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	60,  // 58: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	60,  // 59: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	104, // 52: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	105, // 53: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	11,  // 54: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
+	12,  // 55: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
+	60,  // 56: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
+	106, // 57: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	61,  // 58: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	61,  // 59: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	6,   // 60: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	99,  // 61: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	107, // 61: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 	5,   // 62: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	60,  // 63: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	61,  // 63: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
 	5,   // 64: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	60,  // 65: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	61,  // 65: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	7,   // 66: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	69,  // 67: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	70,  // 67: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
 	5,   // 68: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	69,  // 69: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	70,  // 69: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
 	7,   // 70: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
 	5,   // 71: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	69,  // 72: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	69,  // 73: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	78,  // 74: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	78,  // 75: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	79,  // 76: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	80,  // 77: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	79,  // 78: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	70,  // 72: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	70,  // 73: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	79,  // 74: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	79,  // 75: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	80,  // 76: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	81,  // 77: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	80,  // 78: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
 	8,   // 79: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	86,  // 80: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	87,  // 81: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	17,  // 82: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	19,  // 83: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	21,  // 84: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	23,  // 85: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	25,  // 86: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	27,  // 87: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	29,  // 88: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	31,  // 89: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	33,  // 90: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	35,  // 91: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	37,  // 92: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	39,  // 93: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	41,  // 94: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	43,  // 95: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	45,  // 96: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	47,  // 97: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	50,  // 98: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	52,  // 99: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	54,  // 100: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	56,  // 101: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	61,  // 102: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	63,  // 103: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	65,  // 104: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	67,  // 105: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	70,  // 106: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	72,  // 107: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	74,  // 108: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	76,  // 109: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	81,  // 110: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	83,  // 111: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	85,  // 112: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	18,  // 113: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	20,  // 114: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	22,  // 115: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	24,  // 116: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	26,  // 117: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	28,  // 118: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	30,  // 119: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	32,  // 120: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	34,  // 121: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	36,  // 122: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	38,  // 123: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	40,  // 124: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	42,  // 125: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	44,  // 126: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	46,  // 127: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	48,  // 128: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	51,  // 129: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	53,  // 130: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	55,  // 131: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	57,  // 132: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	62,  // 133: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	64,  // 134: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	66,  // 135: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	68,  // 136: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	71,  // 137: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	73,  // 138: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	75,  // 139: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	77,  // 140: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	82,  // 141: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	84,  // 142: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	88,  // 143: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	113, // [113:144] is the sub-list for method output_type
-	82,  // [82:113] is the sub-list for method input_type
-	82,  // [82:82] is the sub-list for extension type_name
-	82,  // [82:82] is the sub-list for extension extendee
-	0,   // [0:82] is the sub-list for field type_name
+	9,   // 80: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	87,  // 81: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	88,  // 82: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	9,   // 83: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	91,  // 84: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	18,  // 85: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	20,  // 86: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	22,  // 87: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	24,  // 88: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	26,  // 89: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	28,  // 90: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	30,  // 91: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	32,  // 92: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	34,  // 93: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	36,  // 94: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	38,  // 95: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	40,  // 96: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	42,  // 97: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	44,  // 98: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	46,  // 99: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	48,  // 100: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	51,  // 101: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	53,  // 102: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	55,  // 103: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	57,  // 104: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	62,  // 105: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	64,  // 106: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	66,  // 107: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	68,  // 108: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	71,  // 109: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	73,  // 110: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	75,  // 111: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	77,  // 112: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	82,  // 113: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	84,  // 114: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	86,  // 115: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	90,  // 116: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	93,  // 117: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	95,  // 118: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	19,  // 119: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	21,  // 120: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	23,  // 121: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	25,  // 122: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	27,  // 123: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	29,  // 124: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	31,  // 125: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	33,  // 126: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	35,  // 127: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	37,  // 128: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	39,  // 129: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	41,  // 130: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	43,  // 131: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	45,  // 132: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	47,  // 133: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	49,  // 134: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	52,  // 135: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	54,  // 136: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	56,  // 137: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	58,  // 138: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	63,  // 139: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	65,  // 140: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	67,  // 141: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	69,  // 142: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	72,  // 143: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	74,  // 144: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	76,  // 145: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	78,  // 146: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	83,  // 147: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	85,  // 148: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	89,  // 149: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	92,  // 150: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	94,  // 151: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	96,  // 152: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	119, // [119:153] is the sub-list for method output_type
+	85,  // [85:119] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -7133,8 +7657,8 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   91,
+			NumEnums:      10,
+			NumMessages:   98,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -1568,7 +1568,10 @@ var GC_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Cluster_ClusterStatus_FullMethodName = "/snapkeep.v1.Cluster/ClusterStatus"
+	Cluster_ClusterStatus_FullMethodName      = "/snapkeep.v1.Cluster/ClusterStatus"
+	Cluster_ClusterMembers_FullMethodName     = "/snapkeep.v1.Cluster/ClusterMembers"
+	Cluster_RemoveNode_FullMethodName         = "/snapkeep.v1.Cluster/RemoveNode"
+	Cluster_TransferLeadership_FullMethodName = "/snapkeep.v1.Cluster/TransferLeadership"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -1579,6 +1582,19 @@ const (
 type ClusterClient interface {
 	// ClusterStatus asks every node of the Raft configuration for its state.
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
+	// ClusterMembers lists the gossip members as the answering node sees them, with
+	// their addresses, health and place in the Raft configuration. Servers in the Raft
+	// configuration that gossip does not know are listed with MEMBER_STATUS_UNKNOWN.
+	ClusterMembers(ctx context.Context, in *ClusterMembersRequest, opts ...grpc.CallOption) (*ClusterMembersResponse, error)
+	// RemoveNode removes a server from the Raft configuration (compare-and-set on the
+	// configuration index). Refused for the leader (transfer leadership first), the last
+	// voter, a member gossip reports alive (the leader would add it back: stop it
+	// first), and when the remaining healthy voters would not make a quorum. Served by
+	// the leader; other nodes answer UNAVAILABLE naming it.
+	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error)
+	// TransferLeadership hands leadership to the named voter, or to the most up to date
+	// one when none is named. Served by the leader.
+	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 }
 
 type clusterClient struct {
@@ -1599,6 +1615,36 @@ func (c *clusterClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequ
 	return out, nil
 }
 
+func (c *clusterClient) ClusterMembers(ctx context.Context, in *ClusterMembersRequest, opts ...grpc.CallOption) (*ClusterMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterMembersResponse)
+	err := c.cc.Invoke(ctx, Cluster_ClusterMembers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterClient) RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveNodeResponse)
+	err := c.cc.Invoke(ctx, Cluster_RemoveNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterClient) TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferLeadershipResponse)
+	err := c.cc.Invoke(ctx, Cluster_TransferLeadership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -1607,6 +1653,19 @@ func (c *clusterClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequ
 type ClusterServer interface {
 	// ClusterStatus asks every node of the Raft configuration for its state.
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
+	// ClusterMembers lists the gossip members as the answering node sees them, with
+	// their addresses, health and place in the Raft configuration. Servers in the Raft
+	// configuration that gossip does not know are listed with MEMBER_STATUS_UNKNOWN.
+	ClusterMembers(context.Context, *ClusterMembersRequest) (*ClusterMembersResponse, error)
+	// RemoveNode removes a server from the Raft configuration (compare-and-set on the
+	// configuration index). Refused for the leader (transfer leadership first), the last
+	// voter, a member gossip reports alive (the leader would add it back: stop it
+	// first), and when the remaining healthy voters would not make a quorum. Served by
+	// the leader; other nodes answer UNAVAILABLE naming it.
+	RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error)
+	// TransferLeadership hands leadership to the named voter, or to the most up to date
+	// one when none is named. Served by the leader.
+	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -1619,6 +1678,15 @@ type UnimplementedClusterServer struct{}
 
 func (UnimplementedClusterServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
+}
+func (UnimplementedClusterServer) ClusterMembers(context.Context, *ClusterMembersRequest) (*ClusterMembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterMembers not implemented")
+}
+func (UnimplementedClusterServer) RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveNode not implemented")
+}
+func (UnimplementedClusterServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -1659,6 +1727,60 @@ func _Cluster_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_ClusterMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).ClusterMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_ClusterMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).ClusterMembers(ctx, req.(*ClusterMembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cluster_RemoveNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).RemoveNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_RemoveNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).RemoveNode(ctx, req.(*RemoveNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cluster_TransferLeadership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferLeadershipRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).TransferLeadership(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_TransferLeadership_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).TransferLeadership(ctx, req.(*TransferLeadershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1669,6 +1791,18 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ClusterStatus",
 			Handler:    _Cluster_ClusterStatus_Handler,
+		},
+		{
+			MethodName: "ClusterMembers",
+			Handler:    _Cluster_ClusterMembers_Handler,
+		},
+		{
+			MethodName: "RemoveNode",
+			Handler:    _Cluster_RemoveNode_Handler,
+		},
+		{
+			MethodName: "TransferLeadership",
+			Handler:    _Cluster_TransferLeadership_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -248,3 +248,11 @@ func (c *Cluster) WaitConverged() string {
 	}, 20*time.Second, 50*time.Millisecond, "nodes did not converge")
 	return hash
 }
+
+// Configure edits node i's configuration for its next Restart (a new data dir, other
+// flags). The node must be stopped.
+func (c *Cluster) Configure(i int, fn func(cfg *server.Config)) {
+	c.t.Helper()
+	require.Nil(c.t, c.Nodes[i], "node %d is running", i)
+	fn(&c.configs[i])
+}

@@ -1,4 +1,4 @@
-// Package backup is the file format of snapkeep metadata backups: a checksummed header
+// Package backupfile is the file format of snapkeep metadata backups: a checksummed header
 // followed by a raft snapshot of the FSM (the bytes fsm.FSM.Restore reads).
 //
 //	offset  size  field
@@ -16,7 +16,7 @@
 //
 // The body follows the header. A reader checks the magic, version, header CRC, then
 // the body's length and SHA-256 before anything is restored.
-package backup
+package backupfile
 
 import (
 	"bytes"

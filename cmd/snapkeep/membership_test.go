@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// buildBinary builds the snapkeep binary into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	require.NoError(t, err, "the go tool builds the binary")
+	bin := filepath.Join(t.TempDir(), "snapkeep")
+	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+// freePort returns a 127.0.0.1 address free a moment ago for TCP and, when udp is
+// set, UDP too.
+func freePort(t *testing.T, udp bool) string {
+	t.Helper()
+	for attempt := 0; attempt < 50; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		if !udp {
+			ln.Close()
+			return addr
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// serverProcess is one `snapkeep server` process.
+type serverProcess struct {
+	id, grpc, raft, gossip, log string
+	cmd                         *exec.Cmd
+}
+
+// startServer starts a server process in its own process group; Cleanup stops the
+// group (SIGTERM, then SIGKILL after 10s) and waits for it.
+func startServer(t *testing.T, bin string, p *serverProcess, args ...string) {
+	t.Helper()
+	logFile, err := os.Create(p.log)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, append([]string{"server", "--node-id", p.id, "--data-dir", filepath.Join(filepath.Dir(p.log), p.id),
+		"--raft-addr", p.raft, "--grpc-addr", p.grpc, "--gossip-addr", p.gossip, "--s3-bucket", "", "--log-level", "info"}, args...)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	p.cmd = cmd
+	t.Cleanup(func() {
+		defer logFile.Close()
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-done
+		}
+	})
+}
+
+// nodeStatus asks one node directly (no leader following) for the cluster status.
+func nodeStatus(addr string) (*snapkeepv1.ClusterStatusResponse, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return snapkeepv1.NewClusterClient(conn).ClusterStatus(ctx, &snapkeepv1.ClusterStatusRequest{})
+}
+
+// TestGossipBootstrapThreeProcesses: three `snapkeep server` processes started at once
+// with only --join and --bootstrap-expect 3 form one cluster: one leader named by all
+// three, one configuration of three voters, every bootstrap with the same servers.
+// Then leadership moves to a named node through the CLI.
+func TestGossipBootstrapThreeProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	procs := make([]*serverProcess, 3)
+	for i := range procs {
+		id := fmt.Sprintf("n%d", i+1)
+		procs[i] = &serverProcess{id: id, grpc: freePort(t, false), raft: freePort(t, false), gossip: freePort(t, true),
+			log: filepath.Join(dir, id+".log")}
+	}
+	for i, p := range procs {
+		args := []string{"--bootstrap-expect", "3"}
+		for j, q := range procs {
+			if j != i {
+				args = append(args, "--join", q.gossip)
+			}
+		}
+		startServer(t, bin, p, args...)
+	}
+	endpoints := []string{procs[0].grpc, procs[1].grpc, procs[2].grpc}
+	logs := func() string {
+		var b strings.Builder
+		for _, p := range procs {
+			data, _ := os.ReadFile(p.log)
+			fmt.Fprintf(&b, "--- %s\n%s", p.id, data)
+		}
+		return b.String()
+	}
+
+	var leader string
+	ok := false
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) && !ok {
+		time.Sleep(200 * time.Millisecond)
+		leaders := map[string]bool{}
+		ok = true
+		for _, p := range procs {
+			st, err := nodeStatus(p.grpc)
+			if err != nil || st.LeaderId == "" || len(st.Nodes) != 3 {
+				ok = false
+				break
+			}
+			leaders[st.LeaderId] = true
+			for _, n := range st.Nodes {
+				if !n.Voter || n.GossipStatus != snapkeepv1.MemberStatus_MEMBER_STATUS_ALIVE || n.GrpcAddr == "" {
+					ok = false
+				}
+			}
+			leader = st.LeaderId
+		}
+		ok = ok && len(leaders) == 1
+	}
+	require.True(t, ok, "no single three-voter cluster formed\n%s", logs())
+
+	// The CLI's view: one leader, three voters.
+	out, errOut, code := runAgainst(t, endpoints, "cluster", "status", "-o", "json")
+	require.Equal(t, exitOK, code, errOut)
+	var st snapkeepv1.ClusterStatusResponse
+	require.NoError(t, protojson.Unmarshal([]byte(out), &st))
+	require.Equal(t, leader, st.LeaderId)
+	leaders := 0
+	for _, n := range st.Nodes {
+		require.True(t, n.Voter, n.Id)
+		if n.Role == snapkeepv1.NodeRole_NODE_ROLE_LEADER {
+			leaders++
+		}
+	}
+	require.Equal(t, 1, leaders)
+
+	// Every bootstrap that happened used the same configuration.
+	all := logs()
+	boots := regexp.MustCompile(`bootstrapped a new cluster from gossip.*servers="\[([^\]]*)\]"`).FindAllStringSubmatch(all, -1)
+	require.NotEmpty(t, boots, all)
+	for _, b := range boots {
+		require.Equal(t, "n1 n2 n3", b[1])
+	}
+	require.NotContains(t, all, "bootstrapped a new cluster\"", "no static bootstrap")
+
+	out, errOut, code = runAgainst(t, endpoints, "cluster", "members")
+	require.Equal(t, exitOK, code, errOut)
+	require.Regexp(t, `(?m)^n1\s+alive\s+yes\s`, out)
+	require.Regexp(t, `(?m)^n3\s+alive\s+yes\s`, out)
+
+	// Leadership moves to a named follower through the CLI.
+	target := "n1"
+	if leader == "n1" {
+		target = "n2"
+	}
+	out, errOut, code = runAgainst(t, endpoints, "cluster", "transfer-leader", target)
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, "leader: "+target+"\n", out)
+	require.Eventually(t, func() bool {
+		for _, p := range procs {
+			st, err := nodeStatus(p.grpc)
+			if err != nil || st.LeaderId != target {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 100*time.Millisecond)
+
+	// Removing an alive member or the leader is refused with a clear error.
+	_, errOut, code = runAgainst(t, endpoints, "cluster", "remove", target)
+	require.Equal(t, exitError, code)
+	require.Contains(t, errOut, "transfer leadership first")
+}
+
+// TestClusterMembersWithoutGossip: a static cluster lists its Raft configuration, says
+// gossip is off, and refuses to remove its only voter.
+func TestClusterMembersWithoutGossip(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("cluster", "members")
+	require.Contains(t, out, "Gossip is off")
+	require.Regexp(t, `(?m)^n1\s+-\s+yes\s+yes\s`, out)
+	r := c.run("cluster", "remove", "n1")
+	require.Equal(t, exitError, r.code)
+	require.Contains(t, r.stderr, "node n1 is the leader: transfer leadership first")
+	r = c.run("cluster", "transfer-leader", "a", "b")
+	require.Equal(t, exitUsage, r.code)
+	out = c.ok("cluster", "status")
+	require.Contains(t, out, "GOSSIP")
+}

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"encoding/base64"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestMemberMetaRoundTrip(t *testing.T) {
+	for _, m := range []memberMeta{
+		{},
+		{ID: "n1", RaftAddr: "10.0.0.1:7011", GRPCAddr: "10.0.0.1:7001", Version: "v1.2.3", Expect: 3, HasState: true},
+		{ID: "node-with-a-long-name", RaftAddr: "[::1]:7011", Leaving: true},
+	} {
+		got, err := decodeMeta(m.encode())
+		require.NoError(t, err)
+		require.Equal(t, m, got)
+	}
+	for _, bad := range [][]byte{nil, {2, 0, 0}, {metaFormat}, {metaFormat, 0, 3, 5, 'a'}} {
+		_, err := decodeMeta(bad)
+		require.Error(t, err, "%v", bad)
+	}
+}
+
+func TestRemovalUnsafe(t *testing.T) {
+	require.NotEmpty(t, removalUnsafe(1, 1), "last voter")
+	require.Empty(t, removalUnsafe(3, 2), "3 voters, one failed: the other two are a quorum of 2")
+	require.NotEmpty(t, removalUnsafe(3, 1), "3 voters, two failed")
+	require.Empty(t, removalUnsafe(5, 3))
+	require.NotEmpty(t, removalUnsafe(5, 2))
+	require.Empty(t, removalUnsafe(2, 1), "2 voters, one failed: the survivor alone is a quorum of 1")
+}
+
+func TestParseGossipKey(t *testing.T) {
+	for _, n := range []int{16, 24, 32} {
+		key, err := ParseGossipKey(base64.StdEncoding.EncodeToString(make([]byte, n)))
+		require.NoError(t, err)
+		require.Len(t, key, n)
+	}
+	_, err := ParseGossipKey(base64.StdEncoding.EncodeToString(make([]byte, 20)))
+	require.ErrorContains(t, err, "want 16, 24 or 32")
+	_, err = ParseGossipKey("not base64!")
+	require.ErrorContains(t, err, "not base64")
+}
+
+func TestGossipConfigValidate(t *testing.T) {
+	var errs []string
+	bad := func(f string, args ...any) { errs = append(errs, f) }
+	(&GossipConfig{Join: []string{"a:1"}}).validate(bad)
+	require.Len(t, errs, 1)
+	errs = nil
+	(&GossipConfig{Addr: "nohost", Join: []string{"x"}, BootstrapExpect: -1, Key: []byte("short"), DeadServerTimeout: -1}).validate(bad)
+	require.Len(t, errs, 5)
+}
