@@ -18,22 +18,7 @@ import (
 
 // freeGossipAddr returns a 127.0.0.1 address whose port was free for both TCP and UDP
 // a moment ago (memberlist binds both).
-func freeGossipAddr(t *testing.T) string {
-	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := ln.Addr().String()
-		udp, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err == nil {
-			udp.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port for gossip")
-	return ""
-}
+func freeGossipAddr(t *testing.T) string { return servertest.FreeAddr(t) }
 
 // fastGossip shortens memberlist's timings for loopback tests.
 func fastGossip(mc *memberlist.Config) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -132,6 +133,10 @@ func (v *gossipKeyValue) String() string {
 }
 
 func (v *gossipKeyValue) Set(s string) error {
+	if strings.TrimSpace(s) == "" { // no key: gossip in the clear
+		*v.key = nil
+		return nil
+	}
 	key, err := server.ParseGossipKey(s)
 	if err != nil {
 		return err

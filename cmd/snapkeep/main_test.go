@@ -266,7 +266,7 @@ func TestClusterStatus(t *testing.T) {
 	c := newCLI(t)
 	out := c.ok("cluster", "status")
 	require.Contains(t, out, "Leader: n1\n")
-	require.Regexp(t, `(?m)^n1\s+leader\s+yes\s+\d+\s+\d+\s+\d+\s+-\s+`+regexp.QuoteMeta(c.cluster.Endpoints()[0])+`$`, out)
+	require.Regexp(t, `(?m)^n1\s+leader\s+yes\s+\d+\s+\d+\s+\d+\s+-\s+-\s+`+regexp.QuoteMeta(c.cluster.Endpoints()[0])+`$`, out)
 	require.Contains(t, out, "Storage: s3://snapkeep/snapkeep at "+c.emb.Endpoint()+" (region us-east-1)")
 
 	out = c.ok("cluster", "status", "-o", "json")
