@@ -25,7 +25,7 @@ import (
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
-// Metadata backups (docs/ops/backup.md): a backup file is a checksummed header
+// Metadata backups (docs/OPERATIONS.md): a backup file is a checksummed header
 // (package backup) and a raft snapshot of the FSM taken from a linearizable read view.
 // Backup streams one to a client; RestoreBackup installs one through the leader with
 // raft's user-snapshot restore (replicated to the followers by InstallSnapshot);

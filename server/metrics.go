@@ -21,7 +21,7 @@ import (
 
 // Metrics: every node has its own prometheus.Registry (tests and `snapkeep dev` run
 // three nodes in one process, so the global default registry is never used), served
-// on /metrics by the node's HTTP server (http.go). docs/ops/metrics.md describes every
+// on /metrics by the node's HTTP server (http.go). docs/OPERATIONS.md describes every
 // metric.
 //
 // Raft and FSM gauges are read at scrape time by a Collector (the FSM keeps O(1)

@@ -89,7 +89,7 @@ refused and the cluster is left as it was.
 
 The whole catalog is replaced. A cluster whose catalog is not empty (any database
 besides default, collection, segment, snapshot or restore job) is refused unless
---force is given. See docs/ops/backup.md for the disaster-recovery procedure.`,
+--force is given. See docs/OPERATIONS.md for the disaster-recovery procedure.`,
 		Args: exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, false, func(ctx context.Context, cl *client.Client) error {

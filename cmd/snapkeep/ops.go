@@ -11,7 +11,7 @@ import (
 )
 
 // The operations endpoint: Prometheus metrics, health and pprof over HTTP
-// (server/http.go, docs/ops/metrics.md).
+// (server/http.go, docs/OPERATIONS.md).
 
 // devHTTPOffset: dev node i serves HTTP on base+devHTTPOffset+i.
 const devHTTPOffset = 31

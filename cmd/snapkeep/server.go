@@ -55,7 +55,7 @@ Example, three nodes on one machine:
     --s3-endpoint http://127.0.0.1:9000 --s3-bucket snapkeep --s3-path-style
 
 With gossip instead of --peers, each node joins the others and the three bootstrap
-together once they see each other (see docs/ops/cluster.md):
+together once they see each other (see docs/OPERATIONS.md):
 
   snapkeep server --node-id n1 --data-dir /var/lib/snapkeep/n1 \
     --raft-addr 10.0.0.1:7011 --grpc-addr 10.0.0.1:7001 --gossip-addr 10.0.0.1:7021 \

@@ -125,7 +125,7 @@ with the right usages and SANs works.`,
 	fl.StringVar(&f.clientName, "client-name", "client", "name of the client certificate (empty: none)")
 	fl.IntVar(&f.days, "days", 365, "validity of the certificates (and of a new CA)")
 	fl.BoolVar(&f.force, "force", false, "overwrite existing certificate files")
-	fl.BoolVar(&f.newCA, "new-ca", false, "make a new CA even when --dir holds one (CA rotation: see docs/ops/security.md)")
+	fl.BoolVar(&f.newCA, "new-ca", false, "make a new CA even when --dir holds one (CA rotation: see docs/OPERATIONS.md)")
 	return cmd
 }
 
