@@ -1,0 +1,58 @@
+// Package checker holds the checkers of a fault-injection run. Each reads the
+// recorded history (and, for the end-of-run audits, the healed cluster and its bucket)
+// and reports violations; a checker must be able to fail (the harness's --bug runs
+// prove it does).
+package checker
+
+import (
+	"context"
+
+	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/jepsen/history"
+	"github.com/snapkeep/snapkeep/objstore"
+)
+
+// Violation is one broken guarantee, with the operations that show it.
+type Violation struct {
+	Checker string  `json:"checker"`
+	Message string  `json:"message"`
+	OpIDs   []int64 `json:"op_ids,omitempty"`
+	// Artifact is a file the checker wrote in the output directory to explain it (for
+	// example porcupine's HTML visualization), relative to that directory.
+	Artifact string `json:"artifact,omitempty"`
+}
+
+// EndState is the cluster after the run, healed and quiesced.
+type EndState struct {
+	// Client reaches the healed cluster (linearizable reads).
+	Client *client.Client
+	// Store is the cluster's bucket, read directly; Root its key prefix.
+	Store objstore.Store
+	Root  string
+	// NodeHashes is each node's FSM hash once every node applied the same index
+	// (node id → hash); empty when the harness could not get it from a node, which
+	// NodeErrors then explains.
+	NodeHashes map[string]string
+	NodeErrors map[string]string
+}
+
+// Input is what every checker gets.
+type Input struct {
+	Ops    []history.Op
+	Faults []history.Fault
+	End    *EndState
+	// OutDir is the run's output directory, for artifacts.
+	OutDir string
+}
+
+// Checker checks one guarantee. An error means the checker could not run (that fails
+// the run too); a broken guarantee is a Violation.
+type Checker interface {
+	Name() string
+	Check(ctx context.Context, in Input) ([]Violation, error)
+}
+
+// All returns every checker, in the order the harness runs them.
+func All() []Checker {
+	return nil // the checkers are added as they are written
+}
