@@ -76,7 +76,7 @@ type Output struct {
 	SnapshotID uint64            `json:"snapshot_id,omitempty"`
 	SegmentID  uint64            `json:"segment_id,omitempty"`
 	JobID      uint64            `json:"job_id,omitempty"`
-	State      string            `json:"state,omitempty"` // e.g. COMMITTED, PENDING, FLUSHED, DROPPED, COMPLETED
+	State      string            `json:"state,omitempty"`  // e.g. COMMITTED, PENDING, FLUSHED, DROPPED, COMPLETED
 	States     map[string]string `json:"states,omitempty"` // list: name → state
 	Files      []File            `json:"files,omitempty"`
 	Deleted    uint64            `json:"deleted,omitempty"`
