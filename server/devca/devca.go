@@ -47,25 +47,14 @@ const (
 
 // NewCA makes a self-signed CA valid for validity (from an hour ago, to allow clock skew).
 func NewCA(commonName string, validity time.Duration) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, tmpl, err := newTemplate(commonName, validity)
 	if err != nil {
 		return nil, err
 	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"snapkeep"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	tmpl.BasicConstraintsValid = true
+	tmpl.IsCA = true
+	tmpl.MaxPathLenZero = true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, err
@@ -77,26 +66,35 @@ func NewCA(commonName string, validity time.Duration) (*CA, error) {
 	return &CA{Cert: cert, Key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
-// Issue makes a leaf certificate named commonName. hosts become SANs (IP addresses as
-// IP SANs, anything else as DNS names); a node certificate needs every name or address
-// peers and clients dial it by.
-func (ca *CA) Issue(commonName string, hosts []string, usage Usage, validity time.Duration) (*Leaf, error) {
+// newTemplate makes a P-256 key and a certificate template for it named commonName,
+// valid for validity from an hour ago (to allow clock skew).
+func newTemplate(commonName string, validity time.Duration) (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	serial, err := serialNumber()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
+	return key, &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"snapkeep"}},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}, nil
+}
+
+// Issue makes a leaf certificate named commonName. hosts become SANs (IP addresses as
+// IP SANs, anything else as DNS names); a node certificate needs every name or address
+// peers and clients dial it by.
+func (ca *CA) Issue(commonName string, hosts []string, usage Usage, validity time.Duration) (*Leaf, error) {
+	key, tmpl, err := newTemplate(commonName, validity)
+	if err != nil {
+		return nil, err
 	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	switch usage {
 	case Node:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
