@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -132,6 +133,21 @@ func TestRegistry(t *testing.T) {
 			h.drop(0, 11, 20, "a", true)
 			h.describe(1, 12, 13, "a", "COMMITTED", 5)
 			h.describe(2, 14, 15, "a", "", 0)
+			return nil
+		}},
+		{"concurrent drops both report existed", func(h *hb) []int64 {
+			h.create(0, 0, 10, "a", 5)
+			h.drop(0, 11, 20, "a", true)
+			h.drop(1, 11, 20, "a", true)
+			h.describe(1, 21, 22, "a", "", 0)
+			return nil
+		}},
+		{"a drop reads the old snapshot, a create makes a new one before it proposes", func(h *hb) []int64 {
+			h.create(0, 0, 10, "a", 5)
+			h.drop(0, 11, 30, "a", true)
+			h.drop(1, 12, 13, "a", true)
+			h.create(1, 14, 15, "a", 9)
+			h.describe(1, 31, 32, "a", "COMMITTED", 9)
 			return nil
 		}},
 		{"stale describe misses an acknowledged create", func(h *hb) []int64 {
@@ -313,4 +329,31 @@ func TestCatalog(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTimeoutIsUnknown: a search cut short by its time budget is neither OK nor a
+// violation but an error wrapping ErrUnknown.
+func TestTimeoutIsUnknown(t *testing.T) {
+	h := &hb{}
+	h.create(0, 0, 1, "a", 1)
+	// Many concurrent operations that can each go either way, and reads that force a
+	// long search.
+	for i := 0; i < 400; i++ {
+		if i%2 == 0 {
+			h.dropUnknown(i+1, 2, 3, "a")
+		} else {
+			h.createUnknown(i+1, 2, 3, "a")
+		}
+	}
+	for i := 0; i < 200; i++ {
+		state := ""
+		if i%2 == 1 {
+			state = "COMMITTED"
+		}
+		h.describe(1000+i, 4+int64(i), 4+int64(i), "a", state, 0)
+	}
+	h.describe(5000, 10000, 10001, "a", "PENDING", 3)
+	vs, err := (&Registry{Timeout: time.Millisecond}).Check(context.Background(), Input{Ops: h.ops})
+	require.ErrorIs(t, err, ErrUnknown)
+	require.Empty(t, vs)
 }

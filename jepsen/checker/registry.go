@@ -102,9 +102,10 @@ func regStep(state, input, _ any) []any {
 		}
 		return same
 	case regDrop:
-		if !live(s.st) {
-			return nil
-		}
+		// DropSnapshot reads the name, then proposes MarkDeleting of the id it read,
+		// which succeeds on a snapshot already DELETING: two concurrent drops both
+		// report Existed. So an Existed drop may also find the name absent. It always
+		// leaves it absent: an acknowledged drop can never be followed by its snapshot.
 		return []any{regState{st: nameAbsent, maxID: s.maxID}}
 	case regDropAbsent:
 		if s.st != nameAbsent {
