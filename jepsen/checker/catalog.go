@@ -3,6 +3,7 @@ package checker
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,6 +145,13 @@ func segStep(state, input, _ any) []any {
 var catalogModel = porcupine.NondeterministicModel{
 	Init: func() []any { return []any{segState{}} },
 	Step: segStep,
+	Hash: func(state any) uint64 {
+		s := state.(segState)
+		h := fnv.New64a()
+		h.Write([]byte{s.st})
+		h.Write([]byte(s.files))
+		return h.Sum64()
+	},
 	DescribeOperation: func(input, _ any) string {
 		in := input.(segIn)
 		switch in.k {

@@ -150,3 +150,10 @@ func unknownErr(name string, keys []string) error {
 	return fmt.Errorf("%s: %w: %d partition(s) not decided within the time budget: %s",
 		name, ErrUnknown, len(keys), strings.Join(keys, ", "))
 }
+
+// mix is a 64-bit finalizer (splitmix64) for state hashes.
+func mix(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}

@@ -150,6 +150,10 @@ func TestRegistry(t *testing.T) {
 			h.describe(1, 31, 32, "a", "COMMITTED", 9)
 			return nil
 		}},
+		{"a list shows a name nobody created", func(h *hb) []int64 {
+			h.create(0, 0, 10, "a", 5)
+			return []int64{h.list(1, 11, 12, map[string]string{"a": "COMMITTED", "ghost": "COMMITTED"})}
+		}},
 		{"stale describe misses an acknowledged create", func(h *hb) []int64 {
 			h.create(0, 0, 10, "a", 5)
 			return []int64{h.describe(1, 11, 12, "a", "", 0)}

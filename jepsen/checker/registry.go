@@ -138,6 +138,10 @@ func regStep(state, input, _ any) []any {
 var registryModel = porcupine.NondeterministicModel{
 	Init: func() []any { return []any{regState{}} },
 	Step: regStep,
+	Hash: func(state any) uint64 {
+		s := state.(regState)
+		return mix(uint64(s.st)<<62 ^ s.id<<20 ^ s.maxID)
+	},
 	DescribeOperation: func(input, _ any) string {
 		in := input.(regIn)
 		switch in.k {
@@ -182,6 +186,17 @@ func registryPartitions(ops []history.Op) map[string][]pop {
 				namesOf[op.Input.Collection] = map[string]bool{}
 			}
 			namesOf[op.Input.Collection][op.Input.Name] = true
+		case history.SnapshotList:
+			// A name only a list shows (no create of it in the history) is checked
+			// too: it starts absent, so a phantom is a violation.
+			if op.Result == history.OK {
+				if namesOf[op.Input.Collection] == nil {
+					namesOf[op.Input.Collection] = map[string]bool{}
+				}
+				for name := range op.Output.States {
+					namesOf[op.Input.Collection][name] = true
+				}
+			}
 		}
 	}
 	add := func(key string, op history.Op, in regIn, ret int64) {
