@@ -361,3 +361,11 @@ func TestTimeoutIsUnknown(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnknown)
 	require.Empty(t, vs)
 }
+
+func TestAllOrder(t *testing.T) {
+	var names []string
+	for _, c := range All() {
+		names = append(names, c.Name())
+	}
+	require.Equal(t, []string{"linearizable-registry", "linearizable-catalog", "lost-undone", "bucket-audit", "restores", "convergence"}, names)
+}

@@ -146,3 +146,158 @@ func TestRegistryRandomHistories(t *testing.T) {
 		require.Contains(t, vs[0].OpIDs, broken[target].ID)
 	}
 }
+
+func TestCatalogRandomHistories(t *testing.T) {
+	for seed := int64(1); seed <= 10; seed++ {
+		r := rand.New(rand.NewSource(seed))
+		type seg struct {
+			st    byte
+			files []history.File
+		}
+		segs := map[uint64]*seg{}
+		var known []uint64 // ids of acknowledged allocations
+		var nextID uint64 = 100
+		pick := func(want byte) (uint64, bool) {
+			var ids []uint64
+			for _, id := range known {
+				if segs[id].st == want {
+					ids = append(ids, id)
+				}
+			}
+			if len(ids) == 0 {
+				return 0, false
+			}
+			return ids[r.Intn(len(ids))], true
+		}
+		files := func(id uint64) []history.File {
+			return []history.File{{Key: "k/" + string(rune('a'+r.Intn(26))), Size: int64(r.Intn(100)), CRC32C: r.Uint32()}}
+		}
+		ops := simulate(r, 6, 60, func(r *rand.Rand, _ int) history.Op {
+			kinds := []history.Kind{history.SegmentAllocate, history.SegmentAllocate, history.SegmentFlush, history.SegmentFlush,
+				history.SegmentCompact, history.SegmentDrop, history.SegmentGet, history.SegmentGet, history.SegmentGet}
+			return history.Op{Kind: kinds[r.Intn(len(kinds))], Result: history.OK}
+		}, func(op *history.Op, applied bool) {
+			// The system's own moves, now and then: leases expire, GC removes records.
+			for _, id := range known {
+				switch s := segs[id]; {
+				case s.st == segAllocated && r.Intn(40) == 0:
+					s.st = segDropped
+				case s.st == segDropped && r.Intn(10) == 0:
+					s.st = segGone
+				}
+			}
+			fail := func() {
+				if op.Result == history.OK {
+					op.Result, op.Error = history.Fail, "failed precondition"
+				}
+			}
+			switch op.Kind {
+			case history.SegmentAllocate:
+				nextID++
+				if applied {
+					segs[nextID] = &seg{st: segAllocated}
+					if op.Result == history.OK {
+						known = append(known, nextID)
+					}
+				}
+				op.Output = history.Output{SegmentID: nextID, State: "ALLOCATED"}
+			case history.SegmentFlush:
+				id, ok := pick(segAllocated)
+				if !ok {
+					op.Input.SegmentID = 100
+					fail()
+					return
+				}
+				op.Input = history.Input{SegmentID: id, Files: files(id)}
+				if applied {
+					segs[id].st, segs[id].files = segFlushed, op.Input.Files
+				}
+				op.Output.State = "FLUSHED"
+			case history.SegmentCompact:
+				in, ok1 := pick(segFlushed)
+				out, ok2 := pick(segAllocated)
+				if !ok1 || !ok2 {
+					op.Input.Inputs, op.Input.SegmentID = []uint64{100}, 101
+					fail()
+					return
+				}
+				op.Input = history.Input{Inputs: []uint64{in}, SegmentID: out, Files: files(out)}
+				if applied {
+					segs[in].st = segDropped
+					segs[out].st, segs[out].files = segFlushed, op.Input.Files
+				}
+				op.Output.State = "FLUSHED"
+			case history.SegmentDrop:
+				if len(known) == 0 {
+					op.Input.SegmentIDs = []uint64{100}
+					fail()
+					return
+				}
+				id := known[r.Intn(len(known))]
+				op.Input.SegmentIDs = []uint64{id}
+				if segs[id].st == segGone {
+					fail()
+					return
+				}
+				if applied {
+					segs[id].st = segDropped
+				}
+			case history.SegmentGet:
+				if len(known) == 0 {
+					op.Input.SegmentID = 100
+					fail()
+					return
+				}
+				id := known[r.Intn(len(known))]
+				op.Input.SegmentID = id
+				s := segs[id]
+				if s.st == segGone {
+					return // OK, not found
+				}
+				op.Output = history.Output{Found: true, State: segStateNames[s.st]}
+				if s.st != segAllocated {
+					op.Output.Files = s.files
+				}
+			}
+		})
+		require.Empty(t, runLinear(t, &Catalog{}, ops), "seed %d: a valid history", seed)
+
+		// Lose a flush: a get of a segment whose flush was acknowledged before the get
+		// was called, with no drop or compaction of it that may have come between,
+		// shows it ALLOCATED.
+		broken := slices.Clone(ops)
+		target := -1
+		for i, op := range broken {
+			if op.Kind != history.SegmentGet || op.Output.State != "FLUSHED" {
+				continue
+			}
+			id := op.Input.SegmentID
+			flushed, touched := false, false
+			for _, o := range broken {
+				if o.Result == history.Fail {
+					continue
+				}
+				if (o.Kind == history.SegmentFlush || o.Kind == history.SegmentCompact) && o.Input.SegmentID == id &&
+					o.Result == history.OK && o.Return < op.Call {
+					flushed = true
+				}
+				if (o.Kind == history.SegmentDrop && slices.Contains(o.Input.SegmentIDs, id) ||
+					o.Kind == history.SegmentCompact && slices.Contains(o.Input.Inputs, id)) && o.Call < op.Return {
+					touched = true
+				}
+			}
+			if flushed && !touched {
+				target = i
+				break
+			}
+		}
+		if target < 0 {
+			t.Logf("seed %d: no get to break", seed)
+			continue
+		}
+		broken[target].Output = history.Output{Found: true, State: "ALLOCATED"}
+		vs := runLinear(t, &Catalog{}, broken)
+		require.NotEmpty(t, vs, "seed %d: a lost flush", seed)
+		require.Contains(t, vs[0].OpIDs, broken[target].ID)
+	}
+}
