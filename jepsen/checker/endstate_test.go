@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/snapkeep/snapkeep/jepsen/history"
 	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server"
 	"github.com/snapkeep/snapkeep/server/servertest"
 )
 
@@ -61,7 +63,22 @@ func overwrite(t *testing.T, store objstore.Store, key string) {
 // histories claiming what did not happen, and mismatched hashes.
 func TestEndStateCheckers(t *testing.T) {
 	ctx := context.Background()
-	c := servertest.Start(t, 3, servertest.Options{})
+	// While stall is set, restore executors hold their reports until release closes:
+	// a job stays running.
+	var stall atomic.Bool
+	release := make(chan struct{})
+	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.Failpoints = &server.Failpoints{BeforeRestoreReport: func(ctx context.Context, _, _ uint64) error {
+			if stall.Load() {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		}}
+	}})
 	cl, err := client.New(ctx, c.Endpoints()...)
 	require.NoError(t, err)
 	t.Cleanup(func() { cl.Close() })
@@ -147,6 +164,24 @@ func TestEndStateCheckers(t *testing.T) {
 		require.Equal(t, []int64{missing}, vs[0].OpIDs)
 	})
 
+	t.Run("restores: a job still running at the end", func(t *testing.T) {
+		stall.Store(true)
+		resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "s1", "running"))
+		require.NoError(t, err)
+		g := &hb{ops: append([]history.Op(nil), h.ops...)}
+		start := g.add(2, history.RestoreStart, 20, 21, history.OK, history.Input{Collection: "docs", Name: "s1", Target: "running"},
+			history.Output{JobID: resp.JobId}, "")
+		vs := run(t, Restores{}, g.ops, end)
+		require.Len(t, vs, 1, messages(vs))
+		require.Equal(t, []int64{start}, vs[0].OpIDs)
+		require.Contains(t, vs[0].Message, "not final")
+		_, err = cl.CancelRestore(ctx, client.NewCancelRestoreOption(resp.JobId))
+		require.NoError(t, err)
+		close(release)
+		require.Equal(t, pb.RestoreState_RESTORE_STATE_CANCELLED, waitRestore(t, cl, resp.JobId).State)
+		require.Empty(t, run(t, Restores{}, g.ops, end), "a cancelled job is final")
+	})
+
 	seg, err := cl.GetSegment(ctx, client.NewGetSegmentOption(gen.SegmentIDs[0]))
 	require.NoError(t, err)
 	seg2, err := cl.GetSegment(ctx, client.NewGetSegmentOption(gen.SegmentIDs[1]))
@@ -188,6 +223,16 @@ func TestEndStateCheckers(t *testing.T) {
 		require.Contains(t, vs[1].OpIDs, seen)
 		require.Contains(t, vs[1].Message, "was seen COMPLETED")
 	})
+	t.Run("restores: a target segment dropped", func(t *testing.T) {
+		target, err := cl.ListSegments(ctx, client.NewListSegmentsOption("copy"))
+		require.NoError(t, err)
+		_, err = cl.DropSegments(ctx, client.NewDropSegmentsOption(target.Segments[0].Id))
+		require.NoError(t, err)
+		msgs := messages(run(t, Restores{}, h.ops, end))
+		require.Contains(t, msgs, "is SEGMENT_STATE_DROPPED, not FLUSHED")
+		require.Contains(t, msgs, "file lists differ")
+	})
+
 	t.Run("bucket audit: the manifest deleted", func(t *testing.T) {
 		_, err := store.Delete(ctx, []string{s1.ManifestKey})
 		require.NoError(t, err)
