@@ -2,6 +2,7 @@ package checker
 
 import (
 	"math/rand"
+	"os"
 	"slices"
 	"sort"
 	"testing"
@@ -59,11 +60,15 @@ func simulate(r *rand.Rand, clients, perClient int, gen func(r *rand.Rand, clien
 
 func TestRegistryRandomHistories(t *testing.T) {
 	names := []string{"a", "b", "c"}
+	clients, perClient := 6, 60
+	if os.Getenv("JEPSEN_BIG") != "" {
+		clients, perClient = 10, 500
+	}
 	for seed := int64(1); seed <= 10; seed++ {
 		r := rand.New(rand.NewSource(seed))
 		live := map[string]uint64{}
 		var nextID uint64 = 10
-		ops := simulate(r, 6, 60, func(r *rand.Rand, _ int) history.Op {
+		ops := simulate(r, clients, perClient, func(r *rand.Rand, _ int) history.Op {
 			kinds := []history.Kind{history.SnapshotCreate, history.SnapshotDrop, history.SnapshotDescribe, history.SnapshotDescribe, history.SnapshotList}
 			k := kinds[r.Intn(len(kinds))]
 			in := history.Input{Collection: "c", Name: names[r.Intn(len(names))]}
@@ -148,6 +153,10 @@ func TestRegistryRandomHistories(t *testing.T) {
 }
 
 func TestCatalogRandomHistories(t *testing.T) {
+	clients, perClient := 6, 60
+	if os.Getenv("JEPSEN_BIG") != "" {
+		clients, perClient = 10, 500
+	}
 	for seed := int64(1); seed <= 10; seed++ {
 		r := rand.New(rand.NewSource(seed))
 		type seg struct {
@@ -172,7 +181,7 @@ func TestCatalogRandomHistories(t *testing.T) {
 		files := func(id uint64) []history.File {
 			return []history.File{{Key: "k/" + string(rune('a'+r.Intn(26))), Size: int64(r.Intn(100)), CRC32C: r.Uint32()}}
 		}
-		ops := simulate(r, 6, 60, func(r *rand.Rand, _ int) history.Op {
+		ops := simulate(r, clients, perClient, func(r *rand.Rand, _ int) history.Op {
 			kinds := []history.Kind{history.SegmentAllocate, history.SegmentAllocate, history.SegmentFlush, history.SegmentFlush,
 				history.SegmentCompact, history.SegmentDrop, history.SegmentGet, history.SegmentGet, history.SegmentGet}
 			return history.Op{Kind: kinds[r.Intn(len(kinds))], Result: history.OK}
