@@ -184,6 +184,7 @@ func segSeen(state string) (byte, bool) {
 // segments whose allocation was acknowledged (so whose id the history knows from the
 // start) are checked.
 func catalogPartitions(ops []history.Op) map[string][]pop {
+	ops = normalize(ops)
 	inf := infinity(ops)
 	parts := map[uint64][]pop{}
 	known := map[uint64]bool{}

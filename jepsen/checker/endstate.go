@@ -51,7 +51,7 @@ func (c LostUndone) Check(ctx context.Context, in Input) ([]Violation, error) {
 	}
 	byName := map[string][]known{}
 	drops := map[string][]history.Op{}
-	for _, op := range in.Ops {
+	for _, op := range normalize(in.Ops) {
 		key := regKey(op.Input.Collection, op.Input.Name)
 		switch {
 		case op.Kind == history.SnapshotCreate && op.Result == history.OK && op.Output.SnapshotID != 0:
@@ -316,7 +316,7 @@ func (c Restores) Check(ctx context.Context, in Input) ([]Violation, error) {
 	cl := in.End.Client
 	started := map[uint64]int64{}   // job → the op that started it
 	completed := map[uint64]int64{} // job → an op that saw it COMPLETED
-	for _, op := range in.Ops {
+	for _, op := range normalize(in.Ops) {
 		switch {
 		case op.Kind == history.RestoreStart && op.Result == history.OK && op.Output.JobID != 0:
 			started[op.Output.JobID] = op.ID

@@ -157,3 +157,16 @@ func mix(z uint64) uint64 {
 	z = (z ^ z>>27) * 0x94d049bb133111eb
 	return z ^ z>>31
 }
+
+// normalize returns the ops with every outcome that is neither OK nor Fail (a
+// pending op, Return 0, or an unrecognised result) as Unknown.
+func normalize(ops []history.Op) []history.Op {
+	out := make([]history.Op, len(ops))
+	for i, op := range ops {
+		if op.Return == 0 || (op.Result != history.OK && op.Result != history.Fail) {
+			op.Result = history.Unknown
+		}
+		out[i] = op
+	}
+	return out
+}

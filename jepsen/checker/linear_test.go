@@ -154,6 +154,12 @@ func TestRegistry(t *testing.T) {
 			h.create(0, 0, 10, "a", 5)
 			return []int64{h.list(1, 11, 12, map[string]string{"a": "COMMITTED", "ghost": "COMMITTED"})}
 		}},
+		{"a pending drop (never returned) counts as unknown", func(h *hb) []int64 {
+			h.create(0, 0, 10, "a", 5)
+			h.add(0, history.SnapshotDrop, 11, 0, "", snapIn("a"), history.Output{}, "")
+			h.describe(1, 13, 14, "a", "", 0)
+			return nil
+		}},
 		{"stale describe misses an acknowledged create", func(h *hb) []int64 {
 			h.create(0, 0, 10, "a", 5)
 			return []int64{h.describe(1, 11, 12, "a", "", 0)}

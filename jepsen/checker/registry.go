@@ -176,6 +176,7 @@ func regKey(collection, name string) string { return collection + "/" + name }
 // registryPartitions turns the history into model operations per (collection, name).
 // Lists are projected onto every name of their collection the history mentions.
 func registryPartitions(ops []history.Op) map[string][]pop {
+	ops = normalize(ops)
 	inf := infinity(ops)
 	parts := map[string][]pop{}
 	namesOf := map[string]map[string]bool{}
