@@ -100,6 +100,8 @@ func fillStatus(st *pb.NodeStatus, r *internalv1.NodeStatusResponse) {
 	st.LastLogIndex = r.LastLogIndex
 	st.LastContactMs = r.LastContactMs
 	st.Version = r.Version
+	st.FsmHash = r.FsmHash
+	st.FsmHashIndex = r.FsmHashIndex
 	if r.GrpcAddr != "" {
 		st.GrpcAddr = r.GrpcAddr
 	}
@@ -131,7 +133,10 @@ func (n *Node) localStatus() *internalv1.NodeStatusResponse {
 		}
 	}
 	_, leaderID := n.raft.LeaderWithID()
+	hashIndex, hash := n.fsm.HashAt()
 	return &internalv1.NodeStatusResponse{
+		FsmHash:       hash,
+		FsmHashIndex:  hashIndex,
 		Id:            n.cfg.NodeID,
 		RaftAddr:      n.RaftAddr(),
 		GrpcAddr:      n.grpcAddr,

@@ -6006,7 +6006,12 @@ type NodeStatus struct {
 	Error string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
 	// The node's health as gossip on the answering node sees it (UNSPECIFIED when
 	// gossip is off).
-	GossipStatus  MemberStatus `protobuf:"varint,13,opt,name=gossip_status,json=gossipStatus,proto3,enum=snapkeep.v1.MemberStatus" json:"gossip_status,omitempty"`
+	GossipStatus MemberStatus `protobuf:"varint,13,opt,name=gossip_status,json=gossipStatus,proto3,enum=snapkeep.v1.MemberStatus" json:"gossip_status,omitempty"`
+	// SHA-256 of the node's state machine and the applied index it covers: nodes that
+	// applied the same index must report the same hash (used by the fault-injection
+	// harness to compare replicas).
+	FsmHash       string `protobuf:"bytes,14,opt,name=fsm_hash,json=fsmHash,proto3" json:"fsm_hash,omitempty"`
+	FsmHashIndex  uint64 `protobuf:"varint,15,opt,name=fsm_hash_index,json=fsmHashIndex,proto3" json:"fsm_hash_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6130,6 +6135,20 @@ func (x *NodeStatus) GetGossipStatus() MemberStatus {
 		return x.GossipStatus
 	}
 	return MemberStatus_MEMBER_STATUS_UNSPECIFIED
+}
+
+func (x *NodeStatus) GetFsmHash() string {
+	if x != nil {
+		return x.FsmHash
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetFsmHashIndex() uint64 {
+	if x != nil {
+		return x.FsmHashIndex
+	}
+	return 0
 }
 
 // StorageInfo says where the cluster keeps its objects (never credentials).
@@ -7204,7 +7223,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12'\n" +
 	"\x10next_run_unix_ms\x18\x03 \x01(\x03R\rnextRunUnixMs\x12/\n" +
 	"\x14next_run_orphan_scan\x18\x04 \x01(\bR\x11nextRunOrphanScan\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xb1\x03\n" +
+	"\x14ClusterStatusRequest\"\xf2\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
@@ -7220,7 +7239,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	" \x01(\x03R\rlastContactMs\x12\x18\n" +
 	"\aversion\x18\v \x01(\tR\aversion\x12\x14\n" +
 	"\x05error\x18\f \x01(\tR\x05error\x12>\n" +
-	"\rgossip_status\x18\r \x01(\x0e2\x19.snapkeep.v1.MemberStatusR\fgossipStatus\"\x8c\x01\n" +
+	"\rgossip_status\x18\r \x01(\x0e2\x19.snapkeep.v1.MemberStatusR\fgossipStatus\x12\x19\n" +
+	"\bfsm_hash\x18\x0e \x01(\tR\afsmHash\x12$\n" +
+	"\x0efsm_hash_index\x18\x0f \x01(\x04R\ffsmHashIndex\"\x8c\x01\n" +
 	"\vStorageInfo\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x16\n" +
