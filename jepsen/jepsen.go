@@ -153,10 +153,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := c.HealAll(); err != nil {
 		res.Problems = append(res.Problems, "heal: "+err.Error())
 	}
-	qctx, qcancel := context.WithTimeout(endCtx, o.EndWait)
-	if err := waitRestores(qctx, admin); err != nil {
+	rctx, rcancel := context.WithTimeout(endCtx, o.EndWait)
+	if err := waitRestores(rctx, admin); err != nil {
 		res.Problems = append(res.Problems, err.Error())
 	}
+	rcancel()
+	qctx, qcancel := context.WithTimeout(endCtx, o.EndWait)
 	hashes, nodeErrs, err := c.Quiesce(qctx)
 	qcancel()
 	if err != nil {

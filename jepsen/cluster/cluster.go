@@ -119,6 +119,7 @@ type Cluster struct {
 	Store  objstore.Store
 	Bucket string
 	env    []string
+	gwLog  *os.File
 }
 
 // freeAddr reserves an ephemeral port on 127.0.0.1 and releases it for a process.
@@ -150,6 +151,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
+	c.gwLog = gwLog
 	gwDir := filepath.Join(opts.Dir, "s3")
 	if err := os.MkdirAll(gwDir, 0o755); err != nil {
 		return nil, err
@@ -552,5 +554,8 @@ func (c *Cluster) Close() {
 	}
 	if c.GW != nil {
 		_ = c.GW.Stop()
+	}
+	if c.gwLog != nil {
+		_ = c.gwLog.Close()
 	}
 }

@@ -175,7 +175,7 @@ func (w *worker) run(ctx context.Context) int {
 	}
 	if enabled[Snapshots] {
 		add(3, w.snapshotCreate)
-		add(1, w.snapshotDrop)
+		add(2, w.snapshotDrop)
 		add(3, w.snapshotDescribe)
 		add(2, w.snapshotList)
 	}
@@ -454,8 +454,13 @@ func (w *worker) segmentDrop(ctx context.Context) bool {
 func (w *worker) segmentGet(ctx context.Context) bool {
 	w.sh.mu.Lock()
 	var id uint64
-	if len(w.sh.seen) > 0 {
-		id = w.sh.seen[w.rng.IntN(len(w.sh.seen))]
+	if n := len(w.sh.seen); n > 0 {
+		// mostly recent segments: their records are the ones still changing
+		lo := 0
+		if w.rng.IntN(3) > 0 {
+			lo = max(0, n-8)
+		}
+		id = w.sh.seen[lo+w.rng.IntN(n-lo)]
 	}
 	w.sh.mu.Unlock()
 	if id == 0 {
