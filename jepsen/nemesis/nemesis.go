@@ -266,7 +266,11 @@ func (n *Nemesis) inject(ctx context.Context, kind string, d time.Duration) {
 		fl := s3proxy.Faults{SlowDownRate: 0.2, HoldRate: 0.1, Hold: 15 * time.Second}
 		n.C.S3.Set(fl)
 		start("s3", fmt.Sprintf("%.0f%% 503 SlowDown, %.0f%% held %v", fl.SlowDownRate*100, fl.HoldRate*100, fl.Hold))
-		heal = func() { n.C.S3.Set(s3proxy.Faults{}) }
+		before := n.C.S3.Injected.Load()
+		heal = func() {
+			n.C.S3.Set(s3proxy.Faults{})
+			n.Log("nemesis: s3-faults: %d requests faulted", n.C.S3.Injected.Load()-before)
+		}
 	default:
 		return
 	}
