@@ -430,7 +430,7 @@ func (c *Cluster) SelfStatus(ctx context.Context, id string) (*snapkeepv1.NodeSt
 		return nil, "", err
 	}
 	defer cl.Close()
-	resp, err := cl.ClusterStatus(ctx)
+	resp, err := cl.ClusterStatus(ctx, client.WithFSMHash())
 	if err != nil {
 		return nil, "", err
 	}

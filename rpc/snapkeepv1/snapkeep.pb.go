@@ -5951,7 +5951,10 @@ func (x *GCStatusResponse) GetNextRunOrphanScan() bool {
 }
 
 type ClusterStatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also compute each node's fsm_hash (a SHA-256 over the whole state: costly on a
+	// large catalog, so only on request).
+	FsmHash       bool `protobuf:"varint,1,opt,name=fsm_hash,json=fsmHash,proto3" json:"fsm_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5986,6 +5989,13 @@ func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
 }
 
+func (x *ClusterStatusRequest) GetFsmHash() bool {
+	if x != nil {
+		return x.FsmHash
+	}
+	return false
+}
+
 type NodeStatus struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -6007,9 +6017,9 @@ type NodeStatus struct {
 	// The node's health as gossip on the answering node sees it (UNSPECIFIED when
 	// gossip is off).
 	GossipStatus MemberStatus `protobuf:"varint,13,opt,name=gossip_status,json=gossipStatus,proto3,enum=snapkeep.v1.MemberStatus" json:"gossip_status,omitempty"`
-	// SHA-256 of the node's state machine and the applied index it covers: nodes that
-	// applied the same index must report the same hash (used by the fault-injection
-	// harness to compare replicas).
+	// With ClusterStatusRequest.fsm_hash: SHA-256 of the node's state machine and the
+	// applied index it covers; nodes that applied the same index must report the same
+	// hash (the fault-injection harness compares replicas with it).
 	FsmHash       string `protobuf:"bytes,14,opt,name=fsm_hash,json=fsmHash,proto3" json:"fsm_hash,omitempty"`
 	FsmHashIndex  uint64 `protobuf:"varint,15,opt,name=fsm_hash_index,json=fsmHashIndex,proto3" json:"fsm_hash_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -7222,8 +7232,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\areports\x18\x01 \x03(\v2\x15.snapkeep.v1.GCReportR\areports\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12'\n" +
 	"\x10next_run_unix_ms\x18\x03 \x01(\x03R\rnextRunUnixMs\x12/\n" +
-	"\x14next_run_orphan_scan\x18\x04 \x01(\bR\x11nextRunOrphanScan\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xf2\x03\n" +
+	"\x14next_run_orphan_scan\x18\x04 \x01(\bR\x11nextRunOrphanScan\"1\n" +
+	"\x14ClusterStatusRequest\x12\x19\n" +
+	"\bfsm_hash\x18\x01 \x01(\bR\afsmHash\"\xf2\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
