@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/jepsen/checker"
 	"github.com/snapkeep/snapkeep/jepsen/cluster"
 	"github.com/snapkeep/snapkeep/jepsen/history"
@@ -124,4 +125,47 @@ func TestTimeline(t *testing.T) {
 	require.Contains(t, page, "nemesis kill")
 	require.Contains(t, page, `class="unknown"`)
 	require.Contains(t, page, "&lt;deadline&gt;")
+}
+
+// recordingChecker reports one violation and keeps what it was given.
+type recordingChecker struct{ in checker.Input }
+
+func (*recordingChecker) Name() string { return "recording" }
+
+func (c *recordingChecker) Check(ctx context.Context, in checker.Input) ([]checker.Violation, error) {
+	c.in = in
+	// the end state's client reaches the healed cluster
+	if _, err := in.End.Client.ListCollections(ctx, client.NewListCollectionsOption()); err != nil {
+		return nil, err
+	}
+	return []checker.Violation{{Checker: "recording", Message: "always", OpIDs: []int64{1}}}, nil
+}
+
+// TestCheckerWiring: a short run hands the checkers the history and a healed, quiesced
+// end state, and a violation fails the run and lands in results.json.
+func TestCheckerWiring(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster run")
+	}
+	rc := &recordingChecker{}
+	res := run(t, Options{Duration: 5 * time.Second, Seed: 1, Clients: 2, Workloads: workload.All, Checkers: []checker.Checker{rc}})
+	require.True(t, res.Failed())
+	require.Len(t, res.Violations, 1)
+	require.Empty(t, res.Problems)
+	require.Len(t, rc.in.Ops, res.Ops)
+	require.Equal(t, res.Dir, rc.in.OutDir)
+	require.Equal(t, cluster.Root, rc.in.End.Root)
+	require.NotNil(t, rc.in.End.Store)
+	require.Len(t, rc.in.End.NodeHashes, 3)
+	require.Empty(t, rc.in.End.NodeErrors)
+	var first string
+	for _, h := range rc.in.End.NodeHashes {
+		if first == "" {
+			first = h
+		}
+		require.Equal(t, first, h, "quiesced nodes have the same FSM hash")
+	}
+	b, err := os.ReadFile(filepath.Join(res.Dir, "results.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"always"`)
 }
