@@ -229,8 +229,20 @@ func (n *Nemesis) inject(ctx context.Context, kind string, d time.Duration) {
 			p.Set(st)
 			links = append(links, fmt.Sprintf("%s->%s %v", link[0], link[1], describe(st)))
 		}
+		// node-to-node gRPC, per destination (see cluster)
+		for id, p := range n.C.GRPC {
+			if n.rng.IntN(3) > 0 {
+				continue
+			}
+			st := netproxy.State{Delay: time.Duration(20+n.rng.IntN(180)) * time.Millisecond}
+			if kind == Drop {
+				st = netproxy.State{Drop: 0.02 + n.rng.Float64()*0.1}
+			}
+			p.Set(st)
+			links = append(links, fmt.Sprintf("grpc->%s %v", id, describe(st)))
+		}
 		sort.Strings(links)
-		start(strings.Join(links, ", "), "Raft links")
+		start(strings.Join(links, ", "), "Raft per link, gRPC per destination")
 		heal = n.C.HealNetwork
 	case LeaderChurn:
 		start("leader", "TransferLeadership every 1-2 s")
