@@ -13,6 +13,14 @@
 // to b goes through b's gRPC proxy, which can only be cut as a whole (every source at
 // once). A partition therefore cuts Raft per directed link and gRPC per destination
 // (see nemesis). Clients (the workload) dial each node's gRPC listener directly.
+//
+// Each node bootstraps its own copy of the Raft configuration (its own peer addresses,
+// the per-link proxies). A follower that installs a raft snapshot from the leader takes
+// the leader's copy, and from then on dials its peers through the leader's link proxies:
+// traffic still reaches the right node, but faults on that node's links hit other
+// links. With raft's default thresholds (a snapshot every 8,192 entries, 10,240 kept)
+// a few-minute run rarely installs one; for the same reason no nemesis changes the
+// configuration (see nemesis).
 package cluster
 
 import (
