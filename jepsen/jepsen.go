@@ -110,7 +110,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(o.Log, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
 	}
 	logf("jepsen: run %s in %s", runID, dir)
-	bin, err := cluster.Build(ctx, dir, o.Bug != "")
+	// The binary goes into the output directory, shared by the runs (the Go build cache
+	// makes a rebuild cheap); everything else into the run's directory.
+	bin, err := cluster.Build(ctx, o.Out, o.Bug != "")
 	if err != nil {
 		return nil, err
 	}

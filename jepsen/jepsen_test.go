@@ -42,6 +42,11 @@ func run(t *testing.T, o Options) *Result {
 	t.Log(log.String())
 	require.NoError(t, err)
 	t.Log(res.Summary(), "in", res.Dir)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			_ = os.RemoveAll(res.Dir) // a failed run's directory is kept for inspection
+		}
+	})
 	for _, name := range []string{"history.jsonl", "results.json", "summary.txt", "timeline.html", "logs/n1.log"} {
 		require.FileExists(t, filepath.Join(res.Dir, name))
 	}

@@ -66,14 +66,18 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// Build compiles the snapkeep binary into dir (with -tags jepsenbug when bug is set)
-// and returns its path.
+// Build compiles the snapkeep binary into dir as snapkeep (or, with -tags jepsenbug
+// when bug is set, snapkeep-jepsenbug) and returns its path.
 func Build(ctx context.Context, dir string, bug bool) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	out, err := filepath.Abs(filepath.Join(dir, "snapkeep"))
+	name := "snapkeep"
+	if bug {
+		name = "snapkeep-jepsenbug"
+	}
+	out, err := filepath.Abs(filepath.Join(dir, name))
 	if err != nil {
 		return "", err
 	}
