@@ -27,11 +27,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,14 +136,33 @@ type Cluster struct {
 	gwLog  *os.File
 }
 
-// freeAddr reserves an ephemeral port on 127.0.0.1 and releases it for a process.
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{} // handed out by this process
+)
+
+// freeAddr picks a free port on 127.0.0.1 for a node to listen on, for the whole run
+// (a restarted node binds it again). It is below Linux's ephemeral range (32768+):
+// a port from that range, once released, can be taken by any outgoing connection or
+// by a proxy listening on port 0 before the node binds it.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if ports[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		_ = ln.Close()
+		ports[port] = true
+		return addr, nil
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", errors.New("no free port in 20000-32000 on 127.0.0.1")
 }
 
 // Start starts the S3 server, the proxies and the nodes, and waits for a leader.
@@ -243,6 +264,21 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	defer cancel()
 	if _, err := c.WaitLeader(wctx); err != nil {
 		return nil, fmt.Errorf("no leader after start: %w", err)
+	}
+	// every node must be up, not just a quorum
+	for _, n := range c.Nodes {
+		for {
+			sctx, scancel := context.WithTimeout(wctx, 3*time.Second)
+			_, _, err := c.SelfStatus(sctx, n.ID)
+			scancel()
+			if err == nil {
+				break
+			}
+			if !n.Running() || wctx.Err() != nil {
+				return nil, fmt.Errorf("node %s did not start (see %s): %v", n.ID, n.LogPath, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
 	return c, nil
 }
