@@ -14,7 +14,7 @@ FUZZTIME ?= 100000x
 # package:target pairs run by `make fuzz`.
 FUZZ_TARGETS := fsm:FuzzApply fsm:FuzzFileList fsm:FuzzReadSnapshot manifest:FuzzDecode fsm/backupfile:FuzzBackupHeader
 
-.PHONY: run test unit build proto tools bench fuzz vet fmt clean
+.PHONY: run test unit build proto tools bench fuzz vet fmt clean jepsen
 
 ## run: a three-node dev cluster plus an embedded S3 on loopback, with the demo.
 run:
@@ -70,6 +70,11 @@ bench:
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkRestoreVsPlainCopy$$' -benchtime 4x -timeout 30m
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkOrphanScanVsListWalk$$' -benchtime 1x -timeout 60m
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkReclaim100kSegments$$' -benchtime 1x -timeout 60m
+
+## jepsen: the fault-injection harness, 5 minutes, every nemesis and workload
+## (results in jepsen/out/<run>/; JEPSEN_FLAGS adds flags, e.g. --seed 42).
+jepsen: tools
+	$(GO) run ./jepsen/cmd/jepsen --duration 5m --nemesis all --workload all $(JEPSEN_FLAGS)
 
 vet:
 	$(GO) vet ./...

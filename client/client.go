@@ -56,6 +56,11 @@ type Config struct {
 	// RetryBackoff is the delay before the first retry (0: DefaultRetryBackoff); it
 	// doubles with each retry up to MaxRetryBackoff (0: DefaultMaxRetryBackoff).
 	RetryBackoff, MaxRetryBackoff time.Duration
+	// NoLeaderFollowing keeps every call on the configured endpoints: the leader a
+	// node names is not dialled or preferred (a node forwards what it cannot serve). The
+	// fault-injection harness uses it with one endpoint and MaxRetries < 0 so that it
+	// knows which node served each call.
+	NoLeaderFollowing bool
 	// Logger receives debug logs of retries and leader changes (nil: discard).
 	Logger *slog.Logger
 }
@@ -265,7 +270,7 @@ func (c *Client) pick(r route) (*endpoint, error) {
 // followLeader makes addr the preferred endpoint, dialling it if it is new, and
 // reports whether the preference changed.
 func (c *Client) followLeader(addr string) bool {
-	if addr == "" {
+	if addr == "" || c.cfg.NoLeaderFollowing {
 		return false
 	}
 	c.mu.Lock()

@@ -11,12 +11,24 @@ import (
 // ClusterStatus asks every node of the Raft configuration for its state, through the
 // preferred endpoint. The response also says where the cluster stores its objects
 // (Storage), never with credentials.
-func (c *Client) ClusterStatus(ctx context.Context) (*snapkeepv1.ClusterStatusResponse, error) {
+func (c *Client) ClusterStatus(ctx context.Context, opts ...StatusOption) (*snapkeepv1.ClusterStatusResponse, error) {
 	req := &snapkeepv1.ClusterStatusRequest{}
+	for _, o := range opts {
+		o(req)
+	}
 	return invoke(ctx, c, "ClusterStatus", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ClusterStatusResponse, error) {
 			return ep.cluster.ClusterStatus(ctx, req, o...)
 		})
+}
+
+// StatusOption modifies a ClusterStatus call.
+type StatusOption func(*snapkeepv1.ClusterStatusRequest)
+
+// WithFSMHash also asks every node for the SHA-256 of its state machine and the applied
+// index it covers (NodeStatus.FsmHash, FsmHashIndex): costly on a large catalog.
+func WithFSMHash() StatusOption {
+	return func(r *snapkeepv1.ClusterStatusRequest) { r.FsmHash = true }
 }
 
 // ClusterMembers lists the gossip members as the answering node sees them: id,

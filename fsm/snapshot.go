@@ -385,3 +385,16 @@ func (f *FSM) Hash() string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// HashAt returns Hash together with the applied index of the state it covers, taken
+// atomically, so hashes of two nodes can be compared when their indexes are equal.
+func (f *FSM) HashAt() (uint64, string) {
+	f.mu.Lock()
+	t, index := f.committed.clone(), f.applied
+	f.mu.Unlock()
+	h := sha256.New()
+	if _, err := writeRecords(h, t); err != nil {
+		return index, "error: " + err.Error()
+	}
+	return index, hex.EncodeToString(h.Sum(nil))
+}

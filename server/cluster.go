@@ -24,7 +24,7 @@ type clusterService struct {
 // nodeStatusTimeout bounds how long ClusterStatus waits for each node.
 const nodeStatusTimeout = 2 * time.Second
 
-func (s *clusterService) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
+func (s *clusterService) ClusterStatus(ctx context.Context, req *pb.ClusterStatusRequest) (*pb.ClusterStatusResponse, error) {
 	n := s.n
 	future := n.raft.GetConfiguration()
 	if err := future.Error(); err != nil {
@@ -61,7 +61,7 @@ func (s *clusterService) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusR
 		out.Nodes[i] = st
 		st.GossipStatus = n.gossipStatus(st.Id)
 		if string(srv.ID) == n.cfg.NodeID {
-			fillStatus(st, n.localStatus())
+			fillStatus(st, n.localStatus(req.GetFsmHash()))
 			continue
 		}
 		if st.GrpcAddr == "" {
@@ -77,7 +77,7 @@ func (s *clusterService) ClusterStatus(ctx context.Context, _ *pb.ClusterStatusR
 			conn, err := n.peers.get(st.GrpcAddr)
 			var remote *internalv1.NodeStatusResponse
 			if err == nil {
-				remote, err = internalv1.NewInternalClient(conn).NodeStatus(cctx, &internalv1.NodeStatusRequest{})
+				remote, err = internalv1.NewInternalClient(conn).NodeStatus(cctx, &internalv1.NodeStatusRequest{FsmHash: req.GetFsmHash()})
 			}
 			if err != nil {
 				st.Role = pb.NodeRole_NODE_ROLE_UNREACHABLE
@@ -100,6 +100,8 @@ func fillStatus(st *pb.NodeStatus, r *internalv1.NodeStatusResponse) {
 	st.LastLogIndex = r.LastLogIndex
 	st.LastContactMs = r.LastContactMs
 	st.Version = r.Version
+	st.FsmHash = r.FsmHash
+	st.FsmHashIndex = r.FsmHashIndex
 	if r.GrpcAddr != "" {
 		st.GrpcAddr = r.GrpcAddr
 	}
@@ -119,8 +121,8 @@ func roleOf(state string) pb.NodeRole {
 	return pb.NodeRole_NODE_ROLE_UNSPECIFIED
 }
 
-// localStatus is this node's own Raft state.
-func (n *Node) localStatus() *internalv1.NodeStatusResponse {
+// localStatus is this node's own Raft state, with the FSM hash when withHash.
+func (n *Node) localStatus(withHash bool) *internalv1.NodeStatusResponse {
 	state := n.raft.State()
 	var lastContact int64
 	if state != raft.Leader {
@@ -131,7 +133,14 @@ func (n *Node) localStatus() *internalv1.NodeStatusResponse {
 		}
 	}
 	_, leaderID := n.raft.LeaderWithID()
+	var hashIndex uint64
+	var hash string
+	if withHash {
+		hashIndex, hash = n.fsm.HashAt()
+	}
 	return &internalv1.NodeStatusResponse{
+		FsmHash:       hash,
+		FsmHashIndex:  hashIndex,
 		Id:            n.cfg.NodeID,
 		RaftAddr:      n.RaftAddr(),
 		GrpcAddr:      n.grpcAddr,
@@ -178,6 +187,6 @@ func (s *internalService) ReadIndex(ctx context.Context, _ *internalv1.ReadIndex
 	return &internalv1.ReadIndexResponse{Index: index}, nil
 }
 
-func (s *internalService) NodeStatus(context.Context, *internalv1.NodeStatusRequest) (*internalv1.NodeStatusResponse, error) {
-	return s.n.localStatus(), nil
+func (s *internalService) NodeStatus(_ context.Context, req *internalv1.NodeStatusRequest) (*internalv1.NodeStatusResponse, error) {
+	return s.n.localStatus(req.GetFsmHash()), nil
 }

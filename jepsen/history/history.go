@@ -36,7 +36,7 @@ const (
 	RestoreStart  Kind = "restore-start"  // In: Collection, Name (snapshot), Target. Out: JobID.
 	RestoreStatus Kind = "restore-status" // In: JobID. Out: State.
 	RestoreCancel Kind = "restore-cancel" // In: JobID. Out: State.
-	GCRun         Kind = "gc-run"         // Out: Deleted.
+	GCRun         Kind = "gc-run"         // In: DryRun. Out: Deleted.
 )
 
 // Outcome says how an operation ended. An operation that timed out or whose
@@ -67,6 +67,8 @@ type Input struct {
 	Inputs     []uint64 `json:"inputs,omitempty"`
 	Files      []File   `json:"files,omitempty"`
 	JobID      uint64   `json:"job_id,omitempty"`
+	// DryRun: a gc-run that only planned (a real run is with grace 0).
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Output is what an OK operation returned; only the fields of its Kind are set.

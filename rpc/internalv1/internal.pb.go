@@ -734,7 +734,9 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 }
 
 type NodeStatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also compute fsm_hash (costly on a large catalog).
+	FsmHash       bool `protobuf:"varint,1,opt,name=fsm_hash,json=fsmHash,proto3" json:"fsm_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -769,6 +771,13 @@ func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
 	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{12}
 }
 
+func (x *NodeStatusRequest) GetFsmHash() bool {
+	if x != nil {
+		return x.FsmHash
+	}
+	return false
+}
+
 type NodeStatusResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -782,6 +791,10 @@ type NodeStatusResponse struct {
 	LastContactMs int64                  `protobuf:"varint,9,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
 	Version       string                 `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
 	LeaderId      string                 `protobuf:"bytes,11,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// With NodeStatusRequest.fsm_hash: SHA-256 of the node's FSM state (fsm.FSM.Hash)
+	// and the applied index it covers; equal indexes must give equal hashes.
+	FsmHash       string `protobuf:"bytes,12,opt,name=fsm_hash,json=fsmHash,proto3" json:"fsm_hash,omitempty"`
+	FsmHashIndex  uint64 `protobuf:"varint,13,opt,name=fsm_hash_index,json=fsmHashIndex,proto3" json:"fsm_hash_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -893,6 +906,20 @@ func (x *NodeStatusResponse) GetLeaderId() string {
 	return ""
 }
 
+func (x *NodeStatusResponse) GetFsmHash() string {
+	if x != nil {
+		return x.FsmHash
+	}
+	return ""
+}
+
+func (x *NodeStatusResponse) GetFsmHashIndex() uint64 {
+	if x != nil {
+		return x.FsmHashIndex
+	}
+	return 0
+}
+
 var File_snapkeep_internal_v1_internal_proto protoreflect.FileDescriptor
 
 const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
@@ -942,8 +969,9 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x13\n" +
-	"\x11NodeStatusRequest\"\xd5\x02\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\".\n" +
+	"\x11NodeStatusRequest\x12\x19\n" +
+	"\bfsm_hash\x18\x01 \x01(\bR\afsmHash\"\x96\x03\n" +
 	"\x12NodeStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -956,7 +984,9 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x0flast_contact_ms\x18\t \x01(\x03R\rlastContactMs\x12\x18\n" +
 	"\aversion\x18\n" +
 	" \x01(\tR\aversion\x12\x1b\n" +
-	"\tleader_id\x18\v \x01(\tR\bleaderId2\xb1\x05\n" +
+	"\tleader_id\x18\v \x01(\tR\bleaderId\x12\x19\n" +
+	"\bfsm_hash\x18\f \x01(\tR\afsmHash\x12$\n" +
+	"\x0efsm_hash_index\x18\r \x01(\x04R\ffsmHashIndex2\xb1\x05\n" +
 	"\bInternal\x12V\n" +
 	"\aPropose\x12$.snapkeep.internal.v1.ProposeRequest\x1a%.snapkeep.internal.v1.ProposeResponse\x12\\\n" +
 	"\tReadIndex\x12&.snapkeep.internal.v1.ReadIndexRequest\x1a'.snapkeep.internal.v1.ReadIndexResponse\x12_\n" +

@@ -5951,7 +5951,10 @@ func (x *GCStatusResponse) GetNextRunOrphanScan() bool {
 }
 
 type ClusterStatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also compute each node's fsm_hash (a SHA-256 over the whole state: costly on a
+	// large catalog, so only on request).
+	FsmHash       bool `protobuf:"varint,1,opt,name=fsm_hash,json=fsmHash,proto3" json:"fsm_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5986,6 +5989,13 @@ func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
 }
 
+func (x *ClusterStatusRequest) GetFsmHash() bool {
+	if x != nil {
+		return x.FsmHash
+	}
+	return false
+}
+
 type NodeStatus struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -6006,7 +6016,12 @@ type NodeStatus struct {
 	Error string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
 	// The node's health as gossip on the answering node sees it (UNSPECIFIED when
 	// gossip is off).
-	GossipStatus  MemberStatus `protobuf:"varint,13,opt,name=gossip_status,json=gossipStatus,proto3,enum=snapkeep.v1.MemberStatus" json:"gossip_status,omitempty"`
+	GossipStatus MemberStatus `protobuf:"varint,13,opt,name=gossip_status,json=gossipStatus,proto3,enum=snapkeep.v1.MemberStatus" json:"gossip_status,omitempty"`
+	// With ClusterStatusRequest.fsm_hash: SHA-256 of the node's state machine and the
+	// applied index it covers; nodes that applied the same index must report the same
+	// hash (the fault-injection harness compares replicas with it).
+	FsmHash       string `protobuf:"bytes,14,opt,name=fsm_hash,json=fsmHash,proto3" json:"fsm_hash,omitempty"`
+	FsmHashIndex  uint64 `protobuf:"varint,15,opt,name=fsm_hash_index,json=fsmHashIndex,proto3" json:"fsm_hash_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6130,6 +6145,20 @@ func (x *NodeStatus) GetGossipStatus() MemberStatus {
 		return x.GossipStatus
 	}
 	return MemberStatus_MEMBER_STATUS_UNSPECIFIED
+}
+
+func (x *NodeStatus) GetFsmHash() string {
+	if x != nil {
+		return x.FsmHash
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetFsmHashIndex() uint64 {
+	if x != nil {
+		return x.FsmHashIndex
+	}
+	return 0
 }
 
 // StorageInfo says where the cluster keeps its objects (never credentials).
@@ -7203,8 +7232,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\areports\x18\x01 \x03(\v2\x15.snapkeep.v1.GCReportR\areports\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12'\n" +
 	"\x10next_run_unix_ms\x18\x03 \x01(\x03R\rnextRunUnixMs\x12/\n" +
-	"\x14next_run_orphan_scan\x18\x04 \x01(\bR\x11nextRunOrphanScan\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xb1\x03\n" +
+	"\x14next_run_orphan_scan\x18\x04 \x01(\bR\x11nextRunOrphanScan\"1\n" +
+	"\x14ClusterStatusRequest\x12\x19\n" +
+	"\bfsm_hash\x18\x01 \x01(\bR\afsmHash\"\xf2\x03\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
@@ -7220,7 +7250,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	" \x01(\x03R\rlastContactMs\x12\x18\n" +
 	"\aversion\x18\v \x01(\tR\aversion\x12\x14\n" +
 	"\x05error\x18\f \x01(\tR\x05error\x12>\n" +
-	"\rgossip_status\x18\r \x01(\x0e2\x19.snapkeep.v1.MemberStatusR\fgossipStatus\"\x8c\x01\n" +
+	"\rgossip_status\x18\r \x01(\x0e2\x19.snapkeep.v1.MemberStatusR\fgossipStatus\x12\x19\n" +
+	"\bfsm_hash\x18\x0e \x01(\tR\afsmHash\x12$\n" +
+	"\x0efsm_hash_index\x18\x0f \x01(\x04R\ffsmHashIndex\"\x8c\x01\n" +
 	"\vStorageInfo\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x16\n" +

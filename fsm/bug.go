@@ -1,0 +1,7 @@
+//go:build !jepsenbug
+
+package fsm
+
+// bugGCSkipRefs is the fault-injection harness's gc-skip-refs bug (see bug_jepsenbug.go):
+// a constant false in normal builds, so the hook compiles away.
+const bugGCSkipRefs = false

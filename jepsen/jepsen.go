@@ -1,0 +1,306 @@
+// Package jepsen is the fault-injection harness (issue 7): it builds snapkeep, starts
+// a three-node cluster behind link proxies and an S3 fault proxy (jepsen/cluster),
+// runs the clients (jepsen/workload) against every node while the nemesis
+// (jepsen/nemesis) injects faults, heals and quiesces the cluster, runs every checker
+// (jepsen/checker) on the recorded history (jepsen/history) and writes the run's
+// artifacts. `go run ./jepsen/cmd/jepsen` and `make jepsen` run it.
+package jepsen
+
+import (
+	"context"
+	"encoding/json"
+
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/jepsen/checker"
+	"github.com/snapkeep/snapkeep/jepsen/cluster"
+	"github.com/snapkeep/snapkeep/jepsen/history"
+	"github.com/snapkeep/snapkeep/jepsen/nemesis"
+	"github.com/snapkeep/snapkeep/jepsen/workload"
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// Bugs are the deliberate bugs of a -tags jepsenbug build (SNAPKEEP_BUG).
+var Bugs = []string{"stale-describe", "gc-skip-refs"}
+
+// Options configure a run.
+type Options struct {
+	Duration  time.Duration
+	Seed      int64
+	Clients   int
+	Workloads []string // workload names
+	Nemeses   []string // fault kinds (nemesis.Parse)
+	Bug       string   // "" or one of Bugs
+	Out       string   // parent of the run directory
+	Schedule  nemesis.Schedule
+	// Checkers to run (nil: checker.All()).
+	Checkers []checker.Checker
+	// EndWait bounds the wait for quiesce and for restore jobs to finish (default 60 s).
+	EndWait time.Duration
+	Log     io.Writer // progress (nil: discard)
+}
+
+// Result is a run's outcome.
+type Result struct {
+	Dir           string
+	Ops           int
+	Faults        int
+	Violations    []checker.Violation
+	CheckerErrors map[string]string
+	// Problems are harness-level failures at the end of the run (no quiesce, restore
+	// jobs that never finished): reported, and they fail the run.
+	Problems []string
+}
+
+// Failed reports whether the run must exit non-zero.
+func (r *Result) Failed() bool {
+	return len(r.Violations) > 0 || len(r.CheckerErrors) > 0 || len(r.Problems) > 0
+}
+
+// Summary is the last line of a run.
+func (r *Result) Summary() string {
+	return fmt.Sprintf("jepsen: %d ops, %d faults, %d violations", r.Ops, r.Faults, len(r.Violations))
+}
+
+// Run runs the harness once. An error means the run could not be made (build, start);
+// what the run found is in the Result.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Clients <= 0 {
+		o.Clients = 4
+	}
+	if o.EndWait == 0 {
+		o.EndWait = 60 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Bug != "" {
+		known := false
+		for _, b := range Bugs {
+			known = known || b == o.Bug
+		}
+		if !known {
+			return nil, fmt.Errorf("unknown --bug %q (known: %s)", o.Bug, strings.Join(Bugs, ", "))
+		}
+	}
+	checkers := o.Checkers
+	if checkers == nil {
+		checkers = checker.All()
+	}
+	runID := fmt.Sprintf("%s-seed%d", time.Now().UTC().Format("20060102T150405Z"), o.Seed)
+	if o.Bug != "" {
+		runID += "-bug-" + o.Bug
+	}
+	dir, err := filepath.Abs(filepath.Join(o.Out, runID))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(o.Log, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
+	}
+	logf("jepsen: run %s in %s", runID, dir)
+	// The binary goes into the output directory, shared by the runs (the Go build cache
+	// makes a rebuild cheap); everything else into the run's directory.
+	bin, err := cluster.Build(ctx, o.Out, o.Bug != "")
+	if err != nil {
+		return nil, err
+	}
+	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, Binary: bin, Bug: o.Bug})
+	if err != nil {
+		return nil, fmt.Errorf("start the cluster: %w", err)
+	}
+	defer c.Close()
+	admin, err := c.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	if err := workload.Setup(ctx, admin); err != nil {
+		return nil, err
+	}
+	leader, _ := c.Leader(ctx)
+	logf("jepsen: cluster up (leader %s), %d clients, workloads %v, nemeses %v, for %v", leader, o.Clients, o.Workloads, o.Nemeses, o.Duration)
+
+	h := history.New()
+	runCtx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	nem := &nemesis.Nemesis{C: c, H: h, Kinds: o.Nemeses, Seed: o.Seed, Schedule: o.Schedule, Log: logf}
+	var wg sync.WaitGroup
+	var faults int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		faults = nem.Run(runCtx)
+	}()
+	ops := workload.Run(runCtx, workload.Config{
+		Clients: o.Clients, Seed: o.Seed, Workloads: o.Workloads, Nodes: c.IDs(),
+		Dial: c.NodeClient, History: h, Store: c.Store,
+	})
+	wg.Wait()
+	logf("jepsen: %d ops, %d faults; healing", ops, faults)
+
+	res := &Result{Dir: dir, Ops: len(h.Ops()), Faults: len(h.Faults()), CheckerErrors: map[string]string{}}
+	endCtx := context.WithoutCancel(ctx)
+	if err := c.HealAll(); err != nil {
+		res.Problems = append(res.Problems, "heal: "+err.Error())
+	}
+	rctx, rcancel := context.WithTimeout(endCtx, o.EndWait)
+	if err := waitRestores(rctx, admin); err != nil {
+		res.Problems = append(res.Problems, err.Error())
+	}
+	rcancel()
+	qctx, qcancel := context.WithTimeout(endCtx, o.EndWait)
+	hashes, nodeErrs, err := c.Quiesce(qctx)
+	qcancel()
+	if err != nil {
+		res.Problems = append(res.Problems, err.Error())
+	}
+	logf("jepsen: quiesced: hashes %v errors %v", hashes, nodeErrs)
+
+	in := checker.Input{
+		Ops:    h.Ops(),
+		Faults: h.Faults(),
+		End:    &checker.EndState{Client: admin, Store: c.Store, Root: cluster.Root, NodeHashes: hashes, NodeErrors: nodeErrs},
+		OutDir: dir,
+	}
+	perChecker := map[string][]checker.Violation{}
+	for _, ch := range checkers {
+		cctx, ccancel := context.WithTimeout(endCtx, 5*time.Minute)
+		vs, err := ch.Check(cctx, in)
+		ccancel()
+		if err != nil {
+			res.CheckerErrors[ch.Name()] = err.Error()
+		}
+		perChecker[ch.Name()] = vs
+		res.Violations = append(res.Violations, vs...)
+		logf("jepsen: checker %s: %d violations, error %v", ch.Name(), len(vs), err)
+	}
+	if err := writeArtifacts(dir, o, h, res, perChecker, hashes, nodeErrs, len(checkers)); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// waitRestores waits for every restore job to reach a final state.
+func waitRestores(ctx context.Context, cl *client.Client) error {
+	var open []string
+	for {
+		open = open[:0]
+		var listErr error
+		for j, err := range cl.ListAllRestoreJobs(ctx, client.NewListRestoreJobsOption()) {
+			if err != nil {
+				listErr = err
+				break
+			}
+			switch j.GetState() {
+			case snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED, snapkeepv1.RestoreState_RESTORE_STATE_FAILED, snapkeepv1.RestoreState_RESTORE_STATE_CANCELLED:
+			default:
+				open = append(open, fmt.Sprintf("%d:%s", j.GetId(), j.GetState()))
+			}
+		}
+		if listErr == nil && len(open) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if listErr != nil {
+				return fmt.Errorf("restore jobs: list: %w", listErr)
+			}
+			return fmt.Errorf("restore jobs not finished after the heal: %v", open)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func writeArtifacts(dir string, o Options, h *history.History, res *Result, per map[string][]checker.Violation,
+	hashes, nodeErrs map[string]string, nCheckers int) error {
+	f, err := os.Create(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return err
+	}
+	if err := h.Write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	results := map[string]any{
+		"violations":     per,
+		"checker_errors": res.CheckerErrors,
+		"problems":       res.Problems,
+		"node_hashes":    hashes,
+		"node_errors":    nodeErrs,
+	}
+	b, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644); err != nil {
+		return err
+	}
+	ops := h.Ops()
+	counts := map[string]map[history.Outcome]int{}
+	for _, op := range ops {
+		if counts[string(op.Kind)] == nil {
+			counts[string(op.Kind)] = map[history.Outcome]int{}
+		}
+		counts[string(op.Kind)][op.Result]++
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "run %s\nseed %d, duration %v, clients %d, workloads %v, nemeses %v, bug %q\n\n",
+		filepath.Base(dir), o.Seed, o.Duration, o.Clients, o.Workloads, o.Nemeses, o.Bug)
+	var kinds []string
+	for k := range counts {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(&sb, "%-18s %6s %6s %8s\n", "operation", "ok", "fail", "unknown")
+	for _, k := range kinds {
+		c := counts[k]
+		fmt.Fprintf(&sb, "%-18s %6d %6d %8d\n", k, c[history.OK], c[history.Fail], c[history.Unknown])
+	}
+	fmt.Fprintf(&sb, "\nfaults:\n")
+	for _, f := range h.Faults() {
+		fmt.Fprintf(&sb, "  %7.2fs-%7.2fs %-18s %s (%s)\n", secs(f.Start), secs(f.End), f.Kind, f.Target, f.Note)
+	}
+	fmt.Fprintf(&sb, "\nnode FSM hashes: %v\nnode errors: %v\n", hashes, nodeErrs)
+	if nCheckers == 0 {
+		fmt.Fprintf(&sb, "\nno checkers ran (checker.All() is empty)\n")
+	}
+	names := make([]string, 0, len(per))
+	for n := range per {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&sb, "checker %s: %d violations\n", n, len(per[n]))
+		for _, v := range per[n] {
+			fmt.Fprintf(&sb, "  %s (ops %v)\n", v.Message, v.OpIDs)
+		}
+	}
+	for n, e := range res.CheckerErrors {
+		fmt.Fprintf(&sb, "checker %s could not run: %s\n", n, e)
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintf(&sb, "problem: %s\n", p)
+	}
+	fmt.Fprintf(&sb, "\n%s\n", res.Summary())
+	if err := os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(sb.String()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "timeline.html"), []byte(Timeline(ops, h.Faults(), o.Clients, filepath.Base(dir))), 0o644)
+}
+
+func secs(ns int64) float64 { return float64(ns) / 1e9 }

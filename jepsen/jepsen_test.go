@@ -1,0 +1,176 @@
+package jepsen
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/jepsen/checker"
+	"github.com/snapkeep/snapkeep/jepsen/cluster"
+	"github.com/snapkeep/snapkeep/jepsen/history"
+	"github.com/snapkeep/snapkeep/jepsen/nemesis"
+	"github.com/snapkeep/snapkeep/jepsen/workload"
+)
+
+// Runs write their artifacts under jepsen/out (gitignored), kept for inspection.
+const testOut = "out"
+
+func leakOptions() []goleak.Option {
+	return []goleak.Option{
+		// the AWS SDK's HTTP transport keeps idle connections to the S3 server
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	}
+}
+
+func run(t *testing.T, o Options) *Result {
+	t.Helper()
+	var log bytes.Buffer
+	o.Log = &log
+	o.Out = testOut
+	ctx, cancel := context.WithTimeout(context.Background(), o.Duration+3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, o)
+	t.Log(log.String())
+	require.NoError(t, err)
+	t.Log(res.Summary(), "in", res.Dir)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			_ = os.RemoveAll(res.Dir) // a failed run's directory is kept for inspection
+		}
+	})
+	for _, name := range []string{"history.jsonl", "results.json", "summary.txt", "timeline.html", "logs/n1.log"} {
+		require.FileExists(t, filepath.Join(res.Dir, name))
+	}
+	f, err := os.Open(filepath.Join(res.Dir, "history.jsonl"))
+	require.NoError(t, err)
+	defer f.Close()
+	ops, faults, err := history.Read(f)
+	require.NoError(t, err)
+	require.Len(t, ops, res.Ops)
+	require.Len(t, faults, res.Faults)
+	return res
+}
+
+// TestSmoke: 60 s of every workload under kills and partitions must end healed,
+// quiesced (every node the same FSM hash) and, once the checkers are merged, with no
+// violation.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 60-second cluster run")
+	}
+	defer goleak.VerifyNone(t, leakOptions()...)
+	kinds, err := nemesis.Parse("kill,partition")
+	require.NoError(t, err)
+	res := run(t, Options{Duration: 60 * time.Second, Seed: 7, Clients: 4, Workloads: workload.All, Nemeses: kinds})
+	require.Greater(t, res.Ops, 100)
+	require.Greater(t, res.Faults, 0)
+	require.Empty(t, res.Problems, "the cluster must heal, quiesce and finish its restores")
+	if len(checker.All()) == 0 {
+		t.Skip("checkers not merged yet")
+	}
+	require.Empty(t, res.CheckerErrors)
+	require.Empty(t, res.Violations)
+}
+
+// TestBugs: each deliberate bug of a jepsenbug build must be caught.
+func TestBugs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30-second cluster runs")
+	}
+	for _, tc := range []struct {
+		bug, nemeses string
+		workloads    []string
+	}{
+		// a partitioned follower keeps answering reads from its stale state
+		{"stale-describe", "partition-majority,partition-leader", []string{workload.Snapshots, workload.Segments}},
+		// GC with grace 0 deletes the files of dropped segments that snapshots pin
+		{"gc-skip-refs", "none", workload.All},
+	} {
+		t.Run(tc.bug, func(t *testing.T) {
+			if len(checker.All()) == 0 {
+				t.Skip("checkers not merged yet")
+			}
+			kinds, err := nemesis.Parse(tc.nemeses)
+			require.NoError(t, err)
+			res := run(t, Options{Duration: 30 * time.Second, Seed: 11, Clients: 4, Workloads: tc.workloads, Nemeses: kinds, Bug: tc.bug})
+			require.True(t, res.Failed())
+			require.NotEmpty(t, res.Violations, "the %s bug must be caught", tc.bug)
+		})
+	}
+}
+
+// TestBugBuild: the jepsenbug build compiles (the bug runs need it; they run only once
+// the checkers are merged).
+func TestBugBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin, err := cluster.Build(ctx, t.TempDir(), true)
+	require.NoError(t, err)
+	require.FileExists(t, bin)
+}
+
+func TestTimeline(t *testing.T) {
+	page := Timeline([]history.Op{
+		{ID: 1, Client: 0, Kind: history.SnapshotCreate, Call: 0, Return: 10, Result: history.OK},
+		{ID: 2, Client: 1, Kind: history.GCRun, Call: 5, Return: 20, Result: history.Unknown, Error: "<deadline>"},
+	}, []history.Fault{{ID: 3, Kind: nemesis.Kill, Target: "n1", Start: 2, End: 15}}, 2, "t")
+	require.Contains(t, page, "<svg")
+	require.Contains(t, page, "nemesis kill")
+	require.Contains(t, page, `class="unknown"`)
+	require.Contains(t, page, "&lt;deadline&gt;")
+}
+
+// recordingChecker reports one violation and keeps what it was given.
+type recordingChecker struct{ in checker.Input }
+
+func (*recordingChecker) Name() string { return "recording" }
+
+func (c *recordingChecker) Check(ctx context.Context, in checker.Input) ([]checker.Violation, error) {
+	c.in = in
+	// the end state's client reaches the healed cluster
+	if _, err := in.End.Client.ListCollections(ctx, client.NewListCollectionsOption()); err != nil {
+		return nil, err
+	}
+	return []checker.Violation{{Checker: "recording", Message: "always", OpIDs: []int64{1}}}, nil
+}
+
+// TestCheckerWiring: a short run hands the checkers the history and a healed, quiesced
+// end state, and a violation fails the run and lands in results.json.
+func TestCheckerWiring(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster run")
+	}
+	rc := &recordingChecker{}
+	res := run(t, Options{Duration: 5 * time.Second, Seed: 1, Clients: 2, Workloads: workload.All, Checkers: []checker.Checker{rc}})
+	require.True(t, res.Failed())
+	require.Len(t, res.Violations, 1)
+	require.Empty(t, res.Problems)
+	require.Len(t, rc.in.Ops, res.Ops)
+	require.Equal(t, res.Dir, rc.in.OutDir)
+	require.Equal(t, cluster.Root, rc.in.End.Root)
+	require.NotNil(t, rc.in.End.Store)
+	require.Len(t, rc.in.End.NodeHashes, 3)
+	require.Empty(t, rc.in.End.NodeErrors)
+	var first string
+	for _, h := range rc.in.End.NodeHashes {
+		if first == "" {
+			first = h
+		}
+		require.Equal(t, first, h, "quiesced nodes have the same FSM hash")
+	}
+	b, err := os.ReadFile(filepath.Join(res.Dir, "results.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"always"`)
+}
