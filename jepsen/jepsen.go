@@ -24,6 +24,7 @@ import (
 	"github.com/snapkeep/snapkeep/jepsen/cluster"
 	"github.com/snapkeep/snapkeep/jepsen/history"
 	"github.com/snapkeep/snapkeep/jepsen/nemesis"
+	"github.com/snapkeep/snapkeep/jepsen/report"
 	"github.com/snapkeep/snapkeep/jepsen/workload"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -300,7 +301,19 @@ func writeArtifacts(dir string, o Options, h *history.History, res *Result, per 
 	if err := os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(sb.String()), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "timeline.html"), []byte(Timeline(ops, h.Faults(), o.Clients, filepath.Base(dir))), 0o644)
+	var all []checker.Violation
+	for _, n := range names {
+		all = append(all, per[n]...)
+	}
+	tf, err := os.Create(filepath.Join(dir, "timeline.html"))
+	if err != nil {
+		return err
+	}
+	if err := report.WriteTimeline(tf, ops, h.Faults(), all); err != nil {
+		tf.Close()
+		return err
+	}
+	return tf.Close()
 }
 
 func secs(ns int64) float64 { return float64(ns) / 1e9 }

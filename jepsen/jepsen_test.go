@@ -121,17 +121,6 @@ func TestBugBuild(t *testing.T) {
 	require.FileExists(t, bin)
 }
 
-func TestTimeline(t *testing.T) {
-	page := Timeline([]history.Op{
-		{ID: 1, Client: 0, Kind: history.SnapshotCreate, Call: 0, Return: 10, Result: history.OK},
-		{ID: 2, Client: 1, Kind: history.GCRun, Call: 5, Return: 20, Result: history.Unknown, Error: "<deadline>"},
-	}, []history.Fault{{ID: 3, Kind: nemesis.Kill, Target: "n1", Start: 2, End: 15}}, 2, "t")
-	require.Contains(t, page, "<svg")
-	require.Contains(t, page, "nemesis kill")
-	require.Contains(t, page, `class="unknown"`)
-	require.Contains(t, page, "&lt;deadline&gt;")
-}
-
 // recordingChecker reports one violation and keeps what it was given.
 type recordingChecker struct{ in checker.Input }
 
