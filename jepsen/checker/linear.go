@@ -16,7 +16,7 @@ import (
 )
 
 // DefaultTimeout bounds porcupine's search per partition.
-const DefaultTimeout = 20 * time.Second
+const DefaultTimeout = 60 * time.Second
 
 // pop is one model operation derived from a history operation: a history op can give
 // several (a create is a begin and a finish; a compaction one op per segment).

@@ -36,10 +36,13 @@ const (
 // All is every workload.
 var All = []string{Snapshots, Segments, Restores, GC}
 
-// Collections and snapshot names the clients work on: a small set, so they collide.
+// Collections and snapshot names the clients work on: a small set, so they collide,
+// but not so small that one name gathers more writes of unknown outcome than the
+// linearizability search can decide (each stays open to the end of the history: with
+// 4 names a 5-minute run left ~60 per name, and one search timed out).
 var (
 	Collections   = []string{"c0", "c1"}
-	SnapshotNames = []string{"s0", "s1", "s2", "s3"}
+	SnapshotNames = []string{"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"}
 )
 
 // OpTimeout is every operation's deadline (GC runs get GCTimeout).
