@@ -61,11 +61,10 @@ func run(t *testing.T, o Options) *Result {
 }
 
 // TestSmoke: 60 s of every workload under kills and partitions must end healed,
-// quiesced (every node the same FSM hash) and, once the checkers are merged, with no
-// violation.
+// quiesced (every node the same FSM hash) and with no violation.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a 60-second cluster run")
+		t.Skip("-short: a 60-second cluster run of real processes (make test runs it)")
 	}
 	defer goleak.VerifyNone(t, leakOptions()...)
 	kinds, err := nemesis.Parse("kill,partition")
@@ -74,9 +73,7 @@ func TestSmoke(t *testing.T) {
 	require.Greater(t, res.Ops, 100)
 	require.Greater(t, res.Faults, 0)
 	require.Empty(t, res.Problems, "the cluster must heal, quiesce and finish its restores")
-	if len(checker.All()) == 0 {
-		t.Skip("checkers not merged yet")
-	}
+	require.NotEmpty(t, checker.All(), "the smoke run must be checked")
 	require.Empty(t, res.CheckerErrors)
 	require.Empty(t, res.Violations)
 }
@@ -84,7 +81,7 @@ func TestSmoke(t *testing.T) {
 // TestBugs: each deliberate bug of a jepsenbug build must be caught.
 func TestBugs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("30-second cluster runs")
+		t.Skip("-short: two 30-second cluster runs of real processes (make test runs them)")
 	}
 	for _, tc := range []struct {
 		bug, nemeses string
@@ -96,9 +93,7 @@ func TestBugs(t *testing.T) {
 		{"gc-skip-refs", "none", workload.All},
 	} {
 		t.Run(tc.bug, func(t *testing.T) {
-			if len(checker.All()) == 0 {
-				t.Skip("checkers not merged yet")
-			}
+			require.NotEmpty(t, checker.All(), "a bug run needs the checkers to catch it")
 			kinds, err := nemesis.Parse(tc.nemeses)
 			require.NoError(t, err)
 			res := run(t, Options{Duration: 30 * time.Second, Seed: 11, Clients: 4, Workloads: tc.workloads, Nemeses: kinds, Bug: tc.bug})
@@ -108,11 +103,10 @@ func TestBugs(t *testing.T) {
 	}
 }
 
-// TestBugBuild: the jepsenbug build compiles (the bug runs need it; they run only once
-// the checkers are merged).
+// TestBugBuild: the jepsenbug build compiles (the bug runs need it).
 func TestBugBuild(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary")
+		t.Skip("-short: builds the binary with the jepsenbug tag (make test runs it)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -139,7 +133,7 @@ func (c *recordingChecker) Check(ctx context.Context, in checker.Input) ([]check
 // end state, and a violation fails the run and lands in results.json.
 func TestCheckerWiring(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a cluster run")
+		t.Skip("-short: a cluster run of real processes (make test runs it)")
 	}
 	rc := &recordingChecker{}
 	res := run(t, Options{Duration: 5 * time.Second, Seed: 1, Clients: 2, Workloads: workload.All, Checkers: []checker.Checker{rc}})

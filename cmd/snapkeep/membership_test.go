@@ -106,7 +106,7 @@ func nodeStatus(addr string) (*snapkeepv1.ClusterStatusResponse, error) {
 // Then leadership moves to a named node through the CLI.
 func TestGossipBootstrapThreeProcesses(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the binary")
+		t.Skip("-short: builds the binary and runs three server processes (make test runs it)")
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
