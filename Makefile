@@ -14,7 +14,7 @@ FUZZTIME ?= 100000x
 # package:target pairs run by `make fuzz`.
 FUZZ_TARGETS := fsm:FuzzApply fsm:FuzzFileList fsm:FuzzReadSnapshot manifest:FuzzDecode fsm/backupfile:FuzzBackupHeader
 
-.PHONY: run test unit build proto tools bench fuzz vet fmt clean jepsen
+.PHONY: run test unit build proto tools bench bench-go fuzz vet fmt clean jepsen
 
 ## run: a three-node dev cluster plus an embedded S3 on loopback, with the demo.
 run:
@@ -60,8 +60,20 @@ proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 		rpc/proto/snapkeep/v1/snapkeep.proto rpc/proto/snapkeep/v1/backup.proto \
 		rpc/proto/snapkeep/internal/v1/internal.proto
 
-## bench: the Go benchmarks (results are recorded in docs/BENCHMARKS.md).
-bench:
+## bench: snapkeep side by side with the etcd + Avro baseline and the raw limits
+## (bench/, its own module): starts versitygw, snapkeep and etcd on 127.0.0.1, runs
+## every scenario, writes docs/BENCHMARKS.md, docs/bench/*.svg and
+## bench/results/<date>.json. QUICK=1: the short run (under 5 minutes).
+bench: tools $(BIN)/etcd
+	cd bench && $(GO) run ./cmd/bench $(if $(QUICK),--quick) $(BENCH_FLAGS)
+
+## etcd for the baseline, v3.7.3 from the Go module proxy, built inside the bench
+## module (go install refuses etcd's replace directives).
+$(BIN)/etcd:
+	cd bench && $(GO) build -o $(BIN)/etcd go.etcd.io/etcd/server/v3
+
+## bench-go: the component Go benchmarks (results in docs/BENCHMARKS-GO.md).
+bench-go:
 	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkApply$$' -benchmem
 	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkCatalogMemory$$' -benchtime 1x
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkCatalogWrites$$' -benchtime 3s

@@ -1,0 +1,56 @@
+package env
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/snapkeep/snapkeep/objstore"
+	"github.com/snapkeep/snapkeep/objstore/versitygw"
+)
+
+// S3 is a running versitygw (posix backend) with its bucket, and a client for it.
+// versitygw's posix backend does not fsync on PUT: its figures are an upper bound on
+// what real object storage gives.
+type S3 struct {
+	GW    *versitygw.Process
+	Store *objstore.S3
+	log   *os.File
+}
+
+// StartS3 starts versitygw with its directory and log under dir.
+func StartS3(ctx context.Context, dir string) (*S3, error) {
+	bin, err := Bin("versitygw")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "s3"), 0o755); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "versitygw.log"))
+	if err != nil {
+		return nil, err
+	}
+	gw, err := versitygw.StartProcess(ctx, versitygw.Options{Binary: bin, Dir: filepath.Join(dir, "s3"), Log: logf})
+	if err != nil {
+		_ = logf.Close()
+		return nil, err
+	}
+	store, err := objstore.NewS3(ctx, gw.Config())
+	if err != nil {
+		_ = gw.Stop()
+		_ = logf.Close()
+		return nil, err
+	}
+	return &S3{GW: gw, Store: store, log: logf}, nil
+}
+
+// Config is the bucket's client configuration.
+func (s *S3) Config() objstore.S3Config { return s.GW.Config() }
+
+// Stop stops the gateway.
+func (s *S3) Stop() {
+	_ = s.Store.Close()
+	_ = s.GW.Stop()
+	_ = s.log.Close()
+}

@@ -1,0 +1,91 @@
+// Package scenario holds the benchmark scenarios, each comparing snapkeep with the
+// etcd + Avro baseline or with a raw limit, and the environment they share.
+//
+// A scenario starts the clusters it needs (fresh ones, under its own directory) and
+// the shared S3 server's bucket under its own key prefix, measures both sides round
+// after round (A B A B), and fills in its report.Scenario. Scenarios are listed in one
+// place, All.
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/snapkeep/snapkeep/bench/internal/env"
+	"github.com/snapkeep/snapkeep/bench/internal/report"
+)
+
+// Scenario is one numbered scenario of the benchmark.
+type Scenario struct {
+	Number int
+	Name   string // short, for --only
+	Title  string
+	// Run measures and fills r (Setup, Comparisons, Figures, Charts, Notes). An error
+	// ends the scenario; what r holds by then is still reported.
+	Run func(ctx context.Context, e *Env, r *report.Scenario) error
+}
+
+// Env is what every scenario gets: the run's work directory, the shared S3 server,
+// the run's size (quick or full) and a log.
+type Env struct {
+	Dir   string
+	Quick bool
+	S3    *env.S3
+	Logf  func(format string, args ...any)
+
+	mu       sync.Mutex
+	cleanups []func()
+}
+
+// Pick returns full, or quick in a quick run.
+func (e *Env) Pick(full, quick int) int {
+	if e.Quick {
+		return quick
+	}
+	return full
+}
+
+// StartSnapkeep starts a fresh three-node cluster under Dir/name whose objects go
+// under the key prefix name/ in the shared bucket; it is stopped by Cleanup.
+func (e *Env) StartSnapkeep(ctx context.Context, name string, opts env.SnapkeepOptions) (*env.Snapkeep, error) {
+	if opts.Root == "" {
+		opts.Root = name
+	}
+	c, err := env.StartSnapkeep(ctx, filepath.Join(e.Dir, name), e.S3, opts)
+	if err != nil {
+		return nil, fmt.Errorf("start snapkeep %s: %w", name, err)
+	}
+	e.OnCleanup(c.Stop)
+	return c, nil
+}
+
+// StartEtcd starts a fresh three-member etcd cluster under Dir/name; it is stopped by
+// Cleanup.
+func (e *Env) StartEtcd(ctx context.Context, name string) (*env.Etcd, error) {
+	c, err := env.StartEtcd(ctx, filepath.Join(e.Dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("start etcd %s: %w", name, err)
+	}
+	e.OnCleanup(c.Stop)
+	return c, nil
+}
+
+// OnCleanup registers f to run at Cleanup (last registered first).
+func (e *Env) OnCleanup(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cleanups = append(e.cleanups, f)
+}
+
+// Cleanup stops what the scenario started.
+func (e *Env) Cleanup() {
+	e.mu.Lock()
+	fs := e.cleanups
+	e.cleanups = nil
+	e.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
