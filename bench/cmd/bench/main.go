@@ -39,7 +39,7 @@ func run() error {
 	out := flag.String("out", "../docs/BENCHMARKS.md", "the markdown report to write")
 	resultsDir := flag.String("results", "results", "directory for <date>.json")
 	chartDir := flag.String("charts", "../docs/bench", "directory for the SVG charts")
-	notesPath := flag.String("notes", "NOTES.md", "hand-written analysis appended to the report")
+	notesDir := flag.String("notes", "notes", "directory of hand-written analysis (*.md, in name order) appended to the report")
 	workDir := flag.String("work", "", "directory for the servers' data (default: a new temporary directory, removed afterwards)")
 	render := flag.String("render", "", "only render the report from this results JSON (no benchmarks)")
 	flag.Parse()
@@ -50,7 +50,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		return writeReport(r, *out, *chartDir, *notesPath)
+		return writeReport(r, *out, *chartDir, *notesDir)
 	}
 
 	var selected []scenario.Scenario
@@ -137,7 +137,7 @@ func run() error {
 		return err
 	}
 	logf("wrote %s", jsonPath)
-	if err := writeReport(r, *out, *chartDir, *notesPath); err != nil {
+	if err := writeReport(r, *out, *chartDir, *notesDir); err != nil {
 		return err
 	}
 	for _, s := range r.Scenarios {
@@ -158,7 +158,7 @@ func runOne(ctx context.Context, s scenario.Scenario, e *scenario.Env, res *repo
 	return s.Run(ctx, e, res)
 }
 
-func writeReport(r *report.Run, out, chartDir, notesPath string) error {
+func writeReport(r *report.Run, out, chartDir, notesDir string) error {
 	if err := os.MkdirAll(chartDir, 0o755); err != nil {
 		return err
 	}
@@ -169,15 +169,25 @@ func writeReport(r *report.Run, out, chartDir, notesPath string) error {
 			}
 		}
 	}
-	notes, err := os.ReadFile(notesPath)
-	if err != nil && !os.IsNotExist(err) {
+	var notes strings.Builder
+	files, err := filepath.Glob(filepath.Join(notesDir, "*.md"))
+	if err != nil {
 		return err
+	}
+	slices.Sort(files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		notes.Write(b)
+		notes.WriteString("\n")
 	}
 	rel, err := filepath.Rel(filepath.Dir(out), chartDir)
 	if err != nil {
 		rel = chartDir
 	}
-	if err := os.WriteFile(out, []byte(r.Markdown(filepath.ToSlash(rel), string(notes))), 0o644); err != nil {
+	if err := os.WriteFile(out, []byte(r.Markdown(filepath.ToSlash(rel), notes.String())), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s and %d chart(s) in %s\n", out, countCharts(r), chartDir)

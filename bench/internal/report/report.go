@@ -23,11 +23,14 @@ const (
 	Lower  Better = "lower"
 )
 
-// Target is a condition on a comparison's ratio (snapkeep / baseline).
+// Target is a condition on a comparison's ratio (snapkeep / baseline), or, when
+// Absolute, on snapkeep's median itself (e.g. failover p50 under 3 s).
 type Target struct {
-	// Op is ">=" or "<="; Ratio the bound on snapkeep/baseline.
-	Op    string  `json:"op"`
-	Ratio float64 `json:"ratio"`
+	// Op is ">=" or "<="; Ratio the bound on snapkeep/baseline (or on snapkeep's
+	// median, in the comparison's metric, when Absolute).
+	Op       string  `json:"op"`
+	Ratio    float64 `json:"ratio"`
+	Absolute bool    `json:"absolute,omitempty"`
 	// Text says it the way the issue does, e.g. "≥ 1.5× the baseline's snapshots/s".
 	Text string `json:"text"`
 }
@@ -68,7 +71,11 @@ func NewComparison(name, metric string, better Better, snapkeep []float64, basel
 	if c.Baseline.Median != 0 {
 		c.Ratio = c.Snapkeep.Median / c.Baseline.Median
 	}
-	if target != nil && c.Snapkeep.N > 0 && c.Baseline.N > 0 {
+	switch {
+	case target != nil && target.Absolute && c.Snapkeep.N > 0:
+		met := target.Holds(c.Snapkeep.Median)
+		c.Met = &met
+	case target != nil && c.Snapkeep.N > 0 && c.Baseline.N > 0:
 		met := target.Holds(c.Ratio)
 		c.Met = &met
 	}
