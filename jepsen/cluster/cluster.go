@@ -146,8 +146,8 @@ var (
 	ports   = map[int]bool{} // handed out by this process
 )
 
-// freeAddr picks a free port on 127.0.0.1 for a node to listen on, for the whole run
-// (a restarted node binds it again). It is below Linux's ephemeral range (32768+):
+// freeAddr picks a port on 127.0.0.1, free for TCP and UDP, for a node to listen on
+// for the whole run (a restarted node binds it again). It is below Linux's ephemeral range (32768+):
 // a port from that range, once released, can be taken by any outgoing connection or
 // by a proxy listening on port 0 before the node binds it.
 func freeAddr() (string, error) {
@@ -164,6 +164,12 @@ func freeAddr() (string, error) {
 			continue
 		}
 		_ = ln.Close()
+		// Gossip binds the port for UDP as well.
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			continue
+		}
+		_ = pc.Close()
 		ports[port] = true
 		return addr, nil
 	}
