@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -9,8 +11,11 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/snapkeep/snapkeep/server/devca"
 )
 
 func TestParseDialVia(t *testing.T) {
@@ -134,4 +139,72 @@ func mustListen(t *testing.T) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	return ln
+}
+
+// TestDialViaKeepsTLSServerName: with TLS, a translated dial still verifies the peer's
+// certificate against the address it was asked for (FROM), not the one it connected to:
+// the certificate names only peer.test, the connection goes to 127.0.0.1.
+func TestDialViaKeepsTLSServerName(t *testing.T) {
+	ca, err := devca.NewCA("ca", time.Hour)
+	require.NoError(t, err)
+	leaf, err := ca.Issue("n1", []string{"peer.test"}, devca.Node, time.Hour)
+	require.NoError(t, err)
+	cert, err := leaf.TLSCertificate()
+	require.NoError(t, err)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	clientTLS := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool()}
+	sec := &security{serverTLS: serverTLS, clientTLS: clientTLS, auth: &authenticator{}}
+
+	t.Run("raft", func(t *testing.T) {
+		srvInner, err := newTCPStreamLayer(mustListen(t), "", nil)
+		require.NoError(t, err)
+		srv := sec.streamLayer(srvInner)
+		defer srv.Close()
+		go func() {
+			for {
+				c, err := srv.Accept()
+				if err != nil {
+					return
+				}
+				go func() { // the server's handshake runs on its first read
+					_, _ = io.Copy(io.Discard, c)
+					c.Close()
+				}()
+			}
+		}()
+		real := srv.Addr().String()
+		cliInner, err := newTCPStreamLayer(mustListen(t), "", map[string]string{"peer.test:7011": real, "other.test:7011": real})
+		require.NoError(t, err)
+		cli := sec.streamLayer(cliInner)
+		defer cli.Close()
+
+		c, err := cli.Dial("peer.test:7011", 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, "peer.test", c.(*tls.Conn).ConnectionState().ServerName)
+		require.NoError(t, c.Close())
+		// The certificate does not name other.test: verification is on.
+		_, err = cli.Dial("other.test:7011", 5*time.Second)
+		require.ErrorContains(t, err, "certificate")
+	})
+
+	t.Run("grpc", func(t *testing.T) {
+		ln := mustListen(t)
+		srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)))
+		healthpb.RegisterHealthServer(srv, health.NewServer())
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Stop()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		peers := newPeerConns(map[string]string{"peer.test:7001": ln.Addr().String(), "other.test:7001": ln.Addr().String()},
+			sec.peerDialOptions()...)
+		defer peers.close()
+		conn, err := peers.get("peer.test:7001")
+		require.NoError(t, err)
+		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		require.NoError(t, err)
+		conn, err = peers.get("other.test:7001")
+		require.NoError(t, err)
+		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		require.ErrorContains(t, err, "certificate")
+	})
 }
