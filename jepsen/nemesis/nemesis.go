@@ -317,6 +317,7 @@ func (n *Nemesis) inject(ctx context.Context, kind string, d time.Duration) {
 			}
 			if err := restart(id); err != nil {
 				n.Log("nemesis: member: restart %s %s: %v", id, how, err)
+				n.H.AddNote(f, fmt.Sprintf("restart %s failed: %v", how, err))
 				return
 			}
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
