@@ -153,9 +153,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	res := &Result{Dir: dir, Ops: len(h.Ops()), Faults: len(h.Faults()), CheckerErrors: map[string]string{}}
 	endCtx := context.WithoutCancel(ctx)
-	if err := c.HealAll(); err != nil {
+	hctx, hcancel := context.WithTimeout(endCtx, o.EndWait)
+	if err := c.HealAll(hctx); err != nil {
 		res.Problems = append(res.Problems, "heal: "+err.Error())
 	}
+	hcancel()
 	rctx, rcancel := context.WithTimeout(endCtx, o.EndWait)
 	if err := waitRestores(rctx, admin); err != nil {
 		res.Problems = append(res.Problems, err.Error())

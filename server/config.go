@@ -41,6 +41,12 @@ type Config struct {
 	// It is used once, to bootstrap a node with no Raft state.
 	Peers map[string]string
 
+	// DialVia translates peer addresses this node dials, FROM → TO: a Raft or
+	// node-to-node gRPC connection to FROM goes to TO instead, while FROM stays the
+	// address in the Raft configuration and the node registry. For fault-injection
+	// harnesses and address translation (NAT). Empty: dial peers as configured.
+	DialVia map[string]string
+
 	// Gossip configures discovery and membership (memberlist); off when Gossip.Addr is
 	// empty. See membership.go.
 	Gossip GossipConfig
@@ -225,6 +231,9 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad("--peers: %s=%q is not host:port", id, addr)
 		}
+	}
+	if err := validateDialVia(c.DialVia); err != nil {
+		bad("--dial-via: %v", err)
 	}
 	if strings.Contains(c.Root, "..") || strings.Contains(c.Root, "//") {
 		bad("--root %q must not contain '..' or '//'", c.Root)

@@ -136,7 +136,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	cleanup = append(cleanup, n.stopGossip)
 
-	n.peers = newPeerConns(n.sec.peerDialOptions()...)
+	n.peers = newPeerConns(cfg.DialVia, n.sec.peerDialOptions()...)
 	n.grpcServer = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(n.leaderHeaderInterceptor, recoverInterceptor(n.logger)),
 		grpc.MaxRecvMsgSize(maxMessageBytes),
@@ -184,6 +184,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.runGCLoop()
 	}()
 	n.logger.Info("node started", "grpc", n.grpcAddr, "raft", string(n.transport.LocalAddr()))
+	if len(cfg.DialVia) > 0 {
+		n.logger.Info("peer addresses are dialed translated (--dial-via)", "dial_via", cfg.DialVia)
+	}
 	return n, nil
 }
 
@@ -293,7 +296,7 @@ func (n *Node) startRaft() error {
 			return fmt.Errorf("listen on --raft-addr %s: %w", cfg.RaftAddr, err)
 		}
 	}
-	stream, err := newTCPStreamLayer(ln, cfg.RaftAdvertise)
+	stream, err := newTCPStreamLayer(ln, cfg.RaftAdvertise, cfg.DialVia)
 	if err != nil {
 		ln.Close()
 		store.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -167,11 +168,12 @@ func (n *Node) nodeGRPCAddr(id string) string {
 type peerConns struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	via   dialVia           // Config.DialVia
 	opts  []grpc.DialOption // after the defaults: TLS and the cluster secret
 }
 
-func newPeerConns(opts ...grpc.DialOption) *peerConns {
-	return &peerConns{conns: map[string]*grpc.ClientConn{}, opts: opts}
+func newPeerConns(via map[string]string, opts ...grpc.DialOption) *peerConns {
+	return &peerConns{conns: map[string]*grpc.ClientConn{}, via: via, opts: opts}
 }
 
 func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
@@ -180,9 +182,20 @@ func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, append([]grpc.DialOption{
+	target := addr
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes))}, p.opts...)...)
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes))}
+	if len(p.via) > 0 {
+		// passthrough hands the dialer addr itself (not a resolved IP) to translate;
+		// the authority, and so the TLS server name, stays addr's.
+		target = "passthrough:///" + addr
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", p.via.target(a))
+		}))
+	}
+	c, err := grpc.NewClient(target, append(opts, p.opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

@@ -278,7 +278,8 @@ func (t *tlsStreamLayer) Accept() (net.Conn, error) {
 	return tls.Server(c, t.server), nil
 }
 
-// Dial connects to a peer and completes the handshake within timeout.
+// Dial connects to a peer and completes the handshake within timeout. The inner layer
+// applies DialVia; the certificate is checked against address, the peer's real one.
 func (t *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	c, err := t.inner.Dial(address, timeout)
 	if err != nil {

@@ -18,13 +18,14 @@ import (
 type tcpStreamLayer struct {
 	net.Listener
 	advertise net.Addr
+	via       dialVia // Config.DialVia
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	closed bool
 }
 
-func newTCPStreamLayer(ln net.Listener, advertise string) (*tcpStreamLayer, error) {
+func newTCPStreamLayer(ln net.Listener, advertise string, via map[string]string) (*tcpStreamLayer, error) {
 	addr := ln.Addr()
 	if advertise != "" {
 		resolved, err := net.ResolveTCPAddr("tcp", advertise)
@@ -36,7 +37,7 @@ func newTCPStreamLayer(ln net.Listener, advertise string) (*tcpStreamLayer, erro
 	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		return nil, errors.New("the Raft address to advertise is unspecified (0.0.0.0); set --raft-advertise")
 	}
-	return &tcpStreamLayer{Listener: ln, advertise: addr, conns: map[*trackedConn]struct{}{}}, nil
+	return &tcpStreamLayer{Listener: ln, advertise: addr, via: via, conns: map[*trackedConn]struct{}{}}, nil
 }
 
 // Addr is the address peers dial.
@@ -51,10 +52,14 @@ func (t *tcpStreamLayer) Accept() (net.Conn, error) {
 	return t.track(c)
 }
 
-// Dial opens a connection to a peer.
+// Dial opens a connection to a peer, at the address DialVia maps it to if any.
 func (t *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", string(address), timeout)
+	target := t.via.target(string(address))
+	c, err := net.DialTimeout("tcp", target, timeout)
 	if err != nil {
+		if target != string(address) {
+			return nil, fmt.Errorf("dial %s via %s: %w", address, target, err)
+		}
 		return nil, err
 	}
 	return t.track(c)

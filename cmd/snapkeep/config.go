@@ -331,6 +331,10 @@ func checkFlagValues(fs *pflag.FlagSet, sources flagSources) []error {
 			if _, err := server.ParsePeers(v); err != nil {
 				bad(f, "ID=HOST:PORT,... ("+err.Error()+")")
 			}
+		case f.Name == "dial-via":
+			if _, err := server.ParseDialVia(v); err != nil {
+				bad(f, "FROM=TO,... with both host:port ("+err.Error()+")")
+			}
 		case f.Name == "log-level":
 			if !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(v)) {
 				bad(f, "debug, info, warn or error")

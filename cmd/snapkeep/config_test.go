@@ -124,6 +124,7 @@ log-level: loud
 	env := map[string]string{
 		"SNAPKEEP_RESTORE_LEASE":  "5 minutes",
 		"SNAPKEEP_GC_DELETE_RATE": "fast",
+		"SNAPKEEP_DIAL_VIA":       "127.0.0.1:7011",
 	}
 	_, _, err := loadServerConfig(t, env, "--config", path, "--raft-addr", "nowhere")
 	require.Error(t, err)
@@ -136,6 +137,7 @@ log-level: loud
 		`restore-lease: SNAPKEEP_RESTORE_LEASE="5 minutes" is not a duration`,
 		`gc-delete-rate: SNAPKEEP_GC_DELETE_RATE="fast" is not a number`,
 		`raft-addr: "nowhere" (from flag --raft-addr) is not a host:port address`,
+		`dial-via: "127.0.0.1:7011" (from env SNAPKEEP_DIAL_VIA) is not FROM=TO,... with both host:port ("127.0.0.1:7011" is not FROM=TO)`,
 	} {
 		require.Contains(t, msg, want)
 	}

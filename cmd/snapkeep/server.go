@@ -21,6 +21,7 @@ type serverFlags struct {
 	nodeID, dataDir                string
 	raftAddr, raftAdvertise        string
 	grpcAddr, grpcAdvertise, peers string
+	dialVia                        string
 	s3                             objstore.S3Config
 	root                           string
 	snapshotsPerCollection         int
@@ -69,6 +70,10 @@ together once they see each other (see docs/OPERATIONS.md):
 					return usageErrorf("--peers: %v", err)
 				}
 			}
+			dialVia, err := server.ParseDialVia(f.dialVia)
+			if err != nil {
+				return usageErrorf("--dial-via: %v", err)
+			}
 			logger, err := newLogger(f.logLevel, f.logFormat)
 			if err != nil {
 				return usageErrorf("%v", err)
@@ -82,6 +87,7 @@ together once they see each other (see docs/OPERATIONS.md):
 				GRPCAddr:      f.grpcAddr,
 				GRPCAdvertise: f.grpcAdvertise,
 				Peers:         peers,
+				DialVia:       dialVia,
 				Gossip:        f.cfg.Gossip,
 				Storage:       f.s3,
 				Root:          f.root,
@@ -123,6 +129,7 @@ together once they see each other (see docs/OPERATIONS.md):
 	fl.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:7001", "address the gRPC API listens on")
 	fl.StringVar(&f.grpcAdvertise, "grpc-advertise", "", "gRPC address other nodes and clients are told, when not --grpc-addr")
 	fl.StringVar(&f.peers, "peers", "", "the initial cluster: ID=RAFTADDR,... including this node (required without --gossip-addr)")
+	fl.StringVar(&f.dialVia, "dial-via", "", "FROM=TO,...: connect to TO whenever this node dials the peer Raft or gRPC address FROM; for fault-injection harnesses and address translation (NAT)")
 	addS3Flags(cmd, &f.s3)
 	fl.StringVar(&f.root, "root", "snapkeep", "key prefix every object snapkeep writes or registers sits under")
 	fl.IntVar(&f.snapshotsPerCollection, "snapshots-per-collection", 1024, "the most snapshots one collection may have")

@@ -3,24 +3,21 @@
 // process group with its log in the run directory, and every node's peer traffic
 // through the harness's link proxies (jepsen/netproxy).
 //
-// Raft: one proxy per ordered pair (a,b); node a's --peers names b at the (a,b) proxy,
-// so each directed Raft link can be cut, delayed or made lossy on its own.
+// Every node has the same Raft configuration, with the real addresses: --peers names
+// each node at the address its Raft transport listens on, and each node advertises
+// its real gRPC address (--grpc-advertise), which is what the FSM node registry holds.
+// The proxies come in on the dialing side only: node a starts with --dial-via mapping
+// each peer b's real Raft address to the (a,b) Raft proxy and b's real gRPC address to
+// the (a,b) gRPC proxy. So every directed link, Raft and node-to-node gRPC alike, can
+// be cut, delayed or made lossy on its own, and a configuration change (the member
+// nemesis removes and re-adds nodes) or a raft snapshot install replicates addresses
+// that mean the same on every node. Clients (the workload) dial each node's gRPC
+// listener directly.
 //
-// Internal gRPC (forwarding writes, ReadIndex, restore leases, node status): a node
-// finds its peers' gRPC addresses in the node registry of the FSM, where each node
-// registers the one address it advertises (--grpc-advertise). One advertised address
-// cannot differ per source, so gRPC is proxied per destination: all node-to-node gRPC
-// to b goes through b's gRPC proxy, which can only be cut as a whole (every source at
-// once). A partition therefore cuts Raft per directed link and gRPC per destination
-// (see nemesis). Clients (the workload) dial each node's gRPC listener directly.
-//
-// Each node bootstraps its own copy of the Raft configuration (its own peer addresses,
-// the per-link proxies). A follower that installs a raft snapshot from the leader takes
-// the leader's copy, and from then on dials its peers through the leader's link proxies:
-// traffic still reaches the right node, but faults on that node's links hit other
-// links. With raft's default thresholds (a snapshot every 8,192 entries, 10,240 kept)
-// a few-minute run rarely installs one; for the same reason no nemesis changes the
-// configuration (see nemesis).
+// Gossip (memberlist, --gossip-addr, every node --join's the others) runs on every
+// node so that the leader's reconcile loop adds a live member missing from the Raft
+// configuration back as a voter. Gossip is not proxied: partitions and lossy links do
+// not touch it, so a node cut off by the nemesis still looks alive in gossip.
 package cluster
 
 import (
@@ -32,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,27 +104,34 @@ type Options struct {
 
 // Node is one snapkeep server process.
 type Node struct {
-	ID       string
-	RaftAddr string // where its Raft transport listens
-	GRPCAddr string // where its gRPC listens (clients dial it)
-	HTTPAddr string
-	DataDir  string
-	LogPath  string
-	args     []string
+	ID         string
+	RaftAddr   string // where its Raft transport listens
+	GRPCAddr   string // where its gRPC listens (clients dial it)
+	HTTPAddr   string
+	GossipAddr string
+	DataDir    string
+	LogPath    string
+	// args start the node as a member of the initial cluster (--peers); freshArgs
+	// start it without --peers, as a new server with an empty data dir that waits for
+	// the leader to add it (RestartFresh).
+	args, freshArgs []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
 	paused bool
+	// fresh: the data dir was wiped and the node has not yet been seen as a voter;
+	// until then a restart must not bootstrap it from --peers.
+	fresh bool
 }
 
 // Cluster is the running cluster under test.
 type Cluster struct {
 	opts  Options
 	Nodes []*Node
-	// Raft link proxies by [from, to]; gRPC proxies by destination.
+	// Link proxies by [from, to]: Raft, and node-to-node gRPC.
 	Raft map[[2]string]*netproxy.Proxy
-	GRPC map[string]*netproxy.Proxy
+	GRPC map[[2]string]*netproxy.Proxy
 	S3   *s3proxy.Proxy
 	GW   *versitygw.Process
 	// Store reads the bucket directly (not through the fault proxy).
@@ -141,8 +146,8 @@ var (
 	ports   = map[int]bool{} // handed out by this process
 )
 
-// freeAddr picks a free port on 127.0.0.1 for a node to listen on, for the whole run
-// (a restarted node binds it again). It is below Linux's ephemeral range (32768+):
+// freeAddr picks a port on 127.0.0.1, free for TCP and UDP, for a node to listen on
+// for the whole run (a restarted node binds it again). It is below Linux's ephemeral range (32768+):
 // a port from that range, once released, can be taken by any outgoing connection or
 // by a proxy listening on port 0 before the node binds it.
 func freeAddr() (string, error) {
@@ -159,6 +164,12 @@ func freeAddr() (string, error) {
 			continue
 		}
 		_ = ln.Close()
+		// Gossip binds the port for UDP as well.
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			continue
+		}
+		_ = pc.Close()
 		ports[port] = true
 		return addr, nil
 	}
@@ -170,7 +181,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	c = &Cluster{opts: opts, Raft: map[[2]string]*netproxy.Proxy{}, GRPC: map[string]*netproxy.Proxy{}}
+	c = &Cluster{opts: opts, Raft: map[[2]string]*netproxy.Proxy{}, GRPC: map[[2]string]*netproxy.Proxy{}}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -203,7 +214,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	for i := 1; i <= opts.Nodes; i++ {
 		n := &Node{ID: fmt.Sprintf("n%d", i), DataDir: filepath.Join(opts.Dir, "data", fmt.Sprintf("n%d", i)),
 			LogPath: filepath.Join(logDir, fmt.Sprintf("n%d.log", i))}
-		for _, a := range []*string{&n.RaftAddr, &n.GRPCAddr, &n.HTTPAddr} {
+		for _, a := range []*string{&n.RaftAddr, &n.GRPCAddr, &n.HTTPAddr, &n.GossipAddr} {
 			if *a, err = freeAddr(); err != nil {
 				return nil, err
 			}
@@ -211,37 +222,46 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		c.Nodes = append(c.Nodes, n)
 	}
 	for _, b := range c.Nodes {
-		p, err := netproxy.Start("grpc->"+b.ID, "", b.GRPCAddr)
-		if err != nil {
-			return nil, err
-		}
-		c.GRPC[b.ID] = p
 		for _, a := range c.Nodes {
 			if a == b {
 				continue
 			}
+			link := [2]string{a.ID, b.ID}
 			p, err := netproxy.Start(a.ID+"->"+b.ID, "", b.RaftAddr)
 			if err != nil {
 				return nil, err
 			}
-			c.Raft[[2]string{a.ID, b.ID}] = p
+			c.Raft[link] = p
+			if p, err = netproxy.Start("grpc "+a.ID+"->"+b.ID, "", b.GRPCAddr); err != nil {
+				return nil, err
+			}
+			c.GRPC[link] = p
 		}
 	}
 	gw := c.GW.Config()
+	var peers []string
+	for _, b := range c.Nodes {
+		peers = append(peers, b.ID+"="+b.RaftAddr)
+	}
 	for _, n := range c.Nodes {
-		var peers []string
+		var via, join []string
 		for _, b := range c.Nodes {
-			addr := b.RaftAddr
-			if b != n {
-				addr = c.Raft[[2]string{n.ID, b.ID}].Addr()
+			if b == n {
+				continue
 			}
-			peers = append(peers, b.ID+"="+addr)
+			link := [2]string{n.ID, b.ID}
+			via = append(via, b.RaftAddr+"="+c.Raft[link].Addr(), b.GRPCAddr+"="+c.GRPC[link].Addr())
+			join = append(join, "--join", b.GossipAddr)
 		}
-		n.args = []string{"server",
+		n.freshArgs = []string{"server",
 			"--node-id", n.ID, "--data-dir", n.DataDir,
 			"--raft-addr", n.RaftAddr, "--grpc-addr", n.GRPCAddr,
-			"--grpc-advertise", c.GRPC[n.ID].Addr(), "--http-addr", n.HTTPAddr,
-			"--peers", strings.Join(peers, ","),
+			"--grpc-advertise", n.GRPCAddr, "--http-addr", n.HTTPAddr,
+			"--dial-via", strings.Join(via, ","),
+			"--gossip-addr", n.GossipAddr,
+		}
+		n.freshArgs = append(n.freshArgs, join...)
+		n.freshArgs = append(n.freshArgs,
 			"--s3-endpoint", c.S3.Endpoint(), "--s3-bucket", gw.Bucket, "--s3-path-style",
 			"--s3-access-key", gw.AccessKey, "--s3-secret-key", gw.SecretKey,
 			"--root", Root,
@@ -249,7 +269,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			// handed back: restore leases and pending snapshots.
 			"--restore-lease", "10s", "--snapshot-timeout", "30s",
 			"--log-level", "debug",
-		}
+		)
+		n.args = append(slices.Clone(n.freshArgs), "--peers", strings.Join(peers, ","))
 	}
 	c.env = os.Environ()
 	if opts.Bug != "" {
@@ -297,8 +318,12 @@ func (c *Cluster) startNode(n *Node) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logf, "=== jepsen: start %s at %s\n", n.ID, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(c.opts.Binary, n.args...)
+	args, how := n.args, ""
+	if n.fresh {
+		args, how = n.freshArgs, " (data dir wiped: no --peers, waits to be added)"
+	}
+	fmt.Fprintf(logf, "=== jepsen: start %s at %s%s\n", n.ID, time.Now().UTC().Format(time.RFC3339Nano), how)
+	cmd := exec.Command(c.opts.Binary, args...)
 	cmd.Env = c.env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -381,6 +406,83 @@ func (c *Cluster) Kill(id string) error {
 // Restart starts a node that is not running (no-op otherwise).
 func (c *Cluster) Restart(id string) error { return c.startNode(c.Node(id)) }
 
+// RestartFresh wipes the data dir of a node that is not running and starts it as a new
+// server: without --peers, so it does not bootstrap but waits for the leader to add it
+// (gossip). It must have been removed from the Raft configuration first: a voter that
+// forgets its log and votes is unsafe.
+func (c *Cluster) RestartFresh(id string) error {
+	n := c.Node(id)
+	if n.Running() {
+		return fmt.Errorf("%s is running: kill it before wiping its data dir", id)
+	}
+	if err := os.RemoveAll(n.DataDir); err != nil {
+		return fmt.Errorf("wipe %s: %w", n.DataDir, err)
+	}
+	n.mu.Lock()
+	n.fresh = true
+	n.mu.Unlock()
+	return c.startNode(n)
+}
+
+// Voters asks the leader for its Raft configuration and returns the ids of its voters.
+func (c *Cluster) Voters(ctx context.Context) ([]string, error) {
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := c.NodeClient(ctx, leader)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	resp, err := cl.ClusterMembers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("members from leader %s: %w", leader, err)
+	}
+	var voters []string
+	for _, m := range resp.Members {
+		if m.InRaftConfiguration && m.Voter {
+			voters = append(voters, m.Id)
+		}
+	}
+	return voters, nil
+}
+
+// WaitVoters waits until the leader's configuration has every node as a voter (the
+// reconcile loop re-adds a removed node once gossip shows it alive). A wiped node seen
+// as a voter is no longer fresh.
+func (c *Cluster) WaitVoters(ctx context.Context) error {
+	var last string
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		voters, err := c.Voters(qctx)
+		cancel()
+		if err == nil {
+			missing := []string{}
+			for _, n := range c.Nodes {
+				if slices.Contains(voters, n.ID) {
+					n.mu.Lock()
+					n.fresh = false
+					n.mu.Unlock()
+				} else {
+					missing = append(missing, n.ID)
+				}
+			}
+			if len(missing) == 0 {
+				return nil
+			}
+			last = fmt.Sprintf("voters %v, missing %v", voters, missing)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not every node is a voter: %w (last: %s)", ctx.Err(), last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // Pause stops the node's process group with SIGSTOP; Resume continues it.
 func (c *Cluster) Pause(id string) error {
 	n := c.Node(id)
@@ -410,8 +512,10 @@ func (c *Cluster) HealNetwork() {
 	c.S3.Set(s3proxy.Faults{})
 }
 
-// HealAll heals the network, resumes paused nodes and restarts dead ones.
-func (c *Cluster) HealAll() error {
+// HealAll heals the network, resumes paused nodes, restarts dead ones and waits (until
+// ctx is done) for every node to be a voter again: the end-of-run checks compare every
+// node's FSM.
+func (c *Cluster) HealAll(ctx context.Context) error {
 	c.HealNetwork()
 	var errs []error
 	for _, n := range c.Nodes {
@@ -423,12 +527,14 @@ func (c *Cluster) HealAll() error {
 			errs = append(errs, c.Restart(n.ID))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return c.WaitVoters(ctx)
 }
 
-// Partition cuts every Raft link between nodes of different groups, both ways, and
-// the gRPC proxy of every node in a group of size one (gRPC is cut per destination, so
-// only an isolated node's inbound gRPC can be cut without cutting others too).
+// Partition cuts every link, Raft and node-to-node gRPC, between nodes of different
+// groups, both ways.
 func (c *Cluster) Partition(groups ...[]string) {
 	group := map[string]int{}
 	for i, g := range groups {
@@ -436,23 +542,22 @@ func (c *Cluster) Partition(groups ...[]string) {
 			group[id] = i
 		}
 	}
-	for link, p := range c.Raft {
-		if group[link[0]] != group[link[1]] {
-			p.Set(netproxy.State{Cut: true})
-		}
-	}
-	for _, g := range groups {
-		if len(g) == 1 {
-			c.GRPC[g[0]].Set(netproxy.State{Cut: true})
+	for _, links := range []map[[2]string]*netproxy.Proxy{c.Raft, c.GRPC} {
+		for link, p := range links {
+			if group[link[0]] != group[link[1]] {
+				p.Set(netproxy.State{Cut: true})
+			}
 		}
 	}
 }
 
-// CutPair cuts the Raft links between a and b (both ways) only: the third node sees
-// both, a and b do not see each other.
+// CutPair cuts the links, Raft and gRPC, between a and b (both ways) only: the third
+// node sees both, a and b do not see each other.
 func (c *Cluster) CutPair(a, b string) {
-	c.Raft[[2]string{a, b}].Set(netproxy.State{Cut: true})
-	c.Raft[[2]string{b, a}].Set(netproxy.State{Cut: true})
+	for _, link := range [][2]string{{a, b}, {b, a}} {
+		c.Raft[link].Set(netproxy.State{Cut: true})
+		c.GRPC[link].Set(netproxy.State{Cut: true})
+	}
 }
 
 // NodeClient is a client bound to exactly one node: no retries, no leader following,

@@ -166,6 +166,14 @@ func (h *History) StartFault(kind, target, note string) *Fault {
 	return f
 }
 
+// AddNote appends to a fault's note what became known while it ran (say, whether a
+// member was removed).
+func (h *History) AddNote(f *Fault, note string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f.Note += "; " + note
+}
+
 // EndFault records the end of a fault.
 func (h *History) EndFault(f *Fault) {
 	h.mu.Lock()

@@ -2,14 +2,13 @@
 // warm-up, fault, heal and quiesce, each fault recorded in the history
 // (StartFault when injected, EndFault when healed).
 //
-// Not implemented: member-remove (remove a member and re-add it). The harness starts
-// the cluster with static --peers, each node with its own per-link proxy addresses
-// for its peers; a Raft configuration change replicates the leader's view of those
-// addresses to every node, after which a node would dial its peers through the
-// leader's link proxies and the per-link faults would hit the wrong links. Re-adding
-// a removed node also needs gossip (--join) or an AddVoter API the cluster does not
-// have with static peers (docs/OPERATIONS.md: a removed node rejoins only through
-// gossip). So this nemesis is left out rather than done wrongly.
+// Network faults act on the per-directed-link proxies (jepsen/cluster): a partition
+// cuts every link, Raft and node-to-node gRPC, between the groups both ways.
+// The member fault changes the Raft configuration: it kills a node, removes it with
+// RemoveNode and at heal starts it again, with its data or as a wiped, new server, for
+// the leader's reconcile loop to add back (gossip). Every node's configuration holds
+// the real addresses and the proxies are picked on the dialing side (--dial-via), so
+// the per-link faults stay on their links after a configuration change.
 package nemesis
 
 import (
@@ -19,6 +18,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/jepsen/cluster"
@@ -38,10 +40,11 @@ const (
 	Drop              = "drop"
 	LeaderChurn       = "leader-churn"
 	S3Faults          = "s3-faults"
+	Member            = "member"
 )
 
 // All is every fault kind the nemesis injects.
-var All = []string{Kill, Pause, PartitionLeader, PartitionMajority, Bridge, Delay, Drop, LeaderChurn, S3Faults}
+var All = []string{Kill, Pause, PartitionLeader, PartitionMajority, Bridge, Delay, Drop, LeaderChurn, S3Faults, Member}
 
 // Parse turns a --nemesis value (comma list, "all", "none"; "partition" means the
 // three partition kinds) into fault kinds.
@@ -207,18 +210,19 @@ func (n *Nemesis) inject(ctx context.Context, kind string, d time.Duration) {
 			id = n.leader(ctx)
 		}
 		rest := n.others(id)
-		start(fmt.Sprintf("[%s] | %v", id, rest), "Raft cut both ways per link; gRPC into the isolated node cut (gRPC is per destination)")
+		start(fmt.Sprintf("[%s] | %v", id, rest), "Raft and gRPC cut both ways per link")
 		n.C.Partition([]string{id}, rest)
 		heal = n.C.HealNetwork
 	case Bridge:
 		mid := n.random()
 		o := n.others(mid)
-		start(fmt.Sprintf("%s <-> %s cut, bridged by %s", o[0], o[1], mid), "Raft links only")
+		start(fmt.Sprintf("%s <-> %s cut, bridged by %s", o[0], o[1], mid), "Raft and gRPC links")
 		n.C.CutPair(o[0], o[1])
 		heal = n.C.HealNetwork
 	case Delay, Drop:
 		var links []string
-		for link, p := range n.C.Raft {
+		// Map order is random: walk the links sorted so the seed decides the faults.
+		for _, link := range sortedLinks(n.C.Raft) {
 			if n.rng.IntN(2) == 0 {
 				continue
 			}
@@ -226,11 +230,10 @@ func (n *Nemesis) inject(ctx context.Context, kind string, d time.Duration) {
 			if kind == Drop {
 				st = netproxy.State{Drop: 0.02 + n.rng.Float64()*0.1}
 			}
-			p.Set(st)
+			n.C.Raft[link].Set(st)
 			links = append(links, fmt.Sprintf("%s->%s %v", link[0], link[1], describe(st)))
 		}
-		// node-to-node gRPC, per destination (see cluster)
-		for id, p := range n.C.GRPC {
+		for _, link := range sortedLinks(n.C.GRPC) {
 			if n.rng.IntN(3) > 0 {
 				continue
 			}
@@ -238,11 +241,11 @@ func (n *Nemesis) inject(ctx context.Context, kind string, d time.Duration) {
 			if kind == Drop {
 				st = netproxy.State{Drop: 0.02 + n.rng.Float64()*0.1}
 			}
-			p.Set(st)
-			links = append(links, fmt.Sprintf("grpc->%s %v", id, describe(st)))
+			n.C.GRPC[link].Set(st)
+			links = append(links, fmt.Sprintf("grpc %s->%s %v", link[0], link[1], describe(st)))
 		}
 		sort.Strings(links)
-		start(strings.Join(links, ", "), "Raft per link, gRPC per destination")
+		start(strings.Join(links, ", "), "Raft and gRPC per link")
 		heal = n.C.HealNetwork
 	case LeaderChurn:
 		start("leader", "TransferLeadership every 1-2 s")
@@ -283,6 +286,51 @@ func (n *Nemesis) inject(ctx context.Context, kind string, d time.Duration) {
 			n.C.S3.Set(s3proxy.Faults{})
 			n.Log("nemesis: s3-faults: %d requests faulted", n.C.S3.Injected.Load()-before)
 		}
+	case Member:
+		id := n.random()
+		if n.rng.IntN(2) == 0 {
+			id = n.leader(ctx)
+		}
+		wipe := n.rng.IntN(2) == 0
+		plan := "kill -9, RemoveNode, at heal restart with its data dir"
+		if wipe {
+			plan = "kill -9, RemoveNode, at heal wipe its data dir and start it as a new server (no --peers)"
+		}
+		start(id, plan+"; wait until it is a voter again")
+		if err := n.C.Kill(id); err != nil {
+			n.Log("nemesis: kill %s: %v", id, err)
+		}
+		// Not cut short by the end of the run: the heal must know whether it was removed.
+		removed, err := n.removeNode(context.WithoutCancel(ctx), id)
+		note := "removed"
+		if err != nil {
+			note = "not removed: " + err.Error()
+			n.Log("nemesis: member: remove %s: %v", id, err)
+			// A voter still in the configuration must keep its log (and its votes).
+			wipe = false
+		}
+		n.H.AddNote(f, fmt.Sprintf("%s after %v", note, removed.Round(time.Millisecond)))
+		heal = func() {
+			restart, how := n.C.Restart, "with its data"
+			if wipe {
+				restart, how = n.C.RestartFresh, "wiped"
+			}
+			if err := restart(id); err != nil {
+				n.Log("nemesis: member: restart %s %s: %v", id, how, err)
+				n.H.AddNote(f, fmt.Sprintf("restart %s failed: %v", how, err))
+				return
+			}
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+			defer cancel()
+			began := time.Now()
+			if err := n.C.WaitVoters(wctx); err != nil {
+				n.Log("nemesis: member: %s restarted %s: %v", id, how, err)
+				n.H.AddNote(f, fmt.Sprintf("restarted %s; not a voter again within 60 s", how))
+				return
+			}
+			n.Log("nemesis: member: %s restarted %s, a voter again after %v", id, how, time.Since(began).Round(time.Millisecond))
+			n.H.AddNote(f, fmt.Sprintf("restarted %s; a voter again after %v", how, time.Since(began).Round(time.Millisecond)))
+		}
 	default:
 		return
 	}
@@ -290,6 +338,48 @@ func (n *Nemesis) inject(ctx context.Context, kind string, d time.Duration) {
 	heal()
 	n.H.EndFault(f)
 	n.Log("nemesis: healed %s", kind)
+}
+
+// removeNode asks the leader to remove id until it does or 30 s pass. The leader
+// refuses while gossip still reports the killed node alive (a few seconds), and
+// refuses to remove itself: a killed leader is removed once the others elected a new
+// one. It returns how long it took.
+func (n *Nemesis) removeNode(ctx context.Context, id string) (time.Duration, error) {
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cl, err := n.C.Client(ctx)
+	if err != nil {
+		return time.Since(began), fmt.Errorf("client: %w", err)
+	}
+	defer cl.Close()
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := cl.RemoveNode(cctx, client.NewRemoveNodeOption(id))
+		ccancel()
+		if err == nil || status.Code(err) == codes.NotFound { // NotFound: an earlier attempt removed it
+			return time.Since(began), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(began), fmt.Errorf("RemoveNode %s: %w", id, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func sortedLinks(m map[[2]string]*netproxy.Proxy) [][2]string {
+	links := make([][2]string, 0, len(m))
+	for link := range m {
+		links = append(links, link)
+	}
+	sort.Slice(links, func(i, j int) bool {
+		if links[i][0] != links[j][0] {
+			return links[i][0] < links[j][0]
+		}
+		return links[i][1] < links[j][1]
+	})
+	return links
 }
 
 func describe(s netproxy.State) string {
