@@ -71,6 +71,19 @@ func TestWritersRecoverAfterFailures(t *testing.T) {
 	}
 }
 
+func TestWriterDeadlinesAreStaggered(t *testing.T) {
+	var got []time.Duration
+	for i := range 8 {
+		got = append(got, writerDeadline(i, 8, 400*time.Millisecond))
+	}
+	want := []time.Duration{400, 450, 500, 550, 600, 650, 700, 750}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("deadlines %v, want %v ms", got, want)
+		}
+	}
+}
+
 func TestFsyncProbeWritesAndSyncsBlocks(t *testing.T) {
 	dir := t.TempDir()
 	lat, err := fsyncProbe(dir, 8)
@@ -130,8 +143,8 @@ snapkeep_raft_snapshot_persisted_bytes 1.2345e+07 1700000000000
 // that was built.
 func TestCatalogBackupRestores(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.skb")
-	if err := buildCatalogBackup(path, "scale", 50); err != nil {
-		t.Fatal(err)
+	if heap, err := buildCatalogBackup(path, "scale", 50); err != nil || heap == 0 {
+		t.Fatal(heap, err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -160,7 +173,7 @@ func TestCatalogBackupRestores(t *testing.T) {
 	if st.Segments[fsmpb.SegmentState_SEGMENT_STATE_FLUSHED] != 50 || st.SegmentFiles[fsmpb.SegmentState_SEGMENT_STATE_FLUSHED] != 400 {
 		t.Fatalf("restored %v segments with %v files", st.Segments, st.SegmentFiles)
 	}
-	if err := buildCatalogBackup(filepath.Join(t.TempDir(), "missing", "c.skb"), "scale", 1); err == nil {
+	if _, err := buildCatalogBackup(filepath.Join(t.TempDir(), "missing", "c.skb"), "scale", 1); err == nil {
 		t.Fatal("a backup into a missing directory succeeded")
 	}
 }

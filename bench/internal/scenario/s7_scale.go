@@ -29,7 +29,7 @@ const (
 	// scaleTriggerWriters write the entries that trigger the snapshots.
 	scaleTriggerWriters = 32
 	// scaleSettle is how long the nodes idle after a garbage collection before their
-	// RSS is read.
+	// RSS is read (quick runs: half).
 	scaleSettle = 10 * time.Second
 )
 
@@ -37,6 +37,7 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 	segments := e.Pick(1_000_000, 100_000)
 	rounds := e.Pick(5, 3)
 	perRound := e.Pick(400, 150)
+	settle := time.Duration(e.Pick(int(scaleSettle), int(scaleSettle/2)))
 	if rounds*perRound >= scaleSnapshotThreshold {
 		return errors.New("scale: the latency rounds would trigger a raft snapshot")
 	}
@@ -57,11 +58,11 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 		"its time (`snapkeep_raft_snapshot_persist_seconds`: encode, write, sync and rename, measured by the node) and size "+
 		"(`snapkeep_raft_snapshot_persisted_bytes`) are read from its `/metrics`.\n\n"+
 		"**Commit latency.** %d rounds, A B A B: one client's %d sequential `AllocateSegment` calls to the loaded cluster (each one "+
-		"Raft entry: the leader's and a follower's fsync plus two network hops), then the disk's own limit measured the same way in "+
+		"Raft entry: the leader's log commit, then a follower's, plus three network hops), then the disk's own limit measured the same way in "+
 		"the directory holding the nodes' data: %d times write 4 KiB to a preallocated file and `fdatasync`; then, as a figure, one "+
 		"etcd client's %d sequential `Put`s to a three-member etcd cluster on the same disk. p50 of each round; the headline is "+
 		"the median of the rounds.",
-		fmtCount(segments), fmtCount(2*segments), fmtCount(segments), scaleSettle, scaleSnapshotThreshold,
+		fmtCount(segments), fmtCount(2*segments), fmtCount(segments), settle, scaleSnapshotThreshold,
 		scaleSnapshotThreshold+100, scaleTriggerWriters, rounds, perRound, perRound, perRound)
 
 	// 1. The catalog, as a backup file.
@@ -70,13 +71,18 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 	}
 	backupPath := filepath.Join(e.Dir, "catalog.skb")
 	t0 := time.Now()
-	if err := buildCatalogBackup(backupPath, "scale", segments); err != nil {
+	builtHeap, err := buildCatalogBackup(backupPath, "scale", segments)
+	if err != nil {
 		return fmt.Errorf("build the catalog: %w", err)
 	}
 	built := time.Since(t0)
-	e.Logf("  built %s segments × 8 files through fsm.Apply in %v", fmtCount(segments), built.Round(time.Millisecond))
-	r.Figures = append(r.Figures, report.Figure{Name: "catalog built in the bench process (fsm.Apply)", Value: built.Seconds(), Unit: "s",
-		Note: fmt.Sprintf("%s entries", fmtCount(2*segments+1))})
+	e.Logf("  built %s segments × 8 files through fsm.Apply in %v (heap in use %.0f MiB)", fmtCount(segments), built.Round(time.Millisecond), float64(builtHeap)/(1<<20))
+	r.Figures = append(r.Figures,
+		report.Figure{Name: "catalog built in the bench process (fsm.Apply)", Value: built.Seconds(), Unit: "s",
+			Note: fmt.Sprintf("%s entries", fmtCount(2*segments+1))},
+		report.Figure{Name: "Go heap in use of the catalog built entry by entry (bench process, after a GC)", Value: float64(builtHeap) / (1 << 20), Unit: "MiB",
+			Note: "a node that applied every entry of the log holds about this much; one that loaded the catalog from a raft snapshot (below) holds less: each segment stored twice (allocated, then flushed) leaves holes in the heap"},
+	)
 
 	// 2. A fresh cluster, and the restore.
 	sk, err := e.StartSnapkeep(ctx, "scale-snapkeep", env.SnapkeepOptions{HTTP: true,
@@ -165,7 +171,7 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(scaleSettle):
+	case <-time.After(settle):
 	}
 	var rssMiB, peakMiB []float64
 	var heapNote string
@@ -188,9 +194,10 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 		e.Logf("  %s: RSS %.0f MiB (peak %.0f MiB), heap in use %.0f MiB", n.ID, float64(rss)/(1<<20), float64(peak)/(1<<20), heap/(1<<20))
 	}
 	maxRSS := slices.Max(rssMiB)
+	// The limit is the target itself, so the headline ratio is the share of it used.
 	r.Comparisons = append(r.Comparisons, report.NewComparison(
 		fmt.Sprintf("RSS of the largest node, %s segments × 8 files", fmtCount(segments)), "MiB", report.Lower,
-		[]float64{maxRSS}, "", nil,
+		[]float64{maxRSS}, "limit: 1.5 GiB per node", []float64{1536},
 		&report.Target{Op: "<=", Ratio: 1536, Absolute: true, Text: "1M segments × 8 files in under 1.5 GiB RSS per node (absolute)"}))
 	if segments != 1_000_000 {
 		// The target is stated for 1M segments: a quick run only shows the trend.
@@ -215,6 +222,18 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 	}
 	defer ec.Close()
 	dataDir := filepath.Dir(sk.Nodes[0].DataDir)
+	leader, err := sk.Leader(ctx)
+	if err != nil {
+		return err
+	}
+	applySum0, _, err := scrapeMetric(ctx, leader.HTTPAddr, "snapkeep_raft_apply_seconds_sum")
+	if err != nil {
+		return err
+	}
+	applyCount0, _, err := scrapeMetric(ctx, leader.HTTPAddr, "snapkeep_raft_apply_seconds_count")
+	if err != nil {
+		return err
+	}
 	var skP50, diskP50, etcdP50 []float64
 	for round := range rounds {
 		var sk, disk, et stats.Latencies
@@ -251,6 +270,18 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 		e.Logf("  latency round %d: snapkeep p50 %.2f ms, disk write+fdatasync p50 %.2f ms, etcd p50 %.2f ms",
 			round+1, sk.Millis(50), disk.Millis(50), et.Millis(50))
 	}
+	applySum, _, err := scrapeMetric(ctx, leader.HTTPAddr, "snapkeep_raft_apply_seconds_sum")
+	if err != nil {
+		return err
+	}
+	applyCount, _, err := scrapeMetric(ctx, leader.HTTPAddr, "snapkeep_raft_apply_seconds_count")
+	if err != nil {
+		return err
+	}
+	if applyCount > applyCount0 {
+		r.Figures = append(r.Figures, report.Figure{Name: "leader's propose → committed and applied, mean over the rounds' writes", Value: (applySum - applySum0) / (applyCount - applyCount0) * 1000, Unit: "ms",
+			Note: "snapkeep_raft_apply_seconds on the leader: Raft, both fsyncs and the follower round trip, without gRPC and the client"})
+	}
 	r.Comparisons = append(r.Comparisons, report.NewComparison("1-client commit latency p50 vs the disk's write+fdatasync 4 KiB p50",
 		"ms", report.Lower, skP50, "disk fdatasync (limit)", diskP50, nil))
 	r.Figures = append(r.Figures, report.Figure{Name: "etcd 1-client put p50 (same disk, same rounds)", Value: stats.Summarize(etcdP50).Median, Unit: "ms",
@@ -261,8 +292,10 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 	}
 	r.Charts = append(r.Charts, report.Chart{File: "scale-commit-latency.svg", Title: "1-client commit latency p50 vs the disk's write+fdatasync (4 KiB)",
 		YLabel: "ms", Labels: labels, Series: []report.Series{{Name: "snapkeep", Values: skP50}, {Name: "disk fdatasync", Values: diskP50}, {Name: "etcd", Values: etcdP50}}})
-	r.Notes = append(r.Notes, "A snapkeep commit needs the leader's fsync and a follower's fsync (in parallel once the entry is sent) plus the "+
-		"round trips client → leader → follower and back, and the FSM apply: its floor is about one fdatasync plus the network, not the bare fdatasync.")
+	r.Notes = append(r.Notes, "A snapkeep commit is more than one fdatasync: hashicorp/raft's leader stores the entry in its log (a bbolt "+
+		"commit: two fdatasyncs) before it sends it, a follower stores it the same way before it answers, and the client's call, the "+
+		"replication and the answer are three network hops, then the leader applies the entry. Its floor is about four fdatasyncs in two "+
+		"steps plus the hops, not the bare fdatasync the limit measures.")
 	return nil
 }
 

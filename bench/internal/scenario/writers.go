@@ -29,8 +29,12 @@ func failoverTime(history []writeAttempt, kill time.Time) (d time.Duration, ok b
 	return d, ok
 }
 
-// writers runs n goroutines, each issuing one write at a time with its own deadline
-// (a stuck call is abandoned and the next one issued), and records every attempt.
+// writers runs n goroutines, each issuing one write at a time with a deadline per
+// call (a stuck call is abandoned and the next one issued), and records every attempt.
+// Writer i's deadline is perCall × (1 + i/n): calls stuck through an election end at
+// different moments and are re-issued at once, so some writer issues a fresh call every
+// perCall/n or so, whatever the cluster does — with one deadline for all, the
+// re-issues would line up and the failover time would come out in multiples of it.
 type writers struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -49,10 +53,11 @@ func startWriters(ctx context.Context, n int, perCall time.Duration, write func(
 	w := &writers{cancel: cancel, acked: make(chan struct{}, 1)}
 	for i := range n {
 		w.wg.Add(1)
+		deadline := writerDeadline(i, n, perCall)
 		go func() {
 			defer w.wg.Done()
 			for ctx.Err() == nil {
-				cctx, ccancel := context.WithTimeout(ctx, perCall)
+				cctx, ccancel := context.WithTimeout(ctx, deadline)
 				issued := time.Now()
 				err := write(cctx, i)
 				done := time.Now()
@@ -75,6 +80,11 @@ func startWriters(ctx context.Context, n int, perCall time.Duration, write func(
 		}()
 	}
 	return w
+}
+
+// writerDeadline is writer i of n's deadline per call: perCall × (1 + i/n).
+func writerDeadline(i, n int, perCall time.Duration) time.Duration {
+	return perCall + time.Duration(i)*perCall/time.Duration(n)
 }
 
 // snapshot copies the history so far.
