@@ -52,7 +52,7 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 		"report %s flushed segments on `/metrics`. Quick mode loads 100k segments instead of 1M.\n\n"+
 		"**Memory.** After the load and the raft snapshots below, each node's heap profile is taken with a garbage collection "+
 		"(`/debug/pprof/heap?gc=1`, kept in the work directory), the nodes idle %v, and their RSS is read from `/proc`; the "+
-		"headline is the largest node. The peak (VmHWM) during the load is a figure.\n\n"+
+		"headline is the largest node, against the 1.5 GiB limit. The peak since each node started (VmHWM) is a figure.\n\n"+
 		"**Raft snapshot.** The nodes run with `--raft-snapshot-threshold %d --raft-snapshot-interval 1s` (only *when* a node "+
 		"snapshots changes); %d entries are written with %d clients after the load, and each node takes its own raft snapshot; "+
 		"its time (`snapkeep_raft_snapshot_persist_seconds`: encode, write, sync and rename, measured by the node) and size "+
@@ -207,7 +207,7 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 	}
 	r.Figures = append(r.Figures,
 		report.Figure{Name: "RSS per node after the load", Value: maxRSS, Unit: "MiB", Note: "per node: " + joinMiB(sk, rssMiB)},
-		report.Figure{Name: "peak RSS per node during the load (VmHWM)", Value: slices.Max(peakMiB), Unit: "MiB", Note: "per node: " + joinMiB(sk, peakMiB)},
+		report.Figure{Name: "peak RSS per node since it started (VmHWM: the restore, the snapshots)", Value: slices.Max(peakMiB), Unit: "MiB", Note: "per node: " + joinMiB(sk, peakMiB)},
 		report.Figure{Name: "RSS per segment (largest node)", Value: maxRSS * (1 << 20) / float64(segments), Unit: "bytes", Note: "Go heap in use:" + heapNote},
 	)
 
