@@ -58,7 +58,7 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 		"its time (`snapkeep_raft_snapshot_persist_seconds`: encode, write, sync and rename, measured by the node) and size "+
 		"(`snapkeep_raft_snapshot_persisted_bytes`) are read from its `/metrics`.\n\n"+
 		"**Commit latency.** %d rounds, A B A B: one client's %d sequential `AllocateSegment` calls to the loaded cluster (each one "+
-		"Raft entry: the leader's log commit, then a follower's, plus three network hops), then the disk's own limit measured the same way in "+
+		"Raft entry: the leader's log commit, then a follower's, plus two round trips), then the disk's own limit measured the same way in "+
 		"the directory holding the nodes' data: %d times write 4 KiB to a preallocated file and `fdatasync`; then, as a figure, one "+
 		"etcd client's %d sequential `Put`s to a three-member etcd cluster on the same disk. p50 of each round; the headline is "+
 		"the median of the rounds.",
@@ -293,9 +293,9 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 	r.Charts = append(r.Charts, report.Chart{File: "scale-commit-latency.svg", Title: "1-client commit latency p50 vs the disk's write+fdatasync (4 KiB)",
 		YLabel: "ms", Labels: labels, Series: []report.Series{{Name: "snapkeep", Values: skP50}, {Name: "disk fdatasync", Values: diskP50}, {Name: "etcd", Values: etcdP50}}})
 	r.Notes = append(r.Notes, "A snapkeep commit is more than one fdatasync: hashicorp/raft's leader stores the entry in its log (a bbolt "+
-		"commit: two fdatasyncs) before it sends it, a follower stores it the same way before it answers, and the client's call, the "+
-		"replication and the answer are three network hops, then the leader applies the entry. Its floor is about four fdatasyncs in two "+
-		"steps plus the hops, not the bare fdatasync the limit measures.")
+		"commit: two fdatasyncs) before it sends it, a follower stores it the same way before it answers, with two round trips "+
+		"(client ↔ leader, leader ↔ follower), then the leader applies the entry. Its floor is about four fdatasyncs in two "+
+		"steps plus the round trips, not the bare fdatasync the limit measures.")
 	return nil
 }
 
