@@ -43,17 +43,17 @@ func runFailover(ctx context.Context, e *Env, r *report.Scenario) error {
 	r.Setup = fmt.Sprintf("A fresh three-node snapkeep cluster (fsync on, default Raft timeouts: hashicorp/raft's 1 s heartbeat "+
 		"and election timeouts, 500 ms leader lease) and a fresh three-member etcd 3.7.3 cluster (etcd's defaults: 100 ms heartbeat, "+
 		"1 s election timeout), side by side on 127.0.0.1, %d trials each, alternating snapkeep and etcd (A B A B). "+
-		"In each trial %d writers each issue one small write at a time with a deadline per call (%v for the first writer, 50 ms more "+
-		"for each next one, up to 750 ms: staggered, so that calls stuck through the election end at different moments and a fresh "+
-		"call is issued every ~50 ms), an abandoned or failed call followed at once by a new one — snapkeep: `AllocateSegment` through the Go client (all three endpoints, leader following, its "+
-		"default retries inside the deadline); etcd: `Put` of a small key through clientv3 (all three endpoints). Once a write "+
-		"is acknowledged, the leader (snapkeep: `ClusterStatus`; etcd: the maintenance `Status` API) is killed with SIGKILL; the "+
-		"failover time is from just before the signal to the acknowledgement of the first write *issued after* the kill (a "+
-		"write issued before it may have been committed by the old leader). The killed node is then restarted and the trial "+
-		"ends once every node is back and has applied the leader's commit index. Meanwhile each survivor is asked every 20 ms "+
-		"which node leads (snapkeep: the node's `/health`, so the nodes run with `--http-addr`; etcd: `Status`), for the time to a "+
-		"new leader. Quick mode runs "+
-		"5 trials instead of 20.",
+		"In each trial %d writers each issue one small write at a time with a deadline per call (%v for the first writer, 50 ms "+
+		"more for each next one, up to 750 ms: staggered, so that calls stuck through the election end at different moments and "+
+		"a fresh call is issued every ~50 ms), an abandoned or failed call followed at once by a new one — snapkeep: "+
+		"`AllocateSegment` through the Go client (all three endpoints, leader following, its default retries inside the "+
+		"deadline); etcd: `Put` of a small key through clientv3 (all three endpoints). Once a write is acknowledged, the leader "+
+		"(found with snapkeep's `ClusterStatus`, etcd's maintenance `Status`) is killed with SIGKILL; the failover time is from "+
+		"just before the signal to the acknowledgement of the first write *issued after* the kill (a write issued before it may "+
+		"have been committed by the old leader). The killed node is then restarted and the trial ends once every node is back "+
+		"and has applied the leader's commit index. Meanwhile each survivor is asked every 20 ms which node leads (snapkeep: "+
+		"the node's `/health`, so these nodes run with `--http-addr`; etcd: `Status`), for the time to a new leader. Quick mode "+
+		"runs 5 trials instead of 20.",
 		trials, failoverWriters, failoverCallDeadline)
 
 	sk, err := e.StartSnapkeep(ctx, "failover-snapkeep", env.SnapkeepOptions{HTTP: true})
