@@ -37,6 +37,9 @@ type nodeMetrics struct {
 	fsmApply  prometheus.Histogram
 	raftApply prometheus.Histogram
 
+	snapshotPersist prometheus.Histogram
+	snapshotBytes   prometheus.Gauge
+
 	grpcHandled *prometheus.CounterVec
 	grpcSeconds *prometheus.HistogramVec
 
@@ -65,6 +68,15 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		Name:    "snapkeep_raft_apply_seconds",
 		Help:    "On the leader, time from proposing a command to Raft until it is committed and applied (or the caller gave up).",
 		Buckets: latencyBuckets,
+	})
+	m.snapshotPersist = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "snapkeep_raft_snapshot_persist_seconds",
+		Help:    "Time this node takes to write a raft snapshot of its state to its snapshot store (Persist, synced and closed).",
+		Buckets: latencyBuckets,
+	})
+	m.snapshotBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "snapkeep_raft_snapshot_persisted_bytes",
+		Help: "Size of the last raft snapshot this node persisted; 0 if none since it started.",
 	})
 	m.grpcHandled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_grpc_server_handled_total",
@@ -127,7 +139,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{n: n},
-		m.fsmApply, m.raftApply, m.grpcHandled, m.grpcSeconds,
+		m.fsmApply, m.raftApply, m.snapshotPersist, m.snapshotBytes, m.grpcHandled, m.grpcSeconds,
 		m.restoreFiles, m.restoreBytes, m.restoreFailures,
 		m.gcRuns, m.gcSeconds, m.gcDeleted, m.gcBytes, m.gcRecords, m.gcErrors, m.gcScanned, m.gcLastCompleted,
 	)
@@ -182,17 +194,55 @@ func splitMethod(full string) (service, method string) {
 // observeSince records the time since start in h.
 func observeSince(h prometheus.Observer, start time.Time) { h.Observe(time.Since(start).Seconds()) }
 
-// raftFSM is the state machine as Raft sees it: the node's FSM, with each Apply timed.
-func (n *Node) raftFSM() raft.FSM { return timedFSM{FSM: n.fsm, apply: n.metrics.fsmApply} }
+// raftFSM is the state machine as Raft sees it: the node's FSM, with each Apply and
+// each raft snapshot's Persist timed (the fsm package has no clock).
+func (n *Node) raftFSM() raft.FSM { return timedFSM{FSM: n.fsm, m: n.metrics} }
 
 type timedFSM struct {
 	*fsm.FSM
-	apply prometheus.Histogram
+	m *nodeMetrics
 }
 
 func (f timedFSM) Apply(l *raft.Log) any {
-	defer observeSince(f.apply, time.Now())
+	defer observeSince(f.m.fsmApply, time.Now())
 	return f.FSM.Apply(l)
+}
+
+func (f timedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := f.FSM.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return timedSnapshot{FSMSnapshot: s, m: f.m}, nil
+}
+
+// timedSnapshot records how long a successful Persist takes and how many bytes it
+// wrote. Persist closes the sink, so the time includes the store's sync and rename.
+type timedSnapshot struct {
+	raft.FSMSnapshot
+	m *nodeMetrics
+}
+
+func (s timedSnapshot) Persist(sink raft.SnapshotSink) error {
+	start := time.Now()
+	cs := &countingSink{SnapshotSink: sink}
+	if err := s.FSMSnapshot.Persist(cs); err != nil {
+		return err
+	}
+	observeSince(s.m.snapshotPersist, start)
+	s.m.snapshotBytes.Set(float64(cs.n))
+	return nil
+}
+
+type countingSink struct {
+	raft.SnapshotSink
+	n int64
+}
+
+func (c *countingSink) Write(p []byte) (int, error) {
+	n, err := c.SnapshotSink.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // restoreCopied counts one task's outcome on this node's executor.

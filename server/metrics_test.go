@@ -3,9 +3,11 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -309,4 +311,38 @@ func TestStartFailsCleanlyWhenTheHTTPPortIsTaken(t *testing.T) {
 		HTTP:     server.HTTPConfig{Addr: taken.Addr().String()},
 	})
 	require.ErrorContains(t, err, "listen on --http-addr "+taken.Addr().String())
+}
+
+// A raft snapshot a node takes itself is timed and sized on its /metrics.
+func TestRaftSnapshotMetrics(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.HTTP = server.HTTPConfig{Addr: "127.0.0.1:0"}
+		cfg.SnapshotThreshold = 64
+		cfg.SnapshotInterval = 100 * time.Millisecond
+	}})
+	for _, n := range c.Nodes {
+		f := scrape(t, n.HTTPAddr())
+		require.Zero(t, f.get(t, "snapkeep_raft_snapshot_persist_seconds"), "no snapshot yet")
+		require.Zero(t, f.get(t, "snapkeep_raft_snapshot_persisted_bytes"))
+	}
+	ctx := context.Background()
+	cat, _ := dial(t, c.Nodes[c.Leader()].GRPCAddr())
+	_, err := cat.CreateCollection(ctx, &pb.CreateCollectionRequest{Name: "docs"})
+	require.NoError(t, err)
+	for i := 0; i < 100; i++ {
+		retry(t, func() (*pb.AllocateSegmentResponse, error) {
+			return cat.AllocateSegment(ctx, &pb.AllocateSegmentRequest{RequestId: fmt.Sprint("a", i), Collection: "docs"})
+		})
+	}
+	// Every node compacts its own log.
+	for i, n := range c.Nodes {
+		require.Eventually(t, func() bool {
+			return scrape(t, n.HTTPAddr()).get(t, "snapkeep_raft_snapshot_persist_seconds") >= 1
+		}, 30*time.Second, 50*time.Millisecond, "node %d took no raft snapshot", i)
+		snaps, err := filepath.Glob(filepath.Join(n.DataDir(), "raft", "snapshots", "*", "state.bin"))
+		require.NoError(t, err)
+		require.NotEmpty(t, snaps)
+		f := scrape(t, n.HTTPAddr())
+		require.Positive(t, f.get(t, "snapkeep_raft_snapshot_persisted_bytes"), "node %d", i)
+	}
 }

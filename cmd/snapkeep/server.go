@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/spf13/cobra"
 
 	"github.com/snapkeep/snapkeep/objstore"
@@ -110,6 +111,9 @@ together once they see each other (see docs/OPERATIONS.md):
 				TLS:                    f.security.TLS,
 				Auth:                   f.security.Auth,
 				HTTP:                   f.cfg.HTTP,
+				SnapshotInterval:       f.cfg.SnapshotInterval,
+				SnapshotThreshold:      f.cfg.SnapshotThreshold,
+				TrailingLogs:           f.cfg.TrailingLogs,
 			})
 			if err != nil {
 				return err
@@ -147,10 +151,21 @@ together once they see each other (see docs/OPERATIONS.md):
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
 	addSecurityFlags(cmd, &f.security)
 	addHTTPFlags(cmd, &f.cfg)
+	addRaftSnapshotFlags(cmd, &f.cfg)
 	addBackupFlags(cmd, &f.backup)
 	addGossipFlags(cmd, &f.cfg)
 	addConfigFlags(cmd)
 	return cmd
+}
+
+// addRaftSnapshotFlags adds raft's log compaction settings; the defaults are
+// hashicorp/raft's.
+func addRaftSnapshotFlags(cmd *cobra.Command, cfg *server.Config) {
+	def := raft.DefaultConfig()
+	fl := cmd.Flags()
+	fl.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", def.SnapshotInterval, "how often a node checks whether to take a raft snapshot (a random delay up to as long again is added)")
+	fl.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", def.SnapshotThreshold, "log entries since the last raft snapshot that make a node take a new one at its next check")
+	fl.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", def.TrailingLogs, "log entries kept after a raft snapshot, so a slightly lagging follower catches up from the log")
 }
 
 func addS3Flags(cmd *cobra.Command, cfg *objstore.S3Config) {

@@ -3,11 +3,13 @@ package env
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // EtcdMember is one etcd process.
@@ -30,6 +32,9 @@ type Etcd struct {
 func StartEtcd(ctx context.Context, dir string) (*Etcd, error) {
 	bin, err := Bin("etcd")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	c := &Etcd{}
@@ -86,7 +91,9 @@ func (c *Etcd) Endpoints() []string {
 
 // Client is an etcd v3 client of every member (one gRPC connection, balanced).
 func (c *Etcd) Client() (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	// No client log: its retry warnings would flood the run's output whenever a
+	// member is down (failover), and the calls' errors reach the caller anyway.
+	return clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 }
 
 // Stop stops every member.
