@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,8 @@ type SnapkeepNode struct {
 	GRPCAddr string
 	RaftAddr string
 	DataDir  string
+	// HTTPAddr serves /metrics, /health and /debug/pprof/ (SnapkeepOptions.HTTP).
+	HTTPAddr string
 }
 
 // Snapkeep is a three-node cluster bootstrapped from --peers, fsync on (the default),
@@ -47,6 +50,9 @@ type SnapkeepOptions struct {
 	Binary string   // default BuildSnapkeep's output
 	Root   string   // key prefix in the bucket; default "snapkeep"
 	Extra  []string // more server flags for every node
+	// HTTP gives every node its own --http-addr with --enable-pprof, so a scenario can
+	// take CPU profiles of the servers (SnapkeepNode.HTTPAddr).
+	HTTP bool
 }
 
 // StartSnapkeep starts three nodes with data and logs under dir and waits until
@@ -62,6 +68,9 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 	if opts.Root == "" {
 		opts.Root = "snapkeep"
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	c := &Snapkeep{}
 	var peers []string
 	for i := 1; i <= 3; i++ {
@@ -72,6 +81,11 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 		}
 		if n.RaftAddr, err = FreeAddr(); err != nil {
 			return nil, err
+		}
+		if opts.HTTP {
+			if n.HTTPAddr, err = FreeAddr(); err != nil {
+				return nil, err
+			}
 		}
 		peers = append(peers, n.ID+"="+n.RaftAddr)
 		c.Nodes = append(c.Nodes, n)
@@ -84,6 +98,9 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 			"--s3-endpoint", gw.Endpoint, "--s3-bucket", gw.Bucket, "--s3-path-style",
 			"--s3-access-key", gw.AccessKey, "--s3-secret-key", gw.SecretKey,
 			"--root", opts.Root, "--gc-disabled", "--log-level", "warn"}
+		if n.HTTPAddr != "" {
+			args = append(args, "--http-addr", n.HTTPAddr, "--enable-pprof")
+		}
 		args = append(args, opts.Extra...)
 		n.Proc = &Proc{Name: "snapkeep-" + n.ID, Binary: opts.Binary, Args: args, LogPath: filepath.Join(dir, "snapkeep-"+n.ID+".log")}
 		if err := n.Start(); err != nil {

@@ -1,4 +1,7 @@
 package scenario
 
 // All lists the scenarios in the order they run.
-var All = []Scenario{}
+var All = []Scenario{
+	restoreVsCopy,
+	orphanScanVsList,
+}
