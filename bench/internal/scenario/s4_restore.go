@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +49,15 @@ type restoreRound struct {
 	precheck, copied time.Duration // the job's phases, from its timestamps
 	leases, attempts uint64
 	cpu              cpuSample
+	// half and ninety are when the polls first saw half and 90% of the files done:
+	// a pipeline that keeps every copy slot busy to the end spends ~10% of its copy
+	// phase on the last 10%.
+	half, ninety time.Duration
+	// From the nodes' snapkeep_restore_copied_files_total, scraped at every poll:
+	// when the first copy was seen, when each node's count last rose, and its share.
+	firstCopy  time.Duration
+	nodeLast   []time.Duration
+	nodeCopied []float64
 }
 
 func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
@@ -114,7 +126,7 @@ func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
 	var restores []restoreRound
 	var plainCPU []cpuSample
 	for round := range rounds {
-		rr, err := restoreOnce(ctx, cl, meter, fmt.Sprintf("copy%d", round))
+		rr, err := restoreOnce(ctx, cl, c.Nodes, meter, fmt.Sprintf("copy%d", round))
 		if err != nil {
 			return fmt.Errorf("round %d: restore: %w", round+1, err)
 		}
@@ -128,8 +140,10 @@ func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
 		}
 		plainCPU = append(plainCPU, meter.since(cpu0))
 		plainRates = append(plainRates, float64(files)/took.Seconds())
-		e.Logf("s4: round %d: restore %.0f files/s (pre-check %v, %d leases), plain loop %.0f files/s, ratio %.3f", round+1,
-			restoreRates[round], rr.precheck, rr.leases, plainRates[round], restoreRates[round]/plainRates[round])
+		e.Logf("s4: round %d: restore: first copy seen at %v; per node: copied %v, last copy seen at %v", round+1,
+			rr.firstCopy.Round(time.Millisecond), rr.nodeCopied, roundAll(rr.nodeLast))
+		e.Logf("s4: round %d: restore %.0f files/s (%v: pre-check %v, half done %v, 90%% %v; %d leases), plain loop %.0f files/s, ratio %.3f", round+1,
+			restoreRates[round], rr.took.Round(time.Millisecond), rr.precheck, rr.half.Round(time.Millisecond), rr.ninety.Round(time.Millisecond), rr.leases, plainRates[round], restoreRates[round]/plainRates[round])
 	}
 
 	r.Comparisons = append(r.Comparisons, report.NewComparison(
@@ -176,21 +190,57 @@ func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
 }
 
 // restoreOnce restores snap into target and waits for the job to complete.
-func restoreOnce(ctx context.Context, cl *client.Client, meter *cpuMeter, target string) (restoreRound, error) {
+func restoreOnce(ctx context.Context, cl *client.Client, nodes []*env.SnapkeepNode, meter *cpuMeter, target string) (restoreRound, error) {
+	base := make([]float64, len(nodes))
+	for i, n := range nodes {
+		base[i], _ = scrapeCounter(ctx, n.HTTPAddr, copiedFilesMetric)
+	}
+	var firstCopy time.Duration
+	nodeLast := make([]time.Duration, len(nodes))
+	nodeCopied := make([]float64, len(nodes))
 	cpu0 := meter.sample()
 	start := time.Now()
 	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("src", "snap", target))
 	if err != nil {
 		return restoreRound{}, err
 	}
+	var half, ninety time.Duration
+	// Scraping every node at every poll costs the servers some CPU: only when
+	// profiling (diagnosis); otherwise once at the end, for the nodes' shares.
+	scrapeEveryPoll := profileDir() != ""
+	scrape := func() {
+		for i, n := range nodes {
+			v, err := scrapeCounter(ctx, n.HTTPAddr, copiedFilesMetric)
+			if err != nil || v-base[i] <= nodeCopied[i] {
+				continue
+			}
+			nodeCopied[i], nodeLast[i] = v-base[i], time.Since(start)
+			if firstCopy == 0 {
+				firstCopy = nodeLast[i]
+			}
+		}
+	}
 	for {
+		if scrapeEveryPoll {
+			scrape()
+		}
 		job, err := cl.GetRestoreState(ctx, resp.JobId)
 		if err != nil {
 			return restoreRound{}, fmt.Errorf("restore state: %w", err)
 		}
+		if job.FilesTotal > 0 {
+			if half == 0 && job.FilesDone*2 >= job.FilesTotal {
+				half = time.Since(start)
+			}
+			if ninety == 0 && job.FilesDone*10 >= job.FilesTotal*9 {
+				ninety = time.Since(start)
+			}
+		}
 		switch job.State {
 		case pb.RestoreState_RESTORE_STATE_COMPLETED:
-			rr := restoreRound{cpu: meter.since(cpu0), leases: job.Leases, attempts: job.Attempts,
+			scrape()
+			rr := restoreRound{cpu: meter.since(cpu0), leases: job.Leases, attempts: job.Attempts, half: half, ninety: ninety,
+				firstCopy: firstCopy, nodeLast: nodeLast, nodeCopied: nodeCopied,
 				precheck: time.Duration(job.StartedAtUnixMs-job.CreatedAtUnixMs) * time.Millisecond,
 				copied:   time.Duration(job.FinishedAtUnixMs-job.StartedAtUnixMs) * time.Millisecond}
 			// The completion stamp (the leader's clock, the same machine's) ends the
@@ -267,7 +317,7 @@ func profileRestore(ctx context.Context, e *Env, c *env.Snapkeep, leader *env.Sn
 	}
 	meter := &cpuMeter{pids: map[string][]int{"versitygw": {e.S3.Pid()}, "leader": {leader.Pid()}, "follower": {follower.Pid()}}}
 	time.Sleep(100 * time.Millisecond) // the profiles start
-	rr, err := restoreOnce(ctx, cl, meter, "profiled")
+	rr, err := restoreOnce(ctx, cl, c.Nodes, meter, "profiled")
 	wg.Wait()
 	if err := errors.Join(append(errs, err)...); err != nil {
 		return fmt.Errorf("profiled restore: %w", err)
@@ -292,4 +342,43 @@ func commaInt(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// copiedFilesMetric counts the files a node's restore executor copied.
+const copiedFilesMetric = "snapkeep_restore_copied_files_total"
+
+// scrapeCounter reads one unlabelled counter from a node's /metrics.
+func scrapeCounter(ctx context.Context, httpAddr, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	return parseCounter(string(b), name)
+}
+
+// parseCounter finds "name value" in a Prometheus text exposition.
+func parseCounter(text, name string) (float64, error) {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in the metrics", name)
+}
+
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }

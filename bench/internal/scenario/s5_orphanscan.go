@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
 	"github.com/snapkeep/snapkeep/objstore"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
 // orphanScanVsList is scenario 5: a garbage collection's orphan scan against the raw
@@ -51,8 +51,10 @@ func runOrphanScanVsList(ctx context.Context, e *Env, r *report.Scenario) error 
 	const root = "s5"
 	prefix := root + "/"
 	r.Setup = fmt.Sprintf("A three-node snapkeep cluster (fsync on, periodic GC off) stores in the shared versitygw. Its root `%s` holds **%s objects**%s: "+
-		"%s flushed segments × %d files (16 bytes each, registered with their sizes and CRC-32C), %s unlisted uploads (every %dth segment) and %s keys no record owns — "+
+		"%s flushed segments × %d files (16 bytes each, registered through the client with their sizes and CRC-32C), %s unlisted uploads (every %dth segment) and %s keys no record owns — "+
 		"%s orphans, all younger than the run's orphan grace (%v), so the scan counts them and deletes nothing. "+
+		"The objects are written straight into versitygw's posix directory with the xattrs its PUT leaves (ETag, CRC-32C, content type): PUTs run under 1,000/s on the shared cores, "+
+		"and a listing reads the same directory tree and xattrs either way. "+
 		"Round after round, A then B (%d rounds): **A** `GCRun` with the orphan scan (one read view, the records' plan, a paginated listing of the root with every key parsed to its owner and looked up, "+
 		"`GCCheck` of the orphans through Raft, the report); keys/s = objects scanned / the call's time. **B** a plain walk of the same prefix from the benchmark process "+
 		"(`objstore.S3.List`, ListObjectsV2 pages of %s, one after another). "+
@@ -76,28 +78,11 @@ func runOrphanScanVsList(ctx context.Context, e *Env, r *report.Scenario) error 
 	if _, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("bench")); err != nil {
 		return fmt.Errorf("create collection: %w", err)
 	}
-	if _, err := datagen.Generate(ctx, cl, store, datagen.Options{Collection: "bench", Segments: segments,
-		FilesPerSegment: orphanFilesPerSegment, FileSize: 16, Concurrency: orphanLoadWorkers}); err != nil {
-		return fmt.Errorf("load segments: %w", err)
+	w := newPosixWriter(e.S3.Dir, e.S3.Config().Bucket)
+	orphans, err := loadOrphanScanRoot(ctx, cl, w, "bench", prefix, segments, junk)
+	if err != nil {
+		return err
 	}
-	var orphanKeys []string
-	i := 0
-	for s, err := range cl.ListAllSegments(ctx, client.NewListSegmentsOption("bench")) {
-		if err != nil {
-			return fmt.Errorf("list segments: %w", err)
-		}
-		if i%orphanUnlistedEvery == 0 {
-			orphanKeys = append(orphanKeys, s.Prefix+"insert/101/unlisted")
-		}
-		i++
-	}
-	for j := range junk {
-		orphanKeys = append(orphanKeys, fmt.Sprintf("%sjunk/%08d", prefix, j))
-	}
-	if err := putTiny(ctx, store, orphanKeys, orphanLoadWorkers); err != nil {
-		return fmt.Errorf("load orphans: %w", err)
-	}
-	orphans := len(orphanKeys)
 	e.Logf("s5: %d objects (%d orphans) loaded in %v", total, orphans, time.Since(loadStart).Round(time.Millisecond))
 
 	leader, err := c.Leader(ctx)
@@ -226,27 +211,63 @@ func listWalk(ctx context.Context, store objstore.Store, prefix string) (int, ti
 	}
 }
 
-// putTiny uploads a one-byte object under every key, from workers goroutines.
-func putTiny(ctx context.Context, store objstore.Store, keys []string, workers int) error {
+// loadOrphanScanRoot registers segments flushed segments of coll, each with its
+// files written under its prefix and every orphanUnlistedEvery-th with one more
+// file its list leaves out, then writes junk keys no record owns under root; from
+// orphanLoadWorkers goroutines. It returns the number of orphans written.
+func loadOrphanScanRoot(ctx context.Context, cl *client.Client, w *posixWriter, coll, root string, segments, junk int) (int, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	body := []byte("x")
-	sum := crc32.Checksum(body, castagnoli)
-	var next atomic.Int64
+	layout := datagen.Layout(orphanFilesPerSegment)
+	var next, unlisted atomic.Int64
 	var wg sync.WaitGroup
-	for range workers {
+	for range orphanLoadWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := next.Add(1) - 1; k < int64(len(keys)); k = next.Add(1) - 1 {
-				opts := objstore.PutOptions{CRC32C: sum, HasCRC32C: true}
-				if _, err := store.Put(ctx, keys[k], bytes.NewReader(body), int64(len(body)), opts); err != nil {
-					cancel(fmt.Errorf("put %s: %w", keys[k], err))
+			for i := next.Add(1) - 1; i < int64(segments+junk); i = next.Add(1) - 1 {
+				if err := loadOne(ctx, cl, w, coll, root, layout, int(i), segments, &unlisted); err != nil {
+					cancel(err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return context.Cause(ctx)
+	if err := context.Cause(ctx); err != nil {
+		return 0, err
+	}
+	return int(unlisted.Load()) + junk, nil
+}
+
+// loadOne writes item i: segment i below segments, junk key i-segments above.
+func loadOne(ctx context.Context, cl *client.Client, w *posixWriter, coll, root string, layout []datagen.FileSpec, i, segments int, unlisted *atomic.Int64) error {
+	if i >= segments {
+		_, err := w.put(fmt.Sprintf("%sjunk/%08d", root, i-segments), []byte("x"))
+		return err
+	}
+	seg, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption(coll))
+	if err != nil {
+		return fmt.Errorf("allocate segment: %w", err)
+	}
+	files := make([]*pb.File, 0, len(layout))
+	for _, spec := range layout {
+		key := datagen.Key(seg.Prefix, spec)
+		body := []byte(fmt.Sprintf("%016x", crc32.ChecksumIEEE([]byte(key))))
+		sum, err := w.put(key, body)
+		if err != nil {
+			return err
+		}
+		files = append(files, &pb.File{Key: key, Kind: spec.Kind, FieldId: spec.FieldID, Size: uint64(len(body)), Crc32C: sum})
+	}
+	if i%orphanUnlistedEvery == 0 {
+		if _, err := w.put(seg.Prefix+"insert/101/unlisted", []byte("x")); err != nil {
+			return err
+		}
+		unlisted.Add(1)
+	}
+	if _, err := cl.FlushSegment(ctx, client.NewFlushSegmentOption(seg.Id).WithRowCount(1).WithFiles(files...)); err != nil {
+		return fmt.Errorf("flush segment %d: %w", seg.Id, err)
+	}
+	return nil
 }
