@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,6 +124,13 @@ func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
 		meter.pids["snapkeep"] = append(meter.pids["snapkeep"], n.Pid())
 	}
 
+	// The nodes' CPU while idle (Raft heartbeats, gossip): a cost per second, not per
+	// file, that the restore's CPU per file includes for as long as it runs.
+	idle0 := meter.sample()
+	idleStart := time.Now()
+	time.Sleep(time.Second)
+	idleCPU := float64(meter.since(idle0)["snapkeep"]) / float64(time.Since(idleStart))
+
 	var restoreRates, plainRates []float64
 	var restores []restoreRound
 	var plainCPU []cpuSample
@@ -140,8 +149,12 @@ func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
 		}
 		plainCPU = append(plainCPU, meter.since(cpu0))
 		plainRates = append(plainRates, float64(files)/took.Seconds())
-		e.Logf("s4: round %d: restore: first copy seen at %v; per node: copied %v, last copy seen at %v", round+1,
-			rr.firstCopy.Round(time.Millisecond), rr.nodeCopied, roundAll(rr.nodeLast))
+		if profileDir() != "" { // scraped at every poll: the timings mean something
+			e.Logf("s4: round %d: restore: first copy seen at %v; per node: copied %v, last copy seen at %v", round+1,
+				rr.firstCopy.Round(time.Millisecond), rr.nodeCopied, roundAll(rr.nodeLast))
+		} else {
+			e.Logf("s4: round %d: restore: per node: copied %v", round+1, rr.nodeCopied)
+		}
 		e.Logf("s4: round %d: restore %.0f files/s (%v: pre-check %v, half done %v, 90%% %v; %d leases), plain loop %.0f files/s, ratio %.3f", round+1,
 			restoreRates[round], rr.took.Round(time.Millisecond), rr.precheck, rr.half.Round(time.Millisecond), rr.ninety.Round(time.Millisecond), rr.leases, plainRates[round], restoreRates[round]/plainRates[round])
 	}
@@ -167,8 +180,11 @@ func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
 		report.Figure{Name: "restore copy phase (median)", Value: median(func(i int) float64 { return msOf(restores[i].copied) }), Unit: "ms"},
 		report.Figure{Name: "leases per restore (median)", Value: median(func(i int) float64 { return float64(restores[i].leases) }), Unit: "leases",
 			Note: "each lease is a grant and a report: two Raft entries"},
+		report.Figure{Name: "files the leader copied (most in a round)", Value: maxOver(rounds, func(i int) float64 { return leaderCopied(restores[i], c.Nodes, leader) }), Unit: "files",
+			Note: "from the nodes' snapkeep_restore_copied_files_total: the followers do the copying"},
 		report.Figure{Name: "snapkeep CPU per restored file (3 nodes, median)", Value: median(func(i int) float64 { return microsPer(restores[i].cpu["snapkeep"], files) }), Unit: "µs",
 			Note: "from /proc of the three server processes; bounds the scheduling cost"},
+		report.Figure{Name: "snapkeep CPU while idle (3 nodes)", Value: idleCPU * 1000, Unit: "ms/s", Note: "heartbeats and gossip, included above for the restore's duration"},
 		report.Figure{Name: "versitygw CPU per file, restore (median)", Value: median(func(i int) float64 { return microsPer(restores[i].cpu["versitygw"], files) }), Unit: "µs"},
 		report.Figure{Name: "versitygw CPU per file, plain loop (median)", Value: median(func(i int) float64 { return microsPer(plainCPU[i]["versitygw"], files) }), Unit: "µs"},
 		report.Figure{Name: "benchmark process CPU per file, plain loop (median)", Value: median(func(i int) float64 { return microsPer(plainCPU[i]["bench"], files) }), Unit: "µs",
@@ -182,7 +198,7 @@ func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
 		YLabel: "files/s", Labels: labels, Series: []report.Series{{Name: "snapkeep restore", Values: restoreRates}, {Name: "plain CopyObject loop", Values: plainRates}}})
 
 	if dir := profileDir(); dir != "" {
-		if err := profileRestore(ctx, e, c, leader, cl, restores, dir); err != nil {
+		if err := profileRestore(ctx, e, c, leader, cl, srcKeys, restores, dir); err != nil {
 			return err
 		}
 	}
@@ -292,7 +308,7 @@ func plainCopyLoop(ctx context.Context, store objstore.Store, keys []string, dst
 
 // profileRestore runs one more, unmeasured restore while taking CPU profiles of the
 // leader and a follower, and notes versitygw's CPU meanwhile.
-func profileRestore(ctx context.Context, e *Env, c *env.Snapkeep, leader *env.SnapkeepNode, cl *client.Client, restores []restoreRound, dir string) error {
+func profileRestore(ctx context.Context, e *Env, c *env.Snapkeep, leader *env.SnapkeepNode, cl *client.Client, keys []string, restores []restoreRound, dir string) error {
 	var follower *env.SnapkeepNode
 	for _, n := range c.Nodes {
 		if n != leader {
@@ -327,6 +343,22 @@ func profileRestore(ctx context.Context, e *Env, c *env.Snapkeep, leader *env.Sn
 		parts = append(parts, fmt.Sprintf("%s %v", name, rr.cpu[name].Round(time.Millisecond)))
 	}
 	e.Logf("s4: profiled restore took %v, CPU %s; profiles (%d s) in %s", rr.took.Round(time.Millisecond), strings.Join(parts, ", "), seconds, dir)
+
+	// The loop's client side, for comparison with the follower's profile.
+	f, err := os.Create(filepath.Join(dir, "s4-plain-loop-bench.pprof"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	took, err := plainCopyLoop(ctx, e.S3.Store, keys, "s4-plain/profiled/", restoreCopyingNodes*restoreNodeConcurrency)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return fmt.Errorf("profiled plain loop: %w", err)
+	}
+	e.Logf("s4: profiled plain loop took %v", took.Round(time.Millisecond))
 	return nil
 }
 
@@ -381,4 +413,22 @@ func roundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// leaderCopied is how many files the leader's own executor copied in a round.
+func leaderCopied(rr restoreRound, nodes []*env.SnapkeepNode, leader *env.SnapkeepNode) float64 {
+	for i, n := range nodes {
+		if n == leader && i < len(rr.nodeCopied) {
+			return rr.nodeCopied[i]
+		}
+	}
+	return 0
+}
+
+func maxOver(n int, f func(i int) float64) float64 {
+	m := 0.0
+	for i := range n {
+		m = max(m, f(i))
+	}
+	return m
 }
