@@ -52,7 +52,7 @@ func runOrphanScanVsList(ctx context.Context, e *Env, r *report.Scenario) error 
 	prefix := root + "/"
 	r.Setup = fmt.Sprintf("A three-node snapkeep cluster (fsync on, periodic GC off) stores in the shared versitygw. Its root `%s` holds **%s objects**%s: "+
 		"%s flushed segments × %d files (16 bytes each, registered through the client with their sizes and CRC-32C), %s unlisted uploads (every %dth segment) and %s keys no record owns — "+
-		"%s orphans, all younger than the run's orphan grace (%v), so the scan counts them and deletes nothing. "+
+		"%s orphans, all younger than the run's orphan grace (%s), so the scan counts them and deletes nothing. "+
 		"The objects are written straight into versitygw's posix directory with the xattrs its PUT leaves (ETag, CRC-32C, content type): PUTs run under 1,000/s on the shared cores, "+
 		"and a listing reads the same directory tree and xattrs either way. "+
 		"Round after round, A then B (%d rounds): **A** `GCRun` with the orphan scan (one read view, the records' plan, a paginated listing of the root with every key parsed to its owner and looked up, "+
@@ -60,7 +60,7 @@ func runOrphanScanVsList(ctx context.Context, e *Env, r *report.Scenario) error 
 		"(`objstore.S3.List`, ListObjectsV2 pages of %s, one after another). "+
 		"versitygw's posix backend lists from its directory tree and does not fsync: an upper bound on what real object storage gives.",
 		prefix, commaInt(total), map[bool]string{true: " (quick mode: 50,000 instead of 200,000)", false: ""}[e.Quick],
-		commaInt(segments), orphanFilesPerSegment, commaInt(unlisted), orphanUnlistedEvery, commaInt(junk), commaInt(unlisted+junk), orphanGrace,
+		commaInt(segments), orphanFilesPerSegment, commaInt(unlisted), orphanUnlistedEvery, commaInt(junk), commaInt(unlisted+junk), "24 h",
 		rounds, commaInt(orphanListPage))
 
 	c, err := e.StartSnapkeep(ctx, root, env.SnapkeepOptions{HTTP: true})
