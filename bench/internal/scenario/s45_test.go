@@ -44,3 +44,12 @@ func TestPosixXattrsMatchVersitygw(t *testing.T) {
 		t.Errorf("content type %v", x[2])
 	}
 }
+
+func TestPairRatioMedian(t *testing.T) {
+	// Pairs 0.5, 0.8, 0.9 (and a zero baseline left out): median 0.8, while the ratio
+	// of the medians would be 600/1000 = 0.6.
+	got := pairRatioMedian([]float64{500, 800, 450, 7}, []float64{1000, 1000, 500, 0})
+	if got != 0.8 {
+		t.Fatalf("pairRatioMedian = %v, want 0.8", got)
+	}
+}

@@ -172,6 +172,8 @@ func runRestoreVsCopy(ctx context.Context, e *Env, r *report.Scenario) error {
 		return stats.Summarize(v).Median
 	}
 	r.Figures = append(r.Figures,
+		report.Figure{Name: "restore/plain of each round's pair (median)", Value: pairRatioMedian(restoreRates, plainRates), Unit: "×",
+			Note: "the load of a shared machine moves between A and B; a pair's ratio sees the same moment"},
 		report.Figure{Name: "files restored per round", Value: float64(files), Unit: "files", Note: fmt.Sprintf("%d KiB each", restoreFileSize>>10)},
 		report.Figure{Name: "rounds (A B each)", Value: float64(rounds), Unit: "rounds"},
 		report.Figure{Name: "copies at once, both sides", Value: float64(concurrency), Unit: "copies", Note: "two followers × --restore-concurrency 16"},
@@ -431,4 +433,15 @@ func maxOver(n int, f func(i int) float64) float64 {
 		m = max(m, f(i))
 	}
 	return m
+}
+
+// pairRatioMedian is the median over rounds of a[i]/b[i].
+func pairRatioMedian(a, b []float64) float64 {
+	var r []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] != 0 {
+			r = append(r, a[i]/b[i])
+		}
+	}
+	return stats.Summarize(r).Median
 }

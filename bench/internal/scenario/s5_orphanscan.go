@@ -133,6 +133,8 @@ func runOrphanScanVsList(ctx context.Context, e *Env, r *report.Scenario) error 
 		return stats.Summarize(v).Median
 	}
 	r.Figures = append(r.Figures,
+		report.Figure{Name: "scan/walk of each round's pair (median)", Value: pairRatioMedian(scanRates, walkRates), Unit: "×",
+			Note: "the load of a shared machine moves between A and B; a pair's ratio sees the same moment"},
 		report.Figure{Name: "objects under the root", Value: float64(scanned), Unit: "objects"},
 		report.Figure{Name: "orphans among them (all kept)", Value: float64(orphans), Unit: "objects", Note: "inside the orphan grace: counted, not deleted"},
 		report.Figure{Name: "rounds (A B each)", Value: float64(rounds), Unit: "rounds"},
