@@ -199,6 +199,51 @@ func (c *restoreCoordinator) healthyExecutors() []string {
 	return out
 }
 
+// leaderLeavesCopying decides whether the leader's own executor gets no lease: while
+// another node asked for work recently, and also during the first executorHealthy of a
+// job's copying while another voter is alive. The followers' executors ask only while
+// a job is copying, so at a job's start their last request is as old as the previous
+// job, and the leader — which applies RestoreStart first and asks first — would
+// otherwise take the first leases for itself.
+func leaderLeavesCopying(self string, healthy []string, otherVoterAlive bool, newestStart, now time.Time) bool {
+	for _, node := range healthy {
+		if node != self {
+			return true
+		}
+	}
+	return otherVoterAlive && !newestStart.IsZero() && now.Sub(newestStart) < executorHealthy
+}
+
+// newestCopyingStart is when the most recently started copying job started (zero if
+// none is copying).
+func newestCopyingStart(v *fsm.View) time.Time {
+	var newest int64
+	for _, job := range v.RunningRestoreJobs() {
+		if job.State == fsmpb.RestoreState_RESTORE_STATE_COPYING && job.StartedAt > newest {
+			newest = job.StartedAt
+		}
+	}
+	if newest == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, newest)
+}
+
+// otherVoterAlive reports whether a voter other than this node is alive (by gossip;
+// without gossip, every voter counts).
+func (n *Node) otherVoterAlive() bool {
+	future := n.raft.GetConfiguration()
+	if future.Error() != nil {
+		return false
+	}
+	for _, srv := range future.Configuration().Servers {
+		if string(srv.ID) != n.cfg.NodeID && srv.Suffrage == raft.Voter && n.memberHealthy(string(srv.ID)) {
+			return true
+		}
+	}
+	return false
+}
+
 // LeaseRestoreTasks is the scheduler: it grants a node a batch of a copying job's
 // pooled tasks. It prefers followers (the leader gets work only when no other node is
 // a healthy executor), bounds each node's outstanding leases, and splits the remaining
@@ -217,10 +262,10 @@ func (s *internalService) LeaseRestoreTasks(ctx context.Context, req *internalv1
 		return wait, nil // gossip reports it suspect, dead or left
 	}
 	healthy := n.coord.healthyExecutors()
-	if req.Node == n.cfg.NodeID && len(healthy) > 1 {
+	v := n.fsm.View()
+	if req.Node == n.cfg.NodeID && leaderLeavesCopying(req.Node, healthy, n.otherVoterAlive(), newestCopyingStart(v), time.Now()) {
 		return wait, nil // followers do the copying while they are there
 	}
-	v := n.fsm.View()
 	held := 0
 	for _, l := range v.RestoreLeases() {
 		if l.Node == req.Node {

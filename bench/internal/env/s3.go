@@ -15,7 +15,10 @@ import (
 type S3 struct {
 	GW    *versitygw.Process
 	Store *objstore.S3
-	log   *os.File
+	// Dir is the posix backend's directory: the bucket is Dir/<bucket>, an object the
+	// file at its key under it, with its metadata in xattrs.
+	Dir string
+	log *os.File
 }
 
 // StartS3 starts versitygw with its directory and log under dir.
@@ -42,7 +45,7 @@ func StartS3(ctx context.Context, dir string) (*S3, error) {
 		_ = logf.Close()
 		return nil, err
 	}
-	return &S3{GW: gw, Store: store, log: logf}, nil
+	return &S3{GW: gw, Store: store, Dir: filepath.Join(dir, "s3"), log: logf}, nil
 }
 
 // Config is the bucket's client configuration.

@@ -35,8 +35,7 @@ type SnapkeepNode struct {
 	GRPCAddr string
 	RaftAddr string
 	DataDir  string
-	// HTTPAddr serves /metrics, /health and /debug/pprof (SnapkeepOptions.HTTP); empty
-	// when off.
+	// HTTPAddr serves /metrics, /health and /debug/pprof/ (SnapkeepOptions.HTTP).
 	HTTPAddr string
 }
 
@@ -51,8 +50,8 @@ type SnapkeepOptions struct {
 	Binary string   // default BuildSnapkeep's output
 	Root   string   // key prefix in the bucket; default "snapkeep"
 	Extra  []string // more server flags for every node
-	// HTTP gives every node an --http-addr with --enable-pprof (metrics, health,
-	// profiles).
+	// HTTP gives every node its own --http-addr with --enable-pprof, so a scenario can
+	// take CPU profiles of the servers (SnapkeepNode.HTTPAddr).
 	HTTP bool
 }
 

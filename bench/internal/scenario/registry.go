@@ -1,4 +1,9 @@
 package scenario
 
 // All lists the scenarios in the order they run.
-var All = []Scenario{Failover, Scale}
+var All = []Scenario{
+	restoreVsCopy,
+	orphanScanVsList,
+	Failover,
+	Scale,
+}
