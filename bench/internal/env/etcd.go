@@ -3,6 +3,7 @@ package env
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -30,6 +31,9 @@ type Etcd struct {
 func StartEtcd(ctx context.Context, dir string) (*Etcd, error) {
 	bin, err := Bin("etcd")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil { // the logs go here
 		return nil, err
 	}
 	c := &Etcd{}

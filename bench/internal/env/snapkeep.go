@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,9 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 	}
 	if opts.Root == "" {
 		opts.Root = "snapkeep"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil { // the logs go here
+		return nil, err
 	}
 	c := &Snapkeep{}
 	var peers []string
