@@ -15,7 +15,14 @@ import (
 
 var errBadProto = errors.New("bad protobuf")
 
-type pbw struct{ b []byte }
+// pbw appends protobuf fields to b. Sub-messages are written into scratch buffers
+// reused per nesting depth and then copied into their parent with their length, so
+// an entry costs no allocation once the buffers have grown.
+type pbw struct {
+	b       []byte
+	scratch *[][]byte
+	depth   int
+}
 
 func (w *pbw) varint(num protowire.Number, v uint64) {
 	if v != 0 {
@@ -34,8 +41,15 @@ func (w *pbw) bytes(num protowire.Number, v []byte) {
 // msg appends a length-delimited sub-message written by fn (always, even when empty:
 // a repeated entry must be present).
 func (w *pbw) msg(num protowire.Number, fn func(w *pbw)) {
-	sub := pbw{}
+	if w.scratch == nil {
+		w.scratch = new([][]byte)
+	}
+	for len(*w.scratch) <= w.depth {
+		*w.scratch = append(*w.scratch, nil)
+	}
+	sub := pbw{b: (*w.scratch)[w.depth][:0], scratch: w.scratch, depth: w.depth + 1}
 	fn(&sub)
+	(*w.scratch)[w.depth] = sub.b
 	w.b = protowire.AppendTag(w.b, num, protowire.BytesType)
 	w.b = protowire.AppendBytes(w.b, sub.b)
 }

@@ -151,6 +151,31 @@ func (b *Baseline) Create(ctx context.Context, info SnapshotInfo, coll Collectio
 	}
 	res.EtcdPuts++
 
+	written, err := b.WriteObjects(ctx, info, coll, indexes, segs)
+	res.Objects, res.ObjectBytes = written.Objects, written.ObjectBytes
+	if err != nil {
+		return res, err
+	}
+
+	info.State = StateCommitted
+	rec := info.Marshal()
+	if _, err := b.Etcd.Put(ctx, key, string(rec)); err != nil {
+		return res, fmt.Errorf("put %s COMMITTED: %w", key, err)
+	}
+	res.EtcdPuts++
+	res.RecordBytes = len(rec)
+	return res, nil
+}
+
+// WriteObjects writes a snapshot's objects: one Avro object per segment
+// (Parallelism at a time), then the metadata JSON at info.S3Location (set it, or
+// leave it empty for MetadataKey). It is Create without the etcd records.
+func (b *Baseline) WriteObjects(ctx context.Context, info SnapshotInfo, coll CollectionDescription, indexes []IndexInfo, segs []Segment) (CreateResult, error) {
+	var res CreateResult
+	info.CollectionID = coll.ID
+	if info.S3Location == "" {
+		info.S3Location = b.MetadataKey(info.CollectionID, info.ID)
+	}
 	manifests := make([]string, len(segs))
 	segIDs := make([]int64, len(segs))
 	var bytesMu sync.Mutex
@@ -189,14 +214,6 @@ func (b *Baseline) Create(ctx context.Context, info SnapshotInfo, coll Collectio
 	}
 	res.Objects++
 	res.ObjectBytes += int64(len(data))
-
-	info.State = StateCommitted
-	rec := info.Marshal()
-	if _, err := b.Etcd.Put(ctx, key, string(rec)); err != nil {
-		return res, fmt.Errorf("put %s COMMITTED: %w", key, err)
-	}
-	res.EtcdPuts++
-	res.RecordBytes = len(rec)
 	return res, nil
 }
 

@@ -1,4 +1,4 @@
 package scenario
 
 // All lists the scenarios in the order they run.
-var All = []Scenario{}
+var All = []Scenario{S1Commits, S2Create, S3Manifest}
