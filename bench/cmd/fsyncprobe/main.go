@@ -1,14 +1,19 @@
-// Command fsyncprobe counts the fsync-family system calls each server makes per
-// catalog write (1 client): snapkeep AllocateSegment vs etcd Put, under strace -c.
+// Command fsyncprobe explains scenario 1's catalog-write figures: it counts the
+// fsync-family system calls each server makes per write (1 client, under strace -c:
+// snapkeep AllocateSegment vs etcd Put), then runs 64 clients against each side and
+// records the leader's CPU profile with perf (with -perf). Output in /tmp/bl/.
+// Needs strace (and perf).
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,8 +21,12 @@ import (
 	"github.com/snapkeep/snapkeep/client"
 )
 
+var withPerf = flag.Bool("perf", false, "also profile each leader under 64 clients with perf record")
+
 func main() {
+	flag.Parse()
 	ctx := context.Background()
+	must(os.MkdirAll("/tmp/bl", 0o755))
 	dir, _ := os.MkdirTemp("", "fsyncprobe-")
 	defer os.RemoveAll(dir)
 	s3, err := env.StartS3(ctx, dir)
@@ -80,6 +89,55 @@ func main() {
 	run("etcd", etPids, func() error {
 		i++
 		_, err := ec.Put(ctx, fmt.Sprintf("k/%d", i), string(make([]byte, 300)))
+		return err
+	})
+
+	if !*withPerf {
+		return
+	}
+	etLeader := 0
+	for _, m := range et.Members {
+		st, err := ec.Status(ctx, "http://"+m.ClientAddr)
+		must(err)
+		if st.Leader == st.Header.MemberId {
+			etLeader = m.Pid()
+		}
+	}
+	var seq int64
+	var mu sync.Mutex
+	profile := func(name string, pid int, op func() error) {
+		out := fmt.Sprintf("/tmp/bl/perf-%s.data", name)
+		p := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out, "--", "sleep", "4")
+		must(p.Start())
+		var wg sync.WaitGroup
+		n := 0
+		start := time.Now()
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Since(start) < 5*time.Second {
+					must(op())
+					mu.Lock()
+					n++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		_ = p.Wait()
+		fmt.Printf("%s, 64 clients: %d writes in 5 s; profile %s (perf report -i %s --no-children --stdio)\n", name, n, out, out)
+	}
+	profile("snapkeep", leader.Pid(), func() error {
+		_, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("w"))
+		return err
+	})
+	profile("etcd", etLeader, func() error {
+		mu.Lock()
+		seq++
+		k := fmt.Sprintf("p/%d", seq)
+		mu.Unlock()
+		_, err := ec.Put(ctx, k, string(make([]byte, 300)))
 		return err
 	})
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"hash/crc32"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,4 +136,32 @@ func milvusRecordValue(key string) string {
 		sum = sum*2654435761 + 1
 	}
 	return string(b[:300])
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat's CPU times.
+const clockTicks = 100
+
+// processCPU is the CPU time (user + system) the processes have used so far.
+func processCPU(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
+		}
+		// The command name (field 2) may hold spaces; the fields after it start at 3.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			return 0, fmt.Errorf("cpu of pid %d: short /proc stat", pid)
+		}
+		for _, field := range f[11:13] { // utime, stime: fields 14 and 15
+			ticks, err := strconv.ParseInt(field, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
+			}
+			total += time.Duration(ticks) * time.Second / clockTicks
+		}
+	}
+	return total, nil
 }

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,20 @@ func TestParallelForCoversEveryIndexOnce(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("index %d ran %d times", i, n)
 		}
+	}
+}
+
+func TestProcessCPUOfThisProcess(t *testing.T) {
+	before, err := processCPU([]int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for i := range 50_000_000 {
+		x += i
+	}
+	after, err := processCPU([]int{os.Getpid()})
+	if err != nil || after < before {
+		t.Fatalf("cpu %v then %v: %v (%d)", before, after, err, x)
 	}
 }

@@ -31,6 +31,7 @@ var S1Commits = Scenario{Number: 1, Name: "commits", Title: "Metadata commits: s
 // commitSide is one side's latencies and rates over the rounds of one client count.
 type commitSide struct {
 	opsPerSec, p50, p99 []float64
+	cpuPerOp            []float64 // µs of server CPU per operation (catalog writes only)
 }
 
 func (s *commitSide) add(ops float64, l *stats.Latencies) {
@@ -137,23 +138,43 @@ func runCommits(ctx context.Context, e *Env, r *report.Scenario) error {
 	}
 
 	type result struct{ snapkeep, baseline commitSide }
-	measure := func(what string, a, b func(context.Context, int, int) error, d time.Duration) (map[int]*result, error) {
+	// timed runs op and, when pids are given, the CPU those processes used per op.
+	timed := func(clients int, d time.Duration, op func(context.Context, int, int) error, pids []int, side *commitSide) (float64, *stats.Latencies, error) {
+		var cpu0 time.Duration
+		if pids != nil {
+			if cpu0, err = processCPU(pids); err != nil {
+				return 0, nil, err
+			}
+		}
+		ops, lat, err := closedLoop(ctx, clients, d, op)
+		if err != nil {
+			return 0, nil, err
+		}
+		side.add(ops, lat)
+		if pids != nil {
+			cpu1, err := processCPU(pids)
+			if err != nil {
+				return 0, nil, err
+			}
+			side.cpuPerOp = append(side.cpuPerOp, float64((cpu1-cpu0).Microseconds())/float64(lat.Len()))
+		}
+		return ops, lat, nil
+	}
+	measure := func(what string, a, b func(context.Context, int, int) error, d time.Duration, aPids, bPids []int) (map[int]*result, error) {
 		out := map[int]*result{}
 		for _, clients := range commitClientCounts {
 			res := &result{}
 			out[clients] = res
 			for round := range rounds {
-				ops, lat, err := closedLoop(ctx, clients, d, a)
+				ops, lat, err := timed(clients, d, a, aPids, &res.snapkeep)
 				if err != nil {
 					return nil, err
 				}
-				res.snapkeep.add(ops, lat)
 				e.Logf("  %s, %d clients, round %d: snapkeep %.0f ops/s p50 %.1f ms p99 %.1f ms", what, clients, round, ops, lat.Millis(50), lat.Millis(99))
-				ops, lat, err = closedLoop(ctx, clients, d, b)
+				ops, lat, err = timed(clients, d, b, bPids, &res.baseline)
 				if err != nil {
 					return nil, err
 				}
-				res.baseline.add(ops, lat)
 				e.Logf("  %s, %d clients, round %d: baseline %.0f ops/s p50 %.1f ms p99 %.1f ms", what, clients, round, ops, lat.Millis(50), lat.Millis(99))
 			}
 		}
@@ -166,16 +187,23 @@ func runCommits(ctx context.Context, e *Env, r *report.Scenario) error {
 	r.Setup = fmt.Sprintf("**Snapshot commits.** %d collections of %d flushed segments × 8 Milvus-shaped files; client *w* snapshots collection *w* mod %d back to back for %v per round, %d rounds A B A B, with 1 and 64 clients. "+
 		"**snapkeep**: `CreateSnapshot` through the Go client (one connection, following the leader) on three `snapkeep server` processes (fsync on, `--snapshots-per-collection 100000`): SnapshotBegin through Raft, the leader's finisher writes and PUTs the manifest (1 object), SnapshotCommit through Raft; the call returns once the snapshot is COMMITTED. "+
 		"**Baseline** (etcd + Avro): three etcd %s members on the same disk; per snapshot a ~%d-byte SnapshotInfo put PENDING, one raw Avro object per segment (%d PUTs, up to %d in flight) and the metadata JSON (1 PUT), the record put COMMITTED; the segment descriptions come from memory, as in DataCoord; ids from a local counter. "+
-		"**Plain catalog writes.** snapkeep `AllocateSegment` (one Raft entry) against etcd `Put` of a 300-byte value (one etcd entry), both through one gRPC client, %v per round. "+
+		"**Plain catalog writes.** snapkeep `AllocateSegment` (one Raft entry) against etcd `Put` of a 300-byte value (one etcd entry), both through one gRPC client, %v per round; server CPU is the three server processes' user + system time (/proc) over the round, per write. "+
 		"S3 is one versitygw (posix backend) for both; it does not fsync on PUT, so its figures are an upper bound on what real object storage gives. Everything shares the machine's cores.",
 		commitsCollections, commitsSegments, commitsCollections, snapDur, rounds, "3.7.3", recordSize,
 		commitsSegments, baseline.DefaultParallelism, writeDur)
 
-	snaps, err := measure("snapshot commits", snapkeepSnapshot, baselineSnapshot, snapDur)
+	snaps, err := measure("snapshot commits", snapkeepSnapshot, baselineSnapshot, snapDur, nil, nil)
 	if err != nil {
 		return err
 	}
-	writes, err := measure("catalog writes", snapkeepWrite, etcdWrite, writeDur)
+	var skPids, etcdPids []int
+	for _, n := range sk.Nodes {
+		skPids = append(skPids, n.Pid())
+	}
+	for _, m := range et.Members {
+		etcdPids = append(etcdPids, m.Pid())
+	}
+	writes, err := measure("catalog writes", snapkeepWrite, etcdWrite, writeDur, skPids, etcdPids)
 	if err != nil {
 		return err
 	}
@@ -201,7 +229,8 @@ func runCommits(ctx context.Context, e *Env, r *report.Scenario) error {
 			report.NewComparison(label+": writes/s", "writes/s", report.Higher, w.snapkeep.opsPerSec, "etcd Put", w.baseline.opsPerSec,
 				&report.Target{Op: ">=", Ratio: 1.0, Text: "≥ 1.0× etcd's puts/s"}),
 			report.NewComparison(label+": p50", "ms", report.Lower, w.snapkeep.p50, "etcd Put", w.baseline.p50, nil),
-			report.NewComparison(label+": p99", "ms", report.Lower, w.snapkeep.p99, "etcd Put", w.baseline.p99, nil))
+			report.NewComparison(label+": p99", "ms", report.Lower, w.snapkeep.p99, "etcd Put", w.baseline.p99, nil),
+			report.NewComparison(label+": server CPU per write (3 processes)", "µs", report.Lower, w.snapkeep.cpuPerOp, "etcd Put", w.baseline.cpuPerOp, nil))
 	}
 	r.Figures = append(r.Figures,
 		report.Figure{Name: "baseline objects written per snapshot", Value: float64(commitsSegments + 1), Unit: "objects", Note: "one Avro object per segment + the metadata JSON"},
