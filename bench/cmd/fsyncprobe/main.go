@@ -14,14 +14,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/snapkeep/snapkeep/bench/internal/baseline"
 	"github.com/snapkeep/snapkeep/bench/internal/env"
 	"github.com/snapkeep/snapkeep/client"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
-var withPerf = flag.Bool("perf", false, "also profile each leader under 64 clients with perf record")
+var (
+	withPerf  = flag.Bool("perf", false, "also profile each leader under 64 clients with perf record")
+	snapshots = flag.Bool("snapshots", false, "instead: profile the snapkeep leader under 64 clients creating small snapshots (10 segments × 8 files)")
+)
 
 func main() {
 	flag.Parse()
@@ -32,7 +38,7 @@ func main() {
 	s3, err := env.StartS3(ctx, dir)
 	must(err)
 	defer s3.Stop()
-	sk, err := env.StartSnapkeep(ctx, filepath.Join(dir, "sk"), s3, env.SnapkeepOptions{})
+	sk, err := env.StartSnapkeep(ctx, filepath.Join(dir, "sk"), s3, env.SnapkeepOptions{Extra: []string{"--snapshots-per-collection", "100000"}})
 	must(err)
 	defer sk.Stop()
 	et, err := env.StartEtcd(ctx, filepath.Join(dir, "etcd"))
@@ -46,6 +52,10 @@ func main() {
 	must(err)
 	leader, err := sk.Leader(ctx)
 	must(err)
+	if *snapshots {
+		profileSnapshots(ctx, cl, leader.Pid())
+		return
+	}
 
 	run := func(name string, pids []int, op func() error) {
 		var tracers []*exec.Cmd
@@ -147,4 +157,42 @@ func must(err error) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// profileSnapshots fills a collection with ten segments and records the leader's
+// profile while 64 clients snapshot it back to back.
+func profileSnapshots(ctx context.Context, cl *client.Client, pid int) {
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("snaps"))
+	must(err)
+	for range 10 {
+		s, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("snaps"))
+		must(err)
+		seg := baseline.MilvusSegment(s.CollectionId, s.PartitionId, s.Id)
+		var files []*pb.File
+		for _, f := range seg.Files {
+			kind := map[baseline.FileKind]pb.FileKind{baseline.KindInsert: pb.FileKind_FILE_KIND_INSERT, baseline.KindDelta: pb.FileKind_FILE_KIND_DELTA, baseline.KindStats: pb.FileKind_FILE_KIND_STATS}[f.Kind]
+			files = append(files, &pb.File{Key: s.Prefix + f.SnapkeepRelKey(), Kind: kind, FieldId: f.FieldID, Size: f.Size, Crc32C: f.CRC32C})
+		}
+		_, err = cl.FlushSegment(ctx, client.NewFlushSegmentOption(s.Id).WithRowCount(seg.Rows).WithFiles(files...))
+		must(err)
+	}
+	out := "/tmp/bl/perf-snapshots.data"
+	p := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out, "--", "sleep", "5")
+	must(p.Start())
+	var seq atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < 6*time.Second {
+				_, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("snaps", fmt.Sprintf("s%d", seq.Add(1))))
+				must(err)
+			}
+		}()
+	}
+	wg.Wait()
+	_ = p.Wait()
+	fmt.Printf("snapshots, 64 clients: %d in 6 s; profile %s\n", seq.Load(), out)
 }
