@@ -123,3 +123,9 @@ func TestProcessCPUOfThisProcess(t *testing.T) {
 		t.Fatalf("cpu %v then %v: %v (%d)", before, after, err, x)
 	}
 }
+
+func TestSizeNames(t *testing.T) {
+	if got := sizeNames([]int{1000, 10_000, 100_000}); got != "1k, 10k, 100k" {
+		t.Fatalf("sizeNames = %q", got)
+	}
+}

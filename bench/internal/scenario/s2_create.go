@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/snapkeep/snapkeep/bench/internal/baseline"
@@ -125,11 +126,11 @@ func runCreate(ctx context.Context, e *Env, r *report.Scenario) error {
 	}
 	r.Figures = append(r.Figures, report.Figure{Name: "catalog load", Value: loadSeconds, Unit: "s",
 		Note: fmt.Sprintf("%d segments: AllocateSegment + FlushSegment through the client, %d workers (not part of any measurement)", len(segs), loadWorkers)})
-	r.Setup = fmt.Sprintf("One collection in four partitions grows to %v segments × 8 Milvus-shaped files (six insert binlogs, a delta log, a stats log); at each size both sides snapshot the same segments, A B A B (%d rounds; 2 at 100k). "+
+	r.Setup = fmt.Sprintf("One collection in four partitions grows to %s segments × 8 Milvus-shaped files (six insert binlogs, a delta log, a stats log); at each size both sides snapshot the same segments, A B A B (%d rounds; 2 at 100k). "+
 		"**snapkeep**: three `snapkeep server` processes (fsync on) hold the catalog, loaded through the Go client (AllocateSegment + FlushSegment, %d workers); one `CreateSnapshot` call that returns when COMMITTED: SnapshotBegin captures and pins the segments through Raft, the leader encodes the manifest and PUTs it (one object), SnapshotCommit through Raft. "+
 		"**Baseline** (etcd + Avro): three etcd 3.7.3 members on the same disk; the same segments' descriptions in memory (as DataCoord caches them); SnapshotInfo put PENDING, one raw Avro object per segment with at most %d PUTs in flight, the metadata JSON, SnapshotInfo put COMMITTED. "+
 		"S3 is one versitygw (posix backend) for both: it does not fsync on PUT, so the baseline's %s-object figures are an upper bound on what real object storage gives (and snapkeep's one PUT is affected far less).",
-		sizes, e.Pick(3, 2), loadWorkers, baseline.DefaultParallelism, kilo(sizes[len(sizes)-1]))
+		sizeNames(sizes), e.Pick(3, 2), loadWorkers, baseline.DefaultParallelism, kilo(sizes[len(sizes)-1]))
 	r.Charts = append(r.Charts, report.Chart{File: "s2-create-scaling.svg", Title: "Snapshot create latency vs collection size (median)", YLabel: "ms (log)", LogY: true,
 		Labels: chartLabels, Series: []report.Series{{Name: "snapkeep", Values: skMillis}, {Name: "etcd + Avro", Values: blMillis}}})
 	return nil
@@ -143,4 +144,13 @@ func kilo(n int) string {
 		return fmt.Sprintf("%dk", n/1000)
 	}
 	return fmt.Sprint(n)
+}
+
+// sizeNames writes [1000 10000 100000] as "1k, 10k, 100k".
+func sizeNames(sizes []int) string {
+	var names []string
+	for _, n := range sizes {
+		names = append(names, kilo(n))
+	}
+	return strings.Join(names, ", ")
 }
