@@ -34,7 +34,7 @@ func StartEtcd(ctx context.Context, dir string) (*Etcd, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { // the logs go here
 		return nil, err
 	}
 	c := &Etcd{}

@@ -68,7 +68,7 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 	if opts.Root == "" {
 		opts.Root = "snapkeep"
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { // the logs go here
 		return nil, err
 	}
 	c := &Snapkeep{}

@@ -2,6 +2,9 @@ package scenario
 
 // All lists the scenarios in the order they run.
 var All = []Scenario{
+	S1Commits,
+	S2Create,
+	S3Manifest,
 	restoreVsCopy,
 	orphanScanVsList,
 	Failover,

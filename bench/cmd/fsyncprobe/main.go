@@ -1,0 +1,198 @@
+// Command fsyncprobe explains scenario 1's catalog-write figures: it counts the
+// fsync-family system calls each server makes per write (1 client, under strace -c:
+// snapkeep AllocateSegment vs etcd Put), then runs 64 clients against each side and
+// records the leader's CPU profile with perf (with -perf). Output in /tmp/bl/.
+// Needs strace (and perf).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/snapkeep/snapkeep/bench/internal/baseline"
+	"github.com/snapkeep/snapkeep/bench/internal/env"
+	"github.com/snapkeep/snapkeep/client"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+var (
+	withPerf  = flag.Bool("perf", false, "also profile each leader under 64 clients with perf record")
+	snapshots = flag.Bool("snapshots", false, "instead: profile the snapkeep leader under 64 clients creating small snapshots (10 segments × 8 files)")
+)
+
+func main() {
+	flag.Parse()
+	ctx := context.Background()
+	must(os.MkdirAll("/tmp/bl", 0o755))
+	dir, _ := os.MkdirTemp("", "fsyncprobe-")
+	defer os.RemoveAll(dir)
+	s3, err := env.StartS3(ctx, dir)
+	must(err)
+	defer s3.Stop()
+	sk, err := env.StartSnapkeep(ctx, filepath.Join(dir, "sk"), s3, env.SnapkeepOptions{Extra: []string{"--snapshots-per-collection", "100000"}})
+	must(err)
+	defer sk.Stop()
+	et, err := env.StartEtcd(ctx, filepath.Join(dir, "etcd"))
+	must(err)
+	defer et.Stop()
+	cl, err := sk.Client(ctx)
+	must(err)
+	_, err = cl.CreateCollection(ctx, client.NewCreateCollectionOption("w"))
+	must(err)
+	ec, err := et.Client()
+	must(err)
+	leader, err := sk.Leader(ctx)
+	must(err)
+	if *snapshots {
+		profileSnapshots(ctx, cl, leader.Pid())
+		return
+	}
+
+	run := func(name string, pids []int, op func() error) {
+		var tracers []*exec.Cmd
+		for _, pid := range pids {
+			out := filepath.Join("/tmp/bl", fmt.Sprintf("strace-%s-%d.txt", name, pid))
+			c := exec.Command("strace", "-f", "-c", "-e", "trace=fsync,fdatasync,sync_file_range,pwrite64,write,writev", "-o", out, "-p", strconv.Itoa(pid))
+			must(c.Start())
+			tracers = append(tracers, c)
+		}
+		time.Sleep(time.Second)
+		n := 0
+		start := time.Now()
+		for time.Since(start) < 4*time.Second {
+			must(op())
+			n++
+		}
+		el := time.Since(start)
+		for _, c := range tracers {
+			_ = c.Process.Signal(syscall.SIGINT)
+			_ = c.Wait()
+		}
+		fmt.Printf("%s: %d writes in %v under strace (%.2f ms each)\n", name, n, el, float64(el.Milliseconds())/float64(n))
+	}
+	var skPids []int
+	for _, n := range sk.Nodes {
+		skPids = append(skPids, n.Pid())
+		fmt.Println("snapkeep", n.ID, "pid", n.Pid(), "leader", n.ID == leader.ID)
+	}
+	run("snapkeep", skPids, func() error {
+		_, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("w"))
+		return err
+	})
+	var etPids []int
+	for _, m := range et.Members {
+		etPids = append(etPids, m.Pid())
+		st, err := ec.Status(ctx, "http://"+m.ClientAddr)
+		must(err)
+		fmt.Println("etcd", m.Name, "pid", m.Pid(), "leader", st.Leader == st.Header.MemberId)
+	}
+	i := 0
+	run("etcd", etPids, func() error {
+		i++
+		_, err := ec.Put(ctx, fmt.Sprintf("k/%d", i), string(make([]byte, 300)))
+		return err
+	})
+
+	if !*withPerf {
+		return
+	}
+	etLeader := 0
+	for _, m := range et.Members {
+		st, err := ec.Status(ctx, "http://"+m.ClientAddr)
+		must(err)
+		if st.Leader == st.Header.MemberId {
+			etLeader = m.Pid()
+		}
+	}
+	var seq int64
+	var mu sync.Mutex
+	profile := func(name string, pid int, op func() error) {
+		out := fmt.Sprintf("/tmp/bl/perf-%s.data", name)
+		p := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out, "--", "sleep", "4")
+		must(p.Start())
+		var wg sync.WaitGroup
+		n := 0
+		start := time.Now()
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Since(start) < 5*time.Second {
+					must(op())
+					mu.Lock()
+					n++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		_ = p.Wait()
+		fmt.Printf("%s, 64 clients: %d writes in 5 s; profile %s (perf report -i %s --no-children --stdio)\n", name, n, out, out)
+	}
+	profile("snapkeep", leader.Pid(), func() error {
+		_, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("w"))
+		return err
+	})
+	profile("etcd", etLeader, func() error {
+		mu.Lock()
+		seq++
+		k := fmt.Sprintf("p/%d", seq)
+		mu.Unlock()
+		_, err := ec.Put(ctx, k, string(make([]byte, 300)))
+		return err
+	})
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// profileSnapshots fills a collection with ten segments and records the leader's
+// profile while 64 clients snapshot it back to back.
+func profileSnapshots(ctx context.Context, cl *client.Client, pid int) {
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("snaps"))
+	must(err)
+	for range 10 {
+		s, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("snaps"))
+		must(err)
+		seg := baseline.MilvusSegment(s.CollectionId, s.PartitionId, s.Id)
+		var files []*pb.File
+		for _, f := range seg.Files {
+			kind := map[baseline.FileKind]pb.FileKind{baseline.KindInsert: pb.FileKind_FILE_KIND_INSERT, baseline.KindDelta: pb.FileKind_FILE_KIND_DELTA, baseline.KindStats: pb.FileKind_FILE_KIND_STATS}[f.Kind]
+			files = append(files, &pb.File{Key: s.Prefix + f.SnapkeepRelKey(), Kind: kind, FieldId: f.FieldID, Size: f.Size, Crc32C: f.CRC32C})
+		}
+		_, err = cl.FlushSegment(ctx, client.NewFlushSegmentOption(s.Id).WithRowCount(seg.Rows).WithFiles(files...))
+		must(err)
+	}
+	out := "/tmp/bl/perf-snapshots.data"
+	p := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out, "--", "sleep", "5")
+	must(p.Start())
+	var seq atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < 6*time.Second {
+				_, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("snaps", fmt.Sprintf("s%d", seq.Add(1))))
+				must(err)
+			}
+		}()
+	}
+	wg.Wait()
+	_ = p.Wait()
+	fmt.Printf("snapshots, 64 clients: %d in 6 s; profile %s\n", seq.Load(), out)
+}
