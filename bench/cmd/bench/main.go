@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
@@ -72,7 +73,7 @@ func run() error {
 			return err
 		}
 		dir = d
-		defer os.RemoveAll(d)
+		defer removeInBackground(d)
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -231,4 +232,18 @@ func versions() []string {
 		}
 	}
 	return vs
+}
+
+// removeInBackground deletes the work directory with a detached `rm -rf`: the S3
+// server's posix tree of a full run holds hundreds of thousands of directories and takes
+// minutes to delete, which no benchmark figure needs to wait for.
+func removeInBackground(dir string) {
+	cmd := exec.Command("rm", "-rf", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "removing %s in the background (pid %d)\n", dir, cmd.Process.Pid)
+	_ = cmd.Process.Release()
 }
