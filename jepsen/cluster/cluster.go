@@ -24,20 +24,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/internal/loopback"
 	"github.com/snapkeep/snapkeep/jepsen/netproxy"
 	"github.com/snapkeep/snapkeep/jepsen/s3proxy"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -141,40 +139,8 @@ type Cluster struct {
 	gwLog  *os.File
 }
 
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{} // handed out by this process
-)
-
-// freeAddr picks a port on 127.0.0.1, free for TCP and UDP, for a node to listen on
-// for the whole run (a restarted node binds it again). It is below Linux's ephemeral range (32768+):
-// a port from that range, once released, can be taken by any outgoing connection or
-// by a proxy listening on port 0 before the node binds it.
-func freeAddr() (string, error) {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		if ports[port] {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		_ = ln.Close()
-		// Gossip binds the port for UDP as well.
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			continue
-		}
-		_ = pc.Close()
-		ports[port] = true
-		return addr, nil
-	}
-	return "", errors.New("no free port in 20000-32000 on 127.0.0.1")
-}
+// freeAddr is the port picker every node address comes from.
+var freeAddr = loopback.FreeAddr
 
 // Start starts the S3 server, the proxies and the nodes, and waits for a leader.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {

@@ -10,8 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
+	"github.com/snapkeep/snapkeep/internal/loopback"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,33 +54,9 @@ func Bin(name string) (string, error) {
 	return p, nil
 }
 
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{}
-)
-
-// FreeAddr picks a free 127.0.0.1 port below Linux's ephemeral range (32768+), never
-// the same twice in this process: a restarted server binds its port again, and a port
-// from the ephemeral range could meanwhile be taken by an outgoing connection.
-func FreeAddr() (string, error) {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		if ports[port] {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		_ = ln.Close()
-		ports[port] = true
-		return addr, nil
-	}
-	return "", errors.New("env: no free port in 20000-32000 on 127.0.0.1")
-}
+// FreeAddr picks a free 127.0.0.1 port (TCP and UDP) below Linux's ephemeral range,
+// never the same twice in this process, so a restarted server binds its port again.
+func FreeAddr() (string, error) { return loopback.FreeAddr() }
 
 // Proc is one server process in its own process group, its output in a log file.
 type Proc struct {
