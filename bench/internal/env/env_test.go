@@ -12,7 +12,7 @@ import (
 // cluster, writes to both, kills the snapkeep leader and sees a new one.
 func TestClustersStartAndServe(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts real servers")
+		t.Skip("-short: starts versitygw, three snapkeep nodes and three etcd members; run it with `cd bench && go test ./internal/env` (needs bin/etcd from make bench); make bench runs the same code")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
