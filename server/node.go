@@ -40,7 +40,7 @@ type Node struct {
 
 	fsm       *fsm.FSM
 	raft      *raft.Raft
-	transport *raft.NetworkTransport
+	transport serialHeartbeats
 	raftStore *raftboltdb.BoltStore
 
 	// objects is the bucket; ownObjects is set when the node made the client itself.
@@ -302,12 +302,7 @@ func (n *Node) startRaft() error {
 		store.Close()
 		return err
 	}
-	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.sec.streamLayer(stream), // TLS when on (server/tls.go)
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  newHCLog(n.logger, "raft-net"),
-	})
+	transport := newRaftTransport(n.sec.streamLayer(stream), n.logger) // TLS when on (server/tls.go)
 
 	hasState, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {

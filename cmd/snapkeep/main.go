@@ -61,7 +61,7 @@ func execute(ctx context.Context, root *cobra.Command, args []string, stderr io.
 // newRootCmd builds the whole command tree.
 func newRootCmd() *cobra.Command {
 	root := newApp().rootCmd()
-	root.AddCommand(newServerCmd(), newDevCmd())
+	root.AddCommand(newServerCmd(), newDevCmd(), newDebugCmd())
 	root.AddCommand(newTLSCmd(), newTokenCmd()) // cmd/snapkeep/tls.go, security.go
 	return root
 }
