@@ -127,6 +127,6 @@ func heartbeat(from raft.Transport, term uint64) *raft.AppendEntriesRequest {
 
 type countingFSM struct{}
 
-func (countingFSM) Apply(*raft.Log) any                  { return nil }
+func (countingFSM) Apply(*raft.Log) any                 { return nil }
 func (countingFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, fmt.Errorf("no snapshots") }
 func (countingFSM) Restore(r io.ReadCloser) error       { return r.Close() }
