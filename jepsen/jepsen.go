@@ -9,6 +9,7 @@ package jepsen
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"fmt"
 	"io"
@@ -174,11 +175,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	in := checker.Input{
 		Ops:    h.Ops(),
 		Faults: h.Faults(),
-		End:    &checker.EndState{Client: admin, Store: c.Store, Root: cluster.Root, NodeHashes: hashes, NodeErrors: nodeErrs},
+		End:    &checker.EndState{Client: admin, Store: c.Store, Root: cluster.Root, NodeHashes: hashes, NodeErrors: nodeErrs, DataDirs: c.DataDirs()},
 		OutDir: dir,
 	}
 	perChecker := map[string][]checker.Violation{}
+	// Checkers over the live cluster first, then those reading the stopped nodes' data.
+	checkers = slices.Clone(checkers)
+	slices.SortStableFunc(checkers, func(a, b checker.Checker) int { return cmpBool(needsStopped(a), needsStopped(b)) })
+	stopped := false
 	for _, ch := range checkers {
+		if needsStopped(ch) && !stopped {
+			c.StopNodes()
+			stopped = true
+		}
 		cctx, ccancel := context.WithTimeout(endCtx, 5*time.Minute)
 		vs, err := ch.Check(cctx, in)
 		ccancel()
@@ -319,3 +328,18 @@ func writeArtifacts(dir string, o Options, h *history.History, res *Result, per 
 }
 
 func secs(ns int64) float64 { return float64(ns) / 1e9 }
+
+func needsStopped(c checker.Checker) bool {
+	s, ok := c.(checker.StoppedNodes)
+	return ok && s.StoppedNodes()
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}

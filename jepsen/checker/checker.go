@@ -35,6 +35,16 @@ type EndState struct {
 	// NodeErrors then explains.
 	NodeHashes map[string]string
 	NodeErrors map[string]string
+	// DataDirs is each node's data directory (node id → path), for the checkers that
+	// read them once the nodes are stopped (see StoppedNodes).
+	DataDirs map[string]string
+}
+
+// StoppedNodes is implemented by checkers that read the nodes' data directories: the
+// harness stops every node before running them, after the checkers that need the live
+// cluster.
+type StoppedNodes interface {
+	StoppedNodes() bool
 }
 
 // Input is what every checker gets.
@@ -68,5 +78,6 @@ func All() []Checker {
 		BucketAudit{},
 		Restores{},
 		Convergence{},
+		LogMatching{},
 	}
 }

@@ -655,6 +655,25 @@ func keys(m map[uint64]bool) []uint64 {
 	return out
 }
 
+// DataDirs is each node's data directory, by node id.
+func (c *Cluster) DataDirs() map[string]string {
+	out := map[string]string{}
+	for _, n := range c.Nodes {
+		out[n.ID] = n.DataDir
+	}
+	return out
+}
+
+// StopNodes kills every running node (the data directories stay, for the checkers that
+// read them).
+func (c *Cluster) StopNodes() {
+	for _, n := range c.Nodes {
+		if n.Running() {
+			_ = c.Kill(n.ID)
+		}
+	}
+}
+
 // Close kills every node's process group and stops the proxies and the S3 server.
 func (c *Cluster) Close() {
 	for _, n := range c.Nodes {
