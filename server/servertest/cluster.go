@@ -283,3 +283,6 @@ func (c *Cluster) Configure(i int, fn func(cfg *server.Config)) {
 	require.Nil(c.t, c.Nodes[i], "node %d is running", i)
 	fn(&c.configs[i])
 }
+
+// DataDir is node i's data directory.
+func (c *Cluster) DataDir(i int) string { return c.configs[i].DataDir }
