@@ -12,7 +12,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 # run at its deadline with a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 100000x
 # package:target pairs run by `make fuzz`.
-FUZZ_TARGETS := fsm:FuzzApply fsm:FuzzFileList fsm:FuzzReadSnapshot manifest:FuzzDecode fsm/backupfile:FuzzBackupHeader
+FUZZ_TARGETS := fsm:FuzzParseOwner fsm:FuzzApply fsm:FuzzFileList fsm:FuzzReadSnapshot manifest:FuzzDecode fsm/backupfile:FuzzBackupHeader
 
 .PHONY: run test unit build proto tools bench bench-go fuzz vet fmt clean jepsen
 

@@ -172,9 +172,9 @@ func (r reader) keyOwned(key string) (bool, string) {
 		case fsmpb.BuildState_BUILD_STATE_DROPPED:
 			return true, ReasonDroppedBuild
 		}
-		return listed(b.Files, key[len(BuildPrefix(s.CollectionId, s.Id, b.BuildId)):]), "index build file"
+		return listed(b.Files, own.Rel), "index build file"
 	}
-	if listed(s.Files, key[len(SegmentPrefix(s.CollectionId, s.Id)):]) {
+	if listed(s.Files, own.Rel) {
 		return true, "segment file"
 	}
 	return false, "not in its segment's file list"

@@ -50,29 +50,69 @@ type ObjectOwner struct {
 	CollectionID uint64
 	SegmentID    uint64
 	BuildID      uint64 // 0 unless the key is under an index build's prefix
+	// Rel is the rest of the key below the owner's prefix (Prefix): possibly empty or
+	// not a valid file path; parsing never judges it.
+	Rel string
 }
 
-// ParseOwner parses a root-relative key of the segment layout. ok is false for keys
-// outside it.
+// Prefix is the owner's key prefix: the index build's when BuildID is set, else the
+// segment's. A parsed key is always Prefix() + Rel.
+func (o ObjectOwner) Prefix() string {
+	if o.BuildID != 0 {
+		return BuildPrefix(o.CollectionID, o.SegmentID, o.BuildID)
+	}
+	return SegmentPrefix(o.CollectionID, o.SegmentID)
+}
+
+// ParseOwner parses a root-relative key of the segment layout:
+//
+//	collections/<collection>/segments/<segment>/<rel>                a segment's key
+//	collections/<collection>/segments/<segment>/index/<build>/<rel>  an index build's key
+//
+// ok is false for any key outside it, ids that are not canonical decimals (no sign,
+// no leading zero, not 0, within uint64) included, so a parsed key is exactly
+// Prefix() + Rel. "…/index/<build>" without a slash after the build id is not under
+// the build's prefix: it is the segment's key "index/<build>". Any byte string may be
+// given (keys come from listing a bucket that others write too); it never panics.
 func ParseOwner(key string) (owner ObjectOwner, ok bool) {
-	parts := strings.SplitN(key, "/", 7)
-	if len(parts) < 5 || parts[0] != "collections" || parts[2] != "segments" {
+	rest, ok := strings.CutPrefix(key, "collections/")
+	if !ok {
 		return ObjectOwner{}, false
 	}
-	cid, err1 := strconv.ParseUint(parts[1], 10, 64)
-	sid, err2 := strconv.ParseUint(parts[3], 10, 64)
-	if err1 != nil || err2 != nil || cid == 0 || sid == 0 {
+	if owner.CollectionID, rest, ok = cutID(rest); !ok {
 		return ObjectOwner{}, false
 	}
-	owner = ObjectOwner{CollectionID: cid, SegmentID: sid}
-	if parts[4] == "index" && len(parts) >= 6 {
-		bid, err := strconv.ParseUint(parts[5], 10, 64)
-		if err != nil || bid == 0 {
-			return ObjectOwner{}, false
+	if rest, ok = strings.CutPrefix(rest, "segments/"); !ok {
+		return ObjectOwner{}, false
+	}
+	if owner.SegmentID, rest, ok = cutID(rest); !ok {
+		return ObjectOwner{}, false
+	}
+	owner.Rel = rest
+	if build, ok := strings.CutPrefix(rest, "index/"); ok {
+		if id, rel, ok := cutID(build); ok {
+			owner.BuildID, owner.Rel = id, rel
 		}
-		owner.BuildID = bid
 	}
 	return owner, true
+}
+
+// cutID cuts "<id>/" off the front of s: a canonical decimal id, 1 to 2^64-1.
+func cutID(s string) (id uint64, rest string, ok bool) {
+	digits, rest, found := strings.Cut(s, "/")
+	if !found || digits == "" || digits[0] == '0' || len(digits) > 20 {
+		return 0, "", false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, "", false
+		}
+	}
+	id, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return id, rest, true
 }
 
 // validateRelativePath checks the part of a key below its owner's prefix: non-empty
