@@ -476,6 +476,7 @@ func (r *run) expandPrefixes(ctx context.Context, jobs []*job) {
 		go func(j *job) {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer r.recoverJob("list "+j.listPrefix, func() { j.failed = true })
 			known := map[string]bool{}
 			for _, c := range j.keys {
 				known[c.Key] = true
@@ -534,6 +535,13 @@ func (r *run) deleteAll(ctx context.Context, jobs []*job, orphans []Candidate) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer r.recoverJob("delete a batch", func() {
+				for _, it := range batch {
+					if it.j != nil {
+						it.j.failed = true
+					}
+				}
+			})
 			keys := make([]string, len(batch))
 			for i, it := range batch {
 				keys[i] = it.c.Key
@@ -706,4 +714,15 @@ func sortedCounts(m map[string]*fsmpb.GCCount) []*fsmpb.GCCount {
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].Reason < out[k].Reason })
 	return out
+}
+
+// recoverJob, deferred on a worker goroutine, turns a panic into a failure of the run
+// (markFailed keeps the work's records for the next run) instead of ending the process.
+func (r *run) recoverJob(what string, markFailed func()) {
+	if p := recover(); p != nil {
+		r.fail(fmt.Errorf("%s: panic: %v", what, p))
+		r.mu.Lock()
+		markFailed()
+		r.mu.Unlock()
+	}
 }

@@ -333,7 +333,7 @@ func (rd *Reader) segmentsParallel(ctx context.Context, sel []int, par int, fn f
 			for k := range jobs {
 				var res result
 				if res.err = ctx.Err(); res.err == nil {
-					res.segs, res.err = rd.readBlock(sel[k])
+					res.segs, res.err = rd.readBlockSafely(sel[k])
 				}
 				results[k] <- res // buffered: never blocks
 			}
@@ -383,6 +383,17 @@ func (rd *Reader) selectBlocks(partitions []uint64) ([]int, error) {
 		}
 	}
 	return sel, nil
+}
+
+// readBlockSafely is readBlock on a worker goroutine: a panic (a decoder bug on
+// hostile input) becomes the block's error instead of ending the process.
+func (rd *Reader) readBlockSafely(i int) (segs []Segment, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: block %d: decoder panic: %v", ErrCorrupt, i, p)
+		}
+	}()
+	return rd.readBlock(i)
 }
 
 // readBlock reads block i, checks its checksum and decodes it.

@@ -194,7 +194,7 @@ func (e *Executor) Run(ctx context.Context, tasks []Task) []Result {
 				if i >= len(tasks) {
 					return
 				}
-				results[i] = c.runTask(ctx, tasks[i])
+				results[i] = c.runTaskSafely(ctx, tasks[i])
 			}
 		})
 	}
@@ -419,4 +419,15 @@ func (w *crcWriter) Write(p []byte) (int, error) {
 func (c *config) retry(ctx context.Context, t Task, what string, step func() error) error {
 	return retryLoop(ctx, retryPolicy{c.MaxAttempts, c.BackoffBase, c.BackoffMax, c.Logger}, step,
 		"step", what, "src", t.Src, "dst", t.Dst)
+}
+
+// runTaskSafely is runTask on a worker goroutine: a panic becomes the task's failure
+// (retried like any other) instead of ending the process.
+func (c *config) runTaskSafely(ctx context.Context, t Task) (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = Result{Index: t.Index, Err: fmt.Errorf("copy %s to %s: panic: %v", t.Src, t.Dst, p)}
+		}
+	}()
+	return c.runTask(ctx, t)
 }

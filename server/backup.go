@@ -455,25 +455,29 @@ func (s *backupService) runSchedule() {
 			leading = false
 			continue
 		}
-		if !leading {
-			// Just became leader: the previous leader's schedule counts.
-			leading = true
-			last = time.Time{}
-			if store, err := n.objectStore(); err == nil {
-				if all, err := n.listBackups(ctx, store); err == nil && len(all) > 0 {
-					last = backupTime(all[len(all)-1].Key)
+		if !n.pass("backup", func() {
+			if !leading {
+				// Just became leader: the previous leader's schedule counts.
+				leading = true
+				last = time.Time{}
+				if store, err := n.objectStore(); err == nil {
+					if all, err := n.listBackups(ctx, store); err == nil && len(all) > 0 {
+						last = backupTime(all[len(all)-1].Key)
+					}
 				}
 			}
+			if time.Since(last) < interval {
+				return
+			}
+			last = time.Now()
+			bctx, bcancel := context.WithTimeout(ctx, 10*time.Minute)
+			if _, err := s.backupToStore(bctx); err != nil && !errors.Is(bctx.Err(), context.Canceled) {
+				n.logger.Warn("scheduled metadata backup failed", "err", err)
+			}
+			bcancel()
+		}) {
+			return
 		}
-		if time.Since(last) < interval {
-			continue
-		}
-		last = time.Now()
-		bctx, bcancel := context.WithTimeout(ctx, 10*time.Minute)
-		if _, err := s.backupToStore(bctx); err != nil && !errors.Is(bctx.Err(), context.Canceled) {
-			n.logger.Warn("scheduled metadata backup failed", "err", err)
-		}
-		bcancel()
 	}
 }
 

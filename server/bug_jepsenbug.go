@@ -2,7 +2,11 @@
 
 package server
 
-import "os"
+import (
+	"os"
+	"strings"
+	"sync"
+)
 
 // bugStaleReads makes a follower serve linearizable reads (DescribeSnapshot,
 // ListSnapshots, GetSegment and every other read through readView) from its local FSM
@@ -10,3 +14,26 @@ import "os"
 // switched on with SNAPKEEP_BUG=stale-describe, so the harness can prove its checkers
 // catch stale reads. Never in a normal build.
 var bugStaleReads = os.Getenv("SNAPKEEP_BUG") == "stale-describe"
+
+// dutyPanicHook makes the first pass of each duty named in SNAPKEEP_PANIC_DUTY (a
+// comma list, e.g. "gc,finisher") panic, once per process: the three-process test
+// proves a node keeps serving after a duty panicked. Only with -tags jepsenbug.
+var dutyPanicHook = func() func(string) bool {
+	names := map[string]*sync.Once{}
+	for _, d := range strings.Split(os.Getenv("SNAPKEEP_PANIC_DUTY"), ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			names[d] = &sync.Once{}
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return func(duty string) bool {
+		once, ok := names[duty]
+		hit := false
+		if ok {
+			once.Do(func() { hit = true })
+		}
+		return hit
+	}
+}()

@@ -29,17 +29,40 @@ func (n *Node) runDuties() {
 		case <-n.raft.LeaderCh():
 		case <-ticker.C:
 		}
-		if n.raft.State() == raft.Leader {
-			if !n.isLeaderReady() && !n.becomeReady() {
-				continue
+		if !n.pass("node-duties", func() {
+			if n.raft.State() == raft.Leader {
+				if !n.isLeaderReady() && !n.becomeReady() {
+					return
+				}
+				if time.Since(lastExpiry) >= n.cfg.ExpiryInterval {
+					lastExpiry = time.Now()
+					n.expireAllocations(ctx)
+				}
 			}
-			if time.Since(lastExpiry) >= n.cfg.ExpiryInterval {
-				lastExpiry = time.Now()
-				n.expireAllocations(ctx)
-			}
+			n.registerSelf(ctx)
+		}) {
+			return
 		}
-		n.registerSelf(ctx)
 	}
+}
+
+// pass runs one pass of a background duty under the node's guard (internal/duty): a
+// panic is logged with its stack and counted (snapkeep_duty_panics_total), and the
+// duty then waits out its backoff. It returns false when the node stops meanwhile.
+func (n *Node) pass(name string, fn func()) bool {
+	if err := n.duties.Run(name, fn); err != nil {
+		return n.duties.Wait(name, n.stop)
+	}
+	return true
+}
+
+// guarded runs one piece of a duty's work (a worker's job) under the guard and
+// returns its error, or the recovered panic as an error.
+func (n *Node) guarded(name string, fn func() error) (err error) {
+	if perr := n.duties.Run(name, func() { err = fn() }); perr != nil {
+		return perr
+	}
+	return err
 }
 
 // becomeReady runs a barrier in the current term and marks the leader ready for reads.

@@ -96,13 +96,18 @@ func (n *Node) runLeaser(queue chan<- queuedTask) {
 			wait = 0
 			continue
 		}
-		batch, retry, err := n.leaseBatch(ctx, sems)
+		var batch *leasedBatch
+		var retry time.Duration
+		err := n.guarded("restore-executor", func() (err error) {
+			batch, retry, err = n.leaseBatch(ctx, sems)
+			return err
+		})
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			n.logger.Debug("restore lease", "err", err)
-			wait = time.Second
+			wait = max(time.Second, n.duties.Backoff("restore-executor"))
 			continue
 		}
 		if batch == nil {
@@ -169,25 +174,36 @@ func (n *Node) runRestoreWorker(queue <-chan queuedTask, reports chan<- *interna
 		case !time.Now().Before(b.deadline):
 			res = restore.Result{Index: q.task.Index, Err: errLeaseOver}
 		default:
-			if b.sem != nil {
-				b.sem <- struct{}{}
-			}
-			// Copy until the lease ends: past it the task belongs to the pool again.
-			copyCtx, cancelCopy := context.WithDeadline(ctx, b.deadline)
-			res = b.exec.Run(copyCtx, []restore.Task{q.task})[0]
-			if res.Err != nil && copyCtx.Err() != nil && !res.Permanent {
-				res.Err = errLeaseOver
-			}
-			cancelCopy()
-			if b.sem != nil {
-				<-b.sem
-			}
+			res = n.copyTask(ctx, b, q.task)
 		}
 		n.metrics.restoreCopied(res)
 		if r := b.add(q.task, res); r != nil {
 			reports <- r
 		}
 	}
+}
+
+// copyTask copies one leased task until the lease ends (past it the task belongs to
+// the pool again). A panic in the copy is recovered as a failure of the task, which
+// goes back to the pool like any other.
+func (n *Node) copyTask(ctx context.Context, b *leasedBatch, t restore.Task) (res restore.Result) {
+	if b.sem != nil {
+		b.sem <- struct{}{}
+		defer func() { <-b.sem }()
+	}
+	copyCtx, cancelCopy := context.WithDeadline(ctx, b.deadline)
+	defer cancelCopy()
+	err := n.guarded("restore-executor", func() error {
+		res = b.exec.Run(copyCtx, []restore.Task{t})[0]
+		return nil
+	})
+	if err != nil {
+		return restore.Result{Index: t.Index, Err: err}
+	}
+	if res.Err != nil && copyCtx.Err() != nil && !res.Permanent {
+		res.Err = errLeaseOver
+	}
+	return res
 }
 
 // errLeaseOver marks a task not copied before its lease ended (or the node stopped):
@@ -226,7 +242,7 @@ func (n *Node) runReporter(reports <-chan *internalv1.ReportRestoreTasksRequest)
 				continue
 			}
 		}
-		if err := n.reportRestore(ctx, r); err != nil && ctx.Err() == nil {
+		if err := n.guarded("restore-executor", func() error { return n.reportRestore(ctx, r) }); err != nil && ctx.Err() == nil {
 			n.logger.Warn("restore report lost; its tasks will be leased again", "job", r.JobId, "lease", r.LeaseId, "err", err)
 		}
 		n.kickRestores()

@@ -7,3 +7,14 @@ func (n *Node) StopGossipForTest() {
 		n.members.halt()
 	}
 }
+
+// SetDutyPanicHookForTest installs the duty guard's fault-injection hook for the nodes
+// started after it (nil removes it) and returns a func that puts the old one back.
+func SetDutyPanicHookForTest(hook func(duty string) bool) (restore func()) {
+	old := dutyPanicHook
+	dutyPanicHook = hook
+	return func() { dutyPanicHook = old }
+}
+
+// DutyNames are the duties the guard knows.
+var DutyNames = dutyNames

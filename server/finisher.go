@@ -65,8 +65,12 @@ func (n *Node) runFinisher() {
 		case <-changed:
 		case <-ticker.C:
 		}
-		if n.isLeaderReady() {
-			n.finishRound(ctx)
+		if !n.pass("finisher", func() {
+			if n.isLeaderReady() {
+				n.finishRound(ctx)
+			}
+		}) {
+			return
 		}
 	}
 }
@@ -104,7 +108,7 @@ func (n *Node) finishRound(ctx context.Context) {
 		n.wg.Add(1)
 		go func(snap *fsmpb.Snapshot) {
 			defer n.wg.Done()
-			err := work(ctx, snap, lastErr)
+			err := n.guarded("finisher", func() error { return work(ctx, snap, lastErr) })
 			n.fin.done(snap.Id, err)
 			if err != nil && ctx.Err() == nil {
 				n.logger.Warn("snapshot work failed; will retry", "snapshot", snap.Id, "name", snap.Name, "state", snap.State.String(), "err", err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/gc"
+	"github.com/snapkeep/snapkeep/internal/duty"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -119,8 +121,14 @@ func (n *Node) runGCLoop() {
 			continue
 		}
 		// A kick (a dropped snapshot) runs without the orphan scan: it is cheap.
-		if _, err := n.runGC(ctx, gc.Options{OrphanScan: orphans && due, SkipQuietReport: true}); err != nil && ctx.Err() == nil {
+		if err := n.guarded("gc", func() error {
+			_, err := n.runGC(ctx, gc.Options{OrphanScan: orphans && due, SkipQuietReport: true})
+			return err
+		}); err != nil && ctx.Err() == nil {
 			n.logger.Warn("garbage collection failed; will retry", "err", err)
+			if errors.Is(err, duty.ErrPanicked) && !n.duties.Wait("gc", n.stop) {
+				return
+			}
 		}
 		if due {
 			n.scheduleGC(time.Now().Add(n.cfg.GCInterval))

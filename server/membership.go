@@ -308,28 +308,32 @@ func (m *membership) run() {
 	joined := len(n.cfg.Gossip.Join) == 0
 	var lastJoin time.Time
 	for {
-		if !joined && !m.halted.Load() && time.Since(lastJoin) >= 2*interval {
-			lastJoin = time.Now()
-			if k, err := m.ml.Join(n.cfg.Gossip.Join); err != nil {
-				m.warnOnce("join", fmt.Sprintf("join gossip: %v; retrying", err))
-			} else {
-				joined = true
-				m.logger.Info("joined gossip", "contacted", k)
+		if !n.pass("membership", func() {
+			if !joined && !m.halted.Load() && time.Since(lastJoin) >= 2*interval {
+				lastJoin = time.Now()
+				if k, err := m.ml.Join(n.cfg.Gossip.Join); err != nil {
+					m.warnOnce("join", fmt.Sprintf("join gossip: %v; retrying", err))
+				} else {
+					joined = true
+					m.logger.Info("joined gossip", "contacted", k)
+				}
 			}
-		}
-		if joined && len(n.cfg.Gossip.Join) > 0 && m.aliveOthers() == 0 {
-			joined = false // alone (everyone restarted, or a long partition): join again
-		}
-		m.updateState()
-		if n.cfg.Gossip.BootstrapExpect > 0 && !m.hasStateNow() {
-			m.maybeBootstrap(ctx)
-		}
-		if n.raft.State() == raft.Leader {
-			m.reconcile(ctx)
-		} else {
-			m.mu.Lock()
-			clear(m.failedSince)
-			m.mu.Unlock()
+			if joined && len(n.cfg.Gossip.Join) > 0 && m.aliveOthers() == 0 {
+				joined = false // alone (everyone restarted, or a long partition): join again
+			}
+			m.updateState()
+			if n.cfg.Gossip.BootstrapExpect > 0 && !m.hasStateNow() {
+				m.maybeBootstrap(ctx)
+			}
+			if n.raft.State() == raft.Leader {
+				m.reconcile(ctx)
+			} else {
+				m.mu.Lock()
+				clear(m.failedSince)
+				m.mu.Unlock()
+			}
+		}) {
+			return
 		}
 		select {
 		case <-n.stop:

@@ -55,6 +55,8 @@ type nodeMetrics struct {
 	gcErrors        prometheus.Counter
 	gcScanned       prometheus.Counter
 	gcLastCompleted prometheus.Gauge
+
+	dutyPanics *prometheus.CounterVec
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -132,6 +134,13 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		Name: "snapkeep_gc_last_completed_timestamp_seconds",
 		Help: "Unix time at which the last garbage collection (not a dry run) this node ran finished without error; 0 if none.",
 	})
+	m.dutyPanics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "snapkeep_duty_panics_total",
+		Help: "Panics recovered in this node's background duties, by duty (each is logged with its stack; the duty backs off and runs again).",
+	}, []string{"duty"})
+	for _, d := range dutyNames {
+		m.dutyPanics.WithLabelValues(d)
+	}
 	for _, r := range []string{"ok", "dry_run", "failed"} {
 		m.gcRuns.WithLabelValues(r)
 	}
@@ -142,6 +151,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		m.fsmApply, m.raftApply, m.snapshotPersist, m.snapshotBytes, m.grpcHandled, m.grpcSeconds,
 		m.restoreFiles, m.restoreBytes, m.restoreFailures,
 		m.gcRuns, m.gcSeconds, m.gcDeleted, m.gcBytes, m.gcRecords, m.gcErrors, m.gcScanned, m.gcLastCompleted,
+		m.dutyPanics,
 	)
 	return m
 }
@@ -386,3 +396,9 @@ func boolValue(b bool) float64 {
 	}
 	return 0
 }
+
+// dutyNames are the background duties the guard knows (the label values of
+// snapkeep_duty_panics_total, present from the start).
+var dutyNames = []string{"node-duties", "finisher", "restore-coordinator", "restore-executor", "membership", "backup", "gc"}
+
+func (m *nodeMetrics) dutyPanicked(name string) { m.dutyPanics.WithLabelValues(name).Inc() }

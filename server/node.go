@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/internal/duty"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -47,6 +48,7 @@ type Node struct {
 	objects    objstore.Store
 	ownObjects *objstore.S3
 	fin        *finisher
+	duties     *duty.Guard // guards every background duty's passes (server/duties.go)
 	coord      *restoreCoordinator
 	execKick   chan struct{}
 	gc         *gcState
@@ -88,6 +90,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.metrics = newNodeMetrics(n)
+	n.duties = &duty.Guard{Logger: n.logger, OnPanic: n.metrics.dutyPanicked, Inject: dutyPanicHook}
 
 	var cleanup []func()
 	defer func() {

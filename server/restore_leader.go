@@ -75,8 +75,12 @@ func (n *Node) runRestoreCoordinator() {
 		case <-changed:
 		case <-ticker.C:
 		}
-		if n.isLeaderReady() {
-			n.coordinateRestores(ctx)
+		if !n.pass("restore-coordinator", func() {
+			if n.isLeaderReady() {
+				n.coordinateRestores(ctx)
+			}
+		}) {
+			return
 		}
 	}
 }
@@ -101,7 +105,7 @@ func (n *Node) coordinateRestores(ctx context.Context) {
 		n.wg.Add(1)
 		go func(job *fsmpb.RestoreJob) {
 			defer n.wg.Done()
-			err := n.precheckRestore(ctx, job)
+			err := n.guarded("restore-coordinator", func() error { return n.precheckRestore(ctx, job) })
 			c.mu.Lock()
 			delete(c.checking, job.Id)
 			if err != nil {
