@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"hash/crc32"
 	"io"
 	"slices"
@@ -187,15 +188,31 @@ func (c BucketAudit) Check(ctx context.Context, in Input) ([]Violation, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		if msg, err := verifyObject(ctx, in.End.Store, k, files[k]); err != nil {
-			return nil, fmt.Errorf("%s: %w", c.Name(), err)
-		} else if msg != "" {
+	// Read the objects in parallel (a long run's bucket holds tens of thousands), and
+	// report in key order.
+	msgs := make([]string, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(auditReaders)
+	for i, k := range keys {
+		g.Go(func() error {
+			msg, err := verifyObject(gctx, in.End.Store, k, files[k])
+			msgs[i] = msg
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Name(), err)
+	}
+	for _, msg := range msgs {
+		if msg != "" {
 			vs = append(vs, Violation{Checker: c.Name(), Message: msg})
 		}
 	}
 	return vs, nil
 }
+
+// auditReaders is how many objects the bucket audit reads at once.
+const auditReaders = 16
 
 func addSegmentFiles(files map[string]want, seg *pb.Segment) {
 	owner := fmt.Sprintf("segment %d", seg.GetId())
