@@ -183,36 +183,42 @@ func (c BucketAudit) Check(ctx context.Context, in Input) ([]Violation, error) {
 			}
 		}
 	}
+	msgs, err := verifyObjects(ctx, in.End.Store, files)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Name(), err)
+	}
+	for _, msg := range msgs {
+		vs = append(vs, Violation{Checker: c.Name(), Message: msg})
+	}
+	return vs, nil
+}
+
+// auditReaders is how many objects the audits read at once.
+const auditReaders = 16
+
+// verifyObjects reads every file back (auditReaders at a time: a long run's bucket
+// holds tens of thousands) and returns verifyObject's messages in key order.
+func verifyObjects(ctx context.Context, store objstore.Store, files map[string]want) ([]string, error) {
 	keys := make([]string, 0, len(files))
 	for k := range files {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	// Read the objects in parallel (a long run's bucket holds tens of thousands), and
-	// report in key order.
 	msgs := make([]string, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(auditReaders)
 	for i, k := range keys {
 		g.Go(func() error {
-			msg, err := verifyObject(gctx, in.End.Store, k, files[k])
+			msg, err := verifyObject(gctx, store, k, files[k])
 			msgs[i] = msg
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("%s: %w", c.Name(), err)
+		return nil, err
 	}
-	for _, msg := range msgs {
-		if msg != "" {
-			vs = append(vs, Violation{Checker: c.Name(), Message: msg})
-		}
-	}
-	return vs, nil
+	return slices.DeleteFunc(msgs, func(m string) bool { return m == "" }), nil
 }
-
-// auditReaders is how many objects the bucket audit reads at once.
-const auditReaders = 16
 
 func addSegmentFiles(files map[string]want, seg *pb.Segment) {
 	owner := fmt.Sprintf("segment %d", seg.GetId())
@@ -460,21 +466,11 @@ func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.S
 	} else if err != nil && !errors.Is(err, client.ErrNotFound) {
 		return nil, err
 	}
-	keys := make([]string, 0, len(files))
-	for k := range files {
-		keys = append(keys, k)
+	read, err := verifyObjects(ctx, store, files)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		msg, err := verifyObject(ctx, store, k, files[k])
-		if err != nil {
-			return nil, err
-		}
-		if msg != "" {
-			msgs = append(msgs, msg)
-		}
-	}
-	return msgs, nil
+	return append(msgs, read...), nil
 }
 
 func mapsEqual(a, b map[string]int) bool {
