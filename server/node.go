@@ -146,6 +146,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		grpc.MaxSendMsgSize(maxMessageBytes),
 		grpc.ChainUnaryInterceptor(n.metricsUnaryInterceptor), grpc.ChainStreamInterceptor(n.metricsStreamInterceptor),
 		n.sec.serverCreds(), n.sec.unaryAuth(), n.sec.streamAuth(), // server/tls.go, server/auth.go
+		// Innermost, after authentication: undecodable requests are InvalidArgument.
+		grpc.ForceServerCodecV2(newRequestCodec()), // server/codec.go
+		grpc.ChainUnaryInterceptor(rejectUndecodableUnary), grpc.ChainStreamInterceptor(rejectUndecodableStream),
 	)
 	snapkeepv1.RegisterCatalogServer(n.grpcServer, &catalogService{n: n})
 	snapkeepv1.RegisterClusterServer(n.grpcServer, &clusterService{n: n})
