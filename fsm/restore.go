@@ -108,7 +108,7 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		State:       fsmpb.CollectionState_COLLECTION_STATE_RESTORING,
 		Schema:      snap.Schema,
 		Properties:  snap.Properties,
-		Description: snap.Description,
+		Description: snap.CollectionDescription,
 		CreatedAt:   c.now,
 	}
 	partitionMap := map[uint64]uint64{}

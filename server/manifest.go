@@ -163,19 +163,20 @@ func encodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmp
 // bytes.
 func manifestHeader(snap *fsmpb.Snapshot) *manifestpb.Header {
 	h := &manifestpb.Header{
-		SnapshotId:     snap.Id,
-		SnapshotName:   snap.Name,
-		CollectionId:   snap.CollectionId,
-		CollectionName: snap.CollectionName,
-		DatabaseId:     snap.DatabaseId,
-		DatabaseName:   snap.DatabaseName,
-		CreatedAt:      snap.CreatedAt,
-		CapturedIndex:  snap.CapturedIndex,
-		Description:    snap.Description,
-		Labels:         snap.Labels,
-		Schema:         snap.Schema,
-		Properties:     snap.Properties,
-		Writer:         "snapkeep",
+		SnapshotId:            snap.Id,
+		SnapshotName:          snap.Name,
+		CollectionId:          snap.CollectionId,
+		CollectionName:        snap.CollectionName,
+		DatabaseId:            snap.DatabaseId,
+		DatabaseName:          snap.DatabaseName,
+		CreatedAt:             snap.CreatedAt,
+		CapturedIndex:         snap.CapturedIndex,
+		Description:           snap.Description,
+		CollectionDescription: snap.CollectionDescription,
+		Labels:                snap.Labels,
+		Schema:                snap.Schema,
+		Properties:            snap.Properties,
+		Writer:                "snapkeep",
 	}
 	for _, p := range snap.Partitions {
 		h.Partitions = append(h.Partitions, &manifestpb.Partition{Id: p.Id, Name: p.Name, CreatedAt: p.CreatedAt})

@@ -54,7 +54,7 @@ func restoreSource(t *testing.T, c *servertest.Cluster, cl *client.Client, segme
 	_, err = cl.AddIndexBuild(ctx, client.NewAddIndexBuildOption(first, build.Build.BuildId).
 		WithFiles(&pb.File{Key: key, Kind: pb.FileKind_FILE_KIND_INDEX, Size: uint64(len(body)), Crc32C: sum}))
 	require.NoError(t, err)
-	snap, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "snap"))
+	snap, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "snap").WithDescription("nightly"))
 	require.NoError(t, err)
 	return snap
 }
@@ -172,7 +172,9 @@ func TestRestoreCopiesEverything(t *testing.T) {
 	c := servertest.Start(t, 3, servertest.Options{})
 	cl := newClient(t, c)
 	ctx := context.Background()
-	restoreSource(t, c, cl, 3)
+	snap := restoreSource(t, c, cl, 3)
+	require.Equal(t, "nightly", snap.Description)
+	require.Equal(t, "source", snap.CollectionDescription, "captured with the snapshot")
 
 	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
 	require.NoError(t, err)
@@ -194,6 +196,7 @@ func TestRestoreCopiesEverything(t *testing.T) {
 	require.Equal(t, pb.CollectionState_COLLECTION_STATE_ACTIVE, restored.Collection.State)
 	require.Equal(t, source.Collection.Schema, restored.Collection.Schema)
 	require.Equal(t, source.Collection.Properties, restored.Collection.Properties)
+	require.Equal(t, "source", restored.Collection.Description, "the collection's description, not the snapshot's")
 	require.Equal(t, []string{"_default", "p1", "p2"}, names(restored.Collection.Partitions))
 	require.Equal(t, "vec", restored.Collection.Indexes[0].Name)
 	require.NotEqual(t, source.Collection.Indexes[0].Id, restored.Collection.Indexes[0].Id)

@@ -163,6 +163,7 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 		Name:                  snap.Name,
 		State:                 pb.SnapshotState(snap.State),
 		Description:           snap.Description,
+		CollectionDescription: snap.CollectionDescription,
 		Labels:                snap.Labels,
 		CapturedIndex:         snap.CapturedIndex,
 		CreatedAtUnixMs:       unixMS(snap.CreatedAt),

@@ -1579,9 +1579,12 @@ type Snapshot struct {
 	ManifestChecksum uint64           `protobuf:"varint,23,opt,name=manifest_checksum,json=manifestChecksum,proto3" json:"manifest_checksum,omitempty"`
 	Summary          *SnapshotSummary `protobuf:"bytes,24,opt,name=summary,proto3" json:"summary,omitempty"`
 	// Why the snapshot is DELETING.
-	DeleteReason  string `protobuf:"bytes,25,opt,name=delete_reason,json=deleteReason,proto3" json:"delete_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DeleteReason string `protobuf:"bytes,25,opt,name=delete_reason,json=deleteReason,proto3" json:"delete_reason,omitempty"`
+	// The collection's description when the snapshot was taken (a restore gives it to
+	// the new collection); empty in snapshots taken before it was captured.
+	CollectionDescription string `protobuf:"bytes,26,opt,name=collection_description,json=collectionDescription,proto3" json:"collection_description,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -1785,6 +1788,13 @@ func (x *Snapshot) GetSummary() *SnapshotSummary {
 func (x *Snapshot) GetDeleteReason() string {
 	if x != nil {
 		return x.DeleteReason
+	}
+	return ""
+}
+
+func (x *Snapshot) GetCollectionDescription() string {
+	if x != nil {
+		return x.CollectionDescription
 	}
 	return ""
 }
@@ -5945,7 +5955,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x124\n" +
 	"\aby_kind\x18\x05 \x03(\v2\x1b.snapkeep.fsm.v1.KindTotalsR\x06byKind\x12!\n" +
-	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xf0\b\n" +
+	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xa7\t\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12\x1f\n" +
@@ -5980,7 +5990,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\rmanifest_size\x18\x16 \x01(\x04R\fmanifestSize\x12+\n" +
 	"\x11manifest_checksum\x18\x17 \x01(\x04R\x10manifestChecksum\x12:\n" +
 	"\asummary\x18\x18 \x01(\v2 .snapkeep.fsm.v1.SnapshotSummaryR\asummary\x12#\n" +
-	"\rdelete_reason\x18\x19 \x01(\tR\fdeleteReason\x1a9\n" +
+	"\rdelete_reason\x18\x19 \x01(\tR\fdeleteReason\x125\n" +
+	"\x16collection_description\x18\x1a \x01(\tR\x15collectionDescription\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +

@@ -3903,9 +3903,12 @@ type Snapshot struct {
 	ManifestXxhash64 uint64           `protobuf:"varint,21,opt,name=manifest_xxhash64,json=manifestXxhash64,proto3" json:"manifest_xxhash64,omitempty"`
 	Summary          *SnapshotSummary `protobuf:"bytes,22,opt,name=summary,proto3" json:"summary,omitempty"`
 	// Why the snapshot is DELETING.
-	DeleteReason  string `protobuf:"bytes,23,opt,name=delete_reason,json=deleteReason,proto3" json:"delete_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DeleteReason string `protobuf:"bytes,23,opt,name=delete_reason,json=deleteReason,proto3" json:"delete_reason,omitempty"`
+	// The collection's description when the snapshot was taken: what a restore gives
+	// the new collection (empty for snapshots taken before snapkeep captured it).
+	CollectionDescription string `protobuf:"bytes,24,opt,name=collection_description,json=collectionDescription,proto3" json:"collection_description,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -4095,6 +4098,13 @@ func (x *Snapshot) GetSummary() *SnapshotSummary {
 func (x *Snapshot) GetDeleteReason() string {
 	if x != nil {
 		return x.DeleteReason
+	}
+	return ""
+}
+
+func (x *Snapshot) GetCollectionDescription() string {
+	if x != nil {
+		return x.CollectionDescription
 	}
 	return ""
 }
@@ -7010,7 +7020,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12!\n" +
 	"\findex_builds\x18\x05 \x01(\x04R\vindexBuilds\x124\n" +
-	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xcb\b\n" +
+	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\x82\t\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
@@ -7041,7 +7051,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\rmanifest_size\x18\x14 \x01(\x04R\fmanifestSize\x12+\n" +
 	"\x11manifest_xxhash64\x18\x15 \x01(\x04R\x10manifestXxhash64\x126\n" +
 	"\asummary\x18\x16 \x01(\v2\x1c.snapkeep.v1.SnapshotSummaryR\asummary\x12#\n" +
-	"\rdelete_reason\x18\x17 \x01(\tR\fdeleteReason\x1a9\n" +
+	"\rdelete_reason\x18\x17 \x01(\tR\fdeleteReason\x125\n" +
+	"\x16collection_description\x18\x18 \x01(\tR\x15collectionDescription\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
