@@ -295,3 +295,26 @@ func (s *memorySink) Close() error  { return nil }
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// Validate (the leader's check before proposing) answers what Apply answers on the same
+// state, for every entry of the random log: accepted or the same rejection.
+func TestValidateAgreesWithApply(t *testing.T) {
+	entries, _ := randomLog(t, 11, 2000)
+	f := New(nil)
+	rejected := 0
+	for i, data := range entries {
+		before := f.Hash()
+		v := f.Validate(data)
+		require.Equal(t, before, f.Hash(), "Validate changed the state at entry %d", i+1)
+		res := f.Apply(&raft.Log{Index: uint64(i) + 1, Type: raft.LogCommand, Data: data}).(*ApplyResult).Result
+		if res.Code == fsmpb.ErrorCode_ERROR_CODE_OK {
+			require.Nil(t, v, "entry %d: Validate rejected what Apply accepted: %v", i+1, v)
+			continue
+		}
+		rejected++
+		require.NotNil(t, v, "entry %d: Validate accepted what Apply rejected: %s", i+1, res.Message)
+		require.Equal(t, res.Code, v.Code, "entry %d", i+1)
+		require.Equal(t, res.Message, v.Message, "entry %d", i+1)
+	}
+	require.Greater(t, rejected, 100, "the log exercises rejections")
+}

@@ -98,36 +98,69 @@ func (f *FSM) Apply(l *raft.Log) any {
 // execute runs one command against *tx. When the command is rejected it replaces *tx
 // by a fresh clone of the committed state: nothing the handler changed survives.
 func (f *FSM) execute(tx **tables, index uint64, data []byte) *fsmpb.Result {
-	var env fsmpb.Envelope
-	if err := proto.Unmarshal(data, &env); err != nil {
-		return errorResult(invalidf("malformed command entry at index %d: %v", index, err))
+	env, h, bodyHash, early := prepare(*tx, index, data)
+	if early != nil {
+		return early
 	}
-	if env.Version == 0 || env.Version > EnvelopeVersion {
-		return errorResult(invalidf("command entry version %d is not supported (this node reads up to %d); upgrade the node", env.Version, EnvelopeVersion))
-	}
-	h, ok := handlers[env.Type]
-	if !ok {
-		return errorResult(invalidf("unknown command type %d", env.Type))
-	}
-
-	var bodyHash uint64
-	if env.RequestId != "" {
-		bodyHash = hashBody(env.Type, env.Body)
-		if rec := (reader{*tx}).request(env.RequestId); rec != nil {
-			if rec.BodyHash != bodyHash {
-				return errorResult(invalidf("request id %q was already used for a different request", env.RequestId))
-			}
-			return rec.Result
-		}
-	}
-
-	result := run(h, *tx, &env, index)
+	result := run(h, *tx, env, index)
 	if result.Code != fsmpb.ErrorCode_ERROR_CODE_OK {
 		*tx = f.current()
 		f.logger.Debug("command rejected", "index", index, "type", h.name, "err", result.Message)
 	}
 	if env.RequestId != "" {
 		rememberRequest(*tx, env.RequestId, env.Type, bodyHash, result)
+	}
+	return result
+}
+
+// prepare decodes a log entry and looks its request id up in the deduplication
+// window. early is the entry's whole result when it is decided without running the
+// handler: malformed, unsupported, or a request already applied (its remembered
+// result).
+func prepare(t *tables, index uint64, data []byte) (env *fsmpb.Envelope, h handler, bodyHash uint64, early *fsmpb.Result) {
+	env = &fsmpb.Envelope{}
+	if err := proto.Unmarshal(data, env); err != nil {
+		return nil, h, 0, errorResult(invalidf("malformed command entry at index %d: %v", index, err))
+	}
+	if env.Version == 0 || env.Version > EnvelopeVersion {
+		return nil, h, 0, errorResult(invalidf("command entry version %d is not supported (this node reads up to %d); upgrade the node", env.Version, EnvelopeVersion))
+	}
+	h, ok := handlers[env.Type]
+	if !ok {
+		return nil, h, 0, errorResult(invalidf("unknown command type %d", env.Type))
+	}
+	if env.RequestId != "" {
+		bodyHash = hashBody(env.Type, env.Body)
+		if rec := (reader{t}).request(env.RequestId); rec != nil {
+			if rec.BodyHash != bodyHash {
+				return nil, h, 0, errorResult(invalidf("request id %q was already used for a different request", env.RequestId))
+			}
+			return nil, h, 0, rec.Result
+		}
+	}
+	return env, h, bodyHash, nil
+}
+
+// Validate runs the command in data (an encoded envelope, as a log entry carries it)
+// exactly as Apply would, against a throwaway copy of the current state, and returns
+// the rejection Apply would answer, or nil when Apply would accept it (or answer it
+// from the deduplication window). The leader calls it before proposing so that a
+// command Apply would reject never reaches the log: it is Apply's own code, so the two
+// cannot drift. Apply still checks everything, since the state may change between
+// Validate and Apply. Safe to call concurrently with Apply.
+func (f *FSM) Validate(data []byte) *fsmpb.Result {
+	tx := f.current()
+	index := tx.meta.AppliedIndex + 1
+	env, h, _, early := prepare(tx, index, data)
+	if early != nil {
+		if early.Code == fsmpb.ErrorCode_ERROR_CODE_OK {
+			return nil
+		}
+		return early // what Apply would answer, a remembered rejection included
+	}
+	result := run(h, tx, env, index)
+	if result.Code == fsmpb.ErrorCode_ERROR_CODE_OK {
+		return nil
 	}
 	return result
 }

@@ -1,0 +1,78 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/client"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/servertest"
+)
+
+// A command Apply would reject never reaches the log: five flushes of 200,000 files
+// (over the per-segment limit, or with a key outside the segment) are refused before
+// they are proposed, so no node's raft.db grows by their ~10 MB each (they used to add
+// 130 MB to every node), and the answer says why.
+func TestRejectedCommandsDoNotReachTheLog(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	cl, err := client.New(context.Background(), c.Endpoints()...)
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx := context.Background()
+	_, err = cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs"))
+	require.NoError(t, err)
+	seg, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("docs"))
+	require.NoError(t, err)
+	c.WaitConverged()
+
+	sizes := func() []int64 {
+		var out []int64
+		for i := range c.Nodes {
+			st, err := os.Stat(filepath.Join(c.DataDir(i), "raft", "raft.db"))
+			require.NoError(t, err)
+			out = append(out, st.Size())
+		}
+		return out
+	}
+	before := sizes()
+	last := c.Nodes[c.Leader()].Raft().LastIndex()
+
+	files := func(prefix string) []*pb.File {
+		fs := make([]*pb.File, 200_000)
+		for i := range fs {
+			fs[i] = &pb.File{Key: fmt.Sprintf("%sinsert/101/%d", prefix, 100000+i), Kind: pb.FileKind_FILE_KIND_INSERT, FieldId: 101, Size: 1}
+		}
+		return fs
+	}
+	tooMany := files(seg.Prefix)
+	for i := range 5 {
+		fs := tooMany
+		if i%2 == 1 {
+			fs = files(seg.Prefix[:len(seg.Prefix)-2] + "9/") // another segment's prefix
+			fs = fs[:9000]
+		}
+		_, err := cl.FlushSegment(ctx, client.NewFlushSegmentOption(seg.Id).WithRowCount(1).WithFiles(fs...))
+		require.Error(t, err, "flush %d", i)
+		if i%2 == 0 {
+			require.ErrorIs(t, err, client.ErrResourceExhausted, "flush %d: %v", i, err)
+			require.Contains(t, err.Error(), "200000 files given; the limit is 10000")
+		} else {
+			require.ErrorIs(t, err, client.ErrInvalidArgument, "flush %d: %v", i, err)
+			require.Contains(t, err.Error(), "outside")
+		}
+	}
+	// Nothing the flushes carried was appended: at most a few small entries of the
+	// nodes' own duties.
+	require.Less(t, c.Nodes[c.Leader()].Raft().LastIndex()-last, uint64(5))
+	for i, after := range sizes() {
+		require.Less(t, after-before[i], int64(4<<20), "node %d's raft.db grew from %d to %d bytes", i, before[i], after)
+	}
+	got, err := cl.GetSegment(ctx, client.NewGetSegmentOption(seg.Id))
+	require.NoError(t, err)
+	require.Equal(t, pb.SegmentState_SEGMENT_STATE_ALLOCATED, got.State)
+}
