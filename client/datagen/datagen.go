@@ -162,8 +162,15 @@ func (g *generator) fail(err error, cancel context.CancelCauseFunc) {
 // writeSegment allocates, uploads and flushes the segment with ordinal i.
 func (g *generator) writeSegment(ctx context.Context, i int) error {
 	o := g.opts
-	seg, err := g.cl.AllocateSegment(ctx, client.NewAllocateSegmentOption(o.Collection).
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // the run failed: allocate nothing more
+	}
+	// The allocation is not cancelled with the run: one cancelled in flight may still
+	// be applied, and without its id it could not be dropped again.
+	allocCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
+	seg, err := g.cl.AllocateSegment(allocCtx, client.NewAllocateSegmentOption(o.Collection).
 		WithDatabase(o.Database).WithPartition(o.Partition))
+	cancel()
 	if err != nil {
 		return fmt.Errorf("datagen: allocate segment %d of %d: %w", i+1, o.Segments, err)
 	}
@@ -207,7 +214,8 @@ func (g *generator) writeSegment(ctx context.Context, i int) error {
 	return nil
 }
 
-// dropTimeout bounds dropping a segment whose writing failed.
+// dropTimeout bounds allocating a segment, and dropping one whose writing failed:
+// calls that run on when the run is cancelled.
 const dropTimeout = 30 * time.Second
 
 // dropAllocated drops segment id, which this run allocated but could not finish, and
