@@ -952,7 +952,7 @@ type SnapshotsClient interface {
 	// deleted. Dropping a snapshot that does not exist succeeds and says so.
 	DropSnapshot(ctx context.Context, in *DropSnapshotRequest, opts ...grpc.CallOption) (*DropSnapshotResponse, error)
 	// ListSnapshots lists snapshots in creation order, a page at a time, without their
-	// schemas (DescribeSnapshot has everything).
+	// schemas unless include_schema asks (DescribeSnapshot has everything).
 	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
 	// DescribeSnapshot returns one snapshot with everything it captured.
 	DescribeSnapshot(ctx context.Context, in *DescribeSnapshotRequest, opts ...grpc.CallOption) (*DescribeSnapshotResponse, error)
@@ -1024,7 +1024,7 @@ type SnapshotsServer interface {
 	// deleted. Dropping a snapshot that does not exist succeeds and says so.
 	DropSnapshot(context.Context, *DropSnapshotRequest) (*DropSnapshotResponse, error)
 	// ListSnapshots lists snapshots in creation order, a page at a time, without their
-	// schemas (DescribeSnapshot has everything).
+	// schemas unless include_schema asks (DescribeSnapshot has everything).
 	ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error)
 	// DescribeSnapshot returns one snapshot with everything it captured.
 	DescribeSnapshot(context.Context, *DescribeSnapshotRequest) (*DescribeSnapshotResponse, error)
