@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,4 +52,21 @@ func TestBucketCreate(t *testing.T) {
 	_, errOut, code = runCLI(t, "bucket", "create", "b-c-d", "--dev", "--s3-access-key", "AK", "--s3-secret-key", "SK")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errOut, "not both")
+}
+
+// TestListSchemasOnlyOnRequest: collection list and snapshot list page through
+// everything and carry schemas only with --schema.
+func TestListSchemasOnlyOnRequest(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	schemaFile := filepath.Join(t.TempDir(), "schema.bin")
+	require.NoError(t, os.WriteFile(schemaFile, []byte("my-schema"), 0o600))
+	c.ok("collection", "create", "docs", "--schema-file", schemaFile)
+	c.ok("snapshot", "create", "docs", "s1")
+	encoded := base64.StdEncoding.EncodeToString([]byte("my-schema"))
+
+	require.NotContains(t, c.ok("collection", "list", "-o", "json"), encoded)
+	require.Contains(t, c.ok("collection", "list", "-o", "json", "--schema"), `"schema": "`+encoded+`"`)
+	require.NotContains(t, c.ok("snapshot", "list", "-o", "json"), encoded)
+	require.Contains(t, c.ok("snapshot", "list", "-o", "json", "--schema"), `"schema": "`+encoded+`"`)
 }
