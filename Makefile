@@ -7,6 +7,7 @@ export PATH := $(BIN):$(PATH)
 VERSITYGW_VERSION := v1.8.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPCURL_VERSION := v1.9.4
 
 # An execution count, not a duration: Go 1.26's fuzz coordinator can fail a duration
 # run at its deadline with a spurious "context deadline exceeded" (golang/go#75804).
@@ -41,10 +42,14 @@ fuzz:
 		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s || exit 1; \
 	done
 
-tools: $(BIN)/versitygw
+tools: $(BIN)/versitygw $(BIN)/grpcurl
 
 $(BIN)/versitygw:
 	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+# grpcurl talks to the API through gRPC server reflection (TestReflectionWithGrpcurl).
+$(BIN)/grpcurl:
+	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 $(BIN)/protoc-gen-go:
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

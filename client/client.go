@@ -156,6 +156,9 @@ func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
 			MinConnectTimeout: 5 * time.Second,
 		}),
 		grpc.WithUserAgent("snapkeep-go-client"),
+		// The server sends up to 16 MiB (one segment with 10,000 long keys can be
+		// larger than gRPC's default 4 MiB receive limit); listings page well below.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
 	}, cfg.DialOptions...)
 	for _, addr := range addrs {
 		ep, err := c.dial(addr)
@@ -424,3 +427,6 @@ func newRequestID() string {
 	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand panics instead)
 	return hex.EncodeToString(b[:])
 }
+
+// maxMessageBytes is the server's gRPC message limit.
+const maxMessageBytes = 16 << 20

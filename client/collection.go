@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"iter"
+	"math"
 
 	"google.golang.org/grpc"
 
@@ -209,26 +211,76 @@ func (o *ListCollectionsOption) WithDatabase(db string) *ListCollectionsOption {
 	return o
 }
 
+// WithSchema includes each collection's schema (up to 1 MiB each); left out by
+// default to keep pages small.
+func (o *ListCollectionsOption) WithSchema() *ListCollectionsOption {
+	o.req.IncludeSchema = true
+	return o
+}
+
+// WithPageSize sets how many collections one page holds at most (0: 100; at most
+// 1,000). The server also ends a page before it passes 3 MiB.
+func (o *ListCollectionsOption) WithPageSize(n int) *ListCollectionsOption {
+	o.req.PageSize = uint32(min(max(n, 0), math.MaxUint32))
+	return o
+}
+
+// WithPageToken continues a listing from a previous page's NextPageToken.
+func (o *ListCollectionsOption) WithPageToken(token string) *ListCollectionsOption {
+	o.req.PageToken = token
+	return o
+}
+
 // WithStale serves the read from any node's local state; see the package WithStale.
 func (o *ListCollectionsOption) WithStale() *ListCollectionsOption {
 	o.req.Consistency, _ = consistency(true)
 	return o
 }
 
-// ListCollections lists the live collections of a database, ordered by name.
+// ListCollections lists every live collection of a database, ordered by name, fetching
+// page after page (from the option's page token, if any). ListCollectionsPage fetches
+// one page; ListAllCollections iterates without holding them all.
 func (c *Client) ListCollections(ctx context.Context, opt *ListCollectionsOption) ([]*snapkeepv1.Collection, error) {
 	if opt == nil {
 		opt = NewListCollectionsOption()
 	}
-	req := clone(opt.req)
-	resp, err := invoke(ctx, c, "ListCollections", readRoute(req.Consistency),
+	var out []*snapkeepv1.Collection
+	for coll, err := range c.ListAllCollections(ctx, opt) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, coll)
+	}
+	return out, nil
+}
+
+// ListCollectionsPage returns one page of a database's live collections.
+func (c *Client) ListCollectionsPage(ctx context.Context, opt *ListCollectionsOption) (*snapkeepv1.ListCollectionsResponse, error) {
+	if opt == nil {
+		opt = NewListCollectionsOption()
+	}
+	return c.listCollectionsPage(ctx, clone(opt.req))
+}
+
+func (c *Client) listCollectionsPage(ctx context.Context, req *snapkeepv1.ListCollectionsRequest) (*snapkeepv1.ListCollectionsResponse, error) {
+	return invoke(ctx, c, "ListCollections", readRoute(req.Consistency),
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ListCollectionsResponse, error) {
 			return ep.catalog.ListCollections(ctx, req, o...)
 		})
-	if err != nil {
-		return nil, err
+}
+
+// ListAllCollections iterates over a database's live collections, a page at a time;
+// see ListAllSegments for the error and early-stop behaviour.
+func (c *Client) ListAllCollections(ctx context.Context, opt *ListCollectionsOption) iter.Seq2[*snapkeepv1.Collection, error] {
+	if opt == nil {
+		opt = NewListCollectionsOption()
 	}
-	return resp.GetCollections(), nil
+	return allPages(clone(opt.req),
+		func(req *snapkeepv1.ListCollectionsRequest) (*snapkeepv1.ListCollectionsResponse, error) {
+			return c.listCollectionsPage(ctx, req)
+		},
+		(*snapkeepv1.ListCollectionsResponse).GetCollections,
+		func(req *snapkeepv1.ListCollectionsRequest, token string) { req.PageToken = token })
 }
 
 // CreatePartitionOption builds a CreatePartition call.

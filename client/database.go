@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"iter"
 	"maps"
+	"math"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -129,20 +131,50 @@ func (c *Client) DropDatabase(ctx context.Context, opt *DropDatabaseOption) erro
 	return err
 }
 
-// ListDatabases lists every database, ordered by name.
+// ListDatabases lists every database, ordered by name, fetching page after page.
 func (c *Client) ListDatabases(ctx context.Context, opts ...ReadOption) ([]*snapkeepv1.Database, error) {
+	var out []*snapkeepv1.Database
+	for db, err := range c.ListAllDatabases(ctx, opts...) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, db)
+	}
+	return out, nil
+}
+
+// ListDatabasesPage returns one page of databases: at most pageSize (0: 100; at most
+// 1,000) after pageToken (a previous page's NextPageToken; "" for the first page).
+func (c *Client) ListDatabasesPage(ctx context.Context, pageSize int, pageToken string, opts ...ReadOption) (*snapkeepv1.ListDatabasesResponse, error) {
+	req := listDatabasesRequest(opts)
+	req.PageSize = uint32(min(max(pageSize, 0), math.MaxUint32))
+	req.PageToken = pageToken
+	return c.listDatabasesPage(ctx, req)
+}
+
+// ListAllDatabases iterates over every database, a page at a time; see ListAllSegments
+// for the error and early-stop behaviour.
+func (c *Client) ListAllDatabases(ctx context.Context, opts ...ReadOption) iter.Seq2[*snapkeepv1.Database, error] {
+	return allPages(listDatabasesRequest(opts),
+		func(req *snapkeepv1.ListDatabasesRequest) (*snapkeepv1.ListDatabasesResponse, error) {
+			return c.listDatabasesPage(ctx, req)
+		},
+		(*snapkeepv1.ListDatabasesResponse).GetDatabases,
+		func(req *snapkeepv1.ListDatabasesRequest, token string) { req.PageToken = token })
+}
+
+func listDatabasesRequest(opts []ReadOption) *snapkeepv1.ListDatabasesRequest {
 	var s readSettings
 	for _, o := range opts {
 		o(&s)
 	}
-	cons, r := consistency(s.stale)
-	req := &snapkeepv1.ListDatabasesRequest{Consistency: cons}
-	resp, err := invoke(ctx, c, "ListDatabases", r,
+	cons, _ := consistency(s.stale)
+	return &snapkeepv1.ListDatabasesRequest{Consistency: cons}
+}
+
+func (c *Client) listDatabasesPage(ctx context.Context, req *snapkeepv1.ListDatabasesRequest) (*snapkeepv1.ListDatabasesResponse, error) {
+	return invoke(ctx, c, "ListDatabases", readRoute(req.Consistency),
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ListDatabasesResponse, error) {
 			return ep.catalog.ListDatabases(ctx, req, o...)
 		})
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetDatabases(), nil
 }

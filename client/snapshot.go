@@ -194,6 +194,13 @@ func (o *ListSnapshotsOption) WithPageToken(token string) *ListSnapshotsOption {
 	return o
 }
 
+// WithSchema includes what each snapshot captured (schema, properties, partitions,
+// index definitions); left out by default to keep pages small.
+func (o *ListSnapshotsOption) WithSchema() *ListSnapshotsOption {
+	o.req.IncludeSchema = true
+	return o
+}
+
 // WithStale serves the read from any node's local state; see the package WithStale.
 func (o *ListSnapshotsOption) WithStale() *ListSnapshotsOption {
 	o.req.Consistency, _ = consistency(true)

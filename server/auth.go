@@ -156,6 +156,11 @@ var methodRoles = map[string]methodRule{
 	"/grpc.health.v1.Health/List":  {roleNone, false},
 	"/grpc.health.v1.Health/Watch": {roleNone, false},
 
+	// Server reflection (grpcurl and similar tools) describes the public API: any
+	// authenticated caller may read it, as they may read the .proto files.
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {RoleReader, false},
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {RoleReader, false},
+
 	// Node to node: the cluster secret only, never a user token.
 	"/snapkeep.internal.v1.Internal/Propose":            {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/ReadIndex":          {roleInternal, false},

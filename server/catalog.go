@@ -4,10 +4,12 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
@@ -59,9 +61,20 @@ func (s *catalogService) ListDatabases(ctx context.Context, req *pb.ListDatabase
 	if err != nil {
 		return nil, err
 	}
+	pageSize, err := parsePageSize(req.PageSize, defaultNamePage, maxNamePage)
+	if err != nil {
+		return nil, err
+	}
+	dbs := v.Databases()
 	out := &pb.ListDatabasesResponse{}
-	for _, d := range v.Databases() {
-		out.Databases = append(out.Databases, toDatabase(d))
+	budget := newPageBudget(pageSize)
+	for _, d := range dbs[afterName(dbs, (*fsmpb.Database).GetName, req.PageToken):] {
+		conv := toDatabase(d)
+		if !budget.fits(conv) {
+			out.NextPageToken = out.Databases[len(out.Databases)-1].Name
+			break
+		}
+		out.Databases = append(out.Databases, conv)
 	}
 	return out, nil
 }
@@ -140,9 +153,22 @@ func (s *catalogService) ListCollections(ctx context.Context, req *pb.ListCollec
 	if err != nil {
 		return nil, err
 	}
+	pageSize, err := parsePageSize(req.PageSize, defaultNamePage, maxNamePage)
+	if err != nil {
+		return nil, err
+	}
 	out := &pb.ListCollectionsResponse{}
-	for _, c := range colls {
-		out.Collections = append(out.Collections, toCollection(c, db.Name))
+	budget := newPageBudget(pageSize)
+	for _, c := range colls[afterName(colls, (*fsmpb.Collection).GetName, req.PageToken):] {
+		conv := toCollection(c, db.Name)
+		if !req.IncludeSchema {
+			conv.Schema = nil
+		}
+		if !budget.fits(conv) {
+			out.NextPageToken = out.Collections[len(out.Collections)-1].Name
+			break
+		}
+		out.Collections = append(out.Collections, conv)
 	}
 	return out, nil
 }
@@ -314,15 +340,69 @@ const (
 	maxSegmentPage     = 10000
 )
 
+// Page sizes of ListDatabases and ListCollections, whose tokens are names.
+const (
+	defaultNamePage = 100
+	maxNamePage     = 1000
+)
+
+// pageByteBudget bounds the encoded items of one listing page. It is well below the
+// 16 MiB gRPC message limit — and below the 4 MiB receive limit most gRPC clients
+// (grpcurl, a default Go client) start with — so a page always fits; a page holds at
+// least one item, and no single item (a 1 MiB schema, a 10,000-file segment) comes
+// near the message limit.
+const pageByteBudget = 3 << 20
+
+// pageBudget counts a page's items and encoded bytes.
+type pageBudget struct {
+	items, maxItems, bytes int
+}
+
+func newPageBudget(maxItems int) *pageBudget { return &pageBudget{maxItems: maxItems} }
+
+// fits reports whether item still fits on the page and, if so, counts it. The first
+// item always fits, so a listing always makes progress.
+func (b *pageBudget) fits(item proto.Message) bool {
+	size := proto.Size(item) + 8 // the field tag and length prefix, generously
+	if b.items > 0 && (b.items >= b.maxItems || b.bytes+size > pageByteBudget) {
+		return false
+	}
+	b.items++
+	b.bytes += size
+	return true
+}
+
+// afterName returns the index of the first item of a name-ordered list whose name
+// sorts after token (0 for an empty token). The token is the last name of the previous
+// page, not an offset, so items created or dropped meanwhile neither repeat nor skip
+// the rest.
+func afterName[T any](items []T, name func(T) string, token string) int {
+	if token == "" {
+		return 0
+	}
+	i, found := slices.BinarySearchFunc(items, token, func(it T, t string) int { return strings.Compare(name(it), t) })
+	if found {
+		i++
+	}
+	return i
+}
+
+// parsePageSize reads a listing's page size: 0 means def.
+func parsePageSize(size uint32, def, limit int) (int, error) {
+	switch {
+	case size == 0:
+		return def, nil
+	case int64(size) > int64(limit):
+		return 0, status.Errorf(codes.InvalidArgument, "page_size %d is over the limit of %d", size, limit)
+	}
+	return int(size), nil
+}
+
 // parsePage reads a listing's page size (0 means def) and page token: the id of the
 // last item of the previous page, as the server wrote it.
 func parsePage(size uint32, token string, def, limit int) (pageSize int, after uint64, err error) {
-	pageSize = int(size)
-	switch {
-	case pageSize == 0:
-		pageSize = def
-	case pageSize > limit:
-		return 0, 0, status.Errorf(codes.InvalidArgument, "page_size %d is over the limit of %d", pageSize, limit)
+	if pageSize, err = parsePageSize(size, def, limit); err != nil {
+		return 0, 0, err
 	}
 	if token != "" {
 		if after, err = strconv.ParseUint(token, 10, 64); err != nil {
@@ -361,16 +441,15 @@ func (s *catalogService) ListSegments(ctx context.Context, req *pb.ListSegmentsR
 	out := &pb.ListSegmentsResponse{}
 	var convErr error
 	last := uint64(0)
+	budget := newPageBudget(pageSize)
 	v.EachSegment(c.Id, after, func(seg *fsmpb.Segment) bool {
-		if len(out.Segments) == pageSize {
+		if budget.items == pageSize {
 			out.NextPageToken = strconv.FormatUint(last, 10)
 			return false
 		}
-		last = seg.Id
-		if partitionID != 0 && seg.PartitionId != partitionID {
-			return true
-		}
-		if len(req.States) > 0 && !slices.Contains(req.States, pb.SegmentState(seg.State)) {
+		if (partitionID != 0 && seg.PartitionId != partitionID) ||
+			(len(req.States) > 0 && !slices.Contains(req.States, pb.SegmentState(seg.State))) {
+			last = seg.Id // filtered out: the next page need not look at it again
 			return true
 		}
 		conv, err := s.keys().segment(seg, !req.WithoutFiles)
@@ -378,6 +457,12 @@ func (s *catalogService) ListSegments(ctx context.Context, req *pb.ListSegmentsR
 			convErr = err
 			return false
 		}
+		if !budget.fits(conv) {
+			// last is the segment before this one: the next page starts here.
+			out.NextPageToken = strconv.FormatUint(last, 10)
+			return false
+		}
+		last = seg.Id
 		out.Segments = append(out.Segments, conv)
 		return true
 	})

@@ -80,6 +80,9 @@ type Config struct {
 	// MultipartThreshold is the size from which files are copied with UploadPartCopy
 	// (default 5 GiB, the CopyObject limit).
 	MultipartThreshold int64
+	// MultipartPartSize is the part size of those copies (default 256 MiB; 5 MiB to
+	// 5 GiB, S3's limits; a file too large for 10,000 such parts gets larger ones).
+	MultipartPartSize int64
 
 	// GCDisabled turns periodic garbage collection off (GCRun works either way).
 	// GCInterval is how often the leader collects (default 1m) and GCOrphanInterval
@@ -170,6 +173,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MultipartThreshold == 0 {
 		c.MultipartThreshold = 5 << 30
+	}
+	if c.MultipartPartSize == 0 {
+		c.MultipartPartSize = 256 << 20
 	}
 	if c.GCInterval == 0 {
 		c.GCInterval = time.Minute
@@ -281,7 +287,10 @@ func (c *Config) validate() error {
 		bad("GC concurrency (GCConcurrency) %d must be at least 1", c.GCConcurrency)
 	}
 	if c.MultipartThreshold < 5<<20 || c.MultipartThreshold > 5<<30 {
-		bad("multipart threshold (MultipartThreshold) %d must be between 5 MiB and 5 GiB", c.MultipartThreshold)
+		bad("--restore-multipart-threshold %d (the multipart copy threshold) must be between 5 MiB (5242880) and 5 GiB (5368709120) bytes", c.MultipartThreshold)
+	}
+	if c.MultipartPartSize < 5<<20 || c.MultipartPartSize > 5<<30 {
+		bad("--restore-part-size %d (the multipart copy part size) must be between 5 MiB (5242880) and 5 GiB (5368709120) bytes", c.MultipartPartSize)
 	}
 	if c.Storage.Bucket == "" && c.Store == nil && c.Storage.Endpoint != "" {
 		bad("--s3-bucket is empty but --s3-endpoint %q is set: name the bucket", c.Storage.Endpoint)

@@ -156,7 +156,7 @@ func (n *Node) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) (*
 		return nil, 0, err
 	}
 	b.exec = &restore.Executor{Store: objects, Concurrency: 1, Verify: lease.Verify,
-		MultipartThreshold: n.cfg.MultipartThreshold, Logger: n.logger.With("component", "restore", "job", lease.JobId)}
+		MultipartThreshold: n.cfg.MultipartThreshold, PartSize: n.cfg.MultipartPartSize, Logger: n.logger.With("component", "restore", "job", lease.JobId)}
 	for _, t := range lease.Tasks {
 		b.tasks = append(b.tasks, restore.Task{Index: t.Index, Src: t.Src, Dst: t.Dst, Size: t.Size, CRC32C: t.Crc32C})
 	}

@@ -156,6 +156,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	snapkeepv1.RegisterRestoresServer(n.grpcServer, &restoresService{n: n})
 	snapkeepv1.RegisterGCServer(n.grpcServer, &gcService{n: n})
 	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
+	registerReflection(n.grpcServer) // server/reflection.go
 	if err := n.startOps(); err != nil {
 		return nil, err
 	}

@@ -88,6 +88,7 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 	}
 	now := time.Now()
 	out := &pb.ListRestoreJobsResponse{}
+	budget := newPageBudget(pageSize)
 	v.EachRestoreJob(after, func(j *fsmpb.RestoreJob) bool {
 		switch {
 		case len(states) > 0 && !states[j.State],
@@ -96,11 +97,12 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 			req.Snapshot != "" && j.SnapshotName != req.Snapshot:
 			return true
 		}
-		if len(out.Jobs) == pageSize {
+		conv := toRestoreJob(j, now)
+		if !budget.fits(conv) {
 			out.NextPageToken = formatID(out.Jobs[len(out.Jobs)-1].Id)
 			return false
 		}
-		out.Jobs = append(out.Jobs, toRestoreJob(j, now))
+		out.Jobs = append(out.Jobs, conv)
 		return true
 	})
 	return out, nil

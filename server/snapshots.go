@@ -121,12 +121,14 @@ func (s *snapshotsService) ListSnapshots(ctx context.Context, req *pb.ListSnapsh
 		return nil, err
 	}
 	out := &pb.ListSnapshotsResponse{}
+	budget := newPageBudget(pageSize)
 	err = v.EachSnapshot(filter, after, func(snap *fsmpb.Snapshot) bool {
-		if len(out.Snapshots) == pageSize {
+		conv := s.convert(v, snap, req.IncludeSchema)
+		if !budget.fits(conv) {
 			out.NextPageToken = strconv.FormatUint(out.Snapshots[len(out.Snapshots)-1].Id, 10)
 			return false
 		}
-		out.Snapshots = append(out.Snapshots, s.convert(v, snap, false))
+		out.Snapshots = append(out.Snapshots, conv)
 		return true
 	})
 	if err != nil {

@@ -82,8 +82,9 @@ func (o Options) validate() (Options, error) {
 // under the prefix the cluster hands out and flushed with its file list.
 //
 // On error it stops, waits for the work in flight and returns the first error with
-// the Result of the segments flushed until then. Segments that were allocated but not
-// flushed stay allocated until their lease expires, when the cluster drops them.
+// the Result of the segments flushed until then. A segment it allocated but could not
+// flush is dropped again (its uploads become garbage for GC), so a failed run leaves
+// no allocations behind; if even the drop fails, the lease expiry drops it later.
 func Generate(ctx context.Context, cl *client.Client, store objstore.Store, opts Options) (*Result, error) {
 	start := time.Now()
 	opts, err := opts.validate()
@@ -161,8 +162,15 @@ func (g *generator) fail(err error, cancel context.CancelCauseFunc) {
 // writeSegment allocates, uploads and flushes the segment with ordinal i.
 func (g *generator) writeSegment(ctx context.Context, i int) error {
 	o := g.opts
-	seg, err := g.cl.AllocateSegment(ctx, client.NewAllocateSegmentOption(o.Collection).
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // the run failed: allocate nothing more
+	}
+	// The allocation is not cancelled with the run: one cancelled in flight may still
+	// be applied, and without its id it could not be dropped again.
+	allocCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
+	seg, err := g.cl.AllocateSegment(allocCtx, client.NewAllocateSegmentOption(o.Collection).
 		WithDatabase(o.Database).WithPartition(o.Partition))
+	cancel()
 	if err != nil {
 		return fmt.Errorf("datagen: allocate segment %d of %d: %w", i+1, o.Segments, err)
 	}
@@ -187,11 +195,11 @@ func (g *generator) writeSegment(ctx context.Context, i int) error {
 	}
 	wg.Wait()
 	if err := firstError(ctx, errs); err != nil {
-		return err
+		return g.dropAllocated(ctx, seg.GetId(), err)
 	}
 	if _, err := g.cl.FlushSegment(ctx, client.NewFlushSegmentOption(seg.GetId()).
 		WithRowCount(o.RowsPerSegment).WithFiles(files...)); err != nil {
-		return fmt.Errorf("datagen: flush segment %d: %w", seg.GetId(), err)
+		return g.dropAllocated(ctx, seg.GetId(), fmt.Errorf("datagen: flush segment %d: %w", seg.GetId(), err))
 	}
 
 	g.mu.Lock()
@@ -204,6 +212,22 @@ func (g *generator) writeSegment(ctx context.Context, i int) error {
 		o.Progress(g.done, o.Segments)
 	}
 	return nil
+}
+
+// dropTimeout bounds allocating a segment, and dropping one whose writing failed:
+// calls that run on when the run is cancelled.
+const dropTimeout = 30 * time.Second
+
+// dropAllocated drops segment id, which this run allocated but could not finish, and
+// returns cause (with the drop's own failure, if any). It runs even when ctx is
+// cancelled — a cancelled run is exactly when allocations would be left behind.
+func (g *generator) dropAllocated(ctx context.Context, id uint64, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
+	defer cancel()
+	if _, err := g.cl.DropSegments(ctx, client.NewDropSegmentsOption(id)); err != nil {
+		return errors.Join(cause, fmt.Errorf("datagen: drop the unfinished segment %d (its lease will expire instead): %w", id, err))
+	}
+	return cause
 }
 
 // firstError picks the error to report from a segment's uploads: the first that is

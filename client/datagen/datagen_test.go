@@ -282,6 +282,35 @@ func TestGenerateStopsAtTheFirstError(t *testing.T) {
 	require.Len(t, f.keys(t, ctx), 6)
 }
 
+// refusingStore refuses every upload, as S3 does with wrong credentials.
+type refusingStore struct{ objstore.Store }
+
+func (refusingStore) Put(context.Context, string, io.Reader, int64, objstore.PutOptions) (objstore.ObjectInfo, error) {
+	return objstore.ObjectInfo{}, fmt.Errorf("put: %w", objstore.ErrAccessDenied)
+}
+
+// TestFailedGenerateDropsItsAllocations: when uploads fail (wrong credentials), the
+// segments generate allocated are dropped, not left allocated until their lease ends.
+func TestFailedGenerateDropsItsAllocations(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f := newFixture(t)
+	f.createCollection(t, ctx, "docs")
+	res, err := datagen.Generate(ctx, f.cl, refusingStore{f.store}, datagen.Options{
+		Collection: "docs", Segments: 6, FilesPerSegment: 2, FileSize: 10, Concurrency: 3,
+	})
+	require.ErrorIs(t, err, objstore.ErrAccessDenied)
+	require.Empty(t, res.SegmentIDs)
+
+	resp, err := f.cl.ListSegments(ctx, client.NewListSegmentsOption("docs"))
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.GetSegments())
+	for _, seg := range resp.GetSegments() {
+		require.Equal(t, snapkeepv1.SegmentState_SEGMENT_STATE_DROPPED, seg.GetState(), "segment %d", seg.GetId())
+	}
+}
+
 func TestGenerateRejectsBadOptions(t *testing.T) {
 	for _, opts := range []datagen.Options{
 		{Segments: 1, FilesPerSegment: 1},

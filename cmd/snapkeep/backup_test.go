@@ -13,7 +13,7 @@ import (
 func TestClusterBackupAndRestoreCommands(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
-	c.ok("generate", "--collection", "docs", "--create", "--segments", "2", "--files-per-segment", "2", "--file-size", "1KiB")
+	c.ok("generate", "--collection", "docs", "--create", "--segments", "2", "--files-per-segment", "2", "--file-size", "1KiB", "--dev")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "meta.skb")
 

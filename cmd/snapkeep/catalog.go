@@ -160,13 +160,18 @@ func (a *app) collectionCmd() *cobra.Command {
 	create.Flags().StringVar(&description, "description", "", "free-text description")
 	create.Flags().StringVar(&schemaFile, "schema-file", "", "file holding the schema (opaque bytes, at most 1 MiB)")
 
+	var withSchemas bool
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the live collections of a database",
+		Short: "List the live collections of a database (every page; schemas only with --schema)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
-				colls, err := cl.ListCollections(ctx, client.NewListCollectionsOption().WithDatabase(database))
+				opt := client.NewListCollectionsOption().WithDatabase(database)
+				if withSchemas {
+					opt.WithSchema()
+				}
+				colls, err := cl.ListCollections(ctx, opt)
 				if err != nil {
 					return err
 				}
@@ -178,6 +183,7 @@ func (a *app) collectionCmd() *cobra.Command {
 		},
 	}
 	addDatabaseFlag(list)
+	list.Flags().BoolVar(&withSchemas, "schema", false, "include each collection's schema (with --output json)")
 
 	describe := &cobra.Command{
 		Use:   "describe NAME",

@@ -163,6 +163,24 @@ func TestConfigServerValidationNamesTheSource(t *testing.T) {
 	}
 }
 
+// TestConfigMultipartCopyFlags: the restore's multipart-copy threshold and part size
+// are server options (flag, env, file) that reach the node and are checked at start.
+func TestConfigMultipartCopyFlags(t *testing.T) {
+	cmd, src, err := loadServerConfig(t, map[string]string{"SNAPKEEP_RESTORE_PART_SIZE": "16777216"}, "--restore-multipart-threshold", "67108864")
+	require.NoError(t, err)
+	require.Equal(t, "67108864", flagValue(t, cmd, "restore-multipart-threshold"))
+	require.Equal(t, "16777216", flagValue(t, cmd, "restore-part-size"))
+	require.Equal(t, "env SNAPKEEP_RESTORE_PART_SIZE", src["restore-part-size"])
+
+	t.Setenv("SNAPKEEP_RESTORE_PART_SIZE", "1024")
+	var stderr bytes.Buffer
+	code := execute(context.Background(), newRootCmd(), []string{"server", "--node-id", "n1", "--data-dir", t.TempDir(),
+		"--peers", "n1=127.0.0.1:7011", "--restore-multipart-threshold", "6442450944"}, &stderr)
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr.String(), "--restore-multipart-threshold 6442450944 (the multipart copy threshold) must be between 5 MiB (5242880) and 5 GiB (5368709120) bytes (from flag --restore-multipart-threshold)")
+	require.Contains(t, stderr.String(), "--restore-part-size 1024 (the multipart copy part size) must be between 5 MiB (5242880) and 5 GiB (5368709120) bytes (from env SNAPKEEP_RESTORE_PART_SIZE)")
+}
+
 // TestPrintConfig prints the effective configuration as YAML with sources, secrets
 // masked, without starting a node.
 func TestPrintConfig(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 func TestGCCommands(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
-	c.ok("generate", "--collection", "docs", "--create", "--segments", "2", "--files-per-segment", "3", "--file-size", "1KiB")
+	c.ok("generate", "--collection", "docs", "--create", "--segments", "2", "--files-per-segment", "3", "--file-size", "1KiB", "--dev")
 	segs := regexp.MustCompile(`(?m)^(\d+)\s+_default\s+flushed`).FindAllStringSubmatch(c.ok("segment", "list", "docs"), -1)
 	require.Len(t, segs, 2)
 	c.ok("segment", "drop", segs[0][1])

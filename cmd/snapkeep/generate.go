@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -78,26 +76,71 @@ func parseSize(s string) (int64, error) {
 	return int64(f * float64(factor)), nil
 }
 
-// s3Credentials are the static credentials given by flag or environment.
+// s3Credentials are the credentials generate and manifest use, and where they came
+// from (named in an error when S3 refuses them).
 type s3Credentials struct {
 	accessKey, secretKey, sessionToken string
+	source                             string
 }
 
+// Where credentials came from.
+const (
+	credsFromFlag  = "flag --s3-access-key"
+	credsFromEnv   = "env AWS_ACCESS_KEY_ID"
+	credsFromDev   = "--dev: the dev keys of snapkeep dev's embedded S3"
+	credsFromChain = "the AWS default credential chain (no --s3-access-key, AWS_ACCESS_KEY_ID or --dev given)"
+)
+
 // resolveCredentials takes S3 credentials from the flags, else from the environment;
-// none at all leaves the AWS default chain to find them.
-func resolveCredentials(accessKey, secretKey string) (s3Credentials, error) {
-	creds := s3Credentials{accessKey: accessKey, secretKey: secretKey}
-	if creds.accessKey == "" {
+// with dev, the embedded server's dev keys (and nothing else: they are wrong for any
+// other S3, even one on 127.0.0.1); none at all leaves the AWS default chain to find
+// them.
+func resolveCredentials(accessKey, secretKey string, dev bool) (s3Credentials, error) {
+	if dev {
+		if accessKey != "" || secretKey != "" {
+			return s3Credentials{}, usageErrorf("--dev uses the dev keys of snapkeep dev's embedded S3: give --dev or --s3-access-key/--s3-secret-key, not both")
+		}
+		return s3Credentials{accessKey: objstore.EmbeddedAccessKey, secretKey: objstore.EmbeddedSecretKey, source: credsFromDev}, nil
+	}
+	creds := s3Credentials{accessKey: accessKey, secretKey: secretKey, source: credsFromFlag}
+	if creds.accessKey == "" && creds.secretKey == "" {
 		creds = s3Credentials{
 			accessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
 			secretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
 			sessionToken: os.Getenv("AWS_SESSION_TOKEN"),
+			source:       credsFromEnv,
 		}
 	}
 	if (creds.accessKey == "") != (creds.secretKey == "") {
 		return s3Credentials{}, usageErrorf("give both an S3 access key and a secret key, or neither")
 	}
+	if creds.accessKey == "" {
+		creds.source = credsFromChain
+	}
 	return creds, nil
+}
+
+// describe names the credentials for an error message: the access key id (not a
+// secret) and where it came from.
+func (c s3Credentials) describe() string {
+	if c.accessKey == "" {
+		return c.source
+	}
+	return fmt.Sprintf("access key id %q (from %s)", c.accessKey, c.source)
+}
+
+// explainAuthError adds to an error S3 answered with 403 (InvalidAccessKeyId,
+// SignatureDoesNotMatch, AccessDenied) which credentials were used, since the
+// server's message does not say.
+func explainAuthError(err error, creds s3Credentials) error {
+	if err == nil || !errors.Is(err, objstore.ErrAccessDenied) {
+		return err
+	}
+	hint := ""
+	if creds.source != credsFromDev {
+		hint = "; against snapkeep dev's embedded S3, add --dev"
+	}
+	return fmt.Errorf("%w\nS3 refused the credentials: %s%s", err, creds.describe(), hint)
 }
 
 // openClusterStore opens the bucket the cluster reports in its status.
@@ -119,13 +162,12 @@ func (a *app) openClusterStore(ctx context.Context, cl *client.Client, creds s3C
 
 // storeConfig turns the cluster's storage description and the credentials into an
 // S3 configuration. Without credentials it leaves the SDK's default chain to find
-// them, except for a loopback endpoint with no AWS profile configured: that is the
-// embedded server of `snapkeep dev`, whose dev keys it uses.
+// them.
 func storeConfig(info *snapkeepv1.StorageInfo, creds s3Credentials) (objstore.S3Config, error) {
 	if info.GetBucket() == "" {
 		return objstore.S3Config{}, errors.New("the cluster reports no storage bucket; is it configured with one?")
 	}
-	cfg := objstore.S3Config{
+	return objstore.S3Config{
 		Endpoint:     info.GetEndpoint(),
 		Region:       info.GetRegion(),
 		Bucket:       info.GetBucket(),
@@ -133,31 +175,7 @@ func storeConfig(info *snapkeepv1.StorageInfo, creds s3Credentials) (objstore.S3
 		AccessKey:    creds.accessKey,
 		SecretKey:    creds.secretKey,
 		SessionToken: creds.sessionToken,
-	}
-	if cfg.AccessKey == "" && os.Getenv("AWS_PROFILE") == "" && isLoopbackEndpoint(cfg.Endpoint) {
-		cfg.AccessKey, cfg.SecretKey = objstore.EmbeddedAccessKey, objstore.EmbeddedSecretKey
-	}
-	return cfg, nil
-}
-
-// isLoopbackEndpoint reports whether an endpoint ("http://127.0.0.1:9000",
-// "localhost:9000") is on this machine.
-func isLoopbackEndpoint(endpoint string) bool {
-	if endpoint == "" {
-		return false
-	}
-	host := endpoint
-	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
-		host = u.Host
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
+	}, nil
 }
 
 type generateFlags struct {
@@ -168,6 +186,7 @@ type generateFlags struct {
 	seed, rowsPerSegment            int64
 	create                          bool
 	accessKey, secretKey            string
+	dev                             bool
 }
 
 // generateSummary is the -o json output of generate.
@@ -193,8 +212,9 @@ it. The content is pseudo-random and a pure function of --seed.
 
 The bucket comes from the cluster (cluster status shows it). Credentials come from
 --s3-access-key/--s3-secret-key, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else
-the default AWS chain; against a loopback endpoint (snapkeep dev) without any of
-them, the embedded server's dev keys are used.
+the default AWS chain; against snapkeep dev's embedded S3, give --dev to use its dev
+keys. When S3 refuses the credentials, the error says which were used. A failed run
+drops the segments it allocated but could not flush.
 
 --timeout does not bound generate unless given explicitly.`,
 		Args: exactArgs(),
@@ -215,6 +235,7 @@ them, the embedded server's dev keys are used.
 	fl.BoolVar(&f.create, "create", false, "create the collection (and --partition) if it does not exist")
 	fl.StringVar(&f.accessKey, "s3-access-key", "", "S3 access key (env AWS_ACCESS_KEY_ID)")
 	fl.StringVar(&f.secretKey, "s3-secret-key", "", "S3 secret key (env AWS_SECRET_ACCESS_KEY)")
+	fl.BoolVar(&f.dev, "dev", false, "use the dev keys of snapkeep dev's embedded S3")
 	return cmd
 }
 
@@ -235,7 +256,7 @@ func (a *app) runGenerate(cmd *cobra.Command, f generateFlags) error {
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--file-size: %w", err)}
 	}
-	creds, err := resolveCredentials(f.accessKey, f.secretKey)
+	creds, err := resolveCredentials(f.accessKey, f.secretKey, f.dev)
 	if err != nil {
 		return err
 	}
@@ -268,7 +289,7 @@ func (a *app) runGenerate(cmd *cobra.Command, f generateFlags) error {
 				err = perr
 			}
 		}
-		return err
+		return explainAuthError(err, creds)
 	})
 }
 

@@ -118,6 +118,7 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.restoreCmd(),
 		a.gcCmd(),
 		a.generateCmd(),
+		a.bucketCmd(), // cmd/snapkeep/bucket.go
 	)
 	return root
 }

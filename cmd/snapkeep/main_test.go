@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"regexp"
 	"slices"
@@ -42,7 +43,19 @@ type cli struct {
 	opened []objstore.S3Config
 	// rpcs records the methods of the calls commands sent to the cluster.
 	rpcs []string
+	// refuseUploads makes generate's store refuse every upload with access denied,
+	// as S3 does with credentials it does not know.
+	refuseUploads bool
 }
+
+// uploadRefusingStore refuses every Put as S3 refuses unknown credentials.
+type uploadRefusingStore struct{ *objstore.S3 }
+
+func (uploadRefusingStore) Put(context.Context, string, io.Reader, int64, objstore.PutOptions) (objstore.ObjectInfo, error) {
+	return objstore.ObjectInfo{}, fmt.Errorf("operation error S3: PutObject, StatusCode: 403, api error InvalidAccessKeyId: %w", objstore.ErrAccessDenied)
+}
+
+func (uploadRefusingStore) Close() error { return nil }
 
 func newCLI(t *testing.T) *cli {
 	t.Helper()
@@ -115,7 +128,11 @@ func (c *cli) run(args ...string) result {
 	a.openStore = func(ctx context.Context, cfg objstore.S3Config) (closableStore, error) {
 		c.mu.Lock()
 		c.opened = append(c.opened, cfg)
+		refuse := c.refuseUploads
 		c.mu.Unlock()
+		if refuse {
+			return uploadRefusingStore{c.store}, nil
+		}
 		return openS3Store(ctx, cfg)
 	}
 	a.isTerminal = func(io.Writer) bool { return false }
@@ -212,15 +229,15 @@ func TestGenerateThenListAndDescribeSegments(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
 	out := c.ok("generate", "--collection", "docs", "--create", "--partition", "hot",
-		"--segments", "3", "--files-per-segment", "3", "--file-size", "4KiB", "--seed", "9")
+		"--segments", "3", "--files-per-segment", "3", "--file-size", "4KiB", "--seed", "9", "--dev")
 	require.Regexp(t, `Generated 3 segments in collection "docs": 9 files, 36.0 KiB in \S+ \(\d+\.\d MB/s\)`, out)
 	require.Len(t, c.keys(), 9)
 	require.Len(t, c.opened, 1)
 	require.Equal(t, "snapkeep", c.opened[0].Bucket)
 	require.Equal(t, c.emb.Endpoint(), c.opened[0].Endpoint)
-	require.Equal(t, objstore.EmbeddedAccessKey, c.opened[0].AccessKey, "a loopback endpoint without credentials gets the dev keys")
+	require.Equal(t, objstore.EmbeddedAccessKey, c.opened[0].AccessKey, "--dev uses the dev keys")
 
-	out = c.ok("generate", "--collection", "docs", "--segments", "1", "--files-per-segment", "1", "--file-size", "100", "-o", "json")
+	out = c.ok("generate", "--collection", "docs", "--segments", "1", "--files-per-segment", "1", "--file-size", "100", "-o", "json", "--dev")
 	var summary generateSummary
 	require.NoError(t, json.Unmarshal([]byte(out), &summary))
 	require.Equal(t, 1, summary.Segments)
@@ -393,30 +410,81 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestStoreConfig(t *testing.T) {
-	t.Setenv("AWS_PROFILE", "")
 	info := &snapkeepv1.StorageInfo{Endpoint: "http://127.0.0.1:9000", Region: "eu-west-1", Bucket: "b", Root: "r", PathStyle: true}
 	cfg, err := storeConfig(info, s3Credentials{})
 	require.NoError(t, err)
-	require.Equal(t, objstore.S3Config{Endpoint: "http://127.0.0.1:9000", Region: "eu-west-1", Bucket: "b", PathStyle: true,
-		AccessKey: objstore.EmbeddedAccessKey, SecretKey: objstore.EmbeddedSecretKey}, cfg)
+	require.Equal(t, objstore.S3Config{Endpoint: "http://127.0.0.1:9000", Region: "eu-west-1", Bucket: "b", PathStyle: true}, cfg,
+		"no credentials, even on loopback: the AWS default chain finds them")
 
 	cfg, err = storeConfig(info, s3Credentials{accessKey: "AK", secretKey: "SK"})
 	require.NoError(t, err)
 	require.Equal(t, "AK", cfg.AccessKey)
 
-	cfg, err = storeConfig(&snapkeepv1.StorageInfo{Endpoint: "https://s3.example.com", Bucket: "b"}, s3Credentials{})
-	require.NoError(t, err)
-	require.Empty(t, cfg.AccessKey, "remote endpoints use the default AWS chain")
-
 	_, err = storeConfig(&snapkeepv1.StorageInfo{}, s3Credentials{})
 	require.Error(t, err)
+}
 
-	for ep, want := range map[string]bool{
-		"http://127.0.0.1:9000": true, "localhost:9000": true, "http://[::1]:9000": true, "127.0.0.5": true,
-		"https://s3.amazonaws.com": false, "http://10.0.0.1:9000": false, "": false,
-	} {
-		require.Equal(t, want, isLoopbackEndpoint(ep), ep)
-	}
+// TestResolveCredentials: flag, then env, then the default chain; the dev keys only
+// with --dev, and each says where it came from.
+func TestResolveCredentials(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	creds, err := resolveCredentials("", "", false)
+	require.NoError(t, err)
+	require.Empty(t, creds.accessKey)
+	require.Equal(t, credsFromChain, creds.describe())
+
+	creds, err = resolveCredentials("", "", true)
+	require.NoError(t, err)
+	require.Equal(t, objstore.EmbeddedAccessKey, creds.accessKey)
+	require.Equal(t, `access key id "snapkeep-dev" (from --dev: the dev keys of snapkeep dev's embedded S3)`, creds.describe())
+	_, err = resolveCredentials("AK", "SK", true)
+	require.ErrorContains(t, err, "not both")
+
+	creds, err = resolveCredentials("AK", "SK", false)
+	require.NoError(t, err)
+	require.Equal(t, `access key id "AK" (from flag --s3-access-key)`, creds.describe())
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKENV")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "SKENV")
+	creds, err = resolveCredentials("", "", false)
+	require.NoError(t, err)
+	require.Equal(t, `access key id "AKENV" (from env AWS_ACCESS_KEY_ID)`, creds.describe())
+}
+
+// TestGenerateUsesDevKeysOnlyWithDev: against an S3 on 127.0.0.1 that is not snapkeep
+// dev's, generate used to switch silently to the dev keys and fail with
+// InvalidAccessKeyId, leaving allocated segments behind. Now the dev keys need --dev,
+// a refused upload names the credentials used, and the failed run drops its
+// allocations.
+func TestGenerateUsesDevKeysOnlyWithDev(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	c := newCLI(t)
+	c.ok("collection", "create", "docs")
+	c.refuseUploads = true
+	args := []string{"generate", "--collection", "docs", "--segments", "3", "--files-per-segment", "2", "--file-size", "100"}
+	r := c.run(args...)
+	require.Equal(t, exitError, r.code, r.stderr)
+	require.Len(t, c.opened, 1)
+	require.Empty(t, c.opened[0].AccessKey, "no dev keys without --dev, even for a loopback endpoint")
+	require.Contains(t, r.stderr, "S3 refused the credentials: "+credsFromChain+"; against snapkeep dev's embedded S3, add --dev")
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKEXTERNAL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	r = c.run(args...)
+	require.Equal(t, exitError, r.code, r.stderr)
+	require.Equal(t, "AKEXTERNAL", c.opened[1].AccessKey)
+	require.Contains(t, r.stderr, `S3 refused the credentials: access key id "AKEXTERNAL" (from env AWS_ACCESS_KEY_ID)`)
+
+	// The failed runs left no segment allocated.
+	out := c.ok("segment", "list", "docs", "-o", "json")
+	require.NotContains(t, out, "SEGMENT_STATE_ALLOCATED")
+	require.Contains(t, out, "SEGMENT_STATE_DROPPED")
+
+	c.refuseUploads = false
+	c.ok(append(args, "--dev")...)
+	require.Equal(t, objstore.EmbeddedAccessKey, c.opened[len(c.opened)-1].AccessKey)
 }
 
 func TestHumanBytesAndEnumNames(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 func (a *app) manifestCmd() *cobra.Command {
 	cmd := groupCmd("manifest", "Inspect and verify snapshot manifests (a local file or an object)")
 	var key, accessKey, secretKey string
+	var dev bool
 
 	// withManifest opens the manifest named by the argument (a file) or by --key (an
 	// object in the cluster's bucket) and calls fn with it.
@@ -38,7 +39,7 @@ func (a *app) manifestCmd() *cobra.Command {
 			}
 			return fn(f, info.Size())
 		}
-		creds, err := resolveCredentials(accessKey, secretKey)
+		creds, err := resolveCredentials(accessKey, secretKey, dev)
 		if err != nil {
 			return err
 		}
@@ -50,9 +51,9 @@ func (a *app) manifestCmd() *cobra.Command {
 			defer store.Close()
 			info, err := store.Head(ctx, key)
 			if err != nil {
-				return fmt.Errorf("manifest object %q: %w", key, err)
+				return explainAuthError(fmt.Errorf("manifest object %q: %w", key, err), creds)
 			}
-			return fn(objstore.NewReaderAt(ctx, store, key, info.Size), info.Size)
+			return explainAuthError(fn(objstore.NewReaderAt(ctx, store, key, info.Size), info.Size), creds)
 		})
 	}
 	inspect := &cobra.Command{
@@ -91,6 +92,7 @@ func (a *app) manifestCmd() *cobra.Command {
 		c.Flags().StringVar(&key, "key", "", "read the manifest object with this full key from the cluster's bucket (as snapshot describe shows it)")
 		c.Flags().StringVar(&accessKey, "s3-access-key", "", "S3 access key (default: env AWS_ACCESS_KEY_ID, then the AWS default chain)")
 		c.Flags().StringVar(&secretKey, "s3-secret-key", "", "S3 secret key (default: env AWS_SECRET_ACCESS_KEY)")
+		c.Flags().BoolVar(&dev, "dev", false, "with --key: use the dev keys of snapkeep dev's embedded S3")
 	}
 	cmd.AddCommand(inspect, verify)
 	return cmd

@@ -13,7 +13,7 @@ import (
 func TestRestoreCommands(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
-	c.ok("generate", "--collection", "docs", "--create", "--segments", "3", "--files-per-segment", "4", "--file-size", "2KiB")
+	c.ok("generate", "--collection", "docs", "--create", "--segments", "3", "--files-per-segment", "4", "--file-size", "2KiB", "--dev")
 	c.ok("snapshot", "create", "docs", "nightly")
 
 	out := c.ok("restore", "start", "docs", "nightly", "--target", "docs_copy", "--wait")

@@ -100,6 +100,8 @@ together once they see each other (see docs/OPERATIONS.md):
 				RestoreLease:           f.restoreLease,
 				RestoreMaxAttempts:     f.restoreAttempts,
 				RestoreRetention:       f.restoreRetention,
+				MultipartThreshold:     f.cfg.MultipartThreshold,
+				MultipartPartSize:      f.cfg.MultipartPartSize,
 				GCDisabled:             f.gcDisabled,
 				GCInterval:             f.gcInterval,
 				GCOrphanInterval:       f.gcOrphanInterval,
@@ -142,6 +144,8 @@ together once they see each other (see docs/OPERATIONS.md):
 	fl.DurationVar(&f.restoreLease, "restore-lease", 5*time.Minute, "how long a node holds a batch of restore tasks before they return to the pool")
 	fl.IntVar(&f.restoreAttempts, "restore-attempts", 10, "failed attempts a restore task may take before its job fails")
 	fl.DurationVar(&f.restoreRetention, "restore-retention", 7*24*time.Hour, "how long finished restore jobs are kept")
+	fl.Int64Var(&f.cfg.MultipartThreshold, "restore-multipart-threshold", 5<<30, "bytes: restores copy a file this large or larger with a multipart copy (UploadPartCopy) instead of one CopyObject; 5 MiB to 5 GiB (CopyObject's limit)")
+	fl.Int64Var(&f.cfg.MultipartPartSize, "restore-part-size", 256<<20, "bytes: the part size of a restore's multipart copy; 5 MiB to 5 GiB (grown for a file that would need more than 10,000 parts)")
 	fl.BoolVar(&f.gcDisabled, "gc-disabled", false, "no periodic garbage collection (gc run still works)")
 	fl.DurationVar(&f.gcInterval, "gc-interval", time.Minute, "how often the leader collects garbage")
 	fl.DurationVar(&f.gcOrphanInterval, "gc-orphan-interval", time.Hour, "how often a collection also lists the root for orphans")

@@ -62,12 +62,16 @@ collection's pending and committed snapshots.`,
 
 	var collection string
 	var states, labelFilter []string
+	var withSchemas bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List snapshots in creation order (every page)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt := client.NewListSnapshotsOption().WithDatabase(database).WithCollection(collection)
+			if withSchemas {
+				opt.WithSchema()
+			}
 			for _, s := range states {
 				st, ok := snapshotStates[strings.ToLower(strings.TrimSpace(s))]
 				if !ok {
@@ -100,6 +104,7 @@ collection's pending and committed snapshots.`,
 	list.Flags().StringVar(&collection, "collection", "", "only snapshots of this collection")
 	list.Flags().StringArrayVar(&states, "state", nil, "only snapshots in this state: pending, committed or deleting (repeatable)")
 	list.Flags().StringArrayVar(&labelFilter, "label", nil, "only snapshots with label `key=value` (repeatable; all must match)")
+	list.Flags().BoolVar(&withSchemas, "schema", false, "include what each snapshot captured: schema, properties, partitions, indexes (with --output json)")
 
 	var id uint64
 	describe := &cobra.Command{

@@ -1597,8 +1597,14 @@ func (*DropDatabaseResponse) Descriptor() ([]byte, []int) {
 }
 
 type ListDatabasesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Consistency   ReadConsistency        `protobuf:"varint,1,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Consistency ReadConsistency        `protobuf:"varint,1,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	// Page size: 0 means 100; at most 1,000. A page also stops before it would pass
+	// 3 MiB, so it always fits a gRPC message.
+	PageSize uint32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token (the last name seen); empty for the
+	// first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1640,9 +1646,25 @@ func (x *ListDatabasesRequest) GetConsistency() ReadConsistency {
 	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
 }
 
+func (x *ListDatabasesRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDatabasesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListDatabasesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Databases     []*Database            `protobuf:"bytes,1,rep,name=databases,proto3" json:"databases,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Databases []*Database            `protobuf:"bytes,1,rep,name=databases,proto3" json:"databases,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1682,6 +1704,13 @@ func (x *ListDatabasesResponse) GetDatabases() []*Database {
 		return x.Databases
 	}
 	return nil
+}
+
+func (x *ListDatabasesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type CreateCollectionRequest struct {
@@ -2165,9 +2194,17 @@ func (x *DescribeCollectionResponse) GetSegments() *SegmentSummary {
 }
 
 type ListCollectionsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Database      string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
-	Consistency   ReadConsistency        `protobuf:"varint,2,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Database    string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Consistency ReadConsistency        `protobuf:"varint,2,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	// Page size: 0 means 100; at most 1,000. A page also stops before it would pass
+	// 3 MiB, so it always fits a gRPC message.
+	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token (the last name seen); empty for the
+	// first page.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Include each collection's schema (up to 1 MiB each); left out by default.
+	IncludeSchema bool `protobuf:"varint,5,opt,name=include_schema,json=includeSchema,proto3" json:"include_schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2216,9 +2253,32 @@ func (x *ListCollectionsRequest) GetConsistency() ReadConsistency {
 	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
 }
 
+func (x *ListCollectionsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCollectionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListCollectionsRequest) GetIncludeSchema() bool {
+	if x != nil {
+		return x.IncludeSchema
+	}
+	return false
+}
+
 type ListCollectionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Collections   []*Collection          `protobuf:"bytes,1,rep,name=collections,proto3" json:"collections,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Collections []*Collection          `protobuf:"bytes,1,rep,name=collections,proto3" json:"collections,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2258,6 +2318,13 @@ func (x *ListCollectionsResponse) GetCollections() []*Collection {
 		return x.Collections
 	}
 	return nil
+}
+
+func (x *ListCollectionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type CreatePartitionRequest struct {
@@ -3571,7 +3638,8 @@ type ListSegmentsRequest struct {
 	States []SegmentState `protobuf:"varint,3,rep,packed,name=states,proto3,enum=snapkeep.v1.SegmentState" json:"states,omitempty"`
 	// Only segments of this partition; empty means all.
 	Partition string `protobuf:"bytes,4,opt,name=partition,proto3" json:"partition,omitempty"`
-	// Page size: 0 means 1000; at most 10,000.
+	// Page size: 0 means 1000; at most 10,000. A page also stops before it would pass
+	// 3 MiB, so it always fits a gRPC message.
 	PageSize uint32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous response's next_page_token; empty for the first page.
 	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
@@ -4384,8 +4452,11 @@ type ListSnapshotsRequest struct {
 	// Page size: 0 means 100; at most 1,000.
 	PageSize uint32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous response's next_page_token; empty for the first page.
-	PageToken     string          `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Consistency   ReadConsistency `protobuf:"varint,7,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	PageToken   string          `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Consistency ReadConsistency `protobuf:"varint,7,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	// Include what each snapshot captured: schema, properties, partitions and index
+	// definitions (as DescribeSnapshot). Left out by default.
+	IncludeSchema bool `protobuf:"varint,8,opt,name=include_schema,json=includeSchema,proto3" json:"include_schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4467,6 +4538,13 @@ func (x *ListSnapshotsRequest) GetConsistency() ReadConsistency {
 		return x.Consistency
 	}
 	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
+}
+
+func (x *ListSnapshotsRequest) GetIncludeSchema() bool {
+	if x != nil {
+		return x.IncludeSchema
+	}
+	return false
 }
 
 type ListSnapshotsResponse struct {
@@ -6816,11 +6894,15 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\x16\n" +
-	"\x14DropDatabaseResponse\"V\n" +
+	"\x14DropDatabaseResponse\"\x92\x01\n" +
 	"\x14ListDatabasesRequest\x12>\n" +
-	"\vconsistency\x18\x01 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"L\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"t\n" +
 	"\x15ListDatabasesResponse\x123\n" +
-	"\tdatabases\x18\x01 \x03(\v2\x15.snapkeep.v1.DatabaseR\tdatabases\"\xd7\x02\n" +
+	"\tdatabases\x18\x01 \x03(\v2\x15.snapkeep.v1.DatabaseR\tdatabases\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x02\n" +
 	"\x17CreateCollectionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -6872,12 +6954,17 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\n" +
 	"collection\x18\x01 \x01(\v2\x17.snapkeep.v1.CollectionR\n" +
 	"collection\x127\n" +
-	"\bsegments\x18\x02 \x01(\v2\x1b.snapkeep.v1.SegmentSummaryR\bsegments\"t\n" +
+	"\bsegments\x18\x02 \x01(\v2\x1b.snapkeep.v1.SegmentSummaryR\bsegments\"\xd7\x01\n" +
 	"\x16ListCollectionsRequest\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12>\n" +
-	"\vconsistency\x18\x02 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"T\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12%\n" +
+	"\x0einclude_schema\x18\x05 \x01(\bR\rincludeSchema\"|\n" +
 	"\x17ListCollectionsResponse\x129\n" +
-	"\vcollections\x18\x01 \x03(\v2\x17.snapkeep.v1.CollectionR\vcollections\"\x87\x01\n" +
+	"\vcollections\x18\x01 \x03(\v2\x17.snapkeep.v1.CollectionR\vcollections\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x87\x01\n" +
 	"\x16CreatePartitionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -7085,7 +7172,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x04name\x18\x04 \x01(\tR\x04name\"c\n" +
 	"\x14DropSnapshotResponse\x12\x18\n" +
 	"\aexisted\x18\x01 \x01(\bR\aexisted\x121\n" +
-	"\bsnapshot\x18\x02 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x84\x03\n" +
+	"\bsnapshot\x18\x02 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\xab\x03\n" +
 	"\x14ListSnapshotsRequest\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
@@ -7096,7 +7183,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\tpage_size\x18\x05 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x12>\n" +
-	"\vconsistency\x18\a \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\x1a9\n" +
+	"\vconsistency\x18\a \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\x12%\n" +
+	"\x0einclude_schema\x18\b \x01(\bR\rincludeSchema\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"t\n" +

@@ -72,7 +72,7 @@ type CatalogClient interface {
 	CreateDatabase(ctx context.Context, in *CreateDatabaseRequest, opts ...grpc.CallOption) (*CreateDatabaseResponse, error)
 	// DropDatabase drops an empty database (one with no live collections).
 	DropDatabase(ctx context.Context, in *DropDatabaseRequest, opts ...grpc.CallOption) (*DropDatabaseResponse, error)
-	// ListDatabases lists every database, ordered by name.
+	// ListDatabases lists every database, ordered by name, a page at a time.
 	ListDatabases(ctx context.Context, in *ListDatabasesRequest, opts ...grpc.CallOption) (*ListDatabasesResponse, error)
 	// CreateCollection creates a collection with a "_default" partition and any others
 	// named in the request.
@@ -84,7 +84,8 @@ type CatalogClient interface {
 	AlterCollection(ctx context.Context, in *AlterCollectionRequest, opts ...grpc.CallOption) (*AlterCollectionResponse, error)
 	// DescribeCollection returns a live collection and a summary of its segments.
 	DescribeCollection(ctx context.Context, in *DescribeCollectionRequest, opts ...grpc.CallOption) (*DescribeCollectionResponse, error)
-	// ListCollections lists the live collections of a database, ordered by name.
+	// ListCollections lists the live collections of a database, ordered by name, a page
+	// at a time, without their schemas unless asked.
 	ListCollections(ctx context.Context, in *ListCollectionsRequest, opts ...grpc.CallOption) (*ListCollectionsResponse, error)
 	// CreatePartition adds a partition to a collection.
 	CreatePartition(ctx context.Context, in *CreatePartitionRequest, opts ...grpc.CallOption) (*CreatePartitionResponse, error)
@@ -337,7 +338,7 @@ type CatalogServer interface {
 	CreateDatabase(context.Context, *CreateDatabaseRequest) (*CreateDatabaseResponse, error)
 	// DropDatabase drops an empty database (one with no live collections).
 	DropDatabase(context.Context, *DropDatabaseRequest) (*DropDatabaseResponse, error)
-	// ListDatabases lists every database, ordered by name.
+	// ListDatabases lists every database, ordered by name, a page at a time.
 	ListDatabases(context.Context, *ListDatabasesRequest) (*ListDatabasesResponse, error)
 	// CreateCollection creates a collection with a "_default" partition and any others
 	// named in the request.
@@ -349,7 +350,8 @@ type CatalogServer interface {
 	AlterCollection(context.Context, *AlterCollectionRequest) (*AlterCollectionResponse, error)
 	// DescribeCollection returns a live collection and a summary of its segments.
 	DescribeCollection(context.Context, *DescribeCollectionRequest) (*DescribeCollectionResponse, error)
-	// ListCollections lists the live collections of a database, ordered by name.
+	// ListCollections lists the live collections of a database, ordered by name, a page
+	// at a time, without their schemas unless asked.
 	ListCollections(context.Context, *ListCollectionsRequest) (*ListCollectionsResponse, error)
 	// CreatePartition adds a partition to a collection.
 	CreatePartition(context.Context, *CreatePartitionRequest) (*CreatePartitionResponse, error)
@@ -950,7 +952,7 @@ type SnapshotsClient interface {
 	// deleted. Dropping a snapshot that does not exist succeeds and says so.
 	DropSnapshot(ctx context.Context, in *DropSnapshotRequest, opts ...grpc.CallOption) (*DropSnapshotResponse, error)
 	// ListSnapshots lists snapshots in creation order, a page at a time, without their
-	// schemas (DescribeSnapshot has everything).
+	// schemas unless include_schema asks (DescribeSnapshot has everything).
 	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
 	// DescribeSnapshot returns one snapshot with everything it captured.
 	DescribeSnapshot(ctx context.Context, in *DescribeSnapshotRequest, opts ...grpc.CallOption) (*DescribeSnapshotResponse, error)
@@ -1022,7 +1024,7 @@ type SnapshotsServer interface {
 	// deleted. Dropping a snapshot that does not exist succeeds and says so.
 	DropSnapshot(context.Context, *DropSnapshotRequest) (*DropSnapshotResponse, error)
 	// ListSnapshots lists snapshots in creation order, a page at a time, without their
-	// schemas (DescribeSnapshot has everything).
+	// schemas unless include_schema asks (DescribeSnapshot has everything).
 	ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error)
 	// DescribeSnapshot returns one snapshot with everything it captured.
 	DescribeSnapshot(context.Context, *DescribeSnapshotRequest) (*DescribeSnapshotResponse, error)
