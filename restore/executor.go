@@ -67,7 +67,27 @@ type Result struct {
 	Attempts int
 	// Bytes is the size copied (Task.Size) on success, else 0.
 	Bytes uint64
+	// Verified says what checked the copy when it succeeded (see Verification).
+	Verified Verification
 }
+
+// Verification is what a successful copy was checked with, weakest to strongest.
+type Verification string
+
+const (
+	// NotVerified: the copy request succeeded; nothing else was checked.
+	NotVerified Verification = ""
+	// VerifiedByCopyResponse: the CRC-32C the server returned in the copy's response
+	// equals the expected one. The server's own computation, no further request.
+	VerifiedByCopyResponse Verification = "copy-response"
+	// VerifiedByHead: HEAD of the copy reported the expected size and a CRC-32C equal
+	// to the expected one. Some servers keep the checksum as stored metadata copied
+	// from the source: then it proves the source's record was copied, not the bytes.
+	VerifiedByHead Verification = "head"
+	// VerifiedByReadBack: the copy was read back in full and its size and streamed
+	// CRC-32C equal the expected ones: the only check of the bytes themselves.
+	VerifiedByReadBack Verification = "read-back"
+)
 
 // ErrMismatch is matched (errors.Is) by every MismatchError.
 var ErrMismatch = errors.New("copy does not match the expected content")
@@ -129,8 +149,13 @@ type Executor struct {
 	// PartSize is the multipart copy's part size (default 256 MiB; at least
 	// 5 MiB, at most 5 GiB, and raised so no copy needs more than 10,000 parts).
 	PartSize int64
-	// Verify checks every copy's CRC-32C (and size, where known) against the task.
+	// Verify checks every copy's CRC-32C (and size, where known) against the task,
+	// as cheaply as the server allows: its copy response's checksum, else HEAD's,
+	// else a read-back (Result.Verified says which).
 	Verify bool
+	// ReadBack, with Verify, reads every copy back in full and checks its size and
+	// streamed CRC-32C, whatever checksums the server reports.
+	ReadBack bool
 	// MaxAttempts is how many times one step of a task (the copy; each
 	// verification request) is tried in one run when it fails transiently
 	// (default 5).
@@ -231,7 +256,7 @@ func (c *config) runTask(ctx context.Context, t Task) Result {
 		err = fmt.Errorf("source object %q is missing: %w", t.Src, err)
 	}
 	if err == nil && c.Verify {
-		if err = c.verify(ctx, t, info); err != nil && !errors.Is(err, ErrMismatch) {
+		if res.Verified, err = c.verify(ctx, t, info); err != nil && !errors.Is(err, ErrMismatch) {
 			err = fmt.Errorf("verify copy of %q to %q: %w", t.Src, t.Dst, err)
 		}
 	}
@@ -295,13 +320,20 @@ func (c *config) partSize(size uint64) int64 {
 var errDestinationGone = errors.New("the copy's destination vanished before it was verified")
 
 // verify checks the copy of t against the task, as cheaply as the copy
-// response allows.
-func (c *config) verify(ctx context.Context, t Task, info objstore.CopyInfo) error {
+// response allows (or, with ReadBack, by reading it back), and says how.
+func (c *config) verify(ctx context.Context, t Task, info objstore.CopyInfo) (Verification, error) {
+	if c.ReadBack {
+		crc, n, err := c.readBack(ctx, t)
+		if err != nil {
+			return NotVerified, err
+		}
+		return VerifiedByReadBack, checkContent(t, crc, n, nil)
+	}
 	if info.HasCRC32C {
 		if info.CRC32C == t.CRC32C {
-			return nil
+			return VerifiedByCopyResponse, nil
 		}
-		return c.confirm(ctx, t, mismatch(t, "CRC-32C", uint64(t.CRC32C), uint64(info.CRC32C), "the copy response"))
+		return VerifiedByReadBack, c.confirm(ctx, t, mismatch(t, "CRC-32C", uint64(t.CRC32C), uint64(info.CRC32C), "the copy response"))
 	}
 
 	var head objstore.ObjectInfo
@@ -312,24 +344,24 @@ func (c *config) verify(ctx context.Context, t Task, info objstore.CopyInfo) err
 	})
 	if err != nil {
 		if errors.Is(err, objstore.ErrNotFound) && ctx.Err() == nil {
-			return fmt.Errorf("%w: %w", errDestinationGone, err)
+			return NotVerified, fmt.Errorf("%w: %w", errDestinationGone, err)
 		}
-		return err
+		return NotVerified, err
 	}
 	if head.Size < 0 || uint64(head.Size) != t.Size {
-		return mismatch(t, "size", t.Size, uint64(head.Size), "HEAD")
+		return NotVerified, mismatch(t, "size", t.Size, uint64(head.Size), "HEAD")
 	}
 	if head.HasCRC32C {
 		if head.CRC32C == t.CRC32C {
-			return nil
+			return VerifiedByHead, nil
 		}
-		return c.confirm(ctx, t, mismatch(t, "CRC-32C", uint64(t.CRC32C), uint64(head.CRC32C), "HEAD"))
+		return VerifiedByReadBack, c.confirm(ctx, t, mismatch(t, "CRC-32C", uint64(t.CRC32C), uint64(head.CRC32C), "HEAD"))
 	}
 	crc, n, err := c.readBack(ctx, t)
 	if err != nil {
-		return err
+		return NotVerified, err
 	}
-	return checkContent(t, crc, n, nil)
+	return VerifiedByReadBack, checkContent(t, crc, n, nil)
 }
 
 // confirm reads the copy back after a server reported a mismatch: the task
