@@ -320,32 +320,32 @@ func (s *internalService) LeaseRestoreTasks(ctx context.Context, req *internalv1
 	}
 	n.coord.noteExecutor(req.Node)
 	wait := &internalv1.LeaseRestoreTasksResponse{RetryAfterMs: 500}
+	// A restarted node asking is proof that its earlier process's leases will never be
+	// reported, whatever gossip says of it yet: return them to the pool now.
+	v := n.fsm.View()
+	for _, l := range v.RestoreLeases() {
+		if l.Node == req.Node && req.Incarnation != "" && l.Incarnation != req.Incarnation {
+			var resp fsmpb.ExpireRestoreLeasesResponse
+			if err := n.propose(ctx, "", &fsmpb.ExpireRestoreLeases{Node: req.Node, Incarnation: req.Incarnation}, &resp); err != nil {
+				return nil, err
+			}
+			n.logger.Info("restore leases of a node's earlier incarnation returned to the pool", "node", req.Node, "incarnation", req.Incarnation, "leases", resp.LeaseIds)
+			v = n.fsm.View()
+			break
+		}
+	}
 	if !n.memberHealthy(req.Node) {
 		return wait, nil // gossip reports it suspect, dead or left
 	}
 	healthy := n.coord.healthyExecutors()
-	v := n.fsm.View()
 	if req.Node == n.cfg.NodeID && leaderLeavesCopying(req.Node, healthy, n.otherVoterAlive(), newestCopyingStart(v), time.Now()) {
 		return wait, nil // followers do the copying while they are there
 	}
-	held, earlier := 0, false
+	held := 0
 	for _, l := range v.RestoreLeases() {
-		switch {
-		case l.Node != req.Node:
-		case req.Incarnation != "" && l.Incarnation != req.Incarnation:
-			earlier = true
-		case len(l.Tasks) > 0:
+		if l.Node == req.Node && len(l.Tasks) > 0 {
 			held++
 		}
-	}
-	if earlier {
-		// The node restarted: what its earlier process held will never be reported.
-		var resp fsmpb.ExpireRestoreLeasesResponse
-		if err := n.propose(ctx, "", &fsmpb.ExpireRestoreLeases{Node: req.Node, Incarnation: req.Incarnation}, &resp); err != nil {
-			return nil, err
-		}
-		n.logger.Info("restore leases of a node's earlier incarnation returned to the pool", "node", req.Node, "incarnation", req.Incarnation, "leases", resp.LeaseIds)
-		v = n.fsm.View()
 	}
 	if held >= maxLeasesPerNode {
 		return wait, nil
