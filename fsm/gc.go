@@ -36,6 +36,7 @@ const (
 	ReasonLive             = "live"
 	ReasonLiveAllocation   = "under a live allocation"
 	ReasonStillReferenced  = "still referenced"
+	ReasonRestoreWriting   = "a cancelled or failed restore's copies may still land"
 )
 
 // SegmentReclaim says whether a segment's objects may be deleted and its record
@@ -52,6 +53,8 @@ func (r reader) segmentReclaim(s *fsmpb.Segment, now, grace int64) (bool, string
 		return false, ReasonLive
 	case now-s.DroppedAt < grace:
 		return false, ReasonWithinGrace
+	case s.DropReason == fsmpb.DropReason_DROP_REASON_RESTORE_ABORTED && r.restoreWritesPending(s.CollectionId):
+		return false, ReasonRestoreWriting
 	case bugGCSkipRefs:
 		// jepsenbug gc-skip-refs only (false in normal builds): ignore the pins.
 		return true, ""

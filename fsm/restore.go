@@ -284,6 +284,9 @@ func applyRestoreGrant(c *applyCtx, cmd *fsmpb.RestoreGrant) (proto.Message, err
 	if cmd.MaxTasks == 0 || cmd.MaxTasks > MaxGrantTasks {
 		return nil, invalidf("a grant takes 1–%d tasks, not %d", MaxGrantTasks, cmd.MaxTasks)
 	}
+	if len(cmd.Incarnation) > MaxNodeIDBytes {
+		return nil, invalidf("an incarnation is at most %d bytes", MaxNodeIDBytes)
+	}
 	if err := ValidateLease(cmd.Lease); err != nil {
 		return nil, err
 	}
@@ -298,7 +301,7 @@ func applyRestoreGrant(c *applyCtx, cmd *fsmpb.RestoreGrant) (proto.Message, err
 	if len(tasks) == 0 {
 		return &fsmpb.RestoreGrantResponse{}, nil
 	}
-	lease := &fsmpb.RestoreLease{Id: c.nextID(), JobId: j.Id, Node: cmd.Node, Deadline: c.now + cmd.Lease, Tasks: tasks, Attempts: make([]byte, len(tasks))}
+	lease := &fsmpb.RestoreLease{Id: c.nextID(), JobId: j.Id, Node: cmd.Node, Deadline: c.now + cmd.Lease, Tasks: tasks, Attempts: make([]byte, len(tasks)), Incarnation: cmd.Incarnation}
 	for i, t := range tasks {
 		if a, ok := c.t.restoreAttempts.Delete(taskAttempts{job: j.Id, task: t}); ok {
 			lease.Attempts[i] = a.attempts
@@ -396,7 +399,12 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 		return nil, err
 	}
 	if !isRunningRestore(j) {
-		return &fsmpb.RestoreJobResponse{Job: j}, nil // a late report for a finished job
+		// A late report for a finished job: its lease, kept since the job ended so GC
+		// spares the target while copies may still land, is over.
+		if l, ok := c.t.restoreLeases.get(&fsmpb.RestoreLease{Id: cmd.LeaseId}); ok && l.JobId == j.Id {
+			c.t.restoreLeases.remove(l)
+		}
+		return &fsmpb.RestoreJobResponse{Job: j}, nil
 	}
 	next := proto.CloneOf(j)
 	next.Attempts += cmd.Attempts
@@ -449,6 +457,19 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 			continue
 		}
 		c.returnToPool(j.Id, f.Task, attempts)
+	}
+	// A report is the whole outcome of its lease (the executor sends it once every task
+	// is done, copied or given up for the lease's end or the job's): the tasks it leaves
+	// out were not copied and return to the pool now rather than at the deadline.
+	if orig, ok := c.t.restoreLeases.get(&fsmpb.RestoreLease{Id: cmd.LeaseId}); ok && orig.JobId == j.Id && leases[orig.Id] == nil {
+		leases[orig.Id] = proto.CloneOf(orig)
+	}
+	if l := leases[cmd.LeaseId]; l != nil {
+		for i, t := range l.Tasks {
+			c.t.leasedTasks.Delete(leasedTask{job: j.Id, task: t})
+			c.returnToPool(j.Id, t, l.Attempts[i])
+		}
+		l.Tasks, l.Attempts = nil, nil
 	}
 	for _, l := range leases {
 		if len(l.Tasks) == 0 {
@@ -561,7 +582,10 @@ func (c *applyCtx) abortRestore(job *fsmpb.RestoreJob, state fsmpb.RestoreState,
 	c.clearRestoreTasks(job.Id)
 }
 
-// clearRestoreTasks forgets a job's pool, attempts and leases.
+// clearRestoreTasks forgets a job's pool, attempts and leased tasks. The leases
+// themselves stay, emptied, until reported or expired: while one is outstanding an
+// executor may still land a copy under the target, so GC spares it (see
+// restoreWritesPending).
 func (c *applyCtx) clearRestoreTasks(job uint64) {
 	var ranges []taskRange
 	c.t.restorePool.AscendGreaterOrEqual(taskRange{job: job}, func(r taskRange) bool {
@@ -599,8 +623,42 @@ func (c *applyCtx) clearRestoreTasks(job uint64) {
 		c.t.leasedTasks.Delete(lt)
 	}
 	for id := range leaseIDs {
-		c.t.restoreLeases.remove(&fsmpb.RestoreLease{Id: id})
+		if l, ok := c.t.restoreLeases.get(&fsmpb.RestoreLease{Id: id}); ok {
+			n := proto.CloneOf(l)
+			n.Tasks, n.Attempts = nil, nil
+			c.t.restoreLeases.put(n)
+		}
 	}
+}
+
+// removeRestoreLeases forgets every lease of a job.
+func (c *applyCtx) removeRestoreLeases(job uint64) {
+	var ls []*fsmpb.RestoreLease
+	c.t.restoreLeases.each(func(l *fsmpb.RestoreLease) bool {
+		if l.JobId == job {
+			ls = append(ls, l)
+		}
+		return true
+	})
+	for _, l := range ls {
+		c.t.restoreLeases.remove(l)
+	}
+}
+
+// restoreWritesPending reports whether a restore into a collection may still write
+// to it: a lease of its job is outstanding (even after the job left COPYING, until
+// the lease is reported or expires). GC spares such a collection's dropped segments.
+func (r reader) restoreWritesPending(collectionID uint64) bool {
+	job := r.restoreJobOfTarget(collectionID)
+	if job == nil {
+		return false
+	}
+	pending := false
+	r.t.restoreLeases.each(func(l *fsmpb.RestoreLease) bool {
+		pending = l.JobId == job.Id
+		return !pending
+	})
+	return pending
 }
 
 func applyRestoreFail(c *applyCtx, cmd *fsmpb.RestoreFail) (proto.Message, error) {
@@ -633,7 +691,29 @@ func applyRestoreCancel(c *applyCtx, cmd *fsmpb.RestoreCancel) (proto.Message, e
 	return &fsmpb.RestoreJobResponse{Job: next}, nil
 }
 
-func applyExpireRestoreLeases(c *applyCtx, _ *fsmpb.ExpireRestoreLeases) (proto.Message, error) {
+// ValidateExpireRestoreLeases checks what can be checked without the state.
+func ValidateExpireRestoreLeases(cmd *fsmpb.ExpireRestoreLeases) error {
+	if len(cmd.Node) > MaxNodeIDBytes || len(cmd.Incarnation) > MaxNodeIDBytes {
+		return invalidf("a node id and an incarnation are at most %d bytes", MaxNodeIDBytes)
+	}
+	if cmd.Node != "" && cmd.Incarnation == "" {
+		return invalidf("returning a node's earlier leases needs its current incarnation")
+	}
+	if len(cmd.GoneNodes) > 1000 {
+		return invalidf("at most 1000 gone nodes, not %d", len(cmd.GoneNodes))
+	}
+	for _, g := range cmd.GoneNodes {
+		if g == "" || len(g) > MaxNodeIDBytes {
+			return invalidf("a gone node's id is 1–%d bytes", MaxNodeIDBytes)
+		}
+	}
+	return nil
+}
+
+func applyExpireRestoreLeases(c *applyCtx, cmd *fsmpb.ExpireRestoreLeases) (proto.Message, error) {
+	if err := ValidateExpireRestoreLeases(cmd); err != nil {
+		return nil, err
+	}
 	var due []*fsmpb.RestoreLease
 	c.t.restoreLeases.secondary[restoreLeasesByDeadline].tree.Ascend(func(l *fsmpb.RestoreLease) bool {
 		if l.Deadline >= c.now {
@@ -642,11 +722,23 @@ func applyExpireRestoreLeases(c *applyCtx, _ *fsmpb.ExpireRestoreLeases) (proto.
 		due = append(due, l)
 		return true
 	})
+	if cmd.Node != "" || len(cmd.GoneNodes) > 0 {
+		c.t.restoreLeases.each(func(l *fsmpb.RestoreLease) bool {
+			if l.Deadline >= c.now && ((l.Node == cmd.Node && l.Incarnation != cmd.Incarnation) || slices.Contains(cmd.GoneNodes, l.Node)) {
+				due = append(due, l)
+			}
+			return true
+		})
+	}
 	resp := &fsmpb.ExpireRestoreLeasesResponse{}
 	for _, l := range due {
-		for i, t := range l.Tasks {
-			c.t.leasedTasks.Delete(leasedTask{job: l.JobId, task: t})
-			c.returnToPool(l.JobId, t, l.Attempts[i])
+		// The tasks of a finished job's lease are gone with the job; only the lease
+		// (kept so GC spares the target) is left to forget.
+		if j, err := c.restoreJob(l.JobId); err == nil && isRunningRestore(j) {
+			for i, t := range l.Tasks {
+				c.t.leasedTasks.Delete(leasedTask{job: l.JobId, task: t})
+				c.returnToPool(l.JobId, t, l.Attempts[i])
+			}
 		}
 		c.t.restoreLeases.remove(l)
 		resp.LeaseIds = append(resp.LeaseIds, l.Id)
@@ -664,6 +756,7 @@ func applyRestoreRemove(c *applyCtx, cmd *fsmpb.RestoreRemove) (proto.Message, e
 	}
 	c.t.restoreJobs.remove(j)
 	c.t.restorePlans.remove(&fsmpb.RestorePlan{JobId: j.Id})
+	c.removeRestoreLeases(j.Id)
 	return &fsmpb.RestoreJobResponse{Job: j}, nil
 }
 

@@ -20,13 +20,25 @@ import (
 // workers copy tasks one by one with restore.Executor (retries, verification); a
 // reporter sends each lease's outcomes in one ReportRestoreTasks once its last task is
 // done. No worker ever waits for a batch's slowest copy or for the leader.
+//
+// A batch's copies run under the batch's context, which ends at the lease's deadline
+// and as soon as this node applies an entry that takes the job out of COPYING (cancel,
+// failure): a watcher checks the running batches on every applied entry, so in-flight
+// copies are aborted and queued ones skipped within a Raft apply of the cancel. The
+// batch's report (possibly empty) then ends the lease, which until then keeps GC off
+// the target.
 
 type leasedBatch struct {
 	jobID, leaseID uint64
 	deadline       time.Time
-	sem            chan struct{} // the job's own concurrency bound, if any
-	tasks          []restore.Task
-	exec           *restore.Executor // copies one task per Run
+	// ctx ends at the deadline or when the job leaves COPYING (see watchBatches).
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{} // the job's own concurrency bound, if any
+	tasks  []restore.Task
+	exec   *restore.Executor // copies one task per Run
+
+	running *runningBatches
 
 	mu      sync.Mutex
 	pending int
@@ -38,7 +50,52 @@ type queuedTask struct {
 	task  restore.Task
 }
 
+// runningBatches are the leased batches not yet fully done, for the watcher.
+type runningBatches struct {
+	mu      sync.Mutex
+	batches map[*leasedBatch]bool
+}
+
+func (r *runningBatches) add(b *leasedBatch) {
+	r.mu.Lock()
+	r.batches[b] = true
+	r.mu.Unlock()
+}
+
+func (r *runningBatches) remove(b *leasedBatch) {
+	r.mu.Lock()
+	delete(r.batches, b)
+	r.mu.Unlock()
+}
+
+// watchBatches cancels the batches of jobs that left COPYING, checking on every
+// applied entry.
+func (n *Node) watchBatches(running *runningBatches) {
+	for {
+		_, changed := n.fsm.AppliedCh()
+		v := n.fsm.View()
+		running.mu.Lock()
+		for b := range running.batches {
+			if b.ctx.Err() != nil {
+				continue
+			}
+			if j, err := v.RestoreJob(b.jobID); err != nil || j.State != fsmpb.RestoreState_RESTORE_STATE_COPYING {
+				n.logger.Info("restore job left copying; aborting its leased copies", "job", b.jobID, "lease", b.leaseID)
+				b.cancel()
+			}
+		}
+		running.mu.Unlock()
+		select {
+		case <-n.stop:
+			return
+		case <-changed:
+		}
+	}
+}
+
 func (n *Node) runExecutors() {
+	running := &runningBatches{batches: map[*leasedBatch]bool{}}
+	n.executing = running
 	queue := make(chan queuedTask, n.cfg.RestoreBatch)
 	reports := make(chan *internalv1.ReportRestoreTasksRequest, 16)
 	var workers sync.WaitGroup
@@ -49,7 +106,11 @@ func (n *Node) runExecutors() {
 			n.runRestoreWorker(queue, reports)
 		}()
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		n.watchBatches(running)
+	}()
 	go func() {
 		defer n.wg.Done()
 		n.runLeaser(queue)
@@ -131,7 +192,7 @@ func (n *Node) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) (*
 		return nil, 0, err
 	}
 	lease, err := internalv1.NewInternalClient(conn).LeaseRestoreTasks(ctx, &internalv1.LeaseRestoreTasksRequest{
-		Node: n.cfg.NodeID, MaxTasks: uint32(n.cfg.RestoreBatch)})
+		Node: n.cfg.NodeID, MaxTasks: uint32(n.cfg.RestoreBatch), Incarnation: n.incarnation})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -160,6 +221,10 @@ func (n *Node) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) (*
 	for _, t := range lease.Tasks {
 		b.tasks = append(b.tasks, restore.Task{Index: t.Index, Src: t.Src, Dst: t.Dst, Size: t.Size, CRC32C: t.Crc32C})
 	}
+	// Copy until the lease ends: past it the tasks belong to the pool again.
+	b.ctx, b.cancel = context.WithDeadline(ctx, b.deadline)
+	b.running = n.executing
+	b.running.add(b)
 	return b, 0, nil
 }
 
@@ -171,7 +236,7 @@ func (n *Node) runRestoreWorker(queue <-chan queuedTask, reports chan<- *interna
 		b := q.batch
 		var res restore.Result
 		switch {
-		case !time.Now().Before(b.deadline):
+		case b.ctx.Err() != nil || ctx.Err() != nil:
 			res = restore.Result{Index: q.task.Index, Err: errLeaseOver}
 		default:
 			res = n.copyTask(ctx, b, q.task)
@@ -183,16 +248,19 @@ func (n *Node) runRestoreWorker(queue <-chan queuedTask, reports chan<- *interna
 	}
 }
 
-// copyTask copies one leased task until the lease ends (past it the task belongs to
-// the pool again). A panic in the copy is recovered as a failure of the task, which
-// goes back to the pool like any other.
+// copyTask copies one leased task until its batch ends: the lease's deadline, the
+// job leaving COPYING, or the node stopping (past it the task belongs to the pool
+// again). A panic in the copy is recovered as a failure of the task, which goes back
+// to the pool like any other.
 func (n *Node) copyTask(ctx context.Context, b *leasedBatch, t restore.Task) (res restore.Result) {
 	if b.sem != nil {
 		b.sem <- struct{}{}
 		defer func() { <-b.sem }()
 	}
-	copyCtx, cancelCopy := context.WithDeadline(ctx, b.deadline)
+	copyCtx, cancelCopy := context.WithCancel(b.ctx)
 	defer cancelCopy()
+	stopCopy := context.AfterFunc(ctx, cancelCopy) // the node stopping
+	defer stopCopy()
 	err := n.guarded("restore-executor", func() error {
 		res = b.exec.Run(copyCtx, []restore.Task{t})[0]
 		return nil
@@ -206,8 +274,9 @@ func (n *Node) copyTask(ctx context.Context, b *leasedBatch, t restore.Task) (re
 	return res
 }
 
-// errLeaseOver marks a task not copied before its lease ended (or the node stopped):
-// it is left out of the report and returns to the pool with its lease.
+// errLeaseOver marks a task not copied before its lease ended, its job left COPYING or
+// the node stopped: it is left out of the report and returns to the pool (if the job
+// still runs) when the report arrives or the lease ends.
 var errLeaseOver = errors.New("lease over")
 
 // add records a task's outcome and returns the batch's report once it is complete.
@@ -226,6 +295,8 @@ func (b *leasedBatch) add(t restore.Task, r restore.Result) *internalv1.ReportRe
 	if b.pending > 0 {
 		return nil
 	}
+	b.cancel()
+	b.running.remove(b)
 	return b.report
 }
 
@@ -234,9 +305,8 @@ func (n *Node) runReporter(reports <-chan *internalv1.ReportRestoreTasksRequest)
 	ctx, cancel := n.stopping()
 	defer cancel()
 	for r := range reports {
-		if len(r.Outcomes) == 0 {
-			continue
-		}
+		// Even a report with no outcome is sent: it ends the lease (its tasks return to
+		// the pool, or a cancelled job's target becomes collectable) at once.
 		if fp := n.cfg.Failpoints; fp != nil && fp.BeforeRestoreReport != nil {
 			if err := fp.BeforeRestoreReport(ctx, r.JobId, r.LeaseId); err != nil {
 				continue

@@ -51,7 +51,13 @@ type Node struct {
 	duties     *duty.Guard // guards every background duty's passes (server/duties.go)
 	coord      *restoreCoordinator
 	execKick   chan struct{}
-	gc         *gcState
+	// incarnation is random per process start. It is in every lease request, so the
+	// leader returns the leases of this node's earlier processes (killed or crashed:
+	// their copies stopped with them) at its first request instead of at their
+	// deadline.
+	incarnation string
+	executing   *runningBatches
+	gc          *gcState
 
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
@@ -84,7 +90,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	// n is not the named result: a failed start returns nil, and the cleanup below must
 	// still see the node.
 	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher(),
-		coord: newRestoreCoordinator(), execKick: make(chan struct{}, 1), gc: newGCState()}
+		coord: newRestoreCoordinator(), execKick: make(chan struct{}, 1), gc: newGCState(), incarnation: newIncarnation()}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
 	if n.sec, err = newSecurity(cfg, n.logger); err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -35,6 +37,23 @@ const executorHealthy = 10 * time.Second
 // Raft commits.
 const maxLeasesPerNode = 3
 
+// restoreNodeGoneAfter is how long gossip must see a lease holder not alive (suspect,
+// dead or left) before the leader returns its leases to the pool, well before the
+// lease's own deadline (RestoreLease, 5 minutes by default). A node that comes back
+// after that simply gets new leases; a copy it lands twice is harmless.
+const restoreNodeGoneAfter = 10 * time.Second
+
+// restoreProgressDeadline is how old a lease may get without its report before status
+// counts its tasks as stalled.
+const restoreProgressDeadline = 30 * time.Second
+
+// newIncarnation is a random id for one start of this process.
+func newIncarnation() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 type restoreCoordinator struct {
 	kick chan struct{}
 
@@ -42,13 +61,15 @@ type restoreCoordinator struct {
 	checking  map[uint64]bool
 	retryAt   map[uint64]time.Time
 	executors map[string]time.Time // node → last lease request
+	// notAliveSince is when gossip was first seen not to consider a lease holder alive.
+	notAliveSince map[string]time.Time
 	// healthy, when set, reports whether gossip considers a node alive: a suspect,
 	// dead or left node gets no new leases.
 	healthy func(node string) bool
 }
 
 func newRestoreCoordinator() *restoreCoordinator {
-	return &restoreCoordinator{kick: make(chan struct{}, 1), checking: map[uint64]bool{}, retryAt: map[uint64]time.Time{}, executors: map[string]time.Time{}}
+	return &restoreCoordinator{kick: make(chan struct{}, 1), checking: map[uint64]bool{}, retryAt: map[uint64]time.Time{}, executors: map[string]time.Time{}, notAliveSince: map[string]time.Time{}}
 }
 
 // kickRestores wakes the coordinator and this node's executors.
@@ -119,9 +140,14 @@ func (n *Node) coordinateRestores(ctx context.Context) {
 			}
 		}(job)
 	}
-	if leases := v.RestoreLeases(); len(leases) > 0 && leases[0].Deadline < now.UnixNano() {
+	leases := v.RestoreLeases()
+	gone := n.coord.goneHolders(leases, n.memberHealthy, now)
+	if len(leases) > 0 && (leases[0].Deadline < now.UnixNano() || len(gone) > 0) {
 		var resp fsmpb.ExpireRestoreLeasesResponse
-		if err := n.propose(ctx, "", &fsmpb.ExpireRestoreLeases{}, &resp); err != nil {
+		if len(gone) > 0 {
+			n.logger.Warn("gossip has not seen restore lease holders alive; returning their leases", "nodes", gone, "after", restoreNodeGoneAfter)
+		}
+		if err := n.propose(ctx, "", &fsmpb.ExpireRestoreLeases{GoneNodes: gone}, &resp); err != nil {
 			n.logger.Warn("expire restore leases", "err", err)
 		} else if len(resp.LeaseIds) > 0 {
 			n.logger.Info("restore leases expired; their tasks return to the pool", "leases", resp.LeaseIds)
@@ -181,6 +207,39 @@ func ignoreDone(err error) error {
 		return nil
 	}
 	return err
+}
+
+// goneHolders lists the lease holders gossip has not seen alive for
+// restoreNodeGoneAfter, and forgets the ones it sees alive again.
+func (c *restoreCoordinator) goneHolders(leases []*fsmpb.RestoreLease, alive func(string) bool, now time.Time) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	holders := map[string]bool{}
+	for _, l := range leases {
+		holders[l.Node] = true
+	}
+	var gone []string
+	for node := range holders {
+		if alive(node) {
+			delete(c.notAliveSince, node)
+			continue
+		}
+		since, seen := c.notAliveSince[node]
+		if !seen {
+			c.notAliveSince[node] = now
+			continue
+		}
+		if now.Sub(since) >= restoreNodeGoneAfter {
+			gone = append(gone, node)
+		}
+	}
+	for node := range c.notAliveSince {
+		if !holders[node] {
+			delete(c.notAliveSince, node)
+		}
+	}
+	sort.Strings(gone)
+	return gone
 }
 
 func (c *restoreCoordinator) noteExecutor(node string) {
@@ -260,19 +319,35 @@ func (s *internalService) LeaseRestoreTasks(ctx context.Context, req *internalv1
 	if req.Node == "" || req.MaxTasks == 0 {
 		return nil, status.Error(codes.InvalidArgument, "a lease request names the node and the most tasks it takes")
 	}
+	if len(req.Node) > fsm.MaxNodeIDBytes || len(req.Incarnation) > fsm.MaxNodeIDBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "a node id and an incarnation are at most %d bytes", fsm.MaxNodeIDBytes)
+	}
 	n.coord.noteExecutor(req.Node)
 	wait := &internalv1.LeaseRestoreTasksResponse{RetryAfterMs: 500}
+	// A restarted node asking is proof that its earlier process's leases will never be
+	// reported, whatever gossip says of it yet: return them to the pool now.
+	v := n.fsm.View()
+	for _, l := range v.RestoreLeases() {
+		if l.Node == req.Node && req.Incarnation != "" && l.Incarnation != req.Incarnation {
+			var resp fsmpb.ExpireRestoreLeasesResponse
+			if err := n.propose(ctx, "", &fsmpb.ExpireRestoreLeases{Node: req.Node, Incarnation: req.Incarnation}, &resp); err != nil {
+				return nil, err
+			}
+			n.logger.Info("restore leases of a node's earlier incarnation returned to the pool", "node", req.Node, "incarnation", req.Incarnation, "leases", resp.LeaseIds)
+			v = n.fsm.View()
+			break
+		}
+	}
 	if !n.memberHealthy(req.Node) {
 		return wait, nil // gossip reports it suspect, dead or left
 	}
 	healthy := n.coord.healthyExecutors()
-	v := n.fsm.View()
 	if req.Node == n.cfg.NodeID && leaderLeavesCopying(req.Node, healthy, n.otherVoterAlive(), newestCopyingStart(v), time.Now()) {
 		return wait, nil // followers do the copying while they are there
 	}
 	held := 0
 	for _, l := range v.RestoreLeases() {
-		if l.Node == req.Node {
+		if l.Node == req.Node && len(l.Tasks) > 0 {
 			held++
 		}
 	}
@@ -290,7 +365,7 @@ func (s *internalService) LeaseRestoreTasks(ctx context.Context, req *internalv1
 		executors := max(1, len(healthy))
 		size := min(int(req.MaxTasks), n.cfg.RestoreBatch, (pooled+executors-1)/executors)
 		var grant fsmpb.RestoreGrantResponse
-		cmd := &fsmpb.RestoreGrant{JobId: job.Id, Node: req.Node, MaxTasks: uint32(max(size, 1)), Lease: int64(n.cfg.RestoreLease)}
+		cmd := &fsmpb.RestoreGrant{JobId: job.Id, Node: req.Node, MaxTasks: uint32(max(size, 1)), Lease: int64(n.cfg.RestoreLease), Incarnation: req.Incarnation}
 		if err := n.propose(ctx, "", cmd, &grant); err != nil {
 			if ignoreDone(err) == nil {
 				continue

@@ -47,7 +47,7 @@ func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSn
 		return nil, err
 	}
 	s.n.kickRestores()
-	return &pb.RestoreSnapshotResponse{JobId: out.Job.Id, Job: toRestoreJob(out.Job, time.Now()), Existing: out.Existing}, nil
+	return &pb.RestoreSnapshotResponse{JobId: out.Job.Id, Job: s.n.restoreStatus(toRestoreJob(out.Job, time.Now())), Existing: out.Existing}, nil
 }
 
 func (s *restoresService) GetRestoreState(ctx context.Context, req *pb.GetRestoreStateRequest) (*pb.GetRestoreStateResponse, error) {
@@ -59,7 +59,7 @@ func (s *restoresService) GetRestoreState(ctx context.Context, req *pb.GetRestor
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetRestoreStateResponse{Job: toRestoreJob(job, time.Now())}, nil
+	return &pb.GetRestoreStateResponse{Job: s.n.restoreStatus(toRestoreJob(job, time.Now()))}, nil
 }
 
 func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListRestoreJobsRequest) (*pb.ListRestoreJobsResponse, error) {
@@ -97,7 +97,7 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 			req.Snapshot != "" && j.SnapshotName != req.Snapshot:
 			return true
 		}
-		conv := toRestoreJob(j, now)
+		conv := s.n.restoreStatus(toRestoreJob(j, now))
 		if !budget.fits(conv) {
 			out.NextPageToken = formatID(out.Jobs[len(out.Jobs)-1].Id)
 			return false
@@ -113,7 +113,7 @@ func (s *restoresService) CancelRestore(ctx context.Context, req *pb.CancelResto
 	if err := s.n.propose(ctx, req.RequestId, &fsmpb.RestoreCancel{JobId: req.JobId, Reason: req.Reason}, &out); err != nil {
 		return nil, err
 	}
-	return &pb.CancelRestoreResponse{Job: toRestoreJob(out.Job, time.Now())}, nil
+	return &pb.CancelRestoreResponse{Job: s.n.restoreStatus(toRestoreJob(out.Job, time.Now()))}, nil
 }
 
 // toRestoreJob converts a job, computing progress, rate and ETA at now.
@@ -167,6 +167,30 @@ func toRestoreJob(j *fsmpb.RestoreJob, now time.Time) *pb.RestoreJob {
 		out.EtaMs = 0
 	case out.BytesPerSecond > 0:
 		out.EtaMs = int64(float64(j.BytesTotal-j.BytesDone) / out.BytesPerSecond * 1000)
+	}
+	return out
+}
+
+// restoreStatus adds what the job's leases say to a job's status: the tasks leased,
+// those that look stalled (held by a node gossip does not see alive, or by a lease
+// without a report for restoreProgressDeadline), and the leases a finished job still
+// waits for. While tasks are stalled the ETA is unknown (-1): the average rate says
+// nothing of when a stalled lease's tasks will be copied.
+func (n *Node) restoreStatus(out *pb.RestoreJob) *pb.RestoreJob {
+	now := time.Now()
+	for _, l := range n.fsm.View().RestoreLeases() {
+		if l.JobId != out.Id {
+			continue
+		}
+		out.LeasesOutstanding++
+		out.TasksLeased += uint64(len(l.Tasks))
+		granted := time.Unix(0, l.Deadline).Add(-n.cfg.RestoreLease)
+		if !n.memberHealthy(l.Node) || now.Sub(granted) > restoreProgressDeadline {
+			out.TasksStalled += uint64(len(l.Tasks))
+		}
+	}
+	if out.TasksStalled > 0 && out.EtaMs > 0 {
+		out.EtaMs = -1
 	}
 	return out
 }

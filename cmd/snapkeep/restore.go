@@ -250,9 +250,13 @@ func progressLine(j *snapkeepv1.RestoreJob) string {
 	if j.GetEtaMs() >= 0 {
 		eta = (time.Duration(j.GetEtaMs()) * time.Millisecond).Round(time.Second).String()
 	}
-	return fmt.Sprintf("restore job %d %s: %.1f%%, %d/%d files, %s/%s, %s/s, ETA %s",
+	line := fmt.Sprintf("restore job %d %s: %.1f%%, %d/%d files, %s/%s, %s/s, ETA %s",
 		j.GetId(), enumName(j.GetState()), j.GetProgressPercent(), j.GetFilesDone(), j.GetFilesTotal(),
 		humanBytes(j.GetBytesDone()), humanBytes(j.GetBytesTotal()), humanBytes(uint64(j.GetBytesPerSecond())), eta)
+	if j.GetTasksStalled() > 0 {
+		line += fmt.Sprintf(", %d tasks stalled", j.GetTasksStalled())
+	}
+	return line
 }
 
 // printRestoreJob writes one job in detail.
@@ -270,8 +274,14 @@ func printRestoreJob(w io.Writer, j *snapkeepv1.RestoreJob) error {
 	rate := humanBytes(uint64(j.GetBytesPerSecond())) + "/s"
 	if j.GetEtaMs() > 0 {
 		rate += ", ETA " + (time.Duration(j.GetEtaMs()) * time.Millisecond).Round(time.Second).String()
+	} else if j.GetTasksStalled() > 0 {
+		rate += ", ETA unknown (tasks stalled)"
 	}
 	t.row("Rate:", rate)
+	if j.GetTasksLeased() > 0 || j.GetLeasesOutstanding() > 0 {
+		t.row("Leased:", fmt.Sprintf("%d tasks in %d leases, %d stalled (holder not alive, or no report for 30s)",
+			j.GetTasksLeased(), j.GetLeasesOutstanding(), j.GetTasksStalled()))
+	}
 	t.row("Verify:", yesNo(j.GetVerify()))
 	t.row("Attempts:", fmt.Sprintf("%d copies, %d failed, %d leases", j.GetAttempts(), j.GetFailedAttempts(), j.GetLeases()))
 	t.row("Created:", timestamp(j.GetCreatedAtUnixMs()))

@@ -2267,7 +2267,10 @@ type RestoreLease struct {
 	Deadline int64                  `protobuf:"varint,4,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	Tasks    []uint32               `protobuf:"varint,5,rep,packed,name=tasks,proto3" json:"tasks,omitempty"`
 	// Failed attempts so far of each task (same order as tasks).
-	Attempts      []byte `protobuf:"bytes,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Attempts []byte `protobuf:"bytes,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The holder's incarnation (random per process start): a lease of an earlier
+	// incarnation of the same node is returned as soon as the node asks again.
+	Incarnation   string `protobuf:"bytes,7,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2342,6 +2345,13 @@ func (x *RestoreLease) GetAttempts() []byte {
 		return x.Attempts
 	}
 	return nil
+}
+
+func (x *RestoreLease) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
 }
 
 // RestorePool is part of a job's pool of tasks waiting for a lease, as ranges
@@ -4411,11 +4421,13 @@ func (x *RestoreStart) GetJobId() uint64 {
 // RestoreGrant leases up to max_tasks pooled tasks of a copying job to a node until
 // envelope.now + lease.
 type RestoreGrant struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	MaxTasks      uint32                 `protobuf:"varint,3,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
-	Lease         int64                  `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	JobId    uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Node     string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	MaxTasks uint32                 `protobuf:"varint,3,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
+	Lease    int64                  `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The asking process's incarnation, recorded in the lease.
+	Incarnation   string `protobuf:"bytes,5,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4476,6 +4488,13 @@ func (x *RestoreGrant) GetLease() int64 {
 		return x.Lease
 	}
 	return 0
+}
+
+func (x *RestoreGrant) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
 }
 
 type TaskDone struct {
@@ -4795,7 +4814,14 @@ func (x *RestoreCancel) GetReason() string {
 // ExpireRestoreLeases returns the tasks of leases whose deadline is before
 // envelope.now to their pools.
 type ExpireRestoreLeases struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Besides the leases past their deadline, the leases node holds under an
+	// incarnation other than incarnation (the node restarted: its earlier process's
+	// copies stopped with it) ...
+	Node        string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Incarnation string `protobuf:"bytes,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// ... and every lease of these nodes (gossip has seen them gone for a while).
+	GoneNodes     []string `protobuf:"bytes,3,rep,name=gone_nodes,json=goneNodes,proto3" json:"gone_nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4828,6 +4854,27 @@ func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ExpireRestoreLeases.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeases) Descriptor() ([]byte, []int) {
 	return file_fsm_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ExpireRestoreLeases) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ExpireRestoreLeases) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
+}
+
+func (x *ExpireRestoreLeases) GetGoneNodes() []string {
+	if x != nil {
+		return x.GoneNodes
+	}
+	return nil
 }
 
 // RestoreRemove forgets a finished job (after its retention).
@@ -6053,14 +6100,15 @@ const file_fsm_proto_rawDesc = "" +
 	"\x0ftarget_build_id\x18\x02 \x01(\x04R\rtargetBuildId\x12\x1d\n" +
 	"\n" +
 	"first_task\x18\x03 \x01(\rR\tfirstTask\x12\x14\n" +
-	"\x05files\x18\x04 \x01(\rR\x05files\"\x97\x01\n" +
+	"\x05files\x18\x04 \x01(\rR\x05files\"\xb9\x01\n" +
 	"\fRestoreLease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\tR\x04node\x12\x1a\n" +
 	"\bdeadline\x18\x04 \x01(\x03R\bdeadline\x12\x14\n" +
 	"\x05tasks\x18\x05 \x03(\rR\x05tasks\x12\x1a\n" +
-	"\battempts\x18\x06 \x01(\fR\battempts\"\x95\x01\n" +
+	"\battempts\x18\x06 \x01(\fR\battempts\x12 \n" +
+	"\vincarnation\x18\a \x01(\tR\vincarnation\"\x95\x01\n" +
 	"\vRestorePool\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
 	"\x06starts\x18\x02 \x03(\rR\x06starts\x12\x12\n" +
@@ -6259,12 +6307,13 @@ const file_fsm_proto_rawDesc = "" +
 	"\x0fmax_concurrency\x18\b \x01(\rR\x0emaxConcurrency\x12!\n" +
 	"\fmax_attempts\x18\t \x01(\rR\vmaxAttempts\"%\n" +
 	"\fRestoreStart\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"l\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\x8e\x01\n" +
 	"\fRestoreGrant\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1b\n" +
 	"\tmax_tasks\x18\x03 \x01(\rR\bmaxTasks\x12\x14\n" +
-	"\x05lease\x18\x04 \x01(\x03R\x05lease\"4\n" +
+	"\x05lease\x18\x04 \x01(\x03R\x05lease\x12 \n" +
+	"\vincarnation\x18\x05 \x01(\tR\vincarnation\"4\n" +
 	"\bTaskDone\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\rR\x04task\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\"f\n" +
@@ -6286,8 +6335,12 @@ const file_fsm_proto_rawDesc = "" +
 	"\ffailing_keys\x18\x03 \x03(\tR\vfailingKeys\">\n" +
 	"\rRestoreCancel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x15\n" +
-	"\x13ExpireRestoreLeases\"&\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"j\n" +
+	"\x13ExpireRestoreLeases\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x1d\n" +
+	"\n" +
+	"gone_nodes\x18\x03 \x03(\tR\tgoneNodes\"&\n" +
 	"\rRestoreRemove\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"D\n" +
 	"\bBuildRef\x12\x1d\n" +

@@ -98,6 +98,9 @@ type Options struct {
 	Binary string // the snapkeep binary (Build)
 	Bug    string // SNAPKEEP_BUG for every node (needs a jepsenbug binary)
 	Nodes  int    // default 3
+	// ExtraArgs are appended to every node's arguments (a later flag overrides an
+	// earlier one, e.g. --restore-lease).
+	ExtraArgs []string
 }
 
 // Node is one snapkeep server process.
@@ -236,6 +239,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			"--restore-lease", "10s", "--snapshot-timeout", "30s",
 			"--log-level", "debug",
 		)
+		n.freshArgs = append(n.freshArgs, opts.ExtraArgs...)
 		n.args = append(slices.Clone(n.freshArgs), "--peers", strings.Join(peers, ","))
 	}
 	c.env = os.Environ()

@@ -37,6 +37,28 @@ type Proxy struct {
 	once   sync.Once
 
 	Injected atomic.Int64 // requests that got a fault
+
+	copiesMu sync.Mutex
+	copies   map[string]int // CopyObject requests forwarded, by destination path
+}
+
+// CopyCounts returns how many CopyObject requests were forwarded for each destination
+// (the request path: /bucket/key).
+func (p *Proxy) CopyCounts() map[string]int {
+	p.copiesMu.Lock()
+	defer p.copiesMu.Unlock()
+	out := make(map[string]int, len(p.copies))
+	for k, v := range p.copies {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCopyCounts forgets the counted CopyObject requests.
+func (p *Proxy) ResetCopyCounts() {
+	p.copiesMu.Lock()
+	p.copies = map[string]int{}
+	p.copiesMu.Unlock()
 }
 
 // Start proxies 127.0.0.1:<ephemeral> to target (e.g. "http://127.0.0.1:7070").
@@ -99,6 +121,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.fail(w)
 		return
+	}
+	if r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "" && r.URL.Query().Get("partNumber") == "" {
+		p.copiesMu.Lock()
+		if p.copies == nil {
+			p.copies = map[string]int{}
+		}
+		p.copies[r.URL.Path]++
+		p.copiesMu.Unlock()
 	}
 	p.rp.ServeHTTP(w, r)
 }

@@ -126,7 +126,10 @@ type LeaseRestoreTasksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	// The most tasks the node takes.
-	MaxTasks      uint32 `protobuf:"varint,2,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
+	MaxTasks uint32 `protobuf:"varint,2,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
+	// The node process's incarnation (random per start): the leader returns the leases
+	// of the node's earlier incarnations at once.
+	Incarnation   string `protobuf:"bytes,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -173,6 +176,13 @@ func (x *LeaseRestoreTasksRequest) GetMaxTasks() uint32 {
 		return x.MaxTasks
 	}
 	return 0
+}
+
+func (x *LeaseRestoreTasksRequest) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
 }
 
 type RestoreTask struct {
@@ -929,10 +939,11 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x12GCScheduleResponse\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
 	"\x10next_run_unix_ms\x18\x02 \x01(\x03R\rnextRunUnixMs\x12/\n" +
-	"\x14next_run_orphan_scan\x18\x03 \x01(\bR\x11nextRunOrphanScan\"K\n" +
+	"\x14next_run_orphan_scan\x18\x03 \x01(\bR\x11nextRunOrphanScan\"m\n" +
 	"\x18LeaseRestoreTasksRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1b\n" +
-	"\tmax_tasks\x18\x02 \x01(\rR\bmaxTasks\"s\n" +
+	"\tmax_tasks\x18\x02 \x01(\rR\bmaxTasks\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\tR\vincarnation\"s\n" +
 	"\vRestoreTask\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x10\n" +
 	"\x03src\x18\x02 \x01(\tR\x03src\x12\x10\n" +

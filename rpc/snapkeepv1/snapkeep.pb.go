@@ -4757,10 +4757,19 @@ type RestoreJob struct {
 	FailedAttempts uint64 `protobuf:"varint,24,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
 	Leases         uint64 `protobuf:"varint,25,opt,name=leases,proto3" json:"leases,omitempty"`
 	// Why the job failed or was cancelled, and the source keys that failed (at most 100).
-	Error         string   `protobuf:"bytes,26,opt,name=error,proto3" json:"error,omitempty"`
-	FailingKeys   []string `protobuf:"bytes,27,rep,name=failing_keys,json=failingKeys,proto3" json:"failing_keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error       string   `protobuf:"bytes,26,opt,name=error,proto3" json:"error,omitempty"`
+	FailingKeys []string `protobuf:"bytes,27,rep,name=failing_keys,json=failingKeys,proto3" json:"failing_keys,omitempty"`
+	// Tasks held by leases now, and of those the ones that look stalled: held by a node
+	// gossip does not see alive, or by a lease older than the progress deadline with no
+	// report. While any are stalled eta_ms is -1 (unknown): the rate says nothing of
+	// when a stalled lease's tasks will be copied.
+	TasksLeased  uint64 `protobuf:"varint,28,opt,name=tasks_leased,json=tasksLeased,proto3" json:"tasks_leased,omitempty"`
+	TasksStalled uint64 `protobuf:"varint,29,opt,name=tasks_stalled,json=tasksStalled,proto3" json:"tasks_stalled,omitempty"`
+	// A job that left COPYING (cancelled, failed) still protects its target from GC
+	// until these leases are reported or expired.
+	LeasesOutstanding uint64 `protobuf:"varint,30,opt,name=leases_outstanding,json=leasesOutstanding,proto3" json:"leases_outstanding,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RestoreJob) Reset() {
@@ -4980,6 +4989,27 @@ func (x *RestoreJob) GetFailingKeys() []string {
 		return x.FailingKeys
 	}
 	return nil
+}
+
+func (x *RestoreJob) GetTasksLeased() uint64 {
+	if x != nil {
+		return x.TasksLeased
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetTasksStalled() uint64 {
+	if x != nil {
+		return x.TasksStalled
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetLeasesOutstanding() uint64 {
+	if x != nil {
+		return x.LeasesOutstanding
+	}
+	return 0
 }
 
 type RestoreSnapshotRequest struct {
@@ -7200,7 +7230,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\x04R\x02id\x12>\n" +
 	"\vconsistency\x18\x05 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"M\n" +
 	"\x18DescribeSnapshotResponse\x121\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\xba\a\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\xb1\b\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
@@ -7239,7 +7269,10 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x0ffailed_attempts\x18\x18 \x01(\x04R\x0efailedAttempts\x12\x16\n" +
 	"\x06leases\x18\x19 \x01(\x04R\x06leases\x12\x14\n" +
 	"\x05error\x18\x1a \x01(\tR\x05error\x12!\n" +
-	"\ffailing_keys\x18\x1b \x03(\tR\vfailingKeys\"\xd6\x02\n" +
+	"\ffailing_keys\x18\x1b \x03(\tR\vfailingKeys\x12!\n" +
+	"\ftasks_leased\x18\x1c \x01(\x04R\vtasksLeased\x12#\n" +
+	"\rtasks_stalled\x18\x1d \x01(\x04R\ftasksStalled\x12-\n" +
+	"\x12leases_outstanding\x18\x1e \x01(\x04R\x11leasesOutstanding\"\xd6\x02\n" +
 	"\x16RestoreSnapshotRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
