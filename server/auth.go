@@ -33,6 +33,11 @@ type AuthConfig struct {
 	// anyone past the roles.
 	InternalToken     string
 	InternalTokenFile string
+	// Insecure lets the node start without a cluster secret: then anyone who reaches
+	// the gRPC port may call the Internal service (propose raw log entries, report
+	// restore tasks, run GC). Only for a network nobody else can reach; without it and
+	// without a secret the node refuses to start.
+	Insecure bool
 }
 
 // Role is what a token may do. Each role includes the ones below it.
@@ -191,6 +196,7 @@ type authenticator struct {
 	tokens          map[string]tokenEntry // by hex SHA-256
 	internalToken   string                // sent on this node's internal calls
 	internalSecrets []string              // accepted on internal calls (internalToken first)
+	insecure        bool                  // no secret (--insecure): the Internal service is open
 	audit           *slog.Logger
 }
 
@@ -244,9 +250,13 @@ func newAuthenticator(cfg AuthConfig, audit *slog.Logger) (*authenticator, error
 	if len(a.internalSecrets) > 0 {
 		a.internalToken = a.internalSecrets[0]
 	}
-	if len(a.tokens) > 0 && a.internalToken == "" {
+	switch {
+	case len(a.tokens) > 0 && a.internalToken == "":
 		errs = append(errs, errors.New("--tokens needs --internal-token or --internal-token-file (the same secret on every node): without it the node-to-node service would be open"))
+	case a.internalToken == "" && cfg.InternalTokenFile == "" && !cfg.Insecure:
+		errs = append(errs, errors.New("no cluster secret: give every node the same --internal-token-file FILE (snapkeep token create --role internal makes one; env SNAPKEEP_INTERNAL_TOKEN_FILE), or start with --insecure to leave the node-to-node Internal service open to anyone who reaches the gRPC port"))
 	}
+	a.insecure = a.internalToken == ""
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -283,7 +293,9 @@ type caller struct {
 func (a *authenticator) authorize(ctx context.Context, method string, rule methodRule) (caller, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if rule.role == roleInternal {
-		if a.internalToken == "" {
+		if a.insecure {
+			// Only reachable with --insecure: newAuthenticator refuses a node with
+			// neither a secret nor that flag.
 			return caller{role: roleInternal}, nil
 		}
 		got := first(md, internalTokenKey)

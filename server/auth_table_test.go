@@ -29,6 +29,7 @@ func TestRoleTableCoversEveryMethod(t *testing.T) {
 		Peers:  map[string]string{"n1": raftLn.Addr().String()},
 		NoSync: true, GCDisabled: true,
 		Logger: slog.New(slog.DiscardHandler),
+		Auth:   AuthConfig{Insecure: true},
 	})
 	require.NoError(t, err)
 	defer n.Close()

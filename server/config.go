@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/raft"
 	"log/slog"
 	"net"
 	"strings"
@@ -127,6 +128,12 @@ type Config struct {
 	// NoSync skips fsync in the Raft log store. Only for tests: a crash may lose
 	// acknowledged writes.
 	NoSync bool
+	// WrapLogStore, when set, wraps the Raft log store (tests inject write faults
+	// such as ENOSPC with it).
+	WrapLogStore func(raft.LogStore) raft.LogStore
+	// HealthMaxLag is how many entries a node may be behind the leader's commit index
+	// and still be healthy (0: 1000).
+	HealthMaxLag uint64
 
 	// Version is reported in cluster status.
 	Version string

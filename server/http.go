@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -38,7 +39,31 @@ const (
 	healthMaxApplyLag = 1000
 	// healthInterval is how often the gRPC health status is recomputed.
 	healthInterval = 500 * time.Millisecond
+	// defaultHealthMaxLag is how many entries a node may be behind the leader's
+	// commit index (Config.HealthMaxLag).
+	defaultHealthMaxLag = 1000
+	// healthLogErrorWindow is how long a Raft log write error keeps the node unhealthy
+	// after the error (longer while writes keep failing).
+	healthLogErrorWindow = 30 * time.Second
+	// healthNoLeaderGrace is how long a node may know no leader (an election) before
+	// it refuses client calls.
+	healthNoLeaderGrace = 5 * time.Second
 )
+
+// Reasons a node is unhealthy, as /health's "reasons" and the reason label of
+// snapkeep_node_unhealthy_reason name them.
+const (
+	reasonLogWrite       = "log_write_error"
+	reasonBehindLeader   = "behind_leader"
+	reasonNoLeader       = "no_leader"
+	reasonLeaderContact  = "leader_contact"
+	reasonLeaderNotReady = "leader_not_ready"
+	reasonRaftState      = "raft_state"
+	reasonApplyLag       = "apply_lag"
+)
+
+var healthReasons = []string{reasonLogWrite, reasonBehindLeader, reasonNoLeader, reasonLeaderContact,
+	reasonLeaderNotReady, reasonRaftState, reasonApplyLag}
 
 // Health is a node's health, as /health answers it.
 type Health struct {
@@ -58,8 +83,16 @@ type Health struct {
 	// LastContactMS is the time since the leader was last heard from (0 on the
 	// leader, -1 when never since the node started).
 	LastContactMS int64 `json:"last_contact_ms"`
-	// Problems says why the node is not healthy.
+	// LeaderCommitIndex is the leader's commit index as this node last learned it
+	// (0 when unknown).
+	LeaderCommitIndex uint64 `json:"leader_commit_index"`
+	// LogWriteError is the Raft log's last write error while it counts.
+	LogWriteError string `json:"log_write_error,omitempty"`
+	// Problems says why the node is not healthy; Reasons are the same as codes.
 	Problems []string `json:"problems,omitempty"`
+	Reasons  []string `json:"reasons,omitempty"`
+	// problemReasons is each problem's reason, in the order of Problems.
+	problemReasons []string
 }
 
 // health checks the node: it is a leader that has applied every entry of earlier terms,
@@ -80,7 +113,13 @@ func (n *Node) health() Health {
 	if h.Leader != "" {
 		h.LeaderAddr, _ = n.leaderGRPCAddr()
 	}
-	problem := func(format string, args ...any) { h.Problems = append(h.Problems, fmt.Sprintf(format, args...)) }
+	problem := func(reason, format string, args ...any) {
+		h.Problems = append(h.Problems, fmt.Sprintf(format, args...))
+		h.problemReasons = append(h.problemReasons, reason)
+		if !slices.Contains(h.Reasons, reason) {
+			h.Reasons = append(h.Reasons, reason)
+		}
+	}
 	var sinceContact time.Duration
 	if state != raft.Leader {
 		h.LastContactMS = -1
@@ -92,22 +131,34 @@ func (n *Node) health() Health {
 	switch state {
 	case raft.Leader:
 		if !n.isLeaderReady() {
-			problem("leader of term %d has not yet applied the entries of earlier terms", h.Term)
+			problem(reasonLeaderNotReady, "leader of term %d has not yet applied the entries of earlier terms", h.Term)
 		}
 	case raft.Follower:
 		if h.LastContactMS < 0 {
-			problem("has never heard from a leader")
+			problem(reasonLeaderContact, "has never heard from a leader")
 		} else if sinceContact > healthMaxContact {
-			problem("last heard from the leader %v ago", sinceContact.Round(time.Millisecond))
+			problem(reasonLeaderContact, "last heard from the leader %v ago", sinceContact.Round(time.Millisecond))
 		}
 	default:
-		problem("raft state is %s", h.Role)
+		problem(reasonRaftState, "raft state is %s", h.Role)
 	}
 	if h.Leader == "" {
-		problem("no leader known")
+		problem(reasonNoLeader, "no leader known")
+	}
+	if err, at := n.logWrites.recentError(healthLogErrorWindow); err != nil {
+		h.LogWriteError = err.Error()
+		problem(reasonLogWrite, "cannot write the Raft log (disk full?): %v, %v ago", err, time.Since(at).Round(time.Millisecond))
+	}
+	h.LeaderCommitIndex = n.leaderCommit.Load()
+	if state == raft.Leader {
+		h.LeaderCommitIndex = h.CommitIndex
+	}
+	if h.LeaderCommitIndex > h.AppliedIndex+n.healthMaxLag() {
+		problem(reasonBehindLeader, "%d entries behind the leader's commit index %d (limit %d)",
+			h.LeaderCommitIndex-h.AppliedIndex, h.LeaderCommitIndex, n.healthMaxLag())
 	}
 	if h.CommitIndex > h.AppliedIndex+healthMaxApplyLag {
-		problem("%d committed entries not yet applied", h.CommitIndex-h.AppliedIndex)
+		problem(reasonApplyLag, "%d committed entries not yet applied", h.CommitIndex-h.AppliedIndex)
 	}
 	h.Healthy = len(h.Problems) == 0
 	h.Status = "ok"
@@ -135,6 +186,9 @@ type opsServer struct {
 	srv    *http.Server
 	ln     net.Listener
 	once   sync.Once
+	// noLeaderSince is when the node last started to know no leader (zero while it
+	// knows one); only the health goroutine touches it.
+	noLeaderSince time.Time
 }
 
 // startOps registers the gRPC health service, keeps its status current, and starts
@@ -210,6 +264,7 @@ func (n *Node) runHealthUpdates() {
 		case <-n.stop:
 			return
 		case <-ticker.C:
+			n.pollLeaderCommit()
 			n.updateGRPCHealth()
 		}
 	}
@@ -218,7 +273,9 @@ func (n *Node) runHealthUpdates() {
 // updateGRPCHealth sets every service's serving status ("" is the whole node).
 func (n *Node) updateGRPCHealth() {
 	status := healthpb.HealthCheckResponse_NOT_SERVING
-	if n.health().Healthy {
+	h := n.health()
+	n.updateHealthGate(h)
+	if h.Healthy {
 		status = healthpb.HealthCheckResponse_SERVING
 	}
 	services := []string{""}

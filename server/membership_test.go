@@ -284,10 +284,10 @@ func TestStartFailsWhenGossipPortTaken(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	_, err = server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		Gossip: server.GossipConfig{Addr: addr, BootstrapExpect: 1}, NoSync: true})
+		Gossip: server.GossipConfig{Addr: addr, BootstrapExpect: 1}, NoSync: true, Auth: server.AuthConfig{Insecure: true}})
 	require.ErrorContains(t, err, "start gossip on --gossip-addr")
 
-	_, err = server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"})
+	_, err = server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Auth: server.AuthConfig{Insecure: true}})
 	require.ErrorContains(t, err, "--peers is required")
 }
 
@@ -297,7 +297,8 @@ func TestSingleNodeBootstrapExpectOne(t *testing.T) {
 	dir := t.TempDir()
 	cfg := server.Config{NodeID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", NoSync: true,
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, LeaderLeaseTimeout: 50 * time.Millisecond,
-		Gossip: server.GossipConfig{Addr: freeGossipAddr(t), BootstrapExpect: 1, Interval: 50 * time.Millisecond, Tune: fastGossip}}
+		Gossip: server.GossipConfig{Addr: freeGossipAddr(t), BootstrapExpect: 1, Interval: 50 * time.Millisecond, Tune: fastGossip},
+		Auth:   server.AuthConfig{InternalToken: servertest.ClusterSecret}}
 	n, err := server.Start(cfg)
 	require.NoError(t, err)
 	require.Eventually(t, n.IsLeader, 10*time.Second, 20*time.Millisecond)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -301,6 +302,8 @@ var (
 		"Always 1; labels name this node and its version.", []string{"node", "version"}, nil)
 	descHealthy = prometheus.NewDesc("snapkeep_node_healthy",
 		"1 when this node's health check passes (see /health), else 0.", nil, nil)
+	descUnhealthyReason = prometheus.NewDesc("snapkeep_node_unhealthy_reason",
+		"1 for each reason this node's health check fails now (log_write_error, behind_leader, no_leader, leader_contact, leader_not_ready, raft_state, apply_lag), else 0.", []string{"reason"}, nil)
 	descRaftState = prometheus.NewDesc("snapkeep_raft_state",
 		"1 for this node's current Raft state, 0 for the others.", []string{"state"}, nil)
 	descRaftLeader = prometheus.NewDesc("snapkeep_raft_has_leader",
@@ -336,7 +339,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descNodeInfo, descHealthy, descRaftState, descRaftLeader, descTerm, descCommit,
+	for _, d := range []*prometheus.Desc{descNodeInfo, descHealthy, descUnhealthyReason, descRaftState, descRaftLeader, descTerm, descCommit,
 		descApplied, descLastLog, descLastContact, descFSMApplied, descDatabases, descCollections, descSegments, descFiles,
 		descSnapshots, descRestoreJobs, descNodes, descRequests} {
 		ch <- d
@@ -351,6 +354,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	h := n.health()
 	gauge(descNodeInfo, 1, n.cfg.NodeID, n.cfg.Version)
 	gauge(descHealthy, boolValue(h.Healthy))
+	for _, reason := range healthReasons {
+		gauge(descUnhealthyReason, boolValue(slices.Contains(h.Reasons, reason)), reason)
+	}
 	state := n.raft.State()
 	for _, s := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
 		gauge(descRaftState, boolValue(s == state), strings.ToLower(s.String()))

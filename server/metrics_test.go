@@ -309,6 +309,7 @@ func TestStartFailsCleanlyWhenTheHTTPPortIsTaken(t *testing.T) {
 		GRPCAddr: "127.0.0.1:0",
 		Peers:    map[string]string{"n1": "127.0.0.1:1"},
 		HTTP:     server.HTTPConfig{Addr: taken.Addr().String()},
+		Auth:     server.AuthConfig{Insecure: true},
 	})
 	require.ErrorContains(t, err, "listen on --http-addr "+taken.Addr().String())
 }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -59,14 +60,17 @@ type Node struct {
 	executing   *runningBatches
 	gc          *gcState
 
-	grpcServer *grpc.Server
-	grpcLn     net.Listener
-	grpcAddr   string
-	peers      *peerConns
-	sec        *security    // TLS and tokens (server/tls.go, server/auth.go)
-	metrics    *nodeMetrics // metrics.go
-	ops        *opsServer   // http.go: gRPC health, metrics, health and pprof over HTTP
-	members    *membership  // nil when gossip is off
+	grpcServer   *grpc.Server
+	grpcLn       net.Listener
+	grpcAddr     string
+	peers        *peerConns
+	sec          *security                  // TLS and tokens (server/tls.go, server/auth.go)
+	metrics      *nodeMetrics               // metrics.go
+	logWrites    logWriteTracker            // logstore.go: the Raft log's last write error, for health
+	healthGate   atomic.Pointer[healthGate] // health.go: why client calls are refused now
+	leaderCommit atomic.Uint64              // the leader's commit index, polled for health
+	ops          *opsServer                 // http.go: gRPC health, metrics, health and pprof over HTTP
+	members      *membership                // nil when gossip is off
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
@@ -152,6 +156,8 @@ func Start(cfg Config) (_ *Node, err error) {
 		grpc.MaxSendMsgSize(maxMessageBytes),
 		grpc.ChainUnaryInterceptor(n.metricsUnaryInterceptor), grpc.ChainStreamInterceptor(n.metricsStreamInterceptor),
 		n.sec.serverCreds(), n.sec.unaryAuth(), n.sec.streamAuth(), // server/tls.go, server/auth.go
+		// An unhealthy node refuses client calls at once (server/health_gate.go).
+		grpc.ChainUnaryInterceptor(n.healthGateUnary), grpc.ChainStreamInterceptor(n.healthGateStream),
 		// Innermost, after authentication: undecodable requests are InvalidArgument.
 		grpc.ForceServerCodecV2(newRequestCodec()), // server/codec.go
 		grpc.ChainUnaryInterceptor(rejectUndecodableUnary), grpc.ChainStreamInterceptor(rejectUndecodableStream),
@@ -290,7 +296,13 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("open raft log %s: %w (is another node using this data dir?)", raftDir, err)
 	}
-	logs, err := raft.NewLogCache(1024, store)
+	// Writes are tracked so health reports a log that cannot be written (a full disk).
+	var logStore raft.LogStore = trackedLogStore{LogStore: store, t: &n.logWrites}
+	if cfg.WrapLogStore != nil {
+		logStore = trackedLogStore{LogStore: cfg.WrapLogStore(store), t: &n.logWrites}
+	}
+	stableStore := trackedStableStore{StableStore: store, t: &n.logWrites}
+	logs, err := raft.NewLogCache(1024, logStore)
 	if err != nil {
 		store.Close()
 		return err
@@ -323,7 +335,7 @@ func (n *Node) startRaft() error {
 		store.Close()
 		return err
 	}
-	r, err := raft.NewRaft(rc, n.raftFSM(), logs, store, snaps, transport)
+	r, err := raft.NewRaft(rc, n.raftFSM(), logs, stableStore, snaps, transport)
 	if err != nil {
 		transport.Close()
 		store.Close()

@@ -357,7 +357,7 @@ func TestSecurityInternalSecretRotation(t *testing.T) {
 	require.NoError(t, os.WriteFile(secretFile, []byte(newSecret+"\n"+oldSecret+"\n"), 0o600))
 	c := servertest.Start(t, 3, servertest.Options{Configure: func(i int, cfg *server.Config) {
 		if i == 0 {
-			cfg.Auth.InternalTokenFile = secretFile
+			cfg.Auth.InternalToken, cfg.Auth.InternalTokenFile = "", secretFile
 		} else {
 			cfg.Auth.InternalToken = oldSecret + "," + newSecret
 		}
@@ -378,4 +378,38 @@ func TestSecurityInternalSecretRotation(t *testing.T) {
 		}
 	}
 	c.WaitConverged()
+}
+
+// TestSecurityNoClusterSecretRefusesToStart (issue 13 item 7): a node with no cluster
+// secret used to start with the Internal service open to anyone, who could append raw
+// entries to the log. Now it refuses to start unless --insecure says so, and a node
+// with a secret refuses every internal call without it, Propose and
+// ReportRestoreTasks included.
+func TestSecurityNoClusterSecretRefusesToStart(t *testing.T) {
+	cfg := server.Config{NodeID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		Peers: map[string]string{"n1": "127.0.0.1:1"}, NoSync: true, Logger: slog.New(slog.DiscardHandler)}
+	_, err := server.Start(cfg)
+	require.ErrorContains(t, err, "no cluster secret")
+	require.ErrorContains(t, err, "--insecure")
+
+	c := servertest.Start(t, 1, servertest.Options{})
+	conn := dialWith(t, c.Nodes[0].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	in := internalv1.NewInternalClient(conn)
+	_, err = in.Propose(shortCtx(t), &internalv1.ProposeRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	_, err = in.ReportRestoreTasks(shortCtx(t), &internalv1.ReportRestoreTasksRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	_, err = in.NodeStatus(metadata.AppendToOutgoingContext(shortCtx(t), "snapkeep-internal-token", servertest.ClusterSecret), &internalv1.NodeStatusRequest{})
+	require.NoError(t, err)
+}
+
+// TestSecurityInsecureOpensTheInternalService: --insecure is the explicit way to run
+// without a secret; the node starts and answers internal calls from anyone.
+func TestSecurityInsecureOpensTheInternalService(t *testing.T) {
+	c := servertest.Start(t, 1, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.Auth = server.AuthConfig{Insecure: true}
+	}})
+	conn := dialWith(t, c.Nodes[0].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	_, err := internalv1.NewInternalClient(conn).NodeStatus(shortCtx(t), &internalv1.NodeStatusRequest{})
+	require.NoError(t, err)
 }

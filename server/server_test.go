@@ -163,6 +163,7 @@ func TestStartFailsCleanly(t *testing.T) {
 		RaftAddr: "127.0.0.1:0",
 		GRPCAddr: taken.Addr().String(),
 		Peers:    map[string]string{"n1": "127.0.0.1:1"},
+		Auth:     server.AuthConfig{Insecure: true},
 	})
 	require.ErrorContains(t, err, "listen on --grpc-addr "+taken.Addr().String())
 

@@ -206,6 +206,9 @@ func newSecurity(cfg Config, logger *slog.Logger) (*security, error) {
 	if s.auth, err = newAuthenticator(cfg.Auth, logger.With("component", "audit")); err != nil {
 		return nil, err
 	}
+	if s.auth.insecure {
+		logger.Warn("INSECURE: no cluster secret (--insecure): anyone who reaches this node's gRPC port can call the Internal service and append raw entries to the Raft log, report restore tasks and run GC; give every node --internal-token-file instead")
+	}
 	if s.serverTLS != nil {
 		logger.Info("TLS on", "verify_clients", s.serverTLS.ClientAuth == tls.RequireAndVerifyClientCert)
 	} else if s.auth.enabled() {

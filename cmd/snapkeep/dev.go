@@ -111,6 +111,12 @@ func runDev(cmd *cobra.Command, f *devFlags, logger *slog.Logger) (err error) {
 			}
 		}
 	}()
+	// The dev cluster's nodes share a fresh random cluster secret, so its Internal
+	// service is closed like a production one's.
+	secret, err := newClusterSecret()
+	if err != nil {
+		return err
+	}
 	endpoints := make([]string, 0, devNodes)
 	for i := 0; i < devNodes; i++ {
 		n, err := server.Start(server.Config{
@@ -124,6 +130,7 @@ func runDev(cmd *cobra.Command, f *devFlags, logger *slog.Logger) (err error) {
 			Version:  version,
 			Logger:   logger,
 			HTTP:     devHTTP(f.basePort, i),
+			Auth:     server.AuthConfig{InternalToken: secret},
 		})
 		if err != nil {
 			return fmt.Errorf("start node %s: %w", devNodeID(i), err)

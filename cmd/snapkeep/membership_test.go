@@ -68,7 +68,8 @@ func startServer(t *testing.T, bin string, p *serverProcess, args ...string) {
 	logFile, err := os.Create(p.log)
 	require.NoError(t, err)
 	cmd := exec.Command(bin, append([]string{"server", "--node-id", p.id, "--data-dir", filepath.Join(filepath.Dir(p.log), p.id),
-		"--raft-addr", p.raft, "--grpc-addr", p.grpc, "--gossip-addr", p.gossip, "--s3-bucket", "", "--log-level", "info"}, args...)...)
+		"--raft-addr", p.raft, "--grpc-addr", p.grpc, "--gossip-addr", p.gossip, "--s3-bucket", "", "--log-level", "info",
+		"--internal-token", "membership-test-cluster-secret"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())

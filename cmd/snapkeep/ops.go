@@ -21,6 +21,7 @@ func addHTTPFlags(cmd *cobra.Command, cfg *server.Config) {
 	fl := cmd.Flags()
 	fl.StringVar(&cfg.HTTP.Addr, "http-addr", "", "address of the HTTP endpoint serving /metrics (Prometheus) and /health, e.g. 127.0.0.1:7021 (empty: off)")
 	fl.BoolVar(&cfg.HTTP.EnablePprof, "enable-pprof", false, "also serve Go profiles on /debug/pprof/ of --http-addr")
+	fl.Uint64Var(&cfg.HealthMaxLag, "health-max-lag", 1000, "log entries a node may be behind the leader's commit index and still be healthy; further behind it answers client calls Unavailable at once")
 }
 
 // printHTTPAddr tells where a node serves metrics, when it does.

@@ -160,7 +160,7 @@ func TestServerServesMetricsWithHTTPAddr(t *testing.T) {
 			"--raft-addr", raftAddr, "--grpc-addr", "127.0.0.1:0", "--peers", "n1=" + raftAddr,
 			"--s3-endpoint", s3.Endpoint, "--s3-bucket", s3.Bucket, "--s3-path-style",
 			"--s3-access-key", s3.AccessKey, "--s3-secret-key", s3.SecretKey,
-			"--http-addr", "127.0.0.1:0", "--enable-pprof", "--log-level", "error"}, &stderr)
+			"--http-addr", "127.0.0.1:0", "--enable-pprof", "--log-level", "error", "--insecure"}, &stderr)
 	}()
 	line := regexp.MustCompile(`node n1 serves metrics on http://(127\.0\.0\.1:\d+)/metrics and health on http://127\.0\.0\.1:\d+/health\n`)
 	require.Eventually(t, func() bool { return line.MatchString(stdout.String()) }, 30*time.Second, 20*time.Millisecond,

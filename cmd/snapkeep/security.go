@@ -33,6 +33,7 @@ func addSecurityFlags(cmd *cobra.Command, cfg *server.Config) {
 	fl.StringArrayVar(&cfg.Auth.Tokens, "tokens", nil, "an API token as ROLE:sha256:HEX (role reader, writer or admin; repeat the flag; snapkeep token create prints one); none: no authentication")
 	fl.StringVar(&cfg.Auth.InternalToken, "internal-token", "", "the cluster secret nodes send each other (the same on every node; required with --tokens); comma-separated: the first is sent, all are accepted (rotation)")
 	fl.StringVar(&cfg.Auth.InternalTokenFile, "internal-token-file", "", "file holding the cluster secret, or several one per line (instead of --internal-token, which shows in ps)")
+	fl.BoolVar(&cfg.Auth.Insecure, "insecure", false, "start without a cluster secret: the node-to-node Internal service then answers anyone who reaches the gRPC port (it can append raw entries to the Raft log); without this flag a node with no --internal-token(-file) refuses to start")
 }
 
 // clientSecurity holds the global client flags --token and --tls-*.
@@ -112,4 +113,13 @@ a new one. --role internal prints a cluster secret for --internal-token-file.`,
 	create.Flags().StringVar(&role, "role", "", "reader, writer or admin (or internal for the cluster secret)")
 	cmd.AddCommand(create)
 	return cmd
+}
+
+// newClusterSecret returns a random cluster secret (for the dev cluster's nodes).
+func newClusterSecret() (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("make a cluster secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
 }

@@ -113,6 +113,7 @@ together once they see each other (see docs/OPERATIONS.md):
 				TLS:                    f.security.TLS,
 				Auth:                   f.security.Auth,
 				HTTP:                   f.cfg.HTTP,
+				HealthMaxLag:           f.cfg.HealthMaxLag,
 				SnapshotInterval:       f.cfg.SnapshotInterval,
 				SnapshotThreshold:      f.cfg.SnapshotThreshold,
 				TrailingLogs:           f.cfg.TrailingLogs,

@@ -228,6 +228,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			"--grpc-advertise", n.GRPCAddr, "--http-addr", n.HTTPAddr,
 			"--dial-via", strings.Join(via, ","),
 			"--gossip-addr", n.GossipAddr,
+			// The nodes share a cluster secret, as production nodes must.
+			"--internal-token", ClusterSecret,
 		}
 		n.freshArgs = append(n.freshArgs, join...)
 		n.freshArgs = append(n.freshArgs,
@@ -701,3 +703,7 @@ func (c *Cluster) Close() {
 		_ = c.gwLog.Close()
 	}
 }
+
+// ClusterSecret is the cluster secret (--internal-token) every node of a test
+// cluster is started with.
+const ClusterSecret = "jepsen-cluster-secret-0123456789"

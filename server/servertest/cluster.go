@@ -75,6 +75,8 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 			GCInterval:         200 * time.Millisecond,
 			NoSync:             true,
 			Logger:             logger.With("test_node", i),
+			// Every node needs the cluster secret (Configure may replace it).
+			Auth: server.AuthConfig{InternalToken: ClusterSecret},
 		}
 		if opts.Configure != nil {
 			opts.Configure(i, &cfg)
@@ -101,6 +103,9 @@ func startBucket(t testing.TB) Bucket {
 	t.Cleanup(func() { store.Close() })
 	return Bucket{Server: emb, Store: store}
 }
+
+// ClusterSecret is the cluster secret the test clusters' nodes share.
+const ClusterSecret = "servertest-cluster-secret"
 
 func nodeID(i int) string { return fmt.Sprintf("n%d", i+1) }
 

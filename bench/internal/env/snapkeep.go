@@ -97,7 +97,9 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 			"--peers", strings.Join(peers, ","),
 			"--s3-endpoint", gw.Endpoint, "--s3-bucket", gw.Bucket, "--s3-path-style",
 			"--s3-access-key", gw.AccessKey, "--s3-secret-key", gw.SecretKey,
-			"--root", opts.Root, "--gc-disabled", "--log-level", "warn"}
+			"--root", opts.Root, "--gc-disabled", "--log-level", "warn",
+			// The nodes share a cluster secret, as production nodes must.
+			"--internal-token", ClusterSecret}
 		if n.HTTPAddr != "" {
 			args = append(args, "--http-addr", n.HTTPAddr, "--enable-pprof")
 		}
@@ -196,3 +198,7 @@ func (c *Snapkeep) Stop() {
 		}
 	}
 }
+
+// ClusterSecret is the cluster secret (--internal-token) every benchmarked node is
+// started with.
+const ClusterSecret = "bench-cluster-secret-0123456789"
