@@ -3,6 +3,9 @@ package raftreplay
 import (
 	"bytes"
 	"fmt"
+	"slices"
+
+	"github.com/hashicorp/raft"
 )
 
 // Mismatch is a log index at which two nodes hold entries of the same term that differ:
@@ -41,10 +44,31 @@ func LogMismatches(a, b *Source) ([]Mismatch, error) {
 		if la.Term != lb.Term {
 			continue
 		}
-		if la.Type != lb.Type || !bytes.Equal(la.Data, lb.Data) {
+		if la.Type != lb.Type || !bytes.Equal(la.Data, lb.Data) && !sameConfiguration(la, lb) {
 			out = append(out, Mismatch{A: a.Name, B: b.Name, Index: i, Term: la.Term,
 				What: fmt.Sprintf("%s has %s, %s has %s", a.Name, describeLog(la), b.Name, describeLog(lb))})
 		}
 	}
 	return out, nil
+}
+
+// sameConfiguration: two configuration entries naming the same servers. Each node of a
+// statically bootstrapped cluster writes entry 1 itself, and nodes before sorting the
+// servers listed them in map order: equal configurations, different bytes.
+func sameConfiguration(a, b *raft.Log) bool {
+	if a.Type != raft.LogConfiguration || b.Type != raft.LogConfiguration {
+		return false
+	}
+	ca, cb := raft.DecodeConfiguration(a.Data), raft.DecodeConfiguration(b.Data)
+	key := func(s raft.Server) string { return fmt.Sprintf("%s|%s|%d", s.ID, s.Address, s.Suffrage) }
+	as, bs := make([]string, 0, len(ca.Servers)), make([]string, 0, len(cb.Servers))
+	for _, s := range ca.Servers {
+		as = append(as, key(s))
+	}
+	for _, s := range cb.Servers {
+		bs = append(bs, key(s))
+	}
+	slices.Sort(as)
+	slices.Sort(bs)
+	return slices.Equal(as, bs)
 }
