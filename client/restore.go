@@ -46,6 +46,13 @@ func (o *RestoreSnapshotOption) WithoutVerify() *RestoreSnapshotOption {
 	return o
 }
 
+// WithReadBack verifies each copy by reading it back in full and computing its
+// CRC-32C, whatever checksums the server reports (slower; needs verification on).
+func (o *RestoreSnapshotOption) WithReadBack() *RestoreSnapshotOption {
+	o.req.ReadBack = true
+	return o
+}
+
 // WithMaxConcurrency bounds the copies one node runs at once for this job.
 func (o *RestoreSnapshotOption) WithMaxConcurrency(n int) *RestoreSnapshotOption {
 	o.req.MaxConcurrency = uint32(min(max(n, 0), math.MaxUint32))

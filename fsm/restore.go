@@ -44,6 +44,9 @@ func ValidateRestoreBegin(cmd *fsmpb.RestoreBegin) error {
 	if err := ValidateName("target collection", cmd.TargetCollection); err != nil {
 		return err
 	}
+	if cmd.ReadBack && !cmd.Verify {
+		return invalidf("read-back verification needs verification on: drop --no-verify or the read-back")
+	}
 	seen := map[string]bool{}
 	for _, p := range cmd.Partitions {
 		if err := ValidateName("partition", p); err != nil {
@@ -80,7 +83,7 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 	}
 	if existing, _, err := c.collection(targetDB.Name, cmd.TargetCollection); err == nil {
 		if job := c.restoreJobOfTarget(existing.Id); job != nil && isRunningRestore(job) {
-			if job.SnapshotId == snap.Id && samePartitions(job.Partitions, cmd.Partitions) && job.Verify == cmd.Verify {
+			if job.SnapshotId == snap.Id && samePartitions(job.Partitions, cmd.Partitions) && job.Verify == cmd.Verify && job.ReadBack == cmd.ReadBack {
 				return &fsmpb.RestoreJobResponse{Job: job, Existing: true}, nil
 			}
 			return nil, existsf("collection %q in database %q is being restored by job %d from snapshot %q; a different restore cannot take its name",
@@ -141,6 +144,7 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		Partitions:         cmd.Partitions,
 		State:              fsmpb.RestoreState_RESTORE_STATE_PENDING,
 		Verify:             cmd.Verify,
+		ReadBack:           cmd.ReadBack,
 		MaxConcurrency:     cmd.MaxConcurrency,
 		MaxAttempts:        cmd.MaxAttempts,
 		CreatedAt:          c.now,
@@ -435,6 +439,16 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 		if _, ok := take(d.Task); ok {
 			next.FilesDone++
 			next.BytesDone += d.Bytes
+			switch d.Verified {
+			case fsmpb.CopyVerification_COPY_VERIFICATION_COPY_RESPONSE:
+				next.VerifiedByCopyResponse++
+			case fsmpb.CopyVerification_COPY_VERIFICATION_HEAD:
+				next.VerifiedByHead++
+			case fsmpb.CopyVerification_COPY_VERIFICATION_READ_BACK:
+				next.VerifiedByReadBack++
+			default:
+				next.NotVerified++
+			}
 		}
 	}
 	var fatal *fsmpb.TaskFailed

@@ -216,7 +216,7 @@ func (n *Node) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) (*
 	if err != nil {
 		return nil, 0, err
 	}
-	b.exec = &restore.Executor{Store: objects, Concurrency: 1, Verify: lease.Verify,
+	b.exec = &restore.Executor{Store: objects, Concurrency: 1, Verify: lease.Verify, ReadBack: lease.ReadBack,
 		MultipartThreshold: n.cfg.MultipartThreshold, PartSize: n.cfg.MultipartPartSize, Logger: n.logger.With("component", "restore", "job", lease.JobId)}
 	for _, t := range lease.Tasks {
 		b.tasks = append(b.tasks, restore.Task{Index: t.Index, Src: t.Src, Dst: t.Dst, Size: t.Size, CRC32C: t.Crc32C})
@@ -285,7 +285,7 @@ func (b *leasedBatch) add(t restore.Task, r restore.Result) *internalv1.ReportRe
 	defer b.mu.Unlock()
 	b.report.Attempts += uint64(r.Attempts)
 	if !errors.Is(r.Err, errLeaseOver) {
-		o := &internalv1.TaskOutcome{Index: r.Index, Ok: r.Err == nil, Bytes: r.Bytes}
+		o := &internalv1.TaskOutcome{Index: r.Index, Ok: r.Err == nil, Bytes: r.Bytes, Verified: uint32(copyVerification(r.Verified))}
 		if r.Err != nil {
 			o.Key, o.Error, o.Permanent = t.Src, r.Err.Error(), r.Permanent
 		}
@@ -352,4 +352,17 @@ func (n *Node) reportRestore(ctx context.Context, report *internalv1.ReportResto
 		}
 	}
 	return err
+}
+
+// copyVerification is the catalog's name for what verified a copy.
+func copyVerification(v restore.Verification) fsmpb.CopyVerification {
+	switch v {
+	case restore.VerifiedByCopyResponse:
+		return fsmpb.CopyVerification_COPY_VERIFICATION_COPY_RESPONSE
+	case restore.VerifiedByHead:
+		return fsmpb.CopyVerification_COPY_VERIFICATION_HEAD
+	case restore.VerifiedByReadBack:
+		return fsmpb.CopyVerification_COPY_VERIFICATION_READ_BACK
+	}
+	return fsmpb.CopyVerification_COPY_VERIFICATION_NONE
 }

@@ -384,6 +384,7 @@ func (s *internalService) LeaseRestoreTasks(ctx context.Context, req *internalv1
 			LeaseId:        grant.Lease.Id,
 			DeadlineUnixMs: unixMS(grant.Lease.Deadline),
 			Verify:         job.Verify,
+			ReadBack:       job.ReadBack,
 			MaxConcurrency: job.MaxConcurrency,
 		}
 		for _, t := range grant.Lease.Tasks {
@@ -408,7 +409,7 @@ func (s *internalService) ReportRestoreTasks(ctx context.Context, req *internalv
 	cmd := &fsmpb.RestoreReport{JobId: req.JobId, LeaseId: req.LeaseId, Attempts: req.Attempts}
 	for _, o := range req.Outcomes {
 		if o.Ok {
-			cmd.Done = append(cmd.Done, &fsmpb.TaskDone{Task: o.Index, Bytes: o.Bytes})
+			cmd.Done = append(cmd.Done, &fsmpb.TaskDone{Task: o.Index, Bytes: o.Bytes, Verified: fsmpb.CopyVerification(o.Verified)})
 		} else {
 			cmd.Failed = append(cmd.Failed, &fsmpb.TaskFailed{Task: o.Index, Key: o.Key, Error: o.Error, Permanent: o.Permanent})
 		}

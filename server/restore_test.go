@@ -508,3 +508,39 @@ func TestRestoreBadInput(t *testing.T) {
 	require.True(t, errors.Is(err, client.ErrFailedPrecondition), "%v", err)
 	require.Contains(t, err.Error(), fmt.Sprintf("restore job %d is already completed", resp.JobId))
 }
+
+// A job says per file what verified its copy, and --verify=readback reads every copy
+// back (the embedded server keeps no checksums, so checksum mode reads back too; a
+// server with checksums is in restore's tests).
+func TestRestoreCountsWhatVerifiedEachFile(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 2)
+	for _, tc := range []struct {
+		target string
+		opt    func(*client.RestoreSnapshotOption) *client.RestoreSnapshotOption
+		check  func(t *testing.T, j *pb.RestoreJob)
+	}{
+		{"read_back", (*client.RestoreSnapshotOption).WithReadBack, func(t *testing.T, j *pb.RestoreJob) {
+			require.True(t, j.ReadBack)
+			require.Equal(t, j.FilesTotal, j.VerifiedByReadBack)
+		}},
+		{"unverified", (*client.RestoreSnapshotOption).WithoutVerify, func(t *testing.T, j *pb.RestoreJob) {
+			require.Equal(t, j.FilesTotal, j.NotVerified)
+		}},
+		{"default", func(o *client.RestoreSnapshotOption) *client.RestoreSnapshotOption { return o }, func(t *testing.T, j *pb.RestoreJob) {
+			require.False(t, j.ReadBack)
+			require.Zero(t, j.NotVerified)
+			require.Equal(t, j.FilesTotal, j.VerifiedByCopyResponse+j.VerifiedByHead+j.VerifiedByReadBack)
+		}},
+	} {
+		resp, err := cl.RestoreSnapshot(ctx, tc.opt(client.NewRestoreSnapshotOption("docs", "snap", tc.target)))
+		require.NoError(t, err)
+		job := waitJob(t, cl, resp.JobId)
+		require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+		tc.check(t, job)
+	}
+	_, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "bad").WithoutVerify().WithReadBack())
+	require.ErrorIs(t, err, client.ErrInvalidArgument)
+}

@@ -32,6 +32,7 @@ func (a *app) restoreCmd() *cobra.Command {
 
 	var database, targetDatabase, target, partitions string
 	var wait, noVerify bool
+	var verify string
 	var concurrency int
 	start := &cobra.Command{
 		Use:   "start COLLECTION SNAPSHOT --target NAME",
@@ -39,8 +40,13 @@ func (a *app) restoreCmd() *cobra.Command {
 		Long: `Start a job that copies the snapshot's files server-side into a new collection
 NAME, with the snapshot's schema, properties, partitions and index definitions under
 new ids. The job survives node and leader failures and completes only when every
-file is copied and (unless --no-verify) checked against its size and CRC-32C; a
-failed or cancelled job drops the new collection. With --wait the command follows
+file is copied and checked against its size and CRC-32C; a failed or cancelled job
+drops the new collection. --verify says how a copy is checked: checksum (the
+default: the CRC-32C the server returns for the copy, else HEAD's, else the copy
+read back — a server may return the source's checksum copied as metadata), readback
+(every copy read back in full and its CRC-32C computed: only this checks the bytes
+themselves), or none (the same as --no-verify). restore status counts the files by
+what verified them. With --wait the command follows
 the job (a progress bar on a terminal, progress lines otherwise) and exits non-zero
 unless it completes.`,
 		Args: exactArgs("COLLECTION", "SNAPSHOT"),
@@ -58,8 +64,16 @@ unless it completes.`,
 					opt.WithPartitions(p)
 				}
 			}
-			if noVerify {
+			switch {
+			case noVerify || verify == "none":
+				if verify == "readback" {
+					return usageErrorf("--no-verify and --verify=readback contradict each other")
+				}
 				opt.WithoutVerify()
+			case verify == "readback":
+				opt.WithReadBack()
+			case verify != "checksum":
+				return usageErrorf("--verify %q: want checksum, readback or none", verify)
 			}
 			return a.withClient(cmd, !wait, func(ctx context.Context, cl *client.Client) error {
 				resp, err := cl.RestoreSnapshot(ctx, opt)
@@ -86,7 +100,8 @@ unless it completes.`,
 	start.Flags().StringVar(&targetDatabase, "target-database", "", "the new collection's database (default \"default\")")
 	start.Flags().StringVar(&partitions, "partitions", "", "restore only these partitions (comma-separated)")
 	start.Flags().BoolVar(&wait, "wait", false, "follow the job until it ends; exit non-zero unless it completes")
-	start.Flags().BoolVar(&noVerify, "no-verify", false, "do not check each copy's size and CRC-32C")
+	start.Flags().BoolVar(&noVerify, "no-verify", false, "do not check each copy's size and CRC-32C (--verify=none)")
+	start.Flags().StringVar(&verify, "verify", "checksum", "how each copy is checked: checksum (the server's copy or HEAD checksum, else read back), readback (every copy read back in full), none")
 	start.Flags().IntVar(&concurrency, "concurrency", 0, "copies one node runs at once for this job (0: the node's default)")
 	start.Flags().StringVar(&database, "database", "", "the snapshot's database (default \"default\")")
 
@@ -282,7 +297,18 @@ func printRestoreJob(w io.Writer, j *snapkeepv1.RestoreJob) error {
 		t.row("Leased:", fmt.Sprintf("%d tasks in %d leases, %d stalled (holder not alive, or no report for 30s)",
 			j.GetTasksLeased(), j.GetLeasesOutstanding(), j.GetTasksStalled()))
 	}
-	t.row("Verify:", yesNo(j.GetVerify()))
+	switch {
+	case !j.GetVerify():
+		t.row("Verify:", "no")
+	case j.GetReadBack():
+		t.row("Verify:", "read back (every copy's content read and its CRC-32C computed)")
+	default:
+		t.row("Verify:", "checksum (copy response or HEAD, else read back)")
+	}
+	if v := j.GetVerifiedByCopyResponse() + j.GetVerifiedByHead() + j.GetVerifiedByReadBack() + j.GetNotVerified(); v > 0 {
+		t.row("Verified:", fmt.Sprintf("%d by the copy response's CRC-32C, %d by HEAD (server-reported: may be the source's checksum copied as metadata), %d read back, %d not verified",
+			j.GetVerifiedByCopyResponse(), j.GetVerifiedByHead(), j.GetVerifiedByReadBack(), j.GetNotVerified()))
+	}
 	t.row("Attempts:", fmt.Sprintf("%d copies, %d failed, %d leases", j.GetAttempts(), j.GetFailedAttempts(), j.GetLeases()))
 	t.row("Created:", timestamp(j.GetCreatedAtUnixMs()))
 	if j.GetStartedAtUnixMs() != 0 {

@@ -632,6 +632,59 @@ func (CommandType) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_proto_rawDescGZIP(), []int{8}
 }
 
+// CopyVerification is what checked a restored file's copy, weakest to strongest.
+type CopyVerification int32
+
+const (
+	CopyVerification_COPY_VERIFICATION_NONE          CopyVerification = 0
+	CopyVerification_COPY_VERIFICATION_COPY_RESPONSE CopyVerification = 1
+	CopyVerification_COPY_VERIFICATION_HEAD          CopyVerification = 2
+	CopyVerification_COPY_VERIFICATION_READ_BACK     CopyVerification = 3
+)
+
+// Enum value maps for CopyVerification.
+var (
+	CopyVerification_name = map[int32]string{
+		0: "COPY_VERIFICATION_NONE",
+		1: "COPY_VERIFICATION_COPY_RESPONSE",
+		2: "COPY_VERIFICATION_HEAD",
+		3: "COPY_VERIFICATION_READ_BACK",
+	}
+	CopyVerification_value = map[string]int32{
+		"COPY_VERIFICATION_NONE":          0,
+		"COPY_VERIFICATION_COPY_RESPONSE": 1,
+		"COPY_VERIFICATION_HEAD":          2,
+		"COPY_VERIFICATION_READ_BACK":     3,
+	}
+)
+
+func (x CopyVerification) Enum() *CopyVerification {
+	p := new(CopyVerification)
+	*p = x
+	return p
+}
+
+func (x CopyVerification) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CopyVerification) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_proto_enumTypes[9].Descriptor()
+}
+
+func (CopyVerification) Type() protoreflect.EnumType {
+	return &file_fsm_proto_enumTypes[9]
+}
+
+func (x CopyVerification) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CopyVerification.Descriptor instead.
+func (CopyVerification) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{9}
+}
+
 // Meta is the single row of FSM-wide counters.
 type Meta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1836,8 +1889,16 @@ type RestoreJob struct {
 	Leases uint64 `protobuf:"varint,26,opt,name=leases,proto3" json:"leases,omitempty"`
 	// The snapshot's database.
 	SourceDatabase string `protobuf:"bytes,27,opt,name=source_database,json=sourceDatabase,proto3" json:"source_database,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	ReadBack       bool   `protobuf:"varint,28,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	// Files done, by what verified their copy: the copy response's CRC-32C, HEAD's
+	// size and CRC-32C (possibly the source's record copied as metadata), the content
+	// read back, or nothing (verify off).
+	VerifiedByCopyResponse uint64 `protobuf:"varint,29,opt,name=verified_by_copy_response,json=verifiedByCopyResponse,proto3" json:"verified_by_copy_response,omitempty"`
+	VerifiedByHead         uint64 `protobuf:"varint,30,opt,name=verified_by_head,json=verifiedByHead,proto3" json:"verified_by_head,omitempty"`
+	VerifiedByReadBack     uint64 `protobuf:"varint,31,opt,name=verified_by_read_back,json=verifiedByReadBack,proto3" json:"verified_by_read_back,omitempty"`
+	NotVerified            uint64 `protobuf:"varint,32,opt,name=not_verified,json=notVerified,proto3" json:"not_verified,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *RestoreJob) Reset() {
@@ -2057,6 +2118,41 @@ func (x *RestoreJob) GetSourceDatabase() string {
 		return x.SourceDatabase
 	}
 	return ""
+}
+
+func (x *RestoreJob) GetReadBack() bool {
+	if x != nil {
+		return x.ReadBack
+	}
+	return false
+}
+
+func (x *RestoreJob) GetVerifiedByCopyResponse() uint64 {
+	if x != nil {
+		return x.VerifiedByCopyResponse
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetVerifiedByHead() uint64 {
+	if x != nil {
+		return x.VerifiedByHead
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetVerifiedByReadBack() uint64 {
+	if x != nil {
+		return x.VerifiedByReadBack
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetNotVerified() uint64 {
+	if x != nil {
+		return x.NotVerified
+	}
+	return 0
 }
 
 // RestorePlan maps a job's source segments and index builds to its targets and numbers
@@ -4276,8 +4372,11 @@ type RestoreBegin struct {
 	Verify           bool                   `protobuf:"varint,7,opt,name=verify,proto3" json:"verify,omitempty"`
 	MaxConcurrency   uint32                 `protobuf:"varint,8,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	MaxAttempts      uint32                 `protobuf:"varint,9,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Read every copy back in full (streamed CRC-32C) instead of trusting the
+	// checksums a server reports.
+	ReadBack      bool `protobuf:"varint,10,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestoreBegin) Reset() {
@@ -4371,6 +4470,13 @@ func (x *RestoreBegin) GetMaxAttempts() uint32 {
 		return x.MaxAttempts
 	}
 	return 0
+}
+
+func (x *RestoreBegin) GetReadBack() bool {
+	if x != nil {
+		return x.ReadBack
+	}
+	return false
 }
 
 // RestoreStart moves a PENDING job to COPYING once its sources are checked.
@@ -4498,9 +4604,11 @@ func (x *RestoreGrant) GetIncarnation() string {
 }
 
 type TaskDone struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Task          uint32                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
-	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Task  uint32                 `protobuf:"varint,1,opt,name=task,proto3" json:"task,omitempty"`
+	Bytes uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// What verified the copy (restore.Verification).
+	Verified      CopyVerification `protobuf:"varint,3,opt,name=verified,proto3,enum=snapkeep.fsm.v1.CopyVerification" json:"verified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4547,6 +4655,13 @@ func (x *TaskDone) GetBytes() uint64 {
 		return x.Bytes
 	}
 	return 0
+}
+
+func (x *TaskDone) GetVerified() CopyVerification {
+	if x != nil {
+		return x.Verified
+	}
+	return CopyVerification_COPY_VERIFICATION_NONE
 }
 
 type TaskFailed struct {
@@ -6044,7 +6159,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa6\t\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
@@ -6084,7 +6199,12 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05error\x18\x18 \x01(\tR\x05error\x12!\n" +
 	"\ffailing_keys\x18\x19 \x03(\tR\vfailingKeys\x12\x16\n" +
 	"\x06leases\x18\x1a \x01(\x04R\x06leases\x12'\n" +
-	"\x0fsource_database\x18\x1b \x01(\tR\x0esourceDatabase\"a\n" +
+	"\x0fsource_database\x18\x1b \x01(\tR\x0esourceDatabase\x12\x1b\n" +
+	"\tread_back\x18\x1c \x01(\bR\breadBack\x129\n" +
+	"\x19verified_by_copy_response\x18\x1d \x01(\x04R\x16verifiedByCopyResponse\x12(\n" +
+	"\x10verified_by_head\x18\x1e \x01(\x04R\x0everifiedByHead\x121\n" +
+	"\x15verified_by_read_back\x18\x1f \x01(\x04R\x12verifiedByReadBack\x12!\n" +
+	"\fnot_verified\x18  \x01(\x04R\vnotVerified\"a\n" +
 	"\vRestorePlan\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12;\n" +
 	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\"\xb6\x01\n" +
@@ -6291,7 +6411,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"1\n" +
 	"\x0eSnapshotRemove\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
-	"snapshotId\"\xc0\x02\n" +
+	"snapshotId\"\xdd\x02\n" +
 	"\fRestoreBegin\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
@@ -6305,7 +6425,9 @@ const file_fsm_proto_rawDesc = "" +
 	"partitions\x12\x16\n" +
 	"\x06verify\x18\a \x01(\bR\x06verify\x12'\n" +
 	"\x0fmax_concurrency\x18\b \x01(\rR\x0emaxConcurrency\x12!\n" +
-	"\fmax_attempts\x18\t \x01(\rR\vmaxAttempts\"%\n" +
+	"\fmax_attempts\x18\t \x01(\rR\vmaxAttempts\x12\x1b\n" +
+	"\tread_back\x18\n" +
+	" \x01(\bR\breadBack\"%\n" +
 	"\fRestoreStart\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\x8e\x01\n" +
 	"\fRestoreGrant\x12\x15\n" +
@@ -6313,10 +6435,11 @@ const file_fsm_proto_rawDesc = "" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1b\n" +
 	"\tmax_tasks\x18\x03 \x01(\rR\bmaxTasks\x12\x14\n" +
 	"\x05lease\x18\x04 \x01(\x03R\x05lease\x12 \n" +
-	"\vincarnation\x18\x05 \x01(\tR\vincarnation\"4\n" +
+	"\vincarnation\x18\x05 \x01(\tR\vincarnation\"s\n" +
 	"\bTaskDone\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\rR\x04task\x12\x14\n" +
-	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\"f\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12=\n" +
+	"\bverified\x18\x03 \x01(\x0e2!.snapkeep.fsm.v1.CopyVerificationR\bverified\"f\n" +
 	"\n" +
 	"TaskFailed\x12\x12\n" +
 	"\x04task\x18\x01 \x01(\rR\x04task\x12\x10\n" +
@@ -6492,7 +6615,12 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1bCOMMAND_TYPE_RESTORE_REMOVE\x10\x1d\x12\x19\n" +
 	"\x15COMMAND_TYPE_GC_CHECK\x10\x1e\x12\x1a\n" +
 	"\x16COMMAND_TYPE_GC_REMOVE\x10\x1f\x12!\n" +
-	"\x1dCOMMAND_TYPE_GC_RECORD_REPORT\x10 B(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
+	"\x1dCOMMAND_TYPE_GC_RECORD_REPORT\x10 *\x90\x01\n" +
+	"\x10CopyVerification\x12\x1a\n" +
+	"\x16COPY_VERIFICATION_NONE\x10\x00\x12#\n" +
+	"\x1fCOPY_VERIFICATION_COPY_RESPONSE\x10\x01\x12\x1a\n" +
+	"\x16COPY_VERIFICATION_HEAD\x10\x02\x12\x1f\n" +
+	"\x1bCOPY_VERIFICATION_READ_BACK\x10\x03B(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_proto_rawDescOnce sync.Once
@@ -6506,7 +6634,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_proto_rawDescData
 }
 
-var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
 var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
@@ -6518,152 +6646,154 @@ var file_fsm_proto_goTypes = []any{
 	(RestoreState)(0),                   // 6: snapkeep.fsm.v1.RestoreState
 	(ErrorCode)(0),                      // 7: snapkeep.fsm.v1.ErrorCode
 	(CommandType)(0),                    // 8: snapkeep.fsm.v1.CommandType
-	(*Meta)(nil),                        // 9: snapkeep.fsm.v1.Meta
-	(*Database)(nil),                    // 10: snapkeep.fsm.v1.Database
-	(*Partition)(nil),                   // 11: snapkeep.fsm.v1.Partition
-	(*IndexDef)(nil),                    // 12: snapkeep.fsm.v1.IndexDef
-	(*Collection)(nil),                  // 13: snapkeep.fsm.v1.Collection
-	(*File)(nil),                        // 14: snapkeep.fsm.v1.File
-	(*IndexBuild)(nil),                  // 15: snapkeep.fsm.v1.IndexBuild
-	(*Segment)(nil),                     // 16: snapkeep.fsm.v1.Segment
-	(*KindTotals)(nil),                  // 17: snapkeep.fsm.v1.KindTotals
-	(*SnapshotSummary)(nil),             // 18: snapkeep.fsm.v1.SnapshotSummary
-	(*Snapshot)(nil),                    // 19: snapkeep.fsm.v1.Snapshot
-	(*RestoreJob)(nil),                  // 20: snapkeep.fsm.v1.RestoreJob
-	(*RestorePlan)(nil),                 // 21: snapkeep.fsm.v1.RestorePlan
-	(*PlannedSegment)(nil),              // 22: snapkeep.fsm.v1.PlannedSegment
-	(*PlannedBuild)(nil),                // 23: snapkeep.fsm.v1.PlannedBuild
-	(*RestoreLease)(nil),                // 24: snapkeep.fsm.v1.RestoreLease
-	(*RestorePool)(nil),                 // 25: snapkeep.fsm.v1.RestorePool
-	(*GCCount)(nil),                     // 26: snapkeep.fsm.v1.GCCount
-	(*GCReport)(nil),                    // 27: snapkeep.fsm.v1.GCReport
-	(*Node)(nil),                        // 28: snapkeep.fsm.v1.Node
-	(*Result)(nil),                      // 29: snapkeep.fsm.v1.Result
-	(*RequestRecord)(nil),               // 30: snapkeep.fsm.v1.RequestRecord
-	(*Envelope)(nil),                    // 31: snapkeep.fsm.v1.Envelope
-	(*CreateDatabase)(nil),              // 32: snapkeep.fsm.v1.CreateDatabase
-	(*DropDatabase)(nil),                // 33: snapkeep.fsm.v1.DropDatabase
-	(*CreateCollection)(nil),            // 34: snapkeep.fsm.v1.CreateCollection
-	(*DropCollection)(nil),              // 35: snapkeep.fsm.v1.DropCollection
-	(*AlterCollection)(nil),             // 36: snapkeep.fsm.v1.AlterCollection
-	(*CreatePartition)(nil),             // 37: snapkeep.fsm.v1.CreatePartition
-	(*DropPartition)(nil),               // 38: snapkeep.fsm.v1.DropPartition
-	(*CreateIndex)(nil),                 // 39: snapkeep.fsm.v1.CreateIndex
-	(*DropIndex)(nil),                   // 40: snapkeep.fsm.v1.DropIndex
-	(*AllocateSegment)(nil),             // 41: snapkeep.fsm.v1.AllocateSegment
-	(*FlushSegment)(nil),                // 42: snapkeep.fsm.v1.FlushSegment
-	(*AllocateIndexBuild)(nil),          // 43: snapkeep.fsm.v1.AllocateIndexBuild
-	(*AddIndexBuild)(nil),               // 44: snapkeep.fsm.v1.AddIndexBuild
-	(*CompactOutput)(nil),               // 45: snapkeep.fsm.v1.CompactOutput
-	(*Compact)(nil),                     // 46: snapkeep.fsm.v1.Compact
-	(*DropSegments)(nil),                // 47: snapkeep.fsm.v1.DropSegments
-	(*ExpireAllocations)(nil),           // 48: snapkeep.fsm.v1.ExpireAllocations
-	(*RegisterNode)(nil),                // 49: snapkeep.fsm.v1.RegisterNode
-	(*SnapshotBegin)(nil),               // 50: snapkeep.fsm.v1.SnapshotBegin
-	(*SnapshotCommit)(nil),              // 51: snapkeep.fsm.v1.SnapshotCommit
-	(*SnapshotMarkDeleting)(nil),        // 52: snapkeep.fsm.v1.SnapshotMarkDeleting
-	(*SnapshotRemove)(nil),              // 53: snapkeep.fsm.v1.SnapshotRemove
-	(*RestoreBegin)(nil),                // 54: snapkeep.fsm.v1.RestoreBegin
-	(*RestoreStart)(nil),                // 55: snapkeep.fsm.v1.RestoreStart
-	(*RestoreGrant)(nil),                // 56: snapkeep.fsm.v1.RestoreGrant
-	(*TaskDone)(nil),                    // 57: snapkeep.fsm.v1.TaskDone
-	(*TaskFailed)(nil),                  // 58: snapkeep.fsm.v1.TaskFailed
-	(*RestoreReport)(nil),               // 59: snapkeep.fsm.v1.RestoreReport
-	(*RestoreFail)(nil),                 // 60: snapkeep.fsm.v1.RestoreFail
-	(*RestoreCancel)(nil),               // 61: snapkeep.fsm.v1.RestoreCancel
-	(*ExpireRestoreLeases)(nil),         // 62: snapkeep.fsm.v1.ExpireRestoreLeases
-	(*RestoreRemove)(nil),               // 63: snapkeep.fsm.v1.RestoreRemove
-	(*BuildRef)(nil),                    // 64: snapkeep.fsm.v1.BuildRef
-	(*OrphanCandidate)(nil),             // 65: snapkeep.fsm.v1.OrphanCandidate
-	(*GCCheck)(nil),                     // 66: snapkeep.fsm.v1.GCCheck
-	(*GCRemove)(nil),                    // 67: snapkeep.fsm.v1.GCRemove
-	(*GCRecordReport)(nil),              // 68: snapkeep.fsm.v1.GCRecordReport
-	(*DatabaseResponse)(nil),            // 69: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),          // 70: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),             // 71: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),          // 72: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),            // 73: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),            // 74: snapkeep.fsm.v1.SnapshotResponse
-	(*RestoreJobResponse)(nil),          // 75: snapkeep.fsm.v1.RestoreJobResponse
-	(*RestoreGrantResponse)(nil),        // 76: snapkeep.fsm.v1.RestoreGrantResponse
-	(*ExpireRestoreLeasesResponse)(nil), // 77: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
-	(*GCCheckResponse)(nil),             // 78: snapkeep.fsm.v1.GCCheckResponse
-	(*GCRemoveResponse)(nil),            // 79: snapkeep.fsm.v1.GCRemoveResponse
-	(*ExpireAllocationsResponse)(nil),   // 80: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                       // 81: snapkeep.fsm.v1.Empty
-	nil,                                 // 82: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 83: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 84: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 85: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 86: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 87: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 88: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 89: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 90: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 91: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(CopyVerification)(0),               // 9: snapkeep.fsm.v1.CopyVerification
+	(*Meta)(nil),                        // 10: snapkeep.fsm.v1.Meta
+	(*Database)(nil),                    // 11: snapkeep.fsm.v1.Database
+	(*Partition)(nil),                   // 12: snapkeep.fsm.v1.Partition
+	(*IndexDef)(nil),                    // 13: snapkeep.fsm.v1.IndexDef
+	(*Collection)(nil),                  // 14: snapkeep.fsm.v1.Collection
+	(*File)(nil),                        // 15: snapkeep.fsm.v1.File
+	(*IndexBuild)(nil),                  // 16: snapkeep.fsm.v1.IndexBuild
+	(*Segment)(nil),                     // 17: snapkeep.fsm.v1.Segment
+	(*KindTotals)(nil),                  // 18: snapkeep.fsm.v1.KindTotals
+	(*SnapshotSummary)(nil),             // 19: snapkeep.fsm.v1.SnapshotSummary
+	(*Snapshot)(nil),                    // 20: snapkeep.fsm.v1.Snapshot
+	(*RestoreJob)(nil),                  // 21: snapkeep.fsm.v1.RestoreJob
+	(*RestorePlan)(nil),                 // 22: snapkeep.fsm.v1.RestorePlan
+	(*PlannedSegment)(nil),              // 23: snapkeep.fsm.v1.PlannedSegment
+	(*PlannedBuild)(nil),                // 24: snapkeep.fsm.v1.PlannedBuild
+	(*RestoreLease)(nil),                // 25: snapkeep.fsm.v1.RestoreLease
+	(*RestorePool)(nil),                 // 26: snapkeep.fsm.v1.RestorePool
+	(*GCCount)(nil),                     // 27: snapkeep.fsm.v1.GCCount
+	(*GCReport)(nil),                    // 28: snapkeep.fsm.v1.GCReport
+	(*Node)(nil),                        // 29: snapkeep.fsm.v1.Node
+	(*Result)(nil),                      // 30: snapkeep.fsm.v1.Result
+	(*RequestRecord)(nil),               // 31: snapkeep.fsm.v1.RequestRecord
+	(*Envelope)(nil),                    // 32: snapkeep.fsm.v1.Envelope
+	(*CreateDatabase)(nil),              // 33: snapkeep.fsm.v1.CreateDatabase
+	(*DropDatabase)(nil),                // 34: snapkeep.fsm.v1.DropDatabase
+	(*CreateCollection)(nil),            // 35: snapkeep.fsm.v1.CreateCollection
+	(*DropCollection)(nil),              // 36: snapkeep.fsm.v1.DropCollection
+	(*AlterCollection)(nil),             // 37: snapkeep.fsm.v1.AlterCollection
+	(*CreatePartition)(nil),             // 38: snapkeep.fsm.v1.CreatePartition
+	(*DropPartition)(nil),               // 39: snapkeep.fsm.v1.DropPartition
+	(*CreateIndex)(nil),                 // 40: snapkeep.fsm.v1.CreateIndex
+	(*DropIndex)(nil),                   // 41: snapkeep.fsm.v1.DropIndex
+	(*AllocateSegment)(nil),             // 42: snapkeep.fsm.v1.AllocateSegment
+	(*FlushSegment)(nil),                // 43: snapkeep.fsm.v1.FlushSegment
+	(*AllocateIndexBuild)(nil),          // 44: snapkeep.fsm.v1.AllocateIndexBuild
+	(*AddIndexBuild)(nil),               // 45: snapkeep.fsm.v1.AddIndexBuild
+	(*CompactOutput)(nil),               // 46: snapkeep.fsm.v1.CompactOutput
+	(*Compact)(nil),                     // 47: snapkeep.fsm.v1.Compact
+	(*DropSegments)(nil),                // 48: snapkeep.fsm.v1.DropSegments
+	(*ExpireAllocations)(nil),           // 49: snapkeep.fsm.v1.ExpireAllocations
+	(*RegisterNode)(nil),                // 50: snapkeep.fsm.v1.RegisterNode
+	(*SnapshotBegin)(nil),               // 51: snapkeep.fsm.v1.SnapshotBegin
+	(*SnapshotCommit)(nil),              // 52: snapkeep.fsm.v1.SnapshotCommit
+	(*SnapshotMarkDeleting)(nil),        // 53: snapkeep.fsm.v1.SnapshotMarkDeleting
+	(*SnapshotRemove)(nil),              // 54: snapkeep.fsm.v1.SnapshotRemove
+	(*RestoreBegin)(nil),                // 55: snapkeep.fsm.v1.RestoreBegin
+	(*RestoreStart)(nil),                // 56: snapkeep.fsm.v1.RestoreStart
+	(*RestoreGrant)(nil),                // 57: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 58: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 59: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 60: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 61: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 62: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 63: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 64: snapkeep.fsm.v1.RestoreRemove
+	(*BuildRef)(nil),                    // 65: snapkeep.fsm.v1.BuildRef
+	(*OrphanCandidate)(nil),             // 66: snapkeep.fsm.v1.OrphanCandidate
+	(*GCCheck)(nil),                     // 67: snapkeep.fsm.v1.GCCheck
+	(*GCRemove)(nil),                    // 68: snapkeep.fsm.v1.GCRemove
+	(*GCRecordReport)(nil),              // 69: snapkeep.fsm.v1.GCRecordReport
+	(*DatabaseResponse)(nil),            // 70: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 71: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 72: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 73: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 74: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 75: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 76: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 77: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 78: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*GCCheckResponse)(nil),             // 79: snapkeep.fsm.v1.GCCheckResponse
+	(*GCRemoveResponse)(nil),            // 80: snapkeep.fsm.v1.GCRemoveResponse
+	(*ExpireAllocationsResponse)(nil),   // 81: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 82: snapkeep.fsm.v1.Empty
+	nil,                                 // 83: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 84: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 85: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 86: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 87: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 88: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 89: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 90: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 91: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 92: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	82, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	83, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	83, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	84, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,  // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	84, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
-	11, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
-	12, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	85, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	12, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
+	13, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	3,  // 6: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
 	4,  // 7: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
 	2,  // 8: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	1,  // 9: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
-	15, // 10: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
+	16, // 10: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
 	2,  // 11: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	3,  // 12: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
-	17, // 13: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
+	18, // 13: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	5,  // 14: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	85, // 15: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	86, // 16: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	11, // 17: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	12, // 18: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	18, // 19: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	86, // 15: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	87, // 16: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	12, // 17: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	13, // 18: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	19, // 19: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	6,  // 20: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	22, // 21: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	23, // 22: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	26, // 23: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	26, // 24: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	23, // 21: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	24, // 22: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	27, // 23: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	27, // 24: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
 	7,  // 25: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
 	8,  // 26: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	29, // 27: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	30, // 27: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
 	8,  // 28: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	87, // 29: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	88, // 30: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	89, // 31: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	90, // 32: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	14, // 33: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	14, // 34: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	14, // 35: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	45, // 36: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	28, // 37: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	91, // 38: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	18, // 39: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	57, // 40: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	58, // 41: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	64, // 42: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	65, // 43: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	64, // 44: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	27, // 45: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	10, // 46: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	13, // 47: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	16, // 48: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	16, // 49: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	16, // 50: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	19, // 51: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	20, // 52: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	24, // 53: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	64, // 54: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	64, // 55: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	88, // 29: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	89, // 30: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	90, // 31: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	91, // 32: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	15, // 33: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	15, // 34: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	15, // 35: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	46, // 36: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	29, // 37: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	92, // 38: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	19, // 39: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	9,  // 40: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	58, // 41: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	59, // 42: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	65, // 43: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	66, // 44: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	65, // 45: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	28, // 46: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	11, // 47: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	14, // 48: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	17, // 49: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	17, // 50: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	17, // 51: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	20, // 52: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	21, // 53: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	25, // 54: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	65, // 55: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	65, // 56: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -6676,7 +6806,7 @@ func file_fsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
-			NumEnums:      9,
+			NumEnums:      10,
 			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   0,

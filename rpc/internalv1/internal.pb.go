@@ -273,8 +273,10 @@ type LeaseRestoreTasksResponse struct {
 	MaxConcurrency uint32         `protobuf:"varint,5,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	Tasks          []*RestoreTask `protobuf:"bytes,6,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	RetryAfterMs   int64          `protobuf:"varint,7,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Read every copy back in full (the job's --verify=readback).
+	ReadBack      bool `protobuf:"varint,8,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseRestoreTasksResponse) Reset() {
@@ -356,15 +358,25 @@ func (x *LeaseRestoreTasksResponse) GetRetryAfterMs() int64 {
 	return 0
 }
 
+func (x *LeaseRestoreTasksResponse) GetReadBack() bool {
+	if x != nil {
+		return x.ReadBack
+	}
+	return false
+}
+
 type TaskOutcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Ok    bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
 	Bytes uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	// The source key, and why it failed.
-	Key           string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
-	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	Permanent     bool   `protobuf:"varint,6,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	Key       string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	Error     string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Permanent bool   `protobuf:"varint,6,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	// What verified the copy: 0 nothing, 1 the copy response's CRC-32C, 2 HEAD, 3 the
+	// content read back (snapkeep.fsm.v1.CopyVerification).
+	Verified      uint32 `protobuf:"varint,7,opt,name=verified,proto3" json:"verified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -439,6 +451,13 @@ func (x *TaskOutcome) GetPermanent() bool {
 		return x.Permanent
 	}
 	return false
+}
+
+func (x *TaskOutcome) GetVerified() uint32 {
+	if x != nil {
+		return x.Verified
+	}
+	return 0
 }
 
 type ReportRestoreTasksRequest struct {
@@ -949,7 +968,7 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x03src\x18\x02 \x01(\tR\x03src\x12\x10\n" +
 	"\x03dst\x18\x03 \x01(\tR\x03dst\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x16\n" +
-	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\x97\x02\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\xb4\x02\n" +
 	"\x19LeaseRestoreTasksResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\x04R\aleaseId\x12(\n" +
@@ -957,14 +976,16 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x06verify\x18\x04 \x01(\bR\x06verify\x12'\n" +
 	"\x0fmax_concurrency\x18\x05 \x01(\rR\x0emaxConcurrency\x127\n" +
 	"\x05tasks\x18\x06 \x03(\v2!.snapkeep.internal.v1.RestoreTaskR\x05tasks\x12$\n" +
-	"\x0eretry_after_ms\x18\a \x01(\x03R\fretryAfterMs\"\x8f\x01\n" +
+	"\x0eretry_after_ms\x18\a \x01(\x03R\fretryAfterMs\x12\x1b\n" +
+	"\tread_back\x18\b \x01(\bR\breadBack\"\xab\x01\n" +
 	"\vTaskOutcome\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1c\n" +
-	"\tpermanent\x18\x06 \x01(\bR\tpermanent\"\xbc\x01\n" +
+	"\tpermanent\x18\x06 \x01(\bR\tpermanent\x12\x1a\n" +
+	"\bverified\x18\a \x01(\rR\bverified\"\xbc\x01\n" +
 	"\x19ReportRestoreTasksRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\x04R\x05jobId\x12\x19\n" +

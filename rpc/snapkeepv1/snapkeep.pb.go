@@ -4768,8 +4768,17 @@ type RestoreJob struct {
 	// A job that left COPYING (cancelled, failed) still protects its target from GC
 	// until these leases are reported or expired.
 	LeasesOutstanding uint64 `protobuf:"varint,30,opt,name=leases_outstanding,json=leasesOutstanding,proto3" json:"leases_outstanding,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	ReadBack          bool   `protobuf:"varint,31,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	// Files done, by what verified their copy (docs/OPERATIONS.md, "What a restore's
+	// verification checks"): the CRC-32C in the copy response; HEAD's size and CRC-32C
+	// (some servers return the source's checksum copied as metadata: the record, not
+	// the bytes); the content read back in full; nothing (verify off).
+	VerifiedByCopyResponse uint64 `protobuf:"varint,32,opt,name=verified_by_copy_response,json=verifiedByCopyResponse,proto3" json:"verified_by_copy_response,omitempty"`
+	VerifiedByHead         uint64 `protobuf:"varint,33,opt,name=verified_by_head,json=verifiedByHead,proto3" json:"verified_by_head,omitempty"`
+	VerifiedByReadBack     uint64 `protobuf:"varint,34,opt,name=verified_by_read_back,json=verifiedByReadBack,proto3" json:"verified_by_read_back,omitempty"`
+	NotVerified            uint64 `protobuf:"varint,35,opt,name=not_verified,json=notVerified,proto3" json:"not_verified,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *RestoreJob) Reset() {
@@ -5012,6 +5021,41 @@ func (x *RestoreJob) GetLeasesOutstanding() uint64 {
 	return 0
 }
 
+func (x *RestoreJob) GetReadBack() bool {
+	if x != nil {
+		return x.ReadBack
+	}
+	return false
+}
+
+func (x *RestoreJob) GetVerifiedByCopyResponse() uint64 {
+	if x != nil {
+		return x.VerifiedByCopyResponse
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetVerifiedByHead() uint64 {
+	if x != nil {
+		return x.VerifiedByHead
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetVerifiedByReadBack() uint64 {
+	if x != nil {
+		return x.VerifiedByReadBack
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetNotVerified() uint64 {
+	if x != nil {
+		return x.NotVerified
+	}
+	return 0
+}
+
 type RestoreSnapshotRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -5029,8 +5073,11 @@ type RestoreSnapshotRequest struct {
 	Verify *bool `protobuf:"varint,8,opt,name=verify,proto3,oneof" json:"verify,omitempty"`
 	// Copies one node runs at once for this job (0: the node's default, 16).
 	MaxConcurrency uint32 `protobuf:"varint,9,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Verify each copy by reading it back in full and computing its CRC-32C, whatever
+	// checksums the server reports (slower: every byte is read once more). Needs verify.
+	ReadBack      bool `protobuf:"varint,10,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestoreSnapshotRequest) Reset() {
@@ -5124,6 +5171,13 @@ func (x *RestoreSnapshotRequest) GetMaxConcurrency() uint32 {
 		return x.MaxConcurrency
 	}
 	return 0
+}
+
+func (x *RestoreSnapshotRequest) GetReadBack() bool {
+	if x != nil {
+		return x.ReadBack
+	}
+	return false
 }
 
 type RestoreSnapshotResponse struct {
@@ -7230,7 +7284,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\x04R\x02id\x12>\n" +
 	"\vconsistency\x18\x05 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"M\n" +
 	"\x18DescribeSnapshotResponse\x121\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\xb1\b\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x89\n" +
+	"\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
@@ -7272,7 +7327,12 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\ffailing_keys\x18\x1b \x03(\tR\vfailingKeys\x12!\n" +
 	"\ftasks_leased\x18\x1c \x01(\x04R\vtasksLeased\x12#\n" +
 	"\rtasks_stalled\x18\x1d \x01(\x04R\ftasksStalled\x12-\n" +
-	"\x12leases_outstanding\x18\x1e \x01(\x04R\x11leasesOutstanding\"\xd6\x02\n" +
+	"\x12leases_outstanding\x18\x1e \x01(\x04R\x11leasesOutstanding\x12\x1b\n" +
+	"\tread_back\x18\x1f \x01(\bR\breadBack\x129\n" +
+	"\x19verified_by_copy_response\x18  \x01(\x04R\x16verifiedByCopyResponse\x12(\n" +
+	"\x10verified_by_head\x18! \x01(\x04R\x0everifiedByHead\x121\n" +
+	"\x15verified_by_read_back\x18\" \x01(\x04R\x12verifiedByReadBack\x12!\n" +
+	"\fnot_verified\x18# \x01(\x04R\vnotVerified\"\xf3\x02\n" +
 	"\x16RestoreSnapshotRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -7287,7 +7347,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"partitions\x18\a \x03(\tR\n" +
 	"partitions\x12\x1b\n" +
 	"\x06verify\x18\b \x01(\bH\x00R\x06verify\x88\x01\x01\x12'\n" +
-	"\x0fmax_concurrency\x18\t \x01(\rR\x0emaxConcurrencyB\t\n" +
+	"\x0fmax_concurrency\x18\t \x01(\rR\x0emaxConcurrency\x12\x1b\n" +
+	"\tread_back\x18\n" +
+	" \x01(\bR\breadBackB\t\n" +
 	"\a_verify\"w\n" +
 	"\x17RestoreSnapshotResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12)\n" +
