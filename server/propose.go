@@ -189,10 +189,11 @@ func (n *Node) nodeGRPCAddr(id string) string {
 
 // peerConns keeps one client connection per peer address.
 type peerConns struct {
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-	via   dialVia           // Config.DialVia
-	opts  []grpc.DialOption // after the defaults: TLS and the cluster secret
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool              // after close, get dials nothing: a conn made then would never be closed
+	via    dialVia           // Config.DialVia
+	opts   []grpc.DialOption // after the defaults: TLS and the cluster secret
 }
 
 func newPeerConns(via map[string]string, opts ...grpc.DialOption) *peerConns {
@@ -202,6 +203,9 @@ func newPeerConns(via map[string]string, opts ...grpc.DialOption) *peerConns {
 func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return nil, status.Error(codes.Unavailable, "the node is shutting down")
+	}
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
@@ -229,6 +233,7 @@ func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
 func (p *peerConns) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	for addr, c := range p.conns {
 		c.Close()
 		delete(p.conns, addr)
