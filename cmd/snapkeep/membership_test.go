@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/snapkeep/snapkeep/internal/loopback"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
@@ -32,27 +32,13 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a 127.0.0.1 address free a moment ago for TCP and, when udp is
-// set, UDP too.
-func freePort(t *testing.T, udp bool) string {
+// freePort returns a 127.0.0.1 address free for TCP and UDP, below the ephemeral port
+// range (see internal/loopback).
+func freePort(t *testing.T) string {
 	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := ln.Addr().String()
-		if !udp {
-			ln.Close()
-			return addr
-		}
-		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
+	addr, err := loopback.FreeAddr()
+	require.NoError(t, err)
+	return addr
 }
 
 // serverProcess is one `snapkeep server` process.
@@ -114,7 +100,7 @@ func TestGossipBootstrapThreeProcesses(t *testing.T) {
 	procs := make([]*serverProcess, 3)
 	for i := range procs {
 		id := fmt.Sprintf("n%d", i+1)
-		procs[i] = &serverProcess{id: id, grpc: freePort(t, false), raft: freePort(t, false), gossip: freePort(t, true),
+		procs[i] = &serverProcess{id: id, grpc: freePort(t), raft: freePort(t), gossip: freePort(t),
 			log: filepath.Join(dir, id+".log")}
 	}
 	for i, p := range procs {

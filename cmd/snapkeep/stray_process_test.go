@@ -63,14 +63,14 @@ func TestStrayObjectAndDutyPanicThreeProcesses(t *testing.T) {
 	var peers []string
 	for i := range procs {
 		id := fmt.Sprintf("n%d", i+1)
-		procs[i] = &serverProcess{id: id, grpc: freePort(t, false), raft: freePort(t, false), gossip: freePort(t, true),
+		procs[i] = &serverProcess{id: id, grpc: freePort(t), raft: freePort(t), gossip: freePort(t),
 			log: filepath.Join(dir, id+".log")}
 		peers = append(peers, id+"="+procs[i].raft)
 	}
 	httpAddrs := make([]string, 3)
 	t.Setenv("SNAPKEEP_PANIC_DUTY", "gc,node-duties")
 	for i, p := range procs {
-		httpAddrs[i] = freePort(t, false)
+		httpAddrs[i] = freePort(t)
 		startServer(t, bin, p, "--peers", strings.Join(peers, ","), "--http-addr", httpAddrs[i],
 			"--s3-endpoint", s3cfg.Endpoint, "--s3-bucket", s3cfg.Bucket, "--s3-path-style",
 			"--s3-access-key", s3cfg.AccessKey, "--s3-secret-key", s3cfg.SecretKey,

@@ -7,16 +7,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/snapkeep/snapkeep/internal/loopback"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/server"
 )
@@ -112,37 +111,15 @@ func nodeID(i int) string { return fmt.Sprintf("n%d", i+1) }
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
 func freeAddr(t testing.TB) string { return FreeAddr(t) }
 
-var handedOut = struct {
-	sync.Mutex
-	ports map[string]bool
-}{ports: map[string]bool{}}
-
-// FreeAddr returns a 127.0.0.1 address whose port was free for TCP and UDP a moment
-// ago and was never returned before in this process: the OS may hand a just-released
-// port out again, and two of a test's servers (a Raft and a gossip port) must not get
-// the same one.
+// FreeAddr returns a 127.0.0.1 address whose port is free for TCP and UDP, was never
+// handed out before in this process, and lies below Linux's ephemeral range, so no
+// other process's listener on port 0 or outgoing connection takes it before (or
+// between restarts of) the node that binds it (see internal/loopback).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	for attempt := 0; attempt < 100; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := ln.Addr().String()
-		udp, err := net.ListenPacket("udp", addr)
-		require.NoError(t, ln.Close())
-		if err != nil {
-			continue
-		}
-		require.NoError(t, udp.Close())
-		handedOut.Lock()
-		seen := handedOut.ports[addr]
-		handedOut.ports[addr] = true
-		handedOut.Unlock()
-		if !seen {
-			return addr
-		}
-	}
-	t.Fatal("no free loopback port")
-	return ""
+	addr, err := loopback.FreeAddr()
+	require.NoError(t, err)
+	return addr
 }
 
 // testLogger logs warnings and errors to the test log; SNAPKEEP_TEST_LOG=debug shows all.
