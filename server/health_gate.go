@@ -7,12 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/snapkeep/snapkeep/rpc/internalv1"
 )
 
 // healthGate is why this node refuses client calls right now. A node that cannot write
@@ -76,30 +73,6 @@ func (n *Node) updateHealthGate(h Health) {
 		}
 	}
 	n.healthGate.Store(&healthGate{message: msg})
-}
-
-// pollLeaderCommit asks the leader for its commit index, so health can tell how far
-// behind this node is: a follower that cannot write its log never learns the entries,
-// and its own commit index stays where it was (0 after a restart).
-func (n *Node) pollLeaderCommit() {
-	if n.raft.State() == raft.Leader {
-		n.leaderCommit.Store(n.raft.CommitIndex())
-		return
-	}
-	conn, _, err := n.leaderConn()
-	if err != nil {
-		n.leaderCommit.Store(0)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), healthInterval)
-	defer cancel()
-	st, err := internalv1.NewInternalClient(conn).NodeStatus(ctx, &internalv1.NodeStatusRequest{})
-	if err != nil {
-		// Keep the last value: a slow leader does not make this node healthy.
-		n.logger.Debug("health: the leader did not tell its commit index", "err", err)
-		return
-	}
-	n.leaderCommit.Store(st.GetCommitIndex())
 }
 
 // refusal is the error an unhealthy node answers a client call with, or nil.

@@ -46,7 +46,9 @@ func (s faultLogStore) StoreLogs(logs []*raft.Log) error {
 // written and that falls behind the leader used to answer /health 200 and
 // snapkeep_node_healthy 1, and calls sent to it hung. Now its health names the log
 // write error and the lag, and it refuses client calls at once with Unavailable,
-// naming the leader; the Go client moves on to another node.
+// naming the leader; the Go client moves on to another node. Restarted with the disk
+// still full (commit index 0, an empty catalog: it cannot ask the leader anything) it
+// is no healthier: the leader's commit index comes with every replication request.
 func TestHealthReportsFullDisk(t *testing.T) {
 	const maxLag = 5
 	full := make([]*atomic.Bool, 3)
@@ -90,7 +92,9 @@ func TestHealthReportsFullDisk(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close()
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The refusal follows health within a tick (healthInterval), so each
+		// attempt gets a short deadline; a refusal comes back at once.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := pb.NewCatalogClient(conn).ListCollections(ctx, &pb.ListCollectionsRequest{})
 		require.Equal(ct, codes.Unavailable, status.Code(err), "%v", err)
@@ -109,6 +113,30 @@ func TestHealthReportsFullDisk(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, got, 3*maxLag)
 	}
+
+	// Restarted with the disk still full, the node starts with commit index 0 and
+	// still cannot write the entries it lacks: it must not look healthy then either.
+	c.Stop(follower)
+	c.Restart(follower)
+	fn = c.Nodes[follower]
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		code, h := healthOf(t, fn.HTTPAddr(), "/health")
+		require.Equal(ct, http.StatusServiceUnavailable, code)
+		require.Zero(ct, h.CommitIndex, "the restarted node learned a commit index")
+		require.Contains(ct, h.Reasons, "log_write_error")
+		require.Contains(ct, h.Reasons, "behind_leader")
+		require.Equal(ct, 0.0, scrape(t, fn.HTTPAddr()).get(t, "snapkeep_node_healthy"))
+	}, 20*time.Second, 100*time.Millisecond)
+	conn2, err := grpc.NewClient(fn.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn2.Close()
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := pb.NewCatalogClient(conn2).ListCollections(ctx, &pb.ListCollectionsRequest{})
+		require.Equal(ct, codes.Unavailable, status.Code(err), "%v", err)
+		require.Contains(ct, status.Convert(err).Message(), "cannot write the Raft log")
+	}, 10*time.Second, 100*time.Millisecond)
 
 	// With disk space back, the node catches up and is healthy again.
 	full[follower].Store(false)

@@ -108,7 +108,7 @@ func TestHeartbeatWithNewerTermNeverLendsItsTerm(t *testing.T) {
 	require.Empty(t, lent, "entries written under a term only a ghost's heartbeat announced (of %d entries)", last-first+1)
 }
 
-func listenRaftTransport(t *testing.T) serialHeartbeats {
+func listenRaftTransport(t *testing.T) *raftTransport {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

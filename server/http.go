@@ -149,7 +149,7 @@ func (n *Node) health() Health {
 		h.LogWriteError = err.Error()
 		problem(reasonLogWrite, "cannot write the Raft log (disk full?): %v, %v ago", err, time.Since(at).Round(time.Millisecond))
 	}
-	h.LeaderCommitIndex = n.leaderCommit.Load()
+	h.LeaderCommitIndex = n.transport.LeaderCommitIndex()
 	if state == raft.Leader {
 		h.LeaderCommitIndex = h.CommitIndex
 	}
@@ -264,7 +264,6 @@ func (n *Node) runHealthUpdates() {
 		case <-n.stop:
 			return
 		case <-ticker.C:
-			n.pollLeaderCommit()
 			n.updateGRPCHealth()
 		}
 	}

@@ -43,7 +43,7 @@ type Node struct {
 
 	fsm       *fsm.FSM
 	raft      *raft.Raft
-	transport serialHeartbeats
+	transport *raftTransport
 	raftStore *raftboltdb.BoltStore
 
 	// objects is the bucket; ownObjects is set when the node made the client itself.
@@ -61,17 +61,16 @@ type Node struct {
 	executing   *runningBatches
 	gc          *gcState
 
-	grpcServer   *grpc.Server
-	grpcLn       net.Listener
-	grpcAddr     string
-	peers        *peerConns
-	sec          *security                  // TLS and tokens (server/tls.go, server/auth.go)
-	metrics      *nodeMetrics               // metrics.go
-	logWrites    logWriteTracker            // logstore.go: the Raft log's last write error, for health
-	healthGate   atomic.Pointer[healthGate] // health.go: why client calls are refused now
-	leaderCommit atomic.Uint64              // the leader's commit index, polled for health
-	ops          *opsServer                 // http.go: gRPC health, metrics, health and pprof over HTTP
-	members      *membership                // nil when gossip is off
+	grpcServer *grpc.Server
+	grpcLn     net.Listener
+	grpcAddr   string
+	peers      *peerConns
+	sec        *security                  // TLS and tokens (server/tls.go, server/auth.go)
+	metrics    *nodeMetrics               // metrics.go
+	logWrites  logWriteTracker            // logstore.go: the Raft log's last write error, for health
+	healthGate atomic.Pointer[healthGate] // health.go: why client calls are refused now
+	ops        *opsServer                 // http.go: gRPC health, metrics, health and pprof over HTTP
+	members    *membership                // nil when gossip is off
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -106,33 +107,94 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// serialHeartbeats is the Raft transport with its heartbeat fast path turned off, so
-// every AppendEntries, heartbeats included, is handled by Raft's main goroutine.
+// raftTransport is the node's Raft transport: raft's NetworkTransport with its
+// heartbeat fast path turned off, and the leader's commit index noted on the way.
 //
-// hashicorp/raft v1.8 handles a heartbeat on the transport's connection goroutine
-// (Raft.processHeartbeat, installed by SetHeartbeatHandler). A heartbeat that carries a
-// newer term makes the node a follower of that term from that goroutine, unsynchronized
-// with the leader loop: a leader whose loop is between its state check and
-// dispatchLogs reads the new term and writes client entries with it at indexes where
-// the new leader wrote others of the same term. Log matching no longer holds (same
-// index and term, different entries), the new leader's entries are appended after the
-// stale ones and the replicas' states part for good. A 30-minute fault run found it
-// (SIGSTOP of the leader, see docs/JEPSEN.md); upstream as hashicorp/raft#695.
+// Heartbeats: hashicorp/raft v1.8 handles a heartbeat on the transport's connection
+// goroutine (Raft.processHeartbeat, installed by SetHeartbeatHandler). A heartbeat that
+// carries a newer term makes the node a follower of that term from that goroutine,
+// unsynchronized with the leader loop: a leader whose loop is between its state check
+// and dispatchLogs reads the new term and writes client entries with it at indexes
+// where the new leader wrote others of the same term. Log matching no longer holds
+// (same index and term, different entries), the new leader's entries are appended
+// after the stale ones and the replicas' states part for good. A 30-minute fault run
+// found it (SIGSTOP of the leader, see docs/JEPSEN.md); upstream as hashicorp/raft#695.
 // Through the main loop a heartbeat waits behind log writes, which costs a follower
 // some latency on its heartbeat answers under load, never safety.
-type serialHeartbeats struct {
+//
+// Commit index: every AppendEntries a leader sends (every CommitTimeout, also with no
+// new entries) carries its commit index. A follower that cannot store the entries
+// never advances its own commit index (it stays 0 after a restart) and may not even
+// know the leader's gRPC address (its catalog is empty), but it still receives these
+// requests: health compares what it has applied with the highest commit index seen.
+type raftTransport struct {
 	*raft.NetworkTransport
+	leaderCommit atomic.Uint64
+
+	startOnce sync.Once
+	rpcs      chan raft.RPC
+	closeOnce sync.Once
+	done      chan struct{}
 }
 
 // SetHeartbeatHandler ignores the handler: heartbeats reach Consumer() like every RPC.
-func (serialHeartbeats) SetHeartbeatHandler(func(raft.RPC)) {}
+func (*raftTransport) SetHeartbeatHandler(func(raft.RPC)) {}
+
+// Consumer returns the channel Raft reads every incoming RPC from. Raft calls it once.
+func (t *raftTransport) Consumer() <-chan raft.RPC {
+	t.startOnce.Do(func() { go t.forward(t.NetworkTransport.Consumer()) })
+	return t.rpcs
+}
+
+// forward passes each RPC on unbuffered, as the network transport does, so a slow
+// Raft still pushes back on its peers.
+func (t *raftTransport) forward(in <-chan raft.RPC) {
+	for {
+		select {
+		case rpc := <-in:
+			if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+				t.noteLeaderCommit(req.LeaderCommitIndex)
+			}
+			select {
+			case t.rpcs <- rpc:
+			case <-t.done:
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *raftTransport) noteLeaderCommit(index uint64) {
+	for {
+		seen := t.leaderCommit.Load()
+		if index <= seen || t.leaderCommit.CompareAndSwap(seen, index) {
+			return
+		}
+	}
+}
+
+// LeaderCommitIndex is the highest commit index a leader has sent this node since it
+// started (0 before the first AppendEntries).
+func (t *raftTransport) LeaderCommitIndex() uint64 { return t.leaderCommit.Load() }
+
+// Close stops forwarding and closes the network transport. Safe to call more than once.
+func (t *raftTransport) Close() error {
+	t.closeOnce.Do(func() { close(t.done) })
+	return t.NetworkTransport.Close()
+}
 
 // newRaftTransport is the node's Raft transport over stream.
-func newRaftTransport(stream raft.StreamLayer, logger *slog.Logger) serialHeartbeats {
-	return serialHeartbeats{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  newHCLog(logger, "raft-net"),
-	})}
+func newRaftTransport(stream raft.StreamLayer, logger *slog.Logger) *raftTransport {
+	return &raftTransport{
+		NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  stream,
+			MaxPool: 3,
+			Timeout: 10 * time.Second,
+			Logger:  newHCLog(logger, "raft-net"),
+		}),
+		rpcs: make(chan raft.RPC),
+		done: make(chan struct{}),
+	}
 }
