@@ -57,6 +57,14 @@ func (o *CreateCollectionOption) WithDescription(description string) *CreateColl
 	return o
 }
 
+// WithLayout chooses where the collection's files sit: snapkeepv1.KeyLayout_KEY_LAYOUT_SNAPKEEP
+// (the default) or KEY_LAYOUT_MILVUS (Milvus's own keys). Fixed for the collection's
+// life; its snapshots and restores keep it.
+func (o *CreateCollectionOption) WithLayout(l snapkeepv1.KeyLayout) *CreateCollectionOption {
+	o.req.Layout = l
+	return o
+}
+
 // CreateCollection creates a collection and returns it. A taken name gives
 // ErrAlreadyExists; an unknown database ErrNotFound.
 func (c *Client) CreateCollection(ctx context.Context, opt *CreateCollectionOption) (*snapkeepv1.Collection, error) {

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
 // Databases, collections, partitions and index definitions.
@@ -67,6 +68,7 @@ func applyCreateCollection(c *applyCtx, cmd *fsmpb.CreateCollection) (proto.Mess
 		Properties:  cmd.Properties,
 		Description: cmd.Description,
 		CreatedAt:   c.now,
+		Layout:      cmd.Layout,
 	}
 	for _, name := range append([]string{DefaultPartition}, cmd.Partitions...) {
 		coll.Partitions = append(coll.Partitions, &fsmpb.Partition{Id: c.nextID(), Name: name, CreatedAt: c.now})
@@ -84,6 +86,9 @@ func ValidateCreateCollection(cmd *fsmpb.CreateCollection) error {
 	}
 	if err := ValidateName("collection", cmd.Name); err != nil {
 		return err
+	}
+	if _, err := layout.For(cmd.Layout); err != nil {
+		return invalidf("collection %q: %v", cmd.Name, err)
 	}
 	if len(cmd.Schema) > MaxSchemaBytes {
 		return invalidf("schema of collection %q is %d bytes; the limit is %d (1 MiB)", cmd.Name, len(cmd.Schema), MaxSchemaBytes)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,6 +43,19 @@ var errBadFileList = errors.New("corrupt file list")
 // minEntryBytes is the smallest encoded entry: kind, field id, size, crc32c, shared
 // length, suffix length, name tag, name.
 const minEntryBytes = 1 + 1 + 1 + 4 + 1 + 1 + 1 + 1
+
+// EncodeFileList encodes entries into a file list blob, sorted by key; it refuses
+// duplicate keys. Commands build their lists through validation (FlushSegment,
+// AddIndexBuild); this is for tools and tests that hold entries already.
+func EncodeFileList(entries []FileEntry) ([]byte, error) {
+	sorted := slices.SortedFunc(slices.Values(entries), func(a, b FileEntry) int { return strings.Compare(a.Key, b.Key) })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].Key == sorted[i-1].Key {
+			return nil, fmt.Errorf("file %q is listed twice", sorted[i].Key)
+		}
+	}
+	return encodeFileList(sorted), nil
+}
 
 // encodeFileList encodes entries, which must be sorted by key without duplicates.
 func encodeFileList(entries []FileEntry) []byte {

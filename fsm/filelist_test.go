@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
 func TestFileListRoundTrip(t *testing.T) {
@@ -47,7 +48,8 @@ func TestFileListRoundTrip(t *testing.T) {
 // TestFileListIsCompact pins the size of a realistic segment's file list: eight files
 // with Milvus's 18-digit log ids take 153 bytes, under 20 per file.
 func TestFileListIsCompact(t *testing.T) {
-	blob, err := encodeFiles(realisticFiles(12, 3456789), SegmentPrefix(12, 3456789), "segment", segmentFileKind)
+	ref := layout.Segment{Collection: 12, Segment: 3456789}
+	blob, err := encodeFiles(realisticFiles(12, 3456789), "segment", func(f *fsmpb.File) (string, error) { return layout.Snapkeep.SegmentFileRel(ref, f) })
 	require.NoError(t, err)
 	require.LessOrEqual(t, len(blob), 160)
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
 // Garbage collection. The leader plans from a read view with the rules below, asks
@@ -149,13 +150,18 @@ func (r reader) keyOwned(key string) (bool, string) {
 		}
 		return false, "no snapshot"
 	}
-	own, ok := ParseOwner(key)
+	own, ok := layout.Parse(key)
 	if !ok {
 		return false, "not a snapkeep key"
 	}
-	s, err := r.segment(own.SegmentID)
-	if err != nil || s.CollectionId != own.CollectionID {
+	s, err := r.segment(own.Segment)
+	if err != nil || (own.Collection != 0 && s.CollectionId != own.Collection) ||
+		(own.Partition != 0 && s.PartitionId != own.Partition) {
 		return false, "no segment"
+	}
+	// A key of one layout never belongs to a collection of the other.
+	if coll, err := r.collectionByID(s.CollectionId); err != nil || coll.GetLayout() != own.Layout {
+		return false, "no segment of its layout"
 	}
 	switch s.State {
 	case fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED:
@@ -163,8 +169,8 @@ func (r reader) keyOwned(key string) (bool, string) {
 	case fsmpb.SegmentState_SEGMENT_STATE_DROPPED:
 		return true, ReasonDroppedSegment
 	}
-	if own.BuildID != 0 {
-		i := slices.IndexFunc(s.IndexBuilds, func(b *fsmpb.IndexBuild) bool { return b.BuildId == own.BuildID })
+	if own.Build != 0 {
+		i := slices.IndexFunc(s.IndexBuilds, func(b *fsmpb.IndexBuild) bool { return b.BuildId == own.Build })
 		if i < 0 {
 			return false, "no index build"
 		}

@@ -1,67 +1,23 @@
 package fsm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
-func TestParseOwner(t *testing.T) {
-	seg := func(c, s uint64, rel string) ObjectOwner {
-		return ObjectOwner{CollectionID: c, SegmentID: s, Rel: rel}
-	}
-	build := func(c, s, b uint64, rel string) ObjectOwner {
-		return ObjectOwner{CollectionID: c, SegmentID: s, BuildID: b, Rel: rel}
-	}
-	for _, tc := range []struct {
-		key  string
-		want ObjectOwner
-		ok   bool
-	}{
-		{"collections/2/segments/5/insert/100/1", seg(2, 5, "insert/100/1"), true},
-		{"collections/2/segments/5/", seg(2, 5, ""), true},
-		{"collections/2/segments/5/index/9/a/b", build(2, 5, 9, "a/b"), true},
-		{"collections/2/segments/5/index/9/", build(2, 5, 9, ""), true},
-		// The stray object that crashed every leader: no slash after the build id, so
-		// not under the build's prefix, the segment's key "index/9".
-		{"collections/2/segments/5/index/9", seg(2, 5, "index/9"), true},
-		{"collections/2/segments/5/index/", seg(2, 5, "index/"), true},
-		{"collections/2/segments/5/index", seg(2, 5, "index"), true},
-		{"collections/2/segments/5/index/x/f", seg(2, 5, "index/x/f"), true},
-		{"collections/2/segments/5/index/09/f", seg(2, 5, "index/09/f"), true},
-		{"collections/2/segments/5//x", seg(2, 5, "/x"), true},
-		{"collections/2/segments/18446744073709551615/f", seg(2, 18446744073709551615, "f"), true},
-		{"collections/2/segments/18446744073709551616/f", ObjectOwner{}, false},
-		{"collections/2/segments/5", ObjectOwner{}, false},
-		{"collections/2/segments/", ObjectOwner{}, false},
-		{"collections/2/segments", ObjectOwner{}, false},
-		{"collections/2/", ObjectOwner{}, false},
-		{"collections/", ObjectOwner{}, false},
-		{"collections", ObjectOwner{}, false},
-		{"", ObjectOwner{}, false},
-		{"collections/02/segments/5/f", ObjectOwner{}, false},
-		{"collections/0/segments/5/f", ObjectOwner{}, false},
-		{"collections/2/segments/0/f", ObjectOwner{}, false},
-		{"collections/+2/segments/5/f", ObjectOwner{}, false},
-		{"collections/-2/segments/5/f", ObjectOwner{}, false},
-		{"collections/2x/segments/5/f", ObjectOwner{}, false},
-		{"collections/2/segment/5/f", ObjectOwner{}, false},
-		{"collections//segments/5/f", ObjectOwner{}, false},
-		{"/collections/2/segments/5/f", ObjectOwner{}, false},
-		{"collections/٢/segments/5/f", ObjectOwner{}, false},
-		{"collections/2/segments/5/\x00\xff", seg(2, 5, "\x00\xff"), true},
-		{"snapshots/1.skm", ObjectOwner{}, false},
-	} {
-		got, ok := ParseOwner(tc.key)
-		require.Equal(t, tc.ok, ok, "%q", tc.key)
-		require.Equal(t, tc.want, got, "%q", tc.key)
-		if ok {
-			require.Equal(t, tc.key, got.Prefix()+got.Rel, "%q", tc.key)
-		}
-	}
+// SegmentPrefix and BuildPrefix are the snapkeep layout's prefixes, for tests.
+func SegmentPrefix(collectionID, segmentID uint64) string {
+	return layout.SnapkeepSegmentPrefix(collectionID, segmentID)
+}
+
+func BuildPrefix(collectionID, segmentID, buildID uint64) string {
+	return layout.SnapkeepBuildPrefix(collectionID, segmentID, buildID)
 }
 
 // The stray object of the crash report under a READY build of a flushed segment, and
@@ -92,33 +48,55 @@ func TestKeyOwnedStrayKeysUnderAReadyBuild(t *testing.T) {
 	}
 }
 
-// FuzzParseOwner: any byte string as a key: no panic; a parsed key is its owner's
-// prefix plus the rest, and a key built from an owner parses back to it.
-func FuzzParseOwner(f *testing.F) {
-	for _, seed := range []string{
-		"collections/2/segments/5/insert/100/1", "collections/2/segments/5/index/9",
-		"collections/2/segments/5/index/9/f", "collections/02/segments/5/f", "snapshots/1.skm", "",
-		"collections/18446744073709551615/segments/1/index/18446744073709551615/",
-	} {
-		f.Add(seed)
+// A Milvus-layout collection owns exactly the files in its segments' lists, at
+// Milvus's keys; the same ids in the other layout's shape are nobody's.
+func TestKeyOwnedMilvusLayout(t *testing.T) {
+	h := newHarness(t)
+	h.ok(&fsmpb.CreateCollection{Name: "mv", Layout: fsmpb.KeyLayout_KEY_LAYOUT_MILVUS}, nil)
+	h.ok(&fsmpb.CreateIndex{Collection: "mv", Name: "vec", FieldId: 101}, nil)
+	var seg fsmpb.SegmentResponse
+	h.ok(&fsmpb.AllocateSegment{Collection: "mv", Lease: 60 * second}, &seg)
+	s := seg.Segment
+	ids := fmt.Sprintf("%d/%d/%d/", s.CollectionId, s.PartitionId, s.Id)
+	files := []*fsmpb.File{
+		{Key: "insert_log/" + ids + "101/7", Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldId: 101, Size: 10},
+		{Key: "insert_log/" + ids + "0/8", Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldId: 0, Size: 10},
+		{Key: "delta_log/" + ids + "9", Kind: fsmpb.FileKind_FILE_KIND_DELTA, Size: 3},
+		{Key: "text_log/44/1/" + ids + "102/index.tar", Kind: fsmpb.FileKind_FILE_KIND_TEXT_INDEX, FieldId: 102, Size: 4},
 	}
-	f.Fuzz(func(t *testing.T, key string) {
-		own, ok := ParseOwner(key)
-		if !ok {
-			require.Equal(t, ObjectOwner{}, own)
-			return
-		}
-		require.NotZero(t, own.CollectionID)
-		require.NotZero(t, own.SegmentID)
-		require.Equal(t, key, own.Prefix()+own.Rel)
-		again, ok := ParseOwner(own.Prefix() + own.Rel)
-		require.True(t, ok)
-		require.Equal(t, own, again)
-		if own.BuildID == 0 {
-			// The same rest under a build of the segment parses to that build.
-			b, ok := ParseOwner(BuildPrefix(own.CollectionID, own.SegmentID, 7) + own.Rel)
-			require.True(t, ok)
-			require.Equal(t, ObjectOwner{CollectionID: own.CollectionID, SegmentID: own.SegmentID, BuildID: 7, Rel: own.Rel}, b)
-		}
-	})
+	h.ok(&fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 2, Files: files}, nil)
+	var br fsmpb.IndexBuildResponse
+	h.ok(&fsmpb.AllocateIndexBuild{SegmentId: s.Id, Index: "vec", Lease: 60 * second}, &br)
+	buildKey := fmt.Sprintf("index_files/%d/1/%d/%d/HNSW_0", br.BuildId, s.PartitionId, s.Id)
+	h.ok(&fsmpb.AddIndexBuild{SegmentId: s.Id, BuildId: br.BuildId, Files: []*fsmpb.File{{Key: buildKey, Kind: fsmpb.FileKind_FILE_KIND_INDEX, Size: 5}}}, nil)
+
+	v := h.f.View()
+	for _, f := range files {
+		owned, why := v.KeyOwned(f.Key)
+		require.True(t, owned, "%s: %s", f.Key, why)
+	}
+	owned, why := v.KeyOwned(buildKey)
+	require.True(t, owned, why)
+	for _, key := range []string{
+		"insert_log/" + ids + "101/70", // not in the list
+		fmt.Sprintf("insert_log/%d/%d/%d/101/7", s.CollectionId, s.PartitionId+1, s.Id), // another partition
+		fmt.Sprintf("index_files/%d/2/%d/%d/HNSW_0", br.BuildId, s.PartitionId, s.Id),   // another version
+		SegmentPrefix(s.CollectionId, s.Id) + "insert/101/7",                            // the snapkeep shape
+		"part_stats/1/2/3",
+	} {
+		owned, why := v.KeyOwned(key)
+		require.False(t, owned, "%q: %s", key, why)
+	}
+
+	// Keys outside Milvus's shapes, or of another segment, are refused at flush.
+	var other fsmpb.SegmentResponse
+	h.ok(&fsmpb.AllocateSegment{Collection: "mv", Lease: 60 * second}, &other)
+	for key, want := range map[string]string{
+		SegmentPrefix(s.CollectionId, other.Segment.Id) + "insert/101/1":                          "is not where Milvus keeps one",
+		"insert_log/" + ids + "101/1":                                                             "must name collection/partition/segment",
+		fmt.Sprintf("insert_log/%d/%d/%d/101/x", s.CollectionId, s.PartitionId, other.Segment.Id): "ends in <field>/<log id>",
+	} {
+		msg := h.fails(codeInvalid, &fsmpb.FlushSegment{SegmentId: other.Segment.Id, Files: []*fsmpb.File{{Key: key, Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldId: 101}}})
+		require.Contains(t, msg, want, key)
+	}
 }

@@ -113,6 +113,7 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		Properties:  snap.Properties,
 		Description: snap.CollectionDescription,
 		CreatedAt:   c.now,
+		Layout:      snap.Layout,
 	}
 	partitionMap := map[uint64]uint64{}
 	for _, p := range snap.Partitions {

@@ -3,11 +3,11 @@ package fsm
 import (
 	"cmp"
 	"slices"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
 // Segments: allocate → flush → drop, index builds, compaction, lease expiry.
@@ -64,14 +64,14 @@ func (c *applyCtx) liveSegment(id uint64) (*fsmpb.Segment, *fsmpb.Collection, er
 }
 
 func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, error) {
-	seg, _, err := c.liveSegment(cmd.SegmentId)
+	seg, coll, err := c.liveSegment(cmd.SegmentId)
 	if err != nil {
 		return nil, err
 	}
 	if seg.State != fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED {
 		return nil, preconditionf("segment %d is already flushed; a segment is flushed once", seg.Id)
 	}
-	next, err := flushed(seg, cmd.RowCount, cmd.Files, c.now)
+	next, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, c.now)
 	if err != nil {
 		return nil, err
 	}
@@ -79,12 +79,14 @@ func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, err
 	return &fsmpb.SegmentResponse{Segment: next}, nil
 }
 
-// flushed returns the flushed copy of an allocated segment with its file list.
-func flushed(seg *fsmpb.Segment, rows int64, files []*fsmpb.File, now int64) (*fsmpb.Segment, error) {
+// flushed returns the flushed copy of an allocated segment with its file list, the
+// files' keys checked against the collection's layout.
+func flushed(l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.File, now int64) (*fsmpb.Segment, error) {
 	if rows < 0 || rows > maxRowCount {
 		return nil, invalidf("segment %d: row count %d is out of range", seg.Id, rows)
 	}
-	blob, err := encodeFiles(files, SegmentPrefix(seg.CollectionId, seg.Id), "segment "+u64(seg.Id), segmentFileKind)
+	ref := segmentRef(seg)
+	blob, err := encodeFiles(files, "segment "+u64(seg.Id), func(f *fsmpb.File) (string, error) { return l.SegmentFileRel(ref, f) })
 	if err != nil {
 		return nil, err
 	}
@@ -97,46 +99,25 @@ func flushed(seg *fsmpb.Segment, rows int64, files []*fsmpb.File, now int64) (*f
 	return next, nil
 }
 
-// segmentFileKind checks a segment file: a data kind, in the directory of its kind.
-func segmentFileKind(f *fsmpb.File, rel string) error {
-	switch f.Kind {
-	case fsmpb.FileKind_FILE_KIND_INSERT, fsmpb.FileKind_FILE_KIND_DELTA, fsmpb.FileKind_FILE_KIND_STATS, fsmpb.FileKind_FILE_KIND_BM25:
-	case fsmpb.FileKind_FILE_KIND_INDEX:
-		return invalidf("file %q: index files belong to index builds (AllocateIndexBuild, AddIndexBuild), not to FlushSegment", f.Key)
-	default:
-		return invalidf("file %q: unknown file kind %d", f.Key, f.Kind)
-	}
-	dir := KindDir(f.Kind)
-	if !strings.HasPrefix(rel, dir+"/") {
-		return invalidf("file %q of kind %s must sit under the segment prefix's %q directory", f.Key, dir, dir+"/")
-	}
-	return nil
-}
-
-func indexFileKind(f *fsmpb.File, _ string) error {
-	if f.Kind != fsmpb.FileKind_FILE_KIND_INDEX {
-		return invalidf("file %q: index builds hold only files of kind index, not %s", f.Key, kindName(f.Kind))
-	}
-	return nil
-}
-
-// encodeFiles validates a command's files against their owner's prefix and encodes
-// them, sorted by key, into a file list blob.
-func encodeFiles(files []*fsmpb.File, prefix, owner string, checkKind func(*fsmpb.File, string) error) ([]byte, error) {
+// encodeFiles validates a command's files (keepAs checks each key against its owner
+// and returns the part the file list keeps) and encodes them, sorted by the kept
+// part, into a file list blob.
+func encodeFiles(files []*fsmpb.File, owner string, keepAs func(*fsmpb.File) (string, error)) ([]byte, error) {
 	if len(files) > MaxFilesPerSegment {
 		return nil, exhaustedf("%s: %d files given; the limit is %d", owner, len(files), MaxFilesPerSegment)
 	}
 	entries := make([]FileEntry, 0, len(files))
+	byRel := make(map[string]string, len(files))
 	for _, f := range files {
 		if f == nil {
 			return nil, invalidf("%s: empty file entry", owner)
 		}
-		rel, err := validateKeyUnder(f.Key, prefix, owner)
-		if err != nil {
+		if err := checkKeyLength(f.Key); err != nil {
 			return nil, err
 		}
-		if err := checkKind(f, rel); err != nil {
-			return nil, err
+		rel, err := keepAs(f)
+		if err != nil {
+			return nil, invalidf("%v", err)
 		}
 		if f.FieldId < 0 || f.FieldId > maxFieldID {
 			return nil, invalidf("file %q: field id %d is out of range", f.Key, f.FieldId)
@@ -144,14 +125,13 @@ func encodeFiles(files []*fsmpb.File, prefix, owner string, checkKind func(*fsmp
 		if f.Size > maxSegmentFileSizeByte {
 			return nil, invalidf("file %q: size %d is larger than an object can be", f.Key, f.Size)
 		}
+		if _, dup := byRel[rel]; dup {
+			return nil, invalidf("%s: file %q is listed twice", owner, f.Key)
+		}
+		byRel[rel] = f.Key
 		entries = append(entries, FileEntry{Key: rel, Kind: f.Kind, FieldID: f.FieldId, Size: f.Size, CRC32C: f.Crc32C})
 	}
 	slices.SortFunc(entries, func(a, b FileEntry) int { return cmp.Compare(a.Key, b.Key) })
-	for i := 1; i < len(entries); i++ {
-		if entries[i].Key == entries[i-1].Key {
-			return nil, invalidf("%s: file %q is listed twice", owner, prefix+entries[i].Key)
-		}
-	}
 	return encodeFileList(entries), nil
 }
 
@@ -184,7 +164,7 @@ func applyAllocateIndexBuild(c *applyCtx, cmd *fsmpb.AllocateIndexBuild) (proto.
 }
 
 func applyAddIndexBuild(c *applyCtx, cmd *fsmpb.AddIndexBuild) (proto.Message, error) {
-	seg, _, err := c.liveSegment(cmd.SegmentId)
+	seg, coll, err := c.liveSegment(cmd.SegmentId)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +177,8 @@ func applyAddIndexBuild(c *applyCtx, cmd *fsmpb.AddIndexBuild) (proto.Message, e
 	if build.State != fsmpb.BuildState_BUILD_STATE_ALLOCATED {
 		return nil, preconditionf("index build %d of segment %d is %s; only an allocated build takes files", build.BuildId, seg.Id, buildStateName(build.State))
 	}
-	prefix := BuildPrefix(seg.CollectionId, seg.Id, build.BuildId)
-	blob, err := encodeFiles(cmd.Files, prefix, "index build "+u64(build.BuildId), indexFileKind)
+	l, ref := layoutOf(coll), buildRef(seg, build.BuildId)
+	blob, err := encodeFiles(cmd.Files, "index build "+u64(build.BuildId), func(f *fsmpb.File) (string, error) { return l.BuildFileRel(ref, f) })
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +269,11 @@ func applyCompact(c *applyCtx, cmd *fsmpb.Compact) (proto.Message, error) {
 		if err := sameOwner(s); err != nil {
 			return nil, err
 		}
-		n, err := flushed(s, o.RowCount, o.Files, c.now)
+		coll, err := c.collectionByID(s.CollectionId)
+		if err != nil {
+			return nil, err
+		}
+		n, err := flushed(layoutOf(coll), s, o.RowCount, o.Files, c.now)
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,12 @@ import (
 // Collection snapshots: Begin captures and pins, Commit records the manifest,
 // MarkDeleting releases the pins, Remove forgets the record.
 
+// OwnedNamespaces are the root-relative prefixes under which every object is
+// snapkeep's own: the snapkeep layout's collections and the manifests. The orphan scan
+// lists only these: anything else under the root (a Milvus layout's files, another
+// system's objects) belongs to whoever wrote it.
+var OwnedNamespaces = []string{"collections/", "snapshots/"}
+
 // ManifestKey is where a snapshot's manifest lives, relative to the storage root.
 func ManifestKey(snapshotID uint64) string {
 	return "snapshots/" + formatUint(snapshotID) + ".skm"
@@ -71,6 +77,7 @@ func applySnapshotBegin(c *applyCtx, cmd *fsmpb.SnapshotBegin) (proto.Message, e
 		State:                 fsmpb.SnapshotState_SNAPSHOT_STATE_PENDING,
 		Description:           cmd.Description,
 		CollectionDescription: coll.Description,
+		Layout:                coll.Layout,
 		Labels:                cmd.Labels,
 		CapturedIndex:         c.index,
 		CreatedAt:             c.now,

@@ -44,6 +44,17 @@ func (v *View) Collections(database string) ([]*fsmpb.Collection, error) {
 	return v.r.liveCollections(db.Id), nil
 }
 
+// KeysOfCollection returns the key builder of a collection's layout (the snapkeep
+// layout's when the collection is unknown: a collection's record outlives its
+// segments', so a segment's collection is always known).
+func (v *View) KeysOfCollection(id uint64) FileKeys {
+	c, err := v.r.collectionByID(id)
+	if err != nil {
+		return KeysFor(fsmpb.KeyLayout_KEY_LAYOUT_SNAPKEEP)
+	}
+	return KeysOf(c)
+}
+
 // Segment finds a segment by id.
 func (v *View) Segment(id uint64) (*fsmpb.Segment, error) { return v.r.segment(id) }
 

@@ -3,7 +3,10 @@
 // dropped, of a dropped partition or collection, expired allocations, the targets of
 // failed or cancelled restores), dropped index builds, the manifests of deleted
 // snapshots, the records of dropped collections nothing refers to, and orphan objects
-// under the storage root that no record owns.
+// in snapkeep's own namespaces under the storage root that no record owns. Objects
+// anywhere else under the root — a Milvus-layout collection's files included — are
+// deleted only when a dropped record lists them (or, for an upload never listed, sits
+// under the record's own prefixes): another system's objects are never orphans.
 //
 // A run plans from one read view of the FSM, with the FSM's own rules
 // (View.SegmentReclaim, BuildReclaim, CollectionReclaim, KeyOwned); asks GCCheck — a
@@ -61,7 +64,8 @@ type Config struct {
 // Options tune one run.
 type Options struct {
 	DryRun bool
-	// OrphanScan lists the whole root for objects no record owns.
+	// OrphanScan lists snapkeep's own namespaces (fsm.OwnedNamespaces) for objects no
+	// record owns.
 	OrphanScan bool
 	// Grace and OrphanGrace, when set, replace the configured ones for this run.
 	Grace, OrphanGrace *time.Duration
@@ -104,10 +108,10 @@ type job struct {
 	reason  string
 	owner   string
 	keys    []Candidate
-	// listPrefix: also delete whatever is listed under this prefix (an upload never
-	// registered: an expired allocation, a restore's partial copy).
-	listPrefix string
-	failed     bool
+	// listPrefixes: also delete whatever is listed under these prefixes (an upload
+	// never registered: an expired allocation, a restore's partial copy).
+	listPrefixes []string
+	failed       bool
 }
 
 type run struct {
@@ -263,10 +267,10 @@ func segmentReason(s *fsmpb.Segment) string {
 }
 
 // fileCandidates lists a file list's objects under prefix.
-func (r *run) fileCandidates(blob []byte, prefix, reason, owner string) []Candidate {
+func (r *run) fileCandidates(blob []byte, key func(rel string) string, reason, owner string) []Candidate {
 	var out []Candidate
 	_ = fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
-		out = append(out, Candidate{Key: r.key(prefix + e.Key), Size: e.Size, Reason: reason, Owner: owner})
+		out = append(out, Candidate{Key: r.key(key(e.Key)), Size: e.Size, Reason: reason, Owner: owner})
 		return true
 	})
 	return out
@@ -284,16 +288,20 @@ func (r *run) planRecords(view *fsm.View) []*job {
 			return true
 		}
 		j := &job{kind: "segment", segment: s, reason: segmentReason(s), owner: fmt.Sprintf("segment %d", s.Id)}
-		prefix := fsm.SegmentPrefix(s.CollectionId, s.Id)
-		j.keys = r.fileCandidates(s.Files, prefix, j.reason, j.owner)
-		unregistered := s.FlushedAt == 0
+		keys := view.KeysOfCollection(s.CollectionId)
+		j.keys = r.fileCandidates(s.Files, func(rel string) string { return keys.Segment(s, rel) }, j.reason, j.owner)
 		for _, b := range s.IndexBuilds {
-			j.keys = append(j.keys, r.fileCandidates(b.Files, fsm.BuildPrefix(s.CollectionId, s.Id, b.BuildId), j.reason, j.owner)...)
-			unregistered = unregistered || b.ReadyAt == 0
+			j.keys = append(j.keys, r.fileCandidates(b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) }, j.reason, j.owner)...)
+			if b.ReadyAt == 0 {
+				j.listPrefixes = append(j.listPrefixes, r.key(keys.BuildPrefix(s, b.BuildId)))
+			}
 		}
-		if unregistered {
-			// Uploads the catalog never listed: take whatever sits under the prefix.
-			j.listPrefix = r.key(prefix)
+		if s.FlushedAt == 0 {
+			// Uploads the catalog never listed: take whatever sits under the
+			// segment's own prefixes (in the snapkeep layout, its builds' too).
+			for _, p := range keys.UploadPrefixes(s) {
+				j.listPrefixes = append(j.listPrefixes, r.key(p))
+			}
 		}
 		jobs = append(jobs, j)
 		return true
@@ -309,11 +317,11 @@ func (r *run) planRecords(view *fsm.View) []*job {
 				continue
 			}
 			owner := fmt.Sprintf("index build %d of segment %d", b.BuildId, s.Id)
-			prefix := fsm.BuildPrefix(s.CollectionId, s.Id, b.BuildId)
+			keys := view.KeysOfCollection(s.CollectionId)
 			j := &job{kind: "build", segment: s, build: b, reason: fsm.ReasonDroppedBuild, owner: owner,
-				keys: r.fileCandidates(b.Files, prefix, fsm.ReasonDroppedBuild, owner)}
+				keys: r.fileCandidates(b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) }, fsm.ReasonDroppedBuild, owner)}
 			if b.ReadyAt == 0 {
-				j.listPrefix = r.key(prefix)
+				j.listPrefixes = []string{r.key(keys.BuildPrefix(s, b.BuildId))}
 			}
 			jobs = append(jobs, j)
 		}
@@ -330,41 +338,45 @@ func (r *run) planRecords(view *fsm.View) []*job {
 	return jobs
 }
 
-// planOrphans lists the root and returns the objects no record owns and that are
-// older than the orphan grace.
+// planOrphans lists snapkeep's own namespaces under the root (fsm.OwnedNamespaces)
+// and returns the objects no record owns and that are older than the orphan grace.
 func (r *run) planOrphans(ctx context.Context, view *fsm.View) ([]Candidate, error) {
-	prefix := ""
+	root := ""
 	if r.cfg.Root != "" {
-		prefix = r.cfg.Root + "/"
+		root = r.cfg.Root + "/"
 	}
 	var out []Candidate
-	token := ""
-	for {
-		page, err := r.listWithRetry(ctx, prefix, token)
-		if err != nil {
-			return nil, fmt.Errorf("orphan scan of %q: %w", prefix, err)
-		}
-		r.rep.ObjectsScanned += uint64(len(page.Objects))
-		for _, obj := range page.Objects {
-			rel := strings.TrimPrefix(obj.Key, prefix)
-			if r.skipped(rel) {
-				continue
+	for _, ns := range fsm.OwnedNamespaces {
+		prefix := root + ns
+		token := ""
+		for {
+			page, err := r.listWithRetry(ctx, prefix, token)
+			if err != nil {
+				return nil, fmt.Errorf("orphan scan of %q: %w", prefix, err)
 			}
-			owned, why := view.KeyOwned(rel)
-			switch {
-			case owned:
-				continue
-			case r.now.Sub(obj.LastModified) < r.orphanG:
-				r.count(r.kept, "orphan "+fsm.ReasonWithinGrace, 1, uint64(obj.Size), 0)
-			default:
-				out = append(out, Candidate{Key: obj.Key, Size: uint64(obj.Size), LastModified: obj.LastModified, Reason: fsm.ReasonOrphan, Owner: why})
+			r.rep.ObjectsScanned += uint64(len(page.Objects))
+			for _, obj := range page.Objects {
+				rel := strings.TrimPrefix(obj.Key, root)
+				if r.skipped(rel) {
+					continue
+				}
+				owned, why := view.KeyOwned(rel)
+				switch {
+				case owned:
+					continue
+				case r.now.Sub(obj.LastModified) < r.orphanG:
+					r.count(r.kept, "orphan "+fsm.ReasonWithinGrace, 1, uint64(obj.Size), 0)
+				default:
+					out = append(out, Candidate{Key: obj.Key, Size: uint64(obj.Size), LastModified: obj.LastModified, Reason: fsm.ReasonOrphan, Owner: why})
+				}
 			}
+			if page.NextToken == "" || page.NextToken == token {
+				break
+			}
+			token = page.NextToken
 		}
-		if page.NextToken == "" || page.NextToken == token {
-			return out, nil
-		}
-		token = page.NextToken
 	}
+	return out, nil
 }
 
 // skipped reports whether a root-relative key is under one of Config.SkipPrefixes.
@@ -468,44 +480,48 @@ func (r *run) expandPrefixes(ctx context.Context, jobs []*job) {
 	sem := make(chan struct{}, r.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
-		if j.listPrefix == "" {
-			continue
+		for _, prefix := range j.listPrefixes {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(j *job, prefix string) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				defer r.recoverJob("list "+prefix, func() { j.failed = true })
+				r.expandPrefix(ctx, j, prefix)
+			}(j, prefix)
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(j *job) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			defer r.recoverJob("list "+j.listPrefix, func() { j.failed = true })
-			known := map[string]bool{}
-			for _, c := range j.keys {
-				known[c.Key] = true
-			}
-			token := ""
-			for {
-				page, err := r.listWithRetry(ctx, j.listPrefix, token)
-				if err != nil {
-					r.fail(fmt.Errorf("list %s: %w", j.listPrefix, err))
-					r.mu.Lock()
-					j.failed = true
-					r.mu.Unlock()
-					return
-				}
-				r.mu.Lock()
-				for _, obj := range page.Objects {
-					if !known[obj.Key] {
-						j.keys = append(j.keys, Candidate{Key: obj.Key, Size: uint64(obj.Size), Reason: j.reason, Owner: j.owner})
-					}
-				}
-				r.mu.Unlock()
-				if page.NextToken == "" || page.NextToken == token {
-					return
-				}
-				token = page.NextToken
-			}
-		}(j)
 	}
 	wg.Wait()
+}
+
+// expandPrefix adds to j whatever is listed under prefix and j does not hold yet.
+func (r *run) expandPrefix(ctx context.Context, j *job, prefix string) {
+	token := ""
+	for {
+		page, err := r.listWithRetry(ctx, prefix, token)
+		if err != nil {
+			r.fail(fmt.Errorf("list %s: %w", prefix, err))
+			r.mu.Lock()
+			j.failed = true
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Lock()
+		known := make(map[string]bool, len(j.keys))
+		for _, c := range j.keys {
+			known[c.Key] = true
+		}
+		for _, obj := range page.Objects {
+			if !known[obj.Key] {
+				j.keys = append(j.keys, Candidate{Key: obj.Key, Size: uint64(obj.Size), Reason: j.reason, Owner: j.owner})
+			}
+		}
+		r.mu.Unlock()
+		if page.NextToken == "" || page.NextToken == token {
+			return
+		}
+		token = page.NextToken
+	}
 }
 
 // deleteAll deletes the jobs' objects and the orphans, in batches.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/gc"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/objstore/faults"
@@ -98,7 +99,7 @@ func (e *env) segment(n int, upload bool) (*fsmpb.Segment, []string) {
 	var files []*fsmpb.File
 	var keys []string
 	for i := 0; i < n; i++ {
-		rel := fmt.Sprintf("%sinsert/101/%d", fsm.SegmentPrefix(seg.CollectionId, seg.Id), i)
+		rel := fmt.Sprintf("%sinsert/101/%d", layout.SnapkeepSegmentPrefix(seg.CollectionId, seg.Id), i)
 		files = append(files, &fsmpb.File{Key: rel, Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldId: 101, Size: 4})
 		keys = append(keys, root+"/"+rel)
 		if upload {
@@ -217,24 +218,27 @@ func TestTransientDeleteErrorsAreRetried(t *testing.T) {
 	require.Positive(t, e.store.Injected(faults.OpDelete), "faults were injected")
 }
 
-// The orphan scan lists only the root, deletes only what no record owns and is past
-// its grace, and never touches keys outside the root — even ones sharing its first
-// characters.
-func TestOrphanScanStaysInsideTheRoot(t *testing.T) {
+// The orphan scan lists only snapkeep's own namespaces under the root, deletes only
+// what no record owns and is past its grace, and never touches keys elsewhere — other
+// objects under the root (another system's, a Milvus layout's) or outside it, even
+// ones sharing its first characters.
+func TestOrphanScanStaysInsideItsNamespaces(t *testing.T) {
 	e := newEnv(t)
 	seg, keys := e.segment(2, true)
-	unlisted := root + "/" + fsm.SegmentPrefix(seg.CollectionId, seg.Id) + "insert/101/unlisted"
+	unlisted := root + "/" + layout.SnapkeepSegmentPrefix(seg.CollectionId, seg.Id) + "insert/101/unlisted"
 	e.put(unlisted, "x")
-	e.put(root+"/junk/a", "x")
+	stray := root + "/snapshots/stray.txt"
+	e.put(stray, "x")
+	kept := []string{root + "/junk/a", root + "/insert_log/1/2/3/100/4", root + "/part_stats/1/2", root + "/collectionsx/1"}
 	outside := []string{"rootx/collections/1/segments/1/insert/1/1", "other/junk", "root"}
-	for _, k := range outside {
+	for _, k := range append(kept, outside...) {
 		e.put(k, "x")
 	}
 
 	// Within the orphan grace: counted, kept.
 	res := e.run(gc.Options{OrphanScan: true})
 	require.Zero(t, res.Report.ObjectsDeleted)
-	require.EqualValues(t, 4, res.Report.ObjectsScanned)
+	require.EqualValues(t, 4, res.Report.ObjectsScanned, "the segment's two files, the unlisted one, the stray manifest")
 
 	res = e.run(gc.Options{OrphanScan: true, OrphanGrace: dur(0)})
 	require.EqualValues(t, 2, res.Report.ObjectsDeleted)
@@ -242,8 +246,8 @@ func TestOrphanScanStaysInsideTheRoot(t *testing.T) {
 	for _, c := range res.Candidates {
 		got = append(got, c.Key)
 	}
-	require.ElementsMatch(t, []string{unlisted, root + "/junk/a"}, got)
-	for _, k := range append(keys, outside...) {
+	require.ElementsMatch(t, []string{unlisted, stray}, got)
+	for _, k := range append(append(keys, kept...), outside...) {
 		require.True(t, e.exists(k), k)
 	}
 }
@@ -255,7 +259,7 @@ func TestUploadInFlightIsOwnedByItsAllocation(t *testing.T) {
 	e := newEnv(t)
 	var resp fsmpb.SegmentResponse
 	e.propose(&fsmpb.AllocateSegment{Collection: "docs", Lease: int64(time.Hour)}, &resp)
-	key := root + "/" + fsm.SegmentPrefix(e.coll, resp.Segment.Id) + "insert/101/1"
+	key := root + "/" + layout.SnapkeepSegmentPrefix(e.coll, resp.Segment.Id) + "insert/101/1"
 	e.put(key, "data")
 
 	res := e.run(gc.Options{OrphanScan: true, OrphanGrace: dur(0), Grace: dur(0)})
@@ -273,7 +277,7 @@ func TestDryRunDeletesNothingAndMatchesTheRun(t *testing.T) {
 	e := newEnv(t)
 	seg, _ := e.segment(3, true)
 	e.drop(seg.Id)
-	e.put(root+"/junk/a", "x")
+	e.put(root+"/collections/junk/a", "x")
 	opts := gc.Options{OrphanScan: true, OrphanGrace: dur(0), Grace: dur(0)}
 
 	dry := e.run(gc.Options{DryRun: true, OrphanScan: opts.OrphanScan, OrphanGrace: opts.OrphanGrace, Grace: opts.Grace})
@@ -352,16 +356,16 @@ func TestCancelledRunRemovesNoRecord(t *testing.T) {
 	require.False(t, e.hasSegment(seg.Id))
 }
 
-// The orphan scan leaves keys under Config.SkipPrefixes (the metadata backups) alone,
-// however old, and still deletes true orphans beside them.
+// The orphan scan leaves keys under Config.SkipPrefixes alone, however old, and
+// still deletes true orphans beside them.
 func TestOrphanScanSkipsSkipPrefixes(t *testing.T) {
 	e := newEnv(t)
-	e.config.SkipPrefixes = []string{"backups/"}
-	backupKey := root + "/backups/backup-00000000000000000042-20261125T000000.000Z.skb"
-	e.put(backupKey, "backup")
-	e.put(root+"/backupsx/stray", "x") // a sibling, not under the prefix
+	e.config.SkipPrefixes = []string{"snapshots/held/"}
+	heldKey := root + "/snapshots/held/42.skm"
+	e.put(heldKey, "held")
+	e.put(root+"/snapshots/heldx/stray", "x") // a sibling, not under the prefix
 	res := e.run(gc.Options{OrphanScan: true, OrphanGrace: dur(0)})
-	require.Equal(t, []string{root + "/backupsx/stray"}, keysOf(res.Candidates))
-	require.True(t, e.exists(backupKey))
-	require.False(t, e.exists(root+"/backupsx/stray"))
+	require.Equal(t, []string{root + "/snapshots/heldx/stray"}, keysOf(res.Candidates))
+	require.True(t, e.exists(heldKey))
+	require.False(t, e.exists(root+"/snapshots/heldx/stray"))
 }

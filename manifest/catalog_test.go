@@ -16,6 +16,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
 )
 
@@ -71,7 +72,7 @@ func (c *catalog) flush(coll *fsmpb.Collection, partition string, rows int64, fi
 	var resp fsmpb.SegmentResponse
 	c.apply(&fsmpb.AllocateSegment{Collection: coll.Name, Partition: partition, Lease: 3600e9}, &resp)
 	id := resp.Segment.Id
-	c.apply(&fsmpb.FlushSegment{SegmentId: id, RowCount: rows, Files: files(fsm.SegmentPrefix(coll.Id, id))}, &resp)
+	c.apply(&fsmpb.FlushSegment{SegmentId: id, RowCount: rows, Files: files(layout.SnapkeepSegmentPrefix(coll.Id, id))}, &resp)
 	return resp.Segment
 }
 
@@ -81,7 +82,7 @@ func (c *catalog) build(seg *fsmpb.Segment, index string, files func(prefix stri
 	var alloc fsmpb.IndexBuildResponse
 	c.apply(&fsmpb.AllocateIndexBuild{SegmentId: seg.Id, Index: index, Lease: 3600e9}, &alloc)
 	var resp fsmpb.SegmentResponse
-	c.apply(&fsmpb.AddIndexBuild{SegmentId: seg.Id, BuildId: alloc.BuildId, Files: files(fsm.BuildPrefix(seg.CollectionId, seg.Id, alloc.BuildId))}, &resp)
+	c.apply(&fsmpb.AddIndexBuild{SegmentId: seg.Id, BuildId: alloc.BuildId, Files: files(layout.SnapkeepBuildPrefix(seg.CollectionId, seg.Id, alloc.BuildId))}, &resp)
 	return resp.Segment
 }
 
@@ -136,7 +137,7 @@ func randomFiles(rng *rand.Rand, n int) func(prefix string) []*fsmpb.File {
 			if rng.IntN(4) == 0 {
 				field = rng.Int64N(1 << 40)
 			}
-			dir := fsm.KindDir(kind)
+			dir := layout.KindDir(kind)
 			var rel string
 			switch rng.IntN(6) {
 			case 0: // long name

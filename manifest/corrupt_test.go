@@ -51,7 +51,7 @@ func flipAt(t *testing.T, data []byte, i int, mask byte) {
 	bad := bytes.Clone(data)
 	bad[i] ^= mask
 	v1, v2 := versionPositions(data)
-	requireRejected(t, bad, (i == v1 || i == v2) && bad[i] != 0, "byte %d of %d ^ %#x", i, len(data), mask)
+	requireRejected(t, bad, (i == v1 || i == v2) && bad[i] > Version, "byte %d of %d ^ %#x", i, len(data), mask)
 }
 
 // smallManifest has three blocks in two partitions, index builds and an empty
@@ -144,17 +144,22 @@ func TestTruncation(t *testing.T) {
 }
 
 // TestUnsupportedVersion: a newer version byte is refused with a message saying which
-// version and what this reader supports.
+// version and what this reader supports; a known version that disagrees with the
+// other end, or with the header's key layout, is corruption.
 func TestUnsupportedVersion(t *testing.T) {
 	data := smallManifest(t)
 	v1, v2 := versionPositions(data)
 	for _, pos := range []int{v1, v2} {
 		bad := bytes.Clone(data)
-		bad[pos] = 2
+		bad[pos] = Version + 1
 		err := decodeAll(bad)
 		require.ErrorIs(t, err, ErrUnsupportedVersion)
 		require.False(t, errors.Is(err, ErrCorrupt))
-		require.ErrorContains(t, err, "format version 2; this reader supports version 1 only")
+		require.ErrorContains(t, err, "format version 3; this reader supports versions 1 to 2")
+
+		bad[pos] = 2 // known, but not this manifest's
+		err = decodeAll(bad)
+		require.ErrorIs(t, err, ErrCorrupt)
 	}
 	both := bytes.Clone(data)
 	both[v1], both[v2] = 7, 7
@@ -201,7 +206,7 @@ func rewriteFooter(t *testing.T, data []byte, edit func(*manifestpb.Footer)) []b
 	require.NoError(t, err)
 	out := append(bytes.Clone(data[:footerOff]), body...)
 	out = binary.LittleEndian.AppendUint64(out, 0)
-	out = putTrailer(out, len(body))
+	out = putTrailer(out, len(body), data[len(data)-len(Magic)-1])
 	return resealed(out)
 }
 

@@ -13,18 +13,26 @@
 // order. Verify reads everything and checks everything. Dump writes it all as JSON.
 //
 // File lists are carried in the FSM's own encoding (fsm/filelist.go), copied byte for
-// byte: a segment record holds the blob the FSM keeps for the segment (keys relative
-// to fsm.SegmentPrefix) and, for each index build, the build's blob (keys relative to
-// fsm.BuildPrefix). Decode them with fsm.ForEachFile or fsm.DecodeFileList.
+// byte: a segment record holds the blob the FSM keeps for the segment and, for each
+// index build, the build's blob. Each entry keeps the part of the key its key layout
+// (fsm/layout, named in the header) does not build from the owner's ids; Reader.Files
+// builds the full root-relative keys. Decode the blobs with fsm.ForEachFile or
+// fsm.DecodeFileList.
 //
-// # Layout, format version 1
+// # Layout, format versions 1 and 2
+//
+// Version 2 is version 1 with the header's key_layout set: a manifest of a
+// Milvus-layout collection is written as version 2 (so a version-1 reader refuses it
+// rather than build snapkeep keys from Milvus file lists), one of a snapkeep-layout
+// collection as version 1. A reader refuses a version that disagrees between the two
+// ends or with the header's layout as corrupt.
 //
 // Fixed-width integers are little-endian; uvarint is encoding/binary's unsigned
 // varint; xxhash64 is XXH64 with seed 0.
 //
 //	offset   size  content
 //	0        8     magic "SNAPKMAN"
-//	8        1     format version: 1
+//	8        1     format version: 1 or 2
 //	9        4     H: length of the header (uint32, at most MaxHeaderBytes)
 //	13       H     the header: manifestpb.Header, protobuf (deterministic encoding)
 //	13+H     8     header checksum: xxhash64 of bytes [0, 13+H)
@@ -32,7 +40,7 @@
 //	F        L     the footer: manifestpb.Footer, protobuf
 //	F+L      8     footer checksum: xxhash64 of the L footer bytes
 //	F+L+8    4     L: length of the footer (uint32, at most MaxFooterBytes)
-//	F+L+12   1     format version: 1
+//	F+L+12   1     format version: the same as at offset 8
 //	F+L+13   8     magic "SNAPKMAN"; the object ends here (its size is F+L+21)
 //
 // Every format version keeps magic and version byte at both ends, so any reader can

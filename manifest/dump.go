@@ -12,27 +12,30 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
 // Dump writes the whole manifest as one JSON document, for people and scripts
 // (`snapkeep manifest inspect`):
 //
 //	{
-//	  "format_version": 1,
+//	  "format_version": 1 or 2,
 //	  "size": <bytes>,
 //	  "header": <the Header as protojson, proto field names>,
 //	  "summary": {"segments", "rows", "index_builds", "files", "bytes", "by_kind": [{"kind", "files", "bytes"}]},
 //	  "blocks": [{"offset", "compressed_size", "uncompressed_size", "partition_id", "segments", ...}],
 //	  "segments": [
-//	    {"id", "partition_id", "row_count", "prefix", "files": [{"key", "kind", "field_id", "size", "crc32c"}],
+//	    {"id", "partition_id", "row_count", "prefix", "files": [{"key", "path", "kind", "field_id", "size", "crc32c"}],
 //	     "index_builds": [{"build_id", "index_id", "prefix", "files": [...]}]},
 //	    ...
 //	  ]
 //	}
 //
-// Keys are relative to their prefix ("prefix" is relative to the storage root); kinds
-// are "insert", "delta", "stats", "bm25", "index" (or "kind_<n>" for a kind this code
-// does not know). Segments are streamed one per line, so memory stays bounded. Dump
+// "key" is what the file list keeps, "path" the object's key relative to the storage
+// root, built by the header's key layout; "prefix" is the owner's prefix ("" for a
+// segment of the Milvus layout, whose files sit under one prefix per kind). Kinds are
+// "insert", "delta", "stats", "bm25", "index", "text", "json_key" (or "kind_<n>" for
+// a kind this code does not know). Segments are streamed one per line, so memory stays bounded. Dump
 // reads every block, like Segments, and decodes every file list: a corrupt one is an
 // error wrapping ErrCorrupt (the output is then cut short).
 func Dump(w io.Writer, rd *Reader) error {
@@ -54,18 +57,21 @@ func Dump(w io.Writer, rd *Reader) error {
 		return err
 	}
 	fmt.Fprintf(bw, "{\n  \"format_version\": %d,\n  \"size\": %d,\n  \"header\": %s,\n  \"summary\": %s,\n  \"blocks\": %s,\n  \"segments\": [",
-		Version, rd.size, compact.Bytes(), sum, blocks)
+		rd.version, rd.size, compact.Bytes(), sum, blocks)
+	keys := layout.MustFor(fsmpb.KeyLayout(rd.header.GetKeyLayout()))
 	collID := rd.header.GetCollectionId()
 	first := true
 	err = rd.Segments(context.Background(), ReadOptions{}, func(s *Segment) error {
-		js := jsonSegment{ID: s.ID, PartitionID: s.PartitionID, RowCount: s.RowCount, Prefix: fsm.SegmentPrefix(collID, s.ID)}
+		ref := layout.Segment{Collection: collID, Partition: s.PartitionID, Segment: s.ID}
+		js := jsonSegment{ID: s.ID, PartitionID: s.PartitionID, RowCount: s.RowCount, Prefix: keys.SegmentPrefix(ref)}
 		var err error
-		if js.Files, err = filesJSON(s.Files); err != nil {
+		if js.Files, err = filesJSON(s.Files, func(rel string) string { return keys.SegmentFileKey(ref, rel) }); err != nil {
 			return corruptf("segment %d: file list: %v", s.ID, err)
 		}
 		for _, b := range s.IndexBuilds {
-			jb := jsonBuild{BuildID: b.BuildID, IndexID: b.IndexID, Prefix: fsm.BuildPrefix(collID, s.ID, b.BuildID)}
-			if jb.Files, err = filesJSON(b.Files); err != nil {
+			bref := layout.Build{Segment: ref, Build: b.BuildID}
+			jb := jsonBuild{BuildID: b.BuildID, IndexID: b.IndexID, Prefix: keys.BuildPrefix(bref)}
+			if jb.Files, err = filesJSON(b.Files, func(rel string) string { return keys.BuildFileKey(bref, rel) }); err != nil {
 				return corruptf("segment %d, index build %d: file list: %v", s.ID, b.BuildID, err)
 			}
 			js.IndexBuilds = append(js.IndexBuilds, jb)
@@ -140,6 +146,7 @@ type jsonBuild struct {
 
 type jsonFile struct {
 	Key     string `json:"key"`
+	Path    string `json:"path"`
 	Kind    string `json:"kind"`
 	FieldID int64  `json:"field_id"`
 	Size    uint64 `json:"size"`
@@ -147,7 +154,7 @@ type jsonFile struct {
 }
 
 func kindName(k fsmpb.FileKind) string {
-	if d := fsm.KindDir(k); d != "" {
+	if d := layout.KindDir(k); d != "" {
 		return d
 	}
 	return fmt.Sprintf("kind_%d", int32(k))
@@ -173,10 +180,10 @@ func blocksJSON(blocks []BlockInfo) []jsonBlock {
 	return out
 }
 
-func filesJSON(blob []byte) ([]jsonFile, error) {
+func filesJSON(blob []byte, path func(rel string) string) ([]jsonFile, error) {
 	out := []jsonFile{}
 	err := fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
-		out = append(out, jsonFile{Key: e.Key, Kind: kindName(e.Kind), FieldID: e.FieldID, Size: e.Size, CRC32C: e.CRC32C})
+		out = append(out, jsonFile{Key: e.Key, Path: path(e.Key), Kind: kindName(e.Kind), FieldID: e.FieldID, Size: e.Size, CRC32C: e.CRC32C})
 		return true
 	})
 	return out, err

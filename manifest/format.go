@@ -15,8 +15,19 @@ import (
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
 )
 
-// Version is the format version this package writes, and the newest it reads.
-const Version = 1
+// Version is the newest format version this package reads and writes. A manifest of
+// a snapkeep-layout collection is written as version 1 (what every reader reads);
+// version 2 adds the header's key layout, and is written only for other layouts, so
+// an older reader refuses those rather than misread their keys.
+const Version = 2
+
+// versionFor is the format version a manifest of a layout is written in.
+func versionFor(l manifestpb.KeyLayout) byte {
+	if l == manifestpb.KeyLayout_KEY_LAYOUT_SNAPKEEP {
+		return 1
+	}
+	return 2
+}
 
 // Magic opens and closes every manifest.
 const Magic = "SNAPKMAN"
@@ -72,12 +83,12 @@ func corruptf(format string, args ...any) error {
 // checkVersion interprets a format version byte found at where.
 func checkVersion(where string, v byte) error {
 	switch {
-	case v == Version:
+	case v >= 1 && v <= Version:
 		return nil
 	case v == 0:
 		return corruptf("%s: format version 0", where)
 	default:
-		return fmt.Errorf("%w: %s says format version %d; this reader supports version %d only (upgrade snapkeep to read it)",
+		return fmt.Errorf("%w: %s says format version %d; this reader supports versions 1 to %d (upgrade snapkeep to read it)",
 			ErrUnsupportedVersion, where, v, Version)
 	}
 }
@@ -218,6 +229,9 @@ func blockToProto(b BlockInfo) *manifestpb.Block {
 // validateHeader checks what both the writer and the reader rely on: partition and
 // index ids are non-zero and unique. It returns the sets of partition and index ids.
 func validateHeader(h *manifestpb.Header) (partitions, indexes map[uint64]bool, err error) {
+	if _, ok := manifestpb.KeyLayout_name[int32(h.GetKeyLayout())]; !ok {
+		return nil, nil, fmt.Errorf("the header names an unknown key layout %d", h.GetKeyLayout())
+	}
 	parts := make(map[uint64]bool, len(h.GetPartitions()))
 	for i, p := range h.GetPartitions() {
 		if p == nil || p.Id == 0 {
@@ -242,9 +256,9 @@ func validateHeader(h *manifestpb.Header) (partitions, indexes map[uint64]bool, 
 }
 
 // putTrailer appends the trailer for a footer of length n.
-func putTrailer(b []byte, n int) []byte {
+func putTrailer(b []byte, n int, version byte) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(n))
-	b = append(b, Version)
+	b = append(b, version)
 	return append(b, Magic...)
 }
 

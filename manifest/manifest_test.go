@@ -20,6 +20,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
 )
 
@@ -205,25 +206,26 @@ func TestFromFSM(t *testing.T) {
 		require.Equal(t, s.ID, js.ID)
 		require.Equal(t, s.PartitionID, js.PartitionID)
 		require.Equal(t, s.RowCount, js.RowCount)
-		require.Equal(t, fsm.SegmentPrefix(coll.Id, s.ID), js.Prefix)
-		requireSameFiles(t, s.Files, js.Files)
+		require.Equal(t, layout.SnapkeepSegmentPrefix(coll.Id, s.ID), js.Prefix)
+		requireSameFiles(t, s.Files, js.Files, js.Prefix)
 		require.Len(t, js.IndexBuilds, len(s.IndexBuilds))
 		for j, b := range s.IndexBuilds {
 			require.Equal(t, b.BuildID, js.IndexBuilds[j].BuildID)
 			require.Equal(t, b.IndexID, js.IndexBuilds[j].IndexID)
-			require.Equal(t, fsm.BuildPrefix(coll.Id, s.ID, b.BuildID), js.IndexBuilds[j].Prefix)
-			requireSameFiles(t, b.Files, js.IndexBuilds[j].Files)
+			require.Equal(t, layout.SnapkeepBuildPrefix(coll.Id, s.ID, b.BuildID), js.IndexBuilds[j].Prefix)
+			requireSameFiles(t, b.Files, js.IndexBuilds[j].Files, js.IndexBuilds[j].Prefix)
 		}
 	}
 }
 
-func requireSameFiles(t *testing.T, blob []byte, got []jsonFile) {
+// requireSameFiles: the snapkeep layout's paths are the owner's prefix + the kept key.
+func requireSameFiles(t *testing.T, blob []byte, got []jsonFile, prefix string) {
 	t.Helper()
 	entries, err := fsm.DecodeFileList(blob)
 	require.NoError(t, err)
 	require.Len(t, got, len(entries))
 	for i, e := range entries {
-		require.Equal(t, jsonFile{Key: e.Key, Kind: kindName(e.Kind), FieldID: e.FieldID, Size: e.Size, CRC32C: e.CRC32C}, got[i])
+		require.Equal(t, jsonFile{Key: e.Key, Path: prefix + e.Key, Kind: kindName(e.Kind), FieldID: e.FieldID, Size: e.Size, CRC32C: e.CRC32C}, got[i])
 	}
 }
 
@@ -493,4 +495,45 @@ func TestSummaryToFSM(t *testing.T) {
 	want := &fsmpb.SnapshotSummary{Segments: 2, Rows: 3, IndexBuilds: 1, Files: 5, Bytes: 60, ByKind: []*fsmpb.KindTotals{
 		{Kind: fsmpb.FileKind_FILE_KIND_INSERT, Files: 4, Bytes: 50}, {Kind: fsmpb.FileKind_FILE_KIND_INDEX, Files: 1, Bytes: 10}}}
 	require.True(t, proto.Equal(want, s.SnapshotSummary()))
+}
+
+// A Milvus-layout manifest is format version 2 at both ends (a version-1 reader
+// refuses it rather than take its file lists for snapkeep keys), names its layout in
+// the header, and Files builds Milvus keys from the kept forms.
+func TestMilvusLayoutManifest(t *testing.T) {
+	coll := &fsmpb.Collection{Id: 7, Name: "mv", Partitions: []*fsmpb.Partition{{Id: 8, Name: "_default"}},
+		Indexes: []*fsmpb.IndexDef{{Id: 9, Name: "vec", FieldId: 101}}}
+	hdr := headerFor(coll, 1)
+	hdr.KeyLayout = manifestpb.KeyLayout_KEY_LAYOUT_MILVUS
+	ref := layout.Segment{Collection: 7, Partition: 8, Segment: 10}
+	insertRel, err := layout.Milvus.SegmentFileRel(ref, &fsmpb.File{Key: "insert_log/7/8/10/101/5", Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldId: 101})
+	require.NoError(t, err)
+	buildRel, err := layout.Milvus.BuildFileRel(layout.Build{Segment: ref, Build: 11}, &fsmpb.File{Key: "index_files/11/1/8/10/HNSW_0", Kind: fsmpb.FileKind_FILE_KIND_INDEX})
+	require.NoError(t, err)
+	files, err := fsm.EncodeFileList([]fsm.FileEntry{{Key: insertRel, Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldID: 101, Size: 5}})
+	require.NoError(t, err)
+	buildFiles, err := fsm.EncodeFileList([]fsm.FileEntry{{Key: buildRel, Kind: fsmpb.FileKind_FILE_KIND_INDEX, Size: 6}})
+	require.NoError(t, err)
+	seg := Segment{ID: 10, PartitionID: 8, RowCount: 3, Files: files, IndexBuilds: []IndexBuild{{BuildID: 11, IndexID: 9, Files: buildFiles}}}
+	data, _ := writeManifest(t, hdr, []Segment{seg}, WriterOptions{})
+	v1, v2 := versionPositions(data)
+	require.EqualValues(t, 2, data[v1])
+	require.EqualValues(t, 2, data[v2])
+
+	rd, err := Open(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	require.Equal(t, 2, rd.Version())
+	require.Equal(t, layout.Milvus, rd.Layout())
+	var keys []string
+	require.NoError(t, rd.Segments(context.Background(), ReadOptions{}, func(s *Segment) error {
+		return rd.Files(s, func(key string, _ fsm.FileEntry) bool { keys = append(keys, key); return true })
+	}))
+	require.Equal(t, []string{"insert_log/7/8/10/101/5", "index_files/11/1/8/10/HNSW_0"}, keys)
+
+	// The same bytes with version 1 at both ends are refused: a snapkeep-layout
+	// manifest carries no layout.
+	old := bytes.Clone(data)
+	old[v1], old[v2] = 1, 1
+	_, err = Open(bytes.NewReader(old), int64(len(old)))
+	require.ErrorIs(t, err, ErrCorrupt)
 }

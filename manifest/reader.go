@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
 )
 
@@ -30,6 +32,7 @@ type Reader struct {
 	size int64
 
 	header     *manifestpb.Header
+	version    byte // the format version
 	partitions map[uint64]bool
 	indexes    map[uint64]bool
 	blocks     []BlockInfo
@@ -109,8 +112,12 @@ func Open(r io.ReaderAt, size int64) (*Reader, error) {
 	if string(hb[:len(Magic)]) != Magic {
 		return nil, corruptf("header at offset 0: no manifest magic (not a snapkeep manifest)")
 	}
-	if err := checkVersion("the header", hb[len(Magic)]); err != nil {
+	version := hb[len(Magic)]
+	if err := checkVersion("the header", version); err != nil {
 		return nil, err
+	}
+	if version != tr[4] {
+		return nil, corruptf("the header says format version %d, the trailer %d", version, tr[4])
 	}
 	hdrLen := uint64(binary.LittleEndian.Uint32(hb[len(Magic)+1:]))
 	if hdrLen != bodyOff-uint64(prefixLen+sumLen) {
@@ -132,8 +139,11 @@ func Open(r io.ReaderAt, size int64) (*Reader, error) {
 	if err != nil {
 		return nil, corruptf("header: %v", err)
 	}
+	if want := versionFor(header.KeyLayout); version != want {
+		return nil, corruptf("header: a manifest of key layout %s is format version %d, not %d", header.KeyLayout, want, version)
+	}
 	rd := &Reader{
-		r: r, size: size, header: header, partitions: parts, indexes: indexes,
+		r: r, size: size, header: header, partitions: parts, indexes: indexes, version: version,
 		bodyOffset: int64(bodyOff), footerOffset: footerOff,
 		headerChecksum: headerSum, bodyChecksum: footer.BodyChecksum, footerChecksum: footerSum,
 	}
@@ -225,6 +235,43 @@ func readAt(r io.ReaderAt, p []byte, off, size int64) error {
 
 // Header returns the manifest's header. The caller must not modify it.
 func (rd *Reader) Header() *manifestpb.Header { return rd.header }
+
+// Version is the manifest's format version.
+func (rd *Reader) Version() int { return int(rd.version) }
+
+// Layout is the key layout of the captured collection's files.
+func (rd *Reader) Layout() layout.Layout {
+	return layout.MustFor(fsmpb.KeyLayout(rd.header.GetKeyLayout()))
+}
+
+// Files calls fn with the key (relative to the storage root, built by the manifest's
+// key layout) and the entry of every file of s, its index builds' included, until fn
+// returns false. The error is a corrupt file list's, wrapping ErrCorrupt.
+func (rd *Reader) Files(s *Segment, fn func(key string, e fsm.FileEntry) bool) error {
+	l := rd.Layout()
+	ref := layout.Segment{Collection: rd.header.GetCollectionId(), Partition: s.PartitionID, Segment: s.ID}
+	goOn := true
+	err := fsm.ForEachFile(s.Files, func(e fsm.FileEntry) bool {
+		goOn = fn(l.SegmentFileKey(ref, e.Key), e)
+		return goOn
+	})
+	if err != nil {
+		return corruptf("segment %d: file list: %v", s.ID, err)
+	}
+	for _, b := range s.IndexBuilds {
+		if !goOn {
+			return nil
+		}
+		bref := layout.Build{Segment: ref, Build: b.BuildID}
+		if err := fsm.ForEachFile(b.Files, func(e fsm.FileEntry) bool {
+			goOn = fn(l.BuildFileKey(bref, e.Key), e)
+			return goOn
+		}); err != nil {
+			return corruptf("segment %d, index build %d: file list: %v", s.ID, b.BuildID, err)
+		}
+	}
+	return nil
+}
 
 // Summary returns the footer's totals.
 func (rd *Reader) Summary() Summary {

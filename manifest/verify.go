@@ -58,7 +58,7 @@ func Verify(r io.ReaderAt, size int64) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	rep := Report{Version: Version, Size: size, HeaderBytes: rd.bodyOffset, FooterBytes: size - rd.footerOffset, Blocks: len(rd.blocks)}
+	rep := Report{Version: int(rd.version), Size: size, HeaderBytes: rd.bodyOffset, FooterBytes: size - rd.footerOffset, Blocks: len(rd.blocks)}
 	digest := xxhash.New()
 	buf := make([]byte, rd.bodyOffset)
 	if err := readAt(r, buf, 0, size); err != nil {

@@ -55,6 +55,7 @@ type Writer struct {
 
 	enc       *zstd.Encoder
 	blockSize int
+	version   byte // the format version written (versionFor the header's layout)
 
 	partitions map[uint64]bool
 	indexes    map[uint64]bool
@@ -110,7 +111,8 @@ func NewWriter(w io.Writer, hdr *manifestpb.Header, opts WriterOptions) (*Writer
 	wr := &Writer{w: w, digest: xxhash.New(), enc: enc, blockSize: opts.BlockSize, partitions: parts, indexes: indexes}
 	head := make([]byte, 0, prefixLen+len(body)+sumLen)
 	head = append(head, Magic...)
-	head = append(head, Version)
+	wr.version = versionFor(hdr.KeyLayout)
+	head = append(head, wr.version)
 	head = binary.LittleEndian.AppendUint32(head, uint32(len(body)))
 	head = append(head, body...)
 	wr.headerChecksum = xxhash.Sum64(head)
@@ -312,7 +314,7 @@ func (w *Writer) Close() (Result, error) {
 	tail := make([]byte, 0, len(body)+sumLen+trailerLen)
 	tail = append(tail, body...)
 	tail = binary.LittleEndian.AppendUint64(tail, xxhash.Sum64(body))
-	tail = putTrailer(tail, len(body))
+	tail = putTrailer(tail, len(body), w.version)
 	if err := w.write(tail); err != nil {
 		return Result{}, err
 	}

@@ -26,6 +26,23 @@ type catalogService struct {
 
 func (s *catalogService) keys() keyspace { return keyspace{root: s.n.cfg.Root} }
 
+// segments converts segments with their files.
+func (s *catalogService) segments(in []*fsmpb.Segment) ([]*pb.Segment, error) {
+	out := make([]*pb.Segment, len(in))
+	for i, seg := range in {
+		var err error
+		if out[i], err = s.segment(seg, true); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// segment converts a segment, its keys built in its collection's layout.
+func (s *catalogService) segment(seg *fsmpb.Segment, withFiles bool) (*pb.Segment, error) {
+	return s.keys().segment(s.n.fsm.View().KeysOfCollection(seg.CollectionId), seg, withFiles)
+}
+
 // lease converts a request's lease (ms, 0 = default) to nanoseconds.
 func (s *catalogService) lease(ms int64) (int64, error) {
 	if ms == 0 {
@@ -80,6 +97,10 @@ func (s *catalogService) ListDatabases(ctx context.Context, req *pb.ListDatabase
 }
 
 func (s *catalogService) CreateCollection(ctx context.Context, req *pb.CreateCollectionRequest) (*pb.CreateCollectionResponse, error) {
+	keyLayout, err := fromKeyLayout(req.Layout)
+	if err != nil {
+		return nil, err
+	}
 	cmd := &fsmpb.CreateCollection{
 		Database:    req.Database,
 		Name:        req.Name,
@@ -87,6 +108,7 @@ func (s *catalogService) CreateCollection(ctx context.Context, req *pb.CreateCol
 		Properties:  req.Properties,
 		Partitions:  req.Partitions,
 		Description: req.Description,
+		Layout:      keyLayout,
 	}
 	if err := fsm.ValidateCreateCollection(cmd); err != nil {
 		return nil, err
@@ -222,7 +244,7 @@ func (s *catalogService) AllocateSegment(ctx context.Context, req *pb.AllocateSe
 	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
-	seg, err := s.keys().segment(out.Segment, true)
+	seg, err := s.segment(out.Segment, true)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +260,7 @@ func (s *catalogService) FlushSegment(ctx context.Context, req *pb.FlushSegmentR
 	if err := s.n.propose(ctx, req.RequestId, &fsmpb.FlushSegment{SegmentId: req.SegmentId, RowCount: req.RowCount, Files: files}, &out); err != nil {
 		return nil, err
 	}
-	seg, err := s.keys().segment(out.Segment, true)
+	seg, err := s.segment(out.Segment, true)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +276,7 @@ func (s *catalogService) AllocateIndexBuild(ctx context.Context, req *pb.Allocat
 	if err := s.n.propose(ctx, req.RequestId, &fsmpb.AllocateIndexBuild{SegmentId: req.SegmentId, Index: req.Index, Lease: lease}, &out); err != nil {
 		return nil, err
 	}
-	seg, err := s.keys().segment(out.Segment, true)
+	seg, err := s.segment(out.Segment, true)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +298,7 @@ func (s *catalogService) AddIndexBuild(ctx context.Context, req *pb.AddIndexBuil
 	if err := s.n.propose(ctx, req.RequestId, &fsmpb.AddIndexBuild{SegmentId: req.SegmentId, BuildId: req.BuildId, Files: files}, &out); err != nil {
 		return nil, err
 	}
-	seg, err := s.keys().segment(out.Segment, true)
+	seg, err := s.segment(out.Segment, true)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +321,7 @@ func (s *catalogService) CompactSegments(ctx context.Context, req *pb.CompactSeg
 	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
-	segs, err := s.keys().segments(out.Segments)
+	segs, err := s.segments(out.Segments)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +335,7 @@ func (s *catalogService) DropSegments(ctx context.Context, req *pb.DropSegmentsR
 	}
 	segs := make([]*pb.Segment, len(out.Segments))
 	for i, seg := range out.Segments {
-		segs[i], _ = s.keys().segment(seg, false) // without files, it cannot fail
+		segs[i], _ = s.segment(seg, false) // without files, it cannot fail
 	}
 	return &pb.DropSegmentsResponse{Segments: segs}, nil
 }
@@ -327,7 +349,7 @@ func (s *catalogService) GetSegment(ctx context.Context, req *pb.GetSegmentReque
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.keys().segment(seg, true)
+	out, err := s.segment(seg, true)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +474,7 @@ func (s *catalogService) ListSegments(ctx context.Context, req *pb.ListSegmentsR
 			last = seg.Id // filtered out: the next page need not look at it again
 			return true
 		}
-		conv, err := s.keys().segment(seg, !req.WithoutFiles)
+		conv, err := s.segment(seg, !req.WithoutFiles)
 		if err != nil {
 			convErr = err
 			return false

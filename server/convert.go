@@ -10,6 +10,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
@@ -17,6 +18,14 @@ import (
 // relative to the storage root.
 type keyspace struct {
 	root string // without slashes at either end; "" means the bucket's top
+}
+
+// fullPrefix is full for a prefix, "" kept "" (a Milvus-layout segment has none).
+func (k keyspace) fullPrefix(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	return k.full(prefix)
 }
 
 func (k keyspace) full(rel string) string {
@@ -32,7 +41,7 @@ func (k keyspace) fullQuoted(msg string) string {
 	if k.root == "" {
 		return msg
 	}
-	for _, top := range []string{"collections/", "snapshots/"} {
+	for _, top := range append([]string{"collections/", "snapshots/"}, layout.MilvusDirs()...) {
 		msg = strings.ReplaceAll(msg, `"`+top, `"`+k.root+"/"+top)
 	}
 	return msg
@@ -77,10 +86,26 @@ func toDatabase(d *fsmpb.Database) *pb.Database {
 	return &pb.Database{Id: d.Id, Name: d.Name, Properties: d.Properties, CreatedAtUnixMs: unixMS(d.CreatedAt)}
 }
 
+// toKeyLayout is a key layout in the API's numbering (which has UNSPECIFIED first).
+func toKeyLayout(l fsmpb.KeyLayout) pb.KeyLayout { return pb.KeyLayout(l + 1) }
+
+// fromKeyLayout is an API key layout in the catalog's numbering; UNSPECIFIED is
+// snapkeep's.
+func fromKeyLayout(l pb.KeyLayout) (fsmpb.KeyLayout, error) {
+	switch l {
+	case pb.KeyLayout_KEY_LAYOUT_UNSPECIFIED, pb.KeyLayout_KEY_LAYOUT_SNAPKEEP:
+		return fsmpb.KeyLayout_KEY_LAYOUT_SNAPKEEP, nil
+	case pb.KeyLayout_KEY_LAYOUT_MILVUS:
+		return fsmpb.KeyLayout_KEY_LAYOUT_MILVUS, nil
+	}
+	return 0, status.Errorf(codes.InvalidArgument, "unknown key layout %d: use KEY_LAYOUT_SNAPKEEP or KEY_LAYOUT_MILVUS", l)
+}
+
 func toCollection(c *fsmpb.Collection, database string) *pb.Collection {
 	out := &pb.Collection{
 		Id:              c.Id,
 		Database:        database,
+		Layout:          toKeyLayout(c.Layout),
 		Name:            c.Name,
 		State:           pb.CollectionState(c.State),
 		Schema:          c.Schema,
@@ -98,16 +123,17 @@ func toCollection(c *fsmpb.Collection, database string) *pb.Collection {
 	return out
 }
 
-// segment converts a segment; withFiles false leaves out files and builds.
-func (k keyspace) segment(s *fsmpb.Segment, withFiles bool) (*pb.Segment, error) {
-	prefix := fsm.SegmentPrefix(s.CollectionId, s.Id)
+// segment converts a segment, its keys built by its collection's layout; withFiles
+// false leaves out files and builds.
+func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (*pb.Segment, error) {
+	prefix := keys.SegmentPrefix(s)
 	out := &pb.Segment{
 		Id:                  s.Id,
 		CollectionId:        s.CollectionId,
 		PartitionId:         s.PartitionId,
 		State:               pb.SegmentState(s.State),
 		RowCount:            s.RowCount,
-		Prefix:              k.full(prefix),
+		Prefix:              k.fullPrefix(prefix),
 		CompactedFrom:       s.CompactedFrom,
 		CompactedTo:         s.CompactedTo,
 		LeaseDeadlineUnixMs: unixMS(s.LeaseDeadline),
@@ -120,12 +146,12 @@ func (k keyspace) segment(s *fsmpb.Segment, withFiles bool) (*pb.Segment, error)
 		return out, nil
 	}
 	var err error
-	if out.Files, err = k.fileList(s.Files, prefix); err != nil {
+	if out.Files, err = k.fileList(s.Files, func(rel string) string { return keys.Segment(s, rel) }); err != nil {
 		return nil, status.Errorf(codes.Internal, "segment %d: %v", s.Id, err)
 	}
 	for _, b := range s.IndexBuilds {
-		bp := fsm.BuildPrefix(s.CollectionId, s.Id, b.BuildId)
-		files, err := k.fileList(b.Files, bp)
+		bp := keys.BuildPrefix(s, b.BuildId)
+		files, err := k.fileList(b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) })
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "segment %d build %d: %v", s.Id, b.BuildId, err)
 		}
@@ -145,29 +171,18 @@ func (k keyspace) segment(s *fsmpb.Segment, withFiles bool) (*pb.Segment, error)
 	return out, nil
 }
 
-func (k keyspace) fileList(blob []byte, prefix string) ([]*pb.File, error) {
+func (k keyspace) fileList(blob []byte, key func(rel string) string) ([]*pb.File, error) {
 	n, err := fsm.FileCount(blob)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*pb.File, 0, n)
 	err = fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
-		out = append(out, &pb.File{Key: k.full(prefix + e.Key), Kind: pb.FileKind(e.Kind), FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C})
+		out = append(out, &pb.File{Key: k.full(key(e.Key)), Kind: pb.FileKind(e.Kind), FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C})
 		return true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("file list: %w", err)
-	}
-	return out, nil
-}
-
-func (k keyspace) segments(in []*fsmpb.Segment) ([]*pb.Segment, error) {
-	out := make([]*pb.Segment, len(in))
-	for i, s := range in {
-		var err error
-		if out[i], err = k.segment(s, true); err != nil {
-			return nil, err
-		}
 	}
 	return out, nil
 }

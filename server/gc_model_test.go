@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/client"
-	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server"
@@ -629,7 +629,7 @@ func (m *gcModel) restored(ctx context.Context, r *mRestore) {
 	// The same files as the snapshot captured, relative to their new prefixes.
 	want := map[string]int64{}
 	for k, size := range r.snap.files {
-		rest := strings.TrimPrefix(k, gcRoot+fsm.SegmentsPrefix(r.snap.coll.id))
+		rest := strings.TrimPrefix(k, gcRoot+layout.SegmentsPrefix(r.snap.coll.id))
 		_, rest, _ = strings.Cut(rest, "/") // the segment id
 		if strings.HasPrefix(rest, "index/") {
 			rest = strings.TrimPrefix(rest, "index/")
@@ -662,7 +662,7 @@ func (m *gcModel) plantOrphan() {
 	case 0:
 		m.orphans[gcRoot+"junk/"+n] = put(gcRoot + "junk/" + n)
 	case 1:
-		k := gcRoot + fsm.SegmentPrefix(m.pickColl().id, 1<<40+uint64(m.names)) + "insert/101/1"
+		k := gcRoot + layout.SnapkeepSegmentPrefix(m.pickColl().id, 1<<40+uint64(m.names)) + "insert/101/1"
 		m.orphans[k] = put(k)
 	case 2:
 		k := gcRoot + fmt.Sprintf("snapshots/%d.skm", 1<<40+m.names)
@@ -795,9 +795,9 @@ func (m *gcModel) size(key string) int64 {
 			return size
 		}
 	}
-	own, _ := fsm.ParseOwner(strings.TrimPrefix(key, gcRoot))
-	s := m.segs[own.SegmentID]
-	if b := s.builds[own.BuildID]; b != nil {
+	own, _ := layout.Snapkeep.Parse(strings.TrimPrefix(key, gcRoot))
+	s := m.segs[own.Segment]
+	if b := s.builds[own.Build]; b != nil {
 		return b.uploaded[key]
 	}
 	return s.uploaded[key]
@@ -887,7 +887,7 @@ func (m *gcModel) gc(dry, orphanScan bool) {
 	want := m.reclaimable(orphanScan)
 	targets := map[string]int64{} // running restores' copies so far
 	for id := range runningBefore {
-		maps.Copy(targets, gcListAll(t, m.store, gcRoot+fsm.SegmentsPrefix(m.restores[id].targetID)))
+		maps.Copy(targets, gcListAll(t, m.store, gcRoot+layout.SegmentsPrefix(m.restores[id].targetID)))
 	}
 	opt := gcRunOpt()
 	if dry {
@@ -925,9 +925,9 @@ func (m *gcModel) gc(dry, orphanScan bool) {
 	}
 	runningAfter := m.pollRestores()
 	for k := range targets {
-		own, _ := fsm.ParseOwner(strings.TrimPrefix(k, gcRoot))
+		own, _ := layout.Snapkeep.Parse(strings.TrimPrefix(k, gcRoot))
 		for id := range runningAfter {
-			if m.restores[id].targetID == own.CollectionID {
+			if m.restores[id].targetID == own.Collection {
 				require.Contains(t, after, k, "a running restore's copy was deleted")
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -230,24 +231,15 @@ func gcManifestFiles(ctx context.Context, store objstore.Store, snap *pb.Snapsho
 		return nil, nil, nil, err
 	}
 	files, segs, builds := map[string]int64{}, map[uint64]bool{}, map[uint64]bool{}
-	add := func(prefix string, blob []byte) error {
-		return fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
-			files[gcRoot+prefix+e.Key] = int64(e.Size)
-			return true
-		})
-	}
 	err = rd.Segments(ctx, manifest.ReadOptions{}, func(s *manifest.Segment) error {
 		segs[s.ID] = true
-		if err := add(fsm.SegmentPrefix(snap.CollectionId, s.ID), s.Files); err != nil {
-			return err
-		}
 		for _, b := range s.IndexBuilds {
 			builds[b.BuildID] = true
-			if err := add(fsm.BuildPrefix(snap.CollectionId, s.ID, b.BuildID), b.Files); err != nil {
-				return err
-			}
 		}
-		return nil
+		return rd.Files(s, func(key string, e fsm.FileEntry) bool {
+			files[gcRoot+key] = int64(e.Size)
+			return true
+		})
 	})
 	return files, segs, builds, err
 }
@@ -643,7 +635,7 @@ func TestGCDryRunListsExactlyWhatTheRunDeletes(t *testing.T) {
 	cancelled, err := cl.CancelRestore(ctx, client.NewCancelRestoreOption(job.JobId))
 	require.NoError(t, err)
 	require.Equal(t, pb.RestoreState_RESTORE_STATE_CANCELLED, cancelled.State)
-	copyPrefix := gcRoot + fsm.SegmentsPrefix(cancelled.TargetCollectionId)
+	copyPrefix := gcRoot + layout.SegmentsPrefix(cancelled.TargetCollectionId)
 	// Copies in flight at the cancel land within a moment; wait until none changes.
 	var copies map[string]int64
 	require.Eventually(t, func() bool {
@@ -664,7 +656,7 @@ func TestGCDryRunListsExactlyWhatTheRunDeletes(t *testing.T) {
 	orphans := map[string]int64{}
 	for _, k := range []string{
 		gcRoot + "junk/a.bin",
-		gcRoot + fsm.SegmentPrefix(docs.Id, 999999999) + "insert/101/1",
+		gcRoot + layout.SnapkeepSegmentPrefix(docs.Id, 999999999) + "insert/101/1",
 		gcRoot + "snapshots/999999999.skm",
 		extra,
 		get(kept[3].Id).Prefix + "index/999999999/HNSW_0",

@@ -177,6 +177,7 @@ func manifestHeader(snap *fsmpb.Snapshot) *manifestpb.Header {
 		Schema:                snap.Schema,
 		Properties:            snap.Properties,
 		Writer:                "snapkeep",
+		KeyLayout:             manifestpb.KeyLayout(snap.Layout),
 	}
 	for _, p := range snap.Partitions {
 		h.Partitions = append(h.Partitions, &manifestpb.Partition{Id: p.Id, Name: p.Name, CreatedAt: p.CreatedAt})

@@ -177,13 +177,23 @@ func (n *Node) precheckRestore(ctx context.Context, job *fsmpb.RestoreJob) error
 	if err != nil {
 		return err
 	}
-	prefix := keys.full(fsm.SegmentsPrefix(job.SourceCollectionId))
-	start := time.Now()
-	// Segment ids are decimal without leading zeros: "1" to "9" shard the listing.
-	report, err := restore.PrecheckWithOptions(ctx, objects, prefix, newSourceIndex(resolver), restore.PrecheckOptions{
-		Shards: []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, Parallelism: 9})
+	sources := newSourceIndex(resolver)
+	// The sources' list prefixes shard the listing: in the snapkeep layout the first
+	// digit of the segment id (up to 9), in the Milvus layout one per kind of file
+	// and one per index build.
+	shards, err := sources.ListPrefixes()
 	if err != nil {
-		return fmt.Errorf("list %s: %w", prefix, err)
+		return err
+	}
+	prefix := keys.full("")
+	start := time.Now()
+	var report restore.PrecheckReport
+	if len(shards) > 0 { // no files, nothing to list (no shards would list the root)
+		report, err = restore.PrecheckWithOptions(ctx, objects, prefix, sources, restore.PrecheckOptions{
+			Shards: shards, Parallelism: 9})
+	}
+	if err != nil {
+		return fmt.Errorf("list the sources (%d prefixes under %q): %w", len(shards), prefix, err)
 	}
 	if report.MissingCount > 0 || report.WrongSizeCount > 0 {
 		msg := fmt.Sprintf("%d of %d source objects are missing and %d have the wrong size; nothing was copied", report.MissingCount, report.Expected, report.WrongSizeCount)

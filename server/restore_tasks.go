@@ -2,23 +2,27 @@ package server
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
-	"strings"
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 )
 
 // taskResolver turns a restore job's task numbers into what an executor needs: the
 // source and destination keys, the size and the CRC-32C. A task is a file of a planned
 // segment (or of one of its builds), numbered as fsm.RestorePlan describes; the keys
-// are the same relative key under the source's and the target's prefix.
+// are the file list's entry built with the source's and with the target's ids, in the
+// collections' key layout (a restore keeps the snapshot's layout).
 type taskResolver struct {
-	view *fsm.View
-	keys keyspace
-	job  *fsmpb.RestoreJob
-	plan *fsmpb.RestorePlan
+	view             *fsm.View
+	keys             keyspace
+	job              *fsmpb.RestoreJob
+	plan             *fsmpb.RestorePlan
+	srcKeys, dstKeys fsm.FileKeys
 
 	// The last file list decoded, since tasks come in runs of one segment.
 	cachedBlobOwner string
@@ -30,16 +34,17 @@ func newTaskResolver(view *fsm.View, keys keyspace, job *fsmpb.RestoreJob) (*tas
 	if err != nil {
 		return nil, err
 	}
-	return &taskResolver{view: view, keys: keys, job: job, plan: plan}, nil
+	return &taskResolver{view: view, keys: keys, job: job, plan: plan,
+		srcKeys: view.KeysOfCollection(job.SourceCollectionId), dstKeys: view.KeysOfCollection(job.TargetCollectionId)}, nil
 }
 
 // owner is a run of tasks that share one file list: a segment's files or a build's.
 type owner struct {
 	first, files uint32
 	blob         []byte
-	srcPrefix    string // root-relative
-	dstPrefix    string
-	id           string // cache key
+	// src and dst build a file's root-relative source and target keys from its entry.
+	src, dst func(rel string) string
+	id       string // cache key
 }
 
 // ownerOf finds the file list task t belongs to.
@@ -54,19 +59,24 @@ func (r *taskResolver) ownerOf(t uint32) (owner, error) {
 	if err != nil {
 		return owner{}, err
 	}
-	srcCID, dstCID := r.job.SourceCollectionId, r.job.TargetCollectionId
+	dst, err := r.view.Segment(ps.TargetId)
+	if err != nil {
+		return owner{}, err
+	}
 	if t < ps.FirstTask+ps.Files {
 		return owner{first: ps.FirstTask, files: ps.Files, blob: src.Files,
-			srcPrefix: fsm.SegmentPrefix(srcCID, ps.SourceId), dstPrefix: fsm.SegmentPrefix(dstCID, ps.TargetId),
-			id: fmt.Sprint("s", ps.SourceId)}, nil
+			src: func(rel string) string { return r.srcKeys.Segment(src, rel) },
+			dst: func(rel string) string { return r.dstKeys.Segment(dst, rel) },
+			id:  fmt.Sprint("s", ps.SourceId)}, nil
 	}
 	for _, pb := range ps.Builds {
 		if t >= pb.FirstTask && t < pb.FirstTask+pb.Files {
 			for _, b := range src.IndexBuilds {
 				if b.BuildId == pb.SourceBuildId {
 					return owner{first: pb.FirstTask, files: pb.Files, blob: b.Files,
-						srcPrefix: fsm.BuildPrefix(srcCID, ps.SourceId, pb.SourceBuildId), dstPrefix: fsm.BuildPrefix(dstCID, ps.TargetId, pb.TargetBuildId),
-						id: fmt.Sprint("b", pb.SourceBuildId)}, nil
+						src: func(rel string) string { return r.srcKeys.Build(src, pb.SourceBuildId, rel) },
+						dst: func(rel string) string { return r.dstKeys.Build(dst, pb.TargetBuildId, rel) },
+						id:  fmt.Sprint("b", pb.SourceBuildId)}, nil
 				}
 			}
 		}
@@ -102,8 +112,8 @@ func (r *taskResolver) task(t uint32) (*internalv1.RestoreTask, error) {
 	f := files[t-o.first]
 	return &internalv1.RestoreTask{
 		Index:  t,
-		Src:    r.keys.full(o.srcPrefix + f.Key),
-		Dst:    r.keys.full(o.dstPrefix + f.Key),
+		Src:    r.keys.full(o.src(f.Key)),
+		Dst:    r.keys.full(o.dst(f.Key)),
 		Size:   f.Size,
 		Crc32C: f.CRC32C,
 	}, nil
@@ -134,21 +144,21 @@ func (s *sourceIndex) Lookup(key string) (int, uint64, bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	own, ok := fsm.ParseOwner(rel)
-	if !ok || own.CollectionID != s.r.job.SourceCollectionId {
+	own, ok := layout.Parse(rel)
+	if !ok || own.Layout != s.r.srcKeys.Layout().ID() || (own.Collection != 0 && own.Collection != s.r.job.SourceCollectionId) {
 		return 0, 0, false
 	}
-	ps := s.segments[own.SegmentID]
+	ps := s.segments[own.Segment]
 	if ps == nil {
 		return 0, 0, false
 	}
-	first, found := ps.FirstTask, own.BuildID == 0
+	first, found := ps.FirstTask, own.Build == 0
 	for _, pb := range ps.Builds {
-		if pb.SourceBuildId == own.BuildID && pb.Files > 0 {
+		if pb.SourceBuildId == own.Build && pb.Files > 0 {
 			first, found = pb.FirstTask, true
 		}
 	}
-	if !found || (own.BuildID == 0 && ps.Files == 0) {
+	if !found || (own.Build == 0 && ps.Files == 0) {
 		return 0, 0, false
 	}
 	o, err := s.r.ownerOf(first)
@@ -159,15 +169,34 @@ func (s *sourceIndex) Lookup(key string) (int, uint64, bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	want, ok := strings.CutPrefix(rel, o.srcPrefix)
-	if !ok {
-		return 0, 0, false
-	}
-	i := sort.Search(len(files), func(i int) bool { return files[i].Key >= want })
-	if i == len(files) || files[i].Key != want {
+	i := sort.Search(len(files), func(i int) bool { return files[i].Key >= own.Rel })
+	// The entry's key rebuilt must be the listed key (the ids a key may leave out,
+	// such as a Milvus index file's collection, are checked here).
+	if i == len(files) || files[i].Key != own.Rel || o.src(own.Rel) != rel {
 		return 0, 0, false
 	}
 	return int(o.first) + i, files[i].Size, true
+}
+
+// ListPrefixes are the root-relative prefixes to list to find every source (see
+// layout.ListPrefix), sorted.
+func (s *sourceIndex) ListPrefixes() ([]string, error) {
+	seen := map[string]bool{}
+	for t := uint32(0); t < uint32(s.r.job.FilesTotal); {
+		o, err := s.r.ownerOf(t)
+		if err != nil {
+			return nil, err
+		}
+		files, err := s.r.files(o)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			seen[layout.ListPrefix(o.src(f.Key))] = true
+		}
+		t = o.first + o.files
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // Key is task i's source key.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/objstore/faults"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -27,10 +28,15 @@ import (
 // restoreSource builds collection "docs" (partitions p1 and p2, an index with a built
 // segment) with real objects in the cluster's bucket, and a committed snapshot "snap".
 func restoreSource(t *testing.T, c *servertest.Cluster, cl *client.Client, segmentsPerPartition int) *pb.Snapshot {
+	return restoreSourceIn(t, c, cl, segmentsPerPartition, pb.KeyLayout_KEY_LAYOUT_UNSPECIFIED)
+}
+
+// restoreSourceIn is restoreSource with the collection in a key layout.
+func restoreSourceIn(t *testing.T, c *servertest.Cluster, cl *client.Client, segmentsPerPartition int, keyLayout pb.KeyLayout) *pb.Snapshot {
 	t.Helper()
 	ctx := context.Background()
 	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs").WithPartitions("p1", "p2").
-		WithSchema([]byte(`{"fields":[101]}`)).WithProperty("ttl", "60").WithDescription("source"))
+		WithSchema([]byte(`{"fields":[101]}`)).WithProperty("ttl", "60").WithDescription("source").WithLayout(keyLayout))
 	require.NoError(t, err)
 	_, err = cl.CreateIndex(ctx, client.NewCreateIndexOption("docs", "vec", 101).WithParam("index_type", "HNSW"))
 	require.NoError(t, err)
@@ -48,6 +54,9 @@ func restoreSource(t *testing.T, c *servertest.Cluster, cl *client.Client, segme
 	require.NoError(t, err)
 	body := []byte("hnsw graph bytes")
 	key := build.Build.Prefix + "HNSW_0"
+	if keyLayout == pb.KeyLayout_KEY_LAYOUT_MILVUS { // index_files/<build>/<version>/<partition>/<segment>/<file>
+		key = fmt.Sprintf("%s1/%d/%d/HNSW_0", build.Build.Prefix, build.Segment.PartitionId, first)
+	}
 	sum := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))
 	_, err = c.Bucket.Store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{CRC32C: sum, HasCRC32C: true})
 	require.NoError(t, err)
@@ -99,9 +108,16 @@ func segmentsOf(t *testing.T, cl *client.Client, coll string) []*pb.Segment {
 // of the source segments (and builds) captured by the snapshot, under new ids.
 func requireSameContent(t *testing.T, c *servertest.Cluster, cl *client.Client, source, target string, partitions ...string) {
 	t.Helper()
-	src := map[string]*pb.Segment{} // by partition name + rows + first key suffix
 	srcColl, err := cl.DescribeCollection(context.Background(), client.NewDescribeCollectionOption(source).WithStale())
 	require.NoError(t, err)
+	requireSameSegments(t, c, cl, srcColl.Collection, segmentsOf(t, cl, source), target, partitions...)
+}
+
+// requireSameSegments checks that collection target holds byte-identical copies of
+// the flushed segments among sources (of srcColl), under new ids.
+func requireSameSegments(t *testing.T, c *servertest.Cluster, cl *client.Client, srcColl *pb.Collection, sources []*pb.Segment, target string, partitions ...string) {
+	t.Helper()
+	src := map[string]*pb.Segment{} // by partition name + rows + first key suffix
 	partName := func(coll *pb.Collection, id uint64) string {
 		for _, p := range coll.Partitions {
 			if p.Id == id {
@@ -110,11 +126,11 @@ func requireSameContent(t *testing.T, c *servertest.Cluster, cl *client.Client, 
 		}
 		return "?"
 	}
-	for _, s := range segmentsOf(t, cl, source) {
+	for _, s := range sources {
 		if s.State != pb.SegmentState_SEGMENT_STATE_FLUSHED {
 			continue
 		}
-		p := partName(srcColl.Collection, s.PartitionId)
+		p := partName(srcColl, s.PartitionId)
 		if len(partitions) > 0 && !slices.Contains(partitions, p) {
 			continue
 		}
@@ -132,7 +148,7 @@ func requireSameContent(t *testing.T, c *servertest.Cluster, cl *client.Client, 
 		require.Equal(t, s.RowCount, d.RowCount)
 		require.Len(t, d.Files, len(s.Files))
 		for i := range d.Files {
-			require.Equal(t, strings.TrimPrefix(s.Files[i].Key, s.Prefix), strings.TrimPrefix(d.Files[i].Key, d.Prefix))
+			require.Equal(t, keptForm(t, c, s, s.Files[i].Key), keptForm(t, c, d, d.Files[i].Key), "the same file under the target's ids")
 			require.Equal(t, readObject(t, c.Bucket.Store, s.Files[i].Key), readObject(t, c.Bucket.Store, d.Files[i].Key), d.Files[i].Key)
 		}
 		require.Len(t, d.IndexBuilds, len(readyBuilds(s)))
@@ -141,10 +157,30 @@ func requireSameContent(t *testing.T, c *servertest.Cluster, cl *client.Client, 
 			require.NotEqual(t, sb.BuildId, b.BuildId, "new build ids")
 			require.Equal(t, pb.IndexBuildState_INDEX_BUILD_STATE_READY, b.State)
 			for k := range b.Files {
+				require.Equal(t, keptForm(t, c, s, sb.Files[k].Key), keptForm(t, c, d, b.Files[k].Key))
 				require.Equal(t, readObject(t, c.Bucket.Store, sb.Files[k].Key), readObject(t, c.Bucket.Store, b.Files[k].Key))
 			}
 		}
 	}
+}
+
+// keptForm parses a file's full key in whichever layout it is, checks that it names
+// its segment (and, where the layout puts them in keys, its collection and
+// partition), and returns what a file list keeps of it.
+func keptForm(t *testing.T, c *servertest.Cluster, s *pb.Segment, key string) string {
+	t.Helper()
+	rel, ok := strings.CutPrefix(key, c.Root()+"/")
+	require.True(t, ok, "%s is outside the root", key)
+	own, ok := layout.Parse(rel)
+	require.True(t, ok, "%s is in no key layout", key)
+	require.Equal(t, s.Id, own.Segment, key)
+	if own.Collection != 0 {
+		require.Equal(t, s.CollectionId, own.Collection, key)
+	}
+	if own.Partition != 0 {
+		require.Equal(t, s.PartitionId, own.Partition, key)
+	}
+	return own.Rel
 }
 
 func readyBuilds(s *pb.Segment) []*pb.IndexBuild {

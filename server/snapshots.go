@@ -176,6 +176,7 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 		ManifestSize:          snap.ManifestSize,
 		ManifestXxhash64:      snap.ManifestChecksum,
 		DeleteReason:          snap.DeleteReason,
+		Layout:                toKeyLayout(snap.Layout),
 	}
 	if coll, err := v.CollectionByID(snap.CollectionId); err != nil || coll.State == fsmpb.CollectionState_COLLECTION_STATE_DROPPED {
 		out.CollectionDropped = true

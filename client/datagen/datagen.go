@@ -1,5 +1,6 @@
 // Package datagen writes synthetic segments: it allocates segments in a collection,
-// uploads files of deterministic pseudo-random content under their prefixes with
+// uploads files of deterministic pseudo-random content at the keys of the collection's
+// layout (under the segment's prefix, or Milvus's own keys) with
 // CRC-32C checksums, and flushes them. The CLI's generate command, the demo,
 // benchmarks and tests use it; Verify reads a segment's files back and checks them.
 package datagen
@@ -10,10 +11,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -44,6 +48,10 @@ type Options struct {
 	// Progress, when set, is called after each flushed segment with the number of
 	// segments done so far and the total, one call at a time.
 	Progress func(done, total int)
+	// Root is the storage root, needed to build the keys of a Milvus-layout
+	// collection ("" asks the cluster: ClusterStatus). A snapkeep-layout segment's
+	// keys come from the prefix the cluster hands out.
+	Root string
 }
 
 // Result reports what Generate wrote.
@@ -91,10 +99,15 @@ func Generate(ctx context.Context, cl *client.Client, store objstore.Store, opts
 	if err != nil {
 		return nil, err
 	}
+	keyOf, err := keyBuilder(ctx, cl, opts)
+	if err != nil {
+		return nil, err
+	}
 	g := &generator{
 		cl:       cl,
 		store:    store,
 		opts:     opts,
+		keyOf:    keyOf,
 		layout:   Layout(opts.FilesPerSegment),
 		uploads:  make(chan struct{}, opts.Concurrency),
 		flushed:  make([]uint64, opts.Segments),
@@ -134,10 +147,46 @@ dispatch:
 	return res, g.err
 }
 
+// keyBuilder returns how the collection's files are named: datagen.Key under the
+// segment's prefix, or Milvus's keys under the storage root.
+func keyBuilder(ctx context.Context, cl *client.Client, opts Options) (func(*snapkeepv1.Segment, FileSpec) (string, error), error) {
+	desc, err := cl.DescribeCollection(ctx, client.NewDescribeCollectionOption(opts.Collection).WithDatabase(opts.Database))
+	if err != nil {
+		return nil, fmt.Errorf("datagen: describe collection %q: %w", opts.Collection, err)
+	}
+	if desc.GetCollection().GetLayout() != snapkeepv1.KeyLayout_KEY_LAYOUT_MILVUS {
+		return func(seg *snapkeepv1.Segment, f FileSpec) (string, error) { return Key(seg.GetPrefix(), f), nil }, nil
+	}
+	root := opts.Root
+	if root == "" {
+		st, err := cl.ClusterStatus(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("datagen: ask the storage root: %w", err)
+		}
+		root = st.GetStorage().GetRoot()
+	}
+	return func(seg *snapkeepv1.Segment, f FileSpec) (string, error) { return MilvusKey(root, seg, f) }, nil
+}
+
+// MilvusKey is the key of f in a Milvus-layout segment under the storage root:
+// "<root>/insert_log/<collection>/<partition>/<segment>/<field>/<log id>" and the like.
+func MilvusKey(root string, seg *snapkeepv1.Segment, f FileSpec) (string, error) {
+	ref := layout.Segment{Collection: seg.GetCollectionId(), Partition: seg.GetPartitionId(), Segment: seg.GetId()}
+	key, err := layout.DataFileKey(layout.Milvus, ref, fsmpb.FileKind(f.Kind), f.FieldID, f.LogID)
+	if err != nil {
+		return "", fmt.Errorf("datagen: %w", err)
+	}
+	if root = strings.Trim(root, "/"); root != "" {
+		key = root + "/" + key
+	}
+	return key, nil
+}
+
 type generator struct {
 	cl       *client.Client
 	store    objstore.Store
 	opts     Options
+	keyOf    func(*snapkeepv1.Segment, FileSpec) (string, error)
 	layout   []FileSpec
 	uploads  chan struct{} // semaphore: uploads in flight
 	segSlots chan struct{} // semaphore: segments being written
@@ -250,7 +299,10 @@ func firstError(ctx context.Context, errs []error) error {
 
 // upload writes file j of segment ordinal i and describes it for the flush.
 func (g *generator) upload(ctx context.Context, seg *snapkeepv1.Segment, i, j int, spec FileSpec) (*snapkeepv1.File, error) {
-	key := Key(seg.GetPrefix(), spec)
+	key, err := g.keyOf(seg, spec)
+	if err != nil {
+		return nil, err
+	}
 	content := NewContent(g.opts.Seed, i, j, g.opts.FileSize)
 	sum := content.CRC32C()
 	if _, err := g.store.Put(ctx, key, content, content.Size(), objstore.PutOptions{CRC32C: sum, HasCRC32C: true}); err != nil {

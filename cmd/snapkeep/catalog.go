@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
@@ -125,7 +126,7 @@ func (a *app) collectionCmd() *cobra.Command {
 	}
 
 	var partitions, props []string
-	var description, schemaFile string
+	var description, schemaFile, keyLayout string
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a collection (with a \"_default\" partition and any given with --partition)",
@@ -135,8 +136,12 @@ func (a *app) collectionCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			l, err := parseKeyLayout(keyLayout)
+			if err != nil {
+				return err
+			}
 			opt := client.NewCreateCollectionOption(args[0]).WithDatabase(database).
-				WithPartitions(partitions...).WithProperties(properties).WithDescription(description)
+				WithPartitions(partitions...).WithProperties(properties).WithDescription(description).WithLayout(l)
 			if schemaFile != "" {
 				schema, err := os.ReadFile(schemaFile)
 				if err != nil {
@@ -159,6 +164,7 @@ func (a *app) collectionCmd() *cobra.Command {
 	create.Flags().StringArrayVar(&props, "property", nil, "a collection property `key=value` (repeatable)")
 	create.Flags().StringVar(&description, "description", "", "free-text description")
 	create.Flags().StringVar(&schemaFile, "schema-file", "", "file holding the schema (opaque bytes, at most 1 MiB)")
+	create.Flags().StringVar(&keyLayout, "layout", "snapkeep", "where the collection's files sit: snapkeep (collections/<id>/segments/<id>/...) or milvus (Milvus's insert_log/, delta_log/, index_files/... keys); fixed for the collection's life")
 
 	var withSchemas bool
 	list := &cobra.Command{
@@ -349,4 +355,15 @@ func (a *app) indexCmd() *cobra.Command {
 	}
 	cmd.AddCommand(create, drop)
 	return cmd
+}
+
+// parseKeyLayout reads --layout.
+func parseKeyLayout(name string) (snapkeepv1.KeyLayout, error) {
+	switch strings.ToLower(name) {
+	case "", "snapkeep":
+		return snapkeepv1.KeyLayout_KEY_LAYOUT_SNAPKEEP, nil
+	case "milvus":
+		return snapkeepv1.KeyLayout_KEY_LAYOUT_MILVUS, nil
+	}
+	return 0, usageErrorf("--layout %q: use snapkeep or milvus", name)
 }

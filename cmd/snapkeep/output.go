@@ -196,6 +196,7 @@ func printCollection(w io.Writer, c *snapkeepv1.Collection, sum *snapkeepv1.Segm
 	t.row("Collection:", fmt.Sprintf("%s (id %d)", c.GetName(), c.GetId()))
 	t.row("Database:", c.GetDatabase())
 	t.row("State:", enumName(c.GetState()))
+	t.row("Key layout:", enumName(c.GetLayout()))
 	t.row("Description:", orDash(c.GetDescription()))
 	t.row("Created:", timestamp(c.GetCreatedAtUnixMs()))
 	if c.GetDroppedAtUnixMs() != 0 {

@@ -191,6 +191,7 @@ func printSnapshot(w io.Writer, s *snapkeepv1.Snapshot) error {
 	t.row("Collection:", coll)
 	t.row("Database:", s.GetDatabase())
 	t.row("State:", enumName(s.GetState()))
+	t.row("Key layout:", enumName(s.GetLayout()))
 	if s.GetDeleteReason() != "" {
 		t.row("Reason:", s.GetDeleteReason())
 	}

@@ -80,6 +80,60 @@ func (CollectionState) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_proto_rawDescGZIP(), []int{0}
 }
 
+// KeyLayout is where a collection's files sit under the storage root (fsm/layout).
+// The zero value is snapkeep's own layout, so records written before layouts existed
+// read as it.
+type KeyLayout int32
+
+const (
+	// collections/<collection>/segments/<segment>/<kind>/..., index builds under
+	// .../index/<build>/...: every segment owns one prefix.
+	KeyLayout_KEY_LAYOUT_SNAPKEEP KeyLayout = 0
+	// Milvus's own keys: insert_log/<collection>/<partition>/<segment>/<field>/<log>,
+	// delta_log, stats_log, bm25_stats, text_log, json_key_index_log, json_stats and
+	// index_files/<build>/<version>/<partition>/<segment>/<file>.
+	KeyLayout_KEY_LAYOUT_MILVUS KeyLayout = 1
+)
+
+// Enum value maps for KeyLayout.
+var (
+	KeyLayout_name = map[int32]string{
+		0: "KEY_LAYOUT_SNAPKEEP",
+		1: "KEY_LAYOUT_MILVUS",
+	}
+	KeyLayout_value = map[string]int32{
+		"KEY_LAYOUT_SNAPKEEP": 0,
+		"KEY_LAYOUT_MILVUS":   1,
+	}
+)
+
+func (x KeyLayout) Enum() *KeyLayout {
+	p := new(KeyLayout)
+	*p = x
+	return p
+}
+
+func (x KeyLayout) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyLayout) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_proto_enumTypes[1].Descriptor()
+}
+
+func (KeyLayout) Type() protoreflect.EnumType {
+	return &file_fsm_proto_enumTypes[1]
+}
+
+func (x KeyLayout) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyLayout.Descriptor instead.
+func (KeyLayout) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{1}
+}
+
 type SegmentState int32
 
 const (
@@ -119,11 +173,11 @@ func (x SegmentState) String() string {
 }
 
 func (SegmentState) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[1].Descriptor()
+	return file_fsm_proto_enumTypes[2].Descriptor()
 }
 
 func (SegmentState) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[1]
+	return &file_fsm_proto_enumTypes[2]
 }
 
 func (x SegmentState) Number() protoreflect.EnumNumber {
@@ -132,7 +186,7 @@ func (x SegmentState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SegmentState.Descriptor instead.
 func (SegmentState) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{1}
+	return file_fsm_proto_rawDescGZIP(), []int{2}
 }
 
 type DropReason int32
@@ -188,11 +242,11 @@ func (x DropReason) String() string {
 }
 
 func (DropReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[2].Descriptor()
+	return file_fsm_proto_enumTypes[3].Descriptor()
 }
 
 func (DropReason) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[2]
+	return &file_fsm_proto_enumTypes[3]
 }
 
 func (x DropReason) Number() protoreflect.EnumNumber {
@@ -201,7 +255,7 @@ func (x DropReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DropReason.Descriptor instead.
 func (DropReason) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{2}
+	return file_fsm_proto_rawDescGZIP(), []int{3}
 }
 
 type FileKind int32
@@ -213,6 +267,10 @@ const (
 	FileKind_FILE_KIND_STATS       FileKind = 3
 	FileKind_FILE_KIND_BM25        FileKind = 4
 	FileKind_FILE_KIND_INDEX       FileKind = 5
+	// Text (full-text match) index file of a segment's field.
+	FileKind_FILE_KIND_TEXT_INDEX FileKind = 6
+	// JSON key index or JSON key statistics file of a segment's field.
+	FileKind_FILE_KIND_JSON_KEY_INDEX FileKind = 7
 )
 
 // Enum value maps for FileKind.
@@ -224,14 +282,18 @@ var (
 		3: "FILE_KIND_STATS",
 		4: "FILE_KIND_BM25",
 		5: "FILE_KIND_INDEX",
+		6: "FILE_KIND_TEXT_INDEX",
+		7: "FILE_KIND_JSON_KEY_INDEX",
 	}
 	FileKind_value = map[string]int32{
-		"FILE_KIND_UNSPECIFIED": 0,
-		"FILE_KIND_INSERT":      1,
-		"FILE_KIND_DELTA":       2,
-		"FILE_KIND_STATS":       3,
-		"FILE_KIND_BM25":        4,
-		"FILE_KIND_INDEX":       5,
+		"FILE_KIND_UNSPECIFIED":    0,
+		"FILE_KIND_INSERT":         1,
+		"FILE_KIND_DELTA":          2,
+		"FILE_KIND_STATS":          3,
+		"FILE_KIND_BM25":           4,
+		"FILE_KIND_INDEX":          5,
+		"FILE_KIND_TEXT_INDEX":     6,
+		"FILE_KIND_JSON_KEY_INDEX": 7,
 	}
 )
 
@@ -246,11 +308,11 @@ func (x FileKind) String() string {
 }
 
 func (FileKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[3].Descriptor()
+	return file_fsm_proto_enumTypes[4].Descriptor()
 }
 
 func (FileKind) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[3]
+	return &file_fsm_proto_enumTypes[4]
 }
 
 func (x FileKind) Number() protoreflect.EnumNumber {
@@ -259,7 +321,7 @@ func (x FileKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileKind.Descriptor instead.
 func (FileKind) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{3}
+	return file_fsm_proto_rawDescGZIP(), []int{4}
 }
 
 type BuildState int32
@@ -298,11 +360,11 @@ func (x BuildState) String() string {
 }
 
 func (BuildState) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[4].Descriptor()
+	return file_fsm_proto_enumTypes[5].Descriptor()
 }
 
 func (BuildState) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[4]
+	return &file_fsm_proto_enumTypes[5]
 }
 
 func (x BuildState) Number() protoreflect.EnumNumber {
@@ -311,7 +373,7 @@ func (x BuildState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BuildState.Descriptor instead.
 func (BuildState) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{4}
+	return file_fsm_proto_rawDescGZIP(), []int{5}
 }
 
 type SnapshotState int32
@@ -353,11 +415,11 @@ func (x SnapshotState) String() string {
 }
 
 func (SnapshotState) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[5].Descriptor()
+	return file_fsm_proto_enumTypes[6].Descriptor()
 }
 
 func (SnapshotState) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[5]
+	return &file_fsm_proto_enumTypes[6]
 }
 
 func (x SnapshotState) Number() protoreflect.EnumNumber {
@@ -366,7 +428,7 @@ func (x SnapshotState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SnapshotState.Descriptor instead.
 func (SnapshotState) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{5}
+	return file_fsm_proto_rawDescGZIP(), []int{6}
 }
 
 type RestoreState int32
@@ -416,11 +478,11 @@ func (x RestoreState) String() string {
 }
 
 func (RestoreState) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[6].Descriptor()
+	return file_fsm_proto_enumTypes[7].Descriptor()
 }
 
 func (RestoreState) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[6]
+	return &file_fsm_proto_enumTypes[7]
 }
 
 func (x RestoreState) Number() protoreflect.EnumNumber {
@@ -429,7 +491,7 @@ func (x RestoreState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreState.Descriptor instead.
 func (RestoreState) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{6}
+	return file_fsm_proto_rawDescGZIP(), []int{7}
 }
 
 type ErrorCode int32
@@ -477,11 +539,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[7].Descriptor()
+	return file_fsm_proto_enumTypes[8].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[7]
+	return &file_fsm_proto_enumTypes[8]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -490,7 +552,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{7}
+	return file_fsm_proto_rawDescGZIP(), []int{8}
 }
 
 type CommandType int32
@@ -616,11 +678,11 @@ func (x CommandType) String() string {
 }
 
 func (CommandType) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[8].Descriptor()
+	return file_fsm_proto_enumTypes[9].Descriptor()
 }
 
 func (CommandType) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[8]
+	return &file_fsm_proto_enumTypes[9]
 }
 
 func (x CommandType) Number() protoreflect.EnumNumber {
@@ -629,7 +691,7 @@ func (x CommandType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CommandType.Descriptor instead.
 func (CommandType) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 // CopyVerification is what checked a restored file's copy, weakest to strongest.
@@ -669,11 +731,11 @@ func (x CopyVerification) String() string {
 }
 
 func (CopyVerification) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[9].Descriptor()
+	return file_fsm_proto_enumTypes[10].Descriptor()
 }
 
 func (CopyVerification) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[9]
+	return &file_fsm_proto_enumTypes[10]
 }
 
 func (x CopyVerification) Number() protoreflect.EnumNumber {
@@ -682,7 +744,7 @@ func (x CopyVerification) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CopyVerification.Descriptor instead.
 func (CopyVerification) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 // Meta is the single row of FSM-wide counters.
@@ -989,6 +1051,7 @@ type Collection struct {
 	Description   string      `protobuf:"bytes,9,opt,name=description,proto3" json:"description,omitempty"`
 	CreatedAt     int64       `protobuf:"varint,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	DroppedAt     int64       `protobuf:"varint,11,opt,name=dropped_at,json=droppedAt,proto3" json:"dropped_at,omitempty"`
+	Layout        KeyLayout   `protobuf:"varint,12,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1098,6 +1161,13 @@ func (x *Collection) GetDroppedAt() int64 {
 		return x.DroppedAt
 	}
 	return 0
+}
+
+func (x *Collection) GetLayout() KeyLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return KeyLayout_KEY_LAYOUT_SNAPKEEP
 }
 
 // File is one object as a command carries it. In the tables, a segment's files are kept
@@ -1636,8 +1706,10 @@ type Snapshot struct {
 	// The collection's description when the snapshot was taken (a restore gives it to
 	// the new collection); empty in snapshots taken before it was captured.
 	CollectionDescription string `protobuf:"bytes,26,opt,name=collection_description,json=collectionDescription,proto3" json:"collection_description,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// The collection's key layout (a restore gives it to the new collection).
+	Layout        KeyLayout `protobuf:"varint,27,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -1850,6 +1922,13 @@ func (x *Snapshot) GetCollectionDescription() string {
 		return x.CollectionDescription
 	}
 	return ""
+}
+
+func (x *Snapshot) GetLayout() KeyLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return KeyLayout_KEY_LAYOUT_SNAPKEEP
 }
 
 // RestoreJob restores a committed snapshot into a new collection by copying its files.
@@ -3154,8 +3233,9 @@ type CreateCollection struct {
 	Schema     []byte                 `protobuf:"bytes,3,opt,name=schema,proto3" json:"schema,omitempty"`
 	Properties map[string]string      `protobuf:"bytes,4,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Partitions to create besides "_default".
-	Partitions    []string `protobuf:"bytes,5,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	Description   string   `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
+	Partitions    []string  `protobuf:"bytes,5,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Description   string    `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
+	Layout        KeyLayout `protobuf:"varint,7,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3230,6 +3310,13 @@ func (x *CreateCollection) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *CreateCollection) GetLayout() KeyLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return KeyLayout_KEY_LAYOUT_SNAPKEEP
 }
 
 type DropCollection struct {
@@ -6041,7 +6128,7 @@ const file_fsm_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\x03R\tcreatedAt\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfe\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x04\n" +
 	"\n" +
 	"Collection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
@@ -6062,7 +6149,8 @@ const file_fsm_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
-	"dropped_at\x18\v \x01(\x03R\tdroppedAt\x1a=\n" +
+	"dropped_at\x18\v \x01(\x03R\tdroppedAt\x122\n" +
+	"\x06layout\x18\f \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x01\n" +
@@ -6117,7 +6205,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x124\n" +
 	"\aby_kind\x18\x05 \x03(\v2\x1b.snapkeep.fsm.v1.KindTotalsR\x06byKind\x12!\n" +
-	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xa7\t\n" +
+	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xdb\t\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12\x1f\n" +
@@ -6153,7 +6241,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x11manifest_checksum\x18\x17 \x01(\x04R\x10manifestChecksum\x12:\n" +
 	"\asummary\x18\x18 \x01(\v2 .snapkeep.fsm.v1.SnapshotSummaryR\asummary\x12#\n" +
 	"\rdelete_reason\x18\x19 \x01(\tR\fdeleteReason\x125\n" +
-	"\x16collection_description\x18\x1a \x01(\tR\x15collectionDescription\x1a9\n" +
+	"\x16collection_description\x18\x1a \x01(\tR\x15collectionDescription\x122\n" +
+	"\x06layout\x18\x1b \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -6295,7 +6384,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\"\n" +
 	"\fDropDatabase\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xae\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xe2\x02\n" +
 	"\x10CreateCollection\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -6306,7 +6395,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x05 \x03(\tR\n" +
 	"partitions\x12 \n" +
-	"\vdescription\x18\x06 \x01(\tR\vdescription\x1a=\n" +
+	"\vdescription\x18\x06 \x01(\tR\vdescription\x122\n" +
+	"\x06layout\x18\a \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
@@ -6531,7 +6621,10 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
 	"\x1aCOLLECTION_STATE_RESTORING\x10\x02\x12\x1c\n" +
-	"\x18COLLECTION_STATE_DROPPED\x10\x03*\x80\x01\n" +
+	"\x18COLLECTION_STATE_DROPPED\x10\x03*;\n" +
+	"\tKeyLayout\x12\x17\n" +
+	"\x13KEY_LAYOUT_SNAPKEEP\x10\x00\x12\x15\n" +
+	"\x11KEY_LAYOUT_MILVUS\x10\x01*\x80\x01\n" +
 	"\fSegmentState\x12\x1d\n" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SEGMENT_STATE_ALLOCATED\x10\x01\x12\x19\n" +
@@ -6547,14 +6640,16 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1eDROP_REASON_COLLECTION_DROPPED\x10\x05\x12\x1d\n" +
 	"\x19DROP_REASON_INDEX_DROPPED\x10\x06\x12\x1a\n" +
 	"\x16DROP_REASON_SUPERSEDED\x10\a\x12\x1f\n" +
-	"\x1bDROP_REASON_RESTORE_ABORTED\x10\b*\x8e\x01\n" +
+	"\x1bDROP_REASON_RESTORE_ABORTED\x10\b*\xc6\x01\n" +
 	"\bFileKind\x12\x19\n" +
 	"\x15FILE_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FILE_KIND_INSERT\x10\x01\x12\x13\n" +
 	"\x0fFILE_KIND_DELTA\x10\x02\x12\x13\n" +
 	"\x0fFILE_KIND_STATS\x10\x03\x12\x12\n" +
 	"\x0eFILE_KIND_BM25\x10\x04\x12\x13\n" +
-	"\x0fFILE_KIND_INDEX\x10\x05*t\n" +
+	"\x0fFILE_KIND_INDEX\x10\x05\x12\x18\n" +
+	"\x14FILE_KIND_TEXT_INDEX\x10\x06\x12\x1c\n" +
+	"\x18FILE_KIND_JSON_KEY_INDEX\x10\a*t\n" +
 	"\n" +
 	"BuildState\x12\x1b\n" +
 	"\x17BUILD_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
@@ -6634,166 +6729,170 @@ func file_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_proto_rawDescData
 }
 
-var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
 var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
-	(SegmentState)(0),                   // 1: snapkeep.fsm.v1.SegmentState
-	(DropReason)(0),                     // 2: snapkeep.fsm.v1.DropReason
-	(FileKind)(0),                       // 3: snapkeep.fsm.v1.FileKind
-	(BuildState)(0),                     // 4: snapkeep.fsm.v1.BuildState
-	(SnapshotState)(0),                  // 5: snapkeep.fsm.v1.SnapshotState
-	(RestoreState)(0),                   // 6: snapkeep.fsm.v1.RestoreState
-	(ErrorCode)(0),                      // 7: snapkeep.fsm.v1.ErrorCode
-	(CommandType)(0),                    // 8: snapkeep.fsm.v1.CommandType
-	(CopyVerification)(0),               // 9: snapkeep.fsm.v1.CopyVerification
-	(*Meta)(nil),                        // 10: snapkeep.fsm.v1.Meta
-	(*Database)(nil),                    // 11: snapkeep.fsm.v1.Database
-	(*Partition)(nil),                   // 12: snapkeep.fsm.v1.Partition
-	(*IndexDef)(nil),                    // 13: snapkeep.fsm.v1.IndexDef
-	(*Collection)(nil),                  // 14: snapkeep.fsm.v1.Collection
-	(*File)(nil),                        // 15: snapkeep.fsm.v1.File
-	(*IndexBuild)(nil),                  // 16: snapkeep.fsm.v1.IndexBuild
-	(*Segment)(nil),                     // 17: snapkeep.fsm.v1.Segment
-	(*KindTotals)(nil),                  // 18: snapkeep.fsm.v1.KindTotals
-	(*SnapshotSummary)(nil),             // 19: snapkeep.fsm.v1.SnapshotSummary
-	(*Snapshot)(nil),                    // 20: snapkeep.fsm.v1.Snapshot
-	(*RestoreJob)(nil),                  // 21: snapkeep.fsm.v1.RestoreJob
-	(*RestorePlan)(nil),                 // 22: snapkeep.fsm.v1.RestorePlan
-	(*PlannedSegment)(nil),              // 23: snapkeep.fsm.v1.PlannedSegment
-	(*PlannedBuild)(nil),                // 24: snapkeep.fsm.v1.PlannedBuild
-	(*RestoreLease)(nil),                // 25: snapkeep.fsm.v1.RestoreLease
-	(*RestorePool)(nil),                 // 26: snapkeep.fsm.v1.RestorePool
-	(*GCCount)(nil),                     // 27: snapkeep.fsm.v1.GCCount
-	(*GCReport)(nil),                    // 28: snapkeep.fsm.v1.GCReport
-	(*Node)(nil),                        // 29: snapkeep.fsm.v1.Node
-	(*Result)(nil),                      // 30: snapkeep.fsm.v1.Result
-	(*RequestRecord)(nil),               // 31: snapkeep.fsm.v1.RequestRecord
-	(*Envelope)(nil),                    // 32: snapkeep.fsm.v1.Envelope
-	(*CreateDatabase)(nil),              // 33: snapkeep.fsm.v1.CreateDatabase
-	(*DropDatabase)(nil),                // 34: snapkeep.fsm.v1.DropDatabase
-	(*CreateCollection)(nil),            // 35: snapkeep.fsm.v1.CreateCollection
-	(*DropCollection)(nil),              // 36: snapkeep.fsm.v1.DropCollection
-	(*AlterCollection)(nil),             // 37: snapkeep.fsm.v1.AlterCollection
-	(*CreatePartition)(nil),             // 38: snapkeep.fsm.v1.CreatePartition
-	(*DropPartition)(nil),               // 39: snapkeep.fsm.v1.DropPartition
-	(*CreateIndex)(nil),                 // 40: snapkeep.fsm.v1.CreateIndex
-	(*DropIndex)(nil),                   // 41: snapkeep.fsm.v1.DropIndex
-	(*AllocateSegment)(nil),             // 42: snapkeep.fsm.v1.AllocateSegment
-	(*FlushSegment)(nil),                // 43: snapkeep.fsm.v1.FlushSegment
-	(*AllocateIndexBuild)(nil),          // 44: snapkeep.fsm.v1.AllocateIndexBuild
-	(*AddIndexBuild)(nil),               // 45: snapkeep.fsm.v1.AddIndexBuild
-	(*CompactOutput)(nil),               // 46: snapkeep.fsm.v1.CompactOutput
-	(*Compact)(nil),                     // 47: snapkeep.fsm.v1.Compact
-	(*DropSegments)(nil),                // 48: snapkeep.fsm.v1.DropSegments
-	(*ExpireAllocations)(nil),           // 49: snapkeep.fsm.v1.ExpireAllocations
-	(*RegisterNode)(nil),                // 50: snapkeep.fsm.v1.RegisterNode
-	(*SnapshotBegin)(nil),               // 51: snapkeep.fsm.v1.SnapshotBegin
-	(*SnapshotCommit)(nil),              // 52: snapkeep.fsm.v1.SnapshotCommit
-	(*SnapshotMarkDeleting)(nil),        // 53: snapkeep.fsm.v1.SnapshotMarkDeleting
-	(*SnapshotRemove)(nil),              // 54: snapkeep.fsm.v1.SnapshotRemove
-	(*RestoreBegin)(nil),                // 55: snapkeep.fsm.v1.RestoreBegin
-	(*RestoreStart)(nil),                // 56: snapkeep.fsm.v1.RestoreStart
-	(*RestoreGrant)(nil),                // 57: snapkeep.fsm.v1.RestoreGrant
-	(*TaskDone)(nil),                    // 58: snapkeep.fsm.v1.TaskDone
-	(*TaskFailed)(nil),                  // 59: snapkeep.fsm.v1.TaskFailed
-	(*RestoreReport)(nil),               // 60: snapkeep.fsm.v1.RestoreReport
-	(*RestoreFail)(nil),                 // 61: snapkeep.fsm.v1.RestoreFail
-	(*RestoreCancel)(nil),               // 62: snapkeep.fsm.v1.RestoreCancel
-	(*ExpireRestoreLeases)(nil),         // 63: snapkeep.fsm.v1.ExpireRestoreLeases
-	(*RestoreRemove)(nil),               // 64: snapkeep.fsm.v1.RestoreRemove
-	(*BuildRef)(nil),                    // 65: snapkeep.fsm.v1.BuildRef
-	(*OrphanCandidate)(nil),             // 66: snapkeep.fsm.v1.OrphanCandidate
-	(*GCCheck)(nil),                     // 67: snapkeep.fsm.v1.GCCheck
-	(*GCRemove)(nil),                    // 68: snapkeep.fsm.v1.GCRemove
-	(*GCRecordReport)(nil),              // 69: snapkeep.fsm.v1.GCRecordReport
-	(*DatabaseResponse)(nil),            // 70: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),          // 71: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),             // 72: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),          // 73: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),            // 74: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),            // 75: snapkeep.fsm.v1.SnapshotResponse
-	(*RestoreJobResponse)(nil),          // 76: snapkeep.fsm.v1.RestoreJobResponse
-	(*RestoreGrantResponse)(nil),        // 77: snapkeep.fsm.v1.RestoreGrantResponse
-	(*ExpireRestoreLeasesResponse)(nil), // 78: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
-	(*GCCheckResponse)(nil),             // 79: snapkeep.fsm.v1.GCCheckResponse
-	(*GCRemoveResponse)(nil),            // 80: snapkeep.fsm.v1.GCRemoveResponse
-	(*ExpireAllocationsResponse)(nil),   // 81: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                       // 82: snapkeep.fsm.v1.Empty
-	nil,                                 // 83: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 84: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 85: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 86: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 87: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 88: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 89: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 90: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 91: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 92: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
+	(SegmentState)(0),                   // 2: snapkeep.fsm.v1.SegmentState
+	(DropReason)(0),                     // 3: snapkeep.fsm.v1.DropReason
+	(FileKind)(0),                       // 4: snapkeep.fsm.v1.FileKind
+	(BuildState)(0),                     // 5: snapkeep.fsm.v1.BuildState
+	(SnapshotState)(0),                  // 6: snapkeep.fsm.v1.SnapshotState
+	(RestoreState)(0),                   // 7: snapkeep.fsm.v1.RestoreState
+	(ErrorCode)(0),                      // 8: snapkeep.fsm.v1.ErrorCode
+	(CommandType)(0),                    // 9: snapkeep.fsm.v1.CommandType
+	(CopyVerification)(0),               // 10: snapkeep.fsm.v1.CopyVerification
+	(*Meta)(nil),                        // 11: snapkeep.fsm.v1.Meta
+	(*Database)(nil),                    // 12: snapkeep.fsm.v1.Database
+	(*Partition)(nil),                   // 13: snapkeep.fsm.v1.Partition
+	(*IndexDef)(nil),                    // 14: snapkeep.fsm.v1.IndexDef
+	(*Collection)(nil),                  // 15: snapkeep.fsm.v1.Collection
+	(*File)(nil),                        // 16: snapkeep.fsm.v1.File
+	(*IndexBuild)(nil),                  // 17: snapkeep.fsm.v1.IndexBuild
+	(*Segment)(nil),                     // 18: snapkeep.fsm.v1.Segment
+	(*KindTotals)(nil),                  // 19: snapkeep.fsm.v1.KindTotals
+	(*SnapshotSummary)(nil),             // 20: snapkeep.fsm.v1.SnapshotSummary
+	(*Snapshot)(nil),                    // 21: snapkeep.fsm.v1.Snapshot
+	(*RestoreJob)(nil),                  // 22: snapkeep.fsm.v1.RestoreJob
+	(*RestorePlan)(nil),                 // 23: snapkeep.fsm.v1.RestorePlan
+	(*PlannedSegment)(nil),              // 24: snapkeep.fsm.v1.PlannedSegment
+	(*PlannedBuild)(nil),                // 25: snapkeep.fsm.v1.PlannedBuild
+	(*RestoreLease)(nil),                // 26: snapkeep.fsm.v1.RestoreLease
+	(*RestorePool)(nil),                 // 27: snapkeep.fsm.v1.RestorePool
+	(*GCCount)(nil),                     // 28: snapkeep.fsm.v1.GCCount
+	(*GCReport)(nil),                    // 29: snapkeep.fsm.v1.GCReport
+	(*Node)(nil),                        // 30: snapkeep.fsm.v1.Node
+	(*Result)(nil),                      // 31: snapkeep.fsm.v1.Result
+	(*RequestRecord)(nil),               // 32: snapkeep.fsm.v1.RequestRecord
+	(*Envelope)(nil),                    // 33: snapkeep.fsm.v1.Envelope
+	(*CreateDatabase)(nil),              // 34: snapkeep.fsm.v1.CreateDatabase
+	(*DropDatabase)(nil),                // 35: snapkeep.fsm.v1.DropDatabase
+	(*CreateCollection)(nil),            // 36: snapkeep.fsm.v1.CreateCollection
+	(*DropCollection)(nil),              // 37: snapkeep.fsm.v1.DropCollection
+	(*AlterCollection)(nil),             // 38: snapkeep.fsm.v1.AlterCollection
+	(*CreatePartition)(nil),             // 39: snapkeep.fsm.v1.CreatePartition
+	(*DropPartition)(nil),               // 40: snapkeep.fsm.v1.DropPartition
+	(*CreateIndex)(nil),                 // 41: snapkeep.fsm.v1.CreateIndex
+	(*DropIndex)(nil),                   // 42: snapkeep.fsm.v1.DropIndex
+	(*AllocateSegment)(nil),             // 43: snapkeep.fsm.v1.AllocateSegment
+	(*FlushSegment)(nil),                // 44: snapkeep.fsm.v1.FlushSegment
+	(*AllocateIndexBuild)(nil),          // 45: snapkeep.fsm.v1.AllocateIndexBuild
+	(*AddIndexBuild)(nil),               // 46: snapkeep.fsm.v1.AddIndexBuild
+	(*CompactOutput)(nil),               // 47: snapkeep.fsm.v1.CompactOutput
+	(*Compact)(nil),                     // 48: snapkeep.fsm.v1.Compact
+	(*DropSegments)(nil),                // 49: snapkeep.fsm.v1.DropSegments
+	(*ExpireAllocations)(nil),           // 50: snapkeep.fsm.v1.ExpireAllocations
+	(*RegisterNode)(nil),                // 51: snapkeep.fsm.v1.RegisterNode
+	(*SnapshotBegin)(nil),               // 52: snapkeep.fsm.v1.SnapshotBegin
+	(*SnapshotCommit)(nil),              // 53: snapkeep.fsm.v1.SnapshotCommit
+	(*SnapshotMarkDeleting)(nil),        // 54: snapkeep.fsm.v1.SnapshotMarkDeleting
+	(*SnapshotRemove)(nil),              // 55: snapkeep.fsm.v1.SnapshotRemove
+	(*RestoreBegin)(nil),                // 56: snapkeep.fsm.v1.RestoreBegin
+	(*RestoreStart)(nil),                // 57: snapkeep.fsm.v1.RestoreStart
+	(*RestoreGrant)(nil),                // 58: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 59: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 60: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 61: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 62: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 63: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 64: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 65: snapkeep.fsm.v1.RestoreRemove
+	(*BuildRef)(nil),                    // 66: snapkeep.fsm.v1.BuildRef
+	(*OrphanCandidate)(nil),             // 67: snapkeep.fsm.v1.OrphanCandidate
+	(*GCCheck)(nil),                     // 68: snapkeep.fsm.v1.GCCheck
+	(*GCRemove)(nil),                    // 69: snapkeep.fsm.v1.GCRemove
+	(*GCRecordReport)(nil),              // 70: snapkeep.fsm.v1.GCRecordReport
+	(*DatabaseResponse)(nil),            // 71: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 72: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 73: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 74: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 75: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 76: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 77: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 78: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 79: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*GCCheckResponse)(nil),             // 80: snapkeep.fsm.v1.GCCheckResponse
+	(*GCRemoveResponse)(nil),            // 81: snapkeep.fsm.v1.GCRemoveResponse
+	(*ExpireAllocationsResponse)(nil),   // 82: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 83: snapkeep.fsm.v1.Empty
+	nil,                                 // 84: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 85: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 86: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 87: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 88: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 89: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 90: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 91: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 92: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 93: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	83, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	84, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	84, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	85, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,  // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	85, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
-	12, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
-	13, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	3,  // 6: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
-	4,  // 7: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
-	2,  // 8: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
-	1,  // 9: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
-	16, // 10: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
-	2,  // 11: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
-	3,  // 12: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
-	18, // 13: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
-	5,  // 14: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	86, // 15: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	87, // 16: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	12, // 17: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	13, // 18: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	19, // 19: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	6,  // 20: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	23, // 21: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	24, // 22: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	27, // 23: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	27, // 24: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
-	7,  // 25: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	8,  // 26: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	30, // 27: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	8,  // 28: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	88, // 29: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	89, // 30: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	90, // 31: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	91, // 32: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	15, // 33: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	15, // 34: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	15, // 35: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	46, // 36: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	29, // 37: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	92, // 38: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	19, // 39: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	9,  // 40: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	58, // 41: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	59, // 42: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	65, // 43: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	66, // 44: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	65, // 45: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	28, // 46: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	11, // 47: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	14, // 48: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	17, // 49: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	17, // 50: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	17, // 51: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	20, // 52: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	21, // 53: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	25, // 54: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	65, // 55: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	65, // 56: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	86, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	13, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
+	14, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	1,  // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	4,  // 7: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
+	5,  // 8: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
+	3,  // 9: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
+	2,  // 10: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
+	17, // 11: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
+	3,  // 12: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
+	4,  // 13: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
+	19, // 14: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
+	6,  // 15: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
+	87, // 16: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	88, // 17: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	13, // 18: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	14, // 19: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	20, // 20: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	1,  // 21: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	7,  // 22: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
+	24, // 23: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	25, // 24: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	28, // 25: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	28, // 26: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	8,  // 27: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	9,  // 28: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	31, // 29: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	9,  // 30: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	89, // 31: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	90, // 32: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	1,  // 33: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	91, // 34: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	92, // 35: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	16, // 36: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	16, // 37: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	16, // 38: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	47, // 39: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	30, // 40: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	93, // 41: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	20, // 42: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	10, // 43: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	59, // 44: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	60, // 45: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	66, // 46: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	67, // 47: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	66, // 48: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	29, // 49: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	12, // 50: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	15, // 51: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	18, // 52: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	18, // 53: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	18, // 54: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	21, // 55: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	22, // 56: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	26, // 57: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	66, // 58: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	66, // 59: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	60, // [60:60] is the sub-list for method output_type
+	60, // [60:60] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -6806,7 +6905,7 @@ func file_fsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
-			NumEnums:      10,
+			NumEnums:      11,
 			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -270,29 +270,18 @@ func joinKey(root, rel string) string {
 // the catalog records them) and returns every file it lists, by full key.
 func manifestFiles(ctx context.Context, store objstore.Store, root string, snap *pb.Snapshot) (map[string]want, error) {
 	out := map[string]want{}
-	err := eachManifestSegment(ctx, store, snap, func(s *manifest.Segment) error {
-		add := func(prefix string, blob []byte) error {
-			return fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
-				out[joinKey(root, prefix+e.Key)] = want{size: e.Size, crc: e.CRC32C}
-				return true
-			})
-		}
-		if err := add(fsm.SegmentPrefix(snap.GetCollectionId(), s.ID), s.Files); err != nil {
-			return err
-		}
-		for _, b := range s.IndexBuilds {
-			if err := add(fsm.BuildPrefix(snap.GetCollectionId(), s.ID, b.BuildID), b.Files); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := eachManifestSegment(ctx, store, snap, func(rd *manifest.Reader, s *manifest.Segment) error {
+		return rd.Files(s, func(key string, e fsm.FileEntry) bool {
+			out[joinKey(root, key)] = want{size: e.Size, crc: e.CRC32C}
+			return true
+		})
 	})
 	return out, err
 }
 
 // eachManifestSegment verifies the manifest object's size and xxhash64 and calls fn
 // for each segment it lists.
-func eachManifestSegment(ctx context.Context, store objstore.Store, snap *pb.Snapshot, fn func(*manifest.Segment) error) error {
+func eachManifestSegment(ctx context.Context, store objstore.Store, snap *pb.Snapshot, fn func(*manifest.Reader, *manifest.Segment) error) error {
 	key := snap.GetManifestKey()
 	body, _, err := store.Get(ctx, key)
 	if err != nil {
@@ -312,7 +301,7 @@ func eachManifestSegment(ctx context.Context, store objstore.Store, snap *pb.Sna
 	if err != nil {
 		return err
 	}
-	return rd.Segments(ctx, manifest.ReadOptions{}, fn)
+	return rd.Segments(ctx, manifest.ReadOptions{}, func(s *manifest.Segment) error { return fn(rd, s) })
 }
 
 // ---------------------------------------------------------------------------
@@ -445,7 +434,7 @@ func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.S
 			}
 		}
 		source := map[string]int{}
-		err = eachManifestSegment(ctx, store, snap, func(s *manifest.Segment) error {
+		err = eachManifestSegment(ctx, store, snap, func(_ *manifest.Reader, s *manifest.Segment) error {
 			if len(parts) > 0 && !parts[s.PartitionID] {
 				return nil
 			}

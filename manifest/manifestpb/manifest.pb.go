@@ -30,6 +30,56 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// KeyLayout is where a collection's files sit under the storage root (the values of
+// snapkeep.fsm.v1.KeyLayout). In the snapkeep layout a segment's file list keeps keys
+// relative to "collections/<collection_id>/segments/<segment id>/" and a build's to the
+// segment's "index/<build id>/"; the Milvus layout is described in fsm/layout.
+type KeyLayout int32
+
+const (
+	KeyLayout_KEY_LAYOUT_SNAPKEEP KeyLayout = 0
+	KeyLayout_KEY_LAYOUT_MILVUS   KeyLayout = 1
+)
+
+// Enum value maps for KeyLayout.
+var (
+	KeyLayout_name = map[int32]string{
+		0: "KEY_LAYOUT_SNAPKEEP",
+		1: "KEY_LAYOUT_MILVUS",
+	}
+	KeyLayout_value = map[string]int32{
+		"KEY_LAYOUT_SNAPKEEP": 0,
+		"KEY_LAYOUT_MILVUS":   1,
+	}
+)
+
+func (x KeyLayout) Enum() *KeyLayout {
+	p := new(KeyLayout)
+	*p = x
+	return p
+}
+
+func (x KeyLayout) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyLayout) Descriptor() protoreflect.EnumDescriptor {
+	return file_manifest_proto_enumTypes[0].Descriptor()
+}
+
+func (KeyLayout) Type() protoreflect.EnumType {
+	return &file_manifest_proto_enumTypes[0]
+}
+
+func (x KeyLayout) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyLayout.Descriptor instead.
+func (KeyLayout) EnumDescriptor() ([]byte, []int) {
+	return file_manifest_proto_rawDescGZIP(), []int{0}
+}
+
 // Header describes the snapshot and the collection as captured: everything a restore
 // needs to recreate the collection, and what a person needs to recognize the snapshot,
 // without reading the body.
@@ -39,8 +89,8 @@ type Header struct {
 	SnapshotId uint64 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
 	// Name of the snapshot, unique within its collection while the snapshot exists.
 	SnapshotName string `protobuf:"bytes,2,opt,name=snapshot_name,json=snapshotName,proto3" json:"snapshot_name,omitempty"`
-	// Id of the captured collection. Segment file keys are relative to
-	// "collections/<collection_id>/segments/<segment id>/" under the storage root.
+	// Id of the captured collection. What the file lists keep of each key, and how a
+	// key is built from it and the owner's ids, is the key layout's (key_layout).
 	CollectionId uint64 `protobuf:"varint,3,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
 	// Name of the collection when it was captured (the name may be reused later).
 	CollectionName string `protobuf:"bytes,4,opt,name=collection_name,json=collectionName,proto3" json:"collection_name,omitempty"`
@@ -74,7 +124,11 @@ type Header struct {
 	Indexes []*IndexDef `protobuf:"bytes,16,rep,name=indexes,proto3" json:"indexes,omitempty"`
 	// What wrote the manifest, for people debugging (e.g. "snapkeep v0.3.0"). Not
 	// interpreted.
-	Writer        string `protobuf:"bytes,17,opt,name=writer,proto3" json:"writer,omitempty"`
+	Writer string `protobuf:"bytes,17,opt,name=writer,proto3" json:"writer,omitempty"`
+	// Where the collection's files sit. Set only in format version 2: a version-1
+	// reader would take a Milvus-layout file list for snapkeep keys, so such a manifest
+	// carries version 2, which version-1 readers refuse.
+	KeyLayout     KeyLayout `protobuf:"varint,18,opt,name=key_layout,json=keyLayout,proto3,enum=snapkeep.manifest.v1.KeyLayout" json:"key_layout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -226,6 +280,13 @@ func (x *Header) GetWriter() string {
 		return x.Writer
 	}
 	return ""
+}
+
+func (x *Header) GetKeyLayout() KeyLayout {
+	if x != nil {
+		return x.KeyLayout
+	}
+	return KeyLayout_KEY_LAYOUT_SNAPKEEP
 }
 
 // Partition is a partition of the captured collection.
@@ -777,7 +838,7 @@ var File_manifest_proto protoreflect.FileDescriptor
 
 const file_manifest_proto_rawDesc = "" +
 	"\n" +
-	"\x0emanifest.proto\x12\x14snapkeep.manifest.v1\"\xea\x06\n" +
+	"\x0emanifest.proto\x12\x14snapkeep.manifest.v1\"\xaa\a\n" +
 	"\x06Header\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x12#\n" +
@@ -803,7 +864,9 @@ const file_manifest_proto_rawDesc = "" +
 	"partitions\x18\x0f \x03(\v2\x1f.snapkeep.manifest.v1.PartitionR\n" +
 	"partitions\x128\n" +
 	"\aindexes\x18\x10 \x03(\v2\x1e.snapkeep.manifest.v1.IndexDefR\aindexes\x12\x16\n" +
-	"\x06writer\x18\x11 \x01(\tR\x06writer\x1a9\n" +
+	"\x06writer\x18\x11 \x01(\tR\x06writer\x12>\n" +
+	"\n" +
+	"key_layout\x18\x12 \x01(\x0e2\x1f.snapkeep.manifest.v1.KeyLayoutR\tkeyLayout\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -859,7 +922,10 @@ const file_manifest_proto_rawDesc = "" +
 	"KindTotals\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x14\n" +
 	"\x05files\x18\x02 \x01(\x04R\x05files\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x04R\x05bytesB2Z0github.com/snapkeep/snapkeep/manifest/manifestpbb\x06proto3"
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes*;\n" +
+	"\tKeyLayout\x12\x17\n" +
+	"\x13KEY_LAYOUT_SNAPKEEP\x10\x00\x12\x15\n" +
+	"\x11KEY_LAYOUT_MILVUS\x10\x01B2Z0github.com/snapkeep/snapkeep/manifest/manifestpbb\x06proto3"
 
 var (
 	file_manifest_proto_rawDescOnce sync.Once
@@ -873,33 +939,36 @@ func file_manifest_proto_rawDescGZIP() []byte {
 	return file_manifest_proto_rawDescData
 }
 
+var file_manifest_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_manifest_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_manifest_proto_goTypes = []any{
-	(*Header)(nil),     // 0: snapkeep.manifest.v1.Header
-	(*Partition)(nil),  // 1: snapkeep.manifest.v1.Partition
-	(*IndexDef)(nil),   // 2: snapkeep.manifest.v1.IndexDef
-	(*Footer)(nil),     // 3: snapkeep.manifest.v1.Footer
-	(*Block)(nil),      // 4: snapkeep.manifest.v1.Block
-	(*Summary)(nil),    // 5: snapkeep.manifest.v1.Summary
-	(*KindTotals)(nil), // 6: snapkeep.manifest.v1.KindTotals
-	nil,                // 7: snapkeep.manifest.v1.Header.LabelsEntry
-	nil,                // 8: snapkeep.manifest.v1.Header.PropertiesEntry
-	nil,                // 9: snapkeep.manifest.v1.IndexDef.ParamsEntry
+	(KeyLayout)(0),     // 0: snapkeep.manifest.v1.KeyLayout
+	(*Header)(nil),     // 1: snapkeep.manifest.v1.Header
+	(*Partition)(nil),  // 2: snapkeep.manifest.v1.Partition
+	(*IndexDef)(nil),   // 3: snapkeep.manifest.v1.IndexDef
+	(*Footer)(nil),     // 4: snapkeep.manifest.v1.Footer
+	(*Block)(nil),      // 5: snapkeep.manifest.v1.Block
+	(*Summary)(nil),    // 6: snapkeep.manifest.v1.Summary
+	(*KindTotals)(nil), // 7: snapkeep.manifest.v1.KindTotals
+	nil,                // 8: snapkeep.manifest.v1.Header.LabelsEntry
+	nil,                // 9: snapkeep.manifest.v1.Header.PropertiesEntry
+	nil,                // 10: snapkeep.manifest.v1.IndexDef.ParamsEntry
 }
 var file_manifest_proto_depIdxs = []int32{
-	7, // 0: snapkeep.manifest.v1.Header.labels:type_name -> snapkeep.manifest.v1.Header.LabelsEntry
-	8, // 1: snapkeep.manifest.v1.Header.properties:type_name -> snapkeep.manifest.v1.Header.PropertiesEntry
-	1, // 2: snapkeep.manifest.v1.Header.partitions:type_name -> snapkeep.manifest.v1.Partition
-	2, // 3: snapkeep.manifest.v1.Header.indexes:type_name -> snapkeep.manifest.v1.IndexDef
-	9, // 4: snapkeep.manifest.v1.IndexDef.params:type_name -> snapkeep.manifest.v1.IndexDef.ParamsEntry
-	4, // 5: snapkeep.manifest.v1.Footer.blocks:type_name -> snapkeep.manifest.v1.Block
-	5, // 6: snapkeep.manifest.v1.Footer.summary:type_name -> snapkeep.manifest.v1.Summary
-	6, // 7: snapkeep.manifest.v1.Summary.by_kind:type_name -> snapkeep.manifest.v1.KindTotals
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	8,  // 0: snapkeep.manifest.v1.Header.labels:type_name -> snapkeep.manifest.v1.Header.LabelsEntry
+	9,  // 1: snapkeep.manifest.v1.Header.properties:type_name -> snapkeep.manifest.v1.Header.PropertiesEntry
+	2,  // 2: snapkeep.manifest.v1.Header.partitions:type_name -> snapkeep.manifest.v1.Partition
+	3,  // 3: snapkeep.manifest.v1.Header.indexes:type_name -> snapkeep.manifest.v1.IndexDef
+	0,  // 4: snapkeep.manifest.v1.Header.key_layout:type_name -> snapkeep.manifest.v1.KeyLayout
+	10, // 5: snapkeep.manifest.v1.IndexDef.params:type_name -> snapkeep.manifest.v1.IndexDef.ParamsEntry
+	5,  // 6: snapkeep.manifest.v1.Footer.blocks:type_name -> snapkeep.manifest.v1.Block
+	6,  // 7: snapkeep.manifest.v1.Footer.summary:type_name -> snapkeep.manifest.v1.Summary
+	7,  // 8: snapkeep.manifest.v1.Summary.by_kind:type_name -> snapkeep.manifest.v1.KindTotals
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_manifest_proto_init() }
@@ -912,13 +981,14 @@ func file_manifest_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_manifest_proto_rawDesc), len(file_manifest_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_manifest_proto_goTypes,
 		DependencyIndexes: file_manifest_proto_depIdxs,
+		EnumInfos:         file_manifest_proto_enumTypes,
 		MessageInfos:      file_manifest_proto_msgTypes,
 	}.Build()
 	File_manifest_proto = out.File

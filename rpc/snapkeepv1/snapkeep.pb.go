@@ -95,6 +95,65 @@ func (CollectionState) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{0}
 }
 
+// KeyLayout is where a collection's files sit under the storage root.
+type KeyLayout int32
+
+const (
+	// snapkeep's own layout (the default at create).
+	KeyLayout_KEY_LAYOUT_UNSPECIFIED KeyLayout = 0
+	// collections/<collection>/segments/<segment>/<kind>/...; index builds under the
+	// segment's index/<build>/: every segment owns one prefix.
+	KeyLayout_KEY_LAYOUT_SNAPKEEP KeyLayout = 1
+	// Milvus's keys, files where Milvus writes them:
+	// insert_log|stats_log|bm25_stats/<collection>/<partition>/<segment>/<field>/<log>,
+	// delta_log/<collection>/<partition>/<segment>/<log>,
+	// text_log|json_key_index_log/<build>/<version>/<collection>/<partition>/<segment>/<field>/<file>,
+	// json_stats/<format>/<build>/<version>/<collection>/<partition>/<segment>/<field>/<file>,
+	// and index builds at index_files/<build>/<version>/<partition>/<segment>/<file>.
+	KeyLayout_KEY_LAYOUT_MILVUS KeyLayout = 2
+)
+
+// Enum value maps for KeyLayout.
+var (
+	KeyLayout_name = map[int32]string{
+		0: "KEY_LAYOUT_UNSPECIFIED",
+		1: "KEY_LAYOUT_SNAPKEEP",
+		2: "KEY_LAYOUT_MILVUS",
+	}
+	KeyLayout_value = map[string]int32{
+		"KEY_LAYOUT_UNSPECIFIED": 0,
+		"KEY_LAYOUT_SNAPKEEP":    1,
+		"KEY_LAYOUT_MILVUS":      2,
+	}
+)
+
+func (x KeyLayout) Enum() *KeyLayout {
+	p := new(KeyLayout)
+	*p = x
+	return p
+}
+
+func (x KeyLayout) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyLayout) Descriptor() protoreflect.EnumDescriptor {
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[1].Descriptor()
+}
+
+func (KeyLayout) Type() protoreflect.EnumType {
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[1]
+}
+
+func (x KeyLayout) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyLayout.Descriptor instead.
+func (KeyLayout) EnumDescriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{1}
+}
+
 type FileKind int32
 
 const (
@@ -109,6 +168,10 @@ const (
 	FileKind_FILE_KIND_BM25 FileKind = 4
 	// Index file (only inside index builds).
 	FileKind_FILE_KIND_INDEX FileKind = 5
+	// Text (full-text match) index file of a segment's field.
+	FileKind_FILE_KIND_TEXT_INDEX FileKind = 6
+	// JSON key index or JSON key statistics file of a segment's field.
+	FileKind_FILE_KIND_JSON_KEY_INDEX FileKind = 7
 )
 
 // Enum value maps for FileKind.
@@ -120,14 +183,18 @@ var (
 		3: "FILE_KIND_STATS",
 		4: "FILE_KIND_BM25",
 		5: "FILE_KIND_INDEX",
+		6: "FILE_KIND_TEXT_INDEX",
+		7: "FILE_KIND_JSON_KEY_INDEX",
 	}
 	FileKind_value = map[string]int32{
-		"FILE_KIND_UNSPECIFIED": 0,
-		"FILE_KIND_INSERT":      1,
-		"FILE_KIND_DELTA":       2,
-		"FILE_KIND_STATS":       3,
-		"FILE_KIND_BM25":        4,
-		"FILE_KIND_INDEX":       5,
+		"FILE_KIND_UNSPECIFIED":    0,
+		"FILE_KIND_INSERT":         1,
+		"FILE_KIND_DELTA":          2,
+		"FILE_KIND_STATS":          3,
+		"FILE_KIND_BM25":           4,
+		"FILE_KIND_INDEX":          5,
+		"FILE_KIND_TEXT_INDEX":     6,
+		"FILE_KIND_JSON_KEY_INDEX": 7,
 	}
 )
 
@@ -142,11 +209,11 @@ func (x FileKind) String() string {
 }
 
 func (FileKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[1].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[2].Descriptor()
 }
 
 func (FileKind) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[1]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[2]
 }
 
 func (x FileKind) Number() protoreflect.EnumNumber {
@@ -155,7 +222,7 @@ func (x FileKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileKind.Descriptor instead.
 func (FileKind) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{1}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{2}
 }
 
 type SegmentState int32
@@ -197,11 +264,11 @@ func (x SegmentState) String() string {
 }
 
 func (SegmentState) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[2].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[3].Descriptor()
 }
 
 func (SegmentState) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[2]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[3]
 }
 
 func (x SegmentState) Number() protoreflect.EnumNumber {
@@ -210,7 +277,7 @@ func (x SegmentState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SegmentState.Descriptor instead.
 func (SegmentState) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{2}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{3}
 }
 
 type DropReason int32
@@ -262,11 +329,11 @@ func (x DropReason) String() string {
 }
 
 func (DropReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[3].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[4].Descriptor()
 }
 
 func (DropReason) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[3]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[4]
 }
 
 func (x DropReason) Number() protoreflect.EnumNumber {
@@ -275,7 +342,7 @@ func (x DropReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DropReason.Descriptor instead.
 func (DropReason) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{3}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{4}
 }
 
 type IndexBuildState int32
@@ -314,11 +381,11 @@ func (x IndexBuildState) String() string {
 }
 
 func (IndexBuildState) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[4].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[5].Descriptor()
 }
 
 func (IndexBuildState) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[4]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[5]
 }
 
 func (x IndexBuildState) Number() protoreflect.EnumNumber {
@@ -327,7 +394,7 @@ func (x IndexBuildState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IndexBuildState.Descriptor instead.
 func (IndexBuildState) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{4}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{5}
 }
 
 // ReadConsistency chooses how fresh a read must be.
@@ -363,11 +430,11 @@ func (x ReadConsistency) String() string {
 }
 
 func (ReadConsistency) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[5].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[6].Descriptor()
 }
 
 func (ReadConsistency) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[5]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[6]
 }
 
 func (x ReadConsistency) Number() protoreflect.EnumNumber {
@@ -376,7 +443,7 @@ func (x ReadConsistency) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReadConsistency.Descriptor instead.
 func (ReadConsistency) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{5}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
 }
 
 type SnapshotState int32
@@ -419,11 +486,11 @@ func (x SnapshotState) String() string {
 }
 
 func (SnapshotState) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[6].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[7].Descriptor()
 }
 
 func (SnapshotState) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[6]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[7]
 }
 
 func (x SnapshotState) Number() protoreflect.EnumNumber {
@@ -432,7 +499,7 @@ func (x SnapshotState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SnapshotState.Descriptor instead.
 func (SnapshotState) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
 }
 
 type RestoreState int32
@@ -482,11 +549,11 @@ func (x RestoreState) String() string {
 }
 
 func (RestoreState) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[7].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[8].Descriptor()
 }
 
 func (RestoreState) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[7]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[8]
 }
 
 func (x RestoreState) Number() protoreflect.EnumNumber {
@@ -495,7 +562,7 @@ func (x RestoreState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreState.Descriptor instead.
 func (RestoreState) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{8}
 }
 
 type NodeRole int32
@@ -541,11 +608,11 @@ func (x NodeRole) String() string {
 }
 
 func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[8].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[9].Descriptor()
 }
 
 func (NodeRole) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[8]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[9]
 }
 
 func (x NodeRole) Number() protoreflect.EnumNumber {
@@ -554,7 +621,7 @@ func (x NodeRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeRole.Descriptor instead.
 func (NodeRole) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{8}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{9}
 }
 
 type MemberStatus int32
@@ -605,11 +672,11 @@ func (x MemberStatus) String() string {
 }
 
 func (MemberStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[9].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[10].Descriptor()
 }
 
 func (MemberStatus) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[9]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[10]
 }
 
 func (x MemberStatus) Number() protoreflect.EnumNumber {
@@ -618,7 +685,7 @@ func (x MemberStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MemberStatus.Descriptor instead.
 func (MemberStatus) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{9}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{10}
 }
 
 type Database struct {
@@ -846,8 +913,10 @@ type Collection struct {
 	Description     string   `protobuf:"bytes,9,opt,name=description,proto3" json:"description,omitempty"`
 	CreatedAtUnixMs int64    `protobuf:"varint,10,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
 	DroppedAtUnixMs int64    `protobuf:"varint,11,opt,name=dropped_at_unix_ms,json=droppedAtUnixMs,proto3" json:"dropped_at_unix_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Where the collection's files sit (never UNSPECIFIED in a response).
+	Layout        KeyLayout `protobuf:"varint,12,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Collection) Reset() {
@@ -955,6 +1024,13 @@ func (x *Collection) GetDroppedAtUnixMs() int64 {
 		return x.DroppedAtUnixMs
 	}
 	return 0
+}
+
+func (x *Collection) GetLayout() KeyLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return KeyLayout_KEY_LAYOUT_UNSPECIFIED
 }
 
 // SegmentSummary counts a collection's segments.
@@ -1129,7 +1205,8 @@ type IndexBuild struct {
 	BuildId uint64                 `protobuf:"varint,1,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
 	IndexId uint64                 `protobuf:"varint,2,opt,name=index_id,json=indexId,proto3" json:"index_id,omitempty"`
 	State   IndexBuildState        `protobuf:"varint,3,opt,name=state,proto3,enum=snapkeep.v1.IndexBuildState" json:"state,omitempty"`
-	// Key prefix the build's files sit under.
+	// Key prefix the build's files sit under (in the Milvus layout
+	// "<root>/index_files/<build>/", the version follows).
 	Prefix string `protobuf:"bytes,4,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	// The build's files, sorted by key.
 	Files               []*File    `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
@@ -1250,7 +1327,8 @@ type Segment struct {
 	State        SegmentState           `protobuf:"varint,4,opt,name=state,proto3,enum=snapkeep.v1.SegmentState" json:"state,omitempty"`
 	RowCount     int64                  `protobuf:"varint,5,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
 	// Key prefix every file of the segment sits under:
-	// "<root>/collections/<collection id>/segments/<segment id>/".
+	// "<root>/collections/<collection id>/segments/<segment id>/". Empty in the Milvus
+	// layout, where each kind of file has its own prefix (see KeyLayout).
 	Prefix string `protobuf:"bytes,6,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	// The segment's files, sorted by key.
 	Files       []*File       `protobuf:"bytes,7,rep,name=files,proto3" json:"files,omitempty"`
@@ -1727,7 +1805,10 @@ type CreateCollectionRequest struct {
 	// Partitions to create besides "_default".
 	Partitions []string `protobuf:"bytes,6,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	// Free text up to 4 KiB.
-	Description   string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
+	// Where the collection's files sit; UNSPECIFIED means SNAPKEEP. Fixed for the
+	// collection's life and kept in its snapshots.
+	Layout        KeyLayout `protobuf:"varint,8,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1809,6 +1890,13 @@ func (x *CreateCollectionRequest) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *CreateCollectionRequest) GetLayout() KeyLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return KeyLayout_KEY_LAYOUT_UNSPECIFIED
 }
 
 type CreateCollectionResponse struct {
@@ -3975,8 +4063,10 @@ type Snapshot struct {
 	// The collection's description when the snapshot was taken: what a restore gives
 	// the new collection (empty for snapshots taken before snapkeep captured it).
 	CollectionDescription string `protobuf:"bytes,24,opt,name=collection_description,json=collectionDescription,proto3" json:"collection_description,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// The collection's key layout: a restore creates the new collection with it.
+	Layout        KeyLayout `protobuf:"varint,25,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -4175,6 +4265,13 @@ func (x *Snapshot) GetCollectionDescription() string {
 		return x.CollectionDescription
 	}
 	return ""
+}
+
+func (x *Snapshot) GetLayout() KeyLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return KeyLayout_KEY_LAYOUT_UNSPECIFIED
 }
 
 type CreateSnapshotRequest struct {
@@ -6895,7 +6992,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x12created_at_unix_ms\x18\x05 \x01(\x03R\x0fcreatedAtUnixMs\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x04\n" +
 	"\n" +
 	"Collection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
@@ -6913,7 +7010,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\vdescription\x18\t \x01(\tR\vdescription\x12+\n" +
 	"\x12created_at_unix_ms\x18\n" +
 	" \x01(\x03R\x0fcreatedAtUnixMs\x12+\n" +
-	"\x12dropped_at_unix_ms\x18\v \x01(\x03R\x0fdroppedAtUnixMs\x1a=\n" +
+	"\x12dropped_at_unix_ms\x18\v \x01(\x03R\x0fdroppedAtUnixMs\x12.\n" +
+	"\x06layout\x18\f \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x01\n" +
@@ -6986,7 +7084,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"t\n" +
 	"\x15ListDatabasesResponse\x123\n" +
 	"\tdatabases\x18\x01 \x03(\v2\x15.snapkeep.v1.DatabaseR\tdatabases\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x87\x03\n" +
 	"\x17CreateCollectionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -6999,7 +7097,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x06 \x03(\tR\n" +
 	"partitions\x12 \n" +
-	"\vdescription\x18\a \x01(\tR\vdescription\x1a=\n" +
+	"\vdescription\x18\a \x01(\tR\vdescription\x12.\n" +
+	"\x06layout\x18\b \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"S\n" +
@@ -7191,7 +7290,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12!\n" +
 	"\findex_builds\x18\x05 \x01(\x04R\vindexBuilds\x124\n" +
-	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\x82\t\n" +
+	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xb2\t\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
@@ -7223,7 +7322,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x11manifest_xxhash64\x18\x15 \x01(\x04R\x10manifestXxhash64\x126\n" +
 	"\asummary\x18\x16 \x01(\v2\x1c.snapkeep.v1.SnapshotSummaryR\asummary\x12#\n" +
 	"\rdelete_reason\x18\x17 \x01(\tR\fdeleteReason\x125\n" +
-	"\x16collection_description\x18\x18 \x01(\tR\x15collectionDescription\x1a9\n" +
+	"\x16collection_description\x18\x18 \x01(\tR\x15collectionDescription\x12.\n" +
+	"\x06layout\x18\x19 \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -7487,14 +7587,20 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
 	"\x1aCOLLECTION_STATE_RESTORING\x10\x02\x12\x1c\n" +
-	"\x18COLLECTION_STATE_DROPPED\x10\x03*\x8e\x01\n" +
+	"\x18COLLECTION_STATE_DROPPED\x10\x03*W\n" +
+	"\tKeyLayout\x12\x1a\n" +
+	"\x16KEY_LAYOUT_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13KEY_LAYOUT_SNAPKEEP\x10\x01\x12\x15\n" +
+	"\x11KEY_LAYOUT_MILVUS\x10\x02*\xc6\x01\n" +
 	"\bFileKind\x12\x19\n" +
 	"\x15FILE_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FILE_KIND_INSERT\x10\x01\x12\x13\n" +
 	"\x0fFILE_KIND_DELTA\x10\x02\x12\x13\n" +
 	"\x0fFILE_KIND_STATS\x10\x03\x12\x12\n" +
 	"\x0eFILE_KIND_BM25\x10\x04\x12\x13\n" +
-	"\x0fFILE_KIND_INDEX\x10\x05*\x80\x01\n" +
+	"\x0fFILE_KIND_INDEX\x10\x05\x12\x18\n" +
+	"\x14FILE_KIND_TEXT_INDEX\x10\x06\x12\x1c\n" +
+	"\x18FILE_KIND_JSON_KEY_INDEX\x10\a*\x80\x01\n" +
 	"\fSegmentState\x12\x1d\n" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SEGMENT_STATE_ALLOCATED\x10\x01\x12\x19\n" +
@@ -7598,277 +7704,281 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 	return file_snapkeep_v1_snapkeep_proto_rawDescData
 }
 
-var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
 var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
-	(FileKind)(0),                      // 1: snapkeep.v1.FileKind
-	(SegmentState)(0),                  // 2: snapkeep.v1.SegmentState
-	(DropReason)(0),                    // 3: snapkeep.v1.DropReason
-	(IndexBuildState)(0),               // 4: snapkeep.v1.IndexBuildState
-	(ReadConsistency)(0),               // 5: snapkeep.v1.ReadConsistency
-	(SnapshotState)(0),                 // 6: snapkeep.v1.SnapshotState
-	(RestoreState)(0),                  // 7: snapkeep.v1.RestoreState
-	(NodeRole)(0),                      // 8: snapkeep.v1.NodeRole
-	(MemberStatus)(0),                  // 9: snapkeep.v1.MemberStatus
-	(*Database)(nil),                   // 10: snapkeep.v1.Database
-	(*Partition)(nil),                  // 11: snapkeep.v1.Partition
-	(*Index)(nil),                      // 12: snapkeep.v1.Index
-	(*Collection)(nil),                 // 13: snapkeep.v1.Collection
-	(*SegmentSummary)(nil),             // 14: snapkeep.v1.SegmentSummary
-	(*File)(nil),                       // 15: snapkeep.v1.File
-	(*IndexBuild)(nil),                 // 16: snapkeep.v1.IndexBuild
-	(*Segment)(nil),                    // 17: snapkeep.v1.Segment
-	(*CreateDatabaseRequest)(nil),      // 18: snapkeep.v1.CreateDatabaseRequest
-	(*CreateDatabaseResponse)(nil),     // 19: snapkeep.v1.CreateDatabaseResponse
-	(*DropDatabaseRequest)(nil),        // 20: snapkeep.v1.DropDatabaseRequest
-	(*DropDatabaseResponse)(nil),       // 21: snapkeep.v1.DropDatabaseResponse
-	(*ListDatabasesRequest)(nil),       // 22: snapkeep.v1.ListDatabasesRequest
-	(*ListDatabasesResponse)(nil),      // 23: snapkeep.v1.ListDatabasesResponse
-	(*CreateCollectionRequest)(nil),    // 24: snapkeep.v1.CreateCollectionRequest
-	(*CreateCollectionResponse)(nil),   // 25: snapkeep.v1.CreateCollectionResponse
-	(*DropCollectionRequest)(nil),      // 26: snapkeep.v1.DropCollectionRequest
-	(*DropCollectionResponse)(nil),     // 27: snapkeep.v1.DropCollectionResponse
-	(*AlterCollectionRequest)(nil),     // 28: snapkeep.v1.AlterCollectionRequest
-	(*AlterCollectionResponse)(nil),    // 29: snapkeep.v1.AlterCollectionResponse
-	(*DescribeCollectionRequest)(nil),  // 30: snapkeep.v1.DescribeCollectionRequest
-	(*DescribeCollectionResponse)(nil), // 31: snapkeep.v1.DescribeCollectionResponse
-	(*ListCollectionsRequest)(nil),     // 32: snapkeep.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),    // 33: snapkeep.v1.ListCollectionsResponse
-	(*CreatePartitionRequest)(nil),     // 34: snapkeep.v1.CreatePartitionRequest
-	(*CreatePartitionResponse)(nil),    // 35: snapkeep.v1.CreatePartitionResponse
-	(*DropPartitionRequest)(nil),       // 36: snapkeep.v1.DropPartitionRequest
-	(*DropPartitionResponse)(nil),      // 37: snapkeep.v1.DropPartitionResponse
-	(*CreateIndexRequest)(nil),         // 38: snapkeep.v1.CreateIndexRequest
-	(*CreateIndexResponse)(nil),        // 39: snapkeep.v1.CreateIndexResponse
-	(*DropIndexRequest)(nil),           // 40: snapkeep.v1.DropIndexRequest
-	(*DropIndexResponse)(nil),          // 41: snapkeep.v1.DropIndexResponse
-	(*AllocateSegmentRequest)(nil),     // 42: snapkeep.v1.AllocateSegmentRequest
-	(*AllocateSegmentResponse)(nil),    // 43: snapkeep.v1.AllocateSegmentResponse
-	(*FlushSegmentRequest)(nil),        // 44: snapkeep.v1.FlushSegmentRequest
-	(*FlushSegmentResponse)(nil),       // 45: snapkeep.v1.FlushSegmentResponse
-	(*AllocateIndexBuildRequest)(nil),  // 46: snapkeep.v1.AllocateIndexBuildRequest
-	(*AllocateIndexBuildResponse)(nil), // 47: snapkeep.v1.AllocateIndexBuildResponse
-	(*AddIndexBuildRequest)(nil),       // 48: snapkeep.v1.AddIndexBuildRequest
-	(*AddIndexBuildResponse)(nil),      // 49: snapkeep.v1.AddIndexBuildResponse
-	(*CompactOutput)(nil),              // 50: snapkeep.v1.CompactOutput
-	(*CompactSegmentsRequest)(nil),     // 51: snapkeep.v1.CompactSegmentsRequest
-	(*CompactSegmentsResponse)(nil),    // 52: snapkeep.v1.CompactSegmentsResponse
-	(*DropSegmentsRequest)(nil),        // 53: snapkeep.v1.DropSegmentsRequest
-	(*DropSegmentsResponse)(nil),       // 54: snapkeep.v1.DropSegmentsResponse
-	(*GetSegmentRequest)(nil),          // 55: snapkeep.v1.GetSegmentRequest
-	(*GetSegmentResponse)(nil),         // 56: snapkeep.v1.GetSegmentResponse
-	(*ListSegmentsRequest)(nil),        // 57: snapkeep.v1.ListSegmentsRequest
-	(*ListSegmentsResponse)(nil),       // 58: snapkeep.v1.ListSegmentsResponse
-	(*FileKindTotals)(nil),             // 59: snapkeep.v1.FileKindTotals
-	(*SnapshotSummary)(nil),            // 60: snapkeep.v1.SnapshotSummary
-	(*Snapshot)(nil),                   // 61: snapkeep.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),      // 62: snapkeep.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),     // 63: snapkeep.v1.CreateSnapshotResponse
-	(*DropSnapshotRequest)(nil),        // 64: snapkeep.v1.DropSnapshotRequest
-	(*DropSnapshotResponse)(nil),       // 65: snapkeep.v1.DropSnapshotResponse
-	(*ListSnapshotsRequest)(nil),       // 66: snapkeep.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),      // 67: snapkeep.v1.ListSnapshotsResponse
-	(*DescribeSnapshotRequest)(nil),    // 68: snapkeep.v1.DescribeSnapshotRequest
-	(*DescribeSnapshotResponse)(nil),   // 69: snapkeep.v1.DescribeSnapshotResponse
-	(*RestoreJob)(nil),                 // 70: snapkeep.v1.RestoreJob
-	(*RestoreSnapshotRequest)(nil),     // 71: snapkeep.v1.RestoreSnapshotRequest
-	(*RestoreSnapshotResponse)(nil),    // 72: snapkeep.v1.RestoreSnapshotResponse
-	(*GetRestoreStateRequest)(nil),     // 73: snapkeep.v1.GetRestoreStateRequest
-	(*GetRestoreStateResponse)(nil),    // 74: snapkeep.v1.GetRestoreStateResponse
-	(*ListRestoreJobsRequest)(nil),     // 75: snapkeep.v1.ListRestoreJobsRequest
-	(*ListRestoreJobsResponse)(nil),    // 76: snapkeep.v1.ListRestoreJobsResponse
-	(*CancelRestoreRequest)(nil),       // 77: snapkeep.v1.CancelRestoreRequest
-	(*CancelRestoreResponse)(nil),      // 78: snapkeep.v1.CancelRestoreResponse
-	(*GCCount)(nil),                    // 79: snapkeep.v1.GCCount
-	(*GCReport)(nil),                   // 80: snapkeep.v1.GCReport
-	(*GCCandidate)(nil),                // 81: snapkeep.v1.GCCandidate
-	(*GCRunRequest)(nil),               // 82: snapkeep.v1.GCRunRequest
-	(*GCRunResponse)(nil),              // 83: snapkeep.v1.GCRunResponse
-	(*GCStatusRequest)(nil),            // 84: snapkeep.v1.GCStatusRequest
-	(*GCStatusResponse)(nil),           // 85: snapkeep.v1.GCStatusResponse
-	(*ClusterStatusRequest)(nil),       // 86: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                 // 87: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                // 88: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),      // 89: snapkeep.v1.ClusterStatusResponse
-	(*ClusterMembersRequest)(nil),      // 90: snapkeep.v1.ClusterMembersRequest
-	(*Member)(nil),                     // 91: snapkeep.v1.Member
-	(*ClusterMembersResponse)(nil),     // 92: snapkeep.v1.ClusterMembersResponse
-	(*RemoveNodeRequest)(nil),          // 93: snapkeep.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),         // 94: snapkeep.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),  // 95: snapkeep.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 96: snapkeep.v1.TransferLeadershipResponse
-	nil,                                // 97: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 98: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 99: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 100: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 101: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 102: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 103: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                // 104: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                // 105: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                // 106: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                // 107: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	(KeyLayout)(0),                     // 1: snapkeep.v1.KeyLayout
+	(FileKind)(0),                      // 2: snapkeep.v1.FileKind
+	(SegmentState)(0),                  // 3: snapkeep.v1.SegmentState
+	(DropReason)(0),                    // 4: snapkeep.v1.DropReason
+	(IndexBuildState)(0),               // 5: snapkeep.v1.IndexBuildState
+	(ReadConsistency)(0),               // 6: snapkeep.v1.ReadConsistency
+	(SnapshotState)(0),                 // 7: snapkeep.v1.SnapshotState
+	(RestoreState)(0),                  // 8: snapkeep.v1.RestoreState
+	(NodeRole)(0),                      // 9: snapkeep.v1.NodeRole
+	(MemberStatus)(0),                  // 10: snapkeep.v1.MemberStatus
+	(*Database)(nil),                   // 11: snapkeep.v1.Database
+	(*Partition)(nil),                  // 12: snapkeep.v1.Partition
+	(*Index)(nil),                      // 13: snapkeep.v1.Index
+	(*Collection)(nil),                 // 14: snapkeep.v1.Collection
+	(*SegmentSummary)(nil),             // 15: snapkeep.v1.SegmentSummary
+	(*File)(nil),                       // 16: snapkeep.v1.File
+	(*IndexBuild)(nil),                 // 17: snapkeep.v1.IndexBuild
+	(*Segment)(nil),                    // 18: snapkeep.v1.Segment
+	(*CreateDatabaseRequest)(nil),      // 19: snapkeep.v1.CreateDatabaseRequest
+	(*CreateDatabaseResponse)(nil),     // 20: snapkeep.v1.CreateDatabaseResponse
+	(*DropDatabaseRequest)(nil),        // 21: snapkeep.v1.DropDatabaseRequest
+	(*DropDatabaseResponse)(nil),       // 22: snapkeep.v1.DropDatabaseResponse
+	(*ListDatabasesRequest)(nil),       // 23: snapkeep.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),      // 24: snapkeep.v1.ListDatabasesResponse
+	(*CreateCollectionRequest)(nil),    // 25: snapkeep.v1.CreateCollectionRequest
+	(*CreateCollectionResponse)(nil),   // 26: snapkeep.v1.CreateCollectionResponse
+	(*DropCollectionRequest)(nil),      // 27: snapkeep.v1.DropCollectionRequest
+	(*DropCollectionResponse)(nil),     // 28: snapkeep.v1.DropCollectionResponse
+	(*AlterCollectionRequest)(nil),     // 29: snapkeep.v1.AlterCollectionRequest
+	(*AlterCollectionResponse)(nil),    // 30: snapkeep.v1.AlterCollectionResponse
+	(*DescribeCollectionRequest)(nil),  // 31: snapkeep.v1.DescribeCollectionRequest
+	(*DescribeCollectionResponse)(nil), // 32: snapkeep.v1.DescribeCollectionResponse
+	(*ListCollectionsRequest)(nil),     // 33: snapkeep.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),    // 34: snapkeep.v1.ListCollectionsResponse
+	(*CreatePartitionRequest)(nil),     // 35: snapkeep.v1.CreatePartitionRequest
+	(*CreatePartitionResponse)(nil),    // 36: snapkeep.v1.CreatePartitionResponse
+	(*DropPartitionRequest)(nil),       // 37: snapkeep.v1.DropPartitionRequest
+	(*DropPartitionResponse)(nil),      // 38: snapkeep.v1.DropPartitionResponse
+	(*CreateIndexRequest)(nil),         // 39: snapkeep.v1.CreateIndexRequest
+	(*CreateIndexResponse)(nil),        // 40: snapkeep.v1.CreateIndexResponse
+	(*DropIndexRequest)(nil),           // 41: snapkeep.v1.DropIndexRequest
+	(*DropIndexResponse)(nil),          // 42: snapkeep.v1.DropIndexResponse
+	(*AllocateSegmentRequest)(nil),     // 43: snapkeep.v1.AllocateSegmentRequest
+	(*AllocateSegmentResponse)(nil),    // 44: snapkeep.v1.AllocateSegmentResponse
+	(*FlushSegmentRequest)(nil),        // 45: snapkeep.v1.FlushSegmentRequest
+	(*FlushSegmentResponse)(nil),       // 46: snapkeep.v1.FlushSegmentResponse
+	(*AllocateIndexBuildRequest)(nil),  // 47: snapkeep.v1.AllocateIndexBuildRequest
+	(*AllocateIndexBuildResponse)(nil), // 48: snapkeep.v1.AllocateIndexBuildResponse
+	(*AddIndexBuildRequest)(nil),       // 49: snapkeep.v1.AddIndexBuildRequest
+	(*AddIndexBuildResponse)(nil),      // 50: snapkeep.v1.AddIndexBuildResponse
+	(*CompactOutput)(nil),              // 51: snapkeep.v1.CompactOutput
+	(*CompactSegmentsRequest)(nil),     // 52: snapkeep.v1.CompactSegmentsRequest
+	(*CompactSegmentsResponse)(nil),    // 53: snapkeep.v1.CompactSegmentsResponse
+	(*DropSegmentsRequest)(nil),        // 54: snapkeep.v1.DropSegmentsRequest
+	(*DropSegmentsResponse)(nil),       // 55: snapkeep.v1.DropSegmentsResponse
+	(*GetSegmentRequest)(nil),          // 56: snapkeep.v1.GetSegmentRequest
+	(*GetSegmentResponse)(nil),         // 57: snapkeep.v1.GetSegmentResponse
+	(*ListSegmentsRequest)(nil),        // 58: snapkeep.v1.ListSegmentsRequest
+	(*ListSegmentsResponse)(nil),       // 59: snapkeep.v1.ListSegmentsResponse
+	(*FileKindTotals)(nil),             // 60: snapkeep.v1.FileKindTotals
+	(*SnapshotSummary)(nil),            // 61: snapkeep.v1.SnapshotSummary
+	(*Snapshot)(nil),                   // 62: snapkeep.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),      // 63: snapkeep.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),     // 64: snapkeep.v1.CreateSnapshotResponse
+	(*DropSnapshotRequest)(nil),        // 65: snapkeep.v1.DropSnapshotRequest
+	(*DropSnapshotResponse)(nil),       // 66: snapkeep.v1.DropSnapshotResponse
+	(*ListSnapshotsRequest)(nil),       // 67: snapkeep.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),      // 68: snapkeep.v1.ListSnapshotsResponse
+	(*DescribeSnapshotRequest)(nil),    // 69: snapkeep.v1.DescribeSnapshotRequest
+	(*DescribeSnapshotResponse)(nil),   // 70: snapkeep.v1.DescribeSnapshotResponse
+	(*RestoreJob)(nil),                 // 71: snapkeep.v1.RestoreJob
+	(*RestoreSnapshotRequest)(nil),     // 72: snapkeep.v1.RestoreSnapshotRequest
+	(*RestoreSnapshotResponse)(nil),    // 73: snapkeep.v1.RestoreSnapshotResponse
+	(*GetRestoreStateRequest)(nil),     // 74: snapkeep.v1.GetRestoreStateRequest
+	(*GetRestoreStateResponse)(nil),    // 75: snapkeep.v1.GetRestoreStateResponse
+	(*ListRestoreJobsRequest)(nil),     // 76: snapkeep.v1.ListRestoreJobsRequest
+	(*ListRestoreJobsResponse)(nil),    // 77: snapkeep.v1.ListRestoreJobsResponse
+	(*CancelRestoreRequest)(nil),       // 78: snapkeep.v1.CancelRestoreRequest
+	(*CancelRestoreResponse)(nil),      // 79: snapkeep.v1.CancelRestoreResponse
+	(*GCCount)(nil),                    // 80: snapkeep.v1.GCCount
+	(*GCReport)(nil),                   // 81: snapkeep.v1.GCReport
+	(*GCCandidate)(nil),                // 82: snapkeep.v1.GCCandidate
+	(*GCRunRequest)(nil),               // 83: snapkeep.v1.GCRunRequest
+	(*GCRunResponse)(nil),              // 84: snapkeep.v1.GCRunResponse
+	(*GCStatusRequest)(nil),            // 85: snapkeep.v1.GCStatusRequest
+	(*GCStatusResponse)(nil),           // 86: snapkeep.v1.GCStatusResponse
+	(*ClusterStatusRequest)(nil),       // 87: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                 // 88: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                // 89: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),      // 90: snapkeep.v1.ClusterStatusResponse
+	(*ClusterMembersRequest)(nil),      // 91: snapkeep.v1.ClusterMembersRequest
+	(*Member)(nil),                     // 92: snapkeep.v1.Member
+	(*ClusterMembersResponse)(nil),     // 93: snapkeep.v1.ClusterMembersResponse
+	(*RemoveNodeRequest)(nil),          // 94: snapkeep.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),         // 95: snapkeep.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),  // 96: snapkeep.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 97: snapkeep.v1.TransferLeadershipResponse
+	nil,                                // 98: snapkeep.v1.Database.PropertiesEntry
+	nil,                                // 99: snapkeep.v1.Index.ParamsEntry
+	nil,                                // 100: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                // 101: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                // 102: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                // 103: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                // 104: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                // 105: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                // 106: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                // 107: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                // 108: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	97,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	98,  // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	98,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	99,  // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	99,  // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
-	11,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
-	12,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
-	1,   // 6: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
-	4,   // 7: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
-	15,  // 8: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
-	3,   // 9: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
-	2,   // 10: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
-	15,  // 11: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
-	16,  // 12: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
-	3,   // 13: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	100, // 14: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	10,  // 15: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
-	5,   // 16: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	10,  // 17: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	101, // 18: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	13,  // 19: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	13,  // 20: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	102, // 21: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	13,  // 22: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	5,   // 23: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	13,  // 24: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	14,  // 25: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
-	5,   // 26: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	13,  // 27: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
-	13,  // 28: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	13,  // 29: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	103, // 30: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
-	13,  // 31: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	13,  // 32: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	17,  // 33: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	15,  // 34: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
-	17,  // 35: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	17,  // 36: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	16,  // 37: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
-	15,  // 38: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
-	17,  // 39: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	15,  // 40: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
-	50,  // 41: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
-	17,  // 42: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	17,  // 43: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	5,   // 44: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	17,  // 45: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	2,   // 46: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
-	5,   // 47: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	17,  // 48: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	1,   // 49: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
-	59,  // 50: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
-	6,   // 51: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	104, // 52: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	105, // 53: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
-	11,  // 54: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
-	12,  // 55: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
-	60,  // 56: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
-	106, // 57: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	61,  // 58: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	61,  // 59: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	6,   // 60: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	107, // 61: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	5,   // 62: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	61,  // 63: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
-	5,   // 64: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	61,  // 65: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	7,   // 66: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	70,  // 67: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	5,   // 68: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	70,  // 69: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	7,   // 70: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	5,   // 71: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	70,  // 72: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	70,  // 73: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	79,  // 74: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	79,  // 75: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	80,  // 76: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	81,  // 77: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	80,  // 78: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	8,   // 79: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	9,   // 80: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	87,  // 81: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	88,  // 82: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	9,   // 83: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	91,  // 84: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	18,  // 85: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	20,  // 86: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	22,  // 87: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	24,  // 88: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	26,  // 89: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	28,  // 90: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	30,  // 91: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	32,  // 92: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	34,  // 93: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	36,  // 94: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	38,  // 95: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	40,  // 96: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	42,  // 97: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	44,  // 98: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	46,  // 99: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	48,  // 100: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	51,  // 101: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	53,  // 102: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	55,  // 103: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	57,  // 104: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	62,  // 105: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	64,  // 106: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	66,  // 107: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	68,  // 108: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	71,  // 109: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	73,  // 110: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	75,  // 111: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	77,  // 112: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	82,  // 113: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	84,  // 114: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	86,  // 115: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	90,  // 116: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	93,  // 117: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	95,  // 118: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	19,  // 119: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	21,  // 120: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	23,  // 121: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	25,  // 122: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	27,  // 123: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	29,  // 124: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	31,  // 125: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	33,  // 126: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	35,  // 127: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	37,  // 128: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	39,  // 129: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	41,  // 130: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	43,  // 131: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	45,  // 132: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	47,  // 133: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	49,  // 134: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	52,  // 135: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	54,  // 136: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	56,  // 137: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	58,  // 138: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	63,  // 139: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	65,  // 140: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	67,  // 141: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	69,  // 142: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	72,  // 143: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	74,  // 144: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	76,  // 145: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	78,  // 146: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	83,  // 147: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	85,  // 148: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	89,  // 149: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	92,  // 150: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	94,  // 151: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	96,  // 152: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	119, // [119:153] is the sub-list for method output_type
-	85,  // [85:119] is the sub-list for method input_type
-	85,  // [85:85] is the sub-list for extension type_name
-	85,  // [85:85] is the sub-list for extension extendee
-	0,   // [0:85] is the sub-list for field type_name
+	100, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	12,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
+	13,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
+	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
+	2,   // 7: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
+	5,   // 8: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
+	16,  // 9: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
+	4,   // 10: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
+	3,   // 11: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
+	16,  // 12: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
+	17,  // 13: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
+	4,   // 14: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
+	101, // 15: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	11,  // 16: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
+	6,   // 17: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	11,  // 18: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
+	102, // 19: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	1,   // 20: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
+	14,  // 21: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	14,  // 22: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	103, // 23: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	14,  // 24: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	6,   // 25: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	14,  // 26: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	15,  // 27: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
+	6,   // 28: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	14,  // 29: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
+	14,  // 30: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	14,  // 31: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	104, // 32: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	14,  // 33: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	14,  // 34: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	18,  // 35: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	16,  // 36: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
+	18,  // 37: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	18,  // 38: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	17,  // 39: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
+	16,  // 40: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
+	18,  // 41: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	16,  // 42: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
+	51,  // 43: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
+	18,  // 44: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	18,  // 45: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	6,   // 46: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	18,  // 47: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	3,   // 48: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
+	6,   // 49: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	18,  // 50: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	2,   // 51: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
+	60,  // 52: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
+	7,   // 53: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
+	105, // 54: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	106, // 55: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	12,  // 56: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
+	13,  // 57: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
+	61,  // 58: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
+	1,   // 59: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
+	107, // 60: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	62,  // 61: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	62,  // 62: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	7,   // 63: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	108, // 64: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	6,   // 65: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	62,  // 66: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	6,   // 67: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	62,  // 68: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	8,   // 69: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
+	71,  // 70: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	6,   // 71: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 72: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	8,   // 73: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	6,   // 74: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 75: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	71,  // 76: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	80,  // 77: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	80,  // 78: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	81,  // 79: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	82,  // 80: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	81,  // 81: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	9,   // 82: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	10,  // 83: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	88,  // 84: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	89,  // 85: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	10,  // 86: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	92,  // 87: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	19,  // 88: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	21,  // 89: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	23,  // 90: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	25,  // 91: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	27,  // 92: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	29,  // 93: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	31,  // 94: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	33,  // 95: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	35,  // 96: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	37,  // 97: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	39,  // 98: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	41,  // 99: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	43,  // 100: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	45,  // 101: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	47,  // 102: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	49,  // 103: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	52,  // 104: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	54,  // 105: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	56,  // 106: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	58,  // 107: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	63,  // 108: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	65,  // 109: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	67,  // 110: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	69,  // 111: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	72,  // 112: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	74,  // 113: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	76,  // 114: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	78,  // 115: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	83,  // 116: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	85,  // 117: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	87,  // 118: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	91,  // 119: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	94,  // 120: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	96,  // 121: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	20,  // 122: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	22,  // 123: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	24,  // 124: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	26,  // 125: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	28,  // 126: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	30,  // 127: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	32,  // 128: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	34,  // 129: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	36,  // 130: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	38,  // 131: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	40,  // 132: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	42,  // 133: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	44,  // 134: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	46,  // 135: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	48,  // 136: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	50,  // 137: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	53,  // 138: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	55,  // 139: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	57,  // 140: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	59,  // 141: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	64,  // 142: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	66,  // 143: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	68,  // 144: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	70,  // 145: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	73,  // 146: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	75,  // 147: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	77,  // 148: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	79,  // 149: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	84,  // 150: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	86,  // 151: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	90,  // 152: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	93,  // 153: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	95,  // 154: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	97,  // 155: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	122, // [122:156] is the sub-list for method output_type
+	88,  // [88:122] is the sub-list for method input_type
+	88,  // [88:88] is the sub-list for extension type_name
+	88,  // [88:88] is the sub-list for extension extendee
+	0,   // [0:88] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -7883,7 +7993,7 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
-			NumEnums:      10,
+			NumEnums:      11,
 			NumMessages:   98,
 			NumExtensions: 0,
 			NumServices:   5,

@@ -138,6 +138,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Root is the storage root every node's keys sit under (its first node's).
+func (c *Cluster) Root() string { return c.configs[0].Root }
+
 // Restart starts node i (again), with its data dir and addresses.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()

@@ -16,13 +16,14 @@ import (
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/backupfile"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
 // milvusFiles returns a flushed segment's eight files in Milvus's shape: six insert
 // binlogs (fields 0, 1 and 100–103) with 18-digit log ids, a delta log and a stats log
 // — the files of fsm's BenchmarkCatalogMemory, so the figures compare.
 func milvusFiles(collectionID, segmentID uint64) []*fsmpb.File {
-	prefix := fsm.SegmentPrefix(collectionID, segmentID)
+	prefix := layout.SnapkeepSegmentPrefix(collectionID, segmentID)
 	logID := 449_000_000_000_000_000 + segmentID*16
 	out := make([]*fsmpb.File, 0, 8)
 	for i, field := range []int64{0, 1, 100, 101, 102, 103} {

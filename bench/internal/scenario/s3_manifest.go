@@ -20,6 +20,7 @@ import (
 	"github.com/snapkeep/snapkeep/bench/internal/report"
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -88,7 +89,7 @@ func buildManifestCollection(n int) (*manifestCollection, error) {
 		}
 		id := resp.Segment.Id
 		seg := baseline.MilvusSegment(coll.Id, p.Id, id)
-		prefix := fsm.SegmentPrefix(coll.Id, id)
+		prefix := layout.SnapkeepSegmentPrefix(coll.Id, id)
 		files := make([]*fsmpb.File, 0, len(seg.Files))
 		for _, sf := range seg.Files {
 			pf := snapkeepFile(prefix, sf)

@@ -1,0 +1,151 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/client/datagen"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
+	"github.com/snapkeep/snapkeep/objstore"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/servertest"
+)
+
+// TestKeyLayoutsLifecycle takes a collection of each key layout through create →
+// flush → snapshot → compact → drop → GC → restore → byte compare → drop → GC: the
+// files sit at their layout's keys, the snapshot's survive the compaction and the drop,
+// the restored ones sit at the layout's keys with the target's new ids, and once
+// nothing needs the source any more GC deletes exactly its files.
+func TestKeyLayoutsLifecycle(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		api  pb.KeyLayout
+		fsm  fsmpb.KeyLayout
+		top  []string // the first path components the collection's keys may have
+	}{
+		{"snapkeep", pb.KeyLayout_KEY_LAYOUT_SNAPKEEP, fsmpb.KeyLayout_KEY_LAYOUT_SNAPKEEP, []string{"collections"}},
+		{"milvus", pb.KeyLayout_KEY_LAYOUT_MILVUS, fsmpb.KeyLayout_KEY_LAYOUT_MILVUS,
+			[]string{"insert_log", "delta_log", "stats_log", "bm25_stats", "index_files"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := servertest.Start(t, 3, servertest.Options{})
+			cl := newClient(t, c)
+			ctx := context.Background()
+			store := c.Bucket.Store
+			snap := restoreSourceIn(t, c, cl, 2, tc.api)
+			require.Equal(t, tc.api, snap.Layout)
+			desc, err := cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("docs"))
+			require.NoError(t, err)
+			require.Equal(t, tc.api, desc.Collection.Layout)
+
+			// Every file sits at a key of the collection's layout, naming its owner.
+			captured := segmentsOf(t, cl, "docs")
+			var capturedKeys []string
+			for _, s := range captured {
+				for _, f := range allFiles(s) {
+					keptForm(t, c, s, f.Key)
+					rel := strings.TrimPrefix(f.Key, c.Root()+"/")
+					own, _ := layout.Parse(rel)
+					require.Equal(t, tc.fsm, own.Layout, f.Key)
+					top, _, _ := strings.Cut(rel, "/")
+					require.Contains(t, tc.top, top, f.Key)
+					capturedKeys = append(capturedKeys, f.Key)
+				}
+			}
+			require.Len(t, capturedKeys, 4*4+1)
+
+			// Compact p1's two segments into one, drop a p2 segment.
+			var p1, p2 []uint64
+			for _, s := range captured {
+				if s.PartitionId == desc.Collection.Partitions[1].Id {
+					p1 = append(p1, s.Id)
+				} else {
+					p2 = append(p2, s.Id)
+				}
+			}
+			require.Len(t, p1, 2)
+			out, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("docs").WithPartition("p1"))
+			require.NoError(t, err)
+			spec := datagen.FileSpec{Kind: pb.FileKind_FILE_KIND_INSERT, FieldID: 101, LogID: 1}
+			key := datagen.Key(out.Prefix, spec)
+			if tc.api == pb.KeyLayout_KEY_LAYOUT_MILVUS {
+				key, err = datagen.MilvusKey(c.Root(), out, spec)
+				require.NoError(t, err)
+			}
+			content := datagen.NewContent(99, 0, 0, 1000)
+			_, err = store.Put(ctx, key, content, content.Size(), objstore.PutOptions{CRC32C: content.CRC32C(), HasCRC32C: true})
+			require.NoError(t, err)
+			_, err = cl.CompactSegments(ctx, client.NewCompactSegmentsOption(p1...).WithOutput(out.Id, 200,
+				&pb.File{Key: key, Kind: spec.Kind, FieldId: spec.FieldID, Size: 1000, Crc32C: content.CRC32C()}))
+			require.NoError(t, err)
+			_, err = cl.DropSegments(ctx, client.NewDropSegmentsOption(p2[0]))
+			require.NoError(t, err)
+
+			// GC keeps every file the snapshot captured.
+			gcRun(t, cl, gcRunOpt())
+			for _, k := range capturedKeys {
+				requireExists(t, store, k, true)
+			}
+
+			// The restore copies the snapshot's segments, at the layout's keys with the
+			// target's ids, byte for byte.
+			resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+			require.NoError(t, err)
+			job := waitJob(t, cl, resp.JobId)
+			require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+			copyDesc, err := cl.DescribeCollection(ctx, client.NewDescribeCollectionOption("copy"))
+			require.NoError(t, err)
+			require.Equal(t, tc.api, copyDesc.Collection.Layout, "a restore keeps the snapshot's layout")
+			requireSameSegments(t, c, cl, desc.Collection, captured, "copy")
+			var copied []string
+			for _, s := range segmentsOf(t, cl, "copy") {
+				require.Equal(t, copyDesc.Collection.Id, s.CollectionId)
+				for _, f := range allFiles(s) {
+					keptForm(t, c, s, f.Key) // checks the new ids in the key
+					copied = append(copied, f.Key)
+				}
+			}
+			require.Len(t, copied, len(capturedKeys))
+
+			// Once the snapshot and the source are gone, GC deletes the source's files
+			// (the compaction output's too) and nothing of the copy's.
+			_, err = cl.DropSnapshot(ctx, client.NewDropSnapshotOption("docs", "snap"))
+			require.NoError(t, err)
+			_, err = cl.DropCollection(ctx, client.NewDropCollectionOption("docs"))
+			require.NoError(t, err)
+			for range 3 { // manifest first, then the segments, then the collection record
+				gcRun(t, cl, gcRunOpt())
+			}
+			for _, k := range append(capturedKeys, key) {
+				requireExists(t, store, k, false)
+			}
+			for _, k := range copied {
+				requireExists(t, store, k, true)
+			}
+		})
+	}
+}
+
+// allFiles are a segment's files and its ready builds'.
+func allFiles(s *pb.Segment) []*pb.File {
+	out := append([]*pb.File{}, s.Files...)
+	for _, b := range readyBuilds(s) {
+		out = append(out, b.Files...)
+	}
+	return out
+}
+
+func requireExists(t *testing.T, store objstore.Store, key string, want bool) {
+	t.Helper()
+	_, err := store.Head(context.Background(), key)
+	if want {
+		require.NoError(t, err, "%s should exist", key)
+		return
+	}
+	require.ErrorIs(t, err, objstore.ErrNotFound, "%s should be gone", key)
+}
