@@ -65,6 +65,16 @@ func (o *CreateCollectionOption) WithLayout(l snapkeepv1.KeyLayout) *CreateColle
 	return o
 }
 
+// WithIDs gives the collection and its partitions the caller's ids (Milvus's
+// allocator): partitionIDs holds "_default"'s first, then one per WithPartitions name,
+// in order (none: snapkeep allocates the partitions'). Each id must be unused by any
+// other object of its kind (ErrAlreadyExists); 0 leaves an id to snapkeep.
+func (o *CreateCollectionOption) WithIDs(collectionID uint64, partitionIDs ...uint64) *CreateCollectionOption {
+	o.req.CollectionId = collectionID
+	o.req.PartitionIds = partitionIDs
+	return o
+}
+
 // CreateCollection creates a collection and returns it. A taken name gives
 // ErrAlreadyExists; an unknown database ErrNotFound.
 func (c *Client) CreateCollection(ctx context.Context, opt *CreateCollectionOption) (*snapkeepv1.Collection, error) {
@@ -308,6 +318,13 @@ func (o *CreatePartitionOption) WithDatabase(db string) *CreatePartitionOption {
 	return o
 }
 
+// WithID gives the partition the caller's id (Milvus's allocator), unused by any
+// other partition; without it snapkeep allocates one.
+func (o *CreatePartitionOption) WithID(id uint64) *CreatePartitionOption {
+	o.req.PartitionId = id
+	return o
+}
+
 // CreatePartition adds a partition and returns the collection.
 func (c *Client) CreatePartition(ctx context.Context, opt *CreatePartitionOption) (*snapkeepv1.Collection, error) {
 	if opt == nil {
@@ -373,6 +390,13 @@ func NewCreateIndexOption(collection, name string, fieldID int64) *CreateIndexOp
 // WithDatabase names the collection's database (default "default").
 func (o *CreateIndexOption) WithDatabase(db string) *CreateIndexOption {
 	o.req.Database = db
+	return o
+}
+
+// WithID gives the index the caller's id, unused by any other index; without it
+// snapkeep allocates one.
+func (o *CreateIndexOption) WithID(id uint64) *CreateIndexOption {
+	o.req.IndexId = id
 	return o
 }
 

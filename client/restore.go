@@ -3,7 +3,10 @@ package client
 import (
 	"context"
 	"iter"
+	"maps"
 	"math"
+	"slices"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -59,6 +62,32 @@ func (o *RestoreSnapshotOption) WithMaxConcurrency(n int) *RestoreSnapshotOption
 	return o
 }
 
+// TargetIDs are the ids a caller (Milvus's allocator) chooses for a restore's new
+// objects: the collection's, and source id → target id per kind (the source ids are
+// the snapshot's). Anything left out gets an id from snapkeep.
+type TargetIDs struct {
+	Collection                            uint64
+	Partitions, Indexes, Segments, Builds map[uint64]uint64
+}
+
+// WithTargetIDs gives the restored objects the caller's ids.
+func (o *RestoreSnapshotOption) WithTargetIDs(ids TargetIDs) *RestoreSnapshotOption {
+	o.req.TargetCollectionId = ids.Collection
+	o.req.TargetPartitions = idMappings(ids.Partitions)
+	o.req.TargetIndexes = idMappings(ids.Indexes)
+	o.req.TargetSegments = idMappings(ids.Segments)
+	o.req.TargetBuilds = idMappings(ids.Builds)
+	return o
+}
+
+func idMappings(m map[uint64]uint64) []*snapkeepv1.IdMapping {
+	out := make([]*snapkeepv1.IdMapping, 0, len(m))
+	for _, src := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, &snapkeepv1.IdMapping{Source: src, Target: m[src]})
+	}
+	return out
+}
+
 // RestoreSnapshot starts a restore job; the response carries its id. The same request
 // while that job runs returns it again (Existing).
 func (c *Client) RestoreSnapshot(ctx context.Context, opt *RestoreSnapshotOption) (*snapkeepv1.RestoreSnapshotResponse, error) {
@@ -89,6 +118,42 @@ func (c *Client) GetRestoreState(ctx context.Context, jobID uint64, opts ...Read
 		return nil, err
 	}
 	return resp.GetJob(), nil
+}
+
+// WaitRestore polls a restore job (every 200 ms, then up to every 2 s) until it ends
+// and returns it: COMPLETED, FAILED or CANCELLED, with the source → target id maps.
+// onProgress, when set, is called with the job each time its progress or state
+// changes. The error is ctx's when it ends first, or a read's that retries did not
+// cure; a FAILED job is not an error (look at its state and Error).
+func (c *Client) WaitRestore(ctx context.Context, jobID uint64, onProgress func(*snapkeepv1.RestoreJob)) (*snapkeepv1.RestoreJob, error) {
+	wait := 200 * time.Millisecond
+	var last *snapkeepv1.RestoreJob
+	for {
+		job, err := c.GetRestoreState(ctx, jobID)
+		if err != nil {
+			return nil, err
+		}
+		changed := last == nil || job.GetState() != last.GetState() || job.GetFilesDone() != last.GetFilesDone()
+		if changed && onProgress != nil {
+			onProgress(job)
+		}
+		switch job.GetState() {
+		case snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED, snapkeepv1.RestoreState_RESTORE_STATE_FAILED,
+			snapkeepv1.RestoreState_RESTORE_STATE_CANCELLED:
+			return job, nil
+		}
+		if changed {
+			wait = 200 * time.Millisecond
+		} else {
+			wait = min(2*wait, 2*time.Second)
+		}
+		last = job
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // CancelRestoreOption builds a CancelRestore call.

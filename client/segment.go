@@ -43,6 +43,13 @@ func (o *AllocateSegmentOption) WithPartition(p string) *AllocateSegmentOption {
 	return o
 }
 
+// WithID gives the segment the caller's id (Milvus's allocator), unused by any other
+// segment (ErrAlreadyExists); without it snapkeep allocates one.
+func (o *AllocateSegmentOption) WithID(id uint64) *AllocateSegmentOption {
+	o.req.SegmentId = id
+	return o
+}
+
 // WithLease sets how long the writer has to upload and flush (0: the server default,
 // one hour; at most seven days).
 func (o *AllocateSegmentOption) WithLease(d time.Duration) *AllocateSegmentOption {
@@ -117,6 +124,13 @@ type AllocateIndexBuildOption struct {
 // the flushed segment segmentID.
 func NewAllocateIndexBuildOption(segmentID uint64, indexName string) *AllocateIndexBuildOption {
 	return &AllocateIndexBuildOption{req: &snapkeepv1.AllocateIndexBuildRequest{SegmentId: segmentID, Index: indexName}}
+}
+
+// WithID gives the build the caller's id, unused by any other index build
+// (ErrAlreadyExists); without it snapkeep allocates one.
+func (o *AllocateIndexBuildOption) WithID(id uint64) *AllocateIndexBuildOption {
+	o.req.BuildId = id
+	return o
 }
 
 // WithLease sets how long the builder has to upload and add the build (0: the server

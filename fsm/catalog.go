@@ -59,8 +59,12 @@ func applyCreateCollection(c *applyCtx, cmd *fsmpb.CreateCollection) (proto.Mess
 	if n := len(c.liveCollections(db.Id)); n >= MaxCollectionsPerDB {
 		return nil, exhaustedf("database %q already has %d collections, the limit", db.Name, n)
 	}
+	id, err := c.takeID(idCollection, cmd.CollectionId)
+	if err != nil {
+		return nil, err
+	}
 	coll := &fsmpb.Collection{
-		Id:          c.nextID(),
+		Id:          id,
 		DatabaseId:  db.Id,
 		Name:        cmd.Name,
 		State:       fsmpb.CollectionState_COLLECTION_STATE_ACTIVE,
@@ -70,8 +74,16 @@ func applyCreateCollection(c *applyCtx, cmd *fsmpb.CreateCollection) (proto.Mess
 		CreatedAt:   c.now,
 		Layout:      cmd.Layout,
 	}
-	for _, name := range append([]string{DefaultPartition}, cmd.Partitions...) {
-		coll.Partitions = append(coll.Partitions, &fsmpb.Partition{Id: c.nextID(), Name: name, CreatedAt: c.now})
+	for i, name := range append([]string{DefaultPartition}, cmd.Partitions...) {
+		var want uint64
+		if len(cmd.PartitionIds) > 0 {
+			want = cmd.PartitionIds[i]
+		}
+		pid, err := c.takeID(idPartition, want)
+		if err != nil {
+			return nil, err
+		}
+		coll.Partitions = append(coll.Partitions, &fsmpb.Partition{Id: pid, Name: name, CreatedAt: c.now})
 	}
 	c.t.collections.put(coll)
 	return &fsmpb.CollectionResponse{Collection: coll, Database: db.Name}, nil
@@ -89,6 +101,16 @@ func ValidateCreateCollection(cmd *fsmpb.CreateCollection) error {
 	}
 	if _, err := layout.For(cmd.Layout); err != nil {
 		return invalidf("collection %q: %v", cmd.Name, err)
+	}
+	if n := len(cmd.PartitionIds); n > 0 && n != 1+len(cmd.Partitions) {
+		return invalidf("collection %q: %d partition ids given for %d partitions (\"_default\" first, then each one named)", cmd.Name, n, 1+len(cmd.Partitions))
+	}
+	ids := map[uint64]bool{}
+	for _, id := range cmd.PartitionIds {
+		if id != 0 && ids[id] {
+			return invalidf("collection %q: partition id %d is given twice", cmd.Name, id)
+		}
+		ids[id] = true
 	}
 	if len(cmd.Schema) > MaxSchemaBytes {
 		return invalidf("schema of collection %q is %d bytes; the limit is %d (1 MiB)", cmd.Name, len(cmd.Schema), MaxSchemaBytes)
@@ -216,7 +238,11 @@ func applyCreatePartition(c *applyCtx, cmd *fsmpb.CreatePartition) (proto.Messag
 		if len(n.Partitions) >= MaxPartitions {
 			return exhaustedf("collection %q already has %d partitions, the limit", cmd.Collection, len(n.Partitions))
 		}
-		n.Partitions = append(n.Partitions, &fsmpb.Partition{Id: c.nextID(), Name: cmd.Name, CreatedAt: c.now})
+		id, err := c.takeID(idPartition, cmd.PartitionId)
+		if err != nil {
+			return err
+		}
+		n.Partitions = append(n.Partitions, &fsmpb.Partition{Id: id, Name: cmd.Name, CreatedAt: c.now})
 		return nil
 	})
 	if err != nil {
@@ -269,7 +295,11 @@ func applyCreateIndex(c *applyCtx, cmd *fsmpb.CreateIndex) (proto.Message, error
 		if len(n.Indexes) >= MaxIndexes {
 			return exhaustedf("collection %q already has %d indexes, the limit", cmd.Collection, len(n.Indexes))
 		}
-		n.Indexes = append(n.Indexes, &fsmpb.IndexDef{Id: c.nextID(), Name: cmd.Name, FieldId: cmd.FieldId, Params: cmd.Params, CreatedAt: c.now})
+		id, err := c.takeID(idIndex, cmd.IndexId)
+		if err != nil {
+			return err
+		}
+		n.Indexes = append(n.Indexes, &fsmpb.IndexDef{Id: id, Name: cmd.Name, FieldId: cmd.FieldId, Params: cmd.Params, CreatedAt: c.now})
 		return nil
 	})
 	if err != nil {

@@ -99,6 +99,69 @@ type applyCtx struct {
 	reader
 	now   int64
 	index uint64
+	// taken holds the ids handed out by this command so far, by kind: a command may
+	// create several objects of a kind before it stores any (a restore's partitions).
+	taken map[idKind]map[uint64]bool
+}
+
+// idKind is a kind of object whose id a caller may choose.
+type idKind int
+
+const (
+	idCollection idKind = iota
+	idPartition
+	idIndex
+	idSegment
+	idBuild
+)
+
+var idKindNames = [...]string{"collection", "partition", "index", "segment", "index build"}
+
+// idInUse reports whether an object of kind holds id.
+func (r reader) idInUse(kind idKind, id uint64) bool {
+	switch kind {
+	case idCollection:
+		_, ok := r.t.collections.get(&fsmpb.Collection{Id: id})
+		return ok
+	case idPartition:
+		return r.t.collections.holdsNested(collectionsPartitionIDs, id)
+	case idIndex:
+		return r.t.collections.holdsNested(collectionsIndexIDs, id)
+	case idSegment:
+		_, ok := r.t.segments.get(&fsmpb.Segment{Id: id})
+		return ok
+	case idBuild:
+		return r.t.segments.holdsNested(segmentsBuildIDs, id)
+	}
+	return false
+}
+
+// takeID returns the id of a new object: the caller's (requested, when not 0), which
+// must be unused by every other object of its kind, or the next of the id space. The
+// id space moves past every caller's id, so an id snapkeep hands out later never
+// meets one a caller chose, of any kind.
+func (c *applyCtx) takeID(kind idKind, requested uint64) (uint64, error) {
+	if c.taken == nil {
+		c.taken = map[idKind]map[uint64]bool{}
+	}
+	if c.taken[kind] == nil {
+		c.taken[kind] = map[uint64]bool{}
+	}
+	if requested == 0 {
+		id := c.nextID()
+		c.taken[kind][id] = true
+		return id, nil
+	}
+	if c.taken[kind][requested] || c.idInUse(kind, requested) {
+		return 0, existsf("%s id %d is already in use", idKindNames[kind], requested)
+	}
+	if requested > c.t.meta.LastId {
+		meta := proto.CloneOf(c.t.meta)
+		meta.LastId = requested
+		c.t.meta = meta
+	}
+	c.taken[kind][requested] = true
+	return requested, nil
 }
 
 // nextID hands out the next id of the one id space.

@@ -117,6 +117,9 @@ func checkTable[T proto.Message](errs *[]error, name string, have, want *table[T
 		checkTreeBy(errs, fmt.Sprintf("%s secondary order %d", name, i), have.secondary[i].tree, want.secondary[i].tree,
 			func(a, b T) bool { return proto.Equal(a, b) }, func(r T) string { return shortRecord(r) })
 	}
+	for i := range have.nested {
+		checkTree(errs, fmt.Sprintf("%s nested ids %d", name, i), have.nested[i].tree, want.nested[i].tree)
+	}
 }
 
 func checkTree[T comparable](errs *[]error, name string, have, want *btree.BTreeG[T]) {

@@ -44,7 +44,13 @@ const (
 
 // ValidateName checks a database, collection, partition or index name: 1–255
 // characters from [A-Za-z0-9_-], starting with a letter or an underscore.
-func ValidateName(what, name string) error {
+func ValidateName(what, name string) error { return validateName(what, name, false) }
+
+// ValidateSnapshotName checks a snapshot name: like ValidateName, with dots allowed
+// after the first character (dated names such as "nightly-2026.12.02").
+func ValidateSnapshotName(name string) error { return validateName("snapshot", name, true) }
+
+func validateName(what, name string, dots bool) error {
 	if name == "" {
 		return invalidf("%s name is empty", what)
 	}
@@ -53,12 +59,16 @@ func ValidateName(what, name string) error {
 	}
 	for i, r := range name {
 		ok := r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') ||
-			(i > 0 && (r == '-' || (r >= '0' && r <= '9')))
+			(i > 0 && (r == '-' || (r >= '0' && r <= '9') || (dots && r == '.')))
 		if !ok {
 			if i == 0 {
 				return invalidf("%s name %q must start with a letter or an underscore", what, name)
 			}
-			return invalidf("%s name %q has character %q at byte %d; only letters, digits, '_' and '-' are allowed", what, name, r, i)
+			allowed := "letters, digits, '_' and '-'"
+			if dots {
+				allowed = "letters, digits, '_', '-' and '.'"
+			}
+			return invalidf("%s name %q has character %q at byte %d; only %s are allowed", what, name, r, i, allowed)
 		}
 	}
 	return nil

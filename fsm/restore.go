@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -38,7 +39,7 @@ func ValidateRestoreBegin(cmd *fsmpb.RestoreBegin) error {
 	if err := ValidateName("collection", cmd.Collection); err != nil {
 		return err
 	}
-	if err := ValidateName("snapshot", cmd.Snapshot); err != nil {
+	if err := ValidateSnapshotName(cmd.Snapshot); err != nil {
 		return err
 	}
 	if err := ValidateName("target collection", cmd.TargetCollection); err != nil {
@@ -63,7 +64,56 @@ func ValidateRestoreBegin(cmd *fsmpb.RestoreBegin) error {
 	if cmd.MaxConcurrency > MaxRestoreConcurrency {
 		return invalidf("max concurrency %d is over the limit of %d", cmd.MaxConcurrency, MaxRestoreConcurrency)
 	}
+	for _, m := range []struct {
+		kind string
+		ids  []*fsmpb.IdMapping
+	}{{"partition", cmd.TargetPartitions}, {"index", cmd.TargetIndexes}, {"segment", cmd.TargetSegments}, {"index build", cmd.TargetBuilds}} {
+		if _, err := idMap(m.kind, m.ids); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// idMap checks a command's source → target ids of one kind (ids above 0, each source
+// and each target named once) and returns them as a map.
+func idMap(kind string, ids []*fsmpb.IdMapping) (map[uint64]uint64, error) {
+	if len(ids) > MaxSegmentsPerCommand*2 {
+		return nil, exhaustedf("%d %s ids given; at most %d", len(ids), kind, MaxSegmentsPerCommand*2)
+	}
+	out := make(map[uint64]uint64, len(ids))
+	targets := make(map[uint64]bool, len(ids))
+	for _, m := range ids {
+		switch {
+		case m == nil || m.Source == 0 || m.Target == 0:
+			return nil, invalidf("a %s id mapping needs a source and a target id above 0", kind)
+		case out[m.Source] != 0:
+			return nil, invalidf("source %s %d is mapped twice", kind, m.Source)
+		case targets[m.Target]:
+			return nil, invalidf("target %s id %d is given twice", kind, m.Target)
+		}
+		out[m.Source], targets[m.Target] = m.Target, true
+	}
+	return out, nil
+}
+
+// unmapped refuses caller ids for source objects the restore does not have.
+func unmapped(kind string, ids map[uint64]uint64, used map[uint64]bool) error {
+	for src := range ids {
+		if !used[src] {
+			return invalidf("target %s ids name source %s %d, which the restore does not copy", kind, kind, src)
+		}
+	}
+	return nil
+}
+
+// sortedMapping is m as IdMappings by source id.
+func sortedMapping(m map[uint64]uint64) []*fsmpb.IdMapping {
+	out := make([]*fsmpb.IdMapping, 0, len(m))
+	for _, src := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, &fsmpb.IdMapping{Source: src, Target: m[src]})
+	}
+	return out
 }
 
 func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, error) {
@@ -103,9 +153,19 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 	}
 	restored := func(partitionID uint64) bool { return len(cmd.Partitions) == 0 || selected[partitionID] }
 
+	// The caller's ids for the target's objects (validated above: no error here).
+	wantPartitions, _ := idMap("partition", cmd.TargetPartitions)
+	wantIndexes, _ := idMap("index", cmd.TargetIndexes)
+	wantSegments, _ := idMap("segment", cmd.TargetSegments)
+	wantBuilds, _ := idMap("index build", cmd.TargetBuilds)
+
 	jobID := c.nextID()
+	targetID, err := c.takeID(idCollection, cmd.TargetCollectionId)
+	if err != nil {
+		return nil, err
+	}
 	target := &fsmpb.Collection{
-		Id:          c.nextID(),
+		Id:          targetID,
 		DatabaseId:  targetDB.Id,
 		Name:        cmd.TargetCollection,
 		State:       fsmpb.CollectionState_COLLECTION_STATE_RESTORING,
@@ -118,7 +178,11 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 	partitionMap := map[uint64]uint64{}
 	for _, p := range snap.Partitions {
 		if p.Name == DefaultPartition || restored(p.Id) {
-			np := &fsmpb.Partition{Id: c.nextID(), Name: p.Name, CreatedAt: c.now}
+			id, err := c.takeID(idPartition, wantPartitions[p.Id])
+			if err != nil {
+				return nil, err
+			}
+			np := &fsmpb.Partition{Id: id, Name: p.Name, CreatedAt: c.now}
 			partitionMap[p.Id] = np.Id
 			target.Partitions = append(target.Partitions, np)
 		}
@@ -126,9 +190,18 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 	indexMap := map[uint64]uint64{}
 	for _, ix := range snap.Indexes {
 		nix := proto.CloneOf(ix)
-		nix.Id, nix.CreatedAt = c.nextID(), c.now
+		if nix.Id, err = c.takeID(idIndex, wantIndexes[ix.Id]); err != nil {
+			return nil, err
+		}
+		nix.CreatedAt = c.now
 		indexMap[ix.Id] = nix.Id
 		target.Indexes = append(target.Indexes, nix)
+	}
+	if err := unmapped("partition", wantPartitions, keysOf(partitionMap)); err != nil {
+		return nil, err
+	}
+	if err := unmapped("index", wantIndexes, keysOf(indexMap)); err != nil {
+		return nil, err
 	}
 
 	job := &fsmpb.RestoreJob{
@@ -149,6 +222,8 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		MaxConcurrency:     cmd.MaxConcurrency,
 		MaxAttempts:        cmd.MaxAttempts,
 		CreatedAt:          c.now,
+		PartitionMap:       sortedMapping(partitionMap),
+		IndexMap:           sortedMapping(indexMap),
 	}
 	if job.MaxAttempts == 0 {
 		job.MaxAttempts = DefaultRestoreAttempts
@@ -164,6 +239,7 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		tasks += uint64(files)
 		return uint32(files), nil
 	}
+	usedSegments, usedBuilds := map[uint64]bool{}, map[uint64]bool{}
 	for _, id := range snap.SegmentIds {
 		src, err := c.segment(id)
 		if err != nil {
@@ -172,14 +248,20 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		if !restored(src.PartitionId) {
 			continue
 		}
+		usedSegments[src.Id] = true
+		dstID, err := c.takeID(idSegment, wantSegments[src.Id])
+		if err != nil {
+			return nil, err
+		}
 		dst := &fsmpb.Segment{
-			Id:           c.nextID(),
+			Id:           dstID,
 			CollectionId: target.Id,
 			PartitionId:  partitionMap[src.PartitionId],
 			State:        fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED,
 			RowCount:     src.RowCount,
 			AllocatedAt:  c.now,
 			RestoreJobId: jobID,
+			RestoredFrom: src.Id,
 		}
 		ps := &fsmpb.PlannedSegment{SourceId: src.Id, TargetId: dst.Id, FirstTask: uint32(tasks)}
 		if ps.Files, err = addFiles(src.Files); err != nil {
@@ -189,7 +271,12 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 			if _, pinned := slices.BinarySearch(snap.BuildIds, b.BuildId); !pinned {
 				continue
 			}
-			nb := &fsmpb.IndexBuild{BuildId: c.nextID(), IndexId: indexMap[b.IndexId], State: fsmpb.BuildState_BUILD_STATE_ALLOCATED, CreatedAt: c.now}
+			usedBuilds[b.BuildId] = true
+			buildID, err := c.takeID(idBuild, wantBuilds[b.BuildId])
+			if err != nil {
+				return nil, err
+			}
+			nb := &fsmpb.IndexBuild{BuildId: buildID, IndexId: indexMap[b.IndexId], State: fsmpb.BuildState_BUILD_STATE_ALLOCATED, CreatedAt: c.now}
 			pb := &fsmpb.PlannedBuild{SourceBuildId: b.BuildId, TargetBuildId: nb.BuildId, FirstTask: uint32(tasks)}
 			if pb.Files, err = addFiles(b.Files); err != nil {
 				return nil, err
@@ -202,6 +289,12 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		}
 		c.t.segments.put(dst)
 		plan.Segments = append(plan.Segments, ps)
+	}
+	if err := unmapped("segment", wantSegments, usedSegments); err != nil {
+		return nil, err
+	}
+	if err := unmapped("index build", wantBuilds, usedBuilds); err != nil {
+		return nil, err
 	}
 	job.FilesTotal = tasks
 	c.t.collections.put(target)
@@ -777,4 +870,12 @@ func applyRestoreRemove(c *applyCtx, cmd *fsmpb.RestoreRemove) (proto.Message, e
 
 func restoreStateName(s fsmpb.RestoreState) string {
 	return trimEnum(s.String(), "RESTORE_STATE_")
+}
+
+func keysOf(m map[uint64]uint64) map[uint64]bool {
+	out := make(map[uint64]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }

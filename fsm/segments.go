@@ -31,8 +31,12 @@ func applyAllocateSegment(c *applyCtx, cmd *fsmpb.AllocateSegment) (proto.Messag
 	if p == nil {
 		return nil, notFoundf("partition %q not found in collection %q", partName, coll.Name)
 	}
+	id, err := c.takeID(idSegment, cmd.SegmentId)
+	if err != nil {
+		return nil, err
+	}
 	seg := &fsmpb.Segment{
-		Id:            c.nextID(),
+		Id:            id,
 		CollectionId:  coll.Id,
 		PartitionId:   p.Id,
 		State:         fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED,
@@ -150,9 +154,13 @@ func applyAllocateIndexBuild(c *applyCtx, cmd *fsmpb.AllocateIndexBuild) (proto.
 	if ix == nil {
 		return nil, notFoundf("index %q not found on collection %q", cmd.Index, coll.Name)
 	}
+	buildID, err := c.takeID(idBuild, cmd.BuildId)
+	if err != nil {
+		return nil, err
+	}
 	next := proto.CloneOf(seg)
 	build := &fsmpb.IndexBuild{
-		BuildId:       c.nextID(),
+		BuildId:       buildID,
 		IndexId:       ix.Id,
 		State:         fsmpb.BuildState_BUILD_STATE_ALLOCATED,
 		LeaseDeadline: c.now + cmd.Lease,

@@ -32,7 +32,7 @@ func ValidateSnapshotBegin(cmd *fsmpb.SnapshotBegin) error {
 	if err := ValidateName("collection", cmd.Collection); err != nil {
 		return err
 	}
-	if err := ValidateName("snapshot", cmd.Name); err != nil {
+	if err := ValidateSnapshotName(cmd.Name); err != nil {
 		return err
 	}
 	if len(cmd.Description) > MaxDescriptionBytes {

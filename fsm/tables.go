@@ -25,10 +25,29 @@ type index[T any] struct {
 	include func(T) bool
 }
 
+// nestedIndex orders the ids of the objects nested in a table's records (a
+// collection's partitions and indexes, a segment's index builds), so an id of such an
+// object is found without a scan.
+type nestedIndex[T any] struct {
+	tree *btree.BTreeG[nestedID]
+	ids  func(T) []nestedID
+}
+
+// nestedID says that record owner (its primary id) holds the nested object id.
+type nestedID struct{ id, owner uint64 }
+
+func lessNestedID(a, b nestedID) bool {
+	if a.id != b.id {
+		return a.id < b.id
+	}
+	return a.owner < b.owner
+}
+
 // table is a set of records with a primary ordering (unique) and secondary ones.
 type table[T any] struct {
 	primary   *btree.BTreeG[T]
 	secondary []index[T]
+	nested    []nestedIndex[T]
 	// tally, when set, weighs each record; totals is the sum over the table, kept by
 	// put and remove (derived, never stored: see stats.go).
 	tally  func(T) counts
@@ -43,12 +62,46 @@ func secondaryIndex[T any](less btree.LessFunc[T], include func(T) bool) index[T
 	return index[T]{tree: btree.NewG(btreeDegree, less), include: include}
 }
 
+// withNested adds a nested index to a new table.
+func (t *table[T]) withNested(ids func(T) []nestedID) *table[T] {
+	t.nested = append(t.nested, nestedIndex[T]{tree: btree.NewG(btreeDegree, lessNestedID), ids: ids})
+	return t
+}
+
 func (t *table[T]) clone() *table[T] {
 	c := &table[T]{primary: t.primary.Clone(), secondary: make([]index[T], len(t.secondary)), tally: t.tally, totals: t.totals}
 	for i, ix := range t.secondary {
 		c.secondary[i] = index[T]{tree: ix.tree.Clone(), include: ix.include}
 	}
+	for _, n := range t.nested {
+		c.nested = append(c.nested, nestedIndex[T]{tree: n.tree.Clone(), ids: n.ids})
+	}
 	return c
+}
+
+// holdsNested reports whether a record holds nested object id in nested index i.
+func (t *table[T]) holdsNested(i int, id uint64) bool {
+	found := false
+	t.nested[i].tree.AscendGreaterOrEqual(nestedID{id: id}, func(n nestedID) bool {
+		found = n.id == id
+		return false
+	})
+	return found
+}
+
+func (t *table[T]) updateNested(old T, hadOld bool, rec T, hasRec bool) {
+	for _, n := range t.nested {
+		if hadOld {
+			for _, id := range n.ids(old) {
+				n.tree.Delete(id)
+			}
+		}
+		if hasRec {
+			for _, id := range n.ids(rec) {
+				n.tree.ReplaceOrInsert(id)
+			}
+		}
+	}
 }
 
 // put inserts or replaces the record with the same primary key, keeping every
@@ -56,6 +109,7 @@ func (t *table[T]) clone() *table[T] {
 func (t *table[T]) put(rec T) {
 	old, replaced := t.primary.ReplaceOrInsert(rec)
 	t.count(old, replaced, rec, true)
+	t.updateNested(old, replaced, rec, true)
 	for _, ix := range t.secondary {
 		if replaced && (ix.include == nil || ix.include(old)) {
 			ix.tree.Delete(old)
@@ -73,6 +127,7 @@ func (t *table[T]) remove(rec T) {
 		return
 	}
 	t.count(old, true, rec, false)
+	t.updateNested(old, true, rec, false)
 	for _, ix := range t.secondary {
 		if ix.include == nil || ix.include(old) {
 			ix.tree.Delete(old)
@@ -167,6 +222,40 @@ func lessPin(a, b pin) bool {
 	return a.snapshot < b.snapshot
 }
 
+// Nested index positions.
+const (
+	collectionsPartitionIDs = 0
+	collectionsIndexIDs     = 1
+	segmentsBuildIDs        = 0
+)
+
+func partitionIDs(c *fsmpb.Collection) []nestedID {
+	out := make([]nestedID, len(c.Partitions))
+	for i, p := range c.Partitions {
+		out[i] = nestedID{p.Id, c.Id}
+	}
+	return out
+}
+
+func indexIDs(c *fsmpb.Collection) []nestedID {
+	out := make([]nestedID, len(c.Indexes))
+	for i, ix := range c.Indexes {
+		out[i] = nestedID{ix.Id, c.Id}
+	}
+	return out
+}
+
+func buildIDs(s *fsmpb.Segment) []nestedID {
+	if len(s.IndexBuilds) == 0 {
+		return nil
+	}
+	out := make([]nestedID, len(s.IndexBuilds))
+	for i, b := range s.IndexBuilds {
+		out[i] = nestedID{b.BuildId, s.Id}
+	}
+	return out
+}
+
 // Secondary index positions.
 const (
 	databasesByID          = 0
@@ -200,12 +289,14 @@ func newTables() *tables {
 		databases: newTable(func(a, b *fsmpb.Database) bool { return a.Name < b.Name },
 			secondaryIndex(func(a, b *fsmpb.Database) bool { return a.Id < b.Id }, nil)),
 		collections: newTable(func(a, b *fsmpb.Collection) bool { return a.Id < b.Id },
-			secondaryIndex(lessLiveName, isLiveCollection)),
+			secondaryIndex(lessLiveName, isLiveCollection)).
+			withNested(partitionIDs).withNested(indexIDs),
 		segments: newTable(func(a, b *fsmpb.Segment) bool { return a.Id < b.Id },
 			secondaryIndex(lessCollectionSegment, nil),
 			secondaryIndex(lessLeased, holdsLease),
 			secondaryIndex(lessDropped, isDropped),
-			secondaryIndex(func(a, b *fsmpb.Segment) bool { return a.Id < b.Id }, hasDroppedBuild)),
+			secondaryIndex(func(a, b *fsmpb.Segment) bool { return a.Id < b.Id }, hasDroppedBuild)).
+			withNested(buildIDs),
 		nodes: newTable(func(a, b *fsmpb.Node) bool { return a.Id < b.Id }),
 		requests: newTable(func(a, b *fsmpb.RequestRecord) bool { return a.RequestId < b.RequestId },
 			secondaryIndex(func(a, b *fsmpb.RequestRecord) bool { return a.Seq < b.Seq }, nil)),

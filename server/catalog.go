@@ -102,13 +102,15 @@ func (s *catalogService) CreateCollection(ctx context.Context, req *pb.CreateCol
 		return nil, err
 	}
 	cmd := &fsmpb.CreateCollection{
-		Database:    req.Database,
-		Name:        req.Name,
-		Schema:      req.Schema,
-		Properties:  req.Properties,
-		Partitions:  req.Partitions,
-		Description: req.Description,
-		Layout:      keyLayout,
+		Database:     req.Database,
+		Name:         req.Name,
+		Schema:       req.Schema,
+		Properties:   req.Properties,
+		Partitions:   req.Partitions,
+		Description:  req.Description,
+		Layout:       keyLayout,
+		CollectionId: req.CollectionId,
+		PartitionIds: req.PartitionIds,
 	}
 	if err := fsm.ValidateCreateCollection(cmd); err != nil {
 		return nil, err
@@ -200,7 +202,7 @@ func (s *catalogService) CreatePartition(ctx context.Context, req *pb.CreatePart
 		return nil, err
 	}
 	var out fsmpb.CollectionResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.CreatePartition{Database: req.Database, Collection: req.Collection, Name: req.Name}, &out); err != nil {
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.CreatePartition{Database: req.Database, Collection: req.Collection, Name: req.Name, PartitionId: req.PartitionId}, &out); err != nil {
 		return nil, err
 	}
 	return &pb.CreatePartitionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
@@ -219,7 +221,7 @@ func (s *catalogService) CreateIndex(ctx context.Context, req *pb.CreateIndexReq
 		return nil, err
 	}
 	var out fsmpb.CollectionResponse
-	cmd := &fsmpb.CreateIndex{Database: req.Database, Collection: req.Collection, Name: req.Name, FieldId: req.FieldId, Params: req.Params}
+	cmd := &fsmpb.CreateIndex{Database: req.Database, Collection: req.Collection, Name: req.Name, FieldId: req.FieldId, Params: req.Params, IndexId: req.IndexId}
 	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
@@ -240,7 +242,7 @@ func (s *catalogService) AllocateSegment(ctx context.Context, req *pb.AllocateSe
 		return nil, err
 	}
 	var out fsmpb.SegmentResponse
-	cmd := &fsmpb.AllocateSegment{Database: req.Database, Collection: req.Collection, Partition: req.Partition, Lease: lease}
+	cmd := &fsmpb.AllocateSegment{Database: req.Database, Collection: req.Collection, Partition: req.Partition, Lease: lease, SegmentId: req.SegmentId}
 	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
@@ -273,7 +275,7 @@ func (s *catalogService) AllocateIndexBuild(ctx context.Context, req *pb.Allocat
 		return nil, err
 	}
 	var out fsmpb.IndexBuildResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.AllocateIndexBuild{SegmentId: req.SegmentId, Index: req.Index, Lease: lease}, &out); err != nil {
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.AllocateIndexBuild{SegmentId: req.SegmentId, Index: req.Index, Lease: lease, BuildId: req.BuildId}, &out); err != nil {
 		return nil, err
 	}
 	seg, err := s.segment(out.Segment, true)

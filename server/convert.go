@@ -141,6 +141,7 @@ func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (
 		FlushedAtUnixMs:     unixMS(s.FlushedAt),
 		DroppedAtUnixMs:     unixMS(s.DroppedAt),
 		DropReason:          pb.DropReason(s.DropReason),
+		RestoredFrom:        s.RestoredFrom,
 	}
 	if !withFiles {
 		return out, nil

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -148,4 +149,90 @@ func requireExists(t *testing.T, store objstore.Store, key string, want bool) {
 		return
 	}
 	require.ErrorIs(t, err, objstore.ErrNotFound, "%s should be gone", key)
+}
+
+// TestRestoreWithCallerIDs: a Milvus-layout collection created with the caller's ids,
+// restored with the caller's target ids: every restored object has the id asked for,
+// every key is rebuilt with them, the job and the segments say what became what, and
+// ids already in use or naming nothing the restore copies are refused.
+func TestRestoreWithCallerIDs(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	const base = 449_000_000_000_000_000
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("mv").WithLayout(pb.KeyLayout_KEY_LAYOUT_MILVUS).
+		WithPartitions("p1").WithIDs(base+1, base+2, base+3))
+	require.NoError(t, err)
+	_, err = cl.CreateIndex(ctx, client.NewCreateIndexOption("mv", "vec", 101).WithID(base+4))
+	require.NoError(t, err)
+	seg, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("mv").WithPartition("p1").WithID(base+10))
+	require.NoError(t, err)
+	require.EqualValues(t, base+10, seg.Id)
+	spec := datagen.FileSpec{Kind: pb.FileKind_FILE_KIND_INSERT, FieldID: 101, LogID: base + 20}
+	key, err := datagen.MilvusKey(c.Root(), seg, spec)
+	require.NoError(t, err)
+	require.Equal(t, c.Root()+"/insert_log/449000000000000001/449000000000000003/449000000000000010/101/449000000000000020", key)
+	content := datagen.NewContent(1, 0, 0, 64)
+	_, err = c.Bucket.Store.Put(ctx, key, content, content.Size(), objstore.PutOptions{CRC32C: content.CRC32C(), HasCRC32C: true})
+	require.NoError(t, err)
+	_, err = cl.FlushSegment(ctx, client.NewFlushSegmentOption(seg.Id).WithRowCount(5).
+		WithFiles(&pb.File{Key: key, Kind: spec.Kind, FieldId: 101, Size: 64, Crc32C: content.CRC32C()}))
+	require.NoError(t, err)
+	build, err := cl.AllocateIndexBuild(ctx, client.NewAllocateIndexBuildOption(seg.Id, "vec").WithID(base+11))
+	require.NoError(t, err)
+	require.EqualValues(t, base+11, build.Build.BuildId)
+	buildKey := fmt.Sprintf("%s7/%d/%d/HNSW_0", build.Build.Prefix, uint64(base+3), seg.Id)
+	_, err = c.Bucket.Store.Put(ctx, buildKey, datagen.NewContent(1, 0, 0, 64), 64, objstore.PutOptions{})
+	require.NoError(t, err)
+	_, err = cl.AddIndexBuild(ctx, client.NewAddIndexBuildOption(seg.Id, base+11).
+		WithFiles(&pb.File{Key: buildKey, Kind: pb.FileKind_FILE_KIND_INDEX, Size: 64, Crc32C: content.CRC32C()}))
+	require.NoError(t, err)
+	_, err = cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("mv", "nightly-2026.12.02"))
+	require.NoError(t, err)
+
+	// Refused: a target id in use; a mapping for a source the snapshot lacks.
+	_, err = cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("mv", "nightly-2026.12.02", "bad").
+		WithTargetIDs(client.TargetIDs{Segments: map[uint64]uint64{base + 10: base + 10}}))
+	require.ErrorIs(t, err, client.ErrAlreadyExists)
+	require.ErrorContains(t, err, "segment id 449000000000000010 is already in use")
+	_, err = cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("mv", "nightly-2026.12.02", "bad").
+		WithTargetIDs(client.TargetIDs{Segments: map[uint64]uint64{77: base + 99}}))
+	require.ErrorIs(t, err, client.ErrInvalidArgument)
+	require.ErrorContains(t, err, "source segment 77")
+
+	ids := client.TargetIDs{Collection: base + 101,
+		Partitions: map[uint64]uint64{base + 2: base + 102, base + 3: base + 103},
+		Indexes:    map[uint64]uint64{base + 4: base + 104},
+		Segments:   map[uint64]uint64{base + 10: base + 110},
+		Builds:     map[uint64]uint64{base + 11: base + 111}}
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("mv", "nightly-2026.12.02", "mv_copy").WithTargetIDs(ids))
+	require.NoError(t, err)
+	var seen []pb.RestoreState
+	job, err := cl.WaitRestore(ctx, resp.JobId, func(j *pb.RestoreJob) { seen = append(seen, j.State) })
+	require.NoError(t, err)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	require.NotEmpty(t, seen)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, seen[len(seen)-1])
+	require.EqualValues(t, base+101, job.TargetCollectionId)
+	mapOf := func(ms []*pb.IdMapping) map[uint64]uint64 {
+		out := map[uint64]uint64{}
+		for _, m := range ms {
+			out[m.Source] = m.Target
+		}
+		return out
+	}
+	require.Equal(t, ids.Partitions, mapOf(job.PartitionMap))
+	require.Equal(t, ids.Indexes, mapOf(job.IndexMap))
+	require.Equal(t, ids.Segments, mapOf(job.SegmentMap))
+	require.Equal(t, ids.Builds, mapOf(job.BuildMap))
+
+	got, err := cl.GetSegment(ctx, client.NewGetSegmentOption(base+110))
+	require.NoError(t, err)
+	require.EqualValues(t, base+10, got.RestoredFrom)
+	require.EqualValues(t, base+103, got.PartitionId)
+	require.Equal(t, c.Root()+"/insert_log/449000000000000101/449000000000000103/449000000000000110/101/449000000000000020", got.Files[0].Key)
+	require.Equal(t, c.Root()+"/index_files/449000000000000111/7/449000000000000103/449000000000000110/HNSW_0", got.IndexBuilds[0].Files[0].Key)
+	for _, k := range []string{got.Files[0].Key, got.IndexBuilds[0].Files[0].Key} {
+		require.Equal(t, readObject(t, c.Bucket.Store, key), readObject(t, c.Bucket.Store, k))
+	}
 }

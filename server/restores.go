@@ -39,6 +39,12 @@ func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSn
 		ReadBack:         req.ReadBack,
 		MaxConcurrency:   req.MaxConcurrency,
 		MaxAttempts:      uint32(s.n.cfg.RestoreMaxAttempts),
+
+		TargetCollectionId: req.TargetCollectionId,
+		TargetPartitions:   fromIDMappings(req.TargetPartitions),
+		TargetIndexes:      fromIDMappings(req.TargetIndexes),
+		TargetSegments:     fromIDMappings(req.TargetSegments),
+		TargetBuilds:       fromIDMappings(req.TargetBuilds),
 	}
 	if err := fsm.ValidateRestoreBegin(cmd); err != nil {
 		return nil, err
@@ -60,7 +66,33 @@ func (s *restoresService) GetRestoreState(ctx context.Context, req *pb.GetRestor
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetRestoreStateResponse{Job: s.n.restoreStatus(toRestoreJob(job, time.Now()))}, nil
+	out := s.n.restoreStatus(toRestoreJob(job, time.Now()))
+	out.PartitionMap, out.IndexMap = toIDMappings(job.PartitionMap), toIDMappings(job.IndexMap)
+	if plan, err := v.RestorePlan(job.Id); err == nil { // gone once the job's record is trimmed
+		for _, ps := range plan.Segments {
+			out.SegmentMap = append(out.SegmentMap, &pb.IdMapping{Source: ps.SourceId, Target: ps.TargetId})
+			for _, b := range ps.Builds {
+				out.BuildMap = append(out.BuildMap, &pb.IdMapping{Source: b.SourceBuildId, Target: b.TargetBuildId})
+			}
+		}
+	}
+	return &pb.GetRestoreStateResponse{Job: out}, nil
+}
+
+func fromIDMappings(in []*pb.IdMapping) []*fsmpb.IdMapping {
+	out := make([]*fsmpb.IdMapping, len(in))
+	for i, m := range in {
+		out[i] = &fsmpb.IdMapping{Source: m.GetSource(), Target: m.GetTarget()}
+	}
+	return out
+}
+
+func toIDMappings(in []*fsmpb.IdMapping) []*pb.IdMapping {
+	out := make([]*pb.IdMapping, len(in))
+	for i, m := range in {
+		out[i] = &pb.IdMapping{Source: m.Source, Target: m.Target}
+	}
+	return out
 }
 
 func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListRestoreJobsRequest) (*pb.ListRestoreJobsResponse, error) {

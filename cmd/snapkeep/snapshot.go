@@ -31,9 +31,9 @@ func (a *app) snapshotCmd() *cobra.Command {
 		Short: "Snapshot a collection (waits until the snapshot is committed unless --async)",
 		Long: `Capture a collection's flushed segments and index builds now, under NAME. The
 snapshot keeps every file it captured alive, even after compaction, segment drops,
-index drops or the collection's own drop. Names follow the collection name rules:
-1–255 characters from [A-Za-z0-9_-], starting with a letter or '_', unique among the
-collection's pending and committed snapshots.`,
+index drops or the collection's own drop. Names are 1–255 characters from
+[A-Za-z0-9_.-], starting with a letter or '_' (dated names such as nightly-2026.12.02
+work), unique among the collection's pending and committed snapshots.`,
 		Args: exactArgs("COLLECTION", "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lbls, err := keyValues("label", labels)

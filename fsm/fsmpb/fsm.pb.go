@@ -1379,7 +1379,9 @@ type Segment struct {
 	DropReason    DropReason `protobuf:"varint,14,opt,name=drop_reason,json=dropReason,proto3,enum=snapkeep.fsm.v1.DropReason" json:"drop_reason,omitempty"`
 	// Set on the target segments of a restore while it copies: the job, not a lease,
 	// protects them.
-	RestoreJobId  uint64 `protobuf:"varint,15,opt,name=restore_job_id,json=restoreJobId,proto3" json:"restore_job_id,omitempty"`
+	RestoreJobId uint64 `protobuf:"varint,15,opt,name=restore_job_id,json=restoreJobId,proto3" json:"restore_job_id,omitempty"`
+	// A restored segment's source segment (0 for one written here).
+	RestoredFrom  uint64 `protobuf:"varint,16,opt,name=restored_from,json=restoredFrom,proto3" json:"restored_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1515,6 +1517,13 @@ func (x *Segment) GetDropReason() DropReason {
 func (x *Segment) GetRestoreJobId() uint64 {
 	if x != nil {
 		return x.RestoreJobId
+	}
+	return 0
+}
+
+func (x *Segment) GetRestoredFrom() uint64 {
+	if x != nil {
+		return x.RestoredFrom
 	}
 	return 0
 }
@@ -1976,8 +1985,12 @@ type RestoreJob struct {
 	VerifiedByHead         uint64 `protobuf:"varint,30,opt,name=verified_by_head,json=verifiedByHead,proto3" json:"verified_by_head,omitempty"`
 	VerifiedByReadBack     uint64 `protobuf:"varint,31,opt,name=verified_by_read_back,json=verifiedByReadBack,proto3" json:"verified_by_read_back,omitempty"`
 	NotVerified            uint64 `protobuf:"varint,32,opt,name=not_verified,json=notVerified,proto3" json:"not_verified,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// What became what: source → target partition and index ids (segments and builds
+	// are in the job's RestorePlan).
+	PartitionMap  []*IdMapping `protobuf:"bytes,33,rep,name=partition_map,json=partitionMap,proto3" json:"partition_map,omitempty"`
+	IndexMap      []*IdMapping `protobuf:"bytes,34,rep,name=index_map,json=indexMap,proto3" json:"index_map,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestoreJob) Reset() {
@@ -2232,6 +2245,20 @@ func (x *RestoreJob) GetNotVerified() uint64 {
 		return x.NotVerified
 	}
 	return 0
+}
+
+func (x *RestoreJob) GetPartitionMap() []*IdMapping {
+	if x != nil {
+		return x.PartitionMap
+	}
+	return nil
+}
+
+func (x *RestoreJob) GetIndexMap() []*IdMapping {
+	if x != nil {
+		return x.IndexMap
+	}
+	return nil
 }
 
 // RestorePlan maps a job's source segments and index builds to its targets and numbers
@@ -3233,9 +3260,14 @@ type CreateCollection struct {
 	Schema     []byte                 `protobuf:"bytes,3,opt,name=schema,proto3" json:"schema,omitempty"`
 	Properties map[string]string      `protobuf:"bytes,4,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Partitions to create besides "_default".
-	Partitions    []string  `protobuf:"bytes,5,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	Description   string    `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
-	Layout        KeyLayout `protobuf:"varint,7,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
+	Partitions  []string  `protobuf:"bytes,5,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Description string    `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
+	Layout      KeyLayout `protobuf:"varint,7,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
+	// Ids the caller allocated (Milvus's allocator); 0 means snapkeep allocates. Each
+	// must be unused by any other object of its kind. partition_ids: "_default" first,
+	// then one per name in partitions (empty: all allocated).
+	CollectionId  uint64   `protobuf:"varint,8,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
+	PartitionIds  []uint64 `protobuf:"varint,9,rep,packed,name=partition_ids,json=partitionIds,proto3" json:"partition_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3317,6 +3349,20 @@ func (x *CreateCollection) GetLayout() KeyLayout {
 		return x.Layout
 	}
 	return KeyLayout_KEY_LAYOUT_SNAPKEEP
+}
+
+func (x *CreateCollection) GetCollectionId() uint64 {
+	if x != nil {
+		return x.CollectionId
+	}
+	return 0
+}
+
+func (x *CreateCollection) GetPartitionIds() []uint64 {
+	if x != nil {
+		return x.PartitionIds
+	}
+	return nil
 }
 
 type DropCollection struct {
@@ -3440,10 +3486,12 @@ func (x *AlterCollection) GetDeleteProperties() []string {
 }
 
 type CreatePartition struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Database      string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
-	Collection    string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Database   string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The caller's id for the partition; 0 means snapkeep allocates.
+	PartitionId   uint64 `protobuf:"varint,4,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3497,6 +3545,13 @@ func (x *CreatePartition) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *CreatePartition) GetPartitionId() uint64 {
+	if x != nil {
+		return x.PartitionId
+	}
+	return 0
 }
 
 type DropPartition struct {
@@ -3560,12 +3615,14 @@ func (x *DropPartition) GetName() string {
 }
 
 type CreateIndex struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Database      string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
-	Collection    string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	FieldId       int64                  `protobuf:"varint,4,opt,name=field_id,json=fieldId,proto3" json:"field_id,omitempty"`
-	Params        map[string]string      `protobuf:"bytes,5,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Database   string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	FieldId    int64                  `protobuf:"varint,4,opt,name=field_id,json=fieldId,proto3" json:"field_id,omitempty"`
+	Params     map[string]string      `protobuf:"bytes,5,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The caller's id for the index; 0 means snapkeep allocates.
+	IndexId       uint64 `protobuf:"varint,6,opt,name=index_id,json=indexId,proto3" json:"index_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3635,6 +3692,13 @@ func (x *CreateIndex) GetParams() map[string]string {
 	return nil
 }
 
+func (x *CreateIndex) GetIndexId() uint64 {
+	if x != nil {
+		return x.IndexId
+	}
+	return 0
+}
+
 type DropIndex struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Database      string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
@@ -3701,7 +3765,9 @@ type AllocateSegment struct {
 	Collection string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
 	Partition  string                 `protobuf:"bytes,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	// Lease length in nanoseconds; the deadline is envelope.now + lease.
-	Lease         int64 `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	Lease int64 `protobuf:"varint,4,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The caller's id for the segment; 0 means snapkeep allocates.
+	SegmentId     uint64 `protobuf:"varint,5,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3760,6 +3826,13 @@ func (x *AllocateSegment) GetPartition() string {
 func (x *AllocateSegment) GetLease() int64 {
 	if x != nil {
 		return x.Lease
+	}
+	return 0
+}
+
+func (x *AllocateSegment) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
 	}
 	return 0
 }
@@ -3825,10 +3898,12 @@ func (x *FlushSegment) GetFiles() []*File {
 }
 
 type AllocateIndexBuild struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SegmentId     uint64                 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
-	Index         string                 `protobuf:"bytes,2,opt,name=index,proto3" json:"index,omitempty"`
-	Lease         int64                  `protobuf:"varint,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SegmentId uint64                 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	Index     string                 `protobuf:"bytes,2,opt,name=index,proto3" json:"index,omitempty"`
+	Lease     int64                  `protobuf:"varint,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The caller's id for the build; 0 means snapkeep allocates.
+	BuildId       uint64 `protobuf:"varint,4,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3880,6 +3955,13 @@ func (x *AllocateIndexBuild) GetIndex() string {
 func (x *AllocateIndexBuild) GetLease() int64 {
 	if x != nil {
 		return x.Lease
+	}
+	return 0
+}
+
+func (x *AllocateIndexBuild) GetBuildId() uint64 {
+	if x != nil {
+		return x.BuildId
 	}
 	return 0
 }
@@ -4461,9 +4543,17 @@ type RestoreBegin struct {
 	MaxAttempts      uint32                 `protobuf:"varint,9,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	// Read every copy back in full (streamed CRC-32C) instead of trusting the
 	// checksums a server reports.
-	ReadBack      bool `protobuf:"varint,10,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReadBack bool `protobuf:"varint,10,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	// Ids the caller chose for the target's objects (Milvus's allocator): the
+	// collection's, and source id → target id for partitions, indexes, segments and
+	// index builds. Anything not named gets an id from snapkeep.
+	TargetCollectionId uint64       `protobuf:"varint,11,opt,name=target_collection_id,json=targetCollectionId,proto3" json:"target_collection_id,omitempty"`
+	TargetPartitions   []*IdMapping `protobuf:"bytes,12,rep,name=target_partitions,json=targetPartitions,proto3" json:"target_partitions,omitempty"`
+	TargetIndexes      []*IdMapping `protobuf:"bytes,13,rep,name=target_indexes,json=targetIndexes,proto3" json:"target_indexes,omitempty"`
+	TargetSegments     []*IdMapping `protobuf:"bytes,14,rep,name=target_segments,json=targetSegments,proto3" json:"target_segments,omitempty"`
+	TargetBuilds       []*IdMapping `protobuf:"bytes,15,rep,name=target_builds,json=targetBuilds,proto3" json:"target_builds,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RestoreBegin) Reset() {
@@ -4566,6 +4656,94 @@ func (x *RestoreBegin) GetReadBack() bool {
 	return false
 }
 
+func (x *RestoreBegin) GetTargetCollectionId() uint64 {
+	if x != nil {
+		return x.TargetCollectionId
+	}
+	return 0
+}
+
+func (x *RestoreBegin) GetTargetPartitions() []*IdMapping {
+	if x != nil {
+		return x.TargetPartitions
+	}
+	return nil
+}
+
+func (x *RestoreBegin) GetTargetIndexes() []*IdMapping {
+	if x != nil {
+		return x.TargetIndexes
+	}
+	return nil
+}
+
+func (x *RestoreBegin) GetTargetSegments() []*IdMapping {
+	if x != nil {
+		return x.TargetSegments
+	}
+	return nil
+}
+
+func (x *RestoreBegin) GetTargetBuilds() []*IdMapping {
+	if x != nil {
+		return x.TargetBuilds
+	}
+	return nil
+}
+
+// IdMapping maps a source object's id to its copy's.
+type IdMapping struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        uint64                 `protobuf:"varint,1,opt,name=source,proto3" json:"source,omitempty"`
+	Target        uint64                 `protobuf:"varint,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IdMapping) Reset() {
+	*x = IdMapping{}
+	mi := &file_fsm_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdMapping) ProtoMessage() {}
+
+func (x *IdMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdMapping.ProtoReflect.Descriptor instead.
+func (*IdMapping) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *IdMapping) GetSource() uint64 {
+	if x != nil {
+		return x.Source
+	}
+	return 0
+}
+
+func (x *IdMapping) GetTarget() uint64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
 // RestoreStart moves a PENDING job to COPYING once its sources are checked.
 type RestoreStart struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4576,7 +4754,7 @@ type RestoreStart struct {
 
 func (x *RestoreStart) Reset() {
 	*x = RestoreStart{}
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4588,7 +4766,7 @@ func (x *RestoreStart) String() string {
 func (*RestoreStart) ProtoMessage() {}
 
 func (x *RestoreStart) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4601,7 +4779,7 @@ func (x *RestoreStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStart.ProtoReflect.Descriptor instead.
 func (*RestoreStart) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RestoreStart) GetJobId() uint64 {
@@ -4627,7 +4805,7 @@ type RestoreGrant struct {
 
 func (x *RestoreGrant) Reset() {
 	*x = RestoreGrant{}
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4639,7 +4817,7 @@ func (x *RestoreGrant) String() string {
 func (*RestoreGrant) ProtoMessage() {}
 
 func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4652,7 +4830,7 @@ func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrant.ProtoReflect.Descriptor instead.
 func (*RestoreGrant) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RestoreGrant) GetJobId() uint64 {
@@ -4702,7 +4880,7 @@ type TaskDone struct {
 
 func (x *TaskDone) Reset() {
 	*x = TaskDone{}
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4714,7 +4892,7 @@ func (x *TaskDone) String() string {
 func (*TaskDone) ProtoMessage() {}
 
 func (x *TaskDone) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4727,7 +4905,7 @@ func (x *TaskDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDone.ProtoReflect.Descriptor instead.
 func (*TaskDone) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TaskDone) GetTask() uint32 {
@@ -4764,7 +4942,7 @@ type TaskFailed struct {
 
 func (x *TaskFailed) Reset() {
 	*x = TaskFailed{}
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4776,7 +4954,7 @@ func (x *TaskFailed) String() string {
 func (*TaskFailed) ProtoMessage() {}
 
 func (x *TaskFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4789,7 +4967,7 @@ func (x *TaskFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailed.ProtoReflect.Descriptor instead.
 func (*TaskFailed) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TaskFailed) GetTask() uint32 {
@@ -4838,7 +5016,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4850,7 +5028,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4863,7 +5041,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RestoreReport) GetJobId() uint64 {
@@ -4912,7 +5090,7 @@ type RestoreFail struct {
 
 func (x *RestoreFail) Reset() {
 	*x = RestoreFail{}
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4924,7 +5102,7 @@ func (x *RestoreFail) String() string {
 func (*RestoreFail) ProtoMessage() {}
 
 func (x *RestoreFail) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4937,7 +5115,7 @@ func (x *RestoreFail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFail.ProtoReflect.Descriptor instead.
 func (*RestoreFail) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RestoreFail) GetJobId() uint64 {
@@ -4971,7 +5149,7 @@ type RestoreCancel struct {
 
 func (x *RestoreCancel) Reset() {
 	*x = RestoreCancel{}
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4983,7 +5161,7 @@ func (x *RestoreCancel) String() string {
 func (*RestoreCancel) ProtoMessage() {}
 
 func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4996,7 +5174,7 @@ func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreCancel.ProtoReflect.Descriptor instead.
 func (*RestoreCancel) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RestoreCancel) GetJobId() uint64 {
@@ -5030,7 +5208,7 @@ type ExpireRestoreLeases struct {
 
 func (x *ExpireRestoreLeases) Reset() {
 	*x = ExpireRestoreLeases{}
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5042,7 +5220,7 @@ func (x *ExpireRestoreLeases) String() string {
 func (*ExpireRestoreLeases) ProtoMessage() {}
 
 func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5055,7 +5233,7 @@ func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeases.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeases) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExpireRestoreLeases) GetNode() string {
@@ -5089,7 +5267,7 @@ type RestoreRemove struct {
 
 func (x *RestoreRemove) Reset() {
 	*x = RestoreRemove{}
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5101,7 +5279,7 @@ func (x *RestoreRemove) String() string {
 func (*RestoreRemove) ProtoMessage() {}
 
 func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5114,7 +5292,7 @@ func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRemove.ProtoReflect.Descriptor instead.
 func (*RestoreRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RestoreRemove) GetJobId() uint64 {
@@ -5135,7 +5313,7 @@ type BuildRef struct {
 
 func (x *BuildRef) Reset() {
 	*x = BuildRef{}
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5147,7 +5325,7 @@ func (x *BuildRef) String() string {
 func (*BuildRef) ProtoMessage() {}
 
 func (x *BuildRef) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5160,7 +5338,7 @@ func (x *BuildRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRef.ProtoReflect.Descriptor instead.
 func (*BuildRef) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *BuildRef) GetSegmentId() uint64 {
@@ -5190,7 +5368,7 @@ type OrphanCandidate struct {
 
 func (x *OrphanCandidate) Reset() {
 	*x = OrphanCandidate{}
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5202,7 +5380,7 @@ func (x *OrphanCandidate) String() string {
 func (*OrphanCandidate) ProtoMessage() {}
 
 func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5215,7 +5393,7 @@ func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphanCandidate.ProtoReflect.Descriptor instead.
 func (*OrphanCandidate) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *OrphanCandidate) GetKey() string {
@@ -5250,7 +5428,7 @@ type GCCheck struct {
 
 func (x *GCCheck) Reset() {
 	*x = GCCheck{}
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5262,7 +5440,7 @@ func (x *GCCheck) String() string {
 func (*GCCheck) ProtoMessage() {}
 
 func (x *GCCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5275,7 +5453,7 @@ func (x *GCCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheck.ProtoReflect.Descriptor instead.
 func (*GCCheck) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GCCheck) GetSegments() []uint64 {
@@ -5334,7 +5512,7 @@ type GCRemove struct {
 
 func (x *GCRemove) Reset() {
 	*x = GCRemove{}
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5346,7 +5524,7 @@ func (x *GCRemove) String() string {
 func (*GCRemove) ProtoMessage() {}
 
 func (x *GCRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5359,7 +5537,7 @@ func (x *GCRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemove.ProtoReflect.Descriptor instead.
 func (*GCRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GCRemove) GetSegments() []uint64 {
@@ -5400,7 +5578,7 @@ type GCRecordReport struct {
 
 func (x *GCRecordReport) Reset() {
 	*x = GCRecordReport{}
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5412,7 +5590,7 @@ func (x *GCRecordReport) String() string {
 func (*GCRecordReport) ProtoMessage() {}
 
 func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5425,7 +5603,7 @@ func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRecordReport.ProtoReflect.Descriptor instead.
 func (*GCRecordReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GCRecordReport) GetReport() *GCReport {
@@ -5444,7 +5622,7 @@ type DatabaseResponse struct {
 
 func (x *DatabaseResponse) Reset() {
 	*x = DatabaseResponse{}
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5456,7 +5634,7 @@ func (x *DatabaseResponse) String() string {
 func (*DatabaseResponse) ProtoMessage() {}
 
 func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5469,7 +5647,7 @@ func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DatabaseResponse) GetDatabase() *Database {
@@ -5490,7 +5668,7 @@ type CollectionResponse struct {
 
 func (x *CollectionResponse) Reset() {
 	*x = CollectionResponse{}
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5502,7 +5680,7 @@ func (x *CollectionResponse) String() string {
 func (*CollectionResponse) ProtoMessage() {}
 
 func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5515,7 +5693,7 @@ func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectionResponse.ProtoReflect.Descriptor instead.
 func (*CollectionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CollectionResponse) GetCollection() *Collection {
@@ -5541,7 +5719,7 @@ type SegmentResponse struct {
 
 func (x *SegmentResponse) Reset() {
 	*x = SegmentResponse{}
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5553,7 +5731,7 @@ func (x *SegmentResponse) String() string {
 func (*SegmentResponse) ProtoMessage() {}
 
 func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5566,7 +5744,7 @@ func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentResponse.ProtoReflect.Descriptor instead.
 func (*SegmentResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SegmentResponse) GetSegment() *Segment {
@@ -5586,7 +5764,7 @@ type IndexBuildResponse struct {
 
 func (x *IndexBuildResponse) Reset() {
 	*x = IndexBuildResponse{}
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5598,7 +5776,7 @@ func (x *IndexBuildResponse) String() string {
 func (*IndexBuildResponse) ProtoMessage() {}
 
 func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5611,7 +5789,7 @@ func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*IndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *IndexBuildResponse) GetSegment() *Segment {
@@ -5637,7 +5815,7 @@ type SegmentsResponse struct {
 
 func (x *SegmentsResponse) Reset() {
 	*x = SegmentsResponse{}
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5649,7 +5827,7 @@ func (x *SegmentsResponse) String() string {
 func (*SegmentsResponse) ProtoMessage() {}
 
 func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5662,7 +5840,7 @@ func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentsResponse.ProtoReflect.Descriptor instead.
 func (*SegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{64}
+	return file_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SegmentsResponse) GetSegments() []*Segment {
@@ -5682,7 +5860,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5694,7 +5872,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5707,7 +5885,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{65}
+	return file_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SnapshotResponse) GetSnapshot() *Snapshot {
@@ -5728,7 +5906,7 @@ type RestoreJobResponse struct {
 
 func (x *RestoreJobResponse) Reset() {
 	*x = RestoreJobResponse{}
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5740,7 +5918,7 @@ func (x *RestoreJobResponse) String() string {
 func (*RestoreJobResponse) ProtoMessage() {}
 
 func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5753,7 +5931,7 @@ func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJobResponse.ProtoReflect.Descriptor instead.
 func (*RestoreJobResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{66}
+	return file_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RestoreJobResponse) GetJob() *RestoreJob {
@@ -5779,7 +5957,7 @@ type RestoreGrantResponse struct {
 
 func (x *RestoreGrantResponse) Reset() {
 	*x = RestoreGrantResponse{}
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5791,7 +5969,7 @@ func (x *RestoreGrantResponse) String() string {
 func (*RestoreGrantResponse) ProtoMessage() {}
 
 func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5804,7 +5982,7 @@ func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrantResponse.ProtoReflect.Descriptor instead.
 func (*RestoreGrantResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{67}
+	return file_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RestoreGrantResponse) GetLease() *RestoreLease {
@@ -5823,7 +6001,7 @@ type ExpireRestoreLeasesResponse struct {
 
 func (x *ExpireRestoreLeasesResponse) Reset() {
 	*x = ExpireRestoreLeasesResponse{}
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5835,7 +6013,7 @@ func (x *ExpireRestoreLeasesResponse) String() string {
 func (*ExpireRestoreLeasesResponse) ProtoMessage() {}
 
 func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5848,7 +6026,7 @@ func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{68}
+	return file_fsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ExpireRestoreLeasesResponse) GetLeaseIds() []uint64 {
@@ -5871,7 +6049,7 @@ type GCCheckResponse struct {
 
 func (x *GCCheckResponse) Reset() {
 	*x = GCCheckResponse{}
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5883,7 +6061,7 @@ func (x *GCCheckResponse) String() string {
 func (*GCCheckResponse) ProtoMessage() {}
 
 func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5896,7 +6074,7 @@ func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheckResponse.ProtoReflect.Descriptor instead.
 func (*GCCheckResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{69}
+	return file_fsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GCCheckResponse) GetSegments() []uint64 {
@@ -5941,7 +6119,7 @@ type GCRemoveResponse struct {
 
 func (x *GCRemoveResponse) Reset() {
 	*x = GCRemoveResponse{}
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5953,7 +6131,7 @@ func (x *GCRemoveResponse) String() string {
 func (*GCRemoveResponse) ProtoMessage() {}
 
 func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5966,7 +6144,7 @@ func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemoveResponse.ProtoReflect.Descriptor instead.
 func (*GCRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{70}
+	return file_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GCRemoveResponse) GetSegments() uint64 {
@@ -6014,7 +6192,7 @@ type ExpireAllocationsResponse struct {
 
 func (x *ExpireAllocationsResponse) Reset() {
 	*x = ExpireAllocationsResponse{}
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6026,7 +6204,7 @@ func (x *ExpireAllocationsResponse) String() string {
 func (*ExpireAllocationsResponse) ProtoMessage() {}
 
 func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6039,7 +6217,7 @@ func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocationsResponse.ProtoReflect.Descriptor instead.
 func (*ExpireAllocationsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{71}
+	return file_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ExpireAllocationsResponse) GetSegmentIds() []uint64 {
@@ -6064,7 +6242,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6076,7 +6254,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6089,7 +6267,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{72}
+	return file_fsm_proto_rawDescGZIP(), []int{73}
 }
 
 var File_fsm_proto protoreflect.FileDescriptor
@@ -6173,7 +6351,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\n" +
 	"dropped_at\x18\b \x01(\x03R\tdroppedAt\x12<\n" +
 	"\vdrop_reason\x18\t \x01(\x0e2\x1b.snapkeep.fsm.v1.DropReasonR\n" +
-	"dropReason\"\xbf\x04\n" +
+	"dropReason\"\xe4\x04\n" +
 	"\aSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12!\n" +
@@ -6193,7 +6371,8 @@ const file_fsm_proto_rawDesc = "" +
 	"dropped_at\x18\r \x01(\x03R\tdroppedAt\x12<\n" +
 	"\vdrop_reason\x18\x0e \x01(\x0e2\x1b.snapkeep.fsm.v1.DropReasonR\n" +
 	"dropReason\x12$\n" +
-	"\x0erestore_job_id\x18\x0f \x01(\x04R\frestoreJobId\"g\n" +
+	"\x0erestore_job_id\x18\x0f \x01(\x04R\frestoreJobId\x12#\n" +
+	"\rrestored_from\x18\x10 \x01(\x04R\frestoredFrom\"g\n" +
 	"\n" +
 	"KindTotals\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.snapkeep.fsm.v1.FileKindR\x04kind\x12\x14\n" +
@@ -6248,7 +6427,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa6\t\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa0\n" +
+	"\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
@@ -6293,7 +6473,9 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19verified_by_copy_response\x18\x1d \x01(\x04R\x16verifiedByCopyResponse\x12(\n" +
 	"\x10verified_by_head\x18\x1e \x01(\x04R\x0everifiedByHead\x121\n" +
 	"\x15verified_by_read_back\x18\x1f \x01(\x04R\x12verifiedByReadBack\x12!\n" +
-	"\fnot_verified\x18  \x01(\x04R\vnotVerified\"a\n" +
+	"\fnot_verified\x18  \x01(\x04R\vnotVerified\x12?\n" +
+	"\rpartition_map\x18! \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\fpartitionMap\x127\n" +
+	"\tindex_map\x18\" \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\bindexMap\"a\n" +
 	"\vRestorePlan\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12;\n" +
 	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\"\xb6\x01\n" +
@@ -6384,7 +6566,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\"\n" +
 	"\fDropDatabase\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xe2\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xac\x03\n" +
 	"\x10CreateCollection\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -6396,7 +6578,9 @@ const file_fsm_proto_rawDesc = "" +
 	"partitions\x18\x05 \x03(\tR\n" +
 	"partitions\x12 \n" +
 	"\vdescription\x18\x06 \x01(\tR\vdescription\x122\n" +
-	"\x06layout\x18\a \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x1a=\n" +
+	"\x06layout\x18\a \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x12#\n" +
+	"\rcollection_id\x18\b \x01(\x04R\fcollectionId\x12#\n" +
+	"\rpartition_ids\x18\t \x03(\x04R\fpartitionIds\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
@@ -6410,19 +6594,20 @@ const file_fsm_proto_rawDesc = "" +
 	"\x11delete_properties\x18\x04 \x03(\tR\x10deleteProperties\x1a@\n" +
 	"\x12SetPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x84\x01\n" +
 	"\x0fCreatePartition\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"_\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12!\n" +
+	"\fpartition_id\x18\x04 \x01(\x04R\vpartitionId\"_\n" +
 	"\rDropPartition\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xf5\x01\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\x90\x02\n" +
 	"\vCreateIndex\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
@@ -6430,7 +6615,8 @@ const file_fsm_proto_rawDesc = "" +
 	"collection\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x19\n" +
 	"\bfield_id\x18\x04 \x01(\x03R\afieldId\x12@\n" +
-	"\x06params\x18\x05 \x03(\v2(.snapkeep.fsm.v1.CreateIndex.ParamsEntryR\x06params\x1a9\n" +
+	"\x06params\x18\x05 \x03(\v2(.snapkeep.fsm.v1.CreateIndex.ParamsEntryR\x06params\x12\x19\n" +
+	"\bindex_id\x18\x06 \x01(\x04R\aindexId\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"[\n" +
@@ -6439,24 +6625,27 @@ const file_fsm_proto_rawDesc = "" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\x81\x01\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xa0\x01\n" +
 	"\x0fAllocateSegment\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12\x1c\n" +
 	"\tpartition\x18\x03 \x01(\tR\tpartition\x12\x14\n" +
-	"\x05lease\x18\x04 \x01(\x03R\x05lease\"w\n" +
+	"\x05lease\x18\x04 \x01(\x03R\x05lease\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x05 \x01(\x04R\tsegmentId\"w\n" +
 	"\fFlushSegment\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x1b\n" +
 	"\trow_count\x18\x02 \x01(\x03R\browCount\x12+\n" +
-	"\x05files\x18\x03 \x03(\v2\x15.snapkeep.fsm.v1.FileR\x05files\"_\n" +
+	"\x05files\x18\x03 \x03(\v2\x15.snapkeep.fsm.v1.FileR\x05files\"z\n" +
 	"\x12AllocateIndexBuild\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\tR\x05index\x12\x14\n" +
-	"\x05lease\x18\x03 \x01(\x03R\x05lease\"v\n" +
+	"\x05lease\x18\x03 \x01(\x03R\x05lease\x12\x19\n" +
+	"\bbuild_id\x18\x04 \x01(\x04R\abuildId\"v\n" +
 	"\rAddIndexBuild\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x19\n" +
@@ -6501,7 +6690,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"1\n" +
 	"\x0eSnapshotRemove\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
-	"snapshotId\"\xdd\x02\n" +
+	"snapshotId\"\xa1\x05\n" +
 	"\fRestoreBegin\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
@@ -6517,7 +6706,15 @@ const file_fsm_proto_rawDesc = "" +
 	"\x0fmax_concurrency\x18\b \x01(\rR\x0emaxConcurrency\x12!\n" +
 	"\fmax_attempts\x18\t \x01(\rR\vmaxAttempts\x12\x1b\n" +
 	"\tread_back\x18\n" +
-	" \x01(\bR\breadBack\"%\n" +
+	" \x01(\bR\breadBack\x120\n" +
+	"\x14target_collection_id\x18\v \x01(\x04R\x12targetCollectionId\x12G\n" +
+	"\x11target_partitions\x18\f \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\x10targetPartitions\x12A\n" +
+	"\x0etarget_indexes\x18\r \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\rtargetIndexes\x12C\n" +
+	"\x0ftarget_segments\x18\x0e \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\x0etargetSegments\x12?\n" +
+	"\rtarget_builds\x18\x0f \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\ftargetBuilds\";\n" +
+	"\tIdMapping\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\x04R\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\x04R\x06target\"%\n" +
 	"\fRestoreStart\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\x8e\x01\n" +
 	"\fRestoreGrant\x12\x15\n" +
@@ -6730,7 +6927,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -6789,49 +6986,50 @@ var file_fsm_proto_goTypes = []any{
 	(*SnapshotMarkDeleting)(nil),        // 54: snapkeep.fsm.v1.SnapshotMarkDeleting
 	(*SnapshotRemove)(nil),              // 55: snapkeep.fsm.v1.SnapshotRemove
 	(*RestoreBegin)(nil),                // 56: snapkeep.fsm.v1.RestoreBegin
-	(*RestoreStart)(nil),                // 57: snapkeep.fsm.v1.RestoreStart
-	(*RestoreGrant)(nil),                // 58: snapkeep.fsm.v1.RestoreGrant
-	(*TaskDone)(nil),                    // 59: snapkeep.fsm.v1.TaskDone
-	(*TaskFailed)(nil),                  // 60: snapkeep.fsm.v1.TaskFailed
-	(*RestoreReport)(nil),               // 61: snapkeep.fsm.v1.RestoreReport
-	(*RestoreFail)(nil),                 // 62: snapkeep.fsm.v1.RestoreFail
-	(*RestoreCancel)(nil),               // 63: snapkeep.fsm.v1.RestoreCancel
-	(*ExpireRestoreLeases)(nil),         // 64: snapkeep.fsm.v1.ExpireRestoreLeases
-	(*RestoreRemove)(nil),               // 65: snapkeep.fsm.v1.RestoreRemove
-	(*BuildRef)(nil),                    // 66: snapkeep.fsm.v1.BuildRef
-	(*OrphanCandidate)(nil),             // 67: snapkeep.fsm.v1.OrphanCandidate
-	(*GCCheck)(nil),                     // 68: snapkeep.fsm.v1.GCCheck
-	(*GCRemove)(nil),                    // 69: snapkeep.fsm.v1.GCRemove
-	(*GCRecordReport)(nil),              // 70: snapkeep.fsm.v1.GCRecordReport
-	(*DatabaseResponse)(nil),            // 71: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),          // 72: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),             // 73: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),          // 74: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),            // 75: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),            // 76: snapkeep.fsm.v1.SnapshotResponse
-	(*RestoreJobResponse)(nil),          // 77: snapkeep.fsm.v1.RestoreJobResponse
-	(*RestoreGrantResponse)(nil),        // 78: snapkeep.fsm.v1.RestoreGrantResponse
-	(*ExpireRestoreLeasesResponse)(nil), // 79: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
-	(*GCCheckResponse)(nil),             // 80: snapkeep.fsm.v1.GCCheckResponse
-	(*GCRemoveResponse)(nil),            // 81: snapkeep.fsm.v1.GCRemoveResponse
-	(*ExpireAllocationsResponse)(nil),   // 82: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                       // 83: snapkeep.fsm.v1.Empty
-	nil,                                 // 84: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 85: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 86: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 87: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 88: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 89: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 90: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 91: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 92: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 93: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(*IdMapping)(nil),                   // 57: snapkeep.fsm.v1.IdMapping
+	(*RestoreStart)(nil),                // 58: snapkeep.fsm.v1.RestoreStart
+	(*RestoreGrant)(nil),                // 59: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 60: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 61: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 62: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 63: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 64: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 65: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 66: snapkeep.fsm.v1.RestoreRemove
+	(*BuildRef)(nil),                    // 67: snapkeep.fsm.v1.BuildRef
+	(*OrphanCandidate)(nil),             // 68: snapkeep.fsm.v1.OrphanCandidate
+	(*GCCheck)(nil),                     // 69: snapkeep.fsm.v1.GCCheck
+	(*GCRemove)(nil),                    // 70: snapkeep.fsm.v1.GCRemove
+	(*GCRecordReport)(nil),              // 71: snapkeep.fsm.v1.GCRecordReport
+	(*DatabaseResponse)(nil),            // 72: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 73: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 74: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 75: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 76: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 77: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 78: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 79: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 80: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*GCCheckResponse)(nil),             // 81: snapkeep.fsm.v1.GCCheckResponse
+	(*GCRemoveResponse)(nil),            // 82: snapkeep.fsm.v1.GCRemoveResponse
+	(*ExpireAllocationsResponse)(nil),   // 83: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 84: snapkeep.fsm.v1.Empty
+	nil,                                 // 85: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 86: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 87: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 88: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 89: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 90: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 91: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 92: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 93: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 94: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	84, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	85, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	85, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	86, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,  // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	86, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	87, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
 	13, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
 	14, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,  // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
@@ -6844,55 +7042,61 @@ var file_fsm_proto_depIdxs = []int32{
 	4,  // 13: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
 	19, // 14: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	6,  // 15: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	87, // 16: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	88, // 17: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	88, // 16: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	89, // 17: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
 	13, // 18: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
 	14, // 19: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	20, // 20: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	1,  // 21: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
 	7,  // 22: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	24, // 23: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	25, // 24: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	28, // 25: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	28, // 26: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
-	8,  // 27: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	9,  // 28: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	31, // 29: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	9,  // 30: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	89, // 31: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	90, // 32: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	1,  // 33: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	91, // 34: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	92, // 35: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	16, // 36: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	16, // 37: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	16, // 38: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	47, // 39: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	30, // 40: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	93, // 41: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	20, // 42: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	10, // 43: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	59, // 44: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	60, // 45: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	66, // 46: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	67, // 47: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	66, // 48: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	29, // 49: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	12, // 50: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	15, // 51: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	18, // 52: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	18, // 53: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	18, // 54: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	21, // 55: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	22, // 56: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	26, // 57: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	66, // 58: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	66, // 59: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	57, // 23: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
+	57, // 24: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
+	24, // 25: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	25, // 26: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	28, // 27: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	28, // 28: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	8,  // 29: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	9,  // 30: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	31, // 31: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	9,  // 32: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	90, // 33: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	91, // 34: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	1,  // 35: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	92, // 36: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	93, // 37: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	16, // 38: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	16, // 39: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	16, // 40: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	47, // 41: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	30, // 42: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	94, // 43: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	20, // 44: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	57, // 45: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
+	57, // 46: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
+	57, // 47: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
+	57, // 48: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
+	10, // 49: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	60, // 50: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	61, // 51: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	67, // 52: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	68, // 53: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	67, // 54: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	29, // 55: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	12, // 56: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	15, // 57: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	18, // 58: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	18, // 59: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	18, // 60: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	21, // 61: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	22, // 62: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	26, // 63: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	67, // 64: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	67, // 65: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	66, // [66:66] is the sub-list for method output_type
+	66, // [66:66] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -6906,7 +7110,7 @@ func file_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   83,
+			NumMessages:   84,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

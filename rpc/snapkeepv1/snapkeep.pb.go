@@ -1342,8 +1342,10 @@ type Segment struct {
 	FlushedAtUnixMs     int64      `protobuf:"varint,13,opt,name=flushed_at_unix_ms,json=flushedAtUnixMs,proto3" json:"flushed_at_unix_ms,omitempty"`
 	DroppedAtUnixMs     int64      `protobuf:"varint,14,opt,name=dropped_at_unix_ms,json=droppedAtUnixMs,proto3" json:"dropped_at_unix_ms,omitempty"`
 	DropReason          DropReason `protobuf:"varint,15,opt,name=drop_reason,json=dropReason,proto3,enum=snapkeep.v1.DropReason" json:"drop_reason,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// A restored segment's source segment in the snapshot (0 otherwise).
+	RestoredFrom  uint64 `protobuf:"varint,16,opt,name=restored_from,json=restoredFrom,proto3" json:"restored_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Segment) Reset() {
@@ -1479,6 +1481,13 @@ func (x *Segment) GetDropReason() DropReason {
 		return x.DropReason
 	}
 	return DropReason_DROP_REASON_UNSPECIFIED
+}
+
+func (x *Segment) GetRestoredFrom() uint64 {
+	if x != nil {
+		return x.RestoredFrom
+	}
+	return 0
 }
 
 type CreateDatabaseRequest struct {
@@ -1808,7 +1817,13 @@ type CreateCollectionRequest struct {
 	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
 	// Where the collection's files sit; UNSPECIFIED means SNAPKEEP. Fixed for the
 	// collection's life and kept in its snapshots.
-	Layout        KeyLayout `protobuf:"varint,8,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
+	Layout KeyLayout `protobuf:"varint,8,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
+	// Ids allocated by the caller (Milvus's allocator); 0 means snapkeep allocates.
+	// An id must not be used by another object of its kind (ALREADY_EXISTS).
+	// partition_ids: "_default" first, then one per name in partitions, in order
+	// (empty: snapkeep allocates them all).
+	CollectionId  uint64   `protobuf:"varint,9,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
+	PartitionIds  []uint64 `protobuf:"varint,10,rep,packed,name=partition_ids,json=partitionIds,proto3" json:"partition_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1897,6 +1912,20 @@ func (x *CreateCollectionRequest) GetLayout() KeyLayout {
 		return x.Layout
 	}
 	return KeyLayout_KEY_LAYOUT_UNSPECIFIED
+}
+
+func (x *CreateCollectionRequest) GetCollectionId() uint64 {
+	if x != nil {
+		return x.CollectionId
+	}
+	return 0
+}
+
+func (x *CreateCollectionRequest) GetPartitionIds() []uint64 {
+	if x != nil {
+		return x.PartitionIds
+	}
+	return nil
 }
 
 type CreateCollectionResponse struct {
@@ -2416,11 +2445,13 @@ func (x *ListCollectionsResponse) GetNextPageToken() string {
 }
 
 type CreatePartitionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Database      string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
-	Collection    string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
-	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Database   string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name       string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// The caller's id for the partition; 0 means snapkeep allocates.
+	PartitionId   uint64 `protobuf:"varint,5,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2481,6 +2512,13 @@ func (x *CreatePartitionRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *CreatePartitionRequest) GetPartitionId() uint64 {
+	if x != nil {
+		return x.PartitionId
+	}
+	return 0
 }
 
 type CreatePartitionResponse struct {
@@ -2645,9 +2683,11 @@ type CreateIndexRequest struct {
 	Database   string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
 	Collection string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
 	// Index name, unique within the collection.
-	Name          string            `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	FieldId       int64             `protobuf:"varint,5,opt,name=field_id,json=fieldId,proto3" json:"field_id,omitempty"`
-	Params        map[string]string `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Name    string            `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	FieldId int64             `protobuf:"varint,5,opt,name=field_id,json=fieldId,proto3" json:"field_id,omitempty"`
+	Params  map[string]string `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The caller's id for the index; 0 means snapkeep allocates.
+	IndexId       uint64 `protobuf:"varint,7,opt,name=index_id,json=indexId,proto3" json:"index_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2722,6 +2762,13 @@ func (x *CreateIndexRequest) GetParams() map[string]string {
 		return x.Params
 	}
 	return nil
+}
+
+func (x *CreateIndexRequest) GetIndexId() uint64 {
+	if x != nil {
+		return x.IndexId
+	}
+	return 0
 }
 
 type CreateIndexResponse struct {
@@ -2888,7 +2935,9 @@ type AllocateSegmentRequest struct {
 	// Partition name; empty means "_default".
 	Partition string `protobuf:"bytes,4,opt,name=partition,proto3" json:"partition,omitempty"`
 	// Lease length in milliseconds; 0 means the server default (1 hour). At most 7 days.
-	LeaseMs       int64 `protobuf:"varint,5,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	LeaseMs int64 `protobuf:"varint,5,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	// The caller's id for the segment; 0 means snapkeep allocates.
+	SegmentId     uint64 `protobuf:"varint,6,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2954,6 +3003,13 @@ func (x *AllocateSegmentRequest) GetPartition() string {
 func (x *AllocateSegmentRequest) GetLeaseMs() int64 {
 	if x != nil {
 		return x.LeaseMs
+	}
+	return 0
+}
+
+func (x *AllocateSegmentRequest) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
 	}
 	return 0
 }
@@ -3124,7 +3180,9 @@ type AllocateIndexBuildRequest struct {
 	// Name of the collection's index definition being built.
 	Index string `protobuf:"bytes,3,opt,name=index,proto3" json:"index,omitempty"`
 	// Lease length in milliseconds; 0 means the server default (1 hour).
-	LeaseMs       int64 `protobuf:"varint,4,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	LeaseMs int64 `protobuf:"varint,4,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	// The caller's id for the build; 0 means snapkeep allocates.
+	BuildId       uint64 `protobuf:"varint,5,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3183,6 +3241,13 @@ func (x *AllocateIndexBuildRequest) GetIndex() string {
 func (x *AllocateIndexBuildRequest) GetLeaseMs() int64 {
 	if x != nil {
 		return x.LeaseMs
+	}
+	return 0
+}
+
+func (x *AllocateIndexBuildRequest) GetBuildId() uint64 {
+	if x != nil {
+		return x.BuildId
 	}
 	return 0
 }
@@ -4035,7 +4100,7 @@ type Snapshot struct {
 	// True when that collection has since been dropped (its name may be in use by
 	// another collection).
 	CollectionDropped bool `protobuf:"varint,5,opt,name=collection_dropped,json=collectionDropped,proto3" json:"collection_dropped,omitempty"`
-	// Name: 1–255 characters [A-Za-z0-9_-], starting with a letter or "_"; unique among
+	// Name: 1–255 characters [A-Za-z0-9_.-], starting with a letter or "_"; unique among
 	// the collection's pending and committed snapshots.
 	Name        string            `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
 	State       SnapshotState     `protobuf:"varint,7,opt,name=state,proto3,enum=snapkeep.v1.SnapshotState" json:"state,omitempty"`
@@ -4874,8 +4939,13 @@ type RestoreJob struct {
 	VerifiedByHead         uint64 `protobuf:"varint,33,opt,name=verified_by_head,json=verifiedByHead,proto3" json:"verified_by_head,omitempty"`
 	VerifiedByReadBack     uint64 `protobuf:"varint,34,opt,name=verified_by_read_back,json=verifiedByReadBack,proto3" json:"verified_by_read_back,omitempty"`
 	NotVerified            uint64 `protobuf:"varint,35,opt,name=not_verified,json=notVerified,proto3" json:"not_verified,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// What became what, source id → target id (GetRestoreState; empty in lists).
+	PartitionMap  []*IdMapping `protobuf:"bytes,36,rep,name=partition_map,json=partitionMap,proto3" json:"partition_map,omitempty"`
+	IndexMap      []*IdMapping `protobuf:"bytes,37,rep,name=index_map,json=indexMap,proto3" json:"index_map,omitempty"`
+	SegmentMap    []*IdMapping `protobuf:"bytes,38,rep,name=segment_map,json=segmentMap,proto3" json:"segment_map,omitempty"`
+	BuildMap      []*IdMapping `protobuf:"bytes,39,rep,name=build_map,json=buildMap,proto3" json:"build_map,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestoreJob) Reset() {
@@ -5153,6 +5223,34 @@ func (x *RestoreJob) GetNotVerified() uint64 {
 	return 0
 }
 
+func (x *RestoreJob) GetPartitionMap() []*IdMapping {
+	if x != nil {
+		return x.PartitionMap
+	}
+	return nil
+}
+
+func (x *RestoreJob) GetIndexMap() []*IdMapping {
+	if x != nil {
+		return x.IndexMap
+	}
+	return nil
+}
+
+func (x *RestoreJob) GetSegmentMap() []*IdMapping {
+	if x != nil {
+		return x.SegmentMap
+	}
+	return nil
+}
+
+func (x *RestoreJob) GetBuildMap() []*IdMapping {
+	if x != nil {
+		return x.BuildMap
+	}
+	return nil
+}
+
 type RestoreSnapshotRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -5172,9 +5270,19 @@ type RestoreSnapshotRequest struct {
 	MaxConcurrency uint32 `protobuf:"varint,9,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
 	// Verify each copy by reading it back in full and computing its CRC-32C, whatever
 	// checksums the server reports (slower: every byte is read once more). Needs verify.
-	ReadBack      bool `protobuf:"varint,10,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReadBack bool `protobuf:"varint,10,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	// Ids the caller chose for the target (Milvus's allocator): the new collection's,
+	// and source id → target id for partitions, indexes, segments and index builds (the
+	// source ids are the snapshot's: DescribeSnapshot, the manifest). Anything not named
+	// gets an id from snapkeep; a target id must be unused by its kind
+	// (ALREADY_EXISTS). A Milvus-layout restore rebuilds every key with these ids.
+	TargetCollectionId uint64       `protobuf:"varint,11,opt,name=target_collection_id,json=targetCollectionId,proto3" json:"target_collection_id,omitempty"`
+	TargetPartitions   []*IdMapping `protobuf:"bytes,12,rep,name=target_partitions,json=targetPartitions,proto3" json:"target_partitions,omitempty"`
+	TargetIndexes      []*IdMapping `protobuf:"bytes,13,rep,name=target_indexes,json=targetIndexes,proto3" json:"target_indexes,omitempty"`
+	TargetSegments     []*IdMapping `protobuf:"bytes,14,rep,name=target_segments,json=targetSegments,proto3" json:"target_segments,omitempty"`
+	TargetBuilds       []*IdMapping `protobuf:"bytes,15,rep,name=target_builds,json=targetBuilds,proto3" json:"target_builds,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RestoreSnapshotRequest) Reset() {
@@ -5277,6 +5385,94 @@ func (x *RestoreSnapshotRequest) GetReadBack() bool {
 	return false
 }
 
+func (x *RestoreSnapshotRequest) GetTargetCollectionId() uint64 {
+	if x != nil {
+		return x.TargetCollectionId
+	}
+	return 0
+}
+
+func (x *RestoreSnapshotRequest) GetTargetPartitions() []*IdMapping {
+	if x != nil {
+		return x.TargetPartitions
+	}
+	return nil
+}
+
+func (x *RestoreSnapshotRequest) GetTargetIndexes() []*IdMapping {
+	if x != nil {
+		return x.TargetIndexes
+	}
+	return nil
+}
+
+func (x *RestoreSnapshotRequest) GetTargetSegments() []*IdMapping {
+	if x != nil {
+		return x.TargetSegments
+	}
+	return nil
+}
+
+func (x *RestoreSnapshotRequest) GetTargetBuilds() []*IdMapping {
+	if x != nil {
+		return x.TargetBuilds
+	}
+	return nil
+}
+
+// IdMapping maps a source object's id to its copy's.
+type IdMapping struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        uint64                 `protobuf:"varint,1,opt,name=source,proto3" json:"source,omitempty"`
+	Target        uint64                 `protobuf:"varint,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IdMapping) Reset() {
+	*x = IdMapping{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdMapping) ProtoMessage() {}
+
+func (x *IdMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdMapping.ProtoReflect.Descriptor instead.
+func (*IdMapping) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *IdMapping) GetSource() uint64 {
+	if x != nil {
+		return x.Source
+	}
+	return 0
+}
+
+func (x *IdMapping) GetTarget() uint64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
 type RestoreSnapshotResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -5289,7 +5485,7 @@ type RestoreSnapshotResponse struct {
 
 func (x *RestoreSnapshotResponse) Reset() {
 	*x = RestoreSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5301,7 +5497,7 @@ func (x *RestoreSnapshotResponse) String() string {
 func (*RestoreSnapshotResponse) ProtoMessage() {}
 
 func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5314,7 +5510,7 @@ func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RestoreSnapshotResponse) GetJobId() uint64 {
@@ -5348,7 +5544,7 @@ type GetRestoreStateRequest struct {
 
 func (x *GetRestoreStateRequest) Reset() {
 	*x = GetRestoreStateRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5360,7 +5556,7 @@ func (x *GetRestoreStateRequest) String() string {
 func (*GetRestoreStateRequest) ProtoMessage() {}
 
 func (x *GetRestoreStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5373,7 +5569,7 @@ func (x *GetRestoreStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreStateRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreStateRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetRestoreStateRequest) GetJobId() uint64 {
@@ -5399,7 +5595,7 @@ type GetRestoreStateResponse struct {
 
 func (x *GetRestoreStateResponse) Reset() {
 	*x = GetRestoreStateResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5411,7 +5607,7 @@ func (x *GetRestoreStateResponse) String() string {
 func (*GetRestoreStateResponse) ProtoMessage() {}
 
 func (x *GetRestoreStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5424,7 +5620,7 @@ func (x *GetRestoreStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreStateResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreStateResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{64}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetRestoreStateResponse) GetJob() *RestoreJob {
@@ -5453,7 +5649,7 @@ type ListRestoreJobsRequest struct {
 
 func (x *ListRestoreJobsRequest) Reset() {
 	*x = ListRestoreJobsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5465,7 +5661,7 @@ func (x *ListRestoreJobsRequest) String() string {
 func (*ListRestoreJobsRequest) ProtoMessage() {}
 
 func (x *ListRestoreJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5478,7 +5674,7 @@ func (x *ListRestoreJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoreJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoreJobsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{65}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListRestoreJobsRequest) GetStates() []RestoreState {
@@ -5540,7 +5736,7 @@ type ListRestoreJobsResponse struct {
 
 func (x *ListRestoreJobsResponse) Reset() {
 	*x = ListRestoreJobsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5552,7 +5748,7 @@ func (x *ListRestoreJobsResponse) String() string {
 func (*ListRestoreJobsResponse) ProtoMessage() {}
 
 func (x *ListRestoreJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5565,7 +5761,7 @@ func (x *ListRestoreJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoreJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoreJobsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{66}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListRestoreJobsResponse) GetJobs() []*RestoreJob {
@@ -5594,7 +5790,7 @@ type CancelRestoreRequest struct {
 
 func (x *CancelRestoreRequest) Reset() {
 	*x = CancelRestoreRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5606,7 +5802,7 @@ func (x *CancelRestoreRequest) String() string {
 func (*CancelRestoreRequest) ProtoMessage() {}
 
 func (x *CancelRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5619,7 +5815,7 @@ func (x *CancelRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CancelRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{67}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CancelRestoreRequest) GetRequestId() string {
@@ -5652,7 +5848,7 @@ type CancelRestoreResponse struct {
 
 func (x *CancelRestoreResponse) Reset() {
 	*x = CancelRestoreResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5664,7 +5860,7 @@ func (x *CancelRestoreResponse) String() string {
 func (*CancelRestoreResponse) ProtoMessage() {}
 
 func (x *CancelRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5677,7 +5873,7 @@ func (x *CancelRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CancelRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{68}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CancelRestoreResponse) GetJob() *RestoreJob {
@@ -5700,7 +5896,7 @@ type GCCount struct {
 
 func (x *GCCount) Reset() {
 	*x = GCCount{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5712,7 +5908,7 @@ func (x *GCCount) String() string {
 func (*GCCount) ProtoMessage() {}
 
 func (x *GCCount) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5725,7 +5921,7 @@ func (x *GCCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCount.ProtoReflect.Descriptor instead.
 func (*GCCount) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GCCount) GetReason() string {
@@ -5783,7 +5979,7 @@ type GCReport struct {
 
 func (x *GCReport) Reset() {
 	*x = GCReport{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5795,7 +5991,7 @@ func (x *GCReport) String() string {
 func (*GCReport) ProtoMessage() {}
 
 func (x *GCReport) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5808,7 +6004,7 @@ func (x *GCReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCReport.ProtoReflect.Descriptor instead.
 func (*GCReport) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GCReport) GetId() uint64 {
@@ -5923,7 +6119,7 @@ type GCCandidate struct {
 
 func (x *GCCandidate) Reset() {
 	*x = GCCandidate{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5935,7 +6131,7 @@ func (x *GCCandidate) String() string {
 func (*GCCandidate) ProtoMessage() {}
 
 func (x *GCCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5948,7 +6144,7 @@ func (x *GCCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCandidate.ProtoReflect.Descriptor instead.
 func (*GCCandidate) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GCCandidate) GetKey() string {
@@ -5995,7 +6191,7 @@ type GCRunRequest struct {
 
 func (x *GCRunRequest) Reset() {
 	*x = GCRunRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6007,7 +6203,7 @@ func (x *GCRunRequest) String() string {
 func (*GCRunRequest) ProtoMessage() {}
 
 func (x *GCRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6020,7 +6216,7 @@ func (x *GCRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRunRequest.ProtoReflect.Descriptor instead.
 func (*GCRunRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GCRunRequest) GetDryRun() bool {
@@ -6063,7 +6259,7 @@ type GCRunResponse struct {
 
 func (x *GCRunResponse) Reset() {
 	*x = GCRunResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6075,7 +6271,7 @@ func (x *GCRunResponse) String() string {
 func (*GCRunResponse) ProtoMessage() {}
 
 func (x *GCRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6088,7 +6284,7 @@ func (x *GCRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRunResponse.ProtoReflect.Descriptor instead.
 func (*GCRunResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{73}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GCRunResponse) GetReport() *GCReport {
@@ -6120,7 +6316,7 @@ type GCStatusRequest struct {
 
 func (x *GCStatusRequest) Reset() {
 	*x = GCStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6132,7 +6328,7 @@ func (x *GCStatusRequest) String() string {
 func (*GCStatusRequest) ProtoMessage() {}
 
 func (x *GCStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6145,7 +6341,7 @@ func (x *GCStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCStatusRequest.ProtoReflect.Descriptor instead.
 func (*GCStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{74}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{75}
 }
 
 type GCStatusResponse struct {
@@ -6163,7 +6359,7 @@ type GCStatusResponse struct {
 
 func (x *GCStatusResponse) Reset() {
 	*x = GCStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6175,7 +6371,7 @@ func (x *GCStatusResponse) String() string {
 func (*GCStatusResponse) ProtoMessage() {}
 
 func (x *GCStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6188,7 +6384,7 @@ func (x *GCStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCStatusResponse.ProtoReflect.Descriptor instead.
 func (*GCStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{75}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GCStatusResponse) GetReports() []*GCReport {
@@ -6230,7 +6426,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6242,7 +6438,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6255,7 +6451,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ClusterStatusRequest) GetFsmHash() bool {
@@ -6297,7 +6493,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6309,7 +6505,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6322,7 +6518,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{77}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -6445,7 +6641,7 @@ type StorageInfo struct {
 
 func (x *StorageInfo) Reset() {
 	*x = StorageInfo{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6457,7 +6653,7 @@ func (x *StorageInfo) String() string {
 func (*StorageInfo) ProtoMessage() {}
 
 func (x *StorageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6470,7 +6666,7 @@ func (x *StorageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageInfo.ProtoReflect.Descriptor instead.
 func (*StorageInfo) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{78}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *StorageInfo) GetEndpoint() string {
@@ -6520,7 +6716,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6532,7 +6728,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6545,7 +6741,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{79}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ClusterStatusResponse) GetLeaderId() string {
@@ -6577,7 +6773,7 @@ type ClusterMembersRequest struct {
 
 func (x *ClusterMembersRequest) Reset() {
 	*x = ClusterMembersRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6589,7 +6785,7 @@ func (x *ClusterMembersRequest) String() string {
 func (*ClusterMembersRequest) ProtoMessage() {}
 
 func (x *ClusterMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6602,7 +6798,7 @@ func (x *ClusterMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMembersRequest.ProtoReflect.Descriptor instead.
 func (*ClusterMembersRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{80}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{81}
 }
 
 type Member struct {
@@ -6624,7 +6820,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6636,7 +6832,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6649,7 +6845,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{81}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *Member) GetId() string {
@@ -6730,7 +6926,7 @@ type ClusterMembersResponse struct {
 
 func (x *ClusterMembersResponse) Reset() {
 	*x = ClusterMembersResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6742,7 +6938,7 @@ func (x *ClusterMembersResponse) String() string {
 func (*ClusterMembersResponse) ProtoMessage() {}
 
 func (x *ClusterMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6755,7 +6951,7 @@ func (x *ClusterMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMembersResponse.ProtoReflect.Descriptor instead.
 func (*ClusterMembersResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{82}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ClusterMembersResponse) GetMembers() []*Member {
@@ -6795,7 +6991,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6807,7 +7003,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6820,7 +7016,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{83}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -6840,7 +7036,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6852,7 +7048,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6865,7 +7061,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{84}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RemoveNodeResponse) GetConfigurationIndex() uint64 {
@@ -6885,7 +7081,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6897,7 +7093,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6910,7 +7106,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{85}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -6930,7 +7126,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6942,7 +7138,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6955,7 +7151,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{86}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -7041,7 +7237,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x12dropped_at_unix_ms\x18\t \x01(\x03R\x0fdroppedAtUnixMs\x128\n" +
 	"\vdrop_reason\x18\n" +
 	" \x01(\x0e2\x17.snapkeep.v1.DropReasonR\n" +
-	"dropReason\"\xf0\x04\n" +
+	"dropReason\"\x95\x05\n" +
 	"\aSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12!\n" +
@@ -7059,7 +7255,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x12flushed_at_unix_ms\x18\r \x01(\x03R\x0fflushedAtUnixMs\x12+\n" +
 	"\x12dropped_at_unix_ms\x18\x0e \x01(\x03R\x0fdroppedAtUnixMs\x128\n" +
 	"\vdrop_reason\x18\x0f \x01(\x0e2\x17.snapkeep.v1.DropReasonR\n" +
-	"dropReason\"\xdd\x01\n" +
+	"dropReason\x12#\n" +
+	"\rrestored_from\x18\x10 \x01(\x04R\frestoredFrom\"\xdd\x01\n" +
 	"\x15CreateDatabaseRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
@@ -7084,7 +7281,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"t\n" +
 	"\x15ListDatabasesResponse\x123\n" +
 	"\tdatabases\x18\x01 \x03(\v2\x15.snapkeep.v1.DatabaseR\tdatabases\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x87\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd1\x03\n" +
 	"\x17CreateCollectionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -7098,7 +7295,10 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"partitions\x18\x06 \x03(\tR\n" +
 	"partitions\x12 \n" +
 	"\vdescription\x18\a \x01(\tR\vdescription\x12.\n" +
-	"\x06layout\x18\b \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x1a=\n" +
+	"\x06layout\x18\b \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x12#\n" +
+	"\rcollection_id\x18\t \x01(\x04R\fcollectionId\x12#\n" +
+	"\rpartition_ids\x18\n" +
+	" \x03(\x04R\fpartitionIds\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"S\n" +
@@ -7147,7 +7347,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x0einclude_schema\x18\x05 \x01(\bR\rincludeSchema\"|\n" +
 	"\x17ListCollectionsResponse\x129\n" +
 	"\vcollections\x18\x01 \x03(\v2\x17.snapkeep.v1.CollectionR\vcollections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x87\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\x01\n" +
 	"\x16CreatePartitionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -7155,7 +7355,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\n" +
 	"collection\x18\x03 \x01(\tR\n" +
 	"collection\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"R\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12!\n" +
+	"\fpartition_id\x18\x05 \x01(\x04R\vpartitionId\"R\n" +
 	"\x17CreatePartitionResponse\x127\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\v2\x17.snapkeep.v1.CollectionR\n" +
@@ -7171,7 +7372,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x15DropPartitionResponse\x127\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\v2\x17.snapkeep.v1.CollectionR\n" +
-	"collection\"\x9e\x02\n" +
+	"collection\"\xb9\x02\n" +
 	"\x12CreateIndexRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -7181,7 +7382,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"collection\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x19\n" +
 	"\bfield_id\x18\x05 \x01(\x03R\afieldId\x12C\n" +
-	"\x06params\x18\x06 \x03(\v2+.snapkeep.v1.CreateIndexRequest.ParamsEntryR\x06params\x1a9\n" +
+	"\x06params\x18\x06 \x03(\v2+.snapkeep.v1.CreateIndexRequest.ParamsEntryR\x06params\x12\x19\n" +
+	"\bindex_id\x18\a \x01(\x04R\aindexId\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"N\n" +
@@ -7200,7 +7402,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x11DropIndexResponse\x127\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\v2\x17.snapkeep.v1.CollectionR\n" +
-	"collection\"\xac\x01\n" +
+	"collection\"\xcb\x01\n" +
 	"\x16AllocateSegmentRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -7209,7 +7411,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"collection\x18\x03 \x01(\tR\n" +
 	"collection\x12\x1c\n" +
 	"\tpartition\x18\x04 \x01(\tR\tpartition\x12\x19\n" +
-	"\blease_ms\x18\x05 \x01(\x03R\aleaseMs\"I\n" +
+	"\blease_ms\x18\x05 \x01(\x03R\aleaseMs\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x06 \x01(\x04R\tsegmentId\"I\n" +
 	"\x17AllocateSegmentResponse\x12.\n" +
 	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\x99\x01\n" +
 	"\x13FlushSegmentRequest\x12\x1d\n" +
@@ -7220,14 +7424,15 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\trow_count\x18\x03 \x01(\x03R\browCount\x12'\n" +
 	"\x05files\x18\x04 \x03(\v2\x11.snapkeep.v1.FileR\x05files\"F\n" +
 	"\x14FlushSegmentResponse\x12.\n" +
-	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\x8a\x01\n" +
+	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\xa5\x01\n" +
 	"\x19AllocateIndexBuildRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x02 \x01(\x04R\tsegmentId\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\tR\x05index\x12\x19\n" +
-	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\"{\n" +
+	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\x12\x19\n" +
+	"\bbuild_id\x18\x05 \x01(\x04R\abuildId\"{\n" +
 	"\x1aAllocateIndexBuildResponse\x12.\n" +
 	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\x12-\n" +
 	"\x05build\x18\x02 \x01(\v2\x17.snapkeep.v1.IndexBuildR\x05build\"\x98\x01\n" +
@@ -7384,8 +7589,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\x04R\x02id\x12>\n" +
 	"\vconsistency\x18\x05 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"M\n" +
 	"\x18DescribeSnapshotResponse\x121\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x89\n" +
-	"\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\xe9\v\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
@@ -7432,7 +7636,12 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x19verified_by_copy_response\x18  \x01(\x04R\x16verifiedByCopyResponse\x12(\n" +
 	"\x10verified_by_head\x18! \x01(\x04R\x0everifiedByHead\x121\n" +
 	"\x15verified_by_read_back\x18\" \x01(\x04R\x12verifiedByReadBack\x12!\n" +
-	"\fnot_verified\x18# \x01(\x04R\vnotVerified\"\xf3\x02\n" +
+	"\fnot_verified\x18# \x01(\x04R\vnotVerified\x12;\n" +
+	"\rpartition_map\x18$ \x03(\v2\x16.snapkeep.v1.IdMappingR\fpartitionMap\x123\n" +
+	"\tindex_map\x18% \x03(\v2\x16.snapkeep.v1.IdMappingR\bindexMap\x127\n" +
+	"\vsegment_map\x18& \x03(\v2\x16.snapkeep.v1.IdMappingR\n" +
+	"segmentMap\x123\n" +
+	"\tbuild_map\x18' \x03(\v2\x16.snapkeep.v1.IdMappingR\bbuildMap\"\xa7\x05\n" +
 	"\x16RestoreSnapshotRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -7449,8 +7658,16 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x06verify\x18\b \x01(\bH\x00R\x06verify\x88\x01\x01\x12'\n" +
 	"\x0fmax_concurrency\x18\t \x01(\rR\x0emaxConcurrency\x12\x1b\n" +
 	"\tread_back\x18\n" +
-	" \x01(\bR\breadBackB\t\n" +
-	"\a_verify\"w\n" +
+	" \x01(\bR\breadBack\x120\n" +
+	"\x14target_collection_id\x18\v \x01(\x04R\x12targetCollectionId\x12C\n" +
+	"\x11target_partitions\x18\f \x03(\v2\x16.snapkeep.v1.IdMappingR\x10targetPartitions\x12=\n" +
+	"\x0etarget_indexes\x18\r \x03(\v2\x16.snapkeep.v1.IdMappingR\rtargetIndexes\x12?\n" +
+	"\x0ftarget_segments\x18\x0e \x03(\v2\x16.snapkeep.v1.IdMappingR\x0etargetSegments\x12;\n" +
+	"\rtarget_builds\x18\x0f \x03(\v2\x16.snapkeep.v1.IdMappingR\ftargetBuildsB\t\n" +
+	"\a_verify\";\n" +
+	"\tIdMapping\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\x04R\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\x04R\x06target\"w\n" +
 	"\x17RestoreSnapshotResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12)\n" +
 	"\x03job\x18\x02 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\x12\x1a\n" +
@@ -7705,7 +7922,7 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
 	(KeyLayout)(0),                     // 1: snapkeep.v1.KeyLayout
@@ -7780,48 +7997,49 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(*DescribeSnapshotResponse)(nil),   // 70: snapkeep.v1.DescribeSnapshotResponse
 	(*RestoreJob)(nil),                 // 71: snapkeep.v1.RestoreJob
 	(*RestoreSnapshotRequest)(nil),     // 72: snapkeep.v1.RestoreSnapshotRequest
-	(*RestoreSnapshotResponse)(nil),    // 73: snapkeep.v1.RestoreSnapshotResponse
-	(*GetRestoreStateRequest)(nil),     // 74: snapkeep.v1.GetRestoreStateRequest
-	(*GetRestoreStateResponse)(nil),    // 75: snapkeep.v1.GetRestoreStateResponse
-	(*ListRestoreJobsRequest)(nil),     // 76: snapkeep.v1.ListRestoreJobsRequest
-	(*ListRestoreJobsResponse)(nil),    // 77: snapkeep.v1.ListRestoreJobsResponse
-	(*CancelRestoreRequest)(nil),       // 78: snapkeep.v1.CancelRestoreRequest
-	(*CancelRestoreResponse)(nil),      // 79: snapkeep.v1.CancelRestoreResponse
-	(*GCCount)(nil),                    // 80: snapkeep.v1.GCCount
-	(*GCReport)(nil),                   // 81: snapkeep.v1.GCReport
-	(*GCCandidate)(nil),                // 82: snapkeep.v1.GCCandidate
-	(*GCRunRequest)(nil),               // 83: snapkeep.v1.GCRunRequest
-	(*GCRunResponse)(nil),              // 84: snapkeep.v1.GCRunResponse
-	(*GCStatusRequest)(nil),            // 85: snapkeep.v1.GCStatusRequest
-	(*GCStatusResponse)(nil),           // 86: snapkeep.v1.GCStatusResponse
-	(*ClusterStatusRequest)(nil),       // 87: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                 // 88: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                // 89: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),      // 90: snapkeep.v1.ClusterStatusResponse
-	(*ClusterMembersRequest)(nil),      // 91: snapkeep.v1.ClusterMembersRequest
-	(*Member)(nil),                     // 92: snapkeep.v1.Member
-	(*ClusterMembersResponse)(nil),     // 93: snapkeep.v1.ClusterMembersResponse
-	(*RemoveNodeRequest)(nil),          // 94: snapkeep.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),         // 95: snapkeep.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),  // 96: snapkeep.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 97: snapkeep.v1.TransferLeadershipResponse
-	nil,                                // 98: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 99: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 100: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 101: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 102: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 103: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 104: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                // 105: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                // 106: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                // 107: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                // 108: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	(*IdMapping)(nil),                  // 73: snapkeep.v1.IdMapping
+	(*RestoreSnapshotResponse)(nil),    // 74: snapkeep.v1.RestoreSnapshotResponse
+	(*GetRestoreStateRequest)(nil),     // 75: snapkeep.v1.GetRestoreStateRequest
+	(*GetRestoreStateResponse)(nil),    // 76: snapkeep.v1.GetRestoreStateResponse
+	(*ListRestoreJobsRequest)(nil),     // 77: snapkeep.v1.ListRestoreJobsRequest
+	(*ListRestoreJobsResponse)(nil),    // 78: snapkeep.v1.ListRestoreJobsResponse
+	(*CancelRestoreRequest)(nil),       // 79: snapkeep.v1.CancelRestoreRequest
+	(*CancelRestoreResponse)(nil),      // 80: snapkeep.v1.CancelRestoreResponse
+	(*GCCount)(nil),                    // 81: snapkeep.v1.GCCount
+	(*GCReport)(nil),                   // 82: snapkeep.v1.GCReport
+	(*GCCandidate)(nil),                // 83: snapkeep.v1.GCCandidate
+	(*GCRunRequest)(nil),               // 84: snapkeep.v1.GCRunRequest
+	(*GCRunResponse)(nil),              // 85: snapkeep.v1.GCRunResponse
+	(*GCStatusRequest)(nil),            // 86: snapkeep.v1.GCStatusRequest
+	(*GCStatusResponse)(nil),           // 87: snapkeep.v1.GCStatusResponse
+	(*ClusterStatusRequest)(nil),       // 88: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                 // 89: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                // 90: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),      // 91: snapkeep.v1.ClusterStatusResponse
+	(*ClusterMembersRequest)(nil),      // 92: snapkeep.v1.ClusterMembersRequest
+	(*Member)(nil),                     // 93: snapkeep.v1.Member
+	(*ClusterMembersResponse)(nil),     // 94: snapkeep.v1.ClusterMembersResponse
+	(*RemoveNodeRequest)(nil),          // 95: snapkeep.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),         // 96: snapkeep.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),  // 97: snapkeep.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 98: snapkeep.v1.TransferLeadershipResponse
+	nil,                                // 99: snapkeep.v1.Database.PropertiesEntry
+	nil,                                // 100: snapkeep.v1.Index.ParamsEntry
+	nil,                                // 101: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                // 102: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                // 103: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                // 104: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                // 105: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                // 106: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                // 107: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                // 108: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                // 109: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	98,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	99,  // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	99,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	100, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	100, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	101, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
 	12,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
 	13,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
@@ -7833,15 +8051,15 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	16,  // 12: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
 	17,  // 13: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	4,   // 14: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	101, // 15: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	102, // 15: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
 	11,  // 16: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	6,   // 17: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	11,  // 18: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	102, // 19: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	103, // 19: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	1,   // 20: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
 	14,  // 21: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	14,  // 22: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	103, // 23: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	104, // 23: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
 	14,  // 24: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	6,   // 25: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	14,  // 26: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
@@ -7850,7 +8068,7 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	14,  // 29: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
 	14,  // 30: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
 	14,  // 31: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	104, // 32: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	105, // 32: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
 	14,  // 33: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	14,  // 34: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	18,  // 35: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
@@ -7872,113 +8090,121 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	2,   // 51: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
 	60,  // 52: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	7,   // 53: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	105, // 54: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	106, // 55: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	106, // 54: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	107, // 55: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
 	12,  // 56: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
 	13,  // 57: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
 	61,  // 58: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
 	1,   // 59: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
-	107, // 60: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	108, // 60: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
 	62,  // 61: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	62,  // 62: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	7,   // 63: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	108, // 64: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	109, // 64: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 	6,   // 65: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	62,  // 66: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
 	6,   // 67: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	62,  // 68: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	8,   // 69: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	71,  // 70: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	6,   // 71: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 72: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	8,   // 73: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	6,   // 74: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 75: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	71,  // 76: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	80,  // 77: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	80,  // 78: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	81,  // 79: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	82,  // 80: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	81,  // 81: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	9,   // 82: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	10,  // 83: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	88,  // 84: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	89,  // 85: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	10,  // 86: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	92,  // 87: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	19,  // 88: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	21,  // 89: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	23,  // 90: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	25,  // 91: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	27,  // 92: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	29,  // 93: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	31,  // 94: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	33,  // 95: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	35,  // 96: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	37,  // 97: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	39,  // 98: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	41,  // 99: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	43,  // 100: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	45,  // 101: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	47,  // 102: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	49,  // 103: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	52,  // 104: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	54,  // 105: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	56,  // 106: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	58,  // 107: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	63,  // 108: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	65,  // 109: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	67,  // 110: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	69,  // 111: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	72,  // 112: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	74,  // 113: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	76,  // 114: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	78,  // 115: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	83,  // 116: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	85,  // 117: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	87,  // 118: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	91,  // 119: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	94,  // 120: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	96,  // 121: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	20,  // 122: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	22,  // 123: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	24,  // 124: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	26,  // 125: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	28,  // 126: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	30,  // 127: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	32,  // 128: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	34,  // 129: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	36,  // 130: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	38,  // 131: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	40,  // 132: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	42,  // 133: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	44,  // 134: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	46,  // 135: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	48,  // 136: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	50,  // 137: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	53,  // 138: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	55,  // 139: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	57,  // 140: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	59,  // 141: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	64,  // 142: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	66,  // 143: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	68,  // 144: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	70,  // 145: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	73,  // 146: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	75,  // 147: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	77,  // 148: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	79,  // 149: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	84,  // 150: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	86,  // 151: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	90,  // 152: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	93,  // 153: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	95,  // 154: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	97,  // 155: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	122, // [122:156] is the sub-list for method output_type
-	88,  // [88:122] is the sub-list for method input_type
-	88,  // [88:88] is the sub-list for extension type_name
-	88,  // [88:88] is the sub-list for extension extendee
-	0,   // [0:88] is the sub-list for field type_name
+	73,  // 70: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
+	73,  // 71: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
+	73,  // 72: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
+	73,  // 73: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
+	73,  // 74: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
+	73,  // 75: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
+	73,  // 76: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
+	73,  // 77: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
+	71,  // 78: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	6,   // 79: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 80: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	8,   // 81: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	6,   // 82: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 83: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	71,  // 84: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	81,  // 85: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	81,  // 86: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	82,  // 87: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	83,  // 88: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	82,  // 89: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	9,   // 90: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	10,  // 91: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	89,  // 92: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	90,  // 93: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	10,  // 94: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	93,  // 95: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	19,  // 96: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	21,  // 97: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	23,  // 98: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	25,  // 99: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	27,  // 100: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	29,  // 101: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	31,  // 102: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	33,  // 103: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	35,  // 104: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	37,  // 105: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	39,  // 106: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	41,  // 107: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	43,  // 108: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	45,  // 109: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	47,  // 110: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	49,  // 111: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	52,  // 112: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	54,  // 113: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	56,  // 114: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	58,  // 115: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	63,  // 116: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	65,  // 117: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	67,  // 118: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	69,  // 119: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	72,  // 120: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	75,  // 121: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	77,  // 122: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	79,  // 123: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	84,  // 124: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	86,  // 125: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	88,  // 126: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	92,  // 127: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	95,  // 128: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	97,  // 129: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	20,  // 130: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	22,  // 131: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	24,  // 132: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	26,  // 133: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	28,  // 134: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	30,  // 135: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	32,  // 136: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	34,  // 137: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	36,  // 138: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	38,  // 139: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	40,  // 140: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	42,  // 141: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	44,  // 142: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	46,  // 143: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	48,  // 144: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	50,  // 145: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	53,  // 146: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	55,  // 147: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	57,  // 148: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	59,  // 149: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	64,  // 150: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	66,  // 151: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	68,  // 152: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	70,  // 153: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	74,  // 154: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	76,  // 155: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	78,  // 156: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	80,  // 157: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	85,  // 158: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	87,  // 159: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	91,  // 160: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	94,  // 161: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	96,  // 162: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	98,  // 163: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	130, // [130:164] is the sub-list for method output_type
+	96,  // [96:130] is the sub-list for method input_type
+	96,  // [96:96] is the sub-list for extension type_name
+	96,  // [96:96] is the sub-list for extension extendee
+	0,   // [0:96] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -7987,14 +8213,14 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 		return
 	}
 	file_snapkeep_v1_snapkeep_proto_msgTypes[61].OneofWrappers = []any{}
-	file_snapkeep_v1_snapkeep_proto_msgTypes[72].OneofWrappers = []any{}
+	file_snapkeep_v1_snapkeep_proto_msgTypes[73].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   98,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
