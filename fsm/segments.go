@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"bytes"
 	"cmp"
+	"fmt"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
@@ -73,7 +75,16 @@ func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, err
 		return nil, err
 	}
 	if seg.State != fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED {
-		return nil, preconditionf("segment %d is already flushed; a segment is flushed once", seg.Id)
+		// A client retrying a flush whose answer it lost gets the segment again; a
+		// different flush of a flushed segment is refused, saying what differs.
+		again, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, seg.FlushedAt)
+		if err != nil {
+			return nil, err
+		}
+		if diff := flushDifference(layoutOf(coll), seg, again); diff != "" {
+			return nil, preconditionf("segment %d is already flushed, differently: %s; a segment is flushed once", seg.Id, diff)
+		}
+		return &fsmpb.SegmentResponse{Segment: seg}, nil
 	}
 	next, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, c.now)
 	if err != nil {
@@ -101,6 +112,38 @@ func flushed(l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.Fil
 	next.FlushedAt = now
 	next.LeaseDeadline = 0
 	return next, nil
+}
+
+// flushDifference says how a flush (again, the segment it would make) differs from
+// the one that flushed seg, or "" when it is the same.
+func flushDifference(l layout.Layout, seg, again *fsmpb.Segment) string {
+	key := func(rel string) string { return l.SegmentFileKey(segmentRef(seg), rel) }
+	if seg.RowCount != again.RowCount {
+		return fmt.Sprintf("%d rows were flushed, this flush says %d", seg.RowCount, again.RowCount)
+	}
+	if bytes.Equal(seg.Files, again.Files) {
+		return ""
+	}
+	had, err1 := DecodeFileList(seg.Files)
+	have, err2 := DecodeFileList(again.Files)
+	if err1 != nil || err2 != nil {
+		return "the file lists differ"
+	}
+	if len(had) != len(have) {
+		return fmt.Sprintf("%d files were flushed, this flush lists %d", len(had), len(have))
+	}
+	for i := range had {
+		a, b := had[i], have[i]
+		switch {
+		case a.Key != b.Key:
+			return fmt.Sprintf("file %d is %q, this flush lists %q", i+1, key(a.Key), key(b.Key))
+		case a.Size != b.Size || a.CRC32C != b.CRC32C:
+			return fmt.Sprintf("file %q was flushed with size %d and CRC-32C %08x, this flush says %d and %08x", key(a.Key), a.Size, a.CRC32C, b.Size, b.CRC32C)
+		case a.Kind != b.Kind || a.FieldID != b.FieldID:
+			return fmt.Sprintf("file %q was flushed as %s of field %d, this flush says %s of field %d", key(a.Key), kindName(a.Kind), a.FieldID, kindName(b.Kind), b.FieldID)
+		}
+	}
+	return "the file lists differ"
 }
 
 // encodeFiles validates a command's files (keepAs checks each key against its owner

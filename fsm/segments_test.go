@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
@@ -204,4 +205,38 @@ func TestRequestWindowIsBounded(t *testing.T) {
 	require.Equal(t, RequestWindow, tx.requests.len())
 	require.Nil(t, (reader{tx}).request("r0"))
 	require.NotNil(t, (reader{tx}).request(fmt.Sprintf("r%d", RequestWindow+9)))
+}
+
+// A flush retried after its answer was lost succeeds with the segment as flushed (in
+// any file order); a different flush of a flushed segment is refused, naming the
+// difference; nothing changes either way.
+func TestFlushIsIdempotent(t *testing.T) {
+	h := newHarness(t)
+	h.ok(&fsmpb.CreateCollection{Name: "docs"}, nil)
+	s := h.allocate("docs")
+	fs := files(s, 3)
+	var first, again fsmpb.SegmentResponse
+	h.ok(&fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 100, Files: fs}, &first)
+	before := h.stateHash()
+	reordered := []*fsmpb.File{fs[2], fs[0], fs[1]}
+	h.ok(&fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 100, Files: reordered}, &again)
+	require.True(t, proto.Equal(first.Segment, again.Segment))
+
+	bigger := proto.CloneOf(fs[1])
+	bigger.Size++
+	for _, tc := range []struct {
+		cmd  *fsmpb.FlushSegment
+		want string
+	}{
+		{&fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 99, Files: fs}, "100 rows were flushed, this flush says 99"},
+		{&fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 100, Files: fs[:2]}, "3 files were flushed, this flush lists 2"},
+		{&fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 100, Files: []*fsmpb.File{fs[0], bigger, fs[2]}}, "was flushed with size 4097"},
+	} {
+		msg := h.fails(codePrecondition, tc.cmd)
+		require.Contains(t, msg, "already flushed, differently")
+		require.Contains(t, msg, tc.want)
+	}
+	// A flush that is invalid in itself stays InvalidArgument.
+	h.fails(codeInvalid, &fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 100, Files: []*fsmpb.File{{Key: "elsewhere/x", Kind: fsmpb.FileKind_FILE_KIND_INSERT}}})
+	require.Equal(t, before, h.stateHash(), "neither the retry nor the refusals changed anything")
 }

@@ -44,6 +44,32 @@ func (v *View) Collections(database string) ([]*fsmpb.Collection, error) {
 	return v.r.liveCollections(db.Id), nil
 }
 
+// CollectionOrDropped finds a live collection by name or, when there is none, the
+// most recently dropped one of that name whose record GC has not removed yet (a
+// scan: describes only).
+func (v *View) CollectionOrDropped(database, name string) (*fsmpb.Collection, *fsmpb.Database, error) {
+	db, err := v.r.database(database)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, _, err := v.r.collection(database, name)
+	if err == nil {
+		return c, db, nil
+	}
+	var newest *fsmpb.Collection
+	v.r.t.collections.each(func(d *fsmpb.Collection) bool {
+		if d.DatabaseId == db.Id && d.Name == name && d.State == fsmpb.CollectionState_COLLECTION_STATE_DROPPED &&
+			(newest == nil || d.DroppedAt > newest.DroppedAt || (d.DroppedAt == newest.DroppedAt && d.Id > newest.Id)) {
+			newest = d
+		}
+		return true
+	})
+	if newest == nil {
+		return nil, nil, err
+	}
+	return newest, db, nil
+}
+
 // KeysOfCollection returns the key builder of a collection's layout (the snapkeep
 // layout's when the collection is unknown: a collection's record outlives its
 // segments', so a segment's collection is always known).

@@ -147,7 +147,9 @@ func (s *catalogService) DescribeCollection(ctx context.Context, req *pb.Describ
 	if err != nil {
 		return nil, err
 	}
-	c, db, err := v.Collection(req.Database, req.Name)
+	// A dropped collection stays describable (state DROPPED) until GC removes its
+	// record.
+	c, db, err := v.CollectionOrDropped(req.Database, req.Name)
 	if err != nil {
 		return nil, err
 	}

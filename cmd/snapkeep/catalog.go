@@ -367,3 +367,9 @@ func parseKeyLayout(name string) (snapkeepv1.KeyLayout, error) {
 	}
 	return 0, usageErrorf("--layout %q: use snapkeep or milvus", name)
 }
+
+// isDropped: describe shows a dropped collection (until GC removes its record); for
+// "does it exist" it does not.
+func isDropped(c *snapkeepv1.Collection) bool {
+	return c.GetState() == snapkeepv1.CollectionState_COLLECTION_STATE_DROPPED
+}

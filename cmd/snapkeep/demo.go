@@ -31,6 +31,8 @@ const (
 	demoRowsPerSegment  = 2048
 	demoSnapshot        = "demo_nightly"
 	demoRestored        = "demo_docs_restored"
+	demoMilvus          = "demo_milvus"
+	demoMilvusRestored  = "demo_milvus_restored"
 )
 
 // demoPartitions receive the generated segments, this many each.
@@ -75,6 +77,7 @@ func runDemo(ctx context.Context, cl *client.Client, store objstore.Store, out i
 		{"restore the snapshot into " + demoRestored, d.restore},
 		{"more churn after the snapshot", d.churn},
 		{"collect garbage", d.collectGarbage},
+		{"a Milvus-layout collection next to it: " + demoMilvus, d.milvusLayout},
 	}
 	start := time.Now()
 	for _, step := range steps {
@@ -104,12 +107,12 @@ type demo struct {
 
 func (d *demo) createCollection(ctx context.Context) error {
 	// A dev cluster may keep data between runs: start from a clean collection.
-	if _, err := d.cl.DescribeCollection(ctx, client.NewDescribeCollectionOption(demoCollection)); err == nil {
+	if desc, err := d.cl.DescribeCollection(ctx, client.NewDescribeCollectionOption(demoCollection)); err == nil && !isDropped(desc.GetCollection()) {
 		if _, err := d.cl.DropCollection(ctx, client.NewDropCollectionOption(demoCollection)); err != nil {
 			return fmt.Errorf("drop the collection left by an earlier run: %w", err)
 		}
 		fmt.Fprintf(d.out, "dropped %s left by an earlier run\n", demoCollection)
-	} else if !errors.Is(err, client.ErrNotFound) {
+	} else if err != nil && !errors.Is(err, client.ErrNotFound) {
 		return err
 	}
 	opt := client.NewCreateCollectionOption(demoCollection).
@@ -285,7 +288,7 @@ func (d *demo) checkSnapshot(ctx context.Context) error {
 // their sizes and CRC-32C, read back from their new keys — under new ids.
 func (d *demo) restore(ctx context.Context) error {
 	// A dev cluster may keep data between runs: the restored name must be free.
-	if _, err := d.cl.DescribeCollection(ctx, client.NewDescribeCollectionOption(demoRestored)); err == nil {
+	if desc, err := d.cl.DescribeCollection(ctx, client.NewDescribeCollectionOption(demoRestored)); err == nil && !isDropped(desc.GetCollection()) {
 		if _, err := d.cl.DropCollection(ctx, client.NewDropCollectionOption(demoRestored)); err != nil {
 			return fmt.Errorf("drop the collection left by an earlier run: %w", err)
 		}
@@ -342,6 +345,72 @@ func (d *demo) restore(ctx context.Context) error {
 	fmt.Fprintf(d.out, "restore job %d completed in %s: %d files, %s into %s; its %d segments (new ids %s) hold the captured files, each read back intact\n",
 		job.GetId(), (time.Duration(job.GetFinishedAtUnixMs()-job.GetStartedAtUnixMs()) * time.Millisecond).Round(time.Millisecond),
 		job.GetFilesDone(), humanBytes(job.GetBytesDone()), demoRestored, len(restored), idList(segmentIDs(restored)))
+	return nil
+}
+
+// milvusLayout shows a collection whose files sit at Milvus's own keys, with ids from
+// a Milvus-style allocator (milliseconds << 18, as Milvus's TSO), snapshotted under a
+// dated name and restored with the caller's target ids: every key is rebuilt with
+// them, and the job says what became what.
+func (d *demo) milvusLayout(ctx context.Context) error {
+	for _, name := range []string{demoMilvus, demoMilvusRestored} {
+		if desc, err := d.cl.DescribeCollection(ctx, client.NewDescribeCollectionOption(name)); err == nil && !isDropped(desc.GetCollection()) {
+			if _, err := d.cl.DropCollection(ctx, client.NewDropCollectionOption(name)); err != nil {
+				return fmt.Errorf("drop the collection left by an earlier run: %w", err)
+			}
+		}
+	}
+	base := uint64(time.Now().UnixMilli()) << 18
+	coll, err := d.cl.CreateCollection(ctx, client.NewCreateCollectionOption(demoMilvus).WithSchema([]byte(demoSchema)).
+		WithLayout(snapkeepv1.KeyLayout_KEY_LAYOUT_MILVUS).WithIDs(base+1, base+2))
+	if err != nil {
+		return err
+	}
+	res, err := datagen.Generate(ctx, d.cl, d.store, datagen.Options{Collection: demoMilvus, Segments: 3,
+		FilesPerSegment: 5, FileSize: 16 << 10, Seed: demoSeed, RowsPerSegment: demoRowsPerSegment, Concurrency: 8})
+	if err != nil {
+		return err
+	}
+	first, err := d.cl.GetSegment(ctx, client.NewGetSegmentOption(slices.Min(res.SegmentIDs)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "collection %s (id %d, layout %s): %d segments, e.g. segment %d's files:\n",
+		demoMilvus, coll.GetId(), enumName(coll.GetLayout()), len(res.SegmentIDs), first.GetId())
+	for _, f := range first.GetFiles() {
+		fmt.Fprintf(d.out, "  %-6s %s\n", enumName(f.GetKind()), f.GetKey())
+	}
+	name := "nightly-" + time.Now().UTC().Format("2006.01.02")
+	if _, err := d.cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption(demoMilvus, name)); err != nil {
+		return err
+	}
+	ids := client.TargetIDs{Collection: base + 1001, Partitions: map[uint64]uint64{base + 2: base + 1002}, Segments: map[uint64]uint64{}}
+	for i, id := range slices.Sorted(slices.Values(res.SegmentIDs)) {
+		ids.Segments[id] = base + 1010 + uint64(i)
+	}
+	resp, err := d.cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption(demoMilvus, name, demoMilvusRestored).WithTargetIDs(ids))
+	if err != nil {
+		return err
+	}
+	job, err := d.cl.WaitRestore(ctx, resp.GetJobId(), nil)
+	if err != nil {
+		return err
+	}
+	if job.GetState() != snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED {
+		return fmt.Errorf("restore job %d ended %s: %s", job.GetId(), enumName(job.GetState()), job.GetError())
+	}
+	fmt.Fprintf(d.out, "snapshot %s restored into %s (id %d) by job %d, with the caller's ids:\n", name, demoMilvusRestored, job.GetTargetCollectionId(), job.GetId())
+	for _, m := range job.GetSegmentMap() {
+		fmt.Fprintf(d.out, "  segment %d -> %d\n", m.GetSource(), m.GetTarget())
+	}
+	copied, err := d.cl.GetSegment(ctx, client.NewGetSegmentOption(ids.Segments[first.GetId()]))
+	if err != nil {
+		return err
+	}
+	if err := datagen.Verify(ctx, d.store, copied); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "segment %d's first file, copied and read back intact: %s\n", copied.GetId(), copied.GetFiles()[0].GetKey())
 	return nil
 }
 

@@ -59,7 +59,8 @@ func TestDemoRunsAndLeavesTheExpectedCatalog(t *testing.T) {
 	for _, step := range []string{"create collection demo_docs", "define index embedding_hnsw", "generate segments",
 		"verify segments against the bucket", "snapshot the collection as demo_nightly", "compact two segments into one",
 		"drop a segment", "show the catalog", "check that the snapshot still describes the original files",
-		"restore the snapshot into demo_docs_restored", "more churn after the snapshot", "collect garbage"} {
+		"restore the snapshot into demo_docs_restored", "more churn after the snapshot", "collect garbage",
+		"a Milvus-layout collection next to it: demo_milvus"} {
 		require.Contains(t, text, "==> "+step+"\n")
 	}
 	require.Contains(t, text, "read back 24 files of 6 segments")
@@ -71,6 +72,15 @@ func TestDemoRunsAndLeavesTheExpectedCatalog(t *testing.T) {
 
 	require.Regexp(t, `GC run \d+ on n1: deleted 12 objects \(768\.0 KiB\), 3 records removed, 0 errors`, text)
 	require.Regexp(t, `(?m)^kept\s+pinned by a snapshot\s+12\s+768\.0 KiB\s+3$`, text)
+
+	// The Milvus-layout collection: files at Milvus's keys, a dated snapshot, a restore
+	// with the caller's ids, whose keys carry them.
+	require.Regexp(t, `collection demo_milvus \(id \d+, layout milvus\): 3 segments`, text)
+	require.Regexp(t, `(?m)^  insert\s+\w+/insert_log/\d+/\d+/\d+/100/1$`, text)
+	require.Regexp(t, `(?m)^  delta\s+\w+/delta_log/\d+/\d+/\d+/\d+$`, text)
+	require.Regexp(t, `snapshot nightly-\d{4}\.\d\d\.\d\d restored into demo_milvus_restored \(id \d+\) by job \d+`, text)
+	require.Regexp(t, `(?m)^  segment \d+ -> \d+$`, text)
+	require.Regexp(t, `copied and read back intact: \w+/bm25_stats/\d+/\d+/\d+/104/\d+`, text)
 
 	// Every file the catalog lists, for flushed and dropped segments alike, is in the
 	// bucket and intact: GC reclaimed the garbage made after the snapshot, records and

@@ -185,6 +185,7 @@ type generateFlags struct {
 	concurrency                     int
 	seed, rowsPerSegment            int64
 	create                          bool
+	layout                          string
 	accessKey, secretKey            string
 	dev                             bool
 }
@@ -233,6 +234,7 @@ drops the segments it allocated but could not flush.
 	fl.Int64Var(&f.seed, "seed", 1, "seed of the pseudo-random content")
 	fl.Int64Var(&f.rowsPerSegment, "rows-per-segment", datagen.DefaultRowsPerSegment, "row count recorded for each segment")
 	fl.BoolVar(&f.create, "create", false, "create the collection (and --partition) if it does not exist")
+	fl.StringVar(&f.layout, "layout", "", "with --create: the new collection's key layout, snapkeep (the default) or milvus (files at Milvus's insert_log/, delta_log/, stats_log/, bm25_stats/ keys)")
 	fl.StringVar(&f.accessKey, "s3-access-key", "", "S3 access key (env AWS_ACCESS_KEY_ID)")
 	fl.StringVar(&f.secretKey, "s3-secret-key", "", "S3 secret key (env AWS_SECRET_ACCESS_KEY)")
 	fl.BoolVar(&f.dev, "dev", false, "use the dev keys of snapkeep dev's embedded S3")
@@ -297,9 +299,13 @@ func (a *app) runGenerate(cmd *cobra.Command, f generateFlags) error {
 func ensureCollection(ctx context.Context, cl *client.Client, f generateFlags, log io.Writer) error {
 	resp, err := cl.DescribeCollection(ctx, client.NewDescribeCollectionOption(f.collection).WithDatabase(f.database))
 	switch {
-	case errors.Is(err, client.ErrNotFound):
+	case errors.Is(err, client.ErrNotFound) || (err == nil && isDropped(resp.GetCollection())):
+		keyLayout, err := parseKeyLayout(f.layout)
+		if err != nil {
+			return err
+		}
 		opt := client.NewCreateCollectionOption(f.collection).WithDatabase(f.database).
-			WithDescription("synthetic data from snapkeep generate")
+			WithDescription("synthetic data from snapkeep generate").WithLayout(keyLayout)
 		if f.partition != "" && f.partition != "_default" {
 			opt.WithPartitions(f.partition)
 		}
@@ -310,6 +316,10 @@ func ensureCollection(ctx context.Context, cl *client.Client, f generateFlags, l
 		return nil
 	case err != nil:
 		return err
+	}
+	if want, err := parseKeyLayout(f.layout); err == nil && f.layout != "" && resp.GetCollection().GetLayout() != want {
+		fmt.Fprintf(log, "Collection %q exists with key layout %s; --layout %s applies only to a new collection.\n",
+			f.collection, enumName(resp.GetCollection().GetLayout()), f.layout)
 	}
 	if f.partition == "" || f.partition == "_default" {
 		return nil
