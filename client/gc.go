@@ -64,3 +64,52 @@ func (c *Client) GCStatus(ctx context.Context) (*snapkeepv1.GCStatusResponse, er
 			return ep.gc.GCStatus(ctx, &snapkeepv1.GCStatusRequest{}, o...)
 		})
 }
+
+// ReleaseForDeletionOption builds a ReleaseForDeletion call.
+type ReleaseForDeletionOption struct {
+	req *snapkeepv1.ReleaseForDeletionRequest
+}
+
+// NewReleaseForDeletionOption asks about nothing yet: add segments, builds and keys.
+func NewReleaseForDeletionOption() *ReleaseForDeletionOption {
+	return &ReleaseForDeletionOption{req: &snapkeepv1.ReleaseForDeletionRequest{}}
+}
+
+// WithSegments asks about whole segments (their files and their builds' files).
+func (o *ReleaseForDeletionOption) WithSegments(ids ...uint64) *ReleaseForDeletionOption {
+	o.req.SegmentIds = append(o.req.SegmentIds, ids...)
+	return o
+}
+
+// WithBuild asks about one index build of a segment.
+func (o *ReleaseForDeletionOption) WithBuild(segmentID, buildID uint64) *ReleaseForDeletionOption {
+	o.req.Builds = append(o.req.Builds, &snapkeepv1.ReleaseBuild{SegmentId: segmentID, BuildId: buildID})
+	return o
+}
+
+// WithKeys asks about single objects (full keys, under the storage root).
+func (o *ReleaseForDeletionOption) WithKeys(keys ...string) *ReleaseForDeletionOption {
+	o.req.Keys = append(o.req.Keys, keys...)
+	return o
+}
+
+// ReleaseForDeletion is for an external collector (a system that runs its own GC, as
+// Milvus does): it returns one verdict per item, in order (segments, builds, keys).
+// Delete exactly what is answered Deletable: snapkeep has recorded the answer, so no
+// snapshot will capture and no restore will read it afterwards. The rest is needed,
+// Reason says by what. The call has a request id: a retry gets the same answer.
+func (c *Client) ReleaseForDeletion(ctx context.Context, opt *ReleaseForDeletionOption) ([]*snapkeepv1.ReleaseVerdict, error) {
+	if opt == nil {
+		return nil, nilOption("ReleaseForDeletion")
+	}
+	req := clone(opt.req)
+	req.RequestId = newRequestID()
+	resp, err := invoke(ctx, c, "ReleaseForDeletion", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ReleaseForDeletionResponse, error) {
+			return ep.gc.ReleaseForDeletion(ctx, req, o...)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetVerdicts(), nil
+}

@@ -70,6 +70,7 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_GC_CHECK, applyGCCheck)
 	register(fsmpb.CommandType_COMMAND_TYPE_GC_REMOVE, applyGCRemove)
 	register(fsmpb.CommandType_COMMAND_TYPE_GC_RECORD_REPORT, applyGCRecordReport)
+	register(fsmpb.CommandType_COMMAND_TYPE_RELEASE_FOR_DELETION, applyReleaseForDeletion)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

@@ -50,6 +50,10 @@ func dropReasonText(s *fsmpb.Segment) string {
 		return "its partition was dropped"
 	case fsmpb.DropReason_DROP_REASON_COLLECTION_DROPPED:
 		return "its collection was dropped"
+	case fsmpb.DropReason_DROP_REASON_RESTORE_ABORTED:
+		return "its restore failed or was cancelled"
+	case fsmpb.DropReason_DROP_REASON_RELEASED:
+		return "released to an external collector"
 	}
 	return "dropped"
 }

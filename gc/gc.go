@@ -262,6 +262,8 @@ func segmentReason(s *fsmpb.Segment) string {
 		return "expired allocation"
 	case fsmpb.DropReason_DROP_REASON_RESTORE_ABORTED:
 		return "failed or cancelled restore"
+	case fsmpb.DropReason_DROP_REASON_RELEASED:
+		return "released segment"
 	}
 	return fsm.ReasonDroppedSegment
 }

@@ -252,3 +252,42 @@ func (s *internalService) RunGC(ctx context.Context, req *pb.GCRunRequest) (*pb.
 func (s *internalService) GCSchedule(context.Context, *internalv1.GCScheduleRequest) (*internalv1.GCScheduleResponse, error) {
 	return s.n.gcSchedule(), nil
 }
+
+// ReleaseForDeletion answers an external collector (see the FSM's ReleaseForDeletion):
+// the verdicts are decided and recorded by one log entry.
+func (s *gcService) ReleaseForDeletion(ctx context.Context, req *pb.ReleaseForDeletionRequest) (*pb.ReleaseForDeletionResponse, error) {
+	keys := keyspace{root: s.n.cfg.Root}
+	cmd := &fsmpb.ReleaseForDeletion{SegmentIds: req.SegmentIds}
+	for _, b := range req.Builds {
+		cmd.Builds = append(cmd.Builds, &fsmpb.BuildRef{SegmentId: b.GetSegmentId(), BuildId: b.GetBuildId()})
+	}
+	for _, k := range req.Keys {
+		rel, err := keys.relative(k)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Keys = append(cmd.Keys, rel)
+	}
+	var out fsmpb.ReleaseForDeletionResponse
+	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Verdicts) != len(req.SegmentIds)+len(req.Builds)+len(req.Keys) {
+		return nil, status.Errorf(codes.Internal, "%d verdicts for %d items", len(out.Verdicts), len(req.SegmentIds)+len(req.Builds)+len(req.Keys))
+	}
+	resp := &pb.ReleaseForDeletionResponse{Verdicts: make([]*pb.ReleaseVerdict, len(out.Verdicts))}
+	for i, v := range out.Verdicts {
+		pv := &pb.ReleaseVerdict{Deletable: v.Deletable, Reason: keys.fullQuoted(v.Reason)}
+		switch {
+		case i < len(req.SegmentIds):
+			pv.SegmentId = req.SegmentIds[i]
+		case i < len(req.SegmentIds)+len(req.Builds):
+			b := req.Builds[i-len(req.SegmentIds)]
+			pv.SegmentId, pv.BuildId = b.GetSegmentId(), b.GetBuildId()
+		default:
+			pv.Key = req.Keys[i-len(req.SegmentIds)-len(req.Builds)]
+		}
+		resp.Verdicts[i] = pv
+	}
+	return resp, nil
+}

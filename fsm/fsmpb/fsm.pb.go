@@ -203,6 +203,8 @@ const (
 	DropReason_DROP_REASON_SUPERSEDED DropReason = 7
 	// The target of a restore that failed or was cancelled.
 	DropReason_DROP_REASON_RESTORE_ABORTED DropReason = 8
+	// Released to an external collector (ReleaseForDeletion), which deletes its files.
+	DropReason_DROP_REASON_RELEASED DropReason = 9
 )
 
 // Enum value maps for DropReason.
@@ -217,6 +219,7 @@ var (
 		6: "DROP_REASON_INDEX_DROPPED",
 		7: "DROP_REASON_SUPERSEDED",
 		8: "DROP_REASON_RESTORE_ABORTED",
+		9: "DROP_REASON_RELEASED",
 	}
 	DropReason_value = map[string]int32{
 		"DROP_REASON_UNSPECIFIED":        0,
@@ -228,6 +231,7 @@ var (
 		"DROP_REASON_INDEX_DROPPED":      6,
 		"DROP_REASON_SUPERSEDED":         7,
 		"DROP_REASON_RESTORE_ABORTED":    8,
+		"DROP_REASON_RELEASED":           9,
 	}
 )
 
@@ -591,6 +595,7 @@ const (
 	CommandType_COMMAND_TYPE_GC_CHECK               CommandType = 30
 	CommandType_COMMAND_TYPE_GC_REMOVE              CommandType = 31
 	CommandType_COMMAND_TYPE_GC_RECORD_REPORT       CommandType = 32
+	CommandType_COMMAND_TYPE_RELEASE_FOR_DELETION   CommandType = 33
 )
 
 // Enum value maps for CommandType.
@@ -629,6 +634,7 @@ var (
 		30: "COMMAND_TYPE_GC_CHECK",
 		31: "COMMAND_TYPE_GC_REMOVE",
 		32: "COMMAND_TYPE_GC_RECORD_REPORT",
+		33: "COMMAND_TYPE_RELEASE_FOR_DELETION",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":            0,
@@ -664,6 +670,7 @@ var (
 		"COMMAND_TYPE_GC_CHECK":               30,
 		"COMMAND_TYPE_GC_REMOVE":              31,
 		"COMMAND_TYPE_GC_RECORD_REPORT":       32,
+		"COMMAND_TYPE_RELEASE_FOR_DELETION":   33,
 	}
 )
 
@@ -6270,6 +6277,171 @@ func (*Empty) Descriptor() ([]byte, []int) {
 	return file_fsm_proto_rawDescGZIP(), []int{73}
 }
 
+// ReleaseForDeletion asks, for an external collector (a system with its own GC, as
+// Milvus has), which segments, index builds and objects it may delete now. The answer
+// is given at the entry's place in the log and recorded by it: a live segment or build
+// answered deletable is dropped (DROP_REASON_RELEASED), so no snapshot can capture it
+// and no restore read it afterwards; anything a snapshot pins, a restore writes or an
+// upload holds is refused with the reason.
+type ReleaseForDeletion struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SegmentIds []uint64               `protobuf:"varint,1,rep,packed,name=segment_ids,json=segmentIds,proto3" json:"segment_ids,omitempty"`
+	Builds     []*BuildRef            `protobuf:"bytes,2,rep,name=builds,proto3" json:"builds,omitempty"`
+	// Root-relative keys.
+	Keys          []string `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseForDeletion) Reset() {
+	*x = ReleaseForDeletion{}
+	mi := &file_fsm_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseForDeletion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseForDeletion) ProtoMessage() {}
+
+func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseForDeletion.ProtoReflect.Descriptor instead.
+func (*ReleaseForDeletion) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ReleaseForDeletion) GetSegmentIds() []uint64 {
+	if x != nil {
+		return x.SegmentIds
+	}
+	return nil
+}
+
+func (x *ReleaseForDeletion) GetBuilds() []*BuildRef {
+	if x != nil {
+		return x.Builds
+	}
+	return nil
+}
+
+func (x *ReleaseForDeletion) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// ReleaseVerdict answers one item of a ReleaseForDeletion, in the request's order
+// (segments, then builds, then keys).
+type ReleaseVerdict struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deletable     bool                   `protobuf:"varint,1,opt,name=deletable,proto3" json:"deletable,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseVerdict) Reset() {
+	*x = ReleaseVerdict{}
+	mi := &file_fsm_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseVerdict) ProtoMessage() {}
+
+func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
+func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ReleaseVerdict) GetDeletable() bool {
+	if x != nil {
+		return x.Deletable
+	}
+	return false
+}
+
+func (x *ReleaseVerdict) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReleaseForDeletionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verdicts      []*ReleaseVerdict      `protobuf:"bytes,1,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseForDeletionResponse) Reset() {
+	*x = ReleaseForDeletionResponse{}
+	mi := &file_fsm_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseForDeletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseForDeletionResponse) ProtoMessage() {}
+
+func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
 var File_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_proto_rawDesc = "" +
@@ -6813,7 +6985,17 @@ const file_fsm_proto_rawDesc = "" +
 	"\vsegment_ids\x18\x01 \x03(\x04R\n" +
 	"segmentIds\x12\x1b\n" +
 	"\tbuild_ids\x18\x02 \x03(\x04R\bbuildIds\"\a\n" +
-	"\x05Empty*\x8e\x01\n" +
+	"\x05Empty\"|\n" +
+	"\x12ReleaseForDeletion\x12\x1f\n" +
+	"\vsegment_ids\x18\x01 \x03(\x04R\n" +
+	"segmentIds\x121\n" +
+	"\x06builds\x18\x02 \x03(\v2\x19.snapkeep.fsm.v1.BuildRefR\x06builds\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\"F\n" +
+	"\x0eReleaseVerdict\x12\x1c\n" +
+	"\tdeletable\x18\x01 \x01(\bR\tdeletable\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"Y\n" +
+	"\x1aReleaseForDeletionResponse\x12;\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x1f.snapkeep.fsm.v1.ReleaseVerdictR\bverdicts*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -6826,7 +7008,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SEGMENT_STATE_ALLOCATED\x10\x01\x12\x19\n" +
 	"\x15SEGMENT_STATE_FLUSHED\x10\x02\x12\x19\n" +
-	"\x15SEGMENT_STATE_DROPPED\x10\x03*\x9c\x02\n" +
+	"\x15SEGMENT_STATE_DROPPED\x10\x03*\xb6\x02\n" +
 	"\n" +
 	"DropReason\x12\x1b\n" +
 	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -6837,7 +7019,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1eDROP_REASON_COLLECTION_DROPPED\x10\x05\x12\x1d\n" +
 	"\x19DROP_REASON_INDEX_DROPPED\x10\x06\x12\x1a\n" +
 	"\x16DROP_REASON_SUPERSEDED\x10\a\x12\x1f\n" +
-	"\x1bDROP_REASON_RESTORE_ABORTED\x10\b*\xc6\x01\n" +
+	"\x1bDROP_REASON_RESTORE_ABORTED\x10\b\x12\x18\n" +
+	"\x14DROP_REASON_RELEASED\x10\t*\xc6\x01\n" +
 	"\bFileKind\x12\x19\n" +
 	"\x15FILE_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FILE_KIND_INSERT\x10\x01\x12\x13\n" +
@@ -6872,7 +7055,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\xd3\b\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\xfa\b\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -6907,7 +7090,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1bCOMMAND_TYPE_RESTORE_REMOVE\x10\x1d\x12\x19\n" +
 	"\x15COMMAND_TYPE_GC_CHECK\x10\x1e\x12\x1a\n" +
 	"\x16COMMAND_TYPE_GC_REMOVE\x10\x1f\x12!\n" +
-	"\x1dCOMMAND_TYPE_GC_RECORD_REPORT\x10 *\x90\x01\n" +
+	"\x1dCOMMAND_TYPE_GC_RECORD_REPORT\x10 \x12%\n" +
+	"!COMMAND_TYPE_RELEASE_FOR_DELETION\x10!*\x90\x01\n" +
 	"\x10CopyVerification\x12\x1a\n" +
 	"\x16COPY_VERIFICATION_NONE\x10\x00\x12#\n" +
 	"\x1fCOPY_VERIFICATION_COPY_RESPONSE\x10\x01\x12\x1a\n" +
@@ -6927,7 +7111,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -7014,22 +7198,25 @@ var file_fsm_proto_goTypes = []any{
 	(*GCRemoveResponse)(nil),            // 82: snapkeep.fsm.v1.GCRemoveResponse
 	(*ExpireAllocationsResponse)(nil),   // 83: snapkeep.fsm.v1.ExpireAllocationsResponse
 	(*Empty)(nil),                       // 84: snapkeep.fsm.v1.Empty
-	nil,                                 // 85: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 86: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 87: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 88: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 89: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 90: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 91: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 92: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 93: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 94: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(*ReleaseForDeletion)(nil),          // 85: snapkeep.fsm.v1.ReleaseForDeletion
+	(*ReleaseVerdict)(nil),              // 86: snapkeep.fsm.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),  // 87: snapkeep.fsm.v1.ReleaseForDeletionResponse
+	nil,                                 // 88: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 89: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 90: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 91: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 92: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 93: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 94: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 95: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 96: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 97: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	85, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	86, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	88, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	89, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,  // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	87, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	90, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
 	13, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
 	14, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,  // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
@@ -7042,8 +7229,8 @@ var file_fsm_proto_depIdxs = []int32{
 	4,  // 13: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
 	19, // 14: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	6,  // 15: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	88, // 16: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	89, // 17: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	91, // 16: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	92, // 17: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
 	13, // 18: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
 	14, // 19: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	20, // 20: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
@@ -7059,17 +7246,17 @@ var file_fsm_proto_depIdxs = []int32{
 	9,  // 30: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
 	31, // 31: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
 	9,  // 32: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	90, // 33: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	91, // 34: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	93, // 33: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	94, // 34: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
 	1,  // 35: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	92, // 36: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	93, // 37: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	95, // 36: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	96, // 37: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
 	16, // 38: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
 	16, // 39: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
 	16, // 40: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
 	47, // 41: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
 	30, // 42: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	94, // 43: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	97, // 43: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 	20, // 44: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	57, // 45: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
 	57, // 46: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
@@ -7092,11 +7279,13 @@ var file_fsm_proto_depIdxs = []int32{
 	26, // 63: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
 	67, // 64: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
 	67, // 65: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	66, // [66:66] is the sub-list for method output_type
-	66, // [66:66] is the sub-list for method input_type
-	66, // [66:66] is the sub-list for extension type_name
-	66, // [66:66] is the sub-list for extension extendee
-	0,  // [0:66] is the sub-list for field type_name
+	67, // 66: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	86, // 67: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	68, // [68:68] is the sub-list for method output_type
+	68, // [68:68] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -7110,7 +7299,7 @@ func file_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   84,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -292,6 +292,10 @@ const (
 	DropReason_DROP_REASON_INDEX_DROPPED      DropReason = 6
 	// An index build replaced by a newer build of the same index.
 	DropReason_DROP_REASON_SUPERSEDED DropReason = 7
+	// The target of a restore that failed or was cancelled.
+	DropReason_DROP_REASON_RESTORE_ABORTED DropReason = 8
+	// Released to an external collector by ReleaseForDeletion.
+	DropReason_DROP_REASON_RELEASED DropReason = 9
 )
 
 // Enum value maps for DropReason.
@@ -305,6 +309,8 @@ var (
 		5: "DROP_REASON_COLLECTION_DROPPED",
 		6: "DROP_REASON_INDEX_DROPPED",
 		7: "DROP_REASON_SUPERSEDED",
+		8: "DROP_REASON_RESTORE_ABORTED",
+		9: "DROP_REASON_RELEASED",
 	}
 	DropReason_value = map[string]int32{
 		"DROP_REASON_UNSPECIFIED":        0,
@@ -315,6 +321,8 @@ var (
 		"DROP_REASON_COLLECTION_DROPPED": 5,
 		"DROP_REASON_INDEX_DROPPED":      6,
 		"DROP_REASON_SUPERSEDED":         7,
+		"DROP_REASON_RESTORE_ABORTED":    8,
+		"DROP_REASON_RELEASED":           9,
 	}
 )
 
@@ -7161,6 +7169,253 @@ func (x *TransferLeadershipResponse) GetLeaderId() string {
 	return ""
 }
 
+type ReleaseForDeletionRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	SegmentIds []uint64               `protobuf:"varint,2,rep,packed,name=segment_ids,json=segmentIds,proto3" json:"segment_ids,omitempty"`
+	// Index builds: the build id and its segment's id.
+	Builds []*ReleaseBuild `protobuf:"bytes,3,rep,name=builds,proto3" json:"builds,omitempty"`
+	// Full object keys (under the storage root).
+	Keys          []string `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseForDeletionRequest) Reset() {
+	*x = ReleaseForDeletionRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseForDeletionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseForDeletionRequest) ProtoMessage() {}
+
+func (x *ReleaseForDeletionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseForDeletionRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseForDeletionRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *ReleaseForDeletionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReleaseForDeletionRequest) GetSegmentIds() []uint64 {
+	if x != nil {
+		return x.SegmentIds
+	}
+	return nil
+}
+
+func (x *ReleaseForDeletionRequest) GetBuilds() []*ReleaseBuild {
+	if x != nil {
+		return x.Builds
+	}
+	return nil
+}
+
+func (x *ReleaseForDeletionRequest) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type ReleaseBuild struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SegmentId     uint64                 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	BuildId       uint64                 `protobuf:"varint,2,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseBuild) Reset() {
+	*x = ReleaseBuild{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseBuild) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseBuild) ProtoMessage() {}
+
+func (x *ReleaseBuild) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseBuild.ProtoReflect.Descriptor instead.
+func (*ReleaseBuild) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *ReleaseBuild) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *ReleaseBuild) GetBuildId() uint64 {
+	if x != nil {
+		return x.BuildId
+	}
+	return 0
+}
+
+// ReleaseVerdict answers one item of a request.
+type ReleaseVerdict struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item: a segment id, a build (segment_id and build_id) or a key.
+	SegmentId uint64 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	BuildId   uint64 `protobuf:"varint,2,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	Key       string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// True: delete it now, nothing in snapkeep needs it or ever will. False: keep it,
+	// reason says why (pinned by which snapshot, written by which restore, ...).
+	Deletable     bool   `protobuf:"varint,4,opt,name=deletable,proto3" json:"deletable,omitempty"`
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseVerdict) Reset() {
+	*x = ReleaseVerdict{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseVerdict) ProtoMessage() {}
+
+func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
+func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *ReleaseVerdict) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *ReleaseVerdict) GetBuildId() uint64 {
+	if x != nil {
+		return x.BuildId
+	}
+	return 0
+}
+
+func (x *ReleaseVerdict) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ReleaseVerdict) GetDeletable() bool {
+	if x != nil {
+		return x.Deletable
+	}
+	return false
+}
+
+func (x *ReleaseVerdict) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReleaseForDeletionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per item, in the request's order: segments, then builds, then keys.
+	Verdicts      []*ReleaseVerdict `protobuf:"bytes,1,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseForDeletionResponse) Reset() {
+	*x = ReleaseForDeletionResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseForDeletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseForDeletionResponse) ProtoMessage() {}
+
+func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
 var File_snapkeep_v1_snapkeep_proto protoreflect.FileDescriptor
 
 const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
@@ -7799,7 +8054,27 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
 	"\x1aTransferLeadershipResponse\x12\x1b\n" +
-	"\tleader_id\x18\x01 \x01(\tR\bleaderId*\x8e\x01\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\xa2\x01\n" +
+	"\x19ReleaseForDeletionRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vsegment_ids\x18\x02 \x03(\x04R\n" +
+	"segmentIds\x121\n" +
+	"\x06builds\x18\x03 \x03(\v2\x19.snapkeep.v1.ReleaseBuildR\x06builds\x12\x12\n" +
+	"\x04keys\x18\x04 \x03(\tR\x04keys\"H\n" +
+	"\fReleaseBuild\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x19\n" +
+	"\bbuild_id\x18\x02 \x01(\x04R\abuildId\"\x92\x01\n" +
+	"\x0eReleaseVerdict\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x19\n" +
+	"\bbuild_id\x18\x02 \x01(\x04R\abuildId\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x1c\n" +
+	"\tdeletable\x18\x04 \x01(\bR\tdeletable\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"U\n" +
+	"\x1aReleaseForDeletionResponse\x127\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x1b.snapkeep.v1.ReleaseVerdictR\bverdicts*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -7822,7 +8097,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SEGMENT_STATE_ALLOCATED\x10\x01\x12\x19\n" +
 	"\x15SEGMENT_STATE_FLUSHED\x10\x02\x12\x19\n" +
-	"\x15SEGMENT_STATE_DROPPED\x10\x03*\xfb\x01\n" +
+	"\x15SEGMENT_STATE_DROPPED\x10\x03*\xb6\x02\n" +
 	"\n" +
 	"DropReason\x12\x1b\n" +
 	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -7832,7 +8107,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x1dDROP_REASON_PARTITION_DROPPED\x10\x04\x12\"\n" +
 	"\x1eDROP_REASON_COLLECTION_DROPPED\x10\x05\x12\x1d\n" +
 	"\x19DROP_REASON_INDEX_DROPPED\x10\x06\x12\x1a\n" +
-	"\x16DROP_REASON_SUPERSEDED\x10\a*\x91\x01\n" +
+	"\x16DROP_REASON_SUPERSEDED\x10\a\x12\x1f\n" +
+	"\x1bDROP_REASON_RESTORE_ABORTED\x10\b\x12\x18\n" +
+	"\x14DROP_REASON_RELEASED\x10\t*\x91\x01\n" +
 	"\x0fIndexBuildState\x12!\n" +
 	"\x1dINDEX_BUILD_STATE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bINDEX_BUILD_STATE_ALLOCATED\x10\x01\x12\x1b\n" +
@@ -7898,10 +8175,11 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x0fRestoreSnapshot\x12#.snapkeep.v1.RestoreSnapshotRequest\x1a$.snapkeep.v1.RestoreSnapshotResponse\x12\\\n" +
 	"\x0fGetRestoreState\x12#.snapkeep.v1.GetRestoreStateRequest\x1a$.snapkeep.v1.GetRestoreStateResponse\x12\\\n" +
 	"\x0fListRestoreJobs\x12#.snapkeep.v1.ListRestoreJobsRequest\x1a$.snapkeep.v1.ListRestoreJobsResponse\x12V\n" +
-	"\rCancelRestore\x12!.snapkeep.v1.CancelRestoreRequest\x1a\".snapkeep.v1.CancelRestoreResponse2\x8d\x01\n" +
+	"\rCancelRestore\x12!.snapkeep.v1.CancelRestoreRequest\x1a\".snapkeep.v1.CancelRestoreResponse2\xf4\x01\n" +
 	"\x02GC\x12>\n" +
 	"\x05GCRun\x12\x19.snapkeep.v1.GCRunRequest\x1a\x1a.snapkeep.v1.GCRunResponse\x12G\n" +
-	"\bGCStatus\x12\x1c.snapkeep.v1.GCStatusRequest\x1a\x1d.snapkeep.v1.GCStatusResponse2\xf2\x02\n" +
+	"\bGCStatus\x12\x1c.snapkeep.v1.GCStatusRequest\x1a\x1d.snapkeep.v1.GCStatusResponse\x12e\n" +
+	"\x12ReleaseForDeletion\x12&.snapkeep.v1.ReleaseForDeletionRequest\x1a'.snapkeep.v1.ReleaseForDeletionResponse2\xf2\x02\n" +
 	"\aCluster\x12V\n" +
 	"\rClusterStatus\x12!.snapkeep.v1.ClusterStatusRequest\x1a\".snapkeep.v1.ClusterStatusResponse\x12Y\n" +
 	"\x0eClusterMembers\x12\".snapkeep.v1.ClusterMembersRequest\x1a#.snapkeep.v1.ClusterMembersResponse\x12M\n" +
@@ -7922,7 +8200,7 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
 	(KeyLayout)(0),                     // 1: snapkeep.v1.KeyLayout
@@ -8023,23 +8301,27 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(*RemoveNodeResponse)(nil),         // 96: snapkeep.v1.RemoveNodeResponse
 	(*TransferLeadershipRequest)(nil),  // 97: snapkeep.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil), // 98: snapkeep.v1.TransferLeadershipResponse
-	nil,                                // 99: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 100: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 101: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 102: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 103: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 104: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 105: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                // 106: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                // 107: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                // 108: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                // 109: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	(*ReleaseForDeletionRequest)(nil),  // 99: snapkeep.v1.ReleaseForDeletionRequest
+	(*ReleaseBuild)(nil),               // 100: snapkeep.v1.ReleaseBuild
+	(*ReleaseVerdict)(nil),             // 101: snapkeep.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil), // 102: snapkeep.v1.ReleaseForDeletionResponse
+	nil,                                // 103: snapkeep.v1.Database.PropertiesEntry
+	nil,                                // 104: snapkeep.v1.Index.ParamsEntry
+	nil,                                // 105: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                // 106: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                // 107: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                // 108: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                // 109: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                // 110: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                // 111: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                // 112: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                // 113: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	99,  // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	100, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	103, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	104, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	101, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	105, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
 	12,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
 	13,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
@@ -8051,15 +8333,15 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	16,  // 12: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
 	17,  // 13: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	4,   // 14: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	102, // 15: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	106, // 15: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
 	11,  // 16: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	6,   // 17: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	11,  // 18: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	103, // 19: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	107, // 19: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	1,   // 20: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
 	14,  // 21: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	14,  // 22: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	104, // 23: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	108, // 23: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
 	14,  // 24: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	6,   // 25: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	14,  // 26: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
@@ -8068,7 +8350,7 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	14,  // 29: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
 	14,  // 30: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
 	14,  // 31: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	105, // 32: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	109, // 32: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
 	14,  // 33: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	14,  // 34: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	18,  // 35: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
@@ -8090,17 +8372,17 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	2,   // 51: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
 	60,  // 52: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	7,   // 53: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	106, // 54: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	107, // 55: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	110, // 54: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	111, // 55: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
 	12,  // 56: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
 	13,  // 57: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
 	61,  // 58: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
 	1,   // 59: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
-	108, // 60: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	112, // 60: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
 	62,  // 61: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	62,  // 62: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	7,   // 63: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	109, // 64: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	113, // 64: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 	6,   // 65: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	62,  // 66: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
 	6,   // 67: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
@@ -8132,79 +8414,83 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	90,  // 93: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
 	10,  // 94: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
 	93,  // 95: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	19,  // 96: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	21,  // 97: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	23,  // 98: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	25,  // 99: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	27,  // 100: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	29,  // 101: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	31,  // 102: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	33,  // 103: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	35,  // 104: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	37,  // 105: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	39,  // 106: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	41,  // 107: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	43,  // 108: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	45,  // 109: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	47,  // 110: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	49,  // 111: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	52,  // 112: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	54,  // 113: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	56,  // 114: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	58,  // 115: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	63,  // 116: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	65,  // 117: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	67,  // 118: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	69,  // 119: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	72,  // 120: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	75,  // 121: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	77,  // 122: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	79,  // 123: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	84,  // 124: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	86,  // 125: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	88,  // 126: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	92,  // 127: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	95,  // 128: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	97,  // 129: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	20,  // 130: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	22,  // 131: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	24,  // 132: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	26,  // 133: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	28,  // 134: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	30,  // 135: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	32,  // 136: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	34,  // 137: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	36,  // 138: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	38,  // 139: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	40,  // 140: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	42,  // 141: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	44,  // 142: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	46,  // 143: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	48,  // 144: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	50,  // 145: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	53,  // 146: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	55,  // 147: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	57,  // 148: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	59,  // 149: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	64,  // 150: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	66,  // 151: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	68,  // 152: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	70,  // 153: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	74,  // 154: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	76,  // 155: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	78,  // 156: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	80,  // 157: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	85,  // 158: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	87,  // 159: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	91,  // 160: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	94,  // 161: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	96,  // 162: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	98,  // 163: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	130, // [130:164] is the sub-list for method output_type
-	96,  // [96:130] is the sub-list for method input_type
-	96,  // [96:96] is the sub-list for extension type_name
-	96,  // [96:96] is the sub-list for extension extendee
-	0,   // [0:96] is the sub-list for field type_name
+	100, // 96: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	101, // 97: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	19,  // 98: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	21,  // 99: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	23,  // 100: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	25,  // 101: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	27,  // 102: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	29,  // 103: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	31,  // 104: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	33,  // 105: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	35,  // 106: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	37,  // 107: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	39,  // 108: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	41,  // 109: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	43,  // 110: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	45,  // 111: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	47,  // 112: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	49,  // 113: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	52,  // 114: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	54,  // 115: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	56,  // 116: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	58,  // 117: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	63,  // 118: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	65,  // 119: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	67,  // 120: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	69,  // 121: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	72,  // 122: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	75,  // 123: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	77,  // 124: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	79,  // 125: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	84,  // 126: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	86,  // 127: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	99,  // 128: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	88,  // 129: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	92,  // 130: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	95,  // 131: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	97,  // 132: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	20,  // 133: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	22,  // 134: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	24,  // 135: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	26,  // 136: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	28,  // 137: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	30,  // 138: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	32,  // 139: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	34,  // 140: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	36,  // 141: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	38,  // 142: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	40,  // 143: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	42,  // 144: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	44,  // 145: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	46,  // 146: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	48,  // 147: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	50,  // 148: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	53,  // 149: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	55,  // 150: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	57,  // 151: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	59,  // 152: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	64,  // 153: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	66,  // 154: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	68,  // 155: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	70,  // 156: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	74,  // 157: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	76,  // 158: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	78,  // 159: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	80,  // 160: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	85,  // 161: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	87,  // 162: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	102, // 163: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	91,  // 164: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	94,  // 165: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	96,  // 166: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	98,  // 167: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	133, // [133:168] is the sub-list for method output_type
+	98,  // [98:133] is the sub-list for method input_type
+	98,  // [98:98] is the sub-list for extension type_name
+	98,  // [98:98] is the sub-list for extension extendee
+	0,   // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -8220,7 +8506,7 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   99,
+			NumMessages:   103,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -1412,8 +1412,9 @@ var Restores_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	GC_GCRun_FullMethodName    = "/snapkeep.v1.GC/GCRun"
-	GC_GCStatus_FullMethodName = "/snapkeep.v1.GC/GCStatus"
+	GC_GCRun_FullMethodName              = "/snapkeep.v1.GC/GCRun"
+	GC_GCStatus_FullMethodName           = "/snapkeep.v1.GC/GCStatus"
+	GC_ReleaseForDeletion_FullMethodName = "/snapkeep.v1.GC/ReleaseForDeletion"
 )
 
 // GCClient is the client API for GC service.
@@ -1431,6 +1432,13 @@ type GCClient interface {
 	GCRun(ctx context.Context, in *GCRunRequest, opts ...grpc.CallOption) (*GCRunResponse, error)
 	// GCStatus returns the last reports and when the next run is due.
 	GCStatus(ctx context.Context, in *GCStatusRequest, opts ...grpc.CallOption) (*GCStatusResponse, error)
+	// ReleaseForDeletion is for an external collector (a system with its own GC, as
+	// Milvus has): it answers which of the given segments, index builds and objects may
+	// be deleted now, and records the answer in Raft — a live segment or build answered
+	// deletable is dropped (reason RELEASED), so nothing answered deletable can be
+	// captured by a snapshot or read by a restore afterwards. Anything a snapshot pins,
+	// a running restore writes or an upload in flight holds is refused with the reason.
+	ReleaseForDeletion(ctx context.Context, in *ReleaseForDeletionRequest, opts ...grpc.CallOption) (*ReleaseForDeletionResponse, error)
 }
 
 type gCClient struct {
@@ -1461,6 +1469,16 @@ func (c *gCClient) GCStatus(ctx context.Context, in *GCStatusRequest, opts ...gr
 	return out, nil
 }
 
+func (c *gCClient) ReleaseForDeletion(ctx context.Context, in *ReleaseForDeletionRequest, opts ...grpc.CallOption) (*ReleaseForDeletionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseForDeletionResponse)
+	err := c.cc.Invoke(ctx, GC_ReleaseForDeletion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GCServer is the server API for GC service.
 // All implementations must embed UnimplementedGCServer
 // for forward compatibility.
@@ -1476,6 +1494,13 @@ type GCServer interface {
 	GCRun(context.Context, *GCRunRequest) (*GCRunResponse, error)
 	// GCStatus returns the last reports and when the next run is due.
 	GCStatus(context.Context, *GCStatusRequest) (*GCStatusResponse, error)
+	// ReleaseForDeletion is for an external collector (a system with its own GC, as
+	// Milvus has): it answers which of the given segments, index builds and objects may
+	// be deleted now, and records the answer in Raft — a live segment or build answered
+	// deletable is dropped (reason RELEASED), so nothing answered deletable can be
+	// captured by a snapshot or read by a restore afterwards. Anything a snapshot pins,
+	// a running restore writes or an upload in flight holds is refused with the reason.
+	ReleaseForDeletion(context.Context, *ReleaseForDeletionRequest) (*ReleaseForDeletionResponse, error)
 	mustEmbedUnimplementedGCServer()
 }
 
@@ -1491,6 +1516,9 @@ func (UnimplementedGCServer) GCRun(context.Context, *GCRunRequest) (*GCRunRespon
 }
 func (UnimplementedGCServer) GCStatus(context.Context, *GCStatusRequest) (*GCStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GCStatus not implemented")
+}
+func (UnimplementedGCServer) ReleaseForDeletion(context.Context, *ReleaseForDeletionRequest) (*ReleaseForDeletionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseForDeletion not implemented")
 }
 func (UnimplementedGCServer) mustEmbedUnimplementedGCServer() {}
 func (UnimplementedGCServer) testEmbeddedByValue()            {}
@@ -1549,6 +1577,24 @@ func _GC_GCStatus_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GC_ReleaseForDeletion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseForDeletionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GCServer).ReleaseForDeletion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GC_ReleaseForDeletion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GCServer).ReleaseForDeletion(ctx, req.(*ReleaseForDeletionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // GC_ServiceDesc is the grpc.ServiceDesc for GC service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1563,6 +1609,10 @@ var GC_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GCStatus",
 			Handler:    _GC_GCStatus_Handler,
+		},
+		{
+			MethodName: "ReleaseForDeletion",
+			Handler:    _GC_ReleaseForDeletion_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
