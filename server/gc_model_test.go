@@ -660,7 +660,7 @@ func (m *gcModel) plantOrphan() {
 	n := m.name("")
 	switch m.rng.IntN(5) {
 	case 0:
-		m.orphans[gcRoot+"junk/"+n] = put(gcRoot + "junk/" + n)
+		m.orphans[gcRoot+"collections/junk/"+n] = put(gcRoot + "collections/junk/" + n)
 	case 1:
 		k := gcRoot + layout.SnapkeepSegmentPrefix(m.pickColl().id, 1<<40+uint64(m.names)) + "insert/101/1"
 		m.orphans[k] = put(k)

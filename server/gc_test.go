@@ -651,11 +651,12 @@ func TestGCDryRunListsExactlyWhatTheRunDeletes(t *testing.T) {
 	_, err = cl.DropCollection(ctx, client.NewDropCollectionOption("tmp"))
 	require.NoError(t, err)
 
-	// Orphans under the root, and objects outside it.
+	// Orphans in snapkeep's namespaces under the root; objects elsewhere under the root
+	// (another system's, a Milvus layout's) and outside it, which are never orphans.
 	extra := get(kept[3].Id).Prefix + "insert/101/999" // not in its live segment's file list
 	orphans := map[string]int64{}
 	for _, k := range []string{
-		gcRoot + "junk/a.bin",
+		gcRoot + "collections/junk/a.bin",
 		gcRoot + layout.SnapkeepSegmentPrefix(docs.Id, 999999999) + "insert/101/1",
 		gcRoot + "snapshots/999999999.skm",
 		extra,
@@ -664,7 +665,7 @@ func TestGCDryRunListsExactlyWhatTheRunDeletes(t *testing.T) {
 		orphans[k] = int64(gcPut(t, store, k, pb.FileKind_FILE_KIND_INSERT, 7).Size)
 	}
 	outside := map[string]int64{}
-	for _, k := range []string{"outside/a", "snapkeep-other/b", "snapkeep"} {
+	for _, k := range []string{"outside/a", "snapkeep-other/b", "snapkeep", gcRoot + "junk/a.bin", gcRoot + "insert_log/1/2/3/100/1", gcRoot + "part_stats/1/2"} {
 		outside[k] = int64(gcPut(t, store, k, pb.FileKind_FILE_KIND_INSERT, 9).Size)
 	}
 	require.Eventually(t, func() bool {
