@@ -65,6 +65,13 @@ func (o *CreateCollectionOption) WithLayout(l snapkeepv1.KeyLayout) *CreateColle
 	return o
 }
 
+// WithVerifyOnFlush makes every flush of the collection list the bucket first and be
+// refused unless every file is there with its size.
+func (o *CreateCollectionOption) WithVerifyOnFlush() *CreateCollectionOption {
+	o.req.VerifyOnFlush = true
+	return o
+}
+
 // WithIDs gives the collection and its partitions the caller's ids (Milvus's
 // allocator): partitionIDs holds "_default"'s first, then one per WithPartitions name,
 // in order (none: snapkeep allocates the partitions'). Each id must be unused by any

@@ -85,6 +85,13 @@ func NewFlushSegmentOption(segmentID uint64) *FlushSegmentOption {
 	return &FlushSegmentOption{req: &snapkeepv1.FlushSegmentRequest{SegmentId: segmentID}}
 }
 
+// WithVerify has the server list the segment's prefixes first and refuse the flush
+// (ErrFailedPrecondition, naming the keys) unless every file is there with its size.
+func (o *FlushSegmentOption) WithVerify() *FlushSegmentOption {
+	o.req.VerifyFiles = true
+	return o
+}
+
 // WithRowCount records the segment's number of rows.
 func (o *FlushSegmentOption) WithRowCount(n int64) *FlushSegmentOption {
 	o.req.RowCount = n

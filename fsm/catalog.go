@@ -64,15 +64,16 @@ func applyCreateCollection(c *applyCtx, cmd *fsmpb.CreateCollection) (proto.Mess
 		return nil, err
 	}
 	coll := &fsmpb.Collection{
-		Id:          id,
-		DatabaseId:  db.Id,
-		Name:        cmd.Name,
-		State:       fsmpb.CollectionState_COLLECTION_STATE_ACTIVE,
-		Schema:      cmd.Schema,
-		Properties:  cmd.Properties,
-		Description: cmd.Description,
-		CreatedAt:   c.now,
-		Layout:      cmd.Layout,
+		Id:            id,
+		DatabaseId:    db.Id,
+		Name:          cmd.Name,
+		State:         fsmpb.CollectionState_COLLECTION_STATE_ACTIVE,
+		Schema:        cmd.Schema,
+		Properties:    cmd.Properties,
+		Description:   cmd.Description,
+		CreatedAt:     c.now,
+		Layout:        cmd.Layout,
+		VerifyOnFlush: cmd.VerifyOnFlush,
 	}
 	for i, name := range append([]string{DefaultPartition}, cmd.Partitions...) {
 		var want uint64

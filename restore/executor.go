@@ -46,7 +46,11 @@ type Task struct {
 	Src    string // full source key
 	Dst    string // full destination key
 	Size   uint64 // expected size
-	CRC32C uint32 // expected CRC-32C (Castagnoli) of the content
+	// CRC32C is the expected CRC-32C (Castagnoli) of the content; 0 for a non-empty
+	// file means it was not registered (a file may be flushed without one): the copy
+	// is then verified by reading both the source and the copy (a file whose CRC-32C
+	// truly is 0 gets the same, slower, check).
+	CRC32C uint32
 }
 
 // Result is one task's outcome.
@@ -85,7 +89,8 @@ const (
 	// from the source: then it proves the source's record was copied, not the bytes.
 	VerifiedByHead Verification = "head"
 	// VerifiedByReadBack: the copy was read back in full and its size and streamed
-	// CRC-32C equal the expected ones: the only check of the bytes themselves.
+	// CRC-32C equal the expected ones (for a file registered without a CRC-32C, the
+	// source's, read the same way): the only check of the bytes themselves.
 	VerifiedByReadBack Verification = "read-back"
 )
 
@@ -322,6 +327,9 @@ var errDestinationGone = errors.New("the copy's destination vanished before it w
 // verify checks the copy of t against the task, as cheaply as the copy
 // response allows (or, with ReadBack, by reading it back), and says how.
 func (c *config) verify(ctx context.Context, t Task, info objstore.CopyInfo) (Verification, error) {
+	if t.CRC32C == 0 && t.Size > 0 { // empty content's CRC-32C is 0: that one is known
+		return c.verifyWithoutChecksum(ctx, t)
+	}
 	if c.ReadBack {
 		crc, n, err := c.readBack(ctx, t)
 		if err != nil {
@@ -364,6 +372,33 @@ func (c *config) verify(ctx context.Context, t Task, info objstore.CopyInfo) (Ve
 	return VerifiedByReadBack, checkContent(t, crc, n, nil)
 }
 
+// verifyWithoutChecksum verifies the copy of a file registered without a CRC-32C: the
+// source is read in full (streamed) for its CRC-32C, then the copy is read back and
+// must have the same size and CRC-32C.
+func (c *config) verifyWithoutChecksum(ctx context.Context, t Task) (Verification, error) {
+	srcCRC, srcN, err := c.readKey(ctx, t, t.Src)
+	if err != nil {
+		return NotVerified, err
+	}
+	if srcN != t.Size {
+		return NotVerified, mismatch(t, "size", t.Size, srcN, "the source read in full")
+	}
+	want := t
+	want.CRC32C = srcCRC
+	crc, n, err := c.readBack(ctx, t)
+	if err != nil {
+		return NotVerified, err
+	}
+	if err := checkContent(want, crc, n, nil); err != nil {
+		var m *MismatchError
+		if errors.As(err, &m) {
+			m.From = "the content read back (the source read in full has CRC-32C " + fmt.Sprintf("%08x", srcCRC) + ")"
+		}
+		return VerifiedByReadBack, err
+	}
+	return VerifiedByReadBack, nil
+}
+
 // confirm reads the copy back after a server reported a mismatch: the task
 // fails only if the content disagrees too.
 func (c *config) confirm(ctx context.Context, t Task, reported *MismatchError) error {
@@ -404,16 +439,26 @@ func mismatch(t Task, what string, want, got uint64, from string) *MismatchError
 // breaks off transiently is resumed where it stopped (a range GET), so a
 // large object is not read twice.
 func (c *config) readBack(ctx context.Context, t Task) (uint32, uint64, error) {
+	crc, n, err := c.readKey(ctx, t, t.Dst)
+	if err != nil && errors.Is(err, objstore.ErrNotFound) && ctx.Err() == nil {
+		return 0, 0, fmt.Errorf("%w: %w", errDestinationGone, err)
+	}
+	return crc, n, err
+}
+
+// readKey streams key (the task's source or copy) and returns its CRC-32C and length,
+// resuming a read that broke off transiently where it stopped.
+func (c *config) readKey(ctx context.Context, t Task, key string) (uint32, uint64, error) {
 	var crc uint32
 	var n uint64
-	err := c.retry(ctx, t, "read back", func() error {
+	err := c.retry(ctx, t, "read "+key, func() error {
 		var rc io.ReadCloser
 		var err error
 		if n > 0 && n < t.Size {
-			rc, err = c.Store.GetRange(ctx, t.Dst, int64(n), -1)
+			rc, err = c.Store.GetRange(ctx, key, int64(n), -1)
 		} else {
 			crc, n = 0, 0
-			rc, _, err = c.Store.Get(ctx, t.Dst)
+			rc, _, err = c.Store.Get(ctx, key)
 		}
 		if err != nil {
 			return err
@@ -423,14 +468,11 @@ func (c *config) readBack(ctx context.Context, t Task) (uint32, uint64, error) {
 		_, err = io.Copy(w, rc)
 		crc, n = w.crc, n+w.n
 		if err != nil {
-			return fmt.Errorf("read %q: %w", t.Dst, err)
+			return fmt.Errorf("read %q: %w", key, err)
 		}
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, objstore.ErrNotFound) && ctx.Err() == nil {
-			return 0, 0, fmt.Errorf("%w: %w", errDestinationGone, err)
-		}
 		return 0, 0, err
 	}
 	return crc, n, nil

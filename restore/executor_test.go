@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"io"
 	"strings"
 	"sync"
@@ -523,4 +524,33 @@ func TestExecutorDestinationVanishes(t *testing.T) {
 	require.False(t, r.Permanent, "not the source's fault: try again later")
 	require.Contains(t, r.Err.Error(), "vanished")
 	require.Contains(t, r.Err.Error(), fmt.Sprintf("verify copy of %q to %q", f.tasks[0].Src, f.tasks[0].Dst))
+}
+
+// TestExecutorWithoutChecksum: files registered without a CRC-32C (0) are verified by
+// reading the source and the copy in full and comparing both (size and CRC-32C); a
+// size the source does not have fails the task.
+func TestExecutorWithoutChecksum(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		inner := newStore(t, b.cfg)
+		f := makeFixture(t, inner, "nocrc/", uploadOpts{})
+		tasks := slices.DeleteFunc(slices.Clone(f.tasks), func(t restore.Task) bool { return t.Size == 0 }) // an empty file's CRC-32C is 0 anyway
+		for i := range tasks {
+			tasks[i].CRC32C = 0
+		}
+		store := faults.Wrap(inner, faults.Options{})
+		exec := &restore.Executor{Store: store, Verify: true, Concurrency: 4}
+		results := exec.Run(t.Context(), tasks)
+		for i, r := range results {
+			require.NoError(t, r.Err, "task %d", i)
+			require.Equal(t, restore.VerifiedByReadBack, r.Verified)
+		}
+		require.Equal(t, 2*len(tasks), store.Calls(faults.OpGet), "the source and the copy, each read once")
+
+		wrong := tasks[0]
+		wrong.Size++
+		r := exec.Run(t.Context(), []restore.Task{wrong})[0]
+		require.ErrorIs(t, r.Err, restore.ErrMismatch)
+		require.True(t, r.Permanent)
+		require.ErrorContains(t, r.Err, "the source read in full")
+	})
 }

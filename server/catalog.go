@@ -102,15 +102,16 @@ func (s *catalogService) CreateCollection(ctx context.Context, req *pb.CreateCol
 		return nil, err
 	}
 	cmd := &fsmpb.CreateCollection{
-		Database:     req.Database,
-		Name:         req.Name,
-		Schema:       req.Schema,
-		Properties:   req.Properties,
-		Partitions:   req.Partitions,
-		Description:  req.Description,
-		Layout:       keyLayout,
-		CollectionId: req.CollectionId,
-		PartitionIds: req.PartitionIds,
+		Database:      req.Database,
+		Name:          req.Name,
+		Schema:        req.Schema,
+		Properties:    req.Properties,
+		Partitions:    req.Partitions,
+		Description:   req.Description,
+		Layout:        keyLayout,
+		CollectionId:  req.CollectionId,
+		PartitionIds:  req.PartitionIds,
+		VerifyOnFlush: req.VerifyOnFlush,
 	}
 	if err := fsm.ValidateCreateCollection(cmd); err != nil {
 		return nil, err
@@ -258,6 +259,9 @@ func (s *catalogService) AllocateSegment(ctx context.Context, req *pb.AllocateSe
 func (s *catalogService) FlushSegment(ctx context.Context, req *pb.FlushSegmentRequest) (*pb.FlushSegmentResponse, error) {
 	files, err := s.keys().files(req.Files)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.n.verifyFlush(ctx, req.SegmentId, files, req.VerifyFiles); err != nil {
 		return nil, err
 	}
 	var out fsmpb.SegmentResponse

@@ -106,6 +106,7 @@ func toCollection(c *fsmpb.Collection, database string) *pb.Collection {
 		Id:              c.Id,
 		Database:        database,
 		Layout:          toKeyLayout(c.Layout),
+		VerifyOnFlush:   c.VerifyOnFlush,
 		Name:            c.Name,
 		State:           pb.CollectionState(c.State),
 		Schema:          c.Schema,

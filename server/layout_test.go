@@ -236,3 +236,76 @@ func TestRestoreWithCallerIDs(t *testing.T) {
 		require.Equal(t, readObject(t, c.Bucket.Store, key), readObject(t, c.Bucket.Store, k))
 	}
 }
+
+// TestVerifyOnFlush: asked per request or set on the collection, a flush lists the
+// segment's prefixes first and is refused, naming the keys, while a file is missing or
+// of another size; uploaded, the same flush goes through. Files without a CRC-32C
+// (0) are accepted, and a restore verifies them by reading source and copy.
+func TestVerifyOnFlush(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	store := c.Bucket.Store
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("mv").WithLayout(pb.KeyLayout_KEY_LAYOUT_MILVUS).WithVerifyOnFlush())
+	require.NoError(t, err)
+	_, err = cl.CreateCollection(ctx, client.NewCreateCollectionOption("plain"))
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		coll   string
+		verify bool // ask on the request
+	}{{"mv", false}, {"plain", true}} {
+		seg, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption(tc.coll))
+		require.NoError(t, err)
+		var files []*pb.File
+		for i := range int64(3) {
+			spec := datagen.FileSpec{Kind: pb.FileKind_FILE_KIND_INSERT, FieldID: 100, LogID: i + 1}
+			key := datagen.Key(seg.Prefix, spec)
+			if tc.coll == "mv" {
+				key, err = datagen.MilvusKey(c.Root(), seg, spec)
+				require.NoError(t, err)
+			}
+			files = append(files, &pb.File{Key: key, Kind: spec.Kind, FieldId: 100, Size: 10})
+		}
+		if tc.coll == "mv" { // a text index file, under its build's prefix
+			files = append(files, &pb.File{Key: fmt.Sprintf("%s/text_log/77/1/%d/%d/%d/101/index.tar", c.Root(), seg.CollectionId, seg.PartitionId, seg.Id),
+				Kind: pb.FileKind_FILE_KIND_TEXT_INDEX, FieldId: 101, Size: 10})
+		}
+		put := func(f *pb.File, size int) {
+			_, err := store.Put(ctx, f.Key, strings.NewReader(strings.Repeat("x", size)), int64(size), objstore.PutOptions{})
+			require.NoError(t, err)
+		}
+		put(files[0], 10)
+		put(files[1], 9) // the wrong size
+		flush := func() error {
+			opt := client.NewFlushSegmentOption(seg.Id).WithRowCount(3).WithFiles(files...)
+			if tc.verify {
+				opt.WithVerify()
+			}
+			_, err := cl.FlushSegment(ctx, opt)
+			return err
+		}
+		err = flush()
+		require.ErrorIs(t, err, client.ErrFailedPrecondition, tc.coll)
+		require.ErrorContains(t, err, files[2].Key)
+		require.ErrorContains(t, err, files[1].Key+": want 10, got 9")
+		got, err := cl.GetSegment(ctx, client.NewGetSegmentOption(seg.Id))
+		require.NoError(t, err)
+		require.Equal(t, pb.SegmentState_SEGMENT_STATE_ALLOCATED, got.State, "nothing was proposed")
+
+		for _, f := range files[1:] {
+			put(f, 10)
+		}
+		require.NoError(t, flush(), tc.coll)
+	}
+
+	// The files had no CRC-32C: a restore verifies each by reading source and copy.
+	_, err = cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("mv", "s"))
+	require.NoError(t, err)
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("mv", "s", "mv_copy"))
+	require.NoError(t, err)
+	job, err := cl.WaitRestore(ctx, resp.JobId, nil)
+	require.NoError(t, err)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	require.EqualValues(t, 4, job.VerifiedByReadBack)
+}

@@ -315,7 +315,8 @@ func (g *generator) upload(ctx context.Context, seg *snapkeepv1.Segment, i, j in
 var ErrMismatch = errors.New("object does not match the catalog")
 
 // Verify reads back every file of seg, including those of its ready index builds, and
-// checks each against the size and CRC-32C the catalog records. It reports every bad
+// checks each against the size and CRC-32C the catalog records (the size alone for a
+// file registered without a CRC-32C, recorded as 0). It reports every bad
 // file, joined: test with errors.Is for ErrMismatch or objstore.ErrNotFound.
 func Verify(ctx context.Context, store objstore.Store, seg *snapkeepv1.Segment) error {
 	files := seg.GetFiles()
@@ -347,7 +348,8 @@ func verifyFile(ctx context.Context, store objstore.Store, f *snapkeepv1.File) e
 	if err != nil {
 		return fmt.Errorf("read %q: %w", f.GetKey(), err)
 	}
-	if uint64(n) != f.GetSize() || h.Sum32() != f.GetCrc32C() {
+	// A CRC-32C of 0 means none was registered: the size is all there is to check.
+	if uint64(n) != f.GetSize() || (f.GetCrc32C() != 0 && h.Sum32() != f.GetCrc32C()) {
 		return fmt.Errorf("%q has %d bytes with CRC-32C %08x, the catalog records %d bytes with %08x: %w",
 			f.GetKey(), n, h.Sum32(), f.GetSize(), f.GetCrc32C(), ErrMismatch)
 	}

@@ -127,6 +127,7 @@ func (a *app) collectionCmd() *cobra.Command {
 
 	var partitions, props []string
 	var description, schemaFile, keyLayout string
+	var verifyOnFlush bool
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a collection (with a \"_default\" partition and any given with --partition)",
@@ -142,6 +143,9 @@ func (a *app) collectionCmd() *cobra.Command {
 			}
 			opt := client.NewCreateCollectionOption(args[0]).WithDatabase(database).
 				WithPartitions(partitions...).WithProperties(properties).WithDescription(description).WithLayout(l)
+			if verifyOnFlush {
+				opt.WithVerifyOnFlush()
+			}
 			if schemaFile != "" {
 				schema, err := os.ReadFile(schemaFile)
 				if err != nil {
@@ -164,6 +168,7 @@ func (a *app) collectionCmd() *cobra.Command {
 	create.Flags().StringArrayVar(&props, "property", nil, "a collection property `key=value` (repeatable)")
 	create.Flags().StringVar(&description, "description", "", "free-text description")
 	create.Flags().StringVar(&schemaFile, "schema-file", "", "file holding the schema (opaque bytes, at most 1 MiB)")
+	create.Flags().BoolVar(&verifyOnFlush, "verify-on-flush", false, "check every flush's files (existence and size) against a listing of the bucket before accepting it")
 	create.Flags().StringVar(&keyLayout, "layout", "snapkeep", "where the collection's files sit: snapkeep (collections/<id>/segments/<id>/...) or milvus (Milvus's insert_log/, delta_log/, index_files/... keys); fixed for the collection's life")
 
 	var withSchemas bool

@@ -197,6 +197,9 @@ func printCollection(w io.Writer, c *snapkeepv1.Collection, sum *snapkeepv1.Segm
 	t.row("Database:", c.GetDatabase())
 	t.row("State:", enumName(c.GetState()))
 	t.row("Key layout:", enumName(c.GetLayout()))
+	if c.GetVerifyOnFlush() {
+		t.row("Flushes:", "verified against a listing of the bucket")
+	}
 	t.row("Description:", orDash(c.GetDescription()))
 	t.row("Created:", timestamp(c.GetCreatedAtUnixMs()))
 	if c.GetDroppedAtUnixMs() != 0 {

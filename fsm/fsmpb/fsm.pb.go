@@ -1054,11 +1054,13 @@ type Collection struct {
 	// Live partitions, in creation order; the first is always "_default".
 	Partitions []*Partition `protobuf:"bytes,7,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	// Live index definitions, in creation order.
-	Indexes       []*IndexDef `protobuf:"bytes,8,rep,name=indexes,proto3" json:"indexes,omitempty"`
-	Description   string      `protobuf:"bytes,9,opt,name=description,proto3" json:"description,omitempty"`
-	CreatedAt     int64       `protobuf:"varint,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	DroppedAt     int64       `protobuf:"varint,11,opt,name=dropped_at,json=droppedAt,proto3" json:"dropped_at,omitempty"`
-	Layout        KeyLayout   `protobuf:"varint,12,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
+	Indexes     []*IndexDef `protobuf:"bytes,8,rep,name=indexes,proto3" json:"indexes,omitempty"`
+	Description string      `protobuf:"bytes,9,opt,name=description,proto3" json:"description,omitempty"`
+	CreatedAt   int64       `protobuf:"varint,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	DroppedAt   int64       `protobuf:"varint,11,opt,name=dropped_at,json=droppedAt,proto3" json:"dropped_at,omitempty"`
+	Layout      KeyLayout   `protobuf:"varint,12,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
+	// Flushes are checked against a listing of the bucket before they are proposed.
+	VerifyOnFlush bool `protobuf:"varint,13,opt,name=verify_on_flush,json=verifyOnFlush,proto3" json:"verify_on_flush,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1175,6 +1177,13 @@ func (x *Collection) GetLayout() KeyLayout {
 		return x.Layout
 	}
 	return KeyLayout_KEY_LAYOUT_SNAPKEEP
+}
+
+func (x *Collection) GetVerifyOnFlush() bool {
+	if x != nil {
+		return x.VerifyOnFlush
+	}
+	return false
 }
 
 // File is one object as a command carries it. In the tables, a segment's files are kept
@@ -3275,6 +3284,7 @@ type CreateCollection struct {
 	// then one per name in partitions (empty: all allocated).
 	CollectionId  uint64   `protobuf:"varint,8,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
 	PartitionIds  []uint64 `protobuf:"varint,9,rep,packed,name=partition_ids,json=partitionIds,proto3" json:"partition_ids,omitempty"`
+	VerifyOnFlush bool     `protobuf:"varint,10,opt,name=verify_on_flush,json=verifyOnFlush,proto3" json:"verify_on_flush,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3370,6 +3380,13 @@ func (x *CreateCollection) GetPartitionIds() []uint64 {
 		return x.PartitionIds
 	}
 	return nil
+}
+
+func (x *CreateCollection) GetVerifyOnFlush() bool {
+	if x != nil {
+		return x.VerifyOnFlush
+	}
+	return false
 }
 
 type DropCollection struct {
@@ -6478,7 +6495,7 @@ const file_fsm_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\x03R\tcreatedAt\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xda\x04\n" +
 	"\n" +
 	"Collection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
@@ -6500,7 +6517,8 @@ const file_fsm_proto_rawDesc = "" +
 	" \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"dropped_at\x18\v \x01(\x03R\tdroppedAt\x122\n" +
-	"\x06layout\x18\f \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x1a=\n" +
+	"\x06layout\x18\f \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x12&\n" +
+	"\x0fverify_on_flush\x18\r \x01(\bR\rverifyOnFlush\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x01\n" +
@@ -6738,7 +6756,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\"\n" +
 	"\fDropDatabase\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xac\x03\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xd4\x03\n" +
 	"\x10CreateCollection\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -6752,7 +6770,9 @@ const file_fsm_proto_rawDesc = "" +
 	"\vdescription\x18\x06 \x01(\tR\vdescription\x122\n" +
 	"\x06layout\x18\a \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x12#\n" +
 	"\rcollection_id\x18\b \x01(\x04R\fcollectionId\x12#\n" +
-	"\rpartition_ids\x18\t \x03(\x04R\fpartitionIds\x1a=\n" +
+	"\rpartition_ids\x18\t \x03(\x04R\fpartitionIds\x12&\n" +
+	"\x0fverify_on_flush\x18\n" +
+	" \x01(\bR\rverifyOnFlush\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +

@@ -922,7 +922,9 @@ type Collection struct {
 	CreatedAtUnixMs int64    `protobuf:"varint,10,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
 	DroppedAtUnixMs int64    `protobuf:"varint,11,opt,name=dropped_at_unix_ms,json=droppedAtUnixMs,proto3" json:"dropped_at_unix_ms,omitempty"`
 	// Where the collection's files sit (never UNSPECIFIED in a response).
-	Layout        KeyLayout `protobuf:"varint,12,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
+	Layout KeyLayout `protobuf:"varint,12,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
+	// Every flush's files are checked against a listing before it is accepted.
+	VerifyOnFlush bool `protobuf:"varint,13,opt,name=verify_on_flush,json=verifyOnFlush,proto3" json:"verify_on_flush,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1039,6 +1041,13 @@ func (x *Collection) GetLayout() KeyLayout {
 		return x.Layout
 	}
 	return KeyLayout_KEY_LAYOUT_UNSPECIFIED
+}
+
+func (x *Collection) GetVerifyOnFlush() bool {
+	if x != nil {
+		return x.VerifyOnFlush
+	}
+	return false
 }
 
 // SegmentSummary counts a collection's segments.
@@ -1830,8 +1839,11 @@ type CreateCollectionRequest struct {
 	// An id must not be used by another object of its kind (ALREADY_EXISTS).
 	// partition_ids: "_default" first, then one per name in partitions, in order
 	// (empty: snapkeep allocates them all).
-	CollectionId  uint64   `protobuf:"varint,9,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
-	PartitionIds  []uint64 `protobuf:"varint,10,rep,packed,name=partition_ids,json=partitionIds,proto3" json:"partition_ids,omitempty"`
+	CollectionId uint64   `protobuf:"varint,9,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
+	PartitionIds []uint64 `protobuf:"varint,10,rep,packed,name=partition_ids,json=partitionIds,proto3" json:"partition_ids,omitempty"`
+	// Check every flush's files against a listing of the bucket before accepting it
+	// (FlushSegmentRequest.verify_files, for every flush of the collection).
+	VerifyOnFlush bool `protobuf:"varint,11,opt,name=verify_on_flush,json=verifyOnFlush,proto3" json:"verify_on_flush,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1934,6 +1946,13 @@ func (x *CreateCollectionRequest) GetPartitionIds() []uint64 {
 		return x.PartitionIds
 	}
 	return nil
+}
+
+func (x *CreateCollectionRequest) GetVerifyOnFlush() bool {
+	if x != nil {
+		return x.VerifyOnFlush
+	}
+	return false
 }
 
 type CreateCollectionResponse struct {
@@ -3074,7 +3093,11 @@ type FlushSegmentRequest struct {
 	RowCount  int64                  `protobuf:"varint,3,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
 	// The segment's files: full keys under the segment's prefix, at most 10,000.
 	// Kinds insert, delta, stats and bm25 (index files go in index builds).
-	Files         []*File `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
+	Files []*File `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
+	// List the segment's prefixes (one LIST per prefix and page, never a HEAD per file)
+	// and refuse the flush (FAILED_PRECONDITION, naming the keys) unless every file is
+	// there with its size. Always done for a collection created with verify_on_flush.
+	VerifyFiles   bool `protobuf:"varint,5,opt,name=verify_files,json=verifyFiles,proto3" json:"verify_files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3135,6 +3158,13 @@ func (x *FlushSegmentRequest) GetFiles() []*File {
 		return x.Files
 	}
 	return nil
+}
+
+func (x *FlushSegmentRequest) GetVerifyFiles() bool {
+	if x != nil {
+		return x.VerifyFiles
+	}
+	return false
 }
 
 type FlushSegmentResponse struct {
@@ -7443,7 +7473,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x12created_at_unix_ms\x18\x05 \x01(\x03R\x0fcreatedAtUnixMs\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xda\x04\n" +
 	"\n" +
 	"Collection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
@@ -7462,7 +7492,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x12created_at_unix_ms\x18\n" +
 	" \x01(\x03R\x0fcreatedAtUnixMs\x12+\n" +
 	"\x12dropped_at_unix_ms\x18\v \x01(\x03R\x0fdroppedAtUnixMs\x12.\n" +
-	"\x06layout\x18\f \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x1a=\n" +
+	"\x06layout\x18\f \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x12&\n" +
+	"\x0fverify_on_flush\x18\r \x01(\bR\rverifyOnFlush\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x01\n" +
@@ -7536,7 +7567,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"t\n" +
 	"\x15ListDatabasesResponse\x123\n" +
 	"\tdatabases\x18\x01 \x03(\v2\x15.snapkeep.v1.DatabaseR\tdatabases\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd1\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf9\x03\n" +
 	"\x17CreateCollectionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -7553,7 +7584,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x06layout\x18\b \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x12#\n" +
 	"\rcollection_id\x18\t \x01(\x04R\fcollectionId\x12#\n" +
 	"\rpartition_ids\x18\n" +
-	" \x03(\x04R\fpartitionIds\x1a=\n" +
+	" \x03(\x04R\fpartitionIds\x12&\n" +
+	"\x0fverify_on_flush\x18\v \x01(\bR\rverifyOnFlush\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"S\n" +
@@ -7670,14 +7702,15 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\n" +
 	"segment_id\x18\x06 \x01(\x04R\tsegmentId\"I\n" +
 	"\x17AllocateSegmentResponse\x12.\n" +
-	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\x99\x01\n" +
+	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\xbc\x01\n" +
 	"\x13FlushSegmentRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x02 \x01(\x04R\tsegmentId\x12\x1b\n" +
 	"\trow_count\x18\x03 \x01(\x03R\browCount\x12'\n" +
-	"\x05files\x18\x04 \x03(\v2\x11.snapkeep.v1.FileR\x05files\"F\n" +
+	"\x05files\x18\x04 \x03(\v2\x11.snapkeep.v1.FileR\x05files\x12!\n" +
+	"\fverify_files\x18\x05 \x01(\bR\vverifyFiles\"F\n" +
 	"\x14FlushSegmentResponse\x12.\n" +
 	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\xa5\x01\n" +
 	"\x19AllocateIndexBuildRequest\x12\x1d\n" +
