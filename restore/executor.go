@@ -42,10 +42,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Task is one file to copy.
 type Task struct {
-	Index  uint32 // the task's number in its job (opaque to the executor, echoed in results)
-	Src    string // full source key
-	Dst    string // full destination key
-	Size   uint64 // expected size
+	Index uint32 // the task's number in its job (opaque to the executor, echoed in results)
+	Src   string // full source key
+	Dst   string // full destination key
+	Size  uint64 // expected size
 	// CRC32C is the expected CRC-32C (Castagnoli) of the content; 0 for a non-empty
 	// file means it was not registered (a file may be flushed without one): the copy
 	// is then verified by reading both the source and the copy (a file whose CRC-32C
