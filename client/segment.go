@@ -85,6 +85,14 @@ func NewFlushSegmentOption(segmentID uint64) *FlushSegmentOption {
 	return &FlushSegmentOption{req: &snapkeepv1.FlushSegmentRequest{SegmentId: segmentID}}
 }
 
+// WithMeta records the vector database's metadata of the segment (Milvus's level,
+// channel, start and DML positions, storage version, sorted flag), kept exactly,
+// carried in snapshots and given to restored copies.
+func (o *FlushSegmentOption) WithMeta(meta *snapkeepv1.SegmentMeta) *FlushSegmentOption {
+	o.req.Meta = meta
+	return o
+}
+
 // WithVerify has the server list the segment's prefixes first and refuse the flush
 // (ErrFailedPrecondition, naming the keys) unless every file is there with its size.
 func (o *FlushSegmentOption) WithVerify() *FlushSegmentOption {
@@ -209,6 +217,16 @@ func NewCompactSegmentsOption(inputs ...uint64) *CompactSegmentsOption {
 // the inputs' collection, its files uploaded under its prefix.
 func (o *CompactSegmentsOption) WithOutput(segmentID uint64, rowCount int64, files ...*snapkeepv1.File) *CompactSegmentsOption {
 	o.req.Outputs = append(o.req.Outputs, &snapkeepv1.CompactOutput{SegmentId: segmentID, RowCount: rowCount, Files: files})
+	return o
+}
+
+// WithOutputMeta records the metadata of an output added with WithOutput.
+func (o *CompactSegmentsOption) WithOutputMeta(segmentID uint64, meta *snapkeepv1.SegmentMeta) *CompactSegmentsOption {
+	for _, out := range o.req.Outputs {
+		if out.SegmentId == segmentID {
+			out.Meta = meta
+		}
+	}
 	return o
 }
 

@@ -26,8 +26,27 @@ import (
 // A key is split at its last '/' into dir and name. Keys are relative to the owner's
 // prefix and sorted, so each dir shares most of the one before it, and numeric names
 // (Milvus's 18-digit log ids) are stored as small differences from the previous one.
+//
+// Version 2 adds the vector database's per-file metadata after the crc32c: a presence
+// byte (bit 0 log id, 1 entries, 2 timestamp from, 3 timestamp to, 4 memory size),
+// then the present values: log id as a zigzag delta from the previous entry's,
+// entries uvarint, timestamp from as a zigzag delta from the previous entry's,
+// timestamp to as a zigzag difference from timestamp from, memory size uvarint. A list
+// without any metadata is written as version 1, so the blobs of earlier log entries are
+// rebuilt byte for byte.
 
-const fileListVersion = 1
+const (
+	fileListVersion     = 1
+	fileListVersionMeta = 2
+)
+
+const (
+	metaLogID = 1 << iota
+	metaEntries
+	metaTSFrom
+	metaTSTo
+	metaMemorySize
+)
 
 // FileEntry is one file of a file list; Key is relative to its owner's prefix.
 type FileEntry struct {
@@ -36,6 +55,14 @@ type FileEntry struct {
 	FieldID int64
 	Size    uint64
 	CRC32C  uint32
+	// The vector database's metadata (Milvus's binlog fields); 0 when not given.
+	LogID, Entries, MemorySize  int64
+	TimestampFrom, TimestampTo uint64
+}
+
+// hasMeta reports whether the entry carries per-file metadata.
+func (e FileEntry) hasMeta() bool {
+	return e.LogID != 0 || e.Entries != 0 || e.MemorySize != 0 || e.TimestampFrom != 0 || e.TimestampTo != 0
 }
 
 var errBadFileList = errors.New("corrupt file list")
@@ -62,10 +89,17 @@ func encodeFileList(entries []FileEntry) []byte {
 	if len(entries) == 0 {
 		return nil
 	}
+	withMeta := slices.ContainsFunc(entries, FileEntry.hasMeta)
 	buf := make([]byte, 0, 16+24*len(entries))
-	buf = append(buf, fileListVersion)
+	if withMeta {
+		buf = append(buf, fileListVersionMeta)
+	} else {
+		buf = append(buf, fileListVersion)
+	}
 	buf = binary.AppendUvarint(buf, uint64(len(entries)))
 	prevDir, prevNum := "", uint64(0)
+	var prevLog int64
+	var prevTS uint64
 	for _, e := range entries {
 		dir, name := splitKey(e.Key)
 		shared := commonPrefixLen(prevDir, dir)
@@ -73,6 +107,9 @@ func encodeFileList(entries []FileEntry) []byte {
 		buf = binary.AppendVarint(buf, e.FieldID)
 		buf = binary.AppendUvarint(buf, e.Size)
 		buf = binary.LittleEndian.AppendUint32(buf, e.CRC32C)
+		if withMeta {
+			buf = appendFileMeta(buf, e, &prevLog, &prevTS)
+		}
 		buf = binary.AppendUvarint(buf, uint64(shared))
 		buf = binary.AppendUvarint(buf, uint64(len(dir)-shared))
 		buf = append(buf, dir[shared:]...)
@@ -95,6 +132,90 @@ const (
 	nameString  = 0
 	nameNumeric = 1
 )
+
+// appendFileMeta appends an entry's metadata (version 2).
+func appendFileMeta(buf []byte, e FileEntry, prevLog *int64, prevTS *uint64) []byte {
+	var present byte
+	if e.LogID != 0 {
+		present |= metaLogID
+	}
+	if e.Entries != 0 {
+		present |= metaEntries
+	}
+	if e.TimestampFrom != 0 {
+		present |= metaTSFrom
+	}
+	if e.TimestampTo != 0 {
+		present |= metaTSTo
+	}
+	if e.MemorySize != 0 {
+		present |= metaMemorySize
+	}
+	buf = append(buf, present)
+	if present&metaLogID != 0 {
+		buf = binary.AppendVarint(buf, e.LogID-*prevLog)
+		*prevLog = e.LogID
+	}
+	if present&metaEntries != 0 {
+		buf = binary.AppendVarint(buf, e.Entries)
+	}
+	if present&metaTSFrom != 0 {
+		buf = binary.AppendVarint(buf, int64(e.TimestampFrom-*prevTS))
+		*prevTS = e.TimestampFrom
+	}
+	if present&metaTSTo != 0 {
+		buf = binary.AppendVarint(buf, int64(e.TimestampTo-e.TimestampFrom))
+	}
+	if present&metaMemorySize != 0 {
+		buf = binary.AppendVarint(buf, e.MemorySize)
+	}
+	return buf
+}
+
+// readFileMeta reads an entry's metadata (version 2) into e.
+func readFileMeta(p []byte, e *FileEntry, prevLog *int64, prevTS *uint64) ([]byte, bool) {
+	if len(p) < 1 {
+		return p, false
+	}
+	present := p[0]
+	p = p[1:]
+	if present&^(metaLogID|metaEntries|metaTSFrom|metaTSTo|metaMemorySize) != 0 {
+		return p, false
+	}
+	var v int64
+	var ok bool
+	if present&metaLogID != 0 {
+		if v, p, ok = readVarint(p); !ok {
+			return p, false
+		}
+		*prevLog += v
+		e.LogID = *prevLog
+	}
+	if present&metaEntries != 0 {
+		if e.Entries, p, ok = readVarint(p); !ok {
+			return p, false
+		}
+	}
+	if present&metaTSFrom != 0 {
+		if v, p, ok = readVarint(p); !ok {
+			return p, false
+		}
+		*prevTS += uint64(v)
+		e.TimestampFrom = *prevTS
+	}
+	if present&metaTSTo != 0 {
+		if v, p, ok = readVarint(p); !ok {
+			return p, false
+		}
+		e.TimestampTo = e.TimestampFrom + uint64(v)
+	}
+	if present&metaMemorySize != 0 {
+		if e.MemorySize, p, ok = readVarint(p); !ok {
+			return p, false
+		}
+	}
+	return p, true
+}
 
 // splitKey splits a key after its last '/'.
 func splitKey(key string) (dir, name string) {
@@ -133,7 +254,7 @@ func FileCount(blob []byte) (int, error) {
 	if len(blob) == 0 {
 		return 0, nil
 	}
-	if blob[0] != fileListVersion {
+	if blob[0] != fileListVersion && blob[0] != fileListVersionMeta {
 		return 0, fmt.Errorf("%w: version %d", errBadFileList, blob[0])
 	}
 	n, k := binary.Uvarint(blob[1:])
@@ -161,12 +282,15 @@ func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 	if err != nil || count == 0 {
 		return err
 	}
+	withMeta := blob[0] == fileListVersionMeta
 	p := blob[1:]
 	_, k := binary.Uvarint(p)
 	p = p[k:]
 	dir := make([]byte, 0, 64)
 	key := make([]byte, 0, 96)
 	prevNum := uint64(0)
+	var prevLog int64
+	var prevTS uint64
 	for i := 0; i < count; i++ {
 		if len(p) < 1 {
 			return errBadFileList
@@ -186,6 +310,11 @@ func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 		}
 		e.CRC32C = binary.LittleEndian.Uint32(p)
 		p = p[4:]
+		if withMeta {
+			if p, ok = readFileMeta(p, &e, &prevLog, &prevTS); !ok {
+				return errBadFileList
+			}
+		}
 		var shared, suffix uint64
 		if shared, p, ok = readUvarint(p); !ok || shared > uint64(len(dir)) {
 			return errBadFileList

@@ -47,6 +47,29 @@ func TestFileListRoundTrip(t *testing.T) {
 
 // TestFileListIsCompact pins the size of a realistic segment's file list: eight files
 // with Milvus's 18-digit log ids take 153 bytes, under 20 per file.
+// Per-file metadata makes a version-2 list that decodes to the same entries; a list
+// without any stays version 1, byte for byte what it was.
+func TestFileListWithMetadata(t *testing.T) {
+	plain := []FileEntry{{Key: "insert_log/100/449000000000000001", Kind: 1, Size: 3}, {Key: "insert_log/100/449000000000000002", Kind: 1, Size: 4}}
+	blob, err := EncodeFileList(plain)
+	require.NoError(t, err)
+	require.EqualValues(t, fileListVersion, blob[0])
+
+	withMeta := []FileEntry{
+		{Key: "delta_log/449000000000000009", Kind: 2, Size: 9, LogID: 449000000000000009, Entries: 3, TimestampFrom: 449000000000000000, TimestampTo: 449000000000000500},
+		{Key: "insert_log/100/449000000000000001", Kind: 1, Size: 3, LogID: 449000000000000001, Entries: 1000, TimestampFrom: 448999999999999000, TimestampTo: 449000000000000001, MemorySize: 4096},
+		{Key: "insert_log/100/449000000000000002", Kind: 1, Size: 4},
+		{Key: "stats_log/100/449000000000000003", Kind: 3, Size: 5, TimestampTo: 7},
+	}
+	blob, err = EncodeFileList(withMeta)
+	require.NoError(t, err)
+	require.EqualValues(t, fileListVersionMeta, blob[0])
+	got, err := DecodeFileList(blob)
+	require.NoError(t, err)
+	require.Equal(t, withMeta, got)
+	t.Logf("%d files with metadata: %d bytes", len(withMeta), len(blob))
+}
+
 func TestFileListIsCompact(t *testing.T) {
 	ref := layout.Segment{Collection: 12, Segment: 3456789}
 	blob, err := encodeFiles(realisticFiles(12, 3456789), "segment", func(f *fsmpb.File) (string, error) { return layout.Snapkeep.SegmentFileRel(ref, f) })

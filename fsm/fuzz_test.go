@@ -45,6 +45,8 @@ func FuzzFileList(f *testing.F) {
 	f.Add(encodeFileList([]FileEntry{{Key: "insert/1/2", Kind: 1, Size: 3}, {Key: "insert/1/3", Kind: 1, FieldID: -4, CRC32C: 9}}))
 	f.Add([]byte{1, 0})
 	f.Add([]byte{1, 200, 1})
+	f.Add(encodeFileList([]FileEntry{{Key: "insert_log/100/449000000000000001", Kind: 1, Size: 3, LogID: 449000000000000001, Entries: 7, TimestampFrom: 5, TimestampTo: 9, MemorySize: 11},
+		{Key: "insert_log/101/449000000000000002", Kind: 1, LogID: 449000000000000002, TimestampTo: 1}}))
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		entries, err := DecodeFileList(blob)
 		if err != nil {

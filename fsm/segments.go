@@ -77,7 +77,7 @@ func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, err
 	if seg.State != fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED {
 		// A client retrying a flush whose answer it lost gets the segment again; a
 		// different flush of a flushed segment is refused, saying what differs.
-		again, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, seg.FlushedAt)
+		again, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, cmd.Meta, seg.FlushedAt)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +86,7 @@ func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, err
 		}
 		return &fsmpb.SegmentResponse{Segment: seg}, nil
 	}
-	next, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, c.now)
+	next, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, cmd.Meta, c.now)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +96,12 @@ func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, err
 
 // flushed returns the flushed copy of an allocated segment with its file list, the
 // files' keys checked against the collection's layout.
-func flushed(l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.File, now int64) (*fsmpb.Segment, error) {
+func flushed(l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.File, meta *fsmpb.SegmentMeta, now int64) (*fsmpb.Segment, error) {
 	if rows < 0 || rows > maxRowCount {
 		return nil, invalidf("segment %d: row count %d is out of range", seg.Id, rows)
+	}
+	if err := validateSegmentMeta(seg.Id, meta); err != nil {
+		return nil, err
 	}
 	ref := segmentRef(seg)
 	blob, err := encodeFiles(files, "segment "+u64(seg.Id), func(f *fsmpb.File) (string, error) { return l.SegmentFileRel(ref, f) })
@@ -111,7 +114,30 @@ func flushed(l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.Fil
 	next.Files = blob
 	next.FlushedAt = now
 	next.LeaseDeadline = 0
+	if meta != nil && !proto.Equal(meta, &fsmpb.SegmentMeta{}) {
+		next.Meta = meta
+	}
 	return next, nil
+}
+
+// Limits of a segment's metadata.
+const (
+	maxChannelBytes  = MaxNameLength
+	maxPositionBytes = 4 << 10
+)
+
+func validateSegmentMeta(id uint64, m *fsmpb.SegmentMeta) error {
+	switch {
+	case m == nil:
+		return nil
+	case len(m.Channel) > maxChannelBytes:
+		return invalidf("segment %d: channel name is %d bytes; the limit is %d", id, len(m.Channel), maxChannelBytes)
+	case len(m.StartPosition) > maxPositionBytes || len(m.DmlPosition) > maxPositionBytes:
+		return invalidf("segment %d: a position is over %d bytes", id, maxPositionBytes)
+	case fsmpb.SegmentLevel_name[int32(m.Level)] == "":
+		return invalidf("segment %d: unknown segment level %d", id, m.Level)
+	}
+	return nil
 }
 
 // flushDifference says how a flush (again, the segment it would make) differs from
@@ -120,6 +146,9 @@ func flushDifference(l layout.Layout, seg, again *fsmpb.Segment) string {
 	key := func(rel string) string { return l.SegmentFileKey(segmentRef(seg), rel) }
 	if seg.RowCount != again.RowCount {
 		return fmt.Sprintf("%d rows were flushed, this flush says %d", seg.RowCount, again.RowCount)
+	}
+	if !proto.Equal(seg.Meta, again.Meta) {
+		return "the segment's metadata (level, channel, positions, storage version, sorted flag) differs"
 	}
 	if bytes.Equal(seg.Files, again.Files) {
 		return ""
@@ -139,6 +168,8 @@ func flushDifference(l layout.Layout, seg, again *fsmpb.Segment) string {
 			return fmt.Sprintf("file %d is %q, this flush lists %q", i+1, key(a.Key), key(b.Key))
 		case a.Size != b.Size || a.CRC32C != b.CRC32C:
 			return fmt.Sprintf("file %q was flushed with size %d and CRC-32C %08x, this flush says %d and %08x", key(a.Key), a.Size, a.CRC32C, b.Size, b.CRC32C)
+		case a.LogID != b.LogID || a.Entries != b.Entries || a.TimestampFrom != b.TimestampFrom || a.TimestampTo != b.TimestampTo || a.MemorySize != b.MemorySize:
+			return fmt.Sprintf("file %q was flushed with other metadata (log id, entries, timestamps, memory size)", key(a.Key))
 		case a.Kind != b.Kind || a.FieldID != b.FieldID:
 			return fmt.Sprintf("file %q was flushed as %s of field %d, this flush says %s of field %d", key(a.Key), kindName(a.Kind), a.FieldID, kindName(b.Kind), b.FieldID)
 		}
@@ -176,7 +207,11 @@ func encodeFiles(files []*fsmpb.File, owner string, keepAs func(*fsmpb.File) (st
 			return nil, invalidf("%s: file %q is listed twice", owner, f.Key)
 		}
 		byRel[rel] = f.Key
-		entries = append(entries, FileEntry{Key: rel, Kind: f.Kind, FieldID: f.FieldId, Size: f.Size, CRC32C: f.Crc32C})
+		if f.LogId < 0 || f.Entries < 0 || f.MemorySize < 0 {
+			return nil, invalidf("file %q: log id, entries and memory size cannot be negative", f.Key)
+		}
+		entries = append(entries, FileEntry{Key: rel, Kind: f.Kind, FieldID: f.FieldId, Size: f.Size, CRC32C: f.Crc32C,
+			LogID: f.LogId, Entries: f.Entries, TimestampFrom: f.TimestampFrom, TimestampTo: f.TimestampTo, MemorySize: f.MemorySize})
 	}
 	slices.SortFunc(entries, func(a, b FileEntry) int { return cmp.Compare(a.Key, b.Key) })
 	return encodeFileList(entries), nil
@@ -324,7 +359,7 @@ func applyCompact(c *applyCtx, cmd *fsmpb.Compact) (proto.Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := flushed(layoutOf(coll), s, o.RowCount, o.Files, c.now)
+		n, err := flushed(layoutOf(coll), s, o.RowCount, o.Files, o.Meta, c.now)
 		if err != nil {
 			return nil, err
 		}

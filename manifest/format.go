@@ -21,9 +21,11 @@ import (
 // an older reader refuses those rather than misread their keys.
 const Version = 2
 
-// versionFor is the format version a manifest of a layout is written in.
-func versionFor(l manifestpb.KeyLayout) byte {
-	if l == manifestpb.KeyLayout_KEY_LAYOUT_SNAPKEEP {
+// versionFor is the format version a manifest with this header is written in: 2 when
+// it names a key layout other than snapkeep's or its records carry segment metadata
+// (a version-1 reader would misread either), else 1.
+func versionFor(h *manifestpb.Header) byte {
+	if h.GetKeyLayout() == manifestpb.KeyLayout_KEY_LAYOUT_SNAPKEEP && !h.GetSegmentMeta() {
 		return 1
 	}
 	return 2
@@ -105,6 +107,9 @@ type Segment struct {
 	Files []byte
 	// IndexBuilds are the segment's ready index builds; nil when it has none.
 	IndexBuilds []IndexBuild
+	// Meta is the vector database's metadata of the segment (nil when none). Written
+	// only when the header says segment_meta (format version 2).
+	Meta *fsmpb.SegmentMeta
 }
 
 // IndexBuild is one index build of a segment.

@@ -139,8 +139,8 @@ func Open(r io.ReaderAt, size int64) (*Reader, error) {
 	if err != nil {
 		return nil, corruptf("header: %v", err)
 	}
-	if want := versionFor(header.KeyLayout); version != want {
-		return nil, corruptf("header: a manifest of key layout %s is format version %d, not %d", header.KeyLayout, want, version)
+	if want := versionFor(header); version != want {
+		return nil, corruptf("header: a manifest of key layout %s (segment metadata %t) is format version %d, not %d", header.KeyLayout, header.SegmentMeta, want, version)
 	}
 	rd := &Reader{
 		r: r, size: size, header: header, partitions: parts, indexes: indexes, version: version,
@@ -545,6 +545,18 @@ func (rd *Reader) parseBlock(i int, data []byte) ([]Segment, error) {
 		}
 		if nb > 0 {
 			s.IndexBuilds = builds[start:len(builds):len(builds)]
+		}
+		if rd.header.GetSegmentMeta() {
+			if n, p, ok = uvarint(p); !ok || n > uint64(len(p)) {
+				return nil, bad(rec, "segment %d: bad metadata length", s.ID)
+			}
+			if n > 0 {
+				s.Meta = &fsmpb.SegmentMeta{}
+				if err := proto.Unmarshal(p[:n], s.Meta); err != nil {
+					return nil, bad(rec, "segment %d: metadata: %v", s.ID, err)
+				}
+			}
+			p = p[n:]
 		}
 		segs = append(segs, s)
 		prev = s.ID

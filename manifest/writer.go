@@ -55,7 +55,9 @@ type Writer struct {
 
 	enc       *zstd.Encoder
 	blockSize int
-	version   byte // the format version written (versionFor the header's layout)
+	version   byte // the format version written (versionFor the header)
+	// segmentMeta: records end with the segment's metadata (header segment_meta).
+	segmentMeta bool
 
 	partitions map[uint64]bool
 	indexes    map[uint64]bool
@@ -111,7 +113,8 @@ func NewWriter(w io.Writer, hdr *manifestpb.Header, opts WriterOptions) (*Writer
 	wr := &Writer{w: w, digest: xxhash.New(), enc: enc, blockSize: opts.BlockSize, partitions: parts, indexes: indexes}
 	head := make([]byte, 0, prefixLen+len(body)+sumLen)
 	head = append(head, Magic...)
-	wr.version = versionFor(hdr.KeyLayout)
+	wr.version = versionFor(hdr)
+	wr.segmentMeta = hdr.GetSegmentMeta()
 	head = append(head, wr.version)
 	head = binary.LittleEndian.AppendUint32(head, uint32(len(body)))
 	head = append(head, body...)
@@ -203,7 +206,17 @@ func (w *Writer) Add(seg *Segment) error {
 			return fmt.Errorf("manifest: segment %d, index build %d: file list: %w", seg.ID, b.BuildID, err)
 		}
 	}
-	recLen := 4*binary.MaxVarintLen64 + len(seg.Files)
+	var meta []byte
+	if seg.Meta != nil {
+		if !w.segmentMeta {
+			return fmt.Errorf("manifest: segment %d has metadata, but the header does not say segment_meta", seg.ID)
+		}
+		var err error
+		if meta, err = (proto.MarshalOptions{Deterministic: true}).Marshal(seg.Meta); err != nil {
+			return fmt.Errorf("manifest: segment %d: encode its metadata: %w", seg.ID, err)
+		}
+	}
+	recLen := 5*binary.MaxVarintLen64 + len(seg.Files) + len(meta)
 	for _, b := range seg.IndexBuilds {
 		recLen += 3*binary.MaxVarintLen64 + len(b.Files)
 	}
@@ -234,6 +247,10 @@ func (w *Writer) Add(seg *Segment) error {
 		b = binary.AppendUvarint(b, ib.IndexID)
 		b = binary.AppendUvarint(b, uint64(len(ib.Files)))
 		b = append(b, ib.Files...)
+	}
+	if w.segmentMeta {
+		b = binary.AppendUvarint(b, uint64(len(meta)))
+		b = append(b, meta...)
 	}
 	w.buf = b
 

@@ -265,7 +265,7 @@ func (s *catalogService) FlushSegment(ctx context.Context, req *pb.FlushSegmentR
 		return nil, err
 	}
 	var out fsmpb.SegmentResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.FlushSegment{SegmentId: req.SegmentId, RowCount: req.RowCount, Files: files}, &out); err != nil {
+	if err := s.n.propose(ctx, req.RequestId, &fsmpb.FlushSegment{SegmentId: req.SegmentId, RowCount: req.RowCount, Files: files, Meta: fromSegmentMeta(req.Meta)}, &out); err != nil {
 		return nil, err
 	}
 	seg, err := s.segment(out.Segment, true)
@@ -323,7 +323,7 @@ func (s *catalogService) CompactSegments(ctx context.Context, req *pb.CompactSeg
 		if err != nil {
 			return nil, err
 		}
-		cmd.Outputs = append(cmd.Outputs, &fsmpb.CompactOutput{SegmentId: o.SegmentId, RowCount: o.RowCount, Files: files})
+		cmd.Outputs = append(cmd.Outputs, &fsmpb.CompactOutput{SegmentId: o.SegmentId, RowCount: o.RowCount, Files: files, Meta: fromSegmentMeta(o.Meta)})
 	}
 	var out fsmpb.SegmentsResponse
 	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {

@@ -70,9 +70,27 @@ func (k keyspace) files(in []*pb.File) ([]*fsmpb.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = &fsmpb.File{Key: rel, Kind: fsmpb.FileKind(f.Kind), FieldId: f.FieldId, Size: f.Size, Crc32C: f.Crc32C}
+		out[i] = &fsmpb.File{Key: rel, Kind: fsmpb.FileKind(f.Kind), FieldId: f.FieldId, Size: f.Size, Crc32C: f.Crc32C,
+			LogId: f.LogId, Entries: f.Entries, TimestampFrom: f.TimestampFrom, TimestampTo: f.TimestampTo, MemorySize: f.MemorySize}
 	}
 	return out, nil
+}
+
+// fromSegmentMeta and toSegmentMeta convert a segment's metadata (nil stays nil).
+func fromSegmentMeta(m *pb.SegmentMeta) *fsmpb.SegmentMeta {
+	if m == nil {
+		return nil
+	}
+	return &fsmpb.SegmentMeta{Level: fsmpb.SegmentLevel(m.Level), Channel: m.Channel, StartPosition: m.StartPosition,
+		DmlPosition: m.DmlPosition, StorageVersion: m.StorageVersion, IsSorted: m.IsSorted}
+}
+
+func toSegmentMeta(m *fsmpb.SegmentMeta) *pb.SegmentMeta {
+	if m == nil {
+		return nil
+	}
+	return &pb.SegmentMeta{Level: pb.SegmentLevel(m.Level), Channel: m.Channel, StartPosition: m.StartPosition,
+		DmlPosition: m.DmlPosition, StorageVersion: m.StorageVersion, IsSorted: m.IsSorted}
 }
 
 func unixMS(ns int64) int64 {
@@ -143,6 +161,7 @@ func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (
 		DroppedAtUnixMs:     unixMS(s.DroppedAt),
 		DropReason:          pb.DropReason(s.DropReason),
 		RestoredFrom:        s.RestoredFrom,
+		Meta:                toSegmentMeta(s.Meta),
 	}
 	if !withFiles {
 		return out, nil
@@ -180,7 +199,8 @@ func (k keyspace) fileList(blob []byte, key func(rel string) string) ([]*pb.File
 	}
 	out := make([]*pb.File, 0, n)
 	err = fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
-		out = append(out, &pb.File{Key: k.full(key(e.Key)), Kind: pb.FileKind(e.Kind), FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C})
+		out = append(out, &pb.File{Key: k.full(key(e.Key)), Kind: pb.FileKind(e.Kind), FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C,
+			LogId: e.LogID, Entries: e.Entries, TimestampFrom: e.TimestampFrom, TimestampTo: e.TimestampTo, MemorySize: e.MemorySize})
 		return true
 	})
 	if err != nil {

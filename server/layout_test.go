@@ -7,11 +7,14 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
+	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
+	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/servertest"
@@ -308,4 +311,82 @@ func TestVerifyOnFlush(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
 	require.EqualValues(t, 4, job.VerifiedByReadBack)
+}
+
+// TestMilvusMetadataPreserved: a segment's Milvus metadata (level, channel, positions,
+// storage version, sorted flag) and each file's (log id, entries, timestamps, memory
+// size) are kept exactly through flush, an idempotent retry, the snapshot's manifest
+// and a restore; a retry with other metadata is refused.
+func TestMilvusMetadataPreserved(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("mv").WithLayout(pb.KeyLayout_KEY_LAYOUT_MILVUS))
+	require.NoError(t, err)
+	seg, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("mv"))
+	require.NoError(t, err)
+	meta := &pb.SegmentMeta{Level: pb.SegmentLevel_SEGMENT_LEVEL_L1, Channel: "by-dev-rootcoord-dml_0_449v0",
+		StartPosition: []byte{1, 2, 3, 0, 255}, DmlPosition: []byte("checkpoint"), StorageVersion: 2, IsSorted: true}
+	var files []*pb.File
+	for i := range int64(3) {
+		spec := datagen.FileSpec{Kind: pb.FileKind_FILE_KIND_INSERT, FieldID: 100 + i, LogID: 449_000_000_000_000_100 + i}
+		key, err := datagen.MilvusKey(c.Root(), seg, spec)
+		require.NoError(t, err)
+		content := datagen.NewContent(5, 0, int(i), 50)
+		_, err = c.Bucket.Store.Put(ctx, key, content, 50, objstore.PutOptions{})
+		require.NoError(t, err)
+		files = append(files, &pb.File{Key: key, Kind: spec.Kind, FieldId: spec.FieldID, Size: 50, Crc32C: content.CRC32C(),
+			LogId: spec.LogID, Entries: 1000 + i, TimestampFrom: 449_000_000_000_000_000 + uint64(i), TimestampTo: 449_000_000_000_900_000, MemorySize: 4096 * (i + 1)})
+	}
+	flush := func(m *pb.SegmentMeta, fs []*pb.File) (*pb.Segment, error) {
+		return cl.FlushSegment(ctx, client.NewFlushSegmentOption(seg.Id).WithRowCount(3000).WithMeta(m).WithFiles(fs...))
+	}
+	got, err := flush(meta, files)
+	require.NoError(t, err)
+	requireSameMeta := func(s *pb.Segment) {
+		t.Helper()
+		require.True(t, proto.Equal(meta, s.Meta), "segment meta %v", s.Meta)
+		require.Len(t, s.Files, len(files))
+		for i, f := range s.Files {
+			w := files[i]
+			require.Equal(t, []any{w.LogId, w.Entries, w.TimestampFrom, w.TimestampTo, w.MemorySize},
+				[]any{f.LogId, f.Entries, f.TimestampFrom, f.TimestampTo, f.MemorySize}, f.Key)
+		}
+	}
+	requireSameMeta(got)
+	again, err := flush(meta, files)
+	require.NoError(t, err, "an identical retry")
+	requireSameMeta(again)
+	other := proto.CloneOf(meta)
+	other.IsSorted = false
+	_, err = flush(other, files)
+	require.ErrorIs(t, err, client.ErrFailedPrecondition)
+	require.ErrorContains(t, err, "metadata")
+
+	snap, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("mv", "nightly-2026.12.03"))
+	require.NoError(t, err)
+	info, err := c.Bucket.Store.Head(ctx, snap.ManifestKey)
+	require.NoError(t, err)
+	rd, err := manifest.Open(objstore.NewReaderAt(ctx, c.Bucket.Store, snap.ManifestKey, info.Size), info.Size)
+	require.NoError(t, err)
+	require.Equal(t, 2, rd.Version())
+	require.NoError(t, rd.Segments(ctx, manifest.ReadOptions{}, func(s *manifest.Segment) error {
+		require.Equal(t, meta.Channel, s.Meta.GetChannel())
+		require.Equal(t, meta.StartPosition, s.Meta.GetStartPosition())
+		return rd.Files(s, func(key string, e fsm.FileEntry) bool {
+			require.NotZero(t, e.LogID, key)
+			require.NotZero(t, e.TimestampTo, key)
+			return true
+		})
+	}))
+
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("mv", "nightly-2026.12.03", "mv_copy"))
+	require.NoError(t, err)
+	job, err := cl.WaitRestore(ctx, resp.JobId, nil)
+	require.NoError(t, err)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	restored := segmentsOf(t, cl, "mv_copy")
+	require.Len(t, restored, 1)
+	requireSameMeta(restored[0])
+	require.EqualValues(t, seg.Id, restored[0].RestoredFrom)
 }

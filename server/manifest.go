@@ -122,18 +122,22 @@ func (b *spillBuffer) Close() error {
 func encodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmpb.Snapshot) (manifest.Result, error) {
 	type ref struct{ partition, id uint64 }
 	refs := make([]ref, 0, len(snap.SegmentIds))
+	withMeta := false
 	for _, id := range snap.SegmentIds {
 		seg, err := view.Segment(id)
 		if err != nil {
 			return manifest.Result{}, fmt.Errorf("pinned segment %d: %w", id, err)
 		}
 		refs = append(refs, ref{seg.PartitionId, id})
+		withMeta = withMeta || seg.Meta != nil
 	}
 	slices.SortFunc(refs, func(a, b ref) int {
 		return cmp.Or(cmp.Compare(a.partition, b.partition), cmp.Compare(a.id, b.id))
 	})
 
-	mw, err := manifest.NewWriter(w, manifestHeader(snap), manifest.WriterOptions{})
+	hdr := manifestHeader(snap)
+	hdr.SegmentMeta = withMeta // records carry the segments' metadata (format version 2)
+	mw, err := manifest.NewWriter(w, hdr, manifest.WriterOptions{})
 	if err != nil {
 		return manifest.Result{}, err
 	}
@@ -145,7 +149,7 @@ func encodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmp
 		if err != nil {
 			return manifest.Result{}, err
 		}
-		rec := &manifest.Segment{ID: seg.Id, PartitionID: seg.PartitionId, RowCount: seg.RowCount, Files: seg.Files}
+		rec := &manifest.Segment{ID: seg.Id, PartitionID: seg.PartitionId, RowCount: seg.RowCount, Files: seg.Files, Meta: seg.Meta}
 		for _, b := range seg.IndexBuilds {
 			if _, pinned := slices.BinarySearch(snap.BuildIds, b.BuildId); pinned {
 				rec.IndexBuilds = append(rec.IndexBuilds, manifest.IndexBuild{BuildID: b.BuildId, IndexID: b.IndexId, Files: b.Files})

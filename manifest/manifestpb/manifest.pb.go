@@ -128,7 +128,10 @@ type Header struct {
 	// Where the collection's files sit. Set only in format version 2: a version-1
 	// reader would take a Milvus-layout file list for snapkeep keys, so such a manifest
 	// carries version 2, which version-1 readers refuse.
-	KeyLayout     KeyLayout `protobuf:"varint,18,opt,name=key_layout,json=keyLayout,proto3,enum=snapkeep.manifest.v1.KeyLayout" json:"key_layout,omitempty"`
+	KeyLayout KeyLayout `protobuf:"varint,18,opt,name=key_layout,json=keyLayout,proto3,enum=snapkeep.manifest.v1.KeyLayout" json:"key_layout,omitempty"`
+	// Set only in format version 2: every segment record ends with the segment's
+	// metadata (snapkeep.fsm.v1.SegmentMeta, protobuf, length-prefixed, possibly empty).
+	SegmentMeta   bool `protobuf:"varint,19,opt,name=segment_meta,json=segmentMeta,proto3" json:"segment_meta,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -287,6 +290,13 @@ func (x *Header) GetKeyLayout() KeyLayout {
 		return x.KeyLayout
 	}
 	return KeyLayout_KEY_LAYOUT_SNAPKEEP
+}
+
+func (x *Header) GetSegmentMeta() bool {
+	if x != nil {
+		return x.SegmentMeta
+	}
+	return false
 }
 
 // Partition is a partition of the captured collection.
@@ -838,7 +848,7 @@ var File_manifest_proto protoreflect.FileDescriptor
 
 const file_manifest_proto_rawDesc = "" +
 	"\n" +
-	"\x0emanifest.proto\x12\x14snapkeep.manifest.v1\"\xaa\a\n" +
+	"\x0emanifest.proto\x12\x14snapkeep.manifest.v1\"\xcd\a\n" +
 	"\x06Header\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x12#\n" +
@@ -866,7 +876,8 @@ const file_manifest_proto_rawDesc = "" +
 	"\aindexes\x18\x10 \x03(\v2\x1e.snapkeep.manifest.v1.IndexDefR\aindexes\x12\x16\n" +
 	"\x06writer\x18\x11 \x01(\tR\x06writer\x12>\n" +
 	"\n" +
-	"key_layout\x18\x12 \x01(\x0e2\x1f.snapkeep.manifest.v1.KeyLayoutR\tkeyLayout\x1a9\n" +
+	"key_layout\x18\x12 \x01(\x0e2\x1f.snapkeep.manifest.v1.KeyLayoutR\tkeyLayout\x12!\n" +
+	"\fsegment_meta\x18\x13 \x01(\bR\vsegmentMeta\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +

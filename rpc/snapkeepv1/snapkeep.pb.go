@@ -225,6 +225,62 @@ func (FileKind) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{2}
 }
 
+// SegmentLevel is Milvus's segment level.
+type SegmentLevel int32
+
+const (
+	SegmentLevel_SEGMENT_LEVEL_UNSPECIFIED SegmentLevel = 0
+	SegmentLevel_SEGMENT_LEVEL_LEGACY      SegmentLevel = 1
+	SegmentLevel_SEGMENT_LEVEL_L0          SegmentLevel = 2
+	SegmentLevel_SEGMENT_LEVEL_L1          SegmentLevel = 3
+	SegmentLevel_SEGMENT_LEVEL_L2          SegmentLevel = 4
+)
+
+// Enum value maps for SegmentLevel.
+var (
+	SegmentLevel_name = map[int32]string{
+		0: "SEGMENT_LEVEL_UNSPECIFIED",
+		1: "SEGMENT_LEVEL_LEGACY",
+		2: "SEGMENT_LEVEL_L0",
+		3: "SEGMENT_LEVEL_L1",
+		4: "SEGMENT_LEVEL_L2",
+	}
+	SegmentLevel_value = map[string]int32{
+		"SEGMENT_LEVEL_UNSPECIFIED": 0,
+		"SEGMENT_LEVEL_LEGACY":      1,
+		"SEGMENT_LEVEL_L0":          2,
+		"SEGMENT_LEVEL_L1":          3,
+		"SEGMENT_LEVEL_L2":          4,
+	}
+)
+
+func (x SegmentLevel) Enum() *SegmentLevel {
+	p := new(SegmentLevel)
+	*p = x
+	return p
+}
+
+func (x SegmentLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SegmentLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[3].Descriptor()
+}
+
+func (SegmentLevel) Type() protoreflect.EnumType {
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[3]
+}
+
+func (x SegmentLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SegmentLevel.Descriptor instead.
+func (SegmentLevel) EnumDescriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{3}
+}
+
 type SegmentState int32
 
 const (
@@ -264,11 +320,11 @@ func (x SegmentState) String() string {
 }
 
 func (SegmentState) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[3].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[4].Descriptor()
 }
 
 func (SegmentState) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[3]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[4]
 }
 
 func (x SegmentState) Number() protoreflect.EnumNumber {
@@ -277,7 +333,7 @@ func (x SegmentState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SegmentState.Descriptor instead.
 func (SegmentState) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{3}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{4}
 }
 
 type DropReason int32
@@ -337,11 +393,11 @@ func (x DropReason) String() string {
 }
 
 func (DropReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[4].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[5].Descriptor()
 }
 
 func (DropReason) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[4]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[5]
 }
 
 func (x DropReason) Number() protoreflect.EnumNumber {
@@ -350,7 +406,7 @@ func (x DropReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DropReason.Descriptor instead.
 func (DropReason) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{4}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{5}
 }
 
 type IndexBuildState int32
@@ -389,11 +445,11 @@ func (x IndexBuildState) String() string {
 }
 
 func (IndexBuildState) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[5].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[6].Descriptor()
 }
 
 func (IndexBuildState) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[5]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[6]
 }
 
 func (x IndexBuildState) Number() protoreflect.EnumNumber {
@@ -402,7 +458,7 @@ func (x IndexBuildState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use IndexBuildState.Descriptor instead.
 func (IndexBuildState) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{5}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
 }
 
 // ReadConsistency chooses how fresh a read must be.
@@ -438,11 +494,11 @@ func (x ReadConsistency) String() string {
 }
 
 func (ReadConsistency) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[6].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[7].Descriptor()
 }
 
 func (ReadConsistency) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[6]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[7]
 }
 
 func (x ReadConsistency) Number() protoreflect.EnumNumber {
@@ -451,7 +507,7 @@ func (x ReadConsistency) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReadConsistency.Descriptor instead.
 func (ReadConsistency) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
 }
 
 type SnapshotState int32
@@ -494,11 +550,11 @@ func (x SnapshotState) String() string {
 }
 
 func (SnapshotState) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[7].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[8].Descriptor()
 }
 
 func (SnapshotState) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[7]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[8]
 }
 
 func (x SnapshotState) Number() protoreflect.EnumNumber {
@@ -507,7 +563,7 @@ func (x SnapshotState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SnapshotState.Descriptor instead.
 func (SnapshotState) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{8}
 }
 
 type RestoreState int32
@@ -557,11 +613,11 @@ func (x RestoreState) String() string {
 }
 
 func (RestoreState) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[8].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[9].Descriptor()
 }
 
 func (RestoreState) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[8]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[9]
 }
 
 func (x RestoreState) Number() protoreflect.EnumNumber {
@@ -570,7 +626,7 @@ func (x RestoreState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreState.Descriptor instead.
 func (RestoreState) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{8}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{9}
 }
 
 type NodeRole int32
@@ -616,11 +672,11 @@ func (x NodeRole) String() string {
 }
 
 func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[9].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[10].Descriptor()
 }
 
 func (NodeRole) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[9]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[10]
 }
 
 func (x NodeRole) Number() protoreflect.EnumNumber {
@@ -629,7 +685,7 @@ func (x NodeRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeRole.Descriptor instead.
 func (NodeRole) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{9}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{10}
 }
 
 type MemberStatus int32
@@ -680,11 +736,11 @@ func (x MemberStatus) String() string {
 }
 
 func (MemberStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[10].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[11].Descriptor()
 }
 
 func (MemberStatus) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[10]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[11]
 }
 
 func (x MemberStatus) Number() protoreflect.EnumNumber {
@@ -693,7 +749,7 @@ func (x MemberStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MemberStatus.Descriptor instead.
 func (MemberStatus) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{10}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{11}
 }
 
 type Database struct {
@@ -1146,8 +1202,16 @@ type File struct {
 	FieldId int64 `protobuf:"varint,3,opt,name=field_id,json=fieldId,proto3" json:"field_id,omitempty"`
 	// Size in bytes.
 	Size uint64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
-	// CRC-32C (Castagnoli) of the object's bytes.
-	Crc32C        uint32 `protobuf:"varint,5,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	// CRC-32C (Castagnoli) of the object's bytes; 0 for a non-empty file means not
+	// known (a restore then verifies the copy by reading source and copy).
+	Crc32C uint32 `protobuf:"varint,5,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	// The vector database's per-file metadata (Milvus's binlog fields), kept exactly;
+	// 0 when not given.
+	LogId         int64  `protobuf:"varint,6,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	Entries       int64  `protobuf:"varint,7,opt,name=entries,proto3" json:"entries,omitempty"`
+	TimestampFrom uint64 `protobuf:"varint,8,opt,name=timestamp_from,json=timestampFrom,proto3" json:"timestamp_from,omitempty"`
+	TimestampTo   uint64 `protobuf:"varint,9,opt,name=timestamp_to,json=timestampTo,proto3" json:"timestamp_to,omitempty"`
+	MemorySize    int64  `protobuf:"varint,10,opt,name=memory_size,json=memorySize,proto3" json:"memory_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1217,6 +1281,130 @@ func (x *File) GetCrc32C() uint32 {
 	return 0
 }
 
+func (x *File) GetLogId() int64 {
+	if x != nil {
+		return x.LogId
+	}
+	return 0
+}
+
+func (x *File) GetEntries() int64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *File) GetTimestampFrom() uint64 {
+	if x != nil {
+		return x.TimestampFrom
+	}
+	return 0
+}
+
+func (x *File) GetTimestampTo() uint64 {
+	if x != nil {
+		return x.TimestampTo
+	}
+	return 0
+}
+
+func (x *File) GetMemorySize() int64 {
+	if x != nil {
+		return x.MemorySize
+	}
+	return 0
+}
+
+// SegmentMeta is the vector database's metadata of a segment (Milvus's), kept exactly
+// as given at flush, carried in snapshots and manifests and given to restored copies.
+type SegmentMeta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Level SegmentLevel           `protobuf:"varint,1,opt,name=level,proto3,enum=snapkeep.v1.SegmentLevel" json:"level,omitempty"`
+	// The DML channel (virtual channel name), at most 255 bytes.
+	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// Start and DML (checkpoint) positions: opaque bytes (Milvus's msgpb.MsgPosition),
+	// at most 4 KiB each.
+	StartPosition  []byte `protobuf:"bytes,3,opt,name=start_position,json=startPosition,proto3" json:"start_position,omitempty"`
+	DmlPosition    []byte `protobuf:"bytes,4,opt,name=dml_position,json=dmlPosition,proto3" json:"dml_position,omitempty"`
+	StorageVersion int64  `protobuf:"varint,5,opt,name=storage_version,json=storageVersion,proto3" json:"storage_version,omitempty"`
+	IsSorted       bool   `protobuf:"varint,6,opt,name=is_sorted,json=isSorted,proto3" json:"is_sorted,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SegmentMeta) Reset() {
+	*x = SegmentMeta{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SegmentMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SegmentMeta) ProtoMessage() {}
+
+func (x *SegmentMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SegmentMeta.ProtoReflect.Descriptor instead.
+func (*SegmentMeta) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SegmentMeta) GetLevel() SegmentLevel {
+	if x != nil {
+		return x.Level
+	}
+	return SegmentLevel_SEGMENT_LEVEL_UNSPECIFIED
+}
+
+func (x *SegmentMeta) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *SegmentMeta) GetStartPosition() []byte {
+	if x != nil {
+		return x.StartPosition
+	}
+	return nil
+}
+
+func (x *SegmentMeta) GetDmlPosition() []byte {
+	if x != nil {
+		return x.DmlPosition
+	}
+	return nil
+}
+
+func (x *SegmentMeta) GetStorageVersion() int64 {
+	if x != nil {
+		return x.StorageVersion
+	}
+	return 0
+}
+
+func (x *SegmentMeta) GetIsSorted() bool {
+	if x != nil {
+		return x.IsSorted
+	}
+	return false
+}
+
 type IndexBuild struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	BuildId uint64                 `protobuf:"varint,1,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
@@ -1238,7 +1426,7 @@ type IndexBuild struct {
 
 func (x *IndexBuild) Reset() {
 	*x = IndexBuild{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[6]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1438,7 @@ func (x *IndexBuild) String() string {
 func (*IndexBuild) ProtoMessage() {}
 
 func (x *IndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[6]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1451,7 @@ func (x *IndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuild.ProtoReflect.Descriptor instead.
 func (*IndexBuild) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{6}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *IndexBuild) GetBuildId() uint64 {
@@ -1360,14 +1548,16 @@ type Segment struct {
 	DroppedAtUnixMs     int64      `protobuf:"varint,14,opt,name=dropped_at_unix_ms,json=droppedAtUnixMs,proto3" json:"dropped_at_unix_ms,omitempty"`
 	DropReason          DropReason `protobuf:"varint,15,opt,name=drop_reason,json=dropReason,proto3,enum=snapkeep.v1.DropReason" json:"drop_reason,omitempty"`
 	// A restored segment's source segment in the snapshot (0 otherwise).
-	RestoredFrom  uint64 `protobuf:"varint,16,opt,name=restored_from,json=restoredFrom,proto3" json:"restored_from,omitempty"`
+	RestoredFrom uint64 `protobuf:"varint,16,opt,name=restored_from,json=restoredFrom,proto3" json:"restored_from,omitempty"`
+	// The vector database's metadata, as given at flush (absent when none was).
+	Meta          *SegmentMeta `protobuf:"bytes,17,opt,name=meta,proto3" json:"meta,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Segment) Reset() {
 	*x = Segment{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[7]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1569,7 @@ func (x *Segment) String() string {
 func (*Segment) ProtoMessage() {}
 
 func (x *Segment) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[7]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1582,7 @@ func (x *Segment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Segment.ProtoReflect.Descriptor instead.
 func (*Segment) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{7}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Segment) GetId() uint64 {
@@ -1507,6 +1697,13 @@ func (x *Segment) GetRestoredFrom() uint64 {
 	return 0
 }
 
+func (x *Segment) GetMeta() *SegmentMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 type CreateDatabaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Deduplication id for retries (any string up to 128 bytes; the client sets one).
@@ -1519,7 +1716,7 @@ type CreateDatabaseRequest struct {
 
 func (x *CreateDatabaseRequest) Reset() {
 	*x = CreateDatabaseRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[8]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1728,7 @@ func (x *CreateDatabaseRequest) String() string {
 func (*CreateDatabaseRequest) ProtoMessage() {}
 
 func (x *CreateDatabaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[8]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1741,7 @@ func (x *CreateDatabaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabaseRequest.ProtoReflect.Descriptor instead.
 func (*CreateDatabaseRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{8}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateDatabaseRequest) GetRequestId() string {
@@ -1577,7 +1774,7 @@ type CreateDatabaseResponse struct {
 
 func (x *CreateDatabaseResponse) Reset() {
 	*x = CreateDatabaseResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[9]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1786,7 @@ func (x *CreateDatabaseResponse) String() string {
 func (*CreateDatabaseResponse) ProtoMessage() {}
 
 func (x *CreateDatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[9]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1799,7 @@ func (x *CreateDatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabaseResponse.ProtoReflect.Descriptor instead.
 func (*CreateDatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{9}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateDatabaseResponse) GetDatabase() *Database {
@@ -1622,7 +1819,7 @@ type DropDatabaseRequest struct {
 
 func (x *DropDatabaseRequest) Reset() {
 	*x = DropDatabaseRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[10]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1831,7 @@ func (x *DropDatabaseRequest) String() string {
 func (*DropDatabaseRequest) ProtoMessage() {}
 
 func (x *DropDatabaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[10]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1844,7 @@ func (x *DropDatabaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDatabaseRequest.ProtoReflect.Descriptor instead.
 func (*DropDatabaseRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{10}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DropDatabaseRequest) GetRequestId() string {
@@ -1672,7 +1869,7 @@ type DropDatabaseResponse struct {
 
 func (x *DropDatabaseResponse) Reset() {
 	*x = DropDatabaseResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[11]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1881,7 @@ func (x *DropDatabaseResponse) String() string {
 func (*DropDatabaseResponse) ProtoMessage() {}
 
 func (x *DropDatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[11]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1894,7 @@ func (x *DropDatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DropDatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{11}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{12}
 }
 
 type ListDatabasesRequest struct {
@@ -1715,7 +1912,7 @@ type ListDatabasesRequest struct {
 
 func (x *ListDatabasesRequest) Reset() {
 	*x = ListDatabasesRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[12]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1924,7 @@ func (x *ListDatabasesRequest) String() string {
 func (*ListDatabasesRequest) ProtoMessage() {}
 
 func (x *ListDatabasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[12]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1937,7 @@ func (x *ListDatabasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatabasesRequest.ProtoReflect.Descriptor instead.
 func (*ListDatabasesRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{12}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListDatabasesRequest) GetConsistency() ReadConsistency {
@@ -1775,7 +1972,7 @@ type ListDatabasesResponse struct {
 
 func (x *ListDatabasesResponse) Reset() {
 	*x = ListDatabasesResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[13]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1984,7 @@ func (x *ListDatabasesResponse) String() string {
 func (*ListDatabasesResponse) ProtoMessage() {}
 
 func (x *ListDatabasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[13]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1997,7 @@ func (x *ListDatabasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDatabasesResponse.ProtoReflect.Descriptor instead.
 func (*ListDatabasesResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{13}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListDatabasesResponse) GetDatabases() []*Database {
@@ -1850,7 +2047,7 @@ type CreateCollectionRequest struct {
 
 func (x *CreateCollectionRequest) Reset() {
 	*x = CreateCollectionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[14]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +2059,7 @@ func (x *CreateCollectionRequest) String() string {
 func (*CreateCollectionRequest) ProtoMessage() {}
 
 func (x *CreateCollectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[14]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +2072,7 @@ func (x *CreateCollectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollectionRequest.ProtoReflect.Descriptor instead.
 func (*CreateCollectionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{14}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateCollectionRequest) GetRequestId() string {
@@ -1964,7 +2161,7 @@ type CreateCollectionResponse struct {
 
 func (x *CreateCollectionResponse) Reset() {
 	*x = CreateCollectionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[15]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2173,7 @@ func (x *CreateCollectionResponse) String() string {
 func (*CreateCollectionResponse) ProtoMessage() {}
 
 func (x *CreateCollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[15]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2186,7 @@ func (x *CreateCollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateCollectionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{15}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateCollectionResponse) GetCollection() *Collection {
@@ -2010,7 +2207,7 @@ type DropCollectionRequest struct {
 
 func (x *DropCollectionRequest) Reset() {
 	*x = DropCollectionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[16]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2219,7 @@ func (x *DropCollectionRequest) String() string {
 func (*DropCollectionRequest) ProtoMessage() {}
 
 func (x *DropCollectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[16]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2232,7 @@ func (x *DropCollectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCollectionRequest.ProtoReflect.Descriptor instead.
 func (*DropCollectionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{16}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DropCollectionRequest) GetRequestId() string {
@@ -2068,7 +2265,7 @@ type DropCollectionResponse struct {
 
 func (x *DropCollectionResponse) Reset() {
 	*x = DropCollectionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[17]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2277,7 @@ func (x *DropCollectionResponse) String() string {
 func (*DropCollectionResponse) ProtoMessage() {}
 
 func (x *DropCollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[17]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2290,7 @@ func (x *DropCollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCollectionResponse.ProtoReflect.Descriptor instead.
 func (*DropCollectionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{17}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DropCollectionResponse) GetCollection() *Collection {
@@ -2118,7 +2315,7 @@ type AlterCollectionRequest struct {
 
 func (x *AlterCollectionRequest) Reset() {
 	*x = AlterCollectionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[18]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2327,7 @@ func (x *AlterCollectionRequest) String() string {
 func (*AlterCollectionRequest) ProtoMessage() {}
 
 func (x *AlterCollectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[18]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2340,7 @@ func (x *AlterCollectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterCollectionRequest.ProtoReflect.Descriptor instead.
 func (*AlterCollectionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{18}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AlterCollectionRequest) GetRequestId() string {
@@ -2190,7 +2387,7 @@ type AlterCollectionResponse struct {
 
 func (x *AlterCollectionResponse) Reset() {
 	*x = AlterCollectionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[19]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2399,7 @@ func (x *AlterCollectionResponse) String() string {
 func (*AlterCollectionResponse) ProtoMessage() {}
 
 func (x *AlterCollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[19]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2412,7 @@ func (x *AlterCollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterCollectionResponse.ProtoReflect.Descriptor instead.
 func (*AlterCollectionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{19}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AlterCollectionResponse) GetCollection() *Collection {
@@ -2236,7 +2433,7 @@ type DescribeCollectionRequest struct {
 
 func (x *DescribeCollectionRequest) Reset() {
 	*x = DescribeCollectionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[20]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2445,7 @@ func (x *DescribeCollectionRequest) String() string {
 func (*DescribeCollectionRequest) ProtoMessage() {}
 
 func (x *DescribeCollectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[20]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2458,7 @@ func (x *DescribeCollectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeCollectionRequest.ProtoReflect.Descriptor instead.
 func (*DescribeCollectionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{20}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DescribeCollectionRequest) GetDatabase() string {
@@ -2295,7 +2492,7 @@ type DescribeCollectionResponse struct {
 
 func (x *DescribeCollectionResponse) Reset() {
 	*x = DescribeCollectionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[21]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2504,7 @@ func (x *DescribeCollectionResponse) String() string {
 func (*DescribeCollectionResponse) ProtoMessage() {}
 
 func (x *DescribeCollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[21]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2517,7 @@ func (x *DescribeCollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeCollectionResponse.ProtoReflect.Descriptor instead.
 func (*DescribeCollectionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{21}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DescribeCollectionResponse) GetCollection() *Collection {
@@ -2355,7 +2552,7 @@ type ListCollectionsRequest struct {
 
 func (x *ListCollectionsRequest) Reset() {
 	*x = ListCollectionsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[22]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2564,7 @@ func (x *ListCollectionsRequest) String() string {
 func (*ListCollectionsRequest) ProtoMessage() {}
 
 func (x *ListCollectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[22]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2577,7 @@ func (x *ListCollectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCollectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListCollectionsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{22}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListCollectionsRequest) GetDatabase() string {
@@ -2429,7 +2626,7 @@ type ListCollectionsResponse struct {
 
 func (x *ListCollectionsResponse) Reset() {
 	*x = ListCollectionsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[23]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2441,7 +2638,7 @@ func (x *ListCollectionsResponse) String() string {
 func (*ListCollectionsResponse) ProtoMessage() {}
 
 func (x *ListCollectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[23]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2454,7 +2651,7 @@ func (x *ListCollectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCollectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListCollectionsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{23}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListCollectionsResponse) GetCollections() []*Collection {
@@ -2485,7 +2682,7 @@ type CreatePartitionRequest struct {
 
 func (x *CreatePartitionRequest) Reset() {
 	*x = CreatePartitionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[24]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2694,7 @@ func (x *CreatePartitionRequest) String() string {
 func (*CreatePartitionRequest) ProtoMessage() {}
 
 func (x *CreatePartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[24]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2707,7 @@ func (x *CreatePartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartitionRequest.ProtoReflect.Descriptor instead.
 func (*CreatePartitionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{24}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreatePartitionRequest) GetRequestId() string {
@@ -2557,7 +2754,7 @@ type CreatePartitionResponse struct {
 
 func (x *CreatePartitionResponse) Reset() {
 	*x = CreatePartitionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[25]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2569,7 +2766,7 @@ func (x *CreatePartitionResponse) String() string {
 func (*CreatePartitionResponse) ProtoMessage() {}
 
 func (x *CreatePartitionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[25]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2582,7 +2779,7 @@ func (x *CreatePartitionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartitionResponse.ProtoReflect.Descriptor instead.
 func (*CreatePartitionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{25}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreatePartitionResponse) GetCollection() *Collection {
@@ -2604,7 +2801,7 @@ type DropPartitionRequest struct {
 
 func (x *DropPartitionRequest) Reset() {
 	*x = DropPartitionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[26]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2813,7 @@ func (x *DropPartitionRequest) String() string {
 func (*DropPartitionRequest) ProtoMessage() {}
 
 func (x *DropPartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[26]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2826,7 @@ func (x *DropPartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropPartitionRequest.ProtoReflect.Descriptor instead.
 func (*DropPartitionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{26}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DropPartitionRequest) GetRequestId() string {
@@ -2669,7 +2866,7 @@ type DropPartitionResponse struct {
 
 func (x *DropPartitionResponse) Reset() {
 	*x = DropPartitionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[27]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2681,7 +2878,7 @@ func (x *DropPartitionResponse) String() string {
 func (*DropPartitionResponse) ProtoMessage() {}
 
 func (x *DropPartitionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[27]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2694,7 +2891,7 @@ func (x *DropPartitionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropPartitionResponse.ProtoReflect.Descriptor instead.
 func (*DropPartitionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{27}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DropPartitionResponse) GetCollection() *Collection {
@@ -2721,7 +2918,7 @@ type CreateIndexRequest struct {
 
 func (x *CreateIndexRequest) Reset() {
 	*x = CreateIndexRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[28]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2930,7 @@ func (x *CreateIndexRequest) String() string {
 func (*CreateIndexRequest) ProtoMessage() {}
 
 func (x *CreateIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[28]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2943,7 @@ func (x *CreateIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndexRequest.ProtoReflect.Descriptor instead.
 func (*CreateIndexRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{28}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateIndexRequest) GetRequestId() string {
@@ -2807,7 +3004,7 @@ type CreateIndexResponse struct {
 
 func (x *CreateIndexResponse) Reset() {
 	*x = CreateIndexResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[29]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2819,7 +3016,7 @@ func (x *CreateIndexResponse) String() string {
 func (*CreateIndexResponse) ProtoMessage() {}
 
 func (x *CreateIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[29]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2832,7 +3029,7 @@ func (x *CreateIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndexResponse.ProtoReflect.Descriptor instead.
 func (*CreateIndexResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{29}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateIndexResponse) GetCollection() *Collection {
@@ -2854,7 +3051,7 @@ type DropIndexRequest struct {
 
 func (x *DropIndexRequest) Reset() {
 	*x = DropIndexRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[30]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +3063,7 @@ func (x *DropIndexRequest) String() string {
 func (*DropIndexRequest) ProtoMessage() {}
 
 func (x *DropIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[30]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +3076,7 @@ func (x *DropIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndexRequest.ProtoReflect.Descriptor instead.
 func (*DropIndexRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{30}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DropIndexRequest) GetRequestId() string {
@@ -2919,7 +3116,7 @@ type DropIndexResponse struct {
 
 func (x *DropIndexResponse) Reset() {
 	*x = DropIndexResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[31]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +3128,7 @@ func (x *DropIndexResponse) String() string {
 func (*DropIndexResponse) ProtoMessage() {}
 
 func (x *DropIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[31]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +3141,7 @@ func (x *DropIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndexResponse.ProtoReflect.Descriptor instead.
 func (*DropIndexResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{31}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DropIndexResponse) GetCollection() *Collection {
@@ -2971,7 +3168,7 @@ type AllocateSegmentRequest struct {
 
 func (x *AllocateSegmentRequest) Reset() {
 	*x = AllocateSegmentRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[32]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2983,7 +3180,7 @@ func (x *AllocateSegmentRequest) String() string {
 func (*AllocateSegmentRequest) ProtoMessage() {}
 
 func (x *AllocateSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[32]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2996,7 +3193,7 @@ func (x *AllocateSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateSegmentRequest.ProtoReflect.Descriptor instead.
 func (*AllocateSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{32}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AllocateSegmentRequest) GetRequestId() string {
@@ -3051,7 +3248,7 @@ type AllocateSegmentResponse struct {
 
 func (x *AllocateSegmentResponse) Reset() {
 	*x = AllocateSegmentResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[33]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3260,7 @@ func (x *AllocateSegmentResponse) String() string {
 func (*AllocateSegmentResponse) ProtoMessage() {}
 
 func (x *AllocateSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[33]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3273,7 @@ func (x *AllocateSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateSegmentResponse.ProtoReflect.Descriptor instead.
 func (*AllocateSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{33}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AllocateSegmentResponse) GetSegment() *Segment {
@@ -3097,14 +3294,17 @@ type FlushSegmentRequest struct {
 	// List the segment's prefixes (one LIST per prefix and page, never a HEAD per file)
 	// and refuse the flush (FAILED_PRECONDITION, naming the keys) unless every file is
 	// there with its size. Always done for a collection created with verify_on_flush.
-	VerifyFiles   bool `protobuf:"varint,5,opt,name=verify_files,json=verifyFiles,proto3" json:"verify_files,omitempty"`
+	VerifyFiles bool `protobuf:"varint,5,opt,name=verify_files,json=verifyFiles,proto3" json:"verify_files,omitempty"`
+	// The vector database's metadata of the segment (Milvus's level, channel,
+	// positions, storage version, sorted flag), kept exactly.
+	Meta          *SegmentMeta `protobuf:"bytes,6,opt,name=meta,proto3" json:"meta,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FlushSegmentRequest) Reset() {
 	*x = FlushSegmentRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[34]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3316,7 @@ func (x *FlushSegmentRequest) String() string {
 func (*FlushSegmentRequest) ProtoMessage() {}
 
 func (x *FlushSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[34]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3329,7 @@ func (x *FlushSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushSegmentRequest.ProtoReflect.Descriptor instead.
 func (*FlushSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{34}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FlushSegmentRequest) GetRequestId() string {
@@ -3167,6 +3367,13 @@ func (x *FlushSegmentRequest) GetVerifyFiles() bool {
 	return false
 }
 
+func (x *FlushSegmentRequest) GetMeta() *SegmentMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 type FlushSegmentResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Segment       *Segment               `protobuf:"bytes,1,opt,name=segment,proto3" json:"segment,omitempty"`
@@ -3176,7 +3383,7 @@ type FlushSegmentResponse struct {
 
 func (x *FlushSegmentResponse) Reset() {
 	*x = FlushSegmentResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[35]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3395,7 @@ func (x *FlushSegmentResponse) String() string {
 func (*FlushSegmentResponse) ProtoMessage() {}
 
 func (x *FlushSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[35]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3408,7 @@ func (x *FlushSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushSegmentResponse.ProtoReflect.Descriptor instead.
 func (*FlushSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{35}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FlushSegmentResponse) GetSegment() *Segment {
@@ -3227,7 +3434,7 @@ type AllocateIndexBuildRequest struct {
 
 func (x *AllocateIndexBuildRequest) Reset() {
 	*x = AllocateIndexBuildRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[36]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3446,7 @@ func (x *AllocateIndexBuildRequest) String() string {
 func (*AllocateIndexBuildRequest) ProtoMessage() {}
 
 func (x *AllocateIndexBuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[36]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3459,7 @@ func (x *AllocateIndexBuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateIndexBuildRequest.ProtoReflect.Descriptor instead.
 func (*AllocateIndexBuildRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{36}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AllocateIndexBuildRequest) GetRequestId() string {
@@ -3301,7 +3508,7 @@ type AllocateIndexBuildResponse struct {
 
 func (x *AllocateIndexBuildResponse) Reset() {
 	*x = AllocateIndexBuildResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[37]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3313,7 +3520,7 @@ func (x *AllocateIndexBuildResponse) String() string {
 func (*AllocateIndexBuildResponse) ProtoMessage() {}
 
 func (x *AllocateIndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[37]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3326,7 +3533,7 @@ func (x *AllocateIndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateIndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*AllocateIndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{37}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AllocateIndexBuildResponse) GetSegment() *Segment {
@@ -3356,7 +3563,7 @@ type AddIndexBuildRequest struct {
 
 func (x *AddIndexBuildRequest) Reset() {
 	*x = AddIndexBuildRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[38]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3575,7 @@ func (x *AddIndexBuildRequest) String() string {
 func (*AddIndexBuildRequest) ProtoMessage() {}
 
 func (x *AddIndexBuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[38]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3588,7 @@ func (x *AddIndexBuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddIndexBuildRequest.ProtoReflect.Descriptor instead.
 func (*AddIndexBuildRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{38}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AddIndexBuildRequest) GetRequestId() string {
@@ -3421,7 +3628,7 @@ type AddIndexBuildResponse struct {
 
 func (x *AddIndexBuildResponse) Reset() {
 	*x = AddIndexBuildResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[39]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +3640,7 @@ func (x *AddIndexBuildResponse) String() string {
 func (*AddIndexBuildResponse) ProtoMessage() {}
 
 func (x *AddIndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[39]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +3653,7 @@ func (x *AddIndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddIndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*AddIndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{39}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddIndexBuildResponse) GetSegment() *Segment {
@@ -3463,13 +3670,14 @@ type CompactOutput struct {
 	SegmentId     uint64                 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
 	RowCount      int64                  `protobuf:"varint,2,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
 	Files         []*File                `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
+	Meta          *SegmentMeta           `protobuf:"bytes,4,opt,name=meta,proto3" json:"meta,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompactOutput) Reset() {
 	*x = CompactOutput{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[40]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3481,7 +3689,7 @@ func (x *CompactOutput) String() string {
 func (*CompactOutput) ProtoMessage() {}
 
 func (x *CompactOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[40]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3494,7 +3702,7 @@ func (x *CompactOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactOutput.ProtoReflect.Descriptor instead.
 func (*CompactOutput) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{40}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CompactOutput) GetSegmentId() uint64 {
@@ -3518,6 +3726,13 @@ func (x *CompactOutput) GetFiles() []*File {
 	return nil
 }
 
+func (x *CompactOutput) GetMeta() *SegmentMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 type CompactSegmentsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -3532,7 +3747,7 @@ type CompactSegmentsRequest struct {
 
 func (x *CompactSegmentsRequest) Reset() {
 	*x = CompactSegmentsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[41]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3544,7 +3759,7 @@ func (x *CompactSegmentsRequest) String() string {
 func (*CompactSegmentsRequest) ProtoMessage() {}
 
 func (x *CompactSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[41]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3557,7 +3772,7 @@ func (x *CompactSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*CompactSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{41}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CompactSegmentsRequest) GetRequestId() string {
@@ -3592,7 +3807,7 @@ type CompactSegmentsResponse struct {
 
 func (x *CompactSegmentsResponse) Reset() {
 	*x = CompactSegmentsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[42]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3604,7 +3819,7 @@ func (x *CompactSegmentsResponse) String() string {
 func (*CompactSegmentsResponse) ProtoMessage() {}
 
 func (x *CompactSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[42]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3617,7 +3832,7 @@ func (x *CompactSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*CompactSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{42}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CompactSegmentsResponse) GetSegments() []*Segment {
@@ -3637,7 +3852,7 @@ type DropSegmentsRequest struct {
 
 func (x *DropSegmentsRequest) Reset() {
 	*x = DropSegmentsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[43]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3649,7 +3864,7 @@ func (x *DropSegmentsRequest) String() string {
 func (*DropSegmentsRequest) ProtoMessage() {}
 
 func (x *DropSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[43]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3662,7 +3877,7 @@ func (x *DropSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*DropSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{43}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DropSegmentsRequest) GetRequestId() string {
@@ -3690,7 +3905,7 @@ type DropSegmentsResponse struct {
 
 func (x *DropSegmentsResponse) Reset() {
 	*x = DropSegmentsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[44]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +3917,7 @@ func (x *DropSegmentsResponse) String() string {
 func (*DropSegmentsResponse) ProtoMessage() {}
 
 func (x *DropSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[44]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +3930,7 @@ func (x *DropSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*DropSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{44}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DropSegmentsResponse) GetSegments() []*Segment {
@@ -3735,7 +3950,7 @@ type GetSegmentRequest struct {
 
 func (x *GetSegmentRequest) Reset() {
 	*x = GetSegmentRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[45]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3747,7 +3962,7 @@ func (x *GetSegmentRequest) String() string {
 func (*GetSegmentRequest) ProtoMessage() {}
 
 func (x *GetSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[45]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3760,7 +3975,7 @@ func (x *GetSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentRequest.ProtoReflect.Descriptor instead.
 func (*GetSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{45}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetSegmentRequest) GetSegmentId() uint64 {
@@ -3786,7 +4001,7 @@ type GetSegmentResponse struct {
 
 func (x *GetSegmentResponse) Reset() {
 	*x = GetSegmentResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[46]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3798,7 +4013,7 @@ func (x *GetSegmentResponse) String() string {
 func (*GetSegmentResponse) ProtoMessage() {}
 
 func (x *GetSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[46]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3811,7 +4026,7 @@ func (x *GetSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSegmentResponse.ProtoReflect.Descriptor instead.
 func (*GetSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{46}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetSegmentResponse) GetSegment() *Segment {
@@ -3843,7 +4058,7 @@ type ListSegmentsRequest struct {
 
 func (x *ListSegmentsRequest) Reset() {
 	*x = ListSegmentsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[47]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3855,7 +4070,7 @@ func (x *ListSegmentsRequest) String() string {
 func (*ListSegmentsRequest) ProtoMessage() {}
 
 func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[47]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3868,7 +4083,7 @@ func (x *ListSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{47}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListSegmentsRequest) GetDatabase() string {
@@ -3938,7 +4153,7 @@ type ListSegmentsResponse struct {
 
 func (x *ListSegmentsResponse) Reset() {
 	*x = ListSegmentsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[48]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3950,7 +4165,7 @@ func (x *ListSegmentsResponse) String() string {
 func (*ListSegmentsResponse) ProtoMessage() {}
 
 func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[48]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3963,7 +4178,7 @@ func (x *ListSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{48}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListSegmentsResponse) GetSegments() []*Segment {
@@ -3992,7 +4207,7 @@ type FileKindTotals struct {
 
 func (x *FileKindTotals) Reset() {
 	*x = FileKindTotals{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[49]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4004,7 +4219,7 @@ func (x *FileKindTotals) String() string {
 func (*FileKindTotals) ProtoMessage() {}
 
 func (x *FileKindTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[49]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4017,7 +4232,7 @@ func (x *FileKindTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileKindTotals.ProtoReflect.Descriptor instead.
 func (*FileKindTotals) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{49}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *FileKindTotals) GetKind() FileKind {
@@ -4058,7 +4273,7 @@ type SnapshotSummary struct {
 
 func (x *SnapshotSummary) Reset() {
 	*x = SnapshotSummary{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[50]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4285,7 @@ func (x *SnapshotSummary) String() string {
 func (*SnapshotSummary) ProtoMessage() {}
 
 func (x *SnapshotSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[50]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4298,7 @@ func (x *SnapshotSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSummary.ProtoReflect.Descriptor instead.
 func (*SnapshotSummary) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{50}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SnapshotSummary) GetSegments() uint64 {
@@ -4174,7 +4389,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[51]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4186,7 +4401,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[51]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4199,7 +4414,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{51}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Snapshot) GetId() uint64 {
@@ -4396,7 +4611,7 @@ type CreateSnapshotRequest struct {
 
 func (x *CreateSnapshotRequest) Reset() {
 	*x = CreateSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[52]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4408,7 +4623,7 @@ func (x *CreateSnapshotRequest) String() string {
 func (*CreateSnapshotRequest) ProtoMessage() {}
 
 func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[52]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4421,7 +4636,7 @@ func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*CreateSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{52}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateSnapshotRequest) GetRequestId() string {
@@ -4482,7 +4697,7 @@ type CreateSnapshotResponse struct {
 
 func (x *CreateSnapshotResponse) Reset() {
 	*x = CreateSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4494,7 +4709,7 @@ func (x *CreateSnapshotResponse) String() string {
 func (*CreateSnapshotResponse) ProtoMessage() {}
 
 func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4507,7 +4722,7 @@ func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*CreateSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{53}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateSnapshotResponse) GetSnapshot() *Snapshot {
@@ -4529,7 +4744,7 @@ type DropSnapshotRequest struct {
 
 func (x *DropSnapshotRequest) Reset() {
 	*x = DropSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4541,7 +4756,7 @@ func (x *DropSnapshotRequest) String() string {
 func (*DropSnapshotRequest) ProtoMessage() {}
 
 func (x *DropSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4554,7 +4769,7 @@ func (x *DropSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DropSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{54}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DropSnapshotRequest) GetRequestId() string {
@@ -4597,7 +4812,7 @@ type DropSnapshotResponse struct {
 
 func (x *DropSnapshotResponse) Reset() {
 	*x = DropSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4609,7 +4824,7 @@ func (x *DropSnapshotResponse) String() string {
 func (*DropSnapshotResponse) ProtoMessage() {}
 
 func (x *DropSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4622,7 +4837,7 @@ func (x *DropSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DropSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{55}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DropSnapshotResponse) GetExisted() bool {
@@ -4663,7 +4878,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4675,7 +4890,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4688,7 +4903,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{56}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListSnapshotsRequest) GetDatabase() string {
@@ -4758,7 +4973,7 @@ type ListSnapshotsResponse struct {
 
 func (x *ListSnapshotsResponse) Reset() {
 	*x = ListSnapshotsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4770,7 +4985,7 @@ func (x *ListSnapshotsResponse) String() string {
 func (*ListSnapshotsResponse) ProtoMessage() {}
 
 func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4783,7 +4998,7 @@ func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{57}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListSnapshotsResponse) GetSnapshots() []*Snapshot {
@@ -4815,7 +5030,7 @@ type DescribeSnapshotRequest struct {
 
 func (x *DescribeSnapshotRequest) Reset() {
 	*x = DescribeSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4827,7 +5042,7 @@ func (x *DescribeSnapshotRequest) String() string {
 func (*DescribeSnapshotRequest) ProtoMessage() {}
 
 func (x *DescribeSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4840,7 +5055,7 @@ func (x *DescribeSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{58}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DescribeSnapshotRequest) GetDatabase() string {
@@ -4887,7 +5102,7 @@ type DescribeSnapshotResponse struct {
 
 func (x *DescribeSnapshotResponse) Reset() {
 	*x = DescribeSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4899,7 +5114,7 @@ func (x *DescribeSnapshotResponse) String() string {
 func (*DescribeSnapshotResponse) ProtoMessage() {}
 
 func (x *DescribeSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4912,7 +5127,7 @@ func (x *DescribeSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DescribeSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{59}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DescribeSnapshotResponse) GetSnapshot() *Snapshot {
@@ -4988,7 +5203,7 @@ type RestoreJob struct {
 
 func (x *RestoreJob) Reset() {
 	*x = RestoreJob{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5000,7 +5215,7 @@ func (x *RestoreJob) String() string {
 func (*RestoreJob) ProtoMessage() {}
 
 func (x *RestoreJob) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5013,7 +5228,7 @@ func (x *RestoreJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJob.ProtoReflect.Descriptor instead.
 func (*RestoreJob) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{60}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RestoreJob) GetId() uint64 {
@@ -5325,7 +5540,7 @@ type RestoreSnapshotRequest struct {
 
 func (x *RestoreSnapshotRequest) Reset() {
 	*x = RestoreSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5337,7 +5552,7 @@ func (x *RestoreSnapshotRequest) String() string {
 func (*RestoreSnapshotRequest) ProtoMessage() {}
 
 func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5350,7 +5565,7 @@ func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{61}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RestoreSnapshotRequest) GetRequestId() string {
@@ -5469,7 +5684,7 @@ type IdMapping struct {
 
 func (x *IdMapping) Reset() {
 	*x = IdMapping{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5481,7 +5696,7 @@ func (x *IdMapping) String() string {
 func (*IdMapping) ProtoMessage() {}
 
 func (x *IdMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5494,7 +5709,7 @@ func (x *IdMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdMapping.ProtoReflect.Descriptor instead.
 func (*IdMapping) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *IdMapping) GetSource() uint64 {
@@ -5523,7 +5738,7 @@ type RestoreSnapshotResponse struct {
 
 func (x *RestoreSnapshotResponse) Reset() {
 	*x = RestoreSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5535,7 +5750,7 @@ func (x *RestoreSnapshotResponse) String() string {
 func (*RestoreSnapshotResponse) ProtoMessage() {}
 
 func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5548,7 +5763,7 @@ func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RestoreSnapshotResponse) GetJobId() uint64 {
@@ -5582,7 +5797,7 @@ type GetRestoreStateRequest struct {
 
 func (x *GetRestoreStateRequest) Reset() {
 	*x = GetRestoreStateRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5594,7 +5809,7 @@ func (x *GetRestoreStateRequest) String() string {
 func (*GetRestoreStateRequest) ProtoMessage() {}
 
 func (x *GetRestoreStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5607,7 +5822,7 @@ func (x *GetRestoreStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreStateRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreStateRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{64}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetRestoreStateRequest) GetJobId() uint64 {
@@ -5633,7 +5848,7 @@ type GetRestoreStateResponse struct {
 
 func (x *GetRestoreStateResponse) Reset() {
 	*x = GetRestoreStateResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5645,7 +5860,7 @@ func (x *GetRestoreStateResponse) String() string {
 func (*GetRestoreStateResponse) ProtoMessage() {}
 
 func (x *GetRestoreStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5658,7 +5873,7 @@ func (x *GetRestoreStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreStateResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreStateResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{65}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetRestoreStateResponse) GetJob() *RestoreJob {
@@ -5687,7 +5902,7 @@ type ListRestoreJobsRequest struct {
 
 func (x *ListRestoreJobsRequest) Reset() {
 	*x = ListRestoreJobsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5699,7 +5914,7 @@ func (x *ListRestoreJobsRequest) String() string {
 func (*ListRestoreJobsRequest) ProtoMessage() {}
 
 func (x *ListRestoreJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5712,7 +5927,7 @@ func (x *ListRestoreJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoreJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoreJobsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{66}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListRestoreJobsRequest) GetStates() []RestoreState {
@@ -5774,7 +5989,7 @@ type ListRestoreJobsResponse struct {
 
 func (x *ListRestoreJobsResponse) Reset() {
 	*x = ListRestoreJobsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5786,7 +6001,7 @@ func (x *ListRestoreJobsResponse) String() string {
 func (*ListRestoreJobsResponse) ProtoMessage() {}
 
 func (x *ListRestoreJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5799,7 +6014,7 @@ func (x *ListRestoreJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoreJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoreJobsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{67}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListRestoreJobsResponse) GetJobs() []*RestoreJob {
@@ -5828,7 +6043,7 @@ type CancelRestoreRequest struct {
 
 func (x *CancelRestoreRequest) Reset() {
 	*x = CancelRestoreRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5840,7 +6055,7 @@ func (x *CancelRestoreRequest) String() string {
 func (*CancelRestoreRequest) ProtoMessage() {}
 
 func (x *CancelRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5853,7 +6068,7 @@ func (x *CancelRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CancelRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{68}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CancelRestoreRequest) GetRequestId() string {
@@ -5886,7 +6101,7 @@ type CancelRestoreResponse struct {
 
 func (x *CancelRestoreResponse) Reset() {
 	*x = CancelRestoreResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5898,7 +6113,7 @@ func (x *CancelRestoreResponse) String() string {
 func (*CancelRestoreResponse) ProtoMessage() {}
 
 func (x *CancelRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5911,7 +6126,7 @@ func (x *CancelRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CancelRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *CancelRestoreResponse) GetJob() *RestoreJob {
@@ -5934,7 +6149,7 @@ type GCCount struct {
 
 func (x *GCCount) Reset() {
 	*x = GCCount{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5946,7 +6161,7 @@ func (x *GCCount) String() string {
 func (*GCCount) ProtoMessage() {}
 
 func (x *GCCount) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5959,7 +6174,7 @@ func (x *GCCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCount.ProtoReflect.Descriptor instead.
 func (*GCCount) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GCCount) GetReason() string {
@@ -6017,7 +6232,7 @@ type GCReport struct {
 
 func (x *GCReport) Reset() {
 	*x = GCReport{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6029,7 +6244,7 @@ func (x *GCReport) String() string {
 func (*GCReport) ProtoMessage() {}
 
 func (x *GCReport) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6042,7 +6257,7 @@ func (x *GCReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCReport.ProtoReflect.Descriptor instead.
 func (*GCReport) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GCReport) GetId() uint64 {
@@ -6157,7 +6372,7 @@ type GCCandidate struct {
 
 func (x *GCCandidate) Reset() {
 	*x = GCCandidate{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6169,7 +6384,7 @@ func (x *GCCandidate) String() string {
 func (*GCCandidate) ProtoMessage() {}
 
 func (x *GCCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6182,7 +6397,7 @@ func (x *GCCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCandidate.ProtoReflect.Descriptor instead.
 func (*GCCandidate) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GCCandidate) GetKey() string {
@@ -6229,7 +6444,7 @@ type GCRunRequest struct {
 
 func (x *GCRunRequest) Reset() {
 	*x = GCRunRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6241,7 +6456,7 @@ func (x *GCRunRequest) String() string {
 func (*GCRunRequest) ProtoMessage() {}
 
 func (x *GCRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6254,7 +6469,7 @@ func (x *GCRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRunRequest.ProtoReflect.Descriptor instead.
 func (*GCRunRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{73}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GCRunRequest) GetDryRun() bool {
@@ -6297,7 +6512,7 @@ type GCRunResponse struct {
 
 func (x *GCRunResponse) Reset() {
 	*x = GCRunResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6309,7 +6524,7 @@ func (x *GCRunResponse) String() string {
 func (*GCRunResponse) ProtoMessage() {}
 
 func (x *GCRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6322,7 +6537,7 @@ func (x *GCRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRunResponse.ProtoReflect.Descriptor instead.
 func (*GCRunResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{74}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GCRunResponse) GetReport() *GCReport {
@@ -6354,7 +6569,7 @@ type GCStatusRequest struct {
 
 func (x *GCStatusRequest) Reset() {
 	*x = GCStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6366,7 +6581,7 @@ func (x *GCStatusRequest) String() string {
 func (*GCStatusRequest) ProtoMessage() {}
 
 func (x *GCStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6379,7 +6594,7 @@ func (x *GCStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCStatusRequest.ProtoReflect.Descriptor instead.
 func (*GCStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{75}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
 }
 
 type GCStatusResponse struct {
@@ -6397,7 +6612,7 @@ type GCStatusResponse struct {
 
 func (x *GCStatusResponse) Reset() {
 	*x = GCStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6409,7 +6624,7 @@ func (x *GCStatusResponse) String() string {
 func (*GCStatusResponse) ProtoMessage() {}
 
 func (x *GCStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6422,7 +6637,7 @@ func (x *GCStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCStatusResponse.ProtoReflect.Descriptor instead.
 func (*GCStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GCStatusResponse) GetReports() []*GCReport {
@@ -6464,7 +6679,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6476,7 +6691,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6489,7 +6704,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{77}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ClusterStatusRequest) GetFsmHash() bool {
@@ -6531,7 +6746,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6543,7 +6758,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6556,7 +6771,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{78}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -6679,7 +6894,7 @@ type StorageInfo struct {
 
 func (x *StorageInfo) Reset() {
 	*x = StorageInfo{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6691,7 +6906,7 @@ func (x *StorageInfo) String() string {
 func (*StorageInfo) ProtoMessage() {}
 
 func (x *StorageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6704,7 +6919,7 @@ func (x *StorageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageInfo.ProtoReflect.Descriptor instead.
 func (*StorageInfo) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{79}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *StorageInfo) GetEndpoint() string {
@@ -6754,7 +6969,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6766,7 +6981,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6779,7 +6994,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{80}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ClusterStatusResponse) GetLeaderId() string {
@@ -6811,7 +7026,7 @@ type ClusterMembersRequest struct {
 
 func (x *ClusterMembersRequest) Reset() {
 	*x = ClusterMembersRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6823,7 +7038,7 @@ func (x *ClusterMembersRequest) String() string {
 func (*ClusterMembersRequest) ProtoMessage() {}
 
 func (x *ClusterMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6836,7 +7051,7 @@ func (x *ClusterMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMembersRequest.ProtoReflect.Descriptor instead.
 func (*ClusterMembersRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{81}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{82}
 }
 
 type Member struct {
@@ -6858,7 +7073,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6870,7 +7085,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6883,7 +7098,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{82}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *Member) GetId() string {
@@ -6964,7 +7179,7 @@ type ClusterMembersResponse struct {
 
 func (x *ClusterMembersResponse) Reset() {
 	*x = ClusterMembersResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6976,7 +7191,7 @@ func (x *ClusterMembersResponse) String() string {
 func (*ClusterMembersResponse) ProtoMessage() {}
 
 func (x *ClusterMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6989,7 +7204,7 @@ func (x *ClusterMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMembersResponse.ProtoReflect.Descriptor instead.
 func (*ClusterMembersResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{83}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ClusterMembersResponse) GetMembers() []*Member {
@@ -7029,7 +7244,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7041,7 +7256,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7054,7 +7269,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{84}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -7074,7 +7289,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7086,7 +7301,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7099,7 +7314,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{85}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *RemoveNodeResponse) GetConfigurationIndex() uint64 {
@@ -7119,7 +7334,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7131,7 +7346,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7144,7 +7359,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{86}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -7164,7 +7379,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7176,7 +7391,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7189,7 +7404,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{87}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -7213,7 +7428,7 @@ type ReleaseForDeletionRequest struct {
 
 func (x *ReleaseForDeletionRequest) Reset() {
 	*x = ReleaseForDeletionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7225,7 +7440,7 @@ func (x *ReleaseForDeletionRequest) String() string {
 func (*ReleaseForDeletionRequest) ProtoMessage() {}
 
 func (x *ReleaseForDeletionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7238,7 +7453,7 @@ func (x *ReleaseForDeletionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{88}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ReleaseForDeletionRequest) GetRequestId() string {
@@ -7279,7 +7494,7 @@ type ReleaseBuild struct {
 
 func (x *ReleaseBuild) Reset() {
 	*x = ReleaseBuild{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7291,7 +7506,7 @@ func (x *ReleaseBuild) String() string {
 func (*ReleaseBuild) ProtoMessage() {}
 
 func (x *ReleaseBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7304,7 +7519,7 @@ func (x *ReleaseBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseBuild.ProtoReflect.Descriptor instead.
 func (*ReleaseBuild) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{89}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ReleaseBuild) GetSegmentId() uint64 {
@@ -7338,7 +7553,7 @@ type ReleaseVerdict struct {
 
 func (x *ReleaseVerdict) Reset() {
 	*x = ReleaseVerdict{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7350,7 +7565,7 @@ func (x *ReleaseVerdict) String() string {
 func (*ReleaseVerdict) ProtoMessage() {}
 
 func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7363,7 +7578,7 @@ func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
 func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{90}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ReleaseVerdict) GetSegmentId() uint64 {
@@ -7411,7 +7626,7 @@ type ReleaseForDeletionResponse struct {
 
 func (x *ReleaseForDeletionResponse) Reset() {
 	*x = ReleaseForDeletionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7423,7 +7638,7 @@ func (x *ReleaseForDeletionResponse) String() string {
 func (*ReleaseForDeletionResponse) ProtoMessage() {}
 
 func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7436,7 +7651,7 @@ func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{91}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
@@ -7503,13 +7718,27 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\adropped\x18\x03 \x01(\x04R\adropped\x12!\n" +
 	"\fflushed_rows\x18\x04 \x01(\x03R\vflushedRows\x12#\n" +
 	"\rflushed_files\x18\x05 \x01(\x04R\fflushedFiles\x12#\n" +
-	"\rflushed_bytes\x18\x06 \x01(\x04R\fflushedBytes\"\x8a\x01\n" +
+	"\rflushed_bytes\x18\x06 \x01(\x04R\fflushedBytes\"\xa6\x02\n" +
 	"\x04File\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12)\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x15.snapkeep.v1.FileKindR\x04kind\x12\x19\n" +
 	"\bfield_id\x18\x03 \x01(\x03R\afieldId\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x16\n" +
-	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\xa9\x03\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\x12\x15\n" +
+	"\x06log_id\x18\x06 \x01(\x03R\x05logId\x12\x18\n" +
+	"\aentries\x18\a \x01(\x03R\aentries\x12%\n" +
+	"\x0etimestamp_from\x18\b \x01(\x04R\rtimestampFrom\x12!\n" +
+	"\ftimestamp_to\x18\t \x01(\x04R\vtimestampTo\x12\x1f\n" +
+	"\vmemory_size\x18\n" +
+	" \x01(\x03R\n" +
+	"memorySize\"\xe8\x01\n" +
+	"\vSegmentMeta\x12/\n" +
+	"\x05level\x18\x01 \x01(\x0e2\x19.snapkeep.v1.SegmentLevelR\x05level\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12%\n" +
+	"\x0estart_position\x18\x03 \x01(\fR\rstartPosition\x12!\n" +
+	"\fdml_position\x18\x04 \x01(\fR\vdmlPosition\x12'\n" +
+	"\x0fstorage_version\x18\x05 \x01(\x03R\x0estorageVersion\x12\x1b\n" +
+	"\tis_sorted\x18\x06 \x01(\bR\bisSorted\"\xa9\x03\n" +
 	"\n" +
 	"IndexBuild\x12\x19\n" +
 	"\bbuild_id\x18\x01 \x01(\x04R\abuildId\x12\x19\n" +
@@ -7523,7 +7752,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x12dropped_at_unix_ms\x18\t \x01(\x03R\x0fdroppedAtUnixMs\x128\n" +
 	"\vdrop_reason\x18\n" +
 	" \x01(\x0e2\x17.snapkeep.v1.DropReasonR\n" +
-	"dropReason\"\x95\x05\n" +
+	"dropReason\"\xc3\x05\n" +
 	"\aSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12!\n" +
@@ -7542,7 +7771,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x12dropped_at_unix_ms\x18\x0e \x01(\x03R\x0fdroppedAtUnixMs\x128\n" +
 	"\vdrop_reason\x18\x0f \x01(\x0e2\x17.snapkeep.v1.DropReasonR\n" +
 	"dropReason\x12#\n" +
-	"\rrestored_from\x18\x10 \x01(\x04R\frestoredFrom\"\xdd\x01\n" +
+	"\rrestored_from\x18\x10 \x01(\x04R\frestoredFrom\x12,\n" +
+	"\x04meta\x18\x11 \x01(\v2\x18.snapkeep.v1.SegmentMetaR\x04meta\"\xdd\x01\n" +
 	"\x15CreateDatabaseRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
@@ -7702,7 +7932,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\n" +
 	"segment_id\x18\x06 \x01(\x04R\tsegmentId\"I\n" +
 	"\x17AllocateSegmentResponse\x12.\n" +
-	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\xbc\x01\n" +
+	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\xea\x01\n" +
 	"\x13FlushSegmentRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
@@ -7710,7 +7940,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"segment_id\x18\x02 \x01(\x04R\tsegmentId\x12\x1b\n" +
 	"\trow_count\x18\x03 \x01(\x03R\browCount\x12'\n" +
 	"\x05files\x18\x04 \x03(\v2\x11.snapkeep.v1.FileR\x05files\x12!\n" +
-	"\fverify_files\x18\x05 \x01(\bR\vverifyFiles\"F\n" +
+	"\fverify_files\x18\x05 \x01(\bR\vverifyFiles\x12,\n" +
+	"\x04meta\x18\x06 \x01(\v2\x18.snapkeep.v1.SegmentMetaR\x04meta\"F\n" +
 	"\x14FlushSegmentResponse\x12.\n" +
 	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\xa5\x01\n" +
 	"\x19AllocateIndexBuildRequest\x12\x1d\n" +
@@ -7732,12 +7963,13 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\bbuild_id\x18\x03 \x01(\x04R\abuildId\x12'\n" +
 	"\x05files\x18\x04 \x03(\v2\x11.snapkeep.v1.FileR\x05files\"G\n" +
 	"\x15AddIndexBuildResponse\x12.\n" +
-	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"t\n" +
+	"\asegment\x18\x01 \x01(\v2\x14.snapkeep.v1.SegmentR\asegment\"\xa2\x01\n" +
 	"\rCompactOutput\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x1b\n" +
 	"\trow_count\x18\x02 \x01(\x03R\browCount\x12'\n" +
-	"\x05files\x18\x03 \x03(\v2\x11.snapkeep.v1.FileR\x05files\"\x85\x01\n" +
+	"\x05files\x18\x03 \x03(\v2\x11.snapkeep.v1.FileR\x05files\x12,\n" +
+	"\x04meta\x18\x04 \x01(\v2\x18.snapkeep.v1.SegmentMetaR\x04meta\"\x85\x01\n" +
 	"\x16CompactSegmentsRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -8125,7 +8357,13 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x0eFILE_KIND_BM25\x10\x04\x12\x13\n" +
 	"\x0fFILE_KIND_INDEX\x10\x05\x12\x18\n" +
 	"\x14FILE_KIND_TEXT_INDEX\x10\x06\x12\x1c\n" +
-	"\x18FILE_KIND_JSON_KEY_INDEX\x10\a*\x80\x01\n" +
+	"\x18FILE_KIND_JSON_KEY_INDEX\x10\a*\x89\x01\n" +
+	"\fSegmentLevel\x12\x1d\n" +
+	"\x19SEGMENT_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14SEGMENT_LEVEL_LEGACY\x10\x01\x12\x14\n" +
+	"\x10SEGMENT_LEVEL_L0\x10\x02\x12\x14\n" +
+	"\x10SEGMENT_LEVEL_L1\x10\x03\x12\x14\n" +
+	"\x10SEGMENT_LEVEL_L2\x10\x04*\x80\x01\n" +
 	"\fSegmentState\x12\x1d\n" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SEGMENT_STATE_ALLOCATED\x10\x01\x12\x19\n" +
@@ -8232,298 +8470,304 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 	return file_snapkeep_v1_snapkeep_proto_rawDescData
 }
 
-var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
+var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 104)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
 	(KeyLayout)(0),                     // 1: snapkeep.v1.KeyLayout
 	(FileKind)(0),                      // 2: snapkeep.v1.FileKind
-	(SegmentState)(0),                  // 3: snapkeep.v1.SegmentState
-	(DropReason)(0),                    // 4: snapkeep.v1.DropReason
-	(IndexBuildState)(0),               // 5: snapkeep.v1.IndexBuildState
-	(ReadConsistency)(0),               // 6: snapkeep.v1.ReadConsistency
-	(SnapshotState)(0),                 // 7: snapkeep.v1.SnapshotState
-	(RestoreState)(0),                  // 8: snapkeep.v1.RestoreState
-	(NodeRole)(0),                      // 9: snapkeep.v1.NodeRole
-	(MemberStatus)(0),                  // 10: snapkeep.v1.MemberStatus
-	(*Database)(nil),                   // 11: snapkeep.v1.Database
-	(*Partition)(nil),                  // 12: snapkeep.v1.Partition
-	(*Index)(nil),                      // 13: snapkeep.v1.Index
-	(*Collection)(nil),                 // 14: snapkeep.v1.Collection
-	(*SegmentSummary)(nil),             // 15: snapkeep.v1.SegmentSummary
-	(*File)(nil),                       // 16: snapkeep.v1.File
-	(*IndexBuild)(nil),                 // 17: snapkeep.v1.IndexBuild
-	(*Segment)(nil),                    // 18: snapkeep.v1.Segment
-	(*CreateDatabaseRequest)(nil),      // 19: snapkeep.v1.CreateDatabaseRequest
-	(*CreateDatabaseResponse)(nil),     // 20: snapkeep.v1.CreateDatabaseResponse
-	(*DropDatabaseRequest)(nil),        // 21: snapkeep.v1.DropDatabaseRequest
-	(*DropDatabaseResponse)(nil),       // 22: snapkeep.v1.DropDatabaseResponse
-	(*ListDatabasesRequest)(nil),       // 23: snapkeep.v1.ListDatabasesRequest
-	(*ListDatabasesResponse)(nil),      // 24: snapkeep.v1.ListDatabasesResponse
-	(*CreateCollectionRequest)(nil),    // 25: snapkeep.v1.CreateCollectionRequest
-	(*CreateCollectionResponse)(nil),   // 26: snapkeep.v1.CreateCollectionResponse
-	(*DropCollectionRequest)(nil),      // 27: snapkeep.v1.DropCollectionRequest
-	(*DropCollectionResponse)(nil),     // 28: snapkeep.v1.DropCollectionResponse
-	(*AlterCollectionRequest)(nil),     // 29: snapkeep.v1.AlterCollectionRequest
-	(*AlterCollectionResponse)(nil),    // 30: snapkeep.v1.AlterCollectionResponse
-	(*DescribeCollectionRequest)(nil),  // 31: snapkeep.v1.DescribeCollectionRequest
-	(*DescribeCollectionResponse)(nil), // 32: snapkeep.v1.DescribeCollectionResponse
-	(*ListCollectionsRequest)(nil),     // 33: snapkeep.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),    // 34: snapkeep.v1.ListCollectionsResponse
-	(*CreatePartitionRequest)(nil),     // 35: snapkeep.v1.CreatePartitionRequest
-	(*CreatePartitionResponse)(nil),    // 36: snapkeep.v1.CreatePartitionResponse
-	(*DropPartitionRequest)(nil),       // 37: snapkeep.v1.DropPartitionRequest
-	(*DropPartitionResponse)(nil),      // 38: snapkeep.v1.DropPartitionResponse
-	(*CreateIndexRequest)(nil),         // 39: snapkeep.v1.CreateIndexRequest
-	(*CreateIndexResponse)(nil),        // 40: snapkeep.v1.CreateIndexResponse
-	(*DropIndexRequest)(nil),           // 41: snapkeep.v1.DropIndexRequest
-	(*DropIndexResponse)(nil),          // 42: snapkeep.v1.DropIndexResponse
-	(*AllocateSegmentRequest)(nil),     // 43: snapkeep.v1.AllocateSegmentRequest
-	(*AllocateSegmentResponse)(nil),    // 44: snapkeep.v1.AllocateSegmentResponse
-	(*FlushSegmentRequest)(nil),        // 45: snapkeep.v1.FlushSegmentRequest
-	(*FlushSegmentResponse)(nil),       // 46: snapkeep.v1.FlushSegmentResponse
-	(*AllocateIndexBuildRequest)(nil),  // 47: snapkeep.v1.AllocateIndexBuildRequest
-	(*AllocateIndexBuildResponse)(nil), // 48: snapkeep.v1.AllocateIndexBuildResponse
-	(*AddIndexBuildRequest)(nil),       // 49: snapkeep.v1.AddIndexBuildRequest
-	(*AddIndexBuildResponse)(nil),      // 50: snapkeep.v1.AddIndexBuildResponse
-	(*CompactOutput)(nil),              // 51: snapkeep.v1.CompactOutput
-	(*CompactSegmentsRequest)(nil),     // 52: snapkeep.v1.CompactSegmentsRequest
-	(*CompactSegmentsResponse)(nil),    // 53: snapkeep.v1.CompactSegmentsResponse
-	(*DropSegmentsRequest)(nil),        // 54: snapkeep.v1.DropSegmentsRequest
-	(*DropSegmentsResponse)(nil),       // 55: snapkeep.v1.DropSegmentsResponse
-	(*GetSegmentRequest)(nil),          // 56: snapkeep.v1.GetSegmentRequest
-	(*GetSegmentResponse)(nil),         // 57: snapkeep.v1.GetSegmentResponse
-	(*ListSegmentsRequest)(nil),        // 58: snapkeep.v1.ListSegmentsRequest
-	(*ListSegmentsResponse)(nil),       // 59: snapkeep.v1.ListSegmentsResponse
-	(*FileKindTotals)(nil),             // 60: snapkeep.v1.FileKindTotals
-	(*SnapshotSummary)(nil),            // 61: snapkeep.v1.SnapshotSummary
-	(*Snapshot)(nil),                   // 62: snapkeep.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),      // 63: snapkeep.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),     // 64: snapkeep.v1.CreateSnapshotResponse
-	(*DropSnapshotRequest)(nil),        // 65: snapkeep.v1.DropSnapshotRequest
-	(*DropSnapshotResponse)(nil),       // 66: snapkeep.v1.DropSnapshotResponse
-	(*ListSnapshotsRequest)(nil),       // 67: snapkeep.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),      // 68: snapkeep.v1.ListSnapshotsResponse
-	(*DescribeSnapshotRequest)(nil),    // 69: snapkeep.v1.DescribeSnapshotRequest
-	(*DescribeSnapshotResponse)(nil),   // 70: snapkeep.v1.DescribeSnapshotResponse
-	(*RestoreJob)(nil),                 // 71: snapkeep.v1.RestoreJob
-	(*RestoreSnapshotRequest)(nil),     // 72: snapkeep.v1.RestoreSnapshotRequest
-	(*IdMapping)(nil),                  // 73: snapkeep.v1.IdMapping
-	(*RestoreSnapshotResponse)(nil),    // 74: snapkeep.v1.RestoreSnapshotResponse
-	(*GetRestoreStateRequest)(nil),     // 75: snapkeep.v1.GetRestoreStateRequest
-	(*GetRestoreStateResponse)(nil),    // 76: snapkeep.v1.GetRestoreStateResponse
-	(*ListRestoreJobsRequest)(nil),     // 77: snapkeep.v1.ListRestoreJobsRequest
-	(*ListRestoreJobsResponse)(nil),    // 78: snapkeep.v1.ListRestoreJobsResponse
-	(*CancelRestoreRequest)(nil),       // 79: snapkeep.v1.CancelRestoreRequest
-	(*CancelRestoreResponse)(nil),      // 80: snapkeep.v1.CancelRestoreResponse
-	(*GCCount)(nil),                    // 81: snapkeep.v1.GCCount
-	(*GCReport)(nil),                   // 82: snapkeep.v1.GCReport
-	(*GCCandidate)(nil),                // 83: snapkeep.v1.GCCandidate
-	(*GCRunRequest)(nil),               // 84: snapkeep.v1.GCRunRequest
-	(*GCRunResponse)(nil),              // 85: snapkeep.v1.GCRunResponse
-	(*GCStatusRequest)(nil),            // 86: snapkeep.v1.GCStatusRequest
-	(*GCStatusResponse)(nil),           // 87: snapkeep.v1.GCStatusResponse
-	(*ClusterStatusRequest)(nil),       // 88: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                 // 89: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                // 90: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),      // 91: snapkeep.v1.ClusterStatusResponse
-	(*ClusterMembersRequest)(nil),      // 92: snapkeep.v1.ClusterMembersRequest
-	(*Member)(nil),                     // 93: snapkeep.v1.Member
-	(*ClusterMembersResponse)(nil),     // 94: snapkeep.v1.ClusterMembersResponse
-	(*RemoveNodeRequest)(nil),          // 95: snapkeep.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),         // 96: snapkeep.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),  // 97: snapkeep.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 98: snapkeep.v1.TransferLeadershipResponse
-	(*ReleaseForDeletionRequest)(nil),  // 99: snapkeep.v1.ReleaseForDeletionRequest
-	(*ReleaseBuild)(nil),               // 100: snapkeep.v1.ReleaseBuild
-	(*ReleaseVerdict)(nil),             // 101: snapkeep.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil), // 102: snapkeep.v1.ReleaseForDeletionResponse
-	nil,                                // 103: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 104: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 105: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 106: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 107: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 108: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 109: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                // 110: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                // 111: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                // 112: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                // 113: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	(SegmentLevel)(0),                  // 3: snapkeep.v1.SegmentLevel
+	(SegmentState)(0),                  // 4: snapkeep.v1.SegmentState
+	(DropReason)(0),                    // 5: snapkeep.v1.DropReason
+	(IndexBuildState)(0),               // 6: snapkeep.v1.IndexBuildState
+	(ReadConsistency)(0),               // 7: snapkeep.v1.ReadConsistency
+	(SnapshotState)(0),                 // 8: snapkeep.v1.SnapshotState
+	(RestoreState)(0),                  // 9: snapkeep.v1.RestoreState
+	(NodeRole)(0),                      // 10: snapkeep.v1.NodeRole
+	(MemberStatus)(0),                  // 11: snapkeep.v1.MemberStatus
+	(*Database)(nil),                   // 12: snapkeep.v1.Database
+	(*Partition)(nil),                  // 13: snapkeep.v1.Partition
+	(*Index)(nil),                      // 14: snapkeep.v1.Index
+	(*Collection)(nil),                 // 15: snapkeep.v1.Collection
+	(*SegmentSummary)(nil),             // 16: snapkeep.v1.SegmentSummary
+	(*File)(nil),                       // 17: snapkeep.v1.File
+	(*SegmentMeta)(nil),                // 18: snapkeep.v1.SegmentMeta
+	(*IndexBuild)(nil),                 // 19: snapkeep.v1.IndexBuild
+	(*Segment)(nil),                    // 20: snapkeep.v1.Segment
+	(*CreateDatabaseRequest)(nil),      // 21: snapkeep.v1.CreateDatabaseRequest
+	(*CreateDatabaseResponse)(nil),     // 22: snapkeep.v1.CreateDatabaseResponse
+	(*DropDatabaseRequest)(nil),        // 23: snapkeep.v1.DropDatabaseRequest
+	(*DropDatabaseResponse)(nil),       // 24: snapkeep.v1.DropDatabaseResponse
+	(*ListDatabasesRequest)(nil),       // 25: snapkeep.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),      // 26: snapkeep.v1.ListDatabasesResponse
+	(*CreateCollectionRequest)(nil),    // 27: snapkeep.v1.CreateCollectionRequest
+	(*CreateCollectionResponse)(nil),   // 28: snapkeep.v1.CreateCollectionResponse
+	(*DropCollectionRequest)(nil),      // 29: snapkeep.v1.DropCollectionRequest
+	(*DropCollectionResponse)(nil),     // 30: snapkeep.v1.DropCollectionResponse
+	(*AlterCollectionRequest)(nil),     // 31: snapkeep.v1.AlterCollectionRequest
+	(*AlterCollectionResponse)(nil),    // 32: snapkeep.v1.AlterCollectionResponse
+	(*DescribeCollectionRequest)(nil),  // 33: snapkeep.v1.DescribeCollectionRequest
+	(*DescribeCollectionResponse)(nil), // 34: snapkeep.v1.DescribeCollectionResponse
+	(*ListCollectionsRequest)(nil),     // 35: snapkeep.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),    // 36: snapkeep.v1.ListCollectionsResponse
+	(*CreatePartitionRequest)(nil),     // 37: snapkeep.v1.CreatePartitionRequest
+	(*CreatePartitionResponse)(nil),    // 38: snapkeep.v1.CreatePartitionResponse
+	(*DropPartitionRequest)(nil),       // 39: snapkeep.v1.DropPartitionRequest
+	(*DropPartitionResponse)(nil),      // 40: snapkeep.v1.DropPartitionResponse
+	(*CreateIndexRequest)(nil),         // 41: snapkeep.v1.CreateIndexRequest
+	(*CreateIndexResponse)(nil),        // 42: snapkeep.v1.CreateIndexResponse
+	(*DropIndexRequest)(nil),           // 43: snapkeep.v1.DropIndexRequest
+	(*DropIndexResponse)(nil),          // 44: snapkeep.v1.DropIndexResponse
+	(*AllocateSegmentRequest)(nil),     // 45: snapkeep.v1.AllocateSegmentRequest
+	(*AllocateSegmentResponse)(nil),    // 46: snapkeep.v1.AllocateSegmentResponse
+	(*FlushSegmentRequest)(nil),        // 47: snapkeep.v1.FlushSegmentRequest
+	(*FlushSegmentResponse)(nil),       // 48: snapkeep.v1.FlushSegmentResponse
+	(*AllocateIndexBuildRequest)(nil),  // 49: snapkeep.v1.AllocateIndexBuildRequest
+	(*AllocateIndexBuildResponse)(nil), // 50: snapkeep.v1.AllocateIndexBuildResponse
+	(*AddIndexBuildRequest)(nil),       // 51: snapkeep.v1.AddIndexBuildRequest
+	(*AddIndexBuildResponse)(nil),      // 52: snapkeep.v1.AddIndexBuildResponse
+	(*CompactOutput)(nil),              // 53: snapkeep.v1.CompactOutput
+	(*CompactSegmentsRequest)(nil),     // 54: snapkeep.v1.CompactSegmentsRequest
+	(*CompactSegmentsResponse)(nil),    // 55: snapkeep.v1.CompactSegmentsResponse
+	(*DropSegmentsRequest)(nil),        // 56: snapkeep.v1.DropSegmentsRequest
+	(*DropSegmentsResponse)(nil),       // 57: snapkeep.v1.DropSegmentsResponse
+	(*GetSegmentRequest)(nil),          // 58: snapkeep.v1.GetSegmentRequest
+	(*GetSegmentResponse)(nil),         // 59: snapkeep.v1.GetSegmentResponse
+	(*ListSegmentsRequest)(nil),        // 60: snapkeep.v1.ListSegmentsRequest
+	(*ListSegmentsResponse)(nil),       // 61: snapkeep.v1.ListSegmentsResponse
+	(*FileKindTotals)(nil),             // 62: snapkeep.v1.FileKindTotals
+	(*SnapshotSummary)(nil),            // 63: snapkeep.v1.SnapshotSummary
+	(*Snapshot)(nil),                   // 64: snapkeep.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),      // 65: snapkeep.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),     // 66: snapkeep.v1.CreateSnapshotResponse
+	(*DropSnapshotRequest)(nil),        // 67: snapkeep.v1.DropSnapshotRequest
+	(*DropSnapshotResponse)(nil),       // 68: snapkeep.v1.DropSnapshotResponse
+	(*ListSnapshotsRequest)(nil),       // 69: snapkeep.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),      // 70: snapkeep.v1.ListSnapshotsResponse
+	(*DescribeSnapshotRequest)(nil),    // 71: snapkeep.v1.DescribeSnapshotRequest
+	(*DescribeSnapshotResponse)(nil),   // 72: snapkeep.v1.DescribeSnapshotResponse
+	(*RestoreJob)(nil),                 // 73: snapkeep.v1.RestoreJob
+	(*RestoreSnapshotRequest)(nil),     // 74: snapkeep.v1.RestoreSnapshotRequest
+	(*IdMapping)(nil),                  // 75: snapkeep.v1.IdMapping
+	(*RestoreSnapshotResponse)(nil),    // 76: snapkeep.v1.RestoreSnapshotResponse
+	(*GetRestoreStateRequest)(nil),     // 77: snapkeep.v1.GetRestoreStateRequest
+	(*GetRestoreStateResponse)(nil),    // 78: snapkeep.v1.GetRestoreStateResponse
+	(*ListRestoreJobsRequest)(nil),     // 79: snapkeep.v1.ListRestoreJobsRequest
+	(*ListRestoreJobsResponse)(nil),    // 80: snapkeep.v1.ListRestoreJobsResponse
+	(*CancelRestoreRequest)(nil),       // 81: snapkeep.v1.CancelRestoreRequest
+	(*CancelRestoreResponse)(nil),      // 82: snapkeep.v1.CancelRestoreResponse
+	(*GCCount)(nil),                    // 83: snapkeep.v1.GCCount
+	(*GCReport)(nil),                   // 84: snapkeep.v1.GCReport
+	(*GCCandidate)(nil),                // 85: snapkeep.v1.GCCandidate
+	(*GCRunRequest)(nil),               // 86: snapkeep.v1.GCRunRequest
+	(*GCRunResponse)(nil),              // 87: snapkeep.v1.GCRunResponse
+	(*GCStatusRequest)(nil),            // 88: snapkeep.v1.GCStatusRequest
+	(*GCStatusResponse)(nil),           // 89: snapkeep.v1.GCStatusResponse
+	(*ClusterStatusRequest)(nil),       // 90: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                 // 91: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                // 92: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),      // 93: snapkeep.v1.ClusterStatusResponse
+	(*ClusterMembersRequest)(nil),      // 94: snapkeep.v1.ClusterMembersRequest
+	(*Member)(nil),                     // 95: snapkeep.v1.Member
+	(*ClusterMembersResponse)(nil),     // 96: snapkeep.v1.ClusterMembersResponse
+	(*RemoveNodeRequest)(nil),          // 97: snapkeep.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),         // 98: snapkeep.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),  // 99: snapkeep.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 100: snapkeep.v1.TransferLeadershipResponse
+	(*ReleaseForDeletionRequest)(nil),  // 101: snapkeep.v1.ReleaseForDeletionRequest
+	(*ReleaseBuild)(nil),               // 102: snapkeep.v1.ReleaseBuild
+	(*ReleaseVerdict)(nil),             // 103: snapkeep.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil), // 104: snapkeep.v1.ReleaseForDeletionResponse
+	nil,                                // 105: snapkeep.v1.Database.PropertiesEntry
+	nil,                                // 106: snapkeep.v1.Index.ParamsEntry
+	nil,                                // 107: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                // 108: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                // 109: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                // 110: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                // 111: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                // 112: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                // 113: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                // 114: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                // 115: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	103, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	104, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	105, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	106, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	105, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
-	12,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
-	13,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
+	107, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	13,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
+	14,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
 	2,   // 7: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
-	5,   // 8: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
-	16,  // 9: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
-	4,   // 10: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
-	3,   // 11: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
-	16,  // 12: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
-	17,  // 13: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
-	4,   // 14: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	106, // 15: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	11,  // 16: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
-	6,   // 17: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	11,  // 18: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	107, // 19: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	1,   // 20: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
-	14,  // 21: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	14,  // 22: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	108, // 23: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	14,  // 24: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	6,   // 25: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	14,  // 26: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	15,  // 27: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
-	6,   // 28: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	14,  // 29: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
-	14,  // 30: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	14,  // 31: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	109, // 32: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
-	14,  // 33: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	14,  // 34: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	18,  // 35: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	16,  // 36: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
-	18,  // 37: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	18,  // 38: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	17,  // 39: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
-	16,  // 40: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
-	18,  // 41: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	16,  // 42: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
-	51,  // 43: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
-	18,  // 44: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	18,  // 45: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	6,   // 46: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	18,  // 47: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	3,   // 48: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
-	6,   // 49: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	18,  // 50: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	2,   // 51: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
-	60,  // 52: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
-	7,   // 53: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	110, // 54: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	111, // 55: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
-	12,  // 56: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
-	13,  // 57: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
-	61,  // 58: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
-	1,   // 59: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
-	112, // 60: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	62,  // 61: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	62,  // 62: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	7,   // 63: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	113, // 64: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	6,   // 65: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	62,  // 66: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
-	6,   // 67: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	62,  // 68: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	8,   // 69: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	73,  // 70: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
-	73,  // 71: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
-	73,  // 72: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
-	73,  // 73: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
-	73,  // 74: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
-	73,  // 75: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
-	73,  // 76: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
-	73,  // 77: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
-	71,  // 78: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	6,   // 79: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 80: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	8,   // 81: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	6,   // 82: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 83: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	71,  // 84: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	81,  // 85: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	81,  // 86: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	82,  // 87: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	83,  // 88: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	82,  // 89: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	9,   // 90: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	10,  // 91: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	89,  // 92: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	90,  // 93: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	10,  // 94: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	93,  // 95: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	100, // 96: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
-	101, // 97: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
-	19,  // 98: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	21,  // 99: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	23,  // 100: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	25,  // 101: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	27,  // 102: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	29,  // 103: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	31,  // 104: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	33,  // 105: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	35,  // 106: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	37,  // 107: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	39,  // 108: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	41,  // 109: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	43,  // 110: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	45,  // 111: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	47,  // 112: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	49,  // 113: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	52,  // 114: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	54,  // 115: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	56,  // 116: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	58,  // 117: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	63,  // 118: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	65,  // 119: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	67,  // 120: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	69,  // 121: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	72,  // 122: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	75,  // 123: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	77,  // 124: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	79,  // 125: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	84,  // 126: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	86,  // 127: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	99,  // 128: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
-	88,  // 129: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	92,  // 130: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	95,  // 131: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	97,  // 132: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	20,  // 133: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	22,  // 134: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	24,  // 135: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	26,  // 136: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	28,  // 137: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	30,  // 138: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	32,  // 139: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	34,  // 140: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	36,  // 141: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	38,  // 142: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	40,  // 143: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	42,  // 144: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	44,  // 145: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	46,  // 146: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	48,  // 147: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	50,  // 148: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	53,  // 149: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	55,  // 150: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	57,  // 151: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	59,  // 152: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	64,  // 153: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	66,  // 154: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	68,  // 155: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	70,  // 156: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	74,  // 157: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	76,  // 158: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	78,  // 159: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	80,  // 160: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	85,  // 161: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	87,  // 162: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	102, // 163: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
-	91,  // 164: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	94,  // 165: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	96,  // 166: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	98,  // 167: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	133, // [133:168] is the sub-list for method output_type
-	98,  // [98:133] is the sub-list for method input_type
-	98,  // [98:98] is the sub-list for extension type_name
-	98,  // [98:98] is the sub-list for extension extendee
-	0,   // [0:98] is the sub-list for field type_name
+	3,   // 8: snapkeep.v1.SegmentMeta.level:type_name -> snapkeep.v1.SegmentLevel
+	6,   // 9: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
+	17,  // 10: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
+	5,   // 11: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
+	4,   // 12: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
+	17,  // 13: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
+	19,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
+	5,   // 15: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
+	18,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
+	108, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	12,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
+	7,   // 19: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	12,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
+	109, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	1,   // 22: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
+	15,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	15,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	110, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	15,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	7,   // 27: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	15,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	16,  // 29: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
+	7,   // 30: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	15,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
+	15,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	15,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	111, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	15,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	15,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	20,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	17,  // 38: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
+	18,  // 39: snapkeep.v1.FlushSegmentRequest.meta:type_name -> snapkeep.v1.SegmentMeta
+	20,  // 40: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	20,  // 41: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	19,  // 42: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
+	17,  // 43: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
+	20,  // 44: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	17,  // 45: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
+	18,  // 46: snapkeep.v1.CompactOutput.meta:type_name -> snapkeep.v1.SegmentMeta
+	53,  // 47: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
+	20,  // 48: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	20,  // 49: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	7,   // 50: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	20,  // 51: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	4,   // 52: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
+	7,   // 53: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	20,  // 54: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	2,   // 55: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
+	62,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
+	8,   // 57: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
+	112, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	113, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	13,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
+	14,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
+	63,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
+	1,   // 63: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
+	114, // 64: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	64,  // 65: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	64,  // 66: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	8,   // 67: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	115, // 68: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	7,   // 69: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	64,  // 70: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	7,   // 71: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	64,  // 72: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	9,   // 73: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
+	75,  // 74: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
+	75,  // 75: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
+	75,  // 76: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
+	75,  // 77: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
+	75,  // 78: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
+	75,  // 79: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
+	75,  // 80: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
+	75,  // 81: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
+	73,  // 82: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	7,   // 83: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	73,  // 84: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	9,   // 85: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	7,   // 86: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	73,  // 87: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	73,  // 88: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	83,  // 89: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	83,  // 90: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	84,  // 91: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	85,  // 92: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	84,  // 93: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	10,  // 94: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	11,  // 95: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	91,  // 96: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	92,  // 97: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	11,  // 98: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	95,  // 99: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	102, // 100: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	103, // 101: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	21,  // 102: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	23,  // 103: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	25,  // 104: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	27,  // 105: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	29,  // 106: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	31,  // 107: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	33,  // 108: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	35,  // 109: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	37,  // 110: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	39,  // 111: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	41,  // 112: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	43,  // 113: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	45,  // 114: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	47,  // 115: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	49,  // 116: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	51,  // 117: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	54,  // 118: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	56,  // 119: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	58,  // 120: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	60,  // 121: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	65,  // 122: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	67,  // 123: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	69,  // 124: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	71,  // 125: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	74,  // 126: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	77,  // 127: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	79,  // 128: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	81,  // 129: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	86,  // 130: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	88,  // 131: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	101, // 132: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	90,  // 133: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	94,  // 134: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	97,  // 135: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	99,  // 136: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	22,  // 137: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	24,  // 138: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	26,  // 139: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	28,  // 140: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	30,  // 141: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	32,  // 142: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	34,  // 143: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	36,  // 144: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	38,  // 145: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	40,  // 146: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	42,  // 147: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	44,  // 148: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	46,  // 149: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	48,  // 150: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	50,  // 151: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	52,  // 152: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	55,  // 153: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	57,  // 154: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	59,  // 155: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	61,  // 156: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	66,  // 157: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	68,  // 158: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	70,  // 159: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	72,  // 160: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	76,  // 161: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	78,  // 162: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	80,  // 163: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	82,  // 164: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	87,  // 165: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	89,  // 166: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	104, // 167: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	93,  // 168: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	96,  // 169: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	98,  // 170: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	100, // 171: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	137, // [137:172] is the sub-list for method output_type
+	102, // [102:137] is the sub-list for method input_type
+	102, // [102:102] is the sub-list for extension type_name
+	102, // [102:102] is the sub-list for extension extendee
+	0,   // [0:102] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -8531,15 +8775,15 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 	if File_snapkeep_v1_snapkeep_proto != nil {
 		return
 	}
-	file_snapkeep_v1_snapkeep_proto_msgTypes[61].OneofWrappers = []any{}
-	file_snapkeep_v1_snapkeep_proto_msgTypes[73].OneofWrappers = []any{}
+	file_snapkeep_v1_snapkeep_proto_msgTypes[62].OneofWrappers = []any{}
+	file_snapkeep_v1_snapkeep_proto_msgTypes[74].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
-			NumEnums:      11,
-			NumMessages:   103,
+			NumEnums:      12,
+			NumMessages:   104,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
