@@ -56,7 +56,7 @@ type FileEntry struct {
 	Size    uint64
 	CRC32C  uint32
 	// The vector database's metadata (Milvus's binlog fields); 0 when not given.
-	LogID, Entries, MemorySize  int64
+	LogID, Entries, MemorySize int64
 	TimestampFrom, TimestampTo uint64
 }
 
