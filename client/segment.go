@@ -403,3 +403,19 @@ func (c *Client) ListAllSegments(ctx context.Context, opt *ListSegmentsOption) i
 		(*snapkeepv1.ListSegmentsResponse).GetSegments,
 		func(req *snapkeepv1.ListSegmentsRequest, token string) { req.PageToken = token })
 }
+
+// RegisterSegments registers segments whose files are already in the bucket (data
+// another system wrote: adoption) as flushed, with their ids, in one Raft entry per
+// call (at most 1,000 segments): all or nothing. Keys are full keys, checked against
+// the collection's layout as at flush.
+func (c *Client) RegisterSegments(ctx context.Context, database, collection string, segments []*snapkeepv1.RegisteredSegment) ([]*snapkeepv1.Segment, error) {
+	req := &snapkeepv1.RegisterSegmentsRequest{RequestId: newRequestID(), Database: database, Collection: collection, Segments: segments}
+	resp, err := invoke(ctx, c, "RegisterSegments", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.RegisterSegmentsResponse, error) {
+			return ep.catalog.RegisterSegments(ctx, req, o...)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetSegments(), nil
+}

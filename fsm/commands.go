@@ -71,6 +71,7 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_GC_REMOVE, applyGCRemove)
 	register(fsmpb.CommandType_COMMAND_TYPE_GC_RECORD_REPORT, applyGCRecordReport)
 	register(fsmpb.CommandType_COMMAND_TYPE_RELEASE_FOR_DELETION, applyReleaseForDeletion)
+	register(fsmpb.CommandType_COMMAND_TYPE_REGISTER_SEGMENTS, applyRegisterSegments)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

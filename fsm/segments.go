@@ -485,3 +485,43 @@ func applyExpireAllocations(c *applyCtx, _ *fsmpb.ExpireAllocations) (proto.Mess
 }
 
 func u64(v uint64) string { return formatUint(v) }
+
+// maxRegisteredSegments bounds one RegisterSegments entry (each segment's file list
+// is bounded by MaxFilesPerSegment; a thousand Milvus-sized segments are a few MB).
+const maxRegisteredSegments = 1000
+
+func applyRegisterSegments(c *applyCtx, cmd *fsmpb.RegisterSegments) (proto.Message, error) {
+	if n := len(cmd.Segments); n == 0 || n > maxRegisteredSegments {
+		return nil, invalidf("register 1 to %d segments at once, not %d", maxRegisteredSegments, n)
+	}
+	coll, _, err := c.collection(cmd.Database, cmd.Collection)
+	if err != nil {
+		return nil, err
+	}
+	if coll.State != fsmpb.CollectionState_COLLECTION_STATE_ACTIVE {
+		return nil, preconditionf("collection %q is %s; segments are registered in an active collection", coll.Name, stateName(coll.State))
+	}
+	l := layoutOf(coll)
+	resp := &fsmpb.SegmentsResponse{}
+	for _, r := range cmd.Segments {
+		if r == nil || r.SegmentId == 0 {
+			return nil, invalidf("a registered segment needs its id")
+		}
+		if slices.IndexFunc(coll.Partitions, func(p *fsmpb.Partition) bool { return p.Id == r.PartitionId }) < 0 {
+			return nil, notFoundf("segment %d: partition %d is not in collection %q", r.SegmentId, r.PartitionId, coll.Name)
+		}
+		id, err := c.takeID(idSegment, r.SegmentId)
+		if err != nil {
+			return nil, err
+		}
+		seg := &fsmpb.Segment{Id: id, CollectionId: coll.Id, PartitionId: r.PartitionId,
+			State: fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED, AllocatedAt: c.now}
+		next, err := flushed(l, seg, r.RowCount, r.Files, r.Meta, c.now)
+		if err != nil {
+			return nil, err
+		}
+		c.t.segments.put(next)
+		resp.Segments = append(resp.Segments, withoutFiles(next))
+	}
+	return resp, nil
+}

@@ -348,6 +348,30 @@ func (s *catalogService) DropSegments(ctx context.Context, req *pb.DropSegmentsR
 	return &pb.DropSegmentsResponse{Segments: segs}, nil
 }
 
+func (s *catalogService) RegisterSegments(ctx context.Context, req *pb.RegisterSegmentsRequest) (*pb.RegisterSegmentsResponse, error) {
+	cmd := &fsmpb.RegisterSegments{Database: req.Database, Collection: req.Collection}
+	for _, r := range req.Segments {
+		if r == nil {
+			return nil, status.Error(codes.InvalidArgument, "empty segment entry")
+		}
+		files, err := s.keys().files(r.Files)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Segments = append(cmd.Segments, &fsmpb.RegisteredSegment{SegmentId: r.SegmentId, PartitionId: r.PartitionId,
+			RowCount: r.RowCount, Files: files, Meta: fromSegmentMeta(r.Meta)})
+	}
+	var out fsmpb.SegmentsResponse
+	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	segs := make([]*pb.Segment, len(out.Segments))
+	for i, seg := range out.Segments {
+		segs[i], _ = s.segment(seg, false) // without files, it cannot fail
+	}
+	return &pb.RegisterSegmentsResponse{Segments: segs}, nil
+}
+
 func (s *catalogService) GetSegment(ctx context.Context, req *pb.GetSegmentRequest) (*pb.GetSegmentResponse, error) {
 	v, err := s.n.readView(ctx, req.Consistency)
 	if err != nil {

@@ -263,7 +263,7 @@ func (a *app) collectionCmd() *cobra.Command {
 	alter.Flags().StringArrayVar(&set, "set", nil, "set property `key=value` (repeatable)")
 	alter.Flags().StringArrayVar(&unset, "unset", nil, "delete property `key` (repeatable)")
 
-	cmd.AddCommand(create, list, describe, alter, drop)
+	cmd.AddCommand(create, list, describe, alter, drop, a.adoptCmd())
 	return cmd
 }
 

@@ -652,6 +652,7 @@ const (
 	CommandType_COMMAND_TYPE_GC_REMOVE              CommandType = 31
 	CommandType_COMMAND_TYPE_GC_RECORD_REPORT       CommandType = 32
 	CommandType_COMMAND_TYPE_RELEASE_FOR_DELETION   CommandType = 33
+	CommandType_COMMAND_TYPE_REGISTER_SEGMENTS      CommandType = 34
 )
 
 // Enum value maps for CommandType.
@@ -691,6 +692,7 @@ var (
 		31: "COMMAND_TYPE_GC_REMOVE",
 		32: "COMMAND_TYPE_GC_RECORD_REPORT",
 		33: "COMMAND_TYPE_RELEASE_FOR_DELETION",
+		34: "COMMAND_TYPE_REGISTER_SEGMENTS",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":            0,
@@ -727,6 +729,7 @@ var (
 		"COMMAND_TYPE_GC_REMOVE":              31,
 		"COMMAND_TYPE_GC_RECORD_REPORT":       32,
 		"COMMAND_TYPE_RELEASE_FOR_DELETION":   33,
+		"COMMAND_TYPE_REGISTER_SEGMENTS":      34,
 	}
 )
 
@@ -6671,6 +6674,146 @@ func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
 	return nil
 }
 
+// RegisterSegments registers segments whose files are already in the bucket (adopting
+// data another system wrote) as flushed, in one entry: each with the caller's segment
+// id, in a partition of the collection, its files checked against the collection's
+// layout as at flush. All or nothing.
+type RegisterSegments struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Database      string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection    string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Segments      []*RegisteredSegment   `protobuf:"bytes,3,rep,name=segments,proto3" json:"segments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterSegments) Reset() {
+	*x = RegisterSegments{}
+	mi := &file_fsm_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterSegments) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterSegments) ProtoMessage() {}
+
+func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterSegments.ProtoReflect.Descriptor instead.
+func (*RegisterSegments) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *RegisterSegments) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *RegisterSegments) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *RegisterSegments) GetSegments() []*RegisteredSegment {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+type RegisteredSegment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SegmentId     uint64                 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	PartitionId   uint64                 `protobuf:"varint,2,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
+	RowCount      int64                  `protobuf:"varint,3,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
+	Files         []*File                `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
+	Meta          *SegmentMeta           `protobuf:"bytes,5,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisteredSegment) Reset() {
+	*x = RegisteredSegment{}
+	mi := &file_fsm_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisteredSegment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisteredSegment) ProtoMessage() {}
+
+func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisteredSegment.ProtoReflect.Descriptor instead.
+func (*RegisteredSegment) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *RegisteredSegment) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *RegisteredSegment) GetPartitionId() uint64 {
+	if x != nil {
+		return x.PartitionId
+	}
+	return 0
+}
+
+func (x *RegisteredSegment) GetRowCount() int64 {
+	if x != nil {
+		return x.RowCount
+	}
+	return 0
+}
+
+func (x *RegisteredSegment) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *RegisteredSegment) GetMeta() *SegmentMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 var File_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_proto_rawDesc = "" +
@@ -7244,7 +7387,20 @@ const file_fsm_proto_rawDesc = "" +
 	"\tdeletable\x18\x01 \x01(\bR\tdeletable\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"Y\n" +
 	"\x1aReleaseForDeletionResponse\x12;\n" +
-	"\bverdicts\x18\x01 \x03(\v2\x1f.snapkeep.fsm.v1.ReleaseVerdictR\bverdicts*\x8e\x01\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x1f.snapkeep.fsm.v1.ReleaseVerdictR\bverdicts\"\x8e\x01\n" +
+	"\x10RegisterSegments\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12>\n" +
+	"\bsegments\x18\x03 \x03(\v2\".snapkeep.fsm.v1.RegisteredSegmentR\bsegments\"\xd1\x01\n" +
+	"\x11RegisteredSegment\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12!\n" +
+	"\fpartition_id\x18\x02 \x01(\x04R\vpartitionId\x12\x1b\n" +
+	"\trow_count\x18\x03 \x01(\x03R\browCount\x12+\n" +
+	"\x05files\x18\x04 \x03(\v2\x15.snapkeep.fsm.v1.FileR\x05files\x120\n" +
+	"\x04meta\x18\x05 \x01(\v2\x1c.snapkeep.fsm.v1.SegmentMetaR\x04meta*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -7310,7 +7466,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\xfa\b\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\x9e\t\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -7346,7 +7502,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x15COMMAND_TYPE_GC_CHECK\x10\x1e\x12\x1a\n" +
 	"\x16COMMAND_TYPE_GC_REMOVE\x10\x1f\x12!\n" +
 	"\x1dCOMMAND_TYPE_GC_RECORD_REPORT\x10 \x12%\n" +
-	"!COMMAND_TYPE_RELEASE_FOR_DELETION\x10!*\x90\x01\n" +
+	"!COMMAND_TYPE_RELEASE_FOR_DELETION\x10!\x12\"\n" +
+	"\x1eCOMMAND_TYPE_REGISTER_SEGMENTS\x10\"*\x90\x01\n" +
 	"\x10CopyVerification\x12\x1a\n" +
 	"\x16COPY_VERIFICATION_NONE\x10\x00\x12#\n" +
 	"\x1fCOPY_VERIFICATION_COPY_RESPONSE\x10\x01\x12\x1a\n" +
@@ -7366,7 +7523,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -7458,95 +7615,100 @@ var file_fsm_proto_goTypes = []any{
 	(*ReleaseForDeletion)(nil),          // 87: snapkeep.fsm.v1.ReleaseForDeletion
 	(*ReleaseVerdict)(nil),              // 88: snapkeep.fsm.v1.ReleaseVerdict
 	(*ReleaseForDeletionResponse)(nil),  // 89: snapkeep.fsm.v1.ReleaseForDeletionResponse
-	nil,                                 // 90: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 91: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 92: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 93: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 94: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 95: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 96: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 97: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 98: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 99: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(*RegisterSegments)(nil),            // 90: snapkeep.fsm.v1.RegisterSegments
+	(*RegisteredSegment)(nil),           // 91: snapkeep.fsm.v1.RegisteredSegment
+	nil,                                 // 92: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 93: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 94: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 95: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 96: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 97: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 98: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 99: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 100: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 101: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	90, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	91, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
-	0,  // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	92, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
-	14, // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
-	15, // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	1,  // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	4,  // 7: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
-	5,  // 8: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
-	3,  // 9: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
-	2,  // 10: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
-	18, // 11: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
-	3,  // 12: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
-	20, // 13: snapkeep.fsm.v1.Segment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	6,  // 14: snapkeep.fsm.v1.SegmentMeta.level:type_name -> snapkeep.fsm.v1.SegmentLevel
-	4,  // 15: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
-	21, // 16: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
-	7,  // 17: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	93, // 18: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	94, // 19: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	14, // 20: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	15, // 21: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	22, // 22: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	1,  // 23: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	8,  // 24: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	59, // 25: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
-	59, // 26: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
-	26, // 27: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	27, // 28: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	30, // 29: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	30, // 30: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
-	9,  // 31: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	10, // 32: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	33, // 33: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	10, // 34: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	95, // 35: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	96, // 36: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	1,  // 37: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	97, // 38: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	98, // 39: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	17, // 40: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	20, // 41: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	17, // 42: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	17, // 43: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	20, // 44: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	49, // 45: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	32, // 46: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	99, // 47: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	22, // 48: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	59, // 49: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
-	59, // 50: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
-	59, // 51: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
-	59, // 52: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
-	11, // 53: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	62, // 54: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	63, // 55: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	69, // 56: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	70, // 57: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	69, // 58: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	31, // 59: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	13, // 60: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	16, // 61: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	19, // 62: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	19, // 63: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	19, // 64: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	23, // 65: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	24, // 66: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	28, // 67: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	69, // 68: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	69, // 69: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	69, // 70: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	88, // 71: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
-	72, // [72:72] is the sub-list for method output_type
-	72, // [72:72] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	92,  // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	93,  // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	0,   // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
+	94,  // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	14,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
+	15,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	1,   // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	4,   // 7: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
+	5,   // 8: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
+	3,   // 9: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
+	2,   // 10: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
+	18,  // 11: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
+	3,   // 12: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
+	20,  // 13: snapkeep.fsm.v1.Segment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	6,   // 14: snapkeep.fsm.v1.SegmentMeta.level:type_name -> snapkeep.fsm.v1.SegmentLevel
+	4,   // 15: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
+	21,  // 16: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
+	7,   // 17: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
+	95,  // 18: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	96,  // 19: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	14,  // 20: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	15,  // 21: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	22,  // 22: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	1,   // 23: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	8,   // 24: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
+	59,  // 25: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
+	59,  // 26: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
+	26,  // 27: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	27,  // 28: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	30,  // 29: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	30,  // 30: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	9,   // 31: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	10,  // 32: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	33,  // 33: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	10,  // 34: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	97,  // 35: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	98,  // 36: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	1,   // 37: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	99,  // 38: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	100, // 39: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	17,  // 40: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	20,  // 41: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	17,  // 42: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	17,  // 43: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	20,  // 44: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	49,  // 45: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	32,  // 46: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	101, // 47: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	22,  // 48: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	59,  // 49: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
+	59,  // 50: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
+	59,  // 51: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
+	59,  // 52: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
+	11,  // 53: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	62,  // 54: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	63,  // 55: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	69,  // 56: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	70,  // 57: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	69,  // 58: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	31,  // 59: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	13,  // 60: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	16,  // 61: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	19,  // 62: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	19,  // 63: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	19,  // 64: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	23,  // 65: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	24,  // 66: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	28,  // 67: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	69,  // 68: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	69,  // 69: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	69,  // 70: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	88,  // 71: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	91,  // 72: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
+	17,  // 73: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
+	20,  // 74: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	75,  // [75:75] is the sub-list for method output_type
+	75,  // [75:75] is the sub-list for method input_type
+	75,  // [75:75] is the sub-list for extension type_name
+	75,  // [75:75] is the sub-list for extension extendee
+	0,   // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -7560,7 +7722,7 @@ func file_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   88,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

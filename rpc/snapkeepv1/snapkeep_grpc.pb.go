@@ -58,6 +58,7 @@ const (
 	Catalog_AddIndexBuild_FullMethodName      = "/snapkeep.v1.Catalog/AddIndexBuild"
 	Catalog_CompactSegments_FullMethodName    = "/snapkeep.v1.Catalog/CompactSegments"
 	Catalog_DropSegments_FullMethodName       = "/snapkeep.v1.Catalog/DropSegments"
+	Catalog_RegisterSegments_FullMethodName   = "/snapkeep.v1.Catalog/RegisterSegments"
 	Catalog_GetSegment_FullMethodName         = "/snapkeep.v1.Catalog/GetSegment"
 	Catalog_ListSegments_FullMethodName       = "/snapkeep.v1.Catalog/ListSegments"
 )
@@ -114,6 +115,11 @@ type CatalogClient interface {
 	CompactSegments(ctx context.Context, in *CompactSegmentsRequest, opts ...grpc.CallOption) (*CompactSegmentsResponse, error)
 	// DropSegments marks segments dropped. Dropping a dropped segment changes nothing.
 	DropSegments(ctx context.Context, in *DropSegmentsRequest, opts ...grpc.CallOption) (*DropSegmentsResponse, error)
+	// RegisterSegments registers segments whose files are already in the bucket (adopting
+	// data another system wrote, `snapkeep collection adopt`) as flushed, with the
+	// caller's segment ids, at most 1,000 per call: all or nothing. Their keys are
+	// checked against the collection's layout as at flush.
+	RegisterSegments(ctx context.Context, in *RegisterSegmentsRequest, opts ...grpc.CallOption) (*RegisterSegmentsResponse, error)
 	// GetSegment returns one segment with its files and index builds.
 	GetSegment(ctx context.Context, in *GetSegmentRequest, opts ...grpc.CallOption) (*GetSegmentResponse, error)
 	// ListSegments lists a collection's segments, ordered by id, a page at a time.
@@ -308,6 +314,16 @@ func (c *catalogClient) DropSegments(ctx context.Context, in *DropSegmentsReques
 	return out, nil
 }
 
+func (c *catalogClient) RegisterSegments(ctx context.Context, in *RegisterSegmentsRequest, opts ...grpc.CallOption) (*RegisterSegmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterSegmentsResponse)
+	err := c.cc.Invoke(ctx, Catalog_RegisterSegments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *catalogClient) GetSegment(ctx context.Context, in *GetSegmentRequest, opts ...grpc.CallOption) (*GetSegmentResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetSegmentResponse)
@@ -380,6 +396,11 @@ type CatalogServer interface {
 	CompactSegments(context.Context, *CompactSegmentsRequest) (*CompactSegmentsResponse, error)
 	// DropSegments marks segments dropped. Dropping a dropped segment changes nothing.
 	DropSegments(context.Context, *DropSegmentsRequest) (*DropSegmentsResponse, error)
+	// RegisterSegments registers segments whose files are already in the bucket (adopting
+	// data another system wrote, `snapkeep collection adopt`) as flushed, with the
+	// caller's segment ids, at most 1,000 per call: all or nothing. Their keys are
+	// checked against the collection's layout as at flush.
+	RegisterSegments(context.Context, *RegisterSegmentsRequest) (*RegisterSegmentsResponse, error)
 	// GetSegment returns one segment with its files and index builds.
 	GetSegment(context.Context, *GetSegmentRequest) (*GetSegmentResponse, error)
 	// ListSegments lists a collection's segments, ordered by id, a page at a time.
@@ -447,6 +468,9 @@ func (UnimplementedCatalogServer) CompactSegments(context.Context, *CompactSegme
 }
 func (UnimplementedCatalogServer) DropSegments(context.Context, *DropSegmentsRequest) (*DropSegmentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropSegments not implemented")
+}
+func (UnimplementedCatalogServer) RegisterSegments(context.Context, *RegisterSegmentsRequest) (*RegisterSegmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterSegments not implemented")
 }
 func (UnimplementedCatalogServer) GetSegment(context.Context, *GetSegmentRequest) (*GetSegmentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSegment not implemented")
@@ -799,6 +823,24 @@ func _Catalog_DropSegments_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Catalog_RegisterSegments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterSegmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServer).RegisterSegments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Catalog_RegisterSegments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServer).RegisterSegments(ctx, req.(*RegisterSegmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Catalog_GetSegment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetSegmentRequest)
 	if err := dec(in); err != nil {
@@ -913,6 +955,10 @@ var Catalog_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DropSegments",
 			Handler:    _Catalog_DropSegments_Handler,
+		},
+		{
+			MethodName: "RegisterSegments",
+			Handler:    _Catalog_RegisterSegments_Handler,
 		},
 		{
 			MethodName: "GetSegment",
