@@ -129,8 +129,10 @@ var methodRoles = map[string]methodRule{
 	// work, audited because it drops segments.
 	"/snapkeep.v1.Catalog/CompactSegments": {RoleWriter, true},
 	"/snapkeep.v1.Catalog/DropSegments":    {RoleAdmin, true},
-	"/snapkeep.v1.Catalog/GetSegment":      {RoleReader, false},
-	"/snapkeep.v1.Catalog/ListSegments":    {RoleReader, false},
+	// Adoption registers existing files as flushed segments in bulk.
+	"/snapkeep.v1.Catalog/RegisterSegments": {RoleWriter, true},
+	"/snapkeep.v1.Catalog/GetSegment":       {RoleReader, false},
+	"/snapkeep.v1.Catalog/ListSegments":     {RoleReader, false},
 
 	"/snapkeep.v1.Snapshots/CreateSnapshot":   {RoleWriter, false},
 	"/snapkeep.v1.Snapshots/DropSnapshot":     {RoleAdmin, true},
@@ -144,6 +146,9 @@ var methodRoles = map[string]methodRule{
 
 	"/snapkeep.v1.GC/GCRun":    {RoleAdmin, true},
 	"/snapkeep.v1.GC/GCStatus": {RoleReader, false},
+	// An external collector's question drops the live segments and builds it answers
+	// deletable: as destructive as DropSegments.
+	"/snapkeep.v1.GC/ReleaseForDeletion": {RoleAdmin, true},
 
 	"/snapkeep.v1.Cluster/ClusterStatus":      {RoleReader, false},
 	"/snapkeep.v1.Cluster/ClusterMembers":     {RoleReader, false},

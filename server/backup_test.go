@@ -258,8 +258,8 @@ func TestScheduledBackups(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(resp.Key, "snapkeep/backups/backup-"), resp.Key)
 
-	// The orphan scan deletes a stray object under the root but no backup.
-	_, err = store.Put(ctx, "snapkeep/stray/junk", strings.NewReader("x"), 1, objstore.PutOptions{})
+	// The orphan scan deletes a stray object in snapkeep's namespaces but no backup.
+	_, err = store.Put(ctx, "snapkeep/collections/stray/junk", strings.NewReader("x"), 1, objstore.PutOptions{})
 	require.NoError(t, err)
 
 	run, err := cl.GCRun(ctx, client.NewGCRunOption().WithOrphanGrace(0))
@@ -268,11 +268,11 @@ func TestScheduledBackups(t *testing.T) {
 	for _, cand := range run.Candidates {
 		deleted = append(deleted, cand.Key)
 	}
-	require.Contains(t, deleted, "snapkeep/stray/junk")
+	require.Contains(t, deleted, "snapkeep/collections/stray/junk")
 	for _, k := range deleted {
 		require.False(t, strings.HasPrefix(k, "snapkeep/backups/"), "GC deleted backup %s", k)
 	}
-	_, err = store.Head(ctx, "snapkeep/stray/junk")
+	_, err = store.Head(ctx, "snapkeep/collections/stray/junk")
 	require.ErrorIs(t, err, objstore.ErrNotFound)
 	require.NotEmpty(t, list())
 }
