@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
@@ -66,23 +68,9 @@ func Layout(n int) []FileSpec {
 	return specs
 }
 
-// KindDir is the key directory of a file kind ("insert", "delta", "stats", "bm25",
-// "index"), or "" for an unknown kind.
-func KindDir(k snapkeepv1.FileKind) string {
-	switch k {
-	case snapkeepv1.FileKind_FILE_KIND_INSERT:
-		return "insert"
-	case snapkeepv1.FileKind_FILE_KIND_DELTA:
-		return "delta"
-	case snapkeepv1.FileKind_FILE_KIND_STATS:
-		return "stats"
-	case snapkeepv1.FileKind_FILE_KIND_BM25:
-		return "bm25"
-	case snapkeepv1.FileKind_FILE_KIND_INDEX:
-		return "index"
-	}
-	return ""
-}
+// KindDir is the key directory of a file kind in the snapkeep layout ("insert",
+// "delta", "stats", "bm25", "index", "text", "json_key"), or "" for an unknown kind.
+func KindDir(k snapkeepv1.FileKind) string { return layout.KindDir(fsmpb.FileKind(k)) }
 
 // Key is the object key of f in the segment with key prefix prefix (which ends in
 // "/"): "<prefix><kind>/<field id>/<log id>".
