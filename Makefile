@@ -82,6 +82,8 @@ $(BIN)/etcd:
 bench-go:
 	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkApply$$' -benchmem
 	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkCatalogMemory$$' -benchtime 1x
+	$(GO) test ./fsm -run '^$$' -bench '^BenchmarkCatalogMemory$$' -benchtime 1x -fsm.bench-milvus-meta
+	$(GO) test ./client/adopt -run '^$$' -bench '^BenchmarkAdopt$$' -benchtime 3x
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkCatalogWrites$$' -benchtime 3s
 	$(GO) test ./manifest -run '^$$' -bench '^Benchmark(Encode|Decode|Verify)$$' -benchtime 10x -benchmem
 	$(GO) test ./server -run '^$$' -bench '^BenchmarkCreateSnapshot$$' -benchtime 3x
