@@ -57,7 +57,7 @@ func TestExternalCollectorModel(t *testing.T) {
 	}
 	var counts struct{ writes, compactions, drops, snaps, snapDrops, restores, asked, deleted, refused int }
 	seq := 0
-	for step := range 80 {
+	for step := range 50 {
 		seq++
 		segs := live()
 		switch op := rng.IntN(8); {
