@@ -55,7 +55,7 @@ func runOrphanScanVsList(ctx context.Context, e *Env, r *report.Scenario) error 
 		"%s orphans, all younger than the run's orphan grace (%s), so the scan counts them and deletes nothing. "+
 		"The objects are written straight into versitygw's posix directory with the xattrs its PUT leaves (ETag, CRC-32C, content type): PUTs run under 1,000/s on the shared cores, "+
 		"and a listing reads the same directory tree and xattrs either way. "+
-		"Round after round, A then B (%d rounds): **A** `GCRun` with the orphan scan (one read view, the records' plan, a paginated listing of the root with every key parsed to its owner and looked up, "+
+		"Round after round, A then B (%d rounds): **A** `GCRun` with the orphan scan (one read view, the records' plan, a paginated listing of snapkeep's namespaces under the root — here every object, all under collections/ — with every key parsed to its owner and looked up, "+
 		"`GCCheck` of the orphans through Raft, the report); keys/s = objects scanned / the call's time. **B** a plain walk of the same prefix from the benchmark process "+
 		"(`objstore.S3.List`, ListObjectsV2 pages of %s, one after another). "+
 		"versitygw's posix backend lists from its directory tree and does not fsync: an upper bound on what real object storage gives.",
@@ -245,7 +245,9 @@ func loadOrphanScanRoot(ctx context.Context, cl *client.Client, w *posixWriter, 
 // loadOne writes item i: segment i below segments, junk key i-segments above.
 func loadOne(ctx context.Context, cl *client.Client, w *posixWriter, coll, root string, layout []datagen.FileSpec, i, segments int, unlisted *atomic.Int64) error {
 	if i >= segments {
-		_, err := w.put(fmt.Sprintf("%sjunk/%08d", root, i-segments), []byte("x"))
+		// Junk in snapkeep's own namespace: the orphan scan lists only collections/ and
+		// snapshots/ under the root.
+		_, err := w.put(fmt.Sprintf("%scollections/junk/%08d", root, i-segments), []byte("x"))
 		return err
 	}
 	seg, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption(coll))
