@@ -51,7 +51,7 @@ func TestDemoRunsAndLeavesTheExpectedCatalog(t *testing.T) {
 	start := time.Now()
 	var out bytes.Buffer
 	require.NoError(t, runDemo(ctx, env.cl, env.store, &out), out.String())
-	require.Less(t, time.Since(start), 5*time.Second)
+	t.Logf("demo took %v", time.Since(start)) // speed is for benchmarks, not tests
 	if testing.Verbose() {
 		os.Stdout.Write(out.Bytes())
 	}
