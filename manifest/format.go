@@ -97,8 +97,8 @@ func checkVersion(where string, v byte) error {
 
 // Segment is one segment record: a captured segment with its files and index builds.
 // Files and the IndexBuilds' Files are file lists in the FSM's encoding (see
-// fsm.ForEachFile), keys relative to fsm.SegmentPrefix(collection id, ID) and
-// fsm.BuildPrefix(collection id, ID, BuildID).
+// fsm.ForEachFile), each key kept as its key layout keeps it (Reader.Files builds the
+// full keys).
 type Segment struct {
 	ID          uint64
 	PartitionID uint64
