@@ -222,15 +222,20 @@ func fileOf(kind fsmpb.FileKind, rel string, obj objstore.ObjectInfo) (*fsmpb.Fi
 // Result is what Apply registered.
 type Result struct {
 	Collection *snapkeepv1.Collection
-	Segments   int
-	Files      int
-	Bytes      uint64
+	// Segments, Files and Bytes count what this call registered; Resumed counts the
+	// segments an earlier, interrupted adoption had registered already.
+	Segments int
+	Files    int
+	Bytes    uint64
+	Resumed  int
 }
 
 // Apply creates the collection (Milvus layout, the plan's collection and partition
-// ids) and registers the plan's segments, Batch at a time. A failure part-way leaves
-// the batches registered so far; running the adoption again refuses (the collection
-// exists): drop it and start over.
+// ids) and registers the plan's segments, Batch at a time. An adoption interrupted
+// part-way (the process killed, a node lost) is resumed by running it again: a
+// collection of that name with the plan's id and the Milvus layout is taken as the
+// earlier run's, and the segments it registered already are skipped. Another
+// collection of that name is refused.
 func Apply(ctx context.Context, cl *client.Client, plan *Plan, opts Options) (*Result, error) {
 	if len(plan.Partitions) == 0 {
 		return nil, fmt.Errorf("adopt: no files of collection %d found", plan.CollectionID)
@@ -246,15 +251,26 @@ func Apply(ctx context.Context, cl *client.Client, plan *Plan, opts Options) (*R
 	coll, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption(opts.Name).WithDatabase(opts.Database).
 		WithLayout(snapkeepv1.KeyLayout_KEY_LAYOUT_MILVUS).WithPartitions(names...).WithIDs(plan.CollectionID, ids...).
 		WithDescription(fmt.Sprintf("adopted from Milvus collection %d", plan.CollectionID)))
+	registered := map[uint64]bool{}
+	if errors.Is(err, client.ErrAlreadyExists) {
+		coll, err = resumable(ctx, cl, plan, opts, registered)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("adopt: create collection %q: %w", opts.Name, err)
 	}
+	todo := make([]*snapkeepv1.RegisteredSegment, 0, len(plan.Segments))
+	for _, s := range plan.Segments {
+		if !registered[s.SegmentId] {
+			todo = append(todo, s)
+		}
+	}
 	batch := cmp.Or(opts.Batch, DefaultBatch)
-	res := &Result{Collection: coll}
-	for start := 0; start < len(plan.Segments); start += batch {
-		chunk := plan.Segments[start:min(start+batch, len(plan.Segments))]
+	res := &Result{Collection: coll, Resumed: len(plan.Segments) - len(todo)}
+	for start := 0; start < len(todo); start += batch {
+		chunk := todo[start:min(start+batch, len(todo))]
 		if _, err := cl.RegisterSegments(ctx, opts.Database, opts.Name, chunk); err != nil {
-			return res, fmt.Errorf("adopt: register segments %d to %d of %d: %w", start+1, start+len(chunk), len(plan.Segments), err)
+			return res, fmt.Errorf("adopt: register segments %d to %d of %d (run the adoption again to resume): %w",
+				start+1, start+len(chunk), len(todo), err)
 		}
 		res.Segments += len(chunk)
 		for _, s := range chunk {
@@ -265,4 +281,27 @@ func Apply(ctx context.Context, cl *client.Client, plan *Plan, opts Options) (*R
 		}
 	}
 	return res, nil
+}
+
+// resumable checks that the existing collection of the adoption's name is an earlier
+// run's (the plan's collection id, the Milvus layout, live) and fills registered with
+// the segments it holds.
+func resumable(ctx context.Context, cl *client.Client, plan *Plan, opts Options, registered map[uint64]bool) (*snapkeepv1.Collection, error) {
+	desc, err := cl.DescribeCollection(ctx, client.NewDescribeCollectionOption(opts.Name).WithDatabase(opts.Database))
+	if err != nil {
+		return nil, err
+	}
+	c := desc.GetCollection()
+	if c.GetId() != plan.CollectionID || c.GetLayout() != snapkeepv1.KeyLayout_KEY_LAYOUT_MILVUS ||
+		c.GetState() != snapkeepv1.CollectionState_COLLECTION_STATE_ACTIVE {
+		return nil, fmt.Errorf("%w: collection %q exists (id %d, %s, %s) and is not an earlier adoption of Milvus collection %d",
+			client.ErrAlreadyExists, opts.Name, c.GetId(), c.GetLayout(), c.GetState(), plan.CollectionID)
+	}
+	for seg, err := range cl.ListAllSegments(ctx, client.NewListSegmentsOption(opts.Name).WithDatabase(opts.Database).WithoutFiles()) {
+		if err != nil {
+			return nil, err
+		}
+		registered[seg.GetId()] = true
+	}
+	return c, nil
 }

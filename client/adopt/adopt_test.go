@@ -55,10 +55,18 @@ func TestAdoptMilvusLayout(t *testing.T) {
 	plan, err := adopt.Scan(ctx, store, opts)
 	require.NoError(t, err)
 	require.Equal(t, dry, plan, "the dry run plans exactly what the run registers")
+	// An adoption interrupted after its first batch (the process killed): running it
+	// again resumes, registering only what is missing.
+	first := *plan
+	first.Segments = plan.Segments[:200]
+	part, err := adopt.Apply(ctx, cl, &first, opts)
+	require.NoError(t, err)
+	require.Equal(t, 200, part.Segments)
 	res, err := adopt.Apply(ctx, cl, plan, opts)
 	require.NoError(t, err)
-	require.Equal(t, 500, res.Segments)
-	require.Equal(t, 2500, res.Files)
+	require.Equal(t, 200, res.Resumed)
+	require.Equal(t, 300, res.Segments)
+	require.Equal(t, 1500, res.Files)
 	require.EqualValues(t, coll, res.Collection.Id)
 	require.Equal(t, pb.KeyLayout_KEY_LAYOUT_MILVUS, res.Collection.Layout)
 
@@ -96,9 +104,14 @@ func TestAdoptMilvusLayout(t *testing.T) {
 	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
 	require.EqualValues(t, 2500, job.FilesDone)
 
-	// Adopting again is refused: the collection exists.
-	_, err = adopt.Apply(ctx, cl, plan, opts)
+	// Adopting again registers nothing; into a collection of other origin is refused.
+	again, err := adopt.Apply(ctx, cl, plan, opts)
+	require.NoError(t, err)
+	require.Equal(t, 500, again.Resumed)
+	require.Zero(t, again.Segments)
+	_, err = adopt.Apply(ctx, cl, plan, adopt.Options{Name: "orders_copy", CollectionID: coll, Root: c.Root()})
 	require.ErrorIs(t, err, client.ErrAlreadyExists)
+	require.ErrorContains(t, err, "not an earlier adoption")
 }
 
 func listAll(t *testing.T, store objstore.Store, prefix string) map[string]int64 {

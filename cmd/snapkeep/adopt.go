@@ -29,7 +29,8 @@ func (a *app) adoptCmd() *cobra.Command {
 partitions and segments by the ids in the keys, creates collection NAME in the Milvus
 key layout with Milvus's collection and partition ids, and registers every segment
 as flushed with its id, its files and their sizes from the listing (one Raft entry
-per 500 segments). --dry-run prints the same plan and registers nothing.
+per 500 segments). --dry-run prints the same plan and registers nothing. An
+adoption interrupted part-way is resumed by running it again.
 
 What the keys do not say stays empty until you supply it: partition names (ids
 become "p<id>", the lowest id "_default"; --partition-name and --default-partition
@@ -147,8 +148,11 @@ func (a *app) printAdoptPlan(w io.Writer, name string, plan *adopt.Plan, res *ad
 	for _, s := range plan.Skipped {
 		fmt.Fprintf(w, "skipped %s\n", s)
 	}
-	if res != nil && res.Segments < len(plan.Segments) {
-		fmt.Fprintf(w, "Only %d of %d segments were registered.\n", res.Segments, len(plan.Segments))
+	if res != nil && res.Resumed > 0 {
+		fmt.Fprintf(w, "Resumed an earlier adoption: %d segments were registered already.\n", res.Resumed)
+	}
+	if res != nil && res.Segments+res.Resumed < len(plan.Segments) {
+		fmt.Fprintf(w, "Only %d of %d segments are registered: run the adoption again to resume.\n", res.Segments+res.Resumed, len(plan.Segments))
 	}
 	return nil
 }
