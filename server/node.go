@@ -341,6 +341,7 @@ func (n *Node) startRaft() error {
 		store.Close()
 		return fmt.Errorf("start raft: %w", err)
 	}
+	transport.answerHeartbeatsFor(r)
 	if !hasState && len(cfg.Peers) > 0 {
 		// Every node bootstraps with the same static configuration; Raft accepts that.
 		var servers []raft.Server

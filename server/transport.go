@@ -107,8 +107,9 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// raftTransport is the node's Raft transport: raft's NetworkTransport with its
-// heartbeat fast path turned off, and the leader's commit index noted on the way.
+// raftTransport is the node's Raft transport: raft's NetworkTransport whose heartbeat
+// fast path only takes heartbeats of a term the node already knows, and which notes
+// the leader's commit index on the way.
 //
 // Heartbeats: hashicorp/raft v1.8 handles a heartbeat on the transport's connection
 // goroutine (Raft.processHeartbeat, installed by SetHeartbeatHandler). A heartbeat that
@@ -119,8 +120,16 @@ func (c *trackedConn) Close() error {
 // (same index and term, different entries), the new leader's entries are appended
 // after the stale ones and the replicas' states part for good. A 30-minute fault run
 // found it (SIGSTOP of the leader, see docs/JEPSEN.md); upstream as hashicorp/raft#695.
-// Through the main loop a heartbeat waits behind log writes, which costs a follower
-// some latency on its heartbeat answers under load, never safety.
+// So a heartbeat with a term newer than the node's goes through Raft's main loop,
+// where the term change is synchronized with everything else.
+//
+// A heartbeat of the node's own term (or an older one, which raft rejects) still takes
+// the fast path: it cannot change the term, and no leader receives one of its own term
+// (one leader per term), so it only refreshes a follower's leader contact. That keeps
+// a follower answering while its main loop is busy for seconds — installing a large
+// snapshot runs the FSM restore on it — instead of letting the leader's lease lapse
+// (a 1M-segment catalog restore lost leadership that way). Terms only grow, so a check
+// that passed stays true when raft reads the term again.
 //
 // Commit index: every AppendEntries a leader sends (every CommitTimeout, also with no
 // new entries) carries its commit index. A follower that cannot store the entries
@@ -131,14 +140,47 @@ type raftTransport struct {
 	*raft.NetworkTransport
 	leaderCommit atomic.Uint64
 
+	// fastPath is raft's heartbeat handler; currentTerm the node's term. Until both
+	// are set every heartbeat goes through the main loop.
+	fastPath    atomic.Pointer[func(raft.RPC)]
+	currentTerm atomic.Pointer[func() uint64]
+
 	startOnce sync.Once
 	rpcs      chan raft.RPC
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-// SetHeartbeatHandler ignores the handler: heartbeats reach Consumer() like every RPC.
-func (*raftTransport) SetHeartbeatHandler(func(raft.RPC)) {}
+// SetHeartbeatHandler keeps raft's handler for heartbeats of a known term.
+func (t *raftTransport) SetHeartbeatHandler(handler func(raft.RPC)) {
+	if handler == nil {
+		t.fastPath.Store(nil)
+		return
+	}
+	t.fastPath.Store(&handler)
+}
+
+// answerHeartbeatsFor lets heartbeats of r's current term (or older) take the fast
+// path. Call it once r exists.
+func (t *raftTransport) answerHeartbeatsFor(r *raft.Raft) {
+	term := r.CurrentTerm
+	t.currentTerm.Store(&term)
+}
+
+// heartbeat runs on the connection goroutine of the network transport, which then
+// waits for the response.
+func (t *raftTransport) heartbeat(rpc raft.RPC) {
+	fn, term := t.fastPath.Load(), t.currentTerm.Load()
+	if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok && fn != nil && term != nil && req.Term <= (*term)() {
+		(*fn)(rpc)
+		return
+	}
+	select {
+	case t.rpcs <- rpc:
+	case <-t.done:
+		rpc.Respond(nil, raft.ErrTransportShutdown)
+	}
+}
 
 // Consumer returns the channel Raft reads every incoming RPC from. Raft calls it once.
 func (t *raftTransport) Consumer() <-chan raft.RPC {
@@ -187,7 +229,7 @@ func (t *raftTransport) Close() error {
 
 // newRaftTransport is the node's Raft transport over stream.
 func newRaftTransport(stream raft.StreamLayer, logger *slog.Logger) *raftTransport {
-	return &raftTransport{
+	t := &raftTransport{
 		NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream:  stream,
 			MaxPool: 3,
@@ -197,4 +239,6 @@ func newRaftTransport(stream raft.StreamLayer, logger *slog.Logger) *raftTranspo
 		rpcs: make(chan raft.RPC),
 		done: make(chan struct{}),
 	}
+	t.NetworkTransport.SetHeartbeatHandler(t.heartbeat)
+	return t
 }
