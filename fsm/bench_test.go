@@ -14,56 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/fsmtest"
 )
 
 var (
 	benchSegments = flag.Int("fsm.bench-segments", 1_000_000, "segments in BenchmarkCatalogMemory")
 	benchMeta     = flag.Bool("fsm.bench-milvus-meta", false, "BenchmarkCatalogMemory: a Milvus-layout collection with every segment's and file's Milvus metadata")
 )
-
-// milvusFiles is realisticFiles in the Milvus layout, with Milvus's per-binlog
-// metadata (log id, entries, timestamps, memory size).
-func milvusFiles(cid, pid, sid uint64) []*fsmpb.File {
-	logID := 449_000_000_000_000_000 + sid*16
-	ts := 449_000_000_000_000_000 + sid<<18
-	out := make([]*fsmpb.File, 0, 8)
-	add := func(key string, kind fsmpb.FileKind, field int64, size uint64, id uint64) {
-		out = append(out, &fsmpb.File{Key: key, Kind: kind, FieldId: field, Size: size, Crc32C: uint32(sid) * 2654435761,
-			LogId: int64(id), Entries: 1000, TimestampFrom: ts, TimestampTo: ts + 1<<18 - 1, MemorySize: int64(size) * 3})
-	}
-	ids := fmt.Sprintf("%d/%d/%d", cid, pid, sid)
-	for i, field := range []int64{0, 1, 100, 101, 102, 103} {
-		id := logID + uint64(i)
-		add(fmt.Sprintf("insert_log/%s/%d/%d", ids, field, id), fsmpb.FileKind_FILE_KIND_INSERT, field, 1<<20, id)
-	}
-	add(fmt.Sprintf("delta_log/%s/%d", ids, logID+7), fsmpb.FileKind_FILE_KIND_DELTA, 0, 4096, logID+7)
-	add(fmt.Sprintf("stats_log/%s/100/%d", ids, logID+8), fsmpb.FileKind_FILE_KIND_STATS, 100, 8192, logID+8)
-	return out
-}
-
-// milvusSegmentMeta is a segment's Milvus metadata of realistic size.
-func milvusSegmentMeta(sid uint64) *fsmpb.SegmentMeta {
-	pos := func(ts uint64) []byte {
-		return []byte(fmt.Sprintf("by-dev-rootcoord-dml_3_449000000000000000v0|%016x|%d", ts, ts))
-	}
-	return &fsmpb.SegmentMeta{Level: fsmpb.SegmentLevel_SEGMENT_LEVEL_L1, Channel: "by-dev-rootcoord-dml_3_449000000000000000v0",
-		StartPosition: pos(sid << 18), DmlPosition: pos(sid<<18 + 999), StorageVersion: 2, IsSorted: true}
-}
-
-// realisticFiles returns eight files in Milvus's shape: insert binlogs of several
-// fields with 18-digit log ids, a delta log and a stats log.
-func realisticFiles(cid, sid uint64) []*fsmpb.File {
-	prefix := SegmentPrefix(cid, sid)
-	logID := 449_000_000_000_000_000 + sid*16
-	out := make([]*fsmpb.File, 0, 8)
-	for i, field := range []int64{0, 1, 100, 101, 102, 103} {
-		out = append(out, &fsmpb.File{Key: fmt.Sprintf("%sinsert/%d/%d", prefix, field, logID+uint64(i)), Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldId: field, Size: 1 << 20, Crc32C: uint32(sid) * 2654435761})
-	}
-	out = append(out,
-		&fsmpb.File{Key: fmt.Sprintf("%sdelta/%d", prefix, logID+7), Kind: fsmpb.FileKind_FILE_KIND_DELTA, Size: 4096, Crc32C: uint32(sid)},
-		&fsmpb.File{Key: fmt.Sprintf("%sstats/100/%d", prefix, logID+8), Kind: fsmpb.FileKind_FILE_KIND_STATS, FieldId: 100, Size: 8192, Crc32C: uint32(sid) + 1})
-	return out
-}
 
 // BenchmarkApply measures FSM apply throughput for the commonest write: flushing a
 // segment of eight files (allocation entries are applied outside the timer).
@@ -74,7 +31,7 @@ func BenchmarkApply(b *testing.B) {
 	entries := make([][]byte, b.N)
 	for i := range entries {
 		s := h.allocate("docs")
-		data, err := EncodeCommand(fmt.Sprintf("req-%d", i), h.now, &fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 1000, Files: realisticFiles(cid, s.Id)})
+		data, err := EncodeCommand(fmt.Sprintf("req-%d", i), h.now, &fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 1000, Files: fsmtest.SnapkeepFiles(cid, s.Id)})
 		require.NoError(b, err)
 		entries[i] = data
 	}
@@ -110,9 +67,9 @@ func BenchmarkCatalogMemory(b *testing.B) {
 			res := put(data)
 			require.NoError(b, res.Err())
 			sid := f.View().r.meta().LastId
-			flush := &fsmpb.FlushSegment{SegmentId: sid, RowCount: 1000, Files: realisticFiles(cid, sid)}
+			flush := &fsmpb.FlushSegment{SegmentId: sid, RowCount: 1000, Files: fsmtest.SnapkeepFiles(cid, sid)}
 			if *benchMeta {
-				flush.Files, flush.Meta = milvusFiles(cid, pid, sid), milvusSegmentMeta(sid)
+				flush.Files, flush.Meta = fsmtest.MilvusFiles(cid, pid, sid), fsmtest.MilvusSegmentMeta(sid)
 			}
 			data, _ = EncodeCommand(fmt.Sprintf("r%d", n), 2, flush)
 			res = put(data)

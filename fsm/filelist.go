@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,10 +35,17 @@ import (
 // timestamp to as a zigzag difference from timestamp from, memory size uvarint. A list
 // without any metadata is written as version 1, so the blobs of earlier log entries are
 // rebuilt byte for byte.
+//
+// Version 3, what lists with metadata are written as now, adds two bits to the
+// presence byte, for what Milvus's binlogs repeat: bit 5, the log id is the key's
+// numeric name (nothing stored; bit 0 clear); bit 6, entries and both timestamps are
+// the previous entry's (nothing stored for them; bits 1–3 clear). Version 2 lists are
+// still read, and rewritten as version 3 when a raft snapshot holding them is loaded.
 
 const (
-	fileListVersion     = 1
-	fileListVersionMeta = 2
+	fileListVersion       = 1
+	fileListVersionMetaV2 = 2
+	fileListVersionMeta   = 3
 )
 
 const (
@@ -46,7 +54,17 @@ const (
 	metaTSFrom
 	metaTSTo
 	metaMemorySize
+	metaLogIDIsName
+	metaSameAsPrevious
 )
+
+// metaState is what an entry's metadata is encoded relative to: the entry before it.
+type metaState struct {
+	log       int64  // the last log id
+	ts        uint64 // the last timestamp from
+	prev      FileEntry
+	havePrior bool
+}
 
 // FileEntry is one file of a file list; Key is relative to its owner's prefix.
 type FileEntry struct {
@@ -98,22 +116,22 @@ func encodeFileList(entries []FileEntry) []byte {
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(entries)))
 	prevDir, prevNum := "", uint64(0)
-	var prevLog int64
-	var prevTS uint64
+	var st metaState
 	for _, e := range entries {
 		dir, name := splitKey(e.Key)
 		shared := commonPrefixLen(prevDir, dir)
+		num, numeric := decimalName(name)
 		buf = append(buf, byte(e.Kind))
 		buf = binary.AppendVarint(buf, e.FieldID)
 		buf = binary.AppendUvarint(buf, e.Size)
 		buf = binary.LittleEndian.AppendUint32(buf, e.CRC32C)
 		if withMeta {
-			buf = appendFileMeta(buf, e, &prevLog, &prevTS)
+			buf = appendFileMeta(buf, e, numeric && e.LogID != 0 && uint64(e.LogID) == num, &st)
 		}
 		buf = binary.AppendUvarint(buf, uint64(shared))
 		buf = binary.AppendUvarint(buf, uint64(len(dir)-shared))
 		buf = append(buf, dir[shared:]...)
-		if num, ok := decimalName(name); ok {
+		if numeric {
 			buf = append(buf, nameNumeric)
 			buf = binary.AppendVarint(buf, int64(num-prevNum))
 			prevNum = num
@@ -133,35 +151,47 @@ const (
 	nameNumeric = 1
 )
 
-// appendFileMeta appends an entry's metadata (version 2).
-func appendFileMeta(buf []byte, e FileEntry, prevLog *int64, prevTS *uint64) []byte {
+// appendFileMeta appends an entry's metadata (version 3); logIsName says its log id
+// is its key's numeric name.
+func appendFileMeta(buf []byte, e FileEntry, logIsName bool, st *metaState) []byte {
 	var present byte
-	if e.LogID != 0 {
+	switch {
+	case logIsName:
+		present |= metaLogIDIsName
+	case e.LogID != 0:
 		present |= metaLogID
 	}
-	if e.Entries != 0 {
-		present |= metaEntries
-	}
-	if e.TimestampFrom != 0 {
-		present |= metaTSFrom
-	}
-	if e.TimestampTo != 0 {
-		present |= metaTSTo
+	sameAsPrevious := st.havePrior && (e.Entries != 0 || e.TimestampFrom != 0 || e.TimestampTo != 0) &&
+		e.Entries == st.prev.Entries && e.TimestampFrom == st.prev.TimestampFrom && e.TimestampTo == st.prev.TimestampTo
+	if sameAsPrevious {
+		present |= metaSameAsPrevious
+	} else {
+		if e.Entries != 0 {
+			present |= metaEntries
+		}
+		if e.TimestampFrom != 0 {
+			present |= metaTSFrom
+		}
+		if e.TimestampTo != 0 {
+			present |= metaTSTo
+		}
 	}
 	if e.MemorySize != 0 {
 		present |= metaMemorySize
 	}
 	buf = append(buf, present)
 	if present&metaLogID != 0 {
-		buf = binary.AppendVarint(buf, e.LogID-*prevLog)
-		*prevLog = e.LogID
+		buf = binary.AppendVarint(buf, e.LogID-st.log)
+	}
+	if e.LogID != 0 {
+		st.log = e.LogID
 	}
 	if present&metaEntries != 0 {
 		buf = binary.AppendVarint(buf, e.Entries)
 	}
 	if present&metaTSFrom != 0 {
-		buf = binary.AppendVarint(buf, int64(e.TimestampFrom-*prevTS))
-		*prevTS = e.TimestampFrom
+		buf = binary.AppendVarint(buf, int64(e.TimestampFrom-st.ts))
+		st.ts = e.TimestampFrom
 	}
 	if present&metaTSTo != 0 {
 		buf = binary.AppendVarint(buf, int64(e.TimestampTo-e.TimestampFrom))
@@ -169,52 +199,64 @@ func appendFileMeta(buf []byte, e FileEntry, prevLog *int64, prevTS *uint64) []b
 	if present&metaMemorySize != 0 {
 		buf = binary.AppendVarint(buf, e.MemorySize)
 	}
+	st.prev, st.havePrior = e, true
 	return buf
 }
 
-// readFileMeta reads an entry's metadata (version 2) into e.
-func readFileMeta(p []byte, e *FileEntry, prevLog *int64, prevTS *uint64) ([]byte, bool) {
+// readFileMeta reads an entry's metadata (version 2 or 3) into e and returns its
+// presence byte: with metaLogIDIsName, the caller sets the log id from the key's name.
+func readFileMeta(p []byte, version byte, e *FileEntry, st *metaState) ([]byte, byte, bool) {
 	if len(p) < 1 {
-		return p, false
+		return p, 0, false
 	}
 	present := p[0]
 	p = p[1:]
-	if present&^(metaLogID|metaEntries|metaTSFrom|metaTSTo|metaMemorySize) != 0 {
-		return p, false
+	known := byte(metaLogID | metaEntries | metaTSFrom | metaTSTo | metaMemorySize)
+	if version == fileListVersionMeta {
+		known |= metaLogIDIsName | metaSameAsPrevious
+	}
+	switch {
+	case present&^known != 0,
+		present&metaLogIDIsName != 0 && present&metaLogID != 0,
+		present&metaSameAsPrevious != 0 && (present&(metaEntries|metaTSFrom|metaTSTo) != 0 || !st.havePrior):
+		return p, 0, false
 	}
 	var v int64
 	var ok bool
 	if present&metaLogID != 0 {
 		if v, p, ok = readVarint(p); !ok {
-			return p, false
+			return p, 0, false
 		}
-		*prevLog += v
-		e.LogID = *prevLog
+		st.log += v
+		e.LogID = st.log
+	}
+	if present&metaSameAsPrevious != 0 {
+		e.Entries, e.TimestampFrom, e.TimestampTo = st.prev.Entries, st.prev.TimestampFrom, st.prev.TimestampTo
 	}
 	if present&metaEntries != 0 {
 		if e.Entries, p, ok = readVarint(p); !ok {
-			return p, false
+			return p, 0, false
 		}
 	}
 	if present&metaTSFrom != 0 {
 		if v, p, ok = readVarint(p); !ok {
-			return p, false
+			return p, 0, false
 		}
-		*prevTS += uint64(v)
-		e.TimestampFrom = *prevTS
+		st.ts += uint64(v)
+		e.TimestampFrom = st.ts
 	}
 	if present&metaTSTo != 0 {
 		if v, p, ok = readVarint(p); !ok {
-			return p, false
+			return p, 0, false
 		}
 		e.TimestampTo = e.TimestampFrom + uint64(v)
 	}
 	if present&metaMemorySize != 0 {
 		if e.MemorySize, p, ok = readVarint(p); !ok {
-			return p, false
+			return p, 0, false
 		}
 	}
-	return p, true
+	return p, present, true
 }
 
 // splitKey splits a key after its last '/'.
@@ -254,7 +296,7 @@ func FileCount(blob []byte) (int, error) {
 	if len(blob) == 0 {
 		return 0, nil
 	}
-	if blob[0] != fileListVersion && blob[0] != fileListVersionMeta {
+	if blob[0] != fileListVersion && blob[0] != fileListVersionMetaV2 && blob[0] != fileListVersionMeta {
 		return 0, fmt.Errorf("%w: version %d", errBadFileList, blob[0])
 	}
 	n, k := binary.Uvarint(blob[1:])
@@ -282,15 +324,15 @@ func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 	if err != nil || count == 0 {
 		return err
 	}
-	withMeta := blob[0] == fileListVersionMeta
+	version := blob[0]
+	withMeta := version != fileListVersion
 	p := blob[1:]
 	_, k := binary.Uvarint(p)
 	p = p[k:]
 	dir := make([]byte, 0, 64)
 	key := make([]byte, 0, 96)
 	prevNum := uint64(0)
-	var prevLog int64
-	var prevTS uint64
+	var st metaState
 	for i := 0; i < count; i++ {
 		if len(p) < 1 {
 			return errBadFileList
@@ -310,8 +352,9 @@ func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 		}
 		e.CRC32C = binary.LittleEndian.Uint32(p)
 		p = p[4:]
+		var present byte
 		if withMeta {
-			if p, ok = readFileMeta(p, &e, &prevLog, &prevTS); !ok {
+			if p, present, ok = readFileMeta(p, version, &e, &st); !ok {
 				return errBadFileList
 			}
 		}
@@ -338,15 +381,27 @@ func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 			}
 			prevNum += uint64(delta)
 			key = strconv.AppendUint(key, prevNum, 10)
+			if present&metaLogIDIsName != 0 {
+				if prevNum == 0 || prevNum > math.MaxInt64 {
+					return errBadFileList
+				}
+				e.LogID, st.log = int64(prevNum), int64(prevNum)
+			}
 		case nameString:
 			var n uint64
 			if n, p, ok = readUvarint(p); !ok || n > uint64(len(p)) {
+				return errBadFileList
+			}
+			if present&metaLogIDIsName != 0 {
 				return errBadFileList
 			}
 			key = append(key, p[:n]...)
 			p = p[n:]
 		default:
 			return errBadFileList
+		}
+		if withMeta {
+			st.prev, st.havePrior = e, true
 		}
 		if withKeys {
 			e.Key = string(key)
@@ -359,6 +414,19 @@ func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 		return errBadFileList
 	}
 	return nil
+}
+
+// upgradeFileList rewrites a version 2 list as version 3 (the same entries); any
+// other list is returned as it is.
+func upgradeFileList(blob []byte) ([]byte, error) {
+	if len(blob) == 0 || blob[0] != fileListVersionMetaV2 {
+		return blob, nil
+	}
+	entries, err := DecodeFileList(blob)
+	if err != nil {
+		return nil, err
+	}
+	return encodeFileList(entries), nil
 }
 
 // DecodeFileList decodes a whole file list.

@@ -1,11 +1,16 @@
 package fsm
 
 import (
+	"bytes"
+	"encoding/hex"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/fsmtest"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
@@ -72,7 +77,81 @@ func TestFileListWithMetadata(t *testing.T) {
 
 func TestFileListIsCompact(t *testing.T) {
 	ref := layout.Segment{Collection: 12, Segment: 3456789}
-	blob, err := encodeFiles(realisticFiles(12, 3456789), "segment", func(f *fsmpb.File) (string, error) { return layout.Snapkeep.SegmentFileRel(ref, f) })
+	blob, err := encodeFiles(fsmtest.SnapkeepFiles(12, 3456789), "segment", func(f *fsmpb.File) (string, error) { return layout.Snapkeep.SegmentFileRel(ref, f) })
 	require.NoError(t, err)
 	require.LessOrEqual(t, len(blob), 160)
+}
+
+// goldenV2 is a version 2 list written by the encoder before version 3 (Milvus keys,
+// one entry without timestamps, one with a non-numeric name).
+const goldenV2 = "020402008020000000000fae80b482e0c795bb0c06c881b4fce1c795bb0cc801000a64656c74615f6c6f672f01ae80b482e0c795bb0c0100808040070000001f0dd00fc701feff1f80808003000d696e736572745f6c6f672f302f010d0102808040080000001f02d00f00feff1f808080030b02312f010206c8014d00000000019780b482e0c795bb0c0011746578745f6c6f672f392f312f3130302f00076964782e62696e"
+
+func goldenEntries() []FileEntry {
+	return []FileEntry{
+		{Key: "delta_log/449000000000000023", Kind: 2, Size: 4096, LogID: 449000000000000023, Entries: 3, TimestampFrom: 449000000262144100, TimestampTo: 449000000262144200},
+		{Key: "insert_log/0/449000000000000016", Kind: 1, FieldID: 0, Size: 1 << 20, CRC32C: 7, LogID: 449000000000000016, Entries: 1000, TimestampFrom: 449000000262144000, TimestampTo: 449000000262406143, MemorySize: 3 << 20},
+		{Key: "insert_log/1/449000000000000017", Kind: 1, FieldID: 1, Size: 1 << 20, CRC32C: 8, LogID: 449000000000000017, Entries: 1000, TimestampFrom: 449000000262144000, TimestampTo: 449000000262406143, MemorySize: 3 << 20},
+		{Key: "text_log/9/1/100/idx.bin", Kind: 6, FieldID: 100, Size: 77, LogID: 5},
+	}
+}
+
+func TestFileListVersion2StillReads(t *testing.T) {
+	blob, err := hex.DecodeString(goldenV2)
+	require.NoError(t, err)
+	got, err := DecodeFileList(blob)
+	require.NoError(t, err)
+	require.Equal(t, goldenEntries(), got)
+
+	upgraded, err := upgradeFileList(blob)
+	require.NoError(t, err)
+	require.EqualValues(t, fileListVersionMeta, upgraded[0])
+	again, err := DecodeFileList(upgraded)
+	require.NoError(t, err)
+	require.Equal(t, got, again)
+	same, err := upgradeFileList(upgraded)
+	require.NoError(t, err)
+	require.Equal(t, upgraded, same, "a version 3 list is left as it is")
+}
+
+// Version 3 stores nothing for a log id that is the key's name, nor for entries and
+// timestamps that repeat the previous entry's: Milvus's binlogs of one segment.
+func TestFileListVersion3IsSmaller(t *testing.T) {
+	ref := layout.Segment{Collection: 449000000000000100, Partition: 449000000000000101, Segment: 449000000000123456}
+	files := fsmtest.MilvusFiles(ref.Collection, ref.Partition, ref.Segment)
+	blob, err := encodeFiles(files, "segment", func(f *fsmpb.File) (string, error) { return layout.Milvus.SegmentFileRel(ref, f) })
+	require.NoError(t, err)
+	require.EqualValues(t, fileListVersionMeta, blob[0])
+	entries, err := DecodeFileList(blob)
+	require.NoError(t, err)
+	require.Len(t, entries, len(files))
+	for _, e := range entries {
+		require.EqualValues(t, 1000, e.Entries)
+		require.NotZero(t, e.LogID)
+		require.True(t, strings.HasSuffix(e.Key, "/"+strconv.FormatInt(e.LogID, 10)), e.Key)
+	}
+	// Measured: 278 bytes as version 2; the same list without metadata is 153.
+	require.LessOrEqual(t, len(blob), 220)
+}
+
+func TestFileListVersion3RefusesInconsistentFlags(t *testing.T) {
+	one := []FileEntry{{Key: "a/7", Kind: 1, LogID: 7, Entries: 1}}
+	blob := encodeFileList(one)
+	// kind, field, size, crc32c, then the presence byte
+	at := 1 + 1 + 1 + 1 + 1 + 4
+	require.EqualValues(t, metaLogIDIsName|metaEntries, blob[at])
+	for _, present := range []byte{
+		metaLogIDIsName | metaLogID | metaEntries, // both kinds of log id
+		metaSameAsPrevious,                        // no previous entry
+		metaLogIDIsName | metaEntries | 0x80,      // an unknown bit
+	} {
+		bad := bytes.Clone(blob)
+		bad[at] = present
+		_, err := DecodeFileList(bad)
+		require.ErrorIs(t, err, errBadFileList, "presence %08b", present)
+	}
+	named := encodeFileList([]FileEntry{{Key: "a/x", Kind: 1, LogID: 7}})
+	require.EqualValues(t, metaLogID, named[at], "a log id differing from a non-numeric name is stored")
+	named[at] = metaLogIDIsName
+	_, err := DecodeFileList(named)
+	require.ErrorIs(t, err, errBadFileList, "a log id taken from a name that is not a number")
 }

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/hex"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -47,6 +48,9 @@ func FuzzFileList(f *testing.F) {
 	f.Add([]byte{1, 200, 1})
 	f.Add(encodeFileList([]FileEntry{{Key: "insert_log/100/449000000000000001", Kind: 1, Size: 3, LogID: 449000000000000001, Entries: 7, TimestampFrom: 5, TimestampTo: 9, MemorySize: 11},
 		{Key: "insert_log/101/449000000000000002", Kind: 1, LogID: 449000000000000002, TimestampTo: 1}}))
+	golden, err := hex.DecodeString(goldenV2)
+	require.NoError(f, err)
+	f.Add(golden)
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		entries, err := DecodeFileList(blob)
 		if err != nil {

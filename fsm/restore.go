@@ -262,7 +262,7 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 			AllocatedAt:  c.now,
 			RestoreJobId: jobID,
 			RestoredFrom: src.Id,
-			Meta:         src.Meta,
+			PackedMeta:   src.PackedMeta,
 		}
 		ps := &fsmpb.PlannedSegment{SourceId: src.Id, TargetId: dst.Id, FirstTask: uint32(tasks)}
 		if ps.Files, err = addFiles(src.Files); err != nil {

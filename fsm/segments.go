@@ -114,9 +114,7 @@ func flushed(l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.Fil
 	next.Files = blob
 	next.FlushedAt = now
 	next.LeaseDeadline = 0
-	if meta != nil && !proto.Equal(meta, &fsmpb.SegmentMeta{}) {
-		next.Meta = meta
-	}
+	next.PackedMeta = packSegmentMeta(meta)
 	return next, nil
 }
 
@@ -147,7 +145,7 @@ func flushDifference(l layout.Layout, seg, again *fsmpb.Segment) string {
 	if seg.RowCount != again.RowCount {
 		return fmt.Sprintf("%d rows were flushed, this flush says %d", seg.RowCount, again.RowCount)
 	}
-	if !proto.Equal(seg.Meta, again.Meta) {
+	if !bytes.Equal(seg.PackedMeta, again.PackedMeta) {
 		return "the segment's metadata (level, channel, positions, storage version, sorted flag) differs"
 	}
 	if bytes.Equal(seg.Files, again.Files) {

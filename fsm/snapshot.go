@@ -62,6 +62,11 @@ func tableSection[T proto.Message](tag byte, name string, of func(*tables) *tabl
 			if err := proto.Unmarshal(data, rec); err != nil {
 				return err
 			}
+			if seg, ok := any(rec).(*fsmpb.Segment); ok {
+				if err := upgradeSegment(seg); err != nil {
+					return err
+				}
+			}
 			tbl := of(t)
 			if _, dup := tbl.get(rec); dup {
 				return fmt.Errorf("duplicate record")

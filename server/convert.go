@@ -161,12 +161,15 @@ func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (
 		DroppedAtUnixMs:     unixMS(s.DroppedAt),
 		DropReason:          pb.DropReason(s.DropReason),
 		RestoredFrom:        s.RestoredFrom,
-		Meta:                toSegmentMeta(s.Meta),
 	}
+	meta, err := fsm.SegmentMetaOf(s)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "segment %d: %v", s.Id, err)
+	}
+	out.Meta = toSegmentMeta(meta)
 	if !withFiles {
 		return out, nil
 	}
-	var err error
 	if out.Files, err = k.fileList(s.Files, func(rel string) string { return keys.Segment(s, rel) }); err != nil {
 		return nil, status.Errorf(codes.Internal, "segment %d: %v", s.Id, err)
 	}

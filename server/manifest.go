@@ -129,7 +129,7 @@ func encodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmp
 			return manifest.Result{}, fmt.Errorf("pinned segment %d: %w", id, err)
 		}
 		refs = append(refs, ref{seg.PartitionId, id})
-		withMeta = withMeta || seg.Meta != nil
+		withMeta = withMeta || len(seg.PackedMeta) != 0
 	}
 	slices.SortFunc(refs, func(a, b ref) int {
 		return cmp.Or(cmp.Compare(a.partition, b.partition), cmp.Compare(a.id, b.id))
@@ -149,7 +149,11 @@ func encodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmp
 		if err != nil {
 			return manifest.Result{}, err
 		}
-		rec := &manifest.Segment{ID: seg.Id, PartitionID: seg.PartitionId, RowCount: seg.RowCount, Files: seg.Files, Meta: seg.Meta}
+		meta, err := fsm.SegmentMetaOf(seg)
+		if err != nil {
+			return manifest.Result{}, fmt.Errorf("segment %d: %w", seg.Id, err)
+		}
+		rec := &manifest.Segment{ID: seg.Id, PartitionID: seg.PartitionId, RowCount: seg.RowCount, Files: seg.Files, Meta: meta}
 		for _, b := range seg.IndexBuilds {
 			if _, pinned := slices.BinarySearch(snap.BuildIds, b.BuildId); pinned {
 				rec.IndexBuilds = append(rec.IndexBuilds, manifest.IndexBuild{BuildID: b.BuildId, IndexID: b.IndexId, Files: b.Files})

@@ -1499,8 +1499,10 @@ type Segment struct {
 	RestoreJobId uint64 `protobuf:"varint,15,opt,name=restore_job_id,json=restoreJobId,proto3" json:"restore_job_id,omitempty"`
 	// A restored segment's source segment (0 for one written here).
 	RestoredFrom uint64 `protobuf:"varint,16,opt,name=restored_from,json=restoredFrom,proto3" json:"restored_from,omitempty"`
-	// The vector database's metadata, as given at flush (nil when none was).
-	Meta          *SegmentMeta `protobuf:"bytes,17,opt,name=meta,proto3" json:"meta,omitempty"`
+	// The vector database's metadata as given at flush, in the compact form the tables
+	// keep (fsm/segmentmeta.go; empty when none was given). Read it with
+	// fsm.SegmentMetaOf.
+	PackedMeta    []byte `protobuf:"bytes,18,opt,name=packed_meta,json=packedMeta,proto3" json:"packed_meta,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1647,9 +1649,9 @@ func (x *Segment) GetRestoredFrom() uint64 {
 	return 0
 }
 
-func (x *Segment) GetMeta() *SegmentMeta {
+func (x *Segment) GetPackedMeta() []byte {
 	if x != nil {
-		return x.Meta
+		return x.PackedMeta
 	}
 	return nil
 }
@@ -6903,7 +6905,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\n" +
 	"dropped_at\x18\b \x01(\x03R\tdroppedAt\x12<\n" +
 	"\vdrop_reason\x18\t \x01(\x0e2\x1b.snapkeep.fsm.v1.DropReasonR\n" +
-	"dropReason\"\x96\x05\n" +
+	"dropReason\"\x8b\x05\n" +
 	"\aSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12!\n" +
@@ -6924,8 +6926,9 @@ const file_fsm_proto_rawDesc = "" +
 	"\vdrop_reason\x18\x0e \x01(\x0e2\x1b.snapkeep.fsm.v1.DropReasonR\n" +
 	"dropReason\x12$\n" +
 	"\x0erestore_job_id\x18\x0f \x01(\x04R\frestoreJobId\x12#\n" +
-	"\rrestored_from\x18\x10 \x01(\x04R\frestoredFrom\x120\n" +
-	"\x04meta\x18\x11 \x01(\v2\x1c.snapkeep.fsm.v1.SegmentMetaR\x04meta\"\xec\x01\n" +
+	"\rrestored_from\x18\x10 \x01(\x04R\frestoredFrom\x12\x1f\n" +
+	"\vpacked_meta\x18\x12 \x01(\fR\n" +
+	"packedMetaJ\x04\b\x11\x10\x12\"\xec\x01\n" +
 	"\vSegmentMeta\x123\n" +
 	"\x05level\x18\x01 \x01(\x0e2\x1d.snapkeep.fsm.v1.SegmentLevelR\x05level\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12%\n" +
@@ -7642,73 +7645,72 @@ var file_fsm_proto_depIdxs = []int32{
 	2,   // 10: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
 	18,  // 11: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
 	3,   // 12: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
-	20,  // 13: snapkeep.fsm.v1.Segment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	6,   // 14: snapkeep.fsm.v1.SegmentMeta.level:type_name -> snapkeep.fsm.v1.SegmentLevel
-	4,   // 15: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
-	21,  // 16: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
-	7,   // 17: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	95,  // 18: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	96,  // 19: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	14,  // 20: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	15,  // 21: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	22,  // 22: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	1,   // 23: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	8,   // 24: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	59,  // 25: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
-	59,  // 26: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
-	26,  // 27: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	27,  // 28: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	30,  // 29: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	30,  // 30: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
-	9,   // 31: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	10,  // 32: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	33,  // 33: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	10,  // 34: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	97,  // 35: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	98,  // 36: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	1,   // 37: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	99,  // 38: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	100, // 39: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	17,  // 40: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	20,  // 41: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	17,  // 42: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	17,  // 43: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	20,  // 44: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	49,  // 45: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	32,  // 46: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	101, // 47: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	22,  // 48: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	59,  // 49: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
-	59,  // 50: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
-	59,  // 51: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
-	59,  // 52: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
-	11,  // 53: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	62,  // 54: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	63,  // 55: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	69,  // 56: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	70,  // 57: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	69,  // 58: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	31,  // 59: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	13,  // 60: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	16,  // 61: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	19,  // 62: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	19,  // 63: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	19,  // 64: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	23,  // 65: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	24,  // 66: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	28,  // 67: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	69,  // 68: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	69,  // 69: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	69,  // 70: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	88,  // 71: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
-	91,  // 72: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
-	17,  // 73: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
-	20,  // 74: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	75,  // [75:75] is the sub-list for method output_type
-	75,  // [75:75] is the sub-list for method input_type
-	75,  // [75:75] is the sub-list for extension type_name
-	75,  // [75:75] is the sub-list for extension extendee
-	0,   // [0:75] is the sub-list for field type_name
+	6,   // 13: snapkeep.fsm.v1.SegmentMeta.level:type_name -> snapkeep.fsm.v1.SegmentLevel
+	4,   // 14: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
+	21,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
+	7,   // 16: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
+	95,  // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	96,  // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	14,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	15,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	22,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	1,   // 22: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	8,   // 23: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
+	59,  // 24: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
+	59,  // 25: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
+	26,  // 26: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	27,  // 27: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	30,  // 28: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	30,  // 29: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	9,   // 30: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	10,  // 31: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	33,  // 32: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	10,  // 33: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	97,  // 34: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	98,  // 35: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	1,   // 36: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	99,  // 37: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	100, // 38: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	17,  // 39: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	20,  // 40: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	17,  // 41: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	17,  // 42: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	20,  // 43: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	49,  // 44: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	32,  // 45: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	101, // 46: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	22,  // 47: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	59,  // 48: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
+	59,  // 49: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
+	59,  // 50: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
+	59,  // 51: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
+	11,  // 52: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	62,  // 53: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	63,  // 54: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	69,  // 55: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	70,  // 56: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	69,  // 57: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	31,  // 58: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	13,  // 59: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	16,  // 60: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	19,  // 61: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	19,  // 62: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	19,  // 63: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	23,  // 64: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	24,  // 65: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	28,  // 66: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	69,  // 67: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	69,  // 68: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	69,  // 69: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	88,  // 70: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	91,  // 71: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
+	17,  // 72: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
+	20,  // 73: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	74,  // [74:74] is the sub-list for method output_type
+	74,  // [74:74] is the sub-list for method input_type
+	74,  // [74:74] is the sub-list for extension type_name
+	74,  // [74:74] is the sub-list for extension extendee
+	0,   // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }

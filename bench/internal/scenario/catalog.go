@@ -16,24 +16,8 @@ import (
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/backupfile"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
-	"github.com/snapkeep/snapkeep/fsm/layout"
+	"github.com/snapkeep/snapkeep/fsm/fsmtest"
 )
-
-// milvusFiles returns a flushed segment's eight files in Milvus's shape: six insert
-// binlogs (fields 0, 1 and 100–103) with 18-digit log ids, a delta log and a stats log
-// — the files of fsm's BenchmarkCatalogMemory, so the figures compare.
-func milvusFiles(collectionID, segmentID uint64) []*fsmpb.File {
-	prefix := layout.SnapkeepSegmentPrefix(collectionID, segmentID)
-	logID := 449_000_000_000_000_000 + segmentID*16
-	out := make([]*fsmpb.File, 0, 8)
-	for i, field := range []int64{0, 1, 100, 101, 102, 103} {
-		out = append(out, &fsmpb.File{Key: fmt.Sprintf("%sinsert/%d/%d", prefix, field, logID+uint64(i)),
-			Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldId: field, Size: 1 << 20, Crc32C: uint32(segmentID) * 2654435761})
-	}
-	return append(out,
-		&fsmpb.File{Key: fmt.Sprintf("%sdelta/%d", prefix, logID+7), Kind: fsmpb.FileKind_FILE_KIND_DELTA, Size: 4096, Crc32C: uint32(segmentID)},
-		&fsmpb.File{Key: fmt.Sprintf("%sstats/100/%d", prefix, logID+8), Kind: fsmpb.FileKind_FILE_KIND_STATS, FieldId: 100, Size: 8192, Crc32C: uint32(segmentID) + 1})
-}
 
 // catalogBuilder applies commands to an FSM the way a node's Raft does (one log entry
 // each, in index order), without Raft or the network.
@@ -59,12 +43,18 @@ func (b *catalogBuilder) apply(requestID string, cmd proto.Message) (*fsmpb.Resu
 // segments × 8 files through fsm Apply — an AllocateSegment and a FlushSegment entry
 // per segment with request ids, as the client sends them — and writes it as a metadata
 // backup file (header + raft snapshot, what `snapkeep cluster backup` writes) to path.
-// It returns the Go heap in use, after a garbage collection, while the catalog built
-// entry by entry is alive: the figure to compare with a node that loaded it from a
-// snapshot.
-func buildCatalogBackup(path, collection string, segments int) (heapInuse uint64, err error) {
+// With milvus, the collection has the Milvus layout and every segment and binlog
+// Milvus's metadata (fsmtest.MilvusFiles, fsmtest.MilvusSegmentMeta); else the
+// snapkeep layout without it (fsmtest.SnapkeepFiles). It returns the Go heap in use,
+// after a garbage collection, while the catalog built entry by entry is alive: the
+// figure to compare with a node that loaded it from a snapshot.
+func buildCatalogBackup(path, collection string, segments int, milvus bool) (heapInuse uint64, err error) {
 	b := &catalogBuilder{f: fsm.New(nil)}
-	if _, err := b.apply("create-"+collection, &fsmpb.CreateCollection{Name: collection}); err != nil {
+	create := &fsmpb.CreateCollection{Name: collection}
+	if milvus {
+		create.Layout = fsmpb.KeyLayout_KEY_LAYOUT_MILVUS
+	}
+	if _, err := b.apply("create-"+collection, create); err != nil {
 		return 0, err
 	}
 	coll, _, err := b.f.View().Collection("", collection)
@@ -80,8 +70,12 @@ func buildCatalogBackup(path, collection string, segments int) (heapInuse uint64
 		if err := proto.Unmarshal(res.Response, &seg); err != nil {
 			return 0, fmt.Errorf("allocate response: %w", err)
 		}
-		id := seg.Segment.Id
-		if _, err := b.apply(fmt.Sprintf("flush-%d", i), &fsmpb.FlushSegment{SegmentId: id, RowCount: 1000, Files: milvusFiles(coll.Id, id)}); err != nil {
+		s := seg.Segment
+		flush := &fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 1000, Files: fsmtest.SnapkeepFiles(coll.Id, s.Id)}
+		if milvus {
+			flush.Files, flush.Meta = fsmtest.MilvusFiles(coll.Id, s.PartitionId, s.Id), fsmtest.MilvusSegmentMeta(s.Id)
+		}
+		if _, err := b.apply(fmt.Sprintf("flush-%d", i), flush); err != nil {
 			return 0, err
 		}
 	}

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,8 +143,14 @@ snapkeep_raft_snapshot_persisted_bytes 1.2345e+07 1700000000000
 // The backup file restores, through the same checks the server runs, to the catalog
 // that was built.
 func TestCatalogBackupRestores(t *testing.T) {
+	for _, milvus := range []bool{false, true} {
+		t.Run(fmt.Sprintf("milvus=%v", milvus), func(t *testing.T) { testCatalogBackupRestores(t, milvus) })
+	}
+}
+
+func testCatalogBackupRestores(t *testing.T, milvus bool) {
 	path := filepath.Join(t.TempDir(), "c.skb")
-	if heap, err := buildCatalogBackup(path, "scale", 50); err != nil || heap == 0 {
+	if heap, err := buildCatalogBackup(path, "scale", 50, milvus); err != nil || heap == 0 {
 		t.Fatal(heap, err)
 	}
 	f, err := os.Open(path)
@@ -173,7 +180,29 @@ func TestCatalogBackupRestores(t *testing.T) {
 	if st.Segments[fsmpb.SegmentState_SEGMENT_STATE_FLUSHED] != 50 || st.SegmentFiles[fsmpb.SegmentState_SEGMENT_STATE_FLUSHED] != 400 {
 		t.Fatalf("restored %v segments with %v files", st.Segments, st.SegmentFiles)
 	}
-	if _, err := buildCatalogBackup(filepath.Join(t.TempDir(), "missing", "c.skb"), "scale", 1); err == nil {
+	coll, _, err := restored.View().Collection("", "scale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := coll.Layout == fsmpb.KeyLayout_KEY_LAYOUT_MILVUS; got != milvus {
+		t.Fatalf("collection layout %v", coll.Layout)
+	}
+	var withMeta int
+	restored.View().EachSegment(coll.Id, 0, func(seg *fsmpb.Segment) bool {
+		if meta, err := fsm.SegmentMetaOf(seg); err != nil {
+			t.Fatal(err)
+		} else if meta != nil {
+			withMeta++
+		}
+		return true
+	})
+	if want := map[bool]int{false: 0, true: 50}[milvus]; withMeta != want {
+		t.Fatalf("%d segments carry Milvus metadata, want %d", withMeta, want)
+	}
+}
+
+func TestCatalogBackupRefusesAMissingDirectory(t *testing.T) {
+	if _, err := buildCatalogBackup(filepath.Join(t.TempDir(), "missing", "c.skb"), "scale", 1, false); err == nil {
 		t.Fatal("a backup into a missing directory succeeded")
 	}
 }
