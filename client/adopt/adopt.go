@@ -17,7 +17,8 @@
 //     kept.
 //
 // Listing whole directories costs one LIST request per 1,000 objects of every
-// collection in the bucket, not only the adopted one's.
+// collection in the bucket, not only the adopted one's. The directories are listed
+// concurrently; index_files/ pages wait (at most 64) until the segments are known.
 //
 // The index a build belongs to is not in its key (Milvus keeps it in etcd's
 // segment-index records): the caller gives the collection's index definitions with
@@ -233,7 +234,24 @@ func Scan(ctx context.Context, store objstore.Store, opts Options) (*Plan, error
 
 	// The segment directories, each listed by its own goroutine; merged in order.
 	found := make([]dirListing, len(segmentDirs))
-	g, gctx := errgroup.WithContext(ctx)
+	// index_files/ is listed meanwhile; its pages wait (at most indexPagesAhead of
+	// them) until the adopted segments are known.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan []objstore.ObjectInfo, indexPagesAhead)
+	ig, ictx := errgroup.WithContext(lctx)
+	ig.Go(func() error {
+		defer close(pages)
+		return listPages(ictx, store, full(indexDir+"/"), func(objs []objstore.ObjectInfo) error {
+			select {
+			case pages <- objs:
+				return nil
+			case <-ictx.Done():
+				return ictx.Err()
+			}
+		})
+	})
+	g, gctx := errgroup.WithContext(lctx)
 	for i, d := range segmentDirs {
 		prefix := full(d.name + "/")
 		if d.lead == 0 {
@@ -273,6 +291,8 @@ func Scan(ctx context.Context, store objstore.Store, opts Options) (*Plan, error
 		})
 	}
 	if err := g.Wait(); err != nil {
+		cancel()
+		_ = ig.Wait()
 		return nil, err
 	}
 
@@ -318,8 +338,8 @@ func Scan(ctx context.Context, store objstore.Store, opts Options) (*Plan, error
 		}
 	}
 
-	builds, err := scanBuilds(ctx, store, full(indexDir+"/"), relOf, segs, plan)
-	if err != nil {
+	builds := scanBuilds(pages, full(indexDir+"/"), relOf, segs, plan)
+	if err := ig.Wait(); err != nil {
 		return nil, err
 	}
 	mapBuilds(builds, opts, indexes, plan)
@@ -408,16 +428,30 @@ func checkIndexes(opts Options) ([]Index, error) {
 	return out, nil
 }
 
-// listAll lists every object under prefix, a page at a time.
+// indexPagesAhead bounds the pages of index_files/ listed before the adopted
+// segments are known (memory: about 1,000 keys a page).
+const indexPagesAhead = 64
+
+// listAll lists every object under prefix.
 func listAll(ctx context.Context, store objstore.Store, prefix string, fn func(objstore.ObjectInfo)) error {
+	return listPages(ctx, store, prefix, func(objs []objstore.ObjectInfo) error {
+		for _, obj := range objs {
+			fn(obj)
+		}
+		return nil
+	})
+}
+
+// listPages lists every object under prefix, a page at a time.
+func listPages(ctx context.Context, store objstore.Store, prefix string, fn func([]objstore.ObjectInfo) error) error {
 	token := ""
 	for {
 		page, err := store.List(ctx, prefix, token, 1000)
 		if err != nil {
 			return fmt.Errorf("adopt: list %s: %w", prefix, err)
 		}
-		for _, obj := range page.Objects {
-			fn(obj)
+		if err := fn(page.Objects); err != nil {
+			return err
 		}
 		if page.NextToken == "" || page.NextToken == token {
 			return nil
@@ -474,12 +508,13 @@ type listedBuild struct {
 	versions           []uint64
 }
 
-// scanBuilds lists index_files/ and returns the builds of the adopted segments.
+// scanBuilds reads the pages of index_files/ and returns the builds of the adopted
+// segments.
 // A build's keys are contiguous in the listing (they start with its id), so one build
 // is gathered at a time: one whose keys name several segments, another partition than
 // its segment's, or a key that is not a build file in Milvus's shape, is skipped.
-func scanBuilds(ctx context.Context, store objstore.Store, prefix string, relOf func(string) string,
-	segs map[uint64]*snapkeepv1.RegisteredSegment, plan *Plan) ([]*listedBuild, error) {
+func scanBuilds(pages <-chan []objstore.ObjectInfo, prefix string, relOf func(string) string,
+	segs map[uint64]*snapkeepv1.RegisteredSegment, plan *Plan) []*listedBuild {
 	var out []*listedBuild
 	var cur *listedBuild
 	var curBad []string       // the current build's keys that cannot be kept
@@ -527,7 +562,7 @@ func scanBuilds(ctx context.Context, store objstore.Store, prefix string, relOf 
 		}
 		out = append(out, b)
 	}
-	err := listAll(ctx, store, prefix, func(obj objstore.ObjectInfo) {
+	add := func(obj objstore.ObjectInfo) {
 		plan.Listed++
 		rel := relOf(obj.Key)
 		own, ok := layout.Milvus.Parse(rel)
@@ -564,12 +599,14 @@ func scanBuilds(ctx context.Context, store objstore.Store, prefix string, relOf 
 			cur.versions = append(cur.versions, n)
 		}
 		cur.files = append(cur.files, f)
-	})
-	if err != nil {
-		return nil, err
+	}
+	for objs := range pages {
+		for _, obj := range objs {
+			add(obj)
+		}
 	}
 	finish()
-	return out, nil
+	return out
 }
 
 // mapBuilds gives each listed build its index (Options.BuildIndex, or the one index

@@ -448,3 +448,31 @@ func listAll(t *testing.T, store objstore.Store, prefix string) map[string]int64
 		token = page.NextToken
 	}
 }
+
+// failingList fails every listing under a prefix containing dir.
+type failingList struct {
+	objstore.Store
+	dir string
+}
+
+func (s failingList) List(ctx context.Context, prefix, token string, maxKeys int) (objstore.ListPage, error) {
+	if strings.Contains(prefix, s.dir) {
+		return objstore.ListPage{}, fmt.Errorf("injected: cannot list %s", prefix)
+	}
+	return s.Store.List(ctx, prefix, token, maxKeys)
+}
+
+// A failed listing, of the segments' prefixes or of index_files/ (listed meanwhile),
+// fails the scan with the prefix named; nothing hangs.
+func TestAdoptScanListingErrors(t *testing.T) {
+	c := servertest.Start(t, 1, servertest.Options{})
+	ctx := context.Background()
+	_, err := datagen.WriteMilvusLayout(ctx, c.Bucket.Store, datagen.MilvusLayoutOptions{Root: c.Root(), CollectionID: 6001,
+		PartitionIDs: []uint64{6002}, Segments: 3, FilesPerSegment: 2, FileSize: 10, FirstSegmentID: 6010, FirstLogID: 7000,
+		IndexBuilds: 1, IndexFilesPerBuild: 1, FirstBuildID: 8000})
+	require.NoError(t, err)
+	for _, dir := range []string{"insert_log/", "text_log/", "index_files/"} {
+		_, err := adopt.Scan(ctx, failingList{Store: c.Bucket.Store, dir: dir}, adopt.Options{CollectionID: 6001, Root: c.Root()})
+		require.ErrorContains(t, err, "injected: cannot list "+c.Root()+"/"+dir, dir)
+	}
+}
