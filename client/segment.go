@@ -409,7 +409,18 @@ func (c *Client) ListAllSegments(ctx context.Context, opt *ListSegmentsOption) i
 // call (at most 1,000 segments): all or nothing. Keys are full keys, checked against
 // the collection's layout as at flush.
 func (c *Client) RegisterSegments(ctx context.Context, database, collection string, segments []*snapkeepv1.RegisteredSegment) ([]*snapkeepv1.Segment, error) {
-	req := &snapkeepv1.RegisterSegmentsRequest{RequestId: newRequestID(), Database: database, Collection: collection, Segments: segments}
+	return c.RegisterSegmentsWithBuilds(ctx, database, collection, segments, nil)
+}
+
+// RegisterSegmentsWithBuilds is RegisterSegments with ready index builds whose files
+// are already in the bucket (at most 4,000 per call), registered after the segments in
+// the same Raft entry: each on a flushed segment of the collection, of this call or
+// registered before, with the caller's build id and the id of one of the
+// collection's indexes, its full keys under the build's prefix. A segment holds at
+// most one allocated or ready build per index. All or nothing. The result lists the
+// registered segments, then those registered before that took builds.
+func (c *Client) RegisterSegmentsWithBuilds(ctx context.Context, database, collection string, segments []*snapkeepv1.RegisteredSegment, builds []*snapkeepv1.RegisteredBuild) ([]*snapkeepv1.Segment, error) {
+	req := &snapkeepv1.RegisterSegmentsRequest{RequestId: newRequestID(), Database: database, Collection: collection, Segments: segments, Builds: builds}
 	resp, err := invoke(ctx, c, "RegisterSegments", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.RegisterSegmentsResponse, error) {
 			return ep.catalog.RegisterSegments(ctx, req, o...)

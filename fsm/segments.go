@@ -489,8 +489,14 @@ func u64(v uint64) string { return formatUint(v) }
 const maxRegisteredSegments = 1000
 
 func applyRegisterSegments(c *applyCtx, cmd *fsmpb.RegisterSegments) (proto.Message, error) {
-	if n := len(cmd.Segments); n == 0 || n > maxRegisteredSegments {
-		return nil, invalidf("register 1 to %d segments at once, not %d", maxRegisteredSegments, n)
+	if len(cmd.Segments) == 0 && len(cmd.Builds) == 0 {
+		return nil, invalidf("nothing to register: give segments, index builds or both")
+	}
+	if n := len(cmd.Segments); n > maxRegisteredSegments {
+		return nil, invalidf("register at most %d segments at once, not %d", maxRegisteredSegments, n)
+	}
+	if n := len(cmd.Builds); n > maxRegisteredBuilds {
+		return nil, invalidf("register at most %d index builds at once, not %d", maxRegisteredBuilds, n)
 	}
 	coll, _, err := c.collection(cmd.Database, cmd.Collection)
 	if err != nil {
@@ -520,6 +526,9 @@ func applyRegisterSegments(c *applyCtx, cmd *fsmpb.RegisterSegments) (proto.Mess
 		}
 		c.t.segments.put(next)
 		resp.Segments = append(resp.Segments, withoutFiles(next))
+	}
+	if err := registerBuilds(c, coll, cmd.Builds, resp); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }

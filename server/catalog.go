@@ -361,6 +361,16 @@ func (s *catalogService) RegisterSegments(ctx context.Context, req *pb.RegisterS
 		cmd.Segments = append(cmd.Segments, &fsmpb.RegisteredSegment{SegmentId: r.SegmentId, PartitionId: r.PartitionId,
 			RowCount: r.RowCount, Files: files, Meta: fromSegmentMeta(r.Meta)})
 	}
+	for _, b := range req.Builds {
+		if b == nil {
+			return nil, status.Error(codes.InvalidArgument, "empty index build entry")
+		}
+		files, err := s.keys().files(b.Files)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Builds = append(cmd.Builds, &fsmpb.RegisteredBuild{SegmentId: b.SegmentId, BuildId: b.BuildId, IndexId: b.IndexId, Files: files})
+	}
 	var out fsmpb.SegmentsResponse
 	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err

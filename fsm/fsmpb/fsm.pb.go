@@ -6679,12 +6679,15 @@ func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
 // RegisterSegments registers segments whose files are already in the bucket (adopting
 // data another system wrote) as flushed, in one entry: each with the caller's segment
 // id, in a partition of the collection, its files checked against the collection's
-// layout as at flush. All or nothing.
+// layout as at flush; then builds, ready index builds whose files are already there,
+// each on a flushed segment of the collection (registered by this entry or before).
+// All or nothing.
 type RegisterSegments struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Database      string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
 	Collection    string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
 	Segments      []*RegisteredSegment   `protobuf:"bytes,3,rep,name=segments,proto3" json:"segments,omitempty"`
+	Builds        []*RegisteredBuild     `protobuf:"bytes,4,rep,name=builds,proto3" json:"builds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6736,6 +6739,13 @@ func (x *RegisterSegments) GetCollection() string {
 func (x *RegisterSegments) GetSegments() []*RegisteredSegment {
 	if x != nil {
 		return x.Segments
+	}
+	return nil
+}
+
+func (x *RegisterSegments) GetBuilds() []*RegisteredBuild {
+	if x != nil {
+		return x.Builds
 	}
 	return nil
 }
@@ -6812,6 +6822,78 @@ func (x *RegisteredSegment) GetFiles() []*File {
 func (x *RegisteredSegment) GetMeta() *SegmentMeta {
 	if x != nil {
 		return x.Meta
+	}
+	return nil
+}
+
+// RegisteredBuild is an index build whose files are already in the bucket, registered
+// ready: the caller's build id (unused by any other build), an index of the collection
+// by id (a segment holds at most one allocated or ready build per index), its files
+// checked against the build's prefix in the collection's layout as at AddIndexBuild.
+type RegisteredBuild struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SegmentId     uint64                 `protobuf:"varint,1,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
+	BuildId       uint64                 `protobuf:"varint,2,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	IndexId       uint64                 `protobuf:"varint,3,opt,name=index_id,json=indexId,proto3" json:"index_id,omitempty"`
+	Files         []*File                `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisteredBuild) Reset() {
+	*x = RegisteredBuild{}
+	mi := &file_fsm_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisteredBuild) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisteredBuild) ProtoMessage() {}
+
+func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisteredBuild.ProtoReflect.Descriptor instead.
+func (*RegisteredBuild) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *RegisteredBuild) GetSegmentId() uint64 {
+	if x != nil {
+		return x.SegmentId
+	}
+	return 0
+}
+
+func (x *RegisteredBuild) GetBuildId() uint64 {
+	if x != nil {
+		return x.BuildId
+	}
+	return 0
+}
+
+func (x *RegisteredBuild) GetIndexId() uint64 {
+	if x != nil {
+		return x.IndexId
+	}
+	return 0
+}
+
+func (x *RegisteredBuild) GetFiles() []*File {
+	if x != nil {
+		return x.Files
 	}
 	return nil
 }
@@ -7390,20 +7472,27 @@ const file_fsm_proto_rawDesc = "" +
 	"\tdeletable\x18\x01 \x01(\bR\tdeletable\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"Y\n" +
 	"\x1aReleaseForDeletionResponse\x12;\n" +
-	"\bverdicts\x18\x01 \x03(\v2\x1f.snapkeep.fsm.v1.ReleaseVerdictR\bverdicts\"\x8e\x01\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x1f.snapkeep.fsm.v1.ReleaseVerdictR\bverdicts\"\xc8\x01\n" +
 	"\x10RegisterSegments\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12>\n" +
-	"\bsegments\x18\x03 \x03(\v2\".snapkeep.fsm.v1.RegisteredSegmentR\bsegments\"\xd1\x01\n" +
+	"\bsegments\x18\x03 \x03(\v2\".snapkeep.fsm.v1.RegisteredSegmentR\bsegments\x128\n" +
+	"\x06builds\x18\x04 \x03(\v2 .snapkeep.fsm.v1.RegisteredBuildR\x06builds\"\xd1\x01\n" +
 	"\x11RegisteredSegment\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12!\n" +
 	"\fpartition_id\x18\x02 \x01(\x04R\vpartitionId\x12\x1b\n" +
 	"\trow_count\x18\x03 \x01(\x03R\browCount\x12+\n" +
 	"\x05files\x18\x04 \x03(\v2\x15.snapkeep.fsm.v1.FileR\x05files\x120\n" +
-	"\x04meta\x18\x05 \x01(\v2\x1c.snapkeep.fsm.v1.SegmentMetaR\x04meta*\x8e\x01\n" +
+	"\x04meta\x18\x05 \x01(\v2\x1c.snapkeep.fsm.v1.SegmentMetaR\x04meta\"\x93\x01\n" +
+	"\x0fRegisteredBuild\x12\x1d\n" +
+	"\n" +
+	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x19\n" +
+	"\bbuild_id\x18\x02 \x01(\x04R\abuildId\x12\x19\n" +
+	"\bindex_id\x18\x03 \x01(\x04R\aindexId\x12+\n" +
+	"\x05files\x18\x04 \x03(\v2\x15.snapkeep.fsm.v1.FileR\x05files*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -7526,7 +7615,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -7620,22 +7709,23 @@ var file_fsm_proto_goTypes = []any{
 	(*ReleaseForDeletionResponse)(nil),  // 89: snapkeep.fsm.v1.ReleaseForDeletionResponse
 	(*RegisterSegments)(nil),            // 90: snapkeep.fsm.v1.RegisterSegments
 	(*RegisteredSegment)(nil),           // 91: snapkeep.fsm.v1.RegisteredSegment
-	nil,                                 // 92: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 93: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 94: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 95: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 96: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 97: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 98: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 99: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 100: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 101: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(*RegisteredBuild)(nil),             // 92: snapkeep.fsm.v1.RegisteredBuild
+	nil,                                 // 93: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 94: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 95: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 96: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 97: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 98: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 99: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 100: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 101: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 102: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	92,  // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	93,  // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	93,  // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	94,  // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,   // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	94,  // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	95,  // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
 	14,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
 	15,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,   // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
@@ -7649,8 +7739,8 @@ var file_fsm_proto_depIdxs = []int32{
 	4,   // 14: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
 	21,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	7,   // 16: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	95,  // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	96,  // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	96,  // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	97,  // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
 	14,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
 	15,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	22,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
@@ -7666,11 +7756,11 @@ var file_fsm_proto_depIdxs = []int32{
 	10,  // 31: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
 	33,  // 32: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
 	10,  // 33: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	97,  // 34: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	98,  // 35: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	98,  // 34: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	99,  // 35: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
 	1,   // 36: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	99,  // 37: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	100, // 38: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	100, // 37: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	101, // 38: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
 	17,  // 39: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
 	20,  // 40: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
 	17,  // 41: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
@@ -7678,7 +7768,7 @@ var file_fsm_proto_depIdxs = []int32{
 	20,  // 43: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
 	49,  // 44: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
 	32,  // 45: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	101, // 46: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	102, // 46: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 	22,  // 47: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	59,  // 48: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
 	59,  // 49: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
@@ -7704,13 +7794,15 @@ var file_fsm_proto_depIdxs = []int32{
 	69,  // 69: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
 	88,  // 70: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
 	91,  // 71: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
-	17,  // 72: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
-	20,  // 73: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	74,  // [74:74] is the sub-list for method output_type
-	74,  // [74:74] is the sub-list for method input_type
-	74,  // [74:74] is the sub-list for extension type_name
-	74,  // [74:74] is the sub-list for extension extendee
-	0,   // [0:74] is the sub-list for field type_name
+	92,  // 72: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
+	17,  // 73: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
+	20,  // 74: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	17,  // 75: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
+	76,  // [76:76] is the sub-list for method output_type
+	76,  // [76:76] is the sub-list for method input_type
+	76,  // [76:76] is the sub-list for extension type_name
+	76,  // [76:76] is the sub-list for extension extendee
+	0,   // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -7724,7 +7816,7 @@ func file_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   90,
+			NumMessages:   91,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -117,8 +117,9 @@ type CatalogClient interface {
 	DropSegments(ctx context.Context, in *DropSegmentsRequest, opts ...grpc.CallOption) (*DropSegmentsResponse, error)
 	// RegisterSegments registers segments whose files are already in the bucket (adopting
 	// data another system wrote, `snapkeep collection adopt`) as flushed, with the
-	// caller's segment ids, at most 1,000 per call: all or nothing. Their keys are
-	// checked against the collection's layout as at flush.
+	// caller's segment ids, at most 1,000 per call, and ready index builds with the
+	// caller's build ids (at most 4,000): all or nothing. Their keys are checked against
+	// the collection's layout as at flush and AddIndexBuild.
 	RegisterSegments(ctx context.Context, in *RegisterSegmentsRequest, opts ...grpc.CallOption) (*RegisterSegmentsResponse, error)
 	// GetSegment returns one segment with its files and index builds.
 	GetSegment(ctx context.Context, in *GetSegmentRequest, opts ...grpc.CallOption) (*GetSegmentResponse, error)
@@ -398,8 +399,9 @@ type CatalogServer interface {
 	DropSegments(context.Context, *DropSegmentsRequest) (*DropSegmentsResponse, error)
 	// RegisterSegments registers segments whose files are already in the bucket (adopting
 	// data another system wrote, `snapkeep collection adopt`) as flushed, with the
-	// caller's segment ids, at most 1,000 per call: all or nothing. Their keys are
-	// checked against the collection's layout as at flush.
+	// caller's segment ids, at most 1,000 per call, and ready index builds with the
+	// caller's build ids (at most 4,000): all or nothing. Their keys are checked against
+	// the collection's layout as at flush and AddIndexBuild.
 	RegisterSegments(context.Context, *RegisterSegmentsRequest) (*RegisterSegmentsResponse, error)
 	// GetSegment returns one segment with its files and index builds.
 	GetSegment(context.Context, *GetSegmentRequest) (*GetSegmentResponse, error)
