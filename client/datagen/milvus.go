@@ -87,6 +87,35 @@ type WrittenFile struct {
 // returns what it wrote, in segment order (a segment's logs, then its index builds',
 // text and JSON files).
 func WriteMilvusLayout(ctx context.Context, store objstore.Store, o MilvusLayoutOptions) ([]WrittenFile, error) {
+	out, err := PlanMilvusLayout(o)
+	if err != nil {
+		return nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(o.Concurrency, 1))
+	if o.Concurrency <= 0 {
+		g.SetLimit(DefaultConcurrency)
+	}
+	for i := range out {
+		g.Go(func() error {
+			content := out[i].Content(o.Seed)
+			if _, err := store.Put(gctx, out[i].Key, content, content.Size(), objstore.PutOptions{CRC32C: out[i].CRC32C, HasCRC32C: true}); err != nil {
+				return fmt.Errorf("datagen: upload %q: %w", out[i].Key, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PlanMilvusLayout is what WriteMilvusLayout writes, without writing it: the keys,
+// sizes and CRC-32Cs in the same order; each file's bytes are Content(o.Seed). For
+// loaders that write the objects some other way (a benchmark writes them straight
+// into its S3 server's directory).
+func PlanMilvusLayout(o MilvusLayoutOptions) ([]WrittenFile, error) {
 	if o.CollectionID == 0 || len(o.PartitionIDs) == 0 || o.FirstSegmentID == 0 || o.FilesPerSegment < 1 {
 		return nil, fmt.Errorf("datagen: a Milvus layout needs a collection id, partition ids, a first segment id and files per segment")
 	}
@@ -153,23 +182,13 @@ func WriteMilvusLayout(ctx context.Context, store objstore.Store, o MilvusLayout
 			buildID++
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(o.Concurrency, 1))
-	if o.Concurrency <= 0 {
-		g.SetLimit(DefaultConcurrency)
-	}
 	for i := range out {
-		g.Go(func() error {
-			content := NewContent(o.Seed, out[i].ordinal, out[i].file, o.FileSize)
-			out[i].CRC32C = content.CRC32C()
-			if _, err := store.Put(gctx, out[i].Key, content, content.Size(), objstore.PutOptions{CRC32C: out[i].CRC32C, HasCRC32C: true}); err != nil {
-				return fmt.Errorf("datagen: upload %q: %w", out[i].Key, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+		out[i].CRC32C = out[i].Content(o.Seed).CRC32C()
 	}
 	return out, nil
+}
+
+// Content is the file's bytes, for the seed of the layout that planned it.
+func (f WrittenFile) Content(seed int64) *Content {
+	return NewContent(seed, f.ordinal, f.file, f.Size)
 }

@@ -9,4 +9,5 @@ var All = []Scenario{
 	orphanScanVsList,
 	Failover,
 	Scale,
+	Adoption,
 }
