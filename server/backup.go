@@ -21,6 +21,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/backupfile"
+	"github.com/snapkeep/snapkeep/internal/duty"
 	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -85,15 +86,10 @@ func (c *BackupConfig) validate() []error {
 	return errs
 }
 
-// registerBackup serves the Backup API and starts the scheduled backups.
+// registerBackup serves the Backup API; the leader's backupLoop shares the service.
 func (n *Node) registerBackup() {
-	svc := &backupService{n: n}
-	pb.RegisterBackupServer(n.grpcServer, svc)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		svc.runSchedule()
-	}()
+	n.backups = &backupService{n: n}
+	pb.RegisterBackupServer(n.grpcServer, n.backups)
 }
 
 type backupService struct {
@@ -325,7 +321,7 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 	}
 	// The leader's duties pick up what the restored state holds: PENDING snapshots to
 	// finish, restore jobs to pre-check or lease, expired leases and allocations.
-	n.kickFinisher()
+	n.finisher.Kick()
 	n.kickRestores()
 	installed := n.fsm.AppliedIndex()
 	n.logger.Warn("metadata backup restored", "backup_index", h.Index, "installed_index", installed)
@@ -431,54 +427,33 @@ func (s *backupService) prune(ctx context.Context, store objstore.Store) ([]stri
 	return deleted, nil
 }
 
-// runSchedule writes a backup to the bucket every Backup.Interval while this node
-// leads and is ready. A new leader continues from the newest backup in the bucket.
-func (s *backupService) runSchedule() {
-	n := s.n
+// backupLoop writes a backup to the bucket every Backup.Interval, for one term as
+// leader. A new leader continues from the newest backup in the bucket.
+func (n *Node) backupLoop() duty.Loop {
+	s := n.backups
 	interval := n.cfg.Backup.Interval
-	if interval <= 0 {
-		return
-	}
-	ctx, cancel := n.stopping()
-	defer cancel()
-	tick := time.NewTicker(min(interval, time.Second))
-	defer tick.Stop()
 	var last time.Time
-	var leading bool
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-tick.C:
-		}
-		if !n.isLeaderReady() {
-			leading = false
-			continue
-		}
-		if !n.pass("backup", func() {
-			if !leading {
-				// Just became leader: the previous leader's schedule counts.
-				leading = true
-				last = time.Time{}
-				if store, err := n.objectStore(); err == nil {
-					if all, err := n.listBackups(ctx, store); err == nil && len(all) > 0 {
-						last = backupTime(all[len(all)-1].Key)
-					}
+	started := false
+	return duty.Loop{Name: "backup", Every: min(interval, time.Second), Pass: func(ctx context.Context) {
+		if !started {
+			// The previous leader's schedule counts.
+			started = true
+			if store, err := n.objectStore(); err == nil {
+				if all, err := n.listBackups(ctx, store); err == nil && len(all) > 0 {
+					last = backupTime(all[len(all)-1].Key)
 				}
 			}
-			if time.Since(last) < interval {
-				return
-			}
-			last = time.Now()
-			bctx, bcancel := context.WithTimeout(ctx, 10*time.Minute)
-			if _, err := s.backupToStore(bctx); err != nil && !errors.Is(bctx.Err(), context.Canceled) {
-				n.logger.Warn("scheduled metadata backup failed", "err", err)
-			}
-			bcancel()
-		}) {
+		}
+		if time.Since(last) < interval {
 			return
 		}
-	}
+		last = time.Now()
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		if _, err := s.backupToStore(ctx); err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+			n.logger.Warn("scheduled metadata backup failed", "err", err)
+		}
+	}}
 }
 
 // backupTime parses the time out of a backup key (zero if it has none).

@@ -24,8 +24,6 @@ type catalogService struct {
 	n *Node
 }
 
-func (s *catalogService) keys() keyspace { return keyspace{root: s.n.cfg.Root} }
-
 // segments converts segments with their files.
 func (s *catalogService) segments(in []*fsmpb.Segment) ([]*pb.Segment, error) {
 	out := make([]*pb.Segment, len(in))
@@ -40,7 +38,7 @@ func (s *catalogService) segments(in []*fsmpb.Segment) ([]*pb.Segment, error) {
 
 // segment converts a segment, its keys built in its collection's layout.
 func (s *catalogService) segment(seg *fsmpb.Segment, withFiles bool) (*pb.Segment, error) {
-	return s.keys().segment(s.n.fsm.View().KeysOfCollection(seg.CollectionId), seg, withFiles)
+	return toSegment(s.n.root, s.n.fsm.View().KeysOfCollection(seg.CollectionId), seg, withFiles)
 }
 
 // lease converts a request's lease (ms, 0 = default) to nanoseconds.
@@ -257,7 +255,7 @@ func (s *catalogService) AllocateSegment(ctx context.Context, req *pb.AllocateSe
 }
 
 func (s *catalogService) FlushSegment(ctx context.Context, req *pb.FlushSegmentRequest) (*pb.FlushSegmentResponse, error) {
-	files, err := s.keys().files(req.Files)
+	files, err := fromFiles(s.n.root, req.Files)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +296,7 @@ func (s *catalogService) AllocateIndexBuild(ctx context.Context, req *pb.Allocat
 }
 
 func (s *catalogService) AddIndexBuild(ctx context.Context, req *pb.AddIndexBuildRequest) (*pb.AddIndexBuildResponse, error) {
-	files, err := s.keys().files(req.Files)
+	files, err := fromFiles(s.n.root, req.Files)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +317,7 @@ func (s *catalogService) CompactSegments(ctx context.Context, req *pb.CompactSeg
 		if o == nil {
 			return nil, status.Error(codes.InvalidArgument, "empty compaction output")
 		}
-		files, err := s.keys().files(o.Files)
+		files, err := fromFiles(s.n.root, o.Files)
 		if err != nil {
 			return nil, err
 		}
@@ -354,7 +352,7 @@ func (s *catalogService) RegisterSegments(ctx context.Context, req *pb.RegisterS
 		if r == nil {
 			return nil, status.Error(codes.InvalidArgument, "empty segment entry")
 		}
-		files, err := s.keys().files(r.Files)
+		files, err := fromFiles(s.n.root, r.Files)
 		if err != nil {
 			return nil, err
 		}
@@ -365,7 +363,7 @@ func (s *catalogService) RegisterSegments(ctx context.Context, req *pb.RegisterS
 		if b == nil {
 			return nil, status.Error(codes.InvalidArgument, "empty index build entry")
 		}
-		files, err := s.keys().files(b.Files)
+		files, err := fromFiles(s.n.root, b.Files)
 		if err != nil {
 			return nil, err
 		}

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -153,40 +151,4 @@ func (n *Node) localStatus(withHash bool) *internalv1.NodeStatusResponse {
 		Version:       n.cfg.Version,
 		LeaderId:      string(leaderID),
 	}
-}
-
-// internalService implements the node-to-node API.
-type internalService struct {
-	internalv1.UnimplementedInternalServer
-	n *Node
-}
-
-func (s *internalService) Propose(ctx context.Context, req *internalv1.ProposeRequest) (*internalv1.ProposeResponse, error) {
-	if s.n.raft.State() != raft.Leader {
-		return nil, status.Error(codes.FailedPrecondition, "not leader")
-	}
-	res, index, err := s.n.applyLocal(ctx, req.Envelope)
-	if err != nil {
-		return nil, err
-	}
-	data, err := proto.Marshal(res)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "encode result: %v", err)
-	}
-	return &internalv1.ProposeResponse{Result: data, Index: index}, nil
-}
-
-func (s *internalService) ReadIndex(ctx context.Context, _ *internalv1.ReadIndexRequest) (*internalv1.ReadIndexResponse, error) {
-	if s.n.raft.State() != raft.Leader {
-		return nil, status.Error(codes.FailedPrecondition, "not leader")
-	}
-	index, err := s.n.leaderReadIndex(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &internalv1.ReadIndexResponse{Index: index}, nil
-}
-
-func (s *internalService) NodeStatus(_ context.Context, req *internalv1.NodeStatusRequest) (*internalv1.NodeStatusResponse, error) {
-	return s.n.localStatus(req.GetFsmHash()), nil
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -14,59 +13,23 @@ import (
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
-// keyspace converts between the API's full object keys and the FSM's keys, which are
-// relative to the storage root.
-type keyspace struct {
-	root string // without slashes at either end; "" means the bucket's top
-}
-
-// fullPrefix is full for a prefix, "" kept "" (a Milvus-layout segment has none).
-func (k keyspace) fullPrefix(prefix string) string {
-	if prefix == "" {
-		return ""
-	}
-	return k.full(prefix)
-}
-
-func (k keyspace) full(rel string) string {
-	if k.root == "" {
-		return rel
-	}
-	return k.root + "/" + rel
-}
-
-// fullQuoted puts the root back in front of the root-relative keys an FSM message
-// quotes ("collections/..." and "snapshots/...").
-func (k keyspace) fullQuoted(msg string) string {
-	if k.root == "" {
-		return msg
-	}
-	for _, top := range append([]string{"collections/", "snapshots/"}, layout.MilvusDirs()...) {
-		msg = strings.ReplaceAll(msg, `"`+top, `"`+k.root+"/"+top)
-	}
-	return msg
-}
-
-// relative strips the root from a full key; keys outside the root are refused.
-func (k keyspace) relative(key string) (string, error) {
-	if k.root == "" {
-		return key, nil
-	}
-	rel, ok := strings.CutPrefix(key, k.root+"/")
+// relativeKey strips the storage root from an API key; keys outside it are refused.
+func relativeKey(root layout.Root, key string) (string, error) {
+	rel, ok := root.Relative(key)
 	if !ok {
-		return "", status.Errorf(codes.InvalidArgument, "key %q is outside the storage root %q", key, k.root+"/")
+		return "", status.Errorf(codes.InvalidArgument, "key %q is outside the storage root %q", key, string(root)+"/")
 	}
 	return rel, nil
 }
 
-// files converts API files to FSM files with root-relative keys.
-func (k keyspace) files(in []*pb.File) ([]*fsmpb.File, error) {
+// fromFiles converts API files to FSM files with root-relative keys.
+func fromFiles(root layout.Root, in []*pb.File) ([]*fsmpb.File, error) {
 	out := make([]*fsmpb.File, len(in))
 	for i, f := range in {
 		if f == nil {
 			return nil, status.Error(codes.InvalidArgument, "empty file entry")
 		}
-		rel, err := k.relative(f.Key)
+		rel, err := relativeKey(root, f.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +107,7 @@ func toCollection(c *fsmpb.Collection, database string) *pb.Collection {
 
 // segment converts a segment, its keys built by its collection's layout; withFiles
 // false leaves out files and builds.
-func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (*pb.Segment, error) {
+func toSegment(root layout.Root, keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (*pb.Segment, error) {
 	prefix := keys.SegmentPrefix(s)
 	out := &pb.Segment{
 		Id:                  s.Id,
@@ -152,7 +115,7 @@ func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (
 		PartitionId:         s.PartitionId,
 		State:               pb.SegmentState(s.State),
 		RowCount:            s.RowCount,
-		Prefix:              k.fullPrefix(prefix),
+		Prefix:              root.FullPrefix(prefix),
 		CompactedFrom:       s.CompactedFrom,
 		CompactedTo:         s.CompactedTo,
 		LeaseDeadlineUnixMs: unixMS(s.LeaseDeadline),
@@ -170,12 +133,12 @@ func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (
 	if !withFiles {
 		return out, nil
 	}
-	if out.Files, err = k.fileList(s.Files, func(rel string) string { return keys.Segment(s, rel) }); err != nil {
+	if out.Files, err = toFiles(root, s.Files, func(rel string) string { return keys.Segment(s, rel) }); err != nil {
 		return nil, status.Errorf(codes.Internal, "segment %d: %v", s.Id, err)
 	}
 	for _, b := range s.IndexBuilds {
 		bp := keys.BuildPrefix(s, b.BuildId)
-		files, err := k.fileList(b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) })
+		files, err := toFiles(root, b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) })
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "segment %d build %d: %v", s.Id, b.BuildId, err)
 		}
@@ -183,7 +146,7 @@ func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (
 			BuildId:             b.BuildId,
 			IndexId:             b.IndexId,
 			State:               pb.IndexBuildState(b.State),
-			Prefix:              k.full(bp),
+			Prefix:              root.Full(bp),
 			Files:               files,
 			LeaseDeadlineUnixMs: unixMS(b.LeaseDeadline),
 			CreatedAtUnixMs:     unixMS(b.CreatedAt),
@@ -195,14 +158,16 @@ func (k keyspace) segment(keys fsm.FileKeys, s *fsmpb.Segment, withFiles bool) (
 	return out, nil
 }
 
-func (k keyspace) fileList(blob []byte, key func(rel string) string) ([]*pb.File, error) {
+// toFiles converts a file list to API files with full keys (key builds a file's
+// root-relative key from its key in the list).
+func toFiles(root layout.Root, blob []byte, key func(rel string) string) ([]*pb.File, error) {
 	n, err := fsm.FileCount(blob)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*pb.File, 0, n)
 	err = fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
-		out = append(out, &pb.File{Key: k.full(key(e.Key)), Kind: pb.FileKind(e.Kind), FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C,
+		out = append(out, &pb.File{Key: root.Full(key(e.Key)), Kind: pb.FileKind(e.Kind), FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C,
 			LogId: e.LogID, Entries: e.Entries, TimestampFrom: e.TimestampFrom, TimestampTo: e.TimestampTo, MemorySize: e.MemorySize})
 		return true
 	})

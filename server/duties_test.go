@@ -42,7 +42,7 @@ func TestDutyPanicsLeaveTheNodesServing(t *testing.T) {
 	require.Eventually(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, d := range []string{"node-duties", "finisher", "restore-coordinator", "gc"} {
+		for _, d := range []string{"leadership", "register-node", "finisher", "restore-coordinator", "gc"} {
 			if passes[d] <= 2 {
 				return false
 			}
@@ -63,6 +63,6 @@ func TestDutyPanicsLeaveTheNodesServing(t *testing.T) {
 			}
 		}
 	}
-	require.GreaterOrEqual(t, total, 8.0, "2 panics each of 4 duties at least")
+	require.GreaterOrEqual(t, total, 10.0, "2 panics each of 5 duties at least")
 	c.WaitConverged()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 )
 
 // LeaderMetadataKey is the response metadata key naming the leader's gRPC address, so
@@ -32,7 +33,7 @@ var fsmCodes = map[fsmpb.ErrorCode]codes.Code{
 // toStatus turns any error into a gRPC status error. The FSM keeps object keys
 // relative to the storage root and quotes them so in its messages; keys quotes gets
 // the root back in front, so a person sees the keys they sent.
-func toStatus(err error, keys keyspace) error {
+func toStatus(err error, root layout.Root) error {
 	if err == nil {
 		return nil
 	}
@@ -42,7 +43,7 @@ func toStatus(err error, keys keyspace) error {
 		if !ok {
 			code = codes.Unknown
 		}
-		return status.Error(code, keys.fullQuoted(fe.Message))
+		return status.Error(code, root.FullQuoted(fe.Message))
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
@@ -60,7 +61,7 @@ func (n *Node) leaderHeaderInterceptor(ctx context.Context, req any, info *grpc.
 		_ = grpc.SetHeader(ctx, metadata.Pairs(LeaderMetadataKey, addr))
 	}
 	resp, err := handler(ctx, req)
-	return resp, toStatus(err, keyspace{root: n.cfg.Root})
+	return resp, toStatus(err, n.root)
 }
 
 // recoverInterceptor turns a handler panic into an Internal error instead of a crash.

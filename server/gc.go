@@ -3,18 +3,14 @@ package server
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/gc"
-	"github.com/snapkeep/snapkeep/internal/duty"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -23,35 +19,9 @@ import (
 // collection of the records-based kind, and every GCOrphanInterval one with the
 // orphan scan; GCRun runs one on demand (forwarded to the leader). One run at a time.
 
-type gcState struct {
-	kick chan struct{}
-
-	run        sync.Mutex // one collection at a time
-	mu         sync.Mutex
-	nextRun    time.Time
-	lastOrphan time.Time
-}
-
-func newGCState() *gcState { return &gcState{kick: make(chan struct{}, 1)} }
-
-// kickGC asks for a collection now (a snapshot was dropped: its manifest can go).
-func (n *Node) kickGC() {
-	select {
-	case n.gc.kick <- struct{}{}:
-	default:
-	}
-}
-
-// gcCluster is the node as package gc sees it.
-type gcCluster struct{ n *Node }
-
-func (c gcCluster) View() *fsm.View { return c.n.fsm.View() }
-func (c gcCluster) Propose(ctx context.Context, cmd, resp proto.Message) error {
-	return c.n.propose(ctx, "", cmd, resp)
-}
-
-func (n *Node) gcConfig() gc.Config {
-	return gc.Config{
+// newGCSchedule is the node's collection schedule (package gc).
+func (n *Node) newGCSchedule() *gc.Schedule {
+	cfg := gc.Config{
 		Root:        n.cfg.Root,
 		Grace:       n.cfg.GCGrace,
 		OrphanGrace: n.cfg.GCOrphanGrace,
@@ -62,94 +32,13 @@ func (n *Node) gcConfig() gc.Config {
 		// Metadata backups are not catalog objects: never orphans.
 		SkipPrefixes: []string{n.cfg.Backup.Prefix},
 	}
-}
-
-// runGC runs one collection on this node (the leader).
-func (n *Node) runGC(ctx context.Context, opts gc.Options) (*gc.Result, error) {
-	objects, err := n.objectStore()
-	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "garbage collection needs object storage: %v", err)
-	}
-	n.gc.run.Lock()
-	defer n.gc.run.Unlock()
-	start := time.Now()
-	res, err := gc.Run(ctx, gcCluster{n}, objects, n.gcConfig(), opts)
-	n.metrics.gcRan(opts, start, res, err)
-	if err != nil {
-		return nil, err
-	}
-	if opts.OrphanScan && !opts.DryRun {
-		n.gc.mu.Lock()
-		n.gc.lastOrphan = start
-		n.gc.mu.Unlock()
-	}
-	rep := res.Report
-	if rep.ObjectsDeleted > 0 || rep.RecordsRemoved > 0 || rep.ErrorCount > 0 || opts.DryRun {
-		n.logger.Info("garbage collected", "dry_run", opts.DryRun, "orphan_scan", opts.OrphanScan, "objects", rep.ObjectsDeleted,
-			"bytes", rep.BytesFreed, "records", rep.RecordsRemoved, "errors", rep.ErrorCount, "took", time.Since(start))
-	}
-	return res, nil
-}
-
-// runGCLoop runs periodic collections while this node leads.
-func (n *Node) runGCLoop() {
-	if n.cfg.GCDisabled {
-		return
-	}
-	ctx, cancel := n.stopping()
-	defer cancel()
-	n.scheduleGC(time.Now().Add(n.cfg.GCInterval))
-	ticker := time.NewTicker(min(n.cfg.GCInterval, time.Second))
-	defer ticker.Stop()
-	for {
-		kicked := false
-		select {
-		case <-n.stop:
-			return
-		case <-n.gc.kick:
-			kicked = true
-		case <-ticker.C:
-		}
-		if !n.isLeaderReady() {
-			continue
-		}
-		n.gc.mu.Lock()
-		due := !time.Now().Before(n.gc.nextRun)
-		orphans := time.Since(n.gc.lastOrphan) >= n.cfg.GCOrphanInterval
-		n.gc.mu.Unlock()
-		if !due && !kicked {
-			continue
-		}
-		// A kick (a dropped snapshot) runs without the orphan scan: it is cheap.
-		if err := n.guarded("gc", func() error {
-			_, err := n.runGC(ctx, gc.Options{OrphanScan: orphans && due, SkipQuietReport: true})
-			return err
-		}); err != nil && ctx.Err() == nil {
-			n.logger.Warn("garbage collection failed; will retry", "err", err)
-			if errors.Is(err, duty.ErrPanicked) && !n.duties.Wait("gc", n.stop) {
-				return
-			}
-		}
-		if due {
-			n.scheduleGC(time.Now().Add(n.cfg.GCInterval))
-		}
-	}
-}
-
-func (n *Node) scheduleGC(at time.Time) {
-	n.gc.mu.Lock()
-	n.gc.nextRun = at
-	n.gc.mu.Unlock()
+	return gc.NewSchedule(dutyShim{n}, n.objectStore, cfg, gc.ScheduleConfig{
+		Interval: n.cfg.GCInterval, OrphanInterval: n.cfg.GCOrphanInterval, Ran: n.metrics.gcRan})
 }
 
 func (n *Node) gcSchedule() *internalv1.GCScheduleResponse {
-	n.gc.mu.Lock()
-	defer n.gc.mu.Unlock()
-	return &internalv1.GCScheduleResponse{
-		Enabled:           !n.cfg.GCDisabled,
-		NextRunUnixMs:     n.gc.nextRun.UnixMilli(),
-		NextRunOrphanScan: n.gc.nextRun.Sub(n.gc.lastOrphan) >= n.cfg.GCOrphanInterval,
-	}
+	next, orphans := n.gc.Next()
+	return &internalv1.GCScheduleResponse{Enabled: !n.cfg.GCDisabled, NextRunUnixMs: next.UnixMilli(), NextRunOrphanScan: orphans}
 }
 
 // gcService implements the public GC API.
@@ -192,7 +81,10 @@ func (n *Node) gcRunLocal(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunR
 		g := time.Duration(*req.OrphanGraceMs) * time.Millisecond
 		opts.OrphanGrace = &g
 	}
-	res, err := n.runGC(ctx, opts)
+	res, err := n.gc.Run(ctx, opts)
+	if errors.Is(err, gc.ErrNoStore) {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -241,28 +133,15 @@ func toGCReport(r *fsmpb.GCReport) *pb.GCReport {
 	return out
 }
 
-// RunGC runs a collection on the leader for another node's GCRun.
-func (s *internalService) RunGC(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
-	if s.n.raft.State() != raft.Leader {
-		return nil, status.Error(codes.FailedPrecondition, "not leader")
-	}
-	return s.n.gcRunLocal(ctx, req)
-}
-
-func (s *internalService) GCSchedule(context.Context, *internalv1.GCScheduleRequest) (*internalv1.GCScheduleResponse, error) {
-	return s.n.gcSchedule(), nil
-}
-
 // ReleaseForDeletion answers an external collector (see the FSM's ReleaseForDeletion):
 // the verdicts are decided and recorded by one log entry.
 func (s *gcService) ReleaseForDeletion(ctx context.Context, req *pb.ReleaseForDeletionRequest) (*pb.ReleaseForDeletionResponse, error) {
-	keys := keyspace{root: s.n.cfg.Root}
 	cmd := &fsmpb.ReleaseForDeletion{SegmentIds: req.SegmentIds}
 	for _, b := range req.Builds {
 		cmd.Builds = append(cmd.Builds, &fsmpb.BuildRef{SegmentId: b.GetSegmentId(), BuildId: b.GetBuildId()})
 	}
 	for _, k := range req.Keys {
-		rel, err := keys.relative(k)
+		rel, err := relativeKey(s.n.root, k)
 		if err != nil {
 			return nil, err
 		}
@@ -277,7 +156,7 @@ func (s *gcService) ReleaseForDeletion(ctx context.Context, req *pb.ReleaseForDe
 	}
 	resp := &pb.ReleaseForDeletionResponse{Verdicts: make([]*pb.ReleaseVerdict, len(out.Verdicts))}
 	for i, v := range out.Verdicts {
-		pv := &pb.ReleaseVerdict{Deletable: v.Deletable, Reason: keys.fullQuoted(v.Reason)}
+		pv := &pb.ReleaseVerdict{Deletable: v.Deletable, Reason: s.n.root.FullQuoted(v.Reason)}
 		switch {
 		case i < len(req.SegmentIds):
 			pv.SegmentId = req.SegmentIds[i]

@@ -208,12 +208,7 @@ func (n *Node) startOps() error {
 		ops.srv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	n.ops = ops
-	n.updateGRPCHealth()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.runHealthUpdates()
-	}()
+	n.updateGRPCHealth() // then every healthInterval (server/leader.go)
 	if ops.srv != nil {
 		n.wg.Add(1)
 		go func() {
@@ -253,20 +248,6 @@ func (n *Node) HTTPAddr() string {
 		return ""
 	}
 	return n.ops.ln.Addr().String()
-}
-
-// runHealthUpdates keeps the gRPC health status in step with health().
-func (n *Node) runHealthUpdates() {
-	ticker := time.NewTicker(healthInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-ticker.C:
-			n.updateGRPCHealth()
-		}
-	}
 }
 
 // updateGRPCHealth sets every service's serving status ("" is the whole node).

@@ -42,6 +42,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
+	"github.com/snapkeep/snapkeep/internal/duty"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -174,7 +175,7 @@ func decodeMeta(b []byte) (memberMeta, error) {
 type membership struct {
 	n      *Node
 	ml     *memberlist.Memberlist
-	kick   chan struct{}
+	kick   duty.Kicker
 	logger *slog.Logger
 	// halted is set once memberlist is shut down (memberlist panics on Leave after).
 	halted atomic.Bool
@@ -194,7 +195,7 @@ func (n *Node) startGossip() error {
 	if !g.enabled() {
 		return nil
 	}
-	m := &membership{n: n, kick: make(chan struct{}, 1), logger: n.logger.With("component", "gossip"),
+	m := &membership{n: n, kick: duty.NewKicker(), logger: n.logger.With("component", "gossip"),
 		failedSince: map[string]time.Time{}, warned: map[string]string{}, nodes: map[string]trackedNode{}}
 	m.hasState = n.hasRaftState()
 	mc := memberlist.DefaultLANConfig()
@@ -230,7 +231,6 @@ func (n *Node) startGossip() error {
 	}
 	m.ml = ml
 	n.members = m
-	n.coord.healthy = n.memberHealthy
 	m.logger.Info("gossip started", "addr", ml.LocalNode().Address(), "encrypted", len(g.Key) > 0, "bootstrap_expect", g.BootstrapExpect)
 	return nil
 }
@@ -280,68 +280,45 @@ func (m *membership) halt() {
 }
 
 // runMembership starts the loop that joins, bootstraps and (on the leader) reconciles.
-func (n *Node) runMembership() {
-	if n.members == nil {
-		return
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.members.run()
-	}()
-}
-
 func (n *Node) hasRaftState() bool {
 	return n.raft != nil && n.raft.LastIndex() > 0
 }
 
-func (m *membership) run() {
+// loop is the membership duty: joining gossip (again, when alone), bootstrapping, and
+// on the leader reconciling the Raft configuration with gossip.
+func (m *membership) loop() duty.Loop {
 	n := m.n
-	ctx, cancel := n.stopping()
-	defer cancel()
 	interval := n.cfg.Gossip.Interval
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
 	joined := len(n.cfg.Gossip.Join) == 0
 	var lastJoin time.Time
-	for {
-		if !n.pass("membership", func() {
-			if !joined && !m.halted.Load() && time.Since(lastJoin) >= 2*interval {
-				lastJoin = time.Now()
-				if k, err := m.ml.Join(n.cfg.Gossip.Join); err != nil {
-					m.warnOnce("join", fmt.Sprintf("join gossip: %v; retrying", err))
-				} else {
-					joined = true
-					m.logger.Info("joined gossip", "contacted", k)
-				}
-			}
-			if joined && len(n.cfg.Gossip.Join) > 0 && m.aliveOthers() == 0 {
-				joined = false // alone (everyone restarted, or a long partition): join again
-			}
-			m.updateState()
-			if n.cfg.Gossip.BootstrapExpect > 0 && !m.hasStateNow() {
-				m.maybeBootstrap(ctx)
-			}
-			if n.raft.State() == raft.Leader {
-				m.reconcile(ctx)
+	return duty.Loop{Name: "membership", Every: interval, Kick: m.kick, Pass: func(ctx context.Context) {
+		if !joined && !m.halted.Load() && time.Since(lastJoin) >= 2*interval {
+			lastJoin = time.Now()
+			if k, err := m.ml.Join(n.cfg.Gossip.Join); err != nil {
+				m.warnOnce("join", fmt.Sprintf("join gossip: %v; retrying", err))
 			} else {
-				m.mu.Lock()
-				clear(m.failedSince)
-				m.mu.Unlock()
+				joined = true
+				m.logger.Info("joined gossip", "contacted", k)
 			}
-		}) {
-			return
 		}
-		select {
-		case <-n.stop:
-			return
-		case <-m.kick:
-		case <-ticker.C: // not raft.LeaderCh: runDuties consumes it
+		if joined && len(n.cfg.Gossip.Join) > 0 && m.aliveOthers() == 0 {
+			joined = false // alone (everyone restarted, or a long partition): join again
 		}
-	}
+		m.updateState()
+		if n.cfg.Gossip.BootstrapExpect > 0 && !m.hasStateNow() {
+			m.maybeBootstrap(ctx)
+		}
+		if n.raft.State() == raft.Leader {
+			m.reconcile(ctx)
+		} else {
+			m.mu.Lock()
+			clear(m.failedSince)
+			m.mu.Unlock()
+		}
+	}}
 }
 
 // aliveOthers counts the other members gossip reports alive.
@@ -746,12 +723,7 @@ func (m *membership) NotifyUpdate(node *memberlist.Node) {
 	m.wake()
 }
 
-func (m *membership) wake() {
-	select {
-	case m.kick <- struct{}{}:
-	default:
-	}
-}
+func (m *membership) wake() { m.kick.Kick() }
 
 // gossipLogWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog records.
 type gossipLogWriter struct{ logger *slog.Logger }

@@ -185,7 +185,7 @@ func (n *Node) metricsStreamInterceptor(srv any, ss grpc.ServerStream, info *grp
 func (n *Node) observeRPC(fullMethod string, start time.Time, returned bool, err error) {
 	code := codes.Internal // a panic, answered as Internal by recoverInterceptor
 	if returned {
-		code = status.Code(toStatus(err, keyspace{root: n.cfg.Root}))
+		code = status.Code(toStatus(err, n.root))
 	}
 	service, method := splitMethod(fullMethod)
 	m := n.metrics
@@ -262,7 +262,7 @@ func (m *nodeMetrics) restoreCopied(res restore.Result) {
 	case res.Err == nil:
 		m.restoreFiles.Inc()
 		m.restoreBytes.Add(float64(res.Bytes))
-	case !errors.Is(res.Err, errLeaseOver):
+	case !errors.Is(res.Err, restore.ErrLeaseOver):
 		m.restoreFailures.Inc()
 	}
 }
@@ -405,6 +405,11 @@ func boolValue(b bool) float64 {
 
 // dutyNames are the background duties the guard knows (the label values of
 // snapkeep_duty_panics_total, present from the start).
-var dutyNames = []string{"node-duties", "finisher", "restore-coordinator", "restore-executor", "membership", "backup", "gc"}
+var dutyNames = []string{
+	// every node (startNodeDuties)
+	"leadership", "register-node", "health", "restore-watch", "restore-executor", "membership",
+	// the leader (leaderDuties)
+	"allocation-expiry", "finisher", "restore-coordinator", "gc", "backup",
+}
 
 func (m *nodeMetrics) dutyPanicked(name string) { m.dutyPanics.WithLabelValues(name).Inc() }

@@ -29,10 +29,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/layout"
+	"github.com/snapkeep/snapkeep/gc"
 	"github.com/snapkeep/snapkeep/internal/duty"
 	"github.com/snapkeep/snapkeep/objstore"
+	"github.com/snapkeep/snapkeep/restore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/finisher"
 )
 
 // Node is one running cluster member. Start it with Start and stop it with Close.
@@ -49,17 +53,13 @@ type Node struct {
 	// objects is the bucket; ownObjects is set when the node made the client itself.
 	objects    objstore.Store
 	ownObjects *objstore.S3
-	fin        *finisher
-	duties     *duty.Guard // guards every background duty's passes (server/duties.go)
-	coord      *restoreCoordinator
-	execKick   chan struct{}
-	// incarnation is random per process start. It is in every lease request, so the
-	// leader returns the leases of this node's earlier processes (killed or crashed:
-	// their copies stopped with them) at its first request instead of at their
-	// deadline.
-	incarnation string
-	executing   *runningBatches
-	gc          *gcState
+	root       layout.Root // every key in the FSM is relative to it
+	finisher   *finisher.Finisher
+	duties     *duty.Guard          // guards every background duty's passes (server/leader.go)
+	coord      *restore.Coordinator // the leader's side of restore jobs
+	runner     *restore.Runner      // this node's restore executor
+	gc         *gc.Schedule
+	backups    *backupService
 
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
@@ -93,14 +93,17 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	// n is not the named result: a failed start returns nil, and the cleanup below must
 	// still see the node.
-	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), stop: make(chan struct{}), fin: newFinisher(),
-		coord: newRestoreCoordinator(), execKick: make(chan struct{}, 1), gc: newGCState(), incarnation: newIncarnation()}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), root: layout.Root(cfg.Root), stop: make(chan struct{})}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
 	if n.sec, err = newSecurity(cfg, n.logger); err != nil {
 		return nil, err
 	}
 	n.metrics = newNodeMetrics(n)
 	n.duties = &duty.Guard{Logger: n.logger, OnPanic: n.metrics.dutyPanicked, Inject: dutyPanicHook}
+	n.finisher = n.newFinisher()
+	n.gc = n.newGCSchedule()
+	n.coord = n.newRestoreCoordinator()
+	n.runner = n.newRestoreRunner()
 
 	var cleanup []func()
 	defer func() {
@@ -181,27 +184,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		}
 	}()
 
-	n.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		n.runDuties()
-	}()
-	go func() {
-		defer n.wg.Done()
-		n.runFinisher()
-	}()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.runRestoreCoordinator()
-	}()
-	n.runExecutors()
-	n.runMembership()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.runGCLoop()
-	}()
+	n.startNodeDuties() // server/leader.go: node duties and the leadership switch
 	n.logger.Info("node started", "grpc", n.grpcAddr, "raft", string(n.transport.LocalAddr()))
 	if len(cfg.DialVia) > 0 {
 		n.logger.Info("peer addresses are dialed translated (--dial-via)", "dial_via", cfg.DialVia)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/restore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
@@ -211,7 +212,7 @@ func toRestoreJob(j *fsmpb.RestoreJob, now time.Time) *pb.RestoreJob {
 
 // restoreStatus adds what the job's leases say to a job's status: the tasks leased,
 // those that look stalled (held by a node gossip does not see alive, or by a lease
-// without a report for restoreProgressDeadline), and the leases a finished job still
+// without a report for restore.ProgressDeadline), and the leases a finished job still
 // waits for. While tasks are stalled the ETA is unknown (-1): the average rate says
 // nothing of when a stalled lease's tasks will be copied.
 func (n *Node) restoreStatus(out *pb.RestoreJob) *pb.RestoreJob {
@@ -223,7 +224,7 @@ func (n *Node) restoreStatus(out *pb.RestoreJob) *pb.RestoreJob {
 		out.LeasesOutstanding++
 		out.TasksLeased += uint64(len(l.Tasks))
 		granted := time.Unix(0, l.Deadline).Add(-n.cfg.RestoreLease)
-		if !n.memberHealthy(l.Node) || now.Sub(granted) > restoreProgressDeadline {
+		if !n.memberHealthy(l.Node) || now.Sub(granted) > restore.ProgressDeadline {
 			out.TasksStalled += uint64(len(l.Tasks))
 		}
 	}

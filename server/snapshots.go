@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,7 +46,7 @@ func (s *snapshotsService) CreateSnapshot(ctx context.Context, req *pb.CreateSna
 	if err := n.propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
-	n.kickFinisher()
+	n.finisher.Kick()
 	snap := out.Snapshot
 	if !req.Async {
 		var err error
@@ -100,7 +99,7 @@ func (s *snapshotsService) DropSnapshot(ctx context.Context, req *pb.DropSnapsho
 	if err := s.n.propose(ctx, req.RequestId, &fsmpb.SnapshotMarkDeleting{SnapshotId: snap.Id, Reason: "dropped on request"}, &out); err != nil {
 		return nil, err
 	}
-	s.n.kickGC()
+	s.n.gc.Kick()
 	return &pb.DropSnapshotResponse{Existed: true, Snapshot: s.convert(s.n.fsm.View(), out.Snapshot, false)}, nil
 }
 
@@ -172,7 +171,7 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 		CommittedAtUnixMs:     unixMS(snap.CommittedAt),
 		DeletingAtUnixMs:      unixMS(snap.DeletingAt),
 		PendingDeadlineUnixMs: unixMS(snap.PendingDeadline),
-		ManifestKey:           keyspace{root: s.n.cfg.Root}.full(snap.ManifestKey),
+		ManifestKey:           s.n.root.Full(snap.ManifestKey),
 		ManifestSize:          snap.ManifestSize,
 		ManifestXxhash64:      snap.ManifestChecksum,
 		DeleteReason:          snap.DeleteReason,
@@ -193,6 +192,3 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 	}
 	return out
 }
-
-// snapshotRetry is how long the finisher waits before retrying a failed attempt.
-var snapshotRetry = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second}

@@ -40,7 +40,7 @@ func (n *Node) verifyFlush(ctx context.Context, segmentID uint64, files []*fsmpb
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "cannot verify the flush: %v", err)
 	}
-	ks := keyspace{root: n.cfg.Root}
+	ks := n.root
 	want := &flushFiles{index: make(map[string]int, len(files))}
 	prefixes := map[string]bool{}
 	if seg != nil {
@@ -49,11 +49,11 @@ func (n *Node) verifyFlush(ctx context.Context, segmentID uint64, files []*fsmpb
 		}
 	}
 	for _, f := range files {
-		if _, dup := want.index[ks.full(f.Key)]; dup {
+		if _, dup := want.index[ks.Full(f.Key)]; dup {
 			continue // the FSM refuses a file listed twice
 		}
-		want.index[ks.full(f.Key)] = len(want.keys)
-		want.keys = append(want.keys, ks.full(f.Key))
+		want.index[ks.Full(f.Key)] = len(want.keys)
+		want.keys = append(want.keys, ks.Full(f.Key))
 		want.sizes = append(want.sizes, f.Size)
 		if !underAny(f.Key, prefixes) {
 			// A key outside the segment's own prefixes (a Milvus text or JSON key index
@@ -65,7 +65,7 @@ func (n *Node) verifyFlush(ctx context.Context, segmentID uint64, files []*fsmpb
 			prefixes[p] = true
 		}
 	}
-	report, err := restore.PrecheckWithOptions(ctx, objects, ks.full(""), want,
+	report, err := restore.PrecheckWithOptions(ctx, objects, ks.Full(""), want,
 		restore.PrecheckOptions{Shards: slices.Sorted(maps.Keys(prefixes)), Parallelism: 4, MaxReported: 5})
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "could not list the bucket to verify the flush of segment %d: %v; retry", segmentID, err)

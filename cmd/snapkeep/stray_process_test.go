@@ -41,7 +41,7 @@ func (p *serverProcess) alive() bool {
 // issue: one object at <root>/collections/C/segments/S/index/B (no trailing slash) of a
 // READY build made every leader's orphan scan panic, one after the other, until no
 // quorum was left. Three server processes (built with the fault-injection tag, so the
-// first GC pass of each node and its first node-duties pass panic on purpose), the
+// first GC pass of each node and its first register-node pass panic on purpose), the
 // object planted, leadership moved three times with GC run on each leader, periodic
 // orphan scans every half second: no process dies, each run reports the object as an
 // orphan, and the injected panics are counted while the nodes keep serving.
@@ -68,7 +68,7 @@ func TestStrayObjectAndDutyPanicThreeProcesses(t *testing.T) {
 		peers = append(peers, id+"="+procs[i].raft)
 	}
 	httpAddrs := make([]string, 3)
-	t.Setenv("SNAPKEEP_PANIC_DUTY", "gc,node-duties")
+	t.Setenv("SNAPKEEP_PANIC_DUTY", "gc,register-node")
 	for i, p := range procs {
 		httpAddrs[i] = freePort(t)
 		startServer(t, bin, p, "--peers", strings.Join(peers, ","), "--http-addr", httpAddrs[i],
@@ -177,7 +177,7 @@ func TestStrayObjectAndDutyPanicThreeProcesses(t *testing.T) {
 			}
 		}
 	}
-	require.GreaterOrEqual(t, total, 4.0, "node-duties on each node and gc on at least one leader")
+	require.GreaterOrEqual(t, total, 4.0, "register-node on each node and gc on at least one leader")
 	_, err = cl.CreateCollection(cctx, client.NewCreateCollectionOption("after"))
 	require.NoError(t, err)
 }

@@ -5,6 +5,7 @@
 package duty
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,4 +105,65 @@ func (g *Guard) logger() *slog.Logger {
 		return slog.Default()
 	}
 	return g.Logger
+}
+
+// Kicker wakes a loop before its interval is up; kicks coalesce while the loop is
+// busy. Make one with NewKicker.
+type Kicker chan struct{}
+
+// NewKicker returns a Kicker that holds one pending kick.
+func NewKicker() Kicker { return make(Kicker, 1) }
+
+// Kick wakes the loop, or does nothing if a kick is already pending.
+func (k Kicker) Kick() {
+	select {
+	case k <- struct{}{}:
+	default:
+	}
+}
+
+// Loop is a duty that runs passes until its context ends.
+type Loop struct {
+	// Name labels the duty's logs, panic metric and backoff.
+	Name string
+	// Every is the longest wait between two passes.
+	Every time.Duration
+	// Kick, when set, starts the next pass at once.
+	Kick Kicker
+	// Changed, when set, is called before each wait; the channel it returns (closed
+	// when the replicated state changes, say) starts the next pass at once.
+	Changed func() <-chan struct{}
+	// Pass is one pass; it returns soon after ctx ends.
+	Pass func(ctx context.Context)
+	// Finally, when set, runs once the loop ends (to wait for workers passes started).
+	Finally func()
+}
+
+// RunLoop runs l's passes until ctx ends: a pass at once, then one after every wait
+// of l.Every, l.Kick or l.Changed. After a pass that panicked the loop waits out the
+// duty's backoff first (Run), so a duty that fails on every pass cannot spin.
+func (g *Guard) RunLoop(ctx context.Context, l Loop) {
+	if l.Finally != nil {
+		defer l.Finally()
+	}
+	ticker := time.NewTicker(l.Every)
+	defer ticker.Stop()
+	for ctx.Err() == nil {
+		if err := g.Run(l.Name, func() { l.Pass(ctx) }); err != nil {
+			if !g.Wait(l.Name, ctx.Done()) {
+				return
+			}
+		}
+		var changed <-chan struct{}
+		if l.Changed != nil {
+			changed = l.Changed()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-l.Kick:
+		case <-changed:
+		}
+	}
 }

@@ -2,6 +2,7 @@ package duty
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"sync"
 	"testing"
@@ -67,4 +68,52 @@ func TestGuardInjectAndGo(t *testing.T) {
 	}
 	wg.Wait()
 	require.Equal(t, FirstBackoff, g.Backoff("worker"))
+}
+
+// RunLoop: a pass at once, then on a kick or a state change long before the interval,
+// a panic followed by the backoff (not a spin), and a return when the context ends.
+func TestRunLoopWakesBacksOffAndStops(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	g := &Guard{Logger: slog.New(slog.DiscardHandler)}
+	kick := NewKicker()
+	changed := make(chan struct{})
+	passes := make(chan int, 16)
+	n := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.RunLoop(ctx, Loop{Name: "loop", Every: time.Hour, Kick: kick,
+			Changed: func() <-chan struct{} { return changed },
+			Pass: func(ctx context.Context) {
+				n++
+				select {
+				case passes <- n:
+				case <-ctx.Done():
+				}
+				if n == 3 {
+					panic("third pass")
+				}
+			}})
+	}()
+	next := func() int {
+		select {
+		case p := <-passes:
+			return p
+		case <-time.After(5 * time.Second):
+			t.Fatal("no pass")
+			return 0
+		}
+	}
+	require.Equal(t, 1, next(), "the first pass runs at once")
+	kick.Kick()
+	kick.Kick() // coalesces with the first
+	require.Equal(t, 2, next())
+	close(changed) // now every wait ends at once: passes run back to back...
+	require.Equal(t, 3, next())
+	start := time.Now()
+	require.Equal(t, 4, next(), "...except after the panic, which waits out the backoff")
+	require.GreaterOrEqual(t, time.Since(start), FirstBackoff-50*time.Millisecond)
+	cancel()
+	<-done
 }

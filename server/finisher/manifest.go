@@ -1,4 +1,4 @@
-package server
+package finisher
 
 import (
 	"bufio"
@@ -8,21 +8,21 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
 	"github.com/snapkeep/snapkeep/objstore"
 )
 
-// writtenManifest is what SnapshotCommit records about a manifest.
-type writtenManifest struct {
-	size     int64
-	checksum uint64
-	summary  *fsmpb.SnapshotSummary
+// Written is what SnapshotCommit records about a manifest.
+type Written struct {
+	Size     int64
+	Checksum uint64
+	Summary  *fsmpb.SnapshotSummary
 }
 
 // manifestMemoryLimit is the largest manifest encoded in memory; a larger one spills
@@ -32,31 +32,28 @@ type writtenManifest struct {
 // which depends on the filesystem's churn), so small manifests never touch the disk.
 const manifestMemoryLimit = 4 << 20
 
-// writeManifest writes a snapshot's manifest from a read view and uploads it. The
-// manifest is a pure function of the snapshot record and the segment records it pins,
-// so any leader writes the same bytes. Memory holds at most manifestMemoryLimit of it
-// (plus one block): beyond that it streams through a temporary file.
-func (n *Node) writeManifest(ctx context.Context, view *fsm.View, snap *fsmpb.Snapshot) (writtenManifest, error) {
-	objects, err := n.objectStore()
-	if err != nil {
-		return writtenManifest{}, err
-	}
-	spool := &spillBuffer{limit: manifestMemoryLimit, dir: filepath.Join(n.cfg.DataDir, "tmp"), pattern: fmt.Sprintf("manifest-%d-*.skm", snap.Id)}
+// WriteManifest writes a snapshot's manifest from a read view and uploads it to store
+// under root. The manifest is a pure function of the snapshot record and the segment
+// records it pins, so any leader writes the same bytes. Memory holds at most
+// manifestMemoryLimit of it (plus one block): beyond that it streams through a
+// temporary file in spillDir.
+func WriteManifest(ctx context.Context, store objstore.Store, root layout.Root, spillDir string, view *fsm.View, snap *fsmpb.Snapshot) (Written, error) {
+	spool := &spillBuffer{limit: manifestMemoryLimit, dir: spillDir, pattern: fmt.Sprintf("manifest-%d-*.skm", snap.Id)}
 	defer spool.Close()
 
 	res, err := encodeManifest(ctx, spool, view, snap)
 	if err != nil {
-		return writtenManifest{}, err
+		return Written{}, err
 	}
 	body, err := spool.Reader()
 	if err != nil {
-		return writtenManifest{}, err
+		return Written{}, err
 	}
-	key := keyspace{root: n.cfg.Root}.full(snap.ManifestKey)
-	if _, err := objects.Put(ctx, key, body, res.Size, objstore.PutOptions{}); err != nil {
-		return writtenManifest{}, fmt.Errorf("upload %s: %w", key, err)
+	key := root.Full(snap.ManifestKey)
+	if _, err := store.Put(ctx, key, body, res.Size, objstore.PutOptions{}); err != nil {
+		return Written{}, fmt.Errorf("upload %s: %w", key, err)
 	}
-	return writtenManifest{size: res.Size, checksum: res.Checksum, summary: res.Summary.SnapshotSummary()}, nil
+	return Written{Size: res.Size, Checksum: res.Checksum, Summary: res.Summary.SnapshotSummary()}, nil
 }
 
 // spillBuffer keeps what is written in memory up to limit bytes, then moves it to a

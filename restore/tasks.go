@@ -1,4 +1,4 @@
-package server
+package restore
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ import (
 // collections' key layout (a restore keeps the snapshot's layout).
 type taskResolver struct {
 	view             *fsm.View
-	keys             keyspace
+	keys             layout.Root
 	job              *fsmpb.RestoreJob
 	plan             *fsmpb.RestorePlan
 	srcKeys, dstKeys fsm.FileKeys
@@ -29,7 +29,7 @@ type taskResolver struct {
 	cachedFiles     []fsm.FileEntry
 }
 
-func newTaskResolver(view *fsm.View, keys keyspace, job *fsmpb.RestoreJob) (*taskResolver, error) {
+func newTaskResolver(view *fsm.View, keys layout.Root, job *fsmpb.RestoreJob) (*taskResolver, error) {
 	plan, err := view.RestorePlan(job.Id)
 	if err != nil {
 		return nil, err
@@ -112,8 +112,8 @@ func (r *taskResolver) task(t uint32) (*internalv1.RestoreTask, error) {
 	f := files[t-o.first]
 	return &internalv1.RestoreTask{
 		Index:  t,
-		Src:    r.keys.full(o.src(f.Key)),
-		Dst:    r.keys.full(o.dst(f.Key)),
+		Src:    r.keys.Full(o.src(f.Key)),
+		Dst:    r.keys.Full(o.dst(f.Key)),
 		Size:   f.Size,
 		Crc32C: f.CRC32C,
 	}, nil
@@ -140,8 +140,8 @@ func (s *sourceIndex) Len() int { return int(s.r.job.FilesTotal) }
 
 // Lookup finds a listed (full) key among the tasks' sources.
 func (s *sourceIndex) Lookup(key string) (int, uint64, bool) {
-	rel, err := s.r.keys.relative(key)
-	if err != nil {
+	rel, ok := s.r.keys.Relative(key)
+	if !ok {
 		return 0, 0, false
 	}
 	own, ok := layout.Parse(rel)

@@ -1,0 +1,408 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
+	"github.com/snapkeep/snapkeep/internal/duty"
+	"github.com/snapkeep/snapkeep/objstore"
+	"github.com/snapkeep/snapkeep/rpc/internalv1"
+)
+
+// The coordinator is the leader's side of restore jobs. Its duty: for a PENDING job it
+// checks, in bulk, that every source object exists with its recorded size (one
+// paginated listing of the source collection, never a HEAD per file) and then opens
+// the job for copying (RestoreStart) or fails it naming the missing keys
+// (RestoreFail); it returns the tasks of lapsed leases to the pool and removes
+// finished jobs after their retention. Its scheduler answers the executors' lease
+// requests (Lease) and records their reports (Report).
+
+// executorHealthy is how recently a node must have asked for work to count as a
+// healthy executor.
+const executorHealthy = 10 * time.Second
+
+// maxLeasesPerNode bounds a node's outstanding leases: work spreads over the nodes,
+// while a node still holds enough to keep copying across a report's and a grant's
+// Raft commits.
+const maxLeasesPerNode = 3
+
+// nodeGoneAfter is how long gossip must see a lease holder not alive (suspect, dead or
+// left) before the leader returns its leases to the pool, well before the lease's own
+// deadline (5 minutes by default). A node that comes back after that simply gets new
+// leases; a copy it lands twice is harmless.
+const nodeGoneAfter = 10 * time.Second
+
+// ProgressDeadline is how old a lease may get without its report before status counts
+// its tasks as stalled.
+const ProgressDeadline = 30 * time.Second
+
+// LeaderCluster is what the coordinator needs of its node, the leader.
+type LeaderCluster interface {
+	View() *fsm.View
+	Changed() <-chan struct{}
+	Propose(ctx context.Context, cmd, resp proto.Message) error
+	Store() (objstore.Store, error)
+	// Alive reports whether gossip considers a node alive (true without gossip).
+	Alive(node string) bool
+	// OtherVoterAlive reports whether a voter other than this node is alive.
+	OtherVoterAlive() bool
+}
+
+// CoordinatorConfig tunes a Coordinator.
+type CoordinatorConfig struct {
+	Node      string      // this node's id
+	Root      layout.Root // the storage root of the keys in the state
+	Batch     int         // the most tasks one lease grants
+	Lease     time.Duration
+	Retention time.Duration // how long a finished job is kept
+	// Started is called when a job opens for copying (to wake this node's executor).
+	Started func()
+	Logger  *slog.Logger
+	Guard   *duty.Guard
+}
+
+// Coordinator coordinates restore jobs on the leader. Its methods are safe for
+// concurrent use.
+type Coordinator struct {
+	cluster LeaderCluster
+	cfg     CoordinatorConfig
+	kick    duty.Kicker
+
+	mu        sync.Mutex
+	checking  map[uint64]bool
+	retryAt   map[uint64]time.Time
+	executors map[string]time.Time // node → last lease request
+	// notAliveSince is when gossip was first seen not to consider a lease holder alive.
+	notAliveSince map[string]time.Time
+}
+
+// NewCoordinator returns the coordinator of cluster's restore jobs.
+func NewCoordinator(cluster LeaderCluster, cfg CoordinatorConfig) *Coordinator {
+	return &Coordinator{cluster: cluster, cfg: cfg, kick: duty.NewKicker(), checking: map[uint64]bool{},
+		retryAt: map[uint64]time.Time{}, executors: map[string]time.Time{}, notAliveSince: map[string]time.Time{}}
+}
+
+// Kick wakes the coordinator now.
+func (c *Coordinator) Kick() { c.kick.Kick() }
+
+// Loop is the coordinator's duty for one term as leader.
+func (c *Coordinator) Loop() duty.Loop {
+	var checks sync.WaitGroup
+	return duty.Loop{Name: "restore-coordinator", Every: time.Second, Kick: c.kick, Changed: c.cluster.Changed,
+		Pass:    func(ctx context.Context) { c.coordinate(ctx, &checks) },
+		Finally: checks.Wait}
+}
+
+func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
+	v := c.cluster.View()
+	now := time.Now()
+	for _, job := range v.RunningRestoreJobs() {
+		if job.State != fsmpb.RestoreState_RESTORE_STATE_PENDING {
+			continue
+		}
+		c.mu.Lock()
+		start := !c.checking[job.Id] && !now.Before(c.retryAt[job.Id])
+		if start {
+			c.checking[job.Id] = true
+		}
+		c.mu.Unlock()
+		if !start {
+			continue
+		}
+		checks.Add(1)
+		go func() {
+			defer checks.Done()
+			var err error
+			if perr := c.cfg.Guard.Run("restore-coordinator", func() { err = c.precheck(ctx, job) }); perr != nil {
+				err = perr
+			}
+			c.mu.Lock()
+			delete(c.checking, job.Id)
+			if err != nil {
+				c.retryAt[job.Id] = time.Now().Add(5 * time.Second)
+			} else {
+				delete(c.retryAt, job.Id)
+			}
+			c.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				c.cfg.Logger.Warn("restore pre-check failed; will retry", "job", job.Id, "err", err)
+			}
+		}()
+	}
+	leases := v.RestoreLeases()
+	gone := c.goneHolders(leases, c.cluster.Alive, now)
+	if len(leases) > 0 && (leases[0].Deadline < now.UnixNano() || len(gone) > 0) {
+		var resp fsmpb.ExpireRestoreLeasesResponse
+		if len(gone) > 0 {
+			c.cfg.Logger.Warn("gossip has not seen restore lease holders alive; returning their leases", "nodes", gone, "after", nodeGoneAfter)
+		}
+		if err := c.cluster.Propose(ctx, &fsmpb.ExpireRestoreLeases{GoneNodes: gone}, &resp); err != nil {
+			c.cfg.Logger.Warn("expire restore leases", "err", err)
+		} else if len(resp.LeaseIds) > 0 {
+			c.cfg.Logger.Info("restore leases expired; their tasks return to the pool", "leases", resp.LeaseIds)
+		}
+	}
+	removed := 0
+	v.EachRestoreJob(0, func(j *fsmpb.RestoreJob) bool {
+		if j.FinishedAt != 0 && now.Sub(time.Unix(0, j.FinishedAt)) > c.cfg.Retention {
+			if err := c.cluster.Propose(ctx, &fsmpb.RestoreRemove{JobId: j.Id}, nil); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+				c.cfg.Logger.Warn("remove finished restore job", "job", j.Id, "err", err)
+			}
+			removed++
+		}
+		return removed < 16
+	})
+}
+
+// precheck lists the source collection and checks every task's source. It returns an
+// error only when the check could not be made (it is retried).
+func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error {
+	objects, err := c.cluster.Store()
+	if err != nil {
+		return err
+	}
+	resolver, err := newTaskResolver(c.cluster.View(), c.cfg.Root, job)
+	if err != nil {
+		return err
+	}
+	sources := newSourceIndex(resolver)
+	// The sources' list prefixes shard the listing: in the snapkeep layout the first
+	// digit of the segment id (up to 9), in the Milvus layout one per kind of file
+	// and one per index build.
+	shards, err := sources.ListPrefixes()
+	if err != nil {
+		return err
+	}
+	prefix := c.cfg.Root.Full("")
+	start := time.Now()
+	var report PrecheckReport
+	if len(shards) > 0 { // no files, nothing to list (no shards would list the root)
+		report, err = PrecheckWithOptions(ctx, objects, prefix, sources, PrecheckOptions{Shards: shards, Parallelism: 9})
+	}
+	if err != nil {
+		return fmt.Errorf("list the sources (%d prefixes under %q): %w", len(shards), prefix, err)
+	}
+	if report.MissingCount > 0 || report.WrongSizeCount > 0 {
+		msg := fmt.Sprintf("%d of %d source objects are missing and %d have the wrong size; nothing was copied", report.MissingCount, report.Expected, report.WrongSizeCount)
+		failing := append(append([]string{}, report.Missing...), report.WrongSize...)
+		if len(report.WrongSize) > 0 {
+			msg += " (" + strings.Join(report.WrongSize[:min(3, len(report.WrongSize))], "; ") + ")"
+		}
+		c.cfg.Logger.Warn("restore sources missing", "job", job.Id, "missing", report.MissingCount, "wrong_size", report.WrongSizeCount)
+		return ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreFail{JobId: job.Id, Error: msg, FailingKeys: failing}, nil))
+	}
+	c.cfg.Logger.Info("restore sources checked", "job", job.Id, "files", report.Expected, "listed", report.Listed, "took", time.Since(start))
+	err = ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreStart{JobId: job.Id}, nil))
+	c.Kick()
+	if c.cfg.Started != nil {
+		c.cfg.Started()
+	}
+	return err
+}
+
+// ignoreDone treats "the job is already past that" as success: another leader (or a
+// cancel) got there first.
+func ignoreDone(err error) error {
+	if errors.Is(err, fsm.ErrFailedPrecondition) || errors.Is(err, fsm.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// goneHolders lists the lease holders gossip has not seen alive for nodeGoneAfter,
+// and forgets the ones it sees alive again.
+func (c *Coordinator) goneHolders(leases []*fsmpb.RestoreLease, alive func(string) bool, now time.Time) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	holders := map[string]bool{}
+	for _, l := range leases {
+		holders[l.Node] = true
+	}
+	var gone []string
+	for node := range holders {
+		if alive(node) {
+			delete(c.notAliveSince, node)
+			continue
+		}
+		since, seen := c.notAliveSince[node]
+		if !seen {
+			c.notAliveSince[node] = now
+			continue
+		}
+		if now.Sub(since) >= nodeGoneAfter {
+			gone = append(gone, node)
+		}
+	}
+	for node := range c.notAliveSince {
+		if !holders[node] {
+			delete(c.notAliveSince, node)
+		}
+	}
+	sort.Strings(gone)
+	return gone
+}
+
+func (c *Coordinator) noteExecutor(node string) {
+	c.mu.Lock()
+	c.executors[node] = time.Now()
+	c.mu.Unlock()
+}
+
+// healthyExecutors lists the nodes that asked for work recently and gossip sees alive.
+func (c *Coordinator) healthyExecutors() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for node, at := range c.executors {
+		if time.Since(at) < executorHealthy && c.cluster.Alive(node) {
+			out = append(out, node)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// leaderLeavesCopying decides whether the leader's own executor gets no lease: while
+// another node asked for work recently, and also during the first executorHealthy of a
+// job's copying while another voter is alive. The followers' executors ask only while
+// a job is copying, so at a job's start their last request is as old as the previous
+// job, and the leader — which applies RestoreStart first and asks first — would
+// otherwise take the first leases for itself.
+func leaderLeavesCopying(self string, healthy []string, otherVoterAlive bool, newestStart, now time.Time) bool {
+	for _, node := range healthy {
+		if node != self {
+			return true
+		}
+	}
+	return otherVoterAlive && !newestStart.IsZero() && now.Sub(newestStart) < executorHealthy
+}
+
+// newestCopyingStart is when the most recently started copying job started (zero if
+// none is copying).
+func newestCopyingStart(v *fsm.View) time.Time {
+	var newest int64
+	for _, job := range v.RunningRestoreJobs() {
+		if job.State == fsmpb.RestoreState_RESTORE_STATE_COPYING && job.StartedAt > newest {
+			newest = job.StartedAt
+		}
+	}
+	if newest == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, newest)
+}
+
+// Lease is the scheduler: it grants a node a batch of a copying job's pooled tasks. It
+// prefers followers (the leader gets work only when no other node is a healthy
+// executor), bounds each node's outstanding leases, and splits the remaining pool over
+// the healthy executors so the tail of a job spreads too. Errors are gRPC statuses.
+func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTasksRequest) (*internalv1.LeaseRestoreTasksResponse, error) {
+	if req.Node == "" || req.MaxTasks == 0 {
+		return nil, status.Error(codes.InvalidArgument, "a lease request names the node and the most tasks it takes")
+	}
+	if len(req.Node) > fsm.MaxNodeIDBytes || len(req.Incarnation) > fsm.MaxNodeIDBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "a node id and an incarnation are at most %d bytes", fsm.MaxNodeIDBytes)
+	}
+	c.noteExecutor(req.Node)
+	wait := &internalv1.LeaseRestoreTasksResponse{RetryAfterMs: 500}
+	// A restarted node asking is proof that its earlier process's leases will never be
+	// reported, whatever gossip says of it yet: return them to the pool now.
+	v := c.cluster.View()
+	for _, l := range v.RestoreLeases() {
+		if l.Node == req.Node && req.Incarnation != "" && l.Incarnation != req.Incarnation {
+			var resp fsmpb.ExpireRestoreLeasesResponse
+			if err := c.cluster.Propose(ctx, &fsmpb.ExpireRestoreLeases{Node: req.Node, Incarnation: req.Incarnation}, &resp); err != nil {
+				return nil, err
+			}
+			c.cfg.Logger.Info("restore leases of a node's earlier incarnation returned to the pool", "node", req.Node, "incarnation", req.Incarnation, "leases", resp.LeaseIds)
+			v = c.cluster.View()
+			break
+		}
+	}
+	if !c.cluster.Alive(req.Node) {
+		return wait, nil // gossip reports it suspect, dead or left
+	}
+	healthy := c.healthyExecutors()
+	if req.Node == c.cfg.Node && leaderLeavesCopying(req.Node, healthy, c.cluster.OtherVoterAlive(), newestCopyingStart(v), time.Now()) {
+		return wait, nil // followers do the copying while they are there
+	}
+	held := 0
+	for _, l := range v.RestoreLeases() {
+		if l.Node == req.Node && len(l.Tasks) > 0 {
+			held++
+		}
+	}
+	if held >= maxLeasesPerNode {
+		return wait, nil
+	}
+	for _, job := range v.RunningRestoreJobs() {
+		if job.State != fsmpb.RestoreState_RESTORE_STATE_COPYING {
+			continue
+		}
+		pooled := v.PooledTasks(job.Id)
+		if pooled == 0 {
+			continue
+		}
+		executors := max(1, len(healthy))
+		size := min(int(req.MaxTasks), c.cfg.Batch, (pooled+executors-1)/executors)
+		var grant fsmpb.RestoreGrantResponse
+		cmd := &fsmpb.RestoreGrant{JobId: job.Id, Node: req.Node, MaxTasks: uint32(max(size, 1)), Lease: int64(c.cfg.Lease), Incarnation: req.Incarnation}
+		if err := c.cluster.Propose(ctx, cmd, &grant); err != nil {
+			if ignoreDone(err) == nil {
+				continue
+			}
+			return nil, err
+		}
+		if grant.Lease == nil {
+			continue
+		}
+		resolver, err := newTaskResolver(c.cluster.View(), c.cfg.Root, job)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "resolve tasks of job %d: %v", job.Id, err)
+		}
+		out := &internalv1.LeaseRestoreTasksResponse{
+			JobId:          job.Id,
+			LeaseId:        grant.Lease.Id,
+			DeadlineUnixMs: time.Unix(0, grant.Lease.Deadline).UnixMilli(),
+			Verify:         job.Verify,
+			ReadBack:       job.ReadBack,
+			MaxConcurrency: job.MaxConcurrency,
+		}
+		for _, t := range grant.Lease.Tasks {
+			task, err := resolver.task(t)
+			if err != nil {
+				return nil, status.Errorf(codes.Internal, "resolve task %d of job %d: %v", t, job.Id, err)
+			}
+			out.Tasks = append(out.Tasks, task)
+		}
+		return out, nil
+	}
+	return wait, nil
+}
+
+// Report records a batch's outcomes in one entry.
+func (c *Coordinator) Report(ctx context.Context, req *internalv1.ReportRestoreTasksRequest) error {
+	c.noteExecutor(req.Node)
+	cmd := &fsmpb.RestoreReport{JobId: req.JobId, LeaseId: req.LeaseId, Attempts: req.Attempts}
+	for _, o := range req.Outcomes {
+		if o.Ok {
+			cmd.Done = append(cmd.Done, &fsmpb.TaskDone{Task: o.Index, Bytes: o.Bytes, Verified: fsmpb.CopyVerification(o.Verified)})
+		} else {
+			cmd.Failed = append(cmd.Failed, &fsmpb.TaskFailed{Task: o.Index, Key: o.Key, Error: o.Error, Permanent: o.Permanent})
+		}
+	}
+	return c.cluster.Propose(ctx, cmd, nil)
+}

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"path/filepath"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/objstore"
+	"github.com/snapkeep/snapkeep/restore"
+	"github.com/snapkeep/snapkeep/rpc/internalv1"
+	"github.com/snapkeep/snapkeep/server/finisher"
+)
+
+// dutyShim is the node as the duty packages see it (finisher.Cluster, gc.Cluster):
+// the replicated state to read, the log to propose to, and the bucket.
+type dutyShim struct{ n *Node }
+
+func (s dutyShim) View() *fsm.View          { return s.n.fsm.View() }
+func (s dutyShim) Changed() <-chan struct{} { return s.n.fsmChanged() }
+func (s dutyShim) Store() (objstore.Store, error) {
+	return s.n.objectStore()
+}
+
+// Propose proposes without a request id: duties work from the replicated state, so a
+// retry finds its first attempt's effect there.
+func (s dutyShim) Propose(ctx context.Context, cmd, resp proto.Message) error {
+	return s.n.propose(ctx, "", cmd, resp)
+}
+
+func (n *Node) newFinisher() *finisher.Finisher {
+	var hooks finisher.Hooks
+	if fp := n.cfg.Failpoints; fp != nil {
+		hooks = finisher.Hooks{BeforeManifestWrite: fp.BeforeManifestWrite, BeforeSnapshotCommit: fp.BeforeSnapshotCommit}
+	}
+	return finisher.New(dutyShim{n}, finisher.Config{
+		Root:           n.root,
+		SpillDir:       filepath.Join(n.cfg.DataDir, "tmp"),
+		PendingTimeout: n.cfg.SnapshotPendingTimeout,
+		Hooks:          hooks,
+		Logger:         n.logger,
+		Guard:          n.duties,
+	})
+}
+
+// Alive reports whether gossip considers a node alive (always, without gossip).
+func (s dutyShim) Alive(node string) bool { return s.n.memberHealthy(node) }
+
+// OtherVoterAlive reports whether a voter other than this node is alive (by gossip;
+// without gossip, every voter counts).
+func (s dutyShim) OtherVoterAlive() bool {
+	future := s.n.raft.GetConfiguration()
+	if future.Error() != nil {
+		return false
+	}
+	for _, srv := range future.Configuration().Servers {
+		if string(srv.ID) != s.n.cfg.NodeID && srv.Suffrage == raft.Voter && s.n.memberHealthy(string(srv.ID)) {
+			return true
+		}
+	}
+	return false
+}
+
+// LeaseTasks asks the leader for restore tasks.
+func (s dutyShim) LeaseTasks(ctx context.Context, req *internalv1.LeaseRestoreTasksRequest) (*internalv1.LeaseRestoreTasksResponse, error) {
+	conn, _, err := s.n.leaderConn()
+	if err != nil {
+		return nil, err
+	}
+	return internalv1.NewInternalClient(conn).LeaseRestoreTasks(ctx, req)
+}
+
+// ReportTasks sends the leader a batch's outcomes.
+func (s dutyShim) ReportTasks(ctx context.Context, req *internalv1.ReportRestoreTasksRequest) error {
+	conn, _, err := s.n.leaderConn()
+	if err != nil {
+		return err
+	}
+	_, err = internalv1.NewInternalClient(conn).ReportRestoreTasks(ctx, req)
+	return err
+}
+
+func (n *Node) newRestoreCoordinator() *restore.Coordinator {
+	return restore.NewCoordinator(dutyShim{n}, restore.CoordinatorConfig{
+		Node:      n.cfg.NodeID,
+		Root:      n.root,
+		Batch:     n.cfg.RestoreBatch,
+		Lease:     n.cfg.RestoreLease,
+		Retention: n.cfg.RestoreRetention,
+		Started:   func() { n.runner.Kick() },
+		Logger:    n.logger,
+		Guard:     n.duties,
+	})
+}
+
+func (n *Node) newRestoreRunner() *restore.Runner {
+	cfg := restore.RunnerConfig{
+		Node:               n.cfg.NodeID,
+		Incarnation:        newIncarnation(),
+		Batch:              n.cfg.RestoreBatch,
+		Concurrency:        n.cfg.RestoreConcurrency,
+		MultipartThreshold: n.cfg.MultipartThreshold,
+		PartSize:           n.cfg.MultipartPartSize,
+		Copied:             n.metrics.restoreCopied,
+		Reported:           n.coord.Kick,
+		Logger:             n.logger,
+		Guard:              n.duties,
+	}
+	if fp := n.cfg.Failpoints; fp != nil {
+		cfg.BeforeReport = fp.BeforeRestoreReport
+	}
+	return restore.NewRunner(dutyShim{n}, cfg)
+}
+
+// kickRestores wakes the coordinator and this node's executor.
+func (n *Node) kickRestores() {
+	n.coord.Kick()
+	n.runner.Kick()
+}
+
+// newIncarnation is a random id for one start of this process.
+func newIncarnation() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
