@@ -60,12 +60,12 @@ func (s *internalService) RunGC(ctx context.Context, req *pb.GCRunRequest) (*pb.
 	if s.n.raft.State() != raft.Leader {
 		return nil, status.Error(codes.FailedPrecondition, "not leader")
 	}
-	return s.n.gcRunLocal(ctx, req)
+	return s.n.api.RunHere(ctx, req)
 }
 
 // GCSchedule says when this node, if leader, collects next.
 func (s *internalService) GCSchedule(context.Context, *internalv1.GCScheduleRequest) (*internalv1.GCScheduleResponse, error) {
-	return s.n.gcSchedule(), nil
+	return s.n.api.GCSchedule(), nil
 }
 
 // LeaseRestoreTasks grants an executor a batch of restore tasks (restore.Coordinator).

@@ -18,6 +18,7 @@ import (
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/gc"
 	"github.com/snapkeep/snapkeep/restore"
+	"github.com/snapkeep/snapkeep/server/api"
 )
 
 // Metrics: every node has its own prometheus.Registry (tests and `snapkeep dev` run
@@ -185,7 +186,7 @@ func (n *Node) metricsStreamInterceptor(srv any, ss grpc.ServerStream, info *grp
 func (n *Node) observeRPC(fullMethod string, start time.Time, returned bool, err error) {
 	code := codes.Internal // a panic, answered as Internal by recoverInterceptor
 	if returned {
-		code = status.Code(toStatus(err, n.root))
+		code = status.Code(api.Status(err, n.root))
 	}
 	service, method := splitMethod(fullMethod)
 	m := n.metrics

@@ -36,6 +36,7 @@ import (
 	"github.com/snapkeep/snapkeep/restore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
 )
 
@@ -60,6 +61,7 @@ type Node struct {
 	runner     *restore.Runner      // this node's restore executor
 	gc         *gc.Schedule
 	backups    *backupService
+	api        api.Services // the public services (server/api)
 
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
@@ -104,6 +106,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.gc = n.newGCSchedule()
 	n.coord = n.newRestoreCoordinator()
 	n.runner = n.newRestoreRunner()
+	n.api = n.newAPI()
 
 	var cleanup []func()
 	defer func() {
@@ -165,11 +168,8 @@ func Start(cfg Config) (_ *Node, err error) {
 		grpc.ForceServerCodecV2(newRequestCodec()), // server/codec.go
 		grpc.ChainUnaryInterceptor(rejectUndecodableUnary), grpc.ChainStreamInterceptor(rejectUndecodableStream),
 	)
-	snapkeepv1.RegisterCatalogServer(n.grpcServer, &catalogService{n: n})
+	n.api.Register(n.grpcServer) // server/api: Catalog, Snapshots, Restores, GC
 	snapkeepv1.RegisterClusterServer(n.grpcServer, &clusterService{n: n})
-	snapkeepv1.RegisterSnapshotsServer(n.grpcServer, &snapshotsService{n: n})
-	snapkeepv1.RegisterRestoresServer(n.grpcServer, &restoresService{n: n})
-	snapkeepv1.RegisterGCServer(n.grpcServer, &gcService{n: n})
 	internalv1.RegisterInternalServer(n.grpcServer, &internalService{n: n})
 	registerReflection(n.grpcServer) // server/reflection.go
 	if err := n.startOps(); err != nil {

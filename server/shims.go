@@ -10,9 +10,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/gc"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/restore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
 )
 
@@ -30,6 +33,23 @@ func (s dutyShim) Store() (objstore.Store, error) {
 // retry finds its first attempt's effect there.
 func (s dutyShim) Propose(ctx context.Context, cmd, resp proto.Message) error {
 	return s.n.propose(ctx, "", cmd, resp)
+}
+
+// newGCSchedule is the node's collection schedule (package gc).
+func (n *Node) newGCSchedule() *gc.Schedule {
+	cfg := gc.Config{
+		Root:        n.cfg.Root,
+		Grace:       n.cfg.GCGrace,
+		OrphanGrace: n.cfg.GCOrphanGrace,
+		DeleteRate:  n.cfg.GCDeleteRate,
+		Concurrency: n.cfg.GCConcurrency,
+		Node:        n.cfg.NodeID,
+		Logger:      n.logger.With("component", "gc"),
+		// Metadata backups are not catalog objects: never orphans.
+		SkipPrefixes: []string{n.cfg.Backup.Prefix},
+	}
+	return gc.NewSchedule(dutyShim{n}, n.objectStore, cfg, gc.ScheduleConfig{
+		Interval: n.cfg.GCInterval, OrphanInterval: n.cfg.GCOrphanInterval, Ran: n.metrics.gcRan})
 }
 
 func (n *Node) newFinisher() *finisher.Finisher {
@@ -127,4 +147,42 @@ func newIncarnation() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// apiShim is the node as the public services see it (api.Backend).
+type apiShim struct{ dutyShim }
+
+func (s apiShim) Propose(ctx context.Context, requestID string, cmd, resp proto.Message) error {
+	return s.n.propose(ctx, requestID, cmd, resp)
+}
+
+func (s apiShim) ReadView(ctx context.Context, c snapkeepv1.ReadConsistency) (*fsm.View, error) {
+	return s.n.readView(ctx, c)
+}
+
+func (s apiShim) Stopping() <-chan struct{} { return s.n.stop }
+func (s apiShim) IsLeader() bool            { return s.n.raft.State() == raft.Leader }
+func (s apiShim) IsLeaderReady() bool       { return s.n.isLeaderReady() }
+func (s apiShim) KickFinisher()             { s.n.finisher.Kick() }
+func (s apiShim) KickGC()                   { s.n.gc.Kick() }
+func (s apiShim) KickRestores()             { s.n.kickRestores() }
+
+func (s apiShim) Leader() (internalv1.InternalClient, string, error) {
+	conn, id, err := s.n.leaderConn()
+	if err != nil {
+		return nil, id, err
+	}
+	return internalv1.NewInternalClient(conn), id, nil
+}
+
+func (n *Node) newAPI() api.Services {
+	return api.New(apiShim{dutyShim{n}}, api.Config{
+		Root:                   n.root,
+		DefaultLease:           n.cfg.DefaultLease,
+		SnapshotsPerCollection: n.cfg.SnapshotsPerCollection,
+		SnapshotPendingTimeout: n.cfg.SnapshotPendingTimeout,
+		RestoreMaxAttempts:     n.cfg.RestoreMaxAttempts,
+		RestoreLease:           n.cfg.RestoreLease,
+		GCDisabled:             n.cfg.GCDisabled,
+	}, n.gc)
 }

@@ -105,7 +105,7 @@ func buildManifestCollection(n int) (*manifestCollection, error) {
 	order := func(a, b uint64, x, y uint64) int { return cmp.Or(cmp.Compare(a, b), cmp.Compare(x, y)) }
 	slices.SortFunc(mc.segs, func(a, b manifest.Segment) int { return order(a.PartitionID, b.PartitionID, a.ID, b.ID) })
 	slices.SortFunc(mc.baseline, func(a, b baseline.Segment) int { return order(a.PartitionID, b.PartitionID, a.ID, b.ID) })
-	// The header as the finisher writes it (server/manifest.go manifestHeader).
+	// The header as the finisher writes it (server/finisher/manifest.go manifestHeader).
 	mc.hdr = &manifestpb.Header{SnapshotId: 1 << 40, SnapshotName: "bench", CollectionId: coll.Id, CollectionName: coll.Name,
 		DatabaseId: coll.DatabaseId, DatabaseName: "default", CreatedAt: now, CapturedIndex: index,
 		Description: "nightly snapshot", Schema: coll.Schema, Properties: coll.Properties, Writer: "snapkeep"}

@@ -39,7 +39,7 @@ const (
 	// restoreNodeConcurrency is --restore-concurrency (the default, given explicitly).
 	restoreNodeConcurrency = 16
 	// restoreCopyingNodes: the scheduler leases work to the followers only while they
-	// are healthy executors (LeaseRestoreTasks in server/restore_leader.go), so two of
+	// are healthy executors (LeaseRestoreTasks in restore/coordinator.go), so two of
 	// the three nodes copy.
 	restoreCopyingNodes = 2
 	restorePoll         = 50 * time.Millisecond

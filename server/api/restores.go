@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 
 // restoresService implements the public Restores API: RestoreSnapshot is one command
 // (RestoreBegin); the leader's coordinator checks the sources and opens the job for
-// copying, and every node's executor copies leased tasks (restore_leader.go,
-// executor.go).
+// copying, and every node's executor copies leased tasks (restore.Coordinator,
+// restore.Runner).
 type restoresService struct {
 	pb.UnimplementedRestoresServer
-	n *Node
+	*services
 }
 
 // Page sizes of ListRestoreJobs.
@@ -39,7 +39,7 @@ func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSn
 		Verify:           req.Verify == nil || *req.Verify,
 		ReadBack:         req.ReadBack,
 		MaxConcurrency:   req.MaxConcurrency,
-		MaxAttempts:      uint32(s.n.cfg.RestoreMaxAttempts),
+		MaxAttempts:      uint32(s.cfg.RestoreMaxAttempts),
 
 		TargetCollectionId: req.TargetCollectionId,
 		TargetPartitions:   fromIDMappings(req.TargetPartitions),
@@ -51,15 +51,15 @@ func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSn
 		return nil, err
 	}
 	var out fsmpb.RestoreJobResponse
-	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
-	s.n.kickRestores()
-	return &pb.RestoreSnapshotResponse{JobId: out.Job.Id, Job: s.n.restoreStatus(toRestoreJob(out.Job, time.Now())), Existing: out.Existing}, nil
+	s.b.KickRestores()
+	return &pb.RestoreSnapshotResponse{JobId: out.Job.Id, Job: s.restoreStatus(toRestoreJob(out.Job, time.Now())), Existing: out.Existing}, nil
 }
 
 func (s *restoresService) GetRestoreState(ctx context.Context, req *pb.GetRestoreStateRequest) (*pb.GetRestoreStateResponse, error) {
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (s *restoresService) GetRestoreState(ctx context.Context, req *pb.GetRestor
 	if err != nil {
 		return nil, err
 	}
-	out := s.n.restoreStatus(toRestoreJob(job, time.Now()))
+	out := s.restoreStatus(toRestoreJob(job, time.Now()))
 	out.PartitionMap, out.IndexMap = toIDMappings(job.PartitionMap), toIDMappings(job.IndexMap)
 	if plan, err := v.RestorePlan(job.Id); err == nil { // gone once the job's record is trimmed
 		for _, ps := range plan.Segments {
@@ -108,7 +108,7 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 		}
 		states[fsmpb.RestoreState(st)] = true
 	}
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 			req.Snapshot != "" && j.SnapshotName != req.Snapshot:
 			return true
 		}
-		conv := s.n.restoreStatus(toRestoreJob(j, now))
+		conv := s.restoreStatus(toRestoreJob(j, now))
 		if !budget.fits(conv) {
 			out.NextPageToken = formatID(out.Jobs[len(out.Jobs)-1].Id)
 			return false
@@ -144,10 +144,10 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 
 func (s *restoresService) CancelRestore(ctx context.Context, req *pb.CancelRestoreRequest) (*pb.CancelRestoreResponse, error) {
 	var out fsmpb.RestoreJobResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.RestoreCancel{JobId: req.JobId, Reason: req.Reason}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.RestoreCancel{JobId: req.JobId, Reason: req.Reason}, &out); err != nil {
 		return nil, err
 	}
-	return &pb.CancelRestoreResponse{Job: s.n.restoreStatus(toRestoreJob(out.Job, time.Now()))}, nil
+	return &pb.CancelRestoreResponse{Job: s.restoreStatus(toRestoreJob(out.Job, time.Now()))}, nil
 }
 
 // toRestoreJob converts a job, computing progress, rate and ETA at now.
@@ -215,16 +215,16 @@ func toRestoreJob(j *fsmpb.RestoreJob, now time.Time) *pb.RestoreJob {
 // without a report for restore.ProgressDeadline), and the leases a finished job still
 // waits for. While tasks are stalled the ETA is unknown (-1): the average rate says
 // nothing of when a stalled lease's tasks will be copied.
-func (n *Node) restoreStatus(out *pb.RestoreJob) *pb.RestoreJob {
+func (s *services) restoreStatus(out *pb.RestoreJob) *pb.RestoreJob {
 	now := time.Now()
-	for _, l := range n.fsm.View().RestoreLeases() {
+	for _, l := range s.b.View().RestoreLeases() {
 		if l.JobId != out.Id {
 			continue
 		}
 		out.LeasesOutstanding++
 		out.TasksLeased += uint64(len(l.Tasks))
-		granted := time.Unix(0, l.Deadline).Add(-n.cfg.RestoreLease)
-		if !n.memberHealthy(l.Node) || now.Sub(granted) > restore.ProgressDeadline {
+		granted := time.Unix(0, l.Deadline).Add(-s.cfg.RestoreLease)
+		if !s.b.Alive(l.Node) || now.Sub(granted) > restore.ProgressDeadline {
 			out.TasksStalled += uint64(len(l.Tasks))
 		}
 	}

@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 // converts the results back.
 type catalogService struct {
 	pb.UnimplementedCatalogServer
-	n *Node
+	*services
 }
 
 // segments converts segments with their files.
@@ -38,13 +38,13 @@ func (s *catalogService) segments(in []*fsmpb.Segment) ([]*pb.Segment, error) {
 
 // segment converts a segment, its keys built in its collection's layout.
 func (s *catalogService) segment(seg *fsmpb.Segment, withFiles bool) (*pb.Segment, error) {
-	return toSegment(s.n.root, s.n.fsm.View().KeysOfCollection(seg.CollectionId), seg, withFiles)
+	return toSegment(s.cfg.Root, s.b.View().KeysOfCollection(seg.CollectionId), seg, withFiles)
 }
 
 // lease converts a request's lease (ms, 0 = default) to nanoseconds.
 func (s *catalogService) lease(ms int64) (int64, error) {
 	if ms == 0 {
-		return int64(s.n.cfg.DefaultLease), nil
+		return int64(s.cfg.DefaultLease), nil
 	}
 	if ms < 0 || ms > int64(7*24*time.Hour/time.Millisecond) {
 		return 0, status.Errorf(codes.InvalidArgument, "lease_ms %d is out of range: give 1000 to 604800000 (7 days), or 0 for the default", ms)
@@ -58,21 +58,21 @@ func (s *catalogService) CreateDatabase(ctx context.Context, req *pb.CreateDatab
 		return nil, err
 	}
 	var out fsmpb.DatabaseResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.CreateDatabase{Name: req.Name, Properties: req.Properties}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.CreateDatabase{Name: req.Name, Properties: req.Properties}, &out); err != nil {
 		return nil, err
 	}
 	return &pb.CreateDatabaseResponse{Database: toDatabase(out.Database)}, nil
 }
 
 func (s *catalogService) DropDatabase(ctx context.Context, req *pb.DropDatabaseRequest) (*pb.DropDatabaseResponse, error) {
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropDatabase{Name: req.Name}, nil); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.DropDatabase{Name: req.Name}, nil); err != nil {
 		return nil, err
 	}
 	return &pb.DropDatabaseResponse{}, nil
 }
 
 func (s *catalogService) ListDatabases(ctx context.Context, req *pb.ListDatabasesRequest) (*pb.ListDatabasesResponse, error) {
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s *catalogService) CreateCollection(ctx context.Context, req *pb.CreateCol
 		return nil, err
 	}
 	var out fsmpb.CollectionResponse
-	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
 	return &pb.CreateCollectionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
@@ -123,7 +123,7 @@ func (s *catalogService) CreateCollection(ctx context.Context, req *pb.CreateCol
 
 func (s *catalogService) DropCollection(ctx context.Context, req *pb.DropCollectionRequest) (*pb.DropCollectionResponse, error) {
 	var out fsmpb.CollectionResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropCollection{Database: req.Database, Name: req.Name}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.DropCollection{Database: req.Database, Name: req.Name}, &out); err != nil {
 		return nil, err
 	}
 	return &pb.DropCollectionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
@@ -135,14 +135,14 @@ func (s *catalogService) AlterCollection(ctx context.Context, req *pb.AlterColle
 	}
 	var out fsmpb.CollectionResponse
 	cmd := &fsmpb.AlterCollection{Database: req.Database, Name: req.Name, SetProperties: req.SetProperties, DeleteProperties: req.DeleteProperties}
-	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
 	return &pb.AlterCollectionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
 }
 
 func (s *catalogService) DescribeCollection(ctx context.Context, req *pb.DescribeCollectionRequest) (*pb.DescribeCollectionResponse, error) {
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (s *catalogService) DescribeCollection(ctx context.Context, req *pb.Describ
 }
 
 func (s *catalogService) ListCollections(ctx context.Context, req *pb.ListCollectionsRequest) (*pb.ListCollectionsResponse, error) {
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func (s *catalogService) CreatePartition(ctx context.Context, req *pb.CreatePart
 		return nil, err
 	}
 	var out fsmpb.CollectionResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.CreatePartition{Database: req.Database, Collection: req.Collection, Name: req.Name, PartitionId: req.PartitionId}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.CreatePartition{Database: req.Database, Collection: req.Collection, Name: req.Name, PartitionId: req.PartitionId}, &out); err != nil {
 		return nil, err
 	}
 	return &pb.CreatePartitionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
@@ -211,7 +211,7 @@ func (s *catalogService) CreatePartition(ctx context.Context, req *pb.CreatePart
 
 func (s *catalogService) DropPartition(ctx context.Context, req *pb.DropPartitionRequest) (*pb.DropPartitionResponse, error) {
 	var out fsmpb.CollectionResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropPartition{Database: req.Database, Collection: req.Collection, Name: req.Name}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.DropPartition{Database: req.Database, Collection: req.Collection, Name: req.Name}, &out); err != nil {
 		return nil, err
 	}
 	return &pb.DropPartitionResponse{Collection: toCollection(out.Collection, out.Database)}, nil
@@ -223,7 +223,7 @@ func (s *catalogService) CreateIndex(ctx context.Context, req *pb.CreateIndexReq
 	}
 	var out fsmpb.CollectionResponse
 	cmd := &fsmpb.CreateIndex{Database: req.Database, Collection: req.Collection, Name: req.Name, FieldId: req.FieldId, Params: req.Params, IndexId: req.IndexId}
-	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
 	return &pb.CreateIndexResponse{Collection: toCollection(out.Collection, out.Database)}, nil
@@ -231,7 +231,7 @@ func (s *catalogService) CreateIndex(ctx context.Context, req *pb.CreateIndexReq
 
 func (s *catalogService) DropIndex(ctx context.Context, req *pb.DropIndexRequest) (*pb.DropIndexResponse, error) {
 	var out fsmpb.CollectionResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropIndex{Database: req.Database, Collection: req.Collection, Name: req.Name}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.DropIndex{Database: req.Database, Collection: req.Collection, Name: req.Name}, &out); err != nil {
 		return nil, err
 	}
 	return &pb.DropIndexResponse{Collection: toCollection(out.Collection, out.Database)}, nil
@@ -244,7 +244,7 @@ func (s *catalogService) AllocateSegment(ctx context.Context, req *pb.AllocateSe
 	}
 	var out fsmpb.SegmentResponse
 	cmd := &fsmpb.AllocateSegment{Database: req.Database, Collection: req.Collection, Partition: req.Partition, Lease: lease, SegmentId: req.SegmentId}
-	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
 	seg, err := s.segment(out.Segment, true)
@@ -255,15 +255,15 @@ func (s *catalogService) AllocateSegment(ctx context.Context, req *pb.AllocateSe
 }
 
 func (s *catalogService) FlushSegment(ctx context.Context, req *pb.FlushSegmentRequest) (*pb.FlushSegmentResponse, error) {
-	files, err := fromFiles(s.n.root, req.Files)
+	files, err := fromFiles(s.cfg.Root, req.Files)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.n.verifyFlush(ctx, req.SegmentId, files, req.VerifyFiles); err != nil {
+	if err := s.verifyFlush(ctx, req.SegmentId, files, req.VerifyFiles); err != nil {
 		return nil, err
 	}
 	var out fsmpb.SegmentResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.FlushSegment{SegmentId: req.SegmentId, RowCount: req.RowCount, Files: files, Meta: fromSegmentMeta(req.Meta)}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.FlushSegment{SegmentId: req.SegmentId, RowCount: req.RowCount, Files: files, Meta: fromSegmentMeta(req.Meta)}, &out); err != nil {
 		return nil, err
 	}
 	seg, err := s.segment(out.Segment, true)
@@ -279,7 +279,7 @@ func (s *catalogService) AllocateIndexBuild(ctx context.Context, req *pb.Allocat
 		return nil, err
 	}
 	var out fsmpb.IndexBuildResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.AllocateIndexBuild{SegmentId: req.SegmentId, Index: req.Index, Lease: lease, BuildId: req.BuildId}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.AllocateIndexBuild{SegmentId: req.SegmentId, Index: req.Index, Lease: lease, BuildId: req.BuildId}, &out); err != nil {
 		return nil, err
 	}
 	seg, err := s.segment(out.Segment, true)
@@ -296,12 +296,12 @@ func (s *catalogService) AllocateIndexBuild(ctx context.Context, req *pb.Allocat
 }
 
 func (s *catalogService) AddIndexBuild(ctx context.Context, req *pb.AddIndexBuildRequest) (*pb.AddIndexBuildResponse, error) {
-	files, err := fromFiles(s.n.root, req.Files)
+	files, err := fromFiles(s.cfg.Root, req.Files)
 	if err != nil {
 		return nil, err
 	}
 	var out fsmpb.SegmentResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.AddIndexBuild{SegmentId: req.SegmentId, BuildId: req.BuildId, Files: files}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.AddIndexBuild{SegmentId: req.SegmentId, BuildId: req.BuildId, Files: files}, &out); err != nil {
 		return nil, err
 	}
 	seg, err := s.segment(out.Segment, true)
@@ -317,14 +317,14 @@ func (s *catalogService) CompactSegments(ctx context.Context, req *pb.CompactSeg
 		if o == nil {
 			return nil, status.Error(codes.InvalidArgument, "empty compaction output")
 		}
-		files, err := fromFiles(s.n.root, o.Files)
+		files, err := fromFiles(s.cfg.Root, o.Files)
 		if err != nil {
 			return nil, err
 		}
 		cmd.Outputs = append(cmd.Outputs, &fsmpb.CompactOutput{SegmentId: o.SegmentId, RowCount: o.RowCount, Files: files, Meta: fromSegmentMeta(o.Meta)})
 	}
 	var out fsmpb.SegmentsResponse
-	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
 	segs, err := s.segments(out.Segments)
@@ -336,7 +336,7 @@ func (s *catalogService) CompactSegments(ctx context.Context, req *pb.CompactSeg
 
 func (s *catalogService) DropSegments(ctx context.Context, req *pb.DropSegmentsRequest) (*pb.DropSegmentsResponse, error) {
 	var out fsmpb.SegmentsResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.DropSegments{SegmentIds: req.SegmentIds}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.DropSegments{SegmentIds: req.SegmentIds}, &out); err != nil {
 		return nil, err
 	}
 	segs := make([]*pb.Segment, len(out.Segments))
@@ -352,7 +352,7 @@ func (s *catalogService) RegisterSegments(ctx context.Context, req *pb.RegisterS
 		if r == nil {
 			return nil, status.Error(codes.InvalidArgument, "empty segment entry")
 		}
-		files, err := fromFiles(s.n.root, r.Files)
+		files, err := fromFiles(s.cfg.Root, r.Files)
 		if err != nil {
 			return nil, err
 		}
@@ -363,14 +363,14 @@ func (s *catalogService) RegisterSegments(ctx context.Context, req *pb.RegisterS
 		if b == nil {
 			return nil, status.Error(codes.InvalidArgument, "empty index build entry")
 		}
-		files, err := fromFiles(s.n.root, b.Files)
+		files, err := fromFiles(s.cfg.Root, b.Files)
 		if err != nil {
 			return nil, err
 		}
 		cmd.Builds = append(cmd.Builds, &fsmpb.RegisteredBuild{SegmentId: b.SegmentId, BuildId: b.BuildId, IndexId: b.IndexId, Files: files})
 	}
 	var out fsmpb.SegmentsResponse
-	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
 	segs := make([]*pb.Segment, len(out.Segments))
@@ -381,7 +381,7 @@ func (s *catalogService) RegisterSegments(ctx context.Context, req *pb.RegisterS
 }
 
 func (s *catalogService) GetSegment(ctx context.Context, req *pb.GetSegmentRequest) (*pb.GetSegmentResponse, error) {
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +484,7 @@ func (s *catalogService) ListSegments(ctx context.Context, req *pb.ListSegmentsR
 			return nil, status.Errorf(codes.InvalidArgument, "unknown segment state %d in the filter", st)
 		}
 	}
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}

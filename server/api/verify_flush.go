@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"context"
@@ -19,8 +19,8 @@ import (
 // that every file of a flush is in the bucket with its size, by listing the segment's
 // prefixes — one LIST per prefix and page, never a HEAD per file — before the flush is
 // proposed. files are root-relative.
-func (n *Node) verifyFlush(ctx context.Context, segmentID uint64, files []*fsmpb.File, asked bool) error {
-	v := n.fsm.View()
+func (s *services) verifyFlush(ctx context.Context, segmentID uint64, files []*fsmpb.File, asked bool) error {
+	v := s.b.View()
 	seg, err := v.Segment(segmentID)
 	if err != nil && !asked {
 		return nil // the FSM says what is wrong with the flush
@@ -36,11 +36,11 @@ func (n *Node) verifyFlush(ctx context.Context, segmentID uint64, files []*fsmpb
 	if !asked || len(files) == 0 {
 		return nil
 	}
-	objects, err := n.objectStore()
+	objects, err := s.b.Store()
 	if err != nil {
 		return status.Errorf(codes.FailedPrecondition, "cannot verify the flush: %v", err)
 	}
-	ks := n.root
+	ks := s.cfg.Root
 	want := &flushFiles{index: make(map[string]int, len(files))}
 	prefixes := map[string]bool{}
 	if seg != nil {

@@ -1,11 +1,10 @@
-package server
+package api
 
 import (
 	"context"
 	"errors"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -19,51 +18,31 @@ import (
 // collection of the records-based kind, and every GCOrphanInterval one with the
 // orphan scan; GCRun runs one on demand (forwarded to the leader). One run at a time.
 
-// newGCSchedule is the node's collection schedule (package gc).
-func (n *Node) newGCSchedule() *gc.Schedule {
-	cfg := gc.Config{
-		Root:        n.cfg.Root,
-		Grace:       n.cfg.GCGrace,
-		OrphanGrace: n.cfg.GCOrphanGrace,
-		DeleteRate:  n.cfg.GCDeleteRate,
-		Concurrency: n.cfg.GCConcurrency,
-		Node:        n.cfg.NodeID,
-		Logger:      n.logger.With("component", "gc"),
-		// Metadata backups are not catalog objects: never orphans.
-		SkipPrefixes: []string{n.cfg.Backup.Prefix},
-	}
-	return gc.NewSchedule(dutyShim{n}, n.objectStore, cfg, gc.ScheduleConfig{
-		Interval: n.cfg.GCInterval, OrphanInterval: n.cfg.GCOrphanInterval, Ran: n.metrics.gcRan})
-}
-
-func (n *Node) gcSchedule() *internalv1.GCScheduleResponse {
-	next, orphans := n.gc.Next()
-	return &internalv1.GCScheduleResponse{Enabled: !n.cfg.GCDisabled, NextRunUnixMs: next.UnixMilli(), NextRunOrphanScan: orphans}
-}
-
 // gcService implements the public GC API.
 type gcService struct {
 	pb.UnimplementedGCServer
-	n *Node
+	*services
 }
 
 func (s *gcService) GCRun(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
-	if s.n.raft.State() == raft.Leader {
-		return s.n.gcRunLocal(ctx, req)
+	if s.b.IsLeader() {
+		return s.RunHere(ctx, req)
 	}
-	conn, leaderID, err := s.n.leaderConn()
+	leader, leaderID, err := s.b.Leader()
 	if err != nil {
 		return nil, err
 	}
-	resp, err := internalv1.NewInternalClient(conn).RunGC(ctx, req)
+	resp, err := leader.RunGC(ctx, req)
 	if status.Code(err) == codes.FailedPrecondition && status.Convert(err).Message() == "not leader" {
 		return nil, status.Errorf(codes.Unavailable, "leader %s changed while starting the collection; retry", leaderID)
 	}
 	return resp, err
 }
 
-func (n *Node) gcRunLocal(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
-	if !n.isLeaderReady() {
+// RunHere runs a collection on this node, the leader (GCRun, or the Internal RunGC of
+// another node's GCRun).
+func (s *services) RunHere(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
+	if !s.b.IsLeaderReady() {
 		return nil, status.Error(codes.Unavailable, "the leader is not ready yet; retry")
 	}
 	opts := gc.Options{DryRun: req.DryRun, OrphanScan: !req.SkipOrphanScan}
@@ -81,7 +60,7 @@ func (n *Node) gcRunLocal(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunR
 		g := time.Duration(*req.OrphanGraceMs) * time.Millisecond
 		opts.OrphanGrace = &g
 	}
-	res, err := n.gc.Run(ctx, opts)
+	res, err := s.gc.Run(ctx, opts)
 	if errors.Is(err, gc.ErrNoStore) {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
@@ -96,7 +75,7 @@ func (n *Node) gcRunLocal(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunR
 }
 
 func (s *gcService) GCStatus(ctx context.Context, _ *pb.GCStatusRequest) (*pb.GCStatusResponse, error) {
-	v, err := s.n.readView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
 	if err != nil {
 		return nil, err
 	}
@@ -104,10 +83,10 @@ func (s *gcService) GCStatus(ctx context.Context, _ *pb.GCStatusRequest) (*pb.GC
 	for _, r := range v.GCReports() {
 		out.Reports = append(out.Reports, toGCReport(r))
 	}
-	sched := s.n.gcSchedule()
-	if s.n.raft.State() != raft.Leader {
-		if conn, _, err := s.n.leaderConn(); err == nil {
-			if remote, err := internalv1.NewInternalClient(conn).GCSchedule(ctx, &internalv1.GCScheduleRequest{}); err == nil {
+	sched := s.GCSchedule()
+	if !s.b.IsLeader() {
+		if leader, _, err := s.b.Leader(); err == nil {
+			if remote, err := leader.GCSchedule(ctx, &internalv1.GCScheduleRequest{}); err == nil {
 				sched = remote
 			}
 		}
@@ -141,14 +120,14 @@ func (s *gcService) ReleaseForDeletion(ctx context.Context, req *pb.ReleaseForDe
 		cmd.Builds = append(cmd.Builds, &fsmpb.BuildRef{SegmentId: b.GetSegmentId(), BuildId: b.GetBuildId()})
 	}
 	for _, k := range req.Keys {
-		rel, err := relativeKey(s.n.root, k)
+		rel, err := relativeKey(s.cfg.Root, k)
 		if err != nil {
 			return nil, err
 		}
 		cmd.Keys = append(cmd.Keys, rel)
 	}
 	var out fsmpb.ReleaseForDeletionResponse
-	if err := s.n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Verdicts) != len(req.SegmentIds)+len(req.Builds)+len(req.Keys) {
@@ -156,7 +135,7 @@ func (s *gcService) ReleaseForDeletion(ctx context.Context, req *pb.ReleaseForDe
 	}
 	resp := &pb.ReleaseForDeletionResponse{Verdicts: make([]*pb.ReleaseVerdict, len(out.Verdicts))}
 	for i, v := range out.Verdicts {
-		pv := &pb.ReleaseVerdict{Deletable: v.Deletable, Reason: s.n.root.FullQuoted(v.Reason)}
+		pv := &pb.ReleaseVerdict{Deletable: v.Deletable, Reason: s.cfg.Root.FullQuoted(v.Reason)}
 		switch {
 		case i < len(req.SegmentIds):
 			pv.SegmentId = req.SegmentIds[i]

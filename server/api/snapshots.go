@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 
 // snapshotsService implements the public Snapshots API. Creating a snapshot is one
 // command (SnapshotBegin, which captures and pins); the leader's finisher then writes
-// the manifest and commits it (see finisher.go), so a snapshot started under one
+// the manifest and commits it (server/finisher), so a snapshot started under one
 // leader is finished by the next.
 type snapshotsService struct {
 	pb.UnimplementedSnapshotsServer
-	n *Node
+	*services
 }
 
 // Page sizes of ListSnapshots.
@@ -29,40 +29,39 @@ const (
 )
 
 func (s *snapshotsService) CreateSnapshot(ctx context.Context, req *pb.CreateSnapshotRequest) (*pb.CreateSnapshotResponse, error) {
-	n := s.n
 	cmd := &fsmpb.SnapshotBegin{
 		Database:         req.Database,
 		Collection:       req.Collection,
 		Name:             req.Name,
 		Description:      req.Description,
 		Labels:           req.Labels,
-		MaxPerCollection: uint32(n.cfg.SnapshotsPerCollection),
-		PendingTimeout:   int64(n.cfg.SnapshotPendingTimeout),
+		MaxPerCollection: uint32(s.cfg.SnapshotsPerCollection),
+		PendingTimeout:   int64(s.cfg.SnapshotPendingTimeout),
 	}
 	if err := fsm.ValidateSnapshotBegin(cmd); err != nil {
 		return nil, err
 	}
 	var out fsmpb.SnapshotResponse
-	if err := n.propose(ctx, req.RequestId, cmd, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
 		return nil, err
 	}
-	n.finisher.Kick()
+	s.b.KickFinisher()
 	snap := out.Snapshot
 	if !req.Async {
 		var err error
-		if snap, err = n.waitSnapshotSettled(ctx, snap.Id); err != nil {
+		if snap, err = s.waitSnapshotSettled(ctx, snap.Id); err != nil {
 			return nil, err
 		}
 	}
-	return &pb.CreateSnapshotResponse{Snapshot: s.convert(n.fsm.View(), snap, true)}, nil
+	return &pb.CreateSnapshotResponse{Snapshot: s.convert(s.b.View(), snap, true)}, nil
 }
 
 // waitSnapshotSettled waits until a snapshot is committed (returned) or given up (an
 // error with the reason), watching this node's state.
-func (n *Node) waitSnapshotSettled(ctx context.Context, id uint64) (*fsmpb.Snapshot, error) {
+func (s *services) waitSnapshotSettled(ctx context.Context, id uint64) (*fsmpb.Snapshot, error) {
 	for {
-		_, changed := n.fsm.AppliedCh()
-		snap, err := n.fsm.View().Snapshot(id)
+		changed := s.b.Changed()
+		snap, err := s.b.View().Snapshot(id)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "snapshot %d was removed before it was committed", id)
 		}
@@ -77,14 +76,14 @@ func (n *Node) waitSnapshotSettled(ctx context.Context, id uint64) (*fsmpb.Snaps
 		case <-ctx.Done():
 			return nil, status.Errorf(status.FromContextError(ctx.Err()).Code(),
 				"snapshot %q (id %d) is still pending; the leader goes on finishing it: describe it to follow up", snap.Name, id)
-		case <-n.stop:
+		case <-s.b.Stopping():
 			return nil, status.Error(codes.Unavailable, "the node is shutting down; describe the snapshot on another node")
 		}
 	}
 }
 
 func (s *snapshotsService) DropSnapshot(ctx context.Context, req *pb.DropSnapshotRequest) (*pb.DropSnapshotResponse, error) {
-	v, err := s.n.readView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +95,11 @@ func (s *snapshotsService) DropSnapshot(ctx context.Context, req *pb.DropSnapsho
 		return nil, err
 	}
 	var out fsmpb.SnapshotResponse
-	if err := s.n.propose(ctx, req.RequestId, &fsmpb.SnapshotMarkDeleting{SnapshotId: snap.Id, Reason: "dropped on request"}, &out); err != nil {
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.SnapshotMarkDeleting{SnapshotId: snap.Id, Reason: "dropped on request"}, &out); err != nil {
 		return nil, err
 	}
-	s.n.gc.Kick()
-	return &pb.DropSnapshotResponse{Existed: true, Snapshot: s.convert(s.n.fsm.View(), out.Snapshot, false)}, nil
+	s.b.KickGC()
+	return &pb.DropSnapshotResponse{Existed: true, Snapshot: s.convert(s.b.View(), out.Snapshot, false)}, nil
 }
 
 func (s *snapshotsService) ListSnapshots(ctx context.Context, req *pb.ListSnapshotsRequest) (*pb.ListSnapshotsResponse, error) {
@@ -115,7 +114,7 @@ func (s *snapshotsService) ListSnapshots(ctx context.Context, req *pb.ListSnapsh
 		}
 		filter.States = append(filter.States, fsmpb.SnapshotState(st))
 	}
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +136,7 @@ func (s *snapshotsService) ListSnapshots(ctx context.Context, req *pb.ListSnapsh
 }
 
 func (s *snapshotsService) DescribeSnapshot(ctx context.Context, req *pb.DescribeSnapshotRequest) (*pb.DescribeSnapshotResponse, error) {
-	v, err := s.n.readView(ctx, req.Consistency)
+	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +170,7 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 		CommittedAtUnixMs:     unixMS(snap.CommittedAt),
 		DeletingAtUnixMs:      unixMS(snap.DeletingAt),
 		PendingDeadlineUnixMs: unixMS(snap.PendingDeadline),
-		ManifestKey:           s.n.root.Full(snap.ManifestKey),
+		ManifestKey:           s.cfg.Root.Full(snap.ManifestKey),
 		ManifestSize:          snap.ManifestSize,
 		ManifestXxhash64:      snap.ManifestChecksum,
 		DeleteReason:          snap.DeleteReason,
