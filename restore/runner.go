@@ -185,11 +185,12 @@ func (r *Runner) lease(ctx context.Context, queue chan<- queuedTask, sems map[ui
 			if ctx.Err() == nil {
 				r.cfg.Logger.Debug("restore lease", "err", err)
 			}
-			sleep(ctx, max(time.Second, r.cfg.Guard.Backoff("restore-executor")))
-			return
+			retry = max(time.Second, r.cfg.Guard.Backoff("restore-executor"))
 		}
 		if batch == nil {
-			sleep(ctx, retry)
+			if r.pause(ctx, retry) {
+				continue
+			}
 			return
 		}
 		for _, t := range batch.tasks {
@@ -200,6 +201,20 @@ func (r *Runner) lease(ctx context.Context, queue chan<- queuedTask, sems map[ui
 			}
 		}
 	}
+}
+
+// pause waits out a retry delay, a floor that state changes do not cut short; a kick
+// (a job started, a report sent: there may be work now) does, and then it returns true.
+func (r *Runner) pause(ctx context.Context, d time.Duration) (kicked bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-r.kick:
+		return true
+	}
+	return false
 }
 
 // leaseBatch asks the leader for tasks; nil with a delay when there are none for us.
