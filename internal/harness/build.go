@@ -12,7 +12,7 @@ import (
 
 // BuildOptions say which snapkeep binary BuildSnapkeep builds and where.
 type BuildOptions struct {
-	// Dir receives the binary; default DefaultBinDir().
+	// Dir receives the binary; default <repository>/bin/harness.
 	Dir string
 	// Tags are build tags (e.g. jepsenbug); they name the binary: snapkeep-TAG1-TAG2.
 	Tags []string
@@ -23,16 +23,8 @@ var builds = struct {
 	done map[string]bool // binaries built by this process
 }{done: map[string]bool{}}
 
-// DefaultBinDir is <repository>/bin/harness, the cache the tests' binaries are built
-// into (bin/ is ignored by git).
-func DefaultBinDir() (string, error) {
-	root, err := RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	return defaultBinDir(root), nil
-}
-
+// defaultBinDir is the cache the tests' binaries are built into (bin/ is ignored by
+// git).
 func defaultBinDir(root string) string { return filepath.Join(root, "bin", "harness") }
 
 // binaryName is the file name of a binary built with tags.

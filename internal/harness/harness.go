@@ -1,8 +1,9 @@
 // Package harness is what every harness that runs snapkeep for real needs: the
 // fault-injection cluster (jepsen/cluster), the benchmarks (bench/internal/env), the
 // in-process test clusters (server/servertest) and the CLI's process tests
-// (cmd/snapkeep). It picks free ports on 127.0.0.1 (FreeAddr, FreeBlock), builds the
-// snapkeep binary (BuildSnapkeep) and supervises server processes (Process).
+// (cmd/snapkeep); objstore/versitygw takes its port from here too. It picks free
+// ports on 127.0.0.1 (FreeAddr, FreeBlock), builds the snapkeep binary (BuildSnapkeep)
+// and supervises server processes (Process).
 package harness
 
 import (
