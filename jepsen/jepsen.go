@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/jepsen/checker"
 	"github.com/snapkeep/snapkeep/jepsen/cluster"
 	"github.com/snapkeep/snapkeep/jepsen/history"
@@ -114,7 +115,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	logf("jepsen: run %s in %s", runID, dir)
 	// The binary goes into the output directory, shared by the runs (the Go build cache
 	// makes a rebuild cheap); everything else into the run's directory.
-	bin, err := cluster.Build(ctx, o.Out, o.Bug != "")
+	build := harness.BuildOptions{Dir: o.Out}
+	if o.Bug != "" {
+		build.Tags = []string{"jepsenbug"}
+	}
+	bin, err := harness.BuildSnapkeep(ctx, build)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/jepsen/checker"
 	"github.com/snapkeep/snapkeep/jepsen/cluster"
 	"github.com/snapkeep/snapkeep/jepsen/history"
@@ -110,7 +111,7 @@ func TestBugBuild(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin, err := cluster.Build(ctx, t.TempDir(), true)
+	bin, err := harness.BuildSnapkeep(ctx, harness.BuildOptions{Tags: []string{"jepsenbug"}})
 	require.NoError(t, err)
 	require.FileExists(t, bin)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/servertest"
 )
@@ -63,33 +63,13 @@ func TestCLIAgainstThreeNodeCluster(t *testing.T) {
 	require.Contains(t, errOut, `collection "docs" already exists in database "default"`)
 }
 
-// freeBasePort finds a base port whose dev ports (+1..+3, +11..+13, +20) are free.
+// freeBasePort picks a base port whose dev ports (up to the HTTP ports at
+// +devHTTPOffset+devNodes-1) are free (harness.FreeBlock).
 func freeBasePort(t *testing.T) int {
 	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if base+devHTTPOffset+devNodes-1 > 65535 {
-			continue
-		}
-		free := true
-		for _, off := range []int{devGRPCOffset, devGRPCOffset + 1, devGRPCOffset + 2, devRaftOffset, devRaftOffset + 1, devRaftOffset + 2, devS3Offset,
-			devHTTPOffset, devHTTPOffset + 1, devHTTPOffset + 2} {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
-			if err != nil {
-				free = false
-				break
-			}
-			l.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatal("no free port range for the dev cluster")
-	return 0
+	base, err := harness.FreeBlock(devHTTPOffset + devNodes)
+	require.NoError(t, err)
+	return base
 }
 
 // TestDevDemoOnce is acceptance point 2: `snapkeep dev --demo --once` exits 0.

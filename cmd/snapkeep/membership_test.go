@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,26 +15,26 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/snapkeep/snapkeep/internal/loopback"
+	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
-// buildBinary builds the snapkeep binary into a temporary directory.
-func buildBinary(t *testing.T) string {
+// buildBinary builds the snapkeep binary, with build tags, into the harness's cache
+// (once per test process).
+func buildBinary(t *testing.T, tags ...string) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	require.NoError(t, err, "the go tool builds the binary")
-	bin := filepath.Join(t.TempDir(), "snapkeep")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, err := harness.BuildSnapkeep(ctx, harness.BuildOptions{Tags: tags})
+	require.NoError(t, err)
 	return bin
 }
 
-// freePort returns a 127.0.0.1 address free for TCP and UDP, below the ephemeral port
-// range (see internal/loopback).
+// freePort returns a 127.0.0.1 address free for TCP and UDP, outside the ephemeral
+// port range (harness.FreeAddr).
 func freePort(t *testing.T) string {
 	t.Helper()
-	addr, err := loopback.FreeAddr()
+	addr, err := harness.FreeAddr()
 	require.NoError(t, err)
 	return addr
 }
@@ -44,36 +42,27 @@ func freePort(t *testing.T) string {
 // serverProcess is one `snapkeep server` process.
 type serverProcess struct {
 	id, grpc, raft, gossip, log string
-	cmd                         *exec.Cmd
+	proc                        *harness.Process
 }
 
-// startServer starts a server process in its own process group; Cleanup stops the
-// group (SIGTERM, then SIGKILL after 10s) and waits for it.
+// startServer starts a server process in its own process group; Cleanup stops it
+// (SIGTERM, then SIGKILL after 10s).
 func startServer(t *testing.T, bin string, p *serverProcess, args ...string) {
 	t.Helper()
-	logFile, err := os.Create(p.log)
-	require.NoError(t, err)
-	cmd := exec.Command(bin, append([]string{"server", "--node-id", p.id, "--data-dir", filepath.Join(filepath.Dir(p.log), p.id),
-		"--raft-addr", p.raft, "--grpc-addr", p.grpc, "--gossip-addr", p.gossip, "--s3-bucket", "", "--log-level", "info",
-		"--internal-token", "membership-test-cluster-secret"}, args...)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	p.cmd = cmd
+	p.proc = &harness.Process{Name: p.id, Binary: bin, LogPath: p.log,
+		Args: append([]string{"server", "--node-id", p.id, "--data-dir", filepath.Join(filepath.Dir(p.log), p.id),
+			"--raft-addr", p.raft, "--grpc-addr", p.grpc, "--gossip-addr", p.gossip, "--s3-bucket", "", "--log-level", "info",
+			"--internal-token", "membership-test-cluster-secret"}, args...)}
+	require.NoError(t, p.proc.Start())
 	t.Cleanup(func() {
-		defer logFile.Close()
-		pgid := cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-done
+		if err := p.proc.Stop(); err != nil {
+			t.Log(err)
 		}
 	})
 }
+
+// alive reports whether the process has not exited.
+func (p *serverProcess) alive() bool { return p.proc.Running() }
 
 // nodeStatus asks one node directly (no leader following) for the cluster status.
 func nodeStatus(addr string) (*snapkeepv1.ClusterStatusResponse, error) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -145,10 +144,7 @@ func TestServerServesMetricsWithHTTPAddr(t *testing.T) {
 	require.NoError(t, err)
 	defer emb.Close()
 	s3 := emb.Config()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	raftAddr := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	raftAddr := freePort(t)
 
 	root := newRootCmd()
 	var stdout, stderr syncBuffer

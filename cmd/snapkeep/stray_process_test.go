@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,22 +18,6 @@ import (
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
-
-// buildBinaryWithTags builds the snapkeep binary with build tags.
-func buildBinaryWithTags(t *testing.T, tags string) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	require.NoError(t, err, "the go tool builds the binary")
-	bin := filepath.Join(t.TempDir(), "snapkeep")
-	out, err := exec.Command(goBin, "build", "-tags", tags, "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
-}
-
-// alive reports whether the process has not exited.
-func (p *serverProcess) alive() bool {
-	return p.cmd.Process.Signal(syscall.Signal(0)) == nil
-}
 
 // TestStrayObjectAndDutyPanicThreeProcesses is acceptance point 2 of the hardening
 // issue: one object at <root>/collections/C/segments/S/index/B (no trailing slash) of a
@@ -49,7 +31,7 @@ func TestStrayObjectAndDutyPanicThreeProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds the binary and runs three server processes (make test runs it)")
 	}
-	bin := buildBinaryWithTags(t, "jepsenbug")
+	bin := buildBinary(t, "jepsenbug")
 	ctx := context.Background()
 	s3, err := objstore.StartEmbedded(ctx, objstore.EmbeddedOptions{})
 	require.NoError(t, err)

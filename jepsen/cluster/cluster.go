@@ -25,17 +25,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/snapkeep/snapkeep/client"
-	"github.com/snapkeep/snapkeep/internal/loopback"
+	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/jepsen/netproxy"
 	"github.com/snapkeep/snapkeep/jepsen/s3proxy"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -46,56 +44,10 @@ import (
 // Root is the key prefix the nodes use in the bucket.
 const Root = "snapkeep"
 
-// RepoRoot is the directory holding go.mod, found upwards from the working directory.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// Build compiles the snapkeep binary into dir as snapkeep (or, with -tags jepsenbug
-// when bug is set, snapkeep-jepsenbug) and returns its path.
-func Build(ctx context.Context, dir string, bug bool) (string, error) {
-	root, err := RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	name := "snapkeep"
-	if bug {
-		name = "snapkeep-jepsenbug"
-	}
-	out, err := filepath.Abs(filepath.Join(dir, name))
-	if err != nil {
-		return "", err
-	}
-	args := []string{"build", "-o", out}
-	if bug {
-		args = append(args, "-tags", "jepsenbug")
-	}
-	args = append(args, "./cmd/snapkeep")
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
-	}
-	return out, nil
-}
-
 // Options configure a cluster.
 type Options struct {
 	Dir    string // run directory: data dirs, logs
-	Binary string // the snapkeep binary (Build)
+	Binary string // the snapkeep binary (harness.BuildSnapkeep)
 	Bug    string // SNAPKEEP_BUG for every node (needs a jepsenbug binary)
 	Nodes  int    // default 3
 	// ExtraArgs are appended to every node's arguments (a later flag overrides an
@@ -117,10 +69,9 @@ type Node struct {
 	// the leader to add it (RestartFresh).
 	args, freshArgs []string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	paused bool
+	proc *harness.Process
+
+	mu sync.Mutex
 	// fresh: the data dir was wiped and the node has not yet been seen as a voter;
 	// until then a restart must not bootstrap it from --peers.
 	fresh bool
@@ -128,7 +79,6 @@ type Node struct {
 
 // Cluster is the running cluster under test.
 type Cluster struct {
-	opts  Options
 	Nodes []*Node
 	// Link proxies by [from, to]: Raft, and node-to-node gRPC.
 	Raft map[[2]string]*netproxy.Proxy
@@ -138,19 +88,15 @@ type Cluster struct {
 	// Store reads the bucket directly (not through the fault proxy).
 	Store  objstore.Store
 	Bucket string
-	env    []string
 	gwLog  *os.File
 }
-
-// freeAddr is the port picker every node address comes from.
-var freeAddr = loopback.FreeAddr
 
 // Start starts the S3 server, the proxies and the nodes, and waits for a leader.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	c = &Cluster{opts: opts, Raft: map[[2]string]*netproxy.Proxy{}, GRPC: map[[2]string]*netproxy.Proxy{}}
+	c = &Cluster{Raft: map[[2]string]*netproxy.Proxy{}, GRPC: map[[2]string]*netproxy.Proxy{}}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -180,11 +126,16 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if c.S3, err = s3proxy.Start(c.GW.Endpoint()); err != nil {
 		return nil, err
 	}
+	var env []string
+	if opts.Bug != "" {
+		env = append(env, "SNAPKEEP_BUG="+opts.Bug)
+	}
 	for i := 1; i <= opts.Nodes; i++ {
 		n := &Node{ID: fmt.Sprintf("n%d", i), DataDir: filepath.Join(opts.Dir, "data", fmt.Sprintf("n%d", i)),
 			LogPath: filepath.Join(logDir, fmt.Sprintf("n%d.log", i))}
+		n.proc = &harness.Process{Name: n.ID, Binary: opts.Binary, Env: env, LogPath: n.LogPath}
 		for _, a := range []*string{&n.RaftAddr, &n.GRPCAddr, &n.HTTPAddr, &n.GossipAddr} {
-			if *a, err = freeAddr(); err != nil {
+			if *a, err = harness.FreeAddr(); err != nil {
 				return nil, err
 			}
 		}
@@ -244,10 +195,6 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		n.freshArgs = append(n.freshArgs, opts.ExtraArgs...)
 		n.args = append(slices.Clone(n.freshArgs), "--peers", strings.Join(peers, ","))
 	}
-	c.env = os.Environ()
-	if opts.Bug != "" {
-		c.env = append(c.env, "SNAPKEEP_BUG="+opts.Bug)
-	}
 	for _, n := range c.Nodes {
 		if err := c.startNode(n); err != nil {
 			return nil, err
@@ -260,17 +207,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	// every node must be up, not just a quorum
 	for _, n := range c.Nodes {
-		for {
-			sctx, scancel := context.WithTimeout(wctx, 3*time.Second)
-			_, _, err := c.SelfStatus(sctx, n.ID)
-			scancel()
-			if err == nil {
-				break
-			}
-			if !n.Running() || wctx.Err() != nil {
-				return nil, fmt.Errorf("node %s did not start (see %s): %v", n.ID, n.LogPath, err)
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := n.proc.WaitReady(wctx, 200*time.Millisecond, 3*time.Second, func(ctx context.Context) error {
+			_, _, err := c.SelfStatus(ctx, n.ID)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("node %s did not start: %w", n.ID, err)
 		}
 	}
 	return c, nil
@@ -278,39 +219,13 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 
 func (c *Cluster) startNode(n *Node) error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd != nil {
-		select {
-		case <-n.exited:
-		default:
-			return nil // running
-		}
-	}
-	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
 	args, how := n.args, ""
 	if n.fresh {
 		args, how = n.freshArgs, " (data dir wiped: no --peers, waits to be added)"
 	}
-	fmt.Fprintf(logf, "=== jepsen: start %s at %s%s\n", n.ID, time.Now().UTC().Format(time.RFC3339Nano), how)
-	cmd := exec.Command(c.opts.Binary, args...)
-	cmd.Env = c.env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return fmt.Errorf("start %s: %w", n.ID, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logf.Close()
-		close(exited)
-	}()
-	n.cmd, n.exited, n.paused = cmd, exited, false
-	return nil
+	n.mu.Unlock()
+	banner := fmt.Sprintf("=== jepsen: start %s at %s%s", n.ID, time.Now().UTC().Format(time.RFC3339Nano), how)
+	return n.proc.StartWith(args, banner)
 }
 
 // Node returns the node with this id.
@@ -333,47 +248,10 @@ func (c *Cluster) IDs() []string {
 }
 
 // Running reports whether the node's process is alive (paused counts as alive).
-func (n *Node) Running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (n *Node) signal(sig syscall.Signal) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
-		return fmt.Errorf("%s not started", n.ID)
-	}
-	return syscall.Kill(-n.cmd.Process.Pid, sig)
-}
+func (n *Node) Running() bool { return n.proc.Running() }
 
 // Kill sends SIGKILL to the node's process group and waits for it to exit.
-func (c *Cluster) Kill(id string) error {
-	n := c.Node(id)
-	_ = n.signal(syscall.SIGCONT)
-	if err := n.signal(syscall.SIGKILL); err != nil {
-		return err
-	}
-	n.mu.Lock()
-	exited := n.exited
-	n.paused = false
-	n.mu.Unlock()
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s did not exit after SIGKILL", id)
-	}
-}
+func (c *Cluster) Kill(id string) error { return c.Node(id).proc.Kill() }
 
 // Restart starts a node that is not running (no-op otherwise).
 func (c *Cluster) Restart(id string) error { return c.startNode(c.Node(id)) }
@@ -456,22 +334,10 @@ func (c *Cluster) WaitVoters(ctx context.Context) error {
 }
 
 // Pause stops the node's process group with SIGSTOP; Resume continues it.
-func (c *Cluster) Pause(id string) error {
-	n := c.Node(id)
-	n.mu.Lock()
-	n.paused = true
-	n.mu.Unlock()
-	return n.signal(syscall.SIGSTOP)
-}
+func (c *Cluster) Pause(id string) error { return c.Node(id).proc.Pause() }
 
 // Resume sends SIGCONT.
-func (c *Cluster) Resume(id string) error {
-	n := c.Node(id)
-	n.mu.Lock()
-	n.paused = false
-	n.mu.Unlock()
-	return n.signal(syscall.SIGCONT)
-}
+func (c *Cluster) Resume(id string) error { return c.Node(id).proc.Resume() }
 
 // HealNetwork makes every link healthy and ends the S3 fault window.
 func (c *Cluster) HealNetwork() {
@@ -491,10 +357,7 @@ func (c *Cluster) HealAll(ctx context.Context) error {
 	c.HealNetwork()
 	var errs []error
 	for _, n := range c.Nodes {
-		_ = n.signal(syscall.SIGCONT)
-		n.mu.Lock()
-		n.paused = false
-		n.mu.Unlock()
+		_ = n.proc.Resume()
 		if !n.Running() {
 			errs = append(errs, c.Restart(n.ID))
 		}
@@ -683,9 +546,7 @@ func (c *Cluster) StopNodes() {
 // Close kills every node's process group and stops the proxies and the S3 server.
 func (c *Cluster) Close() {
 	for _, n := range c.Nodes {
-		if n.Running() {
-			_ = c.Kill(n.ID)
-		}
+		_ = n.proc.Kill()
 	}
 	for _, p := range c.Raft {
 		p.Close()

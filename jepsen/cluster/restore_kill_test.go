@@ -9,6 +9,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
+	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/jepsen/cluster"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -26,7 +27,7 @@ func TestRestoreSurvivesFollowerKillAndRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	bin, err := cluster.Build(ctx, dir, false)
+	bin, err := harness.BuildSnapkeep(ctx, harness.BuildOptions{})
 	require.NoError(t, err)
 	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, Binary: bin,
 		ExtraArgs: []string{"--restore-lease", "5m", "--log-level", "info"}})

@@ -29,3 +29,17 @@ func TestParse(t *testing.T) {
 	}
 	require.Contains(t, All, Member, "--nemesis all must include the member fault")
 }
+
+// TestEveryKindHasOneFault pins the kinds' names and order (--nemesis all picks from
+// All by index, so the order is part of a seed's schedule) and that each kind has
+// exactly one fault type.
+func TestEveryKindHasOneFault(t *testing.T) {
+	require.Equal(t, []string{"kill", "pause", "partition-leader", "partition-majority", "bridge", "delay", "drop",
+		"leader-churn", "s3-faults", "member"}, All)
+	require.Len(t, byKind, len(All), "two fault types claim one kind")
+	for _, kind := range All {
+		f, ok := byKind[kind]
+		require.True(t, ok, kind)
+		require.Equal(t, kind, f.kind())
+	}
+}

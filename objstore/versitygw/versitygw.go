@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/objstore"
 )
 
@@ -102,8 +102,8 @@ type Process struct {
 	stopErr  error
 }
 
-// StartProcess starts versitygw on a free 127.0.0.1 port, waits (up to 20 s)
-// until it serves S3 requests, and creates the bucket. Stop it with Stop.
+// StartProcess starts versitygw on a free 127.0.0.1 port (harness.FreeAddr), waits
+// (up to 20 s) until it serves S3 requests, and creates the bucket. Stop it with Stop.
 func StartProcess(ctx context.Context, opts Options) (*Process, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("versitygw: Options.Dir is empty")
@@ -138,9 +138,9 @@ func StartProcess(ctx context.Context, opts Options) (*Process, error) {
 var errExitedEarly = errors.New("versitygw exited before serving")
 
 func startOnce(ctx context.Context, opts Options) (*Process, error) {
-	addr, err := freeLoopbackAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("versitygw: pick a port: %w", err)
 	}
 	logs := &tailBuffer{max: logTailBytes}
 	var out io.Writer = logs
@@ -172,18 +172,6 @@ func startOnce(ctx context.Context, opts Options) (*Process, error) {
 		return nil, fmt.Errorf("%w\nversitygw output (tail):\n%s", err, p.LogTail())
 	}
 	return p, nil
-}
-
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("versitygw: pick a port: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("versitygw: pick a port: %w", err)
-	}
-	return addr, nil
 }
 
 // waitReady polls with CreateBucket, a real signed S3 call, until it succeeds:

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/snapkeep/snapkeep/internal/loopback"
+	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/server"
 )
@@ -51,8 +51,8 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	grpcAddrs := make([]string, n)
 	peers := map[string]string{}
 	for i := 0; i < n; i++ {
-		raftAddrs[i] = freeAddr(t)
-		grpcAddrs[i] = freeAddr(t)
+		raftAddrs[i] = FreeAddr(t)
+		grpcAddrs[i] = FreeAddr(t)
 		peers[nodeID(i)] = raftAddrs[i]
 	}
 	logger := testLogger(t)
@@ -108,16 +108,13 @@ const ClusterSecret = "servertest-cluster-secret"
 
 func nodeID(i int) string { return fmt.Sprintf("n%d", i+1) }
 
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string { return FreeAddr(t) }
-
 // FreeAddr returns a 127.0.0.1 address whose port is free for TCP and UDP, was never
 // handed out before in this process, and lies below Linux's ephemeral range, so no
 // other process's listener on port 0 or outgoing connection takes it before (or
-// between restarts of) the node that binds it (see internal/loopback).
+// between restarts of) the node that binds it (harness.FreeAddr).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := loopback.FreeAddr()
+	addr, err := harness.FreeAddr()
 	require.NoError(t, err)
 	return addr
 }
@@ -147,7 +144,7 @@ func (c *Cluster) Restart(i int) {
 	require.Nil(c.t, c.Nodes[i], "node %d is running", i)
 	var node *server.Node
 	var err error
-	// The port was released by a stopped node or by freeAddr; retry briefly if the
+	// The port was released by a stopped node or by FreeAddr; retry briefly if the
 	// kernel has not let go of it yet.
 	for attempt := 0; attempt < 50; attempt++ {
 		node, err = server.Start(c.configs[i])

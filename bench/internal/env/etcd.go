@@ -10,11 +10,13 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/snapkeep/snapkeep/internal/harness"
 )
 
 // EtcdMember is one etcd process.
 type EtcdMember struct {
-	*Proc
+	*harness.Process
 	Name       string
 	ClientAddr string
 	PeerAddr   string
@@ -41,10 +43,10 @@ func StartEtcd(ctx context.Context, dir string) (*Etcd, error) {
 	var initial []string
 	for i := 1; i <= 3; i++ {
 		m := &EtcdMember{Name: fmt.Sprintf("e%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("etcd-e%d", i))}
-		if m.ClientAddr, err = FreeAddr(); err != nil {
+		if m.ClientAddr, err = harness.FreeAddr(); err != nil {
 			return nil, err
 		}
-		if m.PeerAddr, err = FreeAddr(); err != nil {
+		if m.PeerAddr, err = harness.FreeAddr(); err != nil {
 			return nil, err
 		}
 		initial = append(initial, m.Name+"=http://"+m.PeerAddr)
@@ -56,7 +58,7 @@ func StartEtcd(ctx context.Context, dir string) (*Etcd, error) {
 			"--listen-peer-urls", "http://" + m.PeerAddr, "--initial-advertise-peer-urls", "http://" + m.PeerAddr,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", "snapkeep-bench", "--log-level", "warn"}
-		m.Proc = &Proc{Name: "etcd-" + m.Name, Binary: bin, Args: args, LogPath: filepath.Join(dir, "etcd-"+m.Name+".log")}
+		m.Process = &harness.Process{Name: "etcd-" + m.Name, Binary: bin, Args: args, LogPath: filepath.Join(dir, "etcd-"+m.Name+".log")}
 		if err := m.Start(); err != nil {
 			c.Stop()
 			return nil, err
@@ -70,7 +72,7 @@ func StartEtcd(ctx context.Context, dir string) (*Etcd, error) {
 	defer cl.Close()
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := waitFor(wctx, 100*time.Millisecond, func(ctx context.Context) error {
+	if err := harness.Poll(wctx, 100*time.Millisecond, 2*time.Second, func(ctx context.Context) error {
 		_, err := cl.Get(ctx, "health")
 		return err
 	}); err != nil {
@@ -99,7 +101,7 @@ func (c *Etcd) Client() (*clientv3.Client, error) {
 // Stop stops every member.
 func (c *Etcd) Stop() {
 	for _, m := range c.Members {
-		if m.Proc != nil {
+		if m.Process != nil {
 			_ = m.Stop()
 		}
 	}

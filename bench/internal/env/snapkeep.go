@@ -5,32 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/internal/harness"
 )
 
 // BuildSnapkeep compiles the repository's snapkeep binary into <repo>/bin/snapkeep.
 func BuildSnapkeep(ctx context.Context) (string, error) {
-	root, err := RepoRoot()
+	root, err := harness.RepoRoot()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("env: %w", err)
 	}
-	out := filepath.Join(root, "bin", "snapkeep")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/snapkeep")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/snapkeep: %w\n%s", err, b)
-	}
-	return out, nil
+	return harness.BuildSnapkeep(ctx, harness.BuildOptions{Dir: filepath.Join(root, "bin")})
 }
 
 // SnapkeepNode is one server process.
 type SnapkeepNode struct {
-	*Proc
+	*harness.Process
 	ID       string
 	GRPCAddr string
 	RaftAddr string
@@ -76,14 +70,14 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 	for i := 1; i <= 3; i++ {
 		n := &SnapkeepNode{ID: fmt.Sprintf("n%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("snapkeep-n%d", i))}
 		var err error
-		if n.GRPCAddr, err = FreeAddr(); err != nil {
+		if n.GRPCAddr, err = harness.FreeAddr(); err != nil {
 			return nil, err
 		}
-		if n.RaftAddr, err = FreeAddr(); err != nil {
+		if n.RaftAddr, err = harness.FreeAddr(); err != nil {
 			return nil, err
 		}
 		if opts.HTTP {
-			if n.HTTPAddr, err = FreeAddr(); err != nil {
+			if n.HTTPAddr, err = harness.FreeAddr(); err != nil {
 				return nil, err
 			}
 		}
@@ -104,7 +98,7 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 			args = append(args, "--http-addr", n.HTTPAddr, "--enable-pprof")
 		}
 		args = append(args, opts.Extra...)
-		n.Proc = &Proc{Name: "snapkeep-" + n.ID, Binary: opts.Binary, Args: args, LogPath: filepath.Join(dir, "snapkeep-"+n.ID+".log")}
+		n.Process = &harness.Process{Name: "snapkeep-" + n.ID, Binary: opts.Binary, Args: args, LogPath: filepath.Join(dir, "snapkeep-"+n.ID+".log")}
 		if err := n.Start(); err != nil {
 			c.Stop()
 			return nil, err
@@ -143,7 +137,7 @@ func (c *Snapkeep) WaitReady(ctx context.Context, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		err = waitFor(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		err = n.WaitReady(ctx, 100*time.Millisecond, 2*time.Second, func(ctx context.Context) error {
 			st, err := cl.ClusterStatus(ctx)
 			if err != nil {
 				return err
@@ -155,7 +149,7 @@ func (c *Snapkeep) WaitReady(ctx context.Context, timeout time.Duration) error {
 		})
 		_ = cl.Close()
 		if err != nil {
-			return fmt.Errorf("snapkeep %s not ready (log %s): %w", n.ID, n.LogPath, err)
+			return fmt.Errorf("snapkeep %s not ready: %w", n.ID, err)
 		}
 	}
 	return nil
@@ -193,7 +187,7 @@ func (n *SnapkeepNode) Client(ctx context.Context) (*client.Client, error) {
 // Stop stops every node (SIGTERM, then SIGKILL).
 func (c *Snapkeep) Stop() {
 	for _, n := range c.Nodes {
-		if n.Proc != nil {
+		if n.Process != nil {
 			_ = n.Stop()
 		}
 	}

@@ -1,0 +1,25 @@
+package nemesis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/snapkeep/snapkeep/jepsen/s3proxy"
+)
+
+// s3Fault: the S3 proxy answers a share of requests 503 SlowDown and holds others.
+type s3Fault struct{}
+
+func (s3Fault) kind() string { return S3Faults }
+
+func (s3Fault) inject(_ context.Context, n *Nemesis, start startFunc) func() {
+	fl := s3proxy.Faults{SlowDownRate: 0.2, HoldRate: 0.1, Hold: 15 * time.Second}
+	n.C.S3.Set(fl)
+	start("s3", fmt.Sprintf("%.0f%% 503 SlowDown, %.0f%% held %v", fl.SlowDownRate*100, fl.HoldRate*100, fl.Hold))
+	before := n.C.S3.Injected.Load()
+	return func() {
+		n.C.S3.Set(s3proxy.Faults{})
+		n.Log("nemesis: s3-faults: %d requests faulted", n.C.S3.Injected.Load()-before)
+	}
+}
