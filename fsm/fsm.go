@@ -1,5 +1,6 @@
 // Package fsm is snapkeep's replicated state machine: the command types, Apply, the
-// indexed state store (hashicorp/go-memdb) and the raft snapshot of the whole state.
+// indexed state store (copy-on-write B-trees, tables.go) and the raft snapshot of the
+// whole state (raftsnapshot.go); collection snapshots are in collection_snapshots.go.
 //
 // It is pure: Apply reads no clock, draws no random number and does no I/O. Every time
 // it records comes from the leader's clock, carried in the log entry's envelope; every

@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"bytes"
-	"encoding/hex"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -40,31 +39,6 @@ func mustEncode(t testing.TB, cmd *fsmpb.CreateCollection) []byte {
 	data, err := EncodeCommand("", 1, cmd)
 	require.NoError(t, err)
 	return data
-}
-
-func FuzzFileList(f *testing.F) {
-	f.Add(encodeFileList([]FileEntry{{Key: "insert/1/2", Kind: 1, Size: 3}, {Key: "insert/1/3", Kind: 1, FieldID: -4, CRC32C: 9}}))
-	f.Add([]byte{1, 0})
-	f.Add([]byte{1, 200, 1})
-	f.Add(encodeFileList([]FileEntry{{Key: "insert_log/100/449000000000000001", Kind: 1, Size: 3, LogID: 449000000000000001, Entries: 7, TimestampFrom: 5, TimestampTo: 9, MemorySize: 11},
-		{Key: "insert_log/101/449000000000000002", Kind: 1, LogID: 449000000000000002, TimestampTo: 1}}))
-	golden, err := hex.DecodeString(goldenV2)
-	require.NoError(f, err)
-	f.Add(golden)
-	f.Fuzz(func(t *testing.T, blob []byte) {
-		entries, err := DecodeFileList(blob)
-		if err != nil {
-			return
-		}
-		// Whatever decodes re-encodes to something that decodes the same.
-		again, err := DecodeFileList(encodeFileList(entries))
-		require.NoError(t, err)
-		if len(entries) == 0 {
-			require.Empty(t, again)
-			return
-		}
-		require.Equal(t, entries, again)
-	})
 }
 
 func FuzzReadSnapshot(f *testing.F) {

@@ -8,6 +8,7 @@ import (
 	"github.com/google/btree"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 )
@@ -192,7 +193,7 @@ func (r reader) keyOwned(key string) (bool, string) {
 // listed reports whether a file list holds rel.
 func listed(blob []byte, rel string) bool {
 	found := false
-	_ = ForEachFile(blob, func(e FileEntry) bool {
+	_ = filelist.ForEach(blob, func(e filelist.Entry) bool {
 		found = e.Key == rel
 		return !found && e.Key < rel
 	})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
 
@@ -58,7 +59,7 @@ func TestRegisterIndexBuilds(t *testing.T) {
 	require.EqualValues(t, vec, b.IndexId)
 	require.Equal(t, fsmpb.BuildState_BUILD_STATE_READY, b.State)
 	require.Equal(t, h.now, b.ReadyAt)
-	kept, err := DecodeFileList(b.Files)
+	kept, err := filelist.Decode(b.Files)
 	require.NoError(t, err)
 	require.Len(t, kept, 2)
 	require.Equal(t, "1/HNSW_0", kept[0].Key)

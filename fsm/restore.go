@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
 
@@ -231,7 +232,7 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 	plan := &fsmpb.RestorePlan{JobId: jobID}
 	var tasks uint64
 	addFiles := func(blob []byte) (uint32, error) {
-		files, bytes, err := FileListTotals(blob)
+		files, bytes, err := filelist.Totals(blob)
 		if err != nil {
 			return 0, err
 		}

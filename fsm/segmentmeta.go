@@ -9,7 +9,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/internal/varint"
 )
 
 // A segment's vector-database metadata is kept packed, one blob per segment, not as a
@@ -109,17 +111,17 @@ func unpackSegmentMeta(p []byte) (*fsmpb.SegmentMeta, error) {
 	}
 	p = p[1:]
 	m := &fsmpb.SegmentMeta{}
-	level, p, ok := readUvarint(p)
+	level, p, ok := varint.Uvarint(p)
 	if !ok || level > 1<<31-1 {
 		return nil, errBadPackedMeta
 	}
 	m.Level = fsmpb.SegmentLevel(level)
-	if m.StorageVersion, p, ok = readVarint(p); !ok || len(p) == 0 {
+	if m.StorageVersion, p, ok = varint.Varint(p); !ok || len(p) == 0 {
 		return nil, errBadPackedMeta
 	}
 	m.IsSorted = p[0]&1 != 0
 	p = p[1:]
-	n, p, ok := readUvarint(p)
+	n, p, ok := varint.Uvarint(p)
 	if !ok || n > uint64(len(p)) {
 		return nil, errBadPackedMeta
 	}
@@ -134,17 +136,17 @@ func unpackSegmentMeta(p []byte) (*fsmpb.SegmentMeta, error) {
 }
 
 func readPosition(p []byte, channel string) ([]byte, []byte, bool) {
-	shared, p, ok := readUvarint(p)
+	shared, p, ok := varint.Uvarint(p)
 	if !ok || shared > uint64(len(channel)) || (shared != 0 && shared < minSharedChannel) {
 		return nil, nil, false
 	}
 	var at uint64
 	if shared != 0 {
-		if at, p, ok = readUvarint(p); !ok {
+		if at, p, ok = varint.Uvarint(p); !ok {
 			return nil, nil, false
 		}
 	}
-	n, p, ok := readUvarint(p)
+	n, p, ok := varint.Uvarint(p)
 	if !ok || n > uint64(len(p)) || at > n {
 		return nil, nil, false
 	}
@@ -175,11 +177,11 @@ func upgradeSegment(s *fsmpb.Segment) error {
 		return err
 	}
 	var err error
-	if s.Files, err = upgradeFileList(s.Files); err != nil {
+	if s.Files, err = filelist.Upgrade(s.Files); err != nil {
 		return fmt.Errorf("segment %d: %w", s.Id, err)
 	}
 	for _, b := range s.IndexBuilds {
-		if b.Files, err = upgradeFileList(b.Files); err != nil {
+		if b.Files, err = filelist.Upgrade(b.Files); err != nil {
 			return fmt.Errorf("segment %d, build %d: %w", s.Id, b.BuildId, err)
 		}
 	}

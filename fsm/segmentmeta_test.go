@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/fsmtest"
 )
@@ -130,7 +131,7 @@ func TestSnapshotWithUnpackedMetaLoads(t *testing.T) {
 	require.NoError(t, err)
 	old.ProtoReflect().SetUnknown(protowire.AppendBytes(protowire.AppendTag(nil, legacyMetaField, protowire.BytesType), legacy))
 	// and its files as a version 2 list
-	old.Files, err = hex.DecodeString(goldenV2)
+	old.Files, err = hex.DecodeString(fsmtest.GoldenFileListV2)
 	require.NoError(t, err)
 	cur.segments.put(old)
 	var buf bytes.Buffer
@@ -143,10 +144,14 @@ func TestSnapshotWithUnpackedMetaLoads(t *testing.T) {
 	require.True(t, ok)
 	require.Empty(t, got.ProtoReflect().GetUnknown())
 	require.Equal(t, seg.PackedMeta, got.PackedMeta)
-	require.EqualValues(t, fileListVersionMeta, got.Files[0], "the file list is rewritten as version 3")
-	entries, err := DecodeFileList(got.Files)
+	require.EqualValues(t, 3, got.Files[0], "the file list is rewritten as version 3")
+	entries, err := filelist.Decode(got.Files)
 	require.NoError(t, err)
-	require.Equal(t, goldenEntries(), entries)
+	v2, err := hex.DecodeString(fsmtest.GoldenFileListV2)
+	require.NoError(t, err)
+	want, err := filelist.Decode(v2)
+	require.NoError(t, err)
+	require.Equal(t, want, entries)
 	back, err := SegmentMetaOf(got)
 	require.NoError(t, err)
 	require.True(t, proto.Equal(meta, back))

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 )
@@ -151,8 +152,8 @@ func flushDifference(l layout.Layout, seg, again *fsmpb.Segment) string {
 	if bytes.Equal(seg.Files, again.Files) {
 		return ""
 	}
-	had, err1 := DecodeFileList(seg.Files)
-	have, err2 := DecodeFileList(again.Files)
+	had, err1 := filelist.Decode(seg.Files)
+	have, err2 := filelist.Decode(again.Files)
 	if err1 != nil || err2 != nil {
 		return "the file lists differ"
 	}
@@ -182,7 +183,7 @@ func encodeFiles(files []*fsmpb.File, owner string, keepAs func(*fsmpb.File) (st
 	if len(files) > MaxFilesPerSegment {
 		return nil, exhaustedf("%s: %d files given; the limit is %d", owner, len(files), MaxFilesPerSegment)
 	}
-	entries := make([]FileEntry, 0, len(files))
+	entries := make([]filelist.Entry, 0, len(files))
 	byRel := make(map[string]string, len(files))
 	for _, f := range files {
 		if f == nil {
@@ -208,11 +209,11 @@ func encodeFiles(files []*fsmpb.File, owner string, keepAs func(*fsmpb.File) (st
 		if f.LogId < 0 || f.Entries < 0 || f.MemorySize < 0 {
 			return nil, invalidf("file %q: log id, entries and memory size cannot be negative", f.Key)
 		}
-		entries = append(entries, FileEntry{Key: rel, Kind: f.Kind, FieldID: f.FieldId, Size: f.Size, CRC32C: f.Crc32C,
+		entries = append(entries, filelist.Entry{Key: rel, Kind: f.Kind, FieldID: f.FieldId, Size: f.Size, CRC32C: f.Crc32C,
 			LogID: f.LogId, Entries: f.Entries, TimestampFrom: f.TimestampFrom, TimestampTo: f.TimestampTo, MemorySize: f.MemorySize})
 	}
-	slices.SortFunc(entries, func(a, b FileEntry) int { return cmp.Compare(a.Key, b.Key) })
-	return encodeFileList(entries), nil
+	slices.SortFunc(entries, func(a, b filelist.Entry) int { return cmp.Compare(a.Key, b.Key) })
+	return filelist.EncodeSorted(entries), nil
 }
 
 func applyAllocateIndexBuild(c *applyCtx, cmd *fsmpb.AllocateIndexBuild) (proto.Message, error) {

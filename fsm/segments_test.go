@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
 
@@ -21,10 +22,10 @@ func TestFlushKeepsFilesExactly(t *testing.T) {
 	in[3].Kind, in[3].Key = fsmpb.FileKind_FILE_KIND_DELTA, SegmentPrefix(s.CollectionId, s.Id)+"delta/ünïcode file+%.bin"
 	var resp fsmpb.SegmentResponse
 	h.ok(&fsmpb.FlushSegment{SegmentId: s.Id, RowCount: 1234, Files: in}, &resp)
-	got, err := DecodeFileList(resp.Segment.Files)
+	got, err := filelist.Decode(resp.Segment.Files)
 	require.NoError(t, err)
 	require.Len(t, got, 8)
-	byKey := map[string]FileEntry{}
+	byKey := map[string]filelist.Entry{}
 	for _, e := range got {
 		byKey[SegmentPrefix(s.CollectionId, s.Id)+e.Key] = e
 	}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
 
@@ -50,9 +51,9 @@ func (t *tables) setTallies() {
 	t.segments.tally = func(s *fsmpb.Segment) (w counts) {
 		slot := stateSlot(int32(s.State), 4)
 		w[slot]++
-		files, _ := FileCount(s.Files) // O(1): the count heads the blob
+		files, _ := filelist.Count(s.Files) // O(1): the count heads the blob
 		for _, b := range s.IndexBuilds {
-			n, _ := FileCount(b.Files)
+			n, _ := filelist.Count(b.Files)
 			files += n
 		}
 		w[segmentFilesSlot+slot] += int64(files)

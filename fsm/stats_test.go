@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
 
@@ -22,11 +23,11 @@ func walkStats(t *testing.T, v *View) Stats {
 	})
 	tb.segments.each(func(seg *fsmpb.Segment) bool {
 		s.Segments[seg.State]++
-		files, err := DecodeFileList(seg.Files)
+		files, err := filelist.Decode(seg.Files)
 		require.NoError(t, err)
 		s.SegmentFiles[seg.State] += int64(len(files))
 		for _, b := range seg.IndexBuilds {
-			files, err := DecodeFileList(b.Files)
+			files, err := filelist.Decode(b.Files)
 			require.NoError(t, err)
 			s.SegmentFiles[seg.State] += int64(len(files))
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/btree"
 
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
 
@@ -126,7 +127,7 @@ func (v *View) SummarizeSegments(collectionID uint64) (SegmentSummary, error) {
 			sum.FlushedRows += s.RowCount
 			var files int
 			var bytes uint64
-			if files, bytes, err = FileListTotals(s.Files); err != nil {
+			if files, bytes, err = filelist.Totals(s.Files); err != nil {
 				return false
 			}
 			sum.FlushedFiles += uint64(files)

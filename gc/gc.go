@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/objstore"
 )
@@ -271,7 +272,7 @@ func segmentReason(s *fsmpb.Segment) string {
 // fileCandidates lists a file list's objects under prefix.
 func (r *run) fileCandidates(blob []byte, key func(rel string) string, reason, owner string) []Candidate {
 	var out []Candidate
-	_ = fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
+	_ = filelist.ForEach(blob, func(e filelist.Entry) bool {
 		out = append(out, Candidate{Key: r.key(key(e.Key)), Size: e.Size, Reason: reason, Owner: owner})
 		return true
 	})
@@ -284,7 +285,7 @@ func (r *run) planRecords(view *fsm.View) []*job {
 	now, grace := r.now.UnixNano(), r.grace.Nanoseconds()
 	var jobs []*job
 	view.EachDroppedSegment(func(s *fsmpb.Segment) bool {
-		files, bytes, _ := fsm.FileListTotals(s.Files)
+		files, bytes, _ := filelist.Totals(s.Files)
 		if ok, why := view.SegmentReclaim(s, now, grace); !ok {
 			r.count(r.kept, why, uint64(files), bytes, 1)
 			return true
@@ -313,7 +314,7 @@ func (r *run) planRecords(view *fsm.View) []*job {
 			if b.State != fsmpb.BuildState_BUILD_STATE_DROPPED {
 				continue
 			}
-			files, bytes, _ := fsm.FileListTotals(b.Files)
+			files, bytes, _ := filelist.Totals(b.Files)
 			if ok, why := view.BuildReclaim(s, b, now, grace); !ok {
 				r.count(r.kept, why, uint64(files), bytes, 1)
 				continue

@@ -13,7 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
 )
@@ -133,11 +133,11 @@ func BenchmarkDecode(b *testing.B) {
 				files := 0
 				err = rd.Segments(context.Background(), ReadOptions{Parallelism: tc.par}, func(s *Segment) error {
 					if !tc.walk {
-						n, err := fsm.FileCount(s.Files)
+						n, err := filelist.Count(s.Files)
 						files += n
 						return err
 					}
-					return fsm.ForEachFile(s.Files, func(fsm.FileEntry) bool { files++; return true })
+					return filelist.ForEach(s.Files, func(filelist.Entry) bool { files++; return true })
 				})
 				if err != nil || files != d.files {
 					b.Fatal(err, files)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
@@ -285,7 +286,7 @@ func expectedSummary(t testing.TB, segs []Segment) Summary {
 		entries, ok := decodedLists[&blob[0]]
 		if !ok {
 			var err error
-			entries, err = fsm.DecodeFileList(blob)
+			entries, err = filelist.Decode(blob)
 			require.NoError(t, err)
 			decodedLists[&blob[0]] = entries
 		}
@@ -316,4 +317,4 @@ func expectedSummary(t testing.TB, segs []Segment) Summary {
 	return s
 }
 
-var decodedLists = map[*byte][]fsm.FileEntry{}
+var decodedLists = map[*byte][]filelist.Entry{}

@@ -12,12 +12,12 @@
 // partitions asked for, several at a time, and hands the segments to a callback in
 // order. Verify reads everything and checks everything. Dump writes it all as JSON.
 //
-// File lists are carried in the FSM's own encoding (fsm/filelist.go), copied byte for
+// File lists are carried in the FSM's own encoding (fsm/filelist), copied byte for
 // byte: a segment record holds the blob the FSM keeps for the segment and, for each
 // index build, the build's blob. Each entry keeps the part of the key its key layout
 // (fsm/layout, named in the header) does not build from the owner's ids; Reader.Files
-// builds the full root-relative keys. Decode the blobs with fsm.ForEachFile or
-// fsm.DecodeFileList.
+// builds the full root-relative keys. Decode the blobs with filelist.ForEach or
+// filelist.Decode.
 //
 // # Layout, format versions 1 and 2
 //
@@ -79,7 +79,7 @@
 // Segments checks each block it reads: its checksum, its decompressed size, every
 // record against the bytes left (nothing is allocated from a length or count read
 // from the input before it is checked against what the input can hold), each file
-// list's header (fsm.FileCount), and ids and counts against the footer. Verify adds
+// list's header (filelist.Count), and ids and counts against the footer. Verify adds
 // the body checksum, decodes every file list entry by entry and checks bytes and
 // totals by kind. Any failure is an error wrapping ErrCorrupt that says where (header,
 // block N at offset X, footer, trailer); a version byte above Version is an error

@@ -10,7 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 )
@@ -182,7 +182,7 @@ func blocksJSON(blocks []BlockInfo) []jsonBlock {
 
 func filesJSON(blob []byte, path func(rel string) string) ([]jsonFile, error) {
 	out := []jsonFile{}
-	err := fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
+	err := filelist.ForEach(blob, func(e filelist.Entry) bool {
 		out = append(out, jsonFile{Key: e.Key, Path: path(e.Key), Kind: kindName(e.Kind), FieldID: e.FieldID, Size: e.Size, CRC32C: e.CRC32C})
 		return true
 	})

@@ -97,7 +97,7 @@ func checkVersion(where string, v byte) error {
 
 // Segment is one segment record: a captured segment with its files and index builds.
 // Files and the IndexBuilds' Files are file lists in the FSM's encoding (see
-// fsm.ForEachFile), each key kept as its key layout keeps it (Reader.Files builds the
+// filelist.ForEach), each key kept as its key layout keeps it (Reader.Files builds the
 // full keys).
 type Segment struct {
 	ID          uint64

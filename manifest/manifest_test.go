@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
@@ -221,7 +221,7 @@ func TestFromFSM(t *testing.T) {
 // requireSameFiles: the snapkeep layout's paths are the owner's prefix + the kept key.
 func requireSameFiles(t *testing.T, blob []byte, got []jsonFile, prefix string) {
 	t.Helper()
-	entries, err := fsm.DecodeFileList(blob)
+	entries, err := filelist.Decode(blob)
 	require.NoError(t, err)
 	require.Len(t, got, len(entries))
 	for i, e := range entries {
@@ -510,9 +510,9 @@ func TestMilvusLayoutManifest(t *testing.T) {
 	require.NoError(t, err)
 	buildRel, err := layout.Milvus.BuildFileRel(layout.Build{Segment: ref, Build: 11}, &fsmpb.File{Key: "index_files/11/1/8/10/HNSW_0", Kind: fsmpb.FileKind_FILE_KIND_INDEX})
 	require.NoError(t, err)
-	files, err := fsm.EncodeFileList([]fsm.FileEntry{{Key: insertRel, Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldID: 101, Size: 5}})
+	files, err := filelist.Encode([]filelist.Entry{{Key: insertRel, Kind: fsmpb.FileKind_FILE_KIND_INSERT, FieldID: 101, Size: 5}})
 	require.NoError(t, err)
-	buildFiles, err := fsm.EncodeFileList([]fsm.FileEntry{{Key: buildRel, Kind: fsmpb.FileKind_FILE_KIND_INDEX, Size: 6}})
+	buildFiles, err := filelist.Encode([]filelist.Entry{{Key: buildRel, Kind: fsmpb.FileKind_FILE_KIND_INDEX, Size: 6}})
 	require.NoError(t, err)
 	seg := Segment{ID: 10, PartitionID: 8, RowCount: 3, Files: files, IndexBuilds: []IndexBuild{{BuildID: 11, IndexID: 9, Files: buildFiles}}}
 	data, _ := writeManifest(t, hdr, []Segment{seg}, WriterOptions{})
@@ -526,7 +526,7 @@ func TestMilvusLayoutManifest(t *testing.T) {
 	require.Equal(t, layout.Milvus, rd.Layout())
 	var keys []string
 	require.NoError(t, rd.Segments(context.Background(), ReadOptions{}, func(s *Segment) error {
-		return rd.Files(s, func(key string, _ fsm.FileEntry) bool { keys = append(keys, key); return true })
+		return rd.Files(s, func(key string, _ filelist.Entry) bool { keys = append(keys, key); return true })
 	}))
 	require.Equal(t, []string{"insert_log/7/8/10/101/5", "index_files/11/1/8/10/HNSW_0"}, keys)
 

@@ -14,7 +14,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
@@ -247,11 +247,11 @@ func (rd *Reader) Layout() layout.Layout {
 // Files calls fn with the key (relative to the storage root, built by the manifest's
 // key layout) and the entry of every file of s, its index builds' included, until fn
 // returns false. The error is a corrupt file list's, wrapping ErrCorrupt.
-func (rd *Reader) Files(s *Segment, fn func(key string, e fsm.FileEntry) bool) error {
+func (rd *Reader) Files(s *Segment, fn func(key string, e filelist.Entry) bool) error {
 	l := rd.Layout()
 	ref := layout.Segment{Collection: rd.header.GetCollectionId(), Partition: s.PartitionID, Segment: s.ID}
 	goOn := true
-	err := fsm.ForEachFile(s.Files, func(e fsm.FileEntry) bool {
+	err := filelist.ForEach(s.Files, func(e filelist.Entry) bool {
 		goOn = fn(l.SegmentFileKey(ref, e.Key), e)
 		return goOn
 	})
@@ -263,7 +263,7 @@ func (rd *Reader) Files(s *Segment, fn func(key string, e fsm.FileEntry) bool) e
 			return nil
 		}
 		bref := layout.Build{Segment: ref, Build: b.BuildID}
-		if err := fsm.ForEachFile(b.Files, func(e fsm.FileEntry) bool {
+		if err := filelist.ForEach(b.Files, func(e filelist.Entry) bool {
 			goOn = fn(l.BuildFileKey(bref, e.Key), e)
 			return goOn
 		}); err != nil {
@@ -305,7 +305,7 @@ type ReadOptions struct {
 //
 // Each block's checksum is verified before it is decoded, its records are checked
 // against the footer (ids, counts), and every file list's header is checked
-// (fsm.FileCount); walking the file lists is left to the caller (Verify does it). fn
+// (filelist.Count); walking the file lists is left to the caller (Verify does it). fn
 // may keep the Segment and its slices: they are not reused.
 func (rd *Reader) Segments(ctx context.Context, opts ReadOptions, fn func(*Segment) error) error {
 	sel, err := rd.selectBlocks(opts.Partitions)
@@ -512,7 +512,7 @@ func (rd *Reader) parseBlock(i int, data []byte) ([]Segment, error) {
 			s.Files = p[:n:n]
 		}
 		p = p[n:]
-		c, err := fsm.FileCount(s.Files)
+		c, err := filelist.Count(s.Files)
 		if err != nil {
 			return nil, bad(rec, "segment %d: file list: %v", s.ID, err)
 		}
@@ -536,7 +536,7 @@ func (rd *Reader) parseBlock(i int, data []byte) ([]Segment, error) {
 				ib.Files = p[:n:n]
 			}
 			p = p[n:]
-			c, err := fsm.FileCount(ib.Files)
+			c, err := filelist.Count(ib.Files)
 			if err != nil {
 				return nil, bad(rec, "segment %d, index build %d: file list: %v", s.ID, ib.BuildID, err)
 			}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 )
 
 // Report says what Verify checked.
@@ -47,7 +47,7 @@ func (r Report) String() string {
 // Verify reads a whole manifest once, front to back, and checks everything: the
 // header's, footer's and every block's checksum, the checksum of everything before the
 // footer, that every block decompresses and parses, that every file list decodes
-// (fsm.ForEachFile), and that every count and total — per block, per file kind and
+// (filelist.ForEach), and that every count and total — per block, per file kind and
 // overall — matches the footer. It does not check what the FSM checks when the files
 // are registered (key syntax, kinds per directory).
 //
@@ -94,7 +94,7 @@ func Verify(r io.ReaderAt, size int64) (Report, error) {
 				if l > 0 {
 					blob = s.IndexBuilds[l-1].Files
 				}
-				err := fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
+				err := filelist.ForEach(blob, func(e filelist.Entry) bool {
 					files++
 					bytes += e.Size
 					kinds.add(e.Kind, e.Size)

@@ -11,7 +11,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/manifest/manifestpb"
 )
@@ -156,7 +156,7 @@ type kindSize struct {
 }
 
 func (t *fileTotals) walk(blob []byte) error {
-	return fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
+	return filelist.ForEach(blob, func(e filelist.Entry) bool {
 		t.files++
 		t.bytes += e.Size
 		t.sizes = append(t.sizes, kindSize{e.Kind, e.Size})

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
@@ -26,7 +27,7 @@ type taskResolver struct {
 
 	// The last file list decoded, since tasks come in runs of one segment.
 	cachedBlobOwner string
-	cachedFiles     []fsm.FileEntry
+	cachedFiles     []filelist.Entry
 }
 
 func newTaskResolver(view *fsm.View, keys layout.Root, job *fsmpb.RestoreJob) (*taskResolver, error) {
@@ -84,11 +85,11 @@ func (r *taskResolver) ownerOf(t uint32) (owner, error) {
 	return owner{}, fmt.Errorf("restore job %d has no task %d", r.job.Id, t)
 }
 
-func (r *taskResolver) files(o owner) ([]fsm.FileEntry, error) {
+func (r *taskResolver) files(o owner) ([]filelist.Entry, error) {
 	if r.cachedBlobOwner == o.id {
 		return r.cachedFiles, nil
 	}
-	files, err := fsm.DecodeFileList(o.blob)
+	files, err := filelist.Decode(o.blob)
 	if err != nil {
 		return nil, err
 	}

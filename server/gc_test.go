@@ -21,6 +21,7 @@ import (
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -236,7 +237,7 @@ func gcManifestFiles(ctx context.Context, store objstore.Store, snap *pb.Snapsho
 		for _, b := range s.IndexBuilds {
 			builds[b.BuildID] = true
 		}
-		return rd.Files(s, func(key string, e fsm.FileEntry) bool {
+		return rd.Files(s, func(key string, e filelist.Entry) bool {
 			files[gcRoot+key] = int64(e.Size)
 			return true
 		})

@@ -11,7 +11,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest"
@@ -373,7 +373,7 @@ func TestMilvusMetadataPreserved(t *testing.T) {
 	require.NoError(t, rd.Segments(ctx, manifest.ReadOptions{}, func(s *manifest.Segment) error {
 		require.Equal(t, meta.Channel, s.Meta.GetChannel())
 		require.Equal(t, meta.StartPosition, s.Meta.GetStartPosition())
-		return rd.Files(s, func(key string, e fsm.FileEntry) bool {
+		return rd.Files(s, func(key string, e filelist.Entry) bool {
 			require.NotZero(t, e.LogID, key)
 			require.NotZero(t, e.TimestampTo, key)
 			return true

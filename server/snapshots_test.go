@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/client"
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -301,7 +301,7 @@ func TestSnapshotBadInput(t *testing.T) {
 
 func mustDecodeFiles(t *testing.T, blob []byte) []string {
 	t.Helper()
-	entries, err := fsm.DecodeFileList(blob)
+	entries, err := filelist.Decode(blob)
 	require.NoError(t, err)
 	keys := make([]string, len(entries))
 	for i, e := range entries {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -256,7 +256,7 @@ func (d *demo) checkSnapshot(ctx context.Context) error {
 		}
 		seen++
 		got := &snapkeepv1.Segment{Id: ms.ID, Prefix: want.GetPrefix()}
-		err := fsm.ForEachFile(ms.Files, func(e fsm.FileEntry) bool {
+		err := filelist.ForEach(ms.Files, func(e filelist.Entry) bool {
 			got.Files = append(got.Files, &snapkeepv1.File{Key: want.GetPrefix() + e.Key, Kind: snapkeepv1.FileKind(e.Kind),
 				FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C})
 			return true

@@ -1246,7 +1246,7 @@ func (x *Collection) GetVerifyOnFlush() bool {
 }
 
 // File is one object as a command carries it. In the tables, a segment's files are kept
-// as one compact blob instead (see fsm/filelist.go).
+// as one compact blob instead (see fsm/filelist).
 type File struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Relative to the storage root, e.g. "collections/7/segments/9/insert/101/1".
@@ -1483,7 +1483,7 @@ type Segment struct {
 	PartitionId  uint64                 `protobuf:"varint,3,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
 	State        SegmentState           `protobuf:"varint,4,opt,name=state,proto3,enum=snapkeep.fsm.v1.SegmentState" json:"state,omitempty"`
 	RowCount     int64                  `protobuf:"varint,5,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
-	// Encoded file list (fsm/filelist.go), keys relative to the segment's prefix.
+	// Encoded file list (fsm/filelist), keys relative to the segment's prefix.
 	Files         []byte        `protobuf:"bytes,6,opt,name=files,proto3" json:"files,omitempty"`
 	IndexBuilds   []*IndexBuild `protobuf:"bytes,7,rep,name=index_builds,json=indexBuilds,proto3" json:"index_builds,omitempty"`
 	CompactedFrom []uint64      `protobuf:"varint,8,rep,packed,name=compacted_from,json=compactedFrom,proto3" json:"compacted_from,omitempty"`

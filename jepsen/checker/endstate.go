@@ -14,7 +14,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/snapkeep/snapkeep/client"
-	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/jepsen/history"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -271,7 +271,7 @@ func joinKey(root, rel string) string {
 func manifestFiles(ctx context.Context, store objstore.Store, root string, snap *pb.Snapshot) (map[string]want, error) {
 	out := map[string]want{}
 	err := eachManifestSegment(ctx, store, snap, func(rd *manifest.Reader, s *manifest.Segment) error {
-		return rd.Files(s, func(key string, e fsm.FileEntry) bool {
+		return rd.Files(s, func(key string, e filelist.Entry) bool {
 			out[joinKey(root, key)] = want{size: e.Size, crc: e.CRC32C}
 			return true
 		})
@@ -439,7 +439,7 @@ func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.S
 				return nil
 			}
 			var entries []string
-			err := fsm.ForEachFile(s.Files, func(e fsm.FileEntry) bool {
+			err := filelist.ForEach(s.Files, func(e filelist.Entry) bool {
 				entries = append(entries, fmt.Sprintf("%s %d %08x", e.Key, e.Size, e.CRC32C))
 				return true
 			})

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -161,12 +162,12 @@ func toSegment(root layout.Root, keys fsm.FileKeys, s *fsmpb.Segment, withFiles 
 // toFiles converts a file list to API files with full keys (key builds a file's
 // root-relative key from its key in the list).
 func toFiles(root layout.Root, blob []byte, key func(rel string) string) ([]*pb.File, error) {
-	n, err := fsm.FileCount(blob)
+	n, err := filelist.Count(blob)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*pb.File, 0, n)
-	err = fsm.ForEachFile(blob, func(e fsm.FileEntry) bool {
+	err = filelist.ForEach(blob, func(e filelist.Entry) bool {
 		out = append(out, &pb.File{Key: root.Full(key(e.Key)), Kind: pb.FileKind(e.Kind), FieldId: e.FieldID, Size: e.Size, Crc32C: e.CRC32C,
 			LogId: e.LogID, Entries: e.Entries, TimestampFrom: e.TimestampFrom, TimestampTo: e.TimestampTo, MemorySize: e.MemorySize})
 		return true

@@ -19,6 +19,7 @@ import (
 	"github.com/snapkeep/snapkeep/bench/internal/baseline"
 	"github.com/snapkeep/snapkeep/bench/internal/report"
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/manifest"
@@ -150,7 +151,7 @@ func decodeSnapkeep(ctx context.Context, data []byte) (int, error) {
 	files := 0
 	err = rd.Segments(ctx, manifest.ReadOptions{}, func(s *manifest.Segment) error {
 		n := 0
-		if err := fsm.ForEachFile(s.Files, func(fsm.FileEntry) bool { n++; return true }); err != nil {
+		if err := filelist.ForEach(s.Files, func(filelist.Entry) bool { n++; return true }); err != nil {
 			return err
 		}
 		mu.Lock()

@@ -1,4 +1,8 @@
-package fsm
+// Package filelist is the compact file list of a segment or index build: one blob
+// holding every file's key (relative to its owner), kind, field, size, CRC-32C and
+// Milvus's per-file metadata. The catalog keeps millions of them in memory and the
+// manifest carries them as they are, so both use this codec.
+package filelist
 
 import (
 	"encoding/binary"
@@ -10,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/internal/varint"
 )
 
 // A file list is kept as one compact blob per segment (and per index build) rather than
@@ -62,12 +67,12 @@ const (
 type metaState struct {
 	log       int64  // the last log id
 	ts        uint64 // the last timestamp from
-	prev      FileEntry
+	prev      Entry
 	havePrior bool
 }
 
-// FileEntry is one file of a file list; Key is relative to its owner's prefix.
-type FileEntry struct {
+// Entry is one file of a file list; Key is relative to its owner's prefix.
+type Entry struct {
 	Key     string
 	Kind    fsmpb.FileKind
 	FieldID int64
@@ -79,35 +84,36 @@ type FileEntry struct {
 }
 
 // hasMeta reports whether the entry carries per-file metadata.
-func (e FileEntry) hasMeta() bool {
+func (e Entry) hasMeta() bool {
 	return e.LogID != 0 || e.Entries != 0 || e.MemorySize != 0 || e.TimestampFrom != 0 || e.TimestampTo != 0
 }
 
-var errBadFileList = errors.New("corrupt file list")
+var errCorrupt = errors.New("corrupt file list")
 
 // minEntryBytes is the smallest encoded entry: kind, field id, size, crc32c, shared
 // length, suffix length, name tag, name.
 const minEntryBytes = 1 + 1 + 1 + 4 + 1 + 1 + 1 + 1
 
-// EncodeFileList encodes entries into a file list blob, sorted by key; it refuses
+// Encode encodes entries into a file list blob, sorted by key; it refuses
 // duplicate keys. Commands build their lists through validation (FlushSegment,
 // AddIndexBuild); this is for tools and tests that hold entries already.
-func EncodeFileList(entries []FileEntry) ([]byte, error) {
-	sorted := slices.SortedFunc(slices.Values(entries), func(a, b FileEntry) int { return strings.Compare(a.Key, b.Key) })
+func Encode(entries []Entry) ([]byte, error) {
+	sorted := slices.SortedFunc(slices.Values(entries), func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i].Key == sorted[i-1].Key {
 			return nil, fmt.Errorf("file %q is listed twice", sorted[i].Key)
 		}
 	}
-	return encodeFileList(sorted), nil
+	return EncodeSorted(sorted), nil
 }
 
-// encodeFileList encodes entries, which must be sorted by key without duplicates.
-func encodeFileList(entries []FileEntry) []byte {
+// EncodeSorted encodes entries, which must be sorted by key without duplicates (the
+// catalog's validation has sorted and checked them).
+func EncodeSorted(entries []Entry) []byte {
 	if len(entries) == 0 {
 		return nil
 	}
-	withMeta := slices.ContainsFunc(entries, FileEntry.hasMeta)
+	withMeta := slices.ContainsFunc(entries, Entry.hasMeta)
 	buf := make([]byte, 0, 16+24*len(entries))
 	if withMeta {
 		buf = append(buf, fileListVersionMeta)
@@ -153,7 +159,7 @@ const (
 
 // appendFileMeta appends an entry's metadata (version 3); logIsName says its log id
 // is its key's numeric name.
-func appendFileMeta(buf []byte, e FileEntry, logIsName bool, st *metaState) []byte {
+func appendFileMeta(buf []byte, e Entry, logIsName bool, st *metaState) []byte {
 	var present byte
 	switch {
 	case logIsName:
@@ -205,7 +211,7 @@ func appendFileMeta(buf []byte, e FileEntry, logIsName bool, st *metaState) []by
 
 // readFileMeta reads an entry's metadata (version 2 or 3) into e and returns its
 // presence byte: with metaLogIDIsName, the caller sets the log id from the key's name.
-func readFileMeta(p []byte, version byte, e *FileEntry, st *metaState) ([]byte, byte, bool) {
+func readFileMeta(p []byte, version byte, e *Entry, st *metaState) ([]byte, byte, bool) {
 	if len(p) < 1 {
 		return p, 0, false
 	}
@@ -224,7 +230,7 @@ func readFileMeta(p []byte, version byte, e *FileEntry, st *metaState) ([]byte, 
 	var v int64
 	var ok bool
 	if present&metaLogID != 0 {
-		if v, p, ok = readVarint(p); !ok {
+		if v, p, ok = varint.Varint(p); !ok {
 			return p, 0, false
 		}
 		st.log += v
@@ -234,25 +240,25 @@ func readFileMeta(p []byte, version byte, e *FileEntry, st *metaState) ([]byte, 
 		e.Entries, e.TimestampFrom, e.TimestampTo = st.prev.Entries, st.prev.TimestampFrom, st.prev.TimestampTo
 	}
 	if present&metaEntries != 0 {
-		if e.Entries, p, ok = readVarint(p); !ok {
+		if e.Entries, p, ok = varint.Varint(p); !ok {
 			return p, 0, false
 		}
 	}
 	if present&metaTSFrom != 0 {
-		if v, p, ok = readVarint(p); !ok {
+		if v, p, ok = varint.Varint(p); !ok {
 			return p, 0, false
 		}
 		st.ts += uint64(v)
 		e.TimestampFrom = st.ts
 	}
 	if present&metaTSTo != 0 {
-		if v, p, ok = readVarint(p); !ok {
+		if v, p, ok = varint.Varint(p); !ok {
 			return p, 0, false
 		}
 		e.TimestampTo = e.TimestampFrom + uint64(v)
 	}
 	if present&metaMemorySize != 0 {
-		if e.MemorySize, p, ok = readVarint(p); !ok {
+		if e.MemorySize, p, ok = varint.Varint(p); !ok {
 			return p, 0, false
 		}
 	}
@@ -291,36 +297,36 @@ func commonPrefixLen(a, b string) int {
 	return n
 }
 
-// FileCount returns how many entries a file list holds without decoding it.
-func FileCount(blob []byte) (int, error) {
+// Count returns how many entries a file list holds without decoding it.
+func Count(blob []byte) (int, error) {
 	if len(blob) == 0 {
 		return 0, nil
 	}
 	if blob[0] != fileListVersion && blob[0] != fileListVersionMetaV2 && blob[0] != fileListVersionMeta {
-		return 0, fmt.Errorf("%w: version %d", errBadFileList, blob[0])
+		return 0, fmt.Errorf("%w: version %d", errCorrupt, blob[0])
 	}
 	n, k := binary.Uvarint(blob[1:])
 	// Every entry takes at least minEntryBytes, which bounds a sane count.
 	if k <= 0 || n > uint64(len(blob))/minEntryBytes {
-		return 0, errBadFileList
+		return 0, errCorrupt
 	}
 	return int(n), nil
 }
 
-// ForEachFile calls fn for every entry of an encoded file list, in key order, until fn
+// ForEach calls fn for every entry of an encoded file list, in key order, until fn
 // returns false. It never panics on bad input: a malformed blob gives an error.
-func ForEachFile(blob []byte, fn func(FileEntry) bool) error {
+func ForEach(blob []byte, fn func(Entry) bool) error {
 	return walkFileList(blob, true, fn)
 }
 
-// ForEachFileMeta is ForEachFile without the keys (Key is empty): it allocates
+// ForEachMeta is ForEach without the keys (Key is empty): it allocates
 // nothing per file, for totals and counts.
-func ForEachFileMeta(blob []byte, fn func(FileEntry) bool) error {
+func ForEachMeta(blob []byte, fn func(Entry) bool) error {
 	return walkFileList(blob, false, fn)
 }
 
-func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
-	count, err := FileCount(blob)
+func walkFileList(blob []byte, withKeys bool, fn func(Entry) bool) error {
+	count, err := Count(blob)
 	if err != nil || count == 0 {
 		return err
 	}
@@ -335,70 +341,70 @@ func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 	var st metaState
 	for i := 0; i < count; i++ {
 		if len(p) < 1 {
-			return errBadFileList
+			return errCorrupt
 		}
-		var e FileEntry
+		var e Entry
 		e.Kind = fsmpb.FileKind(p[0])
 		p = p[1:]
 		var ok bool
-		if e.FieldID, p, ok = readVarint(p); !ok {
-			return errBadFileList
+		if e.FieldID, p, ok = varint.Varint(p); !ok {
+			return errCorrupt
 		}
-		if e.Size, p, ok = readUvarint(p); !ok {
-			return errBadFileList
+		if e.Size, p, ok = varint.Uvarint(p); !ok {
+			return errCorrupt
 		}
 		if len(p) < 4 {
-			return errBadFileList
+			return errCorrupt
 		}
 		e.CRC32C = binary.LittleEndian.Uint32(p)
 		p = p[4:]
 		var present byte
 		if withMeta {
 			if p, present, ok = readFileMeta(p, version, &e, &st); !ok {
-				return errBadFileList
+				return errCorrupt
 			}
 		}
 		var shared, suffix uint64
-		if shared, p, ok = readUvarint(p); !ok || shared > uint64(len(dir)) {
-			return errBadFileList
+		if shared, p, ok = varint.Uvarint(p); !ok || shared > uint64(len(dir)) {
+			return errCorrupt
 		}
-		if suffix, p, ok = readUvarint(p); !ok || suffix > uint64(len(p)) {
-			return errBadFileList
+		if suffix, p, ok = varint.Uvarint(p); !ok || suffix > uint64(len(p)) {
+			return errCorrupt
 		}
 		dir = append(dir[:shared], p[:suffix]...)
 		p = p[suffix:]
 		key = append(key[:0], dir...)
 		if len(p) < 1 {
-			return errBadFileList
+			return errCorrupt
 		}
 		tag := p[0]
 		p = p[1:]
 		switch tag {
 		case nameNumeric:
 			var delta int64
-			if delta, p, ok = readVarint(p); !ok {
-				return errBadFileList
+			if delta, p, ok = varint.Varint(p); !ok {
+				return errCorrupt
 			}
 			prevNum += uint64(delta)
 			key = strconv.AppendUint(key, prevNum, 10)
 			if present&metaLogIDIsName != 0 {
 				if prevNum == 0 || prevNum > math.MaxInt64 {
-					return errBadFileList
+					return errCorrupt
 				}
 				e.LogID, st.log = int64(prevNum), int64(prevNum)
 			}
 		case nameString:
 			var n uint64
-			if n, p, ok = readUvarint(p); !ok || n > uint64(len(p)) {
-				return errBadFileList
+			if n, p, ok = varint.Uvarint(p); !ok || n > uint64(len(p)) {
+				return errCorrupt
 			}
 			if present&metaLogIDIsName != 0 {
-				return errBadFileList
+				return errCorrupt
 			}
 			key = append(key, p[:n]...)
 			p = p[n:]
 		default:
-			return errBadFileList
+			return errCorrupt
 		}
 		if withMeta {
 			st.prev, st.havePrior = e, true
@@ -411,32 +417,36 @@ func walkFileList(blob []byte, withKeys bool, fn func(FileEntry) bool) error {
 		}
 	}
 	if len(p) != 0 {
-		return errBadFileList
+		return errCorrupt
 	}
 	return nil
 }
 
-// upgradeFileList rewrites a version 2 list as version 3 (the same entries); any
+// Upgrade rewrites a version 2 list as version 3 (the same entries); any
 // other list is returned as it is.
-func upgradeFileList(blob []byte) ([]byte, error) {
+func Upgrade(blob []byte) ([]byte, error) {
 	if len(blob) == 0 || blob[0] != fileListVersionMetaV2 {
 		return blob, nil
 	}
-	entries, err := DecodeFileList(blob)
+	entries, err := Decode(blob)
 	if err != nil {
 		return nil, err
 	}
-	return encodeFileList(entries), nil
+	return EncodeSorted(entries), nil
 }
 
-// DecodeFileList decodes a whole file list.
-func DecodeFileList(blob []byte) ([]FileEntry, error) {
-	n, err := FileCount(blob)
+// maxPreallocated bounds what Decode allocates before reading the entries: a corrupt
+// count must not allocate gigabytes.
+const maxPreallocated = 10_000
+
+// Decode decodes a whole file list.
+func Decode(blob []byte) ([]Entry, error) {
+	n, err := Count(blob)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]FileEntry, 0, min(n, MaxFilesPerSegment))
-	err = ForEachFile(blob, func(e FileEntry) bool {
+	out := make([]Entry, 0, min(n, maxPreallocated))
+	err = ForEach(blob, func(e Entry) bool {
 		out = append(out, e)
 		return true
 	})
@@ -446,28 +456,12 @@ func DecodeFileList(blob []byte) ([]FileEntry, error) {
 	return out, nil
 }
 
-// FileListTotals sums the sizes of a file list.
-func FileListTotals(blob []byte) (files int, bytes uint64, err error) {
-	err = ForEachFileMeta(blob, func(e FileEntry) bool {
+// Totals sums the sizes of a file list.
+func Totals(blob []byte) (files int, bytes uint64, err error) {
+	err = ForEachMeta(blob, func(e Entry) bool {
 		files++
 		bytes += e.Size
 		return true
 	})
 	return files, bytes, err
-}
-
-func readUvarint(p []byte) (uint64, []byte, bool) {
-	v, k := binary.Uvarint(p)
-	if k <= 0 {
-		return 0, p, false
-	}
-	return v, p[k:], true
-}
-
-func readVarint(p []byte) (int64, []byte, bool) {
-	v, k := binary.Varint(p)
-	if k <= 0 {
-		return 0, p, false
-	}
-	return v, p[k:], true
 }
