@@ -57,7 +57,7 @@ func (s *clusterService) ClusterStatus(ctx context.Context, req *pb.ClusterStatu
 	for i, srv := range servers {
 		st := &pb.NodeStatus{Id: string(srv.ID), RaftAddr: string(srv.Address), Voter: srv.Suffrage == raft.Voter, GrpcAddr: registered[string(srv.ID)]}
 		out.Nodes[i] = st
-		st.GossipStatus = n.gossipStatus(st.Id)
+		st.GossipStatus = n.members.StatusOf(st.Id)
 		if string(srv.ID) == n.cfg.NodeID {
 			fillStatus(st, n.localStatus(req.GetFsmHash()))
 			continue

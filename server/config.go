@@ -12,6 +12,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/objstore"
+	"github.com/snapkeep/snapkeep/server/membership"
 )
 
 // Config configures one node. Zero values take the documented defaults.
@@ -49,8 +50,8 @@ type Config struct {
 	DialVia map[string]string
 
 	// Gossip configures discovery and membership (memberlist); off when Gossip.Addr is
-	// empty. See membership.go.
-	Gossip GossipConfig
+	// empty. See server/membership.
+	Gossip membership.Config
 
 	// Storage is where the cluster keeps its objects; Root is the key prefix every
 	// object snapkeep writes or registers sits under (no leading or trailing '/').
@@ -234,8 +235,8 @@ func (c *Config) validate() error {
 			bad("--grpc-addr %q is not host:port: %v", c.GRPCAddr, err)
 		}
 	}
-	c.Gossip.validate(bad)
-	if len(c.Peers) == 0 && !c.Gossip.enabled() {
+	c.Gossip.Validate(bad)
+	if len(c.Peers) == 0 && !c.Gossip.Enabled() {
 		bad("--peers is required (ID=RAFTADDR,... including this node), or --gossip-addr with --join/--bootstrap-expect")
 	} else if _, ok := c.Peers[c.NodeID]; len(c.Peers) > 0 && !ok && c.NodeID != "" {
 		bad("--peers does not include this node %q", c.NodeID)

@@ -4,7 +4,7 @@ package server
 // of the gossip port would: the others mark it suspect, then dead.
 func (n *Node) StopGossipForTest() {
 	if n.members != nil {
-		n.members.halt()
+		n.members.Halt()
 	}
 }
 

@@ -130,7 +130,7 @@ func (n *Node) startNodeDuties() {
 	var running sync.WaitGroup
 	loops = append(loops, n.runner.Loops(ctx, &running)...)
 	if n.members != nil {
-		loops = append(loops, n.members.loop())
+		loops = append(loops, n.members.Loop())
 	}
 	for _, loop := range loops {
 		running.Add(1)

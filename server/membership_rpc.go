@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/membership"
 )
 
 // configChangeTimeout bounds a membership change's wait for Raft.
@@ -31,9 +32,9 @@ func (s *clusterService) ClusterMembers(_ context.Context, _ *pb.ClusterMembersR
 	out := &pb.ClusterMembersResponse{NodeId: n.cfg.NodeID, GossipEnabled: n.members != nil, ConfigurationIndex: future.Index()}
 	byID := map[string]*pb.Member{}
 	if n.members != nil {
-		for id, mem := range n.members.memberStates() {
+		for id, mem := range n.members.Members() {
 			m := &pb.Member{Id: id, GossipAddr: mem.Addr, RaftAddr: mem.RaftAddr, GrpcAddr: mem.GRPCAddr,
-				Status: memberStatus(mem.State), Version: mem.Version}
+				Status: membership.Status(mem.State), Version: mem.Version}
 			byID[id] = m
 			out.Members = append(out.Members, m)
 		}
@@ -92,7 +93,7 @@ func (s *clusterService) RemoveNode(_ context.Context, req *pb.RemoveNodeRequest
 		}
 		if srv.Suffrage == raft.Voter {
 			voters++
-			if n.memberHealthy(string(srv.ID)) {
+			if n.members.Healthy(string(srv.ID)) {
 				healthyVoters++
 			}
 		}
@@ -107,14 +108,14 @@ func (s *clusterService) RemoveNode(_ context.Context, req *pb.RemoveNodeRequest
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s is the last voter", req.Id)
 	}
 	if n.members != nil {
-		if mem, ok := n.members.memberStates()[req.Id]; ok && mem.State == memberlist.StateAlive {
+		if mem, ok := n.members.Members()[req.Id]; ok && mem.State == memberlist.StateAlive {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %s is alive in gossip and the leader would add it back: stop it first, then remove it", req.Id)
 		}
 		if target.Suffrage == raft.Voter {
-			if n.memberHealthy(req.Id) {
+			if n.members.Healthy(req.Id) {
 				healthyVoters--
 			}
-			if reason := removalUnsafe(voters, healthyVoters); reason != "" {
+			if reason := membership.RemovalUnsafe(voters, healthyVoters); reason != "" {
 				return nil, status.Errorf(codes.FailedPrecondition, "removing node %s is unsafe: %s", req.Id, reason)
 			}
 		}
@@ -168,7 +169,7 @@ func (s *clusterService) TransferLeadership(ctx context.Context, req *pb.Transfe
 		if target.Suffrage != raft.Voter {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %s is not a voter and cannot lead", req.Id)
 		}
-		if st := n.gossipStatus(req.Id); st == pb.MemberStatus_MEMBER_STATUS_DEAD || st == pb.MemberStatus_MEMBER_STATUS_LEFT {
+		if st := n.members.StatusOf(req.Id); st == pb.MemberStatus_MEMBER_STATUS_DEAD || st == pb.MemberStatus_MEMBER_STATUS_LEFT {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %s is %s in gossip and cannot lead", req.Id, strings.ToLower(strings.TrimPrefix(st.String(), "MEMBER_STATUS_")))
 		}
 		f = n.raft.LeadershipTransferToServer(target.ID, target.Address)

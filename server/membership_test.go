@@ -13,6 +13,7 @@ import (
 	"github.com/snapkeep/snapkeep/client"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server"
+	"github.com/snapkeep/snapkeep/server/membership"
 	"github.com/snapkeep/snapkeep/server/servertest"
 )
 
@@ -32,14 +33,14 @@ func fastGossip(mc *memberlist.Config) {
 }
 
 // gossipConfig turns gossip on for node i of addrs, joining every other address.
-func gossipConfig(addrs []string, i int) server.GossipConfig {
+func gossipConfig(addrs []string, i int) membership.Config {
 	var join []string
 	for j, a := range addrs {
 		if j != i {
 			join = append(join, a)
 		}
 	}
-	return server.GossipConfig{Addr: addrs[i], Join: join, Interval: 100 * time.Millisecond, Tune: fastGossip}
+	return membership.Config{Addr: addrs[i], Join: join, Interval: 100 * time.Millisecond, Tune: fastGossip}
 }
 
 // startGossipCluster starts a three-node servertest cluster (static peers) with gossip
@@ -284,7 +285,7 @@ func TestStartFailsWhenGossipPortTaken(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	_, err = server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		Gossip: server.GossipConfig{Addr: addr, BootstrapExpect: 1}, NoSync: true, Auth: server.AuthConfig{Insecure: true}})
+		Gossip: membership.Config{Addr: addr, BootstrapExpect: 1}, NoSync: true, Auth: server.AuthConfig{Insecure: true}})
 	require.ErrorContains(t, err, "start gossip on --gossip-addr")
 
 	_, err = server.Start(server.Config{NodeID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", Auth: server.AuthConfig{Insecure: true}})
@@ -297,7 +298,7 @@ func TestSingleNodeBootstrapExpectOne(t *testing.T) {
 	dir := t.TempDir()
 	cfg := server.Config{NodeID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", NoSync: true,
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, LeaderLeaseTimeout: 50 * time.Millisecond,
-		Gossip: server.GossipConfig{Addr: freeGossipAddr(t), BootstrapExpect: 1, Interval: 50 * time.Millisecond, Tune: fastGossip},
+		Gossip: membership.Config{Addr: freeGossipAddr(t), BootstrapExpect: 1, Interval: 50 * time.Millisecond, Tune: fastGossip},
 		Auth:   server.AuthConfig{InternalToken: servertest.ClusterSecret}}
 	n, err := server.Start(cfg)
 	require.NoError(t, err)

@@ -38,6 +38,7 @@ import (
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
+	"github.com/snapkeep/snapkeep/server/membership"
 )
 
 // Node is one running cluster member. Start it with Start and stop it with Close.
@@ -72,7 +73,7 @@ type Node struct {
 	logWrites  logWriteTracker            // logstore.go: the Raft log's last write error, for health
 	healthGate atomic.Pointer[healthGate] // health.go: why client calls are refused now
 	ops        *opsServer                 // http.go: gRPC health, metrics, health and pprof over HTTP
-	members    *membership                // nil when gossip is off
+	members    *membership.Membership     // nil when gossip is off
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
@@ -150,10 +151,11 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.transport.Close()
 		n.raftStore.Close()
 	})
-	if err := n.startGossip(); err != nil {
+	if n.members, err = membership.Start(cfg.Gossip, membership.Node{ID: cfg.NodeID, GRPCAddr: n.grpcAddr,
+		Version: cfg.Version, RaftAddr: n.RaftAddr(), Raft: n.raft, NodeStatus: n.peerStatus, Logger: n.logger}); err != nil {
 		return nil, err
 	}
-	cleanup = append(cleanup, n.stopGossip)
+	cleanup = append(cleanup, n.members.Leave)
 
 	n.peers = newPeerConns(cfg.DialVia, n.sec.peerDialOptions()...)
 	n.grpcServer = grpc.NewServer(
@@ -356,7 +358,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	close(n.stop)
 	n.stopOps()
-	n.stopGossip()
+	n.members.Leave()
 
 	done := make(chan struct{})
 	go func() {

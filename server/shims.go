@@ -68,7 +68,7 @@ func (n *Node) newFinisher() *finisher.Finisher {
 }
 
 // Alive reports whether gossip considers a node alive (always, without gossip).
-func (s dutyShim) Alive(node string) bool { return s.n.memberHealthy(node) }
+func (s dutyShim) Alive(node string) bool { return s.n.members.Healthy(node) }
 
 // OtherVoterAlive reports whether a voter other than this node is alive (by gossip;
 // without gossip, every voter counts).
@@ -78,7 +78,7 @@ func (s dutyShim) OtherVoterAlive() bool {
 		return false
 	}
 	for _, srv := range future.Configuration().Servers {
-		if string(srv.ID) != s.n.cfg.NodeID && srv.Suffrage == raft.Voter && s.n.memberHealthy(string(srv.ID)) {
+		if string(srv.ID) != s.n.cfg.NodeID && srv.Suffrage == raft.Voter && s.n.members.Healthy(string(srv.ID)) {
 			return true
 		}
 	}
@@ -185,4 +185,13 @@ func (n *Node) newAPI() api.Services {
 		RestoreLease:           n.cfg.RestoreLease,
 		GCDisabled:             n.cfg.GCDisabled,
 	}, n.gc)
+}
+
+// peerStatus asks the node at grpcAddr for its status (membership's bootstrap check).
+func (n *Node) peerStatus(ctx context.Context, grpcAddr string) (*internalv1.NodeStatusResponse, error) {
+	conn, err := n.peers.get(grpcAddr)
+	if err != nil {
+		return nil, err
+	}
+	return internalv1.NewInternalClient(conn).NodeStatus(ctx, &internalv1.NodeStatusRequest{})
 }

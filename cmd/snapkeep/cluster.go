@@ -11,6 +11,7 @@ import (
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server"
+	"github.com/snapkeep/snapkeep/server/membership"
 )
 
 // addClusterMembershipCmds adds members, remove and transfer-leader to `cluster`.
@@ -137,7 +138,7 @@ func (v *gossipKeyValue) Set(s string) error {
 		*v.key = nil
 		return nil
 	}
-	key, err := server.ParseGossipKey(s)
+	key, err := membership.ParseKey(s)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package server
+package membership
 
 import (
 	"encoding/base64"
@@ -24,32 +24,32 @@ func TestMemberMetaRoundTrip(t *testing.T) {
 }
 
 func TestRemovalUnsafe(t *testing.T) {
-	require.NotEmpty(t, removalUnsafe(1, 1), "last voter")
-	require.Empty(t, removalUnsafe(3, 2), "3 voters, one failed: the other two are a quorum of 2")
-	require.NotEmpty(t, removalUnsafe(3, 1), "3 voters, two failed")
-	require.Empty(t, removalUnsafe(5, 3))
-	require.NotEmpty(t, removalUnsafe(5, 2))
-	require.Empty(t, removalUnsafe(2, 1), "2 voters, one failed: the survivor alone is a quorum of 1")
+	require.NotEmpty(t, RemovalUnsafe(1, 1), "last voter")
+	require.Empty(t, RemovalUnsafe(3, 2), "3 voters, one failed: the other two are a quorum of 2")
+	require.NotEmpty(t, RemovalUnsafe(3, 1), "3 voters, two failed")
+	require.Empty(t, RemovalUnsafe(5, 3))
+	require.NotEmpty(t, RemovalUnsafe(5, 2))
+	require.Empty(t, RemovalUnsafe(2, 1), "2 voters, one failed: the survivor alone is a quorum of 1")
 }
 
 func TestParseGossipKey(t *testing.T) {
 	for _, n := range []int{16, 24, 32} {
-		key, err := ParseGossipKey(base64.StdEncoding.EncodeToString(make([]byte, n)))
+		key, err := ParseKey(base64.StdEncoding.EncodeToString(make([]byte, n)))
 		require.NoError(t, err)
 		require.Len(t, key, n)
 	}
-	_, err := ParseGossipKey(base64.StdEncoding.EncodeToString(make([]byte, 20)))
+	_, err := ParseKey(base64.StdEncoding.EncodeToString(make([]byte, 20)))
 	require.ErrorContains(t, err, "want 16, 24 or 32")
-	_, err = ParseGossipKey("not base64!")
+	_, err = ParseKey("not base64!")
 	require.ErrorContains(t, err, "not base64")
 }
 
 func TestGossipConfigValidate(t *testing.T) {
 	var errs []string
 	bad := func(f string, args ...any) { errs = append(errs, f) }
-	(&GossipConfig{Join: []string{"a:1"}}).validate(bad)
+	(&Config{Join: []string{"a:1"}}).Validate(bad)
 	require.Len(t, errs, 1)
 	errs = nil
-	(&GossipConfig{Addr: "nohost", Join: []string{"x"}, BootstrapExpect: -1, Key: []byte("short"), DeadServerTimeout: -1}).validate(bad)
+	(&Config{Addr: "nohost", Join: []string{"x"}, BootstrapExpect: -1, Key: []byte("short"), DeadServerTimeout: -1}).Validate(bad)
 	require.Len(t, errs, 5)
 }

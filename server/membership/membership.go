@@ -1,6 +1,4 @@
-package server
-
-// Discovery and membership over hashicorp/memberlist (gossip).
+// Package membership is discovery and membership over hashicorp/memberlist (gossip).
 //
 // Every node gossips a small Meta: its id, Raft and gRPC addresses, version, its
 // --bootstrap-expect and whether it has Raft state. Two jobs run on that:
@@ -21,6 +19,7 @@ package server
 //     configuration. Only with DeadServerTimeout > 0, a server gossip reports dead or
 //     left that has been failed that long by this leader's clock is removed, and only
 //     when the healthy voters still make a quorum of the smaller configuration.
+package membership
 
 import (
 	"context"
@@ -47,8 +46,8 @@ import (
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
-// GossipConfig configures discovery and membership. Gossip is off when Addr is empty.
-type GossipConfig struct {
+// Config configures discovery and membership. Gossip is off when Addr is empty.
+type Config struct {
 	// Addr is where memberlist listens, TCP and UDP ("host:port"). Advertise, when set,
 	// is the address other members are told instead.
 	Addr      string
@@ -73,8 +72,8 @@ type GossipConfig struct {
 	Tune func(*memberlist.Config)
 }
 
-// ParseGossipKey decodes a base64 gossip key of 16, 24 or 32 bytes.
-func ParseGossipKey(s string) ([]byte, error) {
+// ParseKey decodes a base64 gossip key of 16, 24 or 32 bytes.
+func ParseKey(s string) ([]byte, error) {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil {
 		return nil, fmt.Errorf("not base64: %v", err)
@@ -86,11 +85,12 @@ func ParseGossipKey(s string) ([]byte, error) {
 	return nil, fmt.Errorf("%d bytes; want 16, 24 or 32 (for example: head -c 32 /dev/urandom | base64)", len(key))
 }
 
-func (g *GossipConfig) enabled() bool { return g.Addr != "" }
+// Enabled reports whether gossip is on.
+func (g *Config) Enabled() bool { return g.Addr != "" }
 
-// validate appends the gossip settings' problems.
-func (g *GossipConfig) validate(bad func(string, ...any)) {
-	if !g.enabled() {
+// Validate reports each of the gossip settings' problems to bad.
+func (g *Config) Validate(bad func(string, ...any)) {
+	if !g.Enabled() {
 		if len(g.Join) > 0 || g.BootstrapExpect > 0 {
 			bad("--join and --bootstrap-expect need --gossip-addr")
 		}
@@ -171,9 +171,21 @@ func decodeMeta(b []byte) (memberMeta, error) {
 	return m, nil
 }
 
-// membership is a node's gossip state.
-type membership struct {
-	n      *Node
+// Node is what membership needs of its node.
+type Node struct {
+	ID, GRPCAddr, Version string
+	RaftAddr              string
+	Raft                  *raft.Raft
+	// NodeStatus asks a peer, at its gRPC address, for its status (bootstrap checks
+	// that no peer has Raft state yet).
+	NodeStatus func(ctx context.Context, grpcAddr string) (*internalv1.NodeStatusResponse, error)
+	Logger     *slog.Logger
+}
+
+// Membership is a node's gossip state. Its methods are safe for concurrent use.
+type Membership struct {
+	cfg    Config
+	n      Node
 	ml     *memberlist.Memberlist
 	kick   duty.Kicker
 	logger *slog.Logger
@@ -189,26 +201,25 @@ type membership struct {
 	warned       map[string]string    // last warning per topic, to log changes once
 }
 
-// startGossip starts memberlist (when configured); the loop starts with runMembership.
-func (n *Node) startGossip() error {
-	g := n.cfg.Gossip
-	if !g.enabled() {
-		return nil
+// Start starts memberlist; nil (and no error) when gossip is off. Its duty is Loop.
+func Start(g Config, n Node) (*Membership, error) {
+	if !g.Enabled() {
+		return nil, nil
 	}
-	m := &membership{n: n, kick: duty.NewKicker(), logger: n.logger.With("component", "gossip"),
+	m := &Membership{cfg: g, n: n, kick: duty.NewKicker(), logger: n.Logger.With("component", "gossip"),
 		failedSince: map[string]time.Time{}, warned: map[string]string{}, nodes: map[string]trackedNode{}}
-	m.hasState = n.hasRaftState()
+	m.hasState = m.hasRaftState()
 	mc := memberlist.DefaultLANConfig()
-	mc.Name = n.cfg.NodeID
+	mc.Name = n.ID
 	host, port, err := splitHostPort(g.Addr)
 	if err != nil {
-		return fmt.Errorf("--gossip-addr: %w", err)
+		return nil, fmt.Errorf("--gossip-addr: %w", err)
 	}
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertisePort = port
 	if g.Advertise != "" {
 		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(g.Advertise); err != nil {
-			return fmt.Errorf("--gossip-advertise: %w", err)
+			return nil, fmt.Errorf("--gossip-advertise: %w", err)
 		}
 	}
 	mc.SecretKey = g.Key
@@ -223,16 +234,15 @@ func (n *Node) startGossip() error {
 	// rounds make it suspect here.
 	m.suspectAfter = 6*mc.ProbeInterval + mc.ProbeTimeout
 	if l := len(m.meta().encode()); l > memberlist.MetaMaxSize {
-		return fmt.Errorf("gossip meta is %d bytes, over memberlist's %d: shorten the node id or addresses", l, memberlist.MetaMaxSize)
+		return nil, fmt.Errorf("gossip meta is %d bytes, over memberlist's %d: shorten the node id or addresses", l, memberlist.MetaMaxSize)
 	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
-		return fmt.Errorf("start gossip on --gossip-addr %s: %w", g.Addr, err)
+		return nil, fmt.Errorf("start gossip on --gossip-addr %s: %w", g.Addr, err)
 	}
 	m.ml = ml
-	n.members = m
 	m.logger.Info("gossip started", "addr", ml.LocalNode().Address(), "encrypted", len(g.Key) > 0, "bootstrap_expect", g.BootstrapExpect)
-	return nil
+	return m, nil
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -250,10 +260,9 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-// stopGossip leaves the gossip pool (others see the node as left, not dead) and stops
-// memberlist. Safe to call when gossip is off.
-func (n *Node) stopGossip() {
-	m := n.members
+// Leave leaves the gossip pool (others see the node as left, not dead) and stops
+// memberlist. Safe to call more than once, and on a nil Membership (gossip off).
+func (m *Membership) Leave() {
 	if m == nil || m.halted.Load() {
 		return
 	}
@@ -266,11 +275,11 @@ func (n *Node) stopGossip() {
 	if err := m.ml.Leave(time.Second); err != nil {
 		m.logger.Debug("leave gossip", "err", err)
 	}
-	m.halt()
+	m.Halt()
 }
 
-// halt stops memberlist without leaving.
-func (m *membership) halt() {
+// Halt stops memberlist without leaving (others see the node as dead).
+func (m *Membership) Halt() {
 	if m.halted.Swap(true) {
 		return
 	}
@@ -279,39 +288,38 @@ func (m *membership) halt() {
 	}
 }
 
-// runMembership starts the loop that joins, bootstraps and (on the leader) reconciles.
-func (n *Node) hasRaftState() bool {
-	return n.raft != nil && n.raft.LastIndex() > 0
+func (m *Membership) hasRaftState() bool {
+	return m.n.Raft != nil && m.n.Raft.LastIndex() > 0
 }
 
-// loop is the membership duty: joining gossip (again, when alone), bootstrapping, and
+// Loop is the membership duty: joining gossip (again, when alone), bootstrapping, and
 // on the leader reconciling the Raft configuration with gossip.
-func (m *membership) loop() duty.Loop {
-	n := m.n
-	interval := n.cfg.Gossip.Interval
+func (m *Membership) Loop() duty.Loop {
+	n, g := m.n, m.cfg
+	interval := g.Interval
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
-	joined := len(n.cfg.Gossip.Join) == 0
+	joined := len(g.Join) == 0
 	var lastJoin time.Time
 	return duty.Loop{Name: "membership", Every: interval, Kick: m.kick, Pass: func(ctx context.Context) {
 		if !joined && !m.halted.Load() && time.Since(lastJoin) >= 2*interval {
 			lastJoin = time.Now()
-			if k, err := m.ml.Join(n.cfg.Gossip.Join); err != nil {
+			if k, err := m.ml.Join(g.Join); err != nil {
 				m.warnOnce("join", fmt.Sprintf("join gossip: %v; retrying", err))
 			} else {
 				joined = true
 				m.logger.Info("joined gossip", "contacted", k)
 			}
 		}
-		if joined && len(n.cfg.Gossip.Join) > 0 && m.aliveOthers() == 0 {
+		if joined && len(g.Join) > 0 && m.aliveOthers() == 0 {
 			joined = false // alone (everyone restarted, or a long partition): join again
 		}
 		m.updateState()
-		if n.cfg.Gossip.BootstrapExpect > 0 && !m.hasStateNow() {
+		if g.BootstrapExpect > 0 && !m.hasStateNow() {
 			m.maybeBootstrap(ctx)
 		}
-		if n.raft.State() == raft.Leader {
+		if n.Raft.State() == raft.Leader {
 			m.reconcile(ctx)
 		} else {
 			m.mu.Lock()
@@ -322,25 +330,25 @@ func (m *membership) loop() duty.Loop {
 }
 
 // aliveOthers counts the other members gossip reports alive.
-func (m *membership) aliveOthers() int {
+func (m *Membership) aliveOthers() int {
 	k := 0
-	for id, mem := range m.memberStates() {
-		if id != m.n.cfg.NodeID && mem.State == memberlist.StateAlive {
+	for id, mem := range m.Members() {
+		if id != m.n.ID && mem.State == memberlist.StateAlive {
 			k++
 		}
 	}
 	return k
 }
 
-func (m *membership) hasStateNow() bool {
+func (m *Membership) hasStateNow() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.hasState
 }
 
 // updateState re-advertises the node's meta once it has Raft state.
-func (m *membership) updateState() {
-	has := m.n.hasRaftState()
+func (m *Membership) updateState() {
+	has := m.hasRaftState()
 	m.mu.Lock()
 	changed := has != m.hasState
 	m.hasState = has
@@ -353,7 +361,7 @@ func (m *membership) updateState() {
 }
 
 // warnOnce logs msg at warn level unless it is what was last logged for topic.
-func (m *membership) warnOnce(topic, msg string, args ...any) {
+func (m *Membership) warnOnce(topic, msg string, args ...any) {
 	m.mu.Lock()
 	same := m.warned[topic] == msg
 	m.warned[topic] = msg
@@ -363,19 +371,21 @@ func (m *membership) warnOnce(topic, msg string, args ...any) {
 	}
 }
 
-func (m *membership) meta() memberMeta {
+func (m *Membership) meta() memberMeta {
 	n := m.n
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return memberMeta{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), GRPCAddr: n.grpcAddr, Version: n.cfg.Version,
-		Expect: n.cfg.Gossip.BootstrapExpect, HasState: m.hasState, Leaving: m.leaving}
+	return memberMeta{ID: n.ID, RaftAddr: n.RaftAddr, GRPCAddr: n.GRPCAddr, Version: n.Version,
+		Expect: m.cfg.BootstrapExpect, HasState: m.hasState, Leaving: m.leaving}
 }
 
-// gossipMember is one member as this node sees it.
-type gossipMember struct {
-	memberMeta
-	Addr  string
-	State memberlist.NodeStateType
+// Member is one member as this node sees it.
+type Member struct {
+	ID, RaftAddr, GRPCAddr, Version string
+	Expect                          int
+	HasState                        bool
+	Addr                            string // its gossip address
+	State                           memberlist.NodeStateType
 }
 
 // trackedNode is a copy of what memberlist told the event delegate (memberlist's own
@@ -388,20 +398,21 @@ type trackedNode struct {
 	lastAck time.Time // last successful direct probe by this node (or join)
 }
 
-// memberStates returns the snapkeep servers gossip knows, by id, dead and left ones
+// Members returns the snapkeep servers gossip knows, by id, dead and left ones
 // included. memberlist does not report suspicion to delegates, so an alive member
 // this node's own probes have not reached for suspectAfter is reported suspect.
-func (m *membership) memberStates() map[string]gossipMember {
+func (m *Membership) Members() map[string]Member {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]gossipMember, len(m.nodes))
+	out := make(map[string]Member, len(m.nodes))
 	now := time.Now()
 	for id, t := range m.nodes {
 		st := t.state
-		if st == memberlist.StateAlive && id != m.n.cfg.NodeID && now.Sub(t.lastAck) > m.suspectAfter {
+		if st == memberlist.StateAlive && id != m.n.ID && now.Sub(t.lastAck) > m.suspectAfter {
 			st = memberlist.StateSuspect
 		}
-		out[id] = gossipMember{memberMeta: t.meta, Addr: t.addr, State: st}
+		out[id] = Member{ID: t.meta.ID, RaftAddr: t.meta.RaftAddr, GRPCAddr: t.meta.GRPCAddr, Version: t.meta.Version,
+			Expect: t.meta.Expect, HasState: t.meta.HasState, Addr: t.addr, State: st}
 	}
 	return out
 }
@@ -409,7 +420,7 @@ func (m *membership) memberStates() map[string]gossipMember {
 // track records what an event said. memberlist's Node.State in events is not the
 // node's state (memberlist keeps that elsewhere): events mean alive, except leave,
 // which means left when the node announced it was leaving, dead otherwise.
-func (m *membership) track(node *memberlist.Node, state memberlist.NodeStateType, ack bool) (memberMeta, bool) {
+func (m *Membership) track(node *memberlist.Node, state memberlist.NodeStateType, ack bool) (memberMeta, bool) {
 	meta, err := decodeMeta(node.Meta)
 	if err != nil || meta.ID != node.Name {
 		return meta, false
@@ -429,7 +440,7 @@ func (m *membership) track(node *memberlist.Node, state memberlist.NodeStateType
 }
 
 // NotifyPingComplete (memberlist.PingDelegate) records a successful probe.
-func (m *membership) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
+func (m *Membership) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
 	m.mu.Lock()
 	if t, ok := m.nodes[other.Name]; ok {
 		t.lastAck = time.Now()
@@ -439,24 +450,23 @@ func (m *membership) NotifyPingComplete(other *memberlist.Node, _ time.Duration,
 }
 
 // AckPayload (memberlist.PingDelegate) sends nothing extra.
-func (m *membership) AckPayload() []byte { return nil }
+func (m *Membership) AckPayload() []byte { return nil }
 
-// healthy reports whether gossip considers the node alive. Without gossip every node is
-// healthy; a node gossip does not know is not.
-func (n *Node) memberHealthy(id string) bool {
-	m := n.members
-	if m == nil || id == n.cfg.NodeID {
+// Healthy reports whether gossip considers the node alive. Without gossip (a nil
+// Membership) every node is healthy; a node gossip does not know is not.
+func (m *Membership) Healthy(id string) bool {
+	if m == nil || id == m.n.ID {
 		return true
 	}
-	mem, ok := m.memberStates()[id]
+	mem, ok := m.Members()[id]
 	return ok && mem.State == memberlist.StateAlive
 }
 
-func (m *membership) maybeBootstrap(ctx context.Context) {
+func (m *Membership) maybeBootstrap(ctx context.Context) {
 	n := m.n
-	expect := n.cfg.Gossip.BootstrapExpect
-	var servers []gossipMember
-	for _, mem := range m.memberStates() {
+	expect := m.cfg.BootstrapExpect
+	var servers []Member
+	for _, mem := range m.Members() {
 		if mem.State != memberlist.StateAlive {
 			continue
 		}
@@ -478,15 +488,11 @@ func (m *membership) maybeBootstrap(ctx context.Context) {
 	}
 	// Gossip may lag: ask every peer whether it has Raft state.
 	for _, mem := range servers {
-		if mem.ID == n.cfg.NodeID {
+		if mem.ID == n.ID {
 			continue
 		}
-		conn, err := n.peers.get(mem.GRPCAddr)
-		if err != nil {
-			return
-		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		st, err := internalv1.NewInternalClient(conn).NodeStatus(cctx, &internalv1.NodeStatusRequest{})
+		st, err := n.NodeStatus(cctx, mem.GRPCAddr)
 		cancel()
 		if err != nil {
 			m.logger.Debug("bootstrap: peer did not answer", "peer", mem.ID, "err", err)
@@ -503,7 +509,7 @@ func (m *membership) maybeBootstrap(ctx context.Context) {
 		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(mem.ID), Address: raft.ServerAddress(mem.RaftAddr)})
 		ids[i] = mem.ID
 	}
-	err := n.raft.BootstrapCluster(cfg).Error()
+	err := n.Raft.BootstrapCluster(cfg).Error()
 	switch {
 	case errors.Is(err, raft.ErrCantBootstrap):
 		m.logger.Info("not bootstrapping: Raft state arrived from a peer meanwhile")
@@ -517,9 +523,9 @@ func (m *membership) maybeBootstrap(ctx context.Context) {
 
 // reconcile runs on the leader: alive members become voters; failed ones are reported
 // and, after DeadServerTimeout (when set), removed if quorum allows.
-func (m *membership) reconcile(ctx context.Context) {
+func (m *Membership) reconcile(ctx context.Context) {
 	n := m.n
-	future := n.raft.GetConfiguration()
+	future := n.Raft.GetConfiguration()
 	if err := future.Error(); err != nil {
 		return
 	}
@@ -529,7 +535,7 @@ func (m *membership) reconcile(ctx context.Context) {
 	for _, s := range servers {
 		inConfig[string(s.ID)] = s
 	}
-	members := m.memberStates()
+	members := m.Members()
 	ids := make([]string, 0, len(members))
 	for id := range members {
 		ids = append(ids, id)
@@ -537,7 +543,7 @@ func (m *membership) reconcile(ctx context.Context) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		mem := members[id]
-		if id == n.cfg.NodeID || mem.State != memberlist.StateAlive {
+		if id == n.ID || mem.State != memberlist.StateAlive {
 			continue
 		}
 		s, ok := inConfig[id]
@@ -547,12 +553,12 @@ func (m *membership) reconcile(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(mem.RaftAddr), index, 10*time.Second).Error()
+		err := n.Raft.AddVoter(raft.ServerID(id), raft.ServerAddress(mem.RaftAddr), index, 10*time.Second).Error()
 		if err != nil {
 			// For example its Raft address is still held by a removed-to-be server:
 			// Raft refuses duplicate addresses. Others may still be added.
 			m.warnOnce("add:"+id, fmt.Sprintf("could not add member as a voter; will retry: %v", err), "member", id, "raft_addr", mem.RaftAddr)
-			if refreshed := n.raft.GetConfiguration(); refreshed.Error() == nil {
+			if refreshed := n.Raft.GetConfiguration(); refreshed.Error() == nil {
 				index = refreshed.Index()
 			}
 			continue
@@ -567,7 +573,7 @@ func (m *membership) reconcile(ctx context.Context) {
 	for _, s := range servers {
 		id := string(s.ID)
 		mem, known := members[id]
-		ok := id == n.cfg.NodeID || (known && mem.State == memberlist.StateAlive)
+		ok := id == n.ID || (known && mem.State == memberlist.StateAlive)
 		if s.Suffrage == raft.Voter {
 			voters++
 			if ok {
@@ -590,10 +596,10 @@ func (m *membership) reconcile(ctx context.Context) {
 			m.mu.Unlock()
 			state := "unknown to gossip"
 			if known {
-				state = stateName(mem.State)
+				state = StateName(mem.State)
 			}
 			m.logger.Warn("member failed; it stays in the Raft configuration", "member", id, "state", state,
-				"dead_server_timeout", n.cfg.Gossip.DeadServerTimeout)
+				"dead_server_timeout", m.cfg.DeadServerTimeout)
 			continue
 		}
 		m.mu.Unlock()
@@ -603,7 +609,7 @@ func (m *membership) reconcile(ctx context.Context) {
 			failed = append(failed, id)
 		}
 	}
-	timeout := n.cfg.Gossip.DeadServerTimeout
+	timeout := m.cfg.DeadServerTimeout
 	if timeout <= 0 {
 		return
 	}
@@ -616,12 +622,12 @@ func (m *membership) reconcile(ctx context.Context) {
 		}
 		s := inConfig[id]
 		if s.Suffrage == raft.Voter {
-			if reason := removalUnsafe(voters, healthyVoters); reason != "" {
+			if reason := RemovalUnsafe(voters, healthyVoters); reason != "" {
 				m.warnOnce("remove:"+id, "dead server timeout passed but not removing: "+reason, "member", id)
 				continue
 			}
 		}
-		if err := n.raft.RemoveServer(s.ID, index, 10*time.Second).Error(); err != nil {
+		if err := n.Raft.RemoveServer(s.ID, index, 10*time.Second).Error(); err != nil {
 			m.warnOnce("remove:"+id, "could not remove dead server; will retry", "member", id, "err", err)
 			return
 		}
@@ -633,8 +639,8 @@ func (m *membership) reconcile(ctx context.Context) {
 	}
 }
 
-// removalUnsafe says why removing one failed voter would be unsafe, or "".
-func removalUnsafe(voters, healthyVoters int) string {
+// RemovalUnsafe says why removing one failed voter would be unsafe, or "".
+func RemovalUnsafe(voters, healthyVoters int) string {
 	if voters <= 1 {
 		return "it is the last voter"
 	}
@@ -645,7 +651,8 @@ func removalUnsafe(voters, healthyVoters int) string {
 	return ""
 }
 
-func stateName(s memberlist.NodeStateType) string {
+// StateName is a gossip state's name in logs.
+func StateName(s memberlist.NodeStateType) string {
 	switch s {
 	case memberlist.StateAlive:
 		return "alive"
@@ -659,7 +666,8 @@ func stateName(s memberlist.NodeStateType) string {
 	return "unknown"
 }
 
-func memberStatus(s memberlist.NodeStateType) pb.MemberStatus {
+// Status is a gossip state as the API reports it.
+func Status(s memberlist.NodeStateType) pb.MemberStatus {
 	switch s {
 	case memberlist.StateAlive:
 		return pb.MemberStatus_MEMBER_STATUS_ALIVE
@@ -673,21 +681,22 @@ func memberStatus(s memberlist.NodeStateType) pb.MemberStatus {
 	return pb.MemberStatus_MEMBER_STATUS_UNKNOWN
 }
 
-// gossipStatus is a node's gossip health for cluster status (UNSPECIFIED without gossip).
-func (n *Node) gossipStatus(id string) pb.MemberStatus {
-	if n.members == nil {
+// StatusOf is a node's gossip health for cluster status (UNSPECIFIED without gossip:
+// a nil Membership).
+func (m *Membership) StatusOf(id string) pb.MemberStatus {
+	if m == nil {
 		return pb.MemberStatus_MEMBER_STATUS_UNSPECIFIED
 	}
-	mem, ok := n.members.memberStates()[id]
+	mem, ok := m.Members()[id]
 	if !ok {
 		return pb.MemberStatus_MEMBER_STATUS_UNKNOWN
 	}
-	return memberStatus(mem.State)
+	return Status(mem.State)
 }
 
 // memberlist.Delegate: only the node meta is used.
 
-func (m *membership) NodeMeta(limit int) []byte {
+func (m *Membership) NodeMeta(limit int) []byte {
 	b := m.meta().encode()
 	if len(b) > limit {
 		m.logger.Error("gossip meta too large", "bytes", len(b), "limit", limit)
@@ -695,20 +704,20 @@ func (m *membership) NodeMeta(limit int) []byte {
 	}
 	return b
 }
-func (m *membership) NotifyMsg([]byte)                           {}
-func (m *membership) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (m *membership) LocalState(join bool) []byte                { return nil }
-func (m *membership) MergeRemoteState(buf []byte, join bool)     {}
+func (m *Membership) NotifyMsg([]byte)                           {}
+func (m *Membership) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (m *Membership) LocalState(join bool) []byte                { return nil }
+func (m *Membership) MergeRemoteState(buf []byte, join bool)     {}
 
 // memberlist.EventDelegate: changes wake the loop.
 
-func (m *membership) NotifyJoin(node *memberlist.Node) {
+func (m *Membership) NotifyJoin(node *memberlist.Node) {
 	if _, ok := m.track(node, memberlist.StateAlive, true); ok {
 		m.logger.Info("member joined", "member", node.Name, "addr", node.Address())
 	}
 	m.wake()
 }
-func (m *membership) NotifyLeave(node *memberlist.Node) {
+func (m *Membership) NotifyLeave(node *memberlist.Node) {
 	if meta, ok := m.track(node, memberlist.StateDead, false); ok {
 		if meta.Leaving {
 			m.logger.Warn("member left", "member", node.Name)
@@ -718,12 +727,12 @@ func (m *membership) NotifyLeave(node *memberlist.Node) {
 	}
 	m.wake()
 }
-func (m *membership) NotifyUpdate(node *memberlist.Node) {
+func (m *Membership) NotifyUpdate(node *memberlist.Node) {
 	m.track(node, memberlist.StateAlive, false)
 	m.wake()
 }
 
-func (m *membership) wake() { m.kick.Kick() }
+func (m *Membership) wake() { m.kick.Kick() }
 
 // gossipLogWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog records.
 type gossipLogWriter struct{ logger *slog.Logger }
