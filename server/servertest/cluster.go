@@ -59,17 +59,20 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	c.Bucket = startBucket(t)
 	for i := 0; i < n; i++ {
 		cfg := server.Config{
-			NodeID:             nodeID(i),
-			DataDir:            filepath.Join(dir, nodeID(i)),
-			RaftAddr:           raftAddrs[i],
-			GRPCAddr:           grpcAddrs[i],
-			Peers:              peers,
-			Root:               "snapkeep",
-			Storage:            c.Bucket.Server.Config(),
-			Store:              c.Bucket.Store,
-			HeartbeatTimeout:   500 * time.Millisecond,
-			ElectionTimeout:    500 * time.Millisecond,
-			LeaderLeaseTimeout: 250 * time.Millisecond,
+			NodeID:           nodeID(i),
+			DataDir:          filepath.Join(dir, nodeID(i)),
+			RaftAddr:         raftAddrs[i],
+			GRPCAddr:         grpcAddrs[i],
+			Peers:            peers,
+			Root:             "snapkeep",
+			Storage:          c.Bucket.Server.Config(),
+			Store:            c.Bucket.Store,
+			HeartbeatTimeout: 500 * time.Millisecond,
+			ElectionTimeout:  500 * time.Millisecond,
+			// As long as the heartbeat timeout (its upper bound): a -race run on two busy
+			// cores starves heartbeats for ~300 ms now and then (seen in CI and on a clean
+			// clone), and a leader that loses its lease fails the writes in flight.
+			LeaderLeaseTimeout: 500 * time.Millisecond,
 			ExpiryInterval:     100 * time.Millisecond,
 			GCInterval:         200 * time.Millisecond,
 			NoSync:             true,
