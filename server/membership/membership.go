@@ -76,7 +76,7 @@ type Config struct {
 func ParseKey(s string) ([]byte, error) {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil {
-		return nil, fmt.Errorf("not base64: %v", err)
+		return nil, fmt.Errorf("not base64: %w", err)
 	}
 	switch len(key) {
 	case 16, 24, 32:
