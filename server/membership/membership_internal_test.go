@@ -5,7 +5,19 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
+
+// server keeps a nil *Membership when gossip is off and calls it anyway.
+func TestGossipOffIsANilMembership(t *testing.T) {
+	m, err := Start(Config{}, Node{})
+	require.NoError(t, err)
+	require.Nil(t, m)
+	require.True(t, m.Healthy("n2"), "without gossip every node is healthy")
+	require.Equal(t, pb.MemberStatus_MEMBER_STATUS_UNSPECIFIED, m.StatusOf("n2"))
+	m.Leave()
+}
 
 func TestMemberMetaRoundTrip(t *testing.T) {
 	for _, m := range []memberMeta{
