@@ -47,7 +47,7 @@ func TestDeclaresModule(t *testing.T) {
 // returns the same file untouched.
 func TestBuildSnapkeepReusesTheBinary(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: compiles the snapkeep binary twice (make test runs it: it runs without -short)")
+		t.Skip("-short: compiles the snapkeep binary (make test runs it: it runs without -short)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
