@@ -62,7 +62,7 @@ func IsTransient(err error) bool {
 	if chainHas(err, context.Canceled) || chainHas(err, context.DeadlineExceeded) {
 		return false
 	}
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrAccessDenied) {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrAccessDenied) || errors.Is(err, ErrPreconditionFailed) {
 		return false
 	}
 	var local permanentLocal

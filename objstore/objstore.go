@@ -17,6 +17,12 @@ import (
 // ErrNotFound means the object (or, for Copy, the source) does not exist.
 var ErrNotFound = errors.New("object not found")
 
+// ErrPreconditionFailed means a conditional request's condition did not hold: for a
+// Put with PutOptions.IfNoneMatch, an object already exists under the key (S3's 412
+// PreconditionFailed, or 409 ConditionalRequestConflict when another conditional
+// write to the key was in progress). Matched with errors.Is.
+var ErrPreconditionFailed = errors.New("precondition failed")
+
 // ErrAccessDenied means the server refused the request for lack of permission
 // (S3 AccessDenied, or any other 403 but RequestTimeTooSkewed). Like
 // ErrNotFound it is matched with errors.Is; the backend's error stays in the chain.
@@ -54,6 +60,11 @@ type PutOptions struct {
 	HasCRC32C bool
 	// ContentType defaults to application/octet-stream.
 	ContentType string
+	// IfNoneMatch makes the Put a create: it sends If-None-Match: * and fails with
+	// ErrPreconditionFailed when an object already exists under the key. A server
+	// without conditional writes ignores the header and overwrites (detect that
+	// before relying on it: see the repository registration probe).
+	IfNoneMatch bool
 }
 
 // ListPage is one page of a listing, in lexical key order.

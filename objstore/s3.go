@@ -215,6 +215,9 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, op
 	if opts.HasCRC32C {
 		in.ChecksumCRC32C = aws.String(encodeCRC32C(opts.CRC32C))
 	}
+	if opts.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
 	var optFns []func(*s3.Options)
 	if seeker, ok := body.(io.ReadSeeker); ok {
 		// The transport sends size bytes and only then notices extra ones, when
@@ -764,8 +767,18 @@ func mapError(err error, isHead bool) error {
 	if apiErrorCode(err) == "AccessDenied" {
 		return accessDeniedError{err}
 	}
+	if code := apiErrorCode(err); code == "PreconditionFailed" || code == "ConditionalRequestConflict" ||
+		(errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusPreconditionFailed) {
+		return preconditionError{err}
+	}
 	return err
 }
+
+// preconditionError is ErrPreconditionFailed for errors.Is, keeping the backend error.
+type preconditionError struct{ cause error }
+
+func (e preconditionError) Error() string   { return ErrPreconditionFailed.Error() + ": " + e.cause.Error() }
+func (e preconditionError) Unwrap() []error { return []error{ErrPreconditionFailed, e.cause} }
 
 // notFoundError is ErrNotFound for errors.Is while keeping the backend error in
 // the message and in the chain.

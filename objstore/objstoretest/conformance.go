@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store, caps Capabili
 		{"ListPagination", testListPagination},
 		{"Delete", testDelete},
 		{"CRC32CAccepted", testCRC32CAccepted},
+		{"ConditionalCreate", testConditionalCreate},
 		{"CRC32CVerified", testCRC32CVerified},
 		{"SizeMismatch", testSizeMismatch},
 		{"Concurrent", testConcurrent},
@@ -580,6 +581,24 @@ func testCRC32CAccepted(t *testing.T, s *suite) {
 			require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
 		})
 	}
+}
+
+// testConditionalCreate: a Put with IfNoneMatch creates a missing object and is
+// refused with ErrPreconditionFailed over an existing one, which keeps its content.
+func testConditionalCreate(t *testing.T, s *suite) {
+	key := s.key("gen-1")
+	_, err := s.store.Put(t.Context(), key, bytes.NewReader([]byte("first")), 5, objstore.PutOptions{IfNoneMatch: true})
+	require.NoError(t, err)
+	_, err = s.store.Put(t.Context(), key, bytes.NewReader([]byte("second")), 6, objstore.PutOptions{IfNoneMatch: true})
+	require.ErrorIs(t, err, objstore.ErrPreconditionFailed)
+	require.False(t, objstore.IsTransient(err))
+	got, _ := s.get(t, key)
+	require.Equal(t, "first", string(got))
+	// A plain Put still overwrites.
+	_, err = s.store.Put(t.Context(), key, bytes.NewReader([]byte("third")), 5, objstore.PutOptions{})
+	require.NoError(t, err)
+	got, _ = s.get(t, key)
+	require.Equal(t, "third", string(got))
 }
 
 // testCRC32CVerified: a server with checksum support reports the stored CRC
