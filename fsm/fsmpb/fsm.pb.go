@@ -505,6 +505,12 @@ const (
 	RestoreState_RESTORE_STATE_FAILED RestoreState = 4
 	// Cancelled on request: the target was dropped.
 	RestoreState_RESTORE_STATE_CANCELLED RestoreState = 5
+	// A restore from a repository: the leader adds the segments of the repository's
+	// manifest to the plan (RestorePlanSegments), then the job is PENDING.
+	RestoreState_RESTORE_STATE_PLANNING RestoreState = 6
+	// An export whose files are all in the repository: the leader writes its manifest
+	// and a new index generation (ExportComplete). It can no longer be cancelled.
+	RestoreState_RESTORE_STATE_FINALIZING RestoreState = 7
 )
 
 // Enum value maps for RestoreState.
@@ -516,6 +522,8 @@ var (
 		3: "RESTORE_STATE_COMPLETED",
 		4: "RESTORE_STATE_FAILED",
 		5: "RESTORE_STATE_CANCELLED",
+		6: "RESTORE_STATE_PLANNING",
+		7: "RESTORE_STATE_FINALIZING",
 	}
 	RestoreState_value = map[string]int32{
 		"RESTORE_STATE_UNSPECIFIED": 0,
@@ -524,6 +532,8 @@ var (
 		"RESTORE_STATE_COMPLETED":   3,
 		"RESTORE_STATE_FAILED":      4,
 		"RESTORE_STATE_CANCELLED":   5,
+		"RESTORE_STATE_PLANNING":    6,
+		"RESTORE_STATE_FINALIZING":  7,
 	}
 )
 
@@ -552,6 +562,60 @@ func (x RestoreState) Number() protoreflect.EnumNumber {
 // Deprecated: Use RestoreState.Descriptor instead.
 func (RestoreState) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_proto_rawDescGZIP(), []int{8}
+}
+
+// JobKind says what a job in the restore-jobs table copies, from where to where. All
+// kinds share the engine: a plan of numbered tasks, a pool, leases, reports.
+type JobKind int32
+
+const (
+	// A snapshot of this cluster into a new collection, within the bucket.
+	JobKind_JOB_KIND_RESTORE JobKind = 0
+	// A snapshot of this cluster into a repository (no collection is created).
+	JobKind_JOB_KIND_EXPORT JobKind = 1
+	// A snapshot in a repository into a new collection of this cluster.
+	JobKind_JOB_KIND_REPOSITORY_RESTORE JobKind = 2
+)
+
+// Enum value maps for JobKind.
+var (
+	JobKind_name = map[int32]string{
+		0: "JOB_KIND_RESTORE",
+		1: "JOB_KIND_EXPORT",
+		2: "JOB_KIND_REPOSITORY_RESTORE",
+	}
+	JobKind_value = map[string]int32{
+		"JOB_KIND_RESTORE":            0,
+		"JOB_KIND_EXPORT":             1,
+		"JOB_KIND_REPOSITORY_RESTORE": 2,
+	}
+)
+
+func (x JobKind) Enum() *JobKind {
+	p := new(JobKind)
+	*p = x
+	return p
+}
+
+func (x JobKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_proto_enumTypes[9].Descriptor()
+}
+
+func (JobKind) Type() protoreflect.EnumType {
+	return &file_fsm_proto_enumTypes[9]
+}
+
+func (x JobKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobKind.Descriptor instead.
+func (JobKind) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 type ErrorCode int32
@@ -599,11 +663,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[9].Descriptor()
+	return file_fsm_proto_enumTypes[10].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[9]
+	return &file_fsm_proto_enumTypes[10]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -612,7 +676,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 type CommandType int32
@@ -653,6 +717,14 @@ const (
 	CommandType_COMMAND_TYPE_GC_RECORD_REPORT       CommandType = 32
 	CommandType_COMMAND_TYPE_RELEASE_FOR_DELETION   CommandType = 33
 	CommandType_COMMAND_TYPE_REGISTER_SEGMENTS      CommandType = 34
+	CommandType_COMMAND_TYPE_CLUSTER_IDENTIFY       CommandType = 35
+	CommandType_COMMAND_TYPE_REPOSITORY_REGISTER    CommandType = 36
+	CommandType_COMMAND_TYPE_REPOSITORY_UNREGISTER  CommandType = 37
+	CommandType_COMMAND_TYPE_EXPORT_BEGIN           CommandType = 38
+	CommandType_COMMAND_TYPE_EXPORT_COMPLETE        CommandType = 39
+	CommandType_COMMAND_TYPE_RESTORE_PLAN_SEGMENTS  CommandType = 40
+	CommandType_COMMAND_TYPE_REPOSITORY_GC_BEGIN    CommandType = 41
+	CommandType_COMMAND_TYPE_REPOSITORY_GC_END      CommandType = 42
 )
 
 // Enum value maps for CommandType.
@@ -693,6 +765,14 @@ var (
 		32: "COMMAND_TYPE_GC_RECORD_REPORT",
 		33: "COMMAND_TYPE_RELEASE_FOR_DELETION",
 		34: "COMMAND_TYPE_REGISTER_SEGMENTS",
+		35: "COMMAND_TYPE_CLUSTER_IDENTIFY",
+		36: "COMMAND_TYPE_REPOSITORY_REGISTER",
+		37: "COMMAND_TYPE_REPOSITORY_UNREGISTER",
+		38: "COMMAND_TYPE_EXPORT_BEGIN",
+		39: "COMMAND_TYPE_EXPORT_COMPLETE",
+		40: "COMMAND_TYPE_RESTORE_PLAN_SEGMENTS",
+		41: "COMMAND_TYPE_REPOSITORY_GC_BEGIN",
+		42: "COMMAND_TYPE_REPOSITORY_GC_END",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":            0,
@@ -730,6 +810,14 @@ var (
 		"COMMAND_TYPE_GC_RECORD_REPORT":       32,
 		"COMMAND_TYPE_RELEASE_FOR_DELETION":   33,
 		"COMMAND_TYPE_REGISTER_SEGMENTS":      34,
+		"COMMAND_TYPE_CLUSTER_IDENTIFY":       35,
+		"COMMAND_TYPE_REPOSITORY_REGISTER":    36,
+		"COMMAND_TYPE_REPOSITORY_UNREGISTER":  37,
+		"COMMAND_TYPE_EXPORT_BEGIN":           38,
+		"COMMAND_TYPE_EXPORT_COMPLETE":        39,
+		"COMMAND_TYPE_RESTORE_PLAN_SEGMENTS":  40,
+		"COMMAND_TYPE_REPOSITORY_GC_BEGIN":    41,
+		"COMMAND_TYPE_REPOSITORY_GC_END":      42,
 	}
 )
 
@@ -744,11 +832,11 @@ func (x CommandType) String() string {
 }
 
 func (CommandType) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[10].Descriptor()
+	return file_fsm_proto_enumTypes[11].Descriptor()
 }
 
 func (CommandType) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[10]
+	return &file_fsm_proto_enumTypes[11]
 }
 
 func (x CommandType) Number() protoreflect.EnumNumber {
@@ -757,7 +845,7 @@ func (x CommandType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CommandType.Descriptor instead.
 func (CommandType) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 // CopyVerification is what checked a restored file's copy, weakest to strongest.
@@ -768,6 +856,7 @@ const (
 	CopyVerification_COPY_VERIFICATION_COPY_RESPONSE CopyVerification = 1
 	CopyVerification_COPY_VERIFICATION_HEAD          CopyVerification = 2
 	CopyVerification_COPY_VERIFICATION_READ_BACK     CopyVerification = 3
+	CopyVerification_COPY_VERIFICATION_STREAM        CopyVerification = 4
 )
 
 // Enum value maps for CopyVerification.
@@ -777,12 +866,14 @@ var (
 		1: "COPY_VERIFICATION_COPY_RESPONSE",
 		2: "COPY_VERIFICATION_HEAD",
 		3: "COPY_VERIFICATION_READ_BACK",
+		4: "COPY_VERIFICATION_STREAM",
 	}
 	CopyVerification_value = map[string]int32{
 		"COPY_VERIFICATION_NONE":          0,
 		"COPY_VERIFICATION_COPY_RESPONSE": 1,
 		"COPY_VERIFICATION_HEAD":          2,
 		"COPY_VERIFICATION_READ_BACK":     3,
+		"COPY_VERIFICATION_STREAM":        4,
 	}
 )
 
@@ -797,11 +888,11 @@ func (x CopyVerification) String() string {
 }
 
 func (CopyVerification) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[11].Descriptor()
+	return file_fsm_proto_enumTypes[12].Descriptor()
 }
 
 func (CopyVerification) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[11]
+	return &file_fsm_proto_enumTypes[12]
 }
 
 func (x CopyVerification) Number() protoreflect.EnumNumber {
@@ -810,7 +901,7 @@ func (x CopyVerification) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CopyVerification.Descriptor instead.
 func (CopyVerification) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 // Meta is the single row of FSM-wide counters.
@@ -826,7 +917,10 @@ type Meta struct {
 	// Total size of the results held in the deduplication window.
 	RequestBytes uint64 `protobuf:"varint,4,opt,name=request_bytes,json=requestBytes,proto3" json:"request_bytes,omitempty"`
 	// The last GC report id (reports are numbered apart from the catalog's ids).
-	LastGcReport  uint64 `protobuf:"varint,5,opt,name=last_gc_report,json=lastGcReport,proto3" json:"last_gc_report,omitempty"`
+	LastGcReport uint64 `protobuf:"varint,5,opt,name=last_gc_report,json=lastGcReport,proto3" json:"last_gc_report,omitempty"`
+	// The cluster's id: random, chosen by the first ClusterIdentify and never changed.
+	// Repositories keep this cluster's files under it.
+	ClusterId     string `protobuf:"bytes,6,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -894,6 +988,13 @@ func (x *Meta) GetLastGcReport() uint64 {
 		return x.LastGcReport
 	}
 	return 0
+}
+
+func (x *Meta) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
 }
 
 type Database struct {
@@ -2157,6 +2258,197 @@ func (x *Snapshot) GetLayout() KeyLayout {
 	return KeyLayout_KEY_LAYOUT_SNAPKEEP
 }
 
+// Repository is another bucket (possibly on another S3 endpoint) that snapshots are
+// exported to and restored from. Never a secret: credentials is a name each node
+// resolves from its own configuration.
+type Repository struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Endpoint    string                 `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Region      string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	Bucket      string                 `protobuf:"bytes,4,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Prefix      string                 `protobuf:"bytes,5,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	PathStyle   bool                   `protobuf:"varint,6,opt,name=path_style,json=pathStyle,proto3" json:"path_style,omitempty"`
+	Credentials string                 `protobuf:"bytes,7,opt,name=credentials,proto3" json:"credentials,omitempty"`
+	ReadOnly    bool                   `protobuf:"varint,8,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// Bytes per second each node copies to or from it at most (0: no limit).
+	BytesPerSecond uint64 `protobuf:"varint,9,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"`
+	// The id in the repository's format marker, and the cluster that writes it.
+	RepositoryId    string `protobuf:"bytes,10,opt,name=repository_id,json=repositoryId,proto3" json:"repository_id,omitempty"`
+	WriterClusterId string `protobuf:"bytes,11,opt,name=writer_cluster_id,json=writerClusterId,proto3" json:"writer_cluster_id,omitempty"`
+	// CopyObject between this cluster's bucket and the repository's worked from every
+	// node at registration, in the direction named: exports (with the repository's
+	// credentials) and restores (with the cluster's) copy server-side, else streamed.
+	CopyToRepository   bool   `protobuf:"varint,12,opt,name=copy_to_repository,json=copyToRepository,proto3" json:"copy_to_repository,omitempty"`
+	CopyFromRepository bool   `protobuf:"varint,13,opt,name=copy_from_repository,json=copyFromRepository,proto3" json:"copy_from_repository,omitempty"`
+	RegisteredAt       int64  `protobuf:"varint,14,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	Description        string `protobuf:"bytes,15,opt,name=description,proto3" json:"description,omitempty"`
+	// Repository GC: a run holds the repository until gc_deadline (exports do not open
+	// for copying meanwhile); gc_epoch counts the runs begun, so an export's pre-check
+	// listing taken before a run began is refused at RestoreStart.
+	GcRun         uint64 `protobuf:"varint,16,opt,name=gc_run,json=gcRun,proto3" json:"gc_run,omitempty"`
+	GcDeadline    int64  `protobuf:"varint,17,opt,name=gc_deadline,json=gcDeadline,proto3" json:"gc_deadline,omitempty"`
+	GcEpoch       uint64 `protobuf:"varint,18,opt,name=gc_epoch,json=gcEpoch,proto3" json:"gc_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Repository) Reset() {
+	*x = Repository{}
+	mi := &file_fsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Repository) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Repository) ProtoMessage() {}
+
+func (x *Repository) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Repository.ProtoReflect.Descriptor instead.
+func (*Repository) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Repository) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Repository) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *Repository) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *Repository) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *Repository) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *Repository) GetPathStyle() bool {
+	if x != nil {
+		return x.PathStyle
+	}
+	return false
+}
+
+func (x *Repository) GetCredentials() string {
+	if x != nil {
+		return x.Credentials
+	}
+	return ""
+}
+
+func (x *Repository) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *Repository) GetBytesPerSecond() uint64 {
+	if x != nil {
+		return x.BytesPerSecond
+	}
+	return 0
+}
+
+func (x *Repository) GetRepositoryId() string {
+	if x != nil {
+		return x.RepositoryId
+	}
+	return ""
+}
+
+func (x *Repository) GetWriterClusterId() string {
+	if x != nil {
+		return x.WriterClusterId
+	}
+	return ""
+}
+
+func (x *Repository) GetCopyToRepository() bool {
+	if x != nil {
+		return x.CopyToRepository
+	}
+	return false
+}
+
+func (x *Repository) GetCopyFromRepository() bool {
+	if x != nil {
+		return x.CopyFromRepository
+	}
+	return false
+}
+
+func (x *Repository) GetRegisteredAt() int64 {
+	if x != nil {
+		return x.RegisteredAt
+	}
+	return 0
+}
+
+func (x *Repository) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Repository) GetGcRun() uint64 {
+	if x != nil {
+		return x.GcRun
+	}
+	return 0
+}
+
+func (x *Repository) GetGcDeadline() int64 {
+	if x != nil {
+		return x.GcDeadline
+	}
+	return 0
+}
+
+func (x *Repository) GetGcEpoch() uint64 {
+	if x != nil {
+		return x.GcEpoch
+	}
+	return 0
+}
+
 // RestoreJob restores a committed snapshot into a new collection by copying its files.
 // It pins the snapshot until it ends.
 type RestoreJob struct {
@@ -2204,15 +2496,35 @@ type RestoreJob struct {
 	NotVerified            uint64 `protobuf:"varint,32,opt,name=not_verified,json=notVerified,proto3" json:"not_verified,omitempty"`
 	// What became what: source → target partition and index ids (segments and builds
 	// are in the job's RestorePlan).
-	PartitionMap  []*IdMapping `protobuf:"bytes,33,rep,name=partition_map,json=partitionMap,proto3" json:"partition_map,omitempty"`
-	IndexMap      []*IdMapping `protobuf:"bytes,34,rep,name=index_map,json=indexMap,proto3" json:"index_map,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PartitionMap []*IdMapping `protobuf:"bytes,33,rep,name=partition_map,json=partitionMap,proto3" json:"partition_map,omitempty"`
+	IndexMap     []*IdMapping `protobuf:"bytes,34,rep,name=index_map,json=indexMap,proto3" json:"index_map,omitempty"`
+	Kind         JobKind      `protobuf:"varint,35,opt,name=kind,proto3,enum=snapkeep.fsm.v1.JobKind" json:"kind,omitempty"`
+	// Export and repository restore: the repository's name, and the id of the snapshot
+	// in it (an export's is chosen when it begins).
+	Repository         string `protobuf:"bytes,36,opt,name=repository,proto3" json:"repository,omitempty"`
+	RepositorySnapshot string `protobuf:"bytes,37,opt,name=repository_snapshot,json=repositorySnapshot,proto3" json:"repository_snapshot,omitempty"`
+	// Export: tasks whose file the repository already held (found by the pre-check's
+	// listing), done without copying.
+	FilesSkipped uint64 `protobuf:"varint,38,opt,name=files_skipped,json=filesSkipped,proto3" json:"files_skipped,omitempty"`
+	BytesSkipped uint64 `protobuf:"varint,39,opt,name=bytes_skipped,json=bytesSkipped,proto3" json:"bytes_skipped,omitempty"`
+	// Repository restore: the cluster that exported the snapshot (its data keys), and
+	// the manifest's segments planned so far of all it holds.
+	SourceClusterId string `protobuf:"bytes,40,opt,name=source_cluster_id,json=sourceClusterId,proto3" json:"source_cluster_id,omitempty"`
+	SegmentsPlanned uint64 `protobuf:"varint,41,opt,name=segments_planned,json=segmentsPlanned,proto3" json:"segments_planned,omitempty"`
+	SegmentsTotal   uint64 `protobuf:"varint,42,opt,name=segments_total,json=segmentsTotal,proto3" json:"segments_total,omitempty"`
+	// Files done whose bytes were checked while streamed between two stores.
+	VerifiedByStream uint64 `protobuf:"varint,43,opt,name=verified_by_stream,json=verifiedByStream,proto3" json:"verified_by_stream,omitempty"`
+	// Export: the repository index generation that recorded the snapshot.
+	RepositoryGeneration uint64 `protobuf:"varint,44,opt,name=repository_generation,json=repositoryGeneration,proto3" json:"repository_generation,omitempty"`
+	// Repository restore: the source snapshot's id in its cluster and its layout.
+	SourceSnapshotId uint64 `protobuf:"varint,45,opt,name=source_snapshot_id,json=sourceSnapshotId,proto3" json:"source_snapshot_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RestoreJob) Reset() {
 	*x = RestoreJob{}
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2536,7 @@ func (x *RestoreJob) String() string {
 func (*RestoreJob) ProtoMessage() {}
 
 func (x *RestoreJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2549,7 @@ func (x *RestoreJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJob.ProtoReflect.Descriptor instead.
 func (*RestoreJob) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RestoreJob) GetId() uint64 {
@@ -2478,6 +2790,83 @@ func (x *RestoreJob) GetIndexMap() []*IdMapping {
 	return nil
 }
 
+func (x *RestoreJob) GetKind() JobKind {
+	if x != nil {
+		return x.Kind
+	}
+	return JobKind_JOB_KIND_RESTORE
+}
+
+func (x *RestoreJob) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetRepositorySnapshot() string {
+	if x != nil {
+		return x.RepositorySnapshot
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetFilesSkipped() uint64 {
+	if x != nil {
+		return x.FilesSkipped
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetBytesSkipped() uint64 {
+	if x != nil {
+		return x.BytesSkipped
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetSourceClusterId() string {
+	if x != nil {
+		return x.SourceClusterId
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetSegmentsPlanned() uint64 {
+	if x != nil {
+		return x.SegmentsPlanned
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetSegmentsTotal() uint64 {
+	if x != nil {
+		return x.SegmentsTotal
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetVerifiedByStream() uint64 {
+	if x != nil {
+		return x.VerifiedByStream
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetRepositoryGeneration() uint64 {
+	if x != nil {
+		return x.RepositoryGeneration
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetSourceSnapshotId() uint64 {
+	if x != nil {
+		return x.SourceSnapshotId
+	}
+	return 0
+}
+
 // RestorePlan maps a job's source segments and index builds to its targets and numbers
 // its tasks: a segment's files are tasks first_task .. first_task+files-1 (in file-list
 // order), then each build's files likewise. Written once, at RestoreBegin.
@@ -2491,7 +2880,7 @@ type RestorePlan struct {
 
 func (x *RestorePlan) Reset() {
 	*x = RestorePlan{}
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2892,7 @@ func (x *RestorePlan) String() string {
 func (*RestorePlan) ProtoMessage() {}
 
 func (x *RestorePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2905,7 @@ func (x *RestorePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlan.ProtoReflect.Descriptor instead.
 func (*RestorePlan) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RestorePlan) GetJobId() uint64 {
@@ -2534,19 +2923,22 @@ func (x *RestorePlan) GetSegments() []*PlannedSegment {
 }
 
 type PlannedSegment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SourceId      uint64                 `protobuf:"varint,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
-	TargetId      uint64                 `protobuf:"varint,2,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
-	FirstTask     uint32                 `protobuf:"varint,3,opt,name=first_task,json=firstTask,proto3" json:"first_task,omitempty"`
-	Files         uint32                 `protobuf:"varint,4,opt,name=files,proto3" json:"files,omitempty"`
-	Builds        []*PlannedBuild        `protobuf:"bytes,5,rep,name=builds,proto3" json:"builds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SourceId  uint64                 `protobuf:"varint,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	TargetId  uint64                 `protobuf:"varint,2,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	FirstTask uint32                 `protobuf:"varint,3,opt,name=first_task,json=firstTask,proto3" json:"first_task,omitempty"`
+	Files     uint32                 `protobuf:"varint,4,opt,name=files,proto3" json:"files,omitempty"`
+	Builds    []*PlannedBuild        `protobuf:"bytes,5,rep,name=builds,proto3" json:"builds,omitempty"`
+	// Repository restore: the source segment's partition (its keys name it in the
+	// Milvus layout); the source segment itself is not in this cluster.
+	SourcePartitionId uint64 `protobuf:"varint,6,opt,name=source_partition_id,json=sourcePartitionId,proto3" json:"source_partition_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PlannedSegment) Reset() {
 	*x = PlannedSegment{}
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2950,7 @@ func (x *PlannedSegment) String() string {
 func (*PlannedSegment) ProtoMessage() {}
 
 func (x *PlannedSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2963,7 @@ func (x *PlannedSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedSegment.ProtoReflect.Descriptor instead.
 func (*PlannedSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PlannedSegment) GetSourceId() uint64 {
@@ -2609,6 +3001,13 @@ func (x *PlannedSegment) GetBuilds() []*PlannedBuild {
 	return nil
 }
 
+func (x *PlannedSegment) GetSourcePartitionId() uint64 {
+	if x != nil {
+		return x.SourcePartitionId
+	}
+	return 0
+}
+
 type PlannedBuild struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SourceBuildId uint64                 `protobuf:"varint,1,opt,name=source_build_id,json=sourceBuildId,proto3" json:"source_build_id,omitempty"`
@@ -2621,7 +3020,7 @@ type PlannedBuild struct {
 
 func (x *PlannedBuild) Reset() {
 	*x = PlannedBuild{}
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +3032,7 @@ func (x *PlannedBuild) String() string {
 func (*PlannedBuild) ProtoMessage() {}
 
 func (x *PlannedBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +3045,7 @@ func (x *PlannedBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedBuild.ProtoReflect.Descriptor instead.
 func (*PlannedBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PlannedBuild) GetSourceBuildId() uint64 {
@@ -2696,7 +3095,7 @@ type RestoreLease struct {
 
 func (x *RestoreLease) Reset() {
 	*x = RestoreLease{}
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +3107,7 @@ func (x *RestoreLease) String() string {
 func (*RestoreLease) ProtoMessage() {}
 
 func (x *RestoreLease) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +3120,7 @@ func (x *RestoreLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreLease.ProtoReflect.Descriptor instead.
 func (*RestoreLease) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RestoreLease) GetId() uint64 {
@@ -2788,7 +3187,7 @@ type RestorePool struct {
 
 func (x *RestorePool) Reset() {
 	*x = RestorePool{}
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +3199,7 @@ func (x *RestorePool) String() string {
 func (*RestorePool) ProtoMessage() {}
 
 func (x *RestorePool) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +3212,7 @@ func (x *RestorePool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePool.ProtoReflect.Descriptor instead.
 func (*RestorePool) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RestorePool) GetJobId() uint64 {
@@ -2865,7 +3264,7 @@ type GCCount struct {
 
 func (x *GCCount) Reset() {
 	*x = GCCount{}
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3276,7 @@ func (x *GCCount) String() string {
 func (*GCCount) ProtoMessage() {}
 
 func (x *GCCount) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3289,7 @@ func (x *GCCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCount.ProtoReflect.Descriptor instead.
 func (*GCCount) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GCCount) GetReason() string {
@@ -2948,7 +3347,7 @@ type GCReport struct {
 
 func (x *GCReport) Reset() {
 	*x = GCReport{}
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3359,7 @@ func (x *GCReport) String() string {
 func (*GCReport) ProtoMessage() {}
 
 func (x *GCReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3372,7 @@ func (x *GCReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCReport.ProtoReflect.Descriptor instead.
 func (*GCReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GCReport) GetId() uint64 {
@@ -3088,7 +3487,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3100,7 +3499,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3113,7 +3512,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Node) GetId() string {
@@ -3164,7 +3563,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3176,7 +3575,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3189,7 +3588,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -3229,7 +3628,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3640,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3653,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RequestRecord) GetRequestId() string {
@@ -3311,7 +3710,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3722,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3735,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Envelope) GetVersion() uint32 {
@@ -3384,7 +3783,7 @@ type CreateDatabase struct {
 
 func (x *CreateDatabase) Reset() {
 	*x = CreateDatabase{}
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3795,7 @@ func (x *CreateDatabase) String() string {
 func (*CreateDatabase) ProtoMessage() {}
 
 func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3808,7 @@ func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabase.ProtoReflect.Descriptor instead.
 func (*CreateDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateDatabase) GetName() string {
@@ -3435,7 +3834,7 @@ type DropDatabase struct {
 
 func (x *DropDatabase) Reset() {
 	*x = DropDatabase{}
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3447,7 +3846,7 @@ func (x *DropDatabase) String() string {
 func (*DropDatabase) ProtoMessage() {}
 
 func (x *DropDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3460,7 +3859,7 @@ func (x *DropDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDatabase.ProtoReflect.Descriptor instead.
 func (*DropDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DropDatabase) GetName() string {
@@ -3492,7 +3891,7 @@ type CreateCollection struct {
 
 func (x *CreateCollection) Reset() {
 	*x = CreateCollection{}
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3504,7 +3903,7 @@ func (x *CreateCollection) String() string {
 func (*CreateCollection) ProtoMessage() {}
 
 func (x *CreateCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3517,7 +3916,7 @@ func (x *CreateCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollection.ProtoReflect.Descriptor instead.
 func (*CreateCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateCollection) GetDatabase() string {
@@ -3600,7 +3999,7 @@ type DropCollection struct {
 
 func (x *DropCollection) Reset() {
 	*x = DropCollection{}
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3612,7 +4011,7 @@ func (x *DropCollection) String() string {
 func (*DropCollection) ProtoMessage() {}
 
 func (x *DropCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3625,7 +4024,7 @@ func (x *DropCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCollection.ProtoReflect.Descriptor instead.
 func (*DropCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DropCollection) GetDatabase() string {
@@ -3654,7 +4053,7 @@ type AlterCollection struct {
 
 func (x *AlterCollection) Reset() {
 	*x = AlterCollection{}
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +4065,7 @@ func (x *AlterCollection) String() string {
 func (*AlterCollection) ProtoMessage() {}
 
 func (x *AlterCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +4078,7 @@ func (x *AlterCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterCollection.ProtoReflect.Descriptor instead.
 func (*AlterCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AlterCollection) GetDatabase() string {
@@ -3723,7 +4122,7 @@ type CreatePartition struct {
 
 func (x *CreatePartition) Reset() {
 	*x = CreatePartition{}
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3735,7 +4134,7 @@ func (x *CreatePartition) String() string {
 func (*CreatePartition) ProtoMessage() {}
 
 func (x *CreatePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3748,7 +4147,7 @@ func (x *CreatePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartition.ProtoReflect.Descriptor instead.
 func (*CreatePartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreatePartition) GetDatabase() string {
@@ -3790,7 +4189,7 @@ type DropPartition struct {
 
 func (x *DropPartition) Reset() {
 	*x = DropPartition{}
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3802,7 +4201,7 @@ func (x *DropPartition) String() string {
 func (*DropPartition) ProtoMessage() {}
 
 func (x *DropPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3815,7 +4214,7 @@ func (x *DropPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropPartition.ProtoReflect.Descriptor instead.
 func (*DropPartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DropPartition) GetDatabase() string {
@@ -3854,7 +4253,7 @@ type CreateIndex struct {
 
 func (x *CreateIndex) Reset() {
 	*x = CreateIndex{}
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3866,7 +4265,7 @@ func (x *CreateIndex) String() string {
 func (*CreateIndex) ProtoMessage() {}
 
 func (x *CreateIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3879,7 +4278,7 @@ func (x *CreateIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndex.ProtoReflect.Descriptor instead.
 func (*CreateIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateIndex) GetDatabase() string {
@@ -3935,7 +4334,7 @@ type DropIndex struct {
 
 func (x *DropIndex) Reset() {
 	*x = DropIndex{}
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3947,7 +4346,7 @@ func (x *DropIndex) String() string {
 func (*DropIndex) ProtoMessage() {}
 
 func (x *DropIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3960,7 +4359,7 @@ func (x *DropIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndex.ProtoReflect.Descriptor instead.
 func (*DropIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DropIndex) GetDatabase() string {
@@ -3999,7 +4398,7 @@ type AllocateSegment struct {
 
 func (x *AllocateSegment) Reset() {
 	*x = AllocateSegment{}
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4011,7 +4410,7 @@ func (x *AllocateSegment) String() string {
 func (*AllocateSegment) ProtoMessage() {}
 
 func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4024,7 +4423,7 @@ func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateSegment.ProtoReflect.Descriptor instead.
 func (*AllocateSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AllocateSegment) GetDatabase() string {
@@ -4074,7 +4473,7 @@ type FlushSegment struct {
 
 func (x *FlushSegment) Reset() {
 	*x = FlushSegment{}
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4086,7 +4485,7 @@ func (x *FlushSegment) String() string {
 func (*FlushSegment) ProtoMessage() {}
 
 func (x *FlushSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4099,7 +4498,7 @@ func (x *FlushSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushSegment.ProtoReflect.Descriptor instead.
 func (*FlushSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FlushSegment) GetSegmentId() uint64 {
@@ -4143,7 +4542,7 @@ type AllocateIndexBuild struct {
 
 func (x *AllocateIndexBuild) Reset() {
 	*x = AllocateIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4554,7 @@ func (x *AllocateIndexBuild) String() string {
 func (*AllocateIndexBuild) ProtoMessage() {}
 
 func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4567,7 @@ func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateIndexBuild.ProtoReflect.Descriptor instead.
 func (*AllocateIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AllocateIndexBuild) GetSegmentId() uint64 {
@@ -4210,7 +4609,7 @@ type AddIndexBuild struct {
 
 func (x *AddIndexBuild) Reset() {
 	*x = AddIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4222,7 +4621,7 @@ func (x *AddIndexBuild) String() string {
 func (*AddIndexBuild) ProtoMessage() {}
 
 func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4235,7 +4634,7 @@ func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddIndexBuild.ProtoReflect.Descriptor instead.
 func (*AddIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AddIndexBuild) GetSegmentId() uint64 {
@@ -4271,7 +4670,7 @@ type CompactOutput struct {
 
 func (x *CompactOutput) Reset() {
 	*x = CompactOutput{}
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4283,7 +4682,7 @@ func (x *CompactOutput) String() string {
 func (*CompactOutput) ProtoMessage() {}
 
 func (x *CompactOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4296,7 +4695,7 @@ func (x *CompactOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactOutput.ProtoReflect.Descriptor instead.
 func (*CompactOutput) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CompactOutput) GetSegmentId() uint64 {
@@ -4337,7 +4736,7 @@ type Compact struct {
 
 func (x *Compact) Reset() {
 	*x = Compact{}
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4349,7 +4748,7 @@ func (x *Compact) String() string {
 func (*Compact) ProtoMessage() {}
 
 func (x *Compact) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4362,7 +4761,7 @@ func (x *Compact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compact.ProtoReflect.Descriptor instead.
 func (*Compact) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Compact) GetInputs() []uint64 {
@@ -4388,7 +4787,7 @@ type DropSegments struct {
 
 func (x *DropSegments) Reset() {
 	*x = DropSegments{}
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4400,7 +4799,7 @@ func (x *DropSegments) String() string {
 func (*DropSegments) ProtoMessage() {}
 
 func (x *DropSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4413,7 +4812,7 @@ func (x *DropSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSegments.ProtoReflect.Descriptor instead.
 func (*DropSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DropSegments) GetSegmentIds() []uint64 {
@@ -4433,7 +4832,7 @@ type ExpireAllocations struct {
 
 func (x *ExpireAllocations) Reset() {
 	*x = ExpireAllocations{}
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4445,7 +4844,7 @@ func (x *ExpireAllocations) String() string {
 func (*ExpireAllocations) ProtoMessage() {}
 
 func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4458,7 +4857,7 @@ func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocations.ProtoReflect.Descriptor instead.
 func (*ExpireAllocations) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 type RegisterNode struct {
@@ -4470,7 +4869,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4482,7 +4881,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4495,7 +4894,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -4525,7 +4924,7 @@ type SnapshotBegin struct {
 
 func (x *SnapshotBegin) Reset() {
 	*x = SnapshotBegin{}
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4537,7 +4936,7 @@ func (x *SnapshotBegin) String() string {
 func (*SnapshotBegin) ProtoMessage() {}
 
 func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4550,7 +4949,7 @@ func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotBegin.ProtoReflect.Descriptor instead.
 func (*SnapshotBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SnapshotBegin) GetDatabase() string {
@@ -4614,7 +5013,7 @@ type SnapshotCommit struct {
 
 func (x *SnapshotCommit) Reset() {
 	*x = SnapshotCommit{}
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +5025,7 @@ func (x *SnapshotCommit) String() string {
 func (*SnapshotCommit) ProtoMessage() {}
 
 func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +5038,7 @@ func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotCommit.ProtoReflect.Descriptor instead.
 func (*SnapshotCommit) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SnapshotCommit) GetSnapshotId() uint64 {
@@ -4680,7 +5079,7 @@ type SnapshotMarkDeleting struct {
 
 func (x *SnapshotMarkDeleting) Reset() {
 	*x = SnapshotMarkDeleting{}
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4692,7 +5091,7 @@ func (x *SnapshotMarkDeleting) String() string {
 func (*SnapshotMarkDeleting) ProtoMessage() {}
 
 func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4705,7 +5104,7 @@ func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMarkDeleting.ProtoReflect.Descriptor instead.
 func (*SnapshotMarkDeleting) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SnapshotMarkDeleting) GetSnapshotId() uint64 {
@@ -4732,7 +5131,7 @@ type SnapshotRemove struct {
 
 func (x *SnapshotRemove) Reset() {
 	*x = SnapshotRemove{}
-	mi := &file_fsm_proto_msgTypes[45]
+	mi := &file_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4744,7 +5143,7 @@ func (x *SnapshotRemove) String() string {
 func (*SnapshotRemove) ProtoMessage() {}
 
 func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[45]
+	mi := &file_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4757,7 +5156,7 @@ func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRemove.ProtoReflect.Descriptor instead.
 func (*SnapshotRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SnapshotRemove) GetSnapshotId() uint64 {
@@ -4793,13 +5192,18 @@ type RestoreBegin struct {
 	TargetIndexes      []*IdMapping `protobuf:"bytes,13,rep,name=target_indexes,json=targetIndexes,proto3" json:"target_indexes,omitempty"`
 	TargetSegments     []*IdMapping `protobuf:"bytes,14,rep,name=target_segments,json=targetSegments,proto3" json:"target_segments,omitempty"`
 	TargetBuilds       []*IdMapping `protobuf:"bytes,15,rep,name=target_builds,json=targetBuilds,proto3" json:"target_builds,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// A restore from a repository: its name, the repository snapshot, and what its
+	// manifest captured (read by the proposing node); database, collection and
+	// snapshot are then left empty.
+	Repository     string              `protobuf:"bytes,16,opt,name=repository,proto3" json:"repository,omitempty"`
+	FromRepository *RepositorySnapshot `protobuf:"bytes,17,opt,name=from_repository,json=fromRepository,proto3" json:"from_repository,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RestoreBegin) Reset() {
 	*x = RestoreBegin{}
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4811,7 +5215,7 @@ func (x *RestoreBegin) String() string {
 func (*RestoreBegin) ProtoMessage() {}
 
 func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4824,7 +5228,7 @@ func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBegin.ProtoReflect.Descriptor instead.
 func (*RestoreBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RestoreBegin) GetDatabase() string {
@@ -4932,6 +5336,172 @@ func (x *RestoreBegin) GetTargetBuilds() []*IdMapping {
 	return nil
 }
 
+func (x *RestoreBegin) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *RestoreBegin) GetFromRepository() *RepositorySnapshot {
+	if x != nil {
+		return x.FromRepository
+	}
+	return nil
+}
+
+// RepositorySnapshot is what a repository restore takes from the repository's index
+// entry and manifest header: everything but the segments, which RestorePlanSegments
+// adds.
+type RepositorySnapshot struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Id                    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SourceClusterId       string                 `protobuf:"bytes,2,opt,name=source_cluster_id,json=sourceClusterId,proto3" json:"source_cluster_id,omitempty"`
+	SourceSnapshotId      uint64                 `protobuf:"varint,3,opt,name=source_snapshot_id,json=sourceSnapshotId,proto3" json:"source_snapshot_id,omitempty"`
+	SnapshotName          string                 `protobuf:"bytes,4,opt,name=snapshot_name,json=snapshotName,proto3" json:"snapshot_name,omitempty"`
+	Database              string                 `protobuf:"bytes,5,opt,name=database,proto3" json:"database,omitempty"`
+	Collection            string                 `protobuf:"bytes,6,opt,name=collection,proto3" json:"collection,omitempty"`
+	CollectionId          uint64                 `protobuf:"varint,7,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
+	CollectionDescription string                 `protobuf:"bytes,8,opt,name=collection_description,json=collectionDescription,proto3" json:"collection_description,omitempty"`
+	Schema                []byte                 `protobuf:"bytes,9,opt,name=schema,proto3" json:"schema,omitempty"`
+	Properties            map[string]string      `protobuf:"bytes,10,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Partitions            []*Partition           `protobuf:"bytes,11,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Indexes               []*IndexDef            `protobuf:"bytes,12,rep,name=indexes,proto3" json:"indexes,omitempty"`
+	Layout                KeyLayout              `protobuf:"varint,13,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
+	// Segments in the manifest (of the partitions restored).
+	Segments      uint64 `protobuf:"varint,14,opt,name=segments,proto3" json:"segments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepositorySnapshot) Reset() {
+	*x = RepositorySnapshot{}
+	mi := &file_fsm_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositorySnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositorySnapshot) ProtoMessage() {}
+
+func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositorySnapshot.ProtoReflect.Descriptor instead.
+func (*RepositorySnapshot) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RepositorySnapshot) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetSourceClusterId() string {
+	if x != nil {
+		return x.SourceClusterId
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetSourceSnapshotId() uint64 {
+	if x != nil {
+		return x.SourceSnapshotId
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetSnapshotName() string {
+	if x != nil {
+		return x.SnapshotName
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetCollectionId() uint64 {
+	if x != nil {
+		return x.CollectionId
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetCollectionDescription() string {
+	if x != nil {
+		return x.CollectionDescription
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetSchema() []byte {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *RepositorySnapshot) GetProperties() map[string]string {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
+}
+
+func (x *RepositorySnapshot) GetPartitions() []*Partition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *RepositorySnapshot) GetIndexes() []*IndexDef {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+func (x *RepositorySnapshot) GetLayout() KeyLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return KeyLayout_KEY_LAYOUT_SNAPKEEP
+}
+
+func (x *RepositorySnapshot) GetSegments() uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
 // IdMapping maps a source object's id to its copy's.
 type IdMapping struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4943,7 +5513,7 @@ type IdMapping struct {
 
 func (x *IdMapping) Reset() {
 	*x = IdMapping{}
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4955,7 +5525,7 @@ func (x *IdMapping) String() string {
 func (*IdMapping) ProtoMessage() {}
 
 func (x *IdMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4968,7 +5538,7 @@ func (x *IdMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdMapping.ProtoReflect.Descriptor instead.
 func (*IdMapping) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *IdMapping) GetSource() uint64 {
@@ -4987,15 +5557,20 @@ func (x *IdMapping) GetTarget() uint64 {
 
 // RestoreStart moves a PENDING job to COPYING once its sources are checked.
 type RestoreStart struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Export: tasks the repository already holds (from the pre-check's listing), done
+	// without copying; and the repository's GC epoch when that listing began (refused
+	// if a repository GC began since: it may have deleted what was listed).
+	Skip              []*TaskSpan `protobuf:"bytes,2,rep,name=skip,proto3" json:"skip,omitempty"`
+	RepositoryGcEpoch uint64      `protobuf:"varint,3,opt,name=repository_gc_epoch,json=repositoryGcEpoch,proto3" json:"repository_gc_epoch,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RestoreStart) Reset() {
 	*x = RestoreStart{}
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5007,7 +5582,7 @@ func (x *RestoreStart) String() string {
 func (*RestoreStart) ProtoMessage() {}
 
 func (x *RestoreStart) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5020,12 +5595,800 @@ func (x *RestoreStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStart.ProtoReflect.Descriptor instead.
 func (*RestoreStart) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RestoreStart) GetJobId() uint64 {
 	if x != nil {
 		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestoreStart) GetSkip() []*TaskSpan {
+	if x != nil {
+		return x.Skip
+	}
+	return nil
+}
+
+func (x *RestoreStart) GetRepositoryGcEpoch() uint64 {
+	if x != nil {
+		return x.RepositoryGcEpoch
+	}
+	return 0
+}
+
+// TaskSpan is tasks [start, end) of a job.
+type TaskSpan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         uint32                 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           uint32                 `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskSpan) Reset() {
+	*x = TaskSpan{}
+	mi := &file_fsm_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskSpan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskSpan) ProtoMessage() {}
+
+func (x *TaskSpan) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskSpan.ProtoReflect.Descriptor instead.
+func (*TaskSpan) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *TaskSpan) GetStart() uint32 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *TaskSpan) GetEnd() uint32 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+// ClusterIdentify sets the cluster's id if it has none; the answer is the id.
+type ClusterIdentify struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterIdentify) Reset() {
+	*x = ClusterIdentify{}
+	mi := &file_fsm_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterIdentify) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterIdentify) ProtoMessage() {}
+
+func (x *ClusterIdentify) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterIdentify.ProtoReflect.Descriptor instead.
+func (*ClusterIdentify) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ClusterIdentify) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+type ClusterIdentifyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterIdentifyResponse) Reset() {
+	*x = ClusterIdentifyResponse{}
+	mi := &file_fsm_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterIdentifyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterIdentifyResponse) ProtoMessage() {}
+
+func (x *ClusterIdentifyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterIdentifyResponse.ProtoReflect.Descriptor instead.
+func (*ClusterIdentifyResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ClusterIdentifyResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+// RepositoryRegister records a repository that every node reached (the proposing
+// node probed them). Registering the same settings again is a no-op.
+type RepositoryRegister struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Repository    *Repository            `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepositoryRegister) Reset() {
+	*x = RepositoryRegister{}
+	mi := &file_fsm_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositoryRegister) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositoryRegister) ProtoMessage() {}
+
+func (x *RepositoryRegister) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositoryRegister.ProtoReflect.Descriptor instead.
+func (*RepositoryRegister) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RepositoryRegister) GetRepository() *Repository {
+	if x != nil {
+		return x.Repository
+	}
+	return nil
+}
+
+// RepositoryUnregister forgets a repository (its objects stay); refused while a job
+// uses it.
+type RepositoryUnregister struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepositoryUnregister) Reset() {
+	*x = RepositoryUnregister{}
+	mi := &file_fsm_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositoryUnregister) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositoryUnregister) ProtoMessage() {}
+
+func (x *RepositoryUnregister) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositoryUnregister.ProtoReflect.Descriptor instead.
+func (*RepositoryUnregister) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *RepositoryUnregister) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RepositoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Repository    *Repository            `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	Existed       bool                   `protobuf:"varint,2,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepositoryResponse) Reset() {
+	*x = RepositoryResponse{}
+	mi := &file_fsm_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositoryResponse) ProtoMessage() {}
+
+func (x *RepositoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositoryResponse.ProtoReflect.Descriptor instead.
+func (*RepositoryResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *RepositoryResponse) GetRepository() *Repository {
+	if x != nil {
+		return x.Repository
+	}
+	return nil
+}
+
+func (x *RepositoryResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+// ExportBegin starts exporting a committed snapshot to a repository: one task per
+// file of the snapshot; the job pins the snapshot until it ends.
+type ExportBegin struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Database   string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Snapshot   string                 `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Repository string                 `protobuf:"bytes,4,opt,name=repository,proto3" json:"repository,omitempty"`
+	// The snapshot's id in the repository (a random id chosen by the proposing node).
+	RepositorySnapshot string `protobuf:"bytes,5,opt,name=repository_snapshot,json=repositorySnapshot,proto3" json:"repository_snapshot,omitempty"`
+	MaxConcurrency     uint32 `protobuf:"varint,6,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	MaxAttempts        uint32 `protobuf:"varint,7,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	ReadBack           bool   `protobuf:"varint,8,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ExportBegin) Reset() {
+	*x = ExportBegin{}
+	mi := &file_fsm_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportBegin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportBegin) ProtoMessage() {}
+
+func (x *ExportBegin) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportBegin.ProtoReflect.Descriptor instead.
+func (*ExportBegin) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ExportBegin) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *ExportBegin) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *ExportBegin) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *ExportBegin) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *ExportBegin) GetRepositorySnapshot() string {
+	if x != nil {
+		return x.RepositorySnapshot
+	}
+	return ""
+}
+
+func (x *ExportBegin) GetMaxConcurrency() uint32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *ExportBegin) GetMaxAttempts() uint32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *ExportBegin) GetReadBack() bool {
+	if x != nil {
+		return x.ReadBack
+	}
+	return false
+}
+
+// ExportComplete records that a FINALIZING export's manifest and index generation
+// are written.
+type ExportComplete struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportComplete) Reset() {
+	*x = ExportComplete{}
+	mi := &file_fsm_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportComplete) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportComplete) ProtoMessage() {}
+
+func (x *ExportComplete) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportComplete.ProtoReflect.Descriptor instead.
+func (*ExportComplete) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ExportComplete) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *ExportComplete) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+// RestorePlanSegments adds the next segments of a repository restore's manifest to
+// its plan: the first is the manifest's segment number `first` (of those restored);
+// a batch already added is answered again without change. With `last`, the plan is
+// complete and the job becomes PENDING.
+type RestorePlanSegments struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	First         uint64                 `protobuf:"varint,2,opt,name=first,proto3" json:"first,omitempty"`
+	Segments      []*SourceSegment       `protobuf:"bytes,3,rep,name=segments,proto3" json:"segments,omitempty"`
+	Last          bool                   `protobuf:"varint,4,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestorePlanSegments) Reset() {
+	*x = RestorePlanSegments{}
+	mi := &file_fsm_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestorePlanSegments) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestorePlanSegments) ProtoMessage() {}
+
+func (x *RestorePlanSegments) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestorePlanSegments.ProtoReflect.Descriptor instead.
+func (*RestorePlanSegments) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RestorePlanSegments) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *RestorePlanSegments) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *RestorePlanSegments) GetSegments() []*SourceSegment {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+func (x *RestorePlanSegments) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
+// SourceSegment is a segment of a repository's manifest.
+type SourceSegment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	PartitionId   uint64                 `protobuf:"varint,2,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
+	RowCount      uint64                 `protobuf:"varint,3,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
+	Files         []byte                 `protobuf:"bytes,4,opt,name=files,proto3" json:"files,omitempty"`
+	PackedMeta    []byte                 `protobuf:"bytes,5,opt,name=packed_meta,json=packedMeta,proto3" json:"packed_meta,omitempty"`
+	Builds        []*SourceBuild         `protobuf:"bytes,6,rep,name=builds,proto3" json:"builds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceSegment) Reset() {
+	*x = SourceSegment{}
+	mi := &file_fsm_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceSegment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceSegment) ProtoMessage() {}
+
+func (x *SourceSegment) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceSegment.ProtoReflect.Descriptor instead.
+func (*SourceSegment) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *SourceSegment) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SourceSegment) GetPartitionId() uint64 {
+	if x != nil {
+		return x.PartitionId
+	}
+	return 0
+}
+
+func (x *SourceSegment) GetRowCount() uint64 {
+	if x != nil {
+		return x.RowCount
+	}
+	return 0
+}
+
+func (x *SourceSegment) GetFiles() []byte {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *SourceSegment) GetPackedMeta() []byte {
+	if x != nil {
+		return x.PackedMeta
+	}
+	return nil
+}
+
+func (x *SourceSegment) GetBuilds() []*SourceBuild {
+	if x != nil {
+		return x.Builds
+	}
+	return nil
+}
+
+type SourceBuild struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BuildId       uint64                 `protobuf:"varint,1,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	IndexId       uint64                 `protobuf:"varint,2,opt,name=index_id,json=indexId,proto3" json:"index_id,omitempty"`
+	Files         []byte                 `protobuf:"bytes,3,opt,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceBuild) Reset() {
+	*x = SourceBuild{}
+	mi := &file_fsm_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceBuild) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceBuild) ProtoMessage() {}
+
+func (x *SourceBuild) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceBuild.ProtoReflect.Descriptor instead.
+func (*SourceBuild) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *SourceBuild) GetBuildId() uint64 {
+	if x != nil {
+		return x.BuildId
+	}
+	return 0
+}
+
+func (x *SourceBuild) GetIndexId() uint64 {
+	if x != nil {
+		return x.IndexId
+	}
+	return 0
+}
+
+func (x *SourceBuild) GetFiles() []byte {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// RepositoryGCBegin holds a repository for a GC run (run id from the proposer) until
+// now + lease; RepositoryGCEnd releases it.
+type RepositoryGCBegin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Run           uint64                 `protobuf:"varint,2,opt,name=run,proto3" json:"run,omitempty"`
+	Lease         int64                  `protobuf:"varint,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepositoryGCBegin) Reset() {
+	*x = RepositoryGCBegin{}
+	mi := &file_fsm_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositoryGCBegin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositoryGCBegin) ProtoMessage() {}
+
+func (x *RepositoryGCBegin) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositoryGCBegin.ProtoReflect.Descriptor instead.
+func (*RepositoryGCBegin) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RepositoryGCBegin) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RepositoryGCBegin) GetRun() uint64 {
+	if x != nil {
+		return x.Run
+	}
+	return 0
+}
+
+func (x *RepositoryGCBegin) GetLease() int64 {
+	if x != nil {
+		return x.Lease
+	}
+	return 0
+}
+
+type RepositoryGCEnd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Run           uint64                 `protobuf:"varint,2,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepositoryGCEnd) Reset() {
+	*x = RepositoryGCEnd{}
+	mi := &file_fsm_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositoryGCEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositoryGCEnd) ProtoMessage() {}
+
+func (x *RepositoryGCEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositoryGCEnd.ProtoReflect.Descriptor instead.
+func (*RepositoryGCEnd) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *RepositoryGCEnd) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RepositoryGCEnd) GetRun() uint64 {
+	if x != nil {
+		return x.Run
 	}
 	return 0
 }
@@ -5046,7 +6409,7 @@ type RestoreGrant struct {
 
 func (x *RestoreGrant) Reset() {
 	*x = RestoreGrant{}
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5058,7 +6421,7 @@ func (x *RestoreGrant) String() string {
 func (*RestoreGrant) ProtoMessage() {}
 
 func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5071,7 +6434,7 @@ func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrant.ProtoReflect.Descriptor instead.
 func (*RestoreGrant) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RestoreGrant) GetJobId() uint64 {
@@ -5121,7 +6484,7 @@ type TaskDone struct {
 
 func (x *TaskDone) Reset() {
 	*x = TaskDone{}
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5133,7 +6496,7 @@ func (x *TaskDone) String() string {
 func (*TaskDone) ProtoMessage() {}
 
 func (x *TaskDone) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5146,7 +6509,7 @@ func (x *TaskDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDone.ProtoReflect.Descriptor instead.
 func (*TaskDone) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *TaskDone) GetTask() uint32 {
@@ -5183,7 +6546,7 @@ type TaskFailed struct {
 
 func (x *TaskFailed) Reset() {
 	*x = TaskFailed{}
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5195,7 +6558,7 @@ func (x *TaskFailed) String() string {
 func (*TaskFailed) ProtoMessage() {}
 
 func (x *TaskFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5208,7 +6571,7 @@ func (x *TaskFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailed.ProtoReflect.Descriptor instead.
 func (*TaskFailed) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *TaskFailed) GetTask() uint32 {
@@ -5257,7 +6620,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5269,7 +6632,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5282,7 +6645,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RestoreReport) GetJobId() uint64 {
@@ -5331,7 +6694,7 @@ type RestoreFail struct {
 
 func (x *RestoreFail) Reset() {
 	*x = RestoreFail{}
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5343,7 +6706,7 @@ func (x *RestoreFail) String() string {
 func (*RestoreFail) ProtoMessage() {}
 
 func (x *RestoreFail) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5356,7 +6719,7 @@ func (x *RestoreFail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFail.ProtoReflect.Descriptor instead.
 func (*RestoreFail) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RestoreFail) GetJobId() uint64 {
@@ -5390,7 +6753,7 @@ type RestoreCancel struct {
 
 func (x *RestoreCancel) Reset() {
 	*x = RestoreCancel{}
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5402,7 +6765,7 @@ func (x *RestoreCancel) String() string {
 func (*RestoreCancel) ProtoMessage() {}
 
 func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5415,7 +6778,7 @@ func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreCancel.ProtoReflect.Descriptor instead.
 func (*RestoreCancel) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RestoreCancel) GetJobId() uint64 {
@@ -5449,7 +6812,7 @@ type ExpireRestoreLeases struct {
 
 func (x *ExpireRestoreLeases) Reset() {
 	*x = ExpireRestoreLeases{}
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5461,7 +6824,7 @@ func (x *ExpireRestoreLeases) String() string {
 func (*ExpireRestoreLeases) ProtoMessage() {}
 
 func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5474,7 +6837,7 @@ func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeases.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeases) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ExpireRestoreLeases) GetNode() string {
@@ -5508,7 +6871,7 @@ type RestoreRemove struct {
 
 func (x *RestoreRemove) Reset() {
 	*x = RestoreRemove{}
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5520,7 +6883,7 @@ func (x *RestoreRemove) String() string {
 func (*RestoreRemove) ProtoMessage() {}
 
 func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5533,7 +6896,7 @@ func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRemove.ProtoReflect.Descriptor instead.
 func (*RestoreRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RestoreRemove) GetJobId() uint64 {
@@ -5554,7 +6917,7 @@ type BuildRef struct {
 
 func (x *BuildRef) Reset() {
 	*x = BuildRef{}
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5566,7 +6929,7 @@ func (x *BuildRef) String() string {
 func (*BuildRef) ProtoMessage() {}
 
 func (x *BuildRef) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5579,7 +6942,7 @@ func (x *BuildRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRef.ProtoReflect.Descriptor instead.
 func (*BuildRef) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *BuildRef) GetSegmentId() uint64 {
@@ -5609,7 +6972,7 @@ type OrphanCandidate struct {
 
 func (x *OrphanCandidate) Reset() {
 	*x = OrphanCandidate{}
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5621,7 +6984,7 @@ func (x *OrphanCandidate) String() string {
 func (*OrphanCandidate) ProtoMessage() {}
 
 func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5634,7 +6997,7 @@ func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphanCandidate.ProtoReflect.Descriptor instead.
 func (*OrphanCandidate) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *OrphanCandidate) GetKey() string {
@@ -5669,7 +7032,7 @@ type GCCheck struct {
 
 func (x *GCCheck) Reset() {
 	*x = GCCheck{}
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5681,7 +7044,7 @@ func (x *GCCheck) String() string {
 func (*GCCheck) ProtoMessage() {}
 
 func (x *GCCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5694,7 +7057,7 @@ func (x *GCCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheck.ProtoReflect.Descriptor instead.
 func (*GCCheck) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GCCheck) GetSegments() []uint64 {
@@ -5753,7 +7116,7 @@ type GCRemove struct {
 
 func (x *GCRemove) Reset() {
 	*x = GCRemove{}
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5765,7 +7128,7 @@ func (x *GCRemove) String() string {
 func (*GCRemove) ProtoMessage() {}
 
 func (x *GCRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5778,7 +7141,7 @@ func (x *GCRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemove.ProtoReflect.Descriptor instead.
 func (*GCRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GCRemove) GetSegments() []uint64 {
@@ -5819,7 +7182,7 @@ type GCRecordReport struct {
 
 func (x *GCRecordReport) Reset() {
 	*x = GCRecordReport{}
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5831,7 +7194,7 @@ func (x *GCRecordReport) String() string {
 func (*GCRecordReport) ProtoMessage() {}
 
 func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5844,7 +7207,7 @@ func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRecordReport.ProtoReflect.Descriptor instead.
 func (*GCRecordReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GCRecordReport) GetReport() *GCReport {
@@ -5863,7 +7226,7 @@ type DatabaseResponse struct {
 
 func (x *DatabaseResponse) Reset() {
 	*x = DatabaseResponse{}
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5875,7 +7238,7 @@ func (x *DatabaseResponse) String() string {
 func (*DatabaseResponse) ProtoMessage() {}
 
 func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5888,7 +7251,7 @@ func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DatabaseResponse) GetDatabase() *Database {
@@ -5909,7 +7272,7 @@ type CollectionResponse struct {
 
 func (x *CollectionResponse) Reset() {
 	*x = CollectionResponse{}
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5921,7 +7284,7 @@ func (x *CollectionResponse) String() string {
 func (*CollectionResponse) ProtoMessage() {}
 
 func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5934,7 +7297,7 @@ func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectionResponse.ProtoReflect.Descriptor instead.
 func (*CollectionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *CollectionResponse) GetCollection() *Collection {
@@ -5960,7 +7323,7 @@ type SegmentResponse struct {
 
 func (x *SegmentResponse) Reset() {
 	*x = SegmentResponse{}
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5972,7 +7335,7 @@ func (x *SegmentResponse) String() string {
 func (*SegmentResponse) ProtoMessage() {}
 
 func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5985,7 +7348,7 @@ func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentResponse.ProtoReflect.Descriptor instead.
 func (*SegmentResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{64}
+	return file_fsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *SegmentResponse) GetSegment() *Segment {
@@ -6005,7 +7368,7 @@ type IndexBuildResponse struct {
 
 func (x *IndexBuildResponse) Reset() {
 	*x = IndexBuildResponse{}
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6017,7 +7380,7 @@ func (x *IndexBuildResponse) String() string {
 func (*IndexBuildResponse) ProtoMessage() {}
 
 func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6030,7 +7393,7 @@ func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*IndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{65}
+	return file_fsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *IndexBuildResponse) GetSegment() *Segment {
@@ -6056,7 +7419,7 @@ type SegmentsResponse struct {
 
 func (x *SegmentsResponse) Reset() {
 	*x = SegmentsResponse{}
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6068,7 +7431,7 @@ func (x *SegmentsResponse) String() string {
 func (*SegmentsResponse) ProtoMessage() {}
 
 func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6081,7 +7444,7 @@ func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentsResponse.ProtoReflect.Descriptor instead.
 func (*SegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{66}
+	return file_fsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *SegmentsResponse) GetSegments() []*Segment {
@@ -6101,7 +7464,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6113,7 +7476,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6126,7 +7489,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{67}
+	return file_fsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *SnapshotResponse) GetSnapshot() *Snapshot {
@@ -6147,7 +7510,7 @@ type RestoreJobResponse struct {
 
 func (x *RestoreJobResponse) Reset() {
 	*x = RestoreJobResponse{}
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6159,7 +7522,7 @@ func (x *RestoreJobResponse) String() string {
 func (*RestoreJobResponse) ProtoMessage() {}
 
 func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6172,7 +7535,7 @@ func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJobResponse.ProtoReflect.Descriptor instead.
 func (*RestoreJobResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{68}
+	return file_fsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RestoreJobResponse) GetJob() *RestoreJob {
@@ -6198,7 +7561,7 @@ type RestoreGrantResponse struct {
 
 func (x *RestoreGrantResponse) Reset() {
 	*x = RestoreGrantResponse{}
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6210,7 +7573,7 @@ func (x *RestoreGrantResponse) String() string {
 func (*RestoreGrantResponse) ProtoMessage() {}
 
 func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6223,7 +7586,7 @@ func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrantResponse.ProtoReflect.Descriptor instead.
 func (*RestoreGrantResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{69}
+	return file_fsm_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RestoreGrantResponse) GetLease() *RestoreLease {
@@ -6242,7 +7605,7 @@ type ExpireRestoreLeasesResponse struct {
 
 func (x *ExpireRestoreLeasesResponse) Reset() {
 	*x = ExpireRestoreLeasesResponse{}
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6254,7 +7617,7 @@ func (x *ExpireRestoreLeasesResponse) String() string {
 func (*ExpireRestoreLeasesResponse) ProtoMessage() {}
 
 func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6267,7 +7630,7 @@ func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{70}
+	return file_fsm_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ExpireRestoreLeasesResponse) GetLeaseIds() []uint64 {
@@ -6290,7 +7653,7 @@ type GCCheckResponse struct {
 
 func (x *GCCheckResponse) Reset() {
 	*x = GCCheckResponse{}
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6302,7 +7665,7 @@ func (x *GCCheckResponse) String() string {
 func (*GCCheckResponse) ProtoMessage() {}
 
 func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6315,7 +7678,7 @@ func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheckResponse.ProtoReflect.Descriptor instead.
 func (*GCCheckResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{71}
+	return file_fsm_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *GCCheckResponse) GetSegments() []uint64 {
@@ -6360,7 +7723,7 @@ type GCRemoveResponse struct {
 
 func (x *GCRemoveResponse) Reset() {
 	*x = GCRemoveResponse{}
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6372,7 +7735,7 @@ func (x *GCRemoveResponse) String() string {
 func (*GCRemoveResponse) ProtoMessage() {}
 
 func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6385,7 +7748,7 @@ func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemoveResponse.ProtoReflect.Descriptor instead.
 func (*GCRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{72}
+	return file_fsm_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *GCRemoveResponse) GetSegments() uint64 {
@@ -6433,7 +7796,7 @@ type ExpireAllocationsResponse struct {
 
 func (x *ExpireAllocationsResponse) Reset() {
 	*x = ExpireAllocationsResponse{}
-	mi := &file_fsm_proto_msgTypes[73]
+	mi := &file_fsm_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6445,7 +7808,7 @@ func (x *ExpireAllocationsResponse) String() string {
 func (*ExpireAllocationsResponse) ProtoMessage() {}
 
 func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[73]
+	mi := &file_fsm_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6458,7 +7821,7 @@ func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocationsResponse.ProtoReflect.Descriptor instead.
 func (*ExpireAllocationsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{73}
+	return file_fsm_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ExpireAllocationsResponse) GetSegmentIds() []uint64 {
@@ -6483,7 +7846,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_fsm_proto_msgTypes[74]
+	mi := &file_fsm_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6495,7 +7858,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[74]
+	mi := &file_fsm_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6508,7 +7871,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{74}
+	return file_fsm_proto_rawDescGZIP(), []int{89}
 }
 
 // ReleaseForDeletion asks, for an external collector (a system with its own GC, as
@@ -6529,7 +7892,7 @@ type ReleaseForDeletion struct {
 
 func (x *ReleaseForDeletion) Reset() {
 	*x = ReleaseForDeletion{}
-	mi := &file_fsm_proto_msgTypes[75]
+	mi := &file_fsm_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6541,7 +7904,7 @@ func (x *ReleaseForDeletion) String() string {
 func (*ReleaseForDeletion) ProtoMessage() {}
 
 func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[75]
+	mi := &file_fsm_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6554,7 +7917,7 @@ func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletion.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletion) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{75}
+	return file_fsm_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ReleaseForDeletion) GetSegmentIds() []uint64 {
@@ -6590,7 +7953,7 @@ type ReleaseVerdict struct {
 
 func (x *ReleaseVerdict) Reset() {
 	*x = ReleaseVerdict{}
-	mi := &file_fsm_proto_msgTypes[76]
+	mi := &file_fsm_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6602,7 +7965,7 @@ func (x *ReleaseVerdict) String() string {
 func (*ReleaseVerdict) ProtoMessage() {}
 
 func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[76]
+	mi := &file_fsm_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6615,7 +7978,7 @@ func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
 func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{76}
+	return file_fsm_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ReleaseVerdict) GetDeletable() bool {
@@ -6641,7 +8004,7 @@ type ReleaseForDeletionResponse struct {
 
 func (x *ReleaseForDeletionResponse) Reset() {
 	*x = ReleaseForDeletionResponse{}
-	mi := &file_fsm_proto_msgTypes[77]
+	mi := &file_fsm_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6653,7 +8016,7 @@ func (x *ReleaseForDeletionResponse) String() string {
 func (*ReleaseForDeletionResponse) ProtoMessage() {}
 
 func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[77]
+	mi := &file_fsm_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6666,7 +8029,7 @@ func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{77}
+	return file_fsm_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
@@ -6694,7 +8057,7 @@ type RegisterSegments struct {
 
 func (x *RegisterSegments) Reset() {
 	*x = RegisterSegments{}
-	mi := &file_fsm_proto_msgTypes[78]
+	mi := &file_fsm_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6706,7 +8069,7 @@ func (x *RegisterSegments) String() string {
 func (*RegisterSegments) ProtoMessage() {}
 
 func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[78]
+	mi := &file_fsm_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6719,7 +8082,7 @@ func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSegments.ProtoReflect.Descriptor instead.
 func (*RegisterSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{78}
+	return file_fsm_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *RegisterSegments) GetDatabase() string {
@@ -6763,7 +8126,7 @@ type RegisteredSegment struct {
 
 func (x *RegisteredSegment) Reset() {
 	*x = RegisteredSegment{}
-	mi := &file_fsm_proto_msgTypes[79]
+	mi := &file_fsm_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6775,7 +8138,7 @@ func (x *RegisteredSegment) String() string {
 func (*RegisteredSegment) ProtoMessage() {}
 
 func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[79]
+	mi := &file_fsm_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6788,7 +8151,7 @@ func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredSegment.ProtoReflect.Descriptor instead.
 func (*RegisteredSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{79}
+	return file_fsm_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *RegisteredSegment) GetSegmentId() uint64 {
@@ -6842,7 +8205,7 @@ type RegisteredBuild struct {
 
 func (x *RegisteredBuild) Reset() {
 	*x = RegisteredBuild{}
-	mi := &file_fsm_proto_msgTypes[80]
+	mi := &file_fsm_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6854,7 +8217,7 @@ func (x *RegisteredBuild) String() string {
 func (*RegisteredBuild) ProtoMessage() {}
 
 func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[80]
+	mi := &file_fsm_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6867,7 +8230,7 @@ func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredBuild.ProtoReflect.Descriptor instead.
 func (*RegisteredBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{80}
+	return file_fsm_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *RegisteredBuild) GetSegmentId() uint64 {
@@ -6902,13 +8265,15 @@ var File_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\tfsm.proto\x12\x0fsnapkeep.fsm.v1\"\xb9\x01\n" +
+	"\tfsm.proto\x12\x0fsnapkeep.fsm.v1\"\xd8\x01\n" +
 	"\x04Meta\x12\x17\n" +
 	"\alast_id\x18\x01 \x01(\x04R\x06lastId\x12(\n" +
 	"\x10last_request_seq\x18\x02 \x01(\x04R\x0elastRequestSeq\x12#\n" +
 	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12#\n" +
 	"\rrequest_bytes\x18\x04 \x01(\x04R\frequestBytes\x12$\n" +
-	"\x0elast_gc_report\x18\x05 \x01(\x04R\flastGcReport\"\xd7\x01\n" +
+	"\x0elast_gc_report\x18\x05 \x01(\x04R\flastGcReport\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x06 \x01(\tR\tclusterId\"\xd7\x01\n" +
 	"\bDatabase\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12I\n" +
@@ -7072,8 +8437,30 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa0\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x04\n" +
 	"\n" +
+	"Repository\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12\x16\n" +
+	"\x06bucket\x18\x04 \x01(\tR\x06bucket\x12\x16\n" +
+	"\x06prefix\x18\x05 \x01(\tR\x06prefix\x12\x1d\n" +
+	"\n" +
+	"path_style\x18\x06 \x01(\bR\tpathStyle\x12 \n" +
+	"\vcredentials\x18\a \x01(\tR\vcredentials\x12\x1b\n" +
+	"\tread_only\x18\b \x01(\bR\breadOnly\x12(\n" +
+	"\x10bytes_per_second\x18\t \x01(\x04R\x0ebytesPerSecond\x12#\n" +
+	"\rrepository_id\x18\n" +
+	" \x01(\tR\frepositoryId\x12*\n" +
+	"\x11writer_cluster_id\x18\v \x01(\tR\x0fwriterClusterId\x12,\n" +
+	"\x12copy_to_repository\x18\f \x01(\bR\x10copyToRepository\x120\n" +
+	"\x14copy_from_repository\x18\r \x01(\bR\x12copyFromRepository\x12#\n" +
+	"\rregistered_at\x18\x0e \x01(\x03R\fregisteredAt\x12 \n" +
+	"\vdescription\x18\x0f \x01(\tR\vdescription\x12\x15\n" +
+	"\x06gc_run\x18\x10 \x01(\x04R\x05gcRun\x12\x1f\n" +
+	"\vgc_deadline\x18\x11 \x01(\x03R\n" +
+	"gcDeadline\x12\x19\n" +
+	"\bgc_epoch\x18\x12 \x01(\x04R\agcEpoch\"\xf8\r\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
@@ -7120,17 +8507,31 @@ const file_fsm_proto_rawDesc = "" +
 	"\x15verified_by_read_back\x18\x1f \x01(\x04R\x12verifiedByReadBack\x12!\n" +
 	"\fnot_verified\x18  \x01(\x04R\vnotVerified\x12?\n" +
 	"\rpartition_map\x18! \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\fpartitionMap\x127\n" +
-	"\tindex_map\x18\" \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\bindexMap\"a\n" +
+	"\tindex_map\x18\" \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\bindexMap\x12,\n" +
+	"\x04kind\x18# \x01(\x0e2\x18.snapkeep.fsm.v1.JobKindR\x04kind\x12\x1e\n" +
+	"\n" +
+	"repository\x18$ \x01(\tR\n" +
+	"repository\x12/\n" +
+	"\x13repository_snapshot\x18% \x01(\tR\x12repositorySnapshot\x12#\n" +
+	"\rfiles_skipped\x18& \x01(\x04R\ffilesSkipped\x12#\n" +
+	"\rbytes_skipped\x18' \x01(\x04R\fbytesSkipped\x12*\n" +
+	"\x11source_cluster_id\x18( \x01(\tR\x0fsourceClusterId\x12)\n" +
+	"\x10segments_planned\x18) \x01(\x04R\x0fsegmentsPlanned\x12%\n" +
+	"\x0esegments_total\x18* \x01(\x04R\rsegmentsTotal\x12,\n" +
+	"\x12verified_by_stream\x18+ \x01(\x04R\x10verifiedByStream\x123\n" +
+	"\x15repository_generation\x18, \x01(\x04R\x14repositoryGeneration\x12,\n" +
+	"\x12source_snapshot_id\x18- \x01(\x04R\x10sourceSnapshotId\"a\n" +
 	"\vRestorePlan\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12;\n" +
-	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\"\xb6\x01\n" +
+	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\"\xe6\x01\n" +
 	"\x0ePlannedSegment\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\x04R\bsourceId\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\x04R\btargetId\x12\x1d\n" +
 	"\n" +
 	"first_task\x18\x03 \x01(\rR\tfirstTask\x12\x14\n" +
 	"\x05files\x18\x04 \x01(\rR\x05files\x125\n" +
-	"\x06builds\x18\x05 \x03(\v2\x1d.snapkeep.fsm.v1.PlannedBuildR\x06builds\"\x93\x01\n" +
+	"\x06builds\x18\x05 \x03(\v2\x1d.snapkeep.fsm.v1.PlannedBuildR\x06builds\x12.\n" +
+	"\x13source_partition_id\x18\x06 \x01(\x04R\x11sourcePartitionId\"\x93\x01\n" +
 	"\fPlannedBuild\x12&\n" +
 	"\x0fsource_build_id\x18\x01 \x01(\x04R\rsourceBuildId\x12&\n" +
 	"\x0ftarget_build_id\x18\x02 \x01(\x04R\rtargetBuildId\x12\x1d\n" +
@@ -7339,7 +8740,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"1\n" +
 	"\x0eSnapshotRemove\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
-	"snapshotId\"\xa1\x05\n" +
+	"snapshotId\"\x8f\x06\n" +
 	"\fRestoreBegin\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
@@ -7360,12 +8761,105 @@ const file_fsm_proto_rawDesc = "" +
 	"\x11target_partitions\x18\f \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\x10targetPartitions\x12A\n" +
 	"\x0etarget_indexes\x18\r \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\rtargetIndexes\x12C\n" +
 	"\x0ftarget_segments\x18\x0e \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\x0etargetSegments\x12?\n" +
-	"\rtarget_builds\x18\x0f \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\ftargetBuilds\";\n" +
+	"\rtarget_builds\x18\x0f \x03(\v2\x1a.snapkeep.fsm.v1.IdMappingR\ftargetBuilds\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x10 \x01(\tR\n" +
+	"repository\x12L\n" +
+	"\x0ffrom_repository\x18\x11 \x01(\v2#.snapkeep.fsm.v1.RepositorySnapshotR\x0efromRepository\"\xa8\x05\n" +
+	"\x12RepositorySnapshot\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
+	"\x11source_cluster_id\x18\x02 \x01(\tR\x0fsourceClusterId\x12,\n" +
+	"\x12source_snapshot_id\x18\x03 \x01(\x04R\x10sourceSnapshotId\x12#\n" +
+	"\rsnapshot_name\x18\x04 \x01(\tR\fsnapshotName\x12\x1a\n" +
+	"\bdatabase\x18\x05 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x06 \x01(\tR\n" +
+	"collection\x12#\n" +
+	"\rcollection_id\x18\a \x01(\x04R\fcollectionId\x125\n" +
+	"\x16collection_description\x18\b \x01(\tR\x15collectionDescription\x12\x16\n" +
+	"\x06schema\x18\t \x01(\fR\x06schema\x12S\n" +
+	"\n" +
+	"properties\x18\n" +
+	" \x03(\v23.snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntryR\n" +
+	"properties\x12:\n" +
+	"\n" +
+	"partitions\x18\v \x03(\v2\x1a.snapkeep.fsm.v1.PartitionR\n" +
+	"partitions\x123\n" +
+	"\aindexes\x18\f \x03(\v2\x19.snapkeep.fsm.v1.IndexDefR\aindexes\x122\n" +
+	"\x06layout\x18\r \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x12\x1a\n" +
+	"\bsegments\x18\x0e \x01(\x04R\bsegments\x1a=\n" +
+	"\x0fPropertiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\";\n" +
 	"\tIdMapping\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\x04R\x06source\x12\x16\n" +
-	"\x06target\x18\x02 \x01(\x04R\x06target\"%\n" +
+	"\x06target\x18\x02 \x01(\x04R\x06target\"\x84\x01\n" +
 	"\fRestoreStart\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"\x8e\x01\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12-\n" +
+	"\x04skip\x18\x02 \x03(\v2\x19.snapkeep.fsm.v1.TaskSpanR\x04skip\x12.\n" +
+	"\x13repository_gc_epoch\x18\x03 \x01(\x04R\x11repositoryGcEpoch\"2\n" +
+	"\bTaskSpan\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\rR\x03end\"0\n" +
+	"\x0fClusterIdentify\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\"8\n" +
+	"\x17ClusterIdentifyResponse\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\"Q\n" +
+	"\x12RepositoryRegister\x12;\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\v2\x1b.snapkeep.fsm.v1.RepositoryR\n" +
+	"repository\"*\n" +
+	"\x14RepositoryUnregister\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"k\n" +
+	"\x12RepositoryResponse\x12;\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\v2\x1b.snapkeep.fsm.v1.RepositoryR\n" +
+	"repository\x12\x18\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\"\x9f\x02\n" +
+	"\vExportBegin\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x1a\n" +
+	"\bsnapshot\x18\x03 \x01(\tR\bsnapshot\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x04 \x01(\tR\n" +
+	"repository\x12/\n" +
+	"\x13repository_snapshot\x18\x05 \x01(\tR\x12repositorySnapshot\x12'\n" +
+	"\x0fmax_concurrency\x18\x06 \x01(\rR\x0emaxConcurrency\x12!\n" +
+	"\fmax_attempts\x18\a \x01(\rR\vmaxAttempts\x12\x1b\n" +
+	"\tread_back\x18\b \x01(\bR\breadBack\"G\n" +
+	"\x0eExportComplete\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\"\x92\x01\n" +
+	"\x13RestorePlanSegments\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
+	"\x05first\x18\x02 \x01(\x04R\x05first\x12:\n" +
+	"\bsegments\x18\x03 \x03(\v2\x1e.snapkeep.fsm.v1.SourceSegmentR\bsegments\x12\x12\n" +
+	"\x04last\x18\x04 \x01(\bR\x04last\"\xcc\x01\n" +
+	"\rSourceSegment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12!\n" +
+	"\fpartition_id\x18\x02 \x01(\x04R\vpartitionId\x12\x1b\n" +
+	"\trow_count\x18\x03 \x01(\x04R\browCount\x12\x14\n" +
+	"\x05files\x18\x04 \x01(\fR\x05files\x12\x1f\n" +
+	"\vpacked_meta\x18\x05 \x01(\fR\n" +
+	"packedMeta\x124\n" +
+	"\x06builds\x18\x06 \x03(\v2\x1c.snapkeep.fsm.v1.SourceBuildR\x06builds\"Y\n" +
+	"\vSourceBuild\x12\x19\n" +
+	"\bbuild_id\x18\x01 \x01(\x04R\abuildId\x12\x19\n" +
+	"\bindex_id\x18\x02 \x01(\x04R\aindexId\x12\x14\n" +
+	"\x05files\x18\x03 \x01(\fR\x05files\"O\n" +
+	"\x11RepositoryGCBegin\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03run\x18\x02 \x01(\x04R\x03run\x12\x14\n" +
+	"\x05lease\x18\x03 \x01(\x03R\x05lease\"7\n" +
+	"\x0fRepositoryGCEnd\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03run\x18\x02 \x01(\x04R\x03run\"\x8e\x01\n" +
 	"\fRestoreGrant\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1b\n" +
@@ -7543,14 +9037,20 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1aSNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SNAPSHOT_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18SNAPSHOT_STATE_COMMITTED\x10\x02\x12\x1b\n" +
-	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xb7\x01\n" +
+	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xf1\x01\n" +
 	"\fRestoreState\x12\x1d\n" +
 	"\x19RESTORE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTORE_STATE_PENDING\x10\x01\x12\x19\n" +
 	"\x15RESTORE_STATE_COPYING\x10\x02\x12\x1b\n" +
 	"\x17RESTORE_STATE_COMPLETED\x10\x03\x12\x18\n" +
 	"\x14RESTORE_STATE_FAILED\x10\x04\x12\x1b\n" +
-	"\x17RESTORE_STATE_CANCELLED\x10\x05*\xd8\x01\n" +
+	"\x17RESTORE_STATE_CANCELLED\x10\x05\x12\x1a\n" +
+	"\x16RESTORE_STATE_PLANNING\x10\x06\x12\x1c\n" +
+	"\x18RESTORE_STATE_FINALIZING\x10\a*U\n" +
+	"\aJobKind\x12\x14\n" +
+	"\x10JOB_KIND_RESTORE\x10\x00\x12\x13\n" +
+	"\x0fJOB_KIND_EXPORT\x10\x01\x12\x1f\n" +
+	"\x1bJOB_KIND_REPOSITORY_RESTORE\x10\x02*\xd8\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
@@ -7558,7 +9058,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\x9e\t\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\xc2\v\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -7595,12 +9095,21 @@ const file_fsm_proto_rawDesc = "" +
 	"\x16COMMAND_TYPE_GC_REMOVE\x10\x1f\x12!\n" +
 	"\x1dCOMMAND_TYPE_GC_RECORD_REPORT\x10 \x12%\n" +
 	"!COMMAND_TYPE_RELEASE_FOR_DELETION\x10!\x12\"\n" +
-	"\x1eCOMMAND_TYPE_REGISTER_SEGMENTS\x10\"*\x90\x01\n" +
+	"\x1eCOMMAND_TYPE_REGISTER_SEGMENTS\x10\"\x12!\n" +
+	"\x1dCOMMAND_TYPE_CLUSTER_IDENTIFY\x10#\x12$\n" +
+	" COMMAND_TYPE_REPOSITORY_REGISTER\x10$\x12&\n" +
+	"\"COMMAND_TYPE_REPOSITORY_UNREGISTER\x10%\x12\x1d\n" +
+	"\x19COMMAND_TYPE_EXPORT_BEGIN\x10&\x12 \n" +
+	"\x1cCOMMAND_TYPE_EXPORT_COMPLETE\x10'\x12&\n" +
+	"\"COMMAND_TYPE_RESTORE_PLAN_SEGMENTS\x10(\x12$\n" +
+	" COMMAND_TYPE_REPOSITORY_GC_BEGIN\x10)\x12\"\n" +
+	"\x1eCOMMAND_TYPE_REPOSITORY_GC_END\x10**\xae\x01\n" +
 	"\x10CopyVerification\x12\x1a\n" +
 	"\x16COPY_VERIFICATION_NONE\x10\x00\x12#\n" +
 	"\x1fCOPY_VERIFICATION_COPY_RESPONSE\x10\x01\x12\x1a\n" +
 	"\x16COPY_VERIFICATION_HEAD\x10\x02\x12\x1f\n" +
-	"\x1bCOPY_VERIFICATION_READ_BACK\x10\x03B(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
+	"\x1bCOPY_VERIFICATION_READ_BACK\x10\x03\x12\x1c\n" +
+	"\x18COPY_VERIFICATION_STREAM\x10\x04B(Z&github.com/snapkeep/snapkeep/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_proto_rawDescOnce sync.Once
@@ -7614,8 +9123,8 @@ func file_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_proto_rawDescData
 }
 
-var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
+var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 107)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -7626,183 +9135,211 @@ var file_fsm_proto_goTypes = []any{
 	(SegmentLevel)(0),                   // 6: snapkeep.fsm.v1.SegmentLevel
 	(SnapshotState)(0),                  // 7: snapkeep.fsm.v1.SnapshotState
 	(RestoreState)(0),                   // 8: snapkeep.fsm.v1.RestoreState
-	(ErrorCode)(0),                      // 9: snapkeep.fsm.v1.ErrorCode
-	(CommandType)(0),                    // 10: snapkeep.fsm.v1.CommandType
-	(CopyVerification)(0),               // 11: snapkeep.fsm.v1.CopyVerification
-	(*Meta)(nil),                        // 12: snapkeep.fsm.v1.Meta
-	(*Database)(nil),                    // 13: snapkeep.fsm.v1.Database
-	(*Partition)(nil),                   // 14: snapkeep.fsm.v1.Partition
-	(*IndexDef)(nil),                    // 15: snapkeep.fsm.v1.IndexDef
-	(*Collection)(nil),                  // 16: snapkeep.fsm.v1.Collection
-	(*File)(nil),                        // 17: snapkeep.fsm.v1.File
-	(*IndexBuild)(nil),                  // 18: snapkeep.fsm.v1.IndexBuild
-	(*Segment)(nil),                     // 19: snapkeep.fsm.v1.Segment
-	(*SegmentMeta)(nil),                 // 20: snapkeep.fsm.v1.SegmentMeta
-	(*KindTotals)(nil),                  // 21: snapkeep.fsm.v1.KindTotals
-	(*SnapshotSummary)(nil),             // 22: snapkeep.fsm.v1.SnapshotSummary
-	(*Snapshot)(nil),                    // 23: snapkeep.fsm.v1.Snapshot
-	(*RestoreJob)(nil),                  // 24: snapkeep.fsm.v1.RestoreJob
-	(*RestorePlan)(nil),                 // 25: snapkeep.fsm.v1.RestorePlan
-	(*PlannedSegment)(nil),              // 26: snapkeep.fsm.v1.PlannedSegment
-	(*PlannedBuild)(nil),                // 27: snapkeep.fsm.v1.PlannedBuild
-	(*RestoreLease)(nil),                // 28: snapkeep.fsm.v1.RestoreLease
-	(*RestorePool)(nil),                 // 29: snapkeep.fsm.v1.RestorePool
-	(*GCCount)(nil),                     // 30: snapkeep.fsm.v1.GCCount
-	(*GCReport)(nil),                    // 31: snapkeep.fsm.v1.GCReport
-	(*Node)(nil),                        // 32: snapkeep.fsm.v1.Node
-	(*Result)(nil),                      // 33: snapkeep.fsm.v1.Result
-	(*RequestRecord)(nil),               // 34: snapkeep.fsm.v1.RequestRecord
-	(*Envelope)(nil),                    // 35: snapkeep.fsm.v1.Envelope
-	(*CreateDatabase)(nil),              // 36: snapkeep.fsm.v1.CreateDatabase
-	(*DropDatabase)(nil),                // 37: snapkeep.fsm.v1.DropDatabase
-	(*CreateCollection)(nil),            // 38: snapkeep.fsm.v1.CreateCollection
-	(*DropCollection)(nil),              // 39: snapkeep.fsm.v1.DropCollection
-	(*AlterCollection)(nil),             // 40: snapkeep.fsm.v1.AlterCollection
-	(*CreatePartition)(nil),             // 41: snapkeep.fsm.v1.CreatePartition
-	(*DropPartition)(nil),               // 42: snapkeep.fsm.v1.DropPartition
-	(*CreateIndex)(nil),                 // 43: snapkeep.fsm.v1.CreateIndex
-	(*DropIndex)(nil),                   // 44: snapkeep.fsm.v1.DropIndex
-	(*AllocateSegment)(nil),             // 45: snapkeep.fsm.v1.AllocateSegment
-	(*FlushSegment)(nil),                // 46: snapkeep.fsm.v1.FlushSegment
-	(*AllocateIndexBuild)(nil),          // 47: snapkeep.fsm.v1.AllocateIndexBuild
-	(*AddIndexBuild)(nil),               // 48: snapkeep.fsm.v1.AddIndexBuild
-	(*CompactOutput)(nil),               // 49: snapkeep.fsm.v1.CompactOutput
-	(*Compact)(nil),                     // 50: snapkeep.fsm.v1.Compact
-	(*DropSegments)(nil),                // 51: snapkeep.fsm.v1.DropSegments
-	(*ExpireAllocations)(nil),           // 52: snapkeep.fsm.v1.ExpireAllocations
-	(*RegisterNode)(nil),                // 53: snapkeep.fsm.v1.RegisterNode
-	(*SnapshotBegin)(nil),               // 54: snapkeep.fsm.v1.SnapshotBegin
-	(*SnapshotCommit)(nil),              // 55: snapkeep.fsm.v1.SnapshotCommit
-	(*SnapshotMarkDeleting)(nil),        // 56: snapkeep.fsm.v1.SnapshotMarkDeleting
-	(*SnapshotRemove)(nil),              // 57: snapkeep.fsm.v1.SnapshotRemove
-	(*RestoreBegin)(nil),                // 58: snapkeep.fsm.v1.RestoreBegin
-	(*IdMapping)(nil),                   // 59: snapkeep.fsm.v1.IdMapping
-	(*RestoreStart)(nil),                // 60: snapkeep.fsm.v1.RestoreStart
-	(*RestoreGrant)(nil),                // 61: snapkeep.fsm.v1.RestoreGrant
-	(*TaskDone)(nil),                    // 62: snapkeep.fsm.v1.TaskDone
-	(*TaskFailed)(nil),                  // 63: snapkeep.fsm.v1.TaskFailed
-	(*RestoreReport)(nil),               // 64: snapkeep.fsm.v1.RestoreReport
-	(*RestoreFail)(nil),                 // 65: snapkeep.fsm.v1.RestoreFail
-	(*RestoreCancel)(nil),               // 66: snapkeep.fsm.v1.RestoreCancel
-	(*ExpireRestoreLeases)(nil),         // 67: snapkeep.fsm.v1.ExpireRestoreLeases
-	(*RestoreRemove)(nil),               // 68: snapkeep.fsm.v1.RestoreRemove
-	(*BuildRef)(nil),                    // 69: snapkeep.fsm.v1.BuildRef
-	(*OrphanCandidate)(nil),             // 70: snapkeep.fsm.v1.OrphanCandidate
-	(*GCCheck)(nil),                     // 71: snapkeep.fsm.v1.GCCheck
-	(*GCRemove)(nil),                    // 72: snapkeep.fsm.v1.GCRemove
-	(*GCRecordReport)(nil),              // 73: snapkeep.fsm.v1.GCRecordReport
-	(*DatabaseResponse)(nil),            // 74: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),          // 75: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),             // 76: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),          // 77: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),            // 78: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),            // 79: snapkeep.fsm.v1.SnapshotResponse
-	(*RestoreJobResponse)(nil),          // 80: snapkeep.fsm.v1.RestoreJobResponse
-	(*RestoreGrantResponse)(nil),        // 81: snapkeep.fsm.v1.RestoreGrantResponse
-	(*ExpireRestoreLeasesResponse)(nil), // 82: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
-	(*GCCheckResponse)(nil),             // 83: snapkeep.fsm.v1.GCCheckResponse
-	(*GCRemoveResponse)(nil),            // 84: snapkeep.fsm.v1.GCRemoveResponse
-	(*ExpireAllocationsResponse)(nil),   // 85: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                       // 86: snapkeep.fsm.v1.Empty
-	(*ReleaseForDeletion)(nil),          // 87: snapkeep.fsm.v1.ReleaseForDeletion
-	(*ReleaseVerdict)(nil),              // 88: snapkeep.fsm.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil),  // 89: snapkeep.fsm.v1.ReleaseForDeletionResponse
-	(*RegisterSegments)(nil),            // 90: snapkeep.fsm.v1.RegisterSegments
-	(*RegisteredSegment)(nil),           // 91: snapkeep.fsm.v1.RegisteredSegment
-	(*RegisteredBuild)(nil),             // 92: snapkeep.fsm.v1.RegisteredBuild
-	nil,                                 // 93: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 94: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 95: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 96: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 97: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 98: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 99: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 100: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 101: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 102: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	(JobKind)(0),                        // 9: snapkeep.fsm.v1.JobKind
+	(ErrorCode)(0),                      // 10: snapkeep.fsm.v1.ErrorCode
+	(CommandType)(0),                    // 11: snapkeep.fsm.v1.CommandType
+	(CopyVerification)(0),               // 12: snapkeep.fsm.v1.CopyVerification
+	(*Meta)(nil),                        // 13: snapkeep.fsm.v1.Meta
+	(*Database)(nil),                    // 14: snapkeep.fsm.v1.Database
+	(*Partition)(nil),                   // 15: snapkeep.fsm.v1.Partition
+	(*IndexDef)(nil),                    // 16: snapkeep.fsm.v1.IndexDef
+	(*Collection)(nil),                  // 17: snapkeep.fsm.v1.Collection
+	(*File)(nil),                        // 18: snapkeep.fsm.v1.File
+	(*IndexBuild)(nil),                  // 19: snapkeep.fsm.v1.IndexBuild
+	(*Segment)(nil),                     // 20: snapkeep.fsm.v1.Segment
+	(*SegmentMeta)(nil),                 // 21: snapkeep.fsm.v1.SegmentMeta
+	(*KindTotals)(nil),                  // 22: snapkeep.fsm.v1.KindTotals
+	(*SnapshotSummary)(nil),             // 23: snapkeep.fsm.v1.SnapshotSummary
+	(*Snapshot)(nil),                    // 24: snapkeep.fsm.v1.Snapshot
+	(*Repository)(nil),                  // 25: snapkeep.fsm.v1.Repository
+	(*RestoreJob)(nil),                  // 26: snapkeep.fsm.v1.RestoreJob
+	(*RestorePlan)(nil),                 // 27: snapkeep.fsm.v1.RestorePlan
+	(*PlannedSegment)(nil),              // 28: snapkeep.fsm.v1.PlannedSegment
+	(*PlannedBuild)(nil),                // 29: snapkeep.fsm.v1.PlannedBuild
+	(*RestoreLease)(nil),                // 30: snapkeep.fsm.v1.RestoreLease
+	(*RestorePool)(nil),                 // 31: snapkeep.fsm.v1.RestorePool
+	(*GCCount)(nil),                     // 32: snapkeep.fsm.v1.GCCount
+	(*GCReport)(nil),                    // 33: snapkeep.fsm.v1.GCReport
+	(*Node)(nil),                        // 34: snapkeep.fsm.v1.Node
+	(*Result)(nil),                      // 35: snapkeep.fsm.v1.Result
+	(*RequestRecord)(nil),               // 36: snapkeep.fsm.v1.RequestRecord
+	(*Envelope)(nil),                    // 37: snapkeep.fsm.v1.Envelope
+	(*CreateDatabase)(nil),              // 38: snapkeep.fsm.v1.CreateDatabase
+	(*DropDatabase)(nil),                // 39: snapkeep.fsm.v1.DropDatabase
+	(*CreateCollection)(nil),            // 40: snapkeep.fsm.v1.CreateCollection
+	(*DropCollection)(nil),              // 41: snapkeep.fsm.v1.DropCollection
+	(*AlterCollection)(nil),             // 42: snapkeep.fsm.v1.AlterCollection
+	(*CreatePartition)(nil),             // 43: snapkeep.fsm.v1.CreatePartition
+	(*DropPartition)(nil),               // 44: snapkeep.fsm.v1.DropPartition
+	(*CreateIndex)(nil),                 // 45: snapkeep.fsm.v1.CreateIndex
+	(*DropIndex)(nil),                   // 46: snapkeep.fsm.v1.DropIndex
+	(*AllocateSegment)(nil),             // 47: snapkeep.fsm.v1.AllocateSegment
+	(*FlushSegment)(nil),                // 48: snapkeep.fsm.v1.FlushSegment
+	(*AllocateIndexBuild)(nil),          // 49: snapkeep.fsm.v1.AllocateIndexBuild
+	(*AddIndexBuild)(nil),               // 50: snapkeep.fsm.v1.AddIndexBuild
+	(*CompactOutput)(nil),               // 51: snapkeep.fsm.v1.CompactOutput
+	(*Compact)(nil),                     // 52: snapkeep.fsm.v1.Compact
+	(*DropSegments)(nil),                // 53: snapkeep.fsm.v1.DropSegments
+	(*ExpireAllocations)(nil),           // 54: snapkeep.fsm.v1.ExpireAllocations
+	(*RegisterNode)(nil),                // 55: snapkeep.fsm.v1.RegisterNode
+	(*SnapshotBegin)(nil),               // 56: snapkeep.fsm.v1.SnapshotBegin
+	(*SnapshotCommit)(nil),              // 57: snapkeep.fsm.v1.SnapshotCommit
+	(*SnapshotMarkDeleting)(nil),        // 58: snapkeep.fsm.v1.SnapshotMarkDeleting
+	(*SnapshotRemove)(nil),              // 59: snapkeep.fsm.v1.SnapshotRemove
+	(*RestoreBegin)(nil),                // 60: snapkeep.fsm.v1.RestoreBegin
+	(*RepositorySnapshot)(nil),          // 61: snapkeep.fsm.v1.RepositorySnapshot
+	(*IdMapping)(nil),                   // 62: snapkeep.fsm.v1.IdMapping
+	(*RestoreStart)(nil),                // 63: snapkeep.fsm.v1.RestoreStart
+	(*TaskSpan)(nil),                    // 64: snapkeep.fsm.v1.TaskSpan
+	(*ClusterIdentify)(nil),             // 65: snapkeep.fsm.v1.ClusterIdentify
+	(*ClusterIdentifyResponse)(nil),     // 66: snapkeep.fsm.v1.ClusterIdentifyResponse
+	(*RepositoryRegister)(nil),          // 67: snapkeep.fsm.v1.RepositoryRegister
+	(*RepositoryUnregister)(nil),        // 68: snapkeep.fsm.v1.RepositoryUnregister
+	(*RepositoryResponse)(nil),          // 69: snapkeep.fsm.v1.RepositoryResponse
+	(*ExportBegin)(nil),                 // 70: snapkeep.fsm.v1.ExportBegin
+	(*ExportComplete)(nil),              // 71: snapkeep.fsm.v1.ExportComplete
+	(*RestorePlanSegments)(nil),         // 72: snapkeep.fsm.v1.RestorePlanSegments
+	(*SourceSegment)(nil),               // 73: snapkeep.fsm.v1.SourceSegment
+	(*SourceBuild)(nil),                 // 74: snapkeep.fsm.v1.SourceBuild
+	(*RepositoryGCBegin)(nil),           // 75: snapkeep.fsm.v1.RepositoryGCBegin
+	(*RepositoryGCEnd)(nil),             // 76: snapkeep.fsm.v1.RepositoryGCEnd
+	(*RestoreGrant)(nil),                // 77: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 78: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 79: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 80: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 81: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 82: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 83: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 84: snapkeep.fsm.v1.RestoreRemove
+	(*BuildRef)(nil),                    // 85: snapkeep.fsm.v1.BuildRef
+	(*OrphanCandidate)(nil),             // 86: snapkeep.fsm.v1.OrphanCandidate
+	(*GCCheck)(nil),                     // 87: snapkeep.fsm.v1.GCCheck
+	(*GCRemove)(nil),                    // 88: snapkeep.fsm.v1.GCRemove
+	(*GCRecordReport)(nil),              // 89: snapkeep.fsm.v1.GCRecordReport
+	(*DatabaseResponse)(nil),            // 90: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 91: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 92: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 93: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 94: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 95: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 96: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 97: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 98: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*GCCheckResponse)(nil),             // 99: snapkeep.fsm.v1.GCCheckResponse
+	(*GCRemoveResponse)(nil),            // 100: snapkeep.fsm.v1.GCRemoveResponse
+	(*ExpireAllocationsResponse)(nil),   // 101: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 102: snapkeep.fsm.v1.Empty
+	(*ReleaseForDeletion)(nil),          // 103: snapkeep.fsm.v1.ReleaseForDeletion
+	(*ReleaseVerdict)(nil),              // 104: snapkeep.fsm.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),  // 105: snapkeep.fsm.v1.ReleaseForDeletionResponse
+	(*RegisterSegments)(nil),            // 106: snapkeep.fsm.v1.RegisterSegments
+	(*RegisteredSegment)(nil),           // 107: snapkeep.fsm.v1.RegisteredSegment
+	(*RegisteredBuild)(nil),             // 108: snapkeep.fsm.v1.RegisteredBuild
+	nil,                                 // 109: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 110: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 111: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 112: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 113: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 114: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 115: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 116: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 117: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 118: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	nil,                                 // 119: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	93,  // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	94,  // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	109, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	110, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,   // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	95,  // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
-	14,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
-	15,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	111, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	15,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
+	16,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,   // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
 	4,   // 7: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
 	5,   // 8: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
 	3,   // 9: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	2,   // 10: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
-	18,  // 11: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
+	19,  // 11: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
 	3,   // 12: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	6,   // 13: snapkeep.fsm.v1.SegmentMeta.level:type_name -> snapkeep.fsm.v1.SegmentLevel
 	4,   // 14: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
-	21,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
+	22,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	7,   // 16: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	96,  // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	97,  // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	14,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	15,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	22,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	112, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	113, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	15,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	16,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	23,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	1,   // 22: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
 	8,   // 23: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	59,  // 24: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
-	59,  // 25: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
-	26,  // 26: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	27,  // 27: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	30,  // 28: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	30,  // 29: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
-	9,   // 30: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	10,  // 31: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	33,  // 32: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	10,  // 33: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	98,  // 34: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	99,  // 35: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	1,   // 36: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	100, // 37: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	101, // 38: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	17,  // 39: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	20,  // 40: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	17,  // 41: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	17,  // 42: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	20,  // 43: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	49,  // 44: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	32,  // 45: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	102, // 46: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	22,  // 47: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	59,  // 48: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
-	59,  // 49: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
-	59,  // 50: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
-	59,  // 51: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
-	11,  // 52: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	62,  // 53: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	63,  // 54: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	69,  // 55: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	70,  // 56: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	69,  // 57: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	31,  // 58: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	13,  // 59: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	16,  // 60: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	19,  // 61: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	19,  // 62: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	19,  // 63: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	23,  // 64: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	24,  // 65: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	28,  // 66: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	69,  // 67: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	69,  // 68: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	69,  // 69: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	88,  // 70: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
-	91,  // 71: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
-	92,  // 72: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
-	17,  // 73: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
-	20,  // 74: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	17,  // 75: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
-	76,  // [76:76] is the sub-list for method output_type
-	76,  // [76:76] is the sub-list for method input_type
-	76,  // [76:76] is the sub-list for extension type_name
-	76,  // [76:76] is the sub-list for extension extendee
-	0,   // [0:76] is the sub-list for field type_name
+	62,  // 24: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
+	62,  // 25: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
+	9,   // 26: snapkeep.fsm.v1.RestoreJob.kind:type_name -> snapkeep.fsm.v1.JobKind
+	28,  // 27: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	29,  // 28: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	32,  // 29: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	32,  // 30: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	10,  // 31: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	11,  // 32: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	35,  // 33: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	11,  // 34: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	114, // 35: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	115, // 36: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	1,   // 37: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	116, // 38: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	117, // 39: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	18,  // 40: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 41: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	18,  // 42: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	18,  // 43: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 44: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	51,  // 45: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	34,  // 46: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	118, // 47: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	23,  // 48: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	62,  // 49: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
+	62,  // 50: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
+	62,  // 51: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
+	62,  // 52: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
+	61,  // 53: snapkeep.fsm.v1.RestoreBegin.from_repository:type_name -> snapkeep.fsm.v1.RepositorySnapshot
+	119, // 54: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	15,  // 55: snapkeep.fsm.v1.RepositorySnapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	16,  // 56: snapkeep.fsm.v1.RepositorySnapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	1,   // 57: snapkeep.fsm.v1.RepositorySnapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	64,  // 58: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
+	25,  // 59: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
+	25,  // 60: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
+	73,  // 61: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
+	74,  // 62: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
+	12,  // 63: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	78,  // 64: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	79,  // 65: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	85,  // 66: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	86,  // 67: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	85,  // 68: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	33,  // 69: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	14,  // 70: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	17,  // 71: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	20,  // 72: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	20,  // 73: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	20,  // 74: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	24,  // 75: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	26,  // 76: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	30,  // 77: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	85,  // 78: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	85,  // 79: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	85,  // 80: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	104, // 81: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	107, // 82: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
+	108, // 83: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
+	18,  // 84: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 85: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	18,  // 86: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
+	87,  // [87:87] is the sub-list for method output_type
+	87,  // [87:87] is the sub-list for method input_type
+	87,  // [87:87] is the sub-list for extension type_name
+	87,  // [87:87] is the sub-list for extension extendee
+	0,   // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -7815,8 +9352,8 @@ func file_fsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   91,
+			NumEnums:      13,
+			NumMessages:   107,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -274,7 +274,11 @@ type LeaseRestoreTasksResponse struct {
 	Tasks          []*RestoreTask `protobuf:"bytes,6,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	RetryAfterMs   int64          `protobuf:"varint,7,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	// Read every copy back in full (the job's --verify=readback).
-	ReadBack      bool `protobuf:"varint,8,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	ReadBack bool `protobuf:"varint,8,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	// What the job copies (snapkeep.fsm.v1.JobKind) and its repository: the node picks
+	// the source and destination stores by them.
+	Kind          uint32 `protobuf:"varint,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	Repository    string `protobuf:"bytes,10,opt,name=repository,proto3" json:"repository,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -363,6 +367,20 @@ func (x *LeaseRestoreTasksResponse) GetReadBack() bool {
 		return x.ReadBack
 	}
 	return false
+}
+
+func (x *LeaseRestoreTasksResponse) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *LeaseRestoreTasksResponse) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
 }
 
 type TaskOutcome struct {
@@ -949,6 +967,59 @@ func (x *NodeStatusResponse) GetFsmHashIndex() uint64 {
 	return 0
 }
 
+type ProbeRepositoryRequest struct {
+	state protoimpl.MessageState     `protogen:"open.v1"`
+	Spec  *snapkeepv1.RepositorySpec `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// The probe object's key suffix (unique per registration).
+	Probe         string `protobuf:"bytes,2,opt,name=probe,proto3" json:"probe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeRepositoryRequest) Reset() {
+	*x = ProbeRepositoryRequest{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeRepositoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeRepositoryRequest) ProtoMessage() {}
+
+func (x *ProbeRepositoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeRepositoryRequest.ProtoReflect.Descriptor instead.
+func (*ProbeRepositoryRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ProbeRepositoryRequest) GetSpec() *snapkeepv1.RepositorySpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *ProbeRepositoryRequest) GetProbe() string {
+	if x != nil {
+		return x.Probe
+	}
+	return ""
+}
+
 var File_snapkeep_internal_v1_internal_proto protoreflect.FileDescriptor
 
 const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
@@ -968,7 +1039,7 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x03src\x18\x02 \x01(\tR\x03src\x12\x10\n" +
 	"\x03dst\x18\x03 \x01(\tR\x03dst\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x16\n" +
-	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\xb4\x02\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\xe8\x02\n" +
 	"\x19LeaseRestoreTasksResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\x04R\aleaseId\x12(\n" +
@@ -977,7 +1048,12 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x0fmax_concurrency\x18\x05 \x01(\rR\x0emaxConcurrency\x127\n" +
 	"\x05tasks\x18\x06 \x03(\v2!.snapkeep.internal.v1.RestoreTaskR\x05tasks\x12$\n" +
 	"\x0eretry_after_ms\x18\a \x01(\x03R\fretryAfterMs\x12\x1b\n" +
-	"\tread_back\x18\b \x01(\bR\breadBack\"\xab\x01\n" +
+	"\tread_back\x18\b \x01(\bR\breadBack\x12\x12\n" +
+	"\x04kind\x18\t \x01(\rR\x04kind\x12\x1e\n" +
+	"\n" +
+	"repository\x18\n" +
+	" \x01(\tR\n" +
+	"repository\"\xab\x01\n" +
 	"\vTaskOutcome\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
@@ -1018,7 +1094,10 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	" \x01(\tR\aversion\x12\x1b\n" +
 	"\tleader_id\x18\v \x01(\tR\bleaderId\x12\x19\n" +
 	"\bfsm_hash\x18\f \x01(\tR\afsmHash\x12$\n" +
-	"\x0efsm_hash_index\x18\r \x01(\x04R\ffsmHashIndex2\xb1\x05\n" +
+	"\x0efsm_hash_index\x18\r \x01(\x04R\ffsmHashIndex\"_\n" +
+	"\x16ProbeRepositoryRequest\x12/\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1b.snapkeep.v1.RepositorySpecR\x04spec\x12\x14\n" +
+	"\x05probe\x18\x02 \x01(\tR\x05probe2\x90\x06\n" +
 	"\bInternal\x12V\n" +
 	"\aPropose\x12$.snapkeep.internal.v1.ProposeRequest\x1a%.snapkeep.internal.v1.ProposeResponse\x12\\\n" +
 	"\tReadIndex\x12&.snapkeep.internal.v1.ReadIndexRequest\x1a'.snapkeep.internal.v1.ReadIndexResponse\x12_\n" +
@@ -1028,7 +1107,8 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x12ReportRestoreTasks\x12/.snapkeep.internal.v1.ReportRestoreTasksRequest\x1a0.snapkeep.internal.v1.ReportRestoreTasksResponse\x12>\n" +
 	"\x05RunGC\x12\x19.snapkeep.v1.GCRunRequest\x1a\x1a.snapkeep.v1.GCRunResponse\x12_\n" +
 	"\n" +
-	"GCSchedule\x12'.snapkeep.internal.v1.GCScheduleRequest\x1a(.snapkeep.internal.v1.GCScheduleResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
+	"GCSchedule\x12'.snapkeep.internal.v1.GCScheduleRequest\x1a(.snapkeep.internal.v1.GCScheduleResponse\x12]\n" +
+	"\x0fProbeRepository\x12,.snapkeep.internal.v1.ProbeRepositoryRequest\x1a\x1c.snapkeep.v1.RepositoryProbeB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
 
 var (
 	file_snapkeep_internal_v1_internal_proto_rawDescOnce sync.Once
@@ -1042,7 +1122,7 @@ func file_snapkeep_internal_v1_internal_proto_rawDescGZIP() []byte {
 	return file_snapkeep_internal_v1_internal_proto_rawDescData
 }
 
-var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_snapkeep_internal_v1_internal_proto_goTypes = []any{
 	(*GCScheduleRequest)(nil),          // 0: snapkeep.internal.v1.GCScheduleRequest
 	(*GCScheduleResponse)(nil),         // 1: snapkeep.internal.v1.GCScheduleResponse
@@ -1058,31 +1138,37 @@ var file_snapkeep_internal_v1_internal_proto_goTypes = []any{
 	(*ReadIndexResponse)(nil),          // 11: snapkeep.internal.v1.ReadIndexResponse
 	(*NodeStatusRequest)(nil),          // 12: snapkeep.internal.v1.NodeStatusRequest
 	(*NodeStatusResponse)(nil),         // 13: snapkeep.internal.v1.NodeStatusResponse
-	(*snapkeepv1.GCRunRequest)(nil),    // 14: snapkeep.v1.GCRunRequest
-	(*snapkeepv1.GCRunResponse)(nil),   // 15: snapkeep.v1.GCRunResponse
+	(*ProbeRepositoryRequest)(nil),     // 14: snapkeep.internal.v1.ProbeRepositoryRequest
+	(*snapkeepv1.RepositorySpec)(nil),  // 15: snapkeep.v1.RepositorySpec
+	(*snapkeepv1.GCRunRequest)(nil),    // 16: snapkeep.v1.GCRunRequest
+	(*snapkeepv1.GCRunResponse)(nil),   // 17: snapkeep.v1.GCRunResponse
+	(*snapkeepv1.RepositoryProbe)(nil), // 18: snapkeep.v1.RepositoryProbe
 }
 var file_snapkeep_internal_v1_internal_proto_depIdxs = []int32{
 	3,  // 0: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
 	5,  // 1: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
-	8,  // 2: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
-	10, // 3: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
-	12, // 4: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
-	2,  // 5: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
-	6,  // 6: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
-	14, // 7: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
-	0,  // 8: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
-	9,  // 9: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
-	11, // 10: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
-	13, // 11: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
-	4,  // 12: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
-	7,  // 13: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
-	15, // 14: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
-	1,  // 15: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
-	9,  // [9:16] is the sub-list for method output_type
-	2,  // [2:9] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	15, // 2: snapkeep.internal.v1.ProbeRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	8,  // 3: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
+	10, // 4: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
+	12, // 5: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
+	2,  // 6: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
+	6,  // 7: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
+	16, // 8: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
+	0,  // 9: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
+	14, // 10: snapkeep.internal.v1.Internal.ProbeRepository:input_type -> snapkeep.internal.v1.ProbeRepositoryRequest
+	9,  // 11: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
+	11, // 12: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
+	13, // 13: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
+	4,  // 14: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
+	7,  // 15: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
+	17, // 16: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
+	1,  // 17: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
+	18, // 18: snapkeep.internal.v1.Internal.ProbeRepository:output_type -> snapkeep.v1.RepositoryProbe
+	11, // [11:19] is the sub-list for method output_type
+	3,  // [3:11] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_internal_v1_internal_proto_init() }
@@ -1096,7 +1182,7 @@ func file_snapkeep_internal_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_internal_v1_internal_proto_rawDesc), len(file_snapkeep_internal_v1_internal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

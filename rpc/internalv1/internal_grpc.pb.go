@@ -31,6 +31,7 @@ const (
 	Internal_ReportRestoreTasks_FullMethodName = "/snapkeep.internal.v1.Internal/ReportRestoreTasks"
 	Internal_RunGC_FullMethodName              = "/snapkeep.internal.v1.Internal/RunGC"
 	Internal_GCSchedule_FullMethodName         = "/snapkeep.internal.v1.Internal/GCSchedule"
+	Internal_ProbeRepository_FullMethodName    = "/snapkeep.internal.v1.Internal/ProbeRepository"
 )
 
 // InternalClient is the client API for Internal service.
@@ -54,6 +55,8 @@ type InternalClient interface {
 	// tells when the leader's next periodic run is due.
 	RunGC(ctx context.Context, in *snapkeepv1.GCRunRequest, opts ...grpc.CallOption) (*snapkeepv1.GCRunResponse, error)
 	GCSchedule(ctx context.Context, in *GCScheduleRequest, opts ...grpc.CallOption) (*GCScheduleResponse, error)
+	// ProbeRepository checks a repository from this node with its own credentials.
+	ProbeRepository(ctx context.Context, in *ProbeRepositoryRequest, opts ...grpc.CallOption) (*snapkeepv1.RepositoryProbe, error)
 }
 
 type internalClient struct {
@@ -134,6 +137,16 @@ func (c *internalClient) GCSchedule(ctx context.Context, in *GCScheduleRequest, 
 	return out, nil
 }
 
+func (c *internalClient) ProbeRepository(ctx context.Context, in *ProbeRepositoryRequest, opts ...grpc.CallOption) (*snapkeepv1.RepositoryProbe, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(snapkeepv1.RepositoryProbe)
+	err := c.cc.Invoke(ctx, Internal_ProbeRepository_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -155,6 +168,8 @@ type InternalServer interface {
 	// tells when the leader's next periodic run is due.
 	RunGC(context.Context, *snapkeepv1.GCRunRequest) (*snapkeepv1.GCRunResponse, error)
 	GCSchedule(context.Context, *GCScheduleRequest) (*GCScheduleResponse, error)
+	// ProbeRepository checks a repository from this node with its own credentials.
+	ProbeRepository(context.Context, *ProbeRepositoryRequest) (*snapkeepv1.RepositoryProbe, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -185,6 +200,9 @@ func (UnimplementedInternalServer) RunGC(context.Context, *snapkeepv1.GCRunReque
 }
 func (UnimplementedInternalServer) GCSchedule(context.Context, *GCScheduleRequest) (*GCScheduleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GCSchedule not implemented")
+}
+func (UnimplementedInternalServer) ProbeRepository(context.Context, *ProbeRepositoryRequest) (*snapkeepv1.RepositoryProbe, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProbeRepository not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -333,6 +351,24 @@ func _Internal_GCSchedule_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_ProbeRepository_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProbeRepositoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ProbeRepository(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ProbeRepository_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ProbeRepository(ctx, req.(*ProbeRepositoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -367,6 +403,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GCSchedule",
 			Handler:    _Internal_GCSchedule_Handler,
+		},
+		{
+			MethodName: "ProbeRepository",
+			Handler:    _Internal_ProbeRepository_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -580,6 +580,12 @@ const (
 	RestoreState_RESTORE_STATE_FAILED RestoreState = 4
 	// Cancelled on request. The target collection was dropped.
 	RestoreState_RESTORE_STATE_CANCELLED RestoreState = 5
+	// A restore from a repository: the leader is reading the repository's manifest
+	// into the plan.
+	RestoreState_RESTORE_STATE_PLANNING RestoreState = 6
+	// An export whose files are all copied: its manifest and index generation are
+	// being written to the repository. No longer cancellable.
+	RestoreState_RESTORE_STATE_FINALIZING RestoreState = 7
 )
 
 // Enum value maps for RestoreState.
@@ -591,6 +597,8 @@ var (
 		3: "RESTORE_STATE_COMPLETED",
 		4: "RESTORE_STATE_FAILED",
 		5: "RESTORE_STATE_CANCELLED",
+		6: "RESTORE_STATE_PLANNING",
+		7: "RESTORE_STATE_FINALIZING",
 	}
 	RestoreState_value = map[string]int32{
 		"RESTORE_STATE_UNSPECIFIED": 0,
@@ -599,6 +607,8 @@ var (
 		"RESTORE_STATE_COMPLETED":   3,
 		"RESTORE_STATE_FAILED":      4,
 		"RESTORE_STATE_CANCELLED":   5,
+		"RESTORE_STATE_PLANNING":    6,
+		"RESTORE_STATE_FINALIZING":  7,
 	}
 )
 
@@ -627,6 +637,59 @@ func (x RestoreState) Number() protoreflect.EnumNumber {
 // Deprecated: Use RestoreState.Descriptor instead.
 func (RestoreState) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{9}
+}
+
+// JobKind: what a job copies.
+type JobKind int32
+
+const (
+	// A snapshot into a new collection, within the cluster's bucket.
+	JobKind_JOB_KIND_RESTORE JobKind = 0
+	// A snapshot into a repository.
+	JobKind_JOB_KIND_EXPORT JobKind = 1
+	// A repository's snapshot into a new collection.
+	JobKind_JOB_KIND_REPOSITORY_RESTORE JobKind = 2
+)
+
+// Enum value maps for JobKind.
+var (
+	JobKind_name = map[int32]string{
+		0: "JOB_KIND_RESTORE",
+		1: "JOB_KIND_EXPORT",
+		2: "JOB_KIND_REPOSITORY_RESTORE",
+	}
+	JobKind_value = map[string]int32{
+		"JOB_KIND_RESTORE":            0,
+		"JOB_KIND_EXPORT":             1,
+		"JOB_KIND_REPOSITORY_RESTORE": 2,
+	}
+)
+
+func (x JobKind) Enum() *JobKind {
+	p := new(JobKind)
+	*p = x
+	return p
+}
+
+func (x JobKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[10].Descriptor()
+}
+
+func (JobKind) Type() protoreflect.EnumType {
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[10]
+}
+
+func (x JobKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobKind.Descriptor instead.
+func (JobKind) EnumDescriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{10}
 }
 
 type NodeRole int32
@@ -672,11 +735,11 @@ func (x NodeRole) String() string {
 }
 
 func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[10].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[11].Descriptor()
 }
 
 func (NodeRole) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[10]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[11]
 }
 
 func (x NodeRole) Number() protoreflect.EnumNumber {
@@ -685,7 +748,7 @@ func (x NodeRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeRole.Descriptor instead.
 func (NodeRole) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{10}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{11}
 }
 
 type MemberStatus int32
@@ -736,11 +799,11 @@ func (x MemberStatus) String() string {
 }
 
 func (MemberStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_snapkeep_v1_snapkeep_proto_enumTypes[11].Descriptor()
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[12].Descriptor()
 }
 
 func (MemberStatus) Type() protoreflect.EnumType {
-	return &file_snapkeep_v1_snapkeep_proto_enumTypes[11]
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[12]
 }
 
 func (x MemberStatus) Number() protoreflect.EnumNumber {
@@ -749,7 +812,7 @@ func (x MemberStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MemberStatus.Descriptor instead.
 func (MemberStatus) EnumDescriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{11}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{12}
 }
 
 type Database struct {
@@ -5193,12 +5256,25 @@ type RestoreJob struct {
 	VerifiedByReadBack     uint64 `protobuf:"varint,34,opt,name=verified_by_read_back,json=verifiedByReadBack,proto3" json:"verified_by_read_back,omitempty"`
 	NotVerified            uint64 `protobuf:"varint,35,opt,name=not_verified,json=notVerified,proto3" json:"not_verified,omitempty"`
 	// What became what, source id → target id (GetRestoreState; empty in lists).
-	PartitionMap  []*IdMapping `protobuf:"bytes,36,rep,name=partition_map,json=partitionMap,proto3" json:"partition_map,omitempty"`
-	IndexMap      []*IdMapping `protobuf:"bytes,37,rep,name=index_map,json=indexMap,proto3" json:"index_map,omitempty"`
-	SegmentMap    []*IdMapping `protobuf:"bytes,38,rep,name=segment_map,json=segmentMap,proto3" json:"segment_map,omitempty"`
-	BuildMap      []*IdMapping `protobuf:"bytes,39,rep,name=build_map,json=buildMap,proto3" json:"build_map,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PartitionMap []*IdMapping `protobuf:"bytes,36,rep,name=partition_map,json=partitionMap,proto3" json:"partition_map,omitempty"`
+	IndexMap     []*IdMapping `protobuf:"bytes,37,rep,name=index_map,json=indexMap,proto3" json:"index_map,omitempty"`
+	SegmentMap   []*IdMapping `protobuf:"bytes,38,rep,name=segment_map,json=segmentMap,proto3" json:"segment_map,omitempty"`
+	BuildMap     []*IdMapping `protobuf:"bytes,39,rep,name=build_map,json=buildMap,proto3" json:"build_map,omitempty"`
+	Kind         JobKind      `protobuf:"varint,40,opt,name=kind,proto3,enum=snapkeep.v1.JobKind" json:"kind,omitempty"`
+	// Exports and repository restores: the repository, and the snapshot's id in it.
+	Repository         string `protobuf:"bytes,41,opt,name=repository,proto3" json:"repository,omitempty"`
+	RepositorySnapshot string `protobuf:"bytes,42,opt,name=repository_snapshot,json=repositorySnapshot,proto3" json:"repository_snapshot,omitempty"`
+	// Export: files (and bytes) the repository already held, not copied again. They
+	// count in files_done and bytes_done too.
+	FilesSkipped uint64 `protobuf:"varint,43,opt,name=files_skipped,json=filesSkipped,proto3" json:"files_skipped,omitempty"`
+	BytesSkipped uint64 `protobuf:"varint,44,opt,name=bytes_skipped,json=bytesSkipped,proto3" json:"bytes_skipped,omitempty"`
+	// Files done whose bytes were checked while streamed between two stores (the
+	// source's CRC-32C computed on the fly; the upload declared it).
+	VerifiedByStream uint64 `protobuf:"varint,45,opt,name=verified_by_stream,json=verifiedByStream,proto3" json:"verified_by_stream,omitempty"`
+	// Export: the repository index generation that recorded the snapshot.
+	RepositoryGeneration uint64 `protobuf:"varint,46,opt,name=repository_generation,json=repositoryGeneration,proto3" json:"repository_generation,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *RestoreJob) Reset() {
@@ -5504,6 +5580,55 @@ func (x *RestoreJob) GetBuildMap() []*IdMapping {
 	return nil
 }
 
+func (x *RestoreJob) GetKind() JobKind {
+	if x != nil {
+		return x.Kind
+	}
+	return JobKind_JOB_KIND_RESTORE
+}
+
+func (x *RestoreJob) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetRepositorySnapshot() string {
+	if x != nil {
+		return x.RepositorySnapshot
+	}
+	return ""
+}
+
+func (x *RestoreJob) GetFilesSkipped() uint64 {
+	if x != nil {
+		return x.FilesSkipped
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetBytesSkipped() uint64 {
+	if x != nil {
+		return x.BytesSkipped
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetVerifiedByStream() uint64 {
+	if x != nil {
+		return x.VerifiedByStream
+	}
+	return 0
+}
+
+func (x *RestoreJob) GetRepositoryGeneration() uint64 {
+	if x != nil {
+		return x.RepositoryGeneration
+	}
+	return 0
+}
+
 type RestoreSnapshotRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -5534,6 +5659,11 @@ type RestoreSnapshotRequest struct {
 	TargetIndexes      []*IdMapping `protobuf:"bytes,13,rep,name=target_indexes,json=targetIndexes,proto3" json:"target_indexes,omitempty"`
 	TargetSegments     []*IdMapping `protobuf:"bytes,14,rep,name=target_segments,json=targetSegments,proto3" json:"target_segments,omitempty"`
 	TargetBuilds       []*IdMapping `protobuf:"bytes,15,rep,name=target_builds,json=targetBuilds,proto3" json:"target_builds,omitempty"`
+	// Restore from this repository the snapshot repository_snapshot (its id in the
+	// repository, or its name when one snapshot of that name is there; database and
+	// collection narrow a name). The snapshot need not be known to this cluster.
+	FromRepository     string `protobuf:"bytes,16,opt,name=from_repository,json=fromRepository,proto3" json:"from_repository,omitempty"`
+	RepositorySnapshot string `protobuf:"bytes,17,opt,name=repository_snapshot,json=repositorySnapshot,proto3" json:"repository_snapshot,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -5671,6 +5801,20 @@ func (x *RestoreSnapshotRequest) GetTargetBuilds() []*IdMapping {
 		return x.TargetBuilds
 	}
 	return nil
+}
+
+func (x *RestoreSnapshotRequest) GetFromRepository() string {
+	if x != nil {
+		return x.FromRepository
+	}
+	return ""
+}
+
+func (x *RestoreSnapshotRequest) GetRepositorySnapshot() string {
+	if x != nil {
+		return x.RepositorySnapshot
+	}
+	return ""
 }
 
 // IdMapping maps a source object's id to its copy's.
@@ -5892,6 +6036,8 @@ type ListRestoreJobsRequest struct {
 	TargetCollection string `protobuf:"bytes,3,opt,name=target_collection,json=targetCollection,proto3" json:"target_collection,omitempty"`
 	// Only jobs restoring this snapshot (by name, of any collection).
 	Snapshot string `protobuf:"bytes,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// Only jobs of these kinds; empty means all.
+	Kinds []JobKind `protobuf:"varint,8,rep,packed,name=kinds,proto3,enum=snapkeep.v1.JobKind" json:"kinds,omitempty"`
 	// Page size: 0 means 100; at most 1,000.
 	PageSize      uint32          `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken     string          `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
@@ -5956,6 +6102,13 @@ func (x *ListRestoreJobsRequest) GetSnapshot() string {
 		return x.Snapshot
 	}
 	return ""
+}
+
+func (x *ListRestoreJobsRequest) GetKinds() []JobKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
 }
 
 func (x *ListRestoreJobsRequest) GetPageSize() uint32 {
@@ -7939,6 +8092,1572 @@ func (x *RegisteredBuild) GetFiles() []*File {
 	return nil
 }
 
+// RepositorySpec is where a repository is and how nodes reach it.
+type RepositorySpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1–255 of [A-Za-z0-9_-], starting with a letter or "_".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The S3 endpoint (empty: AWS), region (empty: us-east-1), bucket, key prefix
+	// (may be empty), path-style addressing.
+	Endpoint  string `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Region    string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	Bucket    string `protobuf:"bytes,4,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	Prefix    string `protobuf:"bytes,5,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	PathStyle bool   `protobuf:"varint,6,opt,name=path_style,json=pathStyle,proto3" json:"path_style,omitempty"`
+	// The name of the credentials each node resolves from its own configuration
+	// (--repository-credentials FILE, or SNAPKEEP_REPO_<NAME>_ACCESS_KEY /
+	// _SECRET_KEY); empty: the node's own S3 credentials. Never a secret.
+	Credentials string `protobuf:"bytes,7,opt,name=credentials,proto3" json:"credentials,omitempty"`
+	// Restore from it only: nothing is ever written to it.
+	ReadOnly bool `protobuf:"varint,8,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// Bytes per second each node copies to or from it at most (0: no limit).
+	BytesPerSecond uint64 `protobuf:"varint,9,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"`
+	Description    string `protobuf:"bytes,10,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RepositorySpec) Reset() {
+	*x = RepositorySpec{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositorySpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositorySpec) ProtoMessage() {}
+
+func (x *RepositorySpec) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositorySpec.ProtoReflect.Descriptor instead.
+func (*RepositorySpec) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *RepositorySpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RepositorySpec) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *RepositorySpec) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *RepositorySpec) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *RepositorySpec) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *RepositorySpec) GetPathStyle() bool {
+	if x != nil {
+		return x.PathStyle
+	}
+	return false
+}
+
+func (x *RepositorySpec) GetCredentials() string {
+	if x != nil {
+		return x.Credentials
+	}
+	return ""
+}
+
+func (x *RepositorySpec) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *RepositorySpec) GetBytesPerSecond() uint64 {
+	if x != nil {
+		return x.BytesPerSecond
+	}
+	return 0
+}
+
+func (x *RepositorySpec) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type Repository struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *RepositorySpec        `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// From the repository's format marker: its id, and the cluster that writes it.
+	RepositoryId    string `protobuf:"bytes,2,opt,name=repository_id,json=repositoryId,proto3" json:"repository_id,omitempty"`
+	WriterClusterId string `protobuf:"bytes,3,opt,name=writer_cluster_id,json=writerClusterId,proto3" json:"writer_cluster_id,omitempty"`
+	// Server-side CopyObject works between the buckets in that direction (else files are
+	// streamed through the nodes).
+	CopyToRepository   bool  `protobuf:"varint,4,opt,name=copy_to_repository,json=copyToRepository,proto3" json:"copy_to_repository,omitempty"`
+	CopyFromRepository bool  `protobuf:"varint,5,opt,name=copy_from_repository,json=copyFromRepository,proto3" json:"copy_from_repository,omitempty"`
+	RegisteredAtUnixMs int64 `protobuf:"varint,6,opt,name=registered_at_unix_ms,json=registeredAtUnixMs,proto3" json:"registered_at_unix_ms,omitempty"`
+	// This cluster's id (the writer id of the repositories it writes).
+	ClusterId     string `protobuf:"bytes,7,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Repository) Reset() {
+	*x = Repository{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Repository) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Repository) ProtoMessage() {}
+
+func (x *Repository) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Repository.ProtoReflect.Descriptor instead.
+func (*Repository) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *Repository) GetSpec() *RepositorySpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *Repository) GetRepositoryId() string {
+	if x != nil {
+		return x.RepositoryId
+	}
+	return ""
+}
+
+func (x *Repository) GetWriterClusterId() string {
+	if x != nil {
+		return x.WriterClusterId
+	}
+	return ""
+}
+
+func (x *Repository) GetCopyToRepository() bool {
+	if x != nil {
+		return x.CopyToRepository
+	}
+	return false
+}
+
+func (x *Repository) GetCopyFromRepository() bool {
+	if x != nil {
+		return x.CopyFromRepository
+	}
+	return false
+}
+
+func (x *Repository) GetRegisteredAtUnixMs() int64 {
+	if x != nil {
+		return x.RegisteredAtUnixMs
+	}
+	return 0
+}
+
+func (x *Repository) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+// RepositoryProbe is one node's check of a repository.
+type RepositoryProbe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Ok    bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// What failed, naming the step (write, read, list, delete, conditional create).
+	Error              string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	CopyToRepository   bool   `protobuf:"varint,4,opt,name=copy_to_repository,json=copyToRepository,proto3" json:"copy_to_repository,omitempty"`
+	CopyFromRepository bool   `protobuf:"varint,5,opt,name=copy_from_repository,json=copyFromRepository,proto3" json:"copy_from_repository,omitempty"`
+	// Whether the server refused a conditional create over an existing object.
+	ConditionalCreate bool `protobuf:"varint,6,opt,name=conditional_create,json=conditionalCreate,proto3" json:"conditional_create,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RepositoryProbe) Reset() {
+	*x = RepositoryProbe{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositoryProbe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositoryProbe) ProtoMessage() {}
+
+func (x *RepositoryProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositoryProbe.ProtoReflect.Descriptor instead.
+func (*RepositoryProbe) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *RepositoryProbe) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RepositoryProbe) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *RepositoryProbe) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RepositoryProbe) GetCopyToRepository() bool {
+	if x != nil {
+		return x.CopyToRepository
+	}
+	return false
+}
+
+func (x *RepositoryProbe) GetCopyFromRepository() bool {
+	if x != nil {
+		return x.CopyFromRepository
+	}
+	return false
+}
+
+func (x *RepositoryProbe) GetConditionalCreate() bool {
+	if x != nil {
+		return x.ConditionalCreate
+	}
+	return false
+}
+
+type RegisterRepositoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Spec          *RepositorySpec        `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterRepositoryRequest) Reset() {
+	*x = RegisterRepositoryRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterRepositoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterRepositoryRequest) ProtoMessage() {}
+
+func (x *RegisterRepositoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterRepositoryRequest.ProtoReflect.Descriptor instead.
+func (*RegisterRepositoryRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *RegisterRepositoryRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RegisterRepositoryRequest) GetSpec() *RepositorySpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type RegisterRepositoryResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Repository *Repository            `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	Probes     []*RepositoryProbe     `protobuf:"bytes,2,rep,name=probes,proto3" json:"probes,omitempty"`
+	// True when the same registration existed already.
+	Existing bool `protobuf:"varint,3,opt,name=existing,proto3" json:"existing,omitempty"`
+	// True when this registration created the repository's format marker.
+	Initialized   bool `protobuf:"varint,4,opt,name=initialized,proto3" json:"initialized,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterRepositoryResponse) Reset() {
+	*x = RegisterRepositoryResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterRepositoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterRepositoryResponse) ProtoMessage() {}
+
+func (x *RegisterRepositoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterRepositoryResponse.ProtoReflect.Descriptor instead.
+func (*RegisterRepositoryResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *RegisterRepositoryResponse) GetRepository() *Repository {
+	if x != nil {
+		return x.Repository
+	}
+	return nil
+}
+
+func (x *RegisterRepositoryResponse) GetProbes() []*RepositoryProbe {
+	if x != nil {
+		return x.Probes
+	}
+	return nil
+}
+
+func (x *RegisterRepositoryResponse) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
+func (x *RegisterRepositoryResponse) GetInitialized() bool {
+	if x != nil {
+		return x.Initialized
+	}
+	return false
+}
+
+type UnregisterRepositoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnregisterRepositoryRequest) Reset() {
+	*x = UnregisterRepositoryRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnregisterRepositoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnregisterRepositoryRequest) ProtoMessage() {}
+
+func (x *UnregisterRepositoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnregisterRepositoryRequest.ProtoReflect.Descriptor instead.
+func (*UnregisterRepositoryRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *UnregisterRepositoryRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UnregisterRepositoryRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type UnregisterRepositoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Existed       bool                   `protobuf:"varint,1,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnregisterRepositoryResponse) Reset() {
+	*x = UnregisterRepositoryResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnregisterRepositoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnregisterRepositoryResponse) ProtoMessage() {}
+
+func (x *UnregisterRepositoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnregisterRepositoryResponse.ProtoReflect.Descriptor instead.
+func (*UnregisterRepositoryResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *UnregisterRepositoryResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+type ListRepositoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consistency   ReadConsistency        `protobuf:"varint,1,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRepositoriesRequest) Reset() {
+	*x = ListRepositoriesRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRepositoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRepositoriesRequest) ProtoMessage() {}
+
+func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *ListRepositoriesRequest) GetConsistency() ReadConsistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
+}
+
+type ListRepositoriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Repositories  []*Repository          `protobuf:"bytes,1,rep,name=repositories,proto3" json:"repositories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRepositoriesResponse) Reset() {
+	*x = ListRepositoriesResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRepositoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRepositoriesResponse) ProtoMessage() {}
+
+func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *ListRepositoriesResponse) GetRepositories() []*Repository {
+	if x != nil {
+		return x.Repositories
+	}
+	return nil
+}
+
+type ExportSnapshotRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Database   string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	Snapshot   string                 `protobuf:"bytes,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Repository string                 `protobuf:"bytes,5,opt,name=repository,proto3" json:"repository,omitempty"`
+	// Copies one node runs at once for this job (0: the node's default).
+	MaxConcurrency uint32 `protobuf:"varint,6,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	// Read every copy back from the repository in full.
+	ReadBack      bool `protobuf:"varint,7,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSnapshotRequest) Reset() {
+	*x = ExportSnapshotRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSnapshotRequest) ProtoMessage() {}
+
+func (x *ExportSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*ExportSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *ExportSnapshotRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ExportSnapshotRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *ExportSnapshotRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *ExportSnapshotRequest) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *ExportSnapshotRequest) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *ExportSnapshotRequest) GetMaxConcurrency() uint32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *ExportSnapshotRequest) GetReadBack() bool {
+	if x != nil {
+		return x.ReadBack
+	}
+	return false
+}
+
+type ExportSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Job           *RestoreJob            `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	Existing      bool                   `protobuf:"varint,3,opt,name=existing,proto3" json:"existing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSnapshotResponse) Reset() {
+	*x = ExportSnapshotResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSnapshotResponse) ProtoMessage() {}
+
+func (x *ExportSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*ExportSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *ExportSnapshotResponse) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *ExportSnapshotResponse) GetJob() *RestoreJob {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *ExportSnapshotResponse) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
+// RepositorySnapshot is a snapshot in a repository's index.
+type RepositorySnapshot struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Id               string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name             string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Database         string                 `protobuf:"bytes,3,opt,name=database,proto3" json:"database,omitempty"`
+	Collection       string                 `protobuf:"bytes,4,opt,name=collection,proto3" json:"collection,omitempty"`
+	CollectionId     uint64                 `protobuf:"varint,5,opt,name=collection_id,json=collectionId,proto3" json:"collection_id,omitempty"`
+	SourceClusterId  string                 `protobuf:"bytes,6,opt,name=source_cluster_id,json=sourceClusterId,proto3" json:"source_cluster_id,omitempty"`
+	SourceSnapshotId uint64                 `protobuf:"varint,7,opt,name=source_snapshot_id,json=sourceSnapshotId,proto3" json:"source_snapshot_id,omitempty"`
+	Layout           string                 `protobuf:"bytes,8,opt,name=layout,proto3" json:"layout,omitempty"`
+	CreatedAtUnixMs  int64                  `protobuf:"varint,9,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	ExportedAtUnixMs int64                  `protobuf:"varint,10,opt,name=exported_at_unix_ms,json=exportedAtUnixMs,proto3" json:"exported_at_unix_ms,omitempty"`
+	Segments         uint64                 `protobuf:"varint,11,opt,name=segments,proto3" json:"segments,omitempty"`
+	Rows             uint64                 `protobuf:"varint,12,opt,name=rows,proto3" json:"rows,omitempty"`
+	Files            uint64                 `protobuf:"varint,13,opt,name=files,proto3" json:"files,omitempty"`
+	Bytes            uint64                 `protobuf:"varint,14,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Labels           map[string]string      `protobuf:"bytes,15,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Description      string                 `protobuf:"bytes,16,opt,name=description,proto3" json:"description,omitempty"`
+	ManifestKey      string                 `protobuf:"bytes,17,opt,name=manifest_key,json=manifestKey,proto3" json:"manifest_key,omitempty"`
+	ManifestSize     uint64                 `protobuf:"varint,18,opt,name=manifest_size,json=manifestSize,proto3" json:"manifest_size,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RepositorySnapshot) Reset() {
+	*x = RepositorySnapshot{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositorySnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositorySnapshot) ProtoMessage() {}
+
+func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositorySnapshot.ProtoReflect.Descriptor instead.
+func (*RepositorySnapshot) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *RepositorySnapshot) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetCollectionId() uint64 {
+	if x != nil {
+		return x.CollectionId
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetSourceClusterId() string {
+	if x != nil {
+		return x.SourceClusterId
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetSourceSnapshotId() uint64 {
+	if x != nil {
+		return x.SourceSnapshotId
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetLayout() string {
+	if x != nil {
+		return x.Layout
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetExportedAtUnixMs() int64 {
+	if x != nil {
+		return x.ExportedAtUnixMs
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetSegments() uint64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetRows() uint64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *RepositorySnapshot) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *RepositorySnapshot) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetManifestKey() string {
+	if x != nil {
+		return x.ManifestKey
+	}
+	return ""
+}
+
+func (x *RepositorySnapshot) GetManifestSize() uint64 {
+	if x != nil {
+		return x.ManifestSize
+	}
+	return 0
+}
+
+type ListRepositorySnapshotsRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Repository string                 `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	// Only this collection's (and database's) snapshots.
+	Database      string `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Collection    string `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRepositorySnapshotsRequest) Reset() {
+	*x = ListRepositorySnapshotsRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRepositorySnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRepositorySnapshotsRequest) ProtoMessage() {}
+
+func (x *ListRepositorySnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRepositorySnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListRepositorySnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *ListRepositorySnapshotsRequest) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *ListRepositorySnapshotsRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *ListRepositorySnapshotsRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+type ListRepositorySnapshotsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	RepositoryId  string                 `protobuf:"bytes,2,opt,name=repository_id,json=repositoryId,proto3" json:"repository_id,omitempty"`
+	Snapshots     []*RepositorySnapshot  `protobuf:"bytes,3,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRepositorySnapshotsResponse) Reset() {
+	*x = ListRepositorySnapshotsResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRepositorySnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRepositorySnapshotsResponse) ProtoMessage() {}
+
+func (x *ListRepositorySnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRepositorySnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*ListRepositorySnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *ListRepositorySnapshotsResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ListRepositorySnapshotsResponse) GetRepositoryId() string {
+	if x != nil {
+		return x.RepositoryId
+	}
+	return ""
+}
+
+func (x *ListRepositorySnapshotsResponse) GetSnapshots() []*RepositorySnapshot {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+type DeleteRepositorySnapshotRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Repository string                 `protobuf:"bytes,2,opt,name=repository,proto3" json:"repository,omitempty"`
+	// The snapshot's id in the repository.
+	Snapshot      string `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRepositorySnapshotRequest) Reset() {
+	*x = DeleteRepositorySnapshotRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRepositorySnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRepositorySnapshotRequest) ProtoMessage() {}
+
+func (x *DeleteRepositorySnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRepositorySnapshotRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRepositorySnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *DeleteRepositorySnapshotRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DeleteRepositorySnapshotRequest) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *DeleteRepositorySnapshotRequest) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+type DeleteRepositorySnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Existed       bool                   `protobuf:"varint,1,opt,name=existed,proto3" json:"existed,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRepositorySnapshotResponse) Reset() {
+	*x = DeleteRepositorySnapshotResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRepositorySnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRepositorySnapshotResponse) ProtoMessage() {}
+
+func (x *DeleteRepositorySnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRepositorySnapshotResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRepositorySnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *DeleteRepositorySnapshotResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+func (x *DeleteRepositorySnapshotResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+type CollectRepositoryRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Repository string                 `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	DryRun     bool                   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Objects younger than this are kept (0: the default, 1 hour; a negative value: none).
+	GraceMs       int64 `protobuf:"varint,3,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectRepositoryRequest) Reset() {
+	*x = CollectRepositoryRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectRepositoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectRepositoryRequest) ProtoMessage() {}
+
+func (x *CollectRepositoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectRepositoryRequest.ProtoReflect.Descriptor instead.
+func (*CollectRepositoryRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{113}
+}
+
+func (x *CollectRepositoryRequest) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *CollectRepositoryRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *CollectRepositoryRequest) GetGraceMs() int64 {
+	if x != nil {
+		return x.GraceMs
+	}
+	return 0
+}
+
+type CollectRepositoryResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ObjectsListed     uint64                 `protobuf:"varint,1,opt,name=objects_listed,json=objectsListed,proto3" json:"objects_listed,omitempty"`
+	ObjectsReferenced uint64                 `protobuf:"varint,2,opt,name=objects_referenced,json=objectsReferenced,proto3" json:"objects_referenced,omitempty"`
+	ObjectsProtected  uint64                 `protobuf:"varint,3,opt,name=objects_protected,json=objectsProtected,proto3" json:"objects_protected,omitempty"`
+	ObjectsDeleted    uint64                 `protobuf:"varint,4,opt,name=objects_deleted,json=objectsDeleted,proto3" json:"objects_deleted,omitempty"`
+	BytesDeleted      uint64                 `protobuf:"varint,5,opt,name=bytes_deleted,json=bytesDeleted,proto3" json:"bytes_deleted,omitempty"`
+	ObjectsYoung      uint64                 `protobuf:"varint,6,opt,name=objects_young,json=objectsYoung,proto3" json:"objects_young,omitempty"`
+	// Dry run: the candidates (at most 1,000); else the first keys deleted.
+	Keys               []string `protobuf:"bytes,7,rep,name=keys,proto3" json:"keys,omitempty"`
+	Errors             []string `protobuf:"bytes,8,rep,name=errors,proto3" json:"errors,omitempty"`
+	GenerationsDeleted uint64   `protobuf:"varint,9,opt,name=generations_deleted,json=generationsDeleted,proto3" json:"generations_deleted,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *CollectRepositoryResponse) Reset() {
+	*x = CollectRepositoryResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectRepositoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectRepositoryResponse) ProtoMessage() {}
+
+func (x *CollectRepositoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectRepositoryResponse.ProtoReflect.Descriptor instead.
+func (*CollectRepositoryResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{114}
+}
+
+func (x *CollectRepositoryResponse) GetObjectsListed() uint64 {
+	if x != nil {
+		return x.ObjectsListed
+	}
+	return 0
+}
+
+func (x *CollectRepositoryResponse) GetObjectsReferenced() uint64 {
+	if x != nil {
+		return x.ObjectsReferenced
+	}
+	return 0
+}
+
+func (x *CollectRepositoryResponse) GetObjectsProtected() uint64 {
+	if x != nil {
+		return x.ObjectsProtected
+	}
+	return 0
+}
+
+func (x *CollectRepositoryResponse) GetObjectsDeleted() uint64 {
+	if x != nil {
+		return x.ObjectsDeleted
+	}
+	return 0
+}
+
+func (x *CollectRepositoryResponse) GetBytesDeleted() uint64 {
+	if x != nil {
+		return x.BytesDeleted
+	}
+	return 0
+}
+
+func (x *CollectRepositoryResponse) GetObjectsYoung() uint64 {
+	if x != nil {
+		return x.ObjectsYoung
+	}
+	return 0
+}
+
+func (x *CollectRepositoryResponse) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *CollectRepositoryResponse) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *CollectRepositoryResponse) GetGenerationsDeleted() uint64 {
+	if x != nil {
+		return x.GenerationsDeleted
+	}
+	return 0
+}
+
+type VerifyRepositoryRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Repository string                 `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	Deep       bool                   `protobuf:"varint,2,opt,name=deep,proto3" json:"deep,omitempty"`
+	// Only this snapshot (id); empty: all.
+	Snapshot      string `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyRepositoryRequest) Reset() {
+	*x = VerifyRepositoryRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyRepositoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyRepositoryRequest) ProtoMessage() {}
+
+func (x *VerifyRepositoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyRepositoryRequest.ProtoReflect.Descriptor instead.
+func (*VerifyRepositoryRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{115}
+}
+
+func (x *VerifyRepositoryRequest) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *VerifyRepositoryRequest) GetDeep() bool {
+	if x != nil {
+		return x.Deep
+	}
+	return false
+}
+
+func (x *VerifyRepositoryRequest) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+type RepositoryProblem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot      string                 `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Problem       string                 `protobuf:"bytes,3,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RepositoryProblem) Reset() {
+	*x = RepositoryProblem{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepositoryProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepositoryProblem) ProtoMessage() {}
+
+func (x *RepositoryProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepositoryProblem.ProtoReflect.Descriptor instead.
+func (*RepositoryProblem) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{116}
+}
+
+func (x *RepositoryProblem) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *RepositoryProblem) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *RepositoryProblem) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+type VerifyRepositoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots     uint64                 `protobuf:"varint,1,opt,name=snapshots,proto3" json:"snapshots,omitempty"`
+	Objects       uint64                 `protobuf:"varint,2,opt,name=objects,proto3" json:"objects,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	BytesRead     uint64                 `protobuf:"varint,4,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
+	Problems      []*RepositoryProblem   `protobuf:"bytes,5,rep,name=problems,proto3" json:"problems,omitempty"`
+	ProblemCount  uint64                 `protobuf:"varint,6,opt,name=problem_count,json=problemCount,proto3" json:"problem_count,omitempty"`
+	Ok            bool                   `protobuf:"varint,7,opt,name=ok,proto3" json:"ok,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyRepositoryResponse) Reset() {
+	*x = VerifyRepositoryResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyRepositoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyRepositoryResponse) ProtoMessage() {}
+
+func (x *VerifyRepositoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyRepositoryResponse.ProtoReflect.Descriptor instead.
+func (*VerifyRepositoryResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{117}
+}
+
+func (x *VerifyRepositoryResponse) GetSnapshots() uint64 {
+	if x != nil {
+		return x.Snapshots
+	}
+	return 0
+}
+
+func (x *VerifyRepositoryResponse) GetObjects() uint64 {
+	if x != nil {
+		return x.Objects
+	}
+	return 0
+}
+
+func (x *VerifyRepositoryResponse) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *VerifyRepositoryResponse) GetBytesRead() uint64 {
+	if x != nil {
+		return x.BytesRead
+	}
+	return 0
+}
+
+func (x *VerifyRepositoryResponse) GetProblems() []*RepositoryProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *VerifyRepositoryResponse) GetProblemCount() uint64 {
+	if x != nil {
+		return x.ProblemCount
+	}
+	return 0
+}
+
+func (x *VerifyRepositoryResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
 var File_snapkeep_v1_snapkeep_proto protoreflect.FileDescriptor
 
 const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
@@ -8387,7 +10106,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\x04R\x02id\x12>\n" +
 	"\vconsistency\x18\x05 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"M\n" +
 	"\x18DescribeSnapshotResponse\x121\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\xe9\v\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x91\x0e\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
@@ -8439,7 +10158,16 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\tindex_map\x18% \x03(\v2\x16.snapkeep.v1.IdMappingR\bindexMap\x127\n" +
 	"\vsegment_map\x18& \x03(\v2\x16.snapkeep.v1.IdMappingR\n" +
 	"segmentMap\x123\n" +
-	"\tbuild_map\x18' \x03(\v2\x16.snapkeep.v1.IdMappingR\bbuildMap\"\xa7\x05\n" +
+	"\tbuild_map\x18' \x03(\v2\x16.snapkeep.v1.IdMappingR\bbuildMap\x12(\n" +
+	"\x04kind\x18( \x01(\x0e2\x14.snapkeep.v1.JobKindR\x04kind\x12\x1e\n" +
+	"\n" +
+	"repository\x18) \x01(\tR\n" +
+	"repository\x12/\n" +
+	"\x13repository_snapshot\x18* \x01(\tR\x12repositorySnapshot\x12#\n" +
+	"\rfiles_skipped\x18+ \x01(\x04R\ffilesSkipped\x12#\n" +
+	"\rbytes_skipped\x18, \x01(\x04R\fbytesSkipped\x12,\n" +
+	"\x12verified_by_stream\x18- \x01(\x04R\x10verifiedByStream\x123\n" +
+	"\x15repository_generation\x18. \x01(\x04R\x14repositoryGeneration\"\x81\x06\n" +
 	"\x16RestoreSnapshotRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -8461,7 +10189,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x11target_partitions\x18\f \x03(\v2\x16.snapkeep.v1.IdMappingR\x10targetPartitions\x12=\n" +
 	"\x0etarget_indexes\x18\r \x03(\v2\x16.snapkeep.v1.IdMappingR\rtargetIndexes\x12?\n" +
 	"\x0ftarget_segments\x18\x0e \x03(\v2\x16.snapkeep.v1.IdMappingR\x0etargetSegments\x12;\n" +
-	"\rtarget_builds\x18\x0f \x03(\v2\x16.snapkeep.v1.IdMappingR\ftargetBuildsB\t\n" +
+	"\rtarget_builds\x18\x0f \x03(\v2\x16.snapkeep.v1.IdMappingR\ftargetBuilds\x12'\n" +
+	"\x0ffrom_repository\x18\x10 \x01(\tR\x0efromRepository\x12/\n" +
+	"\x13repository_snapshot\x18\x11 \x01(\tR\x12repositorySnapshotB\t\n" +
 	"\a_verify\";\n" +
 	"\tIdMapping\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\x04R\x06source\x12\x16\n" +
@@ -8474,12 +10204,13 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12>\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"D\n" +
 	"\x17GetRestoreStateResponse\x12)\n" +
-	"\x03job\x18\x01 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\"\xb9\x02\n" +
+	"\x03job\x18\x01 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\"\xe5\x02\n" +
 	"\x16ListRestoreJobsRequest\x121\n" +
 	"\x06states\x18\x01 \x03(\x0e2\x19.snapkeep.v1.RestoreStateR\x06states\x12'\n" +
 	"\x0ftarget_database\x18\x02 \x01(\tR\x0etargetDatabase\x12+\n" +
 	"\x11target_collection\x18\x03 \x01(\tR\x10targetCollection\x12\x1a\n" +
-	"\bsnapshot\x18\x04 \x01(\tR\bsnapshot\x12\x1b\n" +
+	"\bsnapshot\x18\x04 \x01(\tR\bsnapshot\x12*\n" +
+	"\x05kinds\x18\b \x03(\x0e2\x14.snapkeep.v1.JobKindR\x05kinds\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x12>\n" +
@@ -8641,7 +10372,161 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x19\n" +
 	"\bbuild_id\x18\x02 \x01(\x04R\abuildId\x12\x19\n" +
 	"\bindex_id\x18\x03 \x01(\x04R\aindexId\x12'\n" +
-	"\x05files\x18\x04 \x03(\v2\x11.snapkeep.v1.FileR\x05files*\x8e\x01\n" +
+	"\x05files\x18\x04 \x03(\v2\x11.snapkeep.v1.FileR\x05files\"\xb2\x02\n" +
+	"\x0eRepositorySpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12\x16\n" +
+	"\x06bucket\x18\x04 \x01(\tR\x06bucket\x12\x16\n" +
+	"\x06prefix\x18\x05 \x01(\tR\x06prefix\x12\x1d\n" +
+	"\n" +
+	"path_style\x18\x06 \x01(\bR\tpathStyle\x12 \n" +
+	"\vcredentials\x18\a \x01(\tR\vcredentials\x12\x1b\n" +
+	"\tread_only\x18\b \x01(\bR\breadOnly\x12(\n" +
+	"\x10bytes_per_second\x18\t \x01(\x04R\x0ebytesPerSecond\x12 \n" +
+	"\vdescription\x18\n" +
+	" \x01(\tR\vdescription\"\xc0\x02\n" +
+	"\n" +
+	"Repository\x12/\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1b.snapkeep.v1.RepositorySpecR\x04spec\x12#\n" +
+	"\rrepository_id\x18\x02 \x01(\tR\frepositoryId\x12*\n" +
+	"\x11writer_cluster_id\x18\x03 \x01(\tR\x0fwriterClusterId\x12,\n" +
+	"\x12copy_to_repository\x18\x04 \x01(\bR\x10copyToRepository\x120\n" +
+	"\x14copy_from_repository\x18\x05 \x01(\bR\x12copyFromRepository\x121\n" +
+	"\x15registered_at_unix_ms\x18\x06 \x01(\x03R\x12registeredAtUnixMs\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\a \x01(\tR\tclusterId\"\xda\x01\n" +
+	"\x0fRepositoryProbe\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
+	"\x12copy_to_repository\x18\x04 \x01(\bR\x10copyToRepository\x120\n" +
+	"\x14copy_from_repository\x18\x05 \x01(\bR\x12copyFromRepository\x12-\n" +
+	"\x12conditional_create\x18\x06 \x01(\bR\x11conditionalCreate\"k\n" +
+	"\x19RegisterRepositoryRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12/\n" +
+	"\x04spec\x18\x02 \x01(\v2\x1b.snapkeep.v1.RepositorySpecR\x04spec\"\xc9\x01\n" +
+	"\x1aRegisterRepositoryResponse\x127\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\v2\x17.snapkeep.v1.RepositoryR\n" +
+	"repository\x124\n" +
+	"\x06probes\x18\x02 \x03(\v2\x1c.snapkeep.v1.RepositoryProbeR\x06probes\x12\x1a\n" +
+	"\bexisting\x18\x03 \x01(\bR\bexisting\x12 \n" +
+	"\vinitialized\x18\x04 \x01(\bR\vinitialized\"P\n" +
+	"\x1bUnregisterRepositoryRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"8\n" +
+	"\x1cUnregisterRepositoryResponse\x12\x18\n" +
+	"\aexisted\x18\x01 \x01(\bR\aexisted\"Y\n" +
+	"\x17ListRepositoriesRequest\x12>\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"W\n" +
+	"\x18ListRepositoriesResponse\x12;\n" +
+	"\frepositories\x18\x01 \x03(\v2\x17.snapkeep.v1.RepositoryR\frepositories\"\xf4\x01\n" +
+	"\x15ExportSnapshotRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x03 \x01(\tR\n" +
+	"collection\x12\x1a\n" +
+	"\bsnapshot\x18\x04 \x01(\tR\bsnapshot\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x05 \x01(\tR\n" +
+	"repository\x12'\n" +
+	"\x0fmax_concurrency\x18\x06 \x01(\rR\x0emaxConcurrency\x12\x1b\n" +
+	"\tread_back\x18\a \x01(\bR\breadBack\"v\n" +
+	"\x16ExportSnapshotResponse\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12)\n" +
+	"\x03job\x18\x02 \x01(\v2\x17.snapkeep.v1.RestoreJobR\x03job\x12\x1a\n" +
+	"\bexisting\x18\x03 \x01(\bR\bexisting\"\xad\x05\n" +
+	"\x12RepositorySnapshot\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bdatabase\x18\x03 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x04 \x01(\tR\n" +
+	"collection\x12#\n" +
+	"\rcollection_id\x18\x05 \x01(\x04R\fcollectionId\x12*\n" +
+	"\x11source_cluster_id\x18\x06 \x01(\tR\x0fsourceClusterId\x12,\n" +
+	"\x12source_snapshot_id\x18\a \x01(\x04R\x10sourceSnapshotId\x12\x16\n" +
+	"\x06layout\x18\b \x01(\tR\x06layout\x12+\n" +
+	"\x12created_at_unix_ms\x18\t \x01(\x03R\x0fcreatedAtUnixMs\x12-\n" +
+	"\x13exported_at_unix_ms\x18\n" +
+	" \x01(\x03R\x10exportedAtUnixMs\x12\x1a\n" +
+	"\bsegments\x18\v \x01(\x04R\bsegments\x12\x12\n" +
+	"\x04rows\x18\f \x01(\x04R\x04rows\x12\x14\n" +
+	"\x05files\x18\r \x01(\x04R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x0e \x01(\x04R\x05bytes\x12C\n" +
+	"\x06labels\x18\x0f \x03(\v2+.snapkeep.v1.RepositorySnapshot.LabelsEntryR\x06labels\x12 \n" +
+	"\vdescription\x18\x10 \x01(\tR\vdescription\x12!\n" +
+	"\fmanifest_key\x18\x11 \x01(\tR\vmanifestKey\x12#\n" +
+	"\rmanifest_size\x18\x12 \x01(\x04R\fmanifestSize\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"|\n" +
+	"\x1eListRepositorySnapshotsRequest\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\tR\n" +
+	"repository\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x03 \x01(\tR\n" +
+	"collection\"\xa5\x01\n" +
+	"\x1fListRepositorySnapshotsResponse\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\x12#\n" +
+	"\rrepository_id\x18\x02 \x01(\tR\frepositoryId\x12=\n" +
+	"\tsnapshots\x18\x03 \x03(\v2\x1f.snapkeep.v1.RepositorySnapshotR\tsnapshots\"|\n" +
+	"\x1fDeleteRepositorySnapshotRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x02 \x01(\tR\n" +
+	"repository\x12\x1a\n" +
+	"\bsnapshot\x18\x03 \x01(\tR\bsnapshot\"\\\n" +
+	" DeleteRepositorySnapshotResponse\x12\x18\n" +
+	"\aexisted\x18\x01 \x01(\bR\aexisted\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\"n\n" +
+	"\x18CollectRepositoryRequest\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\tR\n" +
+	"repository\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x19\n" +
+	"\bgrace_ms\x18\x03 \x01(\x03R\agraceMs\"\xee\x02\n" +
+	"\x19CollectRepositoryResponse\x12%\n" +
+	"\x0eobjects_listed\x18\x01 \x01(\x04R\robjectsListed\x12-\n" +
+	"\x12objects_referenced\x18\x02 \x01(\x04R\x11objectsReferenced\x12+\n" +
+	"\x11objects_protected\x18\x03 \x01(\x04R\x10objectsProtected\x12'\n" +
+	"\x0fobjects_deleted\x18\x04 \x01(\x04R\x0eobjectsDeleted\x12#\n" +
+	"\rbytes_deleted\x18\x05 \x01(\x04R\fbytesDeleted\x12#\n" +
+	"\robjects_young\x18\x06 \x01(\x04R\fobjectsYoung\x12\x12\n" +
+	"\x04keys\x18\a \x03(\tR\x04keys\x12\x16\n" +
+	"\x06errors\x18\b \x03(\tR\x06errors\x12/\n" +
+	"\x13generations_deleted\x18\t \x01(\x04R\x12generationsDeleted\"i\n" +
+	"\x17VerifyRepositoryRequest\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\tR\n" +
+	"repository\x12\x12\n" +
+	"\x04deep\x18\x02 \x01(\bR\x04deep\x12\x1a\n" +
+	"\bsnapshot\x18\x03 \x01(\tR\bsnapshot\"[\n" +
+	"\x11RepositoryProblem\x12\x1a\n" +
+	"\bsnapshot\x18\x01 \x01(\tR\bsnapshot\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
+	"\aproblem\x18\x03 \x01(\tR\aproblem\"\xf8\x01\n" +
+	"\x18VerifyRepositoryResponse\x12\x1c\n" +
+	"\tsnapshots\x18\x01 \x01(\x04R\tsnapshots\x12\x18\n" +
+	"\aobjects\x18\x02 \x01(\x04R\aobjects\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x1d\n" +
+	"\n" +
+	"bytes_read\x18\x04 \x01(\x04R\tbytesRead\x12:\n" +
+	"\bproblems\x18\x05 \x03(\v2\x1e.snapkeep.v1.RepositoryProblemR\bproblems\x12#\n" +
+	"\rproblem_count\x18\x06 \x01(\x04R\fproblemCount\x12\x0e\n" +
+	"\x02ok\x18\a \x01(\bR\x02ok*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -8695,14 +10580,20 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x1aSNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SNAPSHOT_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18SNAPSHOT_STATE_COMMITTED\x10\x02\x12\x1b\n" +
-	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xb7\x01\n" +
+	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xf1\x01\n" +
 	"\fRestoreState\x12\x1d\n" +
 	"\x19RESTORE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTORE_STATE_PENDING\x10\x01\x12\x19\n" +
 	"\x15RESTORE_STATE_COPYING\x10\x02\x12\x1b\n" +
 	"\x17RESTORE_STATE_COMPLETED\x10\x03\x12\x18\n" +
 	"\x14RESTORE_STATE_FAILED\x10\x04\x12\x1b\n" +
-	"\x17RESTORE_STATE_CANCELLED\x10\x05*\x9f\x01\n" +
+	"\x17RESTORE_STATE_CANCELLED\x10\x05\x12\x1a\n" +
+	"\x16RESTORE_STATE_PLANNING\x10\x06\x12\x1c\n" +
+	"\x18RESTORE_STATE_FINALIZING\x10\a*U\n" +
+	"\aJobKind\x12\x14\n" +
+	"\x10JOB_KIND_RESTORE\x10\x00\x12\x13\n" +
+	"\x0fJOB_KIND_EXPORT\x10\x01\x12\x1f\n" +
+	"\x1bJOB_KIND_REPOSITORY_RESTORE\x10\x02*\x9f\x01\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_LEADER\x10\x01\x12\x16\n" +
@@ -8753,7 +10644,16 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x02GC\x12>\n" +
 	"\x05GCRun\x12\x19.snapkeep.v1.GCRunRequest\x1a\x1a.snapkeep.v1.GCRunResponse\x12G\n" +
 	"\bGCStatus\x12\x1c.snapkeep.v1.GCStatusRequest\x1a\x1d.snapkeep.v1.GCStatusResponse\x12e\n" +
-	"\x12ReleaseForDeletion\x12&.snapkeep.v1.ReleaseForDeletionRequest\x1a'.snapkeep.v1.ReleaseForDeletionResponse2\xf2\x02\n" +
+	"\x12ReleaseForDeletion\x12&.snapkeep.v1.ReleaseForDeletionRequest\x1a'.snapkeep.v1.ReleaseForDeletionResponse2\xd2\x06\n" +
+	"\fRepositories\x12e\n" +
+	"\x12RegisterRepository\x12&.snapkeep.v1.RegisterRepositoryRequest\x1a'.snapkeep.v1.RegisterRepositoryResponse\x12k\n" +
+	"\x14UnregisterRepository\x12(.snapkeep.v1.UnregisterRepositoryRequest\x1a).snapkeep.v1.UnregisterRepositoryResponse\x12_\n" +
+	"\x10ListRepositories\x12$.snapkeep.v1.ListRepositoriesRequest\x1a%.snapkeep.v1.ListRepositoriesResponse\x12Y\n" +
+	"\x0eExportSnapshot\x12\".snapkeep.v1.ExportSnapshotRequest\x1a#.snapkeep.v1.ExportSnapshotResponse\x12t\n" +
+	"\x17ListRepositorySnapshots\x12+.snapkeep.v1.ListRepositorySnapshotsRequest\x1a,.snapkeep.v1.ListRepositorySnapshotsResponse\x12w\n" +
+	"\x18DeleteRepositorySnapshot\x12,.snapkeep.v1.DeleteRepositorySnapshotRequest\x1a-.snapkeep.v1.DeleteRepositorySnapshotResponse\x12b\n" +
+	"\x11CollectRepository\x12%.snapkeep.v1.CollectRepositoryRequest\x1a&.snapkeep.v1.CollectRepositoryResponse\x12_\n" +
+	"\x10VerifyRepository\x12$.snapkeep.v1.VerifyRepositoryRequest\x1a%.snapkeep.v1.VerifyRepositoryResponse2\xf2\x02\n" +
 	"\aCluster\x12V\n" +
 	"\rClusterStatus\x12!.snapkeep.v1.ClusterStatusRequest\x1a\".snapkeep.v1.ClusterStatusResponse\x12Y\n" +
 	"\x0eClusterMembers\x12\".snapkeep.v1.ClusterMembersRequest\x1a#.snapkeep.v1.ClusterMembersResponse\x12M\n" +
@@ -8773,316 +10673,367 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 	return file_snapkeep_v1_snapkeep_proto_rawDescData
 }
 
-var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
+var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 130)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
-	(CollectionState)(0),               // 0: snapkeep.v1.CollectionState
-	(KeyLayout)(0),                     // 1: snapkeep.v1.KeyLayout
-	(FileKind)(0),                      // 2: snapkeep.v1.FileKind
-	(SegmentLevel)(0),                  // 3: snapkeep.v1.SegmentLevel
-	(SegmentState)(0),                  // 4: snapkeep.v1.SegmentState
-	(DropReason)(0),                    // 5: snapkeep.v1.DropReason
-	(IndexBuildState)(0),               // 6: snapkeep.v1.IndexBuildState
-	(ReadConsistency)(0),               // 7: snapkeep.v1.ReadConsistency
-	(SnapshotState)(0),                 // 8: snapkeep.v1.SnapshotState
-	(RestoreState)(0),                  // 9: snapkeep.v1.RestoreState
-	(NodeRole)(0),                      // 10: snapkeep.v1.NodeRole
-	(MemberStatus)(0),                  // 11: snapkeep.v1.MemberStatus
-	(*Database)(nil),                   // 12: snapkeep.v1.Database
-	(*Partition)(nil),                  // 13: snapkeep.v1.Partition
-	(*Index)(nil),                      // 14: snapkeep.v1.Index
-	(*Collection)(nil),                 // 15: snapkeep.v1.Collection
-	(*SegmentSummary)(nil),             // 16: snapkeep.v1.SegmentSummary
-	(*File)(nil),                       // 17: snapkeep.v1.File
-	(*SegmentMeta)(nil),                // 18: snapkeep.v1.SegmentMeta
-	(*IndexBuild)(nil),                 // 19: snapkeep.v1.IndexBuild
-	(*Segment)(nil),                    // 20: snapkeep.v1.Segment
-	(*CreateDatabaseRequest)(nil),      // 21: snapkeep.v1.CreateDatabaseRequest
-	(*CreateDatabaseResponse)(nil),     // 22: snapkeep.v1.CreateDatabaseResponse
-	(*DropDatabaseRequest)(nil),        // 23: snapkeep.v1.DropDatabaseRequest
-	(*DropDatabaseResponse)(nil),       // 24: snapkeep.v1.DropDatabaseResponse
-	(*ListDatabasesRequest)(nil),       // 25: snapkeep.v1.ListDatabasesRequest
-	(*ListDatabasesResponse)(nil),      // 26: snapkeep.v1.ListDatabasesResponse
-	(*CreateCollectionRequest)(nil),    // 27: snapkeep.v1.CreateCollectionRequest
-	(*CreateCollectionResponse)(nil),   // 28: snapkeep.v1.CreateCollectionResponse
-	(*DropCollectionRequest)(nil),      // 29: snapkeep.v1.DropCollectionRequest
-	(*DropCollectionResponse)(nil),     // 30: snapkeep.v1.DropCollectionResponse
-	(*AlterCollectionRequest)(nil),     // 31: snapkeep.v1.AlterCollectionRequest
-	(*AlterCollectionResponse)(nil),    // 32: snapkeep.v1.AlterCollectionResponse
-	(*DescribeCollectionRequest)(nil),  // 33: snapkeep.v1.DescribeCollectionRequest
-	(*DescribeCollectionResponse)(nil), // 34: snapkeep.v1.DescribeCollectionResponse
-	(*ListCollectionsRequest)(nil),     // 35: snapkeep.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),    // 36: snapkeep.v1.ListCollectionsResponse
-	(*CreatePartitionRequest)(nil),     // 37: snapkeep.v1.CreatePartitionRequest
-	(*CreatePartitionResponse)(nil),    // 38: snapkeep.v1.CreatePartitionResponse
-	(*DropPartitionRequest)(nil),       // 39: snapkeep.v1.DropPartitionRequest
-	(*DropPartitionResponse)(nil),      // 40: snapkeep.v1.DropPartitionResponse
-	(*CreateIndexRequest)(nil),         // 41: snapkeep.v1.CreateIndexRequest
-	(*CreateIndexResponse)(nil),        // 42: snapkeep.v1.CreateIndexResponse
-	(*DropIndexRequest)(nil),           // 43: snapkeep.v1.DropIndexRequest
-	(*DropIndexResponse)(nil),          // 44: snapkeep.v1.DropIndexResponse
-	(*AllocateSegmentRequest)(nil),     // 45: snapkeep.v1.AllocateSegmentRequest
-	(*AllocateSegmentResponse)(nil),    // 46: snapkeep.v1.AllocateSegmentResponse
-	(*FlushSegmentRequest)(nil),        // 47: snapkeep.v1.FlushSegmentRequest
-	(*FlushSegmentResponse)(nil),       // 48: snapkeep.v1.FlushSegmentResponse
-	(*AllocateIndexBuildRequest)(nil),  // 49: snapkeep.v1.AllocateIndexBuildRequest
-	(*AllocateIndexBuildResponse)(nil), // 50: snapkeep.v1.AllocateIndexBuildResponse
-	(*AddIndexBuildRequest)(nil),       // 51: snapkeep.v1.AddIndexBuildRequest
-	(*AddIndexBuildResponse)(nil),      // 52: snapkeep.v1.AddIndexBuildResponse
-	(*CompactOutput)(nil),              // 53: snapkeep.v1.CompactOutput
-	(*CompactSegmentsRequest)(nil),     // 54: snapkeep.v1.CompactSegmentsRequest
-	(*CompactSegmentsResponse)(nil),    // 55: snapkeep.v1.CompactSegmentsResponse
-	(*DropSegmentsRequest)(nil),        // 56: snapkeep.v1.DropSegmentsRequest
-	(*DropSegmentsResponse)(nil),       // 57: snapkeep.v1.DropSegmentsResponse
-	(*GetSegmentRequest)(nil),          // 58: snapkeep.v1.GetSegmentRequest
-	(*GetSegmentResponse)(nil),         // 59: snapkeep.v1.GetSegmentResponse
-	(*ListSegmentsRequest)(nil),        // 60: snapkeep.v1.ListSegmentsRequest
-	(*ListSegmentsResponse)(nil),       // 61: snapkeep.v1.ListSegmentsResponse
-	(*FileKindTotals)(nil),             // 62: snapkeep.v1.FileKindTotals
-	(*SnapshotSummary)(nil),            // 63: snapkeep.v1.SnapshotSummary
-	(*Snapshot)(nil),                   // 64: snapkeep.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),      // 65: snapkeep.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),     // 66: snapkeep.v1.CreateSnapshotResponse
-	(*DropSnapshotRequest)(nil),        // 67: snapkeep.v1.DropSnapshotRequest
-	(*DropSnapshotResponse)(nil),       // 68: snapkeep.v1.DropSnapshotResponse
-	(*ListSnapshotsRequest)(nil),       // 69: snapkeep.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),      // 70: snapkeep.v1.ListSnapshotsResponse
-	(*DescribeSnapshotRequest)(nil),    // 71: snapkeep.v1.DescribeSnapshotRequest
-	(*DescribeSnapshotResponse)(nil),   // 72: snapkeep.v1.DescribeSnapshotResponse
-	(*RestoreJob)(nil),                 // 73: snapkeep.v1.RestoreJob
-	(*RestoreSnapshotRequest)(nil),     // 74: snapkeep.v1.RestoreSnapshotRequest
-	(*IdMapping)(nil),                  // 75: snapkeep.v1.IdMapping
-	(*RestoreSnapshotResponse)(nil),    // 76: snapkeep.v1.RestoreSnapshotResponse
-	(*GetRestoreStateRequest)(nil),     // 77: snapkeep.v1.GetRestoreStateRequest
-	(*GetRestoreStateResponse)(nil),    // 78: snapkeep.v1.GetRestoreStateResponse
-	(*ListRestoreJobsRequest)(nil),     // 79: snapkeep.v1.ListRestoreJobsRequest
-	(*ListRestoreJobsResponse)(nil),    // 80: snapkeep.v1.ListRestoreJobsResponse
-	(*CancelRestoreRequest)(nil),       // 81: snapkeep.v1.CancelRestoreRequest
-	(*CancelRestoreResponse)(nil),      // 82: snapkeep.v1.CancelRestoreResponse
-	(*GCCount)(nil),                    // 83: snapkeep.v1.GCCount
-	(*GCReport)(nil),                   // 84: snapkeep.v1.GCReport
-	(*GCCandidate)(nil),                // 85: snapkeep.v1.GCCandidate
-	(*GCRunRequest)(nil),               // 86: snapkeep.v1.GCRunRequest
-	(*GCRunResponse)(nil),              // 87: snapkeep.v1.GCRunResponse
-	(*GCStatusRequest)(nil),            // 88: snapkeep.v1.GCStatusRequest
-	(*GCStatusResponse)(nil),           // 89: snapkeep.v1.GCStatusResponse
-	(*ClusterStatusRequest)(nil),       // 90: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                 // 91: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                // 92: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),      // 93: snapkeep.v1.ClusterStatusResponse
-	(*ClusterMembersRequest)(nil),      // 94: snapkeep.v1.ClusterMembersRequest
-	(*Member)(nil),                     // 95: snapkeep.v1.Member
-	(*ClusterMembersResponse)(nil),     // 96: snapkeep.v1.ClusterMembersResponse
-	(*RemoveNodeRequest)(nil),          // 97: snapkeep.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),         // 98: snapkeep.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),  // 99: snapkeep.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 100: snapkeep.v1.TransferLeadershipResponse
-	(*ReleaseForDeletionRequest)(nil),  // 101: snapkeep.v1.ReleaseForDeletionRequest
-	(*ReleaseBuild)(nil),               // 102: snapkeep.v1.ReleaseBuild
-	(*ReleaseVerdict)(nil),             // 103: snapkeep.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil), // 104: snapkeep.v1.ReleaseForDeletionResponse
-	(*RegisterSegmentsRequest)(nil),    // 105: snapkeep.v1.RegisterSegmentsRequest
-	(*RegisteredSegment)(nil),          // 106: snapkeep.v1.RegisteredSegment
-	(*RegisterSegmentsResponse)(nil),   // 107: snapkeep.v1.RegisterSegmentsResponse
-	(*RegisteredBuild)(nil),            // 108: snapkeep.v1.RegisteredBuild
-	nil,                                // 109: snapkeep.v1.Database.PropertiesEntry
-	nil,                                // 110: snapkeep.v1.Index.ParamsEntry
-	nil,                                // 111: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                // 112: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                // 113: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                // 114: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                // 115: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                // 116: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                // 117: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                // 118: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                // 119: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	(CollectionState)(0),                     // 0: snapkeep.v1.CollectionState
+	(KeyLayout)(0),                           // 1: snapkeep.v1.KeyLayout
+	(FileKind)(0),                            // 2: snapkeep.v1.FileKind
+	(SegmentLevel)(0),                        // 3: snapkeep.v1.SegmentLevel
+	(SegmentState)(0),                        // 4: snapkeep.v1.SegmentState
+	(DropReason)(0),                          // 5: snapkeep.v1.DropReason
+	(IndexBuildState)(0),                     // 6: snapkeep.v1.IndexBuildState
+	(ReadConsistency)(0),                     // 7: snapkeep.v1.ReadConsistency
+	(SnapshotState)(0),                       // 8: snapkeep.v1.SnapshotState
+	(RestoreState)(0),                        // 9: snapkeep.v1.RestoreState
+	(JobKind)(0),                             // 10: snapkeep.v1.JobKind
+	(NodeRole)(0),                            // 11: snapkeep.v1.NodeRole
+	(MemberStatus)(0),                        // 12: snapkeep.v1.MemberStatus
+	(*Database)(nil),                         // 13: snapkeep.v1.Database
+	(*Partition)(nil),                        // 14: snapkeep.v1.Partition
+	(*Index)(nil),                            // 15: snapkeep.v1.Index
+	(*Collection)(nil),                       // 16: snapkeep.v1.Collection
+	(*SegmentSummary)(nil),                   // 17: snapkeep.v1.SegmentSummary
+	(*File)(nil),                             // 18: snapkeep.v1.File
+	(*SegmentMeta)(nil),                      // 19: snapkeep.v1.SegmentMeta
+	(*IndexBuild)(nil),                       // 20: snapkeep.v1.IndexBuild
+	(*Segment)(nil),                          // 21: snapkeep.v1.Segment
+	(*CreateDatabaseRequest)(nil),            // 22: snapkeep.v1.CreateDatabaseRequest
+	(*CreateDatabaseResponse)(nil),           // 23: snapkeep.v1.CreateDatabaseResponse
+	(*DropDatabaseRequest)(nil),              // 24: snapkeep.v1.DropDatabaseRequest
+	(*DropDatabaseResponse)(nil),             // 25: snapkeep.v1.DropDatabaseResponse
+	(*ListDatabasesRequest)(nil),             // 26: snapkeep.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),            // 27: snapkeep.v1.ListDatabasesResponse
+	(*CreateCollectionRequest)(nil),          // 28: snapkeep.v1.CreateCollectionRequest
+	(*CreateCollectionResponse)(nil),         // 29: snapkeep.v1.CreateCollectionResponse
+	(*DropCollectionRequest)(nil),            // 30: snapkeep.v1.DropCollectionRequest
+	(*DropCollectionResponse)(nil),           // 31: snapkeep.v1.DropCollectionResponse
+	(*AlterCollectionRequest)(nil),           // 32: snapkeep.v1.AlterCollectionRequest
+	(*AlterCollectionResponse)(nil),          // 33: snapkeep.v1.AlterCollectionResponse
+	(*DescribeCollectionRequest)(nil),        // 34: snapkeep.v1.DescribeCollectionRequest
+	(*DescribeCollectionResponse)(nil),       // 35: snapkeep.v1.DescribeCollectionResponse
+	(*ListCollectionsRequest)(nil),           // 36: snapkeep.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),          // 37: snapkeep.v1.ListCollectionsResponse
+	(*CreatePartitionRequest)(nil),           // 38: snapkeep.v1.CreatePartitionRequest
+	(*CreatePartitionResponse)(nil),          // 39: snapkeep.v1.CreatePartitionResponse
+	(*DropPartitionRequest)(nil),             // 40: snapkeep.v1.DropPartitionRequest
+	(*DropPartitionResponse)(nil),            // 41: snapkeep.v1.DropPartitionResponse
+	(*CreateIndexRequest)(nil),               // 42: snapkeep.v1.CreateIndexRequest
+	(*CreateIndexResponse)(nil),              // 43: snapkeep.v1.CreateIndexResponse
+	(*DropIndexRequest)(nil),                 // 44: snapkeep.v1.DropIndexRequest
+	(*DropIndexResponse)(nil),                // 45: snapkeep.v1.DropIndexResponse
+	(*AllocateSegmentRequest)(nil),           // 46: snapkeep.v1.AllocateSegmentRequest
+	(*AllocateSegmentResponse)(nil),          // 47: snapkeep.v1.AllocateSegmentResponse
+	(*FlushSegmentRequest)(nil),              // 48: snapkeep.v1.FlushSegmentRequest
+	(*FlushSegmentResponse)(nil),             // 49: snapkeep.v1.FlushSegmentResponse
+	(*AllocateIndexBuildRequest)(nil),        // 50: snapkeep.v1.AllocateIndexBuildRequest
+	(*AllocateIndexBuildResponse)(nil),       // 51: snapkeep.v1.AllocateIndexBuildResponse
+	(*AddIndexBuildRequest)(nil),             // 52: snapkeep.v1.AddIndexBuildRequest
+	(*AddIndexBuildResponse)(nil),            // 53: snapkeep.v1.AddIndexBuildResponse
+	(*CompactOutput)(nil),                    // 54: snapkeep.v1.CompactOutput
+	(*CompactSegmentsRequest)(nil),           // 55: snapkeep.v1.CompactSegmentsRequest
+	(*CompactSegmentsResponse)(nil),          // 56: snapkeep.v1.CompactSegmentsResponse
+	(*DropSegmentsRequest)(nil),              // 57: snapkeep.v1.DropSegmentsRequest
+	(*DropSegmentsResponse)(nil),             // 58: snapkeep.v1.DropSegmentsResponse
+	(*GetSegmentRequest)(nil),                // 59: snapkeep.v1.GetSegmentRequest
+	(*GetSegmentResponse)(nil),               // 60: snapkeep.v1.GetSegmentResponse
+	(*ListSegmentsRequest)(nil),              // 61: snapkeep.v1.ListSegmentsRequest
+	(*ListSegmentsResponse)(nil),             // 62: snapkeep.v1.ListSegmentsResponse
+	(*FileKindTotals)(nil),                   // 63: snapkeep.v1.FileKindTotals
+	(*SnapshotSummary)(nil),                  // 64: snapkeep.v1.SnapshotSummary
+	(*Snapshot)(nil),                         // 65: snapkeep.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),            // 66: snapkeep.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),           // 67: snapkeep.v1.CreateSnapshotResponse
+	(*DropSnapshotRequest)(nil),              // 68: snapkeep.v1.DropSnapshotRequest
+	(*DropSnapshotResponse)(nil),             // 69: snapkeep.v1.DropSnapshotResponse
+	(*ListSnapshotsRequest)(nil),             // 70: snapkeep.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),            // 71: snapkeep.v1.ListSnapshotsResponse
+	(*DescribeSnapshotRequest)(nil),          // 72: snapkeep.v1.DescribeSnapshotRequest
+	(*DescribeSnapshotResponse)(nil),         // 73: snapkeep.v1.DescribeSnapshotResponse
+	(*RestoreJob)(nil),                       // 74: snapkeep.v1.RestoreJob
+	(*RestoreSnapshotRequest)(nil),           // 75: snapkeep.v1.RestoreSnapshotRequest
+	(*IdMapping)(nil),                        // 76: snapkeep.v1.IdMapping
+	(*RestoreSnapshotResponse)(nil),          // 77: snapkeep.v1.RestoreSnapshotResponse
+	(*GetRestoreStateRequest)(nil),           // 78: snapkeep.v1.GetRestoreStateRequest
+	(*GetRestoreStateResponse)(nil),          // 79: snapkeep.v1.GetRestoreStateResponse
+	(*ListRestoreJobsRequest)(nil),           // 80: snapkeep.v1.ListRestoreJobsRequest
+	(*ListRestoreJobsResponse)(nil),          // 81: snapkeep.v1.ListRestoreJobsResponse
+	(*CancelRestoreRequest)(nil),             // 82: snapkeep.v1.CancelRestoreRequest
+	(*CancelRestoreResponse)(nil),            // 83: snapkeep.v1.CancelRestoreResponse
+	(*GCCount)(nil),                          // 84: snapkeep.v1.GCCount
+	(*GCReport)(nil),                         // 85: snapkeep.v1.GCReport
+	(*GCCandidate)(nil),                      // 86: snapkeep.v1.GCCandidate
+	(*GCRunRequest)(nil),                     // 87: snapkeep.v1.GCRunRequest
+	(*GCRunResponse)(nil),                    // 88: snapkeep.v1.GCRunResponse
+	(*GCStatusRequest)(nil),                  // 89: snapkeep.v1.GCStatusRequest
+	(*GCStatusResponse)(nil),                 // 90: snapkeep.v1.GCStatusResponse
+	(*ClusterStatusRequest)(nil),             // 91: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                       // 92: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                      // 93: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),            // 94: snapkeep.v1.ClusterStatusResponse
+	(*ClusterMembersRequest)(nil),            // 95: snapkeep.v1.ClusterMembersRequest
+	(*Member)(nil),                           // 96: snapkeep.v1.Member
+	(*ClusterMembersResponse)(nil),           // 97: snapkeep.v1.ClusterMembersResponse
+	(*RemoveNodeRequest)(nil),                // 98: snapkeep.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),               // 99: snapkeep.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),        // 100: snapkeep.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),       // 101: snapkeep.v1.TransferLeadershipResponse
+	(*ReleaseForDeletionRequest)(nil),        // 102: snapkeep.v1.ReleaseForDeletionRequest
+	(*ReleaseBuild)(nil),                     // 103: snapkeep.v1.ReleaseBuild
+	(*ReleaseVerdict)(nil),                   // 104: snapkeep.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),       // 105: snapkeep.v1.ReleaseForDeletionResponse
+	(*RegisterSegmentsRequest)(nil),          // 106: snapkeep.v1.RegisterSegmentsRequest
+	(*RegisteredSegment)(nil),                // 107: snapkeep.v1.RegisteredSegment
+	(*RegisterSegmentsResponse)(nil),         // 108: snapkeep.v1.RegisterSegmentsResponse
+	(*RegisteredBuild)(nil),                  // 109: snapkeep.v1.RegisteredBuild
+	(*RepositorySpec)(nil),                   // 110: snapkeep.v1.RepositorySpec
+	(*Repository)(nil),                       // 111: snapkeep.v1.Repository
+	(*RepositoryProbe)(nil),                  // 112: snapkeep.v1.RepositoryProbe
+	(*RegisterRepositoryRequest)(nil),        // 113: snapkeep.v1.RegisterRepositoryRequest
+	(*RegisterRepositoryResponse)(nil),       // 114: snapkeep.v1.RegisterRepositoryResponse
+	(*UnregisterRepositoryRequest)(nil),      // 115: snapkeep.v1.UnregisterRepositoryRequest
+	(*UnregisterRepositoryResponse)(nil),     // 116: snapkeep.v1.UnregisterRepositoryResponse
+	(*ListRepositoriesRequest)(nil),          // 117: snapkeep.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil),         // 118: snapkeep.v1.ListRepositoriesResponse
+	(*ExportSnapshotRequest)(nil),            // 119: snapkeep.v1.ExportSnapshotRequest
+	(*ExportSnapshotResponse)(nil),           // 120: snapkeep.v1.ExportSnapshotResponse
+	(*RepositorySnapshot)(nil),               // 121: snapkeep.v1.RepositorySnapshot
+	(*ListRepositorySnapshotsRequest)(nil),   // 122: snapkeep.v1.ListRepositorySnapshotsRequest
+	(*ListRepositorySnapshotsResponse)(nil),  // 123: snapkeep.v1.ListRepositorySnapshotsResponse
+	(*DeleteRepositorySnapshotRequest)(nil),  // 124: snapkeep.v1.DeleteRepositorySnapshotRequest
+	(*DeleteRepositorySnapshotResponse)(nil), // 125: snapkeep.v1.DeleteRepositorySnapshotResponse
+	(*CollectRepositoryRequest)(nil),         // 126: snapkeep.v1.CollectRepositoryRequest
+	(*CollectRepositoryResponse)(nil),        // 127: snapkeep.v1.CollectRepositoryResponse
+	(*VerifyRepositoryRequest)(nil),          // 128: snapkeep.v1.VerifyRepositoryRequest
+	(*RepositoryProblem)(nil),                // 129: snapkeep.v1.RepositoryProblem
+	(*VerifyRepositoryResponse)(nil),         // 130: snapkeep.v1.VerifyRepositoryResponse
+	nil,                                      // 131: snapkeep.v1.Database.PropertiesEntry
+	nil,                                      // 132: snapkeep.v1.Index.ParamsEntry
+	nil,                                      // 133: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                      // 134: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                      // 135: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                      // 136: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                      // 137: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                      // 138: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                      // 139: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                      // 140: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                      // 141: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	nil,                                      // 142: snapkeep.v1.RepositorySnapshot.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	109, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	110, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	131, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	132, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	111, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
-	13,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
-	14,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
+	133, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	14,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
+	15,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
 	2,   // 7: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
 	3,   // 8: snapkeep.v1.SegmentMeta.level:type_name -> snapkeep.v1.SegmentLevel
 	6,   // 9: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
-	17,  // 10: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
+	18,  // 10: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
 	5,   // 11: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
 	4,   // 12: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
-	17,  // 13: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
-	19,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
+	18,  // 13: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
+	20,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	5,   // 15: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	18,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
-	112, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	12,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
+	19,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
+	134, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	13,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	7,   // 19: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	12,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	113, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	13,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
+	135, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	1,   // 22: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
-	15,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	15,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	114, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	15,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	16,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	16,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	136, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	16,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	7,   // 27: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	15,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	16,  // 29: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
+	16,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	17,  // 29: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
 	7,   // 30: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	15,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
-	15,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	15,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	115, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
-	15,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	15,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	20,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	17,  // 38: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
-	18,  // 39: snapkeep.v1.FlushSegmentRequest.meta:type_name -> snapkeep.v1.SegmentMeta
-	20,  // 40: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	20,  // 41: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	19,  // 42: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
-	17,  // 43: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
-	20,  // 44: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	17,  // 45: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
-	18,  // 46: snapkeep.v1.CompactOutput.meta:type_name -> snapkeep.v1.SegmentMeta
-	53,  // 47: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
-	20,  // 48: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	20,  // 49: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	16,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
+	16,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	16,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	137, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	16,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	16,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	21,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	18,  // 38: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
+	19,  // 39: snapkeep.v1.FlushSegmentRequest.meta:type_name -> snapkeep.v1.SegmentMeta
+	21,  // 40: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	21,  // 41: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	20,  // 42: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
+	18,  // 43: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
+	21,  // 44: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	18,  // 45: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
+	19,  // 46: snapkeep.v1.CompactOutput.meta:type_name -> snapkeep.v1.SegmentMeta
+	54,  // 47: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
+	21,  // 48: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	21,  // 49: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
 	7,   // 50: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	20,  // 51: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	21,  // 51: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
 	4,   // 52: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
 	7,   // 53: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	20,  // 54: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	21,  // 54: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
 	2,   // 55: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
-	62,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
+	63,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	8,   // 57: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	116, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	117, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
-	13,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
-	14,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
-	63,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
+	138, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	139, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	14,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
+	15,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
+	64,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
 	1,   // 63: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
-	118, // 64: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	64,  // 65: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	64,  // 66: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	140, // 64: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	65,  // 65: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	65,  // 66: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	8,   // 67: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	119, // 68: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	141, // 68: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 	7,   // 69: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	64,  // 70: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	65,  // 70: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
 	7,   // 71: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	64,  // 72: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	65,  // 72: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	9,   // 73: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	75,  // 74: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
-	75,  // 75: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
-	75,  // 76: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
-	75,  // 77: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
-	75,  // 78: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
-	75,  // 79: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
-	75,  // 80: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
-	75,  // 81: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
-	73,  // 82: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	7,   // 83: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	73,  // 84: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	9,   // 85: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	7,   // 86: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	73,  // 87: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	73,  // 88: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	83,  // 89: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	83,  // 90: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	84,  // 91: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	85,  // 92: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	84,  // 93: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	10,  // 94: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	11,  // 95: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	91,  // 96: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	92,  // 97: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	11,  // 98: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	95,  // 99: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	102, // 100: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
-	103, // 101: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
-	106, // 102: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
-	108, // 103: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
-	17,  // 104: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
-	18,  // 105: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
-	20,  // 106: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	17,  // 107: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
-	21,  // 108: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	23,  // 109: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	25,  // 110: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	27,  // 111: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	29,  // 112: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	31,  // 113: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	33,  // 114: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	35,  // 115: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	37,  // 116: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	39,  // 117: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	41,  // 118: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	43,  // 119: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	45,  // 120: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	47,  // 121: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	49,  // 122: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	51,  // 123: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	54,  // 124: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	56,  // 125: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	105, // 126: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
-	58,  // 127: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	60,  // 128: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	65,  // 129: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	67,  // 130: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	69,  // 131: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	71,  // 132: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	74,  // 133: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	77,  // 134: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	79,  // 135: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	81,  // 136: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	86,  // 137: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	88,  // 138: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	101, // 139: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
-	90,  // 140: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	94,  // 141: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	97,  // 142: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	99,  // 143: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	22,  // 144: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	24,  // 145: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	26,  // 146: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	28,  // 147: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	30,  // 148: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	32,  // 149: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	34,  // 150: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	36,  // 151: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	38,  // 152: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	40,  // 153: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	42,  // 154: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	44,  // 155: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	46,  // 156: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	48,  // 157: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	50,  // 158: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	52,  // 159: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	55,  // 160: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	57,  // 161: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	107, // 162: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
-	59,  // 163: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	61,  // 164: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	66,  // 165: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	68,  // 166: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	70,  // 167: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	72,  // 168: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	76,  // 169: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	78,  // 170: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	80,  // 171: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	82,  // 172: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	87,  // 173: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	89,  // 174: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	104, // 175: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
-	93,  // 176: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	96,  // 177: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	98,  // 178: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	100, // 179: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	144, // [144:180] is the sub-list for method output_type
-	108, // [108:144] is the sub-list for method input_type
-	108, // [108:108] is the sub-list for extension type_name
-	108, // [108:108] is the sub-list for extension extendee
-	0,   // [0:108] is the sub-list for field type_name
+	76,  // 74: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
+	76,  // 75: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
+	76,  // 76: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
+	76,  // 77: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
+	10,  // 78: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
+	76,  // 79: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
+	76,  // 80: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
+	76,  // 81: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
+	76,  // 82: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
+	74,  // 83: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	7,   // 84: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	74,  // 85: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	9,   // 86: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	10,  // 87: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
+	7,   // 88: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	74,  // 89: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	74,  // 90: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	84,  // 91: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	84,  // 92: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	85,  // 93: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	86,  // 94: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	85,  // 95: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	11,  // 96: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	12,  // 97: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	92,  // 98: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	93,  // 99: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	12,  // 100: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	96,  // 101: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	103, // 102: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	104, // 103: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	107, // 104: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
+	109, // 105: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
+	18,  // 106: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
+	19,  // 107: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
+	21,  // 108: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	18,  // 109: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
+	110, // 110: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
+	110, // 111: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	111, // 112: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
+	112, // 113: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
+	7,   // 114: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	111, // 115: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
+	74,  // 116: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	142, // 117: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
+	121, // 118: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
+	129, // 119: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
+	22,  // 120: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	24,  // 121: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	26,  // 122: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	28,  // 123: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	30,  // 124: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	32,  // 125: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	34,  // 126: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	36,  // 127: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	38,  // 128: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	40,  // 129: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	42,  // 130: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	44,  // 131: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	46,  // 132: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	48,  // 133: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	50,  // 134: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	52,  // 135: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	55,  // 136: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	57,  // 137: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	106, // 138: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
+	59,  // 139: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	61,  // 140: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	66,  // 141: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	68,  // 142: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	70,  // 143: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	72,  // 144: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	75,  // 145: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	78,  // 146: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	80,  // 147: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	82,  // 148: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	87,  // 149: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	89,  // 150: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	102, // 151: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	113, // 152: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
+	115, // 153: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
+	117, // 154: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
+	119, // 155: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
+	122, // 156: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
+	124, // 157: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
+	126, // 158: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
+	128, // 159: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
+	91,  // 160: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	95,  // 161: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	98,  // 162: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	100, // 163: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	23,  // 164: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	25,  // 165: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	27,  // 166: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	29,  // 167: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	31,  // 168: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	33,  // 169: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	35,  // 170: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	37,  // 171: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	39,  // 172: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	41,  // 173: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	43,  // 174: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	45,  // 175: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	47,  // 176: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	49,  // 177: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	51,  // 178: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	53,  // 179: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	56,  // 180: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	58,  // 181: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	108, // 182: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
+	60,  // 183: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	62,  // 184: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	67,  // 185: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	69,  // 186: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	71,  // 187: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	73,  // 188: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	77,  // 189: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	79,  // 190: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	81,  // 191: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	83,  // 192: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	88,  // 193: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	90,  // 194: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	105, // 195: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	114, // 196: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
+	116, // 197: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
+	118, // 198: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
+	120, // 199: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
+	123, // 200: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
+	125, // 201: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
+	127, // 202: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
+	130, // 203: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
+	94,  // 204: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	97,  // 205: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	99,  // 206: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	101, // 207: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	164, // [164:208] is the sub-list for method output_type
+	120, // [120:164] is the sub-list for method input_type
+	120, // [120:120] is the sub-list for extension type_name
+	120, // [120:120] is the sub-list for extension extendee
+	0,   // [0:120] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -9097,10 +11048,10 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   108,
+			NumEnums:      13,
+			NumMessages:   130,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_snapkeep_v1_snapkeep_proto_goTypes,
 		DependencyIndexes: file_snapkeep_v1_snapkeep_proto_depIdxs,

@@ -1668,6 +1668,424 @@ var GC_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	Repositories_RegisterRepository_FullMethodName       = "/snapkeep.v1.Repositories/RegisterRepository"
+	Repositories_UnregisterRepository_FullMethodName     = "/snapkeep.v1.Repositories/UnregisterRepository"
+	Repositories_ListRepositories_FullMethodName         = "/snapkeep.v1.Repositories/ListRepositories"
+	Repositories_ExportSnapshot_FullMethodName           = "/snapkeep.v1.Repositories/ExportSnapshot"
+	Repositories_ListRepositorySnapshots_FullMethodName  = "/snapkeep.v1.Repositories/ListRepositorySnapshots"
+	Repositories_DeleteRepositorySnapshot_FullMethodName = "/snapkeep.v1.Repositories/DeleteRepositorySnapshot"
+	Repositories_CollectRepository_FullMethodName        = "/snapkeep.v1.Repositories/CollectRepository"
+	Repositories_VerifyRepository_FullMethodName         = "/snapkeep.v1.Repositories/VerifyRepository"
+)
+
+// RepositoriesClient is the client API for Repositories service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Repositories are other buckets, possibly on other S3 endpoints with other
+// credentials, that snapshots are exported to and restored from: backups that survive
+// the loss of the cluster's bucket. A repository is self-describing (docs/
+// REPOSITORY-FORMAT.md): any cluster can list and restore its snapshots. Exports are
+// jobs like restores (GetRestoreState, ListRestoreJobs and CancelRestore serve them;
+// ids are unique across both), incremental: a file the repository holds is not copied
+// again.
+type RepositoriesClient interface {
+	// RegisterRepository checks the repository from every node (write, read, list and
+	// delete a probe object with the node's own credentials; conditional create; and
+	// whether CopyObject works between the buckets), creates its format marker if it has
+	// none, and records it. Names the node that could not reach it. A repository
+	// written by another cluster can only be registered read-only.
+	RegisterRepository(ctx context.Context, in *RegisterRepositoryRequest, opts ...grpc.CallOption) (*RegisterRepositoryResponse, error)
+	// UnregisterRepository forgets a repository (nothing in it is deleted). Refused
+	// while a job uses it.
+	UnregisterRepository(ctx context.Context, in *UnregisterRepositoryRequest, opts ...grpc.CallOption) (*UnregisterRepositoryResponse, error)
+	ListRepositories(ctx context.Context, in *ListRepositoriesRequest, opts ...grpc.CallOption) (*ListRepositoriesResponse, error)
+	// ExportSnapshot starts exporting a committed snapshot to a repository and returns
+	// the job. The same request while its job runs returns that job.
+	ExportSnapshot(ctx context.Context, in *ExportSnapshotRequest, opts ...grpc.CallOption) (*ExportSnapshotResponse, error)
+	// ListRepositorySnapshots reads the repository's latest index: it needs nothing of
+	// this cluster's catalog but the repository's registration.
+	ListRepositorySnapshots(ctx context.Context, in *ListRepositorySnapshotsRequest, opts ...grpc.CallOption) (*ListRepositorySnapshotsResponse, error)
+	// DeleteRepositorySnapshot removes a snapshot from the repository's index (a new
+	// generation); its objects are deleted by CollectRepository.
+	DeleteRepositorySnapshot(ctx context.Context, in *DeleteRepositorySnapshotRequest, opts ...grpc.CallOption) (*DeleteRepositorySnapshotResponse, error)
+	// CollectRepository deletes the repository's objects that no snapshot of its index
+	// references, never one an export in progress needs; dry_run lists them.
+	CollectRepository(ctx context.Context, in *CollectRepositoryRequest, opts ...grpc.CallOption) (*CollectRepositoryResponse, error)
+	// VerifyRepository checks every snapshot's manifest and data objects (sizes by
+	// listing; with deep, CRC-32C by reading every object).
+	VerifyRepository(ctx context.Context, in *VerifyRepositoryRequest, opts ...grpc.CallOption) (*VerifyRepositoryResponse, error)
+}
+
+type repositoriesClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewRepositoriesClient(cc grpc.ClientConnInterface) RepositoriesClient {
+	return &repositoriesClient{cc}
+}
+
+func (c *repositoriesClient) RegisterRepository(ctx context.Context, in *RegisterRepositoryRequest, opts ...grpc.CallOption) (*RegisterRepositoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterRepositoryResponse)
+	err := c.cc.Invoke(ctx, Repositories_RegisterRepository_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repositoriesClient) UnregisterRepository(ctx context.Context, in *UnregisterRepositoryRequest, opts ...grpc.CallOption) (*UnregisterRepositoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnregisterRepositoryResponse)
+	err := c.cc.Invoke(ctx, Repositories_UnregisterRepository_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repositoriesClient) ListRepositories(ctx context.Context, in *ListRepositoriesRequest, opts ...grpc.CallOption) (*ListRepositoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRepositoriesResponse)
+	err := c.cc.Invoke(ctx, Repositories_ListRepositories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repositoriesClient) ExportSnapshot(ctx context.Context, in *ExportSnapshotRequest, opts ...grpc.CallOption) (*ExportSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportSnapshotResponse)
+	err := c.cc.Invoke(ctx, Repositories_ExportSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repositoriesClient) ListRepositorySnapshots(ctx context.Context, in *ListRepositorySnapshotsRequest, opts ...grpc.CallOption) (*ListRepositorySnapshotsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRepositorySnapshotsResponse)
+	err := c.cc.Invoke(ctx, Repositories_ListRepositorySnapshots_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repositoriesClient) DeleteRepositorySnapshot(ctx context.Context, in *DeleteRepositorySnapshotRequest, opts ...grpc.CallOption) (*DeleteRepositorySnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRepositorySnapshotResponse)
+	err := c.cc.Invoke(ctx, Repositories_DeleteRepositorySnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repositoriesClient) CollectRepository(ctx context.Context, in *CollectRepositoryRequest, opts ...grpc.CallOption) (*CollectRepositoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectRepositoryResponse)
+	err := c.cc.Invoke(ctx, Repositories_CollectRepository_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *repositoriesClient) VerifyRepository(ctx context.Context, in *VerifyRepositoryRequest, opts ...grpc.CallOption) (*VerifyRepositoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyRepositoryResponse)
+	err := c.cc.Invoke(ctx, Repositories_VerifyRepository_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RepositoriesServer is the server API for Repositories service.
+// All implementations must embed UnimplementedRepositoriesServer
+// for forward compatibility.
+//
+// Repositories are other buckets, possibly on other S3 endpoints with other
+// credentials, that snapshots are exported to and restored from: backups that survive
+// the loss of the cluster's bucket. A repository is self-describing (docs/
+// REPOSITORY-FORMAT.md): any cluster can list and restore its snapshots. Exports are
+// jobs like restores (GetRestoreState, ListRestoreJobs and CancelRestore serve them;
+// ids are unique across both), incremental: a file the repository holds is not copied
+// again.
+type RepositoriesServer interface {
+	// RegisterRepository checks the repository from every node (write, read, list and
+	// delete a probe object with the node's own credentials; conditional create; and
+	// whether CopyObject works between the buckets), creates its format marker if it has
+	// none, and records it. Names the node that could not reach it. A repository
+	// written by another cluster can only be registered read-only.
+	RegisterRepository(context.Context, *RegisterRepositoryRequest) (*RegisterRepositoryResponse, error)
+	// UnregisterRepository forgets a repository (nothing in it is deleted). Refused
+	// while a job uses it.
+	UnregisterRepository(context.Context, *UnregisterRepositoryRequest) (*UnregisterRepositoryResponse, error)
+	ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error)
+	// ExportSnapshot starts exporting a committed snapshot to a repository and returns
+	// the job. The same request while its job runs returns that job.
+	ExportSnapshot(context.Context, *ExportSnapshotRequest) (*ExportSnapshotResponse, error)
+	// ListRepositorySnapshots reads the repository's latest index: it needs nothing of
+	// this cluster's catalog but the repository's registration.
+	ListRepositorySnapshots(context.Context, *ListRepositorySnapshotsRequest) (*ListRepositorySnapshotsResponse, error)
+	// DeleteRepositorySnapshot removes a snapshot from the repository's index (a new
+	// generation); its objects are deleted by CollectRepository.
+	DeleteRepositorySnapshot(context.Context, *DeleteRepositorySnapshotRequest) (*DeleteRepositorySnapshotResponse, error)
+	// CollectRepository deletes the repository's objects that no snapshot of its index
+	// references, never one an export in progress needs; dry_run lists them.
+	CollectRepository(context.Context, *CollectRepositoryRequest) (*CollectRepositoryResponse, error)
+	// VerifyRepository checks every snapshot's manifest and data objects (sizes by
+	// listing; with deep, CRC-32C by reading every object).
+	VerifyRepository(context.Context, *VerifyRepositoryRequest) (*VerifyRepositoryResponse, error)
+	mustEmbedUnimplementedRepositoriesServer()
+}
+
+// UnimplementedRepositoriesServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedRepositoriesServer struct{}
+
+func (UnimplementedRepositoriesServer) RegisterRepository(context.Context, *RegisterRepositoryRequest) (*RegisterRepositoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterRepository not implemented")
+}
+func (UnimplementedRepositoriesServer) UnregisterRepository(context.Context, *UnregisterRepositoryRequest) (*UnregisterRepositoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnregisterRepository not implemented")
+}
+func (UnimplementedRepositoriesServer) ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRepositories not implemented")
+}
+func (UnimplementedRepositoriesServer) ExportSnapshot(context.Context, *ExportSnapshotRequest) (*ExportSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportSnapshot not implemented")
+}
+func (UnimplementedRepositoriesServer) ListRepositorySnapshots(context.Context, *ListRepositorySnapshotsRequest) (*ListRepositorySnapshotsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRepositorySnapshots not implemented")
+}
+func (UnimplementedRepositoriesServer) DeleteRepositorySnapshot(context.Context, *DeleteRepositorySnapshotRequest) (*DeleteRepositorySnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRepositorySnapshot not implemented")
+}
+func (UnimplementedRepositoriesServer) CollectRepository(context.Context, *CollectRepositoryRequest) (*CollectRepositoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CollectRepository not implemented")
+}
+func (UnimplementedRepositoriesServer) VerifyRepository(context.Context, *VerifyRepositoryRequest) (*VerifyRepositoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyRepository not implemented")
+}
+func (UnimplementedRepositoriesServer) mustEmbedUnimplementedRepositoriesServer() {}
+func (UnimplementedRepositoriesServer) testEmbeddedByValue()                      {}
+
+// UnsafeRepositoriesServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to RepositoriesServer will
+// result in compilation errors.
+type UnsafeRepositoriesServer interface {
+	mustEmbedUnimplementedRepositoriesServer()
+}
+
+func RegisterRepositoriesServer(s grpc.ServiceRegistrar, srv RepositoriesServer) {
+	// If the following call panics, it indicates UnimplementedRepositoriesServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Repositories_ServiceDesc, srv)
+}
+
+func _Repositories_RegisterRepository_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterRepositoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoriesServer).RegisterRepository(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repositories_RegisterRepository_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoriesServer).RegisterRepository(ctx, req.(*RegisterRepositoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Repositories_UnregisterRepository_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnregisterRepositoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoriesServer).UnregisterRepository(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repositories_UnregisterRepository_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoriesServer).UnregisterRepository(ctx, req.(*UnregisterRepositoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Repositories_ListRepositories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRepositoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoriesServer).ListRepositories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repositories_ListRepositories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoriesServer).ListRepositories(ctx, req.(*ListRepositoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Repositories_ExportSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoriesServer).ExportSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repositories_ExportSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoriesServer).ExportSnapshot(ctx, req.(*ExportSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Repositories_ListRepositorySnapshots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRepositorySnapshotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoriesServer).ListRepositorySnapshots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repositories_ListRepositorySnapshots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoriesServer).ListRepositorySnapshots(ctx, req.(*ListRepositorySnapshotsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Repositories_DeleteRepositorySnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRepositorySnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoriesServer).DeleteRepositorySnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repositories_DeleteRepositorySnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoriesServer).DeleteRepositorySnapshot(ctx, req.(*DeleteRepositorySnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Repositories_CollectRepository_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectRepositoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoriesServer).CollectRepository(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repositories_CollectRepository_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoriesServer).CollectRepository(ctx, req.(*CollectRepositoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Repositories_VerifyRepository_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyRepositoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoriesServer).VerifyRepository(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repositories_VerifyRepository_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoriesServer).VerifyRepository(ctx, req.(*VerifyRepositoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Repositories_ServiceDesc is the grpc.ServiceDesc for Repositories service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Repositories_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "snapkeep.v1.Repositories",
+	HandlerType: (*RepositoriesServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RegisterRepository",
+			Handler:    _Repositories_RegisterRepository_Handler,
+		},
+		{
+			MethodName: "UnregisterRepository",
+			Handler:    _Repositories_UnregisterRepository_Handler,
+		},
+		{
+			MethodName: "ListRepositories",
+			Handler:    _Repositories_ListRepositories_Handler,
+		},
+		{
+			MethodName: "ExportSnapshot",
+			Handler:    _Repositories_ExportSnapshot_Handler,
+		},
+		{
+			MethodName: "ListRepositorySnapshots",
+			Handler:    _Repositories_ListRepositorySnapshots_Handler,
+		},
+		{
+			MethodName: "DeleteRepositorySnapshot",
+			Handler:    _Repositories_DeleteRepositorySnapshot_Handler,
+		},
+		{
+			MethodName: "CollectRepository",
+			Handler:    _Repositories_CollectRepository_Handler,
+		},
+		{
+			MethodName: "VerifyRepository",
+			Handler:    _Repositories_VerifyRepository_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "snapkeep/v1/snapkeep.proto",
+}
+
+const (
 	Cluster_ClusterStatus_FullMethodName      = "/snapkeep.v1.Cluster/ClusterStatus"
 	Cluster_ClusterMembers_FullMethodName     = "/snapkeep.v1.Cluster/ClusterMembers"
 	Cluster_RemoveNode_FullMethodName         = "/snapkeep.v1.Cluster/RemoveNode"
