@@ -777,7 +777,9 @@ func mapError(err error, isHead bool) error {
 // preconditionError is ErrPreconditionFailed for errors.Is, keeping the backend error.
 type preconditionError struct{ cause error }
 
-func (e preconditionError) Error() string   { return ErrPreconditionFailed.Error() + ": " + e.cause.Error() }
+func (e preconditionError) Error() string {
+	return ErrPreconditionFailed.Error() + ": " + e.cause.Error()
+}
 func (e preconditionError) Unwrap() []error { return []error{ErrPreconditionFailed, e.cause} }
 
 // notFoundError is ErrNotFound for errors.Is while keeping the backend error in
