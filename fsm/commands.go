@@ -72,6 +72,14 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_GC_RECORD_REPORT, applyGCRecordReport)
 	register(fsmpb.CommandType_COMMAND_TYPE_RELEASE_FOR_DELETION, applyReleaseForDeletion)
 	register(fsmpb.CommandType_COMMAND_TYPE_REGISTER_SEGMENTS, applyRegisterSegments)
+	register(fsmpb.CommandType_COMMAND_TYPE_CLUSTER_IDENTIFY, applyClusterIdentify)
+	register(fsmpb.CommandType_COMMAND_TYPE_REPOSITORY_REGISTER, applyRepositoryRegister)
+	register(fsmpb.CommandType_COMMAND_TYPE_REPOSITORY_UNREGISTER, applyRepositoryUnregister)
+	register(fsmpb.CommandType_COMMAND_TYPE_EXPORT_BEGIN, applyExportBegin)
+	register(fsmpb.CommandType_COMMAND_TYPE_EXPORT_COMPLETE, applyExportComplete)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_PLAN_SEGMENTS, applyRestorePlanSegments)
+	register(fsmpb.CommandType_COMMAND_TYPE_REPOSITORY_GC_BEGIN, applyRepositoryGCBegin)
+	register(fsmpb.CommandType_COMMAND_TYPE_REPOSITORY_GC_END, applyRepositoryGCEnd)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

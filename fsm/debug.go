@@ -100,6 +100,7 @@ func (t *tables) checkDerived() error {
 	checkTable(&errs, "snapshots", t.snapshots, fresh.snapshots)
 	checkTable(&errs, "restore jobs", t.restoreJobs, fresh.restoreJobs)
 	checkTable(&errs, "restore plans", t.restorePlans, fresh.restorePlans)
+	checkTable(&errs, "repositories", t.repositories, fresh.repositories)
 	checkTable(&errs, "restore leases", t.restoreLeases, fresh.restoreLeases)
 	checkTable(&errs, "gc reports", t.gcReports, fresh.gcReports)
 	checkTree(&errs, "segment pins", t.segmentPins, fresh.segmentPins)

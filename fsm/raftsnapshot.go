@@ -107,6 +107,7 @@ var sections = []section{
 		load: loadRestorePool,
 	},
 	tableSection(12, "gc reports", func(t *tables) *table[*fsmpb.GCReport] { return t.gcReports }),
+	tableSection(13, "repositories", func(t *tables) *table[*fsmpb.Repository] { return t.repositories }),
 }
 
 // poolChunk bounds a RestorePool record (ranges and attempted tasks).

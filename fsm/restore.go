@@ -37,11 +37,17 @@ func ValidateRestoreBegin(cmd *fsmpb.RestoreBegin) error {
 			}
 		}
 	}
-	if err := ValidateName("collection", cmd.Collection); err != nil {
-		return err
-	}
-	if err := ValidateSnapshotName(cmd.Snapshot); err != nil {
-		return err
+	if cmd.Repository != "" || cmd.FromRepository != nil {
+		if err := validateRepositoryRestore(cmd); err != nil {
+			return err
+		}
+	} else {
+		if err := ValidateName("collection", cmd.Collection); err != nil {
+			return err
+		}
+		if err := ValidateSnapshotName(cmd.Snapshot); err != nil {
+			return err
+		}
 	}
 	if err := ValidateName("target collection", cmd.TargetCollection); err != nil {
 		return err
@@ -121,6 +127,9 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 	if err := ValidateRestoreBegin(cmd); err != nil {
 		return nil, err
 	}
+	if cmd.Repository != "" || cmd.FromRepository != nil {
+		return applyRepositoryRestoreBegin(c, cmd)
+	}
 	snap, err := c.snapshotByName(cmd.Database, cmd.Collection, cmd.Snapshot)
 	if err != nil {
 		return nil, err
@@ -128,82 +137,18 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 	if snap.State != fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED {
 		return nil, preconditionf("snapshot %q of collection %q is %s; only a committed snapshot can be restored", snap.Name, snap.CollectionName, snapshotStateName(snap.State))
 	}
-	targetDB, err := c.database(cmd.TargetDatabase)
-	if err != nil {
-		return nil, err
+	src := restoreSource{name: snap.Name, schema: snap.Schema, properties: snap.Properties, description: snap.CollectionDescription,
+		layout: snap.Layout, partitions: snap.Partitions, indexes: snap.Indexes}
+	same := func(job *fsmpb.RestoreJob) bool {
+		return job.SnapshotId == snap.Id && samePartitions(job.Partitions, cmd.Partitions) && job.Verify == cmd.Verify && job.ReadBack == cmd.ReadBack
 	}
-	if existing, _, err := c.collection(targetDB.Name, cmd.TargetCollection); err == nil {
-		if job := c.restoreJobOfTarget(existing.Id); job != nil && isRunningRestore(job) {
-			if job.SnapshotId == snap.Id && samePartitions(job.Partitions, cmd.Partitions) && job.Verify == cmd.Verify && job.ReadBack == cmd.ReadBack {
-				return &fsmpb.RestoreJobResponse{Job: job, Existing: true}, nil
-			}
-			return nil, existsf("collection %q in database %q is being restored by job %d from snapshot %q; a different restore cannot take its name",
-				cmd.TargetCollection, targetDB.Name, job.Id, job.SnapshotName)
-		}
-		return nil, existsf("collection %q already exists in database %q; restore into a new name", cmd.TargetCollection, targetDB.Name)
+	tgt, existing, err := c.createRestoreTarget(cmd, src, same)
+	if existing != nil || err != nil {
+		return existing, err
 	}
-
-	// The partitions to restore, by source id.
-	selected := map[uint64]bool{}
-	for _, name := range cmd.Partitions {
-		i := slices.IndexFunc(snap.Partitions, func(p *fsmpb.Partition) bool { return p.Name == name })
-		if i < 0 {
-			return nil, notFoundf("partition %q is not in snapshot %q (it has %s)", name, snap.Name, partitionList(snap.Partitions))
-		}
-		selected[snap.Partitions[i].Id] = true
-	}
-	restored := func(partitionID uint64) bool { return len(cmd.Partitions) == 0 || selected[partitionID] }
-
-	// The caller's ids for the target's objects (validated above: no error here).
-	wantPartitions, _ := idMap("partition", cmd.TargetPartitions)
-	wantIndexes, _ := idMap("index", cmd.TargetIndexes)
+	target, partitionMap, indexMap, restored, jobID := tgt.collection, tgt.partitions, tgt.indexes, tgt.restored, tgt.jobID
 	wantSegments, _ := idMap("segment", cmd.TargetSegments)
 	wantBuilds, _ := idMap("index build", cmd.TargetBuilds)
-
-	jobID := c.nextID()
-	targetID, err := c.takeID(idCollection, cmd.TargetCollectionId)
-	if err != nil {
-		return nil, err
-	}
-	target := &fsmpb.Collection{
-		Id:          targetID,
-		DatabaseId:  targetDB.Id,
-		Name:        cmd.TargetCollection,
-		State:       fsmpb.CollectionState_COLLECTION_STATE_RESTORING,
-		Schema:      snap.Schema,
-		Properties:  snap.Properties,
-		Description: snap.CollectionDescription,
-		CreatedAt:   c.now,
-		Layout:      snap.Layout,
-	}
-	partitionMap := map[uint64]uint64{}
-	for _, p := range snap.Partitions {
-		if p.Name == DefaultPartition || restored(p.Id) {
-			id, err := c.takeID(idPartition, wantPartitions[p.Id])
-			if err != nil {
-				return nil, err
-			}
-			np := &fsmpb.Partition{Id: id, Name: p.Name, CreatedAt: c.now}
-			partitionMap[p.Id] = np.Id
-			target.Partitions = append(target.Partitions, np)
-		}
-	}
-	indexMap := map[uint64]uint64{}
-	for _, ix := range snap.Indexes {
-		nix := proto.CloneOf(ix)
-		if nix.Id, err = c.takeID(idIndex, wantIndexes[ix.Id]); err != nil {
-			return nil, err
-		}
-		nix.CreatedAt = c.now
-		indexMap[ix.Id] = nix.Id
-		target.Indexes = append(target.Indexes, nix)
-	}
-	if err := unmapped("partition", wantPartitions, keysOf(partitionMap)); err != nil {
-		return nil, err
-	}
-	if err := unmapped("index", wantIndexes, keysOf(indexMap)); err != nil {
-		return nil, err
-	}
 
 	job := &fsmpb.RestoreJob{
 		Id:                 jobID,
@@ -212,8 +157,8 @@ func applyRestoreBegin(c *applyCtx, cmd *fsmpb.RestoreBegin) (proto.Message, err
 		SourceCollectionId: snap.CollectionId,
 		SourceCollection:   snap.CollectionName,
 		SourceDatabase:     snap.DatabaseName,
-		TargetDatabaseId:   targetDB.Id,
-		TargetDatabase:     targetDB.Name,
+		TargetDatabaseId:   tgt.database.Id,
+		TargetDatabase:     tgt.database.Name,
 		TargetCollection:   target.Name,
 		TargetCollectionId: target.Id,
 		Partitions:         cmd.Partitions,
@@ -366,10 +311,27 @@ func applyRestoreStart(c *applyCtx, cmd *fsmpb.RestoreStart) (proto.Message, err
 		return nil, preconditionf("restore job %d is already %s", j.Id, restoreStateName(j.State))
 	}
 	next := proto.CloneOf(j)
+	if j.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
+		repo, err := c.writableRepository(j.Repository)
+		if err != nil {
+			return nil, err
+		}
+		if repo.GcDeadline > c.now {
+			return nil, preconditionf("a garbage collection of repository %q is running; export job %d starts after it", repo.Name, j.Id)
+		}
+		if cmd.RepositoryGcEpoch != repo.GcEpoch {
+			return nil, preconditionf("repository %q was garbage-collected since export job %d listed it; list it again", repo.Name, j.Id)
+		}
+		if err := c.skipTasks(next, cmd.Skip, cmd.SkippedBytes); err != nil {
+			return nil, err
+		}
+	} else if len(cmd.Skip) > 0 {
+		return nil, invalidf("only an export skips tasks")
+	}
 	next.State = fsmpb.RestoreState_RESTORE_STATE_COPYING
 	next.StartedAt = c.now
-	if next.FilesTotal == 0 {
-		if err := c.completeRestore(next); err != nil {
+	if next.FilesDone == next.FilesTotal {
+		if err := c.copyingDone(next); err != nil {
 			return nil, err
 		}
 	}
@@ -542,6 +504,8 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 				next.VerifiedByHead++
 			case fsmpb.CopyVerification_COPY_VERIFICATION_READ_BACK:
 				next.VerifiedByReadBack++
+			case fsmpb.CopyVerification_COPY_VERIFICATION_STREAM:
+				next.VerifiedByStream++
 			default:
 				next.NotVerified++
 			}
@@ -602,7 +566,7 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 		}
 		c.abortRestore(next, fsmpb.RestoreState_RESTORE_STATE_FAILED, "copying "+fatal.Key+" failed: "+why, keys)
 	case next.FilesDone == next.FilesTotal && next.State == fsmpb.RestoreState_RESTORE_STATE_COPYING:
-		if err := c.completeRestore(next); err != nil {
+		if err := c.copyingDone(next); err != nil {
 			return nil, err
 		}
 	}
@@ -610,28 +574,49 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 	return &fsmpb.RestoreJobResponse{Job: next}, nil
 }
 
+// copyingDone ends a job's copying: an export waits for the leader to write its
+// manifest and index generation (FINALIZING), a restore completes.
+func (c *applyCtx) copyingDone(job *fsmpb.RestoreJob) error {
+	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
+		job.State = fsmpb.RestoreState_RESTORE_STATE_FINALIZING
+		c.clearRestoreTasks(job.Id)
+		return nil
+	}
+	return c.completeRestore(job)
+}
+
 // completeRestore makes the target real: its segments flushed with the source
 // segments' file lists (the same keys under the new prefixes), its builds ready, the
 // collection active. job is the caller's modifiable copy.
 func (c *applyCtx) completeRestore(job *fsmpb.RestoreJob) error {
-	plan, ok := c.t.restorePlans.get(&fsmpb.RestorePlan{JobId: job.Id})
-	if !ok {
+	plan, ok := c.restorePlan(job.Id)
+	if !ok && job.FilesTotal > 0 {
 		return newError(fsmpb.ErrorCode_ERROR_CODE_INTERNAL, "restore job %d has no plan", job.Id)
 	}
-	for _, ps := range plan.Segments {
-		src, err := c.segment(ps.SourceId)
-		if err != nil {
-			return err
-		}
+	fromRepository := job.Kind == fsmpb.JobKind_JOB_KIND_REPOSITORY_RESTORE
+	for _, ps := range plan.GetSegments() {
 		dst, err := c.segment(ps.TargetId)
 		if err != nil {
 			return err
 		}
 		n := proto.CloneOf(dst)
 		n.State = fsmpb.SegmentState_SEGMENT_STATE_FLUSHED
-		n.Files = src.Files
 		n.FlushedAt = c.now
 		n.RestoreJobId = 0
+		if fromRepository {
+			// The target segments hold their file lists since they were planned.
+			for _, b := range n.IndexBuilds {
+				b.State = fsmpb.BuildState_BUILD_STATE_READY
+				b.ReadyAt = c.now
+			}
+			c.t.segments.put(n)
+			continue
+		}
+		src, err := c.segment(ps.SourceId)
+		if err != nil {
+			return err
+		}
+		n.Files = src.Files
 		for _, pb := range ps.Builds {
 			i := slices.IndexFunc(src.IndexBuilds, func(b *fsmpb.IndexBuild) bool { return b.BuildId == pb.SourceBuildId })
 			k := slices.IndexFunc(n.IndexBuilds, func(b *fsmpb.IndexBuild) bool { return b.BuildId == pb.TargetBuildId })
@@ -791,6 +776,9 @@ func applyRestoreCancel(c *applyCtx, cmd *fsmpb.RestoreCancel) (proto.Message, e
 	if err != nil {
 		return nil, err
 	}
+	if j.State == fsmpb.RestoreState_RESTORE_STATE_FINALIZING {
+		return nil, preconditionf("export job %d has copied every file and is being recorded in repository %q; it can no longer be cancelled (delete the snapshot from the repository afterwards)", j.Id, j.Repository)
+	}
 	next := proto.CloneOf(j)
 	reason := cmd.Reason
 	if reason == "" {
@@ -865,7 +853,9 @@ func applyRestoreRemove(c *applyCtx, cmd *fsmpb.RestoreRemove) (proto.Message, e
 		return nil, preconditionf("restore job %d is %s; only a finished job is removed", j.Id, restoreStateName(j.State))
 	}
 	c.t.restoreJobs.remove(j)
-	c.t.restorePlans.remove(&fsmpb.RestorePlan{JobId: j.Id})
+	for _, p := range c.restorePlanParts(j.Id) {
+		c.t.restorePlans.remove(p)
+	}
 	c.removeRestoreLeases(j.Id)
 	return &fsmpb.RestoreJobResponse{Job: j}, nil
 }
@@ -880,4 +870,38 @@ func keysOf(m map[uint64]uint64) map[uint64]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// restorePlanParts are a job's plan parts in order.
+func (r reader) restorePlanParts(job uint64) []*fsmpb.RestorePlan {
+	var out []*fsmpb.RestorePlan
+	r.t.restorePlans.primary.AscendGreaterOrEqual(&fsmpb.RestorePlan{JobId: job}, func(p *fsmpb.RestorePlan) bool {
+		if p.JobId != job {
+			return false
+		}
+		out = append(out, p)
+		return true
+	})
+	return out
+}
+
+// restorePlan is a job's whole plan: its parts' segments in task order (the one part
+// itself when there is one).
+func (r reader) restorePlan(job uint64) (*fsmpb.RestorePlan, bool) {
+	parts := r.restorePlanParts(job)
+	switch len(parts) {
+	case 0:
+		return nil, false
+	case 1:
+		return parts[0], true
+	}
+	n := 0
+	for _, p := range parts {
+		n += len(p.Segments)
+	}
+	whole := &fsmpb.RestorePlan{JobId: job, Segments: make([]*fsmpb.PlannedSegment, 0, n)}
+	for _, p := range parts {
+		whole.Segments = append(whole.Segments, p.Segments...)
+	}
+	return whole, true
 }

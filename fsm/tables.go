@@ -160,7 +160,7 @@ type tables struct {
 	// Restores: jobs, their plans and leases, and each job's pool of tasks waiting for
 	// a lease (as ranges), with the failed attempts of pooled tasks that have some.
 	restoreJobs     *table[*fsmpb.RestoreJob]   // by id; see restoreJobs* for the secondary orders
-	restorePlans    *table[*fsmpb.RestorePlan]  // by job id
+	restorePlans    *table[*fsmpb.RestorePlan]  // by (job id, part)
 	restoreLeases   *table[*fsmpb.RestoreLease] // by id; [0] by (deadline, id)
 	restorePool     *btree.BTreeG[taskRange]
 	restoreAttempts *btree.BTreeG[taskAttempts]
@@ -169,6 +169,9 @@ type tables struct {
 
 	// The last GC reports, by id.
 	gcReports *table[*fsmpb.GCReport]
+
+	// Backup repositories, by name.
+	repositories *table[*fsmpb.Repository]
 }
 
 // taskRange is the tasks [start, end) of a job waiting in its pool.
@@ -314,7 +317,12 @@ func newTables() *tables {
 				}
 				return a.Id < b.Id
 			}, nil)),
-		restorePlans: newTable(func(a, b *fsmpb.RestorePlan) bool { return a.JobId < b.JobId }),
+		restorePlans: newTable(func(a, b *fsmpb.RestorePlan) bool {
+			if a.JobId != b.JobId {
+				return a.JobId < b.JobId
+			}
+			return a.Part < b.Part
+		}),
 		restoreLeases: newTable(func(a, b *fsmpb.RestoreLease) bool { return a.Id < b.Id },
 			secondaryIndex(func(a, b *fsmpb.RestoreLease) bool {
 				if a.Deadline != b.Deadline {
@@ -326,6 +334,7 @@ func newTables() *tables {
 		restoreAttempts: btree.NewG(btreeDegree, lessTaskAttempts),
 		leasedTasks:     btree.NewG(btreeDegree, lessLeasedTask),
 		gcReports:       newTable(func(a, b *fsmpb.GCReport) bool { return a.Id < b.Id }),
+		repositories:    newTable(func(a, b *fsmpb.Repository) bool { return a.Name < b.Name }),
 	}
 	t.setTallies()
 	return t
@@ -353,8 +362,14 @@ func hasDroppedBuild(s *fsmpb.Segment) bool {
 	return false
 }
 
+// isRunningRestore: a job (of any kind) that has not ended.
 func isRunningRestore(j *fsmpb.RestoreJob) bool {
-	return j.State == fsmpb.RestoreState_RESTORE_STATE_PENDING || j.State == fsmpb.RestoreState_RESTORE_STATE_COPYING
+	switch j.State {
+	case fsmpb.RestoreState_RESTORE_STATE_PENDING, fsmpb.RestoreState_RESTORE_STATE_COPYING,
+		fsmpb.RestoreState_RESTORE_STATE_PLANNING, fsmpb.RestoreState_RESTORE_STATE_FINALIZING:
+		return true
+	}
+	return false
 }
 
 // clone returns an independent copy-on-write copy. Not safe to call concurrently with
@@ -378,6 +393,7 @@ func (t *tables) clone() *tables {
 		restoreAttempts: t.restoreAttempts.Clone(),
 		leasedTasks:     t.leasedTasks.Clone(),
 		gcReports:       t.gcReports.clone(),
+		repositories:    t.repositories.clone(),
 	}
 }
 

@@ -240,7 +240,7 @@ func (v *View) RestoreJob(id uint64) (*fsmpb.RestoreJob, error) { return v.r.res
 
 // RestorePlan is a job's plan.
 func (v *View) RestorePlan(jobID uint64) (*fsmpb.RestorePlan, error) {
-	p, ok := v.r.t.restorePlans.get(&fsmpb.RestorePlan{JobId: jobID})
+	p, ok := v.r.restorePlan(jobID)
 	if !ok {
 		return nil, notFoundf("restore job %d has no plan", jobID)
 	}

@@ -2871,9 +2871,12 @@ func (x *RestoreJob) GetSourceSnapshotId() uint64 {
 // its tasks: a segment's files are tasks first_task .. first_task+files-1 (in file-list
 // order), then each build's files likewise. Written once, at RestoreBegin.
 type RestorePlan struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Segments      []*PlannedSegment      `protobuf:"bytes,2,rep,name=segments,proto3" json:"segments,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	JobId    uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Segments []*PlannedSegment      `protobuf:"bytes,2,rep,name=segments,proto3" json:"segments,omitempty"`
+	// A restore from a repository is planned in parts (one per RestorePlanSegments),
+	// numbered from 0 in task order; any other job has one part, 0.
+	Part          uint32 `protobuf:"varint,3,opt,name=part,proto3" json:"part,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2920,6 +2923,13 @@ func (x *RestorePlan) GetSegments() []*PlannedSegment {
 		return x.Segments
 	}
 	return nil
+}
+
+func (x *RestorePlan) GetPart() uint32 {
+	if x != nil {
+		return x.Part
+	}
+	return 0
 }
 
 type PlannedSegment struct {
@@ -5564,8 +5574,10 @@ type RestoreStart struct {
 	// if a repository GC began since: it may have deleted what was listed).
 	Skip              []*TaskSpan `protobuf:"bytes,2,rep,name=skip,proto3" json:"skip,omitempty"`
 	RepositoryGcEpoch uint64      `protobuf:"varint,3,opt,name=repository_gc_epoch,json=repositoryGcEpoch,proto3" json:"repository_gc_epoch,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The bytes of the skipped tasks (the leader's sum from the catalog's sizes).
+	SkippedBytes  uint64 `protobuf:"varint,4,opt,name=skipped_bytes,json=skippedBytes,proto3" json:"skipped_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestoreStart) Reset() {
@@ -5615,6 +5627,13 @@ func (x *RestoreStart) GetSkip() []*TaskSpan {
 func (x *RestoreStart) GetRepositoryGcEpoch() uint64 {
 	if x != nil {
 		return x.RepositoryGcEpoch
+	}
+	return 0
+}
+
+func (x *RestoreStart) GetSkippedBytes() uint64 {
+	if x != nil {
+		return x.SkippedBytes
 	}
 	return 0
 }
@@ -6139,7 +6158,7 @@ type SourceSegment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	PartitionId   uint64                 `protobuf:"varint,2,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
-	RowCount      uint64                 `protobuf:"varint,3,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
+	RowCount      int64                  `protobuf:"varint,3,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
 	Files         []byte                 `protobuf:"bytes,4,opt,name=files,proto3" json:"files,omitempty"`
 	PackedMeta    []byte                 `protobuf:"bytes,5,opt,name=packed_meta,json=packedMeta,proto3" json:"packed_meta,omitempty"`
 	Builds        []*SourceBuild         `protobuf:"bytes,6,rep,name=builds,proto3" json:"builds,omitempty"`
@@ -6191,7 +6210,7 @@ func (x *SourceSegment) GetPartitionId() uint64 {
 	return 0
 }
 
-func (x *SourceSegment) GetRowCount() uint64 {
+func (x *SourceSegment) GetRowCount() int64 {
 	if x != nil {
 		return x.RowCount
 	}
@@ -8520,10 +8539,11 @@ const file_fsm_proto_rawDesc = "" +
 	"\x0esegments_total\x18* \x01(\x04R\rsegmentsTotal\x12,\n" +
 	"\x12verified_by_stream\x18+ \x01(\x04R\x10verifiedByStream\x123\n" +
 	"\x15repository_generation\x18, \x01(\x04R\x14repositoryGeneration\x12,\n" +
-	"\x12source_snapshot_id\x18- \x01(\x04R\x10sourceSnapshotId\"a\n" +
+	"\x12source_snapshot_id\x18- \x01(\x04R\x10sourceSnapshotId\"u\n" +
 	"\vRestorePlan\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12;\n" +
-	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\"\xe6\x01\n" +
+	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\x12\x12\n" +
+	"\x04part\x18\x03 \x01(\rR\x04part\"\xe6\x01\n" +
 	"\x0ePlannedSegment\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\x04R\bsourceId\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\x04R\btargetId\x12\x1d\n" +
@@ -8793,11 +8813,12 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\";\n" +
 	"\tIdMapping\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\x04R\x06source\x12\x16\n" +
-	"\x06target\x18\x02 \x01(\x04R\x06target\"\x84\x01\n" +
+	"\x06target\x18\x02 \x01(\x04R\x06target\"\xa9\x01\n" +
 	"\fRestoreStart\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12-\n" +
 	"\x04skip\x18\x02 \x03(\v2\x19.snapkeep.fsm.v1.TaskSpanR\x04skip\x12.\n" +
-	"\x13repository_gc_epoch\x18\x03 \x01(\x04R\x11repositoryGcEpoch\"2\n" +
+	"\x13repository_gc_epoch\x18\x03 \x01(\x04R\x11repositoryGcEpoch\x12#\n" +
+	"\rskipped_bytes\x18\x04 \x01(\x04R\fskippedBytes\"2\n" +
 	"\bTaskSpan\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\rR\x03end\"0\n" +
@@ -8844,7 +8865,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\rSourceSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12!\n" +
 	"\fpartition_id\x18\x02 \x01(\x04R\vpartitionId\x12\x1b\n" +
-	"\trow_count\x18\x03 \x01(\x04R\browCount\x12\x14\n" +
+	"\trow_count\x18\x03 \x01(\x03R\browCount\x12\x14\n" +
 	"\x05files\x18\x04 \x01(\fR\x05files\x12\x1f\n" +
 	"\vpacked_meta\x18\x05 \x01(\fR\n" +
 	"packedMeta\x124\n" +
