@@ -322,17 +322,15 @@ func applyRestorePlanSegments(c *applyCtx, cmd *fsmpb.RestorePlanSegments) (prot
 		if s.RowCount < 0 || s.RowCount > maxRowCount {
 			return nil, invalidf("source segment %d: row count %d is out of range", s.Id, s.RowCount)
 		}
-		if len(s.PackedMeta) > 0 {
-			if _, err := unpackSegmentMeta(s.PackedMeta); err != nil {
-				return nil, invalidf("source segment %d: its Milvus metadata does not decode: %v", s.Id, err)
-			}
+		if err := validateSegmentMeta(s.Id, s.Meta); err != nil {
+			return nil, err
 		}
 		dstID, err := c.takeID(idSegment, 0)
 		if err != nil {
 			return nil, err
 		}
 		dst := &fsmpb.Segment{Id: dstID, CollectionId: coll.Id, PartitionId: targetPartition, State: fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED,
-			RowCount: s.RowCount, AllocatedAt: c.now, RestoreJobId: j.Id, RestoredFrom: s.Id, PackedMeta: s.PackedMeta, Files: s.Files}
+			RowCount: s.RowCount, AllocatedAt: c.now, RestoreJobId: j.Id, RestoredFrom: s.Id, PackedMeta: packSegmentMeta(s.Meta), Files: s.Files}
 		ps := &fsmpb.PlannedSegment{SourceId: s.Id, TargetId: dstID, FirstTask: uint32(next.FilesTotal), SourcePartitionId: s.PartitionId}
 		files, bytes, err := checkSourceFiles(s.Files, "source segment "+u64(s.Id), func(e filelist.Entry) (string, error) {
 			return l.SegmentFileRel(segmentRef(dst), &fsmpb.File{Key: l.SegmentFileKey(segmentRef(dst), e.Key), Kind: e.Kind, FieldId: e.FieldID})

@@ -55,6 +55,8 @@ type LeaderCluster interface {
 	Changed() <-chan struct{}
 	Propose(ctx context.Context, cmd, resp proto.Message) error
 	Store() (objstore.Store, error)
+	// JobStores are the stores a job of kind reads and writes (repository: its name).
+	JobStores(kind fsmpb.JobKind, repository string) (JobStores, error)
 	// Alive reports whether gossip considers a node alive (true without gossip).
 	Alive(node string) bool
 	// OtherVoterAlive reports whether a voter other than this node is alive.
@@ -110,7 +112,15 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 	v := c.cluster.View()
 	now := time.Now()
 	for _, job := range v.RunningRestoreJobs() {
-		if job.State != fsmpb.RestoreState_RESTORE_STATE_PENDING {
+		var step func(context.Context, *fsmpb.RestoreJob) error
+		switch job.State {
+		case fsmpb.RestoreState_RESTORE_STATE_PENDING:
+			step = c.precheck
+		case fsmpb.RestoreState_RESTORE_STATE_PLANNING:
+			step = c.plan
+		case fsmpb.RestoreState_RESTORE_STATE_FINALIZING:
+			step = c.finalize
+		default:
 			continue
 		}
 		c.mu.Lock()
@@ -126,7 +136,7 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 		go func() {
 			defer checks.Done()
 			var err error
-			if perr := c.cfg.Guard.Run("restore-coordinator", func() { err = c.precheck(ctx, job) }); perr != nil {
+			if perr := c.cfg.Guard.Run("restore-coordinator", func() { err = step(ctx, job) }); perr != nil {
 				err = perr
 			}
 			c.mu.Lock()
@@ -138,7 +148,7 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 			}
 			c.mu.Unlock()
 			if err != nil && ctx.Err() == nil {
-				c.cfg.Logger.Warn("restore pre-check failed; will retry", "job", job.Id, "err", err)
+				c.cfg.Logger.Warn("job step failed; will retry", "job", job.Id, "state", job.State.String(), "err", err)
 			}
 		}()
 	}
@@ -167,33 +177,37 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 	})
 }
 
-// precheck lists the source collection and checks every task's source. It returns an
-// error only when the check could not be made (it is retried).
+// precheck lists the job's sources and checks every task's; for an export it also
+// lists the repository and skips the tasks whose file it holds. It returns an error
+// only when the check could not be made (it is retried).
 func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error {
-	objects, err := c.cluster.Store()
+	stores, err := c.cluster.JobStores(job.Kind, job.Repository)
 	if err != nil {
 		return err
 	}
-	resolver, err := newTaskResolver(c.cluster.View(), c.cfg.Root, job)
+	v := c.cluster.View()
+	var gcEpoch uint64
+	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
+		// The repository's GC epoch before it is listed: RestoreStart refuses the skips
+		// if a GC run began since (it may have deleted what the listing saw).
+		repo, err := v.Repository(job.Repository)
+		if err != nil {
+			return err
+		}
+		if repo.GcDeadline > time.Now().UnixNano() {
+			return fmt.Errorf("a garbage collection of repository %q is running; the export waits for it", repo.Name)
+		}
+		gcEpoch = repo.GcEpoch
+	}
+	resolver, err := newTaskResolver(v, c.cfg.Root, job)
 	if err != nil {
 		return err
 	}
 	sources := newSourceIndex(resolver)
-	// The sources' list prefixes shard the listing: in the snapkeep layout the first
-	// digit of the segment id (up to 9), in the Milvus layout one per kind of file
-	// and one per index build.
-	shards, err := sources.ListPrefixes()
-	if err != nil {
-		return err
-	}
-	prefix := c.cfg.Root.Full("")
 	start := time.Now()
-	var report PrecheckReport
-	if len(shards) > 0 { // no files, nothing to list (no shards would list the root)
-		report, err = PrecheckWithOptions(ctx, objects, prefix, sources, PrecheckOptions{Shards: shards, Parallelism: 9})
-	}
+	report, err := c.list(ctx, stores.Source, sources)
 	if err != nil {
-		return fmt.Errorf("list the sources (%d prefixes under %q): %w", len(shards), prefix, err)
+		return fmt.Errorf("list the sources under %q: %w", sources.Prefix(), err)
 	}
 	if report.MissingCount > 0 || report.WrongSizeCount > 0 {
 		msg := fmt.Sprintf("%d of %d source objects are missing and %d have the wrong size; nothing was copied", report.MissingCount, report.Expected, report.WrongSizeCount)
@@ -201,16 +215,60 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 		if len(report.WrongSize) > 0 {
 			msg += " (" + strings.Join(report.WrongSize[:min(3, len(report.WrongSize))], "; ") + ")"
 		}
-		c.cfg.Logger.Warn("restore sources missing", "job", job.Id, "missing", report.MissingCount, "wrong_size", report.WrongSizeCount)
+		c.cfg.Logger.Warn("job sources missing", "job", job.Id, "missing", report.MissingCount, "wrong_size", report.WrongSizeCount)
 		return ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreFail{JobId: job.Id, Error: msg, FailingKeys: failing}, nil))
 	}
-	c.cfg.Logger.Info("restore sources checked", "job", job.Id, "files", report.Expected, "listed", report.Listed, "took", time.Since(start))
-	err = ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreStart{JobId: job.Id}, nil))
+	c.cfg.Logger.Info("job sources checked", "job", job.Id, "files", report.Expected, "listed", report.Listed, "took", time.Since(start))
+	startCmd := &fsmpb.RestoreStart{JobId: job.Id, RepositoryGcEpoch: gcEpoch}
+	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
+		held := newRepositoryIndex(resolver)
+		present, err := c.list(ctx, stores.Dest, held)
+		if err != nil {
+			return fmt.Errorf("list the repository under %q: %w", held.Prefix(), err)
+		}
+		startCmd.Skip, startCmd.SkippedBytes = skipSpans(present, held)
+		c.cfg.Logger.Info("export: files the repository holds are skipped", "job", job.Id, "files", report.Expected,
+			"skipped", present.Found-present.WrongSizeCount, "bytes_skipped", startCmd.SkippedBytes)
+	}
+	err = ignoreDone(c.cluster.Propose(ctx, startCmd, nil))
 	c.Kick()
 	if c.cfg.Started != nil {
 		c.cfg.Started()
 	}
 	return err
+}
+
+// list checks an index's keys against a listing of its prefix, sharded by the keys'
+// list prefixes: in the snapkeep layout the first digit of the segment id (up to 9),
+// in the Milvus layout one per kind of file and one per index build.
+func (c *Coordinator) list(ctx context.Context, store objstore.Store, idx *taskIndex) (PrecheckReport, error) {
+	shards, err := idx.ListPrefixes()
+	if err != nil {
+		return PrecheckReport{}, err
+	}
+	if len(shards) == 0 { // no files, nothing to list (no shards would list everything)
+		return PrecheckReport{}, nil
+	}
+	return PrecheckWithOptions(ctx, store, idx.Prefix(), idx, PrecheckOptions{Shards: shards, Parallelism: 9})
+}
+
+// skipSpans turns the tasks a listing found with their size into sorted spans, and
+// sums their bytes.
+func skipSpans(report PrecheckReport, idx *taskIndex) ([]*fsmpb.TaskSpan, uint64) {
+	var spans []*fsmpb.TaskSpan
+	var bytes uint64
+	for i := 0; i < report.Expected; i++ {
+		if !report.Present(i) {
+			continue
+		}
+		bytes += idx.Size(i)
+		if n := len(spans); n > 0 && spans[n-1].End == uint32(i) {
+			spans[n-1].End++
+			continue
+		}
+		spans = append(spans, &fsmpb.TaskSpan{Start: uint32(i), End: uint32(i) + 1})
+	}
+	return spans, bytes
 }
 
 // ignoreDone treats "the job is already past that" as success: another leader (or a
@@ -380,6 +438,8 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 			Verify:         job.Verify,
 			ReadBack:       job.ReadBack,
 			MaxConcurrency: job.MaxConcurrency,
+			Kind:           uint32(job.Kind),
+			Repository:     job.Repository,
 		}
 		for _, t := range grant.Lease.Tasks {
 			task, err := resolver.task(t)

@@ -47,6 +47,14 @@ type PrecheckReport struct {
 	Listed int
 	// Pages is the number of list requests that succeeded.
 	Pages int
+
+	// present marks the expected objects listed with their expected size.
+	present []uint64
+}
+
+// Present reports whether expected object i was listed with its expected size.
+func (r PrecheckReport) Present(i int) bool {
+	return i >= 0 && i/64 < len(r.present) && r.present[i/64]&(1<<(i%64)) != 0
 }
 
 // OK reports whether every expected object is there with its size.
@@ -106,7 +114,7 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 	}
 
 	total := want.Len()
-	report := PrecheckReport{Expected: total}
+	report := PrecheckReport{Expected: total, present: make([]uint64, (total+63)/64)}
 	seen := make([]uint64, (total+63)/64)
 	wrong := newSmallest(opts.MaxReported)
 
@@ -134,6 +142,8 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 			if obj.Size < 0 || uint64(obj.Size) != size {
 				report.WrongSizeCount++
 				wrong.add(obj.Key, fmt.Sprintf("%s: want %d, got %d", obj.Key, size, obj.Size))
+			} else {
+				report.present[word] |= bit
 			}
 		}
 		return nil

@@ -78,6 +78,8 @@ type Cluster interface {
 	Store() (objstore.Store, error)
 	// LeaseTasks and ReportTasks reach the leader (errors are gRPC statuses).
 	LeaseTasks(ctx context.Context, req *internalv1.LeaseRestoreTasksRequest) (*internalv1.LeaseRestoreTasksResponse, error)
+	// JobStores are the stores a job of kind reads and writes (repository: its name).
+	JobStores(kind fsmpb.JobKind, repository string) (JobStores, error)
 	ReportTasks(ctx context.Context, req *internalv1.ReportRestoreTasksRequest) error
 }
 
@@ -240,11 +242,12 @@ func (r *Runner) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) 
 		}
 		b.sem = sems[lease.JobId]
 	}
-	objects, err := r.cluster.Store()
+	stores, err := r.cluster.JobStores(fsmpb.JobKind(lease.Kind), lease.Repository)
 	if err != nil {
 		return nil, 0, err
 	}
-	b.exec = &Executor{Store: objects, Concurrency: 1, Verify: lease.Verify, ReadBack: lease.ReadBack,
+	b.exec = &Executor{Store: stores.Dest, Source: stores.Source, Stream: stores.Stream, Limiter: stores.Limiter,
+		Concurrency: 1, Verify: lease.Verify, ReadBack: lease.ReadBack,
 		MultipartThreshold: r.cfg.MultipartThreshold, PartSize: r.cfg.PartSize, Logger: r.cfg.Logger.With("component", "restore", "job", lease.JobId)}
 	for _, t := range lease.Tasks {
 		b.tasks = append(b.tasks, Task{Index: t.Index, Src: t.Src, Dst: t.Dst, Size: t.Size, CRC32C: t.Crc32C})
@@ -387,6 +390,8 @@ func copyVerification(v Verification) fsmpb.CopyVerification {
 		return fsmpb.CopyVerification_COPY_VERIFICATION_HEAD
 	case VerifiedByReadBack:
 		return fsmpb.CopyVerification_COPY_VERIFICATION_READ_BACK
+	case VerifiedByStream:
+		return fsmpb.CopyVerification_COPY_VERIFICATION_STREAM
 	}
 	return fsmpb.CopyVerification_COPY_VERIFICATION_NONE
 }

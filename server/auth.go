@@ -144,8 +144,16 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.v1.Restores/ListRestoreJobs": {RoleReader, false},
 	"/snapkeep.v1.Restores/CancelRestore":   {RoleAdmin, true},
 
-	"/snapkeep.v1.GC/GCRun":    {RoleAdmin, true},
-	"/snapkeep.v1.GC/GCStatus": {RoleReader, false},
+	"/snapkeep.v1.Repositories/RegisterRepository":       {RoleAdmin, true},
+	"/snapkeep.v1.Repositories/UnregisterRepository":     {RoleAdmin, true},
+	"/snapkeep.v1.Repositories/ListRepositories":         {RoleReader, false},
+	"/snapkeep.v1.Repositories/ExportSnapshot":           {RoleWriter, true},
+	"/snapkeep.v1.Repositories/ListRepositorySnapshots":  {RoleReader, false},
+	"/snapkeep.v1.Repositories/DeleteRepositorySnapshot": {RoleAdmin, true},
+	"/snapkeep.v1.Repositories/CollectRepository":        {RoleAdmin, true},
+	"/snapkeep.v1.Repositories/VerifyRepository":         {RoleReader, false},
+	"/snapkeep.v1.GC/GCRun":                              {RoleAdmin, true},
+	"/snapkeep.v1.GC/GCStatus":                           {RoleReader, false},
 	// An external collector's question drops the live segments and builds it answers
 	// deletable: as destructive as DropSegments.
 	"/snapkeep.v1.GC/ReleaseForDeletion": {RoleAdmin, true},
@@ -179,6 +187,7 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.internal.v1.Internal/ReportRestoreTasks": {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/RunGC":              {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/GCSchedule":         {roleInternal, false},
+	"/snapkeep.internal.v1.Internal/ProbeRepository":    {roleInternal, false},
 }
 
 // internalServicePrefix: any method of the Internal service needs the cluster secret,

@@ -13,6 +13,7 @@ import (
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/server/membership"
+	"github.com/snapkeep/snapkeep/server/repostore"
 )
 
 // Config configures one node. Zero values take the documented defaults.
@@ -59,6 +60,13 @@ type Config struct {
 	Storage objstore.S3Config
 	Root    string
 	Store   objstore.Store
+
+	// RepositoryCredentials are the named credentials repositories refer to
+	// (--repository-credentials FILE); a name not here is looked up in the
+	// environment (server/repostore). WrapRepositoryStore, when set, wraps every
+	// repository store this node makes (tests count requests with it).
+	RepositoryCredentials map[string]repostore.Credentials
+	WrapRepositoryStore   func(repository string, s objstore.Store) objstore.Store
 
 	// SnapshotsPerCollection limits a collection's snapshots (default 1024).
 	SnapshotsPerCollection int

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -85,4 +86,17 @@ func (s *internalService) ReportRestoreTasks(ctx context.Context, req *internalv
 		return nil, err
 	}
 	return &internalv1.ReportRestoreTasksResponse{}, nil
+}
+
+// ProbeRepository checks a repository from this node, with this node's credentials.
+func (s *internalService) ProbeRepository(ctx context.Context, req *internalv1.ProbeRepositoryRequest) (*pb.RepositoryProbe, error) {
+	if req.GetSpec() == nil || req.Probe == "" {
+		return nil, status.Error(codes.InvalidArgument, "a probe names the repository's settings and a probe id")
+	}
+	spec := req.Spec
+	rec := &fsmpb.Repository{Name: spec.Name, Endpoint: spec.Endpoint, Region: spec.Region, Bucket: spec.Bucket, Prefix: spec.Prefix,
+		PathStyle: spec.PathStyle, Credentials: spec.Credentials, ReadOnly: spec.ReadOnly}
+	out := s.n.repos.Probe(ctx, rec, req.Probe)
+	out.Node = s.n.cfg.NodeID
+	return out, nil
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
 	"github.com/snapkeep/snapkeep/server/membership"
+	"github.com/snapkeep/snapkeep/server/repostore"
 )
 
 // Node is one running cluster member. Start it with Start and stop it with Close.
@@ -55,6 +56,7 @@ type Node struct {
 	// objects is the bucket; ownObjects is set when the node made the client itself.
 	objects    objstore.Store
 	ownObjects *objstore.S3
+	repos      *repostore.Stores // the repositories as this node reaches them
 	root       layout.Root // every key in the FSM is relative to it
 	finisher   *finisher.Finisher
 	duties     *duty.Guard          // guards every background duty's passes (server/leader.go)
@@ -124,7 +126,10 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := n.openObjectStore(); err != nil {
 		return nil, err
 	}
+	n.repos = repostore.New(repostore.Config{Cluster: n.cfg.Storage, Store: n.objects, Root: n.root,
+		Credentials: n.cfg.RepositoryCredentials, Wrap: n.cfg.WrapRepositoryStore, Logger: n.logger.With("component", "repositories")})
 	cleanup = append(cleanup, func() {
+		n.repos.Close()
 		if n.ownObjects != nil {
 			n.ownObjects.Close()
 		}
@@ -383,6 +388,7 @@ func (n *Node) Close() error {
 		errs = append(errs, fmt.Errorf("raft store: %w", err))
 	}
 	n.wg.Wait()
+	n.repos.Close()
 	if n.ownObjects != nil {
 		n.ownObjects.Close()
 	}

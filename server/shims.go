@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/gc"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/restore"
@@ -69,6 +70,20 @@ func (n *Node) newFinisher() *finisher.Finisher {
 
 // Alive reports whether gossip considers a node alive (always, without gossip).
 func (s dutyShim) Alive(node string) bool { return s.n.members.Healthy(node) }
+
+// JobStores are the stores a job of kind reads and writes, through the node's
+// repository clients.
+func (s dutyShim) JobStores(kind fsmpb.JobKind, repository string) (restore.JobStores, error) {
+	var rec *fsmpb.Repository
+	if kind != fsmpb.JobKind_JOB_KIND_RESTORE {
+		r, err := s.n.fsm.View().Repository(repository)
+		if err != nil {
+			return restore.JobStores{}, err
+		}
+		rec = r
+	}
+	return s.n.repos.JobStores(kind, rec)
+}
 
 // OtherVoterAlive reports whether a voter other than this node is alive (by gossip;
 // without gossip, every voter counts).
@@ -166,6 +181,12 @@ func (s apiShim) IsLeaderReady() bool       { return s.n.isLeaderReady() }
 func (s apiShim) KickFinisher()             { s.n.finisher.Kick() }
 func (s apiShim) KickGC()                   { s.n.gc.Kick() }
 func (s apiShim) KickRestores()             { s.n.kickRestores() }
+
+func (s apiShim) RepositoryStore(r *fsmpb.Repository) (objstore.Store, error) { return s.n.repos.Store(r) }
+
+func (s apiShim) ProbeRepository(ctx context.Context, r *fsmpb.Repository) ([]*snapkeepv1.RepositoryProbe, error) {
+	return s.n.probeRepository(ctx, r)
+}
 
 func (s apiShim) Leader() (internalv1.InternalClient, string, error) {
 	conn, id, err := s.n.leaderConn()

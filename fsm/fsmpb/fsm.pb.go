@@ -6160,7 +6160,7 @@ type SourceSegment struct {
 	PartitionId   uint64                 `protobuf:"varint,2,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
 	RowCount      int64                  `protobuf:"varint,3,opt,name=row_count,json=rowCount,proto3" json:"row_count,omitempty"`
 	Files         []byte                 `protobuf:"bytes,4,opt,name=files,proto3" json:"files,omitempty"`
-	PackedMeta    []byte                 `protobuf:"bytes,5,opt,name=packed_meta,json=packedMeta,proto3" json:"packed_meta,omitempty"`
+	Meta          *SegmentMeta           `protobuf:"bytes,5,opt,name=meta,proto3" json:"meta,omitempty"`
 	Builds        []*SourceBuild         `protobuf:"bytes,6,rep,name=builds,proto3" json:"builds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -6224,9 +6224,9 @@ func (x *SourceSegment) GetFiles() []byte {
 	return nil
 }
 
-func (x *SourceSegment) GetPackedMeta() []byte {
+func (x *SourceSegment) GetMeta() *SegmentMeta {
 	if x != nil {
-		return x.PackedMeta
+		return x.Meta
 	}
 	return nil
 }
@@ -8861,14 +8861,13 @@ const file_fsm_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05first\x18\x02 \x01(\x04R\x05first\x12:\n" +
 	"\bsegments\x18\x03 \x03(\v2\x1e.snapkeep.fsm.v1.SourceSegmentR\bsegments\x12\x12\n" +
-	"\x04last\x18\x04 \x01(\bR\x04last\"\xcc\x01\n" +
+	"\x04last\x18\x04 \x01(\bR\x04last\"\xdd\x01\n" +
 	"\rSourceSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12!\n" +
 	"\fpartition_id\x18\x02 \x01(\x04R\vpartitionId\x12\x1b\n" +
 	"\trow_count\x18\x03 \x01(\x03R\browCount\x12\x14\n" +
-	"\x05files\x18\x04 \x01(\fR\x05files\x12\x1f\n" +
-	"\vpacked_meta\x18\x05 \x01(\fR\n" +
-	"packedMeta\x124\n" +
+	"\x05files\x18\x04 \x01(\fR\x05files\x120\n" +
+	"\x04meta\x18\x05 \x01(\v2\x1c.snapkeep.fsm.v1.SegmentMetaR\x04meta\x124\n" +
 	"\x06builds\x18\x06 \x03(\v2\x1c.snapkeep.fsm.v1.SourceBuildR\x06builds\"Y\n" +
 	"\vSourceBuild\x12\x19\n" +
 	"\bbuild_id\x18\x01 \x01(\x04R\abuildId\x12\x19\n" +
@@ -9331,36 +9330,37 @@ var file_fsm_proto_depIdxs = []int32{
 	25,  // 59: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
 	25,  // 60: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
 	73,  // 61: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
-	74,  // 62: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
-	12,  // 63: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	78,  // 64: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	79,  // 65: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	85,  // 66: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	86,  // 67: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	85,  // 68: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	33,  // 69: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	14,  // 70: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	17,  // 71: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	20,  // 72: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	20,  // 73: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	20,  // 74: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	24,  // 75: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	26,  // 76: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	30,  // 77: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	85,  // 78: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	85,  // 79: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	85,  // 80: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	104, // 81: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
-	107, // 82: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
-	108, // 83: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
-	18,  // 84: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 85: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	18,  // 86: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
-	87,  // [87:87] is the sub-list for method output_type
-	87,  // [87:87] is the sub-list for method input_type
-	87,  // [87:87] is the sub-list for extension type_name
-	87,  // [87:87] is the sub-list for extension extendee
-	0,   // [0:87] is the sub-list for field type_name
+	21,  // 62: snapkeep.fsm.v1.SourceSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	74,  // 63: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
+	12,  // 64: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	78,  // 65: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	79,  // 66: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	85,  // 67: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	86,  // 68: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	85,  // 69: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	33,  // 70: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	14,  // 71: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	17,  // 72: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	20,  // 73: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	20,  // 74: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	20,  // 75: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	24,  // 76: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	26,  // 77: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	30,  // 78: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	85,  // 79: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	85,  // 80: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	85,  // 81: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	104, // 82: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	107, // 83: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
+	108, // 84: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
+	18,  // 85: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 86: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	18,  // 87: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
+	88,  // [88:88] is the sub-list for method output_type
+	88,  // [88:88] is the sub-list for method input_type
+	88,  // [88:88] is the sub-list for extension type_name
+	88,  // [88:88] is the sub-list for extension extendee
+	0,   // [0:88] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }

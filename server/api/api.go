@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/gc"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -44,6 +45,11 @@ type Backend interface {
 	IsLeader() bool
 	IsLeaderReady() bool
 	Leader() (leader internalv1.InternalClient, leaderID string, err error)
+	// RepositoryStore is a repository's bucket as this node reaches it (its own
+	// credentials for the repository); ProbeRepository checks a repository from every
+	// node of the configuration, this one included.
+	RepositoryStore(r *fsmpb.Repository) (objstore.Store, error)
+	ProbeRepository(ctx context.Context, r *fsmpb.Repository) ([]*pb.RepositoryProbe, error)
 	// KickFinisher, KickGC and KickRestores wake the duties a write gave work to.
 	KickFinisher()
 	KickGC()
@@ -82,6 +88,7 @@ func (s Services) Register(srv *grpc.Server) {
 	pb.RegisterSnapshotsServer(srv, &snapshotsService{services: s.services})
 	pb.RegisterRestoresServer(srv, &restoresService{services: s.services})
 	pb.RegisterGCServer(srv, &gcService{services: s.services})
+	pb.RegisterRepositoriesServer(srv, &repositoriesService{services: s.services})
 }
 
 // GCSchedule says when this node, if it leads, collects next.

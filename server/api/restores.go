@@ -29,6 +29,9 @@ const (
 )
 
 func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSnapshotRequest) (*pb.RestoreSnapshotResponse, error) {
+	if req.FromRepository != "" || req.RepositorySnapshot != "" {
+		return s.restoreFromRepository(ctx, req)
+	}
 	cmd := &fsmpb.RestoreBegin{
 		Database:         req.Database,
 		Collection:       req.Collection,
@@ -101,6 +104,13 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 	if err != nil {
 		return nil, err
 	}
+	kinds := map[fsmpb.JobKind]bool{}
+	for _, k := range req.Kinds {
+		if _, ok := pb.JobKind_name[int32(k)]; !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown job kind %d in the filter", k)
+		}
+		kinds[fsmpb.JobKind(k)] = true
+	}
 	states := map[fsmpb.RestoreState]bool{}
 	for _, st := range req.States {
 		if _, ok := pb.RestoreState_name[int32(st)]; !ok || st == pb.RestoreState_RESTORE_STATE_UNSPECIFIED {
@@ -125,7 +135,7 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 	budget := newPageBudget(pageSize)
 	v.EachRestoreJob(after, func(j *fsmpb.RestoreJob) bool {
 		switch {
-		case len(states) > 0 && !states[j.State],
+		case len(states) > 0 && !states[j.State], len(kinds) > 0 && !kinds[j.Kind],
 			targetDB != "" && j.TargetDatabase != targetDB,
 			req.TargetCollection != "" && j.TargetCollection != req.TargetCollection,
 			req.Snapshot != "" && j.SnapshotName != req.Snapshot:
@@ -169,6 +179,13 @@ func toRestoreJob(j *fsmpb.RestoreJob, now time.Time) *pb.RestoreJob {
 		VerifiedByHead:         j.VerifiedByHead,
 		VerifiedByReadBack:     j.VerifiedByReadBack,
 		NotVerified:            j.NotVerified,
+		VerifiedByStream:       j.VerifiedByStream,
+		Kind:                   pb.JobKind(j.Kind),
+		Repository:             j.Repository,
+		RepositorySnapshot:     j.RepositorySnapshot,
+		FilesSkipped:           j.FilesSkipped,
+		BytesSkipped:           j.BytesSkipped,
+		RepositoryGeneration:   j.RepositoryGeneration,
 		MaxConcurrency:         j.MaxConcurrency,
 		FilesDone:              j.FilesDone,
 		FilesTotal:             j.FilesTotal,
@@ -197,12 +214,14 @@ func toRestoreJob(j *fsmpb.RestoreJob, now time.Time) *pb.RestoreJob {
 		if j.FinishedAt != 0 {
 			end = time.Unix(0, j.FinishedAt)
 		}
+		// Skipped files (an export's, already in the repository) moved no bytes.
 		if elapsed := end.Sub(time.Unix(0, j.StartedAt)).Seconds(); elapsed > 0 {
-			out.BytesPerSecond = float64(j.BytesDone) / elapsed
+			out.BytesPerSecond = float64(j.BytesDone-j.BytesSkipped) / elapsed
 		}
 	}
 	switch {
-	case j.State != fsmpb.RestoreState_RESTORE_STATE_COPYING && j.State != fsmpb.RestoreState_RESTORE_STATE_PENDING:
+	case j.State != fsmpb.RestoreState_RESTORE_STATE_COPYING && j.State != fsmpb.RestoreState_RESTORE_STATE_PENDING &&
+		j.State != fsmpb.RestoreState_RESTORE_STATE_PLANNING:
 		out.EtaMs = 0
 	case out.BytesPerSecond > 0:
 		out.EtaMs = int64(float64(j.BytesTotal-j.BytesDone) / out.BytesPerSecond * 1000)
