@@ -79,7 +79,8 @@ repository) instead of this cluster's bucket: SNAPSHOT is its id in the reposito
 (snapkeep repository snapshots REPO lists them) or its name, which COLLECTION and
 --database narrow when several collections have a snapshot of that name. The
 snapshot need not be known to this cluster: this is how a new cluster recovers from a
-repository.`,
+repository. Files are copied server-side where the two stores allow it, else streamed
+through the nodes (each checked by the CRC-32C computed as it streams).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if from == "" {
 				return exactArgs("COLLECTION", "SNAPSHOT")(cmd, args)
