@@ -36,6 +36,8 @@ type fakeServer struct {
 	t       *testing.T
 	addr    string
 	answers map[string]answer
+	// terminal makes commands see a terminal (progress bars instead of lines).
+	terminal bool
 
 	mu    sync.Mutex
 	calls []fakeRequest
@@ -97,7 +99,7 @@ func (f *fakeServer) run(args ...string) result {
 	a.clientConfig = func(cfg *client.Config) {
 		cfg.RetryBackoff, cfg.MaxRetryBackoff, cfg.MaxRetries = time.Millisecond, time.Millisecond, 2
 	}
-	a.isTerminal = func(io.Writer) bool { return false }
+	a.isTerminal = func(io.Writer) bool { return f.terminal }
 	root := a.rootCmd()
 	var stdout, stderr bytes.Buffer
 	root.SetOut(&stdout)
@@ -502,4 +504,37 @@ func TestRestoreListAndStatusShowTheJobKind(t *testing.T) {
 	require.NotContains(t, out, "Skipped:")
 
 	require.Equal(t, "Cancelled export job 12 to repository \"offsite\".\n", f.ok("restore", "cancel", "12"))
+}
+
+// TestRestoreFromRepositoryWaitOnATerminal: the progress bar follows a restore from a
+// repository through PLANNING (no size yet) to the end, and the job is printed.
+func TestRestoreFromRepositoryWaitOnATerminal(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	polls := 0
+	f := startFakeServer(t, map[string]answer{
+		"RestoreSnapshot": func(proto.Message) (proto.Message, error) {
+			return &snapkeepv1.RestoreSnapshotResponse{JobId: 14}, nil
+		},
+		"GetRestoreState": func(proto.Message) (proto.Message, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			polls++
+			job := &snapkeepv1.RestoreJob{Id: 14, Kind: snapkeepv1.JobKind_JOB_KIND_REPOSITORY_RESTORE, Repository: "offsite",
+				RepositorySnapshot: "01JEXAMPLE", State: snapkeepv1.RestoreState_RESTORE_STATE_PLANNING, TargetDatabase: "default",
+				TargetCollection: "docs_back", EtaMs: -1}
+			if polls > 1 {
+				job.State, job.Collection, job.Snapshot, job.Database = snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED, "docs", "nightly", "default"
+				job.FilesDone, job.FilesTotal, job.BytesDone, job.BytesTotal, job.ProgressPercent = 12, 12, 24<<10, 24<<10, 100
+			}
+			return &snapkeepv1.GetRestoreStateResponse{Job: job}, nil
+		},
+	})
+	f.terminal = true
+	out := f.ok("restore", "start", "--from", "offsite", "01JEXAMPLE", "--target", "docs_back", "--wait")
+	require.Contains(t, out, "restore job 14 planning: 0/0 files")
+	require.Contains(t, out, "restore job 14 completed: 12/12 files")
+	require.Contains(t, out, "Kind:      repository-restore\n")
+	require.Contains(t, out, "Snapshot:  nightly of default.docs, id 01JEXAMPLE in repository offsite\n")
+	require.Contains(t, out, "Progress:  100.0%: 12/12 files, 24.0 KiB of 24.0 KiB\n")
 }

@@ -280,13 +280,18 @@ func (a *app) waitJob(ctx context.Context, cmd *cobra.Command, cl *client.Client
 		switch {
 		case a.json():
 		case a.isTerminal(out):
-			if bar == nil {
-				bar = progressbar.NewOptions64(int64(max(job.GetBytesTotal(), 1)),
+			total := int64(max(job.GetBytesTotal(), 1))
+			switch {
+			case bar == nil:
+				bar = progressbar.NewOptions64(total,
 					progressbar.OptionSetWriter(out),
 					progressbar.OptionShowBytes(true),
 					progressbar.OptionSetPredictTime(true),
 					progressbar.OptionThrottle(100*time.Millisecond),
 					progressbar.OptionFullWidth())
+			case bar.GetMax64() != total:
+				// A restore from a repository learns its size once PLANNING is done.
+				bar.ChangeMax64(total)
 			}
 			bar.Describe(fmt.Sprintf("%s job %d %s: %d/%d files%s", jobNoun(job), id, enumName(job.GetState()),
 				job.GetFilesDone(), job.GetFilesTotal(), skippedText(job)))
