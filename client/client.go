@@ -103,13 +103,14 @@ type Client struct {
 
 // endpoint is one dialled node.
 type endpoint struct {
-	addr      string
-	conn      *grpc.ClientConn
-	catalog   snapkeepv1.CatalogClient
-	cluster   snapkeepv1.ClusterClient
-	snapshots snapkeepv1.SnapshotsClient
-	restores  snapkeepv1.RestoresClient
-	gc        snapkeepv1.GCClient
+	addr         string
+	conn         *grpc.ClientConn
+	catalog      snapkeepv1.CatalogClient
+	cluster      snapkeepv1.ClusterClient
+	snapshots    snapkeepv1.SnapshotsClient
+	restores     snapkeepv1.RestoresClient
+	gc           snapkeepv1.GCClient
+	repositories snapkeepv1.RepositoriesClient
 
 	failedAt time.Time // last retriable failure; guarded by Client.mu
 }
@@ -196,13 +197,14 @@ func (c *Client) dial(addr string) (*endpoint, error) {
 		return nil, fmt.Errorf("snapkeep client: endpoint %q: %w", addr, err)
 	}
 	return &endpoint{
-		addr:      addr,
-		conn:      conn,
-		catalog:   snapkeepv1.NewCatalogClient(conn),
-		cluster:   snapkeepv1.NewClusterClient(conn),
-		snapshots: snapkeepv1.NewSnapshotsClient(conn),
-		restores:  snapkeepv1.NewRestoresClient(conn),
-		gc:        snapkeepv1.NewGCClient(conn),
+		addr:         addr,
+		conn:         conn,
+		catalog:      snapkeepv1.NewCatalogClient(conn),
+		cluster:      snapkeepv1.NewClusterClient(conn),
+		snapshots:    snapkeepv1.NewSnapshotsClient(conn),
+		restores:     snapkeepv1.NewRestoresClient(conn),
+		gc:           snapkeepv1.NewGCClient(conn),
+		repositories: snapkeepv1.NewRepositoriesClient(conn),
 	}, nil
 }
 

@@ -23,6 +23,11 @@
 //		return err
 //	}
 //
+// Restores, exports to a repository (another bucket, see RegisterRepository) and
+// restores from one are jobs of one table with one id space: RestoreSnapshot and
+// ExportSnapshot start them; GetRestoreState, WaitRestore, ListRestoreJobs and
+// CancelRestore serve every kind.
+//
 // Writes get a fresh request id per call, kept across retries, so the cluster applies
 // each at most once. Errors answered by the cluster are *Error values that keep the
 // server's code and message; match them with errors.Is and the Err sentinels

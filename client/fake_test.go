@@ -57,6 +57,10 @@ func startFake(t *testing.T) *fakeNode {
 	// The handlers are never reached: answer replies to every call itself.
 	snapkeepv1.RegisterCatalogServer(f.srv, snapkeepv1.UnimplementedCatalogServer{})
 	snapkeepv1.RegisterClusterServer(f.srv, snapkeepv1.UnimplementedClusterServer{})
+	snapkeepv1.RegisterSnapshotsServer(f.srv, snapkeepv1.UnimplementedSnapshotsServer{})
+	snapkeepv1.RegisterRestoresServer(f.srv, snapkeepv1.UnimplementedRestoresServer{})
+	snapkeepv1.RegisterGCServer(f.srv, snapkeepv1.UnimplementedGCServer{})
+	snapkeepv1.RegisterRepositoriesServer(f.srv, snapkeepv1.UnimplementedRepositoriesServer{})
 	go func() { _ = f.srv.Serve(lis) }()
 	t.Cleanup(f.stop)
 	return f

@@ -24,9 +24,37 @@ func NewRestoreSnapshotOption(collection, snapshot, target string) *RestoreSnaps
 	return &RestoreSnapshotOption{req: &snapkeepv1.RestoreSnapshotRequest{Collection: collection, Snapshot: snapshot, TargetCollection: target}}
 }
 
+// NewRestoreFromRepositoryOption restores the snapshot repositorySnapshot of the
+// registered repository (its id there, or its name when one snapshot of that name is
+// there; WithCollection and WithDatabase narrow a name) into a new collection named
+// target (in the "default" database). The snapshot need not be known to this
+// cluster: this is how a brand-new cluster recovers from a repository.
+func NewRestoreFromRepositoryOption(repository, repositorySnapshot, target string) *RestoreSnapshotOption {
+	return &RestoreSnapshotOption{req: &snapkeepv1.RestoreSnapshotRequest{
+		FromRepository: repository, RepositorySnapshot: repositorySnapshot, TargetCollection: target,
+	}}
+}
+
+// WithFromRepository restores from the registered repository instead of this
+// cluster's bucket: snapshot is the snapshot's id in the repository, or its name (the
+// collection and database, when set, narrow a name). It replaces the snapshot name
+// given to NewRestoreSnapshotOption.
+func (o *RestoreSnapshotOption) WithFromRepository(repository, snapshot string) *RestoreSnapshotOption {
+	o.req.FromRepository, o.req.RepositorySnapshot = repository, snapshot
+	o.req.Snapshot = ""
+	return o
+}
+
 // WithDatabase names the snapshot's database (default "default").
 func (o *RestoreSnapshotOption) WithDatabase(db string) *RestoreSnapshotOption {
 	o.req.Database = db
+	return o
+}
+
+// WithCollection names the snapshot's collection (set by NewRestoreSnapshotOption);
+// for a restore from a repository, it narrows a snapshot name.
+func (o *RestoreSnapshotOption) WithCollection(collection string) *RestoreSnapshotOption {
+	o.req.Collection = collection
 	return o
 }
 
@@ -88,8 +116,9 @@ func idMappings(m map[uint64]uint64) []*snapkeepv1.IdMapping {
 	return out
 }
 
-// RestoreSnapshot starts a restore job; the response carries its id. The same request
-// while that job runs returns it again (Existing).
+// RestoreSnapshot starts a restore job (from a repository with
+// NewRestoreFromRepositoryOption or WithFromRepository); the response carries its id.
+// The same request while that job runs returns it again (Existing).
 func (c *Client) RestoreSnapshot(ctx context.Context, opt *RestoreSnapshotOption) (*snapkeepv1.RestoreSnapshotResponse, error) {
 	if opt == nil {
 		return nil, nilOption("RestoreSnapshot")
@@ -102,7 +131,20 @@ func (c *Client) RestoreSnapshot(ctx context.Context, opt *RestoreSnapshotOption
 		})
 }
 
-// GetRestoreState returns a restore job's state and progress.
+// JobEnded reports whether a job in state has ended: COMPLETED, FAILED or CANCELLED.
+// Every other state (PENDING, PLANNING, COPYING, FINALIZING, and any a newer server
+// adds) is a running one.
+func JobEnded(state snapkeepv1.RestoreState) bool {
+	switch state {
+	case snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED, snapkeepv1.RestoreState_RESTORE_STATE_FAILED,
+		snapkeepv1.RestoreState_RESTORE_STATE_CANCELLED:
+		return true
+	}
+	return false
+}
+
+// GetRestoreState returns a job's state and progress: a restore's, an export's or a
+// repository restore's (Kind says which).
 func (c *Client) GetRestoreState(ctx context.Context, jobID uint64, opts ...ReadOption) (*snapkeepv1.RestoreJob, error) {
 	var rs readSettings
 	for _, o := range opts {
@@ -120,8 +162,9 @@ func (c *Client) GetRestoreState(ctx context.Context, jobID uint64, opts ...Read
 	return resp.GetJob(), nil
 }
 
-// WaitRestore polls a restore job (every 200 ms, then up to every 2 s) until it ends
-// and returns it: COMPLETED, FAILED or CANCELLED, with the source → target id maps.
+// WaitRestore polls a job (every 200 ms, then up to every 2 s) until it ends and
+// returns it: COMPLETED, FAILED or CANCELLED (see JobEnded), with the source → target
+// id maps for a restore. It follows exports and repository restores the same way.
 // onProgress, when set, is called with the job each time its progress or state
 // changes. The error is ctx's when it ends first, or a read's that retries did not
 // cure; a FAILED job is not an error (look at its state and Error).
@@ -137,9 +180,7 @@ func (c *Client) WaitRestore(ctx context.Context, jobID uint64, onProgress func(
 		if changed && onProgress != nil {
 			onProgress(job)
 		}
-		switch job.GetState() {
-		case snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED, snapkeepv1.RestoreState_RESTORE_STATE_FAILED,
-			snapkeepv1.RestoreState_RESTORE_STATE_CANCELLED:
+		if JobEnded(job.GetState()) {
 			return job, nil
 		}
 		if changed {
@@ -172,8 +213,9 @@ func (o *CancelRestoreOption) WithReason(reason string) *CancelRestoreOption {
 	return o
 }
 
-// CancelRestore stops a running job and rolls it back (its target collection is
-// dropped).
+// CancelRestore stops a running job and rolls it back: a restore's target collection
+// is dropped. It cancels exports too, except once FINALIZING (their manifest and index
+// generation are being written).
 func (c *Client) CancelRestore(ctx context.Context, opt *CancelRestoreOption) (*snapkeepv1.RestoreJob, error) {
 	if opt == nil {
 		return nil, nilOption("CancelRestore")
@@ -195,7 +237,8 @@ type ListRestoreJobsOption struct {
 	req *snapkeepv1.ListRestoreJobsRequest
 }
 
-// NewListRestoreJobsOption lists every restore job in creation order.
+// NewListRestoreJobsOption lists every job in creation order: restores, exports and
+// repository restores.
 func NewListRestoreJobsOption() *ListRestoreJobsOption {
 	return &ListRestoreJobsOption{req: &snapkeepv1.ListRestoreJobsRequest{}}
 }
@@ -203,6 +246,13 @@ func NewListRestoreJobsOption() *ListRestoreJobsOption {
 // WithStates lists only jobs in one of states (adding to earlier WithStates).
 func (o *ListRestoreJobsOption) WithStates(states ...snapkeepv1.RestoreState) *ListRestoreJobsOption {
 	o.req.States = append(o.req.States, states...)
+	return o
+}
+
+// WithKinds lists only jobs of these kinds (adding to earlier WithKinds); without it,
+// every kind: restores, exports and repository restores.
+func (o *ListRestoreJobsOption) WithKinds(kinds ...snapkeepv1.JobKind) *ListRestoreJobsOption {
+	o.req.Kinds = append(o.req.Kinds, kinds...)
 	return o
 }
 

@@ -116,6 +116,7 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.snapshotCmd(),
 		a.manifestCmd(),
 		a.restoreCmd(),
+		a.repositoryCmd(), // cmd/snapkeep/repository.go
 		a.gcCmd(),
 		a.generateCmd(),
 		a.bucketCmd(), // cmd/snapkeep/bucket.go

@@ -17,6 +17,7 @@ func TestRestoreCommands(t *testing.T) {
 	c.ok("snapshot", "create", "docs", "nightly")
 
 	out := c.ok("restore", "start", "docs", "nightly", "--target", "docs_copy", "--wait")
+	require.Contains(t, out, "Kind:      restore")
 	require.Contains(t, out, "State:     completed")
 	require.Contains(t, out, "Progress:  100.0%: 12/12 files")
 	id := regexp.MustCompile(`Job:\s+(\d+)`).FindStringSubmatch(out)
@@ -25,7 +26,7 @@ func TestRestoreCommands(t *testing.T) {
 	out = c.ok("restore", "status", id[1])
 	require.Contains(t, out, "Target:    default.docs_copy")
 	out = c.ok("restore", "list", "--state", "completed")
-	require.Regexp(t, `(?m)^`+id[1]+`\s+completed\s+docs/nightly\s+docs_copy\s+100%\s+12/12`, out)
+	require.Regexp(t, `(?m)^`+id[1]+`\s+restore\s+completed\s+docs/nightly\s+docs_copy\s+100%\s+12/12\s+-\s+`, out)
 	require.Contains(t, c.ok("collection", "list"), "docs_copy")
 
 	// Without --wait: the job id at once.

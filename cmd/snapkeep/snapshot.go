@@ -20,7 +20,7 @@ var snapshotStates = map[string]snapkeepv1.SnapshotState{
 }
 
 func (a *app) snapshotCmd() *cobra.Command {
-	cmd := groupCmd("snapshot", "Create, list, describe and drop collection snapshots")
+	cmd := groupCmd("snapshot", "Create, list, describe, drop and export collection snapshots")
 	var database string
 
 	var description string
@@ -158,11 +158,74 @@ work), unique among the collection's pending and committed snapshots.`,
 			})
 		},
 	}
-	for _, c := range []*cobra.Command{create, list, describe, drop} {
+	export := a.snapshotExportCmd(&database)
+	for _, c := range []*cobra.Command{create, list, describe, drop, export} {
 		c.Flags().StringVar(&database, "database", "", "the collection's database (default \"default\")")
 	}
-	cmd.AddCommand(create, list, describe, drop)
+	cmd.AddCommand(create, list, describe, drop, export)
 	return cmd
+}
+
+// snapshotExportCmd is snapshot export; database is the group's --database.
+func (a *app) snapshotExportCmd(database *string) *cobra.Command {
+	var to string
+	var concurrency int
+	var readBack, wait bool
+	export := &cobra.Command{
+		Use:   "export COLLECTION SNAPSHOT --to REPO",
+		Short: "Export a committed snapshot to a repository (prints the job id; --wait follows it)",
+		Long: `Start a job that copies the snapshot to the registered repository REPO (see snapkeep
+repository): the files the repository does not hold yet, then the snapshot's
+manifest, and records it in a new generation of the repository's index. Exports are
+incremental: a file an earlier export already put there is skipped, so exporting
+tonight's snapshot after last night's copies only what changed. Each copy is
+checked: a server-side copy as a restore's are, a copy streamed through the node by
+the source's CRC-32C computed on the fly and declared to the repository's server;
+--read-back also reads every copy back in full.
+
+The job is listed, followed and cancelled with the restore commands (snapkeep restore
+status|list|cancel JOB; restore list --kind export), until its files are copied: once
+FINALIZING it can no longer be cancelled. With --wait the command follows the job (a
+progress bar on a terminal, progress lines otherwise) and exits non-zero unless it
+completes.`,
+		Args: exactArgs("COLLECTION", "SNAPSHOT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usageErrorf("--to is required: the repository to export to (snapkeep repository list)")
+			}
+			if concurrency < 0 {
+				return usageErrorf("--max-concurrency %d cannot be negative", concurrency)
+			}
+			opt := client.NewExportSnapshotOption(args[0], args[1], to).WithDatabase(*database).WithMaxConcurrency(concurrency)
+			if readBack {
+				opt.WithReadBack()
+			}
+			return a.withClient(cmd, !wait, func(ctx context.Context, cl *client.Client) error {
+				resp, err := cl.ExportSnapshot(ctx, opt)
+				if err != nil {
+					return err
+				}
+				if wait {
+					return a.waitJob(ctx, cmd, cl, resp.GetJobId())
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), resp)
+				}
+				verb := "Started"
+				if resp.GetExisting() {
+					verb = "Already running:"
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s export job %d: snapshot %q of %q to repository %q. Follow it with: snapkeep restore status %d\n",
+					verb, resp.GetJobId(), args[1], args[0], to, resp.GetJobId())
+				return err
+			})
+		},
+	}
+	export.Flags().StringVar(&to, "to", "", "the registered repository to export to (required)")
+	export.Flags().IntVar(&concurrency, "max-concurrency", 0, "copies one node runs at once for this job (0: the node's default)")
+	export.Flags().BoolVar(&readBack, "read-back", false, "read every copy back from the repository in full and check its CRC-32C")
+	export.Flags().BoolVar(&wait, "wait", false, "follow the job until it ends; exit non-zero unless it completes")
+	return export
 }
 
 // printSnapshots writes a table of snapshots.
