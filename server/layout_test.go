@@ -52,7 +52,7 @@ func TestKeyLayoutsLifecycle(t *testing.T) {
 			var capturedKeys []string
 			for _, s := range captured {
 				for _, f := range allFiles(s) {
-					keptForm(t, c, s, f.Key)
+					keptForm(t, c.Root(), s, f.Key)
 					rel := strings.TrimPrefix(f.Key, c.Root()+"/")
 					own, _ := layout.Parse(rel)
 					require.Equal(t, tc.fsm, own.Layout, f.Key)
@@ -110,7 +110,7 @@ func TestKeyLayoutsLifecycle(t *testing.T) {
 			for _, s := range segmentsOf(t, cl, "copy") {
 				require.Equal(t, copyDesc.Collection.Id, s.CollectionId)
 				for _, f := range allFiles(s) {
-					keptForm(t, c, s, f.Key) // checks the new ids in the key
+					keptForm(t, c.Root(), s, f.Key) // checks the new ids in the key
 					copied = append(copied, f.Key)
 				}
 			}

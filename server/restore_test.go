@@ -34,6 +34,12 @@ func restoreSource(t *testing.T, c *servertest.Cluster, cl *client.Client, segme
 // restoreSourceIn is restoreSource with the collection in a key layout.
 func restoreSourceIn(t *testing.T, c *servertest.Cluster, cl *client.Client, segmentsPerPartition int, keyLayout pb.KeyLayout) *pb.Snapshot {
 	t.Helper()
+	return restoreSourceInStore(t, c.Bucket.Store, cl, segmentsPerPartition, keyLayout)
+}
+
+// restoreSourceInStore is restoreSourceIn with the cluster's bucket reached through store.
+func restoreSourceInStore(t *testing.T, store objstore.Store, cl *client.Client, segmentsPerPartition int, keyLayout pb.KeyLayout) *pb.Snapshot {
+	t.Helper()
 	ctx := context.Background()
 	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs").WithPartitions("p1", "p2").
 		WithSchema([]byte(`{"fields":[101]}`)).WithProperty("ttl", "60").WithDescription("source").WithLayout(keyLayout))
@@ -42,7 +48,7 @@ func restoreSourceIn(t *testing.T, c *servertest.Cluster, cl *client.Client, seg
 	require.NoError(t, err)
 	var first uint64
 	for i, p := range []string{"p1", "p2"} {
-		res, err := datagen.Generate(ctx, cl, c.Bucket.Store, datagen.Options{Collection: "docs", Partition: p,
+		res, err := datagen.Generate(ctx, cl, store, datagen.Options{Collection: "docs", Partition: p,
 			Segments: segmentsPerPartition, FilesPerSegment: 4, FileSize: 4096, Seed: int64(i), RowsPerSegment: 100})
 		require.NoError(t, err)
 		if first == 0 {
@@ -58,7 +64,7 @@ func restoreSourceIn(t *testing.T, c *servertest.Cluster, cl *client.Client, seg
 		key = fmt.Sprintf("%s1/%d/%d/HNSW_0", build.Build.Prefix, build.Segment.PartitionId, first)
 	}
 	sum := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))
-	_, err = c.Bucket.Store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{CRC32C: sum, HasCRC32C: true})
+	_, err = store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{CRC32C: sum, HasCRC32C: true})
 	require.NoError(t, err)
 	_, err = cl.AddIndexBuild(ctx, client.NewAddIndexBuildOption(first, build.Build.BuildId).
 		WithFiles(&pb.File{Key: key, Kind: pb.FileKind_FILE_KIND_INDEX, Size: uint64(len(body)), Crc32C: sum}))
@@ -78,9 +84,18 @@ func waitJob(t *testing.T, cl *client.Client, id uint64) *pb.RestoreJob {
 			return false
 		}
 		job = j
-		return j.State != pb.RestoreState_RESTORE_STATE_PENDING && j.State != pb.RestoreState_RESTORE_STATE_COPYING
+		return jobEnded(j.State)
 	}, 60*time.Second, 50*time.Millisecond, "restore job %d did not end", id)
 	return job
+}
+
+// jobEnded reports whether a job (of any kind) is over.
+func jobEnded(s pb.RestoreState) bool {
+	switch s {
+	case pb.RestoreState_RESTORE_STATE_COMPLETED, pb.RestoreState_RESTORE_STATE_FAILED, pb.RestoreState_RESTORE_STATE_CANCELLED:
+		return true
+	}
+	return false
 }
 
 func readObject(t *testing.T, store objstore.Store, key string) []byte {
@@ -117,7 +132,16 @@ func requireSameContent(t *testing.T, c *servertest.Cluster, cl *client.Client, 
 // the flushed segments among sources (of srcColl), under new ids.
 func requireSameSegments(t *testing.T, c *servertest.Cluster, cl *client.Client, srcColl *pb.Collection, sources []*pb.Segment, target string, partitions ...string) {
 	t.Helper()
-	src := map[string]*pb.Segment{} // by partition name + rows + first key suffix
+	requireSameSegmentsIn(t, c.Root(), c.Bucket.Store, c.Bucket.Store, cl, srcColl, sources, target, partitions...)
+}
+
+// requireSameSegmentsIn checks that collection target (of the cluster cl reaches)
+// holds byte-identical copies (dst) of the flushed segments among sources (of srcColl,
+// in src), under new ids; both clusters keep their keys under root.
+func requireSameSegmentsIn(t *testing.T, root string, src, dst objstore.Store, cl *client.Client, srcColl *pb.Collection, sources []*pb.Segment, target string, partitions ...string) {
+	t.Helper()
+	srcStore, dstStore := src, dst
+	bySignature := map[string]*pb.Segment{} // by partition name + rows + first key suffix
 	partName := func(coll *pb.Collection, id uint64) string {
 		for _, p := range coll.Partitions {
 			if p.Id == id {
@@ -134,22 +158,22 @@ func requireSameSegments(t *testing.T, c *servertest.Cluster, cl *client.Client,
 		if len(partitions) > 0 && !slices.Contains(partitions, p) {
 			continue
 		}
-		src[signature(s, p)] = s
+		bySignature[signature(s, p)] = s
 	}
 	dstColl, err := cl.DescribeCollection(context.Background(), client.NewDescribeCollectionOption(target))
 	require.NoError(t, err)
-	dst := segmentsOf(t, cl, target)
-	require.Len(t, dst, len(src))
-	for _, d := range dst {
+	dstSegs := segmentsOf(t, cl, target)
+	require.Len(t, dstSegs, len(bySignature))
+	for _, d := range dstSegs {
 		require.Equal(t, pb.SegmentState_SEGMENT_STATE_FLUSHED, d.State)
-		s, ok := src[signature(d, partName(dstColl.Collection, d.PartitionId))]
+		s, ok := bySignature[signature(d, partName(dstColl.Collection, d.PartitionId))]
 		require.True(t, ok, "restored segment %d matches no source segment", d.Id)
 		require.NotEqual(t, s.Id, d.Id)
 		require.Equal(t, s.RowCount, d.RowCount)
 		require.Len(t, d.Files, len(s.Files))
 		for i := range d.Files {
-			require.Equal(t, keptForm(t, c, s, s.Files[i].Key), keptForm(t, c, d, d.Files[i].Key), "the same file under the target's ids")
-			require.Equal(t, readObject(t, c.Bucket.Store, s.Files[i].Key), readObject(t, c.Bucket.Store, d.Files[i].Key), d.Files[i].Key)
+			require.Equal(t, keptForm(t, root, s, s.Files[i].Key), keptForm(t, root, d, d.Files[i].Key), "the same file under the target's ids")
+			require.Equal(t, readObject(t, srcStore, s.Files[i].Key), readObject(t, dstStore, d.Files[i].Key), d.Files[i].Key)
 		}
 		require.Len(t, d.IndexBuilds, len(readyBuilds(s)))
 		for i, b := range d.IndexBuilds {
@@ -157,8 +181,8 @@ func requireSameSegments(t *testing.T, c *servertest.Cluster, cl *client.Client,
 			require.NotEqual(t, sb.BuildId, b.BuildId, "new build ids")
 			require.Equal(t, pb.IndexBuildState_INDEX_BUILD_STATE_READY, b.State)
 			for k := range b.Files {
-				require.Equal(t, keptForm(t, c, s, sb.Files[k].Key), keptForm(t, c, d, b.Files[k].Key))
-				require.Equal(t, readObject(t, c.Bucket.Store, sb.Files[k].Key), readObject(t, c.Bucket.Store, b.Files[k].Key))
+				require.Equal(t, keptForm(t, root, s, sb.Files[k].Key), keptForm(t, root, d, b.Files[k].Key))
+				require.Equal(t, readObject(t, srcStore, sb.Files[k].Key), readObject(t, dstStore, b.Files[k].Key))
 			}
 		}
 	}
@@ -167,9 +191,9 @@ func requireSameSegments(t *testing.T, c *servertest.Cluster, cl *client.Client,
 // keptForm parses a file's full key in whichever layout it is, checks that it names
 // its segment (and, where the layout puts them in keys, its collection and
 // partition), and returns what a file list keeps of it.
-func keptForm(t *testing.T, c *servertest.Cluster, s *pb.Segment, key string) string {
+func keptForm(t *testing.T, root string, s *pb.Segment, key string) string {
 	t.Helper()
-	rel, ok := strings.CutPrefix(key, c.Root()+"/")
+	rel, ok := strings.CutPrefix(key, root+"/")
 	require.True(t, ok, "%s is outside the root", key)
 	own, ok := layout.Parse(rel)
 	require.True(t, ok, "%s is in no key layout", key)
