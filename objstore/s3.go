@@ -938,7 +938,10 @@ func mapError(err error, isHead bool) error {
 		apiErrorCode(err) != "RequestTimeTooSkewed" {
 		return accessDeniedError{err}
 	}
-	if apiErrorCode(err) == "AccessDenied" {
+	// versitygw answers an unknown access key with 404 XAdminUserNotFound (S3:
+	// 403 InvalidAccessKeyId). On HEAD, without a body, it is a bare 404 and so
+	// ErrNotFound: a HEAD cannot tell wrong credentials from a missing object there.
+	if code := apiErrorCode(err); code == "AccessDenied" || code == "XAdminUserNotFound" || code == "InvalidAccessKeyId" {
 		return accessDeniedError{err}
 	}
 	if code := apiErrorCode(err); code == "PreconditionFailed" || code == "ConditionalRequestConflict" ||

@@ -153,6 +153,21 @@ func TestVersityGWBehaviour(t *testing.T) {
 		require.Error(t, err)
 		require.NotErrorIs(t, err, objstore.ErrNotFound)
 	})
+	t.Run("unknown-access-key", func(t *testing.T) {
+		// versitygw answers 404 XAdminUserNotFound, which is access denied; on HEAD
+		// that is a bare 404, which cannot be told from a missing object.
+		cfg := gw.Config()
+		cfg.AccessKey = "nobody"
+		bad := newStore(t, cfg)
+		rc, _, err := bad.Get(ctx, "crc/src")
+		if rc != nil {
+			_ = rc.Close()
+		}
+		require.ErrorIs(t, err, objstore.ErrAccessDenied)
+		require.NotErrorIs(t, err, objstore.ErrNotFound)
+		_, err = bad.Head(ctx, "crc/src")
+		require.ErrorIs(t, err, objstore.ErrNotFound, "if this fails, versitygw fixed it: update objstore/DESIGN.md")
+	})
 }
 
 func TestVersityGWBinaryMissing(t *testing.T) {
