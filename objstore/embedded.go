@@ -4,9 +4,10 @@ package objstore
 // does and does not do, as far as this package relies on it (checked by
 // embedded_test.go and the conformance suite):
 //
-//   - Supported: PutObject, GetObject (with Range), HeadObject, CopyObject,
-//     ListObjectsV2 with prefix and continuation tokens, DeleteObjects, and
-//     multipart uploads of uploaded parts.
+//   - Supported: PutObject, GetObject (with Range), HeadObject, CopyObject
+//     (also from another bucket: S3.CopyingFrom), ListObjectsV2 with prefix and
+//     continuation tokens, DeleteObjects, and multipart uploads of uploaded
+//     parts (S3.PutMultipart).
 //   - UploadPartCopy is missing: a part PUT without a body is refused
 //     (MissingContentLength), so MultipartCopy fails against it.
 //   - S3 checksums are not implemented: x-amz-checksum-* headers are neither

@@ -58,6 +58,20 @@ func TestEmbeddedConformance(t *testing.T) {
 	})
 }
 
+// TestEmbeddedCrossBucket: gofakes3 reads a CopyObject's source bucket from
+// x-amz-copy-source, so copies between two of its buckets work (multipart ones
+// not: it lacks UploadPartCopy altogether).
+func TestEmbeddedCrossBucket(t *testing.T) {
+	t.Parallel()
+	e := startEmbedded(t, objstore.EmbeddedOptions{Dir: t.TempDir()})
+	srcCfg := e.Config()
+	srcCfg.Bucket = "snapkeep-other"
+	require.NoError(t, newStore(t, srcCfg).CreateBucket(t.Context()))
+	objstoretest.RunCrossBucket(t, func(t *testing.T) objstoretest.Buckets {
+		return objstoretest.Buckets{Dst: newStore(t, e.Config()), Src: newStore(t, srcCfg), SrcBucket: srcCfg.Bucket}
+	}, embeddedCaps)
+}
+
 func TestEmbeddedRestartKeepsData(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

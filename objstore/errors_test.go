@@ -55,6 +55,8 @@ func faultyS3(t *testing.T) (*httptest.Server, chan struct{}) {
 			xmlError(w, http.StatusForbidden, "AccessDenied")
 		case "signature":
 			xmlError(w, http.StatusForbidden, "SignatureDoesNotMatch")
+		case "unknown-key":
+			xmlError(w, http.StatusNotFound, "XAdminUserNotFound") // versitygw's answer to an unknown access key
 		case "skewed":
 			xmlError(w, http.StatusForbidden, "RequestTimeTooSkewed")
 		case "invalid":
@@ -206,6 +208,7 @@ func TestIsTransient(t *testing.T) {
 		{"403 AccessDenied on list", func() error { return list("denied/") }, false, objstore.ErrAccessDenied},
 		{"403 on HEAD (no body)", func() error { return head("bare-403/k") }, false, objstore.ErrAccessDenied},
 		{"403 SignatureDoesNotMatch", func() error { return get("signature/k") }, false, objstore.ErrAccessDenied},
+		{"404 XAdminUserNotFound (unknown access key)", func() error { return get("unknown-key/k") }, false, objstore.ErrAccessDenied},
 		{"400 InvalidArgument", func() error { return cp("invalid/dst") }, false, nil},
 		{"400 EntityTooLarge", func() error { return cp("too-large/dst") }, false, nil},
 		{"Put body shorter than its size", func() error {

@@ -110,6 +110,19 @@ type Store interface {
 	List(ctx context.Context, prefix, token string, maxKeys int) (ListPage, error)
 	// Delete removes up to 1000 keys in one request.
 	Delete(ctx context.Context, keys []string) (DeleteResult, error)
+	// PutMultipart uploads body (exactly size bytes) under key as one multipart upload
+	// of partSize-byte parts (the last one shorter), reading the parts from body in
+	// order, one at a time: for objects larger than one Put takes (5 GiB) read from a
+	// stream. It holds at most one part in memory. A body of another length, or (with
+	// opts.HasCRC32C) whose CRC-32C is not opts.CRC32C, fails the call before the
+	// upload completes, and nothing is stored; any failure aborts the upload.
+	PutMultipart(ctx context.Context, key string, body io.Reader, size, partSize int64, opts PutOptions) (ObjectInfo, error)
+}
+
+// BucketCopier is a Store that can copy server-side from another bucket of the same endpoint.
+type BucketCopier interface {
+	// CopyingFrom returns a Store on this store's bucket (same client and credentials) whose Copy and MultipartCopy read their source keys from bucket; every other method acts on this store's bucket.
+	CopyingFrom(bucket string) Store
 }
 
 // MaxDeleteBatch is the most keys one Delete call takes (the S3 DeleteObjects limit).

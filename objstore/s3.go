@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"strconv"
@@ -66,12 +67,19 @@ type S3 struct {
 	httpClient *http.Client
 	bucket     string
 	region     string
+	// srcBucket is where Copy and MultipartCopy read their sources: bucket,
+	// unless this store came from CopyingFrom.
+	srcBucket string
 	// noMultipartChecksum is set once the server has shown that its multipart
-	// part checksums cannot be trusted (see MultipartCopy).
-	noMultipartChecksum atomic.Bool
+	// part checksums cannot be trusted (see MultipartCopy). Shared with the
+	// stores CopyingFrom makes: it is the server's fault, not the bucket's.
+	noMultipartChecksum *atomic.Bool
 }
 
-var _ Store = (*S3)(nil)
+var (
+	_ Store        = (*S3)(nil)
+	_ BucketCopier = (*S3)(nil)
+)
 
 // NewS3 returns a Store for cfg.Bucket. It makes no request: a wrong endpoint or
 // missing bucket shows up on first use.
@@ -112,7 +120,31 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3{client: client, httpClient: httpClient, bucket: cfg.Bucket, region: region}, nil
+	return &S3{
+		client:              client,
+		httpClient:          httpClient,
+		bucket:              cfg.Bucket,
+		region:              region,
+		srcBucket:           cfg.Bucket,
+		noMultipartChecksum: new(atomic.Bool),
+	}, nil
+}
+
+// CopyingFrom returns a Store on this store's bucket, with the same client, whose
+// Copy and MultipartCopy read their sources from bucket (x-amz-copy-source names
+// it): a server-side copy between two buckets of one endpoint, which needs
+// credentials that may read bucket and write this one. Every other method acts on
+// this store's bucket. The result is an *S3 sharing this one's connections, so
+// Close on either releases both's idle connections.
+func (s *S3) CopyingFrom(bucket string) Store {
+	return &S3{
+		client:              s.client,
+		httpClient:          s.httpClient,
+		bucket:              s.bucket,
+		region:              s.region,
+		srcBucket:           bucket,
+		noMultipartChecksum: s.noMultipartChecksum,
+	}
 }
 
 // tunedHTTPClient is the starting point for the SDK's HTTP client. Its
@@ -154,6 +186,10 @@ func newHTTPClient(loaded aws.HTTPClient) *http.Client {
 
 // Bucket is the bucket this store reads and writes.
 func (s *S3) Bucket() string { return s.bucket }
+
+// SourceBucket is where Copy and MultipartCopy read their sources: Bucket, unless
+// the store came from CopyingFrom.
+func (s *S3) SourceBucket() string { return s.srcBucket }
 
 // Close releases idle connections. The store stays usable (new requests dial
 // again); call it when done so no connection goroutines linger.
@@ -243,6 +279,137 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, op
 	info.CRC32C, info.HasCRC32C = decodeCRC32C(out.ChecksumCRC32C, out.ChecksumType)
 	return info, nil
 }
+
+// castagnoli is the CRC-32C table.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// PutMultipart uploads exactly size bytes of body under key as one multipart
+// upload of partSize-byte parts (the last one shorter): for objects larger than
+// PutObject takes (5 GiB), read from a stream. An empty body is one Put.
+//
+// Memory: the parts are read from body in order, one at a time, into one buffer
+// of min(partSize, size) bytes, and uploaded from it (one UploadPart in flight);
+// that buffer is all it holds. From a buffer, each part is signed and can be
+// retried by the SDK, and goes out with its CRC-32C, which a server with
+// checksum support verifies.
+//
+// The upload is created with a FULL_OBJECT CRC-32C. The body's CRC-32C is
+// computed while reading; with opts.HasCRC32C it must equal opts.CRC32C, checked
+// before the upload is completed, so a body that does not match is never stored
+// whatever the server checks, and it is also sent with CompleteMultipartUpload
+// for the server to check against the parts. A body of another length fails the
+// same way. Any failure aborts the upload. opts.IfNoneMatch is sent with
+// CompleteMultipartUpload (ignored by servers without conditional writes, like
+// Put). The result has Key, Size, ETag and the full-object CRC-32C when the server
+// returned one.
+func (s *S3) PutMultipart(ctx context.Context, key string, body io.Reader, size, partSize int64, opts PutOptions) (ObjectInfo, error) {
+	if size < 0 || partSize <= 0 {
+		return ObjectInfo{}, fmt.Errorf("multipart put %q: invalid size %d or part size %d", key, size, partSize)
+	}
+	if body == nil {
+		body = bytes.NewReader(nil)
+	}
+	exact := &exactReader{r: body, remaining: size}
+	if size == 0 {
+		// An upload of no parts cannot be completed: a plain Put, once the body is
+		// known to be empty (a zero-length request body may never be read).
+		if err := exact.checkEOF(); err != io.EOF {
+			return ObjectInfo{}, fmt.Errorf("multipart put %q: %w", key, err)
+		}
+		if opts.HasCRC32C && opts.CRC32C != 0 {
+			return ObjectInfo{}, fmt.Errorf("multipart put %q: %w", key, bodyChecksumError{want: opts.CRC32C})
+		}
+		return s.Put(ctx, key, bytes.NewReader(nil), 0, opts)
+	}
+	partCount := (size + partSize - 1) / partSize
+	if partCount > maxMultipartParts {
+		return ObjectInfo{}, fmt.Errorf("multipart put %q: %d parts of %d bytes exceed the limit of %d parts",
+			key, partCount, partSize, maxMultipartParts)
+	}
+	contentType := opts.ContentType
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            aws.String(s.bucket),
+		Key:               aws.String(key),
+		ContentType:       aws.String(contentType),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		ChecksumType:      types.ChecksumTypeFullObject,
+	})
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("multipart put %q: create upload: %w", key, mapError(err, false))
+	}
+	uploadID := created.UploadId
+	out, err := s.putParts(ctx, key, uploadID, exact, size, partSize, int(partCount), opts)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("multipart put %q: %w", key, s.abortUpload(ctx, key, uploadID, err))
+	}
+	info := ObjectInfo{Key: key, Size: size, ETag: trimETag(out.ETag)}
+	info.CRC32C, info.HasCRC32C = decodeCRC32C(out.ChecksumCRC32C, out.ChecksumType)
+	return info, nil
+}
+
+// putParts reads and uploads the parts of a PutMultipart, checks the body's
+// CRC-32C, and completes the upload.
+func (s *S3) putParts(ctx context.Context, key string, uploadID *string, body io.Reader, size, partSize int64, partCount int, opts PutOptions) (*s3.CompleteMultipartUploadOutput, error) {
+	buf := make([]byte, min(partSize, size))
+	parts := make([]types.CompletedPart, 0, partCount)
+	var crc uint32
+	for i := range partCount {
+		part := buf[:min(partSize, size-int64(i)*partSize)]
+		partNumber := int32(i + 1)
+		if _, err := io.ReadFull(body, part); err != nil {
+			return nil, fmt.Errorf("read part %d: %w", partNumber, err)
+		}
+		crc = crc32.Update(crc, castagnoli, part)
+		partCRC := aws.String(encodeCRC32C(crc32.Checksum(part, castagnoli)))
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket:         aws.String(s.bucket),
+			Key:            aws.String(key),
+			UploadId:       uploadID,
+			PartNumber:     aws.Int32(partNumber),
+			Body:           bytes.NewReader(part),
+			ContentLength:  aws.Int64(int64(len(part))),
+			ChecksumCRC32C: partCRC,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("part %d: %w", partNumber, mapError(err, false))
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(partNumber), ETag: out.ETag, ChecksumCRC32C: partCRC})
+	}
+	if opts.HasCRC32C && crc != opts.CRC32C {
+		return nil, bodyChecksumError{want: opts.CRC32C, got: crc}
+	}
+	completeIn := &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(s.bucket),
+		Key:             aws.String(key),
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		MpuObjectSize:   aws.Int64(size),
+		ChecksumType:    types.ChecksumTypeFullObject,
+	}
+	if opts.HasCRC32C {
+		completeIn.ChecksumCRC32C = aws.String(encodeCRC32C(opts.CRC32C))
+	}
+	if opts.IfNoneMatch {
+		completeIn.IfNoneMatch = aws.String("*")
+	}
+	out, err := s.client.CompleteMultipartUpload(ctx, completeIn)
+	if err != nil {
+		return nil, fmt.Errorf("complete upload: %w", mapError(err, false))
+	}
+	return out, nil
+}
+
+// bodyChecksumError reports a PutMultipart body whose CRC-32C is not the declared
+// one: the caller's data, never transient.
+type bodyChecksumError struct{ want, got uint32 }
+
+func (e bodyChecksumError) Error() string {
+	return fmt.Sprintf("body's CRC-32C %08x is not the declared %08x", e.got, e.want)
+}
+func (bodyChecksumError) permanentLocal() {}
 
 // remainingBytes is how many bytes r holds from its current position.
 func remainingBytes(r io.Seeker) (int64, error) {
@@ -490,6 +657,22 @@ func (s *S3) MultipartCopy(ctx context.Context, src, dst string, srcSize, partSi
 	return info, nil
 }
 
+// abortUpload aborts a multipart upload that failed with err and returns err,
+// joined with the abort's own failure if any. It aborts even when ctx is done,
+// with a budget of its own, or the parts linger (and are billed) on the server.
+func (s *S3) abortUpload(ctx context.Context, key string, uploadID *string, err error) error {
+	abortCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, abortErr := s.client.AbortMultipartUpload(abortCtx, &s3.AbortMultipartUploadInput{
+		Bucket:   aws.String(s.bucket),
+		Key:      aws.String(key),
+		UploadId: uploadID,
+	}); abortErr != nil {
+		err = errors.Join(err, fmt.Errorf("abort upload %s: %w", aws.ToString(uploadID), abortErr))
+	}
+	return err
+}
+
 // errUntrustedPartChecksums aborts a checksummed multipart copy whose part
 // checksums cannot be right, so that it is redone without.
 var errUntrustedPartChecksums = errors.New("the server's part checksums cannot be right")
@@ -531,17 +714,7 @@ func (s *S3) multipartCopy(ctx context.Context, src, dst string, srcSize, partSi
 		}
 	}
 	if err != nil {
-		// Abort even when ctx is done, or the parts linger (and are billed) on the server.
-		abortCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, abortErr := s.client.AbortMultipartUpload(abortCtx, &s3.AbortMultipartUploadInput{
-			Bucket:   aws.String(s.bucket),
-			Key:      aws.String(dst),
-			UploadId: uploadID,
-		}); abortErr != nil {
-			err = errors.Join(err, fmt.Errorf("abort upload %s: %w", aws.ToString(uploadID), abortErr))
-		}
-		return CopyInfo{}, err
+		return CopyInfo{}, s.abortUpload(ctx, dst, uploadID, err)
 	}
 	info := CopyInfo{ETag: trimETag(out.ETag)}
 	if withChecksum {
@@ -628,10 +801,11 @@ func (s *S3) copyParts(ctx context.Context, src, dst string, uploadID *string, s
 	return parts, nil
 }
 
-// copySource is the x-amz-copy-source value for key: "bucket/key", URL-encoded
-// except for "/". "+" must be encoded too, or servers decode it as a space.
+// copySource is the x-amz-copy-source value for key: "bucket/key" (the source
+// bucket: see CopyingFrom), URL-encoded except for "/". "+" must be encoded too,
+// or servers decode it as a space.
 func (s *S3) copySource(key string) string {
-	return uriEncode(s.bucket + "/" + key)
+	return uriEncode(s.srcBucket + "/" + key)
 }
 
 // uriEncode percent-encodes everything but RFC 3986 unreserved characters and "/".
@@ -764,7 +938,10 @@ func mapError(err error, isHead bool) error {
 		apiErrorCode(err) != "RequestTimeTooSkewed" {
 		return accessDeniedError{err}
 	}
-	if apiErrorCode(err) == "AccessDenied" {
+	// versitygw answers an unknown access key with 404 XAdminUserNotFound (S3:
+	// 403 InvalidAccessKeyId). On HEAD, without a body, it is a bare 404 and so
+	// ErrNotFound: a HEAD cannot tell wrong credentials from a missing object there.
+	if code := apiErrorCode(err); code == "AccessDenied" || code == "XAdminUserNotFound" || code == "InvalidAccessKeyId" {
 		return accessDeniedError{err}
 	}
 	if code := apiErrorCode(err); code == "PreconditionFailed" || code == "ConditionalRequestConflict" ||

@@ -1,8 +1,9 @@
 // Package restore holds the node side of restore jobs: the Executor that copies
-// a batch of files server-side and verifies each copy, and Precheck, which
-// checks in bulk (by listing, not one HEAD per file) that a job's source
-// objects exist with their recorded sizes. The leader's planning and leases
-// live in server/ and fsm/. See DESIGN.md in this directory.
+// a batch of files (server-side, or streamed between two stores) and verifies
+// each copy, and Precheck, which checks in bulk (by listing, not one HEAD per
+// file) that a job's source objects exist with their recorded sizes. The
+// leader's planning and leases live in server/ and fsm/. See DESIGN.md in this
+// directory.
 package restore
 
 import (
@@ -26,6 +27,9 @@ const (
 	// copies at most 5 GiB.
 	DefaultMultipartThreshold int64 = 5 << 30
 	DefaultPartSize           int64 = 256 << 20
+	// DefaultStreamPartSize is smaller than DefaultPartSize because a streamed
+	// multipart upload holds a part in memory.
+	DefaultStreamPartSize int64 = 32 << 20
 	// MinPartSize is S3's smallest part (except the last).
 	MinPartSize int64 = 5 << 20
 	// MaxPartSize is S3's largest part.
@@ -67,7 +71,8 @@ type Result struct {
 	// short or never started because ctx ended, are not permanent.
 	Permanent bool
 	// Attempts is the number of copy requests made in this run (0 if the task
-	// never started).
+	// never started); for a streamed copy, the number of times it was streamed
+	// (a GET and its upload).
 	Attempts int
 	// Bytes is the size copied (Task.Size) on success, else 0.
 	Bytes uint64
@@ -88,6 +93,15 @@ const (
 	// to the expected one. Some servers keep the checksum as stored metadata copied
 	// from the source: then it proves the source's record was copied, not the bytes.
 	VerifiedByHead Verification = "head"
+	// VerifiedByStream (Executor.Stream): the bytes read from the source had the
+	// expected size and CRC-32C, computed while streaming them (a mismatch withholds
+	// the last bytes, so the upload fails and stores nothing), and the upload declared
+	// that CRC-32C (x-amz-checksum-crc32c; for a multipart upload, each part's and the
+	// whole object's). That proves the source's bytes. It proves the destination's
+	// bytes only on a server that checks the declared checksum against what it
+	// received and refuses a mismatch (S3, versitygw); the embedded gofakes3 checks
+	// nothing, so there it proves only that the right bytes were sent.
+	VerifiedByStream Verification = "stream"
 	// VerifiedByReadBack: the copy was read back in full and its size and streamed
 	// CRC-32C equal the expected ones (for a file registered without a CRC-32C, the
 	// source's, read the same way): the only check of the bytes themselves.
@@ -130,7 +144,8 @@ func (e *MismatchError) Error() string {
 func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
 
 // Executor copies batches of tasks server-side with bounded concurrency,
-// retrying transient failures and (with Verify) verifying every copy.
+// retrying transient failures and (with Verify) verifying every copy; or, with
+// Stream, by reading each source and uploading it (see Stream).
 //
 // Per task: one CopyObject below MultipartThreshold, a MultipartCopy at or
 // above it. With Verify, a CRC-32C in the copy's own response is compared with
@@ -145,7 +160,37 @@ func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
 // The zero value of every field but Store takes the default. An Executor may
 // run several batches at once.
 type Executor struct {
+	// Store is where copies are written (Task.Dst). Its Copy and MultipartCopy
+	// make the server-side copies: for a copy from another bucket of the same
+	// endpoint, a store from objstore.BucketCopier's CopyingFrom (with Source a
+	// store on that bucket, for verification reads).
 	Store objstore.Store
+	// Source is where Task.Src is read: by Stream, and by verifications that read
+	// the source (a task without a CRC-32C). nil: Store (one bucket).
+	Source objstore.Store
+	// Stream copies each task by a GET from Source and an upload into Store
+	// instead of a server-side copy: between endpoints or credentials. The bytes
+	// are checked while streaming: their CRC-32C against the task's and their
+	// length against its size; on a mismatch the last bytes are withheld from the
+	// upload, so it fails and nothing is stored, whatever the server checks. The
+	// upload also declares the task's CRC-32C (when it has one), for a server with
+	// checksum support to check the bytes it received, and a CRC-32C the upload's
+	// response echoes is compared too. A source mismatch fails the task for good
+	// (MismatchError); a failed GET or upload redoes the whole stream (MaxAttempts).
+	// Files at or above MultipartThreshold are uploaded in StreamPartSize parts
+	// from the one GET (objstore.Store.PutMultipart). Memory: one part per
+	// multipart stream, so at most Concurrency × StreamPartSize; a single upload
+	// buffers nothing.
+	Stream bool
+	// StreamPartSize is the part size of a streamed multipart upload (default
+	// 32 MiB; at least 5 MiB, at most 5 GiB, raised so no upload needs more than
+	// 10,000 parts).
+	StreamPartSize int64
+	// Limiter, if set, limits the bytes per second this Executor moves: a
+	// streamed copy waits for every chunk it reads, a server-side copy waits for
+	// Task.Size bytes before each copy request, and reads for verification wait
+	// for their bytes. nil: unlimited. See NewLimiter.
+	Limiter Limiter
 	// Concurrency is how many tasks are copied at once (default 16).
 	Concurrency int
 	// MultipartThreshold is the size from which a file is copied with
@@ -178,10 +223,12 @@ type Executor struct {
 // config is an Executor with its defaults filled in.
 type config struct {
 	Executor
+	// sameStore: no Source was given, sources are read from Store.
+	sameStore bool
 }
 
 func (e *Executor) config() config {
-	c := config{*e}
+	c := config{Executor: *e}
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
 	}
@@ -192,6 +239,14 @@ func (e *Executor) config() config {
 		c.PartSize = DefaultPartSize
 	}
 	c.PartSize = min(max(c.PartSize, MinPartSize), MaxPartSize)
+	if c.StreamPartSize <= 0 {
+		c.StreamPartSize = DefaultStreamPartSize
+	}
+	c.StreamPartSize = min(max(c.StreamPartSize, MinPartSize), MaxPartSize)
+	if c.Source == nil {
+		c.Source = c.Store
+		c.sameStore = true
+	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
@@ -239,28 +294,37 @@ func (c *config) runTask(ctx context.Context, t Task) Result {
 		res.Err = fmt.Errorf("copy %q to %q: not started: %w", t.Src, t.Dst, err)
 		return res
 	}
-	if err := validate(t); err != nil {
+	if err := validate(t, c.sameStore); err != nil {
 		res.Err, res.Permanent = err, true
 		c.Logger.Warn("restore task failed", "src", t.Src, "dst", t.Dst, "err", err)
 		return res
 	}
 
 	var info objstore.CopyInfo
+	var err error
 	multipart := int64(t.Size) >= c.MultipartThreshold
-	err := c.retry(ctx, t, "copy", func() error {
-		res.Attempts++
-		var err error
-		if multipart {
-			info, err = c.Store.MultipartCopy(ctx, t.Src, t.Dst, int64(t.Size), c.partSize(t.Size))
-		} else {
-			info, err = c.Store.Copy(ctx, t.Src, t.Dst)
-		}
-		return err
-	})
+	if c.Stream {
+		res.Verified, err = c.stream(ctx, t, &res.Attempts)
+	} else {
+		err = c.retry(ctx, t, "copy", func() error {
+			// The server moves the bytes: wait for them before asking it to.
+			if err := waitBytes(ctx, c.Limiter, t.Size); err != nil {
+				return err
+			}
+			res.Attempts++
+			var err error
+			if multipart {
+				info, err = c.Store.MultipartCopy(ctx, t.Src, t.Dst, int64(t.Size), c.partSize(t.Size))
+			} else {
+				info, err = c.Store.Copy(ctx, t.Src, t.Dst)
+			}
+			return err
+		})
+	}
 	if err != nil && errors.Is(err, objstore.ErrNotFound) && ctx.Err() == nil {
 		err = fmt.Errorf("source object %q is missing: %w", t.Src, err)
 	}
-	if err == nil && c.Verify {
+	if err == nil && c.Verify && !c.Stream {
 		if res.Verified, err = c.verify(ctx, t, info); err != nil && !errors.Is(err, ErrMismatch) {
 			err = fmt.Errorf("verify copy of %q to %q: %w", t.Src, t.Dst, err)
 		}
@@ -278,11 +342,14 @@ func (c *config) runTask(ctx context.Context, t Task) Result {
 	return res
 }
 
-func validate(t Task) error {
+// validate checks a task. A source key equal to its destination is a task
+// copying a file onto itself, unless sources come from another store
+// (sameStore false): an export keeps a file's key in another bucket.
+func validate(t Task, sameStore bool) error {
 	switch {
 	case t.Src == "" || t.Dst == "":
 		return fmt.Errorf("copy %q to %q: empty key", t.Src, t.Dst)
-	case t.Src == t.Dst:
+	case t.Src == t.Dst && sameStore:
 		return fmt.Errorf("copy %q to itself", t.Src)
 	case t.Size > maxParts*uint64(MaxPartSize):
 		return fmt.Errorf("copy %q to %q: %d bytes is more than S3 can hold in one object", t.Src, t.Dst, t.Size)
@@ -301,7 +368,7 @@ func (c *config) classify(ctx context.Context, t Task, err error) (error, bool) 
 			err = fmt.Errorf("%w (and %w)", err, ctx.Err())
 		}
 		return err, false
-	case errors.Is(err, errDestinationGone):
+	case errors.Is(err, errDestinationGone), errors.Is(err, errLimit):
 		return err, false
 	case objstore.IsTransient(err):
 		return fmt.Errorf("gave up after %d attempts: %w", c.MaxAttempts, err), false
@@ -312,7 +379,12 @@ func (c *config) classify(ctx context.Context, t Task, err error) (error, bool) 
 
 // partSize is the part size for a multipart copy of size bytes.
 func (c *config) partSize(size uint64) int64 {
-	ps := c.PartSize
+	return partSizeFor(c.PartSize, size)
+}
+
+// partSizeFor is ps, raised (in whole MiB) so that size bytes take at most
+// 10,000 parts.
+func partSizeFor(ps int64, size uint64) int64 {
 	if need := int64((size + maxParts - 1) / maxParts); need > ps {
 		const mib = 1 << 20
 		ps = min((need+mib-1)/mib*mib, MaxPartSize)
@@ -376,7 +448,7 @@ func (c *config) verify(ctx context.Context, t Task, info objstore.CopyInfo) (Ve
 // source is read in full (streamed) for its CRC-32C, then the copy is read back and
 // must have the same size and CRC-32C.
 func (c *config) verifyWithoutChecksum(ctx context.Context, t Task) (Verification, error) {
-	srcCRC, srcN, err := c.readKey(ctx, t, t.Src)
+	srcCRC, srcN, err := c.readKey(ctx, t, c.Source, t.Src)
 	if err != nil {
 		return NotVerified, err
 	}
@@ -439,33 +511,34 @@ func mismatch(t Task, what string, want, got uint64, from string) *MismatchError
 // breaks off transiently is resumed where it stopped (a range GET), so a
 // large object is not read twice.
 func (c *config) readBack(ctx context.Context, t Task) (uint32, uint64, error) {
-	crc, n, err := c.readKey(ctx, t, t.Dst)
+	crc, n, err := c.readKey(ctx, t, c.Store, t.Dst)
 	if err != nil && errors.Is(err, objstore.ErrNotFound) && ctx.Err() == nil {
 		return 0, 0, fmt.Errorf("%w: %w", errDestinationGone, err)
 	}
 	return crc, n, err
 }
 
-// readKey streams key (the task's source or copy) and returns its CRC-32C and length,
-// resuming a read that broke off transiently where it stopped.
-func (c *config) readKey(ctx context.Context, t Task, key string) (uint32, uint64, error) {
+// readKey streams key (the task's source, from Source, or its copy, from Store) and
+// returns its CRC-32C and length, resuming a read that broke off transiently where
+// it stopped. The bytes count against the Limiter.
+func (c *config) readKey(ctx context.Context, t Task, store objstore.Store, key string) (uint32, uint64, error) {
 	var crc uint32
 	var n uint64
 	err := c.retry(ctx, t, "read "+key, func() error {
 		var rc io.ReadCloser
 		var err error
 		if n > 0 && n < t.Size {
-			rc, err = c.Store.GetRange(ctx, key, int64(n), -1)
+			rc, err = store.GetRange(ctx, key, int64(n), -1)
 		} else {
 			crc, n = 0, 0
-			rc, _, err = c.Store.Get(ctx, key)
+			rc, _, err = store.Get(ctx, key)
 		}
 		if err != nil {
 			return err
 		}
 		defer rc.Close()
 		w := &crcWriter{crc: crc}
-		_, err = io.Copy(w, rc)
+		_, err = io.Copy(w, limitReader(ctx, rc, c.Limiter))
 		crc, n = w.crc, n+w.n
 		if err != nil {
 			return fmt.Errorf("read %q: %w", key, err)

@@ -26,7 +26,8 @@ import (
 )
 
 // Operation names, as used in Options.Ops and the counters. "copy" covers Copy
-// and MultipartCopy, "get" covers Get and GetRange.
+// and MultipartCopy, "get" covers Get and GetRange, "put" covers Put and
+// PutMultipart.
 const (
 	OpPut    = "put"
 	OpGet    = "get"
@@ -86,8 +87,14 @@ var _ smithy.APIError = (*Error)(nil)
 // Store is an objstore.Store that injects failures into another one.
 type Store struct {
 	inner objstore.Store
-	seed  uint64
-	ops   map[string]bool
+	// state is shared with the Stores CopyingFrom makes.
+	*state
+}
+
+// state is a Store's configuration, counters and per-key history.
+type state struct {
+	seed uint64
+	ops  map[string]bool
 
 	mu       sync.Mutex
 	rate     float64
@@ -107,7 +114,10 @@ type keyState struct {
 	run   int // transient failures injected in a row
 }
 
-var _ objstore.Store = (*Store)(nil)
+var (
+	_ objstore.Store        = (*Store)(nil)
+	_ objstore.BucketCopier = (*Store)(nil)
+)
 
 // Wrap returns inner with failures injected as opts say.
 func Wrap(inner objstore.Store, opts Options) *Store {
@@ -115,8 +125,7 @@ func Wrap(inner objstore.Store, opts Options) *Store {
 	if len(ops) == 0 {
 		ops = allOps
 	}
-	s := &Store{
-		inner:    inner,
+	s := &Store{inner: inner, state: &state{
 		seed:     uint64(opts.Seed),
 		ops:      map[string]bool{},
 		rate:     opts.TransientRate,
@@ -127,7 +136,7 @@ func Wrap(inner objstore.Store, opts Options) *Store {
 		failed:   map[string]int{},
 		perKey:   map[opKey]*keyState{},
 		failKeys: map[opKey]error{},
-	}
+	}}
 	for _, op := range ops {
 		if !slices.Contains(allOps, op) {
 			panic(fmt.Sprintf("faults: unknown operation %q (want one of %v)", op, allOps))
@@ -139,6 +148,19 @@ func Wrap(inner objstore.Store, opts Options) *Store {
 
 // Inner is the wrapped store.
 func (s *Store) Inner() objstore.Store { return s.inner }
+
+// CopyingFrom passes objstore.BucketCopier through: it returns a Store over the
+// inner store's CopyingFrom(bucket) that injects the same failures as s and counts
+// in the same counters (a call on either is one call of the operation). It panics
+// if the inner store is not an objstore.BucketCopier, as Wrap does on a bad
+// option: a test's mistake. Wrapping the result of CopyingFrom works as well.
+func (s *Store) CopyingFrom(bucket string) objstore.Store {
+	copier, ok := s.inner.(objstore.BucketCopier)
+	if !ok {
+		panic(fmt.Sprintf("faults: the wrapped %T cannot copy from another bucket", s.inner))
+	}
+	return &Store{inner: copier.CopyingFrom(bucket), state: s.state}
+}
 
 // SetTransientRate changes the rate of transient failures from now on (0 stops them).
 func (s *Store) SetTransientRate(rate float64) {
@@ -259,6 +281,19 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 		return objstore.ObjectInfo{}, o.err
 	}
 	info, err := s.inner.Put(ctx, key, body, size, opts)
+	if err == nil && o.err != nil {
+		return objstore.ObjectInfo{}, o.err
+	}
+	return info, err
+}
+
+// PutMultipart counts and fails as a Put ("put").
+func (s *Store) PutMultipart(ctx context.Context, key string, body io.Reader, size, partSize int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+	o := s.decide(OpPut, key, key)
+	if o.err != nil && !o.after {
+		return objstore.ObjectInfo{}, o.err
+	}
+	info, err := s.inner.PutMultipart(ctx, key, body, size, partSize, opts)
 	if err == nil && o.err != nil {
 		return objstore.ObjectInfo{}, o.err
 	}

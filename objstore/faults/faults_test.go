@@ -203,3 +203,61 @@ func TestFailKeys(t *testing.T) {
 	_, err = s.Copy(t.Context(), "src/a", "dst/a")
 	require.NoError(t, err, "cleared")
 }
+
+// TestCopyingFrom: a faults.Store passes objstore.BucketCopier through, with the
+// same faults and counters; a faults.Store wrapping a CopyingFrom store works too.
+func TestCopyingFrom(t *testing.T) {
+	e, err := objstore.StartEmbedded(context.Background(), objstore.EmbeddedOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close()) })
+	newS3 := func(bucket string) *objstore.S3 {
+		cfg := e.Config()
+		cfg.Bucket = bucket
+		s, err := objstore.NewS3(context.Background(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	src, dst := newS3("source"), newS3(e.Bucket())
+	require.NoError(t, src.CreateBucket(t.Context()))
+	put(t, src, "k", "from the source bucket")
+
+	store := faults.Wrap(dst, faults.Options{})
+	from := store.CopyingFrom("source")
+	store.FailKeys(faults.OpCopy, "denied")
+	_, err = from.Copy(t.Context(), "denied", "x")
+	require.ErrorIs(t, err, objstore.ErrAccessDenied, "the same faults")
+	_, err = from.Copy(t.Context(), "k", "k-copy")
+	require.NoError(t, err)
+	require.Equal(t, 2, store.Calls(faults.OpCopy), "counted together")
+	rc, _, err := store.Get(t.Context(), "k-copy")
+	require.NoError(t, err)
+	got, err := io.ReadAll(rc)
+	require.NoError(t, rc.Close())
+	require.NoError(t, err)
+	require.Equal(t, "from the source bucket", string(got))
+
+	wrapped := faults.Wrap(dst.CopyingFrom("source"), faults.Options{TransientRate: 1, Ops: []string{faults.OpCopy}})
+	_, err = wrapped.Copy(t.Context(), "k", "k-copy2")
+	require.True(t, objstore.IsTransient(err))
+	wrapped.SetTransientRate(0)
+	_, err = wrapped.Copy(t.Context(), "k", "k-copy2")
+	require.NoError(t, err)
+
+	require.Panics(t, func() { faults.Wrap(onlyStore{dst}, faults.Options{}).CopyingFrom("source") })
+}
+
+// onlyStore hides every method but objstore.Store's.
+type onlyStore struct{ objstore.Store }
+
+func TestPutMultipartCountsAsPut(t *testing.T) {
+	inner := newEmbedded(t)
+	store := faults.Wrap(inner, faults.Options{TransientRate: 1, Ops: []string{faults.OpPut}, MaxConsecutive: 1})
+	data := []byte("multipart body")
+	_, err := store.PutMultipart(t.Context(), "k", bytes.NewReader(data), int64(len(data)), 5<<20, objstore.PutOptions{})
+	require.True(t, objstore.IsTransient(err))
+	_, err = store.PutMultipart(t.Context(), "k", bytes.NewReader(data), int64(len(data)), 5<<20, objstore.PutOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 2, store.Calls(faults.OpPut))
+	require.Equal(t, 1, store.Injected(faults.OpPut))
+}

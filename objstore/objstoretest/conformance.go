@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store, caps Capabili
 		{"GetRange", testGetRange},
 		{"Copy", testCopy},
 		{"MultipartCopy", testMultipartCopy},
+		{"PutMultipart", testPutMultipart},
 		{"SpecialKeys", testSpecialKeys},
 		{"ListPagination", testListPagination},
 		{"Delete", testDelete},
@@ -425,6 +426,116 @@ func testMultipartCopy(t *testing.T, s *suite) {
 	})
 	t.Run("invalid-part-size", func(t *testing.T) {
 		_, err := s.store.MultipartCopy(t.Context(), src, s.key("dst3"), int64(len(data)), 0)
+		require.Error(t, err)
+	})
+}
+
+// failAtEnd passes on all of r but its last byte, then fails with err: a
+// stream that breaks off, or a caller that withholds the end of a body it found wrong.
+type failAtEnd struct {
+	r    io.Reader
+	left int64 // bytes of r to pass on
+	err  error
+}
+
+func (f *failAtEnd) Read(p []byte) (int, error) {
+	if f.left <= 0 {
+		return 0, f.err
+	}
+	if int64(len(p)) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.r.Read(p)
+	f.left -= int64(n)
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+func testPutMultipart(t *testing.T, s *suite) {
+	data := randomBytes(2*minPartSize + 12345) // three parts, the last one short
+	key := s.key("obj")
+	info, err := s.store.PutMultipart(t.Context(), key, onlyReader{bytes.NewReader(data)}, int64(len(data)), minPartSize,
+		objstore.PutOptions{CRC32C: crc32c(data), HasCRC32C: true})
+	require.NoError(t, err)
+	require.Equal(t, key, info.Key)
+	require.Equal(t, int64(len(data)), info.Size)
+	require.NotEmpty(t, info.ETag)
+	if s.caps.CRC32C {
+		require.True(t, info.HasCRC32C, "the full-object CRC-32C is returned")
+	}
+	if info.HasCRC32C {
+		require.Equal(t, crc32c(data), info.CRC32C)
+	}
+	got, _ := s.get(t, key)
+	require.Equal(t, sha256.Sum256(data), sha256.Sum256(got), "multipart upload differs from its body")
+	requireHeadCRC(t, s, key, data)
+
+	t.Run("without-checksum", func(t *testing.T) {
+		key := s.key("plain")
+		info, err := s.store.PutMultipart(t.Context(), key, onlyReader{bytes.NewReader(data)}, int64(len(data)), minPartSize, objstore.PutOptions{})
+		require.NoError(t, err)
+		if info.HasCRC32C {
+			require.Equal(t, crc32c(data), info.CRC32C, "computed from the parts' CRC-32Cs")
+		}
+		got, _ := s.get(t, key)
+		require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
+	})
+	t.Run("single-part", func(t *testing.T) {
+		small := randomBytes(1000)
+		_, err := s.store.PutMultipart(t.Context(), s.key("small"), bytes.NewReader(small), int64(len(small)), minPartSize,
+			objstore.PutOptions{CRC32C: crc32c(small), HasCRC32C: true})
+		require.NoError(t, err)
+		got, _ := s.get(t, s.key("small"))
+		require.Equal(t, small, got)
+	})
+	t.Run("empty", func(t *testing.T) {
+		_, err := s.store.PutMultipart(t.Context(), s.key("empty"), onlyReader{bytes.NewReader(nil)}, 0, minPartSize,
+			objstore.PutOptions{HasCRC32C: true})
+		require.NoError(t, err)
+		head, err := s.store.Head(t.Context(), s.key("empty"))
+		require.NoError(t, err)
+		require.Zero(t, head.Size)
+		_, err = s.store.PutMultipart(t.Context(), s.key("empty-long"), bytes.NewReader([]byte("x")), 0, minPartSize, objstore.PutOptions{})
+		require.Error(t, err, "a body longer than its size")
+		_, err = s.store.Head(t.Context(), s.key("empty-long"))
+		requireNotFound(t, err)
+	})
+	// Each of these must fail and store nothing; over an existing object, the old
+	// content stays.
+	bad := []struct {
+		name string
+		body io.Reader
+		size int64
+		opts objstore.PutOptions
+	}{
+		{"wrong-checksum", onlyReader{bytes.NewReader(data)}, int64(len(data)), objstore.PutOptions{CRC32C: crc32c(data) ^ 1, HasCRC32C: true}},
+		{"short-body", onlyReader{bytes.NewReader(data[:len(data)-1])}, int64(len(data)), objstore.PutOptions{}},
+		{"long-body", onlyReader{bytes.NewReader(append(bytes.Clone(data), 'x'))}, int64(len(data)), objstore.PutOptions{}},
+		{"body-fails-at-the-end", &failAtEnd{r: bytes.NewReader(data), left: int64(len(data)) - 1, err: errors.New("withheld")}, int64(len(data)), objstore.PutOptions{}},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.store.PutMultipart(t.Context(), s.key(tc.name), tc.body, tc.size, minPartSize, tc.opts)
+			require.Error(t, err)
+			require.False(t, objstore.IsTransient(err), "%v", err)
+			_, err = s.store.Head(t.Context(), s.key(tc.name))
+			requireNotFound(t, err, "nothing stored")
+		})
+	}
+	t.Run("failure-keeps-the-old-object", func(t *testing.T) {
+		_, err := s.store.PutMultipart(t.Context(), key, onlyReader{bytes.NewReader(data[:len(data)-5])}, int64(len(data)), minPartSize, objstore.PutOptions{})
+		require.Error(t, err)
+		got, _ := s.get(t, key)
+		require.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
+	})
+	t.Run("invalid", func(t *testing.T) {
+		_, err := s.store.PutMultipart(t.Context(), s.key("x"), bytes.NewReader(data), int64(len(data)), 0, objstore.PutOptions{})
+		require.Error(t, err)
+		_, err = s.store.PutMultipart(t.Context(), s.key("x"), bytes.NewReader(data), int64(len(data)), 1, objstore.PutOptions{})
+		require.ErrorContains(t, err, "exceed the limit of 10000 parts")
+		_, err = s.store.PutMultipart(t.Context(), s.key("x"), bytes.NewReader(data), -1, minPartSize, objstore.PutOptions{})
 		require.Error(t, err)
 	})
 }

@@ -26,7 +26,7 @@ import (
 // EnvBinary names an environment variable that overrides the binary's path.
 const EnvBinary = "SNAPKEEP_VERSITYGW"
 
-// Fixed credentials of the gateway's root account: it only ever listens on loopback.
+// Default credentials of the gateway's root account: it only ever listens on loopback.
 const (
 	AccessKey = "snapkeep-test"
 	SecretKey = "snapkeep-test-secret"
@@ -87,6 +87,10 @@ type Options struct {
 	// Log receives the gateway's stdout and stderr (besides the tail kept for
 	// LogTail); nil keeps only the tail.
 	Log io.Writer
+	// AccessKey and SecretKey are the root account's credentials; default
+	// AccessKey and SecretKey (the constants). Tests of copies between two
+	// gateways give them different ones.
+	AccessKey, SecretKey string
 }
 
 // Process is a running versitygw.
@@ -94,6 +98,8 @@ type Process struct {
 	cmd      *exec.Cmd
 	endpoint string
 	bucket   string
+	access   string
+	secret   string
 	logs     *tailBuffer
 	exited   chan struct{} // closed once cmd.Wait returns
 	waitErr  error         // valid after exited is closed
@@ -117,6 +123,9 @@ func StartProcess(ctx context.Context, opts Options) (*Process, error) {
 	}
 	if opts.Bucket == "" {
 		opts.Bucket = DefaultBucket
+	}
+	if opts.AccessKey == "" {
+		opts.AccessKey, opts.SecretKey = AccessKey, SecretKey
 	}
 	// The port is free when picked but could be taken before versitygw binds it;
 	// a gateway that exits before serving is retried on a new port.
@@ -148,7 +157,7 @@ func startOnce(ctx context.Context, opts Options) (*Process, error) {
 		out = io.MultiWriter(logs, opts.Log)
 	}
 	cmd := exec.Command(opts.Binary,
-		"--access", AccessKey, "--secret", SecretKey,
+		"--access", opts.AccessKey, "--secret", opts.SecretKey,
 		"--port", addr,
 		"posix", opts.Dir)
 	cmd.Stdout = out
@@ -160,6 +169,8 @@ func startOnce(ctx context.Context, opts Options) (*Process, error) {
 		cmd:      cmd,
 		endpoint: "http://" + addr,
 		bucket:   opts.Bucket,
+		access:   opts.AccessKey,
+		secret:   opts.SecretKey,
 		logs:     logs,
 		exited:   make(chan struct{}),
 	}
@@ -216,8 +227,8 @@ func (p *Process) Config() objstore.S3Config {
 		Region:    objstore.DefaultRegion,
 		Bucket:    p.bucket,
 		PathStyle: true,
-		AccessKey: AccessKey,
-		SecretKey: SecretKey,
+		AccessKey: p.access,
+		SecretKey: p.secret,
 	}
 }
 
@@ -258,11 +269,24 @@ type Server struct {
 // A missing binary fails the test with instructions.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options; an empty Dir is a fresh t.TempDir().
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
 	bin, err := Binary()
+	if opts.Binary != "" {
+		bin, err = opts.Binary, nil
+	}
 	if err != nil {
 		t.Fatalf("versitygw not found at %s: run `make tools` (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 into ./bin)", bin)
 	}
-	p, err := StartProcess(context.Background(), Options{Binary: bin, Dir: t.TempDir()})
+	opts.Binary = bin
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	p, err := StartProcess(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("versitygw: %v", err)
 	}
