@@ -133,12 +133,14 @@ func (v *verifier) problem(snapshot, key, format string, args ...any) {
 
 func (v *verifier) run(ctx context.Context) error {
 	r := v.r
-	if m, err := readMarker(ctx, r.store, r.keys); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	m, err := readMarker(ctx, r.store, r.keys)
+	markerRead := err == nil
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
 		v.problem("", r.keys.Marker(), "%v", err)
-	} else if m.RepositoryID != r.marker.RepositoryID {
+	case m.RepositoryID != r.marker.RepositoryID:
 		v.problem("", r.keys.Marker(), "names repository %s; it was opened as %s", m.RepositoryID, r.marker.RepositoryID)
 	}
 	ix, listing, err := r.latest(ctx)
@@ -231,7 +233,7 @@ func (v *verifier) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if !sawMarker {
+	if !sawMarker && markerRead {
 		v.problem("", r.keys.Marker(), "the marker is not listed")
 	}
 	return nil
@@ -363,6 +365,7 @@ func (c *clusterCheck) deep(o objstore.ObjectInfo, match []int) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	good := true
 	for _, j := range match {
 		want := c.refs.s[j]
 		switch {
@@ -374,9 +377,11 @@ func (c *clusterCheck) deep(o objstore.ObjectInfo, match []int) error {
 			c.state[j], c.detail[j] = stateBad, fmt.Sprintf("CRC-32C %08x; the manifest says %08x", crc, want.crc)
 		default:
 			c.state[j] = stateOK
+			continue
 		}
+		good = false
 	}
-	if err == nil && n == c.refs.s[match[0]].size {
+	if good {
 		c.checked.Add(1)
 	}
 	return nil
