@@ -367,6 +367,9 @@ func validateIndex(ix *Index) error {
 	case ix.WrittenAt.IsZero():
 		return fmt.Errorf("written_at is missing")
 	}
+	if err := checkTime("written_at", ix.WrittenAt); err != nil {
+		return err
+	}
 	if err := CheckClusterID(ix.WriterClusterID); err != nil {
 		return fmt.Errorf("writer_cluster_id: %v", err)
 	}
@@ -404,6 +407,17 @@ func validateEntry(e *Entry) error {
 	}
 	if err := CheckClusterID(e.SourceClusterID); err != nil {
 		return fmt.Errorf("source_cluster_id: %v", err)
+	}
+	if err := checkTime("created_at", e.CreatedAt); err != nil {
+		return err
+	}
+	return checkTime("exported_at", e.ExportedAt)
+}
+
+// checkTime refuses a time RFC 3339 cannot write in UTC (years 0 to 9999).
+func checkTime(name string, t time.Time) error {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%s: year %d is out of range", name, y)
 	}
 	return nil
 }

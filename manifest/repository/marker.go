@@ -74,6 +74,9 @@ func DecodeMarker(b []byte) (Marker, error) {
 	case m.CreatedAt.IsZero():
 		return Marker{}, fmt.Errorf("%w: marker: created_at is missing", ErrCorrupt)
 	}
+	if err := checkTime("created_at", m.CreatedAt); err != nil {
+		return Marker{}, fmt.Errorf("%w: marker: %v", ErrCorrupt, err)
+	}
 	if m.WriterClusterID != "" {
 		if err := CheckClusterID(m.WriterClusterID); err != nil {
 			return Marker{}, fmt.Errorf("%w: marker: writer_cluster_id: %v", ErrCorrupt, err)
