@@ -75,10 +75,10 @@ func TestInit(t *testing.T) {
 func TestInitRace(t *testing.T) {
 	t.Parallel()
 	store := newEmbeddedStore(t)
-	checkInitRace(t, store)
+	checkInitRace(t, store, "race")
 }
 
-func checkInitRace(t *testing.T, store objstore.Store) {
+func checkInitRace(t *testing.T, store objstore.Store, prefix string) {
 	const n = 6
 	var wg sync.WaitGroup
 	markers := make([]Marker, n)
@@ -86,7 +86,7 @@ func checkInitRace(t *testing.T, store objstore.Store) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			r, c, err := Init(context.Background(), store, "race", fmt.Sprintf("cluster-%d", i), t0, Options{})
+			r, c, err := Init(context.Background(), store, prefix, fmt.Sprintf("cluster-%d", i), t0, Options{})
 			errs[i], created[i] = err, c
 			if err == nil {
 				markers[i] = r.Marker()
@@ -188,10 +188,10 @@ func compareIDs(a, b string) int {
 func TestUpdateRace(t *testing.T) {
 	t.Parallel()
 	store := newEmbeddedStore(t)
-	checkUpdateRace(t, store)
+	checkUpdateRace(t, store, prefix)
 }
 
-func checkUpdateRace(t *testing.T, store objstore.Store) {
+func checkUpdateRace(t *testing.T, store objstore.Store, prefix string) {
 	ctx := context.Background()
 	_, _, err := Init(ctx, store, prefix, "cluster-a", t0, Options{})
 	require.NoError(t, err)
@@ -246,10 +246,10 @@ func checkUpdateRace(t *testing.T, store objstore.Store) {
 func TestUpdateOtherWriter(t *testing.T) {
 	t.Parallel()
 	store := newEmbeddedStore(t)
-	checkOtherWriter(t, store)
+	checkOtherWriter(t, store, prefix)
 }
 
-func checkOtherWriter(t *testing.T, store objstore.Store) {
+func checkOtherWriter(t *testing.T, store objstore.Store, prefix string) {
 	ctx := context.Background()
 	r, _, err := Init(ctx, store, prefix, "cluster-a", t0, Options{})
 	require.NoError(t, err)
