@@ -111,7 +111,7 @@ type Entry struct {
 }
 
 // NewID returns a random (version 4) UUID in canonical form, for repository ids and
-// repository snapshot ids. It panics only if the system's random source fails.
+// repository snapshot ids (crypto/rand, which does not fail).
 func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)

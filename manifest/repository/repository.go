@@ -188,8 +188,9 @@ func (r *Repository) Snapshot(ctx context.Context, id string) (Entry, error) {
 // Update) or the latest generation names another cluster, or the marker none, the
 // error wraps ErrOtherWriter and nothing is written.
 //
-// After writing, Update reads the generation back (a server that ignored If-None-Match
-// may have let another writer overwrite it: then it retries) and deletes generations
+// After writing, Update checks the generation is still its own (its ETag, with a HEAD;
+// a server that ignored If-None-Match may have let another writer overwrite it: then
+// it retries) and deletes generations
 // older than the newest KeepGenerations, best effort (a failure is only logged).
 // Safe for concurrent use, from any number of processes of the writer cluster.
 func (r *Repository) Update(ctx context.Context, writerCluster string, now time.Time, change func(*Index) error) (*Index, error) {
@@ -239,21 +240,21 @@ func (r *Repository) Update(ctx context.Context, writerCluster string, now time.
 			return nil, err
 		}
 		key := r.keys.Index(next.Generation)
-		_, err = r.store.Put(ctx, key, bytes.NewReader(b), int64(len(b)), objstore.PutOptions{IfNoneMatch: true})
+		info, err := r.store.Put(ctx, key, bytes.NewReader(b), int64(len(b)), objstore.PutOptions{IfNoneMatch: true})
 		switch {
 		case errors.Is(err, objstore.ErrPreconditionFailed):
 			r.log.Debug("index generation taken by another writer; retrying", "generation", next.Generation, "attempt", attempt)
 		case err != nil:
 			return nil, fmt.Errorf("repository: write index %q: %w", key, err)
 		default:
-			back, rerr := readSmall(ctx, r.store, key, int64(len(b)))
-			if rerr == nil && bytes.Equal(back, b) {
+			ours, rerr := r.stillOurs(ctx, key, info.ETag, b)
+			if rerr != nil {
+				return nil, fmt.Errorf("repository: read back index %q: %w", key, rerr)
+			}
+			if ours {
 				r.prune(ctx, listing.gens, next.Generation)
 				r.log.Info("index updated", "generation", next.Generation, "snapshots", len(next.Snapshots))
 				return next, nil
-			}
-			if rerr != nil && !errors.Is(rerr, ErrCorrupt) {
-				return nil, fmt.Errorf("repository: read back index %q: %w", key, rerr)
 			}
 			r.log.Warn("index generation overwritten by another writer (the server ignores If-None-Match); retrying",
 				"generation", next.Generation)
@@ -266,6 +267,29 @@ func (r *Repository) Update(ctx context.Context, writerCluster string, now time.
 			return nil, err
 		}
 	}
+}
+
+// stillOurs reports whether key holds what this writer just put there (b, with the
+// ETag the put returned): by ETag with a HEAD when the server gives ETags, else by
+// reading it back.
+func (r *Repository) stillOurs(ctx context.Context, key, etag string, b []byte) (bool, error) {
+	if etag != "" {
+		info, err := r.store.Head(ctx, key)
+		if err != nil {
+			return false, err
+		}
+		if info.ETag != "" {
+			return info.ETag == etag && info.Size == int64(len(b)), nil
+		}
+	}
+	back, err := readSmall(ctx, r.store, key, int64(len(b)))
+	if errors.Is(err, ErrCorrupt) { // longer than ours
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(back, b), nil
 }
 
 // normalised is the entries with nil and empty label maps alike, for comparison.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -468,4 +469,51 @@ func deleteKeys(store objstore.Store, keys ...string) error {
 		return fmt.Errorf("%s: %w", k, err)
 	}
 	return nil
+}
+
+// ignoringStore is a server that ignores If-None-Match, with a hook run after each
+// Put (to play a concurrent writer).
+type ignoringStore struct {
+	objstore.Store
+	afterPut func(key string)
+}
+
+func (s *ignoringStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+	opts.IfNoneMatch = false
+	info, err := s.Store.Put(ctx, key, body, size, opts)
+	if err == nil && s.afterPut != nil {
+		s.afterPut(key)
+	}
+	return info, err
+}
+
+// TestUpdateOverwrittenGeneration: on a server ignoring If-None-Match, a generation
+// overwritten by another writer right after the put is noticed (ETag) and the update
+// is redone on top of the other writer's generation: nothing is lost.
+func TestUpdateOverwrittenGeneration(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := &ignoringStore{Store: newEmbeddedStore(t)}
+	r, _, err := Init(ctx, store, prefix, "cluster-a", t0, Options{})
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(12, 12))
+	ours, theirs := sampleEntry(rng), sampleEntry(rng)
+	overwritten := false
+	store.afterPut = func(key string) {
+		if key != r.Keys().Index(1) || overwritten {
+			return
+		}
+		overwritten = true
+		other := &Index{RepositoryID: r.Marker().RepositoryID, Generation: 1, WriterClusterID: "cluster-a", WrittenAt: t0, Snapshots: []Entry{theirs}}
+		b, err := EncodeIndex(other)
+		require.NoError(t, err)
+		put(t, store.Store, key, b)
+	}
+	ix := addEntries(t, r, "cluster-a", ours)
+	require.True(t, overwritten)
+	require.EqualValues(t, 2, ix.Generation)
+	_, ok := ix.Find(ours.ID)
+	require.True(t, ok)
+	_, ok = ix.Find(theirs.ID)
+	require.True(t, ok, "the other writer's update is kept")
 }
