@@ -440,7 +440,9 @@ func (ix *Index) clone() *Index {
 	return &c
 }
 
-// Find returns the entry with the given id (binary search: Snapshots are sorted).
+// Find returns the entry with the given id, by binary search: Snapshots must be sorted
+// by id, as they are in every index Latest, Update and DecodeIndex return. It only
+// reads ix.
 func (ix *Index) Find(id string) (Entry, bool) {
 	i, ok := slices.BinarySearchFunc(ix.Snapshots, id, func(e Entry, id string) int { return cmp.Compare(e.ID, id) })
 	if !ok {

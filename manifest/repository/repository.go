@@ -73,10 +73,11 @@ func Open(ctx context.Context, store objstore.Store, prefix string, opts Options
 	return &Repository{store: store, keys: keys, marker: m, log: log.With("repository", keys.Prefix()), keep: keep}, nil
 }
 
-// Marker returns the marker as read by Open.
+// Marker returns the marker as read by Open (Update reads it again; this does not).
+// Safe for concurrent use.
 func (r *Repository) Marker() Marker { return r.marker }
 
-// Keys returns the repository's key builder.
+// Keys returns the repository's key builder. Safe for concurrent use.
 func (r *Repository) Keys() Keys { return r.keys }
 
 // indexListing is what a listing of P/index/ found.
