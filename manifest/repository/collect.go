@@ -82,7 +82,8 @@ type CollectReport struct {
 // read, Collect deletes nothing and returns the error (it cannot know what that entry
 // needs). Then it lists the whole prefix once and deletes in batches of at most
 // objstore.MaxDeleteBatch keys. Before each batch it reads the latest generation again
-// and spares what entries added since reference. A batch the store refuses, or keys it
+// and spares what entries added since reference (a manifest of theirs that cannot be
+// read stops Collect there, before that batch). A batch the store refuses, or keys it
 // fails to delete, are reported in Errors and the run goes on; the error is non-nil
 // only when Collect could not decide safely (index, manifest or listing unreadable)
 // or ctx ended, with the report of what was done so far.
