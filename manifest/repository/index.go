@@ -222,7 +222,7 @@ func decodeIndex(key string, b []byte, maxJSON int) (*Index, error) {
 		return fmt.Errorf("%w: index %q: %s", ErrCorrupt, key, fmt.Sprintf(format, args...))
 	}
 	gen, ok := parseGeneration(key[strings.LastIndexByte(key, '/')+1:])
-	if !ok || !strings.HasSuffix(key[:len(key)-genDigits], indexDir) {
+	if base := key[:max(len(key)-genDigits, 0)]; !ok || (base != indexDir && !strings.HasSuffix(base, "/"+indexDir)) {
 		return nil, bad("not an index generation's key (…/index/<20 digits>)")
 	}
 	if len(b) < IndexHeaderLen {

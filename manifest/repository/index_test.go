@@ -199,7 +199,7 @@ func TestIndexValidation(t *testing.T) {
 	t.Run("key must be a generation's", func(t *testing.T) {
 		b, err := EncodeIndex(base)
 		require.NoError(t, err)
-		for _, key := range []string{"", "x", "index/3", "p/index/0000000000000000003", "p/idx/00000000000000000003", "p/index/00000000000000000000"} {
+		for _, key := range []string{"", "x", "index/3", "p/index/0000000000000000003", "p/idx/00000000000000000003", "p/xindex/00000000000000000003", "p/index/00000000000000000000"} {
 			_, err := DecodeIndex(key, b)
 			require.ErrorIs(t, err, ErrCorrupt, key)
 		}
