@@ -205,7 +205,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 	}
 	sources := newSourceIndex(resolver)
 	start := time.Now()
-	report, err := c.list(ctx, stores.Source, sources)
+	report, err := c.list(ctx, stores.Source, sources, nil)
 	if err != nil {
 		return fmt.Errorf("list the sources under %q: %w", sources.Prefix(), err)
 	}
@@ -222,13 +222,13 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 	startCmd := &fsmpb.RestoreStart{JobId: job.Id, RepositoryGcEpoch: gcEpoch}
 	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
 		held := newRepositoryIndex(resolver)
-		present, err := c.list(ctx, stores.Dest, held)
-		if err != nil {
+		present := make([]bool, held.Len())
+		if _, err := c.list(ctx, stores.Dest, held, func(i int) { present[i] = true }); err != nil {
 			return fmt.Errorf("list the repository under %q: %w", held.Prefix(), err)
 		}
 		startCmd.Skip, startCmd.SkippedBytes = skipSpans(present, held)
 		c.cfg.Logger.Info("export: files the repository holds are skipped", "job", job.Id, "files", report.Expected,
-			"skipped", present.Found-present.WrongSizeCount, "bytes_skipped", startCmd.SkippedBytes)
+			"spans", len(startCmd.Skip), "bytes_skipped", startCmd.SkippedBytes)
 	}
 	err = ignoreDone(c.cluster.Propose(ctx, startCmd, nil))
 	c.Kick()
@@ -241,7 +241,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 // list checks an index's keys against a listing of its prefix, sharded by the keys'
 // list prefixes: in the snapkeep layout the first digit of the segment id (up to 9),
 // in the Milvus layout one per kind of file and one per index build.
-func (c *Coordinator) list(ctx context.Context, store objstore.Store, idx *taskIndex) (PrecheckReport, error) {
+func (c *Coordinator) list(ctx context.Context, store objstore.Store, idx *taskIndex, present func(int)) (PrecheckReport, error) {
 	shards, err := idx.ListPrefixes()
 	if err != nil {
 		return PrecheckReport{}, err
@@ -249,16 +249,16 @@ func (c *Coordinator) list(ctx context.Context, store objstore.Store, idx *taskI
 	if len(shards) == 0 { // no files, nothing to list (no shards would list everything)
 		return PrecheckReport{}, nil
 	}
-	return PrecheckWithOptions(ctx, store, idx.Prefix(), idx, PrecheckOptions{Shards: shards, Parallelism: 9})
+	return PrecheckWithOptions(ctx, store, idx.Prefix(), idx, PrecheckOptions{Shards: shards, Parallelism: 9, Present: present})
 }
 
 // skipSpans turns the tasks a listing found with their size into sorted spans, and
 // sums their bytes.
-func skipSpans(report PrecheckReport, idx *taskIndex) ([]*fsmpb.TaskSpan, uint64) {
+func skipSpans(present []bool, idx *taskIndex) ([]*fsmpb.TaskSpan, uint64) {
 	var spans []*fsmpb.TaskSpan
 	var bytes uint64
-	for i := 0; i < report.Expected; i++ {
-		if !report.Present(i) {
+	for i, ok := range present {
+		if !ok {
 			continue
 		}
 		bytes += idx.Size(i)

@@ -47,14 +47,6 @@ type PrecheckReport struct {
 	Listed int
 	// Pages is the number of list requests that succeeded.
 	Pages int
-
-	// present marks the expected objects listed with their expected size.
-	present []uint64
-}
-
-// Present reports whether expected object i was listed with its expected size.
-func (r PrecheckReport) Present(i int) bool {
-	return i >= 0 && i/64 < len(r.present) && r.present[i/64]&(1<<(i%64)) != 0
 }
 
 // OK reports whether every expected object is there with its size.
@@ -81,6 +73,9 @@ type PrecheckOptions struct {
 	// to "9"). Listings are sequential by nature; shards make a large one parallel.
 	Shards      []string
 	Parallelism int
+	// Present, when set, is called once for every expected object listed with its
+	// expected size (serially).
+	Present func(index int)
 }
 
 // Precheck checks that every object want expects exists under prefix with its
@@ -114,7 +109,7 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 	}
 
 	total := want.Len()
-	report := PrecheckReport{Expected: total, present: make([]uint64, (total+63)/64)}
+	report := PrecheckReport{Expected: total}
 	seen := make([]uint64, (total+63)/64)
 	wrong := newSmallest(opts.MaxReported)
 
@@ -142,8 +137,8 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 			if obj.Size < 0 || uint64(obj.Size) != size {
 				report.WrongSizeCount++
 				wrong.add(obj.Key, fmt.Sprintf("%s: want %d, got %d", obj.Key, size, obj.Size))
-			} else {
-				report.present[word] |= bit
+			} else if opts.Present != nil {
+				opts.Present(i)
 			}
 		}
 		return nil

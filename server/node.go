@@ -57,7 +57,7 @@ type Node struct {
 	objects    objstore.Store
 	ownObjects *objstore.S3
 	repos      *repostore.Stores // the repositories as this node reaches them
-	root       layout.Root // every key in the FSM is relative to it
+	root       layout.Root       // every key in the FSM is relative to it
 	finisher   *finisher.Finisher
 	duties     *duty.Guard          // guards every background duty's passes (server/leader.go)
 	coord      *restore.Coordinator // the leader's side of restore jobs

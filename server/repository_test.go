@@ -30,7 +30,9 @@ type repoWrites struct {
 	keys map[string]int
 }
 
-func (w *repoWrites) wrap(_ string, s objstore.Store) objstore.Store { return &countedRepo{Store: s, w: w} }
+func (w *repoWrites) wrap(_ string, s objstore.Store) objstore.Store {
+	return &countedRepo{Store: s, w: w}
+}
 
 func (w *repoWrites) note(key string) {
 	if !strings.Contains(key, "/data/") {

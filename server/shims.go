@@ -182,7 +182,9 @@ func (s apiShim) KickFinisher()             { s.n.finisher.Kick() }
 func (s apiShim) KickGC()                   { s.n.gc.Kick() }
 func (s apiShim) KickRestores()             { s.n.kickRestores() }
 
-func (s apiShim) RepositoryStore(r *fsmpb.Repository) (objstore.Store, error) { return s.n.repos.Store(r) }
+func (s apiShim) RepositoryStore(r *fsmpb.Repository) (objstore.Store, error) {
+	return s.n.repos.Store(r)
+}
 
 func (s apiShim) ProbeRepository(ctx context.Context, r *fsmpb.Repository) ([]*snapkeepv1.RepositoryProbe, error) {
 	return s.n.probeRepository(ctx, r)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -63,6 +64,12 @@ func (b *fakeBackend) Changed() <-chan struct{} {
 func (b *fakeBackend) Stopping() <-chan struct{} { return nil }
 func (b *fakeBackend) Store() (objstore.Store, error) {
 	return nil, fmt.Errorf("no bucket in this test")
+}
+func (b *fakeBackend) RepositoryStore(*fsmpb.Repository) (objstore.Store, error) {
+	return nil, fmt.Errorf("no repositories in this test")
+}
+func (b *fakeBackend) ProbeRepository(context.Context, *fsmpb.Repository) ([]*pb.RepositoryProbe, error) {
+	return nil, fmt.Errorf("no repositories in this test")
 }
 func (b *fakeBackend) Alive(string) bool   { return true }
 func (b *fakeBackend) IsLeader() bool      { return true }

@@ -307,11 +307,38 @@ func (s *repositoriesService) VerifyRepository(ctx context.Context, req *pb.Veri
 	if err != nil {
 		return nil, err
 	}
-	report, err := repo.Verify(ctx, repository.VerifyOptions{Deep: req.Deep, Snapshot: req.Snapshot})
+	report, err := repo.Verify(ctx, repository.VerifyOptions{Deep: req.Deep})
 	if err != nil {
 		return nil, repositoryError(rec.Name, err)
 	}
-	return toVerifyResponse(report), nil
+	out := &pb.VerifyRepositoryResponse{Snapshots: uint64(report.Snapshots), Objects: report.DataObjects, Bytes: report.DataBytes}
+	if req.Deep {
+		out.BytesRead = report.DataBytes
+	}
+	for _, p := range report.Problems {
+		// One snapshot asked: its problems and the repository's own.
+		if req.Snapshot == "" || p.Snapshot == "" || p.Snapshot == req.Snapshot {
+			out.Problems = append(out.Problems, &pb.RepositoryProblem{Snapshot: p.Snapshot, Key: p.Key, Problem: p.Detail})
+		}
+	}
+	out.ProblemCount = uint64(len(out.Problems))
+	if req.Snapshot == "" {
+		out.ProblemCount = uint64(report.ProblemCount)
+	}
+	out.Ok = out.ProblemCount == 0
+	return out, nil
+}
+
+func toCollectResponse(r repository.CollectReport) *pb.CollectRepositoryResponse {
+	out := &pb.CollectRepositoryResponse{ObjectsListed: r.Scanned, ObjectsReferenced: r.Referenced, ObjectsProtected: r.Protected + r.Spared,
+		ObjectsDeleted: r.Deleted, BytesDeleted: r.DeletedBytes, ObjectsYoung: r.Young, Errors: r.Errors}
+	if r.DryRun {
+		out.ObjectsDeleted, out.BytesDeleted = r.CandidateCount, r.CandidateBytes
+	}
+	for _, c := range r.Candidates {
+		out.Keys = append(out.Keys, c.Key)
+	}
+	return out
 }
 
 // restoreFromRepository starts a restore of a repository's snapshot: the capture
