@@ -1,12 +1,8 @@
-//go:build repoe2e
-
 package main
 
 // End-to-end tests of the repository commands against a real one-node cluster (as the
-// other CLI tests use) and repositories in embedded S3 servers. They need the server
-// side of the Repositories service; run them with
-//
-//	go test -tags repoe2e -race ./cmd/snapkeep/ -run E2E
+// other CLI tests use) and repositories in embedded S3 servers
+// (go test -race ./cmd/snapkeep/ -run E2E).
 
 import (
 	"context"
@@ -84,8 +80,8 @@ var jobIDPattern = regexp.MustCompile(`(?m)^Job:\s+(\d+)$`)
 // export skips what the first copied), list, restore by id and by name, verify.
 func TestRepositoryE2EExportIsIncrementalAndRestores(t *testing.T) {
 	t.Parallel()
+	repo := startRepoBucket(t) // before the cluster: it stops after the nodes
 	c := newCLI(t)
-	repo := startRepoBucket(t)
 	c.ok("generate", "--collection", "docs", "--create", "--segments", "3", "--files-per-segment", "4", "--file-size", "2KiB", "--dev")
 	c.ok("snapshot", "create", "docs", "nightly")
 
@@ -199,8 +195,8 @@ func TestRepositoryE2EDisasterRecoveryIntoANewCluster(t *testing.T) {
 // object and exits 1.
 func TestRepositoryE2EDeleteCollectAndVerify(t *testing.T) {
 	t.Parallel()
+	repo := startRepoBucket(t) // before the cluster: it stops after the nodes
 	c := newCLI(t)
-	repo := startRepoBucket(t)
 	c.ok("generate", "--collection", "docs", "--create", "--segments", "2", "--files-per-segment", "2", "--file-size", "1KiB", "--dev")
 	c.ok("snapshot", "create", "docs", "old")
 	c.ok("segment", "drop", regexp.MustCompile(`(?m)^(\d+)\s+_default\s+flushed`).FindStringSubmatch(c.ok("segment", "list", "docs"))[1])
@@ -246,8 +242,8 @@ func TestRepositoryE2EDeleteCollectAndVerify(t *testing.T) {
 // is refused, the error naming the node; nothing is registered.
 func TestRepositoryE2ERegisterRefusedNamesTheNode(t *testing.T) {
 	t.Parallel()
+	repo := startRepoBucket(t) // before the cluster: it stops after the nodes
 	c := newCLI(t)
-	repo := startRepoBucket(t)
 	for _, args := range [][]string{
 		{"repository", "register", "nowhere", "--bucket", "backups", "--endpoint", "http://127.0.0.1:1", "--path-style"},
 		{"repository", "register", "nobucket", "--bucket", "no-such-bucket", "--endpoint", repo.emb.Config().Endpoint, "--path-style"},
@@ -266,8 +262,8 @@ func TestRepositoryE2ECredentialsByName(t *testing.T) {
 	// Not parallel: the node reads the environment.
 	t.Setenv("SNAPKEEP_REPO_DR_MINIO_ACCESS_KEY", objstore.EmbeddedAccessKey)
 	t.Setenv("SNAPKEEP_REPO_DR_MINIO_SECRET_KEY", objstore.EmbeddedSecretKey)
+	repo := startRepoBucket(t) // before the cluster: it stops after the nodes
 	c := newCLI(t)
-	repo := startRepoBucket(t)
 	out := c.ok(repo.registerArgs("offsite", "--credentials", "dr-minio")...)
 	require.Contains(t, out, "Credentials:  dr-minio (resolved by each node)")
 	r := c.run(repo.registerArgs("other", "--credentials", "unknown-name")...)
