@@ -33,6 +33,7 @@ import (
 
 type leasedBatch struct {
 	jobID, leaseID uint64
+	kind           fsmpb.JobKind
 	deadline       time.Time
 	// ctx ends at the deadline or when the job leaves COPYING (see watchBatches).
 	ctx    context.Context
@@ -100,7 +101,7 @@ type RunnerConfig struct {
 	BeforeReport func(ctx context.Context, jobID, leaseID uint64) error
 	// Copied, when set, is told of every task's result (metrics); Reported after each
 	// report (to wake the coordinator).
-	Copied   func(Result)
+	Copied   func(fsmpb.JobKind, Result)
 	Reported func()
 	Logger   *slog.Logger
 	Guard    *duty.Guard
@@ -231,6 +232,7 @@ func (r *Runner) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) 
 	}
 	b := &leasedBatch{
 		jobID:    lease.JobId,
+		kind:     fsmpb.JobKind(lease.Kind),
 		leaseID:  lease.LeaseId,
 		deadline: time.UnixMilli(lease.DeadlineUnixMs),
 		pending:  len(lease.Tasks),
@@ -271,7 +273,7 @@ func (r *Runner) work(ctx context.Context, queue <-chan queuedTask, reports chan
 			res = r.copyTask(ctx, b, q.task)
 		}
 		if r.cfg.Copied != nil {
-			r.cfg.Copied(res)
+			r.cfg.Copied(b.kind, res)
 		}
 		if rep := b.add(q.task, res); rep != nil {
 			reports <- rep

@@ -45,9 +45,9 @@ type nodeMetrics struct {
 	grpcHandled *prometheus.CounterVec
 	grpcSeconds *prometheus.HistogramVec
 
-	restoreFiles    prometheus.Counter
-	restoreBytes    prometheus.Counter
-	restoreFailures prometheus.Counter
+	restoreFiles    *prometheus.CounterVec
+	restoreBytes    *prometheus.CounterVec
+	restoreFailures *prometheus.CounterVec
 
 	gcRuns          *prometheus.CounterVec
 	gcSeconds       prometheus.Histogram
@@ -91,18 +91,18 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		Help:    "Time this node took to answer gRPC requests (streams: until the stream ended), by service and method.",
 		Buckets: latencyBuckets,
 	}, []string{"service", "method"})
-	m.restoreFiles = prometheus.NewCounter(prometheus.CounterOpts{
+	m.restoreFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_restore_copied_files_total",
-		Help: "Files this node's restore executor copied (and verified, when the job verifies).",
-	})
-	m.restoreBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Help: "Files this node's executor copied (and verified, when the job verifies), by job kind: restore, export, repository_restore.",
+	}, []string{"kind"})
+	m.restoreBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_restore_copied_bytes_total",
-		Help: "Bytes this node's restore executor copied.",
-	})
-	m.restoreFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Help: "Bytes this node's executor copied, by job kind.",
+	}, []string{"kind"})
+	m.restoreFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_restore_failed_tasks_total",
-		Help: "Restore copies that failed on this node after their retries (the task goes back to the pool, or fails the job when permanent).",
-	})
+		Help: "Copies that failed on this node after their retries (the task goes back to the pool, or fails the job when permanent), by job kind.",
+	}, []string{"kind"})
 	m.gcRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_gc_runs_total",
 		Help: "Garbage collections this node ran as leader, by result: ok, dry_run or failed.",
@@ -258,13 +258,14 @@ func (c *countingSink) Write(p []byte) (int, error) {
 }
 
 // restoreCopied counts one task's outcome on this node's executor.
-func (m *nodeMetrics) restoreCopied(res restore.Result) {
+func (m *nodeMetrics) restoreCopied(kind fsmpb.JobKind, res restore.Result) {
+	label := strings.ToLower(strings.TrimPrefix(kind.String(), "JOB_KIND_"))
 	switch {
 	case res.Err == nil:
-		m.restoreFiles.Inc()
-		m.restoreBytes.Add(float64(res.Bytes))
+		m.restoreFiles.WithLabelValues(label).Inc()
+		m.restoreBytes.WithLabelValues(label).Add(float64(res.Bytes))
 	case !errors.Is(res.Err, restore.ErrLeaseOver):
-		m.restoreFailures.Inc()
+		m.restoreFailures.WithLabelValues(label).Inc()
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/server"
+	"github.com/snapkeep/snapkeep/server/repostore"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,6 +40,7 @@ type serverFlags struct {
 	security                       server.Config // TLS and Auth only (addSecurityFlags)
 	cfg                            server.Config // fields bound to flags directly (addHTTPFlags)
 	backup                         server.BackupConfig
+	repositoryCredentials          string
 }
 
 func newServerCmd() *cobra.Command {
@@ -80,6 +83,10 @@ together once they see each other (see docs/OPERATIONS.md):
 				return usageErrorf("%v", err)
 			}
 			fillS3Credentials(&f.s3)
+			repoCreds, err := readRepositoryCredentials(f.repositoryCredentials)
+			if err != nil {
+				return usageErrorf("--repository-credentials: %v", err)
+			}
 			node, err := server.Start(server.Config{
 				NodeID:        f.nodeID,
 				DataDir:       f.dataDir,
@@ -92,7 +99,9 @@ together once they see each other (see docs/OPERATIONS.md):
 				Gossip:        f.cfg.Gossip,
 				Storage:       f.s3,
 				Root:          f.root,
-				Version:       version,
+
+				RepositoryCredentials: repoCreds,
+				Version:               version,
 
 				SnapshotsPerCollection: f.snapshotsPerCollection,
 				SnapshotPendingTimeout: f.snapshotTimeout,
@@ -138,6 +147,7 @@ together once they see each other (see docs/OPERATIONS.md):
 	fl.StringVar(&f.peers, "peers", "", "the initial cluster: ID=RAFTADDR,... including this node (required without --gossip-addr)")
 	fl.StringVar(&f.dialVia, "dial-via", "", "FROM=TO,...: connect to TO whenever this node dials the peer Raft or gRPC address FROM; for fault-injection harnesses and address translation (NAT)")
 	addS3Flags(cmd, &f.s3)
+	fl.StringVar(&f.repositoryCredentials, "repository-credentials", "", "YAML file of named repository credentials (name: {access_key, secret_key, session_token}); a name not in it is read from SNAPKEEP_REPO_<NAME>_ACCESS_KEY and _SECRET_KEY")
 	fl.StringVar(&f.root, "root", "snapkeep", "key prefix every object snapkeep writes or registers sits under")
 	fl.IntVar(&f.snapshotsPerCollection, "snapshots-per-collection", 1024, "the most snapshots one collection may have")
 	fl.DurationVar(&f.snapshotTimeout, "snapshot-timeout", 10*time.Minute, "how long the leader may take to finish a snapshot before giving it up")
@@ -211,4 +221,26 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// readRepositoryCredentials reads the named repository credentials of a YAML file
+// ("" reads none). Read once at start: a changed file takes effect at the next start.
+func readRepositoryCredentials(path string) (map[string]repostore.Credentials, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var creds map[string]repostore.Credentials
+	if err := yaml.Unmarshal(b, &creds); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for name, c := range creds {
+		if c.AccessKey == "" || c.SecretKey == "" {
+			return nil, fmt.Errorf("%s: credentials %q need access_key and secret_key", path, name)
+		}
+	}
+	return creds, nil
 }
