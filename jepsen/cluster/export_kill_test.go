@@ -67,6 +67,7 @@ func TestExportSurvivesLeaderAndExecutorKill(t *testing.T) {
 		require.NoError(t, c.Restart(victim))
 	}
 	leaderKilled, followerKilled := false, false
+	var first string
 	var job *pb.RestoreJob
 	for {
 		j, err := cl.GetRestoreState(ctx, resp.JobId)
@@ -80,14 +81,20 @@ func TestExportSurvivesLeaderAndExecutorKill(t *testing.T) {
 				leader, err := c.Leader(ctx)
 				require.NoError(t, err)
 				kill(leader)
-				leaderKilled = true
+				first, leaderKilled = leader, true
 			case leaderKilled && !followerKilled && j.FilesDone*5 >= j.FilesTotal*3:
 				leader, err := c.Leader(ctx)
 				require.NoError(t, err)
-				victim := "n1"
-				if leader == victim {
-					victim = "n2"
+				// A follower that has copied all along: neither the leader nor the node
+				// killed first.
+				var victim string
+				for _, id := range c.IDs() {
+					if id != leader && id != first {
+						victim = id
+						break
+					}
 				}
+				require.NotEmpty(t, victim)
 				kill(victim)
 				followerKilled = true
 			}
