@@ -28,6 +28,7 @@ import (
 	"github.com/snapkeep/snapkeep/jepsen/nemesis"
 	"github.com/snapkeep/snapkeep/jepsen/report"
 	"github.com/snapkeep/snapkeep/jepsen/workload"
+	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
@@ -136,6 +137,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := workload.Setup(ctx, admin); err != nil {
 		return nil, err
 	}
+	var repoEnd *checker.RepositoryEnd
+	if slices.Contains(o.Workloads, workload.Repositories) {
+		if repoEnd, err = setupRepository(ctx, c, admin); err != nil {
+			return nil, err
+		}
+	}
 	leader, _ := c.Leader(ctx)
 	logf("jepsen: cluster up (leader %s), %d clients, workloads %v, nemeses %v, for %v", leader, o.Clients, o.Workloads, o.Nemeses, o.Duration)
 
@@ -180,7 +187,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	in := checker.Input{
 		Ops:    h.Ops(),
 		Faults: h.Faults(),
-		End:    &checker.EndState{Client: admin, Store: c.Store, Root: cluster.Root, NodeHashes: hashes, NodeErrors: nodeErrs, DataDirs: c.DataDirs()},
+		End: &checker.EndState{Client: admin, Store: c.Store, Root: cluster.Root, NodeHashes: hashes, NodeErrors: nodeErrs, DataDirs: c.DataDirs(),
+			Repository: repoEnd},
 		OutDir: dir,
 	}
 	perChecker := map[string][]checker.Violation{}
@@ -347,4 +355,22 @@ func cmpBool(a, b bool) int {
 		return 1
 	}
 	return -1
+}
+
+// setupRepository creates the repositories workload's bucket on the cluster's S3
+// server and registers it, reached through the fault proxy like the cluster's bucket.
+func setupRepository(ctx context.Context, c *cluster.Cluster, admin *client.Client) (*checker.RepositoryEnd, error) {
+	cfg := c.GW.Config()
+	cfg.Bucket = workload.RepositoryBucket
+	store, err := objstore.NewS3(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.CreateBucket(ctx); err != nil {
+		return nil, err
+	}
+	if err := workload.SetupRepository(ctx, admin, c.S3.Endpoint()); err != nil {
+		return nil, fmt.Errorf("register the repository: %w", err)
+	}
+	return &checker.RepositoryEnd{Name: workload.Repository, Store: store, Prefix: workload.RepositoryPrefix}, nil
 }

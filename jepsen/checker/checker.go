@@ -38,6 +38,8 @@ type EndState struct {
 	// DataDirs is each node's data directory (node id → path), for the checkers that
 	// read them once the nodes are stopped (see StoppedNodes).
 	DataDirs map[string]string
+	// Repository is the repositories workload's repository (nil when it did not run).
+	Repository *RepositoryEnd
 }
 
 // StoppedNodes is implemented by checkers that read the nodes' data directories: the
@@ -77,6 +79,7 @@ func All() []Checker {
 		LostUndone{},
 		BucketAudit{},
 		Restores{},
+		Repository{},
 		Convergence{},
 		LogMatching{},
 	}

@@ -339,7 +339,7 @@ func (c Restores) Check(ctx context.Context, in Input) ([]Violation, error) {
 		}
 	}
 	jobs := map[uint64]*pb.RestoreJob{}
-	for j, err := range cl.ListAllRestoreJobs(ctx, client.NewListRestoreJobsOption()) {
+	for j, err := range cl.ListAllRestoreJobs(ctx, client.NewListRestoreJobsOption().WithKinds(pb.JobKind_JOB_KIND_RESTORE)) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: list restore jobs: %w", c.Name(), err)
 		}
@@ -378,7 +378,7 @@ func (c Restores) Check(ctx context.Context, in Input) ([]Violation, error) {
 		if job.GetState() != pb.RestoreState_RESTORE_STATE_COMPLETED {
 			continue
 		}
-		msgs, err := checkRestoredFiles(ctx, cl, in.End.Store, job)
+		msgs, err := checkRestoredFiles(ctx, cl, in.End.Store, job, snapshotSource(ctx, cl, in.End.Store, job))
 		if err != nil {
 			return nil, fmt.Errorf("%s: job %d: %w", c.Name(), id, err)
 		}
@@ -395,11 +395,30 @@ func segFilesKey(entries []string) string {
 	return strings.Join(entries, "\n")
 }
 
-// checkRestoredFiles compares a completed job's target segments with its snapshot's
-// manifest (as multisets of per-segment file lists, keys relative to the segment's
-// prefix) and reads every target file back. A snapshot no longer COMMITTED (dropped
-// after the restore) cannot be compared: only the read-back is done then.
-func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.Store, job *pb.RestoreJob) ([]string, error) {
+// sourceSegments yields the segments a job restored from (a manifest's), or reports
+// (false) that they can no longer be read.
+type sourceSegments func(fn func(rd *manifest.Reader, s *manifest.Segment) error) (bool, error)
+
+// snapshotSource is a restore's source: its snapshot's manifest in the bucket, while
+// the snapshot is COMMITTED (a snapshot dropped after the restore cannot be compared).
+func snapshotSource(ctx context.Context, cl *client.Client, store objstore.Store, job *pb.RestoreJob) sourceSegments {
+	return func(fn func(*manifest.Reader, *manifest.Segment) error) (bool, error) {
+		snap, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotByIDOption(job.GetSnapshotId()))
+		if errors.Is(err, client.ErrNotFound) || (err == nil && snap.GetState() != pb.SnapshotState_SNAPSHOT_STATE_COMMITTED) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, eachManifestSegment(ctx, store, snap, fn)
+	}
+}
+
+// checkRestoredFiles compares a completed job's target segments with its source's
+// segments (as multisets of per-segment file lists, keys relative to the segment's
+// prefix) and reads every target file back. A source that can no longer be read is
+// not compared: only the read-back is done then.
+func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.Store, job *pb.RestoreJob, sourceOf sourceSegments) ([]string, error) {
 	var msgs []string
 	opt := client.NewListSegmentsOption(job.GetTargetCollection()).WithDatabase(job.GetTargetDatabase())
 	target := map[string]int{}
@@ -423,37 +442,32 @@ func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.S
 		target[segFilesKey(entries)]++
 		addSegmentFiles(files, seg)
 	}
-	snap, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotByIDOption(job.GetSnapshotId()))
-	if err == nil && snap.GetState() == pb.SnapshotState_SNAPSHOT_STATE_COMMITTED {
-		parts := map[uint64]bool{}
+	source := map[string]int{}
+	readable, err := sourceOf(func(rd *manifest.Reader, s *manifest.Segment) error {
 		if len(job.GetPartitions()) > 0 {
-			for _, p := range snap.GetPartitions() {
-				if p.GetName() == "_default" || slices.Contains(job.GetPartitions(), p.GetName()) {
-					parts[p.GetId()] = true
+			name := ""
+			for _, p := range rd.Header().GetPartitions() {
+				if p.GetId() == s.PartitionID {
+					name = p.GetName()
 				}
 			}
-		}
-		source := map[string]int{}
-		err = eachManifestSegment(ctx, store, snap, func(_ *manifest.Reader, s *manifest.Segment) error {
-			if len(parts) > 0 && !parts[s.PartitionID] {
+			if name != "_default" && !slices.Contains(job.GetPartitions(), name) {
 				return nil
 			}
-			var entries []string
-			err := filelist.ForEach(s.Files, func(e filelist.Entry) bool {
-				entries = append(entries, fmt.Sprintf("%s %d %08x", e.Key, e.Size, e.CRC32C))
-				return true
-			})
-			source[segFilesKey(entries)]++
-			return err
-		})
-		if err != nil {
-			msgs = append(msgs, fmt.Sprintf("snapshot %d's manifest: %v", snap.GetId(), err))
-		} else if !mapsEqual(source, target) {
-			msgs = append(msgs, fmt.Sprintf("the target's %d segments' file lists differ from the %d segments snapshot %d captured",
-				count(target), count(source), snap.GetId()))
 		}
-	} else if err != nil && !errors.Is(err, client.ErrNotFound) {
-		return nil, err
+		var entries []string
+		err := filelist.ForEach(s.Files, func(e filelist.Entry) bool {
+			entries = append(entries, fmt.Sprintf("%s %d %08x", e.Key, e.Size, e.CRC32C))
+			return true
+		})
+		source[segFilesKey(entries)]++
+		return err
+	})
+	switch {
+	case err != nil:
+		msgs = append(msgs, fmt.Sprintf("the source's manifest: %v", err))
+	case readable && !mapsEqual(source, target):
+		msgs = append(msgs, fmt.Sprintf("the target's %d segments' file lists differ from the %d segments of its source", count(target), count(source)))
 	}
 	read, err := verifyObjects(ctx, store, files)
 	if err != nil {

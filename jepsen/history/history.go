@@ -37,6 +37,11 @@ const (
 	RestoreStatus Kind = "restore-status" // In: JobID. Out: State.
 	RestoreCancel Kind = "restore-cancel" // In: JobID. Out: State.
 	GCRun         Kind = "gc-run"         // In: DryRun. Out: Deleted.
+
+	// Repositories (jobs are followed with RestoreStatus and RestoreCancel).
+	ExportStart      Kind = "export-start"       // In: Collection, Name (snapshot). Out: JobID.
+	RepoRestoreStart Kind = "repo-restore-start" // In: Name (repository snapshot id), Target. Out: JobID.
+	RepoCollect      Kind = "repo-collect"       // In: —. Out: Deleted.
 )
 
 // Outcome says how an operation ended. An operation that timed out or whose

@@ -31,10 +31,21 @@ const (
 	Segments  = "segments"
 	Restores  = "restores"
 	GC        = "gc"
+	// Repositories exports snapshots to the repository Repository (registered by
+	// SetupRepository), restores from it, and collects its garbage.
+	Repositories = "repositories"
 )
 
 // All is every workload.
-var All = []string{Snapshots, Segments, Restores, GC}
+var All = []string{Snapshots, Segments, Restores, GC, Repositories}
+
+// Repository is the repository the repositories workload uses: another bucket of the
+// cluster's S3 server, reached through the same fault proxy.
+const (
+	Repository       = "backup"
+	RepositoryBucket = "backups"
+	RepositoryPrefix = "jepsen"
+)
 
 // Collections and snapshot names the clients work on: a small set, so they collide,
 // but not so small that one name gathers more writes of unknown outcome than the
@@ -196,6 +207,14 @@ func (w *worker) run(ctx context.Context) int {
 	}
 	if enabled[GC] {
 		add(1, w.gcRun)
+	}
+	if enabled[Repositories] {
+		add(1, w.exportStart)
+		add(1, w.repoRestoreStart)
+		add(1, w.restoreStatus)
+		if enabled[GC] {
+			add(1, w.repoCollect)
+		}
 	}
 	n := 0
 	for ctx.Err() == nil && len(gens) > 0 {
@@ -563,6 +582,75 @@ func (w *worker) gcRun(ctx context.Context) bool {
 			return history.Output{}, err
 		}
 		return history.Output{Deleted: r.GetReport().GetObjectsDeleted()}, nil
+	})
+	return true
+}
+
+// SetupRepository registers the repositories workload's repository: bucket
+// RepositoryBucket (created if missing) on the S3 endpoint the nodes use.
+func SetupRepository(ctx context.Context, cl *client.Client, endpoint string) error {
+	_, err := cl.RegisterRepository(ctx, client.NewRegisterRepositoryOption(Repository, RepositoryBucket).
+		WithEndpoint(endpoint).WithPathStyle().WithPrefix(RepositoryPrefix))
+	return err
+}
+
+func (w *worker) addJob(id uint64) {
+	w.sh.mu.Lock()
+	w.sh.jobs = append(w.sh.jobs, id)
+	w.sh.mu.Unlock()
+}
+
+func (w *worker) exportStart(ctx context.Context) bool {
+	in := history.Input{Collection: w.pick(Collections), Name: w.pick(SnapshotNames)}
+	out, res := w.call(ctx, history.ExportStart, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
+		r, err := cl.ExportSnapshot(ctx, client.NewExportSnapshotOption(in.Collection, in.Name, Repository))
+		if err != nil {
+			return history.Output{}, err
+		}
+		return history.Output{JobID: r.GetJobId(), State: state(r.GetJob().GetState())}, nil
+	})
+	if res == history.OK {
+		w.addJob(out.JobID)
+	}
+	return true
+}
+
+// repoRestoreStart restores a snapshot the repository lists (listing is part of the
+// operation: a single attempt under one deadline).
+func (w *worker) repoRestoreStart(ctx context.Context) bool {
+	w.sh.mu.Lock()
+	w.sh.restores++
+	target := fmt.Sprintf("rr%d_%d", w.id, w.sh.restores)
+	w.sh.mu.Unlock()
+	in := history.Input{Target: target}
+	out, res := w.call(ctx, history.RepoRestoreStart, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
+		list, err := cl.ListRepositorySnapshots(ctx, client.NewListRepositorySnapshotsOption(Repository))
+		if err != nil {
+			return history.Output{}, err
+		}
+		if len(list.GetSnapshots()) == 0 {
+			return history.Output{}, nil
+		}
+		snap := list.GetSnapshots()[w.rng.IntN(len(list.GetSnapshots()))]
+		r, err := cl.RestoreSnapshot(ctx, client.NewRestoreFromRepositoryOption(Repository, snap.GetId(), target))
+		if err != nil {
+			return history.Output{}, err
+		}
+		return history.Output{JobID: r.GetJobId(), State: state(r.GetJob().GetState())}, nil
+	})
+	if res == history.OK && out.JobID != 0 {
+		w.addJob(out.JobID)
+	}
+	return true
+}
+
+func (w *worker) repoCollect(ctx context.Context) bool {
+	w.call(ctx, history.RepoCollect, history.Input{}, GCTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
+		r, err := cl.CollectRepository(ctx, Repository, false, -1)
+		if err != nil {
+			return history.Output{}, err
+		}
+		return history.Output{Deleted: r.GetObjectsDeleted()}, nil
 	})
 	return true
 }
