@@ -229,7 +229,8 @@ func (s *Stores) wrap(name string, st objstore.Store) objstore.Store {
 // probe object (with its CRC-32C), reads it back, finds it by listing, checks that a
 // conditional create over it is refused, tries server-side copies both ways between
 // the cluster's bucket and the repository's when they share an endpoint, and deletes
-// what it wrote. The answer names the step that failed.
+// what it wrote. A read-only repository is only read (its format marker) and listed.
+// The answer names the step that failed.
 func (s *Stores) Probe(ctx context.Context, r *fsmpb.Repository, probe string) *pb.RepositoryProbe {
 	out := &pb.RepositoryProbe{}
 	fail := func(step string, err error) *pb.RepositoryProbe {
@@ -248,6 +249,20 @@ func (s *Stores) Probe(ctx context.Context, r *fsmpb.Repository, probe string) *
 	prefix := r.Prefix
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
+	}
+	if r.ReadOnly {
+		// Never a write to a read-only repository: read its marker and list it.
+		marker := prefix + "snapkeep-repository"
+		rc, _, err := s3.Get(ctx, marker)
+		if err != nil {
+			return fail("read "+marker, err)
+		}
+		rc.Close()
+		if _, err := s3.List(ctx, prefix, "", 1); err != nil {
+			return fail("list "+prefix, err)
+		}
+		out.Ok = true
+		return out
 	}
 	key := prefix + "probes/" + probe
 	body := []byte("snapkeep repository probe " + probe)
