@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
@@ -29,6 +30,12 @@ func (n *Node) probeRepository(ctx context.Context, r *fsmpb.Repository) ([]*pb.
 	for _, node := range n.fsm.View().Nodes() {
 		registered[node.Id] = node.GrpcAddr
 	}
+	for _, srv := range future.Configuration().Servers {
+		if string(srv.ID) != n.cfg.NodeID && registered[string(srv.ID)] == "" {
+			// A node just started: it registers its address through the log shortly.
+			return nil, status.Errorf(codes.Unavailable, "node %s has not registered its gRPC address yet, so it cannot probe the repository; retry shortly", srv.ID)
+		}
+	}
 	probe := repository.NewID()
 	spec := &pb.RepositorySpec{Name: r.Name, Endpoint: r.Endpoint, Region: r.Region, Bucket: r.Bucket, Prefix: r.Prefix,
 		PathStyle: r.PathStyle, Credentials: r.Credentials, ReadOnly: r.ReadOnly}
@@ -47,10 +54,6 @@ func (n *Node) probeRepository(ctx context.Context, r *fsmpb.Repository) ([]*pb.
 				return
 			}
 			addr := registered[id]
-			if addr == "" {
-				out[i] = &pb.RepositoryProbe{Node: id, Error: "the node has not registered its gRPC address"}
-				return
-			}
 			conn, err := n.peers.get(addr)
 			var p *pb.RepositoryProbe
 			if err == nil {
