@@ -45,7 +45,10 @@ type taskResolver struct {
 func newTaskResolver(view *fsm.View, root layout.Root, job *fsmpb.RestoreJob) (*taskResolver, error) {
 	plan, err := view.RestorePlan(job.Id)
 	if err != nil {
-		return nil, err
+		if job.FilesTotal > 0 {
+			return nil, err
+		}
+		plan = &fsmpb.RestorePlan{JobId: job.Id} // a snapshot with no segments (a repository restore plans none)
 	}
 	r := &taskResolver{view: view, root: root, job: job, plan: plan}
 	switch job.Kind {

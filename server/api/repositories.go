@@ -30,8 +30,72 @@ type repositoriesService struct {
 	*services
 }
 
-// repositoryGCLease is how long a repository GC run holds its repository.
-const repositoryGCLease = time.Hour
+// A repository GC run holds its repository for repositoryGCLease, renewed every
+// repositoryGCRenew while it runs; it stops deleting once repositoryGCMargin is all
+// that is left of the last hold it got, so a run cut off from the leader (or a node
+// that died mid-run) blocks exports for one lease at most, and never deletes unheld.
+const (
+	repositoryGCLease  = 30 * time.Second
+	repositoryGCRenew  = 10 * time.Second
+	repositoryGCMargin = 10 * time.Second
+)
+
+// repositoryHold is a repository GC run's hold: ctx ends when the hold may have
+// lapsed (or the caller's ctx ends).
+type repositoryHold struct {
+	ctx     context.Context
+	release func()
+}
+
+func (s *services) holdRepository(ctx context.Context, name string) (*repositoryHold, error) {
+	run := rand.Uint64()>>1 + 1
+	begin := &fsmpb.RepositoryGCBegin{Name: name, Run: run, Lease: int64(repositoryGCLease)}
+	if err := s.b.Propose(ctx, "", begin, nil); err != nil {
+		return nil, err
+	}
+	held, cancel := context.WithCancel(ctx)
+	deadline := time.Now().Add(repositoryGCLease - repositoryGCMargin)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		renew := time.NewTicker(repositoryGCRenew)
+		defer renew.Stop()
+		lapse := time.NewTimer(time.Until(deadline))
+		defer lapse.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-lapse.C:
+				slog.Warn("repository GC: the hold could not be renewed; the run stops before it lapses", "repository", name)
+				cancel()
+				return
+			case <-renew.C:
+				asked := time.Now()
+				if err := s.b.Propose(held, "", begin, nil); err == nil {
+					lapse.Reset(time.Until(asked.Add(repositoryGCLease - repositoryGCMargin)))
+				}
+			}
+		}
+	}()
+	release := func() {
+		close(done)
+		<-stopped
+		cancel()
+		end := &fsmpb.RepositoryGCEnd{Name: name, Run: run}
+		ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), repositoryGCRenew)
+		defer ecancel()
+		for ectx.Err() == nil {
+			if err := s.b.Propose(ectx, "", end, nil); err == nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		slog.Warn("repository GC: releasing the hold failed; it lapses at its deadline", "repository", name)
+	}
+	return &repositoryHold{ctx: held, release: release}, nil
+}
 
 // defaultRepositoryGrace keeps objects younger than this from a repository GC.
 const defaultRepositoryGrace = time.Hour
@@ -276,15 +340,12 @@ func (s *repositoriesService) CollectRepository(ctx context.Context, req *pb.Col
 	if !req.DryRun {
 		// Hold the repository: no export opens for copying while the run deletes, and
 		// one whose listing predates the hold lists again (fsm.RestoreStart).
-		run := rand.Uint64()>>1 + 1
-		if err := s.b.Propose(ctx, "", &fsmpb.RepositoryGCBegin{Name: rec.Name, Run: run, Lease: int64(repositoryGCLease)}, nil); err != nil {
+		hold, err := s.holdRepository(ctx, rec.Name)
+		if err != nil {
 			return nil, err
 		}
-		defer func() {
-			if err := s.b.Propose(context.WithoutCancel(ctx), "", &fsmpb.RepositoryGCEnd{Name: rec.Name, Run: run}, nil); err != nil {
-				slog.Warn("repository GC: releasing the hold failed; it lapses at its deadline", "repository", rec.Name, "err", err)
-			}
-		}()
+		defer hold.release()
+		ctx = hold.ctx
 	}
 	// Exports that began before the hold keep everything they need.
 	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
