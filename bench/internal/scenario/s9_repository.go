@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -118,7 +119,7 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 	if _, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption(repoCollection, "snap")); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	srcKeys, err := flushedKeys(ctx, cl, repoCollection)
+	srcKeys, srcCRCs, err := flushedFiles(ctx, cl, repoCollection)
 	if err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 		exportRates = append(exportRates, float64(files)/ex.took.Seconds())
 
 		cpu0 := meter.sample()
-		took, err := plainStreamLoop(ctx, store, repoS3.Store, srcKeys, fmt.Sprintf("plain-export/%d/", round), concurrency)
+		took, err := plainStreamLoop(ctx, store, repoS3.Store, srcKeys, fmt.Sprintf("plain-export/%d/", round), concurrency, nil)
 		if err != nil {
 			return fmt.Errorf("round %d: plain export loop: %w", round+1, err)
 		}
@@ -194,13 +195,19 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 			return fmt.Errorf("round %d: the repository holds %d data objects, want %d", round+1, len(repoKeys), files)
 		}
 		cpu0 = meter.sample()
-		took, err = plainStreamLoop(ctx, repoS3.Store, store, repoKeys, fmt.Sprintf("s9-plain-restore/%d/", round), concurrency)
+		took, err = plainStreamLoop(ctx, repoS3.Store, store, repoKeys, fmt.Sprintf("s9-plain-restore/%d/", round), concurrency, nil)
 		if err != nil {
 			return fmt.Errorf("round %d: plain restore loop: %w", round+1, err)
 		}
 		plainRestoreCPU = append(plainRestoreCPU, meter.since(cpu0))
 		plainRestoreRates = append(plainRestoreRates, float64(files)/took.Seconds())
 
+		perFile := func(c cpuSample) string {
+			return fmt.Sprintf("snapkeep %.0f µs, versitygw %.0f µs, versitygw-repo %.0f µs, bench %.0f µs", microsPer(c["snapkeep"], files),
+				microsPer(c["versitygw"], files), microsPer(c["versitygw-repo"], files), microsPer(c["bench"], files))
+		}
+		e.Logf("s9: round %d: CPU per file: export %s; plain loop %s", round+1, perFile(ex.cpu), perFile(plainExportCPU[round]))
+		e.Logf("s9: round %d: CPU per file: repository restore %s; plain loop %s", round+1, perFile(rr.cpu), perFile(plainRestoreCPU[round]))
 		e.Logf("s9: round %d: export %.0f files/s (%v: pre-check %v, tail after the copies ~%v; %d leases; per node %v), plain loop %.0f files/s, ratio %.3f",
 			round+1, exportRates[round], ex.took.Round(time.Millisecond), ex.precheck, ex.tail.Round(time.Millisecond), ex.job.Leases, ex.nodeCopied,
 			plainExportRates[round], exportRates[round]/plainExportRates[round])
@@ -269,7 +276,7 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 			{Name: "restore from the repository", Values: restoreRates}, {Name: "plain loop from the repository", Values: plainRestoreRates}}})
 
 	if dir := profileDir(); dir != "" {
-		if err := profileRepository(ctx, e, c, leader, cl, repoS3, srcKeys, lastRepo, exports, dir); err != nil {
+		if err := profileRepository(ctx, e, c, leader, cl, repoS3, srcKeys, srcCRCs, lastRepo, exports, dir); err != nil {
 			return err
 		}
 	}
@@ -457,9 +464,11 @@ func nodeShare(jr jobRound, nodes []*env.SnapkeepNode, node *env.SnapkeepNode) f
 }
 
 // plainStreamLoop copies every key from src to dstPrefix+key in dst with n goroutines
-// taking keys in turn, each copy a Get streamed into a Put (no checksum): the raw limit
-// of streamed copies between two endpoints at that concurrency.
-func plainStreamLoop(ctx context.Context, src, dst objstore.Store, keys []string, dstPrefix string, n int) (time.Duration, error) {
+// taking keys in turn, each copy a Get streamed into a Put: the raw limit of streamed
+// copies between two endpoints at that concurrency. With crcs (key → CRC-32C) each
+// upload also declares its CRC-32C to the server, which then checks it, and the loop
+// computes it on the fly and compares, as the executors do; nil: no checksum at all.
+func plainStreamLoop(ctx context.Context, src, dst objstore.Store, keys []string, dstPrefix string, n int, crcs map[string]uint32) (time.Duration, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	start := time.Now()
@@ -470,7 +479,13 @@ func plainStreamLoop(ctx context.Context, src, dst objstore.Store, keys []string
 		go func() {
 			defer wg.Done()
 			for k := next.Add(1) - 1; k < int64(len(keys)); k = next.Add(1) - 1 {
-				if err := streamOne(ctx, src, dst, keys[k], dstPrefix+keys[k]); err != nil {
+				key := keys[k]
+				crc, declare := crcs[key]
+				if crcs != nil && !declare {
+					cancel(fmt.Errorf("%s: no CRC-32C to declare", key))
+					return
+				}
+				if err := streamOne(ctx, src, dst, key, dstPrefix+key, crc, declare); err != nil {
 					cancel(err)
 					return
 				}
@@ -485,7 +500,7 @@ func plainStreamLoop(ctx context.Context, src, dst objstore.Store, keys []string
 	return took, nil
 }
 
-func streamOne(ctx context.Context, src, dst objstore.Store, from, to string) error {
+func streamOne(ctx context.Context, src, dst objstore.Store, from, to string, crc uint32, declare bool) error {
 	rc, info, err := src.Get(ctx, from)
 	if err != nil {
 		return fmt.Errorf("get %s: %w", from, err)
@@ -495,24 +510,35 @@ func streamOne(ctx context.Context, src, dst objstore.Store, from, to string) er
 		return fmt.Errorf("get %s: no size in the response", from)
 	}
 	// A plain reader, as the executors stream: an unsigned payload.
-	if _, err := dst.Put(ctx, to, struct{ io.Reader }{rc}, info.Size, objstore.PutOptions{}); err != nil {
+	var body io.Reader = struct{ io.Reader }{rc}
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	if declare {
+		body = io.TeeReader(rc, h)
+	}
+	if _, err := dst.Put(ctx, to, body, info.Size, objstore.PutOptions{CRC32C: crc, HasCRC32C: declare}); err != nil {
 		return fmt.Errorf("put %s: %w", to, err)
+	}
+	if declare && h.Sum32() != crc {
+		return fmt.Errorf("%s: streamed CRC-32C %08x, want %08x", from, h.Sum32(), crc)
 	}
 	return nil
 }
 
-// flushedKeys lists the files of a collection's flushed segments.
-func flushedKeys(ctx context.Context, cl *client.Client, collection string) ([]string, error) {
+// flushedFiles lists the files of a collection's flushed segments: their keys, and
+// key → CRC-32C.
+func flushedFiles(ctx context.Context, cl *client.Client, collection string) ([]string, map[string]uint32, error) {
 	var keys []string
+	crcs := map[string]uint32{}
 	for s, err := range cl.ListAllSegments(ctx, client.NewListSegmentsOption(collection).WithStates(pb.SegmentState_SEGMENT_STATE_FLUSHED)) {
 		if err != nil {
-			return nil, fmt.Errorf("list segments: %w", err)
+			return nil, nil, fmt.Errorf("list segments: %w", err)
 		}
 		for _, f := range s.Files {
 			keys = append(keys, f.Key)
+			crcs[f.Key] = f.Crc32C
 		}
 	}
-	return keys, nil
+	return keys, crcs, nil
 }
 
 // listKeys lists every key under prefix.
@@ -643,7 +669,7 @@ func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
 // more repository restore while taking CPU profiles of the leader and a follower, and
 // profiles the benchmark process during one more run of each plain loop.
 func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env.SnapkeepNode, cl *client.Client, repoS3 *env.S3,
-	srcKeys []string, lastRepo string, exports []jobRound, dir string) error {
+	srcKeys []string, srcCRCs map[string]uint32, lastRepo string, exports []jobRound, dir string) error {
 	var follower *env.SnapkeepNode
 	for _, n := range c.Nodes {
 		if n != leader {
@@ -702,14 +728,19 @@ func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env
 	if err != nil {
 		return err
 	}
+	// The loops, each profiled; one more export loop declares the CRC-32C as the
+	// executors do, to tell the server's checksum work from the rest.
+	meter := &cpuMeter{pids: map[string][]int{"versitygw": {e.S3.Pid()}, "versitygw-repo": {repoS3.Pid()}}, self: "bench"}
 	for _, loop := range []struct {
 		name     string
 		src, dst objstore.Store
 		keys     []string
 		prefix   string
+		crcs     map[string]uint32
 	}{
-		{"plain-export", e.S3.Store, repoS3.Store, srcKeys, "plain-export/profiled/"},
-		{"plain-restore", repoS3.Store, e.S3.Store, repoKeys, "s9-plain-restore/profiled/"},
+		{"plain-export", e.S3.Store, repoS3.Store, srcKeys, "plain-export/profiled/", nil},
+		{"plain-export-crc", e.S3.Store, repoS3.Store, srcKeys, "plain-export/profiled-crc/", srcCRCs},
+		{"plain-restore", repoS3.Store, e.S3.Store, repoKeys, "s9-plain-restore/profiled/", nil},
 	} {
 		f, err := os.Create(filepath.Join(dir, "s9-"+loop.name+"-bench.pprof"))
 		if err != nil {
@@ -719,13 +750,16 @@ func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env
 			_ = f.Close()
 			return err
 		}
-		took, err := plainStreamLoop(ctx, loop.src, loop.dst, loop.keys, loop.prefix, restoreCopyingNodes*restoreNodeConcurrency)
+		cpu0 := meter.sample()
+		took, err := plainStreamLoop(ctx, loop.src, loop.dst, loop.keys, loop.prefix, restoreCopyingNodes*restoreNodeConcurrency, loop.crcs)
+		cpu := meter.since(cpu0)
 		pprof.StopCPUProfile()
 		_ = f.Close()
 		if err != nil {
 			return fmt.Errorf("profiled %s loop: %w", loop.name, err)
 		}
-		e.Logf("s9: profiled %s loop took %v", loop.name, took.Round(time.Millisecond))
+		e.Logf("s9: profiled %s loop took %v (%.0f files/s); CPU per file: bench %.0f µs, versitygw %.0f µs, versitygw-repo %.0f µs", loop.name, took.Round(time.Millisecond),
+			float64(len(loop.keys))/took.Seconds(), microsPer(cpu["bench"], len(loop.keys)), microsPer(cpu["versitygw"], len(loop.keys)), microsPer(cpu["versitygw-repo"], len(loop.keys)))
 	}
 	return nil
 }

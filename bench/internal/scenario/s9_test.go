@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 	"sync"
@@ -38,14 +39,15 @@ func TestRepositoryClass(t *testing.T) {
 // memStore is the part of objstore.Store the plain loop uses, in memory.
 type memStore struct {
 	objstore.Store
-	mu      sync.Mutex
-	objects map[string][]byte
-	puts    map[string]int
-	failPut string
+	mu       sync.Mutex
+	objects  map[string][]byte
+	puts     map[string]int
+	declared map[string]uint32
+	failPut  string
 }
 
 func newMemStore() *memStore {
-	return &memStore{objects: map[string][]byte{}, puts: map[string]int{}}
+	return &memStore{objects: map[string][]byte{}, puts: map[string]int{}, declared: map[string]uint32{}}
 }
 
 func (m *memStore) Get(_ context.Context, key string) (io.ReadCloser, objstore.ObjectInfo, error) {
@@ -58,7 +60,7 @@ func (m *memStore) Get(_ context.Context, key string) (io.ReadCloser, objstore.O
 	return io.NopCloser(bytes.NewReader(b)), objstore.ObjectInfo{Key: key, Size: int64(len(b))}, nil
 }
 
-func (m *memStore) Put(_ context.Context, key string, body io.Reader, size int64, _ objstore.PutOptions) (objstore.ObjectInfo, error) {
+func (m *memStore) Put(_ context.Context, key string, body io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
 	if _, ok := body.(io.Seeker); ok {
 		return objstore.ObjectInfo{}, errors.New("the loop must stream a plain reader, as the executors do")
 	}
@@ -76,6 +78,9 @@ func (m *memStore) Put(_ context.Context, key string, body io.Reader, size int64
 	}
 	m.objects[key] = b
 	m.puts[key]++
+	if opts.HasCRC32C {
+		m.declared[key] = opts.CRC32C
+	}
 	return objstore.ObjectInfo{Key: key, Size: size}, nil
 }
 
@@ -87,7 +92,7 @@ func TestPlainStreamLoopCopiesEveryKeyOnce(t *testing.T) {
 		src.objects[k] = bytes.Repeat([]byte{byte(i)}, 100+i)
 		keys = append(keys, k)
 	}
-	if _, err := plainStreamLoop(context.Background(), src, dst, keys, "plain/0/", 32); err != nil {
+	if _, err := plainStreamLoop(context.Background(), src, dst, keys, "plain/0/", 32, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(dst.objects) != len(keys) {
@@ -101,11 +106,43 @@ func TestPlainStreamLoopCopiesEveryKeyOnce(t *testing.T) {
 
 	dst = newMemStore()
 	dst.failPut = "plain/1/" + keys[100]
-	if _, err := plainStreamLoop(context.Background(), src, dst, keys, "plain/1/", 8); err == nil || !strings.Contains(err.Error(), "refused") {
+	if _, err := plainStreamLoop(context.Background(), src, dst, keys, "plain/1/", 8, nil); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("a refused put: %v", err)
 	}
-	if _, err := plainStreamLoop(context.Background(), src, newMemStore(), []string{"missing"}, "p/", 4); !errors.Is(err, objstore.ErrNotFound) {
+	if _, err := plainStreamLoop(context.Background(), src, newMemStore(), []string{"missing"}, "p/", 4, nil); !errors.Is(err, objstore.ErrNotFound) {
 		t.Fatalf("a missing source: %v", err)
+	}
+	if len(dst.declared) != 0 {
+		t.Fatalf("no CRC-32C given, yet %d declared", len(dst.declared))
+	}
+}
+
+func TestPlainStreamLoopDeclaresAndChecksTheCRC(t *testing.T) {
+	src := newMemStore()
+	crcs := map[string]uint32{}
+	var keys []string
+	for i := range 50 {
+		k := fmt.Sprintf("k%d", i)
+		src.objects[k] = bytes.Repeat([]byte{byte(i), 7}, 300)
+		crcs[k] = crc32.Checksum(src.objects[k], crc32.MakeTable(crc32.Castagnoli))
+		keys = append(keys, k)
+	}
+	dst := newMemStore()
+	if _, err := plainStreamLoop(context.Background(), src, dst, keys, "c/", 8, crcs); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if got, ok := dst.declared["c/"+k]; !ok || got != crcs[k] {
+			t.Fatalf("%s: declared %08x %v, want %08x", k, got, ok, crcs[k])
+		}
+	}
+	crcs[keys[3]]++
+	if _, err := plainStreamLoop(context.Background(), src, newMemStore(), keys, "c/", 8, crcs); err == nil || !strings.Contains(err.Error(), "streamed CRC-32C") {
+		t.Fatalf("a wrong CRC-32C: %v", err)
+	}
+	delete(crcs, keys[5])
+	if _, err := plainStreamLoop(context.Background(), src, newMemStore(), keys[5:6], "c/", 1, crcs); err == nil || !strings.Contains(err.Error(), "no CRC-32C") {
+		t.Fatalf("a key without CRC-32C: %v", err)
 	}
 }
 
