@@ -21,8 +21,21 @@ type S3 struct {
 	log *os.File
 }
 
+// S3Options tune StartS3With.
+type S3Options struct {
+	// Bucket is the bucket created at start (default versitygw.DefaultBucket).
+	Bucket string
+}
+
 // StartS3 starts versitygw with its directory and log under dir.
 func StartS3(ctx context.Context, dir string) (*S3, error) {
+	return StartS3With(ctx, dir, S3Options{})
+}
+
+// StartS3With starts versitygw with its directory and log under dir, with the root
+// account's fixed keys (versitygw.AccessKey and SecretKey: every gateway the
+// benchmark starts takes the same ones).
+func StartS3With(ctx context.Context, dir string, opts S3Options) (*S3, error) {
 	bin, err := Bin("versitygw")
 	if err != nil {
 		return nil, err
@@ -34,7 +47,7 @@ func StartS3(ctx context.Context, dir string) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw, err := versitygw.StartProcess(ctx, versitygw.Options{Binary: bin, Dir: filepath.Join(dir, "s3"), Log: logf})
+	gw, err := versitygw.StartProcess(ctx, versitygw.Options{Binary: bin, Dir: filepath.Join(dir, "s3"), Log: logf, Bucket: opts.Bucket})
 	if err != nil {
 		_ = logf.Close()
 		return nil, err

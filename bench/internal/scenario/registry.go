@@ -10,4 +10,5 @@ var All = []Scenario{
 	Failover,
 	Scale,
 	Adoption,
+	Repository,
 }

@@ -23,6 +23,22 @@ func TestParseCounter(t *testing.T) {
 	if _, err := parseCounter("other 1\n", copiedFilesMetric); err == nil {
 		t.Fatal("a missing counter parsed")
 	}
+	// Labelled by job kind: one kind, or every kind summed.
+	labelled := "snapkeep_restore_copied_files_total{kind=\"export\"} 10\n" +
+		"snapkeep_restore_copied_files_total{kind=\"repository_restore\"} 20\n" +
+		"snapkeep_restore_copied_files_total{kind=\"restore\"} 300\n" +
+		"snapkeep_restore_copied_files_totally{kind=\"export\"} 4000\n"
+	for _, tc := range []struct {
+		label []string
+		want  float64
+	}{{nil, 330}, {[]string{`kind="export"`}, 10}, {[]string{`kind="repository_restore"`}, 20}, {[]string{`kind="restore"`}, 300}} {
+		if got, err := parseCounter(labelled, copiedFilesMetric, tc.label...); err != nil || got != tc.want {
+			t.Errorf("parseCounter(%v) = %v, %v; want %v", tc.label, got, err, tc.want)
+		}
+	}
+	if _, err := parseCounter(labelled, copiedFilesMetric, `kind="other"`); err == nil {
+		t.Error("a kind with no series parsed")
+	}
 }
 
 func TestPosixXattrsMatchVersitygw(t *testing.T) {

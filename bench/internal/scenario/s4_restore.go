@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -381,8 +382,9 @@ func commaInt(n int) string {
 // copiedFilesMetric counts the files a node's restore executor copied.
 const copiedFilesMetric = "snapkeep_restore_copied_files_total"
 
-// scrapeCounter reads one unlabelled counter from a node's /metrics.
-func scrapeCounter(ctx context.Context, httpAddr, name string) (float64, error) {
+// scrapeCounter reads a counter from a node's /metrics: the sum of its series whose
+// labels hold label (e.g. `kind="export"`; "" for every series).
+func scrapeCounter(ctx context.Context, httpAddr, name string, label ...string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -396,17 +398,49 @@ func scrapeCounter(ctx context.Context, httpAddr, name string) (float64, error) 
 	if err != nil {
 		return 0, err
 	}
-	return parseCounter(string(b), name)
+	return parseCounter(string(b), name, label...)
 }
 
-// parseCounter finds "name value" in a Prometheus text exposition.
-func parseCounter(text, name string) (float64, error) {
+// parseCounter finds a counter in a Prometheus text exposition, "name value" or
+// "name{labels} value": the sum of its series whose labels hold every one of label
+// (`kind="restore"`), all of them when none is given. The restore counters are
+// labelled by job kind; a restore-only scenario sums them.
+func parseCounter(text, name string, label ...string) (float64, error) {
+	sum, found := 0.0, false
 	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" {
+			continue
 		}
+		labels := ""
+		switch rest[0] {
+		case ' ':
+		case '{':
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			labels, rest = rest[1:end], rest[end+1:]
+		default:
+			continue // another metric whose name starts with name
+		}
+		held := true
+		for _, l := range label {
+			held = held && slices.Contains(strings.Split(labels, ","), l)
+		}
+		if !held {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", line, err)
+		}
+		sum, found = sum+v, true
 	}
-	return 0, fmt.Errorf("no %s in the metrics", name)
+	if !found {
+		return 0, fmt.Errorf("no %s%v in the metrics", name, label)
+	}
+	return sum, nil
 }
 
 func roundAll(ds []time.Duration) []time.Duration {

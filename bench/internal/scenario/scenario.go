@@ -61,6 +61,17 @@ func (e *Env) StartSnapkeep(ctx context.Context, name string, opts env.SnapkeepO
 	return c, nil
 }
 
+// StartS3 starts another versitygw (another endpoint than the shared one, with the
+// same keys) under Dir/name, its bucket named bucket; it is stopped by Cleanup.
+func (e *Env) StartS3(ctx context.Context, name, bucket string) (*env.S3, error) {
+	s, err := env.StartS3With(ctx, filepath.Join(e.Dir, name), env.S3Options{Bucket: bucket})
+	if err != nil {
+		return nil, fmt.Errorf("start versitygw %s: %w", name, err)
+	}
+	e.OnCleanup(s.Stop)
+	return s, nil
+}
+
 // StartEtcd starts a fresh three-member etcd cluster under Dir/name; it is stopped by
 // Cleanup.
 func (e *Env) StartEtcd(ctx context.Context, name string) (*env.Etcd, error) {
