@@ -205,7 +205,29 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 	}
 	sources := newSourceIndex(resolver)
 	start := time.Now()
+	// An export also lists the repository, at the same time (a resolver each: they
+	// cache what they decode).
+	var held *taskIndex
+	var present []bool
+	heldErr := make(chan error, 1)
+	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
+		other, err := newTaskResolver(v, c.cfg.Root, job)
+		if err != nil {
+			return err
+		}
+		held = newRepositoryIndex(other)
+		present = make([]bool, held.Len())
+		go func() {
+			_, err := c.list(ctx, stores.Dest, held, func(i int) { present[i] = true })
+			heldErr <- err
+		}()
+	} else {
+		heldErr <- nil
+	}
 	report, err := c.list(ctx, stores.Source, sources, nil)
+	if herr := <-heldErr; herr != nil && err == nil {
+		return fmt.Errorf("list the repository under %q: %w", held.Prefix(), herr)
+	}
 	if err != nil {
 		return fmt.Errorf("list the sources under %q: %w", sources.Prefix(), err)
 	}
@@ -221,11 +243,6 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 	c.cfg.Logger.Info("job sources checked", "job", job.Id, "files", report.Expected, "listed", report.Listed, "took", time.Since(start))
 	startCmd := &fsmpb.RestoreStart{JobId: job.Id, RepositoryGcEpoch: gcEpoch}
 	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
-		held := newRepositoryIndex(resolver)
-		present := make([]bool, held.Len())
-		if _, err := c.list(ctx, stores.Dest, held, func(i int) { present[i] = true }); err != nil {
-			return fmt.Errorf("list the repository under %q: %w", held.Prefix(), err)
-		}
 		startCmd.Skip, startCmd.SkippedBytes = skipSpans(present, held)
 		c.cfg.Logger.Info("export: files the repository holds are skipped", "job", job.Id, "files", report.Expected,
 			"spans", len(startCmd.Skip), "bytes_skipped", startCmd.SkippedBytes)
