@@ -346,17 +346,7 @@ func (c Restores) Check(ctx context.Context, in Input) ([]Violation, error) {
 		jobs[j.GetId()] = j
 	}
 	var vs []Violation
-	ids := make([]uint64, 0, len(jobs)+len(started))
-	for id := range jobs {
-		ids = append(ids, id)
-	}
-	for id := range started {
-		if jobs[id] == nil {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range jobIDs(jobs, started) {
 		var opIDs []int64
 		if o, ok := started[id]; ok {
 			opIDs = append(opIDs, o)
@@ -387,6 +377,21 @@ func (c Restores) Check(ctx context.Context, in Input) ([]Violation, error) {
 		}
 	}
 	return vs, nil
+}
+
+// jobIDs are the jobs the cluster lists and those the history started, in order.
+func jobIDs(jobs map[uint64]*pb.RestoreJob, started map[uint64]int64) []uint64 {
+	ids := make([]uint64, 0, len(jobs)+len(started))
+	for id := range jobs {
+		ids = append(ids, id)
+	}
+	for id := range started {
+		if jobs[id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // segFiles is a canonical segment file list: relative key, size, CRC-32C, sorted.

@@ -77,18 +77,8 @@ func (c Repository) Check(ctx context.Context, in Input) ([]Violation, error) {
 		return nil, fmt.Errorf("%s: read the repository's index: %w", c.Name(), err)
 	}
 	var vs []Violation
-	ids := make([]uint64, 0, len(jobs)+len(started))
-	for id := range jobs {
-		ids = append(ids, id)
-	}
-	for id := range started {
-		if jobs[id] == nil {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
 	var exported []string // repository snapshots of completed exports
-	for _, id := range ids {
+	for _, id := range jobIDs(jobs, started) {
 		var opIDs []int64
 		if o, ok := started[id]; ok {
 			opIDs = append(opIDs, o)

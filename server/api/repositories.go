@@ -402,31 +402,32 @@ func toCollectResponse(r repository.CollectReport) *pb.CollectRepositoryResponse
 	return out
 }
 
-// restoreFromRepository starts a restore of a repository's snapshot: the capture
-// (schema, properties, partitions, indexes) comes from the index entry and the
-// manifest's header, read here; the leader then plans the segments from the manifest.
-func (s *restoresService) restoreFromRepository(ctx context.Context, req *pb.RestoreSnapshotRequest) (*pb.RestoreSnapshotResponse, error) {
+// fromRepository makes cmd a restore of a repository's snapshot: the capture (schema,
+// properties, partitions, indexes) comes from the index entry and the manifest's
+// header, read here; the leader then plans the segments from the manifest. The
+// request's collection and database only narrow a snapshot name.
+func (s *restoresService) fromRepository(ctx context.Context, req *pb.RestoreSnapshotRequest, cmd *fsmpb.RestoreBegin) error {
 	if req.FromRepository == "" || req.RepositorySnapshot == "" {
-		return nil, status.Error(codes.InvalidArgument, "a restore from a repository names the repository and the snapshot (its id in the repository, or its name)")
+		return status.Error(codes.InvalidArgument, "a restore from a repository names the repository and the snapshot (its id in the repository, or its name)")
 	}
-	if req.Snapshot != "" || len(req.TargetSegments) > 0 || len(req.TargetBuilds) > 0 {
-		return nil, status.Error(codes.InvalidArgument, "a restore from a repository takes neither a snapshot of this cluster nor caller segment or index build ids")
+	if req.Snapshot != "" {
+		return status.Error(codes.InvalidArgument, "a restore from a repository names a repository snapshot, not a snapshot of this cluster")
 	}
 	_, repo, err := s.openRepository(ctx, req.FromRepository)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	entry, err := findRepositorySnapshot(ctx, repo, req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rd, err := repo.OpenManifest(ctx, entry)
 	if err != nil {
-		return nil, repositoryError(req.FromRepository, err)
+		return repositoryError(req.FromRepository, err)
 	}
 	partitions, err := restore.ManifestPartitions(rd, req.Partitions)
 	if err != nil {
-		return nil, status.Errorf(codes.NotFound, "repository snapshot %s: %v", entry.ID, err)
+		return status.Errorf(codes.NotFound, "repository snapshot %s: %v", entry.ID, err)
 	}
 	hdr := rd.Header()
 	capture := &fsmpb.RepositorySnapshot{
@@ -440,29 +441,9 @@ func (s *restoresService) restoreFromRepository(ctx context.Context, req *pb.Res
 	for _, ix := range hdr.Indexes {
 		capture.Indexes = append(capture.Indexes, &fsmpb.IndexDef{Id: ix.Id, Name: ix.Name, FieldId: ix.FieldId, Params: ix.Params, CreatedAt: ix.CreatedAt})
 	}
-	cmd := &fsmpb.RestoreBegin{
-		Repository:         req.FromRepository,
-		FromRepository:     capture,
-		TargetDatabase:     req.TargetDatabase,
-		TargetCollection:   req.TargetCollection,
-		Partitions:         req.Partitions,
-		Verify:             req.Verify == nil || *req.Verify,
-		ReadBack:           req.ReadBack,
-		MaxConcurrency:     req.MaxConcurrency,
-		MaxAttempts:        uint32(s.cfg.RestoreMaxAttempts),
-		TargetCollectionId: req.TargetCollectionId,
-		TargetPartitions:   fromIDMappings(req.TargetPartitions),
-		TargetIndexes:      fromIDMappings(req.TargetIndexes),
-	}
-	if err := fsm.ValidateRestoreBegin(cmd); err != nil {
-		return nil, err
-	}
-	var out fsmpb.RestoreJobResponse
-	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
-		return nil, err
-	}
-	s.b.KickRestores()
-	return &pb.RestoreSnapshotResponse{JobId: out.Job.Id, Job: s.restoreStatus(toRestoreJob(out.Job, time.Now())), Existing: out.Existing}, nil
+	cmd.Repository, cmd.FromRepository = req.FromRepository, capture
+	cmd.Database, cmd.Collection, cmd.Snapshot = "", "", ""
+	return nil
 }
 
 // findRepositorySnapshot finds a repository snapshot by id, or by name when one

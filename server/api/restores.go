@@ -29,9 +29,6 @@ const (
 )
 
 func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSnapshotRequest) (*pb.RestoreSnapshotResponse, error) {
-	if req.FromRepository != "" || req.RepositorySnapshot != "" {
-		return s.restoreFromRepository(ctx, req)
-	}
 	cmd := &fsmpb.RestoreBegin{
 		Database:         req.Database,
 		Collection:       req.Collection,
@@ -49,6 +46,11 @@ func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSn
 		TargetIndexes:      fromIDMappings(req.TargetIndexes),
 		TargetSegments:     fromIDMappings(req.TargetSegments),
 		TargetBuilds:       fromIDMappings(req.TargetBuilds),
+	}
+	if req.FromRepository != "" || req.RepositorySnapshot != "" {
+		if err := s.fromRepository(ctx, req, cmd); err != nil {
+			return nil, err
+		}
 	}
 	if err := fsm.ValidateRestoreBegin(cmd); err != nil {
 		return nil, err
