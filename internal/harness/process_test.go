@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,10 +127,11 @@ func TestProcessSignals(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			require.NoError(t, p.WaitReady(ctx, 20*time.Millisecond, time.Second, dialable(addr)))
-			log := readLog(t, p)
-			require.NotContains(t, log, "not written")
-			require.Regexp(t, `(?s)=== start 1\nchild: listening on \S+ with extra-value\n.*=== start 2\nchild: listening`, log,
-				"the log is appended across starts, the environment reaches the child")
+			// The child prints its line after it listens: the dial can win that race.
+			want := regexp.MustCompile(`(?s)=== start 1\nchild: listening on \S+ with extra-value\n.*=== start 2\nchild: listening`)
+			require.Eventually(t, func() bool { return want.MatchString(readLog(t, p)) }, 10*time.Second, 10*time.Millisecond,
+				"the log is appended across starts, the environment reaches the child: %q", readLog(t, p))
+			require.NotContains(t, readLog(t, p), "not written")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
