@@ -280,10 +280,10 @@ func applyRestorePlanSegments(c *applyCtx, cmd *fsmpb.RestorePlanSegments) (prot
 		return nil, invalidf("job %d is not a restore from a repository", j.Id)
 	}
 	end := cmd.First + uint64(len(cmd.Segments))
-	if j.State != fsmpb.RestoreState_RESTORE_STATE_PLANNING || end <= j.SegmentsPlanned && cmd.First < j.SegmentsPlanned {
-		if end <= j.SegmentsPlanned && isRunningRestore(j) {
-			return &fsmpb.RestoreJobResponse{Job: j, Existing: true}, nil // a batch added before
-		}
+	switch {
+	case end <= j.SegmentsPlanned && isRunningRestore(j) && (cmd.First < j.SegmentsPlanned || j.State != fsmpb.RestoreState_RESTORE_STATE_PLANNING):
+		return &fsmpb.RestoreJobResponse{Job: j, Existing: true}, nil // a batch added before (a new leader's retry)
+	case j.State != fsmpb.RestoreState_RESTORE_STATE_PLANNING:
 		return nil, preconditionf("restore job %d is %s; segments are added while it is planning", j.Id, restoreStateName(j.State))
 	}
 	if cmd.First != j.SegmentsPlanned {

@@ -247,6 +247,18 @@ func (v *View) RestorePlan(jobID uint64) (*fsmpb.RestorePlan, error) {
 	return p, nil
 }
 
+// RestorePlanParts are a job's plan parts in task order, without the empty ones (a
+// restore or export has one part; a repository restore one per planned batch).
+func (v *View) RestorePlanParts(jobID uint64) []*fsmpb.RestorePlan {
+	var out []*fsmpb.RestorePlan
+	for _, p := range v.r.restorePlanParts(jobID) {
+		if len(p.Segments) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // EachRestoreJob visits restore jobs with id > after, in creation order, until fn
 // returns false.
 func (v *View) EachRestoreJob(after uint64, fn func(*fsmpb.RestoreJob) bool) {

@@ -209,6 +209,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 	// cache what they decode).
 	var held *taskIndex
 	var present []bool
+	var presentBytes uint64
 	heldErr := make(chan error, 1)
 	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
 		other, err := newTaskResolver(v, c.cfg.Root, job)
@@ -218,7 +219,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 		held = newRepositoryIndex(other)
 		present = make([]bool, held.Len())
 		go func() {
-			_, err := c.list(ctx, stores.Dest, held, func(i int) { present[i] = true })
+			_, err := c.list(ctx, stores.Dest, held, func(i int, size uint64) { present[i], presentBytes = true, presentBytes+size })
 			heldErr <- err
 		}()
 	} else {
@@ -243,7 +244,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 	c.cfg.Logger.Info("job sources checked", "job", job.Id, "files", report.Expected, "listed", report.Listed, "took", time.Since(start))
 	startCmd := &fsmpb.RestoreStart{JobId: job.Id, RepositoryGcEpoch: gcEpoch}
 	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
-		startCmd.Skip, startCmd.SkippedBytes = skipSpans(present, held)
+		startCmd.Skip, startCmd.SkippedBytes = skipSpans(present), presentBytes
 		c.cfg.Logger.Info("export: files the repository holds are skipped", "job", job.Id, "files", report.Expected,
 			"spans", len(startCmd.Skip), "bytes_skipped", startCmd.SkippedBytes)
 	}
@@ -258,7 +259,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 // list checks an index's keys against a listing of its prefix, sharded by the keys'
 // list prefixes: in the snapkeep layout the first digit of the segment id (up to 9),
 // in the Milvus layout one per kind of file and one per index build.
-func (c *Coordinator) list(ctx context.Context, store objstore.Store, idx *taskIndex, present func(int)) (PrecheckReport, error) {
+func (c *Coordinator) list(ctx context.Context, store objstore.Store, idx *taskIndex, present func(int, uint64)) (PrecheckReport, error) {
 	shards, err := idx.ListPrefixes()
 	if err != nil {
 		return PrecheckReport{}, err
@@ -269,23 +270,20 @@ func (c *Coordinator) list(ctx context.Context, store objstore.Store, idx *taskI
 	return PrecheckWithOptions(ctx, store, idx.Prefix(), idx, PrecheckOptions{Shards: shards, Parallelism: 9, Present: present})
 }
 
-// skipSpans turns the tasks a listing found with their size into sorted spans, and
-// sums their bytes.
-func skipSpans(present []bool, idx *taskIndex) ([]*fsmpb.TaskSpan, uint64) {
+// skipSpans turns the tasks a listing found with their size into sorted spans.
+func skipSpans(present []bool) []*fsmpb.TaskSpan {
 	var spans []*fsmpb.TaskSpan
-	var bytes uint64
 	for i, ok := range present {
 		if !ok {
 			continue
 		}
-		bytes += idx.Size(i)
 		if n := len(spans); n > 0 && spans[n-1].End == uint32(i) {
 			spans[n-1].End++
 			continue
 		}
 		spans = append(spans, &fsmpb.TaskSpan{Start: uint32(i), End: uint32(i) + 1})
 	}
-	return spans, bytes
+	return spans
 }
 
 // ignoreDone treats "the job is already past that" as success: another leader (or a

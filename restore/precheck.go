@@ -75,7 +75,7 @@ type PrecheckOptions struct {
 	Parallelism int
 	// Present, when set, is called once for every expected object listed with its
 	// expected size (serially).
-	Present func(index int)
+	Present func(index int, size uint64)
 }
 
 // Precheck checks that every object want expects exists under prefix with its
@@ -138,7 +138,7 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 				report.WrongSizeCount++
 				wrong.add(obj.Key, fmt.Sprintf("%s: want %d, got %d", obj.Key, size, obj.Size))
 			} else if opts.Present != nil {
-				opts.Present(i)
+				opts.Present(i, size)
 			}
 		}
 		return nil

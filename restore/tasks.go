@@ -29,10 +29,13 @@ import (
 //     cluster's id, and the target segment's key in the cluster's bucket. The file
 //     lists are the target segments' own (they came from the repository's manifest).
 type taskResolver struct {
-	view    *fsm.View
-	root    layout.Root
-	job     *fsmpb.RestoreJob
-	plan    *fsmpb.RestorePlan
+	view *fsm.View
+	root layout.Root
+	job  *fsmpb.RestoreJob
+	// parts are the plan's non-empty parts in task order: searched in place, never
+	// merged (a repository restore of a million segments has a thousand parts, and a
+	// resolver is made per lease).
+	parts   []*fsmpb.RestorePlan
 	layout  layout.Layout
 	dstKeys fsm.FileKeys
 	repo    repository.Keys // exports and repository restores
@@ -43,14 +46,11 @@ type taskResolver struct {
 }
 
 func newTaskResolver(view *fsm.View, root layout.Root, job *fsmpb.RestoreJob) (*taskResolver, error) {
-	plan, err := view.RestorePlan(job.Id)
-	if err != nil {
-		if job.FilesTotal > 0 {
-			return nil, err
-		}
-		plan = &fsmpb.RestorePlan{JobId: job.Id} // a snapshot with no segments (a repository restore plans none)
+	parts := view.RestorePlanParts(job.Id)
+	if len(parts) == 0 && job.FilesTotal > 0 {
+		return nil, fmt.Errorf("job %d has %d tasks and no plan", job.Id, job.FilesTotal)
 	}
-	r := &taskResolver{view: view, root: root, job: job, plan: plan}
+	r := &taskResolver{view: view, root: root, job: job, parts: parts}
 	switch job.Kind {
 	case fsmpb.JobKind_JOB_KIND_RESTORE:
 		r.layout = view.KeysOfCollection(job.SourceCollectionId).Layout()
@@ -85,12 +85,13 @@ type owner struct {
 
 // ownerOf finds the file list task t belongs to.
 func (r *taskResolver) ownerOf(t uint32) (owner, error) {
-	segs := r.plan.Segments
-	i := sort.Search(len(segs), func(i int) bool { return segs[i].FirstTask > t }) - 1
-	if i < 0 {
+	// The last segment whose first task is at most t, in the last part that has one.
+	p := sort.Search(len(r.parts), func(i int) bool { return r.parts[i].Segments[0].FirstTask > t }) - 1
+	if p < 0 {
 		return owner{}, fmt.Errorf("job %d has no task %d", r.job.Id, t)
 	}
-	ps := segs[i]
+	segs := r.parts[p].Segments
+	ps := segs[sort.Search(len(segs), func(i int) bool { return segs[i].FirstTask > t })-1]
 	if t < ps.FirstTask+ps.Files {
 		return r.segmentOwner(ps)
 	}
@@ -251,9 +252,11 @@ func newRepositoryIndex(r *taskResolver) *taskIndex {
 }
 
 func newTaskIndex(r *taskResolver, prefix string, destination bool) *taskIndex {
-	idx := &taskIndex{r: r, prefix: prefix, destination: destination, segments: make(map[uint64]*fsmpb.PlannedSegment, len(r.plan.Segments))}
-	for _, ps := range r.plan.Segments {
-		idx.segments[ps.SourceId] = ps
+	idx := &taskIndex{r: r, prefix: prefix, destination: destination, segments: map[uint64]*fsmpb.PlannedSegment{}}
+	for _, part := range r.parts {
+		for _, ps := range part.Segments {
+			idx.segments[ps.SourceId] = ps
+		}
 	}
 	return idx
 }
@@ -342,15 +345,6 @@ func (s *taskIndex) Key(i int) string {
 		return t.Dst
 	}
 	return t.Src
-}
-
-// Size is task i's size (0 when it cannot be resolved).
-func (s *taskIndex) Size(i int) uint64 {
-	t, err := s.r.task(uint32(i))
-	if err != nil {
-		return 0
-	}
-	return t.Size
 }
 
 // EachDestination calls fn with the destination key of every task of a job (a

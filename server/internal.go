@@ -8,9 +8,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/api"
 )
 
 // The Internal service: what nodes ask of each other. Every method that must run on the
@@ -93,10 +93,7 @@ func (s *internalService) ProbeRepository(ctx context.Context, req *internalv1.P
 	if req.GetSpec() == nil || req.Probe == "" {
 		return nil, status.Error(codes.InvalidArgument, "a probe names the repository's settings and a probe id")
 	}
-	spec := req.Spec
-	rec := &fsmpb.Repository{Name: spec.Name, Endpoint: spec.Endpoint, Region: spec.Region, Bucket: spec.Bucket, Prefix: spec.Prefix,
-		PathStyle: spec.PathStyle, Credentials: spec.Credentials, ReadOnly: spec.ReadOnly}
-	out := s.n.repos.Probe(ctx, rec, req.Probe)
+	out := s.n.repos.Probe(ctx, api.RepositoryRecord(req.Spec), req.Probe)
 	out.Node = s.n.cfg.NodeID
 	return out, nil
 }

@@ -259,7 +259,13 @@ func (c *countingSink) Write(p []byte) (int, error) {
 
 // restoreCopied counts one task's outcome on this node's executor.
 func (m *nodeMetrics) restoreCopied(kind fsmpb.JobKind, res restore.Result) {
-	label := strings.ToLower(strings.TrimPrefix(kind.String(), "JOB_KIND_"))
+	label := "restore"
+	switch kind {
+	case fsmpb.JobKind_JOB_KIND_EXPORT:
+		label = "export"
+	case fsmpb.JobKind_JOB_KIND_REPOSITORY_RESTORE:
+		label = "repository_restore"
+	}
 	switch {
 	case res.Err == nil:
 		m.restoreFiles.WithLabelValues(label).Inc()

@@ -13,6 +13,7 @@ import (
 	"github.com/snapkeep/snapkeep/manifest/repository"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/api"
 )
 
 // repositoryProbeTimeout bounds each node's probe of a repository.
@@ -37,8 +38,7 @@ func (n *Node) probeRepository(ctx context.Context, r *fsmpb.Repository) ([]*pb.
 		}
 	}
 	probe := repository.NewID()
-	spec := &pb.RepositorySpec{Name: r.Name, Endpoint: r.Endpoint, Region: r.Region, Bucket: r.Bucket, Prefix: r.Prefix,
-		PathStyle: r.PathStyle, Credentials: r.Credentials, ReadOnly: r.ReadOnly}
+	spec := api.RepositorySpecOf(r)
 	servers := future.Configuration().Servers
 	out := make([]*pb.RepositoryProbe, len(servers))
 	var wg sync.WaitGroup

@@ -84,18 +84,9 @@ func waitJob(t *testing.T, cl *client.Client, id uint64) *pb.RestoreJob {
 			return false
 		}
 		job = j
-		return jobEnded(j.State)
+		return client.JobEnded(j.State)
 	}, 60*time.Second, 50*time.Millisecond, "restore job %d did not end", id)
 	return job
-}
-
-// jobEnded reports whether a job (of any kind) is over.
-func jobEnded(s pb.RestoreState) bool {
-	switch s {
-	case pb.RestoreState_RESTORE_STATE_COMPLETED, pb.RestoreState_RESTORE_STATE_FAILED, pb.RestoreState_RESTORE_STATE_CANCELLED:
-		return true
-	}
-	return false
 }
 
 func readObject(t *testing.T, store objstore.Store, key string) []byte {

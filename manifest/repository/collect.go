@@ -55,6 +55,8 @@ type CollectReport struct {
 	Candidates     []Candidate
 	CandidateCount uint64
 	CandidateBytes uint64
+	// Generations counts the old index generations among the candidates.
+	Generations uint64
 	// Deleted and DeletedBytes count the objects the store confirmed deleted (0 in a
 	// dry run).
 	Deleted      uint64
@@ -280,6 +282,9 @@ func (c *collector) flush(ctx context.Context) error {
 		sizes[o.Key] = o.Size
 		c.rep.CandidateCount++
 		c.rep.CandidateBytes += uint64(o.Size)
+		if kind == KeyIndex {
+			c.rep.Generations++
+		}
 		if len(c.rep.Candidates) < c.opts.MaxListed {
 			c.rep.Candidates = append(c.rep.Candidates, Candidate{Key: o.Key, Kind: kind, Size: o.Size, LastModified: o.LastModified})
 		}

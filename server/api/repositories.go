@@ -100,19 +100,22 @@ func (s *services) holdRepository(ctx context.Context, name string) (*repository
 // defaultRepositoryGrace keeps objects younger than this from a repository GC.
 const defaultRepositoryGrace = time.Hour
 
-func toRepositoryRecord(spec *pb.RepositorySpec) *fsmpb.Repository {
+// RepositoryRecord is the catalog's record of a repository's settings (the rest —
+// id, writer, copy directions — is filled in by registration).
+func RepositoryRecord(spec *pb.RepositorySpec) *fsmpb.Repository {
 	return &fsmpb.Repository{Name: spec.GetName(), Endpoint: spec.GetEndpoint(), Region: spec.GetRegion(), Bucket: spec.GetBucket(),
 		Prefix: strings.TrimSuffix(spec.GetPrefix(), "/"), PathStyle: spec.GetPathStyle(), Credentials: spec.GetCredentials(),
 		ReadOnly: spec.GetReadOnly(), BytesPerSecond: spec.GetBytesPerSecond(), Description: spec.GetDescription()}
 }
 
-func toRepositorySpec(r *fsmpb.Repository) *pb.RepositorySpec {
+// RepositorySpecOf is a record's settings as the API states them.
+func RepositorySpecOf(r *fsmpb.Repository) *pb.RepositorySpec {
 	return &pb.RepositorySpec{Name: r.Name, Endpoint: r.Endpoint, Region: r.Region, Bucket: r.Bucket, Prefix: r.Prefix,
 		PathStyle: r.PathStyle, Credentials: r.Credentials, ReadOnly: r.ReadOnly, BytesPerSecond: r.BytesPerSecond, Description: r.Description}
 }
 
 func toRepository(r *fsmpb.Repository, cluster string) *pb.Repository {
-	return &pb.Repository{Spec: toRepositorySpec(r), RepositoryId: r.RepositoryId, WriterClusterId: r.WriterClusterId,
+	return &pb.Repository{Spec: RepositorySpecOf(r), RepositoryId: r.RepositoryId, WriterClusterId: r.WriterClusterId,
 		CopyToRepository: r.CopyToRepository, CopyFromRepository: r.CopyFromRepository, RegisteredAtUnixMs: unixMS(r.RegisteredAt), ClusterId: cluster}
 }
 
@@ -129,7 +132,7 @@ func (s *repositoriesService) clusterID(ctx context.Context) (string, error) {
 }
 
 func (s *repositoriesService) RegisterRepository(ctx context.Context, req *pb.RegisterRepositoryRequest) (*pb.RegisterRepositoryResponse, error) {
-	rec := toRepositoryRecord(req.GetSpec())
+	rec := RepositoryRecord(req.GetSpec())
 	check := proto.CloneOf(rec)
 	check.RepositoryId, check.WriterClusterId = "placeholder", ""
 	if err := fsm.ValidateRepository(check); err != nil {
@@ -392,7 +395,7 @@ func (s *repositoriesService) VerifyRepository(ctx context.Context, req *pb.Veri
 
 func toCollectResponse(r repository.CollectReport) *pb.CollectRepositoryResponse {
 	out := &pb.CollectRepositoryResponse{ObjectsListed: r.Scanned, ObjectsReferenced: r.Referenced, ObjectsProtected: r.Protected + r.Spared,
-		ObjectsDeleted: r.Deleted, BytesDeleted: r.DeletedBytes, ObjectsYoung: r.Young, Errors: r.Errors}
+		ObjectsDeleted: r.Deleted, BytesDeleted: r.DeletedBytes, ObjectsYoung: r.Young, Errors: r.Errors, GenerationsDeleted: r.Generations}
 	if r.DryRun {
 		out.ObjectsDeleted, out.BytesDeleted = r.CandidateCount, r.CandidateBytes
 	}
