@@ -54,17 +54,43 @@ func applySnapshotBegin(c *applyCtx, cmd *fsmpb.SnapshotBegin) (proto.Message, e
 	if err := ValidateSnapshotBegin(cmd); err != nil {
 		return nil, err
 	}
+	if _, ok := cmd.Labels[PolicyLabel]; ok {
+		return nil, invalidf("the label %q marks snapshots a policy took; it cannot be set by hand", PolicyLabel)
+	}
 	coll, db, err := c.collection(cmd.Database, cmd.Collection)
 	if err != nil {
 		return nil, err
 	}
+	snap, err := c.beginSnapshot(db, coll, snapshotBeginArgs{
+		name: cmd.Name, description: cmd.Description, labels: cmd.Labels,
+		maxPerCollection: cmd.MaxPerCollection, pendingTimeout: cmd.PendingTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return snapshotResponse(snap), nil
+}
+
+// snapshotBeginArgs is what a new snapshot is given besides its collection.
+type snapshotBeginArgs struct {
+	name, description string
+	labels            map[string]string
+	maxPerCollection  uint32
+	pendingTimeout    int64
+	policyID          uint64 // the policy taking it, 0 on request
+	due               int64
+}
+
+// beginSnapshot captures and pins a collection (validated arguments): SnapshotBegin's
+// and a policy run's one path.
+func (c *applyCtx) beginSnapshot(db *fsmpb.Database, coll *fsmpb.Collection, a snapshotBeginArgs) (*fsmpb.Snapshot, error) {
 	if coll.State != fsmpb.CollectionState_COLLECTION_STATE_ACTIVE {
 		return nil, preconditionf("collection %q is %s; only an active collection can be snapshotted", coll.Name, stateName(coll.State))
 	}
-	if s := c.liveSnapshot(db.Id, coll.Name, cmd.Name, coll.Id); s != nil {
-		return nil, existsf("snapshot %q already exists on collection %q (id %d, %s)", cmd.Name, coll.Name, s.Id, snapshotStateName(s.State))
+	if s := c.liveSnapshot(db.Id, coll.Name, a.name, coll.Id); s != nil {
+		return nil, existsf("snapshot %q already exists on collection %q (id %d, %s)", a.name, coll.Name, s.Id, snapshotStateName(s.State))
 	}
-	if n := c.countSnapshots(coll); n >= int(cmd.MaxPerCollection) {
+	if n := c.countSnapshots(coll); n >= int(a.maxPerCollection) {
 		return nil, exhaustedf("collection %q already has %d snapshots, the limit; drop some first", coll.Name, n)
 	}
 
@@ -73,15 +99,15 @@ func applySnapshotBegin(c *applyCtx, cmd *fsmpb.SnapshotBegin) (proto.Message, e
 		Id:                    id,
 		CollectionId:          coll.Id,
 		DatabaseId:            db.Id,
-		Name:                  cmd.Name,
+		Name:                  a.name,
 		State:                 fsmpb.SnapshotState_SNAPSHOT_STATE_PENDING,
-		Description:           cmd.Description,
+		Description:           a.description,
 		CollectionDescription: coll.Description,
 		Layout:                coll.Layout,
-		Labels:                cmd.Labels,
+		Labels:                a.labels,
 		CapturedIndex:         c.index,
 		CreatedAt:             c.now,
-		PendingDeadline:       c.now + cmd.PendingTimeout,
+		PendingDeadline:       c.now + a.pendingTimeout,
 		DatabaseName:          db.Name,
 		CollectionName:        coll.Name,
 		Schema:                coll.Schema,
@@ -90,6 +116,8 @@ func applySnapshotBegin(c *applyCtx, cmd *fsmpb.SnapshotBegin) (proto.Message, e
 		Indexes:               coll.Indexes,
 		ManifestKey:           ManifestKey(id),
 		Summary:               &fsmpb.SnapshotSummary{},
+		PolicyId:              a.policyID,
+		PolicyDue:             a.due,
 	}
 	// Capture: the flushed segments and their ready builds, at this log index.
 	c.eachSegment(coll.Id, 0, func(s *fsmpb.Segment) bool {
@@ -110,7 +138,7 @@ func applySnapshotBegin(c *applyCtx, cmd *fsmpb.SnapshotBegin) (proto.Message, e
 	snap.Summary.IndexBuilds = uint64(len(snap.BuildIds))
 	c.t.snapshots.put(snap)
 	c.t.setPins(snap, true)
-	return snapshotResponse(snap), nil
+	return snap, nil
 }
 
 // snapshotResponse strips the pinned id lists, which can be large, from a response.
@@ -150,6 +178,7 @@ func applySnapshotCommit(c *applyCtx, cmd *fsmpb.SnapshotCommit) (proto.Message,
 	next.ManifestChecksum = cmd.ManifestChecksum
 	next.Summary = cmd.Summary
 	c.t.snapshots.put(next)
+	c.policySnapshotEvent(next, true, "")
 	return snapshotResponse(next), nil
 }
 
@@ -158,22 +187,42 @@ func applySnapshotMarkDeleting(c *applyCtx, cmd *fsmpb.SnapshotMarkDeleting) (pr
 	if err != nil {
 		return nil, err
 	}
+	if len(cmd.Reason) > MaxDescriptionBytes {
+		return nil, invalidf("reason is %d bytes; the limit is %d", len(cmd.Reason), MaxDescriptionBytes)
+	}
+	next, err := c.markSnapshotDeleting(s, cmd.Reason)
+	if err != nil {
+		return nil, err
+	}
+	return snapshotResponse(next), nil
+}
+
+// markSnapshotDeleting is the drop path: it releases the pins of a snapshot nothing
+// holds and no job reads. A DELETING snapshot is left as it is.
+func (c *applyCtx) markSnapshotDeleting(s *fsmpb.Snapshot, reason string) (*fsmpb.Snapshot, error) {
 	if s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING {
-		return snapshotResponse(s), nil
+		return s, nil
+	}
+	if h := activeHold(s, c.now); h != nil {
+		if h.Until != 0 {
+			return nil, preconditionf("snapshot %q is held until %s (hold %d: %s); nobody, admins included, can drop it before then",
+				s.Name, fmtTime(h.Until), h.Id, h.Reason)
+		}
+		return nil, preconditionf("snapshot %q is held (hold %d: %s); remove the hold first", s.Name, h.Id, h.Reason)
 	}
 	if job := c.restoreReading(s.Id); job != nil {
 		return nil, preconditionf("snapshot %q is being restored by job %d into collection %q; wait for the job to end or cancel it", s.Name, job.Id, job.TargetCollection)
 	}
-	if len(cmd.Reason) > MaxDescriptionBytes {
-		return nil, invalidf("reason is %d bytes; the limit is %d", len(cmd.Reason), MaxDescriptionBytes)
+	if s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_PENDING {
+		c.policySnapshotEvent(s, false, reason)
 	}
 	next := proto.CloneOf(s)
 	next.State = fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING
 	next.DeletingAt = c.now
-	next.DeleteReason = cmd.Reason
+	next.DeleteReason = reason
 	c.t.setPins(s, false)
 	c.t.snapshots.put(next)
-	return snapshotResponse(next), nil
+	return next, nil
 }
 
 func applySnapshotRemove(c *applyCtx, cmd *fsmpb.SnapshotRemove) (proto.Message, error) {

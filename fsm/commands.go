@@ -80,6 +80,12 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_PLAN_SEGMENTS, applyRestorePlanSegments)
 	register(fsmpb.CommandType_COMMAND_TYPE_REPOSITORY_GC_BEGIN, applyRepositoryGCBegin)
 	register(fsmpb.CommandType_COMMAND_TYPE_REPOSITORY_GC_END, applyRepositoryGCEnd)
+	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_PUT, applyPolicyPut)
+	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_DELETE, applyPolicyDelete)
+	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_RUN, applyPolicyRun)
+	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_RETAIN, applyPolicyRetain)
+	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_ADD, applySnapshotHoldAdd)
+	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE, applySnapshotHoldRemove)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

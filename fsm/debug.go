@@ -101,6 +101,7 @@ func (t *tables) checkDerived() error {
 	checkTable(&errs, "restore jobs", t.restoreJobs, fresh.restoreJobs)
 	checkTable(&errs, "restore plans", t.restorePlans, fresh.restorePlans)
 	checkTable(&errs, "repositories", t.repositories, fresh.repositories)
+	checkTable(&errs, "policies", t.policies, fresh.policies)
 	checkTable(&errs, "restore leases", t.restoreLeases, fresh.restoreLeases)
 	checkTable(&errs, "gc reports", t.gcReports, fresh.gcReports)
 	checkTree(&errs, "segment pins", t.segmentPins, fresh.segmentPins)

@@ -108,6 +108,7 @@ var sections = []section{
 	},
 	tableSection(12, "gc reports", func(t *tables) *table[*fsmpb.GCReport] { return t.gcReports }),
 	tableSection(13, "repositories", func(t *tables) *table[*fsmpb.Repository] { return t.repositories }),
+	tableSection(14, "policies", func(t *tables) *table[*fsmpb.Policy] { return t.policies }),
 }
 
 // poolChunk bounds a RestorePool record (ranges and attempted tasks).

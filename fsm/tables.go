@@ -172,6 +172,9 @@ type tables struct {
 
 	// Backup repositories, by name.
 	repositories *table[*fsmpb.Repository]
+
+	// Snapshot policies, by name.
+	policies *table[*fsmpb.Policy]
 }
 
 // taskRange is the tasks [start, end) of a job waiting in its pool.
@@ -274,6 +277,8 @@ const (
 	snapshotsByCollection = 1
 	// Pending and deleting snapshots by id: the leader's work list.
 	snapshotsUnfinished = 2
+	// Snapshots a policy took, by (policy id, collection id, id): its retention's list.
+	snapshotsByPolicy = 3
 	// Pending and copying restore jobs by id.
 	restoreJobsRunning = 0
 	// Restore jobs by (target collection id, id).
@@ -306,7 +311,8 @@ func newTables() *tables {
 		snapshots: newTable(func(a, b *fsmpb.Snapshot) bool { return a.Id < b.Id },
 			secondaryIndex(lessSnapshotName, isLiveSnapshot),
 			secondaryIndex(lessSnapshotCollection, nil),
-			secondaryIndex(func(a, b *fsmpb.Snapshot) bool { return a.Id < b.Id }, isUnfinishedSnapshot)),
+			secondaryIndex(func(a, b *fsmpb.Snapshot) bool { return a.Id < b.Id }, isUnfinishedSnapshot),
+			secondaryIndex(lessPolicySnapshot, func(s *fsmpb.Snapshot) bool { return s.PolicyId != 0 })),
 		segmentPins: btree.NewG(btreeDegree, lessPin),
 		buildPins:   btree.NewG(btreeDegree, lessPin),
 		restoreJobs: newTable(func(a, b *fsmpb.RestoreJob) bool { return a.Id < b.Id },
@@ -335,9 +341,20 @@ func newTables() *tables {
 		leasedTasks:     btree.NewG(btreeDegree, lessLeasedTask),
 		gcReports:       newTable(func(a, b *fsmpb.GCReport) bool { return a.Id < b.Id }),
 		repositories:    newTable(func(a, b *fsmpb.Repository) bool { return a.Name < b.Name }),
+		policies:        newTable(func(a, b *fsmpb.Policy) bool { return a.Name < b.Name }),
 	}
 	t.setTallies()
 	return t
+}
+
+func lessPolicySnapshot(a, b *fsmpb.Snapshot) bool {
+	if a.PolicyId != b.PolicyId {
+		return a.PolicyId < b.PolicyId
+	}
+	if a.CollectionId != b.CollectionId {
+		return a.CollectionId < b.CollectionId
+	}
+	return a.Id < b.Id
 }
 
 func isDropped(s *fsmpb.Segment) bool { return s.State == fsmpb.SegmentState_SEGMENT_STATE_DROPPED }
@@ -394,6 +411,7 @@ func (t *tables) clone() *tables {
 		leasedTasks:     t.leasedTasks.Clone(),
 		gcReports:       t.gcReports.clone(),
 		repositories:    t.repositories.clone(),
+		policies:        t.policies.clone(),
 	}
 }
 

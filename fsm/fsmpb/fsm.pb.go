@@ -725,6 +725,12 @@ const (
 	CommandType_COMMAND_TYPE_RESTORE_PLAN_SEGMENTS  CommandType = 40
 	CommandType_COMMAND_TYPE_REPOSITORY_GC_BEGIN    CommandType = 41
 	CommandType_COMMAND_TYPE_REPOSITORY_GC_END      CommandType = 42
+	CommandType_COMMAND_TYPE_POLICY_PUT             CommandType = 43
+	CommandType_COMMAND_TYPE_POLICY_DELETE          CommandType = 44
+	CommandType_COMMAND_TYPE_POLICY_RUN             CommandType = 45
+	CommandType_COMMAND_TYPE_POLICY_RETAIN          CommandType = 46
+	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_ADD      CommandType = 47
+	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE   CommandType = 48
 )
 
 // Enum value maps for CommandType.
@@ -773,6 +779,12 @@ var (
 		40: "COMMAND_TYPE_RESTORE_PLAN_SEGMENTS",
 		41: "COMMAND_TYPE_REPOSITORY_GC_BEGIN",
 		42: "COMMAND_TYPE_REPOSITORY_GC_END",
+		43: "COMMAND_TYPE_POLICY_PUT",
+		44: "COMMAND_TYPE_POLICY_DELETE",
+		45: "COMMAND_TYPE_POLICY_RUN",
+		46: "COMMAND_TYPE_POLICY_RETAIN",
+		47: "COMMAND_TYPE_SNAPSHOT_HOLD_ADD",
+		48: "COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":            0,
@@ -818,6 +830,12 @@ var (
 		"COMMAND_TYPE_RESTORE_PLAN_SEGMENTS":  40,
 		"COMMAND_TYPE_REPOSITORY_GC_BEGIN":    41,
 		"COMMAND_TYPE_REPOSITORY_GC_END":      42,
+		"COMMAND_TYPE_POLICY_PUT":             43,
+		"COMMAND_TYPE_POLICY_DELETE":          44,
+		"COMMAND_TYPE_POLICY_RUN":             45,
+		"COMMAND_TYPE_POLICY_RETAIN":          46,
+		"COMMAND_TYPE_SNAPSHOT_HOLD_ADD":      47,
+		"COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE":   48,
 	}
 )
 
@@ -2034,7 +2052,15 @@ type Snapshot struct {
 	// the new collection); empty in snapshots taken before it was captured.
 	CollectionDescription string `protobuf:"bytes,26,opt,name=collection_description,json=collectionDescription,proto3" json:"collection_description,omitempty"`
 	// The collection's key layout (a restore gives it to the new collection).
-	Layout        KeyLayout `protobuf:"varint,27,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
+	Layout KeyLayout `protobuf:"varint,27,opt,name=layout,proto3,enum=snapkeep.fsm.v1.KeyLayout" json:"layout,omitempty"`
+	// The policy that took this snapshot (its id, never reused) and the due time of
+	// that run (0 for a run on request); 0 for a snapshot taken on request. Retention
+	// only ever expires snapshots its own policy took.
+	PolicyId  uint64 `protobuf:"varint,28,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	PolicyDue int64  `protobuf:"varint,29,opt,name=policy_due,json=policyDue,proto3" json:"policy_due,omitempty"`
+	// Holds keep a committed snapshot from being dropped, by anyone (retention
+	// included); a hold with an `until` cannot even be removed before then.
+	Holds         []*SnapshotHold `protobuf:"bytes,30,rep,name=holds,proto3" json:"holds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2258,6 +2284,544 @@ func (x *Snapshot) GetLayout() KeyLayout {
 	return KeyLayout_KEY_LAYOUT_SNAPKEEP
 }
 
+func (x *Snapshot) GetPolicyId() uint64 {
+	if x != nil {
+		return x.PolicyId
+	}
+	return 0
+}
+
+func (x *Snapshot) GetPolicyDue() int64 {
+	if x != nil {
+		return x.PolicyDue
+	}
+	return 0
+}
+
+func (x *Snapshot) GetHolds() []*SnapshotHold {
+	if x != nil {
+		return x.Holds
+	}
+	return nil
+}
+
+type SnapshotHold struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique within the snapshot; from the id space.
+	Id     uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Unix ns; 0: until removed. Past `until` the hold no longer holds.
+	Until         int64 `protobuf:"varint,3,opt,name=until,proto3" json:"until,omitempty"`
+	AddedAt       int64 `protobuf:"varint,4,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotHold) Reset() {
+	*x = SnapshotHold{}
+	mi := &file_fsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotHold) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotHold) ProtoMessage() {}
+
+func (x *SnapshotHold) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotHold.ProtoReflect.Descriptor instead.
+func (*SnapshotHold) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SnapshotHold) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SnapshotHold) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SnapshotHold) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+func (x *SnapshotHold) GetAddedAt() int64 {
+	if x != nil {
+		return x.AddedAt
+	}
+	return 0
+}
+
+// Policy takes snapshots of collections on a schedule and expires the ones it took.
+// The leader computes due times from the schedule (time zones are the node's tzdata,
+// not the FSM's business) and proposes a run per due time; the FSM refuses a due time
+// at or before the last one, so each due time yields at most one run.
+type Policy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From the id space: a policy dropped and created again under its name is a new
+	// policy and does not expire the old one's snapshots.
+	Id   uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Bumped by every update; a run is computed from one revision and refused under
+	// another.
+	Revision    uint64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Which collections: a database (empty: default) and either names or a glob
+	// (path.Match) over the database's collection names.
+	Database       string          `protobuf:"bytes,5,opt,name=database,proto3" json:"database,omitempty"`
+	Collections    []string        `protobuf:"bytes,6,rep,name=collections,proto3" json:"collections,omitempty"`
+	CollectionGlob string          `protobuf:"bytes,7,opt,name=collection_glob,json=collectionGlob,proto3" json:"collection_glob,omitempty"`
+	Schedule       *PolicySchedule `protobuf:"bytes,8,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	// Snapshot names: text with Go time layouts in braces, rendered at the due time in
+	// the schedule's zone ("nightly-{2006.01.02-15.04}").
+	NameTemplate string            `protobuf:"bytes,9,opt,name=name_template,json=nameTemplate,proto3" json:"name_template,omitempty"`
+	Labels       map[string]string `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Retention    *PolicyRetention  `protobuf:"bytes,11,opt,name=retention,proto3" json:"retention,omitempty"`
+	Enabled      bool              `protobuf:"varint,12,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	CreatedAt    int64             `protobuf:"varint,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt    int64             `protobuf:"varint,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Due times are counted from here: the creation, or the last change of the
+	// schedule or of enabled.
+	ScheduleFrom int64 `protobuf:"varint,15,opt,name=schedule_from,json=scheduleFrom,proto3" json:"schedule_from,omitempty"`
+	// The due time of the last scheduled run (0: none yet).
+	LastDue       int64         `protobuf:"varint,16,opt,name=last_due,json=lastDue,proto3" json:"last_due,omitempty"`
+	Status        *PolicyStatus `protobuf:"bytes,17,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_fsm_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Policy) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Policy) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Policy) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Policy) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Policy) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *Policy) GetCollections() []string {
+	if x != nil {
+		return x.Collections
+	}
+	return nil
+}
+
+func (x *Policy) GetCollectionGlob() string {
+	if x != nil {
+		return x.CollectionGlob
+	}
+	return ""
+}
+
+func (x *Policy) GetSchedule() *PolicySchedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+func (x *Policy) GetNameTemplate() string {
+	if x != nil {
+		return x.NameTemplate
+	}
+	return ""
+}
+
+func (x *Policy) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Policy) GetRetention() *PolicyRetention {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
+func (x *Policy) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Policy) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Policy) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *Policy) GetScheduleFrom() int64 {
+	if x != nil {
+		return x.ScheduleFrom
+	}
+	return 0
+}
+
+func (x *Policy) GetLastDue() int64 {
+	if x != nil {
+		return x.LastDue
+	}
+	return 0
+}
+
+func (x *Policy) GetStatus() *PolicyStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type PolicySchedule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A 5-field cron expression (minute hour day-of-month month day-of-week) in
+	// time_zone (IANA name; empty: UTC), or a fixed interval (ns) from schedule_from.
+	Cron          string `protobuf:"bytes,1,opt,name=cron,proto3" json:"cron,omitempty"`
+	TimeZone      string `protobuf:"bytes,2,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	Interval      int64  `protobuf:"varint,3,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicySchedule) Reset() {
+	*x = PolicySchedule{}
+	mi := &file_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicySchedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicySchedule) ProtoMessage() {}
+
+func (x *PolicySchedule) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicySchedule.ProtoReflect.Descriptor instead.
+func (*PolicySchedule) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PolicySchedule) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *PolicySchedule) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *PolicySchedule) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+type PolicyRetention struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Expire snapshots older than this (ns; 0: never by age).
+	ExpireAfter int64 `protobuf:"varint,1,opt,name=expire_after,json=expireAfter,proto3" json:"expire_after,omitempty"`
+	// Keep at least this many committed snapshots per collection, whatever their age.
+	MinCount uint32 `protobuf:"varint,2,opt,name=min_count,json=minCount,proto3" json:"min_count,omitempty"`
+	// Keep at most this many per collection (0: no limit); older ones expire first.
+	MaxCount uint32 `protobuf:"varint,3,opt,name=max_count,json=maxCount,proto3" json:"max_count,omitempty"`
+	// How often the leader checks (ns; 0: the default, one minute).
+	Interval      int64 `protobuf:"varint,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRetention) Reset() {
+	*x = PolicyRetention{}
+	mi := &file_fsm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRetention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRetention) ProtoMessage() {}
+
+func (x *PolicyRetention) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRetention.ProtoReflect.Descriptor instead.
+func (*PolicyRetention) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PolicyRetention) GetExpireAfter() int64 {
+	if x != nil {
+		return x.ExpireAfter
+	}
+	return 0
+}
+
+func (x *PolicyRetention) GetMinCount() uint32 {
+	if x != nil {
+		return x.MinCount
+	}
+	return 0
+}
+
+func (x *PolicyRetention) GetMaxCount() uint32 {
+	if x != nil {
+		return x.MaxCount
+	}
+	return 0
+}
+
+func (x *PolicyRetention) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+type PolicyStatus struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Runs       uint64                 `protobuf:"varint,1,opt,name=runs,proto3" json:"runs,omitempty"`
+	LastRunAt  int64                  `protobuf:"varint,2,opt,name=last_run_at,json=lastRunAt,proto3" json:"last_run_at,omitempty"`
+	LastRunDue int64                  `protobuf:"varint,3,opt,name=last_run_due,json=lastRunDue,proto3" json:"last_run_due,omitempty"`
+	// Counted when a snapshot the policy took commits, fails (never committed, or a
+	// collection could not be snapshotted), or is dropped by its retention.
+	SnapshotsTaken   uint64 `protobuf:"varint,4,opt,name=snapshots_taken,json=snapshotsTaken,proto3" json:"snapshots_taken,omitempty"`
+	SnapshotsFailed  uint64 `protobuf:"varint,5,opt,name=snapshots_failed,json=snapshotsFailed,proto3" json:"snapshots_failed,omitempty"`
+	SnapshotsDeleted uint64 `protobuf:"varint,6,opt,name=snapshots_deleted,json=snapshotsDeleted,proto3" json:"snapshots_deleted,omitempty"`
+	LastSuccessAt    int64  `protobuf:"varint,7,opt,name=last_success_at,json=lastSuccessAt,proto3" json:"last_success_at,omitempty"`
+	LastSuccess      string `protobuf:"bytes,8,opt,name=last_success,json=lastSuccess,proto3" json:"last_success,omitempty"`
+	LastFailureAt    int64  `protobuf:"varint,9,opt,name=last_failure_at,json=lastFailureAt,proto3" json:"last_failure_at,omitempty"`
+	LastFailure      string `protobuf:"bytes,10,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	LastRetentionAt  int64  `protobuf:"varint,11,opt,name=last_retention_at,json=lastRetentionAt,proto3" json:"last_retention_at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PolicyStatus) Reset() {
+	*x = PolicyStatus{}
+	mi := &file_fsm_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyStatus) ProtoMessage() {}
+
+func (x *PolicyStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyStatus.ProtoReflect.Descriptor instead.
+func (*PolicyStatus) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PolicyStatus) GetRuns() uint64 {
+	if x != nil {
+		return x.Runs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastRunAt() int64 {
+	if x != nil {
+		return x.LastRunAt
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastRunDue() int64 {
+	if x != nil {
+		return x.LastRunDue
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetSnapshotsTaken() uint64 {
+	if x != nil {
+		return x.SnapshotsTaken
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetSnapshotsFailed() uint64 {
+	if x != nil {
+		return x.SnapshotsFailed
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetSnapshotsDeleted() uint64 {
+	if x != nil {
+		return x.SnapshotsDeleted
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastSuccessAt() int64 {
+	if x != nil {
+		return x.LastSuccessAt
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastSuccess() string {
+	if x != nil {
+		return x.LastSuccess
+	}
+	return ""
+}
+
+func (x *PolicyStatus) GetLastFailureAt() int64 {
+	if x != nil {
+		return x.LastFailureAt
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastFailure() string {
+	if x != nil {
+		return x.LastFailure
+	}
+	return ""
+}
+
+func (x *PolicyStatus) GetLastRetentionAt() int64 {
+	if x != nil {
+		return x.LastRetentionAt
+	}
+	return 0
+}
+
 // Repository is another bucket (possibly on another S3 endpoint) that snapshots are
 // exported to and restored from. Never a secret: credentials is a name each node
 // resolves from its own configuration.
@@ -2295,7 +2859,7 @@ type Repository struct {
 
 func (x *Repository) Reset() {
 	*x = Repository{}
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2871,7 @@ func (x *Repository) String() string {
 func (*Repository) ProtoMessage() {}
 
 func (x *Repository) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2884,7 @@ func (x *Repository) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repository.ProtoReflect.Descriptor instead.
 func (*Repository) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Repository) GetName() string {
@@ -2524,7 +3088,7 @@ type RestoreJob struct {
 
 func (x *RestoreJob) Reset() {
 	*x = RestoreJob{}
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +3100,7 @@ func (x *RestoreJob) String() string {
 func (*RestoreJob) ProtoMessage() {}
 
 func (x *RestoreJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +3113,7 @@ func (x *RestoreJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJob.ProtoReflect.Descriptor instead.
 func (*RestoreJob) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RestoreJob) GetId() uint64 {
@@ -2883,7 +3447,7 @@ type RestorePlan struct {
 
 func (x *RestorePlan) Reset() {
 	*x = RestorePlan{}
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2895,7 +3459,7 @@ func (x *RestorePlan) String() string {
 func (*RestorePlan) ProtoMessage() {}
 
 func (x *RestorePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2908,7 +3472,7 @@ func (x *RestorePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlan.ProtoReflect.Descriptor instead.
 func (*RestorePlan) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RestorePlan) GetJobId() uint64 {
@@ -2948,7 +3512,7 @@ type PlannedSegment struct {
 
 func (x *PlannedSegment) Reset() {
 	*x = PlannedSegment{}
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3524,7 @@ func (x *PlannedSegment) String() string {
 func (*PlannedSegment) ProtoMessage() {}
 
 func (x *PlannedSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3537,7 @@ func (x *PlannedSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedSegment.ProtoReflect.Descriptor instead.
 func (*PlannedSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PlannedSegment) GetSourceId() uint64 {
@@ -3030,7 +3594,7 @@ type PlannedBuild struct {
 
 func (x *PlannedBuild) Reset() {
 	*x = PlannedBuild{}
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3606,7 @@ func (x *PlannedBuild) String() string {
 func (*PlannedBuild) ProtoMessage() {}
 
 func (x *PlannedBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3619,7 @@ func (x *PlannedBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedBuild.ProtoReflect.Descriptor instead.
 func (*PlannedBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PlannedBuild) GetSourceBuildId() uint64 {
@@ -3105,7 +3669,7 @@ type RestoreLease struct {
 
 func (x *RestoreLease) Reset() {
 	*x = RestoreLease{}
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3681,7 @@ func (x *RestoreLease) String() string {
 func (*RestoreLease) ProtoMessage() {}
 
 func (x *RestoreLease) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3694,7 @@ func (x *RestoreLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreLease.ProtoReflect.Descriptor instead.
 func (*RestoreLease) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RestoreLease) GetId() uint64 {
@@ -3197,7 +3761,7 @@ type RestorePool struct {
 
 func (x *RestorePool) Reset() {
 	*x = RestorePool{}
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3209,7 +3773,7 @@ func (x *RestorePool) String() string {
 func (*RestorePool) ProtoMessage() {}
 
 func (x *RestorePool) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3222,7 +3786,7 @@ func (x *RestorePool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePool.ProtoReflect.Descriptor instead.
 func (*RestorePool) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RestorePool) GetJobId() uint64 {
@@ -3274,7 +3838,7 @@ type GCCount struct {
 
 func (x *GCCount) Reset() {
 	*x = GCCount{}
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3286,7 +3850,7 @@ func (x *GCCount) String() string {
 func (*GCCount) ProtoMessage() {}
 
 func (x *GCCount) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3299,7 +3863,7 @@ func (x *GCCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCount.ProtoReflect.Descriptor instead.
 func (*GCCount) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GCCount) GetReason() string {
@@ -3357,7 +3921,7 @@ type GCReport struct {
 
 func (x *GCReport) Reset() {
 	*x = GCReport{}
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3369,7 +3933,7 @@ func (x *GCReport) String() string {
 func (*GCReport) ProtoMessage() {}
 
 func (x *GCReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3382,7 +3946,7 @@ func (x *GCReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCReport.ProtoReflect.Descriptor instead.
 func (*GCReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GCReport) GetId() uint64 {
@@ -3497,7 +4061,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3509,7 +4073,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3522,7 +4086,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Node) GetId() string {
@@ -3573,7 +4137,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3585,7 +4149,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3598,7 +4162,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -3638,7 +4202,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +4214,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +4227,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RequestRecord) GetRequestId() string {
@@ -3720,7 +4284,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3732,7 +4296,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3745,7 +4309,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Envelope) GetVersion() uint32 {
@@ -3793,7 +4357,7 @@ type CreateDatabase struct {
 
 func (x *CreateDatabase) Reset() {
 	*x = CreateDatabase{}
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3805,7 +4369,7 @@ func (x *CreateDatabase) String() string {
 func (*CreateDatabase) ProtoMessage() {}
 
 func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3818,7 +4382,7 @@ func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabase.ProtoReflect.Descriptor instead.
 func (*CreateDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateDatabase) GetName() string {
@@ -3844,7 +4408,7 @@ type DropDatabase struct {
 
 func (x *DropDatabase) Reset() {
 	*x = DropDatabase{}
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3856,7 +4420,7 @@ func (x *DropDatabase) String() string {
 func (*DropDatabase) ProtoMessage() {}
 
 func (x *DropDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3869,7 +4433,7 @@ func (x *DropDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDatabase.ProtoReflect.Descriptor instead.
 func (*DropDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DropDatabase) GetName() string {
@@ -3901,7 +4465,7 @@ type CreateCollection struct {
 
 func (x *CreateCollection) Reset() {
 	*x = CreateCollection{}
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4477,7 @@ func (x *CreateCollection) String() string {
 func (*CreateCollection) ProtoMessage() {}
 
 func (x *CreateCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4490,7 @@ func (x *CreateCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollection.ProtoReflect.Descriptor instead.
 func (*CreateCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateCollection) GetDatabase() string {
@@ -4009,7 +4573,7 @@ type DropCollection struct {
 
 func (x *DropCollection) Reset() {
 	*x = DropCollection{}
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4021,7 +4585,7 @@ func (x *DropCollection) String() string {
 func (*DropCollection) ProtoMessage() {}
 
 func (x *DropCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4034,7 +4598,7 @@ func (x *DropCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCollection.ProtoReflect.Descriptor instead.
 func (*DropCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DropCollection) GetDatabase() string {
@@ -4063,7 +4627,7 @@ type AlterCollection struct {
 
 func (x *AlterCollection) Reset() {
 	*x = AlterCollection{}
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4075,7 +4639,7 @@ func (x *AlterCollection) String() string {
 func (*AlterCollection) ProtoMessage() {}
 
 func (x *AlterCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4088,7 +4652,7 @@ func (x *AlterCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterCollection.ProtoReflect.Descriptor instead.
 func (*AlterCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AlterCollection) GetDatabase() string {
@@ -4132,7 +4696,7 @@ type CreatePartition struct {
 
 func (x *CreatePartition) Reset() {
 	*x = CreatePartition{}
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +4708,7 @@ func (x *CreatePartition) String() string {
 func (*CreatePartition) ProtoMessage() {}
 
 func (x *CreatePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +4721,7 @@ func (x *CreatePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartition.ProtoReflect.Descriptor instead.
 func (*CreatePartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreatePartition) GetDatabase() string {
@@ -4199,7 +4763,7 @@ type DropPartition struct {
 
 func (x *DropPartition) Reset() {
 	*x = DropPartition{}
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4211,7 +4775,7 @@ func (x *DropPartition) String() string {
 func (*DropPartition) ProtoMessage() {}
 
 func (x *DropPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4224,7 +4788,7 @@ func (x *DropPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropPartition.ProtoReflect.Descriptor instead.
 func (*DropPartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DropPartition) GetDatabase() string {
@@ -4263,7 +4827,7 @@ type CreateIndex struct {
 
 func (x *CreateIndex) Reset() {
 	*x = CreateIndex{}
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4275,7 +4839,7 @@ func (x *CreateIndex) String() string {
 func (*CreateIndex) ProtoMessage() {}
 
 func (x *CreateIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4288,7 +4852,7 @@ func (x *CreateIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndex.ProtoReflect.Descriptor instead.
 func (*CreateIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateIndex) GetDatabase() string {
@@ -4344,7 +4908,7 @@ type DropIndex struct {
 
 func (x *DropIndex) Reset() {
 	*x = DropIndex{}
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4356,7 +4920,7 @@ func (x *DropIndex) String() string {
 func (*DropIndex) ProtoMessage() {}
 
 func (x *DropIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4369,7 +4933,7 @@ func (x *DropIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndex.ProtoReflect.Descriptor instead.
 func (*DropIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DropIndex) GetDatabase() string {
@@ -4408,7 +4972,7 @@ type AllocateSegment struct {
 
 func (x *AllocateSegment) Reset() {
 	*x = AllocateSegment{}
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4420,7 +4984,7 @@ func (x *AllocateSegment) String() string {
 func (*AllocateSegment) ProtoMessage() {}
 
 func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4433,7 +4997,7 @@ func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateSegment.ProtoReflect.Descriptor instead.
 func (*AllocateSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AllocateSegment) GetDatabase() string {
@@ -4483,7 +5047,7 @@ type FlushSegment struct {
 
 func (x *FlushSegment) Reset() {
 	*x = FlushSegment{}
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4495,7 +5059,7 @@ func (x *FlushSegment) String() string {
 func (*FlushSegment) ProtoMessage() {}
 
 func (x *FlushSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4508,7 +5072,7 @@ func (x *FlushSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushSegment.ProtoReflect.Descriptor instead.
 func (*FlushSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FlushSegment) GetSegmentId() uint64 {
@@ -4552,7 +5116,7 @@ type AllocateIndexBuild struct {
 
 func (x *AllocateIndexBuild) Reset() {
 	*x = AllocateIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4564,7 +5128,7 @@ func (x *AllocateIndexBuild) String() string {
 func (*AllocateIndexBuild) ProtoMessage() {}
 
 func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4577,7 +5141,7 @@ func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateIndexBuild.ProtoReflect.Descriptor instead.
 func (*AllocateIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AllocateIndexBuild) GetSegmentId() uint64 {
@@ -4619,7 +5183,7 @@ type AddIndexBuild struct {
 
 func (x *AddIndexBuild) Reset() {
 	*x = AddIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4631,7 +5195,7 @@ func (x *AddIndexBuild) String() string {
 func (*AddIndexBuild) ProtoMessage() {}
 
 func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4644,7 +5208,7 @@ func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddIndexBuild.ProtoReflect.Descriptor instead.
 func (*AddIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AddIndexBuild) GetSegmentId() uint64 {
@@ -4680,7 +5244,7 @@ type CompactOutput struct {
 
 func (x *CompactOutput) Reset() {
 	*x = CompactOutput{}
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4692,7 +5256,7 @@ func (x *CompactOutput) String() string {
 func (*CompactOutput) ProtoMessage() {}
 
 func (x *CompactOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4705,7 +5269,7 @@ func (x *CompactOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactOutput.ProtoReflect.Descriptor instead.
 func (*CompactOutput) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CompactOutput) GetSegmentId() uint64 {
@@ -4746,7 +5310,7 @@ type Compact struct {
 
 func (x *Compact) Reset() {
 	*x = Compact{}
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4758,7 +5322,7 @@ func (x *Compact) String() string {
 func (*Compact) ProtoMessage() {}
 
 func (x *Compact) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4771,7 +5335,7 @@ func (x *Compact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compact.ProtoReflect.Descriptor instead.
 func (*Compact) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Compact) GetInputs() []uint64 {
@@ -4797,7 +5361,7 @@ type DropSegments struct {
 
 func (x *DropSegments) Reset() {
 	*x = DropSegments{}
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4809,7 +5373,7 @@ func (x *DropSegments) String() string {
 func (*DropSegments) ProtoMessage() {}
 
 func (x *DropSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4822,7 +5386,7 @@ func (x *DropSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSegments.ProtoReflect.Descriptor instead.
 func (*DropSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DropSegments) GetSegmentIds() []uint64 {
@@ -4842,7 +5406,7 @@ type ExpireAllocations struct {
 
 func (x *ExpireAllocations) Reset() {
 	*x = ExpireAllocations{}
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4854,7 +5418,7 @@ func (x *ExpireAllocations) String() string {
 func (*ExpireAllocations) ProtoMessage() {}
 
 func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4867,7 +5431,7 @@ func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocations.ProtoReflect.Descriptor instead.
 func (*ExpireAllocations) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 type RegisterNode struct {
@@ -4879,7 +5443,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4891,7 +5455,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4904,7 +5468,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -4934,7 +5498,7 @@ type SnapshotBegin struct {
 
 func (x *SnapshotBegin) Reset() {
 	*x = SnapshotBegin{}
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4946,7 +5510,7 @@ func (x *SnapshotBegin) String() string {
 func (*SnapshotBegin) ProtoMessage() {}
 
 func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4959,7 +5523,7 @@ func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotBegin.ProtoReflect.Descriptor instead.
 func (*SnapshotBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SnapshotBegin) GetDatabase() string {
@@ -5023,7 +5587,7 @@ type SnapshotCommit struct {
 
 func (x *SnapshotCommit) Reset() {
 	*x = SnapshotCommit{}
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5035,7 +5599,7 @@ func (x *SnapshotCommit) String() string {
 func (*SnapshotCommit) ProtoMessage() {}
 
 func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5048,7 +5612,7 @@ func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotCommit.ProtoReflect.Descriptor instead.
 func (*SnapshotCommit) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SnapshotCommit) GetSnapshotId() uint64 {
@@ -5089,7 +5653,7 @@ type SnapshotMarkDeleting struct {
 
 func (x *SnapshotMarkDeleting) Reset() {
 	*x = SnapshotMarkDeleting{}
-	mi := &file_fsm_proto_msgTypes[45]
+	mi := &file_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5101,7 +5665,7 @@ func (x *SnapshotMarkDeleting) String() string {
 func (*SnapshotMarkDeleting) ProtoMessage() {}
 
 func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[45]
+	mi := &file_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5114,7 +5678,7 @@ func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMarkDeleting.ProtoReflect.Descriptor instead.
 func (*SnapshotMarkDeleting) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SnapshotMarkDeleting) GetSnapshotId() uint64 {
@@ -5141,7 +5705,7 @@ type SnapshotRemove struct {
 
 func (x *SnapshotRemove) Reset() {
 	*x = SnapshotRemove{}
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5153,7 +5717,7 @@ func (x *SnapshotRemove) String() string {
 func (*SnapshotRemove) ProtoMessage() {}
 
 func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5166,7 +5730,7 @@ func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRemove.ProtoReflect.Descriptor instead.
 func (*SnapshotRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SnapshotRemove) GetSnapshotId() uint64 {
@@ -5213,7 +5777,7 @@ type RestoreBegin struct {
 
 func (x *RestoreBegin) Reset() {
 	*x = RestoreBegin{}
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5225,7 +5789,7 @@ func (x *RestoreBegin) String() string {
 func (*RestoreBegin) ProtoMessage() {}
 
 func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5238,7 +5802,7 @@ func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBegin.ProtoReflect.Descriptor instead.
 func (*RestoreBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RestoreBegin) GetDatabase() string {
@@ -5386,7 +5950,7 @@ type RepositorySnapshot struct {
 
 func (x *RepositorySnapshot) Reset() {
 	*x = RepositorySnapshot{}
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5398,7 +5962,7 @@ func (x *RepositorySnapshot) String() string {
 func (*RepositorySnapshot) ProtoMessage() {}
 
 func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5411,7 +5975,7 @@ func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositorySnapshot.ProtoReflect.Descriptor instead.
 func (*RepositorySnapshot) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RepositorySnapshot) GetId() string {
@@ -5523,7 +6087,7 @@ type IdMapping struct {
 
 func (x *IdMapping) Reset() {
 	*x = IdMapping{}
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5535,7 +6099,7 @@ func (x *IdMapping) String() string {
 func (*IdMapping) ProtoMessage() {}
 
 func (x *IdMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5548,7 +6112,7 @@ func (x *IdMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdMapping.ProtoReflect.Descriptor instead.
 func (*IdMapping) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *IdMapping) GetSource() uint64 {
@@ -5582,7 +6146,7 @@ type RestoreStart struct {
 
 func (x *RestoreStart) Reset() {
 	*x = RestoreStart{}
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5594,7 +6158,7 @@ func (x *RestoreStart) String() string {
 func (*RestoreStart) ProtoMessage() {}
 
 func (x *RestoreStart) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5607,7 +6171,7 @@ func (x *RestoreStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStart.ProtoReflect.Descriptor instead.
 func (*RestoreStart) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RestoreStart) GetJobId() uint64 {
@@ -5649,7 +6213,7 @@ type TaskSpan struct {
 
 func (x *TaskSpan) Reset() {
 	*x = TaskSpan{}
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5661,7 +6225,7 @@ func (x *TaskSpan) String() string {
 func (*TaskSpan) ProtoMessage() {}
 
 func (x *TaskSpan) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5674,7 +6238,7 @@ func (x *TaskSpan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpan.ProtoReflect.Descriptor instead.
 func (*TaskSpan) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TaskSpan) GetStart() uint32 {
@@ -5701,7 +6265,7 @@ type ClusterIdentify struct {
 
 func (x *ClusterIdentify) Reset() {
 	*x = ClusterIdentify{}
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5713,7 +6277,7 @@ func (x *ClusterIdentify) String() string {
 func (*ClusterIdentify) ProtoMessage() {}
 
 func (x *ClusterIdentify) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5726,7 +6290,7 @@ func (x *ClusterIdentify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentify.ProtoReflect.Descriptor instead.
 func (*ClusterIdentify) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ClusterIdentify) GetClusterId() string {
@@ -5745,7 +6309,7 @@ type ClusterIdentifyResponse struct {
 
 func (x *ClusterIdentifyResponse) Reset() {
 	*x = ClusterIdentifyResponse{}
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5757,7 +6321,7 @@ func (x *ClusterIdentifyResponse) String() string {
 func (*ClusterIdentifyResponse) ProtoMessage() {}
 
 func (x *ClusterIdentifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5770,7 +6334,7 @@ func (x *ClusterIdentifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentifyResponse.ProtoReflect.Descriptor instead.
 func (*ClusterIdentifyResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ClusterIdentifyResponse) GetClusterId() string {
@@ -5791,7 +6355,7 @@ type RepositoryRegister struct {
 
 func (x *RepositoryRegister) Reset() {
 	*x = RepositoryRegister{}
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5803,7 +6367,7 @@ func (x *RepositoryRegister) String() string {
 func (*RepositoryRegister) ProtoMessage() {}
 
 func (x *RepositoryRegister) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5816,7 +6380,7 @@ func (x *RepositoryRegister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryRegister.ProtoReflect.Descriptor instead.
 func (*RepositoryRegister) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RepositoryRegister) GetRepository() *Repository {
@@ -5837,7 +6401,7 @@ type RepositoryUnregister struct {
 
 func (x *RepositoryUnregister) Reset() {
 	*x = RepositoryUnregister{}
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5849,7 +6413,7 @@ func (x *RepositoryUnregister) String() string {
 func (*RepositoryUnregister) ProtoMessage() {}
 
 func (x *RepositoryUnregister) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5862,7 +6426,7 @@ func (x *RepositoryUnregister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryUnregister.ProtoReflect.Descriptor instead.
 func (*RepositoryUnregister) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RepositoryUnregister) GetName() string {
@@ -5882,7 +6446,7 @@ type RepositoryResponse struct {
 
 func (x *RepositoryResponse) Reset() {
 	*x = RepositoryResponse{}
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5894,7 +6458,7 @@ func (x *RepositoryResponse) String() string {
 func (*RepositoryResponse) ProtoMessage() {}
 
 func (x *RepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5907,7 +6471,7 @@ func (x *RepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryResponse.ProtoReflect.Descriptor instead.
 func (*RepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RepositoryResponse) GetRepository() *Repository {
@@ -5943,7 +6507,7 @@ type ExportBegin struct {
 
 func (x *ExportBegin) Reset() {
 	*x = ExportBegin{}
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5955,7 +6519,7 @@ func (x *ExportBegin) String() string {
 func (*ExportBegin) ProtoMessage() {}
 
 func (x *ExportBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5968,7 +6532,7 @@ func (x *ExportBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportBegin.ProtoReflect.Descriptor instead.
 func (*ExportBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ExportBegin) GetDatabase() string {
@@ -6039,7 +6603,7 @@ type ExportComplete struct {
 
 func (x *ExportComplete) Reset() {
 	*x = ExportComplete{}
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6051,7 +6615,7 @@ func (x *ExportComplete) String() string {
 func (*ExportComplete) ProtoMessage() {}
 
 func (x *ExportComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6064,7 +6628,7 @@ func (x *ExportComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportComplete.ProtoReflect.Descriptor instead.
 func (*ExportComplete) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ExportComplete) GetJobId() uint64 {
@@ -6097,7 +6661,7 @@ type RestorePlanSegments struct {
 
 func (x *RestorePlanSegments) Reset() {
 	*x = RestorePlanSegments{}
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6109,7 +6673,7 @@ func (x *RestorePlanSegments) String() string {
 func (*RestorePlanSegments) ProtoMessage() {}
 
 func (x *RestorePlanSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6122,7 +6686,7 @@ func (x *RestorePlanSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanSegments.ProtoReflect.Descriptor instead.
 func (*RestorePlanSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RestorePlanSegments) GetJobId() uint64 {
@@ -6168,7 +6732,7 @@ type SourceSegment struct {
 
 func (x *SourceSegment) Reset() {
 	*x = SourceSegment{}
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6180,7 +6744,7 @@ func (x *SourceSegment) String() string {
 func (*SourceSegment) ProtoMessage() {}
 
 func (x *SourceSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6193,7 +6757,7 @@ func (x *SourceSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceSegment.ProtoReflect.Descriptor instead.
 func (*SourceSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SourceSegment) GetId() uint64 {
@@ -6249,7 +6813,7 @@ type SourceBuild struct {
 
 func (x *SourceBuild) Reset() {
 	*x = SourceBuild{}
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6261,7 +6825,7 @@ func (x *SourceBuild) String() string {
 func (*SourceBuild) ProtoMessage() {}
 
 func (x *SourceBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6274,7 +6838,7 @@ func (x *SourceBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceBuild.ProtoReflect.Descriptor instead.
 func (*SourceBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SourceBuild) GetBuildId() uint64 {
@@ -6311,7 +6875,7 @@ type RepositoryGCBegin struct {
 
 func (x *RepositoryGCBegin) Reset() {
 	*x = RepositoryGCBegin{}
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6323,7 +6887,7 @@ func (x *RepositoryGCBegin) String() string {
 func (*RepositoryGCBegin) ProtoMessage() {}
 
 func (x *RepositoryGCBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6336,7 +6900,7 @@ func (x *RepositoryGCBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryGCBegin.ProtoReflect.Descriptor instead.
 func (*RepositoryGCBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RepositoryGCBegin) GetName() string {
@@ -6370,7 +6934,7 @@ type RepositoryGCEnd struct {
 
 func (x *RepositoryGCEnd) Reset() {
 	*x = RepositoryGCEnd{}
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6382,7 +6946,7 @@ func (x *RepositoryGCEnd) String() string {
 func (*RepositoryGCEnd) ProtoMessage() {}
 
 func (x *RepositoryGCEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6395,7 +6959,7 @@ func (x *RepositoryGCEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryGCEnd.ProtoReflect.Descriptor instead.
 func (*RepositoryGCEnd) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RepositoryGCEnd) GetName() string {
@@ -6428,7 +6992,7 @@ type RestoreGrant struct {
 
 func (x *RestoreGrant) Reset() {
 	*x = RestoreGrant{}
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6440,7 +7004,7 @@ func (x *RestoreGrant) String() string {
 func (*RestoreGrant) ProtoMessage() {}
 
 func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6453,7 +7017,7 @@ func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrant.ProtoReflect.Descriptor instead.
 func (*RestoreGrant) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{64}
+	return file_fsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RestoreGrant) GetJobId() uint64 {
@@ -6503,7 +7067,7 @@ type TaskDone struct {
 
 func (x *TaskDone) Reset() {
 	*x = TaskDone{}
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6515,7 +7079,7 @@ func (x *TaskDone) String() string {
 func (*TaskDone) ProtoMessage() {}
 
 func (x *TaskDone) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6528,7 +7092,7 @@ func (x *TaskDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDone.ProtoReflect.Descriptor instead.
 func (*TaskDone) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{65}
+	return file_fsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *TaskDone) GetTask() uint32 {
@@ -6565,7 +7129,7 @@ type TaskFailed struct {
 
 func (x *TaskFailed) Reset() {
 	*x = TaskFailed{}
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6577,7 +7141,7 @@ func (x *TaskFailed) String() string {
 func (*TaskFailed) ProtoMessage() {}
 
 func (x *TaskFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6590,7 +7154,7 @@ func (x *TaskFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailed.ProtoReflect.Descriptor instead.
 func (*TaskFailed) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{66}
+	return file_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TaskFailed) GetTask() uint32 {
@@ -6639,7 +7203,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6651,7 +7215,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6664,7 +7228,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{67}
+	return file_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RestoreReport) GetJobId() uint64 {
@@ -6713,7 +7277,7 @@ type RestoreFail struct {
 
 func (x *RestoreFail) Reset() {
 	*x = RestoreFail{}
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6725,7 +7289,7 @@ func (x *RestoreFail) String() string {
 func (*RestoreFail) ProtoMessage() {}
 
 func (x *RestoreFail) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6738,7 +7302,7 @@ func (x *RestoreFail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFail.ProtoReflect.Descriptor instead.
 func (*RestoreFail) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{68}
+	return file_fsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RestoreFail) GetJobId() uint64 {
@@ -6772,7 +7336,7 @@ type RestoreCancel struct {
 
 func (x *RestoreCancel) Reset() {
 	*x = RestoreCancel{}
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6784,7 +7348,7 @@ func (x *RestoreCancel) String() string {
 func (*RestoreCancel) ProtoMessage() {}
 
 func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6797,7 +7361,7 @@ func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreCancel.ProtoReflect.Descriptor instead.
 func (*RestoreCancel) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{69}
+	return file_fsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RestoreCancel) GetJobId() uint64 {
@@ -6831,7 +7395,7 @@ type ExpireRestoreLeases struct {
 
 func (x *ExpireRestoreLeases) Reset() {
 	*x = ExpireRestoreLeases{}
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6843,7 +7407,7 @@ func (x *ExpireRestoreLeases) String() string {
 func (*ExpireRestoreLeases) ProtoMessage() {}
 
 func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6856,7 +7420,7 @@ func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeases.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeases) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{70}
+	return file_fsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ExpireRestoreLeases) GetNode() string {
@@ -6890,7 +7454,7 @@ type RestoreRemove struct {
 
 func (x *RestoreRemove) Reset() {
 	*x = RestoreRemove{}
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6902,7 +7466,7 @@ func (x *RestoreRemove) String() string {
 func (*RestoreRemove) ProtoMessage() {}
 
 func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6915,7 +7479,7 @@ func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRemove.ProtoReflect.Descriptor instead.
 func (*RestoreRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{71}
+	return file_fsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RestoreRemove) GetJobId() uint64 {
@@ -6936,7 +7500,7 @@ type BuildRef struct {
 
 func (x *BuildRef) Reset() {
 	*x = BuildRef{}
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6948,7 +7512,7 @@ func (x *BuildRef) String() string {
 func (*BuildRef) ProtoMessage() {}
 
 func (x *BuildRef) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6961,7 +7525,7 @@ func (x *BuildRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRef.ProtoReflect.Descriptor instead.
 func (*BuildRef) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{72}
+	return file_fsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *BuildRef) GetSegmentId() uint64 {
@@ -6991,7 +7555,7 @@ type OrphanCandidate struct {
 
 func (x *OrphanCandidate) Reset() {
 	*x = OrphanCandidate{}
-	mi := &file_fsm_proto_msgTypes[73]
+	mi := &file_fsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7003,7 +7567,7 @@ func (x *OrphanCandidate) String() string {
 func (*OrphanCandidate) ProtoMessage() {}
 
 func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[73]
+	mi := &file_fsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7016,7 +7580,7 @@ func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphanCandidate.ProtoReflect.Descriptor instead.
 func (*OrphanCandidate) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{73}
+	return file_fsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *OrphanCandidate) GetKey() string {
@@ -7051,7 +7615,7 @@ type GCCheck struct {
 
 func (x *GCCheck) Reset() {
 	*x = GCCheck{}
-	mi := &file_fsm_proto_msgTypes[74]
+	mi := &file_fsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7063,7 +7627,7 @@ func (x *GCCheck) String() string {
 func (*GCCheck) ProtoMessage() {}
 
 func (x *GCCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[74]
+	mi := &file_fsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7076,7 +7640,7 @@ func (x *GCCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheck.ProtoReflect.Descriptor instead.
 func (*GCCheck) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{74}
+	return file_fsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *GCCheck) GetSegments() []uint64 {
@@ -7135,7 +7699,7 @@ type GCRemove struct {
 
 func (x *GCRemove) Reset() {
 	*x = GCRemove{}
-	mi := &file_fsm_proto_msgTypes[75]
+	mi := &file_fsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7147,7 +7711,7 @@ func (x *GCRemove) String() string {
 func (*GCRemove) ProtoMessage() {}
 
 func (x *GCRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[75]
+	mi := &file_fsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7160,7 +7724,7 @@ func (x *GCRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemove.ProtoReflect.Descriptor instead.
 func (*GCRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{75}
+	return file_fsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *GCRemove) GetSegments() []uint64 {
@@ -7201,7 +7765,7 @@ type GCRecordReport struct {
 
 func (x *GCRecordReport) Reset() {
 	*x = GCRecordReport{}
-	mi := &file_fsm_proto_msgTypes[76]
+	mi := &file_fsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7213,7 +7777,7 @@ func (x *GCRecordReport) String() string {
 func (*GCRecordReport) ProtoMessage() {}
 
 func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[76]
+	mi := &file_fsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7226,7 +7790,7 @@ func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRecordReport.ProtoReflect.Descriptor instead.
 func (*GCRecordReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{76}
+	return file_fsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *GCRecordReport) GetReport() *GCReport {
@@ -7245,7 +7809,7 @@ type DatabaseResponse struct {
 
 func (x *DatabaseResponse) Reset() {
 	*x = DatabaseResponse{}
-	mi := &file_fsm_proto_msgTypes[77]
+	mi := &file_fsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7257,7 +7821,7 @@ func (x *DatabaseResponse) String() string {
 func (*DatabaseResponse) ProtoMessage() {}
 
 func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[77]
+	mi := &file_fsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7270,7 +7834,7 @@ func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{77}
+	return file_fsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *DatabaseResponse) GetDatabase() *Database {
@@ -7291,7 +7855,7 @@ type CollectionResponse struct {
 
 func (x *CollectionResponse) Reset() {
 	*x = CollectionResponse{}
-	mi := &file_fsm_proto_msgTypes[78]
+	mi := &file_fsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7303,7 +7867,7 @@ func (x *CollectionResponse) String() string {
 func (*CollectionResponse) ProtoMessage() {}
 
 func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[78]
+	mi := &file_fsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7316,7 +7880,7 @@ func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectionResponse.ProtoReflect.Descriptor instead.
 func (*CollectionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{78}
+	return file_fsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CollectionResponse) GetCollection() *Collection {
@@ -7342,7 +7906,7 @@ type SegmentResponse struct {
 
 func (x *SegmentResponse) Reset() {
 	*x = SegmentResponse{}
-	mi := &file_fsm_proto_msgTypes[79]
+	mi := &file_fsm_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7354,7 +7918,7 @@ func (x *SegmentResponse) String() string {
 func (*SegmentResponse) ProtoMessage() {}
 
 func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[79]
+	mi := &file_fsm_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7367,7 +7931,7 @@ func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentResponse.ProtoReflect.Descriptor instead.
 func (*SegmentResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{79}
+	return file_fsm_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *SegmentResponse) GetSegment() *Segment {
@@ -7387,7 +7951,7 @@ type IndexBuildResponse struct {
 
 func (x *IndexBuildResponse) Reset() {
 	*x = IndexBuildResponse{}
-	mi := &file_fsm_proto_msgTypes[80]
+	mi := &file_fsm_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7399,7 +7963,7 @@ func (x *IndexBuildResponse) String() string {
 func (*IndexBuildResponse) ProtoMessage() {}
 
 func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[80]
+	mi := &file_fsm_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7412,7 +7976,7 @@ func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*IndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{80}
+	return file_fsm_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *IndexBuildResponse) GetSegment() *Segment {
@@ -7438,7 +8002,7 @@ type SegmentsResponse struct {
 
 func (x *SegmentsResponse) Reset() {
 	*x = SegmentsResponse{}
-	mi := &file_fsm_proto_msgTypes[81]
+	mi := &file_fsm_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7450,7 +8014,7 @@ func (x *SegmentsResponse) String() string {
 func (*SegmentsResponse) ProtoMessage() {}
 
 func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[81]
+	mi := &file_fsm_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7463,7 +8027,7 @@ func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentsResponse.ProtoReflect.Descriptor instead.
 func (*SegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{81}
+	return file_fsm_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *SegmentsResponse) GetSegments() []*Segment {
@@ -7483,7 +8047,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_fsm_proto_msgTypes[82]
+	mi := &file_fsm_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7495,7 +8059,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[82]
+	mi := &file_fsm_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7508,7 +8072,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{82}
+	return file_fsm_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SnapshotResponse) GetSnapshot() *Snapshot {
@@ -7529,7 +8093,7 @@ type RestoreJobResponse struct {
 
 func (x *RestoreJobResponse) Reset() {
 	*x = RestoreJobResponse{}
-	mi := &file_fsm_proto_msgTypes[83]
+	mi := &file_fsm_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7541,7 +8105,7 @@ func (x *RestoreJobResponse) String() string {
 func (*RestoreJobResponse) ProtoMessage() {}
 
 func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[83]
+	mi := &file_fsm_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7554,7 +8118,7 @@ func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJobResponse.ProtoReflect.Descriptor instead.
 func (*RestoreJobResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{83}
+	return file_fsm_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *RestoreJobResponse) GetJob() *RestoreJob {
@@ -7580,7 +8144,7 @@ type RestoreGrantResponse struct {
 
 func (x *RestoreGrantResponse) Reset() {
 	*x = RestoreGrantResponse{}
-	mi := &file_fsm_proto_msgTypes[84]
+	mi := &file_fsm_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7592,7 +8156,7 @@ func (x *RestoreGrantResponse) String() string {
 func (*RestoreGrantResponse) ProtoMessage() {}
 
 func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[84]
+	mi := &file_fsm_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7605,7 +8169,7 @@ func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrantResponse.ProtoReflect.Descriptor instead.
 func (*RestoreGrantResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{84}
+	return file_fsm_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *RestoreGrantResponse) GetLease() *RestoreLease {
@@ -7624,7 +8188,7 @@ type ExpireRestoreLeasesResponse struct {
 
 func (x *ExpireRestoreLeasesResponse) Reset() {
 	*x = ExpireRestoreLeasesResponse{}
-	mi := &file_fsm_proto_msgTypes[85]
+	mi := &file_fsm_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7636,7 +8200,7 @@ func (x *ExpireRestoreLeasesResponse) String() string {
 func (*ExpireRestoreLeasesResponse) ProtoMessage() {}
 
 func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[85]
+	mi := &file_fsm_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7649,7 +8213,7 @@ func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{85}
+	return file_fsm_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ExpireRestoreLeasesResponse) GetLeaseIds() []uint64 {
@@ -7672,7 +8236,7 @@ type GCCheckResponse struct {
 
 func (x *GCCheckResponse) Reset() {
 	*x = GCCheckResponse{}
-	mi := &file_fsm_proto_msgTypes[86]
+	mi := &file_fsm_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7684,7 +8248,7 @@ func (x *GCCheckResponse) String() string {
 func (*GCCheckResponse) ProtoMessage() {}
 
 func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[86]
+	mi := &file_fsm_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7697,7 +8261,7 @@ func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheckResponse.ProtoReflect.Descriptor instead.
 func (*GCCheckResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{86}
+	return file_fsm_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *GCCheckResponse) GetSegments() []uint64 {
@@ -7742,7 +8306,7 @@ type GCRemoveResponse struct {
 
 func (x *GCRemoveResponse) Reset() {
 	*x = GCRemoveResponse{}
-	mi := &file_fsm_proto_msgTypes[87]
+	mi := &file_fsm_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7754,7 +8318,7 @@ func (x *GCRemoveResponse) String() string {
 func (*GCRemoveResponse) ProtoMessage() {}
 
 func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[87]
+	mi := &file_fsm_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7767,7 +8331,7 @@ func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemoveResponse.ProtoReflect.Descriptor instead.
 func (*GCRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{87}
+	return file_fsm_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *GCRemoveResponse) GetSegments() uint64 {
@@ -7815,7 +8379,7 @@ type ExpireAllocationsResponse struct {
 
 func (x *ExpireAllocationsResponse) Reset() {
 	*x = ExpireAllocationsResponse{}
-	mi := &file_fsm_proto_msgTypes[88]
+	mi := &file_fsm_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7827,7 +8391,7 @@ func (x *ExpireAllocationsResponse) String() string {
 func (*ExpireAllocationsResponse) ProtoMessage() {}
 
 func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[88]
+	mi := &file_fsm_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7840,7 +8404,7 @@ func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocationsResponse.ProtoReflect.Descriptor instead.
 func (*ExpireAllocationsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{88}
+	return file_fsm_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ExpireAllocationsResponse) GetSegmentIds() []uint64 {
@@ -7865,7 +8429,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_fsm_proto_msgTypes[89]
+	mi := &file_fsm_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7877,7 +8441,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[89]
+	mi := &file_fsm_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7890,7 +8454,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{89}
+	return file_fsm_proto_rawDescGZIP(), []int{94}
 }
 
 // ReleaseForDeletion asks, for an external collector (a system with its own GC, as
@@ -7911,7 +8475,7 @@ type ReleaseForDeletion struct {
 
 func (x *ReleaseForDeletion) Reset() {
 	*x = ReleaseForDeletion{}
-	mi := &file_fsm_proto_msgTypes[90]
+	mi := &file_fsm_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7923,7 +8487,7 @@ func (x *ReleaseForDeletion) String() string {
 func (*ReleaseForDeletion) ProtoMessage() {}
 
 func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[90]
+	mi := &file_fsm_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7936,7 +8500,7 @@ func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletion.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletion) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{90}
+	return file_fsm_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ReleaseForDeletion) GetSegmentIds() []uint64 {
@@ -7972,7 +8536,7 @@ type ReleaseVerdict struct {
 
 func (x *ReleaseVerdict) Reset() {
 	*x = ReleaseVerdict{}
-	mi := &file_fsm_proto_msgTypes[91]
+	mi := &file_fsm_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7984,7 +8548,7 @@ func (x *ReleaseVerdict) String() string {
 func (*ReleaseVerdict) ProtoMessage() {}
 
 func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[91]
+	mi := &file_fsm_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7997,7 +8561,7 @@ func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
 func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{91}
+	return file_fsm_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ReleaseVerdict) GetDeletable() bool {
@@ -8023,7 +8587,7 @@ type ReleaseForDeletionResponse struct {
 
 func (x *ReleaseForDeletionResponse) Reset() {
 	*x = ReleaseForDeletionResponse{}
-	mi := &file_fsm_proto_msgTypes[92]
+	mi := &file_fsm_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8035,7 +8599,7 @@ func (x *ReleaseForDeletionResponse) String() string {
 func (*ReleaseForDeletionResponse) ProtoMessage() {}
 
 func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[92]
+	mi := &file_fsm_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8048,7 +8612,7 @@ func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{92}
+	return file_fsm_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
@@ -8076,7 +8640,7 @@ type RegisterSegments struct {
 
 func (x *RegisterSegments) Reset() {
 	*x = RegisterSegments{}
-	mi := &file_fsm_proto_msgTypes[93]
+	mi := &file_fsm_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8088,7 +8652,7 @@ func (x *RegisterSegments) String() string {
 func (*RegisterSegments) ProtoMessage() {}
 
 func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[93]
+	mi := &file_fsm_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8101,7 +8665,7 @@ func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSegments.ProtoReflect.Descriptor instead.
 func (*RegisterSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{93}
+	return file_fsm_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *RegisterSegments) GetDatabase() string {
@@ -8145,7 +8709,7 @@ type RegisteredSegment struct {
 
 func (x *RegisteredSegment) Reset() {
 	*x = RegisteredSegment{}
-	mi := &file_fsm_proto_msgTypes[94]
+	mi := &file_fsm_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8157,7 +8721,7 @@ func (x *RegisteredSegment) String() string {
 func (*RegisteredSegment) ProtoMessage() {}
 
 func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[94]
+	mi := &file_fsm_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8170,7 +8734,7 @@ func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredSegment.ProtoReflect.Descriptor instead.
 func (*RegisteredSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{94}
+	return file_fsm_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *RegisteredSegment) GetSegmentId() uint64 {
@@ -8224,7 +8788,7 @@ type RegisteredBuild struct {
 
 func (x *RegisteredBuild) Reset() {
 	*x = RegisteredBuild{}
-	mi := &file_fsm_proto_msgTypes[95]
+	mi := &file_fsm_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8236,7 +8800,7 @@ func (x *RegisteredBuild) String() string {
 func (*RegisteredBuild) ProtoMessage() {}
 
 func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[95]
+	mi := &file_fsm_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8249,7 +8813,7 @@ func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredBuild.ProtoReflect.Descriptor instead.
 func (*RegisteredBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{95}
+	return file_fsm_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *RegisteredBuild) GetSegmentId() uint64 {
@@ -8278,6 +8842,587 @@ func (x *RegisteredBuild) GetFiles() []*File {
 		return x.Files
 	}
 	return nil
+}
+
+// PolicyPut creates a policy, or updates one (revision must then be its current
+// revision; 0 creates, and refuses an existing name unless the settings are equal).
+type PolicyPut struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Create        bool                   `protobuf:"varint,3,opt,name=create,proto3" json:"create,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyPut) Reset() {
+	*x = PolicyPut{}
+	mi := &file_fsm_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyPut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyPut) ProtoMessage() {}
+
+func (x *PolicyPut) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyPut.ProtoReflect.Descriptor instead.
+func (*PolicyPut) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *PolicyPut) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *PolicyPut) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *PolicyPut) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+type PolicyDelete struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyDelete) Reset() {
+	*x = PolicyDelete{}
+	mi := &file_fsm_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyDelete) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyDelete) ProtoMessage() {}
+
+func (x *PolicyDelete) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyDelete.ProtoReflect.Descriptor instead.
+func (*PolicyDelete) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *PolicyDelete) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PolicyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// PolicyPut with create: an identical policy already existed. PolicyDelete: it
+	// existed.
+	Existed       bool `protobuf:"varint,2,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyResponse) Reset() {
+	*x = PolicyResponse{}
+	mi := &file_fsm_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyResponse) ProtoMessage() {}
+
+func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyResponse.ProtoReflect.Descriptor instead.
+func (*PolicyResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *PolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *PolicyResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+// PolicyRun takes a policy's snapshots, one per matched collection, in this entry.
+// A scheduled run (due != 0) must be for a due time after the policy's last, not in
+// the future, and computed from its current revision; a run on request (due 0)
+// affects no schedule.
+type PolicyRun struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Policy   string                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Revision uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Due      int64                  `protobuf:"varint,3,opt,name=due,proto3" json:"due,omitempty"`
+	// The name template rendered for the due time (or now), by the leader.
+	SnapshotName     string `protobuf:"bytes,4,opt,name=snapshot_name,json=snapshotName,proto3" json:"snapshot_name,omitempty"`
+	MaxPerCollection uint32 `protobuf:"varint,5,opt,name=max_per_collection,json=maxPerCollection,proto3" json:"max_per_collection,omitempty"`
+	PendingTimeout   int64  `protobuf:"varint,6,opt,name=pending_timeout,json=pendingTimeout,proto3" json:"pending_timeout,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PolicyRun) Reset() {
+	*x = PolicyRun{}
+	mi := &file_fsm_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRun) ProtoMessage() {}
+
+func (x *PolicyRun) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRun.ProtoReflect.Descriptor instead.
+func (*PolicyRun) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *PolicyRun) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *PolicyRun) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *PolicyRun) GetDue() int64 {
+	if x != nil {
+		return x.Due
+	}
+	return 0
+}
+
+func (x *PolicyRun) GetSnapshotName() string {
+	if x != nil {
+		return x.SnapshotName
+	}
+	return ""
+}
+
+func (x *PolicyRun) GetMaxPerCollection() uint32 {
+	if x != nil {
+		return x.MaxPerCollection
+	}
+	return 0
+}
+
+func (x *PolicyRun) GetPendingTimeout() int64 {
+	if x != nil {
+		return x.PendingTimeout
+	}
+	return 0
+}
+
+type PolicyRunResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Results       []*PolicyRunResult     `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRunResponse) Reset() {
+	*x = PolicyRunResponse{}
+	mi := &file_fsm_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRunResponse) ProtoMessage() {}
+
+func (x *PolicyRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRunResponse.ProtoReflect.Descriptor instead.
+func (*PolicyRunResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *PolicyRunResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *PolicyRunResponse) GetResults() []*PolicyRunResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type PolicyRunResult struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	// The snapshot taken (PENDING), or why none was.
+	SnapshotId    uint64 `protobuf:"varint,2,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	SnapshotName  string `protobuf:"bytes,3,opt,name=snapshot_name,json=snapshotName,proto3" json:"snapshot_name,omitempty"`
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRunResult) Reset() {
+	*x = PolicyRunResult{}
+	mi := &file_fsm_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRunResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRunResult) ProtoMessage() {}
+
+func (x *PolicyRunResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRunResult.ProtoReflect.Descriptor instead.
+func (*PolicyRunResult) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *PolicyRunResult) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *PolicyRunResult) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *PolicyRunResult) GetSnapshotName() string {
+	if x != nil {
+		return x.SnapshotName
+	}
+	return ""
+}
+
+func (x *PolicyRunResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// PolicyRetain expires the policy's snapshots its retention selects at this entry's
+// time (RetentionPlan), through the drop path: never below the minimum, never a held
+// snapshot, never one a job reads.
+type PolicyRetain struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        string                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRetain) Reset() {
+	*x = PolicyRetain{}
+	mi := &file_fsm_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRetain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRetain) ProtoMessage() {}
+
+func (x *PolicyRetain) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRetain.ProtoReflect.Descriptor instead.
+func (*PolicyRetain) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *PolicyRetain) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+type PolicyRetainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Deleted       []uint64               `protobuf:"varint,2,rep,packed,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRetainResponse) Reset() {
+	*x = PolicyRetainResponse{}
+	mi := &file_fsm_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRetainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRetainResponse) ProtoMessage() {}
+
+func (x *PolicyRetainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRetainResponse.ProtoReflect.Descriptor instead.
+func (*PolicyRetainResponse) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *PolicyRetainResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *PolicyRetainResponse) GetDeleted() []uint64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+type SnapshotHoldAdd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    uint64                 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Until         int64                  `protobuf:"varint,3,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotHoldAdd) Reset() {
+	*x = SnapshotHoldAdd{}
+	mi := &file_fsm_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotHoldAdd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotHoldAdd) ProtoMessage() {}
+
+func (x *SnapshotHoldAdd) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotHoldAdd.ProtoReflect.Descriptor instead.
+func (*SnapshotHoldAdd) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *SnapshotHoldAdd) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotHoldAdd) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SnapshotHoldAdd) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+type SnapshotHoldRemove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    uint64                 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	HoldId        uint64                 `protobuf:"varint,2,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotHoldRemove) Reset() {
+	*x = SnapshotHoldRemove{}
+	mi := &file_fsm_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotHoldRemove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotHoldRemove) ProtoMessage() {}
+
+func (x *SnapshotHoldRemove) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotHoldRemove.ProtoReflect.Descriptor instead.
+func (*SnapshotHoldRemove) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *SnapshotHoldRemove) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotHoldRemove) GetHoldId() uint64 {
+	if x != nil {
+		return x.HoldId
+	}
+	return 0
 }
 
 var File_fsm_proto protoreflect.FileDescriptor
@@ -8413,7 +9558,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x124\n" +
 	"\aby_kind\x18\x05 \x03(\v2\x1b.snapkeep.fsm.v1.KindTotalsR\x06byKind\x12!\n" +
-	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xdb\t\n" +
+	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xcc\n" +
+	"\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12\x1f\n" +
@@ -8450,13 +9596,69 @@ const file_fsm_proto_rawDesc = "" +
 	"\asummary\x18\x18 \x01(\v2 .snapkeep.fsm.v1.SnapshotSummaryR\asummary\x12#\n" +
 	"\rdelete_reason\x18\x19 \x01(\tR\fdeleteReason\x125\n" +
 	"\x16collection_description\x18\x1a \x01(\tR\x15collectionDescription\x122\n" +
-	"\x06layout\x18\x1b \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x1a9\n" +
+	"\x06layout\x18\x1b \x01(\x0e2\x1a.snapkeep.fsm.v1.KeyLayoutR\x06layout\x12\x1b\n" +
+	"\tpolicy_id\x18\x1c \x01(\x04R\bpolicyId\x12\x1d\n" +
+	"\n" +
+	"policy_due\x18\x1d \x01(\x03R\tpolicyDue\x123\n" +
+	"\x05holds\x18\x1e \x03(\v2\x1d.snapkeep.fsm.v1.SnapshotHoldR\x05holds\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
+	"\fSnapshotHold\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05until\x18\x03 \x01(\x03R\x05until\x12\x19\n" +
+	"\badded_at\x18\x04 \x01(\x03R\aaddedAt\"\xba\x05\n" +
+	"\x06Policy\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bdatabase\x18\x05 \x01(\tR\bdatabase\x12 \n" +
+	"\vcollections\x18\x06 \x03(\tR\vcollections\x12'\n" +
+	"\x0fcollection_glob\x18\a \x01(\tR\x0ecollectionGlob\x12;\n" +
+	"\bschedule\x18\b \x01(\v2\x1f.snapkeep.fsm.v1.PolicyScheduleR\bschedule\x12#\n" +
+	"\rname_template\x18\t \x01(\tR\fnameTemplate\x12;\n" +
+	"\x06labels\x18\n" +
+	" \x03(\v2#.snapkeep.fsm.v1.Policy.LabelsEntryR\x06labels\x12>\n" +
+	"\tretention\x18\v \x01(\v2 .snapkeep.fsm.v1.PolicyRetentionR\tretention\x12\x18\n" +
+	"\aenabled\x18\f \x01(\bR\aenabled\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\r \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\x0e \x01(\x03R\tupdatedAt\x12#\n" +
+	"\rschedule_from\x18\x0f \x01(\x03R\fscheduleFrom\x12\x19\n" +
+	"\blast_due\x18\x10 \x01(\x03R\alastDue\x125\n" +
+	"\x06status\x18\x11 \x01(\v2\x1d.snapkeep.fsm.v1.PolicyStatusR\x06status\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
+	"\x0ePolicySchedule\x12\x12\n" +
+	"\x04cron\x18\x01 \x01(\tR\x04cron\x12\x1b\n" +
+	"\ttime_zone\x18\x02 \x01(\tR\btimeZone\x12\x1a\n" +
+	"\binterval\x18\x03 \x01(\x03R\binterval\"\x8a\x01\n" +
+	"\x0fPolicyRetention\x12!\n" +
+	"\fexpire_after\x18\x01 \x01(\x03R\vexpireAfter\x12\x1b\n" +
+	"\tmin_count\x18\x02 \x01(\rR\bminCount\x12\x1b\n" +
+	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\x12\x1a\n" +
+	"\binterval\x18\x04 \x01(\x03R\binterval\"\xa7\x03\n" +
+	"\fPolicyStatus\x12\x12\n" +
+	"\x04runs\x18\x01 \x01(\x04R\x04runs\x12\x1e\n" +
+	"\vlast_run_at\x18\x02 \x01(\x03R\tlastRunAt\x12 \n" +
+	"\flast_run_due\x18\x03 \x01(\x03R\n" +
+	"lastRunDue\x12'\n" +
+	"\x0fsnapshots_taken\x18\x04 \x01(\x04R\x0esnapshotsTaken\x12)\n" +
+	"\x10snapshots_failed\x18\x05 \x01(\x04R\x0fsnapshotsFailed\x12+\n" +
+	"\x11snapshots_deleted\x18\x06 \x01(\x04R\x10snapshotsDeleted\x12&\n" +
+	"\x0flast_success_at\x18\a \x01(\x03R\rlastSuccessAt\x12!\n" +
+	"\flast_success\x18\b \x01(\tR\vlastSuccess\x12&\n" +
+	"\x0flast_failure_at\x18\t \x01(\x03R\rlastFailureAt\x12!\n" +
+	"\flast_failure\x18\n" +
+	" \x01(\tR\vlastFailure\x12*\n" +
+	"\x11last_retention_at\x18\v \x01(\x03R\x0flastRetentionAt\"\xd7\x04\n" +
 	"\n" +
 	"Repository\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
@@ -9006,7 +10208,48 @@ const file_fsm_proto_rawDesc = "" +
 	"segment_id\x18\x01 \x01(\x04R\tsegmentId\x12\x19\n" +
 	"\bbuild_id\x18\x02 \x01(\x04R\abuildId\x12\x19\n" +
 	"\bindex_id\x18\x03 \x01(\x04R\aindexId\x12+\n" +
-	"\x05files\x18\x04 \x03(\v2\x15.snapkeep.fsm.v1.FileR\x05files*\x8e\x01\n" +
+	"\x05files\x18\x04 \x03(\v2\x15.snapkeep.fsm.v1.FileR\x05files\"p\n" +
+	"\tPolicyPut\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.snapkeep.fsm.v1.PolicyR\x06policy\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x16\n" +
+	"\x06create\x18\x03 \x01(\bR\x06create\"\"\n" +
+	"\fPolicyDelete\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"[\n" +
+	"\x0ePolicyResponse\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.snapkeep.fsm.v1.PolicyR\x06policy\x12\x18\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\"\xcd\x01\n" +
+	"\tPolicyRun\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x10\n" +
+	"\x03due\x18\x03 \x01(\x03R\x03due\x12#\n" +
+	"\rsnapshot_name\x18\x04 \x01(\tR\fsnapshotName\x12,\n" +
+	"\x12max_per_collection\x18\x05 \x01(\rR\x10maxPerCollection\x12'\n" +
+	"\x0fpending_timeout\x18\x06 \x01(\x03R\x0ependingTimeout\"\x80\x01\n" +
+	"\x11PolicyRunResponse\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.snapkeep.fsm.v1.PolicyR\x06policy\x12:\n" +
+	"\aresults\x18\x02 \x03(\v2 .snapkeep.fsm.v1.PolicyRunResultR\aresults\"\x8d\x01\n" +
+	"\x0fPolicyRunResult\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\x12\x1f\n" +
+	"\vsnapshot_id\x18\x02 \x01(\x04R\n" +
+	"snapshotId\x12#\n" +
+	"\rsnapshot_name\x18\x03 \x01(\tR\fsnapshotName\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"&\n" +
+	"\fPolicyRetain\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\"a\n" +
+	"\x14PolicyRetainResponse\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.snapkeep.fsm.v1.PolicyR\x06policy\x12\x18\n" +
+	"\adeleted\x18\x02 \x03(\x04R\adeleted\"`\n" +
+	"\x0fSnapshotHoldAdd\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05until\x18\x03 \x01(\x03R\x05until\"N\n" +
+	"\x12SnapshotHoldRemove\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\x12\x17\n" +
+	"\ahold_id\x18\x02 \x01(\x04R\x06holdId*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -9078,7 +10321,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\xc2\v\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\x87\r\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -9123,7 +10366,13 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1cCOMMAND_TYPE_EXPORT_COMPLETE\x10'\x12&\n" +
 	"\"COMMAND_TYPE_RESTORE_PLAN_SEGMENTS\x10(\x12$\n" +
 	" COMMAND_TYPE_REPOSITORY_GC_BEGIN\x10)\x12\"\n" +
-	"\x1eCOMMAND_TYPE_REPOSITORY_GC_END\x10**\xae\x01\n" +
+	"\x1eCOMMAND_TYPE_REPOSITORY_GC_END\x10*\x12\x1b\n" +
+	"\x17COMMAND_TYPE_POLICY_PUT\x10+\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_POLICY_DELETE\x10,\x12\x1b\n" +
+	"\x17COMMAND_TYPE_POLICY_RUN\x10-\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_POLICY_RETAIN\x10.\x12\"\n" +
+	"\x1eCOMMAND_TYPE_SNAPSHOT_HOLD_ADD\x10/\x12%\n" +
+	"!COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE\x100*\xae\x01\n" +
 	"\x10CopyVerification\x12\x1a\n" +
 	"\x16COPY_VERIFICATION_NONE\x10\x00\x12#\n" +
 	"\x1fCOPY_VERIFICATION_COPY_RESPONSE\x10\x01\x12\x1a\n" +
@@ -9144,7 +10393,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 107)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 123)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -9171,107 +10420,123 @@ var file_fsm_proto_goTypes = []any{
 	(*KindTotals)(nil),                  // 22: snapkeep.fsm.v1.KindTotals
 	(*SnapshotSummary)(nil),             // 23: snapkeep.fsm.v1.SnapshotSummary
 	(*Snapshot)(nil),                    // 24: snapkeep.fsm.v1.Snapshot
-	(*Repository)(nil),                  // 25: snapkeep.fsm.v1.Repository
-	(*RestoreJob)(nil),                  // 26: snapkeep.fsm.v1.RestoreJob
-	(*RestorePlan)(nil),                 // 27: snapkeep.fsm.v1.RestorePlan
-	(*PlannedSegment)(nil),              // 28: snapkeep.fsm.v1.PlannedSegment
-	(*PlannedBuild)(nil),                // 29: snapkeep.fsm.v1.PlannedBuild
-	(*RestoreLease)(nil),                // 30: snapkeep.fsm.v1.RestoreLease
-	(*RestorePool)(nil),                 // 31: snapkeep.fsm.v1.RestorePool
-	(*GCCount)(nil),                     // 32: snapkeep.fsm.v1.GCCount
-	(*GCReport)(nil),                    // 33: snapkeep.fsm.v1.GCReport
-	(*Node)(nil),                        // 34: snapkeep.fsm.v1.Node
-	(*Result)(nil),                      // 35: snapkeep.fsm.v1.Result
-	(*RequestRecord)(nil),               // 36: snapkeep.fsm.v1.RequestRecord
-	(*Envelope)(nil),                    // 37: snapkeep.fsm.v1.Envelope
-	(*CreateDatabase)(nil),              // 38: snapkeep.fsm.v1.CreateDatabase
-	(*DropDatabase)(nil),                // 39: snapkeep.fsm.v1.DropDatabase
-	(*CreateCollection)(nil),            // 40: snapkeep.fsm.v1.CreateCollection
-	(*DropCollection)(nil),              // 41: snapkeep.fsm.v1.DropCollection
-	(*AlterCollection)(nil),             // 42: snapkeep.fsm.v1.AlterCollection
-	(*CreatePartition)(nil),             // 43: snapkeep.fsm.v1.CreatePartition
-	(*DropPartition)(nil),               // 44: snapkeep.fsm.v1.DropPartition
-	(*CreateIndex)(nil),                 // 45: snapkeep.fsm.v1.CreateIndex
-	(*DropIndex)(nil),                   // 46: snapkeep.fsm.v1.DropIndex
-	(*AllocateSegment)(nil),             // 47: snapkeep.fsm.v1.AllocateSegment
-	(*FlushSegment)(nil),                // 48: snapkeep.fsm.v1.FlushSegment
-	(*AllocateIndexBuild)(nil),          // 49: snapkeep.fsm.v1.AllocateIndexBuild
-	(*AddIndexBuild)(nil),               // 50: snapkeep.fsm.v1.AddIndexBuild
-	(*CompactOutput)(nil),               // 51: snapkeep.fsm.v1.CompactOutput
-	(*Compact)(nil),                     // 52: snapkeep.fsm.v1.Compact
-	(*DropSegments)(nil),                // 53: snapkeep.fsm.v1.DropSegments
-	(*ExpireAllocations)(nil),           // 54: snapkeep.fsm.v1.ExpireAllocations
-	(*RegisterNode)(nil),                // 55: snapkeep.fsm.v1.RegisterNode
-	(*SnapshotBegin)(nil),               // 56: snapkeep.fsm.v1.SnapshotBegin
-	(*SnapshotCommit)(nil),              // 57: snapkeep.fsm.v1.SnapshotCommit
-	(*SnapshotMarkDeleting)(nil),        // 58: snapkeep.fsm.v1.SnapshotMarkDeleting
-	(*SnapshotRemove)(nil),              // 59: snapkeep.fsm.v1.SnapshotRemove
-	(*RestoreBegin)(nil),                // 60: snapkeep.fsm.v1.RestoreBegin
-	(*RepositorySnapshot)(nil),          // 61: snapkeep.fsm.v1.RepositorySnapshot
-	(*IdMapping)(nil),                   // 62: snapkeep.fsm.v1.IdMapping
-	(*RestoreStart)(nil),                // 63: snapkeep.fsm.v1.RestoreStart
-	(*TaskSpan)(nil),                    // 64: snapkeep.fsm.v1.TaskSpan
-	(*ClusterIdentify)(nil),             // 65: snapkeep.fsm.v1.ClusterIdentify
-	(*ClusterIdentifyResponse)(nil),     // 66: snapkeep.fsm.v1.ClusterIdentifyResponse
-	(*RepositoryRegister)(nil),          // 67: snapkeep.fsm.v1.RepositoryRegister
-	(*RepositoryUnregister)(nil),        // 68: snapkeep.fsm.v1.RepositoryUnregister
-	(*RepositoryResponse)(nil),          // 69: snapkeep.fsm.v1.RepositoryResponse
-	(*ExportBegin)(nil),                 // 70: snapkeep.fsm.v1.ExportBegin
-	(*ExportComplete)(nil),              // 71: snapkeep.fsm.v1.ExportComplete
-	(*RestorePlanSegments)(nil),         // 72: snapkeep.fsm.v1.RestorePlanSegments
-	(*SourceSegment)(nil),               // 73: snapkeep.fsm.v1.SourceSegment
-	(*SourceBuild)(nil),                 // 74: snapkeep.fsm.v1.SourceBuild
-	(*RepositoryGCBegin)(nil),           // 75: snapkeep.fsm.v1.RepositoryGCBegin
-	(*RepositoryGCEnd)(nil),             // 76: snapkeep.fsm.v1.RepositoryGCEnd
-	(*RestoreGrant)(nil),                // 77: snapkeep.fsm.v1.RestoreGrant
-	(*TaskDone)(nil),                    // 78: snapkeep.fsm.v1.TaskDone
-	(*TaskFailed)(nil),                  // 79: snapkeep.fsm.v1.TaskFailed
-	(*RestoreReport)(nil),               // 80: snapkeep.fsm.v1.RestoreReport
-	(*RestoreFail)(nil),                 // 81: snapkeep.fsm.v1.RestoreFail
-	(*RestoreCancel)(nil),               // 82: snapkeep.fsm.v1.RestoreCancel
-	(*ExpireRestoreLeases)(nil),         // 83: snapkeep.fsm.v1.ExpireRestoreLeases
-	(*RestoreRemove)(nil),               // 84: snapkeep.fsm.v1.RestoreRemove
-	(*BuildRef)(nil),                    // 85: snapkeep.fsm.v1.BuildRef
-	(*OrphanCandidate)(nil),             // 86: snapkeep.fsm.v1.OrphanCandidate
-	(*GCCheck)(nil),                     // 87: snapkeep.fsm.v1.GCCheck
-	(*GCRemove)(nil),                    // 88: snapkeep.fsm.v1.GCRemove
-	(*GCRecordReport)(nil),              // 89: snapkeep.fsm.v1.GCRecordReport
-	(*DatabaseResponse)(nil),            // 90: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),          // 91: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),             // 92: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),          // 93: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),            // 94: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),            // 95: snapkeep.fsm.v1.SnapshotResponse
-	(*RestoreJobResponse)(nil),          // 96: snapkeep.fsm.v1.RestoreJobResponse
-	(*RestoreGrantResponse)(nil),        // 97: snapkeep.fsm.v1.RestoreGrantResponse
-	(*ExpireRestoreLeasesResponse)(nil), // 98: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
-	(*GCCheckResponse)(nil),             // 99: snapkeep.fsm.v1.GCCheckResponse
-	(*GCRemoveResponse)(nil),            // 100: snapkeep.fsm.v1.GCRemoveResponse
-	(*ExpireAllocationsResponse)(nil),   // 101: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                       // 102: snapkeep.fsm.v1.Empty
-	(*ReleaseForDeletion)(nil),          // 103: snapkeep.fsm.v1.ReleaseForDeletion
-	(*ReleaseVerdict)(nil),              // 104: snapkeep.fsm.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil),  // 105: snapkeep.fsm.v1.ReleaseForDeletionResponse
-	(*RegisterSegments)(nil),            // 106: snapkeep.fsm.v1.RegisterSegments
-	(*RegisteredSegment)(nil),           // 107: snapkeep.fsm.v1.RegisteredSegment
-	(*RegisteredBuild)(nil),             // 108: snapkeep.fsm.v1.RegisteredBuild
-	nil,                                 // 109: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 110: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 111: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 112: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 113: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 114: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 115: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 116: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 117: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 118: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	nil,                                 // 119: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	(*SnapshotHold)(nil),                // 25: snapkeep.fsm.v1.SnapshotHold
+	(*Policy)(nil),                      // 26: snapkeep.fsm.v1.Policy
+	(*PolicySchedule)(nil),              // 27: snapkeep.fsm.v1.PolicySchedule
+	(*PolicyRetention)(nil),             // 28: snapkeep.fsm.v1.PolicyRetention
+	(*PolicyStatus)(nil),                // 29: snapkeep.fsm.v1.PolicyStatus
+	(*Repository)(nil),                  // 30: snapkeep.fsm.v1.Repository
+	(*RestoreJob)(nil),                  // 31: snapkeep.fsm.v1.RestoreJob
+	(*RestorePlan)(nil),                 // 32: snapkeep.fsm.v1.RestorePlan
+	(*PlannedSegment)(nil),              // 33: snapkeep.fsm.v1.PlannedSegment
+	(*PlannedBuild)(nil),                // 34: snapkeep.fsm.v1.PlannedBuild
+	(*RestoreLease)(nil),                // 35: snapkeep.fsm.v1.RestoreLease
+	(*RestorePool)(nil),                 // 36: snapkeep.fsm.v1.RestorePool
+	(*GCCount)(nil),                     // 37: snapkeep.fsm.v1.GCCount
+	(*GCReport)(nil),                    // 38: snapkeep.fsm.v1.GCReport
+	(*Node)(nil),                        // 39: snapkeep.fsm.v1.Node
+	(*Result)(nil),                      // 40: snapkeep.fsm.v1.Result
+	(*RequestRecord)(nil),               // 41: snapkeep.fsm.v1.RequestRecord
+	(*Envelope)(nil),                    // 42: snapkeep.fsm.v1.Envelope
+	(*CreateDatabase)(nil),              // 43: snapkeep.fsm.v1.CreateDatabase
+	(*DropDatabase)(nil),                // 44: snapkeep.fsm.v1.DropDatabase
+	(*CreateCollection)(nil),            // 45: snapkeep.fsm.v1.CreateCollection
+	(*DropCollection)(nil),              // 46: snapkeep.fsm.v1.DropCollection
+	(*AlterCollection)(nil),             // 47: snapkeep.fsm.v1.AlterCollection
+	(*CreatePartition)(nil),             // 48: snapkeep.fsm.v1.CreatePartition
+	(*DropPartition)(nil),               // 49: snapkeep.fsm.v1.DropPartition
+	(*CreateIndex)(nil),                 // 50: snapkeep.fsm.v1.CreateIndex
+	(*DropIndex)(nil),                   // 51: snapkeep.fsm.v1.DropIndex
+	(*AllocateSegment)(nil),             // 52: snapkeep.fsm.v1.AllocateSegment
+	(*FlushSegment)(nil),                // 53: snapkeep.fsm.v1.FlushSegment
+	(*AllocateIndexBuild)(nil),          // 54: snapkeep.fsm.v1.AllocateIndexBuild
+	(*AddIndexBuild)(nil),               // 55: snapkeep.fsm.v1.AddIndexBuild
+	(*CompactOutput)(nil),               // 56: snapkeep.fsm.v1.CompactOutput
+	(*Compact)(nil),                     // 57: snapkeep.fsm.v1.Compact
+	(*DropSegments)(nil),                // 58: snapkeep.fsm.v1.DropSegments
+	(*ExpireAllocations)(nil),           // 59: snapkeep.fsm.v1.ExpireAllocations
+	(*RegisterNode)(nil),                // 60: snapkeep.fsm.v1.RegisterNode
+	(*SnapshotBegin)(nil),               // 61: snapkeep.fsm.v1.SnapshotBegin
+	(*SnapshotCommit)(nil),              // 62: snapkeep.fsm.v1.SnapshotCommit
+	(*SnapshotMarkDeleting)(nil),        // 63: snapkeep.fsm.v1.SnapshotMarkDeleting
+	(*SnapshotRemove)(nil),              // 64: snapkeep.fsm.v1.SnapshotRemove
+	(*RestoreBegin)(nil),                // 65: snapkeep.fsm.v1.RestoreBegin
+	(*RepositorySnapshot)(nil),          // 66: snapkeep.fsm.v1.RepositorySnapshot
+	(*IdMapping)(nil),                   // 67: snapkeep.fsm.v1.IdMapping
+	(*RestoreStart)(nil),                // 68: snapkeep.fsm.v1.RestoreStart
+	(*TaskSpan)(nil),                    // 69: snapkeep.fsm.v1.TaskSpan
+	(*ClusterIdentify)(nil),             // 70: snapkeep.fsm.v1.ClusterIdentify
+	(*ClusterIdentifyResponse)(nil),     // 71: snapkeep.fsm.v1.ClusterIdentifyResponse
+	(*RepositoryRegister)(nil),          // 72: snapkeep.fsm.v1.RepositoryRegister
+	(*RepositoryUnregister)(nil),        // 73: snapkeep.fsm.v1.RepositoryUnregister
+	(*RepositoryResponse)(nil),          // 74: snapkeep.fsm.v1.RepositoryResponse
+	(*ExportBegin)(nil),                 // 75: snapkeep.fsm.v1.ExportBegin
+	(*ExportComplete)(nil),              // 76: snapkeep.fsm.v1.ExportComplete
+	(*RestorePlanSegments)(nil),         // 77: snapkeep.fsm.v1.RestorePlanSegments
+	(*SourceSegment)(nil),               // 78: snapkeep.fsm.v1.SourceSegment
+	(*SourceBuild)(nil),                 // 79: snapkeep.fsm.v1.SourceBuild
+	(*RepositoryGCBegin)(nil),           // 80: snapkeep.fsm.v1.RepositoryGCBegin
+	(*RepositoryGCEnd)(nil),             // 81: snapkeep.fsm.v1.RepositoryGCEnd
+	(*RestoreGrant)(nil),                // 82: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 83: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 84: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 85: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 86: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 87: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 88: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 89: snapkeep.fsm.v1.RestoreRemove
+	(*BuildRef)(nil),                    // 90: snapkeep.fsm.v1.BuildRef
+	(*OrphanCandidate)(nil),             // 91: snapkeep.fsm.v1.OrphanCandidate
+	(*GCCheck)(nil),                     // 92: snapkeep.fsm.v1.GCCheck
+	(*GCRemove)(nil),                    // 93: snapkeep.fsm.v1.GCRemove
+	(*GCRecordReport)(nil),              // 94: snapkeep.fsm.v1.GCRecordReport
+	(*DatabaseResponse)(nil),            // 95: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 96: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 97: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 98: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 99: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 100: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 101: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 102: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 103: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*GCCheckResponse)(nil),             // 104: snapkeep.fsm.v1.GCCheckResponse
+	(*GCRemoveResponse)(nil),            // 105: snapkeep.fsm.v1.GCRemoveResponse
+	(*ExpireAllocationsResponse)(nil),   // 106: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 107: snapkeep.fsm.v1.Empty
+	(*ReleaseForDeletion)(nil),          // 108: snapkeep.fsm.v1.ReleaseForDeletion
+	(*ReleaseVerdict)(nil),              // 109: snapkeep.fsm.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),  // 110: snapkeep.fsm.v1.ReleaseForDeletionResponse
+	(*RegisterSegments)(nil),            // 111: snapkeep.fsm.v1.RegisterSegments
+	(*RegisteredSegment)(nil),           // 112: snapkeep.fsm.v1.RegisteredSegment
+	(*RegisteredBuild)(nil),             // 113: snapkeep.fsm.v1.RegisteredBuild
+	(*PolicyPut)(nil),                   // 114: snapkeep.fsm.v1.PolicyPut
+	(*PolicyDelete)(nil),                // 115: snapkeep.fsm.v1.PolicyDelete
+	(*PolicyResponse)(nil),              // 116: snapkeep.fsm.v1.PolicyResponse
+	(*PolicyRun)(nil),                   // 117: snapkeep.fsm.v1.PolicyRun
+	(*PolicyRunResponse)(nil),           // 118: snapkeep.fsm.v1.PolicyRunResponse
+	(*PolicyRunResult)(nil),             // 119: snapkeep.fsm.v1.PolicyRunResult
+	(*PolicyRetain)(nil),                // 120: snapkeep.fsm.v1.PolicyRetain
+	(*PolicyRetainResponse)(nil),        // 121: snapkeep.fsm.v1.PolicyRetainResponse
+	(*SnapshotHoldAdd)(nil),             // 122: snapkeep.fsm.v1.SnapshotHoldAdd
+	(*SnapshotHoldRemove)(nil),          // 123: snapkeep.fsm.v1.SnapshotHoldRemove
+	nil,                                 // 124: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 125: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 126: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 127: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 128: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 129: snapkeep.fsm.v1.Policy.LabelsEntry
+	nil,                                 // 130: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 131: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 132: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 133: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 134: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	nil,                                 // 135: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	109, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	110, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	124, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	125, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,   // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	111, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	126, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
 	15,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
 	16,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,   // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
@@ -9285,82 +10550,92 @@ var file_fsm_proto_depIdxs = []int32{
 	4,   // 14: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
 	22,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	7,   // 16: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	112, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	113, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	127, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	128, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
 	15,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
 	16,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	23,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	1,   // 22: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	8,   // 23: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	62,  // 24: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
-	62,  // 25: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
-	9,   // 26: snapkeep.fsm.v1.RestoreJob.kind:type_name -> snapkeep.fsm.v1.JobKind
-	28,  // 27: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	29,  // 28: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	32,  // 29: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	32,  // 30: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
-	10,  // 31: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	11,  // 32: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	35,  // 33: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	11,  // 34: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	114, // 35: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	115, // 36: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	1,   // 37: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	116, // 38: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	117, // 39: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	18,  // 40: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 41: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	18,  // 42: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	18,  // 43: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 44: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	51,  // 45: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	34,  // 46: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	118, // 47: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	23,  // 48: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	62,  // 49: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
-	62,  // 50: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
-	62,  // 51: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
-	62,  // 52: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
-	61,  // 53: snapkeep.fsm.v1.RestoreBegin.from_repository:type_name -> snapkeep.fsm.v1.RepositorySnapshot
-	119, // 54: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
-	15,  // 55: snapkeep.fsm.v1.RepositorySnapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	16,  // 56: snapkeep.fsm.v1.RepositorySnapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	1,   // 57: snapkeep.fsm.v1.RepositorySnapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	64,  // 58: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
-	25,  // 59: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
-	25,  // 60: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
-	73,  // 61: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
-	21,  // 62: snapkeep.fsm.v1.SourceSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	74,  // 63: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
-	12,  // 64: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	78,  // 65: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	79,  // 66: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	85,  // 67: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	86,  // 68: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	85,  // 69: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	33,  // 70: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	14,  // 71: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	17,  // 72: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	20,  // 73: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	20,  // 74: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	20,  // 75: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	24,  // 76: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	26,  // 77: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	30,  // 78: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	85,  // 79: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	85,  // 80: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	85,  // 81: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	104, // 82: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
-	107, // 83: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
-	108, // 84: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
-	18,  // 85: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 86: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	18,  // 87: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
-	88,  // [88:88] is the sub-list for method output_type
-	88,  // [88:88] is the sub-list for method input_type
-	88,  // [88:88] is the sub-list for extension type_name
-	88,  // [88:88] is the sub-list for extension extendee
-	0,   // [0:88] is the sub-list for field type_name
+	25,  // 23: snapkeep.fsm.v1.Snapshot.holds:type_name -> snapkeep.fsm.v1.SnapshotHold
+	27,  // 24: snapkeep.fsm.v1.Policy.schedule:type_name -> snapkeep.fsm.v1.PolicySchedule
+	129, // 25: snapkeep.fsm.v1.Policy.labels:type_name -> snapkeep.fsm.v1.Policy.LabelsEntry
+	28,  // 26: snapkeep.fsm.v1.Policy.retention:type_name -> snapkeep.fsm.v1.PolicyRetention
+	29,  // 27: snapkeep.fsm.v1.Policy.status:type_name -> snapkeep.fsm.v1.PolicyStatus
+	8,   // 28: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
+	67,  // 29: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
+	67,  // 30: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
+	9,   // 31: snapkeep.fsm.v1.RestoreJob.kind:type_name -> snapkeep.fsm.v1.JobKind
+	33,  // 32: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	34,  // 33: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	37,  // 34: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	37,  // 35: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	10,  // 36: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	11,  // 37: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	40,  // 38: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	11,  // 39: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	130, // 40: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	131, // 41: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	1,   // 42: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	132, // 43: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	133, // 44: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	18,  // 45: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 46: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	18,  // 47: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	18,  // 48: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 49: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	56,  // 50: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	39,  // 51: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	134, // 52: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	23,  // 53: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	67,  // 54: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
+	67,  // 55: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
+	67,  // 56: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
+	67,  // 57: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
+	66,  // 58: snapkeep.fsm.v1.RestoreBegin.from_repository:type_name -> snapkeep.fsm.v1.RepositorySnapshot
+	135, // 59: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	15,  // 60: snapkeep.fsm.v1.RepositorySnapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	16,  // 61: snapkeep.fsm.v1.RepositorySnapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	1,   // 62: snapkeep.fsm.v1.RepositorySnapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	69,  // 63: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
+	30,  // 64: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
+	30,  // 65: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
+	78,  // 66: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
+	21,  // 67: snapkeep.fsm.v1.SourceSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	79,  // 68: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
+	12,  // 69: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	83,  // 70: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	84,  // 71: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	90,  // 72: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	91,  // 73: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	90,  // 74: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	38,  // 75: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	14,  // 76: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	17,  // 77: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	20,  // 78: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	20,  // 79: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	20,  // 80: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	24,  // 81: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	31,  // 82: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	35,  // 83: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	90,  // 84: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	90,  // 85: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	90,  // 86: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	109, // 87: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	112, // 88: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
+	113, // 89: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
+	18,  // 90: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 91: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	18,  // 92: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
+	26,  // 93: snapkeep.fsm.v1.PolicyPut.policy:type_name -> snapkeep.fsm.v1.Policy
+	26,  // 94: snapkeep.fsm.v1.PolicyResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	26,  // 95: snapkeep.fsm.v1.PolicyRunResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	119, // 96: snapkeep.fsm.v1.PolicyRunResponse.results:type_name -> snapkeep.fsm.v1.PolicyRunResult
+	26,  // 97: snapkeep.fsm.v1.PolicyRetainResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	98,  // [98:98] is the sub-list for method output_type
+	98,  // [98:98] is the sub-list for method input_type
+	98,  // [98:98] is the sub-list for extension type_name
+	98,  // [98:98] is the sub-list for extension extendee
+	0,   // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -9374,7 +10649,7 @@ func file_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   107,
+			NumMessages:   123,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
