@@ -665,6 +665,9 @@ func (v *View) Policies() []*fsmpb.Policy {
 	return out
 }
 
+// PolicyByID finds a policy by id (nil if none: deleted, or never).
+func (v *View) PolicyByID(id uint64) *fsmpb.Policy { return v.r.policyByID(id) }
+
 // Policy finds a policy by name.
 func (v *View) Policy(name string) (*fsmpb.Policy, error) { return v.r.policy(name) }
 

@@ -138,6 +138,19 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.v1.Snapshots/DropSnapshot":     {RoleAdmin, true},
 	"/snapkeep.v1.Snapshots/ListSnapshots":    {RoleReader, false},
 	"/snapkeep.v1.Snapshots/DescribeSnapshot": {RoleReader, false},
+	// Anyone who may take a snapshot may hold one; releasing a hold exposes the
+	// snapshot to drops, an admin's decision.
+	"/snapkeep.v1.Snapshots/AddSnapshotHold":    {RoleWriter, true},
+	"/snapkeep.v1.Snapshots/RemoveSnapshotHold": {RoleAdmin, true},
+
+	// A policy's retention drops snapshots: managing policies is an admin's.
+	"/snapkeep.v1.Policies/CreatePolicy":           {RoleAdmin, true},
+	"/snapkeep.v1.Policies/UpdatePolicy":           {RoleAdmin, true},
+	"/snapkeep.v1.Policies/DeletePolicy":           {RoleAdmin, true},
+	"/snapkeep.v1.Policies/ListPolicies":           {RoleReader, false},
+	"/snapkeep.v1.Policies/DescribePolicy":         {RoleReader, false},
+	"/snapkeep.v1.Policies/ExecutePolicy":          {RoleWriter, true},
+	"/snapkeep.v1.Policies/PreviewPolicyRetention": {RoleReader, false},
 
 	"/snapkeep.v1.Restores/RestoreSnapshot": {RoleWriter, true},
 	"/snapkeep.v1.Restores/GetRestoreState": {RoleReader, false},

@@ -110,6 +110,7 @@ func (n *Node) leaderDuties() []duty.Loop {
 		{Name: "allocation-expiry", Every: n.cfg.ExpiryInterval, Pass: n.expireAllocations},
 		n.finisher.Loop(),
 		n.coord.Loop(),
+		n.policies.Loop(),
 	}
 	if !n.cfg.GCDisabled {
 		loops = append(loops, n.gc.Loop())

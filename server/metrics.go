@@ -19,6 +19,7 @@ import (
 	"github.com/snapkeep/snapkeep/gc"
 	"github.com/snapkeep/snapkeep/restore"
 	"github.com/snapkeep/snapkeep/server/api"
+	"github.com/snapkeep/snapkeep/server/policy"
 )
 
 // Metrics: every node has its own prometheus.Registry (tests and `snapkeep dev` run
@@ -59,6 +60,8 @@ type nodeMetrics struct {
 	gcLastCompleted prometheus.Gauge
 
 	dutyPanics *prometheus.CounterVec
+
+	policyProposals *prometheus.CounterVec
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -103,6 +106,10 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		Name: "snapkeep_restore_failed_tasks_total",
 		Help: "Copies that failed on this node after their retries (the task goes back to the pool, or fails the job when permanent), by job kind.",
 	}, []string{"kind"})
+	m.policyProposals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "snapkeep_policy_proposals_total",
+		Help: "Policy work this node proposed as leader, by kind (run: a scheduled run; retain: a retention with something to expire) and outcome (ok; refused: already run or changed meanwhile; error).",
+	}, []string{"kind", "outcome"})
 	m.gcRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_gc_runs_total",
 		Help: "Garbage collections this node ran as leader, by result: ok, dry_run or failed.",
@@ -152,7 +159,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		&stateCollector{n: n},
 		m.fsmApply, m.raftApply, m.snapshotPersist, m.snapshotBytes, m.grpcHandled, m.grpcSeconds,
 		m.restoreFiles, m.restoreBytes, m.restoreFailures,
-		m.gcRuns, m.gcSeconds, m.gcDeleted, m.gcBytes, m.gcRecords, m.gcErrors, m.gcScanned, m.gcLastCompleted,
+		m.policyProposals, m.gcRuns, m.gcSeconds, m.gcDeleted, m.gcBytes, m.gcRecords, m.gcErrors, m.gcScanned, m.gcLastCompleted,
 		m.dutyPanics,
 	)
 	return m
@@ -344,12 +351,21 @@ var (
 		"Nodes registered in the catalog.", nil, nil)
 	descRequests = prometheus.NewDesc("snapkeep_fsm_dedup_requests",
 		"Request ids held by the deduplication window.", nil, nil)
+	descPolicySnapshots = prometheus.NewDesc("snapkeep_policy_snapshots_total",
+		"Snapshots each policy took that committed (taken), that failed (never committed, or a collection could not be snapshotted) and that its retention expired (deleted), from the replicated state.", []string{"policy", "outcome"}, nil)
+	descPolicyLastSuccess = prometheus.NewDesc("snapkeep_policy_last_success_timestamp_seconds",
+		"Unix time a snapshot of the policy last committed; 0 if never.", []string{"policy"}, nil)
+	descPolicyLastFailure = prometheus.NewDesc("snapkeep_policy_last_failure_timestamp_seconds",
+		"Unix time the policy last failed (a run's collection or a snapshot given up); 0 if never.", []string{"policy"}, nil)
+	descPolicyNextRun = prometheus.NewDesc("snapkeep_policy_next_run_timestamp_seconds",
+		"Unix time of the policy's next due time; 0 when disabled. In the past: the run is overdue (no quorum, or the leader cannot compile the schedule).", []string{"policy"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeInfo, descHealthy, descUnhealthyReason, descRaftState, descRaftLeader, descTerm, descCommit,
 		descApplied, descLastLog, descLastContact, descFSMApplied, descDatabases, descCollections, descSegments, descFiles,
-		descSnapshots, descRestoreJobs, descNodes, descRequests} {
+		descSnapshots, descRestoreJobs, descNodes, descRequests,
+		descPolicySnapshots, descPolicyLastSuccess, descPolicyLastFailure, descPolicyNextRun} {
 		ch <- d
 	}
 }
@@ -402,6 +418,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	byState(descFiles, st.SegmentFiles[:], fsmpb.SegmentState_name, "SEGMENT_STATE_")
 	byState(descSnapshots, st.Snapshots[:], fsmpb.SnapshotState_name, "SNAPSHOT_STATE_")
 	byState(descRestoreJobs, st.RestoreJobs[:], fsmpb.RestoreState_name, "RESTORE_STATE_")
+
+	seconds := func(ns int64) float64 { return float64(ns) / 1e9 }
+	for _, p := range n.fsm.View().Policies() {
+		st := p.GetStatus()
+		ch <- prometheus.MustNewConstMetric(descPolicySnapshots, prometheus.CounterValue, float64(st.GetSnapshotsTaken()), p.Name, "taken")
+		ch <- prometheus.MustNewConstMetric(descPolicySnapshots, prometheus.CounterValue, float64(st.GetSnapshotsFailed()), p.Name, "failed")
+		ch <- prometheus.MustNewConstMetric(descPolicySnapshots, prometheus.CounterValue, float64(st.GetSnapshotsDeleted()), p.Name, "deleted")
+		gauge(descPolicyLastSuccess, seconds(st.GetLastSuccessAt()), p.Name)
+		gauge(descPolicyLastFailure, seconds(st.GetLastFailureAt()), p.Name)
+		next := 0.0
+		if at := policy.NextRun(p); !at.IsZero() {
+			next = seconds(at.UnixNano())
+		}
+		gauge(descPolicyNextRun, next, p.Name)
+	}
 }
 
 func boolValue(b bool) float64 {
@@ -417,7 +448,11 @@ var dutyNames = []string{
 	// every node (startNodeDuties)
 	"leadership", "register-node", "health", "restore-watch", "restore-executor", "membership",
 	// the leader (leaderDuties)
-	"allocation-expiry", "finisher", "restore-coordinator", "gc", "backup",
+	"allocation-expiry", "finisher", "restore-coordinator", "policies", "gc", "backup",
+}
+
+func (m *nodeMetrics) policyRan(kind, outcome string) {
+	m.policyProposals.WithLabelValues(kind, outcome).Inc()
 }
 
 func (m *nodeMetrics) dutyPanicked(name string) { m.dutyPanics.WithLabelValues(name).Inc() }

@@ -38,6 +38,7 @@ import (
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
+	"github.com/snapkeep/snapkeep/server/policy"
 	"github.com/snapkeep/snapkeep/server/membership"
 	"github.com/snapkeep/snapkeep/server/repostore"
 )
@@ -59,6 +60,7 @@ type Node struct {
 	repos      *repostore.Stores // the repositories as this node reaches them
 	root       layout.Root       // every key in the FSM is relative to it
 	finisher   *finisher.Finisher
+	policies   *policy.Scheduler
 	duties     *duty.Guard          // guards every background duty's passes (server/leader.go)
 	coord      *restore.Coordinator // the leader's side of restore jobs
 	runner     *restore.Runner      // this node's restore executor
@@ -107,6 +109,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.duties = &duty.Guard{Logger: n.logger, OnPanic: n.metrics.dutyPanicked, Inject: dutyPanicHook}
 	n.finisher = n.newFinisher()
 	n.gc = n.newGCSchedule()
+	n.policies = n.newPolicyScheduler()
 	n.coord = n.newRestoreCoordinator()
 	n.runner = n.newRestoreRunner()
 	n.api = n.newAPI()

@@ -18,6 +18,7 @@ import (
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
+	"github.com/snapkeep/snapkeep/server/policy"
 )
 
 // dutyShim is the node as the duty packages see it (finisher.Cluster, gc.Cluster):
@@ -65,6 +66,25 @@ func (n *Node) newFinisher() *finisher.Finisher {
 		Hooks:          hooks,
 		Logger:         n.logger,
 		Guard:          n.duties,
+	})
+}
+
+// policyShim is the node as the policy scheduler sees it (policy.Cluster): runs are
+// proposed with request ids, so a retried run is answered with its first result.
+type policyShim struct{ dutyShim }
+
+func (s policyShim) Propose(ctx context.Context, requestID string, cmd, resp proto.Message) error {
+	return s.n.propose(ctx, requestID, cmd, resp)
+}
+func (s policyShim) SnapshotsTaken()   { s.n.finisher.Kick() }
+func (s policyShim) SnapshotsDropped() { s.n.gc.Kick() }
+
+func (n *Node) newPolicyScheduler() *policy.Scheduler {
+	return policy.New(policyShim{dutyShim{n}}, policy.Config{
+		MaxPerCollection: n.cfg.SnapshotsPerCollection,
+		PendingTimeout:   n.cfg.SnapshotPendingTimeout,
+		Logger:           n.logger.With("component", "policies"),
+		Ran:              n.metrics.policyRan,
 	})
 }
 
@@ -180,6 +200,7 @@ func (s apiShim) IsLeader() bool            { return s.n.raft.State() == raft.Le
 func (s apiShim) IsLeaderReady() bool       { return s.n.isLeaderReady() }
 func (s apiShim) KickFinisher()             { s.n.finisher.Kick() }
 func (s apiShim) KickGC()                   { s.n.gc.Kick() }
+func (s apiShim) KickPolicies()             { s.n.policies.Kick() }
 func (s apiShim) KickRestores()             { s.n.kickRestores() }
 
 func (s apiShim) RepositoryStore(r *fsmpb.Repository) (objstore.Store, error) {

@@ -4445,9 +4445,16 @@ type Snapshot struct {
 	// the new collection (empty for snapshots taken before snapkeep captured it).
 	CollectionDescription string `protobuf:"bytes,24,opt,name=collection_description,json=collectionDescription,proto3" json:"collection_description,omitempty"`
 	// The collection's key layout: a restore creates the new collection with it.
-	Layout        KeyLayout `protobuf:"varint,25,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Layout KeyLayout `protobuf:"varint,25,opt,name=layout,proto3,enum=snapkeep.v1.KeyLayout" json:"layout,omitempty"`
+	// Holds keeping the snapshot from being dropped (expired ones included, marked).
+	Holds []*SnapshotHold `protobuf:"bytes,26,rep,name=holds,proto3" json:"holds,omitempty"`
+	// The policy that took it (empty: taken on request; the name is empty too when
+	// that policy was deleted since) and the due time of that run (0: on request).
+	Policy          string `protobuf:"bytes,27,opt,name=policy,proto3" json:"policy,omitempty"`
+	PolicyId        uint64 `protobuf:"varint,28,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	PolicyDueUnixMs int64  `protobuf:"varint,29,opt,name=policy_due_unix_ms,json=policyDueUnixMs,proto3" json:"policy_due_unix_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -4655,6 +4662,1613 @@ func (x *Snapshot) GetLayout() KeyLayout {
 	return KeyLayout_KEY_LAYOUT_UNSPECIFIED
 }
 
+func (x *Snapshot) GetHolds() []*SnapshotHold {
+	if x != nil {
+		return x.Holds
+	}
+	return nil
+}
+
+func (x *Snapshot) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *Snapshot) GetPolicyId() uint64 {
+	if x != nil {
+		return x.PolicyId
+	}
+	return 0
+}
+
+func (x *Snapshot) GetPolicyDueUnixMs() int64 {
+	if x != nil {
+		return x.PolicyDueUnixMs
+	}
+	return 0
+}
+
+type SnapshotHold struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// 0: until removed.
+	UntilUnixMs   int64 `protobuf:"varint,3,opt,name=until_unix_ms,json=untilUnixMs,proto3" json:"until_unix_ms,omitempty"`
+	AddedAtUnixMs int64 `protobuf:"varint,4,opt,name=added_at_unix_ms,json=addedAtUnixMs,proto3" json:"added_at_unix_ms,omitempty"`
+	// False once until_unix_ms has passed: the hold no longer holds.
+	Active        bool `protobuf:"varint,5,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotHold) Reset() {
+	*x = SnapshotHold{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotHold) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotHold) ProtoMessage() {}
+
+func (x *SnapshotHold) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotHold.ProtoReflect.Descriptor instead.
+func (*SnapshotHold) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *SnapshotHold) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SnapshotHold) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SnapshotHold) GetUntilUnixMs() int64 {
+	if x != nil {
+		return x.UntilUnixMs
+	}
+	return 0
+}
+
+func (x *SnapshotHold) GetAddedAtUnixMs() int64 {
+	if x != nil {
+		return x.AddedAtUnixMs
+	}
+	return 0
+}
+
+func (x *SnapshotHold) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+type AddSnapshotHoldRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Database      string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Collection    string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	UntilUnixMs   int64                  `protobuf:"varint,6,opt,name=until_unix_ms,json=untilUnixMs,proto3" json:"until_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddSnapshotHoldRequest) Reset() {
+	*x = AddSnapshotHoldRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddSnapshotHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddSnapshotHoldRequest) ProtoMessage() {}
+
+func (x *AddSnapshotHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddSnapshotHoldRequest.ProtoReflect.Descriptor instead.
+func (*AddSnapshotHoldRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *AddSnapshotHoldRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AddSnapshotHoldRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *AddSnapshotHoldRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *AddSnapshotHoldRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AddSnapshotHoldRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AddSnapshotHoldRequest) GetUntilUnixMs() int64 {
+	if x != nil {
+		return x.UntilUnixMs
+	}
+	return 0
+}
+
+type AddSnapshotHoldResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hold          *SnapshotHold          `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	Snapshot      *Snapshot              `protobuf:"bytes,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddSnapshotHoldResponse) Reset() {
+	*x = AddSnapshotHoldResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddSnapshotHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddSnapshotHoldResponse) ProtoMessage() {}
+
+func (x *AddSnapshotHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddSnapshotHoldResponse.ProtoReflect.Descriptor instead.
+func (*AddSnapshotHoldResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *AddSnapshotHoldResponse) GetHold() *SnapshotHold {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+func (x *AddSnapshotHoldResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+type RemoveSnapshotHoldRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Database      string                 `protobuf:"bytes,2,opt,name=database,proto3" json:"database,omitempty"`
+	Collection    string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	HoldId        uint64                 `protobuf:"varint,5,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSnapshotHoldRequest) Reset() {
+	*x = RemoveSnapshotHoldRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSnapshotHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSnapshotHoldRequest) ProtoMessage() {}
+
+func (x *RemoveSnapshotHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSnapshotHoldRequest.ProtoReflect.Descriptor instead.
+func (*RemoveSnapshotHoldRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *RemoveSnapshotHoldRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RemoveSnapshotHoldRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *RemoveSnapshotHoldRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *RemoveSnapshotHoldRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoveSnapshotHoldRequest) GetHoldId() uint64 {
+	if x != nil {
+		return x.HoldId
+	}
+	return 0
+}
+
+type RemoveSnapshotHoldResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot      *Snapshot              `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSnapshotHoldResponse) Reset() {
+	*x = RemoveSnapshotHoldResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSnapshotHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSnapshotHoldResponse) ProtoMessage() {}
+
+func (x *RemoveSnapshotHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSnapshotHoldResponse.ProtoReflect.Descriptor instead.
+func (*RemoveSnapshotHoldResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *RemoveSnapshotHoldResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+type Policy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1–255 of [A-Za-z0-9_-], starting with a letter or "_".
+	Name        string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// Which collections: a database (empty: default) and either names or a glob over
+	// its collection names ("*": all; path.Match syntax). Only active collections are
+	// snapshotted; a named one that is missing counts as a failure of the run.
+	Database       string   `protobuf:"bytes,3,opt,name=database,proto3" json:"database,omitempty"`
+	Collections    []string `protobuf:"bytes,4,rep,name=collections,proto3" json:"collections,omitempty"`
+	CollectionGlob string   `protobuf:"bytes,5,opt,name=collection_glob,json=collectionGlob,proto3" json:"collection_glob,omitempty"`
+	// The schedule: a 5-field cron expression (minute hour day-of-month month
+	// day-of-week, or @daily, @hourly, ...) in time_zone (IANA name; empty: UTC), or a
+	// fixed interval from the policy's creation (or last schedule change).
+	Cron       string `protobuf:"bytes,6,opt,name=cron,proto3" json:"cron,omitempty"`
+	TimeZone   string `protobuf:"bytes,7,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	IntervalMs int64  `protobuf:"varint,8,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	// Snapshot names: Go time layouts in braces rendered at the due time in the
+	// schedule's zone (UTC for intervals): "nightly-{2006.01.02-15.04}".
+	NameTemplate string `protobuf:"bytes,9,opt,name=name_template,json=nameTemplate,proto3" json:"name_template,omitempty"`
+	// Given to every snapshot the policy takes, with snapkeep.policy = the policy name.
+	Labels    map[string]string `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Retention *PolicyRetention  `protobuf:"bytes,11,opt,name=retention,proto3" json:"retention,omitempty"`
+	Enabled   bool              `protobuf:"varint,12,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Read-only: set by the cluster.
+	Id              uint64        `protobuf:"varint,13,opt,name=id,proto3" json:"id,omitempty"`
+	Revision        uint64        `protobuf:"varint,14,opt,name=revision,proto3" json:"revision,omitempty"`
+	CreatedAtUnixMs int64         `protobuf:"varint,15,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	UpdatedAtUnixMs int64         `protobuf:"varint,16,opt,name=updated_at_unix_ms,json=updatedAtUnixMs,proto3" json:"updated_at_unix_ms,omitempty"`
+	Status          *PolicyStatus `protobuf:"bytes,17,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *Policy) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Policy) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Policy) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *Policy) GetCollections() []string {
+	if x != nil {
+		return x.Collections
+	}
+	return nil
+}
+
+func (x *Policy) GetCollectionGlob() string {
+	if x != nil {
+		return x.CollectionGlob
+	}
+	return ""
+}
+
+func (x *Policy) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *Policy) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Policy) GetIntervalMs() int64 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+func (x *Policy) GetNameTemplate() string {
+	if x != nil {
+		return x.NameTemplate
+	}
+	return ""
+}
+
+func (x *Policy) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Policy) GetRetention() *PolicyRetention {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
+func (x *Policy) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Policy) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Policy) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Policy) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *Policy) GetUpdatedAtUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *Policy) GetStatus() *PolicyStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type PolicyRetention struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Expire snapshots older than this (0: never by age).
+	ExpireAfterMs int64 `protobuf:"varint,1,opt,name=expire_after_ms,json=expireAfterMs,proto3" json:"expire_after_ms,omitempty"`
+	// Keep at least this many committed snapshots per collection, whatever their age.
+	MinCount uint32 `protobuf:"varint,2,opt,name=min_count,json=minCount,proto3" json:"min_count,omitempty"`
+	// Keep at most this many per collection (0: no limit); the oldest expire first.
+	MaxCount uint32 `protobuf:"varint,3,opt,name=max_count,json=maxCount,proto3" json:"max_count,omitempty"`
+	// How often the leader checks (0: every minute).
+	IntervalMs    int64 `protobuf:"varint,4,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRetention) Reset() {
+	*x = PolicyRetention{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRetention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRetention) ProtoMessage() {}
+
+func (x *PolicyRetention) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRetention.ProtoReflect.Descriptor instead.
+func (*PolicyRetention) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *PolicyRetention) GetExpireAfterMs() int64 {
+	if x != nil {
+		return x.ExpireAfterMs
+	}
+	return 0
+}
+
+func (x *PolicyRetention) GetMinCount() uint32 {
+	if x != nil {
+		return x.MinCount
+	}
+	return 0
+}
+
+func (x *PolicyRetention) GetMaxCount() uint32 {
+	if x != nil {
+		return x.MaxCount
+	}
+	return 0
+}
+
+func (x *PolicyRetention) GetIntervalMs() int64 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+type PolicyStatus struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Runs            uint64                 `protobuf:"varint,1,opt,name=runs,proto3" json:"runs,omitempty"`
+	LastRunAtUnixMs int64                  `protobuf:"varint,2,opt,name=last_run_at_unix_ms,json=lastRunAtUnixMs,proto3" json:"last_run_at_unix_ms,omitempty"`
+	// The due time of the last run (0: on request).
+	LastRunDueUnixMs      int64  `protobuf:"varint,3,opt,name=last_run_due_unix_ms,json=lastRunDueUnixMs,proto3" json:"last_run_due_unix_ms,omitempty"`
+	SnapshotsTaken        uint64 `protobuf:"varint,4,opt,name=snapshots_taken,json=snapshotsTaken,proto3" json:"snapshots_taken,omitempty"`
+	SnapshotsFailed       uint64 `protobuf:"varint,5,opt,name=snapshots_failed,json=snapshotsFailed,proto3" json:"snapshots_failed,omitempty"`
+	SnapshotsDeleted      uint64 `protobuf:"varint,6,opt,name=snapshots_deleted,json=snapshotsDeleted,proto3" json:"snapshots_deleted,omitempty"`
+	LastSuccessAtUnixMs   int64  `protobuf:"varint,7,opt,name=last_success_at_unix_ms,json=lastSuccessAtUnixMs,proto3" json:"last_success_at_unix_ms,omitempty"`
+	LastSuccess           string `protobuf:"bytes,8,opt,name=last_success,json=lastSuccess,proto3" json:"last_success,omitempty"`
+	LastFailureAtUnixMs   int64  `protobuf:"varint,9,opt,name=last_failure_at_unix_ms,json=lastFailureAtUnixMs,proto3" json:"last_failure_at_unix_ms,omitempty"`
+	LastFailure           string `protobuf:"bytes,10,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	LastRetentionAtUnixMs int64  `protobuf:"varint,11,opt,name=last_retention_at_unix_ms,json=lastRetentionAtUnixMs,proto3" json:"last_retention_at_unix_ms,omitempty"`
+	// The next due time by the schedule (0 when disabled). At or before now: the
+	// leader is about to run it (or has no quorum to).
+	NextRunUnixMs int64 `protobuf:"varint,12,opt,name=next_run_unix_ms,json=nextRunUnixMs,proto3" json:"next_run_unix_ms,omitempty"`
+	// The last scheduled due time that was run (0: none yet).
+	LastDueUnixMs int64 `protobuf:"varint,13,opt,name=last_due_unix_ms,json=lastDueUnixMs,proto3" json:"last_due_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyStatus) Reset() {
+	*x = PolicyStatus{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyStatus) ProtoMessage() {}
+
+func (x *PolicyStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyStatus.ProtoReflect.Descriptor instead.
+func (*PolicyStatus) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *PolicyStatus) GetRuns() uint64 {
+	if x != nil {
+		return x.Runs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastRunAtUnixMs() int64 {
+	if x != nil {
+		return x.LastRunAtUnixMs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastRunDueUnixMs() int64 {
+	if x != nil {
+		return x.LastRunDueUnixMs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetSnapshotsTaken() uint64 {
+	if x != nil {
+		return x.SnapshotsTaken
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetSnapshotsFailed() uint64 {
+	if x != nil {
+		return x.SnapshotsFailed
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetSnapshotsDeleted() uint64 {
+	if x != nil {
+		return x.SnapshotsDeleted
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastSuccessAtUnixMs() int64 {
+	if x != nil {
+		return x.LastSuccessAtUnixMs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastSuccess() string {
+	if x != nil {
+		return x.LastSuccess
+	}
+	return ""
+}
+
+func (x *PolicyStatus) GetLastFailureAtUnixMs() int64 {
+	if x != nil {
+		return x.LastFailureAtUnixMs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastFailure() string {
+	if x != nil {
+		return x.LastFailure
+	}
+	return ""
+}
+
+func (x *PolicyStatus) GetLastRetentionAtUnixMs() int64 {
+	if x != nil {
+		return x.LastRetentionAtUnixMs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetNextRunUnixMs() int64 {
+	if x != nil {
+		return x.NextRunUnixMs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastDueUnixMs() int64 {
+	if x != nil {
+		return x.LastDueUnixMs
+	}
+	return 0
+}
+
+type CreatePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Policy        *Policy                `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePolicyRequest) Reset() {
+	*x = CreatePolicyRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePolicyRequest) ProtoMessage() {}
+
+func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CreatePolicyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreatePolicyRequest) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type CreatePolicyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// An identical policy already existed.
+	Existed       bool `protobuf:"varint,2,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePolicyResponse) Reset() {
+	*x = CreatePolicyResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePolicyResponse) ProtoMessage() {}
+
+func (x *CreatePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePolicyResponse.ProtoReflect.Descriptor instead.
+func (*CreatePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *CreatePolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *CreatePolicyResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+type UpdatePolicyRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The whole new settings (read-only fields are ignored).
+	Policy *Policy `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The revision the update was made from (DescribePolicy); 0: whatever is current.
+	// A policy changed meanwhile fails with FAILED_PRECONDITION.
+	Revision      uint64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePolicyRequest) Reset() {
+	*x = UpdatePolicyRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePolicyRequest) ProtoMessage() {}
+
+func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *UpdatePolicyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UpdatePolicyRequest) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *UpdatePolicyRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type UpdatePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePolicyResponse) Reset() {
+	*x = UpdatePolicyResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePolicyResponse) ProtoMessage() {}
+
+func (x *UpdatePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePolicyResponse.ProtoReflect.Descriptor instead.
+func (*UpdatePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *UpdatePolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type DeletePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePolicyRequest) Reset() {
+	*x = DeletePolicyRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePolicyRequest) ProtoMessage() {}
+
+func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
+func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *DeletePolicyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DeletePolicyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeletePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Existed       bool                   `protobuf:"varint,1,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePolicyResponse) Reset() {
+	*x = DeletePolicyResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePolicyResponse) ProtoMessage() {}
+
+func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
+func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *DeletePolicyResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+type ListPoliciesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consistency   ReadConsistency        `protobuf:"varint,1,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPoliciesRequest) Reset() {
+	*x = ListPoliciesRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPoliciesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPoliciesRequest) ProtoMessage() {}
+
+func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
+func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *ListPoliciesRequest) GetConsistency() ReadConsistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
+}
+
+type ListPoliciesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policies      []*Policy              `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPoliciesResponse) Reset() {
+	*x = ListPoliciesResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPoliciesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPoliciesResponse) ProtoMessage() {}
+
+func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
+func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ListPoliciesResponse) GetPolicies() []*Policy {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+type DescribePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Consistency   ReadConsistency        `protobuf:"varint,2,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribePolicyRequest) Reset() {
+	*x = DescribePolicyRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribePolicyRequest) ProtoMessage() {}
+
+func (x *DescribePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribePolicyRequest.ProtoReflect.Descriptor instead.
+func (*DescribePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *DescribePolicyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DescribePolicyRequest) GetConsistency() ReadConsistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
+}
+
+type DescribePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribePolicyResponse) Reset() {
+	*x = DescribePolicyResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribePolicyResponse) ProtoMessage() {}
+
+func (x *DescribePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribePolicyResponse.ProtoReflect.Descriptor instead.
+func (*DescribePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *DescribePolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type ExecutePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecutePolicyRequest) Reset() {
+	*x = ExecutePolicyRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecutePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecutePolicyRequest) ProtoMessage() {}
+
+func (x *ExecutePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecutePolicyRequest.ProtoReflect.Descriptor instead.
+func (*ExecutePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ExecutePolicyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ExecutePolicyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ExecutePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Results       []*PolicyRunResult     `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecutePolicyResponse) Reset() {
+	*x = ExecutePolicyResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecutePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecutePolicyResponse) ProtoMessage() {}
+
+func (x *ExecutePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecutePolicyResponse.ProtoReflect.Descriptor instead.
+func (*ExecutePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ExecutePolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *ExecutePolicyResponse) GetResults() []*PolicyRunResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type PolicyRunResult struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	// The snapshot taken, or why none was.
+	SnapshotId    uint64 `protobuf:"varint,2,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	SnapshotName  string `protobuf:"bytes,3,opt,name=snapshot_name,json=snapshotName,proto3" json:"snapshot_name,omitempty"`
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRunResult) Reset() {
+	*x = PolicyRunResult{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRunResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRunResult) ProtoMessage() {}
+
+func (x *PolicyRunResult) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRunResult.ProtoReflect.Descriptor instead.
+func (*PolicyRunResult) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *PolicyRunResult) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *PolicyRunResult) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *PolicyRunResult) GetSnapshotName() string {
+	if x != nil {
+		return x.SnapshotName
+	}
+	return ""
+}
+
+func (x *PolicyRunResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type PreviewPolicyRetentionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewPolicyRetentionRequest) Reset() {
+	*x = PreviewPolicyRetentionRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewPolicyRetentionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewPolicyRetentionRequest) ProtoMessage() {}
+
+func (x *PreviewPolicyRetentionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewPolicyRetentionRequest.ProtoReflect.Descriptor instead.
+func (*PreviewPolicyRetentionRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *PreviewPolicyRetentionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PreviewPolicyRetentionResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Decisions []*RetentionDecision   `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	// The time the preview was computed at (the node's clock).
+	AtUnixMs      int64 `protobuf:"varint,2,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewPolicyRetentionResponse) Reset() {
+	*x = PreviewPolicyRetentionResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewPolicyRetentionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewPolicyRetentionResponse) ProtoMessage() {}
+
+func (x *PreviewPolicyRetentionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewPolicyRetentionResponse.ProtoReflect.Descriptor instead.
+func (*PreviewPolicyRetentionResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *PreviewPolicyRetentionResponse) GetDecisions() []*RetentionDecision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *PreviewPolicyRetentionResponse) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+type RetentionDecision struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId      uint64                 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Collection      string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Snapshot        string                 `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	CreatedAtUnixMs int64                  `protobuf:"varint,4,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	Delete          bool                   `protobuf:"varint,5,opt,name=delete,proto3" json:"delete,omitempty"`
+	Reason          string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RetentionDecision) Reset() {
+	*x = RetentionDecision{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionDecision) ProtoMessage() {}
+
+func (x *RetentionDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionDecision.ProtoReflect.Descriptor instead.
+func (*RetentionDecision) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *RetentionDecision) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *RetentionDecision) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *RetentionDecision) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *RetentionDecision) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *RetentionDecision) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+func (x *RetentionDecision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type CreateSnapshotRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -4674,7 +6288,7 @@ type CreateSnapshotRequest struct {
 
 func (x *CreateSnapshotRequest) Reset() {
 	*x = CreateSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4686,7 +6300,7 @@ func (x *CreateSnapshotRequest) String() string {
 func (*CreateSnapshotRequest) ProtoMessage() {}
 
 func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[53]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4699,7 +6313,7 @@ func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*CreateSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{53}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *CreateSnapshotRequest) GetRequestId() string {
@@ -4760,7 +6374,7 @@ type CreateSnapshotResponse struct {
 
 func (x *CreateSnapshotResponse) Reset() {
 	*x = CreateSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4772,7 +6386,7 @@ func (x *CreateSnapshotResponse) String() string {
 func (*CreateSnapshotResponse) ProtoMessage() {}
 
 func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[54]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4785,7 +6399,7 @@ func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*CreateSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{54}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *CreateSnapshotResponse) GetSnapshot() *Snapshot {
@@ -4807,7 +6421,7 @@ type DropSnapshotRequest struct {
 
 func (x *DropSnapshotRequest) Reset() {
 	*x = DropSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4819,7 +6433,7 @@ func (x *DropSnapshotRequest) String() string {
 func (*DropSnapshotRequest) ProtoMessage() {}
 
 func (x *DropSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[55]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4832,7 +6446,7 @@ func (x *DropSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DropSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{55}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DropSnapshotRequest) GetRequestId() string {
@@ -4875,7 +6489,7 @@ type DropSnapshotResponse struct {
 
 func (x *DropSnapshotResponse) Reset() {
 	*x = DropSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4887,7 +6501,7 @@ func (x *DropSnapshotResponse) String() string {
 func (*DropSnapshotResponse) ProtoMessage() {}
 
 func (x *DropSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[56]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4900,7 +6514,7 @@ func (x *DropSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DropSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{56}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *DropSnapshotResponse) GetExisted() bool {
@@ -4941,7 +6555,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4953,7 +6567,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[57]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4966,7 +6580,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{57}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListSnapshotsRequest) GetDatabase() string {
@@ -5036,7 +6650,7 @@ type ListSnapshotsResponse struct {
 
 func (x *ListSnapshotsResponse) Reset() {
 	*x = ListSnapshotsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5048,7 +6662,7 @@ func (x *ListSnapshotsResponse) String() string {
 func (*ListSnapshotsResponse) ProtoMessage() {}
 
 func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[58]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5061,7 +6675,7 @@ func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{58}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListSnapshotsResponse) GetSnapshots() []*Snapshot {
@@ -5093,7 +6707,7 @@ type DescribeSnapshotRequest struct {
 
 func (x *DescribeSnapshotRequest) Reset() {
 	*x = DescribeSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5105,7 +6719,7 @@ func (x *DescribeSnapshotRequest) String() string {
 func (*DescribeSnapshotRequest) ProtoMessage() {}
 
 func (x *DescribeSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[59]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5118,7 +6732,7 @@ func (x *DescribeSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{59}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *DescribeSnapshotRequest) GetDatabase() string {
@@ -5165,7 +6779,7 @@ type DescribeSnapshotResponse struct {
 
 func (x *DescribeSnapshotResponse) Reset() {
 	*x = DescribeSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5177,7 +6791,7 @@ func (x *DescribeSnapshotResponse) String() string {
 func (*DescribeSnapshotResponse) ProtoMessage() {}
 
 func (x *DescribeSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[60]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5190,7 +6804,7 @@ func (x *DescribeSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DescribeSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{60}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DescribeSnapshotResponse) GetSnapshot() *Snapshot {
@@ -5279,7 +6893,7 @@ type RestoreJob struct {
 
 func (x *RestoreJob) Reset() {
 	*x = RestoreJob{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5291,7 +6905,7 @@ func (x *RestoreJob) String() string {
 func (*RestoreJob) ProtoMessage() {}
 
 func (x *RestoreJob) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[61]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5304,7 +6918,7 @@ func (x *RestoreJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJob.ProtoReflect.Descriptor instead.
 func (*RestoreJob) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{61}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RestoreJob) GetId() uint64 {
@@ -5670,7 +7284,7 @@ type RestoreSnapshotRequest struct {
 
 func (x *RestoreSnapshotRequest) Reset() {
 	*x = RestoreSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5682,7 +7296,7 @@ func (x *RestoreSnapshotRequest) String() string {
 func (*RestoreSnapshotRequest) ProtoMessage() {}
 
 func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[62]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5695,7 +7309,7 @@ func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{62}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *RestoreSnapshotRequest) GetRequestId() string {
@@ -5828,7 +7442,7 @@ type IdMapping struct {
 
 func (x *IdMapping) Reset() {
 	*x = IdMapping{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5840,7 +7454,7 @@ func (x *IdMapping) String() string {
 func (*IdMapping) ProtoMessage() {}
 
 func (x *IdMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[63]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5853,7 +7467,7 @@ func (x *IdMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdMapping.ProtoReflect.Descriptor instead.
 func (*IdMapping) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{63}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *IdMapping) GetSource() uint64 {
@@ -5882,7 +7496,7 @@ type RestoreSnapshotResponse struct {
 
 func (x *RestoreSnapshotResponse) Reset() {
 	*x = RestoreSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5894,7 +7508,7 @@ func (x *RestoreSnapshotResponse) String() string {
 func (*RestoreSnapshotResponse) ProtoMessage() {}
 
 func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[64]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5907,7 +7521,7 @@ func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{64}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *RestoreSnapshotResponse) GetJobId() uint64 {
@@ -5941,7 +7555,7 @@ type GetRestoreStateRequest struct {
 
 func (x *GetRestoreStateRequest) Reset() {
 	*x = GetRestoreStateRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5953,7 +7567,7 @@ func (x *GetRestoreStateRequest) String() string {
 func (*GetRestoreStateRequest) ProtoMessage() {}
 
 func (x *GetRestoreStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[65]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5966,7 +7580,7 @@ func (x *GetRestoreStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreStateRequest.ProtoReflect.Descriptor instead.
 func (*GetRestoreStateRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{65}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *GetRestoreStateRequest) GetJobId() uint64 {
@@ -5992,7 +7606,7 @@ type GetRestoreStateResponse struct {
 
 func (x *GetRestoreStateResponse) Reset() {
 	*x = GetRestoreStateResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6004,7 +7618,7 @@ func (x *GetRestoreStateResponse) String() string {
 func (*GetRestoreStateResponse) ProtoMessage() {}
 
 func (x *GetRestoreStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[66]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6017,7 +7631,7 @@ func (x *GetRestoreStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestoreStateResponse.ProtoReflect.Descriptor instead.
 func (*GetRestoreStateResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{66}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *GetRestoreStateResponse) GetJob() *RestoreJob {
@@ -6048,7 +7662,7 @@ type ListRestoreJobsRequest struct {
 
 func (x *ListRestoreJobsRequest) Reset() {
 	*x = ListRestoreJobsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6060,7 +7674,7 @@ func (x *ListRestoreJobsRequest) String() string {
 func (*ListRestoreJobsRequest) ProtoMessage() {}
 
 func (x *ListRestoreJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[67]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6073,7 +7687,7 @@ func (x *ListRestoreJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoreJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListRestoreJobsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{67}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ListRestoreJobsRequest) GetStates() []RestoreState {
@@ -6142,7 +7756,7 @@ type ListRestoreJobsResponse struct {
 
 func (x *ListRestoreJobsResponse) Reset() {
 	*x = ListRestoreJobsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6154,7 +7768,7 @@ func (x *ListRestoreJobsResponse) String() string {
 func (*ListRestoreJobsResponse) ProtoMessage() {}
 
 func (x *ListRestoreJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[68]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6167,7 +7781,7 @@ func (x *ListRestoreJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestoreJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListRestoreJobsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{68}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListRestoreJobsResponse) GetJobs() []*RestoreJob {
@@ -6196,7 +7810,7 @@ type CancelRestoreRequest struct {
 
 func (x *CancelRestoreRequest) Reset() {
 	*x = CancelRestoreRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6208,7 +7822,7 @@ func (x *CancelRestoreRequest) String() string {
 func (*CancelRestoreRequest) ProtoMessage() {}
 
 func (x *CancelRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[69]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6221,7 +7835,7 @@ func (x *CancelRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRestoreRequest.ProtoReflect.Descriptor instead.
 func (*CancelRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{69}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *CancelRestoreRequest) GetRequestId() string {
@@ -6254,7 +7868,7 @@ type CancelRestoreResponse struct {
 
 func (x *CancelRestoreResponse) Reset() {
 	*x = CancelRestoreResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6266,7 +7880,7 @@ func (x *CancelRestoreResponse) String() string {
 func (*CancelRestoreResponse) ProtoMessage() {}
 
 func (x *CancelRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[70]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6279,7 +7893,7 @@ func (x *CancelRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRestoreResponse.ProtoReflect.Descriptor instead.
 func (*CancelRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{70}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *CancelRestoreResponse) GetJob() *RestoreJob {
@@ -6302,7 +7916,7 @@ type GCCount struct {
 
 func (x *GCCount) Reset() {
 	*x = GCCount{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6314,7 +7928,7 @@ func (x *GCCount) String() string {
 func (*GCCount) ProtoMessage() {}
 
 func (x *GCCount) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[71]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6327,7 +7941,7 @@ func (x *GCCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCount.ProtoReflect.Descriptor instead.
 func (*GCCount) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{71}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *GCCount) GetReason() string {
@@ -6385,7 +7999,7 @@ type GCReport struct {
 
 func (x *GCReport) Reset() {
 	*x = GCReport{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6397,7 +8011,7 @@ func (x *GCReport) String() string {
 func (*GCReport) ProtoMessage() {}
 
 func (x *GCReport) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[72]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6410,7 +8024,7 @@ func (x *GCReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCReport.ProtoReflect.Descriptor instead.
 func (*GCReport) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{72}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *GCReport) GetId() uint64 {
@@ -6525,7 +8139,7 @@ type GCCandidate struct {
 
 func (x *GCCandidate) Reset() {
 	*x = GCCandidate{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6537,7 +8151,7 @@ func (x *GCCandidate) String() string {
 func (*GCCandidate) ProtoMessage() {}
 
 func (x *GCCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[73]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6550,7 +8164,7 @@ func (x *GCCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCandidate.ProtoReflect.Descriptor instead.
 func (*GCCandidate) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{73}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *GCCandidate) GetKey() string {
@@ -6597,7 +8211,7 @@ type GCRunRequest struct {
 
 func (x *GCRunRequest) Reset() {
 	*x = GCRunRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6609,7 +8223,7 @@ func (x *GCRunRequest) String() string {
 func (*GCRunRequest) ProtoMessage() {}
 
 func (x *GCRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[74]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6622,7 +8236,7 @@ func (x *GCRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRunRequest.ProtoReflect.Descriptor instead.
 func (*GCRunRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{74}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *GCRunRequest) GetDryRun() bool {
@@ -6665,7 +8279,7 @@ type GCRunResponse struct {
 
 func (x *GCRunResponse) Reset() {
 	*x = GCRunResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6677,7 +8291,7 @@ func (x *GCRunResponse) String() string {
 func (*GCRunResponse) ProtoMessage() {}
 
 func (x *GCRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[75]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6690,7 +8304,7 @@ func (x *GCRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRunResponse.ProtoReflect.Descriptor instead.
 func (*GCRunResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{75}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *GCRunResponse) GetReport() *GCReport {
@@ -6722,7 +8336,7 @@ type GCStatusRequest struct {
 
 func (x *GCStatusRequest) Reset() {
 	*x = GCStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6734,7 +8348,7 @@ func (x *GCStatusRequest) String() string {
 func (*GCStatusRequest) ProtoMessage() {}
 
 func (x *GCStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[76]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6747,7 +8361,7 @@ func (x *GCStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCStatusRequest.ProtoReflect.Descriptor instead.
 func (*GCStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{76}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{100}
 }
 
 type GCStatusResponse struct {
@@ -6765,7 +8379,7 @@ type GCStatusResponse struct {
 
 func (x *GCStatusResponse) Reset() {
 	*x = GCStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6777,7 +8391,7 @@ func (x *GCStatusResponse) String() string {
 func (*GCStatusResponse) ProtoMessage() {}
 
 func (x *GCStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[77]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6790,7 +8404,7 @@ func (x *GCStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCStatusResponse.ProtoReflect.Descriptor instead.
 func (*GCStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{77}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *GCStatusResponse) GetReports() []*GCReport {
@@ -6832,7 +8446,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6844,7 +8458,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[78]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6857,7 +8471,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{78}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ClusterStatusRequest) GetFsmHash() bool {
@@ -6899,7 +8513,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6911,7 +8525,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[79]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6924,7 +8538,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{79}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -7047,7 +8661,7 @@ type StorageInfo struct {
 
 func (x *StorageInfo) Reset() {
 	*x = StorageInfo{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7059,7 +8673,7 @@ func (x *StorageInfo) String() string {
 func (*StorageInfo) ProtoMessage() {}
 
 func (x *StorageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[80]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7072,7 +8686,7 @@ func (x *StorageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageInfo.ProtoReflect.Descriptor instead.
 func (*StorageInfo) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{80}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *StorageInfo) GetEndpoint() string {
@@ -7122,7 +8736,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7134,7 +8748,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[81]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7147,7 +8761,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{81}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *ClusterStatusResponse) GetLeaderId() string {
@@ -7179,7 +8793,7 @@ type ClusterMembersRequest struct {
 
 func (x *ClusterMembersRequest) Reset() {
 	*x = ClusterMembersRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7191,7 +8805,7 @@ func (x *ClusterMembersRequest) String() string {
 func (*ClusterMembersRequest) ProtoMessage() {}
 
 func (x *ClusterMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[82]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7204,7 +8818,7 @@ func (x *ClusterMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMembersRequest.ProtoReflect.Descriptor instead.
 func (*ClusterMembersRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{82}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{106}
 }
 
 type Member struct {
@@ -7226,7 +8840,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7238,7 +8852,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[83]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7251,7 +8865,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{83}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *Member) GetId() string {
@@ -7332,7 +8946,7 @@ type ClusterMembersResponse struct {
 
 func (x *ClusterMembersResponse) Reset() {
 	*x = ClusterMembersResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7344,7 +8958,7 @@ func (x *ClusterMembersResponse) String() string {
 func (*ClusterMembersResponse) ProtoMessage() {}
 
 func (x *ClusterMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[84]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7357,7 +8971,7 @@ func (x *ClusterMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMembersResponse.ProtoReflect.Descriptor instead.
 func (*ClusterMembersResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{84}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *ClusterMembersResponse) GetMembers() []*Member {
@@ -7397,7 +9011,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7409,7 +9023,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[85]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7422,7 +9036,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{85}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -7442,7 +9056,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7454,7 +9068,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[86]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7467,7 +9081,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{86}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *RemoveNodeResponse) GetConfigurationIndex() uint64 {
@@ -7487,7 +9101,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7499,7 +9113,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[87]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7512,7 +9126,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{87}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -7532,7 +9146,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7544,7 +9158,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[88]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7557,7 +9171,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{88}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -7581,7 +9195,7 @@ type ReleaseForDeletionRequest struct {
 
 func (x *ReleaseForDeletionRequest) Reset() {
 	*x = ReleaseForDeletionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7593,7 +9207,7 @@ func (x *ReleaseForDeletionRequest) String() string {
 func (*ReleaseForDeletionRequest) ProtoMessage() {}
 
 func (x *ReleaseForDeletionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[89]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7606,7 +9220,7 @@ func (x *ReleaseForDeletionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{89}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *ReleaseForDeletionRequest) GetRequestId() string {
@@ -7647,7 +9261,7 @@ type ReleaseBuild struct {
 
 func (x *ReleaseBuild) Reset() {
 	*x = ReleaseBuild{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7659,7 +9273,7 @@ func (x *ReleaseBuild) String() string {
 func (*ReleaseBuild) ProtoMessage() {}
 
 func (x *ReleaseBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[90]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7672,7 +9286,7 @@ func (x *ReleaseBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseBuild.ProtoReflect.Descriptor instead.
 func (*ReleaseBuild) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{90}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *ReleaseBuild) GetSegmentId() uint64 {
@@ -7706,7 +9320,7 @@ type ReleaseVerdict struct {
 
 func (x *ReleaseVerdict) Reset() {
 	*x = ReleaseVerdict{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7718,7 +9332,7 @@ func (x *ReleaseVerdict) String() string {
 func (*ReleaseVerdict) ProtoMessage() {}
 
 func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[91]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7731,7 +9345,7 @@ func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
 func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{91}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *ReleaseVerdict) GetSegmentId() uint64 {
@@ -7779,7 +9393,7 @@ type ReleaseForDeletionResponse struct {
 
 func (x *ReleaseForDeletionResponse) Reset() {
 	*x = ReleaseForDeletionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[92]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7791,7 +9405,7 @@ func (x *ReleaseForDeletionResponse) String() string {
 func (*ReleaseForDeletionResponse) ProtoMessage() {}
 
 func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[92]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7804,7 +9418,7 @@ func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{92}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
@@ -7830,7 +9444,7 @@ type RegisterSegmentsRequest struct {
 
 func (x *RegisterSegmentsRequest) Reset() {
 	*x = RegisterSegmentsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[93]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7842,7 +9456,7 @@ func (x *RegisterSegmentsRequest) String() string {
 func (*RegisterSegmentsRequest) ProtoMessage() {}
 
 func (x *RegisterSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[93]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7855,7 +9469,7 @@ func (x *RegisterSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{93}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *RegisterSegmentsRequest) GetRequestId() string {
@@ -7908,7 +9522,7 @@ type RegisteredSegment struct {
 
 func (x *RegisteredSegment) Reset() {
 	*x = RegisteredSegment{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[94]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7920,7 +9534,7 @@ func (x *RegisteredSegment) String() string {
 func (*RegisteredSegment) ProtoMessage() {}
 
 func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[94]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7933,7 +9547,7 @@ func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredSegment.ProtoReflect.Descriptor instead.
 func (*RegisteredSegment) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{94}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *RegisteredSegment) GetSegmentId() uint64 {
@@ -7982,7 +9596,7 @@ type RegisterSegmentsResponse struct {
 
 func (x *RegisterSegmentsResponse) Reset() {
 	*x = RegisterSegmentsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[95]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7994,7 +9608,7 @@ func (x *RegisterSegmentsResponse) String() string {
 func (*RegisterSegmentsResponse) ProtoMessage() {}
 
 func (x *RegisterSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[95]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8007,7 +9621,7 @@ func (x *RegisterSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{95}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *RegisterSegmentsResponse) GetSegments() []*Segment {
@@ -8036,7 +9650,7 @@ type RegisteredBuild struct {
 
 func (x *RegisteredBuild) Reset() {
 	*x = RegisteredBuild{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[96]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8048,7 +9662,7 @@ func (x *RegisteredBuild) String() string {
 func (*RegisteredBuild) ProtoMessage() {}
 
 func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[96]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8061,7 +9675,7 @@ func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredBuild.ProtoReflect.Descriptor instead.
 func (*RegisteredBuild) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{96}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{120}
 }
 
 func (x *RegisteredBuild) GetSegmentId() uint64 {
@@ -8119,7 +9733,7 @@ type RepositorySpec struct {
 
 func (x *RepositorySpec) Reset() {
 	*x = RepositorySpec{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[97]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8131,7 +9745,7 @@ func (x *RepositorySpec) String() string {
 func (*RepositorySpec) ProtoMessage() {}
 
 func (x *RepositorySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[97]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8144,7 +9758,7 @@ func (x *RepositorySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositorySpec.ProtoReflect.Descriptor instead.
 func (*RepositorySpec) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{97}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{121}
 }
 
 func (x *RepositorySpec) GetName() string {
@@ -8236,7 +9850,7 @@ type Repository struct {
 
 func (x *Repository) Reset() {
 	*x = Repository{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[98]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[122]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8248,7 +9862,7 @@ func (x *Repository) String() string {
 func (*Repository) ProtoMessage() {}
 
 func (x *Repository) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[98]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[122]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8261,7 +9875,7 @@ func (x *Repository) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repository.ProtoReflect.Descriptor instead.
 func (*Repository) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{98}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{122}
 }
 
 func (x *Repository) GetSpec() *RepositorySpec {
@@ -8330,7 +9944,7 @@ type RepositoryProbe struct {
 
 func (x *RepositoryProbe) Reset() {
 	*x = RepositoryProbe{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[99]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[123]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8342,7 +9956,7 @@ func (x *RepositoryProbe) String() string {
 func (*RepositoryProbe) ProtoMessage() {}
 
 func (x *RepositoryProbe) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[99]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[123]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8355,7 +9969,7 @@ func (x *RepositoryProbe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryProbe.ProtoReflect.Descriptor instead.
 func (*RepositoryProbe) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{99}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{123}
 }
 
 func (x *RepositoryProbe) GetNode() string {
@@ -8410,7 +10024,7 @@ type RegisterRepositoryRequest struct {
 
 func (x *RegisterRepositoryRequest) Reset() {
 	*x = RegisterRepositoryRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[100]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[124]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8422,7 +10036,7 @@ func (x *RegisterRepositoryRequest) String() string {
 func (*RegisterRepositoryRequest) ProtoMessage() {}
 
 func (x *RegisterRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[100]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[124]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8435,7 +10049,7 @@ func (x *RegisterRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{100}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{124}
 }
 
 func (x *RegisterRepositoryRequest) GetRequestId() string {
@@ -8466,7 +10080,7 @@ type RegisterRepositoryResponse struct {
 
 func (x *RegisterRepositoryResponse) Reset() {
 	*x = RegisterRepositoryResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[101]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[125]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8478,7 +10092,7 @@ func (x *RegisterRepositoryResponse) String() string {
 func (*RegisterRepositoryResponse) ProtoMessage() {}
 
 func (x *RegisterRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[101]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[125]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8491,7 +10105,7 @@ func (x *RegisterRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*RegisterRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{101}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{125}
 }
 
 func (x *RegisterRepositoryResponse) GetRepository() *Repository {
@@ -8532,7 +10146,7 @@ type UnregisterRepositoryRequest struct {
 
 func (x *UnregisterRepositoryRequest) Reset() {
 	*x = UnregisterRepositoryRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[102]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[126]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8544,7 +10158,7 @@ func (x *UnregisterRepositoryRequest) String() string {
 func (*UnregisterRepositoryRequest) ProtoMessage() {}
 
 func (x *UnregisterRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[102]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[126]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8557,7 +10171,7 @@ func (x *UnregisterRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{102}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{126}
 }
 
 func (x *UnregisterRepositoryRequest) GetRequestId() string {
@@ -8583,7 +10197,7 @@ type UnregisterRepositoryResponse struct {
 
 func (x *UnregisterRepositoryResponse) Reset() {
 	*x = UnregisterRepositoryResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[103]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[127]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8595,7 +10209,7 @@ func (x *UnregisterRepositoryResponse) String() string {
 func (*UnregisterRepositoryResponse) ProtoMessage() {}
 
 func (x *UnregisterRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[103]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[127]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8608,7 +10222,7 @@ func (x *UnregisterRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*UnregisterRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{103}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{127}
 }
 
 func (x *UnregisterRepositoryResponse) GetExisted() bool {
@@ -8627,7 +10241,7 @@ type ListRepositoriesRequest struct {
 
 func (x *ListRepositoriesRequest) Reset() {
 	*x = ListRepositoriesRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[104]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[128]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8639,7 +10253,7 @@ func (x *ListRepositoriesRequest) String() string {
 func (*ListRepositoriesRequest) ProtoMessage() {}
 
 func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[104]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[128]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8652,7 +10266,7 @@ func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{104}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{128}
 }
 
 func (x *ListRepositoriesRequest) GetConsistency() ReadConsistency {
@@ -8671,7 +10285,7 @@ type ListRepositoriesResponse struct {
 
 func (x *ListRepositoriesResponse) Reset() {
 	*x = ListRepositoriesResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[105]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[129]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8683,7 +10297,7 @@ func (x *ListRepositoriesResponse) String() string {
 func (*ListRepositoriesResponse) ProtoMessage() {}
 
 func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[105]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[129]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8696,7 +10310,7 @@ func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{105}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{129}
 }
 
 func (x *ListRepositoriesResponse) GetRepositories() []*Repository {
@@ -8723,7 +10337,7 @@ type ExportSnapshotRequest struct {
 
 func (x *ExportSnapshotRequest) Reset() {
 	*x = ExportSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[106]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[130]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8735,7 +10349,7 @@ func (x *ExportSnapshotRequest) String() string {
 func (*ExportSnapshotRequest) ProtoMessage() {}
 
 func (x *ExportSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[106]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[130]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8748,7 +10362,7 @@ func (x *ExportSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*ExportSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{106}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{130}
 }
 
 func (x *ExportSnapshotRequest) GetRequestId() string {
@@ -8811,7 +10425,7 @@ type ExportSnapshotResponse struct {
 
 func (x *ExportSnapshotResponse) Reset() {
 	*x = ExportSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[107]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[131]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8823,7 +10437,7 @@ func (x *ExportSnapshotResponse) String() string {
 func (*ExportSnapshotResponse) ProtoMessage() {}
 
 func (x *ExportSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[107]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[131]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8836,7 +10450,7 @@ func (x *ExportSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*ExportSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{107}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{131}
 }
 
 func (x *ExportSnapshotResponse) GetJobId() uint64 {
@@ -8887,7 +10501,7 @@ type RepositorySnapshot struct {
 
 func (x *RepositorySnapshot) Reset() {
 	*x = RepositorySnapshot{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[108]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[132]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8899,7 +10513,7 @@ func (x *RepositorySnapshot) String() string {
 func (*RepositorySnapshot) ProtoMessage() {}
 
 func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[108]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[132]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8912,7 +10526,7 @@ func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositorySnapshot.ProtoReflect.Descriptor instead.
 func (*RepositorySnapshot) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{108}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{132}
 }
 
 func (x *RepositorySnapshot) GetId() string {
@@ -9053,7 +10667,7 @@ type ListRepositorySnapshotsRequest struct {
 
 func (x *ListRepositorySnapshotsRequest) Reset() {
 	*x = ListRepositorySnapshotsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[109]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[133]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9065,7 +10679,7 @@ func (x *ListRepositorySnapshotsRequest) String() string {
 func (*ListRepositorySnapshotsRequest) ProtoMessage() {}
 
 func (x *ListRepositorySnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[109]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[133]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9078,7 +10692,7 @@ func (x *ListRepositorySnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositorySnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositorySnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{109}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{133}
 }
 
 func (x *ListRepositorySnapshotsRequest) GetRepository() string {
@@ -9113,7 +10727,7 @@ type ListRepositorySnapshotsResponse struct {
 
 func (x *ListRepositorySnapshotsResponse) Reset() {
 	*x = ListRepositorySnapshotsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[110]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[134]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9125,7 +10739,7 @@ func (x *ListRepositorySnapshotsResponse) String() string {
 func (*ListRepositorySnapshotsResponse) ProtoMessage() {}
 
 func (x *ListRepositorySnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[110]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[134]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9138,7 +10752,7 @@ func (x *ListRepositorySnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositorySnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositorySnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{110}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{134}
 }
 
 func (x *ListRepositorySnapshotsResponse) GetGeneration() uint64 {
@@ -9174,7 +10788,7 @@ type DeleteRepositorySnapshotRequest struct {
 
 func (x *DeleteRepositorySnapshotRequest) Reset() {
 	*x = DeleteRepositorySnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[111]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[135]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9186,7 +10800,7 @@ func (x *DeleteRepositorySnapshotRequest) String() string {
 func (*DeleteRepositorySnapshotRequest) ProtoMessage() {}
 
 func (x *DeleteRepositorySnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[111]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[135]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9199,7 +10813,7 @@ func (x *DeleteRepositorySnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRepositorySnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRepositorySnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{111}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{135}
 }
 
 func (x *DeleteRepositorySnapshotRequest) GetRequestId() string {
@@ -9233,7 +10847,7 @@ type DeleteRepositorySnapshotResponse struct {
 
 func (x *DeleteRepositorySnapshotResponse) Reset() {
 	*x = DeleteRepositorySnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[112]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[136]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9245,7 +10859,7 @@ func (x *DeleteRepositorySnapshotResponse) String() string {
 func (*DeleteRepositorySnapshotResponse) ProtoMessage() {}
 
 func (x *DeleteRepositorySnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[112]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[136]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9258,7 +10872,7 @@ func (x *DeleteRepositorySnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRepositorySnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRepositorySnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{112}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{136}
 }
 
 func (x *DeleteRepositorySnapshotResponse) GetExisted() bool {
@@ -9287,7 +10901,7 @@ type CollectRepositoryRequest struct {
 
 func (x *CollectRepositoryRequest) Reset() {
 	*x = CollectRepositoryRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[137]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9299,7 +10913,7 @@ func (x *CollectRepositoryRequest) String() string {
 func (*CollectRepositoryRequest) ProtoMessage() {}
 
 func (x *CollectRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[137]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9312,7 +10926,7 @@ func (x *CollectRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*CollectRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{113}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{137}
 }
 
 func (x *CollectRepositoryRequest) GetRepository() string {
@@ -9354,7 +10968,7 @@ type CollectRepositoryResponse struct {
 
 func (x *CollectRepositoryResponse) Reset() {
 	*x = CollectRepositoryResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[138]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9366,7 +10980,7 @@ func (x *CollectRepositoryResponse) String() string {
 func (*CollectRepositoryResponse) ProtoMessage() {}
 
 func (x *CollectRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[138]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9379,7 +10993,7 @@ func (x *CollectRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*CollectRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{114}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{138}
 }
 
 func (x *CollectRepositoryResponse) GetObjectsListed() uint64 {
@@ -9457,7 +11071,7 @@ type VerifyRepositoryRequest struct {
 
 func (x *VerifyRepositoryRequest) Reset() {
 	*x = VerifyRepositoryRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[139]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9469,7 +11083,7 @@ func (x *VerifyRepositoryRequest) String() string {
 func (*VerifyRepositoryRequest) ProtoMessage() {}
 
 func (x *VerifyRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[139]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9482,7 +11096,7 @@ func (x *VerifyRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{115}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{139}
 }
 
 func (x *VerifyRepositoryRequest) GetRepository() string {
@@ -9517,7 +11131,7 @@ type RepositoryProblem struct {
 
 func (x *RepositoryProblem) Reset() {
 	*x = RepositoryProblem{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[140]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9529,7 +11143,7 @@ func (x *RepositoryProblem) String() string {
 func (*RepositoryProblem) ProtoMessage() {}
 
 func (x *RepositoryProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[140]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9542,7 +11156,7 @@ func (x *RepositoryProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryProblem.ProtoReflect.Descriptor instead.
 func (*RepositoryProblem) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{116}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{140}
 }
 
 func (x *RepositoryProblem) GetSnapshot() string {
@@ -9581,7 +11195,7 @@ type VerifyRepositoryResponse struct {
 
 func (x *VerifyRepositoryResponse) Reset() {
 	*x = VerifyRepositoryResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[141]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9593,7 +11207,7 @@ func (x *VerifyRepositoryResponse) String() string {
 func (*VerifyRepositoryResponse) ProtoMessage() {}
 
 func (x *VerifyRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[141]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9606,7 +11220,7 @@ func (x *VerifyRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*VerifyRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{117}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{141}
 }
 
 func (x *VerifyRepositoryResponse) GetSnapshots() uint64 {
@@ -10012,7 +11626,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12!\n" +
 	"\findex_builds\x18\x05 \x01(\x04R\vindexBuilds\x124\n" +
-	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xb2\t\n" +
+	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xc5\n" +
+	"\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
@@ -10045,13 +11660,151 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\asummary\x18\x16 \x01(\v2\x1c.snapkeep.v1.SnapshotSummaryR\asummary\x12#\n" +
 	"\rdelete_reason\x18\x17 \x01(\tR\fdeleteReason\x125\n" +
 	"\x16collection_description\x18\x18 \x01(\tR\x15collectionDescription\x12.\n" +
-	"\x06layout\x18\x19 \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x1a9\n" +
+	"\x06layout\x18\x19 \x01(\x0e2\x16.snapkeep.v1.KeyLayoutR\x06layout\x12/\n" +
+	"\x05holds\x18\x1a \x03(\v2\x19.snapkeep.v1.SnapshotHoldR\x05holds\x12\x16\n" +
+	"\x06policy\x18\x1b \x01(\tR\x06policy\x12\x1b\n" +
+	"\tpolicy_id\x18\x1c \x01(\x04R\bpolicyId\x12+\n" +
+	"\x12policy_due_unix_ms\x18\x1d \x01(\x03R\x0fpolicyDueUnixMs\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc1\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
+	"\fSnapshotHold\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\"\n" +
+	"\runtil_unix_ms\x18\x03 \x01(\x03R\vuntilUnixMs\x12'\n" +
+	"\x10added_at_unix_ms\x18\x04 \x01(\x03R\raddedAtUnixMs\x12\x16\n" +
+	"\x06active\x18\x05 \x01(\bR\x06active\"\xc3\x01\n" +
+	"\x16AddSnapshotHoldRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x03 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\"\n" +
+	"\runtil_unix_ms\x18\x06 \x01(\x03R\vuntilUnixMs\"{\n" +
+	"\x17AddSnapshotHoldResponse\x12-\n" +
+	"\x04hold\x18\x01 \x01(\v2\x19.snapkeep.v1.SnapshotHoldR\x04hold\x121\n" +
+	"\bsnapshot\x18\x02 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\xa3\x01\n" +
+	"\x19RemoveSnapshotHoldRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x03 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x17\n" +
+	"\ahold_id\x18\x05 \x01(\x04R\x06holdId\"O\n" +
+	"\x1aRemoveSnapshotHoldResponse\x121\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x9f\x05\n" +
+	"\x06Policy\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bdatabase\x18\x03 \x01(\tR\bdatabase\x12 \n" +
+	"\vcollections\x18\x04 \x03(\tR\vcollections\x12'\n" +
+	"\x0fcollection_glob\x18\x05 \x01(\tR\x0ecollectionGlob\x12\x12\n" +
+	"\x04cron\x18\x06 \x01(\tR\x04cron\x12\x1b\n" +
+	"\ttime_zone\x18\a \x01(\tR\btimeZone\x12\x1f\n" +
+	"\vinterval_ms\x18\b \x01(\x03R\n" +
+	"intervalMs\x12#\n" +
+	"\rname_template\x18\t \x01(\tR\fnameTemplate\x127\n" +
+	"\x06labels\x18\n" +
+	" \x03(\v2\x1f.snapkeep.v1.Policy.LabelsEntryR\x06labels\x12:\n" +
+	"\tretention\x18\v \x01(\v2\x1c.snapkeep.v1.PolicyRetentionR\tretention\x12\x18\n" +
+	"\aenabled\x18\f \x01(\bR\aenabled\x12\x0e\n" +
+	"\x02id\x18\r \x01(\x04R\x02id\x12\x1a\n" +
+	"\brevision\x18\x0e \x01(\x04R\brevision\x12+\n" +
+	"\x12created_at_unix_ms\x18\x0f \x01(\x03R\x0fcreatedAtUnixMs\x12+\n" +
+	"\x12updated_at_unix_ms\x18\x10 \x01(\x03R\x0fupdatedAtUnixMs\x121\n" +
+	"\x06status\x18\x11 \x01(\v2\x19.snapkeep.v1.PolicyStatusR\x06status\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x01\n" +
+	"\x0fPolicyRetention\x12&\n" +
+	"\x0fexpire_after_ms\x18\x01 \x01(\x03R\rexpireAfterMs\x12\x1b\n" +
+	"\tmin_count\x18\x02 \x01(\rR\bminCount\x12\x1b\n" +
+	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\x12\x1f\n" +
+	"\vinterval_ms\x18\x04 \x01(\x03R\n" +
+	"intervalMs\"\xbf\x04\n" +
+	"\fPolicyStatus\x12\x12\n" +
+	"\x04runs\x18\x01 \x01(\x04R\x04runs\x12,\n" +
+	"\x13last_run_at_unix_ms\x18\x02 \x01(\x03R\x0flastRunAtUnixMs\x12.\n" +
+	"\x14last_run_due_unix_ms\x18\x03 \x01(\x03R\x10lastRunDueUnixMs\x12'\n" +
+	"\x0fsnapshots_taken\x18\x04 \x01(\x04R\x0esnapshotsTaken\x12)\n" +
+	"\x10snapshots_failed\x18\x05 \x01(\x04R\x0fsnapshotsFailed\x12+\n" +
+	"\x11snapshots_deleted\x18\x06 \x01(\x04R\x10snapshotsDeleted\x124\n" +
+	"\x17last_success_at_unix_ms\x18\a \x01(\x03R\x13lastSuccessAtUnixMs\x12!\n" +
+	"\flast_success\x18\b \x01(\tR\vlastSuccess\x124\n" +
+	"\x17last_failure_at_unix_ms\x18\t \x01(\x03R\x13lastFailureAtUnixMs\x12!\n" +
+	"\flast_failure\x18\n" +
+	" \x01(\tR\vlastFailure\x128\n" +
+	"\x19last_retention_at_unix_ms\x18\v \x01(\x03R\x15lastRetentionAtUnixMs\x12'\n" +
+	"\x10next_run_unix_ms\x18\f \x01(\x03R\rnextRunUnixMs\x12'\n" +
+	"\x10last_due_unix_ms\x18\r \x01(\x03R\rlastDueUnixMs\"a\n" +
+	"\x13CreatePolicyRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12+\n" +
+	"\x06policy\x18\x02 \x01(\v2\x13.snapkeep.v1.PolicyR\x06policy\"]\n" +
+	"\x14CreatePolicyResponse\x12+\n" +
+	"\x06policy\x18\x01 \x01(\v2\x13.snapkeep.v1.PolicyR\x06policy\x12\x18\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\"}\n" +
+	"\x13UpdatePolicyRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12+\n" +
+	"\x06policy\x18\x02 \x01(\v2\x13.snapkeep.v1.PolicyR\x06policy\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x04R\brevision\"C\n" +
+	"\x14UpdatePolicyResponse\x12+\n" +
+	"\x06policy\x18\x01 \x01(\v2\x13.snapkeep.v1.PolicyR\x06policy\"H\n" +
+	"\x13DeletePolicyRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"0\n" +
+	"\x14DeletePolicyResponse\x12\x18\n" +
+	"\aexisted\x18\x01 \x01(\bR\aexisted\"U\n" +
+	"\x13ListPoliciesRequest\x12>\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"G\n" +
+	"\x14ListPoliciesResponse\x12/\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x13.snapkeep.v1.PolicyR\bpolicies\"k\n" +
+	"\x15DescribePolicyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"E\n" +
+	"\x16DescribePolicyResponse\x12+\n" +
+	"\x06policy\x18\x01 \x01(\v2\x13.snapkeep.v1.PolicyR\x06policy\"I\n" +
+	"\x14ExecutePolicyRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"|\n" +
+	"\x15ExecutePolicyResponse\x12+\n" +
+	"\x06policy\x18\x01 \x01(\v2\x13.snapkeep.v1.PolicyR\x06policy\x126\n" +
+	"\aresults\x18\x02 \x03(\v2\x1c.snapkeep.v1.PolicyRunResultR\aresults\"\x8d\x01\n" +
+	"\x0fPolicyRunResult\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\x12\x1f\n" +
+	"\vsnapshot_id\x18\x02 \x01(\x04R\n" +
+	"snapshotId\x12#\n" +
+	"\rsnapshot_name\x18\x03 \x01(\tR\fsnapshotName\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"3\n" +
+	"\x1dPreviewPolicyRetentionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"|\n" +
+	"\x1ePreviewPolicyRetentionResponse\x12<\n" +
+	"\tdecisions\x18\x01 \x03(\v2\x1e.snapkeep.v1.RetentionDecisionR\tdecisions\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x02 \x01(\x03R\batUnixMs\"\xcd\x01\n" +
+	"\x11RetentionDecision\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x1a\n" +
+	"\bsnapshot\x18\x03 \x01(\tR\bsnapshot\x12+\n" +
+	"\x12created_at_unix_ms\x18\x04 \x01(\x03R\x0fcreatedAtUnixMs\x12\x16\n" +
+	"\x06delete\x18\x05 \x01(\bR\x06delete\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xc1\x02\n" +
 	"\x15CreateSnapshotRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
@@ -10630,12 +12383,22 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x10RegisterSegments\x12$.snapkeep.v1.RegisterSegmentsRequest\x1a%.snapkeep.v1.RegisterSegmentsResponse\x12M\n" +
 	"\n" +
 	"GetSegment\x12\x1e.snapkeep.v1.GetSegmentRequest\x1a\x1f.snapkeep.v1.GetSegmentResponse\x12S\n" +
-	"\fListSegments\x12 .snapkeep.v1.ListSegmentsRequest\x1a!.snapkeep.v1.ListSegmentsResponse2\xf4\x02\n" +
+	"\fListSegments\x12 .snapkeep.v1.ListSegmentsRequest\x1a!.snapkeep.v1.ListSegmentsResponse2\xb9\x04\n" +
 	"\tSnapshots\x12Y\n" +
 	"\x0eCreateSnapshot\x12\".snapkeep.v1.CreateSnapshotRequest\x1a#.snapkeep.v1.CreateSnapshotResponse\x12S\n" +
 	"\fDropSnapshot\x12 .snapkeep.v1.DropSnapshotRequest\x1a!.snapkeep.v1.DropSnapshotResponse\x12V\n" +
 	"\rListSnapshots\x12!.snapkeep.v1.ListSnapshotsRequest\x1a\".snapkeep.v1.ListSnapshotsResponse\x12_\n" +
-	"\x10DescribeSnapshot\x12$.snapkeep.v1.DescribeSnapshotRequest\x1a%.snapkeep.v1.DescribeSnapshotResponse2\xfc\x02\n" +
+	"\x10DescribeSnapshot\x12$.snapkeep.v1.DescribeSnapshotRequest\x1a%.snapkeep.v1.DescribeSnapshotResponse\x12\\\n" +
+	"\x0fAddSnapshotHold\x12#.snapkeep.v1.AddSnapshotHoldRequest\x1a$.snapkeep.v1.AddSnapshotHoldResponse\x12e\n" +
+	"\x12RemoveSnapshotHold\x12&.snapkeep.v1.RemoveSnapshotHoldRequest\x1a'.snapkeep.v1.RemoveSnapshotHoldResponse2\x84\x05\n" +
+	"\bPolicies\x12S\n" +
+	"\fCreatePolicy\x12 .snapkeep.v1.CreatePolicyRequest\x1a!.snapkeep.v1.CreatePolicyResponse\x12S\n" +
+	"\fUpdatePolicy\x12 .snapkeep.v1.UpdatePolicyRequest\x1a!.snapkeep.v1.UpdatePolicyResponse\x12S\n" +
+	"\fDeletePolicy\x12 .snapkeep.v1.DeletePolicyRequest\x1a!.snapkeep.v1.DeletePolicyResponse\x12S\n" +
+	"\fListPolicies\x12 .snapkeep.v1.ListPoliciesRequest\x1a!.snapkeep.v1.ListPoliciesResponse\x12Y\n" +
+	"\x0eDescribePolicy\x12\".snapkeep.v1.DescribePolicyRequest\x1a#.snapkeep.v1.DescribePolicyResponse\x12V\n" +
+	"\rExecutePolicy\x12!.snapkeep.v1.ExecutePolicyRequest\x1a\".snapkeep.v1.ExecutePolicyResponse\x12q\n" +
+	"\x16PreviewPolicyRetention\x12*.snapkeep.v1.PreviewPolicyRetentionRequest\x1a+.snapkeep.v1.PreviewPolicyRetentionResponse2\xfc\x02\n" +
 	"\bRestores\x12\\\n" +
 	"\x0fRestoreSnapshot\x12#.snapkeep.v1.RestoreSnapshotRequest\x1a$.snapkeep.v1.RestoreSnapshotResponse\x12\\\n" +
 	"\x0fGetRestoreState\x12#.snapkeep.v1.GetRestoreStateRequest\x1a$.snapkeep.v1.GetRestoreStateResponse\x12\\\n" +
@@ -10674,7 +12437,7 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 130)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 155)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),                     // 0: snapkeep.v1.CollectionState
 	(KeyLayout)(0),                           // 1: snapkeep.v1.KeyLayout
@@ -10742,89 +12505,114 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(*FileKindTotals)(nil),                   // 63: snapkeep.v1.FileKindTotals
 	(*SnapshotSummary)(nil),                  // 64: snapkeep.v1.SnapshotSummary
 	(*Snapshot)(nil),                         // 65: snapkeep.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),            // 66: snapkeep.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),           // 67: snapkeep.v1.CreateSnapshotResponse
-	(*DropSnapshotRequest)(nil),              // 68: snapkeep.v1.DropSnapshotRequest
-	(*DropSnapshotResponse)(nil),             // 69: snapkeep.v1.DropSnapshotResponse
-	(*ListSnapshotsRequest)(nil),             // 70: snapkeep.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),            // 71: snapkeep.v1.ListSnapshotsResponse
-	(*DescribeSnapshotRequest)(nil),          // 72: snapkeep.v1.DescribeSnapshotRequest
-	(*DescribeSnapshotResponse)(nil),         // 73: snapkeep.v1.DescribeSnapshotResponse
-	(*RestoreJob)(nil),                       // 74: snapkeep.v1.RestoreJob
-	(*RestoreSnapshotRequest)(nil),           // 75: snapkeep.v1.RestoreSnapshotRequest
-	(*IdMapping)(nil),                        // 76: snapkeep.v1.IdMapping
-	(*RestoreSnapshotResponse)(nil),          // 77: snapkeep.v1.RestoreSnapshotResponse
-	(*GetRestoreStateRequest)(nil),           // 78: snapkeep.v1.GetRestoreStateRequest
-	(*GetRestoreStateResponse)(nil),          // 79: snapkeep.v1.GetRestoreStateResponse
-	(*ListRestoreJobsRequest)(nil),           // 80: snapkeep.v1.ListRestoreJobsRequest
-	(*ListRestoreJobsResponse)(nil),          // 81: snapkeep.v1.ListRestoreJobsResponse
-	(*CancelRestoreRequest)(nil),             // 82: snapkeep.v1.CancelRestoreRequest
-	(*CancelRestoreResponse)(nil),            // 83: snapkeep.v1.CancelRestoreResponse
-	(*GCCount)(nil),                          // 84: snapkeep.v1.GCCount
-	(*GCReport)(nil),                         // 85: snapkeep.v1.GCReport
-	(*GCCandidate)(nil),                      // 86: snapkeep.v1.GCCandidate
-	(*GCRunRequest)(nil),                     // 87: snapkeep.v1.GCRunRequest
-	(*GCRunResponse)(nil),                    // 88: snapkeep.v1.GCRunResponse
-	(*GCStatusRequest)(nil),                  // 89: snapkeep.v1.GCStatusRequest
-	(*GCStatusResponse)(nil),                 // 90: snapkeep.v1.GCStatusResponse
-	(*ClusterStatusRequest)(nil),             // 91: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                       // 92: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                      // 93: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),            // 94: snapkeep.v1.ClusterStatusResponse
-	(*ClusterMembersRequest)(nil),            // 95: snapkeep.v1.ClusterMembersRequest
-	(*Member)(nil),                           // 96: snapkeep.v1.Member
-	(*ClusterMembersResponse)(nil),           // 97: snapkeep.v1.ClusterMembersResponse
-	(*RemoveNodeRequest)(nil),                // 98: snapkeep.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),               // 99: snapkeep.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),        // 100: snapkeep.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),       // 101: snapkeep.v1.TransferLeadershipResponse
-	(*ReleaseForDeletionRequest)(nil),        // 102: snapkeep.v1.ReleaseForDeletionRequest
-	(*ReleaseBuild)(nil),                     // 103: snapkeep.v1.ReleaseBuild
-	(*ReleaseVerdict)(nil),                   // 104: snapkeep.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil),       // 105: snapkeep.v1.ReleaseForDeletionResponse
-	(*RegisterSegmentsRequest)(nil),          // 106: snapkeep.v1.RegisterSegmentsRequest
-	(*RegisteredSegment)(nil),                // 107: snapkeep.v1.RegisteredSegment
-	(*RegisterSegmentsResponse)(nil),         // 108: snapkeep.v1.RegisterSegmentsResponse
-	(*RegisteredBuild)(nil),                  // 109: snapkeep.v1.RegisteredBuild
-	(*RepositorySpec)(nil),                   // 110: snapkeep.v1.RepositorySpec
-	(*Repository)(nil),                       // 111: snapkeep.v1.Repository
-	(*RepositoryProbe)(nil),                  // 112: snapkeep.v1.RepositoryProbe
-	(*RegisterRepositoryRequest)(nil),        // 113: snapkeep.v1.RegisterRepositoryRequest
-	(*RegisterRepositoryResponse)(nil),       // 114: snapkeep.v1.RegisterRepositoryResponse
-	(*UnregisterRepositoryRequest)(nil),      // 115: snapkeep.v1.UnregisterRepositoryRequest
-	(*UnregisterRepositoryResponse)(nil),     // 116: snapkeep.v1.UnregisterRepositoryResponse
-	(*ListRepositoriesRequest)(nil),          // 117: snapkeep.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil),         // 118: snapkeep.v1.ListRepositoriesResponse
-	(*ExportSnapshotRequest)(nil),            // 119: snapkeep.v1.ExportSnapshotRequest
-	(*ExportSnapshotResponse)(nil),           // 120: snapkeep.v1.ExportSnapshotResponse
-	(*RepositorySnapshot)(nil),               // 121: snapkeep.v1.RepositorySnapshot
-	(*ListRepositorySnapshotsRequest)(nil),   // 122: snapkeep.v1.ListRepositorySnapshotsRequest
-	(*ListRepositorySnapshotsResponse)(nil),  // 123: snapkeep.v1.ListRepositorySnapshotsResponse
-	(*DeleteRepositorySnapshotRequest)(nil),  // 124: snapkeep.v1.DeleteRepositorySnapshotRequest
-	(*DeleteRepositorySnapshotResponse)(nil), // 125: snapkeep.v1.DeleteRepositorySnapshotResponse
-	(*CollectRepositoryRequest)(nil),         // 126: snapkeep.v1.CollectRepositoryRequest
-	(*CollectRepositoryResponse)(nil),        // 127: snapkeep.v1.CollectRepositoryResponse
-	(*VerifyRepositoryRequest)(nil),          // 128: snapkeep.v1.VerifyRepositoryRequest
-	(*RepositoryProblem)(nil),                // 129: snapkeep.v1.RepositoryProblem
-	(*VerifyRepositoryResponse)(nil),         // 130: snapkeep.v1.VerifyRepositoryResponse
-	nil,                                      // 131: snapkeep.v1.Database.PropertiesEntry
-	nil,                                      // 132: snapkeep.v1.Index.ParamsEntry
-	nil,                                      // 133: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                      // 134: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                      // 135: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                      // 136: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                      // 137: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                      // 138: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                      // 139: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                      // 140: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                      // 141: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	nil,                                      // 142: snapkeep.v1.RepositorySnapshot.LabelsEntry
+	(*SnapshotHold)(nil),                     // 66: snapkeep.v1.SnapshotHold
+	(*AddSnapshotHoldRequest)(nil),           // 67: snapkeep.v1.AddSnapshotHoldRequest
+	(*AddSnapshotHoldResponse)(nil),          // 68: snapkeep.v1.AddSnapshotHoldResponse
+	(*RemoveSnapshotHoldRequest)(nil),        // 69: snapkeep.v1.RemoveSnapshotHoldRequest
+	(*RemoveSnapshotHoldResponse)(nil),       // 70: snapkeep.v1.RemoveSnapshotHoldResponse
+	(*Policy)(nil),                           // 71: snapkeep.v1.Policy
+	(*PolicyRetention)(nil),                  // 72: snapkeep.v1.PolicyRetention
+	(*PolicyStatus)(nil),                     // 73: snapkeep.v1.PolicyStatus
+	(*CreatePolicyRequest)(nil),              // 74: snapkeep.v1.CreatePolicyRequest
+	(*CreatePolicyResponse)(nil),             // 75: snapkeep.v1.CreatePolicyResponse
+	(*UpdatePolicyRequest)(nil),              // 76: snapkeep.v1.UpdatePolicyRequest
+	(*UpdatePolicyResponse)(nil),             // 77: snapkeep.v1.UpdatePolicyResponse
+	(*DeletePolicyRequest)(nil),              // 78: snapkeep.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),             // 79: snapkeep.v1.DeletePolicyResponse
+	(*ListPoliciesRequest)(nil),              // 80: snapkeep.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),             // 81: snapkeep.v1.ListPoliciesResponse
+	(*DescribePolicyRequest)(nil),            // 82: snapkeep.v1.DescribePolicyRequest
+	(*DescribePolicyResponse)(nil),           // 83: snapkeep.v1.DescribePolicyResponse
+	(*ExecutePolicyRequest)(nil),             // 84: snapkeep.v1.ExecutePolicyRequest
+	(*ExecutePolicyResponse)(nil),            // 85: snapkeep.v1.ExecutePolicyResponse
+	(*PolicyRunResult)(nil),                  // 86: snapkeep.v1.PolicyRunResult
+	(*PreviewPolicyRetentionRequest)(nil),    // 87: snapkeep.v1.PreviewPolicyRetentionRequest
+	(*PreviewPolicyRetentionResponse)(nil),   // 88: snapkeep.v1.PreviewPolicyRetentionResponse
+	(*RetentionDecision)(nil),                // 89: snapkeep.v1.RetentionDecision
+	(*CreateSnapshotRequest)(nil),            // 90: snapkeep.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),           // 91: snapkeep.v1.CreateSnapshotResponse
+	(*DropSnapshotRequest)(nil),              // 92: snapkeep.v1.DropSnapshotRequest
+	(*DropSnapshotResponse)(nil),             // 93: snapkeep.v1.DropSnapshotResponse
+	(*ListSnapshotsRequest)(nil),             // 94: snapkeep.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),            // 95: snapkeep.v1.ListSnapshotsResponse
+	(*DescribeSnapshotRequest)(nil),          // 96: snapkeep.v1.DescribeSnapshotRequest
+	(*DescribeSnapshotResponse)(nil),         // 97: snapkeep.v1.DescribeSnapshotResponse
+	(*RestoreJob)(nil),                       // 98: snapkeep.v1.RestoreJob
+	(*RestoreSnapshotRequest)(nil),           // 99: snapkeep.v1.RestoreSnapshotRequest
+	(*IdMapping)(nil),                        // 100: snapkeep.v1.IdMapping
+	(*RestoreSnapshotResponse)(nil),          // 101: snapkeep.v1.RestoreSnapshotResponse
+	(*GetRestoreStateRequest)(nil),           // 102: snapkeep.v1.GetRestoreStateRequest
+	(*GetRestoreStateResponse)(nil),          // 103: snapkeep.v1.GetRestoreStateResponse
+	(*ListRestoreJobsRequest)(nil),           // 104: snapkeep.v1.ListRestoreJobsRequest
+	(*ListRestoreJobsResponse)(nil),          // 105: snapkeep.v1.ListRestoreJobsResponse
+	(*CancelRestoreRequest)(nil),             // 106: snapkeep.v1.CancelRestoreRequest
+	(*CancelRestoreResponse)(nil),            // 107: snapkeep.v1.CancelRestoreResponse
+	(*GCCount)(nil),                          // 108: snapkeep.v1.GCCount
+	(*GCReport)(nil),                         // 109: snapkeep.v1.GCReport
+	(*GCCandidate)(nil),                      // 110: snapkeep.v1.GCCandidate
+	(*GCRunRequest)(nil),                     // 111: snapkeep.v1.GCRunRequest
+	(*GCRunResponse)(nil),                    // 112: snapkeep.v1.GCRunResponse
+	(*GCStatusRequest)(nil),                  // 113: snapkeep.v1.GCStatusRequest
+	(*GCStatusResponse)(nil),                 // 114: snapkeep.v1.GCStatusResponse
+	(*ClusterStatusRequest)(nil),             // 115: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                       // 116: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                      // 117: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),            // 118: snapkeep.v1.ClusterStatusResponse
+	(*ClusterMembersRequest)(nil),            // 119: snapkeep.v1.ClusterMembersRequest
+	(*Member)(nil),                           // 120: snapkeep.v1.Member
+	(*ClusterMembersResponse)(nil),           // 121: snapkeep.v1.ClusterMembersResponse
+	(*RemoveNodeRequest)(nil),                // 122: snapkeep.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),               // 123: snapkeep.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),        // 124: snapkeep.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),       // 125: snapkeep.v1.TransferLeadershipResponse
+	(*ReleaseForDeletionRequest)(nil),        // 126: snapkeep.v1.ReleaseForDeletionRequest
+	(*ReleaseBuild)(nil),                     // 127: snapkeep.v1.ReleaseBuild
+	(*ReleaseVerdict)(nil),                   // 128: snapkeep.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),       // 129: snapkeep.v1.ReleaseForDeletionResponse
+	(*RegisterSegmentsRequest)(nil),          // 130: snapkeep.v1.RegisterSegmentsRequest
+	(*RegisteredSegment)(nil),                // 131: snapkeep.v1.RegisteredSegment
+	(*RegisterSegmentsResponse)(nil),         // 132: snapkeep.v1.RegisterSegmentsResponse
+	(*RegisteredBuild)(nil),                  // 133: snapkeep.v1.RegisteredBuild
+	(*RepositorySpec)(nil),                   // 134: snapkeep.v1.RepositorySpec
+	(*Repository)(nil),                       // 135: snapkeep.v1.Repository
+	(*RepositoryProbe)(nil),                  // 136: snapkeep.v1.RepositoryProbe
+	(*RegisterRepositoryRequest)(nil),        // 137: snapkeep.v1.RegisterRepositoryRequest
+	(*RegisterRepositoryResponse)(nil),       // 138: snapkeep.v1.RegisterRepositoryResponse
+	(*UnregisterRepositoryRequest)(nil),      // 139: snapkeep.v1.UnregisterRepositoryRequest
+	(*UnregisterRepositoryResponse)(nil),     // 140: snapkeep.v1.UnregisterRepositoryResponse
+	(*ListRepositoriesRequest)(nil),          // 141: snapkeep.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil),         // 142: snapkeep.v1.ListRepositoriesResponse
+	(*ExportSnapshotRequest)(nil),            // 143: snapkeep.v1.ExportSnapshotRequest
+	(*ExportSnapshotResponse)(nil),           // 144: snapkeep.v1.ExportSnapshotResponse
+	(*RepositorySnapshot)(nil),               // 145: snapkeep.v1.RepositorySnapshot
+	(*ListRepositorySnapshotsRequest)(nil),   // 146: snapkeep.v1.ListRepositorySnapshotsRequest
+	(*ListRepositorySnapshotsResponse)(nil),  // 147: snapkeep.v1.ListRepositorySnapshotsResponse
+	(*DeleteRepositorySnapshotRequest)(nil),  // 148: snapkeep.v1.DeleteRepositorySnapshotRequest
+	(*DeleteRepositorySnapshotResponse)(nil), // 149: snapkeep.v1.DeleteRepositorySnapshotResponse
+	(*CollectRepositoryRequest)(nil),         // 150: snapkeep.v1.CollectRepositoryRequest
+	(*CollectRepositoryResponse)(nil),        // 151: snapkeep.v1.CollectRepositoryResponse
+	(*VerifyRepositoryRequest)(nil),          // 152: snapkeep.v1.VerifyRepositoryRequest
+	(*RepositoryProblem)(nil),                // 153: snapkeep.v1.RepositoryProblem
+	(*VerifyRepositoryResponse)(nil),         // 154: snapkeep.v1.VerifyRepositoryResponse
+	nil,                                      // 155: snapkeep.v1.Database.PropertiesEntry
+	nil,                                      // 156: snapkeep.v1.Index.ParamsEntry
+	nil,                                      // 157: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                      // 158: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                      // 159: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                      // 160: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                      // 161: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                      // 162: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                      // 163: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                      // 164: snapkeep.v1.Policy.LabelsEntry
+	nil,                                      // 165: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                      // 166: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	nil,                                      // 167: snapkeep.v1.RepositorySnapshot.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	131, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	132, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	155, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	156, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	133, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	157, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
 	14,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
 	15,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
@@ -10838,15 +12626,15 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	20,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	5,   // 15: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
 	19,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
-	134, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	158, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
 	13,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	7,   // 19: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	13,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	135, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	159, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	1,   // 22: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
 	16,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	16,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	136, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	160, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
 	16,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	7,   // 27: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	16,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
@@ -10855,7 +12643,7 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	16,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
 	16,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
 	16,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	137, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	161, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
 	16,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	16,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	21,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
@@ -10879,161 +12667,197 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	2,   // 55: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
 	63,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	8,   // 57: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	138, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	139, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	162, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	163, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
 	14,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
 	15,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
 	64,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
 	1,   // 63: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
-	140, // 64: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	65,  // 65: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	65,  // 66: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	8,   // 67: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	141, // 68: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	7,   // 69: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	65,  // 70: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
-	7,   // 71: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	65,  // 72: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	9,   // 73: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	76,  // 74: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
-	76,  // 75: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
-	76,  // 76: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
-	76,  // 77: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
-	10,  // 78: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
-	76,  // 79: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
-	76,  // 80: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
-	76,  // 81: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
-	76,  // 82: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
-	74,  // 83: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	7,   // 84: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	74,  // 85: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	9,   // 86: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	10,  // 87: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
-	7,   // 88: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	74,  // 89: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	74,  // 90: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	84,  // 91: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	84,  // 92: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	85,  // 93: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	86,  // 94: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	85,  // 95: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	11,  // 96: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	12,  // 97: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	92,  // 98: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	93,  // 99: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	12,  // 100: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	96,  // 101: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	103, // 102: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
-	104, // 103: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
-	107, // 104: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
-	109, // 105: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
-	18,  // 106: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
-	19,  // 107: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
-	21,  // 108: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	18,  // 109: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
-	110, // 110: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
-	110, // 111: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	111, // 112: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
-	112, // 113: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
-	7,   // 114: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	111, // 115: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
-	74,  // 116: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	142, // 117: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
-	121, // 118: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
-	129, // 119: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
-	22,  // 120: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	24,  // 121: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	26,  // 122: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	28,  // 123: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	30,  // 124: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	32,  // 125: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	34,  // 126: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	36,  // 127: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	38,  // 128: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	40,  // 129: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	42,  // 130: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	44,  // 131: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	46,  // 132: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	48,  // 133: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	50,  // 134: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	52,  // 135: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	55,  // 136: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	57,  // 137: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	106, // 138: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
-	59,  // 139: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	61,  // 140: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	66,  // 141: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	68,  // 142: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	70,  // 143: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	72,  // 144: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	75,  // 145: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	78,  // 146: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	80,  // 147: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	82,  // 148: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	87,  // 149: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	89,  // 150: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	102, // 151: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
-	113, // 152: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
-	115, // 153: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
-	117, // 154: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
-	119, // 155: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
-	122, // 156: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
-	124, // 157: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
-	126, // 158: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
-	128, // 159: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
-	91,  // 160: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	95,  // 161: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	98,  // 162: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	100, // 163: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	23,  // 164: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	25,  // 165: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	27,  // 166: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	29,  // 167: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	31,  // 168: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	33,  // 169: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	35,  // 170: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	37,  // 171: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	39,  // 172: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	41,  // 173: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	43,  // 174: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	45,  // 175: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	47,  // 176: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	49,  // 177: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	51,  // 178: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	53,  // 179: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	56,  // 180: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	58,  // 181: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	108, // 182: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
-	60,  // 183: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	62,  // 184: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	67,  // 185: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	69,  // 186: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	71,  // 187: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	73,  // 188: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	77,  // 189: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	79,  // 190: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	81,  // 191: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	83,  // 192: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	88,  // 193: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	90,  // 194: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	105, // 195: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
-	114, // 196: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
-	116, // 197: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
-	118, // 198: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
-	120, // 199: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
-	123, // 200: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
-	125, // 201: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
-	127, // 202: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
-	130, // 203: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
-	94,  // 204: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	97,  // 205: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	99,  // 206: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	101, // 207: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	164, // [164:208] is the sub-list for method output_type
-	120, // [120:164] is the sub-list for method input_type
-	120, // [120:120] is the sub-list for extension type_name
-	120, // [120:120] is the sub-list for extension extendee
-	0,   // [0:120] is the sub-list for field type_name
+	66,  // 64: snapkeep.v1.Snapshot.holds:type_name -> snapkeep.v1.SnapshotHold
+	66,  // 65: snapkeep.v1.AddSnapshotHoldResponse.hold:type_name -> snapkeep.v1.SnapshotHold
+	65,  // 66: snapkeep.v1.AddSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	65,  // 67: snapkeep.v1.RemoveSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	164, // 68: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
+	72,  // 69: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
+	73,  // 70: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
+	71,  // 71: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	71,  // 72: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	71,  // 73: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	71,  // 74: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	7,   // 75: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 76: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
+	7,   // 77: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 78: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	71,  // 79: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	86,  // 80: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
+	89,  // 81: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
+	165, // 82: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	65,  // 83: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	65,  // 84: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	8,   // 85: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	166, // 86: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	7,   // 87: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	65,  // 88: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	7,   // 89: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	65,  // 90: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	9,   // 91: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
+	100, // 92: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
+	100, // 93: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
+	100, // 94: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
+	100, // 95: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
+	10,  // 96: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
+	100, // 97: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
+	100, // 98: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
+	100, // 99: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
+	100, // 100: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
+	98,  // 101: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	7,   // 102: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	98,  // 103: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	9,   // 104: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	10,  // 105: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
+	7,   // 106: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	98,  // 107: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	98,  // 108: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	108, // 109: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	108, // 110: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	109, // 111: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	110, // 112: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	109, // 113: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	11,  // 114: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	12,  // 115: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	116, // 116: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	117, // 117: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	12,  // 118: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	120, // 119: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	127, // 120: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	128, // 121: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	131, // 122: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
+	133, // 123: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
+	18,  // 124: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
+	19,  // 125: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
+	21,  // 126: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	18,  // 127: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
+	134, // 128: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
+	134, // 129: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	135, // 130: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
+	136, // 131: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
+	7,   // 132: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	135, // 133: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
+	98,  // 134: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	167, // 135: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
+	145, // 136: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
+	153, // 137: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
+	22,  // 138: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	24,  // 139: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	26,  // 140: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	28,  // 141: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	30,  // 142: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	32,  // 143: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	34,  // 144: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	36,  // 145: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	38,  // 146: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	40,  // 147: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	42,  // 148: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	44,  // 149: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	46,  // 150: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	48,  // 151: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	50,  // 152: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	52,  // 153: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	55,  // 154: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	57,  // 155: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	130, // 156: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
+	59,  // 157: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	61,  // 158: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	90,  // 159: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	92,  // 160: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	94,  // 161: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	96,  // 162: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	67,  // 163: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
+	69,  // 164: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
+	74,  // 165: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
+	76,  // 166: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
+	78,  // 167: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
+	80,  // 168: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
+	82,  // 169: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
+	84,  // 170: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
+	87,  // 171: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
+	99,  // 172: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	102, // 173: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	104, // 174: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	106, // 175: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	111, // 176: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	113, // 177: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	126, // 178: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	137, // 179: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
+	139, // 180: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
+	141, // 181: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
+	143, // 182: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
+	146, // 183: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
+	148, // 184: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
+	150, // 185: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
+	152, // 186: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
+	115, // 187: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	119, // 188: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	122, // 189: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	124, // 190: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	23,  // 191: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	25,  // 192: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	27,  // 193: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	29,  // 194: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	31,  // 195: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	33,  // 196: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	35,  // 197: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	37,  // 198: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	39,  // 199: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	41,  // 200: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	43,  // 201: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	45,  // 202: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	47,  // 203: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	49,  // 204: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	51,  // 205: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	53,  // 206: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	56,  // 207: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	58,  // 208: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	132, // 209: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
+	60,  // 210: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	62,  // 211: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	91,  // 212: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	93,  // 213: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	95,  // 214: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	97,  // 215: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	68,  // 216: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
+	70,  // 217: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
+	75,  // 218: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
+	77,  // 219: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
+	79,  // 220: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
+	81,  // 221: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
+	83,  // 222: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
+	85,  // 223: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
+	88,  // 224: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
+	101, // 225: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	103, // 226: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	105, // 227: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	107, // 228: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	112, // 229: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	114, // 230: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	129, // 231: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	138, // 232: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
+	140, // 233: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
+	142, // 234: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
+	144, // 235: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
+	147, // 236: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
+	149, // 237: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
+	151, // 238: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
+	154, // 239: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
+	118, // 240: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	121, // 241: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	123, // 242: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	125, // 243: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	191, // [191:244] is the sub-list for method output_type
+	138, // [138:191] is the sub-list for method input_type
+	138, // [138:138] is the sub-list for extension type_name
+	138, // [138:138] is the sub-list for extension extendee
+	0,   // [0:138] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -11041,17 +12865,17 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 	if File_snapkeep_v1_snapkeep_proto != nil {
 		return
 	}
-	file_snapkeep_v1_snapkeep_proto_msgTypes[62].OneofWrappers = []any{}
-	file_snapkeep_v1_snapkeep_proto_msgTypes[74].OneofWrappers = []any{}
+	file_snapkeep_v1_snapkeep_proto_msgTypes[86].OneofWrappers = []any{}
+	file_snapkeep_v1_snapkeep_proto_msgTypes[98].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   130,
+			NumMessages:   155,
 			NumExtensions: 0,
-			NumServices:   6,
+			NumServices:   7,
 		},
 		GoTypes:           file_snapkeep_v1_snapkeep_proto_goTypes,
 		DependencyIndexes: file_snapkeep_v1_snapkeep_proto_depIdxs,

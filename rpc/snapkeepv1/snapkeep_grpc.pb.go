@@ -976,10 +976,12 @@ var Catalog_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Snapshots_CreateSnapshot_FullMethodName   = "/snapkeep.v1.Snapshots/CreateSnapshot"
-	Snapshots_DropSnapshot_FullMethodName     = "/snapkeep.v1.Snapshots/DropSnapshot"
-	Snapshots_ListSnapshots_FullMethodName    = "/snapkeep.v1.Snapshots/ListSnapshots"
-	Snapshots_DescribeSnapshot_FullMethodName = "/snapkeep.v1.Snapshots/DescribeSnapshot"
+	Snapshots_CreateSnapshot_FullMethodName     = "/snapkeep.v1.Snapshots/CreateSnapshot"
+	Snapshots_DropSnapshot_FullMethodName       = "/snapkeep.v1.Snapshots/DropSnapshot"
+	Snapshots_ListSnapshots_FullMethodName      = "/snapkeep.v1.Snapshots/ListSnapshots"
+	Snapshots_DescribeSnapshot_FullMethodName   = "/snapkeep.v1.Snapshots/DescribeSnapshot"
+	Snapshots_AddSnapshotHold_FullMethodName    = "/snapkeep.v1.Snapshots/AddSnapshotHold"
+	Snapshots_RemoveSnapshotHold_FullMethodName = "/snapkeep.v1.Snapshots/RemoveSnapshotHold"
 )
 
 // SnapshotsClient is the client API for Snapshots service.
@@ -1004,6 +1006,12 @@ type SnapshotsClient interface {
 	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
 	// DescribeSnapshot returns one snapshot with everything it captured.
 	DescribeSnapshot(ctx context.Context, in *DescribeSnapshotRequest, opts ...grpc.CallOption) (*DescribeSnapshotResponse, error)
+	// AddSnapshotHold holds a committed snapshot: nobody can drop it (retention
+	// included) while the hold stands. A hold with until_unix_ms cannot even be removed
+	// before then, by anyone (like S3 Object Lock's retain-until).
+	AddSnapshotHold(ctx context.Context, in *AddSnapshotHoldRequest, opts ...grpc.CallOption) (*AddSnapshotHoldResponse, error)
+	// RemoveSnapshotHold removes a hold whose until has passed, or that has none.
+	RemoveSnapshotHold(ctx context.Context, in *RemoveSnapshotHoldRequest, opts ...grpc.CallOption) (*RemoveSnapshotHoldResponse, error)
 }
 
 type snapshotsClient struct {
@@ -1054,6 +1062,26 @@ func (c *snapshotsClient) DescribeSnapshot(ctx context.Context, in *DescribeSnap
 	return out, nil
 }
 
+func (c *snapshotsClient) AddSnapshotHold(ctx context.Context, in *AddSnapshotHoldRequest, opts ...grpc.CallOption) (*AddSnapshotHoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddSnapshotHoldResponse)
+	err := c.cc.Invoke(ctx, Snapshots_AddSnapshotHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *snapshotsClient) RemoveSnapshotHold(ctx context.Context, in *RemoveSnapshotHoldRequest, opts ...grpc.CallOption) (*RemoveSnapshotHoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveSnapshotHoldResponse)
+	err := c.cc.Invoke(ctx, Snapshots_RemoveSnapshotHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SnapshotsServer is the server API for Snapshots service.
 // All implementations must embed UnimplementedSnapshotsServer
 // for forward compatibility.
@@ -1076,6 +1104,12 @@ type SnapshotsServer interface {
 	ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error)
 	// DescribeSnapshot returns one snapshot with everything it captured.
 	DescribeSnapshot(context.Context, *DescribeSnapshotRequest) (*DescribeSnapshotResponse, error)
+	// AddSnapshotHold holds a committed snapshot: nobody can drop it (retention
+	// included) while the hold stands. A hold with until_unix_ms cannot even be removed
+	// before then, by anyone (like S3 Object Lock's retain-until).
+	AddSnapshotHold(context.Context, *AddSnapshotHoldRequest) (*AddSnapshotHoldResponse, error)
+	// RemoveSnapshotHold removes a hold whose until has passed, or that has none.
+	RemoveSnapshotHold(context.Context, *RemoveSnapshotHoldRequest) (*RemoveSnapshotHoldResponse, error)
 	mustEmbedUnimplementedSnapshotsServer()
 }
 
@@ -1097,6 +1131,12 @@ func (UnimplementedSnapshotsServer) ListSnapshots(context.Context, *ListSnapshot
 }
 func (UnimplementedSnapshotsServer) DescribeSnapshot(context.Context, *DescribeSnapshotRequest) (*DescribeSnapshotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeSnapshot not implemented")
+}
+func (UnimplementedSnapshotsServer) AddSnapshotHold(context.Context, *AddSnapshotHoldRequest) (*AddSnapshotHoldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddSnapshotHold not implemented")
+}
+func (UnimplementedSnapshotsServer) RemoveSnapshotHold(context.Context, *RemoveSnapshotHoldRequest) (*RemoveSnapshotHoldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveSnapshotHold not implemented")
 }
 func (UnimplementedSnapshotsServer) mustEmbedUnimplementedSnapshotsServer() {}
 func (UnimplementedSnapshotsServer) testEmbeddedByValue()                   {}
@@ -1191,6 +1231,42 @@ func _Snapshots_DescribeSnapshot_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Snapshots_AddSnapshotHold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddSnapshotHoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SnapshotsServer).AddSnapshotHold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Snapshots_AddSnapshotHold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SnapshotsServer).AddSnapshotHold(ctx, req.(*AddSnapshotHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Snapshots_RemoveSnapshotHold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveSnapshotHoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SnapshotsServer).RemoveSnapshotHold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Snapshots_RemoveSnapshotHold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SnapshotsServer).RemoveSnapshotHold(ctx, req.(*RemoveSnapshotHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Snapshots_ServiceDesc is the grpc.ServiceDesc for Snapshots service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1213,6 +1289,370 @@ var Snapshots_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeSnapshot",
 			Handler:    _Snapshots_DescribeSnapshot_Handler,
+		},
+		{
+			MethodName: "AddSnapshotHold",
+			Handler:    _Snapshots_AddSnapshotHold_Handler,
+		},
+		{
+			MethodName: "RemoveSnapshotHold",
+			Handler:    _Snapshots_RemoveSnapshotHold_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "snapkeep/v1/snapkeep.proto",
+}
+
+const (
+	Policies_CreatePolicy_FullMethodName           = "/snapkeep.v1.Policies/CreatePolicy"
+	Policies_UpdatePolicy_FullMethodName           = "/snapkeep.v1.Policies/UpdatePolicy"
+	Policies_DeletePolicy_FullMethodName           = "/snapkeep.v1.Policies/DeletePolicy"
+	Policies_ListPolicies_FullMethodName           = "/snapkeep.v1.Policies/ListPolicies"
+	Policies_DescribePolicy_FullMethodName         = "/snapkeep.v1.Policies/DescribePolicy"
+	Policies_ExecutePolicy_FullMethodName          = "/snapkeep.v1.Policies/ExecutePolicy"
+	Policies_PreviewPolicyRetention_FullMethodName = "/snapkeep.v1.Policies/PreviewPolicyRetention"
+)
+
+// PoliciesClient is the client API for Policies service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Policies take snapshots of collections on a schedule and expire the ones they took
+// by their retention. The leader runs them: one run per due time, even across a
+// leader change at that moment; after the cluster was down across several due times,
+// one catch-up run for the latest of them.
+type PoliciesClient interface {
+	CreatePolicy(ctx context.Context, in *CreatePolicyRequest, opts ...grpc.CallOption) (*CreatePolicyResponse, error)
+	// UpdatePolicy replaces a policy's settings (its id, status and the snapshots it
+	// took stay). A new schedule, or enabling it again, counts due times from now.
+	UpdatePolicy(ctx context.Context, in *UpdatePolicyRequest, opts ...grpc.CallOption) (*UpdatePolicyResponse, error)
+	// DeletePolicy forgets a policy; the snapshots it took stay (and are no longer
+	// expired by anything).
+	DeletePolicy(ctx context.Context, in *DeletePolicyRequest, opts ...grpc.CallOption) (*DeletePolicyResponse, error)
+	ListPolicies(ctx context.Context, in *ListPoliciesRequest, opts ...grpc.CallOption) (*ListPoliciesResponse, error)
+	DescribePolicy(ctx context.Context, in *DescribePolicyRequest, opts ...grpc.CallOption) (*DescribePolicyResponse, error)
+	// ExecutePolicy runs a policy now, outside its schedule (which it leaves alone),
+	// and returns the snapshots it took (PENDING: the leader finishes them).
+	ExecutePolicy(ctx context.Context, in *ExecutePolicyRequest, opts ...grpc.CallOption) (*ExecutePolicyResponse, error)
+	// PreviewPolicyRetention says what the policy's retention would expire now, and
+	// why it keeps the rest.
+	PreviewPolicyRetention(ctx context.Context, in *PreviewPolicyRetentionRequest, opts ...grpc.CallOption) (*PreviewPolicyRetentionResponse, error)
+}
+
+type policiesClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPoliciesClient(cc grpc.ClientConnInterface) PoliciesClient {
+	return &policiesClient{cc}
+}
+
+func (c *policiesClient) CreatePolicy(ctx context.Context, in *CreatePolicyRequest, opts ...grpc.CallOption) (*CreatePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePolicyResponse)
+	err := c.cc.Invoke(ctx, Policies_CreatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policiesClient) UpdatePolicy(ctx context.Context, in *UpdatePolicyRequest, opts ...grpc.CallOption) (*UpdatePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdatePolicyResponse)
+	err := c.cc.Invoke(ctx, Policies_UpdatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policiesClient) DeletePolicy(ctx context.Context, in *DeletePolicyRequest, opts ...grpc.CallOption) (*DeletePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeletePolicyResponse)
+	err := c.cc.Invoke(ctx, Policies_DeletePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policiesClient) ListPolicies(ctx context.Context, in *ListPoliciesRequest, opts ...grpc.CallOption) (*ListPoliciesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPoliciesResponse)
+	err := c.cc.Invoke(ctx, Policies_ListPolicies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policiesClient) DescribePolicy(ctx context.Context, in *DescribePolicyRequest, opts ...grpc.CallOption) (*DescribePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribePolicyResponse)
+	err := c.cc.Invoke(ctx, Policies_DescribePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policiesClient) ExecutePolicy(ctx context.Context, in *ExecutePolicyRequest, opts ...grpc.CallOption) (*ExecutePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExecutePolicyResponse)
+	err := c.cc.Invoke(ctx, Policies_ExecutePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *policiesClient) PreviewPolicyRetention(ctx context.Context, in *PreviewPolicyRetentionRequest, opts ...grpc.CallOption) (*PreviewPolicyRetentionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviewPolicyRetentionResponse)
+	err := c.cc.Invoke(ctx, Policies_PreviewPolicyRetention_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PoliciesServer is the server API for Policies service.
+// All implementations must embed UnimplementedPoliciesServer
+// for forward compatibility.
+//
+// Policies take snapshots of collections on a schedule and expire the ones they took
+// by their retention. The leader runs them: one run per due time, even across a
+// leader change at that moment; after the cluster was down across several due times,
+// one catch-up run for the latest of them.
+type PoliciesServer interface {
+	CreatePolicy(context.Context, *CreatePolicyRequest) (*CreatePolicyResponse, error)
+	// UpdatePolicy replaces a policy's settings (its id, status and the snapshots it
+	// took stay). A new schedule, or enabling it again, counts due times from now.
+	UpdatePolicy(context.Context, *UpdatePolicyRequest) (*UpdatePolicyResponse, error)
+	// DeletePolicy forgets a policy; the snapshots it took stay (and are no longer
+	// expired by anything).
+	DeletePolicy(context.Context, *DeletePolicyRequest) (*DeletePolicyResponse, error)
+	ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error)
+	DescribePolicy(context.Context, *DescribePolicyRequest) (*DescribePolicyResponse, error)
+	// ExecutePolicy runs a policy now, outside its schedule (which it leaves alone),
+	// and returns the snapshots it took (PENDING: the leader finishes them).
+	ExecutePolicy(context.Context, *ExecutePolicyRequest) (*ExecutePolicyResponse, error)
+	// PreviewPolicyRetention says what the policy's retention would expire now, and
+	// why it keeps the rest.
+	PreviewPolicyRetention(context.Context, *PreviewPolicyRetentionRequest) (*PreviewPolicyRetentionResponse, error)
+	mustEmbedUnimplementedPoliciesServer()
+}
+
+// UnimplementedPoliciesServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPoliciesServer struct{}
+
+func (UnimplementedPoliciesServer) CreatePolicy(context.Context, *CreatePolicyRequest) (*CreatePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePolicy not implemented")
+}
+func (UnimplementedPoliciesServer) UpdatePolicy(context.Context, *UpdatePolicyRequest) (*UpdatePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdatePolicy not implemented")
+}
+func (UnimplementedPoliciesServer) DeletePolicy(context.Context, *DeletePolicyRequest) (*DeletePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeletePolicy not implemented")
+}
+func (UnimplementedPoliciesServer) ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPolicies not implemented")
+}
+func (UnimplementedPoliciesServer) DescribePolicy(context.Context, *DescribePolicyRequest) (*DescribePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribePolicy not implemented")
+}
+func (UnimplementedPoliciesServer) ExecutePolicy(context.Context, *ExecutePolicyRequest) (*ExecutePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExecutePolicy not implemented")
+}
+func (UnimplementedPoliciesServer) PreviewPolicyRetention(context.Context, *PreviewPolicyRetentionRequest) (*PreviewPolicyRetentionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PreviewPolicyRetention not implemented")
+}
+func (UnimplementedPoliciesServer) mustEmbedUnimplementedPoliciesServer() {}
+func (UnimplementedPoliciesServer) testEmbeddedByValue()                  {}
+
+// UnsafePoliciesServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PoliciesServer will
+// result in compilation errors.
+type UnsafePoliciesServer interface {
+	mustEmbedUnimplementedPoliciesServer()
+}
+
+func RegisterPoliciesServer(s grpc.ServiceRegistrar, srv PoliciesServer) {
+	// If the following call panics, it indicates UnimplementedPoliciesServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Policies_ServiceDesc, srv)
+}
+
+func _Policies_CreatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoliciesServer).CreatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Policies_CreatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoliciesServer).CreatePolicy(ctx, req.(*CreatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Policies_UpdatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoliciesServer).UpdatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Policies_UpdatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoliciesServer).UpdatePolicy(ctx, req.(*UpdatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Policies_DeletePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoliciesServer).DeletePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Policies_DeletePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoliciesServer).DeletePolicy(ctx, req.(*DeletePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Policies_ListPolicies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPoliciesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoliciesServer).ListPolicies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Policies_ListPolicies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoliciesServer).ListPolicies(ctx, req.(*ListPoliciesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Policies_DescribePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoliciesServer).DescribePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Policies_DescribePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoliciesServer).DescribePolicy(ctx, req.(*DescribePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Policies_ExecutePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExecutePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoliciesServer).ExecutePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Policies_ExecutePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoliciesServer).ExecutePolicy(ctx, req.(*ExecutePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Policies_PreviewPolicyRetention_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreviewPolicyRetentionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoliciesServer).PreviewPolicyRetention(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Policies_PreviewPolicyRetention_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoliciesServer).PreviewPolicyRetention(ctx, req.(*PreviewPolicyRetentionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Policies_ServiceDesc is the grpc.ServiceDesc for Policies service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Policies_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "snapkeep.v1.Policies",
+	HandlerType: (*PoliciesServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreatePolicy",
+			Handler:    _Policies_CreatePolicy_Handler,
+		},
+		{
+			MethodName: "UpdatePolicy",
+			Handler:    _Policies_UpdatePolicy_Handler,
+		},
+		{
+			MethodName: "DeletePolicy",
+			Handler:    _Policies_DeletePolicy_Handler,
+		},
+		{
+			MethodName: "ListPolicies",
+			Handler:    _Policies_ListPolicies_Handler,
+		},
+		{
+			MethodName: "DescribePolicy",
+			Handler:    _Policies_DescribePolicy_Handler,
+		},
+		{
+			MethodName: "ExecutePolicy",
+			Handler:    _Policies_ExecutePolicy_Handler,
+		},
+		{
+			MethodName: "PreviewPolicyRetention",
+			Handler:    _Policies_PreviewPolicyRetention_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

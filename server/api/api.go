@@ -1,4 +1,5 @@
-// Package api is snapkeep's public gRPC services: Catalog, Snapshots, Restores and GC.
+// Package api is snapkeep's public gRPC services: Catalog, Snapshots, Restores, GC,
+// Repositories and Policies.
 // A service validates what it can without the state, turns a request into an FSM
 // command (a write, proposed through the log) or a query of a read view, and converts
 // the result back to the API's form (object keys in full: the state keeps them
@@ -50,10 +51,11 @@ type Backend interface {
 	// node of the configuration, this one included.
 	RepositoryStore(r *fsmpb.Repository) (objstore.Store, error)
 	ProbeRepository(ctx context.Context, r *fsmpb.Repository) ([]*pb.RepositoryProbe, error)
-	// KickFinisher, KickGC and KickRestores wake the duties a write gave work to.
+	// KickFinisher, KickGC, KickRestores and KickPolicies wake the duties a write gave work to.
 	KickFinisher()
 	KickGC()
 	KickRestores()
+	KickPolicies()
 }
 
 // Config is what the services take from the node's configuration.
@@ -89,6 +91,7 @@ func (s Services) Register(srv *grpc.Server) {
 	pb.RegisterRestoresServer(srv, &restoresService{services: s.services})
 	pb.RegisterGCServer(srv, &gcService{services: s.services})
 	pb.RegisterRepositoriesServer(srv, &repositoriesService{services: s.services})
+	pb.RegisterPoliciesServer(srv, &policiesService{services: s.services})
 }
 
 // GCSchedule says when this node, if it leads, collects next.

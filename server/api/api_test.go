@@ -77,6 +77,7 @@ func (b *fakeBackend) IsLeaderReady() bool { return true }
 func (b *fakeBackend) KickFinisher()       { b.kick("finisher") }
 func (b *fakeBackend) KickGC()             { b.kick("gc") }
 func (b *fakeBackend) KickRestores()       { b.kick("restores") }
+func (b *fakeBackend) KickPolicies()       { b.kick("policies") }
 func (b *fakeBackend) kick(what string)    { b.mu.Lock(); b.kicks = append(b.kicks, what); b.mu.Unlock() }
 func (b *fakeBackend) Leader() (internalv1.InternalClient, string, error) {
 	return nil, "", status.Error(codes.Unavailable, "no leader in this test")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -175,6 +176,14 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 		ManifestXxhash64:      snap.ManifestChecksum,
 		DeleteReason:          snap.DeleteReason,
 		Layout:                toKeyLayout(snap.Layout),
+		Holds:                 toHolds(snap.Holds, time.Now().UnixNano()),
+		PolicyId:              snap.PolicyId,
+		PolicyDueUnixMs:       unixMS(snap.PolicyDue),
+	}
+	if snap.PolicyId != 0 {
+		if p := v.PolicyByID(snap.PolicyId); p != nil {
+			out.Policy = p.Name
+		}
 	}
 	if coll, err := v.CollectionByID(snap.CollectionId); err != nil || coll.State == fsmpb.CollectionState_COLLECTION_STATE_DROPPED {
 		out.CollectionDropped = true

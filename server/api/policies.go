@@ -1,0 +1,271 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/policy"
+)
+
+// policiesService implements the public Policies API. Policies live in the catalog;
+// the leader's scheduler (server/policy) runs them.
+type policiesService struct {
+	pb.UnimplementedPoliciesServer
+	*services
+}
+
+// fromPolicy converts the API's settings of a policy (read-only fields ignored).
+func fromPolicy(p *pb.Policy) (*fsmpb.Policy, error) {
+	if p == nil {
+		return nil, status.Error(codes.InvalidArgument, "a policy is required")
+	}
+	out := &fsmpb.Policy{
+		Name: p.Name, Description: p.Description, Database: p.Database, Collections: p.Collections,
+		CollectionGlob: p.CollectionGlob, NameTemplate: p.NameTemplate, Labels: p.Labels, Enabled: p.Enabled,
+		Schedule: &fsmpb.PolicySchedule{Cron: p.Cron, TimeZone: p.TimeZone, Interval: p.IntervalMs * int64(time.Millisecond)},
+	}
+	if r := p.Retention; r != nil {
+		out.Retention = &fsmpb.PolicyRetention{ExpireAfter: r.ExpireAfterMs * int64(time.Millisecond), MinCount: r.MinCount,
+			MaxCount: r.MaxCount, Interval: r.IntervalMs * int64(time.Millisecond)}
+	}
+	return out, nil
+}
+
+func toPolicy(p *fsmpb.Policy) *pb.Policy {
+	s := p.GetSchedule()
+	out := &pb.Policy{
+		Name: p.Name, Description: p.Description, Database: p.Database, Collections: p.Collections,
+		CollectionGlob: p.CollectionGlob, Cron: s.GetCron(), TimeZone: s.GetTimeZone(), IntervalMs: s.GetInterval() / int64(time.Millisecond),
+		NameTemplate: p.NameTemplate, Labels: p.Labels, Enabled: p.Enabled,
+		Id: p.Id, Revision: p.Revision, CreatedAtUnixMs: unixMS(p.CreatedAt), UpdatedAtUnixMs: unixMS(p.UpdatedAt),
+	}
+	if r := p.Retention; r != nil {
+		out.Retention = &pb.PolicyRetention{ExpireAfterMs: r.ExpireAfter / int64(time.Millisecond), MinCount: r.MinCount,
+			MaxCount: r.MaxCount, IntervalMs: r.Interval / int64(time.Millisecond)}
+	}
+	st := p.GetStatus()
+	out.Status = &pb.PolicyStatus{
+		Runs: st.GetRuns(), LastRunAtUnixMs: unixMS(st.GetLastRunAt()), LastRunDueUnixMs: unixMS(st.GetLastRunDue()),
+		SnapshotsTaken: st.GetSnapshotsTaken(), SnapshotsFailed: st.GetSnapshotsFailed(), SnapshotsDeleted: st.GetSnapshotsDeleted(),
+		LastSuccessAtUnixMs: unixMS(st.GetLastSuccessAt()), LastSuccess: st.GetLastSuccess(),
+		LastFailureAtUnixMs: unixMS(st.GetLastFailureAt()), LastFailure: st.GetLastFailure(),
+		LastRetentionAtUnixMs: unixMS(st.GetLastRetentionAt()), LastDueUnixMs: unixMS(p.LastDue),
+	}
+	if next := policy.NextRun(p); !next.IsZero() {
+		out.Status.NextRunUnixMs = next.UnixMilli()
+	}
+	return out
+}
+
+// checkSchedule checks what only a node can: the time zone loads, the schedule
+// fires, and two due times in a row get different snapshot names.
+func checkSchedule(p *fsmpb.Policy, now time.Time) error {
+	if err := fsm.ValidatePolicy(p); err != nil {
+		return err
+	}
+	probe := proto.CloneOf(p)
+	probe.ScheduleFrom = now.UnixNano()
+	sched, err := policy.Compile(probe)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "policy %q: %v", p.Name, err)
+	}
+	first := sched.Next(now)
+	if first.IsZero() {
+		return status.Errorf(codes.InvalidArgument, "policy %q: cron %q never fires in the next five years", p.Name, p.Schedule.Cron)
+	}
+	second := sched.Next(first)
+	a, err := sched.SnapshotName(p, first)
+	if err != nil {
+		return err
+	}
+	if b, err := sched.SnapshotName(p, second); err == nil && a == b {
+		return status.Errorf(codes.InvalidArgument,
+			"policy %q: the name template %q renders %q for both %s and %s: put finer time fields in it (e.g. {15.04.05})",
+			p.Name, p.NameTemplate, a, first.Format(time.RFC3339), second.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (s *policiesService) CreatePolicy(ctx context.Context, req *pb.CreatePolicyRequest) (*pb.CreatePolicyResponse, error) {
+	p, err := fromPolicy(req.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchedule(p, time.Now()); err != nil {
+		return nil, err
+	}
+	var out fsmpb.PolicyResponse
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.PolicyPut{Policy: p, Create: true}, &out); err != nil {
+		return nil, err
+	}
+	s.b.KickPolicies()
+	return &pb.CreatePolicyResponse{Policy: toPolicy(out.Policy), Existed: out.Existed}, nil
+}
+
+func (s *policiesService) UpdatePolicy(ctx context.Context, req *pb.UpdatePolicyRequest) (*pb.UpdatePolicyResponse, error) {
+	p, err := fromPolicy(req.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchedule(p, time.Now()); err != nil {
+		return nil, err
+	}
+	revision := req.Revision
+	if revision == 0 {
+		v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := v.Policy(p.Name)
+		if err != nil {
+			return nil, err
+		}
+		revision = cur.Revision
+	}
+	var out fsmpb.PolicyResponse
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.PolicyPut{Policy: p, Revision: revision}, &out); err != nil {
+		return nil, err
+	}
+	s.b.KickPolicies()
+	return &pb.UpdatePolicyResponse{Policy: toPolicy(out.Policy)}, nil
+}
+
+func (s *policiesService) DeletePolicy(ctx context.Context, req *pb.DeletePolicyRequest) (*pb.DeletePolicyResponse, error) {
+	if err := fsm.ValidateName("policy", req.Name); err != nil {
+		return nil, err
+	}
+	var out fsmpb.PolicyResponse
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.PolicyDelete{Name: req.Name}, &out); err != nil {
+		return nil, err
+	}
+	return &pb.DeletePolicyResponse{Existed: out.Existed}, nil
+}
+
+func (s *policiesService) ListPolicies(ctx context.Context, req *pb.ListPoliciesRequest) (*pb.ListPoliciesResponse, error) {
+	v, err := s.b.ReadView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListPoliciesResponse{}
+	for _, p := range v.Policies() {
+		out.Policies = append(out.Policies, toPolicy(p))
+	}
+	return out, nil
+}
+
+func (s *policiesService) DescribePolicy(ctx context.Context, req *pb.DescribePolicyRequest) (*pb.DescribePolicyResponse, error) {
+	v, err := s.b.ReadView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	p, err := v.Policy(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DescribePolicyResponse{Policy: toPolicy(p)}, nil
+}
+
+func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePolicyRequest) (*pb.ExecutePolicyResponse, error) {
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	p, err := v.Policy(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := policy.Compile(p)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "policy %q: %v", p.Name, err)
+	}
+	name, err := sched.SnapshotName(p, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	cmd := &fsmpb.PolicyRun{Policy: p.Name, Revision: p.Revision, SnapshotName: name,
+		MaxPerCollection: uint32(s.cfg.SnapshotsPerCollection), PendingTimeout: int64(s.cfg.SnapshotPendingTimeout)}
+	var out fsmpb.PolicyRunResponse
+	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
+		return nil, err
+	}
+	s.b.KickFinisher()
+	resp := &pb.ExecutePolicyResponse{Policy: toPolicy(out.Policy)}
+	for _, r := range out.Results {
+		resp.Results = append(resp.Results, &pb.PolicyRunResult{Collection: r.Collection, SnapshotId: r.SnapshotId, SnapshotName: r.SnapshotName, Error: r.Error})
+	}
+	return resp, nil
+}
+
+func (s *policiesService) PreviewPolicyRetention(ctx context.Context, req *pb.PreviewPolicyRetentionRequest) (*pb.PreviewPolicyRetentionResponse, error) {
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	p, err := v.Policy(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := &pb.PreviewPolicyRetentionResponse{AtUnixMs: now.UnixMilli()}
+	for _, d := range v.RetentionPlan(p, now.UnixNano()) {
+		out.Decisions = append(out.Decisions, &pb.RetentionDecision{SnapshotId: d.Snapshot.Id, Collection: d.Snapshot.CollectionName,
+			Snapshot: d.Snapshot.Name, CreatedAtUnixMs: unixMS(d.Snapshot.CreatedAt), Delete: d.Delete, Reason: d.Reason})
+	}
+	return out, nil
+}
+
+// Holds, served by the Snapshots service.
+
+func (s *snapshotsService) AddSnapshotHold(ctx context.Context, req *pb.AddSnapshotHoldRequest) (*pb.AddSnapshotHoldResponse, error) {
+	until := req.UntilUnixMs * int64(time.Millisecond)
+	if err := fsm.ValidateHold(req.Reason, until, time.Now().UnixNano()); err != nil {
+		return nil, err
+	}
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := v.SnapshotByName(req.Database, req.Collection, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out fsmpb.SnapshotResponse
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.SnapshotHoldAdd{SnapshotId: snap.Id, Reason: req.Reason, Until: until}, &out); err != nil {
+		return nil, err
+	}
+	conv := s.convert(s.b.View(), out.Snapshot, false)
+	return &pb.AddSnapshotHoldResponse{Hold: conv.Holds[len(conv.Holds)-1], Snapshot: conv}, nil
+}
+
+func (s *snapshotsService) RemoveSnapshotHold(ctx context.Context, req *pb.RemoveSnapshotHoldRequest) (*pb.RemoveSnapshotHoldResponse, error) {
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := v.SnapshotByName(req.Database, req.Collection, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out fsmpb.SnapshotResponse
+	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.SnapshotHoldRemove{SnapshotId: snap.Id, HoldId: req.HoldId}, &out); err != nil {
+		return nil, err
+	}
+	return &pb.RemoveSnapshotHoldResponse{Snapshot: s.convert(s.b.View(), out.Snapshot, false)}, nil
+}
+
+// toHolds converts a snapshot's holds, marking those past their until.
+func toHolds(holds []*fsmpb.SnapshotHold, now int64) []*pb.SnapshotHold {
+	var out []*pb.SnapshotHold
+	for _, h := range holds {
+		out = append(out, &pb.SnapshotHold{Id: h.Id, Reason: h.Reason, UntilUnixMs: unixMS(h.Until), AddedAtUnixMs: unixMS(h.AddedAt),
+			Active: h.Until == 0 || h.Until > now})
+	}
+	return out
+}
