@@ -111,6 +111,7 @@ type endpoint struct {
 	restores     snapkeepv1.RestoresClient
 	gc           snapkeepv1.GCClient
 	repositories snapkeepv1.RepositoriesClient
+	policies     snapkeepv1.PoliciesClient
 
 	failedAt time.Time // last retriable failure; guarded by Client.mu
 }
@@ -205,6 +206,7 @@ func (c *Client) dial(addr string) (*endpoint, error) {
 		restores:     snapkeepv1.NewRestoresClient(conn),
 		gc:           snapkeepv1.NewGCClient(conn),
 		repositories: snapkeepv1.NewRepositoriesClient(conn),
+		policies:     snapkeepv1.NewPoliciesClient(conn),
 	}, nil
 }
 
