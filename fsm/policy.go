@@ -104,9 +104,13 @@ func RenderSnapshotName(template string, t time.Time) (string, error) {
 	return name, nil
 }
 
-// templateProbe is the time a template is validated at: every field of it has two
-// digits where it could have one, so a layout's longest rendering is checked.
-var templateProbe = time.Date(2026, time.December, 24, 23, 59, 58, 999999999, time.UTC)
+// templateProbes are the times a template is validated at: one where every field has
+// two digits where it could have one, and one where each has a single digit (a
+// padding layout such as "_2" renders a space then), so both renderings are checked.
+var templateProbes = []time.Time{
+	time.Date(2026, time.December, 24, 23, 59, 58, 999999999, time.UTC),
+	time.Date(2027, time.January, 2, 3, 4, 5, 1, time.UTC),
+}
 
 // ValidatePolicy checks a policy's settings (not its state). The time zone's name is
 // checked for shape only: loading it is the server's part, before it proposes.
@@ -154,8 +158,10 @@ func ValidatePolicy(p *fsmpb.Policy) error {
 	if err := validatePolicySchedule(p.Name, p.Schedule); err != nil {
 		return err
 	}
-	if _, err := RenderSnapshotName(p.NameTemplate, templateProbe); err != nil {
-		return invalidf("policy %q: %v", p.Name, err)
+	for _, at := range templateProbes {
+		if _, err := RenderSnapshotName(p.NameTemplate, at); err != nil {
+			return invalidf("policy %q: %v", p.Name, err)
+		}
 	}
 	if err := ValidateProperties("snapshot label", p.Labels); err != nil {
 		return err
@@ -321,12 +327,21 @@ func applyPolicyDelete(c *applyCtx, cmd *fsmpb.PolicyDelete) (proto.Message, err
 // glob matches.
 func (r reader) policyCollections(p *fsmpb.Policy, db *fsmpb.Database) (colls []*fsmpb.Collection, missing []*fsmpb.PolicyRunResult) {
 	if p.CollectionGlob != "" {
+		beyond := 0
 		for _, coll := range r.liveCollections(db.Id) {
 			if ok, _ := path.Match(p.CollectionGlob, coll.Name); ok && coll.State == fsmpb.CollectionState_COLLECTION_STATE_ACTIVE {
+				if len(colls) == MaxPolicyCollections {
+					beyond++
+					continue
+				}
 				colls = append(colls, coll)
 			}
 		}
-		return colls, nil
+		if beyond > 0 {
+			missing = append(missing, &fsmpb.PolicyRunResult{Collection: p.CollectionGlob,
+				Error: fmt.Sprintf("%d more collections match %q beyond the %d a run takes; they were not snapshotted: narrow the glob or split the policy", beyond, p.CollectionGlob, MaxPolicyCollections)})
+		}
+		return colls, missing
 	}
 	names := slices.Clone(p.Collections)
 	slices.Sort(names)
@@ -360,6 +375,9 @@ func applyPolicyRun(c *applyCtx, cmd *fsmpb.PolicyRun) (proto.Message, error) {
 		case cmd.Due > c.now:
 			return nil, preconditionf("due time %s of policy %q is in the future", fmtTime(cmd.Due), p.Name)
 		}
+	}
+	if cmd.LeaderError != "" {
+		return c.failPolicyRun(p, cmd)
 	}
 	if err := ValidateSnapshotName(cmd.SnapshotName); err != nil {
 		return nil, err
@@ -426,6 +444,26 @@ func applyPolicyRun(c *applyCtx, cmd *fsmpb.PolicyRun) (proto.Message, error) {
 	c.t.policies.put(n)
 	resp.Policy = n
 	return resp, nil
+}
+
+// failPolicyRun records a run the leader could not take: the due time is used up and
+// the reason is the policy's last failure.
+func (c *applyCtx) failPolicyRun(p *fsmpb.Policy, cmd *fsmpb.PolicyRun) (proto.Message, error) {
+	if cmd.Due == 0 {
+		return nil, invalidf("a run on request is not recorded as failed: answer the caller instead")
+	}
+	n := proto.CloneOf(p)
+	if n.Status == nil {
+		n.Status = &fsmpb.PolicyStatus{}
+	}
+	n.LastDue = cmd.Due
+	n.Status.Runs++
+	n.Status.LastRunAt, n.Status.LastRunDue = c.now, cmd.Due
+	n.Status.SnapshotsFailed++
+	n.Status.LastFailureAt = c.now
+	n.Status.LastFailure = truncate(fmt.Sprintf("run for %s: the leader could not take it: %s", dueName(cmd.Due, c.now), cmd.LeaderError), MaxDescriptionBytes)
+	c.t.policies.put(n)
+	return &fsmpb.PolicyRunResponse{Policy: n}, nil
 }
 
 func policyTarget(p *fsmpb.Policy) string {

@@ -9017,8 +9017,13 @@ type PolicyRun struct {
 	SnapshotName     string `protobuf:"bytes,4,opt,name=snapshot_name,json=snapshotName,proto3" json:"snapshot_name,omitempty"`
 	MaxPerCollection uint32 `protobuf:"varint,5,opt,name=max_per_collection,json=maxPerCollection,proto3" json:"max_per_collection,omitempty"`
 	PendingTimeout   int64  `protobuf:"varint,6,opt,name=pending_timeout,json=pendingTimeout,proto3" json:"pending_timeout,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Set when the leader cannot take the run (the time zone does not load on it, the
+	// name does not render): the due time is used up and counted as failed with this
+	// reason, so the failure shows in the status instead of a policy that silently
+	// does not run.
+	LeaderError   string `protobuf:"bytes,7,opt,name=leader_error,json=leaderError,proto3" json:"leader_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PolicyRun) Reset() {
@@ -9091,6 +9096,13 @@ func (x *PolicyRun) GetPendingTimeout() int64 {
 		return x.PendingTimeout
 	}
 	return 0
+}
+
+func (x *PolicyRun) GetLeaderError() string {
+	if x != nil {
+		return x.LeaderError
+	}
+	return ""
 }
 
 type PolicyRunResponse struct {
@@ -10217,14 +10229,15 @@ const file_fsm_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"[\n" +
 	"\x0ePolicyResponse\x12/\n" +
 	"\x06policy\x18\x01 \x01(\v2\x17.snapkeep.fsm.v1.PolicyR\x06policy\x12\x18\n" +
-	"\aexisted\x18\x02 \x01(\bR\aexisted\"\xcd\x01\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\"\xf0\x01\n" +
 	"\tPolicyRun\x12\x16\n" +
 	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x10\n" +
 	"\x03due\x18\x03 \x01(\x03R\x03due\x12#\n" +
 	"\rsnapshot_name\x18\x04 \x01(\tR\fsnapshotName\x12,\n" +
 	"\x12max_per_collection\x18\x05 \x01(\rR\x10maxPerCollection\x12'\n" +
-	"\x0fpending_timeout\x18\x06 \x01(\x03R\x0ependingTimeout\"\x80\x01\n" +
+	"\x0fpending_timeout\x18\x06 \x01(\x03R\x0ependingTimeout\x12!\n" +
+	"\fleader_error\x18\a \x01(\tR\vleaderError\"\x80\x01\n" +
 	"\x11PolicyRunResponse\x12/\n" +
 	"\x06policy\x18\x01 \x01(\v2\x17.snapkeep.fsm.v1.PolicyR\x06policy\x12:\n" +
 	"\aresults\x18\x02 \x03(\v2 .snapkeep.fsm.v1.PolicyRunResultR\aresults\"\x8d\x01\n" +

@@ -128,31 +128,50 @@ func (s *Scheduler) schedule(p *fsmpb.Policy) (*Schedule, time.Time, error) {
 	return c.sched, c.next, c.err
 }
 
-// Due is the due time p should run for at now, if any, and its snapshot name.
+// Due is the due time p should run for at now, if any, and its snapshot name. An
+// error with a due time means the run cannot be taken (the name does not render);
+// an error without one, that the schedule does not compile on this node.
 func (s *Scheduler) Due(p *fsmpb.Policy, now time.Time) (time.Time, string, bool, error) {
 	if !p.Enabled {
 		return time.Time{}, "", false, nil
 	}
 	sched, next, err := s.schedule(p)
-	if err != nil || next.IsZero() || next.After(now) {
+	if err != nil {
 		return time.Time{}, "", false, err
+	}
+	if next.IsZero() || next.After(now) {
+		return time.Time{}, "", false, nil
 	}
 	due, ok := sched.Latest(base(p), now)
 	if !ok {
 		return time.Time{}, "", false, nil
 	}
 	name, err := sched.SnapshotName(p, due)
-	return due, name, err == nil, err
+	return due, name, true, err
 }
+
+// failEvery bounds how often a policy whose schedule does not compile on this leader
+// is recorded as failed.
+const failEvery = time.Minute
 
 func (s *Scheduler) runDue(ctx context.Context, p *fsmpb.Policy, now time.Time) {
 	due, name, ok, err := s.Due(p, now)
-	if err != nil || !ok {
-		return
-	}
 	cmd := &fsmpb.PolicyRun{
 		Policy: p.Name, Revision: p.Revision, Due: due.UnixNano(), SnapshotName: name,
 		MaxPerCollection: uint32(s.cfg.MaxPerCollection), PendingTimeout: int64(s.cfg.PendingTimeout),
+	}
+	switch {
+	case err != nil && !ok:
+		// No due time can be computed here: record a failed run now and then (the
+		// status shows it), rather than a policy that silently does not run.
+		if now.UnixNano()-p.LastDue < int64(failEvery) || now.UnixNano() <= p.ScheduleFrom {
+			return
+		}
+		cmd.Due, cmd.SnapshotName, cmd.LeaderError = now.UnixNano(), "", err.Error()
+	case err != nil:
+		cmd.SnapshotName, cmd.LeaderError = "", err.Error()
+	case !ok:
+		return
 	}
 	var resp fsmpb.PolicyRunResponse
 	err = s.cluster.Propose(ctx, RunRequestID(p.Id, cmd.Due), cmd, &resp)
@@ -161,16 +180,20 @@ func (s *Scheduler) runDue(ctx context.Context, p *fsmpb.Policy, now time.Time) 
 		// Run already (by an earlier leader), changed or deleted meanwhile: the next
 		// pass sees the state that refused it.
 		s.cfg.Ran("run", "refused")
-		s.cfg.Logger.Debug("policy run refused", "policy", p.Name, "due", due, "err", err)
+		s.cfg.Logger.Debug("policy run refused", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", err)
 		return
 	case err != nil:
 		s.cfg.Ran("run", "error")
 		if ctx.Err() == nil {
-			s.cfg.Logger.Warn("policy run not proposed; will retry", "policy", p.Name, "due", due, "err", err)
+			s.cfg.Logger.Warn("policy run not proposed; will retry", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", err)
 		}
 		return
 	}
 	s.cfg.Ran("run", "ok")
+	if cmd.LeaderError != "" {
+		s.cfg.Logger.Error("policy run could not be taken; recorded as failed", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", cmd.LeaderError)
+		return
+	}
 	s.cluster.SnapshotsTaken()
 	taken, failed := 0, []string{}
 	for _, r := range resp.Results {
