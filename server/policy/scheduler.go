@@ -41,20 +41,26 @@ type Config struct {
 	// Now is the leader's clock (time.Now when nil): tests run years on a fake one.
 	Now    func() time.Time
 	Logger *slog.Logger
-	// Ran counts proposals by kind (run, retain) and outcome (ok, refused, error).
+	// Ran counts proposals by kind (run, retain, export, export-retain) and outcome
+	// (ok, refused, error).
 	Ran func(kind, outcome string)
+	// ExportMaxAttempts is the attempts per file of a policy's exports (0: the
+	// engine's default).
+	ExportMaxAttempts int
 }
 
 // Scheduler runs the policies while its node leads. Its methods are safe for
 // concurrent use.
 type Scheduler struct {
 	cluster Cluster
+	repos   Repositories // nil: policies do not export (tests)
 	cfg     Config
 	kick    duty.Kicker
 
 	mu       sync.Mutex
 	compiled map[uint64]compiled  // by policy id
 	retained map[uint64]time.Time // when retention last ran, by policy id (this term)
+	exp      exportState
 }
 
 type compiled struct {
@@ -65,8 +71,9 @@ type compiled struct {
 	base, next time.Time
 }
 
-// New returns a scheduler for cluster.
-func New(cluster Cluster, cfg Config) *Scheduler {
+// New returns a scheduler for cluster; repos (nil: none) serves the policies'
+// exports.
+func New(cluster Cluster, repos Repositories, cfg Config) *Scheduler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -76,7 +83,8 @@ func New(cluster Cluster, cfg Config) *Scheduler {
 	if cfg.Ran == nil {
 		cfg.Ran = func(string, string) {}
 	}
-	return &Scheduler{cluster: cluster, cfg: cfg, kick: duty.NewKicker(), compiled: map[uint64]compiled{}, retained: map[uint64]time.Time{}}
+	return &Scheduler{cluster: cluster, repos: repos, cfg: cfg, kick: duty.NewKicker(), compiled: map[uint64]compiled{},
+		retained: map[uint64]time.Time{}, exp: newExportState()}
 }
 
 // Kick wakes the scheduler now (a policy was created or changed).

@@ -109,7 +109,7 @@ func TestSimulatedYear(t *testing.T) {
 		c.must(&fsmpb.PolicyPut{Policy: p, Create: true}, &resp)
 		p.Id = resp.Policy.Id
 	}
-	s := New(c, Config{MaxPerCollection: 100000, PendingTimeout: time.Hour, Now: func() time.Time { return c.now }, Logger: quietLogger()})
+	s := New(c, nil, Config{MaxPerCollection: 100000, PendingTimeout: time.Hour, Now: func() time.Time { return c.now }, Logger: quietLogger()})
 
 	held := map[uint64]int64{} // snapshot id → until (0: until removed)
 	step := 0
@@ -197,7 +197,7 @@ func TestUncompilableScheduleIsRecordedAsFailed(t *testing.T) {
 	c.must(&fsmpb.CreateCollection{Name: "docs"}, nil)
 	c.must(&fsmpb.PolicyPut{Create: true, Policy: &fsmpb.Policy{Name: "mars", CollectionGlob: "*", Enabled: true,
 		Schedule: &fsmpb.PolicySchedule{Cron: "@hourly", TimeZone: "Mars/Olympus"}, NameTemplate: "m-{150405}"}}, nil)
-	s := New(c, Config{MaxPerCollection: 10, PendingTimeout: time.Hour, Now: func() time.Time { return c.now }, Logger: quietLogger()})
+	s := New(c, nil, Config{MaxPerCollection: 10, PendingTimeout: time.Hour, Now: func() time.Time { return c.now }, Logger: quietLogger()})
 	for i := 0; i < 150; i++ { // two and a half minutes, a pass a second
 		c.now = c.now.Add(time.Second)
 		s.Pass(context.Background())
