@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -59,6 +60,14 @@ func (s *services) holdRepository(ctx context.Context, name string) (*repository
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
+		defer func() {
+			// A panic here must not take the node down: the run stops (its context
+			// ends) before the hold can lapse under it.
+			if r := recover(); r != nil {
+				slog.Error("repository GC: the hold's renewal panicked; the run stops", "repository", name, "panic", r, "stack", string(debug.Stack()))
+				cancel()
+			}
+		}()
 		renew := time.NewTicker(repositoryGCRenew)
 		defer renew.Stop()
 		lapse := time.NewTimer(time.Until(deadline))
