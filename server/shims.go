@@ -80,11 +80,16 @@ func (s policyShim) SnapshotsTaken()   { s.n.finisher.Kick() }
 func (s policyShim) SnapshotsDropped() { s.n.gc.Kick() }
 
 func (n *Node) newPolicyScheduler() *policy.Scheduler {
+	var hooks policy.Hooks
+	if fp := n.cfg.Failpoints; fp != nil {
+		hooks = policy.Hooks{BeforeRun: fp.BeforePolicyRun, AfterRun: fp.AfterPolicyRun, BeforeRetain: fp.BeforePolicyRetain}
+	}
 	return policy.New(policyShim{dutyShim{n}}, policy.Config{
 		MaxPerCollection: n.cfg.SnapshotsPerCollection,
 		PendingTimeout:   n.cfg.SnapshotPendingTimeout,
 		Logger:           n.logger.With("component", "policies"),
 		Ran:              n.metrics.policyRan,
+		Hooks:            hooks,
 	})
 }
 
