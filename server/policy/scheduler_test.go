@@ -30,8 +30,8 @@ func newSim(t testing.TB, start time.Time) *simCluster {
 	return &simCluster{t: t, f: fsm.New(nil), now: start, runs: map[string][]int64{}}
 }
 
-func (c *simCluster) View() *fsm.View { return c.f.View() }
-func (c *simCluster) SnapshotsTaken() {}
+func (c *simCluster) View() *fsm.View   { return c.f.View() }
+func (c *simCluster) SnapshotsTaken()   {}
 func (c *simCluster) SnapshotsDropped() {}
 
 func (c *simCluster) Propose(_ context.Context, requestID string, cmd, resp proto.Message) error {
