@@ -95,6 +95,10 @@ func (s policyShim) CollectRepository(ctx context.Context, name string) error {
 func (s policyShim) ExportsStarted() { s.n.kickRestores() }
 
 func (n *Node) newPolicyScheduler() *policy.Scheduler {
+	var hooks policy.Hooks
+	if fp := n.cfg.Failpoints; fp != nil {
+		hooks = policy.Hooks{BeforeRun: fp.BeforePolicyRun, AfterRun: fp.AfterPolicyRun, BeforeRetain: fp.BeforePolicyRetain}
+	}
 	shim := policyShim{dutyShim{n}}
 	return policy.New(shim, shim, policy.Config{
 		MaxPerCollection:  n.cfg.SnapshotsPerCollection,
@@ -102,6 +106,7 @@ func (n *Node) newPolicyScheduler() *policy.Scheduler {
 		ExportMaxAttempts: n.cfg.RestoreMaxAttempts,
 		Logger:            n.logger.With("component", "policies"),
 		Ran:               n.metrics.policyRan,
+		Hooks:             hooks,
 	})
 }
 

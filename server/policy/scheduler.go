@@ -47,6 +47,24 @@ type Config struct {
 	// ExportMaxAttempts is the attempts per file of a policy's exports (0: the
 	// engine's default).
 	ExportMaxAttempts int
+	// Hooks stop the leader at chosen points of its work, for tests; nil in production.
+	Hooks Hooks
+}
+
+// Hooks run on the leader at points of a run or a retention where a failover matters.
+// A hook returning an error abandons that attempt: the next pass, on this leader or
+// the next, computes it again from the replicated state. A hook must return when ctx
+// is done.
+type Hooks struct {
+	// BeforeRun runs before a run is proposed.
+	BeforeRun func(ctx context.Context, cmd *fsmpb.PolicyRun) error
+	// AfterRun runs once the run's proposal returned (err is its outcome), before the
+	// leader acts on the result: stopping the leader here loses the response of an
+	// entry that may have committed.
+	AfterRun func(ctx context.Context, cmd *fsmpb.PolicyRun, err error) error
+	// BeforeRetain runs before PolicyRetain is proposed, once the plan from the view
+	// expires something.
+	BeforeRetain func(ctx context.Context, policy string) error
 }
 
 // Scheduler runs the policies while its node leads. Its methods are safe for
@@ -181,8 +199,18 @@ func (s *Scheduler) runDue(ctx context.Context, p *fsmpb.Policy, now time.Time) 
 	case !ok:
 		return
 	}
+	if h := s.cfg.Hooks.BeforeRun; h != nil {
+		if err := h(ctx, cmd); err != nil {
+			return
+		}
+	}
 	var resp fsmpb.PolicyRunResponse
 	err = s.cluster.Propose(ctx, RunRequestID(p.Id, cmd.Due), cmd, &resp)
+	if h := s.cfg.Hooks.AfterRun; h != nil {
+		if err := h(ctx, cmd, err); err != nil {
+			return
+		}
+	}
 	switch {
 	case errors.Is(err, fsm.ErrFailedPrecondition), errors.Is(err, fsm.ErrNotFound):
 		// Run already (by an earlier leader), changed or deleted meanwhile: the next
@@ -245,6 +273,11 @@ func (s *Scheduler) retain(ctx context.Context, p *fsmpb.Policy, now time.Time) 
 		}
 	}
 	if expire > 0 {
+		if h := s.cfg.Hooks.BeforeRetain; h != nil {
+			if err := h(ctx, p.Name); err != nil {
+				return
+			}
+		}
 		var resp fsmpb.PolicyRetainResponse
 		if err := s.cluster.Propose(ctx, "", &fsmpb.PolicyRetain{Policy: p.Name}, &resp); err != nil {
 			s.cfg.Ran("retain", "error")
