@@ -99,6 +99,12 @@ func (o *PolicyOption) WithExportRetention(expireAfter time.Duration, minCount, 
 	return o
 }
 
+// WithoutExportRetention drops the export retention (exported copies then stay).
+func (o *PolicyOption) WithoutExportRetention() *PolicyOption {
+	o.p.ExportRetention = nil
+	return o
+}
+
 // WithLabels adds labels (merged with earlier ones) given to every snapshot taken.
 func (o *PolicyOption) WithLabels(labels map[string]string) *PolicyOption {
 	mergeProperties(&o.p.Labels, labels)

@@ -455,7 +455,7 @@ func applyPolicyRun(c *applyCtx, cmd *fsmpb.PolicyRun) (proto.Message, error) {
 	if len(failed) > 0 {
 		n.Status.SnapshotsFailed += uint64(len(failed))
 		n.Status.LastFailureAt = c.now
-		n.Status.LastFailure = truncate(fmt.Sprintf("run for %s: %d failed: %s", dueName(cmd.Due, c.now), len(failed), strings.Join(failed, "; ")), MaxDescriptionBytes)
+		n.Status.LastFailure = truncate(fmt.Sprintf("the %s: %d failed: %s", runName(cmd.Due, c.now), len(failed), strings.Join(failed, "; ")), MaxDescriptionBytes)
 	}
 	c.t.policies.put(n)
 	resp.Policy = n
@@ -477,7 +477,7 @@ func (c *applyCtx) failPolicyRun(p *fsmpb.Policy, cmd *fsmpb.PolicyRun) (proto.M
 	n.Status.LastRunAt, n.Status.LastRunDue = c.now, cmd.Due
 	n.Status.SnapshotsFailed++
 	n.Status.LastFailureAt = c.now
-	n.Status.LastFailure = truncate(fmt.Sprintf("run for %s: the leader could not take it: %s", dueName(cmd.Due, c.now), cmd.LeaderError), MaxDescriptionBytes)
+	n.Status.LastFailure = truncate(fmt.Sprintf("the %s: the leader could not take it: %s", runName(cmd.Due, c.now), cmd.LeaderError), MaxDescriptionBytes)
 	c.t.policies.put(n)
 	return &fsmpb.PolicyRunResponse{Policy: n}, nil
 }
@@ -489,11 +489,12 @@ func policyTarget(p *fsmpb.Policy) string {
 	return strings.Join(p.Collections, ", ")
 }
 
-func dueName(due, now int64) string {
+// runName names a run in messages: "run for due time T" or "run on request at T".
+func runName(due, now int64) string {
 	if due == 0 {
-		return "a run on request at " + fmtTime(now)
+		return "run on request at " + fmtTime(now)
 	}
-	return "due time " + fmtTime(due)
+	return "run for due time " + fmtTime(due)
 }
 
 func fmtTime(ns int64) string {

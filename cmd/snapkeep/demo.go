@@ -34,11 +34,11 @@ const (
 	demoRestored        = "demo_docs_restored"
 	demoMilvus          = "demo_milvus"
 	demoMilvusRestored  = "demo_milvus_restored"
-	demoPolicy          = "demo-every-2s"
+	demoPolicy          = "demo-every-1s"
 	demoPolicyTemplate  = "demo-{2006.01.02-15.04.05}"
-	demoPolicyEvery     = 2 * time.Second
+	demoPolicyEvery     = time.Second
 	// demoPolicyWait bounds each wait for the policy: its scheduled snapshots come
-	// every 2 s and the retention looks every second.
+	// every second and the retention looks every second.
 	demoPolicyWait = 30 * time.Second
 )
 
@@ -65,7 +65,7 @@ const demoSchema = `{"fields":[` +
 // shows that the snapshot still describes (and protects) the original files, and
 // restores it into a new collection whose files it checks against the originals;
 // then it makes garbage the snapshot does not need and collects it; last, a policy
-// snapshots the collection every 2 s and its retention expires the oldest. It returns
+// snapshots the collection every second and its retention expires the oldest. It returns
 // the first failure. `snapkeep dev --demo` calls it.
 func runDemo(ctx context.Context, cl *client.Client, store objstore.Store, out io.Writer) error {
 	d := &demo{cl: cl, store: store, out: out}
@@ -86,7 +86,7 @@ func runDemo(ctx context.Context, cl *client.Client, store objstore.Store, out i
 		{"more churn after the snapshot", d.churn},
 		{"collect garbage", d.collectGarbage},
 		{"a Milvus-layout collection next to it: " + demoMilvus, d.milvusLayout},
-		{"a policy: " + demoCollection + " snapshotted every 2s, the retention keeps 2", d.policy},
+		{"a policy: " + demoCollection + " snapshotted every 1s, the retention keeps 1", d.policy},
 	}
 	start := time.Now()
 	for _, step := range steps {
@@ -676,8 +676,8 @@ func (d *demo) showCatalog(ctx context.Context) error {
 	return nil
 }
 
-// policy creates a policy that snapshots the demo collection every 2 s and keeps the
-// newest 2; it waits for a scheduled snapshot to commit and shows it, then for the
+// policy creates a policy that snapshots the demo collection every second and keeps the
+// newest; it waits for a scheduled snapshot to commit and shows it, then for the
 // retention to expire one and shows the policy's status, and disables the policy so
 // the cluster goes quiet after the demo.
 func (d *demo) policy(ctx context.Context) error {
@@ -689,7 +689,7 @@ func (d *demo) policy(ctx context.Context) error {
 	}
 	created, err := d.cl.CreatePolicy(ctx, client.NewPolicyOption(demoPolicy, demoPolicyTemplate).
 		WithCollections(demoCollection).WithInterval(demoPolicyEvery).
-		WithRetention(0, 1, 2).WithRetentionInterval(time.Second).
+		WithRetention(0, 1, 1).WithRetentionInterval(time.Second).
 		WithDescription("taken by the demo's policy"))
 	if err != nil {
 		return err
@@ -719,7 +719,7 @@ func (d *demo) policy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "\nwith a third snapshot committed, the retention expired the oldest (snapkeep policy list):\n")
+	fmt.Fprintf(d.out, "\nwith a second snapshot committed, the retention expired the first (snapkeep policy list):\n")
 	if err := printPolicies(d.out, []*snapkeepv1.Policy{expired}); err != nil {
 		return err
 	}

@@ -49,6 +49,12 @@ type policyFlags struct {
 	expireAfter           durationFlag
 	keepMin, keepMax      uint32
 	retentionEvery        durationFlag
+	exportTo              string
+	exportExpireAfter     durationFlag
+	exportKeepMin         uint32
+	exportKeepMax         uint32
+	exportRetentionEvery  durationFlag
+	noExport              bool // update
 	disabled              bool // create
 	enable, disable       bool // update
 }
@@ -67,7 +73,13 @@ func (f *policyFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.Uint32Var(&f.keepMin, "keep-min", 0, "keep at least this many committed snapshots per collection, whatever their age")
 	fs.Uint32Var(&f.keepMax, "keep-max", 0, "keep at most this many per collection, the oldest expiring first (0: no limit)")
 	fs.Var(&f.retentionEvery, "retention-every", "how often the retention is checked (default 1m)")
+	fs.StringVar(&f.exportTo, "export-to", "", "export each snapshot, once committed, to this registered `REPO`sitory")
+	fs.Var(&f.exportExpireAfter, "export-expire-after", "expire the exported copies older than this (0: never by age)")
+	fs.Uint32Var(&f.exportKeepMin, "export-keep-min", 0, "keep at least this many exported copies per collection")
+	fs.Uint32Var(&f.exportKeepMax, "export-keep-max", 0, "keep at most this many exported copies per collection (0: no limit)")
+	fs.Var(&f.exportRetentionEvery, "export-retention-every", "how often the export retention is checked (default 1m)")
 	if update {
+		fs.BoolVar(&f.noExport, "no-export", false, "stop exporting (the copies already in the repository stay)")
 		fs.StringArrayVar(&f.unsetLabels, "unset-label", nil, "remove the label `KEY` (repeatable)")
 		fs.BoolVar(&f.enable, "enable", false, "enable the schedule")
 		fs.BoolVar(&f.disable, "disable", false, "disable the schedule (execute still runs it; its retention goes on)")
@@ -91,7 +103,14 @@ func (f *policyFlags) check(fs *pflag.FlagSet, create bool) error {
 	if changed("every") && f.every <= 0 {
 		return usageErrorf("--every %v: want a positive interval", time.Duration(f.every))
 	}
-	for _, name := range []string{"expire-after", "retention-every"} {
+	exportRetention := changed("export-expire-after") || changed("export-keep-min") || changed("export-keep-max") || changed("export-retention-every")
+	if f.noExport && (changed("export-to") || exportRetention) {
+		return usageErrorf("--no-export stops exporting: it takes no --export-to nor export retention")
+	}
+	if create && exportRetention && f.exportTo == "" {
+		return usageErrorf("an export retention needs --export-to REPO")
+	}
+	for _, name := range []string{"expire-after", "retention-every", "export-expire-after", "export-retention-every"} {
 		if d := fs.Lookup(name).Value.(*durationFlag); changed(name) && *d < 0 {
 			return usageErrorf("--%s %v cannot be negative", name, time.Duration(*d))
 		}
@@ -164,6 +183,30 @@ func (f *policyFlags) apply(fs *pflag.FlagSet, opt *client.PolicyOption, cur *sn
 	}
 	if changed("retention-every") {
 		opt.WithRetentionInterval(time.Duration(f.retentionEvery))
+	}
+	switch {
+	case f.noExport:
+		opt.WithExport("").WithoutExportRetention()
+	case changed("export-to"):
+		opt.WithExport(f.exportTo)
+	}
+	if changed("export-expire-after") || changed("export-keep-min") || changed("export-keep-max") || changed("export-retention-every") {
+		r := cur.GetExportRetention()
+		expire, keepMin, keepMax := time.Duration(r.GetExpireAfterMs())*time.Millisecond, r.GetMinCount(), r.GetMaxCount()
+		every := time.Duration(r.GetIntervalMs()) * time.Millisecond
+		if changed("export-expire-after") {
+			expire = time.Duration(f.exportExpireAfter)
+		}
+		if changed("export-keep-min") {
+			keepMin = f.exportKeepMin
+		}
+		if changed("export-keep-max") {
+			keepMax = f.exportKeepMax
+		}
+		if changed("export-retention-every") {
+			every = time.Duration(f.exportRetentionEvery)
+		}
+		opt.WithExportRetention(expire, keepMin, keepMax, every)
 	}
 	switch {
 	case f.disabled || f.disable:
@@ -541,6 +584,11 @@ func policyRetention(p *snapkeepv1.Policy) string {
 	if r.GetExpireAfterMs() == 0 && r.GetMaxCount() == 0 {
 		return "none: its snapshots stay until dropped"
 	}
+	return retentionText(r)
+}
+
+// retentionText describes a retention's rules in one line.
+func retentionText(r *snapkeepv1.PolicyRetention) string {
 	var parts []string
 	if r.GetExpireAfterMs() > 0 {
 		parts = append(parts, "expire after "+shortDuration(time.Duration(r.GetExpireAfterMs())*time.Millisecond))
@@ -594,6 +642,14 @@ func printPolicy(w io.Writer, p *snapkeepv1.Policy) error {
 	maps.Copy(labels, p.GetLabels())
 	t.row("Labels:", keyValueList(labels))
 	t.row("Retention:", policyRetention(p))
+	if repo := p.GetExportRepository(); repo != "" {
+		t.row("Export:", "each snapshot to repository "+repo)
+		ret := "none: the exported copies stay"
+		if r := p.GetExportRetention(); r.GetExpireAfterMs() != 0 || r.GetMaxCount() != 0 {
+			ret = retentionText(r)
+		}
+		t.row("Export retention:", ret)
+	}
 	t.row("Created:", timestamp(p.GetCreatedAtUnixMs()))
 	t.row("Updated:", timestamp(p.GetUpdatedAtUnixMs()))
 	t.row("Next run:", policyNextRun(p))
@@ -612,6 +668,10 @@ func printPolicy(w io.Writer, p *snapkeepv1.Policy) error {
 	t.row("Last success:", timedMessage(st.GetLastSuccessAtUnixMs(), st.GetLastSuccess()))
 	t.row("Last failure:", timedMessage(st.GetLastFailureAtUnixMs(), st.GetLastFailure()))
 	t.row("Last retention:", timestamp(st.GetLastRetentionAtUnixMs()))
+	if p.GetExportRepository() != "" || st.GetExportsStarted() != 0 {
+		t.row("Exports:", fmt.Sprintf("%d started (the last at %s), %d expired from the repository (the last at %s); the jobs: snapkeep restore list --kind export",
+			st.GetExportsStarted(), timestamp(st.GetLastExportAtUnixMs()), st.GetExportsExpired(), timestamp(st.GetLastExportExpiryAtUnixMs())))
+	}
 	if err := t.flush(); err != nil {
 		return err
 	}
