@@ -73,7 +73,7 @@ func (f *policyFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.Uint32Var(&f.keepMin, "keep-min", 0, "keep at least this many committed snapshots per collection, whatever their age")
 	fs.Uint32Var(&f.keepMax, "keep-max", 0, "keep at most this many per collection, the oldest expiring first (0: no limit)")
 	fs.Var(&f.retentionEvery, "retention-every", "how often the retention is checked (default 1m)")
-	fs.StringVar(&f.exportTo, "export-to", "", "export each snapshot, once committed, to this registered `REPO`sitory")
+	fs.StringVar(&f.exportTo, "export-to", "", "export each snapshot, once committed, to the registered repository `REPO`")
 	fs.Var(&f.exportExpireAfter, "export-expire-after", "expire the exported copies older than this (0: never by age)")
 	fs.Uint32Var(&f.exportKeepMin, "export-keep-min", 0, "keep at least this many exported copies per collection")
 	fs.Uint32Var(&f.exportKeepMax, "export-keep-max", 0, "keep at most this many exported copies per collection (0: no limit)")
