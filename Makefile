@@ -13,7 +13,7 @@ GRPCURL_VERSION := v1.9.4
 # run at its deadline with a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 100000x
 # package:target pairs run by `make fuzz`.
-FUZZ_TARGETS := fsm/layout:FuzzParseKey fsm:FuzzApply fsm/filelist:FuzzFileList fsm:FuzzPackedSegmentMeta fsm:FuzzReadSnapshot manifest:FuzzDecode fsm/backupfile:FuzzBackupHeader manifest/repository:FuzzDecodeIndex manifest/repository:FuzzDecodeMarker
+FUZZ_TARGETS := fsm/layout:FuzzParseKey fsm:FuzzApply fsm/filelist:FuzzFileList fsm:FuzzPackedSegmentMeta fsm:FuzzReadSnapshot manifest:FuzzDecode fsm/backupfile:FuzzBackupHeader manifest/repository:FuzzDecodeIndex manifest/repository:FuzzDecodeMarker server/policy:FuzzSchedule
 
 .PHONY: run test unit build proto tools bench bench-go fuzz vet fmt clean jepsen
 
