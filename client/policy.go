@@ -82,6 +82,29 @@ func (o *PolicyOption) WithRetentionInterval(d time.Duration) *PolicyOption {
 	return o
 }
 
+// WithExport exports each snapshot taken, once committed, to a registered writable
+// repository.
+func (o *PolicyOption) WithExport(repository string) *PolicyOption {
+	o.p.ExportRepository = repository
+	return o
+}
+
+// WithExportRetention expires the exported copies in the repository: older than
+// expireAfter (0: never by age) or beyond the newest maxCount (0: no limit) per
+// collection, always keeping at least minCount; checked every interval (0: a minute).
+// Freed objects are deleted by a repository GC the policy runs after expiring.
+func (o *PolicyOption) WithExportRetention(expireAfter time.Duration, minCount, maxCount uint32, interval time.Duration) *PolicyOption {
+	o.p.ExportRetention = &snapkeepv1.PolicyRetention{ExpireAfterMs: expireAfter.Milliseconds(), MinCount: minCount,
+		MaxCount: maxCount, IntervalMs: interval.Milliseconds()}
+	return o
+}
+
+// WithoutExportRetention drops the export retention (exported copies then stay).
+func (o *PolicyOption) WithoutExportRetention() *PolicyOption {
+	o.p.ExportRetention = nil
+	return o
+}
+
 // WithLabels adds labels (merged with earlier ones) given to every snapshot taken.
 func (o *PolicyOption) WithLabels(labels map[string]string) *PolicyOption {
 	mergeProperties(&o.p.Labels, labels)

@@ -86,6 +86,8 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_RETAIN, applyPolicyRetain)
 	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_ADD, applySnapshotHoldAdd)
 	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE, applySnapshotHoldRemove)
+	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_EXPORT, applyPolicyExport)
+	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_EXPORTS_EXPIRED, applyPolicyExportsExpired)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

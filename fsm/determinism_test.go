@@ -54,7 +54,50 @@ func randomLog(t testing.TB, seed uint64, steps int) (entries [][]byte, ref *har
 	for i := 0; i < steps; i++ {
 		ref.now += int64(rng.IntN(5)) * second
 		var cmd proto.Message
-		switch r := rng.IntN(100); {
+		switch r := rng.IntN(108); {
+		case r >= 100: // policies: create or update, run, retain; holds
+			policy := pick([]string{"pa", "pb"})
+			s := &fsmpb.Snapshot{Id: uint64(rng.IntN(500) + 1)}
+			switch rng.IntN(7) {
+			case 0:
+				p := &fsmpb.Policy{Name: policy, CollectionGlob: pick([]string{"*", "c[01]"}), Enabled: rng.IntN(4) != 0,
+					Schedule: &fsmpb.PolicySchedule{Interval: int64(rng.IntN(3)+1) * second}, NameTemplate: "p-{150405}",
+					Retention: &fsmpb.PolicyRetention{MinCount: uint32(rng.IntN(3)), MaxCount: uint32(rng.IntN(3) + 2), ExpireAfter: int64(rng.IntN(30)) * second}}
+				put := &fsmpb.PolicyPut{Policy: p, Create: true}
+				if old, err := ref.f.View().Policy(policy); err == nil {
+					put = &fsmpb.PolicyPut{Policy: p, Revision: old.Revision + uint64(rng.IntN(2))}
+				}
+				cmd = put
+			case 1, 2, 3:
+				run := &fsmpb.PolicyRun{Policy: policy, Due: ref.now - int64(rng.IntN(3))*second, SnapshotName: fmt.Sprintf("p-%d", i),
+					MaxPerCollection: 5, PendingTimeout: 60 * second}
+				if p, err := ref.f.View().Policy(policy); err == nil {
+					run.Revision = p.Revision
+				}
+				if rng.IntN(5) == 0 {
+					run.Due = 0
+				}
+				cmd = run
+			case 4:
+				cmd = &fsmpb.PolicyRetain{Policy: policy}
+			default:
+				// Holds are on committed snapshots: pick any snapshot by id.
+				var committed []*fsmpb.Snapshot
+				_ = ref.f.View().EachSnapshot(SnapshotFilter{States: []fsmpb.SnapshotState{fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED}}, 0,
+					func(c *fsmpb.Snapshot) bool { committed = append(committed, c); return true })
+				if len(committed) > 0 {
+					s = committed[rng.IntN(len(committed))]
+				}
+				if rng.IntN(2) == 0 {
+					cmd = &fsmpb.SnapshotHoldAdd{SnapshotId: s.Id, Reason: "r", Until: ref.now + int64(rng.IntN(20)-5)*second}
+				} else {
+					var hold uint64
+					if len(s.Holds) > 0 {
+						hold = s.Holds[0].Id
+					}
+					cmd = &fsmpb.SnapshotHoldRemove{SnapshotId: s.Id, HoldId: hold}
+				}
+			}
 		case r < 8:
 			cmd = &fsmpb.CreateCollection{Name: pick(collections), Partitions: []string{"p1"}, Properties: map[string]string{"k": fmt.Sprint(i)}}
 		case r < 10:

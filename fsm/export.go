@@ -459,6 +459,13 @@ func applyExportBegin(c *applyCtx, cmd *fsmpb.ExportBegin) (proto.Message, error
 	if err != nil {
 		return nil, err
 	}
+	return c.beginExport(snap, cmd)
+}
+
+// beginExport starts exporting a snapshot (or returns the export of it into the same
+// repository that is running): ExportBegin's and a policy's one path. cmd's
+// repository is writable, its other fields valid.
+func (c *applyCtx) beginExport(snap *fsmpb.Snapshot, cmd *fsmpb.ExportBegin) (*fsmpb.RestoreJobResponse, error) {
 	if snap.State != fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED {
 		return nil, preconditionf("snapshot %q of collection %q is %s; only a committed snapshot can be exported", snap.Name, snap.CollectionName, snapshotStateName(snap.State))
 	}

@@ -104,9 +104,13 @@ func RenderSnapshotName(template string, t time.Time) (string, error) {
 	return name, nil
 }
 
-// templateProbe is the time a template is validated at: every field of it has two
-// digits where it could have one, so a layout's longest rendering is checked.
-var templateProbe = time.Date(2026, time.December, 24, 23, 59, 58, 999999999, time.UTC)
+// templateProbes are the times a template is validated at: one where every field has
+// two digits where it could have one, and one where each has a single digit (a
+// padding layout such as "_2" renders a space then), so both renderings are checked.
+var templateProbes = []time.Time{
+	time.Date(2026, time.December, 24, 23, 59, 58, 999999999, time.UTC),
+	time.Date(2027, time.January, 2, 3, 4, 5, 1, time.UTC),
+}
 
 // ValidatePolicy checks a policy's settings (not its state). The time zone's name is
 // checked for shape only: loading it is the server's part, before it proposes.
@@ -154,8 +158,10 @@ func ValidatePolicy(p *fsmpb.Policy) error {
 	if err := validatePolicySchedule(p.Name, p.Schedule); err != nil {
 		return err
 	}
-	if _, err := RenderSnapshotName(p.NameTemplate, templateProbe); err != nil {
-		return invalidf("policy %q: %v", p.Name, err)
+	for _, at := range templateProbes {
+		if _, err := RenderSnapshotName(p.NameTemplate, at); err != nil {
+			return invalidf("policy %q: %v", p.Name, err)
+		}
 	}
 	if err := ValidateProperties("snapshot label", p.Labels); err != nil {
 		return err
@@ -166,7 +172,17 @@ func ValidatePolicy(p *fsmpb.Policy) error {
 	if len(p.Labels) >= MaxProperties {
 		return invalidf("policy %q has %d labels; the limit is %d (one more is the policy's own)", p.Name, len(p.Labels), MaxProperties-1)
 	}
-	return validateRetention(p.Name, p.Retention)
+	if err := validateRetention(p.Name, p.Retention); err != nil {
+		return err
+	}
+	if p.ExportRepository != "" {
+		if err := ValidateName("repository", p.ExportRepository); err != nil {
+			return err
+		}
+	} else if p.ExportRetention != nil {
+		return invalidf("policy %q: an export retention needs an export repository", p.Name)
+	}
+	return validateRetention(p.Name, p.ExportRetention)
 }
 
 func validatePolicySchedule(name string, s *fsmpb.PolicySchedule) error {
@@ -235,6 +251,7 @@ func settingsOf(p *fsmpb.Policy) *fsmpb.Policy {
 		Name: p.Name, Description: p.Description, Database: p.Database, Collections: p.Collections,
 		CollectionGlob: p.CollectionGlob, Schedule: p.Schedule, NameTemplate: p.NameTemplate,
 		Labels: p.Labels, Retention: p.Retention, Enabled: p.Enabled,
+		ExportRepository: p.ExportRepository, ExportRetention: p.ExportRetention,
 	}
 }
 
@@ -265,6 +282,11 @@ func applyPolicyPut(c *applyCtx, cmd *fsmpb.PolicyPut) (proto.Message, error) {
 	}
 	if _, err := c.database(p.Database); err != nil {
 		return nil, err
+	}
+	if p.ExportRepository != "" {
+		if _, err := c.writableRepository(p.ExportRepository); err != nil {
+			return nil, err
+		}
 	}
 	old, exists := c.t.policies.get(&fsmpb.Policy{Name: p.Name})
 	if cmd.Create {
@@ -321,12 +343,21 @@ func applyPolicyDelete(c *applyCtx, cmd *fsmpb.PolicyDelete) (proto.Message, err
 // glob matches.
 func (r reader) policyCollections(p *fsmpb.Policy, db *fsmpb.Database) (colls []*fsmpb.Collection, missing []*fsmpb.PolicyRunResult) {
 	if p.CollectionGlob != "" {
+		beyond := 0
 		for _, coll := range r.liveCollections(db.Id) {
 			if ok, _ := path.Match(p.CollectionGlob, coll.Name); ok && coll.State == fsmpb.CollectionState_COLLECTION_STATE_ACTIVE {
+				if len(colls) == MaxPolicyCollections {
+					beyond++
+					continue
+				}
 				colls = append(colls, coll)
 			}
 		}
-		return colls, nil
+		if beyond > 0 {
+			missing = append(missing, &fsmpb.PolicyRunResult{Collection: p.CollectionGlob,
+				Error: fmt.Sprintf("%d more collections match %q beyond the %d a run takes; they were not snapshotted: narrow the glob or split the policy", beyond, p.CollectionGlob, MaxPolicyCollections)})
+		}
+		return colls, missing
 	}
 	names := slices.Clone(p.Collections)
 	slices.Sort(names)
@@ -360,6 +391,9 @@ func applyPolicyRun(c *applyCtx, cmd *fsmpb.PolicyRun) (proto.Message, error) {
 		case cmd.Due > c.now:
 			return nil, preconditionf("due time %s of policy %q is in the future", fmtTime(cmd.Due), p.Name)
 		}
+	}
+	if cmd.LeaderError != "" {
+		return c.failPolicyRun(p, cmd)
 	}
 	if err := ValidateSnapshotName(cmd.SnapshotName); err != nil {
 		return nil, err
@@ -421,11 +455,31 @@ func applyPolicyRun(c *applyCtx, cmd *fsmpb.PolicyRun) (proto.Message, error) {
 	if len(failed) > 0 {
 		n.Status.SnapshotsFailed += uint64(len(failed))
 		n.Status.LastFailureAt = c.now
-		n.Status.LastFailure = truncate(fmt.Sprintf("run for %s: %d failed: %s", dueName(cmd.Due, c.now), len(failed), strings.Join(failed, "; ")), MaxDescriptionBytes)
+		n.Status.LastFailure = truncate(fmt.Sprintf("the %s: %d failed: %s", runName(cmd.Due, c.now), len(failed), strings.Join(failed, "; ")), MaxDescriptionBytes)
 	}
 	c.t.policies.put(n)
 	resp.Policy = n
 	return resp, nil
+}
+
+// failPolicyRun records a run the leader could not take: the due time is used up and
+// the reason is the policy's last failure.
+func (c *applyCtx) failPolicyRun(p *fsmpb.Policy, cmd *fsmpb.PolicyRun) (proto.Message, error) {
+	if cmd.Due == 0 {
+		return nil, invalidf("a run on request is not recorded as failed: answer the caller instead")
+	}
+	n := proto.CloneOf(p)
+	if n.Status == nil {
+		n.Status = &fsmpb.PolicyStatus{}
+	}
+	n.LastDue = cmd.Due
+	n.Status.Runs++
+	n.Status.LastRunAt, n.Status.LastRunDue = c.now, cmd.Due
+	n.Status.SnapshotsFailed++
+	n.Status.LastFailureAt = c.now
+	n.Status.LastFailure = truncate(fmt.Sprintf("the %s: the leader could not take it: %s", runName(cmd.Due, c.now), cmd.LeaderError), MaxDescriptionBytes)
+	c.t.policies.put(n)
+	return &fsmpb.PolicyRunResponse{Policy: n}, nil
 }
 
 func policyTarget(p *fsmpb.Policy) string {
@@ -435,11 +489,12 @@ func policyTarget(p *fsmpb.Policy) string {
 	return strings.Join(p.Collections, ", ")
 }
 
-func dueName(due, now int64) string {
+// runName names a run in messages: "run for due time T" or "run on request at T".
+func runName(due, now int64) string {
 	if due == 0 {
-		return "a run on request at " + fmtTime(now)
+		return "run on request at " + fmtTime(now)
 	}
-	return "due time " + fmtTime(due)
+	return "run for due time " + fmtTime(due)
 }
 
 func fmtTime(ns int64) string {
@@ -528,6 +583,8 @@ func (r reader) retentionPlan(p *fsmpb.Policy, now int64) []RetentionDecision {
 				d.Reason = fmt.Sprintf("kept: held (%s)", holdText(h))
 			case r.restoreReading(s.Id) != nil:
 				d.Reason = fmt.Sprintf("kept: job %d reads it", r.restoreReading(s.Id).Id)
+			case p.ExportRepository != "" && s.PolicyExportJob == 0:
+				d.Reason = fmt.Sprintf("kept: not exported to %q yet", p.ExportRepository)
 			default:
 				d.Delete = true
 				kept--
@@ -685,3 +742,132 @@ func (v *View) EachPolicySnapshot(policyID uint64, fn func(*fsmpb.Snapshot) bool
 
 // ActiveHold is the hold that keeps s from being dropped at now, if any.
 func ActiveHold(s *fsmpb.Snapshot, now int64) *fsmpb.SnapshotHold { return activeHold(s, now) }
+
+func applyPolicyExport(c *applyCtx, cmd *fsmpb.PolicyExport) (proto.Message, error) {
+	p, err := c.policy(cmd.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if p.ExportRepository == "" {
+		return nil, preconditionf("policy %q exports to no repository", p.Name)
+	}
+	s, err := c.snapshotByID(cmd.SnapshotId)
+	if err != nil {
+		return nil, err
+	}
+	if s.PolicyId != p.Id {
+		return nil, preconditionf("snapshot %q was not taken by policy %q", s.Name, p.Name)
+	}
+	if s.PolicyExportJob != 0 {
+		return nil, preconditionf("snapshot %q was exported by its policy already (job %d)", s.Name, s.PolicyExportJob)
+	}
+	begin := &fsmpb.ExportBegin{Database: s.DatabaseName, Collection: s.CollectionName, Snapshot: s.Name,
+		Repository: p.ExportRepository, RepositorySnapshot: cmd.RepositorySnapshot, MaxAttempts: cmd.MaxAttempts}
+	if err := ValidateRepositorySnapshotID(begin.RepositorySnapshot); err != nil {
+		return nil, err
+	}
+	if begin.MaxAttempts > MaxRestoreAttempts {
+		return nil, invalidf("max attempts %d is over the limit of %d", begin.MaxAttempts, MaxRestoreAttempts)
+	}
+	if _, err := c.writableRepository(p.ExportRepository); err != nil {
+		return nil, err
+	}
+	resp, err := c.beginExport(s, begin)
+	if err != nil {
+		return nil, err
+	}
+	next := proto.CloneOf(s)
+	next.PolicyExportJob = resp.Job.Id
+	c.t.snapshots.put(next)
+	n := proto.CloneOf(p)
+	if n.Status == nil {
+		n.Status = &fsmpb.PolicyStatus{}
+	}
+	n.Status.ExportsStarted++
+	n.Status.LastExportAt = c.now
+	c.t.policies.put(n)
+	return resp, nil
+}
+
+func applyPolicyExportsExpired(c *applyCtx, cmd *fsmpb.PolicyExportsExpired) (proto.Message, error) {
+	p, err := c.policy(cmd.Policy)
+	if err != nil {
+		return nil, err
+	}
+	n := proto.CloneOf(p)
+	if n.Status == nil {
+		n.Status = &fsmpb.PolicyStatus{}
+	}
+	n.Status.ExportsExpired += uint64(cmd.Count)
+	n.Status.LastExportExpiryAt = c.now
+	c.t.policies.put(n)
+	return &fsmpb.PolicyResponse{Policy: n}, nil
+}
+
+// ExportRetentionPlan decides, at time now, which of a repository's index entries the
+// policy's export retention expires: the entries this cluster exported for the policy
+// (by its label and the source cluster), per source collection, by the same rules as
+// the retention of its snapshots (oldest first by creation; never below the minimum).
+// busy names entries a job reads (kept).
+func ExportRetentionPlan(p *fsmpb.Policy, entries []ExportedEntry, now int64, busy func(id string) bool) []ExportDecision {
+	ret := p.ExportRetention
+	byCollection := map[uint64][]ExportedEntry{}
+	var order []uint64
+	for _, e := range entries {
+		if _, ok := byCollection[e.CollectionID]; !ok {
+			order = append(order, e.CollectionID)
+		}
+		byCollection[e.CollectionID] = append(byCollection[e.CollectionID], e)
+	}
+	var out []ExportDecision
+	for _, coll := range order {
+		list := byCollection[coll]
+		slices.SortStableFunc(list, func(a, b ExportedEntry) int { return cmpInt64(a.CreatedAt, b.CreatedAt) })
+		kept := len(list)
+		for i, e := range list {
+			newer := len(list) - 1 - i
+			d := ExportDecision{Entry: e}
+			age := now - e.CreatedAt
+			expired := ret != nil && ret.ExpireAfter > 0 && age >= ret.ExpireAfter
+			excess := ret != nil && ret.MaxCount > 0 && newer >= int(ret.MaxCount)
+			switch {
+			case !expired && !excess:
+				d.Reason = "kept: within the export retention"
+			case ret.MinCount > 0 && kept <= int(ret.MinCount):
+				d.Reason = fmt.Sprintf("kept: the minimum of %d", ret.MinCount)
+			case busy(e.ID):
+				d.Reason = "kept: a job reads it"
+			default:
+				d.Delete = true
+				kept--
+				d.Reason = "expired"
+			}
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// ExportedEntry is what the export retention needs of a repository index entry.
+type ExportedEntry struct {
+	ID           string
+	CollectionID uint64
+	CreatedAt    int64
+}
+
+// ExportDecision is what the export retention does with one entry.
+type ExportDecision struct {
+	Entry  ExportedEntry
+	Delete bool
+	Reason string
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

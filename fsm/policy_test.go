@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -57,6 +58,7 @@ func TestPolicyValidation(t *testing.T) {
 		{"no time in template", func(p *fsmpb.Policy) { p.NameTemplate = "nightly" }, "no time in braces"},
 		{"unclosed template", func(p *fsmpb.Policy) { p.NameTemplate = "n-{2006" }, "without its '}'"},
 		{"bad rendered name", func(p *fsmpb.Policy) { p.NameTemplate = "n {2006}" }, "not a valid snapshot name"},
+		{"space on single-digit days", func(p *fsmpb.Policy) { p.NameTemplate = "n-{_2}" }, "not a valid snapshot name"},
 		{"reserved label", func(p *fsmpb.Policy) { p.Labels = map[string]string{PolicyLabel: "x"} }, "set by snapkeep"},
 		{"min over max", func(p *fsmpb.Policy) { p.Retention = &fsmpb.PolicyRetention{MinCount: 5, MaxCount: 2} }, "must not exceed"},
 		{"negative age", func(p *fsmpb.Policy) { p.Retention = &fsmpb.PolicyRetention{ExpireAfter: -1} }, "expire-after"},
@@ -315,4 +317,35 @@ func (h *harness) snapshotByID(id uint64) *fsmpb.Snapshot {
 	s, err := h.f.View().Snapshot(id)
 	require.NoError(h.t, err)
 	return s
+}
+
+func TestPolicyRunLimitsAndLeaderErrors(t *testing.T) {
+	h := newHarness(t)
+	for i := 0; i < MaxPolicyCollections+2; i++ {
+		h.ok(&fsmpb.CreateCollection{Name: fmt.Sprintf("c%04d", i)}, nil)
+	}
+	h.ok(&fsmpb.PolicyPut{Policy: testPolicy("all"), Create: true}, nil)
+	h.now += 3600 * second
+	resp := h.run("all", h.now)
+	taken, failed := 0, 0
+	for _, r := range resp.Results {
+		if r.Error == "" {
+			taken++
+		} else {
+			failed++
+			require.Contains(t, r.Error, "2 more collections match")
+		}
+	}
+	require.Equal(t, MaxPolicyCollections, taken)
+	require.Equal(t, 1, failed)
+
+	// A run the leader could not take uses the due time up and says why.
+	h.now += 3600 * second
+	p := h.policy("all")
+	var out fsmpb.PolicyRunResponse
+	h.ok(&fsmpb.PolicyRun{Policy: "all", Revision: p.Revision, Due: h.now, LeaderError: `time zone "Mars/Olympus": unknown`}, &out)
+	require.Equal(t, h.now, out.Policy.LastDue)
+	require.Contains(t, out.Policy.Status.LastFailure, "Mars/Olympus")
+	require.Equal(t, p.Status.SnapshotsFailed+1, out.Policy.Status.SnapshotsFailed)
+	h.fails(codeInvalid, &fsmpb.PolicyRun{Policy: "all", Revision: p.Revision, LeaderError: "x"})
 }

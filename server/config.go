@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/server/membership"
 	"github.com/snapkeep/snapkeep/server/repostore"
@@ -350,4 +351,10 @@ type Failpoints struct {
 	// BeforeRestoreReport runs on the executing node after it copied a leased batch,
 	// before it reports it.
 	BeforeRestoreReport func(ctx context.Context, jobID, leaseID uint64) error
+	// BeforePolicyRun runs before the leader proposes a policy's scheduled run;
+	// AfterPolicyRun once that proposal returned (err), before the leader acts on its
+	// result; BeforePolicyRetain before it proposes a policy's retention.
+	BeforePolicyRun    func(ctx context.Context, cmd *fsmpb.PolicyRun) error
+	AfterPolicyRun     func(ctx context.Context, cmd *fsmpb.PolicyRun, err error) error
+	BeforePolicyRetain func(ctx context.Context, policy string) error
 }

@@ -111,6 +111,7 @@ func (n *Node) leaderDuties() []duty.Loop {
 		n.finisher.Loop(),
 		n.coord.Loop(),
 		n.policies.Loop(),
+		n.policies.ExportLoop(),
 	}
 	if !n.cfg.GCDisabled {
 		loops = append(loops, n.gc.Loop())

@@ -108,7 +108,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	}, []string{"kind"})
 	m.policyProposals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_policy_proposals_total",
-		Help: "Policy work this node proposed as leader, by kind (run: a scheduled run; retain: a retention with something to expire) and outcome (ok; refused: already run or changed meanwhile; error).",
+		Help: "Policy work this node did as leader, by kind (run: a scheduled run; retain: a retention with something to expire; export: an export of a policy's snapshot started; export-retain: exported copies removed from a repository) and outcome (ok; refused: already run or changed meanwhile; error).",
 	}, []string{"kind", "outcome"})
 	m.gcRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_gc_runs_total",
@@ -448,7 +448,7 @@ var dutyNames = []string{
 	// every node (startNodeDuties)
 	"leadership", "register-node", "health", "restore-watch", "restore-executor", "membership",
 	// the leader (leaderDuties)
-	"allocation-expiry", "finisher", "restore-coordinator", "policies", "gc", "backup",
+	"allocation-expiry", "finisher", "restore-coordinator", "policies", "policy-exports", "gc", "backup",
 }
 
 func (m *nodeMetrics) policyRan(kind, outcome string) {

@@ -38,8 +38,8 @@ import (
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
-	"github.com/snapkeep/snapkeep/server/policy"
 	"github.com/snapkeep/snapkeep/server/membership"
+	"github.com/snapkeep/snapkeep/server/policy"
 	"github.com/snapkeep/snapkeep/server/repostore"
 )
 

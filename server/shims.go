@@ -12,6 +12,7 @@ import (
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/gc"
+	"github.com/snapkeep/snapkeep/manifest/repository"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/restore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
@@ -79,12 +80,33 @@ func (s policyShim) Propose(ctx context.Context, requestID string, cmd, resp pro
 func (s policyShim) SnapshotsTaken()   { s.n.finisher.Kick() }
 func (s policyShim) SnapshotsDropped() { s.n.gc.Kick() }
 
+// The policies' exports go through the public services' repository code (reading
+// and updating a repository's index, the repository GC with its hold).
+func (s policyShim) RepositoryIndex(ctx context.Context, name string) ([]repository.Entry, error) {
+	return s.n.api.RepositoryIndex(ctx, name)
+}
+func (s policyShim) DeleteRepositorySnapshots(ctx context.Context, name string, ids []string) (int, error) {
+	return s.n.api.DeleteRepositorySnapshots(ctx, name, ids)
+}
+func (s policyShim) CollectRepository(ctx context.Context, name string) error {
+	_, err := s.n.api.CollectRepository(ctx, name)
+	return err
+}
+func (s policyShim) ExportsStarted() { s.n.kickRestores() }
+
 func (n *Node) newPolicyScheduler() *policy.Scheduler {
-	return policy.New(policyShim{dutyShim{n}}, policy.Config{
-		MaxPerCollection: n.cfg.SnapshotsPerCollection,
-		PendingTimeout:   n.cfg.SnapshotPendingTimeout,
-		Logger:           n.logger.With("component", "policies"),
-		Ran:              n.metrics.policyRan,
+	var hooks policy.Hooks
+	if fp := n.cfg.Failpoints; fp != nil {
+		hooks = policy.Hooks{BeforeRun: fp.BeforePolicyRun, AfterRun: fp.AfterPolicyRun, BeforeRetain: fp.BeforePolicyRetain}
+	}
+	shim := policyShim{dutyShim{n}}
+	return policy.New(shim, shim, policy.Config{
+		MaxPerCollection:  n.cfg.SnapshotsPerCollection,
+		PendingTimeout:    n.cfg.SnapshotPendingTimeout,
+		ExportMaxAttempts: n.cfg.RestoreMaxAttempts,
+		Logger:            n.logger.With("component", "policies"),
+		Ran:               n.metrics.policyRan,
+		Hooks:             hooks,
 	})
 }
 

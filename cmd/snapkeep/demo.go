@@ -15,6 +15,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/client/datagen"
+	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/filelist"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -33,6 +34,12 @@ const (
 	demoRestored        = "demo_docs_restored"
 	demoMilvus          = "demo_milvus"
 	demoMilvusRestored  = "demo_milvus_restored"
+	demoPolicy          = "demo-every-1s"
+	demoPolicyTemplate  = "demo-{2006.01.02-15.04.05}"
+	demoPolicyEvery     = time.Second
+	// demoPolicyWait bounds each wait for the policy: its scheduled snapshots come
+	// every second and the retention looks every second.
+	demoPolicyWait = 30 * time.Second
 )
 
 // demoPartitions receive the generated segments, this many each.
@@ -57,8 +64,9 @@ const demoSchema = `{"fields":[` +
 // compacts two segments into a new one, drops another, prints the resulting catalog,
 // shows that the snapshot still describes (and protects) the original files, and
 // restores it into a new collection whose files it checks against the originals;
-// then it makes garbage the snapshot does not need and collects it. It returns the first
-// failure. `snapkeep dev --demo` calls it.
+// then it makes garbage the snapshot does not need and collects it; last, a policy
+// snapshots the collection every second and its retention expires the oldest. It returns
+// the first failure. `snapkeep dev --demo` calls it.
 func runDemo(ctx context.Context, cl *client.Client, store objstore.Store, out io.Writer) error {
 	d := &demo{cl: cl, store: store, out: out}
 	steps := []struct {
@@ -78,6 +86,7 @@ func runDemo(ctx context.Context, cl *client.Client, store objstore.Store, out i
 		{"more churn after the snapshot", d.churn},
 		{"collect garbage", d.collectGarbage},
 		{"a Milvus-layout collection next to it: " + demoMilvus, d.milvusLayout},
+		{"a policy: " + demoCollection + " snapshotted every 1s, the retention keeps 1", d.policy},
 	}
 	start := time.Now()
 	for _, step := range steps {
@@ -665,4 +674,117 @@ func (d *demo) showCatalog(ctx context.Context) error {
 			flushed, dropped, wantFlushed, d.compacted)
 	}
 	return nil
+}
+
+// policy creates a policy that snapshots the demo collection every second and keeps the
+// newest; it waits for a scheduled snapshot to commit and shows it, then for the
+// retention to expire one and shows the policy's status, and disables the policy so
+// the cluster goes quiet after the demo.
+func (d *demo) policy(ctx context.Context) error {
+	// A dev cluster may keep data between runs: start from a new policy.
+	if resp, err := d.cl.DeletePolicy(ctx, demoPolicy); err != nil {
+		return fmt.Errorf("delete the policy left by an earlier run: %w", err)
+	} else if resp.GetExisted() {
+		fmt.Fprintf(d.out, "deleted policy %s left by an earlier run\n", demoPolicy)
+	}
+	created, err := d.cl.CreatePolicy(ctx, client.NewPolicyOption(demoPolicy, demoPolicyTemplate).
+		WithCollections(demoCollection).WithInterval(demoPolicyEvery).
+		WithRetention(0, 1, 1).WithRetentionInterval(time.Second).
+		WithDescription("taken by the demo's policy"))
+	if err != nil {
+		return err
+	}
+	p := created.GetPolicy()
+	fmt.Fprintf(d.out, "created policy %s (id %d): %s, named %s, %s; next run %s\n",
+		p.GetName(), p.GetId(), policySchedule(p), p.GetNameTemplate(), policyRetention(p), policyNextRun(p))
+
+	snaps, err := d.waitPolicy(ctx, p.GetId(), "a scheduled snapshot committed", func(_ *snapkeepv1.Policy, snaps []*snapkeepv1.Snapshot) bool {
+		return slices.ContainsFunc(snaps, func(s *snapkeepv1.Snapshot) bool {
+			return s.GetState() == snapkeepv1.SnapshotState_SNAPSHOT_STATE_COMMITTED && s.GetPolicyDueUnixMs() != 0
+		})
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "the leader took a scheduled snapshot (snapkeep snapshot list --label %s=%s):\n", fsm.PolicyLabel, demoPolicy)
+	if err := printSnapshots(d.out, snaps); err != nil {
+		return err
+	}
+
+	var expired *snapkeepv1.Policy
+	snaps, err = d.waitPolicy(ctx, p.GetId(), "a snapshot expired by the retention", func(p *snapkeepv1.Policy, _ []*snapkeepv1.Snapshot) bool {
+		expired = p
+		return p.GetStatus().GetSnapshotsDeleted() >= 1
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "\nwith a second snapshot committed, the retention expired the first (snapkeep policy list):\n")
+	if err := printPolicies(d.out, []*snapkeepv1.Policy{expired}); err != nil {
+		return err
+	}
+	var kept []string
+	for _, s := range snaps {
+		switch s.GetState() {
+		case snapkeepv1.SnapshotState_SNAPSHOT_STATE_DELETING:
+			fmt.Fprintf(d.out, "snapshot %s is deleting: %s\n", s.GetName(), s.GetDeleteReason())
+		case snapkeepv1.SnapshotState_SNAPSHOT_STATE_COMMITTED:
+			kept = append(kept, s.GetName())
+		}
+	}
+	fmt.Fprintf(d.out, "it keeps %s\n", strings.Join(kept, ", "))
+
+	if _, err := d.cl.UpdatePolicy(ctx, client.PolicyOptionFrom(expired).WithEnabled(false), expired.GetRevision()); err != nil {
+		return fmt.Errorf("disable policy %s: %w", demoPolicy, err)
+	}
+	fmt.Fprintf(d.out, "disabled policy %s: no more snapshots (snapkeep policy describe %s)\n", demoPolicy, demoPolicy)
+	return nil
+}
+
+// waitPolicy polls the policy with id and the snapshots it took of the demo
+// collection until done says so, for at most demoPolicyWait; it returns those
+// snapshots.
+func (d *demo) waitPolicy(ctx context.Context, id uint64, what string, done func(*snapkeepv1.Policy, []*snapkeepv1.Snapshot) bool) ([]*snapkeepv1.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, demoPolicyWait)
+	defer cancel()
+	var last *snapkeepv1.Policy
+	gaveUp := func(err error) error {
+		st := last.GetStatus()
+		return fmt.Errorf("policy %s: no %s within %s (runs %d, snapshots taken %d, failed %d, deleted %d; last failure: %s): %w",
+			demoPolicy, what, demoPolicyWait, st.GetRuns(), st.GetSnapshotsTaken(), st.GetSnapshotsFailed(), st.GetSnapshotsDeleted(),
+			orDash(st.GetLastFailure()), err)
+	}
+	for {
+		p, err := d.cl.DescribePolicy(ctx, demoPolicy)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, gaveUp(err)
+			}
+			return nil, err
+		}
+		last = p
+		// By label, and by id: an earlier run's policy of the same name labelled its
+		// snapshots alike.
+		var snaps []*snapkeepv1.Snapshot
+		opt := client.NewListSnapshotsOption().WithCollection(demoCollection).WithLabel(fsm.PolicyLabel, demoPolicy)
+		for s, err := range d.cl.ListAllSnapshots(ctx, opt) {
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, gaveUp(err)
+				}
+				return nil, err
+			}
+			if s.GetPolicyId() == id {
+				snaps = append(snaps, s)
+			}
+		}
+		if done(p, snaps) {
+			return snaps, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, gaveUp(ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -44,7 +44,8 @@ func newDemoEnv(t *testing.T) *demoEnv {
 
 func TestDemoRunsAndLeavesTheExpectedCatalog(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// Each run waits for three of the policy's snapshots, 2 s apart.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	env := newDemoEnv(t)
 
@@ -60,7 +61,8 @@ func TestDemoRunsAndLeavesTheExpectedCatalog(t *testing.T) {
 		"verify segments against the bucket", "snapshot the collection as demo_nightly", "compact two segments into one",
 		"drop a segment", "show the catalog", "check that the snapshot still describes the original files",
 		"restore the snapshot into demo_docs_restored", "more churn after the snapshot", "collect garbage",
-		"a Milvus-layout collection next to it: demo_milvus"} {
+		"a Milvus-layout collection next to it: demo_milvus",
+		"a policy: demo_docs snapshotted every 1s, the retention keeps 1"} {
 		require.Contains(t, text, "==> "+step+"\n")
 	}
 	require.Contains(t, text, "read back 24 files of 6 segments")
@@ -82,6 +84,19 @@ func TestDemoRunsAndLeavesTheExpectedCatalog(t *testing.T) {
 	require.Regexp(t, `(?m)^  segment \d+ -> \d+$`, text)
 	require.Regexp(t, `copied and read back intact: \w+/bm25_stats/\d+/\d+/\d+/104/\d+`, text)
 
+	// The policy: a scheduled snapshot, committed, then an expiry by the retention.
+	require.Regexp(t, `created policy demo-every-1s \(id \d+\): every 1s, named demo-\{2006\.01\.02-15\.04\.05\}, `+
+		`keep at most 1, keep at least 1 per collection; checked every 1s; next run \d{4}-\S+\n`, text)
+	require.Regexp(t, `(?m)^\d+\s+demo_docs\s+demo-\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d\s+committed\s+\S+\s+5\s+18\s+1\.5 MiB\s+-\s+demo-every-1s\s+snapkeep\.policy=demo-every-1s$`, text,
+		"a scheduled snapshot of the collection's 5 flushed segments, by the policy")
+	require.Regexp(t, `(?m)^demo-every-1s\s+every 1s\s+yes\s+\S+\s+\S+\s+-\s+\d+/0/[1-9]\d*$`, text,
+		"the policy's status line: snapshots taken, none failed, some deleted by the retention")
+	require.Regexp(t, `\nit keeps demo-\S+(, demo-\S+)+\n`, text, "the newest 2 (a fourth may have come meanwhile)")
+	require.Contains(t, text, "disabled policy demo-every-1s: no more snapshots")
+	policy, err := env.cl.DescribePolicy(ctx, "demo-every-1s")
+	require.NoError(t, err)
+	require.False(t, policy.GetEnabled())
+
 	// Every file the catalog lists, for flushed and dropped segments alike, is in the
 	// bucket and intact: GC reclaimed the garbage made after the snapshot, records and
 	// all, and kept what the snapshot pins.
@@ -98,6 +113,7 @@ func TestDemoRunsAndLeavesTheExpectedCatalog(t *testing.T) {
 	var again bytes.Buffer
 	require.NoError(t, runDemo(ctx, env.cl, env.store, &again), again.String())
 	require.Contains(t, again.String(), "dropped demo_docs left by an earlier run")
+	require.Contains(t, again.String(), "deleted policy demo-every-1s left by an earlier run")
 	catalog := func(s string) string {
 		s = s[strings.Index(s, "==> show the catalog"):strings.Index(s, "==> check that the snapshot")]
 		s = regexp.MustCompile(`\d+`).ReplaceAllString(s, "N")

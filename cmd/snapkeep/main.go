@@ -114,6 +114,7 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.indexCmd(),
 		a.segmentCmd(),
 		a.snapshotCmd(),
+		a.policyCmd(), // cmd/snapkeep/policy.go
 		a.manifestCmd(),
 		a.restoreCmd(),
 		a.repositoryCmd(), // cmd/snapkeep/repository.go

@@ -374,7 +374,7 @@ func TestRootCommandTree(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	for _, want := range []string{"cluster", "database", "collection", "partition", "index", "segment", "generate", "repository"} {
+	for _, want := range []string{"cluster", "database", "collection", "partition", "index", "segment", "generate", "repository", "policy"} {
 		require.Contains(t, names, want)
 	}
 	for _, flag := range []string{"endpoints", "output", "timeout"} {

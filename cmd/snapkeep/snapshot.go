@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -159,11 +161,145 @@ work), unique among the collection's pending and committed snapshots.`,
 		},
 	}
 	export := a.snapshotExportCmd(&database)
-	for _, c := range []*cobra.Command{create, list, describe, drop, export} {
+	holdAdd, holdRemove := a.snapshotHoldCmds(&database)
+	for _, c := range []*cobra.Command{create, list, describe, drop, export, holdAdd, holdRemove} {
 		c.Flags().StringVar(&database, "database", "", "the collection's database (default \"default\")")
 	}
-	cmd.AddCommand(create, list, describe, drop, export)
+	hold := groupCmd("hold", "Keep a snapshot from being dropped or expired: add and remove holds")
+	hold.Long = `A hold keeps a committed snapshot: nobody can drop it, and no policy's retention
+expires it, while the hold stands. A hold --until a time is a retention lock: before
+then nobody, admins included, can drop the snapshot or remove the hold. Holds show in
+snapshot describe and snapshot list.`
+	hold.AddCommand(holdAdd, holdRemove)
+	cmd.AddCommand(create, list, describe, drop, export, hold)
 	return cmd
+}
+
+// snapshotHoldCmds are snapshot hold add and remove; database is the group's
+// --database.
+func (a *app) snapshotHoldCmds(database *string) (add, remove *cobra.Command) {
+	var reason, until string
+	add = &cobra.Command{
+		Use:   "add COLLECTION SNAPSHOT --reason R [--until TIME]",
+		Short: "Hold a committed snapshot (prints the hold's id)",
+		Long: `Hold the committed snapshot SNAPSHOT of COLLECTION for --reason: while the hold
+stands nobody can drop it and no retention expires it. Without --until the hold
+stands until removed (snapkeep snapshot hold remove, an admin's command). With --until
+TIME — RFC 3339 (2027-01-31T00:00:00Z) or a duration from now (720h, 30d) — nobody,
+admins included, can drop the snapshot or remove the hold before then; afterwards the
+hold no longer holds.`,
+		Args: exactArgs("COLLECTION", "SNAPSHOT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageErrorf("--reason is required: why the snapshot is held")
+			}
+			opt := client.NewSnapshotHoldOption(args[0], args[1], reason).WithDatabase(*database)
+			if until != "" {
+				t, err := parseUntil(until, time.Now())
+				if err != nil {
+					return usageErrorf("--until: %w", err)
+				}
+				opt.WithUntil(t)
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				resp, err := cl.AddSnapshotHold(ctx, opt)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if a.json() {
+					return writeJSON(out, resp)
+				}
+				h := resp.GetHold()
+				if h.GetUntilUnixMs() == 0 {
+					_, err = fmt.Fprintf(out, "Added hold %d to snapshot %q of %q, until removed: snapkeep snapshot hold remove %s %s %d\n",
+						h.GetId(), args[1], args[0], args[0], args[1], h.GetId())
+					return err
+				}
+				_, err = fmt.Fprintf(out, "Added hold %d to snapshot %q of %q, until %s: nobody, admins included, can drop the snapshot or remove the hold before then.\n",
+					h.GetId(), args[1], args[0], timestamp(h.GetUntilUnixMs()))
+				return err
+			})
+		},
+	}
+	add.Flags().StringVar(&reason, "reason", "", "why the snapshot is held (required)")
+	add.Flags().StringVar(&until, "until", "", "hold until `TIME`, RFC 3339 or a duration from now (720h, 30d); nobody can remove the hold before then")
+
+	remove = &cobra.Command{
+		Use:   "remove COLLECTION SNAPSHOT HOLD_ID",
+		Short: "Remove a hold (refused before the hold's until)",
+		Args:  exactArgs("COLLECTION", "SNAPSHOT", "HOLD_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseUint(args[2], 10, 64)
+			if err != nil || id == 0 {
+				return usageErrorf("HOLD_ID %q is not a hold id (a positive number; snapkeep snapshot describe shows them)", args[2])
+			}
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				snap, err := cl.RemoveSnapshotHold(ctx, *database, args[0], args[1], id)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if a.json() {
+					return writeJSON(out, &snapkeepv1.RemoveSnapshotHoldResponse{Snapshot: snap})
+				}
+				still := "it is no longer held"
+				if held := heldText(snap); held != "-" {
+					still = "it is still " + held
+				}
+				_, err = fmt.Fprintf(out, "Removed hold %d from snapshot %q of %q; %s.\n", id, args[1], args[0], still)
+				return err
+			})
+		},
+	}
+	return add, remove
+}
+
+// parseUntil reads a hold's until: an RFC 3339 time, or a duration from now.
+func parseUntil(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, strings.TrimSpace(s)); err == nil {
+		return t, nil
+	}
+	d, err := parseDuration(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor a duration from now (720h, 30d)", s)
+	}
+	if d <= 0 {
+		return time.Time{}, fmt.Errorf("%q: want a time to come", s)
+	}
+	return now.Add(d), nil
+}
+
+// heldText says whether a snapshot is held: "held" (until removed), "held until
+// TIME" (the latest until of its active holds), or "-".
+func heldText(s *snapkeepv1.Snapshot) string {
+	var until int64
+	held := false
+	for _, h := range s.GetHolds() {
+		if !h.GetActive() {
+			continue
+		}
+		if h.GetUntilUnixMs() == 0 {
+			return "held"
+		}
+		held, until = true, max(until, h.GetUntilUnixMs())
+	}
+	if !held {
+		return "-"
+	}
+	return "held until " + timestamp(until)
+}
+
+// snapshotPolicy names the policy that took a snapshot: its name, "(deleted)" when it
+// is gone, or "-" for a snapshot taken on request.
+func snapshotPolicy(s *snapkeepv1.Snapshot) string {
+	switch {
+	case s.GetPolicy() != "":
+		return s.GetPolicy()
+	case s.GetPolicyId() != 0:
+		return "(deleted)"
+	}
+	return "-"
 }
 
 // snapshotExportCmd is snapshot export; database is the group's --database.
@@ -230,7 +366,7 @@ completes.`,
 
 // printSnapshots writes a table of snapshots.
 func printSnapshots(w io.Writer, snaps []*snapkeepv1.Snapshot) error {
-	t := newTable(w, "ID", "COLLECTION", "NAME", "STATE", "CREATED", "SEGMENTS", "FILES", "SIZE", "LABELS")
+	t := newTable(w, "ID", "COLLECTION", "NAME", "STATE", "CREATED", "SEGMENTS", "FILES", "SIZE", "HELD", "POLICY", "LABELS")
 	for _, s := range snaps {
 		coll := s.GetCollection()
 		if s.GetCollectionDropped() {
@@ -238,9 +374,30 @@ func printSnapshots(w io.Writer, snaps []*snapkeepv1.Snapshot) error {
 		}
 		sum := s.GetSummary()
 		t.row(s.GetId(), coll, s.GetName(), enumName(s.GetState()), timestamp(s.GetCreatedAtUnixMs()),
-			sum.GetSegments(), sum.GetFiles(), humanBytes(sum.GetBytes()), orDash(keyValueList(s.GetLabels())))
+			sum.GetSegments(), sum.GetFiles(), humanBytes(sum.GetBytes()), heldText(s), snapshotPolicy(s), orDash(keyValueList(s.GetLabels())))
 	}
 	return t.flush()
+}
+
+// heldSummary says in a line whether a snapshot is held, and by how many holds.
+func heldSummary(s *snapkeepv1.Snapshot) string {
+	active := 0
+	for _, h := range s.GetHolds() {
+		if h.GetActive() {
+			active++
+		}
+	}
+	switch {
+	case active == 0 && len(s.GetHolds()) == 0:
+		return "no"
+	case active == 0:
+		return fmt.Sprintf("no (%d expired holds)", len(s.GetHolds()))
+	}
+	until := "until removed"
+	if held := heldText(s); held != "held" {
+		until = strings.TrimPrefix(held, "held ")
+	}
+	return fmt.Sprintf("yes, %s (%d active holds): it cannot be dropped or expired", until, active)
 }
 
 // printSnapshot writes one snapshot in detail.
@@ -260,6 +417,19 @@ func printSnapshot(w io.Writer, s *snapkeepv1.Snapshot) error {
 	}
 	t.row("Description:", orDash(s.GetDescription()))
 	t.row("Labels:", orDash(keyValueList(s.GetLabels())))
+	if s.GetPolicyId() != 0 {
+		policy := s.GetPolicy()
+		if policy == "" {
+			policy = fmt.Sprintf("a deleted policy (id %d)", s.GetPolicyId())
+		}
+		if s.GetPolicyDueUnixMs() != 0 {
+			policy += ", due " + timestamp(s.GetPolicyDueUnixMs())
+		} else {
+			policy += ", run on request"
+		}
+		t.row("Policy:", policy)
+	}
+	t.row("Held:", heldSummary(s))
 	t.row("Captured at:", fmt.Sprintf("log index %d, %s", s.GetCapturedIndex(), timestamp(s.GetCreatedAtUnixMs())))
 	if s.GetCommittedAtUnixMs() != 0 {
 		t.row("Committed:", timestamp(s.GetCommittedAtUnixMs()))
@@ -277,6 +447,23 @@ func printSnapshot(w io.Writer, s *snapkeepv1.Snapshot) error {
 	t.row("Properties:", orDash(keyValueList(s.GetProperties())))
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if len(s.GetHolds()) > 0 {
+		fmt.Fprintln(w)
+		t = newTable(w, "HOLD", "REASON", "UNTIL", "STATE", "ADDED")
+		for _, h := range s.GetHolds() {
+			until, state := "until removed", "active"
+			if h.GetUntilUnixMs() != 0 {
+				until = timestamp(h.GetUntilUnixMs())
+			}
+			if !h.GetActive() {
+				state = "expired"
+			}
+			t.row(h.GetId(), h.GetReason(), until, state, timestamp(h.GetAddedAtUnixMs()))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
 	}
 	if len(s.GetPartitions()) > 0 {
 		fmt.Fprintln(w)

@@ -731,6 +731,8 @@ const (
 	CommandType_COMMAND_TYPE_POLICY_RETAIN          CommandType = 46
 	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_ADD      CommandType = 47
 	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE   CommandType = 48
+	CommandType_COMMAND_TYPE_POLICY_EXPORT          CommandType = 49
+	CommandType_COMMAND_TYPE_POLICY_EXPORTS_EXPIRED CommandType = 50
 )
 
 // Enum value maps for CommandType.
@@ -785,6 +787,8 @@ var (
 		46: "COMMAND_TYPE_POLICY_RETAIN",
 		47: "COMMAND_TYPE_SNAPSHOT_HOLD_ADD",
 		48: "COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE",
+		49: "COMMAND_TYPE_POLICY_EXPORT",
+		50: "COMMAND_TYPE_POLICY_EXPORTS_EXPIRED",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":            0,
@@ -836,6 +840,8 @@ var (
 		"COMMAND_TYPE_POLICY_RETAIN":          46,
 		"COMMAND_TYPE_SNAPSHOT_HOLD_ADD":      47,
 		"COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE":   48,
+		"COMMAND_TYPE_POLICY_EXPORT":          49,
+		"COMMAND_TYPE_POLICY_EXPORTS_EXPIRED": 50,
 	}
 )
 
@@ -2060,9 +2066,11 @@ type Snapshot struct {
 	PolicyDue int64  `protobuf:"varint,29,opt,name=policy_due,json=policyDue,proto3" json:"policy_due,omitempty"`
 	// Holds keep a committed snapshot from being dropped, by anyone (retention
 	// included); a hold with an `until` cannot even be removed before then.
-	Holds         []*SnapshotHold `protobuf:"bytes,30,rep,name=holds,proto3" json:"holds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Holds []*SnapshotHold `protobuf:"bytes,30,rep,name=holds,proto3" json:"holds,omitempty"`
+	// The export its policy started of it (PolicyExport); 0: none yet.
+	PolicyExportJob uint64 `protobuf:"varint,31,opt,name=policy_export_job,json=policyExportJob,proto3" json:"policy_export_job,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -2305,6 +2313,13 @@ func (x *Snapshot) GetHolds() []*SnapshotHold {
 	return nil
 }
 
+func (x *Snapshot) GetPolicyExportJob() uint64 {
+	if x != nil {
+		return x.PolicyExportJob
+	}
+	return 0
+}
+
 type SnapshotHold struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique within the snapshot; from the id space.
@@ -2407,10 +2422,15 @@ type Policy struct {
 	// schedule or of enabled.
 	ScheduleFrom int64 `protobuf:"varint,15,opt,name=schedule_from,json=scheduleFrom,proto3" json:"schedule_from,omitempty"`
 	// The due time of the last scheduled run (0: none yet).
-	LastDue       int64         `protobuf:"varint,16,opt,name=last_due,json=lastDue,proto3" json:"last_due,omitempty"`
-	Status        *PolicyStatus `protobuf:"bytes,17,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastDue int64         `protobuf:"varint,16,opt,name=last_due,json=lastDue,proto3" json:"last_due,omitempty"`
+	Status  *PolicyStatus `protobuf:"bytes,17,opt,name=status,proto3" json:"status,omitempty"`
+	// Export each committed snapshot to this repository (registered, writable), and
+	// expire the exported copies there by export_retention (a retention of the
+	// repository's index entries of this policy, from this cluster).
+	ExportRepository string           `protobuf:"bytes,18,opt,name=export_repository,json=exportRepository,proto3" json:"export_repository,omitempty"`
+	ExportRetention  *PolicyRetention `protobuf:"bytes,19,opt,name=export_retention,json=exportRetention,proto3" json:"export_retention,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -2558,6 +2578,20 @@ func (x *Policy) GetLastDue() int64 {
 func (x *Policy) GetStatus() *PolicyStatus {
 	if x != nil {
 		return x.Status
+	}
+	return nil
+}
+
+func (x *Policy) GetExportRepository() string {
+	if x != nil {
+		return x.ExportRepository
+	}
+	return ""
+}
+
+func (x *Policy) GetExportRetention() *PolicyRetention {
+	if x != nil {
+		return x.ExportRetention
 	}
 	return nil
 }
@@ -2711,8 +2745,15 @@ type PolicyStatus struct {
 	LastFailureAt    int64  `protobuf:"varint,9,opt,name=last_failure_at,json=lastFailureAt,proto3" json:"last_failure_at,omitempty"`
 	LastFailure      string `protobuf:"bytes,10,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
 	LastRetentionAt  int64  `protobuf:"varint,11,opt,name=last_retention_at,json=lastRetentionAt,proto3" json:"last_retention_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Exports of the policy's snapshots started (PolicyExport), and the last time.
+	ExportsStarted uint64 `protobuf:"varint,12,opt,name=exports_started,json=exportsStarted,proto3" json:"exports_started,omitempty"`
+	LastExportAt   int64  `protobuf:"varint,13,opt,name=last_export_at,json=lastExportAt,proto3" json:"last_export_at,omitempty"`
+	// Exported copies the export retention removed from the repository's index
+	// (PolicyExportsExpired), and the last time.
+	ExportsExpired     uint64 `protobuf:"varint,14,opt,name=exports_expired,json=exportsExpired,proto3" json:"exports_expired,omitempty"`
+	LastExportExpiryAt int64  `protobuf:"varint,15,opt,name=last_export_expiry_at,json=lastExportExpiryAt,proto3" json:"last_export_expiry_at,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *PolicyStatus) Reset() {
@@ -2818,6 +2859,34 @@ func (x *PolicyStatus) GetLastFailure() string {
 func (x *PolicyStatus) GetLastRetentionAt() int64 {
 	if x != nil {
 		return x.LastRetentionAt
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetExportsStarted() uint64 {
+	if x != nil {
+		return x.ExportsStarted
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastExportAt() int64 {
+	if x != nil {
+		return x.LastExportAt
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetExportsExpired() uint64 {
+	if x != nil {
+		return x.ExportsExpired
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastExportExpiryAt() int64 {
+	if x != nil {
+		return x.LastExportExpiryAt
 	}
 	return 0
 }
@@ -9017,8 +9086,13 @@ type PolicyRun struct {
 	SnapshotName     string `protobuf:"bytes,4,opt,name=snapshot_name,json=snapshotName,proto3" json:"snapshot_name,omitempty"`
 	MaxPerCollection uint32 `protobuf:"varint,5,opt,name=max_per_collection,json=maxPerCollection,proto3" json:"max_per_collection,omitempty"`
 	PendingTimeout   int64  `protobuf:"varint,6,opt,name=pending_timeout,json=pendingTimeout,proto3" json:"pending_timeout,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Set when the leader cannot take the run (the time zone does not load on it, the
+	// name does not render): the due time is used up and counted as failed with this
+	// reason, so the failure shows in the status instead of a policy that silently
+	// does not run.
+	LeaderError   string `protobuf:"bytes,7,opt,name=leader_error,json=leaderError,proto3" json:"leader_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PolicyRun) Reset() {
@@ -9091,6 +9165,13 @@ func (x *PolicyRun) GetPendingTimeout() int64 {
 		return x.PendingTimeout
 	}
 	return 0
+}
+
+func (x *PolicyRun) GetLeaderError() string {
+	if x != nil {
+		return x.LeaderError
+	}
+	return ""
 }
 
 type PolicyRunResponse struct {
@@ -9425,6 +9506,132 @@ func (x *SnapshotHoldRemove) GetHoldId() uint64 {
 	return 0
 }
 
+// PolicyExport starts the export of a committed snapshot a policy took to the
+// policy's repository (as ExportBegin) and records the job in the snapshot, so each
+// snapshot is exported by its policy once.
+type PolicyExport struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Policy     string                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	SnapshotId uint64                 `protobuf:"varint,2,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// The snapshot's id in the repository (random, chosen by the leader).
+	RepositorySnapshot string `protobuf:"bytes,3,opt,name=repository_snapshot,json=repositorySnapshot,proto3" json:"repository_snapshot,omitempty"`
+	MaxAttempts        uint32 `protobuf:"varint,4,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *PolicyExport) Reset() {
+	*x = PolicyExport{}
+	mi := &file_fsm_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyExport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyExport) ProtoMessage() {}
+
+func (x *PolicyExport) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyExport.ProtoReflect.Descriptor instead.
+func (*PolicyExport) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *PolicyExport) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *PolicyExport) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *PolicyExport) GetRepositorySnapshot() string {
+	if x != nil {
+		return x.RepositorySnapshot
+	}
+	return ""
+}
+
+func (x *PolicyExport) GetMaxAttempts() uint32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+// PolicyExportsExpired records in the policy's status that the leader removed
+// exported copies from the repository's index by the export retention.
+type PolicyExportsExpired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        string                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Count         uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyExportsExpired) Reset() {
+	*x = PolicyExportsExpired{}
+	mi := &file_fsm_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyExportsExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyExportsExpired) ProtoMessage() {}
+
+func (x *PolicyExportsExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyExportsExpired.ProtoReflect.Descriptor instead.
+func (*PolicyExportsExpired) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *PolicyExportsExpired) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *PolicyExportsExpired) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 var File_fsm_proto protoreflect.FileDescriptor
 
 const file_fsm_proto_rawDesc = "" +
@@ -9558,7 +9765,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x124\n" +
 	"\aby_kind\x18\x05 \x03(\v2\x1b.snapkeep.fsm.v1.KindTotalsR\x06byKind\x12!\n" +
-	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xcc\n" +
+	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xf8\n" +
 	"\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
@@ -9600,7 +9807,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\tpolicy_id\x18\x1c \x01(\x04R\bpolicyId\x12\x1d\n" +
 	"\n" +
 	"policy_due\x18\x1d \x01(\x03R\tpolicyDue\x123\n" +
-	"\x05holds\x18\x1e \x03(\v2\x1d.snapkeep.fsm.v1.SnapshotHoldR\x05holds\x1a9\n" +
+	"\x05holds\x18\x1e \x03(\v2\x1d.snapkeep.fsm.v1.SnapshotHoldR\x05holds\x12*\n" +
+	"\x11policy_export_job\x18\x1f \x01(\x04R\x0fpolicyExportJob\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -9611,7 +9819,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05until\x18\x03 \x01(\x03R\x05until\x12\x19\n" +
-	"\badded_at\x18\x04 \x01(\x03R\aaddedAt\"\xba\x05\n" +
+	"\badded_at\x18\x04 \x01(\x03R\aaddedAt\"\xb4\x06\n" +
 	"\x06Policy\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -9632,7 +9840,9 @@ const file_fsm_proto_rawDesc = "" +
 	"updated_at\x18\x0e \x01(\x03R\tupdatedAt\x12#\n" +
 	"\rschedule_from\x18\x0f \x01(\x03R\fscheduleFrom\x12\x19\n" +
 	"\blast_due\x18\x10 \x01(\x03R\alastDue\x125\n" +
-	"\x06status\x18\x11 \x01(\v2\x1d.snapkeep.fsm.v1.PolicyStatusR\x06status\x1a9\n" +
+	"\x06status\x18\x11 \x01(\v2\x1d.snapkeep.fsm.v1.PolicyStatusR\x06status\x12+\n" +
+	"\x11export_repository\x18\x12 \x01(\tR\x10exportRepository\x12K\n" +
+	"\x10export_retention\x18\x13 \x01(\v2 .snapkeep.fsm.v1.PolicyRetentionR\x0fexportRetention\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
@@ -9644,7 +9854,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\fexpire_after\x18\x01 \x01(\x03R\vexpireAfter\x12\x1b\n" +
 	"\tmin_count\x18\x02 \x01(\rR\bminCount\x12\x1b\n" +
 	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\x12\x1a\n" +
-	"\binterval\x18\x04 \x01(\x03R\binterval\"\xa7\x03\n" +
+	"\binterval\x18\x04 \x01(\x03R\binterval\"\xd2\x04\n" +
 	"\fPolicyStatus\x12\x12\n" +
 	"\x04runs\x18\x01 \x01(\x04R\x04runs\x12\x1e\n" +
 	"\vlast_run_at\x18\x02 \x01(\x03R\tlastRunAt\x12 \n" +
@@ -9658,7 +9868,11 @@ const file_fsm_proto_rawDesc = "" +
 	"\x0flast_failure_at\x18\t \x01(\x03R\rlastFailureAt\x12!\n" +
 	"\flast_failure\x18\n" +
 	" \x01(\tR\vlastFailure\x12*\n" +
-	"\x11last_retention_at\x18\v \x01(\x03R\x0flastRetentionAt\"\xd7\x04\n" +
+	"\x11last_retention_at\x18\v \x01(\x03R\x0flastRetentionAt\x12'\n" +
+	"\x0fexports_started\x18\f \x01(\x04R\x0eexportsStarted\x12$\n" +
+	"\x0elast_export_at\x18\r \x01(\x03R\flastExportAt\x12'\n" +
+	"\x0fexports_expired\x18\x0e \x01(\x04R\x0eexportsExpired\x121\n" +
+	"\x15last_export_expiry_at\x18\x0f \x01(\x03R\x12lastExportExpiryAt\"\xd7\x04\n" +
 	"\n" +
 	"Repository\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
@@ -10217,14 +10431,15 @@ const file_fsm_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"[\n" +
 	"\x0ePolicyResponse\x12/\n" +
 	"\x06policy\x18\x01 \x01(\v2\x17.snapkeep.fsm.v1.PolicyR\x06policy\x12\x18\n" +
-	"\aexisted\x18\x02 \x01(\bR\aexisted\"\xcd\x01\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\"\xf0\x01\n" +
 	"\tPolicyRun\x12\x16\n" +
 	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x10\n" +
 	"\x03due\x18\x03 \x01(\x03R\x03due\x12#\n" +
 	"\rsnapshot_name\x18\x04 \x01(\tR\fsnapshotName\x12,\n" +
 	"\x12max_per_collection\x18\x05 \x01(\rR\x10maxPerCollection\x12'\n" +
-	"\x0fpending_timeout\x18\x06 \x01(\x03R\x0ependingTimeout\"\x80\x01\n" +
+	"\x0fpending_timeout\x18\x06 \x01(\x03R\x0ependingTimeout\x12!\n" +
+	"\fleader_error\x18\a \x01(\tR\vleaderError\"\x80\x01\n" +
 	"\x11PolicyRunResponse\x12/\n" +
 	"\x06policy\x18\x01 \x01(\v2\x17.snapkeep.fsm.v1.PolicyR\x06policy\x12:\n" +
 	"\aresults\x18\x02 \x03(\v2 .snapkeep.fsm.v1.PolicyRunResultR\aresults\"\x8d\x01\n" +
@@ -10249,7 +10464,16 @@ const file_fsm_proto_rawDesc = "" +
 	"\x12SnapshotHoldRemove\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x12\x17\n" +
-	"\ahold_id\x18\x02 \x01(\x04R\x06holdId*\x8e\x01\n" +
+	"\ahold_id\x18\x02 \x01(\x04R\x06holdId\"\x9b\x01\n" +
+	"\fPolicyExport\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x1f\n" +
+	"\vsnapshot_id\x18\x02 \x01(\x04R\n" +
+	"snapshotId\x12/\n" +
+	"\x13repository_snapshot\x18\x03 \x01(\tR\x12repositorySnapshot\x12!\n" +
+	"\fmax_attempts\x18\x04 \x01(\rR\vmaxAttempts\"D\n" +
+	"\x14PolicyExportsExpired\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -10321,7 +10545,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\x87\r\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\xd0\r\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -10372,7 +10596,9 @@ const file_fsm_proto_rawDesc = "" +
 	"\x17COMMAND_TYPE_POLICY_RUN\x10-\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_POLICY_RETAIN\x10.\x12\"\n" +
 	"\x1eCOMMAND_TYPE_SNAPSHOT_HOLD_ADD\x10/\x12%\n" +
-	"!COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE\x100*\xae\x01\n" +
+	"!COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE\x100\x12\x1e\n" +
+	"\x1aCOMMAND_TYPE_POLICY_EXPORT\x101\x12'\n" +
+	"#COMMAND_TYPE_POLICY_EXPORTS_EXPIRED\x102*\xae\x01\n" +
 	"\x10CopyVerification\x12\x1a\n" +
 	"\x16COPY_VERIFICATION_NONE\x10\x00\x12#\n" +
 	"\x1fCOPY_VERIFICATION_COPY_RESPONSE\x10\x01\x12\x1a\n" +
@@ -10393,7 +10619,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 123)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 125)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -10519,24 +10745,26 @@ var file_fsm_proto_goTypes = []any{
 	(*PolicyRetainResponse)(nil),        // 121: snapkeep.fsm.v1.PolicyRetainResponse
 	(*SnapshotHoldAdd)(nil),             // 122: snapkeep.fsm.v1.SnapshotHoldAdd
 	(*SnapshotHoldRemove)(nil),          // 123: snapkeep.fsm.v1.SnapshotHoldRemove
-	nil,                                 // 124: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 125: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 126: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 127: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 128: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 129: snapkeep.fsm.v1.Policy.LabelsEntry
-	nil,                                 // 130: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 131: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 132: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 133: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 134: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	nil,                                 // 135: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	(*PolicyExport)(nil),                // 124: snapkeep.fsm.v1.PolicyExport
+	(*PolicyExportsExpired)(nil),        // 125: snapkeep.fsm.v1.PolicyExportsExpired
+	nil,                                 // 126: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 127: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 128: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 129: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 130: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 131: snapkeep.fsm.v1.Policy.LabelsEntry
+	nil,                                 // 132: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 133: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 134: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 135: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 136: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	nil,                                 // 137: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	124, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	125, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	126, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	127, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,   // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	126, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	128, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
 	15,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
 	16,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,   // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
@@ -10550,92 +10778,93 @@ var file_fsm_proto_depIdxs = []int32{
 	4,   // 14: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
 	22,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	7,   // 16: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	127, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	128, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	129, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	130, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
 	15,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
 	16,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	23,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	1,   // 22: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
 	25,  // 23: snapkeep.fsm.v1.Snapshot.holds:type_name -> snapkeep.fsm.v1.SnapshotHold
 	27,  // 24: snapkeep.fsm.v1.Policy.schedule:type_name -> snapkeep.fsm.v1.PolicySchedule
-	129, // 25: snapkeep.fsm.v1.Policy.labels:type_name -> snapkeep.fsm.v1.Policy.LabelsEntry
+	131, // 25: snapkeep.fsm.v1.Policy.labels:type_name -> snapkeep.fsm.v1.Policy.LabelsEntry
 	28,  // 26: snapkeep.fsm.v1.Policy.retention:type_name -> snapkeep.fsm.v1.PolicyRetention
 	29,  // 27: snapkeep.fsm.v1.Policy.status:type_name -> snapkeep.fsm.v1.PolicyStatus
-	8,   // 28: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	67,  // 29: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
-	67,  // 30: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
-	9,   // 31: snapkeep.fsm.v1.RestoreJob.kind:type_name -> snapkeep.fsm.v1.JobKind
-	33,  // 32: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	34,  // 33: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	37,  // 34: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	37,  // 35: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
-	10,  // 36: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	11,  // 37: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	40,  // 38: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	11,  // 39: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	130, // 40: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	131, // 41: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	1,   // 42: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	132, // 43: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	133, // 44: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	18,  // 45: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 46: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	18,  // 47: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	18,  // 48: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 49: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	56,  // 50: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	39,  // 51: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	134, // 52: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	23,  // 53: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	67,  // 54: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
-	67,  // 55: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
-	67,  // 56: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
-	67,  // 57: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
-	66,  // 58: snapkeep.fsm.v1.RestoreBegin.from_repository:type_name -> snapkeep.fsm.v1.RepositorySnapshot
-	135, // 59: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
-	15,  // 60: snapkeep.fsm.v1.RepositorySnapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	16,  // 61: snapkeep.fsm.v1.RepositorySnapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	1,   // 62: snapkeep.fsm.v1.RepositorySnapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	69,  // 63: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
-	30,  // 64: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
-	30,  // 65: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
-	78,  // 66: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
-	21,  // 67: snapkeep.fsm.v1.SourceSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	79,  // 68: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
-	12,  // 69: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	83,  // 70: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	84,  // 71: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	90,  // 72: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	91,  // 73: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	90,  // 74: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	38,  // 75: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	14,  // 76: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	17,  // 77: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	20,  // 78: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	20,  // 79: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	20,  // 80: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	24,  // 81: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	31,  // 82: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	35,  // 83: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	90,  // 84: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	90,  // 85: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	90,  // 86: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	109, // 87: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
-	112, // 88: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
-	113, // 89: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
-	18,  // 90: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 91: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	18,  // 92: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
-	26,  // 93: snapkeep.fsm.v1.PolicyPut.policy:type_name -> snapkeep.fsm.v1.Policy
-	26,  // 94: snapkeep.fsm.v1.PolicyResponse.policy:type_name -> snapkeep.fsm.v1.Policy
-	26,  // 95: snapkeep.fsm.v1.PolicyRunResponse.policy:type_name -> snapkeep.fsm.v1.Policy
-	119, // 96: snapkeep.fsm.v1.PolicyRunResponse.results:type_name -> snapkeep.fsm.v1.PolicyRunResult
-	26,  // 97: snapkeep.fsm.v1.PolicyRetainResponse.policy:type_name -> snapkeep.fsm.v1.Policy
-	98,  // [98:98] is the sub-list for method output_type
-	98,  // [98:98] is the sub-list for method input_type
-	98,  // [98:98] is the sub-list for extension type_name
-	98,  // [98:98] is the sub-list for extension extendee
-	0,   // [0:98] is the sub-list for field type_name
+	28,  // 28: snapkeep.fsm.v1.Policy.export_retention:type_name -> snapkeep.fsm.v1.PolicyRetention
+	8,   // 29: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
+	67,  // 30: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
+	67,  // 31: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
+	9,   // 32: snapkeep.fsm.v1.RestoreJob.kind:type_name -> snapkeep.fsm.v1.JobKind
+	33,  // 33: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	34,  // 34: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	37,  // 35: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	37,  // 36: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	10,  // 37: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	11,  // 38: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	40,  // 39: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	11,  // 40: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	132, // 41: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	133, // 42: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	1,   // 43: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	134, // 44: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	135, // 45: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	18,  // 46: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 47: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	18,  // 48: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	18,  // 49: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 50: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	56,  // 51: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	39,  // 52: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	136, // 53: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	23,  // 54: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	67,  // 55: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
+	67,  // 56: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
+	67,  // 57: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
+	67,  // 58: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
+	66,  // 59: snapkeep.fsm.v1.RestoreBegin.from_repository:type_name -> snapkeep.fsm.v1.RepositorySnapshot
+	137, // 60: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	15,  // 61: snapkeep.fsm.v1.RepositorySnapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	16,  // 62: snapkeep.fsm.v1.RepositorySnapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	1,   // 63: snapkeep.fsm.v1.RepositorySnapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	69,  // 64: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
+	30,  // 65: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
+	30,  // 66: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
+	78,  // 67: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
+	21,  // 68: snapkeep.fsm.v1.SourceSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	79,  // 69: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
+	12,  // 70: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	83,  // 71: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	84,  // 72: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	90,  // 73: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	91,  // 74: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	90,  // 75: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	38,  // 76: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	14,  // 77: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	17,  // 78: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	20,  // 79: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	20,  // 80: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	20,  // 81: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	24,  // 82: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	31,  // 83: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	35,  // 84: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	90,  // 85: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	90,  // 86: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	90,  // 87: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	109, // 88: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	112, // 89: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
+	113, // 90: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
+	18,  // 91: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
+	21,  // 92: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	18,  // 93: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
+	26,  // 94: snapkeep.fsm.v1.PolicyPut.policy:type_name -> snapkeep.fsm.v1.Policy
+	26,  // 95: snapkeep.fsm.v1.PolicyResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	26,  // 96: snapkeep.fsm.v1.PolicyRunResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	119, // 97: snapkeep.fsm.v1.PolicyRunResponse.results:type_name -> snapkeep.fsm.v1.PolicyRunResult
+	26,  // 98: snapkeep.fsm.v1.PolicyRetainResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	99,  // [99:99] is the sub-list for method output_type
+	99,  // [99:99] is the sub-list for method input_type
+	99,  // [99:99] is the sub-list for extension type_name
+	99,  // [99:99] is the sub-list for extension extendee
+	0,   // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -10649,7 +10878,7 @@ func file_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   123,
+			NumMessages:   125,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -4453,8 +4453,10 @@ type Snapshot struct {
 	Policy          string `protobuf:"bytes,27,opt,name=policy,proto3" json:"policy,omitempty"`
 	PolicyId        uint64 `protobuf:"varint,28,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
 	PolicyDueUnixMs int64  `protobuf:"varint,29,opt,name=policy_due_unix_ms,json=policyDueUnixMs,proto3" json:"policy_due_unix_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The export job its policy started of it (0: none yet).
+	PolicyExportJobId uint64 `protobuf:"varint,30,opt,name=policy_export_job_id,json=policyExportJobId,proto3" json:"policy_export_job_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -4686,6 +4688,13 @@ func (x *Snapshot) GetPolicyId() uint64 {
 func (x *Snapshot) GetPolicyDueUnixMs() int64 {
 	if x != nil {
 		return x.PolicyDueUnixMs
+	}
+	return 0
+}
+
+func (x *Snapshot) GetPolicyExportJobId() uint64 {
+	if x != nil {
+		return x.PolicyExportJobId
 	}
 	return 0
 }
@@ -5054,8 +5063,15 @@ type Policy struct {
 	CreatedAtUnixMs int64         `protobuf:"varint,15,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
 	UpdatedAtUnixMs int64         `protobuf:"varint,16,opt,name=updated_at_unix_ms,json=updatedAtUnixMs,proto3" json:"updated_at_unix_ms,omitempty"`
 	Status          *PolicyStatus `protobuf:"bytes,17,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Export each snapshot taken, once committed, to this registered (writable)
+	// repository; and expire the exported copies there by export_retention (counted
+	// per source collection over the repository's snapshots this cluster exported for
+	// the policy, found by the snapkeep.policy label). A local snapshot is kept by the
+	// retention until its export has started.
+	ExportRepository string           `protobuf:"bytes,18,opt,name=export_repository,json=exportRepository,proto3" json:"export_repository,omitempty"`
+	ExportRetention  *PolicyRetention `protobuf:"bytes,19,opt,name=export_retention,json=exportRetention,proto3" json:"export_retention,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -5207,6 +5223,20 @@ func (x *Policy) GetStatus() *PolicyStatus {
 	return nil
 }
 
+func (x *Policy) GetExportRepository() string {
+	if x != nil {
+		return x.ExportRepository
+	}
+	return ""
+}
+
+func (x *Policy) GetExportRetention() *PolicyRetention {
+	if x != nil {
+		return x.ExportRetention
+	}
+	return nil
+}
+
 type PolicyRetention struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Expire snapshots older than this (0: never by age).
@@ -5297,9 +5327,14 @@ type PolicyStatus struct {
 	// leader is about to run it (or has no quorum to).
 	NextRunUnixMs int64 `protobuf:"varint,12,opt,name=next_run_unix_ms,json=nextRunUnixMs,proto3" json:"next_run_unix_ms,omitempty"`
 	// The last scheduled due time that was run (0: none yet).
-	LastDueUnixMs int64 `protobuf:"varint,13,opt,name=last_due_unix_ms,json=lastDueUnixMs,proto3" json:"last_due_unix_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastDueUnixMs      int64  `protobuf:"varint,13,opt,name=last_due_unix_ms,json=lastDueUnixMs,proto3" json:"last_due_unix_ms,omitempty"`
+	ExportsStarted     uint64 `protobuf:"varint,14,opt,name=exports_started,json=exportsStarted,proto3" json:"exports_started,omitempty"`
+	LastExportAtUnixMs int64  `protobuf:"varint,15,opt,name=last_export_at_unix_ms,json=lastExportAtUnixMs,proto3" json:"last_export_at_unix_ms,omitempty"`
+	// Exported copies the export retention removed from the repository.
+	ExportsExpired           uint64 `protobuf:"varint,16,opt,name=exports_expired,json=exportsExpired,proto3" json:"exports_expired,omitempty"`
+	LastExportExpiryAtUnixMs int64  `protobuf:"varint,17,opt,name=last_export_expiry_at_unix_ms,json=lastExportExpiryAtUnixMs,proto3" json:"last_export_expiry_at_unix_ms,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *PolicyStatus) Reset() {
@@ -5419,6 +5454,34 @@ func (x *PolicyStatus) GetNextRunUnixMs() int64 {
 func (x *PolicyStatus) GetLastDueUnixMs() int64 {
 	if x != nil {
 		return x.LastDueUnixMs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetExportsStarted() uint64 {
+	if x != nil {
+		return x.ExportsStarted
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastExportAtUnixMs() int64 {
+	if x != nil {
+		return x.LastExportAtUnixMs
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetExportsExpired() uint64 {
+	if x != nil {
+		return x.ExportsExpired
+	}
+	return 0
+}
+
+func (x *PolicyStatus) GetLastExportExpiryAtUnixMs() int64 {
+	if x != nil {
+		return x.LastExportExpiryAtUnixMs
 	}
 	return 0
 }
@@ -11626,7 +11689,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12!\n" +
 	"\findex_builds\x18\x05 \x01(\x04R\vindexBuilds\x124\n" +
-	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xc5\n" +
+	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xf6\n" +
 	"\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
@@ -11664,7 +11727,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x05holds\x18\x1a \x03(\v2\x19.snapkeep.v1.SnapshotHoldR\x05holds\x12\x16\n" +
 	"\x06policy\x18\x1b \x01(\tR\x06policy\x12\x1b\n" +
 	"\tpolicy_id\x18\x1c \x01(\x04R\bpolicyId\x12+\n" +
-	"\x12policy_due_unix_ms\x18\x1d \x01(\x03R\x0fpolicyDueUnixMs\x1a9\n" +
+	"\x12policy_due_unix_ms\x18\x1d \x01(\x03R\x0fpolicyDueUnixMs\x12/\n" +
+	"\x14policy_export_job_id\x18\x1e \x01(\x04R\x11policyExportJobId\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -11700,7 +11764,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x17\n" +
 	"\ahold_id\x18\x05 \x01(\x04R\x06holdId\"O\n" +
 	"\x1aRemoveSnapshotHoldResponse\x121\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x9f\x05\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x95\x06\n" +
 	"\x06Policy\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
@@ -11720,7 +11784,9 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\brevision\x18\x0e \x01(\x04R\brevision\x12+\n" +
 	"\x12created_at_unix_ms\x18\x0f \x01(\x03R\x0fcreatedAtUnixMs\x12+\n" +
 	"\x12updated_at_unix_ms\x18\x10 \x01(\x03R\x0fupdatedAtUnixMs\x121\n" +
-	"\x06status\x18\x11 \x01(\v2\x19.snapkeep.v1.PolicyStatusR\x06status\x1a9\n" +
+	"\x06status\x18\x11 \x01(\v2\x19.snapkeep.v1.PolicyStatusR\x06status\x12+\n" +
+	"\x11export_repository\x18\x12 \x01(\tR\x10exportRepository\x12G\n" +
+	"\x10export_retention\x18\x13 \x01(\v2\x1c.snapkeep.v1.PolicyRetentionR\x0fexportRetention\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x01\n" +
@@ -11729,7 +11795,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\tmin_count\x18\x02 \x01(\rR\bminCount\x12\x1b\n" +
 	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\x12\x1f\n" +
 	"\vinterval_ms\x18\x04 \x01(\x03R\n" +
-	"intervalMs\"\xbf\x04\n" +
+	"intervalMs\"\x86\x06\n" +
 	"\fPolicyStatus\x12\x12\n" +
 	"\x04runs\x18\x01 \x01(\x04R\x04runs\x12,\n" +
 	"\x13last_run_at_unix_ms\x18\x02 \x01(\x03R\x0flastRunAtUnixMs\x12.\n" +
@@ -11744,7 +11810,11 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	" \x01(\tR\vlastFailure\x128\n" +
 	"\x19last_retention_at_unix_ms\x18\v \x01(\x03R\x15lastRetentionAtUnixMs\x12'\n" +
 	"\x10next_run_unix_ms\x18\f \x01(\x03R\rnextRunUnixMs\x12'\n" +
-	"\x10last_due_unix_ms\x18\r \x01(\x03R\rlastDueUnixMs\"a\n" +
+	"\x10last_due_unix_ms\x18\r \x01(\x03R\rlastDueUnixMs\x12'\n" +
+	"\x0fexports_started\x18\x0e \x01(\x04R\x0eexportsStarted\x122\n" +
+	"\x16last_export_at_unix_ms\x18\x0f \x01(\x03R\x12lastExportAtUnixMs\x12'\n" +
+	"\x0fexports_expired\x18\x10 \x01(\x04R\x0eexportsExpired\x12?\n" +
+	"\x1dlast_export_expiry_at_unix_ms\x18\x11 \x01(\x03R\x18lastExportExpiryAtUnixMs\"a\n" +
 	"\x13CreatePolicyRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12+\n" +
@@ -12680,184 +12750,185 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	164, // 68: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
 	72,  // 69: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
 	73,  // 70: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
-	71,  // 71: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
-	71,  // 72: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	71,  // 73: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
-	71,  // 74: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	7,   // 75: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 76: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
-	7,   // 77: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 78: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	71,  // 79: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	86,  // 80: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
-	89,  // 81: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
-	165, // 82: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	65,  // 83: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	65,  // 84: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	8,   // 85: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	166, // 86: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	7,   // 87: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	65,  // 88: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
-	7,   // 89: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	65,  // 90: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	9,   // 91: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	100, // 92: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
-	100, // 93: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
-	100, // 94: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
-	100, // 95: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
-	10,  // 96: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
-	100, // 97: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
-	100, // 98: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
-	100, // 99: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
-	100, // 100: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
-	98,  // 101: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	7,   // 102: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	98,  // 103: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	9,   // 104: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	10,  // 105: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
-	7,   // 106: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	98,  // 107: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	98,  // 108: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	108, // 109: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	108, // 110: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	109, // 111: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	110, // 112: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	109, // 113: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	11,  // 114: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	12,  // 115: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	116, // 116: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	117, // 117: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	12,  // 118: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	120, // 119: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	127, // 120: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
-	128, // 121: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
-	131, // 122: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
-	133, // 123: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
-	18,  // 124: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
-	19,  // 125: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
-	21,  // 126: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	18,  // 127: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
-	134, // 128: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
-	134, // 129: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	135, // 130: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
-	136, // 131: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
-	7,   // 132: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	135, // 133: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
-	98,  // 134: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	167, // 135: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
-	145, // 136: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
-	153, // 137: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
-	22,  // 138: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	24,  // 139: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	26,  // 140: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	28,  // 141: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	30,  // 142: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	32,  // 143: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	34,  // 144: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	36,  // 145: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	38,  // 146: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	40,  // 147: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	42,  // 148: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	44,  // 149: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	46,  // 150: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	48,  // 151: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	50,  // 152: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	52,  // 153: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	55,  // 154: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	57,  // 155: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	130, // 156: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
-	59,  // 157: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	61,  // 158: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	90,  // 159: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	92,  // 160: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	94,  // 161: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	96,  // 162: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	67,  // 163: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
-	69,  // 164: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
-	74,  // 165: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
-	76,  // 166: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
-	78,  // 167: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
-	80,  // 168: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
-	82,  // 169: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
-	84,  // 170: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
-	87,  // 171: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
-	99,  // 172: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	102, // 173: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	104, // 174: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	106, // 175: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	111, // 176: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	113, // 177: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	126, // 178: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
-	137, // 179: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
-	139, // 180: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
-	141, // 181: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
-	143, // 182: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
-	146, // 183: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
-	148, // 184: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
-	150, // 185: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
-	152, // 186: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
-	115, // 187: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	119, // 188: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	122, // 189: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	124, // 190: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	23,  // 191: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	25,  // 192: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	27,  // 193: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	29,  // 194: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	31,  // 195: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	33,  // 196: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	35,  // 197: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	37,  // 198: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	39,  // 199: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	41,  // 200: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	43,  // 201: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	45,  // 202: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	47,  // 203: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	49,  // 204: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	51,  // 205: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	53,  // 206: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	56,  // 207: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	58,  // 208: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	132, // 209: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
-	60,  // 210: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	62,  // 211: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	91,  // 212: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	93,  // 213: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	95,  // 214: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	97,  // 215: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	68,  // 216: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
-	70,  // 217: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
-	75,  // 218: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
-	77,  // 219: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
-	79,  // 220: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
-	81,  // 221: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
-	83,  // 222: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
-	85,  // 223: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
-	88,  // 224: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
-	101, // 225: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	103, // 226: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	105, // 227: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	107, // 228: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	112, // 229: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	114, // 230: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	129, // 231: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
-	138, // 232: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
-	140, // 233: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
-	142, // 234: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
-	144, // 235: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
-	147, // 236: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
-	149, // 237: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
-	151, // 238: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
-	154, // 239: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
-	118, // 240: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	121, // 241: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	123, // 242: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	125, // 243: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	191, // [191:244] is the sub-list for method output_type
-	138, // [138:191] is the sub-list for method input_type
-	138, // [138:138] is the sub-list for extension type_name
-	138, // [138:138] is the sub-list for extension extendee
-	0,   // [0:138] is the sub-list for field type_name
+	72,  // 71: snapkeep.v1.Policy.export_retention:type_name -> snapkeep.v1.PolicyRetention
+	71,  // 72: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	71,  // 73: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	71,  // 74: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	71,  // 75: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	7,   // 76: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 77: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
+	7,   // 78: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 79: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	71,  // 80: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	86,  // 81: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
+	89,  // 82: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
+	165, // 83: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	65,  // 84: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	65,  // 85: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	8,   // 86: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	166, // 87: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	7,   // 88: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	65,  // 89: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	7,   // 90: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	65,  // 91: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	9,   // 92: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
+	100, // 93: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
+	100, // 94: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
+	100, // 95: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
+	100, // 96: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
+	10,  // 97: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
+	100, // 98: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
+	100, // 99: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
+	100, // 100: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
+	100, // 101: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
+	98,  // 102: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	7,   // 103: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	98,  // 104: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	9,   // 105: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	10,  // 106: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
+	7,   // 107: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	98,  // 108: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	98,  // 109: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	108, // 110: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	108, // 111: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	109, // 112: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	110, // 113: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	109, // 114: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	11,  // 115: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	12,  // 116: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	116, // 117: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	117, // 118: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	12,  // 119: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	120, // 120: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	127, // 121: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	128, // 122: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	131, // 123: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
+	133, // 124: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
+	18,  // 125: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
+	19,  // 126: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
+	21,  // 127: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	18,  // 128: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
+	134, // 129: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
+	134, // 130: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	135, // 131: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
+	136, // 132: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
+	7,   // 133: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	135, // 134: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
+	98,  // 135: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	167, // 136: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
+	145, // 137: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
+	153, // 138: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
+	22,  // 139: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	24,  // 140: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	26,  // 141: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	28,  // 142: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	30,  // 143: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	32,  // 144: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	34,  // 145: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	36,  // 146: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	38,  // 147: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	40,  // 148: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	42,  // 149: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	44,  // 150: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	46,  // 151: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	48,  // 152: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	50,  // 153: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	52,  // 154: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	55,  // 155: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	57,  // 156: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	130, // 157: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
+	59,  // 158: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	61,  // 159: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	90,  // 160: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	92,  // 161: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	94,  // 162: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	96,  // 163: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	67,  // 164: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
+	69,  // 165: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
+	74,  // 166: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
+	76,  // 167: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
+	78,  // 168: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
+	80,  // 169: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
+	82,  // 170: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
+	84,  // 171: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
+	87,  // 172: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
+	99,  // 173: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	102, // 174: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	104, // 175: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	106, // 176: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	111, // 177: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	113, // 178: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	126, // 179: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	137, // 180: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
+	139, // 181: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
+	141, // 182: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
+	143, // 183: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
+	146, // 184: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
+	148, // 185: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
+	150, // 186: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
+	152, // 187: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
+	115, // 188: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	119, // 189: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	122, // 190: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	124, // 191: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	23,  // 192: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	25,  // 193: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	27,  // 194: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	29,  // 195: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	31,  // 196: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	33,  // 197: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	35,  // 198: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	37,  // 199: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	39,  // 200: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	41,  // 201: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	43,  // 202: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	45,  // 203: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	47,  // 204: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	49,  // 205: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	51,  // 206: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	53,  // 207: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	56,  // 208: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	58,  // 209: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	132, // 210: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
+	60,  // 211: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	62,  // 212: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	91,  // 213: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	93,  // 214: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	95,  // 215: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	97,  // 216: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	68,  // 217: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
+	70,  // 218: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
+	75,  // 219: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
+	77,  // 220: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
+	79,  // 221: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
+	81,  // 222: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
+	83,  // 223: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
+	85,  // 224: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
+	88,  // 225: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
+	101, // 226: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	103, // 227: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	105, // 228: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	107, // 229: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	112, // 230: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	114, // 231: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	129, // 232: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	138, // 233: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
+	140, // 234: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
+	142, // 235: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
+	144, // 236: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
+	147, // 237: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
+	149, // 238: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
+	151, // 239: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
+	154, // 240: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
+	118, // 241: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	121, // 242: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	123, // 243: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	125, // 244: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	192, // [192:245] is the sub-list for method output_type
+	139, // [139:192] is the sub-list for method input_type
+	139, // [139:139] is the sub-list for extension type_name
+	139, // [139:139] is the sub-list for extension extendee
+	0,   // [0:139] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }

@@ -31,11 +31,25 @@ func fromPolicy(p *pb.Policy) (*fsmpb.Policy, error) {
 		CollectionGlob: p.CollectionGlob, NameTemplate: p.NameTemplate, Labels: p.Labels, Enabled: p.Enabled,
 		Schedule: &fsmpb.PolicySchedule{Cron: p.Cron, TimeZone: p.TimeZone, Interval: p.IntervalMs * int64(time.Millisecond)},
 	}
-	if r := p.Retention; r != nil {
-		out.Retention = &fsmpb.PolicyRetention{ExpireAfter: r.ExpireAfterMs * int64(time.Millisecond), MinCount: r.MinCount,
-			MaxCount: r.MaxCount, Interval: r.IntervalMs * int64(time.Millisecond)}
-	}
+	out.Retention = fromRetention(p.Retention)
+	out.ExportRepository, out.ExportRetention = p.ExportRepository, fromRetention(p.ExportRetention)
 	return out, nil
+}
+
+func fromRetention(r *pb.PolicyRetention) *fsmpb.PolicyRetention {
+	if r == nil {
+		return nil
+	}
+	return &fsmpb.PolicyRetention{ExpireAfter: r.ExpireAfterMs * int64(time.Millisecond), MinCount: r.MinCount,
+		MaxCount: r.MaxCount, Interval: r.IntervalMs * int64(time.Millisecond)}
+}
+
+func toRetention(r *fsmpb.PolicyRetention) *pb.PolicyRetention {
+	if r == nil {
+		return nil
+	}
+	return &pb.PolicyRetention{ExpireAfterMs: r.ExpireAfter / int64(time.Millisecond), MinCount: r.MinCount,
+		MaxCount: r.MaxCount, IntervalMs: r.Interval / int64(time.Millisecond)}
 }
 
 func toPolicy(p *fsmpb.Policy) *pb.Policy {
@@ -46,10 +60,8 @@ func toPolicy(p *fsmpb.Policy) *pb.Policy {
 		NameTemplate: p.NameTemplate, Labels: p.Labels, Enabled: p.Enabled,
 		Id: p.Id, Revision: p.Revision, CreatedAtUnixMs: unixMS(p.CreatedAt), UpdatedAtUnixMs: unixMS(p.UpdatedAt),
 	}
-	if r := p.Retention; r != nil {
-		out.Retention = &pb.PolicyRetention{ExpireAfterMs: r.ExpireAfter / int64(time.Millisecond), MinCount: r.MinCount,
-			MaxCount: r.MaxCount, IntervalMs: r.Interval / int64(time.Millisecond)}
-	}
+	out.Retention = toRetention(p.Retention)
+	out.ExportRepository, out.ExportRetention = p.ExportRepository, toRetention(p.ExportRetention)
 	st := p.GetStatus()
 	out.Status = &pb.PolicyStatus{
 		Runs: st.GetRuns(), LastRunAtUnixMs: unixMS(st.GetLastRunAt()), LastRunDueUnixMs: unixMS(st.GetLastRunDue()),
@@ -57,6 +69,8 @@ func toPolicy(p *fsmpb.Policy) *pb.Policy {
 		LastSuccessAtUnixMs: unixMS(st.GetLastSuccessAt()), LastSuccess: st.GetLastSuccess(),
 		LastFailureAtUnixMs: unixMS(st.GetLastFailureAt()), LastFailure: st.GetLastFailure(),
 		LastRetentionAtUnixMs: unixMS(st.GetLastRetentionAt()), LastDueUnixMs: unixMS(p.LastDue),
+		ExportsStarted: st.GetExportsStarted(), LastExportAtUnixMs: unixMS(st.GetLastExportAt()),
+		ExportsExpired: st.GetExportsExpired(), LastExportExpiryAtUnixMs: unixMS(st.GetLastExportExpiryAt()),
 	}
 	if next := policy.NextRun(p); !next.IsZero() {
 		out.Status.NextRunUnixMs = next.UnixMilli()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -59,6 +60,14 @@ func (s *services) holdRepository(ctx context.Context, name string) (*repository
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
+		defer func() {
+			// A panic here must not take the node down: the run stops (its context
+			// ends) before the hold can lapse under it.
+			if r := recover(); r != nil {
+				slog.Error("repository GC: the hold's renewal panicked; the run stops", "repository", name, "panic", r, "stack", string(debug.Stack()))
+				cancel()
+			}
+		}()
 		renew := time.NewTicker(repositoryGCRenew)
 		defer renew.Stop()
 		lapse := time.NewTimer(time.Until(deadline))
@@ -283,33 +292,66 @@ func (s *repositoriesService) ListRepositorySnapshots(ctx context.Context, req *
 }
 
 func (s *repositoriesService) DeleteRepositorySnapshot(ctx context.Context, req *pb.DeleteRepositorySnapshotRequest) (*pb.DeleteRepositorySnapshotResponse, error) {
-	rec, repo, err := s.openRepository(ctx, req.Repository)
+	deleted, generation, err := s.deleteRepositorySnapshots(ctx, req.Repository, []string{req.Snapshot})
 	if err != nil {
 		return nil, err
 	}
+	return &pb.DeleteRepositorySnapshotResponse{Existed: deleted == 1, Generation: generation}, nil
+}
+
+// DeleteRepositorySnapshots removes snapshots from a repository's index in one new
+// generation (a policy's export retention); it returns how many were there. Their
+// objects go with the next repository GC.
+func (s Services) DeleteRepositorySnapshots(ctx context.Context, repository string, ids []string) (int, error) {
+	n, _, err := s.deleteRepositorySnapshots(ctx, repository, ids)
+	return n, err
+}
+
+func (s *services) deleteRepositorySnapshots(ctx context.Context, name string, ids []string) (int, uint64, error) {
+	rec, repo, err := s.openRepository(ctx, name)
+	if err != nil {
+		return 0, 0, err
+	}
 	v := s.b.View()
 	if rec.ReadOnly || rec.WriterClusterId != v.ClusterID() {
-		return nil, status.Errorf(codes.FailedPrecondition, "repository %q is read-only for this cluster; delete its snapshots from the cluster that writes it (%s)", rec.Name, rec.WriterClusterId)
+		return 0, 0, status.Errorf(codes.FailedPrecondition, "repository %q is read-only for this cluster; delete its snapshots from the cluster that writes it (%s)", rec.Name, rec.WriterClusterId)
 	}
 	for _, j := range v.RunningRestoreJobs() {
-		if j.Repository == rec.Name && j.RepositorySnapshot == req.Snapshot {
-			return nil, status.Errorf(codes.FailedPrecondition, "%s job %d is using snapshot %s of repository %q; cancel it or wait for it to end",
-				strings.ToLower(strings.TrimPrefix(pb.JobKind(j.Kind).String(), "JOB_KIND_")), j.Id, req.Snapshot, rec.Name)
+		if j.Repository == rec.Name && slices.Contains(ids, j.RepositorySnapshot) {
+			return 0, 0, status.Errorf(codes.FailedPrecondition, "%s job %d is using snapshot %s of repository %q; cancel it or wait for it to end",
+				strings.ToLower(strings.TrimPrefix(pb.JobKind(j.Kind).String(), "JOB_KIND_")), j.Id, j.RepositorySnapshot, rec.Name)
 		}
 	}
-	existed := false
+	deleted := 0
 	index, err := repo.Update(ctx, v.ClusterID(), time.Now(), func(ix *repository.Index) error {
-		i := slices.IndexFunc(ix.Snapshots, func(e repository.Entry) bool { return e.ID == req.Snapshot })
-		if i >= 0 {
-			ix.Snapshots = slices.Delete(ix.Snapshots, i, i+1)
-			existed = true
-		}
+		deleted = 0
+		ix.Snapshots = slices.DeleteFunc(ix.Snapshots, func(e repository.Entry) bool {
+			if slices.Contains(ids, e.ID) {
+				deleted++
+				return true
+			}
+			return false
+		})
 		return nil
 	})
 	if err != nil {
-		return nil, repositoryError(rec.Name, err)
+		return 0, 0, repositoryError(rec.Name, err)
 	}
-	return &pb.DeleteRepositorySnapshotResponse{Existed: existed, Generation: index.Generation}, nil
+	return deleted, index.Generation, nil
+}
+
+// RepositoryIndex is the latest index of a registered repository, read with this
+// node's credentials.
+func (s Services) RepositoryIndex(ctx context.Context, name string) ([]repository.Entry, error) {
+	_, repo, err := s.openRepository(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	index, err := repo.Latest(ctx)
+	if err != nil {
+		return nil, repositoryError(name, err)
+	}
+	return index.Snapshots, nil
 }
 
 // exportKeys are the repository keys the running exports into a repository write or
@@ -329,10 +371,6 @@ func (s *services) exportKeys(v *fsm.View, repo *repository.Repository, name str
 }
 
 func (s *repositoriesService) CollectRepository(ctx context.Context, req *pb.CollectRepositoryRequest) (*pb.CollectRepositoryResponse, error) {
-	rec, repo, err := s.openRepository(ctx, req.Repository)
-	if err != nil {
-		return nil, err
-	}
 	grace := defaultRepositoryGrace
 	switch {
 	case req.GraceMs < 0:
@@ -340,12 +378,30 @@ func (s *repositoriesService) CollectRepository(ctx context.Context, req *pb.Col
 	case req.GraceMs > 0:
 		grace = time.Duration(req.GraceMs) * time.Millisecond
 	}
-	if !req.DryRun {
+	report, err := s.collectRepository(ctx, req.Repository, req.DryRun, grace)
+	if err != nil {
+		return nil, err
+	}
+	return toCollectResponse(report), nil
+}
+
+// CollectRepository runs a repository GC with the default grace (after a policy's
+// export retention removed snapshots from its index).
+func (s Services) CollectRepository(ctx context.Context, name string) (repository.CollectReport, error) {
+	return s.collectRepository(ctx, name, false, defaultRepositoryGrace)
+}
+
+func (s *services) collectRepository(ctx context.Context, name string, dryRun bool, grace time.Duration) (repository.CollectReport, error) {
+	rec, repo, err := s.openRepository(ctx, name)
+	if err != nil {
+		return repository.CollectReport{}, err
+	}
+	if !dryRun {
 		// Hold the repository: no export opens for copying while the run deletes, and
 		// one whose listing predates the hold lists again (fsm.RestoreStart).
 		hold, err := s.holdRepository(ctx, rec.Name)
 		if err != nil {
-			return nil, err
+			return repository.CollectReport{}, err
 		}
 		defer hold.release()
 		ctx = hold.ctx
@@ -353,17 +409,17 @@ func (s *repositoriesService) CollectRepository(ctx context.Context, req *pb.Col
 	// Exports that began before the hold keep everything they need.
 	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
 	if err != nil {
-		return nil, err
+		return repository.CollectReport{}, err
 	}
 	protected, err := s.exportKeys(v, repo, rec.Name)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "the keys of running exports: %v", err)
+		return repository.CollectReport{}, status.Errorf(codes.Internal, "the keys of running exports: %v", err)
 	}
-	report, err := repo.Collect(ctx, repository.CollectOptions{DryRun: req.DryRun, Grace: grace, Protected: func(key string) bool { return protected[key] }})
+	report, err := repo.Collect(ctx, repository.CollectOptions{DryRun: dryRun, Grace: grace, Protected: func(key string) bool { return protected[key] }})
 	if err != nil {
-		return nil, repositoryError(rec.Name, err)
+		return repository.CollectReport{}, repositoryError(rec.Name, err)
 	}
-	return toCollectResponse(report), nil
+	return report, nil
 }
 
 func (s *repositoriesService) VerifyRepository(ctx context.Context, req *pb.VerifyRepositoryRequest) (*pb.VerifyRepositoryResponse, error) {

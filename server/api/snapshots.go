@@ -179,6 +179,7 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 		Holds:                 toHolds(snap.Holds, time.Now().UnixNano()),
 		PolicyId:              snap.PolicyId,
 		PolicyDueUnixMs:       unixMS(snap.PolicyDue),
+		PolicyExportJobId:     snap.PolicyExportJob,
 	}
 	if snap.PolicyId != 0 {
 		if p := v.PolicyByID(snap.PolicyId); p != nil {

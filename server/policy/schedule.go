@@ -9,6 +9,9 @@ package policy
 import (
 	"fmt"
 	"time"
+	// The zone database, built in: a node without the system's zoneinfo (a minimal
+	// container) still loads a policy's zone. The system's files win when present.
+	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
 

@@ -41,20 +41,44 @@ type Config struct {
 	// Now is the leader's clock (time.Now when nil): tests run years on a fake one.
 	Now    func() time.Time
 	Logger *slog.Logger
-	// Ran counts proposals by kind (run, retain) and outcome (ok, refused, error).
+	// Ran counts proposals by kind (run, retain, export, export-retain) and outcome
+	// (ok, refused, error).
 	Ran func(kind, outcome string)
+	// ExportMaxAttempts is the attempts per file of a policy's exports (0: the
+	// engine's default).
+	ExportMaxAttempts int
+	// Hooks stop the leader at chosen points of its work, for tests; nil in production.
+	Hooks Hooks
+}
+
+// Hooks run on the leader at points of a run or a retention where a failover matters.
+// A hook returning an error abandons that attempt: the next pass, on this leader or
+// the next, computes it again from the replicated state. A hook must return when ctx
+// is done.
+type Hooks struct {
+	// BeforeRun runs before a run is proposed.
+	BeforeRun func(ctx context.Context, cmd *fsmpb.PolicyRun) error
+	// AfterRun runs once the run's proposal returned (err is its outcome), before the
+	// leader acts on the result: stopping the leader here loses the response of an
+	// entry that may have committed.
+	AfterRun func(ctx context.Context, cmd *fsmpb.PolicyRun, err error) error
+	// BeforeRetain runs before PolicyRetain is proposed, once the plan from the view
+	// expires something.
+	BeforeRetain func(ctx context.Context, policy string) error
 }
 
 // Scheduler runs the policies while its node leads. Its methods are safe for
 // concurrent use.
 type Scheduler struct {
 	cluster Cluster
+	repos   Repositories // nil: policies do not export (tests)
 	cfg     Config
 	kick    duty.Kicker
 
 	mu       sync.Mutex
 	compiled map[uint64]compiled  // by policy id
 	retained map[uint64]time.Time // when retention last ran, by policy id (this term)
+	exp      exportState
 }
 
 type compiled struct {
@@ -65,8 +89,9 @@ type compiled struct {
 	base, next time.Time
 }
 
-// New returns a scheduler for cluster.
-func New(cluster Cluster, cfg Config) *Scheduler {
+// New returns a scheduler for cluster; repos (nil: none) serves the policies'
+// exports.
+func New(cluster Cluster, repos Repositories, cfg Config) *Scheduler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -76,7 +101,8 @@ func New(cluster Cluster, cfg Config) *Scheduler {
 	if cfg.Ran == nil {
 		cfg.Ran = func(string, string) {}
 	}
-	return &Scheduler{cluster: cluster, cfg: cfg, kick: duty.NewKicker(), compiled: map[uint64]compiled{}, retained: map[uint64]time.Time{}}
+	return &Scheduler{cluster: cluster, repos: repos, cfg: cfg, kick: duty.NewKicker(), compiled: map[uint64]compiled{},
+		retained: map[uint64]time.Time{}, exp: newExportState()}
 }
 
 // Kick wakes the scheduler now (a policy was created or changed).
@@ -128,49 +154,82 @@ func (s *Scheduler) schedule(p *fsmpb.Policy) (*Schedule, time.Time, error) {
 	return c.sched, c.next, c.err
 }
 
-// Due is the due time p should run for at now, if any, and its snapshot name.
+// Due is the due time p should run for at now, if any, and its snapshot name. An
+// error with a due time means the run cannot be taken (the name does not render);
+// an error without one, that the schedule does not compile on this node.
 func (s *Scheduler) Due(p *fsmpb.Policy, now time.Time) (time.Time, string, bool, error) {
 	if !p.Enabled {
 		return time.Time{}, "", false, nil
 	}
 	sched, next, err := s.schedule(p)
-	if err != nil || next.IsZero() || next.After(now) {
+	if err != nil {
 		return time.Time{}, "", false, err
+	}
+	if next.IsZero() || next.After(now) {
+		return time.Time{}, "", false, nil
 	}
 	due, ok := sched.Latest(base(p), now)
 	if !ok {
 		return time.Time{}, "", false, nil
 	}
 	name, err := sched.SnapshotName(p, due)
-	return due, name, err == nil, err
+	return due, name, true, err
 }
+
+// failEvery bounds how often a policy whose schedule does not compile on this leader
+// is recorded as failed.
+const failEvery = time.Minute
 
 func (s *Scheduler) runDue(ctx context.Context, p *fsmpb.Policy, now time.Time) {
 	due, name, ok, err := s.Due(p, now)
-	if err != nil || !ok {
-		return
-	}
 	cmd := &fsmpb.PolicyRun{
 		Policy: p.Name, Revision: p.Revision, Due: due.UnixNano(), SnapshotName: name,
 		MaxPerCollection: uint32(s.cfg.MaxPerCollection), PendingTimeout: int64(s.cfg.PendingTimeout),
 	}
+	switch {
+	case err != nil && !ok:
+		// No due time can be computed here: record a failed run now and then (the
+		// status shows it), rather than a policy that silently does not run.
+		if now.UnixNano()-p.LastDue < int64(failEvery) || now.UnixNano() <= p.ScheduleFrom {
+			return
+		}
+		cmd.Due, cmd.SnapshotName, cmd.LeaderError = now.UnixNano(), "", err.Error()
+	case err != nil:
+		cmd.SnapshotName, cmd.LeaderError = "", err.Error()
+	case !ok:
+		return
+	}
+	if h := s.cfg.Hooks.BeforeRun; h != nil {
+		if err := h(ctx, cmd); err != nil {
+			return
+		}
+	}
 	var resp fsmpb.PolicyRunResponse
 	err = s.cluster.Propose(ctx, RunRequestID(p.Id, cmd.Due), cmd, &resp)
+	if h := s.cfg.Hooks.AfterRun; h != nil {
+		if err := h(ctx, cmd, err); err != nil {
+			return
+		}
+	}
 	switch {
 	case errors.Is(err, fsm.ErrFailedPrecondition), errors.Is(err, fsm.ErrNotFound):
 		// Run already (by an earlier leader), changed or deleted meanwhile: the next
 		// pass sees the state that refused it.
 		s.cfg.Ran("run", "refused")
-		s.cfg.Logger.Debug("policy run refused", "policy", p.Name, "due", due, "err", err)
+		s.cfg.Logger.Debug("policy run refused", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", err)
 		return
 	case err != nil:
 		s.cfg.Ran("run", "error")
 		if ctx.Err() == nil {
-			s.cfg.Logger.Warn("policy run not proposed; will retry", "policy", p.Name, "due", due, "err", err)
+			s.cfg.Logger.Warn("policy run not proposed; will retry", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", err)
 		}
 		return
 	}
 	s.cfg.Ran("run", "ok")
+	if cmd.LeaderError != "" {
+		s.cfg.Logger.Error("policy run could not be taken; recorded as failed", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", cmd.LeaderError)
+		return
+	}
 	s.cluster.SnapshotsTaken()
 	if bugDoubleRun {
 		s.runAgain(ctx, p, cmd)
@@ -233,6 +292,11 @@ func (s *Scheduler) retain(ctx context.Context, p *fsmpb.Policy, now time.Time) 
 		}
 	}
 	if expire > 0 {
+		if h := s.cfg.Hooks.BeforeRetain; h != nil {
+			if err := h(ctx, p.Name); err != nil {
+				return
+			}
+		}
 		var resp fsmpb.PolicyRetainResponse
 		if err := s.cluster.Propose(ctx, "", &fsmpb.PolicyRetain{Policy: p.Name}, &resp); err != nil {
 			s.cfg.Ran("retain", "error")

@@ -30,8 +30,8 @@ func newSim(t testing.TB, start time.Time) *simCluster {
 	return &simCluster{t: t, f: fsm.New(nil), now: start, runs: map[string][]int64{}}
 }
 
-func (c *simCluster) View() *fsm.View { return c.f.View() }
-func (c *simCluster) SnapshotsTaken() {}
+func (c *simCluster) View() *fsm.View   { return c.f.View() }
+func (c *simCluster) SnapshotsTaken()   {}
 func (c *simCluster) SnapshotsDropped() {}
 
 func (c *simCluster) Propose(_ context.Context, requestID string, cmd, resp proto.Message) error {
@@ -109,7 +109,7 @@ func TestSimulatedYear(t *testing.T) {
 		c.must(&fsmpb.PolicyPut{Policy: p, Create: true}, &resp)
 		p.Id = resp.Policy.Id
 	}
-	s := New(c, Config{MaxPerCollection: 100000, PendingTimeout: time.Hour, Now: func() time.Time { return c.now }, Logger: quietLogger()})
+	s := New(c, nil, Config{MaxPerCollection: 100000, PendingTimeout: time.Hour, Now: func() time.Time { return c.now }, Logger: quietLogger()})
 
 	held := map[uint64]int64{} // snapshot id → until (0: until removed)
 	step := 0
@@ -187,4 +187,24 @@ func TestSimulatedYear(t *testing.T) {
 	require.Equal(t, 30, young, "the last 30 days' dailies")
 	require.Equal(t, 1, oldHeld, "the first one, held for good (the 60-day holds of the year ran out or are in the window)")
 	require.EqualValues(t, 365, int(dp.Status.SnapshotsDeleted)+len(kept))
+}
+
+// A schedule this leader cannot compute (its tzdata lacks the zone) is not a policy
+// that silently stops: each minute a failed run is recorded with the reason.
+func TestUncompilableScheduleIsRecordedAsFailed(t *testing.T) {
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	c := newSim(t, start)
+	c.must(&fsmpb.CreateCollection{Name: "docs"}, nil)
+	c.must(&fsmpb.PolicyPut{Create: true, Policy: &fsmpb.Policy{Name: "mars", CollectionGlob: "*", Enabled: true,
+		Schedule: &fsmpb.PolicySchedule{Cron: "@hourly", TimeZone: "Mars/Olympus"}, NameTemplate: "m-{150405}"}}, nil)
+	s := New(c, nil, Config{MaxPerCollection: 10, PendingTimeout: time.Hour, Now: func() time.Time { return c.now }, Logger: quietLogger()})
+	for i := 0; i < 150; i++ { // two and a half minutes, a pass a second
+		c.now = c.now.Add(time.Second)
+		s.Pass(context.Background())
+	}
+	p, err := c.View().Policy("mars")
+	require.NoError(t, err)
+	require.EqualValues(t, 3, p.Status.SnapshotsFailed, "at once, then once a minute: at 1 s, 61 s and 121 s")
+	require.Contains(t, p.Status.LastFailure, "Mars/Olympus")
+	require.Zero(t, p.Status.SnapshotsTaken)
 }
