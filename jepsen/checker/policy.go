@@ -30,14 +30,21 @@ import (
 //	    acknowledged run on request.
 //	(b) None missing while a quorum was up: every due time d of the schedule up to the
 //	    end of the history (d + interval + PolicyDueTolerance before the last return)
-//	    that no observation shows run is a skip, and a skip is allowed only when
-//	    [d - PolicyDueTolerance, d + interval + PolicyDueTolerance] (the time the
-//	    scheduler has to run d before it collapses into the next due time) meets a
-//	    fault window [start, end + PolicyElectionGrace] of a kind that may cost the
-//	    cluster its leader (every kind but the S3 faults). Retention deletes what the
-//	    listings saw, so a run may go unobserved: at most runs - (acknowledged runs on
-//	    request) - (due times seen run) runs can be unobserved, and it is a violation
-//	    only when the unexcused skips outnumber them.
+//	    that no observation shows run is a skip. The scheduler has [d, d + interval)
+//	    to run d (later it runs the next due time instead), and it needs a leader for
+//	    a PolicyRunSlot of it. A fault may leave the cluster without one for
+//	    PolicyElectionGrace from the moment it is injected and from the moment it is
+//	    healed (kill, pause, partition-leader, partition-majority, member: the leader
+//	    may be the node hit, or a rejoining node may disrupt it), or from injection to
+//	    heal and the grace after it (every other kind, and any kind added later:
+//	    delayed, dropped or bridged links and leadership transfers may cost the
+//	    leader at any moment); the S3 faults never (Raft and the scheduler do not use
+//	    the object store). A skip is allowed only when no PolicyRunSlot of
+//	    [d, d + interval) is free of those windows: due times in the middle of a long
+//	    fault, with a quorum up and a leader elected, are held to it. Retention
+//	    deletes what the listings saw, so a run may go unobserved: at most runs -
+//	    (acknowledged runs on request) - (due times seen run) runs can be unobserved,
+//	    and it is a violation only when the unexcused skips outnumber them.
 //	(c) Retention never below the minimum: in every complete listing (one page) and
 //	    in the final state, per collection of the policy, the number of COMMITTED
 //	    snapshots of the policy is at least min(min_count, the number of its
@@ -73,16 +80,27 @@ func (c *Policy) Summary() string { return strings.Join(c.summary, "\n") }
 // (NTP slews at most 0.5 ms/s).
 const PolicyDueTolerance = time.Second
 
-// PolicyElectionGrace is how long after a fault healed the cluster may still lack a
-// leader running the scheduler: an election (raft's 1 s election timeout,
-// randomized up to 2 s; twice if a rejoining node disrupts the first) and the new
-// leader's duties starting.
+// PolicyElectionGrace is how long a fault may leave the cluster without a leader
+// running the scheduler, from the moment it is injected or healed: noticing the
+// leader gone (raft's 1 s heartbeat timeout, randomized up to 2 s), an election
+// (twice on a split vote) and the new leader's duties starting, under the race
+// detector on two shared cores.
 const PolicyElectionGrace = 5 * time.Second
+
+// PolicyRunSlot is the shortest stretch with a leader in which the scheduler surely
+// runs a due time: a few passes of its 250 ms loop and a commit.
+const PolicyRunSlot = time.Second
 
 // quorumSafeFaults are the fault kinds that cannot cost the cluster its leader: the
 // S3 faults touch the object store alone, which neither Raft nor the scheduler uses.
-// Every other kind (and any kind added later) may.
 var quorumSafeFaults = map[string]bool{"s3-faults": true}
+
+// edgeFaults are the fault kinds that may cost the leader only when they are
+// injected or healed: a node killed, paused, isolated or removed (perhaps the
+// leader), then brought back (perhaps disrupting the new one). While they last the
+// others keep a quorum and elect a leader. Every other kind (and any kind added
+// later) may cost it at any moment while it lasts.
+var edgeFaults = map[string]bool{"kill": true, "pause": true, "partition-leader": true, "partition-majority": true, "member": true}
 
 // polObs is an observation of policy snapshots: a listing (complete when policy is
 // set: a snapshot of the policy absent from it did not exist at its point) or the
@@ -375,24 +393,51 @@ func sortedPairs(m map[[2]int64][]int64) [][2]int64 {
 	return keys
 }
 
-// excused says whether a fault could have kept the cluster from running due time
-// due of a policy with interval ms: the window the scheduler has to run it meets a
-// fault that may cost the leader, or the election grace after it.
-func (ck *policyCheck) excused(due, interval int64) bool {
-	tol := PolicyDueTolerance.Milliseconds()
+// leaderless are the windows (Unix ms, sorted by start) in which the faults may have
+// left the cluster without a leader running the scheduler.
+func (ck *policyCheck) leaderless() [][2]int64 {
+	grace := PolicyElectionGrace.Milliseconds()
+	var ws [][2]int64
 	for _, f := range ck.in.Faults {
 		if quorumSafeFaults[f.Kind] {
 			continue
 		}
 		start, end := ck.wallMs(f.Start), int64(math.MaxInt64)
 		if f.End != 0 {
-			end = ck.wallMs(f.End) + PolicyElectionGrace.Milliseconds()
+			end = ck.wallMs(f.End)
 		}
-		if due-tol <= end && due+interval+tol >= start {
-			return true
+		switch {
+		case f.End == 0:
+			ws = append(ws, [2]int64{start, end}) // never healed
+		case edgeFaults[f.Kind]:
+			ws = append(ws, [2]int64{start, start + grace}, [2]int64{end, end + grace})
+		default:
+			ws = append(ws, [2]int64{start, end + grace})
 		}
 	}
-	return false
+	slices.SortFunc(ws, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	return ws
+}
+
+// excused says whether the faults could have kept the cluster from running due time
+// due of a policy with interval ms: no PolicyRunSlot of [due, due + interval) is
+// free of the leaderless windows.
+func excused(leaderless [][2]int64, due, interval int64) bool {
+	slot := PolicyRunSlot.Milliseconds()
+	free := due // the start of the current free stretch
+	for _, w := range leaderless {
+		if w[1] <= free {
+			continue
+		}
+		if w[0] >= due+interval {
+			break
+		}
+		if w[0]-free >= slot {
+			return false
+		}
+		free = max(free, w[1])
+	}
+	return due+interval-free < slot
 }
 
 // (b): no due time skipped while the cluster could run it.
@@ -445,10 +490,11 @@ func (ck *policyCheck) noneMissing(name string, p *history.Policy) {
 	interval, tol := p.IntervalMs, PolicyDueTolerance.Milliseconds()
 	last := ck.wallMs(ck.end)
 	var skipped []int64
-	dues, seenRun, excused, held := 0, 0, 0, 0
+	leaderless := ck.leaderless()
+	dues, seenRun, excusedN, held := 0, 0, 0, 0
 	for due := p.CreatedAtMs + interval; due+interval+tol <= last; due += interval {
 		dues++
-		free := !ck.excused(due, interval)
+		free := !excused(leaderless, due, interval)
 		if free {
 			held++
 		}
@@ -457,14 +503,14 @@ func (ck *policyCheck) noneMissing(name string, p *history.Policy) {
 			continue
 		}
 		if !free {
-			excused++
+			excusedN++
 			continue
 		}
 		skipped = append(skipped, due)
 	}
 	ck.summary = append(ck.summary, fmt.Sprintf(
-		"policy %s: %d due times in the history, %d seen run, %d not seen in a fault window, %d not seen outside one (at most %d runs unobserved); %d outside every fault window (rule b holds them); %d runs counted at the end, %d acknowledged on request, last due %s",
-		name, dues, seenRun, excused, len(skipped), unobserved, held, p.Runs, onRequest, ck.at(p.LastDueMs)))
+		"policy %s: %d due times in the history, %d seen run, %d not seen while the faults may have left no leader, %d not seen with a leader slot free (at most %d runs unobserved); %d with a leader slot free of every fault (rule b holds them); %d runs counted at the end, %d acknowledged on request, last due %s",
+		name, dues, seenRun, excusedN, len(skipped), unobserved, held, p.Runs, onRequest, ck.at(p.LastDueMs)))
 	if int64(len(skipped)) > unobserved {
 		var show []string
 		for i, d := range skipped {
@@ -474,8 +520,8 @@ func (ck *policyCheck) noneMissing(name string, p *history.Policy) {
 			}
 			show = append(show, ck.at(d))
 		}
-		ck.violate(nil, "none missing while a quorum was up: policy %s has no run for %d due times that no fault window (+%v grace, ±%v) covers: %s; at most %d runs went unobserved (%d runs counted, %d acknowledged on request, %d due times seen run)",
-			name, len(skipped), PolicyElectionGrace, PolicyDueTolerance, strings.Join(show, ", "), unobserved, p.Runs, onRequest, len(run))
+		ck.violate(nil, "none missing while a quorum was up: policy %s has no run for %d due times whose interval had a %v slot free of every fault's leaderless window (%v after a kill, pause, partition or member change was injected and healed; the whole fault and %v after for the others): %s; at most %d runs went unobserved (%d runs counted, %d acknowledged on request, %d due times seen run)",
+			name, len(skipped), PolicyRunSlot, PolicyElectionGrace, PolicyElectionGrace, strings.Join(show, ", "), unobserved, p.Runs, onRequest, len(run))
 	}
 }
 
