@@ -5,3 +5,7 @@ package fsm
 // bugGCSkipRefs is the fault-injection harness's gc-skip-refs bug (see bug_jepsenbug.go):
 // a constant false in normal builds, so the hook compiles away.
 const bugGCSkipRefs = false
+
+// bugPolicyDoubleRun is the FSM's half of the harness's policy-double-run bug (see
+// bug_jepsenbug.go): a constant false in normal builds.
+const bugPolicyDoubleRun = false

@@ -384,7 +384,7 @@ func applyPolicyRun(c *applyCtx, cmd *fsmpb.PolicyRun) (proto.Message, error) {
 		switch {
 		case !p.Enabled:
 			return nil, preconditionf("policy %q is disabled", p.Name)
-		case cmd.Due <= p.LastDue:
+		case cmd.Due <= p.LastDue && !(bugPolicyDoubleRun && cmd.Due == p.LastDue):
 			return nil, preconditionf("policy %q already ran for due time %s (its last is %s)", p.Name, fmtTime(cmd.Due), fmtTime(p.LastDue))
 		case cmd.Due <= p.ScheduleFrom:
 			return nil, preconditionf("due time %s is not after policy %q's schedule began (%s)", fmtTime(cmd.Due), p.Name, fmtTime(p.ScheduleFrom))

@@ -33,7 +33,7 @@ import (
 )
 
 // Bugs are the deliberate bugs of a -tags jepsenbug build (SNAPKEEP_BUG).
-var Bugs = []string{"stale-describe", "gc-skip-refs"}
+var Bugs = []string{"stale-describe", "gc-skip-refs", "policy-double-run"}
 
 // Options configure a run.
 type Options struct {
@@ -143,6 +143,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	if slices.Contains(o.Workloads, workload.Policies) {
+		if err := workload.SetupPolicies(ctx, admin); err != nil {
+			return nil, err
+		}
+	}
 	leader, _ := c.Leader(ctx)
 	logf("jepsen: cluster up (leader %s), %d clients, workloads %v, nemeses %v, for %v", leader, o.Clients, o.Workloads, o.Nemeses, o.Duration)
 
@@ -171,6 +176,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Problems = append(res.Problems, "heal: "+err.Error())
 	}
 	hcancel()
+	if slices.Contains(o.Workloads, workload.Policies) {
+		pctx, pcancel := context.WithTimeout(endCtx, o.EndWait)
+		if err := workload.StopPolicies(pctx, admin); err != nil {
+			res.Problems = append(res.Problems, err.Error())
+		}
+		pcancel()
+	}
 	rctx, rcancel := context.WithTimeout(endCtx, o.EndWait)
 	if err := waitRestores(rctx, admin); err != nil {
 		res.Problems = append(res.Problems, err.Error())
@@ -190,8 +202,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		End: &checker.EndState{Client: admin, Store: c.Store, Root: cluster.Root, NodeHashes: hashes, NodeErrors: nodeErrs, DataDirs: c.DataDirs(),
 			Repository: repoEnd},
 		OutDir: dir,
+		Start:  h.Start(),
 	}
 	perChecker := map[string][]checker.Violation{}
+	summaries := map[string]string{}
 	// Checkers over the live cluster first, then those reading the stopped nodes' data.
 	checkers = slices.Clone(checkers)
 	slices.SortStableFunc(checkers, func(a, b checker.Checker) int { return cmpBool(needsStopped(a), needsStopped(b)) })
@@ -210,8 +224,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		perChecker[ch.Name()] = vs
 		res.Violations = append(res.Violations, vs...)
 		logf("jepsen: checker %s: %d violations, error %v", ch.Name(), len(vs), err)
+		if s, ok := ch.(checker.Summarizer); ok && s.Summary() != "" {
+			summaries[ch.Name()] = s.Summary()
+			logf("jepsen: checker %s: %s", ch.Name(), s.Summary())
+		}
 	}
-	if err := writeArtifacts(dir, o, h, res, perChecker, hashes, nodeErrs, len(checkers)); err != nil {
+	if err := writeArtifacts(dir, o, h, res, perChecker, summaries, hashes, nodeErrs, len(checkers)); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -249,7 +267,7 @@ func waitRestores(ctx context.Context, cl *client.Client) error {
 }
 
 func writeArtifacts(dir string, o Options, h *history.History, res *Result, per map[string][]checker.Violation,
-	hashes, nodeErrs map[string]string, nCheckers int) error {
+	summaries, hashes, nodeErrs map[string]string, nCheckers int) error {
 	f, err := os.Create(filepath.Join(dir, "history.jsonl"))
 	if err != nil {
 		return err
@@ -311,6 +329,9 @@ func writeArtifacts(dir string, o Options, h *history.History, res *Result, per 
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(&sb, "checker %s: %d violations\n", n, len(per[n]))
+		if s := summaries[n]; s != "" {
+			fmt.Fprintf(&sb, "  covered: %s\n", strings.ReplaceAll(s, "\n", "\n  covered: "))
+		}
 		for _, v := range per[n] {
 			fmt.Fprintf(&sb, "  %s (ops %v)\n", v.Message, v.OpIDs)
 		}

@@ -7,6 +7,7 @@ package checker
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/jepsen/history"
@@ -56,6 +57,9 @@ type Input struct {
 	End    *EndState
 	// OutDir is the run's output directory, for artifacts.
 	OutDir string
+	// Start is the wall-clock time of the history's time 0, for comparing the
+	// history's times with times the cluster stamped (zero: not known).
+	Start time.Time
 }
 
 // Checker checks one guarantee. An error means the checker could not run (that fails
@@ -63,6 +67,13 @@ type Input struct {
 type Checker interface {
 	Name() string
 	Check(ctx context.Context, in Input) ([]Violation, error)
+}
+
+// Summarizer is implemented by checkers that say what their last Check covered (for
+// example how many due times it could hold to account): the harness writes it into
+// summary.txt and its log.
+type Summarizer interface {
+	Summary() string
 }
 
 // ErrUnknown is wrapped by the error of a checker that could not decide: porcupine's
@@ -80,6 +91,7 @@ func All() []Checker {
 		BucketAudit{},
 		Restores{},
 		Repository{},
+		&Policy{},
 		Convergence{},
 		LogMatching{},
 	}

@@ -7,7 +7,11 @@
 //  3. lost-undone (LostUndone): against the healed cluster.
 //  4. bucket-audit (BucketAudit): against the healed cluster and its bucket.
 //  5. restores (Restores): against the healed cluster and its bucket.
-//  6. convergence (Convergence): EndState.NodeHashes and NodeErrors.
+//  6. repository (Repository): against the healed cluster and the repository.
+//  7. policy (Policy): the policies workload's history and, from the healed cluster,
+//     each policy and its snapshots.
+//  8. convergence (Convergence): EndState.NodeHashes and NodeErrors.
+//  9. log-matching (LogMatching): the stopped nodes' Raft logs.
 //
 // # Outcomes
 //
@@ -95,6 +99,19 @@
 // by the workload (their file lists are compared with the snapshot's).
 //
 // gc-run: not checked.
+//
+// policy-describe: Input Policy; OK with Output.Policy (id, created_at, interval,
+// retention counts, collections, status: runs, last due time, last run's due time).
+// policy-snapshots: Input Policy; OK with Output.Snapshots, every snapshot carrying
+// the label snapkeep.policy=Policy in every state (id, collection, name, state,
+// policy id, due time, created/committed/deleting times, holds with their until and
+// active flag), one linearizable page; Truncated when more pages followed (then its
+// absences prove nothing). policy-execute: Input Policy; OK with the run's snapshots
+// (ID, Collection, Name). hold-add: Input Collection, Name, Reason, UntilMs (0: until
+// removed); OK with HoldID and the held snapshot. hold-remove: Input Collection,
+// Name, HoldID; OK with the released snapshot. Times are Unix milliseconds of the
+// cluster's clock; Input.Start maps the history's clock onto it. The rules are on
+// Policy.
 //
 // # End-state checks
 //

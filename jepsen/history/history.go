@@ -42,6 +42,14 @@ const (
 	ExportStart      Kind = "export-start"       // In: Collection, Name (snapshot). Out: JobID.
 	RepoRestoreStart Kind = "repo-restore-start" // In: Name (repository snapshot id), Target. Out: JobID.
 	RepoCollect      Kind = "repo-collect"       // In: —. Out: Deleted.
+
+	// Snapshot policies and holds. Snapshot states as for SnapshotDescribe; times in
+	// Unix milliseconds of the cluster's (the leader's) clock, as the API returns them.
+	PolicyDescribe  Kind = "policy-describe"  // In: Policy. Out: Policy.
+	PolicySnapshots Kind = "policy-snapshots" // In: Policy. Out: Snapshots (every state, one page), Truncated.
+	PolicyExecute   Kind = "policy-execute"   // In: Policy. Out: Snapshots (ID, Collection, Name of the run's snapshots).
+	HoldAdd         Kind = "hold-add"         // In: Collection, Name, Reason, UntilMs. Out: HoldID, Snapshots (the held one).
+	HoldRemove      Kind = "hold-remove"      // In: Collection, Name, HoldID. Out: Snapshots (the released one).
 )
 
 // Outcome says how an operation ended. An operation that timed out or whose
@@ -74,6 +82,12 @@ type Input struct {
 	JobID      uint64   `json:"job_id,omitempty"`
 	// DryRun: a gc-run that only planned (a real run is with grace 0).
 	DryRun bool `json:"dry_run,omitempty"`
+	// Policy names a snapshot policy; HoldID a snapshot hold; Reason and UntilMs
+	// (0: until removed) are a new hold's.
+	Policy  string `json:"policy,omitempty"`
+	HoldID  uint64 `json:"hold_id,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	UntilMs int64  `json:"until_ms,omitempty"`
 }
 
 // Output is what an OK operation returned; only the fields of its Kind are set.
@@ -87,6 +101,56 @@ type Output struct {
 	States     map[string]string `json:"states,omitempty"` // list: name → state
 	Files      []File            `json:"files,omitempty"`
 	Deleted    uint64            `json:"deleted,omitempty"`
+	Policy     *Policy           `json:"policy,omitempty"`
+	Snapshots  []Snapshot        `json:"snapshots,omitempty"`
+	HoldID     uint64            `json:"hold_id,omitempty"`
+	// Truncated: the listing had more pages than the one recorded.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Policy is a snapshot policy as DescribePolicy returned it: its settings that the
+// checker needs and its status.
+type Policy struct {
+	ID          uint64   `json:"id"`
+	Revision    uint64   `json:"revision"`
+	Enabled     bool     `json:"enabled,omitempty"`
+	Collections []string `json:"collections,omitempty"`
+	CreatedAtMs int64    `json:"created_at_ms"`
+	IntervalMs  int64    `json:"interval_ms,omitempty"`
+	MinCount    uint32   `json:"min_count,omitempty"`
+	MaxCount    uint32   `json:"max_count,omitempty"`
+	// Status: every run (on request included), the latest due time run, and the due
+	// time and entry time of the latest run (due 0: on request).
+	Runs             uint64 `json:"runs"`
+	LastDueMs        int64  `json:"last_due_ms,omitempty"`
+	LastRunDueMs     int64  `json:"last_run_due_ms,omitempty"`
+	LastRunAtMs      int64  `json:"last_run_at_ms,omitempty"`
+	SnapshotsTaken   uint64 `json:"snapshots_taken,omitempty"`
+	SnapshotsFailed  uint64 `json:"snapshots_failed,omitempty"`
+	SnapshotsDeleted uint64 `json:"snapshots_deleted,omitempty"`
+}
+
+// Snapshot is a snapshot record as a listing or a hold call returned it.
+type Snapshot struct {
+	ID         uint64 `json:"id"`
+	Collection string `json:"collection"`
+	Name       string `json:"name"`
+	State      string `json:"state,omitempty"`
+	// The policy that took it and the due time of that run (0: on request).
+	PolicyID      uint64 `json:"policy_id,omitempty"`
+	DueMs         int64  `json:"due_ms,omitempty"`
+	CreatedAtMs   int64  `json:"created_at_ms,omitempty"`
+	CommittedAtMs int64  `json:"committed_at_ms,omitempty"`
+	DeletingAtMs  int64  `json:"deleting_at_ms,omitempty"`
+	Holds         []Hold `json:"holds,omitempty"`
+}
+
+// Hold is a snapshot hold; Active as the serving node computed it when it read.
+type Hold struct {
+	ID        uint64 `json:"id"`
+	UntilMs   int64  `json:"until_ms,omitempty"`
+	AddedAtMs int64  `json:"added_at_ms,omitempty"`
+	Active    bool   `json:"active,omitempty"`
 }
 
 // Op is one client operation. Call and Return are nanoseconds since the run began, on
@@ -133,6 +197,10 @@ type History struct {
 
 // New starts a history; its clock starts now.
 func New() *History { return &History{start: time.Now()} }
+
+// Start is the wall-clock time of the history's time 0: the checkers that compare
+// the history's times with times the cluster stamped (Unix milliseconds) add it.
+func (h *History) Start() time.Time { return h.start }
 
 // Now is the history's clock: nanoseconds since New (monotonic).
 func (h *History) Now() int64 { return int64(time.Since(h.start)) }

@@ -34,10 +34,13 @@ const (
 	// Repositories exports snapshots to the repository Repository (registered by
 	// SetupRepository), restores from it, and collects its garbage.
 	Repositories = "repositories"
+	// Policies runs the snapshot policies PolicySpecs (created by SetupPolicies):
+	// reads them, lists their snapshots, runs them by hand and holds their snapshots.
+	Policies = "policies"
 )
 
 // All is every workload.
-var All = []string{Snapshots, Segments, Restores, GC, Repositories}
+var All = []string{Snapshots, Segments, Restores, GC, Repositories, Policies}
 
 // Repository is the repository the repositories workload uses: another bucket of the
 // cluster's S3 server, reached through the same fault proxy.
@@ -121,6 +124,7 @@ type shared struct {
 	seen      []uint64  // every segment id ever returned
 	jobs      []uint64
 	restores  int
+	pol       policyShared
 }
 
 func (s *shared) take(list *[]segment, r *rand.Rand, coll string) (segment, bool) {
@@ -215,6 +219,13 @@ func (w *worker) run(ctx context.Context) int {
 		if enabled[GC] {
 			add(1, w.repoCollect)
 		}
+	}
+	if enabled[Policies] {
+		add(2, w.policyDescribe)
+		add(3, w.policySnapshots)
+		add(1, w.policyExecute)
+		add(1, w.holdAdd)
+		add(1, w.holdRemove)
 	}
 	n := 0
 	for ctx.Err() == nil && len(gens) > 0 {

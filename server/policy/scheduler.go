@@ -231,6 +231,9 @@ func (s *Scheduler) runDue(ctx context.Context, p *fsmpb.Policy, now time.Time) 
 		return
 	}
 	s.cluster.SnapshotsTaken()
+	if bugDoubleRun {
+		s.runAgain(ctx, p, cmd)
+	}
 	taken, failed := 0, []string{}
 	for _, r := range resp.Results {
 		if r.Error != "" {
@@ -244,6 +247,22 @@ func (s *Scheduler) runDue(ctx context.Context, p *fsmpb.Policy, now time.Time) 
 	} else {
 		s.cfg.Logger.Info("policy run", "policy", p.Name, "due", due, "snapshot", name, "taken", taken)
 	}
+}
+
+// runAgain is the policy-double-run bug (bug_jepsenbug.go): the run of cmd once
+// more, under another request id and a name rendered a second after its due time.
+func (s *Scheduler) runAgain(ctx context.Context, p *fsmpb.Policy, cmd *fsmpb.PolicyRun) {
+	sched, _, err := s.schedule(p)
+	if err != nil {
+		return
+	}
+	again := proto.CloneOf(cmd)
+	if again.SnapshotName, err = sched.SnapshotName(p, time.Unix(0, cmd.Due).Add(time.Second)); err != nil {
+		return
+	}
+	var resp fsmpb.PolicyRunResponse
+	err = s.cluster.Propose(ctx, RunRequestID(p.Id, cmd.Due)+"-again", again, &resp)
+	s.cfg.Logger.Warn("policy-double-run bug: ran a due time again", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", err)
 }
 
 // RunRequestID is the request id of a policy's run for a due time: a proposal
