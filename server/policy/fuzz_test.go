@@ -29,7 +29,7 @@ func FuzzSchedule(f *testing.F) {
 	f.Add("", uint8(0), int64(1_790_000_000), int64(1), int64(10), "s-{150405.000}")
 	f.Fuzz(func(t *testing.T, expr string, zone uint8, fromSec, intervalSec, spanSec int64, template string) {
 		from := time.Unix(1_000_000_000+abs(fromSec)%(5_000_000_000), 0) // 2001–2160
-		span := time.Duration(abs(spanSec)%(40*86_400)) * time.Second     // up to 40 days
+		span := time.Duration(abs(spanSec)%(40*86_400)) * time.Second    // up to 40 days
 		p := &fsmpb.Policy{Name: "p", Collections: []string{"c"}, NameTemplate: template, Enabled: true,
 			ScheduleFrom: from.UnixNano()}
 		if intervalSec != 0 {
