@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -293,14 +294,8 @@ func (ck *policyCheck) collect() {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+// sortedKeys are m's keys in order.
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }
 
 // onSchedule says whether due is one of p's interval due times.
 func onSchedule(p *history.Policy, due int64) bool {
@@ -467,7 +462,7 @@ func (ck *policyCheck) noneMissing(name string, p *history.Policy) {
 			run[due] = append(run[due], 0)
 		}
 	}
-	for _, due := range sortedInt64s(run) {
+	for _, due := range sortedKeys(run) {
 		if due > p.LastDueMs {
 			ck.violate(run[due], "policy %s: due time %s was seen run, yet the policy's last due time at the end is %s",
 				name, ck.at(due), ck.at(p.LastDueMs))
@@ -523,15 +518,6 @@ func (ck *policyCheck) noneMissing(name string, p *history.Policy) {
 		ck.violate(nil, "none missing while a quorum was up: policy %s has no run for %d due times whose interval had a %v slot free of every fault's leaderless window (%v after a kill, pause, partition or member change was injected and healed; the whole fault and %v after for the others): %s; at most %d runs went unobserved (%d runs counted, %d acknowledged on request, %d due times seen run)",
 			name, len(skipped), PolicyRunSlot, PolicyElectionGrace, PolicyElectionGrace, strings.Join(show, ", "), unobserved, p.Runs, onRequest, len(run))
 	}
-}
-
-func sortedInt64s[V any](m map[int64]V) []int64 {
-	keys := make([]int64, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func committed(s history.Snapshot) bool { return s.State == "COMMITTED" || s.CommittedAtMs != 0 }
@@ -684,7 +670,7 @@ func (ck *policyCheck) holds() {
 			if reported[s.ID] {
 				continue
 			}
-			for _, id := range sortedU64Keys(held[s.ID]) {
+			for _, id := range sortedKeys(held[s.ID]) {
 				hs := held[s.ID][id]
 				if hs.hold.UntilMs != 0 && hs.hold.UntilMs <= s.DeletingAtMs {
 					continue // expired first
@@ -705,11 +691,11 @@ func (ck *policyCheck) holds() {
 		if f == nil {
 			continue
 		}
-		for _, sid := range sortedU64Keys(held) {
+		for _, sid := range sortedKeys(held) {
 			if present[sid] || reported[sid] {
 				continue
 			}
-			for _, id := range sortedU64Keys(held[sid]) {
+			for _, id := range sortedKeys(held[sid]) {
 				hs := held[sid][id]
 				if hs.policy != f.p.ID || hs.ret >= o.call {
 					continue
@@ -738,13 +724,4 @@ func untilText(ck *policyCheck, ms int64) string {
 		return "removed"
 	}
 	return ck.at(ms)
-}
-
-func sortedU64Keys[V any](m map[uint64]V) []uint64 {
-	keys := make([]uint64, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -162,6 +162,19 @@ func (s *policiesService) DeletePolicy(ctx context.Context, req *pb.DeletePolicy
 	return &pb.DeletePolicyResponse{Existed: out.Existed}, nil
 }
 
+// policy reads the policy name at the given consistency, with the view it was read in.
+func (s *policiesService) policy(ctx context.Context, c pb.ReadConsistency, name string) (*fsm.View, *fsmpb.Policy, error) {
+	v, err := s.b.ReadView(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := v.Policy(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, p, nil
+}
+
 func (s *policiesService) ListPolicies(ctx context.Context, req *pb.ListPoliciesRequest) (*pb.ListPoliciesResponse, error) {
 	v, err := s.b.ReadView(ctx, req.Consistency)
 	if err != nil {
@@ -175,11 +188,7 @@ func (s *policiesService) ListPolicies(ctx context.Context, req *pb.ListPolicies
 }
 
 func (s *policiesService) DescribePolicy(ctx context.Context, req *pb.DescribePolicyRequest) (*pb.DescribePolicyResponse, error) {
-	v, err := s.b.ReadView(ctx, req.Consistency)
-	if err != nil {
-		return nil, err
-	}
-	p, err := v.Policy(req.Name)
+	_, p, err := s.policy(ctx, req.Consistency, req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -187,11 +196,7 @@ func (s *policiesService) DescribePolicy(ctx context.Context, req *pb.DescribePo
 }
 
 func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePolicyRequest) (*pb.ExecutePolicyResponse, error) {
-	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
-	if err != nil {
-		return nil, err
-	}
-	p, err := v.Policy(req.Name)
+	_, p, err := s.policy(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED, req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -218,11 +223,7 @@ func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePoli
 }
 
 func (s *policiesService) PreviewPolicyRetention(ctx context.Context, req *pb.PreviewPolicyRetentionRequest) (*pb.PreviewPolicyRetentionResponse, error) {
-	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
-	if err != nil {
-		return nil, err
-	}
-	p, err := v.Policy(req.Name)
+	v, p, err := s.policy(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED, req.Name)
 	if err != nil {
 		return nil, err
 	}
