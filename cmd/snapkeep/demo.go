@@ -710,6 +710,12 @@ func (d *demo) policy(ctx context.Context) error {
 	if err := printSnapshots(d.out, snaps); err != nil {
 		return err
 	}
+	var first []string // the snapshots committed so far, oldest first
+	for _, s := range snaps {
+		if s.GetState() == snapkeepv1.SnapshotState_SNAPSHOT_STATE_COMMITTED {
+			first = append(first, s.GetName())
+		}
+	}
 
 	var expired *snapkeepv1.Policy
 	snaps, err = d.waitPolicy(ctx, p.GetId(), "a snapshot expired by the retention", func(p *snapkeepv1.Policy, _ []*snapkeepv1.Snapshot) bool {
@@ -723,13 +729,21 @@ func (d *demo) policy(ctx context.Context) error {
 	if err := printPolicies(d.out, []*snapkeepv1.Policy{expired}); err != nil {
 		return err
 	}
-	var kept []string
+	var kept, deleting []string
 	for _, s := range snaps {
 		switch s.GetState() {
 		case snapkeepv1.SnapshotState_SNAPSHOT_STATE_DELETING:
+			deleting = append(deleting, s.GetName())
 			fmt.Fprintf(d.out, "snapshot %s is deleting: %s\n", s.GetName(), s.GetDeleteReason())
 		case snapkeepv1.SnapshotState_SNAPSHOT_STATE_COMMITTED:
 			kept = append(kept, s.GetName())
+		}
+	}
+	// The retention is the only one dropping the policy's snapshots here; one whose
+	// drop already finished is no longer listed.
+	for _, name := range first {
+		if !slices.Contains(kept, name) && !slices.Contains(deleting, name) {
+			fmt.Fprintf(d.out, "snapshot %s is gone: expired by the retention and deleted\n", name)
 		}
 	}
 	fmt.Fprintf(d.out, "it keeps %s\n", strings.Join(kept, ", "))

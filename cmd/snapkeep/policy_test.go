@@ -99,7 +99,7 @@ func TestPolicyAndHoldCommands(t *testing.T) {
 
 		out = c.ok("policy", "describe", "auto")
 		require.Regexp(t, `(?m)^Runs:\s+\d+, the last at \S+ \(on request\)$`, out)
-		require.Regexp(t, `(?m)^Last failure:\s+\S+: run for .*"missing" not found`, out)
+		require.Regexp(t, `(?m)^Last failure:\s+\S+: the run on request at \S+: 1 failed: collection "missing" not found`, out)
 		require.Regexp(t, `(?m)^Last success:\s+\S+: snapshot "auto-\S+" of collection "docs" committed$`, out)
 
 		// At least three committed (one scheduled, two executed): the oldest beyond the
