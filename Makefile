@@ -11,7 +11,7 @@ GRPCURL_VERSION := v1.9.4
 
 # An execution count, not a duration: Go 1.26's fuzz coordinator can fail a duration
 # run at its deadline with a spurious "context deadline exceeded" (golang/go#75804).
-FUZZTIME ?= 100000x
+FUZZTIME ?= 40000x
 # package:target pairs run by `make fuzz`.
 FUZZ_TARGETS := fsm/layout:FuzzParseKey fsm:FuzzApply fsm/filelist:FuzzFileList fsm:FuzzPackedSegmentMeta fsm:FuzzReadSnapshot manifest:FuzzDecode fsm/backupfile:FuzzBackupHeader manifest/repository:FuzzDecodeIndex manifest/repository:FuzzDecodeMarker server/policy:FuzzSchedule
 

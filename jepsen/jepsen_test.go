@@ -83,7 +83,7 @@ func TestSmoke(t *testing.T) {
 // TestBugs: each deliberate bug of a jepsenbug build must be caught.
 func TestBugs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: three cluster runs of real processes, 30 s, 30 s and 6 s (make test runs them)")
+		t.Skip("-short: three cluster runs of real processes, 30 s, 20 s and 6 s (make test runs them)")
 	}
 	for _, tc := range []struct {
 		bug, nemeses string
@@ -98,7 +98,7 @@ func TestBugs(t *testing.T) {
 		// Without the repositories workload: an export of a snapshot whose segments
 		// the bug took retries for good, and the end of the run then waits its 60 s
 		// for it (about one run in two); the bucket audit catches the bug without it.
-		{"gc-skip-refs", "none", []string{workload.Snapshots, workload.Segments, workload.Restores, workload.GC}, 30 * time.Second, ""},
+		{"gc-skip-refs", "none", []string{workload.Snapshots, workload.Segments, workload.Restores, workload.GC}, 20 * time.Second, ""},
 		// the scheduler runs every due time twice and the FSM lets the second run in:
 		// the first due time comes 2 s after the policies are created
 		{"policy-double-run", "none", []string{workload.Policies}, 6 * time.Second, (&checker.Policy{}).Name()},

@@ -27,7 +27,7 @@ import (
 
 var (
 	gcModelConcurrent = flag.Bool("gc.concurrent", true, "run collections in the background of TestGCModel's operations too")
-	gcModelSteps      = flag.Int("gc.steps", 3000, "random operations in TestGCModel")
+	gcModelSteps      = flag.Int("gc.steps", 2000, "random operations in TestGCModel")
 	gcModelSeed       = flag.Uint64("gc.seed", 1, "seed of TestGCModel's operations")
 )
 
