@@ -1,0 +1,552 @@
+// Package fsck cross-checks the catalog, the snapshots' manifests and the bucket:
+// every file the catalog says must exist is listed with its size (and, deep, read
+// back with its CRC-32C); every committed snapshot's manifest is present, matches the
+// size and xxhash64 the catalog recorded, decodes, and lists exactly the segments,
+// files and index builds the snapshot captured; objects no record owns are reported
+// as orphans with their ages.
+//
+// It reads one catalog view (one log index) and the bucket as it is while it runs:
+// an object written or deleted meanwhile may be reported, so a report with problems
+// is worth a second run before acting on it. It never writes.
+package fsck
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/filelist"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/fsm/layout"
+	"github.com/snapkeep/snapkeep/manifest"
+	"github.com/snapkeep/snapkeep/objstore"
+)
+
+// Problem kinds.
+const (
+	Missing          = "missing"           // an expected object is not in the listing
+	SizeMismatch     = "size-mismatch"     // listed with another size than the catalog's
+	ChecksumMismatch = "checksum-mismatch" // deep: read back with another CRC-32C
+	ReadError        = "read-error"        // deep: could not be read
+	ManifestMissing  = "manifest-missing"
+	ManifestDamaged  = "manifest-damaged" // size or xxhash64 not the catalog's, or undecodable
+	ManifestContent  = "manifest-content" // decodes, but lists other segments or files than captured
+)
+
+// Options say what to check.
+type Options struct {
+	// Database and Collection limit the check to one collection ("" for both: every
+	// collection; Database "" is "default" when Collection is set). A dropped
+	// collection of that name is checked when no live one has it.
+	Database, Collection string
+	// Deep reads every expected data file and compares its CRC-32C.
+	Deep bool
+	// Concurrency bounds listings and deep reads in flight (default 8).
+	Concurrency int
+	// BytesPerSecond limits deep reads (0: no limit).
+	BytesPerSecond int64
+	// Now dates orphans (default time.Now()).
+	Now time.Time
+}
+
+// Problem is one thing found wrong.
+type Problem struct {
+	Kind string
+	Key  string // full object key
+	// Size is what the bucket has (0 when missing), Want what the catalog says.
+	Size, Want uint64
+	Detail     string
+	Collection string // database/name
+	// What needs the object: segments, index builds and the snapshots that pin them.
+	Segments, Builds, Snapshots []uint64
+}
+
+// Orphan is an object under a checked prefix that no record owns.
+type Orphan struct {
+	Key  string
+	Size uint64
+	Age  time.Duration
+}
+
+// Report is what a check found.
+type Report struct {
+	AppliedIndex uint64
+	Collections  int
+	// Files and bytes the catalog expects, objects and bytes listed under their
+	// prefixes, files read back (deep).
+	FilesExpected, BytesExpected uint64
+	ObjectsListed, BytesListed   uint64
+	FilesRead, BytesRead         uint64
+	ManifestsChecked             int
+	Problems                     []Problem
+	Orphans                      []Orphan
+	Deep                         bool
+}
+
+// Clean reports whether nothing is wrong: orphans are garbage for the collector,
+// not damage, and do not count.
+func (r *Report) Clean() bool { return len(r.Problems) == 0 }
+
+// BrokenSnapshots are the snapshots a problem affects, sorted.
+func (r *Report) BrokenSnapshots() []uint64 {
+	seen := map[uint64]bool{}
+	for _, p := range r.Problems {
+		for _, s := range p.Snapshots {
+			seen[s] = true
+		}
+	}
+	out := make([]uint64, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// expected is an object the catalog says exists.
+type expected struct {
+	size      uint64
+	crc       uint32
+	coll      string
+	segment   uint64
+	build     uint64
+	snapshots []uint64
+}
+
+type checker struct {
+	view  *fsm.View
+	store objstore.Store
+	root  layout.Root
+	opts  Options
+
+	mu       sync.Mutex
+	rep      *Report
+	want     map[string]*expected // full key → what the catalog says
+	prefixes map[string]bool      // full prefixes to list
+	listed   map[string]objstore.ObjectInfo
+}
+
+// Check runs fsck over view and store (the cluster's bucket, keys under root). An
+// error means the check could not run (a listing failed for good, the collection is
+// unknown); what it found wrong is in the report.
+func Check(ctx context.Context, view *fsm.View, store objstore.Store, root layout.Root, opts Options) (*Report, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	c := &checker{view: view, store: store, root: root, opts: opts,
+		rep:  &Report{AppliedIndex: view.AppliedIndex(), Deep: opts.Deep},
+		want: map[string]*expected{}, prefixes: map[string]bool{}, listed: map[string]objstore.ObjectInfo{}}
+	colls, err := c.collections()
+	if err != nil {
+		return nil, err
+	}
+	c.rep.Collections = len(colls)
+	ids := map[uint64]*fsmpb.Collection{}
+	for _, coll := range colls {
+		ids[coll.Id] = coll
+		c.expectCollection(coll)
+	}
+	snaps := c.committedSnapshots(ids)
+	if len(snaps) > 0 {
+		c.prefixes[root.FullPrefix("snapshots/")] = true
+	}
+	if err := c.listAll(ctx); err != nil {
+		return nil, err
+	}
+	c.compare()
+	if err := c.checkManifests(ctx, snaps); err != nil {
+		return nil, err
+	}
+	if opts.Deep {
+		if err := c.readBack(ctx); err != nil {
+			return nil, err
+		}
+	}
+	c.sortReport()
+	return c.rep, nil
+}
+
+func (c *checker) collections() ([]*fsmpb.Collection, error) {
+	if c.opts.Collection != "" {
+		coll, _, err := c.view.CollectionOrDropped(c.opts.Database, c.opts.Collection)
+		if err != nil {
+			return nil, err
+		}
+		return []*fsmpb.Collection{coll}, nil
+	}
+	var out []*fsmpb.Collection
+	c.view.EachCollection(func(coll *fsmpb.Collection) bool {
+		out = append(out, coll)
+		return true
+	})
+	return out, nil
+}
+
+func collName(coll *fsmpb.Collection) string {
+	return fmt.Sprintf("%s (id %d)", coll.Name, coll.Id)
+}
+
+// expectCollection records the files coll's records need: a flushed segment's, a
+// dropped segment's while a snapshot pins it, a ready build's of a flushed segment,
+// a build's while a snapshot pins it. Uploads in flight (allocated segments and
+// builds) are not expected: their files may not be there yet.
+func (c *checker) expectCollection(coll *fsmpb.Collection) {
+	keys := fsm.KeysOf(coll)
+	name := collName(coll)
+	c.view.EachSegment(coll.Id, 0, func(s *fsmpb.Segment) bool {
+		pins := c.view.SegmentPinnedBy(s.Id)
+		if s.State == fsmpb.SegmentState_SEGMENT_STATE_FLUSHED || (s.State == fsmpb.SegmentState_SEGMENT_STATE_DROPPED && len(pins) > 0) {
+			c.expectFiles(keys.Layout(), s.Files, func(rel string) string { return keys.Segment(s, rel) }, name, s.Id, 0, pins)
+		}
+		for _, b := range s.IndexBuilds {
+			bpins := c.view.BuildPinnedBy(b.BuildId)
+			live := b.State == fsmpb.BuildState_BUILD_STATE_READY && s.State == fsmpb.SegmentState_SEGMENT_STATE_FLUSHED
+			if live || (b.State != fsmpb.BuildState_BUILD_STATE_ALLOCATED && len(bpins) > 0) {
+				c.expectFiles(keys.Layout(), b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) }, name, s.Id, b.BuildId, bpins)
+			}
+		}
+		return true
+	})
+}
+
+func (c *checker) expectFiles(l layout.Layout, blob []byte, key func(rel string) string, coll string, segment, build uint64, pins []uint64) {
+	err := filelist.ForEach(blob, func(e filelist.Entry) bool {
+		rel := key(e.Key)
+		full := c.root.Full(rel)
+		c.want[full] = &expected{size: e.Size, crc: e.CRC32C, coll: coll, segment: segment, build: build, snapshots: pins}
+		c.rep.FilesExpected++
+		c.rep.BytesExpected += e.Size
+		prefix := l.ListPrefix(rel)
+		if prefix == "" {
+			prefix = rel
+		}
+		c.prefixes[c.root.FullPrefix(prefix)] = true
+		return true
+	})
+	if err != nil {
+		c.rep.Problems = append(c.rep.Problems, Problem{Kind: ManifestContent, Collection: coll, Segments: []uint64{segment},
+			Snapshots: pins, Detail: fmt.Sprintf("the catalog's file list of segment %d does not decode: %v", segment, err)})
+	}
+}
+
+// committedSnapshots are the committed snapshots of the collections in ids.
+func (c *checker) committedSnapshots(ids map[uint64]*fsmpb.Collection) []*fsmpb.Snapshot {
+	var out []*fsmpb.Snapshot
+	for _, db := range c.view.Databases() {
+		_ = c.view.EachSnapshot(fsm.SnapshotFilter{Database: db.Name, States: []fsmpb.SnapshotState{fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED}}, 0,
+			func(s *fsmpb.Snapshot) bool {
+				if ids[s.CollectionId] != nil {
+					out = append(out, s)
+				}
+				return true
+			})
+	}
+	return out
+}
+
+// listAll lists every prefix once, in parallel, dropping prefixes another prefix
+// covers.
+func (c *checker) listAll(ctx context.Context) error {
+	all := make([]string, 0, len(c.prefixes))
+	for p := range c.prefixes {
+		all = append(all, p)
+	}
+	sort.Strings(all)
+	var prefixes []string
+	for _, p := range all {
+		if n := len(prefixes); n > 0 && strings.HasPrefix(p, prefixes[n-1]) {
+			continue
+		}
+		prefixes = append(prefixes, p)
+	}
+	sem := make(chan struct{}, c.opts.Concurrency)
+	errs := make(chan error, len(prefixes))
+	var wg sync.WaitGroup
+	for _, p := range prefixes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- c.list(ctx, p)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *checker) list(ctx context.Context, prefix string) error {
+	token := ""
+	for {
+		page, err := listWithRetry(ctx, c.store, prefix, token)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		c.mu.Lock()
+		for _, o := range page.Objects {
+			c.listed[o.Key] = o
+			c.rep.ObjectsListed++
+			c.rep.BytesListed += uint64(o.Size)
+		}
+		c.mu.Unlock()
+		if page.NextToken == "" || page.NextToken == token {
+			return nil
+		}
+		token = page.NextToken
+	}
+}
+
+func listWithRetry(ctx context.Context, store objstore.Store, prefix, token string) (objstore.ListPage, error) {
+	var err error
+	for attempt := range 5 {
+		var page objstore.ListPage
+		if page, err = store.List(ctx, prefix, token, 1000); err == nil {
+			return page, nil
+		}
+		select {
+		case <-ctx.Done():
+			return objstore.ListPage{}, ctx.Err()
+		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+		}
+	}
+	return objstore.ListPage{}, err
+}
+
+// compare reports expected objects missing or of another size, and listed objects
+// nothing owns.
+func (c *checker) compare() {
+	for key, w := range c.want {
+		o, ok := c.listed[key]
+		switch {
+		case !ok:
+			c.problem(Missing, key, 0, w, "not in the bucket's listing: data loss")
+		case uint64(o.Size) != w.size:
+			c.problem(SizeMismatch, key, uint64(o.Size), w, fmt.Sprintf("listed with %d bytes, the catalog has %d", o.Size, w.size))
+		}
+	}
+	for key, o := range c.listed {
+		if _, ok := c.want[key]; ok {
+			continue
+		}
+		rel, ok := c.root.Relative(key)
+		if !ok {
+			continue
+		}
+		if owned, _ := c.view.KeyOwned(rel); owned {
+			continue // a record owns it: an upload in flight, a dropped file for GC, a manifest
+		}
+		c.rep.Orphans = append(c.rep.Orphans, Orphan{Key: key, Size: uint64(o.Size), Age: c.opts.Now.Sub(o.LastModified)})
+	}
+}
+
+func (c *checker) problem(kind, key string, size uint64, w *expected, detail string) {
+	p := Problem{Kind: kind, Key: key, Size: size, Want: w.size, Detail: detail, Collection: w.coll,
+		Segments: []uint64{w.segment}, Snapshots: w.snapshots}
+	if w.build != 0 {
+		p.Builds = []uint64{w.build}
+	}
+	c.mu.Lock()
+	c.rep.Problems = append(c.rep.Problems, p)
+	c.mu.Unlock()
+}
+
+// checkManifests checks each committed snapshot's manifest: listed with the recorded
+// size, read back with the recorded xxhash64, decoded (every checksum inside), and
+// listing exactly the captured segments, with the catalog's file lists and pinned
+// builds.
+func (c *checker) checkManifests(ctx context.Context, snaps []*fsmpb.Snapshot) error {
+	for _, s := range snaps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.rep.ManifestsChecked++
+		key := c.root.Full(s.ManifestKey)
+		mp := func(kind, detail string, size uint64) {
+			c.rep.Problems = append(c.rep.Problems, Problem{Kind: kind, Key: key, Size: size, Want: s.ManifestSize,
+				Detail: fmt.Sprintf("snapshot %s/%s (id %d): %s", s.CollectionName, s.Name, s.Id, detail),
+				Collection: fmt.Sprintf("%s (id %d)", s.CollectionName, s.CollectionId), Snapshots: []uint64{s.Id}})
+		}
+		o, ok := c.listed[key]
+		if !ok {
+			mp(ManifestMissing, "the manifest is not in the bucket's listing", 0)
+			continue
+		}
+		body, err := readAll(ctx, c.store, key)
+		if err != nil {
+			mp(ManifestDamaged, fmt.Sprintf("cannot read the manifest: %v", err), uint64(o.Size))
+			continue
+		}
+		if uint64(len(body)) != s.ManifestSize || xxhash.Sum64(body) != s.ManifestChecksum {
+			mp(ManifestDamaged, fmt.Sprintf("the manifest has %d bytes with xxhash64 %016x; the catalog recorded %d bytes with %016x",
+				len(body), xxhash.Sum64(body), s.ManifestSize, s.ManifestChecksum), uint64(len(body)))
+			continue
+		}
+		if _, err := manifest.Verify(bytes.NewReader(body), int64(len(body))); err != nil {
+			mp(ManifestDamaged, fmt.Sprintf("the manifest does not decode: %v", err), uint64(len(body)))
+			continue
+		}
+		if diff := c.manifestDiff(ctx, s, body); diff != "" {
+			mp(ManifestContent, diff, uint64(len(body)))
+		}
+	}
+	return nil
+}
+
+// manifestDiff says how the manifest's segments differ from what s captured ("" when
+// they do not).
+func (c *checker) manifestDiff(ctx context.Context, s *fsmpb.Snapshot, body []byte) string {
+	rd, err := manifest.Open(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		return fmt.Sprintf("the manifest does not open: %v", err)
+	}
+	captured := map[uint64]bool{}
+	for _, id := range s.SegmentIds {
+		captured[id] = true
+	}
+	var diffs []string
+	seen := map[uint64]bool{}
+	err = rd.Segments(ctx, manifest.ReadOptions{}, func(m *manifest.Segment) error {
+		seen[m.ID] = true
+		if !captured[m.ID] {
+			diffs = append(diffs, fmt.Sprintf("segment %d is not captured", m.ID))
+			return nil
+		}
+		seg, err := c.view.Segment(m.ID)
+		if err != nil {
+			diffs = append(diffs, fmt.Sprintf("segment %d: %v", m.ID, err))
+			return nil
+		}
+		if !bytes.Equal(m.Files, seg.Files) {
+			diffs = append(diffs, fmt.Sprintf("segment %d's file list is not the catalog's", m.ID))
+		}
+		var want []uint64
+		for _, b := range seg.IndexBuilds {
+			if _, pinned := slices.BinarySearch(s.BuildIds, b.BuildId); pinned {
+				want = append(want, b.BuildId)
+			}
+		}
+		var got []uint64
+		for _, b := range m.IndexBuilds {
+			got = append(got, b.BuildID)
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(want, got) {
+			diffs = append(diffs, fmt.Sprintf("segment %d: index builds %v, captured %v", m.ID, got, want))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Sprintf("the manifest's segments do not read: %v", err)
+	}
+	for _, id := range s.SegmentIds {
+		if !seen[id] {
+			diffs = append(diffs, fmt.Sprintf("captured segment %d is not in it", id))
+		}
+	}
+	if len(diffs) > 5 {
+		diffs = append(diffs[:5], fmt.Sprintf("… %d more", len(diffs)-5))
+	}
+	return strings.Join(diffs, "; ")
+}
+
+func readAll(ctx context.Context, store objstore.Store, key string) ([]byte, error) {
+	r, _, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// readBack reads every expected object that is listed with its size and compares its
+// CRC-32C with the catalog's.
+func (c *checker) readBack(ctx context.Context) error {
+	limit := rate.Inf
+	burst := 1 << 30
+	if c.opts.BytesPerSecond > 0 {
+		limit, burst = rate.Limit(c.opts.BytesPerSecond), int(max(c.opts.BytesPerSecond, 1<<20))
+	}
+	lim := rate.NewLimiter(limit, burst)
+	keys := make([]string, 0, len(c.want))
+	for k, w := range c.want {
+		if o, ok := c.listed[k]; ok && uint64(o.Size) == w.size {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	sem := make(chan struct{}, c.opts.Concurrency)
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			break
+		}
+		w := c.want[k]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.readOne(ctx, lim, k, w)
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func (c *checker) readOne(ctx context.Context, lim *rate.Limiter, key string, w *expected) {
+	if err := lim.WaitN(ctx, int(min(w.size, uint64(lim.Burst())))); err != nil {
+		return
+	}
+	r, _, err := c.store.Get(ctx, key)
+	if err != nil {
+		c.problem(ReadError, key, w.size, w, fmt.Sprintf("cannot read it: %v", err))
+		return
+	}
+	defer r.Close()
+	h := crc32.New(castagnoli)
+	n, err := io.Copy(h, r)
+	c.mu.Lock()
+	c.rep.FilesRead++
+	c.rep.BytesRead += uint64(n)
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		c.problem(ReadError, key, uint64(n), w, fmt.Sprintf("reading it failed after %d bytes: %v", n, err))
+	case uint64(n) != w.size:
+		c.problem(SizeMismatch, key, uint64(n), w, fmt.Sprintf("read %d bytes, the catalog has %d", n, w.size))
+	case w.crc == 0 && w.size > 0:
+		// the catalog does not know this file's CRC-32C: size only
+	case h.Sum32() != w.crc:
+		c.problem(ChecksumMismatch, key, uint64(n), w, fmt.Sprintf("CRC-32C %08x read back, the catalog has %08x", h.Sum32(), w.crc))
+	}
+}
+
+func (c *checker) sortReport() {
+	slices.SortFunc(c.rep.Problems, func(a, b Problem) int {
+		return strings.Compare(a.Kind+"\x00"+a.Key+a.Detail, b.Kind+"\x00"+b.Key+b.Detail)
+	})
+	slices.SortFunc(c.rep.Orphans, func(a, b Orphan) int { return strings.Compare(a.Key, b.Key) })
+}
