@@ -383,7 +383,7 @@ func (c *checker) checkManifests(ctx context.Context, snaps []*fsmpb.Snapshot) e
 		key := c.root.Full(s.ManifestKey)
 		mp := func(kind, detail string, size uint64) {
 			c.rep.Problems = append(c.rep.Problems, Problem{Kind: kind, Key: key, Size: size, Want: s.ManifestSize,
-				Detail: fmt.Sprintf("snapshot %s/%s (id %d): %s", s.CollectionName, s.Name, s.Id, detail),
+				Detail:     fmt.Sprintf("snapshot %s/%s (id %d): %s", s.CollectionName, s.Name, s.Id, detail),
 				Collection: fmt.Sprintf("%s (id %d)", s.CollectionName, s.CollectionId), Snapshots: []uint64{s.Id}})
 		}
 		o, ok := c.listed[key]
