@@ -112,6 +112,7 @@ type endpoint struct {
 	gc           snapkeepv1.GCClient
 	repositories snapkeepv1.RepositoriesClient
 	policies     snapkeepv1.PoliciesClient
+	integrity    snapkeepv1.IntegrityClient
 
 	failedAt time.Time // last retriable failure; guarded by Client.mu
 }
@@ -207,6 +208,7 @@ func (c *Client) dial(addr string) (*endpoint, error) {
 		gc:           snapkeepv1.NewGCClient(conn),
 		repositories: snapkeepv1.NewRepositoriesClient(conn),
 		policies:     snapkeepv1.NewPoliciesClient(conn),
+		integrity:    snapkeepv1.NewIntegrityClient(conn),
 	}, nil
 }
 

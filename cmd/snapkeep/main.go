@@ -119,6 +119,7 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.restoreCmd(),
 		a.repositoryCmd(), // cmd/snapkeep/repository.go
 		a.gcCmd(),
+		a.fsckCmd(), // cmd/snapkeep/fsck.go
 		a.generateCmd(),
 		a.bucketCmd(), // cmd/snapkeep/bucket.go
 	)

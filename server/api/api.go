@@ -92,6 +92,7 @@ func (s Services) Register(srv *grpc.Server) {
 	pb.RegisterGCServer(srv, &gcService{services: s.services})
 	pb.RegisterRepositoriesServer(srv, &repositoriesService{services: s.services})
 	pb.RegisterPoliciesServer(srv, &policiesService{services: s.services})
+	pb.RegisterIntegrityServer(srv, &integrityService{services: s.services})
 }
 
 // GCSchedule says when this node, if it leads, collects next.

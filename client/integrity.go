@@ -1,0 +1,43 @@
+package client
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// FsckOption builds an Fsck call.
+type FsckOption struct {
+	req *snapkeepv1.FsckRequest
+}
+
+// NewFsckOption checks every collection, sizes only.
+func NewFsckOption() *FsckOption { return &FsckOption{req: &snapkeepv1.FsckRequest{}} }
+
+// WithCollection checks one collection of database ("" is "default").
+func (o *FsckOption) WithCollection(database, collection string) *FsckOption {
+	o.req.Database, o.req.Collection = database, collection
+	return o
+}
+
+// WithDeep reads every data file back and compares its CRC-32C, at most
+// bytesPerSecond (0: no limit) with concurrency reads in flight (0: the default, 8).
+func (o *FsckOption) WithDeep(bytesPerSecond int64, concurrency uint32) *FsckOption {
+	o.req.Deep, o.req.BytesPerSecond, o.req.Concurrency = true, bytesPerSecond, concurrency
+	return o
+}
+
+// Fsck cross-checks the catalog, the snapshots' manifests and the bucket; it writes
+// nothing. A report with problems is not an error: see FsckResponse.Clean.
+func (c *Client) Fsck(ctx context.Context, opt *FsckOption) (*snapkeepv1.FsckResponse, error) {
+	if opt == nil {
+		return nil, nilOption("Fsck")
+	}
+	req := clone(opt.req)
+	return invoke(ctx, c, "Fsck", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.FsckResponse, error) {
+			return ep.integrity.Fsck(ctx, req, o...)
+		})
+}

@@ -1,0 +1,64 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/snapkeep/snapkeep/fsm"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/fsck"
+)
+
+type integrityService struct {
+	pb.UnimplementedIntegrityServer
+	*services
+}
+
+// maxFsckConcurrency bounds a request's reads in flight.
+const maxFsckConcurrency = 256
+
+func (s *integrityService) Fsck(ctx context.Context, req *pb.FsckRequest) (*pb.FsckResponse, error) {
+	switch {
+	case req.Database != "" && req.Collection == "":
+		return nil, status.Error(codes.InvalidArgument, "a database without a collection: give the collection too, or neither for every collection")
+	case req.BytesPerSecond < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "bytes_per_second %d cannot be negative (0: no limit)", req.BytesPerSecond)
+	case req.Concurrency > maxFsckConcurrency:
+		return nil, status.Errorf(codes.InvalidArgument, "concurrency %d is over the limit of %d", req.Concurrency, maxFsckConcurrency)
+	}
+	if req.Collection != "" {
+		if err := fsm.ValidateName("collection", req.Collection); err != nil {
+			return nil, err
+		}
+	}
+	store, err := s.b.Store()
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.b.ReadView(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	rep, err := fsck.Check(ctx, v, store, s.cfg.Root, fsck.Options{Database: req.Database, Collection: req.Collection,
+		Deep: req.Deep, Concurrency: int(req.Concurrency), BytesPerSecond: req.BytesPerSecond})
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.FsckResponse{Clean: rep.Clean(), AppliedIndex: rep.AppliedIndex, Collections: uint32(rep.Collections),
+		FilesExpected: rep.FilesExpected, BytesExpected: rep.BytesExpected, ObjectsListed: rep.ObjectsListed,
+		BytesListed: rep.BytesListed, FilesRead: rep.FilesRead, BytesRead: rep.BytesRead,
+		ManifestsChecked: uint32(rep.ManifestsChecked), Deep: rep.Deep, BrokenSnapshotIds: rep.BrokenSnapshots(),
+		TookMs: time.Since(start).Milliseconds()}
+	for _, p := range rep.Problems {
+		out.Problems = append(out.Problems, &pb.FsckProblem{Kind: p.Kind, Key: p.Key, Size: p.Size, Want: p.Want, Detail: p.Detail,
+			Collection: p.Collection, SegmentIds: p.Segments, BuildIds: p.Builds, SnapshotIds: p.Snapshots})
+	}
+	for _, o := range rep.Orphans {
+		out.Orphans = append(out.Orphans, &pb.FsckOrphan{Key: o.Key, Size: o.Size, AgeMs: o.Age.Milliseconds()})
+	}
+	return out, nil
+}
