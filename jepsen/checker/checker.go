@@ -91,6 +91,7 @@ func All() []Checker {
 		BucketAudit{},
 		Restores{},
 		Repository{},
+		Fsck{},
 		&Policy{},
 		Convergence{},
 		LogMatching{},

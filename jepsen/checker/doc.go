@@ -8,10 +8,11 @@
 //  4. bucket-audit (BucketAudit): against the healed cluster and its bucket.
 //  5. restores (Restores): against the healed cluster and its bucket.
 //  6. repository (Repository): against the healed cluster and the repository.
-//  7. policy (Policy): the policies workload's history and, from the healed cluster,
+//  7. fsck (Fsck): the cluster's own deep integrity check, against the healed cluster.
+//  8. policy (Policy): the policies workload's history and, from the healed cluster,
 //     each policy and its snapshots.
-//  8. convergence (Convergence): EndState.NodeHashes and NodeErrors.
-//  9. log-matching (LogMatching): the stopped nodes' Raft logs.
+//  9. convergence (Convergence): EndState.NodeHashes and NodeErrors.
+//  10. log-matching (LogMatching): the stopped nodes' Raft logs.
 //
 // # Outcomes
 //
