@@ -88,9 +88,18 @@ func randomLog(t testing.TB, seed uint64, steps int) (entries [][]byte, ref *har
 				if len(committed) > 0 {
 					s = committed[rng.IntN(len(committed))]
 				}
-				if rng.IntN(2) == 0 {
+				switch rng.IntN(3) {
+				case 0:
 					cmd = &fsmpb.SnapshotHoldAdd{SnapshotId: s.Id, Reason: "r", Until: ref.now + int64(rng.IntN(20)-5)*second}
-				} else {
+				case 1:
+					// A scrubber's result: any outcome, sometimes inconsistent (refused).
+					outcome := fsmpb.SnapshotVerifyOutcome(rng.IntN(5))
+					v := &fsmpb.SnapshotVerified{SnapshotId: s.Id, Deep: rng.IntN(2) == 0, Outcome: outcome}
+					if outcome != fsmpb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK || rng.IntN(8) == 0 {
+						v.Problems, v.ProblemCount = []string{"missing k"}, uint32(1+rng.IntN(3))
+					}
+					cmd = v
+				default:
 					var hold uint64
 					if len(s.Holds) > 0 {
 						hold = s.Holds[0].Id
@@ -318,8 +327,12 @@ func TestCorruptSnapshotIsRefused(t *testing.T) {
 		bad[pos] ^= byte(1 + rng.IntN(255))
 		f := New(nil)
 		before := f.Hash()
-		err := f.Restore(nopCloser{bytes.NewReader(bad)})
-		require.Error(t, err, "flipped byte %d", pos)
+		if err := f.Restore(nopCloser{bytes.NewReader(bad)}); err == nil {
+			// Some bits mean nothing (the padding of a zstd bitstream's last byte):
+			// the flip may restore, but only to exactly the state written.
+			require.Equal(t, ref.f.Hash(), f.Hash(), "flipped byte %d restored to another state", pos)
+			continue
+		}
 		require.Equal(t, before, f.Hash(), "a failed restore must keep the old state")
 	}
 	for _, n := range []int{0, 5, 9, len(good) / 2, len(good) - 1} {

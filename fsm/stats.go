@@ -39,6 +39,10 @@ func (t *table[T]) count(old T, hadOld bool, rec T, hasNew bool) {
 	}
 }
 
+// snapshotBrokenSlot counts the committed snapshots whose last verification found
+// them broken (VerifyBroken).
+const snapshotBrokenSlot = 4
+
 // Segment tally slots: the count by state at [state], the files by state at
 // [segmentFilesSlot+state].
 const segmentFilesSlot = 4
@@ -61,6 +65,9 @@ func (t *tables) setTallies() {
 	}
 	t.snapshots.tally = func(s *fsmpb.Snapshot) (w counts) {
 		w[stateSlot(int32(s.State), 4)]++
+		if s.State == fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED && s.Verification != nil && VerifyBroken(s.Verification.Outcome) {
+			w[snapshotBrokenSlot]++
+		}
 		return w
 	}
 	t.restoreJobs.tally = func(j *fsmpb.RestoreJob) (w counts) {
@@ -92,6 +99,9 @@ type Stats struct {
 	SegmentFiles [4]int64
 	// Snapshots by fsmpb.SnapshotState.
 	Snapshots [4]int64
+	// SnapshotsBroken: committed snapshots whose last verification found a manifest
+	// that could not be repaired or lost data.
+	SnapshotsBroken int64
 	// RestoreJobs by fsmpb.RestoreState.
 	RestoreJobs [6]int64
 	// Requests is how many request ids the deduplication window holds.
@@ -113,7 +123,8 @@ func (v *View) Stats() Stats {
 	copy(s.Collections[:], t.collections.totals[:])
 	copy(s.Segments[:], t.segments.totals[:segmentFilesSlot])
 	copy(s.SegmentFiles[:], t.segments.totals[segmentFilesSlot:])
-	copy(s.Snapshots[:], t.snapshots.totals[:])
+	copy(s.Snapshots[:], t.snapshots.totals[:snapshotBrokenSlot])
+	s.SnapshotsBroken = t.snapshots.totals[snapshotBrokenSlot]
 	copy(s.RestoreJobs[:], t.restoreJobs.totals[:])
 	return s
 }

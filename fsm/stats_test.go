@@ -35,6 +35,9 @@ func walkStats(t *testing.T, v *View) Stats {
 	})
 	tb.snapshots.each(func(sn *fsmpb.Snapshot) bool {
 		s.Snapshots[sn.State]++
+		if sn.State == fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED && sn.Verification != nil && VerifyBroken(sn.Verification.Outcome) {
+			s.SnapshotsBroken++
+		}
 		return true
 	})
 	tb.restoreJobs.each(func(j *fsmpb.RestoreJob) bool {
@@ -58,6 +61,7 @@ func TestStatsMatchAWalkOfTheState(t *testing.T) {
 			reached.Collections[fsmpb.CollectionState_COLLECTION_STATE_ACTIVE] += final.Collections[fsmpb.CollectionState_COLLECTION_STATE_ACTIVE]
 			reached.Snapshots[fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED] += final.Snapshots[fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED]
 			reached.RestoreJobs[fsmpb.RestoreState_RESTORE_STATE_CANCELLED] += final.RestoreJobs[fsmpb.RestoreState_RESTORE_STATE_CANCELLED]
+			reached.SnapshotsBroken += final.SnapshotsBroken
 		})
 	}
 	require.Positive(t, reached.Segments[fsmpb.SegmentState_SEGMENT_STATE_FLUSHED])
@@ -65,6 +69,7 @@ func TestStatsMatchAWalkOfTheState(t *testing.T) {
 	require.Positive(t, reached.Collections[fsmpb.CollectionState_COLLECTION_STATE_ACTIVE])
 	require.Positive(t, reached.Snapshots[fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED])
 	require.Positive(t, reached.RestoreJobs[fsmpb.RestoreState_RESTORE_STATE_CANCELLED])
+	require.Positive(t, reached.SnapshotsBroken)
 }
 
 func testStatsMatchAWalk(t *testing.T, seed uint64) Stats {

@@ -95,6 +95,18 @@ type Config struct {
 	// 5 GiB, S3's limits; a file too large for 10,000 such parts gets larger ones).
 	MultipartPartSize int64
 
+	// The scrubber verifies every committed snapshot's manifest and data file sizes
+	// each ScrubEvery (default 24h) and reads its data back each ScrubDeepEvery (0:
+	// never on a schedule), ScrubPerPass snapshots a pass (default 4) every ScrubTick
+	// (default 10s), deep reads at most ScrubRate bytes/s (0: no limit).
+	// ScrubDisabled turns it off.
+	ScrubDisabled  bool
+	ScrubEvery     time.Duration
+	ScrubDeepEvery time.Duration
+	ScrubPerPass   int
+	ScrubTick      time.Duration
+	ScrubRate      int64
+
 	// GCDisabled turns periodic garbage collection off (GCRun works either way).
 	// GCInterval is how often the leader collects (default 1m) and GCOrphanInterval
 	// how often a collection also scans for orphans (default 1h).
@@ -197,6 +209,15 @@ func (c *Config) applyDefaults() {
 	if c.GCInterval == 0 {
 		c.GCInterval = time.Minute
 	}
+	if c.ScrubEvery == 0 {
+		c.ScrubEvery = 24 * time.Hour
+	}
+	if c.ScrubPerPass == 0 {
+		c.ScrubPerPass = 4
+	}
+	if c.ScrubTick == 0 {
+		c.ScrubTick = 10 * time.Second
+	}
 	if c.GCOrphanInterval == 0 {
 		c.GCOrphanInterval = time.Hour
 	}
@@ -284,6 +305,21 @@ func (c *Config) validate() error {
 	}
 	if c.RestoreRetention < time.Minute {
 		bad("--restore-retention %v must be at least 1m", c.RestoreRetention)
+	}
+	if c.ScrubEvery < time.Second {
+		bad("--scrub-every %v must be at least 1s", c.ScrubEvery)
+	}
+	if c.ScrubDeepEvery < 0 {
+		bad("--scrub-deep-every %v cannot be negative (0: never on a schedule)", c.ScrubDeepEvery)
+	}
+	if c.ScrubPerPass < 1 || c.ScrubPerPass > 1000 {
+		bad("--scrub-per-pass %d must be between 1 and 1000", c.ScrubPerPass)
+	}
+	if c.ScrubTick < 10*time.Millisecond {
+		bad("--scrub-tick %v must be at least 10ms", c.ScrubTick)
+	}
+	if c.ScrubRate < 0 {
+		bad("--scrub-rate %d cannot be negative (0: no limit)", c.ScrubRate)
 	}
 	if c.GCInterval < 10*time.Millisecond {
 		bad("--gc-interval %v must be at least 10ms", c.GCInterval)

@@ -67,9 +67,11 @@ var healthReasons = []string{reasonLogWrite, reasonBehindLeader, reasonNoLeader,
 
 // Health is a node's health, as /health answers it.
 type Health struct {
-	Healthy bool   `json:"healthy"`
-	Status  string `json:"status"` // "ok" or "unavailable"
-	Node    string `json:"node"`
+	Healthy bool `json:"healthy"`
+	// Status is "ok", "degraded" (healthy, but Degraded says what needs an
+	// operator) or "unavailable".
+	Status string `json:"status"`
+	Node   string `json:"node"`
 	// Role is Raft's state: leader, follower, candidate or shutdown.
 	Role       string `json:"role"`
 	Leader     string `json:"leader"`
@@ -93,6 +95,9 @@ type Health struct {
 	Reasons  []string `json:"reasons,omitempty"`
 	// problemReasons is each problem's reason, in the order of Problems.
 	problemReasons []string
+	// Degraded says what is wrong with the data while the node serves: committed
+	// snapshots whose last verification found lost data or a damaged manifest.
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 // health checks the node: it is a leader that has applied every entry of earlier terms,
@@ -160,10 +165,17 @@ func (n *Node) health() Health {
 	if h.CommitIndex > h.AppliedIndex+healthMaxApplyLag {
 		problem(reasonApplyLag, "%d committed entries not yet applied", h.CommitIndex-h.AppliedIndex)
 	}
+	if broken := n.fsm.View().Stats().SnapshotsBroken; broken > 0 {
+		h.Degraded = append(h.Degraded, fmt.Sprintf("%d committed snapshots failed their last verification (lost data or a manifest not repaired): snapkeep fsck lists them", broken))
+	}
 	h.Healthy = len(h.Problems) == 0
-	h.Status = "ok"
-	if !h.Healthy {
+	switch {
+	case !h.Healthy:
 		h.Status = "unavailable"
+	case len(h.Degraded) > 0:
+		h.Status = "degraded"
+	default:
+		h.Status = "ok"
 	}
 	return h
 }

@@ -116,6 +116,9 @@ func (n *Node) leaderDuties() []duty.Loop {
 	if !n.cfg.GCDisabled {
 		loops = append(loops, n.gc.Loop())
 	}
+	if !n.cfg.ScrubDisabled {
+		loops = append(loops, n.scrubber.Loop())
+	}
 	if n.cfg.Backup.Interval > 0 {
 		loops = append(loops, n.backupLoop())
 	}

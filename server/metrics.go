@@ -62,6 +62,7 @@ type nodeMetrics struct {
 	dutyPanics *prometheus.CounterVec
 
 	policyProposals *prometheus.CounterVec
+	verifications   *prometheus.CounterVec
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -106,6 +107,10 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		Name: "snapkeep_restore_failed_tasks_total",
 		Help: "Copies that failed on this node after their retries (the task goes back to the pool, or fails the job when permanent), by job kind.",
 	}, []string{"kind"})
+	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "snapkeep_scrub_verifications_total",
+		Help: "Snapshot verifications this node's scrubber recorded, by outcome (ok, repaired, damaged, data_loss) and depth (sizes, deep).",
+	}, []string{"outcome", "depth"})
 	m.policyProposals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "snapkeep_policy_proposals_total",
 		Help: "Policy work this node did as leader, by kind (run: a scheduled run; retain: a retention with something to expire; export: an export of a policy's snapshot started; export-retain: exported copies removed from a repository) and outcome (ok; refused: already run or changed meanwhile; error).",
@@ -159,7 +164,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		&stateCollector{n: n},
 		m.fsmApply, m.raftApply, m.snapshotPersist, m.snapshotBytes, m.grpcHandled, m.grpcSeconds,
 		m.restoreFiles, m.restoreBytes, m.restoreFailures,
-		m.policyProposals, m.gcRuns, m.gcSeconds, m.gcDeleted, m.gcBytes, m.gcRecords, m.gcErrors, m.gcScanned, m.gcLastCompleted,
+		m.policyProposals, m.verifications, m.gcRuns, m.gcSeconds, m.gcDeleted, m.gcBytes, m.gcRecords, m.gcErrors, m.gcScanned, m.gcLastCompleted,
 		m.dutyPanics,
 	)
 	return m
@@ -345,6 +350,8 @@ var (
 		"Files listed by segment records (their index builds' included), by the segment's state.", []string{"state"}, nil)
 	descSnapshots = prometheus.NewDesc("snapkeep_fsm_snapshots",
 		"Collection snapshots by state.", []string{"state"}, nil)
+	descSnapshotsBroken = prometheus.NewDesc("snapkeep_fsm_snapshots_broken",
+		"Committed snapshots whose last verification found lost data or a manifest it could not repair (snapkeep fsck lists them).", nil, nil)
 	descRestoreJobs = prometheus.NewDesc("snapkeep_fsm_restore_jobs",
 		"Restore jobs by state (finished ones are kept for the restore retention).", []string{"state"}, nil)
 	descNodes = prometheus.NewDesc("snapkeep_fsm_registered_nodes",
@@ -364,7 +371,7 @@ var (
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeInfo, descHealthy, descUnhealthyReason, descRaftState, descRaftLeader, descTerm, descCommit,
 		descApplied, descLastLog, descLastContact, descFSMApplied, descDatabases, descCollections, descSegments, descFiles,
-		descSnapshots, descRestoreJobs, descNodes, descRequests,
+		descSnapshots, descSnapshotsBroken, descRestoreJobs, descNodes, descRequests,
 		descPolicySnapshots, descPolicyLastSuccess, descPolicyLastFailure, descPolicyNextRun} {
 		ch <- d
 	}
@@ -417,6 +424,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	byState(descSegments, st.Segments[:], fsmpb.SegmentState_name, "SEGMENT_STATE_")
 	byState(descFiles, st.SegmentFiles[:], fsmpb.SegmentState_name, "SEGMENT_STATE_")
 	byState(descSnapshots, st.Snapshots[:], fsmpb.SnapshotState_name, "SNAPSHOT_STATE_")
+	gauge(descSnapshotsBroken, float64(st.SnapshotsBroken))
 	byState(descRestoreJobs, st.RestoreJobs[:], fsmpb.RestoreState_name, "RESTORE_STATE_")
 
 	seconds := func(ns int64) float64 { return float64(ns) / 1e9 }
@@ -448,7 +456,15 @@ var dutyNames = []string{
 	// every node (startNodeDuties)
 	"leadership", "register-node", "health", "restore-watch", "restore-executor", "membership",
 	// the leader (leaderDuties)
-	"allocation-expiry", "finisher", "restore-coordinator", "policies", "policy-exports", "gc", "backup",
+	"allocation-expiry", "finisher", "restore-coordinator", "policies", "policy-exports", "gc", "backup", "scrubber",
+}
+
+func (m *nodeMetrics) snapshotVerified(outcome fsmpb.SnapshotVerifyOutcome, deep bool) {
+	depth := "sizes"
+	if deep {
+		depth = "deep"
+	}
+	m.verifications.WithLabelValues(strings.ToLower(strings.TrimPrefix(outcome.String(), "SNAPSHOT_VERIFY_OUTCOME_")), depth).Inc()
 }
 
 func (m *nodeMetrics) policyRan(kind, outcome string) {

@@ -41,6 +41,7 @@ import (
 	"github.com/snapkeep/snapkeep/server/membership"
 	"github.com/snapkeep/snapkeep/server/policy"
 	"github.com/snapkeep/snapkeep/server/repostore"
+	"github.com/snapkeep/snapkeep/server/scrub"
 )
 
 // Node is one running cluster member. Start it with Start and stop it with Close.
@@ -61,6 +62,7 @@ type Node struct {
 	root       layout.Root       // every key in the FSM is relative to it
 	finisher   *finisher.Finisher
 	policies   *policy.Scheduler
+	scrubber   *scrub.Scrubber
 	duties     *duty.Guard          // guards every background duty's passes (server/leader.go)
 	coord      *restore.Coordinator // the leader's side of restore jobs
 	runner     *restore.Runner      // this node's restore executor
@@ -110,6 +112,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.finisher = n.newFinisher()
 	n.gc = n.newGCSchedule()
 	n.policies = n.newPolicyScheduler()
+	n.scrubber = n.newScrubber()
 	n.coord = n.newRestoreCoordinator()
 	n.runner = n.newRestoreRunner()
 	n.api = n.newAPI()

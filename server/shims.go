@@ -20,6 +20,7 @@ import (
 	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
 	"github.com/snapkeep/snapkeep/server/policy"
+	"github.com/snapkeep/snapkeep/server/scrub"
 )
 
 // dutyShim is the node as the duty packages see it (finisher.Cluster, gc.Cluster):
@@ -67,6 +68,19 @@ func (n *Node) newFinisher() *finisher.Finisher {
 		Hooks:          hooks,
 		Logger:         n.logger,
 		Guard:          n.duties,
+	})
+}
+
+func (n *Node) newScrubber() *scrub.Scrubber {
+	return scrub.New(dutyShim{n}, scrub.Config{
+		Root:           n.root,
+		Every:          n.cfg.ScrubEvery,
+		DeepEvery:      n.cfg.ScrubDeepEvery,
+		PerPass:        n.cfg.ScrubPerPass,
+		Tick:           n.cfg.ScrubTick,
+		BytesPerSecond: n.cfg.ScrubRate,
+		Logger:         n.logger.With("component", "scrubber"),
+		Verified:       n.metrics.snapshotVerified,
 	})
 }
 

@@ -33,6 +33,10 @@ type serverFlags struct {
 	restoreLease, restoreRetention time.Duration
 	restoreAttempts                int
 	gcDisabled                     bool
+	scrubDisabled                  bool
+	scrubEvery, scrubDeepEvery     time.Duration
+	scrubPerPass                   int
+	scrubRate                      int64
 	gcInterval, gcOrphanInterval   time.Duration
 	gcGrace, gcOrphanGrace         time.Duration
 	gcDeleteRate                   float64
@@ -112,6 +116,11 @@ together once they see each other (see docs/OPERATIONS.md):
 				MultipartThreshold:     f.cfg.MultipartThreshold,
 				MultipartPartSize:      f.cfg.MultipartPartSize,
 				GCDisabled:             f.gcDisabled,
+				ScrubDisabled:          f.scrubDisabled,
+				ScrubEvery:             f.scrubEvery,
+				ScrubDeepEvery:         f.scrubDeepEvery,
+				ScrubPerPass:           f.scrubPerPass,
+				ScrubRate:              f.scrubRate,
 				GCInterval:             f.gcInterval,
 				GCOrphanInterval:       f.gcOrphanInterval,
 				GCGrace:                f.gcGrace,
@@ -158,6 +167,11 @@ together once they see each other (see docs/OPERATIONS.md):
 	fl.Int64Var(&f.cfg.MultipartThreshold, "restore-multipart-threshold", 5<<30, "bytes: restores copy a file this large or larger with a multipart copy (UploadPartCopy) instead of one CopyObject; 5 MiB to 5 GiB (CopyObject's limit)")
 	fl.Int64Var(&f.cfg.MultipartPartSize, "restore-part-size", 256<<20, "bytes: the part size of a restore's multipart copy; 5 MiB to 5 GiB (grown for a file that would need more than 10,000 parts)")
 	fl.BoolVar(&f.gcDisabled, "gc-disabled", false, "no periodic garbage collection (gc run still works)")
+	fl.BoolVar(&f.scrubDisabled, "scrub-disabled", false, "no continuous verification of committed snapshots (fsck still works)")
+	fl.DurationVar(&f.scrubEvery, "scrub-every", 24*time.Hour, "verify each committed snapshot's manifest and data file sizes this often (repairing a damaged manifest)")
+	fl.DurationVar(&f.scrubDeepEvery, "scrub-deep-every", 0, "also read each snapshot's data back and check its CRC-32C this often (0: never on a schedule)")
+	fl.IntVar(&f.scrubPerPass, "scrub-per-pass", 4, "snapshots verified per pass of the scrubber (a pass every 10s)")
+	fl.Int64Var(&f.scrubRate, "scrub-rate", 0, "deep verification reads at most this many bytes per second (0: no limit)")
 	fl.DurationVar(&f.gcInterval, "gc-interval", time.Minute, "how often the leader collects garbage")
 	fl.DurationVar(&f.gcOrphanInterval, "gc-orphan-interval", time.Hour, "how often a collection also lists the root for orphans")
 	fl.DurationVar(&f.gcGrace, "gc-grace", time.Hour, "how long dropped segments and index builds are kept")

@@ -366,7 +366,7 @@ completes.`,
 
 // printSnapshots writes a table of snapshots.
 func printSnapshots(w io.Writer, snaps []*snapkeepv1.Snapshot) error {
-	t := newTable(w, "ID", "COLLECTION", "NAME", "STATE", "CREATED", "SEGMENTS", "FILES", "SIZE", "HELD", "POLICY", "LABELS")
+	t := newTable(w, "ID", "COLLECTION", "NAME", "STATE", "CREATED", "SEGMENTS", "FILES", "SIZE", "VERIFIED", "HELD", "POLICY", "LABELS")
 	for _, s := range snaps {
 		coll := s.GetCollection()
 		if s.GetCollectionDropped() {
@@ -374,9 +374,40 @@ func printSnapshots(w io.Writer, snaps []*snapkeepv1.Snapshot) error {
 		}
 		sum := s.GetSummary()
 		t.row(s.GetId(), coll, s.GetName(), enumName(s.GetState()), timestamp(s.GetCreatedAtUnixMs()),
-			sum.GetSegments(), sum.GetFiles(), humanBytes(sum.GetBytes()), heldText(s), snapshotPolicy(s), orDash(keyValueList(s.GetLabels())))
+			sum.GetSegments(), sum.GetFiles(), humanBytes(sum.GetBytes()), verifyOutcome(s.GetVerification()), heldText(s), snapshotPolicy(s), orDash(keyValueList(s.GetLabels())))
 	}
 	return t.flush()
+}
+
+// verifyOutcome names a verification's outcome ("-": never verified).
+func verifyOutcome(v *snapkeepv1.SnapshotVerification) string {
+	if v == nil || v.GetOutcome() == snapkeepv1.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED {
+		return "-"
+	}
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(v.GetOutcome().String(), "SNAPSHOT_VERIFY_OUTCOME_")), "_", "-")
+}
+
+// verificationText says in a line how and when a snapshot was last verified and what
+// was found.
+func verificationText(v *snapkeepv1.SnapshotVerification) string {
+	if v == nil {
+		return "never (the leader's scrubber verifies every committed snapshot; snapkeep fsck checks now)"
+	}
+	how := "sizes"
+	if v.GetDeep() {
+		how = "deep"
+	}
+	out := fmt.Sprintf("%s at %s (%s)", verifyOutcome(v), timestamp(v.GetVerifiedAtUnixMs()), how)
+	if v.GetDeepVerifiedAtUnixMs() != 0 && !v.GetDeep() {
+		out += ", last deep at " + timestamp(v.GetDeepVerifiedAtUnixMs())
+	}
+	if v.GetRepairs() > 0 {
+		out += fmt.Sprintf(", manifest repaired %d times", v.GetRepairs())
+	}
+	if v.GetProblemCount() > 0 {
+		out += fmt.Sprintf("; %d problems: %s", v.GetProblemCount(), strings.Join(v.GetProblems(), "; "))
+	}
+	return out
 }
 
 // heldSummary says in a line whether a snapshot is held, and by how many holds.
@@ -442,6 +473,7 @@ func printSnapshot(w io.Writer, s *snapkeepv1.Snapshot) error {
 			t.row("", fmt.Sprintf("%-6s %d files, %s", enumName(k.GetKind()), k.GetFiles(), humanBytes(k.GetBytes())))
 		}
 		t.row("Manifest:", fmt.Sprintf("%s (%s, xxhash64 %016x)", s.GetManifestKey(), humanBytes(s.GetManifestSize()), s.GetManifestXxhash64()))
+		t.row("Verified:", verificationText(s.GetVerification()))
 	}
 	t.row("Schema:", humanBytes(uint64(len(s.GetSchema()))))
 	t.row("Properties:", orDash(keyValueList(s.GetProperties())))

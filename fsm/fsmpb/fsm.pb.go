@@ -491,6 +491,68 @@ func (SnapshotState) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_proto_rawDescGZIP(), []int{7}
 }
 
+// SnapshotVerifyOutcome is what a verification of a committed snapshot found.
+type SnapshotVerifyOutcome int32
+
+const (
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED SnapshotVerifyOutcome = 0
+	// The manifest and every data file are as the catalog says.
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK SnapshotVerifyOutcome = 1
+	// The manifest was missing or damaged and was rewritten from the catalog (the same
+	// bytes as at commit); the data files are as the catalog says.
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_REPAIRED SnapshotVerifyOutcome = 2
+	// The manifest is missing or damaged and could not be rewritten.
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_DAMAGED SnapshotVerifyOutcome = 3
+	// A data file the snapshot needs is missing, of another size or (deep) another
+	// CRC-32C: a restore of it cannot be complete.
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS SnapshotVerifyOutcome = 4
+)
+
+// Enum value maps for SnapshotVerifyOutcome.
+var (
+	SnapshotVerifyOutcome_name = map[int32]string{
+		0: "SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED",
+		1: "SNAPSHOT_VERIFY_OUTCOME_OK",
+		2: "SNAPSHOT_VERIFY_OUTCOME_REPAIRED",
+		3: "SNAPSHOT_VERIFY_OUTCOME_DAMAGED",
+		4: "SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS",
+	}
+	SnapshotVerifyOutcome_value = map[string]int32{
+		"SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED": 0,
+		"SNAPSHOT_VERIFY_OUTCOME_OK":          1,
+		"SNAPSHOT_VERIFY_OUTCOME_REPAIRED":    2,
+		"SNAPSHOT_VERIFY_OUTCOME_DAMAGED":     3,
+		"SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS":   4,
+	}
+)
+
+func (x SnapshotVerifyOutcome) Enum() *SnapshotVerifyOutcome {
+	p := new(SnapshotVerifyOutcome)
+	*p = x
+	return p
+}
+
+func (x SnapshotVerifyOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SnapshotVerifyOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_proto_enumTypes[8].Descriptor()
+}
+
+func (SnapshotVerifyOutcome) Type() protoreflect.EnumType {
+	return &file_fsm_proto_enumTypes[8]
+}
+
+func (x SnapshotVerifyOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SnapshotVerifyOutcome.Descriptor instead.
+func (SnapshotVerifyOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{8}
+}
+
 type RestoreState int32
 
 const (
@@ -548,11 +610,11 @@ func (x RestoreState) String() string {
 }
 
 func (RestoreState) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[8].Descriptor()
+	return file_fsm_proto_enumTypes[9].Descriptor()
 }
 
 func (RestoreState) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[8]
+	return &file_fsm_proto_enumTypes[9]
 }
 
 func (x RestoreState) Number() protoreflect.EnumNumber {
@@ -561,7 +623,7 @@ func (x RestoreState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestoreState.Descriptor instead.
 func (RestoreState) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{8}
+	return file_fsm_proto_rawDescGZIP(), []int{9}
 }
 
 // JobKind says what a job in the restore-jobs table copies, from where to where. All
@@ -602,11 +664,11 @@ func (x JobKind) String() string {
 }
 
 func (JobKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[9].Descriptor()
+	return file_fsm_proto_enumTypes[10].Descriptor()
 }
 
 func (JobKind) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[9]
+	return &file_fsm_proto_enumTypes[10]
 }
 
 func (x JobKind) Number() protoreflect.EnumNumber {
@@ -615,7 +677,7 @@ func (x JobKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobKind.Descriptor instead.
 func (JobKind) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{9}
+	return file_fsm_proto_rawDescGZIP(), []int{10}
 }
 
 type ErrorCode int32
@@ -663,11 +725,11 @@ func (x ErrorCode) String() string {
 }
 
 func (ErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[10].Descriptor()
+	return file_fsm_proto_enumTypes[11].Descriptor()
 }
 
 func (ErrorCode) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[10]
+	return &file_fsm_proto_enumTypes[11]
 }
 
 func (x ErrorCode) Number() protoreflect.EnumNumber {
@@ -676,7 +738,7 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{10}
+	return file_fsm_proto_rawDescGZIP(), []int{11}
 }
 
 type CommandType int32
@@ -733,6 +795,7 @@ const (
 	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE   CommandType = 48
 	CommandType_COMMAND_TYPE_POLICY_EXPORT          CommandType = 49
 	CommandType_COMMAND_TYPE_POLICY_EXPORTS_EXPIRED CommandType = 50
+	CommandType_COMMAND_TYPE_SNAPSHOT_VERIFIED      CommandType = 51
 )
 
 // Enum value maps for CommandType.
@@ -789,6 +852,7 @@ var (
 		48: "COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE",
 		49: "COMMAND_TYPE_POLICY_EXPORT",
 		50: "COMMAND_TYPE_POLICY_EXPORTS_EXPIRED",
+		51: "COMMAND_TYPE_SNAPSHOT_VERIFIED",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":            0,
@@ -842,6 +906,7 @@ var (
 		"COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE":   48,
 		"COMMAND_TYPE_POLICY_EXPORT":          49,
 		"COMMAND_TYPE_POLICY_EXPORTS_EXPIRED": 50,
+		"COMMAND_TYPE_SNAPSHOT_VERIFIED":      51,
 	}
 )
 
@@ -856,11 +921,11 @@ func (x CommandType) String() string {
 }
 
 func (CommandType) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[11].Descriptor()
+	return file_fsm_proto_enumTypes[12].Descriptor()
 }
 
 func (CommandType) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[11]
+	return &file_fsm_proto_enumTypes[12]
 }
 
 func (x CommandType) Number() protoreflect.EnumNumber {
@@ -869,7 +934,7 @@ func (x CommandType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CommandType.Descriptor instead.
 func (CommandType) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{11}
+	return file_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 // CopyVerification is what checked a restored file's copy, weakest to strongest.
@@ -912,11 +977,11 @@ func (x CopyVerification) String() string {
 }
 
 func (CopyVerification) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_proto_enumTypes[12].Descriptor()
+	return file_fsm_proto_enumTypes[13].Descriptor()
 }
 
 func (CopyVerification) Type() protoreflect.EnumType {
-	return &file_fsm_proto_enumTypes[12]
+	return &file_fsm_proto_enumTypes[13]
 }
 
 func (x CopyVerification) Number() protoreflect.EnumNumber {
@@ -925,7 +990,7 @@ func (x CopyVerification) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CopyVerification.Descriptor instead.
 func (CopyVerification) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 // Meta is the single row of FSM-wide counters.
@@ -2069,8 +2134,10 @@ type Snapshot struct {
 	Holds []*SnapshotHold `protobuf:"bytes,30,rep,name=holds,proto3" json:"holds,omitempty"`
 	// The export its policy started of it (PolicyExport); 0: none yet.
 	PolicyExportJob uint64 `protobuf:"varint,31,opt,name=policy_export_job,json=policyExportJob,proto3" json:"policy_export_job,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The scrubber's last verification of it (SnapshotVerified); unset: never verified.
+	Verification  *SnapshotVerification `protobuf:"bytes,32,opt,name=verification,proto3" json:"verification,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -2320,6 +2387,110 @@ func (x *Snapshot) GetPolicyExportJob() uint64 {
 	return 0
 }
 
+func (x *Snapshot) GetVerification() *SnapshotVerification {
+	if x != nil {
+		return x.Verification
+	}
+	return nil
+}
+
+// SnapshotVerification is the last verification of a snapshot.
+type SnapshotVerification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entry time of the SnapshotVerified that recorded it.
+	VerifiedAt int64                 `protobuf:"varint,1,opt,name=verified_at,json=verifiedAt,proto3" json:"verified_at,omitempty"`
+	Deep       bool                  `protobuf:"varint,2,opt,name=deep,proto3" json:"deep,omitempty"`
+	Outcome    SnapshotVerifyOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=snapkeep.fsm.v1.SnapshotVerifyOutcome" json:"outcome,omitempty"`
+	// The first problems found (at most MaxVerifyProblems), and how many there were.
+	Problems     []string `protobuf:"bytes,4,rep,name=problems,proto3" json:"problems,omitempty"`
+	ProblemCount uint32   `protobuf:"varint,5,opt,name=problem_count,json=problemCount,proto3" json:"problem_count,omitempty"`
+	// The last deep verification's entry time (0: never).
+	DeepVerifiedAt int64 `protobuf:"varint,6,opt,name=deep_verified_at,json=deepVerifiedAt,proto3" json:"deep_verified_at,omitempty"`
+	// How many verifications repaired the manifest, in all.
+	Repairs       uint32 `protobuf:"varint,7,opt,name=repairs,proto3" json:"repairs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotVerification) Reset() {
+	*x = SnapshotVerification{}
+	mi := &file_fsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotVerification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotVerification) ProtoMessage() {}
+
+func (x *SnapshotVerification) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotVerification.ProtoReflect.Descriptor instead.
+func (*SnapshotVerification) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SnapshotVerification) GetVerifiedAt() int64 {
+	if x != nil {
+		return x.VerifiedAt
+	}
+	return 0
+}
+
+func (x *SnapshotVerification) GetDeep() bool {
+	if x != nil {
+		return x.Deep
+	}
+	return false
+}
+
+func (x *SnapshotVerification) GetOutcome() SnapshotVerifyOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED
+}
+
+func (x *SnapshotVerification) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *SnapshotVerification) GetProblemCount() uint32 {
+	if x != nil {
+		return x.ProblemCount
+	}
+	return 0
+}
+
+func (x *SnapshotVerification) GetDeepVerifiedAt() int64 {
+	if x != nil {
+		return x.DeepVerifiedAt
+	}
+	return 0
+}
+
+func (x *SnapshotVerification) GetRepairs() uint32 {
+	if x != nil {
+		return x.Repairs
+	}
+	return 0
+}
+
 type SnapshotHold struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique within the snapshot; from the id space.
@@ -2334,7 +2505,7 @@ type SnapshotHold struct {
 
 func (x *SnapshotHold) Reset() {
 	*x = SnapshotHold{}
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2346,7 +2517,7 @@ func (x *SnapshotHold) String() string {
 func (*SnapshotHold) ProtoMessage() {}
 
 func (x *SnapshotHold) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[12]
+	mi := &file_fsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2359,7 +2530,7 @@ func (x *SnapshotHold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHold.ProtoReflect.Descriptor instead.
 func (*SnapshotHold) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{12}
+	return file_fsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotHold) GetId() uint64 {
@@ -2435,7 +2606,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2618,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[13]
+	mi := &file_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2631,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{13}
+	return file_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Policy) GetId() uint64 {
@@ -2609,7 +2780,7 @@ type PolicySchedule struct {
 
 func (x *PolicySchedule) Reset() {
 	*x = PolicySchedule{}
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2792,7 @@ func (x *PolicySchedule) String() string {
 func (*PolicySchedule) ProtoMessage() {}
 
 func (x *PolicySchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[14]
+	mi := &file_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2805,7 @@ func (x *PolicySchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicySchedule.ProtoReflect.Descriptor instead.
 func (*PolicySchedule) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PolicySchedule) GetCron() string {
@@ -2674,7 +2845,7 @@ type PolicyRetention struct {
 
 func (x *PolicyRetention) Reset() {
 	*x = PolicyRetention{}
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2857,7 @@ func (x *PolicyRetention) String() string {
 func (*PolicyRetention) ProtoMessage() {}
 
 func (x *PolicyRetention) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[15]
+	mi := &file_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2870,7 @@ func (x *PolicyRetention) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRetention.ProtoReflect.Descriptor instead.
 func (*PolicyRetention) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PolicyRetention) GetExpireAfter() int64 {
@@ -2758,7 +2929,7 @@ type PolicyStatus struct {
 
 func (x *PolicyStatus) Reset() {
 	*x = PolicyStatus{}
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +2941,7 @@ func (x *PolicyStatus) String() string {
 func (*PolicyStatus) ProtoMessage() {}
 
 func (x *PolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[16]
+	mi := &file_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +2954,7 @@ func (x *PolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyStatus.ProtoReflect.Descriptor instead.
 func (*PolicyStatus) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PolicyStatus) GetRuns() uint64 {
@@ -2928,7 +3099,7 @@ type Repository struct {
 
 func (x *Repository) Reset() {
 	*x = Repository{}
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3111,7 @@ func (x *Repository) String() string {
 func (*Repository) ProtoMessage() {}
 
 func (x *Repository) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[17]
+	mi := &file_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3124,7 @@ func (x *Repository) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repository.ProtoReflect.Descriptor instead.
 func (*Repository) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Repository) GetName() string {
@@ -3157,7 +3328,7 @@ type RestoreJob struct {
 
 func (x *RestoreJob) Reset() {
 	*x = RestoreJob{}
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3340,7 @@ func (x *RestoreJob) String() string {
 func (*RestoreJob) ProtoMessage() {}
 
 func (x *RestoreJob) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[18]
+	mi := &file_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3353,7 @@ func (x *RestoreJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJob.ProtoReflect.Descriptor instead.
 func (*RestoreJob) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{18}
+	return file_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RestoreJob) GetId() uint64 {
@@ -3516,7 +3687,7 @@ type RestorePlan struct {
 
 func (x *RestorePlan) Reset() {
 	*x = RestorePlan{}
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3528,7 +3699,7 @@ func (x *RestorePlan) String() string {
 func (*RestorePlan) ProtoMessage() {}
 
 func (x *RestorePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[19]
+	mi := &file_fsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3541,7 +3712,7 @@ func (x *RestorePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlan.ProtoReflect.Descriptor instead.
 func (*RestorePlan) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{19}
+	return file_fsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RestorePlan) GetJobId() uint64 {
@@ -3581,7 +3752,7 @@ type PlannedSegment struct {
 
 func (x *PlannedSegment) Reset() {
 	*x = PlannedSegment{}
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3764,7 @@ func (x *PlannedSegment) String() string {
 func (*PlannedSegment) ProtoMessage() {}
 
 func (x *PlannedSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[20]
+	mi := &file_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3777,7 @@ func (x *PlannedSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedSegment.ProtoReflect.Descriptor instead.
 func (*PlannedSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{20}
+	return file_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PlannedSegment) GetSourceId() uint64 {
@@ -3663,7 +3834,7 @@ type PlannedBuild struct {
 
 func (x *PlannedBuild) Reset() {
 	*x = PlannedBuild{}
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3675,7 +3846,7 @@ func (x *PlannedBuild) String() string {
 func (*PlannedBuild) ProtoMessage() {}
 
 func (x *PlannedBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[21]
+	mi := &file_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3688,7 +3859,7 @@ func (x *PlannedBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedBuild.ProtoReflect.Descriptor instead.
 func (*PlannedBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{21}
+	return file_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlannedBuild) GetSourceBuildId() uint64 {
@@ -3738,7 +3909,7 @@ type RestoreLease struct {
 
 func (x *RestoreLease) Reset() {
 	*x = RestoreLease{}
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3750,7 +3921,7 @@ func (x *RestoreLease) String() string {
 func (*RestoreLease) ProtoMessage() {}
 
 func (x *RestoreLease) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[22]
+	mi := &file_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +3934,7 @@ func (x *RestoreLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreLease.ProtoReflect.Descriptor instead.
 func (*RestoreLease) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{22}
+	return file_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RestoreLease) GetId() uint64 {
@@ -3830,7 +4001,7 @@ type RestorePool struct {
 
 func (x *RestorePool) Reset() {
 	*x = RestorePool{}
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3842,7 +4013,7 @@ func (x *RestorePool) String() string {
 func (*RestorePool) ProtoMessage() {}
 
 func (x *RestorePool) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[23]
+	mi := &file_fsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3855,7 +4026,7 @@ func (x *RestorePool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePool.ProtoReflect.Descriptor instead.
 func (*RestorePool) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{23}
+	return file_fsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RestorePool) GetJobId() uint64 {
@@ -3907,7 +4078,7 @@ type GCCount struct {
 
 func (x *GCCount) Reset() {
 	*x = GCCount{}
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3919,7 +4090,7 @@ func (x *GCCount) String() string {
 func (*GCCount) ProtoMessage() {}
 
 func (x *GCCount) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[24]
+	mi := &file_fsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3932,7 +4103,7 @@ func (x *GCCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCount.ProtoReflect.Descriptor instead.
 func (*GCCount) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{24}
+	return file_fsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GCCount) GetReason() string {
@@ -3990,7 +4161,7 @@ type GCReport struct {
 
 func (x *GCReport) Reset() {
 	*x = GCReport{}
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4002,7 +4173,7 @@ func (x *GCReport) String() string {
 func (*GCReport) ProtoMessage() {}
 
 func (x *GCReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[25]
+	mi := &file_fsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4015,7 +4186,7 @@ func (x *GCReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCReport.ProtoReflect.Descriptor instead.
 func (*GCReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{25}
+	return file_fsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GCReport) GetId() uint64 {
@@ -4130,7 +4301,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4142,7 +4313,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[26]
+	mi := &file_fsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4155,7 +4326,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{26}
+	return file_fsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Node) GetId() string {
@@ -4206,7 +4377,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4218,7 +4389,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[27]
+	mi := &file_fsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4231,7 +4402,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{27}
+	return file_fsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Result) GetCode() ErrorCode {
@@ -4271,7 +4442,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4283,7 +4454,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[28]
+	mi := &file_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4296,7 +4467,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RequestRecord) GetRequestId() string {
@@ -4353,7 +4524,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4365,7 +4536,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[29]
+	mi := &file_fsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4378,7 +4549,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{29}
+	return file_fsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Envelope) GetVersion() uint32 {
@@ -4426,7 +4597,7 @@ type CreateDatabase struct {
 
 func (x *CreateDatabase) Reset() {
 	*x = CreateDatabase{}
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4438,7 +4609,7 @@ func (x *CreateDatabase) String() string {
 func (*CreateDatabase) ProtoMessage() {}
 
 func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[30]
+	mi := &file_fsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4451,7 +4622,7 @@ func (x *CreateDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDatabase.ProtoReflect.Descriptor instead.
 func (*CreateDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{30}
+	return file_fsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateDatabase) GetName() string {
@@ -4477,7 +4648,7 @@ type DropDatabase struct {
 
 func (x *DropDatabase) Reset() {
 	*x = DropDatabase{}
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4489,7 +4660,7 @@ func (x *DropDatabase) String() string {
 func (*DropDatabase) ProtoMessage() {}
 
 func (x *DropDatabase) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[31]
+	mi := &file_fsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4502,7 +4673,7 @@ func (x *DropDatabase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDatabase.ProtoReflect.Descriptor instead.
 func (*DropDatabase) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{31}
+	return file_fsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DropDatabase) GetName() string {
@@ -4534,7 +4705,7 @@ type CreateCollection struct {
 
 func (x *CreateCollection) Reset() {
 	*x = CreateCollection{}
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4546,7 +4717,7 @@ func (x *CreateCollection) String() string {
 func (*CreateCollection) ProtoMessage() {}
 
 func (x *CreateCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[32]
+	mi := &file_fsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4559,7 +4730,7 @@ func (x *CreateCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCollection.ProtoReflect.Descriptor instead.
 func (*CreateCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{32}
+	return file_fsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateCollection) GetDatabase() string {
@@ -4642,7 +4813,7 @@ type DropCollection struct {
 
 func (x *DropCollection) Reset() {
 	*x = DropCollection{}
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4654,7 +4825,7 @@ func (x *DropCollection) String() string {
 func (*DropCollection) ProtoMessage() {}
 
 func (x *DropCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[33]
+	mi := &file_fsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4667,7 +4838,7 @@ func (x *DropCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCollection.ProtoReflect.Descriptor instead.
 func (*DropCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{33}
+	return file_fsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DropCollection) GetDatabase() string {
@@ -4696,7 +4867,7 @@ type AlterCollection struct {
 
 func (x *AlterCollection) Reset() {
 	*x = AlterCollection{}
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4708,7 +4879,7 @@ func (x *AlterCollection) String() string {
 func (*AlterCollection) ProtoMessage() {}
 
 func (x *AlterCollection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[34]
+	mi := &file_fsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4721,7 +4892,7 @@ func (x *AlterCollection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterCollection.ProtoReflect.Descriptor instead.
 func (*AlterCollection) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{34}
+	return file_fsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AlterCollection) GetDatabase() string {
@@ -4765,7 +4936,7 @@ type CreatePartition struct {
 
 func (x *CreatePartition) Reset() {
 	*x = CreatePartition{}
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4777,7 +4948,7 @@ func (x *CreatePartition) String() string {
 func (*CreatePartition) ProtoMessage() {}
 
 func (x *CreatePartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[35]
+	mi := &file_fsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4790,7 +4961,7 @@ func (x *CreatePartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartition.ProtoReflect.Descriptor instead.
 func (*CreatePartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{35}
+	return file_fsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreatePartition) GetDatabase() string {
@@ -4832,7 +5003,7 @@ type DropPartition struct {
 
 func (x *DropPartition) Reset() {
 	*x = DropPartition{}
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4844,7 +5015,7 @@ func (x *DropPartition) String() string {
 func (*DropPartition) ProtoMessage() {}
 
 func (x *DropPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[36]
+	mi := &file_fsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4857,7 +5028,7 @@ func (x *DropPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropPartition.ProtoReflect.Descriptor instead.
 func (*DropPartition) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{36}
+	return file_fsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DropPartition) GetDatabase() string {
@@ -4896,7 +5067,7 @@ type CreateIndex struct {
 
 func (x *CreateIndex) Reset() {
 	*x = CreateIndex{}
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4908,7 +5079,7 @@ func (x *CreateIndex) String() string {
 func (*CreateIndex) ProtoMessage() {}
 
 func (x *CreateIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[37]
+	mi := &file_fsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4921,7 +5092,7 @@ func (x *CreateIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndex.ProtoReflect.Descriptor instead.
 func (*CreateIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{37}
+	return file_fsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateIndex) GetDatabase() string {
@@ -4977,7 +5148,7 @@ type DropIndex struct {
 
 func (x *DropIndex) Reset() {
 	*x = DropIndex{}
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4989,7 +5160,7 @@ func (x *DropIndex) String() string {
 func (*DropIndex) ProtoMessage() {}
 
 func (x *DropIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[38]
+	mi := &file_fsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5002,7 +5173,7 @@ func (x *DropIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndex.ProtoReflect.Descriptor instead.
 func (*DropIndex) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{38}
+	return file_fsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DropIndex) GetDatabase() string {
@@ -5041,7 +5212,7 @@ type AllocateSegment struct {
 
 func (x *AllocateSegment) Reset() {
 	*x = AllocateSegment{}
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5053,7 +5224,7 @@ func (x *AllocateSegment) String() string {
 func (*AllocateSegment) ProtoMessage() {}
 
 func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[39]
+	mi := &file_fsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5066,7 +5237,7 @@ func (x *AllocateSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateSegment.ProtoReflect.Descriptor instead.
 func (*AllocateSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{39}
+	return file_fsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AllocateSegment) GetDatabase() string {
@@ -5116,7 +5287,7 @@ type FlushSegment struct {
 
 func (x *FlushSegment) Reset() {
 	*x = FlushSegment{}
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5128,7 +5299,7 @@ func (x *FlushSegment) String() string {
 func (*FlushSegment) ProtoMessage() {}
 
 func (x *FlushSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[40]
+	mi := &file_fsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5141,7 +5312,7 @@ func (x *FlushSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushSegment.ProtoReflect.Descriptor instead.
 func (*FlushSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{40}
+	return file_fsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FlushSegment) GetSegmentId() uint64 {
@@ -5185,7 +5356,7 @@ type AllocateIndexBuild struct {
 
 func (x *AllocateIndexBuild) Reset() {
 	*x = AllocateIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5197,7 +5368,7 @@ func (x *AllocateIndexBuild) String() string {
 func (*AllocateIndexBuild) ProtoMessage() {}
 
 func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[41]
+	mi := &file_fsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5210,7 +5381,7 @@ func (x *AllocateIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateIndexBuild.ProtoReflect.Descriptor instead.
 func (*AllocateIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{41}
+	return file_fsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AllocateIndexBuild) GetSegmentId() uint64 {
@@ -5252,7 +5423,7 @@ type AddIndexBuild struct {
 
 func (x *AddIndexBuild) Reset() {
 	*x = AddIndexBuild{}
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5264,7 +5435,7 @@ func (x *AddIndexBuild) String() string {
 func (*AddIndexBuild) ProtoMessage() {}
 
 func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[42]
+	mi := &file_fsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5277,7 +5448,7 @@ func (x *AddIndexBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddIndexBuild.ProtoReflect.Descriptor instead.
 func (*AddIndexBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{42}
+	return file_fsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddIndexBuild) GetSegmentId() uint64 {
@@ -5313,7 +5484,7 @@ type CompactOutput struct {
 
 func (x *CompactOutput) Reset() {
 	*x = CompactOutput{}
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5325,7 +5496,7 @@ func (x *CompactOutput) String() string {
 func (*CompactOutput) ProtoMessage() {}
 
 func (x *CompactOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[43]
+	mi := &file_fsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5338,7 +5509,7 @@ func (x *CompactOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactOutput.ProtoReflect.Descriptor instead.
 func (*CompactOutput) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{43}
+	return file_fsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CompactOutput) GetSegmentId() uint64 {
@@ -5379,7 +5550,7 @@ type Compact struct {
 
 func (x *Compact) Reset() {
 	*x = Compact{}
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5391,7 +5562,7 @@ func (x *Compact) String() string {
 func (*Compact) ProtoMessage() {}
 
 func (x *Compact) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[44]
+	mi := &file_fsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5404,7 +5575,7 @@ func (x *Compact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compact.ProtoReflect.Descriptor instead.
 func (*Compact) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{44}
+	return file_fsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Compact) GetInputs() []uint64 {
@@ -5430,7 +5601,7 @@ type DropSegments struct {
 
 func (x *DropSegments) Reset() {
 	*x = DropSegments{}
-	mi := &file_fsm_proto_msgTypes[45]
+	mi := &file_fsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5442,7 +5613,7 @@ func (x *DropSegments) String() string {
 func (*DropSegments) ProtoMessage() {}
 
 func (x *DropSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[45]
+	mi := &file_fsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5455,7 +5626,7 @@ func (x *DropSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSegments.ProtoReflect.Descriptor instead.
 func (*DropSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{45}
+	return file_fsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DropSegments) GetSegmentIds() []uint64 {
@@ -5475,7 +5646,7 @@ type ExpireAllocations struct {
 
 func (x *ExpireAllocations) Reset() {
 	*x = ExpireAllocations{}
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5487,7 +5658,7 @@ func (x *ExpireAllocations) String() string {
 func (*ExpireAllocations) ProtoMessage() {}
 
 func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[46]
+	mi := &file_fsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5500,7 +5671,7 @@ func (x *ExpireAllocations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocations.ProtoReflect.Descriptor instead.
 func (*ExpireAllocations) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{46}
+	return file_fsm_proto_rawDescGZIP(), []int{47}
 }
 
 type RegisterNode struct {
@@ -5512,7 +5683,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5524,7 +5695,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[47]
+	mi := &file_fsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5537,7 +5708,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{47}
+	return file_fsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -5567,7 +5738,7 @@ type SnapshotBegin struct {
 
 func (x *SnapshotBegin) Reset() {
 	*x = SnapshotBegin{}
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5579,7 +5750,7 @@ func (x *SnapshotBegin) String() string {
 func (*SnapshotBegin) ProtoMessage() {}
 
 func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[48]
+	mi := &file_fsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5592,7 +5763,7 @@ func (x *SnapshotBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotBegin.ProtoReflect.Descriptor instead.
 func (*SnapshotBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{48}
+	return file_fsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SnapshotBegin) GetDatabase() string {
@@ -5656,7 +5827,7 @@ type SnapshotCommit struct {
 
 func (x *SnapshotCommit) Reset() {
 	*x = SnapshotCommit{}
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5668,7 +5839,7 @@ func (x *SnapshotCommit) String() string {
 func (*SnapshotCommit) ProtoMessage() {}
 
 func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[49]
+	mi := &file_fsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5681,7 +5852,7 @@ func (x *SnapshotCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotCommit.ProtoReflect.Descriptor instead.
 func (*SnapshotCommit) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{49}
+	return file_fsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SnapshotCommit) GetSnapshotId() uint64 {
@@ -5722,7 +5893,7 @@ type SnapshotMarkDeleting struct {
 
 func (x *SnapshotMarkDeleting) Reset() {
 	*x = SnapshotMarkDeleting{}
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5734,7 +5905,7 @@ func (x *SnapshotMarkDeleting) String() string {
 func (*SnapshotMarkDeleting) ProtoMessage() {}
 
 func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[50]
+	mi := &file_fsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5747,7 +5918,7 @@ func (x *SnapshotMarkDeleting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMarkDeleting.ProtoReflect.Descriptor instead.
 func (*SnapshotMarkDeleting) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{50}
+	return file_fsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SnapshotMarkDeleting) GetSnapshotId() uint64 {
@@ -5774,7 +5945,7 @@ type SnapshotRemove struct {
 
 func (x *SnapshotRemove) Reset() {
 	*x = SnapshotRemove{}
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5786,7 +5957,7 @@ func (x *SnapshotRemove) String() string {
 func (*SnapshotRemove) ProtoMessage() {}
 
 func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[51]
+	mi := &file_fsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5799,7 +5970,7 @@ func (x *SnapshotRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRemove.ProtoReflect.Descriptor instead.
 func (*SnapshotRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{51}
+	return file_fsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SnapshotRemove) GetSnapshotId() uint64 {
@@ -5846,7 +6017,7 @@ type RestoreBegin struct {
 
 func (x *RestoreBegin) Reset() {
 	*x = RestoreBegin{}
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5858,7 +6029,7 @@ func (x *RestoreBegin) String() string {
 func (*RestoreBegin) ProtoMessage() {}
 
 func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[52]
+	mi := &file_fsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5871,7 +6042,7 @@ func (x *RestoreBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreBegin.ProtoReflect.Descriptor instead.
 func (*RestoreBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{52}
+	return file_fsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RestoreBegin) GetDatabase() string {
@@ -6019,7 +6190,7 @@ type RepositorySnapshot struct {
 
 func (x *RepositorySnapshot) Reset() {
 	*x = RepositorySnapshot{}
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6031,7 +6202,7 @@ func (x *RepositorySnapshot) String() string {
 func (*RepositorySnapshot) ProtoMessage() {}
 
 func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[53]
+	mi := &file_fsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6044,7 +6215,7 @@ func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositorySnapshot.ProtoReflect.Descriptor instead.
 func (*RepositorySnapshot) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{53}
+	return file_fsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RepositorySnapshot) GetId() string {
@@ -6156,7 +6327,7 @@ type IdMapping struct {
 
 func (x *IdMapping) Reset() {
 	*x = IdMapping{}
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6168,7 +6339,7 @@ func (x *IdMapping) String() string {
 func (*IdMapping) ProtoMessage() {}
 
 func (x *IdMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[54]
+	mi := &file_fsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6181,7 +6352,7 @@ func (x *IdMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdMapping.ProtoReflect.Descriptor instead.
 func (*IdMapping) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{54}
+	return file_fsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *IdMapping) GetSource() uint64 {
@@ -6215,7 +6386,7 @@ type RestoreStart struct {
 
 func (x *RestoreStart) Reset() {
 	*x = RestoreStart{}
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6227,7 +6398,7 @@ func (x *RestoreStart) String() string {
 func (*RestoreStart) ProtoMessage() {}
 
 func (x *RestoreStart) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[55]
+	mi := &file_fsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6240,7 +6411,7 @@ func (x *RestoreStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreStart.ProtoReflect.Descriptor instead.
 func (*RestoreStart) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{55}
+	return file_fsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RestoreStart) GetJobId() uint64 {
@@ -6282,7 +6453,7 @@ type TaskSpan struct {
 
 func (x *TaskSpan) Reset() {
 	*x = TaskSpan{}
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6294,7 +6465,7 @@ func (x *TaskSpan) String() string {
 func (*TaskSpan) ProtoMessage() {}
 
 func (x *TaskSpan) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[56]
+	mi := &file_fsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6307,7 +6478,7 @@ func (x *TaskSpan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpan.ProtoReflect.Descriptor instead.
 func (*TaskSpan) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{56}
+	return file_fsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TaskSpan) GetStart() uint32 {
@@ -6334,7 +6505,7 @@ type ClusterIdentify struct {
 
 func (x *ClusterIdentify) Reset() {
 	*x = ClusterIdentify{}
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6346,7 +6517,7 @@ func (x *ClusterIdentify) String() string {
 func (*ClusterIdentify) ProtoMessage() {}
 
 func (x *ClusterIdentify) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6359,7 +6530,7 @@ func (x *ClusterIdentify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentify.ProtoReflect.Descriptor instead.
 func (*ClusterIdentify) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ClusterIdentify) GetClusterId() string {
@@ -6378,7 +6549,7 @@ type ClusterIdentifyResponse struct {
 
 func (x *ClusterIdentifyResponse) Reset() {
 	*x = ClusterIdentifyResponse{}
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6390,7 +6561,7 @@ func (x *ClusterIdentifyResponse) String() string {
 func (*ClusterIdentifyResponse) ProtoMessage() {}
 
 func (x *ClusterIdentifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6403,7 +6574,7 @@ func (x *ClusterIdentifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentifyResponse.ProtoReflect.Descriptor instead.
 func (*ClusterIdentifyResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ClusterIdentifyResponse) GetClusterId() string {
@@ -6424,7 +6595,7 @@ type RepositoryRegister struct {
 
 func (x *RepositoryRegister) Reset() {
 	*x = RepositoryRegister{}
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6436,7 +6607,7 @@ func (x *RepositoryRegister) String() string {
 func (*RepositoryRegister) ProtoMessage() {}
 
 func (x *RepositoryRegister) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6449,7 +6620,7 @@ func (x *RepositoryRegister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryRegister.ProtoReflect.Descriptor instead.
 func (*RepositoryRegister) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RepositoryRegister) GetRepository() *Repository {
@@ -6470,7 +6641,7 @@ type RepositoryUnregister struct {
 
 func (x *RepositoryUnregister) Reset() {
 	*x = RepositoryUnregister{}
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6482,7 +6653,7 @@ func (x *RepositoryUnregister) String() string {
 func (*RepositoryUnregister) ProtoMessage() {}
 
 func (x *RepositoryUnregister) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6495,7 +6666,7 @@ func (x *RepositoryUnregister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryUnregister.ProtoReflect.Descriptor instead.
 func (*RepositoryUnregister) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RepositoryUnregister) GetName() string {
@@ -6515,7 +6686,7 @@ type RepositoryResponse struct {
 
 func (x *RepositoryResponse) Reset() {
 	*x = RepositoryResponse{}
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6527,7 +6698,7 @@ func (x *RepositoryResponse) String() string {
 func (*RepositoryResponse) ProtoMessage() {}
 
 func (x *RepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6540,7 +6711,7 @@ func (x *RepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryResponse.ProtoReflect.Descriptor instead.
 func (*RepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RepositoryResponse) GetRepository() *Repository {
@@ -6576,7 +6747,7 @@ type ExportBegin struct {
 
 func (x *ExportBegin) Reset() {
 	*x = ExportBegin{}
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6588,7 +6759,7 @@ func (x *ExportBegin) String() string {
 func (*ExportBegin) ProtoMessage() {}
 
 func (x *ExportBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6601,7 +6772,7 @@ func (x *ExportBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportBegin.ProtoReflect.Descriptor instead.
 func (*ExportBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ExportBegin) GetDatabase() string {
@@ -6672,7 +6843,7 @@ type ExportComplete struct {
 
 func (x *ExportComplete) Reset() {
 	*x = ExportComplete{}
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6684,7 +6855,7 @@ func (x *ExportComplete) String() string {
 func (*ExportComplete) ProtoMessage() {}
 
 func (x *ExportComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6697,7 +6868,7 @@ func (x *ExportComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportComplete.ProtoReflect.Descriptor instead.
 func (*ExportComplete) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ExportComplete) GetJobId() uint64 {
@@ -6730,7 +6901,7 @@ type RestorePlanSegments struct {
 
 func (x *RestorePlanSegments) Reset() {
 	*x = RestorePlanSegments{}
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6742,7 +6913,7 @@ func (x *RestorePlanSegments) String() string {
 func (*RestorePlanSegments) ProtoMessage() {}
 
 func (x *RestorePlanSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6755,7 +6926,7 @@ func (x *RestorePlanSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanSegments.ProtoReflect.Descriptor instead.
 func (*RestorePlanSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{64}
+	return file_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RestorePlanSegments) GetJobId() uint64 {
@@ -6801,7 +6972,7 @@ type SourceSegment struct {
 
 func (x *SourceSegment) Reset() {
 	*x = SourceSegment{}
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6813,7 +6984,7 @@ func (x *SourceSegment) String() string {
 func (*SourceSegment) ProtoMessage() {}
 
 func (x *SourceSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6826,7 +6997,7 @@ func (x *SourceSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceSegment.ProtoReflect.Descriptor instead.
 func (*SourceSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{65}
+	return file_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SourceSegment) GetId() uint64 {
@@ -6882,7 +7053,7 @@ type SourceBuild struct {
 
 func (x *SourceBuild) Reset() {
 	*x = SourceBuild{}
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6894,7 +7065,7 @@ func (x *SourceBuild) String() string {
 func (*SourceBuild) ProtoMessage() {}
 
 func (x *SourceBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6907,7 +7078,7 @@ func (x *SourceBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceBuild.ProtoReflect.Descriptor instead.
 func (*SourceBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{66}
+	return file_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SourceBuild) GetBuildId() uint64 {
@@ -6944,7 +7115,7 @@ type RepositoryGCBegin struct {
 
 func (x *RepositoryGCBegin) Reset() {
 	*x = RepositoryGCBegin{}
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6956,7 +7127,7 @@ func (x *RepositoryGCBegin) String() string {
 func (*RepositoryGCBegin) ProtoMessage() {}
 
 func (x *RepositoryGCBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6969,7 +7140,7 @@ func (x *RepositoryGCBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryGCBegin.ProtoReflect.Descriptor instead.
 func (*RepositoryGCBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{67}
+	return file_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RepositoryGCBegin) GetName() string {
@@ -7003,7 +7174,7 @@ type RepositoryGCEnd struct {
 
 func (x *RepositoryGCEnd) Reset() {
 	*x = RepositoryGCEnd{}
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7015,7 +7186,7 @@ func (x *RepositoryGCEnd) String() string {
 func (*RepositoryGCEnd) ProtoMessage() {}
 
 func (x *RepositoryGCEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7028,7 +7199,7 @@ func (x *RepositoryGCEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryGCEnd.ProtoReflect.Descriptor instead.
 func (*RepositoryGCEnd) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{68}
+	return file_fsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RepositoryGCEnd) GetName() string {
@@ -7061,7 +7232,7 @@ type RestoreGrant struct {
 
 func (x *RestoreGrant) Reset() {
 	*x = RestoreGrant{}
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7073,7 +7244,7 @@ func (x *RestoreGrant) String() string {
 func (*RestoreGrant) ProtoMessage() {}
 
 func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7086,7 +7257,7 @@ func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrant.ProtoReflect.Descriptor instead.
 func (*RestoreGrant) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{69}
+	return file_fsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RestoreGrant) GetJobId() uint64 {
@@ -7136,7 +7307,7 @@ type TaskDone struct {
 
 func (x *TaskDone) Reset() {
 	*x = TaskDone{}
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7148,7 +7319,7 @@ func (x *TaskDone) String() string {
 func (*TaskDone) ProtoMessage() {}
 
 func (x *TaskDone) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7161,7 +7332,7 @@ func (x *TaskDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDone.ProtoReflect.Descriptor instead.
 func (*TaskDone) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{70}
+	return file_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TaskDone) GetTask() uint32 {
@@ -7198,7 +7369,7 @@ type TaskFailed struct {
 
 func (x *TaskFailed) Reset() {
 	*x = TaskFailed{}
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7210,7 +7381,7 @@ func (x *TaskFailed) String() string {
 func (*TaskFailed) ProtoMessage() {}
 
 func (x *TaskFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7223,7 +7394,7 @@ func (x *TaskFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailed.ProtoReflect.Descriptor instead.
 func (*TaskFailed) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{71}
+	return file_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *TaskFailed) GetTask() uint32 {
@@ -7272,7 +7443,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7284,7 +7455,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7297,7 +7468,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{72}
+	return file_fsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RestoreReport) GetJobId() uint64 {
@@ -7346,7 +7517,7 @@ type RestoreFail struct {
 
 func (x *RestoreFail) Reset() {
 	*x = RestoreFail{}
-	mi := &file_fsm_proto_msgTypes[73]
+	mi := &file_fsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7358,7 +7529,7 @@ func (x *RestoreFail) String() string {
 func (*RestoreFail) ProtoMessage() {}
 
 func (x *RestoreFail) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[73]
+	mi := &file_fsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7371,7 +7542,7 @@ func (x *RestoreFail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFail.ProtoReflect.Descriptor instead.
 func (*RestoreFail) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{73}
+	return file_fsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RestoreFail) GetJobId() uint64 {
@@ -7405,7 +7576,7 @@ type RestoreCancel struct {
 
 func (x *RestoreCancel) Reset() {
 	*x = RestoreCancel{}
-	mi := &file_fsm_proto_msgTypes[74]
+	mi := &file_fsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7417,7 +7588,7 @@ func (x *RestoreCancel) String() string {
 func (*RestoreCancel) ProtoMessage() {}
 
 func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[74]
+	mi := &file_fsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7430,7 +7601,7 @@ func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreCancel.ProtoReflect.Descriptor instead.
 func (*RestoreCancel) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{74}
+	return file_fsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RestoreCancel) GetJobId() uint64 {
@@ -7464,7 +7635,7 @@ type ExpireRestoreLeases struct {
 
 func (x *ExpireRestoreLeases) Reset() {
 	*x = ExpireRestoreLeases{}
-	mi := &file_fsm_proto_msgTypes[75]
+	mi := &file_fsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7476,7 +7647,7 @@ func (x *ExpireRestoreLeases) String() string {
 func (*ExpireRestoreLeases) ProtoMessage() {}
 
 func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[75]
+	mi := &file_fsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7489,7 +7660,7 @@ func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeases.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeases) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{75}
+	return file_fsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ExpireRestoreLeases) GetNode() string {
@@ -7523,7 +7694,7 @@ type RestoreRemove struct {
 
 func (x *RestoreRemove) Reset() {
 	*x = RestoreRemove{}
-	mi := &file_fsm_proto_msgTypes[76]
+	mi := &file_fsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7535,7 +7706,7 @@ func (x *RestoreRemove) String() string {
 func (*RestoreRemove) ProtoMessage() {}
 
 func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[76]
+	mi := &file_fsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7548,7 +7719,7 @@ func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRemove.ProtoReflect.Descriptor instead.
 func (*RestoreRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{76}
+	return file_fsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RestoreRemove) GetJobId() uint64 {
@@ -7569,7 +7740,7 @@ type BuildRef struct {
 
 func (x *BuildRef) Reset() {
 	*x = BuildRef{}
-	mi := &file_fsm_proto_msgTypes[77]
+	mi := &file_fsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7581,7 +7752,7 @@ func (x *BuildRef) String() string {
 func (*BuildRef) ProtoMessage() {}
 
 func (x *BuildRef) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[77]
+	mi := &file_fsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7594,7 +7765,7 @@ func (x *BuildRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRef.ProtoReflect.Descriptor instead.
 func (*BuildRef) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{77}
+	return file_fsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *BuildRef) GetSegmentId() uint64 {
@@ -7624,7 +7795,7 @@ type OrphanCandidate struct {
 
 func (x *OrphanCandidate) Reset() {
 	*x = OrphanCandidate{}
-	mi := &file_fsm_proto_msgTypes[78]
+	mi := &file_fsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7636,7 +7807,7 @@ func (x *OrphanCandidate) String() string {
 func (*OrphanCandidate) ProtoMessage() {}
 
 func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[78]
+	mi := &file_fsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7649,7 +7820,7 @@ func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphanCandidate.ProtoReflect.Descriptor instead.
 func (*OrphanCandidate) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{78}
+	return file_fsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *OrphanCandidate) GetKey() string {
@@ -7684,7 +7855,7 @@ type GCCheck struct {
 
 func (x *GCCheck) Reset() {
 	*x = GCCheck{}
-	mi := &file_fsm_proto_msgTypes[79]
+	mi := &file_fsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7696,7 +7867,7 @@ func (x *GCCheck) String() string {
 func (*GCCheck) ProtoMessage() {}
 
 func (x *GCCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[79]
+	mi := &file_fsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7709,7 +7880,7 @@ func (x *GCCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheck.ProtoReflect.Descriptor instead.
 func (*GCCheck) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{79}
+	return file_fsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *GCCheck) GetSegments() []uint64 {
@@ -7768,7 +7939,7 @@ type GCRemove struct {
 
 func (x *GCRemove) Reset() {
 	*x = GCRemove{}
-	mi := &file_fsm_proto_msgTypes[80]
+	mi := &file_fsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7780,7 +7951,7 @@ func (x *GCRemove) String() string {
 func (*GCRemove) ProtoMessage() {}
 
 func (x *GCRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[80]
+	mi := &file_fsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7793,7 +7964,7 @@ func (x *GCRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemove.ProtoReflect.Descriptor instead.
 func (*GCRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{80}
+	return file_fsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *GCRemove) GetSegments() []uint64 {
@@ -7834,7 +8005,7 @@ type GCRecordReport struct {
 
 func (x *GCRecordReport) Reset() {
 	*x = GCRecordReport{}
-	mi := &file_fsm_proto_msgTypes[81]
+	mi := &file_fsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7846,7 +8017,7 @@ func (x *GCRecordReport) String() string {
 func (*GCRecordReport) ProtoMessage() {}
 
 func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[81]
+	mi := &file_fsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7859,7 +8030,7 @@ func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRecordReport.ProtoReflect.Descriptor instead.
 func (*GCRecordReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{81}
+	return file_fsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *GCRecordReport) GetReport() *GCReport {
@@ -7878,7 +8049,7 @@ type DatabaseResponse struct {
 
 func (x *DatabaseResponse) Reset() {
 	*x = DatabaseResponse{}
-	mi := &file_fsm_proto_msgTypes[82]
+	mi := &file_fsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7890,7 +8061,7 @@ func (x *DatabaseResponse) String() string {
 func (*DatabaseResponse) ProtoMessage() {}
 
 func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[82]
+	mi := &file_fsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7903,7 +8074,7 @@ func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{82}
+	return file_fsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *DatabaseResponse) GetDatabase() *Database {
@@ -7924,7 +8095,7 @@ type CollectionResponse struct {
 
 func (x *CollectionResponse) Reset() {
 	*x = CollectionResponse{}
-	mi := &file_fsm_proto_msgTypes[83]
+	mi := &file_fsm_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7936,7 +8107,7 @@ func (x *CollectionResponse) String() string {
 func (*CollectionResponse) ProtoMessage() {}
 
 func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[83]
+	mi := &file_fsm_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7949,7 +8120,7 @@ func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectionResponse.ProtoReflect.Descriptor instead.
 func (*CollectionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{83}
+	return file_fsm_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *CollectionResponse) GetCollection() *Collection {
@@ -7975,7 +8146,7 @@ type SegmentResponse struct {
 
 func (x *SegmentResponse) Reset() {
 	*x = SegmentResponse{}
-	mi := &file_fsm_proto_msgTypes[84]
+	mi := &file_fsm_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7987,7 +8158,7 @@ func (x *SegmentResponse) String() string {
 func (*SegmentResponse) ProtoMessage() {}
 
 func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[84]
+	mi := &file_fsm_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8000,7 +8171,7 @@ func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentResponse.ProtoReflect.Descriptor instead.
 func (*SegmentResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{84}
+	return file_fsm_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SegmentResponse) GetSegment() *Segment {
@@ -8020,7 +8191,7 @@ type IndexBuildResponse struct {
 
 func (x *IndexBuildResponse) Reset() {
 	*x = IndexBuildResponse{}
-	mi := &file_fsm_proto_msgTypes[85]
+	mi := &file_fsm_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8032,7 +8203,7 @@ func (x *IndexBuildResponse) String() string {
 func (*IndexBuildResponse) ProtoMessage() {}
 
 func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[85]
+	mi := &file_fsm_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8045,7 +8216,7 @@ func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*IndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{85}
+	return file_fsm_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *IndexBuildResponse) GetSegment() *Segment {
@@ -8071,7 +8242,7 @@ type SegmentsResponse struct {
 
 func (x *SegmentsResponse) Reset() {
 	*x = SegmentsResponse{}
-	mi := &file_fsm_proto_msgTypes[86]
+	mi := &file_fsm_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8083,7 +8254,7 @@ func (x *SegmentsResponse) String() string {
 func (*SegmentsResponse) ProtoMessage() {}
 
 func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[86]
+	mi := &file_fsm_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8096,7 +8267,7 @@ func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentsResponse.ProtoReflect.Descriptor instead.
 func (*SegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{86}
+	return file_fsm_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SegmentsResponse) GetSegments() []*Segment {
@@ -8116,7 +8287,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_fsm_proto_msgTypes[87]
+	mi := &file_fsm_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8128,7 +8299,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[87]
+	mi := &file_fsm_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8141,7 +8312,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{87}
+	return file_fsm_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *SnapshotResponse) GetSnapshot() *Snapshot {
@@ -8162,7 +8333,7 @@ type RestoreJobResponse struct {
 
 func (x *RestoreJobResponse) Reset() {
 	*x = RestoreJobResponse{}
-	mi := &file_fsm_proto_msgTypes[88]
+	mi := &file_fsm_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8174,7 +8345,7 @@ func (x *RestoreJobResponse) String() string {
 func (*RestoreJobResponse) ProtoMessage() {}
 
 func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[88]
+	mi := &file_fsm_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8187,7 +8358,7 @@ func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJobResponse.ProtoReflect.Descriptor instead.
 func (*RestoreJobResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{88}
+	return file_fsm_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *RestoreJobResponse) GetJob() *RestoreJob {
@@ -8213,7 +8384,7 @@ type RestoreGrantResponse struct {
 
 func (x *RestoreGrantResponse) Reset() {
 	*x = RestoreGrantResponse{}
-	mi := &file_fsm_proto_msgTypes[89]
+	mi := &file_fsm_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8225,7 +8396,7 @@ func (x *RestoreGrantResponse) String() string {
 func (*RestoreGrantResponse) ProtoMessage() {}
 
 func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[89]
+	mi := &file_fsm_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8238,7 +8409,7 @@ func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrantResponse.ProtoReflect.Descriptor instead.
 func (*RestoreGrantResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{89}
+	return file_fsm_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RestoreGrantResponse) GetLease() *RestoreLease {
@@ -8257,7 +8428,7 @@ type ExpireRestoreLeasesResponse struct {
 
 func (x *ExpireRestoreLeasesResponse) Reset() {
 	*x = ExpireRestoreLeasesResponse{}
-	mi := &file_fsm_proto_msgTypes[90]
+	mi := &file_fsm_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8269,7 +8440,7 @@ func (x *ExpireRestoreLeasesResponse) String() string {
 func (*ExpireRestoreLeasesResponse) ProtoMessage() {}
 
 func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[90]
+	mi := &file_fsm_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8282,7 +8453,7 @@ func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{90}
+	return file_fsm_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ExpireRestoreLeasesResponse) GetLeaseIds() []uint64 {
@@ -8305,7 +8476,7 @@ type GCCheckResponse struct {
 
 func (x *GCCheckResponse) Reset() {
 	*x = GCCheckResponse{}
-	mi := &file_fsm_proto_msgTypes[91]
+	mi := &file_fsm_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8317,7 +8488,7 @@ func (x *GCCheckResponse) String() string {
 func (*GCCheckResponse) ProtoMessage() {}
 
 func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[91]
+	mi := &file_fsm_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8330,7 +8501,7 @@ func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheckResponse.ProtoReflect.Descriptor instead.
 func (*GCCheckResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{91}
+	return file_fsm_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *GCCheckResponse) GetSegments() []uint64 {
@@ -8375,7 +8546,7 @@ type GCRemoveResponse struct {
 
 func (x *GCRemoveResponse) Reset() {
 	*x = GCRemoveResponse{}
-	mi := &file_fsm_proto_msgTypes[92]
+	mi := &file_fsm_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8387,7 +8558,7 @@ func (x *GCRemoveResponse) String() string {
 func (*GCRemoveResponse) ProtoMessage() {}
 
 func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[92]
+	mi := &file_fsm_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8400,7 +8571,7 @@ func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemoveResponse.ProtoReflect.Descriptor instead.
 func (*GCRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{92}
+	return file_fsm_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *GCRemoveResponse) GetSegments() uint64 {
@@ -8448,7 +8619,7 @@ type ExpireAllocationsResponse struct {
 
 func (x *ExpireAllocationsResponse) Reset() {
 	*x = ExpireAllocationsResponse{}
-	mi := &file_fsm_proto_msgTypes[93]
+	mi := &file_fsm_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8460,7 +8631,7 @@ func (x *ExpireAllocationsResponse) String() string {
 func (*ExpireAllocationsResponse) ProtoMessage() {}
 
 func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[93]
+	mi := &file_fsm_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8473,7 +8644,7 @@ func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocationsResponse.ProtoReflect.Descriptor instead.
 func (*ExpireAllocationsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{93}
+	return file_fsm_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ExpireAllocationsResponse) GetSegmentIds() []uint64 {
@@ -8498,7 +8669,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_fsm_proto_msgTypes[94]
+	mi := &file_fsm_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8510,7 +8681,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[94]
+	mi := &file_fsm_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8523,7 +8694,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{94}
+	return file_fsm_proto_rawDescGZIP(), []int{95}
 }
 
 // ReleaseForDeletion asks, for an external collector (a system with its own GC, as
@@ -8544,7 +8715,7 @@ type ReleaseForDeletion struct {
 
 func (x *ReleaseForDeletion) Reset() {
 	*x = ReleaseForDeletion{}
-	mi := &file_fsm_proto_msgTypes[95]
+	mi := &file_fsm_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8556,7 +8727,7 @@ func (x *ReleaseForDeletion) String() string {
 func (*ReleaseForDeletion) ProtoMessage() {}
 
 func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[95]
+	mi := &file_fsm_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8569,7 +8740,7 @@ func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletion.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletion) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{95}
+	return file_fsm_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ReleaseForDeletion) GetSegmentIds() []uint64 {
@@ -8605,7 +8776,7 @@ type ReleaseVerdict struct {
 
 func (x *ReleaseVerdict) Reset() {
 	*x = ReleaseVerdict{}
-	mi := &file_fsm_proto_msgTypes[96]
+	mi := &file_fsm_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8617,7 +8788,7 @@ func (x *ReleaseVerdict) String() string {
 func (*ReleaseVerdict) ProtoMessage() {}
 
 func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[96]
+	mi := &file_fsm_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8630,7 +8801,7 @@ func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
 func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{96}
+	return file_fsm_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ReleaseVerdict) GetDeletable() bool {
@@ -8656,7 +8827,7 @@ type ReleaseForDeletionResponse struct {
 
 func (x *ReleaseForDeletionResponse) Reset() {
 	*x = ReleaseForDeletionResponse{}
-	mi := &file_fsm_proto_msgTypes[97]
+	mi := &file_fsm_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8668,7 +8839,7 @@ func (x *ReleaseForDeletionResponse) String() string {
 func (*ReleaseForDeletionResponse) ProtoMessage() {}
 
 func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[97]
+	mi := &file_fsm_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8681,7 +8852,7 @@ func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{97}
+	return file_fsm_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
@@ -8709,7 +8880,7 @@ type RegisterSegments struct {
 
 func (x *RegisterSegments) Reset() {
 	*x = RegisterSegments{}
-	mi := &file_fsm_proto_msgTypes[98]
+	mi := &file_fsm_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8721,7 +8892,7 @@ func (x *RegisterSegments) String() string {
 func (*RegisterSegments) ProtoMessage() {}
 
 func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[98]
+	mi := &file_fsm_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8734,7 +8905,7 @@ func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSegments.ProtoReflect.Descriptor instead.
 func (*RegisterSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{98}
+	return file_fsm_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *RegisterSegments) GetDatabase() string {
@@ -8778,7 +8949,7 @@ type RegisteredSegment struct {
 
 func (x *RegisteredSegment) Reset() {
 	*x = RegisteredSegment{}
-	mi := &file_fsm_proto_msgTypes[99]
+	mi := &file_fsm_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8790,7 +8961,7 @@ func (x *RegisteredSegment) String() string {
 func (*RegisteredSegment) ProtoMessage() {}
 
 func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[99]
+	mi := &file_fsm_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8803,7 +8974,7 @@ func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredSegment.ProtoReflect.Descriptor instead.
 func (*RegisteredSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{99}
+	return file_fsm_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *RegisteredSegment) GetSegmentId() uint64 {
@@ -8857,7 +9028,7 @@ type RegisteredBuild struct {
 
 func (x *RegisteredBuild) Reset() {
 	*x = RegisteredBuild{}
-	mi := &file_fsm_proto_msgTypes[100]
+	mi := &file_fsm_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8869,7 +9040,7 @@ func (x *RegisteredBuild) String() string {
 func (*RegisteredBuild) ProtoMessage() {}
 
 func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[100]
+	mi := &file_fsm_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8882,7 +9053,7 @@ func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredBuild.ProtoReflect.Descriptor instead.
 func (*RegisteredBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{100}
+	return file_fsm_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *RegisteredBuild) GetSegmentId() uint64 {
@@ -8926,7 +9097,7 @@ type PolicyPut struct {
 
 func (x *PolicyPut) Reset() {
 	*x = PolicyPut{}
-	mi := &file_fsm_proto_msgTypes[101]
+	mi := &file_fsm_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8938,7 +9109,7 @@ func (x *PolicyPut) String() string {
 func (*PolicyPut) ProtoMessage() {}
 
 func (x *PolicyPut) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[101]
+	mi := &file_fsm_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8951,7 +9122,7 @@ func (x *PolicyPut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyPut.ProtoReflect.Descriptor instead.
 func (*PolicyPut) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{101}
+	return file_fsm_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *PolicyPut) GetPolicy() *Policy {
@@ -8984,7 +9155,7 @@ type PolicyDelete struct {
 
 func (x *PolicyDelete) Reset() {
 	*x = PolicyDelete{}
-	mi := &file_fsm_proto_msgTypes[102]
+	mi := &file_fsm_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8996,7 +9167,7 @@ func (x *PolicyDelete) String() string {
 func (*PolicyDelete) ProtoMessage() {}
 
 func (x *PolicyDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[102]
+	mi := &file_fsm_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9009,7 +9180,7 @@ func (x *PolicyDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDelete.ProtoReflect.Descriptor instead.
 func (*PolicyDelete) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{102}
+	return file_fsm_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *PolicyDelete) GetName() string {
@@ -9031,7 +9202,7 @@ type PolicyResponse struct {
 
 func (x *PolicyResponse) Reset() {
 	*x = PolicyResponse{}
-	mi := &file_fsm_proto_msgTypes[103]
+	mi := &file_fsm_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9043,7 +9214,7 @@ func (x *PolicyResponse) String() string {
 func (*PolicyResponse) ProtoMessage() {}
 
 func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[103]
+	mi := &file_fsm_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9056,7 +9227,7 @@ func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyResponse.ProtoReflect.Descriptor instead.
 func (*PolicyResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{103}
+	return file_fsm_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *PolicyResponse) GetPolicy() *Policy {
@@ -9097,7 +9268,7 @@ type PolicyRun struct {
 
 func (x *PolicyRun) Reset() {
 	*x = PolicyRun{}
-	mi := &file_fsm_proto_msgTypes[104]
+	mi := &file_fsm_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9109,7 +9280,7 @@ func (x *PolicyRun) String() string {
 func (*PolicyRun) ProtoMessage() {}
 
 func (x *PolicyRun) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[104]
+	mi := &file_fsm_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9122,7 +9293,7 @@ func (x *PolicyRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRun.ProtoReflect.Descriptor instead.
 func (*PolicyRun) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{104}
+	return file_fsm_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *PolicyRun) GetPolicy() string {
@@ -9184,7 +9355,7 @@ type PolicyRunResponse struct {
 
 func (x *PolicyRunResponse) Reset() {
 	*x = PolicyRunResponse{}
-	mi := &file_fsm_proto_msgTypes[105]
+	mi := &file_fsm_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9196,7 +9367,7 @@ func (x *PolicyRunResponse) String() string {
 func (*PolicyRunResponse) ProtoMessage() {}
 
 func (x *PolicyRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[105]
+	mi := &file_fsm_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9209,7 +9380,7 @@ func (x *PolicyRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRunResponse.ProtoReflect.Descriptor instead.
 func (*PolicyRunResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{105}
+	return file_fsm_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *PolicyRunResponse) GetPolicy() *Policy {
@@ -9239,7 +9410,7 @@ type PolicyRunResult struct {
 
 func (x *PolicyRunResult) Reset() {
 	*x = PolicyRunResult{}
-	mi := &file_fsm_proto_msgTypes[106]
+	mi := &file_fsm_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9251,7 +9422,7 @@ func (x *PolicyRunResult) String() string {
 func (*PolicyRunResult) ProtoMessage() {}
 
 func (x *PolicyRunResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[106]
+	mi := &file_fsm_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9264,7 +9435,7 @@ func (x *PolicyRunResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRunResult.ProtoReflect.Descriptor instead.
 func (*PolicyRunResult) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{106}
+	return file_fsm_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *PolicyRunResult) GetCollection() string {
@@ -9307,7 +9478,7 @@ type PolicyRetain struct {
 
 func (x *PolicyRetain) Reset() {
 	*x = PolicyRetain{}
-	mi := &file_fsm_proto_msgTypes[107]
+	mi := &file_fsm_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9319,7 +9490,7 @@ func (x *PolicyRetain) String() string {
 func (*PolicyRetain) ProtoMessage() {}
 
 func (x *PolicyRetain) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[107]
+	mi := &file_fsm_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9332,7 +9503,7 @@ func (x *PolicyRetain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRetain.ProtoReflect.Descriptor instead.
 func (*PolicyRetain) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{107}
+	return file_fsm_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *PolicyRetain) GetPolicy() string {
@@ -9352,7 +9523,7 @@ type PolicyRetainResponse struct {
 
 func (x *PolicyRetainResponse) Reset() {
 	*x = PolicyRetainResponse{}
-	mi := &file_fsm_proto_msgTypes[108]
+	mi := &file_fsm_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9364,7 +9535,7 @@ func (x *PolicyRetainResponse) String() string {
 func (*PolicyRetainResponse) ProtoMessage() {}
 
 func (x *PolicyRetainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[108]
+	mi := &file_fsm_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9377,7 +9548,7 @@ func (x *PolicyRetainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRetainResponse.ProtoReflect.Descriptor instead.
 func (*PolicyRetainResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{108}
+	return file_fsm_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *PolicyRetainResponse) GetPolicy() *Policy {
@@ -9405,7 +9576,7 @@ type SnapshotHoldAdd struct {
 
 func (x *SnapshotHoldAdd) Reset() {
 	*x = SnapshotHoldAdd{}
-	mi := &file_fsm_proto_msgTypes[109]
+	mi := &file_fsm_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9417,7 +9588,7 @@ func (x *SnapshotHoldAdd) String() string {
 func (*SnapshotHoldAdd) ProtoMessage() {}
 
 func (x *SnapshotHoldAdd) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[109]
+	mi := &file_fsm_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9430,7 +9601,7 @@ func (x *SnapshotHoldAdd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHoldAdd.ProtoReflect.Descriptor instead.
 func (*SnapshotHoldAdd) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{109}
+	return file_fsm_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *SnapshotHoldAdd) GetSnapshotId() uint64 {
@@ -9464,7 +9635,7 @@ type SnapshotHoldRemove struct {
 
 func (x *SnapshotHoldRemove) Reset() {
 	*x = SnapshotHoldRemove{}
-	mi := &file_fsm_proto_msgTypes[110]
+	mi := &file_fsm_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9476,7 +9647,7 @@ func (x *SnapshotHoldRemove) String() string {
 func (*SnapshotHoldRemove) ProtoMessage() {}
 
 func (x *SnapshotHoldRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[110]
+	mi := &file_fsm_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9489,7 +9660,7 @@ func (x *SnapshotHoldRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHoldRemove.ProtoReflect.Descriptor instead.
 func (*SnapshotHoldRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{110}
+	return file_fsm_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *SnapshotHoldRemove) GetSnapshotId() uint64 {
@@ -9502,6 +9673,83 @@ func (x *SnapshotHoldRemove) GetSnapshotId() uint64 {
 func (x *SnapshotHoldRemove) GetHoldId() uint64 {
 	if x != nil {
 		return x.HoldId
+	}
+	return 0
+}
+
+// SnapshotVerified records the scrubber's verification of a committed snapshot.
+type SnapshotVerified struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    uint64                 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Deep          bool                   `protobuf:"varint,2,opt,name=deep,proto3" json:"deep,omitempty"`
+	Outcome       SnapshotVerifyOutcome  `protobuf:"varint,3,opt,name=outcome,proto3,enum=snapkeep.fsm.v1.SnapshotVerifyOutcome" json:"outcome,omitempty"`
+	Problems      []string               `protobuf:"bytes,4,rep,name=problems,proto3" json:"problems,omitempty"`
+	ProblemCount  uint32                 `protobuf:"varint,5,opt,name=problem_count,json=problemCount,proto3" json:"problem_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotVerified) Reset() {
+	*x = SnapshotVerified{}
+	mi := &file_fsm_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotVerified) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotVerified) ProtoMessage() {}
+
+func (x *SnapshotVerified) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotVerified.ProtoReflect.Descriptor instead.
+func (*SnapshotVerified) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *SnapshotVerified) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotVerified) GetDeep() bool {
+	if x != nil {
+		return x.Deep
+	}
+	return false
+}
+
+func (x *SnapshotVerified) GetOutcome() SnapshotVerifyOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED
+}
+
+func (x *SnapshotVerified) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *SnapshotVerified) GetProblemCount() uint32 {
+	if x != nil {
+		return x.ProblemCount
 	}
 	return 0
 }
@@ -9522,7 +9770,7 @@ type PolicyExport struct {
 
 func (x *PolicyExport) Reset() {
 	*x = PolicyExport{}
-	mi := &file_fsm_proto_msgTypes[111]
+	mi := &file_fsm_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9534,7 +9782,7 @@ func (x *PolicyExport) String() string {
 func (*PolicyExport) ProtoMessage() {}
 
 func (x *PolicyExport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[111]
+	mi := &file_fsm_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9547,7 +9795,7 @@ func (x *PolicyExport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyExport.ProtoReflect.Descriptor instead.
 func (*PolicyExport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{111}
+	return file_fsm_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *PolicyExport) GetPolicy() string {
@@ -9590,7 +9838,7 @@ type PolicyExportsExpired struct {
 
 func (x *PolicyExportsExpired) Reset() {
 	*x = PolicyExportsExpired{}
-	mi := &file_fsm_proto_msgTypes[112]
+	mi := &file_fsm_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9602,7 +9850,7 @@ func (x *PolicyExportsExpired) String() string {
 func (*PolicyExportsExpired) ProtoMessage() {}
 
 func (x *PolicyExportsExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[112]
+	mi := &file_fsm_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9615,7 +9863,7 @@ func (x *PolicyExportsExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyExportsExpired.ProtoReflect.Descriptor instead.
 func (*PolicyExportsExpired) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{112}
+	return file_fsm_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *PolicyExportsExpired) GetPolicy() string {
@@ -9765,8 +10013,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x124\n" +
 	"\aby_kind\x18\x05 \x03(\v2\x1b.snapkeep.fsm.v1.KindTotalsR\x06byKind\x12!\n" +
-	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xf8\n" +
-	"\n" +
+	"\findex_builds\x18\x06 \x01(\x04R\vindexBuilds\"\xc3\v\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rcollection_id\x18\x02 \x01(\x04R\fcollectionId\x12\x1f\n" +
@@ -9808,13 +10055,23 @@ const file_fsm_proto_rawDesc = "" +
 	"\n" +
 	"policy_due\x18\x1d \x01(\x03R\tpolicyDue\x123\n" +
 	"\x05holds\x18\x1e \x03(\v2\x1d.snapkeep.fsm.v1.SnapshotHoldR\x05holds\x12*\n" +
-	"\x11policy_export_job\x18\x1f \x01(\x04R\x0fpolicyExportJob\x1a9\n" +
+	"\x11policy_export_job\x18\x1f \x01(\x04R\x0fpolicyExportJob\x12I\n" +
+	"\fverification\x18  \x01(\v2%.snapkeep.fsm.v1.SnapshotVerificationR\fverification\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fPropertiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x92\x02\n" +
+	"\x14SnapshotVerification\x12\x1f\n" +
+	"\vverified_at\x18\x01 \x01(\x03R\n" +
+	"verifiedAt\x12\x12\n" +
+	"\x04deep\x18\x02 \x01(\bR\x04deep\x12@\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2&.snapkeep.fsm.v1.SnapshotVerifyOutcomeR\aoutcome\x12\x1a\n" +
+	"\bproblems\x18\x04 \x03(\tR\bproblems\x12#\n" +
+	"\rproblem_count\x18\x05 \x01(\rR\fproblemCount\x12(\n" +
+	"\x10deep_verified_at\x18\x06 \x01(\x03R\x0edeepVerifiedAt\x12\x18\n" +
+	"\arepairs\x18\a \x01(\rR\arepairs\"g\n" +
 	"\fSnapshotHold\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
@@ -10464,7 +10721,14 @@ const file_fsm_proto_rawDesc = "" +
 	"\x12SnapshotHoldRemove\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x12\x17\n" +
-	"\ahold_id\x18\x02 \x01(\x04R\x06holdId\"\x9b\x01\n" +
+	"\ahold_id\x18\x02 \x01(\x04R\x06holdId\"\xca\x01\n" +
+	"\x10SnapshotVerified\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\x12\x12\n" +
+	"\x04deep\x18\x02 \x01(\bR\x04deep\x12@\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2&.snapkeep.fsm.v1.SnapshotVerifyOutcomeR\aoutcome\x12\x1a\n" +
+	"\bproblems\x18\x04 \x03(\tR\bproblems\x12#\n" +
+	"\rproblem_count\x18\x05 \x01(\rR\fproblemCount\"\x9b\x01\n" +
 	"\fPolicyExport\x12\x16\n" +
 	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x1f\n" +
 	"\vsnapshot_id\x18\x02 \x01(\x04R\n" +
@@ -10524,7 +10788,13 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1aSNAPSHOT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SNAPSHOT_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18SNAPSHOT_STATE_COMMITTED\x10\x02\x12\x1b\n" +
-	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xf1\x01\n" +
+	"\x17SNAPSHOT_STATE_DELETING\x10\x03*\xd2\x01\n" +
+	"\x15SnapshotVerifyOutcome\x12'\n" +
+	"#SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aSNAPSHOT_VERIFY_OUTCOME_OK\x10\x01\x12$\n" +
+	" SNAPSHOT_VERIFY_OUTCOME_REPAIRED\x10\x02\x12#\n" +
+	"\x1fSNAPSHOT_VERIFY_OUTCOME_DAMAGED\x10\x03\x12%\n" +
+	"!SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS\x10\x04*\xf1\x01\n" +
 	"\fRestoreState\x12\x1d\n" +
 	"\x19RESTORE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTORE_STATE_PENDING\x10\x01\x12\x19\n" +
@@ -10545,7 +10815,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\xd0\r\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\xf4\r\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -10598,7 +10868,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x1eCOMMAND_TYPE_SNAPSHOT_HOLD_ADD\x10/\x12%\n" +
 	"!COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE\x100\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_POLICY_EXPORT\x101\x12'\n" +
-	"#COMMAND_TYPE_POLICY_EXPORTS_EXPIRED\x102*\xae\x01\n" +
+	"#COMMAND_TYPE_POLICY_EXPORTS_EXPIRED\x102\x12\"\n" +
+	"\x1eCOMMAND_TYPE_SNAPSHOT_VERIFIED\x103*\xae\x01\n" +
 	"\x10CopyVerification\x12\x1a\n" +
 	"\x16COPY_VERIFICATION_NONE\x10\x00\x12#\n" +
 	"\x1fCOPY_VERIFICATION_COPY_RESPONSE\x10\x01\x12\x1a\n" +
@@ -10618,8 +10889,8 @@ func file_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_proto_rawDescData
 }
 
-var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 125)
+var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 127)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -10629,242 +10900,248 @@ var file_fsm_proto_goTypes = []any{
 	(BuildState)(0),                     // 5: snapkeep.fsm.v1.BuildState
 	(SegmentLevel)(0),                   // 6: snapkeep.fsm.v1.SegmentLevel
 	(SnapshotState)(0),                  // 7: snapkeep.fsm.v1.SnapshotState
-	(RestoreState)(0),                   // 8: snapkeep.fsm.v1.RestoreState
-	(JobKind)(0),                        // 9: snapkeep.fsm.v1.JobKind
-	(ErrorCode)(0),                      // 10: snapkeep.fsm.v1.ErrorCode
-	(CommandType)(0),                    // 11: snapkeep.fsm.v1.CommandType
-	(CopyVerification)(0),               // 12: snapkeep.fsm.v1.CopyVerification
-	(*Meta)(nil),                        // 13: snapkeep.fsm.v1.Meta
-	(*Database)(nil),                    // 14: snapkeep.fsm.v1.Database
-	(*Partition)(nil),                   // 15: snapkeep.fsm.v1.Partition
-	(*IndexDef)(nil),                    // 16: snapkeep.fsm.v1.IndexDef
-	(*Collection)(nil),                  // 17: snapkeep.fsm.v1.Collection
-	(*File)(nil),                        // 18: snapkeep.fsm.v1.File
-	(*IndexBuild)(nil),                  // 19: snapkeep.fsm.v1.IndexBuild
-	(*Segment)(nil),                     // 20: snapkeep.fsm.v1.Segment
-	(*SegmentMeta)(nil),                 // 21: snapkeep.fsm.v1.SegmentMeta
-	(*KindTotals)(nil),                  // 22: snapkeep.fsm.v1.KindTotals
-	(*SnapshotSummary)(nil),             // 23: snapkeep.fsm.v1.SnapshotSummary
-	(*Snapshot)(nil),                    // 24: snapkeep.fsm.v1.Snapshot
-	(*SnapshotHold)(nil),                // 25: snapkeep.fsm.v1.SnapshotHold
-	(*Policy)(nil),                      // 26: snapkeep.fsm.v1.Policy
-	(*PolicySchedule)(nil),              // 27: snapkeep.fsm.v1.PolicySchedule
-	(*PolicyRetention)(nil),             // 28: snapkeep.fsm.v1.PolicyRetention
-	(*PolicyStatus)(nil),                // 29: snapkeep.fsm.v1.PolicyStatus
-	(*Repository)(nil),                  // 30: snapkeep.fsm.v1.Repository
-	(*RestoreJob)(nil),                  // 31: snapkeep.fsm.v1.RestoreJob
-	(*RestorePlan)(nil),                 // 32: snapkeep.fsm.v1.RestorePlan
-	(*PlannedSegment)(nil),              // 33: snapkeep.fsm.v1.PlannedSegment
-	(*PlannedBuild)(nil),                // 34: snapkeep.fsm.v1.PlannedBuild
-	(*RestoreLease)(nil),                // 35: snapkeep.fsm.v1.RestoreLease
-	(*RestorePool)(nil),                 // 36: snapkeep.fsm.v1.RestorePool
-	(*GCCount)(nil),                     // 37: snapkeep.fsm.v1.GCCount
-	(*GCReport)(nil),                    // 38: snapkeep.fsm.v1.GCReport
-	(*Node)(nil),                        // 39: snapkeep.fsm.v1.Node
-	(*Result)(nil),                      // 40: snapkeep.fsm.v1.Result
-	(*RequestRecord)(nil),               // 41: snapkeep.fsm.v1.RequestRecord
-	(*Envelope)(nil),                    // 42: snapkeep.fsm.v1.Envelope
-	(*CreateDatabase)(nil),              // 43: snapkeep.fsm.v1.CreateDatabase
-	(*DropDatabase)(nil),                // 44: snapkeep.fsm.v1.DropDatabase
-	(*CreateCollection)(nil),            // 45: snapkeep.fsm.v1.CreateCollection
-	(*DropCollection)(nil),              // 46: snapkeep.fsm.v1.DropCollection
-	(*AlterCollection)(nil),             // 47: snapkeep.fsm.v1.AlterCollection
-	(*CreatePartition)(nil),             // 48: snapkeep.fsm.v1.CreatePartition
-	(*DropPartition)(nil),               // 49: snapkeep.fsm.v1.DropPartition
-	(*CreateIndex)(nil),                 // 50: snapkeep.fsm.v1.CreateIndex
-	(*DropIndex)(nil),                   // 51: snapkeep.fsm.v1.DropIndex
-	(*AllocateSegment)(nil),             // 52: snapkeep.fsm.v1.AllocateSegment
-	(*FlushSegment)(nil),                // 53: snapkeep.fsm.v1.FlushSegment
-	(*AllocateIndexBuild)(nil),          // 54: snapkeep.fsm.v1.AllocateIndexBuild
-	(*AddIndexBuild)(nil),               // 55: snapkeep.fsm.v1.AddIndexBuild
-	(*CompactOutput)(nil),               // 56: snapkeep.fsm.v1.CompactOutput
-	(*Compact)(nil),                     // 57: snapkeep.fsm.v1.Compact
-	(*DropSegments)(nil),                // 58: snapkeep.fsm.v1.DropSegments
-	(*ExpireAllocations)(nil),           // 59: snapkeep.fsm.v1.ExpireAllocations
-	(*RegisterNode)(nil),                // 60: snapkeep.fsm.v1.RegisterNode
-	(*SnapshotBegin)(nil),               // 61: snapkeep.fsm.v1.SnapshotBegin
-	(*SnapshotCommit)(nil),              // 62: snapkeep.fsm.v1.SnapshotCommit
-	(*SnapshotMarkDeleting)(nil),        // 63: snapkeep.fsm.v1.SnapshotMarkDeleting
-	(*SnapshotRemove)(nil),              // 64: snapkeep.fsm.v1.SnapshotRemove
-	(*RestoreBegin)(nil),                // 65: snapkeep.fsm.v1.RestoreBegin
-	(*RepositorySnapshot)(nil),          // 66: snapkeep.fsm.v1.RepositorySnapshot
-	(*IdMapping)(nil),                   // 67: snapkeep.fsm.v1.IdMapping
-	(*RestoreStart)(nil),                // 68: snapkeep.fsm.v1.RestoreStart
-	(*TaskSpan)(nil),                    // 69: snapkeep.fsm.v1.TaskSpan
-	(*ClusterIdentify)(nil),             // 70: snapkeep.fsm.v1.ClusterIdentify
-	(*ClusterIdentifyResponse)(nil),     // 71: snapkeep.fsm.v1.ClusterIdentifyResponse
-	(*RepositoryRegister)(nil),          // 72: snapkeep.fsm.v1.RepositoryRegister
-	(*RepositoryUnregister)(nil),        // 73: snapkeep.fsm.v1.RepositoryUnregister
-	(*RepositoryResponse)(nil),          // 74: snapkeep.fsm.v1.RepositoryResponse
-	(*ExportBegin)(nil),                 // 75: snapkeep.fsm.v1.ExportBegin
-	(*ExportComplete)(nil),              // 76: snapkeep.fsm.v1.ExportComplete
-	(*RestorePlanSegments)(nil),         // 77: snapkeep.fsm.v1.RestorePlanSegments
-	(*SourceSegment)(nil),               // 78: snapkeep.fsm.v1.SourceSegment
-	(*SourceBuild)(nil),                 // 79: snapkeep.fsm.v1.SourceBuild
-	(*RepositoryGCBegin)(nil),           // 80: snapkeep.fsm.v1.RepositoryGCBegin
-	(*RepositoryGCEnd)(nil),             // 81: snapkeep.fsm.v1.RepositoryGCEnd
-	(*RestoreGrant)(nil),                // 82: snapkeep.fsm.v1.RestoreGrant
-	(*TaskDone)(nil),                    // 83: snapkeep.fsm.v1.TaskDone
-	(*TaskFailed)(nil),                  // 84: snapkeep.fsm.v1.TaskFailed
-	(*RestoreReport)(nil),               // 85: snapkeep.fsm.v1.RestoreReport
-	(*RestoreFail)(nil),                 // 86: snapkeep.fsm.v1.RestoreFail
-	(*RestoreCancel)(nil),               // 87: snapkeep.fsm.v1.RestoreCancel
-	(*ExpireRestoreLeases)(nil),         // 88: snapkeep.fsm.v1.ExpireRestoreLeases
-	(*RestoreRemove)(nil),               // 89: snapkeep.fsm.v1.RestoreRemove
-	(*BuildRef)(nil),                    // 90: snapkeep.fsm.v1.BuildRef
-	(*OrphanCandidate)(nil),             // 91: snapkeep.fsm.v1.OrphanCandidate
-	(*GCCheck)(nil),                     // 92: snapkeep.fsm.v1.GCCheck
-	(*GCRemove)(nil),                    // 93: snapkeep.fsm.v1.GCRemove
-	(*GCRecordReport)(nil),              // 94: snapkeep.fsm.v1.GCRecordReport
-	(*DatabaseResponse)(nil),            // 95: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),          // 96: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),             // 97: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),          // 98: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),            // 99: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),            // 100: snapkeep.fsm.v1.SnapshotResponse
-	(*RestoreJobResponse)(nil),          // 101: snapkeep.fsm.v1.RestoreJobResponse
-	(*RestoreGrantResponse)(nil),        // 102: snapkeep.fsm.v1.RestoreGrantResponse
-	(*ExpireRestoreLeasesResponse)(nil), // 103: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
-	(*GCCheckResponse)(nil),             // 104: snapkeep.fsm.v1.GCCheckResponse
-	(*GCRemoveResponse)(nil),            // 105: snapkeep.fsm.v1.GCRemoveResponse
-	(*ExpireAllocationsResponse)(nil),   // 106: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                       // 107: snapkeep.fsm.v1.Empty
-	(*ReleaseForDeletion)(nil),          // 108: snapkeep.fsm.v1.ReleaseForDeletion
-	(*ReleaseVerdict)(nil),              // 109: snapkeep.fsm.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil),  // 110: snapkeep.fsm.v1.ReleaseForDeletionResponse
-	(*RegisterSegments)(nil),            // 111: snapkeep.fsm.v1.RegisterSegments
-	(*RegisteredSegment)(nil),           // 112: snapkeep.fsm.v1.RegisteredSegment
-	(*RegisteredBuild)(nil),             // 113: snapkeep.fsm.v1.RegisteredBuild
-	(*PolicyPut)(nil),                   // 114: snapkeep.fsm.v1.PolicyPut
-	(*PolicyDelete)(nil),                // 115: snapkeep.fsm.v1.PolicyDelete
-	(*PolicyResponse)(nil),              // 116: snapkeep.fsm.v1.PolicyResponse
-	(*PolicyRun)(nil),                   // 117: snapkeep.fsm.v1.PolicyRun
-	(*PolicyRunResponse)(nil),           // 118: snapkeep.fsm.v1.PolicyRunResponse
-	(*PolicyRunResult)(nil),             // 119: snapkeep.fsm.v1.PolicyRunResult
-	(*PolicyRetain)(nil),                // 120: snapkeep.fsm.v1.PolicyRetain
-	(*PolicyRetainResponse)(nil),        // 121: snapkeep.fsm.v1.PolicyRetainResponse
-	(*SnapshotHoldAdd)(nil),             // 122: snapkeep.fsm.v1.SnapshotHoldAdd
-	(*SnapshotHoldRemove)(nil),          // 123: snapkeep.fsm.v1.SnapshotHoldRemove
-	(*PolicyExport)(nil),                // 124: snapkeep.fsm.v1.PolicyExport
-	(*PolicyExportsExpired)(nil),        // 125: snapkeep.fsm.v1.PolicyExportsExpired
-	nil,                                 // 126: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 127: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 128: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 129: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 130: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 131: snapkeep.fsm.v1.Policy.LabelsEntry
-	nil,                                 // 132: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 133: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 134: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 135: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 136: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	nil,                                 // 137: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	(SnapshotVerifyOutcome)(0),          // 8: snapkeep.fsm.v1.SnapshotVerifyOutcome
+	(RestoreState)(0),                   // 9: snapkeep.fsm.v1.RestoreState
+	(JobKind)(0),                        // 10: snapkeep.fsm.v1.JobKind
+	(ErrorCode)(0),                      // 11: snapkeep.fsm.v1.ErrorCode
+	(CommandType)(0),                    // 12: snapkeep.fsm.v1.CommandType
+	(CopyVerification)(0),               // 13: snapkeep.fsm.v1.CopyVerification
+	(*Meta)(nil),                        // 14: snapkeep.fsm.v1.Meta
+	(*Database)(nil),                    // 15: snapkeep.fsm.v1.Database
+	(*Partition)(nil),                   // 16: snapkeep.fsm.v1.Partition
+	(*IndexDef)(nil),                    // 17: snapkeep.fsm.v1.IndexDef
+	(*Collection)(nil),                  // 18: snapkeep.fsm.v1.Collection
+	(*File)(nil),                        // 19: snapkeep.fsm.v1.File
+	(*IndexBuild)(nil),                  // 20: snapkeep.fsm.v1.IndexBuild
+	(*Segment)(nil),                     // 21: snapkeep.fsm.v1.Segment
+	(*SegmentMeta)(nil),                 // 22: snapkeep.fsm.v1.SegmentMeta
+	(*KindTotals)(nil),                  // 23: snapkeep.fsm.v1.KindTotals
+	(*SnapshotSummary)(nil),             // 24: snapkeep.fsm.v1.SnapshotSummary
+	(*Snapshot)(nil),                    // 25: snapkeep.fsm.v1.Snapshot
+	(*SnapshotVerification)(nil),        // 26: snapkeep.fsm.v1.SnapshotVerification
+	(*SnapshotHold)(nil),                // 27: snapkeep.fsm.v1.SnapshotHold
+	(*Policy)(nil),                      // 28: snapkeep.fsm.v1.Policy
+	(*PolicySchedule)(nil),              // 29: snapkeep.fsm.v1.PolicySchedule
+	(*PolicyRetention)(nil),             // 30: snapkeep.fsm.v1.PolicyRetention
+	(*PolicyStatus)(nil),                // 31: snapkeep.fsm.v1.PolicyStatus
+	(*Repository)(nil),                  // 32: snapkeep.fsm.v1.Repository
+	(*RestoreJob)(nil),                  // 33: snapkeep.fsm.v1.RestoreJob
+	(*RestorePlan)(nil),                 // 34: snapkeep.fsm.v1.RestorePlan
+	(*PlannedSegment)(nil),              // 35: snapkeep.fsm.v1.PlannedSegment
+	(*PlannedBuild)(nil),                // 36: snapkeep.fsm.v1.PlannedBuild
+	(*RestoreLease)(nil),                // 37: snapkeep.fsm.v1.RestoreLease
+	(*RestorePool)(nil),                 // 38: snapkeep.fsm.v1.RestorePool
+	(*GCCount)(nil),                     // 39: snapkeep.fsm.v1.GCCount
+	(*GCReport)(nil),                    // 40: snapkeep.fsm.v1.GCReport
+	(*Node)(nil),                        // 41: snapkeep.fsm.v1.Node
+	(*Result)(nil),                      // 42: snapkeep.fsm.v1.Result
+	(*RequestRecord)(nil),               // 43: snapkeep.fsm.v1.RequestRecord
+	(*Envelope)(nil),                    // 44: snapkeep.fsm.v1.Envelope
+	(*CreateDatabase)(nil),              // 45: snapkeep.fsm.v1.CreateDatabase
+	(*DropDatabase)(nil),                // 46: snapkeep.fsm.v1.DropDatabase
+	(*CreateCollection)(nil),            // 47: snapkeep.fsm.v1.CreateCollection
+	(*DropCollection)(nil),              // 48: snapkeep.fsm.v1.DropCollection
+	(*AlterCollection)(nil),             // 49: snapkeep.fsm.v1.AlterCollection
+	(*CreatePartition)(nil),             // 50: snapkeep.fsm.v1.CreatePartition
+	(*DropPartition)(nil),               // 51: snapkeep.fsm.v1.DropPartition
+	(*CreateIndex)(nil),                 // 52: snapkeep.fsm.v1.CreateIndex
+	(*DropIndex)(nil),                   // 53: snapkeep.fsm.v1.DropIndex
+	(*AllocateSegment)(nil),             // 54: snapkeep.fsm.v1.AllocateSegment
+	(*FlushSegment)(nil),                // 55: snapkeep.fsm.v1.FlushSegment
+	(*AllocateIndexBuild)(nil),          // 56: snapkeep.fsm.v1.AllocateIndexBuild
+	(*AddIndexBuild)(nil),               // 57: snapkeep.fsm.v1.AddIndexBuild
+	(*CompactOutput)(nil),               // 58: snapkeep.fsm.v1.CompactOutput
+	(*Compact)(nil),                     // 59: snapkeep.fsm.v1.Compact
+	(*DropSegments)(nil),                // 60: snapkeep.fsm.v1.DropSegments
+	(*ExpireAllocations)(nil),           // 61: snapkeep.fsm.v1.ExpireAllocations
+	(*RegisterNode)(nil),                // 62: snapkeep.fsm.v1.RegisterNode
+	(*SnapshotBegin)(nil),               // 63: snapkeep.fsm.v1.SnapshotBegin
+	(*SnapshotCommit)(nil),              // 64: snapkeep.fsm.v1.SnapshotCommit
+	(*SnapshotMarkDeleting)(nil),        // 65: snapkeep.fsm.v1.SnapshotMarkDeleting
+	(*SnapshotRemove)(nil),              // 66: snapkeep.fsm.v1.SnapshotRemove
+	(*RestoreBegin)(nil),                // 67: snapkeep.fsm.v1.RestoreBegin
+	(*RepositorySnapshot)(nil),          // 68: snapkeep.fsm.v1.RepositorySnapshot
+	(*IdMapping)(nil),                   // 69: snapkeep.fsm.v1.IdMapping
+	(*RestoreStart)(nil),                // 70: snapkeep.fsm.v1.RestoreStart
+	(*TaskSpan)(nil),                    // 71: snapkeep.fsm.v1.TaskSpan
+	(*ClusterIdentify)(nil),             // 72: snapkeep.fsm.v1.ClusterIdentify
+	(*ClusterIdentifyResponse)(nil),     // 73: snapkeep.fsm.v1.ClusterIdentifyResponse
+	(*RepositoryRegister)(nil),          // 74: snapkeep.fsm.v1.RepositoryRegister
+	(*RepositoryUnregister)(nil),        // 75: snapkeep.fsm.v1.RepositoryUnregister
+	(*RepositoryResponse)(nil),          // 76: snapkeep.fsm.v1.RepositoryResponse
+	(*ExportBegin)(nil),                 // 77: snapkeep.fsm.v1.ExportBegin
+	(*ExportComplete)(nil),              // 78: snapkeep.fsm.v1.ExportComplete
+	(*RestorePlanSegments)(nil),         // 79: snapkeep.fsm.v1.RestorePlanSegments
+	(*SourceSegment)(nil),               // 80: snapkeep.fsm.v1.SourceSegment
+	(*SourceBuild)(nil),                 // 81: snapkeep.fsm.v1.SourceBuild
+	(*RepositoryGCBegin)(nil),           // 82: snapkeep.fsm.v1.RepositoryGCBegin
+	(*RepositoryGCEnd)(nil),             // 83: snapkeep.fsm.v1.RepositoryGCEnd
+	(*RestoreGrant)(nil),                // 84: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 85: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 86: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 87: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 88: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 89: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 90: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 91: snapkeep.fsm.v1.RestoreRemove
+	(*BuildRef)(nil),                    // 92: snapkeep.fsm.v1.BuildRef
+	(*OrphanCandidate)(nil),             // 93: snapkeep.fsm.v1.OrphanCandidate
+	(*GCCheck)(nil),                     // 94: snapkeep.fsm.v1.GCCheck
+	(*GCRemove)(nil),                    // 95: snapkeep.fsm.v1.GCRemove
+	(*GCRecordReport)(nil),              // 96: snapkeep.fsm.v1.GCRecordReport
+	(*DatabaseResponse)(nil),            // 97: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 98: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 99: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 100: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 101: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 102: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 103: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 104: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 105: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*GCCheckResponse)(nil),             // 106: snapkeep.fsm.v1.GCCheckResponse
+	(*GCRemoveResponse)(nil),            // 107: snapkeep.fsm.v1.GCRemoveResponse
+	(*ExpireAllocationsResponse)(nil),   // 108: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 109: snapkeep.fsm.v1.Empty
+	(*ReleaseForDeletion)(nil),          // 110: snapkeep.fsm.v1.ReleaseForDeletion
+	(*ReleaseVerdict)(nil),              // 111: snapkeep.fsm.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),  // 112: snapkeep.fsm.v1.ReleaseForDeletionResponse
+	(*RegisterSegments)(nil),            // 113: snapkeep.fsm.v1.RegisterSegments
+	(*RegisteredSegment)(nil),           // 114: snapkeep.fsm.v1.RegisteredSegment
+	(*RegisteredBuild)(nil),             // 115: snapkeep.fsm.v1.RegisteredBuild
+	(*PolicyPut)(nil),                   // 116: snapkeep.fsm.v1.PolicyPut
+	(*PolicyDelete)(nil),                // 117: snapkeep.fsm.v1.PolicyDelete
+	(*PolicyResponse)(nil),              // 118: snapkeep.fsm.v1.PolicyResponse
+	(*PolicyRun)(nil),                   // 119: snapkeep.fsm.v1.PolicyRun
+	(*PolicyRunResponse)(nil),           // 120: snapkeep.fsm.v1.PolicyRunResponse
+	(*PolicyRunResult)(nil),             // 121: snapkeep.fsm.v1.PolicyRunResult
+	(*PolicyRetain)(nil),                // 122: snapkeep.fsm.v1.PolicyRetain
+	(*PolicyRetainResponse)(nil),        // 123: snapkeep.fsm.v1.PolicyRetainResponse
+	(*SnapshotHoldAdd)(nil),             // 124: snapkeep.fsm.v1.SnapshotHoldAdd
+	(*SnapshotHoldRemove)(nil),          // 125: snapkeep.fsm.v1.SnapshotHoldRemove
+	(*SnapshotVerified)(nil),            // 126: snapkeep.fsm.v1.SnapshotVerified
+	(*PolicyExport)(nil),                // 127: snapkeep.fsm.v1.PolicyExport
+	(*PolicyExportsExpired)(nil),        // 128: snapkeep.fsm.v1.PolicyExportsExpired
+	nil,                                 // 129: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 130: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 131: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 132: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 133: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 134: snapkeep.fsm.v1.Policy.LabelsEntry
+	nil,                                 // 135: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 136: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 137: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 138: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 139: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	nil,                                 // 140: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	126, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	127, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	129, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	130, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,   // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	128, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
-	15,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
-	16,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	131, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	16,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
+	17,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,   // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
 	4,   // 7: snapkeep.fsm.v1.File.kind:type_name -> snapkeep.fsm.v1.FileKind
 	5,   // 8: snapkeep.fsm.v1.IndexBuild.state:type_name -> snapkeep.fsm.v1.BuildState
 	3,   // 9: snapkeep.fsm.v1.IndexBuild.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	2,   // 10: snapkeep.fsm.v1.Segment.state:type_name -> snapkeep.fsm.v1.SegmentState
-	19,  // 11: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
+	20,  // 11: snapkeep.fsm.v1.Segment.index_builds:type_name -> snapkeep.fsm.v1.IndexBuild
 	3,   // 12: snapkeep.fsm.v1.Segment.drop_reason:type_name -> snapkeep.fsm.v1.DropReason
 	6,   // 13: snapkeep.fsm.v1.SegmentMeta.level:type_name -> snapkeep.fsm.v1.SegmentLevel
 	4,   // 14: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
-	22,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
+	23,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	7,   // 16: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	129, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	130, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	15,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	16,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	23,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	132, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	133, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	16,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	17,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	24,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	1,   // 22: snapkeep.fsm.v1.Snapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	25,  // 23: snapkeep.fsm.v1.Snapshot.holds:type_name -> snapkeep.fsm.v1.SnapshotHold
-	27,  // 24: snapkeep.fsm.v1.Policy.schedule:type_name -> snapkeep.fsm.v1.PolicySchedule
-	131, // 25: snapkeep.fsm.v1.Policy.labels:type_name -> snapkeep.fsm.v1.Policy.LabelsEntry
-	28,  // 26: snapkeep.fsm.v1.Policy.retention:type_name -> snapkeep.fsm.v1.PolicyRetention
-	29,  // 27: snapkeep.fsm.v1.Policy.status:type_name -> snapkeep.fsm.v1.PolicyStatus
-	28,  // 28: snapkeep.fsm.v1.Policy.export_retention:type_name -> snapkeep.fsm.v1.PolicyRetention
-	8,   // 29: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
-	67,  // 30: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
-	67,  // 31: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
-	9,   // 32: snapkeep.fsm.v1.RestoreJob.kind:type_name -> snapkeep.fsm.v1.JobKind
-	33,  // 33: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
-	34,  // 34: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
-	37,  // 35: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
-	37,  // 36: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
-	10,  // 37: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
-	11,  // 38: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
-	40,  // 39: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
-	11,  // 40: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	132, // 41: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	133, // 42: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	1,   // 43: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	134, // 44: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	135, // 45: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	18,  // 46: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 47: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	18,  // 48: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
-	18,  // 49: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 50: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	56,  // 51: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
-	39,  // 52: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	136, // 53: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	23,  // 54: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
-	67,  // 55: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
-	67,  // 56: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
-	67,  // 57: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
-	67,  // 58: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
-	66,  // 59: snapkeep.fsm.v1.RestoreBegin.from_repository:type_name -> snapkeep.fsm.v1.RepositorySnapshot
-	137, // 60: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
-	15,  // 61: snapkeep.fsm.v1.RepositorySnapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
-	16,  // 62: snapkeep.fsm.v1.RepositorySnapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
-	1,   // 63: snapkeep.fsm.v1.RepositorySnapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	69,  // 64: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
-	30,  // 65: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
-	30,  // 66: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
-	78,  // 67: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
-	21,  // 68: snapkeep.fsm.v1.SourceSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	79,  // 69: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
-	12,  // 70: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	83,  // 71: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	84,  // 72: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	90,  // 73: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	91,  // 74: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	90,  // 75: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	38,  // 76: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
-	14,  // 77: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
-	17,  // 78: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
-	20,  // 79: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	20,  // 80: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
-	20,  // 81: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
-	24,  // 82: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
-	31,  // 83: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
-	35,  // 84: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	90,  // 85: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	90,  // 86: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	90,  // 87: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	109, // 88: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
-	112, // 89: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
-	113, // 90: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
-	18,  // 91: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
-	21,  // 92: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	18,  // 93: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
-	26,  // 94: snapkeep.fsm.v1.PolicyPut.policy:type_name -> snapkeep.fsm.v1.Policy
-	26,  // 95: snapkeep.fsm.v1.PolicyResponse.policy:type_name -> snapkeep.fsm.v1.Policy
-	26,  // 96: snapkeep.fsm.v1.PolicyRunResponse.policy:type_name -> snapkeep.fsm.v1.Policy
-	119, // 97: snapkeep.fsm.v1.PolicyRunResponse.results:type_name -> snapkeep.fsm.v1.PolicyRunResult
-	26,  // 98: snapkeep.fsm.v1.PolicyRetainResponse.policy:type_name -> snapkeep.fsm.v1.Policy
-	99,  // [99:99] is the sub-list for method output_type
-	99,  // [99:99] is the sub-list for method input_type
-	99,  // [99:99] is the sub-list for extension type_name
-	99,  // [99:99] is the sub-list for extension extendee
-	0,   // [0:99] is the sub-list for field type_name
+	27,  // 23: snapkeep.fsm.v1.Snapshot.holds:type_name -> snapkeep.fsm.v1.SnapshotHold
+	26,  // 24: snapkeep.fsm.v1.Snapshot.verification:type_name -> snapkeep.fsm.v1.SnapshotVerification
+	8,   // 25: snapkeep.fsm.v1.SnapshotVerification.outcome:type_name -> snapkeep.fsm.v1.SnapshotVerifyOutcome
+	29,  // 26: snapkeep.fsm.v1.Policy.schedule:type_name -> snapkeep.fsm.v1.PolicySchedule
+	134, // 27: snapkeep.fsm.v1.Policy.labels:type_name -> snapkeep.fsm.v1.Policy.LabelsEntry
+	30,  // 28: snapkeep.fsm.v1.Policy.retention:type_name -> snapkeep.fsm.v1.PolicyRetention
+	31,  // 29: snapkeep.fsm.v1.Policy.status:type_name -> snapkeep.fsm.v1.PolicyStatus
+	30,  // 30: snapkeep.fsm.v1.Policy.export_retention:type_name -> snapkeep.fsm.v1.PolicyRetention
+	9,   // 31: snapkeep.fsm.v1.RestoreJob.state:type_name -> snapkeep.fsm.v1.RestoreState
+	69,  // 32: snapkeep.fsm.v1.RestoreJob.partition_map:type_name -> snapkeep.fsm.v1.IdMapping
+	69,  // 33: snapkeep.fsm.v1.RestoreJob.index_map:type_name -> snapkeep.fsm.v1.IdMapping
+	10,  // 34: snapkeep.fsm.v1.RestoreJob.kind:type_name -> snapkeep.fsm.v1.JobKind
+	35,  // 35: snapkeep.fsm.v1.RestorePlan.segments:type_name -> snapkeep.fsm.v1.PlannedSegment
+	36,  // 36: snapkeep.fsm.v1.PlannedSegment.builds:type_name -> snapkeep.fsm.v1.PlannedBuild
+	39,  // 37: snapkeep.fsm.v1.GCReport.deleted:type_name -> snapkeep.fsm.v1.GCCount
+	39,  // 38: snapkeep.fsm.v1.GCReport.kept:type_name -> snapkeep.fsm.v1.GCCount
+	11,  // 39: snapkeep.fsm.v1.Result.code:type_name -> snapkeep.fsm.v1.ErrorCode
+	12,  // 40: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
+	42,  // 41: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
+	12,  // 42: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
+	135, // 43: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	136, // 44: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	1,   // 45: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	137, // 46: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	138, // 47: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	19,  // 48: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
+	22,  // 49: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	19,  // 50: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
+	19,  // 51: snapkeep.fsm.v1.CompactOutput.files:type_name -> snapkeep.fsm.v1.File
+	22,  // 52: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	58,  // 53: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
+	41,  // 54: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
+	139, // 55: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	24,  // 56: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
+	69,  // 57: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
+	69,  // 58: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
+	69,  // 59: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
+	69,  // 60: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
+	68,  // 61: snapkeep.fsm.v1.RestoreBegin.from_repository:type_name -> snapkeep.fsm.v1.RepositorySnapshot
+	140, // 62: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	16,  // 63: snapkeep.fsm.v1.RepositorySnapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
+	17,  // 64: snapkeep.fsm.v1.RepositorySnapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
+	1,   // 65: snapkeep.fsm.v1.RepositorySnapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
+	71,  // 66: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
+	32,  // 67: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
+	32,  // 68: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
+	80,  // 69: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
+	22,  // 70: snapkeep.fsm.v1.SourceSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	81,  // 71: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
+	13,  // 72: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
+	85,  // 73: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	86,  // 74: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	92,  // 75: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	93,  // 76: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	92,  // 77: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	40,  // 78: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
+	15,  // 79: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
+	18,  // 80: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
+	21,  // 81: snapkeep.fsm.v1.SegmentResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	21,  // 82: snapkeep.fsm.v1.IndexBuildResponse.segment:type_name -> snapkeep.fsm.v1.Segment
+	21,  // 83: snapkeep.fsm.v1.SegmentsResponse.segments:type_name -> snapkeep.fsm.v1.Segment
+	25,  // 84: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
+	33,  // 85: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
+	37,  // 86: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
+	92,  // 87: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	92,  // 88: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	92,  // 89: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	111, // 90: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	114, // 91: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
+	115, // 92: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
+	19,  // 93: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
+	22,  // 94: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
+	19,  // 95: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
+	28,  // 96: snapkeep.fsm.v1.PolicyPut.policy:type_name -> snapkeep.fsm.v1.Policy
+	28,  // 97: snapkeep.fsm.v1.PolicyResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	28,  // 98: snapkeep.fsm.v1.PolicyRunResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	121, // 99: snapkeep.fsm.v1.PolicyRunResponse.results:type_name -> snapkeep.fsm.v1.PolicyRunResult
+	28,  // 100: snapkeep.fsm.v1.PolicyRetainResponse.policy:type_name -> snapkeep.fsm.v1.Policy
+	8,   // 101: snapkeep.fsm.v1.SnapshotVerified.outcome:type_name -> snapkeep.fsm.v1.SnapshotVerifyOutcome
+	102, // [102:102] is the sub-list for method output_type
+	102, // [102:102] is the sub-list for method input_type
+	102, // [102:102] is the sub-list for extension type_name
+	102, // [102:102] is the sub-list for extension extendee
+	0,   // [0:102] is the sub-list for field type_name
 }
 
 func init() { file_fsm_proto_init() }
@@ -10877,8 +11154,8 @@ func file_fsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
-			NumEnums:      13,
-			NumMessages:   125,
+			NumEnums:      14,
+			NumMessages:   127,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -815,6 +815,68 @@ func (MemberStatus) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{12}
 }
 
+// SnapshotVerifyOutcome is what the scrubber's verification of a snapshot found.
+type SnapshotVerifyOutcome int32
+
+const (
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED SnapshotVerifyOutcome = 0
+	// The manifest and every data file are as the catalog says.
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK SnapshotVerifyOutcome = 1
+	// The manifest was missing or damaged and was rewritten from the catalog (the
+	// bytes written at commit); the data files are as the catalog says.
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_REPAIRED SnapshotVerifyOutcome = 2
+	// The manifest is missing or damaged and could not be rewritten.
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_DAMAGED SnapshotVerifyOutcome = 3
+	// A data file the snapshot needs is missing, of another size or (deep) of another
+	// CRC-32C: a restore of it cannot be complete.
+	SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS SnapshotVerifyOutcome = 4
+)
+
+// Enum value maps for SnapshotVerifyOutcome.
+var (
+	SnapshotVerifyOutcome_name = map[int32]string{
+		0: "SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED",
+		1: "SNAPSHOT_VERIFY_OUTCOME_OK",
+		2: "SNAPSHOT_VERIFY_OUTCOME_REPAIRED",
+		3: "SNAPSHOT_VERIFY_OUTCOME_DAMAGED",
+		4: "SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS",
+	}
+	SnapshotVerifyOutcome_value = map[string]int32{
+		"SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED": 0,
+		"SNAPSHOT_VERIFY_OUTCOME_OK":          1,
+		"SNAPSHOT_VERIFY_OUTCOME_REPAIRED":    2,
+		"SNAPSHOT_VERIFY_OUTCOME_DAMAGED":     3,
+		"SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS":   4,
+	}
+)
+
+func (x SnapshotVerifyOutcome) Enum() *SnapshotVerifyOutcome {
+	p := new(SnapshotVerifyOutcome)
+	*p = x
+	return p
+}
+
+func (x SnapshotVerifyOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SnapshotVerifyOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_snapkeep_v1_snapkeep_proto_enumTypes[13].Descriptor()
+}
+
+func (SnapshotVerifyOutcome) Type() protoreflect.EnumType {
+	return &file_snapkeep_v1_snapkeep_proto_enumTypes[13]
+}
+
+func (x SnapshotVerifyOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SnapshotVerifyOutcome.Descriptor instead.
+func (SnapshotVerifyOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{13}
+}
+
 type Database struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique id; ids of all objects come from one sequence.
@@ -4455,8 +4517,10 @@ type Snapshot struct {
 	PolicyDueUnixMs int64  `protobuf:"varint,29,opt,name=policy_due_unix_ms,json=policyDueUnixMs,proto3" json:"policy_due_unix_ms,omitempty"`
 	// The export job its policy started of it (0: none yet).
 	PolicyExportJobId uint64 `protobuf:"varint,30,opt,name=policy_export_job_id,json=policyExportJobId,proto3" json:"policy_export_job_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The scrubber's last verification of it (unset: never verified).
+	Verification  *SnapshotVerification `protobuf:"bytes,40,opt,name=verification,proto3" json:"verification,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -4697,6 +4761,13 @@ func (x *Snapshot) GetPolicyExportJobId() uint64 {
 		return x.PolicyExportJobId
 	}
 	return 0
+}
+
+func (x *Snapshot) GetVerification() *SnapshotVerification {
+	if x != nil {
+		return x.Verification
+	}
+	return nil
 }
 
 type SnapshotHold struct {
@@ -11335,6 +11406,103 @@ func (x *VerifyRepositoryResponse) GetOk() bool {
 	return false
 }
 
+// SnapshotVerification is a snapshot's last verification by the leader's scrubber.
+type SnapshotVerification struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	VerifiedAtUnixMs int64                  `protobuf:"varint,1,opt,name=verified_at_unix_ms,json=verifiedAtUnixMs,proto3" json:"verified_at_unix_ms,omitempty"`
+	// Read back in full (CRC-32C) rather than sizes by listing.
+	Deep    bool                  `protobuf:"varint,2,opt,name=deep,proto3" json:"deep,omitempty"`
+	Outcome SnapshotVerifyOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=snapkeep.v1.SnapshotVerifyOutcome" json:"outcome,omitempty"`
+	// The first problems found (kind, key and what is wrong), and how many there were.
+	Problems     []string `protobuf:"bytes,4,rep,name=problems,proto3" json:"problems,omitempty"`
+	ProblemCount uint32   `protobuf:"varint,5,opt,name=problem_count,json=problemCount,proto3" json:"problem_count,omitempty"`
+	// The last deep verification (0: never).
+	DeepVerifiedAtUnixMs int64 `protobuf:"varint,6,opt,name=deep_verified_at_unix_ms,json=deepVerifiedAtUnixMs,proto3" json:"deep_verified_at_unix_ms,omitempty"`
+	// How many times the manifest was repaired, in all.
+	Repairs       uint32 `protobuf:"varint,7,opt,name=repairs,proto3" json:"repairs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotVerification) Reset() {
+	*x = SnapshotVerification{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[142]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotVerification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotVerification) ProtoMessage() {}
+
+func (x *SnapshotVerification) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[142]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotVerification.ProtoReflect.Descriptor instead.
+func (*SnapshotVerification) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{142}
+}
+
+func (x *SnapshotVerification) GetVerifiedAtUnixMs() int64 {
+	if x != nil {
+		return x.VerifiedAtUnixMs
+	}
+	return 0
+}
+
+func (x *SnapshotVerification) GetDeep() bool {
+	if x != nil {
+		return x.Deep
+	}
+	return false
+}
+
+func (x *SnapshotVerification) GetOutcome() SnapshotVerifyOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED
+}
+
+func (x *SnapshotVerification) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *SnapshotVerification) GetProblemCount() uint32 {
+	if x != nil {
+		return x.ProblemCount
+	}
+	return 0
+}
+
+func (x *SnapshotVerification) GetDeepVerifiedAtUnixMs() int64 {
+	if x != nil {
+		return x.DeepVerifiedAtUnixMs
+	}
+	return 0
+}
+
+func (x *SnapshotVerification) GetRepairs() uint32 {
+	if x != nil {
+		return x.Repairs
+	}
+	return 0
+}
+
 var File_snapkeep_v1_snapkeep_proto protoreflect.FileDescriptor
 
 const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
@@ -11689,8 +11857,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12!\n" +
 	"\findex_builds\x18\x05 \x01(\x04R\vindexBuilds\x124\n" +
-	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xf6\n" +
-	"\n" +
+	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xbd\v\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
@@ -11728,7 +11895,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x06policy\x18\x1b \x01(\tR\x06policy\x12\x1b\n" +
 	"\tpolicy_id\x18\x1c \x01(\x04R\bpolicyId\x12+\n" +
 	"\x12policy_due_unix_ms\x18\x1d \x01(\x03R\x0fpolicyDueUnixMs\x12/\n" +
-	"\x14policy_export_job_id\x18\x1e \x01(\x04R\x11policyExportJobId\x1a9\n" +
+	"\x14policy_export_job_id\x18\x1e \x01(\x04R\x11policyExportJobId\x12E\n" +
+	"\fverification\x18( \x01(\v2!.snapkeep.v1.SnapshotVerificationR\fverification\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -12349,7 +12517,15 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"bytes_read\x18\x04 \x01(\x04R\tbytesRead\x12:\n" +
 	"\bproblems\x18\x05 \x03(\v2\x1e.snapkeep.v1.RepositoryProblemR\bproblems\x12#\n" +
 	"\rproblem_count\x18\x06 \x01(\x04R\fproblemCount\x12\x0e\n" +
-	"\x02ok\x18\a \x01(\bR\x02ok*\x8e\x01\n" +
+	"\x02ok\x18\a \x01(\bR\x02ok\"\xaa\x02\n" +
+	"\x14SnapshotVerification\x12-\n" +
+	"\x13verified_at_unix_ms\x18\x01 \x01(\x03R\x10verifiedAtUnixMs\x12\x12\n" +
+	"\x04deep\x18\x02 \x01(\bR\x04deep\x12<\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\".snapkeep.v1.SnapshotVerifyOutcomeR\aoutcome\x12\x1a\n" +
+	"\bproblems\x18\x04 \x03(\tR\bproblems\x12#\n" +
+	"\rproblem_count\x18\x05 \x01(\rR\fproblemCount\x126\n" +
+	"\x18deep_verified_at_unix_ms\x18\x06 \x01(\x03R\x14deepVerifiedAtUnixMs\x12\x18\n" +
+	"\arepairs\x18\a \x01(\rR\arepairs*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -12430,7 +12606,13 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x15MEMBER_STATUS_SUSPECT\x10\x02\x12\x16\n" +
 	"\x12MEMBER_STATUS_DEAD\x10\x03\x12\x16\n" +
 	"\x12MEMBER_STATUS_LEFT\x10\x04\x12\x19\n" +
-	"\x15MEMBER_STATUS_UNKNOWN\x10\x052\xee\x0e\n" +
+	"\x15MEMBER_STATUS_UNKNOWN\x10\x05*\xd2\x01\n" +
+	"\x15SnapshotVerifyOutcome\x12'\n" +
+	"#SNAPSHOT_VERIFY_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aSNAPSHOT_VERIFY_OUTCOME_OK\x10\x01\x12$\n" +
+	" SNAPSHOT_VERIFY_OUTCOME_REPAIRED\x10\x02\x12#\n" +
+	"\x1fSNAPSHOT_VERIFY_OUTCOME_DAMAGED\x10\x03\x12%\n" +
+	"!SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS\x10\x042\xee\x0e\n" +
 	"\aCatalog\x12Y\n" +
 	"\x0eCreateDatabase\x12\".snapkeep.v1.CreateDatabaseRequest\x1a#.snapkeep.v1.CreateDatabaseResponse\x12S\n" +
 	"\fDropDatabase\x12 .snapkeep.v1.DropDatabaseRequest\x1a!.snapkeep.v1.DropDatabaseResponse\x12V\n" +
@@ -12506,8 +12688,8 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 	return file_snapkeep_v1_snapkeep_proto_rawDescData
 }
 
-var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 155)
+var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 156)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),                     // 0: snapkeep.v1.CollectionState
 	(KeyLayout)(0),                           // 1: snapkeep.v1.KeyLayout
@@ -12522,413 +12704,417 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(JobKind)(0),                             // 10: snapkeep.v1.JobKind
 	(NodeRole)(0),                            // 11: snapkeep.v1.NodeRole
 	(MemberStatus)(0),                        // 12: snapkeep.v1.MemberStatus
-	(*Database)(nil),                         // 13: snapkeep.v1.Database
-	(*Partition)(nil),                        // 14: snapkeep.v1.Partition
-	(*Index)(nil),                            // 15: snapkeep.v1.Index
-	(*Collection)(nil),                       // 16: snapkeep.v1.Collection
-	(*SegmentSummary)(nil),                   // 17: snapkeep.v1.SegmentSummary
-	(*File)(nil),                             // 18: snapkeep.v1.File
-	(*SegmentMeta)(nil),                      // 19: snapkeep.v1.SegmentMeta
-	(*IndexBuild)(nil),                       // 20: snapkeep.v1.IndexBuild
-	(*Segment)(nil),                          // 21: snapkeep.v1.Segment
-	(*CreateDatabaseRequest)(nil),            // 22: snapkeep.v1.CreateDatabaseRequest
-	(*CreateDatabaseResponse)(nil),           // 23: snapkeep.v1.CreateDatabaseResponse
-	(*DropDatabaseRequest)(nil),              // 24: snapkeep.v1.DropDatabaseRequest
-	(*DropDatabaseResponse)(nil),             // 25: snapkeep.v1.DropDatabaseResponse
-	(*ListDatabasesRequest)(nil),             // 26: snapkeep.v1.ListDatabasesRequest
-	(*ListDatabasesResponse)(nil),            // 27: snapkeep.v1.ListDatabasesResponse
-	(*CreateCollectionRequest)(nil),          // 28: snapkeep.v1.CreateCollectionRequest
-	(*CreateCollectionResponse)(nil),         // 29: snapkeep.v1.CreateCollectionResponse
-	(*DropCollectionRequest)(nil),            // 30: snapkeep.v1.DropCollectionRequest
-	(*DropCollectionResponse)(nil),           // 31: snapkeep.v1.DropCollectionResponse
-	(*AlterCollectionRequest)(nil),           // 32: snapkeep.v1.AlterCollectionRequest
-	(*AlterCollectionResponse)(nil),          // 33: snapkeep.v1.AlterCollectionResponse
-	(*DescribeCollectionRequest)(nil),        // 34: snapkeep.v1.DescribeCollectionRequest
-	(*DescribeCollectionResponse)(nil),       // 35: snapkeep.v1.DescribeCollectionResponse
-	(*ListCollectionsRequest)(nil),           // 36: snapkeep.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),          // 37: snapkeep.v1.ListCollectionsResponse
-	(*CreatePartitionRequest)(nil),           // 38: snapkeep.v1.CreatePartitionRequest
-	(*CreatePartitionResponse)(nil),          // 39: snapkeep.v1.CreatePartitionResponse
-	(*DropPartitionRequest)(nil),             // 40: snapkeep.v1.DropPartitionRequest
-	(*DropPartitionResponse)(nil),            // 41: snapkeep.v1.DropPartitionResponse
-	(*CreateIndexRequest)(nil),               // 42: snapkeep.v1.CreateIndexRequest
-	(*CreateIndexResponse)(nil),              // 43: snapkeep.v1.CreateIndexResponse
-	(*DropIndexRequest)(nil),                 // 44: snapkeep.v1.DropIndexRequest
-	(*DropIndexResponse)(nil),                // 45: snapkeep.v1.DropIndexResponse
-	(*AllocateSegmentRequest)(nil),           // 46: snapkeep.v1.AllocateSegmentRequest
-	(*AllocateSegmentResponse)(nil),          // 47: snapkeep.v1.AllocateSegmentResponse
-	(*FlushSegmentRequest)(nil),              // 48: snapkeep.v1.FlushSegmentRequest
-	(*FlushSegmentResponse)(nil),             // 49: snapkeep.v1.FlushSegmentResponse
-	(*AllocateIndexBuildRequest)(nil),        // 50: snapkeep.v1.AllocateIndexBuildRequest
-	(*AllocateIndexBuildResponse)(nil),       // 51: snapkeep.v1.AllocateIndexBuildResponse
-	(*AddIndexBuildRequest)(nil),             // 52: snapkeep.v1.AddIndexBuildRequest
-	(*AddIndexBuildResponse)(nil),            // 53: snapkeep.v1.AddIndexBuildResponse
-	(*CompactOutput)(nil),                    // 54: snapkeep.v1.CompactOutput
-	(*CompactSegmentsRequest)(nil),           // 55: snapkeep.v1.CompactSegmentsRequest
-	(*CompactSegmentsResponse)(nil),          // 56: snapkeep.v1.CompactSegmentsResponse
-	(*DropSegmentsRequest)(nil),              // 57: snapkeep.v1.DropSegmentsRequest
-	(*DropSegmentsResponse)(nil),             // 58: snapkeep.v1.DropSegmentsResponse
-	(*GetSegmentRequest)(nil),                // 59: snapkeep.v1.GetSegmentRequest
-	(*GetSegmentResponse)(nil),               // 60: snapkeep.v1.GetSegmentResponse
-	(*ListSegmentsRequest)(nil),              // 61: snapkeep.v1.ListSegmentsRequest
-	(*ListSegmentsResponse)(nil),             // 62: snapkeep.v1.ListSegmentsResponse
-	(*FileKindTotals)(nil),                   // 63: snapkeep.v1.FileKindTotals
-	(*SnapshotSummary)(nil),                  // 64: snapkeep.v1.SnapshotSummary
-	(*Snapshot)(nil),                         // 65: snapkeep.v1.Snapshot
-	(*SnapshotHold)(nil),                     // 66: snapkeep.v1.SnapshotHold
-	(*AddSnapshotHoldRequest)(nil),           // 67: snapkeep.v1.AddSnapshotHoldRequest
-	(*AddSnapshotHoldResponse)(nil),          // 68: snapkeep.v1.AddSnapshotHoldResponse
-	(*RemoveSnapshotHoldRequest)(nil),        // 69: snapkeep.v1.RemoveSnapshotHoldRequest
-	(*RemoveSnapshotHoldResponse)(nil),       // 70: snapkeep.v1.RemoveSnapshotHoldResponse
-	(*Policy)(nil),                           // 71: snapkeep.v1.Policy
-	(*PolicyRetention)(nil),                  // 72: snapkeep.v1.PolicyRetention
-	(*PolicyStatus)(nil),                     // 73: snapkeep.v1.PolicyStatus
-	(*CreatePolicyRequest)(nil),              // 74: snapkeep.v1.CreatePolicyRequest
-	(*CreatePolicyResponse)(nil),             // 75: snapkeep.v1.CreatePolicyResponse
-	(*UpdatePolicyRequest)(nil),              // 76: snapkeep.v1.UpdatePolicyRequest
-	(*UpdatePolicyResponse)(nil),             // 77: snapkeep.v1.UpdatePolicyResponse
-	(*DeletePolicyRequest)(nil),              // 78: snapkeep.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),             // 79: snapkeep.v1.DeletePolicyResponse
-	(*ListPoliciesRequest)(nil),              // 80: snapkeep.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),             // 81: snapkeep.v1.ListPoliciesResponse
-	(*DescribePolicyRequest)(nil),            // 82: snapkeep.v1.DescribePolicyRequest
-	(*DescribePolicyResponse)(nil),           // 83: snapkeep.v1.DescribePolicyResponse
-	(*ExecutePolicyRequest)(nil),             // 84: snapkeep.v1.ExecutePolicyRequest
-	(*ExecutePolicyResponse)(nil),            // 85: snapkeep.v1.ExecutePolicyResponse
-	(*PolicyRunResult)(nil),                  // 86: snapkeep.v1.PolicyRunResult
-	(*PreviewPolicyRetentionRequest)(nil),    // 87: snapkeep.v1.PreviewPolicyRetentionRequest
-	(*PreviewPolicyRetentionResponse)(nil),   // 88: snapkeep.v1.PreviewPolicyRetentionResponse
-	(*RetentionDecision)(nil),                // 89: snapkeep.v1.RetentionDecision
-	(*CreateSnapshotRequest)(nil),            // 90: snapkeep.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),           // 91: snapkeep.v1.CreateSnapshotResponse
-	(*DropSnapshotRequest)(nil),              // 92: snapkeep.v1.DropSnapshotRequest
-	(*DropSnapshotResponse)(nil),             // 93: snapkeep.v1.DropSnapshotResponse
-	(*ListSnapshotsRequest)(nil),             // 94: snapkeep.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),            // 95: snapkeep.v1.ListSnapshotsResponse
-	(*DescribeSnapshotRequest)(nil),          // 96: snapkeep.v1.DescribeSnapshotRequest
-	(*DescribeSnapshotResponse)(nil),         // 97: snapkeep.v1.DescribeSnapshotResponse
-	(*RestoreJob)(nil),                       // 98: snapkeep.v1.RestoreJob
-	(*RestoreSnapshotRequest)(nil),           // 99: snapkeep.v1.RestoreSnapshotRequest
-	(*IdMapping)(nil),                        // 100: snapkeep.v1.IdMapping
-	(*RestoreSnapshotResponse)(nil),          // 101: snapkeep.v1.RestoreSnapshotResponse
-	(*GetRestoreStateRequest)(nil),           // 102: snapkeep.v1.GetRestoreStateRequest
-	(*GetRestoreStateResponse)(nil),          // 103: snapkeep.v1.GetRestoreStateResponse
-	(*ListRestoreJobsRequest)(nil),           // 104: snapkeep.v1.ListRestoreJobsRequest
-	(*ListRestoreJobsResponse)(nil),          // 105: snapkeep.v1.ListRestoreJobsResponse
-	(*CancelRestoreRequest)(nil),             // 106: snapkeep.v1.CancelRestoreRequest
-	(*CancelRestoreResponse)(nil),            // 107: snapkeep.v1.CancelRestoreResponse
-	(*GCCount)(nil),                          // 108: snapkeep.v1.GCCount
-	(*GCReport)(nil),                         // 109: snapkeep.v1.GCReport
-	(*GCCandidate)(nil),                      // 110: snapkeep.v1.GCCandidate
-	(*GCRunRequest)(nil),                     // 111: snapkeep.v1.GCRunRequest
-	(*GCRunResponse)(nil),                    // 112: snapkeep.v1.GCRunResponse
-	(*GCStatusRequest)(nil),                  // 113: snapkeep.v1.GCStatusRequest
-	(*GCStatusResponse)(nil),                 // 114: snapkeep.v1.GCStatusResponse
-	(*ClusterStatusRequest)(nil),             // 115: snapkeep.v1.ClusterStatusRequest
-	(*NodeStatus)(nil),                       // 116: snapkeep.v1.NodeStatus
-	(*StorageInfo)(nil),                      // 117: snapkeep.v1.StorageInfo
-	(*ClusterStatusResponse)(nil),            // 118: snapkeep.v1.ClusterStatusResponse
-	(*ClusterMembersRequest)(nil),            // 119: snapkeep.v1.ClusterMembersRequest
-	(*Member)(nil),                           // 120: snapkeep.v1.Member
-	(*ClusterMembersResponse)(nil),           // 121: snapkeep.v1.ClusterMembersResponse
-	(*RemoveNodeRequest)(nil),                // 122: snapkeep.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),               // 123: snapkeep.v1.RemoveNodeResponse
-	(*TransferLeadershipRequest)(nil),        // 124: snapkeep.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),       // 125: snapkeep.v1.TransferLeadershipResponse
-	(*ReleaseForDeletionRequest)(nil),        // 126: snapkeep.v1.ReleaseForDeletionRequest
-	(*ReleaseBuild)(nil),                     // 127: snapkeep.v1.ReleaseBuild
-	(*ReleaseVerdict)(nil),                   // 128: snapkeep.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil),       // 129: snapkeep.v1.ReleaseForDeletionResponse
-	(*RegisterSegmentsRequest)(nil),          // 130: snapkeep.v1.RegisterSegmentsRequest
-	(*RegisteredSegment)(nil),                // 131: snapkeep.v1.RegisteredSegment
-	(*RegisterSegmentsResponse)(nil),         // 132: snapkeep.v1.RegisterSegmentsResponse
-	(*RegisteredBuild)(nil),                  // 133: snapkeep.v1.RegisteredBuild
-	(*RepositorySpec)(nil),                   // 134: snapkeep.v1.RepositorySpec
-	(*Repository)(nil),                       // 135: snapkeep.v1.Repository
-	(*RepositoryProbe)(nil),                  // 136: snapkeep.v1.RepositoryProbe
-	(*RegisterRepositoryRequest)(nil),        // 137: snapkeep.v1.RegisterRepositoryRequest
-	(*RegisterRepositoryResponse)(nil),       // 138: snapkeep.v1.RegisterRepositoryResponse
-	(*UnregisterRepositoryRequest)(nil),      // 139: snapkeep.v1.UnregisterRepositoryRequest
-	(*UnregisterRepositoryResponse)(nil),     // 140: snapkeep.v1.UnregisterRepositoryResponse
-	(*ListRepositoriesRequest)(nil),          // 141: snapkeep.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil),         // 142: snapkeep.v1.ListRepositoriesResponse
-	(*ExportSnapshotRequest)(nil),            // 143: snapkeep.v1.ExportSnapshotRequest
-	(*ExportSnapshotResponse)(nil),           // 144: snapkeep.v1.ExportSnapshotResponse
-	(*RepositorySnapshot)(nil),               // 145: snapkeep.v1.RepositorySnapshot
-	(*ListRepositorySnapshotsRequest)(nil),   // 146: snapkeep.v1.ListRepositorySnapshotsRequest
-	(*ListRepositorySnapshotsResponse)(nil),  // 147: snapkeep.v1.ListRepositorySnapshotsResponse
-	(*DeleteRepositorySnapshotRequest)(nil),  // 148: snapkeep.v1.DeleteRepositorySnapshotRequest
-	(*DeleteRepositorySnapshotResponse)(nil), // 149: snapkeep.v1.DeleteRepositorySnapshotResponse
-	(*CollectRepositoryRequest)(nil),         // 150: snapkeep.v1.CollectRepositoryRequest
-	(*CollectRepositoryResponse)(nil),        // 151: snapkeep.v1.CollectRepositoryResponse
-	(*VerifyRepositoryRequest)(nil),          // 152: snapkeep.v1.VerifyRepositoryRequest
-	(*RepositoryProblem)(nil),                // 153: snapkeep.v1.RepositoryProblem
-	(*VerifyRepositoryResponse)(nil),         // 154: snapkeep.v1.VerifyRepositoryResponse
-	nil,                                      // 155: snapkeep.v1.Database.PropertiesEntry
-	nil,                                      // 156: snapkeep.v1.Index.ParamsEntry
-	nil,                                      // 157: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                      // 158: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                      // 159: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                      // 160: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                      // 161: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                      // 162: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                      // 163: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                      // 164: snapkeep.v1.Policy.LabelsEntry
-	nil,                                      // 165: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                      // 166: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	nil,                                      // 167: snapkeep.v1.RepositorySnapshot.LabelsEntry
+	(SnapshotVerifyOutcome)(0),               // 13: snapkeep.v1.SnapshotVerifyOutcome
+	(*Database)(nil),                         // 14: snapkeep.v1.Database
+	(*Partition)(nil),                        // 15: snapkeep.v1.Partition
+	(*Index)(nil),                            // 16: snapkeep.v1.Index
+	(*Collection)(nil),                       // 17: snapkeep.v1.Collection
+	(*SegmentSummary)(nil),                   // 18: snapkeep.v1.SegmentSummary
+	(*File)(nil),                             // 19: snapkeep.v1.File
+	(*SegmentMeta)(nil),                      // 20: snapkeep.v1.SegmentMeta
+	(*IndexBuild)(nil),                       // 21: snapkeep.v1.IndexBuild
+	(*Segment)(nil),                          // 22: snapkeep.v1.Segment
+	(*CreateDatabaseRequest)(nil),            // 23: snapkeep.v1.CreateDatabaseRequest
+	(*CreateDatabaseResponse)(nil),           // 24: snapkeep.v1.CreateDatabaseResponse
+	(*DropDatabaseRequest)(nil),              // 25: snapkeep.v1.DropDatabaseRequest
+	(*DropDatabaseResponse)(nil),             // 26: snapkeep.v1.DropDatabaseResponse
+	(*ListDatabasesRequest)(nil),             // 27: snapkeep.v1.ListDatabasesRequest
+	(*ListDatabasesResponse)(nil),            // 28: snapkeep.v1.ListDatabasesResponse
+	(*CreateCollectionRequest)(nil),          // 29: snapkeep.v1.CreateCollectionRequest
+	(*CreateCollectionResponse)(nil),         // 30: snapkeep.v1.CreateCollectionResponse
+	(*DropCollectionRequest)(nil),            // 31: snapkeep.v1.DropCollectionRequest
+	(*DropCollectionResponse)(nil),           // 32: snapkeep.v1.DropCollectionResponse
+	(*AlterCollectionRequest)(nil),           // 33: snapkeep.v1.AlterCollectionRequest
+	(*AlterCollectionResponse)(nil),          // 34: snapkeep.v1.AlterCollectionResponse
+	(*DescribeCollectionRequest)(nil),        // 35: snapkeep.v1.DescribeCollectionRequest
+	(*DescribeCollectionResponse)(nil),       // 36: snapkeep.v1.DescribeCollectionResponse
+	(*ListCollectionsRequest)(nil),           // 37: snapkeep.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),          // 38: snapkeep.v1.ListCollectionsResponse
+	(*CreatePartitionRequest)(nil),           // 39: snapkeep.v1.CreatePartitionRequest
+	(*CreatePartitionResponse)(nil),          // 40: snapkeep.v1.CreatePartitionResponse
+	(*DropPartitionRequest)(nil),             // 41: snapkeep.v1.DropPartitionRequest
+	(*DropPartitionResponse)(nil),            // 42: snapkeep.v1.DropPartitionResponse
+	(*CreateIndexRequest)(nil),               // 43: snapkeep.v1.CreateIndexRequest
+	(*CreateIndexResponse)(nil),              // 44: snapkeep.v1.CreateIndexResponse
+	(*DropIndexRequest)(nil),                 // 45: snapkeep.v1.DropIndexRequest
+	(*DropIndexResponse)(nil),                // 46: snapkeep.v1.DropIndexResponse
+	(*AllocateSegmentRequest)(nil),           // 47: snapkeep.v1.AllocateSegmentRequest
+	(*AllocateSegmentResponse)(nil),          // 48: snapkeep.v1.AllocateSegmentResponse
+	(*FlushSegmentRequest)(nil),              // 49: snapkeep.v1.FlushSegmentRequest
+	(*FlushSegmentResponse)(nil),             // 50: snapkeep.v1.FlushSegmentResponse
+	(*AllocateIndexBuildRequest)(nil),        // 51: snapkeep.v1.AllocateIndexBuildRequest
+	(*AllocateIndexBuildResponse)(nil),       // 52: snapkeep.v1.AllocateIndexBuildResponse
+	(*AddIndexBuildRequest)(nil),             // 53: snapkeep.v1.AddIndexBuildRequest
+	(*AddIndexBuildResponse)(nil),            // 54: snapkeep.v1.AddIndexBuildResponse
+	(*CompactOutput)(nil),                    // 55: snapkeep.v1.CompactOutput
+	(*CompactSegmentsRequest)(nil),           // 56: snapkeep.v1.CompactSegmentsRequest
+	(*CompactSegmentsResponse)(nil),          // 57: snapkeep.v1.CompactSegmentsResponse
+	(*DropSegmentsRequest)(nil),              // 58: snapkeep.v1.DropSegmentsRequest
+	(*DropSegmentsResponse)(nil),             // 59: snapkeep.v1.DropSegmentsResponse
+	(*GetSegmentRequest)(nil),                // 60: snapkeep.v1.GetSegmentRequest
+	(*GetSegmentResponse)(nil),               // 61: snapkeep.v1.GetSegmentResponse
+	(*ListSegmentsRequest)(nil),              // 62: snapkeep.v1.ListSegmentsRequest
+	(*ListSegmentsResponse)(nil),             // 63: snapkeep.v1.ListSegmentsResponse
+	(*FileKindTotals)(nil),                   // 64: snapkeep.v1.FileKindTotals
+	(*SnapshotSummary)(nil),                  // 65: snapkeep.v1.SnapshotSummary
+	(*Snapshot)(nil),                         // 66: snapkeep.v1.Snapshot
+	(*SnapshotHold)(nil),                     // 67: snapkeep.v1.SnapshotHold
+	(*AddSnapshotHoldRequest)(nil),           // 68: snapkeep.v1.AddSnapshotHoldRequest
+	(*AddSnapshotHoldResponse)(nil),          // 69: snapkeep.v1.AddSnapshotHoldResponse
+	(*RemoveSnapshotHoldRequest)(nil),        // 70: snapkeep.v1.RemoveSnapshotHoldRequest
+	(*RemoveSnapshotHoldResponse)(nil),       // 71: snapkeep.v1.RemoveSnapshotHoldResponse
+	(*Policy)(nil),                           // 72: snapkeep.v1.Policy
+	(*PolicyRetention)(nil),                  // 73: snapkeep.v1.PolicyRetention
+	(*PolicyStatus)(nil),                     // 74: snapkeep.v1.PolicyStatus
+	(*CreatePolicyRequest)(nil),              // 75: snapkeep.v1.CreatePolicyRequest
+	(*CreatePolicyResponse)(nil),             // 76: snapkeep.v1.CreatePolicyResponse
+	(*UpdatePolicyRequest)(nil),              // 77: snapkeep.v1.UpdatePolicyRequest
+	(*UpdatePolicyResponse)(nil),             // 78: snapkeep.v1.UpdatePolicyResponse
+	(*DeletePolicyRequest)(nil),              // 79: snapkeep.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),             // 80: snapkeep.v1.DeletePolicyResponse
+	(*ListPoliciesRequest)(nil),              // 81: snapkeep.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),             // 82: snapkeep.v1.ListPoliciesResponse
+	(*DescribePolicyRequest)(nil),            // 83: snapkeep.v1.DescribePolicyRequest
+	(*DescribePolicyResponse)(nil),           // 84: snapkeep.v1.DescribePolicyResponse
+	(*ExecutePolicyRequest)(nil),             // 85: snapkeep.v1.ExecutePolicyRequest
+	(*ExecutePolicyResponse)(nil),            // 86: snapkeep.v1.ExecutePolicyResponse
+	(*PolicyRunResult)(nil),                  // 87: snapkeep.v1.PolicyRunResult
+	(*PreviewPolicyRetentionRequest)(nil),    // 88: snapkeep.v1.PreviewPolicyRetentionRequest
+	(*PreviewPolicyRetentionResponse)(nil),   // 89: snapkeep.v1.PreviewPolicyRetentionResponse
+	(*RetentionDecision)(nil),                // 90: snapkeep.v1.RetentionDecision
+	(*CreateSnapshotRequest)(nil),            // 91: snapkeep.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),           // 92: snapkeep.v1.CreateSnapshotResponse
+	(*DropSnapshotRequest)(nil),              // 93: snapkeep.v1.DropSnapshotRequest
+	(*DropSnapshotResponse)(nil),             // 94: snapkeep.v1.DropSnapshotResponse
+	(*ListSnapshotsRequest)(nil),             // 95: snapkeep.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),            // 96: snapkeep.v1.ListSnapshotsResponse
+	(*DescribeSnapshotRequest)(nil),          // 97: snapkeep.v1.DescribeSnapshotRequest
+	(*DescribeSnapshotResponse)(nil),         // 98: snapkeep.v1.DescribeSnapshotResponse
+	(*RestoreJob)(nil),                       // 99: snapkeep.v1.RestoreJob
+	(*RestoreSnapshotRequest)(nil),           // 100: snapkeep.v1.RestoreSnapshotRequest
+	(*IdMapping)(nil),                        // 101: snapkeep.v1.IdMapping
+	(*RestoreSnapshotResponse)(nil),          // 102: snapkeep.v1.RestoreSnapshotResponse
+	(*GetRestoreStateRequest)(nil),           // 103: snapkeep.v1.GetRestoreStateRequest
+	(*GetRestoreStateResponse)(nil),          // 104: snapkeep.v1.GetRestoreStateResponse
+	(*ListRestoreJobsRequest)(nil),           // 105: snapkeep.v1.ListRestoreJobsRequest
+	(*ListRestoreJobsResponse)(nil),          // 106: snapkeep.v1.ListRestoreJobsResponse
+	(*CancelRestoreRequest)(nil),             // 107: snapkeep.v1.CancelRestoreRequest
+	(*CancelRestoreResponse)(nil),            // 108: snapkeep.v1.CancelRestoreResponse
+	(*GCCount)(nil),                          // 109: snapkeep.v1.GCCount
+	(*GCReport)(nil),                         // 110: snapkeep.v1.GCReport
+	(*GCCandidate)(nil),                      // 111: snapkeep.v1.GCCandidate
+	(*GCRunRequest)(nil),                     // 112: snapkeep.v1.GCRunRequest
+	(*GCRunResponse)(nil),                    // 113: snapkeep.v1.GCRunResponse
+	(*GCStatusRequest)(nil),                  // 114: snapkeep.v1.GCStatusRequest
+	(*GCStatusResponse)(nil),                 // 115: snapkeep.v1.GCStatusResponse
+	(*ClusterStatusRequest)(nil),             // 116: snapkeep.v1.ClusterStatusRequest
+	(*NodeStatus)(nil),                       // 117: snapkeep.v1.NodeStatus
+	(*StorageInfo)(nil),                      // 118: snapkeep.v1.StorageInfo
+	(*ClusterStatusResponse)(nil),            // 119: snapkeep.v1.ClusterStatusResponse
+	(*ClusterMembersRequest)(nil),            // 120: snapkeep.v1.ClusterMembersRequest
+	(*Member)(nil),                           // 121: snapkeep.v1.Member
+	(*ClusterMembersResponse)(nil),           // 122: snapkeep.v1.ClusterMembersResponse
+	(*RemoveNodeRequest)(nil),                // 123: snapkeep.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),               // 124: snapkeep.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),        // 125: snapkeep.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),       // 126: snapkeep.v1.TransferLeadershipResponse
+	(*ReleaseForDeletionRequest)(nil),        // 127: snapkeep.v1.ReleaseForDeletionRequest
+	(*ReleaseBuild)(nil),                     // 128: snapkeep.v1.ReleaseBuild
+	(*ReleaseVerdict)(nil),                   // 129: snapkeep.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),       // 130: snapkeep.v1.ReleaseForDeletionResponse
+	(*RegisterSegmentsRequest)(nil),          // 131: snapkeep.v1.RegisterSegmentsRequest
+	(*RegisteredSegment)(nil),                // 132: snapkeep.v1.RegisteredSegment
+	(*RegisterSegmentsResponse)(nil),         // 133: snapkeep.v1.RegisterSegmentsResponse
+	(*RegisteredBuild)(nil),                  // 134: snapkeep.v1.RegisteredBuild
+	(*RepositorySpec)(nil),                   // 135: snapkeep.v1.RepositorySpec
+	(*Repository)(nil),                       // 136: snapkeep.v1.Repository
+	(*RepositoryProbe)(nil),                  // 137: snapkeep.v1.RepositoryProbe
+	(*RegisterRepositoryRequest)(nil),        // 138: snapkeep.v1.RegisterRepositoryRequest
+	(*RegisterRepositoryResponse)(nil),       // 139: snapkeep.v1.RegisterRepositoryResponse
+	(*UnregisterRepositoryRequest)(nil),      // 140: snapkeep.v1.UnregisterRepositoryRequest
+	(*UnregisterRepositoryResponse)(nil),     // 141: snapkeep.v1.UnregisterRepositoryResponse
+	(*ListRepositoriesRequest)(nil),          // 142: snapkeep.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil),         // 143: snapkeep.v1.ListRepositoriesResponse
+	(*ExportSnapshotRequest)(nil),            // 144: snapkeep.v1.ExportSnapshotRequest
+	(*ExportSnapshotResponse)(nil),           // 145: snapkeep.v1.ExportSnapshotResponse
+	(*RepositorySnapshot)(nil),               // 146: snapkeep.v1.RepositorySnapshot
+	(*ListRepositorySnapshotsRequest)(nil),   // 147: snapkeep.v1.ListRepositorySnapshotsRequest
+	(*ListRepositorySnapshotsResponse)(nil),  // 148: snapkeep.v1.ListRepositorySnapshotsResponse
+	(*DeleteRepositorySnapshotRequest)(nil),  // 149: snapkeep.v1.DeleteRepositorySnapshotRequest
+	(*DeleteRepositorySnapshotResponse)(nil), // 150: snapkeep.v1.DeleteRepositorySnapshotResponse
+	(*CollectRepositoryRequest)(nil),         // 151: snapkeep.v1.CollectRepositoryRequest
+	(*CollectRepositoryResponse)(nil),        // 152: snapkeep.v1.CollectRepositoryResponse
+	(*VerifyRepositoryRequest)(nil),          // 153: snapkeep.v1.VerifyRepositoryRequest
+	(*RepositoryProblem)(nil),                // 154: snapkeep.v1.RepositoryProblem
+	(*VerifyRepositoryResponse)(nil),         // 155: snapkeep.v1.VerifyRepositoryResponse
+	(*SnapshotVerification)(nil),             // 156: snapkeep.v1.SnapshotVerification
+	nil,                                      // 157: snapkeep.v1.Database.PropertiesEntry
+	nil,                                      // 158: snapkeep.v1.Index.ParamsEntry
+	nil,                                      // 159: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                      // 160: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                      // 161: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                      // 162: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                      // 163: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                      // 164: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                      // 165: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                      // 166: snapkeep.v1.Policy.LabelsEntry
+	nil,                                      // 167: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                      // 168: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	nil,                                      // 169: snapkeep.v1.RepositorySnapshot.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	155, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	156, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	157, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	158, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	157, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
-	14,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
-	15,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
+	159, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	15,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
+	16,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
 	2,   // 7: snapkeep.v1.File.kind:type_name -> snapkeep.v1.FileKind
 	3,   // 8: snapkeep.v1.SegmentMeta.level:type_name -> snapkeep.v1.SegmentLevel
 	6,   // 9: snapkeep.v1.IndexBuild.state:type_name -> snapkeep.v1.IndexBuildState
-	18,  // 10: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
+	19,  // 10: snapkeep.v1.IndexBuild.files:type_name -> snapkeep.v1.File
 	5,   // 11: snapkeep.v1.IndexBuild.drop_reason:type_name -> snapkeep.v1.DropReason
 	4,   // 12: snapkeep.v1.Segment.state:type_name -> snapkeep.v1.SegmentState
-	18,  // 13: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
-	20,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
+	19,  // 13: snapkeep.v1.Segment.files:type_name -> snapkeep.v1.File
+	21,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	5,   // 15: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
-	19,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
-	158, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	13,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
+	20,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
+	160, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	14,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	7,   // 19: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	13,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	159, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	14,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
+	161, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	1,   // 22: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
-	16,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	16,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	160, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	16,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	17,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	17,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	162, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	17,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	7,   // 27: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	16,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	17,  // 29: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
+	17,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
+	18,  // 29: snapkeep.v1.DescribeCollectionResponse.segments:type_name -> snapkeep.v1.SegmentSummary
 	7,   // 30: snapkeep.v1.ListCollectionsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	16,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
-	16,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	16,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	161, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
-	16,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	16,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
-	21,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	18,  // 38: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
-	19,  // 39: snapkeep.v1.FlushSegmentRequest.meta:type_name -> snapkeep.v1.SegmentMeta
-	21,  // 40: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
-	21,  // 41: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	20,  // 42: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
-	18,  // 43: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
-	21,  // 44: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
-	18,  // 45: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
-	19,  // 46: snapkeep.v1.CompactOutput.meta:type_name -> snapkeep.v1.SegmentMeta
-	54,  // 47: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
-	21,  // 48: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	21,  // 49: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	17,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
+	17,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	17,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
+	163, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	17,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	17,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
+	22,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	19,  // 38: snapkeep.v1.FlushSegmentRequest.files:type_name -> snapkeep.v1.File
+	20,  // 39: snapkeep.v1.FlushSegmentRequest.meta:type_name -> snapkeep.v1.SegmentMeta
+	22,  // 40: snapkeep.v1.FlushSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	22,  // 41: snapkeep.v1.AllocateIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	21,  // 42: snapkeep.v1.AllocateIndexBuildResponse.build:type_name -> snapkeep.v1.IndexBuild
+	19,  // 43: snapkeep.v1.AddIndexBuildRequest.files:type_name -> snapkeep.v1.File
+	22,  // 44: snapkeep.v1.AddIndexBuildResponse.segment:type_name -> snapkeep.v1.Segment
+	19,  // 45: snapkeep.v1.CompactOutput.files:type_name -> snapkeep.v1.File
+	20,  // 46: snapkeep.v1.CompactOutput.meta:type_name -> snapkeep.v1.SegmentMeta
+	55,  // 47: snapkeep.v1.CompactSegmentsRequest.outputs:type_name -> snapkeep.v1.CompactOutput
+	22,  // 48: snapkeep.v1.CompactSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	22,  // 49: snapkeep.v1.DropSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
 	7,   // 50: snapkeep.v1.GetSegmentRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	21,  // 51: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
+	22,  // 51: snapkeep.v1.GetSegmentResponse.segment:type_name -> snapkeep.v1.Segment
 	4,   // 52: snapkeep.v1.ListSegmentsRequest.states:type_name -> snapkeep.v1.SegmentState
 	7,   // 53: snapkeep.v1.ListSegmentsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	21,  // 54: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	22,  // 54: snapkeep.v1.ListSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
 	2,   // 55: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
-	63,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
+	64,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	8,   // 57: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	162, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	163, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
-	14,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
-	15,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
-	64,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
+	164, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	165, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	15,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
+	16,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
+	65,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
 	1,   // 63: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
-	66,  // 64: snapkeep.v1.Snapshot.holds:type_name -> snapkeep.v1.SnapshotHold
-	66,  // 65: snapkeep.v1.AddSnapshotHoldResponse.hold:type_name -> snapkeep.v1.SnapshotHold
-	65,  // 66: snapkeep.v1.AddSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	65,  // 67: snapkeep.v1.RemoveSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	164, // 68: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
-	72,  // 69: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
-	73,  // 70: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
-	72,  // 71: snapkeep.v1.Policy.export_retention:type_name -> snapkeep.v1.PolicyRetention
-	71,  // 72: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
-	71,  // 73: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	71,  // 74: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
-	71,  // 75: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	7,   // 76: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 77: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
-	7,   // 78: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 79: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	71,  // 80: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	86,  // 81: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
-	89,  // 82: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
-	165, // 83: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	65,  // 84: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	65,  // 85: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	8,   // 86: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	166, // 87: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	7,   // 88: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	65,  // 89: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
-	7,   // 90: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	65,  // 91: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	9,   // 92: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	100, // 93: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
-	100, // 94: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
-	100, // 95: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
-	100, // 96: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
-	10,  // 97: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
-	100, // 98: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
-	100, // 99: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
-	100, // 100: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
-	100, // 101: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
-	98,  // 102: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	7,   // 103: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	98,  // 104: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	9,   // 105: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	10,  // 106: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
-	7,   // 107: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	98,  // 108: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	98,  // 109: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	108, // 110: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	108, // 111: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	109, // 112: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	110, // 113: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	109, // 114: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	11,  // 115: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	12,  // 116: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	116, // 117: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	117, // 118: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	12,  // 119: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	120, // 120: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	127, // 121: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
-	128, // 122: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
-	131, // 123: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
-	133, // 124: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
-	18,  // 125: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
-	19,  // 126: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
-	21,  // 127: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	18,  // 128: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
-	134, // 129: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
-	134, // 130: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	135, // 131: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
-	136, // 132: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
-	7,   // 133: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	135, // 134: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
-	98,  // 135: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	167, // 136: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
-	145, // 137: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
-	153, // 138: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
-	22,  // 139: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	24,  // 140: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	26,  // 141: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	28,  // 142: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	30,  // 143: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	32,  // 144: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	34,  // 145: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	36,  // 146: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	38,  // 147: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	40,  // 148: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	42,  // 149: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	44,  // 150: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	46,  // 151: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	48,  // 152: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	50,  // 153: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	52,  // 154: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	55,  // 155: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	57,  // 156: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	130, // 157: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
-	59,  // 158: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	61,  // 159: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	90,  // 160: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	92,  // 161: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	94,  // 162: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	96,  // 163: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	67,  // 164: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
-	69,  // 165: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
-	74,  // 166: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
-	76,  // 167: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
-	78,  // 168: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
-	80,  // 169: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
-	82,  // 170: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
-	84,  // 171: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
-	87,  // 172: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
-	99,  // 173: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	102, // 174: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	104, // 175: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	106, // 176: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	111, // 177: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	113, // 178: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	126, // 179: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
-	137, // 180: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
-	139, // 181: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
-	141, // 182: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
-	143, // 183: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
-	146, // 184: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
-	148, // 185: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
-	150, // 186: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
-	152, // 187: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
-	115, // 188: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	119, // 189: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	122, // 190: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	124, // 191: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	23,  // 192: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	25,  // 193: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	27,  // 194: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	29,  // 195: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	31,  // 196: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	33,  // 197: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	35,  // 198: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	37,  // 199: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	39,  // 200: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	41,  // 201: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	43,  // 202: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	45,  // 203: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	47,  // 204: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	49,  // 205: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	51,  // 206: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	53,  // 207: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	56,  // 208: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	58,  // 209: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	132, // 210: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
-	60,  // 211: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	62,  // 212: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	91,  // 213: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	93,  // 214: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	95,  // 215: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	97,  // 216: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	68,  // 217: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
-	70,  // 218: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
-	75,  // 219: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
-	77,  // 220: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
-	79,  // 221: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
-	81,  // 222: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
-	83,  // 223: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
-	85,  // 224: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
-	88,  // 225: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
-	101, // 226: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	103, // 227: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	105, // 228: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	107, // 229: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	112, // 230: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	114, // 231: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	129, // 232: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
-	138, // 233: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
-	140, // 234: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
-	142, // 235: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
-	144, // 236: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
-	147, // 237: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
-	149, // 238: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
-	151, // 239: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
-	154, // 240: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
-	118, // 241: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	121, // 242: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	123, // 243: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	125, // 244: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	192, // [192:245] is the sub-list for method output_type
-	139, // [139:192] is the sub-list for method input_type
-	139, // [139:139] is the sub-list for extension type_name
-	139, // [139:139] is the sub-list for extension extendee
-	0,   // [0:139] is the sub-list for field type_name
+	67,  // 64: snapkeep.v1.Snapshot.holds:type_name -> snapkeep.v1.SnapshotHold
+	156, // 65: snapkeep.v1.Snapshot.verification:type_name -> snapkeep.v1.SnapshotVerification
+	67,  // 66: snapkeep.v1.AddSnapshotHoldResponse.hold:type_name -> snapkeep.v1.SnapshotHold
+	66,  // 67: snapkeep.v1.AddSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	66,  // 68: snapkeep.v1.RemoveSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	166, // 69: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
+	73,  // 70: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
+	74,  // 71: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
+	73,  // 72: snapkeep.v1.Policy.export_retention:type_name -> snapkeep.v1.PolicyRetention
+	72,  // 73: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	72,  // 74: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	72,  // 75: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	72,  // 76: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	7,   // 77: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	72,  // 78: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
+	7,   // 79: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	72,  // 80: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	72,  // 81: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	87,  // 82: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
+	90,  // 83: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
+	167, // 84: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	66,  // 85: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	66,  // 86: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	8,   // 87: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	168, // 88: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	7,   // 89: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	66,  // 90: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	7,   // 91: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	66,  // 92: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	9,   // 93: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
+	101, // 94: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
+	101, // 95: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
+	101, // 96: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
+	101, // 97: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
+	10,  // 98: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
+	101, // 99: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
+	101, // 100: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
+	101, // 101: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
+	101, // 102: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
+	99,  // 103: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	7,   // 104: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	99,  // 105: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	9,   // 106: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	10,  // 107: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
+	7,   // 108: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	99,  // 109: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	99,  // 110: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	109, // 111: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	109, // 112: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	110, // 113: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	111, // 114: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	110, // 115: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	11,  // 116: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	12,  // 117: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	117, // 118: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	118, // 119: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	12,  // 120: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	121, // 121: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	128, // 122: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	129, // 123: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	132, // 124: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
+	134, // 125: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
+	19,  // 126: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
+	20,  // 127: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
+	22,  // 128: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	19,  // 129: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
+	135, // 130: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
+	135, // 131: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	136, // 132: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
+	137, // 133: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
+	7,   // 134: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	136, // 135: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
+	99,  // 136: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	169, // 137: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
+	146, // 138: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
+	154, // 139: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
+	13,  // 140: snapkeep.v1.SnapshotVerification.outcome:type_name -> snapkeep.v1.SnapshotVerifyOutcome
+	23,  // 141: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	25,  // 142: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	27,  // 143: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	29,  // 144: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	31,  // 145: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	33,  // 146: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	35,  // 147: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	37,  // 148: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	39,  // 149: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	41,  // 150: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	43,  // 151: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	45,  // 152: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	47,  // 153: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	49,  // 154: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	51,  // 155: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	53,  // 156: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	56,  // 157: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	58,  // 158: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	131, // 159: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
+	60,  // 160: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	62,  // 161: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	91,  // 162: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	93,  // 163: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	95,  // 164: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	97,  // 165: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	68,  // 166: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
+	70,  // 167: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
+	75,  // 168: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
+	77,  // 169: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
+	79,  // 170: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
+	81,  // 171: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
+	83,  // 172: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
+	85,  // 173: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
+	88,  // 174: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
+	100, // 175: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	103, // 176: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	105, // 177: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	107, // 178: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	112, // 179: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	114, // 180: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	127, // 181: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	138, // 182: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
+	140, // 183: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
+	142, // 184: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
+	144, // 185: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
+	147, // 186: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
+	149, // 187: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
+	151, // 188: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
+	153, // 189: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
+	116, // 190: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	120, // 191: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	123, // 192: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	125, // 193: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	24,  // 194: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	26,  // 195: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	28,  // 196: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	30,  // 197: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	32,  // 198: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	34,  // 199: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	36,  // 200: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	38,  // 201: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	40,  // 202: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	42,  // 203: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	44,  // 204: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	46,  // 205: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	48,  // 206: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	50,  // 207: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	52,  // 208: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	54,  // 209: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	57,  // 210: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	59,  // 211: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	133, // 212: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
+	61,  // 213: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	63,  // 214: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	92,  // 215: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	94,  // 216: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	96,  // 217: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	98,  // 218: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	69,  // 219: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
+	71,  // 220: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
+	76,  // 221: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
+	78,  // 222: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
+	80,  // 223: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
+	82,  // 224: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
+	84,  // 225: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
+	86,  // 226: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
+	89,  // 227: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
+	102, // 228: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	104, // 229: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	106, // 230: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	108, // 231: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	113, // 232: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	115, // 233: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	130, // 234: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	139, // 235: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
+	141, // 236: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
+	143, // 237: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
+	145, // 238: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
+	148, // 239: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
+	150, // 240: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
+	152, // 241: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
+	155, // 242: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
+	119, // 243: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	122, // 244: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	124, // 245: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	126, // 246: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	194, // [194:247] is the sub-list for method output_type
+	141, // [141:194] is the sub-list for method input_type
+	141, // [141:141] is the sub-list for extension type_name
+	141, // [141:141] is the sub-list for extension extendee
+	0,   // [0:141] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -12943,8 +13129,8 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
-			NumEnums:      13,
-			NumMessages:   155,
+			NumEnums:      14,
+			NumMessages:   156,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

@@ -195,6 +195,11 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 			out.Summary.ByKind = append(out.Summary.ByKind, &pb.FileKindTotals{Kind: pb.FileKind(k.Kind), Files: k.Files, Bytes: k.Bytes})
 		}
 	}
+	if vr := snap.Verification; vr != nil {
+		out.Verification = &pb.SnapshotVerification{VerifiedAtUnixMs: unixMS(vr.VerifiedAt), Deep: vr.Deep,
+			Outcome: pb.SnapshotVerifyOutcome(vr.Outcome), Problems: vr.Problems, ProblemCount: vr.ProblemCount,
+			DeepVerifiedAtUnixMs: unixMS(vr.DeepVerifiedAt), Repairs: vr.Repairs}
+	}
 	if full {
 		c := toCollection(&fsmpb.Collection{Schema: snap.Schema, Properties: snap.Properties, Partitions: snap.Partitions, Indexes: snap.Indexes}, snap.DatabaseName)
 		out.Schema, out.Properties, out.Partitions, out.Indexes = c.Schema, c.Properties, c.Partitions, c.Indexes

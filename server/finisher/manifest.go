@@ -41,7 +41,7 @@ func WriteManifest(ctx context.Context, store objstore.Store, root layout.Root, 
 	spool := &spillBuffer{limit: manifestMemoryLimit, dir: spillDir, pattern: fmt.Sprintf("manifest-%d-*.skm", snap.Id)}
 	defer spool.Close()
 
-	res, err := encodeManifest(ctx, spool, view, snap)
+	res, err := EncodeManifest(ctx, spool, view, snap)
 	if err != nil {
 		return Written{}, err
 	}
@@ -114,9 +114,10 @@ func (b *spillBuffer) Close() error {
 	return err
 }
 
-// encodeManifest writes the manifest of snap to w: its segments in (partition, id)
-// order, each with its pinned index builds.
-func encodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmpb.Snapshot) (manifest.Result, error) {
+// EncodeManifest writes the manifest of snap to w: its segments in (partition, id)
+// order, each with its pinned index builds. The same view of the same snapshot always
+// gives the same bytes: what a repair compares with the catalog's checksum.
+func EncodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmpb.Snapshot) (manifest.Result, error) {
 	type ref struct{ partition, id uint64 }
 	refs := make([]ref, 0, len(snap.SegmentIds))
 	withMeta := false

@@ -180,6 +180,58 @@ func Check(ctx context.Context, view *fsm.View, store objstore.Store, root layou
 	return c.rep, nil
 }
 
+// CheckSnapshot checks one committed snapshot: its manifest, and the files of the
+// segments and index builds it pins (sizes by listing; deep: CRC-32C by reading).
+// Every problem names the snapshot. Orphans are not looked for.
+func CheckSnapshot(ctx context.Context, view *fsm.View, store objstore.Store, root layout.Root, snap *fsmpb.Snapshot, opts Options) (*Report, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	c := &checker{view: view, store: store, root: root, opts: opts,
+		rep:  &Report{AppliedIndex: view.AppliedIndex(), Deep: opts.Deep, Collections: 1},
+		want: map[string]*expected{}, prefixes: map[string]bool{}, listed: map[string]objstore.ObjectInfo{}}
+	coll, err := view.CollectionByID(snap.CollectionId)
+	if err != nil {
+		return nil, err
+	}
+	keys := fsm.KeysOf(coll)
+	name := collName(coll)
+	pins := []uint64{snap.Id}
+	for _, id := range snap.SegmentIds {
+		s, err := view.Segment(id)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %d pins segment %d: %w", snap.Id, id, err)
+		}
+		c.expectFiles(keys.Layout(), s.Files, func(rel string) string { return keys.Segment(s, rel) }, name, s.Id, 0, pins)
+		for _, b := range s.IndexBuilds {
+			if _, pinned := slices.BinarySearch(snap.BuildIds, b.BuildId); pinned {
+				c.expectFiles(keys.Layout(), b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) }, name, s.Id, b.BuildId, pins)
+			}
+		}
+	}
+	c.prefixes[root.Full(snap.ManifestKey)] = true // one listing of the manifest's own key
+	if err := c.listAll(ctx); err != nil {
+		return nil, err
+	}
+	c.compareExpected()
+	if err := c.checkManifests(ctx, []*fsmpb.Snapshot{snap}); err != nil {
+		return nil, err
+	}
+	if opts.Deep {
+		if err := c.readBack(ctx); err != nil {
+			return nil, err
+		}
+	}
+	c.sortReport()
+	return c.rep, nil
+}
+
+// IsManifestProblem reports whether a problem kind is about a manifest (which the
+// catalog can rewrite) rather than a data file (which it cannot).
+func IsManifestProblem(kind string) bool {
+	return kind == ManifestMissing || kind == ManifestDamaged || kind == ManifestContent
+}
+
 func (c *checker) collections() ([]*fsmpb.Collection, error) {
 	if c.opts.Collection != "" {
 		coll, _, err := c.view.CollectionOrDropped(c.opts.Database, c.opts.Collection)
@@ -332,9 +384,9 @@ func listWithRetry(ctx context.Context, store objstore.Store, prefix, token stri
 	return objstore.ListPage{}, err
 }
 
-// compare reports expected objects missing or of another size, and listed objects
-// nothing owns.
-func (c *checker) compare() {
+// compareExpected reports expected objects missing from the listing or listed with
+// another size.
+func (c *checker) compareExpected() {
 	for key, w := range c.want {
 		o, ok := c.listed[key]
 		switch {
@@ -344,6 +396,12 @@ func (c *checker) compare() {
 			c.problem(SizeMismatch, key, uint64(o.Size), w, fmt.Sprintf("listed with %d bytes, the catalog has %d", o.Size, w.size))
 		}
 	}
+}
+
+// compare reports expected objects missing or of another size, and listed objects
+// nothing owns.
+func (c *checker) compare() {
+	c.compareExpected()
 	for key, o := range c.listed {
 		if _, ok := c.want[key]; ok {
 			continue

@@ -1,0 +1,132 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/objstore"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server"
+	"github.com/snapkeep/snapkeep/server/finisher"
+	"github.com/snapkeep/snapkeep/server/servertest"
+)
+
+// TestScrubberRepairsManifestsAndReportsDataLoss: the leader's scrubber, verifying
+// every snapshot each second, records a clean snapshot OK; a manifest with a flipped
+// byte, truncated or deleted is rewritten byte for byte as a fresh encode from the
+// catalog and recorded REPAIRED; a deleted data file is recorded DATA_LOSS with its
+// key, makes /health degraded (still serving) and the broken-snapshots gauge 1, until
+// the file is back.
+func TestScrubberRepairsManifestsAndReportsDataLoss(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.ScrubEvery, cfg.ScrubTick = time.Second, 50*time.Millisecond
+		cfg.HTTP = server.HTTPConfig{Addr: "127.0.0.1:0"}
+	}})
+	cl := gcClient(t, c)
+	store := c.Bucket.Store
+	ctx := context.Background()
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs"))
+	require.NoError(t, err)
+	segs := gcGenerate(t, c, cl, "docs", 3, 2, 1)
+	snap, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "s1"))
+	require.NoError(t, err)
+
+	// verification waits for a verification recorded after since that done accepts.
+	verification := func(since int64, done func(*pb.SnapshotVerification) bool) *pb.SnapshotVerification {
+		t.Helper()
+		var v *pb.SnapshotVerification
+		require.Eventually(t, func() bool {
+			s, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotByIDOption(snap.GetId()))
+			require.NoError(t, err)
+			v = s.GetVerification()
+			return v != nil && v.GetVerifiedAtUnixMs() > since && done(v)
+		}, 15*time.Second, 20*time.Millisecond, "last: %v", v)
+		return v
+	}
+	v := verification(0, func(v *pb.SnapshotVerification) bool { return true })
+	require.Equal(t, pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK, v.GetOutcome(), "%v", v.GetProblems())
+
+	read := func(key string) []byte {
+		r, _, err := store.Get(ctx, key)
+		require.NoError(t, err)
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		require.NoError(t, err)
+		return b
+	}
+	put := func(key string, body []byte) {
+		_, err := store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{})
+		require.NoError(t, err)
+	}
+	manifestKey := snap.GetManifestKey()
+	good := read(manifestKey)
+	// A fresh encode from the catalog is the manifest written at commit.
+	leader := c.Nodes[c.Leader()].FSM().View()
+	rec, err := leader.Snapshot(snap.GetId())
+	require.NoError(t, err)
+	var fresh bytes.Buffer
+	_, err = finisher.EncodeManifest(ctx, &fresh, leader, rec)
+	require.NoError(t, err)
+	require.Equal(t, good, fresh.Bytes())
+
+	repairs := uint32(0)
+	for _, tc := range []struct {
+		name   string
+		damage func()
+	}{
+		{"byte flipped", func() {
+			b := slices.Clone(good)
+			b[len(b)/3] ^= 0x08
+			put(manifestKey, b)
+		}},
+		{"truncated", func() { put(manifestKey, good[:len(good)/2]) }},
+		{"deleted", func() {
+			_, err := store.Delete(ctx, []string{manifestKey})
+			require.NoError(t, err)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			since := time.Now().UnixMilli()
+			tc.damage()
+			v := verification(since, func(v *pb.SnapshotVerification) bool { return v.GetRepairs() > repairs })
+			repairs = v.GetRepairs()
+			require.Equal(t, pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_REPAIRED, v.GetOutcome(), "%v", v.GetProblems())
+			require.Contains(t, v.GetProblems()[0], manifestKey)
+			require.Equal(t, fresh.Bytes(), read(manifestKey), "repaired byte for byte")
+		})
+	}
+
+	httpAddr := c.Nodes[c.Leader()].HTTPAddr()
+	lost := segs[1].Files[0]
+	body := read(lost.Key)
+	since := time.Now().UnixMilli()
+	_, err = store.Delete(ctx, []string{lost.Key})
+	require.NoError(t, err)
+	v = verification(since, func(v *pb.SnapshotVerification) bool {
+		return v.GetOutcome() == pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS
+	})
+	require.EqualValues(t, 1, v.GetProblemCount())
+	require.Contains(t, v.GetProblems()[0], "missing "+lost.Key)
+	code, h := healthOf(t, httpAddr, "/health")
+	require.Equal(t, http.StatusOK, code, "a node with a broken snapshot still serves")
+	require.Equal(t, "degraded", h.Status)
+	require.Contains(t, h.Degraded[0], "1 committed snapshots failed their last verification")
+	require.Equal(t, 1.0, scrape(t, httpAddr).get(t, "snapkeep_fsm_snapshots_broken"))
+
+	put(lost.Key, body)
+	since = time.Now().UnixMilli()
+	verification(since, func(v *pb.SnapshotVerification) bool {
+		return v.GetOutcome() == pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK
+	})
+	_, h = healthOf(t, httpAddr, "/health")
+	require.Equal(t, "ok", h.Status)
+	require.Empty(t, h.Degraded)
+}
