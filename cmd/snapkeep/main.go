@@ -120,7 +120,8 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.repositoryCmd(), // cmd/snapkeep/repository.go
 		a.gcCmd(),
 		a.generateCmd(),
-		a.bucketCmd(), // cmd/snapkeep/bucket.go
+		a.bucketCmd(),  // cmd/snapkeep/bucket.go
+		a.storageCmd(), // cmd/snapkeep/storage.go
 	)
 	return root
 }

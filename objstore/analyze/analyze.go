@@ -18,10 +18,12 @@ package analyze
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -163,6 +165,9 @@ type env struct {
 	cfg    objstore.S3Config
 	large  int64
 
+	largeOnce sync.Once
+	largeData []byte
+
 	mu      sync.Mutex
 	written map[string]bool
 }
@@ -206,11 +211,12 @@ func withCRC(body []byte) objstore.PutOptions {
 	return objstore.PutOptions{CRC32C: CRC32C(body), HasCRC32C: true}
 }
 
-// body is size bytes that differ with seed.
+// body is size pseudo-random bytes that differ with seed (and size).
 func body(seed string, size int) []byte {
-	out := make([]byte, 0, size)
-	for i := 0; len(out) < size; i++ {
-		out = fmt.Appendf(out, "%s %d\n", seed, i)
+	r := rand.New(rand.NewPCG(uint64(CRC32C([]byte(seed))), uint64(size)))
+	out := make([]byte, size+8)
+	for i := 0; i < size; i += 8 {
+		binary.LittleEndian.PutUint64(out[i:], r.Uint64())
 	}
 	return out[:size]
 }

@@ -415,7 +415,8 @@ func checkUploadPartCopy(ctx context.Context, e *env) (Outcome, string, error) {
 
 // largeObject writes (once) the run's large object, with its CRC-32C.
 func (e *env) largeObject(ctx context.Context) (string, []byte, error) {
-	data := body("large object", int(e.large))
+	e.largeOnce.Do(func() { e.largeData = body("large object", int(e.large)) })
+	data := e.largeData
 	key := e.prefix + "large/src"
 	if info, err := e.store.Head(ctx, key); err == nil && info.Size == e.large {
 		return key, data, nil
