@@ -64,6 +64,7 @@ proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 	protoc -I rpc/proto --go_out=module=github.com/snapkeep/snapkeep:. \
 		--go-grpc_out=module=github.com/snapkeep/snapkeep:. \
 		rpc/proto/snapkeep/v1/snapkeep.proto rpc/proto/snapkeep/v1/backup.proto rpc/proto/snapkeep/v1/integrity.proto \
+		rpc/proto/snapkeep/v1/storage.proto \
 		rpc/proto/snapkeep/internal/v1/internal.proto
 
 ## bench: snapkeep side by side with the etcd + Avro baseline and the raw limits

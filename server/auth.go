@@ -183,6 +183,9 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.v1.Backup/BackupToStore": {RoleAdmin, true},
 	"/snapkeep.v1.Backup/RestoreBackup": {RoleAdmin, true},
 
+	// A storage analysis writes (and deletes) objects in the bucket or repository.
+	"/snapkeep.v1.Storage/AnalyzeStorage": {RoleAdmin, true},
+
 	// The gRPC health service answers probes (load balancers, orchestrators) with no
 	// token: it tells only whether the node serves.
 	"/grpc.health.v1.Health/Check": {roleNone, false},
@@ -203,6 +206,7 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.internal.v1.Internal/RunGC":              {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/GCSchedule":         {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/ProbeRepository":    {roleInternal, false},
+	"/snapkeep.internal.v1.Internal/AnalyzeStorage":     {roleInternal, false},
 }
 
 // internalServicePrefix: any method of the Internal service needs the cluster secret,

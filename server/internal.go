@@ -97,3 +97,8 @@ func (s *internalService) ProbeRepository(ctx context.Context, req *internalv1.P
 	out.Node = s.n.cfg.NodeID
 	return out, nil
 }
+
+// AnalyzeStorage runs one phase of a storage analysis on this node (server/storage.go).
+func (s *internalService) AnalyzeStorage(ctx context.Context, req *internalv1.AnalyzeStorageNodeRequest) (*internalv1.AnalyzeStorageNodeResponse, error) {
+	return s.n.analyzeHere(ctx, req)
+}

@@ -189,6 +189,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.registerBackup()
+	n.registerStorage() // server/storage.go
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

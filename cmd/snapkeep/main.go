@@ -121,7 +121,8 @@ The commands below talk to a running cluster over gRPC (see --endpoints).`
 		a.gcCmd(),
 		a.fsckCmd(), // cmd/snapkeep/fsck.go
 		a.generateCmd(),
-		a.bucketCmd(), // cmd/snapkeep/bucket.go
+		a.bucketCmd(),  // cmd/snapkeep/bucket.go
+		a.storageCmd(), // cmd/snapkeep/storage.go
 	)
 	return root
 }

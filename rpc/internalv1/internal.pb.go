@@ -26,6 +26,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type AnalyzePhase int32
+
+const (
+	AnalyzePhase_ANALYZE_PHASE_UNSPECIFIED AnalyzePhase = 0
+	// This node's own checks under <base>/.snapkeep-analyze/<run>/nodes/<node>/.
+	AnalyzePhase_ANALYZE_PHASE_LOCAL AnalyzePhase = 1
+	// Write this node's cross-node object and its body to the shared key.
+	AnalyzePhase_ANALYZE_PHASE_CROSS_WRITE AnalyzePhase = 2
+	// Read and list what every node wrote, and read the shared key.
+	AnalyzePhase_ANALYZE_PHASE_CROSS_READ AnalyzePhase = 3
+)
+
+// Enum value maps for AnalyzePhase.
+var (
+	AnalyzePhase_name = map[int32]string{
+		0: "ANALYZE_PHASE_UNSPECIFIED",
+		1: "ANALYZE_PHASE_LOCAL",
+		2: "ANALYZE_PHASE_CROSS_WRITE",
+		3: "ANALYZE_PHASE_CROSS_READ",
+	}
+	AnalyzePhase_value = map[string]int32{
+		"ANALYZE_PHASE_UNSPECIFIED": 0,
+		"ANALYZE_PHASE_LOCAL":       1,
+		"ANALYZE_PHASE_CROSS_WRITE": 2,
+		"ANALYZE_PHASE_CROSS_READ":  3,
+	}
+)
+
+func (x AnalyzePhase) Enum() *AnalyzePhase {
+	p := new(AnalyzePhase)
+	*p = x
+	return p
+}
+
+func (x AnalyzePhase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AnalyzePhase) Descriptor() protoreflect.EnumDescriptor {
+	return file_snapkeep_internal_v1_internal_proto_enumTypes[0].Descriptor()
+}
+
+func (AnalyzePhase) Type() protoreflect.EnumType {
+	return &file_snapkeep_internal_v1_internal_proto_enumTypes[0]
+}
+
+func (x AnalyzePhase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AnalyzePhase.Descriptor instead.
+func (AnalyzePhase) EnumDescriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+}
+
 type GCScheduleRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1020,11 +1075,244 @@ func (x *ProbeRepositoryRequest) GetProbe() string {
 	return ""
 }
 
+type AnalyzeStorageNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The repository to analyze; unset: the cluster's bucket.
+	Repository *snapkeepv1.RepositorySpec `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	RunId      string                     `protobuf:"bytes,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Phase      AnalyzePhase               `protobuf:"varint,3,opt,name=phase,proto3,enum=snapkeep.internal.v1.AnalyzePhase" json:"phase,omitempty"`
+	// CROSS_READ: what every node wrote (own objects and bodies of the shared key).
+	Written       []*CrossObject `protobuf:"bytes,4,rep,name=written,proto3" json:"written,omitempty"`
+	Shared        []*CrossObject `protobuf:"bytes,5,rep,name=shared,proto3" json:"shared,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnalyzeStorageNodeRequest) Reset() {
+	*x = AnalyzeStorageNodeRequest{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnalyzeStorageNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnalyzeStorageNodeRequest) ProtoMessage() {}
+
+func (x *AnalyzeStorageNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnalyzeStorageNodeRequest.ProtoReflect.Descriptor instead.
+func (*AnalyzeStorageNodeRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AnalyzeStorageNodeRequest) GetRepository() *snapkeepv1.RepositorySpec {
+	if x != nil {
+		return x.Repository
+	}
+	return nil
+}
+
+func (x *AnalyzeStorageNodeRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *AnalyzeStorageNodeRequest) GetPhase() AnalyzePhase {
+	if x != nil {
+		return x.Phase
+	}
+	return AnalyzePhase_ANALYZE_PHASE_UNSPECIFIED
+}
+
+func (x *AnalyzeStorageNodeRequest) GetWritten() []*CrossObject {
+	if x != nil {
+		return x.Written
+	}
+	return nil
+}
+
+func (x *AnalyzeStorageNodeRequest) GetShared() []*CrossObject {
+	if x != nil {
+		return x.Shared
+	}
+	return nil
+}
+
+type CrossObject struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Crc32C        uint32                 `protobuf:"varint,4,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrossObject) Reset() {
+	*x = CrossObject{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrossObject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrossObject) ProtoMessage() {}
+
+func (x *CrossObject) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrossObject.ProtoReflect.Descriptor instead.
+func (*CrossObject) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CrossObject) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *CrossObject) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CrossObject) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *CrossObject) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
+type AnalyzeStorageNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// LOCAL.
+	Local *snapkeepv1.NodeStorageAnalysis `protobuf:"bytes,1,opt,name=local,proto3" json:"local,omitempty"`
+	// CROSS_WRITE: what this node wrote.
+	Own    *CrossObject `protobuf:"bytes,2,opt,name=own,proto3" json:"own,omitempty"`
+	Shared *CrossObject `protobuf:"bytes,3,opt,name=shared,proto3" json:"shared,omitempty"`
+	// CROSS_READ: the checks, and the CRC-32C of what the shared key held when read.
+	Cross         []*snapkeepv1.StorageCheck `protobuf:"bytes,4,rep,name=cross,proto3" json:"cross,omitempty"`
+	SharedRead    bool                       `protobuf:"varint,5,opt,name=shared_read,json=sharedRead,proto3" json:"shared_read,omitempty"`
+	SharedCrc32C  uint32                     `protobuf:"varint,6,opt,name=shared_crc32c,json=sharedCrc32c,proto3" json:"shared_crc32c,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnalyzeStorageNodeResponse) Reset() {
+	*x = AnalyzeStorageNodeResponse{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnalyzeStorageNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnalyzeStorageNodeResponse) ProtoMessage() {}
+
+func (x *AnalyzeStorageNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnalyzeStorageNodeResponse.ProtoReflect.Descriptor instead.
+func (*AnalyzeStorageNodeResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AnalyzeStorageNodeResponse) GetLocal() *snapkeepv1.NodeStorageAnalysis {
+	if x != nil {
+		return x.Local
+	}
+	return nil
+}
+
+func (x *AnalyzeStorageNodeResponse) GetOwn() *CrossObject {
+	if x != nil {
+		return x.Own
+	}
+	return nil
+}
+
+func (x *AnalyzeStorageNodeResponse) GetShared() *CrossObject {
+	if x != nil {
+		return x.Shared
+	}
+	return nil
+}
+
+func (x *AnalyzeStorageNodeResponse) GetCross() []*snapkeepv1.StorageCheck {
+	if x != nil {
+		return x.Cross
+	}
+	return nil
+}
+
+func (x *AnalyzeStorageNodeResponse) GetSharedRead() bool {
+	if x != nil {
+		return x.SharedRead
+	}
+	return false
+}
+
+func (x *AnalyzeStorageNodeResponse) GetSharedCrc32C() uint32 {
+	if x != nil {
+		return x.SharedCrc32C
+	}
+	return 0
+}
+
 var File_snapkeep_internal_v1_internal_proto protoreflect.FileDescriptor
 
 const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\x1a\x1asnapkeep/v1/snapkeep.proto\"\x13\n" +
+	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\x1a\x1asnapkeep/v1/snapkeep.proto\x1a\x19snapkeep/v1/storage.proto\"\x13\n" +
 	"\x11GCScheduleRequest\"\x88\x01\n" +
 	"\x12GCScheduleResponse\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
@@ -1097,7 +1385,33 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x0efsm_hash_index\x18\r \x01(\x04R\ffsmHashIndex\"_\n" +
 	"\x16ProbeRepositoryRequest\x12/\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1b.snapkeep.v1.RepositorySpecR\x04spec\x12\x14\n" +
-	"\x05probe\x18\x02 \x01(\tR\x05probe2\x90\x06\n" +
+	"\x05probe\x18\x02 \x01(\tR\x05probe\"\xa1\x02\n" +
+	"\x19AnalyzeStorageNodeRequest\x12;\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\v2\x1b.snapkeep.v1.RepositorySpecR\n" +
+	"repository\x12\x15\n" +
+	"\x06run_id\x18\x02 \x01(\tR\x05runId\x128\n" +
+	"\x05phase\x18\x03 \x01(\x0e2\".snapkeep.internal.v1.AnalyzePhaseR\x05phase\x12;\n" +
+	"\awritten\x18\x04 \x03(\v2!.snapkeep.internal.v1.CrossObjectR\awritten\x129\n" +
+	"\x06shared\x18\x05 \x03(\v2!.snapkeep.internal.v1.CrossObjectR\x06shared\"_\n" +
+	"\vCrossObject\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06crc32c\x18\x04 \x01(\rR\x06crc32c\"\xbb\x02\n" +
+	"\x1aAnalyzeStorageNodeResponse\x126\n" +
+	"\x05local\x18\x01 \x01(\v2 .snapkeep.v1.NodeStorageAnalysisR\x05local\x123\n" +
+	"\x03own\x18\x02 \x01(\v2!.snapkeep.internal.v1.CrossObjectR\x03own\x129\n" +
+	"\x06shared\x18\x03 \x01(\v2!.snapkeep.internal.v1.CrossObjectR\x06shared\x12/\n" +
+	"\x05cross\x18\x04 \x03(\v2\x19.snapkeep.v1.StorageCheckR\x05cross\x12\x1f\n" +
+	"\vshared_read\x18\x05 \x01(\bR\n" +
+	"sharedRead\x12#\n" +
+	"\rshared_crc32c\x18\x06 \x01(\rR\fsharedCrc32c*\x83\x01\n" +
+	"\fAnalyzePhase\x12\x1d\n" +
+	"\x19ANALYZE_PHASE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ANALYZE_PHASE_LOCAL\x10\x01\x12\x1d\n" +
+	"\x19ANALYZE_PHASE_CROSS_WRITE\x10\x02\x12\x1c\n" +
+	"\x18ANALYZE_PHASE_CROSS_READ\x10\x032\x85\a\n" +
 	"\bInternal\x12V\n" +
 	"\aPropose\x12$.snapkeep.internal.v1.ProposeRequest\x1a%.snapkeep.internal.v1.ProposeResponse\x12\\\n" +
 	"\tReadIndex\x12&.snapkeep.internal.v1.ReadIndexRequest\x1a'.snapkeep.internal.v1.ReadIndexResponse\x12_\n" +
@@ -1108,7 +1422,8 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x05RunGC\x12\x19.snapkeep.v1.GCRunRequest\x1a\x1a.snapkeep.v1.GCRunResponse\x12_\n" +
 	"\n" +
 	"GCSchedule\x12'.snapkeep.internal.v1.GCScheduleRequest\x1a(.snapkeep.internal.v1.GCScheduleResponse\x12]\n" +
-	"\x0fProbeRepository\x12,.snapkeep.internal.v1.ProbeRepositoryRequest\x1a\x1c.snapkeep.v1.RepositoryProbeB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
+	"\x0fProbeRepository\x12,.snapkeep.internal.v1.ProbeRepositoryRequest\x1a\x1c.snapkeep.v1.RepositoryProbe\x12s\n" +
+	"\x0eAnalyzeStorage\x12/.snapkeep.internal.v1.AnalyzeStorageNodeRequest\x1a0.snapkeep.internal.v1.AnalyzeStorageNodeResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
 
 var (
 	file_snapkeep_internal_v1_internal_proto_rawDescOnce sync.Once
@@ -1122,53 +1437,70 @@ func file_snapkeep_internal_v1_internal_proto_rawDescGZIP() []byte {
 	return file_snapkeep_internal_v1_internal_proto_rawDescData
 }
 
-var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_snapkeep_internal_v1_internal_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_snapkeep_internal_v1_internal_proto_goTypes = []any{
-	(*GCScheduleRequest)(nil),          // 0: snapkeep.internal.v1.GCScheduleRequest
-	(*GCScheduleResponse)(nil),         // 1: snapkeep.internal.v1.GCScheduleResponse
-	(*LeaseRestoreTasksRequest)(nil),   // 2: snapkeep.internal.v1.LeaseRestoreTasksRequest
-	(*RestoreTask)(nil),                // 3: snapkeep.internal.v1.RestoreTask
-	(*LeaseRestoreTasksResponse)(nil),  // 4: snapkeep.internal.v1.LeaseRestoreTasksResponse
-	(*TaskOutcome)(nil),                // 5: snapkeep.internal.v1.TaskOutcome
-	(*ReportRestoreTasksRequest)(nil),  // 6: snapkeep.internal.v1.ReportRestoreTasksRequest
-	(*ReportRestoreTasksResponse)(nil), // 7: snapkeep.internal.v1.ReportRestoreTasksResponse
-	(*ProposeRequest)(nil),             // 8: snapkeep.internal.v1.ProposeRequest
-	(*ProposeResponse)(nil),            // 9: snapkeep.internal.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),           // 10: snapkeep.internal.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 11: snapkeep.internal.v1.ReadIndexResponse
-	(*NodeStatusRequest)(nil),          // 12: snapkeep.internal.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),         // 13: snapkeep.internal.v1.NodeStatusResponse
-	(*ProbeRepositoryRequest)(nil),     // 14: snapkeep.internal.v1.ProbeRepositoryRequest
-	(*snapkeepv1.RepositorySpec)(nil),  // 15: snapkeep.v1.RepositorySpec
-	(*snapkeepv1.GCRunRequest)(nil),    // 16: snapkeep.v1.GCRunRequest
-	(*snapkeepv1.GCRunResponse)(nil),   // 17: snapkeep.v1.GCRunResponse
-	(*snapkeepv1.RepositoryProbe)(nil), // 18: snapkeep.v1.RepositoryProbe
+	(AnalyzePhase)(0),                      // 0: snapkeep.internal.v1.AnalyzePhase
+	(*GCScheduleRequest)(nil),              // 1: snapkeep.internal.v1.GCScheduleRequest
+	(*GCScheduleResponse)(nil),             // 2: snapkeep.internal.v1.GCScheduleResponse
+	(*LeaseRestoreTasksRequest)(nil),       // 3: snapkeep.internal.v1.LeaseRestoreTasksRequest
+	(*RestoreTask)(nil),                    // 4: snapkeep.internal.v1.RestoreTask
+	(*LeaseRestoreTasksResponse)(nil),      // 5: snapkeep.internal.v1.LeaseRestoreTasksResponse
+	(*TaskOutcome)(nil),                    // 6: snapkeep.internal.v1.TaskOutcome
+	(*ReportRestoreTasksRequest)(nil),      // 7: snapkeep.internal.v1.ReportRestoreTasksRequest
+	(*ReportRestoreTasksResponse)(nil),     // 8: snapkeep.internal.v1.ReportRestoreTasksResponse
+	(*ProposeRequest)(nil),                 // 9: snapkeep.internal.v1.ProposeRequest
+	(*ProposeResponse)(nil),                // 10: snapkeep.internal.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),               // 11: snapkeep.internal.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),              // 12: snapkeep.internal.v1.ReadIndexResponse
+	(*NodeStatusRequest)(nil),              // 13: snapkeep.internal.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),             // 14: snapkeep.internal.v1.NodeStatusResponse
+	(*ProbeRepositoryRequest)(nil),         // 15: snapkeep.internal.v1.ProbeRepositoryRequest
+	(*AnalyzeStorageNodeRequest)(nil),      // 16: snapkeep.internal.v1.AnalyzeStorageNodeRequest
+	(*CrossObject)(nil),                    // 17: snapkeep.internal.v1.CrossObject
+	(*AnalyzeStorageNodeResponse)(nil),     // 18: snapkeep.internal.v1.AnalyzeStorageNodeResponse
+	(*snapkeepv1.RepositorySpec)(nil),      // 19: snapkeep.v1.RepositorySpec
+	(*snapkeepv1.NodeStorageAnalysis)(nil), // 20: snapkeep.v1.NodeStorageAnalysis
+	(*snapkeepv1.StorageCheck)(nil),        // 21: snapkeep.v1.StorageCheck
+	(*snapkeepv1.GCRunRequest)(nil),        // 22: snapkeep.v1.GCRunRequest
+	(*snapkeepv1.GCRunResponse)(nil),       // 23: snapkeep.v1.GCRunResponse
+	(*snapkeepv1.RepositoryProbe)(nil),     // 24: snapkeep.v1.RepositoryProbe
 }
 var file_snapkeep_internal_v1_internal_proto_depIdxs = []int32{
-	3,  // 0: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
-	5,  // 1: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
-	15, // 2: snapkeep.internal.v1.ProbeRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	8,  // 3: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
-	10, // 4: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
-	12, // 5: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
-	2,  // 6: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
-	6,  // 7: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
-	16, // 8: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
-	0,  // 9: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
-	14, // 10: snapkeep.internal.v1.Internal.ProbeRepository:input_type -> snapkeep.internal.v1.ProbeRepositoryRequest
-	9,  // 11: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
-	11, // 12: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
-	13, // 13: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
-	4,  // 14: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
-	7,  // 15: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
-	17, // 16: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
-	1,  // 17: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
-	18, // 18: snapkeep.internal.v1.Internal.ProbeRepository:output_type -> snapkeep.v1.RepositoryProbe
-	11, // [11:19] is the sub-list for method output_type
-	3,  // [3:11] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	4,  // 0: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
+	6,  // 1: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
+	19, // 2: snapkeep.internal.v1.ProbeRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	19, // 3: snapkeep.internal.v1.AnalyzeStorageNodeRequest.repository:type_name -> snapkeep.v1.RepositorySpec
+	0,  // 4: snapkeep.internal.v1.AnalyzeStorageNodeRequest.phase:type_name -> snapkeep.internal.v1.AnalyzePhase
+	17, // 5: snapkeep.internal.v1.AnalyzeStorageNodeRequest.written:type_name -> snapkeep.internal.v1.CrossObject
+	17, // 6: snapkeep.internal.v1.AnalyzeStorageNodeRequest.shared:type_name -> snapkeep.internal.v1.CrossObject
+	20, // 7: snapkeep.internal.v1.AnalyzeStorageNodeResponse.local:type_name -> snapkeep.v1.NodeStorageAnalysis
+	17, // 8: snapkeep.internal.v1.AnalyzeStorageNodeResponse.own:type_name -> snapkeep.internal.v1.CrossObject
+	17, // 9: snapkeep.internal.v1.AnalyzeStorageNodeResponse.shared:type_name -> snapkeep.internal.v1.CrossObject
+	21, // 10: snapkeep.internal.v1.AnalyzeStorageNodeResponse.cross:type_name -> snapkeep.v1.StorageCheck
+	9,  // 11: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
+	11, // 12: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
+	13, // 13: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
+	3,  // 14: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
+	7,  // 15: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
+	22, // 16: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
+	1,  // 17: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
+	15, // 18: snapkeep.internal.v1.Internal.ProbeRepository:input_type -> snapkeep.internal.v1.ProbeRepositoryRequest
+	16, // 19: snapkeep.internal.v1.Internal.AnalyzeStorage:input_type -> snapkeep.internal.v1.AnalyzeStorageNodeRequest
+	10, // 20: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
+	12, // 21: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
+	14, // 22: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
+	5,  // 23: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
+	8,  // 24: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
+	23, // 25: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
+	2,  // 26: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
+	24, // 27: snapkeep.internal.v1.Internal.ProbeRepository:output_type -> snapkeep.v1.RepositoryProbe
+	18, // 28: snapkeep.internal.v1.Internal.AnalyzeStorage:output_type -> snapkeep.internal.v1.AnalyzeStorageNodeResponse
+	20, // [20:29] is the sub-list for method output_type
+	11, // [11:20] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_internal_v1_internal_proto_init() }
@@ -1181,13 +1513,14 @@ func file_snapkeep_internal_v1_internal_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_internal_v1_internal_proto_rawDesc), len(file_snapkeep_internal_v1_internal_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   15,
+			NumEnums:      1,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_snapkeep_internal_v1_internal_proto_goTypes,
 		DependencyIndexes: file_snapkeep_internal_v1_internal_proto_depIdxs,
+		EnumInfos:         file_snapkeep_internal_v1_internal_proto_enumTypes,
 		MessageInfos:      file_snapkeep_internal_v1_internal_proto_msgTypes,
 	}.Build()
 	File_snapkeep_internal_v1_internal_proto = out.File

@@ -32,6 +32,7 @@ const (
 	Internal_RunGC_FullMethodName              = "/snapkeep.internal.v1.Internal/RunGC"
 	Internal_GCSchedule_FullMethodName         = "/snapkeep.internal.v1.Internal/GCSchedule"
 	Internal_ProbeRepository_FullMethodName    = "/snapkeep.internal.v1.Internal/ProbeRepository"
+	Internal_AnalyzeStorage_FullMethodName     = "/snapkeep.internal.v1.Internal/AnalyzeStorage"
 )
 
 // InternalClient is the client API for Internal service.
@@ -57,6 +58,10 @@ type InternalClient interface {
 	GCSchedule(ctx context.Context, in *GCScheduleRequest, opts ...grpc.CallOption) (*GCScheduleResponse, error)
 	// ProbeRepository checks a repository from this node with its own credentials.
 	ProbeRepository(ctx context.Context, in *ProbeRepositoryRequest, opts ...grpc.CallOption) (*snapkeepv1.RepositoryProbe, error)
+	// AnalyzeStorage runs one phase of a storage analysis (Storage.AnalyzeStorage) on
+	// this node, against the cluster's bucket or a repository reached with this node's
+	// own credentials.
+	AnalyzeStorage(ctx context.Context, in *AnalyzeStorageNodeRequest, opts ...grpc.CallOption) (*AnalyzeStorageNodeResponse, error)
 }
 
 type internalClient struct {
@@ -147,6 +152,16 @@ func (c *internalClient) ProbeRepository(ctx context.Context, in *ProbeRepositor
 	return out, nil
 }
 
+func (c *internalClient) AnalyzeStorage(ctx context.Context, in *AnalyzeStorageNodeRequest, opts ...grpc.CallOption) (*AnalyzeStorageNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnalyzeStorageNodeResponse)
+	err := c.cc.Invoke(ctx, Internal_AnalyzeStorage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -170,6 +185,10 @@ type InternalServer interface {
 	GCSchedule(context.Context, *GCScheduleRequest) (*GCScheduleResponse, error)
 	// ProbeRepository checks a repository from this node with its own credentials.
 	ProbeRepository(context.Context, *ProbeRepositoryRequest) (*snapkeepv1.RepositoryProbe, error)
+	// AnalyzeStorage runs one phase of a storage analysis (Storage.AnalyzeStorage) on
+	// this node, against the cluster's bucket or a repository reached with this node's
+	// own credentials.
+	AnalyzeStorage(context.Context, *AnalyzeStorageNodeRequest) (*AnalyzeStorageNodeResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -203,6 +222,9 @@ func (UnimplementedInternalServer) GCSchedule(context.Context, *GCScheduleReques
 }
 func (UnimplementedInternalServer) ProbeRepository(context.Context, *ProbeRepositoryRequest) (*snapkeepv1.RepositoryProbe, error) {
 	return nil, status.Error(codes.Unimplemented, "method ProbeRepository not implemented")
+}
+func (UnimplementedInternalServer) AnalyzeStorage(context.Context, *AnalyzeStorageNodeRequest) (*AnalyzeStorageNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnalyzeStorage not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -369,6 +391,24 @@ func _Internal_ProbeRepository_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_AnalyzeStorage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnalyzeStorageNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).AnalyzeStorage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_AnalyzeStorage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).AnalyzeStorage(ctx, req.(*AnalyzeStorageNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -407,6 +447,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ProbeRepository",
 			Handler:    _Internal_ProbeRepository_Handler,
+		},
+		{
+			MethodName: "AnalyzeStorage",
+			Handler:    _Internal_AnalyzeStorage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

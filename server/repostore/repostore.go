@@ -119,6 +119,10 @@ func (s *Stores) s3Config(r *fsmpb.Repository) (objstore.S3Config, error) {
 		AccessKey: creds.AccessKey, SecretKey: creds.SecretKey, SessionToken: creds.SessionToken}, nil
 }
 
+// S3Config is how this node reaches the repository's bucket: its location with the
+// credentials this node resolves for it (ErrNoCredentials when it has none).
+func (s *Stores) S3Config(r *fsmpb.Repository) (objstore.S3Config, error) { return s.s3Config(r) }
+
 // Store is the repository's bucket as this node reaches it (a client kept per
 // repository, rebuilt when its settings change).
 func (s *Stores) Store(r *fsmpb.Repository) (objstore.Store, error) {
