@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"slices"
 	"testing"
 
@@ -65,18 +64,8 @@ func TestFsckFindsWhatIsWrong(t *testing.T) {
 	require.Equal(t, 1, rep.ManifestsChecked)
 	require.Empty(t, rep.Orphans)
 
-	read := func(key string) []byte {
-		r, _, err := store.Get(ctx, key)
-		require.NoError(t, err)
-		defer r.Close()
-		b, err := io.ReadAll(r)
-		require.NoError(t, err)
-		return b
-	}
-	put := func(key string, body []byte) {
-		_, err := store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{})
-		require.NoError(t, err)
-	}
+	read := func(key string) []byte { return readObject(t, store, key) }
+	put := func(key string, body []byte) { putObject(t, store, key, body) }
 	del := func(key string) {
 		_, err := store.Delete(ctx, []string{key})
 		require.NoError(t, err)
@@ -151,4 +140,11 @@ func TestFsckFindsWhatIsWrong(t *testing.T) {
 		require.Equal(t, key, rep.Orphans[0].Key)
 	})
 	require.True(t, check(true).Clean())
+}
+
+// putObject writes body under key.
+func putObject(t testing.TB, store objstore.Store, key string, body []byte) {
+	t.Helper()
+	_, err := store.Put(context.Background(), key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{})
+	require.NoError(t, err)
 }

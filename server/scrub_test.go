@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"slices"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/client"
-	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server"
 	"github.com/snapkeep/snapkeep/server/finisher"
@@ -54,18 +52,8 @@ func TestScrubberRepairsManifestsAndReportsDataLoss(t *testing.T) {
 	v := verification(0, func(v *pb.SnapshotVerification) bool { return true })
 	require.Equal(t, pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK, v.GetOutcome(), "%v", v.GetProblems())
 
-	read := func(key string) []byte {
-		r, _, err := store.Get(ctx, key)
-		require.NoError(t, err)
-		defer r.Close()
-		b, err := io.ReadAll(r)
-		require.NoError(t, err)
-		return b
-	}
-	put := func(key string, body []byte) {
-		_, err := store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{})
-		require.NoError(t, err)
-	}
+	read := func(key string) []byte { return readObject(t, store, key) }
+	put := func(key string, body []byte) { putObject(t, store, key, body) }
 	manifestKey := snap.GetManifestKey()
 	good := read(manifestKey)
 	// A fresh encode from the catalog is the manifest written at commit.
