@@ -4455,8 +4455,10 @@ type Snapshot struct {
 	PolicyDueUnixMs int64  `protobuf:"varint,29,opt,name=policy_due_unix_ms,json=policyDueUnixMs,proto3" json:"policy_due_unix_ms,omitempty"`
 	// The export job its policy started of it (0: none yet).
 	PolicyExportJobId uint64 `protobuf:"varint,30,opt,name=policy_export_job_id,json=policyExportJobId,proto3" json:"policy_export_job_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// What it keeps in storage, as GC sees it (absent for a DELETING snapshot).
+	Space         *SnapshotSpace `protobuf:"bytes,31,opt,name=space,proto3" json:"space,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -4697,6 +4699,13 @@ func (x *Snapshot) GetPolicyExportJobId() uint64 {
 		return x.PolicyExportJobId
 	}
 	return 0
+}
+
+func (x *Snapshot) GetSpace() *SnapshotSpace {
+	if x != nil {
+		return x.Space
+	}
+	return nil
 }
 
 type SnapshotHold struct {
@@ -8268,6 +8277,11 @@ type GCRunRequest struct {
 	// Override the grace periods for this run (milliseconds; absent: the configured).
 	GraceMs       *int64 `protobuf:"varint,3,opt,name=grace_ms,json=graceMs,proto3,oneof" json:"grace_ms,omitempty"`
 	OrphanGraceMs *int64 `protobuf:"varint,4,opt,name=orphan_grace_ms,json=orphanGraceMs,proto3,oneof" json:"orphan_grace_ms,omitempty"`
+	// With dry_run only: instead of a collection, preview what dropping these pending or
+	// committed snapshots (together) would free: their exclusive objects (see
+	// SnapshotSpace), listed as candidates. Nothing is proposed or recorded; the grace
+	// periods and the orphan scan do not apply. At most 100.
+	DropSnapshots []*SnapshotRef `protobuf:"bytes,5,rep,name=drop_snapshots,json=dropSnapshots,proto3" json:"drop_snapshots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -8328,6 +8342,13 @@ func (x *GCRunRequest) GetOrphanGraceMs() int64 {
 		return *x.OrphanGraceMs
 	}
 	return 0
+}
+
+func (x *GCRunRequest) GetDropSnapshots() []*SnapshotRef {
+	if x != nil {
+		return x.DropSnapshots
+	}
+	return nil
 }
 
 type GCRunResponse struct {
@@ -11335,6 +11356,171 @@ func (x *VerifyRepositoryResponse) GetOk() bool {
 	return false
 }
 
+// SnapshotSpace splits the objects a snapshot needs (the files of its captured segments
+// and index builds, and its manifest) by what garbage collection would do if it were
+// dropped. Bytes are the sizes the catalog lists; objects are files.
+type SnapshotSpace struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dropped from the collection and kept by this snapshot alone: dropping it frees
+	// them at the next GC run past the grace period (segments still within the grace
+	// count here). Includes the manifest once committed, and the files of index builds
+	// a dropped segment holds that the snapshot did not capture (the segment goes
+	// whole).
+	ExclusiveBytes   uint64 `protobuf:"varint,1,opt,name=exclusive_bytes,json=exclusiveBytes,proto3" json:"exclusive_bytes,omitempty"`
+	ExclusiveObjects uint64 `protobuf:"varint,2,opt,name=exclusive_objects,json=exclusiveObjects,proto3" json:"exclusive_objects,omitempty"`
+	// Dropped from the collection but also kept by another snapshot (or a stopped
+	// restore whose copies may still land): dropping this one frees none of it.
+	SharedBytes   uint64 `protobuf:"varint,3,opt,name=shared_bytes,json=sharedBytes,proto3" json:"shared_bytes,omitempty"`
+	SharedObjects uint64 `protobuf:"varint,4,opt,name=shared_objects,json=sharedObjects,proto3" json:"shared_objects,omitempty"`
+	// Still in use by the live collection (segment and index build not dropped).
+	LiveBytes     uint64 `protobuf:"varint,5,opt,name=live_bytes,json=liveBytes,proto3" json:"live_bytes,omitempty"`
+	LiveObjects   uint64 `protobuf:"varint,6,opt,name=live_objects,json=liveObjects,proto3" json:"live_objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSpace) Reset() {
+	*x = SnapshotSpace{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[142]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSpace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSpace) ProtoMessage() {}
+
+func (x *SnapshotSpace) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[142]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSpace.ProtoReflect.Descriptor instead.
+func (*SnapshotSpace) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{142}
+}
+
+func (x *SnapshotSpace) GetExclusiveBytes() uint64 {
+	if x != nil {
+		return x.ExclusiveBytes
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetExclusiveObjects() uint64 {
+	if x != nil {
+		return x.ExclusiveObjects
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetSharedBytes() uint64 {
+	if x != nil {
+		return x.SharedBytes
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetSharedObjects() uint64 {
+	if x != nil {
+		return x.SharedObjects
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetLiveBytes() uint64 {
+	if x != nil {
+		return x.LiveBytes
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetLiveObjects() uint64 {
+	if x != nil {
+		return x.LiveObjects
+	}
+	return 0
+}
+
+// SnapshotRef names a snapshot: by database, collection and name (as DescribeSnapshot),
+// or by id (then the names are ignored).
+type SnapshotRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Database      string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection    string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Id            uint64                 `protobuf:"varint,4,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRef) Reset() {
+	*x = SnapshotRef{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[143]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRef) ProtoMessage() {}
+
+func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[143]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
+func (*SnapshotRef) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{143}
+}
+
+func (x *SnapshotRef) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *SnapshotRef) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *SnapshotRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SnapshotRef) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
 var File_snapkeep_v1_snapkeep_proto protoreflect.FileDescriptor
 
 const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
@@ -11689,8 +11875,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12!\n" +
 	"\findex_builds\x18\x05 \x01(\x04R\vindexBuilds\x124\n" +
-	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xf6\n" +
-	"\n" +
+	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xa8\v\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
@@ -11728,7 +11913,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x06policy\x18\x1b \x01(\tR\x06policy\x12\x1b\n" +
 	"\tpolicy_id\x18\x1c \x01(\x04R\bpolicyId\x12+\n" +
 	"\x12policy_due_unix_ms\x18\x1d \x01(\x03R\x0fpolicyDueUnixMs\x12/\n" +
-	"\x14policy_export_job_id\x18\x1e \x01(\x04R\x11policyExportJobId\x1a9\n" +
+	"\x14policy_export_job_id\x18\x1e \x01(\x04R\x11policyExportJobId\x120\n" +
+	"\x05space\x18\x1f \x01(\v2\x1a.snapkeep.v1.SnapshotSpaceR\x05space\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -12076,12 +12262,13 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05owner\x18\x04 \x01(\tR\x05owner\"\xbf\x01\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\"\x80\x02\n" +
 	"\fGCRunRequest\x12\x17\n" +
 	"\adry_run\x18\x01 \x01(\bR\x06dryRun\x12(\n" +
 	"\x10skip_orphan_scan\x18\x02 \x01(\bR\x0eskipOrphanScan\x12\x1e\n" +
 	"\bgrace_ms\x18\x03 \x01(\x03H\x00R\agraceMs\x88\x01\x01\x12+\n" +
-	"\x0forphan_grace_ms\x18\x04 \x01(\x03H\x01R\rorphanGraceMs\x88\x01\x01B\v\n" +
+	"\x0forphan_grace_ms\x18\x04 \x01(\x03H\x01R\rorphanGraceMs\x88\x01\x01\x12?\n" +
+	"\x0edrop_snapshots\x18\x05 \x03(\v2\x18.snapkeep.v1.SnapshotRefR\rdropSnapshotsB\v\n" +
 	"\t_grace_msB\x12\n" +
 	"\x10_orphan_grace_ms\"\x9f\x01\n" +
 	"\rGCRunResponse\x12-\n" +
@@ -12349,7 +12536,22 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"bytes_read\x18\x04 \x01(\x04R\tbytesRead\x12:\n" +
 	"\bproblems\x18\x05 \x03(\v2\x1e.snapkeep.v1.RepositoryProblemR\bproblems\x12#\n" +
 	"\rproblem_count\x18\x06 \x01(\x04R\fproblemCount\x12\x0e\n" +
-	"\x02ok\x18\a \x01(\bR\x02ok*\x8e\x01\n" +
+	"\x02ok\x18\a \x01(\bR\x02ok\"\xf1\x01\n" +
+	"\rSnapshotSpace\x12'\n" +
+	"\x0fexclusive_bytes\x18\x01 \x01(\x04R\x0eexclusiveBytes\x12+\n" +
+	"\x11exclusive_objects\x18\x02 \x01(\x04R\x10exclusiveObjects\x12!\n" +
+	"\fshared_bytes\x18\x03 \x01(\x04R\vsharedBytes\x12%\n" +
+	"\x0eshared_objects\x18\x04 \x01(\x04R\rsharedObjects\x12\x1d\n" +
+	"\n" +
+	"live_bytes\x18\x05 \x01(\x04R\tliveBytes\x12!\n" +
+	"\flive_objects\x18\x06 \x01(\x04R\vliveObjects\"m\n" +
+	"\vSnapshotRef\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\x04R\x02id*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -12507,7 +12709,7 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 155)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 157)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),                     // 0: snapkeep.v1.CollectionState
 	(KeyLayout)(0),                           // 1: snapkeep.v1.KeyLayout
@@ -12664,25 +12866,27 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(*VerifyRepositoryRequest)(nil),          // 152: snapkeep.v1.VerifyRepositoryRequest
 	(*RepositoryProblem)(nil),                // 153: snapkeep.v1.RepositoryProblem
 	(*VerifyRepositoryResponse)(nil),         // 154: snapkeep.v1.VerifyRepositoryResponse
-	nil,                                      // 155: snapkeep.v1.Database.PropertiesEntry
-	nil,                                      // 156: snapkeep.v1.Index.ParamsEntry
-	nil,                                      // 157: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                      // 158: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                      // 159: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                      // 160: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                      // 161: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                      // 162: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                      // 163: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                      // 164: snapkeep.v1.Policy.LabelsEntry
-	nil,                                      // 165: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                      // 166: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	nil,                                      // 167: snapkeep.v1.RepositorySnapshot.LabelsEntry
+	(*SnapshotSpace)(nil),                    // 155: snapkeep.v1.SnapshotSpace
+	(*SnapshotRef)(nil),                      // 156: snapkeep.v1.SnapshotRef
+	nil,                                      // 157: snapkeep.v1.Database.PropertiesEntry
+	nil,                                      // 158: snapkeep.v1.Index.ParamsEntry
+	nil,                                      // 159: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                      // 160: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                      // 161: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                      // 162: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                      // 163: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                      // 164: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                      // 165: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                      // 166: snapkeep.v1.Policy.LabelsEntry
+	nil,                                      // 167: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                      // 168: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	nil,                                      // 169: snapkeep.v1.RepositorySnapshot.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	155, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	156, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	157, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	158, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	157, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	159, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
 	14,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
 	15,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
@@ -12696,15 +12900,15 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	20,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	5,   // 15: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
 	19,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
-	158, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	160, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
 	13,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	7,   // 19: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	13,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	159, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	161, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	1,   // 22: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
 	16,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	16,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	160, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	162, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
 	16,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	7,   // 27: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	16,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
@@ -12713,7 +12917,7 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	16,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
 	16,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
 	16,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	161, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	163, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
 	16,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	16,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	21,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
@@ -12737,198 +12941,200 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	2,   // 55: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
 	63,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	8,   // 57: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	162, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	163, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	164, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	165, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
 	14,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
 	15,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
 	64,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
 	1,   // 63: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
 	66,  // 64: snapkeep.v1.Snapshot.holds:type_name -> snapkeep.v1.SnapshotHold
-	66,  // 65: snapkeep.v1.AddSnapshotHoldResponse.hold:type_name -> snapkeep.v1.SnapshotHold
-	65,  // 66: snapkeep.v1.AddSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	65,  // 67: snapkeep.v1.RemoveSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	164, // 68: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
-	72,  // 69: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
-	73,  // 70: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
-	72,  // 71: snapkeep.v1.Policy.export_retention:type_name -> snapkeep.v1.PolicyRetention
-	71,  // 72: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
-	71,  // 73: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	71,  // 74: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
-	71,  // 75: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	7,   // 76: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 77: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
-	7,   // 78: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	71,  // 79: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	71,  // 80: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	86,  // 81: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
-	89,  // 82: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
-	165, // 83: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	65,  // 84: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	65,  // 85: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	8,   // 86: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	166, // 87: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	7,   // 88: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	65,  // 89: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
-	7,   // 90: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	65,  // 91: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	9,   // 92: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	100, // 93: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
-	100, // 94: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
-	100, // 95: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
-	100, // 96: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
-	10,  // 97: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
-	100, // 98: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
-	100, // 99: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
-	100, // 100: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
-	100, // 101: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
-	98,  // 102: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	7,   // 103: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	98,  // 104: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	9,   // 105: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	10,  // 106: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
-	7,   // 107: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	98,  // 108: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	98,  // 109: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	108, // 110: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	108, // 111: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	109, // 112: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	110, // 113: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	109, // 114: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	11,  // 115: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	12,  // 116: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	116, // 117: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	117, // 118: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	12,  // 119: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	120, // 120: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	127, // 121: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
-	128, // 122: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
-	131, // 123: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
-	133, // 124: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
-	18,  // 125: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
-	19,  // 126: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
-	21,  // 127: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	18,  // 128: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
-	134, // 129: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
-	134, // 130: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	135, // 131: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
-	136, // 132: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
-	7,   // 133: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	135, // 134: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
-	98,  // 135: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	167, // 136: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
-	145, // 137: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
-	153, // 138: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
-	22,  // 139: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	24,  // 140: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	26,  // 141: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	28,  // 142: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	30,  // 143: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	32,  // 144: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	34,  // 145: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	36,  // 146: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	38,  // 147: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	40,  // 148: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	42,  // 149: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	44,  // 150: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	46,  // 151: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	48,  // 152: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	50,  // 153: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	52,  // 154: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	55,  // 155: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	57,  // 156: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	130, // 157: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
-	59,  // 158: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	61,  // 159: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	90,  // 160: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	92,  // 161: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	94,  // 162: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	96,  // 163: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	67,  // 164: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
-	69,  // 165: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
-	74,  // 166: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
-	76,  // 167: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
-	78,  // 168: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
-	80,  // 169: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
-	82,  // 170: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
-	84,  // 171: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
-	87,  // 172: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
-	99,  // 173: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	102, // 174: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	104, // 175: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	106, // 176: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	111, // 177: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	113, // 178: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	126, // 179: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
-	137, // 180: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
-	139, // 181: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
-	141, // 182: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
-	143, // 183: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
-	146, // 184: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
-	148, // 185: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
-	150, // 186: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
-	152, // 187: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
-	115, // 188: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	119, // 189: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	122, // 190: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	124, // 191: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	23,  // 192: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	25,  // 193: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	27,  // 194: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	29,  // 195: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	31,  // 196: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	33,  // 197: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	35,  // 198: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	37,  // 199: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	39,  // 200: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	41,  // 201: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	43,  // 202: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	45,  // 203: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	47,  // 204: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	49,  // 205: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	51,  // 206: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	53,  // 207: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	56,  // 208: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	58,  // 209: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	132, // 210: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
-	60,  // 211: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	62,  // 212: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	91,  // 213: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	93,  // 214: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	95,  // 215: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	97,  // 216: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	68,  // 217: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
-	70,  // 218: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
-	75,  // 219: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
-	77,  // 220: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
-	79,  // 221: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
-	81,  // 222: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
-	83,  // 223: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
-	85,  // 224: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
-	88,  // 225: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
-	101, // 226: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	103, // 227: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	105, // 228: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	107, // 229: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	112, // 230: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	114, // 231: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	129, // 232: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
-	138, // 233: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
-	140, // 234: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
-	142, // 235: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
-	144, // 236: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
-	147, // 237: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
-	149, // 238: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
-	151, // 239: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
-	154, // 240: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
-	118, // 241: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	121, // 242: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	123, // 243: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	125, // 244: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	192, // [192:245] is the sub-list for method output_type
-	139, // [139:192] is the sub-list for method input_type
-	139, // [139:139] is the sub-list for extension type_name
-	139, // [139:139] is the sub-list for extension extendee
-	0,   // [0:139] is the sub-list for field type_name
+	155, // 65: snapkeep.v1.Snapshot.space:type_name -> snapkeep.v1.SnapshotSpace
+	66,  // 66: snapkeep.v1.AddSnapshotHoldResponse.hold:type_name -> snapkeep.v1.SnapshotHold
+	65,  // 67: snapkeep.v1.AddSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	65,  // 68: snapkeep.v1.RemoveSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	166, // 69: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
+	72,  // 70: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
+	73,  // 71: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
+	72,  // 72: snapkeep.v1.Policy.export_retention:type_name -> snapkeep.v1.PolicyRetention
+	71,  // 73: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	71,  // 74: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	71,  // 75: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	71,  // 76: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	7,   // 77: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 78: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
+	7,   // 79: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	71,  // 80: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	71,  // 81: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	86,  // 82: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
+	89,  // 83: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
+	167, // 84: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	65,  // 85: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	65,  // 86: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	8,   // 87: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	168, // 88: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	7,   // 89: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	65,  // 90: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	7,   // 91: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	65,  // 92: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	9,   // 93: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
+	100, // 94: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
+	100, // 95: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
+	100, // 96: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
+	100, // 97: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
+	10,  // 98: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
+	100, // 99: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
+	100, // 100: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
+	100, // 101: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
+	100, // 102: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
+	98,  // 103: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	7,   // 104: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	98,  // 105: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	9,   // 106: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	10,  // 107: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
+	7,   // 108: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	98,  // 109: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	98,  // 110: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	108, // 111: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	108, // 112: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	156, // 113: snapkeep.v1.GCRunRequest.drop_snapshots:type_name -> snapkeep.v1.SnapshotRef
+	109, // 114: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	110, // 115: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	109, // 116: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	11,  // 117: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	12,  // 118: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	116, // 119: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	117, // 120: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	12,  // 121: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	120, // 122: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	127, // 123: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	128, // 124: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	131, // 125: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
+	133, // 126: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
+	18,  // 127: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
+	19,  // 128: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
+	21,  // 129: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	18,  // 130: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
+	134, // 131: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
+	134, // 132: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	135, // 133: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
+	136, // 134: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
+	7,   // 135: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	135, // 136: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
+	98,  // 137: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	169, // 138: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
+	145, // 139: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
+	153, // 140: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
+	22,  // 141: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	24,  // 142: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	26,  // 143: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	28,  // 144: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	30,  // 145: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	32,  // 146: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	34,  // 147: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	36,  // 148: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	38,  // 149: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	40,  // 150: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	42,  // 151: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	44,  // 152: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	46,  // 153: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	48,  // 154: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	50,  // 155: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	52,  // 156: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	55,  // 157: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	57,  // 158: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	130, // 159: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
+	59,  // 160: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	61,  // 161: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	90,  // 162: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	92,  // 163: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	94,  // 164: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	96,  // 165: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	67,  // 166: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
+	69,  // 167: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
+	74,  // 168: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
+	76,  // 169: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
+	78,  // 170: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
+	80,  // 171: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
+	82,  // 172: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
+	84,  // 173: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
+	87,  // 174: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
+	99,  // 175: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	102, // 176: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	104, // 177: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	106, // 178: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	111, // 179: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	113, // 180: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	126, // 181: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	137, // 182: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
+	139, // 183: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
+	141, // 184: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
+	143, // 185: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
+	146, // 186: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
+	148, // 187: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
+	150, // 188: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
+	152, // 189: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
+	115, // 190: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	119, // 191: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	122, // 192: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	124, // 193: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	23,  // 194: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	25,  // 195: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	27,  // 196: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	29,  // 197: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	31,  // 198: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	33,  // 199: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	35,  // 200: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	37,  // 201: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	39,  // 202: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	41,  // 203: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	43,  // 204: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	45,  // 205: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	47,  // 206: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	49,  // 207: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	51,  // 208: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	53,  // 209: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	56,  // 210: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	58,  // 211: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	132, // 212: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
+	60,  // 213: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	62,  // 214: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	91,  // 215: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	93,  // 216: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	95,  // 217: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	97,  // 218: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	68,  // 219: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
+	70,  // 220: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
+	75,  // 221: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
+	77,  // 222: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
+	79,  // 223: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
+	81,  // 224: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
+	83,  // 225: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
+	85,  // 226: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
+	88,  // 227: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
+	101, // 228: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	103, // 229: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	105, // 230: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	107, // 231: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	112, // 232: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	114, // 233: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	129, // 234: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	138, // 235: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
+	140, // 236: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
+	142, // 237: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
+	144, // 238: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
+	147, // 239: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
+	149, // 240: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
+	151, // 241: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
+	154, // 242: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
+	118, // 243: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	121, // 244: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	123, // 245: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	125, // 246: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	194, // [194:247] is the sub-list for method output_type
+	141, // [141:194] is the sub-list for method input_type
+	141, // [141:141] is the sub-list for extension type_name
+	141, // [141:141] is the sub-list for extension extendee
+	0,   // [0:141] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -12944,7 +13150,7 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   155,
+			NumMessages:   157,
 			NumExtensions: 0,
 			NumServices:   7,
 		},
