@@ -43,6 +43,14 @@ func (o *GCRunOption) WithOrphanGrace(d time.Duration) *GCRunOption {
 	return o
 }
 
+// WithDropSnapshot, with WithDryRun, previews instead of collecting: what dropping the
+// snapshot (together with any others given) would free. id 0 names it by database
+// ("" for default), collection and name.
+func (o *GCRunOption) WithDropSnapshot(database, collection, name string, id uint64) *GCRunOption {
+	o.req.DropSnapshots = append(o.req.DropSnapshots, &snapkeepv1.SnapshotRef{Database: database, Collection: collection, Name: name, Id: id})
+	return o
+}
+
 // GCRun runs a collection on the leader and returns its report and candidates. It is
 // not retried on another node once started: a collection is not a write with a
 // request id, though running it twice is harmless.

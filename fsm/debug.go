@@ -106,6 +106,8 @@ func (t *tables) checkDerived() error {
 	checkTable(&errs, "gc reports", t.gcReports, fresh.gcReports)
 	checkTree(&errs, "segment pins", t.segmentPins, fresh.segmentPins)
 	checkTree(&errs, "build pins", t.buildPins, fresh.buildPins)
+	checkTree(&errs, "pinned segment sizes", t.segmentSizes, fresh.segmentSizes)
+	checkTree(&errs, "pinned build sizes", t.buildSizes, fresh.buildSizes)
 	checkTree(&errs, "leased tasks", t.leasedTasks, fresh.leasedTasks)
 	return errors.Join(errs...)
 }

@@ -156,6 +156,10 @@ type tables struct {
 	// stored): which live snapshots pin which segments and index builds.
 	segmentPins *btree.BTreeG[pin]
 	buildPins   *btree.BTreeG[pin]
+	// With it, the sizes of the pinned objects' file lists (space.go): a snapshot's
+	// exclusive and shared bytes cost a lookup per captured object, not a file walk.
+	segmentSizes *btree.BTreeG[listSize]
+	buildSizes   *btree.BTreeG[listSize]
 
 	// Restores: jobs, their plans and leases, and each job's pool of tasks waiting for
 	// a lease (as ranges), with the failed attempts of pooled tasks that have some.
@@ -313,8 +317,10 @@ func newTables() *tables {
 			secondaryIndex(lessSnapshotCollection, nil),
 			secondaryIndex(func(a, b *fsmpb.Snapshot) bool { return a.Id < b.Id }, isUnfinishedSnapshot),
 			secondaryIndex(lessPolicySnapshot, func(s *fsmpb.Snapshot) bool { return s.PolicyId != 0 })),
-		segmentPins: btree.NewG(btreeDegree, lessPin),
-		buildPins:   btree.NewG(btreeDegree, lessPin),
+		segmentPins:  btree.NewG(btreeDegree, lessPin),
+		buildPins:    btree.NewG(btreeDegree, lessPin),
+		segmentSizes: btree.NewG(btreeDegree, lessListSize),
+		buildSizes:   btree.NewG(btreeDegree, lessListSize),
 		restoreJobs: newTable(func(a, b *fsmpb.RestoreJob) bool { return a.Id < b.Id },
 			secondaryIndex(func(a, b *fsmpb.RestoreJob) bool { return a.Id < b.Id }, isRunningRestore),
 			secondaryIndex(func(a, b *fsmpb.RestoreJob) bool {
@@ -393,15 +399,17 @@ func isRunningRestore(j *fsmpb.RestoreJob) bool {
 // other clones of the same tables; the copies may be used concurrently afterwards.
 func (t *tables) clone() *tables {
 	return &tables{
-		meta:        t.meta,
-		databases:   t.databases.clone(),
-		collections: t.collections.clone(),
-		segments:    t.segments.clone(),
-		nodes:       t.nodes.clone(),
-		requests:    t.requests.clone(),
-		snapshots:   t.snapshots.clone(),
-		segmentPins: t.segmentPins.Clone(),
-		buildPins:   t.buildPins.Clone(),
+		meta:         t.meta,
+		databases:    t.databases.clone(),
+		collections:  t.collections.clone(),
+		segments:     t.segments.clone(),
+		nodes:        t.nodes.clone(),
+		requests:     t.requests.clone(),
+		snapshots:    t.snapshots.clone(),
+		segmentPins:  t.segmentPins.Clone(),
+		buildPins:    t.buildPins.Clone(),
+		segmentSizes: t.segmentSizes.Clone(),
+		buildSizes:   t.buildSizes.Clone(),
 
 		restoreJobs:     t.restoreJobs.clone(),
 		restorePlans:    t.restorePlans.clone(),
@@ -497,26 +505,39 @@ func lessSnapshotCollection(a, b *fsmpb.Snapshot) bool {
 	return a.Id < b.Id
 }
 
-// setPins adds (or, with add false, removes) a snapshot's pins.
+// setPins adds (or, with add false, removes) a snapshot's pins, and keeps the sizes of
+// the pinned objects: an object's size is recorded with its first pin and forgotten
+// with its last (its file list never changes while pinned).
 func (t *tables) setPins(s *fsmpb.Snapshot, add bool) {
-	for _, trees := range []struct {
-		tree *btree.BTreeG[pin]
-		ids  []uint64
-	}{{t.segmentPins, s.SegmentIds}, {t.buildPins, s.BuildIds}} {
-		for _, id := range trees.ids {
-			if add {
-				trees.tree.ReplaceOrInsert(pin{id: id, snapshot: s.Id})
-			} else {
-				trees.tree.Delete(pin{id: id, snapshot: s.Id})
-			}
-		}
+	for _, id := range s.SegmentIds {
+		t.setPin(t.segmentPins, t.segmentSizes, pin{id: id, snapshot: s.Id}, add, t.segmentFileList)
+	}
+	for _, id := range s.BuildIds {
+		t.setPin(t.buildPins, t.buildSizes, pin{id: id, snapshot: s.Id}, add, t.buildFileList)
 	}
 }
 
-// rebuildPins derives the reference index from the snapshots table.
+func (t *tables) setPin(pins *btree.BTreeG[pin], sizes *btree.BTreeG[listSize], p pin, add bool, fileList func(uint64) []byte) {
+	if add {
+		if !sizes.Has(listSize{id: p.id}) {
+			sizes.ReplaceOrInsert(sizeOfList(p.id, fileList(p.id)))
+		}
+		pins.ReplaceOrInsert(p)
+		return
+	}
+	pins.Delete(p)
+	if len(pinnedBy(pins, p.id)) == 0 {
+		sizes.Delete(listSize{id: p.id})
+	}
+}
+
+// rebuildPins derives the reference index (and the pinned objects' sizes) from the
+// snapshots table; the segments must be loaded first.
 func (t *tables) rebuildPins() {
 	t.segmentPins = btree.NewG(btreeDegree, lessPin)
 	t.buildPins = btree.NewG(btreeDegree, lessPin)
+	t.segmentSizes = btree.NewG(btreeDegree, lessListSize)
+	t.buildSizes = btree.NewG(btreeDegree, lessListSize)
 	t.snapshots.each(func(s *fsmpb.Snapshot) bool {
 		if isLiveSnapshot(s) {
 			t.setPins(s, true)

@@ -87,7 +87,7 @@ func TestDemoRunsAndLeavesTheExpectedCatalog(t *testing.T) {
 	// The policy: a scheduled snapshot, committed, then an expiry by the retention.
 	require.Regexp(t, `created policy demo-every-1s \(id \d+\): every 1s, named demo-\{2006\.01\.02-15\.04\.05\}, `+
 		`keep at most 1, keep at least 1 per collection; checked every 1s; next run \d{4}-\S+\n`, text)
-	require.Regexp(t, `(?m)^\d+\s+demo_docs\s+demo-\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d\s+committed\s+\S+\s+5\s+18\s+1\.5 MiB\s+-\s+-\s+demo-every-1s\s+snapkeep\.policy=demo-every-1s$`, text,
+	require.Regexp(t, `(?m)^\d+\s+demo_docs\s+demo-\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d\s+committed\s+\S+\s+5\s+18\s+1\.5 MiB\s+[\d.]+ \S*B\s+[\d.]+ \S*B\s+-\s+-\s+demo-every-1s\s+snapkeep\.policy=demo-every-1s$`, text,
 		"a scheduled snapshot of the collection's 5 flushed segments, by the policy")
 	require.Regexp(t, `(?m)^demo-every-1s\s+every 1s\s+yes\s+\S+\s+\S+\s+-\s+\d+/0/[1-9]\d*$`, text,
 		"the policy's status line: snapshots taken, none failed, some deleted by the retention")

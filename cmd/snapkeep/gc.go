@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ func (a *app) gcCmd() *cobra.Command {
 	cmd := groupCmd("gc", "Run and inspect garbage collection")
 	var dryRun, noOrphans, listAll bool
 	var grace, orphanGrace time.Duration
+	var dropSnapshots []string
 	run := &cobra.Command{
 		Use:   "run",
 		Short: "Collect garbage now on the leader and print the report (--dry-run: delete nothing)",
@@ -24,10 +26,30 @@ the grace period, the manifests of dropped snapshots, the targets of failed rest
 expired allocations, records of dropped collections, and (unless --no-orphan-scan)
 objects under the storage root no record owns. Files a live segment, a pending or
 committed snapshot or a running restore can read are never deleted. With --dry-run
-nothing is deleted and every candidate is listed with its reason.`,
+nothing is deleted and every candidate is listed with its reason.
+
+With --dry-run --drop-snapshot COLLECTION/NAME (repeatable; DATABASE/COLLECTION/NAME
+for another database than default) it runs no collection but previews what dropping
+those snapshots together would free once the grace period has passed: the objects only
+they keep (their manifests included), the exclusive figure of snapshot describe.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt := client.NewGCRunOption()
+			if len(dropSnapshots) > 0 {
+				if !dryRun {
+					return usageErrorf("--drop-snapshot previews a drop and needs --dry-run; drop a snapshot with snapkeep snapshot drop")
+				}
+				if cmd.Flags().Changed("grace") || cmd.Flags().Changed("orphan-grace") {
+					return usageErrorf("--grace and --orphan-grace do not apply to --drop-snapshot: it lists what goes once the grace has passed")
+				}
+				for _, ref := range dropSnapshots {
+					database, collection, name, err := parseSnapshotRef(ref)
+					if err != nil {
+						return err
+					}
+					opt.WithDropSnapshot(database, collection, name, 0)
+				}
+			}
 			if dryRun {
 				opt.WithDryRun()
 			}
@@ -49,7 +71,11 @@ nothing is deleted and every candidate is listed with its reason.`,
 					return writeJSON(cmd.OutOrStdout(), resp)
 				}
 				out := cmd.OutOrStdout()
-				if err := printGCReport(out, resp.GetReport()); err != nil {
+				if len(dropSnapshots) > 0 {
+					r := resp.GetReport()
+					fmt.Fprintf(out, "Dropping %s would free %d objects (%s) once the grace period has passed, %d records removed; nothing was dropped or deleted\n",
+						strings.Join(dropSnapshots, ", "), r.GetObjectsDeleted(), humanBytes(r.GetBytesFreed()), r.GetRecordsRemoved())
+				} else if err := printGCReport(out, resp.GetReport()); err != nil {
 					return err
 				}
 				if dryRun || listAll {
@@ -73,6 +99,7 @@ nothing is deleted and every candidate is listed with its reason.`,
 	run.Flags().BoolVar(&noOrphans, "no-orphan-scan", false, "skip listing the whole storage root for orphans")
 	run.Flags().BoolVar(&listAll, "list", false, "list what was deleted")
 	run.Flags().DurationVar(&grace, "grace", 0, "keep dropped segments and builds this long (default: the server's)")
+	run.Flags().StringArrayVar(&dropSnapshots, "drop-snapshot", nil, "with --dry-run: preview what dropping snapshot `COLLECTION/NAME` would free (repeatable)")
 	run.Flags().DurationVar(&orphanGrace, "orphan-grace", 0, "delete orphans at least this old (default: the server's)")
 
 	status := &cobra.Command{
@@ -109,6 +136,23 @@ nothing is deleted and every candidate is listed with its reason.`,
 	}
 	cmd.AddCommand(run, status)
 	return cmd
+}
+
+// parseSnapshotRef splits COLLECTION/NAME or DATABASE/COLLECTION/NAME.
+func parseSnapshotRef(ref string) (database, collection, name string, err error) {
+	parts := strings.Split(ref, "/")
+	for _, p := range parts {
+		if p == "" {
+			parts = nil
+		}
+	}
+	switch len(parts) {
+	case 2:
+		return "", parts[0], parts[1], nil
+	case 3:
+		return parts[0], parts[1], parts[2], nil
+	}
+	return "", "", "", usageErrorf("--drop-snapshot %q: want COLLECTION/NAME or DATABASE/COLLECTION/NAME", ref)
 }
 
 func orphanScanText(r *snapkeepv1.GCReport) string {

@@ -112,7 +112,7 @@ func TestPolicyAndHoldCommands(t *testing.T) {
 
 		// Its snapshots say which policy took them, and when it was due.
 		out = c.ok("snapshot", "list", "--label", "snapkeep.policy=auto", "--state", "committed")
-		require.Regexp(t, `(?m)^ID\s+COLLECTION\s+NAME\s+STATE\s+CREATED\s+SEGMENTS\s+FILES\s+SIZE\s+VERIFIED\s+HELD\s+POLICY\s+LABELS$`, out)
+		require.Regexp(t, `(?m)^ID\s+COLLECTION\s+NAME\s+STATE\s+CREATED\s+SEGMENTS\s+FILES\s+SIZE\s+EXCLUSIVE\s+SHARED\s+VERIFIED\s+HELD\s+POLICY\s+LABELS$`, out)
 		require.Regexp(t, `(?m)^\d+\s+docs\s+auto-\S+\s+committed\s+.*\s+-\s+auto\s+snapkeep\.policy=auto`, out)
 		first := regexp.MustCompile(`(?m)^\d+\s+docs\s+(auto-\S+)\s`).FindStringSubmatch(out)
 		require.NotNil(t, first, out)

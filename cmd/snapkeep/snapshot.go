@@ -366,7 +366,7 @@ completes.`,
 
 // printSnapshots writes a table of snapshots.
 func printSnapshots(w io.Writer, snaps []*snapkeepv1.Snapshot) error {
-	t := newTable(w, "ID", "COLLECTION", "NAME", "STATE", "CREATED", "SEGMENTS", "FILES", "SIZE", "VERIFIED", "HELD", "POLICY", "LABELS")
+	t := newTable(w, "ID", "COLLECTION", "NAME", "STATE", "CREATED", "SEGMENTS", "FILES", "SIZE", "EXCLUSIVE", "SHARED", "VERIFIED", "HELD", "POLICY", "LABELS")
 	for _, s := range snaps {
 		coll := s.GetCollection()
 		if s.GetCollectionDropped() {
@@ -374,7 +374,8 @@ func printSnapshots(w io.Writer, snaps []*snapkeepv1.Snapshot) error {
 		}
 		sum := s.GetSummary()
 		t.row(s.GetId(), coll, s.GetName(), enumName(s.GetState()), timestamp(s.GetCreatedAtUnixMs()),
-			sum.GetSegments(), sum.GetFiles(), humanBytes(sum.GetBytes()), verifyOutcome(s.GetVerification()), heldText(s), snapshotPolicy(s), orDash(keyValueList(s.GetLabels())))
+			sum.GetSegments(), sum.GetFiles(), humanBytes(sum.GetBytes()), spaceBytes(s, (*snapkeepv1.SnapshotSpace).GetExclusiveBytes),
+			spaceBytes(s, (*snapkeepv1.SnapshotSpace).GetSharedBytes), verifyOutcome(s.GetVerification()), heldText(s), snapshotPolicy(s), orDash(keyValueList(s.GetLabels())))
 	}
 	return t.flush()
 }
@@ -408,6 +409,14 @@ func verificationText(v *snapkeepv1.SnapshotVerification) string {
 		out += fmt.Sprintf("; %d problems: %s", v.GetProblemCount(), strings.Join(v.GetProblems(), "; "))
 	}
 	return out
+}
+
+// spaceBytes is one of a snapshot's space figures, "-" when it has none (DELETING).
+func spaceBytes(s *snapkeepv1.Snapshot, figure func(*snapkeepv1.SnapshotSpace) uint64) string {
+	if s.GetSpace() == nil {
+		return "-"
+	}
+	return humanBytes(figure(s.GetSpace()))
 }
 
 // heldSummary says in a line whether a snapshot is held, and by how many holds.
@@ -474,6 +483,11 @@ func printSnapshot(w io.Writer, s *snapkeepv1.Snapshot) error {
 		}
 		t.row("Manifest:", fmt.Sprintf("%s (%s, xxhash64 %016x)", s.GetManifestKey(), humanBytes(s.GetManifestSize()), s.GetManifestXxhash64()))
 		t.row("Verified:", verificationText(s.GetVerification()))
+	}
+	if sp := s.GetSpace(); sp != nil {
+		t.row("Exclusive:", fmt.Sprintf("%d objects, %s: kept by this snapshot alone; dropping it frees them", sp.GetExclusiveObjects(), humanBytes(sp.GetExclusiveBytes())))
+		t.row("Shared:", fmt.Sprintf("%d objects, %s: dropped from the collection, also kept by other snapshots", sp.GetSharedObjects(), humanBytes(sp.GetSharedBytes())))
+		t.row("Live:", fmt.Sprintf("%d objects, %s: still in use by the collection", sp.GetLiveObjects(), humanBytes(sp.GetLiveBytes())))
 	}
 	t.row("Schema:", humanBytes(uint64(len(s.GetSchema()))))
 	t.row("Properties:", orDash(keyValueList(s.GetProperties())))

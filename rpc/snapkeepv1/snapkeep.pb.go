@@ -4518,7 +4518,9 @@ type Snapshot struct {
 	// The export job its policy started of it (0: none yet).
 	PolicyExportJobId uint64 `protobuf:"varint,30,opt,name=policy_export_job_id,json=policyExportJobId,proto3" json:"policy_export_job_id,omitempty"`
 	// The scrubber's last verification of it (unset: never verified).
-	Verification  *SnapshotVerification `protobuf:"bytes,40,opt,name=verification,proto3" json:"verification,omitempty"`
+	Verification *SnapshotVerification `protobuf:"bytes,40,opt,name=verification,proto3" json:"verification,omitempty"`
+	// What it keeps in storage, as GC sees it (absent for a DELETING snapshot).
+	Space         *SnapshotSpace `protobuf:"bytes,31,opt,name=space,proto3" json:"space,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4766,6 +4768,13 @@ func (x *Snapshot) GetPolicyExportJobId() uint64 {
 func (x *Snapshot) GetVerification() *SnapshotVerification {
 	if x != nil {
 		return x.Verification
+	}
+	return nil
+}
+
+func (x *Snapshot) GetSpace() *SnapshotSpace {
+	if x != nil {
+		return x.Space
 	}
 	return nil
 }
@@ -8339,6 +8348,11 @@ type GCRunRequest struct {
 	// Override the grace periods for this run (milliseconds; absent: the configured).
 	GraceMs       *int64 `protobuf:"varint,3,opt,name=grace_ms,json=graceMs,proto3,oneof" json:"grace_ms,omitempty"`
 	OrphanGraceMs *int64 `protobuf:"varint,4,opt,name=orphan_grace_ms,json=orphanGraceMs,proto3,oneof" json:"orphan_grace_ms,omitempty"`
+	// With dry_run only: instead of a collection, preview what dropping these pending or
+	// committed snapshots (together) would free: their exclusive objects (see
+	// SnapshotSpace), listed as candidates. Nothing is proposed or recorded; the grace
+	// periods and the orphan scan do not apply. At most 100.
+	DropSnapshots []*SnapshotRef `protobuf:"bytes,5,rep,name=drop_snapshots,json=dropSnapshots,proto3" json:"drop_snapshots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -8399,6 +8413,13 @@ func (x *GCRunRequest) GetOrphanGraceMs() int64 {
 		return *x.OrphanGraceMs
 	}
 	return 0
+}
+
+func (x *GCRunRequest) GetDropSnapshots() []*SnapshotRef {
+	if x != nil {
+		return x.DropSnapshots
+	}
+	return nil
 }
 
 type GCRunResponse struct {
@@ -11503,6 +11524,171 @@ func (x *SnapshotVerification) GetRepairs() uint32 {
 	return 0
 }
 
+// SnapshotSpace splits the objects a snapshot needs (the files of its captured segments
+// and index builds, and its manifest) by what garbage collection would do if it were
+// dropped. Bytes are the sizes the catalog lists; objects are files.
+type SnapshotSpace struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dropped from the collection and kept by this snapshot alone: dropping it frees
+	// them at the next GC run past the grace period (segments still within the grace
+	// count here). Includes the manifest once committed, and the files of index builds
+	// a dropped segment holds that the snapshot did not capture (the segment goes
+	// whole).
+	ExclusiveBytes   uint64 `protobuf:"varint,1,opt,name=exclusive_bytes,json=exclusiveBytes,proto3" json:"exclusive_bytes,omitempty"`
+	ExclusiveObjects uint64 `protobuf:"varint,2,opt,name=exclusive_objects,json=exclusiveObjects,proto3" json:"exclusive_objects,omitempty"`
+	// Dropped from the collection but also kept by another snapshot (or a stopped
+	// restore whose copies may still land): dropping this one frees none of it.
+	SharedBytes   uint64 `protobuf:"varint,3,opt,name=shared_bytes,json=sharedBytes,proto3" json:"shared_bytes,omitempty"`
+	SharedObjects uint64 `protobuf:"varint,4,opt,name=shared_objects,json=sharedObjects,proto3" json:"shared_objects,omitempty"`
+	// Still in use by the live collection (segment and index build not dropped).
+	LiveBytes     uint64 `protobuf:"varint,5,opt,name=live_bytes,json=liveBytes,proto3" json:"live_bytes,omitempty"`
+	LiveObjects   uint64 `protobuf:"varint,6,opt,name=live_objects,json=liveObjects,proto3" json:"live_objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSpace) Reset() {
+	*x = SnapshotSpace{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[143]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSpace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSpace) ProtoMessage() {}
+
+func (x *SnapshotSpace) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[143]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSpace.ProtoReflect.Descriptor instead.
+func (*SnapshotSpace) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{143}
+}
+
+func (x *SnapshotSpace) GetExclusiveBytes() uint64 {
+	if x != nil {
+		return x.ExclusiveBytes
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetExclusiveObjects() uint64 {
+	if x != nil {
+		return x.ExclusiveObjects
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetSharedBytes() uint64 {
+	if x != nil {
+		return x.SharedBytes
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetSharedObjects() uint64 {
+	if x != nil {
+		return x.SharedObjects
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetLiveBytes() uint64 {
+	if x != nil {
+		return x.LiveBytes
+	}
+	return 0
+}
+
+func (x *SnapshotSpace) GetLiveObjects() uint64 {
+	if x != nil {
+		return x.LiveObjects
+	}
+	return 0
+}
+
+// SnapshotRef names a snapshot: by database, collection and name (as DescribeSnapshot),
+// or by id (then the names are ignored).
+type SnapshotRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Database      string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection    string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Id            uint64                 `protobuf:"varint,4,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRef) Reset() {
+	*x = SnapshotRef{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[144]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRef) ProtoMessage() {}
+
+func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[144]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
+func (*SnapshotRef) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{144}
+}
+
+func (x *SnapshotRef) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *SnapshotRef) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *SnapshotRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SnapshotRef) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
 var File_snapkeep_v1_snapkeep_proto protoreflect.FileDescriptor
 
 const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
@@ -11857,7 +12043,7 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x05files\x18\x03 \x01(\x04R\x05files\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12!\n" +
 	"\findex_builds\x18\x05 \x01(\x04R\vindexBuilds\x124\n" +
-	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xbd\v\n" +
+	"\aby_kind\x18\x06 \x03(\v2\x1b.snapkeep.v1.FileKindTotalsR\x06byKind\"\xef\v\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12\x1e\n" +
@@ -11896,7 +12082,8 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\tpolicy_id\x18\x1c \x01(\x04R\bpolicyId\x12+\n" +
 	"\x12policy_due_unix_ms\x18\x1d \x01(\x03R\x0fpolicyDueUnixMs\x12/\n" +
 	"\x14policy_export_job_id\x18\x1e \x01(\x04R\x11policyExportJobId\x12E\n" +
-	"\fverification\x18( \x01(\v2!.snapkeep.v1.SnapshotVerificationR\fverification\x1a9\n" +
+	"\fverification\x18( \x01(\v2!.snapkeep.v1.SnapshotVerificationR\fverification\x120\n" +
+	"\x05space\x18\x1f \x01(\v2\x1a.snapkeep.v1.SnapshotSpaceR\x05space\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
@@ -12244,12 +12431,13 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05owner\x18\x04 \x01(\tR\x05owner\"\xbf\x01\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\"\x80\x02\n" +
 	"\fGCRunRequest\x12\x17\n" +
 	"\adry_run\x18\x01 \x01(\bR\x06dryRun\x12(\n" +
 	"\x10skip_orphan_scan\x18\x02 \x01(\bR\x0eskipOrphanScan\x12\x1e\n" +
 	"\bgrace_ms\x18\x03 \x01(\x03H\x00R\agraceMs\x88\x01\x01\x12+\n" +
-	"\x0forphan_grace_ms\x18\x04 \x01(\x03H\x01R\rorphanGraceMs\x88\x01\x01B\v\n" +
+	"\x0forphan_grace_ms\x18\x04 \x01(\x03H\x01R\rorphanGraceMs\x88\x01\x01\x12?\n" +
+	"\x0edrop_snapshots\x18\x05 \x03(\v2\x18.snapkeep.v1.SnapshotRefR\rdropSnapshotsB\v\n" +
 	"\t_grace_msB\x12\n" +
 	"\x10_orphan_grace_ms\"\x9f\x01\n" +
 	"\rGCRunResponse\x12-\n" +
@@ -12525,7 +12713,22 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\bproblems\x18\x04 \x03(\tR\bproblems\x12#\n" +
 	"\rproblem_count\x18\x05 \x01(\rR\fproblemCount\x126\n" +
 	"\x18deep_verified_at_unix_ms\x18\x06 \x01(\x03R\x14deepVerifiedAtUnixMs\x12\x18\n" +
-	"\arepairs\x18\a \x01(\rR\arepairs*\x8e\x01\n" +
+	"\arepairs\x18\a \x01(\rR\arepairs\"\xf1\x01\n" +
+	"\rSnapshotSpace\x12'\n" +
+	"\x0fexclusive_bytes\x18\x01 \x01(\x04R\x0eexclusiveBytes\x12+\n" +
+	"\x11exclusive_objects\x18\x02 \x01(\x04R\x10exclusiveObjects\x12!\n" +
+	"\fshared_bytes\x18\x03 \x01(\x04R\vsharedBytes\x12%\n" +
+	"\x0eshared_objects\x18\x04 \x01(\x04R\rsharedObjects\x12\x1d\n" +
+	"\n" +
+	"live_bytes\x18\x05 \x01(\x04R\tliveBytes\x12!\n" +
+	"\flive_objects\x18\x06 \x01(\x04R\vliveObjects\"m\n" +
+	"\vSnapshotRef\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\x04R\x02id*\x8e\x01\n" +
 	"\x0fCollectionState\x12 \n" +
 	"\x1cCOLLECTION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLLECTION_STATE_ACTIVE\x10\x01\x12\x1e\n" +
@@ -12689,7 +12892,7 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 156)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 158)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),                     // 0: snapkeep.v1.CollectionState
 	(KeyLayout)(0),                           // 1: snapkeep.v1.KeyLayout
@@ -12848,25 +13051,27 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(*RepositoryProblem)(nil),                // 154: snapkeep.v1.RepositoryProblem
 	(*VerifyRepositoryResponse)(nil),         // 155: snapkeep.v1.VerifyRepositoryResponse
 	(*SnapshotVerification)(nil),             // 156: snapkeep.v1.SnapshotVerification
-	nil,                                      // 157: snapkeep.v1.Database.PropertiesEntry
-	nil,                                      // 158: snapkeep.v1.Index.ParamsEntry
-	nil,                                      // 159: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                      // 160: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                      // 161: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                      // 162: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                      // 163: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                      // 164: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                      // 165: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                      // 166: snapkeep.v1.Policy.LabelsEntry
-	nil,                                      // 167: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                      // 168: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	nil,                                      // 169: snapkeep.v1.RepositorySnapshot.LabelsEntry
+	(*SnapshotSpace)(nil),                    // 157: snapkeep.v1.SnapshotSpace
+	(*SnapshotRef)(nil),                      // 158: snapkeep.v1.SnapshotRef
+	nil,                                      // 159: snapkeep.v1.Database.PropertiesEntry
+	nil,                                      // 160: snapkeep.v1.Index.ParamsEntry
+	nil,                                      // 161: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                      // 162: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                      // 163: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                      // 164: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                      // 165: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                      // 166: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                      // 167: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                      // 168: snapkeep.v1.Policy.LabelsEntry
+	nil,                                      // 169: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                      // 170: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	nil,                                      // 171: snapkeep.v1.RepositorySnapshot.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	157, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	158, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	159, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	160, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	159, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	161, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
 	15,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
 	16,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
@@ -12880,15 +13085,15 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	21,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	5,   // 15: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
 	20,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
-	160, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	162, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
 	14,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	7,   // 19: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	14,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	161, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	163, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	1,   // 22: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
 	17,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	17,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	162, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	164, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
 	17,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	7,   // 27: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	17,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
@@ -12897,7 +13102,7 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	17,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
 	17,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
 	17,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	163, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	165, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
 	17,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	17,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	22,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
@@ -12921,200 +13126,202 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	2,   // 55: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
 	64,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	8,   // 57: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	164, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	165, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	166, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	167, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
 	15,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
 	16,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
 	65,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
 	1,   // 63: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
 	67,  // 64: snapkeep.v1.Snapshot.holds:type_name -> snapkeep.v1.SnapshotHold
 	156, // 65: snapkeep.v1.Snapshot.verification:type_name -> snapkeep.v1.SnapshotVerification
-	67,  // 66: snapkeep.v1.AddSnapshotHoldResponse.hold:type_name -> snapkeep.v1.SnapshotHold
-	66,  // 67: snapkeep.v1.AddSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	66,  // 68: snapkeep.v1.RemoveSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	166, // 69: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
-	73,  // 70: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
-	74,  // 71: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
-	73,  // 72: snapkeep.v1.Policy.export_retention:type_name -> snapkeep.v1.PolicyRetention
-	72,  // 73: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
-	72,  // 74: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	72,  // 75: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
-	72,  // 76: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	7,   // 77: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	72,  // 78: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
-	7,   // 79: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	72,  // 80: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	72,  // 81: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
-	87,  // 82: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
-	90,  // 83: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
-	167, // 84: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	66,  // 85: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	66,  // 86: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	8,   // 87: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	168, // 88: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	7,   // 89: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	66,  // 90: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
-	7,   // 91: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	66,  // 92: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	9,   // 93: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
-	101, // 94: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
-	101, // 95: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
-	101, // 96: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
-	101, // 97: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
-	10,  // 98: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
-	101, // 99: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
-	101, // 100: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
-	101, // 101: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
-	101, // 102: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
-	99,  // 103: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	7,   // 104: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	99,  // 105: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
-	9,   // 106: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
-	10,  // 107: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
-	7,   // 108: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	99,  // 109: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
-	99,  // 110: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
-	109, // 111: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
-	109, // 112: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	110, // 113: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
-	111, // 114: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
-	110, // 115: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
-	11,  // 116: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
-	12,  // 117: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
-	117, // 118: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
-	118, // 119: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
-	12,  // 120: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
-	121, // 121: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	128, // 122: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
-	129, // 123: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
-	132, // 124: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
-	134, // 125: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
-	19,  // 126: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
-	20,  // 127: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
-	22,  // 128: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	19,  // 129: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
-	135, // 130: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
-	135, // 131: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	136, // 132: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
-	137, // 133: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
-	7,   // 134: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	136, // 135: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
-	99,  // 136: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	169, // 137: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
-	146, // 138: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
-	154, // 139: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
-	13,  // 140: snapkeep.v1.SnapshotVerification.outcome:type_name -> snapkeep.v1.SnapshotVerifyOutcome
-	23,  // 141: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	25,  // 142: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	27,  // 143: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	29,  // 144: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	31,  // 145: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	33,  // 146: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	35,  // 147: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	37,  // 148: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	39,  // 149: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	41,  // 150: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	43,  // 151: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	45,  // 152: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	47,  // 153: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	49,  // 154: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	51,  // 155: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	53,  // 156: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	56,  // 157: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	58,  // 158: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	131, // 159: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
-	60,  // 160: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	62,  // 161: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	91,  // 162: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	93,  // 163: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	95,  // 164: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	97,  // 165: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	68,  // 166: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
-	70,  // 167: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
-	75,  // 168: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
-	77,  // 169: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
-	79,  // 170: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
-	81,  // 171: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
-	83,  // 172: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
-	85,  // 173: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
-	88,  // 174: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
-	100, // 175: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	103, // 176: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	105, // 177: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	107, // 178: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	112, // 179: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	114, // 180: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	127, // 181: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
-	138, // 182: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
-	140, // 183: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
-	142, // 184: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
-	144, // 185: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
-	147, // 186: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
-	149, // 187: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
-	151, // 188: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
-	153, // 189: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
-	116, // 190: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	120, // 191: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	123, // 192: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	125, // 193: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	24,  // 194: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	26,  // 195: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	28,  // 196: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	30,  // 197: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	32,  // 198: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	34,  // 199: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	36,  // 200: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	38,  // 201: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	40,  // 202: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	42,  // 203: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	44,  // 204: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	46,  // 205: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	48,  // 206: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	50,  // 207: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	52,  // 208: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	54,  // 209: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	57,  // 210: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	59,  // 211: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	133, // 212: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
-	61,  // 213: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	63,  // 214: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	92,  // 215: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	94,  // 216: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	96,  // 217: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	98,  // 218: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	69,  // 219: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
-	71,  // 220: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
-	76,  // 221: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
-	78,  // 222: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
-	80,  // 223: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
-	82,  // 224: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
-	84,  // 225: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
-	86,  // 226: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
-	89,  // 227: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
-	102, // 228: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	104, // 229: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	106, // 230: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	108, // 231: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	113, // 232: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	115, // 233: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	130, // 234: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
-	139, // 235: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
-	141, // 236: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
-	143, // 237: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
-	145, // 238: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
-	148, // 239: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
-	150, // 240: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
-	152, // 241: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
-	155, // 242: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
-	119, // 243: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	122, // 244: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	124, // 245: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	126, // 246: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	194, // [194:247] is the sub-list for method output_type
-	141, // [141:194] is the sub-list for method input_type
-	141, // [141:141] is the sub-list for extension type_name
-	141, // [141:141] is the sub-list for extension extendee
-	0,   // [0:141] is the sub-list for field type_name
+	157, // 66: snapkeep.v1.Snapshot.space:type_name -> snapkeep.v1.SnapshotSpace
+	67,  // 67: snapkeep.v1.AddSnapshotHoldResponse.hold:type_name -> snapkeep.v1.SnapshotHold
+	66,  // 68: snapkeep.v1.AddSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	66,  // 69: snapkeep.v1.RemoveSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	168, // 70: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
+	73,  // 71: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
+	74,  // 72: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
+	73,  // 73: snapkeep.v1.Policy.export_retention:type_name -> snapkeep.v1.PolicyRetention
+	72,  // 74: snapkeep.v1.CreatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	72,  // 75: snapkeep.v1.CreatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	72,  // 76: snapkeep.v1.UpdatePolicyRequest.policy:type_name -> snapkeep.v1.Policy
+	72,  // 77: snapkeep.v1.UpdatePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	7,   // 78: snapkeep.v1.ListPoliciesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	72,  // 79: snapkeep.v1.ListPoliciesResponse.policies:type_name -> snapkeep.v1.Policy
+	7,   // 80: snapkeep.v1.DescribePolicyRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	72,  // 81: snapkeep.v1.DescribePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	72,  // 82: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
+	87,  // 83: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
+	90,  // 84: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
+	169, // 85: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	66,  // 86: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	66,  // 87: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	8,   // 88: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
+	170, // 89: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	7,   // 90: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	66,  // 91: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
+	7,   // 92: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	66,  // 93: snapkeep.v1.DescribeSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	9,   // 94: snapkeep.v1.RestoreJob.state:type_name -> snapkeep.v1.RestoreState
+	101, // 95: snapkeep.v1.RestoreJob.partition_map:type_name -> snapkeep.v1.IdMapping
+	101, // 96: snapkeep.v1.RestoreJob.index_map:type_name -> snapkeep.v1.IdMapping
+	101, // 97: snapkeep.v1.RestoreJob.segment_map:type_name -> snapkeep.v1.IdMapping
+	101, // 98: snapkeep.v1.RestoreJob.build_map:type_name -> snapkeep.v1.IdMapping
+	10,  // 99: snapkeep.v1.RestoreJob.kind:type_name -> snapkeep.v1.JobKind
+	101, // 100: snapkeep.v1.RestoreSnapshotRequest.target_partitions:type_name -> snapkeep.v1.IdMapping
+	101, // 101: snapkeep.v1.RestoreSnapshotRequest.target_indexes:type_name -> snapkeep.v1.IdMapping
+	101, // 102: snapkeep.v1.RestoreSnapshotRequest.target_segments:type_name -> snapkeep.v1.IdMapping
+	101, // 103: snapkeep.v1.RestoreSnapshotRequest.target_builds:type_name -> snapkeep.v1.IdMapping
+	99,  // 104: snapkeep.v1.RestoreSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	7,   // 105: snapkeep.v1.GetRestoreStateRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	99,  // 106: snapkeep.v1.GetRestoreStateResponse.job:type_name -> snapkeep.v1.RestoreJob
+	9,   // 107: snapkeep.v1.ListRestoreJobsRequest.states:type_name -> snapkeep.v1.RestoreState
+	10,  // 108: snapkeep.v1.ListRestoreJobsRequest.kinds:type_name -> snapkeep.v1.JobKind
+	7,   // 109: snapkeep.v1.ListRestoreJobsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	99,  // 110: snapkeep.v1.ListRestoreJobsResponse.jobs:type_name -> snapkeep.v1.RestoreJob
+	99,  // 111: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
+	109, // 112: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
+	109, // 113: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
+	158, // 114: snapkeep.v1.GCRunRequest.drop_snapshots:type_name -> snapkeep.v1.SnapshotRef
+	110, // 115: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
+	111, // 116: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
+	110, // 117: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
+	11,  // 118: snapkeep.v1.NodeStatus.role:type_name -> snapkeep.v1.NodeRole
+	12,  // 119: snapkeep.v1.NodeStatus.gossip_status:type_name -> snapkeep.v1.MemberStatus
+	117, // 120: snapkeep.v1.ClusterStatusResponse.nodes:type_name -> snapkeep.v1.NodeStatus
+	118, // 121: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
+	12,  // 122: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
+	121, // 123: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
+	128, // 124: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	129, // 125: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	132, // 126: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
+	134, // 127: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
+	19,  // 128: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
+	20,  // 129: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
+	22,  // 130: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	19,  // 131: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
+	135, // 132: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
+	135, // 133: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	136, // 134: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
+	137, // 135: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
+	7,   // 136: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	136, // 137: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
+	99,  // 138: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	171, // 139: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
+	146, // 140: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
+	154, // 141: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
+	13,  // 142: snapkeep.v1.SnapshotVerification.outcome:type_name -> snapkeep.v1.SnapshotVerifyOutcome
+	23,  // 143: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	25,  // 144: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	27,  // 145: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	29,  // 146: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	31,  // 147: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	33,  // 148: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	35,  // 149: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	37,  // 150: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	39,  // 151: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	41,  // 152: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	43,  // 153: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	45,  // 154: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	47,  // 155: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	49,  // 156: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	51,  // 157: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	53,  // 158: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	56,  // 159: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	58,  // 160: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	131, // 161: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
+	60,  // 162: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	62,  // 163: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	91,  // 164: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	93,  // 165: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	95,  // 166: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	97,  // 167: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	68,  // 168: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
+	70,  // 169: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
+	75,  // 170: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
+	77,  // 171: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
+	79,  // 172: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
+	81,  // 173: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
+	83,  // 174: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
+	85,  // 175: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
+	88,  // 176: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
+	100, // 177: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	103, // 178: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	105, // 179: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	107, // 180: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	112, // 181: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	114, // 182: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	127, // 183: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	138, // 184: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
+	140, // 185: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
+	142, // 186: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
+	144, // 187: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
+	147, // 188: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
+	149, // 189: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
+	151, // 190: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
+	153, // 191: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
+	116, // 192: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	120, // 193: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	123, // 194: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	125, // 195: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	24,  // 196: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	26,  // 197: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	28,  // 198: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	30,  // 199: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	32,  // 200: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	34,  // 201: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	36,  // 202: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	38,  // 203: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	40,  // 204: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	42,  // 205: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	44,  // 206: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	46,  // 207: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	48,  // 208: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	50,  // 209: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	52,  // 210: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	54,  // 211: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	57,  // 212: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	59,  // 213: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	133, // 214: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
+	61,  // 215: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	63,  // 216: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	92,  // 217: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	94,  // 218: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	96,  // 219: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	98,  // 220: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	69,  // 221: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
+	71,  // 222: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
+	76,  // 223: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
+	78,  // 224: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
+	80,  // 225: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
+	82,  // 226: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
+	84,  // 227: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
+	86,  // 228: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
+	89,  // 229: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
+	102, // 230: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	104, // 231: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	106, // 232: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	108, // 233: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	113, // 234: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	115, // 235: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	130, // 236: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	139, // 237: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
+	141, // 238: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
+	143, // 239: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
+	145, // 240: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
+	148, // 241: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
+	150, // 242: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
+	152, // 243: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
+	155, // 244: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
+	119, // 245: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	122, // 246: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	124, // 247: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	126, // 248: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	196, // [196:249] is the sub-list for method output_type
+	143, // [143:196] is the sub-list for method input_type
+	143, // [143:143] is the sub-list for extension type_name
+	143, // [143:143] is the sub-list for extension extendee
+	0,   // [0:143] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -13130,7 +13337,7 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
 			NumEnums:      14,
-			NumMessages:   156,
+			NumMessages:   158,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

@@ -25,6 +25,9 @@ type gcService struct {
 }
 
 func (s *gcService) GCRun(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
+	if len(req.DropSnapshots) > 0 {
+		return s.previewDrop(ctx, req) // a read: any node answers
+	}
 	if s.b.IsLeader() {
 		return s.RunHere(ctx, req)
 	}
@@ -42,6 +45,9 @@ func (s *gcService) GCRun(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunR
 // RunHere runs a collection on this node, the leader (GCRun, or the Internal RunGC of
 // another node's GCRun).
 func (s *services) RunHere(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
+	if len(req.DropSnapshots) > 0 {
+		return s.previewDrop(ctx, req)
+	}
 	if !s.b.IsLeaderReady() {
 		return nil, status.Error(codes.Unavailable, "the leader is not ready yet; retry")
 	}
@@ -67,6 +73,54 @@ func (s *services) RunHere(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRun
 	if err != nil {
 		return nil, err
 	}
+	out := &pb.GCRunResponse{Report: toGCReport(res.Report), CandidatesCut: res.CandidatesCut}
+	for _, c := range res.Candidates {
+		out.Candidates = append(out.Candidates, &pb.GCCandidate{Key: c.Key, Size: c.Size, Reason: c.Reason, Owner: c.Owner})
+	}
+	return out, nil
+}
+
+// maxDropPreview bounds the snapshots one drop preview takes.
+const maxDropPreview = 100
+
+// previewDrop answers a dry run with drop_snapshots: what dropping those snapshots
+// would free (gc.PreviewDrop), from a linearizable read view; nothing is proposed.
+func (s *services) previewDrop(ctx context.Context, req *pb.GCRunRequest) (*pb.GCRunResponse, error) {
+	switch {
+	case !req.DryRun:
+		return nil, status.Error(codes.InvalidArgument, "drop_snapshots previews a drop and needs dry_run; drop a snapshot with DropSnapshot (snapkeep snapshot drop)")
+	case len(req.DropSnapshots) > maxDropPreview:
+		return nil, status.Errorf(codes.InvalidArgument, "a drop preview takes at most %d snapshots, not %d", maxDropPreview, len(req.DropSnapshots))
+	case req.GraceMs != nil || req.OrphanGraceMs != nil:
+		return nil, status.Error(codes.InvalidArgument, "the grace periods do not apply to a drop preview: it lists what goes once they have passed")
+	}
+	for i, ref := range req.DropSnapshots {
+		if ref.GetId() == 0 && (ref.GetCollection() == "" || ref.GetName() == "") {
+			return nil, status.Errorf(codes.InvalidArgument, "drop_snapshots[%d]: give the snapshot's id, or its collection and name", i)
+		}
+	}
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	snaps := make([]*fsmpb.Snapshot, 0, len(req.DropSnapshots))
+	for _, ref := range req.DropSnapshots {
+		var snap *fsmpb.Snapshot
+		if ref.GetId() != 0 {
+			snap, err = v.Snapshot(ref.GetId())
+		} else {
+			snap, err = v.SnapshotByName(ref.GetDatabase(), ref.GetCollection(), ref.GetName())
+		}
+		if err != nil {
+			return nil, err
+		}
+		if snap.State == fsmpb.SnapshotState_SNAPSHOT_STATE_DELETING {
+			return nil, status.Errorf(codes.FailedPrecondition, "snapshot %q (id %d) of collection %q is already DELETING: its pins are released, and the next GC run frees what it alone kept",
+				snap.Name, snap.Id, snap.CollectionName)
+		}
+		snaps = append(snaps, snap)
+	}
+	res, _ := s.gc.PreviewDrop(v, snaps, 0)
 	out := &pb.GCRunResponse{Report: toGCReport(res.Report), CandidatesCut: res.CandidatesCut}
 	for _, c := range res.Candidates {
 		out.Candidates = append(out.Candidates, &pb.GCCandidate{Key: c.Key, Size: c.Size, Reason: c.Reason, Owner: c.Owner})

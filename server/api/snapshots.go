@@ -200,6 +200,17 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 			Outcome: pb.SnapshotVerifyOutcome(vr.Outcome), Problems: vr.Problems, ProblemCount: vr.ProblemCount,
 			DeepVerifiedAtUnixMs: unixMS(vr.DeepVerifiedAt), Repairs: vr.Repairs}
 	}
+	// The space needs the pinned id lists, which a command's response leaves out: the
+	// view's record has them.
+	if rec, err := v.Snapshot(snap.Id); err == nil {
+		if sp, ok := v.SnapshotSpace(rec); ok {
+			out.Space = &pb.SnapshotSpace{
+				ExclusiveBytes: sp.ExclusiveBytes, ExclusiveObjects: sp.ExclusiveObjects,
+				SharedBytes: sp.SharedBytes, SharedObjects: sp.SharedObjects,
+				LiveBytes: sp.LiveBytes, LiveObjects: sp.LiveObjects,
+			}
+		}
+	}
 	if full {
 		c := toCollection(&fsmpb.Collection{Schema: snap.Schema, Properties: snap.Properties, Partitions: snap.Partitions, Indexes: snap.Indexes}, snap.DatabaseName)
 		out.Schema, out.Properties, out.Partitions, out.Indexes = c.Schema, c.Properties, c.Partitions, c.Indexes
