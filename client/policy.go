@@ -30,6 +30,12 @@ func PolicyOptionFrom(p *snapkeepv1.Policy) *PolicyOption {
 	return &PolicyOption{p: c}
 }
 
+// WithNameTemplate replaces the snapshot name template ("nightly-{2006.01.02-15.04}").
+func (o *PolicyOption) WithNameTemplate(template string) *PolicyOption {
+	o.p.NameTemplate = template
+	return o
+}
+
 // WithDatabase names the collections' database (default "default").
 func (o *PolicyOption) WithDatabase(db string) *PolicyOption {
 	o.p.Database = db

@@ -61,9 +61,9 @@ func TestSnapshotSpaceCommands(t *testing.T) {
 	c.ok("snapshot", "drop", "docs", "s2")
 	c.ok("gc", "run", "--grace", "0s", "--no-orphan-scan")
 	out = c.ok("snapshot", "list", "--collection", "docs")
-	require.Regexp(t, `(?m)^ID\s+COLLECTION\s+NAME\s+STATE\s+CREATED\s+SEGMENTS\s+FILES\s+SIZE\s+EXCLUSIVE\s+SHARED\s+HELD\s+POLICY\s+LABELS$`, out)
-	require.Regexp(t, `(?m)^\d+\s+docs\s+s1\s+committed\s+\S+\s+3\s+9\s+9\.0 KiB\s+3\.\d KiB\s+3\.0 KiB\s+-\s+-\s+-$`, out)
-	require.Regexp(t, `(?m)^\d+\s+docs\s+s3\s+committed\s+\S+\s+2\s+6\s+6\.0 KiB\s+\d+ B\s+3\.0 KiB\s+-\s+-\s+-$`, out)
+	require.Regexp(t, `(?m)^ID\s+COLLECTION\s+NAME\s+STATE\s+CREATED\s+SEGMENTS\s+FILES\s+SIZE\s+EXCLUSIVE\s+SHARED\s+VERIFIED\s+HELD\s+POLICY\s+LABELS$`, out)
+	require.Regexp(t, `(?m)^\d+\s+docs\s+s1\s+committed\s+\S+\s+3\s+9\s+9\.0 KiB\s+3\.\d KiB\s+3\.0 KiB\s+-\s+-\s+-\s+-$`, out)
+	require.Regexp(t, `(?m)^\d+\s+docs\s+s3\s+committed\s+\S+\s+2\s+6\s+6\.0 KiB\s+\d+ B\s+3\.0 KiB\s+-\s+-\s+-\s+-$`, out)
 
 	var described snapkeepv1.DescribeSnapshotResponse
 	require.NoError(t, protojson.Unmarshal([]byte(c.ok("snapshot", "describe", "docs", "s1", "-o", "json")), &described))

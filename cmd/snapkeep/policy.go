@@ -167,6 +167,9 @@ func (f *policyFlags) apply(fs *pflag.FlagSet, opt *client.PolicyOption, cur *sn
 	if changed("description") {
 		opt.WithDescription(f.description)
 	}
+	if changed("name-template") {
+		opt.WithNameTemplate(f.template)
+	}
 	if changed("expire-after") || changed("keep-min") || changed("keep-max") {
 		r := cur.GetRetention()
 		expire, keepMin, keepMax := time.Duration(r.GetExpireAfterMs())*time.Millisecond, r.GetMinCount(), r.GetMaxCount()

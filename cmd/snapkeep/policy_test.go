@@ -140,6 +140,7 @@ func TestPolicyAndHoldCommands(t *testing.T) {
 		require.Regexp(t, `(?m)^Schedule:\s+cron "30 3 \* \* \*" \(Europe/Berlin\)$`, out, "a new expression keeps its zone")
 		out = c.ok("policy", "update", "nightly", "--every", "12h", "--name-template", "half-{2006.01.02-15}")
 		require.Regexp(t, `(?m)^Schedule:\s+every 12h$`, out)
+		require.Regexp(t, `(?m)^Name template:\s+half-\{2006\.01\.02-15\}$`, out, "update changes the template")
 		r := c.run("policy", "update", "nightly", "--time-zone", "UTC")
 		require.Equal(t, exitUsage, r.code, r.stderr)
 		require.Contains(t, r.stderr, `--time-zone applies to a cron schedule; policy "nightly" runs every 12h: give --cron too`)
