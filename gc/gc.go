@@ -350,13 +350,7 @@ func (r *run) planOrphans(ctx context.Context, view *fsm.View) ([]Candidate, err
 	}
 	var out []Candidate
 	for _, ns := range fsm.OwnedNamespaces {
-		prefix := root + ns
-		token := ""
-		for {
-			page, err := r.listWithRetry(ctx, prefix, token)
-			if err != nil {
-				return nil, fmt.Errorf("orphan scan of %q: %w", prefix, err)
-			}
+		err := objstore.Walk(ctx, r.store, root+ns, 1000, func(page objstore.ListPage) error {
 			r.rep.ObjectsScanned += uint64(len(page.Objects))
 			for _, obj := range page.Objects {
 				rel := strings.TrimPrefix(obj.Key, root)
@@ -373,10 +367,10 @@ func (r *run) planOrphans(ctx context.Context, view *fsm.View) ([]Candidate, err
 					out = append(out, Candidate{Key: obj.Key, Size: uint64(obj.Size), LastModified: obj.LastModified, Reason: fsm.ReasonOrphan, Owner: why})
 				}
 			}
-			if page.NextToken == "" || page.NextToken == token {
-				break
-			}
-			token = page.NextToken
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("orphan scan: %w", err)
 		}
 	}
 	return out, nil
@@ -390,25 +384,6 @@ func (r *run) skipped(rel string) bool {
 		}
 	}
 	return false
-}
-
-func (r *run) listWithRetry(ctx context.Context, prefix, token string) (objstore.ListPage, error) {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		var page objstore.ListPage
-		if page, err = r.store.List(ctx, prefix, token, 1000); err == nil {
-			return page, nil
-		}
-		if !objstore.IsTransient(err) {
-			return objstore.ListPage{}, err
-		}
-		select {
-		case <-ctx.Done():
-			return objstore.ListPage{}, ctx.Err()
-		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
-		}
-	}
-	return objstore.ListPage{}, err
 }
 
 // check asks the FSM which candidates are still reclaimable, in entries of at most
@@ -499,17 +474,9 @@ func (r *run) expandPrefixes(ctx context.Context, jobs []*job) {
 
 // expandPrefix adds to j whatever is listed under prefix and j does not hold yet.
 func (r *run) expandPrefix(ctx context.Context, j *job, prefix string) {
-	token := ""
-	for {
-		page, err := r.listWithRetry(ctx, prefix, token)
-		if err != nil {
-			r.fail(fmt.Errorf("list %s: %w", prefix, err))
-			r.mu.Lock()
-			j.failed = true
-			r.mu.Unlock()
-			return
-		}
+	err := objstore.Walk(ctx, r.store, prefix, 1000, func(page objstore.ListPage) error {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		known := make(map[string]bool, len(j.keys))
 		for _, c := range j.keys {
 			known[c.Key] = true
@@ -519,11 +486,13 @@ func (r *run) expandPrefix(ctx context.Context, j *job, prefix string) {
 				j.keys = append(j.keys, Candidate{Key: obj.Key, Size: uint64(obj.Size), Reason: j.reason, Owner: j.owner})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		r.fail(err)
+		r.mu.Lock()
+		j.failed = true
 		r.mu.Unlock()
-		if page.NextToken == "" || page.NextToken == token {
-			return
-		}
-		token = page.NextToken
 	}
 }
 

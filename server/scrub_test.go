@@ -36,18 +36,27 @@ func TestScrubberRepairsManifestsAndReportsDataLoss(t *testing.T) {
 	segs := gcGenerate(t, c, cl, "docs", 3, 2, 1)
 	snap, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "s1"))
 	require.NoError(t, err)
+	// A second snapshot of the collection: the scrubber verifies the two with one
+	// listing, and must tell which of them a problem is about.
+	other, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "s2"))
+	require.NoError(t, err)
 
-	// verification waits for a verification recorded after since that done accepts.
-	verification := func(since int64, done func(*pb.SnapshotVerification) bool) *pb.SnapshotVerification {
+	// verificationOf waits for a verification of snapshot id recorded after since that
+	// done accepts; verification is snapshot s1's.
+	verificationOf := func(id uint64, since int64, done func(*pb.SnapshotVerification) bool) *pb.SnapshotVerification {
 		t.Helper()
 		var v *pb.SnapshotVerification
 		require.Eventually(t, func() bool {
-			s, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotByIDOption(snap.GetId()))
+			s, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotByIDOption(id))
 			require.NoError(t, err)
 			v = s.GetVerification()
 			return v != nil && v.GetVerifiedAtUnixMs() > since && done(v)
 		}, 15*time.Second, 20*time.Millisecond, "last: %v", v)
 		return v
+	}
+	verification := func(since int64, done func(*pb.SnapshotVerification) bool) *pb.SnapshotVerification {
+		t.Helper()
+		return verificationOf(snap.GetId(), since, done)
 	}
 	v := verification(0, func(v *pb.SnapshotVerification) bool { return true })
 	require.Equal(t, pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK, v.GetOutcome(), "%v", v.GetProblems())
@@ -92,6 +101,11 @@ func TestScrubberRepairsManifestsAndReportsDataLoss(t *testing.T) {
 		})
 	}
 
+	// s2's manifest was never damaged: s1's problems were not put on it.
+	v2 := verificationOf(other.GetId(), time.Now().UnixMilli(), func(v *pb.SnapshotVerification) bool { return true })
+	require.Equal(t, pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK, v2.GetOutcome(), "%v", v2.GetProblems())
+	require.Zero(t, v2.GetRepairs())
+
 	httpAddr := c.Nodes[c.Leader()].HTTPAddr()
 	lost := segs[1].Files[0]
 	body := read(lost.Key)
@@ -103,17 +117,24 @@ func TestScrubberRepairsManifestsAndReportsDataLoss(t *testing.T) {
 	})
 	require.EqualValues(t, 1, v.GetProblemCount())
 	require.Contains(t, v.GetProblems()[0], "missing "+lost.Key)
+	// s2 pins the same segment: the same loss breaks it too.
+	v2 = verificationOf(other.GetId(), since, func(v *pb.SnapshotVerification) bool {
+		return v.GetOutcome() == pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_DATA_LOSS
+	})
+	require.Contains(t, v2.GetProblems()[0], "missing "+lost.Key)
 	code, h := healthOf(t, httpAddr, "/health")
 	require.Equal(t, http.StatusOK, code, "a node with a broken snapshot still serves")
 	require.Equal(t, "degraded", h.Status)
-	require.Contains(t, h.Degraded[0], "1 committed snapshots failed their last verification")
-	require.Equal(t, 1.0, scrape(t, httpAddr).get(t, "snapkeep_fsm_snapshots_broken"))
+	require.Contains(t, h.Degraded[0], "2 committed snapshots failed their last verification")
+	require.Equal(t, 2.0, scrape(t, httpAddr).get(t, "snapkeep_fsm_snapshots_broken"))
 
 	put(lost.Key, body)
 	since = time.Now().UnixMilli()
-	verification(since, func(v *pb.SnapshotVerification) bool {
-		return v.GetOutcome() == pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK
-	})
+	for _, id := range []uint64{snap.GetId(), other.GetId()} {
+		verificationOf(id, since, func(v *pb.SnapshotVerification) bool {
+			return v.GetOutcome() == pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK
+		})
+	}
 	_, h = healthOf(t, httpAddr, "/health")
 	require.Equal(t, "ok", h.Status)
 	require.Empty(t, h.Degraded)

@@ -152,22 +152,17 @@ func (c *collector) run(ctx context.Context) error {
 	c.rep.Referenced = uint64(len(c.data.s) + len(c.manifests))
 
 	c.kinds = map[string]KeyKind{}
-	token := ""
-	for {
-		page, err := r.store.List(ctx, r.keys.Prefix(), token, 0)
-		if err != nil {
-			return fmt.Errorf("repository: collect: list %q: %w", r.keys.Prefix(), err)
-		}
+	err = objstore.Walk(ctx, r.store, r.keys.Prefix(), 0, func(page objstore.ListPage) error {
 		for _, o := range page.Objects {
 			c.rep.Scanned++
 			if err := c.consider(ctx, o); err != nil {
 				return err
 			}
 		}
-		if page.NextToken == "" {
-			break
-		}
-		token = page.NextToken
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("repository: collect: %w", err)
 	}
 	return c.flush(ctx)
 }

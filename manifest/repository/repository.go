@@ -88,12 +88,7 @@ type indexListing struct {
 
 func (r *Repository) listIndex(ctx context.Context) (indexListing, error) {
 	var l indexListing
-	token := ""
-	for {
-		page, err := r.store.List(ctx, r.keys.IndexPrefix(), token, 0)
-		if err != nil {
-			return l, fmt.Errorf("repository: list %q: %w", r.keys.IndexPrefix(), err)
-		}
+	err := objstore.Walk(ctx, r.store, r.keys.IndexPrefix(), 0, func(page objstore.ListPage) error {
 		for _, o := range page.Objects {
 			info, _ := r.keys.Parse(o.Key)
 			if info.Kind == KeyIndex {
@@ -102,10 +97,10 @@ func (r *Repository) listIndex(ctx context.Context) (indexListing, error) {
 				l.strays = append(l.strays, o.Key)
 			}
 		}
-		if page.NextToken == "" {
-			break
-		}
-		token = page.NextToken
+		return nil
+	})
+	if err != nil {
+		return l, fmt.Errorf("repository: %w", err)
 	}
 	slices.Sort(l.gens)
 	if len(l.strays) > 0 {

@@ -176,12 +176,7 @@ func (v *verifier) run(ctx context.Context) error {
 	// contiguous (they share a prefix), so clusters are checked one after another.
 	var cur *clusterCheck
 	sawMarker := false
-	token := ""
-	for {
-		page, err := r.store.List(ctx, r.keys.Prefix(), token, 0)
-		if err != nil {
-			return fmt.Errorf("repository: verify: list %q: %w", r.keys.Prefix(), err)
-		}
+	err = objstore.Walk(ctx, r.store, r.keys.Prefix(), 0, func(page objstore.ListPage) error {
 		for _, o := range page.Objects {
 			info, _ := r.keys.Parse(o.Key)
 			switch info.Kind {
@@ -212,10 +207,10 @@ func (v *verifier) run(ctx context.Context) error {
 				}
 			}
 		}
-		if page.NextToken == "" {
-			break
-		}
-		token = page.NextToken
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("repository: verify: %w", err)
 	}
 	if err := v.finish(ctx, cur); err != nil {
 		return err

@@ -114,7 +114,7 @@ func (x *FsckRequest) GetConsistency() ReadConsistency {
 type FsckProblem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// missing, size-mismatch, checksum-mismatch, read-error, manifest-missing,
-	// manifest-damaged, manifest-content.
+	// manifest-damaged, manifest-content, catalog-damaged.
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The full object key.
 	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`

@@ -42,6 +42,9 @@ const (
 	ManifestMissing  = "manifest-missing"
 	ManifestDamaged  = "manifest-damaged" // size or xxhash64 not the catalog's, or undecodable
 	ManifestContent  = "manifest-content" // decodes, but lists other segments or files than captured
+	// CatalogDamaged: a record's own file list does not decode. The catalog is the
+	// authority, so nothing can be repaired from it: restore the metadata backup.
+	CatalogDamaged = "catalog-damaged"
 )
 
 // Options say what to check.
@@ -184,37 +187,49 @@ func Check(ctx context.Context, view *fsm.View, store objstore.Store, root layou
 // segments and index builds it pins (sizes by listing; deep: CRC-32C by reading).
 // Every problem names the snapshot. Orphans are not looked for.
 func CheckSnapshot(ctx context.Context, view *fsm.View, store objstore.Store, root layout.Root, snap *fsmpb.Snapshot, opts Options) (*Report, error) {
+	return CheckSnapshots(ctx, view, store, root, []*fsmpb.Snapshot{snap}, opts)
+}
+
+// CheckSnapshots checks committed snapshots as CheckSnapshot does, each prefix listed
+// once for all of them (snapshots of one collection share most of their files). A
+// problem names every snapshot of snaps it affects.
+func CheckSnapshots(ctx context.Context, view *fsm.View, store objstore.Store, root layout.Root, snaps []*fsmpb.Snapshot, opts Options) (*Report, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
 	}
 	c := &checker{view: view, store: store, root: root, opts: opts,
-		rep:  &Report{AppliedIndex: view.AppliedIndex(), Deep: opts.Deep, Collections: 1},
+		rep:  &Report{AppliedIndex: view.AppliedIndex(), Deep: opts.Deep},
 		want: map[string]*expected{}, prefixes: map[string]bool{}, listed: map[string]objstore.ObjectInfo{}}
-	coll, err := view.CollectionByID(snap.CollectionId)
-	if err != nil {
-		return nil, err
-	}
-	keys := fsm.KeysOf(coll)
-	name := collName(coll)
-	pins := []uint64{snap.Id}
-	for _, id := range snap.SegmentIds {
-		s, err := view.Segment(id)
+	colls := map[uint64]bool{}
+	for _, snap := range snaps {
+		coll, err := view.CollectionByID(snap.CollectionId)
 		if err != nil {
-			return nil, fmt.Errorf("snapshot %d pins segment %d: %w", snap.Id, id, err)
+			return nil, err
 		}
-		c.expectFiles(keys.Layout(), s.Files, func(rel string) string { return keys.Segment(s, rel) }, name, s.Id, 0, pins)
-		for _, b := range s.IndexBuilds {
-			if _, pinned := slices.BinarySearch(snap.BuildIds, b.BuildId); pinned {
-				c.expectFiles(keys.Layout(), b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) }, name, s.Id, b.BuildId, pins)
+		colls[coll.Id] = true
+		keys := fsm.KeysOf(coll)
+		name := collName(coll)
+		pins := []uint64{snap.Id}
+		for _, id := range snap.SegmentIds {
+			s, err := view.Segment(id)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot %d pins segment %d: %w", snap.Id, id, err)
+			}
+			c.expectFiles(keys.Layout(), s.Files, func(rel string) string { return keys.Segment(s, rel) }, name, s.Id, 0, pins)
+			for _, b := range s.IndexBuilds {
+				if _, pinned := slices.BinarySearch(snap.BuildIds, b.BuildId); pinned {
+					c.expectFiles(keys.Layout(), b.Files, func(rel string) string { return keys.Build(s, b.BuildId, rel) }, name, s.Id, b.BuildId, pins)
+				}
 			}
 		}
+		c.prefixes[root.Full(snap.ManifestKey)] = true // one listing of the manifest's own key
 	}
-	c.prefixes[root.Full(snap.ManifestKey)] = true // one listing of the manifest's own key
+	c.rep.Collections = len(colls)
 	if err := c.listAll(ctx); err != nil {
 		return nil, err
 	}
 	c.compareExpected()
-	if err := c.checkManifests(ctx, []*fsmpb.Snapshot{snap}); err != nil {
+	if err := c.checkManifests(ctx, snaps); err != nil {
 		return nil, err
 	}
 	if opts.Deep {
@@ -279,7 +294,16 @@ func (c *checker) expectFiles(l layout.Layout, blob []byte, key func(rel string)
 	err := filelist.ForEach(blob, func(e filelist.Entry) bool {
 		rel := key(e.Key)
 		full := c.root.Full(rel)
-		c.want[full] = &expected{size: e.Size, crc: e.CRC32C, coll: coll, segment: segment, build: build, snapshots: pins}
+		if w, ok := c.want[full]; ok {
+			// another snapshot of the same check pins it too
+			for _, p := range pins {
+				if !slices.Contains(w.snapshots, p) {
+					w.snapshots = append(w.snapshots, p)
+				}
+			}
+			return true
+		}
+		c.want[full] = &expected{size: e.Size, crc: e.CRC32C, coll: coll, segment: segment, build: build, snapshots: slices.Clone(pins)}
 		c.rep.FilesExpected++
 		c.rep.BytesExpected += e.Size
 		prefix := l.ListPrefix(rel)
@@ -290,7 +314,7 @@ func (c *checker) expectFiles(l layout.Layout, blob []byte, key func(rel string)
 		return true
 	})
 	if err != nil {
-		c.rep.Problems = append(c.rep.Problems, Problem{Kind: ManifestContent, Collection: coll, Segments: []uint64{segment},
+		c.rep.Problems = append(c.rep.Problems, Problem{Kind: CatalogDamaged, Collection: coll, Segments: []uint64{segment},
 			Snapshots: pins, Detail: fmt.Sprintf("the catalog's file list of segment %d does not decode: %v", segment, err)})
 	}
 }
@@ -348,40 +372,16 @@ func (c *checker) listAll(ctx context.Context) error {
 }
 
 func (c *checker) list(ctx context.Context, prefix string) error {
-	token := ""
-	for {
-		page, err := listWithRetry(ctx, c.store, prefix, token)
-		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
-		}
+	return objstore.Walk(ctx, c.store, prefix, 1000, func(page objstore.ListPage) error {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		for _, o := range page.Objects {
 			c.listed[o.Key] = o
 			c.rep.ObjectsListed++
 			c.rep.BytesListed += uint64(o.Size)
 		}
-		c.mu.Unlock()
-		if page.NextToken == "" || page.NextToken == token {
-			return nil
-		}
-		token = page.NextToken
-	}
-}
-
-func listWithRetry(ctx context.Context, store objstore.Store, prefix, token string) (objstore.ListPage, error) {
-	var err error
-	for attempt := range 5 {
-		var page objstore.ListPage
-		if page, err = store.List(ctx, prefix, token, 1000); err == nil {
-			return page, nil
-		}
-		select {
-		case <-ctx.Done():
-			return objstore.ListPage{}, ctx.Err()
-		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
-		}
-	}
-	return objstore.ListPage{}, err
+		return nil
+	})
 }
 
 // compareExpected reports expected objects missing from the listing or listed with

@@ -16,7 +16,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -64,7 +66,16 @@ type Scrubber struct {
 	cluster Cluster
 	cfg     Config
 	kick    duty.Kicker
+
+	mu sync.Mutex
+	// nextWalk: no snapshot can be due before it, so a pass before it skips the walk
+	// over every committed snapshot (zero: walk).
+	nextWalk time.Time
 }
+
+// walkAtLeastEvery bounds how long a pass trusts nextWalk: the catalog can be
+// replaced wholesale (a raft snapshot installed, a metadata backup restored).
+const walkAtLeastEvery = 10 * time.Minute
 
 // New returns a scrubber; Loop is its leader duty.
 func New(cluster Cluster, cfg Config) *Scrubber {
@@ -83,81 +94,186 @@ func New(cluster Cluster, cfg Config) *Scrubber {
 	return &Scrubber{cluster: cluster, cfg: cfg, kick: duty.NewKicker()}
 }
 
-// Kick runs a pass now.
-func (s *Scrubber) Kick() { s.kick.Kick() }
+// Kick runs a pass now, walking every snapshot.
+func (s *Scrubber) Kick() {
+	s.mu.Lock()
+	s.nextWalk = time.Time{}
+	s.mu.Unlock()
+	s.kick.Kick()
+}
 
 // Loop is the scrubber's duty for one term as leader.
 func (s *Scrubber) Loop() duty.Loop {
 	return duty.Loop{Name: "scrubber", Every: s.cfg.Tick, Kick: s.kick, Pass: s.pass}
 }
 
-// due is a snapshot to verify and whether deep.
-type due struct {
-	snap *fsmpb.Snapshot
-	deep bool
-	last int64 // when it was last verified (or committed): the oldest go first
+// Group is snapshots of one collection verified together, deep or not: one listing
+// of the collection serves them all.
+type Group struct {
+	Deep  bool
+	Snaps []*fsmpb.Snapshot
 }
 
-// Due lists the committed snapshots due for verification at now, oldest
-// verification first, at most PerPass.
-func (s *Scrubber) Due(view *fsm.View, now time.Time) []due {
+// candidate is a committed snapshot with when it was last verified (or committed).
+type candidate struct {
+	snap           *fsmpb.Snapshot
+	last, lastDeep int64
+}
+
+// Due returns what to verify at now: the committed snapshots due, oldest verification
+// first, at most PerPass of them, each in a group with the other snapshots of its
+// collection that are at least half way to due (verifying them early costs no
+// listing, and keeps a collection's snapshots verified together from then on).
+func (s *Scrubber) Due(view *fsm.View, now time.Time) []Group {
 	if s.cfg.Every <= 0 {
 		return nil
 	}
-	var out []due
+	nanos := now.UnixNano()
+	isDeep := func(c candidate) bool {
+		return s.cfg.DeepEvery > 0 && nanos-c.lastDeep >= int64(s.cfg.DeepEvery)
+	}
+	var due []candidate
+	byColl := map[uint64][]candidate{}
+	next := nanos + int64(min(s.cfg.Every, walkAtLeastEvery))
 	for _, db := range view.Databases() {
 		_ = view.EachSnapshot(fsm.SnapshotFilter{Database: db.Name, States: []fsmpb.SnapshotState{fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED}}, 0,
 			func(snap *fsmpb.Snapshot) bool {
-				last, lastDeep := snap.CommittedAt, snap.CommittedAt
+				c := candidate{snap: snap, last: snap.CommittedAt, lastDeep: snap.CommittedAt}
 				if v := snap.Verification; v != nil {
-					last = v.VerifiedAt
-					lastDeep = max(v.DeepVerifiedAt, snap.CommittedAt)
+					c.last = v.VerifiedAt
+					c.lastDeep = max(v.DeepVerifiedAt, snap.CommittedAt)
 				}
-				deep := s.cfg.DeepEvery > 0 && now.UnixNano()-lastDeep >= int64(s.cfg.DeepEvery)
-				if deep || now.UnixNano()-last >= int64(s.cfg.Every) {
-					out = append(out, due{snap: snap, deep: deep, last: last})
+				byColl[snap.CollectionId] = append(byColl[snap.CollectionId], c)
+				if isDeep(c) || nanos-c.last >= int64(s.cfg.Every) {
+					due = append(due, c)
+					return true
+				}
+				next = min(next, c.last+int64(s.cfg.Every))
+				if s.cfg.DeepEvery > 0 {
+					next = min(next, c.lastDeep+int64(s.cfg.DeepEvery))
 				}
 				return true
 			})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].last < out[j].last })
-	if len(out) > s.cfg.PerPass {
-		out = out[:s.cfg.PerPass]
+	sort.SliceStable(due, func(i, j int) bool { return due[i].last < due[j].last })
+	if len(due) > s.cfg.PerPass {
+		due = due[:s.cfg.PerPass]
+		next = nanos // more are due: the next pass walks again
 	}
-	return out
+	s.mu.Lock()
+	s.nextWalk = time.Unix(0, next)
+	s.mu.Unlock()
+
+	var groups []Group
+	index := map[[2]uint64]int{} // (collection, deep) → group
+	taken := map[uint64]bool{}
+	for _, d := range due {
+		deep := isDeep(d)
+		k := [2]uint64{d.snap.CollectionId, map[bool]uint64{true: 1}[deep]}
+		i, ok := index[k]
+		if !ok {
+			i = len(groups)
+			index[k] = i
+			groups = append(groups, Group{Deep: deep})
+		}
+		groups[i].Snaps = append(groups[i].Snaps, d.snap)
+		taken[d.snap.Id] = true
+	}
+	for k, i := range index {
+		for _, c := range byColl[k[0]] {
+			if taken[c.snap.Id] {
+				continue
+			}
+			early := nanos-c.last >= int64(s.cfg.Every/2)
+			if groups[i].Deep {
+				early = nanos-c.lastDeep >= int64(s.cfg.DeepEvery/2)
+			}
+			if early {
+				groups[i].Snaps = append(groups[i].Snaps, c.snap)
+				taken[c.snap.Id] = true
+			}
+		}
+	}
+	return groups
 }
 
 func (s *Scrubber) pass(ctx context.Context) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	skip := now.Before(s.nextWalk)
+	s.mu.Unlock()
+	if skip {
+		return
+	}
 	view := s.cluster.View()
-	for _, d := range s.Due(view, s.cfg.Now()) {
+	for _, g := range s.Due(view, now) {
 		if ctx.Err() != nil {
 			return
 		}
-		if _, err := s.Verify(ctx, d.snap.Id, d.deep); err != nil && ctx.Err() == nil {
-			s.cfg.Logger.Warn("snapshot verification not recorded; will retry", "snapshot", d.snap.Id, "err", err)
+		if _, err := s.verify(ctx, g.Snaps, g.Deep); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("snapshot verification not recorded; will retry", "snapshots", ids(g.Snaps), "err", err)
+			s.mu.Lock()
+			s.nextWalk = time.Time{}
+			s.mu.Unlock()
 		}
 	}
+}
+
+func ids(snaps []*fsmpb.Snapshot) []uint64 {
+	out := make([]uint64, len(snaps))
+	for i, s := range snaps {
+		out[i] = s.Id
+	}
+	return out
 }
 
 // Verify verifies the committed snapshot id now (deep: reading every data file),
 // repairs its manifest if it can, records the result and returns it.
 func (s *Scrubber) Verify(ctx context.Context, id uint64, deep bool) (*fsmpb.SnapshotVerification, error) {
-	view := s.cluster.View()
-	snap, err := view.Snapshot(id)
+	snap, err := s.cluster.View().Snapshot(id)
 	if err != nil {
 		return nil, err
 	}
+	out, err := s.verify(ctx, []*fsmpb.Snapshot{snap}, deep)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// verify checks snaps with one listing, repairs each one's manifest if it can, and
+// records each result.
+func (s *Scrubber) verify(ctx context.Context, snaps []*fsmpb.Snapshot, deep bool) ([]*fsmpb.SnapshotVerification, error) {
+	view := s.cluster.View()
 	store, err := s.cluster.Store()
 	if err != nil {
 		return nil, err
 	}
-	rep, err := fsck.CheckSnapshot(ctx, view, store, s.cfg.Root, snap, fsck.Options{Deep: deep, BytesPerSecond: s.cfg.BytesPerSecond})
+	rep, err := fsck.CheckSnapshots(ctx, view, store, s.cfg.Root, snaps, fsck.Options{Deep: deep, BytesPerSecond: s.cfg.BytesPerSecond})
 	if err != nil {
-		return nil, fmt.Errorf("verify snapshot %d: %w", id, err)
+		return nil, fmt.Errorf("verify snapshots %v: %w", ids(snaps), err)
 	}
+	out := make([]*fsmpb.SnapshotVerification, 0, len(snaps))
+	for _, snap := range snaps {
+		v, err := s.record(ctx, view, store, snap, rep.Problems, deep)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// record repairs snap's manifest if a problem of problems about snap needs it and
+// records the verification.
+func (s *Scrubber) record(ctx context.Context, view *fsm.View, store objstore.Store, snap *fsmpb.Snapshot, problems []fsck.Problem, deep bool) (*fsmpb.SnapshotVerification, error) {
+	id := snap.Id
 	cmd := &fsmpb.SnapshotVerified{SnapshotId: id, Deep: deep, Outcome: fsmpb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK}
 	manifestBroken, dataLost := false, false
-	for _, p := range rep.Problems {
+	for _, p := range problems {
+		if !slices.Contains(p.Snapshots, id) {
+			continue
+		}
 		if fsck.IsManifestProblem(p.Kind) {
 			manifestBroken = true
 		} else {
