@@ -207,6 +207,7 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.internal.v1.Internal/GCSchedule":         {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/ProbeRepository":    {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/AnalyzeStorage":     {roleInternal, false},
+	"/snapkeep.internal.v1.Internal/FsckRead":           {roleInternal, false},
 }
 
 // internalServicePrefix: any method of the Internal service needs the cluster secret,

@@ -129,6 +129,15 @@ func TestFsckFindsWhatIsWrong(t *testing.T) {
 		require.Equal(t, []string{fsck.ChecksumMismatch}, kinds(rep), "%+v", rep.Problems)
 		require.Equal(t, f.Key, rep.Problems[0].Key)
 		require.Equal(t, []uint64{snap.GetId()}, rep.Problems[0].Snapshots, "segment 2 is live and the snapshot pins it")
+		// Through the API, the reads are shared between the three nodes.
+		resp, err := cl.Fsck(ctx, client.NewFsckOption().WithDeep(0, 0))
+		require.NoError(t, err)
+		require.EqualValues(t, 3, resp.GetReaders())
+		require.Empty(t, resp.GetReadersFailed())
+		require.EqualValues(t, 14, resp.GetFilesRead())
+		require.Len(t, resp.GetProblems(), 1)
+		require.Equal(t, fsck.ChecksumMismatch, resp.GetProblems()[0].GetKind())
+		require.Equal(t, f.Key, resp.GetProblems()[0].GetKey())
 	})
 	t.Run("orphan", func(t *testing.T) {
 		key := segs[3].Prefix + "stray/object"

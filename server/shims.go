@@ -19,6 +19,7 @@ import (
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/api"
 	"github.com/snapkeep/snapkeep/server/finisher"
+	"github.com/snapkeep/snapkeep/server/fsck"
 	"github.com/snapkeep/snapkeep/server/policy"
 	"github.com/snapkeep/snapkeep/server/scrub"
 )
@@ -242,6 +243,8 @@ func (s apiShim) KickRestores()             { s.n.kickRestores() }
 func (s apiShim) RepositoryStore(r *fsmpb.Repository) (objstore.Store, error) {
 	return s.n.repos.Store(r)
 }
+
+func (s apiShim) FsckReaders() []fsck.Reader { return s.n.fsckReaders() }
 
 func (s apiShim) ProbeRepository(ctx context.Context, r *fsmpb.Repository) ([]*snapkeepv1.RepositoryProbe, error) {
 	return s.n.probeRepository(ctx, r)

@@ -92,7 +92,10 @@ func printFsck(w io.Writer, r *snapkeepv1.FsckResponse) error {
 	fmt.Fprintf(w, "  %d collections, %d files expected (%s), %d objects listed (%s), %d manifests checked\n",
 		r.GetCollections(), r.GetFilesExpected(), humanBytes(r.GetBytesExpected()), r.GetObjectsListed(), humanBytes(r.GetBytesListed()), r.GetManifestsChecked())
 	if r.GetDeep() {
-		fmt.Fprintf(w, "  deep: %d files read back (%s), CRC-32C compared\n", r.GetFilesRead(), humanBytes(r.GetBytesRead()))
+		fmt.Fprintf(w, "  deep: %d files read back (%s) by %d node(s), CRC-32C compared\n", r.GetFilesRead(), humanBytes(r.GetBytesRead()), r.GetReaders())
+		for _, f := range r.GetReadersFailed() {
+			fmt.Fprintf(w, "  deep: %s; its files were read by the node called\n", f)
+		}
 	}
 	if len(r.GetProblems()) > 0 {
 		fmt.Fprintln(w)

@@ -21,7 +21,7 @@ func TestFsckCommand(t *testing.T) {
 	require.Regexp(t, `(?m)^fsck at log index \d+: clean \(\S+\)$`, out)
 	require.Contains(t, out, "1 collections, 6 files expected (6.0 KiB)")
 	require.Contains(t, out, "1 manifests checked")
-	require.Contains(t, out, "deep: 6 files read back (6.0 KiB), CRC-32C compared")
+	require.Contains(t, out, "deep: 6 files read back (6.0 KiB) by 1 node(s), CRC-32C compared") // newCLI's cluster has one node
 	require.Contains(t, c.ok("fsck", "--collection", "docs"), ": clean (")
 
 	var manifest string

@@ -81,6 +81,254 @@ func (AnalyzePhase) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
 }
 
+type FsckReadItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"` // full key in the cluster's bucket
+	Size          uint64                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Crc32C        uint32                 `protobuf:"varint,3,opt,name=crc32c,proto3" json:"crc32c,omitempty"` // 0 with size > 0: unknown, size only
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FsckReadItem) Reset() {
+	*x = FsckReadItem{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsckReadItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsckReadItem) ProtoMessage() {}
+
+func (x *FsckReadItem) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsckReadItem.ProtoReflect.Descriptor instead.
+func (*FsckReadItem) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *FsckReadItem) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *FsckReadItem) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *FsckReadItem) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
+type FsckReadRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Items          []*FsckReadItem        `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	BytesPerSecond int64                  `protobuf:"varint,2,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"` // 0: no limit
+	Concurrency    uint32                 `protobuf:"varint,3,opt,name=concurrency,proto3" json:"concurrency,omitempty"`                               // 0: 8
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FsckReadRequest) Reset() {
+	*x = FsckReadRequest{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsckReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsckReadRequest) ProtoMessage() {}
+
+func (x *FsckReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsckReadRequest.ProtoReflect.Descriptor instead.
+func (*FsckReadRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FsckReadRequest) GetItems() []*FsckReadItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *FsckReadRequest) GetBytesPerSecond() int64 {
+	if x != nil {
+		return x.BytesPerSecond
+	}
+	return 0
+}
+
+func (x *FsckReadRequest) GetConcurrency() uint32 {
+	if x != nil {
+		return x.Concurrency
+	}
+	return 0
+}
+
+type FsckReadProblem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // read-error, size-mismatch, checksum-mismatch
+	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Read          uint64                 `protobuf:"varint,4,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FsckReadProblem) Reset() {
+	*x = FsckReadProblem{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsckReadProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsckReadProblem) ProtoMessage() {}
+
+func (x *FsckReadProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsckReadProblem.ProtoReflect.Descriptor instead.
+func (*FsckReadProblem) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FsckReadProblem) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *FsckReadProblem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *FsckReadProblem) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *FsckReadProblem) GetRead() uint64 {
+	if x != nil {
+		return x.Read
+	}
+	return 0
+}
+
+type FsckReadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FilesRead     uint64                 `protobuf:"varint,1,opt,name=files_read,json=filesRead,proto3" json:"files_read,omitempty"`
+	BytesRead     uint64                 `protobuf:"varint,2,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
+	Problems      []*FsckReadProblem     `protobuf:"bytes,3,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FsckReadResponse) Reset() {
+	*x = FsckReadResponse{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsckReadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsckReadResponse) ProtoMessage() {}
+
+func (x *FsckReadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsckReadResponse.ProtoReflect.Descriptor instead.
+func (*FsckReadResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FsckReadResponse) GetFilesRead() uint64 {
+	if x != nil {
+		return x.FilesRead
+	}
+	return 0
+}
+
+func (x *FsckReadResponse) GetBytesRead() uint64 {
+	if x != nil {
+		return x.BytesRead
+	}
+	return 0
+}
+
+func (x *FsckReadResponse) GetProblems() []*FsckReadProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
 type GCScheduleRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -89,7 +337,7 @@ type GCScheduleRequest struct {
 
 func (x *GCScheduleRequest) Reset() {
 	*x = GCScheduleRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -101,7 +349,7 @@ func (x *GCScheduleRequest) String() string {
 func (*GCScheduleRequest) ProtoMessage() {}
 
 func (x *GCScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -114,7 +362,7 @@ func (x *GCScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GCScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{4}
 }
 
 type GCScheduleResponse struct {
@@ -128,7 +376,7 @@ type GCScheduleResponse struct {
 
 func (x *GCScheduleResponse) Reset() {
 	*x = GCScheduleResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +388,7 @@ func (x *GCScheduleResponse) String() string {
 func (*GCScheduleResponse) ProtoMessage() {}
 
 func (x *GCScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +401,7 @@ func (x *GCScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GCScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{1}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GCScheduleResponse) GetEnabled() bool {
@@ -191,7 +439,7 @@ type LeaseRestoreTasksRequest struct {
 
 func (x *LeaseRestoreTasksRequest) Reset() {
 	*x = LeaseRestoreTasksRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +451,7 @@ func (x *LeaseRestoreTasksRequest) String() string {
 func (*LeaseRestoreTasksRequest) ProtoMessage() {}
 
 func (x *LeaseRestoreTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +464,7 @@ func (x *LeaseRestoreTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRestoreTasksRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRestoreTasksRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{2}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LeaseRestoreTasksRequest) GetNode() string {
@@ -255,7 +503,7 @@ type RestoreTask struct {
 
 func (x *RestoreTask) Reset() {
 	*x = RestoreTask{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -267,7 +515,7 @@ func (x *RestoreTask) String() string {
 func (*RestoreTask) ProtoMessage() {}
 
 func (x *RestoreTask) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -280,7 +528,7 @@ func (x *RestoreTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreTask.ProtoReflect.Descriptor instead.
 func (*RestoreTask) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{3}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RestoreTask) GetIndex() uint32 {
@@ -340,7 +588,7 @@ type LeaseRestoreTasksResponse struct {
 
 func (x *LeaseRestoreTasksResponse) Reset() {
 	*x = LeaseRestoreTasksResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +600,7 @@ func (x *LeaseRestoreTasksResponse) String() string {
 func (*LeaseRestoreTasksResponse) ProtoMessage() {}
 
 func (x *LeaseRestoreTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +613,7 @@ func (x *LeaseRestoreTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRestoreTasksResponse.ProtoReflect.Descriptor instead.
 func (*LeaseRestoreTasksResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{4}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LeaseRestoreTasksResponse) GetJobId() uint64 {
@@ -456,7 +704,7 @@ type TaskOutcome struct {
 
 func (x *TaskOutcome) Reset() {
 	*x = TaskOutcome{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +716,7 @@ func (x *TaskOutcome) String() string {
 func (*TaskOutcome) ProtoMessage() {}
 
 func (x *TaskOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +729,7 @@ func (x *TaskOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOutcome.ProtoReflect.Descriptor instead.
 func (*TaskOutcome) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{5}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TaskOutcome) GetIndex() uint32 {
@@ -547,7 +795,7 @@ type ReportRestoreTasksRequest struct {
 
 func (x *ReportRestoreTasksRequest) Reset() {
 	*x = ReportRestoreTasksRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +807,7 @@ func (x *ReportRestoreTasksRequest) String() string {
 func (*ReportRestoreTasksRequest) ProtoMessage() {}
 
 func (x *ReportRestoreTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +820,7 @@ func (x *ReportRestoreTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreTasksRequest.ProtoReflect.Descriptor instead.
 func (*ReportRestoreTasksRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{6}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReportRestoreTasksRequest) GetNode() string {
@@ -618,7 +866,7 @@ type ReportRestoreTasksResponse struct {
 
 func (x *ReportRestoreTasksResponse) Reset() {
 	*x = ReportRestoreTasksResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +878,7 @@ func (x *ReportRestoreTasksResponse) String() string {
 func (*ReportRestoreTasksResponse) ProtoMessage() {}
 
 func (x *ReportRestoreTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +891,7 @@ func (x *ReportRestoreTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreTasksResponse.ProtoReflect.Descriptor instead.
 func (*ReportRestoreTasksResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{7}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{11}
 }
 
 type ProposeRequest struct {
@@ -659,7 +907,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +919,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +932,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{8}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ProposeRequest) GetEnvelope() []byte {
@@ -713,7 +961,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +973,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +986,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{9}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ProposeResponse) GetResult() []byte {
@@ -763,7 +1011,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +1023,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +1036,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{10}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{14}
 }
 
 type ReadIndexResponse struct {
@@ -800,7 +1048,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1060,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1073,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{11}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -845,7 +1093,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +1105,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +1118,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{12}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NodeStatusRequest) GetFsmHash() bool {
@@ -903,7 +1151,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1163,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1176,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{13}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NodeStatusResponse) GetId() string {
@@ -1033,7 +1281,7 @@ type ProbeRepositoryRequest struct {
 
 func (x *ProbeRepositoryRequest) Reset() {
 	*x = ProbeRepositoryRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1293,7 @@ func (x *ProbeRepositoryRequest) String() string {
 func (*ProbeRepositoryRequest) ProtoMessage() {}
 
 func (x *ProbeRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1306,7 @@ func (x *ProbeRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProbeRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*ProbeRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{14}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProbeRepositoryRequest) GetSpec() *snapkeepv1.RepositorySpec {
@@ -1090,7 +1338,7 @@ type AnalyzeStorageNodeRequest struct {
 
 func (x *AnalyzeStorageNodeRequest) Reset() {
 	*x = AnalyzeStorageNodeRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1350,7 @@ func (x *AnalyzeStorageNodeRequest) String() string {
 func (*AnalyzeStorageNodeRequest) ProtoMessage() {}
 
 func (x *AnalyzeStorageNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1363,7 @@ func (x *AnalyzeStorageNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalyzeStorageNodeRequest.ProtoReflect.Descriptor instead.
 func (*AnalyzeStorageNodeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{15}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AnalyzeStorageNodeRequest) GetRepository() *snapkeepv1.RepositorySpec {
@@ -1165,7 +1413,7 @@ type CrossObject struct {
 
 func (x *CrossObject) Reset() {
 	*x = CrossObject{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1425,7 @@ func (x *CrossObject) String() string {
 func (*CrossObject) ProtoMessage() {}
 
 func (x *CrossObject) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1438,7 @@ func (x *CrossObject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossObject.ProtoReflect.Descriptor instead.
 func (*CrossObject) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{16}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CrossObject) GetNode() string {
@@ -1238,7 +1486,7 @@ type AnalyzeStorageNodeResponse struct {
 
 func (x *AnalyzeStorageNodeResponse) Reset() {
 	*x = AnalyzeStorageNodeResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1498,7 @@ func (x *AnalyzeStorageNodeResponse) String() string {
 func (*AnalyzeStorageNodeResponse) ProtoMessage() {}
 
 func (x *AnalyzeStorageNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1511,7 @@ func (x *AnalyzeStorageNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalyzeStorageNodeResponse.ProtoReflect.Descriptor instead.
 func (*AnalyzeStorageNodeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{17}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AnalyzeStorageNodeResponse) GetLocal() *snapkeepv1.NodeStorageAnalysis {
@@ -1312,7 +1560,26 @@ var File_snapkeep_internal_v1_internal_proto protoreflect.FileDescriptor
 
 const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\x1a\x1asnapkeep/v1/snapkeep.proto\x1a\x19snapkeep/v1/storage.proto\"\x13\n" +
+	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\x1a\x1asnapkeep/v1/snapkeep.proto\x1a\x19snapkeep/v1/storage.proto\"L\n" +
+	"\fFsckReadItem\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06crc32c\x18\x03 \x01(\rR\x06crc32c\"\x97\x01\n" +
+	"\x0fFsckReadRequest\x128\n" +
+	"\x05items\x18\x01 \x03(\v2\".snapkeep.internal.v1.FsckReadItemR\x05items\x12(\n" +
+	"\x10bytes_per_second\x18\x02 \x01(\x03R\x0ebytesPerSecond\x12 \n" +
+	"\vconcurrency\x18\x03 \x01(\rR\vconcurrency\"c\n" +
+	"\x0fFsckReadProblem\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x12\n" +
+	"\x04read\x18\x04 \x01(\x04R\x04read\"\x93\x01\n" +
+	"\x10FsckReadResponse\x12\x1d\n" +
+	"\n" +
+	"files_read\x18\x01 \x01(\x04R\tfilesRead\x12\x1d\n" +
+	"\n" +
+	"bytes_read\x18\x02 \x01(\x04R\tbytesRead\x12A\n" +
+	"\bproblems\x18\x03 \x03(\v2%.snapkeep.internal.v1.FsckReadProblemR\bproblems\"\x13\n" +
 	"\x11GCScheduleRequest\"\x88\x01\n" +
 	"\x12GCScheduleResponse\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12'\n" +
@@ -1411,7 +1678,7 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x19ANALYZE_PHASE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ANALYZE_PHASE_LOCAL\x10\x01\x12\x1d\n" +
 	"\x19ANALYZE_PHASE_CROSS_WRITE\x10\x02\x12\x1c\n" +
-	"\x18ANALYZE_PHASE_CROSS_READ\x10\x032\x85\a\n" +
+	"\x18ANALYZE_PHASE_CROSS_READ\x10\x032\xe0\a\n" +
 	"\bInternal\x12V\n" +
 	"\aPropose\x12$.snapkeep.internal.v1.ProposeRequest\x1a%.snapkeep.internal.v1.ProposeResponse\x12\\\n" +
 	"\tReadIndex\x12&.snapkeep.internal.v1.ReadIndexRequest\x1a'.snapkeep.internal.v1.ReadIndexResponse\x12_\n" +
@@ -1423,7 +1690,8 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\n" +
 	"GCSchedule\x12'.snapkeep.internal.v1.GCScheduleRequest\x1a(.snapkeep.internal.v1.GCScheduleResponse\x12]\n" +
 	"\x0fProbeRepository\x12,.snapkeep.internal.v1.ProbeRepositoryRequest\x1a\x1c.snapkeep.v1.RepositoryProbe\x12s\n" +
-	"\x0eAnalyzeStorage\x12/.snapkeep.internal.v1.AnalyzeStorageNodeRequest\x1a0.snapkeep.internal.v1.AnalyzeStorageNodeResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
+	"\x0eAnalyzeStorage\x12/.snapkeep.internal.v1.AnalyzeStorageNodeRequest\x1a0.snapkeep.internal.v1.AnalyzeStorageNodeResponse\x12Y\n" +
+	"\bFsckRead\x12%.snapkeep.internal.v1.FsckReadRequest\x1a&.snapkeep.internal.v1.FsckReadResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
 
 var (
 	file_snapkeep_internal_v1_internal_proto_rawDescOnce sync.Once
@@ -1438,69 +1706,77 @@ func file_snapkeep_internal_v1_internal_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_internal_v1_internal_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_snapkeep_internal_v1_internal_proto_goTypes = []any{
 	(AnalyzePhase)(0),                      // 0: snapkeep.internal.v1.AnalyzePhase
-	(*GCScheduleRequest)(nil),              // 1: snapkeep.internal.v1.GCScheduleRequest
-	(*GCScheduleResponse)(nil),             // 2: snapkeep.internal.v1.GCScheduleResponse
-	(*LeaseRestoreTasksRequest)(nil),       // 3: snapkeep.internal.v1.LeaseRestoreTasksRequest
-	(*RestoreTask)(nil),                    // 4: snapkeep.internal.v1.RestoreTask
-	(*LeaseRestoreTasksResponse)(nil),      // 5: snapkeep.internal.v1.LeaseRestoreTasksResponse
-	(*TaskOutcome)(nil),                    // 6: snapkeep.internal.v1.TaskOutcome
-	(*ReportRestoreTasksRequest)(nil),      // 7: snapkeep.internal.v1.ReportRestoreTasksRequest
-	(*ReportRestoreTasksResponse)(nil),     // 8: snapkeep.internal.v1.ReportRestoreTasksResponse
-	(*ProposeRequest)(nil),                 // 9: snapkeep.internal.v1.ProposeRequest
-	(*ProposeResponse)(nil),                // 10: snapkeep.internal.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),               // 11: snapkeep.internal.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),              // 12: snapkeep.internal.v1.ReadIndexResponse
-	(*NodeStatusRequest)(nil),              // 13: snapkeep.internal.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),             // 14: snapkeep.internal.v1.NodeStatusResponse
-	(*ProbeRepositoryRequest)(nil),         // 15: snapkeep.internal.v1.ProbeRepositoryRequest
-	(*AnalyzeStorageNodeRequest)(nil),      // 16: snapkeep.internal.v1.AnalyzeStorageNodeRequest
-	(*CrossObject)(nil),                    // 17: snapkeep.internal.v1.CrossObject
-	(*AnalyzeStorageNodeResponse)(nil),     // 18: snapkeep.internal.v1.AnalyzeStorageNodeResponse
-	(*snapkeepv1.RepositorySpec)(nil),      // 19: snapkeep.v1.RepositorySpec
-	(*snapkeepv1.NodeStorageAnalysis)(nil), // 20: snapkeep.v1.NodeStorageAnalysis
-	(*snapkeepv1.StorageCheck)(nil),        // 21: snapkeep.v1.StorageCheck
-	(*snapkeepv1.GCRunRequest)(nil),        // 22: snapkeep.v1.GCRunRequest
-	(*snapkeepv1.GCRunResponse)(nil),       // 23: snapkeep.v1.GCRunResponse
-	(*snapkeepv1.RepositoryProbe)(nil),     // 24: snapkeep.v1.RepositoryProbe
+	(*FsckReadItem)(nil),                   // 1: snapkeep.internal.v1.FsckReadItem
+	(*FsckReadRequest)(nil),                // 2: snapkeep.internal.v1.FsckReadRequest
+	(*FsckReadProblem)(nil),                // 3: snapkeep.internal.v1.FsckReadProblem
+	(*FsckReadResponse)(nil),               // 4: snapkeep.internal.v1.FsckReadResponse
+	(*GCScheduleRequest)(nil),              // 5: snapkeep.internal.v1.GCScheduleRequest
+	(*GCScheduleResponse)(nil),             // 6: snapkeep.internal.v1.GCScheduleResponse
+	(*LeaseRestoreTasksRequest)(nil),       // 7: snapkeep.internal.v1.LeaseRestoreTasksRequest
+	(*RestoreTask)(nil),                    // 8: snapkeep.internal.v1.RestoreTask
+	(*LeaseRestoreTasksResponse)(nil),      // 9: snapkeep.internal.v1.LeaseRestoreTasksResponse
+	(*TaskOutcome)(nil),                    // 10: snapkeep.internal.v1.TaskOutcome
+	(*ReportRestoreTasksRequest)(nil),      // 11: snapkeep.internal.v1.ReportRestoreTasksRequest
+	(*ReportRestoreTasksResponse)(nil),     // 12: snapkeep.internal.v1.ReportRestoreTasksResponse
+	(*ProposeRequest)(nil),                 // 13: snapkeep.internal.v1.ProposeRequest
+	(*ProposeResponse)(nil),                // 14: snapkeep.internal.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),               // 15: snapkeep.internal.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),              // 16: snapkeep.internal.v1.ReadIndexResponse
+	(*NodeStatusRequest)(nil),              // 17: snapkeep.internal.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),             // 18: snapkeep.internal.v1.NodeStatusResponse
+	(*ProbeRepositoryRequest)(nil),         // 19: snapkeep.internal.v1.ProbeRepositoryRequest
+	(*AnalyzeStorageNodeRequest)(nil),      // 20: snapkeep.internal.v1.AnalyzeStorageNodeRequest
+	(*CrossObject)(nil),                    // 21: snapkeep.internal.v1.CrossObject
+	(*AnalyzeStorageNodeResponse)(nil),     // 22: snapkeep.internal.v1.AnalyzeStorageNodeResponse
+	(*snapkeepv1.RepositorySpec)(nil),      // 23: snapkeep.v1.RepositorySpec
+	(*snapkeepv1.NodeStorageAnalysis)(nil), // 24: snapkeep.v1.NodeStorageAnalysis
+	(*snapkeepv1.StorageCheck)(nil),        // 25: snapkeep.v1.StorageCheck
+	(*snapkeepv1.GCRunRequest)(nil),        // 26: snapkeep.v1.GCRunRequest
+	(*snapkeepv1.GCRunResponse)(nil),       // 27: snapkeep.v1.GCRunResponse
+	(*snapkeepv1.RepositoryProbe)(nil),     // 28: snapkeep.v1.RepositoryProbe
 }
 var file_snapkeep_internal_v1_internal_proto_depIdxs = []int32{
-	4,  // 0: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
-	6,  // 1: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
-	19, // 2: snapkeep.internal.v1.ProbeRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	19, // 3: snapkeep.internal.v1.AnalyzeStorageNodeRequest.repository:type_name -> snapkeep.v1.RepositorySpec
-	0,  // 4: snapkeep.internal.v1.AnalyzeStorageNodeRequest.phase:type_name -> snapkeep.internal.v1.AnalyzePhase
-	17, // 5: snapkeep.internal.v1.AnalyzeStorageNodeRequest.written:type_name -> snapkeep.internal.v1.CrossObject
-	17, // 6: snapkeep.internal.v1.AnalyzeStorageNodeRequest.shared:type_name -> snapkeep.internal.v1.CrossObject
-	20, // 7: snapkeep.internal.v1.AnalyzeStorageNodeResponse.local:type_name -> snapkeep.v1.NodeStorageAnalysis
-	17, // 8: snapkeep.internal.v1.AnalyzeStorageNodeResponse.own:type_name -> snapkeep.internal.v1.CrossObject
-	17, // 9: snapkeep.internal.v1.AnalyzeStorageNodeResponse.shared:type_name -> snapkeep.internal.v1.CrossObject
-	21, // 10: snapkeep.internal.v1.AnalyzeStorageNodeResponse.cross:type_name -> snapkeep.v1.StorageCheck
-	9,  // 11: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
-	11, // 12: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
-	13, // 13: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
-	3,  // 14: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
-	7,  // 15: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
-	22, // 16: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
-	1,  // 17: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
-	15, // 18: snapkeep.internal.v1.Internal.ProbeRepository:input_type -> snapkeep.internal.v1.ProbeRepositoryRequest
-	16, // 19: snapkeep.internal.v1.Internal.AnalyzeStorage:input_type -> snapkeep.internal.v1.AnalyzeStorageNodeRequest
-	10, // 20: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
-	12, // 21: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
-	14, // 22: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
-	5,  // 23: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
-	8,  // 24: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
-	23, // 25: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
-	2,  // 26: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
-	24, // 27: snapkeep.internal.v1.Internal.ProbeRepository:output_type -> snapkeep.v1.RepositoryProbe
-	18, // 28: snapkeep.internal.v1.Internal.AnalyzeStorage:output_type -> snapkeep.internal.v1.AnalyzeStorageNodeResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	1,  // 0: snapkeep.internal.v1.FsckReadRequest.items:type_name -> snapkeep.internal.v1.FsckReadItem
+	3,  // 1: snapkeep.internal.v1.FsckReadResponse.problems:type_name -> snapkeep.internal.v1.FsckReadProblem
+	8,  // 2: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
+	10, // 3: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
+	23, // 4: snapkeep.internal.v1.ProbeRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	23, // 5: snapkeep.internal.v1.AnalyzeStorageNodeRequest.repository:type_name -> snapkeep.v1.RepositorySpec
+	0,  // 6: snapkeep.internal.v1.AnalyzeStorageNodeRequest.phase:type_name -> snapkeep.internal.v1.AnalyzePhase
+	21, // 7: snapkeep.internal.v1.AnalyzeStorageNodeRequest.written:type_name -> snapkeep.internal.v1.CrossObject
+	21, // 8: snapkeep.internal.v1.AnalyzeStorageNodeRequest.shared:type_name -> snapkeep.internal.v1.CrossObject
+	24, // 9: snapkeep.internal.v1.AnalyzeStorageNodeResponse.local:type_name -> snapkeep.v1.NodeStorageAnalysis
+	21, // 10: snapkeep.internal.v1.AnalyzeStorageNodeResponse.own:type_name -> snapkeep.internal.v1.CrossObject
+	21, // 11: snapkeep.internal.v1.AnalyzeStorageNodeResponse.shared:type_name -> snapkeep.internal.v1.CrossObject
+	25, // 12: snapkeep.internal.v1.AnalyzeStorageNodeResponse.cross:type_name -> snapkeep.v1.StorageCheck
+	13, // 13: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
+	15, // 14: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
+	17, // 15: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
+	7,  // 16: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
+	11, // 17: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
+	26, // 18: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
+	5,  // 19: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
+	19, // 20: snapkeep.internal.v1.Internal.ProbeRepository:input_type -> snapkeep.internal.v1.ProbeRepositoryRequest
+	20, // 21: snapkeep.internal.v1.Internal.AnalyzeStorage:input_type -> snapkeep.internal.v1.AnalyzeStorageNodeRequest
+	2,  // 22: snapkeep.internal.v1.Internal.FsckRead:input_type -> snapkeep.internal.v1.FsckReadRequest
+	14, // 23: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
+	16, // 24: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
+	18, // 25: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
+	9,  // 26: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
+	12, // 27: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
+	27, // 28: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
+	6,  // 29: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
+	28, // 30: snapkeep.internal.v1.Internal.ProbeRepository:output_type -> snapkeep.v1.RepositoryProbe
+	22, // 31: snapkeep.internal.v1.Internal.AnalyzeStorage:output_type -> snapkeep.internal.v1.AnalyzeStorageNodeResponse
+	4,  // 32: snapkeep.internal.v1.Internal.FsckRead:output_type -> snapkeep.internal.v1.FsckReadResponse
+	23, // [23:33] is the sub-list for method output_type
+	13, // [13:23] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_internal_v1_internal_proto_init() }
@@ -1514,7 +1790,7 @@ func file_snapkeep_internal_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_internal_v1_internal_proto_rawDesc), len(file_snapkeep_internal_v1_internal_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	Internal_GCSchedule_FullMethodName         = "/snapkeep.internal.v1.Internal/GCSchedule"
 	Internal_ProbeRepository_FullMethodName    = "/snapkeep.internal.v1.Internal/ProbeRepository"
 	Internal_AnalyzeStorage_FullMethodName     = "/snapkeep.internal.v1.Internal/AnalyzeStorage"
+	Internal_FsckRead_FullMethodName           = "/snapkeep.internal.v1.Internal/FsckRead"
 )
 
 // InternalClient is the client API for Internal service.
@@ -62,6 +63,9 @@ type InternalClient interface {
 	// this node, against the cluster's bucket or a repository reached with this node's
 	// own credentials.
 	AnalyzeStorage(ctx context.Context, in *AnalyzeStorageNodeRequest, opts ...grpc.CallOption) (*AnalyzeStorageNodeResponse, error)
+	// FsckRead reads a batch of the cluster bucket's files back on this node for a deep
+	// fsck run by another node, and compares each one's size and CRC-32C.
+	FsckRead(ctx context.Context, in *FsckReadRequest, opts ...grpc.CallOption) (*FsckReadResponse, error)
 }
 
 type internalClient struct {
@@ -162,6 +166,16 @@ func (c *internalClient) AnalyzeStorage(ctx context.Context, in *AnalyzeStorageN
 	return out, nil
 }
 
+func (c *internalClient) FsckRead(ctx context.Context, in *FsckReadRequest, opts ...grpc.CallOption) (*FsckReadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FsckReadResponse)
+	err := c.cc.Invoke(ctx, Internal_FsckRead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -189,6 +203,9 @@ type InternalServer interface {
 	// this node, against the cluster's bucket or a repository reached with this node's
 	// own credentials.
 	AnalyzeStorage(context.Context, *AnalyzeStorageNodeRequest) (*AnalyzeStorageNodeResponse, error)
+	// FsckRead reads a batch of the cluster bucket's files back on this node for a deep
+	// fsck run by another node, and compares each one's size and CRC-32C.
+	FsckRead(context.Context, *FsckReadRequest) (*FsckReadResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -225,6 +242,9 @@ func (UnimplementedInternalServer) ProbeRepository(context.Context, *ProbeReposi
 }
 func (UnimplementedInternalServer) AnalyzeStorage(context.Context, *AnalyzeStorageNodeRequest) (*AnalyzeStorageNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AnalyzeStorage not implemented")
+}
+func (UnimplementedInternalServer) FsckRead(context.Context, *FsckReadRequest) (*FsckReadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FsckRead not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -409,6 +429,24 @@ func _Internal_AnalyzeStorage_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_FsckRead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FsckReadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).FsckRead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_FsckRead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).FsckRead(ctx, req.(*FsckReadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -451,6 +489,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AnalyzeStorage",
 			Handler:    _Internal_AnalyzeStorage_Handler,
+		},
+		{
+			MethodName: "FsckRead",
+			Handler:    _Internal_FsckRead_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -29,9 +29,11 @@ type FsckRequest struct {
 	// of that name is checked when no live one has it.
 	Database   string `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
 	Collection string `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
-	// Read every expected data file back and compare its CRC-32C.
+	// Read every expected data file back and compare its CRC-32C, the reads shared
+	// between this node and the other live voters.
 	Deep bool `protobuf:"varint,3,opt,name=deep,proto3" json:"deep,omitempty"`
-	// Deep reads: bytes per second at most (0: no limit) and reads in flight (0: 8).
+	// Deep reads: bytes per second at most for the whole check, shared between the
+	// nodes (0: no limit), and reads in flight on each node (0: 8).
 	BytesPerSecond int64           `protobuf:"varint,4,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"`
 	Concurrency    uint32          `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
 	Consistency    ReadConsistency `protobuf:"varint,6,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
@@ -304,8 +306,12 @@ type FsckResponse struct {
 	// The snapshots a problem breaks.
 	BrokenSnapshotIds []uint64 `protobuf:"varint,15,rep,packed,name=broken_snapshot_ids,json=brokenSnapshotIds,proto3" json:"broken_snapshot_ids,omitempty"`
 	TookMs            int64    `protobuf:"varint,16,opt,name=took_ms,json=tookMs,proto3" json:"took_ms,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Deep: the nodes the reads were shared between (this one included), and the ones
+	// that failed a batch (read again by this node).
+	Readers       uint32   `protobuf:"varint,17,opt,name=readers,proto3" json:"readers,omitempty"`
+	ReadersFailed []string `protobuf:"bytes,18,rep,name=readers_failed,json=readersFailed,proto3" json:"readers_failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FsckResponse) Reset() {
@@ -443,6 +449,20 @@ func (x *FsckResponse) GetTookMs() int64 {
 	return 0
 }
 
+func (x *FsckResponse) GetReaders() uint32 {
+	if x != nil {
+		return x.Readers
+	}
+	return 0
+}
+
+func (x *FsckResponse) GetReadersFailed() []string {
+	if x != nil {
+		return x.ReadersFailed
+	}
+	return nil
+}
+
 var File_snapkeep_v1_integrity_proto protoreflect.FileDescriptor
 
 const file_snapkeep_v1_integrity_proto_rawDesc = "" +
@@ -474,7 +494,7 @@ const file_snapkeep_v1_integrity_proto_rawDesc = "" +
 	"FsckOrphan\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x15\n" +
-	"\x06age_ms\x18\x03 \x01(\x03R\x05ageMs\"\xb4\x04\n" +
+	"\x06age_ms\x18\x03 \x01(\x03R\x05ageMs\"\xf5\x04\n" +
 	"\fFsckResponse\x12\x14\n" +
 	"\x05clean\x18\x01 \x01(\bR\x05clean\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12 \n" +
@@ -493,7 +513,9 @@ const file_snapkeep_v1_integrity_proto_rawDesc = "" +
 	"\bproblems\x18\r \x03(\v2\x18.snapkeep.v1.FsckProblemR\bproblems\x121\n" +
 	"\aorphans\x18\x0e \x03(\v2\x17.snapkeep.v1.FsckOrphanR\aorphans\x12.\n" +
 	"\x13broken_snapshot_ids\x18\x0f \x03(\x04R\x11brokenSnapshotIds\x12\x17\n" +
-	"\atook_ms\x18\x10 \x01(\x03R\x06tookMs2H\n" +
+	"\atook_ms\x18\x10 \x01(\x03R\x06tookMs\x12\x18\n" +
+	"\areaders\x18\x11 \x01(\rR\areaders\x12%\n" +
+	"\x0ereaders_failed\x18\x12 \x03(\tR\rreadersFailed2H\n" +
 	"\tIntegrity\x12;\n" +
 	"\x04Fsck\x12\x18.snapkeep.v1.FsckRequest\x1a\x19.snapkeep.v1.FsckResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
 

@@ -20,6 +20,7 @@ import (
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/fsck"
 )
 
 // Backend is what the services need of their node. Its methods are safe for
@@ -51,6 +52,8 @@ type Backend interface {
 	// node of the configuration, this one included.
 	RepositoryStore(r *fsmpb.Repository) (objstore.Store, error)
 	ProbeRepository(ctx context.Context, r *fsmpb.Repository) ([]*pb.RepositoryProbe, error)
+	// FsckReaders are the other nodes a deep fsck shares its reads with.
+	FsckReaders() []fsck.Reader
 	// KickFinisher, KickGC, KickRestores and KickPolicies wake the duties a write gave work to.
 	KickFinisher()
 	KickGC()

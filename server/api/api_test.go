@@ -19,6 +19,7 @@ import (
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+	"github.com/snapkeep/snapkeep/server/fsck"
 )
 
 // fakeBackend applies commands straight to an in-memory FSM: no Raft, no network.
@@ -68,6 +69,8 @@ func (b *fakeBackend) Store() (objstore.Store, error) {
 func (b *fakeBackend) RepositoryStore(*fsmpb.Repository) (objstore.Store, error) {
 	return nil, fmt.Errorf("no repositories in this test")
 }
+func (b *fakeBackend) FsckReaders() []fsck.Reader { return nil }
+
 func (b *fakeBackend) ProbeRepository(context.Context, *fsmpb.Repository) ([]*pb.RepositoryProbe, error) {
 	return nil, fmt.Errorf("no repositories in this test")
 }

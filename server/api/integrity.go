@@ -43,8 +43,12 @@ func (s *integrityService) Fsck(ctx context.Context, req *pb.FsckRequest) (*pb.F
 		return nil, err
 	}
 	start := time.Now()
-	rep, err := fsck.Check(ctx, v, store, s.cfg.Root, fsck.Options{Database: req.Database, Collection: req.Collection,
-		Deep: req.Deep, Concurrency: int(req.Concurrency), BytesPerSecond: req.BytesPerSecond})
+	opts := fsck.Options{Database: req.Database, Collection: req.Collection,
+		Deep: req.Deep, Concurrency: int(req.Concurrency), BytesPerSecond: req.BytesPerSecond}
+	if req.Deep {
+		opts.Readers = s.b.FsckReaders()
+	}
+	rep, err := fsck.Check(ctx, v, store, s.cfg.Root, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +56,7 @@ func (s *integrityService) Fsck(ctx context.Context, req *pb.FsckRequest) (*pb.F
 		FilesExpected: rep.FilesExpected, BytesExpected: rep.BytesExpected, ObjectsListed: rep.ObjectsListed,
 		BytesListed: rep.BytesListed, FilesRead: rep.FilesRead, BytesRead: rep.BytesRead,
 		ManifestsChecked: uint32(rep.ManifestsChecked), Deep: rep.Deep, BrokenSnapshotIds: rep.BrokenSnapshots(),
-		TookMs: time.Since(start).Milliseconds()}
+		TookMs: time.Since(start).Milliseconds(), ReadersFailed: rep.ReadersFailed, Readers: uint32(1 + len(opts.Readers))}
 	for _, p := range rep.Problems {
 		out.Problems = append(out.Problems, &pb.FsckProblem{Kind: p.Kind, Key: p.Key, Size: p.Size, Want: p.Want, Detail: p.Detail,
 			Collection: p.Collection, SegmentIds: p.Segments, BuildIds: p.Builds, SnapshotIds: p.Snapshots})

@@ -55,6 +55,11 @@ type Options struct {
 	Database, Collection string
 	// Deep reads every expected data file and compares its CRC-32C.
 	Deep bool
+	// Readers are the other nodes: deep reads are shared between them and this one,
+	// batch by batch (a batch a reader fails is read here).
+	Readers []Reader
+	// ReadBatch is how many files one batch of deep reads holds (default 64).
+	ReadBatch int
 	// Concurrency bounds listings and deep reads in flight (default 8).
 	Concurrency int
 	// BytesPerSecond limits deep reads (0: no limit).
@@ -92,9 +97,11 @@ type Report struct {
 	ObjectsListed, BytesListed   uint64
 	FilesRead, BytesRead         uint64
 	ManifestsChecked             int
-	Problems                     []Problem
-	Orphans                      []Orphan
-	Deep                         bool
+	// ReadersFailed: other nodes that failed a batch of deep reads (then read here).
+	ReadersFailed []string
+	Problems      []Problem
+	Orphans       []Orphan
+	Deep          bool
 }
 
 // Clean reports whether nothing is wrong: orphans are garbage for the collector,
@@ -537,69 +544,187 @@ func readAll(ctx context.Context, store objstore.Store, key string) ([]byte, err
 	return io.ReadAll(r)
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // readBack reads every expected object that is listed with its size and compares its
-// CRC-32C with the catalog's.
+// CRC-32C with the catalog's, in batches shared between this node and the Readers.
 func (c *checker) readBack(ctx context.Context) error {
-	limit := rate.Inf
-	burst := 1 << 30
-	if c.opts.BytesPerSecond > 0 {
-		limit, burst = rate.Limit(c.opts.BytesPerSecond), int(max(c.opts.BytesPerSecond, 1<<20))
-	}
-	lim := rate.NewLimiter(limit, burst)
-	keys := make([]string, 0, len(c.want))
+	var items []ReadItem
 	for k, w := range c.want {
 		if o, ok := c.listed[k]; ok && uint64(o.Size) == w.size {
-			keys = append(keys, k)
+			items = append(items, ReadItem{Key: k, Size: w.size, CRC32C: w.crc})
 		}
 	}
-	sort.Strings(keys)
-	sem := make(chan struct{}, c.opts.Concurrency)
+	slices.SortFunc(items, func(a, b ReadItem) int { return strings.Compare(a.Key, b.Key) })
+	size := c.opts.ReadBatch
+	if size <= 0 {
+		size = 64
+	}
+	batches := make(chan []ReadItem, len(items)/size+1)
+	for start := 0; start < len(items); start += size {
+		batches <- items[start:min(start+size, len(items))]
+	}
+	close(batches)
+	// Each reader gets its share of the rate.
+	share := c.opts.BytesPerSecond
+	if share > 0 {
+		share = max(1, share/int64(1+len(c.opts.Readers)))
+	}
+	var retry sync.Mutex
+	var again [][]ReadItem // batches a reader failed, read here at the end
 	var wg sync.WaitGroup
-	for _, k := range keys {
+	for _, r := range c.opts.Readers {
+		wg.Go(func() {
+			for batch := range batches {
+				if ctx.Err() != nil {
+					return
+				}
+				res, err := r.ReadBack(ctx, batch, share, c.opts.Concurrency)
+				if err != nil {
+					retry.Lock()
+					again = append(again, batch)
+					retry.Unlock()
+					c.mu.Lock()
+					c.rep.ReadersFailed = append(c.rep.ReadersFailed, fmt.Sprintf("%s: %v", r.Name(), err))
+					c.mu.Unlock()
+					return // this reader takes no more
+				}
+				c.add(res)
+			}
+		})
+	}
+	here := func(batch []ReadItem) {
+		res := ReadBack(ctx, c.store, batch, share, c.opts.Concurrency)
+		c.add(res)
+	}
+	wg.Go(func() {
+		for batch := range batches {
+			if ctx.Err() != nil {
+				return
+			}
+			here(batch)
+		}
+	})
+	wg.Wait()
+	for _, batch := range again {
 		if ctx.Err() != nil {
 			break
 		}
-		w := c.want[k]
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c.readOne(ctx, lim, k, w)
-		}()
+		here(batch)
 	}
-	wg.Wait()
 	return ctx.Err()
 }
 
-func (c *checker) readOne(ctx context.Context, lim *rate.Limiter, key string, w *expected) {
-	if err := lim.WaitN(ctx, int(min(w.size, uint64(lim.Burst())))); err != nil {
-		return
+// add counts a batch's reads and reports its problems.
+func (c *checker) add(res ReadResults) {
+	c.mu.Lock()
+	c.rep.FilesRead += res.Files
+	c.rep.BytesRead += res.Bytes
+	c.mu.Unlock()
+	for _, p := range res.Problems {
+		if w := c.want[p.Key]; w != nil { // want is only read while reads run
+			c.problem(p.Kind, p.Key, p.Read, w, p.Detail)
+		}
 	}
-	r, _, err := c.store.Get(ctx, key)
+}
+
+// ReadItem is a file to read back: its full key and what the catalog says.
+type ReadItem struct {
+	Key    string
+	Size   uint64
+	CRC32C uint32 // 0 with Size > 0: unknown, size only
+}
+
+// ReadProblem is what reading one file found wrong.
+type ReadProblem struct {
+	Key, Kind, Detail string
+	Read              uint64 // bytes read
+}
+
+// ReadResults are a batch's reads: files and bytes read, and the problems.
+type ReadResults struct {
+	Files, Bytes uint64
+	Problems     []ReadProblem
+}
+
+// Reader reads batches of files back on another node (Internal.FsckRead).
+type Reader interface {
+	Name() string
+	// ReadBack reads items at most bytesPerSecond (0: no limit), concurrency at once.
+	// An error means the batch was not read (the node could not be asked).
+	ReadBack(ctx context.Context, items []ReadItem, bytesPerSecond int64, concurrency int) (ReadResults, error)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ReadBack reads items from store, concurrency at once (default 8) and at most
+// bytesPerSecond (0: no limit), and compares each one's size and CRC-32C with the
+// item's. It is what a node does for Internal.FsckRead.
+func ReadBack(ctx context.Context, store objstore.Store, items []ReadItem, bytesPerSecond int64, concurrency int) ReadResults {
+	if concurrency <= 0 {
+		concurrency = 8
+	}
+	limit := rate.Inf
+	burst := 1 << 30
+	if bytesPerSecond > 0 {
+		limit, burst = rate.Limit(bytesPerSecond), int(max(bytesPerSecond, 1<<20))
+	}
+	lim := rate.NewLimiter(limit, burst)
+	var mu sync.Mutex
+	var out ReadResults
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			n, p := readOne(ctx, store, lim, it)
+			mu.Lock()
+			defer mu.Unlock()
+			if n >= 0 {
+				out.Files++
+				out.Bytes += uint64(n)
+			}
+			if p != nil {
+				out.Problems = append(out.Problems, *p)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// readOne reads it; n is the bytes read (-1: not read, the context ended first).
+func readOne(ctx context.Context, store objstore.Store, lim *rate.Limiter, it ReadItem) (int64, *ReadProblem) {
+	if err := lim.WaitN(ctx, int(min(it.Size, uint64(lim.Burst())))); err != nil {
+		return -1, nil
+	}
+	r, _, err := store.Get(ctx, it.Key)
 	if err != nil {
-		c.problem(ReadError, key, w.size, w, fmt.Sprintf("cannot read it: %v", err))
-		return
+		if ctx.Err() != nil {
+			return -1, nil
+		}
+		return 0, &ReadProblem{Key: it.Key, Kind: ReadError, Detail: fmt.Sprintf("cannot read it: %v", err)}
 	}
 	defer r.Close()
 	h := crc32.New(castagnoli)
 	n, err := io.Copy(h, r)
-	c.mu.Lock()
-	c.rep.FilesRead++
-	c.rep.BytesRead += uint64(n)
-	c.mu.Unlock()
 	switch {
 	case err != nil:
-		c.problem(ReadError, key, uint64(n), w, fmt.Sprintf("reading it failed after %d bytes: %v", n, err))
-	case uint64(n) != w.size:
-		c.problem(SizeMismatch, key, uint64(n), w, fmt.Sprintf("read %d bytes, the catalog has %d", n, w.size))
-	case w.crc == 0 && w.size > 0:
-		// the catalog does not know this file's CRC-32C: size only
-	case h.Sum32() != w.crc:
-		c.problem(ChecksumMismatch, key, uint64(n), w, fmt.Sprintf("CRC-32C %08x read back, the catalog has %08x", h.Sum32(), w.crc))
+		if ctx.Err() != nil {
+			return -1, nil
+		}
+		return n, &ReadProblem{Key: it.Key, Kind: ReadError, Read: uint64(n), Detail: fmt.Sprintf("reading it failed after %d bytes: %v", n, err)}
+	case uint64(n) != it.Size:
+		return n, &ReadProblem{Key: it.Key, Kind: SizeMismatch, Read: uint64(n), Detail: fmt.Sprintf("read %d bytes, the catalog has %d", n, it.Size)}
+	case it.CRC32C == 0 && it.Size > 0:
+		return n, nil // the catalog does not know this file's CRC-32C: size only
+	case h.Sum32() != it.CRC32C:
+		return n, &ReadProblem{Key: it.Key, Kind: ChecksumMismatch, Read: uint64(n),
+			Detail: fmt.Sprintf("CRC-32C %08x read back, the catalog has %08x", h.Sum32(), it.CRC32C)}
 	}
+	return n, nil
 }
 
 func (c *checker) sortReport() {
