@@ -29,6 +29,13 @@ func (o *FsckOption) WithDeep(bytesPerSecond int64, concurrency uint32) *FsckOpt
 	return o
 }
 
+// WithoutRepositories skips the registered repositories, which a check of every
+// collection otherwise verifies too.
+func (o *FsckOption) WithoutRepositories() *FsckOption {
+	o.req.SkipRepositories = true
+	return o
+}
+
 // Fsck cross-checks the catalog, the snapshots' manifests and the bucket; it writes
 // nothing. A report with problems is not an error: see FsckResponse.Clean.
 func (c *Client) Fsck(ctx context.Context, opt *FsckOption) (*snapkeepv1.FsckResponse, error) {

@@ -302,6 +302,27 @@ func TestExportAndRestoreFromRepository(t *testing.T) {
 			require.False(t, deep.Ok)
 			require.NotEmpty(t, deep.Problems)
 			require.Equal(t, victim, deep.Problems[0].Key, "%v", deep.Problems)
+			// fsck verifies the registered repositories too: sizes alone cannot see the
+			// flip, reading back can, and names the key.
+			fsckRep, err := cl2.Fsck(ctx, client.NewFsckOption())
+			require.NoError(t, err)
+			require.True(t, fsckRep.Clean, "%v", fsckRep.Problems)
+			require.EqualValues(t, 1, fsckRep.RepositoriesChecked)
+			require.Equal(t, ok.Objects, fsckRep.RepositoryObjects)
+			fsckRep, err = cl2.Fsck(ctx, client.NewFsckOption().WithDeep(0, 0))
+			require.NoError(t, err)
+			require.False(t, fsckRep.Clean)
+			named := false // the object is in both exported snapshots: one problem each
+			for _, p := range fsckRep.Problems {
+				require.Equal(t, "repository", p.Kind, "%v", fsckRep.Problems)
+				require.Equal(t, victim, p.Key)
+				named = named || strings.Contains(p.Detail, "repository backup, snapshot "+first.Id+": CRC-32C")
+			}
+			require.True(t, named, "%v", fsckRep.Problems)
+			fsckRep, err = cl2.Fsck(ctx, client.NewFsckOption().WithDeep(0, 0).WithoutRepositories())
+			require.NoError(t, err)
+			require.True(t, fsckRep.Clean, "the cluster's own bucket is intact: %v", fsckRep.Problems)
+			require.Zero(t, fsckRep.RepositoriesChecked)
 			rs, err = cl2.RestoreSnapshot(ctx, client.NewRestoreFromRepositoryOption("backup", first.Id, "docs_again"))
 			require.NoError(t, err)
 			rjob = waitJob(t, cl2, rs.JobId)

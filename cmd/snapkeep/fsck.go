@@ -16,7 +16,7 @@ import (
 
 func (a *app) fsckCmd() *cobra.Command {
 	var database, collection string
-	var deep bool
+	var deep, skipRepositories bool
 	var rate int64
 	var concurrency uint32
 	cmd := &cobra.Command{
@@ -28,7 +28,8 @@ listed with its size (one listing per collection prefix, never a HEAD per file);
 with --deep each is read back in full and its CRC-32C compared with the catalog's.
 Every committed snapshot's manifest must be present with the size and xxhash64 the
 catalog recorded, decode, and list exactly the captured segments, file lists and
-index builds. Objects under those prefixes that no record owns are listed as
+index builds. Without --collection, every registered repository is verified too, as
+'repository verify' does (--deep reads its objects back). Objects under those prefixes that no record owns are listed as
 orphans with their ages (the collector's business: they do not make the check
 fail). Each problem names the key, what is wrong, and the segments, builds and
 snapshots it breaks. Nothing is written. The exit status is 1 unless clean.`,
@@ -40,6 +41,9 @@ snapshots it breaks. Nothing is written. The exit status is 1 unless clean.`,
 			}
 			if deep {
 				opt.WithDeep(rate, concurrency)
+			}
+			if skipRepositories {
+				opt.WithoutRepositories()
 			}
 			limit := flagChanged(cmd.Flags(), "timeout")
 			return a.withClient(cmd, limit, func(ctx context.Context, cl *client.Client) error {
@@ -67,7 +71,8 @@ snapshots it breaks. Nothing is written. The exit status is 1 unless clean.`,
 	cmd.Flags().StringVar(&collection, "collection", "", "check only this collection (default: every collection)")
 	cmd.Flags().BoolVar(&deep, "deep", false, "read every data file in full and check its CRC-32C")
 	cmd.Flags().Int64Var(&rate, "rate", 0, "with --deep: read at most this many bytes per second (0: no limit)")
-	cmd.Flags().Uint32Var(&concurrency, "concurrency", 0, "with --deep: reads in flight (0: the server's default, 8)")
+	cmd.Flags().Uint32Var(&concurrency, "concurrency", 0, "with --deep: reads in flight on each node (0: the server's default, 8)")
+	cmd.Flags().BoolVar(&skipRepositories, "skip-repositories", false, "do not verify the registered repositories")
 	return cmd
 }
 
@@ -96,6 +101,9 @@ func printFsck(w io.Writer, r *snapkeepv1.FsckResponse) error {
 		for _, f := range r.GetReadersFailed() {
 			fmt.Fprintf(w, "  deep: %s; its files were read by the node called\n", f)
 		}
+	}
+	if n := r.GetRepositoriesChecked(); n > 0 {
+		fmt.Fprintf(w, "  %d repositories verified: %d objects referenced (%s)\n", n, r.GetRepositoryObjects(), humanBytes(r.GetRepositoryBytes()))
 	}
 	if len(r.GetProblems()) > 0 {
 		fmt.Fprintln(w)

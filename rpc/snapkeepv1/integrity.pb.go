@@ -37,8 +37,12 @@ type FsckRequest struct {
 	BytesPerSecond int64           `protobuf:"varint,4,opt,name=bytes_per_second,json=bytesPerSecond,proto3" json:"bytes_per_second,omitempty"`
 	Concurrency    uint32          `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
 	Consistency    ReadConsistency `protobuf:"varint,6,opt,name=consistency,proto3,enum=snapkeep.v1.ReadConsistency" json:"consistency,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Without a collection, every registered repository is verified too (as
+	// `repository verify` does; deep: every referenced object read back), unless this
+	// is set.
+	SkipRepositories bool `protobuf:"varint,7,opt,name=skip_repositories,json=skipRepositories,proto3" json:"skip_repositories,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *FsckRequest) Reset() {
@@ -113,10 +117,18 @@ func (x *FsckRequest) GetConsistency() ReadConsistency {
 	return ReadConsistency_READ_CONSISTENCY_UNSPECIFIED
 }
 
+func (x *FsckRequest) GetSkipRepositories() bool {
+	if x != nil {
+		return x.SkipRepositories
+	}
+	return false
+}
+
 type FsckProblem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// missing, size-mismatch, checksum-mismatch, read-error, manifest-missing,
-	// manifest-damaged, manifest-content, catalog-damaged.
+	// manifest-damaged, manifest-content, catalog-damaged; in a repository:
+	// repository (what its verify found), repository-unreachable.
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The full object key.
 	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
@@ -310,8 +322,12 @@ type FsckResponse struct {
 	// that failed a batch (read again by this node).
 	Readers       uint32   `protobuf:"varint,17,opt,name=readers,proto3" json:"readers,omitempty"`
 	ReadersFailed []string `protobuf:"bytes,18,rep,name=readers_failed,json=readersFailed,proto3" json:"readers_failed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Repositories verified, and the data objects and bytes they reference.
+	RepositoriesChecked uint32 `protobuf:"varint,19,opt,name=repositories_checked,json=repositoriesChecked,proto3" json:"repositories_checked,omitempty"`
+	RepositoryObjects   uint64 `protobuf:"varint,20,opt,name=repository_objects,json=repositoryObjects,proto3" json:"repository_objects,omitempty"`
+	RepositoryBytes     uint64 `protobuf:"varint,21,opt,name=repository_bytes,json=repositoryBytes,proto3" json:"repository_bytes,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *FsckResponse) Reset() {
@@ -463,11 +479,32 @@ func (x *FsckResponse) GetReadersFailed() []string {
 	return nil
 }
 
+func (x *FsckResponse) GetRepositoriesChecked() uint32 {
+	if x != nil {
+		return x.RepositoriesChecked
+	}
+	return 0
+}
+
+func (x *FsckResponse) GetRepositoryObjects() uint64 {
+	if x != nil {
+		return x.RepositoryObjects
+	}
+	return 0
+}
+
+func (x *FsckResponse) GetRepositoryBytes() uint64 {
+	if x != nil {
+		return x.RepositoryBytes
+	}
+	return 0
+}
+
 var File_snapkeep_v1_integrity_proto protoreflect.FileDescriptor
 
 const file_snapkeep_v1_integrity_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsnapkeep/v1/integrity.proto\x12\vsnapkeep.v1\x1a\x1asnapkeep/v1/snapkeep.proto\"\xe9\x01\n" +
+	"\x1bsnapkeep/v1/integrity.proto\x12\vsnapkeep.v1\x1a\x1asnapkeep/v1/snapkeep.proto\"\x96\x02\n" +
 	"\vFsckRequest\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
@@ -476,7 +513,8 @@ const file_snapkeep_v1_integrity_proto_rawDesc = "" +
 	"\x04deep\x18\x03 \x01(\bR\x04deep\x12(\n" +
 	"\x10bytes_per_second\x18\x04 \x01(\x03R\x0ebytesPerSecond\x12 \n" +
 	"\vconcurrency\x18\x05 \x01(\rR\vconcurrency\x12>\n" +
-	"\vconsistency\x18\x06 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\"\xf4\x01\n" +
+	"\vconsistency\x18\x06 \x01(\x0e2\x1c.snapkeep.v1.ReadConsistencyR\vconsistency\x12+\n" +
+	"\x11skip_repositories\x18\a \x01(\bR\x10skipRepositories\"\xf4\x01\n" +
 	"\vFsckProblem\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
@@ -494,7 +532,7 @@ const file_snapkeep_v1_integrity_proto_rawDesc = "" +
 	"FsckOrphan\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x15\n" +
-	"\x06age_ms\x18\x03 \x01(\x03R\x05ageMs\"\xf5\x04\n" +
+	"\x06age_ms\x18\x03 \x01(\x03R\x05ageMs\"\x82\x06\n" +
 	"\fFsckResponse\x12\x14\n" +
 	"\x05clean\x18\x01 \x01(\bR\x05clean\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12 \n" +
@@ -515,7 +553,10 @@ const file_snapkeep_v1_integrity_proto_rawDesc = "" +
 	"\x13broken_snapshot_ids\x18\x0f \x03(\x04R\x11brokenSnapshotIds\x12\x17\n" +
 	"\atook_ms\x18\x10 \x01(\x03R\x06tookMs\x12\x18\n" +
 	"\areaders\x18\x11 \x01(\rR\areaders\x12%\n" +
-	"\x0ereaders_failed\x18\x12 \x03(\tR\rreadersFailed2H\n" +
+	"\x0ereaders_failed\x18\x12 \x03(\tR\rreadersFailed\x121\n" +
+	"\x14repositories_checked\x18\x13 \x01(\rR\x13repositoriesChecked\x12-\n" +
+	"\x12repository_objects\x18\x14 \x01(\x04R\x11repositoryObjects\x12)\n" +
+	"\x10repository_bytes\x18\x15 \x01(\x04R\x0frepositoryBytes2H\n" +
 	"\tIntegrity\x12;\n" +
 	"\x04Fsck\x12\x18.snapkeep.v1.FsckRequest\x1a\x19.snapkeep.v1.FsckResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
 

@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/manifest/repository"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/fsck"
 )
@@ -52,11 +54,11 @@ func (s *integrityService) Fsck(ctx context.Context, req *pb.FsckRequest) (*pb.F
 	if err != nil {
 		return nil, err
 	}
-	out := &pb.FsckResponse{Clean: rep.Clean(), AppliedIndex: rep.AppliedIndex, Collections: uint32(rep.Collections),
+	out := &pb.FsckResponse{AppliedIndex: rep.AppliedIndex, Collections: uint32(rep.Collections),
 		FilesExpected: rep.FilesExpected, BytesExpected: rep.BytesExpected, ObjectsListed: rep.ObjectsListed,
 		BytesListed: rep.BytesListed, FilesRead: rep.FilesRead, BytesRead: rep.BytesRead,
 		ManifestsChecked: uint32(rep.ManifestsChecked), Deep: rep.Deep, BrokenSnapshotIds: rep.BrokenSnapshots(),
-		TookMs: time.Since(start).Milliseconds(), ReadersFailed: rep.ReadersFailed, Readers: uint32(1 + len(opts.Readers))}
+		ReadersFailed: rep.ReadersFailed, Readers: uint32(1 + len(opts.Readers))}
 	for _, p := range rep.Problems {
 		out.Problems = append(out.Problems, &pb.FsckProblem{Kind: p.Kind, Key: p.Key, Size: p.Size, Want: p.Want, Detail: p.Detail,
 			Collection: p.Collection, SegmentIds: p.Segments, BuildIds: p.Builds, SnapshotIds: p.Snapshots})
@@ -64,5 +66,57 @@ func (s *integrityService) Fsck(ctx context.Context, req *pb.FsckRequest) (*pb.F
 	for _, o := range rep.Orphans {
 		out.Orphans = append(out.Orphans, &pb.FsckOrphan{Key: o.Key, Size: o.Size, AgeMs: o.Age.Milliseconds()})
 	}
+	if req.Collection == "" && !req.SkipRepositories {
+		if err := s.fsckRepositories(ctx, v, req.Deep, out); err != nil {
+			return nil, err
+		}
+	}
+	out.Clean = len(out.Problems) == 0
+	out.TookMs = time.Since(start).Milliseconds()
 	return out, nil
+}
+
+// Kinds of the problems fsck finds in repositories.
+const (
+	fsckRepository            = "repository"             // what the repository's verify found
+	fsckRepositoryUnreachable = "repository-unreachable" // could not be opened or read
+)
+
+// fsckRepositories verifies every registered repository as `repository verify` does
+// (deep: every referenced object read back) and adds what it finds to out.
+func (s *integrityService) fsckRepositories(ctx context.Context, v *fsm.View, deep bool, out *pb.FsckResponse) error {
+	for _, rec := range v.Repositories() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		out.RepositoriesChecked++
+		where := fmt.Sprintf("repository %s (bucket %s, prefix %q)", rec.Name, rec.Bucket, rec.Prefix)
+		unreachable := func(err error) {
+			out.Problems = append(out.Problems, &pb.FsckProblem{Kind: fsckRepositoryUnreachable, Collection: where,
+				Detail: where + ": " + status.Convert(err).Message()})
+		}
+		_, repo, err := s.openRepository(ctx, rec.Name)
+		if err != nil {
+			unreachable(err)
+			continue
+		}
+		report, err := repo.Verify(ctx, repository.VerifyOptions{Deep: deep})
+		if err != nil && ctx.Err() == nil {
+			unreachable(repositoryError(rec.Name, err))
+		}
+		out.RepositoryObjects += report.DataObjects
+		out.RepositoryBytes += report.DataBytes
+		for _, p := range report.Problems {
+			detail := "repository " + rec.Name + ": " + p.Detail
+			if p.Snapshot != "" {
+				detail = fmt.Sprintf("repository %s, snapshot %s: %s", rec.Name, p.Snapshot, p.Detail)
+			}
+			out.Problems = append(out.Problems, &pb.FsckProblem{Kind: fsckRepository, Key: p.Key, Detail: detail, Collection: where})
+		}
+		if more := report.ProblemCount - len(report.Problems); more > 0 {
+			out.Problems = append(out.Problems, &pb.FsckProblem{Kind: fsckRepository, Collection: where,
+				Detail: fmt.Sprintf("… and %d more problems: run `snapkeep repository verify %s` for the list", more, rec.Name)})
+		}
+	}
+	return nil
 }
