@@ -48,3 +48,49 @@ func (c *Client) Fsck(ctx context.Context, opt *FsckOption) (*snapkeepv1.FsckRes
 			return ep.integrity.Fsck(ctx, req, o...)
 		})
 }
+
+// VerifySnapshotOption builds a VerifySnapshot call.
+type VerifySnapshotOption struct {
+	req *snapkeepv1.VerifySnapshotRequest
+}
+
+// NewVerifySnapshotOption verifies collection's committed snapshot name (manifest and
+// file sizes).
+func NewVerifySnapshotOption(collection, name string) *VerifySnapshotOption {
+	return &VerifySnapshotOption{req: &snapkeepv1.VerifySnapshotRequest{Collection: collection, Name: name}}
+}
+
+// NewVerifySnapshotByIDOption verifies the committed snapshot with this id.
+func NewVerifySnapshotByIDOption(id uint64) *VerifySnapshotOption {
+	return &VerifySnapshotOption{req: &snapkeepv1.VerifySnapshotRequest{Id: id}}
+}
+
+// WithDatabase names the collection's database (default "default").
+func (o *VerifySnapshotOption) WithDatabase(db string) *VerifySnapshotOption {
+	o.req.Database = db
+	return o
+}
+
+// WithDeep reads every byte of the snapshot's files and compares their CRC-32C.
+func (o *VerifySnapshotOption) WithDeep() *VerifySnapshotOption {
+	o.req.Deep = true
+	return o
+}
+
+// VerifySnapshot verifies a committed snapshot now as the scrubber does, repairs its
+// manifest from the catalog if it can, and returns the snapshot with the verification
+// recorded (Snapshot.Verification). Damage found is in the verification, not an error.
+func (c *Client) VerifySnapshot(ctx context.Context, opt *VerifySnapshotOption) (*snapkeepv1.Snapshot, error) {
+	if opt == nil {
+		return nil, nilOption("VerifySnapshot")
+	}
+	req := clone(opt.req)
+	resp, err := invoke(ctx, c, "VerifySnapshot", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.VerifySnapshotResponse, error) {
+			return ep.integrity.VerifySnapshot(ctx, req, o...)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetSnapshot(), nil
+}

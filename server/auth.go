@@ -168,7 +168,8 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.v1.GC/GCRun":                              {RoleAdmin, true},
 	"/snapkeep.v1.GC/GCStatus":                           {RoleReader, false},
 	// Deep checks read every data file: an operator's call.
-	"/snapkeep.v1.Integrity/Fsck": {RoleAdmin, false},
+	"/snapkeep.v1.Integrity/Fsck":           {RoleAdmin, false},
+	"/snapkeep.v1.Integrity/VerifySnapshot": {RoleAdmin, true},
 	// An external collector's question drops the live segments and builds it answers
 	// deletable: as destructive as DropSegments.
 	"/snapkeep.v1.GC/ReleaseForDeletion": {RoleAdmin, true},

@@ -246,6 +246,10 @@ func (s apiShim) RepositoryStore(r *fsmpb.Repository) (objstore.Store, error) {
 
 func (s apiShim) FsckReaders() []fsck.Reader { return s.n.fsckReaders() }
 
+func (s apiShim) VerifySnapshot(ctx context.Context, id uint64, deep bool) (*fsmpb.SnapshotVerification, error) {
+	return s.n.scrubber.Verify(ctx, id, deep)
+}
+
 func (s apiShim) ProbeRepository(ctx context.Context, r *fsmpb.Repository) ([]*snapkeepv1.RepositoryProbe, error) {
 	return s.n.probeRepository(ctx, r)
 }

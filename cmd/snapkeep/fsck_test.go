@@ -9,7 +9,8 @@ import (
 )
 
 // TestFsckCommand: clean after a snapshot (deep too); a deleted manifest makes it
-// fail with exit status 1, naming the key and the broken snapshot; usage errors.
+// fail with exit status 1, naming the key and the broken snapshot; snapshot verify
+// repairs it and records the result; usage errors.
 func TestFsckCommand(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
@@ -38,6 +39,16 @@ func TestFsckCommand(t *testing.T) {
 	require.Regexp(t, `(?m)^manifest-missing\s+`+regexp.QuoteMeta(manifest)+`\s+0\s+\d+\s+none\s+`+snapID[1]+`\s+snapshot docs/s1`, r.stdout)
 	require.Contains(t, r.stdout, "snapshots broken: "+snapID[1])
 	require.Contains(t, r.stderr, "fsck found 1 problems; snapshots broken: "+snapID[1])
+
+	// snapshot verify repairs it on request and records the result; deep reads the files.
+	out = c.ok("snapshot", "verify", "docs", "s1")
+	require.Regexp(t, `^snapshot docs/s1 \(id `+snapID[1]+`\): repaired at .* \(sizes\), manifest repaired 1 times; 1 problems: manifest-missing `+regexp.QuoteMeta(manifest), out)
+	require.Contains(t, c.ok("fsck"), ": clean (")
+	require.Regexp(t, `\): ok at .* \(deep\), manifest repaired 1 times\n$`, c.ok("snapshot", "verify", "--id", snapID[1], "--deep"))
+	require.Contains(t, c.ok("snapshot", "describe", "docs", "s1"), "(deep), manifest repaired 1 times")
+	r = c.run("snapshot", "verify", "docs", "nope")
+	require.Equal(t, exitError, r.code)
+	require.Contains(t, r.stderr, "nope")
 
 	r = c.run("fsck", "--database", "default")
 	require.Equal(t, exitError, r.code)

@@ -137,6 +137,57 @@ work), unique among the collection's pending and committed snapshots.`,
 	}
 	describe.Flags().Uint64Var(&id, "id", 0, "describe the snapshot with this id instead (any state)")
 
+	var verifyID uint64
+	var verifyDeep bool
+	verify := &cobra.Command{
+		Use:   "verify COLLECTION NAME",
+		Short: "Verify a committed snapshot now, as the scrubber does, and record the result (or --id ID)",
+		Long: `Check the snapshot's manifest (present, the recorded size and xxhash64, decodes,
+lists exactly what was captured) and the sizes of its files by listing; with --deep
+read every byte of its files and compare their CRC-32C. A damaged or missing manifest
+is rewritten from the catalog when the fresh encoding is byte-identical to the one
+committed. The result is recorded in the snapshot (describe's Verified line, list's
+VERIFIED column, /health). The exit status is 1 unless the outcome is ok or repaired.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if verifyID != 0 {
+				return exactArgs()(cmd, args)
+			}
+			return exactArgs("COLLECTION", "NAME")(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opt := client.NewVerifySnapshotByIDOption(verifyID)
+			if verifyID == 0 {
+				opt = client.NewVerifySnapshotOption(args[0], args[1]).WithDatabase(database)
+			}
+			if verifyDeep {
+				opt.WithDeep()
+			}
+			return a.withClient(cmd, flagChanged(cmd.Flags(), "timeout"), func(ctx context.Context, cl *client.Client) error {
+				snap, err := cl.VerifySnapshot(ctx, opt)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				v := snap.GetVerification()
+				if a.json() {
+					err = writeJSON(out, &snapkeepv1.VerifySnapshotResponse{Snapshot: snap})
+				} else {
+					fmt.Fprintf(out, "snapshot %s/%s (id %d): %s\n", snap.GetCollection(), snap.GetName(), snap.GetId(), verificationText(v))
+				}
+				if err != nil {
+					return err
+				}
+				switch v.GetOutcome() {
+				case snapkeepv1.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK, snapkeepv1.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_REPAIRED:
+					return nil
+				}
+				return fmt.Errorf("snapshot %d failed its verification: %d problems", snap.GetId(), v.GetProblemCount())
+			})
+		},
+	}
+	verify.Flags().Uint64Var(&verifyID, "id", 0, "verify the snapshot with this id instead")
+	verify.Flags().BoolVar(&verifyDeep, "deep", false, "read every byte of its files and check their CRC-32C")
+
 	drop := &cobra.Command{
 		Use:   "drop COLLECTION NAME",
 		Short: "Drop a snapshot (succeeds if it does not exist)",
@@ -171,7 +222,7 @@ expires it, while the hold stands. A hold --until a time is a retention lock: be
 then nobody, admins included, can drop the snapshot or remove the hold. Holds show in
 snapshot describe and snapshot list.`
 	hold.AddCommand(holdAdd, holdRemove)
-	cmd.AddCommand(create, list, describe, drop, export, hold)
+	cmd.AddCommand(create, list, describe, verify, drop, export, hold)
 	return cmd
 }
 
@@ -392,7 +443,7 @@ func verifyOutcome(v *snapkeepv1.SnapshotVerification) string {
 // was found.
 func verificationText(v *snapkeepv1.SnapshotVerification) string {
 	if v == nil {
-		return "never (the leader's scrubber verifies every committed snapshot; snapkeep fsck checks now)"
+		return "never (the leader's scrubber verifies every committed snapshot; snapkeep snapshot verify checks it now)"
 	}
 	how := "sizes"
 	if v.GetDeep() {

@@ -23,6 +23,128 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type VerifySnapshotRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Database   string                 `protobuf:"bytes,1,opt,name=database,proto3" json:"database,omitempty"`
+	Collection string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Alternatively the snapshot's id (then the names are ignored).
+	Id            uint64 `protobuf:"varint,4,opt,name=id,proto3" json:"id,omitempty"`
+	Deep          bool   `protobuf:"varint,5,opt,name=deep,proto3" json:"deep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySnapshotRequest) Reset() {
+	*x = VerifySnapshotRequest{}
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySnapshotRequest) ProtoMessage() {}
+
+func (x *VerifySnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySnapshotRequest.ProtoReflect.Descriptor instead.
+func (*VerifySnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *VerifySnapshotRequest) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
+func (x *VerifySnapshotRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *VerifySnapshotRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VerifySnapshotRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *VerifySnapshotRequest) GetDeep() bool {
+	if x != nil {
+		return x.Deep
+	}
+	return false
+}
+
+type VerifySnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The snapshot with the verification just recorded.
+	Snapshot      *Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySnapshotResponse) Reset() {
+	*x = VerifySnapshotResponse{}
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySnapshotResponse) ProtoMessage() {}
+
+func (x *VerifySnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySnapshotResponse.ProtoReflect.Descriptor instead.
+func (*VerifySnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *VerifySnapshotResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
 type FsckRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One collection ("" with database "": every collection). A dropped collection
@@ -47,7 +169,7 @@ type FsckRequest struct {
 
 func (x *FsckRequest) Reset() {
 	*x = FsckRequest{}
-	mi := &file_snapkeep_v1_integrity_proto_msgTypes[0]
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -59,7 +181,7 @@ func (x *FsckRequest) String() string {
 func (*FsckRequest) ProtoMessage() {}
 
 func (x *FsckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_integrity_proto_msgTypes[0]
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -72,7 +194,7 @@ func (x *FsckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckRequest.ProtoReflect.Descriptor instead.
 func (*FsckRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{0}
+	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FsckRequest) GetDatabase() string {
@@ -147,7 +269,7 @@ type FsckProblem struct {
 
 func (x *FsckProblem) Reset() {
 	*x = FsckProblem{}
-	mi := &file_snapkeep_v1_integrity_proto_msgTypes[1]
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -159,7 +281,7 @@ func (x *FsckProblem) String() string {
 func (*FsckProblem) ProtoMessage() {}
 
 func (x *FsckProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_integrity_proto_msgTypes[1]
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -172,7 +294,7 @@ func (x *FsckProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckProblem.ProtoReflect.Descriptor instead.
 func (*FsckProblem) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{1}
+	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FsckProblem) GetKind() string {
@@ -249,7 +371,7 @@ type FsckOrphan struct {
 
 func (x *FsckOrphan) Reset() {
 	*x = FsckOrphan{}
-	mi := &file_snapkeep_v1_integrity_proto_msgTypes[2]
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +383,7 @@ func (x *FsckOrphan) String() string {
 func (*FsckOrphan) ProtoMessage() {}
 
 func (x *FsckOrphan) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_integrity_proto_msgTypes[2]
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +396,7 @@ func (x *FsckOrphan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckOrphan.ProtoReflect.Descriptor instead.
 func (*FsckOrphan) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{2}
+	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FsckOrphan) GetKey() string {
@@ -332,7 +454,7 @@ type FsckResponse struct {
 
 func (x *FsckResponse) Reset() {
 	*x = FsckResponse{}
-	mi := &file_snapkeep_v1_integrity_proto_msgTypes[3]
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +466,7 @@ func (x *FsckResponse) String() string {
 func (*FsckResponse) ProtoMessage() {}
 
 func (x *FsckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_integrity_proto_msgTypes[3]
+	mi := &file_snapkeep_v1_integrity_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +479,7 @@ func (x *FsckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckResponse.ProtoReflect.Descriptor instead.
 func (*FsckResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{3}
+	return file_snapkeep_v1_integrity_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FsckResponse) GetClean() bool {
@@ -504,7 +626,17 @@ var File_snapkeep_v1_integrity_proto protoreflect.FileDescriptor
 
 const file_snapkeep_v1_integrity_proto_rawDesc = "" +
 	"\n" +
-	"\x1bsnapkeep/v1/integrity.proto\x12\vsnapkeep.v1\x1a\x1asnapkeep/v1/snapkeep.proto\"\x96\x02\n" +
+	"\x1bsnapkeep/v1/integrity.proto\x12\vsnapkeep.v1\x1a\x1asnapkeep/v1/snapkeep.proto\"\x8b\x01\n" +
+	"\x15VerifySnapshotRequest\x12\x1a\n" +
+	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04deep\x18\x05 \x01(\bR\x04deep\"K\n" +
+	"\x16VerifySnapshotResponse\x121\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x15.snapkeep.v1.SnapshotR\bsnapshot\"\x96\x02\n" +
 	"\vFsckRequest\x12\x1a\n" +
 	"\bdatabase\x18\x01 \x01(\tR\bdatabase\x12\x1e\n" +
 	"\n" +
@@ -556,9 +688,10 @@ const file_snapkeep_v1_integrity_proto_rawDesc = "" +
 	"\x0ereaders_failed\x18\x12 \x03(\tR\rreadersFailed\x121\n" +
 	"\x14repositories_checked\x18\x13 \x01(\rR\x13repositoriesChecked\x12-\n" +
 	"\x12repository_objects\x18\x14 \x01(\x04R\x11repositoryObjects\x12)\n" +
-	"\x10repository_bytes\x18\x15 \x01(\x04R\x0frepositoryBytes2H\n" +
+	"\x10repository_bytes\x18\x15 \x01(\x04R\x0frepositoryBytes2\xa3\x01\n" +
 	"\tIntegrity\x12;\n" +
-	"\x04Fsck\x12\x18.snapkeep.v1.FsckRequest\x1a\x19.snapkeep.v1.FsckResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
+	"\x04Fsck\x12\x18.snapkeep.v1.FsckRequest\x1a\x19.snapkeep.v1.FsckResponse\x12Y\n" +
+	"\x0eVerifySnapshot\x12\".snapkeep.v1.VerifySnapshotRequest\x1a#.snapkeep.v1.VerifySnapshotResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
 
 var (
 	file_snapkeep_v1_integrity_proto_rawDescOnce sync.Once
@@ -572,25 +705,31 @@ func file_snapkeep_v1_integrity_proto_rawDescGZIP() []byte {
 	return file_snapkeep_v1_integrity_proto_rawDescData
 }
 
-var file_snapkeep_v1_integrity_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_snapkeep_v1_integrity_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_snapkeep_v1_integrity_proto_goTypes = []any{
-	(*FsckRequest)(nil),  // 0: snapkeep.v1.FsckRequest
-	(*FsckProblem)(nil),  // 1: snapkeep.v1.FsckProblem
-	(*FsckOrphan)(nil),   // 2: snapkeep.v1.FsckOrphan
-	(*FsckResponse)(nil), // 3: snapkeep.v1.FsckResponse
-	(ReadConsistency)(0), // 4: snapkeep.v1.ReadConsistency
+	(*VerifySnapshotRequest)(nil),  // 0: snapkeep.v1.VerifySnapshotRequest
+	(*VerifySnapshotResponse)(nil), // 1: snapkeep.v1.VerifySnapshotResponse
+	(*FsckRequest)(nil),            // 2: snapkeep.v1.FsckRequest
+	(*FsckProblem)(nil),            // 3: snapkeep.v1.FsckProblem
+	(*FsckOrphan)(nil),             // 4: snapkeep.v1.FsckOrphan
+	(*FsckResponse)(nil),           // 5: snapkeep.v1.FsckResponse
+	(*Snapshot)(nil),               // 6: snapkeep.v1.Snapshot
+	(ReadConsistency)(0),           // 7: snapkeep.v1.ReadConsistency
 }
 var file_snapkeep_v1_integrity_proto_depIdxs = []int32{
-	4, // 0: snapkeep.v1.FsckRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	1, // 1: snapkeep.v1.FsckResponse.problems:type_name -> snapkeep.v1.FsckProblem
-	2, // 2: snapkeep.v1.FsckResponse.orphans:type_name -> snapkeep.v1.FsckOrphan
-	0, // 3: snapkeep.v1.Integrity.Fsck:input_type -> snapkeep.v1.FsckRequest
-	3, // 4: snapkeep.v1.Integrity.Fsck:output_type -> snapkeep.v1.FsckResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 0: snapkeep.v1.VerifySnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
+	7, // 1: snapkeep.v1.FsckRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	3, // 2: snapkeep.v1.FsckResponse.problems:type_name -> snapkeep.v1.FsckProblem
+	4, // 3: snapkeep.v1.FsckResponse.orphans:type_name -> snapkeep.v1.FsckOrphan
+	2, // 4: snapkeep.v1.Integrity.Fsck:input_type -> snapkeep.v1.FsckRequest
+	0, // 5: snapkeep.v1.Integrity.VerifySnapshot:input_type -> snapkeep.v1.VerifySnapshotRequest
+	5, // 6: snapkeep.v1.Integrity.Fsck:output_type -> snapkeep.v1.FsckResponse
+	1, // 7: snapkeep.v1.Integrity.VerifySnapshot:output_type -> snapkeep.v1.VerifySnapshotResponse
+	6, // [6:8] is the sub-list for method output_type
+	4, // [4:6] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_integrity_proto_init() }
@@ -605,7 +744,7 @@ func file_snapkeep_v1_integrity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_integrity_proto_rawDesc), len(file_snapkeep_v1_integrity_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

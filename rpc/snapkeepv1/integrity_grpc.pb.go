@@ -21,7 +21,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Integrity_Fsck_FullMethodName = "/snapkeep.v1.Integrity/Fsck"
+	Integrity_Fsck_FullMethodName           = "/snapkeep.v1.Integrity/Fsck"
+	Integrity_VerifySnapshot_FullMethodName = "/snapkeep.v1.Integrity/VerifySnapshot"
 )
 
 // IntegrityClient is the client API for Integrity service.
@@ -38,6 +39,11 @@ type IntegrityClient interface {
 	// file lists and index builds; objects no record owns are reported as orphans.
 	// It writes nothing. Served by the node called (it lists and reads the bucket).
 	Fsck(ctx context.Context, in *FsckRequest, opts ...grpc.CallOption) (*FsckResponse, error)
+	// VerifySnapshot verifies one committed snapshot now, as the scrubber does (its
+	// manifest and its files' sizes; deep: every byte of its files, CRC-32C), repairs
+	// its manifest from the catalog if it can, records the result in the snapshot and
+	// returns the snapshot with it. Served by the node called.
+	VerifySnapshot(ctx context.Context, in *VerifySnapshotRequest, opts ...grpc.CallOption) (*VerifySnapshotResponse, error)
 }
 
 type integrityClient struct {
@@ -58,6 +64,16 @@ func (c *integrityClient) Fsck(ctx context.Context, in *FsckRequest, opts ...grp
 	return out, nil
 }
 
+func (c *integrityClient) VerifySnapshot(ctx context.Context, in *VerifySnapshotRequest, opts ...grpc.CallOption) (*VerifySnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifySnapshotResponse)
+	err := c.cc.Invoke(ctx, Integrity_VerifySnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IntegrityServer is the server API for Integrity service.
 // All implementations must embed UnimplementedIntegrityServer
 // for forward compatibility.
@@ -72,6 +88,11 @@ type IntegrityServer interface {
 	// file lists and index builds; objects no record owns are reported as orphans.
 	// It writes nothing. Served by the node called (it lists and reads the bucket).
 	Fsck(context.Context, *FsckRequest) (*FsckResponse, error)
+	// VerifySnapshot verifies one committed snapshot now, as the scrubber does (its
+	// manifest and its files' sizes; deep: every byte of its files, CRC-32C), repairs
+	// its manifest from the catalog if it can, records the result in the snapshot and
+	// returns the snapshot with it. Served by the node called.
+	VerifySnapshot(context.Context, *VerifySnapshotRequest) (*VerifySnapshotResponse, error)
 	mustEmbedUnimplementedIntegrityServer()
 }
 
@@ -84,6 +105,9 @@ type UnimplementedIntegrityServer struct{}
 
 func (UnimplementedIntegrityServer) Fsck(context.Context, *FsckRequest) (*FsckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Fsck not implemented")
+}
+func (UnimplementedIntegrityServer) VerifySnapshot(context.Context, *VerifySnapshotRequest) (*VerifySnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifySnapshot not implemented")
 }
 func (UnimplementedIntegrityServer) mustEmbedUnimplementedIntegrityServer() {}
 func (UnimplementedIntegrityServer) testEmbeddedByValue()                   {}
@@ -124,6 +148,24 @@ func _Integrity_Fsck_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Integrity_VerifySnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifySnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IntegrityServer).VerifySnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Integrity_VerifySnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IntegrityServer).VerifySnapshot(ctx, req.(*VerifySnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Integrity_ServiceDesc is the grpc.ServiceDesc for Integrity service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -134,6 +176,10 @@ var Integrity_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Fsck",
 			Handler:    _Integrity_Fsck_Handler,
+		},
+		{
+			MethodName: "VerifySnapshot",
+			Handler:    _Integrity_VerifySnapshot_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -54,6 +54,9 @@ type Backend interface {
 	ProbeRepository(ctx context.Context, r *fsmpb.Repository) ([]*pb.RepositoryProbe, error)
 	// FsckReaders are the other nodes a deep fsck shares its reads with.
 	FsckReaders() []fsck.Reader
+	// VerifySnapshot verifies a committed snapshot now as the scrubber does, repairs
+	// its manifest if it can and records the result (server/scrub.Scrubber.Verify).
+	VerifySnapshot(ctx context.Context, id uint64, deep bool) (*fsmpb.SnapshotVerification, error)
 	// KickFinisher, KickGC, KickRestores and KickPolicies wake the duties a write gave work to.
 	KickFinisher()
 	KickGC()

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -70,6 +71,10 @@ func (b *fakeBackend) RepositoryStore(*fsmpb.Repository) (objstore.Store, error)
 	return nil, fmt.Errorf("no repositories in this test")
 }
 func (b *fakeBackend) FsckReaders() []fsck.Reader { return nil }
+
+func (b *fakeBackend) VerifySnapshot(context.Context, uint64, bool) (*fsmpb.SnapshotVerification, error) {
+	return nil, errors.New("not in this fake")
+}
 
 func (b *fakeBackend) ProbeRepository(context.Context, *fsmpb.Repository) ([]*pb.RepositoryProbe, error) {
 	return nil, fmt.Errorf("no repositories in this test")

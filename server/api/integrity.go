@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/manifest/repository"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/fsck"
@@ -119,4 +121,40 @@ func (s *integrityService) fsckRepositories(ctx context.Context, v *fsm.View, de
 		}
 	}
 	return nil
+}
+
+// VerifySnapshot verifies one committed snapshot now and records the result.
+func (s *integrityService) VerifySnapshot(ctx context.Context, req *pb.VerifySnapshotRequest) (*pb.VerifySnapshotResponse, error) {
+	if req.Id == 0 && (req.Collection == "" || req.Name == "") {
+		return nil, status.Error(codes.InvalidArgument, "name the snapshot: its collection and name, or its id")
+	}
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	var snap *fsmpb.Snapshot
+	if req.Id != 0 {
+		snap, err = v.Snapshot(req.Id)
+	} else {
+		snap, err = v.SnapshotByName(req.Database, req.Collection, req.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if snap.State != fsmpb.SnapshotState_SNAPSHOT_STATE_COMMITTED {
+		return nil, status.Errorf(codes.FailedPrecondition, "snapshot %s/%s (id %d) is %s: only a committed snapshot has a manifest and files to verify",
+			snap.CollectionName, snap.Name, snap.Id, strings.ToLower(strings.TrimPrefix(snap.State.String(), "SNAPSHOT_STATE_")))
+	}
+	if _, err := s.b.VerifySnapshot(ctx, snap.Id, req.Deep); err != nil {
+		return nil, err
+	}
+	after, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := after.Snapshot(snap.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.VerifySnapshotResponse{Snapshot: (&snapshotsService{services: s.services}).convert(after, rec, false)}, nil
 }
