@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/client"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server"
 	"github.com/snapkeep/snapkeep/server/servertest"
 )
@@ -28,6 +29,7 @@ func TestDutyPanicsLeaveTheNodesServing(t *testing.T) {
 	defer restore()
 	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
 		cfg.GCInterval = 200 * time.Millisecond
+		cfg.ScrubEvery, cfg.ScrubTick = time.Second, 100*time.Millisecond
 	}})
 	cl := gcClient(t, c)
 	ctx := context.Background()
@@ -42,7 +44,7 @@ func TestDutyPanicsLeaveTheNodesServing(t *testing.T) {
 	require.Eventually(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, d := range []string{"leadership", "register-node", "finisher", "restore-coordinator", "gc"} {
+		for _, d := range []string{"leadership", "register-node", "finisher", "restore-coordinator", "gc", "scrubber"} {
 			if passes[d] <= 2 {
 				return false
 			}
@@ -63,6 +65,12 @@ func TestDutyPanicsLeaveTheNodesServing(t *testing.T) {
 			}
 		}
 	}
-	require.GreaterOrEqual(t, total, 10.0, "2 panics each of 5 duties at least")
+	require.GreaterOrEqual(t, total, 12.0, "2 panics each of 6 duties at least")
+	// The scrubber, past its panics, verified the snapshot.
+	require.Eventually(t, func() bool {
+		s, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotOption("c0", "s"))
+		require.NoError(t, err)
+		return s.GetVerification().GetOutcome() == pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK
+	}, 30*time.Second, 50*time.Millisecond)
 	c.WaitConverged()
 }
