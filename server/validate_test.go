@@ -75,7 +75,7 @@ func TestRejectedCommandsDoNotReachTheLog(t *testing.T) {
 	armed.Store(true)
 
 	files := func(prefix string) []*pb.File {
-		fs := make([]*pb.File, 200_000)
+		fs := make([]*pb.File, 20_000) // twice the limit, ~0.9 MB encoded
 		for i := range fs {
 			fs[i] = &pb.File{Key: fmt.Sprintf("%sinsert/101/%d", prefix, 100000+i), Kind: pb.FileKind_FILE_KIND_INSERT, FieldId: 101, Size: 1}
 		}
@@ -92,7 +92,7 @@ func TestRejectedCommandsDoNotReachTheLog(t *testing.T) {
 		require.Error(t, err, "flush %d", i)
 		if i%2 == 0 {
 			require.ErrorIs(t, err, client.ErrResourceExhausted, "flush %d: %v", i, err)
-			require.Contains(t, err.Error(), "200000 files given; the limit is 10000")
+			require.Contains(t, err.Error(), "20000 files given; the limit is 10000")
 		} else {
 			require.ErrorIs(t, err, client.ErrInvalidArgument, "flush %d: %v", i, err)
 			require.Contains(t, err.Error(), "outside")
