@@ -10,7 +10,9 @@ import (
 // Fsck runs the cluster's own integrity check, deep (every data file read back with
 // its CRC-32C), against the healed cluster: every file the catalog needs is in the
 // bucket with its size and checksum, every committed snapshot's manifest matches the
-// catalog. Each problem it reports is a violation; orphans are not (the collector's).
+// catalog, and every registered repository verifies (its manifests and every object
+// its snapshots reference, read back). Each problem it reports is a violation;
+// orphans are not (the collector's), nor a repository's unreferenced objects.
 type Fsck struct{}
 
 func (Fsck) Name() string { return "fsck" }
