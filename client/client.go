@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,17 +25,26 @@ import (
 // current leader's gRPC address ("host:port") when it knows it.
 const LeaderMetadataKey = "snapkeep-leader"
 
-// Retry defaults; see Config.
+// Retry defaults; see Config and Client (Retries). With them a call that finds no
+// leader polls every 12.5–25 ms for about 1.5 s (an election with the servers' LAN
+// timeouts takes about half a second), then waits twice as long each time up to 2 s,
+// and gives up after about 25 s in all if its context has no deadline before that.
 const (
-	DefaultMaxRetries      = 20
-	DefaultRetryBackoff    = 50 * time.Millisecond
+	DefaultMaxRetries      = 100
+	DefaultRetryBackoff    = 25 * time.Millisecond
 	DefaultMaxRetryBackoff = 2 * time.Second
 )
 
-// leaderCooldown is how long after a retriable failure an endpoint is not followed
-// as the leader. Any node accepts any call, so following the leader only saves a
-// hop; not chasing an address that just failed (say, one this client cannot reach)
-// matters more.
+// pollWaits is how many of a call's waits last RetryBackoff before the delay starts
+// doubling: the client polls through an election, and backs off from a cluster that
+// stays without a leader.
+const pollWaits = 80
+
+// leaderCooldown is how long after an endpoint could not be reached (a connection
+// failure: no answer from the node) it is not followed as the leader nor tried at once
+// by a retry. Any node accepts any call, so following the leader only saves a hop; not
+// chasing an address that just failed (say, one this client cannot reach) matters
+// more. A node that answered, even with an error, is never cooling down.
 const leaderCooldown = 2 * time.Second
 
 // maxLearnedEndpoints bounds how many leader addresses the client dials beyond the
@@ -49,12 +59,16 @@ type Config struct {
 	// credentials, a short reconnect backoff), so they override them: pass
 	// grpc.WithTransportCredentials(...) for TLS.
 	DialOptions []grpc.DialOption
-	// MaxRetries is how many times a call is retried after a retriable error
-	// (Unavailable, Aborted). 0 means DefaultMaxRetries; a negative value disables
-	// retries. Retries stop earlier when the call's context is done.
+	// MaxRetries is how many times a call may wait and retry after a retriable error
+	// (Unavailable, Aborted) when no node names a leader to go to; going at once to a
+	// named leader or to another endpoint is not counted (see Client, Retries). 0
+	// means DefaultMaxRetries; a negative value disables retries altogether (the first
+	// error is returned). Retries stop earlier when the call's context is done.
 	MaxRetries int
-	// RetryBackoff is the delay before the first retry (0: DefaultRetryBackoff); it
-	// doubles with each retry up to MaxRetryBackoff (0: DefaultMaxRetryBackoff).
+	// RetryBackoff is the delay of a call's first 80 waits (0: DefaultRetryBackoff):
+	// polling while the cluster elects a leader. Later waits double it each time up to
+	// MaxRetryBackoff (0: DefaultMaxRetryBackoff). Each delay d is drawn from
+	// [d/2, d).
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// NoLeaderFollowing keeps every call on the configured endpoints: the leader a
 	// node names is not dialled or preferred (a node forwards what it cannot serve). The
@@ -72,19 +86,37 @@ type Config struct {
 // Writes and linearizable reads go to the preferred endpoint, initially the first one.
 // Every node names the leader in the snapkeep-leader response metadata; the client
 // then prefers the leader (dialling its address if it is not among the endpoints), so
-// calls do not pay for the server-side forwarding hop (an address that failed in the
-// last two seconds is not followed). Stale reads (WithStale) are spread round-robin
+// calls do not pay for the server-side forwarding hop (an address that could not be
+// reached in the last two seconds is not followed). Stale reads (WithStale) are spread round-robin
 // over all endpoints.
 //
 // # Retries
 //
-// A call that fails with Unavailable or Aborted is retried, up to Config.MaxRetries
-// times (default 20) and never past the call's context deadline or cancellation.
-// Retries go to the next endpoint or, once per call without waiting, to the leader a
-// failed response named; otherwise the client waits an exponential backoff with jitter
-// (RetryBackoff doubling up to MaxRetryBackoff, each delay drawn from [d/2, d)).
+// A call that fails with Unavailable or Aborted, or cannot reach its node, is retried
+// until it succeeds, fails otherwise, its context ends, or it has waited
+// Config.MaxRetries times (default 100). Where the retry goes:
+//
+//   - at once to the leader the failed answer names: a node names the leader it knows
+//     in the snapkeep-leader metadata of every answer, errors included (the trailer
+//     of a failed call names it as of the answer, and is empty while the node knows no
+//     leader);
+//   - else at once to the next endpoint, so a dead node costs one connection attempt;
+//   - but never at once to an endpoint already tried since the call last waited, nor
+//     to one that could not be reached in the last two seconds. When nothing is left
+//     to try — no node names a leader the call has not just tried: an election is in
+//     progress, or the cluster has no quorum — the call waits, then starts over from
+//     the preferred endpoint.
+//
+// So a failover costs no fixed backoff: while the followers still name the dead
+// leader, or name none during the election, the call polls every RetryBackoff (25 ms,
+// jittered), and it reaches the new leader as soon as any node names it. After 80
+// waits (about 1.5 s) the delay doubles with each wait up to MaxRetryBackoff (2 s), so
+// a cluster that stays without a leader is not flooded. Every delay d is drawn from
+// [d/2, d), so that clients do not retry in step.
+//
 // A write keeps the same request_id across all its retries, and the cluster
-// deduplicates by it, so a write whose response was lost is applied at most once.
+// deduplicates by it, so a write whose response was lost (or that the old leader
+// committed just before it died) is applied at most once.
 // Every other error is returned at once, as an *Error carrying the server's code and
 // message. When the context ends first, the error matches both ErrDeadlineExceeded
 // (or ErrCanceled) and context.DeadlineExceeded (or context.Canceled).
@@ -276,62 +308,98 @@ func (c *Client) pick(r route) (*endpoint, error) {
 	return c.endpoints[c.preferred], nil
 }
 
-// followLeader makes addr the preferred endpoint, dialling it if it is new, and
-// reports whether the preference changed.
-func (c *Client) followLeader(addr string) bool {
+// followLeader makes addr, the leader a successful answer named, the preferred
+// endpoint, dialling it if it is new, unless it could not be reached lately.
+func (c *Client) followLeader(addr string) {
 	if addr == "" || c.cfg.NoLeaderFollowing {
-		return false
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return false
-	}
-	idx := -1
-	for i, ep := range c.endpoints {
-		if ep.addr == addr {
-			idx = i
-			break
-		}
-	}
-	if idx < 0 {
-		if c.learned >= maxLearnedEndpoints {
-			return false
-		}
-		ep, err := c.dial(addr)
-		if err != nil {
-			c.log.Debug("snapkeep client: cannot dial the leader a node named", "leader", addr, "err", err)
-			return false
-		}
-		c.endpoints = append(c.endpoints, ep)
-		c.learned++
-		idx = len(c.endpoints) - 1
-	}
-	if idx == c.preferred || time.Since(c.endpoints[idx].failedAt) < leaderCooldown {
-		return false
+	idx := c.endpointLocked(addr)
+	if idx < 0 || idx == c.preferred || time.Since(c.endpoints[idx].failedAt) < leaderCooldown {
+		return
 	}
 	c.log.Debug("snapkeep client: following leader", "from", c.endpoints[c.preferred].addr, "to", addr)
 	c.preferred = idx
-	return true
 }
 
-// skip moves the preference off ep after it failed, unless another call already did.
-func (c *Client) skip(ep *endpoint) {
+// endpointLocked returns the index of the endpoint at addr, dialling it if it is new
+// and the client may learn one more; -1 if it cannot be used. c.mu must be held.
+func (c *Client) endpointLocked(addr string) int {
+	if c.closed {
+		return -1
+	}
+	for i, ep := range c.endpoints {
+		if ep.addr == addr {
+			return i
+		}
+	}
+	if c.learned >= maxLearnedEndpoints {
+		return -1
+	}
+	ep, err := c.dial(addr)
+	if err != nil {
+		c.log.Debug("snapkeep client: cannot dial the leader a node named", "leader", addr, "err", err)
+		return -1
+	}
+	c.endpoints = append(c.endpoints, ep)
+	c.learned++
+	return len(c.endpoints) - 1
+}
+
+// retryAt picks where a call that failed on ep goes next without waiting (see Client,
+// Retries): the leader the answer named, else the endpoint after ep — either only if
+// not in tried (the endpoints tried since the call last waited) and not cooling down
+// after a connection failure. nil means wait. answered says whether the node answered
+// (it sent leader metadata); if it did not, ep cools down. Calls to the leader move
+// the client's preference along with them.
+func (c *Client) retryAt(ep *endpoint, r route, leader string, answered bool, tried []*endpoint) *endpoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ep.failedAt = time.Now()
-	if c.endpoints[c.preferred] == ep {
-		c.preferred = (c.preferred + 1) % len(c.endpoints)
+	now := time.Now()
+	if !answered {
+		ep.failedAt = now
 	}
+	if c.closed {
+		return nil
+	}
+	usable := func(i int) bool {
+		return !slices.Contains(tried, c.endpoints[i]) && now.Sub(c.endpoints[i].failedAt) >= leaderCooldown
+	}
+	choose := func(i int) *endpoint {
+		if r == routeLeader {
+			c.preferred = i
+		}
+		return c.endpoints[i]
+	}
+	if leader != "" && r == routeLeader && !c.cfg.NoLeaderFollowing {
+		if i := c.endpointLocked(leader); i >= 0 && usable(i) {
+			return choose(i)
+		}
+	}
+	from := slices.Index(c.endpoints, ep)
+	for k := 1; k < len(c.endpoints); k++ {
+		if i := (from + k) % len(c.endpoints); usable(i) {
+			return choose(i)
+		}
+	}
+	if r == routeLeader && !answered && c.endpoints[c.preferred] == ep {
+		// After the wait, start from another endpoint than the unreachable one.
+		c.preferred = (from + 1) % len(c.endpoints)
+	}
+	return nil
 }
 
-// backoff is the delay before retry n (1-based): RetryBackoff·2^(n-1), capped at
-// MaxRetryBackoff, drawn uniformly from [d/2, d) so that clients do not retry in step.
+// backoff is the delay before a call's wait n (1-based): RetryBackoff for the first
+// pollWaits waits, then doubling with each wait up to MaxRetryBackoff, drawn uniformly
+// from [d/2, d) so that clients do not retry in step.
 func (c *Client) backoff(n int) time.Duration {
-	d := c.cfg.MaxRetryBackoff
-	if n-1 < 32 {
-		d = min(c.cfg.RetryBackoff<<(n-1), c.cfg.MaxRetryBackoff)
+	d := c.cfg.RetryBackoff
+	for k := pollWaits; k < n && d < c.cfg.MaxRetryBackoff; k++ {
+		d *= 2
 	}
+	d = min(d, c.cfg.MaxRetryBackoff)
 	if d <= 1 {
 		return d
 	}
@@ -347,17 +415,19 @@ func invoke[Resp any](ctx context.Context, c *Client, method string, r route, ca
 	if ctx.Err() != nil {
 		return zero, contextError(ctx, 0, nil)
 	}
+	ep, err := c.pick(r)
+	if err != nil {
+		return zero, err
+	}
 	var lastErr *Error
-	redirected := false
+	var tried []*endpoint // since the last wait
+	waits := 0
 	for attempt := 1; ; attempt++ {
-		ep, err := c.pick(r)
-		if err != nil {
-			return zero, err
-		}
 		var header, trailer metadata.MD
 		resp, err := call(ctx, ep, grpc.Header(&header), grpc.Trailer(&trailer))
-		moved := c.followLeader(leaderFrom(header, trailer))
+		leader, answered := leaderFrom(header, trailer)
 		if err == nil {
+			c.followLeader(leader)
 			return resp, nil
 		}
 		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
@@ -372,25 +442,33 @@ func invoke[Resp any](ctx context.Context, c *Client, method string, r route, ca
 		}
 		lastErr = fromStatusError(err)
 		if !retriable(lastErr.Code) {
+			c.followLeader(leader)
 			return zero, lastErr
 		}
-		if attempt > c.cfg.MaxRetries {
-			c.log.Debug("snapkeep client: giving up", "method", method, "attempts", attempt, "err", lastErr)
+		if c.cfg.MaxRetries == 0 {
 			return zero, lastErr
 		}
-		if !moved {
-			c.skip(ep)
+		tried = append(tried, ep)
+		if next := c.retryAt(ep, r, leader, answered, tried); next != nil {
+			c.log.Debug("snapkeep client: retrying at once", "method", method, "endpoint", ep.addr, "next", next.addr,
+				"leader", leader, "attempt", attempt, "err", lastErr)
+			ep = next
+			continue
 		}
-		delay := c.backoff(attempt)
-		if moved && !redirected {
-			// The node told us who leads: go there at once, but only once per call
-			// so two nodes that disagree cannot make us spin.
-			redirected = true
-			delay = 0
+		if waits >= c.cfg.MaxRetries {
+			c.log.Debug("snapkeep client: giving up", "method", method, "attempts", attempt, "waits", waits, "err", lastErr)
+			return zero, lastErr
 		}
-		c.log.Debug("snapkeep client: retrying", "method", method, "endpoint", ep.addr, "attempt", attempt, "delay", delay, "err", lastErr)
+		waits++
+		delay := c.backoff(waits)
+		c.log.Debug("snapkeep client: no leader to try, waiting", "method", method, "endpoint", ep.addr,
+			"attempt", attempt, "delay", delay, "err", lastErr)
 		if !sleep(ctx, delay) {
 			return zero, contextError(ctx, attempt, errOrNil(lastErr))
+		}
+		tried = tried[:0]
+		if ep, err = c.pick(r); err != nil {
+			return zero, err
 		}
 	}
 }
@@ -403,13 +481,17 @@ func errOrNil(e *Error) error {
 	return e
 }
 
-func leaderFrom(mds ...metadata.MD) string {
-	for _, md := range mds {
-		if v := md.Get(LeaderMetadataKey); len(v) > 0 && v[0] != "" {
-			return v[0]
+// leaderFrom reads an answer's snapkeep-leader metadata: the leader it names ("" for
+// none) and whether the node answered at all (it sent the key, even empty: a call
+// that could not reach its node has no metadata). The trailer, written when the node
+// answered, is fresher than the header, written when the call came in.
+func leaderFrom(header, trailer metadata.MD) (leader string, answered bool) {
+	for _, md := range []metadata.MD{trailer, header} {
+		if v := md.Get(LeaderMetadataKey); len(v) > 0 {
+			return v[0], true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // sleep waits d or until ctx is done; it reports whether the full delay passed.

@@ -255,6 +255,134 @@ func TestUnreachableLeaderIsNotChased(t *testing.T) {
 	require.Len(t, follower.received(), 3)
 }
 
+// A failover as the client sees it: the leader's connection is refused, a follower
+// answers Unavailable naming the new leader, and the call goes there — each step at
+// once, with the same request id (so the write applies once), although a wait would
+// take a minute.
+func TestFailoverGoesToTheNamedLeaderWithoutWaiting(t *testing.T) {
+	ctx := testContext(t)
+	a, b, c := startFake(t), startFake(t), startFake(t)
+	cl := newTestClient(t, Config{RetryBackoff: time.Minute, MaxRetryBackoff: time.Minute}, a.addr, b.addr, c.addr)
+	_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("before"))
+	require.NoError(t, err)
+	require.Equal(t, a.addr, cl.PreferredEndpoint())
+
+	a.stop()
+	b.setLeader(c.addr)
+	b.setScript(always(status.Error(codes.Unavailable, "leader changed; retry")))
+	c.setLeader(c.addr)
+	start := time.Now()
+	_, err = cl.CreateDatabase(ctx, NewCreateDatabaseOption("after"))
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), 5*time.Second, "no wait: every retry had somewhere new to go")
+	bc, cc := b.received("CreateDatabase"), c.received("CreateDatabase")
+	require.Len(t, bc, 1)
+	require.Len(t, cc, 1)
+	require.Equal(t, bc[0].RequestID, cc[0].RequestID, "a retried write keeps its request id")
+	require.Equal(t, c.addr, cl.PreferredEndpoint())
+}
+
+// Every hint that points somewhere new is followed at once, not only the first.
+func TestEveryNewLeaderHintIsFollowedAtOnce(t *testing.T) {
+	ctx := testContext(t)
+	a, b, c := startFake(t), startFake(t), startFake(t)
+	// a names b, b (which lost the leadership meanwhile) names c.
+	a.setLeader(b.addr)
+	a.setScript(always(status.Error(codes.Unavailable, "leader changed; retry")))
+	b.setLeader(c.addr)
+	b.setScript(always(status.Error(codes.Unavailable, "not the leader any more")))
+	cl := newTestClient(t, Config{RetryBackoff: time.Minute, MaxRetryBackoff: time.Minute}, a.addr)
+
+	_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("db"))
+	require.NoError(t, err)
+	require.Len(t, a.received(), 1)
+	require.Len(t, b.received(), 1)
+	require.Len(t, c.received(), 1)
+	require.Equal(t, c.addr, cl.PreferredEndpoint())
+}
+
+// While no node names a leader (an election), every endpoint is tried once, then the
+// call waits RetryBackoff and polls again; the waits count against MaxRetries.
+func TestNoLeaderAnywhereWaitsBetweenRounds(t *testing.T) {
+	ctx := testContext(t)
+	a, b := startFake(t), startFake(t)
+	for _, f := range []*fakeNode{a, b} {
+		f.setLeader("")
+		f.setScript(always(status.Error(codes.Unavailable, "no leader elected right now; retry shortly")))
+	}
+	const backoff = 40 * time.Millisecond
+	cl := newTestClient(t, Config{MaxRetries: 3, RetryBackoff: backoff, MaxRetryBackoff: time.Minute}, a.addr, b.addr)
+
+	start := time.Now()
+	_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("db"))
+	elapsed := time.Since(start)
+	require.ErrorIs(t, err, ErrUnavailable)
+	// Four rounds (the first and one after each of the 3 waits), each on both nodes.
+	require.Len(t, a.received(), 4)
+	require.Len(t, b.received(), 4)
+	require.GreaterOrEqual(t, elapsed, 3*backoff/2, "three waits of at least RetryBackoff/2")
+
+	// Once a node names the leader, the next round goes there.
+	b.setScript(nil)
+	a.setLeader(b.addr)
+	_, err = cl.CreateDatabase(ctx, NewCreateDatabaseOption("db"))
+	require.NoError(t, err)
+	require.Equal(t, b.addr, cl.PreferredEndpoint())
+}
+
+// A leader that could not be reached is not chased while the followers still name it
+// (they have not noticed it died): the call waits between rounds instead of spinning.
+func TestDeadLeaderNamedByFollowersIsNotRetriedAtOnce(t *testing.T) {
+	ctx := testContext(t)
+	a, b, c := startFake(t), startFake(t), startFake(t)
+	a.stop()
+	for _, f := range []*fakeNode{b, c} {
+		f.setLeader(a.addr)
+		f.setScript(always(status.Error(codes.Unavailable, "leader n1 could not take the write; retry")))
+	}
+	cl := newTestClient(t, Config{MaxRetries: 2, RetryBackoff: 10 * time.Millisecond}, a.addr, b.addr, c.addr)
+
+	_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("db"))
+	require.ErrorIs(t, err, ErrUnavailable)
+	// Three rounds: a (refused), b, c; then b and c twice more, a cooling down.
+	require.Len(t, b.received(), 3)
+	require.Len(t, c.received(), 3)
+}
+
+func TestRetriesDisabledGoNowhereElse(t *testing.T) {
+	ctx := testContext(t)
+	follower, leader := startFake(t), startFake(t)
+	follower.setLeader(leader.addr)
+	follower.setScript(always(status.Error(codes.Unavailable, "leader changed; retry")))
+	cl := newTestClient(t, Config{MaxRetries: -1}, follower.addr, leader.addr)
+	_, err := cl.CreateDatabase(ctx, NewCreateDatabaseOption("db"))
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.Len(t, follower.received(), 1)
+	require.Empty(t, leader.received())
+}
+
+// A call polling through an election ends at its deadline with the default policy.
+func TestPollingStopsAtTheDeadline(t *testing.T) {
+	a, b := startFake(t), startFake(t)
+	for _, f := range []*fakeNode{a, b} {
+		f.setLeader("")
+		f.setScript(always(status.Error(codes.Unavailable, "no leader elected right now; retry shortly")))
+	}
+	cl, err := NewWithConfig(context.Background(), Config{Endpoints: []string{a.addr, b.addr}})
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = cl.CreateDatabase(ctx, NewCreateDatabaseOption("db"))
+	elapsed := time.Since(start)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Contains(t, err.Error(), "last error: unavailable: no leader elected")
+	require.Less(t, elapsed, 5*time.Second)
+	// Polled every 12.5–25 ms, not backed off: many rounds in 300 ms.
+	require.Greater(t, len(a.received()), 5)
+}
+
 func TestErrorsMapFromStatusCodesAndAreNotRetried(t *testing.T) {
 	tests := []struct {
 		code     codes.Code
@@ -531,9 +659,13 @@ func TestCallsAfterCloseFail(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 }
 
-func TestBackoffGrowsWithJitterUpToTheCap(t *testing.T) {
+func TestBackoffPollsThenGrowsWithJitterUpToTheCap(t *testing.T) {
 	cl := &Client{cfg: Config{RetryBackoff: 100 * time.Millisecond, MaxRetryBackoff: time.Second}}
-	for n, full := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 80: time.Second} {
+	for n, full := range map[int]time.Duration{
+		1: 100 * time.Millisecond, 2: 100 * time.Millisecond, pollWaits: 100 * time.Millisecond, // polling
+		pollWaits + 1: 200 * time.Millisecond, pollWaits + 3: 800 * time.Millisecond, pollWaits + 4: time.Second,
+		pollWaits + 80: time.Second, 1 << 40: time.Second,
+	} {
 		for range 20 {
 			d := cl.backoff(n)
 			require.GreaterOrEqual(t, d, full/2, "retry %d", n)

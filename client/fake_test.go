@@ -26,14 +26,15 @@ type fakeNode struct {
 	srv  *grpc.Server
 
 	mu     sync.Mutex
-	leader string // named in the snapkeep-leader header of every response
+	leader string // named in the snapkeep-leader header of every response, and the trailer of every error
 	script script
 	calls  []fakeCall
 }
 
 // script answers a call instead of the default empty response. It may set headers and
-// trailers on ctx with grpc.SetHeader and grpc.SetTrailer. A nil response with a nil
-// error means the default answer.
+// trailers on ctx with grpc.SetHeader and grpc.SetTrailer (a snapkeep-leader trailer it
+// sets comes before the node's own, and wins). A nil response with a nil error means
+// the default answer.
 type script func(ctx context.Context, method string, req proto.Message) (proto.Message, error)
 
 // fakeCall is one call a fakeNode received.
@@ -69,7 +70,7 @@ func startFake(t *testing.T) *fakeNode {
 // stop stops the node at once, failing calls in flight.
 func (f *fakeNode) stop() { f.srv.Stop() }
 
-// setLeader changes the address named in the snapkeep-leader header ("" names none).
+// setLeader changes the address named in the snapkeep-leader metadata ("" names none).
 func (f *fakeNode) setLeader(addr string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -109,6 +110,14 @@ func (f *fakeNode) answer(ctx context.Context, req any, info *grpc.UnaryServerIn
 	}
 	if s != nil {
 		resp, err := s(ctx, method, msg)
+		if err != nil {
+			// As a node does: an error's trailer names the leader the node knows now,
+			// empty while it knows none.
+			f.mu.Lock()
+			leader = f.leader
+			f.mu.Unlock()
+			_ = grpc.SetTrailer(ctx, metadata.Pairs(LeaderMetadataKey, leader))
+		}
 		if err != nil || resp != nil {
 			return resp, err
 		}

@@ -20,11 +20,22 @@ const LeaderMetadataKey = "snapkeep-leader"
 
 // leaderHeaderInterceptor tells every caller where the leader is, and converts
 // handler errors to statuses.
+//
+// The header names the leader this node knew when the call came in. A failed call
+// also carries the leader in its trailer as the node knows it when answering — often
+// the call failed because the leader changed meanwhile — and the trailer is there even
+// when it knows none (an empty value: an election is in progress). The client goes at
+// once to a leader named there, waits only when none is named, and can tell a node
+// that answered from one it could not reach (no metadata at all).
 func (n *Node) leaderHeaderInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if addr, _ := n.leaderGRPCAddr(); addr != "" {
 		_ = grpc.SetHeader(ctx, metadata.Pairs(LeaderMetadataKey, addr))
 	}
 	resp, err := handler(ctx, req)
+	if err != nil {
+		addr, _ := n.leaderGRPCAddr()
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(LeaderMetadataKey, addr))
+	}
 	return resp, api.Status(err, n.root)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
@@ -114,6 +116,38 @@ func TestWriteThroughFollowerSurvivesLeaderLoss(t *testing.T) {
 		return cat3.ListCollections(ctx, &pb.ListCollectionsRequest{Consistency: pb.ReadConsistency_READ_CONSISTENCY_STALE})
 	})
 	require.Len(t, list.Collections, 30)
+}
+
+// Every answer names the leader: the header as the call came in, and an error's trailer
+// as the node knows it when answering — empty while it knows none, which tells the
+// client that the node answered and that there is no leader to go to yet.
+func TestErrorsNameTheLeaderInTheTrailer(t *testing.T) {
+	c := servertest.Start(t, 3, servertest.Options{})
+	ctx := context.Background()
+	leader, follower := c.Leader(), c.Follower()
+	leaderAddr := c.Nodes[leader].GRPCAddr()
+	cat, _ := dial(t, c.Nodes[follower].GRPCAddr())
+
+	var header, trailer metadata.MD
+	_, err := cat.DescribeCollection(ctx, &pb.DescribeCollectionRequest{Name: "missing"}, grpc.Header(&header), grpc.Trailer(&trailer))
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+	require.Equal(t, []string{leaderAddr}, header.Get(server.LeaderMetadataKey))
+	require.Equal(t, []string{leaderAddr}, trailer.Get(server.LeaderMetadataKey))
+
+	// Without a quorum the survivor ends up knowing no leader, and says so.
+	for i := range c.Nodes {
+		if i != follower {
+			c.Stop(i)
+		}
+	}
+	require.Eventually(t, func() bool {
+		var header, trailer metadata.MD
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := cat.CreateCollection(cctx, &pb.CreateCollectionRequest{RequestId: "r-x", Name: "x"}, grpc.Header(&header), grpc.Trailer(&trailer))
+		return status.Code(err) == codes.Unavailable && len(header.Get(server.LeaderMetadataKey)) == 0 &&
+			slices.Equal([]string{""}, trailer.Get(server.LeaderMetadataKey))
+	}, 20*time.Second, 50*time.Millisecond)
 }
 
 // TestLaggingNodeCatchesUpFromRaftSnapshot stops a follower, writes enough for the

@@ -151,6 +151,11 @@ type raftTransport struct {
 	done      chan struct{}
 }
 
+// Pre-vote needs the transport's RequestPreVote (the embedded NetworkTransport's):
+// hashicorp/raft turns pre-vote off for a transport without it, and then a node cut
+// off from its peers disrupts the cluster with a higher term when it comes back.
+var _ raft.WithPreVote = (*raftTransport)(nil)
+
 // SetHeartbeatHandler keeps raft's handler for heartbeats of a known term.
 func (t *raftTransport) SetHeartbeatHandler(handler func(raft.RPC)) {
 	if handler == nil {

@@ -181,6 +181,35 @@ func TestConfigMultipartCopyFlags(t *testing.T) {
 	require.Contains(t, stderr.String(), "--restore-part-size 1024 (the multipart copy part size) must be between 5 MiB (5242880) and 5 GiB (5368709120) bytes (from env SNAPKEEP_RESTORE_PART_SIZE)")
 }
 
+// TestConfigRaftTimeouts: the Raft timeouts are server options with LAN defaults; a
+// WAN profile raises them together, and a heartbeat timeout raised alone is refused at
+// start, naming the election timeout left at its default.
+func TestConfigRaftTimeouts(t *testing.T) {
+	cmd, _, err := loadServerConfig(t, nil)
+	require.NoError(t, err)
+	for _, name := range []string{"raft-heartbeat-timeout", "raft-election-timeout", "raft-leader-lease-timeout"} {
+		require.Equal(t, "300ms", flagValue(t, cmd, name))
+	}
+	path := writeConfig(t, "raft-heartbeat-timeout: 1s\nraft-election-timeout: 1s\n")
+	cmd, src, err := loadServerConfig(t, map[string]string{"SNAPKEEP_RAFT_LEADER_LEASE_TIMEOUT": "500ms"}, "--config", path)
+	require.NoError(t, err)
+	require.Equal(t, "1s", flagValue(t, cmd, "raft-heartbeat-timeout"))
+	require.Equal(t, "1s", flagValue(t, cmd, "raft-election-timeout"))
+	require.Equal(t, "500ms", flagValue(t, cmd, "raft-leader-lease-timeout"))
+	require.Equal(t, "env SNAPKEEP_RAFT_LEADER_LEASE_TIMEOUT", src["raft-leader-lease-timeout"])
+
+	var stderr bytes.Buffer
+	code := execute(context.Background(), newRootCmd(), []string{"server", "--node-id", "n1", "--data-dir", t.TempDir(),
+		"--peers", "n1=127.0.0.1:7011", "--raft-heartbeat-timeout", "1s"}, &stderr)
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr.String(), "--raft-election-timeout 300ms must be at least --raft-heartbeat-timeout 1s (raise both together, e.g. for a WAN) (from default)")
+	stderr.Reset()
+	code = execute(context.Background(), newRootCmd(), []string{"server", "--node-id", "n1", "--data-dir", t.TempDir(),
+		"--peers", "n1=127.0.0.1:7011", "--raft-leader-lease-timeout", "400ms"}, &stderr)
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr.String(), "--raft-leader-lease-timeout 400ms must be at most --raft-heartbeat-timeout 300ms (from flag --raft-leader-lease-timeout)")
+}
+
 // TestPrintConfig prints the effective configuration as YAML with sources, secrets
 // masked, without starting a node.
 func TestPrintConfig(t *testing.T) {

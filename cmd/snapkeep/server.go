@@ -132,6 +132,9 @@ together once they see each other (see docs/OPERATIONS.md):
 				Auth:                   f.security.Auth,
 				HTTP:                   f.cfg.HTTP,
 				HealthMaxLag:           f.cfg.HealthMaxLag,
+				HeartbeatTimeout:       f.cfg.HeartbeatTimeout,
+				ElectionTimeout:        f.cfg.ElectionTimeout,
+				LeaderLeaseTimeout:     f.cfg.LeaderLeaseTimeout,
 				SnapshotInterval:       f.cfg.SnapshotInterval,
 				SnapshotThreshold:      f.cfg.SnapshotThreshold,
 				TrailingLogs:           f.cfg.TrailingLogs,
@@ -180,11 +183,21 @@ together once they see each other (see docs/OPERATIONS.md):
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
 	addSecurityFlags(cmd, &f.security)
 	addHTTPFlags(cmd, &f.cfg)
+	addRaftTimeoutFlags(cmd, &f.cfg)
 	addRaftSnapshotFlags(cmd, &f.cfg)
 	addBackupFlags(cmd, &f.backup)
 	addGossipFlags(cmd, &f.cfg)
 	addConfigFlags(cmd)
 	return cmd
+}
+
+// addRaftTimeoutFlags adds the Raft timeouts; the defaults are for a LAN (see
+// docs/OPERATIONS.md, "Failover and Raft timeouts", for a WAN profile).
+func addRaftTimeoutFlags(cmd *cobra.Command, cfg *server.Config) {
+	fl := cmd.Flags()
+	fl.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", server.DefaultHeartbeatTimeout, "a follower that has not heard from the leader this long starts an election (checked every 1-2× this; the leader heartbeats every 1/10-1/5 of it), so a failover takes about twice this; raise it, with the two other timeouts, on a WAN or overloaded nodes")
+	fl.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", server.DefaultElectionTimeout, "a candidate without a quorum retries after 1-2× this; at least --raft-heartbeat-timeout")
+	fl.DurationVar(&cfg.LeaderLeaseTimeout, "raft-leader-lease-timeout", server.DefaultLeaderLeaseTimeout, "a leader that has not reached a quorum this long steps down; at most --raft-heartbeat-timeout")
 }
 
 // addRaftSnapshotFlags adds raft's log compaction settings; the defaults are

@@ -83,7 +83,8 @@ const PolicyDueTolerance = time.Second
 
 // PolicyElectionGrace is how long a fault may leave the cluster without a leader
 // running the scheduler, from the moment it is injected or healed: noticing the
-// leader gone (raft's 1 s heartbeat timeout, randomized up to 2 s), an election
+// leader gone (the heartbeat timeout, 300 ms by default, checked every 300 to 600 ms;
+// it was raft's 1 s when this grace was chosen), an election
 // (twice on a split vote) and the new leader's duties starting, under the race
 // detector on two shared cores.
 const PolicyElectionGrace = 5 * time.Second

@@ -24,7 +24,7 @@ const (
 )
 
 // Target is a condition on a comparison's ratio (snapkeep / baseline), or, when
-// Absolute, on snapkeep's median itself (e.g. failover p50 under 3 s).
+// Absolute, on snapkeep's median itself (e.g. scale's memory under a limit in MiB).
 type Target struct {
 	// Op is ">=" or "<="; Ratio the bound on snapkeep/baseline (or on snapkeep's
 	// median, in the comparison's metric, when Absolute).
