@@ -11,4 +11,5 @@ var All = []Scenario{
 	Scale,
 	Adoption,
 	Repository,
+	Fsck,
 }

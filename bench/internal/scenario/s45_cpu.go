@@ -85,6 +85,6 @@ func fetchProfile(ctx context.Context, httpAddr string, seconds int, path string
 	return f.Close()
 }
 
-// profileDir is where scenarios 4 and 5 save server CPU profiles of one extra,
+// profileDir is where scenarios 4, 5, 9 and 10 save CPU profiles of one extra,
 // unmeasured round: $SNAPKEEP_BENCH_PROFILE_DIR, or "" for no profiling.
 func profileDir() string { return os.Getenv("SNAPKEEP_BENCH_PROFILE_DIR") }

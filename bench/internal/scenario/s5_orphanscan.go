@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -218,60 +217,30 @@ func listWalk(ctx context.Context, store objstore.Store, prefix string) (int, ti
 // file its list leaves out, then writes junk keys no record owns under root; from
 // orphanLoadWorkers goroutines. It returns the number of orphans written.
 func loadOrphanScanRoot(ctx context.Context, cl *client.Client, w *posixWriter, coll, root string, segments, junk int) (int, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	layout := datagen.Layout(orphanFilesPerSegment)
-	var next, unlisted atomic.Int64
-	var wg sync.WaitGroup
-	for range orphanLoadWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(segments+junk); i = next.Add(1) - 1 {
-				if err := loadOne(ctx, cl, w, coll, root, layout, int(i), segments, &unlisted); err != nil {
-					cancel(err)
-					return
-				}
+	var unlisted atomic.Int64
+	load := segmentLoad{cl: cl, w: w, coll: coll, layout: datagen.Layout(orphanFilesPerSegment),
+		body: keyBody,
+		extra: func(i int, seg *pb.Segment) error {
+			if i%orphanUnlistedEvery != 0 {
+				return nil
 			}
-		}()
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+			if _, err := w.put(seg.Prefix+"insert/101/unlisted", []byte("x")); err != nil {
+				return err
+			}
+			unlisted.Add(1)
+			return nil
+		}}
+	err := inParallel(ctx, segments+junk, orphanLoadWorkers, func(ctx context.Context, i int) error {
+		if i >= segments {
+			// Junk in snapkeep's own namespace: the orphan scan lists only collections/
+			// and snapshots/ under the root.
+			_, err := w.put(fmt.Sprintf("%scollections/junk/%08d", root, i-segments), []byte("x"))
+			return err
+		}
+		return load.one(ctx, i)
+	})
+	if err != nil {
 		return 0, err
 	}
 	return int(unlisted.Load()) + junk, nil
-}
-
-// loadOne writes item i: segment i below segments, junk key i-segments above.
-func loadOne(ctx context.Context, cl *client.Client, w *posixWriter, coll, root string, layout []datagen.FileSpec, i, segments int, unlisted *atomic.Int64) error {
-	if i >= segments {
-		// Junk in snapkeep's own namespace: the orphan scan lists only collections/ and
-		// snapshots/ under the root.
-		_, err := w.put(fmt.Sprintf("%scollections/junk/%08d", root, i-segments), []byte("x"))
-		return err
-	}
-	seg, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption(coll))
-	if err != nil {
-		return fmt.Errorf("allocate segment: %w", err)
-	}
-	files := make([]*pb.File, 0, len(layout))
-	for _, spec := range layout {
-		key := datagen.Key(seg.Prefix, spec)
-		body := []byte(fmt.Sprintf("%016x", crc32.ChecksumIEEE([]byte(key))))
-		sum, err := w.put(key, body)
-		if err != nil {
-			return err
-		}
-		files = append(files, &pb.File{Key: key, Kind: spec.Kind, FieldId: spec.FieldID, Size: uint64(len(body)), Crc32C: sum})
-	}
-	if i%orphanUnlistedEvery == 0 {
-		if _, err := w.put(seg.Prefix+"insert/101/unlisted", []byte("x")); err != nil {
-			return err
-		}
-		unlisted.Add(1)
-	}
-	if _, err := cl.FlushSegment(ctx, client.NewFlushSegmentOption(seg.Id).WithRowCount(1).WithFiles(files...)); err != nil {
-		return fmt.Errorf("flush segment %d: %w", seg.Id, err)
-	}
-	return nil
 }
