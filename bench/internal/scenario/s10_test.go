@@ -107,14 +107,16 @@ func TestFsckReportChecks(t *testing.T) {
 			t.Errorf("checkSizesOnly passed %v", bad)
 		}
 	}
-	deep := &pb.FsckResponse{Deep: true, FilesExpected: 16, FilesRead: 16, BytesRead: 16 << 20}
+	deep := &pb.FsckResponse{Deep: true, FilesExpected: 16, FilesRead: 16, BytesRead: 16 << 20, Readers: 3}
 	if err := checkDeep(deep, 16, 16<<20); err != nil {
 		t.Errorf("a good deep report: %v", err)
 	}
 	for _, bad := range []*pb.FsckResponse{
 		{FilesExpected: 16, FilesRead: 16, BytesRead: 16 << 20},
 		{Deep: true, FilesExpected: 16, FilesRead: 15, BytesRead: 16 << 20},
-		{Deep: true, FilesExpected: 16, FilesRead: 16, BytesRead: 16<<20 - 1},
+		{Deep: true, FilesExpected: 16, FilesRead: 16, BytesRead: 16<<20 - 1, Readers: 3},
+		{Deep: true, FilesExpected: 16, FilesRead: 16, BytesRead: 16 << 20, Readers: 1},
+		{Deep: true, FilesExpected: 16, FilesRead: 16, BytesRead: 16 << 20, Readers: 3, ReadersFailed: []string{"node n2: down"}},
 	} {
 		if err := checkDeep(bad, 16, 16<<20); err == nil {
 			t.Errorf("checkDeep passed %v", bad)
