@@ -127,6 +127,7 @@ func (r *Report) BrokenSnapshots() []uint64 {
 // expected is an object the catalog says exists.
 type expected struct {
 	size      uint64
+	listed    int64 // the size the listing gave; -1: not listed (yet)
 	crc       uint32
 	coll      string
 	segment   uint64
@@ -144,7 +145,10 @@ type checker struct {
 	rep      *Report
 	want     map[string]*expected // full key → what the catalog says
 	prefixes map[string]bool      // full prefixes to list
-	listed   map[string]objstore.ObjectInfo
+	// others: listed objects no expected file is (manifests, orphans, uploads in
+	// flight); an expected file's listing is kept in its expected entry, so a check of
+	// millions of files holds one entry per file, not two.
+	others map[string]objstore.ObjectInfo
 }
 
 // Check runs fsck over view and store (the cluster's bucket, keys under root). An
@@ -159,7 +163,7 @@ func Check(ctx context.Context, view *fsm.View, store objstore.Store, root layou
 	}
 	c := &checker{view: view, store: store, root: root, opts: opts,
 		rep:  &Report{AppliedIndex: view.AppliedIndex(), Deep: opts.Deep},
-		want: map[string]*expected{}, prefixes: map[string]bool{}, listed: map[string]objstore.ObjectInfo{}}
+		want: map[string]*expected{}, prefixes: map[string]bool{}, others: map[string]objstore.ObjectInfo{}}
 	colls, err := c.collections()
 	if err != nil {
 		return nil, err
@@ -206,7 +210,7 @@ func CheckSnapshots(ctx context.Context, view *fsm.View, store objstore.Store, r
 	}
 	c := &checker{view: view, store: store, root: root, opts: opts,
 		rep:  &Report{AppliedIndex: view.AppliedIndex(), Deep: opts.Deep},
-		want: map[string]*expected{}, prefixes: map[string]bool{}, listed: map[string]objstore.ObjectInfo{}}
+		want: map[string]*expected{}, prefixes: map[string]bool{}, others: map[string]objstore.ObjectInfo{}}
 	colls := map[uint64]bool{}
 	for _, snap := range snaps {
 		coll, err := view.CollectionByID(snap.CollectionId)
@@ -305,12 +309,13 @@ func (c *checker) expectFiles(l layout.Layout, blob []byte, key func(rel string)
 			// another snapshot of the same check pins it too
 			for _, p := range pins {
 				if !slices.Contains(w.snapshots, p) {
-					w.snapshots = append(w.snapshots, p)
+					// the slice may be shared by a segment's files: copy on append
+					w.snapshots = append(slices.Clip(w.snapshots), p)
 				}
 			}
 			return true
 		}
-		c.want[full] = &expected{size: e.Size, crc: e.CRC32C, coll: coll, segment: segment, build: build, snapshots: slices.Clone(pins)}
+		c.want[full] = &expected{size: e.Size, listed: -1, crc: e.CRC32C, coll: coll, segment: segment, build: build, snapshots: pins}
 		c.rep.FilesExpected++
 		c.rep.BytesExpected += e.Size
 		prefix := l.ListPrefix(rel)
@@ -383,7 +388,11 @@ func (c *checker) list(ctx context.Context, prefix string) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, o := range page.Objects {
-			c.listed[o.Key] = o
+			if w, ok := c.want[o.Key]; ok {
+				w.listed = o.Size
+			} else {
+				c.others[o.Key] = o
+			}
 			c.rep.ObjectsListed++
 			c.rep.BytesListed += uint64(o.Size)
 		}
@@ -395,12 +404,11 @@ func (c *checker) list(ctx context.Context, prefix string) error {
 // another size.
 func (c *checker) compareExpected() {
 	for key, w := range c.want {
-		o, ok := c.listed[key]
 		switch {
-		case !ok:
+		case w.listed < 0:
 			c.problem(Missing, key, 0, w, "not in the bucket's listing: data loss")
-		case uint64(o.Size) != w.size:
-			c.problem(SizeMismatch, key, uint64(o.Size), w, fmt.Sprintf("listed with %d bytes, the catalog has %d", o.Size, w.size))
+		case uint64(w.listed) != w.size:
+			c.problem(SizeMismatch, key, uint64(w.listed), w, fmt.Sprintf("listed with %d bytes, the catalog has %d", w.listed, w.size))
 		}
 	}
 }
@@ -409,10 +417,7 @@ func (c *checker) compareExpected() {
 // nothing owns.
 func (c *checker) compare() {
 	c.compareExpected()
-	for key, o := range c.listed {
-		if _, ok := c.want[key]; ok {
-			continue
-		}
+	for key, o := range c.others {
 		rel, ok := c.root.Relative(key)
 		if !ok {
 			continue
@@ -451,7 +456,7 @@ func (c *checker) checkManifests(ctx context.Context, snaps []*fsmpb.Snapshot) e
 				Detail:     fmt.Sprintf("snapshot %s/%s (id %d): %s", s.CollectionName, s.Name, s.Id, detail),
 				Collection: fmt.Sprintf("%s (id %d)", s.CollectionName, s.CollectionId), Snapshots: []uint64{s.Id}})
 		}
-		o, ok := c.listed[key]
+		o, ok := c.others[key]
 		if !ok {
 			mp(ManifestMissing, "the manifest is not in the bucket's listing", 0)
 			continue
@@ -549,7 +554,7 @@ func readAll(ctx context.Context, store objstore.Store, key string) ([]byte, err
 func (c *checker) readBack(ctx context.Context) error {
 	var items []ReadItem
 	for k, w := range c.want {
-		if o, ok := c.listed[k]; ok && uint64(o.Size) == w.size {
+		if w.listed >= 0 && uint64(w.listed) == w.size {
 			items = append(items, ReadItem{Key: k, Size: w.size, CRC32C: w.crc})
 		}
 	}

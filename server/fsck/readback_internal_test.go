@@ -58,15 +58,14 @@ func (p *peer) ReadBack(ctx context.Context, items []ReadItem, bps int64, conc i
 func TestDeepReadsAreSharedBetweenNodes(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	store := &mapStore{objects: map[string][]byte{}}
-	c := &checker{store: store, rep: &Report{}, want: map[string]*expected{}, listed: map[string]objstore.ObjectInfo{},
+	c := &checker{store: store, rep: &Report{}, want: map[string]*expected{}, others: map[string]objstore.ObjectInfo{},
 		opts: Options{Concurrency: 2, ReadBatch: 1}}
 	const files = 40
 	for i := range files {
 		key := fmt.Sprintf("k/%02d", i)
 		body := []byte(fmt.Sprintf("body of %d", i))
 		store.objects[key] = body
-		c.want[key] = &expected{size: uint64(len(body)), crc: crc32.Checksum(body, castagnoli), segment: uint64(i), snapshots: []uint64{7}}
-		c.listed[key] = objstore.ObjectInfo{Key: key, Size: int64(len(body))}
+		c.want[key] = &expected{size: uint64(len(body)), listed: int64(len(body)), crc: crc32.Checksum(body, castagnoli), segment: uint64(i), snapshots: []uint64{7}}
 	}
 	store.objects["k/13"] = []byte("body of X3") // same size, other bytes
 	good := &peer{name: "node b", store: store}
