@@ -379,8 +379,10 @@ func TestPollingStopsAtTheDeadline(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Contains(t, err.Error(), "last error: unavailable: no leader elected")
 	require.Less(t, elapsed, 5*time.Second)
-	// Polled every 12.5–25 ms, not backed off: many rounds in 300 ms.
-	require.Greater(t, len(a.received()), 5)
+	// It kept polling until the deadline (how often is TestBackoffPollsThenGrowsWith-
+	// JitterUpToTheCap's, without a clock: a count of rounds in 300 ms depends on the
+	// machine's load).
+	require.GreaterOrEqual(t, len(a.received()), 2)
 }
 
 func TestErrorsMapFromStatusCodesAndAreNotRetried(t *testing.T) {
