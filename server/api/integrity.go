@@ -132,12 +132,7 @@ func (s *integrityService) VerifySnapshot(ctx context.Context, req *pb.VerifySna
 	if err != nil {
 		return nil, err
 	}
-	var snap *fsmpb.Snapshot
-	if req.Id != 0 {
-		snap, err = v.Snapshot(req.Id)
-	} else {
-		snap, err = v.SnapshotByName(req.Database, req.Collection, req.Name)
-	}
+	snap, err := snapshotOf(v, req.Id, req.Database, req.Collection, req.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -141,16 +141,19 @@ func (s *snapshotsService) DescribeSnapshot(ctx context.Context, req *pb.Describ
 	if err != nil {
 		return nil, err
 	}
-	var snap *fsmpb.Snapshot
-	if req.Id != 0 {
-		snap, err = v.Snapshot(req.Id)
-	} else {
-		snap, err = v.SnapshotByName(req.Database, req.Collection, req.Name)
-	}
+	snap, err := snapshotOf(v, req.Id, req.Database, req.Collection, req.Name)
 	if err != nil {
 		return nil, err
 	}
 	return &pb.DescribeSnapshotResponse{Snapshot: s.convert(v, snap, true)}, nil
+}
+
+// snapshotOf finds a snapshot by id, or (id 0) by its database, collection and name.
+func snapshotOf(v *fsm.View, id uint64, database, collection, name string) (*fsmpb.Snapshot, error) {
+	if id != 0 {
+		return v.Snapshot(id)
+	}
+	return v.SnapshotByName(database, collection, name)
 }
 
 // convert turns a snapshot record into the API's form; full adds the schema,
