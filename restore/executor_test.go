@@ -427,7 +427,15 @@ func TestExecutorCancel(t *testing.T) {
 	t.Run("during-copies", func(t *testing.T) {
 		store := &slowStore{Store: inner, delay: 20 * time.Millisecond}
 		ctx, cancel := context.WithCancel(t.Context())
-		time.AfterFunc(100*time.Millisecond, cancel)
+		// Cancel once 12 copies have started: each of the 4 workers runs its tasks one
+		// after another, so at least 8 are then complete (a deadline instead saw none
+		// complete on a loaded machine).
+		go func() {
+			for store.copies.Load() < 12 && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+		}()
 		start := time.Now()
 		results := (&restore.Executor{Store: store, Verify: true, Concurrency: 4}).Run(ctx, f.tasks)
 		took := time.Since(start)
