@@ -149,6 +149,13 @@ type raftTransport struct {
 	rpcs      chan raft.RPC
 	closeOnce sync.Once
 	done      chan struct{}
+
+	// fastMu: a heartbeat on the fast path holds it shared while raft handles it;
+	// Close takes it exclusively, so once Close returns no handler runs (one that had
+	// passed raft's shutdown check could otherwise write the term into a store the
+	// node has closed since, and raft panics on a failed term write).
+	fastMu sync.RWMutex
+	closed bool
 }
 
 // Pre-vote needs the transport's RequestPreVote (the embedded NetworkTransport's):
@@ -177,6 +184,12 @@ func (t *raftTransport) answerHeartbeatsFor(r *raft.Raft) {
 func (t *raftTransport) heartbeat(rpc raft.RPC) {
 	fn, term := t.fastPath.Load(), t.currentTerm.Load()
 	if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok && fn != nil && term != nil && req.Term <= (*term)() {
+		t.fastMu.RLock()
+		defer t.fastMu.RUnlock()
+		if t.closed {
+			rpc.Respond(nil, raft.ErrTransportShutdown)
+			return
+		}
 		(*fn)(rpc)
 		return
 	}
@@ -229,6 +242,9 @@ func (t *raftTransport) LeaderCommitIndex() uint64 { return t.leaderCommit.Load(
 // Close stops forwarding and closes the network transport. Safe to call more than once.
 func (t *raftTransport) Close() error {
 	t.closeOnce.Do(func() { close(t.done) })
+	t.fastMu.Lock()
+	t.closed = true
+	t.fastMu.Unlock()
 	return t.NetworkTransport.Close()
 }
 
