@@ -58,6 +58,9 @@ func startChild(t *testing.T) (*Process, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, p.WaitReady(ctx, 20*time.Millisecond, time.Second, dialable(addr)))
+	// The child prints its line after it listens, so the dial can win that race;
+	// the tests read the log, so wait for the line too.
+	require.Eventually(t, func() bool { return strings.Contains(readLog(t, p), "child: listening") }, 10*time.Second, 10*time.Millisecond)
 	return p, addr
 }
 
