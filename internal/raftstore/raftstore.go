@@ -227,8 +227,8 @@ func openBolt(path string, opts Options) (*Store, error) {
 	return &Store{Kind: Bolt, Path: path, LogStore: store, StableStore: store, close: store.Close}, nil
 }
 
-// openWAL opens the raft-wal in dir. raft-wal's Close leaves its metadata database
-// open (and locked), so the WAL is given one this package closes.
+// openWAL opens the raft-wal in dir. Its metadata database is closed here too: before
+// v0.4.1 raft-wal's Close left it open, and locked.
 func openWAL(dir string, opts Options) (*Store, error) {
 	meta := &metadb.BoltMetaDB{}
 	var vfs types.VFS = walfs.New()
