@@ -20,6 +20,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -530,11 +531,16 @@ func copyFile(dst, src string) error {
 	return errors.Join(out.Truncate(off), out.Close())
 }
 
+var zeros = make([]byte, 256<<10)
+
+// allZero reports whether b holds only zero bytes (bytes.Equal is vectorised).
 func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
 			return false
 		}
+		b = b[n:]
 	}
 	return true
 }

@@ -136,10 +136,12 @@ func writtenBytes(path string) (int64, error) {
 		if _, err := f.ReadAt(b, start); err != nil && err != io.EOF {
 			return 0, err
 		}
-		for i := len(b) - 1; i >= 0; i-- {
-			if b[i] != 0 {
-				return start + int64(i) + 1, nil
+		if !allZero(b) {
+			i := len(b) - 1
+			for b[i] == 0 {
+				i--
 			}
+			return start + int64(i) + 1, nil
 		}
 		end = start
 	}
