@@ -58,8 +58,8 @@ func logDigest(t *testing.T, dataDir string) (first, last uint64, entries map[ui
 // store, migrates each node's log to the WAL at start: every entry is in the WAL (the
 // FSM replayed from it to the last entry bolt held has the same hash as replayed from
 // bolt), the nodes serve every object written before, raft.db is kept as
-// raft.db.pre-wal, and the cluster takes writes. One node finds the half-written wal.migrating a crash in the
-// middle of a migration leaves, and migrates again.
+// raft.db.pre-wal, and the cluster takes writes. One node finds the half-written
+// wal.migrating a crash in the middle of a migration leaves, and migrates again.
 func TestBoltDataDirsMigrateToTheWALOnStart(t *testing.T) {
 	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
 		cfg.RaftLogStore = raftstore.Bolt
