@@ -44,7 +44,9 @@ type Options struct {
 	Nemeses   []string // fault kinds (nemesis.Parse)
 	Bug       string   // "" or one of Bugs
 	Out       string   // parent of the run directory
-	Schedule  nemesis.Schedule
+	// RaftLogStore is the nodes' --raft-log-store (wal, bolt); "": the default (wal).
+	RaftLogStore string
+	Schedule     nemesis.Schedule
 	// Checkers to run (nil: checker.All()).
 	Checkers []checker.Checker
 	// EndWait bounds the wait for quiesce and for restore jobs to finish (default 60 s).
@@ -124,7 +126,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, Binary: bin, Bug: o.Bug})
+	var extra []string
+	if o.RaftLogStore != "" {
+		extra = append(extra, "--raft-log-store", o.RaftLogStore)
+	}
+	c, err := cluster.Start(ctx, cluster.Options{Dir: dir, Binary: bin, Bug: o.Bug, ExtraArgs: extra})
 	if err != nil {
 		return nil, fmt.Errorf("start the cluster: %w", err)
 	}

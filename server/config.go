@@ -12,6 +12,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/internal/raftstore"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/server/membership"
 	"github.com/snapkeep/snapkeep/server/repostore"
@@ -155,6 +156,11 @@ type Config struct {
 	// TrailingLogs is how many entries stay in the log after a raft snapshot (default:
 	// raft's 10240); a follower further behind is sent the snapshot instead.
 	TrailingLogs uint64
+	// RaftLogStore is where the Raft log and stable store are kept: "wal"
+	// (hashicorp/raft-wal, the default) or "bolt" (raft-boltdb). A data dir holding a
+	// bolt log is migrated to the WAL at start unless this is "bolt"; one holding a WAL
+	// is refused with "bolt" (internal/raftstore).
+	RaftLogStore string
 	// NoSync skips fsync in the Raft log store. Only for tests: a crash may lose
 	// acknowledged writes.
 	NoSync bool
@@ -287,6 +293,9 @@ func (c *Config) validate() error {
 	}
 	if c.DataDir == "" {
 		bad("--data-dir is required")
+	}
+	if !raftstore.ValidKind(c.RaftLogStore) {
+		bad("--raft-log-store %q: want wal (the default) or bolt", c.RaftLogStore)
 	}
 	if c.RaftListener == nil {
 		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {

@@ -45,7 +45,14 @@ func (t *logWriteTracker) recentError(window time.Duration) (error, time.Time) {
 type trackedLogStore struct {
 	raft.LogStore
 	t *logWriteTracker
+	// monotonic is the store's raft.MonotonicLogStore answer (raft-wal refuses gaps),
+	// passed through whatever wraps the store.
+	monotonic bool
 }
+
+// IsMonotonic implements raft.MonotonicLogStore: raft then empties a gapless log
+// after installing a snapshot instead of leaving a gap the WAL would refuse.
+func (s trackedLogStore) IsMonotonic() bool { return s.monotonic }
 
 func (s trackedLogStore) StoreLog(l *raft.Log) error {
 	err := s.LogStore.StoreLog(l)

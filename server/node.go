@@ -1,11 +1,14 @@
-// Package server runs one snapkeep node: Raft (hashicorp/raft with raft-boltdb/v2 and
-// a file snapshot store) over TCP, the FSM, the gRPC API, forwarding of writes to the
-// leader, linearizable reads, and the leader's duties.
+// Package server runs one snapkeep node: Raft (hashicorp/raft with raft-wal or
+// raft-boltdb/v2 for the log, internal/raftstore, and a file snapshot store) over TCP,
+// the FSM, the gRPC API, forwarding of writes to the leader, linearizable reads, and
+// the leader's duties.
 //
 // Data dir layout:
 //
 //	<data-dir>/node-id            the node id, checked at every start
-//	<data-dir>/raft/raft.db       Raft log and stable store (bbolt)
+//	<data-dir>/raft/wal/          Raft log and stable store (raft-wal, the default)
+//	<data-dir>/raft/raft.db       Raft log and stable store with --raft-log-store bolt
+//	<data-dir>/raft/LOCK          held by the running node
 //	<data-dir>/raft/snapshots/    raft snapshots of the FSM (the two newest are kept)
 package server
 
@@ -24,14 +27,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/gc"
 	"github.com/snapkeep/snapkeep/internal/duty"
+	"github.com/snapkeep/snapkeep/internal/raftstore"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/restore"
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
@@ -53,7 +55,7 @@ type Node struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	transport *raftTransport
-	raftStore *raftboltdb.BoltStore
+	raftStore *raftstore.Store // internal/raftstore: the WAL or bolt
 
 	// objects is the bucket; ownObjects is set when the node made the client itself.
 	objects    objstore.Store
@@ -281,19 +283,18 @@ func (n *Node) startRaft() error {
 	}
 
 	raftDir := filepath.Join(cfg.DataDir, "raft")
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(raftDir, "raft.db"),
-		NoSync:      cfg.NoSync,
-		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second, NoSync: cfg.NoSync},
-	})
+	store, err := raftstore.Open(raftDir, raftstore.Options{Kind: cfg.RaftLogStore, NoSync: cfg.NoSync,
+		Logger: n.logger, HCLogger: newHCLog(n.logger, "raft-wal")})
 	if err != nil {
-		return fmt.Errorf("open raft log %s: %w (is another node using this data dir?)", raftDir, err)
+		return fmt.Errorf("open raft log %s: %w", raftDir, err)
 	}
+	n.logger.Info("raft log opened", "store", store.Kind, "path", store.Path)
 	// Writes are tracked so health reports a log that cannot be written (a full disk).
-	var logStore raft.LogStore = trackedLogStore{LogStore: store, t: &n.logWrites}
+	var inner raft.LogStore = store
 	if cfg.WrapLogStore != nil {
-		logStore = trackedLogStore{LogStore: cfg.WrapLogStore(store), t: &n.logWrites}
+		inner = cfg.WrapLogStore(store)
 	}
+	logStore := trackedLogStore{LogStore: inner, t: &n.logWrites, monotonic: store.Monotonic()}
 	stableStore := trackedStableStore{StableStore: store, t: &n.logWrites}
 	logs, err := raft.NewLogCache(1024, logStore)
 	if err != nil {

@@ -23,12 +23,13 @@ func newDebugReplayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay DATA_DIR",
 		Short: "Rebuild a node's FSM from its raft snapshot and log at an index; print its hash",
-		Long: `replay rebuilds the FSM of a stopped node from DATA_DIR (raft/raft.db and
-raft/snapshots) at --index (default: the last entry of its log), starting from
---from (a snapshot ID, "empty", or by default the newest snapshot the log
-continues from). It prints the index, the state hash (the same as the node's
-/debug hash at that index), and whether the derived state agrees with a rebuild
-from the records; --dump prints every record.`,
+		Long: `replay rebuilds the FSM of a stopped node from DATA_DIR (its Raft log, raft/wal
+or raft/raft.db, and raft/snapshots; nothing there is changed) at --index
+(default: the last entry of its log), starting from --from (a snapshot ID,
+"empty", or by default the newest snapshot the log continues from). It prints
+the index, the state hash (the same as the node's /debug hash at that index),
+and whether the derived state agrees with a rebuild from the records; --dump
+prints every record.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := raftreplay.Open(args[0], args[0])

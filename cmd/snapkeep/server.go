@@ -138,6 +138,7 @@ together once they see each other (see docs/OPERATIONS.md):
 				SnapshotInterval:       f.cfg.SnapshotInterval,
 				SnapshotThreshold:      f.cfg.SnapshotThreshold,
 				TrailingLogs:           f.cfg.TrailingLogs,
+				RaftLogStore:           f.cfg.RaftLogStore,
 			})
 			if err != nil {
 				return err
@@ -200,14 +201,15 @@ func addRaftTimeoutFlags(cmd *cobra.Command, cfg *server.Config) {
 	fl.DurationVar(&cfg.LeaderLeaseTimeout, "raft-leader-lease-timeout", server.DefaultLeaderLeaseTimeout, "a leader that has not reached a quorum this long steps down; at most --raft-heartbeat-timeout")
 }
 
-// addRaftSnapshotFlags adds raft's log compaction settings; the defaults are
-// hashicorp/raft's.
+// addRaftSnapshotFlags adds raft's log compaction settings (the defaults are
+// hashicorp/raft's) and the log store.
 func addRaftSnapshotFlags(cmd *cobra.Command, cfg *server.Config) {
 	def := raft.DefaultConfig()
 	fl := cmd.Flags()
 	fl.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", def.SnapshotInterval, "how often a node checks whether to take a raft snapshot (a random delay up to as long again is added)")
 	fl.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", def.SnapshotThreshold, "log entries since the last raft snapshot that make a node take a new one at its next check")
 	fl.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", def.TrailingLogs, "log entries kept after a raft snapshot, so a slightly lagging follower catches up from the log")
+	fl.StringVar(&cfg.RaftLogStore, "raft-log-store", "wal", "where the Raft log is kept: wal (hashicorp/raft-wal, one fsync per batch) or bolt (raft-boltdb, raft.db); a data dir with a bolt log is migrated to the WAL at start unless bolt is given (docs/OPERATIONS.md)")
 }
 
 func addS3Flags(cmd *cobra.Command, cfg *objstore.S3Config) {

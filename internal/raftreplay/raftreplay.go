@@ -1,7 +1,8 @@
 // Package raftreplay rebuilds a node's FSM offline from its data directory (the Raft log
-// in raft.db and the raft snapshots beside it) at any log index it still holds, and
-// finds the first index at which two nodes' states part. It opens the stores read-only
-// and must not be used on the data directory of a running node.
+// in raft/wal or raft.db, and the raft snapshots beside it) at any log index it still
+// holds, and finds the first index at which two nodes' states part. It changes nothing
+// in the data directory (internal/raftstore.OpenReadOnly: bolt read-only, a WAL read
+// from a copy) and refuses the data directory of a running node.
 package raftreplay
 
 import (
@@ -15,10 +16,9 @@ import (
 	"sort"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/snapkeep/snapkeep/fsm"
+	"github.com/snapkeep/snapkeep/internal/raftstore"
 )
 
 // Empty names the start from the empty state (the log must begin at index 1).
@@ -27,22 +27,19 @@ const Empty = "empty"
 // Source is one node's data directory, opened read-only.
 type Source struct {
 	Name        string
-	logs        *raftboltdb.BoltStore
+	logs        *raftstore.Store
 	snapDir     string
 	First, Last uint64 // the log entries it holds
 	Snapshots   []*raft.SnapshotMeta
 }
 
-// Open opens <dataDir>/raft/raft.db read-only and lists the raft snapshots.
+// Open opens the Raft log of <dataDir>/raft for reading (raftstore.OpenReadOnly) and
+// lists the raft snapshots.
 func Open(name, dataDir string) (*Source, error) {
 	raftDir := filepath.Join(dataDir, "raft")
-	dbPath := filepath.Join(raftDir, "raft.db")
-	if _, err := os.Stat(dbPath); err != nil {
-		return nil, fmt.Errorf("%s: no Raft log: %w", name, err)
-	}
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: 1e9}})
+	logs, err := raftstore.OpenReadOnly(raftDir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: open %s: %w", name, dbPath, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s := &Source{Name: name, logs: logs, snapDir: filepath.Join(raftDir, "snapshots")}
 	if s.First, err = logs.FirstIndex(); err != nil {

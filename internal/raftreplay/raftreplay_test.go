@@ -1,18 +1,17 @@
 package raftreplay
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	"github.com/snapkeep/snapkeep/internal/raftstore"
 )
 
 // command is the log data of an fsm command.
@@ -25,12 +24,11 @@ func command(t *testing.T, typ fsmpb.CommandType, body proto.Message, requestID 
 	return env
 }
 
-// writeLog makes a data directory whose raft.db holds entries.
-func writeLog(t *testing.T, entries []*raft.Log) string {
+// writeLog makes a data directory whose Raft log, in the store kind, holds entries.
+func writeLog(t *testing.T, kind string, entries []*raft.Log) string {
 	t.Helper()
 	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "raft"), 0o755))
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft", "raft.db")})
+	store, err := raftstore.Open(filepath.Join(dir, "raft"), raftstore.Options{Kind: kind})
 	require.NoError(t, err)
 	require.NoError(t, store.StoreLogs(entries))
 	require.NoError(t, store.Close())
@@ -42,6 +40,12 @@ func writeLog(t *testing.T, entries []*raft.Log) string {
 // wrote two client commands there under the same term; both then took the new leader's
 // entries from 5 on. The tool must name index 3, and the log-matching check both.
 func TestDiffAndLogMatchingFindTheSplit(t *testing.T) {
+	for _, kind := range raftstore.Kinds {
+		t.Run(kind, func(t *testing.T) { testDiffAndLogMatching(t, kind) })
+	}
+}
+
+func testDiffAndLogMatching(t *testing.T, kind string) {
 	create := func(name, req string) []byte {
 		return command(t, fsmpb.CommandType_COMMAND_TYPE_CREATE_DATABASE, &fsmpb.CreateDatabase{Name: name}, req)
 	}
@@ -60,10 +64,10 @@ func TestDiffAndLogMatchingFindTheSplit(t *testing.T) {
 		&raft.Log{Index: 3, Term: 2, Type: raft.LogNoop},
 		&raft.Log{Index: 4, Term: 2, Type: raft.LogBarrier}), tail...)
 
-	a, err := Open("A", writeLog(t, aLog))
+	a, err := Open("A", writeLog(t, kind, aLog))
 	require.NoError(t, err)
 	defer a.Close()
-	b, err := Open("B", writeLog(t, bLog))
+	b, err := Open("B", writeLog(t, kind, bLog))
 	require.NoError(t, err)
 	defer b.Close()
 

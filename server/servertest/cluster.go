@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snapkeep/snapkeep/internal/harness"
+	"github.com/snapkeep/snapkeep/internal/raftstore"
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/server"
 )
@@ -76,6 +77,7 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 			ExpiryInterval:     100 * time.Millisecond,
 			GCInterval:         200 * time.Millisecond,
 			NoSync:             true,
+			RaftLogStore:       RaftLogStore(),
 			Logger:             logger.With("test_node", i),
 			// Every node needs the cluster secret (Configure may replace it).
 			Auth: server.AuthConfig{InternalToken: ClusterSecret},
@@ -104,6 +106,15 @@ func startBucket(t testing.TB) Bucket {
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	return Bucket{Server: emb, Store: store}
+}
+
+// RaftLogStore is the Raft log store test nodes use: SNAPKEEP_TEST_RAFT_LOG_STORE
+// (wal or bolt), else the default (the WAL).
+func RaftLogStore() string {
+	if s := os.Getenv("SNAPKEEP_TEST_RAFT_LOG_STORE"); s != "" {
+		return s
+	}
+	return raftstore.WAL
 }
 
 // ClusterSecret is the cluster secret the test clusters' nodes share.

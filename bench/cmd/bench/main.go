@@ -43,6 +43,7 @@ func run() error {
 	notesDir := flag.String("notes", "notes", "directory of hand-written analysis (*.md, in name order) appended to the report")
 	workDir := flag.String("work", "", "directory for the servers' data (default: a new temporary directory, removed afterwards)")
 	render := flag.String("render", "", "only render the report from this results JSON (no benchmarks)")
+	logStore := flag.String("raft-log-store", "", "the snapkeep nodes' --raft-log-store: wal or bolt (default: the server's, the WAL)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
@@ -95,14 +96,21 @@ func run() error {
 	if *quick {
 		cmdline = "make bench QUICK=1"
 	}
+	var benchFlags []string
 	if *only != "" {
-		cmdline += " BENCH_FLAGS='--only " + *only + "'"
+		benchFlags = append(benchFlags, "--only "+*only)
+	}
+	if *logStore != "" {
+		benchFlags = append(benchFlags, "--raft-log-store "+*logStore)
+	}
+	if len(benchFlags) > 0 {
+		cmdline += " BENCH_FLAGS='" + strings.Join(benchFlags, " ") + "'"
 	}
 	r := &report.Run{Date: started.UTC().Format("2006-01-02"), Started: started.UTC(), Command: cmdline, Quick: *quick,
 		Machine: report.DescribeMachine(dir), Versions: versions()}
 	for _, s := range selected {
 		logf("scenario %d: %s", s.Number, s.Title)
-		e := &scenario.Env{Dir: filepath.Join(dir, fmt.Sprintf("s%d", s.Number)), Quick: *quick, S3: s3, Logf: logf}
+		e := &scenario.Env{Dir: filepath.Join(dir, fmt.Sprintf("s%d", s.Number)), Quick: *quick, S3: s3, Logf: logf, RaftLogStore: *logStore}
 		res := report.Scenario{Number: s.Number, Name: s.Name, Title: s.Title}
 		t0 := time.Now()
 		err := runOne(ctx, s, e, &res)

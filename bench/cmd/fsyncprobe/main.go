@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 var (
 	withPerf  = flag.Bool("perf", false, "also profile each leader under 64 clients with perf record")
 	snapshots = flag.Bool("snapshots", false, "instead: profile the snapkeep leader under 64 clients creating small snapshots (10 segments × 8 files)")
+	logStore  = flag.String("raft-log-store", "", "the snapkeep nodes' --raft-log-store: wal or bolt (default: the server's, the WAL)")
 )
 
 func main() {
@@ -38,7 +40,9 @@ func main() {
 	s3, err := env.StartS3(ctx, dir)
 	must(err)
 	defer s3.Stop()
-	sk, err := env.StartSnapkeep(ctx, filepath.Join(dir, "sk"), s3, env.SnapkeepOptions{Extra: []string{"--snapshots-per-collection", "100000"}})
+	diskP50(dir)
+	sk, err := env.StartSnapkeep(ctx, filepath.Join(dir, "sk"), s3, env.SnapkeepOptions{Extra: []string{"--snapshots-per-collection", "100000"},
+		RaftLogStore: *logStore})
 	must(err)
 	defer sk.Stop()
 	et, err := env.StartEtcd(ctx, filepath.Join(dir, "etcd"))
@@ -195,4 +199,31 @@ func profileSnapshots(ctx context.Context, cl *client.Client, pid int) {
 	wg.Wait()
 	_ = p.Wait()
 	fmt.Printf("snapshots, 64 clients: %d in 6 s; profile %s\n", seq.Load(), out)
+}
+
+// diskP50 prints the disk's write+fdatasync latency in dir (4 KiB blocks overwritten
+// in a preallocated file, as scenario 7's probe): the floor of one sync.
+func diskP50(dir string) {
+	f, err := os.CreateTemp(dir, "disk-*.dat")
+	must(err)
+	defer os.Remove(f.Name())
+	defer f.Close()
+	const n = 200
+	block := make([]byte, 4096)
+	for range n {
+		_, err := f.Write(block)
+		must(err)
+	}
+	must(f.Sync())
+	lat := make([]time.Duration, n)
+	for i := range n {
+		block[0] = byte(i)
+		start := time.Now()
+		_, err := f.WriteAt(block, int64(i)*4096)
+		must(err)
+		must(syscall.Fdatasync(int(f.Fd())))
+		lat[i] = time.Since(start)
+	}
+	slices.Sort(lat)
+	fmt.Printf("disk: write+fdatasync 4 KiB p50 %.3f ms (of %d)\n", float64(lat[n/2].Microseconds())/1000, n)
 }

@@ -47,6 +47,9 @@ type SnapkeepOptions struct {
 	// HTTP gives every node its own --http-addr with --enable-pprof, so a scenario can
 	// take CPU profiles of the servers (SnapkeepNode.HTTPAddr).
 	HTTP bool
+	// RaftLogStore is every node's --raft-log-store (wal, bolt); empty: the server's
+	// default (the WAL).
+	RaftLogStore string
 }
 
 // StartSnapkeep starts three nodes with data and logs under dir and waits until
@@ -96,6 +99,9 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 			"--internal-token", ClusterSecret}
 		if n.HTTPAddr != "" {
 			args = append(args, "--http-addr", n.HTTPAddr, "--enable-pprof")
+		}
+		if opts.RaftLogStore != "" {
+			args = append(args, "--raft-log-store", opts.RaftLogStore)
 		}
 		args = append(args, opts.Extra...)
 		n.Process = &harness.Process{Name: "snapkeep-" + n.ID, Binary: opts.Binary, Args: args, LogPath: filepath.Join(dir, "snapkeep-"+n.ID+".log")}

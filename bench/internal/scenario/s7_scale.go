@@ -157,10 +157,11 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 	}
 	r.Charts = append(r.Charts, report.Chart{File: "scale-commit-latency.svg", Title: "1-client commit latency p50 vs the disk's write+fdatasync (4 KiB)",
 		YLabel: "ms", Labels: labels, Series: []report.Series{{Name: "snapkeep", Values: skP50}, {Name: "disk fdatasync", Values: diskP50}, {Name: "etcd", Values: etcdP50}}})
-	r.Notes = append(r.Notes, "A snapkeep commit is more than one fdatasync: hashicorp/raft's leader stores the entry in its log (a bbolt "+
-		"commit: two fdatasyncs) before it sends it, a follower stores it the same way before it answers, with two round trips "+
-		"(client ↔ leader, leader ↔ follower), then the leader applies the entry. Its floor is about four fdatasyncs in two "+
-		"steps plus the round trips, not the bare fdatasync the limit measures.")
+	r.Notes = append(r.Notes, "A snapkeep commit is more than one fdatasync: hashicorp/raft's leader stores the entry in its log (raft-wal, "+
+		"the default: one fsync; raft-boltdb with --raft-log-store bolt: a bbolt commit, two fdatasyncs) before it sends it, a "+
+		"follower stores it the same way before it answers, with two round trips (client ↔ leader, leader ↔ follower), then "+
+		"the leader applies the entry. Its floor is about two syncs in series (four with bolt) plus the round trips, not the "+
+		"bare fdatasync the limit measures.")
 
 	// The same load with Milvus's layout and metadata, on a cluster of its own (the
 	// first one stopped: its memory is not this one's).

@@ -34,6 +34,9 @@ type Env struct {
 	Quick bool
 	S3    *env.S3
 	Logf  func(format string, args ...any)
+	// RaftLogStore is the snapkeep nodes' --raft-log-store (bench --raft-log-store);
+	// empty: the server's default.
+	RaftLogStore string
 
 	mu       sync.Mutex
 	cleanups []func()
@@ -52,6 +55,9 @@ func (e *Env) Pick(full, quick int) int {
 func (e *Env) StartSnapkeep(ctx context.Context, name string, opts env.SnapkeepOptions) (*env.Snapkeep, error) {
 	if opts.Root == "" {
 		opts.Root = name
+	}
+	if opts.RaftLogStore == "" {
+		opts.RaftLogStore = e.RaftLogStore
 	}
 	c, err := env.StartSnapkeep(ctx, filepath.Join(e.Dir, name), e.S3, opts)
 	if err != nil {

@@ -34,6 +34,7 @@ func main() {
 	out := flag.String("out", "jepsen/out", "output directory (a run directory is made inside)")
 	recheck := flag.String("recheck", "", "check a finished run's history again (its directory): the linearizability checkers, with --search-timeout per partition; no cluster is started")
 	searchTimeout := flag.Duration("search-timeout", 5*time.Minute, "with --recheck: porcupine's budget per partition")
+	logStore := flag.String("raft-log-store", "", "the nodes' --raft-log-store: wal (the default) or bolt")
 	flag.Parse()
 	if *recheck != "" {
 		os.Exit(recheckRun(*recheck, *searchTimeout))
@@ -59,7 +60,7 @@ func main() {
 	defer stop()
 	res, err := jepsen.Run(ctx, jepsen.Options{
 		Duration: *duration, Seed: *seed, Clients: *clients, Workloads: workloads, Nemeses: nemeses,
-		Bug: *bug, Out: *out, Log: os.Stderr,
+		Bug: *bug, Out: *out, Log: os.Stderr, RaftLogStore: *logStore,
 	})
 	if err != nil {
 		fail(err)
