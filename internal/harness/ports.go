@@ -23,8 +23,9 @@ const (
 const pickAttempts = 1000
 
 var ports = struct {
-	mu    sync.Mutex
-	given map[int]bool // ports handed out by this process, never handed out again
+	mu     sync.Mutex
+	given  map[int]bool // ports handed out by this process, never handed out again
+	claims []*os.File   // the lock files that claim them from other processes (unix)
 }{given: map[int]bool{}}
 
 // FreeAddr picks a port on 127.0.0.1 that is free for TCP and UDP (gossip binds both)
@@ -55,7 +56,7 @@ func FreeBlock(size int) (int, error) {
 		if last >= ephemeralLow && first <= ephemeralHigh {
 			continue // the system's ephemeral range reaches below ours
 		}
-		if blockFree(first, last) {
+		if blockFree(first, last) && claimBlock(first, last) {
 			for port := first; port <= last; port++ {
 				ports.given[port] = true
 			}
@@ -70,6 +71,22 @@ func FreeBlock(size int) (int, error) {
 func blockFree(first, last int) bool {
 	for port := first; port <= last; port++ {
 		if ports.given[port] || !bindable(port) {
+			return false
+		}
+	}
+	return true
+}
+
+// claimBlock claims first..last from the other processes on this machine that pick
+// ports here (claimAcrossProcesses), or reports false when another holds one of them.
+// Ports it claimed before a refusal stay claimed and unused: a few, and only on a
+// collision. The caller holds ports.mu.
+func claimBlock(first, last int) bool {
+	for port := first; port <= last; port++ {
+		if !claimAcrossProcesses(port) {
+			for p := first; p < port; p++ {
+				ports.given[p] = true // claimed by us: never picked again
+			}
 			return false
 		}
 	}
