@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -153,7 +154,10 @@ func fillCollection(b *testing.B, ctx context.Context, cl *client.Client, coll s
 // total concurrency (the two followers' executors: 2 × 16). The restore includes its
 // pre-check listing, its leases through Raft and per-file verification. Reports
 // files/s for both, and the process CPU per restored file (which bounds the leader's
-// scheduling cost). Run with -benchtime=1x.
+// scheduling cost). Run with -benchtime=1x. SNAPKEEP_RESTORE_PROFILE and
+// SNAPKEEP_PLAIN_PROFILE name files for CPU profiles of the first round's restore and
+// plain loop (-cpuprofile cannot be combined with them); SNAPKEEP_BENCH_RESTORE_BATCH
+// sets the nodes' RestoreBatch.
 func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 	gw := versitygw.Start(b)
 	ctx := context.Background()
@@ -164,6 +168,9 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 	c := servertest.Start(b, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
 		cfg.Store, cfg.Storage = inflight, gw.Config()
 		cfg.NoSync = os.Getenv("SNAPKEEP_BENCH_NOSYNC") != ""
+		if n, err := strconv.Atoi(os.Getenv("SNAPKEEP_BENCH_RESTORE_BATCH")); err == nil {
+			cfg.RestoreBatch = n
+		}
 	}})
 	cl, err := client.New(ctx, c.Endpoints()...)
 	require.NoError(b, err)
@@ -221,6 +228,12 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 		}
 
 		// B: the plain loop.
+		if path := os.Getenv("SNAPKEEP_PLAIN_PROFILE"); path != "" && i == 0 {
+			f, err := os.Create(path)
+			require.NoError(b, err)
+			require.NoError(b, pprof.StartCPUProfile(f))
+			defer f.Close()
+		}
 		cpu0 = processCPU()
 		start = time.Now()
 		var next atomic.Int64
@@ -244,6 +257,7 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 		wg.Wait()
 		plainTook := time.Since(start)
 		plainCPU := processCPU() - cpu0
+		pprof.StopCPUProfile()
 
 		b.Logf("round %d: restore %.0f files/s, plain %.0f files/s, ratio %.2f", i,
 			float64(len(srcKeys))/restoreTook.Seconds(), float64(len(srcKeys))/plainTook.Seconds(), plainTook.Seconds()/restoreTook.Seconds())
