@@ -470,7 +470,7 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 	}
 	next := proto.CloneOf(j)
 	next.Attempts += cmd.Attempts
-	leases := map[uint64]*fsmpb.RestoreLease{} // modified copies
+	leases := map[uint64]*reportedLease{} // modified copies
 	// take removes a task from wherever it waits (its lease or the pool) and returns its
 	// failed attempts; ok is false when it is done already.
 	take := func(task uint32) (attempts uint8, ok bool) {
@@ -478,13 +478,10 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 			l := leases[lt.lease]
 			if l == nil {
 				orig, _ := c.t.restoreLeases.get(&fsmpb.RestoreLease{Id: lt.lease})
-				l = proto.CloneOf(orig)
+				l = newReportedLease(orig)
 				leases[lt.lease] = l
 			}
-			i := slices.Index(l.Tasks, task)
-			attempts = l.Attempts[i]
-			l.Tasks = slices.Delete(l.Tasks, i, i+1)
-			l.Attempts = slices.Delete(l.Attempts, i, i+1)
+			attempts = l.take(task)
 			c.t.leasedTasks.Delete(lt)
 			return attempts, true
 		}
@@ -536,16 +533,19 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 	// is done, copied or given up for the lease's end or the job's): the tasks it leaves
 	// out were not copied and return to the pool now rather than at the deadline.
 	if orig, ok := c.t.restoreLeases.get(&fsmpb.RestoreLease{Id: cmd.LeaseId}); ok && orig.JobId == j.Id && leases[orig.Id] == nil {
-		leases[orig.Id] = proto.CloneOf(orig)
+		leases[orig.Id] = newReportedLease(orig)
 	}
-	if l := leases[cmd.LeaseId]; l != nil {
+	if rl := leases[cmd.LeaseId]; rl != nil {
+		l := rl.compact()
 		for i, t := range l.Tasks {
 			c.t.leasedTasks.Delete(leasedTask{job: j.Id, task: t})
 			c.returnToPool(j.Id, t, l.Attempts[i])
 		}
 		l.Tasks, l.Attempts = nil, nil
 	}
-	for _, l := range leases {
+	// In lease id order: the map's order is random, the tables' changes must not be.
+	for _, id := range slices.Sorted(maps.Keys(leases)) {
+		l := leases[id].compact()
 		if len(l.Tasks) == 0 {
 			c.t.restoreLeases.remove(l)
 		} else {
@@ -572,6 +572,55 @@ func applyRestoreReport(c *applyCtx, cmd *fsmpb.RestoreReport) (proto.Message, e
 	}
 	c.t.restoreJobs.put(next)
 	return &fsmpb.RestoreJobResponse{Job: next}, nil
+}
+
+// reportedLease is a lease a report takes tasks out of: a copy, whose taken tasks are
+// marked and removed all at once (a report of a whole lease would otherwise search and
+// shift its task list once per task).
+type reportedLease struct {
+	l     *fsmpb.RestoreLease
+	index map[uint32]int // task → its position in l.Tasks, made at the first take
+	taken []bool
+	n     int // tasks taken
+}
+
+func newReportedLease(orig *fsmpb.RestoreLease) *reportedLease {
+	return &reportedLease{l: proto.CloneOf(orig)}
+}
+
+// take marks a task of the lease taken and returns its failed attempts.
+func (r *reportedLease) take(task uint32) uint8 {
+	if r.index == nil {
+		r.index = make(map[uint32]int, len(r.l.Tasks))
+		for i, t := range r.l.Tasks {
+			r.index[t] = i
+		}
+		r.taken = make([]bool, len(r.l.Tasks))
+	}
+	i, ok := r.index[task]
+	if !ok || r.taken[i] {
+		return 0
+	}
+	r.taken[i] = true
+	r.n++
+	return r.l.Attempts[i]
+}
+
+// compact removes the taken tasks from the lease, keeping the others' order, and
+// returns it.
+func (r *reportedLease) compact() *fsmpb.RestoreLease {
+	if r.n == 0 {
+		return r.l
+	}
+	tasks, attempts := r.l.Tasks[:0], r.l.Attempts[:0]
+	for i, t := range r.l.Tasks {
+		if !r.taken[i] {
+			tasks, attempts = append(tasks, t), append(attempts, r.l.Attempts[i])
+		}
+	}
+	r.l.Tasks, r.l.Attempts = tasks, attempts
+	r.index, r.taken, r.n = nil, nil, 0
+	return r.l
 }
 
 // copyingDone ends a job's copying: an export waits for the leader to write its

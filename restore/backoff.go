@@ -46,8 +46,10 @@ type retryPolicy struct {
 
 // retryLoop runs step until it succeeds, fails other than transiently
 // (objstore.IsTransient), has been tried maxAttempts times, or ctx ends; it
-// returns step's last error. logAttrs describe the step in debug logs.
-func retryLoop(ctx context.Context, p retryPolicy, step func() error, logAttrs ...any) error {
+// returns step's last error. describe gives the attributes that name the step in
+// debug logs; it is called only when a retry is logged (a step that succeeds at once,
+// the common case, allocates nothing for its logs).
+func retryLoop(ctx context.Context, p retryPolicy, step func() error, describe func() []any) error {
 	for attempt := 1; ; attempt++ {
 		err := step()
 		if err == nil {
@@ -57,7 +59,7 @@ func retryLoop(ctx context.Context, p retryPolicy, step func() error, logAttrs .
 			return err
 		}
 		wait := backoff(p.base, p.max, attempt)
-		p.logger.Debug("restore: retrying", append(logAttrs, "attempt", attempt, "wait", wait, "err", err)...)
+		p.logger.Debug("restore: retrying", append(describe(), "attempt", attempt, "wait", wait, "err", err)...)
 		if !sleep(ctx, wait) {
 			return fmt.Errorf("%w; not retried: %w", err, ctx.Err())
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -86,7 +87,7 @@ type Coordinator struct {
 	mu        sync.Mutex
 	checking  map[uint64]bool
 	retryAt   map[uint64]time.Time
-	executors map[string]time.Time // node → last lease request
+	executors map[string]*executorStats // node → its last request, its throughput
 	// notAliveSince is when gossip was first seen not to consider a lease holder alive.
 	notAliveSince map[string]time.Time
 }
@@ -94,7 +95,7 @@ type Coordinator struct {
 // NewCoordinator returns the coordinator of cluster's restore jobs.
 func NewCoordinator(cluster LeaderCluster, cfg CoordinatorConfig) *Coordinator {
 	return &Coordinator{cluster: cluster, cfg: cfg, kick: duty.NewKicker(), checking: map[uint64]bool{},
-		retryAt: map[uint64]time.Time{}, executors: map[string]time.Time{}, notAliveSince: map[string]time.Time{}}
+		retryAt: map[uint64]time.Time{}, executors: map[string]*executorStats{}, notAliveSince: map[string]time.Time{}}
 }
 
 // Kick wakes the coordinator now.
@@ -328,9 +329,21 @@ func (c *Coordinator) goneHolders(leases []*fsmpb.RestoreLease, alive func(strin
 	return gone
 }
 
+// noteExecutor records that node asked for work or reported, and returns its record
+// (c.mu held).
+func (c *Coordinator) noteExecutorLocked(node string, now time.Time) *executorStats {
+	s := c.executors[node]
+	if s == nil {
+		s = &executorStats{}
+		c.executors[node] = s
+	}
+	s.asked = now
+	return s
+}
+
 func (c *Coordinator) noteExecutor(node string) {
 	c.mu.Lock()
-	c.executors[node] = time.Now()
+	c.noteExecutorLocked(node, time.Now())
 	c.mu.Unlock()
 }
 
@@ -339,12 +352,25 @@ func (c *Coordinator) healthyExecutors() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
-	for node, at := range c.executors {
-		if time.Since(at) < executorHealthy && c.cluster.Alive(node) {
+	for node, s := range c.executors {
+		if time.Since(s.asked) < executorHealthy && c.cluster.Alive(node) {
 			out = append(out, node)
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// rates are the measured throughputs of nodes (0: not measured yet).
+func (c *Coordinator) rates(nodes []string) []float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]float64, len(nodes))
+	for i, node := range nodes {
+		if s := c.executors[node]; s != nil {
+			out[i] = s.rate
+		}
+	}
 	return out
 }
 
@@ -409,11 +435,21 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 		return wait, nil // gossip reports it suspect, dead or left
 	}
 	healthy := c.healthyExecutors()
-	if req.Node == c.cfg.Node && leaderLeavesCopying(req.Node, healthy, c.cluster.OtherVoterAlive(), newestCopyingStart(v), time.Now()) {
-		return wait, nil // followers do the copying while they are there
+	// The executors the remaining work is spread over: the healthy ones, but for the
+	// leader while it leaves the copying to the followers.
+	copiers := healthy
+	if leaderLeavesCopying(c.cfg.Node, healthy, c.cluster.OtherVoterAlive(), newestCopyingStart(v), time.Now()) {
+		if req.Node == c.cfg.Node {
+			return wait, nil // followers do the copying while they are there
+		}
+		copiers = slices.DeleteFunc(slices.Clone(healthy), func(n string) bool { return n == c.cfg.Node })
 	}
+	if !slices.Contains(copiers, req.Node) {
+		copiers = append(copiers, req.Node)
+	}
+	leases := v.RestoreLeases()
 	held := 0
-	for _, l := range v.RestoreLeases() {
+	for _, l := range leases {
 		if l.Node == req.Node && len(l.Tasks) > 0 {
 			held++
 		}
@@ -421,6 +457,7 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 	if held >= maxLeasesPerNode {
 		return wait, nil
 	}
+	rates := c.rates(copiers)
 	for _, job := range v.RunningRestoreJobs() {
 		if job.State != fsmpb.RestoreState_RESTORE_STATE_COPYING {
 			continue
@@ -429,10 +466,26 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 		if pooled == 0 {
 			continue
 		}
-		executors := max(1, len(healthy))
-		size := min(int(req.MaxTasks), c.cfg.Batch, (pooled+executors-1)/executors)
+		sizing := leaseSizing{maxTasks: min(int(req.MaxTasks), c.cfg.Batch), pooled: pooled, rates: rates}
+		for i, node := range copiers {
+			if node == req.Node {
+				sizing.rate = rates[i]
+			}
+		}
+		for _, l := range leases {
+			if l.JobId == job.Id && slices.Contains(copiers, l.Node) {
+				sizing.heldAll += len(l.Tasks)
+				if l.Node == req.Node {
+					sizing.held += len(l.Tasks)
+				}
+			}
+		}
+		size := leaseSize(sizing)
+		if size == 0 {
+			continue // it holds its share of this job already
+		}
 		var grant fsmpb.RestoreGrantResponse
-		cmd := &fsmpb.RestoreGrant{JobId: job.Id, Node: req.Node, MaxTasks: uint32(max(size, 1)), Lease: int64(c.cfg.Lease), Incarnation: req.Incarnation}
+		cmd := &fsmpb.RestoreGrant{JobId: job.Id, Node: req.Node, MaxTasks: uint32(size), Lease: int64(c.cfg.Lease), Incarnation: req.Incarnation}
 		if err := c.cluster.Propose(ctx, cmd, &grant); err != nil {
 			if ignoreDone(err) == nil {
 				continue
@@ -468,16 +521,41 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 	return wait, nil
 }
 
-// Report records a batch's outcomes in one entry.
+// Report records a batch's outcomes in one entry, and measures the executor's
+// throughput from it (see leaseSize).
 func (c *Coordinator) Report(ctx context.Context, req *internalv1.ReportRestoreTasksRequest) error {
+	var granted time.Time
+	for _, l := range c.cluster.View().RestoreLeases() {
+		if l.Id == req.LeaseId && l.Node == req.Node {
+			granted = time.Unix(0, l.Deadline).Add(-c.cfg.Lease)
+		}
+	}
 	c.noteExecutor(req.Node)
 	cmd := &fsmpb.RestoreReport{JobId: req.JobId, LeaseId: req.LeaseId, Attempts: req.Attempts}
+	ok := 0
 	for _, o := range req.Outcomes {
 		if o.Ok {
-			cmd.Done = append(cmd.Done, &fsmpb.TaskDone{Task: o.Index, Bytes: o.Bytes, Verified: fsmpb.CopyVerification(o.Verified)})
+			ok++
+		}
+	}
+	// The outcomes of a lease, in one allocation.
+	done := make([]fsmpb.TaskDone, ok)
+	cmd.Done = make([]*fsmpb.TaskDone, 0, ok)
+	for _, o := range req.Outcomes {
+		if o.Ok {
+			d := &done[len(cmd.Done)]
+			d.Task, d.Bytes, d.Verified = o.Index, o.Bytes, fsmpb.CopyVerification(o.Verified)
+			cmd.Done = append(cmd.Done, d)
 		} else {
 			cmd.Failed = append(cmd.Failed, &fsmpb.TaskFailed{Task: o.Index, Key: o.Key, Error: o.Error, Permanent: o.Permanent})
 		}
 	}
-	return c.cluster.Propose(ctx, cmd, nil)
+	if err := c.cluster.Propose(ctx, cmd, nil); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	now := time.Now()
+	c.noteExecutorLocked(req.Node, now).observeReport(len(req.Outcomes), granted, now)
+	c.mu.Unlock()
+	return nil
 }

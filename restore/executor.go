@@ -270,6 +270,13 @@ func (e *Executor) config() config {
 func (e *Executor) Run(ctx context.Context, tasks []Task) []Result {
 	c := e.config()
 	results := make([]Result, len(tasks))
+	if min(c.Concurrency, len(tasks)) == 1 {
+		// One worker: the caller's goroutine is it.
+		for i, t := range tasks {
+			results[i] = c.runTaskSafely(ctx, t)
+		}
+		return results
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(c.Concurrency, len(tasks)) {
@@ -565,7 +572,7 @@ func (w *crcWriter) Write(p []byte) (int, error) {
 // retry runs one step of t with retries (see retryLoop).
 func (c *config) retry(ctx context.Context, t Task, what string, step func() error) error {
 	return retryLoop(ctx, retryPolicy{c.MaxAttempts, c.BackoffBase, c.BackoffMax, c.Logger}, step,
-		"step", what, "src", t.Src, "dst", t.Dst)
+		func() []any { return []any{"step", what, "src", t.Src, "dst", t.Dst} })
 }
 
 // runTaskSafely is runTask on a worker goroutine: a panic becomes the task's failure

@@ -152,7 +152,7 @@ func PrecheckWithOptions(ctx context.Context, store objstore.Store, prefix strin
 				var err error
 				page, err = store.List(ctx, prefix, token, opts.PageSize)
 				return err
-			}, "step", "precheck list", "prefix", prefix)
+			}, func() []any { return []any{"step", "precheck list", "prefix", prefix} })
 			if err != nil {
 				return fmt.Errorf("precheck %q: %w", prefix, err)
 			}

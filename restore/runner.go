@@ -40,13 +40,16 @@ type leasedBatch struct {
 	cancel context.CancelFunc
 	sem    chan struct{} // the job's own concurrency bound, if any
 	tasks  []Task
-	exec   *Executor // copies one task per Run
+	// exec copies one task at a time on the worker that took it: its settings are
+	// resolved once per lease, and no goroutine or context is made per task.
+	exec *config
 
 	running *runningBatches
 
-	mu      sync.Mutex
-	pending int
-	report  *internalv1.ReportRestoreTasksRequest
+	mu       sync.Mutex
+	pending  int
+	report   *internalv1.ReportRestoreTasksRequest
+	outcomes []internalv1.TaskOutcome // the report's outcomes, allocated once per lease
 }
 
 type queuedTask struct {
@@ -163,7 +166,7 @@ func (r *Runner) Loops(ctx context.Context, pool *sync.WaitGroup) []duty.Loop {
 	return []duty.Loop{
 		{Name: "restore-watch", Every: time.Second, Changed: r.cluster.Changed, Pass: func(context.Context) { r.watchBatches() }},
 		{Name: "restore-executor", Every: 50 * time.Millisecond, Kick: r.kick, Changed: r.cluster.Changed,
-			Pass: func(ctx context.Context) { r.lease(ctx, queue, sems) },
+			Pass: func(pass context.Context) { r.lease(pass, ctx, queue, sems) },
 			Finally: func() {
 				close(queue)
 				workers.Wait()
@@ -176,12 +179,14 @@ func (r *Runner) Loops(ctx context.Context, pool *sync.WaitGroup) []duty.Loop {
 // for more while a batch's worth is not yet queued, since a lease and a report each
 // cost a Raft commit and the workers must not wait for them. After a refusal or an
 // error it waits out the delay before its loop looks again.
-func (r *Runner) lease(ctx context.Context, queue chan<- queuedTask, sems map[uint64]chan struct{}) {
+//
+// The batches' contexts derive from base, the runner's: they end when the node stops.
+func (r *Runner) lease(ctx, base context.Context, queue chan<- queuedTask, sems map[uint64]chan struct{}) {
 	for ctx.Err() == nil && r.copying() && len(queue) < r.cfg.Batch {
 		var batch *leasedBatch
 		var retry time.Duration
 		var err error
-		if perr := r.cfg.Guard.Run("restore-executor", func() { batch, retry, err = r.leaseBatch(ctx, sems) }); perr != nil {
+		if perr := r.cfg.Guard.Run("restore-executor", func() { batch, retry, err = r.leaseBatch(ctx, base, sems) }); perr != nil {
 			err = perr
 		}
 		if err != nil {
@@ -221,7 +226,7 @@ func (r *Runner) pause(ctx context.Context, d time.Duration) (kicked bool) {
 }
 
 // leaseBatch asks the leader for tasks; nil with a delay when there are none for us.
-func (r *Runner) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) (*leasedBatch, time.Duration, error) {
+func (r *Runner) leaseBatch(ctx, base context.Context, sems map[uint64]chan struct{}) (*leasedBatch, time.Duration, error) {
 	lease, err := r.cluster.LeaseTasks(ctx, &internalv1.LeaseRestoreTasksRequest{
 		Node: r.cfg.Node, MaxTasks: uint32(r.cfg.Batch), Incarnation: r.cfg.Incarnation})
 	if err != nil {
@@ -230,35 +235,55 @@ func (r *Runner) leaseBatch(ctx context.Context, sems map[uint64]chan struct{}) 
 	if len(lease.Tasks) == 0 {
 		return nil, time.Duration(max(lease.RetryAfterMs, 100)) * time.Millisecond, nil
 	}
+	var sem chan struct{}
+	if c := int(lease.MaxConcurrency); c > 0 && c < r.cfg.Concurrency {
+		if sems[lease.JobId] == nil {
+			sems[lease.JobId] = make(chan struct{}, c)
+		}
+		sem = sems[lease.JobId]
+	}
+	stores, err := r.cluster.JobStores(fsmpb.JobKind(lease.Kind), lease.Repository)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r.newBatch(base, lease, stores, sem), 0, nil
+}
+
+// newBatch makes a granted lease's batch and adds it to the running ones. Its context
+// derives from base (the runner's), so it ends when the node stops, at the lease's
+// deadline, or when the watcher cancels it.
+func (r *Runner) newBatch(base context.Context, lease *internalv1.LeaseRestoreTasksResponse, stores JobStores, sem chan struct{}) *leasedBatch {
 	b := &leasedBatch{
 		jobID:    lease.JobId,
 		kind:     fsmpb.JobKind(lease.Kind),
 		leaseID:  lease.LeaseId,
 		deadline: time.UnixMilli(lease.DeadlineUnixMs),
 		pending:  len(lease.Tasks),
-		report:   &internalv1.ReportRestoreTasksRequest{Node: r.cfg.Node, JobId: lease.JobId, LeaseId: lease.LeaseId},
+		sem:      sem,
+		report: &internalv1.ReportRestoreTasksRequest{Node: r.cfg.Node, JobId: lease.JobId, LeaseId: lease.LeaseId,
+			Outcomes: make([]*internalv1.TaskOutcome, 0, len(lease.Tasks))},
+		outcomes: make([]internalv1.TaskOutcome, len(lease.Tasks)),
+		tasks:    make([]Task, 0, len(lease.Tasks)),
 	}
-	if c := int(lease.MaxConcurrency); c > 0 && c < r.cfg.Concurrency {
-		if sems[lease.JobId] == nil {
-			sems[lease.JobId] = make(chan struct{}, c)
-		}
-		b.sem = sems[lease.JobId]
-	}
-	stores, err := r.cluster.JobStores(fsmpb.JobKind(lease.Kind), lease.Repository)
-	if err != nil {
-		return nil, 0, err
-	}
-	b.exec = &Executor{Store: stores.Dest, Source: stores.Source, Stream: stores.Stream, Limiter: stores.Limiter,
+	exec := (&Executor{Store: stores.Dest, Source: stores.Source, Stream: stores.Stream, Limiter: stores.Limiter,
 		Concurrency: 1, Verify: lease.Verify, ReadBack: lease.ReadBack,
-		MultipartThreshold: r.cfg.MultipartThreshold, PartSize: r.cfg.PartSize, Logger: r.cfg.Logger.With("component", "restore", "job", lease.JobId)}
+		MultipartThreshold: r.cfg.MultipartThreshold, PartSize: r.cfg.PartSize, Logger: r.logger().With("component", "restore", "job", lease.JobId)}).config()
+	b.exec = &exec
 	for _, t := range lease.Tasks {
 		b.tasks = append(b.tasks, Task{Index: t.Index, Src: t.Src, Dst: t.Dst, Size: t.Size, CRC32C: t.Crc32C})
 	}
 	// Copy until the lease ends: past it the tasks belong to the pool again.
-	b.ctx, b.cancel = context.WithDeadline(ctx, b.deadline)
+	b.ctx, b.cancel = context.WithDeadline(base, b.deadline)
 	b.running = r.running
 	b.running.add(b)
-	return b, 0, nil
+	return b
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.cfg.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.cfg.Logger
 }
 
 // work copies queued tasks one at a time.
@@ -270,7 +295,7 @@ func (r *Runner) work(ctx context.Context, queue <-chan queuedTask, reports chan
 		case b.ctx.Err() != nil || ctx.Err() != nil:
 			res = Result{Index: q.task.Index, Err: ErrLeaseOver}
 		default:
-			res = r.copyTask(ctx, b, q.task)
+			res = r.copyTask(b, q.task)
 		}
 		if r.cfg.Copied != nil {
 			r.cfg.Copied(b.kind, res)
@@ -281,23 +306,20 @@ func (r *Runner) work(ctx context.Context, queue <-chan queuedTask, reports chan
 	}
 }
 
-// copyTask copies one leased task until its batch ends: the lease's deadline, the
-// job leaving COPYING, or the node stopping (past it the task belongs to the pool
-// again). A panic in the copy is recovered as a failure of the task, which goes back
-// to the pool like any other.
-func (r *Runner) copyTask(ctx context.Context, b *leasedBatch, t Task) (res Result) {
+// copyTask copies one leased task, on the worker that took it, until its batch ends:
+// the lease's deadline, the job leaving COPYING, or the node stopping (the batch's
+// context ends with each; past it the task belongs to the pool again). A panic in the
+// copy is recovered as a failure of the task, which goes back to the pool like any
+// other.
+func (r *Runner) copyTask(b *leasedBatch, t Task) (res Result) {
 	if b.sem != nil {
 		b.sem <- struct{}{}
 		defer func() { <-b.sem }()
 	}
-	copyCtx, cancelCopy := context.WithCancel(b.ctx)
-	defer cancelCopy()
-	stopCopy := context.AfterFunc(ctx, cancelCopy) // the node stopping
-	defer stopCopy()
-	if err := r.cfg.Guard.Run("restore-executor", func() { res = b.exec.Run(copyCtx, []Task{t})[0] }); err != nil {
+	if err := r.cfg.Guard.Run("restore-executor", func() { res = b.exec.runTaskSafely(b.ctx, t) }); err != nil {
 		return Result{Index: t.Index, Err: err}
 	}
-	if res.Err != nil && copyCtx.Err() != nil && !res.Permanent {
+	if res.Err != nil && b.ctx.Err() != nil && !res.Permanent {
 		res.Err = ErrLeaseOver
 	}
 	return res
@@ -314,7 +336,8 @@ func (b *leasedBatch) add(t Task, r Result) *internalv1.ReportRestoreTasksReques
 	defer b.mu.Unlock()
 	b.report.Attempts += uint64(r.Attempts)
 	if !errors.Is(r.Err, ErrLeaseOver) {
-		o := &internalv1.TaskOutcome{Index: r.Index, Ok: r.Err == nil, Bytes: r.Bytes, Verified: uint32(copyVerification(r.Verified))}
+		o := &b.outcomes[len(b.report.Outcomes)]
+		o.Index, o.Ok, o.Bytes, o.Verified = r.Index, r.Err == nil, r.Bytes, uint32(copyVerification(r.Verified))
 		if r.Err != nil {
 			o.Key, o.Error, o.Permanent = t.Src, r.Err.Error(), r.Permanent
 		}

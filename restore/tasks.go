@@ -40,7 +40,10 @@ type taskResolver struct {
 	dstKeys fsm.FileKeys
 	repo    repository.Keys // exports and repository restores
 
-	// The last file list decoded, since tasks come in runs of one segment.
+	// The last owner found and file list decoded, since tasks come in runs of one
+	// segment: a lease resolves each segment's keys, and decodes its list, once.
+	cachedOwner     owner
+	hasOwner        bool
 	cachedBlobOwner string
 	cachedFiles     []filelist.Entry
 }
@@ -85,6 +88,19 @@ type owner struct {
 
 // ownerOf finds the file list task t belongs to.
 func (r *taskResolver) ownerOf(t uint32) (owner, error) {
+	if o := r.cachedOwner; r.hasOwner && t >= o.first && t < o.first+o.files {
+		return o, nil
+	}
+	o, err := r.findOwner(t)
+	if err != nil {
+		return owner{}, err
+	}
+	r.cachedOwner, r.hasOwner = o, true
+	return o, nil
+}
+
+// findOwner finds the file list task t belongs to in the plan.
+func (r *taskResolver) findOwner(t uint32) (owner, error) {
 	// The last segment whose first task is at most t, in the last part that has one.
 	p := sort.Search(len(r.parts), func(i int) bool { return r.parts[i].Segments[0].FirstTask > t }) - 1
 	if p < 0 {

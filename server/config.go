@@ -79,7 +79,8 @@ type Config struct {
 	// RestoreConcurrency is how many copies this node's executor runs at once (default
 	// 16); a job's own max_concurrency lowers it.
 	RestoreConcurrency int
-	// RestoreBatch is the most tasks one lease holds (default 256).
+	// RestoreBatch is the most tasks one lease holds (default 1024); within it the
+	// leader sizes each lease by the executor's measured throughput.
 	RestoreBatch int
 	// RestoreLease is how long a node holds leased tasks before they return to the pool
 	// (default 5m).
@@ -228,7 +229,7 @@ func (c *Config) applyDefaults() {
 		c.RestoreConcurrency = 16
 	}
 	if c.RestoreBatch == 0 {
-		c.RestoreBatch = 256
+		c.RestoreBatch = 1024
 	}
 	if c.RestoreLease == 0 {
 		c.RestoreLease = 5 * time.Minute
