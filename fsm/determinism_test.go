@@ -374,3 +374,52 @@ func TestValidateAgreesWithApply(t *testing.T) {
 	}
 	require.Greater(t, rejected, 100, "the log exercises rejections")
 }
+
+// Raft applies committed entries in batches of any size (ApplyBatch), configuration
+// entries among them, and a node's batches need not match another's: each batch must
+// answer every entry as Apply does and leave the state Apply leaves, rejections in the
+// middle of a batch included (the random log has many).
+func TestBatchesApplyAsEntriesOneByOne(t *testing.T) {
+	entries, _ := randomLog(t, 11, 2000)
+	rng := rand.New(rand.NewPCG(11, 3))
+	var logs []*raft.Log
+	for _, data := range entries {
+		if rng.IntN(20) == 0 {
+			logs = append(logs, &raft.Log{Index: uint64(len(logs)) + 1, Type: raft.LogConfiguration})
+		}
+		logs = append(logs, &raft.Log{Index: uint64(len(logs)) + 1, Type: raft.LogCommand, Data: data})
+	}
+	one := New(nil)
+	want := make([]any, len(logs))
+	rejected := 0
+	for i, l := range logs {
+		want[i] = one.Apply(l)
+		if r, ok := want[i].(*ApplyResult); ok && r.Result.Code != fsmpb.ErrorCode_ERROR_CODE_OK {
+			rejected++
+		}
+	}
+	require.Greater(t, rejected, 100, "the log has rejections to undo inside batches")
+
+	for _, maxBatch := range []int{1, 7, 64, 500} {
+		f := New(nil)
+		for next := 0; next < len(logs); {
+			batch := logs[next:min(len(logs), next+rng.IntN(maxBatch)+1)]
+			out := f.ApplyBatch(batch)
+			require.Len(t, out, len(batch))
+			for i, got := range out {
+				w := want[next+i]
+				if w == nil {
+					require.Nil(t, got)
+					continue
+				}
+				g, wr := got.(*ApplyResult), w.(*ApplyResult)
+				require.Equal(t, wr.Index, g.Index)
+				require.True(t, proto.Equal(wr.Result, g.Result), "batches of up to %d, entry %d: %v, want %v", maxBatch, wr.Index, g.Result, wr.Result)
+			}
+			next += len(batch)
+		}
+		require.Equal(t, one.AppliedIndex(), f.AppliedIndex())
+		require.NoError(t, f.View().CheckDerived())
+		require.Equal(t, one.Hash(), f.Hash(), "batches of up to %d", maxBatch)
+	}
+}

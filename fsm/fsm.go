@@ -99,19 +99,42 @@ func (f *FSM) Apply(l *raft.Log) any {
 // execute runs one command against *tx. When the command is rejected it replaces *tx
 // by a fresh clone of the committed state: nothing the handler changed survives.
 func (f *FSM) execute(tx **tables, index uint64, data []byte) *fsmpb.Result {
+	return f.executeFrom(tx, index, data, f.current).result
+}
+
+// executed is what one command did to the state, enough to do it again (replay).
+type executed struct {
+	result *fsmpb.Result
+	// ran: the handler ran and its changes stand; running the command again on the
+	// same state makes the same changes.
+	ran bool
+	// remembered is the request the deduplication window recorded for a rejected
+	// command (nil for none): its only change to the state.
+	remembered *fsmpb.RequestRecord
+}
+
+// executeFrom runs one command against *tx. When the command is rejected it replaces
+// *tx by before(), the state as it was before the command: nothing the handler
+// changed survives.
+func (f *FSM) executeFrom(tx **tables, index uint64, data []byte, before func() *tables) executed {
 	env, h, bodyHash, early := prepare(*tx, index, data)
 	if early != nil {
-		return early
+		return executed{result: early}
 	}
 	result := run(h, *tx, env, index)
-	if result.Code != fsmpb.ErrorCode_ERROR_CODE_OK {
-		*tx = f.current()
+	ok := result.Code == fsmpb.ErrorCode_ERROR_CODE_OK
+	if !ok {
+		*tx = before()
 		f.logger.Debug("command rejected", "index", index, "type", h.name, "err", result.Message)
 	}
+	var remembered *fsmpb.RequestRecord
 	if env.RequestId != "" {
 		rememberRequest(*tx, env.RequestId, env.Type, bodyHash, result)
+		if !ok {
+			remembered = &fsmpb.RequestRecord{RequestId: env.RequestId, Type: env.Type, BodyHash: bodyHash, Result: result}
+		}
 	}
-	return result
+	return executed{result: result, ran: ok, remembered: remembered}
 }
 
 // prepare decodes a log entry and looks its request id up in the deduplication
