@@ -395,7 +395,7 @@ func (f *FSM) Hash() string {
 // atomically, so hashes of two nodes can be compared when their indexes are equal.
 func (f *FSM) HashAt() (uint64, string) {
 	f.mu.Lock()
-	t, index := f.committed.clone(), f.applied
+	t, index := f.committed.clone(&f.mu), f.applied
 	f.mu.Unlock()
 	h := sha256.New()
 	if _, err := writeRecords(h, t); err != nil {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"github.com/google/btree"
+	"sync"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 )
@@ -52,6 +53,11 @@ type table[T any] struct {
 	// put and remove (derived, never stored: see stats.go).
 	tally  func(T) counts
 	totals counts
+	// borrowedUnder, when set, says the trees are another table's, one that is only read
+	// from now on (a committed state's): this table clones them, under this lock, the
+	// first time it is written (own). A state that writes few of its tables (most
+	// commands write two or three of twenty) clones only those.
+	borrowedUnder *sync.Mutex
 }
 
 func newTable[T any](less btree.LessFunc[T], secondary ...index[T]) *table[T] {
@@ -68,15 +74,33 @@ func (t *table[T]) withNested(ids func(T) []nestedID) *table[T] {
 	return t
 }
 
-func (t *table[T]) clone() *table[T] {
-	c := &table[T]{primary: t.primary.Clone(), secondary: make([]index[T], len(t.secondary)), tally: t.tally, totals: t.totals}
+// borrow returns a copy of t that shares its trees until the copy's first write (see
+// borrowedUnder): t must not be written again. mu is the lock every clone of t's trees
+// is taken under.
+func (t *table[T]) borrow(mu *sync.Mutex) *table[T] {
+	c := *t
+	c.borrowedUnder = mu
+	return &c
+}
+
+// own gives a borrowed table trees of its own (copy-on-write clones of the ones it
+// shares), before its first write.
+func (t *table[T]) own() {
+	mu := t.borrowedUnder
+	if mu == nil {
+		return
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	secondary := make([]index[T], len(t.secondary))
 	for i, ix := range t.secondary {
-		c.secondary[i] = index[T]{tree: ix.tree.Clone(), include: ix.include}
+		secondary[i] = index[T]{tree: ix.tree.Clone(), include: ix.include}
 	}
+	var nested []nestedIndex[T]
 	for _, n := range t.nested {
-		c.nested = append(c.nested, nestedIndex[T]{tree: n.tree.Clone(), ids: n.ids})
+		nested = append(nested, nestedIndex[T]{tree: n.tree.Clone(), ids: n.ids})
 	}
-	return c
+	t.primary, t.secondary, t.nested, t.borrowedUnder = t.primary.Clone(), secondary, nested, nil
 }
 
 // holdsNested reports whether a record holds nested object id in nested index i.
@@ -107,6 +131,7 @@ func (t *table[T]) updateNested(old T, hadOld bool, rec T, hasRec bool) {
 // put inserts or replaces the record with the same primary key, keeping every
 // secondary index in step.
 func (t *table[T]) put(rec T) {
+	t.own()
 	old, replaced := t.primary.ReplaceOrInsert(rec)
 	t.count(old, replaced, rec, true)
 	t.updateNested(old, replaced, rec, true)
@@ -122,6 +147,7 @@ func (t *table[T]) put(rec T) {
 
 // remove deletes the record with rec's primary key.
 func (t *table[T]) remove(rec T) {
+	t.own()
 	old, found := t.primary.Delete(rec)
 	if !found {
 		return
@@ -395,31 +421,33 @@ func isRunningRestore(j *fsmpb.RestoreJob) bool {
 	return false
 }
 
-// clone returns an independent copy-on-write copy. Not safe to call concurrently with
-// other clones of the same tables; the copies may be used concurrently afterwards.
-func (t *tables) clone() *tables {
+// clone returns an independent copy-on-write copy of a state that is only read from
+// now on (a committed one): its tables are borrowed (table.borrow) and clone their
+// trees under mu at their first write; the bare trees are cloned now. Call it with mu
+// held; the copies may be used concurrently afterwards.
+func (t *tables) clone(mu *sync.Mutex) *tables {
 	return &tables{
 		meta:         t.meta,
-		databases:    t.databases.clone(),
-		collections:  t.collections.clone(),
-		segments:     t.segments.clone(),
-		nodes:        t.nodes.clone(),
-		requests:     t.requests.clone(),
-		snapshots:    t.snapshots.clone(),
+		databases:    t.databases.borrow(mu),
+		collections:  t.collections.borrow(mu),
+		segments:     t.segments.borrow(mu),
+		nodes:        t.nodes.borrow(mu),
+		requests:     t.requests.borrow(mu),
+		snapshots:    t.snapshots.borrow(mu),
 		segmentPins:  t.segmentPins.Clone(),
 		buildPins:    t.buildPins.Clone(),
 		segmentSizes: t.segmentSizes.Clone(),
 		buildSizes:   t.buildSizes.Clone(),
 
-		restoreJobs:     t.restoreJobs.clone(),
-		restorePlans:    t.restorePlans.clone(),
-		restoreLeases:   t.restoreLeases.clone(),
+		restoreJobs:     t.restoreJobs.borrow(mu),
+		restorePlans:    t.restorePlans.borrow(mu),
+		restoreLeases:   t.restoreLeases.borrow(mu),
 		restorePool:     t.restorePool.Clone(),
 		restoreAttempts: t.restoreAttempts.Clone(),
 		leasedTasks:     t.leasedTasks.Clone(),
-		gcReports:       t.gcReports.clone(),
-		repositories:    t.repositories.clone(),
-		policies:        t.policies.clone(),
+		gcReports:       t.gcReports.borrow(mu),
+		repositories:    t.repositories.borrow(mu),
+		policies:        t.policies.borrow(mu),
 	}
 }
 
