@@ -31,13 +31,25 @@ func (n *Node) propose(ctx context.Context, requestID string, cmd proto.Message,
 	if err := fsm.ValidateRequestID(requestID); err != nil {
 		return err
 	}
-	data, err := fsm.EncodeCommand(requestID, 0, cmd)
-	if err != nil {
-		return status.Errorf(codes.Internal, "encode command: %v", err)
-	}
-	result, err := n.proposeEnvelope(ctx, data)
-	if err != nil {
-		return err
+	var result *fsmpb.Result
+	if n.raft.State() == raft.Leader {
+		// Stamped with this leader's clock as it is encoded (a forwarded envelope is
+		// decoded and stamped again by the leader that takes it).
+		data, err := fsm.EncodeCommand(requestID, time.Now().UnixNano(), cmd)
+		if err != nil {
+			return status.Errorf(codes.Internal, "encode command: %v", err)
+		}
+		if result, _, err = n.applyStamped(ctx, data); err != nil {
+			return err
+		}
+	} else {
+		data, err := fsm.EncodeCommand(requestID, 0, cmd)
+		if err != nil {
+			return status.Errorf(codes.Internal, "encode command: %v", err)
+		}
+		if result, err = n.proposeEnvelope(ctx, data); err != nil {
+			return err
+		}
 	}
 	if err := fsm.ResultError(result); err != nil {
 		return err
@@ -92,6 +104,12 @@ func (n *Node) applyLocal(ctx context.Context, envelope []byte) (*fsmpb.Result, 
 	if err != nil {
 		return nil, 0, status.Errorf(codes.Internal, "encode envelope: %v", err)
 	}
+	return n.applyStamped(ctx, data)
+}
+
+// applyStamped applies an envelope stamped with this leader's clock through Raft, once
+// Validate accepts it.
+func (n *Node) applyStamped(ctx context.Context, data []byte) (*fsmpb.Result, uint64, error) {
 	if rejected, index, err := n.validate(ctx, data); err != nil || rejected != nil {
 		return rejected, index, err
 	}
