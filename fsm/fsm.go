@@ -7,9 +7,9 @@
 // id comes from a counter in the state. The same log therefore gives the same state on
 // every node, which Hash checks.
 //
-// Concurrency: Apply, Snapshot and Restore are called by Raft from one goroutine. Read
-// views (View) may be taken from any goroutine at any time; each is a consistent
-// point-in-time view that never blocks Apply.
+// Concurrency: Apply, ApplyBatch, Snapshot and Restore are called by Raft from one
+// goroutine. Read views (View) may be taken from any goroutine at any time; each is a
+// consistent point-in-time view that never blocks Apply.
 package fsm
 
 import (
