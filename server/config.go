@@ -162,6 +162,11 @@ type Config struct {
 	// bolt log is migrated to the WAL at start unless this is "bolt"; one holding a WAL
 	// is refused with "bolt" (internal/raftstore).
 	RaftLogStore string
+	// RaftWALSegmentSize is the WAL's segment file size in bytes (0: raft-wal's 64
+	// MiB). The WAL drops compacted entries a whole sealed segment at a time, and still
+	// serves the compacted entries of its open segment, so a follower behind by less
+	// than a segment is sent entries rather than a raft snapshot. Tests set it small.
+	RaftWALSegmentSize int
 	// NoSync skips fsync in the Raft log store. Only for tests: a crash may lose
 	// acknowledged writes.
 	NoSync bool

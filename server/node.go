@@ -283,7 +283,7 @@ func (n *Node) startRaft() error {
 	}
 
 	raftDir := filepath.Join(cfg.DataDir, "raft")
-	store, err := raftstore.Open(raftDir, raftstore.Options{Kind: cfg.RaftLogStore, NoSync: cfg.NoSync,
+	store, err := raftstore.Open(raftDir, raftstore.Options{Kind: cfg.RaftLogStore, NoSync: cfg.NoSync, SegmentSize: cfg.RaftWALSegmentSize,
 		Logger: n.logger, HCLogger: newHCLog(n.logger, "raft-wal")})
 	if err != nil {
 		return fmt.Errorf("open raft log %s: %w", raftDir, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -159,6 +160,10 @@ func TestLaggingNodeCatchesUpFromRaftSnapshot(t *testing.T) {
 		cfg.SnapshotThreshold = 64
 		cfg.SnapshotInterval = 200 * time.Millisecond
 		cfg.TrailingLogs = 16
+		// Small WAL segments: the WAL drops compacted entries a sealed segment at a time
+		// and still serves those of its open segment (64 MiB by default, which would
+		// hold this whole log), so the leader would send the lagging node entries.
+		cfg.RaftWALSegmentSize = 8 << 10
 	}})
 	ctx := context.Background()
 	lagging := c.Follower()
@@ -166,16 +171,26 @@ func TestLaggingNodeCatchesUpFromRaftSnapshot(t *testing.T) {
 	cat, _ := dial(t, c.Nodes[c.Leader()].GRPCAddr())
 	_, err := cat.CreateCollection(ctx, &pb.CreateCollectionRequest{Name: "docs"})
 	require.NoError(t, err)
-	for i := 0; i < 300; i++ {
-		retry(t, func() (*pb.AllocateSegmentResponse, error) {
-			return cat.AllocateSegment(ctx, &pb.AllocateSegmentRequest{RequestId: fmt.Sprint("a", i), Collection: "docs"})
-		})
-	}
+	// Write until the leader has taken two raft snapshots: the log compaction after the
+	// first, which runs before the second is taken, has then dropped entries the lagging
+	// node misses. (A snapshot's state.bin appears before its compaction: waiting for
+	// the file raced with it once writes were fast.)
 	leader := c.Nodes[c.Leader()]
-	require.Eventually(t, func() bool {
-		snaps, err := filepath.Glob(filepath.Join(leader.DataDir(), "raft", "snapshots", "*", "state.bin"))
-		return err == nil && len(snaps) > 0
-	}, 20*time.Second, 50*time.Millisecond, "the leader took no raft snapshot")
+	snapshotIndex := func() uint64 {
+		v, err := strconv.ParseUint(leader.Raft().Stats()["last_snapshot_index"], 10, 64)
+		require.NoError(t, err)
+		return v
+	}
+	written, first := 0, uint64(0)
+	for ; written < 300 || first == 0 || snapshotIndex() == first; written++ {
+		require.Less(t, written, 5000, "the leader took no second raft snapshot")
+		retry(t, func() (*pb.AllocateSegmentResponse, error) {
+			return cat.AllocateSegment(ctx, &pb.AllocateSegmentRequest{RequestId: fmt.Sprint("a", written), Collection: "docs"})
+		})
+		if first == 0 {
+			first = snapshotIndex()
+		}
+	}
 
 	c.Restart(lagging)
 	hash := c.WaitConverged()
@@ -187,7 +202,7 @@ func TestLaggingNodeCatchesUpFromRaftSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	var n int
 	c.Nodes[lagging].FSM().View().EachSegment(d.Id, 0, func(*fsmpb.Segment) bool { n++; return true })
-	require.Equal(t, 300, n)
+	require.Equal(t, written, n)
 }
 
 // TestStartFailsCleanly: a node that cannot start (its gRPC port is taken) returns an
