@@ -1057,6 +1057,7 @@ func (m *gcModel) checkCatalog(ctx context.Context) {
 //
 // go test ./server -run TestGCModel -gc.steps=20000 -gc.seed=N runs longer.
 func TestGCModel(t *testing.T) {
+	t.Parallel() // long and mostly waiting: it overlaps the package's other parallel tests
 	seed, steps := *gcModelSeed, *gcModelSteps
 	t.Cleanup(func() {
 		if t.Failed() {

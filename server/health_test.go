@@ -50,6 +50,7 @@ func (s faultLogStore) StoreLogs(logs []*raft.Log) error {
 // still full (commit index 0, an empty catalog: it cannot ask the leader anything) it
 // is no healthier: the leader's commit index comes with every replication request.
 func TestHealthReportsFullDisk(t *testing.T) {
+	t.Parallel() // long and mostly waiting: it overlaps the package's other parallel tests
 	const maxLag = 5
 	full := make([]*atomic.Bool, 3)
 	c := servertest.Start(t, 3, servertest.Options{Configure: func(i int, cfg *server.Config) {

@@ -26,6 +26,7 @@ const listMessageLimit = 16 << 20
 // paged by size, ListCollections and ListDatabases sent everything in one message and
 // failed with RESOURCE_EXHAUSTED; ListSnapshots and ListSegments counted only items.
 func TestListsPastTheMessageLimit(t *testing.T) {
+	t.Parallel() // long and mostly waiting: it overlaps the package's other parallel tests
 	c := servertest.Start(t, 1, servertest.Options{})
 	cl := newClient(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

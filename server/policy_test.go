@@ -257,6 +257,7 @@ func proposeOnLeader(t *testing.T, c *servertest.Cluster, requestID string, cmd,
 }
 
 func TestPolicyAcceptance(t *testing.T) {
+	t.Parallel() // long and mostly waiting: it overlaps the package's other parallel tests
 	faults := &policyFaults{}
 	var tokenLines []string
 	for role, tok := range policyTokens {
