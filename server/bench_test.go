@@ -208,26 +208,14 @@ func BenchmarkRestoreVsPlainCopy(b *testing.B) {
 		}
 		cpu0 := processCPU()
 		start := time.Now()
-		resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("src", "snap", fmt.Sprintf("copy%d", i)))
-		require.NoError(b, err)
-		for {
-			job, err := cl.GetRestoreState(ctx, resp.JobId)
-			require.NoError(b, err)
-			if job.State == pb.RestoreState_RESTORE_STATE_COMPLETED {
-				break
-			}
-			require.Contains(b, []pb.RestoreState{pb.RestoreState_RESTORE_STATE_PENDING, pb.RestoreState_RESTORE_STATE_COPYING}, job.State, job.Error)
-			time.Sleep(50 * time.Millisecond)
-		}
+		job := restoreAndWait(ctx, b, cl, fmt.Sprintf("copy%d", i))
 		restoreTook := time.Since(start)
 		b.Logf("in flight: avg %.1f max %d", float64(inflight.sum.Load())/float64(restoreTook.Nanoseconds()), inflight.max.Load())
 		cpu := processCPU() - cpu0
 		pprof.StopCPUProfile()
-		if job, err := cl.GetRestoreState(ctx, resp.JobId); err == nil {
-			b.Logf("restore: pre-check %v, copy %v, %d leases, %d attempts",
-				time.Duration(job.StartedAtUnixMs-job.CreatedAtUnixMs)*time.Millisecond,
-				time.Duration(job.FinishedAtUnixMs-job.StartedAtUnixMs)*time.Millisecond, job.Leases, job.Attempts)
-		}
+		b.Logf("restore: pre-check %v, copy %v, %d leases, %d attempts",
+			time.Duration(job.StartedAtUnixMs-job.CreatedAtUnixMs)*time.Millisecond,
+			time.Duration(job.FinishedAtUnixMs-job.StartedAtUnixMs)*time.Millisecond, job.Leases, job.Attempts)
 
 		// B: the plain loop.
 		if path := os.Getenv("SNAPKEEP_PLAIN_PROFILE"); path != "" && i == 0 {
@@ -360,18 +348,7 @@ func BenchmarkRestoreScheduling(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		cpu0 := processCPU()
 		start := time.Now()
-		resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("src", "snap", fmt.Sprintf("copy%d", i)))
-		require.NoError(b, err)
-		for {
-			job, err := cl.GetRestoreState(ctx, resp.JobId)
-			require.NoError(b, err)
-			if job.State == pb.RestoreState_RESTORE_STATE_COMPLETED {
-				leases += job.Leases
-				break
-			}
-			require.Contains(b, []pb.RestoreState{pb.RestoreState_RESTORE_STATE_PENDING, pb.RestoreState_RESTORE_STATE_COPYING}, job.State, job.Error)
-			time.Sleep(50 * time.Millisecond)
-		}
+		leases += restoreAndWait(ctx, b, cl, fmt.Sprintf("copy%d", i)).Leases
 		took += time.Since(start)
 		cpuTotal += processCPU() - cpu0
 	}
@@ -382,4 +359,20 @@ func BenchmarkRestoreScheduling(b *testing.B) {
 	b.ReportMetric(float64(cpuTotal.Microseconds())/copied, "cpu-µs/file")
 	b.ReportMetric(float64(leases)/float64(b.N), "leases/restore")
 	b.Logf("leader %s; its share: go tool pprof -tags <test binary> %s", leaderID, path)
+}
+
+// restoreAndWait restores snapshot src/snap into target and polls until the job
+// completes, which it must; it returns the completed job.
+func restoreAndWait(ctx context.Context, b *testing.B, cl *client.Client, target string) *pb.RestoreJob {
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("src", "snap", target))
+	require.NoError(b, err)
+	for {
+		job, err := cl.GetRestoreState(ctx, resp.JobId)
+		require.NoError(b, err)
+		if job.State == pb.RestoreState_RESTORE_STATE_COMPLETED {
+			return job
+		}
+		require.Contains(b, []pb.RestoreState{pb.RestoreState_RESTORE_STATE_PENDING, pb.RestoreState_RESTORE_STATE_COPYING}, job.State, job.Error)
+		time.Sleep(50 * time.Millisecond)
+	}
 }
