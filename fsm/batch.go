@@ -27,11 +27,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	tx := f.current()
 	done := make([]executed, len(logs))
 	var last uint64
+	at := 0 // the entry being executed: before() rebuilds the state ahead of it
+	before := func() *tables { return f.replay(logs[:at], done[:at]) }
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		before := func() *tables { return f.replay(logs[:i], done[:i]) }
+		at = i
 		done[i] = f.executeFrom(&tx, l.Index, l.Data, before)
 		out[i] = &ApplyResult{Index: l.Index, Result: done[i].result}
 		last = l.Index

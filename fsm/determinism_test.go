@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -422,4 +424,52 @@ func TestBatchesApplyAsEntriesOneByOne(t *testing.T) {
 		require.NoError(t, f.View().CheckDerived())
 		require.Equal(t, one.Hash(), f.Hash(), "batches of up to %d", maxBatch)
 	}
+}
+
+// Views read the committed state itself and clones borrow its tables until they write
+// (own, under the FSM's lock): while batches are applied, concurrent Validate calls
+// (each writing a throwaway clone) and views must neither race (go test -race) nor
+// see a view change under them, and the end state must be the one-by-one state.
+func TestViewsAndValidateDuringBatches(t *testing.T) {
+	entries, ref := randomLog(t, 5, 1500)
+	f := New(nil)
+	viewHash := func(v *View) string {
+		h := sha256.New()
+		_, err := writeRecords(h, v.r.t)
+		require.NoError(t, err)
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 9))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				f.Validate(entries[rng.IntN(len(entries))])
+				v := f.View()
+				before := viewHash(v)
+				f.Validate(entries[rng.IntN(len(entries))])
+				if after := viewHash(v); after != before {
+					t.Errorf("a view changed while entries were applied: %s, then %s", before, after)
+					return
+				}
+			}
+		})
+	}
+	for next := 0; next < len(entries); next += 16 {
+		var logs []*raft.Log
+		for i := next; i < min(len(entries), next+16); i++ {
+			logs = append(logs, &raft.Log{Index: uint64(i) + 1, Type: raft.LogCommand, Data: entries[i]})
+		}
+		f.ApplyBatch(logs)
+	}
+	close(done)
+	wg.Wait()
+	require.Equal(t, ref.f.Hash(), f.Hash())
+	require.NoError(t, f.View().CheckDerived())
 }

@@ -31,25 +31,25 @@ func (n *Node) propose(ctx context.Context, requestID string, cmd proto.Message,
 	if err := fsm.ValidateRequestID(requestID); err != nil {
 		return err
 	}
+	// A leader stamps its own command with its clock as it encodes it; a forwarded one
+	// is stamped by the leader that takes it (applyLocal).
+	leader := n.raft.State() == raft.Leader
+	var now int64
+	if leader {
+		now = time.Now().UnixNano()
+	}
+	data, err := fsm.EncodeCommand(requestID, now, cmd)
+	if err != nil {
+		return status.Errorf(codes.Internal, "encode command: %v", err)
+	}
 	var result *fsmpb.Result
-	if n.raft.State() == raft.Leader {
-		// Stamped with this leader's clock as it is encoded (a forwarded envelope is
-		// decoded and stamped again by the leader that takes it).
-		data, err := fsm.EncodeCommand(requestID, time.Now().UnixNano(), cmd)
-		if err != nil {
-			return status.Errorf(codes.Internal, "encode command: %v", err)
-		}
-		if result, _, err = n.applyStamped(ctx, data); err != nil {
-			return err
-		}
+	if leader {
+		result, _, err = n.applyStamped(ctx, data)
 	} else {
-		data, err := fsm.EncodeCommand(requestID, 0, cmd)
-		if err != nil {
-			return status.Errorf(codes.Internal, "encode command: %v", err)
-		}
-		if result, err = n.proposeEnvelope(ctx, data); err != nil {
-			return err
-		}
+		result, err = n.proposeEnvelope(ctx, data)
+	}
+	if err != nil {
+		return err
 	}
 	if err := fsm.ResultError(result); err != nil {
 		return err
