@@ -89,6 +89,7 @@ func init() {
 	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_EXPORT, applyPolicyExport)
 	register(fsmpb.CommandType_COMMAND_TYPE_POLICY_EXPORTS_EXPIRED, applyPolicyExportsExpired)
 	register(fsmpb.CommandType_COMMAND_TYPE_SNAPSHOT_VERIFIED, applySnapshotVerified)
+	register(fsmpb.CommandType_COMMAND_TYPE_RESTORE_SOURCES_CHECKED, applyRestoreSourcesChecked)
 }
 
 // CommandTypeOf returns the command type of a command message, for building envelopes.

@@ -179,8 +179,14 @@ func randomLog(t testing.TB, seed uint64, steps int) (entries [][]byte, ref *har
 			j := jobs[rng.IntN(len(jobs))]
 			leases := v.RestoreLeases()
 			switch k := rng.IntN(10); {
-			case k < 2:
+			case k < 1:
 				cmd = &fsmpb.RestoreStart{JobId: j.Id}
+			case k < 2:
+				if rng.IntN(2) == 0 {
+					cmd = &fsmpb.RestoreStart{JobId: j.Id, SourcesUnchecked: true}
+				} else {
+					cmd = &fsmpb.RestoreSourcesChecked{JobId: j.Id}
+				}
 			case k < 5:
 				cmd = &fsmpb.RestoreGrant{JobId: j.Id, Node: "n1", MaxTasks: uint32(rng.IntN(5) + 1), Lease: int64(rng.IntN(20)+1) * second}
 			case k < 8 && len(leases) > 0:

@@ -328,8 +328,32 @@ func applyRestoreStart(c *applyCtx, cmd *fsmpb.RestoreStart) (proto.Message, err
 	} else if len(cmd.Skip) > 0 {
 		return nil, invalidf("only an export skips tasks")
 	}
+	if cmd.SourcesUnchecked && j.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
+		// An export's skips come from the repository's listing: it cannot open before it.
+		return nil, invalidf("an export opens for copying only after its listings")
+	}
 	next.State = fsmpb.RestoreState_RESTORE_STATE_COPYING
 	next.StartedAt = c.now
+	next.SourcesUnchecked = cmd.SourcesUnchecked
+	if next.FilesDone == next.FilesTotal {
+		if err := c.copyingDone(next); err != nil {
+			return nil, err
+		}
+	}
+	c.t.restoreJobs.put(next)
+	return &fsmpb.RestoreJobResponse{Job: next}, nil
+}
+
+func applyRestoreSourcesChecked(c *applyCtx, cmd *fsmpb.RestoreSourcesChecked) (proto.Message, error) {
+	j, err := c.runningJob(cmd.JobId)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != fsmpb.RestoreState_RESTORE_STATE_COPYING || !j.SourcesUnchecked {
+		return nil, preconditionf("restore job %d is %s and not waiting for its sources to be checked", j.Id, restoreStateName(j.State))
+	}
+	next := proto.CloneOf(j)
+	next.SourcesUnchecked = false
 	if next.FilesDone == next.FilesTotal {
 		if err := c.copyingDone(next); err != nil {
 			return nil, err
@@ -624,8 +648,12 @@ func (r *reportedLease) compact() *fsmpb.RestoreLease {
 }
 
 // copyingDone ends a job's copying: an export waits for the leader to write its
-// manifest and index generation (FINALIZING), a restore completes.
+// manifest and index generation (FINALIZING), a restore completes — once its sources
+// are checked (until then it stays COPYING with every task done).
 func (c *applyCtx) copyingDone(job *fsmpb.RestoreJob) error {
+	if job.SourcesUnchecked {
+		return nil
+	}
 	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
 		job.State = fsmpb.RestoreState_RESTORE_STATE_FINALIZING
 		c.clearRestoreTasks(job.Id)

@@ -143,6 +143,49 @@ func TestRestoreCompletes(t *testing.T) {
 	h.ok(&fsmpb.SnapshotMarkDeleting{SnapshotId: snap.Id}, nil)
 }
 
+// A restore opened while its sources are still listed copies as usual but completes
+// only when the listing found them all; a failed listing fails it like any failure.
+func TestRestoreOpenedBeforeItsSourcesAreChecked(t *testing.T) {
+	h, _ := restoreFixture(t)
+	var resp fsmpb.RestoreJobResponse
+	h.ok(restoreCmd("copy"), &resp)
+	job := resp.Job.Id
+	h.fails(codePrecondition, &fsmpb.RestoreSourcesChecked{JobId: job})
+	h.ok(&fsmpb.RestoreStart{JobId: job, SourcesUnchecked: true}, nil)
+	require.True(t, h.restoreJob(job).SourcesUnchecked)
+	h.ok(doneAll(h.grant(job, 100)), nil)
+	j := h.restoreJob(job)
+	require.Equal(t, fsmpb.RestoreState_RESTORE_STATE_COPYING, j.State, "every file copied, the sources not yet checked")
+	require.Equal(t, j.FilesTotal, j.FilesDone)
+	require.Equal(t, fsmpb.CollectionState_COLLECTION_STATE_RESTORING, h.collection("copy").State)
+
+	var checked fsmpb.RestoreJobResponse
+	h.ok(&fsmpb.RestoreSourcesChecked{JobId: job}, &checked)
+	require.Equal(t, fsmpb.RestoreState_RESTORE_STATE_COMPLETED, checked.Job.State)
+	require.False(t, checked.Job.SourcesUnchecked)
+	require.Equal(t, fsmpb.CollectionState_COLLECTION_STATE_ACTIVE, h.collection("copy").State)
+	h.fails(codePrecondition, &fsmpb.RestoreSourcesChecked{JobId: job})
+
+	// Checked first, copied after: it completes with its last report.
+	h.ok(restoreCmd("copy2"), &resp)
+	job = resp.Job.Id
+	h.ok(&fsmpb.RestoreStart{JobId: job, SourcesUnchecked: true}, nil)
+	h.ok(&fsmpb.RestoreSourcesChecked{JobId: job}, nil)
+	h.ok(doneAll(h.grant(job, 100)), nil)
+	require.Equal(t, fsmpb.RestoreState_RESTORE_STATE_COMPLETED, h.restoreJob(job).State)
+
+	// The listing finds a source missing while copies run: the job fails, its target goes.
+	h.ok(restoreCmd("copy3"), &resp)
+	job = resp.Job.Id
+	h.ok(&fsmpb.RestoreStart{JobId: job, SourcesUnchecked: true}, nil)
+	h.ok(doneAll(h.grant(job, 3)), nil)
+	h.ok(&fsmpb.RestoreFail{JobId: job, Error: "1 of 9 source objects are missing", FailingKeys: []string{"k"}}, nil)
+	require.Equal(t, fsmpb.RestoreState_RESTORE_STATE_FAILED, h.restoreJob(job).State)
+	_, _, err := h.f.View().Collection("default", "copy3")
+	require.ErrorIs(t, err, ErrNotFound, "the target is dropped")
+	h.fails(codePrecondition, &fsmpb.RestoreSourcesChecked{JobId: job})
+}
+
 func TestRestorePartitionSubset(t *testing.T) {
 	h, _ := restoreFixture(t)
 	var resp fsmpb.RestoreJobResponse

@@ -117,6 +117,11 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 		switch job.State {
 		case fsmpb.RestoreState_RESTORE_STATE_PENDING:
 			step = c.precheck
+		case fsmpb.RestoreState_RESTORE_STATE_COPYING:
+			if !job.SourcesUnchecked {
+				continue
+			}
+			step = c.checkSources // a former leader opened the job and did not finish
 		case fsmpb.RestoreState_RESTORE_STATE_PLANNING:
 			step = c.plan
 		case fsmpb.RestoreState_RESTORE_STATE_FINALIZING:
@@ -178,83 +183,120 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 	})
 }
 
-// precheck lists the job's sources and checks every task's; for an export it also
-// lists the repository and skips the tasks whose file it holds. It returns an error
-// only when the check could not be made (it is retried).
+// precheck lists the job's sources and checks every task's size. A restore opens for
+// copying first and is checked while it copies (it completes only once checked); an
+// export lists the repository too, and opens only then, skipping the tasks whose file
+// the repository holds. It returns an error only when the check could not be made (it
+// is retried).
 func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error {
+	if job.Kind != fsmpb.JobKind_JOB_KIND_EXPORT {
+		err := ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreStart{JobId: job.Id, SourcesUnchecked: true}, nil))
+		if err != nil {
+			return err
+		}
+		c.opened()
+		return c.checkSources(ctx, job)
+	}
 	stores, err := c.cluster.JobStores(job.Kind, job.Repository)
 	if err != nil {
 		return err
 	}
 	v := c.cluster.View()
-	var gcEpoch uint64
-	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
-		// The repository's GC epoch before it is listed: RestoreStart refuses the skips
-		// if a GC run began since (it may have deleted what the listing saw).
-		repo, err := v.Repository(job.Repository)
-		if err != nil {
-			return err
-		}
-		if repo.GcDeadline > time.Now().UnixNano() {
-			return fmt.Errorf("a garbage collection of repository %q is running; the export waits for it", repo.Name)
-		}
-		gcEpoch = repo.GcEpoch
-	}
-	resolver, err := newTaskResolver(v, c.cfg.Root, job)
+	// The repository's GC epoch before it is listed: RestoreStart refuses the skips if
+	// a GC run began since (it may have deleted what the listing saw).
+	repo, err := v.Repository(job.Repository)
 	if err != nil {
 		return err
 	}
-	sources := newSourceIndex(resolver)
-	start := time.Now()
-	// An export also lists the repository, at the same time (a resolver each: they
-	// cache what they decode).
-	var held *taskIndex
-	var present []bool
+	if repo.GcDeadline > time.Now().UnixNano() {
+		return fmt.Errorf("a garbage collection of repository %q is running; the export waits for it", repo.Name)
+	}
+	gcEpoch := repo.GcEpoch
+	// The sources and the repository are listed at the same time (a resolver each:
+	// they cache what they decode).
+	other, err := newTaskResolver(v, c.cfg.Root, job)
+	if err != nil {
+		return err
+	}
+	held := newRepositoryIndex(other)
+	present := make([]bool, held.Len())
 	var presentBytes uint64
 	heldErr := make(chan error, 1)
-	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
-		other, err := newTaskResolver(v, c.cfg.Root, job)
-		if err != nil {
-			return err
-		}
-		held = newRepositoryIndex(other)
-		present = make([]bool, held.Len())
-		go func() {
-			_, err := c.list(ctx, stores.Dest, held, func(i int, size uint64) { present[i], presentBytes = true, presentBytes+size })
-			heldErr <- err
-		}()
-	} else {
-		heldErr <- nil
-	}
-	report, err := c.list(ctx, stores.Source, sources, nil)
+	go func() {
+		_, err := c.list(ctx, stores.Dest, held, func(i int, size uint64) { present[i], presentBytes = true, presentBytes+size })
+		heldErr <- err
+	}()
+	report, err := c.listSources(ctx, v, stores, job)
 	if herr := <-heldErr; herr != nil && err == nil {
 		return fmt.Errorf("list the repository under %q: %w", held.Prefix(), herr)
 	}
 	if err != nil {
-		return fmt.Errorf("list the sources under %q: %w", sources.Prefix(), err)
+		return err
 	}
-	if report.MissingCount > 0 || report.WrongSizeCount > 0 {
-		msg := fmt.Sprintf("%d of %d source objects are missing and %d have the wrong size; nothing was copied", report.MissingCount, report.Expected, report.WrongSizeCount)
-		failing := append(append([]string{}, report.Missing...), report.WrongSize...)
-		if len(report.WrongSize) > 0 {
-			msg += " (" + strings.Join(report.WrongSize[:min(3, len(report.WrongSize))], "; ") + ")"
-		}
-		c.cfg.Logger.Warn("job sources missing", "job", job.Id, "missing", report.MissingCount, "wrong_size", report.WrongSizeCount)
-		return ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreFail{JobId: job.Id, Error: msg, FailingKeys: failing}, nil))
+	if !report.OK() {
+		return c.failSources(ctx, job, report, "nothing was copied")
 	}
-	c.cfg.Logger.Info("job sources checked", "job", job.Id, "files", report.Expected, "listed", report.Listed, "took", time.Since(start))
-	startCmd := &fsmpb.RestoreStart{JobId: job.Id, RepositoryGcEpoch: gcEpoch}
-	if job.Kind == fsmpb.JobKind_JOB_KIND_EXPORT {
-		startCmd.Skip, startCmd.SkippedBytes = skipSpans(present), presentBytes
-		c.cfg.Logger.Info("export: files the repository holds are skipped", "job", job.Id, "files", report.Expected,
-			"spans", len(startCmd.Skip), "bytes_skipped", startCmd.SkippedBytes)
-	}
+	startCmd := &fsmpb.RestoreStart{JobId: job.Id, RepositoryGcEpoch: gcEpoch, Skip: skipSpans(present), SkippedBytes: presentBytes}
+	c.cfg.Logger.Info("export: files the repository holds are skipped", "job", job.Id, "files", report.Expected,
+		"spans", len(startCmd.Skip), "bytes_skipped", startCmd.SkippedBytes)
 	err = ignoreDone(c.cluster.Propose(ctx, startCmd, nil))
+	c.opened()
+	return err
+}
+
+// opened wakes the executors of a job that opened for copying.
+func (c *Coordinator) opened() {
 	c.Kick()
 	if c.cfg.Started != nil {
 		c.cfg.Started()
 	}
-	return err
+}
+
+// checkSources lists the sources of a restore that copies meanwhile, and records that
+// they are all there (the job may then complete) or fails it (its copies, like a
+// cancelled job's, are left to the GC).
+func (c *Coordinator) checkSources(ctx context.Context, job *fsmpb.RestoreJob) error {
+	stores, err := c.cluster.JobStores(job.Kind, job.Repository)
+	if err != nil {
+		return err
+	}
+	report, err := c.listSources(ctx, c.cluster.View(), stores, job)
+	if err != nil {
+		return err
+	}
+	if !report.OK() {
+		return c.failSources(ctx, job, report, "the copies made meanwhile are left to the garbage collector")
+	}
+	return ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreSourcesChecked{JobId: job.Id}, nil))
+}
+
+// listSources lists a job's sources and checks every task's against the listing.
+func (c *Coordinator) listSources(ctx context.Context, v *fsm.View, stores JobStores, job *fsmpb.RestoreJob) (PrecheckReport, error) {
+	resolver, err := newTaskResolver(v, c.cfg.Root, job)
+	if err != nil {
+		return PrecheckReport{}, err
+	}
+	sources := newSourceIndex(resolver)
+	start := time.Now()
+	report, err := c.list(ctx, stores.Source, sources, nil)
+	if err != nil {
+		return PrecheckReport{}, fmt.Errorf("list the sources under %q: %w", sources.Prefix(), err)
+	}
+	if report.OK() {
+		c.cfg.Logger.Info("job sources checked", "job", job.Id, "files", report.Expected, "listed", report.Listed, "took", time.Since(start))
+	}
+	return report, nil
+}
+
+// failSources fails a job whose sources a listing found missing or of the wrong size.
+func (c *Coordinator) failSources(ctx context.Context, job *fsmpb.RestoreJob, report PrecheckReport, copies string) error {
+	msg := fmt.Sprintf("%d of %d source objects are missing and %d have the wrong size; %s", report.MissingCount, report.Expected, report.WrongSizeCount, copies)
+	failing := append(append([]string{}, report.Missing...), report.WrongSize...)
+	if len(report.WrongSize) > 0 {
+		msg += " (" + strings.Join(report.WrongSize[:min(3, len(report.WrongSize))], "; ") + ")"
+	}
+	c.cfg.Logger.Warn("job sources missing", "job", job.Id, "missing", report.MissingCount, "wrong_size", report.WrongSizeCount)
+	return ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreFail{JobId: job.Id, Error: msg, FailingKeys: failing}, nil))
 }
 
 // list checks an index's keys against a listing of its prefix, sharded by the keys'

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -418,7 +420,10 @@ func TestRestoreWithTransientFailures(t *testing.T) {
 	requireSameContent(t, c, cl, "docs", "copy")
 }
 
-func TestRestoreOfAMissingSourceFailsBeforeCopying(t *testing.T) {
+// A source deleted behind snapkeep's back fails the restore, naming the key: the
+// leader's listing, made while the first copies run, finds it missing (or a copy of it
+// fails first), and the target is dropped.
+func TestRestoreOfAMissingSourceFails(t *testing.T) {
 	c := servertest.Start(t, 3, servertest.Options{})
 	cl := newClient(t, c)
 	ctx := context.Background()
@@ -432,9 +437,8 @@ func TestRestoreOfAMissingSourceFailsBeforeCopying(t *testing.T) {
 	require.NoError(t, err)
 	job := waitJob(t, cl, resp.JobId)
 	require.Equal(t, pb.RestoreState_RESTORE_STATE_FAILED, job.State)
-	require.Contains(t, job.Error, "1 of 17 source objects are missing")
+	require.Regexp(t, `1 of 17 source objects are missing and 0 have the wrong size; the copies made meanwhile are left to the garbage collector|copying `+regexp.QuoteMeta(victim)+` failed`, job.Error)
 	require.Equal(t, []string{victim}, job.FailingKeys)
-	require.Zero(t, job.FilesDone, "nothing was copied")
 	requireDropped(t, cl, "copy")
 }
 
@@ -605,4 +609,60 @@ func TestRestoreCountsWhatVerifiedEachFile(t *testing.T) {
 	}
 	_, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "bad").WithoutVerify().WithReadBack())
 	require.ErrorIs(t, err, client.ErrInvalidArgument)
+}
+
+// heldLists is a store whose listings wait while hold is set (or until their context
+// ends): a leader's source check then cannot finish.
+type heldLists struct {
+	objstore.Store
+	hold    *atomic.Bool
+	waiting *atomic.Int32
+}
+
+func (s heldLists) List(ctx context.Context, prefix, token string, maxKeys int) (objstore.ListPage, error) {
+	if s.hold.Load() {
+		s.waiting.Add(1)
+		defer s.waiting.Add(-1)
+		for s.hold.Load() {
+			select {
+			case <-ctx.Done():
+				return objstore.ListPage{}, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return s.Store.List(ctx, prefix, token, maxKeys)
+}
+
+// A restore copies while the leader lists its sources, and completes only once they
+// are checked: with the listing held, every file is copied and the job stays COPYING;
+// a new leader checks them again after a failover, and the job completes.
+func TestRestoreCompletesOnlyOnceItsSourcesAreChecked(t *testing.T) {
+	var hold atomic.Bool
+	var waiting atomic.Int32
+	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.Store = heldLists{Store: cfg.Store, hold: &hold, waiting: &waiting}
+	}})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	restoreSource(t, c, cl, 2)
+
+	hold.Store(true)
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := cl.GetRestoreState(ctx, resp.JobId)
+		return err == nil && j.FilesTotal > 0 && j.FilesDone == j.FilesTotal
+	}, 30*time.Second, 10*time.Millisecond, "every file is copied while the sources are listed")
+	require.Positive(t, waiting.Load(), "the leader's listing waits")
+	time.Sleep(200 * time.Millisecond)
+	j, err := cl.GetRestoreState(ctx, resp.JobId)
+	require.NoError(t, err)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COPYING, j.State, "not complete before its sources are checked")
+
+	c.Stop(c.Leader())
+	hold.Store(false)
+	job := waitJob(t, cl, resp.JobId)
+	require.Equal(t, pb.RestoreState_RESTORE_STATE_COMPLETED, job.State, job.Error)
+	requireSameContent(t, c, cl, "docs", "copy")
 }

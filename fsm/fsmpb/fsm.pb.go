@@ -744,58 +744,59 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 type CommandType int32
 
 const (
-	CommandType_COMMAND_TYPE_UNSPECIFIED            CommandType = 0
-	CommandType_COMMAND_TYPE_CREATE_DATABASE        CommandType = 1
-	CommandType_COMMAND_TYPE_DROP_DATABASE          CommandType = 2
-	CommandType_COMMAND_TYPE_CREATE_COLLECTION      CommandType = 3
-	CommandType_COMMAND_TYPE_DROP_COLLECTION        CommandType = 4
-	CommandType_COMMAND_TYPE_ALTER_COLLECTION       CommandType = 5
-	CommandType_COMMAND_TYPE_CREATE_PARTITION       CommandType = 6
-	CommandType_COMMAND_TYPE_DROP_PARTITION         CommandType = 7
-	CommandType_COMMAND_TYPE_CREATE_INDEX           CommandType = 8
-	CommandType_COMMAND_TYPE_DROP_INDEX             CommandType = 9
-	CommandType_COMMAND_TYPE_ALLOCATE_SEGMENT       CommandType = 10
-	CommandType_COMMAND_TYPE_FLUSH_SEGMENT          CommandType = 11
-	CommandType_COMMAND_TYPE_ALLOCATE_INDEX_BUILD   CommandType = 12
-	CommandType_COMMAND_TYPE_ADD_INDEX_BUILD        CommandType = 13
-	CommandType_COMMAND_TYPE_COMPACT                CommandType = 14
-	CommandType_COMMAND_TYPE_DROP_SEGMENTS          CommandType = 15
-	CommandType_COMMAND_TYPE_EXPIRE_ALLOCATIONS     CommandType = 16
-	CommandType_COMMAND_TYPE_REGISTER_NODE          CommandType = 17
-	CommandType_COMMAND_TYPE_SNAPSHOT_BEGIN         CommandType = 18
-	CommandType_COMMAND_TYPE_SNAPSHOT_COMMIT        CommandType = 19
-	CommandType_COMMAND_TYPE_SNAPSHOT_MARK_DELETING CommandType = 20
-	CommandType_COMMAND_TYPE_SNAPSHOT_REMOVE        CommandType = 21
-	CommandType_COMMAND_TYPE_RESTORE_BEGIN          CommandType = 22
-	CommandType_COMMAND_TYPE_RESTORE_START          CommandType = 23
-	CommandType_COMMAND_TYPE_RESTORE_GRANT          CommandType = 24
-	CommandType_COMMAND_TYPE_RESTORE_REPORT         CommandType = 25
-	CommandType_COMMAND_TYPE_RESTORE_FAIL           CommandType = 26
-	CommandType_COMMAND_TYPE_RESTORE_CANCEL         CommandType = 27
-	CommandType_COMMAND_TYPE_EXPIRE_RESTORE_LEASES  CommandType = 28
-	CommandType_COMMAND_TYPE_RESTORE_REMOVE         CommandType = 29
-	CommandType_COMMAND_TYPE_GC_CHECK               CommandType = 30
-	CommandType_COMMAND_TYPE_GC_REMOVE              CommandType = 31
-	CommandType_COMMAND_TYPE_GC_RECORD_REPORT       CommandType = 32
-	CommandType_COMMAND_TYPE_RELEASE_FOR_DELETION   CommandType = 33
-	CommandType_COMMAND_TYPE_REGISTER_SEGMENTS      CommandType = 34
-	CommandType_COMMAND_TYPE_CLUSTER_IDENTIFY       CommandType = 35
-	CommandType_COMMAND_TYPE_REPOSITORY_REGISTER    CommandType = 36
-	CommandType_COMMAND_TYPE_REPOSITORY_UNREGISTER  CommandType = 37
-	CommandType_COMMAND_TYPE_EXPORT_BEGIN           CommandType = 38
-	CommandType_COMMAND_TYPE_EXPORT_COMPLETE        CommandType = 39
-	CommandType_COMMAND_TYPE_RESTORE_PLAN_SEGMENTS  CommandType = 40
-	CommandType_COMMAND_TYPE_REPOSITORY_GC_BEGIN    CommandType = 41
-	CommandType_COMMAND_TYPE_REPOSITORY_GC_END      CommandType = 42
-	CommandType_COMMAND_TYPE_POLICY_PUT             CommandType = 43
-	CommandType_COMMAND_TYPE_POLICY_DELETE          CommandType = 44
-	CommandType_COMMAND_TYPE_POLICY_RUN             CommandType = 45
-	CommandType_COMMAND_TYPE_POLICY_RETAIN          CommandType = 46
-	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_ADD      CommandType = 47
-	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE   CommandType = 48
-	CommandType_COMMAND_TYPE_POLICY_EXPORT          CommandType = 49
-	CommandType_COMMAND_TYPE_POLICY_EXPORTS_EXPIRED CommandType = 50
-	CommandType_COMMAND_TYPE_SNAPSHOT_VERIFIED      CommandType = 51
+	CommandType_COMMAND_TYPE_UNSPECIFIED             CommandType = 0
+	CommandType_COMMAND_TYPE_CREATE_DATABASE         CommandType = 1
+	CommandType_COMMAND_TYPE_DROP_DATABASE           CommandType = 2
+	CommandType_COMMAND_TYPE_CREATE_COLLECTION       CommandType = 3
+	CommandType_COMMAND_TYPE_DROP_COLLECTION         CommandType = 4
+	CommandType_COMMAND_TYPE_ALTER_COLLECTION        CommandType = 5
+	CommandType_COMMAND_TYPE_CREATE_PARTITION        CommandType = 6
+	CommandType_COMMAND_TYPE_DROP_PARTITION          CommandType = 7
+	CommandType_COMMAND_TYPE_CREATE_INDEX            CommandType = 8
+	CommandType_COMMAND_TYPE_DROP_INDEX              CommandType = 9
+	CommandType_COMMAND_TYPE_ALLOCATE_SEGMENT        CommandType = 10
+	CommandType_COMMAND_TYPE_FLUSH_SEGMENT           CommandType = 11
+	CommandType_COMMAND_TYPE_ALLOCATE_INDEX_BUILD    CommandType = 12
+	CommandType_COMMAND_TYPE_ADD_INDEX_BUILD         CommandType = 13
+	CommandType_COMMAND_TYPE_COMPACT                 CommandType = 14
+	CommandType_COMMAND_TYPE_DROP_SEGMENTS           CommandType = 15
+	CommandType_COMMAND_TYPE_EXPIRE_ALLOCATIONS      CommandType = 16
+	CommandType_COMMAND_TYPE_REGISTER_NODE           CommandType = 17
+	CommandType_COMMAND_TYPE_SNAPSHOT_BEGIN          CommandType = 18
+	CommandType_COMMAND_TYPE_SNAPSHOT_COMMIT         CommandType = 19
+	CommandType_COMMAND_TYPE_SNAPSHOT_MARK_DELETING  CommandType = 20
+	CommandType_COMMAND_TYPE_SNAPSHOT_REMOVE         CommandType = 21
+	CommandType_COMMAND_TYPE_RESTORE_BEGIN           CommandType = 22
+	CommandType_COMMAND_TYPE_RESTORE_START           CommandType = 23
+	CommandType_COMMAND_TYPE_RESTORE_GRANT           CommandType = 24
+	CommandType_COMMAND_TYPE_RESTORE_REPORT          CommandType = 25
+	CommandType_COMMAND_TYPE_RESTORE_FAIL            CommandType = 26
+	CommandType_COMMAND_TYPE_RESTORE_CANCEL          CommandType = 27
+	CommandType_COMMAND_TYPE_EXPIRE_RESTORE_LEASES   CommandType = 28
+	CommandType_COMMAND_TYPE_RESTORE_REMOVE          CommandType = 29
+	CommandType_COMMAND_TYPE_GC_CHECK                CommandType = 30
+	CommandType_COMMAND_TYPE_GC_REMOVE               CommandType = 31
+	CommandType_COMMAND_TYPE_GC_RECORD_REPORT        CommandType = 32
+	CommandType_COMMAND_TYPE_RELEASE_FOR_DELETION    CommandType = 33
+	CommandType_COMMAND_TYPE_REGISTER_SEGMENTS       CommandType = 34
+	CommandType_COMMAND_TYPE_CLUSTER_IDENTIFY        CommandType = 35
+	CommandType_COMMAND_TYPE_REPOSITORY_REGISTER     CommandType = 36
+	CommandType_COMMAND_TYPE_REPOSITORY_UNREGISTER   CommandType = 37
+	CommandType_COMMAND_TYPE_EXPORT_BEGIN            CommandType = 38
+	CommandType_COMMAND_TYPE_EXPORT_COMPLETE         CommandType = 39
+	CommandType_COMMAND_TYPE_RESTORE_PLAN_SEGMENTS   CommandType = 40
+	CommandType_COMMAND_TYPE_REPOSITORY_GC_BEGIN     CommandType = 41
+	CommandType_COMMAND_TYPE_REPOSITORY_GC_END       CommandType = 42
+	CommandType_COMMAND_TYPE_POLICY_PUT              CommandType = 43
+	CommandType_COMMAND_TYPE_POLICY_DELETE           CommandType = 44
+	CommandType_COMMAND_TYPE_POLICY_RUN              CommandType = 45
+	CommandType_COMMAND_TYPE_POLICY_RETAIN           CommandType = 46
+	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_ADD       CommandType = 47
+	CommandType_COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE    CommandType = 48
+	CommandType_COMMAND_TYPE_POLICY_EXPORT           CommandType = 49
+	CommandType_COMMAND_TYPE_POLICY_EXPORTS_EXPIRED  CommandType = 50
+	CommandType_COMMAND_TYPE_SNAPSHOT_VERIFIED       CommandType = 51
+	CommandType_COMMAND_TYPE_RESTORE_SOURCES_CHECKED CommandType = 52
 )
 
 // Enum value maps for CommandType.
@@ -853,60 +854,62 @@ var (
 		49: "COMMAND_TYPE_POLICY_EXPORT",
 		50: "COMMAND_TYPE_POLICY_EXPORTS_EXPIRED",
 		51: "COMMAND_TYPE_SNAPSHOT_VERIFIED",
+		52: "COMMAND_TYPE_RESTORE_SOURCES_CHECKED",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_TYPE_UNSPECIFIED":            0,
-		"COMMAND_TYPE_CREATE_DATABASE":        1,
-		"COMMAND_TYPE_DROP_DATABASE":          2,
-		"COMMAND_TYPE_CREATE_COLLECTION":      3,
-		"COMMAND_TYPE_DROP_COLLECTION":        4,
-		"COMMAND_TYPE_ALTER_COLLECTION":       5,
-		"COMMAND_TYPE_CREATE_PARTITION":       6,
-		"COMMAND_TYPE_DROP_PARTITION":         7,
-		"COMMAND_TYPE_CREATE_INDEX":           8,
-		"COMMAND_TYPE_DROP_INDEX":             9,
-		"COMMAND_TYPE_ALLOCATE_SEGMENT":       10,
-		"COMMAND_TYPE_FLUSH_SEGMENT":          11,
-		"COMMAND_TYPE_ALLOCATE_INDEX_BUILD":   12,
-		"COMMAND_TYPE_ADD_INDEX_BUILD":        13,
-		"COMMAND_TYPE_COMPACT":                14,
-		"COMMAND_TYPE_DROP_SEGMENTS":          15,
-		"COMMAND_TYPE_EXPIRE_ALLOCATIONS":     16,
-		"COMMAND_TYPE_REGISTER_NODE":          17,
-		"COMMAND_TYPE_SNAPSHOT_BEGIN":         18,
-		"COMMAND_TYPE_SNAPSHOT_COMMIT":        19,
-		"COMMAND_TYPE_SNAPSHOT_MARK_DELETING": 20,
-		"COMMAND_TYPE_SNAPSHOT_REMOVE":        21,
-		"COMMAND_TYPE_RESTORE_BEGIN":          22,
-		"COMMAND_TYPE_RESTORE_START":          23,
-		"COMMAND_TYPE_RESTORE_GRANT":          24,
-		"COMMAND_TYPE_RESTORE_REPORT":         25,
-		"COMMAND_TYPE_RESTORE_FAIL":           26,
-		"COMMAND_TYPE_RESTORE_CANCEL":         27,
-		"COMMAND_TYPE_EXPIRE_RESTORE_LEASES":  28,
-		"COMMAND_TYPE_RESTORE_REMOVE":         29,
-		"COMMAND_TYPE_GC_CHECK":               30,
-		"COMMAND_TYPE_GC_REMOVE":              31,
-		"COMMAND_TYPE_GC_RECORD_REPORT":       32,
-		"COMMAND_TYPE_RELEASE_FOR_DELETION":   33,
-		"COMMAND_TYPE_REGISTER_SEGMENTS":      34,
-		"COMMAND_TYPE_CLUSTER_IDENTIFY":       35,
-		"COMMAND_TYPE_REPOSITORY_REGISTER":    36,
-		"COMMAND_TYPE_REPOSITORY_UNREGISTER":  37,
-		"COMMAND_TYPE_EXPORT_BEGIN":           38,
-		"COMMAND_TYPE_EXPORT_COMPLETE":        39,
-		"COMMAND_TYPE_RESTORE_PLAN_SEGMENTS":  40,
-		"COMMAND_TYPE_REPOSITORY_GC_BEGIN":    41,
-		"COMMAND_TYPE_REPOSITORY_GC_END":      42,
-		"COMMAND_TYPE_POLICY_PUT":             43,
-		"COMMAND_TYPE_POLICY_DELETE":          44,
-		"COMMAND_TYPE_POLICY_RUN":             45,
-		"COMMAND_TYPE_POLICY_RETAIN":          46,
-		"COMMAND_TYPE_SNAPSHOT_HOLD_ADD":      47,
-		"COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE":   48,
-		"COMMAND_TYPE_POLICY_EXPORT":          49,
-		"COMMAND_TYPE_POLICY_EXPORTS_EXPIRED": 50,
-		"COMMAND_TYPE_SNAPSHOT_VERIFIED":      51,
+		"COMMAND_TYPE_UNSPECIFIED":             0,
+		"COMMAND_TYPE_CREATE_DATABASE":         1,
+		"COMMAND_TYPE_DROP_DATABASE":           2,
+		"COMMAND_TYPE_CREATE_COLLECTION":       3,
+		"COMMAND_TYPE_DROP_COLLECTION":         4,
+		"COMMAND_TYPE_ALTER_COLLECTION":        5,
+		"COMMAND_TYPE_CREATE_PARTITION":        6,
+		"COMMAND_TYPE_DROP_PARTITION":          7,
+		"COMMAND_TYPE_CREATE_INDEX":            8,
+		"COMMAND_TYPE_DROP_INDEX":              9,
+		"COMMAND_TYPE_ALLOCATE_SEGMENT":        10,
+		"COMMAND_TYPE_FLUSH_SEGMENT":           11,
+		"COMMAND_TYPE_ALLOCATE_INDEX_BUILD":    12,
+		"COMMAND_TYPE_ADD_INDEX_BUILD":         13,
+		"COMMAND_TYPE_COMPACT":                 14,
+		"COMMAND_TYPE_DROP_SEGMENTS":           15,
+		"COMMAND_TYPE_EXPIRE_ALLOCATIONS":      16,
+		"COMMAND_TYPE_REGISTER_NODE":           17,
+		"COMMAND_TYPE_SNAPSHOT_BEGIN":          18,
+		"COMMAND_TYPE_SNAPSHOT_COMMIT":         19,
+		"COMMAND_TYPE_SNAPSHOT_MARK_DELETING":  20,
+		"COMMAND_TYPE_SNAPSHOT_REMOVE":         21,
+		"COMMAND_TYPE_RESTORE_BEGIN":           22,
+		"COMMAND_TYPE_RESTORE_START":           23,
+		"COMMAND_TYPE_RESTORE_GRANT":           24,
+		"COMMAND_TYPE_RESTORE_REPORT":          25,
+		"COMMAND_TYPE_RESTORE_FAIL":            26,
+		"COMMAND_TYPE_RESTORE_CANCEL":          27,
+		"COMMAND_TYPE_EXPIRE_RESTORE_LEASES":   28,
+		"COMMAND_TYPE_RESTORE_REMOVE":          29,
+		"COMMAND_TYPE_GC_CHECK":                30,
+		"COMMAND_TYPE_GC_REMOVE":               31,
+		"COMMAND_TYPE_GC_RECORD_REPORT":        32,
+		"COMMAND_TYPE_RELEASE_FOR_DELETION":    33,
+		"COMMAND_TYPE_REGISTER_SEGMENTS":       34,
+		"COMMAND_TYPE_CLUSTER_IDENTIFY":        35,
+		"COMMAND_TYPE_REPOSITORY_REGISTER":     36,
+		"COMMAND_TYPE_REPOSITORY_UNREGISTER":   37,
+		"COMMAND_TYPE_EXPORT_BEGIN":            38,
+		"COMMAND_TYPE_EXPORT_COMPLETE":         39,
+		"COMMAND_TYPE_RESTORE_PLAN_SEGMENTS":   40,
+		"COMMAND_TYPE_REPOSITORY_GC_BEGIN":     41,
+		"COMMAND_TYPE_REPOSITORY_GC_END":       42,
+		"COMMAND_TYPE_POLICY_PUT":              43,
+		"COMMAND_TYPE_POLICY_DELETE":           44,
+		"COMMAND_TYPE_POLICY_RUN":              45,
+		"COMMAND_TYPE_POLICY_RETAIN":           46,
+		"COMMAND_TYPE_SNAPSHOT_HOLD_ADD":       47,
+		"COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE":    48,
+		"COMMAND_TYPE_POLICY_EXPORT":           49,
+		"COMMAND_TYPE_POLICY_EXPORTS_EXPIRED":  50,
+		"COMMAND_TYPE_SNAPSHOT_VERIFIED":       51,
+		"COMMAND_TYPE_RESTORE_SOURCES_CHECKED": 52,
 	}
 )
 
@@ -3322,6 +3325,9 @@ type RestoreJob struct {
 	RepositoryGeneration uint64 `protobuf:"varint,44,opt,name=repository_generation,json=repositoryGeneration,proto3" json:"repository_generation,omitempty"`
 	// Repository restore: the source snapshot's id in its cluster and its layout.
 	SourceSnapshotId uint64 `protobuf:"varint,45,opt,name=source_snapshot_id,json=sourceSnapshotId,proto3" json:"source_snapshot_id,omitempty"`
+	// The job copies while the leader still lists its sources: it does not complete
+	// until they are checked (RestoreSourcesChecked).
+	SourcesUnchecked bool `protobuf:"varint,46,opt,name=sources_unchecked,json=sourcesUnchecked,proto3" json:"sources_unchecked,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -3669,6 +3675,13 @@ func (x *RestoreJob) GetSourceSnapshotId() uint64 {
 		return x.SourceSnapshotId
 	}
 	return 0
+}
+
+func (x *RestoreJob) GetSourcesUnchecked() bool {
+	if x != nil {
+		return x.SourcesUnchecked
+	}
+	return false
 }
 
 // RestorePlan maps a job's source segments and index builds to its targets and numbers
@@ -6379,9 +6392,13 @@ type RestoreStart struct {
 	Skip              []*TaskSpan `protobuf:"bytes,2,rep,name=skip,proto3" json:"skip,omitempty"`
 	RepositoryGcEpoch uint64      `protobuf:"varint,3,opt,name=repository_gc_epoch,json=repositoryGcEpoch,proto3" json:"repository_gc_epoch,omitempty"`
 	// The bytes of the skipped tasks (the leader's sum from the catalog's sizes).
-	SkippedBytes  uint64 `protobuf:"varint,4,opt,name=skipped_bytes,json=skippedBytes,proto3" json:"skipped_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SkippedBytes uint64 `protobuf:"varint,4,opt,name=skipped_bytes,json=skippedBytes,proto3" json:"skipped_bytes,omitempty"`
+	// A restore (not an export) may open for copying while its sources are still being
+	// listed: it then completes only after RestoreSourcesChecked (a failed check fails
+	// it, and its copies are left to the GC, as a cancelled restore's are).
+	SourcesUnchecked bool `protobuf:"varint,5,opt,name=sources_unchecked,json=sourcesUnchecked,proto3" json:"sources_unchecked,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RestoreStart) Reset() {
@@ -6442,6 +6459,59 @@ func (x *RestoreStart) GetSkippedBytes() uint64 {
 	return 0
 }
 
+func (x *RestoreStart) GetSourcesUnchecked() bool {
+	if x != nil {
+		return x.SourcesUnchecked
+	}
+	return false
+}
+
+// RestoreSourcesChecked records that the leader's listing found every source of a
+// job that opened with sources_unchecked, with its size.
+type RestoreSourcesChecked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreSourcesChecked) Reset() {
+	*x = RestoreSourcesChecked{}
+	mi := &file_fsm_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSourcesChecked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSourcesChecked) ProtoMessage() {}
+
+func (x *RestoreSourcesChecked) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSourcesChecked.ProtoReflect.Descriptor instead.
+func (*RestoreSourcesChecked) Descriptor() ([]byte, []int) {
+	return file_fsm_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *RestoreSourcesChecked) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
 // TaskSpan is tasks [start, end) of a job.
 type TaskSpan struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -6453,7 +6523,7 @@ type TaskSpan struct {
 
 func (x *TaskSpan) Reset() {
 	*x = TaskSpan{}
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6465,7 +6535,7 @@ func (x *TaskSpan) String() string {
 func (*TaskSpan) ProtoMessage() {}
 
 func (x *TaskSpan) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[57]
+	mi := &file_fsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6478,7 +6548,7 @@ func (x *TaskSpan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskSpan.ProtoReflect.Descriptor instead.
 func (*TaskSpan) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{57}
+	return file_fsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *TaskSpan) GetStart() uint32 {
@@ -6505,7 +6575,7 @@ type ClusterIdentify struct {
 
 func (x *ClusterIdentify) Reset() {
 	*x = ClusterIdentify{}
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6517,7 +6587,7 @@ func (x *ClusterIdentify) String() string {
 func (*ClusterIdentify) ProtoMessage() {}
 
 func (x *ClusterIdentify) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[58]
+	mi := &file_fsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6530,7 +6600,7 @@ func (x *ClusterIdentify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentify.ProtoReflect.Descriptor instead.
 func (*ClusterIdentify) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{58}
+	return file_fsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ClusterIdentify) GetClusterId() string {
@@ -6549,7 +6619,7 @@ type ClusterIdentifyResponse struct {
 
 func (x *ClusterIdentifyResponse) Reset() {
 	*x = ClusterIdentifyResponse{}
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6561,7 +6631,7 @@ func (x *ClusterIdentifyResponse) String() string {
 func (*ClusterIdentifyResponse) ProtoMessage() {}
 
 func (x *ClusterIdentifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[59]
+	mi := &file_fsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6574,7 +6644,7 @@ func (x *ClusterIdentifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterIdentifyResponse.ProtoReflect.Descriptor instead.
 func (*ClusterIdentifyResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{59}
+	return file_fsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ClusterIdentifyResponse) GetClusterId() string {
@@ -6595,7 +6665,7 @@ type RepositoryRegister struct {
 
 func (x *RepositoryRegister) Reset() {
 	*x = RepositoryRegister{}
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6607,7 +6677,7 @@ func (x *RepositoryRegister) String() string {
 func (*RepositoryRegister) ProtoMessage() {}
 
 func (x *RepositoryRegister) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[60]
+	mi := &file_fsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6620,7 +6690,7 @@ func (x *RepositoryRegister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryRegister.ProtoReflect.Descriptor instead.
 func (*RepositoryRegister) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{60}
+	return file_fsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RepositoryRegister) GetRepository() *Repository {
@@ -6641,7 +6711,7 @@ type RepositoryUnregister struct {
 
 func (x *RepositoryUnregister) Reset() {
 	*x = RepositoryUnregister{}
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6653,7 +6723,7 @@ func (x *RepositoryUnregister) String() string {
 func (*RepositoryUnregister) ProtoMessage() {}
 
 func (x *RepositoryUnregister) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[61]
+	mi := &file_fsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6666,7 +6736,7 @@ func (x *RepositoryUnregister) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryUnregister.ProtoReflect.Descriptor instead.
 func (*RepositoryUnregister) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{61}
+	return file_fsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RepositoryUnregister) GetName() string {
@@ -6686,7 +6756,7 @@ type RepositoryResponse struct {
 
 func (x *RepositoryResponse) Reset() {
 	*x = RepositoryResponse{}
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6698,7 +6768,7 @@ func (x *RepositoryResponse) String() string {
 func (*RepositoryResponse) ProtoMessage() {}
 
 func (x *RepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[62]
+	mi := &file_fsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6711,7 +6781,7 @@ func (x *RepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryResponse.ProtoReflect.Descriptor instead.
 func (*RepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{62}
+	return file_fsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RepositoryResponse) GetRepository() *Repository {
@@ -6747,7 +6817,7 @@ type ExportBegin struct {
 
 func (x *ExportBegin) Reset() {
 	*x = ExportBegin{}
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6759,7 +6829,7 @@ func (x *ExportBegin) String() string {
 func (*ExportBegin) ProtoMessage() {}
 
 func (x *ExportBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[63]
+	mi := &file_fsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6772,7 +6842,7 @@ func (x *ExportBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportBegin.ProtoReflect.Descriptor instead.
 func (*ExportBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{63}
+	return file_fsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ExportBegin) GetDatabase() string {
@@ -6843,7 +6913,7 @@ type ExportComplete struct {
 
 func (x *ExportComplete) Reset() {
 	*x = ExportComplete{}
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6855,7 +6925,7 @@ func (x *ExportComplete) String() string {
 func (*ExportComplete) ProtoMessage() {}
 
 func (x *ExportComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[64]
+	mi := &file_fsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6868,7 +6938,7 @@ func (x *ExportComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportComplete.ProtoReflect.Descriptor instead.
 func (*ExportComplete) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{64}
+	return file_fsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ExportComplete) GetJobId() uint64 {
@@ -6901,7 +6971,7 @@ type RestorePlanSegments struct {
 
 func (x *RestorePlanSegments) Reset() {
 	*x = RestorePlanSegments{}
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6913,7 +6983,7 @@ func (x *RestorePlanSegments) String() string {
 func (*RestorePlanSegments) ProtoMessage() {}
 
 func (x *RestorePlanSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[65]
+	mi := &file_fsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6926,7 +6996,7 @@ func (x *RestorePlanSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePlanSegments.ProtoReflect.Descriptor instead.
 func (*RestorePlanSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{65}
+	return file_fsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RestorePlanSegments) GetJobId() uint64 {
@@ -6972,7 +7042,7 @@ type SourceSegment struct {
 
 func (x *SourceSegment) Reset() {
 	*x = SourceSegment{}
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6984,7 +7054,7 @@ func (x *SourceSegment) String() string {
 func (*SourceSegment) ProtoMessage() {}
 
 func (x *SourceSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[66]
+	mi := &file_fsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6997,7 +7067,7 @@ func (x *SourceSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceSegment.ProtoReflect.Descriptor instead.
 func (*SourceSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{66}
+	return file_fsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SourceSegment) GetId() uint64 {
@@ -7053,7 +7123,7 @@ type SourceBuild struct {
 
 func (x *SourceBuild) Reset() {
 	*x = SourceBuild{}
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7065,7 +7135,7 @@ func (x *SourceBuild) String() string {
 func (*SourceBuild) ProtoMessage() {}
 
 func (x *SourceBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[67]
+	mi := &file_fsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7078,7 +7148,7 @@ func (x *SourceBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceBuild.ProtoReflect.Descriptor instead.
 func (*SourceBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{67}
+	return file_fsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SourceBuild) GetBuildId() uint64 {
@@ -7115,7 +7185,7 @@ type RepositoryGCBegin struct {
 
 func (x *RepositoryGCBegin) Reset() {
 	*x = RepositoryGCBegin{}
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7127,7 +7197,7 @@ func (x *RepositoryGCBegin) String() string {
 func (*RepositoryGCBegin) ProtoMessage() {}
 
 func (x *RepositoryGCBegin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[68]
+	mi := &file_fsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7140,7 +7210,7 @@ func (x *RepositoryGCBegin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryGCBegin.ProtoReflect.Descriptor instead.
 func (*RepositoryGCBegin) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{68}
+	return file_fsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RepositoryGCBegin) GetName() string {
@@ -7174,7 +7244,7 @@ type RepositoryGCEnd struct {
 
 func (x *RepositoryGCEnd) Reset() {
 	*x = RepositoryGCEnd{}
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7186,7 +7256,7 @@ func (x *RepositoryGCEnd) String() string {
 func (*RepositoryGCEnd) ProtoMessage() {}
 
 func (x *RepositoryGCEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[69]
+	mi := &file_fsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7199,7 +7269,7 @@ func (x *RepositoryGCEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryGCEnd.ProtoReflect.Descriptor instead.
 func (*RepositoryGCEnd) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{69}
+	return file_fsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RepositoryGCEnd) GetName() string {
@@ -7232,7 +7302,7 @@ type RestoreGrant struct {
 
 func (x *RestoreGrant) Reset() {
 	*x = RestoreGrant{}
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7244,7 +7314,7 @@ func (x *RestoreGrant) String() string {
 func (*RestoreGrant) ProtoMessage() {}
 
 func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[70]
+	mi := &file_fsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7257,7 +7327,7 @@ func (x *RestoreGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrant.ProtoReflect.Descriptor instead.
 func (*RestoreGrant) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{70}
+	return file_fsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RestoreGrant) GetJobId() uint64 {
@@ -7307,7 +7377,7 @@ type TaskDone struct {
 
 func (x *TaskDone) Reset() {
 	*x = TaskDone{}
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7319,7 +7389,7 @@ func (x *TaskDone) String() string {
 func (*TaskDone) ProtoMessage() {}
 
 func (x *TaskDone) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[71]
+	mi := &file_fsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7332,7 +7402,7 @@ func (x *TaskDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskDone.ProtoReflect.Descriptor instead.
 func (*TaskDone) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{71}
+	return file_fsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *TaskDone) GetTask() uint32 {
@@ -7369,7 +7439,7 @@ type TaskFailed struct {
 
 func (x *TaskFailed) Reset() {
 	*x = TaskFailed{}
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7381,7 +7451,7 @@ func (x *TaskFailed) String() string {
 func (*TaskFailed) ProtoMessage() {}
 
 func (x *TaskFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[72]
+	mi := &file_fsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7394,7 +7464,7 @@ func (x *TaskFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFailed.ProtoReflect.Descriptor instead.
 func (*TaskFailed) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{72}
+	return file_fsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *TaskFailed) GetTask() uint32 {
@@ -7443,7 +7513,7 @@ type RestoreReport struct {
 
 func (x *RestoreReport) Reset() {
 	*x = RestoreReport{}
-	mi := &file_fsm_proto_msgTypes[73]
+	mi := &file_fsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7455,7 +7525,7 @@ func (x *RestoreReport) String() string {
 func (*RestoreReport) ProtoMessage() {}
 
 func (x *RestoreReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[73]
+	mi := &file_fsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7468,7 +7538,7 @@ func (x *RestoreReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreReport.ProtoReflect.Descriptor instead.
 func (*RestoreReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{73}
+	return file_fsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RestoreReport) GetJobId() uint64 {
@@ -7517,7 +7587,7 @@ type RestoreFail struct {
 
 func (x *RestoreFail) Reset() {
 	*x = RestoreFail{}
-	mi := &file_fsm_proto_msgTypes[74]
+	mi := &file_fsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7529,7 +7599,7 @@ func (x *RestoreFail) String() string {
 func (*RestoreFail) ProtoMessage() {}
 
 func (x *RestoreFail) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[74]
+	mi := &file_fsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7542,7 +7612,7 @@ func (x *RestoreFail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFail.ProtoReflect.Descriptor instead.
 func (*RestoreFail) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{74}
+	return file_fsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RestoreFail) GetJobId() uint64 {
@@ -7576,7 +7646,7 @@ type RestoreCancel struct {
 
 func (x *RestoreCancel) Reset() {
 	*x = RestoreCancel{}
-	mi := &file_fsm_proto_msgTypes[75]
+	mi := &file_fsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7588,7 +7658,7 @@ func (x *RestoreCancel) String() string {
 func (*RestoreCancel) ProtoMessage() {}
 
 func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[75]
+	mi := &file_fsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7601,7 +7671,7 @@ func (x *RestoreCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreCancel.ProtoReflect.Descriptor instead.
 func (*RestoreCancel) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{75}
+	return file_fsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RestoreCancel) GetJobId() uint64 {
@@ -7635,7 +7705,7 @@ type ExpireRestoreLeases struct {
 
 func (x *ExpireRestoreLeases) Reset() {
 	*x = ExpireRestoreLeases{}
-	mi := &file_fsm_proto_msgTypes[76]
+	mi := &file_fsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7647,7 +7717,7 @@ func (x *ExpireRestoreLeases) String() string {
 func (*ExpireRestoreLeases) ProtoMessage() {}
 
 func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[76]
+	mi := &file_fsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7660,7 +7730,7 @@ func (x *ExpireRestoreLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeases.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeases) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{76}
+	return file_fsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ExpireRestoreLeases) GetNode() string {
@@ -7694,7 +7764,7 @@ type RestoreRemove struct {
 
 func (x *RestoreRemove) Reset() {
 	*x = RestoreRemove{}
-	mi := &file_fsm_proto_msgTypes[77]
+	mi := &file_fsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7706,7 +7776,7 @@ func (x *RestoreRemove) String() string {
 func (*RestoreRemove) ProtoMessage() {}
 
 func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[77]
+	mi := &file_fsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7719,7 +7789,7 @@ func (x *RestoreRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRemove.ProtoReflect.Descriptor instead.
 func (*RestoreRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{77}
+	return file_fsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RestoreRemove) GetJobId() uint64 {
@@ -7740,7 +7810,7 @@ type BuildRef struct {
 
 func (x *BuildRef) Reset() {
 	*x = BuildRef{}
-	mi := &file_fsm_proto_msgTypes[78]
+	mi := &file_fsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7752,7 +7822,7 @@ func (x *BuildRef) String() string {
 func (*BuildRef) ProtoMessage() {}
 
 func (x *BuildRef) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[78]
+	mi := &file_fsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7765,7 +7835,7 @@ func (x *BuildRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRef.ProtoReflect.Descriptor instead.
 func (*BuildRef) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{78}
+	return file_fsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *BuildRef) GetSegmentId() uint64 {
@@ -7795,7 +7865,7 @@ type OrphanCandidate struct {
 
 func (x *OrphanCandidate) Reset() {
 	*x = OrphanCandidate{}
-	mi := &file_fsm_proto_msgTypes[79]
+	mi := &file_fsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7807,7 +7877,7 @@ func (x *OrphanCandidate) String() string {
 func (*OrphanCandidate) ProtoMessage() {}
 
 func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[79]
+	mi := &file_fsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7820,7 +7890,7 @@ func (x *OrphanCandidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphanCandidate.ProtoReflect.Descriptor instead.
 func (*OrphanCandidate) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{79}
+	return file_fsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *OrphanCandidate) GetKey() string {
@@ -7855,7 +7925,7 @@ type GCCheck struct {
 
 func (x *GCCheck) Reset() {
 	*x = GCCheck{}
-	mi := &file_fsm_proto_msgTypes[80]
+	mi := &file_fsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7867,7 +7937,7 @@ func (x *GCCheck) String() string {
 func (*GCCheck) ProtoMessage() {}
 
 func (x *GCCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[80]
+	mi := &file_fsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7880,7 +7950,7 @@ func (x *GCCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheck.ProtoReflect.Descriptor instead.
 func (*GCCheck) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{80}
+	return file_fsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *GCCheck) GetSegments() []uint64 {
@@ -7939,7 +8009,7 @@ type GCRemove struct {
 
 func (x *GCRemove) Reset() {
 	*x = GCRemove{}
-	mi := &file_fsm_proto_msgTypes[81]
+	mi := &file_fsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7951,7 +8021,7 @@ func (x *GCRemove) String() string {
 func (*GCRemove) ProtoMessage() {}
 
 func (x *GCRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[81]
+	mi := &file_fsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7964,7 +8034,7 @@ func (x *GCRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemove.ProtoReflect.Descriptor instead.
 func (*GCRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{81}
+	return file_fsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *GCRemove) GetSegments() []uint64 {
@@ -8005,7 +8075,7 @@ type GCRecordReport struct {
 
 func (x *GCRecordReport) Reset() {
 	*x = GCRecordReport{}
-	mi := &file_fsm_proto_msgTypes[82]
+	mi := &file_fsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8017,7 +8087,7 @@ func (x *GCRecordReport) String() string {
 func (*GCRecordReport) ProtoMessage() {}
 
 func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[82]
+	mi := &file_fsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8030,7 +8100,7 @@ func (x *GCRecordReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRecordReport.ProtoReflect.Descriptor instead.
 func (*GCRecordReport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{82}
+	return file_fsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *GCRecordReport) GetReport() *GCReport {
@@ -8049,7 +8119,7 @@ type DatabaseResponse struct {
 
 func (x *DatabaseResponse) Reset() {
 	*x = DatabaseResponse{}
-	mi := &file_fsm_proto_msgTypes[83]
+	mi := &file_fsm_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8061,7 +8131,7 @@ func (x *DatabaseResponse) String() string {
 func (*DatabaseResponse) ProtoMessage() {}
 
 func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[83]
+	mi := &file_fsm_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8074,7 +8144,7 @@ func (x *DatabaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatabaseResponse.ProtoReflect.Descriptor instead.
 func (*DatabaseResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{83}
+	return file_fsm_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *DatabaseResponse) GetDatabase() *Database {
@@ -8095,7 +8165,7 @@ type CollectionResponse struct {
 
 func (x *CollectionResponse) Reset() {
 	*x = CollectionResponse{}
-	mi := &file_fsm_proto_msgTypes[84]
+	mi := &file_fsm_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8107,7 +8177,7 @@ func (x *CollectionResponse) String() string {
 func (*CollectionResponse) ProtoMessage() {}
 
 func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[84]
+	mi := &file_fsm_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8120,7 +8190,7 @@ func (x *CollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectionResponse.ProtoReflect.Descriptor instead.
 func (*CollectionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{84}
+	return file_fsm_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *CollectionResponse) GetCollection() *Collection {
@@ -8146,7 +8216,7 @@ type SegmentResponse struct {
 
 func (x *SegmentResponse) Reset() {
 	*x = SegmentResponse{}
-	mi := &file_fsm_proto_msgTypes[85]
+	mi := &file_fsm_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8158,7 +8228,7 @@ func (x *SegmentResponse) String() string {
 func (*SegmentResponse) ProtoMessage() {}
 
 func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[85]
+	mi := &file_fsm_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8171,7 +8241,7 @@ func (x *SegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentResponse.ProtoReflect.Descriptor instead.
 func (*SegmentResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{85}
+	return file_fsm_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *SegmentResponse) GetSegment() *Segment {
@@ -8191,7 +8261,7 @@ type IndexBuildResponse struct {
 
 func (x *IndexBuildResponse) Reset() {
 	*x = IndexBuildResponse{}
-	mi := &file_fsm_proto_msgTypes[86]
+	mi := &file_fsm_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8203,7 +8273,7 @@ func (x *IndexBuildResponse) String() string {
 func (*IndexBuildResponse) ProtoMessage() {}
 
 func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[86]
+	mi := &file_fsm_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8216,7 +8286,7 @@ func (x *IndexBuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexBuildResponse.ProtoReflect.Descriptor instead.
 func (*IndexBuildResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{86}
+	return file_fsm_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *IndexBuildResponse) GetSegment() *Segment {
@@ -8242,7 +8312,7 @@ type SegmentsResponse struct {
 
 func (x *SegmentsResponse) Reset() {
 	*x = SegmentsResponse{}
-	mi := &file_fsm_proto_msgTypes[87]
+	mi := &file_fsm_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8254,7 +8324,7 @@ func (x *SegmentsResponse) String() string {
 func (*SegmentsResponse) ProtoMessage() {}
 
 func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[87]
+	mi := &file_fsm_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8267,7 +8337,7 @@ func (x *SegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentsResponse.ProtoReflect.Descriptor instead.
 func (*SegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{87}
+	return file_fsm_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *SegmentsResponse) GetSegments() []*Segment {
@@ -8287,7 +8357,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_fsm_proto_msgTypes[88]
+	mi := &file_fsm_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8299,7 +8369,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[88]
+	mi := &file_fsm_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8312,7 +8382,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{88}
+	return file_fsm_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SnapshotResponse) GetSnapshot() *Snapshot {
@@ -8333,7 +8403,7 @@ type RestoreJobResponse struct {
 
 func (x *RestoreJobResponse) Reset() {
 	*x = RestoreJobResponse{}
-	mi := &file_fsm_proto_msgTypes[89]
+	mi := &file_fsm_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8345,7 +8415,7 @@ func (x *RestoreJobResponse) String() string {
 func (*RestoreJobResponse) ProtoMessage() {}
 
 func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[89]
+	mi := &file_fsm_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8358,7 +8428,7 @@ func (x *RestoreJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreJobResponse.ProtoReflect.Descriptor instead.
 func (*RestoreJobResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{89}
+	return file_fsm_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RestoreJobResponse) GetJob() *RestoreJob {
@@ -8384,7 +8454,7 @@ type RestoreGrantResponse struct {
 
 func (x *RestoreGrantResponse) Reset() {
 	*x = RestoreGrantResponse{}
-	mi := &file_fsm_proto_msgTypes[90]
+	mi := &file_fsm_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8396,7 +8466,7 @@ func (x *RestoreGrantResponse) String() string {
 func (*RestoreGrantResponse) ProtoMessage() {}
 
 func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[90]
+	mi := &file_fsm_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8409,7 +8479,7 @@ func (x *RestoreGrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreGrantResponse.ProtoReflect.Descriptor instead.
 func (*RestoreGrantResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{90}
+	return file_fsm_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *RestoreGrantResponse) GetLease() *RestoreLease {
@@ -8428,7 +8498,7 @@ type ExpireRestoreLeasesResponse struct {
 
 func (x *ExpireRestoreLeasesResponse) Reset() {
 	*x = ExpireRestoreLeasesResponse{}
-	mi := &file_fsm_proto_msgTypes[91]
+	mi := &file_fsm_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8440,7 +8510,7 @@ func (x *ExpireRestoreLeasesResponse) String() string {
 func (*ExpireRestoreLeasesResponse) ProtoMessage() {}
 
 func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[91]
+	mi := &file_fsm_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8453,7 +8523,7 @@ func (x *ExpireRestoreLeasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireRestoreLeasesResponse.ProtoReflect.Descriptor instead.
 func (*ExpireRestoreLeasesResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{91}
+	return file_fsm_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ExpireRestoreLeasesResponse) GetLeaseIds() []uint64 {
@@ -8476,7 +8546,7 @@ type GCCheckResponse struct {
 
 func (x *GCCheckResponse) Reset() {
 	*x = GCCheckResponse{}
-	mi := &file_fsm_proto_msgTypes[92]
+	mi := &file_fsm_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8488,7 +8558,7 @@ func (x *GCCheckResponse) String() string {
 func (*GCCheckResponse) ProtoMessage() {}
 
 func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[92]
+	mi := &file_fsm_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8501,7 +8571,7 @@ func (x *GCCheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCheckResponse.ProtoReflect.Descriptor instead.
 func (*GCCheckResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{92}
+	return file_fsm_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *GCCheckResponse) GetSegments() []uint64 {
@@ -8546,7 +8616,7 @@ type GCRemoveResponse struct {
 
 func (x *GCRemoveResponse) Reset() {
 	*x = GCRemoveResponse{}
-	mi := &file_fsm_proto_msgTypes[93]
+	mi := &file_fsm_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8558,7 +8628,7 @@ func (x *GCRemoveResponse) String() string {
 func (*GCRemoveResponse) ProtoMessage() {}
 
 func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[93]
+	mi := &file_fsm_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8571,7 +8641,7 @@ func (x *GCRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCRemoveResponse.ProtoReflect.Descriptor instead.
 func (*GCRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{93}
+	return file_fsm_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *GCRemoveResponse) GetSegments() uint64 {
@@ -8619,7 +8689,7 @@ type ExpireAllocationsResponse struct {
 
 func (x *ExpireAllocationsResponse) Reset() {
 	*x = ExpireAllocationsResponse{}
-	mi := &file_fsm_proto_msgTypes[94]
+	mi := &file_fsm_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8631,7 +8701,7 @@ func (x *ExpireAllocationsResponse) String() string {
 func (*ExpireAllocationsResponse) ProtoMessage() {}
 
 func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[94]
+	mi := &file_fsm_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8644,7 +8714,7 @@ func (x *ExpireAllocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireAllocationsResponse.ProtoReflect.Descriptor instead.
 func (*ExpireAllocationsResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{94}
+	return file_fsm_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ExpireAllocationsResponse) GetSegmentIds() []uint64 {
@@ -8669,7 +8739,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_fsm_proto_msgTypes[95]
+	mi := &file_fsm_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8681,7 +8751,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[95]
+	mi := &file_fsm_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8694,7 +8764,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{95}
+	return file_fsm_proto_rawDescGZIP(), []int{96}
 }
 
 // ReleaseForDeletion asks, for an external collector (a system with its own GC, as
@@ -8715,7 +8785,7 @@ type ReleaseForDeletion struct {
 
 func (x *ReleaseForDeletion) Reset() {
 	*x = ReleaseForDeletion{}
-	mi := &file_fsm_proto_msgTypes[96]
+	mi := &file_fsm_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8727,7 +8797,7 @@ func (x *ReleaseForDeletion) String() string {
 func (*ReleaseForDeletion) ProtoMessage() {}
 
 func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[96]
+	mi := &file_fsm_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8740,7 +8810,7 @@ func (x *ReleaseForDeletion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletion.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletion) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{96}
+	return file_fsm_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ReleaseForDeletion) GetSegmentIds() []uint64 {
@@ -8776,7 +8846,7 @@ type ReleaseVerdict struct {
 
 func (x *ReleaseVerdict) Reset() {
 	*x = ReleaseVerdict{}
-	mi := &file_fsm_proto_msgTypes[97]
+	mi := &file_fsm_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8788,7 +8858,7 @@ func (x *ReleaseVerdict) String() string {
 func (*ReleaseVerdict) ProtoMessage() {}
 
 func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[97]
+	mi := &file_fsm_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8801,7 +8871,7 @@ func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
 func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{97}
+	return file_fsm_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ReleaseVerdict) GetDeletable() bool {
@@ -8827,7 +8897,7 @@ type ReleaseForDeletionResponse struct {
 
 func (x *ReleaseForDeletionResponse) Reset() {
 	*x = ReleaseForDeletionResponse{}
-	mi := &file_fsm_proto_msgTypes[98]
+	mi := &file_fsm_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8839,7 +8909,7 @@ func (x *ReleaseForDeletionResponse) String() string {
 func (*ReleaseForDeletionResponse) ProtoMessage() {}
 
 func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[98]
+	mi := &file_fsm_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8852,7 +8922,7 @@ func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{98}
+	return file_fsm_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
@@ -8880,7 +8950,7 @@ type RegisterSegments struct {
 
 func (x *RegisterSegments) Reset() {
 	*x = RegisterSegments{}
-	mi := &file_fsm_proto_msgTypes[99]
+	mi := &file_fsm_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8892,7 +8962,7 @@ func (x *RegisterSegments) String() string {
 func (*RegisterSegments) ProtoMessage() {}
 
 func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[99]
+	mi := &file_fsm_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8905,7 +8975,7 @@ func (x *RegisterSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSegments.ProtoReflect.Descriptor instead.
 func (*RegisterSegments) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{99}
+	return file_fsm_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *RegisterSegments) GetDatabase() string {
@@ -8949,7 +9019,7 @@ type RegisteredSegment struct {
 
 func (x *RegisteredSegment) Reset() {
 	*x = RegisteredSegment{}
-	mi := &file_fsm_proto_msgTypes[100]
+	mi := &file_fsm_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8961,7 +9031,7 @@ func (x *RegisteredSegment) String() string {
 func (*RegisteredSegment) ProtoMessage() {}
 
 func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[100]
+	mi := &file_fsm_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8974,7 +9044,7 @@ func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredSegment.ProtoReflect.Descriptor instead.
 func (*RegisteredSegment) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{100}
+	return file_fsm_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *RegisteredSegment) GetSegmentId() uint64 {
@@ -9028,7 +9098,7 @@ type RegisteredBuild struct {
 
 func (x *RegisteredBuild) Reset() {
 	*x = RegisteredBuild{}
-	mi := &file_fsm_proto_msgTypes[101]
+	mi := &file_fsm_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9040,7 +9110,7 @@ func (x *RegisteredBuild) String() string {
 func (*RegisteredBuild) ProtoMessage() {}
 
 func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[101]
+	mi := &file_fsm_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9053,7 +9123,7 @@ func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredBuild.ProtoReflect.Descriptor instead.
 func (*RegisteredBuild) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{101}
+	return file_fsm_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *RegisteredBuild) GetSegmentId() uint64 {
@@ -9097,7 +9167,7 @@ type PolicyPut struct {
 
 func (x *PolicyPut) Reset() {
 	*x = PolicyPut{}
-	mi := &file_fsm_proto_msgTypes[102]
+	mi := &file_fsm_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9109,7 +9179,7 @@ func (x *PolicyPut) String() string {
 func (*PolicyPut) ProtoMessage() {}
 
 func (x *PolicyPut) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[102]
+	mi := &file_fsm_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9122,7 +9192,7 @@ func (x *PolicyPut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyPut.ProtoReflect.Descriptor instead.
 func (*PolicyPut) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{102}
+	return file_fsm_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *PolicyPut) GetPolicy() *Policy {
@@ -9155,7 +9225,7 @@ type PolicyDelete struct {
 
 func (x *PolicyDelete) Reset() {
 	*x = PolicyDelete{}
-	mi := &file_fsm_proto_msgTypes[103]
+	mi := &file_fsm_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9167,7 +9237,7 @@ func (x *PolicyDelete) String() string {
 func (*PolicyDelete) ProtoMessage() {}
 
 func (x *PolicyDelete) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[103]
+	mi := &file_fsm_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9180,7 +9250,7 @@ func (x *PolicyDelete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyDelete.ProtoReflect.Descriptor instead.
 func (*PolicyDelete) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{103}
+	return file_fsm_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *PolicyDelete) GetName() string {
@@ -9202,7 +9272,7 @@ type PolicyResponse struct {
 
 func (x *PolicyResponse) Reset() {
 	*x = PolicyResponse{}
-	mi := &file_fsm_proto_msgTypes[104]
+	mi := &file_fsm_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9214,7 +9284,7 @@ func (x *PolicyResponse) String() string {
 func (*PolicyResponse) ProtoMessage() {}
 
 func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[104]
+	mi := &file_fsm_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9227,7 +9297,7 @@ func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyResponse.ProtoReflect.Descriptor instead.
 func (*PolicyResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{104}
+	return file_fsm_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *PolicyResponse) GetPolicy() *Policy {
@@ -9268,7 +9338,7 @@ type PolicyRun struct {
 
 func (x *PolicyRun) Reset() {
 	*x = PolicyRun{}
-	mi := &file_fsm_proto_msgTypes[105]
+	mi := &file_fsm_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9280,7 +9350,7 @@ func (x *PolicyRun) String() string {
 func (*PolicyRun) ProtoMessage() {}
 
 func (x *PolicyRun) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[105]
+	mi := &file_fsm_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9293,7 +9363,7 @@ func (x *PolicyRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRun.ProtoReflect.Descriptor instead.
 func (*PolicyRun) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{105}
+	return file_fsm_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *PolicyRun) GetPolicy() string {
@@ -9355,7 +9425,7 @@ type PolicyRunResponse struct {
 
 func (x *PolicyRunResponse) Reset() {
 	*x = PolicyRunResponse{}
-	mi := &file_fsm_proto_msgTypes[106]
+	mi := &file_fsm_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9367,7 +9437,7 @@ func (x *PolicyRunResponse) String() string {
 func (*PolicyRunResponse) ProtoMessage() {}
 
 func (x *PolicyRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[106]
+	mi := &file_fsm_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9380,7 +9450,7 @@ func (x *PolicyRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRunResponse.ProtoReflect.Descriptor instead.
 func (*PolicyRunResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{106}
+	return file_fsm_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *PolicyRunResponse) GetPolicy() *Policy {
@@ -9410,7 +9480,7 @@ type PolicyRunResult struct {
 
 func (x *PolicyRunResult) Reset() {
 	*x = PolicyRunResult{}
-	mi := &file_fsm_proto_msgTypes[107]
+	mi := &file_fsm_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9422,7 +9492,7 @@ func (x *PolicyRunResult) String() string {
 func (*PolicyRunResult) ProtoMessage() {}
 
 func (x *PolicyRunResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[107]
+	mi := &file_fsm_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9435,7 +9505,7 @@ func (x *PolicyRunResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRunResult.ProtoReflect.Descriptor instead.
 func (*PolicyRunResult) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{107}
+	return file_fsm_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *PolicyRunResult) GetCollection() string {
@@ -9478,7 +9548,7 @@ type PolicyRetain struct {
 
 func (x *PolicyRetain) Reset() {
 	*x = PolicyRetain{}
-	mi := &file_fsm_proto_msgTypes[108]
+	mi := &file_fsm_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9490,7 +9560,7 @@ func (x *PolicyRetain) String() string {
 func (*PolicyRetain) ProtoMessage() {}
 
 func (x *PolicyRetain) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[108]
+	mi := &file_fsm_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9503,7 +9573,7 @@ func (x *PolicyRetain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRetain.ProtoReflect.Descriptor instead.
 func (*PolicyRetain) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{108}
+	return file_fsm_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *PolicyRetain) GetPolicy() string {
@@ -9523,7 +9593,7 @@ type PolicyRetainResponse struct {
 
 func (x *PolicyRetainResponse) Reset() {
 	*x = PolicyRetainResponse{}
-	mi := &file_fsm_proto_msgTypes[109]
+	mi := &file_fsm_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9535,7 +9605,7 @@ func (x *PolicyRetainResponse) String() string {
 func (*PolicyRetainResponse) ProtoMessage() {}
 
 func (x *PolicyRetainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[109]
+	mi := &file_fsm_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9548,7 +9618,7 @@ func (x *PolicyRetainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRetainResponse.ProtoReflect.Descriptor instead.
 func (*PolicyRetainResponse) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{109}
+	return file_fsm_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *PolicyRetainResponse) GetPolicy() *Policy {
@@ -9576,7 +9646,7 @@ type SnapshotHoldAdd struct {
 
 func (x *SnapshotHoldAdd) Reset() {
 	*x = SnapshotHoldAdd{}
-	mi := &file_fsm_proto_msgTypes[110]
+	mi := &file_fsm_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9588,7 +9658,7 @@ func (x *SnapshotHoldAdd) String() string {
 func (*SnapshotHoldAdd) ProtoMessage() {}
 
 func (x *SnapshotHoldAdd) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[110]
+	mi := &file_fsm_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9601,7 +9671,7 @@ func (x *SnapshotHoldAdd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHoldAdd.ProtoReflect.Descriptor instead.
 func (*SnapshotHoldAdd) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{110}
+	return file_fsm_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *SnapshotHoldAdd) GetSnapshotId() uint64 {
@@ -9635,7 +9705,7 @@ type SnapshotHoldRemove struct {
 
 func (x *SnapshotHoldRemove) Reset() {
 	*x = SnapshotHoldRemove{}
-	mi := &file_fsm_proto_msgTypes[111]
+	mi := &file_fsm_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9647,7 +9717,7 @@ func (x *SnapshotHoldRemove) String() string {
 func (*SnapshotHoldRemove) ProtoMessage() {}
 
 func (x *SnapshotHoldRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[111]
+	mi := &file_fsm_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9660,7 +9730,7 @@ func (x *SnapshotHoldRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHoldRemove.ProtoReflect.Descriptor instead.
 func (*SnapshotHoldRemove) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{111}
+	return file_fsm_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *SnapshotHoldRemove) GetSnapshotId() uint64 {
@@ -9691,7 +9761,7 @@ type SnapshotVerified struct {
 
 func (x *SnapshotVerified) Reset() {
 	*x = SnapshotVerified{}
-	mi := &file_fsm_proto_msgTypes[112]
+	mi := &file_fsm_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9703,7 +9773,7 @@ func (x *SnapshotVerified) String() string {
 func (*SnapshotVerified) ProtoMessage() {}
 
 func (x *SnapshotVerified) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[112]
+	mi := &file_fsm_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9716,7 +9786,7 @@ func (x *SnapshotVerified) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotVerified.ProtoReflect.Descriptor instead.
 func (*SnapshotVerified) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{112}
+	return file_fsm_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *SnapshotVerified) GetSnapshotId() uint64 {
@@ -9770,7 +9840,7 @@ type PolicyExport struct {
 
 func (x *PolicyExport) Reset() {
 	*x = PolicyExport{}
-	mi := &file_fsm_proto_msgTypes[113]
+	mi := &file_fsm_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9782,7 +9852,7 @@ func (x *PolicyExport) String() string {
 func (*PolicyExport) ProtoMessage() {}
 
 func (x *PolicyExport) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[113]
+	mi := &file_fsm_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9795,7 +9865,7 @@ func (x *PolicyExport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyExport.ProtoReflect.Descriptor instead.
 func (*PolicyExport) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{113}
+	return file_fsm_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *PolicyExport) GetPolicy() string {
@@ -9838,7 +9908,7 @@ type PolicyExportsExpired struct {
 
 func (x *PolicyExportsExpired) Reset() {
 	*x = PolicyExportsExpired{}
-	mi := &file_fsm_proto_msgTypes[114]
+	mi := &file_fsm_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9850,7 +9920,7 @@ func (x *PolicyExportsExpired) String() string {
 func (*PolicyExportsExpired) ProtoMessage() {}
 
 func (x *PolicyExportsExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_proto_msgTypes[114]
+	mi := &file_fsm_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9863,7 +9933,7 @@ func (x *PolicyExportsExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyExportsExpired.ProtoReflect.Descriptor instead.
 func (*PolicyExportsExpired) Descriptor() ([]byte, []int) {
-	return file_fsm_proto_rawDescGZIP(), []int{114}
+	return file_fsm_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *PolicyExportsExpired) GetPolicy() string {
@@ -10152,7 +10222,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x06gc_run\x18\x10 \x01(\x04R\x05gcRun\x12\x1f\n" +
 	"\vgc_deadline\x18\x11 \x01(\x03R\n" +
 	"gcDeadline\x12\x19\n" +
-	"\bgc_epoch\x18\x12 \x01(\x04R\agcEpoch\"\xf8\r\n" +
+	"\bgc_epoch\x18\x12 \x01(\x04R\agcEpoch\"\xa5\x0e\n" +
 	"\n" +
 	"RestoreJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
@@ -10212,7 +10282,8 @@ const file_fsm_proto_rawDesc = "" +
 	"\x0esegments_total\x18* \x01(\x04R\rsegmentsTotal\x12,\n" +
 	"\x12verified_by_stream\x18+ \x01(\x04R\x10verifiedByStream\x123\n" +
 	"\x15repository_generation\x18, \x01(\x04R\x14repositoryGeneration\x12,\n" +
-	"\x12source_snapshot_id\x18- \x01(\x04R\x10sourceSnapshotId\"u\n" +
+	"\x12source_snapshot_id\x18- \x01(\x04R\x10sourceSnapshotId\x12+\n" +
+	"\x11sources_unchecked\x18. \x01(\bR\x10sourcesUnchecked\"u\n" +
 	"\vRestorePlan\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12;\n" +
 	"\bsegments\x18\x02 \x03(\v2\x1f.snapkeep.fsm.v1.PlannedSegmentR\bsegments\x12\x12\n" +
@@ -10486,12 +10557,15 @@ const file_fsm_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\";\n" +
 	"\tIdMapping\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\x04R\x06source\x12\x16\n" +
-	"\x06target\x18\x02 \x01(\x04R\x06target\"\xa9\x01\n" +
+	"\x06target\x18\x02 \x01(\x04R\x06target\"\xd6\x01\n" +
 	"\fRestoreStart\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12-\n" +
 	"\x04skip\x18\x02 \x03(\v2\x19.snapkeep.fsm.v1.TaskSpanR\x04skip\x12.\n" +
 	"\x13repository_gc_epoch\x18\x03 \x01(\x04R\x11repositoryGcEpoch\x12#\n" +
-	"\rskipped_bytes\x18\x04 \x01(\x04R\fskippedBytes\"2\n" +
+	"\rskipped_bytes\x18\x04 \x01(\x04R\fskippedBytes\x12+\n" +
+	"\x11sources_unchecked\x18\x05 \x01(\bR\x10sourcesUnchecked\".\n" +
+	"\x15RestoreSourcesChecked\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\"2\n" +
 	"\bTaskSpan\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\rR\x03end\"0\n" +
@@ -10815,7 +10889,7 @@ const file_fsm_proto_rawDesc = "" +
 	"\x19ERROR_CODE_ALREADY_EXISTS\x10\x03\x12\"\n" +
 	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x04\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\x05\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x06*\xf4\r\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x06*\x9e\x0e\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCOMMAND_TYPE_CREATE_DATABASE\x10\x01\x12\x1e\n" +
@@ -10869,7 +10943,8 @@ const file_fsm_proto_rawDesc = "" +
 	"!COMMAND_TYPE_SNAPSHOT_HOLD_REMOVE\x100\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_POLICY_EXPORT\x101\x12'\n" +
 	"#COMMAND_TYPE_POLICY_EXPORTS_EXPIRED\x102\x12\"\n" +
-	"\x1eCOMMAND_TYPE_SNAPSHOT_VERIFIED\x103*\xae\x01\n" +
+	"\x1eCOMMAND_TYPE_SNAPSHOT_VERIFIED\x103\x12(\n" +
+	"$COMMAND_TYPE_RESTORE_SOURCES_CHECKED\x104*\xae\x01\n" +
 	"\x10CopyVerification\x12\x1a\n" +
 	"\x16COPY_VERIFICATION_NONE\x10\x00\x12#\n" +
 	"\x1fCOPY_VERIFICATION_COPY_RESPONSE\x10\x01\x12\x1a\n" +
@@ -10890,7 +10965,7 @@ func file_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
-var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 127)
+var file_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 128)
 var file_fsm_proto_goTypes = []any{
 	(CollectionState)(0),                // 0: snapkeep.fsm.v1.CollectionState
 	(KeyLayout)(0),                      // 1: snapkeep.fsm.v1.KeyLayout
@@ -10963,82 +11038,83 @@ var file_fsm_proto_goTypes = []any{
 	(*RepositorySnapshot)(nil),          // 68: snapkeep.fsm.v1.RepositorySnapshot
 	(*IdMapping)(nil),                   // 69: snapkeep.fsm.v1.IdMapping
 	(*RestoreStart)(nil),                // 70: snapkeep.fsm.v1.RestoreStart
-	(*TaskSpan)(nil),                    // 71: snapkeep.fsm.v1.TaskSpan
-	(*ClusterIdentify)(nil),             // 72: snapkeep.fsm.v1.ClusterIdentify
-	(*ClusterIdentifyResponse)(nil),     // 73: snapkeep.fsm.v1.ClusterIdentifyResponse
-	(*RepositoryRegister)(nil),          // 74: snapkeep.fsm.v1.RepositoryRegister
-	(*RepositoryUnregister)(nil),        // 75: snapkeep.fsm.v1.RepositoryUnregister
-	(*RepositoryResponse)(nil),          // 76: snapkeep.fsm.v1.RepositoryResponse
-	(*ExportBegin)(nil),                 // 77: snapkeep.fsm.v1.ExportBegin
-	(*ExportComplete)(nil),              // 78: snapkeep.fsm.v1.ExportComplete
-	(*RestorePlanSegments)(nil),         // 79: snapkeep.fsm.v1.RestorePlanSegments
-	(*SourceSegment)(nil),               // 80: snapkeep.fsm.v1.SourceSegment
-	(*SourceBuild)(nil),                 // 81: snapkeep.fsm.v1.SourceBuild
-	(*RepositoryGCBegin)(nil),           // 82: snapkeep.fsm.v1.RepositoryGCBegin
-	(*RepositoryGCEnd)(nil),             // 83: snapkeep.fsm.v1.RepositoryGCEnd
-	(*RestoreGrant)(nil),                // 84: snapkeep.fsm.v1.RestoreGrant
-	(*TaskDone)(nil),                    // 85: snapkeep.fsm.v1.TaskDone
-	(*TaskFailed)(nil),                  // 86: snapkeep.fsm.v1.TaskFailed
-	(*RestoreReport)(nil),               // 87: snapkeep.fsm.v1.RestoreReport
-	(*RestoreFail)(nil),                 // 88: snapkeep.fsm.v1.RestoreFail
-	(*RestoreCancel)(nil),               // 89: snapkeep.fsm.v1.RestoreCancel
-	(*ExpireRestoreLeases)(nil),         // 90: snapkeep.fsm.v1.ExpireRestoreLeases
-	(*RestoreRemove)(nil),               // 91: snapkeep.fsm.v1.RestoreRemove
-	(*BuildRef)(nil),                    // 92: snapkeep.fsm.v1.BuildRef
-	(*OrphanCandidate)(nil),             // 93: snapkeep.fsm.v1.OrphanCandidate
-	(*GCCheck)(nil),                     // 94: snapkeep.fsm.v1.GCCheck
-	(*GCRemove)(nil),                    // 95: snapkeep.fsm.v1.GCRemove
-	(*GCRecordReport)(nil),              // 96: snapkeep.fsm.v1.GCRecordReport
-	(*DatabaseResponse)(nil),            // 97: snapkeep.fsm.v1.DatabaseResponse
-	(*CollectionResponse)(nil),          // 98: snapkeep.fsm.v1.CollectionResponse
-	(*SegmentResponse)(nil),             // 99: snapkeep.fsm.v1.SegmentResponse
-	(*IndexBuildResponse)(nil),          // 100: snapkeep.fsm.v1.IndexBuildResponse
-	(*SegmentsResponse)(nil),            // 101: snapkeep.fsm.v1.SegmentsResponse
-	(*SnapshotResponse)(nil),            // 102: snapkeep.fsm.v1.SnapshotResponse
-	(*RestoreJobResponse)(nil),          // 103: snapkeep.fsm.v1.RestoreJobResponse
-	(*RestoreGrantResponse)(nil),        // 104: snapkeep.fsm.v1.RestoreGrantResponse
-	(*ExpireRestoreLeasesResponse)(nil), // 105: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
-	(*GCCheckResponse)(nil),             // 106: snapkeep.fsm.v1.GCCheckResponse
-	(*GCRemoveResponse)(nil),            // 107: snapkeep.fsm.v1.GCRemoveResponse
-	(*ExpireAllocationsResponse)(nil),   // 108: snapkeep.fsm.v1.ExpireAllocationsResponse
-	(*Empty)(nil),                       // 109: snapkeep.fsm.v1.Empty
-	(*ReleaseForDeletion)(nil),          // 110: snapkeep.fsm.v1.ReleaseForDeletion
-	(*ReleaseVerdict)(nil),              // 111: snapkeep.fsm.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil),  // 112: snapkeep.fsm.v1.ReleaseForDeletionResponse
-	(*RegisterSegments)(nil),            // 113: snapkeep.fsm.v1.RegisterSegments
-	(*RegisteredSegment)(nil),           // 114: snapkeep.fsm.v1.RegisteredSegment
-	(*RegisteredBuild)(nil),             // 115: snapkeep.fsm.v1.RegisteredBuild
-	(*PolicyPut)(nil),                   // 116: snapkeep.fsm.v1.PolicyPut
-	(*PolicyDelete)(nil),                // 117: snapkeep.fsm.v1.PolicyDelete
-	(*PolicyResponse)(nil),              // 118: snapkeep.fsm.v1.PolicyResponse
-	(*PolicyRun)(nil),                   // 119: snapkeep.fsm.v1.PolicyRun
-	(*PolicyRunResponse)(nil),           // 120: snapkeep.fsm.v1.PolicyRunResponse
-	(*PolicyRunResult)(nil),             // 121: snapkeep.fsm.v1.PolicyRunResult
-	(*PolicyRetain)(nil),                // 122: snapkeep.fsm.v1.PolicyRetain
-	(*PolicyRetainResponse)(nil),        // 123: snapkeep.fsm.v1.PolicyRetainResponse
-	(*SnapshotHoldAdd)(nil),             // 124: snapkeep.fsm.v1.SnapshotHoldAdd
-	(*SnapshotHoldRemove)(nil),          // 125: snapkeep.fsm.v1.SnapshotHoldRemove
-	(*SnapshotVerified)(nil),            // 126: snapkeep.fsm.v1.SnapshotVerified
-	(*PolicyExport)(nil),                // 127: snapkeep.fsm.v1.PolicyExport
-	(*PolicyExportsExpired)(nil),        // 128: snapkeep.fsm.v1.PolicyExportsExpired
-	nil,                                 // 129: snapkeep.fsm.v1.Database.PropertiesEntry
-	nil,                                 // 130: snapkeep.fsm.v1.IndexDef.ParamsEntry
-	nil,                                 // 131: snapkeep.fsm.v1.Collection.PropertiesEntry
-	nil,                                 // 132: snapkeep.fsm.v1.Snapshot.LabelsEntry
-	nil,                                 // 133: snapkeep.fsm.v1.Snapshot.PropertiesEntry
-	nil,                                 // 134: snapkeep.fsm.v1.Policy.LabelsEntry
-	nil,                                 // 135: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	nil,                                 // 136: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
-	nil,                                 // 137: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	nil,                                 // 138: snapkeep.fsm.v1.CreateIndex.ParamsEntry
-	nil,                                 // 139: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
-	nil,                                 // 140: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	(*RestoreSourcesChecked)(nil),       // 71: snapkeep.fsm.v1.RestoreSourcesChecked
+	(*TaskSpan)(nil),                    // 72: snapkeep.fsm.v1.TaskSpan
+	(*ClusterIdentify)(nil),             // 73: snapkeep.fsm.v1.ClusterIdentify
+	(*ClusterIdentifyResponse)(nil),     // 74: snapkeep.fsm.v1.ClusterIdentifyResponse
+	(*RepositoryRegister)(nil),          // 75: snapkeep.fsm.v1.RepositoryRegister
+	(*RepositoryUnregister)(nil),        // 76: snapkeep.fsm.v1.RepositoryUnregister
+	(*RepositoryResponse)(nil),          // 77: snapkeep.fsm.v1.RepositoryResponse
+	(*ExportBegin)(nil),                 // 78: snapkeep.fsm.v1.ExportBegin
+	(*ExportComplete)(nil),              // 79: snapkeep.fsm.v1.ExportComplete
+	(*RestorePlanSegments)(nil),         // 80: snapkeep.fsm.v1.RestorePlanSegments
+	(*SourceSegment)(nil),               // 81: snapkeep.fsm.v1.SourceSegment
+	(*SourceBuild)(nil),                 // 82: snapkeep.fsm.v1.SourceBuild
+	(*RepositoryGCBegin)(nil),           // 83: snapkeep.fsm.v1.RepositoryGCBegin
+	(*RepositoryGCEnd)(nil),             // 84: snapkeep.fsm.v1.RepositoryGCEnd
+	(*RestoreGrant)(nil),                // 85: snapkeep.fsm.v1.RestoreGrant
+	(*TaskDone)(nil),                    // 86: snapkeep.fsm.v1.TaskDone
+	(*TaskFailed)(nil),                  // 87: snapkeep.fsm.v1.TaskFailed
+	(*RestoreReport)(nil),               // 88: snapkeep.fsm.v1.RestoreReport
+	(*RestoreFail)(nil),                 // 89: snapkeep.fsm.v1.RestoreFail
+	(*RestoreCancel)(nil),               // 90: snapkeep.fsm.v1.RestoreCancel
+	(*ExpireRestoreLeases)(nil),         // 91: snapkeep.fsm.v1.ExpireRestoreLeases
+	(*RestoreRemove)(nil),               // 92: snapkeep.fsm.v1.RestoreRemove
+	(*BuildRef)(nil),                    // 93: snapkeep.fsm.v1.BuildRef
+	(*OrphanCandidate)(nil),             // 94: snapkeep.fsm.v1.OrphanCandidate
+	(*GCCheck)(nil),                     // 95: snapkeep.fsm.v1.GCCheck
+	(*GCRemove)(nil),                    // 96: snapkeep.fsm.v1.GCRemove
+	(*GCRecordReport)(nil),              // 97: snapkeep.fsm.v1.GCRecordReport
+	(*DatabaseResponse)(nil),            // 98: snapkeep.fsm.v1.DatabaseResponse
+	(*CollectionResponse)(nil),          // 99: snapkeep.fsm.v1.CollectionResponse
+	(*SegmentResponse)(nil),             // 100: snapkeep.fsm.v1.SegmentResponse
+	(*IndexBuildResponse)(nil),          // 101: snapkeep.fsm.v1.IndexBuildResponse
+	(*SegmentsResponse)(nil),            // 102: snapkeep.fsm.v1.SegmentsResponse
+	(*SnapshotResponse)(nil),            // 103: snapkeep.fsm.v1.SnapshotResponse
+	(*RestoreJobResponse)(nil),          // 104: snapkeep.fsm.v1.RestoreJobResponse
+	(*RestoreGrantResponse)(nil),        // 105: snapkeep.fsm.v1.RestoreGrantResponse
+	(*ExpireRestoreLeasesResponse)(nil), // 106: snapkeep.fsm.v1.ExpireRestoreLeasesResponse
+	(*GCCheckResponse)(nil),             // 107: snapkeep.fsm.v1.GCCheckResponse
+	(*GCRemoveResponse)(nil),            // 108: snapkeep.fsm.v1.GCRemoveResponse
+	(*ExpireAllocationsResponse)(nil),   // 109: snapkeep.fsm.v1.ExpireAllocationsResponse
+	(*Empty)(nil),                       // 110: snapkeep.fsm.v1.Empty
+	(*ReleaseForDeletion)(nil),          // 111: snapkeep.fsm.v1.ReleaseForDeletion
+	(*ReleaseVerdict)(nil),              // 112: snapkeep.fsm.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),  // 113: snapkeep.fsm.v1.ReleaseForDeletionResponse
+	(*RegisterSegments)(nil),            // 114: snapkeep.fsm.v1.RegisterSegments
+	(*RegisteredSegment)(nil),           // 115: snapkeep.fsm.v1.RegisteredSegment
+	(*RegisteredBuild)(nil),             // 116: snapkeep.fsm.v1.RegisteredBuild
+	(*PolicyPut)(nil),                   // 117: snapkeep.fsm.v1.PolicyPut
+	(*PolicyDelete)(nil),                // 118: snapkeep.fsm.v1.PolicyDelete
+	(*PolicyResponse)(nil),              // 119: snapkeep.fsm.v1.PolicyResponse
+	(*PolicyRun)(nil),                   // 120: snapkeep.fsm.v1.PolicyRun
+	(*PolicyRunResponse)(nil),           // 121: snapkeep.fsm.v1.PolicyRunResponse
+	(*PolicyRunResult)(nil),             // 122: snapkeep.fsm.v1.PolicyRunResult
+	(*PolicyRetain)(nil),                // 123: snapkeep.fsm.v1.PolicyRetain
+	(*PolicyRetainResponse)(nil),        // 124: snapkeep.fsm.v1.PolicyRetainResponse
+	(*SnapshotHoldAdd)(nil),             // 125: snapkeep.fsm.v1.SnapshotHoldAdd
+	(*SnapshotHoldRemove)(nil),          // 126: snapkeep.fsm.v1.SnapshotHoldRemove
+	(*SnapshotVerified)(nil),            // 127: snapkeep.fsm.v1.SnapshotVerified
+	(*PolicyExport)(nil),                // 128: snapkeep.fsm.v1.PolicyExport
+	(*PolicyExportsExpired)(nil),        // 129: snapkeep.fsm.v1.PolicyExportsExpired
+	nil,                                 // 130: snapkeep.fsm.v1.Database.PropertiesEntry
+	nil,                                 // 131: snapkeep.fsm.v1.IndexDef.ParamsEntry
+	nil,                                 // 132: snapkeep.fsm.v1.Collection.PropertiesEntry
+	nil,                                 // 133: snapkeep.fsm.v1.Snapshot.LabelsEntry
+	nil,                                 // 134: snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	nil,                                 // 135: snapkeep.fsm.v1.Policy.LabelsEntry
+	nil,                                 // 136: snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	nil,                                 // 137: snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	nil,                                 // 138: snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	nil,                                 // 139: snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	nil,                                 // 140: snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	nil,                                 // 141: snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
 }
 var file_fsm_proto_depIdxs = []int32{
-	129, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
-	130, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
+	130, // 0: snapkeep.fsm.v1.Database.properties:type_name -> snapkeep.fsm.v1.Database.PropertiesEntry
+	131, // 1: snapkeep.fsm.v1.IndexDef.params:type_name -> snapkeep.fsm.v1.IndexDef.ParamsEntry
 	0,   // 2: snapkeep.fsm.v1.Collection.state:type_name -> snapkeep.fsm.v1.CollectionState
-	131, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
+	132, // 3: snapkeep.fsm.v1.Collection.properties:type_name -> snapkeep.fsm.v1.Collection.PropertiesEntry
 	16,  // 4: snapkeep.fsm.v1.Collection.partitions:type_name -> snapkeep.fsm.v1.Partition
 	17,  // 5: snapkeep.fsm.v1.Collection.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,   // 6: snapkeep.fsm.v1.Collection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
@@ -11052,8 +11128,8 @@ var file_fsm_proto_depIdxs = []int32{
 	4,   // 14: snapkeep.fsm.v1.KindTotals.kind:type_name -> snapkeep.fsm.v1.FileKind
 	23,  // 15: snapkeep.fsm.v1.SnapshotSummary.by_kind:type_name -> snapkeep.fsm.v1.KindTotals
 	7,   // 16: snapkeep.fsm.v1.Snapshot.state:type_name -> snapkeep.fsm.v1.SnapshotState
-	132, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
-	133, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
+	133, // 17: snapkeep.fsm.v1.Snapshot.labels:type_name -> snapkeep.fsm.v1.Snapshot.LabelsEntry
+	134, // 18: snapkeep.fsm.v1.Snapshot.properties:type_name -> snapkeep.fsm.v1.Snapshot.PropertiesEntry
 	16,  // 19: snapkeep.fsm.v1.Snapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
 	17,  // 20: snapkeep.fsm.v1.Snapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	24,  // 21: snapkeep.fsm.v1.Snapshot.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
@@ -11062,7 +11138,7 @@ var file_fsm_proto_depIdxs = []int32{
 	26,  // 24: snapkeep.fsm.v1.Snapshot.verification:type_name -> snapkeep.fsm.v1.SnapshotVerification
 	8,   // 25: snapkeep.fsm.v1.SnapshotVerification.outcome:type_name -> snapkeep.fsm.v1.SnapshotVerifyOutcome
 	29,  // 26: snapkeep.fsm.v1.Policy.schedule:type_name -> snapkeep.fsm.v1.PolicySchedule
-	134, // 27: snapkeep.fsm.v1.Policy.labels:type_name -> snapkeep.fsm.v1.Policy.LabelsEntry
+	135, // 27: snapkeep.fsm.v1.Policy.labels:type_name -> snapkeep.fsm.v1.Policy.LabelsEntry
 	30,  // 28: snapkeep.fsm.v1.Policy.retention:type_name -> snapkeep.fsm.v1.PolicyRetention
 	31,  // 29: snapkeep.fsm.v1.Policy.status:type_name -> snapkeep.fsm.v1.PolicyStatus
 	30,  // 30: snapkeep.fsm.v1.Policy.export_retention:type_name -> snapkeep.fsm.v1.PolicyRetention
@@ -11078,11 +11154,11 @@ var file_fsm_proto_depIdxs = []int32{
 	12,  // 40: snapkeep.fsm.v1.RequestRecord.type:type_name -> snapkeep.fsm.v1.CommandType
 	42,  // 41: snapkeep.fsm.v1.RequestRecord.result:type_name -> snapkeep.fsm.v1.Result
 	12,  // 42: snapkeep.fsm.v1.Envelope.type:type_name -> snapkeep.fsm.v1.CommandType
-	135, // 43: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
-	136, // 44: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
+	136, // 43: snapkeep.fsm.v1.CreateDatabase.properties:type_name -> snapkeep.fsm.v1.CreateDatabase.PropertiesEntry
+	137, // 44: snapkeep.fsm.v1.CreateCollection.properties:type_name -> snapkeep.fsm.v1.CreateCollection.PropertiesEntry
 	1,   // 45: snapkeep.fsm.v1.CreateCollection.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	137, // 46: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
-	138, // 47: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
+	138, // 46: snapkeep.fsm.v1.AlterCollection.set_properties:type_name -> snapkeep.fsm.v1.AlterCollection.SetPropertiesEntry
+	139, // 47: snapkeep.fsm.v1.CreateIndex.params:type_name -> snapkeep.fsm.v1.CreateIndex.ParamsEntry
 	19,  // 48: snapkeep.fsm.v1.FlushSegment.files:type_name -> snapkeep.fsm.v1.File
 	22,  // 49: snapkeep.fsm.v1.FlushSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
 	19,  // 50: snapkeep.fsm.v1.AddIndexBuild.files:type_name -> snapkeep.fsm.v1.File
@@ -11090,29 +11166,29 @@ var file_fsm_proto_depIdxs = []int32{
 	22,  // 52: snapkeep.fsm.v1.CompactOutput.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
 	58,  // 53: snapkeep.fsm.v1.Compact.outputs:type_name -> snapkeep.fsm.v1.CompactOutput
 	41,  // 54: snapkeep.fsm.v1.RegisterNode.node:type_name -> snapkeep.fsm.v1.Node
-	139, // 55: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
+	140, // 55: snapkeep.fsm.v1.SnapshotBegin.labels:type_name -> snapkeep.fsm.v1.SnapshotBegin.LabelsEntry
 	24,  // 56: snapkeep.fsm.v1.SnapshotCommit.summary:type_name -> snapkeep.fsm.v1.SnapshotSummary
 	69,  // 57: snapkeep.fsm.v1.RestoreBegin.target_partitions:type_name -> snapkeep.fsm.v1.IdMapping
 	69,  // 58: snapkeep.fsm.v1.RestoreBegin.target_indexes:type_name -> snapkeep.fsm.v1.IdMapping
 	69,  // 59: snapkeep.fsm.v1.RestoreBegin.target_segments:type_name -> snapkeep.fsm.v1.IdMapping
 	69,  // 60: snapkeep.fsm.v1.RestoreBegin.target_builds:type_name -> snapkeep.fsm.v1.IdMapping
 	68,  // 61: snapkeep.fsm.v1.RestoreBegin.from_repository:type_name -> snapkeep.fsm.v1.RepositorySnapshot
-	140, // 62: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
+	141, // 62: snapkeep.fsm.v1.RepositorySnapshot.properties:type_name -> snapkeep.fsm.v1.RepositorySnapshot.PropertiesEntry
 	16,  // 63: snapkeep.fsm.v1.RepositorySnapshot.partitions:type_name -> snapkeep.fsm.v1.Partition
 	17,  // 64: snapkeep.fsm.v1.RepositorySnapshot.indexes:type_name -> snapkeep.fsm.v1.IndexDef
 	1,   // 65: snapkeep.fsm.v1.RepositorySnapshot.layout:type_name -> snapkeep.fsm.v1.KeyLayout
-	71,  // 66: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
+	72,  // 66: snapkeep.fsm.v1.RestoreStart.skip:type_name -> snapkeep.fsm.v1.TaskSpan
 	32,  // 67: snapkeep.fsm.v1.RepositoryRegister.repository:type_name -> snapkeep.fsm.v1.Repository
 	32,  // 68: snapkeep.fsm.v1.RepositoryResponse.repository:type_name -> snapkeep.fsm.v1.Repository
-	80,  // 69: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
+	81,  // 69: snapkeep.fsm.v1.RestorePlanSegments.segments:type_name -> snapkeep.fsm.v1.SourceSegment
 	22,  // 70: snapkeep.fsm.v1.SourceSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
-	81,  // 71: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
+	82,  // 71: snapkeep.fsm.v1.SourceSegment.builds:type_name -> snapkeep.fsm.v1.SourceBuild
 	13,  // 72: snapkeep.fsm.v1.TaskDone.verified:type_name -> snapkeep.fsm.v1.CopyVerification
-	85,  // 73: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
-	86,  // 74: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
-	92,  // 75: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	93,  // 76: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
-	92,  // 77: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	86,  // 73: snapkeep.fsm.v1.RestoreReport.done:type_name -> snapkeep.fsm.v1.TaskDone
+	87,  // 74: snapkeep.fsm.v1.RestoreReport.failed:type_name -> snapkeep.fsm.v1.TaskFailed
+	93,  // 75: snapkeep.fsm.v1.GCCheck.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	94,  // 76: snapkeep.fsm.v1.GCCheck.orphans:type_name -> snapkeep.fsm.v1.OrphanCandidate
+	93,  // 77: snapkeep.fsm.v1.GCRemove.builds:type_name -> snapkeep.fsm.v1.BuildRef
 	40,  // 78: snapkeep.fsm.v1.GCRecordReport.report:type_name -> snapkeep.fsm.v1.GCReport
 	15,  // 79: snapkeep.fsm.v1.DatabaseResponse.database:type_name -> snapkeep.fsm.v1.Database
 	18,  // 80: snapkeep.fsm.v1.CollectionResponse.collection:type_name -> snapkeep.fsm.v1.Collection
@@ -11122,19 +11198,19 @@ var file_fsm_proto_depIdxs = []int32{
 	25,  // 84: snapkeep.fsm.v1.SnapshotResponse.snapshot:type_name -> snapkeep.fsm.v1.Snapshot
 	33,  // 85: snapkeep.fsm.v1.RestoreJobResponse.job:type_name -> snapkeep.fsm.v1.RestoreJob
 	37,  // 86: snapkeep.fsm.v1.RestoreGrantResponse.lease:type_name -> snapkeep.fsm.v1.RestoreLease
-	92,  // 87: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	92,  // 88: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
-	92,  // 89: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
-	111, // 90: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
-	114, // 91: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
-	115, // 92: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
+	93,  // 87: snapkeep.fsm.v1.GCCheckResponse.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	93,  // 88: snapkeep.fsm.v1.GCRemoveResponse.removed_builds:type_name -> snapkeep.fsm.v1.BuildRef
+	93,  // 89: snapkeep.fsm.v1.ReleaseForDeletion.builds:type_name -> snapkeep.fsm.v1.BuildRef
+	112, // 90: snapkeep.fsm.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.fsm.v1.ReleaseVerdict
+	115, // 91: snapkeep.fsm.v1.RegisterSegments.segments:type_name -> snapkeep.fsm.v1.RegisteredSegment
+	116, // 92: snapkeep.fsm.v1.RegisterSegments.builds:type_name -> snapkeep.fsm.v1.RegisteredBuild
 	19,  // 93: snapkeep.fsm.v1.RegisteredSegment.files:type_name -> snapkeep.fsm.v1.File
 	22,  // 94: snapkeep.fsm.v1.RegisteredSegment.meta:type_name -> snapkeep.fsm.v1.SegmentMeta
 	19,  // 95: snapkeep.fsm.v1.RegisteredBuild.files:type_name -> snapkeep.fsm.v1.File
 	28,  // 96: snapkeep.fsm.v1.PolicyPut.policy:type_name -> snapkeep.fsm.v1.Policy
 	28,  // 97: snapkeep.fsm.v1.PolicyResponse.policy:type_name -> snapkeep.fsm.v1.Policy
 	28,  // 98: snapkeep.fsm.v1.PolicyRunResponse.policy:type_name -> snapkeep.fsm.v1.Policy
-	121, // 99: snapkeep.fsm.v1.PolicyRunResponse.results:type_name -> snapkeep.fsm.v1.PolicyRunResult
+	122, // 99: snapkeep.fsm.v1.PolicyRunResponse.results:type_name -> snapkeep.fsm.v1.PolicyRunResult
 	28,  // 100: snapkeep.fsm.v1.PolicyRetainResponse.policy:type_name -> snapkeep.fsm.v1.Policy
 	8,   // 101: snapkeep.fsm.v1.SnapshotVerified.outcome:type_name -> snapkeep.fsm.v1.SnapshotVerifyOutcome
 	102, // [102:102] is the sub-list for method output_type
@@ -11155,7 +11231,7 @@ func file_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_proto_rawDesc), len(file_fsm_proto_rawDesc)),
 			NumEnums:      14,
-			NumMessages:   127,
+			NumMessages:   128,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -91,6 +91,10 @@ type Options struct {
 	// AccessKey and SecretKey (the constants). Tests of copies between two
 	// gateways give them different ones.
 	AccessKey, SecretKey string
+	// KeepAlive keeps client connections open between requests (versitygw's
+	// --keep-alive), as most S3 services do; by default versitygw closes each one
+	// after its response, and every request dials anew.
+	KeepAlive bool
 }
 
 // Process is a running versitygw.
@@ -156,10 +160,11 @@ func startOnce(ctx context.Context, opts Options) (*Process, error) {
 	if opts.Log != nil {
 		out = io.MultiWriter(logs, opts.Log)
 	}
-	cmd := exec.Command(opts.Binary,
-		"--access", opts.AccessKey, "--secret", opts.SecretKey,
-		"--port", addr,
-		"posix", opts.Dir)
+	args := []string{"--access", opts.AccessKey, "--secret", opts.SecretKey, "--port", addr}
+	if opts.KeepAlive {
+		args = append(args, "--keep-alive")
+	}
+	cmd := exec.Command(opts.Binary, append(args, "posix", opts.Dir)...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {

@@ -44,6 +44,7 @@ func run() error {
 	workDir := flag.String("work", "", "directory for the servers' data (default: a new temporary directory, removed afterwards)")
 	render := flag.String("render", "", "only render the report from this results JSON (no benchmarks)")
 	logStore := flag.String("raft-log-store", "", "the snapkeep nodes' --raft-log-store: wal or bolt (default: the server's, the WAL)")
+	closeConns := flag.Bool("s3-close-connections", false, "run versitygw without --keep-alive: every S3 request dials a new connection (versitygw's default; S3 services keep them alive)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
@@ -86,7 +87,7 @@ func run() error {
 	if _, err := env.BuildSnapkeep(ctx); err != nil {
 		return err
 	}
-	s3, err := env.StartS3(ctx, dir)
+	s3, err := env.StartS3With(ctx, dir, env.S3Options{CloseConnections: *closeConns})
 	if err != nil {
 		return err
 	}
@@ -103,6 +104,9 @@ func run() error {
 	if *logStore != "" {
 		benchFlags = append(benchFlags, "--raft-log-store "+*logStore)
 	}
+	if *closeConns {
+		benchFlags = append(benchFlags, "--s3-close-connections")
+	}
 	if len(benchFlags) > 0 {
 		cmdline += " BENCH_FLAGS='" + strings.Join(benchFlags, " ") + "'"
 	}
@@ -110,7 +114,7 @@ func run() error {
 		Machine: report.DescribeMachine(dir), Versions: versions()}
 	for _, s := range selected {
 		logf("scenario %d: %s", s.Number, s.Title)
-		e := &scenario.Env{Dir: filepath.Join(dir, fmt.Sprintf("s%d", s.Number)), Quick: *quick, S3: s3, Logf: logf, RaftLogStore: *logStore}
+		e := &scenario.Env{Dir: filepath.Join(dir, fmt.Sprintf("s%d", s.Number)), Quick: *quick, S3: s3, Logf: logf, RaftLogStore: *logStore, S3CloseConnections: *closeConns}
 		res := report.Scenario{Number: s.Number, Name: s.Name, Title: s.Title}
 		t0 := time.Now()
 		err := runOne(ctx, s, e, &res)

@@ -25,9 +25,14 @@ type S3 struct {
 type S3Options struct {
 	// Bucket is the bucket created at start (default versitygw.DefaultBucket).
 	Bucket string
+	// CloseConnections runs versitygw as it starts by default, closing every client
+	// connection after its response; otherwise it keeps them alive (--keep-alive), as
+	// S3 services do.
+	CloseConnections bool
 }
 
-// StartS3 starts versitygw with its directory and log under dir.
+// StartS3 starts versitygw with its directory and log under dir, keeping connections
+// alive.
 func StartS3(ctx context.Context, dir string) (*S3, error) {
 	return StartS3With(ctx, dir, S3Options{})
 }
@@ -47,7 +52,8 @@ func StartS3With(ctx context.Context, dir string, opts S3Options) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw, err := versitygw.StartProcess(ctx, versitygw.Options{Binary: bin, Dir: filepath.Join(dir, "s3"), Log: logf, Bucket: opts.Bucket})
+	gw, err := versitygw.StartProcess(ctx, versitygw.Options{Binary: bin, Dir: filepath.Join(dir, "s3"), Log: logf, Bucket: opts.Bucket,
+		KeepAlive: !opts.CloseConnections})
 	if err != nil {
 		_ = logf.Close()
 		return nil, err

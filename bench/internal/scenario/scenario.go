@@ -37,6 +37,9 @@ type Env struct {
 	// RaftLogStore is the snapkeep nodes' --raft-log-store (bench --raft-log-store);
 	// empty: the server's default.
 	RaftLogStore string
+	// S3CloseConnections: the gateways close every connection after its response
+	// (bench --s3-close-connections); by default they keep them alive.
+	S3CloseConnections bool
 
 	mu       sync.Mutex
 	cleanups []func()
@@ -70,7 +73,7 @@ func (e *Env) StartSnapkeep(ctx context.Context, name string, opts env.SnapkeepO
 // StartS3 starts another versitygw (another endpoint than the shared one, with the
 // same keys) under Dir/name, its bucket named bucket; it is stopped by Cleanup.
 func (e *Env) StartS3(ctx context.Context, name, bucket string) (*env.S3, error) {
-	s, err := env.StartS3With(ctx, filepath.Join(e.Dir, name), env.S3Options{Bucket: bucket})
+	s, err := env.StartS3With(ctx, filepath.Join(e.Dir, name), env.S3Options{Bucket: bucket, CloseConnections: e.S3CloseConnections})
 	if err != nil {
 		return nil, fmt.Errorf("start versitygw %s: %w", name, err)
 	}
