@@ -111,7 +111,7 @@ func run() error {
 		cmdline += " BENCH_FLAGS='" + strings.Join(benchFlags, " ") + "'"
 	}
 	r := &report.Run{Date: started.UTC().Format("2006-01-02"), Started: started.UTC(), Command: cmdline, Quick: *quick,
-		Machine: report.DescribeMachine(dir), Versions: versions()}
+		Machine: report.DescribeMachine(dir), Versions: versions(), S3KeepAlive: !*closeConns}
 	for _, s := range selected {
 		logf("scenario %d: %s", s.Number, s.Title)
 		e := &scenario.Env{Dir: filepath.Join(dir, fmt.Sprintf("s%d", s.Number)), Quick: *quick, S3: s3, Logf: logf, RaftLogStore: *logStore, S3CloseConnections: *closeConns}

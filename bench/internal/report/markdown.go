@@ -25,6 +25,11 @@ func (r *Run) Markdown(chartDir, notes string) string {
 		w("- Versions: %s.\n", strings.Join(r.Versions, ", "))
 	}
 	w("- S3 is versitygw's posix backend on the same disk. It does not fsync on PUT, so every S3 figure here is an upper bound on what real object storage gives (and the baseline, which writes many more objects, gains most from that).\n")
+	if r.S3KeepAlive {
+		w("- versitygw runs with `--keep-alive`, keeping client connections open between requests as S3 services do (`--s3-close-connections` for its default of one connection per request).\n")
+	} else {
+		w("- versitygw closes every client connection after its response (its default): each S3 request, on both sides of every comparison, dials a new connection.\n")
+	}
 	w("- The three snapkeep nodes, the three etcd members, versitygw and the benchmark's clients share the machine's cores.\n\n")
 
 	w("## Summary\n\n")

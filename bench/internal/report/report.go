@@ -164,14 +164,18 @@ type Machine struct {
 
 // Run is a whole benchmark run.
 type Run struct {
-	Date      string     `json:"date"` // YYYY-MM-DD
-	Started   time.Time  `json:"started"`
-	Seconds   float64    `json:"seconds"`
-	Command   string     `json:"command"`
-	Quick     bool       `json:"quick"`
-	Machine   Machine    `json:"machine"`
-	Versions  []string   `json:"versions"` // etcd, versitygw, ...
-	Scenarios []Scenario `json:"scenarios"`
+	Date     string    `json:"date"` // YYYY-MM-DD
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Command  string    `json:"command"`
+	Quick    bool      `json:"quick"`
+	Machine  Machine   `json:"machine"`
+	Versions []string  `json:"versions"` // etcd, versitygw, ...
+	// S3KeepAlive: the gateways kept client connections alive (versitygw --keep-alive,
+	// the default since 2026-12-04); before, and with --s3-close-connections, every S3
+	// request dialled a new connection.
+	S3KeepAlive bool       `json:"s3_keep_alive,omitempty"`
+	Scenarios   []Scenario `json:"scenarios"`
 }
 
 // WriteJSON writes the run, indented.
