@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -323,6 +324,17 @@ func (s *backupService) RestoreBackup(stream pb.Backup_RestoreBackupServer) erro
 	// finish, restore jobs to pre-check or lease, expired leases and allocations.
 	n.finisher.Kick()
 	n.kickRestores()
+	// The scratch state (as large as the catalog) is garbage now, but Go's scavenger
+	// leaves freed memory resident while the process stays under its heap goal (twice
+	// the live heap by default): the leader could keep up to ~1.8× the catalog's
+	// memory (667–879 MiB RSS for 487 MiB of heap in use after a 1M-segment restore,
+	// bench scenario 7). Hand it back now; a restore is rare, one forced GC cheap
+	// beside it.
+	go func() {
+		start := time.Now()
+		debug.FreeOSMemory()
+		n.logger.Info("memory of the restore's scratch state returned to the OS", "took", time.Since(start))
+	}()
 	installed := n.fsm.AppliedIndex()
 	n.logger.Warn("metadata backup restored", "backup_index", h.Index, "installed_index", installed)
 	return stream.SendAndClose(&pb.RestoreBackupResponse{Restored: backupInfo(h, uint64(headLen)+h.BodySize), InstalledIndex: installed})
