@@ -510,6 +510,25 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // newRequestID returns a fresh deduplication id: 16 random bytes in hex.
+type requestIDKey struct{}
+
+// WithRequestID returns a context whose writes carry id as their request id instead of
+// a random one each: a caller that records the ids of its writes can ask LookupRequests
+// what became of one that timed out. Use it for one write: the cluster answers a second
+// write with the same id and the same body with the first one's result, and refuses one
+// with another body.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// requestID is the id ctx carries (WithRequestID), else a new random one.
+func requestID(ctx context.Context) string {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
+		return id
+	}
+	return newRequestID()
+}
+
 func newRequestID() string {
 	var b [16]byte
 	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand panics instead)

@@ -93,3 +93,30 @@ func (c *Client) TransferLeadership(ctx context.Context, opt *TransferLeadership
 			return ep.cluster.TransferLeadership(ctx, req, o...)
 		})
 }
+
+// LookupRequestsOption builds a LookupRequests call.
+type LookupRequestsOption struct {
+	req *snapkeepv1.LookupRequestsRequest
+}
+
+// NewLookupRequestsOption asks about these request ids (at most 1,000; see
+// WithRequestID for giving a write a known id).
+func NewLookupRequestsOption(ids ...string) *LookupRequestsOption {
+	return &LookupRequestsOption{req: &snapkeepv1.LookupRequestsRequest{RequestIds: ids}}
+}
+
+// LookupRequests says what became of writes by their request ids: applied, with their
+// result, or not held by the cluster's deduplication window. The leader commits its
+// whole log first, so an id not found was not applied and never will be — provided the
+// window still holds a request applied after the write could have been (it keeps the
+// last 20,000): compare a request known to be later with OldestSeq.
+func (c *Client) LookupRequests(ctx context.Context, opt *LookupRequestsOption) (*snapkeepv1.LookupRequestsResponse, error) {
+	if opt == nil {
+		return nil, nilOption("LookupRequests")
+	}
+	req := clone(opt.req)
+	return invoke(ctx, c, "LookupRequests", routeLeader,
+		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.LookupRequestsResponse, error) {
+			return ep.cluster.LookupRequests(ctx, req, o...)
+		})
+}

@@ -89,7 +89,7 @@ func (c *Client) CreateCollection(ctx context.Context, opt *CreateCollectionOpti
 		return nil, nilOption("CreateCollection")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "CreateCollection", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CreateCollectionResponse, error) {
 			return ep.catalog.CreateCollection(ctx, req, o...)
@@ -123,7 +123,7 @@ func (c *Client) DropCollection(ctx context.Context, opt *DropCollectionOption) 
 		return nil, nilOption("DropCollection")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "DropCollection", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.DropCollectionResponse, error) {
 			return ep.catalog.DropCollection(ctx, req, o...)
@@ -175,7 +175,7 @@ func (c *Client) AlterCollection(ctx context.Context, opt *AlterCollectionOption
 		return nil, nilOption("AlterCollection")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "AlterCollection", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.AlterCollectionResponse, error) {
 			return ep.catalog.AlterCollection(ctx, req, o...)
@@ -338,7 +338,7 @@ func (c *Client) CreatePartition(ctx context.Context, opt *CreatePartitionOption
 		return nil, nilOption("CreatePartition")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "CreatePartition", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CreatePartitionResponse, error) {
 			return ep.catalog.CreatePartition(ctx, req, o...)
@@ -372,7 +372,7 @@ func (c *Client) DropPartition(ctx context.Context, opt *DropPartitionOption) (*
 		return nil, nilOption("DropPartition")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "DropPartition", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.DropPartitionResponse, error) {
 			return ep.catalog.DropPartition(ctx, req, o...)
@@ -426,7 +426,7 @@ func (c *Client) CreateIndex(ctx context.Context, opt *CreateIndexOption) (*snap
 		return nil, nilOption("CreateIndex")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "CreateIndex", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CreateIndexResponse, error) {
 			return ep.catalog.CreateIndex(ctx, req, o...)
@@ -460,7 +460,7 @@ func (c *Client) DropIndex(ctx context.Context, opt *DropIndexOption) (*snapkeep
 		return nil, nilOption("DropIndex")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "DropIndex", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.DropIndexResponse, error) {
 			return ep.catalog.DropIndex(ctx, req, o...)

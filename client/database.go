@@ -96,7 +96,7 @@ func (c *Client) CreateDatabase(ctx context.Context, opt *CreateDatabaseOption) 
 		return nil, nilOption("CreateDatabase")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "CreateDatabase", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CreateDatabaseResponse, error) {
 			return ep.catalog.CreateDatabase(ctx, req, o...)
@@ -123,7 +123,7 @@ func (c *Client) DropDatabase(ctx context.Context, opt *DropDatabaseOption) erro
 		return nilOption("DropDatabase")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	_, err := invoke(ctx, c, "DropDatabase", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.DropDatabaseResponse, error) {
 			return ep.catalog.DropDatabase(ctx, req, o...)

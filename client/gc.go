@@ -111,7 +111,7 @@ func (c *Client) ReleaseForDeletion(ctx context.Context, opt *ReleaseForDeletion
 		return nil, nilOption("ReleaseForDeletion")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "ReleaseForDeletion", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ReleaseForDeletionResponse, error) {
 			return ep.gc.ReleaseForDeletion(ctx, req, o...)

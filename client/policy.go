@@ -140,7 +140,7 @@ func (c *Client) CreatePolicy(ctx context.Context, opt *PolicyOption) (*snapkeep
 	if opt == nil {
 		return nil, nilOption("CreatePolicy")
 	}
-	req := &snapkeepv1.CreatePolicyRequest{RequestId: newRequestID(), Policy: clone(opt.p)}
+	req := &snapkeepv1.CreatePolicyRequest{RequestId: requestID(ctx), Policy: clone(opt.p)}
 	return invoke(ctx, c, "CreatePolicy", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CreatePolicyResponse, error) {
 			return ep.policies.CreatePolicy(ctx, req, o...)
@@ -154,7 +154,7 @@ func (c *Client) UpdatePolicy(ctx context.Context, opt *PolicyOption, revision u
 	if opt == nil {
 		return nil, nilOption("UpdatePolicy")
 	}
-	req := &snapkeepv1.UpdatePolicyRequest{RequestId: newRequestID(), Policy: clone(opt.p), Revision: revision}
+	req := &snapkeepv1.UpdatePolicyRequest{RequestId: requestID(ctx), Policy: clone(opt.p), Revision: revision}
 	resp, err := invoke(ctx, c, "UpdatePolicy", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.UpdatePolicyResponse, error) {
 			return ep.policies.UpdatePolicy(ctx, req, o...)
@@ -168,7 +168,7 @@ func (c *Client) UpdatePolicy(ctx context.Context, opt *PolicyOption, revision u
 // DeletePolicy forgets a policy; the snapshots it took stay. Deleting one that does
 // not exist succeeds; the response's Existed says which happened.
 func (c *Client) DeletePolicy(ctx context.Context, name string) (*snapkeepv1.DeletePolicyResponse, error) {
-	req := &snapkeepv1.DeletePolicyRequest{RequestId: newRequestID(), Name: name}
+	req := &snapkeepv1.DeletePolicyRequest{RequestId: requestID(ctx), Name: name}
 	return invoke(ctx, c, "DeletePolicy", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.DeletePolicyResponse, error) {
 			return ep.policies.DeletePolicy(ctx, req, o...)
@@ -214,7 +214,7 @@ func (c *Client) DescribePolicy(ctx context.Context, name string, opts ...ReadOp
 // ExecutePolicy runs a policy now, outside its schedule, and returns what it took:
 // one result per collection (a PENDING snapshot the cluster finishes, or the error).
 func (c *Client) ExecutePolicy(ctx context.Context, name string) (*snapkeepv1.ExecutePolicyResponse, error) {
-	req := &snapkeepv1.ExecutePolicyRequest{RequestId: newRequestID(), Name: name}
+	req := &snapkeepv1.ExecutePolicyRequest{RequestId: requestID(ctx), Name: name}
 	return invoke(ctx, c, "ExecutePolicy", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ExecutePolicyResponse, error) {
 			return ep.policies.ExecutePolicy(ctx, req, o...)
@@ -262,7 +262,7 @@ func (c *Client) AddSnapshotHold(ctx context.Context, opt *SnapshotHoldOption) (
 		return nil, nilOption("AddSnapshotHold")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	return invoke(ctx, c, "AddSnapshotHold", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.AddSnapshotHoldResponse, error) {
 			return ep.snapshots.AddSnapshotHold(ctx, req, o...)
@@ -273,7 +273,7 @@ func (c *Client) AddSnapshotHold(ctx context.Context, opt *SnapshotHoldOption) (
 // database ("" is "default"). A hold retained until a time still to come cannot be
 // removed (ErrFailedPrecondition).
 func (c *Client) RemoveSnapshotHold(ctx context.Context, database, collection, name string, holdID uint64) (*snapkeepv1.Snapshot, error) {
-	req := &snapkeepv1.RemoveSnapshotHoldRequest{RequestId: newRequestID(), Database: database, Collection: collection, Name: name, HoldId: holdID}
+	req := &snapkeepv1.RemoveSnapshotHoldRequest{RequestId: requestID(ctx), Database: database, Collection: collection, Name: name, HoldId: holdID}
 	resp, err := invoke(ctx, c, "RemoveSnapshotHold", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.RemoveSnapshotHoldResponse, error) {
 			return ep.snapshots.RemoveSnapshotHold(ctx, req, o...)

@@ -92,7 +92,7 @@ func (c *Client) RegisterRepository(ctx context.Context, opt *RegisterRepository
 		return nil, nilOption("RegisterRepository")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	return invoke(ctx, c, "RegisterRepository", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.RegisterRepositoryResponse, error) {
 			return ep.repositories.RegisterRepository(ctx, req, o...)
@@ -103,7 +103,7 @@ func (c *Client) RegisterRepository(ctx context.Context, opt *RegisterRepository
 // refused (ErrFailedPrecondition) while a job uses the repository. Unregistering one
 // that is not registered succeeds; the response's Existed says which happened.
 func (c *Client) UnregisterRepository(ctx context.Context, name string) (*snapkeepv1.UnregisterRepositoryResponse, error) {
-	req := &snapkeepv1.UnregisterRepositoryRequest{RequestId: newRequestID(), Name: name}
+	req := &snapkeepv1.UnregisterRepositoryRequest{RequestId: requestID(ctx), Name: name}
 	return invoke(ctx, c, "UnregisterRepository", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.UnregisterRepositoryResponse, error) {
 			return ep.repositories.UnregisterRepository(ctx, req, o...)
@@ -170,7 +170,7 @@ func (c *Client) ExportSnapshot(ctx context.Context, opt *ExportSnapshotOption) 
 		return nil, nilOption("ExportSnapshot")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	return invoke(ctx, c, "ExportSnapshot", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.ExportSnapshotResponse, error) {
 			return ep.repositories.ExportSnapshot(ctx, req, o...)
@@ -226,7 +226,7 @@ func (c *Client) ListRepositorySnapshots(ctx context.Context, opt *ListRepositor
 // deletes its objects later. Deleting one that is not there succeeds; the response's
 // Existed says which happened.
 func (c *Client) DeleteRepositorySnapshot(ctx context.Context, repository, snapshotID string) (*snapkeepv1.DeleteRepositorySnapshotResponse, error) {
-	req := &snapkeepv1.DeleteRepositorySnapshotRequest{RequestId: newRequestID(), Repository: repository, Snapshot: snapshotID}
+	req := &snapkeepv1.DeleteRepositorySnapshotRequest{RequestId: requestID(ctx), Repository: repository, Snapshot: snapshotID}
 	return invoke(ctx, c, "DeleteRepositorySnapshot", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.DeleteRepositorySnapshotResponse, error) {
 			return ep.repositories.DeleteRepositorySnapshot(ctx, req, o...)

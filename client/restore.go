@@ -124,7 +124,7 @@ func (c *Client) RestoreSnapshot(ctx context.Context, opt *RestoreSnapshotOption
 		return nil, nilOption("RestoreSnapshot")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	return invoke(ctx, c, "RestoreSnapshot", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.RestoreSnapshotResponse, error) {
 			return ep.restores.RestoreSnapshot(ctx, req, o...)
@@ -221,7 +221,7 @@ func (c *Client) CancelRestore(ctx context.Context, opt *CancelRestoreOption) (*
 		return nil, nilOption("CancelRestore")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "CancelRestore", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CancelRestoreResponse, error) {
 			return ep.restores.CancelRestore(ctx, req, o...)

@@ -64,7 +64,7 @@ func (c *Client) AllocateSegment(ctx context.Context, opt *AllocateSegmentOption
 		return nil, nilOption("AllocateSegment")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "AllocateSegment", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.AllocateSegmentResponse, error) {
 			return ep.catalog.AllocateSegment(ctx, req, o...)
@@ -119,7 +119,7 @@ func (c *Client) FlushSegment(ctx context.Context, opt *FlushSegmentOption) (*sn
 		return nil, nilOption("FlushSegment")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "FlushSegment", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.FlushSegmentResponse, error) {
 			return ep.catalog.FlushSegment(ctx, req, o...)
@@ -162,7 +162,7 @@ func (c *Client) AllocateIndexBuild(ctx context.Context, opt *AllocateIndexBuild
 		return nil, nilOption("AllocateIndexBuild")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	return invoke(ctx, c, "AllocateIndexBuild", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.AllocateIndexBuildResponse, error) {
 			return ep.catalog.AllocateIndexBuild(ctx, req, o...)
@@ -191,7 +191,7 @@ func (c *Client) AddIndexBuild(ctx context.Context, opt *AddIndexBuildOption) (*
 		return nil, nilOption("AddIndexBuild")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "AddIndexBuild", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.AddIndexBuildResponse, error) {
 			return ep.catalog.AddIndexBuild(ctx, req, o...)
@@ -238,7 +238,7 @@ func (c *Client) CompactSegments(ctx context.Context, opt *CompactSegmentsOption
 		return nil, nilOption("CompactSegments")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "CompactSegments", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CompactSegmentsResponse, error) {
 			return ep.catalog.CompactSegments(ctx, req, o...)
@@ -266,7 +266,7 @@ func (c *Client) DropSegments(ctx context.Context, opt *DropSegmentsOption) ([]*
 		return nil, nilOption("DropSegments")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "DropSegments", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.DropSegmentsResponse, error) {
 			return ep.catalog.DropSegments(ctx, req, o...)
@@ -420,7 +420,7 @@ func (c *Client) RegisterSegments(ctx context.Context, database, collection stri
 // most one allocated or ready build per index. All or nothing. The result lists the
 // registered segments, then those registered before that took builds.
 func (c *Client) RegisterSegmentsWithBuilds(ctx context.Context, database, collection string, segments []*snapkeepv1.RegisteredSegment, builds []*snapkeepv1.RegisteredBuild) ([]*snapkeepv1.Segment, error) {
-	req := &snapkeepv1.RegisterSegmentsRequest{RequestId: newRequestID(), Database: database, Collection: collection, Segments: segments, Builds: builds}
+	req := &snapkeepv1.RegisterSegmentsRequest{RequestId: requestID(ctx), Database: database, Collection: collection, Segments: segments, Builds: builds}
 	resp, err := invoke(ctx, c, "RegisterSegments", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.RegisterSegmentsResponse, error) {
 			return ep.catalog.RegisterSegments(ctx, req, o...)

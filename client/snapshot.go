@@ -60,7 +60,7 @@ func (c *Client) CreateSnapshot(ctx context.Context, opt *CreateSnapshotOption) 
 		return nil, nilOption("CreateSnapshot")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	resp, err := invoke(ctx, c, "CreateSnapshot", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.CreateSnapshotResponse, error) {
 			return ep.snapshots.CreateSnapshot(ctx, req, o...)
@@ -94,7 +94,7 @@ func (c *Client) DropSnapshot(ctx context.Context, opt *DropSnapshotOption) (*sn
 		return nil, nilOption("DropSnapshot")
 	}
 	req := clone(opt.req)
-	req.RequestId = newRequestID()
+	req.RequestId = requestID(ctx)
 	return invoke(ctx, c, "DropSnapshot", routeLeader,
 		func(ctx context.Context, ep *endpoint, o ...grpc.CallOption) (*snapkeepv1.DropSnapshotResponse, error) {
 			return ep.snapshots.DropSnapshot(ctx, req, o...)

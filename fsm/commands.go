@@ -191,3 +191,12 @@ func (c *applyCtx) nextID() uint64 {
 	c.t.meta = meta
 	return meta.LastId
 }
+
+// CommandName is the name of a command type's message (e.g. "AllocateSegment"), or
+// the type's enum name when this version does not know it.
+func CommandName(t fsmpb.CommandType) string {
+	if h, ok := handlers[t]; ok {
+		return h.name
+	}
+	return t.String()
+}

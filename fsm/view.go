@@ -297,3 +297,17 @@ func (v *View) RestoreLeases() []*fsmpb.RestoreLease {
 	})
 	return out
 }
+
+// Request returns what the deduplication window remembers of a request id: the
+// command it became and its result; nil when the window does not hold it.
+func (v *View) Request(id string) *fsmpb.RequestRecord { return v.r.request(id) }
+
+// RequestWindow returns the seqs of the oldest and the newest request the
+// deduplication window holds (oldest is 0 while it holds none). Seqs count every
+// remembered request of the cluster's life, in the order they were applied.
+func (v *View) RequestWindow() (oldest, last uint64) {
+	if rec, ok := v.r.t.requests.secondary[requestsBySeq].tree.Min(); ok {
+		oldest = rec.Seq
+	}
+	return oldest, v.r.meta().LastRequestSeq
+}

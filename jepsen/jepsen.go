@@ -64,6 +64,10 @@ type Result struct {
 	// Problems are harness-level failures at the end of the run (no quiesce, restore
 	// jobs that never finished): reported, and they fail the run.
 	Problems []string
+	// Resolved says how the Unknown writes were decided (see resolver); Undecided
+	// counts those left Unknown for want of a decision (not those found applied).
+	Resolved  string
+	Undecided int
 }
 
 // Failed reports whether the run must exit non-zero.
@@ -168,6 +172,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer wg.Done()
 		faults = nem.Run(runCtx)
 	}()
+	// Unknown writes are looked up while the run goes on, so the deduplication window
+	// never forgets one before it is decided.
+	resolve := newResolver(h, func(ctx context.Context, ids []string) (*snapkeepv1.LookupRequestsResponse, error) {
+		return admin.LookupRequests(ctx, client.NewLookupRequestsOption(ids...))
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		resolve.run(runCtx, resolveEvery, 10*time.Second)
+	}()
 	ops := workload.Run(runCtx, workload.Config{
 		Clients: o.Clients, Seed: o.Seed, Workloads: o.Workloads, Nodes: c.IDs(),
 		Dial: c.NodeClient, History: h, Store: c.Store,
@@ -201,6 +215,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Problems = append(res.Problems, err.Error())
 	}
 	logf("jepsen: quiesced: hashes %v errors %v", hashes, nodeErrs)
+	// The last Unknown writes are decided once the cluster is healed.
+	if err := resolveAtEnd(endCtx, resolve, o.EndWait); err != nil {
+		res.Problems = append(res.Problems, "resolve unknown writes: "+err.Error())
+	}
+	res.Resolved = resolve.stats.String()
+	res.Undecided = resolve.stats.undecidable + len(h.UnresolvedWrites(h.Now(), h.Now()))
+	logf("jepsen: unknown writes: %s", res.Resolved)
 
 	in := checker.Input{
 		Ops:    h.Ops(),
@@ -320,6 +341,7 @@ func writeArtifacts(dir string, o Options, h *history.History, res *Result, per 
 		c := counts[k]
 		fmt.Fprintf(&sb, "%-18s %6d %6d %8d\n", k, c[history.OK], c[history.Fail], c[history.Unknown])
 	}
+	fmt.Fprintf(&sb, "\nunknown writes decided afterwards from the deduplication window: %s\n", res.Resolved)
 	fmt.Fprintf(&sb, "\nfaults:\n")
 	for _, f := range h.Faults() {
 		fmt.Fprintf(&sb, "  %7.2fs-%7.2fs %-18s %s (%s)\n", secs(f.Start), secs(f.End), f.Kind, f.Target, f.Note)

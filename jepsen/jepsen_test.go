@@ -78,6 +78,7 @@ func TestSmoke(t *testing.T) {
 	require.NotEmpty(t, checker.All(), "the smoke run must be checked")
 	require.Empty(t, res.CheckerErrors)
 	require.Empty(t, res.Violations)
+	require.Zero(t, res.Undecided, "every unknown write decided from the deduplication window: %s", res.Resolved)
 }
 
 // TestBugs: each deliberate bug of a jepsenbug build must be caught.

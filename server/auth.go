@@ -178,6 +178,9 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.v1.Cluster/ClusterMembers":     {RoleReader, false},
 	"/snapkeep.v1.Cluster/RemoveNode":         {RoleAdmin, true},
 	"/snapkeep.v1.Cluster/TransferLeadership": {RoleAdmin, true},
+	// A writer asks what became of its own writes (the ids are its own, unguessable);
+	// the answer costs a Raft barrier, a write.
+	"/snapkeep.v1.Cluster/LookupRequests": {RoleWriter, false},
 
 	// Metadata backups hold the whole catalog; restoring one replaces it.
 	"/snapkeep.v1.Backup/Backup":        {RoleAdmin, true},

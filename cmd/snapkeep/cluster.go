@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
@@ -85,6 +86,49 @@ voter, nor a voter whose removal leaves the healthy voters short of a quorum.`,
 			})
 		},
 	})
+	cluster.AddCommand(&cobra.Command{
+		Use:   "lookup-requests REQUEST_ID...",
+		Short: "Say what became of writes by their request ids (applied, refused, or not applied)",
+		Long: `Say what became of writes by their request ids — the answer to a write that timed
+out or lost its connection. The leader commits its whole log first, so a write it does
+not find was not applied and never will be, as long as the deduplication window (the
+last 20,000 writes) has not forgotten it: the output gives the window's seqs. At most
+1,000 ids.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("%q needs at least one request id", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, true, func(ctx context.Context, cl *client.Client) error {
+				resp, err := cl.LookupRequests(ctx, client.NewLookupRequestsOption(args...))
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(cmd.OutOrStdout(), resp)
+				}
+				return printRequestOutcomes(cmd.OutOrStdout(), resp)
+			})
+		},
+	})
+}
+
+// printRequestOutcomes writes one line per request id, then the window's seqs.
+func printRequestOutcomes(w io.Writer, resp *snapkeepv1.LookupRequestsResponse) error {
+	for _, o := range resp.GetOutcomes() {
+		switch {
+		case !o.GetFound():
+			fmt.Fprintf(w, "%s\tnot found: not applied (unless the window forgot it)\n", o.GetRequestId())
+		case codes.Code(o.GetCode()) == codes.OK:
+			fmt.Fprintf(w, "%s\tapplied: %s (seq %d)\n", o.GetRequestId(), o.GetCommand(), o.GetSeq())
+		default:
+			fmt.Fprintf(w, "%s\trefused: %s (seq %d): %s: %s\n", o.GetRequestId(), o.GetCommand(), o.GetSeq(), codes.Code(o.GetCode()), o.GetMessage())
+		}
+	}
+	_, err := fmt.Fprintf(w, "the window holds seqs %d..%d\n", resp.GetOldestSeq(), resp.GetLastSeq())
+	return err
 }
 
 // printMembers writes the members' table.

@@ -7,9 +7,11 @@ package history
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 )
@@ -166,7 +168,25 @@ type Op struct {
 	Result Outcome `json:"result"`
 	Output Output  `json:"output"`
 	Error  string  `json:"error,omitempty"`
+	// RequestID is the request id the operation's one write carried (writes whose
+	// outcome the cluster's deduplication window can tell afterwards).
+	RequestID string `json:"request_id,omitempty"`
+	// Resolved says how an Unknown outcome was decided after the operation returned
+	// (see Resolve); empty while it is not.
+	Resolved string `json:"resolved,omitempty"`
 }
+
+// How an Unknown outcome was decided (Op.Resolved).
+const (
+	// NotApplied: the write never took effect (Result becomes Fail).
+	NotApplied = "not-applied"
+	// Refused: the write was applied as a refusal (Result becomes Fail).
+	Refused = "refused"
+	// Applied: the write took effect; its output is not known (Result stays Unknown).
+	Applied = "applied"
+	// Undecidable: the deduplication window had forgotten what came after it.
+	Undecidable = "undecidable"
+)
 
 // Fault is one nemesis action: Start and End on the same clock (End 0: not healed
 // before the run ended).
@@ -214,6 +234,54 @@ func (h *History) Invoke(client int, kind Kind, in Input) *Op {
 	op := &Op{ID: h.nextID, Client: client, Kind: kind, Input: in, Call: h.Now()}
 	h.ops = append(h.ops, op)
 	return op
+}
+
+// InvokeWrite is Invoke for an operation whose one write carries requestID.
+func (h *History) InvokeWrite(client int, kind Kind, in Input, requestID string) *Op {
+	op := h.Invoke(client, kind, in)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	op.RequestID = requestID
+	return op
+}
+
+// UnresolvedWrites returns copies of the completed operations whose outcome is Unknown,
+// that carry a request id and are not resolved yet, and that returned at or before
+// returnedBy and were called at or before calledBy (history times).
+func (h *History) UnresolvedWrites(returnedBy, calledBy int64) []Op {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Op
+	for _, op := range h.ops {
+		if op.Result == Unknown && op.RequestID != "" && op.Resolved == "" && op.Return != 0 &&
+			op.Return <= returnedBy && op.Call <= calledBy {
+			out = append(out, *op)
+		}
+	}
+	return out
+}
+
+// Resolve records how an Unknown operation was decided: NotApplied and Refused make it
+// Fail, Applied and Undecidable leave it Unknown. note is kept with it. An operation
+// that is not Unknown, or already resolved, is left as it is.
+func (h *History) Resolve(id int64, how, note string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i, ok := slices.BinarySearchFunc(h.ops, id, func(op *Op, id int64) int { return cmp.Compare(op.ID, id) })
+	if !ok {
+		return
+	}
+	op := h.ops[i]
+	if op.Result != Unknown || op.Resolved != "" || op.Return == 0 {
+		return
+	}
+	op.Resolved = how
+	if note != "" {
+		op.Resolved += ": " + note
+	}
+	if how == NotApplied || how == Refused {
+		op.Result = Fail
+	}
 }
 
 // Complete records an operation's return.

@@ -171,6 +171,19 @@ type worker struct {
 	rng     *rand.Rand
 	clients map[string]*client.Client
 	files   int
+	writes  int // request ids given so far
+}
+
+// WritesWithRequestID are the operations made of exactly one write that carries a
+// request id (the client sets one on every catalog write; GCRun and CollectRepository
+// have none): their Unknown outcomes can be looked up afterwards (LookupRequests).
+// An operation listed here must make no other write under its context.
+var WritesWithRequestID = map[history.Kind]bool{
+	history.SnapshotCreate: true, history.SnapshotDrop: true,
+	history.SegmentAllocate: true, history.SegmentFlush: true, history.SegmentCompact: true, history.SegmentDrop: true,
+	history.RestoreStart: true, history.RestoreCancel: true,
+	history.ExportStart: true, history.RepoRestoreStart: true,
+	history.PolicyExecute: true, history.HoldAdd: true, history.HoldRemove: true,
 }
 
 type gen func(ctx context.Context) bool // false: nothing to do now
@@ -259,7 +272,15 @@ func (w *worker) call(ctx context.Context, kind history.Kind, in history.Input, 
 	// the run ends completes (or times out) normally.
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	op := w.cfg.History.Invoke(w.id, kind, in)
+	var op *history.Op
+	if WritesWithRequestID[kind] {
+		w.writes++
+		id := fmt.Sprintf("jepsen-c%d-w%d", w.id, w.writes)
+		octx = client.WithRequestID(octx, id)
+		op = w.cfg.History.InvokeWrite(w.id, kind, in, id)
+	} else {
+		op = w.cfg.History.Invoke(w.id, kind, in)
+	}
 	out, err := do(octx, cl)
 	res := Classify(err)
 	if res != history.OK {

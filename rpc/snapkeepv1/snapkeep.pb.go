@@ -9336,6 +9336,205 @@ func (x *TransferLeadershipResponse) GetLeaderId() string {
 	return ""
 }
 
+type LookupRequestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestIds    []string               `protobuf:"bytes,1,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupRequestsRequest) Reset() {
+	*x = LookupRequestsRequest{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupRequestsRequest) ProtoMessage() {}
+
+func (x *LookupRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupRequestsRequest.ProtoReflect.Descriptor instead.
+func (*LookupRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{113}
+}
+
+func (x *LookupRequestsRequest) GetRequestIds() []string {
+	if x != nil {
+		return x.RequestIds
+	}
+	return nil
+}
+
+// RequestOutcome is what the deduplication window remembers of one request id.
+type RequestOutcome struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The window holds the id: the write was applied, with the result below (a retry
+	// with the same id gets that result again).
+	Found bool `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
+	// The order in which the window's requests were applied (1, 2, … for the cluster's
+	// life).
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The command the write became (e.g. "AllocateSegment").
+	Command string `protobuf:"bytes,4,opt,name=command,proto3" json:"command,omitempty"`
+	// The gRPC status code of its result (0: OK) and the refusal's message.
+	Code          int32  `protobuf:"varint,5,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestOutcome) Reset() {
+	*x = RequestOutcome{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestOutcome) ProtoMessage() {}
+
+func (x *RequestOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestOutcome.ProtoReflect.Descriptor instead.
+func (*RequestOutcome) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{114}
+}
+
+func (x *RequestOutcome) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RequestOutcome) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *RequestOutcome) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *RequestOutcome) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *RequestOutcome) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *RequestOutcome) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type LookupRequestsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per request id asked, in the same order.
+	Outcomes []*RequestOutcome `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	// The window holds the requests applied with seq oldest_seq .. last_seq (it forgets
+	// the oldest beyond 20,000 ids or its byte budget). An id not found was not applied
+	// if a request known to have been applied after it could have been is still held.
+	OldestSeq     uint64 `protobuf:"varint,2,opt,name=oldest_seq,json=oldestSeq,proto3" json:"oldest_seq,omitempty"`
+	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupRequestsResponse) Reset() {
+	*x = LookupRequestsResponse{}
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupRequestsResponse) ProtoMessage() {}
+
+func (x *LookupRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupRequestsResponse.ProtoReflect.Descriptor instead.
+func (*LookupRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{115}
+}
+
+func (x *LookupRequestsResponse) GetOutcomes() []*RequestOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+func (x *LookupRequestsResponse) GetOldestSeq() uint64 {
+	if x != nil {
+		return x.OldestSeq
+	}
+	return 0
+}
+
+func (x *LookupRequestsResponse) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
 type ReleaseForDeletionRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -9350,7 +9549,7 @@ type ReleaseForDeletionRequest struct {
 
 func (x *ReleaseForDeletionRequest) Reset() {
 	*x = ReleaseForDeletionRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9362,7 +9561,7 @@ func (x *ReleaseForDeletionRequest) String() string {
 func (*ReleaseForDeletionRequest) ProtoMessage() {}
 
 func (x *ReleaseForDeletionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[113]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9375,7 +9574,7 @@ func (x *ReleaseForDeletionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{113}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *ReleaseForDeletionRequest) GetRequestId() string {
@@ -9416,7 +9615,7 @@ type ReleaseBuild struct {
 
 func (x *ReleaseBuild) Reset() {
 	*x = ReleaseBuild{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9428,7 +9627,7 @@ func (x *ReleaseBuild) String() string {
 func (*ReleaseBuild) ProtoMessage() {}
 
 func (x *ReleaseBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[114]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9441,7 +9640,7 @@ func (x *ReleaseBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseBuild.ProtoReflect.Descriptor instead.
 func (*ReleaseBuild) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{114}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *ReleaseBuild) GetSegmentId() uint64 {
@@ -9475,7 +9674,7 @@ type ReleaseVerdict struct {
 
 func (x *ReleaseVerdict) Reset() {
 	*x = ReleaseVerdict{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9487,7 +9686,7 @@ func (x *ReleaseVerdict) String() string {
 func (*ReleaseVerdict) ProtoMessage() {}
 
 func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[115]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9500,7 +9699,7 @@ func (x *ReleaseVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseVerdict.ProtoReflect.Descriptor instead.
 func (*ReleaseVerdict) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{115}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *ReleaseVerdict) GetSegmentId() uint64 {
@@ -9548,7 +9747,7 @@ type ReleaseForDeletionResponse struct {
 
 func (x *ReleaseForDeletionResponse) Reset() {
 	*x = ReleaseForDeletionResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9560,7 +9759,7 @@ func (x *ReleaseForDeletionResponse) String() string {
 func (*ReleaseForDeletionResponse) ProtoMessage() {}
 
 func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[116]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9573,7 +9772,7 @@ func (x *ReleaseForDeletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseForDeletionResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseForDeletionResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{116}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *ReleaseForDeletionResponse) GetVerdicts() []*ReleaseVerdict {
@@ -9599,7 +9798,7 @@ type RegisterSegmentsRequest struct {
 
 func (x *RegisterSegmentsRequest) Reset() {
 	*x = RegisterSegmentsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9611,7 +9810,7 @@ func (x *RegisterSegmentsRequest) String() string {
 func (*RegisterSegmentsRequest) ProtoMessage() {}
 
 func (x *RegisterSegmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[117]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9624,7 +9823,7 @@ func (x *RegisterSegmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSegmentsRequest.ProtoReflect.Descriptor instead.
 func (*RegisterSegmentsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{117}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{120}
 }
 
 func (x *RegisterSegmentsRequest) GetRequestId() string {
@@ -9677,7 +9876,7 @@ type RegisteredSegment struct {
 
 func (x *RegisteredSegment) Reset() {
 	*x = RegisteredSegment{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[118]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9689,7 +9888,7 @@ func (x *RegisteredSegment) String() string {
 func (*RegisteredSegment) ProtoMessage() {}
 
 func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[118]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9702,7 +9901,7 @@ func (x *RegisteredSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredSegment.ProtoReflect.Descriptor instead.
 func (*RegisteredSegment) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{118}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{121}
 }
 
 func (x *RegisteredSegment) GetSegmentId() uint64 {
@@ -9751,7 +9950,7 @@ type RegisterSegmentsResponse struct {
 
 func (x *RegisterSegmentsResponse) Reset() {
 	*x = RegisterSegmentsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[119]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[122]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9763,7 +9962,7 @@ func (x *RegisterSegmentsResponse) String() string {
 func (*RegisterSegmentsResponse) ProtoMessage() {}
 
 func (x *RegisterSegmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[119]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[122]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9776,7 +9975,7 @@ func (x *RegisterSegmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterSegmentsResponse.ProtoReflect.Descriptor instead.
 func (*RegisterSegmentsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{119}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{122}
 }
 
 func (x *RegisterSegmentsResponse) GetSegments() []*Segment {
@@ -9805,7 +10004,7 @@ type RegisteredBuild struct {
 
 func (x *RegisteredBuild) Reset() {
 	*x = RegisteredBuild{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[120]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[123]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9817,7 +10016,7 @@ func (x *RegisteredBuild) String() string {
 func (*RegisteredBuild) ProtoMessage() {}
 
 func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[120]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[123]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9830,7 +10029,7 @@ func (x *RegisteredBuild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredBuild.ProtoReflect.Descriptor instead.
 func (*RegisteredBuild) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{120}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{123}
 }
 
 func (x *RegisteredBuild) GetSegmentId() uint64 {
@@ -9888,7 +10087,7 @@ type RepositorySpec struct {
 
 func (x *RepositorySpec) Reset() {
 	*x = RepositorySpec{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[121]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[124]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9900,7 +10099,7 @@ func (x *RepositorySpec) String() string {
 func (*RepositorySpec) ProtoMessage() {}
 
 func (x *RepositorySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[121]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[124]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9913,7 +10112,7 @@ func (x *RepositorySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositorySpec.ProtoReflect.Descriptor instead.
 func (*RepositorySpec) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{121}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{124}
 }
 
 func (x *RepositorySpec) GetName() string {
@@ -10005,7 +10204,7 @@ type Repository struct {
 
 func (x *Repository) Reset() {
 	*x = Repository{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[122]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[125]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10017,7 +10216,7 @@ func (x *Repository) String() string {
 func (*Repository) ProtoMessage() {}
 
 func (x *Repository) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[122]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[125]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10030,7 +10229,7 @@ func (x *Repository) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repository.ProtoReflect.Descriptor instead.
 func (*Repository) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{122}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{125}
 }
 
 func (x *Repository) GetSpec() *RepositorySpec {
@@ -10099,7 +10298,7 @@ type RepositoryProbe struct {
 
 func (x *RepositoryProbe) Reset() {
 	*x = RepositoryProbe{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[123]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[126]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10111,7 +10310,7 @@ func (x *RepositoryProbe) String() string {
 func (*RepositoryProbe) ProtoMessage() {}
 
 func (x *RepositoryProbe) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[123]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[126]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10124,7 +10323,7 @@ func (x *RepositoryProbe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryProbe.ProtoReflect.Descriptor instead.
 func (*RepositoryProbe) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{123}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{126}
 }
 
 func (x *RepositoryProbe) GetNode() string {
@@ -10179,7 +10378,7 @@ type RegisterRepositoryRequest struct {
 
 func (x *RegisterRepositoryRequest) Reset() {
 	*x = RegisterRepositoryRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[124]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[127]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10191,7 +10390,7 @@ func (x *RegisterRepositoryRequest) String() string {
 func (*RegisterRepositoryRequest) ProtoMessage() {}
 
 func (x *RegisterRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[124]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[127]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10204,7 +10403,7 @@ func (x *RegisterRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{124}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{127}
 }
 
 func (x *RegisterRepositoryRequest) GetRequestId() string {
@@ -10235,7 +10434,7 @@ type RegisterRepositoryResponse struct {
 
 func (x *RegisterRepositoryResponse) Reset() {
 	*x = RegisterRepositoryResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[125]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[128]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10247,7 +10446,7 @@ func (x *RegisterRepositoryResponse) String() string {
 func (*RegisterRepositoryResponse) ProtoMessage() {}
 
 func (x *RegisterRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[125]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[128]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10260,7 +10459,7 @@ func (x *RegisterRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*RegisterRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{125}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{128}
 }
 
 func (x *RegisterRepositoryResponse) GetRepository() *Repository {
@@ -10301,7 +10500,7 @@ type UnregisterRepositoryRequest struct {
 
 func (x *UnregisterRepositoryRequest) Reset() {
 	*x = UnregisterRepositoryRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[126]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[129]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10313,7 +10512,7 @@ func (x *UnregisterRepositoryRequest) String() string {
 func (*UnregisterRepositoryRequest) ProtoMessage() {}
 
 func (x *UnregisterRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[126]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[129]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10326,7 +10525,7 @@ func (x *UnregisterRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{126}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{129}
 }
 
 func (x *UnregisterRepositoryRequest) GetRequestId() string {
@@ -10352,7 +10551,7 @@ type UnregisterRepositoryResponse struct {
 
 func (x *UnregisterRepositoryResponse) Reset() {
 	*x = UnregisterRepositoryResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[127]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[130]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10364,7 +10563,7 @@ func (x *UnregisterRepositoryResponse) String() string {
 func (*UnregisterRepositoryResponse) ProtoMessage() {}
 
 func (x *UnregisterRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[127]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[130]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10377,7 +10576,7 @@ func (x *UnregisterRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*UnregisterRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{127}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{130}
 }
 
 func (x *UnregisterRepositoryResponse) GetExisted() bool {
@@ -10396,7 +10595,7 @@ type ListRepositoriesRequest struct {
 
 func (x *ListRepositoriesRequest) Reset() {
 	*x = ListRepositoriesRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[128]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[131]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10408,7 +10607,7 @@ func (x *ListRepositoriesRequest) String() string {
 func (*ListRepositoriesRequest) ProtoMessage() {}
 
 func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[128]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[131]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10421,7 +10620,7 @@ func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{128}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{131}
 }
 
 func (x *ListRepositoriesRequest) GetConsistency() ReadConsistency {
@@ -10440,7 +10639,7 @@ type ListRepositoriesResponse struct {
 
 func (x *ListRepositoriesResponse) Reset() {
 	*x = ListRepositoriesResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[129]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[132]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10452,7 +10651,7 @@ func (x *ListRepositoriesResponse) String() string {
 func (*ListRepositoriesResponse) ProtoMessage() {}
 
 func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[129]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[132]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10465,7 +10664,7 @@ func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{129}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{132}
 }
 
 func (x *ListRepositoriesResponse) GetRepositories() []*Repository {
@@ -10492,7 +10691,7 @@ type ExportSnapshotRequest struct {
 
 func (x *ExportSnapshotRequest) Reset() {
 	*x = ExportSnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[130]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[133]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10504,7 +10703,7 @@ func (x *ExportSnapshotRequest) String() string {
 func (*ExportSnapshotRequest) ProtoMessage() {}
 
 func (x *ExportSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[130]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[133]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10517,7 +10716,7 @@ func (x *ExportSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*ExportSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{130}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{133}
 }
 
 func (x *ExportSnapshotRequest) GetRequestId() string {
@@ -10580,7 +10779,7 @@ type ExportSnapshotResponse struct {
 
 func (x *ExportSnapshotResponse) Reset() {
 	*x = ExportSnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[131]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[134]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10592,7 +10791,7 @@ func (x *ExportSnapshotResponse) String() string {
 func (*ExportSnapshotResponse) ProtoMessage() {}
 
 func (x *ExportSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[131]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[134]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10605,7 +10804,7 @@ func (x *ExportSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*ExportSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{131}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{134}
 }
 
 func (x *ExportSnapshotResponse) GetJobId() uint64 {
@@ -10656,7 +10855,7 @@ type RepositorySnapshot struct {
 
 func (x *RepositorySnapshot) Reset() {
 	*x = RepositorySnapshot{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[132]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[135]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10668,7 +10867,7 @@ func (x *RepositorySnapshot) String() string {
 func (*RepositorySnapshot) ProtoMessage() {}
 
 func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[132]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[135]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10681,7 +10880,7 @@ func (x *RepositorySnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositorySnapshot.ProtoReflect.Descriptor instead.
 func (*RepositorySnapshot) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{132}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{135}
 }
 
 func (x *RepositorySnapshot) GetId() string {
@@ -10822,7 +11021,7 @@ type ListRepositorySnapshotsRequest struct {
 
 func (x *ListRepositorySnapshotsRequest) Reset() {
 	*x = ListRepositorySnapshotsRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[133]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[136]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10834,7 +11033,7 @@ func (x *ListRepositorySnapshotsRequest) String() string {
 func (*ListRepositorySnapshotsRequest) ProtoMessage() {}
 
 func (x *ListRepositorySnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[133]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[136]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10847,7 +11046,7 @@ func (x *ListRepositorySnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositorySnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositorySnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{133}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{136}
 }
 
 func (x *ListRepositorySnapshotsRequest) GetRepository() string {
@@ -10882,7 +11081,7 @@ type ListRepositorySnapshotsResponse struct {
 
 func (x *ListRepositorySnapshotsResponse) Reset() {
 	*x = ListRepositorySnapshotsResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[134]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[137]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10894,7 +11093,7 @@ func (x *ListRepositorySnapshotsResponse) String() string {
 func (*ListRepositorySnapshotsResponse) ProtoMessage() {}
 
 func (x *ListRepositorySnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[134]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[137]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10907,7 +11106,7 @@ func (x *ListRepositorySnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositorySnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositorySnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{134}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{137}
 }
 
 func (x *ListRepositorySnapshotsResponse) GetGeneration() uint64 {
@@ -10943,7 +11142,7 @@ type DeleteRepositorySnapshotRequest struct {
 
 func (x *DeleteRepositorySnapshotRequest) Reset() {
 	*x = DeleteRepositorySnapshotRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[135]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[138]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -10955,7 +11154,7 @@ func (x *DeleteRepositorySnapshotRequest) String() string {
 func (*DeleteRepositorySnapshotRequest) ProtoMessage() {}
 
 func (x *DeleteRepositorySnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[135]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[138]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -10968,7 +11167,7 @@ func (x *DeleteRepositorySnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRepositorySnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRepositorySnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{135}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{138}
 }
 
 func (x *DeleteRepositorySnapshotRequest) GetRequestId() string {
@@ -11002,7 +11201,7 @@ type DeleteRepositorySnapshotResponse struct {
 
 func (x *DeleteRepositorySnapshotResponse) Reset() {
 	*x = DeleteRepositorySnapshotResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[136]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[139]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11014,7 +11213,7 @@ func (x *DeleteRepositorySnapshotResponse) String() string {
 func (*DeleteRepositorySnapshotResponse) ProtoMessage() {}
 
 func (x *DeleteRepositorySnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[136]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[139]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11027,7 +11226,7 @@ func (x *DeleteRepositorySnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRepositorySnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRepositorySnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{136}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{139}
 }
 
 func (x *DeleteRepositorySnapshotResponse) GetExisted() bool {
@@ -11056,7 +11255,7 @@ type CollectRepositoryRequest struct {
 
 func (x *CollectRepositoryRequest) Reset() {
 	*x = CollectRepositoryRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[137]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[140]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11068,7 +11267,7 @@ func (x *CollectRepositoryRequest) String() string {
 func (*CollectRepositoryRequest) ProtoMessage() {}
 
 func (x *CollectRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[137]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[140]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11081,7 +11280,7 @@ func (x *CollectRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*CollectRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{137}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{140}
 }
 
 func (x *CollectRepositoryRequest) GetRepository() string {
@@ -11123,7 +11322,7 @@ type CollectRepositoryResponse struct {
 
 func (x *CollectRepositoryResponse) Reset() {
 	*x = CollectRepositoryResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[138]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[141]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11135,7 +11334,7 @@ func (x *CollectRepositoryResponse) String() string {
 func (*CollectRepositoryResponse) ProtoMessage() {}
 
 func (x *CollectRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[138]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[141]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11148,7 +11347,7 @@ func (x *CollectRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*CollectRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{138}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{141}
 }
 
 func (x *CollectRepositoryResponse) GetObjectsListed() uint64 {
@@ -11226,7 +11425,7 @@ type VerifyRepositoryRequest struct {
 
 func (x *VerifyRepositoryRequest) Reset() {
 	*x = VerifyRepositoryRequest{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[139]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[142]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11238,7 +11437,7 @@ func (x *VerifyRepositoryRequest) String() string {
 func (*VerifyRepositoryRequest) ProtoMessage() {}
 
 func (x *VerifyRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[139]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[142]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11251,7 +11450,7 @@ func (x *VerifyRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{139}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{142}
 }
 
 func (x *VerifyRepositoryRequest) GetRepository() string {
@@ -11286,7 +11485,7 @@ type RepositoryProblem struct {
 
 func (x *RepositoryProblem) Reset() {
 	*x = RepositoryProblem{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[140]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[143]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11298,7 +11497,7 @@ func (x *RepositoryProblem) String() string {
 func (*RepositoryProblem) ProtoMessage() {}
 
 func (x *RepositoryProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[140]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[143]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11311,7 +11510,7 @@ func (x *RepositoryProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepositoryProblem.ProtoReflect.Descriptor instead.
 func (*RepositoryProblem) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{140}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{143}
 }
 
 func (x *RepositoryProblem) GetSnapshot() string {
@@ -11350,7 +11549,7 @@ type VerifyRepositoryResponse struct {
 
 func (x *VerifyRepositoryResponse) Reset() {
 	*x = VerifyRepositoryResponse{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[141]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[144]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11362,7 +11561,7 @@ func (x *VerifyRepositoryResponse) String() string {
 func (*VerifyRepositoryResponse) ProtoMessage() {}
 
 func (x *VerifyRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[141]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[144]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11375,7 +11574,7 @@ func (x *VerifyRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*VerifyRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{141}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{144}
 }
 
 func (x *VerifyRepositoryResponse) GetSnapshots() uint64 {
@@ -11447,7 +11646,7 @@ type SnapshotVerification struct {
 
 func (x *SnapshotVerification) Reset() {
 	*x = SnapshotVerification{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[142]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[145]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11459,7 +11658,7 @@ func (x *SnapshotVerification) String() string {
 func (*SnapshotVerification) ProtoMessage() {}
 
 func (x *SnapshotVerification) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[142]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[145]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11472,7 +11671,7 @@ func (x *SnapshotVerification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotVerification.ProtoReflect.Descriptor instead.
 func (*SnapshotVerification) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{142}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{145}
 }
 
 func (x *SnapshotVerification) GetVerifiedAtUnixMs() int64 {
@@ -11549,7 +11748,7 @@ type SnapshotSpace struct {
 
 func (x *SnapshotSpace) Reset() {
 	*x = SnapshotSpace{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[143]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[146]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11561,7 +11760,7 @@ func (x *SnapshotSpace) String() string {
 func (*SnapshotSpace) ProtoMessage() {}
 
 func (x *SnapshotSpace) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[143]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[146]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11574,7 +11773,7 @@ func (x *SnapshotSpace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSpace.ProtoReflect.Descriptor instead.
 func (*SnapshotSpace) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{143}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{146}
 }
 
 func (x *SnapshotSpace) GetExclusiveBytes() uint64 {
@@ -11633,7 +11832,7 @@ type SnapshotRef struct {
 
 func (x *SnapshotRef) Reset() {
 	*x = SnapshotRef{}
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[144]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[147]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -11645,7 +11844,7 @@ func (x *SnapshotRef) String() string {
 func (*SnapshotRef) ProtoMessage() {}
 
 func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[144]
+	mi := &file_snapkeep_v1_snapkeep_proto_msgTypes[147]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -11658,7 +11857,7 @@ func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
 func (*SnapshotRef) Descriptor() ([]byte, []int) {
-	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{144}
+	return file_snapkeep_v1_snapkeep_proto_rawDescGZIP(), []int{147}
 }
 
 func (x *SnapshotRef) GetDatabase() string {
@@ -12507,7 +12706,23 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x19TransferLeadershipRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"9\n" +
 	"\x1aTransferLeadershipResponse\x12\x1b\n" +
-	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\xa2\x01\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"8\n" +
+	"\x15LookupRequestsRequest\x12\x1f\n" +
+	"\vrequest_ids\x18\x01 \x03(\tR\n" +
+	"requestIds\"\x9f\x01\n" +
+	"\x0eRequestOutcome\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x14\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x18\n" +
+	"\acommand\x18\x04 \x01(\tR\acommand\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\x8b\x01\n" +
+	"\x16LookupRequestsResponse\x127\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x1b.snapkeep.v1.RequestOutcomeR\boutcomes\x12\x1d\n" +
+	"\n" +
+	"oldest_seq\x18\x02 \x01(\x04R\toldestSeq\x12\x19\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\xa2\x01\n" +
 	"\x19ReleaseForDeletionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
@@ -12871,13 +13086,14 @@ const file_snapkeep_v1_snapkeep_proto_rawDesc = "" +
 	"\x17ListRepositorySnapshots\x12+.snapkeep.v1.ListRepositorySnapshotsRequest\x1a,.snapkeep.v1.ListRepositorySnapshotsResponse\x12w\n" +
 	"\x18DeleteRepositorySnapshot\x12,.snapkeep.v1.DeleteRepositorySnapshotRequest\x1a-.snapkeep.v1.DeleteRepositorySnapshotResponse\x12b\n" +
 	"\x11CollectRepository\x12%.snapkeep.v1.CollectRepositoryRequest\x1a&.snapkeep.v1.CollectRepositoryResponse\x12_\n" +
-	"\x10VerifyRepository\x12$.snapkeep.v1.VerifyRepositoryRequest\x1a%.snapkeep.v1.VerifyRepositoryResponse2\xf2\x02\n" +
+	"\x10VerifyRepository\x12$.snapkeep.v1.VerifyRepositoryRequest\x1a%.snapkeep.v1.VerifyRepositoryResponse2\xcd\x03\n" +
 	"\aCluster\x12V\n" +
 	"\rClusterStatus\x12!.snapkeep.v1.ClusterStatusRequest\x1a\".snapkeep.v1.ClusterStatusResponse\x12Y\n" +
 	"\x0eClusterMembers\x12\".snapkeep.v1.ClusterMembersRequest\x1a#.snapkeep.v1.ClusterMembersResponse\x12M\n" +
 	"\n" +
 	"RemoveNode\x12\x1e.snapkeep.v1.RemoveNodeRequest\x1a\x1f.snapkeep.v1.RemoveNodeResponse\x12e\n" +
-	"\x12TransferLeadership\x12&.snapkeep.v1.TransferLeadershipRequest\x1a'.snapkeep.v1.TransferLeadershipResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
+	"\x12TransferLeadership\x12&.snapkeep.v1.TransferLeadershipRequest\x1a'.snapkeep.v1.TransferLeadershipResponse\x12Y\n" +
+	"\x0eLookupRequests\x12\".snapkeep.v1.LookupRequestsRequest\x1a#.snapkeep.v1.LookupRequestsResponseB-Z+github.com/snapkeep/snapkeep/rpc/snapkeepv1b\x06proto3"
 
 var (
 	file_snapkeep_v1_snapkeep_proto_rawDescOnce sync.Once
@@ -12892,7 +13108,7 @@ func file_snapkeep_v1_snapkeep_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_v1_snapkeep_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
-var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 158)
+var file_snapkeep_v1_snapkeep_proto_msgTypes = make([]protoimpl.MessageInfo, 161)
 var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(CollectionState)(0),                     // 0: snapkeep.v1.CollectionState
 	(KeyLayout)(0),                           // 1: snapkeep.v1.KeyLayout
@@ -13021,57 +13237,60 @@ var file_snapkeep_v1_snapkeep_proto_goTypes = []any{
 	(*RemoveNodeResponse)(nil),               // 124: snapkeep.v1.RemoveNodeResponse
 	(*TransferLeadershipRequest)(nil),        // 125: snapkeep.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil),       // 126: snapkeep.v1.TransferLeadershipResponse
-	(*ReleaseForDeletionRequest)(nil),        // 127: snapkeep.v1.ReleaseForDeletionRequest
-	(*ReleaseBuild)(nil),                     // 128: snapkeep.v1.ReleaseBuild
-	(*ReleaseVerdict)(nil),                   // 129: snapkeep.v1.ReleaseVerdict
-	(*ReleaseForDeletionResponse)(nil),       // 130: snapkeep.v1.ReleaseForDeletionResponse
-	(*RegisterSegmentsRequest)(nil),          // 131: snapkeep.v1.RegisterSegmentsRequest
-	(*RegisteredSegment)(nil),                // 132: snapkeep.v1.RegisteredSegment
-	(*RegisterSegmentsResponse)(nil),         // 133: snapkeep.v1.RegisterSegmentsResponse
-	(*RegisteredBuild)(nil),                  // 134: snapkeep.v1.RegisteredBuild
-	(*RepositorySpec)(nil),                   // 135: snapkeep.v1.RepositorySpec
-	(*Repository)(nil),                       // 136: snapkeep.v1.Repository
-	(*RepositoryProbe)(nil),                  // 137: snapkeep.v1.RepositoryProbe
-	(*RegisterRepositoryRequest)(nil),        // 138: snapkeep.v1.RegisterRepositoryRequest
-	(*RegisterRepositoryResponse)(nil),       // 139: snapkeep.v1.RegisterRepositoryResponse
-	(*UnregisterRepositoryRequest)(nil),      // 140: snapkeep.v1.UnregisterRepositoryRequest
-	(*UnregisterRepositoryResponse)(nil),     // 141: snapkeep.v1.UnregisterRepositoryResponse
-	(*ListRepositoriesRequest)(nil),          // 142: snapkeep.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil),         // 143: snapkeep.v1.ListRepositoriesResponse
-	(*ExportSnapshotRequest)(nil),            // 144: snapkeep.v1.ExportSnapshotRequest
-	(*ExportSnapshotResponse)(nil),           // 145: snapkeep.v1.ExportSnapshotResponse
-	(*RepositorySnapshot)(nil),               // 146: snapkeep.v1.RepositorySnapshot
-	(*ListRepositorySnapshotsRequest)(nil),   // 147: snapkeep.v1.ListRepositorySnapshotsRequest
-	(*ListRepositorySnapshotsResponse)(nil),  // 148: snapkeep.v1.ListRepositorySnapshotsResponse
-	(*DeleteRepositorySnapshotRequest)(nil),  // 149: snapkeep.v1.DeleteRepositorySnapshotRequest
-	(*DeleteRepositorySnapshotResponse)(nil), // 150: snapkeep.v1.DeleteRepositorySnapshotResponse
-	(*CollectRepositoryRequest)(nil),         // 151: snapkeep.v1.CollectRepositoryRequest
-	(*CollectRepositoryResponse)(nil),        // 152: snapkeep.v1.CollectRepositoryResponse
-	(*VerifyRepositoryRequest)(nil),          // 153: snapkeep.v1.VerifyRepositoryRequest
-	(*RepositoryProblem)(nil),                // 154: snapkeep.v1.RepositoryProblem
-	(*VerifyRepositoryResponse)(nil),         // 155: snapkeep.v1.VerifyRepositoryResponse
-	(*SnapshotVerification)(nil),             // 156: snapkeep.v1.SnapshotVerification
-	(*SnapshotSpace)(nil),                    // 157: snapkeep.v1.SnapshotSpace
-	(*SnapshotRef)(nil),                      // 158: snapkeep.v1.SnapshotRef
-	nil,                                      // 159: snapkeep.v1.Database.PropertiesEntry
-	nil,                                      // 160: snapkeep.v1.Index.ParamsEntry
-	nil,                                      // 161: snapkeep.v1.Collection.PropertiesEntry
-	nil,                                      // 162: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
-	nil,                                      // 163: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
-	nil,                                      // 164: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
-	nil,                                      // 165: snapkeep.v1.CreateIndexRequest.ParamsEntry
-	nil,                                      // 166: snapkeep.v1.Snapshot.LabelsEntry
-	nil,                                      // 167: snapkeep.v1.Snapshot.PropertiesEntry
-	nil,                                      // 168: snapkeep.v1.Policy.LabelsEntry
-	nil,                                      // 169: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
-	nil,                                      // 170: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
-	nil,                                      // 171: snapkeep.v1.RepositorySnapshot.LabelsEntry
+	(*LookupRequestsRequest)(nil),            // 127: snapkeep.v1.LookupRequestsRequest
+	(*RequestOutcome)(nil),                   // 128: snapkeep.v1.RequestOutcome
+	(*LookupRequestsResponse)(nil),           // 129: snapkeep.v1.LookupRequestsResponse
+	(*ReleaseForDeletionRequest)(nil),        // 130: snapkeep.v1.ReleaseForDeletionRequest
+	(*ReleaseBuild)(nil),                     // 131: snapkeep.v1.ReleaseBuild
+	(*ReleaseVerdict)(nil),                   // 132: snapkeep.v1.ReleaseVerdict
+	(*ReleaseForDeletionResponse)(nil),       // 133: snapkeep.v1.ReleaseForDeletionResponse
+	(*RegisterSegmentsRequest)(nil),          // 134: snapkeep.v1.RegisterSegmentsRequest
+	(*RegisteredSegment)(nil),                // 135: snapkeep.v1.RegisteredSegment
+	(*RegisterSegmentsResponse)(nil),         // 136: snapkeep.v1.RegisterSegmentsResponse
+	(*RegisteredBuild)(nil),                  // 137: snapkeep.v1.RegisteredBuild
+	(*RepositorySpec)(nil),                   // 138: snapkeep.v1.RepositorySpec
+	(*Repository)(nil),                       // 139: snapkeep.v1.Repository
+	(*RepositoryProbe)(nil),                  // 140: snapkeep.v1.RepositoryProbe
+	(*RegisterRepositoryRequest)(nil),        // 141: snapkeep.v1.RegisterRepositoryRequest
+	(*RegisterRepositoryResponse)(nil),       // 142: snapkeep.v1.RegisterRepositoryResponse
+	(*UnregisterRepositoryRequest)(nil),      // 143: snapkeep.v1.UnregisterRepositoryRequest
+	(*UnregisterRepositoryResponse)(nil),     // 144: snapkeep.v1.UnregisterRepositoryResponse
+	(*ListRepositoriesRequest)(nil),          // 145: snapkeep.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil),         // 146: snapkeep.v1.ListRepositoriesResponse
+	(*ExportSnapshotRequest)(nil),            // 147: snapkeep.v1.ExportSnapshotRequest
+	(*ExportSnapshotResponse)(nil),           // 148: snapkeep.v1.ExportSnapshotResponse
+	(*RepositorySnapshot)(nil),               // 149: snapkeep.v1.RepositorySnapshot
+	(*ListRepositorySnapshotsRequest)(nil),   // 150: snapkeep.v1.ListRepositorySnapshotsRequest
+	(*ListRepositorySnapshotsResponse)(nil),  // 151: snapkeep.v1.ListRepositorySnapshotsResponse
+	(*DeleteRepositorySnapshotRequest)(nil),  // 152: snapkeep.v1.DeleteRepositorySnapshotRequest
+	(*DeleteRepositorySnapshotResponse)(nil), // 153: snapkeep.v1.DeleteRepositorySnapshotResponse
+	(*CollectRepositoryRequest)(nil),         // 154: snapkeep.v1.CollectRepositoryRequest
+	(*CollectRepositoryResponse)(nil),        // 155: snapkeep.v1.CollectRepositoryResponse
+	(*VerifyRepositoryRequest)(nil),          // 156: snapkeep.v1.VerifyRepositoryRequest
+	(*RepositoryProblem)(nil),                // 157: snapkeep.v1.RepositoryProblem
+	(*VerifyRepositoryResponse)(nil),         // 158: snapkeep.v1.VerifyRepositoryResponse
+	(*SnapshotVerification)(nil),             // 159: snapkeep.v1.SnapshotVerification
+	(*SnapshotSpace)(nil),                    // 160: snapkeep.v1.SnapshotSpace
+	(*SnapshotRef)(nil),                      // 161: snapkeep.v1.SnapshotRef
+	nil,                                      // 162: snapkeep.v1.Database.PropertiesEntry
+	nil,                                      // 163: snapkeep.v1.Index.ParamsEntry
+	nil,                                      // 164: snapkeep.v1.Collection.PropertiesEntry
+	nil,                                      // 165: snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	nil,                                      // 166: snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	nil,                                      // 167: snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	nil,                                      // 168: snapkeep.v1.CreateIndexRequest.ParamsEntry
+	nil,                                      // 169: snapkeep.v1.Snapshot.LabelsEntry
+	nil,                                      // 170: snapkeep.v1.Snapshot.PropertiesEntry
+	nil,                                      // 171: snapkeep.v1.Policy.LabelsEntry
+	nil,                                      // 172: snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	nil,                                      // 173: snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	nil,                                      // 174: snapkeep.v1.RepositorySnapshot.LabelsEntry
 }
 var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
-	159, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
-	160, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
+	162, // 0: snapkeep.v1.Database.properties:type_name -> snapkeep.v1.Database.PropertiesEntry
+	163, // 1: snapkeep.v1.Index.params:type_name -> snapkeep.v1.Index.ParamsEntry
 	0,   // 2: snapkeep.v1.Collection.state:type_name -> snapkeep.v1.CollectionState
-	161, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
+	164, // 3: snapkeep.v1.Collection.properties:type_name -> snapkeep.v1.Collection.PropertiesEntry
 	15,  // 4: snapkeep.v1.Collection.partitions:type_name -> snapkeep.v1.Partition
 	16,  // 5: snapkeep.v1.Collection.indexes:type_name -> snapkeep.v1.Index
 	1,   // 6: snapkeep.v1.Collection.layout:type_name -> snapkeep.v1.KeyLayout
@@ -13085,15 +13304,15 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	21,  // 14: snapkeep.v1.Segment.index_builds:type_name -> snapkeep.v1.IndexBuild
 	5,   // 15: snapkeep.v1.Segment.drop_reason:type_name -> snapkeep.v1.DropReason
 	20,  // 16: snapkeep.v1.Segment.meta:type_name -> snapkeep.v1.SegmentMeta
-	162, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
+	165, // 17: snapkeep.v1.CreateDatabaseRequest.properties:type_name -> snapkeep.v1.CreateDatabaseRequest.PropertiesEntry
 	14,  // 18: snapkeep.v1.CreateDatabaseResponse.database:type_name -> snapkeep.v1.Database
 	7,   // 19: snapkeep.v1.ListDatabasesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	14,  // 20: snapkeep.v1.ListDatabasesResponse.databases:type_name -> snapkeep.v1.Database
-	163, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
+	166, // 21: snapkeep.v1.CreateCollectionRequest.properties:type_name -> snapkeep.v1.CreateCollectionRequest.PropertiesEntry
 	1,   // 22: snapkeep.v1.CreateCollectionRequest.layout:type_name -> snapkeep.v1.KeyLayout
 	17,  // 23: snapkeep.v1.CreateCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	17,  // 24: snapkeep.v1.DropCollectionResponse.collection:type_name -> snapkeep.v1.Collection
-	164, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
+	167, // 25: snapkeep.v1.AlterCollectionRequest.set_properties:type_name -> snapkeep.v1.AlterCollectionRequest.SetPropertiesEntry
 	17,  // 26: snapkeep.v1.AlterCollectionResponse.collection:type_name -> snapkeep.v1.Collection
 	7,   // 27: snapkeep.v1.DescribeCollectionRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	17,  // 28: snapkeep.v1.DescribeCollectionResponse.collection:type_name -> snapkeep.v1.Collection
@@ -13102,7 +13321,7 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	17,  // 31: snapkeep.v1.ListCollectionsResponse.collections:type_name -> snapkeep.v1.Collection
 	17,  // 32: snapkeep.v1.CreatePartitionResponse.collection:type_name -> snapkeep.v1.Collection
 	17,  // 33: snapkeep.v1.DropPartitionResponse.collection:type_name -> snapkeep.v1.Collection
-	165, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
+	168, // 34: snapkeep.v1.CreateIndexRequest.params:type_name -> snapkeep.v1.CreateIndexRequest.ParamsEntry
 	17,  // 35: snapkeep.v1.CreateIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	17,  // 36: snapkeep.v1.DropIndexResponse.collection:type_name -> snapkeep.v1.Collection
 	22,  // 37: snapkeep.v1.AllocateSegmentResponse.segment:type_name -> snapkeep.v1.Segment
@@ -13126,19 +13345,19 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	2,   // 55: snapkeep.v1.FileKindTotals.kind:type_name -> snapkeep.v1.FileKind
 	64,  // 56: snapkeep.v1.SnapshotSummary.by_kind:type_name -> snapkeep.v1.FileKindTotals
 	8,   // 57: snapkeep.v1.Snapshot.state:type_name -> snapkeep.v1.SnapshotState
-	166, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
-	167, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
+	169, // 58: snapkeep.v1.Snapshot.labels:type_name -> snapkeep.v1.Snapshot.LabelsEntry
+	170, // 59: snapkeep.v1.Snapshot.properties:type_name -> snapkeep.v1.Snapshot.PropertiesEntry
 	15,  // 60: snapkeep.v1.Snapshot.partitions:type_name -> snapkeep.v1.Partition
 	16,  // 61: snapkeep.v1.Snapshot.indexes:type_name -> snapkeep.v1.Index
 	65,  // 62: snapkeep.v1.Snapshot.summary:type_name -> snapkeep.v1.SnapshotSummary
 	1,   // 63: snapkeep.v1.Snapshot.layout:type_name -> snapkeep.v1.KeyLayout
 	67,  // 64: snapkeep.v1.Snapshot.holds:type_name -> snapkeep.v1.SnapshotHold
-	156, // 65: snapkeep.v1.Snapshot.verification:type_name -> snapkeep.v1.SnapshotVerification
-	157, // 66: snapkeep.v1.Snapshot.space:type_name -> snapkeep.v1.SnapshotSpace
+	159, // 65: snapkeep.v1.Snapshot.verification:type_name -> snapkeep.v1.SnapshotVerification
+	160, // 66: snapkeep.v1.Snapshot.space:type_name -> snapkeep.v1.SnapshotSpace
 	67,  // 67: snapkeep.v1.AddSnapshotHoldResponse.hold:type_name -> snapkeep.v1.SnapshotHold
 	66,  // 68: snapkeep.v1.AddSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	66,  // 69: snapkeep.v1.RemoveSnapshotHoldResponse.snapshot:type_name -> snapkeep.v1.Snapshot
-	168, // 70: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
+	171, // 70: snapkeep.v1.Policy.labels:type_name -> snapkeep.v1.Policy.LabelsEntry
 	73,  // 71: snapkeep.v1.Policy.retention:type_name -> snapkeep.v1.PolicyRetention
 	74,  // 72: snapkeep.v1.Policy.status:type_name -> snapkeep.v1.PolicyStatus
 	73,  // 73: snapkeep.v1.Policy.export_retention:type_name -> snapkeep.v1.PolicyRetention
@@ -13153,11 +13372,11 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	72,  // 82: snapkeep.v1.ExecutePolicyResponse.policy:type_name -> snapkeep.v1.Policy
 	87,  // 83: snapkeep.v1.ExecutePolicyResponse.results:type_name -> snapkeep.v1.PolicyRunResult
 	90,  // 84: snapkeep.v1.PreviewPolicyRetentionResponse.decisions:type_name -> snapkeep.v1.RetentionDecision
-	169, // 85: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
+	172, // 85: snapkeep.v1.CreateSnapshotRequest.labels:type_name -> snapkeep.v1.CreateSnapshotRequest.LabelsEntry
 	66,  // 86: snapkeep.v1.CreateSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	66,  // 87: snapkeep.v1.DropSnapshotResponse.snapshot:type_name -> snapkeep.v1.Snapshot
 	8,   // 88: snapkeep.v1.ListSnapshotsRequest.states:type_name -> snapkeep.v1.SnapshotState
-	170, // 89: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
+	173, // 89: snapkeep.v1.ListSnapshotsRequest.labels:type_name -> snapkeep.v1.ListSnapshotsRequest.LabelsEntry
 	7,   // 90: snapkeep.v1.ListSnapshotsRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
 	66,  // 91: snapkeep.v1.ListSnapshotsResponse.snapshots:type_name -> snapkeep.v1.Snapshot
 	7,   // 92: snapkeep.v1.DescribeSnapshotRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
@@ -13182,7 +13401,7 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	99,  // 111: snapkeep.v1.CancelRestoreResponse.job:type_name -> snapkeep.v1.RestoreJob
 	109, // 112: snapkeep.v1.GCReport.deleted:type_name -> snapkeep.v1.GCCount
 	109, // 113: snapkeep.v1.GCReport.kept:type_name -> snapkeep.v1.GCCount
-	158, // 114: snapkeep.v1.GCRunRequest.drop_snapshots:type_name -> snapkeep.v1.SnapshotRef
+	161, // 114: snapkeep.v1.GCRunRequest.drop_snapshots:type_name -> snapkeep.v1.SnapshotRef
 	110, // 115: snapkeep.v1.GCRunResponse.report:type_name -> snapkeep.v1.GCReport
 	111, // 116: snapkeep.v1.GCRunResponse.candidates:type_name -> snapkeep.v1.GCCandidate
 	110, // 117: snapkeep.v1.GCStatusResponse.reports:type_name -> snapkeep.v1.GCReport
@@ -13192,136 +13411,139 @@ var file_snapkeep_v1_snapkeep_proto_depIdxs = []int32{
 	118, // 121: snapkeep.v1.ClusterStatusResponse.storage:type_name -> snapkeep.v1.StorageInfo
 	12,  // 122: snapkeep.v1.Member.status:type_name -> snapkeep.v1.MemberStatus
 	121, // 123: snapkeep.v1.ClusterMembersResponse.members:type_name -> snapkeep.v1.Member
-	128, // 124: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
-	129, // 125: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
-	132, // 126: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
-	134, // 127: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
-	19,  // 128: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
-	20,  // 129: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
-	22,  // 130: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
-	19,  // 131: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
-	135, // 132: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
-	135, // 133: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	136, // 134: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
-	137, // 135: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
-	7,   // 136: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
-	136, // 137: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
-	99,  // 138: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
-	171, // 139: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
-	146, // 140: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
-	154, // 141: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
-	13,  // 142: snapkeep.v1.SnapshotVerification.outcome:type_name -> snapkeep.v1.SnapshotVerifyOutcome
-	23,  // 143: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
-	25,  // 144: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
-	27,  // 145: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
-	29,  // 146: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
-	31,  // 147: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
-	33,  // 148: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
-	35,  // 149: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
-	37,  // 150: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
-	39,  // 151: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
-	41,  // 152: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
-	43,  // 153: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
-	45,  // 154: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
-	47,  // 155: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
-	49,  // 156: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
-	51,  // 157: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
-	53,  // 158: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
-	56,  // 159: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
-	58,  // 160: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
-	131, // 161: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
-	60,  // 162: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
-	62,  // 163: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
-	91,  // 164: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
-	93,  // 165: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
-	95,  // 166: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
-	97,  // 167: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
-	68,  // 168: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
-	70,  // 169: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
-	75,  // 170: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
-	77,  // 171: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
-	79,  // 172: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
-	81,  // 173: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
-	83,  // 174: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
-	85,  // 175: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
-	88,  // 176: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
-	100, // 177: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
-	103, // 178: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
-	105, // 179: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
-	107, // 180: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
-	112, // 181: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
-	114, // 182: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
-	127, // 183: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
-	138, // 184: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
-	140, // 185: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
-	142, // 186: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
-	144, // 187: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
-	147, // 188: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
-	149, // 189: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
-	151, // 190: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
-	153, // 191: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
-	116, // 192: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
-	120, // 193: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
-	123, // 194: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
-	125, // 195: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
-	24,  // 196: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
-	26,  // 197: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
-	28,  // 198: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
-	30,  // 199: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
-	32,  // 200: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
-	34,  // 201: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
-	36,  // 202: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
-	38,  // 203: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
-	40,  // 204: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
-	42,  // 205: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
-	44,  // 206: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
-	46,  // 207: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
-	48,  // 208: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
-	50,  // 209: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
-	52,  // 210: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
-	54,  // 211: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
-	57,  // 212: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
-	59,  // 213: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
-	133, // 214: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
-	61,  // 215: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
-	63,  // 216: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
-	92,  // 217: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
-	94,  // 218: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
-	96,  // 219: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
-	98,  // 220: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
-	69,  // 221: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
-	71,  // 222: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
-	76,  // 223: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
-	78,  // 224: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
-	80,  // 225: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
-	82,  // 226: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
-	84,  // 227: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
-	86,  // 228: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
-	89,  // 229: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
-	102, // 230: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
-	104, // 231: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
-	106, // 232: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
-	108, // 233: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
-	113, // 234: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
-	115, // 235: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
-	130, // 236: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
-	139, // 237: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
-	141, // 238: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
-	143, // 239: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
-	145, // 240: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
-	148, // 241: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
-	150, // 242: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
-	152, // 243: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
-	155, // 244: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
-	119, // 245: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
-	122, // 246: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
-	124, // 247: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
-	126, // 248: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
-	196, // [196:249] is the sub-list for method output_type
-	143, // [143:196] is the sub-list for method input_type
-	143, // [143:143] is the sub-list for extension type_name
-	143, // [143:143] is the sub-list for extension extendee
-	0,   // [0:143] is the sub-list for field type_name
+	128, // 124: snapkeep.v1.LookupRequestsResponse.outcomes:type_name -> snapkeep.v1.RequestOutcome
+	131, // 125: snapkeep.v1.ReleaseForDeletionRequest.builds:type_name -> snapkeep.v1.ReleaseBuild
+	132, // 126: snapkeep.v1.ReleaseForDeletionResponse.verdicts:type_name -> snapkeep.v1.ReleaseVerdict
+	135, // 127: snapkeep.v1.RegisterSegmentsRequest.segments:type_name -> snapkeep.v1.RegisteredSegment
+	137, // 128: snapkeep.v1.RegisterSegmentsRequest.builds:type_name -> snapkeep.v1.RegisteredBuild
+	19,  // 129: snapkeep.v1.RegisteredSegment.files:type_name -> snapkeep.v1.File
+	20,  // 130: snapkeep.v1.RegisteredSegment.meta:type_name -> snapkeep.v1.SegmentMeta
+	22,  // 131: snapkeep.v1.RegisterSegmentsResponse.segments:type_name -> snapkeep.v1.Segment
+	19,  // 132: snapkeep.v1.RegisteredBuild.files:type_name -> snapkeep.v1.File
+	138, // 133: snapkeep.v1.Repository.spec:type_name -> snapkeep.v1.RepositorySpec
+	138, // 134: snapkeep.v1.RegisterRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	139, // 135: snapkeep.v1.RegisterRepositoryResponse.repository:type_name -> snapkeep.v1.Repository
+	140, // 136: snapkeep.v1.RegisterRepositoryResponse.probes:type_name -> snapkeep.v1.RepositoryProbe
+	7,   // 137: snapkeep.v1.ListRepositoriesRequest.consistency:type_name -> snapkeep.v1.ReadConsistency
+	139, // 138: snapkeep.v1.ListRepositoriesResponse.repositories:type_name -> snapkeep.v1.Repository
+	99,  // 139: snapkeep.v1.ExportSnapshotResponse.job:type_name -> snapkeep.v1.RestoreJob
+	174, // 140: snapkeep.v1.RepositorySnapshot.labels:type_name -> snapkeep.v1.RepositorySnapshot.LabelsEntry
+	149, // 141: snapkeep.v1.ListRepositorySnapshotsResponse.snapshots:type_name -> snapkeep.v1.RepositorySnapshot
+	157, // 142: snapkeep.v1.VerifyRepositoryResponse.problems:type_name -> snapkeep.v1.RepositoryProblem
+	13,  // 143: snapkeep.v1.SnapshotVerification.outcome:type_name -> snapkeep.v1.SnapshotVerifyOutcome
+	23,  // 144: snapkeep.v1.Catalog.CreateDatabase:input_type -> snapkeep.v1.CreateDatabaseRequest
+	25,  // 145: snapkeep.v1.Catalog.DropDatabase:input_type -> snapkeep.v1.DropDatabaseRequest
+	27,  // 146: snapkeep.v1.Catalog.ListDatabases:input_type -> snapkeep.v1.ListDatabasesRequest
+	29,  // 147: snapkeep.v1.Catalog.CreateCollection:input_type -> snapkeep.v1.CreateCollectionRequest
+	31,  // 148: snapkeep.v1.Catalog.DropCollection:input_type -> snapkeep.v1.DropCollectionRequest
+	33,  // 149: snapkeep.v1.Catalog.AlterCollection:input_type -> snapkeep.v1.AlterCollectionRequest
+	35,  // 150: snapkeep.v1.Catalog.DescribeCollection:input_type -> snapkeep.v1.DescribeCollectionRequest
+	37,  // 151: snapkeep.v1.Catalog.ListCollections:input_type -> snapkeep.v1.ListCollectionsRequest
+	39,  // 152: snapkeep.v1.Catalog.CreatePartition:input_type -> snapkeep.v1.CreatePartitionRequest
+	41,  // 153: snapkeep.v1.Catalog.DropPartition:input_type -> snapkeep.v1.DropPartitionRequest
+	43,  // 154: snapkeep.v1.Catalog.CreateIndex:input_type -> snapkeep.v1.CreateIndexRequest
+	45,  // 155: snapkeep.v1.Catalog.DropIndex:input_type -> snapkeep.v1.DropIndexRequest
+	47,  // 156: snapkeep.v1.Catalog.AllocateSegment:input_type -> snapkeep.v1.AllocateSegmentRequest
+	49,  // 157: snapkeep.v1.Catalog.FlushSegment:input_type -> snapkeep.v1.FlushSegmentRequest
+	51,  // 158: snapkeep.v1.Catalog.AllocateIndexBuild:input_type -> snapkeep.v1.AllocateIndexBuildRequest
+	53,  // 159: snapkeep.v1.Catalog.AddIndexBuild:input_type -> snapkeep.v1.AddIndexBuildRequest
+	56,  // 160: snapkeep.v1.Catalog.CompactSegments:input_type -> snapkeep.v1.CompactSegmentsRequest
+	58,  // 161: snapkeep.v1.Catalog.DropSegments:input_type -> snapkeep.v1.DropSegmentsRequest
+	134, // 162: snapkeep.v1.Catalog.RegisterSegments:input_type -> snapkeep.v1.RegisterSegmentsRequest
+	60,  // 163: snapkeep.v1.Catalog.GetSegment:input_type -> snapkeep.v1.GetSegmentRequest
+	62,  // 164: snapkeep.v1.Catalog.ListSegments:input_type -> snapkeep.v1.ListSegmentsRequest
+	91,  // 165: snapkeep.v1.Snapshots.CreateSnapshot:input_type -> snapkeep.v1.CreateSnapshotRequest
+	93,  // 166: snapkeep.v1.Snapshots.DropSnapshot:input_type -> snapkeep.v1.DropSnapshotRequest
+	95,  // 167: snapkeep.v1.Snapshots.ListSnapshots:input_type -> snapkeep.v1.ListSnapshotsRequest
+	97,  // 168: snapkeep.v1.Snapshots.DescribeSnapshot:input_type -> snapkeep.v1.DescribeSnapshotRequest
+	68,  // 169: snapkeep.v1.Snapshots.AddSnapshotHold:input_type -> snapkeep.v1.AddSnapshotHoldRequest
+	70,  // 170: snapkeep.v1.Snapshots.RemoveSnapshotHold:input_type -> snapkeep.v1.RemoveSnapshotHoldRequest
+	75,  // 171: snapkeep.v1.Policies.CreatePolicy:input_type -> snapkeep.v1.CreatePolicyRequest
+	77,  // 172: snapkeep.v1.Policies.UpdatePolicy:input_type -> snapkeep.v1.UpdatePolicyRequest
+	79,  // 173: snapkeep.v1.Policies.DeletePolicy:input_type -> snapkeep.v1.DeletePolicyRequest
+	81,  // 174: snapkeep.v1.Policies.ListPolicies:input_type -> snapkeep.v1.ListPoliciesRequest
+	83,  // 175: snapkeep.v1.Policies.DescribePolicy:input_type -> snapkeep.v1.DescribePolicyRequest
+	85,  // 176: snapkeep.v1.Policies.ExecutePolicy:input_type -> snapkeep.v1.ExecutePolicyRequest
+	88,  // 177: snapkeep.v1.Policies.PreviewPolicyRetention:input_type -> snapkeep.v1.PreviewPolicyRetentionRequest
+	100, // 178: snapkeep.v1.Restores.RestoreSnapshot:input_type -> snapkeep.v1.RestoreSnapshotRequest
+	103, // 179: snapkeep.v1.Restores.GetRestoreState:input_type -> snapkeep.v1.GetRestoreStateRequest
+	105, // 180: snapkeep.v1.Restores.ListRestoreJobs:input_type -> snapkeep.v1.ListRestoreJobsRequest
+	107, // 181: snapkeep.v1.Restores.CancelRestore:input_type -> snapkeep.v1.CancelRestoreRequest
+	112, // 182: snapkeep.v1.GC.GCRun:input_type -> snapkeep.v1.GCRunRequest
+	114, // 183: snapkeep.v1.GC.GCStatus:input_type -> snapkeep.v1.GCStatusRequest
+	130, // 184: snapkeep.v1.GC.ReleaseForDeletion:input_type -> snapkeep.v1.ReleaseForDeletionRequest
+	141, // 185: snapkeep.v1.Repositories.RegisterRepository:input_type -> snapkeep.v1.RegisterRepositoryRequest
+	143, // 186: snapkeep.v1.Repositories.UnregisterRepository:input_type -> snapkeep.v1.UnregisterRepositoryRequest
+	145, // 187: snapkeep.v1.Repositories.ListRepositories:input_type -> snapkeep.v1.ListRepositoriesRequest
+	147, // 188: snapkeep.v1.Repositories.ExportSnapshot:input_type -> snapkeep.v1.ExportSnapshotRequest
+	150, // 189: snapkeep.v1.Repositories.ListRepositorySnapshots:input_type -> snapkeep.v1.ListRepositorySnapshotsRequest
+	152, // 190: snapkeep.v1.Repositories.DeleteRepositorySnapshot:input_type -> snapkeep.v1.DeleteRepositorySnapshotRequest
+	154, // 191: snapkeep.v1.Repositories.CollectRepository:input_type -> snapkeep.v1.CollectRepositoryRequest
+	156, // 192: snapkeep.v1.Repositories.VerifyRepository:input_type -> snapkeep.v1.VerifyRepositoryRequest
+	116, // 193: snapkeep.v1.Cluster.ClusterStatus:input_type -> snapkeep.v1.ClusterStatusRequest
+	120, // 194: snapkeep.v1.Cluster.ClusterMembers:input_type -> snapkeep.v1.ClusterMembersRequest
+	123, // 195: snapkeep.v1.Cluster.RemoveNode:input_type -> snapkeep.v1.RemoveNodeRequest
+	125, // 196: snapkeep.v1.Cluster.TransferLeadership:input_type -> snapkeep.v1.TransferLeadershipRequest
+	127, // 197: snapkeep.v1.Cluster.LookupRequests:input_type -> snapkeep.v1.LookupRequestsRequest
+	24,  // 198: snapkeep.v1.Catalog.CreateDatabase:output_type -> snapkeep.v1.CreateDatabaseResponse
+	26,  // 199: snapkeep.v1.Catalog.DropDatabase:output_type -> snapkeep.v1.DropDatabaseResponse
+	28,  // 200: snapkeep.v1.Catalog.ListDatabases:output_type -> snapkeep.v1.ListDatabasesResponse
+	30,  // 201: snapkeep.v1.Catalog.CreateCollection:output_type -> snapkeep.v1.CreateCollectionResponse
+	32,  // 202: snapkeep.v1.Catalog.DropCollection:output_type -> snapkeep.v1.DropCollectionResponse
+	34,  // 203: snapkeep.v1.Catalog.AlterCollection:output_type -> snapkeep.v1.AlterCollectionResponse
+	36,  // 204: snapkeep.v1.Catalog.DescribeCollection:output_type -> snapkeep.v1.DescribeCollectionResponse
+	38,  // 205: snapkeep.v1.Catalog.ListCollections:output_type -> snapkeep.v1.ListCollectionsResponse
+	40,  // 206: snapkeep.v1.Catalog.CreatePartition:output_type -> snapkeep.v1.CreatePartitionResponse
+	42,  // 207: snapkeep.v1.Catalog.DropPartition:output_type -> snapkeep.v1.DropPartitionResponse
+	44,  // 208: snapkeep.v1.Catalog.CreateIndex:output_type -> snapkeep.v1.CreateIndexResponse
+	46,  // 209: snapkeep.v1.Catalog.DropIndex:output_type -> snapkeep.v1.DropIndexResponse
+	48,  // 210: snapkeep.v1.Catalog.AllocateSegment:output_type -> snapkeep.v1.AllocateSegmentResponse
+	50,  // 211: snapkeep.v1.Catalog.FlushSegment:output_type -> snapkeep.v1.FlushSegmentResponse
+	52,  // 212: snapkeep.v1.Catalog.AllocateIndexBuild:output_type -> snapkeep.v1.AllocateIndexBuildResponse
+	54,  // 213: snapkeep.v1.Catalog.AddIndexBuild:output_type -> snapkeep.v1.AddIndexBuildResponse
+	57,  // 214: snapkeep.v1.Catalog.CompactSegments:output_type -> snapkeep.v1.CompactSegmentsResponse
+	59,  // 215: snapkeep.v1.Catalog.DropSegments:output_type -> snapkeep.v1.DropSegmentsResponse
+	136, // 216: snapkeep.v1.Catalog.RegisterSegments:output_type -> snapkeep.v1.RegisterSegmentsResponse
+	61,  // 217: snapkeep.v1.Catalog.GetSegment:output_type -> snapkeep.v1.GetSegmentResponse
+	63,  // 218: snapkeep.v1.Catalog.ListSegments:output_type -> snapkeep.v1.ListSegmentsResponse
+	92,  // 219: snapkeep.v1.Snapshots.CreateSnapshot:output_type -> snapkeep.v1.CreateSnapshotResponse
+	94,  // 220: snapkeep.v1.Snapshots.DropSnapshot:output_type -> snapkeep.v1.DropSnapshotResponse
+	96,  // 221: snapkeep.v1.Snapshots.ListSnapshots:output_type -> snapkeep.v1.ListSnapshotsResponse
+	98,  // 222: snapkeep.v1.Snapshots.DescribeSnapshot:output_type -> snapkeep.v1.DescribeSnapshotResponse
+	69,  // 223: snapkeep.v1.Snapshots.AddSnapshotHold:output_type -> snapkeep.v1.AddSnapshotHoldResponse
+	71,  // 224: snapkeep.v1.Snapshots.RemoveSnapshotHold:output_type -> snapkeep.v1.RemoveSnapshotHoldResponse
+	76,  // 225: snapkeep.v1.Policies.CreatePolicy:output_type -> snapkeep.v1.CreatePolicyResponse
+	78,  // 226: snapkeep.v1.Policies.UpdatePolicy:output_type -> snapkeep.v1.UpdatePolicyResponse
+	80,  // 227: snapkeep.v1.Policies.DeletePolicy:output_type -> snapkeep.v1.DeletePolicyResponse
+	82,  // 228: snapkeep.v1.Policies.ListPolicies:output_type -> snapkeep.v1.ListPoliciesResponse
+	84,  // 229: snapkeep.v1.Policies.DescribePolicy:output_type -> snapkeep.v1.DescribePolicyResponse
+	86,  // 230: snapkeep.v1.Policies.ExecutePolicy:output_type -> snapkeep.v1.ExecutePolicyResponse
+	89,  // 231: snapkeep.v1.Policies.PreviewPolicyRetention:output_type -> snapkeep.v1.PreviewPolicyRetentionResponse
+	102, // 232: snapkeep.v1.Restores.RestoreSnapshot:output_type -> snapkeep.v1.RestoreSnapshotResponse
+	104, // 233: snapkeep.v1.Restores.GetRestoreState:output_type -> snapkeep.v1.GetRestoreStateResponse
+	106, // 234: snapkeep.v1.Restores.ListRestoreJobs:output_type -> snapkeep.v1.ListRestoreJobsResponse
+	108, // 235: snapkeep.v1.Restores.CancelRestore:output_type -> snapkeep.v1.CancelRestoreResponse
+	113, // 236: snapkeep.v1.GC.GCRun:output_type -> snapkeep.v1.GCRunResponse
+	115, // 237: snapkeep.v1.GC.GCStatus:output_type -> snapkeep.v1.GCStatusResponse
+	133, // 238: snapkeep.v1.GC.ReleaseForDeletion:output_type -> snapkeep.v1.ReleaseForDeletionResponse
+	142, // 239: snapkeep.v1.Repositories.RegisterRepository:output_type -> snapkeep.v1.RegisterRepositoryResponse
+	144, // 240: snapkeep.v1.Repositories.UnregisterRepository:output_type -> snapkeep.v1.UnregisterRepositoryResponse
+	146, // 241: snapkeep.v1.Repositories.ListRepositories:output_type -> snapkeep.v1.ListRepositoriesResponse
+	148, // 242: snapkeep.v1.Repositories.ExportSnapshot:output_type -> snapkeep.v1.ExportSnapshotResponse
+	151, // 243: snapkeep.v1.Repositories.ListRepositorySnapshots:output_type -> snapkeep.v1.ListRepositorySnapshotsResponse
+	153, // 244: snapkeep.v1.Repositories.DeleteRepositorySnapshot:output_type -> snapkeep.v1.DeleteRepositorySnapshotResponse
+	155, // 245: snapkeep.v1.Repositories.CollectRepository:output_type -> snapkeep.v1.CollectRepositoryResponse
+	158, // 246: snapkeep.v1.Repositories.VerifyRepository:output_type -> snapkeep.v1.VerifyRepositoryResponse
+	119, // 247: snapkeep.v1.Cluster.ClusterStatus:output_type -> snapkeep.v1.ClusterStatusResponse
+	122, // 248: snapkeep.v1.Cluster.ClusterMembers:output_type -> snapkeep.v1.ClusterMembersResponse
+	124, // 249: snapkeep.v1.Cluster.RemoveNode:output_type -> snapkeep.v1.RemoveNodeResponse
+	126, // 250: snapkeep.v1.Cluster.TransferLeadership:output_type -> snapkeep.v1.TransferLeadershipResponse
+	129, // 251: snapkeep.v1.Cluster.LookupRequests:output_type -> snapkeep.v1.LookupRequestsResponse
+	198, // [198:252] is the sub-list for method output_type
+	144, // [144:198] is the sub-list for method input_type
+	144, // [144:144] is the sub-list for extension type_name
+	144, // [144:144] is the sub-list for extension extendee
+	0,   // [0:144] is the sub-list for field type_name
 }
 
 func init() { file_snapkeep_v1_snapkeep_proto_init() }
@@ -13337,7 +13559,7 @@ func file_snapkeep_v1_snapkeep_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_v1_snapkeep_proto_rawDesc), len(file_snapkeep_v1_snapkeep_proto_rawDesc)),
 			NumEnums:      14,
-			NumMessages:   158,
+			NumMessages:   161,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

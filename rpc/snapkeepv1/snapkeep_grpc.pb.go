@@ -2530,6 +2530,7 @@ const (
 	Cluster_ClusterMembers_FullMethodName     = "/snapkeep.v1.Cluster/ClusterMembers"
 	Cluster_RemoveNode_FullMethodName         = "/snapkeep.v1.Cluster/RemoveNode"
 	Cluster_TransferLeadership_FullMethodName = "/snapkeep.v1.Cluster/TransferLeadership"
+	Cluster_LookupRequests_FullMethodName     = "/snapkeep.v1.Cluster/LookupRequests"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -2553,6 +2554,12 @@ type ClusterClient interface {
 	// TransferLeadership hands leadership to the named voter, or to the most up to date
 	// one when none is named. Served by the leader.
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
+	// LookupRequests says what became of writes by their request ids — the answer to a
+	// write that timed out or lost its connection. The leader first commits every entry
+	// in its log (a Raft barrier), so a write not found then was not applied and never
+	// will be, as long as the deduplication window still holds a request applied after
+	// it could have been (see oldest_seq). Served by the leader; at most 1,000 ids.
+	LookupRequests(ctx context.Context, in *LookupRequestsRequest, opts ...grpc.CallOption) (*LookupRequestsResponse, error)
 }
 
 type clusterClient struct {
@@ -2603,6 +2610,16 @@ func (c *clusterClient) TransferLeadership(ctx context.Context, in *TransferLead
 	return out, nil
 }
 
+func (c *clusterClient) LookupRequests(ctx context.Context, in *LookupRequestsRequest, opts ...grpc.CallOption) (*LookupRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupRequestsResponse)
+	err := c.cc.Invoke(ctx, Cluster_LookupRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -2624,6 +2641,12 @@ type ClusterServer interface {
 	// TransferLeadership hands leadership to the named voter, or to the most up to date
 	// one when none is named. Served by the leader.
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
+	// LookupRequests says what became of writes by their request ids — the answer to a
+	// write that timed out or lost its connection. The leader first commits every entry
+	// in its log (a Raft barrier), so a write not found then was not applied and never
+	// will be, as long as the deduplication window still holds a request applied after
+	// it could have been (see oldest_seq). Served by the leader; at most 1,000 ids.
+	LookupRequests(context.Context, *LookupRequestsRequest) (*LookupRequestsResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -2645,6 +2668,9 @@ func (UnimplementedClusterServer) RemoveNode(context.Context, *RemoveNodeRequest
 }
 func (UnimplementedClusterServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
+}
+func (UnimplementedClusterServer) LookupRequests(context.Context, *LookupRequestsRequest) (*LookupRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupRequests not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -2739,6 +2765,24 @@ func _Cluster_TransferLeadership_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_LookupRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).LookupRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_LookupRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).LookupRequests(ctx, req.(*LookupRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2761,6 +2805,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeadership",
 			Handler:    _Cluster_TransferLeadership_Handler,
+		},
+		{
+			MethodName: "LookupRequests",
+			Handler:    _Cluster_LookupRequests_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
