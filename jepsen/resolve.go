@@ -52,11 +52,46 @@ type resolverRound struct {
 type resolveStats struct {
 	notApplied, refused, applied, undecidable int
 	rounds, failedRounds                      int
+	acknowledgedFound                         int // the self-check's
 }
 
 func (s resolveStats) String() string {
-	return fmt.Sprintf("%d not applied, %d refused, %d applied (output unknown), %d undecidable; %d lookup rounds (%d failed)",
-		s.notApplied, s.refused, s.applied, s.undecidable, s.rounds, s.failedRounds)
+	return fmt.Sprintf("%d not applied, %d refused, %d applied (output unknown), %d undecidable; %d lookup rounds (%d failed); self-check: %d acknowledged writes found",
+		s.notApplied, s.refused, s.applied, s.undecidable, s.rounds, s.failedRounds, s.acknowledgedFound)
+}
+
+// selfCheck looks up the last acknowledged writes: each that changed the state must be
+// in the window, or the ids the history records are not the ones the cluster saw, and
+// "not found" would prove nothing.
+func (r *resolver) selfCheck(ctx context.Context) error {
+	var acked []history.Op
+	for _, op := range r.h.AcknowledgedWrites(100) {
+		if proposed(op) {
+			acked = append(acked, op)
+		}
+	}
+	if len(acked) == 0 {
+		return nil
+	}
+	ids := make([]string, len(acked))
+	for i, op := range acked {
+		ids[i] = op.RequestID
+	}
+	resp, err := r.lookup(ctx, ids)
+	if err != nil {
+		return err
+	}
+	if len(resp.GetOutcomes()) != len(ids) {
+		return fmt.Errorf("lookup of %d request ids answered %d", len(ids), len(resp.GetOutcomes()))
+	}
+	for i, o := range resp.GetOutcomes() {
+		if !o.GetFound() {
+			return fmt.Errorf("acknowledged write %d (%s, request id %q) is not in the deduplication window (seqs %d..%d): the request ids recorded are not the ones the cluster saw",
+				acked[i].ID, acked[i].Kind, ids[i], resp.GetOldestSeq(), resp.GetLastSeq())
+		}
+	}
+	r.stats.acknowledgedFound = len(acked)
+	return nil
 }
 
 func newResolver(h *history.History, lookup func(context.Context, []string) (*snapkeepv1.LookupRequestsResponse, error)) *resolver {
@@ -156,6 +191,13 @@ func (r *resolver) run(ctx context.Context, interval time.Duration, timeout time
 	}
 }
 
+// proposed says whether an acknowledged write went through Raft with its request id.
+// Every operation of workload.WritesWithRequestID does, but a drop of a snapshot that
+// does not exist, which the server answers from a read (Existed false).
+func proposed(op history.Op) bool {
+	return !(op.Kind == history.SnapshotDrop && !op.Output.Existed)
+}
+
 // resolveEvery is the interval of the lookup rounds during a run: far shorter than it
 // takes the workloads to fill the deduplication window (20,000 writes).
 const resolveEvery = 15 * time.Second
@@ -169,7 +211,7 @@ func resolveAtEnd(ctx context.Context, r *resolver, wait time.Duration) error {
 		now := r.h.Now()
 		left := len(r.h.UnresolvedWrites(now, now))
 		if err == nil && left == 0 {
-			return nil
+			return r.selfCheck(ctx)
 		}
 		select {
 		case <-ctx.Done():

@@ -152,3 +152,26 @@ func TestResolverAsksInBatches(t *testing.T) {
 	require.Len(t, w.asked[1], 3)
 	require.Equal(t, lookupBatch+3, r.stats.notApplied)
 }
+
+func TestResolverSelfCheckFindsTheAcknowledgedWrites(t *testing.T) {
+	h := history.New()
+	op := h.InvokeWrite(0, history.SegmentAllocate, history.Input{Collection: "c"}, "w-ok")
+	h.Complete(op, "n1", history.OK, history.Output{SegmentID: 1}, nil)
+	w := &fakeWindow{oldest: 1, last: 1, held: map[string]*snapkeepv1.RequestOutcome{}}
+	r := newResolver(h, w.lookup)
+	err := resolveAtEnd(context.Background(), r, 5*time.Second)
+	require.ErrorContains(t, err, `request id "w-ok") is not in the deduplication window`)
+
+	w.held["w-ok"] = &snapkeepv1.RequestOutcome{RequestId: "w-ok", Found: true, Seq: 1, Command: "AllocateSegment"}
+	require.NoError(t, resolveAtEnd(context.Background(), r, 5*time.Second))
+	require.Equal(t, 1, r.stats.acknowledgedFound)
+}
+
+func TestResolverSelfCheckSkipsDropsOfNothing(t *testing.T) {
+	h := history.New()
+	op := h.InvokeWrite(0, history.SnapshotDrop, history.Input{Collection: "c", Name: "s"}, "w-drop")
+	h.Complete(op, "n1", history.OK, history.Output{Existed: false}, nil)
+	w := &fakeWindow{oldest: 1, last: 1}
+	r := newResolver(h, w.lookup)
+	require.NoError(t, resolveAtEnd(context.Background(), r, 5*time.Second), "answered from a read: never in the window")
+}

@@ -97,9 +97,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		opts.Nodes = 3
 	}
 	c = &Cluster{Raft: map[[2]string]*netproxy.Proxy{}, GRPC: map[[2]string]*netproxy.Proxy{}}
+	started := c // a failed start returns nil: stop what it started
 	defer func() {
 		if err != nil {
-			c.Close()
+			started.Close()
 		}
 	}()
 	logDir := filepath.Join(opts.Dir, "logs")

@@ -261,6 +261,20 @@ func (h *History) UnresolvedWrites(returnedBy, calledBy int64) []Op {
 	return out
 }
 
+// AcknowledgedWrites returns copies of the last n operations that succeeded and carry
+// a request id.
+func (h *History) AcknowledgedWrites(n int) []Op {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Op
+	for i := len(h.ops) - 1; i >= 0 && len(out) < n; i-- {
+		if op := h.ops[i]; op.Result == OK && op.RequestID != "" {
+			out = append(out, *op)
+		}
+	}
+	return out
+}
+
 // Resolve records how an Unknown operation was decided: NotApplied and Refused make it
 // Fail, Applied and Undecidable leave it Unknown. note is kept with it. An operation
 // that is not Unknown, or already resolved, is left as it is.
