@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/internal/harness"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/servertest"
@@ -61,6 +62,22 @@ func TestCLIAgainstThreeNodeCluster(t *testing.T) {
 	_, errOut, code = runAgainst(t, c.Endpoints(), "collection", "create", "docs")
 	require.Equal(t, exitError, code)
 	require.Contains(t, errOut, `collection "docs" already exists in database "default"`)
+
+	// What became of writes, by request id: one the Go client sent with a known id,
+	// one never sent.
+	cl, err := client.New(context.Background(), c.Endpoints()...)
+	require.NoError(t, err)
+	defer cl.Close()
+	_, err = cl.AllocateSegment(client.WithRequestID(context.Background(), "cli-test-write"), client.NewAllocateSegmentOption("docs"))
+	require.NoError(t, err)
+	out, errOut, code = runAgainst(t, c.Endpoints(), "cluster", "lookup-requests", "cli-test-write", "cli-test-never")
+	require.Equal(t, exitOK, code, errOut)
+	require.Regexp(t, `(?m)^cli-test-write\tapplied: AllocateSegment \(seq \d+\)$`, out)
+	require.Regexp(t, `(?m)^cli-test-never\tnot found: not applied`, out)
+	require.Regexp(t, `(?m)^the window holds seqs \d+\.\.\d+$`, out)
+	_, errOut, code = runAgainst(t, c.Endpoints(), "cluster", "lookup-requests")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "needs at least one request id")
 }
 
 // freeBasePort picks a base port whose dev ports (up to the HTTP ports at
