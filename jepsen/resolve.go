@@ -193,9 +193,16 @@ func (r *resolver) run(ctx context.Context, interval time.Duration, timeout time
 
 // proposed says whether an acknowledged write went through Raft with its request id.
 // Every operation of workload.WritesWithRequestID does, but a drop of a snapshot that
-// does not exist, which the server answers from a read (Existed false).
+// does not exist, which the server answers from a read (Existed false), and a restore
+// from a repository that listed no snapshot, which sends no write (no job).
 func proposed(op history.Op) bool {
-	return !(op.Kind == history.SnapshotDrop && !op.Output.Existed)
+	switch op.Kind {
+	case history.SnapshotDrop:
+		return op.Output.Existed
+	case history.RepoRestoreStart:
+		return op.Output.JobID != 0
+	}
+	return true
 }
 
 // resolveEvery is the interval of the lookup rounds during a run: far shorter than it

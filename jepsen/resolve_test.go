@@ -167,11 +167,14 @@ func TestResolverSelfCheckFindsTheAcknowledgedWrites(t *testing.T) {
 	require.Equal(t, 1, r.stats.acknowledgedFound)
 }
 
-func TestResolverSelfCheckSkipsDropsOfNothing(t *testing.T) {
+func TestResolverSelfCheckSkipsWritesNeverProposed(t *testing.T) {
 	h := history.New()
 	op := h.InvokeWrite(0, history.SnapshotDrop, history.Input{Collection: "c", Name: "s"}, "w-drop")
 	h.Complete(op, "n1", history.OK, history.Output{Existed: false}, nil)
+	op = h.InvokeWrite(0, history.RepoRestoreStart, history.Input{Target: "t"}, "w-norestore")
+	h.Complete(op, "n1", history.OK, history.Output{}, nil)
 	w := &fakeWindow{oldest: 1, last: 1}
 	r := newResolver(h, w.lookup)
-	require.NoError(t, resolveAtEnd(context.Background(), r, 5*time.Second), "answered from a read: never in the window")
+	require.NoError(t, resolveAtEnd(context.Background(), r, 5*time.Second), "answered from a read, or no write sent: never in the window")
+	require.Zero(t, r.stats.acknowledgedFound)
 }
