@@ -220,7 +220,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Problems = append(res.Problems, "resolve unknown writes: "+err.Error())
 	}
 	res.Resolved = resolve.stats.String()
-	res.Undecided = resolve.stats.undecidable + len(h.UnresolvedWrites(h.Now(), h.Now()))
+	res.Undecided = resolve.stats.undecidable + len(h.UnresolvedWrites())
 	logf("jepsen: unknown writes: %s", res.Resolved)
 
 	in := checker.Input{

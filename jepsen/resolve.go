@@ -35,8 +35,9 @@ type resolver struct {
 	h      *history.History
 	lookup func(ctx context.Context, ids []string) (*snapkeepv1.LookupRequestsResponse, error)
 	// settle is the time after an operation's call when it may be looked up: its
-	// deadline plus resolveSettle.
-	settle func(kind history.Kind) int64
+	// deadline (every operation of workload.WritesWithRequestID runs under
+	// workload.OpTimeout) plus resolveSettle.
+	settle time.Duration
 	rounds []resolverRound // oldest first; round 0 is the run's start (seq 0)
 	stats  resolveStats
 }
@@ -96,13 +97,7 @@ func (r *resolver) selfCheck(ctx context.Context) error {
 
 func newResolver(h *history.History, lookup func(context.Context, []string) (*snapkeepv1.LookupRequestsResponse, error)) *resolver {
 	return &resolver{h: h, lookup: lookup, rounds: []resolverRound{{at: 0, lastSeq: 0}},
-		settle: func(kind history.Kind) int64 {
-			timeout := workload.OpTimeout
-			if kind == history.GCRun || kind == history.RepoCollect {
-				timeout = workload.GCTimeout
-			}
-			return int64(timeout + resolveSettle)
-		}}
+		settle: workload.OpTimeout + resolveSettle}
 }
 
 // round looks up every unresolved Unknown write that has settled and resolves what it
@@ -110,8 +105,8 @@ func newResolver(h *history.History, lookup func(context.Context, []string) (*sn
 func (r *resolver) round(ctx context.Context) error {
 	now := r.h.Now()
 	var ops []history.Op
-	for _, op := range r.h.UnresolvedWrites(now, now) {
-		if op.Call+r.settle(op.Kind) <= now {
+	for _, op := range r.h.UnresolvedWrites() {
+		if op.Call+int64(r.settle) <= now {
 			ops = append(ops, op)
 		}
 	}
@@ -215,8 +210,7 @@ func resolveAtEnd(ctx context.Context, r *resolver, wait time.Duration) error {
 	defer cancel()
 	for {
 		err := r.round(ctx)
-		now := r.h.Now()
-		left := len(r.h.UnresolvedWrites(now, now))
+		left := len(r.h.UnresolvedWrites())
 		if err == nil && left == 0 {
 			return r.selfCheck(ctx)
 		}

@@ -62,8 +62,6 @@ func TestResolverDecidesFromTheWindow(t *testing.T) {
 	h := history.New()
 	w := &fakeWindow{held: map[string]*snapkeepv1.RequestOutcome{}}
 	r := newResolver(h, w.lookup)
-	settled := int64(0)
-	r.settle = func(history.Kind) int64 { return settled }
 
 	applied, refused, early := unknownWrite(h, "w-applied"), unknownWrite(h, "w-refused"), unknownWrite(h, "w-early")
 	w.held["w-applied"] = &snapkeepv1.RequestOutcome{RequestId: "w-applied", Found: true, Seq: 7, Command: "SnapshotBegin"}
@@ -71,7 +69,7 @@ func TestResolverDecidesFromTheWindow(t *testing.T) {
 		Code: int32(codes.AlreadyExists), Message: `snapshot "x" already exists`}
 
 	// Not settled yet: nothing is asked but the probe, nothing decided.
-	settled = int64(time.Hour)
+	r.settle = time.Hour
 	w.last = 100
 	require.NoError(t, r.round(ctx))
 	require.Equal(t, [][]string{{"jepsen-anchor"}}, w.asked)
@@ -81,7 +79,7 @@ func TestResolverDecidesFromTheWindow(t *testing.T) {
 	// Called after that round's answer: if applied it would have a seq above 100.
 	time.Sleep(time.Millisecond)
 	late := unknownWrite(h, "w-late")
-	settled = 0
+	r.settle = 0
 	w.oldest, w.last = 101, 150 // the window forgot seqs 1..100
 	require.NoError(t, r.round(ctx))
 
@@ -110,7 +108,7 @@ func TestResolverNotAppliedWhileTheWindowForgotNothing(t *testing.T) {
 	h := history.New()
 	w := &fakeWindow{oldest: 1, last: 40}
 	r := newResolver(h, w.lookup)
-	r.settle = func(history.Kind) int64 { return 0 }
+	r.settle = 0
 	id := unknownWrite(h, "w1")
 	require.NoError(t, r.round(context.Background()))
 	require.Equal(t, history.NotApplied, opByID(t, h, id).Resolved)
@@ -126,7 +124,7 @@ func TestResolverLeavesWritesUndecidedWhenTheLookupFails(t *testing.T) {
 	h := history.New()
 	w := &fakeWindow{err: errors.New("no leader")}
 	r := newResolver(h, w.lookup)
-	r.settle = func(history.Kind) int64 { return 0 }
+	r.settle = 0
 	id := unknownWrite(h, "w1")
 	require.Error(t, r.round(context.Background()))
 	require.Empty(t, opByID(t, h, id).Resolved)
@@ -141,7 +139,7 @@ func TestResolverAsksInBatches(t *testing.T) {
 	h := history.New()
 	w := &fakeWindow{oldest: 1, last: 5}
 	r := newResolver(h, w.lookup)
-	r.settle = func(history.Kind) int64 { return 0 }
+	r.settle = 0
 	for i := range lookupBatch + 3 {
 		op := h.InvokeWrite(0, history.SegmentAllocate, history.Input{Collection: "c"}, fmt.Sprintf("w%d", i))
 		h.Complete(op, "n1", history.Unknown, history.Output{}, context.DeadlineExceeded)

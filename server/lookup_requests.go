@@ -40,16 +40,8 @@ func (s *clusterService) LookupRequests(ctx context.Context, req *pb.LookupReque
 	if n.raft.State() != raft.Leader {
 		return nil, n.notLeader("looking requests up")
 	}
-	barrier := n.raft.Barrier(applyTimeout)
-	done := make(chan error, 1)
-	go func() { done <- barrier.Error() }()
-	select {
-	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
-	case err := <-done:
-		if err != nil {
-			return nil, raftError(err)
-		}
+	if err := awaitFuture(ctx, n.raft.Barrier(applyTimeout)); err != nil {
+		return nil, err
 	}
 	v := n.fsm.View()
 	out := &pb.LookupRequestsResponse{Outcomes: make([]*pb.RequestOutcome, len(req.GetRequestIds()))}

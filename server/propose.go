@@ -115,22 +115,31 @@ func (n *Node) applyStamped(ctx context.Context, data []byte) (*fsmpb.Result, ui
 	}
 	defer observeSince(n.metrics.raftApply, time.Now())
 	future := n.raft.Apply(data, applyTimeout)
-	done := make(chan error, 1)
-	go func() { done <- future.Error() }()
-	select {
-	case <-ctx.Done():
-		// The entry may still commit; a retry with the same request id is safe.
-		return nil, 0, status.FromContextError(ctx.Err()).Err()
-	case err := <-done:
-		if err != nil {
-			return nil, 0, raftError(err)
-		}
+	// On ctx's end the entry may still commit; a retry with the same request id is safe.
+	if err := awaitFuture(ctx, future); err != nil {
+		return nil, 0, err
 	}
 	res, ok := future.Response().(*fsm.ApplyResult)
 	if !ok {
 		return nil, 0, status.Errorf(codes.Internal, "unexpected apply response %T", future.Response())
 	}
 	return res.Result, res.Index, nil
+}
+
+// awaitFuture waits for a Raft future until ctx ends, as a gRPC status error: raft's
+// futures take no context, so the wait runs on a goroutine of its own.
+func awaitFuture(ctx context.Context, future raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- future.Error() }()
+	select {
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	case err := <-done:
+		if err != nil {
+			return raftError(err)
+		}
+		return nil
+	}
 }
 
 // validate runs the command as Apply would on the leader's state (fsm.Validate), so

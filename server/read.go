@@ -68,15 +68,8 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 		return 0, status.Error(codes.Unavailable, "the leader was just elected and is catching up; retry")
 	}
 	index := n.fsm.AppliedIndex()
-	done := make(chan error, 1)
-	go func() { done <- n.raft.VerifyLeader().Error() }()
-	select {
-	case <-ctx.Done():
-		return 0, status.FromContextError(ctx.Err()).Err()
-	case err := <-done:
-		if err != nil {
-			return 0, raftError(err)
-		}
+	if err := awaitFuture(ctx, n.raft.VerifyLeader()); err != nil {
+		return 0, err
 	}
 	return index, nil
 }

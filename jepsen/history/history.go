@@ -246,15 +246,13 @@ func (h *History) InvokeWrite(client int, kind Kind, in Input, requestID string)
 }
 
 // UnresolvedWrites returns copies of the completed operations whose outcome is Unknown,
-// that carry a request id and are not resolved yet, and that returned at or before
-// returnedBy and were called at or before calledBy (history times).
-func (h *History) UnresolvedWrites(returnedBy, calledBy int64) []Op {
+// that carry a request id and are not resolved yet.
+func (h *History) UnresolvedWrites() []Op {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []Op
 	for _, op := range h.ops {
-		if op.Result == Unknown && op.RequestID != "" && op.Resolved == "" && op.Return != 0 &&
-			op.Return <= returnedBy && op.Call <= calledBy {
+		if op.Result == Unknown && op.RequestID != "" && op.Resolved == "" && op.Return != 0 {
 			out = append(out, *op)
 		}
 	}
