@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -47,6 +48,11 @@ type FSM struct {
 	committed *tables
 	applied   uint64
 	appliedCh chan struct{}
+
+	// lastNow is the latest envelope time among the commands this process applied: the
+	// node's cluster clock carries it forward (server/clustertime). Not state: 0 after a
+	// restart until a command is applied.
+	lastNow atomic.Int64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -120,6 +126,9 @@ func (f *FSM) executeFrom(tx **tables, index uint64, data []byte, before func() 
 	env, h, bodyHash, early := prepare(*tx, index, data)
 	if early != nil {
 		return executed{result: early}
+	}
+	if env.Now > f.lastNow.Load() {
+		f.lastNow.Store(env.Now) // only Raft's one apply goroutine writes it
 	}
 	result := run(h, *tx, env, index)
 	ok := result.Code == fsmpb.ErrorCode_ERROR_CODE_OK
@@ -266,6 +275,10 @@ func (f *FSM) AppliedIndex() uint64 {
 	defer f.mu.Unlock()
 	return f.applied
 }
+
+// LastNow is the latest envelope time (Unix ns) among the commands applied since the
+// process started, 0 before the first. Safe to call concurrently with Apply.
+func (f *FSM) LastNow() int64 { return f.lastNow.Load() }
 
 // AppliedCh returns the applied index and a channel closed at the next change of it.
 func (f *FSM) AppliedCh() (uint64, <-chan struct{}) {

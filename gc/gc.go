@@ -60,6 +60,17 @@ type Config struct {
 	// Node names the node in reports.
 	Node   string
 	Logger *slog.Logger
+	// Now is the cluster clock, for the graces (times in the catalog are its
+	// readings); nil: time.Now.
+	Now func() time.Time
+}
+
+// clusterNow reads cfg.Now.
+func (cfg Config) clusterNow() time.Time {
+	if cfg.Now == nil {
+		return time.Now()
+	}
+	return cfg.Now()
 }
 
 // Options tune one run.
@@ -146,7 +157,7 @@ func Run(ctx context.Context, cluster Cluster, store objstore.Store, cfg Config,
 	r := &run{
 		cluster: cluster, store: store, cfg: cfg, opts: opts,
 		grace: cfg.Grace, orphanG: cfg.OrphanGrace,
-		now:     time.Now(),
+		now:     cfg.clusterNow(),
 		deleted: map[string]*fsmpb.GCCount{},
 		kept:    map[string]*fsmpb.GCCount{},
 		limiter: newLimiter(cfg.DeleteRate),

@@ -25,7 +25,7 @@ func PreviewDrop(view *fsm.View, cfg Config, snaps []*fsmpb.Snapshot, maxCandida
 	if maxCandidates <= 0 {
 		maxCandidates = 10000
 	}
-	now := time.Now()
+	now := cfg.clusterNow()
 	r := &run{cfg: cfg, opts: Options{DryRun: true, MaxCandidates: maxCandidates}, now: now,
 		deleted: map[string]*fsmpb.GCCount{}, kept: map[string]*fsmpb.GCCount{}, result: &Result{},
 		rep: &fsmpb.GCReport{DryRun: true, Node: cfg.Node, StartedAt: now.UnixNano()}}

@@ -33,7 +33,7 @@ import (
 )
 
 // Bugs are the deliberate bugs of a -tags jepsenbug build (SNAPKEEP_BUG).
-var Bugs = []string{"stale-describe", "gc-skip-refs", "policy-double-run"}
+var Bugs = []string{"stale-describe", "gc-skip-refs", "policy-double-run", "clock-wall", "disk-healthy"}
 
 // Options configure a run.
 type Options struct {
@@ -122,9 +122,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	logf("jepsen: run %s in %s", runID, dir)
 	// The binary goes into the output directory, shared by the runs (the Go build cache
 	// makes a rebuild cheap); everything else into the run's directory.
-	build := harness.BuildOptions{Dir: o.Out}
+	// faultinject: the clock nemesis skews a node's clock through a file only such a
+	// build reads (internal/wallclock); jepsenbug adds the deliberate bugs.
+	build := harness.BuildOptions{Dir: o.Out, Tags: []string{"faultinject"}}
 	if o.Bug != "" {
-		build.Tags = []string{"jepsenbug"}
+		build.Tags = append(build.Tags, "jepsenbug")
 	}
 	bin, err := harness.BuildSnapkeep(ctx, build)
 	if err != nil {

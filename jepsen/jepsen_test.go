@@ -62,14 +62,14 @@ func run(t *testing.T, o Options) *Result {
 	return res
 }
 
-// TestSmoke: 60 s of every workload under kills and partitions must end healed,
+// TestSmoke: 60 s of every workload under kills, partitions, clock skews and disk faults must end healed,
 // quiesced (every node the same FSM hash) and with no violation.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a 60-second cluster run of real processes (make test runs it)")
 	}
 	defer goleak.VerifyNone(t, leakOptions()...)
-	kinds, err := nemesis.Parse("kill,partition")
+	kinds, err := nemesis.Parse("kill,partition,clock,disk")
 	require.NoError(t, err)
 	res := run(t, Options{Duration: 60 * time.Second, Seed: 7, Clients: 4, Workloads: workload.All, Nemeses: kinds})
 	require.Greater(t, res.Ops, 100)
@@ -103,6 +103,12 @@ func TestBugs(t *testing.T) {
 		// the scheduler runs every due time twice and the FSM lets the second run in:
 		// the first due time comes 2 s after the policies are created
 		{"policy-double-run", "none", []string{workload.Policies}, 6 * time.Second, (&checker.Policy{}).Name()},
+		// the leader stamps commands with its own wall clock: the clock nemesis's first
+		// fault skews the leader's by an hour or more, 2 s into the run
+		{"clock-wall", "clock", []string{workload.Snapshots, workload.Segments}, 12 * time.Second, (&checker.ClusterClock{}).Name()},
+		// health ignores the Raft log's write errors: the disk nemesis's first fault
+		// fails a node's writes, 2 s into the run
+		{"disk-healthy", "disk", []string{workload.Snapshots, workload.Segments}, 12 * time.Second, checker.DiskFaults{}.Name()},
 	} {
 		t.Run(tc.bug, func(t *testing.T) {
 			require.NotEmpty(t, checker.All(), "a bug run needs the checkers to catch it")

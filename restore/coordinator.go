@@ -75,6 +75,9 @@ type CoordinatorConfig struct {
 	Started func()
 	Logger  *slog.Logger
 	Guard   *duty.Guard
+	// Now is the cluster clock, for comparisons with times in the catalog (lease
+	// deadlines, job start times); nil: time.Now.
+	Now func() time.Time
 }
 
 // Coordinator coordinates restore jobs on the leader. Its methods are safe for
@@ -90,6 +93,14 @@ type Coordinator struct {
 	executors map[string]*executorStats // node → its last request, its throughput
 	// notAliveSince is when gossip was first seen not to consider a lease holder alive.
 	notAliveSince map[string]time.Time
+}
+
+// now reads the cluster clock.
+func (c *Coordinator) now() time.Time {
+	if c.cfg.Now == nil {
+		return time.Now()
+	}
+	return c.cfg.Now()
 }
 
 // NewCoordinator returns the coordinator of cluster's restore jobs.
@@ -160,7 +171,7 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 	}
 	leases := v.RestoreLeases()
 	gone := c.goneHolders(leases, c.cluster.Alive, now)
-	if len(leases) > 0 && (leases[0].Deadline < now.UnixNano() || len(gone) > 0) {
+	if len(leases) > 0 && (leases[0].Deadline < c.now().UnixNano() || len(gone) > 0) {
 		var resp fsmpb.ExpireRestoreLeasesResponse
 		if len(gone) > 0 {
 			c.cfg.Logger.Warn("gossip has not seen restore lease holders alive; returning their leases", "nodes", gone, "after", nodeGoneAfter)
@@ -173,7 +184,7 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 	}
 	removed := 0
 	v.EachRestoreJob(0, func(j *fsmpb.RestoreJob) bool {
-		if j.FinishedAt != 0 && now.Sub(time.Unix(0, j.FinishedAt)) > c.cfg.Retention {
+		if j.FinishedAt != 0 && c.now().Sub(time.Unix(0, j.FinishedAt)) > c.cfg.Retention {
 			if err := c.cluster.Propose(ctx, &fsmpb.RestoreRemove{JobId: j.Id}, nil); err != nil && !errors.Is(err, fsm.ErrNotFound) {
 				c.cfg.Logger.Warn("remove finished restore job", "job", j.Id, "err", err)
 			}
@@ -208,7 +219,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 	if err != nil {
 		return err
 	}
-	if repo.GcDeadline > time.Now().UnixNano() {
+	if repo.GcDeadline > c.now().UnixNano() {
 		return fmt.Errorf("a garbage collection of repository %q is running; the export waits for it", repo.Name)
 	}
 	gcEpoch := repo.GcEpoch
@@ -480,7 +491,7 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 	// The executors the remaining work is spread over: the healthy ones, but for the
 	// leader while it leaves the copying to the followers.
 	copiers := healthy
-	if leaderLeavesCopying(c.cfg.Node, healthy, c.cluster.OtherVoterAlive(), newestCopyingStart(v), time.Now()) {
+	if leaderLeavesCopying(c.cfg.Node, healthy, c.cluster.OtherVoterAlive(), newestCopyingStart(v), c.now()) {
 		if req.Node == c.cfg.Node {
 			return wait, nil // followers do the copying while they are there
 		}
@@ -545,6 +556,7 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 			JobId:          job.Id,
 			LeaseId:        grant.Lease.Id,
 			DeadlineUnixMs: time.Unix(0, grant.Lease.Deadline).UnixMilli(),
+			LeaseMs:        cmd.Lease / int64(time.Millisecond),
 			Verify:         job.Verify,
 			ReadBack:       job.ReadBack,
 			MaxConcurrency: job.MaxConcurrency,
@@ -596,8 +608,7 @@ func (c *Coordinator) Report(ctx context.Context, req *internalv1.ReportRestoreT
 		return err
 	}
 	c.mu.Lock()
-	now := time.Now()
-	c.noteExecutorLocked(req.Node, now).observeReport(len(req.Outcomes), granted, now)
+	c.noteExecutorLocked(req.Node, time.Now()).observeReport(len(req.Outcomes), granted, c.now())
 	c.mu.Unlock()
 	return nil
 }

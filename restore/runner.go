@@ -227,6 +227,7 @@ func (r *Runner) pause(ctx context.Context, d time.Duration) (kicked bool) {
 
 // leaseBatch asks the leader for tasks; nil with a delay when there are none for us.
 func (r *Runner) leaseBatch(ctx, base context.Context, sems map[uint64]chan struct{}) (*leasedBatch, time.Duration, error) {
+	asked := time.Now()
 	lease, err := r.cluster.LeaseTasks(ctx, &internalv1.LeaseRestoreTasksRequest{
 		Node: r.cfg.Node, MaxTasks: uint32(r.cfg.Batch), Incarnation: r.cfg.Incarnation})
 	if err != nil {
@@ -246,18 +247,29 @@ func (r *Runner) leaseBatch(ctx, base context.Context, sems map[uint64]chan stru
 	if err != nil {
 		return nil, 0, err
 	}
-	return r.newBatch(base, lease, stores, sem), 0, nil
+	return r.newBatch(base, lease, leaseDeadline(lease, asked), stores, sem), 0, nil
+}
+
+// leaseDeadline is when a lease granted in answer to a request sent at asked ends for
+// this node: its length from asked, on this node's monotonic clock (the leader granted
+// it after asked, and its clock may be off by anything); from an older leader that
+// does not send the length, the deadline it stamped.
+func leaseDeadline(lease *internalv1.LeaseRestoreTasksResponse, asked time.Time) time.Time {
+	if lease.LeaseMs > 0 {
+		return asked.Add(time.Duration(lease.LeaseMs) * time.Millisecond)
+	}
+	return time.UnixMilli(lease.DeadlineUnixMs)
 }
 
 // newBatch makes a granted lease's batch and adds it to the running ones. Its context
 // derives from base (the runner's), so it ends when the node stops, at the lease's
 // deadline, or when the watcher cancels it.
-func (r *Runner) newBatch(base context.Context, lease *internalv1.LeaseRestoreTasksResponse, stores JobStores, sem chan struct{}) *leasedBatch {
+func (r *Runner) newBatch(base context.Context, lease *internalv1.LeaseRestoreTasksResponse, deadline time.Time, stores JobStores, sem chan struct{}) *leasedBatch {
 	b := &leasedBatch{
 		jobID:    lease.JobId,
 		kind:     fsmpb.JobKind(lease.Kind),
 		leaseID:  lease.LeaseId,
-		deadline: time.UnixMilli(lease.DeadlineUnixMs),
+		deadline: deadline,
 		pending:  len(lease.Tasks),
 		sem:      sem,
 		report: &internalv1.ReportRestoreTasksRequest{Node: r.cfg.Node, JobId: lease.JobId, LeaseId: lease.LeaseId,

@@ -72,7 +72,7 @@ func BenchmarkRunnerPerTask(b *testing.B) {
 		n := min(batch, b.N-done)
 		lease.Tasks = lease.Tasks[:n]
 		lease.LeaseId++
-		bt := r.newBatch(ctx, lease, stores, nil)
+		bt := r.newBatch(ctx, lease, leaseDeadline(lease, time.Now()), stores, nil)
 		for _, t := range bt.tasks {
 			queue <- queuedTask{batch: bt, task: t}
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/rpc/internalv1"
 )
 
 // A retry delay the leader asked for is a floor, except that a kick (a job started, a
@@ -41,6 +43,28 @@ func TestRunnerPauseEndsOnAKick(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("pause did not end")
 			}
+		})
+	}
+}
+
+// TestLeaseDeadlineIsTheNodesOwn: a lease ends its length after the request was sent,
+// on this node's monotonic clock, whatever the leader stamped (its clock, or this
+// node's, may be days off); only a response without the length falls back to it.
+func TestLeaseDeadlineIsTheNodesOwn(t *testing.T) {
+	asked := time.Now()
+	tests := []struct {
+		name  string
+		lease *internalv1.LeaseRestoreTasksResponse
+		want  time.Time
+	}{
+		{"stamped a day ahead", &internalv1.LeaseRestoreTasksResponse{LeaseMs: 30_000, DeadlineUnixMs: asked.Add(24 * time.Hour).UnixMilli()}, asked.Add(30 * time.Second)},
+		{"stamped a day behind", &internalv1.LeaseRestoreTasksResponse{LeaseMs: 30_000, DeadlineUnixMs: asked.Add(-24 * time.Hour).UnixMilli()}, asked.Add(30 * time.Second)},
+		{"an older leader", &internalv1.LeaseRestoreTasksResponse{DeadlineUnixMs: asked.Add(time.Minute).UnixMilli()}, time.UnixMilli(asked.Add(time.Minute).UnixMilli())},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := leaseDeadline(tc.lease, asked)
+			require.True(t, got.Equal(tc.want), "deadline %v, want %v", got, tc.want)
 		})
 	}
 }

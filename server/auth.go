@@ -212,6 +212,7 @@ var methodRoles = map[string]methodRule{
 	"/snapkeep.internal.v1.Internal/ProbeRepository":    {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/AnalyzeStorage":     {roleInternal, false},
 	"/snapkeep.internal.v1.Internal/FsckRead":           {roleInternal, false},
+	"/snapkeep.internal.v1.Internal/ReadClock":          {roleInternal, false},
 }
 
 // internalServicePrefix: any method of the Internal service needs the cluster secret,

@@ -133,6 +133,9 @@ type Config struct {
 
 	// Failpoints inject faults for tests; nil in production.
 	Failpoints *Failpoints
+	// WallClock replaces the node's wall clock (wallclock.Now) in tests that run
+	// nodes with different clocks in one process; nil in production.
+	WallClock func() time.Time
 
 	// DefaultLease is the allocation lease when a request gives none (default 1h).
 	DefaultLease time.Duration

@@ -150,9 +150,13 @@ func (n *Node) health() Health {
 	if h.Leader == "" {
 		problem(reasonNoLeader, "no leader known")
 	}
-	if err, at := n.logWrites.recentError(healthLogErrorWindow); err != nil {
+	if err, at := n.logWrites.recentError(healthLogErrorWindow); err != nil && !bugHealthyDisk {
 		h.LogWriteError = err.Error()
 		problem(reasonLogWrite, "cannot write the Raft log (disk full?): %v, %v ago", err, time.Since(at).Round(time.Millisecond))
+	}
+	if d, at := n.logWrites.recentSlowWrite(); d > 0 {
+		h.Degraded = append(h.Degraded, fmt.Sprintf("a Raft log write took %v, %v ago: the disk is slow (every commit waits on the leader's)",
+			d.Round(time.Millisecond), time.Since(at).Round(time.Second)))
 	}
 	h.LeaderCommitIndex = n.transport.LeaderCommitIndex()
 	if state == raft.Leader {

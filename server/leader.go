@@ -189,10 +189,10 @@ func (n *Node) registerSelf(ctx context.Context) {
 }
 
 // expireAllocations proposes ExpireAllocations when the earliest lease has passed by
-// the leader's clock; Apply then uses the time stamped in the entry.
+// the cluster clock; Apply then uses the time stamped in the entry.
 func (n *Node) expireAllocations(ctx context.Context) {
 	deadline, ok := n.fsm.View().NextLeaseDeadline()
-	if !ok || deadline >= time.Now().UnixNano() {
+	if !ok || deadline >= n.stampTime() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -1,10 +1,21 @@
 package server
 
 import (
+	"io"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/snapkeep/snapkeep/internal/diskfault"
+)
+
+// slowLogWrite: a Raft log write that took longer is reported (health: degraded) for
+// slowLogWriteWindow; a disk this slow holds every commit of the cluster when it is
+// the leader's.
+const (
+	slowLogWrite       = time.Second
+	slowLogWriteWindow = time.Minute
 )
 
 // logWriteTracker remembers the outcome of the Raft log's writes, so health can say a
@@ -15,6 +26,10 @@ type logWriteTracker struct {
 	lastErr   error
 	lastErrAt time.Time
 	lastOKAt  time.Time
+	// slowest is the longest write in the window that ended at slowAt (slowLogWrite
+	// or more), zero when none.
+	slowest time.Duration
+	slowAt  time.Time
 }
 
 func (t *logWriteTracker) record(err error) {
@@ -25,6 +40,47 @@ func (t *logWriteTracker) record(err error) {
 		return
 	}
 	t.lastOKAt = time.Now()
+}
+
+// checked runs a write and records its outcome.
+func (t *logWriteTracker) checked(where string, write func() error) error {
+	err := diskfault.Check(where) // faultinject builds only
+	if err == nil {
+		err = write()
+	}
+	t.record(err)
+	return err
+}
+
+// timed runs a log write and records its outcome and, when slow, its duration.
+func (t *logWriteTracker) timed(where string, write func() error) error {
+	if err := diskfault.Check(where); err != nil { // faultinject builds only
+		t.record(err)
+		return err
+	}
+	start := time.Now()
+	err := write()
+	t.record(err)
+	if d := time.Since(start); d >= slowLogWrite {
+		t.mu.Lock()
+		if time.Since(t.slowAt) > slowLogWriteWindow || d > t.slowest {
+			t.slowest = d
+		}
+		t.slowAt = time.Now()
+		t.mu.Unlock()
+	}
+	return err
+}
+
+// recentSlowWrite returns the slowest write of the last slowLogWriteWindow, when one
+// took slowLogWrite or more.
+func (t *logWriteTracker) recentSlowWrite() (time.Duration, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.slowest == 0 || time.Since(t.slowAt) > slowLogWriteWindow {
+		return 0, time.Time{}
+	}
+	return t.slowest, t.slowAt
 }
 
 // recentError returns the last write error when it is newer than the last successful
@@ -55,21 +111,15 @@ type trackedLogStore struct {
 func (s trackedLogStore) IsMonotonic() bool { return s.monotonic }
 
 func (s trackedLogStore) StoreLog(l *raft.Log) error {
-	err := s.LogStore.StoreLog(l)
-	s.t.record(err)
-	return err
+	return s.t.timed(diskfault.RaftLog, func() error { return s.LogStore.StoreLog(l) })
 }
 
 func (s trackedLogStore) StoreLogs(logs []*raft.Log) error {
-	err := s.LogStore.StoreLogs(logs)
-	s.t.record(err)
-	return err
+	return s.t.timed(diskfault.RaftLog, func() error { return s.LogStore.StoreLogs(logs) })
 }
 
 func (s trackedLogStore) DeleteRange(lo, hi uint64) error {
-	err := s.LogStore.DeleteRange(lo, hi)
-	s.t.record(err)
-	return err
+	return s.t.timed(diskfault.RaftLog, func() error { return s.LogStore.DeleteRange(lo, hi) })
 }
 
 // trackedStableStore is the Raft stable store (term, vote) with writes recorded.
@@ -79,13 +129,56 @@ type trackedStableStore struct {
 }
 
 func (s trackedStableStore) Set(k, v []byte) error {
-	err := s.StableStore.Set(k, v)
-	s.t.record(err)
-	return err
+	return s.t.timed(diskfault.RaftStable, func() error { return s.StableStore.Set(k, v) })
 }
 
 func (s trackedStableStore) SetUint64(k []byte, v uint64) error {
-	err := s.StableStore.SetUint64(k, v)
-	s.t.record(err)
-	return err
+	return s.t.timed(diskfault.RaftStable, func() error { return s.StableStore.SetUint64(k, v) })
 }
+
+// trackedSnapshotStore is the raft snapshot store with the writes of each snapshot
+// recorded: raft only logs a snapshot it failed to write, and tries again later.
+type trackedSnapshotStore struct {
+	raft.SnapshotStore
+	t *logWriteTracker
+}
+
+func (s trackedSnapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+	configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
+	var sink raft.SnapshotSink
+	err := s.t.checked(diskfault.RaftSnapshot, func() error {
+		var err error
+		sink, err = s.SnapshotStore.Create(version, index, term, configuration, configurationIndex, trans)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return trackedSink{SnapshotSink: sink, t: s.t}, nil
+}
+
+// trackedSink is a snapshot being written. A failed write is recorded; raft then
+// cancels the sink.
+type trackedSink struct {
+	raft.SnapshotSink
+	t *logWriteTracker
+}
+
+func (s trackedSink) Write(p []byte) (int, error) {
+	if err := diskfault.Check(diskfault.RaftSnapshot); err != nil {
+		s.t.record(err)
+		return 0, err
+	}
+	n, err := s.SnapshotSink.Write(p)
+	if err != nil {
+		s.t.record(err)
+	}
+	return n, err
+}
+
+// Close is not timed: a large snapshot's fsync is expected to take seconds.
+func (s trackedSink) Close() error {
+	return s.t.checked(diskfault.RaftSnapshot, s.SnapshotSink.Close)
+}
+
+var _ io.Writer = trackedSink{}

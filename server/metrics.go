@@ -380,6 +380,8 @@ var (
 		"Unix time a snapshot of the policy last committed; 0 if never.", []string{"policy"}, nil)
 	descPolicyLastFailure = prometheus.NewDesc("snapkeep_policy_last_failure_timestamp_seconds",
 		"Unix time the policy last failed (a run's collection or a snapshot given up); 0 if never.", []string{"policy"}, nil)
+	descClockOffset = prometheus.NewDesc("snapkeep_clock_offset_seconds",
+		"Another voter's wall clock minus this node's, from the last sample (every second); absent when the voter did not answer for 5 s. The leader stamps commands with the median of the voters' clocks.", []string{"peer"}, nil)
 	descPolicyNextRun = prometheus.NewDesc("snapkeep_policy_next_run_timestamp_seconds",
 		"Unix time of the policy's next due time; 0 when disabled. In the past: the run is overdue (no quorum, or the leader cannot compile the schedule).", []string{"policy"}, nil)
 )
@@ -388,7 +390,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeInfo, descHealthy, descUnhealthyReason, descRaftState, descRaftLeader, descTerm, descCommit,
 		descApplied, descLastLog, descLastContact, descFSMApplied, descDatabases, descCollections, descSegments, descFiles,
 		descSnapshots, descSnapshotsBroken, descRestoreJobs, descNodes, descRequests,
-		descPolicySnapshots, descPolicyLastSuccess, descPolicyLastFailure, descPolicyNextRun} {
+		descPolicySnapshots, descPolicyLastSuccess, descPolicyLastFailure, descPolicyNextRun, descClockOffset} {
 		ch <- d
 	}
 }
@@ -418,6 +420,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		contact = float64(h.LastContactMS) / 1000
 	}
 	gauge(descLastContact, contact)
+	for peer, off := range n.clock.Offsets() {
+		gauge(descClockOffset, off.Seconds(), peer)
+	}
 
 	st := n.fsm.View().Stats()
 	gauge(descFSMApplied, float64(st.AppliedIndex))
@@ -470,7 +475,7 @@ func boolValue(b bool) float64 {
 // snapkeep_duty_panics_total, present from the start).
 var dutyNames = []string{
 	// every node (startNodeDuties)
-	"leadership", "register-node", "health", "restore-watch", "restore-executor", "membership",
+	"leadership", "register-node", "health", "clock-sample", "restore-watch", "restore-executor", "membership",
 	// the leader (leaderDuties)
 	"allocation-expiry", "finisher", "restore-coordinator", "policies", "policy-exports", "gc", "backup", "scrubber",
 }

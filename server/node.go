@@ -39,6 +39,7 @@ import (
 	"github.com/snapkeep/snapkeep/rpc/internalv1"
 	"github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/api"
+	"github.com/snapkeep/snapkeep/server/clustertime"
 	"github.com/snapkeep/snapkeep/server/finisher"
 	"github.com/snapkeep/snapkeep/server/membership"
 	"github.com/snapkeep/snapkeep/server/policy"
@@ -82,6 +83,10 @@ type Node struct {
 	healthGate atomic.Pointer[healthGate] // health.go: why client calls are refused now
 	ops        *opsServer                 // http.go: gRPC health, metrics, health and pprof over HTTP
 	members    *membership.Membership     // nil when gossip is off
+	// clock is the cluster clock the leader stamps commands with (clock.go);
+	// clockWarned the voters whose clocks sampleClocks last found off.
+	clock       *clustertime.Clock
+	clockWarned map[string]bool
 
 	// readyTerm is the term in which this node, as leader, applied every entry of
 	// earlier terms (a barrier): only then is its commit index safe to serve reads from.
@@ -106,6 +111,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	// still see the node.
 	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), root: layout.Root(cfg.Root), stop: make(chan struct{})}
 	n.fsm = fsm.New(n.logger.With("component", "fsm"))
+	n.clock, n.clockWarned = clustertime.New(n.wallClock), map[string]bool{}
 	if n.sec, err = newSecurity(cfg, n.logger); err != nil {
 		return nil, err
 	}
@@ -302,11 +308,12 @@ func (n *Node) startRaft() error {
 		return err
 	}
 	// The store keeps its files under raftDir/snapshots.
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, newHCLog(n.logger, "raft-snapshots"))
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, newHCLog(n.logger, "raft-snapshots"))
 	if err != nil {
 		store.Close()
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
+	snaps := trackedSnapshotStore{SnapshotStore: fileSnaps, t: &n.logWrites}
 
 	ln := cfg.RaftListener
 	if ln == nil {

@@ -31,12 +31,12 @@ func (n *Node) propose(ctx context.Context, requestID string, cmd proto.Message,
 	if err := fsm.ValidateRequestID(requestID); err != nil {
 		return err
 	}
-	// A leader stamps its own command with its clock as it encodes it; a forwarded one
-	// is stamped by the leader that takes it (applyLocal).
+	// A leader stamps its own command with the cluster clock as it encodes it; a
+	// forwarded one is stamped by the leader that takes it (applyLocal).
 	leader := n.raft.State() == raft.Leader
 	var now int64
 	if leader {
-		now = time.Now().UnixNano()
+		now = n.stampTime()
 	}
 	data, err := fsm.EncodeCommand(requestID, now, cmd)
 	if err != nil {
@@ -93,13 +93,13 @@ func (n *Node) proposeEnvelope(ctx context.Context, envelope []byte) (*fsmpb.Res
 	return &res, nil
 }
 
-// applyLocal stamps the leader's clock on the envelope and applies it through Raft.
+// applyLocal stamps the cluster clock on the envelope and applies it through Raft.
 func (n *Node) applyLocal(ctx context.Context, envelope []byte) (*fsmpb.Result, uint64, error) {
 	var env fsmpb.Envelope
 	if err := proto.Unmarshal(envelope, &env); err != nil {
 		return nil, 0, status.Errorf(codes.InvalidArgument, "malformed command envelope: %v", err)
 	}
-	env.Now = time.Now().UnixNano()
+	env.Now = n.stampTime()
 	data, err := proto.Marshal(&env)
 	if err != nil {
 		return nil, 0, status.Errorf(codes.Internal, "encode envelope: %v", err)

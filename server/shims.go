@@ -52,6 +52,7 @@ func (n *Node) newGCSchedule() *gc.Schedule {
 		Logger:      n.logger.With("component", "gc"),
 		// Metadata backups are not catalog objects: never orphans.
 		SkipPrefixes: []string{n.cfg.Backup.Prefix},
+		Now:          n.clusterNow,
 	}
 	return gc.NewSchedule(dutyShim{n}, n.objectStore, cfg, gc.ScheduleConfig{
 		Interval: n.cfg.GCInterval, OrphanInterval: n.cfg.GCOrphanInterval, Ran: n.metrics.gcRan})
@@ -69,6 +70,7 @@ func (n *Node) newFinisher() *finisher.Finisher {
 		Hooks:          hooks,
 		Logger:         n.logger,
 		Guard:          n.duties,
+		Now:            n.clusterNow,
 	})
 }
 
@@ -82,6 +84,7 @@ func (n *Node) newScrubber() *scrub.Scrubber {
 		BytesPerSecond: n.cfg.ScrubRate,
 		Logger:         n.logger.With("component", "scrubber"),
 		Verified:       n.metrics.snapshotVerified,
+		Now:            n.clusterNow,
 	})
 }
 
@@ -122,6 +125,7 @@ func (n *Node) newPolicyScheduler() *policy.Scheduler {
 		Logger:            n.logger.With("component", "policies"),
 		Ran:               n.metrics.policyRan,
 		Hooks:             hooks,
+		Now:               n.clusterNow,
 	})
 }
 
@@ -186,6 +190,7 @@ func (n *Node) newRestoreCoordinator() *restore.Coordinator {
 		Started:   func() { n.runner.Kick() },
 		Logger:    n.logger,
 		Guard:     n.duties,
+		Now:       n.clusterNow,
 	})
 }
 
@@ -271,6 +276,7 @@ func (n *Node) newAPI() api.Services {
 		RestoreMaxAttempts:     n.cfg.RestoreMaxAttempts,
 		RestoreLease:           n.cfg.RestoreLease,
 		GCDisabled:             n.cfg.GCDisabled,
+		Now:                    n.clusterNow,
 	}, n.gc)
 }
 

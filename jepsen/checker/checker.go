@@ -93,7 +93,10 @@ func All() []Checker {
 		Repository{},
 		Fsck{},
 		&Policy{},
+		InFlight{},
+		DiskFaults{},
 		Convergence{},
-		LogMatching{},
+		LogMatching{}, // this one and the next read the stopped nodes' data dirs
+		&ClusterClock{},
 	}
 }

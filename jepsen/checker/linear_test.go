@@ -373,5 +373,5 @@ func TestAllOrder(t *testing.T) {
 	for _, c := range All() {
 		names = append(names, c.Name())
 	}
-	require.Equal(t, []string{"linearizable-registry", "linearizable-catalog", "lost-undone", "bucket-audit", "restores", "repository", "fsck", "policy", "convergence", "log-matching"}, names)
+	require.Equal(t, []string{"linearizable-registry", "linearizable-catalog", "lost-undone", "bucket-audit", "restores", "repository", "fsck", "policy", "in-flight", "disk-faults", "convergence", "log-matching", "cluster-clock"}, names)
 }

@@ -22,12 +22,15 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +67,10 @@ type Node struct {
 	GossipAddr string
 	DataDir    string
 	LogPath    string
+	// ClockFile skews the node's wall clock and DiskFile fails or slows its Raft
+	// writes (SNAPKEEP_FAULT_CLOCK_FILE, SNAPKEEP_FAULT_DISK_FILE of a faultinject
+	// build; see SetClock, SetDisk).
+	ClockFile, DiskFile string
 	// args start the node as a member of the initial cluster (--peers); freshArgs
 	// start it without --peers, as a new server with an empty data dir that waits for
 	// the leader to add it (RestartFresh).
@@ -133,8 +140,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	for i := 1; i <= opts.Nodes; i++ {
 		n := &Node{ID: fmt.Sprintf("n%d", i), DataDir: filepath.Join(opts.Dir, "data", fmt.Sprintf("n%d", i)),
-			LogPath: filepath.Join(logDir, fmt.Sprintf("n%d.log", i))}
-		n.proc = &harness.Process{Name: n.ID, Binary: opts.Binary, Env: env, LogPath: n.LogPath}
+			LogPath: filepath.Join(logDir, fmt.Sprintf("n%d.log", i)), ClockFile: filepath.Join(opts.Dir, "faults", fmt.Sprintf("n%d.clock", i)),
+			DiskFile: filepath.Join(opts.Dir, "faults", fmt.Sprintf("n%d.disk", i))}
+		nodeEnv := append(slices.Clip(env), "SNAPKEEP_FAULT_CLOCK_FILE="+n.ClockFile, "SNAPKEEP_FAULT_DISK_FILE="+n.DiskFile)
+		n.proc = &harness.Process{Name: n.ID, Binary: opts.Binary, Env: nodeEnv, LogPath: n.LogPath}
 		for _, a := range []*string{&n.RaftAddr, &n.GRPCAddr, &n.HTTPAddr, &n.GossipAddr} {
 			if *a, err = harness.FreeAddr(); err != nil {
 				return nil, err
@@ -253,6 +262,69 @@ func (n *Node) Running() bool { return n.proc.Running() }
 
 // Kill sends SIGKILL to the node's process group and waits for it to exit.
 func (c *Cluster) Kill(id string) error { return c.Node(id).proc.Kill() }
+
+// SetClock skews node id's wall clock by offset (0: heals it). The node reads it
+// within 20 ms; it outlives a restart of the node. Only a faultinject build reads it.
+func (c *Cluster) SetClock(id string, offset time.Duration) error {
+	if offset == 0 {
+		return writeFault(c.Node(id).ClockFile, "")
+	}
+	return writeFault(c.Node(id).ClockFile, strconv.FormatInt(int64(offset), 10))
+}
+
+// SetDisk makes node id's Raft log, stable store and snapshot writes fail or slow
+// down: "enospc", "eio", "slow 400ms"; "" heals. The node reads it within 20 ms; it
+// outlives a restart. Only a faultinject build reads it.
+func (c *Cluster) SetDisk(id, fault string) error {
+	return writeFault(c.Node(id).DiskFile, fault)
+}
+
+// writeFault writes a fault file whole (renamed into place: a node never reads half
+// of it), or removes it for "".
+func writeFault(path, content string) error {
+	if content == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Health is a node's /health as the harness reads it.
+type Health struct {
+	Healthy  bool     `json:"healthy"`
+	Status   string   `json:"status"`
+	Role     string   `json:"role"`
+	Reasons  []string `json:"reasons,omitempty"`
+	Problems []string `json:"problems,omitempty"`
+	Degraded []string `json:"degraded,omitempty"`
+}
+
+// Health reads node id's /health (an unhealthy node answers 503 with the same body).
+func (c *Cluster) Health(ctx context.Context, id string) (Health, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Node(id).HTTPAddr+"/health", nil)
+	if err != nil {
+		return Health{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return Health{}, err
+	}
+	defer resp.Body.Close()
+	var h Health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		return Health{}, fmt.Errorf("%s /health (%s): %w", id, resp.Status, err)
+	}
+	return h, nil
+}
 
 // Restart starts a node that is not running (no-op otherwise).
 func (c *Cluster) Restart(id string) error { return c.startNode(c.Node(id)) }

@@ -35,11 +35,13 @@ const (
 	LeaderChurn       = "leader-churn"
 	S3Faults          = "s3-faults"
 	Member            = "member"
+	Clock             = "clock"
+	Disk              = "disk"
 )
 
 // faults is every fault the nemesis injects, one type per kind, in the order of All.
 var faults = []fault{killFault{}, pauseFault{}, partitionLeaderFault{}, partitionMajorityFault{}, bridgeFault{},
-	delayFault{}, dropFault{}, leaderChurnFault{}, s3Fault{}, memberFault{}}
+	delayFault{}, dropFault{}, leaderChurnFault{}, s3Fault{}, memberFault{}, clockFault{}, diskFault{}}
 
 // All is every fault kind the nemesis injects.
 var All = kindsOf(faults)
@@ -133,6 +135,9 @@ type Nemesis struct {
 	Log func(format string, args ...any)
 
 	rng *rand.Rand
+	// clockSkewed, diskFaulted: a clock, a disk fault ran (the first of each is
+	// chosen to matter: see clockFault, diskFault).
+	clockSkewed, diskFaulted bool
 }
 
 // Run injects faults until ctx is done and returns how many; every fault is healed

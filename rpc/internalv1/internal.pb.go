@@ -81,6 +81,95 @@ func (AnalyzePhase) EnumDescriptor() ([]byte, []int) {
 	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
 }
 
+type ReadClockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadClockRequest) Reset() {
+	*x = ReadClockRequest{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadClockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadClockRequest) ProtoMessage() {}
+
+func (x *ReadClockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadClockRequest.ProtoReflect.Descriptor instead.
+func (*ReadClockRequest) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+}
+
+type ReadClockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The node's wall clock when it answered, Unix nanoseconds.
+	WallUnixNano  int64 `protobuf:"varint,2,opt,name=wall_unix_nano,json=wallUnixNano,proto3" json:"wall_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadClockResponse) Reset() {
+	*x = ReadClockResponse{}
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadClockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadClockResponse) ProtoMessage() {}
+
+func (x *ReadClockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadClockResponse.ProtoReflect.Descriptor instead.
+func (*ReadClockResponse) Descriptor() ([]byte, []int) {
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReadClockResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ReadClockResponse) GetWallUnixNano() int64 {
+	if x != nil {
+		return x.WallUnixNano
+	}
+	return 0
+}
+
 type FsckReadItem struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"` // full key in the cluster's bucket
@@ -92,7 +181,7 @@ type FsckReadItem struct {
 
 func (x *FsckReadItem) Reset() {
 	*x = FsckReadItem{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +193,7 @@ func (x *FsckReadItem) String() string {
 func (*FsckReadItem) ProtoMessage() {}
 
 func (x *FsckReadItem) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[0]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +206,7 @@ func (x *FsckReadItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckReadItem.ProtoReflect.Descriptor instead.
 func (*FsckReadItem) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{0}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FsckReadItem) GetKey() string {
@@ -152,7 +241,7 @@ type FsckReadRequest struct {
 
 func (x *FsckReadRequest) Reset() {
 	*x = FsckReadRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -164,7 +253,7 @@ func (x *FsckReadRequest) String() string {
 func (*FsckReadRequest) ProtoMessage() {}
 
 func (x *FsckReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[1]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -177,7 +266,7 @@ func (x *FsckReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckReadRequest.ProtoReflect.Descriptor instead.
 func (*FsckReadRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{1}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FsckReadRequest) GetItems() []*FsckReadItem {
@@ -213,7 +302,7 @@ type FsckReadProblem struct {
 
 func (x *FsckReadProblem) Reset() {
 	*x = FsckReadProblem{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +314,7 @@ func (x *FsckReadProblem) String() string {
 func (*FsckReadProblem) ProtoMessage() {}
 
 func (x *FsckReadProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[2]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +327,7 @@ func (x *FsckReadProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckReadProblem.ProtoReflect.Descriptor instead.
 func (*FsckReadProblem) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{2}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FsckReadProblem) GetKey() string {
@@ -280,7 +369,7 @@ type FsckReadResponse struct {
 
 func (x *FsckReadResponse) Reset() {
 	*x = FsckReadResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +381,7 @@ func (x *FsckReadResponse) String() string {
 func (*FsckReadResponse) ProtoMessage() {}
 
 func (x *FsckReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[3]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +394,7 @@ func (x *FsckReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsckReadResponse.ProtoReflect.Descriptor instead.
 func (*FsckReadResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{3}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FsckReadResponse) GetFilesRead() uint64 {
@@ -337,7 +426,7 @@ type GCScheduleRequest struct {
 
 func (x *GCScheduleRequest) Reset() {
 	*x = GCScheduleRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +438,7 @@ func (x *GCScheduleRequest) String() string {
 func (*GCScheduleRequest) ProtoMessage() {}
 
 func (x *GCScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[4]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +451,7 @@ func (x *GCScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GCScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{4}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{6}
 }
 
 type GCScheduleResponse struct {
@@ -376,7 +465,7 @@ type GCScheduleResponse struct {
 
 func (x *GCScheduleResponse) Reset() {
 	*x = GCScheduleResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +477,7 @@ func (x *GCScheduleResponse) String() string {
 func (*GCScheduleResponse) ProtoMessage() {}
 
 func (x *GCScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[5]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +490,7 @@ func (x *GCScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GCScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{5}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GCScheduleResponse) GetEnabled() bool {
@@ -439,7 +528,7 @@ type LeaseRestoreTasksRequest struct {
 
 func (x *LeaseRestoreTasksRequest) Reset() {
 	*x = LeaseRestoreTasksRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +540,7 @@ func (x *LeaseRestoreTasksRequest) String() string {
 func (*LeaseRestoreTasksRequest) ProtoMessage() {}
 
 func (x *LeaseRestoreTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[6]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +553,7 @@ func (x *LeaseRestoreTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRestoreTasksRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRestoreTasksRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{6}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LeaseRestoreTasksRequest) GetNode() string {
@@ -503,7 +592,7 @@ type RestoreTask struct {
 
 func (x *RestoreTask) Reset() {
 	*x = RestoreTask{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +604,7 @@ func (x *RestoreTask) String() string {
 func (*RestoreTask) ProtoMessage() {}
 
 func (x *RestoreTask) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[7]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +617,7 @@ func (x *RestoreTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreTask.ProtoReflect.Descriptor instead.
 func (*RestoreTask) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{7}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RestoreTask) GetIndex() uint32 {
@@ -580,15 +669,18 @@ type LeaseRestoreTasksResponse struct {
 	ReadBack bool `protobuf:"varint,8,opt,name=read_back,json=readBack,proto3" json:"read_back,omitempty"`
 	// What the job copies (snapkeep.fsm.v1.JobKind) and its repository: the node picks
 	// the source and destination stores by them.
-	Kind          uint32 `protobuf:"varint,9,opt,name=kind,proto3" json:"kind,omitempty"`
-	Repository    string `protobuf:"bytes,10,opt,name=repository,proto3" json:"repository,omitempty"`
+	Kind       uint32 `protobuf:"varint,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	Repository string `protobuf:"bytes,10,opt,name=repository,proto3" json:"repository,omitempty"`
+	// The lease's length: the node stops starting copies this long after it sent the
+	// request, on its own monotonic clock (0 from an older leader: it uses deadline_unix_ms).
+	LeaseMs       int64 `protobuf:"varint,11,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseRestoreTasksResponse) Reset() {
 	*x = LeaseRestoreTasksResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +692,7 @@ func (x *LeaseRestoreTasksResponse) String() string {
 func (*LeaseRestoreTasksResponse) ProtoMessage() {}
 
 func (x *LeaseRestoreTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[8]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +705,7 @@ func (x *LeaseRestoreTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRestoreTasksResponse.ProtoReflect.Descriptor instead.
 func (*LeaseRestoreTasksResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{8}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LeaseRestoreTasksResponse) GetJobId() uint64 {
@@ -686,6 +778,13 @@ func (x *LeaseRestoreTasksResponse) GetRepository() string {
 	return ""
 }
 
+func (x *LeaseRestoreTasksResponse) GetLeaseMs() int64 {
+	if x != nil {
+		return x.LeaseMs
+	}
+	return 0
+}
+
 type TaskOutcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -704,7 +803,7 @@ type TaskOutcome struct {
 
 func (x *TaskOutcome) Reset() {
 	*x = TaskOutcome{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +815,7 @@ func (x *TaskOutcome) String() string {
 func (*TaskOutcome) ProtoMessage() {}
 
 func (x *TaskOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[9]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +828,7 @@ func (x *TaskOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskOutcome.ProtoReflect.Descriptor instead.
 func (*TaskOutcome) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{9}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskOutcome) GetIndex() uint32 {
@@ -795,7 +894,7 @@ type ReportRestoreTasksRequest struct {
 
 func (x *ReportRestoreTasksRequest) Reset() {
 	*x = ReportRestoreTasksRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +906,7 @@ func (x *ReportRestoreTasksRequest) String() string {
 func (*ReportRestoreTasksRequest) ProtoMessage() {}
 
 func (x *ReportRestoreTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[10]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +919,7 @@ func (x *ReportRestoreTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreTasksRequest.ProtoReflect.Descriptor instead.
 func (*ReportRestoreTasksRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{10}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReportRestoreTasksRequest) GetNode() string {
@@ -866,7 +965,7 @@ type ReportRestoreTasksResponse struct {
 
 func (x *ReportRestoreTasksResponse) Reset() {
 	*x = ReportRestoreTasksResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +977,7 @@ func (x *ReportRestoreTasksResponse) String() string {
 func (*ReportRestoreTasksResponse) ProtoMessage() {}
 
 func (x *ReportRestoreTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[11]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +990,7 @@ func (x *ReportRestoreTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRestoreTasksResponse.ProtoReflect.Descriptor instead.
 func (*ReportRestoreTasksResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{11}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{13}
 }
 
 type ProposeRequest struct {
@@ -907,7 +1006,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1018,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[12]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1031,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{12}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ProposeRequest) GetEnvelope() []byte {
@@ -961,7 +1060,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1072,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[13]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1085,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{13}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ProposeResponse) GetResult() []byte {
@@ -1011,7 +1110,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1122,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[14]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1135,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{14}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{16}
 }
 
 type ReadIndexResponse struct {
@@ -1048,7 +1147,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1159,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[15]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1172,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{15}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -1093,7 +1192,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1204,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[16]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1217,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{16}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NodeStatusRequest) GetFsmHash() bool {
@@ -1151,7 +1250,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1262,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[17]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1275,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{17}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *NodeStatusResponse) GetId() string {
@@ -1281,7 +1380,7 @@ type ProbeRepositoryRequest struct {
 
 func (x *ProbeRepositoryRequest) Reset() {
 	*x = ProbeRepositoryRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[18]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1392,7 @@ func (x *ProbeRepositoryRequest) String() string {
 func (*ProbeRepositoryRequest) ProtoMessage() {}
 
 func (x *ProbeRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[18]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1405,7 @@ func (x *ProbeRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProbeRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*ProbeRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{18}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProbeRepositoryRequest) GetSpec() *snapkeepv1.RepositorySpec {
@@ -1338,7 +1437,7 @@ type AnalyzeStorageNodeRequest struct {
 
 func (x *AnalyzeStorageNodeRequest) Reset() {
 	*x = AnalyzeStorageNodeRequest{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[19]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1449,7 @@ func (x *AnalyzeStorageNodeRequest) String() string {
 func (*AnalyzeStorageNodeRequest) ProtoMessage() {}
 
 func (x *AnalyzeStorageNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[19]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1462,7 @@ func (x *AnalyzeStorageNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalyzeStorageNodeRequest.ProtoReflect.Descriptor instead.
 func (*AnalyzeStorageNodeRequest) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{19}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AnalyzeStorageNodeRequest) GetRepository() *snapkeepv1.RepositorySpec {
@@ -1413,7 +1512,7 @@ type CrossObject struct {
 
 func (x *CrossObject) Reset() {
 	*x = CrossObject{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[20]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1524,7 @@ func (x *CrossObject) String() string {
 func (*CrossObject) ProtoMessage() {}
 
 func (x *CrossObject) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[20]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1537,7 @@ func (x *CrossObject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossObject.ProtoReflect.Descriptor instead.
 func (*CrossObject) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{20}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CrossObject) GetNode() string {
@@ -1486,7 +1585,7 @@ type AnalyzeStorageNodeResponse struct {
 
 func (x *AnalyzeStorageNodeResponse) Reset() {
 	*x = AnalyzeStorageNodeResponse{}
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[21]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1597,7 @@ func (x *AnalyzeStorageNodeResponse) String() string {
 func (*AnalyzeStorageNodeResponse) ProtoMessage() {}
 
 func (x *AnalyzeStorageNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[21]
+	mi := &file_snapkeep_internal_v1_internal_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1610,7 @@ func (x *AnalyzeStorageNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalyzeStorageNodeResponse.ProtoReflect.Descriptor instead.
 func (*AnalyzeStorageNodeResponse) Descriptor() ([]byte, []int) {
-	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{21}
+	return file_snapkeep_internal_v1_internal_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AnalyzeStorageNodeResponse) GetLocal() *snapkeepv1.NodeStorageAnalysis {
@@ -1560,7 +1659,11 @@ var File_snapkeep_internal_v1_internal_proto protoreflect.FileDescriptor
 
 const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\x1a\x1asnapkeep/v1/snapkeep.proto\x1a\x19snapkeep/v1/storage.proto\"L\n" +
+	"#snapkeep/internal/v1/internal.proto\x12\x14snapkeep.internal.v1\x1a\x1asnapkeep/v1/snapkeep.proto\x1a\x19snapkeep/v1/storage.proto\"\x12\n" +
+	"\x10ReadClockRequest\"M\n" +
+	"\x11ReadClockResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12$\n" +
+	"\x0ewall_unix_nano\x18\x02 \x01(\x03R\fwallUnixNano\"L\n" +
 	"\fFsckReadItem\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x16\n" +
@@ -1594,7 +1697,7 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x03src\x18\x02 \x01(\tR\x03src\x12\x10\n" +
 	"\x03dst\x18\x03 \x01(\tR\x03dst\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x16\n" +
-	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\xe8\x02\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"\x83\x03\n" +
 	"\x19LeaseRestoreTasksResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\x04R\aleaseId\x12(\n" +
@@ -1608,7 +1711,8 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\n" +
 	"repository\x18\n" +
 	" \x01(\tR\n" +
-	"repository\"\xab\x01\n" +
+	"repository\x12\x19\n" +
+	"\blease_ms\x18\v \x01(\x03R\aleaseMs\"\xab\x01\n" +
 	"\vTaskOutcome\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
@@ -1678,7 +1782,7 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"\x19ANALYZE_PHASE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ANALYZE_PHASE_LOCAL\x10\x01\x12\x1d\n" +
 	"\x19ANALYZE_PHASE_CROSS_WRITE\x10\x02\x12\x1c\n" +
-	"\x18ANALYZE_PHASE_CROSS_READ\x10\x032\xe0\a\n" +
+	"\x18ANALYZE_PHASE_CROSS_READ\x10\x032\xbe\b\n" +
 	"\bInternal\x12V\n" +
 	"\aPropose\x12$.snapkeep.internal.v1.ProposeRequest\x1a%.snapkeep.internal.v1.ProposeResponse\x12\\\n" +
 	"\tReadIndex\x12&.snapkeep.internal.v1.ReadIndexRequest\x1a'.snapkeep.internal.v1.ReadIndexResponse\x12_\n" +
@@ -1691,7 +1795,8 @@ const file_snapkeep_internal_v1_internal_proto_rawDesc = "" +
 	"GCSchedule\x12'.snapkeep.internal.v1.GCScheduleRequest\x1a(.snapkeep.internal.v1.GCScheduleResponse\x12]\n" +
 	"\x0fProbeRepository\x12,.snapkeep.internal.v1.ProbeRepositoryRequest\x1a\x1c.snapkeep.v1.RepositoryProbe\x12s\n" +
 	"\x0eAnalyzeStorage\x12/.snapkeep.internal.v1.AnalyzeStorageNodeRequest\x1a0.snapkeep.internal.v1.AnalyzeStorageNodeResponse\x12Y\n" +
-	"\bFsckRead\x12%.snapkeep.internal.v1.FsckReadRequest\x1a&.snapkeep.internal.v1.FsckReadResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
+	"\bFsckRead\x12%.snapkeep.internal.v1.FsckReadRequest\x1a&.snapkeep.internal.v1.FsckReadResponse\x12\\\n" +
+	"\tReadClock\x12&.snapkeep.internal.v1.ReadClockRequest\x1a'.snapkeep.internal.v1.ReadClockResponseB-Z+github.com/snapkeep/snapkeep/rpc/internalv1b\x06proto3"
 
 var (
 	file_snapkeep_internal_v1_internal_proto_rawDescOnce sync.Once
@@ -1706,74 +1811,78 @@ func file_snapkeep_internal_v1_internal_proto_rawDescGZIP() []byte {
 }
 
 var file_snapkeep_internal_v1_internal_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_snapkeep_internal_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_snapkeep_internal_v1_internal_proto_goTypes = []any{
 	(AnalyzePhase)(0),                      // 0: snapkeep.internal.v1.AnalyzePhase
-	(*FsckReadItem)(nil),                   // 1: snapkeep.internal.v1.FsckReadItem
-	(*FsckReadRequest)(nil),                // 2: snapkeep.internal.v1.FsckReadRequest
-	(*FsckReadProblem)(nil),                // 3: snapkeep.internal.v1.FsckReadProblem
-	(*FsckReadResponse)(nil),               // 4: snapkeep.internal.v1.FsckReadResponse
-	(*GCScheduleRequest)(nil),              // 5: snapkeep.internal.v1.GCScheduleRequest
-	(*GCScheduleResponse)(nil),             // 6: snapkeep.internal.v1.GCScheduleResponse
-	(*LeaseRestoreTasksRequest)(nil),       // 7: snapkeep.internal.v1.LeaseRestoreTasksRequest
-	(*RestoreTask)(nil),                    // 8: snapkeep.internal.v1.RestoreTask
-	(*LeaseRestoreTasksResponse)(nil),      // 9: snapkeep.internal.v1.LeaseRestoreTasksResponse
-	(*TaskOutcome)(nil),                    // 10: snapkeep.internal.v1.TaskOutcome
-	(*ReportRestoreTasksRequest)(nil),      // 11: snapkeep.internal.v1.ReportRestoreTasksRequest
-	(*ReportRestoreTasksResponse)(nil),     // 12: snapkeep.internal.v1.ReportRestoreTasksResponse
-	(*ProposeRequest)(nil),                 // 13: snapkeep.internal.v1.ProposeRequest
-	(*ProposeResponse)(nil),                // 14: snapkeep.internal.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),               // 15: snapkeep.internal.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),              // 16: snapkeep.internal.v1.ReadIndexResponse
-	(*NodeStatusRequest)(nil),              // 17: snapkeep.internal.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),             // 18: snapkeep.internal.v1.NodeStatusResponse
-	(*ProbeRepositoryRequest)(nil),         // 19: snapkeep.internal.v1.ProbeRepositoryRequest
-	(*AnalyzeStorageNodeRequest)(nil),      // 20: snapkeep.internal.v1.AnalyzeStorageNodeRequest
-	(*CrossObject)(nil),                    // 21: snapkeep.internal.v1.CrossObject
-	(*AnalyzeStorageNodeResponse)(nil),     // 22: snapkeep.internal.v1.AnalyzeStorageNodeResponse
-	(*snapkeepv1.RepositorySpec)(nil),      // 23: snapkeep.v1.RepositorySpec
-	(*snapkeepv1.NodeStorageAnalysis)(nil), // 24: snapkeep.v1.NodeStorageAnalysis
-	(*snapkeepv1.StorageCheck)(nil),        // 25: snapkeep.v1.StorageCheck
-	(*snapkeepv1.GCRunRequest)(nil),        // 26: snapkeep.v1.GCRunRequest
-	(*snapkeepv1.GCRunResponse)(nil),       // 27: snapkeep.v1.GCRunResponse
-	(*snapkeepv1.RepositoryProbe)(nil),     // 28: snapkeep.v1.RepositoryProbe
+	(*ReadClockRequest)(nil),               // 1: snapkeep.internal.v1.ReadClockRequest
+	(*ReadClockResponse)(nil),              // 2: snapkeep.internal.v1.ReadClockResponse
+	(*FsckReadItem)(nil),                   // 3: snapkeep.internal.v1.FsckReadItem
+	(*FsckReadRequest)(nil),                // 4: snapkeep.internal.v1.FsckReadRequest
+	(*FsckReadProblem)(nil),                // 5: snapkeep.internal.v1.FsckReadProblem
+	(*FsckReadResponse)(nil),               // 6: snapkeep.internal.v1.FsckReadResponse
+	(*GCScheduleRequest)(nil),              // 7: snapkeep.internal.v1.GCScheduleRequest
+	(*GCScheduleResponse)(nil),             // 8: snapkeep.internal.v1.GCScheduleResponse
+	(*LeaseRestoreTasksRequest)(nil),       // 9: snapkeep.internal.v1.LeaseRestoreTasksRequest
+	(*RestoreTask)(nil),                    // 10: snapkeep.internal.v1.RestoreTask
+	(*LeaseRestoreTasksResponse)(nil),      // 11: snapkeep.internal.v1.LeaseRestoreTasksResponse
+	(*TaskOutcome)(nil),                    // 12: snapkeep.internal.v1.TaskOutcome
+	(*ReportRestoreTasksRequest)(nil),      // 13: snapkeep.internal.v1.ReportRestoreTasksRequest
+	(*ReportRestoreTasksResponse)(nil),     // 14: snapkeep.internal.v1.ReportRestoreTasksResponse
+	(*ProposeRequest)(nil),                 // 15: snapkeep.internal.v1.ProposeRequest
+	(*ProposeResponse)(nil),                // 16: snapkeep.internal.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),               // 17: snapkeep.internal.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),              // 18: snapkeep.internal.v1.ReadIndexResponse
+	(*NodeStatusRequest)(nil),              // 19: snapkeep.internal.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),             // 20: snapkeep.internal.v1.NodeStatusResponse
+	(*ProbeRepositoryRequest)(nil),         // 21: snapkeep.internal.v1.ProbeRepositoryRequest
+	(*AnalyzeStorageNodeRequest)(nil),      // 22: snapkeep.internal.v1.AnalyzeStorageNodeRequest
+	(*CrossObject)(nil),                    // 23: snapkeep.internal.v1.CrossObject
+	(*AnalyzeStorageNodeResponse)(nil),     // 24: snapkeep.internal.v1.AnalyzeStorageNodeResponse
+	(*snapkeepv1.RepositorySpec)(nil),      // 25: snapkeep.v1.RepositorySpec
+	(*snapkeepv1.NodeStorageAnalysis)(nil), // 26: snapkeep.v1.NodeStorageAnalysis
+	(*snapkeepv1.StorageCheck)(nil),        // 27: snapkeep.v1.StorageCheck
+	(*snapkeepv1.GCRunRequest)(nil),        // 28: snapkeep.v1.GCRunRequest
+	(*snapkeepv1.GCRunResponse)(nil),       // 29: snapkeep.v1.GCRunResponse
+	(*snapkeepv1.RepositoryProbe)(nil),     // 30: snapkeep.v1.RepositoryProbe
 }
 var file_snapkeep_internal_v1_internal_proto_depIdxs = []int32{
-	1,  // 0: snapkeep.internal.v1.FsckReadRequest.items:type_name -> snapkeep.internal.v1.FsckReadItem
-	3,  // 1: snapkeep.internal.v1.FsckReadResponse.problems:type_name -> snapkeep.internal.v1.FsckReadProblem
-	8,  // 2: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
-	10, // 3: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
-	23, // 4: snapkeep.internal.v1.ProbeRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
-	23, // 5: snapkeep.internal.v1.AnalyzeStorageNodeRequest.repository:type_name -> snapkeep.v1.RepositorySpec
+	3,  // 0: snapkeep.internal.v1.FsckReadRequest.items:type_name -> snapkeep.internal.v1.FsckReadItem
+	5,  // 1: snapkeep.internal.v1.FsckReadResponse.problems:type_name -> snapkeep.internal.v1.FsckReadProblem
+	10, // 2: snapkeep.internal.v1.LeaseRestoreTasksResponse.tasks:type_name -> snapkeep.internal.v1.RestoreTask
+	12, // 3: snapkeep.internal.v1.ReportRestoreTasksRequest.outcomes:type_name -> snapkeep.internal.v1.TaskOutcome
+	25, // 4: snapkeep.internal.v1.ProbeRepositoryRequest.spec:type_name -> snapkeep.v1.RepositorySpec
+	25, // 5: snapkeep.internal.v1.AnalyzeStorageNodeRequest.repository:type_name -> snapkeep.v1.RepositorySpec
 	0,  // 6: snapkeep.internal.v1.AnalyzeStorageNodeRequest.phase:type_name -> snapkeep.internal.v1.AnalyzePhase
-	21, // 7: snapkeep.internal.v1.AnalyzeStorageNodeRequest.written:type_name -> snapkeep.internal.v1.CrossObject
-	21, // 8: snapkeep.internal.v1.AnalyzeStorageNodeRequest.shared:type_name -> snapkeep.internal.v1.CrossObject
-	24, // 9: snapkeep.internal.v1.AnalyzeStorageNodeResponse.local:type_name -> snapkeep.v1.NodeStorageAnalysis
-	21, // 10: snapkeep.internal.v1.AnalyzeStorageNodeResponse.own:type_name -> snapkeep.internal.v1.CrossObject
-	21, // 11: snapkeep.internal.v1.AnalyzeStorageNodeResponse.shared:type_name -> snapkeep.internal.v1.CrossObject
-	25, // 12: snapkeep.internal.v1.AnalyzeStorageNodeResponse.cross:type_name -> snapkeep.v1.StorageCheck
-	13, // 13: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
-	15, // 14: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
-	17, // 15: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
-	7,  // 16: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
-	11, // 17: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
-	26, // 18: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
-	5,  // 19: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
-	19, // 20: snapkeep.internal.v1.Internal.ProbeRepository:input_type -> snapkeep.internal.v1.ProbeRepositoryRequest
-	20, // 21: snapkeep.internal.v1.Internal.AnalyzeStorage:input_type -> snapkeep.internal.v1.AnalyzeStorageNodeRequest
-	2,  // 22: snapkeep.internal.v1.Internal.FsckRead:input_type -> snapkeep.internal.v1.FsckReadRequest
-	14, // 23: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
-	16, // 24: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
-	18, // 25: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
-	9,  // 26: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
-	12, // 27: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
-	27, // 28: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
-	6,  // 29: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
-	28, // 30: snapkeep.internal.v1.Internal.ProbeRepository:output_type -> snapkeep.v1.RepositoryProbe
-	22, // 31: snapkeep.internal.v1.Internal.AnalyzeStorage:output_type -> snapkeep.internal.v1.AnalyzeStorageNodeResponse
-	4,  // 32: snapkeep.internal.v1.Internal.FsckRead:output_type -> snapkeep.internal.v1.FsckReadResponse
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
+	23, // 7: snapkeep.internal.v1.AnalyzeStorageNodeRequest.written:type_name -> snapkeep.internal.v1.CrossObject
+	23, // 8: snapkeep.internal.v1.AnalyzeStorageNodeRequest.shared:type_name -> snapkeep.internal.v1.CrossObject
+	26, // 9: snapkeep.internal.v1.AnalyzeStorageNodeResponse.local:type_name -> snapkeep.v1.NodeStorageAnalysis
+	23, // 10: snapkeep.internal.v1.AnalyzeStorageNodeResponse.own:type_name -> snapkeep.internal.v1.CrossObject
+	23, // 11: snapkeep.internal.v1.AnalyzeStorageNodeResponse.shared:type_name -> snapkeep.internal.v1.CrossObject
+	27, // 12: snapkeep.internal.v1.AnalyzeStorageNodeResponse.cross:type_name -> snapkeep.v1.StorageCheck
+	15, // 13: snapkeep.internal.v1.Internal.Propose:input_type -> snapkeep.internal.v1.ProposeRequest
+	17, // 14: snapkeep.internal.v1.Internal.ReadIndex:input_type -> snapkeep.internal.v1.ReadIndexRequest
+	19, // 15: snapkeep.internal.v1.Internal.NodeStatus:input_type -> snapkeep.internal.v1.NodeStatusRequest
+	9,  // 16: snapkeep.internal.v1.Internal.LeaseRestoreTasks:input_type -> snapkeep.internal.v1.LeaseRestoreTasksRequest
+	13, // 17: snapkeep.internal.v1.Internal.ReportRestoreTasks:input_type -> snapkeep.internal.v1.ReportRestoreTasksRequest
+	28, // 18: snapkeep.internal.v1.Internal.RunGC:input_type -> snapkeep.v1.GCRunRequest
+	7,  // 19: snapkeep.internal.v1.Internal.GCSchedule:input_type -> snapkeep.internal.v1.GCScheduleRequest
+	21, // 20: snapkeep.internal.v1.Internal.ProbeRepository:input_type -> snapkeep.internal.v1.ProbeRepositoryRequest
+	22, // 21: snapkeep.internal.v1.Internal.AnalyzeStorage:input_type -> snapkeep.internal.v1.AnalyzeStorageNodeRequest
+	4,  // 22: snapkeep.internal.v1.Internal.FsckRead:input_type -> snapkeep.internal.v1.FsckReadRequest
+	1,  // 23: snapkeep.internal.v1.Internal.ReadClock:input_type -> snapkeep.internal.v1.ReadClockRequest
+	16, // 24: snapkeep.internal.v1.Internal.Propose:output_type -> snapkeep.internal.v1.ProposeResponse
+	18, // 25: snapkeep.internal.v1.Internal.ReadIndex:output_type -> snapkeep.internal.v1.ReadIndexResponse
+	20, // 26: snapkeep.internal.v1.Internal.NodeStatus:output_type -> snapkeep.internal.v1.NodeStatusResponse
+	11, // 27: snapkeep.internal.v1.Internal.LeaseRestoreTasks:output_type -> snapkeep.internal.v1.LeaseRestoreTasksResponse
+	14, // 28: snapkeep.internal.v1.Internal.ReportRestoreTasks:output_type -> snapkeep.internal.v1.ReportRestoreTasksResponse
+	29, // 29: snapkeep.internal.v1.Internal.RunGC:output_type -> snapkeep.v1.GCRunResponse
+	8,  // 30: snapkeep.internal.v1.Internal.GCSchedule:output_type -> snapkeep.internal.v1.GCScheduleResponse
+	30, // 31: snapkeep.internal.v1.Internal.ProbeRepository:output_type -> snapkeep.v1.RepositoryProbe
+	24, // 32: snapkeep.internal.v1.Internal.AnalyzeStorage:output_type -> snapkeep.internal.v1.AnalyzeStorageNodeResponse
+	6,  // 33: snapkeep.internal.v1.Internal.FsckRead:output_type -> snapkeep.internal.v1.FsckReadResponse
+	2,  // 34: snapkeep.internal.v1.Internal.ReadClock:output_type -> snapkeep.internal.v1.ReadClockResponse
+	24, // [24:35] is the sub-list for method output_type
+	13, // [13:24] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name
@@ -1790,7 +1899,7 @@ func file_snapkeep_internal_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapkeep_internal_v1_internal_proto_rawDesc), len(file_snapkeep_internal_v1_internal_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	Internal_ProbeRepository_FullMethodName    = "/snapkeep.internal.v1.Internal/ProbeRepository"
 	Internal_AnalyzeStorage_FullMethodName     = "/snapkeep.internal.v1.Internal/AnalyzeStorage"
 	Internal_FsckRead_FullMethodName           = "/snapkeep.internal.v1.Internal/FsckRead"
+	Internal_ReadClock_FullMethodName          = "/snapkeep.internal.v1.Internal/ReadClock"
 )
 
 // InternalClient is the client API for Internal service.
@@ -66,6 +67,9 @@ type InternalClient interface {
 	// FsckRead reads a batch of the cluster bucket's files back on this node for a deep
 	// fsck run by another node, and compares each one's size and CRC-32C.
 	FsckRead(ctx context.Context, in *FsckReadRequest, opts ...grpc.CallOption) (*FsckReadResponse, error)
+	// ReadClock reads the answering node's wall clock: every node samples the other
+	// voters' clocks, and a leader stamps commands with their median (server/clustertime).
+	ReadClock(ctx context.Context, in *ReadClockRequest, opts ...grpc.CallOption) (*ReadClockResponse, error)
 }
 
 type internalClient struct {
@@ -176,6 +180,16 @@ func (c *internalClient) FsckRead(ctx context.Context, in *FsckReadRequest, opts
 	return out, nil
 }
 
+func (c *internalClient) ReadClock(ctx context.Context, in *ReadClockRequest, opts ...grpc.CallOption) (*ReadClockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadClockResponse)
+	err := c.cc.Invoke(ctx, Internal_ReadClock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -206,6 +220,9 @@ type InternalServer interface {
 	// FsckRead reads a batch of the cluster bucket's files back on this node for a deep
 	// fsck run by another node, and compares each one's size and CRC-32C.
 	FsckRead(context.Context, *FsckReadRequest) (*FsckReadResponse, error)
+	// ReadClock reads the answering node's wall clock: every node samples the other
+	// voters' clocks, and a leader stamps commands with their median (server/clustertime).
+	ReadClock(context.Context, *ReadClockRequest) (*ReadClockResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -245,6 +262,9 @@ func (UnimplementedInternalServer) AnalyzeStorage(context.Context, *AnalyzeStora
 }
 func (UnimplementedInternalServer) FsckRead(context.Context, *FsckReadRequest) (*FsckReadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FsckRead not implemented")
+}
+func (UnimplementedInternalServer) ReadClock(context.Context, *ReadClockRequest) (*ReadClockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadClock not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -447,6 +467,24 @@ func _Internal_FsckRead_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_ReadClock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadClockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ReadClock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ReadClock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ReadClock(ctx, req.(*ReadClockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -493,6 +531,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FsckRead",
 			Handler:    _Internal_FsckRead_Handler,
+		},
+		{
+			MethodName: "ReadClock",
+			Handler:    _Internal_ReadClock_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

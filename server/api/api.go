@@ -73,6 +73,17 @@ type Config struct {
 	RestoreMaxAttempts     int
 	RestoreLease           time.Duration
 	GCDisabled             bool
+	// Now is the cluster clock, for what is compared with times in the catalog
+	// (hold expiries, policy schedules, job progress); nil: time.Now.
+	Now func() time.Time
+}
+
+// now reads the cluster clock.
+func (s *services) now() time.Time {
+	if s.cfg.Now == nil {
+		return time.Now()
+	}
+	return s.cfg.Now()
 }
 
 // services is what every service holds.

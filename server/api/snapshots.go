@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -179,7 +178,7 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 		ManifestXxhash64:      snap.ManifestChecksum,
 		DeleteReason:          snap.DeleteReason,
 		Layout:                toKeyLayout(snap.Layout),
-		Holds:                 toHolds(snap.Holds, time.Now().UnixNano()),
+		Holds:                 toHolds(snap.Holds, s.now().UnixNano()),
 		PolicyId:              snap.PolicyId,
 		PolicyDueUnixMs:       unixMS(snap.PolicyDue),
 		PolicyExportJobId:     snap.PolicyExportJob,

@@ -59,6 +59,16 @@ type Config struct {
 	Hooks          Hooks
 	Logger         *slog.Logger
 	Guard          *duty.Guard // runs each worker's job
+	// Now is the cluster clock, compared with snapshots' pending deadlines; nil:
+	// time.Now.
+	Now func() time.Time
+}
+
+func (f *Finisher) clusterNow() time.Time {
+	if f.cfg.Now == nil {
+		return time.Now()
+	}
+	return f.cfg.Now()
 }
 
 // Finisher completes snapshots. Its methods are safe for concurrent use.
@@ -118,7 +128,7 @@ func (f *Finisher) round(ctx context.Context, workers *sync.WaitGroup) {
 			lastErr = a.lastErr
 		}
 		work := f.finish
-		if now.UnixNano() > snap.PendingDeadline {
+		if f.clusterNow().UnixNano() > snap.PendingDeadline {
 			work = func(ctx context.Context, snap *fsmpb.Snapshot) error { return f.giveUp(ctx, snap, lastErr) }
 		}
 		workers.Add(1)
