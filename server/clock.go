@@ -111,3 +111,7 @@ func (n *Node) sampleClock(ctx context.Context, id, addr string) {
 func (s *internalService) ReadClock(context.Context, *internalv1.ReadClockRequest) (*internalv1.ReadClockResponse, error) {
 	return &internalv1.ReadClockResponse{Node: s.n.cfg.NodeID, WallUnixNano: s.n.wallClock().UnixNano()}, nil
 }
+
+// ClockOffsets returns each other voter's wall clock minus this node's, from the
+// samples younger than clustertime.Fresh (snapkeep_clock_offset_seconds).
+func (n *Node) ClockOffsets() map[string]time.Duration { return n.clock.Offsets() }

@@ -55,6 +55,11 @@ func TestClusterClockIgnoresOneWrongClock(t *testing.T) {
 	offsets[follower].Store(int64(24 * time.Hour))
 	settle()
 	created("leader behind, a follower ahead")
+	// The nodes sample each other: the third node sees both skews.
+	third := 3 - leader - follower
+	seen := c.Nodes[third].ClockOffsets()
+	require.InDelta(t, float64(24*time.Hour), float64(seen[c.Nodes[follower].ID()]), float64(time.Second), "offsets seen by %s: %v", c.Nodes[third].ID(), seen)
+	require.InDelta(t, float64(-72*time.Hour), float64(seen[c.Nodes[leader].ID()]), float64(time.Second), "offsets seen by %s: %v", c.Nodes[third].ID(), seen)
 	offsets[follower].Store(0)
 
 	// The skewed leader goes: the next one stamps from its own view, which carries the

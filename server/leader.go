@@ -131,6 +131,7 @@ func (n *Node) startNodeDuties() {
 	loops := []duty.Loop{
 		{Name: "register-node", Every: dutyTick, Pass: n.registerSelf},
 		{Name: "health", Every: healthInterval, Pass: func(context.Context) { n.updateGRPCHealth() }},
+		n.clockLoop(),
 	}
 	var running sync.WaitGroup
 	loops = append(loops, n.runner.Loops(ctx, &running)...)
