@@ -67,10 +67,11 @@ type Node struct {
 	GossipAddr string
 	DataDir    string
 	LogPath    string
-	// ClockFile skews the node's wall clock and DiskFile fails or slows its Raft
-	// writes (SNAPKEEP_FAULT_CLOCK_FILE, SNAPKEEP_FAULT_DISK_FILE of a faultinject
-	// build; see SetClock, SetDisk).
-	ClockFile, DiskFile string
+	// ClockFile skews the node's wall clock, DiskFile fails or slows its Raft writes
+	// and GossipFile cuts or delays its gossip (SNAPKEEP_FAULT_CLOCK_FILE,
+	// SNAPKEEP_FAULT_DISK_FILE, SNAPKEEP_FAULT_GOSSIP_FILE of a faultinject build; see
+	// SetClock, SetDisk, SetGossip).
+	ClockFile, DiskFile, GossipFile string
 	// args start the node as a member of the initial cluster (--peers); freshArgs
 	// start it without --peers, as a new server with an empty data dir that waits for
 	// the leader to add it (RestartFresh).
@@ -141,8 +142,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	for i := 1; i <= opts.Nodes; i++ {
 		n := &Node{ID: fmt.Sprintf("n%d", i), DataDir: filepath.Join(opts.Dir, "data", fmt.Sprintf("n%d", i)),
 			LogPath: filepath.Join(logDir, fmt.Sprintf("n%d.log", i)), ClockFile: filepath.Join(opts.Dir, "faults", fmt.Sprintf("n%d.clock", i)),
-			DiskFile: filepath.Join(opts.Dir, "faults", fmt.Sprintf("n%d.disk", i))}
-		nodeEnv := append(slices.Clip(env), "SNAPKEEP_FAULT_CLOCK_FILE="+n.ClockFile, "SNAPKEEP_FAULT_DISK_FILE="+n.DiskFile)
+			DiskFile:   filepath.Join(opts.Dir, "faults", fmt.Sprintf("n%d.disk", i)),
+			GossipFile: filepath.Join(opts.Dir, "faults", fmt.Sprintf("n%d.gossip", i))}
+		nodeEnv := append(slices.Clip(env), "SNAPKEEP_FAULT_CLOCK_FILE="+n.ClockFile, "SNAPKEEP_FAULT_DISK_FILE="+n.DiskFile,
+			"SNAPKEEP_FAULT_GOSSIP_FILE="+n.GossipFile)
 		n.proc = &harness.Process{Name: n.ID, Binary: opts.Binary, Env: nodeEnv, LogPath: n.LogPath}
 		for _, a := range []*string{&n.RaftAddr, &n.GRPCAddr, &n.HTTPAddr, &n.GossipAddr} {
 			if *a, err = harness.FreeAddr(); err != nil {
@@ -277,6 +280,21 @@ func (c *Cluster) SetClock(id string, offset time.Duration) error {
 // outlives a restart. Only a faultinject build reads it.
 func (c *Cluster) SetDisk(id, fault string) error {
 	return writeFault(c.Node(id).DiskFile, fault)
+}
+
+// SetGossip faults node id's gossip: it drops every packet to and from the gossip
+// addresses of the nodes in blocked and refuses to dial them, and holds every packet
+// and dial for delay. Cutting a link takes both sides' calls. SetGossip(id, nil, 0)
+// heals. Only a faultinject build reads it.
+func (c *Cluster) SetGossip(id string, blocked []string, delay time.Duration) error {
+	var lines []string
+	for _, b := range blocked {
+		lines = append(lines, "block "+c.Node(b).GossipAddr)
+	}
+	if delay > 0 {
+		lines = append(lines, "delay "+delay.String())
+	}
+	return writeFault(c.Node(id).GossipFile, strings.Join(lines, "\n"))
 }
 
 // writeFault writes a fault file whole (renamed into place: a node never reads half

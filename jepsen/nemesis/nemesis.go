@@ -37,11 +37,12 @@ const (
 	Member            = "member"
 	Clock             = "clock"
 	Disk              = "disk"
+	Gossip            = "gossip"
 )
 
 // faults is every fault the nemesis injects, one type per kind, in the order of All.
 var faults = []fault{killFault{}, pauseFault{}, partitionLeaderFault{}, partitionMajorityFault{}, bridgeFault{},
-	delayFault{}, dropFault{}, leaderChurnFault{}, s3Fault{}, memberFault{}, clockFault{}, diskFault{}}
+	delayFault{}, dropFault{}, leaderChurnFault{}, s3Fault{}, memberFault{}, clockFault{}, diskFault{}, gossipFault{}}
 
 // All is every fault kind the nemesis injects.
 var All = kindsOf(faults)

@@ -236,6 +236,9 @@ func Start(g Config, n Node) (*Membership, error) {
 	if l := len(m.meta().encode()); l > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("gossip meta is %d bytes, over memberlist's %d: shorten the node id or addresses", l, memberlist.MetaMaxSize)
 	}
+	if err := injectGossipFaults(mc); err != nil { // faultinject builds only
+		return nil, fmt.Errorf("start gossip on --gossip-addr %s: %w", g.Addr, err)
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on --gossip-addr %s: %w", g.Addr, err)
