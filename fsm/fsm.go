@@ -3,7 +3,7 @@
 // whole state (raftsnapshot.go); collection snapshots are in collection_snapshots.go.
 //
 // It is pure: Apply reads no clock, draws no random number and does no I/O. Every time
-// it records comes from the leader's clock, carried in the log entry's envelope; every
+// it records comes from the cluster clock the leader stamps, carried in the log entry's envelope; every
 // id comes from a counter in the state. The same log therefore gives the same state on
 // every node, which Hash checks.
 //

@@ -107,7 +107,7 @@ func (n *Node) applyLocal(ctx context.Context, envelope []byte) (*fsmpb.Result, 
 	return n.applyStamped(ctx, data)
 }
 
-// applyStamped applies an envelope stamped with this leader's clock through Raft, once
+// applyStamped applies an envelope stamped with the cluster clock through Raft, once
 // Validate accepts it.
 func (n *Node) applyStamped(ctx context.Context, data []byte) (*fsmpb.Result, uint64, error) {
 	if rejected, index, err := n.validate(ctx, data); err != nil || rejected != nil {

@@ -1094,7 +1094,7 @@ type Database struct {
 	Id         uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Properties map[string]string      `protobuf:"bytes,3,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Unix nanoseconds, from the leader's clock at proposal time.
+	// Unix nanoseconds, from the cluster clock at proposal time (the median of the voters' clocks; server/clustertime).
 	CreatedAt     int64 `protobuf:"varint,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4526,7 +4526,7 @@ type Envelope struct {
 	Type    CommandType `protobuf:"varint,2,opt,name=type,proto3,enum=snapkeep.fsm.v1.CommandType" json:"type,omitempty"`
 	// Client-chosen id for deduplication; empty for commands that need none.
 	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// The leader's clock when it proposed the entry (unix nanoseconds). Apply takes every
+	// The cluster clock when the leader proposed the entry (server/clustertime) (unix nanoseconds). Apply takes every
 	// time it records from here and never reads a clock.
 	Now int64 `protobuf:"varint,4,opt,name=now,proto3" json:"now,omitempty"`
 	// The command message of `type`, encoded.
@@ -7853,7 +7853,7 @@ func (x *BuildRef) GetBuildId() uint64 {
 }
 
 // OrphanCandidate is an object the orphan scan found, with its age (from the
-// listing, by the leader's clock at planning).
+// listing, by the cluster clock at planning).
 type OrphanCandidate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Relative to the storage root.

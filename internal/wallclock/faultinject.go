@@ -6,8 +6,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/snapkeep/snapkeep/internal/faultfile"
 )
 
 // Skewable says whether this build reads a settable offset (faultinject builds).
@@ -19,37 +20,16 @@ const Skewable = true
 // would.
 const EnvFile = "SNAPKEEP_FAULT_CLOCK_FILE"
 
-// reread bounds how long a changed offset takes to show.
-const reread = 20 * time.Millisecond
-
-var skew struct {
-	sync.Mutex
-	path   string
-	offset time.Duration
-	readAt time.Time // monotonic; zero: never read
-}
-
-func init() { skew.path = os.Getenv(EnvFile) }
+var skew = faultfile.New(os.Getenv(EnvFile))
 
 func now() time.Time {
 	return time.Now().Round(0).Add(offset())
 }
 
 func offset() time.Duration {
-	if skew.path == "" {
+	ns, err := strconv.ParseInt(strings.TrimSpace(skew.Content()), 10, 64)
+	if err != nil {
 		return 0
 	}
-	skew.Lock()
-	defer skew.Unlock()
-	if !skew.readAt.IsZero() && time.Since(skew.readAt) < reread {
-		return skew.offset
-	}
-	skew.readAt = time.Now()
-	skew.offset = 0
-	if b, err := os.ReadFile(skew.path); err == nil {
-		if ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			skew.offset = time.Duration(ns)
-		}
-	}
-	return skew.offset
+	return time.Duration(ns)
 }

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/snapkeep/snapkeep/internal/faultfile"
 )
 
 func TestOffsetFromTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "clock")
-	skew.Lock()
-	skew.path, skew.readAt = path, time.Time{}
-	skew.Unlock()
+	skew = faultfile.New(path)
 	require.WithinDuration(t, time.Now(), Now(), time.Second)
 
 	require.NoError(t, os.WriteFile(path, []byte(strconv.FormatInt(int64(-26*time.Hour), 10)), 0o644))

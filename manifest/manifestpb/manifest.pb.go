@@ -98,7 +98,7 @@ type Header struct {
 	DatabaseId uint64 `protobuf:"varint,5,opt,name=database_id,json=databaseId,proto3" json:"database_id,omitempty"`
 	// Name of the collection's database when it was captured.
 	DatabaseName string `protobuf:"bytes,6,opt,name=database_name,json=databaseName,proto3" json:"database_name,omitempty"`
-	// When the snapshot was taken: the leader's clock at SnapshotBegin, unix nanoseconds.
+	// When the snapshot was taken: the cluster clock at SnapshotBegin, unix nanoseconds.
 	CreatedAt int64 `protobuf:"varint,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Raft log index of SnapshotBegin: the exact point in the catalog's history that the
 	// snapshot captured.

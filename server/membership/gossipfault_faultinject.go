@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/snapkeep/snapkeep/internal/faultfile"
 )
 
 // GossipFaultFile names the file whose lines fault this node's gossip, in faultinject
 // builds only: "block HOST:PORT" drops every packet to and from that member's gossip
 // address and refuses stream dials to it (a partition, when the other side blocks this
 // node too); "delay DURATION" holds every packet and dial that long. Missing or empty:
-// none. Re-read every 20 ms.
+// none. Re-read every 20 ms (internal/faultfile).
 const GossipFaultFile = "SNAPKEEP_FAULT_GOSSIP_FILE"
 
 // injectGossipFaults puts the fault-injecting transport under memberlist when the
@@ -39,50 +41,35 @@ func injectGossipFaults(mc *memberlist.Config) error {
 // faultTransport is memberlist's network transport with the faults of a file.
 type faultTransport struct {
 	*memberlist.NetTransport
-	path    string
+	file    *faultfile.File
 	packets chan *memberlist.Packet
 	done    chan struct{}
 	once    sync.Once
-
-	mu      sync.Mutex
-	blocked map[string]bool
-	delay   time.Duration
-	readAt  time.Time
 }
 
 var _ memberlist.NodeAwareTransport = (*faultTransport)(nil)
 
 func newFaultTransport(nt *memberlist.NetTransport, path string) *faultTransport {
-	t := &faultTransport{NetTransport: nt, path: path, packets: make(chan *memberlist.Packet), done: make(chan struct{})}
+	t := &faultTransport{NetTransport: nt, file: faultfile.New(path), packets: make(chan *memberlist.Packet), done: make(chan struct{})}
 	go t.forward()
 	return t
 }
 
-// faults returns the blocked addresses and the delay, re-reading the file now and then.
+// faults returns the blocked addresses and the delay the file asks for now.
 func (t *faultTransport) faults() (map[string]bool, time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.readAt.IsZero() && time.Since(t.readAt) < 20*time.Millisecond {
-		return t.blocked, t.delay
-	}
-	t.readAt = time.Now()
-	t.blocked, t.delay = map[string]bool{}, 0
-	b, err := os.ReadFile(t.path)
-	if err != nil {
-		return t.blocked, t.delay
-	}
-	for _, line := range strings.Split(string(b), "\n") {
+	blocked, delay := map[string]bool{}, time.Duration(0)
+	for _, line := range strings.Split(t.file.Content(), "\n") {
 		f := strings.Fields(line)
 		switch {
 		case len(f) == 2 && f[0] == "block":
-			t.blocked[f[1]] = true
+			blocked[f[1]] = true
 		case len(f) == 2 && f[0] == "delay":
 			if d, err := time.ParseDuration(f[1]); err == nil {
-				t.delay = d
+				delay = d
 			}
 		}
 	}
-	return t.blocked, t.delay
+	return blocked, delay
 }
 
 // forward passes the packets received from members not blocked, after the delay.

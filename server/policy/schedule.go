@@ -2,7 +2,7 @@
 // policy's due times from its schedule and proposes one PolicyRun per due time (the
 // FSM refuses a due time at or before the last, so a leader change at the due time
 // still yields one run), and proposes PolicyRetain when a policy's retention has
-// something to expire. Times come from the leader's clock; after the cluster was
+// something to expire. Times come from the cluster clock (the median of the voters' clocks); after the cluster was
 // down across several due times, one catch-up run is taken, for the latest.
 package policy
 

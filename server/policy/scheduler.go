@@ -38,7 +38,7 @@ type Config struct {
 	// The limits every snapshot is taken with (the server's, as for CreateSnapshot).
 	MaxPerCollection int
 	PendingTimeout   time.Duration
-	// Now is the leader's clock (time.Now when nil): tests run years on a fake one.
+	// Now is the cluster clock (time.Now when nil): tests run years on a fake one.
 	Now    func() time.Time
 	Logger *slog.Logger
 	// Ran counts proposals by kind (run, retain, export, export-retain) and outcome
