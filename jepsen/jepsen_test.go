@@ -105,10 +105,10 @@ func TestBugs(t *testing.T) {
 		{"policy-double-run", "none", []string{workload.Policies}, 6 * time.Second, (&checker.Policy{}).Name()},
 		// the leader stamps commands with its own wall clock: the clock nemesis's first
 		// fault skews the leader's by an hour or more, 2 s into the run
-		{"clock-wall", "clock", []string{workload.Snapshots, workload.Segments}, 12 * time.Second, (&checker.ClusterClock{}).Name()},
+		{"clock-wall", "clock", []string{workload.Snapshots, workload.Segments}, 8 * time.Second, (&checker.ClusterClock{}).Name()},
 		// health ignores the Raft log's write errors: the disk nemesis's first fault
 		// fails a node's writes, 2 s into the run
-		{"disk-healthy", "disk", []string{workload.Snapshots, workload.Segments}, 12 * time.Second, checker.DiskFaults{}.Name()},
+		{"disk-healthy", "disk", []string{workload.Snapshots, workload.Segments}, 8 * time.Second, checker.DiskFaults{}.Name()},
 	} {
 		t.Run(tc.bug, func(t *testing.T) {
 			require.NotEmpty(t, checker.All(), "a bug run needs the checkers to catch it")
@@ -125,14 +125,15 @@ func TestBugs(t *testing.T) {
 	}
 }
 
-// TestBugBuild: the jepsenbug build compiles (the bug runs need it).
+// TestBugBuild: the bug runs' build compiles (faultinject and jepsenbug, as Run builds
+// it for --bug).
 func TestBugBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds the binary with the jepsenbug tag (make test runs it)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin, err := harness.BuildSnapkeep(ctx, harness.BuildOptions{Tags: []string{"jepsenbug"}})
+	bin, err := harness.BuildSnapkeep(ctx, harness.BuildOptions{Tags: []string{"faultinject", "jepsenbug"}})
 	require.NoError(t, err)
 	require.FileExists(t, bin)
 }
