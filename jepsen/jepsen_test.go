@@ -100,7 +100,7 @@ func TestBugs(t *testing.T) {
 		// the bug took retries for good, and the end of the run then waits its 60 s
 		// for it (about one run in two); the bucket audit catches the bug without it.
 		{"gc-skip-refs", "none", []string{workload.Snapshots, workload.Segments, workload.Restores, workload.GC}, 20 * time.Second, ""},
-		// the scheduler runs every due time twice and the FSM lets the second run in:
+		// the scheduler runs every due time twice more and the FSM lets them in:
 		// the first due time comes 2 s after the policies are created
 		{"policy-double-run", "none", []string{workload.Policies}, 6 * time.Second, (&checker.Policy{}).Name()},
 		// the leader stamps commands with its own wall clock: the clock nemesis's first

@@ -256,13 +256,19 @@ func (s *Scheduler) runAgain(ctx context.Context, p *fsmpb.Policy, cmd *fsmpb.Po
 	if err != nil {
 		return
 	}
-	again := proto.CloneOf(cmd)
-	if again.SnapshotName, err = sched.SnapshotName(p, time.Unix(0, cmd.Due).Add(time.Second)); err != nil {
+	name, err := sched.SnapshotName(p, time.Unix(0, cmd.Due))
+	if err != nil {
 		return
 	}
-	var resp fsmpb.PolicyRunResponse
-	err = s.cluster.Propose(ctx, RunRequestID(p.Id, cmd.Due)+"-again", again, &resp)
-	s.cfg.Logger.Warn("policy-double-run bug: ran a due time again", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", err)
+	// Twice more, under names no other run takes: the first run's own name may have
+	// been taken by a run on request in the same second, which fails that run.
+	for _, suffix := range []string{"-again1", "-again2"} {
+		again := proto.CloneOf(cmd)
+		again.SnapshotName = name + suffix
+		var resp fsmpb.PolicyRunResponse
+		err = s.cluster.Propose(ctx, RunRequestID(p.Id, cmd.Due)+suffix, again, &resp)
+		s.cfg.Logger.Warn("policy-double-run bug: ran a due time again", "policy", p.Name, "due", time.Unix(0, cmd.Due), "err", err)
+	}
 }
 
 // RunRequestID is the request id of a policy's run for a due time: a proposal
