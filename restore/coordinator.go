@@ -95,16 +95,11 @@ type Coordinator struct {
 	notAliveSince map[string]time.Time
 }
 
-// now reads the cluster clock.
-func (c *Coordinator) now() time.Time {
-	if c.cfg.Now == nil {
-		return time.Now()
-	}
-	return c.cfg.Now()
-}
-
 // NewCoordinator returns the coordinator of cluster's restore jobs.
 func NewCoordinator(cluster LeaderCluster, cfg CoordinatorConfig) *Coordinator {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Coordinator{cluster: cluster, cfg: cfg, kick: duty.NewKicker(), checking: map[uint64]bool{},
 		retryAt: map[uint64]time.Time{}, executors: map[string]*executorStats{}, notAliveSince: map[string]time.Time{}}
 }
@@ -171,7 +166,7 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 	}
 	leases := v.RestoreLeases()
 	gone := c.goneHolders(leases, c.cluster.Alive, now)
-	if len(leases) > 0 && (leases[0].Deadline < c.now().UnixNano() || len(gone) > 0) {
+	if len(leases) > 0 && (leases[0].Deadline < c.cfg.Now().UnixNano() || len(gone) > 0) {
 		var resp fsmpb.ExpireRestoreLeasesResponse
 		if len(gone) > 0 {
 			c.cfg.Logger.Warn("gossip has not seen restore lease holders alive; returning their leases", "nodes", gone, "after", nodeGoneAfter)
@@ -184,7 +179,7 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 	}
 	removed := 0
 	v.EachRestoreJob(0, func(j *fsmpb.RestoreJob) bool {
-		if j.FinishedAt != 0 && c.now().Sub(time.Unix(0, j.FinishedAt)) > c.cfg.Retention {
+		if j.FinishedAt != 0 && c.cfg.Now().Sub(time.Unix(0, j.FinishedAt)) > c.cfg.Retention {
 			if err := c.cluster.Propose(ctx, &fsmpb.RestoreRemove{JobId: j.Id}, nil); err != nil && !errors.Is(err, fsm.ErrNotFound) {
 				c.cfg.Logger.Warn("remove finished restore job", "job", j.Id, "err", err)
 			}
@@ -219,7 +214,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 	if err != nil {
 		return err
 	}
-	if repo.GcDeadline > c.now().UnixNano() {
+	if repo.GcDeadline > c.cfg.Now().UnixNano() {
 		return fmt.Errorf("a garbage collection of repository %q is running; the export waits for it", repo.Name)
 	}
 	gcEpoch := repo.GcEpoch
@@ -491,7 +486,7 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 	// The executors the remaining work is spread over: the healthy ones, but for the
 	// leader while it leaves the copying to the followers.
 	copiers := healthy
-	if leaderLeavesCopying(c.cfg.Node, healthy, c.cluster.OtherVoterAlive(), newestCopyingStart(v), c.now()) {
+	if leaderLeavesCopying(c.cfg.Node, healthy, c.cluster.OtherVoterAlive(), newestCopyingStart(v), c.cfg.Now()) {
 		if req.Node == c.cfg.Node {
 			return wait, nil // followers do the copying while they are there
 		}
@@ -608,7 +603,7 @@ func (c *Coordinator) Report(ctx context.Context, req *internalv1.ReportRestoreT
 		return err
 	}
 	c.mu.Lock()
-	c.noteExecutorLocked(req.Node, time.Now()).observeReport(len(req.Outcomes), granted, c.now())
+	c.noteExecutorLocked(req.Node, time.Now()).observeReport(len(req.Outcomes), granted, c.cfg.Now())
 	c.mu.Unlock()
 	return nil
 }

@@ -11,9 +11,6 @@ import (
 	"github.com/snapkeep/snapkeep/internal/faultfile"
 )
 
-// Skewable says whether this build reads a settable offset (faultinject builds).
-const Skewable = true
-
 // EnvFile names the file whose content, a signed integer of nanoseconds, is added to
 // every reading; a missing or empty file means no offset. The harness writes it to skew
 // a node and removes it to heal; it survives a restart of the node, as a wrong clock

@@ -78,14 +78,6 @@ type Config struct {
 	Now func() time.Time
 }
 
-// now reads the cluster clock.
-func (s *services) now() time.Time {
-	if s.cfg.Now == nil {
-		return time.Now()
-	}
-	return s.cfg.Now()
-}
-
 // services is what every service holds.
 type services struct {
 	b   Backend
@@ -98,6 +90,9 @@ type Services struct{ *services }
 
 // New returns the services of a node; collections on demand run through sched.
 func New(b Backend, cfg Config, sched *gc.Schedule) Services {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return Services{&services{b: b, cfg: cfg, gc: sched}}
 }
 

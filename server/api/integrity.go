@@ -48,7 +48,7 @@ func (s *integrityService) Fsck(ctx context.Context, req *pb.FsckRequest) (*pb.F
 	}
 	start := time.Now()
 	opts := fsck.Options{Database: req.Database, Collection: req.Collection,
-		Deep: req.Deep, Concurrency: int(req.Concurrency), BytesPerSecond: req.BytesPerSecond, Now: s.now()}
+		Deep: req.Deep, Concurrency: int(req.Concurrency), BytesPerSecond: req.BytesPerSecond, Now: s.cfg.Now()}
 	if req.Deep {
 		opts.Readers = s.b.FsckReaders()
 	}

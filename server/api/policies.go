@@ -112,7 +112,7 @@ func (s *policiesService) CreatePolicy(ctx context.Context, req *pb.CreatePolicy
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSchedule(p, s.now()); err != nil {
+	if err := checkSchedule(p, s.cfg.Now()); err != nil {
 		return nil, err
 	}
 	var out fsmpb.PolicyResponse
@@ -128,7 +128,7 @@ func (s *policiesService) UpdatePolicy(ctx context.Context, req *pb.UpdatePolicy
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSchedule(p, s.now()); err != nil {
+	if err := checkSchedule(p, s.cfg.Now()); err != nil {
 		return nil, err
 	}
 	revision := req.Revision
@@ -204,7 +204,7 @@ func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePoli
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "policy %q: %v", p.Name, err)
 	}
-	name, err := sched.SnapshotName(p, s.now())
+	name, err := sched.SnapshotName(p, s.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func (s *policiesService) PreviewPolicyRetention(ctx context.Context, req *pb.Pr
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	now := s.cfg.Now()
 	out := &pb.PreviewPolicyRetentionResponse{AtUnixMs: now.UnixMilli()}
 	for _, d := range v.RetentionPlan(p, now.UnixNano()) {
 		out.Decisions = append(out.Decisions, &pb.RetentionDecision{SnapshotId: d.Snapshot.Id, Collection: d.Snapshot.CollectionName,
@@ -240,7 +240,7 @@ func (s *policiesService) PreviewPolicyRetention(ctx context.Context, req *pb.Pr
 
 func (s *snapshotsService) AddSnapshotHold(ctx context.Context, req *pb.AddSnapshotHoldRequest) (*pb.AddSnapshotHoldResponse, error) {
 	until := req.UntilUnixMs * int64(time.Millisecond)
-	if err := fsm.ValidateHold(req.Reason, until, s.now().UnixNano()); err != nil {
+	if err := fsm.ValidateHold(req.Reason, until, s.cfg.Now().UnixNano()); err != nil {
 		return nil, err
 	}
 	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)

@@ -179,7 +179,7 @@ func (s *repositoriesService) RegisterRepository(ctx context.Context, req *pb.Re
 			return nil, status.Errorf(codes.FailedPrecondition, "there is no repository in bucket %q under %q (no format marker); a read-only registration needs one an export created", rec.Bucket, rec.Prefix)
 		}
 	} else {
-		repo, out.Initialized, err = repository.Init(ctx, store, rec.Prefix, cluster, s.now(), repository.Options{})
+		repo, out.Initialized, err = repository.Init(ctx, store, rec.Prefix, cluster, s.cfg.Now(), repository.Options{})
 	}
 	if err != nil {
 		return nil, repositoryError(rec.Name, err)
@@ -241,7 +241,7 @@ func (s *repositoriesService) ExportSnapshot(ctx context.Context, req *pb.Export
 		return nil, err
 	}
 	s.b.KickRestores()
-	return &pb.ExportSnapshotResponse{JobId: out.Job.Id, Job: s.restoreStatus(toRestoreJob(out.Job, s.now())), Existing: out.Existing}, nil
+	return &pb.ExportSnapshotResponse{JobId: out.Job.Id, Job: s.restoreStatus(toRestoreJob(out.Job, s.cfg.Now())), Existing: out.Existing}, nil
 }
 
 // open opens a registered repository with this node's credentials.
@@ -323,7 +323,7 @@ func (s *services) deleteRepositorySnapshots(ctx context.Context, name string, i
 		}
 	}
 	deleted := 0
-	index, err := repo.Update(ctx, v.ClusterID(), s.now(), func(ix *repository.Index) error {
+	index, err := repo.Update(ctx, v.ClusterID(), s.cfg.Now(), func(ix *repository.Index) error {
 		deleted = 0
 		ix.Snapshots = slices.DeleteFunc(ix.Snapshots, func(e repository.Entry) bool {
 			if slices.Contains(ids, e.ID) {
@@ -415,7 +415,7 @@ func (s *services) collectRepository(ctx context.Context, name string, dryRun bo
 	if err != nil {
 		return repository.CollectReport{}, status.Errorf(codes.Internal, "the keys of running exports: %v", err)
 	}
-	report, err := repo.Collect(ctx, repository.CollectOptions{DryRun: dryRun, Grace: grace, Now: s.now(), Protected: func(key string) bool { return protected[key] }})
+	report, err := repo.Collect(ctx, repository.CollectOptions{DryRun: dryRun, Grace: grace, Now: s.cfg.Now(), Protected: func(key string) bool { return protected[key] }})
 	if err != nil {
 		return repository.CollectReport{}, repositoryError(rec.Name, err)
 	}

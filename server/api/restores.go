@@ -60,7 +60,7 @@ func (s *restoresService) RestoreSnapshot(ctx context.Context, req *pb.RestoreSn
 		return nil, err
 	}
 	s.b.KickRestores()
-	return &pb.RestoreSnapshotResponse{JobId: out.Job.Id, Job: s.restoreStatus(toRestoreJob(out.Job, s.now())), Existing: out.Existing}, nil
+	return &pb.RestoreSnapshotResponse{JobId: out.Job.Id, Job: s.restoreStatus(toRestoreJob(out.Job, s.cfg.Now())), Existing: out.Existing}, nil
 }
 
 func (s *restoresService) GetRestoreState(ctx context.Context, req *pb.GetRestoreStateRequest) (*pb.GetRestoreStateResponse, error) {
@@ -72,7 +72,7 @@ func (s *restoresService) GetRestoreState(ctx context.Context, req *pb.GetRestor
 	if err != nil {
 		return nil, err
 	}
-	out := s.restoreStatus(toRestoreJob(job, s.now()))
+	out := s.restoreStatus(toRestoreJob(job, s.cfg.Now()))
 	out.PartitionMap, out.IndexMap = toIDMappings(job.PartitionMap), toIDMappings(job.IndexMap)
 	if plan, err := v.RestorePlan(job.Id); err == nil { // gone once the job's record is trimmed
 		for _, ps := range plan.Segments {
@@ -132,7 +132,7 @@ func (s *restoresService) ListRestoreJobs(ctx context.Context, req *pb.ListResto
 		}
 		targetDB = db.Name
 	}
-	now := s.now()
+	now := s.cfg.Now()
 	out := &pb.ListRestoreJobsResponse{}
 	budget := newPageBudget(pageSize)
 	v.EachRestoreJob(after, func(j *fsmpb.RestoreJob) bool {
@@ -159,7 +159,7 @@ func (s *restoresService) CancelRestore(ctx context.Context, req *pb.CancelResto
 	if err := s.b.Propose(ctx, req.RequestId, &fsmpb.RestoreCancel{JobId: req.JobId, Reason: req.Reason}, &out); err != nil {
 		return nil, err
 	}
-	return &pb.CancelRestoreResponse{Job: s.restoreStatus(toRestoreJob(out.Job, s.now()))}, nil
+	return &pb.CancelRestoreResponse{Job: s.restoreStatus(toRestoreJob(out.Job, s.cfg.Now()))}, nil
 }
 
 // toRestoreJob converts a job, computing progress, rate and ETA at now.
@@ -237,7 +237,7 @@ func toRestoreJob(j *fsmpb.RestoreJob, now time.Time) *pb.RestoreJob {
 // waits for. While tasks are stalled the ETA is unknown (-1): the average rate says
 // nothing of when a stalled lease's tasks will be copied.
 func (s *services) restoreStatus(out *pb.RestoreJob) *pb.RestoreJob {
-	now := s.now()
+	now := s.cfg.Now()
 	for _, l := range s.b.View().RestoreLeases() {
 		if l.JobId != out.Id {
 			continue

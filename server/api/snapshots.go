@@ -178,7 +178,7 @@ func (s *snapshotsService) convert(v *fsm.View, snap *fsmpb.Snapshot, full bool)
 		ManifestXxhash64:      snap.ManifestChecksum,
 		DeleteReason:          snap.DeleteReason,
 		Layout:                toKeyLayout(snap.Layout),
-		Holds:                 toHolds(snap.Holds, s.now().UnixNano()),
+		Holds:                 toHolds(snap.Holds, s.cfg.Now().UnixNano()),
 		PolicyId:              snap.PolicyId,
 		PolicyDueUnixMs:       unixMS(snap.PolicyDue),
 		PolicyExportJobId:     snap.PolicyExportJob,

@@ -112,14 +112,12 @@ func (c *Clock) Now() int64 {
 	return t
 }
 
-// Time is Now as a time.Time.
-func (c *Clock) Time() time.Time { return time.Unix(0, c.Now()) }
-
 // median is the median of this node's reading and the fresh ones of the other
 // voters, carried forward to at; ok is false without a majority of the voters. Of two
 // middle readings it takes the lower.
 func (c *Clock) median(at time.Time) (int64, bool) {
-	clocks := []int64{c.wall().UnixNano()}
+	var buf [8]int64 // no allocation on the write path for up to 8 voters
+	clocks := append(buf[:0], c.wall().UnixNano())
 	for _, r := range c.peers {
 		if age := at.Sub(r.at); age < Fresh {
 			clocks = append(clocks, r.wall+int64(age))

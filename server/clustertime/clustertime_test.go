@@ -120,3 +120,12 @@ func TestOffsets(t *testing.T) {
 	off := c.Offsets()
 	require.InDelta(t, float64(time.Hour), float64(off["b"]), float64(100*time.Millisecond))
 }
+
+// TestNowDoesNotAllocate: Now is on every write's path.
+func TestNowDoesNotAllocate(t *testing.T) {
+	c := New(time.Now)
+	c.Sample("b", time.Now().UnixNano(), time.Now(), time.Now())
+	c.Sample("c", time.Now().UnixNano(), time.Now(), time.Now())
+	c.SetVoters([]string{"b", "c"})
+	require.Zero(t, testing.AllocsPerRun(100, func() { c.Now() }))
+}

@@ -64,13 +64,6 @@ type Config struct {
 	Now func() time.Time
 }
 
-func (f *Finisher) clusterNow() time.Time {
-	if f.cfg.Now == nil {
-		return time.Now()
-	}
-	return f.cfg.Now()
-}
-
 // Finisher completes snapshots. Its methods are safe for concurrent use.
 type Finisher struct {
 	cluster Cluster
@@ -90,6 +83,9 @@ type attempt struct {
 
 // New returns a finisher for cluster.
 func New(cluster Cluster, cfg Config) *Finisher {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Finisher{cluster: cluster, cfg: cfg, kick: duty.NewKicker(), busy: map[uint64]bool{}, attempts: map[uint64]*attempt{}}
 }
 
@@ -128,7 +124,7 @@ func (f *Finisher) round(ctx context.Context, workers *sync.WaitGroup) {
 			lastErr = a.lastErr
 		}
 		work := f.finish
-		if f.clusterNow().UnixNano() > snap.PendingDeadline {
+		if f.cfg.Now().UnixNano() > snap.PendingDeadline {
 			work = func(ctx context.Context, snap *fsmpb.Snapshot) error { return f.giveUp(ctx, snap, lastErr) }
 		}
 		workers.Add(1)
