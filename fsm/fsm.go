@@ -130,11 +130,20 @@ func (f *FSM) executeFrom(tx **tables, index uint64, data []byte, before func() 
 	if env.Now > f.lastNow.Load() {
 		f.lastNow.Store(env.Now) // only Raft's one apply goroutine writes it
 	}
+	var leasesBefore map[uint64]*fsmpb.RestoreLease
+	if checkInvariants {
+		leasesBefore = leaseMap(*tx)
+	}
 	result := run(h, *tx, env, index)
 	ok := result.Code == fsmpb.ErrorCode_ERROR_CODE_OK
 	if !ok {
 		*tx = before()
 		f.logger.Debug("command rejected", "index", index, "type", h.name, "err", result.Message)
+	}
+	if checkInvariants && ok {
+		for _, v := range leaseViolations(leasesBefore, *tx, env) {
+			f.logger.Error(InvariantViolated, "invariant", "restore-leases", "index", index, "detail", v)
+		}
 	}
 	var remembered *fsmpb.RequestRecord
 	if env.RequestId != "" {

@@ -394,11 +394,34 @@ func applyRestoreGrant(c *applyCtx, cmd *fsmpb.RestoreGrant) (proto.Message, err
 		}
 		c.t.leasedTasks.ReplaceOrInsert(leasedTask{job: j.Id, task: t, lease: lease.Id})
 	}
+	if bugLeaseTwice {
+		c.returnOtherLeases(j.Id)
+	}
 	c.t.restoreLeases.put(lease)
 	next := proto.CloneOf(j)
 	next.Leases++
 	c.t.restoreJobs.put(next)
 	return &fsmpb.RestoreGrantResponse{Lease: lease}, nil
+}
+
+// returnOtherLeases is the lease-twice bug (bug_jepsenbug.go): a grant takes the job's
+// other leases back into the pool, deadline or not, so their tasks are granted again
+// while their holders still copy them.
+func (c *applyCtx) returnOtherLeases(job uint64) {
+	var others []*fsmpb.RestoreLease
+	c.t.restoreLeases.each(func(l *fsmpb.RestoreLease) bool {
+		if l.JobId == job {
+			others = append(others, l)
+		}
+		return true
+	})
+	for _, l := range others {
+		for i, t := range l.Tasks {
+			c.t.leasedTasks.Delete(leasedTask{job: l.JobId, task: t})
+			c.returnToPool(l.JobId, t, l.Attempts[i])
+		}
+		c.t.restoreLeases.remove(l)
+	}
 }
 
 // takeFromPool removes up to n of a job's pooled tasks, lowest first.

@@ -43,7 +43,7 @@ func applyAllocateSegment(c *applyCtx, cmd *fsmpb.AllocateSegment) (proto.Messag
 		CollectionId:  coll.Id,
 		PartitionId:   p.Id,
 		State:         fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED,
-		LeaseDeadline: c.now + cmd.Lease,
+		LeaseDeadline: c.now + cmd.Lease/bugAllocationLeaseDivisor,
 		AllocatedAt:   c.now,
 	}
 	c.t.segments.put(seg)

@@ -33,7 +33,8 @@ import (
 )
 
 // Bugs are the deliberate bugs of a -tags jepsenbug build (SNAPKEEP_BUG).
-var Bugs = []string{"stale-describe", "gc-skip-refs", "policy-double-run", "clock-wall", "disk-healthy"}
+var Bugs = []string{"stale-describe", "gc-skip-refs", "policy-double-run", "clock-wall", "disk-healthy", "release-ignores-pins",
+	"allocation-lease-short", "lease-twice"}
 
 // Options configure a run.
 type Options struct {
@@ -160,6 +161,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	if slices.Contains(o.Workloads, workload.Milvus) {
+		if err := workload.SetupMilvus(ctx, admin); err != nil {
+			return nil, err
+		}
+	}
 	leader, _ := c.Leader(ctx)
 	logf("jepsen: cluster up (leader %s), %d clients, workloads %v, nemeses %v, for %v", leader, o.Clients, o.Workloads, o.Nemeses, o.Duration)
 
@@ -186,7 +192,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}()
 	ops := workload.Run(runCtx, workload.Config{
 		Clients: o.Clients, Seed: o.Seed, Workloads: o.Workloads, Nodes: c.IDs(),
-		Dial: c.NodeClient, History: h, Store: c.Store,
+		Dial: c.NodeClient, History: h, Store: c.Store, Root: cluster.Root + "/",
 	})
 	wg.Wait()
 	logf("jepsen: %d ops, %d faults; healing", ops, faults)

@@ -84,7 +84,7 @@ func TestSmoke(t *testing.T) {
 // TestBugs: each deliberate bug of a jepsenbug build must be caught.
 func TestBugs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: three cluster runs of real processes, 30 s, 20 s and 6 s (make test runs them)")
+		t.Skip("-short: eight cluster runs of real processes, 8–30 s each (make test runs them)")
 	}
 	for _, tc := range []struct {
 		bug, nemeses string
@@ -109,6 +109,14 @@ func TestBugs(t *testing.T) {
 		// health ignores the Raft log's write errors: the disk nemesis's first fault
 		// fails a node's writes, 2 s into the run
 		{"disk-healthy", "disk", []string{workload.Snapshots, workload.Segments}, 8 * time.Second, checker.DiskFaults{}.Name()},
+		// ReleaseForDeletion ignores snapshot pins: the milvus workload's collector
+		// deletes the files of segments its snapshots hold
+		{"release-ignores-pins", "none", []string{workload.Snapshots, workload.Milvus}, 8 * time.Second, checker.ExternalCollector{}.Name()},
+		// an allocation lease is 36 ms instead of an hour: uploads in flight lose it
+		{"allocation-lease-short", "none", []string{workload.Snapshots, workload.Segments}, 8 * time.Second, checker.InFlight{}.Name()},
+		// a task grant takes the job's other leases back: their tasks are granted
+		// again while their holders copy them (the runs' restore batches are 4 files)
+		{"lease-twice", "none", []string{workload.Snapshots, workload.Segments, workload.Restores}, 10 * time.Second, (&checker.NodeInvariants{}).Name()},
 	} {
 		t.Run(tc.bug, func(t *testing.T) {
 			require.NotEmpty(t, checker.All(), "a bug run needs the checkers to catch it")

@@ -32,6 +32,7 @@ type serverFlags struct {
 	restoreConcurrency             int
 	restoreLease, restoreRetention time.Duration
 	restoreAttempts                int
+	restoreBatch                   int
 	gcDisabled                     bool
 	scrubDisabled                  bool
 	scrubEvery, scrubDeepEvery     time.Duration
@@ -111,6 +112,7 @@ together once they see each other (see docs/OPERATIONS.md):
 				SnapshotPendingTimeout: f.snapshotTimeout,
 				RestoreConcurrency:     f.restoreConcurrency,
 				RestoreLease:           f.restoreLease,
+				RestoreBatch:           f.restoreBatch,
 				RestoreMaxAttempts:     f.restoreAttempts,
 				RestoreRetention:       f.restoreRetention,
 				MultipartThreshold:     f.cfg.MultipartThreshold,
@@ -166,6 +168,7 @@ together once they see each other (see docs/OPERATIONS.md):
 	fl.DurationVar(&f.snapshotTimeout, "snapshot-timeout", 10*time.Minute, "how long the leader may take to finish a snapshot before giving it up")
 	fl.IntVar(&f.restoreConcurrency, "restore-concurrency", 16, "copies this node runs at once for restores")
 	fl.DurationVar(&f.restoreLease, "restore-lease", 5*time.Minute, "how long a node holds a batch of restore tasks before they return to the pool")
+	fl.IntVar(&f.restoreBatch, "restore-batch", 1024, "the most restore or export tasks (files) one lease grants a node; smaller batches spread a small job over more leases")
 	fl.IntVar(&f.restoreAttempts, "restore-attempts", 10, "failed attempts a restore task may take before its job fails")
 	fl.DurationVar(&f.restoreRetention, "restore-retention", 7*24*time.Hour, "how long finished restore jobs are kept")
 	fl.Int64Var(&f.cfg.MultipartThreshold, "restore-multipart-threshold", 5<<30, "bytes: restores copy a file this large or larger with a multipart copy (UploadPartCopy) instead of one CopyObject; 5 MiB to 5 GiB (CopyObject's limit)")

@@ -49,9 +49,11 @@ const (
 	segRead                          // get
 	segFlushMaybe                    // unknown flush/output: allocated → flushed, otherwise unchanged
 	segConsumeMaybe                  // unknown compaction input: flushed → dropped, otherwise unchanged
+	segRelease                       // release answered deletable: flushed → dropped; dropped or gone stay
+	segReleaseMaybe                  // unknown release: flushed → dropped, otherwise unchanged
 )
 
-var segOpNames = []string{"allocate", "flush", "compact-input", "drop", "get", "flush?", "compact-input?"}
+var segOpNames = []string{"allocate", "flush", "compact-input", "drop", "get", "flush?", "compact-input?", "release", "release?"}
 
 type segIn struct {
 	k     segOpKind
@@ -101,6 +103,19 @@ func segStep(state, input, _ any) []any {
 			return same
 		}
 		return []any{segState{st: segDropped, files: s.files}}
+	case segRelease:
+		switch s.st {
+		case segFlushed:
+			return []any{segState{st: segDropped, files: s.files}}
+		case segDropped, segGone:
+			return same
+		}
+		return nil // an upload in flight is never deletable
+	case segReleaseMaybe:
+		if s.st == segFlushed {
+			return []any{s, segState{st: segDropped, files: s.files}}
+		}
+		return same
 	case segDrop:
 		switch s.st {
 		case segUnborn:
@@ -231,6 +246,17 @@ func catalogPartitions(ops []history.Op) map[string][]pop {
 			}
 			for _, id := range ids {
 				add(id, op, segIn{k: segDrop}, ret)
+			}
+		case history.Release:
+			// A segment answered deletable was released (dropped) by the answer; one
+			// answered "keep" was not changed by it.
+			for i, id := range op.Input.SegmentIDs {
+				switch {
+				case unknown:
+					add(id, op, segIn{k: segReleaseMaybe}, ret)
+				case i < len(op.Output.Verdicts) && op.Output.Verdicts[i]:
+					add(id, op, segIn{k: segRelease}, ret)
+				}
 			}
 		case history.SegmentGet:
 			if unknown {

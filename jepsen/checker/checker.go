@@ -89,6 +89,7 @@ func All() []Checker {
 		&Catalog{},
 		LostUndone{},
 		BucketAudit{},
+		ExternalCollector{},
 		Restores{},
 		Repository{},
 		Fsck{},
@@ -96,7 +97,8 @@ func All() []Checker {
 		InFlight{},
 		DiskFaults{},
 		Convergence{},
-		LogMatching{}, // this one and the next read the stopped nodes' data dirs
+		LogMatching{}, // this one and the next two read the stopped nodes' data dirs
 		&ClusterClock{},
+		&NodeInvariants{},
 	}
 }

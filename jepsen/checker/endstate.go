@@ -15,6 +15,7 @@ import (
 
 	"github.com/snapkeep/snapkeep/client"
 	"github.com/snapkeep/snapkeep/fsm/filelist"
+	"github.com/snapkeep/snapkeep/fsm/layout"
 	"github.com/snapkeep/snapkeep/jepsen/history"
 	"github.com/snapkeep/snapkeep/manifest"
 	"github.com/snapkeep/snapkeep/objstore"
@@ -145,43 +146,9 @@ func (c BucketAudit) Check(ctx context.Context, in Input) ([]Violation, error) {
 	if in.End.Store == nil {
 		return nil, fmt.Errorf("%s: no store in the end state", c.Name())
 	}
-	cl := in.End.Client
-	files := map[string]want{}
-	var vs []Violation
-	dbs, err := cl.ListDatabases(ctx)
+	files, vs, err := liveFiles(ctx, c.Name(), in)
 	if err != nil {
-		return nil, fmt.Errorf("%s: list databases: %w", c.Name(), err)
-	}
-	for _, db := range dbs {
-		colls, err := cl.ListCollections(ctx, client.NewListCollectionsOption().WithDatabase(db.GetName()))
-		if err != nil {
-			return nil, fmt.Errorf("%s: list collections of %s: %w", c.Name(), db.GetName(), err)
-		}
-		for _, coll := range colls {
-			opt := client.NewListSegmentsOption(coll.GetName()).WithDatabase(db.GetName()).WithStates(pb.SegmentState_SEGMENT_STATE_FLUSHED)
-			for seg, err := range cl.ListAllSegments(ctx, opt) {
-				if err != nil {
-					return nil, fmt.Errorf("%s: list segments of %s: %w", c.Name(), coll.GetName(), err)
-				}
-				addSegmentFiles(files, seg)
-			}
-		}
-		opt := client.NewListSnapshotsOption().WithDatabase(db.GetName()).WithStates(pb.SnapshotState_SNAPSHOT_STATE_COMMITTED)
-		for snap, err := range cl.ListAllSnapshots(ctx, opt) {
-			if err != nil {
-				return nil, fmt.Errorf("%s: list snapshots: %w", c.Name(), err)
-			}
-			owner := fmt.Sprintf("snapshot %s/%s id %d", snap.GetCollection(), snap.GetName(), snap.GetId())
-			mf, err := manifestFiles(ctx, in.End.Store, in.End.Root, snap)
-			if err != nil {
-				vs = append(vs, Violation{Checker: c.Name(), Message: fmt.Sprintf("%s: manifest %s: %v", owner, snap.GetManifestKey(), err)})
-				continue
-			}
-			for k, w := range mf {
-				w.owner = owner
-				files[k] = w
-			}
-		}
+		return nil, err
 	}
 	msgs, err := verifyObjects(ctx, in.End.Store, files)
 	if err != nil {
@@ -191,6 +158,51 @@ func (c BucketAudit) Check(ctx context.Context, in Input) ([]Violation, error) {
 		vs = append(vs, Violation{Checker: c.Name(), Message: msg})
 	}
 	return vs, nil
+}
+
+// liveFiles is every file the healed cluster needs, by full key: each FLUSHED
+// segment's (with its READY builds') and each COMMITTED snapshot's manifest's (a
+// manifest that cannot be read is a violation of checker name).
+func liveFiles(ctx context.Context, name string, in Input) (map[string]want, []Violation, error) {
+	cl := in.End.Client
+	files := map[string]want{}
+	var vs []Violation
+	dbs, err := cl.ListDatabases(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: list databases: %w", name, err)
+	}
+	for _, db := range dbs {
+		colls, err := cl.ListCollections(ctx, client.NewListCollectionsOption().WithDatabase(db.GetName()))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: list collections of %s: %w", name, db.GetName(), err)
+		}
+		for _, coll := range colls {
+			opt := client.NewListSegmentsOption(coll.GetName()).WithDatabase(db.GetName()).WithStates(pb.SegmentState_SEGMENT_STATE_FLUSHED)
+			for seg, err := range cl.ListAllSegments(ctx, opt) {
+				if err != nil {
+					return nil, nil, fmt.Errorf("%s: list segments of %s: %w", name, coll.GetName(), err)
+				}
+				addSegmentFiles(files, seg)
+			}
+		}
+		opt := client.NewListSnapshotsOption().WithDatabase(db.GetName()).WithStates(pb.SnapshotState_SNAPSHOT_STATE_COMMITTED)
+		for snap, err := range cl.ListAllSnapshots(ctx, opt) {
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: list snapshots: %w", name, err)
+			}
+			owner := fmt.Sprintf("snapshot %s/%s id %d", snap.GetCollection(), snap.GetName(), snap.GetId())
+			mf, err := manifestFiles(ctx, in.End.Store, in.End.Root, snap)
+			if err != nil {
+				vs = append(vs, Violation{Checker: name, Message: fmt.Sprintf("%s: manifest %s: %v", owner, snap.GetManifestKey(), err)})
+				continue
+			}
+			for k, w := range mf {
+				w.owner = owner
+				files[k] = w
+			}
+		}
+	}
+	return files, vs, nil
 }
 
 // auditReaders is how many objects the audits read at once.
@@ -368,7 +380,7 @@ func (c Restores) Check(ctx context.Context, in Input) ([]Violation, error) {
 		if job.GetState() != pb.RestoreState_RESTORE_STATE_COMPLETED {
 			continue
 		}
-		msgs, err := checkRestoredFiles(ctx, cl, in.End.Store, job, snapshotSource(ctx, cl, in.End.Store, job))
+		msgs, err := checkRestoredFiles(ctx, cl, in.End.Store, in.End.Root, job, snapshotSource(ctx, cl, in.End.Store, job))
 		if err != nil {
 			return nil, fmt.Errorf("%s: job %d: %w", c.Name(), id, err)
 		}
@@ -392,6 +404,20 @@ func jobIDs(jobs map[uint64]*pb.RestoreJob, started map[uint64]int64) []uint64 {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// relKey is what a segment's file list keeps of one of its keys: the key below the
+// segment's prefix, or, in the Milvus layout (no prefix), the key without its owner's
+// ids (what the layout parses out of it).
+func relKey(root, prefix, key string) string {
+	if prefix != "" {
+		return strings.TrimPrefix(key, prefix)
+	}
+	rel := strings.TrimPrefix(key, strings.TrimSuffix(root, "/")+"/")
+	if own, ok := layout.Parse(rel); ok {
+		return own.Rel
+	}
+	return key
 }
 
 // segFiles is a canonical segment file list: relative key, size, CRC-32C, sorted.
@@ -423,7 +449,7 @@ func snapshotSource(ctx context.Context, cl *client.Client, store objstore.Store
 // segments (as multisets of per-segment file lists, keys relative to the segment's
 // prefix) and reads every target file back. A source that can no longer be read is
 // not compared: only the read-back is done then.
-func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.Store, job *pb.RestoreJob, sourceOf sourceSegments) ([]string, error) {
+func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.Store, root string, job *pb.RestoreJob, sourceOf sourceSegments) ([]string, error) {
 	var msgs []string
 	opt := client.NewListSegmentsOption(job.GetTargetCollection()).WithDatabase(job.GetTargetDatabase())
 	target := map[string]int{}
@@ -441,7 +467,7 @@ func checkRestoredFiles(ctx context.Context, cl *client.Client, store objstore.S
 		}
 		var entries []string
 		for _, f := range seg.GetFiles() {
-			rel := strings.TrimPrefix(f.GetKey(), seg.GetPrefix())
+			rel := relKey(root, seg.GetPrefix(), f.GetKey())
 			entries = append(entries, fmt.Sprintf("%s %d %08x", rel, f.GetSize(), f.GetCrc32C()))
 		}
 		target[segFilesKey(entries)]++

@@ -289,6 +289,36 @@ func TestCatalog(t *testing.T) {
 			h.get(1, 7, 8, 1, "DROPPED", f1)
 			return nil
 		}},
+		{"a release answered deletable drops a flushed segment; one answered keep changes nothing", func(h *hb) []int64 {
+			h.alloc(0, 0, 1, 1)
+			h.alloc(0, 0, 1, 2)
+			h.flush(0, 2, 3, history.OK, 1, f1)
+			h.flush(0, 2, 3, history.OK, 2, f2)
+			h.add(0, history.Release, 4, 5, history.OK, history.Input{SegmentIDs: []uint64{1, 2}}, history.Output{Verdicts: []bool{true, false}}, "")
+			h.get(1, 6, 7, 1, "DROPPED", f1)
+			h.get(1, 6, 7, 2, "FLUSHED", f2)
+			return nil
+		}},
+		{"an unknown release, either way", func(h *hb) []int64 {
+			h.alloc(0, 0, 1, 1)
+			h.alloc(0, 0, 1, 2)
+			h.flush(0, 2, 3, history.OK, 1, f1)
+			h.flush(0, 2, 3, history.OK, 2, f2)
+			h.add(0, history.Release, 4, 5, history.Unknown, history.Input{SegmentIDs: []uint64{1, 2}}, history.Output{}, "")
+			h.get(1, 6, 7, 1, "DROPPED", f1)
+			h.get(1, 6, 7, 2, "FLUSHED", f2)
+			return nil
+		}},
+		{"a segment released yet flushed afterwards", func(h *hb) []int64 {
+			h.alloc(0, 0, 1, 1)
+			h.flush(0, 2, 3, history.OK, 1, f1)
+			h.add(0, history.Release, 4, 5, history.OK, history.Input{SegmentIDs: []uint64{1}}, history.Output{Verdicts: []bool{true}}, "")
+			return []int64{h.get(1, 6, 7, 1, "FLUSHED", f1)}
+		}},
+		{"an upload in flight answered deletable", func(h *hb) []int64 {
+			h.alloc(0, 0, 1, 1)
+			return []int64{h.add(0, history.Release, 2, 3, history.OK, history.Input{SegmentIDs: []uint64{1}}, history.Output{Verdicts: []bool{true}}, "")}
+		}},
 		{"a flush lost", func(h *hb) []int64 {
 			h.alloc(0, 0, 1, 1)
 			h.flush(0, 2, 3, history.OK, 1, f1)
@@ -373,5 +403,5 @@ func TestAllOrder(t *testing.T) {
 	for _, c := range All() {
 		names = append(names, c.Name())
 	}
-	require.Equal(t, []string{"linearizable-registry", "linearizable-catalog", "lost-undone", "bucket-audit", "restores", "repository", "fsck", "policy", "in-flight", "disk-faults", "convergence", "log-matching", "cluster-clock"}, names)
+	require.Equal(t, []string{"linearizable-registry", "linearizable-catalog", "lost-undone", "bucket-audit", "external-collector", "restores", "repository", "fsck", "policy", "in-flight", "disk-faults", "convergence", "log-matching", "cluster-clock", "node-invariants"}, names)
 }

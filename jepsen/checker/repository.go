@@ -124,7 +124,7 @@ func (c Repository) Check(ctx context.Context, in Input) ([]Violation, error) {
 			}
 			return true, rd.Segments(ctx, manifest.ReadOptions{}, func(s *manifest.Segment) error { return fn(rd, s) })
 		}
-		msgs, cerr := checkRestoredFiles(ctx, cl, in.End.Store, job, source)
+		msgs, cerr := checkRestoredFiles(ctx, cl, in.End.Store, in.End.Root, job, source)
 		if cerr != nil {
 			return nil, fmt.Errorf("%s: job %d: %w", c.Name(), id, cerr)
 		}

@@ -203,6 +203,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			// Short enough that the end of a 1-minute run sees work a killed node held
 			// handed back: restore leases and pending snapshots.
 			"--restore-lease", "10s", "--snapshot-timeout", "30s",
+			// Small batches: the runs' jobs of tens of files spread over several
+			// leases at once, so the restore-leases checker has leases to hold to account.
+			"--restore-batch", "4",
 			"--log-level", "debug",
 		)
 		n.freshArgs = append(n.freshArgs, opts.ExtraArgs...)

@@ -52,6 +52,15 @@ const (
 	PolicyExecute   Kind = "policy-execute"   // In: Policy. Out: Snapshots (ID, Collection, Name of the run's snapshots).
 	HoldAdd         Kind = "hold-add"         // In: Collection, Name, Reason, UntilMs. Out: HoldID, Snapshots (the held one).
 	HoldRemove      Kind = "hold-remove"      // In: Collection, Name, HoldID. Out: Snapshots (the released one).
+
+	// The Milvus layout's index builds and the external collector (its segments are
+	// the segment catalog's, with the caller's ids).
+	BuildAllocate Kind = "build-allocate" // In: SegmentID, BuildID. Out: —.
+	BuildAdd      Kind = "build-add"      // In: SegmentID, BuildID, Files. Out: —.
+	// Release is ReleaseForDeletion. In: SegmentIDs, Builds, Keys. Out: Verdicts (one
+	// per item, in that order: deletable or not) and Files, the objects the collector
+	// deleted because they were answered deletable (it deletes them after the call).
+	Release Kind = "release"
 )
 
 // Outcome says how an operation ended. An operation that timed out or whose
@@ -90,6 +99,17 @@ type Input struct {
 	HoldID  uint64 `json:"hold_id,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	UntilMs int64  `json:"until_ms,omitempty"`
+	// BuildID is an index build's id; Builds and Keys are a release's builds and
+	// object keys (full keys).
+	BuildID uint64     `json:"build_id,omitempty"`
+	Builds  []BuildRef `json:"builds,omitempty"`
+	Keys    []string   `json:"keys,omitempty"`
+}
+
+// BuildRef names an index build by its segment.
+type BuildRef struct {
+	SegmentID uint64 `json:"segment_id"`
+	BuildID   uint64 `json:"build_id"`
 }
 
 // Output is what an OK operation returned; only the fields of its Kind are set.
@@ -108,6 +128,8 @@ type Output struct {
 	HoldID     uint64            `json:"hold_id,omitempty"`
 	// Truncated: the listing had more pages than the one recorded.
 	Truncated bool `json:"truncated,omitempty"`
+	// Verdicts: a release's answers, in its request's order (true: deletable).
+	Verdicts []bool `json:"verdicts,omitempty"`
 }
 
 // Policy is a snapshot policy as DescribePolicy returned it: its settings that the

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,10 +38,13 @@ const (
 	// Policies runs the snapshot policies PolicySpecs (created by SetupPolicies):
 	// reads them, lists their snapshots, runs them by hand and holds their snapshots.
 	Policies = "policies"
+	// Milvus plays Milvus on MilvusCollection (its key layout and ids, its own garbage
+	// collector through ReleaseForDeletion; see milvus.go).
+	Milvus = "milvus"
 )
 
 // All is every workload.
-var All = []string{Snapshots, Segments, Restores, GC, Repositories, Policies}
+var All = []string{Snapshots, Segments, Restores, GC, Repositories, Policies, Milvus}
 
 // Repository is the repository the repositories workload uses: another bucket of the
 // cluster's S3 server, reached through the same fault proxy.
@@ -77,8 +81,9 @@ type Config struct {
 	Dial      Dialer
 	History   *history.History
 	// Store is the bucket, written directly (segment files are uploaded before the
-	// flush that names them).
+	// flush that names them); Root the nodes' storage root, with its trailing slash.
 	Store objstore.Store
+	Root  string
 }
 
 // Setup creates the collections (an existing one is fine).
@@ -125,6 +130,7 @@ type shared struct {
 	jobs      []uint64
 	restores  int
 	pol       policyShared
+	milvus    milvusShared
 }
 
 func (s *shared) take(list *[]segment, r *rand.Rand, coll string) (segment, bool) {
@@ -172,6 +178,10 @@ type worker struct {
 	clients map[string]*client.Client
 	files   int
 	writes  int // request ids given so far
+	// snapColls are the collections the snapshot, restore and export operations pick
+	// from: Collections, and MilvusCollection when the milvus workload runs.
+	snapColls []string
+	milvusIDs int
 }
 
 // WritesWithRequestID are the operations made of exactly one write that carries a
@@ -184,6 +194,7 @@ var WritesWithRequestID = map[history.Kind]bool{
 	history.RestoreStart: true, history.RestoreCancel: true,
 	history.ExportStart: true, history.RepoRestoreStart: true,
 	history.PolicyExecute: true, history.HoldAdd: true, history.HoldRemove: true,
+	history.BuildAllocate: true, history.BuildAdd: true, history.Release: true,
 }
 
 type gen func(ctx context.Context) bool // false: nothing to do now
@@ -197,6 +208,10 @@ func (w *worker) run(ctx context.Context) int {
 	enabled := map[string]bool{}
 	for _, name := range w.cfg.Workloads {
 		enabled[name] = true
+	}
+	w.snapColls = Collections
+	if enabled[Milvus] {
+		w.snapColls = append(slices.Clip(Collections), MilvusCollection)
 	}
 	var gens []gen
 	add := func(weight int, g gen) {
@@ -239,6 +254,13 @@ func (w *worker) run(ctx context.Context) int {
 		add(1, w.policyExecute)
 		add(1, w.holdAdd)
 		add(1, w.holdRemove)
+	}
+	if enabled[Milvus] {
+		add(2, w.milvusAllocate)
+		add(2, w.milvusFlush)
+		add(1, w.milvusIndex)
+		add(1, w.milvusDrop)
+		add(2, w.milvusCollect)
 	}
 	n := 0
 	for ctx.Err() == nil && len(gens) > 0 {
@@ -301,7 +323,7 @@ func state(s fmt.Stringer) string {
 }
 
 func (w *worker) snapshotCreate(ctx context.Context) bool {
-	in := history.Input{Collection: w.pick(Collections), Name: w.pick(SnapshotNames)}
+	in := history.Input{Collection: w.pick(w.snapColls), Name: w.pick(SnapshotNames)}
 	w.call(ctx, history.SnapshotCreate, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
 		s, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption(in.Collection, in.Name))
 		if err != nil {
@@ -313,7 +335,7 @@ func (w *worker) snapshotCreate(ctx context.Context) bool {
 }
 
 func (w *worker) snapshotDrop(ctx context.Context) bool {
-	in := history.Input{Collection: w.pick(Collections), Name: w.pick(SnapshotNames)}
+	in := history.Input{Collection: w.pick(w.snapColls), Name: w.pick(SnapshotNames)}
 	w.call(ctx, history.SnapshotDrop, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
 		r, err := cl.DropSnapshot(ctx, client.NewDropSnapshotOption(in.Collection, in.Name))
 		if err != nil {
@@ -325,7 +347,7 @@ func (w *worker) snapshotDrop(ctx context.Context) bool {
 }
 
 func (w *worker) snapshotDescribe(ctx context.Context) bool {
-	in := history.Input{Collection: w.pick(Collections), Name: w.pick(SnapshotNames)}
+	in := history.Input{Collection: w.pick(w.snapColls), Name: w.pick(SnapshotNames)}
 	w.call(ctx, history.SnapshotDescribe, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
 		s, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotOption(in.Collection, in.Name))
 		if errors.Is(err, client.ErrNotFound) {
@@ -340,7 +362,7 @@ func (w *worker) snapshotDescribe(ctx context.Context) bool {
 }
 
 func (w *worker) snapshotList(ctx context.Context) bool {
-	in := history.Input{Collection: w.pick(Collections)}
+	in := history.Input{Collection: w.pick(w.snapColls)}
 	w.call(ctx, history.SnapshotList, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
 		r, err := cl.ListSnapshots(ctx, client.NewListSnapshotsOption().WithCollection(in.Collection).WithPageSize(1000))
 		if err != nil {
@@ -541,7 +563,7 @@ func (w *worker) restoreStart(ctx context.Context) bool {
 	w.sh.restores++
 	target := fmt.Sprintf("r%d_%d", w.id, w.sh.restores)
 	w.sh.mu.Unlock()
-	in := history.Input{Collection: w.pick(Collections), Name: w.pick(SnapshotNames), Target: target}
+	in := history.Input{Collection: w.pick(w.snapColls), Name: w.pick(SnapshotNames), Target: target}
 	out, res := w.call(ctx, history.RestoreStart, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
 		r, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption(in.Collection, in.Name, in.Target))
 		if err != nil {
@@ -633,7 +655,7 @@ func (w *worker) addJob(id uint64) {
 }
 
 func (w *worker) exportStart(ctx context.Context) bool {
-	in := history.Input{Collection: w.pick(Collections), Name: w.pick(SnapshotNames)}
+	in := history.Input{Collection: w.pick(w.snapColls), Name: w.pick(SnapshotNames)}
 	out, res := w.call(ctx, history.ExportStart, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
 		r, err := cl.ExportSnapshot(ctx, client.NewExportSnapshotOption(in.Collection, in.Name, Repository))
 		if err != nil {
