@@ -34,7 +34,7 @@ import (
 
 // Bugs are the deliberate bugs of a -tags jepsenbug build (SNAPKEEP_BUG).
 var Bugs = []string{"stale-describe", "gc-skip-refs", "policy-double-run", "clock-wall", "disk-healthy", "release-ignores-pins",
-	"allocation-lease-short", "lease-twice"}
+	"allocation-lease-short", "lease-twice", "scrub-false-loss"}
 
 // Options configure a run.
 type Options struct {

@@ -84,7 +84,7 @@ func TestSmoke(t *testing.T) {
 // TestBugs: each deliberate bug of a jepsenbug build must be caught.
 func TestBugs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: eight cluster runs of real processes, 8–30 s each (make test runs them)")
+		t.Skip("-short: nine cluster runs of real processes, 8–30 s each (make test runs them)")
 	}
 	for _, tc := range []struct {
 		bug, nemeses string
@@ -117,6 +117,9 @@ func TestBugs(t *testing.T) {
 		// a task grant takes the job's other leases back: their tasks are granted
 		// again while their holders copy them (the runs' restore batches are 4 files)
 		{"lease-twice", "none", []string{workload.Snapshots, workload.Segments, workload.Restores}, 10 * time.Second, (&checker.NodeInvariants{}).Name()},
+		// a verification takes a failed read for damage: the S3 fault (from 2 s in)
+		// cuts object reads off half-way
+		{"scrub-false-loss", "s3-faults", []string{workload.Snapshots, workload.Segments, workload.Scrub}, 12 * time.Second, (&checker.Scrub{}).Name()},
 	} {
 		t.Run(tc.bug, func(t *testing.T) {
 			require.NotEmpty(t, checker.All(), "a bug run needs the checkers to catch it")

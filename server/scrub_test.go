@@ -3,14 +3,20 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/client"
+	"github.com/snapkeep/snapkeep/objstore"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server"
 	"github.com/snapkeep/snapkeep/server/finisher"
@@ -138,4 +144,69 @@ func TestScrubberRepairsManifestsAndReportsDataLoss(t *testing.T) {
 	_, h = healthOf(t, httpAddr, "/health")
 	require.Equal(t, "ok", h.Status)
 	require.Empty(t, h.Degraded)
+}
+
+// failingGets is a bucket whose GETs of the keys in fail return an error, as an S3
+// server answering 503 does.
+type failingGets struct {
+	objstore.Store
+	fail *sync.Map
+}
+
+func (s failingGets) Get(ctx context.Context, key string) (io.ReadCloser, objstore.ObjectInfo, error) {
+	if _, ok := s.fail.Load(key); ok {
+		return nil, objstore.ObjectInfo{}, fmt.Errorf("get %s: SlowDown: please reduce your request rate (503)", key)
+	}
+	return s.Store.Get(ctx, key)
+}
+
+// TestVerificationUndecidedByAFailedRead: a verification that cannot read a data file
+// (deep) or the manifest records nothing — not DATA_LOSS, not a repair — and is
+// refused Unavailable; once the reads work it records OK.
+func TestVerificationUndecidedByAFailedRead(t *testing.T) {
+	fail := &sync.Map{}
+	c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+		cfg.Store = failingGets{Store: cfg.Store, fail: fail}
+	}})
+	cl := gcClient(t, c)
+	ctx := context.Background()
+	_, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs"))
+	require.NoError(t, err)
+	segs := gcGenerate(t, c, cl, "docs", 2, 2, 1)
+	snap, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("docs", "s1"))
+	require.NoError(t, err)
+	manifest := readObject(t, c.Bucket.Store, snap.GetManifestKey())
+
+	for _, tc := range []struct {
+		name string
+		key  string
+		deep bool
+	}{
+		{"a data file", segs[1].Files[0].Key, true},
+		{"the manifest", snap.GetManifestKey(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotOption("docs", "s1"))
+			require.NoError(t, err)
+			fail.Store(tc.key, true)
+			opt := client.NewVerifySnapshotOption("docs", "s1")
+			if tc.deep {
+				opt = opt.WithDeep()
+			}
+			_, err = cl.VerifySnapshot(ctx, opt)
+			require.Error(t, err)
+			require.Equal(t, codes.Unavailable, client.Code(err), "%v", err)
+			require.Contains(t, err.Error(), tc.key)
+			s, err := cl.DescribeSnapshot(ctx, client.NewDescribeSnapshotOption("docs", "s1"))
+			require.NoError(t, err)
+			require.True(t, proto.Equal(before.GetVerification(), s.GetVerification()), "nothing recorded: %v", s.GetVerification())
+			require.Equal(t, manifest, readObject(t, c.Bucket.Store, snap.GetManifestKey()), "no repair")
+
+			fail.Delete(tc.key)
+			s, err = cl.VerifySnapshot(ctx, opt)
+			require.NoError(t, err)
+			require.Equal(t, pb.SnapshotVerifyOutcome_SNAPSHOT_VERIFY_OUTCOME_OK, s.GetVerification().GetOutcome(), "%v", s.GetVerification().GetProblems())
+			require.Equal(t, tc.deep, s.GetVerification().GetDeep())
+		})
+	}
 }

@@ -100,5 +100,6 @@ func All() []Checker {
 		LogMatching{}, // this one and the next two read the stopped nodes' data dirs
 		&ClusterClock{},
 		&NodeInvariants{},
+		&Scrub{},
 	}
 }

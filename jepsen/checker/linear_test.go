@@ -403,5 +403,5 @@ func TestAllOrder(t *testing.T) {
 	for _, c := range All() {
 		names = append(names, c.Name())
 	}
-	require.Equal(t, []string{"linearizable-registry", "linearizable-catalog", "lost-undone", "bucket-audit", "external-collector", "restores", "repository", "fsck", "policy", "in-flight", "disk-faults", "convergence", "log-matching", "cluster-clock", "node-invariants"}, names)
+	require.Equal(t, []string{"linearizable-registry", "linearizable-catalog", "lost-undone", "bucket-audit", "external-collector", "restores", "repository", "fsck", "policy", "in-flight", "disk-faults", "convergence", "log-matching", "cluster-clock", "node-invariants", "scrub"}, names)
 }

@@ -61,6 +61,9 @@ const (
 	// per item, in that order: deletable or not) and Files, the objects the collector
 	// deleted because they were answered deletable (it deletes them after the call).
 	Release Kind = "release"
+
+	// Scrubbing: a verification on request, as the leader's scrubber makes them.
+	SnapshotVerify Kind = "snapshot-verify" // In: Collection, Name, Deep. Out: SnapshotID, State, Outcome.
 )
 
 // Outcome says how an operation ended. An operation that timed out or whose
@@ -104,6 +107,8 @@ type Input struct {
 	BuildID uint64     `json:"build_id,omitempty"`
 	Builds  []BuildRef `json:"builds,omitempty"`
 	Keys    []string   `json:"keys,omitempty"`
+	// Deep: a verification that reads the data back.
+	Deep bool `json:"deep,omitempty"`
 }
 
 // BuildRef names an index build by its segment.
@@ -130,6 +135,8 @@ type Output struct {
 	Truncated bool `json:"truncated,omitempty"`
 	// Verdicts: a release's answers, in its request's order (true: deletable).
 	Verdicts []bool `json:"verdicts,omitempty"`
+	// Outcome: a verification's (OK, REPAIRED, DAMAGED, DATA_LOSS).
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Policy is a snapshot policy as DescribePolicy returned it: its settings that the

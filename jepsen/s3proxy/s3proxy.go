@@ -1,16 +1,19 @@
 // Package s3proxy is the harness's HTTP reverse proxy in front of the S3 server: the
 // nodes use it as --s3-endpoint, and during a fault window it answers a share of the
 // requests with 503 SlowDown or holds them (a timeout, as the SDK sees it) instead of
-// forwarding them.
+// forwarding them, and cuts a share of object reads off half-way.
 package s3proxy
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +27,10 @@ type Faults struct {
 	// enough that the SDK's own attempt times out first, or the caller's deadline.
 	HoldRate float64
 	Hold     time.Duration
+	// CutRate is the share of object GETs whose body is cut off half-way (the
+	// connection closed after the headers and half the bytes): an error the SDK does
+	// not retry, which its caller sees while reading.
+	CutRate float64
 }
 
 // Proxy forwards HTTP to the S3 server, injecting Faults.
@@ -122,6 +129,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w)
 		return
 	}
+	if x < f.SlowDownRate+f.HoldRate+f.CutRate && objectGet(r) {
+		p.Injected.Add(1)
+		w = &cutWriter{ResponseWriter: w, left: -1}
+	}
 	if r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "" && r.URL.Query().Get("partNumber") == "" {
 		p.copiesMu.Lock()
 		if p.copies == nil {
@@ -131,6 +142,46 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.copiesMu.Unlock()
 	}
 	p.rp.ServeHTTP(w, r)
+}
+
+// objectGet says whether r reads an object (not a listing or the bucket).
+func objectGet(r *http.Request) bool {
+	if r.Method != http.MethodGet || r.URL.Query().Has("list-type") || r.URL.Query().Has("uploads") {
+		return false
+	}
+	_, key, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	return ok && key != ""
+}
+
+// errCut ends a response the proxy cuts off; ReverseProxy then aborts the connection.
+var errCut = errors.New("s3proxy: response cut off (injected)")
+
+// cutWriter passes on half of a response's body (by its Content-Length), then fails.
+type cutWriter struct {
+	http.ResponseWriter
+	left int64 // -1: not known yet
+}
+
+func (c *cutWriter) Write(b []byte) (int, error) {
+	if c.left < 0 {
+		n, _ := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64)
+		c.left = n / 2
+	}
+	if c.left <= 0 {
+		return 0, errCut
+	}
+	if int64(len(b)) > c.left {
+		b = b[:c.left]
+	}
+	n, err := c.ResponseWriter.Write(b)
+	c.left -= int64(n)
+	if err == nil && c.left <= 0 {
+		if f, ok := c.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		return n, errCut
+	}
+	return n, err
 }
 
 func (p *Proxy) fail(w http.ResponseWriter) {

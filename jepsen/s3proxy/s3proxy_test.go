@@ -46,6 +46,23 @@ func TestProxyFaults(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 	require.EqualValues(t, 2, p.Injected.Load())
 
+	// an object read cut off half-way: the headers say the whole length, the body
+	// ends early; a listing is never cut
+	p.Set(Faults{CutRate: 1})
+	resp, err := hc.Get(p.Endpoint() + "/bucket/key")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Error(t, err, "read %q", b)
+	require.Less(t, len(b), int(resp.ContentLength))
+	resp, err = hc.Get(p.Endpoint() + "/bucket?list-type=2")
+	require.NoError(t, err)
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.EqualValues(t, 3, p.Injected.Load())
+
 	p.Set(Faults{})
 	code, _ = get()
 	require.Equal(t, http.StatusOK, code)

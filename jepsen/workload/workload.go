@@ -41,10 +41,13 @@ const (
 	// Milvus plays Milvus on MilvusCollection (its key layout and ids, its own garbage
 	// collector through ReleaseForDeletion; see milvus.go).
 	Milvus = "milvus"
+	// Scrub verifies snapshots on request (VerifySnapshot, sizes or deep) while the
+	// leader's scrubber verifies them on its schedule.
+	Scrub = "scrub"
 )
 
 // All is every workload.
-var All = []string{Snapshots, Segments, Restores, GC, Repositories, Policies, Milvus}
+var All = []string{Snapshots, Segments, Restores, GC, Repositories, Policies, Milvus, Scrub}
 
 // Repository is the repository the repositories workload uses: another bucket of the
 // cluster's S3 server, reached through the same fault proxy.
@@ -262,6 +265,9 @@ func (w *worker) run(ctx context.Context) int {
 		add(1, w.milvusDrop)
 		add(2, w.milvusCollect)
 	}
+	if enabled[Scrub] {
+		add(2, w.snapshotVerify)
+	}
 	n := 0
 	for ctx.Err() == nil && len(gens) > 0 {
 		if gens[w.rng.IntN(len(gens))](ctx) {
@@ -357,6 +363,23 @@ func (w *worker) snapshotDescribe(ctx context.Context) bool {
 			return history.Output{}, err
 		}
 		return history.Output{Found: true, SnapshotID: s.GetId(), State: state(s.GetState())}, nil
+	})
+	return true
+}
+
+func (w *worker) snapshotVerify(ctx context.Context) bool {
+	in := history.Input{Collection: w.pick(w.snapColls), Name: w.pick(SnapshotNames), Deep: w.rng.IntN(2) == 0}
+	w.call(ctx, history.SnapshotVerify, in, OpTimeout, func(ctx context.Context, cl *client.Client) (history.Output, error) {
+		opt := client.NewVerifySnapshotOption(in.Collection, in.Name)
+		if in.Deep {
+			opt = opt.WithDeep()
+		}
+		s, err := cl.VerifySnapshot(ctx, opt)
+		if err != nil {
+			return history.Output{}, err
+		}
+		return history.Output{SnapshotID: s.GetId(), State: state(s.GetState()),
+			Outcome: strings.TrimPrefix(s.GetVerification().GetOutcome().String(), "SNAPSHOT_VERIFY_OUTCOME_")}, nil
 	})
 	return true
 }

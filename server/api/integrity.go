@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/snapkeep/snapkeep/manifest/repository"
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 	"github.com/snapkeep/snapkeep/server/fsck"
+	"github.com/snapkeep/snapkeep/server/scrub"
 )
 
 type integrityService struct {
@@ -141,6 +143,9 @@ func (s *integrityService) VerifySnapshot(ctx context.Context, req *pb.VerifySna
 			snap.CollectionName, snap.Name, snap.Id, strings.ToLower(strings.TrimPrefix(snap.State.String(), "SNAPSHOT_STATE_")))
 	}
 	if _, err := s.b.VerifySnapshot(ctx, snap.Id, req.Deep); err != nil {
+		if errors.Is(err, scrub.ErrUndecided) {
+			return nil, status.Errorf(codes.Unavailable, "%v; nothing was recorded: try again", err)
+		}
 		return nil, err
 	}
 	after, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)

@@ -41,7 +41,9 @@ const (
 	ReadError        = "read-error"        // deep: could not be read
 	ManifestMissing  = "manifest-missing"
 	ManifestDamaged  = "manifest-damaged" // size or xxhash64 not the catalog's, or undecodable
-	ManifestContent  = "manifest-content" // decodes, but lists other segments or files than captured
+	// ManifestReadError: listed, but reading it failed (what it holds is not known).
+	ManifestReadError = "manifest-read-error"
+	ManifestContent   = "manifest-content" // decodes, but lists other segments or files than captured
 	// CatalogDamaged: a record's own file list does not decode. The catalog is the
 	// authority, so nothing can be repaired from it: restore the metadata backup.
 	CatalogDamaged = "catalog-damaged"
@@ -253,9 +255,17 @@ func CheckSnapshots(ctx context.Context, view *fsm.View, store objstore.Store, r
 }
 
 // IsManifestProblem reports whether a problem kind is about a manifest (which the
-// catalog can rewrite) rather than a data file (which it cannot).
+// catalog can rewrite) rather than a data file (which it cannot). A manifest that
+// could not be read is neither: see IsReadFailure.
 func IsManifestProblem(kind string) bool {
 	return kind == ManifestMissing || kind == ManifestDamaged || kind == ManifestContent
+}
+
+// IsReadFailure reports whether a problem kind says only that an object could not be
+// read (a fault of the store or the network, perhaps passing): nothing is known of
+// its content, so it proves no damage.
+func IsReadFailure(kind string) bool {
+	return kind == ReadError || kind == ManifestReadError
 }
 
 func (c *checker) collections() ([]*fsmpb.Collection, error) {
@@ -463,7 +473,7 @@ func (c *checker) checkManifests(ctx context.Context, snaps []*fsmpb.Snapshot) e
 		}
 		body, err := readAll(ctx, c.store, key)
 		if err != nil {
-			mp(ManifestDamaged, fmt.Sprintf("cannot read the manifest: %v", err), uint64(o.Size))
+			mp(ManifestReadError, fmt.Sprintf("cannot read the manifest: %v", err), uint64(o.Size))
 			continue
 		}
 		if uint64(len(body)) != s.ManifestSize || xxhash.Sum64(body) != s.ManifestChecksum {

@@ -14,6 +14,7 @@ package scrub
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -254,15 +255,25 @@ func (s *Scrubber) verify(ctx context.Context, snaps []*fsmpb.Snapshot, deep boo
 		return nil, fmt.Errorf("verify snapshots %v: %w", ids(snaps), err)
 	}
 	out := make([]*fsmpb.SnapshotVerification, 0, len(snaps))
+	var undecided []error
 	for _, snap := range snaps {
 		v, err := s.record(ctx, view, store, snap, rep.Problems, deep)
+		if errors.Is(err, ErrUndecided) {
+			undecided = append(undecided, err)
+			continue
+		}
 		if err != nil {
 			return out, err
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return out, errors.Join(undecided...)
 }
+
+// ErrUndecided is wrapped by the error of a verification that could not read every
+// object it needed (an S3 fault): nothing is recorded, and the snapshot stays due, so
+// the next pass verifies it again. A failed read proves no damage.
+var ErrUndecided = errors.New("verification undecided: an object could not be read")
 
 // record repairs snap's manifest if a problem of problems about snap needs it and
 // records the verification.
@@ -274,7 +285,10 @@ func (s *Scrubber) record(ctx context.Context, view *fsm.View, store objstore.St
 		if !slices.Contains(p.Snapshots, id) {
 			continue
 		}
-		if fsck.IsManifestProblem(p.Kind) {
+		if fsck.IsReadFailure(p.Kind) && !bugScrubFalseLoss {
+			return nil, fmt.Errorf("snapshot %s (id %d): %s %s: %w", snap.Name, id, p.Kind, p.Key, ErrUndecided)
+		}
+		if fsck.IsManifestProblem(p.Kind) || p.Kind == fsck.ManifestReadError {
 			manifestBroken = true
 		} else {
 			dataLost = true
