@@ -408,20 +408,30 @@ func applyRestoreGrant(c *applyCtx, cmd *fsmpb.RestoreGrant) (proto.Message, err
 // other leases back into the pool, deadline or not, so their tasks are granted again
 // while their holders still copy them.
 func (c *applyCtx) returnOtherLeases(job uint64) {
-	var others []*fsmpb.RestoreLease
+	for _, l := range c.jobLeases(job) {
+		c.returnLeaseTasks(l)
+		c.t.restoreLeases.remove(l)
+	}
+}
+
+// returnLeaseTasks puts a lease's tasks back in its job's pool.
+func (c *applyCtx) returnLeaseTasks(l *fsmpb.RestoreLease) {
+	for i, t := range l.Tasks {
+		c.t.leasedTasks.Delete(leasedTask{job: l.JobId, task: t})
+		c.returnToPool(l.JobId, t, l.Attempts[i])
+	}
+}
+
+// jobLeases are a job's leases.
+func (c *applyCtx) jobLeases(job uint64) []*fsmpb.RestoreLease {
+	var ls []*fsmpb.RestoreLease
 	c.t.restoreLeases.each(func(l *fsmpb.RestoreLease) bool {
 		if l.JobId == job {
-			others = append(others, l)
+			ls = append(ls, l)
 		}
 		return true
 	})
-	for _, l := range others {
-		for i, t := range l.Tasks {
-			c.t.leasedTasks.Delete(leasedTask{job: l.JobId, task: t})
-			c.returnToPool(l.JobId, t, l.Attempts[i])
-		}
-		c.t.restoreLeases.remove(l)
-	}
+	return ls
 }
 
 // takeFromPool removes up to n of a job's pooled tasks, lowest first.
@@ -828,14 +838,7 @@ func (c *applyCtx) clearRestoreTasks(job uint64) {
 
 // removeRestoreLeases forgets every lease of a job.
 func (c *applyCtx) removeRestoreLeases(job uint64) {
-	var ls []*fsmpb.RestoreLease
-	c.t.restoreLeases.each(func(l *fsmpb.RestoreLease) bool {
-		if l.JobId == job {
-			ls = append(ls, l)
-		}
-		return true
-	})
-	for _, l := range ls {
+	for _, l := range c.jobLeases(job) {
 		c.t.restoreLeases.remove(l)
 	}
 }
@@ -933,10 +936,7 @@ func applyExpireRestoreLeases(c *applyCtx, cmd *fsmpb.ExpireRestoreLeases) (prot
 		// The tasks of a finished job's lease are gone with the job; only the lease
 		// (kept so GC spares the target) is left to forget.
 		if j, err := c.restoreJob(l.JobId); err == nil && isRunningRestore(j) {
-			for i, t := range l.Tasks {
-				c.t.leasedTasks.Delete(leasedTask{job: l.JobId, task: t})
-				c.returnToPool(l.JobId, t, l.Attempts[i])
-			}
+			c.returnLeaseTasks(l)
 		}
 		c.t.restoreLeases.remove(l)
 		resp.LeaseIds = append(resp.LeaseIds, l.Id)

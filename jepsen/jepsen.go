@@ -133,7 +133,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var extra []string
+	extra := []string{
+		// Small batches: the runs' jobs of tens of files spread over several leases at
+		// once, so the lease invariants (fsm/invariants.go) have leases to hold.
+		"--restore-batch", "4",
+		// The scrubber verifies every committed snapshot every 2 s (its data read back
+		// every 5 s), 16 a pass, a pass every 10 s: under every fault.
+		"--scrub-every", "2s", "--scrub-deep-every", "5s", "--scrub-per-pass", "16",
+	}
 	if o.RaftLogStore != "" {
 		extra = append(extra, "--raft-log-store", o.RaftLogStore)
 	}

@@ -203,12 +203,6 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			// Short enough that the end of a 1-minute run sees work a killed node held
 			// handed back: restore leases and pending snapshots.
 			"--restore-lease", "10s", "--snapshot-timeout", "30s",
-			// Small batches: the runs' jobs of tens of files spread over several
-			// leases at once, so the restore-leases checker has leases to hold to account.
-			"--restore-batch", "4",
-			// The scrubber verifies every committed snapshot every 2 s (its data read
-			// back every 5 s), 16 a pass, a pass every 10 s: under every fault.
-			"--scrub-every", "2s", "--scrub-deep-every", "5s", "--scrub-per-pass", "16",
 			"--log-level", "debug",
 		)
 		n.freshArgs = append(n.freshArgs, opts.ExtraArgs...)

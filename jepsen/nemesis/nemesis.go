@@ -136,9 +136,9 @@ type Nemesis struct {
 	Log func(format string, args ...any)
 
 	rng *rand.Rand
-	// clockSkewed, diskFaulted: a clock, a disk fault ran (the first of each is
-	// chosen to matter: see clockFault, diskFault).
-	clockSkewed, diskFaulted bool
+	// clockSkewed, diskFaulted, s3Faulted: a clock, a disk, an s3 fault ran (the first
+	// of each is chosen to matter: see clockFault, diskFault, s3Fault).
+	clockSkewed, diskFaulted, s3Faulted bool
 }
 
 // Run injects faults until ctx is done and returns how many; every fault is healed
