@@ -30,7 +30,8 @@ func leaseMap(t *tables) map[uint64]*fsmpb.RestoreLease {
 }
 
 // leaseViolations compares the leases before a command (env) with after: no task may be
-// in two leases at once, and a lease may end only by its report, by an expiry stamped
+// in two leases at once, and a lease may end only by its report (or one of another
+// lease naming all its tasks), by an expiry stamped
 // after its deadline, because its holder restarted (an expiry naming the holder's new
 // incarnation) or gossip saw it gone, or with its job. So a task is never granted again
 // while its holder may still copy it under its lease.
@@ -76,10 +77,27 @@ func leaseEnd(env *fsmpb.Envelope, l *fsmpb.RestoreLease) string {
 	switch env.Type {
 	case fsmpb.CommandType_COMMAND_TYPE_RESTORE_REPORT:
 		var cmd fsmpb.RestoreReport
-		if proto.Unmarshal(env.Body, &cmd) == nil && cmd.LeaseId == l.Id {
+		if proto.Unmarshal(env.Body, &cmd) != nil {
+			return "a report that does not decode"
+		}
+		if cmd.LeaseId == l.Id {
 			return ""
 		}
-		return "a report of another lease"
+		// A task is done whoever reports it: a late report of an expired lease takes its
+		// tasks from the lease they were granted to since, which ends once it has none.
+		reported := map[uint32]bool{}
+		for _, d := range cmd.Done {
+			reported[d.Task] = true
+		}
+		for _, f := range cmd.Failed {
+			reported[f.Task] = true
+		}
+		for _, t := range l.Tasks {
+			if !reported[t] {
+				return fmt.Sprintf("a report of lease %d, which does not name its task %d", cmd.LeaseId, t)
+			}
+		}
+		return ""
 	case fsmpb.CommandType_COMMAND_TYPE_EXPIRE_RESTORE_LEASES:
 		var cmd fsmpb.ExpireRestoreLeases
 		if proto.Unmarshal(env.Body, &cmd) != nil {

@@ -20,8 +20,12 @@ func TestLeaseViolations(t *testing.T) {
 		require.NoError(t, err)
 		return &fsmpb.Envelope{Version: 1, Type: typ, Now: now, Body: b}
 	}
-	report := func(leaseID uint64) *fsmpb.Envelope {
-		return env(fsmpb.CommandType_COMMAND_TYPE_RESTORE_REPORT, deadline-1, &fsmpb.RestoreReport{JobId: 7, LeaseId: leaseID})
+	report := func(leaseID uint64, done ...uint32) *fsmpb.Envelope {
+		cmd := &fsmpb.RestoreReport{JobId: 7, LeaseId: leaseID}
+		for _, t := range done {
+			cmd.Done = append(cmd.Done, &fsmpb.TaskDone{Task: t})
+		}
+		return env(fsmpb.CommandType_COMMAND_TYPE_RESTORE_REPORT, deadline-1, cmd)
 	}
 	expire := func(now int64, cmd *fsmpb.ExpireRestoreLeases) *fsmpb.Envelope {
 		return env(fsmpb.CommandType_COMMAND_TYPE_EXPIRE_RESTORE_LEASES, now, cmd)
@@ -35,7 +39,8 @@ func TestLeaseViolations(t *testing.T) {
 		want          string // "" none, else a part of the one violation
 	}{
 		{"a report ends its lease", []*fsmpb.RestoreLease{lease(1, "n1", 0, 1)}, nil, report(1), false, ""},
-		{"a report of another lease ends it", []*fsmpb.RestoreLease{lease(1, "n1", 0, 1), lease(2, "n2", 2)}, []*fsmpb.RestoreLease{lease(2, "n2", 2)}, report(2), false, "a report of another lease"},
+		{"a report of another lease ends it", []*fsmpb.RestoreLease{lease(1, "n1", 0, 1), lease(2, "n2", 2)}, []*fsmpb.RestoreLease{lease(2, "n2", 2)}, report(2, 0), false, "does not name its task 1"},
+		{"a late report of an expired lease takes its tasks from their new lease", []*fsmpb.RestoreLease{lease(1, "n1", 0, 1)}, nil, report(9, 0, 1), false, ""},
 		{"an expiry past the deadline", []*fsmpb.RestoreLease{lease(1, "n1", 0)}, nil, expire(deadline+1, &fsmpb.ExpireRestoreLeases{}), false, ""},
 		{"an expiry before the deadline", []*fsmpb.RestoreLease{lease(1, "n1", 0)}, nil, expire(deadline-int64(time.Second), &fsmpb.ExpireRestoreLeases{}), false, "1s before the deadline"},
 		{"the holder restarted", []*fsmpb.RestoreLease{lease(1, "n1", 0)}, nil, expire(0, &fsmpb.ExpireRestoreLeases{Node: "n1", Incarnation: "i2"}), false, ""},
