@@ -74,7 +74,8 @@ func TestHealthReportsFullDisk(t *testing.T) {
 	}
 
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		code, h := healthOf(t, fn.HTTPAddr(), "/health")
+		code, h, err := tryHealth(fn.HTTPAddr(), "/health")
+		require.NoError(ct, err)
 		require.Equal(ct, http.StatusServiceUnavailable, code)
 		require.Contains(ct, h.Reasons, "log_write_error")
 		require.Contains(ct, h.Reasons, "behind_leader")
@@ -121,7 +122,8 @@ func TestHealthReportsFullDisk(t *testing.T) {
 	c.Restart(follower)
 	fn = c.Nodes[follower]
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		code, h := healthOf(t, fn.HTTPAddr(), "/health")
+		code, h, err := tryHealth(fn.HTTPAddr(), "/health")
+		require.NoError(ct, err)
 		require.Equal(ct, http.StatusServiceUnavailable, code)
 		require.Zero(ct, h.CommitIndex, "the restarted node learned a commit index")
 		require.Contains(ct, h.Reasons, "log_write_error")
@@ -142,7 +144,7 @@ func TestHealthReportsFullDisk(t *testing.T) {
 	// With disk space back, the node catches up and is healthy again.
 	full[follower].Store(false)
 	require.Eventually(t, func() bool {
-		code, _ := healthOf(t, fn.HTTPAddr(), "/health")
-		return code == http.StatusOK
+		code, _, err := tryHealth(fn.HTTPAddr(), "/health")
+		return err == nil && code == http.StatusOK
 	}, 60*time.Second, 200*time.Millisecond)
 }

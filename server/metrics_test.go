@@ -103,21 +103,44 @@ func sum(scrapes []families, name string, labels ...string) float64 {
 	return total
 }
 
-func httpGet(t *testing.T, url string) (int, []byte) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
+// testHTTP bounds every request of the tests: a node that never answers fails the
+// request, not the whole package at its timeout.
+var testHTTP = &http.Client{Timeout: 10 * time.Second}
+
+func tryGet(url string) (int, []byte, error) {
+	resp, err := testHTTP.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+func httpGet(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	code, body, err := tryGet(url)
 	require.NoError(t, err)
-	return resp.StatusCode, body
+	return code, body
+}
+
+// tryHealth reads a health endpoint; inside Eventually conditions, where failing t
+// from the condition's goroutine would stall the wait, use it rather than healthOf.
+func tryHealth(addr, path string) (int, server.Health, error) {
+	var h server.Health
+	code, body, err := tryGet("http://" + addr + path)
+	if err == nil {
+		if err = json.Unmarshal(body, &h); err != nil {
+			err = fmt.Errorf("%w: %s", err, body)
+		}
+	}
+	return code, h, err
 }
 
 func healthOf(t *testing.T, addr, path string) (int, server.Health) {
 	t.Helper()
-	code, body := httpGet(t, "http://"+addr+path)
-	var h server.Health
-	require.NoError(t, json.Unmarshal(body, &h), string(body))
+	code, h, err := tryHealth(addr, path)
+	require.NoError(t, err)
 	return code, h
 }
 
@@ -278,8 +301,8 @@ func TestMetricsReflectTheWork(t *testing.T) {
 	}
 	n := c.Nodes[last]
 	require.Eventually(t, func() bool {
-		code, h := healthOf(t, n.HTTPAddr(), "/health")
-		return code == http.StatusServiceUnavailable && !h.Healthy && len(h.Problems) > 0 && h.Status == "unavailable"
+		code, h, err := tryHealth(n.HTTPAddr(), "/health")
+		return err == nil && code == http.StatusServiceUnavailable && !h.Healthy && len(h.Problems) > 0 && h.Status == "unavailable"
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Eventually(t, func() bool {
 		return grpcHealth(t, n.GRPCAddr(), "") == healthpb.HealthCheckResponse_NOT_SERVING

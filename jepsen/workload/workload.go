@@ -6,11 +6,9 @@
 package workload
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -426,20 +424,12 @@ func (w *worker) upload(ctx context.Context, prefix string, n int) ([]history.Fi
 	var pf []*snapkeepv1.File
 	for i := 0; i < n; i++ {
 		w.files++
-		body := make([]byte, 64+w.rng.IntN(448))
-		for j := range body {
-			body[j] = byte(w.rng.Uint32())
-		}
-		sum := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))
-		key := fmt.Sprintf("%sinsert/0/%d", prefix, w.files*100+w.id)
-		uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := w.cfg.Store.Put(uctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{CRC32C: sum, HasCRC32C: true})
-		cancel()
+		f, err := w.put(ctx, fmt.Sprintf("%sinsert/0/%d", prefix, w.files*100+w.id))
 		if err != nil {
 			return nil, nil, err
 		}
-		hf = append(hf, history.File{Key: key, Size: int64(len(body)), CRC32C: sum})
-		pf = append(pf, &snapkeepv1.File{Key: key, Kind: snapkeepv1.FileKind_FILE_KIND_INSERT, Size: uint64(len(body)), Crc32C: sum})
+		hf = append(hf, f)
+		pf = append(pf, &snapkeepv1.File{Key: f.Key, Kind: snapkeepv1.FileKind_FILE_KIND_INSERT, Size: uint64(f.Size), Crc32C: f.CRC32C})
 	}
 	return hf, pf, nil
 }
