@@ -143,10 +143,7 @@ func (s *integrityService) VerifySnapshot(ctx context.Context, req *pb.VerifySna
 			snap.CollectionName, snap.Name, snap.Id, strings.ToLower(strings.TrimPrefix(snap.State.String(), "SNAPSHOT_STATE_")))
 	}
 	if _, err := s.b.VerifySnapshot(ctx, snap.Id, req.Deep); err != nil {
-		if errors.Is(err, scrub.ErrUndecided) {
-			return nil, status.Errorf(codes.Unavailable, "%v; nothing was recorded: try again", err)
-		}
-		return nil, err
+		return nil, verifyError(err)
 	}
 	after, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
 	if err != nil {
@@ -157,4 +154,21 @@ func (s *integrityService) VerifySnapshot(ctx context.Context, req *pb.VerifySna
 		return nil, err
 	}
 	return &pb.VerifySnapshotResponse{Snapshot: (&snapshotsService{services: s.services}).convert(after, rec, false)}, nil
+}
+
+// verifyError gives a verification's errors their status codes: one that could not
+// read or list the bucket recorded nothing and is worth retrying (Unavailable), like an
+// undecided one; statuses (a refused proposal) and context errors keep their codes.
+func verifyError(err error) error {
+	var fe *fsm.Error
+	switch {
+	case errors.Is(err, scrub.ErrUndecided):
+		return status.Errorf(codes.Unavailable, "%v; nothing was recorded: try again", err)
+	case errors.As(err, &fe), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "could not verify: %v; nothing was recorded: try again", err)
 }
