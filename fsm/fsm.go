@@ -53,6 +53,10 @@ type FSM struct {
 	// node's cluster clock carries it forward (server/clustertime). Not state: 0 after a
 	// restart until a command is applied.
 	lastNow atomic.Int64
+
+	// invariantChecks counts the commands this process checked the invariants after
+	// (fault-injection builds only; see invariants.go).
+	invariantChecks atomic.Uint64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -143,6 +147,9 @@ func (f *FSM) executeFrom(tx **tables, index uint64, data []byte, before func() 
 	if checkInvariants && ok {
 		for _, v := range leaseViolations(leasesBefore, *tx, env) {
 			f.logger.Error(InvariantViolated, "invariant", "restore-leases", "index", index, "detail", v)
+		}
+		if n := f.invariantChecks.Add(1); n%InvariantsCheckedEvery == 0 {
+			f.logger.Info(InvariantsChecked, "commands", n, "index", index)
 		}
 	}
 	var remembered *fsmpb.RequestRecord

@@ -19,6 +19,14 @@ import (
 // InvariantViolated is the log message of a broken invariant.
 const InvariantViolated = "invariant violated"
 
+// InvariantsChecked is the log message, every InvariantsCheckedEvery commands, with
+// the number of commands this process checked so far (attribute "commands"): proof
+// that the checks ran, for the harness to count.
+const (
+	InvariantsChecked      = "invariants checked"
+	InvariantsCheckedEvery = 1000
+)
+
 // leaseMap is the restore and export task leases by id.
 func leaseMap(t *tables) map[uint64]*fsmpb.RestoreLease {
 	m := map[uint64]*fsmpb.RestoreLease{}

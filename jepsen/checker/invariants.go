@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/snapkeep/snapkeep/fsm"
@@ -37,8 +38,10 @@ func (c *NodeInvariants) Check(_ context.Context, in Input) ([]Violation, error)
 	}
 	sort.Strings(ids)
 	needle := fmt.Sprintf("msg=%q", fsm.InvariantViolated)
+	countNeedle := fmt.Sprintf("msg=%q", fsm.InvariantsChecked)
 	var vs []Violation
 	lines := 0
+	var checked uint64
 	for _, id := range ids {
 		path := filepath.Join(in.OutDir, "logs", id+".log")
 		f, err := os.Open(path)
@@ -47,18 +50,56 @@ func (c *NodeInvariants) Check(_ context.Context, in Input) ([]Violation, error)
 		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		var count processCounts
 		for sc.Scan() {
 			lines++
-			if line := sc.Text(); strings.Contains(line, needle) {
+			line := sc.Text()
+			switch {
+			case strings.Contains(line, needle):
 				vs = append(vs, Violation{Checker: c.Name(), Message: id + ": " + line})
+			case strings.Contains(line, countNeedle):
+				count.add(logAttr(line, "commands"))
 			}
 		}
+		checked += count.total()
 		err = sc.Err()
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: read %s: %w", c.Name(), path, err)
 		}
 	}
-	c.summary = fmt.Sprintf("%d log lines of %d nodes read", lines, len(ids))
+	c.summary = fmt.Sprintf("%d log lines of %d nodes read; at least %d commands checked (the nodes count every %d)",
+		lines, len(ids), checked, fsm.InvariantsCheckedEvery)
 	return vs, nil
+}
+
+// processCounts sums a counter one node's log reports as it grows, over the node's
+// processes: each restart counts from 0 again.
+type processCounts struct{ done, last uint64 }
+
+func (p *processCounts) add(n uint64) {
+	if n <= p.last { // a new process: within one the count only grows
+		p.done += p.last
+	}
+	p.last = n
+}
+
+func (p *processCounts) total() uint64 { return p.done + p.last }
+
+// logAttr is the unsigned integer attribute key=N of a text-format slog line (0 when
+// absent or not a number).
+func logAttr(line, key string) uint64 {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return 0
+	}
+	v := line[i+len(key)+2:]
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
