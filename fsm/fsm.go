@@ -137,6 +137,9 @@ func (f *FSM) executeFrom(tx **tables, index uint64, data []byte, before func() 
 	var leasesBefore map[uint64]*fsmpb.RestoreLease
 	if checkInvariants {
 		leasesBefore = leaseMap(*tx)
+		// Every command's stamp, for the harness's cluster-clock check: the Raft log
+		// loses its older entries to raft snapshots, a node's log keeps them.
+		f.logger.Debug(CommandStamped, "index", index, "now", env.Now, "request_id", env.RequestId)
 	}
 	result := run(h, *tx, env, index)
 	ok := result.Code == fsmpb.ErrorCode_ERROR_CODE_OK

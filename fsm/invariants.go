@@ -19,6 +19,12 @@ import (
 // InvariantViolated is the log message of a broken invariant.
 const InvariantViolated = "invariant violated"
 
+// CommandStamped is the debug log message, in fault-injection builds, of every command
+// applied (not answered from the deduplication window), with its index, its envelope
+// time ("now", Unix nanoseconds) and its request id: the harness checks cluster time
+// from these lines too, as they outlive the log entries raft snapshots compact away.
+const CommandStamped = "command stamped"
+
 // InvariantsChecked is the log message, every InvariantsCheckedEvery commands, with
 // the number of commands this process checked so far (attribute "commands"): proof
 // that the checks ran, for the harness to count.

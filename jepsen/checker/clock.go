@@ -1,14 +1,23 @@
 package checker
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/internal/raftreplay"
 	"github.com/snapkeep/snapkeep/jepsen/history"
@@ -36,8 +45,9 @@ const ClockTolerance = 2 * time.Second
 // go back. (The end of the run is no bound: the end-of-run checks write too.)
 //
 // It reads the stopped nodes' Raft logs (the entries carry the request ids of the
-// history's writes); entries already compacted into a raft snapshot on every node are
-// not seen (Summary says how many were).
+// history's writes) and, for the entries raft snapshots compacted away, the command
+// stamps a fault-injection build logs as it applies each entry (fsm.CommandStamped);
+// Summary says how many writes were found.
 type ClusterClock struct {
 	checked, writes int
 	entries         uint64
@@ -49,7 +59,7 @@ func (*ClusterClock) Name() string { return "cluster-clock" }
 func (*ClusterClock) StoppedNodes() bool { return true }
 
 func (c *ClusterClock) Summary() string {
-	return fmt.Sprintf("%d of %d writes with a request id found in the logs and checked; %d command entries checked for order", c.checked, c.writes, c.entries)
+	return fmt.Sprintf("%d of %d writes with a request id found in the Raft logs or the nodes' stamp lines and checked; %d command entries checked for order", c.checked, c.writes, c.entries)
 }
 
 func (c *ClusterClock) Check(ctx context.Context, in Input) ([]Violation, error) {
@@ -74,7 +84,7 @@ func (c *ClusterClock) Check(ctx context.Context, in Input) ([]Violation, error)
 	latest := stopped.Add(ClockTolerance)
 	var vs []Violation
 	seen := map[uint64]bool{} // entry indexes already reported (the logs hold the same entries)
-	stamps, err := readStamps(ctx, in.End.DataDirs, writes, func(node string, index uint64, stamp, highest int64) {
+	stamps, err := readStamps(ctx, in.OutDir, in.End.DataDirs, writes, func(node string, index uint64, stamp, highest int64) {
 		c.entries++
 		if seen[index] {
 			return
@@ -127,8 +137,10 @@ func offBy(t, lo, hi time.Time) string {
 
 // readStamps returns the envelope time of the first log entry carrying each of the
 // writes' request ids, over every node's log, and calls each with every command
-// entry's stamp and the highest stamp before it in that node's log.
-func readStamps(ctx context.Context, dataDirs map[string]string, writes map[string]*history.Op, each func(node string, index uint64, stamp, highest int64)) (map[string]int64, error) {
+// entry's stamp and the highest stamp before it in that node's log. A node's entries
+// come from its Raft log and from its own log's CommandStamped lines (fault-injection
+// builds log every command they apply), which keep the entries raft snapshots compacted.
+func readStamps(ctx context.Context, outDir string, dataDirs map[string]string, writes map[string]*history.Op, each func(node string, index uint64, stamp, highest int64)) (map[string]int64, error) {
 	stamps := map[string]int64{}
 	at := map[string]uint64{} // the index a stamp was read at
 	nodes := make([]string, 0, len(dataDirs))
@@ -137,42 +149,94 @@ func readStamps(ctx context.Context, dataDirs map[string]string, writes map[stri
 	}
 	sort.Strings(nodes)
 	for _, id := range nodes {
-		src, err := raftreplay.Open(id, dataDirs[id])
-		if err != nil {
+		entries := map[uint64]stampedEntry{}
+		if err := raftStamps(ctx, id, dataDirs[id], entries); err != nil {
 			return nil, err
 		}
-		err = func() error {
-			defer src.Close()
-			var highest int64
-			for i := src.First; i <= src.Last && i > 0; i++ {
-				if i%4096 == 0 && ctx.Err() != nil {
-					return ctx.Err()
-				}
-				l, err := src.Entry(i)
-				if err != nil {
-					return fmt.Errorf("%s: entry %d: %w", id, i, err)
-				}
-				if l.Type != raft.LogCommand {
-					continue
-				}
-				var env fsmpb.Envelope
-				if proto.Unmarshal(l.Data, &env) != nil || env.Now == 0 {
-					continue
-				}
-				each(id, l.Index, env.Now, highest)
-				highest = max(highest, env.Now)
-				if writes[env.RequestId] == nil {
-					continue
-				}
-				if prev, seen := at[env.RequestId]; !seen || l.Index < prev {
-					stamps[env.RequestId], at[env.RequestId] = env.Now, l.Index
-				}
+		if outDir != "" {
+			if err := logStamps(filepath.Join(outDir, "logs", id+".log"), entries); err != nil {
+				return nil, err
 			}
-			return nil
-		}()
-		if err != nil {
-			return nil, err
+		}
+		indexes := slices.Sorted(maps.Keys(entries))
+		var highest int64
+		for _, i := range indexes {
+			e := entries[i]
+			each(id, i, e.now, highest)
+			highest = max(highest, e.now)
+			if writes[e.requestID] == nil {
+				continue
+			}
+			if prev, seen := at[e.requestID]; !seen || i < prev {
+				stamps[e.requestID], at[e.requestID] = e.now, i
+			}
 		}
 	}
 	return stamps, nil
+}
+
+// stampedEntry is a command entry's envelope time and request id.
+type stampedEntry struct {
+	now       int64
+	requestID string
+}
+
+// raftStamps adds the command entries of a node's Raft log to entries.
+func raftStamps(ctx context.Context, id, dataDir string, entries map[uint64]stampedEntry) error {
+	src, err := raftreplay.Open(id, dataDir)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for i := src.First; i <= src.Last && i > 0; i++ {
+		if i%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l, err := src.Entry(i)
+		if err != nil {
+			return fmt.Errorf("%s: entry %d: %w", id, i, err)
+		}
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		var env fsmpb.Envelope
+		if proto.Unmarshal(l.Data, &env) != nil || env.Now == 0 {
+			continue
+		}
+		entries[l.Index] = stampedEntry{now: env.Now, requestID: env.RequestId}
+	}
+	return nil
+}
+
+// logStamps adds the CommandStamped lines of a node's log (every process's) to entries,
+// where its Raft log had no entry at their index. A missing log adds nothing.
+func logStamps(path string, entries map[uint64]stampedEntry) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	needle := fmt.Sprintf("msg=%q", fsm.CommandStamped)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, needle) {
+			continue
+		}
+		index, now := logAttr(line, "index"), logAttr(line, "now")
+		if index == 0 || now == 0 {
+			continue
+		}
+		if _, ok := entries[index]; !ok {
+			entries[index] = stampedEntry{now: int64(now), requestID: logString(line, "request_id")}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
 }

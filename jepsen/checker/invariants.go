@@ -86,18 +86,32 @@ func (p *processCounts) add(n uint64) {
 
 func (p *processCounts) total() uint64 { return p.done + p.last }
 
-// logAttr is the unsigned integer attribute key=N of a text-format slog line (0 when
-// absent or not a number).
-func logAttr(line, key string) uint64 {
+// logString is the string attribute key=V or key="V" of a text-format slog line ("" when
+// absent).
+func logString(line, key string) string {
 	i := strings.Index(line, " "+key+"=")
 	if i < 0 {
-		return 0
+		return ""
 	}
 	v := line[i+len(key)+2:]
+	if strings.HasPrefix(v, `"`) {
+		if q, err := strconv.QuotedPrefix(v); err == nil {
+			if u, err := strconv.Unquote(q); err == nil {
+				return u
+			}
+		}
+		return ""
+	}
 	if j := strings.IndexByte(v, ' '); j >= 0 {
 		v = v[:j]
 	}
-	n, err := strconv.ParseUint(v, 10, 64)
+	return v
+}
+
+// logAttr is the unsigned integer attribute key=N of a text-format slog line (0 when
+// absent or not a number).
+func logAttr(line, key string) uint64 {
+	n, err := strconv.ParseUint(logString(line, key), 10, 64)
 	if err != nil {
 		return 0
 	}

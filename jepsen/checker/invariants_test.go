@@ -42,3 +42,26 @@ func TestNodeInvariants(t *testing.T) {
 	require.Contains(t, vs[0].Message, "lease 3 ended early")
 	require.Contains(t, c.Summary(), "at least 5000 commands checked")
 }
+
+// The cluster-clock checker takes the stamps of entries its Raft log lost from the
+// node's log lines, keeping an entry the Raft log still has as it is.
+func TestLogStamps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n1.log")
+	lines := []string{
+		`time=2026-12-05T04:00:00.000Z level=DEBUG msg="command stamped" node=n1 component=fsm index=7 now=1796400000000000000 request_id=""`,
+		`time=2026-12-05T04:00:00.001Z level=DEBUG msg="command stamped" node=n1 component=fsm index=8 now=1796400001000000000 request_id=w-17`,
+		`time=2026-12-05T04:00:00.002Z level=DEBUG msg="command stamped" node=n1 component=fsm index=9 now=1796400002000000000 request_id="id with space"`,
+		`time=2026-12-05T04:00:00.003Z level=DEBUG msg="command rejected" node=n1 component=fsm index=10 type=X err="no"`,
+		`time=2026-12-05T04:00:01.000Z level=DEBUG msg="command stamped" node=n1 component=fsm index=8 now=1796400001000000000 request_id=w-17`,
+	}
+	require.NoError(t, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+	entries := map[uint64]stampedEntry{9: {now: 5, requestID: "from-raft"}}
+	require.NoError(t, logStamps(path, entries))
+	require.Equal(t, map[uint64]stampedEntry{
+		7: {now: 1796400000000000000},
+		8: {now: 1796400001000000000, requestID: "w-17"},
+		9: {now: 5, requestID: "from-raft"},
+	}, entries)
+	require.Equal(t, "id with space", logString(lines[2], "request_id"))
+	require.NoError(t, logStamps(filepath.Join(t.TempDir(), "none.log"), entries))
+}
