@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -196,23 +197,33 @@ func (s *policiesService) DescribePolicy(ctx context.Context, req *pb.DescribePo
 }
 
 func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePolicyRequest) (*pb.ExecutePolicyResponse, error) {
-	_, p, err := s.policy(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED, req.Name)
+	v, p, err := s.policy(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED, req.Name)
 	if err != nil {
 		return nil, err
 	}
-	sched, err := policy.Compile(p)
-	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "policy %q: %v", p.Name, err)
-	}
-	name, err := sched.SnapshotName(p, s.cfg.Now())
-	if err != nil {
-		return nil, err
-	}
-	cmd := &fsmpb.PolicyRun{Policy: p.Name, Revision: p.Revision, SnapshotName: name,
-		MaxPerCollection: uint32(s.cfg.SnapshotsPerCollection), PendingTimeout: int64(s.cfg.SnapshotPendingTimeout)}
 	var out fsmpb.PolicyRunResponse
-	if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
+	retried, err := rememberedRun(v, req.RequestId, &out)
+	if err != nil {
 		return nil, err
+	}
+	if !retried {
+		sched, err := policy.Compile(p)
+		if err != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "policy %q: %v", p.Name, err)
+		}
+		base, err := sched.SnapshotName(p, s.cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		name, err := manualRunName(v, p, base)
+		if err != nil {
+			return nil, err
+		}
+		cmd := &fsmpb.PolicyRun{Policy: p.Name, Revision: p.Revision, SnapshotName: name,
+			MaxPerCollection: uint32(s.cfg.SnapshotsPerCollection), PendingTimeout: int64(s.cfg.SnapshotPendingTimeout)}
+		if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
+			return nil, err
+		}
 	}
 	s.b.KickFinisher()
 	resp := &pb.ExecutePolicyResponse{Policy: toPolicy(out.Policy)}
@@ -220,6 +231,50 @@ func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePoli
 		resp.Results = append(resp.Results, &pb.PolicyRunResult{Collection: r.Collection, SnapshotId: r.SnapshotId, SnapshotName: r.SnapshotName, Error: r.Error})
 	}
 	return resp, nil
+}
+
+// ManualRunSuffix ends the snapshot names of a policy's runs on request: the template
+// rendered at the call's time + "-manual" (+ "-2", "-3", … when the policy already has
+// that name), so a run on request never takes the name a scheduled run of the same
+// due time renders, nor fails on one it took.
+const ManualRunSuffix = "-manual"
+
+// manualRunName is the name a run on request of p takes: base (the template rendered
+// now) with ManualRunSuffix, numbered past the names p's snapshots already have.
+func manualRunName(v *fsm.View, p *fsmpb.Policy, base string) (string, error) {
+	taken := map[string]bool{}
+	v.EachPolicySnapshot(p.Id, func(snap *fsmpb.Snapshot) bool {
+		taken[snap.Name] = true
+		return true
+	})
+	name := base + ManualRunSuffix
+	for n := 2; taken[name]; n++ {
+		name = base + ManualRunSuffix + "-" + strconv.Itoa(n)
+	}
+	if err := fsm.ValidateSnapshotName(name); err != nil {
+		return "", status.Errorf(codes.FailedPrecondition, "policy %q: a run on request would be named %q: %v; shorten the name template", p.Name, name, err)
+	}
+	return name, nil
+}
+
+// rememberedRun answers a retried run on request (its request id already applied) with
+// its first result: the name rendered now could differ from the first call's, which
+// the deduplication window would refuse as another request under the same id.
+func rememberedRun(v *fsm.View, requestID string, out *fsmpb.PolicyRunResponse) (bool, error) {
+	if requestID == "" {
+		return false, nil
+	}
+	rec := v.Request(requestID)
+	if rec == nil || rec.Type != fsmpb.CommandType_COMMAND_TYPE_POLICY_RUN {
+		return false, nil
+	}
+	if err := fsm.ResultError(rec.Result); err != nil {
+		return true, err
+	}
+	if err := proto.Unmarshal(rec.Result.GetResponse(), out); err != nil {
+		return true, status.Errorf(codes.Internal, "decode the remembered result of request %q: %v", requestID, err)
+	}
+	return true, nil
 }
 
 func (s *policiesService) PreviewPolicyRetention(ctx context.Context, req *pb.PreviewPolicyRetentionRequest) (*pb.PreviewPolicyRetentionResponse, error) {

@@ -1,0 +1,48 @@
+package api
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
+)
+
+// A run on request takes the template's name at the call's time with "-manual"
+// (numbered when the policy has it already), so it neither takes the name of the
+// scheduled run of that time nor fails on it; a retried request is answered with its
+// first result even after the rendered name changed.
+func TestExecutePolicyNames(t *testing.T) {
+	now := time.Date(2026, time.December, 5, 10, 0, 0, 0, time.UTC)
+	b := newFakeBackend()
+	s := New(b, Config{Root: "root", DefaultLease: time.Minute, SnapshotsPerCollection: 10, SnapshotPendingTimeout: time.Minute,
+		Now: func() time.Time { return now }}, nil)
+	cat, pols := &catalogService{services: s.services}, &policiesService{services: s.services}
+	ctx := context.Background()
+	_, err := cat.CreateCollection(ctx, &pb.CreateCollectionRequest{Name: "docs"})
+	require.NoError(t, err)
+	_, err = pols.CreatePolicy(ctx, &pb.CreatePolicyRequest{Policy: &pb.Policy{Name: "hourly", Collections: []string{"docs"},
+		Cron: "0 * * * *", NameTemplate: "hourly-{2006.01.02-15}"}})
+	require.NoError(t, err)
+
+	run := func(requestID string) *pb.PolicyRunResult {
+		t.Helper()
+		resp, err := pols.ExecutePolicy(ctx, &pb.ExecutePolicyRequest{Name: "hourly", RequestId: requestID})
+		require.NoError(t, err)
+		require.Len(t, resp.Results, 1)
+		require.Empty(t, resp.Results[0].Error)
+		return resp.Results[0]
+	}
+	first := run("r1")
+	require.Equal(t, "hourly-2026.12.05-10-manual", first.SnapshotName)
+	second := run("r2")
+	require.Equal(t, "hourly-2026.12.05-10-manual-2", second.SnapshotName)
+
+	now = now.Add(time.Hour) // the retry renders another name: the first result still stands
+	again := run("r1")
+	require.Equal(t, first.SnapshotId, again.SnapshotId)
+	require.Equal(t, first.SnapshotName, again.SnapshotName)
+	require.Equal(t, "hourly-2026.12.05-11-manual", run("r3").SnapshotName)
+}
