@@ -50,7 +50,8 @@ type Options struct {
 	Schedule     nemesis.Schedule
 	// Checkers to run (nil: checker.All()).
 	Checkers []checker.Checker
-	// EndWait bounds the wait for quiesce and for restore jobs to finish (default 60 s).
+	// EndWait bounds the wait for quiesce, and how long the restore and export jobs left
+	// at the end may go without copying a file (default 60 s).
 	EndWait time.Duration
 	Log     io.Writer // progress (nil: discard)
 }
@@ -218,11 +219,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		pcancel()
 	}
-	rctx, rcancel := context.WithTimeout(endCtx, o.EndWait)
-	if err := waitRestores(rctx, admin); err != nil {
+	if err := waitRestores(endCtx, admin, o.EndWait); err != nil {
 		res.Problems = append(res.Problems, err.Error())
 	}
-	rcancel()
 	qctx, qcancel := context.WithTimeout(endCtx, o.EndWait)
 	hashes, nodeErrs, err := c.Quiesce(qctx)
 	qcancel()
@@ -277,11 +276,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// waitRestores waits for every restore job to reach a final state.
-func waitRestores(ctx context.Context, cl *client.Client) error {
+// waitRestores waits for every restore and export job to reach a final state, as long
+// as they make progress: it gives up when no open job copied a file for stall (or
+// after maxJobsWait in all). A long run ends with a backlog of jobs its last minutes
+// started (tens, of up to thousands of files each), which the nodes drain at their own
+// pace; a job that stops moving is what the wait is there to catch.
+func waitRestores(ctx context.Context, cl *client.Client, stall time.Duration) error {
 	var open []string
+	lastDone, progressed := int64(-1), time.Now()
+	limit := time.NewTimer(maxJobsWait)
+	defer limit.Stop()
 	for {
 		open = open[:0]
+		var done int64
 		var listErr error
 		for j, err := range cl.ListAllRestoreJobs(ctx, client.NewListRestoreJobsOption()) {
 			if err != nil {
@@ -290,23 +297,37 @@ func waitRestores(ctx context.Context, cl *client.Client) error {
 			}
 			switch j.GetState() {
 			case snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED, snapkeepv1.RestoreState_RESTORE_STATE_FAILED, snapkeepv1.RestoreState_RESTORE_STATE_CANCELLED:
+				done += int64(j.GetFilesTotal()) // a finished job is progress too
 			default:
+				done += int64(j.GetFilesDone())
 				open = append(open, fmt.Sprintf("%d:%s", j.GetId(), j.GetState()))
 			}
 		}
 		if listErr == nil && len(open) == 0 {
 			return nil
 		}
+		if listErr == nil && done > lastDone {
+			lastDone, progressed = done, time.Now()
+		}
+		wait := time.Until(progressed.Add(stall))
 		select {
 		case <-ctx.Done():
+			return fmt.Errorf("restore jobs: %w", ctx.Err())
+		case <-limit.C:
+			return fmt.Errorf("restore jobs not finished %v after the heal, still copying: %v", maxJobsWait, open)
+		case <-time.After(min(time.Second, max(wait, 0))):
+		}
+		if wait <= 0 {
 			if listErr != nil {
 				return fmt.Errorf("restore jobs: list: %w", listErr)
 			}
-			return fmt.Errorf("restore jobs not finished after the heal: %v", open)
-		case <-time.After(time.Second):
+			return fmt.Errorf("restore jobs copied nothing for %v after the heal: %v", stall, open)
 		}
 	}
 }
+
+// maxJobsWait bounds waitRestores however its jobs progress.
+const maxJobsWait = 15 * time.Minute
 
 func writeArtifacts(dir string, o Options, h *history.History, res *Result, per map[string][]checker.Violation,
 	summaries, hashes, nodeErrs map[string]string, nCheckers int) error {
