@@ -201,10 +201,14 @@ func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePoli
 	if err != nil {
 		return nil, err
 	}
-	var out fsmpb.PolicyRunResponse
-	retried, err := rememberedRun(v, req.RequestId, &out)
+	out := &fsmpb.PolicyRunResponse{}
+	retried, err := rememberedRun(v, req.RequestId, out)
 	if err != nil {
 		return nil, err
+	}
+	if retried && out.Policy.GetName() != p.Name {
+		// The id was used for another policy's run: let the window refuse it.
+		retried, out = false, &fsmpb.PolicyRunResponse{}
 	}
 	if !retried {
 		sched, err := policy.Compile(p)
@@ -221,7 +225,7 @@ func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePoli
 		}
 		cmd := &fsmpb.PolicyRun{Policy: p.Name, Revision: p.Revision, SnapshotName: name,
 			MaxPerCollection: uint32(s.cfg.SnapshotsPerCollection), PendingTimeout: int64(s.cfg.SnapshotPendingTimeout)}
-		if err := s.b.Propose(ctx, req.RequestId, cmd, &out); err != nil {
+		if err := s.b.Propose(ctx, req.RequestId, cmd, out); err != nil {
 			return nil, err
 		}
 	}

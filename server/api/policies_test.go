@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
@@ -45,4 +47,12 @@ func TestExecutePolicyNames(t *testing.T) {
 	require.Equal(t, first.SnapshotId, again.SnapshotId)
 	require.Equal(t, first.SnapshotName, again.SnapshotName)
 	require.Equal(t, "hourly-2026.12.05-11-manual", run("r3").SnapshotName)
+
+	// The id of another policy's run is refused, not answered with that run.
+	_, err = pols.CreatePolicy(ctx, &pb.CreatePolicyRequest{Policy: &pb.Policy{Name: "daily", Collections: []string{"docs"},
+		Cron: "0 0 * * *", NameTemplate: "daily-{2006.01.02}"}})
+	require.NoError(t, err)
+	_, err = pols.ExecutePolicy(ctx, &pb.ExecutePolicyRequest{Name: "daily", RequestId: "r1"})
+	require.Equal(t, codes.InvalidArgument, status.Code(Status(err, "root")), "%v", err)
+	require.Contains(t, err.Error(), "already used")
 }
