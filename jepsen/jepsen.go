@@ -219,7 +219,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		pcancel()
 	}
-	if err := waitRestores(endCtx, admin, o.EndWait); err != nil {
+	if err := waitJobs(endCtx, admin, o.EndWait); err != nil {
 		res.Problems = append(res.Problems, err.Error())
 	}
 	qctx, qcancel := context.WithTimeout(endCtx, o.EndWait)
@@ -276,12 +276,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// waitRestores waits for every restore and export job to reach a final state, as long
+// waitJobs waits for every restore and export job to reach a final state, as long
 // as they make progress: it gives up when no open job copied a file for stall (or
 // after maxJobsWait in all). A long run ends with a backlog of jobs its last minutes
 // started (tens, of up to thousands of files each), which the nodes drain at their own
 // pace; a job that stops moving is what the wait is there to catch.
-func waitRestores(ctx context.Context, cl *client.Client, stall time.Duration) error {
+func waitJobs(ctx context.Context, cl *client.Client, stall time.Duration) error {
 	var open []string
 	lastDone, progressed := int64(-1), time.Now()
 	limit := time.NewTimer(maxJobsWait)
@@ -326,7 +326,7 @@ func waitRestores(ctx context.Context, cl *client.Client, stall time.Duration) e
 	}
 }
 
-// maxJobsWait bounds waitRestores however its jobs progress.
+// maxJobsWait bounds waitJobs however its jobs progress.
 const maxJobsWait = 15 * time.Minute
 
 func writeArtifacts(dir string, o Options, h *history.History, res *Result, per map[string][]checker.Violation,

@@ -1,14 +1,11 @@
 package checker
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -154,7 +151,7 @@ func readStamps(ctx context.Context, outDir string, dataDirs map[string]string, 
 			return nil, err
 		}
 		if outDir != "" {
-			if err := logStamps(filepath.Join(outDir, "logs", id+".log"), entries); err != nil {
+			if err := logStamps(outDir, id, entries); err != nil {
 				return nil, err
 			}
 		}
@@ -208,35 +205,24 @@ func raftStamps(ctx context.Context, id, dataDir string, entries map[uint64]stam
 	return nil
 }
 
-// logStamps adds the CommandStamped lines of a node's log (every process's) to entries,
-// where its Raft log had no entry at their index. A missing log adds nothing.
-func logStamps(path string, entries map[uint64]stampedEntry) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+// logStamps adds the CommandStamped lines of node id's log (every process's) to
+// entries, where its Raft log had no entry at their index. A missing log adds nothing.
+func logStamps(outDir, id string, entries map[uint64]stampedEntry) error {
 	needle := fmt.Sprintf("msg=%q", fsm.CommandStamped)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	_, err := scanNodeLog(outDir, id, func(line string) {
 		if !strings.Contains(line, needle) {
-			continue
+			return
 		}
 		index, now := logAttr(line, "index"), logAttr(line, "now")
 		if index == 0 || now == 0 {
-			continue
+			return
 		}
 		if _, ok := entries[index]; !ok {
 			entries[index] = stampedEntry{now: int64(now), requestID: logString(line, "request_id")}
 		}
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	return nil
+	return err
 }

@@ -1,13 +1,9 @@
 package checker
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/snapkeep/snapkeep/fsm"
@@ -43,30 +39,20 @@ func (c *NodeInvariants) Check(_ context.Context, in Input) ([]Violation, error)
 	lines := 0
 	var checked uint64
 	for _, id := range ids {
-		path := filepath.Join(in.OutDir, "logs", id+".log")
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.Name(), err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		var count processCounts
-		for sc.Scan() {
-			lines++
-			line := sc.Text()
+		n, err := scanNodeLog(in.OutDir, id, func(line string) {
 			switch {
 			case strings.Contains(line, needle):
 				vs = append(vs, Violation{Checker: c.Name(), Message: id + ": " + line})
 			case strings.Contains(line, countNeedle):
 				count.add(logAttr(line, "commands"))
 			}
-		}
-		checked += count.total()
-		err = sc.Err()
-		f.Close()
+		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: read %s: %w", c.Name(), path, err)
+			return nil, fmt.Errorf("%s: %w", c.Name(), err)
 		}
+		lines += n
+		checked += count.total()
 	}
 	c.summary = fmt.Sprintf("%d log lines of %d nodes read; at least %d commands checked (the nodes count every %d)",
 		lines, len(ids), checked, fsm.InvariantsCheckedEvery)
@@ -85,35 +71,3 @@ func (p *processCounts) add(n uint64) {
 }
 
 func (p *processCounts) total() uint64 { return p.done + p.last }
-
-// logString is the string attribute key=V or key="V" of a text-format slog line ("" when
-// absent).
-func logString(line, key string) string {
-	i := strings.Index(line, " "+key+"=")
-	if i < 0 {
-		return ""
-	}
-	v := line[i+len(key)+2:]
-	if strings.HasPrefix(v, `"`) {
-		if q, err := strconv.QuotedPrefix(v); err == nil {
-			if u, err := strconv.Unquote(q); err == nil {
-				return u
-			}
-		}
-		return ""
-	}
-	if j := strings.IndexByte(v, ' '); j >= 0 {
-		v = v[:j]
-	}
-	return v
-}
-
-// logAttr is the unsigned integer attribute key=N of a text-format slog line (0 when
-// absent or not a number).
-func logAttr(line, key string) uint64 {
-	n, err := strconv.ParseUint(logString(line, key), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
-}

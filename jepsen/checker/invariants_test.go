@@ -46,7 +46,9 @@ func TestNodeInvariants(t *testing.T) {
 // The cluster-clock checker takes the stamps of entries its Raft log lost from the
 // node's log lines, keeping an entry the Raft log still has as it is.
 func TestLogStamps(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "n1.log")
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "logs"), 0o755))
+	path := filepath.Join(dir, "logs", "n1.log")
 	lines := []string{
 		`time=2026-12-05T04:00:00.000Z level=DEBUG msg="command stamped" node=n1 component=fsm index=7 now=1796400000000000000 request_id=""`,
 		`time=2026-12-05T04:00:00.001Z level=DEBUG msg="command stamped" node=n1 component=fsm index=8 now=1796400001000000000 request_id=w-17`,
@@ -56,12 +58,12 @@ func TestLogStamps(t *testing.T) {
 	}
 	require.NoError(t, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 	entries := map[uint64]stampedEntry{9: {now: 5, requestID: "from-raft"}}
-	require.NoError(t, logStamps(path, entries))
+	require.NoError(t, logStamps(dir, "n1", entries))
 	require.Equal(t, map[uint64]stampedEntry{
 		7: {now: 1796400000000000000},
 		8: {now: 1796400001000000000, requestID: "w-17"},
 		9: {now: 5, requestID: "from-raft"},
 	}, entries)
 	require.Equal(t, "id with space", logString(lines[2], "request_id"))
-	require.NoError(t, logStamps(filepath.Join(t.TempDir(), "none.log"), entries))
+	require.NoError(t, logStamps(dir, "n9", entries)) // no such log
 }
