@@ -256,7 +256,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			c.StopNodes()
 			stopped = true
 		}
-		cctx, ccancel := context.WithTimeout(endCtx, 5*time.Minute)
+		cctx, ccancel := context.WithTimeout(endCtx, checkerTimeout(o.Duration))
 		vs, err := ch.Check(cctx, in)
 		ccancel()
 		if err != nil {
@@ -324,6 +324,15 @@ func waitJobs(ctx context.Context, cl *client.Client, stall time.Duration) error
 			return fmt.Errorf("restore jobs copied nothing for %v after the heal: %v", stall, open)
 		}
 	}
+}
+
+// checkerTimeout is how long one checker may take after a run of duration d. The
+// checkers that read the bucket (bucket-audit, fsck deep) take time in proportion to
+// what the run wrote — about 8 s per minute of run with every workload, measured after
+// 30 minutes — so a fixed deadline left a 45-minute run's undecided; half the run's
+// length (never under 5 minutes) leaves them room with a margin of about 3×.
+func checkerTimeout(d time.Duration) time.Duration {
+	return max(5*time.Minute, d/2)
 }
 
 // maxJobsWait bounds waitJobs however its jobs progress.
