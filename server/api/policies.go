@@ -202,13 +202,9 @@ func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePoli
 		return nil, err
 	}
 	out := &fsmpb.PolicyRunResponse{}
-	retried, err := rememberedRun(v, req.RequestId, out)
+	retried, err := rememberedRun(v, req.RequestId, p.Name, out)
 	if err != nil {
 		return nil, err
-	}
-	if retried && out.Policy.GetName() != p.Name {
-		// The id was used for another policy's run: let the window refuse it.
-		retried, out = false, &fsmpb.PolicyRunResponse{}
 	}
 	if !retried {
 		sched, err := policy.Compile(p)
@@ -225,7 +221,7 @@ func (s *policiesService) ExecutePolicy(ctx context.Context, req *pb.ExecutePoli
 		}
 		cmd := &fsmpb.PolicyRun{Policy: p.Name, Revision: p.Revision, SnapshotName: name,
 			MaxPerCollection: uint32(s.cfg.SnapshotsPerCollection), PendingTimeout: int64(s.cfg.SnapshotPendingTimeout)}
-		if err := s.b.Propose(ctx, req.RequestId, cmd, out); err != nil {
+		if err := s.b.Propose(ctx, req.RequestId, cmd, out); err != nil && !s.answeredByFirstRun(ctx, req.RequestId, p.Name, out) {
 			return nil, err
 		}
 	}
@@ -261,10 +257,11 @@ func manualRunName(v *fsm.View, p *fsmpb.Policy, base string) (string, error) {
 	return name, nil
 }
 
-// rememberedRun answers a retried run on request (its request id already applied) with
-// its first result: the name rendered now could differ from the first call's, which
-// the deduplication window would refuse as another request under the same id.
-func rememberedRun(v *fsm.View, requestID string, out *fsmpb.PolicyRunResponse) (bool, error) {
+// rememberedRun answers a retried run on request of policy name (its request id
+// already applied) with its first result: the name rendered now could differ from the
+// first call's, which the deduplication window would refuse as another request under
+// the same id. An id used for another policy's run is left for the window to refuse.
+func rememberedRun(v *fsm.View, requestID, name string, out *fsmpb.PolicyRunResponse) (bool, error) {
 	if requestID == "" {
 		return false, nil
 	}
@@ -275,10 +272,30 @@ func rememberedRun(v *fsm.View, requestID string, out *fsmpb.PolicyRunResponse) 
 	if err := fsm.ResultError(rec.Result); err != nil {
 		return true, err
 	}
-	if err := proto.Unmarshal(rec.Result.GetResponse(), out); err != nil {
+	first := &fsmpb.PolicyRunResponse{}
+	if err := proto.Unmarshal(rec.Result.GetResponse(), first); err != nil {
 		return true, status.Errorf(codes.Internal, "decode the remembered result of request %q: %v", requestID, err)
 	}
+	if first.Policy.GetName() != name {
+		return false, nil
+	}
+	proto.Reset(out)
+	proto.Merge(out, first)
 	return true, nil
+}
+
+// answeredByFirstRun fills out with the first result of a run on request whose
+// proposal failed, when its request id is in the window as a successful run of policy
+// name: a retry that raced its first call (neither applied when both looked in the
+// window) rendered its own name and the window refused it as another request under
+// the same id, or the proposal reported a failure after its entry was applied.
+func (s *policiesService) answeredByFirstRun(ctx context.Context, requestID, name string, out *fsmpb.PolicyRunResponse) bool {
+	v, err := s.b.ReadView(ctx, pb.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED)
+	if err != nil {
+		return false
+	}
+	again, err := rememberedRun(v, requestID, name, out)
+	return again && err == nil
 }
 
 func (s *policiesService) PreviewPolicyRetention(ctx context.Context, req *pb.PreviewPolicyRetentionRequest) (*pb.PreviewPolicyRetentionResponse, error) {
