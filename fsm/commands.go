@@ -119,6 +119,8 @@ type applyCtx struct {
 	reader
 	now   int64
 	index uint64
+	// keep allocates the records the state keeps (nil when validating: see arena).
+	keep *arena
 	// taken holds the ids handed out by this command so far, by kind: a command may
 	// create several objects of a kind before it stores any (a restore's partitions).
 	taken map[idKind]map[uint64]bool

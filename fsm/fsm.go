@@ -57,6 +57,10 @@ type FSM struct {
 	// invariantChecks counts the commands this process checked the invariants after
 	// (fault-injection builds only; see invariants.go).
 	invariantChecks atomic.Uint64
+
+	// keep packs the long-lived records of the commands applied (arena.go); only
+	// Raft's apply goroutine uses it.
+	keep arena
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -141,7 +145,7 @@ func (f *FSM) executeFrom(tx **tables, index uint64, data []byte, before func() 
 		// loses its older entries to raft snapshots, a node's log keeps them.
 		f.logger.Debug(CommandStamped, "index", index, "now", env.Now, "request_id", env.RequestId)
 	}
-	result := run(h, *tx, env, index)
+	result := run(h, *tx, env, index, &f.keep)
 	ok := result.Code == fsmpb.ErrorCode_ERROR_CODE_OK
 	if !ok {
 		*tx = before()
@@ -210,20 +214,21 @@ func (f *FSM) Validate(data []byte) *fsmpb.Result {
 		}
 		return early // what Apply would answer, a remembered rejection included
 	}
-	result := run(h, tx, env, index)
+	result := run(h, tx, env, index, nil)
 	if result.Code == fsmpb.ErrorCode_ERROR_CODE_OK {
 		return nil
 	}
 	return result
 }
 
-// run decodes the command body and calls its handler.
-func run(h handler, tx *tables, env *fsmpb.Envelope, index uint64) *fsmpb.Result {
+// run decodes the command body and calls its handler; keep allocates what the state
+// keeps (nil when validating: see arena).
+func run(h handler, tx *tables, env *fsmpb.Envelope, index uint64, keep *arena) *fsmpb.Result {
 	msg := h.newBody()
 	if err := proto.Unmarshal(env.Body, msg); err != nil {
 		return errorResult(invalidf("malformed %s command: %v", h.name, err))
 	}
-	ctx := &applyCtx{reader: reader{tx}, now: env.Now, index: index}
+	ctx := &applyCtx{reader: reader{tx}, now: env.Now, index: index, keep: keep}
 	resp, err := safeHandle(h, ctx, msg)
 	if err != nil {
 		return errorResult(err)

@@ -78,7 +78,7 @@ func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, err
 	if seg.State != fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED {
 		// A client retrying a flush whose answer it lost gets the segment again; a
 		// different flush of a flushed segment is refused, saying what differs.
-		again, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, cmd.Meta, seg.FlushedAt)
+		again, err := flushed(nil, layoutOf(coll), seg, cmd.RowCount, cmd.Files, cmd.Meta, seg.FlushedAt)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +87,7 @@ func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, err
 		}
 		return &fsmpb.SegmentResponse{Segment: seg}, nil
 	}
-	next, err := flushed(layoutOf(coll), seg, cmd.RowCount, cmd.Files, cmd.Meta, c.now)
+	next, err := flushed(c.keep, layoutOf(coll), seg, cmd.RowCount, cmd.Files, cmd.Meta, c.now)
 	if err != nil {
 		return nil, err
 	}
@@ -96,8 +96,9 @@ func applyFlushSegment(c *applyCtx, cmd *fsmpb.FlushSegment) (proto.Message, err
 }
 
 // flushed returns the flushed copy of an allocated segment with its file list, the
-// files' keys checked against the collection's layout.
-func flushed(l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.File, meta *fsmpb.SegmentMeta, now int64) (*fsmpb.Segment, error) {
+// files' keys checked against the collection's layout; keep (nil for none) holds what
+// the state will keep.
+func flushed(keep *arena, l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.File, meta *fsmpb.SegmentMeta, now int64) (*fsmpb.Segment, error) {
 	if rows < 0 || rows > maxRowCount {
 		return nil, invalidf("segment %d: row count %d is out of range", seg.Id, rows)
 	}
@@ -109,13 +110,13 @@ func flushed(l layout.Layout, seg *fsmpb.Segment, rows int64, files []*fsmpb.Fil
 	if err != nil {
 		return nil, err
 	}
-	next := proto.CloneOf(seg)
+	next := keep.segment(seg)
 	next.State = fsmpb.SegmentState_SEGMENT_STATE_FLUSHED
 	next.RowCount = rows
-	next.Files = blob
+	next.Files = keep.bytes(blob)
 	next.FlushedAt = now
 	next.LeaseDeadline = 0
-	next.PackedMeta = packSegmentMeta(meta)
+	next.PackedMeta = keep.bytes(packSegmentMeta(meta))
 	return next, nil
 }
 
@@ -358,7 +359,7 @@ func applyCompact(c *applyCtx, cmd *fsmpb.Compact) (proto.Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := flushed(layoutOf(coll), s, o.RowCount, o.Files, o.Meta, c.now)
+		n, err := flushed(c.keep, layoutOf(coll), s, o.RowCount, o.Files, o.Meta, c.now)
 		if err != nil {
 			return nil, err
 		}
@@ -521,7 +522,7 @@ func applyRegisterSegments(c *applyCtx, cmd *fsmpb.RegisterSegments) (proto.Mess
 		}
 		seg := &fsmpb.Segment{Id: id, CollectionId: coll.Id, PartitionId: r.PartitionId,
 			State: fsmpb.SegmentState_SEGMENT_STATE_ALLOCATED, AllocatedAt: c.now}
-		next, err := flushed(l, seg, r.RowCount, r.Files, r.Meta, c.now)
+		next, err := flushed(c.keep, l, seg, r.RowCount, r.Files, r.Meta, c.now)
 		if err != nil {
 			return nil, err
 		}
