@@ -13,15 +13,12 @@ import (
 	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
-// A run on request takes the template's name at the call's time with "-manual"
-// (numbered when the policy has it already), so it neither takes the name of the
-// scheduled run of that time nor fails on it; a retried request is answered with its
-// first result even after the rendered name changed.
-func TestExecutePolicyNames(t *testing.T) {
-	now := time.Date(2026, time.December, 5, 10, 0, 0, 0, time.UTC)
-	b := newFakeBackend()
+// hourlyPolicy serves the policies of backend b, on a clock reading *now, with a
+// collection "docs" and a policy "hourly" snapshotting it, named by the hour.
+func hourlyPolicy(t *testing.T, b Backend, now *time.Time) *policiesService {
+	t.Helper()
 	s := New(b, Config{Root: "root", DefaultLease: time.Minute, SnapshotsPerCollection: 10, SnapshotPendingTimeout: time.Minute,
-		Now: func() time.Time { return now }}, nil)
+		Now: func() time.Time { return *now }}, nil)
 	cat, pols := &catalogService{services: s.services}, &policiesService{services: s.services}
 	ctx := context.Background()
 	_, err := cat.CreateCollection(ctx, &pb.CreateCollectionRequest{Name: "docs"})
@@ -29,6 +26,17 @@ func TestExecutePolicyNames(t *testing.T) {
 	_, err = pols.CreatePolicy(ctx, &pb.CreatePolicyRequest{Policy: &pb.Policy{Name: "hourly", Collections: []string{"docs"},
 		Cron: "0 * * * *", NameTemplate: "hourly-{2006.01.02-15}"}})
 	require.NoError(t, err)
+	return pols
+}
+
+// A run on request takes the template's name at the call's time with "-manual"
+// (numbered when the policy has it already), so it neither takes the name of the
+// scheduled run of that time nor fails on it; a retried request is answered with its
+// first result even after the rendered name changed.
+func TestExecutePolicyNames(t *testing.T) {
+	now := time.Date(2026, time.December, 5, 10, 0, 0, 0, time.UTC)
+	pols := hourlyPolicy(t, newFakeBackend(), &now)
+	ctx := context.Background()
 
 	run := func(requestID string) *pb.PolicyRunResult {
 		t.Helper()
@@ -50,7 +58,7 @@ func TestExecutePolicyNames(t *testing.T) {
 	require.Equal(t, "hourly-2026.12.05-11-manual", run("r3").SnapshotName)
 
 	// The id of another policy's run is refused, not answered with that run.
-	_, err = pols.CreatePolicy(ctx, &pb.CreatePolicyRequest{Policy: &pb.Policy{Name: "daily", Collections: []string{"docs"},
+	_, err := pols.CreatePolicy(ctx, &pb.CreatePolicyRequest{Policy: &pb.Policy{Name: "daily", Collections: []string{"docs"},
 		Cron: "0 0 * * *", NameTemplate: "daily-{2006.01.02}"}})
 	require.NoError(t, err)
 	_, err = pols.ExecutePolicy(ctx, &pb.ExecutePolicyRequest{Name: "daily", RequestId: "r1"})
@@ -80,15 +88,9 @@ func (b *racingBackend) Propose(ctx context.Context, requestID string, cmd, resp
 func TestExecutePolicyRetryRacingItsFirstCall(t *testing.T) {
 	now := time.Date(2026, time.December, 5, 10, 59, 59, 0, time.UTC)
 	b := &racingBackend{fakeBackend: newFakeBackend()}
-	s := New(b, Config{Root: "root", DefaultLease: time.Minute, SnapshotsPerCollection: 10, SnapshotPendingTimeout: time.Minute,
-		Now: func() time.Time { return now }}, nil)
-	cat, pols := &catalogService{services: s.services}, &policiesService{services: s.services}
+	pols := hourlyPolicy(t, b, &now)
 	ctx := context.Background()
-	_, err := cat.CreateCollection(ctx, &pb.CreateCollectionRequest{Name: "docs"})
-	require.NoError(t, err)
-	_, err = pols.CreatePolicy(ctx, &pb.CreatePolicyRequest{Policy: &pb.Policy{Name: "hourly", Collections: []string{"docs"},
-		Cron: "0 * * * *", NameTemplate: "hourly-{2006.01.02-15}"}})
-	require.NoError(t, err)
+	var err error
 
 	var first *pb.ExecutePolicyResponse
 	b.before = func() { // the retry rendered its name at 11:00; the first call, of 10:59, applies now
