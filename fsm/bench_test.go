@@ -12,14 +12,16 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/fsmtest"
 )
 
 var (
-	benchSegments = flag.Int("fsm.bench-segments", 1_000_000, "segments in BenchmarkCatalogMemory")
-	benchMeta     = flag.Bool("fsm.bench-milvus-meta", false, "BenchmarkCatalogMemory: a Milvus-layout collection with every segment's and file's Milvus metadata")
+	benchSegments  = flag.Int("fsm.bench-segments", 1_000_000, "segments in BenchmarkCatalogMemory")
+	benchMeta      = flag.Bool("fsm.bench-milvus-meta", false, "BenchmarkCatalogMemory: a Milvus-layout collection with every segment's and file's Milvus metadata")
+	benchKeepEvery = flag.Int("fsm.bench-keep-every", 0, "BenchmarkCatalogMemory: then drop and reclaim every segment but each Nth (0: none), the survivors spread over the whole catalog")
 )
 
 // BenchmarkApply measures FSM apply throughput for the commonest write: flushing a
@@ -103,6 +105,9 @@ func BenchmarkCatalogMemory(b *testing.B) {
 			res = put(data)
 			require.NoError(b, res.Err())
 		}
+		if *benchKeepEvery > 0 {
+			dropAllButEvery(b, put, uint64(pid+1), *benchSegments, *benchKeepEvery)
+		}
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -117,6 +122,37 @@ func BenchmarkCatalogMemory(b *testing.B) {
 		}
 		runtime.KeepAlive(f)
 	}
+}
+
+// dropAllButEvery drops the n segments of ids first, first+1, … but each keep-th, and
+// removes their records as GC would: what long churn leaves, the survivors spread
+// thinly over the heap.
+func dropAllButEvery(b *testing.B, put func([]byte) *ApplyResult, first uint64, n, keep int) {
+	const batch = 5000
+	var ids []uint64
+	flush := func() {
+		if len(ids) == 0 {
+			return
+		}
+		data, _ := EncodeCommand("", 3, &fsmpb.DropSegments{SegmentIds: ids})
+		require.NoError(b, put(data).Err())
+		data, _ = EncodeCommand("", 4, &fsmpb.GCRemove{Segments: ids})
+		var removed fsmpb.GCRemoveResponse
+		res := put(data)
+		require.NoError(b, res.Err())
+		require.NoError(b, proto.Unmarshal(res.Result.Response, &removed))
+		require.EqualValues(b, len(ids), removed.Segments)
+		ids = ids[:0]
+	}
+	for i := range n {
+		if i%keep != 0 {
+			ids = append(ids, first+uint64(i))
+		}
+		if len(ids) == batch {
+			flush()
+		}
+	}
+	flush()
 }
 
 // rssBytes reads the process's resident set size (Linux).
