@@ -50,6 +50,8 @@ type SnapkeepOptions struct {
 	// RaftLogStore is every node's --raft-log-store (wal, bolt); empty: the server's
 	// default (the WAL).
 	RaftLogStore string
+	// Env is added to every node's environment (e.g. GOMEMLIMIT).
+	Env []string
 }
 
 // StartSnapkeep starts three nodes with data and logs under dir and waits until
@@ -104,7 +106,7 @@ func StartSnapkeep(ctx context.Context, dir string, s3 *S3, opts SnapkeepOptions
 			args = append(args, "--raft-log-store", opts.RaftLogStore)
 		}
 		args = append(args, opts.Extra...)
-		n.Process = &harness.Process{Name: "snapkeep-" + n.ID, Binary: opts.Binary, Args: args, LogPath: filepath.Join(dir, "snapkeep-"+n.ID+".log")}
+		n.Process = &harness.Process{Name: "snapkeep-" + n.ID, Binary: opts.Binary, Args: args, Env: opts.Env, LogPath: filepath.Join(dir, "snapkeep-"+n.ID+".log")}
 		if err := n.Start(); err != nil {
 			c.Stop()
 			return nil, err

@@ -24,6 +24,16 @@ import (
 // It returns the segments as the baseline sees them: the same ids, partition, files.
 func flushMilvusSegments(ctx context.Context, cl *client.Client, coll, partition string, n, workers int) ([]baseline.Segment, error) {
 	out := make([]baseline.Segment, n)
+	if err := flushSegmentsInto(ctx, cl, coll, partition, n, workers, out, nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// flushSegmentsInto is flushMilvusSegments keeping segment i in out[i] when out is not
+// nil (a load of a million segments keeps nothing) and counting the segments flushed in
+// done when it is not nil.
+func flushSegmentsInto(ctx context.Context, cl *client.Client, coll, partition string, n, workers int, out []baseline.Segment, done *atomic.Int64) error {
 	var next atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
@@ -39,18 +49,25 @@ func flushMilvusSegments(ctx context.Context, cl *client.Client, coll, partition
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if err := flushOneMilvusSegment(ctx, cl, coll, partition, &out[i]); err != nil {
+				var seg *baseline.Segment
+				if out != nil {
+					seg = &out[i]
+				}
+				if err := flushOneMilvusSegment(ctx, cl, coll, partition, seg); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
+				}
+				if done != nil {
+					done.Add(1)
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return nil, firstErr
+		return firstErr
 	}
-	return out, ctx.Err()
+	return ctx.Err()
 }
 
 func flushOneMilvusSegment(ctx context.Context, cl *client.Client, coll, partition string, out *baseline.Segment) error {
@@ -70,7 +87,9 @@ func flushOneMilvusSegment(ctx context.Context, cl *client.Client, coll, partiti
 	if _, err := cl.FlushSegment(ctx, client.NewFlushSegmentOption(s.Id).WithRowCount(seg.Rows).WithFiles(files...)); err != nil {
 		return fmt.Errorf("flush segment %d: %w", s.Id, err)
 	}
-	*out = seg
+	if out != nil {
+		*out = seg
+	}
 	return nil
 }
 
