@@ -118,19 +118,20 @@ func (b *spillBuffer) Close() error {
 // order, each with its pinned index builds. The same view of the same snapshot always
 // gives the same bytes: what a repair compares with the catalog's checksum.
 func EncodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmpb.Snapshot) (manifest.Result, error) {
-	type ref struct{ partition, id uint64 }
-	refs := make([]ref, 0, len(snap.SegmentIds))
+	// One lookup per segment: the view is immutable, so its records can be held while
+	// they are sorted (a second lookup cost ~0.3 s of the leader's CPU at 1M segments).
+	segs := make([]*fsmpb.Segment, 0, len(snap.SegmentIds))
 	withMeta := false
 	for _, id := range snap.SegmentIds {
 		seg, err := view.Segment(id)
 		if err != nil {
 			return manifest.Result{}, fmt.Errorf("pinned segment %d: %w", id, err)
 		}
-		refs = append(refs, ref{seg.PartitionId, id})
+		segs = append(segs, seg)
 		withMeta = withMeta || len(seg.PackedMeta) != 0
 	}
-	slices.SortFunc(refs, func(a, b ref) int {
-		return cmp.Or(cmp.Compare(a.partition, b.partition), cmp.Compare(a.id, b.id))
+	slices.SortFunc(segs, func(a, b *fsmpb.Segment) int {
+		return cmp.Or(cmp.Compare(a.PartitionId, b.PartitionId), cmp.Compare(a.Id, b.Id))
 	})
 
 	hdr := manifestHeader(snap)
@@ -139,13 +140,9 @@ func EncodeManifest(ctx context.Context, w io.Writer, view *fsm.View, snap *fsmp
 	if err != nil {
 		return manifest.Result{}, err
 	}
-	for i, r := range refs {
+	for i, seg := range segs {
 		if i%1024 == 0 && ctx.Err() != nil {
 			return manifest.Result{}, ctx.Err()
-		}
-		seg, err := view.Segment(r.id)
-		if err != nil {
-			return manifest.Result{}, err
 		}
 		meta, err := fsm.SegmentMetaOf(seg)
 		if err != nil {

@@ -71,7 +71,16 @@ func runScale(ctx context.Context, e *Env, r *report.Scenario) error {
 		"etcd client's %d sequential `Put`s to a three-member etcd cluster on the same disk. p50 of each round; the headline is "+
 		"the median of the rounds.",
 		fmtCount(segments), fmtCount(2*segments), fmtCount(segments), settle, scaleSnapshotThreshold,
-		scaleSnapshotThreshold+100, scaleTriggerWriters, rounds, perRound, perRound, perRound)
+		scaleSnapshotThreshold+100, scaleTriggerWriters, rounds, perRound, perRound, perRound) +
+		fmt.Sprintf("\n\n**A node that applied every entry.** Last, a fresh three-node cluster (default flags) is loaded through gRPC: "+
+			"%s segments by %d clients, an `AllocateSegment` and a `FlushSegment` with eight files (scenario 2's Milvus-shaped files in the "+
+			"snapkeep layout) each, so every node applies all %s entries itself and takes its own raft snapshots as it goes. Every node is "+
+			"checked to report the segments flushed; then its memory is read as above (heap profile with a GC, an idle pause of %v, RSS), "+
+			"against the issue's 1 GiB; then 3 snapshots of the whole collection are created one after another, each timed from the call "+
+			"to its return (`CreateSnapshot` returns once the snapshot is COMMITTED: the capture through Raft, the manifest encoded and PUT, "+
+			"the commit through Raft), against the issue's 5 s. The same load is repeated on another fresh cluster whose nodes run with "+
+			"`GOMEMLIMIT=900MiB` (docs/OPERATIONS.md, \"Memory\"), with one snapshot.",
+			fmtCount(segments), appliedWorkers, fmtCount(2*segments), settle)
 
 	sk, cl, err := loadCatalog(ctx, e, r, segments, settle, nativeCatalog)
 	if err != nil {
@@ -274,37 +283,47 @@ func appliedCatalog(ctx context.Context, e *Env, r *report.Scenario, segments in
 	r.Figures = append(r.Figures, report.Figure{Name: kind.label + "load through gRPC (AllocateSegment + FlushSegment per segment)",
 		Value: loaded.Seconds(), Unit: "s", Note: fmt.Sprintf("%s entries, %.0f entries/s, %d clients", fmtCount(2*segments), 2*float64(segments)/loaded.Seconds(), appliedWorkers)})
 
-	// The snapshot of every segment, end to end: the call returns once it is committed
-	// (the capture through Raft, the manifest encoded and PUT, the commit through Raft).
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	t0 = time.Now()
-	snap, err := cl.CreateSnapshot(cctx, client.NewCreateSnapshotOption(coll, "all"))
-	created := time.Since(t0)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("snapshot of %s segments: %w", fmtCount(segments), err)
-	}
-	e.Logf("  %ssnapshot of %s segments created in %v (manifest %s)", kind.label, fmtCount(segments), created.Round(time.Millisecond), fmtBytes(float64(snap.GetManifestSize())))
-	createName := fmt.Sprintf("snapshot create of %s segments × 8 files, end to end (call → COMMITTED)", fmtCount(segments))
-	if kind.env != "" {
-		// The comparison is the default run's; this one shows what the limit costs.
-		r.Figures = append(r.Figures, report.Figure{Name: kind.label + createName, Value: created.Seconds(), Unit: "s"})
-	} else {
-		c := report.NewComparison(createName, "s", report.Lower, []float64{created.Seconds()},
-			fmt.Sprintf("target: %v", snapshotCreateTarget), []float64{snapshotCreateTarget.Seconds()},
-			&report.Target{Op: "<=", Ratio: snapshotCreateTarget.Seconds(), Absolute: true, Text: "1M-segment (8M-file) snapshot create end to end ≤ 5 s (absolute)"})
-		if segments != 1_000_000 {
-			c.Target, c.Met, c.Note = nil, nil, "quick run: the 5 s target is for 1M segments"
-		}
-		r.Comparisons = append(r.Comparisons, c)
-		if dir := profileDir(); dir != "" {
-			if err := profileCreate(ctx, e, sk, cl, coll, dir); err != nil {
-				return err
-			}
-		}
+	// Memory first: what applying the log left, before any snapshot adds its pins.
+	if err := nodeMemory(ctx, e, r, sk, kind, segments, settle); err != nil {
+		return err
 	}
 
-	return nodeMemory(ctx, e, r, sk, kind, segments, settle)
+	// Snapshots of every segment, end to end: the call returns once the snapshot is
+	// committed (the capture through Raft, the manifest encoded and PUT, the commit
+	// through Raft). Several, as a node's own raft snapshot may coincide with one.
+	rounds := 3
+	if kind.env != "" {
+		rounds = 1 // a figure: what the limit costs
+	}
+	var createSeconds []float64
+	for round := range rounds {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		t0 := time.Now()
+		snap, err := cl.CreateSnapshot(cctx, client.NewCreateSnapshotOption(coll, fmt.Sprintf("all-%d", round+1)))
+		created := time.Since(t0)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("snapshot of %s segments: %w", fmtCount(segments), err)
+		}
+		createSeconds = append(createSeconds, created.Seconds())
+		e.Logf("  %ssnapshot %d of %s segments created in %v (manifest %s)", kind.label, round+1, fmtCount(segments), created.Round(time.Millisecond), fmtBytes(float64(snap.GetManifestSize())))
+	}
+	createName := fmt.Sprintf("snapshot create of %s segments × 8 files, end to end (call → COMMITTED)", fmtCount(segments))
+	if kind.env != "" {
+		r.Figures = append(r.Figures, report.Figure{Name: kind.label + createName, Value: createSeconds[0], Unit: "s"})
+		return nil
+	}
+	c := report.NewComparison(createName, "s", report.Lower, createSeconds,
+		fmt.Sprintf("target: %v", snapshotCreateTarget), []float64{snapshotCreateTarget.Seconds()},
+		&report.Target{Op: "<=", Ratio: snapshotCreateTarget.Seconds(), Absolute: true, Text: "1M-segment (8M-file) snapshot create end to end ≤ 5 s (absolute)"})
+	if segments != 1_000_000 {
+		c.Target, c.Met, c.Note = nil, nil, "quick run: the 5 s target is for 1M segments"
+	}
+	r.Comparisons = append(r.Comparisons, c)
+	if dir := profileDir(); dir != "" {
+		return profileCreate(ctx, e, sk, cl, coll, dir)
+	}
+	return nil
 }
 
 // profileCreate takes CPU profiles of the leader and a follower during one more,
