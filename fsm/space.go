@@ -177,12 +177,16 @@ func (r reader) space(snaps []*fsmpb.Snapshot, freed func(Freed)) Space {
 			freed(Freed{Snapshot: s})
 		}
 	}
-	for _, id := range segmentIDs {
-		seg, ok := r.t.segments.get(&fsmpb.Segment{Id: id})
-		if !ok {
+	segs, sizes := r.pinnedSegments(snaps, segmentIDs)
+	for i, id := range segmentIDs {
+		seg := segs[i]
+		if seg == nil {
 			continue // cannot happen: a pinned segment keeps its record
 		}
-		own := pinnedSize(r.t.segmentSizes, id, seg.Files)
+		own := sizes[i]
+		if own.id != id {
+			own = sizeOfList(id, seg.Files) // cannot happen either: the pins keep its size
+		}
 		switch {
 		case seg.State != fsmpb.SegmentState_SEGMENT_STATE_DROPPED:
 			sp.addLive(own)
@@ -222,6 +226,33 @@ func (r reader) space(snaps []*fsmpb.Snapshot, freed func(Freed)) Space {
 		}
 	}
 	return sp
+}
+
+// pinnedSegments returns the records and the sizes kept with the pins of segmentIDs
+// (sorted, distinct: what snaps pin), each aligned with the ids (nil, and a zero size,
+// where missing), found by ordered walks (findSorted).
+func (r reader) pinnedSegments(snaps []*fsmpb.Snapshot, segmentIDs []uint64) ([]*fsmpb.Segment, []listSize) {
+	var segs []*fsmpb.Segment
+	if oneCollection(snaps) {
+		segs = r.segmentsOf(snaps[0].CollectionId, segmentIDs)
+	} else {
+		segs = make([]*fsmpb.Segment, len(segmentIDs))
+		findSorted(r.t.segments.primary, segmentIDs, func(id uint64) *fsmpb.Segment { return &fsmpb.Segment{Id: id} },
+			func(s *fsmpb.Segment) uint64 { return s.Id }, func(i int, s *fsmpb.Segment) { segs[i] = s })
+	}
+	sizes := make([]listSize, len(segmentIDs))
+	findSorted(r.t.segmentSizes, segmentIDs, func(id uint64) listSize { return listSize{id: id} },
+		func(n listSize) uint64 { return n.id }, func(i int, n listSize) { sizes[i] = n })
+	return segs, sizes
+}
+
+func oneCollection(snaps []*fsmpb.Snapshot) bool {
+	for _, s := range snaps[1:] {
+		if s.CollectionId != snaps[0].CollectionId {
+			return false
+		}
+	}
+	return true
 }
 
 // segmentKeptOutside says whether GC keeps a dropped segment for something besides the

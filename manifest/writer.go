@@ -40,12 +40,14 @@ type Result struct {
 }
 
 // Writer streams a manifest to an io.Writer: the header at NewWriter, a block whenever
-// one fills up, the footer at Close. It holds one block (uncompressed and compressed)
-// and the block index in memory, never the whole manifest.
+// one fills up, the footer at Close. It holds two blocks (the one Add fills, and the
+// one before it, compressed on a goroutine of its own meanwhile) and the block index in
+// memory, never the whole manifest.
 //
 // A Writer is not safe for concurrent use. A segment that Add rejects changes nothing:
 // the caller may go on. An error writing to w, though, is final: every later call
-// returns it. The Writer never closes w.
+// returns it (a block is written when the next one is closed, so the error may surface
+// one block late). The Writer never closes w.
 type Writer struct {
 	w      io.Writer
 	digest *xxhash.Digest
@@ -65,9 +67,12 @@ type Writer struct {
 	prevPart   uint64
 	prevID     uint64
 
-	buf, cbuf []byte // the open block's records, and the compressed block
-	cur       BlockInfo
-	blocks    []*manifestpb.Block
+	buf  []byte // the open block's records
+	cur  BlockInfo
+	prev *compressing // the block closed before it, being compressed (nil: none)
+	// spare buffers for the next block's records and compressed bytes
+	spareBuf, spareCbuf []byte
+	blocks              []*manifestpb.Block
 
 	sum     Summary
 	kinds   kindTotals
@@ -276,25 +281,51 @@ func (w *Writer) Add(seg *Segment) error {
 	return nil
 }
 
-// flush compresses and writes the open block.
+// compressing is a closed block whose compression runs on a goroutine of its own, so
+// that Add fills the next block meanwhile (the compression was a third of a 1M-segment
+// manifest's encoding time).
+type compressing struct {
+	info BlockInfo
+	buf  []byte      // its records (read by the goroutine until done)
+	done chan []byte // the compressed block; buffered, so an abandoned Writer leaks nothing
+}
+
+// flush closes the open block: it writes the block closed before it, once compressed,
+// and starts compressing this one.
 func (w *Writer) flush() error {
 	if w.cur.Segments == 0 {
 		return nil
 	}
-	w.cbuf = w.enc.EncodeAll(w.buf, w.cbuf[:0])
-	w.cur.Offset = w.off
-	w.cur.CompressedSize = int64(len(w.cbuf))
-	w.cur.UncompressedSize = int64(len(w.buf))
-	w.cur.Checksum = xxhash.Sum64(w.cbuf)
-	if err := w.write(w.cbuf); err != nil {
+	if err := w.writePrev(); err != nil {
 		return err
 	}
-	w.blocks = append(w.blocks, blockToProto(w.cur))
+	c := &compressing{info: w.cur, buf: w.buf, done: make(chan []byte, 1)}
+	enc, dst := w.enc, w.spareCbuf[:0] // EncodeAll may run concurrently with other calls
+	go func() { c.done <- enc.EncodeAll(c.buf, dst) }()
+	w.prev = c
 	w.cur = BlockInfo{}
-	w.buf = w.buf[:0]
-	if cap(w.buf) > 2*w.blockSize+(1<<20) {
-		w.buf = nil // one huge segment passed; don't keep its buffer
-		w.cbuf = nil
+	w.buf, w.spareBuf, w.spareCbuf = w.spareBuf[:0], nil, nil
+	return nil
+}
+
+// writePrev waits for the block being compressed, if any, and writes it.
+func (w *Writer) writePrev() error {
+	c := w.prev
+	if c == nil {
+		return nil
+	}
+	w.prev = nil
+	cbuf := <-c.done
+	c.info.Offset = w.off
+	c.info.CompressedSize = int64(len(cbuf))
+	c.info.UncompressedSize = int64(len(c.buf))
+	c.info.Checksum = xxhash.Sum64(cbuf)
+	if err := w.write(cbuf); err != nil {
+		return err
+	}
+	w.blocks = append(w.blocks, blockToProto(c.info))
+	if cap(c.buf) <= 2*w.blockSize+(1<<20) { // one huge segment passed: don't keep its buffers
+		w.spareBuf, w.spareCbuf = c.buf[:0], cbuf[:0]
 	}
 	return nil
 }
@@ -310,6 +341,9 @@ func (w *Writer) Close() (Result, error) {
 	}
 	w.closed = true
 	if err := w.flush(); err != nil {
+		return Result{}, err
+	}
+	if err := w.writePrev(); err != nil {
 		return Result{}, err
 	}
 	w.sum.ByKind = w.kinds.list()
