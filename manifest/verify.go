@@ -47,8 +47,9 @@ func (r Report) String() string {
 // Verify reads a whole manifest once, front to back, and checks everything: the
 // header's, footer's and every block's checksum, the checksum of everything before the
 // footer, that every block decompresses and parses, that every file list decodes
-// (filelist.ForEach), and that every count and total — per block, per file kind and
-// overall — matches the footer. It does not check what the FSM checks when the files
+// (filelist.ForEachMeta: the same checks as ForEach, without building the keys), and
+// that every count and total — per block, per file kind and overall — matches the
+// footer. It does not check what the FSM checks when the files
 // are registered (key syntax, kinds per directory).
 //
 // The error wraps ErrCorrupt or ErrUnsupportedVersion as Open and Segments do, or is
@@ -94,7 +95,7 @@ func Verify(r io.ReaderAt, size int64) (Report, error) {
 				if l > 0 {
 					blob = s.IndexBuilds[l-1].Files
 				}
-				err := filelist.ForEach(blob, func(e filelist.Entry) bool {
+				err := filelist.ForEachMeta(blob, func(e filelist.Entry) bool {
 					files++
 					bytes += e.Size
 					kinds.add(e.Kind, e.Size)

@@ -161,7 +161,7 @@ type kindSize struct {
 }
 
 func (t *fileTotals) walk(blob []byte) error {
-	return filelist.ForEach(blob, func(e filelist.Entry) bool {
+	return filelist.ForEachMeta(blob, func(e filelist.Entry) bool {
 		t.files++
 		t.bytes += e.Size
 		t.sizes = append(t.sizes, kindSize{e.Kind, e.Size})

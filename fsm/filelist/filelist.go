@@ -335,8 +335,13 @@ func walkFileList(blob []byte, withKeys bool, fn func(Entry) bool) error {
 	p := blob[1:]
 	_, k := binary.Uvarint(p)
 	p = p[k:]
-	dir := make([]byte, 0, 64)
-	key := make([]byte, 0, 96)
+	// Without keys only the directory's length is tracked (the checks need it): no key
+	// is built, which was most of a totals walk's time.
+	var dir, key []byte
+	if withKeys {
+		dir, key = make([]byte, 0, 64), make([]byte, 0, 96)
+	}
+	dirLen := uint64(0)
 	prevNum := uint64(0)
 	var st metaState
 	for i := 0; i < count; i++ {
@@ -365,15 +370,18 @@ func walkFileList(blob []byte, withKeys bool, fn func(Entry) bool) error {
 			}
 		}
 		var shared, suffix uint64
-		if shared, p, ok = varint.Uvarint(p); !ok || shared > uint64(len(dir)) {
+		if shared, p, ok = varint.Uvarint(p); !ok || shared > dirLen {
 			return errCorrupt
 		}
 		if suffix, p, ok = varint.Uvarint(p); !ok || suffix > uint64(len(p)) {
 			return errCorrupt
 		}
-		dir = append(dir[:shared], p[:suffix]...)
+		if withKeys {
+			dir = append(dir[:shared], p[:suffix]...)
+			key = append(key[:0], dir...)
+		}
+		dirLen = shared + suffix
 		p = p[suffix:]
-		key = append(key[:0], dir...)
 		if len(p) < 1 {
 			return errCorrupt
 		}
@@ -386,7 +394,9 @@ func walkFileList(blob []byte, withKeys bool, fn func(Entry) bool) error {
 				return errCorrupt
 			}
 			prevNum += uint64(delta)
-			key = strconv.AppendUint(key, prevNum, 10)
+			if withKeys {
+				key = strconv.AppendUint(key, prevNum, 10)
+			}
 			if present&metaLogIDIsName != 0 {
 				if prevNum == 0 || prevNum > math.MaxInt64 {
 					return errCorrupt
@@ -401,7 +411,9 @@ func walkFileList(blob []byte, withKeys bool, fn func(Entry) bool) error {
 			if present&metaLogIDIsName != 0 {
 				return errCorrupt
 			}
-			key = append(key, p[:n]...)
+			if withKeys {
+				key = append(key, p[:n]...)
+			}
 			p = p[n:]
 		default:
 			return errCorrupt

@@ -126,9 +126,26 @@ func FuzzFileList(f *testing.F) {
 	f.Add(golden)
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		entries, err := Decode(blob)
+		// The walk without keys (totals, counts) accepts and rejects exactly what the
+		// full decoding does, and sees the same entries but their keys.
+		var metas []Entry
+		metaErr := ForEachMeta(blob, func(e Entry) bool { metas = append(metas, e); return true })
+		files, bytes, totalsErr := Totals(blob)
+		require.Equal(t, err == nil, metaErr == nil, "Decode: %v, ForEachMeta: %v", err, metaErr)
+		require.Equal(t, err == nil, totalsErr == nil)
 		if err != nil {
 			return
 		}
+		require.Len(t, metas, len(entries))
+		var sum uint64
+		for i := range entries {
+			withoutKey := entries[i]
+			withoutKey.Key = ""
+			require.Equal(t, withoutKey, metas[i])
+			sum += entries[i].Size
+		}
+		require.Equal(t, len(entries), files)
+		require.Equal(t, sum, bytes)
 		// Whatever decodes re-encodes to something that decodes the same.
 		again, err := Decode(EncodeSorted(entries))
 		require.NoError(t, err)
