@@ -266,16 +266,7 @@ func appliedCatalog(ctx context.Context, e *Env, r *report.Scenario, segments in
 		return fmt.Errorf("load: %w", err)
 	}
 	loaded := time.Since(t0)
-	if err := waitAllNodes(ctx, sk, 10*time.Minute, func(ctx context.Context, n *env.SnapkeepNode) error {
-		v, ok, err := scrapeMetric(ctx, n.HTTPAddr, "snapkeep_fsm_segments", `state="flushed"`)
-		switch {
-		case err != nil:
-			return err
-		case !ok || int(v) != segments:
-			return fmt.Errorf("%s holds %v flushed segments", n.ID, v)
-		}
-		return nil
-	}); err != nil {
+	if err := waitFlushedSegments(ctx, sk, segments); err != nil {
 		return fmt.Errorf("after the load: %w", err)
 	}
 	e.Logf("  %sloaded %s segments through gRPC in %v (%.0f entries/s, %d clients)", kind.label, fmtCount(segments),
@@ -421,16 +412,7 @@ func loadCatalog(ctx context.Context, e *Env, r *report.Scenario, segments int, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore the catalog: %w", err)
 	}
-	if err := waitAllNodes(ctx, sk, 10*time.Minute, func(ctx context.Context, n *env.SnapkeepNode) error {
-		v, ok, err := scrapeMetric(ctx, n.HTTPAddr, "snapkeep_fsm_segments", `state="flushed"`)
-		switch {
-		case err != nil:
-			return err
-		case !ok || int(v) != segments:
-			return fmt.Errorf("%s holds %v flushed segments", n.ID, v)
-		}
-		return nil
-	}); err != nil {
+	if err := waitFlushedSegments(ctx, sk, segments); err != nil {
 		return nil, nil, fmt.Errorf("after the restore: %w", err)
 	}
 	restored := time.Since(t0)
@@ -554,6 +536,20 @@ func nodeMemory(ctx context.Context, e *Env, r *report.Scenario, sk *env.Snapkee
 	)
 
 	return nil
+}
+
+// waitFlushedSegments waits until every node reports segments flushed segments.
+func waitFlushedSegments(ctx context.Context, sk *env.Snapkeep, segments int) error {
+	return waitAllNodes(ctx, sk, 10*time.Minute, func(ctx context.Context, n *env.SnapkeepNode) error {
+		v, ok, err := scrapeMetric(ctx, n.HTTPAddr, "snapkeep_fsm_segments", `state="flushed"`)
+		switch {
+		case err != nil:
+			return err
+		case !ok || int(v) != segments:
+			return fmt.Errorf("%s holds %v flushed segments", n.ID, v)
+		}
+		return nil
+	})
 }
 
 // waitAllNodes polls check on every node until it passes on all of them.
