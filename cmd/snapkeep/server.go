@@ -46,6 +46,7 @@ type serverFlags struct {
 	cfg                            server.Config // fields bound to flags directly (addHTTPFlags)
 	backup                         server.BackupConfig
 	repositoryCredentials          string
+	memoryLimit                    string
 }
 
 func newServerCmd() *cobra.Command {
@@ -86,6 +87,9 @@ together once they see each other (see docs/OPERATIONS.md):
 			logger, err := newLogger(f.logLevel, f.logFormat)
 			if err != nil {
 				return usageErrorf("%v", err)
+			}
+			if err := applyMemoryLimit(f.memoryLimit, logger); err != nil {
+				return usageErrorf("--memory-limit: %v", err)
 			}
 			fillS3Credentials(&f.s3)
 			repoCreds, err := readRepositoryCredentials(f.repositoryCredentials)
@@ -184,6 +188,7 @@ together once they see each other (see docs/OPERATIONS.md):
 	fl.DurationVar(&f.gcGrace, "gc-grace", time.Hour, "how long dropped segments and index builds are kept")
 	fl.DurationVar(&f.gcOrphanGrace, "gc-orphan-grace", 24*time.Hour, "how old an object no record owns must be to be deleted")
 	fl.Float64Var(&f.gcDeleteRate, "gc-delete-rate", 5000, "the most objects GC deletes per second")
+	fl.StringVar(&f.memoryLimit, "memory-limit", "auto", "the Go runtime's soft memory limit: a size (900MiB), none, or auto: GOMEMLIMIT when set, else 90% of the container's (cgroup's) memory limit, else none (docs/OPERATIONS.md, \"Memory\")")
 	addLogFlags(cmd, &f.logLevel, &f.logFormat)
 	addSecurityFlags(cmd, &f.security)
 	addHTTPFlags(cmd, &f.cfg)
