@@ -6,8 +6,14 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -289,4 +295,32 @@ func TestRepositoryE2ESameEndpointCopiesServerSide(t *testing.T) {
 	require.Equal(t, snapkeepv1.RestoreState_RESTORE_STATE_COMPLETED, job.GetJob().GetState())
 	require.Equal(t, snapkeepv1.JobKind_JOB_KIND_EXPORT, job.GetJob().GetKind())
 	require.Zero(t, job.GetJob().GetVerifiedByStream(), "server-side copies, not streams")
+}
+
+// TestRepositoryE2ERegisterRetriesAProbe: a probe write the server refuses once (as
+// versitygw's posix backend once answered 409 ExistingObjectIsDirectory to a node's
+// probe while another node deleted its own) is tried again: the registration succeeds.
+func TestRepositoryE2ERegisterRetriesAProbe(t *testing.T) {
+	t.Parallel()
+	repo := startRepoBucket(t) // before the cluster: it stops after the nodes
+	target, err := url.Parse(repo.emb.Config().Endpoint)
+	require.NoError(t, err)
+	var refused atomic.Int32
+	forward := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/probes/") && refused.CompareAndSwap(0, 1) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>ExistingObjectIsDirectory</Code><Message>Existing Object is a directory.</Message></Error>`)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	c := newCLI(t)
+	cfg := repo.emb.Config()
+	out := c.ok("repository", "register", "flaky", "--bucket", cfg.Bucket, "--endpoint", proxy.URL, "--region", cfg.Region, "--path-style", "--prefix", "prod")
+	require.Equal(t, int32(1), refused.Load(), "the proxy refused one probe write")
+	require.Contains(t, out, "flaky")
+	require.Contains(t, c.ok("repository", "list"), "flaky")
 }

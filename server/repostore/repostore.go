@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
 	"github.com/snapkeep/snapkeep/fsm/layout"
@@ -234,8 +235,35 @@ func (s *Stores) wrap(name string, st objstore.Store) objstore.Store {
 // conditional create over it is refused, tries server-side copies both ways between
 // the cluster's bucket and the repository's when they share an endpoint, and deletes
 // what it wrote. A read-only repository is only read (its format marker) and listed.
-// The answer names the step that failed.
+// The answer names the step that failed. A failed probe is tried again (probeAttempts
+// in all): S3 servers have transient refusals that S3's error codes do not mark as such
+// (versitygw's posix backend once answered 409 ExistingObjectIsDirectory to one node's
+// probe PUT while another node deleted its own probe under the same prefix).
 func (s *Stores) Probe(ctx context.Context, r *fsmpb.Repository, probe string) *pb.RepositoryProbe {
+	var out *pb.RepositoryProbe
+	for attempt := range probeAttempts {
+		if out = s.probeOnce(ctx, r, probe); out.Ok {
+			return out
+		}
+		if attempt+1 < probeAttempts {
+			select {
+			case <-ctx.Done():
+				return out
+			case <-time.After(probeRetryDelay << attempt):
+			}
+		}
+	}
+	out.Error = fmt.Sprintf("%s (%d attempts)", out.Error, probeAttempts)
+	return out
+}
+
+// probeAttempts and probeRetryDelay (doubled after each failure) shape Probe's retries.
+const (
+	probeAttempts   = 3
+	probeRetryDelay = 250 * time.Millisecond
+)
+
+func (s *Stores) probeOnce(ctx context.Context, r *fsmpb.Repository, probe string) *pb.RepositoryProbe {
 	out := &pb.RepositoryProbe{}
 	fail := func(step string, err error) *pb.RepositoryProbe {
 		out.Ok, out.Error = false, fmt.Sprintf("%s: %v", step, err)
