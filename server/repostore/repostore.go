@@ -239,10 +239,20 @@ func (s *Stores) wrap(name string, st objstore.Store) objstore.Store {
 // in all): S3 servers have transient refusals that S3's error codes do not mark as such
 // (versitygw's posix backend once answered 409 ExistingObjectIsDirectory to one node's
 // probe PUT while another node deleted its own probe under the same prefix).
+// Credentials and the client are set up once: their errors are not transient.
 func (s *Stores) Probe(ctx context.Context, r *fsmpb.Repository, probe string) *pb.RepositoryProbe {
+	cfg, err := s.s3Config(r)
+	if err != nil {
+		return &pb.RepositoryProbe{Error: fmt.Sprintf("credentials: %v", err)}
+	}
+	s3, err := objstore.NewS3(ctx, cfg)
+	if err != nil {
+		return &pb.RepositoryProbe{Error: fmt.Sprintf("client: %v", err)}
+	}
+	defer s3.Close()
 	var out *pb.RepositoryProbe
 	for attempt := range probeAttempts {
-		if out = s.probeOnce(ctx, r, probe); out.Ok {
+		if out = s.probeOnce(ctx, s3, r, probe); out.Ok {
 			return out
 		}
 		if attempt+1 < probeAttempts {
@@ -263,21 +273,13 @@ const (
 	probeRetryDelay = 250 * time.Millisecond
 )
 
-func (s *Stores) probeOnce(ctx context.Context, r *fsmpb.Repository, probe string) *pb.RepositoryProbe {
+// probeOnce is one attempt of Probe's S3 requests, through s3.
+func (s *Stores) probeOnce(ctx context.Context, s3 *objstore.S3, r *fsmpb.Repository, probe string) *pb.RepositoryProbe {
 	out := &pb.RepositoryProbe{}
 	fail := func(step string, err error) *pb.RepositoryProbe {
 		out.Ok, out.Error = false, fmt.Sprintf("%s: %v", step, err)
 		return out
 	}
-	cfg, err := s.s3Config(r)
-	if err != nil {
-		return fail("credentials", err)
-	}
-	s3, err := objstore.NewS3(ctx, cfg)
-	if err != nil {
-		return fail("client", err)
-	}
-	defer s3.Close()
 	prefix := r.Prefix
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
