@@ -189,23 +189,30 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 	})
 }
 
-// precheck lists the job's sources and checks every task's size. A restore opens for
-// copying first and is checked while it copies (it completes only once checked); an
-// export lists the repository too, and opens only then, skipping the tasks whose file
-// the repository holds. It returns an error only when the check could not be made (it
-// is retried).
+// precheck opens a job for copying, listing its sources to check every task's size
+// when its copies are server-side. A restore opens first and is checked while it
+// copies (it completes only once checked); an export lists the repository first and
+// opens only then, skipping the tasks whose file the repository holds. A job whose
+// copies are streamed lists no sources: each copy reads its source and checks its size
+// and CRC-32C before the upload may complete, and a missing one fails its task, naming
+// the key — a listing would find nothing the copies do not, at the cost of listing
+// every source. It returns an error only when the check could not be made (it is
+// retried).
 func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error {
+	stores, err := c.cluster.JobStores(job.Kind, job.Repository)
+	if err != nil {
+		return err
+	}
 	if job.Kind != fsmpb.JobKind_JOB_KIND_EXPORT {
-		err := ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreStart{JobId: job.Id, SourcesUnchecked: true}, nil))
+		err := ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreStart{JobId: job.Id, SourcesUnchecked: !stores.Stream}, nil))
 		if err != nil {
 			return err
 		}
 		c.opened()
+		if stores.Stream {
+			return nil
+		}
 		return c.checkSources(ctx, job)
-	}
-	stores, err := c.cluster.JobStores(job.Kind, job.Repository)
-	if err != nil {
-		return err
 	}
 	v := c.cluster.View()
 	// The repository's GC epoch before it is listed: RestoreStart refuses the skips if
@@ -218,8 +225,8 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 		return fmt.Errorf("a garbage collection of repository %q is running; the export waits for it", repo.Name)
 	}
 	gcEpoch := repo.GcEpoch
-	// The sources and the repository are listed at the same time (a resolver each:
-	// they cache what they decode).
+	// The repository is listed, and the sources of server-side copies at the same time
+	// (a resolver each: they cache what they decode).
 	other, err := newTaskResolver(v, c.cfg.Root, job)
 	if err != nil {
 		return err
@@ -232,7 +239,10 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 		_, err := c.list(ctx, stores.Dest, held, func(i int, size uint64) { present[i], presentBytes = true, presentBytes+size })
 		heldErr <- err
 	}()
-	report, err := c.listSources(ctx, v, stores, job)
+	var report PrecheckReport
+	if !stores.Stream {
+		report, err = c.listSources(ctx, v, stores, job)
+	}
 	if herr := <-heldErr; herr != nil && err == nil {
 		return fmt.Errorf("list the repository under %q: %w", held.Prefix(), herr)
 	}
@@ -243,7 +253,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 		return c.failSources(ctx, job, report, "nothing was copied")
 	}
 	startCmd := &fsmpb.RestoreStart{JobId: job.Id, RepositoryGcEpoch: gcEpoch, Skip: skipSpans(present), SkippedBytes: presentBytes}
-	c.cfg.Logger.Info("export: files the repository holds are skipped", "job", job.Id, "files", report.Expected,
+	c.cfg.Logger.Info("export: files the repository holds are skipped", "job", job.Id, "files", held.Len(),
 		"spans", len(startCmd.Skip), "bytes_skipped", startCmd.SkippedBytes)
 	err = ignoreDone(c.cluster.Propose(ctx, startCmd, nil))
 	c.opened()
@@ -409,6 +419,26 @@ func (c *Coordinator) healthyExecutors() []string {
 	return out
 }
 
+// withMeasured adds to healthy the nodes whose throughput this leader measured and
+// gossip sees alive: the executors a job's work is split over. A follower asks for
+// work only while a job is copying, so when a job starts its last request is as old
+// as the previous job's end; counted only once it asks, the first asker would get
+// the whole of a small job (a lease of its measured 2 s of work) and the other
+// follower nothing. A node counted that never asks costs only smaller leases to the
+// others at the job's end.
+func (c *Coordinator) withMeasured(healthy []string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Clone(healthy)
+	for node, s := range c.executors {
+		if s.rate > 0 && !slices.Contains(out, node) && c.cluster.Alive(node) {
+			out = append(out, node)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // rates are the measured throughputs of nodes (0: not measured yet).
 func (c *Coordinator) rates(nodes []string) []float64 {
 	c.mu.Lock()
@@ -483,14 +513,14 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 		return wait, nil // gossip reports it suspect, dead or left
 	}
 	healthy := c.healthyExecutors()
-	// The executors the remaining work is spread over: the healthy ones, but for the
-	// leader while it leaves the copying to the followers.
-	copiers := healthy
+	// The executors the remaining work is spread over: the healthy and the measured
+	// ones, but for the leader while it leaves the copying to the followers.
+	copiers := c.withMeasured(healthy)
 	if leaderLeavesCopying(c.cfg.Node, healthy, c.cluster.OtherVoterAlive(), newestCopyingStart(v), c.cfg.Now()) {
 		if req.Node == c.cfg.Node {
 			return wait, nil // followers do the copying while they are there
 		}
-		copiers = slices.DeleteFunc(slices.Clone(healthy), func(n string) bool { return n == c.cfg.Node })
+		copiers = slices.DeleteFunc(copiers, func(n string) bool { return n == c.cfg.Node })
 	}
 	if !slices.Contains(copiers, req.Node) {
 		copiers = append(copiers, req.Node)
@@ -574,9 +604,14 @@ func (c *Coordinator) Lease(ctx context.Context, req *internalv1.LeaseRestoreTas
 // throughput from it (see leaseSize).
 func (c *Coordinator) Report(ctx context.Context, req *internalv1.ReportRestoreTasksRequest) error {
 	var granted time.Time
+	stillHolds := false // other leases with tasks, which this report does not end
 	for _, l := range c.cluster.View().RestoreLeases() {
-		if l.Id == req.LeaseId && l.Node == req.Node {
+		switch {
+		case l.Node != req.Node:
+		case l.Id == req.LeaseId:
 			granted = time.Unix(0, l.Deadline).Add(-c.cfg.Lease)
+		case len(l.Tasks) > 0:
+			stillHolds = true
 		}
 	}
 	c.noteExecutor(req.Node)
@@ -603,7 +638,7 @@ func (c *Coordinator) Report(ctx context.Context, req *internalv1.ReportRestoreT
 		return err
 	}
 	c.mu.Lock()
-	c.noteExecutorLocked(req.Node, time.Now()).observeReport(len(req.Outcomes), granted, c.cfg.Now())
+	c.noteExecutorLocked(req.Node, time.Now()).observeReport(len(req.Outcomes), granted, c.cfg.Now(), stillHolds)
 	c.mu.Unlock()
 	return nil
 }

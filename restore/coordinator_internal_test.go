@@ -34,3 +34,32 @@ func TestLeaderLeavesCopyingToFollowers(t *testing.T) {
 		})
 	}
 }
+
+// aliveCluster is a LeaderCluster whose gossip sees the nodes in alive (the other
+// methods are not called by what uses it).
+type aliveCluster struct {
+	LeaderCluster
+	alive map[string]bool
+}
+
+func (c aliveCluster) Alive(node string) bool { return c.alive[node] }
+
+// A follower measured in an earlier job shares the next one from its start, although
+// its last request is older than executorHealthy; one not measured, or dead, does not.
+func TestWorkIsSplitOverMeasuredExecutors(t *testing.T) {
+	c := NewCoordinator(aliveCluster{alive: map[string]bool{"n1": true, "n2": true, "n3": true}}, CoordinatorConfig{Node: "n1"})
+	long := time.Now().Add(-executorHealthy - time.Minute)
+	c.executors = map[string]*executorStats{
+		"n2": {asked: time.Now(), rate: 900},
+		"n3": {asked: long, rate: 800}, // measured, idle since its last job
+		"n4": {asked: long, rate: 700}, // measured, but gossip does not see it
+		"n5": {asked: long},            // never measured
+	}
+	require.Equal(t, []string{"n2"}, c.healthyExecutors())
+	require.Equal(t, []string{"n2", "n3"}, c.withMeasured(c.healthyExecutors()))
+	// With both counted, the first asker of a small job gets its share (2,000 × 900 /
+	// 1,700), not 2 s of its work (1,800 of the 2,000).
+	rates := c.rates([]string{"n2", "n3"})
+	require.Equal(t, 1059, leaseSize(leaseSizing{maxTasks: 4096, pooled: 2000, rate: rates[0], rates: rates}))
+	require.Equal(t, 1800, leaseSize(leaseSizing{maxTasks: 4096, pooled: 2000, rate: rates[0], rates: rates[:1]}))
+}

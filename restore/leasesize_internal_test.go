@@ -84,25 +84,30 @@ func TestLeaseSizeFinishesExecutorsTogether(t *testing.T) {
 func TestExecutorThroughputFromReports(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	var s executorStats
-	// The first lease: reported 2 s after its grant (its copies and its queueing).
-	s.observeReport(1000, start, start.Add(2*time.Second))
+	// The first lease: reported 2 s after its grant (its copies and its queueing),
+	// holding no other.
+	s.observeReport(1000, start, start.Add(2*time.Second), false)
 	require.InDelta(t, 500, s.rate, 0.01)
-	// Pipelined leases: the next was granted before the first was reported; the time
-	// between reports measures the throughput.
-	s.observeReport(1000, start.Add(time.Second), start.Add(3*time.Second))
-	require.InDelta(t, 750, s.rate, 0.01) // 1000/s, averaged with 500
+	// A new busy period of pipelined leases: the second was granted 1 s after the
+	// first and is done 1 s after the first's report. Its tasks began before that
+	// report: the period measures 2,000 tasks in 3 s, not 1,000 in the last 1 s.
+	p := start.Add(time.Minute)
+	s.observeReport(1000, p, p.Add(2*time.Second), true)
+	require.InDelta(t, 500, s.rate, 0.01) // 1000/2 s, averaged with 500
+	s.observeReport(1000, p.Add(time.Second), p.Add(3*time.Second), false)
+	require.InDelta(t, 583.33, s.rate, 0.01) // 2000/3 s, averaged with 500
 	// Idle for a minute, then a new job's lease: measured from its grant, not from the
 	// report before the idle minute.
-	later := start.Add(time.Minute)
-	s.observeReport(500, later, later.Add(time.Second))
-	require.InDelta(t, 625, s.rate, 0.01)
+	later := p.Add(time.Minute)
+	s.observeReport(500, later, later.Add(time.Second), false)
+	require.InDelta(t, 541.67, s.rate, 0.01) // 500/s, averaged with 583.33
 	// Empty reports (a lease ended by a cancel) measure nothing.
-	s.observeReport(0, later, later.Add(10*time.Second))
-	require.InDelta(t, 625, s.rate, 0.01)
+	s.observeReport(0, later, later.Add(10*time.Second), false)
+	require.InDelta(t, 541.67, s.rate, 0.01)
 	// A lease granted by another leader (unknown grant time) and no report before.
 	var fresh executorStats
-	fresh.observeReport(100, time.Time{}, later)
+	fresh.observeReport(100, time.Time{}, later, false)
 	require.Zero(t, fresh.rate)
-	fresh.observeReport(100, time.Time{}, later.Add(time.Second))
+	fresh.observeReport(100, time.Time{}, later.Add(time.Second), false)
 	require.InDelta(t, 100, fresh.rate, 0.01)
 }

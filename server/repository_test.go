@@ -328,6 +328,16 @@ func TestExportAndRestoreFromRepository(t *testing.T) {
 			rjob = waitJob(t, cl2, rs.JobId)
 			require.Equal(t, pb.RestoreState_RESTORE_STATE_FAILED, rjob.State)
 			require.Contains(t, rjob.FailingKeys, victim, rjob.Error)
+			// A repository object gone: a streamed restore lists no sources, its copy of
+			// the missing one fails the job, naming the key.
+			_, err = repoStore.Delete(ctx, []string{victim})
+			require.NoError(t, err)
+			rs, err = cl2.RestoreSnapshot(ctx, client.NewRestoreFromRepositoryOption("backup", first.Id, "docs_third"))
+			require.NoError(t, err)
+			rjob = waitJob(t, cl2, rs.JobId)
+			require.Equal(t, pb.RestoreState_RESTORE_STATE_FAILED, rjob.State)
+			require.Contains(t, rjob.FailingKeys, victim, rjob.Error)
+			require.Contains(t, rjob.Error, victim)
 			_ = time.Second
 		})
 	}

@@ -670,6 +670,9 @@ func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
 // profiles the benchmark process during one more run of each plain loop.
 func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env.SnapkeepNode, cl *client.Client, repoS3 *env.S3,
 	srcKeys []string, srcCRCs map[string]uint32, lastRepo string, exports []jobRound, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	var follower *env.SnapkeepNode
 	for _, n := range c.Nodes {
 		if n != leader {
@@ -696,15 +699,25 @@ func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env
 				errs[i] = fetchProfile(ctx, n.HTTPAddr, seconds, filepath.Join(dir, "s9-"+name+"-"+role+".pprof"))
 			}()
 		}
-		meter := &cpuMeter{pids: map[string][]int{"versitygw": {e.S3.Pid()}, "versitygw-repo": {repoS3.Pid()}, "leader": {leader.Pid()}, "follower": {follower.Pid()}}}
+		meter := &cpuMeter{pids: map[string][]int{"versitygw": {e.S3.Pid()}, "versitygw-repo": {repoS3.Pid()}, "leader": {leader.Pid()}, "follower": {follower.Pid()}}, self: "bench"}
+		// The benchmark process too: what following the job costs it.
+		f, err := os.Create(filepath.Join(dir, "s9-"+name+"-bench.pprof"))
+		if err != nil {
+			return jobRound{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return jobRound{}, err
+		}
 		time.Sleep(100 * time.Millisecond) // the profiles start
 		jr, err := followJob(ctx, cl, c.Nodes, meter, kind, start)
+		pprof.StopCPUProfile()
 		wg.Wait()
 		if err := errors.Join(append(errs, err)...); err != nil {
 			return jr, fmt.Errorf("profiled %s: %w", name, err)
 		}
 		var parts []string
-		for _, g := range []string{"leader", "follower", "versitygw", "versitygw-repo"} {
+		for _, g := range []string{"leader", "follower", "versitygw", "versitygw-repo", "bench"} {
 			parts = append(parts, fmt.Sprintf("%s %v", g, jr.cpu[g].Round(time.Millisecond)))
 		}
 		e.Logf("s9: profiled %s took %v, per node %v, CPU %s; profiles (%d s) in %s", name, jr.took.Round(time.Millisecond), jr.nodeCopied, strings.Join(parts, ", "), seconds, dir)
