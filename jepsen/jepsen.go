@@ -227,6 +227,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	qcancel()
 	if err != nil {
 		res.Problems = append(res.Problems, err.Error())
+		dumpGoroutines(endCtx, c, dir, logf)
 	}
 	logf("jepsen: quiesced: hashes %v errors %v", hashes, nodeErrs)
 	// The last Unknown writes are decided once the cluster is healed.
@@ -467,4 +468,26 @@ func setupRepository(ctx context.Context, c *cluster.Cluster, admin *client.Clie
 		return nil, fmt.Errorf("register the repository: %w", err)
 	}
 	return &checker.RepositoryEnd{Name: workload.Repository, Store: store, Prefix: workload.RepositoryPrefix}, nil
+}
+
+// dumpGoroutines saves every running node's goroutine dump in dir
+// (goroutines-<node>.txt): a cluster that did not quiesce is stuck somewhere, and
+// the stacks say where.
+func dumpGoroutines(ctx context.Context, c *cluster.Cluster, dir string, logf func(string, ...any)) {
+	for _, n := range c.Nodes {
+		if !n.Running() {
+			continue
+		}
+		gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		dump, err := c.Goroutines(gctx, n.ID)
+		cancel()
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "goroutines-"+n.ID+".txt"), dump, 0o644)
+		}
+		if err != nil {
+			logf("jepsen: goroutine dump of %s: %v", n.ID, err)
+			continue
+		}
+		logf("jepsen: the cluster did not quiesce: goroutines of %s in %s", n.ID, filepath.Join(dir, "goroutines-"+n.ID+".txt"))
+	}
 }

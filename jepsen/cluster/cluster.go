@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -190,6 +191,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			"--node-id", n.ID, "--data-dir", n.DataDir,
 			"--raft-addr", n.RaftAddr, "--grpc-addr", n.GRPCAddr,
 			"--grpc-advertise", n.GRPCAddr, "--http-addr", n.HTTPAddr,
+			// Goroutine dumps when a run ends with the cluster stuck (Goroutines).
+			"--enable-pprof",
 			"--dial-via", strings.Join(via, ","),
 			"--gossip-addr", n.GossipAddr,
 			// The nodes share a cluster secret, as production nodes must.
@@ -342,6 +345,24 @@ func (c *Cluster) Health(ctx context.Context, id string) (Health, error) {
 		return Health{}, fmt.Errorf("%s /health (%s): %w", id, resp.Status, err)
 	}
 	return h, nil
+}
+
+// Goroutines is a running node's goroutine dump (every stack, as a panic prints
+// them), for a run that ends with the cluster stuck.
+func (c *Cluster) Goroutines(ctx context.Context, id string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Node(id).HTTPAddr+"/debug/pprof/goroutine?debug=2", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s goroutine dump: %s", id, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 // Restart starts a node that is not running (no-op otherwise).

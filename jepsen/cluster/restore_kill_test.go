@@ -36,6 +36,11 @@ func TestRestoreSurvivesFollowerKillAndRestart(t *testing.T) {
 	cl, err := c.Client(ctx)
 	require.NoError(t, err)
 	t.Cleanup(func() { cl.Close() })
+	// What a run that ends stuck saves: every node's stacks.
+	dump, err := c.Goroutines(ctx, c.Nodes[0].ID)
+	require.NoError(t, err)
+	require.Contains(t, string(dump), "goroutine ")
+	require.Contains(t, string(dump), "github.com/hashicorp/raft.(*Raft).run")
 
 	_, err = cl.CreateCollection(ctx, client.NewCreateCollectionOption("docs"))
 	require.NoError(t, err)
