@@ -161,3 +161,14 @@ type countingFSM struct{}
 func (countingFSM) Apply(*raft.Log) any                 { return nil }
 func (countingFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, fmt.Errorf("no snapshots") }
 func (countingFSM) Restore(r io.ReadCloser) error       { return r.Close() }
+
+// The Raft transport never pipelines AppendEntries: a pipeline whose follower answers
+// Success=false can leave the leader's sender blocked forever (see newRaftTransport).
+// hashicorp/raft falls back to one request at a time on this error.
+func TestRaftTransportDoesNotPipeline(t *testing.T) {
+	a, b := listenRaftTransport(t), listenRaftTransport(t)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	p, err := a.AppendEntriesPipeline("b", b.LocalAddr())
+	require.ErrorIs(t, err, raft.ErrPipelineReplicationNotSupported)
+	require.Nil(t, p)
+}

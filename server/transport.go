@@ -255,7 +255,17 @@ func newRaftTransport(stream raft.StreamLayer, logger *slog.Logger) *raftTranspo
 			Stream:  stream,
 			MaxPool: 3,
 			Timeout: 10 * time.Second,
-			Logger:  newHCLog(logger, "raft-net"),
+			// No pipelined replication: every AppendEntries waits for its answer. With
+			// pipelining (hashicorp/raft v1.8, MaxRPCsInFlight 2), a follower that answers
+			// Success=false — its log store failed to append, say on a full disk — ends
+			// the pipeline's decoder while the sender can still start one more send, which
+			// then blocks forever on the unbuffered in-flight channel: the leader never
+			// replicates to that follower again, and its heartbeats keep it from calling an
+			// election (hashicorp/raft#612; our fault-injection smoke run hit it after a disk
+			// fault, 2026-12-05). HashiCorp documents pipelining as of little benefit with
+			// batching, which the leader does anyway.
+			MaxRPCsInFlight: 1,
+			Logger:          newHCLog(logger, "raft-net"),
 		}),
 		rpcs: make(chan raft.RPC),
 		done: make(chan struct{}),
