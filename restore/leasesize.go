@@ -25,8 +25,13 @@ const (
 	// files), unless less is left: at least a default executor's concurrency.
 	minLeaseTasks = DefaultConcurrency
 	// rateWeight is the weight of a new measurement in an executor's throughput (an
-	// exponentially weighted moving average over its reports).
+	// exponentially weighted moving average over its measurement windows).
 	rateWeight = 0.5
+	// rateWindow is the longest an executor's throughput is measured over before a new
+	// window starts: an executor busy for an hour that slows down (its S3 throttles
+	// it) would otherwise keep the hour's average. Far longer than the tasks in flight
+	// when a window starts take, whose counting is what a short window overstated.
+	rateWindow = 10 * time.Second
 )
 
 // executorStats is what the scheduler knows of one executor.
@@ -53,7 +58,8 @@ type executorStats struct {
 // more work (measured 1,450 tasks/s against 1,050 over its busy period). The split of
 // the next job followed the overstated rate, that executor finished last, alone on
 // the machine and faster still: the error fed itself. A period's measurement is
-// averaged with the rate before it (rateWeight).
+// averaged with the rate before it (rateWeight); a long period is measured in windows
+// of rateWindow, each averaged with the rate before it.
 func (s *executorStats) observeReport(n int, granted, now time.Time, stillHolds bool) {
 	if n <= 0 {
 		if !stillHolds {
@@ -83,8 +89,11 @@ func (s *executorStats) observeReport(n int, granted, now time.Time, stillHolds 
 			s.rate = rateWeight*r + (1-rateWeight)*s.busyBase
 		}
 	}
-	if !stillHolds {
+	switch {
+	case !stillHolds:
 		s.busySince = time.Time{}
+	case now.Sub(s.busySince) >= rateWindow:
+		s.busySince, s.busyDone, s.busyBase = now, 0, s.rate
 	}
 }
 

@@ -104,6 +104,20 @@ func TestExecutorThroughputFromReports(t *testing.T) {
 	// Empty reports (a lease ended by a cancel) measure nothing.
 	s.observeReport(0, later, later.Add(10*time.Second), false)
 	require.InDelta(t, 541.67, s.rate, 0.01)
+	// A long busy period is measured in windows of rateWindow: an executor that slows
+	// down to 100 tasks/s after a minute at 1,000 is at 100 + 900/2^k after k windows
+	// (156 after four), where one average over the whole period would still say ~640.
+	var long executorStats
+	t0 := later.Add(time.Hour)
+	for i := 1; i <= 60; i++ { // a report of 1,000 tasks every second, always holding the next lease
+		long.observeReport(1000, t0, t0.Add(time.Duration(i)*time.Second), true)
+	}
+	require.InDelta(t, 1000, long.rate, 1)
+	slow := t0.Add(60 * time.Second)
+	for i := 1; i <= 40; i++ { // then 100 tasks a second
+		long.observeReport(100, t0, slow.Add(time.Duration(i)*time.Second), true)
+	}
+	require.InDelta(t, 156.25, long.rate, 1, "the rate after 40 s at 100 tasks/s")
 	// A lease granted by another leader (unknown grant time) and no report before.
 	var fresh executorStats
 	fresh.observeReport(100, time.Time{}, later, false)
