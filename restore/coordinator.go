@@ -190,26 +190,29 @@ func (c *Coordinator) coordinate(ctx context.Context, checks *sync.WaitGroup) {
 }
 
 // precheck opens a job for copying, listing its sources to check every task's size
-// when its copies are server-side. A restore opens first and is checked while it
-// copies (it completes only once checked); an export lists the repository first and
-// opens only then, skipping the tasks whose file the repository holds. A job whose
-// copies are streamed lists no sources: each copy reads its source and checks its size
-// and CRC-32C before the upload may complete, and a missing one fails its task, naming
-// the key — a listing would find nothing the copies do not, at the cost of listing
-// every source. It returns an error only when the check could not be made (it is
-// retried).
+// when its copies do not check themselves: server-side copies without verification.
+// Such a restore opens first and is checked while it copies (it completes only once
+// checked); an export lists the repository first and opens only then, skipping the
+// tasks whose file the repository holds. Every other job lists no sources: a streamed
+// copy reads its source and checks its size and CRC-32C before the upload may
+// complete, a verified server-side copy is checked after it (its size and CRC-32C, by
+// the copy's response, HEAD or reading it back), and a missing source fails its copy,
+// naming the key — a listing would find nothing the copies do not, at the cost of
+// listing every source. It returns an error only when the check could not be made (it
+// is retried).
 func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error {
 	stores, err := c.cluster.JobStores(job.Kind, job.Repository)
 	if err != nil {
 		return err
 	}
+	listSources := !stores.Stream && !job.Verify
 	if job.Kind != fsmpb.JobKind_JOB_KIND_EXPORT {
-		err := ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreStart{JobId: job.Id, SourcesUnchecked: !stores.Stream}, nil))
+		err := ignoreDone(c.cluster.Propose(ctx, &fsmpb.RestoreStart{JobId: job.Id, SourcesUnchecked: listSources}, nil))
 		if err != nil {
 			return err
 		}
 		c.opened()
-		if stores.Stream {
+		if !listSources {
 			return nil
 		}
 		return c.checkSources(ctx, job)
@@ -225,7 +228,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 		return fmt.Errorf("a garbage collection of repository %q is running; the export waits for it", repo.Name)
 	}
 	gcEpoch := repo.GcEpoch
-	// The repository is listed, and the sources of server-side copies at the same time
+	// The repository is listed, and the sources of unverified server-side copies at the same time
 	// (a resolver each: they cache what they decode).
 	other, err := newTaskResolver(v, c.cfg.Root, job)
 	if err != nil {
@@ -240,7 +243,7 @@ func (c *Coordinator) precheck(ctx context.Context, job *fsmpb.RestoreJob) error
 		heldErr <- err
 	}()
 	var report PrecheckReport
-	if !stores.Stream {
+	if listSources {
 		report, err = c.listSources(ctx, v, stores, job)
 	}
 	if herr := <-heldErr; herr != nil && err == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -420,26 +421,91 @@ func TestRestoreWithTransientFailures(t *testing.T) {
 	requireSameContent(t, c, cl, "docs", "copy")
 }
 
-// A source deleted behind snapkeep's back fails the restore, naming the key: the
-// leader's listing, made while the first copies run, finds it missing (or a copy of it
-// fails first), and the target is dropped.
+// A source deleted behind snapkeep's back fails the restore, naming the key, and the
+// target is dropped. A verified restore lists no sources — the copy of the missing one
+// fails, naming it; an unverified one lists them while the first copies run, and the
+// listing finds it missing (or a copy of it fails first).
 func TestRestoreOfAMissingSourceFails(t *testing.T) {
-	c := servertest.Start(t, 3, servertest.Options{})
-	cl := newClient(t, c)
-	ctx := context.Background()
-	restoreSource(t, c, cl, 2)
-	victim := segmentsOf(t, cl, "docs")[1].Files[2].Key
-	res, err := c.Bucket.Store.Delete(ctx, []string{victim}) // behind snapkeep's back
-	require.NoError(t, err)
-	require.Empty(t, res.Failed)
+	for _, verify := range []bool{true, false} {
+		t.Run(fmt.Sprintf("verify=%v", verify), func(t *testing.T) {
+			lists := &listRecorder{}
+			c := servertest.Start(t, 3, servertest.Options{Configure: func(_ int, cfg *server.Config) {
+				cfg.Store = lists.wrap(cfg.Store)
+			}})
+			cl := newClient(t, c)
+			ctx := context.Background()
+			restoreSource(t, c, cl, 2)
+			victim := segmentsOf(t, cl, "docs")[1].Files[2].Key
+			res, err := c.Bucket.Store.Delete(ctx, []string{victim}) // behind snapkeep's back
+			require.NoError(t, err)
+			require.Empty(t, res.Failed)
 
-	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
-	require.NoError(t, err)
-	job := waitJob(t, cl, resp.JobId)
-	require.Equal(t, pb.RestoreState_RESTORE_STATE_FAILED, job.State)
-	require.Regexp(t, `1 of 17 source objects are missing and 0 have the wrong size; the copies made meanwhile are left to the garbage collector|copying `+regexp.QuoteMeta(victim)+` failed`, job.Error)
-	require.Equal(t, []string{victim}, job.FailingKeys)
-	requireDropped(t, cl, "copy")
+			opt := client.NewRestoreSnapshotOption("docs", "snap", "copy")
+			if !verify {
+				opt = opt.WithoutVerify()
+			}
+			lists.reset()
+			resp, err := cl.RestoreSnapshot(ctx, opt)
+			require.NoError(t, err)
+			job := waitJob(t, cl, resp.JobId)
+			require.Equal(t, pb.RestoreState_RESTORE_STATE_FAILED, job.State)
+			copyFailed := `copying ` + regexp.QuoteMeta(victim) + ` failed`
+			if verify {
+				require.Regexp(t, copyFailed, job.Error)
+				require.Empty(t, lists.covering(victim), "a verified restore lists no sources")
+			} else {
+				require.Regexp(t, `1 of 17 source objects are missing and 0 have the wrong size; the copies made meanwhile are left to the garbage collector|`+copyFailed, job.Error)
+				require.NotEmpty(t, lists.covering(victim), "an unverified restore lists its sources")
+			}
+			require.Equal(t, []string{victim}, job.FailingKeys)
+			requireDropped(t, cl, "copy")
+		})
+	}
+}
+
+// listRecorder records the prefixes listed through the stores it wraps.
+type listRecorder struct {
+	mu       sync.Mutex
+	prefixes []string
+}
+
+func (r *listRecorder) wrap(s objstore.Store) objstore.Store { return &recordingLister{Store: s, r: r} }
+
+func (r *listRecorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.prefixes = nil
+}
+
+// covering is every prefix listed since the last reset that lists the files of key's
+// collection and would have seen key: a prefix of key longer than its root's
+// collections directory (key is <root>/collections/<id>/segments/<id>/<kind>/<field>/<log>).
+func (r *listRecorder) covering(key string) []string {
+	collections := key
+	for range 6 {
+		collections = path.Dir(collections)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, p := range r.prefixes {
+		if strings.HasPrefix(key, p) && len(p) > len(collections) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+type recordingLister struct {
+	objstore.Store
+	r *listRecorder
+}
+
+func (s *recordingLister) List(ctx context.Context, prefix, token string, maxKeys int) (objstore.ListPage, error) {
+	s.r.mu.Lock()
+	s.r.prefixes = append(s.r.prefixes, prefix)
+	s.r.mu.Unlock()
+	return s.Store.List(ctx, prefix, token, maxKeys)
 }
 
 func TestRestoreOfACorruptSourceFails(t *testing.T) {
@@ -634,9 +700,10 @@ func (s heldLists) List(ctx context.Context, prefix, token string, maxKeys int) 
 	return s.Store.List(ctx, prefix, token, maxKeys)
 }
 
-// A restore copies while the leader lists its sources, and completes only once they
-// are checked: with the listing held, every file is copied and the job stays COPYING;
-// a new leader checks them again after a failover, and the job completes.
+// An unverified restore copies while the leader lists its sources, and completes only
+// once they are checked: with the listing held, every file is copied and the job stays
+// COPYING; a new leader checks them again after a failover, and the job completes. (A
+// verified restore lists nothing: TestRestoreOfAMissingSourceFails.)
 func TestRestoreCompletesOnlyOnceItsSourcesAreChecked(t *testing.T) {
 	var hold atomic.Bool
 	var waiting atomic.Int32
@@ -648,7 +715,7 @@ func TestRestoreCompletesOnlyOnceItsSourcesAreChecked(t *testing.T) {
 	restoreSource(t, c, cl, 2)
 
 	hold.Store(true)
-	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy"))
+	resp, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "snap", "copy").WithoutVerify())
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		j, err := cl.GetRestoreState(ctx, resp.JobId)

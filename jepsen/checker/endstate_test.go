@@ -215,7 +215,7 @@ func TestEndStateCheckers(t *testing.T) {
 		require.Equal(t, []int64{startOp}, vs[0].OpIDs)
 		require.Contains(t, vs[0].Message, key)
 
-		// s1's sources are damaged now: a new restore fails its pre-check.
+		// s1's sources are damaged now: a new restore fails (a copy finds it).
 		resp2, err := cl.RestoreSnapshot(ctx, client.NewRestoreSnapshotOption("docs", "s1", "copy2"))
 		require.NoError(t, err)
 		job2 := waitRestore(t, cl, resp2.JobId)
