@@ -264,7 +264,12 @@ func waitSnapkeepCaughtUp(ctx context.Context, cl *client.Client, nodes int) err
 	}
 }
 
-// snapkeepLagging says why the status is not a caught-up cluster ("" when it is).
+// snapkeepLagging says why the status is not a caught-up cluster ("" when it is): every
+// node knows the leader's commit index and has applied every command the leader has.
+// The applied index a node reports is its FSM's, which entries without a command (the
+// no-op a new leader appends, configuration changes) do not move: after a failover whose
+// acknowledged writes were all retries answered from the request-id window, the newest
+// entry is the no-op, and every node — the leader too — stays one below the commit index.
 func snapkeepLagging(st *pb.ClusterStatusResponse, nodes int) string {
 	if st.LeaderId == "" {
 		return "no leader"
@@ -272,18 +277,24 @@ func snapkeepLagging(st *pb.ClusterStatusResponse, nodes int) string {
 	if len(st.Nodes) != nodes {
 		return fmt.Sprintf("%d nodes in the status", len(st.Nodes))
 	}
-	var commit uint64
+	var leader *pb.NodeStatus
 	for _, n := range st.Nodes {
 		if n.Id == st.LeaderId {
-			commit = n.CommitIndex
+			leader = n
 		}
+	}
+	if leader == nil {
+		return fmt.Sprintf("the leader %s is not in the status", st.LeaderId)
 	}
 	for _, n := range st.Nodes {
 		if n.Role != pb.NodeRole_NODE_ROLE_LEADER && n.Role != pb.NodeRole_NODE_ROLE_FOLLOWER {
 			return fmt.Sprintf("%s is %v", n.Id, n.Role)
 		}
-		if n.AppliedIndex < commit {
-			return fmt.Sprintf("%s applied %d of %d", n.Id, n.AppliedIndex, commit)
+		if n.CommitIndex < leader.CommitIndex {
+			return fmt.Sprintf("%s knows commit index %d of %d", n.Id, n.CommitIndex, leader.CommitIndex)
+		}
+		if n.AppliedIndex < leader.AppliedIndex {
+			return fmt.Sprintf("%s applied %d of the leader's %d", n.Id, n.AppliedIndex, leader.AppliedIndex)
 		}
 	}
 	return ""

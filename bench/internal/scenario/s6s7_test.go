@@ -13,6 +13,7 @@ import (
 	"github.com/snapkeep/snapkeep/fsm"
 	"github.com/snapkeep/snapkeep/fsm/backupfile"
 	"github.com/snapkeep/snapkeep/fsm/fsmpb"
+	pb "github.com/snapkeep/snapkeep/rpc/snapkeepv1"
 )
 
 func TestFailoverTimeCountsOnlyWritesIssuedAfterTheKill(t *testing.T) {
@@ -204,5 +205,37 @@ func testCatalogBackupRestores(t *testing.T, milvus bool) {
 func TestCatalogBackupRefusesAMissingDirectory(t *testing.T) {
 	if _, err := buildCatalogBackup(filepath.Join(t.TempDir(), "missing", "c.skb"), "scale", 1, false); err == nil {
 		t.Fatal("a backup into a missing directory succeeded")
+	}
+}
+
+func TestSnapkeepLagging(t *testing.T) {
+	node := func(id string, role pb.NodeRole, commit, applied uint64) *pb.NodeStatus {
+		return &pb.NodeStatus{Id: id, Role: role, CommitIndex: commit, AppliedIndex: applied}
+	}
+	const (
+		leader   = pb.NodeRole_NODE_ROLE_LEADER
+		follower = pb.NodeRole_NODE_ROLE_FOLLOWER
+	)
+	for _, tc := range []struct {
+		name  string
+		nodes []*pb.NodeStatus
+		want  string
+	}{
+		{"caught up", []*pb.NodeStatus{node("n1", follower, 33, 33), node("n2", leader, 33, 33), node("n3", follower, 33, 33)}, ""},
+		// The newest entry is a new leader's no-op: no FSM applies it.
+		{"the newest entry carries no command", []*pb.NodeStatus{node("n1", follower, 33, 32), node("n2", leader, 33, 32), node("n3", follower, 33, 32)}, ""},
+		{"a follower has not learnt the commit index", []*pb.NodeStatus{node("n1", follower, 32, 32), node("n2", leader, 33, 32), node("n3", follower, 33, 32)}, "n1 knows commit index 32 of 33"},
+		{"a follower has not applied", []*pb.NodeStatus{node("n1", follower, 33, 30), node("n2", leader, 33, 32), node("n3", follower, 33, 32)}, "n1 applied 30 of the leader's 32"},
+		{"a candidate", []*pb.NodeStatus{node("n1", pb.NodeRole_NODE_ROLE_CANDIDATE, 33, 32), node("n2", leader, 33, 32), node("n3", follower, 33, 32)}, "n1 is NODE_ROLE_CANDIDATE"},
+		{"a node missing", []*pb.NodeStatus{node("n2", leader, 33, 32), node("n3", follower, 33, 32)}, "2 nodes in the status"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := snapkeepLagging(&pb.ClusterStatusResponse{LeaderId: "n2", Nodes: tc.nodes}, 3); got != tc.want {
+				t.Errorf("snapkeepLagging = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := snapkeepLagging(&pb.ClusterStatusResponse{}, 3); got != "no leader" {
+		t.Errorf("without a leader: %q", got)
 	}
 }
