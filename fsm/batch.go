@@ -51,6 +51,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})
 	f.mu.Unlock()
+	f.validation.release()
 	return out
 }
 

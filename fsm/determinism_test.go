@@ -383,6 +383,96 @@ func TestValidateAgreesWithApply(t *testing.T) {
 	require.Greater(t, rejected, 100, "the log exercises rejections")
 }
 
+// The leader validates each proposal on its running validation state: the committed
+// state plus the commands accepted since. Proposed in the order they were accepted,
+// those commands meet in Apply exactly the state they were validated on, so Apply
+// accepts every one of them: a rejection in between must neither leave its
+// half-written changes behind nor lose the accepted commands'.
+// Validate changes no committed state, and a command the running state rejects gets
+// the answer of the committed state alone.
+func TestValidateRunsProposalsInFlight(t *testing.T) {
+	entries, _ := randomLog(t, 13, 2000)
+	rng := rand.New(rand.NewPCG(13, 5))
+	f := New(nil)
+	index := uint64(0)
+	var pending []*raft.Log // accepted by the running state, not yet applied
+	apply := func() {
+		for i, out := range f.ApplyBatch(pending) {
+			res := out.(*ApplyResult).Result
+			require.Equal(t, fsmpb.ErrorCode_ERROR_CODE_OK, res.Code, "entry %d, accepted by the running validation state, was rejected by Apply: %s", pending[i].Index, res.Message)
+		}
+		pending = nil
+	}
+	rejected, accepted, inFlight := 0, 0, 0
+	for next := 0; next < len(entries); {
+		chunk := entries[next:min(len(entries), next+rng.IntN(24)+1)]
+		next += len(chunk)
+		for i, data := range chunk {
+			check := i%8 == 0 // Hash walks the whole state
+			var before string
+			if check {
+				before = f.Hash()
+			}
+			ok := f.validateRunning(data)
+			fresh := validateOn(f.current(), data)
+			if check {
+				require.Equal(t, before, f.Hash(), "validating changed the committed state")
+			}
+			if !ok {
+				rejected++
+				require.True(t, proto.Equal(fresh, f.Validate(data)), "a command the running state rejects gets the committed state's answer")
+				continue
+			}
+			accepted++
+			if len(pending) > 0 {
+				inFlight++
+			}
+			index++
+			pending = append(pending, &raft.Log{Index: index, Type: raft.LogCommand, Data: data})
+		}
+		apply()
+	}
+	require.Greater(t, rejected, 100, "the log exercises rejections")
+	require.Greater(t, inFlight, 150, "commands are validated with others in flight")
+	require.Greater(t, accepted, 500)
+	require.NoError(t, f.View().CheckDerived())
+}
+
+// After a rejection the running validation state is the committed state with the
+// accepted commands run again: whatever the rejected handler wrote is gone.
+func TestValidationRebuildDropsHalfWrittenChanges(t *testing.T) {
+	entries, _ := randomLog(t, 13, 80)
+	f := New(nil)
+	accepted := 0
+	for _, data := range entries {
+		if f.validateRunning(data) {
+			accepted++
+		}
+	}
+	require.Greater(t, accepted, 5)
+	v := &f.validation
+	records := func() string {
+		h := sha256.New()
+		_, err := writeRecords(h, v.tx)
+		require.NoError(t, err)
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	want := records()
+	// What a handler rejected halfway may leave: a record of its own.
+	v.tx.collections.put(&fsmpb.Collection{Id: 1 << 40, DatabaseId: 1, Name: "half-written"})
+	require.NotEqual(t, want, records())
+	v.rebuild(&f.mu)
+	require.Equal(t, want, records(), "the rebuilt state is the committed one with the accepted commands")
+	require.NotEmpty(t, v.ran)
+
+	// A publication makes the running state stale: it is dropped at once, so that a
+	// node that stops leading keeps no old state alive.
+	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: entries[0]})
+	require.Nil(t, v.tx)
+	require.Nil(t, v.base)
+	require.Empty(t, v.ran)
+}
+
 // Raft applies committed entries in batches of any size (ApplyBatch), configuration
 // entries among them, and a node's batches need not match another's: each batch must
 // answer every entry as Apply does and leave the state Apply leaves, rejections in the

@@ -61,6 +61,9 @@ type FSM struct {
 	// keep packs the long-lived records of the commands applied (arena.go); only
 	// Raft's apply goroutine uses it.
 	keep arena
+
+	// validation is the leader's running validation state (Validate).
+	validation validation
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -107,6 +110,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})
 	f.mu.Unlock()
+	f.validation.release()
 	return &ApplyResult{Index: l.Index, Result: result}
 }
 
@@ -198,14 +202,134 @@ func prepare(t *tables, index uint64, data []byte) (env *fsmpb.Envelope, h handl
 }
 
 // Validate runs the command in data (an encoded envelope, as a log entry carries it)
-// exactly as Apply would, against a throwaway copy of the current state, and returns
-// the rejection Apply would answer, or nil when Apply would accept it (or answer it
-// from the deduplication window). The leader calls it before proposing so that a
-// command Apply would reject never reaches the log: it is Apply's own code, so the two
-// cannot drift. Apply still checks everything, since the state may change between
-// Validate and Apply. Safe to call concurrently with Apply.
+// as Apply would and returns the rejection Apply would answer on the committed state,
+// or nil when it would accept it (or answer it from the deduplication window). The
+// leader calls it before proposing so that a command Apply would reject never
+// reaches the log: it is Apply's own code, so the two cannot drift. Apply still checks
+// everything, since the state may change between Validate and Apply. Safe to call
+// concurrently with Apply and with itself.
+//
+// Each command is first run on the leader's running validation state (see
+// validation): the committed state plus the commands accepted since it was
+// published, as Apply will meet them if they are proposed in that order. A command
+// accepted there is accepted. One rejected there is checked again on a fresh copy of
+// the committed state, and that answer is Validate's: a command is never turned away
+// because of another that is still in flight.
 func (f *FSM) Validate(data []byte) *fsmpb.Result {
-	tx := f.current()
+	if f.validateRunning(data) {
+		return nil
+	}
+	return validateOn(f.current(), data)
+}
+
+// validation is the leader's running validation state. Its tables are a clone of the
+// committed state that Validate keeps writing into, so that its B-tree nodes, copied
+// once, serve every command validated until the next publication instead of one copy
+// of each path per command. That is all it is for: which commands it accepts changes
+// no answer Validate gives (see Validate), and no node's state depends on it.
+type validation struct {
+	mu   sync.Mutex
+	base *tables // the committed state tx was cloned from
+	tx   *tables
+	// ran are the commands run on tx since base, in order: after a rejection, whose
+	// handler may have written half its changes, tx is base with these run again.
+	ran [][]byte
+	// requests are the request ids of ran with their body hashes: as in Apply's
+	// deduplication window, a retry of a request in flight is not run a second time.
+	requests map[string]uint64
+}
+
+// maxRunningValidations bounds validation.ran: past it (a leader whose proposals do
+// not commit) the running state starts again from the committed state.
+const maxRunningValidations = 4096
+
+// validateRunning runs the command in data on the running validation state and keeps
+// its changes when it is accepted. It reports whether it was.
+func (f *FSM) validateRunning(data []byte) bool {
+	v := &f.validation
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	f.mu.Lock()
+	if v.tx == nil || v.base != f.committed || len(v.ran) >= maxRunningValidations {
+		v.reset(f.committed, f.committed.clone(&f.mu))
+	}
+	f.mu.Unlock()
+	ok, ran := v.run(data)
+	switch {
+	case ok && ran:
+		v.ran = append(v.ran, data)
+	case !ok && ran:
+		v.rebuild(&f.mu)
+	}
+	return ok
+}
+
+// reset makes tx, a clone of base, the running state, with no command run on it.
+func (v *validation) reset(base, tx *tables) {
+	clear(v.ran)
+	clear(v.requests)
+	v.base, v.tx, v.ran = base, tx, v.ran[:0]
+}
+
+// release drops the running state, which a publication has just made stale, unless a
+// validation holds it (that one starts again from the new state): a node that no
+// longer leads must not keep an old state alive. It never waits, so that Apply never
+// waits for a validation.
+func (v *validation) release() {
+	if !v.mu.TryLock() {
+		return
+	}
+	v.reset(nil, nil)
+	v.mu.Unlock()
+}
+
+// rebuild makes tx the base state with the commands of ran run on it again.
+func (v *validation) rebuild(mu *sync.Mutex) {
+	mu.Lock()
+	tx := v.base.clone(mu)
+	mu.Unlock()
+	ran := v.ran
+	v.ran = nil
+	v.reset(v.base, tx)
+	for _, data := range ran {
+		if ok, _ := v.run(data); !ok {
+			// Accepted on this very state before: only a nondeterministic handler gets
+			// here. Start again from the committed state.
+			v.reset(nil, nil)
+			return
+		}
+		v.ran = append(v.ran, data)
+	}
+}
+
+// run runs the command in data on tx as Apply would, and reports whether it was
+// accepted and whether its handler ran (else tx is unchanged).
+func (v *validation) run(data []byte) (ok, ran bool) {
+	index := v.base.meta.AppliedIndex + 1
+	env, h, bodyHash, early := prepare(v.tx, index, data)
+	if early != nil {
+		return early.Code == fsmpb.ErrorCode_ERROR_CODE_OK, false
+	}
+	if env.RequestId != "" {
+		if hash, inFlight := v.requests[env.RequestId]; inFlight {
+			return hash == bodyHash, false
+		}
+	}
+	if run(h, v.tx, env, index, nil).Code != fsmpb.ErrorCode_ERROR_CODE_OK {
+		return false, true
+	}
+	if env.RequestId != "" {
+		if v.requests == nil {
+			v.requests = map[string]uint64{}
+		}
+		v.requests[env.RequestId] = bodyHash
+	}
+	return true, true
+}
+
+// validateOn runs the command in data on tx, a private clone of the committed state,
+// and returns the rejection, or nil.
+func validateOn(tx *tables, data []byte) *fsmpb.Result {
 	index := tx.meta.AppliedIndex + 1
 	env, h, _, early := prepare(tx, index, data)
 	if early != nil {
@@ -345,5 +469,6 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})
 	f.mu.Unlock()
+	f.validation.release()
 	return nil
 }

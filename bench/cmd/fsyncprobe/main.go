@@ -9,6 +9,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +29,7 @@ import (
 
 var (
 	withPerf  = flag.Bool("perf", false, "also profile each leader under 64 clients with perf record")
+	goProfile = flag.Bool("pprof", false, "instead: Go CPU profiles of the three snapkeep nodes under 64 clients (no strace, no etcd)")
 	snapshots = flag.Bool("snapshots", false, "instead: profile the snapkeep leader under 64 clients creating small snapshots (10 segments × 8 files)")
 	logStore  = flag.String("raft-log-store", "", "the snapkeep nodes' --raft-log-store: wal or bolt (default: the server's, the WAL)")
 )
@@ -42,9 +45,13 @@ func main() {
 	defer s3.Stop()
 	diskP50(dir)
 	sk, err := env.StartSnapkeep(ctx, filepath.Join(dir, "sk"), s3, env.SnapkeepOptions{Extra: []string{"--snapshots-per-collection", "100000"},
-		RaftLogStore: *logStore})
+		RaftLogStore: *logStore, HTTP: *goProfile})
 	must(err)
 	defer sk.Stop()
+	if *goProfile {
+		profileNodes(ctx, sk)
+		return
+	}
 	et, err := env.StartEtcd(ctx, filepath.Join(dir, "etcd"))
 	must(err)
 	defer et.Stop()
@@ -199,6 +206,70 @@ func profileSnapshots(ctx context.Context, cl *client.Client, pid int) {
 	wg.Wait()
 	_ = p.Wait()
 	fmt.Printf("snapshots, 64 clients: %d in 6 s; profile %s\n", seq.Load(), out)
+}
+
+// profileNodes records a Go CPU profile of every node for 5 s while 64 clients
+// allocate segments back to back, and counts the writes and each process's CPU.
+func profileNodes(ctx context.Context, sk *env.Snapkeep) {
+	cl, err := sk.Client(ctx)
+	must(err)
+	defer cl.Close()
+	_, err = cl.CreateCollection(ctx, client.NewCreateCollectionOption("w"))
+	must(err)
+	leader, err := sk.Leader(ctx)
+	must(err)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < 7*time.Second {
+				_, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("w"))
+				must(err)
+				n.Add(1)
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	n0 := n.Load()
+	var cpu0 []time.Duration
+	for _, node := range sk.Nodes {
+		c, err := env.ProcessCPU(node.Pid())
+		must(err)
+		cpu0 = append(cpu0, c)
+	}
+	var pw sync.WaitGroup
+	for _, node := range sk.Nodes {
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			resp, err := http.Get("http://" + node.HTTPAddr + "/debug/pprof/profile?seconds=5")
+			must(err)
+			defer resp.Body.Close()
+			role := "follower"
+			if node.ID == leader.ID {
+				role = "leader"
+			}
+			out := fmt.Sprintf("/tmp/bl/pprof-%s-%s.pb.gz", node.ID, role)
+			f, err := os.Create(out)
+			must(err)
+			_, err = io.Copy(f, resp.Body)
+			must(err)
+			must(f.Close())
+			fmt.Println("profile", out)
+		}()
+	}
+	pw.Wait()
+	writes := n.Load() - n0
+	for i, node := range sk.Nodes {
+		c, err := env.ProcessCPU(node.Pid())
+		must(err)
+		fmt.Printf("%s: %.1f µs CPU per write\n", node.ID, float64((c-cpu0[i]).Microseconds())/float64(writes))
+	}
+	wg.Wait()
+	fmt.Printf("64 clients: %d writes in the profiled 5 s\n", writes)
 }
 
 // diskP50 prints the disk's write+fdatasync latency in dir (4 KiB blocks overwritten
