@@ -30,6 +30,7 @@ import (
 var (
 	withPerf  = flag.Bool("perf", false, "also profile each leader under 64 clients with perf record")
 	goProfile = flag.Bool("pprof", false, "instead: Go CPU profiles of the three snapkeep nodes under 64 clients (no strace, no etcd)")
+	idle      = flag.Bool("idle", false, "with -pprof: profile the nodes idle (no client) for 10 s instead")
 	snapshots = flag.Bool("snapshots", false, "instead: profile the snapkeep leader under 64 clients creating small snapshots (10 segments × 8 files)")
 	logStore  = flag.String("raft-log-store", "", "the snapkeep nodes' --raft-log-store: wal or bolt (default: the server's, the WAL)")
 )
@@ -48,6 +49,10 @@ func main() {
 		RaftLogStore: *logStore, HTTP: *goProfile})
 	must(err)
 	defer sk.Stop()
+	if *goProfile && *idle {
+		profileIdleNodes(sk)
+		return
+	}
 	if *goProfile {
 		profileNodes(ctx, sk)
 		return
@@ -270,6 +275,43 @@ func profileNodes(ctx context.Context, sk *env.Snapkeep) {
 	}
 	wg.Wait()
 	fmt.Printf("64 clients: %d writes in the profiled 5 s\n", writes)
+}
+
+// profileIdleNodes records a Go CPU profile of every node for 10 s with no client:
+// the cost of the background duties, heartbeats and gossip.
+func profileIdleNodes(sk *env.Snapkeep) {
+	time.Sleep(2 * time.Second)
+	var cpu0 []time.Duration
+	for _, node := range sk.Nodes {
+		c, err := env.ProcessCPU(node.Pid())
+		must(err)
+		cpu0 = append(cpu0, c)
+	}
+	start := time.Now()
+	var pw sync.WaitGroup
+	for _, node := range sk.Nodes {
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			resp, err := http.Get("http://" + node.HTTPAddr + "/debug/pprof/profile?seconds=10")
+			must(err)
+			defer resp.Body.Close()
+			out := fmt.Sprintf("/tmp/bl/pprof-idle-%s.pb.gz", node.ID)
+			f, err := os.Create(out)
+			must(err)
+			_, err = io.Copy(f, resp.Body)
+			must(err)
+			must(f.Close())
+			fmt.Println("profile", out)
+		}()
+	}
+	pw.Wait()
+	el := time.Since(start)
+	for i, node := range sk.Nodes {
+		c, err := env.ProcessCPU(node.Pid())
+		must(err)
+		fmt.Printf("%s idle: %.1f ms CPU per second\n", node.ID, float64((c-cpu0[i]).Microseconds())/1000/el.Seconds())
+	}
 }
 
 // diskP50 prints the disk's write+fdatasync latency in dir (4 KiB blocks overwritten
