@@ -216,12 +216,6 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 			plainRestoreRates[round], restoreRates[round]/plainRestoreRates[round])
 	}
 
-	if dir := profileDir(); dir != "" {
-		if err := profileExport(ctx, e, c, cl, repoS3, srcKeys, exports, dir); err != nil {
-			return err
-		}
-	}
-
 	r.Comparisons = append(r.Comparisons,
 		report.NewComparison(fmt.Sprintf("export of %s files to another endpoint, %d copies at once", commaInt(files), concurrency), "files/s", report.Higher,
 			exportRates, "plain GET→PUT loop, cluster → repository", plainExportRates,
@@ -780,66 +774,5 @@ func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env
 		e.Logf("s9: profiled %s loop took %v (%.0f files/s); CPU per file: bench %.0f µs, versitygw %.0f µs, versitygw-repo %.0f µs", loop.name, took.Round(time.Millisecond),
 			float64(len(loop.keys))/took.Seconds(), microsPer(cpu["bench"], len(loop.keys)), microsPer(cpu["versitygw"], len(loop.keys)), microsPer(cpu["versitygw-repo"], len(loop.keys)))
 	}
-	return nil
-}
-
-// profileExport runs one more, unmeasured export while taking CPU profiles of both
-// followers (the executors), then profiles the benchmark process through the plain
-// loop of the same keys, for comparison.
-func profileExport(ctx context.Context, e *Env, c *env.Snapkeep, cl *client.Client, repoS3 *env.S3, keys []string, exports []jobRound, dir string) error {
-	leader, err := c.Leader(ctx)
-	if err != nil {
-		return err
-	}
-	var secs []float64
-	for _, ex := range exports {
-		secs = append(secs, ex.took.Seconds())
-	}
-	seconds := max(1, int(stats.Summarize(secs).Median+0.5))
-	if err := registerRepository(ctx, cl, "expprof", repoS3.Config().Endpoint, "expprof"); err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	var errs []error
-	var mu sync.Mutex
-	for _, n := range c.Nodes {
-		if n == leader {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fetchProfile(ctx, n.HTTPAddr, seconds, filepath.Join(dir, "s9-export-follower-"+n.ID+".pprof")); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	time.Sleep(100 * time.Millisecond) // the profiles start
-	ex, err := followJob(ctx, cl, c.Nodes, nil, kindExport, func() (uint64, error) {
-		resp, err := cl.ExportSnapshot(ctx, client.NewExportSnapshotOption(repoCollection, "snap", "expprof"))
-		return resp.GetJobId(), err
-	})
-	wg.Wait()
-	if err := errors.Join(append(errs, err)...); err != nil {
-		return fmt.Errorf("profiled export: %w", err)
-	}
-	e.Logf("s9: profiled export took %v; follower profiles (%d s) in %s", ex.took.Round(time.Millisecond), seconds, dir)
-
-	f, err := os.Create(filepath.Join(dir, "s9-plain-export-bench.pprof"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	took, err := plainStreamLoop(ctx, e.S3.Store, repoS3.Store, keys, "plain-export/profiled/", restoreCopyingNodes*restoreNodeConcurrency, nil)
-	pprof.StopCPUProfile()
-	if err != nil {
-		return fmt.Errorf("profiled plain export loop: %w", err)
-	}
-	e.Logf("s9: profiled plain export loop took %v", took.Round(time.Millisecond))
 	return nil
 }
