@@ -196,19 +196,10 @@ func profileSnapshots(ctx context.Context, cl *client.Client, pid int) {
 	p := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out, "--", "sleep", "5")
 	must(p.Start())
 	var seq atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Since(start) < 6*time.Second {
-				_, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("snaps", fmt.Sprintf("s%d", seq.Add(1))))
-				must(err)
-			}
-		}()
-	}
-	wg.Wait()
+	clients64(6*time.Second, func() {
+		_, err := cl.CreateSnapshot(ctx, client.NewCreateSnapshotOption("snaps", fmt.Sprintf("s%d", seq.Add(1))))
+		must(err)
+	})()
 	_ = p.Wait()
 	fmt.Printf("snapshots, 64 clients: %d in 6 s; profile %s\n", seq.Load(), out)
 }
@@ -224,79 +215,73 @@ func profileNodes(ctx context.Context, sk *env.Snapkeep) {
 	leader, err := sk.Leader(ctx)
 	must(err)
 	var n atomic.Int64
+	wait := clients64(7*time.Second, func() {
+		_, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("w"))
+		must(err)
+		n.Add(1)
+	})
+	time.Sleep(time.Second)
+	n0 := n.Load()
+	cpu := profileEach(sk, 5, func(node *env.SnapkeepNode) string {
+		if node.ID == leader.ID {
+			return fmt.Sprintf("/tmp/bl/pprof-%s-leader.pb.gz", node.ID)
+		}
+		return fmt.Sprintf("/tmp/bl/pprof-%s-follower.pb.gz", node.ID)
+	})
+	writes := n.Load() - n0
+	for i, node := range sk.Nodes {
+		fmt.Printf("%s: %.1f µs CPU per write\n", node.ID, float64(cpu[i].Microseconds())/float64(writes))
+	}
+	wait()
+	fmt.Printf("64 clients: %d writes in the profiled 5 s\n", writes)
+}
+
+// clients64 runs op back to back on 64 goroutines for d; wait waits for them.
+func clients64(d time.Duration, op func()) (wait func()) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range 64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Since(start) < 7*time.Second {
-				_, err := cl.AllocateSegment(ctx, client.NewAllocateSegmentOption("w"))
-				must(err)
-				n.Add(1)
+			for time.Since(start) < d {
+				op()
 			}
 		}()
 	}
-	time.Sleep(time.Second)
-	n0 := n.Load()
-	var cpu0 []time.Duration
-	for _, node := range sk.Nodes {
-		c, err := env.ProcessCPU(node.Pid())
-		must(err)
-		cpu0 = append(cpu0, c)
-	}
-	var pw sync.WaitGroup
-	for _, node := range sk.Nodes {
-		pw.Add(1)
-		go func() {
-			defer pw.Done()
-			resp, err := http.Get("http://" + node.HTTPAddr + "/debug/pprof/profile?seconds=5")
-			must(err)
-			defer resp.Body.Close()
-			role := "follower"
-			if node.ID == leader.ID {
-				role = "leader"
-			}
-			out := fmt.Sprintf("/tmp/bl/pprof-%s-%s.pb.gz", node.ID, role)
-			f, err := os.Create(out)
-			must(err)
-			_, err = io.Copy(f, resp.Body)
-			must(err)
-			must(f.Close())
-			fmt.Println("profile", out)
-		}()
-	}
-	pw.Wait()
-	writes := n.Load() - n0
-	for i, node := range sk.Nodes {
-		c, err := env.ProcessCPU(node.Pid())
-		must(err)
-		fmt.Printf("%s: %.1f µs CPU per write\n", node.ID, float64((c-cpu0[i]).Microseconds())/float64(writes))
-	}
-	wg.Wait()
-	fmt.Printf("64 clients: %d writes in the profiled 5 s\n", writes)
+	return wg.Wait
 }
 
 // profileIdleNodes records a Go CPU profile of every node for 10 s with no client:
 // the cost of the background duties, heartbeats and gossip.
 func profileIdleNodes(sk *env.Snapkeep) {
 	time.Sleep(2 * time.Second)
+	start := time.Now()
+	cpu := profileEach(sk, 10, func(node *env.SnapkeepNode) string { return fmt.Sprintf("/tmp/bl/pprof-idle-%s.pb.gz", node.ID) })
+	el := time.Since(start)
+	for i, node := range sk.Nodes {
+		fmt.Printf("%s idle: %.1f ms CPU per second\n", node.ID, float64(cpu[i].Microseconds())/1000/el.Seconds())
+	}
+}
+
+// profileEach saves a Go CPU profile of seconds from every node (at path(node)), all
+// at once, and returns the CPU each node's process spent meanwhile.
+func profileEach(sk *env.Snapkeep, seconds int, path func(*env.SnapkeepNode) string) []time.Duration {
 	var cpu0 []time.Duration
 	for _, node := range sk.Nodes {
 		c, err := env.ProcessCPU(node.Pid())
 		must(err)
 		cpu0 = append(cpu0, c)
 	}
-	start := time.Now()
 	var pw sync.WaitGroup
 	for _, node := range sk.Nodes {
 		pw.Add(1)
 		go func() {
 			defer pw.Done()
-			resp, err := http.Get("http://" + node.HTTPAddr + "/debug/pprof/profile?seconds=10")
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", node.HTTPAddr, seconds))
 			must(err)
 			defer resp.Body.Close()
-			out := fmt.Sprintf("/tmp/bl/pprof-idle-%s.pb.gz", node.ID)
+			out := path(node)
 			f, err := os.Create(out)
 			must(err)
 			_, err = io.Copy(f, resp.Body)
@@ -306,12 +291,13 @@ func profileIdleNodes(sk *env.Snapkeep) {
 		}()
 	}
 	pw.Wait()
-	el := time.Since(start)
+	spent := make([]time.Duration, len(sk.Nodes))
 	for i, node := range sk.Nodes {
 		c, err := env.ProcessCPU(node.Pid())
 		must(err)
-		fmt.Printf("%s idle: %.1f ms CPU per second\n", node.ID, float64((c-cpu0[i]).Microseconds())/1000/el.Seconds())
+		spent[i] = c - cpu0[i]
 	}
+	return spent
 }
 
 // diskP50 prints the disk's write+fdatasync latency in dir (4 KiB blocks overwritten
