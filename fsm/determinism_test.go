@@ -465,6 +465,13 @@ func TestValidationRebuildDropsHalfWrittenChanges(t *testing.T) {
 	require.Equal(t, want, records(), "the rebuilt state is the committed one with the accepted commands")
 	require.NotEmpty(t, v.ran)
 
+	// A running state holding its budget of commands starts again from the committed
+	// state before the next one.
+	v.ranBytes = maxRunningValidationBytes
+	f.validateRunning(entries[len(entries)-1])
+	require.LessOrEqual(t, len(v.ran), 1, "the running state over its budget was not dropped")
+	require.Less(t, v.ranBytes, maxRunningValidationBytes)
+
 	// A publication makes the running state stale: it is dropped at once, so that a
 	// node that stops leading keeps no old state alive.
 	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: entries[0]})

@@ -202,8 +202,9 @@ func prepare(t *tables, index uint64, data []byte) (env *fsmpb.Envelope, h handl
 }
 
 // Validate runs the command in data (an encoded envelope, as a log entry carries it)
-// as Apply would and returns the rejection Apply would answer on the committed state,
-// or nil when it would accept it (or answer it from the deduplication window). The
+// as Apply would and returns nil when Apply would accept it (or answer it from the
+// deduplication window) on the committed state or after the commands accepted since,
+// else the rejection Apply would answer on the committed state. The
 // leader calls it before proposing so that a command Apply would reject never
 // reaches the log: it is Apply's own code, so the two cannot drift. Apply still checks
 // everything, since the state may change between Validate and Apply. Safe to call
@@ -233,15 +234,22 @@ type validation struct {
 	tx   *tables
 	// ran are the commands run on tx since base, in order: after a rejection, whose
 	// handler may have written half its changes, tx is base with these run again.
-	ran [][]byte
+	// ranBytes is their size.
+	ran      [][]byte
+	ranBytes int
 	// requests are the request ids of ran with their body hashes: as in Apply's
 	// deduplication window, a retry of a request in flight is not run a second time.
 	requests map[string]uint64
 }
 
-// maxRunningValidations bounds validation.ran: past it (a leader whose proposals do
-// not commit) the running state starts again from the committed state.
-const maxRunningValidations = 4096
+// maxRunningValidations and maxRunningValidationBytes bound validation.ran: past
+// either (a leader whose proposals do not commit: its disk is full, it lost its
+// quorum) the running state starts again from the committed state, so that it never
+// holds more than this of commands the clients have given up on.
+const (
+	maxRunningValidations     = 4096
+	maxRunningValidationBytes = 64 << 20
+)
 
 // validateRunning runs the command in data on the running validation state and keeps
 // its changes when it is accepted. It reports whether it was.
@@ -250,14 +258,14 @@ func (f *FSM) validateRunning(data []byte) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	f.mu.Lock()
-	if v.tx == nil || v.base != f.committed || len(v.ran) >= maxRunningValidations {
+	if v.tx == nil || v.base != f.committed || len(v.ran) >= maxRunningValidations || v.ranBytes >= maxRunningValidationBytes {
 		v.reset(f.committed, f.committed.clone(&f.mu))
 	}
 	f.mu.Unlock()
 	ok, ran := v.run(data)
 	switch {
 	case ok && ran:
-		v.ran = append(v.ran, data)
+		v.keep(data)
 	case !ok && ran:
 		v.rebuild(&f.mu)
 	}
@@ -268,7 +276,13 @@ func (f *FSM) validateRunning(data []byte) bool {
 func (v *validation) reset(base, tx *tables) {
 	clear(v.ran)
 	clear(v.requests)
-	v.base, v.tx, v.ran = base, tx, v.ran[:0]
+	v.base, v.tx, v.ran, v.ranBytes = base, tx, v.ran[:0], 0
+}
+
+// keep records a command accepted on tx.
+func (v *validation) keep(data []byte) {
+	v.ran = append(v.ran, data)
+	v.ranBytes += len(data)
 }
 
 // release drops the running state, which a publication has just made stale, unless a
@@ -298,7 +312,7 @@ func (v *validation) rebuild(mu *sync.Mutex) {
 			v.reset(nil, nil)
 			return
 		}
-		v.ran = append(v.ran, data)
+		v.keep(data)
 	}
 }
 
