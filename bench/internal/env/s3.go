@@ -2,8 +2,11 @@ package env
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/snapkeep/snapkeep/objstore"
 	"github.com/snapkeep/snapkeep/objstore/versitygw"
@@ -25,6 +28,9 @@ type S3 struct {
 type S3Options struct {
 	// Bucket is the bucket created at start (default versitygw.DefaultBucket).
 	Bucket string
+	// DataDir is the posix backend's directory (default dir/s3): it may be on another
+	// filesystem than the log.
+	DataDir string
 	// CloseConnections runs versitygw as it starts by default, closing every client
 	// connection after its response; otherwise it keeps them alive (--keep-alive), as
 	// S3 services do.
@@ -45,14 +51,21 @@ func StartS3With(ctx context.Context, dir string, opts S3Options) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "s3"), 0o755); err != nil {
+	data := opts.DataDir
+	if data == "" {
+		data = filepath.Join(dir, "s3")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "versitygw.log"))
 	if err != nil {
 		return nil, err
 	}
-	gw, err := versitygw.StartProcess(ctx, versitygw.Options{Binary: bin, Dir: filepath.Join(dir, "s3"), Log: logf, Bucket: opts.Bucket,
+	gw, err := versitygw.StartProcess(ctx, versitygw.Options{Binary: bin, Dir: data, Log: logf, Bucket: opts.Bucket,
 		KeepAlive: !opts.CloseConnections})
 	if err != nil {
 		_ = logf.Close()
@@ -64,7 +77,7 @@ func StartS3With(ctx context.Context, dir string, opts S3Options) (*S3, error) {
 		_ = logf.Close()
 		return nil, err
 	}
-	return &S3{GW: gw, Store: store, Dir: filepath.Join(dir, "s3"), log: logf}, nil
+	return &S3{GW: gw, Store: store, Dir: data, log: logf}, nil
 }
 
 // Config is the bucket's client configuration.
@@ -75,4 +88,33 @@ func (s *S3) Stop() {
 	_ = s.Store.Close()
 	_ = s.GW.Stop()
 	_ = s.log.Close()
+}
+
+// MemoryFSFree is the free bytes of dir if it is a tmpfs, else 0.
+func MemoryFSFree(dir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil || st.Type != tmpfsMagic {
+		return 0
+	}
+	return int64(st.Bavail) * st.Bsize
+}
+
+// tmpfsMagic is TMPFS_MAGIC of statfs(2).
+const tmpfsMagic = 0x01021994
+
+// MemAvailable is the machine's MemAvailable from /proc/meminfo in bytes, 0 if unknown.
+func MemAvailable() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kib int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kib); err == nil {
+				return kib << 10
+			}
+		}
+	}
+	return 0
 }

@@ -70,7 +70,7 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 	segments := files / restoreFilesPerSegment
 	churnSegments := segments * repoChurnPercent / 100
 	concurrency := restoreCopyingNodes * restoreNodeConcurrency
-	r.Setup = fmt.Sprintf("A three-node snapkeep cluster (fsync on, `--restore-concurrency %d` per node) stores in the shared versitygw; "+
+	r.Setup = fmt.Sprintf("A three-node snapkeep cluster (fsync on, `--restore-concurrency %d` per node) stores in its own versitygw; "+
 		"a **second versitygw** (another endpoint, the same keys, so the nodes reach it with their own S3 credentials) holds the repositories, one prefix each. "+
 		"The source collection holds %s files (%s segments × %d files of %d KiB, by `datagen`), with one snapshot. "+
 		"Round after round (%d rounds%s), A B for each of two comparisons: "+
@@ -91,12 +91,21 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 		concurrency, commaInt(files), restoreCopyingNodes, restoreNodeConcurrency, concurrency,
 		rounds, repoChurnPercent, commaInt(churnSegments)+" segments", restoreFilesPerSegment)
 
-	// The repositories' server starts first, so that it stops after the nodes.
-	repoS3, err := e.StartS3(ctx, "repository-s3", repoBucket)
+	// Both endpoints are the scenario's own gateways, started first so that they stop
+	// after the nodes, with their objects in memory when the machine has room
+	// (Env.StartS3InMemory says why). Each holds at most 2 × rounds + 2 copies of the
+	// collection; twice that for the filesystem's own overhead.
+	need := int64(files) * restoreFileSize * int64(2*rounds+2) * 2
+	clusterS3, clusterInMemory, err := e.StartS3InMemory(ctx, "cluster-s3", "", 2*need)
 	if err != nil {
 		return err
 	}
-	c, err := e.StartSnapkeep(ctx, "s9", env.SnapkeepOptions{HTTP: true,
+	repoS3, repoInMemory, err := e.StartS3InMemory(ctx, "repository-s3", repoBucket, need)
+	if err != nil {
+		return err
+	}
+	r.Setup += " " + gatewayPlacement(clusterInMemory, repoInMemory)
+	c, err := e.StartSnapkeepOn(ctx, "s9", clusterS3, env.SnapkeepOptions{HTTP: true,
 		Extra: []string{"--restore-concurrency", fmt.Sprint(restoreNodeConcurrency)}})
 	if err != nil {
 		return err
@@ -106,7 +115,7 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	defer cl.Close()
-	store := e.S3.Store
+	store := clusterS3.Store
 
 	loadStart := time.Now()
 	if _, err := cl.CreateCollection(ctx, client.NewCreateCollectionOption(repoCollection)); err != nil {
@@ -132,7 +141,7 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 	if err != nil {
 		return err
 	}
-	meter := &cpuMeter{pids: map[string][]int{"versitygw": {e.S3.Pid()}, "versitygw-repo": {repoS3.Pid()}}, self: "bench"}
+	meter := &cpuMeter{pids: map[string][]int{"versitygw": {clusterS3.Pid()}, "versitygw-repo": {repoS3.Pid()}}, self: "bench"}
 	for _, n := range c.Nodes {
 		meter.pids["snapkeep"] = append(meter.pids["snapkeep"], n.Pid())
 	}
@@ -276,7 +285,7 @@ func runRepository(ctx context.Context, e *Env, r *report.Scenario) error {
 			{Name: "restore from the repository", Values: restoreRates}, {Name: "plain loop from the repository", Values: plainRestoreRates}}})
 
 	if dir := profileDir(); dir != "" {
-		if err := profileRepository(ctx, e, c, leader, cl, repoS3, srcKeys, srcCRCs, lastRepo, exports, dir); err != nil {
+		if err := profileRepository(ctx, e, c, leader, cl, clusterS3, repoS3, srcKeys, srcCRCs, lastRepo, exports, dir); err != nil {
 			return err
 		}
 	}
@@ -668,7 +677,7 @@ func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
 // profileRepository runs one more, unmeasured export (to a fresh repository) and one
 // more repository restore while taking CPU profiles of the leader and a follower, and
 // profiles the benchmark process during one more run of each plain loop.
-func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env.SnapkeepNode, cl *client.Client, repoS3 *env.S3,
+func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env.SnapkeepNode, cl *client.Client, clusterS3, repoS3 *env.S3,
 	srcKeys []string, srcCRCs map[string]uint32, lastRepo string, exports []jobRound, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -699,7 +708,7 @@ func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env
 				errs[i] = fetchProfile(ctx, n.HTTPAddr, seconds, filepath.Join(dir, "s9-"+name+"-"+role+".pprof"))
 			}()
 		}
-		meter := &cpuMeter{pids: map[string][]int{"versitygw": {e.S3.Pid()}, "versitygw-repo": {repoS3.Pid()}, "leader": {leader.Pid()}, "follower": {follower.Pid()}}, self: "bench"}
+		meter := &cpuMeter{pids: map[string][]int{"versitygw": {clusterS3.Pid()}, "versitygw-repo": {repoS3.Pid()}, "leader": {leader.Pid()}, "follower": {follower.Pid()}}, self: "bench"}
 		// The benchmark process too: what following the job costs it.
 		f, err := os.Create(filepath.Join(dir, "s9-"+name+"-bench.pprof"))
 		if err != nil {
@@ -743,7 +752,7 @@ func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env
 	}
 	// The loops, each profiled; one more export loop declares the CRC-32C as the
 	// executors do, to tell the server's checksum work from the rest.
-	meter := &cpuMeter{pids: map[string][]int{"versitygw": {e.S3.Pid()}, "versitygw-repo": {repoS3.Pid()}}, self: "bench"}
+	meter := &cpuMeter{pids: map[string][]int{"versitygw": {clusterS3.Pid()}, "versitygw-repo": {repoS3.Pid()}}, self: "bench"}
 	for _, loop := range []struct {
 		name     string
 		src, dst objstore.Store
@@ -751,9 +760,9 @@ func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env
 		prefix   string
 		crcs     map[string]uint32
 	}{
-		{"plain-export", e.S3.Store, repoS3.Store, srcKeys, "plain-export/profiled/", nil},
-		{"plain-export-crc", e.S3.Store, repoS3.Store, srcKeys, "plain-export/profiled-crc/", srcCRCs},
-		{"plain-restore", repoS3.Store, e.S3.Store, repoKeys, "s9-plain-restore/profiled/", nil},
+		{"plain-export", clusterS3.Store, repoS3.Store, srcKeys, "plain-export/profiled/", nil},
+		{"plain-export-crc", clusterS3.Store, repoS3.Store, srcKeys, "plain-export/profiled-crc/", srcCRCs},
+		{"plain-restore", repoS3.Store, clusterS3.Store, repoKeys, "s9-plain-restore/profiled/", nil},
 	} {
 		f, err := os.Create(filepath.Join(dir, "s9-"+loop.name+"-bench.pprof"))
 		if err != nil {
@@ -775,4 +784,20 @@ func profileRepository(ctx context.Context, e *Env, c *env.Snapkeep, leader *env
 			float64(len(loop.keys))/took.Seconds(), microsPer(cpu["bench"], len(loop.keys)), microsPer(cpu["versitygw"], len(loop.keys)), microsPer(cpu["versitygw-repo"], len(loop.keys)))
 	}
 	return nil
+}
+
+// gatewayPlacement says where the two gateways keep their objects, for the setup.
+func gatewayPlacement(clusterInMemory, repoInMemory bool) string {
+	where := func(inMemory bool) string {
+		if inMemory {
+			return "in memory (a tmpfs)"
+		}
+		return "on the work directory's disk (no tmpfs with room: the figures are exposed to that filesystem's recent history)"
+	}
+	if clusterInMemory == repoInMemory {
+		return "Both gateways are this scenario's own and keep their objects " + where(clusterInMemory) +
+			": on a disk filesystem a gateway's CPU per PUT depends on what that filesystem did in the minutes before (recent deletions, writeback), " +
+			"which lands on whichever side runs then (bench/notes/09-repository.md); the nodes' Raft data stays on disk, fsynced."
+	}
+	return "The cluster's gateway keeps its objects " + where(clusterInMemory) + ", the repository's " + where(repoInMemory) + "."
 }

@@ -10,6 +10,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -56,13 +57,19 @@ func (e *Env) Pick(full, quick int) int {
 // StartSnapkeep starts a fresh three-node cluster under Dir/name whose objects go
 // under the key prefix name/ in the shared bucket; it is stopped by Cleanup.
 func (e *Env) StartSnapkeep(ctx context.Context, name string, opts env.SnapkeepOptions) (*env.Snapkeep, error) {
+	return e.StartSnapkeepOn(ctx, name, e.S3, opts)
+}
+
+// StartSnapkeepOn is StartSnapkeep with the nodes' bucket on s3 instead of the shared
+// server.
+func (e *Env) StartSnapkeepOn(ctx context.Context, name string, s3 *env.S3, opts env.SnapkeepOptions) (*env.Snapkeep, error) {
 	if opts.Root == "" {
 		opts.Root = name
 	}
 	if opts.RaftLogStore == "" {
 		opts.RaftLogStore = e.RaftLogStore
 	}
-	c, err := env.StartSnapkeep(ctx, filepath.Join(e.Dir, name), e.S3, opts)
+	c, err := env.StartSnapkeep(ctx, filepath.Join(e.Dir, name), s3, opts)
 	if err != nil {
 		return nil, fmt.Errorf("start snapkeep %s: %w", name, err)
 	}
@@ -79,6 +86,44 @@ func (e *Env) StartS3(ctx context.Context, name, bucket string) (*env.S3, error)
 	}
 	e.OnCleanup(s.Stop)
 	return s, nil
+}
+
+// memoryFS is where StartS3InMemory puts a gateway's objects: a tmpfs.
+const memoryFS = "/dev/shm"
+
+// StartS3InMemory starts another versitygw like StartS3, its objects on a tmpfs when
+// one has need bytes free (and the machine that much available memory), its log in the
+// work directory. inMemory says whether it is; if not, its objects are under Dir.
+//
+// Why: on a disk filesystem a gateway's cost per PUT depends on what that filesystem
+// did in the minutes before — ext4 without a journal, as on the benchmark machine,
+// scans past every inode deleted in the last 60–360 s on each file it creates, and
+// writes back earlier phases' pages meanwhile — and lands on whichever side of a
+// comparison runs at that moment (bench/notes/09-repository.md). Objects in memory cost
+// the same for both sides.
+func (e *Env) StartS3InMemory(ctx context.Context, name, bucket string, need int64) (s *env.S3, inMemory bool, err error) {
+	opts := env.S3Options{Bucket: bucket, CloseConnections: e.S3CloseConnections}
+	var data string
+	if env.MemoryFSFree(memoryFS) >= need && env.MemAvailable() >= need {
+		if data, err = os.MkdirTemp(memoryFS, "snapkeep-bench-"+name+"-"); err != nil {
+			return nil, false, err
+		}
+		opts.DataDir = data
+	}
+	s, err = env.StartS3With(ctx, filepath.Join(e.Dir, name), opts)
+	if err != nil {
+		if data != "" {
+			_ = os.RemoveAll(data)
+		}
+		return nil, false, fmt.Errorf("start versitygw %s: %w", name, err)
+	}
+	e.OnCleanup(func() {
+		s.Stop()
+		if data != "" {
+			_ = os.RemoveAll(data) // memory, not disk: quick, and nothing else's figures
+		}
+	})
+	return s, data != "", nil
 }
 
 // StartEtcd starts a fresh three-member etcd cluster under Dir/name; it is stopped by
