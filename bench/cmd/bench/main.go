@@ -135,6 +135,14 @@ func run() error {
 		}
 		r.Scenarios = append(r.Scenarios, res)
 		if ctx.Err() != nil {
+			// An interrupted run keeps what it measured: the scenarios before the
+			// interruption (and the interrupted one's error), apart from a complete run's
+			// results, and no report.
+			r.Seconds = time.Since(started).Seconds()
+			path := resultsPath(*resultsDir, r.Date, *quick, "-interrupted")
+			if err := os.MkdirAll(*resultsDir, 0o755); err == nil && r.WriteJSON(path) == nil {
+				logf("interrupted: wrote %s", path)
+			}
 			return ctx.Err()
 		}
 	}
@@ -142,10 +150,7 @@ func run() error {
 	if err := os.MkdirAll(*resultsDir, 0o755); err != nil {
 		return err
 	}
-	jsonPath := filepath.Join(*resultsDir, r.Date+".json")
-	if *quick {
-		jsonPath = filepath.Join(*resultsDir, r.Date+"-quick.json")
-	}
+	jsonPath := resultsPath(*resultsDir, r.Date, *quick, "")
 	if err := r.WriteJSON(jsonPath); err != nil {
 		return err
 	}
@@ -159,6 +164,14 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+// resultsPath is where a run's results go: <dir>/<date>[-quick]<suffix>.json.
+func resultsPath(dir, date string, quick bool, suffix string) string {
+	if quick {
+		suffix = "-quick" + suffix
+	}
+	return filepath.Join(dir, date+suffix+".json")
 }
 
 // runOne runs a scenario, turning a panic into its error so the rest still run.
