@@ -145,7 +145,13 @@ func run() error {
 			// results, and no report.
 			r.Seconds = time.Since(started).Seconds()
 			path := resultsPath(*resultsDir, r.Date, *quick, "-interrupted")
-			if err := os.MkdirAll(*resultsDir, 0o755); err == nil && r.WriteJSON(path) == nil {
+			err := os.MkdirAll(*resultsDir, 0o755)
+			if err == nil {
+				err = r.WriteJSON(path)
+			}
+			if err != nil {
+				logf("interrupted: could not keep the results: %v", err)
+			} else {
 				logf("interrupted: wrote %s", path)
 			}
 			return ctx.Err()

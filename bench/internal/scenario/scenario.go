@@ -77,23 +77,14 @@ func (e *Env) StartSnapkeepOn(ctx context.Context, name string, s3 *env.S3, opts
 	return c, nil
 }
 
-// StartS3 starts another versitygw (another endpoint than the shared one, with the
-// same keys) under Dir/name, its bucket named bucket; it is stopped by Cleanup.
-func (e *Env) StartS3(ctx context.Context, name, bucket string) (*env.S3, error) {
-	s, err := env.StartS3With(ctx, filepath.Join(e.Dir, name), env.S3Options{Bucket: bucket, CloseConnections: e.S3CloseConnections})
-	if err != nil {
-		return nil, fmt.Errorf("start versitygw %s: %w", name, err)
-	}
-	e.OnCleanup(s.Stop)
-	return s, nil
-}
-
 // memoryFS is where StartS3InMemory puts a gateway's objects: a tmpfs.
 const memoryFS = "/dev/shm"
 
-// StartS3InMemory starts another versitygw like StartS3, its objects on a tmpfs when
-// one has need bytes free (and the machine that much available memory), its log in the
-// work directory. inMemory says whether it is; if not, its objects are under Dir.
+// StartS3InMemory starts another versitygw (another endpoint than the shared one, with
+// the same keys) under Dir/name, its bucket named bucket (empty: the default), stopped
+// by Cleanup. Its objects are on a tmpfs when one has need bytes free (and the machine
+// that much available memory), else under Dir/name; inMemory says which. Its log is
+// under Dir/name either way.
 //
 // Why: on a disk filesystem a gateway's cost per PUT depends on what that filesystem
 // did in the minutes before — ext4 without a journal, as on the benchmark machine,
